@@ -1,0 +1,131 @@
+"""The public pipeline: check (no weights, no torch) and build (a torch module).
+
+    spec ──resolve──▶ Resolved ──expand──▶ OpGraph ──infer_shapes──▶ Report / compile ──▶ nn.Module
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import networkx as nx
+
+from archspec.errors import SpecError
+from archspec.graph import Unit, expand
+from archspec.ops import REGISTRY
+from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
+from archspec.spec.load import Source
+from archspec.spec.resolve import resolve
+from archspec.symbolic import Shape
+
+SpecLike = str | Path | Source
+
+
+@dataclass
+class Row:
+    """One line of a report: a top-level block or op."""
+
+    path: str
+    label: str
+    kind: str
+    shape: Shape
+    params: int
+    macs: int
+    line: int
+
+    def as_dict(self, h: int, w: int) -> dict[str, Any]:
+        return {
+            "path": self.path, "block": self.label, "kind": self.kind, "output_shape": list(self.shape.at(h, w)),
+            "output_formula": self.shape.formula(), "params": self.params, "macs": self.macs, "line": self.line,
+        }
+
+
+@dataclass
+class Report:
+    """What `check` knows about a spec without allocating a single weight."""
+
+    name: str
+    file: str
+    input_channels: int
+    input_size: tuple[int, int]
+    min_input_size: tuple[int, int]
+    outputs: dict[str, Shape]
+    rows: list[Row] = field(default_factory=list)
+    params: int = 0
+    macs: int = 0
+    graph: nx.DiGraph | None = field(default=None, repr=False)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        h, w = self.input_size
+        return self.outputs["logits"].at(h, w)
+
+    def as_dict(self) -> dict[str, Any]:
+        h, w = self.input_size
+        return {
+            "name": self.name, "file": self.file, "input_size": [self.input_channels, h, w],
+            "min_input_size": list(self.min_input_size), "output_shape": list(self.output_shape),
+            "outputs": {k: list(v.at(h, w)) for k, v in self.outputs.items()},
+            "params": self.params, "macs": self.macs, "blocks": [r.as_dict(h, w) for r in self.rows],
+        }
+
+
+def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
+            ) -> tuple[nx.DiGraph, Report]:
+    resolved = resolve(spec, overrides)
+    graph = expand(resolved)
+    info = infer_shapes(graph, max_params=max_params)
+    return graph, _report(graph, info.min_size, info.outputs)
+
+
+def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:
+    inp = graph.graph["input"]
+    h, w = inp.size
+    per_unit_params: dict[str, int] = {}
+    per_unit_macs: dict[str, int] = {}
+    total_params = total_macs = 0
+    for node in ordered(graph):
+        d = graph.nodes[node]
+        if d["op"] == "input":
+            continue
+        op = REGISTRY[d["op"]]
+        shapes = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+        p = op.param_count(d["params"], shapes, d["shape"])
+        m = op.macs(d["params"], shapes, d["shape"], h, w)
+        d["param_count"], d["mac_count"] = p, m
+        per_unit_params[d["unit"]] = per_unit_params.get(d["unit"], 0) + p
+        per_unit_macs[d["unit"]] = per_unit_macs.get(d["unit"], 0) + m
+        total_params += p
+        if not d["unit"] or d["unit"] not in graph.graph["aux_weights"]:
+            total_macs += m
+    rows = []
+    units: list[Unit] = graph.graph["units"]
+    for u in units:
+        rows.append(Row(u.path, u.label, u.kind, graph.nodes[u.output]["shape"], per_unit_params.get(u.path, 0),
+                        per_unit_macs.get(u.path, 0), u.loc.line))
+    return Report(graph.graph["name"], graph.graph["file"], inp.channels, tuple(inp.size), min_size, outputs, rows,
+                  total_params, total_macs, graph)
+
+
+def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> Report:
+    """Validate a spec (a path or YAML text) and return its shape report. Allocates no weights."""
+    return analyse(spec, overrides, max_params)[1]
+
+
+def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimize: bool = False,
+          max_params: int = MAX_PARAMS) -> Any:
+    """Compile a spec (a path or YAML text) into a torch.nn.Module with generated straight-line forward."""
+    graph, report = analyse(spec, overrides, max_params)
+    from archspec.compile import compile_graph
+
+    model = compile_graph(graph)
+    model.archspec_report = report
+    if optimize:
+        from archspec.optimize import optimize as _optimize
+
+        model = _optimize(model)
+    return model
+
+
+__all__ = ["check", "build", "analyse", "Report", "Row", "SpecError"]

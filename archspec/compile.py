@@ -1,0 +1,162 @@
+"""OpGraph (with shapes) → torch.nn.Module whose forward is straight-line torch.fx code.
+
+The module tree is built from the nodes' module paths, so state_dict keys are exactly the
+paths the spec names (``features.6.branch1.0.conv.weight``). Stateless ops become calls of
+torch functions in the generated code. A network with auxiliary heads gets two generated
+functions over the same modules: training mode returns a dict of all outputs, eval mode
+computes and returns the main output alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from archspec import runtime
+from archspec.ops import REGISTRY
+from archspec.shapes import inputs_of, ordered
+
+
+def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent = root
+    *parents, leaf = path.split(".")
+    for part in parents:
+        child = parent._modules.get(part)
+        if child is None:
+            child = nn.Module()
+            parent.add_module(part, child)
+        parent = child
+    parent.add_module(leaf, module)
+
+
+def build_modules(graph: nx.DiGraph) -> tuple[nn.Module, dict[str, str]]:
+    """The module tree; returns it and, for each node that calls a module, that module's path."""
+    root = nn.Module()
+    targets: dict[str, str] = {}
+    taken: set[str] = set()
+    for node in ordered(graph):
+        data = graph.nodes[node]
+        if data["op"] == "input":
+            continue
+        op = REGISTRY[data["op"]]
+        if op.stateful:
+            preds = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+            module = op.module(data["params"], preds, data["shape"])
+            _set_module(root, data["path"], module)
+            targets[node] = data["path"]
+            taken.add(data["path"])
+        elif op.name == "dropout":
+            # a module, so that model.train()/eval() switches it; it holds no state
+            path = data["path"] or "dropout"
+            base, n = path, 1
+            while path in taken or _occupied(root, path):
+                n += 1
+                path = f"{base}_{n}"
+            _set_module(root, path, nn.Dropout(data["params"].p))
+            targets[node] = path
+            taken.add(path)
+    return root, targets
+
+
+def _occupied(root: nn.Module, path: str) -> bool:
+    try:
+        root.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
+    """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
+    needed: set[str] = set()
+    for out in outputs.values():
+        needed |= nx.ancestors(graph, out) | {out}
+    g = fx.Graph()
+    env: dict[str, fx.Node] = {}
+    users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
+    spec_input = graph.graph["input"]
+    min_h, min_w = graph.graph["min_size"]
+    for node in ordered(graph):
+        if node not in needed:
+            continue
+        data = graph.nodes[node]
+        if data["op"] == "input":
+            x = g.placeholder("x")
+            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, min_h, min_w))
+            continue
+        op = REGISTRY[data["op"]]
+        args = tuple(env[p] for p in inputs_of(graph, node))
+        if node in targets:
+            result = g.call_module(targets[node], args)
+        elif op.name == "identity":
+            env[node] = args[0]
+            continue
+        elif op.name == "concat":
+            result = g.call_function(torch.cat, (list(args),), {"dim": 1})
+        else:
+            fn, kwargs = op.function(data["params"])
+            if op.name == "relu" and _can_overwrite(graph, node, users):
+                fn = torch.relu_
+            result = g.call_function(fn, args, kwargs)
+        result.name = node  # fx uniquifies if needed; readable names in model.code
+        env[node] = result
+    if len(outputs) == 1:
+        g.output(env[next(iter(outputs.values()))])
+    else:
+        g.output({name: env[n] for name, n in outputs.items()})
+    g.lint()
+    return g
+
+
+def _can_overwrite(graph: nx.DiGraph, node: str, users: dict[str, int]) -> bool:
+    """A ReLU may work in place when its input is an intermediate no one else reads."""
+    (src,) = graph.pred[node]
+    return graph.nodes[src]["op"] not in ("input", "identity") and users.get(src, 0) == 1
+
+
+class AuxModel(nn.Module):
+    """A network with auxiliary heads: train mode returns every output in a dict, eval mode the main one.
+
+    Both modes run straight-line generated code; the two GraphModules share this module's children,
+    so the state_dict has the spec's paths and nothing else.
+    """
+
+    def __init__(self, root: nn.Module, train_graph: fx.Graph, eval_graph: fx.Graph, name: str,
+                 aux_weights: dict[str, float]) -> None:
+        super().__init__()
+        for child_name, child in root.named_children():
+            self.add_module(child_name, child)
+        object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
+        object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
+        self.aux_weights = dict(aux_weights)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._train_gm(x) if self.training else self._eval_gm(x)
+
+    @property
+    def code(self) -> str:
+        return self._eval_gm.code
+
+    @property
+    def train_code(self) -> str:
+        return self._train_gm.code
+
+
+def compile_graph(graph: nx.DiGraph) -> nn.Module:
+    root, targets = build_modules(graph)
+    outputs = graph.graph["outputs"]
+    name = graph.graph["name"]
+    class_name = "".join(p.capitalize() for p in name.split("_")) or "Network"
+    main = {"logits": outputs["logits"]}
+    eval_graph = build_fx_graph(graph, targets, main)
+    if len(outputs) == 1:
+        model: nn.Module = fx.GraphModule(root, eval_graph, class_name=class_name)
+    else:
+        train_graph = build_fx_graph(graph, targets, outputs)
+        model = AuxModel(root, train_graph, eval_graph, class_name, graph.graph["aux_weights"])
+        # modules used only by the aux heads must be owned too
+    return model

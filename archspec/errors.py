@@ -1,0 +1,94 @@
+"""User-facing errors: one exception type, error codes declared once.
+
+Every mistake in a spec becomes a :class:`SpecError` that knows where it happened
+(file, line, column), which spec path it concerns, what went wrong and what to do.
+Anything else escaping archspec is a bug in archspec.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+# Each code is declared once, with the one-line meaning that docs/errors.md expands on.
+ERROR_CODES: dict[str, str] = {
+    "yaml-syntax": "the file is not well-formed YAML",
+    "yaml-unsafe": "a YAML feature archspec refuses (tags, too many aliases, too deep nesting)",
+    "duplicate-key": "a mapping repeats a key",
+    "schema": "a value has the wrong type or a key is unknown or missing",
+    "unknown-op": "an op or block name that is not defined",
+    "bad-op-args": "an op's arguments are malformed or out of range",
+    "param": "a $parameter is undefined, unused or of the wrong kind",
+    "name": "a module name is invalid or used twice",
+    "shape-mismatch": "tensors that meet in a concat or residual add disagree in shape",
+    "shape": "an op cannot accept its input shape",
+    "input-too-small": "the input is smaller than the smallest size the network accepts",
+    "use": "a `use:` import is missing, cyclic or leaves the spec tree",
+    "limit": "a size, repeat count or parameter budget is exceeded",
+    "override": "a --set override names a key that does not exist or has a bad value",
+    "io": "a file cannot be read or written",
+}
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in a spec file; line and column are 1-based."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class SpecError(Exception):
+    """A mistake in a spec (or in how archspec was asked to use it).
+
+    ``str(err)`` is ``FILE:LINE:COL: error: MESSAGE [CODE]`` followed, when there is one,
+    by a second line with the hint.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        loc: Loc | None = None,
+        *,
+        code: str = "schema",
+        hint: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        if code not in ERROR_CODES:  # pragma: no cover - guards the table above
+            raise ValueError(f"undeclared error code {code!r}")
+        self.message = message
+        self.loc = loc or Loc("<spec>", 0, 0)
+        self.code = code
+        self.hint = hint
+        self.path = path
+        super().__init__(self.format())
+
+    @property
+    def file(self) -> str:
+        return self.loc.file
+
+    @property
+    def line(self) -> int:
+        return self.loc.line
+
+    @property
+    def column(self) -> int:
+        return self.loc.column
+
+    def format(self) -> str:
+        where = f" (at {self.path})" if self.path else ""
+        text = f"{self.loc}: error: {self.message}{where} [{self.code}]"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' suffix for an unknown name, or None when nothing is close."""
+    matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"did you mean {matches[0]!r}?" if matches else None

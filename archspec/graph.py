@@ -1,0 +1,473 @@
+"""Expansion: a resolved Spec → OpGraph, a networkx.DiGraph of primitive ops.
+
+Every node carries: ``op`` (a registry name, or ``input``), ``params`` (the op's validated
+pydantic model), ``path`` (its module path, e.g. ``features.6.branch1.0.conv``), ``loc`` (the
+YAML location it came from), ``unit`` (the top-level row it belongs to) and ``blocks`` (the
+enclosing block instances). Edges carry ``slot``: the input position at the consumer.
+
+Naming rule — how module paths arise: an op or a block instance is named by its key when it
+has one (``name: op`` or a mapping of branches), else by its index in the enclosing list.
+Containers (chains, concats, residuals) add a segment only when named, so a block's branches
+sit directly under the block (``features.6.branch1.0``) as in timm and torchvision.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.ops import REGISTRY
+from archspec.ops.registry import Op
+from archspec.spec.load import Source, YamlPath
+from archspec.spec.model import (
+    KEYWORDS,
+    MAX_REPEAT,
+    BlockRef,
+    ChainNode,
+    ConcatNode,
+    OpLong,
+    ResidualNode,
+)
+from archspec.spec.resolve import BlockEntry, Resolved
+
+MAX_NODES = 200_000
+
+_TOKEN = re.compile(r"\S+")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_INT = re.compile(r"^-?\d+$")
+_FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
+_GRID = re.compile(r"^(\d+)x(\d+)$")
+_LETTER = re.compile(r"^([spdg])(\d+)(?:,(\d+))?$")
+_LETTER_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
+_KEYVAL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A row of reports: a top-level op or block instance."""
+
+    path: str
+    label: str
+    kind: str  # "block" or "op"
+    loc: Loc
+    output: str = ""
+    block: str | None = None
+
+
+@dataclass
+class Scope:
+    source: Source
+    env: dict[str, Any]
+    blocks: tuple[tuple[str, str], ...] = ()  # (block name, instance path), outermost first
+    unit: str | None = None
+    used: set[str] | None = None  # $params referenced, to report unused ones
+
+
+@dataclass
+class _Ref:
+    """A parsed short form: op or block name, its arguments, and where each token sits."""
+
+    name: str
+    args: dict[str, Any]
+    token_locs: dict[str, Loc]
+    repeat: int
+    loc: Loc
+
+
+@dataclass
+class Expander:
+    resolved: Resolved
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    units: list[Unit] = field(default_factory=list)
+    outputs_by_path: dict[str, str] = field(default_factory=dict)
+    _module_paths: dict[str, Loc] = field(default_factory=dict)
+    _ids: set[str] = field(default_factory=set)
+    _order: int = 0
+
+    # ---- nodes ---------------------------------------------------------------------------------
+    def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope) -> str:
+        entry = REGISTRY[op]
+        if entry.stateful:
+            if path in self._module_paths or not path:
+                first = self._module_paths.get(path)
+                where = f" (also at {first})" if first else ""
+                raise SpecError(
+                    f"two modules would be named {path or '<root>'!r}{where}",
+                    loc, code="name", hint="give the ops or branches distinct names (name: op)",
+                )
+            self._module_paths[path] = loc
+        base = re.sub(r"\W", "_", path or op) or op
+        node_id, n = base, 1
+        while node_id in self._ids:
+            n += 1
+            node_id = f"{base}_{n}"
+        self._ids.add(node_id)
+        if len(self._ids) > MAX_NODES:
+            raise SpecError(f"the network expands to more than {MAX_NODES} ops", loc, code="limit")
+        self._order += 1
+        self.graph.add_node(
+            node_id, op=op, params=params, path=path, loc=loc, unit=scope.unit or path,
+            blocks=scope.blocks, order=self._order,
+        )
+        for slot, src in enumerate(inputs):
+            self.graph.add_edge(src, node_id, slot=slot)
+        return node_id
+
+    # ---- entry -------------------------------------------------------------------------------
+    def run(self) -> nx.DiGraph:
+        spec = self.resolved.spec
+        source = self.resolved.source
+        scope = Scope(source=source, env={})
+        x = "input"
+        self._ids.add(x)
+        self.graph.add_node(x, op="input", params=None, path="", loc=source.loc(("input",)), unit="input",
+                            blocks=(), order=0)
+        out = self.members(spec.network, ("network",), scope, x, "")
+        outputs = {"logits": out}
+        for name, aux in spec.aux.items():
+            yp = ("aux", name)
+            tap = self.outputs_by_path.get(aux.tap)
+            if tap is None:
+                hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
+                raise SpecError(f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)),
+                                code="name", hint=hint)
+            aux_scope = Scope(source=source, env={}, unit=name)
+            self.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
+            outputs[name] = self.node(aux.head, yp + ("head",), aux_scope, tap, name, None, None)
+            self.units[-1] = Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp), outputs[name])
+        self.graph.graph["outputs"] = outputs
+        self.graph.graph["aux_weights"] = {n: a.weight for n, a in spec.aux.items()}
+        self.graph.graph["name"] = spec.name
+        self.graph.graph["input"] = spec.input
+        self.graph.graph["units"] = self.units
+        self.graph.graph["file"] = source.file
+        return self.graph
+
+    # ---- structure -----------------------------------------------------------------------------
+    def node(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
+             index: int | None) -> str:
+        """Expand one node applied to x; return the node id of its output."""
+        seg = name if name is not None else (str(index) if index is not None else None)
+        if isinstance(node, str):
+            ref = self.parse_short(node, yp, scope)
+            return self.reference(ref, yp, scope, x, prefix, seg)
+        if isinstance(node, list):
+            return self.members(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, ChainNode):
+            return self.members(node.chain, yp + ("chain",), scope, x, _join(prefix, name))
+        if isinstance(node, ConcatNode):
+            return self.concat(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, ResidualNode):
+            return self.residual(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, OpLong):
+            loc = scope.source.loc(yp)
+            raw = dict(node.model_extra or {})
+            args = {k: self.subst_value(v, yp + (k,), scope) for k, v in raw.items()}
+            locs = {k: scope.source.loc(yp + (k,), key=True) for k in raw}
+            ref = _Ref(node.op, args, locs, 1, loc)
+            if node.op not in REGISTRY:
+                self.unknown(node.op, scope.source.loc(yp + ("op",)))
+            return self.reference(ref, yp, scope, x, prefix, seg)
+        if isinstance(node, BlockRef):
+            loc = scope.source.loc(yp + ("block",))
+            params = {k: self.subst_value(v, yp + ("params", k), scope) for k, v in node.params.items()}
+            repeat = self.subst_value(node.repeat, yp + ("repeat",), scope)
+            ref = _Ref(node.block, params, {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
+                       self.check_repeat(repeat, scope.source.loc(yp + ("repeat",))), loc)
+            if node.block not in self.resolved.blocks:
+                self.unknown(node.block, loc)
+            return self.reference(ref, yp, scope, x, prefix, seg)
+        if isinstance(node, dict):
+            ((key, value),) = node.items()
+            return self.node(value, yp + (key,), scope, x, prefix, key, None)
+        raise SpecError(f"unexpected node {node!r}", scope.source.loc(yp), code="schema")  # pragma: no cover
+
+    def members(self, members: Any, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+        """A chain: each member applied to the previous one's output."""
+        index = 0
+        items = members.items() if isinstance(members, dict) else enumerate(members)
+        for key, member in items:
+            myp = yp + (key,)
+            if isinstance(members, dict):
+                x = self.node(member, myp, scope, x, prefix, str(key), None)
+                continue
+            if isinstance(member, dict) and len(member) == 1 and not isinstance(member, BaseModel):
+                ((name, value),) = member.items()
+                x = self.node(value, myp + (name,), scope, x, prefix, name, None)
+                index += 1
+                continue
+            repeat = self.repeat_of(member, myp, scope)
+            for _ in range(repeat):
+                x = self.node(member, myp, scope, x, prefix, None, index)
+                index += 1
+        return x
+
+    def repeat_of(self, member: Any, yp: YamlPath, scope: Scope) -> int:
+        if isinstance(member, str):
+            return self.parse_short(member, yp, scope).repeat
+        if isinstance(member, BlockRef):
+            return self.check_repeat(self.subst_value(member.repeat, yp + ("repeat",), scope),
+                                     scope.source.loc(yp + ("repeat",)))
+        return 1
+
+    def concat(self, node: ConcatNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+        outs: list[str] = []
+        branches = node.concat
+        items = branches.items() if isinstance(branches, dict) else enumerate(branches)
+        for key, branch in items:
+            byp = yp + ("concat", key)
+            if isinstance(branches, dict):
+                outs.append(self.node(branch, byp, scope, x, prefix, str(key), None))
+            else:
+                outs.append(self.node(branch, byp, scope, x, prefix, None, int(key)))
+        if len(outs) == 1:
+            return outs[0]
+        return self.add("concat", REGISTRY["concat"].Params(), _join(prefix, "concat"), scope.source.loc(yp), outs,
+                        scope)
+
+    def residual(self, node: ResidualNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+        r = node.residual
+        ryp = yp + ("residual",)
+        body = self.node(r.body, ryp + ("body",), scope, x, prefix, None, None)
+        short = x if r.shortcut is None else self.node(r.shortcut, ryp + ("shortcut",), scope, x, prefix, None, None)
+        scale = self.subst_value(r.scale, ryp + ("scale",), scope)
+        params = self.validate_params(REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))},
+                                      scope.source.loc(ryp))
+        out = self.add("add", params, _join(prefix, "add"), scope.source.loc(ryp), [short, body], scope)
+        if r.then is not None:
+            ref = self.parse_short(r.then, ryp + ("then",), scope)
+            if ref.name not in REGISTRY:
+                self.unknown(ref.name, ref.loc)
+            out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
+        return out
+
+    # ---- ops and blocks ----------------------------------------------------------------------
+    def reference(self, ref: _Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
+        path = _join(prefix, seg)
+        new_unit = scope.unit is None
+        if ref.name in REGISTRY:
+            op = REGISTRY[ref.name]
+            inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
+            out = self.op(op, ref, inner, x, path)
+            if new_unit:
+                params = self.validate_params(op, {**self.resolved.spec.defaults.get(op.name, {}), **ref.args},
+                                              ref.token_locs, ref.loc)
+                self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
+            self.outputs_by_path.setdefault(path, out)
+            return out
+        entry = self.resolved.blocks.get(ref.name)
+        if entry is None:
+            self.unknown(ref.name, ref.loc)
+        assert entry is not None
+        if any(b == ref.name for b, _ in scope.blocks):
+            raise SpecError(f"block {ref.name!r} uses itself", ref.loc, code="name",
+                            hint="a block cannot contain itself, directly or through other blocks")
+        env = self.block_env(entry, ref, scope)
+        inner = Scope(entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set())
+        definition = entry.definition
+        body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
+        out = self.node(definition.body, body_yp, inner, x, path, None, None)
+        unused = set(definition.params) - (inner.used or set())
+        if unused:
+            name = sorted(unused)[0]
+            raise SpecError(f"parameter ${name} of block {ref.name!r} is never used", entry.source.loc(
+                entry.yaml_path + ("params", name), key=True), code="param", hint="remove it, or use it as $" + name)
+        if new_unit:
+            self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name))
+        self.outputs_by_path.setdefault(path, out)
+        return out
+
+    def block_env(self, entry: BlockEntry, ref: _Ref, scope: Scope) -> dict[str, Any]:
+        declared = entry.definition.params
+        env = dict(declared)
+        for key, value in ref.args.items():
+            if key not in declared:
+                hint = did_you_mean(key, declared) or (
+                    f"its parameters are {', '.join(declared)}" if declared else "it takes no parameters")
+                raise SpecError(f"block {ref.name!r} has no parameter {key!r}", ref.token_locs.get(key, ref.loc),
+                                code="param", hint=hint)
+            env[key] = value
+        return env
+
+    def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> str:
+        defaults = self.resolved.spec.defaults.get(op.name, {})
+        args = {**defaults, **ref.args}
+        params = self.validate_params(op, args, ref.token_locs, ref.loc)
+        chain = op.expand(params)
+        if chain is None:
+            return self.add(op.name, params, path, ref.loc, [x], scope)
+        for child, child_op, child_args in chain:
+            child_params = self.validate_params(REGISTRY[child_op], child_args, {}, ref.loc)
+            x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope)
+        return x
+
+    def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
+        try:
+            return op.Params.model_validate(args)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            key = str(err["loc"][0]) if err["loc"] else ""
+            where = token_locs.get(key, loc)
+            if err["type"] == "extra_forbidden":
+                fields = list(op.Params.model_fields) + list(op.flags)
+                hint = did_you_mean(key, fields) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
+                return_error = SpecError(f"{op.name} has no option {key!r}", where, code="bad-op-args", hint=hint)
+            elif err["type"] == "missing":
+                return_error = SpecError(f"{op.name} needs {key!r}", loc, code="bad-op-args",
+                                         hint=f"short form: {op.doc.split('Short form: ')[-1]}" if "Short form" in op.doc
+                                         else None)
+            else:
+                msg = err["msg"].removeprefix("Value error, ")
+                return_error = SpecError(f"{op.name} {key}: {msg}", where, code="bad-op-args")
+            raise return_error from None
+
+    # ---- short forms and parameters ------------------------------------------------------------
+    def parse_short(self, text: str, yp: YamlPath, scope: Scope) -> _Ref:
+        base = scope.source.loc(yp)
+        quote = _quote_offset(scope.source, base)
+        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
+        if not tokens:
+            raise SpecError("empty op", base, code="bad-op-args", hint="write an op such as 'conv 64 3x3'")
+
+        def at(offset: int) -> Loc:
+            return Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base
+
+        name, name_off = tokens[0]
+        name = self.subst_text(name, at(name_off), scope)
+        op = REGISTRY.get(name)
+        if op is None and name not in self.resolved.blocks:
+            self.unknown(name, at(name_off))
+        args: dict[str, Any] = {}
+        locs: dict[str, Loc] = {}
+        positional = list(op.positional) if op else []
+        repeat = 1
+        i = 1
+        while i < len(tokens):
+            raw, off = tokens[i]
+            loc = at(off)
+            tok = self.subst_text(raw, loc, scope)
+            i += 1
+            if tok == "*" or tok.startswith("*"):
+                count = tok[1:]
+                if not count and i < len(tokens):
+                    count = self.subst_text(tokens[i][0], at(tokens[i][1]), scope)
+                    i += 1
+                if not _INT.match(count or ""):
+                    raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",
+                                    hint="write e.g. 'inception_a * 4'")
+                repeat = self.check_repeat(int(count), loc)
+                continue
+            key, value = self._token(tok, op, positional, loc, name)
+            if key in args:
+                raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
+            args[key] = value
+            locs[key] = loc
+        return _Ref(name, args, locs, repeat, at(name_off))
+
+    def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
+        if m := _KEYVAL.match(tok):
+            try:
+                return m.group(1), yaml.safe_load(m.group(2)) if m.group(2) else None
+            except yaml.YAMLError:
+                return m.group(1), m.group(2)
+        if op is None:
+            raise SpecError(f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args",
+                            hint=f"e.g. '{name} k=192'")
+        if _INT.match(tok) or _FLOAT.match(tok):
+            if not positional:
+                raise SpecError(f"{name} takes no {'more ' if op.positional else ''}bare numbers, got {tok!r}", loc,
+                                code="bad-op-args", hint=_short_form_hint(op))
+            value: Any = int(tok) if _INT.match(tok) else float(tok)
+            return positional.pop(0), value
+        if m := _GRID.match(tok):
+            if op.grid is None:
+                raise SpecError(f"{name} takes no kernel size, got {tok!r}", loc, code="bad-op-args",
+                                hint=_short_form_hint(op))
+            return op.grid, (int(m.group(1)), int(m.group(2)))
+        if (m := _LETTER.match(tok)) and _LETTER_FIELD[m.group(1)] in op.Params.model_fields:
+            first = int(m.group(2))
+            value = first if m.group(1) == "g" else (first, int(m.group(3)) if m.group(3) else first)
+            return _LETTER_FIELD[m.group(1)], value
+        if tok in op.flags:
+            return op.flags[tok]
+        if _WORD.match(tok) and tok in op.Params.model_fields and op.Params.model_fields[tok].annotation is bool:
+            return tok, True
+        choices = list(op.flags) + [f for f, i in op.Params.model_fields.items() if i.annotation is bool]
+        hint = did_you_mean(tok, choices) or _short_form_hint(op)
+        raise SpecError(f"{name} does not understand {tok!r}", loc, code="bad-op-args", hint=hint)
+
+    def subst_text(self, text: str, loc: Loc, scope: Scope) -> str:
+        if "$" not in text:
+            return text
+
+        def value(m: re.Match[str]) -> str:
+            return str(self.lookup(m.group(1), loc, scope))
+
+        return _PARAM.sub(value, text)
+
+    def subst_value(self, value: Any, yp: YamlPath, scope: Scope) -> Any:
+        if isinstance(value, str):
+            m = _PARAM.fullmatch(value.strip())
+            if m:
+                return self.lookup(m.group(1), scope.source.loc(yp), scope)
+            return self.subst_text(value, scope.source.loc(yp), scope)
+        if isinstance(value, list):
+            return [self.subst_value(v, yp + (i,), scope) for i, v in enumerate(value)]
+        return value
+
+    def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
+        if name not in scope.env:
+            hint = did_you_mean(name, scope.env) or (
+                f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else
+                "declare it under the block's 'params:'")
+            raise SpecError(f"undefined parameter ${name}", loc, code="param", hint=hint)
+        if scope.used is not None:
+            scope.used.add(name)
+        return scope.env[name]
+
+    def check_repeat(self, value: Any, loc: Loc) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"a repeat count must be a whole number, got {value!r}", loc, code="bad-op-args")
+        if value < 1 or value > MAX_REPEAT:
+            raise SpecError(f"repeat count {value} is out of range", loc, code="limit",
+                            hint=f"repeat between 1 and {MAX_REPEAT} times")
+        return value
+
+    def unknown(self, name: str, loc: Loc) -> None:
+        blocks = list(self.resolved.blocks)
+        hint = did_you_mean(name, list(REGISTRY) + blocks + list(KEYWORDS))
+        if hint is None:
+            hint = "ops: " + ", ".join(sorted(REGISTRY)) + ("; blocks: " + ", ".join(blocks) if blocks else "")
+        raise SpecError(f"unknown op or block {name!r}", loc, code="unknown-op", hint=hint)
+
+
+def _short_form_hint(op: Op) -> str:
+    if "Short form: " in op.doc:
+        return "short form: " + op.doc.split("Short form: ")[1].split(";")[0].split(". ")[0]
+    return f"{op.name} takes no arguments" if not op.Params.model_fields else f"options: {', '.join(op.Params.model_fields)}"
+
+
+def _quote_offset(source: Source, loc: Loc) -> int:
+    lines = source.text.splitlines()
+    if 0 < loc.line <= len(lines):
+        line = lines[loc.line - 1]
+        if 0 < loc.column <= len(line) and line[loc.column - 1] in "'\"":
+            return 1
+    return 0
+
+
+def _join(prefix: str, seg: str | None) -> str:
+    if seg is None:
+        return prefix
+    return f"{prefix}.{seg}" if prefix else seg
+
+
+def expand(resolved: Resolved) -> nx.DiGraph:
+    return Expander(resolved).run()

@@ -1,0 +1,119 @@
+"""Classifier-head ops: linear, dropout, flatten, identity."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pydantic import Field
+
+from archspec.ops._types import Channels, Probability
+from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.symbolic import Shape
+
+
+class LinearParams(OpParams):
+    out: Channels
+    bias: bool = True
+
+
+def _features(x: Shape) -> int:
+    if x.is_map:
+        raise OpShapeError(
+            f"needs a vector, got a C×H×W feature map ({x.formula()})",
+            hint="put global_avgpool, or flatten after a fixed-size pool, before it",
+        )
+    return x.channels
+
+
+@register
+class Linear(Op):
+    name = "linear"
+    doc = "torch.nn.Linear on a vector; input features are inferred. Short form: linear OUT [no_bias]"
+    kind = "linear"
+    Params = LinearParams
+    positional = ("out",)
+    flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
+    stateful = True
+
+    def infer(self, p: LinearParams, inputs: list[Shape]) -> Shape:
+        _features(inputs[0])
+        return Shape(p.out)
+
+    def param_count(self, p: LinearParams, inputs: list[Shape], out: Shape) -> int:
+        return inputs[0].channels * p.out + (p.out if p.bias else 0)
+
+    def macs(self, p: LinearParams, inputs: list[Shape], out: Shape, h: int, w: int) -> int:
+        return inputs[0].channels * p.out
+
+    def macs_formula(self, p: LinearParams, inputs: list[Shape], out: Shape) -> str:
+        return str(inputs[0].channels * p.out)
+
+    def module(self, p: LinearParams, inputs: list[Shape], out: Shape) -> Any:
+        import torch.nn as nn
+
+        return nn.Linear(inputs[0].channels, p.out, bias=p.bias)
+
+    def short(self, p: LinearParams) -> str:
+        return f"linear {p.out}" + ("" if p.bias else " no_bias")
+
+    def label(self, p: LinearParams) -> str:
+        return f"FC {p.out}"
+
+
+class DropoutParams(OpParams):
+    p: Probability = Field(0.5, description="probability of zeroing an element (not the keep probability)")
+
+
+@register
+class Dropout(Op):
+    name = "dropout"
+    doc = "Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`). Short form: dropout P"
+    kind = "misc"
+    Params = DropoutParams
+    positional = ("p",)
+
+    def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def function(self, p: DropoutParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.dropout, {"p": p.p}  # the compiler adds training=self.training
+
+    def short(self, p: DropoutParams) -> str:
+        return f"dropout {p.p:g}"
+
+    def label(self, p: DropoutParams) -> str:
+        return f"Dropout ({p.p:g})"
+
+
+@register
+class Flatten(Op):
+    name = "flatten"
+    doc = "Flatten a C×H×W map of constant size into a vector of C·H·W."
+    kind = "misc"
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if not x.is_map or x.height is None or x.width is None:
+            return x
+        if not (x.height.is_const and x.width.is_const):
+            raise OpShapeError(
+                f"flatten of a map whose size depends on the input ({x.formula()})",
+                hint="pool to a fixed size first (global_avgpool, or adaptive_avgpool HxW)",
+            )
+        return Shape(x.channels * x.height(0) * x.width(0))
+
+    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return torch.flatten, {"start_dim": 1}
+
+
+@register
+class Identity(Op):
+    name = "identity"
+    doc = "Passes its input through unchanged (a no-op placeholder)."
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]

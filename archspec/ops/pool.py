@@ -1,0 +1,160 @@
+"""Pooling: max and average windows, adaptive and global average pooling."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from archspec.ops._types import NonNegPair, PosPair
+from archspec.ops.registry import Op, OpParams, OpShapeError, fmt_pair, register
+from archspec.symbolic import Dim, Shape, Window
+
+
+class PoolParams(OpParams):
+    kernel: PosPair
+    stride: PosPair = (1, 1)
+    padding: NonNegPair = (0, 0)
+    ceil: bool = False
+
+
+class AvgPoolParams(PoolParams):
+    exclude_pad: bool = False  # torch's count_include_pad=False
+
+
+def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
+    if not x.is_map or x.height is None or x.width is None:
+        raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+    for i in (0, 1):
+        if 2 * p.padding[i] > p.kernel[i]:
+            raise OpShapeError(
+                f"padding {fmt_pair(p.padding)} is more than half the kernel {p.kernel[0]}x{p.kernel[1]}",
+                hint="PyTorch pools allow padding up to kernel // 2",
+                code="bad-op-args",
+            )
+    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], dilation, p.ceil))
+    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], dilation, p.ceil))
+    return Shape(x.channels, h, w)
+
+
+def _pool_short(name: str, p: PoolParams) -> str:
+    parts = [name, f"{p.kernel[0]}x{p.kernel[1]}"]
+    if p.stride != (1, 1):
+        parts.append("s" + fmt_pair(p.stride))
+    if p.padding != (0, 0):
+        parts.append("p" + fmt_pair(p.padding))
+    if p.ceil:
+        parts.append("ceil")
+    if getattr(p, "exclude_pad", False):
+        parts.append("exclude_pad")
+    return " ".join(parts)
+
+
+def _pool_label(kind: str, p: PoolParams) -> str:
+    extra = []
+    if p.stride != (1, 1):
+        extra.append(f"stride {fmt_pair(p.stride)}")
+    if p.padding == (0, 0) and p.kernel != (1, 1):
+        extra.append("V")
+    return f"{p.kernel[0]}×{p.kernel[1]} {kind}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+class _Pool(Op):
+    kind = "pool"
+    grid = "kernel"
+
+    def infer(self, p: PoolParams, inputs: list[Shape]) -> Shape:
+        return _pool_shape(p, inputs[0])
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    doc = "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [ceil]. Stride defaults to 1, as for convs."
+    Params = PoolParams
+    flags = {"ceil": ("ceil", True)}
+
+    def function(self, p: PoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.max_pool2d, {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding, "ceil_mode": p.ceil}
+
+    def short(self, p: PoolParams) -> str:
+        return _pool_short("maxpool", p)
+
+    def label(self, p: PoolParams) -> str:
+        return _pool_label("max pool", p)
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    doc = (
+        "torch avg_pool2d. Short form: avgpool KxK [sS] [pP] [ceil] [exclude_pad]; exclude_pad divides "
+        "by the number of real pixels (count_include_pad=False)."
+    )
+    Params = AvgPoolParams
+    flags = {"ceil": ("ceil", True), "exclude_pad": ("exclude_pad", True)}
+
+    def function(self, p: AvgPoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.avg_pool2d, {
+            "kernel_size": p.kernel, "stride": p.stride, "padding": p.padding,
+            "ceil_mode": p.ceil, "count_include_pad": not p.exclude_pad,
+        }
+
+    def short(self, p: AvgPoolParams) -> str:
+        return _pool_short("avgpool", p)
+
+    def label(self, p: AvgPoolParams) -> str:
+        return _pool_label("avg pool", p)
+
+
+class AdaptiveParams(OpParams):
+    size: PosPair
+
+
+@register
+class AdaptiveAvgPool(Op):
+    name = "adaptive_avgpool"
+    doc = "torch adaptive_avg_pool2d to a fixed size. Short form: adaptive_avgpool HxW"
+    kind = "pool"
+    Params = AdaptiveParams
+    grid = "size"
+
+    def infer(self, p: AdaptiveParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if not x.is_map:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        return Shape(x.channels, Dim.const(p.size[0]), Dim.const(p.size[1]))
+
+    def function(self, p: AdaptiveParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.adaptive_avg_pool2d, {"output_size": p.size}
+
+    def short(self, p: AdaptiveParams) -> str:
+        return f"adaptive_avgpool {p.size[0]}x{p.size[1]}"
+
+    def label(self, p: AdaptiveParams) -> str:
+        return f"adaptive avg pool ({p.size[0]}×{p.size[1]})"
+
+
+@register
+class GlobalAvgPool(Op):
+    name = "global_avgpool"
+    doc = "Average over all of H and W, giving a vector of C (pooling and flatten in one, like timm's head)."
+    kind = "pool"
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if not x.is_map:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        return Shape(x.channels)
+
+    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return torch.mean, {"dim": (2, 3)}
+
+    def label(self, p: OpParams) -> str:
+        return "global avg pool"

@@ -1,0 +1,108 @@
+"""The op registry: one entry per op, owning everything about it.
+
+An entry is a subclass of :class:`Op` decorated with :func:`register`. It declares its
+parameters as a pydantic model (which is also its long form and its JSON Schema), how its
+short form maps onto those parameters, its shape rule, its parameter and MAC counts, and its
+PyTorch builder. No other stage branches on op names.
+
+Nothing here imports torch: checking, summarising and rendering must stay torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from archspec.errors import did_you_mean
+from archspec.symbolic import Shape
+
+
+class OpParams(BaseModel):
+    """Base of every op's parameter model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpShapeError(Exception):
+    """Raised by a shape rule; the shapes stage turns it into a located SpecError."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "shape") -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.code = code
+
+
+class Op:
+    """Base class of registry entries. Subclasses set the class attributes and override rules."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[OpParams]] = OpParams
+    doc: ClassVar[str] = ""
+    kind: ClassVar[str] = "misc"  # family, for colours and legends: conv, pool, norm, act, linear, merge, misc
+    positional: ClassVar[tuple[str, ...]] = ()  # fields filled by bare numbers, in order
+    grid: ClassVar[str | None] = None  # field filled by an AxB token
+    flags: ClassVar[dict[str, tuple[str, Any]]] = {}  # bare word -> (field, value)
+    arity: ClassVar[int | None] = 1  # inputs it takes; None for any number >= 1
+    stateful: ClassVar[bool] = False  # has parameters or buffers: built as a module at its path
+
+    # ---- rules -----------------------------------------------------------------------------
+    def expand(self, p: Any) -> list[tuple[str, str, dict[str, Any]]] | None:
+        """Composite ops return their primitive chain as (child name, op, params); others None."""
+        return None
+
+    def infer(self, p: Any, inputs: list[Shape]) -> Shape:
+        """Output shape from input shapes, or OpShapeError."""
+        raise NotImplementedError
+
+    def param_count(self, p: Any, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def macs(self, p: Any, inputs: list[Shape], out: Shape, h: int, w: int) -> int:
+        """Multiply-accumulates for one image of size h×w."""
+        return 0
+
+    def macs_formula(self, p: Any, inputs: list[Shape], out: Shape) -> str:
+        return "0"
+
+    def module(self, p: Any, inputs: list[Shape], out: Shape) -> Any:
+        """The torch module holding this op's state (stateful ops only)."""
+        raise NotImplementedError
+
+    def function(self, p: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """For stateless ops: the torch function and its keyword arguments."""
+        raise NotImplementedError
+
+    def short(self, p: Any) -> str:
+        """The op written back in short form."""
+        return self.name
+
+    def label(self, p: Any) -> str:
+        """A label like the papers' figures use."""
+        return self.short(p)
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(cls: type[Op]) -> type[Op]:
+    if cls.name in REGISTRY:
+        raise RuntimeError(f"op {cls.name!r} is registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def lookup(name: str) -> Op | None:
+    return REGISTRY.get(name)
+
+
+def unknown_op_hint(name: str, extra: list[str]) -> str:
+    return did_you_mean(name, list(REGISTRY) + extra) or "see docs/language.md for the list of ops"
+
+
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def fmt_pair(v: tuple[int, int], sep: str = ",") -> str:
+    return str(v[0]) if v[0] == v[1] else f"{v[0]}{sep}{v[1]}"

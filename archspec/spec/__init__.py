@@ -1,0 +1,1 @@
+"""Reading specs: YAML text → marked tree (load) → validated Spec (model)."""

@@ -1,0 +1,189 @@
+"""YAML text → plain Python tree, with the line and column of every node.
+
+PyYAML's safe composer builds the node graph; we construct plain data from it ourselves so
+that we can (1) remember each node's position under its path, (2) refuse duplicate keys,
+non-standard tags and merge keys, and (3) bound alias expansion and nesting depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archspec.errors import Loc, SpecError
+
+YamlPath = tuple[str | int, ...]
+
+MAX_NODES = 200_000  # after alias expansion; a "billion laughs" file stops here
+MAX_DEPTH = 64
+MAX_BYTES = 4 * 1024 * 1024
+
+_STD = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null")}
+
+
+@dataclass
+class Source:
+    """One loaded YAML file: its data, and where each part of it came from."""
+
+    file: str
+    data: Any
+    text: str = ""
+    marks: dict[YamlPath, Loc] = field(default_factory=dict)
+    key_marks: dict[YamlPath, Loc] = field(default_factory=dict)
+    path: Path | None = None
+
+    def loc(self, path: YamlPath, *, key: bool = False) -> Loc:
+        """Location of the value at ``path`` (or of its key), else of the nearest ancestor."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if key and p in self.marks:
+                return self.marks[p]
+            p = p[:-1]
+        return self.marks.get((), Loc(self.file, 1, 1))
+
+
+def _loc(file: str, mark: Any) -> Loc:
+    return Loc(file, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.count = 0
+        self.marks: dict[YamlPath, Loc] = {}
+        self.key_marks: dict[YamlPath, Loc] = {}
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, path: YamlPath, depth: int) -> Any:
+        self.count += 1
+        loc = _loc(self.file, node.start_mark)
+        if self.count > MAX_NODES:
+            raise SpecError(
+                f"the document expands to more than {MAX_NODES} nodes",
+                loc,
+                code="yaml-unsafe",
+                hint="anchors and aliases that multiply each other are refused; write the spec out",
+            )
+        if depth > MAX_DEPTH:
+            raise SpecError(
+                f"nesting deeper than {MAX_DEPTH} levels",
+                loc,
+                code="yaml-unsafe",
+                hint="flatten the structure, or define a block and refer to it by name",
+            )
+        self.marks[path] = loc
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _STD + "map":
+                raise self._bad_tag(node, loc)
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key_loc = _loc(self.file, key_node.start_mark)
+                if key_node.tag == _STD + "merge":
+                    raise SpecError(
+                        "merge keys (<<) are not supported",
+                        key_loc,
+                        code="yaml-unsafe",
+                        hint="write the keys out, or use a block with parameters",
+                    )
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise SpecError("a mapping key must be a plain name", key_loc, code="schema")
+                key = self.build(key_node, path + ("<key>",), depth + 1)
+                key = "null" if key is None else str(key) if not isinstance(key, str) else key
+                if key in out:
+                    first = self.key_marks[path + (key,)]
+                    raise SpecError(
+                        f"duplicate key {key!r} (first defined at line {first.line})",
+                        key_loc,
+                        code="duplicate-key",
+                        hint="remove or rename one of them",
+                    )
+                self.key_marks[path + (key,)] = key_loc
+                out[key] = self.build(value_node, path + (key,), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _STD + "seq":
+                raise self._bad_tag(node, loc)
+            return [self.build(v, path + (i,), depth + 1) for i, v in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            raise self._bad_tag(node, loc)
+        return self.scalars.construct_object(node, deep=True)
+
+    def _bad_tag(self, node: yaml.Node, loc: Loc) -> SpecError:
+        tag = node.tag.replace(_STD, "!!")
+        return SpecError(
+            f"unsupported YAML tag or value type {tag!r}",
+            loc,
+            code="yaml-unsafe",
+            hint="only plain strings, numbers, booleans, null, lists and mappings are allowed"
+            + ("; quote the value to make it a string" if isinstance(node, yaml.ScalarNode) else ""),
+        )
+
+
+def _decode(raw: bytes, file: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start]
+        line = before.count(b"\n") + 1
+        col = e.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError(
+            f"the file is not UTF-8 (byte 0x{raw[e.start]:02x})",
+            Loc(file, line, col),
+            code="yaml-syntax",
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def load_text(text: str | bytes, file: str = "<string>", path: Path | None = None) -> Source:
+    """Parse YAML text into a :class:`Source`; every problem is a located SpecError."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_BYTES:
+            raise SpecError(f"the file is larger than {MAX_BYTES} bytes", Loc(file, 1, 1), code="limit")
+        text = _decode(text, file)
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"the file is larger than {MAX_BYTES} bytes", Loc(file, 1, 1), code="limit")
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        loc = _loc(file, mark) if mark is not None else Loc(file, 1, 1)
+        problem = (e.problem or e.context or "invalid YAML").strip()
+        hint = "indent with spaces, not tabs" if "\t" in problem or "tab" in problem else None
+        raise SpecError(f"YAML syntax error: {problem}", loc, code="yaml-syntax", hint=hint) from None
+    except yaml.YAMLError as e:  # e.g. reader errors on control characters
+        raise SpecError(f"YAML error: {e}", Loc(file, 1, 1), code="yaml-syntax") from None
+    except RecursionError:
+        raise SpecError(
+            "nesting too deep to read", Loc(file, 1, 1), code="yaml-unsafe", hint="flatten the structure"
+        ) from None
+    if not nodes:
+        raise SpecError("the file is empty", Loc(file, 1, 1), code="schema", hint="a spec starts with 'archspec: 1'")
+    if len(nodes) > 1:
+        raise SpecError(
+            "the file holds several YAML documents", _loc(file, nodes[1].start_mark), code="yaml-syntax",
+            hint="keep one spec per file",
+        )
+    builder = _Builder(file)
+    data = builder.build(nodes[0], (), 0)
+    return Source(file=file, data=data, text=text, marks=builder.marks, key_marks=builder.key_marks, path=path)
+
+
+def load_file(path: str | Path, display: str | None = None) -> Source:
+    p = Path(path)
+    name = display or str(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"no such file: {path}", Loc(name, 0, 0), code="io") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path} is a directory, not a spec file", Loc(name, 0, 0), code="io") from None
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}", Loc(name, 0, 0), code="io") from None
+    return load_text(raw, name, p.resolve())

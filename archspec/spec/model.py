@@ -1,0 +1,258 @@
+"""The spec language as pydantic models: the models are the schema (and the JSON Schema).
+
+A node of the branch graph is one of:
+
+* a string — an op or block in short form: ``conv 96 3x3 s2``, ``inception_a * 4``;
+* a list — a chain of nodes applied in order;
+* ``{chain: [...] | {name: node, ...}}`` — a chain, its elements optionally named;
+* ``{concat: [...] | {name: node, ...}}`` — parallel branches concatenated along channels;
+* ``{residual: {body, shortcut, scale, then}}`` — ``then(shortcut(x) + scale * body(x))``;
+* ``{op: NAME, ...params}`` — an op in long form;
+* ``{block: NAME, params: {...}, repeat: N}`` — a block in long form;
+* ``{NAME: node}`` — a one-key mapping gives its node a module name.
+
+Op parameters are validated per op (``archspec.ops``) once ``$params`` are substituted.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from typing_extensions import TypeAliasType
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from archspec.errors import did_you_mean
+
+KEYWORDS = ("chain", "concat", "residual", "op", "block")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<op>", "<block>", "<named>")
+MAX_REPEAT = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _node_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "<short>"
+    if isinstance(v, list):
+        return "<list>"
+    if isinstance(v, dict):
+        for k in KEYWORDS:
+            if k in v:
+                return f"<{k}>"
+        return "<named>"
+    if isinstance(v, BaseModel):  # already validated (model_construct / round trips)
+        return getattr(v, "_tag", None)
+    return None
+
+
+def _check_named(v: dict[str, Any]) -> dict[str, Any]:
+    if len(v) != 1:
+        keys = list(v)
+        guesses = [g for g in (did_you_mean(k, KEYWORDS) for k in keys) if g]
+        raise ValueError(
+            "a mapping here must have one of the keys "
+            + ", ".join(KEYWORDS)
+            + f", or a single key that names its value (got keys {', '.join(map(repr, keys[:4]))})"
+            + (f"; {guesses[0]}" if guesses else "")
+        )
+    name = next(iter(v))
+    check_name(name)
+    return v
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid module name (letters, digits and _, not starting with a digit)")
+    return name
+
+
+def _list_or_map(v: Any) -> str | None:
+    return "<list>" if isinstance(v, list) else "<map>" if isinstance(v, dict) else None
+
+
+Members = TypeAliasType(
+    "Members",
+    Annotated[
+        Union[Annotated[list["Node"], Tag("<list>")], Annotated[dict[str, "Node"], Tag("<map>")]],
+        Discriminator(
+            _list_or_map,
+            custom_error_type="members_type",
+            custom_error_message="expected a list of nodes, or a mapping from names to nodes",
+        ),
+    ],
+)
+
+
+class ChainNode(_Strict):
+    chain: Members
+    _tag = "<chain>"
+
+
+class ConcatNode(_Strict):
+    concat: Members = Field(description="branches, concatenated along channels")
+    _tag = "<concat>"
+
+    @field_validator("concat")
+    @classmethod
+    def _not_empty(cls, v: Any) -> Any:
+        if len(v) == 0:
+            raise ValueError("a concat needs at least one branch")
+        return v
+
+
+class ResidualBody(_Strict):
+    body: "Node" = Field(description="the residual branch")
+    shortcut: Union["Node", None] = Field(None, description="projection shortcut; identity when absent")
+    scale: Union[float, str] = Field(1.0, description="scale on the residual branch (a number or $param)")
+    then: Union[str, None] = Field(None, description="op applied after the sum, e.g. relu")
+
+
+class ResidualNode(_Strict):
+    residual: ResidualBody
+    _tag = "<residual>"
+
+
+class OpLong(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    op: str = Field(description="op name; the other keys are its parameters")
+    _tag = "<op>"
+
+
+class BlockRef(_Strict):
+    block: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    repeat: Union[int, str] = 1
+    _tag = "<block>"
+
+
+Node = TypeAliasType(
+    "Node",
+    Annotated[
+    Union[
+        Annotated[str, Tag("<short>")],
+        Annotated[list["Node"], Tag("<list>")],
+        Annotated[ChainNode, Tag("<chain>")],
+        Annotated[ConcatNode, Tag("<concat>")],
+        Annotated[ResidualNode, Tag("<residual>")],
+        Annotated[OpLong, Tag("<op>")],
+        Annotated[BlockRef, Tag("<block>")],
+        Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
+    ],
+    Discriminator(
+        _node_kind,
+        custom_error_type="node_type",
+        custom_error_message="expected an op (a string), a list of nodes, or a mapping",
+    ),
+    ],
+)
+
+for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, OpLong, BlockRef):
+    _m.model_rebuild()
+
+
+Scalar = Union[bool, int, float, str, list[int], None]
+
+
+class InputSpec(_Strict):
+    channels: int = Field(3, ge=1, le=4096, strict=True)
+    size: tuple[int, int] = Field((224, 224), description="[H, W] used for numbers in reports")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return (v, v)
+        return v
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1 or max(v) > 16384:
+            raise ValueError("sizes must be between 1 and 16384")
+        return v
+
+
+class BlockDef(_Strict):
+    """A named, reusable block: exactly one body (concat, residual, chain or op) plus parameters."""
+
+    params: dict[str, Scalar] = Field(default_factory=dict, description="parameters with their defaults, used as $name")
+    label: Union[str, None] = Field(None, description="display name, e.g. 'Inception-A'")
+    doc: Union[str, None] = None
+    concat: Union[Members, None] = None
+    residual: Union[ResidualBody, None] = None
+    chain: Union[Members, None] = None
+    op: Union[str, None] = Field(None, description="a single op in short form")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> "BlockDef":
+        bodies = [k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None]
+        if len(bodies) != 1:
+            raise ValueError(
+                "a block needs exactly one of concat, residual, chain or op"
+                + (f" (it has {', '.join(bodies)})" if bodies else "")
+            )
+        for name in self.params:
+            check_name(name)
+        return self
+
+    @property
+    def body_key(self) -> str:
+        return next(k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None)
+
+    @property
+    def body(self) -> Any:
+        """The body as a node."""
+        key = self.body_key
+        value = getattr(self, key)
+        if key == "concat":
+            return ConcatNode.model_construct(concat=value)
+        if key == "residual":
+            return ResidualNode.model_construct(residual=value)
+        if key == "chain":
+            return ChainNode.model_construct(chain=value)
+        return value
+
+
+class AuxHead(_Strict):
+    tap: str = Field(description="module path of the node whose output feeds the head, e.g. features.9")
+    head: "Node"
+    weight: float = Field(0.3, description="suggested weight of this output in the training loss")
+
+
+class Spec(_Strict):
+    schema_: Union[str, None] = Field(None, alias="$schema")
+    archspec: Literal[1] = Field(description="language version")
+    name: str
+    doc: Union[str, None] = None
+    use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
+    input: InputSpec = Field(default_factory=InputSpec)
+    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
+    blocks: dict[str, BlockDef] = Field(default_factory=dict)
+    network: Members
+    aux: dict[str, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
+
+
+AuxHead.model_rebuild()
+Spec.model_rebuild()
+
+
+class BlockLibrary(_Strict):
+    """A file of shared blocks (specs/blocks/*.yaml)."""
+
+    archspec: Literal[1]
+    use: list[str] = Field(default_factory=list)
+    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    blocks: dict[str, BlockDef]
+
+
+__all__ = ["Spec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]

@@ -1,0 +1,178 @@
+"""Loading a spec with everything it uses: `use:` imports, the block table, the sources.
+
+``resolve`` turns a path or YAML text into a :class:`Resolved`: the validated main Spec, every
+block it can refer to (from its own file and from used libraries), and the Source of every
+file so any later stage can point at a line and column.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.spec.load import Source, YamlPath, load_file, load_text
+from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec
+
+MAX_USE_DEPTH = 16
+
+
+@dataclass
+class BlockEntry:
+    name: str
+    definition: BlockDef
+    source: Source
+    yaml_path: YamlPath  # where the block is defined in its source
+
+
+@dataclass
+class Resolved:
+    spec: Spec
+    source: Source
+    blocks: dict[str, BlockEntry] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+
+
+def _strip(loc: tuple[Any, ...]) -> YamlPath:
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in TAGS or p.startswith(("function-", "tagged-union")))))
+
+
+def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) -> SpecError:
+    """The first pydantic error, located in the YAML."""
+    err = e.errors(include_url=False)[0]
+    path = base + _strip(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = path[-1]
+        fields = sorted(_known_fields(err))
+        hint = did_you_mean(str(key), fields) if fields else None
+        msg = f"unknown key {key!r}"
+        return SpecError(msg, source.loc(path, key=True), code="schema",
+                         hint=hint or (f"valid keys: {', '.join(fields)}" if fields else None),
+                         path=_dotted(path[:-1]))
+    if kind == "missing":
+        return SpecError(f"missing required key {path[-1]!r}", source.loc(path[:-1]), code="schema",
+                         path=_dotted(path[:-1]))
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind == "node_type" and isinstance(err.get("input"), (int, float)) and path and isinstance(path[-1], int):
+        return SpecError(msg, source.loc(path), code="schema", path=_dotted(path),
+                         hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
+                              "write the list one item per line ('- conv 64 1x7 p0,3') or quote the op")
+    if kind == "literal_error" and path == ("archspec",):
+        msg = "this file is not an archspec spec of a supported version: 'archspec' must be 1"
+    return SpecError(msg, source.loc(path), code="schema", path=_dotted(path) or None)
+
+
+def _known_fields(err: Any) -> list[str]:
+    """The keys allowed where an unknown key was found: the model named by the nearest tag."""
+    from archspec.spec import model as m
+
+    owners: dict[str, type[Any]] = {
+        "<residual>": m.ResidualNode, "<block>": m.BlockRef, "<concat>": m.ConcatNode, "<chain>": m.ChainNode,
+        "input": m.InputSpec, "aux": m.AuxHead, "residual": m.ResidualBody,
+    }
+    loc = err["loc"][:-1]
+    owner: type[Any] = Spec
+    for i in range(len(loc) - 1, -1, -1):
+        part = loc[i]
+        if part == "residual" and i > 0 and loc[i - 1] == "<residual>":
+            owner = m.ResidualBody
+            break
+        if part in owners and (part.startswith("<") or i == len(loc) - 1 or part == "input" or part == "aux"):
+            owner = owners[part]
+            break
+    return [f.alias or k for k, f in owner.model_fields.items()]
+
+
+def _dotted(path: YamlPath) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return "\n" not in spec and (spec.endswith((".yaml", ".yml")) or os.path.exists(spec))
+
+
+def read(spec: str | Path | Source) -> Source:
+    if isinstance(spec, Source):
+        return spec
+    if isinstance(spec, Path) or _looks_like_path(spec):
+        return load_file(spec)
+    return load_text(spec, "<string>")
+
+
+def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = None) -> Resolved:
+    """Read, override, validate and import: everything before expansion."""
+    source = read(spec)
+    if not isinstance(source.data, dict):
+        kind = "a list" if isinstance(source.data, list) else "a single value"
+        raise SpecError(f"a spec must be a mapping at the top level, not {kind}", source.loc(()), code="schema",
+                        hint="start the file with 'archspec: 1' and 'name: ...'")
+    if overrides:
+        from archspec.overrides import apply_overrides
+
+        apply_overrides(source, overrides)
+    try:
+        model = Spec.model_validate(source.data)
+    except ValidationError as e:
+        raise validation_error(e, source) from None
+    root = source.path.parent if source.path else Path.cwd().resolve()
+    resolved = Resolved(spec=model, source=source, sources=[source])
+    _add_blocks(resolved, model.blocks, source)
+    seen = {source.path} if source.path else set()
+    _use(resolved, model.use, source, root, seen, stack=[source.path] if source.path else [], depth=0)
+    return resolved
+
+
+def _add_blocks(resolved: Resolved, blocks: Mapping[str, BlockDef], source: Source) -> None:
+    for name, definition in blocks.items():
+        if name in resolved.blocks:
+            other = resolved.blocks[name]
+            first = other.source.loc(other.yaml_path, key=True)
+            raise SpecError(f"block {name!r} is defined twice (also at {first})", source.loc(("blocks", name), key=True),
+                            code="name", hint="rename one of them")
+        resolved.blocks[name] = BlockEntry(name, definition, source, ("blocks", name))
+
+
+def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: set[Path | None],
+         stack: list[Path | None], depth: int) -> None:
+    base = source.path.parent if source.path else root
+    for i, rel in enumerate(uses):
+        loc = source.loc(("use", i))
+        if os.path.isabs(rel):
+            raise SpecError(f"'use' path {rel!r} is absolute", loc, code="use",
+                            hint="write it relative to this file, inside the spec tree")
+        target = (base / rel).resolve()
+        try:
+            target.relative_to(root)
+        except ValueError:
+            raise SpecError(f"'use' path {rel!r} leaves the spec tree ({root})", loc, code="use",
+                            hint="shared blocks must live under the folder of the spec being compiled") from None
+        if target in stack:
+            raise SpecError(f"'use' cycle: {rel!r} is already being imported", loc, code="use",
+                            hint="remove one of the imports that form the cycle")
+        if target in seen:
+            continue
+        if depth >= MAX_USE_DEPTH:
+            raise SpecError("'use' imports nest too deeply", loc, code="use")
+        if not target.is_file():
+            raise SpecError(f"'use' file {rel!r} not found (looked for {target})", loc, code="use")
+        display = os.path.relpath(target) if source.path else str(target)
+        lib_source = load_file(target, display)
+        if not isinstance(lib_source.data, dict):
+            raise SpecError("a block library must be a mapping with 'archspec: 1' and 'blocks:'",
+                            lib_source.loc(()), code="schema")
+        try:
+            lib = BlockLibrary.model_validate(lib_source.data)
+        except ValidationError as e:
+            raise validation_error(e, lib_source) from None
+        seen.add(target)
+        resolved.sources.append(lib_source)
+        _add_blocks(resolved, lib.blocks, lib_source)
+        _use(resolved, lib.use, lib_source, root, seen, stack + [target], depth + 1)
+
+
+__all__ = ["resolve", "Resolved", "BlockEntry", "validation_error", "read", "Loc"]

@@ -1,0 +1,194 @@
+"""Exact spatial sizes as functions of the input size.
+
+Every conv/pool in floor mode maps ``floor((X + a) / m)`` to the same form, because for
+integers b and m, s >= 1:  floor((floor((X + a)/m) + b)/s) = floor((X + a + b*m)/(m*s)).
+So a feature map's height is two integers (a, m) — a canonical form: two sizes are equal for
+every X exactly when their (a, m) are equal, and the size is >= 1 exactly when X >= m - a.
+Constants (after a global or adaptive pool) have m == 0. Ceil-mode pooling keeps the form
+unless PyTorch's "drop a last window that starts in the padding" rule can apply; then the
+size becomes an opaque replay of PyTorch's formula, compared and bounded numerically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+SCAN_LIMIT = 4096  # sizes checked when a size has no canonical form
+
+
+@dataclass(frozen=True)
+class Window:
+    """One sliding-window op along one axis (conv or pool)."""
+
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    ceil: bool = False
+
+    def apply(self, x: int) -> int:
+        """PyTorch's output size for input size x (may be <= 0 when x is too small)."""
+        span = self.dilation * (self.kernel - 1) + 1
+        num = x + 2 * self.padding - span
+        if self.ceil:
+            out = -(-num // self.stride) + 1
+            if (out - 1) * self.stride >= x + self.padding:
+                out -= 1
+        else:
+            out = num // self.stride + 1
+        return out
+
+    @property
+    def offset(self) -> int:
+        """b in floor((x + b)/s): the whole window op as one floor division."""
+        span = self.dilation * (self.kernel - 1) + 1
+        b = 2 * self.padding - span + self.stride
+        return b + self.stride - 1 if self.ceil else b
+
+    @property
+    def canonical(self) -> bool:
+        """False when the ceil-mode correction can change the result for some input."""
+        return not self.ceil or self.padding + self.stride < self.dilation * (self.kernel - 1) + 2
+
+
+@dataclass(frozen=True)
+class Dim:
+    """A spatial size: floor((X + a)/m) for m >= 1, the constant a for m == 0, or a replay."""
+
+    a: int = 0
+    m: int = 1
+    base: Dim | None = None  # set for opaque sizes: the canonical size the replay starts from
+    steps: tuple[Window, ...] = ()
+    symbol: str = "H"
+
+    @staticmethod
+    def const(value: int) -> Dim:
+        return Dim(value, 0)
+
+    @property
+    def is_const(self) -> bool:
+        return self.base is None and self.m == 0
+
+    @property
+    def is_canonical(self) -> bool:
+        return self.base is None
+
+    def __call__(self, x: int) -> int:
+        """The size for input size x."""
+        if self.base is not None:
+            v = self.base(x)
+            for w in self.steps:
+                v = w.apply(v)
+            return v
+        if self.m == 0:
+            return self.a
+        return (x + self.a) // self.m
+
+    def window(self, w: Window) -> Dim:
+        if self.base is not None:
+            return Dim(base=self.base, steps=self.steps + (w,), symbol=self.symbol)
+        if self.m == 0:
+            return Dim.const(w.apply(self.a))
+        if not w.canonical:
+            return Dim(base=self, steps=(w,), symbol=self.symbol)
+        return Dim(self.a + w.offset * self.m, self.m * w.stride, symbol=self.symbol)
+
+    def min_input(self) -> int:
+        """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
+        if self.base is None:
+            if self.m == 0:
+                return 1 if self.a >= 1 else _NEVER
+            return max(1, self.m - self.a)
+        return _scan_min(self)
+
+    def equals(self, other: Dim, lo: int = 1) -> tuple[bool, bool]:
+        """(equal, proven). Canonical forms compare exactly; replays on every size up to SCAN_LIMIT."""
+        if self.base is None and other.base is None:
+            return (self.a, self.m) == (other.a, other.m), True
+        start = max(lo, self.min_input(), other.min_input())
+        return all(self(x) == other(x) for x in range(start, SCAN_LIMIT + 1)), False
+
+    def __str__(self) -> str:
+        return self.formula()
+
+    def formula(self) -> str:
+        if self.base is not None:
+            inner = self.base.formula()
+            for w in self.steps:
+                inner = f"{'ceilpool' if w.ceil else 'window'}({inner}; k{w.kernel} s{w.stride} p{w.padding})"
+            return inner
+        if self.m == 0:
+            return str(self.a)
+        x = self.symbol
+        num = x if self.a == 0 else f"{x} + {self.a}" if self.a > 0 else f"{x} - {-self.a}"
+        if self.m == 1:
+            return num
+        return f"floor({num}/{self.m})" if self.a == 0 else f"floor(({num})/{self.m})"
+
+    def sympy(self):  # type: ignore[no-untyped-def]
+        """The size as a sympy expression of the input symbol (for people to read and manipulate)."""
+        import sympy
+
+        x = sympy.Symbol(self.symbol, integer=True, positive=True)
+        if self.base is None:
+            if self.m == 0:
+                return sympy.Integer(self.a)
+            return sympy.floor((x + self.a) / sympy.Integer(self.m))
+        e = self.base.sympy()
+        for w in self.steps:
+            span = w.dilation * (w.kernel - 1) + 1
+            num = e + 2 * w.padding - span
+            out = sympy.ceiling(num / w.stride) + 1
+            e = sympy.Piecewise((out - 1, (out - 1) * w.stride >= e + w.padding), (out, True))
+        return e
+
+
+_NEVER = 1 << 30
+
+
+@lru_cache(maxsize=1024)
+def _scan_min(d: Dim) -> int:
+    # Sizes are non-decreasing in the input, so the first x with d(x) >= 1 is the minimum.
+    lo, hi = 1, SCAN_LIMIT
+    if d(hi) < 1:
+        return _NEVER
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if d(mid) >= 1:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+NEVER = _NEVER
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A tensor's shape without the batch: C×H×W for feature maps, (C,) for vectors.
+
+    ``flat`` marks a vector made by flattening a map whose spatial size is not constant.
+    """
+
+    channels: int
+    height: Dim | None = None
+    width: Dim | None = None
+
+    @property
+    def is_map(self) -> bool:
+        return self.height is not None
+
+    def at(self, h: int, w: int) -> tuple[int, ...]:
+        if self.height is None or self.width is None:
+            return (self.channels,)
+        return (self.channels, self.height(h), self.width(w))
+
+    def text(self, h: int, w: int) -> str:
+        return "×".join(str(v) for v in self.at(h, w))
+
+    def formula(self) -> str:
+        if self.height is None or self.width is None:
+            return str(self.channels)
+        return f"{self.channels}×{self.height.formula()}×{self.width.formula()}"
