@@ -92,7 +92,9 @@ class Expander:
     _order: int = 0
 
     # ---- nodes ---------------------------------------------------------------------------------
-    def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope) -> str:
+    def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
+            origin: tuple[str, str] | None = None) -> str:
+        """Add a primitive node; ``origin`` is (path, short form) of the op as the spec wrote it."""
         entry = REGISTRY[op]
         if entry.stateful:
             if path in self._module_paths or not path:
@@ -115,6 +117,7 @@ class Expander:
         self.graph.add_node(
             node_id, op=op, params=params, path=path, loc=loc, unit=scope.unit or path,
             blocks=scope.blocks, order=self._order,
+            origin=origin[0] if origin else path, text=origin[1] if origin else entry.short(params),
         )
         for slot, src in enumerate(inputs):
             self.graph.add_edge(src, node_id, slot=slot)
@@ -127,8 +130,8 @@ class Expander:
         scope = Scope(source=source, env={})
         x = "input"
         self._ids.add(x)
-        self.graph.add_node(x, op="input", params=None, path="", loc=source.loc(("input",)), unit="input",
-                            blocks=(), order=0)
+        self.graph.add_node(x, op="input", params=None, path="", loc=source.loc(("input", "size")), unit="input",
+                            blocks=(), order=0, origin="", text="input")
         out = self.members(spec.network, ("network",), scope, x, "")
         outputs = {"logits": out}
         for name, aux in spec.aux.items():
@@ -303,9 +306,10 @@ class Expander:
         chain = op.expand(params)
         if chain is None:
             return self.add(op.name, params, path, ref.loc, [x], scope)
+        origin = (path, op.short(params))
         for child, child_op, child_args in chain:
             child_params = self.validate_params(REGISTRY[child_op], child_args, {}, ref.loc)
-            x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope)
+            x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope, origin)
         return x
 
     def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:

@@ -79,11 +79,14 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     return ShapeInfo((min_h, min_w), x, outputs)
 
 
-def _describe(graph: nx.DiGraph, node: str, h: int, w: int) -> str:
+def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
+    """'conv 96 3x3 s2 at features.6.branch0 (35:17)': where a merge's input comes from."""
     d = graph.nodes[node]
-    shape = d["shape"].text(h, w)
-    what = d["path"] or "the input"
-    return f"{shape} from {what} ({d['loc'].line}:{d['loc'].column})" if d["op"] != "input" else f"{shape} from the input"
+    if d["op"] == "input":
+        return "the input"
+    loc = d["loc"]
+    where = f"{loc.line}:{loc.column}" if loc.file == here.file else str(loc)
+    return f"{d['text']} at {d['origin'] or 'the network'}, {where}"
 
 
 def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Shape]) -> None:
@@ -96,7 +99,7 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
         if first_shape.is_map != shape.is_map:
             problem = "a feature map meets a vector"
         elif data["op"] == "add" and first_shape.channels != shape.channels:
-            problem = f"channels {first_shape.channels} vs {shape.channels}"
+            problem = "channels differ"
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
             eq_h, _ = first_shape.height.equals(shape.height)
@@ -104,16 +107,14 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             if not (eq_h and eq_w):
                 problem = "spatial sizes differ"
         if problem:
-            where = data["path"].rsplit(".", 1)[0] if data["path"] else "the network"
-            a = _describe(graph, first, h, w)
-            b = _describe(graph, other, h, w)
-            if not (first_shape.is_map and shape.is_map) or data["op"] == "add" and "channels" in problem:
-                detail = f"{a} vs {b}"
-            else:
-                detail = (f"{first_shape.formula()} ({a}) vs {shape.formula()} ({b})")
+            where = data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
+            a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, data['loc'])})"
+            b = f"{shape.text(h, w)} = {shape.formula()} ({_describe(graph, other, data['loc'])})"
+            if data["op"] == "add":
+                a, b = "shortcut " + a, "body " + b
             hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
                     if data["op"] == "add" else "every branch must reach the same H×W; check strides and paddings")
-            raise SpecError(f"{kind} in {where}: {problem}: {detail}", data["loc"], code="shape-mismatch", hint=hint)
+            raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
 
 
 def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None) -> None:

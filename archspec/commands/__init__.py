@@ -1,0 +1,1 @@
+"""One module per CLI subcommand: ``add_parser(parser)`` declares its options, ``run(args)`` does it."""

@@ -1,0 +1,44 @@
+"""Validate a spec and print its shapes per block, as numbers and as formulas in H and W.
+
+Prints the output C×H×W of every top-level block at the spec's input size and as a formula of
+the input's H and W, and the minimum input size. Exit 0 when the spec is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from archspec.cli import common, overrides_of
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    common(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the spec is valid")
+
+
+def run(args: argparse.Namespace) -> int:
+    from archspec.api import check
+
+    report = check(args.spec, overrides_of(args), max_params=args.max_params)
+    if args.quiet:
+        return 0
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    h, w = report.input_size
+    rows = [("block", "path", f"output at {h}×{w}", "output (formula)")]
+    for r in report.rows:
+        rows.append((r.label, r.path, r.shape.text(h, w), r.shape.formula()))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row[:3])) + "  " + row[3])
+        if i == 0:
+            print("  ".join("-" * wd for wd in widths) + "  " + "-" * 16)
+    mh, mw = report.min_input_size
+    print()
+    print(f"{report.name}: valid. input {report.input_channels}×{h}×{w}, output "
+          f"{'×'.join(map(str, report.output_shape))}, {report.params:,} parameters")
+    print(f"minimum input size: {mh}×{mw}")
+    return 0
