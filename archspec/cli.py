@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from archspec.errors import SpecError
 from archspec.shapes import MAX_PARAMS

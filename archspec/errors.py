@@ -8,8 +8,8 @@ Anything else escaping archspec is a bug in archspec.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 # Each code is declared once, with the one-line meaning that docs/errors.md expands on.
 ERROR_CODES: dict[str, str] = {

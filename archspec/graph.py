@@ -232,8 +232,8 @@ class Expander:
                 outs.append(self.node(branch, byp, scope, x, prefix, None, int(key)))
         if len(outs) == 1:
             return outs[0]
-        return self.add("concat", REGISTRY["concat"].Params(), _join(prefix, "concat"), scope.source.loc(yp), outs,
-                        scope)
+        loc = scope.source.loc(yp + ("concat",), key=True)
+        return self.add("concat", REGISTRY["concat"].Params(), _join(prefix, "concat"), loc, outs, scope)
 
     def residual(self, node: ResidualNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
         r = node.residual
@@ -243,7 +243,7 @@ class Expander:
         scale = self.subst_value(r.scale, ryp + ("scale",), scope)
         params = self.validate_params(REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))},
                                       scope.source.loc(ryp))
-        out = self.add("add", params, _join(prefix, "add"), scope.source.loc(ryp), [short, body], scope)
+        out = self.add("add", params, _join(prefix, "add"), scope.source.loc(ryp, key=True), [short, body], scope)
         if r.then is not None:
             ref = self.parse_short(r.then, ryp + ("then",), scope)
             if ref.name not in REGISTRY:
@@ -361,7 +361,8 @@ class Expander:
             if tok == "*" or tok.startswith("*"):
                 count = tok[1:]
                 if not count and i < len(tokens):
-                    count = self.subst_text(tokens[i][0], at(tokens[i][1]), scope)
+                    loc = at(tokens[i][1])
+                    count = self.subst_text(tokens[i][0], loc, scope)
                     i += 1
                 if not _INT.match(count or ""):
                     raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",

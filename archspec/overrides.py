@@ -6,7 +6,8 @@ error) sees the overridden spec. A path that does not exist is a SpecError with 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 

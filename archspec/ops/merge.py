@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from archspec.ops.registry import Op, OpParams, OpShapeError, register
 from archspec.symbolic import Shape
+
 
 @register
 class Concat(Op):

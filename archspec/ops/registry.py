@@ -10,7 +10,8 @@ Nothing here imports torch: checking, summarising and rendering must stay torch-
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 

@@ -150,12 +150,13 @@ def load_text(text: str | bytes, file: str = "<string>", path: Path | None = Non
     if len(text) > MAX_BYTES:
         raise SpecError(f"the file is larger than {MAX_BYTES} bytes", Loc(file, 1, 1), code="limit")
     try:
+        _check_depth(text, file)
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = _loc(file, mark) if mark is not None else Loc(file, 1, 1)
         problem = (e.problem or e.context or "invalid YAML").strip()
-        hint = "indent with spaces, not tabs" if "\t" in problem or "tab" in problem else None
+        hint = "indent with spaces, not tabs" if "\\t" in problem or "\t" in problem else None
         raise SpecError(f"YAML syntax error: {problem}", loc, code="yaml-syntax", hint=hint) from None
     except yaml.YAMLError as e:  # e.g. reader errors on control characters
         raise SpecError(f"YAML error: {e}", Loc(file, 1, 1), code="yaml-syntax") from None
@@ -170,9 +171,58 @@ def load_text(text: str | bytes, file: str = "<string>", path: Path | None = Non
             "the file holds several YAML documents", _loc(file, nodes[1].start_mark), code="yaml-syntax",
             hint="keep one spec per file",
         )
+    _check_expansion(nodes[0], file)
     builder = _Builder(file)
     data = builder.build(nodes[0], (), 0)
     return Source(file=file, data=data, text=text, marks=builder.marks, key_marks=builder.key_marks, path=path)
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting from the event stream (iterative) before the recursive composer sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", _loc(file, event.start_mark),
+                                code="yaml-unsafe",
+                                hint="flatten the structure, or define a block and refer to it by name")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuse documents whose aliases multiply into too many nodes, before expanding any of them."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key not in sizes:
+            sizes[key] = 1  # guards against recursive aliases
+            if isinstance(node, yaml.MappingNode):
+                total = 1 + sum(size(k) + size(v) for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                total = 1 + sum(size(v) for v in node.value)
+            else:
+                total = 1
+            sizes[key] = min(total, MAX_NODES * 1000)
+        return sizes[key]
+
+    if size(root) <= MAX_NODES:
+        return
+    node = root
+    while True:  # point at the outermost value that alone is too big and holds an alias
+        children = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else (
+            node.value if isinstance(node, yaml.SequenceNode) else [])
+        big = [c for c in children if size(c) > MAX_NODES]
+        if not big:
+            break
+        node = big[0]
+    raise SpecError(
+        f"this value expands to more than {MAX_NODES} nodes through anchors and aliases",
+        _loc(file, node.start_mark), code="yaml-unsafe",
+        hint="aliases that multiply each other are refused; write the spec out, or use blocks",
+    )
 
 
 def load_file(path: str | Path, display: str | None = None) -> Source:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from typing_extensions import TypeAliasType
-
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
@@ -51,6 +51,12 @@ def _node_kind(v: Any) -> str | None:
 
 
 def _check_named(v: dict[str, Any]) -> dict[str, Any]:
+    if len(v) == 1:
+        ((key, value),) = v.items()
+        guess = did_you_mean(key, KEYWORDS)
+        if guess and isinstance(value, dict) and len(value) != 1 and not any(k in value for k in KEYWORDS):
+            # `concta: {a: ..., b: ...}` would name a node holding an invalid mapping: a typo'd keyword
+            raise PydanticCustomError("misspelt_keyword", "unknown key {key!r}; {guess}", {"key": key, "guess": guess})
     if len(v) != 1:
         keys = list(v)
         guesses = [g for g in (did_you_mean(k, KEYWORDS) for k in keys) if g]
@@ -106,8 +112,8 @@ class ConcatNode(_Strict):
 
 
 class ResidualBody(_Strict):
-    body: "Node" = Field(description="the residual branch")
-    shortcut: Union["Node", None] = Field(None, description="projection shortcut; identity when absent")
+    body: Node = Field(description="the residual branch")
+    shortcut: Union[Node, None] = Field(None, description="projection shortcut; identity when absent")
     scale: Union[float, str] = Field(1.0, description="scale on the residual branch (a number or $param)")
     then: Union[str, None] = Field(None, description="op applied after the sum, e.g. relu")
 
@@ -189,7 +195,7 @@ class BlockDef(_Strict):
     op: Union[str, None] = Field(None, description="a single op in short form")
 
     @model_validator(mode="after")
-    def _one_body(self) -> "BlockDef":
+    def _one_body(self) -> BlockDef:
         bodies = [k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None]
         if len(bodies) != 1:
             raise ValueError(
@@ -220,7 +226,7 @@ class BlockDef(_Strict):
 
 class AuxHead(_Strict):
     tap: str = Field(description="module path of the node whose output feeds the head, e.g. features.9")
-    head: "Node"
+    head: Node
     weight: float = Field(0.3, description="suggested weight of this output in the training loss")
 
 

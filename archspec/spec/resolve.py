@@ -8,9 +8,10 @@ file so any later stage can point at a line and column.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -58,6 +59,10 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
         return SpecError(f"missing required key {path[-1]!r}", source.loc(path[:-1]), code="schema",
                          path=_dotted(path[:-1]))
     msg = err["msg"].removeprefix("Value error, ")
+    if kind == "misspelt_keyword":
+        ctx = err.get("ctx", {})
+        return SpecError(f"unknown key {ctx['key']!r}", source.loc(path + (ctx["key"],), key=True), code="schema",
+                         hint=ctx["guess"], path=_dotted(path))
     if kind == "node_type" and isinstance(err.get("input"), (int, float)) and path and isinstance(path[-1], int):
         return SpecError(msg, source.loc(path), code="schema", path=_dotted(path),
                          hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
