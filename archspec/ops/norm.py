@@ -56,7 +56,10 @@ class LRNParams(OpParams):
 @register
 class LRN(Op):
     name = "lrn"
-    doc = "Local response normalisation across channels (torch local_response_norm). Short form: lrn [SIZE] [alpha=A] [beta=B] [k=K]"
+    doc = (
+        "Local response normalisation across channels (torch local_response_norm). "
+        "Short form: lrn [SIZE] [alpha=A] [beta=B] [k=K]"
+    )
     kind = "norm"
     Params = LRNParams
     positional = ("size",)
