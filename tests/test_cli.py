@@ -1,0 +1,54 @@
+"""The command line: output of `check`, exit codes, and the Quick start commands of the README."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from archspec.cli import main
+from tests.conftest import ROOT, SPECS
+
+
+def test_check_prints_table_formulas_and_minimum(capsys) -> None:
+    assert main(["check", str(SPECS / "inception_v4.yaml")]) == 0
+    out = capsys.readouterr().out
+    # a row per top-level block: Inception-A at features.6..9 is 384×35×35 (paper, Fig. 9)
+    rows = [line for line in out.splitlines() if line.startswith("Inception-A")]
+    assert len(rows) == 4
+    assert all("384×35×35" in r and "384×floor((H - 19)/8)×floor((W - 19)/8)" in r for r in rows)
+    assert "42,679,816 parameters" in out
+    assert "minimum input size: 75×75" in out
+
+
+def test_check_json_and_set(capsys) -> None:
+    assert main(["check", str(SPECS / "inception_v4.yaml"), "--json", "--set", "input.size=[331,331]"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_size"] == [3, 331, 331] and data["min_input_size"] == [75, 75]
+    # floor((331 - 19)/8) = 39
+    row = next(b for b in data["blocks"] if b["path"] == "features.6")
+    assert row["output_shape"] == [384, 39, 39]
+
+
+def test_cli_process_exit_codes_and_no_traceback(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("archspec: 1\nname: x\nnetwork:\n  f: [conv 8 3x3, cnov 8 3x3]\n")
+    proc = subprocess.run([sys.executable, "-m", "archspec.cli", "check", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert re.match(rf"^{re.escape(str(bad))}:4:19: error: unknown op or block 'cnov'", proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_readme_quick_start_commands_are_the_ci_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    first, second = blocks[0], blocks[1]
+    assert "archspec check specs/inception_v4.yaml" in first or "archspec render" in first
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = [line for line in second.splitlines() if "pytest" in line][0].strip()
+    assert test_command in ci
+    for line in second.splitlines():
+        if line.startswith("pip install"):
+            assert line.replace("pip install", "python -m pip install -q") in ci or line in ci
