@@ -102,3 +102,36 @@ def test_internal_errors_exit_1_without_traceback(monkeypatch: pytest.MonkeyPatc
     assert "bug in archspec" in err and "Traceback" not in err
     assert main(["check", spec, "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_max_params_budget_can_be_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    case = str(CASES / "param_budget.yaml")
+    assert main(["check", case]) == 2
+    capsys.readouterr()
+    assert main(["check", case, "--max-params", "100000000000", "-q"]) == 0
+
+
+def test_atomic_write_leaves_existing_file_untouched_on_failure(tmp_path: Path) -> None:
+    from archspec.fileio import write_atomic
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    write_atomic(target, "new")
+    assert target.read_text() == "new"
+    with pytest.raises(archspec.SpecError):
+        write_atomic(tmp_path / "missing-dir" / "x.txt", "data")
+    import os
+
+    def failing_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    real = os.replace
+    os.replace = failing_replace  # the last step fails: the old file must survive intact
+    try:
+        with pytest.raises(archspec.SpecError, match="No space left"):
+            write_atomic(target, "newer")
+    finally:
+        os.replace = real
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
