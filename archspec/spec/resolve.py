@@ -80,6 +80,18 @@ def _known_fields(err: Any) -> list[str]:
         "<residual>": m.ResidualNode, "<block>": m.BlockRef, "<concat>": m.ConcatNode, "<chain>": m.ChainNode,
         "input": m.InputSpec, "aux": m.AuxHead, "residual": m.ResidualBody,
     }
+    path = _strip(err["loc"])
+    fixed = {1: Spec}
+    if len(path) == 2 and path[0] == "input":
+        return list(m.InputSpec.model_fields)
+    if len(path) == 3 and path[0] == "blocks":
+        return list(m.BlockDef.model_fields)
+    if len(path) == 4 and path[0] == "blocks" and path[2] == "residual":
+        return list(m.ResidualBody.model_fields)
+    if len(path) == 3 and path[0] == "aux":
+        return list(m.AuxHead.model_fields)
+    if len(path) in fixed:
+        return [f.alias or k for k, f in Spec.model_fields.items()]
     loc = err["loc"][:-1]
     owner: type[Any] = Spec
     for i in range(len(loc) - 1, -1, -1):
