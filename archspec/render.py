@@ -19,9 +19,10 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import graphviz
 import networkx as nx
@@ -194,7 +195,7 @@ class _View:
         """Fold a chain of identical instances of one block into one box labelled ``×count``."""
         order = list(self.groups)
         into: dict[str, str] = {}
-        for prev, cur in zip(order, order[1:]):
+        for prev, cur in zip(order, order[1:], strict=False):
             a, b = self.groups[into.get(prev, prev)], self.groups[cur]
             if a.block is None or a.block != b.block or a.frames != b.frames:
                 continue
@@ -289,8 +290,8 @@ def _emit_groups(dot: graphviz.Digraph, view: _View) -> None:
 
 def _legend(dot: graphviz.Digraph, kinds: list[str], shortcut: bool) -> None:
     rows = "".join(
-        f'<tr><td bgcolor="{KIND_STYLE[k][0]}" border="1" width="14"> </td><td align="left">{KIND_STYLE[k][1]}</td></tr>'
-        for k in kinds)
+        f'<tr><td bgcolor="{KIND_STYLE[k][0]}" border="1" width="14"> </td>'
+        f'<td align="left">{KIND_STYLE[k][1]}</td></tr>' for k in kinds)
     if shortcut:
         rows += f'<tr><td><font color="{SHORTCUT}"><b>━━</b></font></td><td align="left">shortcut</td></tr>'
     dot.node("@legend", label=f'<<table border="0" cellspacing="2" cellpadding="2">{rows}</table>>',
