@@ -42,6 +42,7 @@ KIND_STYLE: dict[str, tuple[str, str]] = {  # kind -> (fill colour, legend text)
     "merge": ("#d9d9d9", "merge (concat, +)"),
     "misc": ("#f3f3f3", "other"),
     "block": ("#c9daf8", "block (draw with --block)"),
+    "aux": ("#ededed", "auxiliary head (training only)"),
     "io": ("#ffffff", "input / output"),
 }
 SHORTCUT = "#1f4e79"  # colour of a skip connection drawn straight into a merge
@@ -141,7 +142,8 @@ class _View:
         cut = self.base + self.depth
         if len(f) > cut:
             closed = f[cut]
-            return Group(closed.path, closed.label, "block", f[self.base:cut], block=closed.name)
+            kind = "block" if closed.name is not None else "aux"
+            return Group(closed.path, closed.label, kind, f[self.base:cut], block=closed.name)
         open_frames = f[self.base:]
         if self.composites and data.get("composite"):  # one box for the primitives of one composite op
             label, kind = op_label(data)
@@ -260,6 +262,8 @@ def _node_attrs(g: Group) -> dict[str, str]:
     attrs = {"label": label, "fillcolor": KIND_STYLE[g.kind][0], "class": f"box kind-{g.kind}"}
     if g.kind == "block":
         attrs.update({"style": "filled,bold", "fontsize": "13", "margin": "0.25,0.08"})
+    elif g.kind == "aux":
+        attrs.update({"style": "filled,dashed"})
     elif g.kind == "merge":
         attrs.update({"style": "filled,rounded"})
     elif g.kind == "io":

@@ -282,6 +282,42 @@ def test_residual_network_folds_only_identical_instances(tmp_path: Path, residua
                       "global avg pool", "FC 10"]
 
 
+AUX = """\
+archspec: 1
+name: tiny_aux
+input: {channels: 3, size: [32, 32]}
+blocks:
+  incep:
+    label: Inception
+    params: {c: 8}
+    concat:
+      b0: conv $c 1x1
+      b1: [conv 4 1x1, conv $c 3x3 p1]
+network:
+  stem: conv 16 3x3 p1
+  features: [incep c=8, incep c=8, incep c=8, incep c=16]
+  pool: global_avgpool
+  fc: linear 10
+aux:
+  aux1:
+    tap: features.1
+    head: [adaptive_avgpool 4x4, conv 8 1x1, flatten, linear 10]
+"""
+
+
+def test_fold_stops_at_an_aux_tap_and_at_other_parameters(tmp_path: Path, write_spec) -> None:
+    d = svg(tmp_path, write_spec(AUX))
+    # features.0-1 fold; the aux head taps features.1, so features.2 stands alone; features.3 has c=16
+    assert Counter(b.text for b in d.boxes() if "kind-block" in b.classes) == Counter(
+        {"Inception ×2": 1, "Inception": 2})
+    aux = next(b for b in d.boxes() if "kind-aux" in b.classes)
+    d.edge("Inception ×2", aux.text)  # the tap: exactly one edge from the folded pair to the head
+    assert d.edge(aux.text, "aux1")[1] == "10"
+    e = svg(tmp_path, write_spec(AUX), "--expand")
+    assert len(e.clusters) == 5  # four block instances and the aux head
+    assert Counter(b.text for b in e.boxes())["FC 10"] == 2
+
+
 # ---- expanded view ---------------------------------------------------------------------------------
 def v4_primitives() -> tuple[int, int, int]:
     """(block instances, primitive ops, composite convs) of Inception-v4, counted from the YAML."""
