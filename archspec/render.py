@@ -230,7 +230,8 @@ def render(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False,
         labels = graph.graph.get("block_labels", {})
         title = f"{labels.get(block, block)}: block {block} of {name}, drawn at {view.instance}"
     else:
-        title = f"{name}: {'every op' if expand else 'network'}"
+        title = f"{name}: " + ("network" if not expand else "every op" if depth is None else
+                               f"every op, blocks opened {depth} level{'s' if depth != 1 else ''} deep")
     title += ", shapes as C×H×W formulas" if symbolic else f", shapes C×H×W at input {h}×{w}"
     dot = graphviz.Digraph(name=name, graph_attr={
         "label": title, "labelloc": "t", "fontname": FONT, "fontsize": "14", "rankdir": "TB",

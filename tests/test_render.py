@@ -318,6 +318,39 @@ def test_fold_stops_at_an_aux_tap_and_at_other_parameters(tmp_path: Path, write_
     assert Counter(b.text for b in e.boxes())["FC 10"] == 2
 
 
+NESTED = """\
+archspec: 1
+name: nested
+input: {channels: 3, size: [32, 32]}
+blocks:
+  inner:
+    label: Inner
+    concat: {a: conv 8 1x1, b: conv 8 3x3 p1}
+  outer:
+    label: Outer
+    residual:
+      body: [inner, inner, conv2d 16 1x1]
+      scale: 0.2
+      then: relu
+network:
+  stem: conv 16 3x3 p1
+  body: [outer * 2]
+  pool: global_avgpool
+"""
+
+
+def test_nested_blocks_by_depth(tmp_path: Path, write_spec) -> None:
+    spec = write_spec(NESTED)
+    block = svg(tmp_path, spec, "--block", "outer")
+    assert Counter(b.text for b in block.boxes()) == Counter({"Inner ×2": 1, "1×1 conv (16)": 1, "+ ×0.2": 1,
+                                                             "ReLU": 1})
+    one = svg(tmp_path, spec, "--expand", "--depth", "1")  # Outer opened, Inner closed
+    assert sorted(one.clusters) == ["cluster_body.0", "cluster_body.1"]
+    assert Counter(b.text for b in one.boxes())["Inner"] == 4
+    every = svg(tmp_path, spec, "--expand")
+    assert len(every.clusters) == 2 + 4 and not [b for b in every.boxes() if "kind-block" in b.classes]
+
+
 # ---- expanded view ---------------------------------------------------------------------------------
 def v4_primitives() -> tuple[int, int, int]:
     """(block instances, primitive ops, composite convs) of Inception-v4, counted from the YAML."""
