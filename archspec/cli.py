@@ -20,6 +20,7 @@ from archspec.shapes import MAX_PARAMS
 # name → module in archspec.commands; importing lazily keeps `archspec check` free of torch
 COMMANDS = {
     "check": "check",
+    "render": "render",
 }
 
 

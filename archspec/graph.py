@@ -2,8 +2,10 @@
 
 Every node carries: ``op`` (a registry name, or ``input``), ``params`` (the op's validated
 pydantic model), ``path`` (its module path, e.g. ``features.6.branch1.0.conv``), ``loc`` (the
-YAML location it came from), ``unit`` (the top-level row it belongs to) and ``blocks`` (the
-enclosing block instances). Edges carry ``slot``: the input position at the consumer.
+YAML location it came from), ``unit`` (the top-level row it belongs to), ``blocks`` (the
+enclosing block instances), ``origin``/``text`` (path and short form of the op as written) and
+``composite`` ((op, params) of the composite op it came from, or None). Edges carry ``slot``: the
+input position at the consumer. ``graph.graph["block_labels"]`` maps block names to their labels.
 
 Naming rule — how module paths arise: an op or a block instance is named by its key when it
 has one (``name: op`` or a mapping of branches), else by its index in the enclosing list.
@@ -93,8 +95,9 @@ class Expander:
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
-            origin: tuple[str, str] | None = None) -> str:
-        """Add a primitive node; ``origin`` is (path, short form) of the op as the spec wrote it."""
+            origin: tuple[str, str] | None = None, composite: tuple[str, BaseModel] | None = None) -> str:
+        """Add a primitive node; ``origin`` is (path, short form) of the op as the spec wrote it and
+        ``composite`` (op name, params) of the composite op it was expanded from, if any."""
         entry = REGISTRY[op]
         if entry.stateful:
             if path in self._module_paths or not path:
@@ -118,6 +121,7 @@ class Expander:
             node_id, op=op, params=params, path=path, loc=loc, unit=scope.unit or path,
             blocks=scope.blocks, order=self._order,
             origin=origin[0] if origin else path, text=origin[1] if origin else entry.short(params),
+            composite=composite,
         )
         for slot, src in enumerate(inputs):
             self.graph.add_edge(src, node_id, slot=slot)
@@ -131,7 +135,7 @@ class Expander:
         x = "input"
         self._ids.add(x)
         self.graph.add_node(x, op="input", params=None, path="", loc=source.loc(("input", "size")), unit="input",
-                            blocks=(), order=0, origin="", text="input")
+                            blocks=(), order=0, origin="", text="input", composite=None)
         out = self.members(spec.network, ("network",), scope, x, "")
         outputs = {"logits": out}
         for name, aux in spec.aux.items():
@@ -150,6 +154,7 @@ class Expander:
         self.graph.graph["name"] = spec.name
         self.graph.graph["input"] = spec.input
         self.graph.graph["units"] = self.units
+        self.graph.graph["block_labels"] = {n: e.definition.label or n for n, e in self.resolved.blocks.items()}
         self.graph.graph["file"] = source.file
         return self.graph
 
@@ -309,7 +314,7 @@ class Expander:
         origin = (path, op.short(params))
         for child, child_op, child_args in chain:
             child_params = self.validate_params(REGISTRY[child_op], child_args, {}, ref.loc)
-            x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope, origin)
+            x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope, origin, (op.name, params))
         return x
 
     def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:

@@ -1,0 +1,71 @@
+"""Draw a spec as a diagram: the network, one block like the paper's figure, or every op.
+
+The output format follows FILE's extension: .svg, .png, .pdf (drawn by Graphviz's `dot`) or
+.dot/.gv (the Graphviz source, which needs no `dot`). Edges carry tensor shapes C×H×W at the
+spec's input size, or with --symbolic as formulas of the input's H and W.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archspec.cli import common, overrides_of
+from archspec.errors import Loc, SpecError
+
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None}
+NO_DOT = ("archspec render: Graphviz's `dot` program was not found on PATH; install Graphviz "
+          "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), or write a .dot file")
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    common(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to write the diagram; format by extension: " + ", ".join(FORMATS))
+    p.add_argument("--block", metavar="NAME", help="draw one block (its first instance) like the paper's figure")
+    p.add_argument("--expand", action="store_true", help="draw every op, block instances as clusters")
+    p.add_argument("--depth", type=_depth, metavar="N",
+                   help="with --expand: open blocks nested up to N levels, keep deeper ones closed (implies --expand)")
+    p.add_argument("--symbolic", action="store_true", help="label edges with shape formulas in H and W")
+
+
+def output_format(path: str) -> str | None:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise SpecError(f"cannot tell the diagram format from {path!r}", Loc(path, 0, 0), code="io",
+                        hint="end the file name in " + ", ".join(FORMATS))
+    return FORMATS[suffix]
+
+
+def run(args: argparse.Namespace) -> int:
+    import graphviz
+
+    from archspec.render import render_spec
+
+    fmt = output_format(args.output)
+    dot = render_spec(args.spec, overrides_of(args), block=args.block, expand=args.expand or args.depth is not None,
+                      depth=args.depth, symbolic=args.symbolic, max_params=args.max_params)
+    if fmt is None:
+        data = dot.source.encode("utf-8")
+    else:
+        try:
+            data = dot.pipe(format=fmt)
+        except graphviz.ExecutableNotFound:
+            print(NO_DOT, file=sys.stderr)
+            return 2
+    from archspec.fileio import write_atomic
+
+    write_atomic(args.output, data)
+    return 0
+
