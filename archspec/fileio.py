@@ -17,6 +17,9 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         raise SpecError(f"cannot write {target}: folder {directory} does not exist", Loc(str(target), 0, 0), code="io")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
