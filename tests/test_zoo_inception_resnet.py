@@ -13,6 +13,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 import archspec
 from tests.conftest import SPECS
+from tests.reference_macs import reference_macs
 
 
 def _randomize_bn(module: torch.nn.Module) -> None:
@@ -32,11 +33,15 @@ def _same_logits(spec: str, reference: torch.nn.Module, sizes: list[int], seed: 
     reference.eval()
     model = archspec.build(SPECS / spec).eval()
     model.load_state_dict(reference.state_dict(), strict=True)
-    assert archspec.check(SPECS / spec).params == sum(p.numel() for p in reference.parameters())
+    report = archspec.check(SPECS / spec)
+    assert report.params == sum(p.numel() for p in reference.parameters())
     for size in sizes:
         x = torch.randn(1, 3, size, size)
         with torch.no_grad():
-            ours, theirs = model(x), reference(x)
+            ours = model(x)
+        theirs, macs = reference_macs(reference, x)
+        if (size, size) == report.input_size:
+            assert report.macs == macs
         assert ours.shape == theirs.shape == (1, 1000)
         assert theirs.std() > 1e-2  # logits far from zero, so the tolerance below means something
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
@@ -133,6 +138,8 @@ def test_paper_v1_shapes_when_run() -> None:
     runtime = {n.name: tuple(n.meta["tensor_meta"].shape) for n in model.graph.nodes if "tensor_meta" in n.meta}
     for path, c, h, w in PAPER_V1:
         assert runtime[units[path]] == (1, *_expected(c, h, w)), path
+    # the MACs `check` reports are those of the Conv2d and Linear modules the model really runs
+    assert reference_macs(model, torch.randn(1, 3, 299, 299))[1] == model.archspec_report.macs
 
 
 def test_paper_v1_blocks_as_the_figures_draw_them() -> None:

@@ -11,6 +11,7 @@ import torch
 
 import archspec
 from tests.conftest import SPECS
+from tests.reference_macs import reference_macs
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -35,14 +36,18 @@ def _pair(depth: int) -> tuple[torch.nn.Module, torch.nn.Module]:
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_resnet_equals_torchvision(depth: int) -> None:
     model, reference = _pair(depth)
-    assert archspec.check(SPECS / f"resnet{depth}.yaml").params == sum(p.numel() for p in reference.parameters())
+    report = archspec.check(SPECS / f"resnet{depth}.yaml")
+    assert report.params == sum(p.numel() for p in reference.parameters())
     # a small legal size for every depth (exercises odd sizes through the stride-2 stages),
     # and the default 224×224 for the smallest and the deepest
     sizes = [(1, 3, 67, 45)] + ([(1, 3, 224, 224)] if depth in (18, 152) else [])
     for shape in sizes:
         x = torch.randn(shape)
         with torch.no_grad():
-            ours, theirs = model(x), reference(x)
+            ours = model(x)
+        theirs, macs = reference_macs(reference, x)
+        if shape[2:] == report.input_size:
+            assert report.macs == macs
         assert ours.shape == theirs.shape == (shape[0], 1000)
         assert theirs.std() > 1e-2  # logits far from zero, so the tolerance below means something
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)

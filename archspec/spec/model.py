@@ -123,7 +123,7 @@ class IfNode(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
     then: "Node" = Field(description="the node used when the condition holds")
-    otherwise: Union["Node", None] = Field(None, alias="else", description="the node used otherwise (identity if absent)")
+    otherwise: Union["Node", None] = Field(None, alias="else", description="used otherwise; identity if absent")
     _tag = "<if>"
 
 
