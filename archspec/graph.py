@@ -33,6 +33,7 @@ from archspec.spec.model import (
     BlockRef,
     ChainNode,
     ConcatNode,
+    IfNode,
     OpLong,
     ResidualNode,
 )
@@ -174,6 +175,8 @@ class Expander:
             return self.concat(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, ResidualNode):
             return self.residual(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, IfNode):
+            return self.conditional(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, OpLong):
             loc = scope.source.loc(yp)
             raw = dict(node.model_extra or {})
@@ -256,6 +259,16 @@ class Expander:
             out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
         return out
 
+    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+        cond = self.subst_value(node.cond, yp + ("if",), scope)
+        if not isinstance(cond, bool):
+            raise SpecError(f"'if' needs true or false, got {cond!r}", scope.source.loc(yp + ("if",)), code="param",
+                            hint="pass the block parameter as true or false, e.g. projection=true")
+        chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
+        if chosen is None:
+            return x
+        return self.node(chosen, yp + (key,), scope, x, prefix, None, None)
+
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: _Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
         path = _join(prefix, seg)
@@ -265,7 +278,7 @@ class Expander:
             inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
             out = self.op(op, ref, inner, x, path)
             if new_unit:
-                params = self.validate_params(op, {**self.resolved.spec.defaults.get(op.name, {}), **ref.args},
+                params = self.validate_params(op, {**self.resolved.defaults(op.name, scope.source), **ref.args},
                                               ref.token_locs, ref.loc)
                 self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
             self.outputs_by_path.setdefault(path, out)
@@ -305,8 +318,7 @@ class Expander:
         return env
 
     def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> str:
-        defaults = self.resolved.spec.defaults.get(op.name, {})
-        args = {**defaults, **ref.args}
+        args = {**self.resolved.defaults(op.name, scope.source), **ref.args}
         params = self.validate_params(op, args, ref.token_locs, ref.loc)
         chain = op.expand(params)
         if chain is None:

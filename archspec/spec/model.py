@@ -7,6 +7,8 @@ A node of the branch graph is one of:
 * ``{chain: [...] | {name: node, ...}}`` — a chain, its elements optionally named;
 * ``{concat: [...] | {name: node, ...}}`` — parallel branches concatenated along channels;
 * ``{residual: {body, shortcut, scale, then}}`` — ``then(shortcut(x) + scale * body(x))``;
+* ``{if: COND, then: node, else: node}`` — ``then`` when COND (true/false or a ``$param``) holds,
+  else ``else`` (the identity when absent): optional parts of parameterised blocks;
 * ``{op: NAME, ...params}`` — an op in long form;
 * ``{block: NAME, params: {...}, repeat: N}`` — a block in long form;
 * ``{NAME: node}`` — a one-key mapping gives its node a module name.
@@ -25,9 +27,9 @@ from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
-KEYWORDS = ("chain", "concat", "residual", "op", "block")
+KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<op>", "<block>", "<named>")
+TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<if>", "<op>", "<block>", "<named>")
 MAX_REPEAT = 1000
 
 
@@ -123,6 +125,14 @@ class ResidualNode(_Strict):
     _tag = "<residual>"
 
 
+class IfNode(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
+    then: "Node" = Field(description="the node used when the condition holds")
+    otherwise: Union["Node", None] = Field(None, alias="else", description="used otherwise; identity if absent")
+    _tag = "<if>"
+
+
 class OpLong(BaseModel):
     model_config = ConfigDict(extra="allow")
     op: str = Field(description="op name; the other keys are its parameters")
@@ -145,6 +155,7 @@ Node = TypeAliasType(
         Annotated[ChainNode, Tag("<chain>")],
         Annotated[ConcatNode, Tag("<concat>")],
         Annotated[ResidualNode, Tag("<residual>")],
+        Annotated[IfNode, Tag("<if>")],
         Annotated[OpLong, Tag("<op>")],
         Annotated[BlockRef, Tag("<block>")],
         Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
@@ -157,7 +168,7 @@ Node = TypeAliasType(
     ],
 )
 
-for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, OpLong, BlockRef):
+for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, IfNode, OpLong, BlockRef):
     _m.model_rebuild()
 
 

@@ -36,6 +36,12 @@ class Resolved:
     source: Source
     blocks: dict[str, BlockEntry] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
+    library_defaults: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # file → op → params
+
+    def defaults(self, op: str, source: Source) -> dict[str, Any]:
+        """Default parameters of ``op`` written in ``source``: the spec's, overlaid by those of the
+        block library the op is written in (the nearest file's defaults win)."""
+        return {**self.spec.defaults.get(op, {}), **self.library_defaults.get(source.file, {}).get(op, {})}
 
 
 def _strip(loc: tuple[Any, ...]) -> YamlPath:
@@ -78,6 +84,7 @@ def _known_fields(err: Any) -> list[str]:
 
     owners: dict[str, type[Any]] = {
         "<residual>": m.ResidualNode, "<block>": m.BlockRef, "<concat>": m.ConcatNode, "<chain>": m.ChainNode,
+        "<if>": m.IfNode,
         "input": m.InputSpec, "aux": m.AuxHead, "residual": m.ResidualBody,
     }
     path = _strip(err["loc"])
@@ -188,6 +195,7 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
             raise validation_error(e, lib_source) from None
         seen.add(target)
         resolved.sources.append(lib_source)
+        resolved.library_defaults[lib_source.file] = lib.defaults
         _add_blocks(resolved, lib.blocks, lib_source)
         _use(resolved, lib.use, lib_source, root, seen, stack + [target], depth + 1)
 

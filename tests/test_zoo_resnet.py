@@ -1,0 +1,52 @@
+"""ResNet-18/34/50/101/152 equal torchvision's `resnet*` (weights=None).
+
+Truth is torchvision's own module: built with random init, its weights copied into ours
+through `state_dict` with strict=True, both run in eval mode on the same random input.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archspec
+from tests.conftest import SPECS
+from tests.reference_macs import reference_macs
+
+torchvision = pytest.importorskip("torchvision")
+
+DEPTHS = [18, 34, 50, 101, 152]
+
+
+def _pair(depth: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(depth)
+    reference = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
+    with torch.no_grad():  # random BN statistics, so eval mode exercises them too
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    model = archspec.build(SPECS / f"resnet{depth}.yaml").eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    return model, reference
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_resnet_equals_torchvision(depth: int) -> None:
+    model, reference = _pair(depth)
+    report = archspec.check(SPECS / f"resnet{depth}.yaml")
+    assert report.params == sum(p.numel() for p in reference.parameters())
+    # a small, odd, non-square size (odd sizes through every stride-2 stage), then the default 224×224
+    sizes = [(1, 3, 67, 45), (1, 3, 224, 224)]
+    for shape in sizes:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            ours = model(x)
+        theirs, macs = reference_macs(reference, x)
+        if shape[2:] == report.input_size:
+            assert report.macs == macs
+        assert ours.shape == theirs.shape == (shape[0], 1000)
+        assert theirs.std() > 1e-2  # logits far from zero, so the tolerance below means something
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
