@@ -67,6 +67,7 @@ def _same(p: Conv2dParams) -> bool:
 @register
 class Conv2d(Op):
     name = "conv2d"
+    channels = "out"
     doc = "torch.nn.Conv2d alone; input channels are inferred. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG] [no_bias]"
     kind = "conv"
     Params = Conv2dParams
@@ -112,6 +113,7 @@ class ConvParams(Conv2dParams):
 @register
 class Conv(Op):
     name = "conv"
+    channels = "out"
     doc = (
         "Composite Conv2d → BatchNorm2d → activation, with children `conv` and `bn` (timm's ConvNormAct, "
         "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W] [dD] [gG] [bias] [no_bn] "

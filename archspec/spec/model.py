@@ -16,6 +16,7 @@ Op parameters are validated per op (``archspec.ops``) once ``$params`` are subst
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -177,6 +178,34 @@ class InputSpec(_Strict):
         return v
 
 
+class ScaleSpec(_Strict):
+    """Network-level multipliers, as in compound scaling (EfficientNet, MobileNet).
+
+    ``width`` multiplies the output channels of every op that sets them (``conv``, ``conv2d``,
+    ``linear``), rounded to the nearest multiple of ``divisor``, never below ``divisor`` and never
+    more than 10 % below the exact product. Ops that decide the channels of a network output (the
+    classifier's logits, an aux head's logits) and ops marked ``fixed`` keep their width.
+    ``depth`` multiplies every repeat count written in the spec (``* N`` or ``repeat: N``),
+    rounding up; members without a repeat count stay single.
+    """
+
+    width: float = Field(1.0, gt=0, le=16, description="multiplier of output channels (1.5 = 50% wider)")
+    depth: float = Field(1.0, gt=0, le=16, description="multiplier of written repeat counts, rounded up")
+    divisor: int = Field(8, ge=1, le=256, strict=True, description="scaled channels are multiples of this")
+
+    def channels(self, c: int) -> int:
+        """Output channels under the width multiplier (unchanged when width is 1)."""
+        if self.width == 1:
+            return c
+        exact = c * self.width
+        new = max(self.divisor, int(exact / self.divisor + 0.5) * self.divisor)
+        return new + self.divisor if new < 0.9 * exact else new
+
+    def repeats(self, n: int) -> int:
+        """A written repeat count under the depth multiplier: n·depth rounded up."""
+        return n if self.depth == 1 else max(1, math.ceil(round(n * self.depth, 9)))
+
+
 class BlockDef(_Strict):
     """A named, reusable block: exactly one body (concat, residual, chain or op) plus parameters."""
 
@@ -235,6 +264,7 @@ class Spec(_Strict):
     blocks: dict[str, BlockDef] = Field(default_factory=dict)
     network: Members
     aux: dict[str, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
+    scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
 
     @field_validator("name")
     @classmethod
@@ -255,4 +285,4 @@ class BlockLibrary(_Strict):
     blocks: dict[str, BlockDef]
 
 
-__all__ = ["Spec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]
+__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]

@@ -74,6 +74,7 @@ def _known_fields(err: Any) -> list[str]:
     owners: dict[str, type[Any]] = {
         "<residual>": m.ResidualNode, "<block>": m.BlockRef, "<concat>": m.ConcatNode, "<chain>": m.ChainNode,
         "input": m.InputSpec, "aux": m.AuxHead, "residual": m.ResidualBody,
+        "scale": m.ScaleSpec,
     }
     loc = err["loc"][:-1]
     owner: type[Any] = Spec
