@@ -19,6 +19,9 @@ from archspec.shapes import MAX_PARAMS
 # name → module in archspec.commands; importing lazily keeps `archspec check` free of torch
 COMMANDS = {
     "check": "check",
+    "summary": "summary",
+    "diff": "diff",
+    "schema": "schema",
 }
 
 
