@@ -277,7 +277,7 @@ class Expander:
             inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
             out = self.op(op, ref, inner, x, path)
             if new_unit:
-                params = self.validate_params(op, self.op_args(op, ref, path), ref.token_locs, ref.loc)
+                params = self.validate_params(op, self.op_args(op, ref, path, scope), ref.token_locs, ref.loc)
                 self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
             self.outputs_by_path.setdefault(path, out)
             return out
@@ -315,7 +315,7 @@ class Expander:
             env[key] = value
         return env
 
-    def op_args(self, op: Op, ref: _Ref, path: str) -> dict[str, Any]:
+    def op_args(self, op: Op, ref: _Ref, path: str, scope: Scope) -> dict[str, Any]:
         """The op's arguments: defaults, then the spec's, then the width multiplier."""
         args = {**self.resolved.spec.defaults.get(op.name, {}), **ref.args}
         field_name = op.channels
@@ -329,7 +329,7 @@ class Expander:
         return args
 
     def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> str:
-        args = self.op_args(op, ref, path)
+        args = self.op_args(op, ref, path, scope)
         params = self.validate_params(op, args, ref.token_locs, ref.loc)
         chain = op.expand(params)
         if chain is None:

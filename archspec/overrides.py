@@ -52,7 +52,7 @@ def apply_overrides(source: Source, overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
         parts = _split(key)
         path, container, last, attr = _locate(source.data, parts, key)
-        _remark(source, path if attr is None else path + (last,), key)
+        _remark(source, path + (last,), key)
         if attr is None:
             container[last] = value
         else:

@@ -73,7 +73,8 @@ def _patch(schema: dict[str, Any]) -> dict[str, Any]:
     names = ", ".join(sorted(n for n, o in REGISTRY.items() if o.arity == 1))
     node = defs["Node"]
     variants = node.pop("oneOf")
-    short, named = variants[0], variants[-1]
+    short = next(v for v in variants if v.get("type") == "string")
+    named = next(v for v in variants if v.get("type") == "object" and "properties" not in v)
     short.update(description=f"an op or block in short form, e.g. 'conv 96 3x3 s2 p1' or 'inception_a * 4'. "
                              f"Ops: {names}", minLength=1)
     named.update(description="{name: node}: gives its node a module name", minProperties=1, maxProperties=1,
