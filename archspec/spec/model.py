@@ -90,11 +90,15 @@ Members = TypeAliasType(
 
 
 class ChainNode(_Strict):
-    chain: Members
+    """{chain: [...]}: nodes applied in order; as a mapping, each element is named by its key."""
+
+    chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
     _tag = "<chain>"
 
 
 class ConcatNode(_Strict):
+    """{concat: ...}: parallel branches on the same input, concatenated along channels."""
+
     concat: Members = Field(description="branches, concatenated along channels")
     _tag = "<concat>"
 
@@ -107,6 +111,8 @@ class ConcatNode(_Strict):
 
 
 class ResidualBody(_Strict):
+    """then(shortcut(x) + scale · body(x))."""
+
     body: "Node" = Field(description="the residual branch")
     shortcut: Union["Node", None] = Field(None, description="projection shortcut; identity when absent")
     scale: Union[float, str] = Field(1.0, description="scale on the residual branch (a number or $param)")
@@ -114,20 +120,26 @@ class ResidualBody(_Strict):
 
 
 class ResidualNode(_Strict):
+    """{residual: {body, shortcut, scale, then}}: a residual block."""
+
     residual: ResidualBody
     _tag = "<residual>"
 
 
 class OpLong(BaseModel):
+    """An op in long form: {op: NAME, ...parameters}."""
+
     model_config = ConfigDict(extra="allow")
     op: str = Field(description="op name; the other keys are its parameters")
     _tag = "<op>"
 
 
 class BlockRef(_Strict):
-    block: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    repeat: Union[int, str] = 1
+    """A block in long form: {block: NAME, params: {...}, repeat: N}."""
+
+    block: str = Field(description="the block's name (defined under blocks: or in a used library)")
+    params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
+    repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
     _tag = "<block>"
 
 
@@ -160,7 +172,9 @@ Scalar = Union[bool, int, float, str, list[int], None]
 
 
 class InputSpec(_Strict):
-    channels: int = Field(3, ge=1, le=4096, strict=True)
+    """The network's input: channels, and the size reports use (shapes hold for every size)."""
+
+    channels: int = Field(3, ge=1, le=4096, strict=True, description="input channels (3 for RGB)")
     size: tuple[int, int] = Field((224, 224), description="[H, W] used for numbers in reports")
 
     @field_validator("size", mode="before")
@@ -248,21 +262,25 @@ class BlockDef(_Strict):
 
 
 class AuxHead(_Strict):
+    """An auxiliary classifier: runs in training mode only, returned as a named extra output."""
+
     tap: str = Field(description="module path of the node whose output feeds the head, e.g. features.9")
-    head: "Node"
+    head: "Node" = Field(description="the head's nodes, applied to the tapped output")
     weight: float = Field(0.3, description="suggested weight of this output in the training loss")
 
 
 class Spec(_Strict):
+    """An archspec spec: one network as a YAML branch graph (docs/language.md)."""
+
     schema_: Union[str, None] = Field(None, alias="$schema")
     archspec: Literal[1] = Field(description="language version")
-    name: str
-    doc: Union[str, None] = None
+    name: str = Field(description="the network's name (letters, digits and _)")
+    doc: Union[str, None] = Field(None, description="free text")
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
-    blocks: dict[str, BlockDef] = Field(default_factory=dict)
-    network: Members
+    blocks: dict[str, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
+    network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[str, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
 
