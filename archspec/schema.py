@@ -36,7 +36,9 @@ def op_params(name: str) -> tuple[dict[str, Any], list[str]]:
 
 def short_form(name: str) -> str:
     doc = REGISTRY[name].doc
-    return doc.split("Short form: ")[1].split(";")[0].rstrip(". ") if "Short form: " in doc else name
+    if "Short form: " not in doc:
+        return name
+    return doc.split("Short form: ")[1].split("; ")[0].split(". ")[0].rstrip(". ")
 
 
 def op_long_forms() -> list[dict[str, Any]]:
