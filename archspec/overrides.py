@@ -56,6 +56,9 @@ def apply_overrides(source: Source, overrides: Mapping[str, Any]) -> None:
         if attr is None:
             container[last] = value
         else:
+            if attr == "repeat" and not isinstance(container, list):
+                raise _fail(key, "only items of a list (a chain) can be repeated",
+                            hint="write the node as a list item, e.g. [inception_a * 2]")
             container[last] = _set_in_short(container[last], attr, value, key)
 
 

@@ -57,6 +57,8 @@ def test_ambiguous_and_unknown_items():
         archspec.check(V4, {"network.features.inceptoin_b.repeat": 2})
     with pytest.raises(SpecError, match="at least 1"):
         archspec.check(V4, {"network.features.inception_b.repeat": 0})
+    with pytest.raises(SpecError, match="only items of a list"):
+        archspec.check(V4, {"blocks.inception_a.concat.branch0.repeat": 2})
 
 
 def test_errors_inside_an_override_point_at_the_override():
