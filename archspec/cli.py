@@ -21,6 +21,9 @@ from archspec.shapes import MAX_PARAMS
 COMMANDS = {
     "check": "check",
     "render": "render",
+    "summary": "summary",
+    "diff": "diff",
+    "schema": "schema",
 }
 
 

@@ -11,6 +11,11 @@ Naming rule — how module paths arise: an op or a block instance is named by it
 has one (``name: op`` or a mapping of branches), else by its index in the enclosing list.
 Containers (chains, concats, residuals) add a segment only when named, so a block's branches
 sit directly under the block (``features.6.branch1.0``) as in timm and torchvision.
+
+Multipliers (``scale:`` in the spec) act here. ``depth`` multiplies every written repeat count.
+``width`` multiplies the channel field of every op that has one (``Op.channels``), except ops
+marked ``fixed`` and the ops that decide a network output's channels (found by a first
+expansion at width 1: walking back from each output through ops without a channel field).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from archspec.spec.model import (
     IfNode,
     OpLong,
     ResidualNode,
+    ScaleSpec,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
 
@@ -82,11 +88,14 @@ class _Ref:
     token_locs: dict[str, Loc]
     repeat: int
     loc: Loc
+    fixed: bool = False  # keeps its channels under the width multiplier
 
 
 @dataclass
 class Expander:
     resolved: Resolved
+    scale_width: bool = True  # False for the first pass that finds the output ops
+    fixed_paths: frozenset[str] = frozenset()  # ops whose channels the width multiplier leaves alone
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     units: list[Unit] = field(default_factory=list)
     outputs_by_path: dict[str, str] = field(default_factory=dict)
@@ -180,18 +189,21 @@ class Expander:
         if isinstance(node, OpLong):
             loc = scope.source.loc(yp)
             raw = dict(node.model_extra or {})
+            fixed = raw.pop("fixed", False)
+            if not isinstance(fixed, bool):
+                raise SpecError(f"'fixed' must be true or false, got {fixed!r}", scope.source.loc(yp + ("fixed",)),
+                                code="bad-op-args")
             args = {k: self.subst_value(v, yp + (k,), scope) for k, v in raw.items()}
             locs = {k: scope.source.loc(yp + (k,), key=True) for k in raw}
-            ref = _Ref(node.op, args, locs, 1, loc)
+            ref = _Ref(node.op, args, locs, 1, loc, fixed)
             if node.op not in REGISTRY:
                 self.unknown(node.op, scope.source.loc(yp + ("op",)))
             return self.reference(ref, yp, scope, x, prefix, seg)
         if isinstance(node, BlockRef):
             loc = scope.source.loc(yp + ("block",))
             params = {k: self.subst_value(v, yp + ("params", k), scope) for k, v in node.params.items()}
-            repeat = self.subst_value(node.repeat, yp + ("repeat",), scope)
             ref = _Ref(node.block, params, {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
-                       self.check_repeat(repeat, scope.source.loc(yp + ("repeat",))), loc)
+                       self.repeat_of(node, yp, scope), loc)
             if node.block not in self.resolved.blocks:
                 self.unknown(node.block, loc)
             return self.reference(ref, yp, scope, x, prefix, seg)
@@ -224,9 +236,14 @@ class Expander:
         if isinstance(member, str):
             return self.parse_short(member, yp, scope).repeat
         if isinstance(member, BlockRef):
-            return self.check_repeat(self.subst_value(member.repeat, yp + ("repeat",), scope),
-                                     scope.source.loc(yp + ("repeat",)))
+            loc = scope.source.loc(yp + ("repeat",))
+            count = self.check_repeat(self.subst_value(member.repeat, yp + ("repeat",), scope), loc)
+            return self.check_repeat(self.scale.repeats(count), loc) if "repeat" in member.model_fields_set else count
         return 1
+
+    @property
+    def scale(self) -> ScaleSpec:
+        return self.resolved.spec.scale
 
     def concat(self, node: ConcatNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
         outs: list[str] = []
@@ -278,8 +295,7 @@ class Expander:
             inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
             out = self.op(op, ref, inner, x, path)
             if new_unit:
-                params = self.validate_params(op, {**self.resolved.defaults(op.name, scope.source), **ref.args},
-                                              ref.token_locs, ref.loc)
+                params = self.validate_params(op, self.op_args(op, ref, path, scope), ref.token_locs, ref.loc)
                 self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
             self.outputs_by_path.setdefault(path, out)
             return out
@@ -317,8 +333,21 @@ class Expander:
             env[key] = value
         return env
 
-    def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> str:
+    def op_args(self, op: Op, ref: _Ref, path: str, scope: Scope) -> dict[str, Any]:
+        """The op's arguments: defaults, then the spec's, then the width multiplier."""
         args = {**self.resolved.defaults(op.name, scope.source), **ref.args}
+        field_name = op.channels
+        if (not self.scale_width or field_name is None or ref.fixed or path in self.fixed_paths
+                or self.scale.width == 1 or not isinstance(args.get(field_name), int)):
+            return args
+        old = args[field_name]
+        args[field_name] = self.scale.channels(old)
+        if args.get("groups") == old:  # depthwise stays depthwise
+            args["groups"] = args[field_name]
+        return args
+
+    def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> str:
+        args = self.op_args(op, ref, path, scope)
         params = self.validate_params(op, args, ref.token_locs, ref.loc)
         chain = op.expand(params)
         if chain is None:
@@ -369,6 +398,7 @@ class Expander:
         locs: dict[str, Loc] = {}
         positional = list(op.positional) if op else []
         repeat = 1
+        fixed = False
         i = 1
         while i < len(tokens):
             raw, off = tokens[i]
@@ -384,14 +414,17 @@ class Expander:
                 if not _INT.match(count or ""):
                     raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",
                                     hint="write e.g. 'inception_a * 4'")
-                repeat = self.check_repeat(int(count), loc)
+                repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
+                continue
+            if tok == "fixed" and op is not None and op.channels is not None:
+                fixed = True
                 continue
             key, value = self._token(tok, op, positional, loc, name)
             if key in args:
                 raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
             args[key] = value
             locs[key] = loc
-        return _Ref(name, args, locs, repeat, at(name_off))
+        return _Ref(name, args, locs, repeat, at(name_off), fixed)
 
     def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
         if m := _KEYVAL.match(tok):
@@ -491,5 +524,32 @@ def _join(prefix: str, seg: str | None) -> str:
     return f"{prefix}.{seg}" if prefix else seg
 
 
+def output_ops(graph: nx.DiGraph) -> frozenset[str]:
+    """Module paths of the ops that decide the channels of a network output.
+
+    Walking back from each output (logits, aux heads) through ops without a channel field
+    (activations, dropout, pools, flatten, merges), the first op with one is such an op.
+    """
+    found: set[str] = set()
+    todo = list(graph.graph["outputs"].values())
+    seen: set[str] = set()
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        data = graph.nodes[node]
+        if data["op"] == "input":
+            continue
+        if REGISTRY[data["op"]].channels is not None:
+            found.add(data["origin"])
+        else:
+            todo.extend(graph.pred[node])
+    return frozenset(found)
+
+
 def expand(resolved: Resolved) -> nx.DiGraph:
-    return Expander(resolved).run()
+    if resolved.spec.scale.width == 1:
+        return Expander(resolved).run()
+    fixed = output_ops(Expander(resolved, scale_width=False).run())
+    return Expander(resolved, fixed_paths=fixed).run()

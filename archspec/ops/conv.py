@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
@@ -60,6 +61,11 @@ def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
     return f"{p.kernel[0]}×{p.kernel[1]} conv ({', '.join(extra)})"
 
 
+def factor(formula: str) -> str:
+    """A size formula as a factor of a product: 'H - 2' needs parentheses, 'floor((H - 1)/2)' does not."""
+    return formula if " " not in formula or re.fullmatch(r"\w+\(.*\)", formula) else f"({formula})"
+
+
 def _same(p: Conv2dParams) -> bool:
     return all(2 * p.padding[i] == p.dilation[i] * (p.kernel[i] - 1) for i in (0, 1))
 
@@ -67,6 +73,7 @@ def _same(p: Conv2dParams) -> bool:
 @register
 class Conv2d(Op):
     name = "conv2d"
+    channels = "out"
     doc = "torch.nn.Conv2d alone; input channels are inferred. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG] [no_bias]"
     kind = "conv"
     Params = Conv2dParams
@@ -87,7 +94,7 @@ class Conv2d(Op):
 
     def macs_formula(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> str:
         assert out.height is not None and out.width is not None
-        return f"{conv_weights(p, inputs[0].channels)}·{out.height.formula()}·{out.width.formula()}"
+        return f"{conv_weights(p, inputs[0].channels)}·{factor(out.height.formula())}·{factor(out.width.formula())}"
 
     def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> Any:
         import torch.nn as nn
@@ -112,6 +119,7 @@ class ConvParams(Conv2dParams):
 @register
 class Conv(Op):
     name = "conv"
+    channels = "out"
     doc = (
         "Composite Conv2d → BatchNorm2d → activation, with children `conv` and `bn` (timm's ConvNormAct, "
         "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W] [dD] [gG] [bias] [no_bn] "

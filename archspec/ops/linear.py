@@ -29,6 +29,7 @@ def _features(x: Shape) -> int:
 @register
 class Linear(Op):
     name = "linear"
+    channels = "out"
     doc = "torch.nn.Linear on a vector; input features are inferred. Short form: linear OUT [no_bias]"
     kind = "linear"
     Params = LinearParams

@@ -46,6 +46,7 @@ class Op:
     flags: ClassVar[dict[str, tuple[str, Any]]] = {}  # bare word -> (field, value)
     arity: ClassVar[int | None] = 1  # inputs it takes; None for any number >= 1
     stateful: ClassVar[bool] = False  # has parameters or buffers: built as a module at its path
+    channels: ClassVar[str | None] = None  # the field setting the output channels; the width multiplier scales it
 
     # ---- rules -----------------------------------------------------------------------------
     def expand(self, p: Any) -> list[tuple[str, str, dict[str, Any]]] | None:

@@ -18,6 +18,7 @@ Op parameters are validated per op (``archspec.ops``) once ``$params`` are subst
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -97,11 +98,15 @@ Members = TypeAliasType(
 
 
 class ChainNode(_Strict):
-    chain: Members
+    """{chain: [...]}: nodes applied in order; as a mapping, each element is named by its key."""
+
+    chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
     _tag = "<chain>"
 
 
 class ConcatNode(_Strict):
+    """{concat: ...}: parallel branches on the same input, concatenated along channels."""
+
     concat: Members = Field(description="branches, concatenated along channels")
     _tag = "<concat>"
 
@@ -114,13 +119,17 @@ class ConcatNode(_Strict):
 
 
 class ResidualBody(_Strict):
-    body: Node = Field(description="the residual branch")
-    shortcut: Union[Node, None] = Field(None, description="projection shortcut; identity when absent")
+    """then(shortcut(x) + scale · body(x))."""
+
+    body: "Node" = Field(description="the residual branch")
+    shortcut: Union["Node", None] = Field(None, description="projection shortcut; identity when absent")
     scale: Union[float, str] = Field(1.0, description="scale on the residual branch (a number or $param)")
     then: Union[str, None] = Field(None, description="op applied after the sum, e.g. relu")
 
 
 class ResidualNode(_Strict):
+    """{residual: {body, shortcut, scale, then}}: a residual block."""
+
     residual: ResidualBody
     _tag = "<residual>"
 
@@ -134,15 +143,19 @@ class IfNode(_Strict):
 
 
 class OpLong(BaseModel):
+    """An op in long form: {op: NAME, ...parameters}."""
+
     model_config = ConfigDict(extra="allow")
     op: str = Field(description="op name; the other keys are its parameters")
     _tag = "<op>"
 
 
 class BlockRef(_Strict):
-    block: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    repeat: Union[int, str] = 1
+    """A block in long form: {block: NAME, params: {...}, repeat: N}."""
+
+    block: str = Field(description="the block's name (defined under blocks: or in a used library)")
+    params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
+    repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
     _tag = "<block>"
 
 
@@ -176,7 +189,9 @@ Scalar = Union[bool, int, float, str, list[int], None]
 
 
 class InputSpec(_Strict):
-    channels: int = Field(3, ge=1, le=4096, strict=True)
+    """The network's input: channels, and the size reports use (shapes hold for every size)."""
+
+    channels: int = Field(3, ge=1, le=4096, strict=True, description="input channels (3 for RGB)")
     size: tuple[int, int] = Field((224, 224), description="[H, W] used for numbers in reports")
 
     @field_validator("size", mode="before")
@@ -192,6 +207,34 @@ class InputSpec(_Strict):
         if min(v) < 1 or max(v) > 16384:
             raise ValueError("sizes must be between 1 and 16384")
         return v
+
+
+class ScaleSpec(_Strict):
+    """Network-level multipliers, as in compound scaling (EfficientNet, MobileNet).
+
+    ``width`` multiplies the output channels of every op that sets them (``conv``, ``conv2d``,
+    ``linear``), rounded to the nearest multiple of ``divisor``, never below ``divisor`` and never
+    more than 10 % below the exact product. Ops that decide the channels of a network output (the
+    classifier's logits, an aux head's logits) and ops marked ``fixed`` keep their width.
+    ``depth`` multiplies every repeat count written in the spec (``* N`` or ``repeat: N``),
+    rounding up; members without a repeat count stay single.
+    """
+
+    width: float = Field(1.0, gt=0, le=16, description="multiplier of output channels (1.5 = 50% wider)")
+    depth: float = Field(1.0, gt=0, le=16, description="multiplier of written repeat counts, rounded up")
+    divisor: int = Field(8, ge=1, le=256, strict=True, description="scaled channels are multiples of this")
+
+    def channels(self, c: int) -> int:
+        """Output channels under the width multiplier (unchanged when width is 1)."""
+        if self.width == 1:
+            return c
+        exact = c * self.width
+        new = max(self.divisor, int(exact / self.divisor + 0.5) * self.divisor)
+        return new + self.divisor if new < 0.9 * exact else new
+
+    def repeats(self, n: int) -> int:
+        """A written repeat count under the depth multiplier: n·depth rounded up."""
+        return n if self.depth == 1 else max(1, math.ceil(round(n * self.depth, 9)))
 
 
 class BlockDef(_Strict):
@@ -236,22 +279,27 @@ class BlockDef(_Strict):
 
 
 class AuxHead(_Strict):
+    """An auxiliary classifier: runs in training mode only, returned as a named extra output."""
+
     tap: str = Field(description="module path of the node whose output feeds the head, e.g. features.9")
-    head: Node
+    head: "Node" = Field(description="the head's nodes, applied to the tapped output")
     weight: float = Field(0.3, description="suggested weight of this output in the training loss")
 
 
 class Spec(_Strict):
+    """An archspec spec: one network as a YAML branch graph (docs/language.md)."""
+
     schema_: Union[str, None] = Field(None, alias="$schema")
     archspec: Literal[1] = Field(description="language version")
-    name: str
-    doc: Union[str, None] = None
+    name: str = Field(description="the network's name (letters, digits and _)")
+    doc: Union[str, None] = Field(None, description="free text")
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
-    blocks: dict[str, BlockDef] = Field(default_factory=dict)
-    network: Members
+    blocks: dict[str, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
+    network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[str, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
+    scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
 
     @field_validator("name")
     @classmethod
@@ -272,4 +320,4 @@ class BlockLibrary(_Strict):
     blocks: dict[str, BlockDef]
 
 
-__all__ = ["Spec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]
+__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]

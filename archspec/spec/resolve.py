@@ -86,6 +86,7 @@ def _known_fields(err: Any) -> list[str]:
         "<residual>": m.ResidualNode, "<block>": m.BlockRef, "<concat>": m.ConcatNode, "<chain>": m.ChainNode,
         "<if>": m.IfNode,
         "input": m.InputSpec, "aux": m.AuxHead, "residual": m.ResidualBody,
+        "scale": m.ScaleSpec,
     }
     path = _strip(err["loc"])
     fixed = {1: Spec}

@@ -1,0 +1,75 @@
+"""`archspec diff`: added / removed / changed blocks and deltas, checked against counts by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from archspec.cli import main
+from archspec.diff import diff
+from archspec.summary import summarize
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+V4 = str(SPECS / "inception_v4.yaml")
+INCEPTION_A = 317_632  # Fig. 4 by hand, see test_variants.py
+
+
+def test_same_spec_has_no_changes():
+    d = diff(summarize(V4), summarize(V4))
+    assert d.count("same") == len(d.rows) == 25 and d.params_delta == 0 and d.macs_delta == 0
+
+
+def test_more_repeats_are_added_blocks(capsys):
+    assert main(["diff", V4, "--set-b", "network.features.inception_a.repeat=6", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["added"], d["removed"], d["changed"]) == (2, 0, 0)
+    assert [b["path_b"] for b in d["blocks"]] == ["features.10", "features.11"]
+    assert all(b["status"] == "added" and b["shape_b"] == [384, 35, 35] for b in d["blocks"])
+    assert d["params_delta"] == 2 * INCEPTION_A
+    # each Inception-A at 35×35: 1x1 convs 384→96, 384→64, 384→64, 384→96; 3x3 convs 64→96, 64→96, 96→96
+    per_pixel = 384 * (96 + 64 + 64 + 96) + 9 * (64 * 96 + 64 * 96 + 96 * 96)
+    assert d["macs_delta"] == 2 * per_pixel * 35 * 35
+
+
+def test_fewer_repeats_are_removed_blocks():
+    d = diff(summarize(V4), summarize(V4, {"network.features.inception_c.repeat": 1}))
+    assert [(r.status, r.a.path) for r in d.rows if r.status != "same"] == [
+        ("removed", "features.20"), ("removed", "features.21")]
+
+
+def test_changed_block_and_shape_change(capsys):
+    assert main(["diff", V4, V4, "--set-b", "blocks.inception_a.concat.branch0=conv 128 1x1"]) == 0
+    out = capsys.readouterr().out
+    # the four Inception-A, Reduction-A (its max-pool branch passes 416 channels on) and the first
+    # Inception-B (its input grows from 1024 to 1056 channels)
+    assert "0 added, 0 removed, 6 changed, 19 unchanged" in out
+    assert "384×35×35 → 416×35×35" in out and "1024×17×17 → 1056×17×17" in out
+    # the first Inception-A changes only in branch0: 384·96 → 384·128 weights and 2·32 more BN parameters
+    assert f"+{384 * 32 + 64:,}" in out
+
+
+def test_set_applies_to_both_sides(capsys):
+    assert main(["diff", V4, "--set", "input.size=[331,331]", "--set-a", "scale.width=1.5",
+                 "--set-b", "scale.width=1.5"]) == 0
+    assert "0 added, 0 removed, 0 changed, 25 unchanged" in capsys.readouterr().out
+
+
+def test_input_size_changes_macs_not_params():
+    d = diff(summarize(V4), summarize(V4, {"input.size": [331, 331]}))
+    assert d.params_delta == 0 and d.macs_delta > 0
+    assert {r.status for r in d.rows} == {"changed", "same"}
+
+
+def test_two_files(write_spec, capsys):
+    text = (SPECS / "inception_v4.yaml").read_text()
+    other = write_spec(text.replace("    - reduction_b\n", "").replace("    - inception_c * 3\n",
+                                                                          "    - inception_c * 2\n"))
+    assert main(["diff", V4, str(other), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    statuses = {(b["status"], b["label_a"] or b["label_b"]) for b in d["blocks"]}
+    assert ("removed", "Reduction-B") in statuses and ("removed", "Inception-C") in statuses
+
+
+def test_bad_override_on_one_side(capsys):
+    assert main(["diff", V4, "--set-b", "scale.wdith=2"]) == 2
+    assert "did you mean 'width'" in capsys.readouterr().err
