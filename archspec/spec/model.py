@@ -121,8 +121,8 @@ class ConcatNode(_Strict):
 class ResidualBody(_Strict):
     """then(shortcut(x) + scale · body(x))."""
 
-    body: "Node" = Field(description="the residual branch")
-    shortcut: Union["Node", None] = Field(None, description="projection shortcut; identity when absent")
+    body: Node = Field(description="the residual branch")
+    shortcut: Union[Node, None] = Field(None, description="projection shortcut; identity when absent")
     scale: Union[float, str] = Field(1.0, description="scale on the residual branch (a number or $param)")
     then: Union[str, None] = Field(None, description="op applied after the sum, e.g. relu")
 
@@ -137,8 +137,8 @@ class ResidualNode(_Strict):
 class IfNode(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
-    then: "Node" = Field(description="the node used when the condition holds")
-    otherwise: Union["Node", None] = Field(None, alias="else", description="used otherwise; identity if absent")
+    then: Node = Field(description="the node used when the condition holds")
+    otherwise: Union[Node, None] = Field(None, alias="else", description="used otherwise; identity if absent")
     _tag = "<if>"
 
 
@@ -282,7 +282,7 @@ class AuxHead(_Strict):
     """An auxiliary classifier: runs in training mode only, returned as a named extra output."""
 
     tap: str = Field(description="module path of the node whose output feeds the head, e.g. features.9")
-    head: "Node" = Field(description="the head's nodes, applied to the tapped output")
+    head: Node = Field(description="the head's nodes, applied to the tapped output")
     weight: float = Field(0.3, description="suggested weight of this output in the training loss")
 
 
