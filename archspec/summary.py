@@ -100,7 +100,7 @@ def combine(formulas: list[str]) -> str:
     coefficients: dict[str, int] = {}
     others: list[str] = []
     for formula in formulas:
-        for term in formula.split(" + "):
+        for term in _top_level_terms(formula):
             m = _TERM.match(term.strip())
             if m is None:
                 others.append(term.strip())
@@ -113,6 +113,19 @@ def combine(formulas: list[str]) -> str:
         terms.append(str(constant))
     terms += others
     return " + ".join(terms) or "0"
+
+
+def _top_level_terms(formula: str) -> list[str]:
+    """Split on ' + ' outside parentheses: 'floor((H + 3)/4)' is one factor, not two terms."""
+    terms, depth, start = [], 0, 0
+    for i, ch in enumerate(formula):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and formula.startswith(" + ", i):
+            terms.append(formula[start:i])
+            start = i + 3
+    terms.append(formula[start:])
+    return [t for t in terms if t.strip()]
 
 
 def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:

@@ -102,6 +102,9 @@ def test_macs_formulas_hold_at_other_sizes():
 def test_combine_collects_like_terms():
     assert combine(["3·floor(H/2)·floor(W/2)", "4·floor(H/2)·floor(W/2) + 5", "7"]) == "7·floor(H/2)·floor(W/2) + 12"
     assert combine(["0", "0"]) == "0"
+    # '+' inside a factor is not a term boundary (ResNet's floor((H + 3)/4) after a padded stem)
+    f = "2·floor((H + 3)/4)·floor((W + 3)/4)"
+    assert combine([f, f, "1"]) == "4·floor((H + 3)/4)·floor((W + 3)/4) + 1"
 
 
 def test_json_keys_and_ops(capsys):
