@@ -1,0 +1,556 @@
+"""OpGraph → a standalone Python module: one ``nn.Module`` class that imports only torch.
+
+The stage reuses the compiler's own products — the module tree (``build_modules``) and the
+torch.fx graph (``build_fx_graph``) — and writes them out as source a person would write:
+
+- ``__init__`` builds the module tree as one nested expression: ``nn.Sequential`` where children
+  are numbered 0..n-1, ``nn.ModuleDict`` elsewhere, so every ``state_dict`` key is the spec's path
+  (``features.6.branch1.0.conv.weight``). Each torch layer is written as its constructor call,
+  read back from the layer's ``__init__`` signature and attributes and checked by rebuilding it.
+- A composite op of the spec (``conv`` = Conv2d → BatchNorm → ReLU) becomes a small helper class
+  taking its layers, so the forward calls it once.
+- ``forward`` is straight-line code: variables named after branches, reused when a value dies,
+  the input guard inlined, auxiliary heads computed under ``if self.training:`` and returned in a
+  dict next to ``logits`` (as the compiled model does).
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import keyword
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.fx.node import _get_qualified_name
+
+from archspec import __version__, runtime
+from archspec.compile import build_fx_graph, build_modules, class_name_of
+from archspec.ops import REGISTRY
+
+LINE = 120
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# keyword defaults of the torch pooling functions, left out of generated calls
+_FUNCTION_DEFAULTS: dict[str, Any] = {"padding": 0, "ceil_mode": False, "count_include_pad": True}
+# argument names where torch accepts one int for a square pair
+_PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
+_RESERVED = {"self", "torch", "nn", "F"} | set(dir(builtins))
+
+
+# ---- expressions and their layout --------------------------------------------------------------
+@dataclass
+class Call:
+    """``func(arg, key=value, ...)``; an arg is an expression or (key, expression)."""
+
+    func: str
+    args: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Mapping:
+    items: list[tuple[str, Any]]
+
+
+def _flat(e: Any) -> str:
+    if isinstance(e, str):
+        return e
+    if isinstance(e, Call):
+        parts = [f"{a[0]}={_flat(a[1])}" if isinstance(a, tuple) else _flat(a) for a in e.args]
+        return f"{e.func}({', '.join(parts)})"
+    return "{" + ", ".join(f'"{k}": {_flat(v)}' for k, v in e.items) + "}"
+
+
+def layout(e: Any, indent: int, prefix: str = "", suffix: str = "") -> list[str]:
+    """Lines for an expression: on one line when it fits, else one argument per line (black style)."""
+    pad = " " * indent
+    one = pad + prefix + _flat(e) + suffix
+    if len(one) <= LINE or isinstance(e, str):
+        return [one]
+    if isinstance(e, Call):
+        lines = [pad + prefix + e.func + "("]
+        for a in e.args:
+            if isinstance(a, tuple):
+                lines += layout(a[1], indent + 4, f"{a[0]}=", ",")
+            else:
+                lines += layout(a, indent + 4, "", ",")
+        return lines + [pad + ")" + suffix]
+    lines = [pad + prefix + "{"]
+    for k, v in e.items:
+        lines += layout(v, indent + 4, f'"{k}": ', ",")
+    return lines + [pad + "}" + suffix]
+
+
+def _literal(v: Any) -> str:
+    if isinstance(v, tuple) and len(v) == 1:
+        return f"({_literal(v[0])},)"
+    if isinstance(v, (tuple, list)):
+        inner = ", ".join(_literal(i) for i in v)
+        return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
+
+
+def _compact(name: str, v: Any) -> Any:
+    if name in _PAIR_ARGS and isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+        return v[0]
+    return v
+
+
+# ---- layers as constructor calls ---------------------------------------------------------------
+def layer_call(module: nn.Module) -> Call:
+    """``nn.Conv2d(3, 32, kernel_size=3, stride=2, bias=False)`` for a torch layer, checked by rebuilding it."""
+    cls = type(module)
+    if getattr(nn, cls.__name__, None) is not cls:
+        raise TypeError(f"cannot write {cls.__qualname__} as source: not a torch.nn layer")
+    call = Call(f"nn.{cls.__name__}")
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.name in ("device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if not hasattr(module, p.name):
+            if p.default is p.empty:
+                raise TypeError(f"cannot write {cls.__name__} as source: no attribute {p.name!r}")
+            continue
+        value = getattr(module, p.name)
+        if isinstance(value, torch.Tensor) or (value is None and isinstance(p.default, bool)):
+            value = value is not None  # bias=False is stored as bias=None
+        value = _compact(p.name, value)
+        if p.default is not p.empty and value == _compact(p.name, p.default):
+            continue
+        positional = p.default is p.empty and p.kind is not p.KEYWORD_ONLY
+        call.args.append(_literal(value) if positional else (p.name, _literal(value)))
+    rebuilt = eval(_flat(call), {"nn": nn})  # noqa: S307 - text we just wrote from a torch layer
+    if repr(rebuilt) != repr(module):
+        raise TypeError(f"cannot write {cls.__name__} as source: {_flat(call)} builds {rebuilt!r}, not {module!r}")
+    return call
+
+
+def _function_name(fn: Callable[..., Any]) -> str:
+    """The public spelling of a torch function: F.max_pool2d, torch.cat (not torch._C._nn...)."""
+    short = getattr(fn, "__name__", "")
+    if short and getattr(F, short, None) is fn:
+        return f"F.{short}"
+    if short and getattr(torch, short, None) is fn:
+        return f"torch.{short}"
+    return _get_qualified_name(fn).replace("torch.nn.functional.", "F.")
+
+
+def function_call(fn: Callable[..., Any], args: list[str], kwargs: dict[str, Any]) -> str:
+    name = _function_name(fn)
+    parts = list(args)
+    for key, value in kwargs.items():
+        if key in _FUNCTION_DEFAULTS and _compact(key, value) == _FUNCTION_DEFAULTS[key]:
+            continue
+        parts.append(f"{key}={_literal(_compact(key, value))}")
+    return f"{name}({', '.join(parts)})"
+
+
+# ---- composite ops as helper classes -----------------------------------------------------------
+@dataclass
+class Helper:
+    """A chain of ops written as one spec op (``conv``): one class, its layers passed in."""
+
+    name: str
+    children: list[str]
+    body: list[str]  # forward lines computing ``x`` from ``x``; the last one is returned
+
+    def source(self) -> list[str]:
+        args = ", ".join(f"{c}: nn.Module" for c in self.children)
+        lines = [f"class {self.name}(nn.Module):",
+                 f'    """{" → ".join(self.body_ops)}, written as one op in the spec."""', "",
+                 f"    def __init__(self, {args}) -> None:", "        super().__init__()"]
+        lines += [f"        self.{c} = {c}" for c in self.children]
+        lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        lines += [f"        x = {b}" for b in self.body[:-1]] + [f"        return {self.body[-1]}"]
+        return lines
+
+    body_ops: list[str] = field(default_factory=list)
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p) or "Layer"
+
+
+class Writer:
+    """Writes one spec's compiled form as source; ``source()`` returns the module text."""
+
+    def __init__(self, graph: nx.DiGraph, spec_file: str = "") -> None:
+        self.graph = graph
+        self.spec_file = spec_file or graph.graph.get("file", "")
+        self.root, targets = build_modules(graph)
+        self.outputs: dict[str, str] = graph.graph["outputs"]
+        self.fx = build_fx_graph(graph, targets, self.outputs)
+        self.class_name = class_name_of(graph.graph["name"])
+        logits = next(n for n in self.fx.nodes if n.meta.get("archspec_node") == self.outputs["logits"])
+        self.main = self._ancestors(logits)
+        self.groups: dict[str, list[fx.Node]] = {}  # origin path → its chain of fx nodes
+        self.group_of: dict[fx.Node, str] = {}
+        self.helpers: dict[str, Helper] = {}  # origin path → helper
+        self.helper_classes: dict[tuple[str, ...], Helper] = {}
+        self.kinds: dict[str, str] = {"": "self"}  # module path → seq | dict | helper | layer
+        self._find_groups()
+
+    # ---- analysis --------------------------------------------------------------------------
+    @staticmethod
+    def _ancestors(node: fx.Node) -> set[fx.Node]:
+        seen, todo = set(), [node]
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(n.all_input_nodes)
+        return seen
+
+    def _data(self, n: fx.Node) -> dict[str, Any]:
+        return self.graph.nodes[n.meta["archspec_node"]]
+
+    def _find_groups(self) -> None:
+        members: dict[str, list[fx.Node]] = {}
+        for n in self.fx.nodes:
+            if n.op in ("call_module", "call_function") and n.target is not runtime.check_input:
+                d = self._data(n)
+                if d["origin"] != d["path"] and d["origin"]:
+                    members.setdefault(d["origin"], []).append(n)
+        for origin, chain in members.items():
+            if len(chain) > 1 and self._is_chain(origin, chain):
+                self.groups[origin] = chain
+                for n in chain:
+                    self.group_of[n] = origin
+                self.helpers[origin] = self._helper(origin, chain)
+
+    def _is_chain(self, origin: str, chain: list[fx.Node]) -> bool:
+        for i, n in enumerate(chain):
+            if i and n.all_input_nodes != [chain[i - 1]]:
+                return False
+            if i < len(chain) - 1 and set(n.users) != {chain[i + 1]}:
+                return False
+            if i == 0 and len(n.all_input_nodes) != 1:
+                return False
+        children = [str(n.target)[len(origin) + 1:] for n in chain if n.op == "call_module"]
+        if any(not str(n.target).startswith(origin + ".") for n in chain if n.op == "call_module"):
+            return False
+        try:
+            owner = self.root.get_submodule(origin)
+        except AttributeError:
+            return False
+        return type(owner) is nn.Module and list(owner._modules) == children and all(
+            _IDENT.match(c) and not keyword.iskeyword(c) for c in children)
+
+    def _helper(self, origin: str, chain: list[fx.Node]) -> Helper:
+        children, body, ops = [], [], []
+        for n in chain:
+            ops.append(self._data(n)["op"])
+            if n.op == "call_module":
+                child = str(n.target)[len(origin) + 1:]
+                children.append(child)
+                body.append(f"self.{child}(x)")
+            else:
+                body.append(function_call(n.target, ["x"], dict(n.kwargs)))  # type: ignore[arg-type]
+        key = tuple(children) + ("|",) + tuple(body)
+        helper = self.helper_classes.get(key)
+        if helper is None:
+            name = base = _camel("_".join(ops))
+            taken = {h.name for h in self.helper_classes.values()} | {self.class_name}
+            k = 1
+            while name in taken:
+                k += 1
+                name = f"{base}{k}"
+            helper = Helper(name, children, body, ops)
+            self.helper_classes[key] = helper
+        return helper
+
+    # ---- __init__ ----------------------------------------------------------------------------
+    def module_expr(self, path: str, module: nn.Module) -> Any:
+        if path in self.helpers:
+            self.kinds[path] = "helper"
+            helper = self.helpers[path]
+            return Call(helper.name, [self.module_expr(f"{path}.{c}", module._modules[c]) for c in helper.children])
+        if type(module) is not nn.Module:
+            self.kinds[path] = "layer"
+            return layer_call(module)
+        keys = list(module._modules)
+        if keys == [str(i) for i in range(len(keys))]:
+            self.kinds[path] = "seq"
+            return Call("nn.Sequential", [self.module_expr(f"{path}.{k}", m) for k, m in module._modules.items()])
+        self.kinds[path] = "dict"
+        return Call("nn.ModuleDict", [Mapping([(k, self.module_expr(f"{path}.{k}", m))
+                                               for k, m in module._modules.items()])])
+
+    def access(self, path: str) -> str:
+        text, parent = "self", ""
+        for seg in path.split("."):
+            kind = self.kinds[parent]
+            if kind == "seq":
+                text += f"[{seg}]"
+            elif kind == "self" and not _IDENT.match(seg):
+                text = f'getattr(self, "{seg}")'
+            elif kind == "dict" and (not _IDENT.match(seg) or keyword.iskeyword(seg) or hasattr(nn.ModuleDict, seg)):
+                text += f'["{seg}"]'
+            else:
+                text += f".{seg}"
+            parent = f"{parent}.{seg}" if parent else seg
+        return text
+
+    def init_lines(self) -> list[str]:
+        lines = ["    def __init__(self) -> None:", "        super().__init__()"]
+        for name, module in self.root._modules.items():
+            expr = self.module_expr(name, module)
+            if _IDENT.match(name):
+                lines += layout(expr, 8, f"self.{name} = ")
+            else:
+                lines += layout(expr, 8, f'self.add_module("{name}", ', ")")
+        return lines
+
+    # ---- forward -----------------------------------------------------------------------------
+    def steps(self) -> list[Step]:
+        steps: list[Step] = []
+        alias: dict[fx.Node, fx.Node] = {}
+        self.alias = alias
+        for n in self.fx.nodes:
+            if n.op in ("placeholder", "output") or (n in self.group_of and self.groups[self.group_of[n]][0] is not n):
+                continue
+            if n.target is runtime.check_input:
+                alias[n] = n.args[0]  # type: ignore[assignment]
+                self.guard = tuple(n.args[1:])
+                continue
+            ins = [alias.get(i, i) for i in n.all_input_nodes]
+            aux = n not in self.main
+            if n in self.group_of:
+                origin = self.group_of[n]
+                out = self.groups[origin][-1]
+                steps.append(Step(ins, out, self._render_module(origin, n), self._candidate(origin, n), aux, origin,
+                                  True))
+                continue
+            d = self._data(n)
+            render = (self._render_module(str(n.target), n) if n.op == "call_module"
+                      else self._render_function(n, alias))
+            steps.append(Step(ins, n, render, self._candidate(d["path"], n), aux,
+                              str(n.target) if n.op == "call_module" else d["path"], n.op == "call_module"))
+        return _schedule(self._collapse_sequentials(steps))
+
+    def _collapse_sequentials(self, steps: list[Step]) -> list[Step]:
+        """A Sequential whose layers run one after another, nothing else reading between, is called once."""
+        readers: dict[fx.Node, int] = {}
+        for s in steps:
+            for v in s.inputs:
+                readers[v] = readers.get(v, 0) + 1
+        seqs = sorted((p for p, k in self.kinds.items() if k == "seq"), key=lambda p: -p.count("."))
+        for path in seqs:
+            by_path = {s.path: s for s in steps if s.module}
+            n = len(self.root.get_submodule(path)._modules)
+            chain = [by_path.get(f"{path}.{i}") for i in range(n)]
+            if any(c is None for c in chain) or len({c.aux for c in chain if c}) != 1:
+                continue
+            links = zip(chain, chain[1:], strict=False)
+            if not all(b.inputs == [a.output] and readers[a.output] == 1 for a, b in links if a and b):
+                continue
+            first, last = chain[0], chain[-1]
+            assert first is not None and last is not None
+            merged = Step(first.inputs, last.output, self._render_call(path, first.inputs[0]), first.candidate,
+                          first.aux, path, True)
+            drop = {id(c) for c in chain}
+            steps = [merged if s is first else s for s in steps if s is first or id(s) not in drop]
+        return steps
+
+    def _render_module(self, path: str, n: fx.Node) -> Callable[[Callable[[fx.Node], str]], str]:
+        return self._render_call(path, self.alias.get(n.all_input_nodes[0], n.all_input_nodes[0]))
+
+    def _render_call(self, path: str, arg: fx.Node) -> Callable[[Callable[[fx.Node], str]], str]:
+        access = self.access(path)
+
+        def render(var: Callable[[fx.Node], str]) -> str:
+            return f"{access}({var(arg)})"
+
+        return render
+
+    def _render_function(self, n: fx.Node, alias: dict[fx.Node, fx.Node]) -> Callable[[Callable[[fx.Node], str]], str]:
+        def render(var: Callable[[fx.Node], str]) -> str:
+            def arg(a: Any) -> str:
+                if isinstance(a, fx.Node):
+                    return var(alias.get(a, a))
+                if isinstance(a, (list, tuple)):
+                    return "[" + ", ".join(arg(i) for i in a) + "]"
+                return _literal(a)
+
+            return function_call(n.target, [arg(a) for a in n.args], dict(n.kwargs))  # type: ignore[arg-type]
+
+        return render
+
+    def _candidate(self, path: str, n: fx.Node) -> tuple[str | None, bool]:
+        """The branch name a value is called by, and whether it is the op's own name (not a branch's)."""
+        d = self._data(n)
+        if REGISTRY[d["op"]].kind == "merge":
+            path = path.rpartition(".")[0] if "." in path else ""
+        unit = d["unit"]
+        rel = path[len(unit) + 1:] if path.startswith(unit + ".") else ("" if path == unit else path)
+        segs = [s for s in rel.split(".") if s and not s.isdigit()]
+        if not segs:
+            return None, False
+        return segs[0], rel == segs[0]
+
+    def forward_lines(self) -> list[str]:
+        steps = self.steps()
+        end = len(steps)
+        last: dict[fx.Node, int] = {}
+        for i, s in enumerate(steps):
+            for v in s.inputs:
+                last[v] = i
+        outputs = {name: next(n for n in self.fx.nodes if n.meta.get("archspec_node") == node)
+                   for name, node in self.outputs.items()}
+        outputs = {k: self.alias.get(v, v) for k, v in outputs.items()}
+        for v in outputs.values():
+            last[v] = end
+        placeholder = next(n for n in self.fx.nodes if n.op == "placeholder")
+        names: dict[fx.Node, str] = {placeholder: "x"}
+        holder: dict[str, fx.Node] = {"x": placeholder}
+
+        def free(name: str, i: int) -> bool:
+            return name not in holder or last.get(holder[name], -1) <= i
+
+        lines: list[str] = []
+        channels, min_h, min_w = self.guard
+        lines += [
+            f"        if x.dim() != 4 or x.shape[1] != {channels} or x.shape[2] < {min_h} or x.shape[3] < {min_w}:",
+            "            raise ValueError(",
+            f'                "expected input of shape (N, {channels}, H, W) with H >= {min_h} and W >= {min_w}, "',
+            '                f"got {tuple(x.shape)}"',
+            "            )",
+        ]
+        self.readers: dict[fx.Node, int] = {}
+        for s in steps:
+            for v in s.inputs:
+                self.readers[v] = self.readers.get(v, 0) + 1
+        in_aux = False
+        for i, s in enumerate(steps):
+            name = self._name(s, i, names, free)
+            code = s.render(lambda v: names[v])
+            names[s.output] = name
+            holder[name] = s.output
+            if s.aux and not in_aux:
+                lines.append("        if self.training:")
+            in_aux = s.aux
+            pad = " " * (12 if s.aux else 8)
+            lines += layout(code, len(pad), f"{name} = ")
+        result = names[outputs["logits"]]
+        if len(outputs) > 1:
+            items = ", ".join(f'"{k}": {names[v]}' for k, v in outputs.items())
+            lines += ["        if self.training:", f"            return {{{items}}}"]
+        lines.append(f"        return {result}")
+        ret = "torch.Tensor | dict[str, torch.Tensor]" if len(outputs) > 1 else "torch.Tensor"
+        return [f"    def forward(self, x: torch.Tensor) -> {ret}:"] + lines
+
+    def _name(self, s: Step, i: int, names: dict[fx.Node, str], free: Callable[[str, int], bool]) -> str:
+        cand, own = s.candidate
+        first = s.inputs[0] if s.inputs else None
+        first_name = names.get(first) if first is not None else None
+        first_dies = first_name is not None and free(first_name, i)
+        unit = self._data(s.output)["unit"]
+        fallback = unit if unit in self.outputs and unit != "logits" else "x"
+        fallbacks = {fallback, "out"}
+        if cand is not None and own and first_dies and first_name in fallbacks and self.readers[first] == 1:
+            return first_name  # a single op continuing the main line: x = op(x)
+        if cand is None:
+            if first_dies and first_name in fallbacks:
+                return first_name
+            options = [fallback, "out"]
+        else:
+            options = [_identifier(cand)]
+        for option in options:
+            if free(option, i):
+                return option
+        k = 2
+        while not free(f"{options[-1]}_{k}", i):
+            k += 1
+        return f"{options[-1]}_{k}"
+
+    # ---- the file ------------------------------------------------------------------------------
+    def source(self) -> str:
+        init = self.init_lines()
+        forward = self.forward_lines()
+        name = self.graph.graph["name"]
+        inp = self.graph.graph["input"]
+        h, w = inp.size
+        min_h, min_w = self.graph.graph["min_size"]
+        heads = [k for k in self.outputs if k != "logits"]
+        doc = [
+            f'"""{self.class_name}: the network of spec `{name}`, as a standalone PyTorch module.',
+            "",
+            f"Generated by archspec {__version__} from {self.spec_file or 'a spec'}; it needs only torch.",
+            f"Input: (N, {inp.channels}, H, W), {h}×{w} in the spec, at least {min_h}×{min_w}.",
+            "State-dict keys are the spec's module paths, so weights saved from the archspec model load",
+            "with strict=True.",
+        ]
+        if heads:
+            doc.append(f"In training mode forward returns a dict: logits and the auxiliary heads {', '.join(heads)}.")
+        doc.append('"""')
+        body = "\n".join(init + [""] + forward)
+        imports = ["import torch"]
+        if "F." in body or any("F." in "".join(h.body) for h in self.helper_classes.values()):
+            imports.append("import torch.nn.functional as F")
+        imports.append("from torch import nn")
+        classes = ["\n".join(h.source()) for h in self.helper_classes.values()]
+        head = [f"class {self.class_name}(nn.Module):", f'    """The `{name}` network."""', ""]
+        classes.append("\n".join(head + [body]))
+        return "\n".join(doc) + "\n\n" + "\n".join(imports) + "\n\n\n" + "\n\n\n".join(classes) + "\n"
+
+
+@dataclass
+class Step:
+    """One line of forward: a value computed from others."""
+
+    inputs: list[fx.Node]
+    output: fx.Node
+    render: Callable[[Callable[[fx.Node], str]], str]
+    candidate: tuple[str | None, bool]
+    aux: bool
+    path: str  # the module it calls, or the op's path
+    module: bool = False  # a call of the module at ``path`` on the one input
+
+
+def _schedule(steps: list[Step]) -> list[Step]:
+    """Main-line steps in order; each auxiliary step as soon as its inputs exist (so taps stay short-lived)."""
+    order: list[Step] = []
+    defined: set[fx.Node] = set()
+    pending = [s for s in steps if s.aux]
+
+    def flush() -> None:
+        progress = True
+        while progress:
+            progress = False
+            for s in list(pending):
+                if all(i in defined or i.op == "placeholder" for i in s.inputs):
+                    order.append(s)
+                    defined.add(s.output)
+                    pending.remove(s)
+                    progress = True
+
+    flush()
+    for s in steps:
+        if not s.aux:
+            order.append(s)
+            defined.add(s.output)
+            flush()
+    return order + pending
+
+
+def _identifier(name: str) -> str:
+    text = re.sub(r"\W", "_", name)
+    if not text or text[0].isdigit():
+        text = "v_" + text
+    if keyword.iskeyword(text) or text in _RESERVED:
+        text += "_"
+    return text
+
+
+def generate(graph: nx.DiGraph, spec_file: str = "") -> str:
+    """The source text of a standalone module defining the spec's network as one nn.Module class."""
+    return Writer(graph, spec_file).source()
