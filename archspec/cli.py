@@ -19,6 +19,8 @@ from archspec.shapes import MAX_PARAMS
 # name → module in archspec.commands; importing lazily keeps `archspec check` free of torch
 COMMANDS = {
     "check": "check",
+    "compile": "compile",
+    "export": "export",
 }
 
 

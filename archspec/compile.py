@@ -139,6 +139,10 @@ class AuxModel(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         return self._train_gm(x) if self.training else self._eval_gm(x)
 
+    def inference(self) -> fx.GraphModule:
+        """The eval-mode network alone (main output; shares this module's layers), e.g. for export."""
+        return self._eval_gm
+
     @property
     def code(self) -> str:
         return self._eval_gm.code
