@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 import archspec
 from archspec.fileio import write_atomic
@@ -139,6 +139,30 @@ def dataset(args: argparse.Namespace, channels: int, hw: tuple[int, int], classe
     return data
 
 
+class Shard(Sampler[int]):
+    """This process's share of a seeded shuffle of the data, from a given batch on (to resume mid-epoch).
+
+    Every process draws the same permutation for an epoch and takes every world-th image of it, so
+    the shares are disjoint and of equal size (the remainder is dropped).
+    """
+
+    def __init__(self, size: int, rank: int, world: int, seed: int, batch_size: int) -> None:
+        self.size, self.rank, self.world, self.seed, self.batch_size = size, rank, world, seed, batch_size
+        self.per_process = size // world
+        self.epoch = self.start = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start = epoch, start_batch * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        mine = order[self.rank::self.world][: self.per_process]
+        return iter(mine[self.start:])
+
+    def __len__(self) -> int:
+        return self.per_process - self.start
+
+
 # ---- the loss ----------------------------------------------------------------------------------
 def loss_of(output: Any, target: torch.Tensor, aux_weights: dict[str, float]) -> tuple[torch.Tensor, float]:
     """Cross-entropy of the logits plus each auxiliary head's, weighted as the spec says."""
@@ -169,7 +193,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     model.load_state_dict(data["model"], strict=True)
     optimizer.load_state_dict(data["optimizer"])
     scheduler.load_state_dict(data["scheduler"])
-    return {"step": int(data["step"]), "epoch": int(data["epoch"])}
+    return {"step": int(data["step"]), "epoch": int(data["epoch"]), "batch": int(data["batch"])}
 
 
 # ---- progress ----------------------------------------------------------------------------------
@@ -207,22 +231,23 @@ def _train(args: argparse.Namespace, ctx: Context) -> tuple[nn.Module, float]:
     aux_weights: dict[str, float] = dict(getattr(model, "aux_weights", {}))
     model.to(ctx.device)
     data = dataset(args, report.input_channels, report.input_size, report.output_shape[-1])
-    sampler = DistributedSampler(data, ctx.world, ctx.rank, shuffle=True, seed=args.seed) if ctx.distributed else None
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                        num_workers=args.workers, drop_last=True, pin_memory=ctx.device.type == "cuda",
-                        persistent_workers=args.workers > 0)
-    if len(loader) == 0:
-        raise SystemExit(f"not one full batch of {args.batch_size}: the data set has {len(data)} images per process")
+    sampler = Shard(len(data), ctx.rank, ctx.world, args.seed, args.batch_size)
+    loader = DataLoader(data, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers, drop_last=True,
+                        pin_memory=ctx.device.type == "cuda")
+    per_epoch = sampler.per_process // args.batch_size
+    if per_epoch == 0:
+        raise SystemExit(f"not one full batch of {args.batch_size}: {sampler.per_process} images per process")
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
-    total_steps = args.steps or args.epochs * len(loader)
+    total_steps = args.steps or args.epochs * per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-    state = {"step": 0, "epoch": 0}
+    state = {"step": 0, "epoch": 0, "batch": 0}  # batch: batches done in the current epoch
     if args.resume and args.checkpoint and args.checkpoint.exists():
         state = load_checkpoint(args.checkpoint, model, optimizer, scheduler, ctx.device)
         if ctx.main:
-            print(f"resumed from {args.checkpoint} at step {state['step']}, epoch {state['epoch']}", file=sys.stderr)
+            print(f"resumed from {args.checkpoint} at step {state['step']} (epoch {state['epoch'] + 1}, batch "
+                  f"{state['batch']})", file=sys.stderr)
     net: nn.Module = model
     if ctx.distributed:
         devices = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -235,8 +260,7 @@ def _train(args: argparse.Namespace, ctx: Context) -> tuple[nn.Module, float]:
         ctx.barrier()
 
     while state["step"] < total_steps and (args.steps or state["epoch"] < args.epochs):
-        if sampler is not None:
-            sampler.set_epoch(state["epoch"])
+        sampler.set_epoch(state["epoch"], state["batch"])
         net.train()
         desc = f"epoch {state['epoch'] + 1}" + ("" if args.steps else f"/{args.epochs}")
         for images, target in progress(loader, len(loader), ctx.main and not args.no_progress, desc):
@@ -250,6 +274,7 @@ def _train(args: argparse.Namespace, ctx: Context) -> tuple[nn.Module, float]:
             optimizer.step()
             scheduler.step()
             state["step"] += 1
+            state["batch"] += 1
             last_loss = ctx.mean(main_loss)
             if args.save_every and state["step"] % args.save_every == 0:
                 checkpoint()
@@ -257,6 +282,7 @@ def _train(args: argparse.Namespace, ctx: Context) -> tuple[nn.Module, float]:
                 break
         else:
             state["epoch"] += 1
+            state["batch"] = 0
         if ctx.main:
             print(f"step {state['step']}: loss {last_loss:.4f}", file=sys.stderr)
         checkpoint()
