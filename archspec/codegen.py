@@ -107,12 +107,10 @@ def _compact(name: str, v: Any) -> Any:
 
 
 # ---- layers as constructor calls ---------------------------------------------------------------
-def layer_call(module: nn.Module) -> Call:
-    """``nn.Conv2d(3, 32, kernel_size=3, stride=2, bias=False)`` for a torch layer, checked by rebuilding it."""
+def _init_args(module: nn.Module) -> list[tuple[inspect.Parameter, Any]]:
+    """The layer's constructor arguments, read back from its attributes (square pairs as one int)."""
     cls = type(module)
-    if getattr(nn, cls.__name__, None) is not cls:
-        raise TypeError(f"cannot write {cls.__qualname__} as source: not a torch.nn layer")
-    call = Call(f"nn.{cls.__name__}")
+    args = []
     for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if p.name in ("device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
@@ -123,13 +121,24 @@ def layer_call(module: nn.Module) -> Call:
         value = getattr(module, p.name)
         if isinstance(value, torch.Tensor) or (value is None and isinstance(p.default, bool)):
             value = value is not None  # bias=False is stored as bias=None
-        value = _compact(p.name, value)
+        args.append((p, _compact(p.name, value)))
+    return args
+
+
+def layer_call(module: nn.Module) -> Call:
+    """``nn.Conv2d(3, 32, 3, stride=2, bias=False)`` for a torch layer, checked by rebuilding it."""
+    cls = type(module)
+    if getattr(nn, cls.__name__, None) is not cls:
+        raise TypeError(f"cannot write {cls.__qualname__} as source: not a torch.nn layer")
+    call = Call(f"nn.{cls.__name__}")
+    args = _init_args(module)
+    for p, value in args:
         if p.default is not p.empty and value == _compact(p.name, p.default):
             continue
         positional = p.default is p.empty and p.kind is not p.KEYWORD_ONLY
         call.args.append(_literal(value) if positional else (p.name, _literal(value)))
     rebuilt = eval(_flat(call), {"nn": nn})  # noqa: S307 - text we just wrote from a torch layer
-    if repr(rebuilt) != repr(module):
+    if [v for _, v in _init_args(rebuilt)] != [v for _, v in args]:
         raise TypeError(f"cannot write {cls.__name__} as source: {_flat(call)} builds {rebuilt!r}, not {module!r}")
     return call
 
@@ -197,7 +206,9 @@ class Writer:
         self.helpers: dict[str, Helper] = {}  # origin path → helper
         self.helper_classes: dict[tuple[str, ...], Helper] = {}
         self.kinds: dict[str, str] = {"": "self"}  # module path → seq | dict | helper | layer
+        self.filled: dict[fx.Node, str] = {}  # stateless ops written as layers, to fill a numbered container
         self._find_groups()
+        self._fill_gaps()
 
     # ---- analysis --------------------------------------------------------------------------
     @staticmethod
@@ -226,6 +237,50 @@ class Writer:
                 for n in chain:
                     self.group_of[n] = origin
                 self.helpers[origin] = self._helper(origin, chain)
+
+    def _fill_gaps(self) -> None:
+        """A stateless op at a numbered slot (``branch3.0``, a pool before ``branch3.1``) becomes a layer
+        (``nn.AvgPool2d``) when torch has one that computes the same, so the container is an nn.Sequential."""
+        for n in self.fx.nodes:
+            if n.op != "call_function" or n in self.group_of or len(n.all_input_nodes) != 1:
+                continue
+            path = self._data(n)["path"]
+            parent, _, index = path.rpartition(".")
+            if not (parent and index.isdigit()):
+                continue
+            try:
+                owner = self.root.get_submodule(parent)
+            except AttributeError:
+                continue
+            keys = list(owner._modules)
+            if type(owner) is not nn.Module or index in keys or not all(k.isdigit() for k in keys):
+                continue
+            layer = self._as_layer(n)
+            if layer is not None:
+                owner._modules[index] = layer
+                owner._modules = dict(sorted(owner._modules.items(), key=lambda kv: int(kv[0])))
+                self.filled[n] = path
+
+    def _as_layer(self, n: fx.Node) -> nn.Module | None:
+        """``nn.AvgPool2d(**kwargs)`` for ``F.avg_pool2d(x, **kwargs)``, if it gives the same on the op's input."""
+        fn = n.target
+        cls = getattr(nn, _camel(getattr(fn, "__name__", "")), None)
+        if getattr(fn, "__name__", "_").endswith("_") or not isinstance(cls, type) or not issubclass(cls, nn.Module):
+            return None
+        try:
+            layer = cls(**n.kwargs)
+            layer_call(layer)
+        except (TypeError, ValueError):
+            return None
+        (src,) = n.all_input_nodes
+        src_node = src.args[0] if src.target is runtime.check_input else src
+        shape = self.graph.nodes[src_node.meta["archspec_node"]].get("shape") if src_node.op != "placeholder" else None
+        if shape is None:
+            return None
+        h, w = self.graph.graph["input"].size
+        x = torch.randn(2, *shape.at(h, w))
+        with torch.no_grad():
+            return layer if torch.equal(layer(x), fn(x, *n.args[1:], **n.kwargs)) else None  # type: ignore[operator]
 
     def _is_chain(self, origin: str, chain: list[fx.Node]) -> bool:
         for i, n in enumerate(chain):
@@ -331,10 +386,10 @@ class Writer:
                                   True))
                 continue
             d = self._data(n)
-            render = (self._render_module(str(n.target), n) if n.op == "call_module"
-                      else self._render_function(n, alias))
-            steps.append(Step(ins, n, render, self._candidate(d["path"], n), aux,
-                              str(n.target) if n.op == "call_module" else d["path"], n.op == "call_module"))
+            layer = n.op == "call_module" or n in self.filled
+            target = str(n.target) if n.op == "call_module" else d["path"]
+            render = self._render_module(target, n) if layer else self._render_function(n, alias)
+            steps.append(Step(ins, n, render, self._candidate(d["path"], n), aux, target, layer))
         return _schedule(self._collapse_sequentials(steps))
 
     def _collapse_sequentials(self, steps: list[Step]) -> list[Step]:

@@ -196,3 +196,19 @@ def test_generated_file_computes_what_the_compiled_model_does(spec: Path, tmp_pa
                 torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
         else:
             torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_a_module_cannot_also_contain_modules(write_spec) -> None:
+    """An unnamed nested list restarts numbering at the root: its conv2d would be named '0', like the
+    container of the first layer's conv and bn; that must be a located error, not a lost layer."""
+    path = write_spec(
+        "archspec: 1\n"
+        "name: clash\n"
+        "input: {channels: 3, size: [16, 16]}\n"
+        "network:\n"
+        "  - conv 4 3x3\n"
+        "  - [conv2d 4 1x1, relu]\n"
+    )
+    with pytest.raises(archspec.SpecError, match=r"module '0' would clash with module '0.conv'") as e:
+        archspec.check(path)
+    assert (e.value.line, e.value.column, e.value.code) == (6, 6, "name")
