@@ -166,23 +166,23 @@ def function_call(fn: Callable[..., Any], args: list[str], kwargs: dict[str, Any
 # ---- composite ops as helper classes -----------------------------------------------------------
 @dataclass
 class Helper:
-    """A chain of ops written as one spec op (``conv``): one class, its layers passed in."""
+    """A chain of ops written as one op in the spec (``conv``): one class, its layers passed in."""
 
     name: str
-    children: list[str]
-    body: list[str]  # forward lines computing ``x`` from ``x``; the last one is returned
+    spec_op: str  # the op as the spec names it
+    ops: list[str]  # the primitive ops it expands to
+    children: list[str]  # its layers' attribute names
+    body: list[str]  # expressions computing ``x`` from ``x``, one per op; the last one is returned
 
     def source(self) -> list[str]:
         args = ", ".join(f"{c}: nn.Module" for c in self.children)
         lines = [f"class {self.name}(nn.Module):",
-                 f'    """{" → ".join(self.body_ops)}, written as one op in the spec."""', "",
+                 f'    """The spec\'s `{self.spec_op}`: {" → ".join(self.ops)}."""', "",
                  f"    def __init__(self, {args}) -> None:", "        super().__init__()"]
         lines += [f"        self.{c} = {c}" for c in self.children]
         lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
         lines += [f"        x = {b}" for b in self.body[:-1]] + [f"        return {self.body[-1]}"]
         return lines
-
-    body_ops: list[str] = field(default_factory=list)
 
 
 def _camel(name: str) -> str:
@@ -207,6 +207,9 @@ class Writer:
         self.helper_classes: dict[tuple[str, ...], Helper] = {}
         self.kinds: dict[str, str] = {"": "self"}  # module path → seq | dict | helper | layer
         self.filled: dict[fx.Node, str] = {}  # stateless ops written as layers, to fill a numbered container
+        self.alias: dict[fx.Node, fx.Node] = {}  # the input guard's result is the input itself
+        self.guard: tuple[Any, ...] = ()  # channels, min H, min W
+        self.readers: dict[fx.Node, int] = {}  # how many forward lines read a value
         self._find_groups()
         self._fill_gaps()
 
@@ -319,7 +322,8 @@ class Writer:
             while name in taken:
                 k += 1
                 name = f"{base}{k}"
-            helper = Helper(name, children, body, ops)
+            spec_op = str(self._data(chain[0])["text"]).split(" ", 1)[0]
+            helper = Helper(name, spec_op, ops, children, body)
             self.helper_classes[key] = helper
         return helper
 
@@ -368,8 +372,7 @@ class Writer:
     # ---- forward -----------------------------------------------------------------------------
     def steps(self) -> list[Step]:
         steps: list[Step] = []
-        alias: dict[fx.Node, fx.Node] = {}
-        self.alias = alias
+        alias = self.alias
         for n in self.fx.nodes:
             if n.op in ("placeholder", "output") or (n in self.group_of and self.groups[self.group_of[n]][0] is not n):
                 continue
@@ -480,7 +483,6 @@ class Writer:
             '                f"got {tuple(x.shape)}"',
             "            )",
         ]
-        self.readers: dict[fx.Node, int] = {}
         for s in steps:
             for v in s.inputs:
                 self.readers[v] = self.readers.get(v, 0) + 1

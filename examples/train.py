@@ -69,17 +69,17 @@ class Context:
     def __init__(self, device: str) -> None:
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         want_cuda = device.startswith("cuda") or (not device and torch.cuda.is_available())
-        if self.distributed:
-            dist.init_process_group(backend="nccl" if want_cuda else "gloo")
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-        else:
-            self.rank, self.world, local = 0, 1, 0
+        local = int(os.environ.get("LOCAL_RANK", "0")) if self.distributed else 0
         if want_cuda:
-            torch.cuda.set_device(local)
+            torch.cuda.set_device(local)  # before NCCL starts, so each process talks through its own GPU
             self.device = torch.device("cuda", local)
         else:
             self.device = torch.device("cpu")
+        if self.distributed:
+            dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        else:
+            self.rank, self.world = 0, 1
 
     @property
     def main(self) -> bool:
