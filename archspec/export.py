@@ -8,6 +8,7 @@ loaded strictly, so a mismatch is a located error naming the keys rather than a 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def inference_module(model: nn.Module) -> nn.Module:
     """The module computing the main output in eval mode (a network with aux heads has one of its own)."""
     model.eval()
     inference = getattr(model, "inference", None)
-    return inference() if callable(inference) else model
+    return inference().eval() if callable(inference) else model
 
 
 def example_input(model: nn.Module) -> torch.Tensor:
@@ -103,7 +104,10 @@ def to_pt2(module: nn.Module, x: torch.Tensor, path: Path) -> None:
 
 
 def to_torchscript(module: nn.Module, x: torch.Tensor, path: Path) -> None:
-    torch.jit.script(module).save(str(path))
+    with warnings.catch_warnings():  # TorchScript's deprecation notice and its notes on fx's generated code
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.jit.script(module).save(str(path))
 
 
 FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {

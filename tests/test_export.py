@@ -30,7 +30,14 @@ def onnx_run(path: Path, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(session.run(None, {"x": x.numpy()})[0]))
 
 
-@pytest.mark.parametrize("stem", zoo_with_references()[:1])  # one full-size ONNX export keeps the suite quick
+def _zoo_params() -> list:
+    """Every zoo spec with a reference; a full-size ONNX export takes about a minute, so beyond
+    Inception-v4 they are marked slow (CI runs them; `-m "not slow"` skips them locally)."""
+    return [pytest.param(stem, marks=() if stem == "inception_v4" else pytest.mark.slow)
+            for stem in zoo_with_references()]
+
+
+@pytest.mark.parametrize("stem", _zoo_params())
 def test_onnx_of_zoo_spec_equals_reference(stem: str, tmp_path: Path) -> None:
     spec = SPECS / f"{stem}.yaml"
     torch.manual_seed(0)

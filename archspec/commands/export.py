@@ -8,6 +8,7 @@ checkpoint) strictly first; --optimize exports the graph after archspec's infere
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from archspec.cli import common, overrides_of
@@ -29,6 +30,11 @@ def run(args: argparse.Namespace) -> int:
     if suffix not in FORMATS:
         print(f"archspec export: cannot tell the format of {args.output}; name it *.onnx (ONNX), *.pt2 "
               "(torch.export) or *.ts (TorchScript)", file=sys.stderr)
+        return 2
+    missing = [m for m in ("onnx", "onnxscript") if suffix == ".onnx" and importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"archspec export: ONNX export needs the {' and '.join(missing)} package(s): "
+              f"pip install {' '.join(missing)}", file=sys.stderr)
         return 2
     optimize = None
     if args.optimize:
