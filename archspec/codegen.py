@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import keyword
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -519,6 +520,9 @@ class Writer:
             if first_dies and first_name in fallbacks:
                 return first_name
             options = [fallback, "out"]
+            shared = _shared_branch([names[v] for v in s.inputs if v in names])
+            if shared is not None:
+                options.insert(0, shared)
         else:
             options = [_identifier(cand)]
         for option in options:
@@ -597,6 +601,16 @@ def _schedule(steps: list[Step]) -> list[Step]:
             defined.add(s.output)
             flush()
     return order + pending
+
+
+def _shared_branch(names: list[str]) -> str | None:
+    """The branch that several values split from: branch1 for branch1_1a and branch1_1b."""
+    if len(names) < 2:
+        return None
+    prefix = os.path.commonprefix(names).rstrip("_")
+    m = re.fullmatch(r"(.*\d)_\d+", prefix)
+    stem = m.group(1) if m else prefix
+    return stem if re.fullmatch(r"[A-Za-z_]\w*\d", stem) and stem not in names else None
 
 
 def _identifier(name: str) -> str:
