@@ -37,6 +37,7 @@ from archspec.compile import build_fx_graph, build_modules, class_name_of
 from archspec.ops import REGISTRY
 
 LINE = 120
+_PLACEHOLDER = "ArchspecBlockClass"  # a block class's name until it is known
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # keyword defaults of the torch pooling functions, left out of generated calls
 _FUNCTION_DEFAULTS: dict[str, Any] = {"padding": 0, "ceil_mode": False, "count_include_pad": True}
@@ -193,9 +194,12 @@ def _camel(name: str) -> str:
 class Writer:
     """Writes one spec's compiled form as source; ``source()`` returns the module text."""
 
-    def __init__(self, graph: nx.DiGraph, spec_file: str = "") -> None:
+    def __init__(self, graph: nx.DiGraph, spec_file: str = "", *, block: bool = False,
+                 helper_classes: dict[tuple[str, ...], Helper] | None = None, taken: set[str] | None = None) -> None:
+        """``block``: write one block instance's class (graph re-rooted at it): no guard, no nested classes."""
         self.graph = graph
         self.spec_file = spec_file or graph.graph.get("file", "")
+        self.block_mode = block
         self.root, targets = build_modules(graph)
         self.outputs: dict[str, str] = graph.graph["outputs"]
         self.fx = build_fx_graph(graph, targets, self.outputs)
@@ -205,12 +209,18 @@ class Writer:
         self.groups: dict[str, list[fx.Node]] = {}  # origin path → its chain of fx nodes
         self.group_of: dict[fx.Node, str] = {}
         self.helpers: dict[str, Helper] = {}  # origin path → helper
-        self.helper_classes: dict[tuple[str, ...], Helper] = {}
+        self.helper_classes: dict[tuple[str, ...], Helper] = {} if helper_classes is None else helper_classes
+        self.taken: set[str] = {self.class_name} if taken is None else taken  # class names in the file
+        self.blocks: dict[str, tuple[list[fx.Node], str]] = {}  # instance path → its fx nodes, its class
+        self.block_of: dict[fx.Node, str] = {}
+        self.block_classes: dict[str, str] = {}  # class name → source
         self.kinds: dict[str, str] = {"": "self"}  # module path → seq | dict | helper | layer
         self.filled: dict[fx.Node, str] = {}  # stateless ops written as layers, to fill a numbered container
         self.alias: dict[fx.Node, fx.Node] = {}  # the input guard's result is the input itself
         self.guard: tuple[Any, ...] = ()  # channels, min H, min W
         self.readers: dict[fx.Node, int] = {}  # how many forward lines read a value
+        if not block:
+            self._find_blocks()
         self._find_groups()
         self._fill_gaps()
 
@@ -228,10 +238,91 @@ class Writer:
     def _data(self, n: fx.Node) -> dict[str, Any]:
         return self.graph.nodes[n.meta["archspec_node"]]
 
+    def _ops(self) -> list[fx.Node]:
+        return [n for n in self.fx.nodes
+                if n.op in ("call_module", "call_function") and n.target is not runtime.check_input]
+
+    # ---- repeated blocks as classes ------------------------------------------------------------
+    def _find_blocks(self) -> None:
+        """Instances of a spec block that come out as the same code share one class (InceptionA × 4)."""
+        instances: dict[tuple[str, str], list[fx.Node]] = {}
+        for n in self._ops():
+            stack = self._data(n)["blocks"]
+            if stack:
+                instances.setdefault(stack[0], []).append(n)
+        sources: dict[str, dict[str, list[tuple[str, list[fx.Node]]]]] = {}  # block → class text → instances
+        for (name, path), members in instances.items():
+            if self._encapsulated(path, members):
+                text = self._block_source(name, path, members)
+                sources.setdefault(name, {}).setdefault(text, []).append((path, members))
+        for name, texts in sources.items():
+            for text, group in texts.items():
+                if len(group) < 2:
+                    continue  # written inline: a class pays off when it is reused
+                cls = self._class_name(_camel(name))
+                self.block_classes[cls] = text.replace(_PLACEHOLDER, cls)
+                for path, members in group:
+                    self.blocks[path] = (members, cls)
+                    for m in members:
+                        self.block_of[m] = path
+
+    def _class_name(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.taken:
+            k += 1
+            name = f"{base}{k}"
+        self.taken.add(name)
+        return name
+
+    def _encapsulated(self, path: str, members: list[fx.Node]) -> bool:
+        """One input, one output read outside, and the module at ``path`` holds exactly its layers."""
+        inside = set(members)
+        if not path or len({i for m in members for i in m.all_input_nodes if i not in inside}) != 1:
+            return False
+        if sum(1 for m in members if any(u not in inside for u in m.users)) != 1:
+            return False
+        try:
+            owner = self.root.get_submodule(path)
+        except AttributeError:
+            return False
+        layers = {f"{path}.{k}" for k, m in owner.named_modules() if k and type(m) is not nn.Module}
+        called = {str(m.target) for m in members if m.op == "call_module"}
+        return type(owner) is nn.Module and layers == called
+
+    def _block_source(self, name: str, path: str, members: list[fx.Node]) -> str:
+        """The class of one block instance, written by a Writer over the instance re-rooted at its path."""
+        g = self.graph
+        inside = set(members)
+        (ext,) = {i for m in members for i in m.all_input_nodes if i not in inside}
+        ext_id = "input" if ext.op == "placeholder" or ext.target is runtime.check_input else ext.meta["archspec_node"]
+        (out,) = [m for m in members if any(u not in inside for u in m.users)]
+        ids = [m.meta["archspec_node"] for m in members]
+
+        def reroot(p: str) -> str:
+            return p[len(path) + 1:] if p.startswith(path + ".") else ("" if p == path else p)
+
+        sub = nx.DiGraph()
+        sub.add_node("input", **{**g.nodes[ext_id], "op": "input", "params": None, "path": "", "unit": "input",
+                                 "order": 0, "blocks": ()})
+        for i in ids:
+            d = g.nodes[i]
+            sub.add_node(i, **{**d, "path": reroot(d["path"]), "origin": reroot(d["origin"]), "unit": "",
+                               "blocks": d["blocks"][1:]})
+        for i in ids:
+            for p in g.pred[i]:
+                sub.add_edge(p if p in sub else "input", i, **g.edges[p, i])
+        sub.graph.update(g.graph)
+        sub.graph.update(outputs={"logits": out.meta["archspec_node"]}, name=name, min_size=(1, 1))
+        writer = Writer(sub, block=True, helper_classes=self.helper_classes, taken=self.taken)
+        label = next((u.label for u in g.graph.get("units", []) if u.path == path), name)
+        doc = f"{label}: block `{name}` of the spec." if label != name else f"Block `{name}` of the spec."
+        return writer.class_source(_PLACEHOLDER, doc)
+
+    # ---- composite ops as helpers --------------------------------------------------------------
     def _find_groups(self) -> None:
         members: dict[str, list[fx.Node]] = {}
-        for n in self.fx.nodes:
-            if n.op in ("call_module", "call_function") and n.target is not runtime.check_input:
+        for n in self._ops():
+            if n not in self.block_of:
                 d = self._data(n)
                 if d["origin"] != d["path"] and d["origin"]:
                     members.setdefault(d["origin"], []).append(n)
@@ -246,7 +337,8 @@ class Writer:
         """A stateless op at a numbered slot (``branch3.0``, a pool before ``branch3.1``) becomes a layer
         (``nn.AvgPool2d``) when torch has one that computes the same, so the container is an nn.Sequential."""
         for n in self.fx.nodes:
-            if n.op != "call_function" or n in self.group_of or len(n.all_input_nodes) != 1:
+            if (n.op != "call_function" or n in self.group_of or n in self.block_of or len(n.all_input_nodes) != 1
+                    or n.target is runtime.check_input):
                 continue
             path = self._data(n)["path"]
             parent, _, index = path.rpartition(".")
@@ -277,8 +369,8 @@ class Writer:
         except (TypeError, ValueError):
             return None
         (src,) = n.all_input_nodes
-        src_node = src.args[0] if src.target is runtime.check_input else src
-        shape = self.graph.nodes[src_node.meta["archspec_node"]].get("shape") if src_node.op != "placeholder" else None
+        source = "input" if src.op == "placeholder" or src.target is runtime.check_input else src.meta["archspec_node"]
+        shape = self.graph.nodes[source].get("shape")
         if shape is None:
             return None
         h, w = self.graph.graph["input"].size
@@ -317,12 +409,7 @@ class Writer:
         key = tuple(children) + ("|",) + tuple(body)
         helper = self.helper_classes.get(key)
         if helper is None:
-            name = base = _camel("_".join(ops))
-            taken = {h.name for h in self.helper_classes.values()} | {self.class_name}
-            k = 1
-            while name in taken:
-                k += 1
-                name = f"{base}{k}"
+            name = self._class_name(_camel("_".join(ops)))
             spec_op = str(self._data(chain[0])["text"]).split(" ", 1)[0]
             helper = Helper(name, spec_op, ops, children, body)
             self.helper_classes[key] = helper
@@ -330,6 +417,9 @@ class Writer:
 
     # ---- __init__ ----------------------------------------------------------------------------
     def module_expr(self, path: str, module: nn.Module) -> Any:
+        if path in self.blocks:
+            self.kinds[path] = "layer"
+            return Call(self.blocks[path][1])
         if path in self.helpers:
             self.kinds[path] = "helper"
             helper = self.helpers[path]
@@ -383,6 +473,16 @@ class Writer:
                 continue
             ins = [alias.get(i, i) for i in n.all_input_nodes]
             aux = n not in self.main
+            if n in self.block_of:
+                path = self.block_of[n]
+                members = self.blocks[path][0]
+                if n is members[0]:
+                    inside = set(members)
+                    (ext,) = {alias.get(i, i) for m in members for i in m.all_input_nodes if i not in inside}
+                    (out,) = [m for m in members if any(u not in inside for u in m.users)]
+                    steps.append(Step([ext], out, self._render_call(path, ext), self._candidate(path, out, False), aux,
+                                      path, True))
+                continue
             if n in self.group_of:
                 origin = self.group_of[n]
                 out = self.groups[origin][-1]
@@ -444,10 +544,10 @@ class Writer:
 
         return render
 
-    def _candidate(self, path: str, n: fx.Node) -> tuple[str | None, bool]:
+    def _candidate(self, path: str, n: fx.Node, merge: bool = True) -> tuple[str | None, bool]:
         """The branch name a value is called by, and whether it is the op's own name (not a branch's)."""
         d = self._data(n)
-        if REGISTRY[d["op"]].kind == "merge":
+        if merge and REGISTRY[d["op"]].kind == "merge":
             path = path.rpartition(".")[0] if "." in path else ""
         unit = d["unit"]
         rel = path[len(unit) + 1:] if path.startswith(unit + ".") else ("" if path == unit else path)
@@ -477,7 +577,7 @@ class Writer:
 
         lines: list[str] = []
         channels, min_h, min_w = self.guard
-        lines += [
+        lines += [] if self.block_mode else [
             f"        if x.dim() != 4 or x.shape[1] != {channels} or x.shape[2] < {min_h} or x.shape[3] < {min_w}:",
             "            raise ValueError(",
             f'                "expected input of shape (N, {channels}, H, W) with H >= {min_h} and W >= {min_w}, "',
@@ -497,12 +597,14 @@ class Writer:
                 lines.append("        if self.training:")
             in_aux = s.aux
             pad = " " * (12 if s.aux else 8)
+            if i == len(steps) - 1 and len(outputs) == 1 and s.output == outputs["logits"] and not s.aux:
+                lines += layout(code, 8, "return ")  # the last line computes the result
+                return ["    def forward(self, x: torch.Tensor) -> torch.Tensor:"] + lines
             lines += layout(code, len(pad), f"{name} = ")
-        result = names[outputs["logits"]]
         if len(outputs) > 1:
             items = ", ".join(f'"{k}": {names[v]}' for k, v in outputs.items())
             lines += ["        if self.training:", f"            return {{{items}}}"]
-        lines.append(f"        return {result}")
+        lines.append(f"        return {names[outputs['logits']]}")
         ret = "torch.Tensor | dict[str, torch.Tensor]" if len(outputs) > 1 else "torch.Tensor"
         return [f"    def forward(self, x: torch.Tensor) -> {ret}:"] + lines
 
@@ -534,9 +636,12 @@ class Writer:
         return f"{options[-1]}_{k}"
 
     # ---- the file ------------------------------------------------------------------------------
+    def class_source(self, class_name: str, doc: str) -> str:
+        lines = [f"class {class_name}(nn.Module):", f'    """{doc}"""', "", *self.init_lines(), "",
+                 *self.forward_lines()]
+        return "\n".join(lines)
+
     def source(self) -> str:
-        init = self.init_lines()
-        forward = self.forward_lines()
         name = self.graph.graph["name"]
         inp = self.graph.graph["input"]
         h, w = inp.size
@@ -553,14 +658,15 @@ class Writer:
         if heads:
             doc.append(f"In training mode forward returns a dict: logits and the auxiliary heads {', '.join(heads)}.")
         doc.append('"""')
-        body = "\n".join(init + [""] + forward)
+        main = self.class_source(self.class_name, f"The `{name}` network.")
+        classes = list(self.block_classes.values()) + [main]
+        helpers = ["\n".join(h.source()) for h in self.helper_classes.values()
+                   if any(f"{h.name}(" in c for c in classes)]
+        classes = helpers + classes
         imports = ["import torch"]
-        if "F." in body or any("F." in "".join(h.body) for h in self.helper_classes.values()):
+        if any("F." in c for c in classes):
             imports.append("import torch.nn.functional as F")
         imports.append("from torch import nn")
-        classes = ["\n".join(h.source()) for h in self.helper_classes.values()]
-        head = [f"class {self.class_name}(nn.Module):", f'    """The `{name}` network."""', ""]
-        classes.append("\n".join(head + [body]))
         return "\n".join(doc) + "\n\n" + "\n".join(imports) + "\n\n\n" + "\n\n\n".join(classes) + "\n"
 
 
