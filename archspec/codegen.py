@@ -139,7 +139,8 @@ def layer_call(module: nn.Module) -> Call:
             continue
         positional = p.default is p.empty and p.kind is not p.KEYWORD_ONLY
         call.args.append(_literal(value) if positional else (p.name, _literal(value)))
-    rebuilt = eval(_flat(call), {"nn": nn})  # noqa: S307 - text we just wrote from a torch layer
+    with torch.device("meta"):
+        rebuilt = eval(_flat(call), {"nn": nn})  # noqa: S307 - text we just wrote from a torch layer
     if [v for _, v in _init_args(rebuilt)] != [v for _, v in args]:
         raise TypeError(f"cannot write {cls.__name__} as source: {_flat(call)} builds {rebuilt!r}, not {module!r}")
     return call
@@ -200,7 +201,8 @@ class Writer:
         self.graph = graph
         self.spec_file = spec_file or graph.graph.get("file", "")
         self.block_mode = block
-        self.root, targets = build_modules(graph)
+        with torch.device("meta"):  # layers are read, never run: no weights to allocate
+            self.root, targets = build_modules(graph)
         self.outputs: dict[str, str] = graph.graph["outputs"]
         self.fx = build_fx_graph(graph, targets, self.outputs)
         self.class_name = class_name_of(graph.graph["name"])
