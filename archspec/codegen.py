@@ -8,7 +8,10 @@ torch.fx graph (``build_fx_graph``) — and writes them out as source a person w
   (``features.6.branch1.0.conv.weight``). Each torch layer is written as its constructor call,
   read back from the layer's ``__init__`` signature and attributes and checked by rebuilding it.
 - A composite op of the spec (``conv`` = Conv2d → BatchNorm → ReLU) becomes a small helper class
-  taking its layers, so the forward calls it once.
+  taking its layers, so the forward calls it once. A stateless op at a numbered slot (the pool
+  opening ``branch3``) becomes its torch layer, so the container is an ``nn.Sequential``.
+- Instances of a spec block that come out as identical code (Inception-A × 4) share one class,
+  written once by a Writer over the instance's re-rooted subgraph.
 - ``forward`` is straight-line code: variables named after branches, reused when a value dies,
   the input guard inlined, auxiliary heads computed under ``if self.training:`` and returned in a
   dict next to ``logits`` (as the compiled model does).
