@@ -101,6 +101,8 @@ def test_aux_heads_come_back_in_training_mode(tmp_path: Path) -> None:
     out = tmp_path / "tiny.py"
     compile_to(TINY, out)
     assert ruff(out).returncode == 0, ruff(out).stdout
+    text = out.read_text()
+    assert text.count("class Res(nn.Module):") == 1 and text.count("Res(),") == 2  # `res * 2`: one class
     compiled = archspec.build(TINY)
     generated = _load(out, "TinyAux")
     assert list(generated.state_dict()) == list(compiled.state_dict())
