@@ -24,6 +24,8 @@ COMMANDS = {
     "summary": "summary",
     "diff": "diff",
     "schema": "schema",
+    "compile": "compile",
+    "export": "export",
 }
 
 

@@ -87,6 +87,7 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
         if data["op"] == "input":
             x = g.placeholder("x")
             env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, min_h, min_w))
+            env[node].meta["archspec_node"] = node
             continue
         op = REGISTRY[data["op"]]
         args = tuple(env[p] for p in inputs_of(graph, node))
@@ -103,6 +104,7 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
                 fn = torch.relu_
             result = g.call_function(fn, args, kwargs)
         result.name = node  # fx uniquifies if needed; readable names in model.code
+        result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
         env[node] = result
     if len(outputs) == 1:
         g.output(env[next(iter(outputs.values()))])
@@ -137,6 +139,10 @@ class AuxModel(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         return self._train_gm(x) if self.training else self._eval_gm(x)
 
+    def inference(self) -> fx.GraphModule:
+        """The eval-mode network alone (main output; shares this module's layers), e.g. for export."""
+        return self._eval_gm
+
     @property
     def code(self) -> str:
         return self._eval_gm.code
@@ -146,11 +152,15 @@ class AuxModel(nn.Module):
         return self._train_gm.code
 
 
+def class_name_of(spec_name: str) -> str:
+    """The Python class name of a spec's network: CamelCase of its name (inception_v4 → InceptionV4)."""
+    return "".join(p.capitalize() for p in spec_name.split("_")) or "Network"
+
+
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
     root, targets = build_modules(graph)
     outputs = graph.graph["outputs"]
-    name = graph.graph["name"]
-    class_name = "".join(p.capitalize() for p in name.split("_")) or "Network"
+    class_name = class_name_of(graph.graph["name"])
     main = {"logits": outputs["logits"]}
     eval_graph = build_fx_graph(graph, targets, main)
     if len(outputs) == 1:

@@ -28,6 +28,7 @@ ERROR_CODES: dict[str, str] = {
     "limit": "a size, repeat count or parameter budget is exceeded",
     "override": "a --set override names a key that does not exist or has a bad value",
     "io": "a file cannot be read or written",
+    "weights": "a --weights file does not fit the network (missing or unexpected keys, other shapes)",
 }
 
 

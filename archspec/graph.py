@@ -100,6 +100,7 @@ class Expander:
     units: list[Unit] = field(default_factory=list)
     outputs_by_path: dict[str, str] = field(default_factory=dict)
     _module_paths: dict[str, Loc] = field(default_factory=dict)
+    _containers: set[str] = field(default_factory=set)  # proper prefixes of module paths
     _ids: set[str] = field(default_factory=set)
     _order: int = 0
 
@@ -117,7 +118,20 @@ class Expander:
                     f"two modules would be named {path or '<root>'!r}{where}",
                     loc, code="name", hint="give the ops or branches distinct names (name: op)",
                 )
+            # a module cannot also be the container of others (unnamed nested lists restart at 0)
+            parts = path.split(".")
+            above = [".".join(parts[:i]) for i in range(1, len(parts))]
+            clash = next((q for q in above if q in self._module_paths), None)
+            if clash is None and path in self._containers:
+                clash = next(q for q in self._module_paths if q.startswith(path + "."))
+            if clash is not None:
+                raise SpecError(
+                    f"module {path!r} would clash with module {clash!r} (at {self._module_paths[clash]})",
+                    loc, code="name",
+                    hint="name the nested list or branch (name: [...]) so its ops get their own prefix",
+                )
             self._module_paths[path] = loc
+            self._containers.update(above)
         base = re.sub(r"\W", "_", path or op) or op
         node_id, n = base, 1
         while node_id in self._ids:

@@ -1,0 +1,61 @@
+"""Export a spec's network for other runtimes: ONNX (.onnx), torch.export (.pt2), TorchScript (.ts).
+
+The format follows the output file's suffix. The model is exported in inference mode (main
+output only) with a dynamic batch size. --weights loads a saved state_dict (or a training
+checkpoint) strictly first; --optimize exports the graph after archspec's inference rewrites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+from archspec.cli import common, overrides_of
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    common(p)
+    p.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the file to write: model.onnx, model.pt2 or model.ts")
+    p.add_argument("--weights", metavar="FILE", help="a saved state_dict to load (strictly) before exporting")
+    p.add_argument("--optimize", action="store_true",
+                   help="export the optimized inference graph (BN folding and other rewrites)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from archspec.export import FORMATS
+
+    suffix = "." + args.output.rpartition(".")[2] if "." in args.output else ""
+    if suffix not in FORMATS:
+        print(f"archspec export: cannot tell the format of {args.output}; name it *.onnx (ONNX), *.pt2 "
+              "(torch.export) or *.ts (TorchScript)", file=sys.stderr)
+        return 2
+    missing = [m for m in ("onnx", "onnxscript") if suffix == ".onnx" and importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"archspec export: ONNX export needs the {' and '.join(missing)} package(s): "
+              f"pip install {' '.join(missing)}", file=sys.stderr)
+        return 2
+    optimize = None
+    if args.optimize:
+        try:
+            from archspec.optimize import optimize
+        except ImportError:
+            print("archspec export: --optimize needs archspec.optimize, which this version of archspec does not "
+                  "have; export without --optimize", file=sys.stderr)
+            return 2
+
+    from archspec.api import build
+    from archspec.export import export, load_weights
+
+    model = build(args.spec, overrides_of(args), max_params=args.max_params)
+    report = model.archspec_report
+    if args.weights:
+        load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
+    if optimize is not None:
+        optimized = optimize(model)
+        optimized.archspec_report = report
+        model = optimized
+    export(model, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,131 @@
+"""Compiled model → files other runtimes load: ONNX, torch.export (.pt2), TorchScript (.ts).
+
+Every format is written in inference mode (the main output only; auxiliary heads are a
+training device) with a dynamic batch dimension, and written atomically. Weights come from
+``--weights``: a saved ``state_dict`` (or a training checkpoint holding one under ``model``),
+loaded strictly, so a mismatch is a located error naming the keys rather than a silent partial load.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from archspec.errors import Loc, SpecError
+from archspec.fileio import atomic_path
+
+# the spec's input with this batch: torch.export specialises sizes 0 and 1, so the example uses 2
+EXAMPLE_BATCH = 2
+SHOWN = 5  # keys listed in a weights error
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a file: a bare one, or a checkpoint's under 'model' / 'state_dict'."""
+    where = Loc(str(path), 0, 0)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SpecError(f"weights file {path} does not exist", where, code="io") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise SpecError(f"cannot read weights from {path}: {type(e).__name__}: {e}", where, code="weights",
+                        hint="expected a file written by torch.save(model.state_dict(), FILE)") from None
+    if isinstance(data, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise SpecError(f"{path} holds no state_dict (a mapping of names to tensors)", where, code="weights",
+                        hint="save one with torch.save(model.state_dict(), FILE)")
+    return data
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:SHOWN])
+    return shown + (f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else "")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a state_dict strictly; differences become one SpecError naming the keys."""
+    state = read_state_dict(path)
+    where = Loc(str(path), 0, 0)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} key(s): {_listing(unexpected)}")
+    if problems:
+        hint = ("the file was saved from a DistributedDataParallel wrapper; save model.module.state_dict()"
+                if unexpected and all(k.startswith("module.") for k in unexpected) else
+                "the weights must come from a network with the same module paths (the spec's names)")
+        raise SpecError(f"weights in {path} do not fit the network: " + "; ".join(problems), where,
+                        code="weights", hint=hint)
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+    if wrong:
+        raise SpecError(f"weights in {path} have other shapes (file vs network): {_listing(wrong)}", where,
+                        code="weights", hint="check the spec's channel counts and --set overrides")
+    model.load_state_dict(state, strict=True)
+
+
+def inference_module(model: nn.Module) -> nn.Module:
+    """The module computing the main output in eval mode (a network with aux heads has one of its own)."""
+    model.eval()
+    inference = getattr(model, "inference", None)
+    return inference().eval() if callable(inference) else model
+
+
+def example_input(model: nn.Module) -> torch.Tensor:
+    report = model.archspec_report
+    h, w = report.input_size
+    return torch.randn(EXAMPLE_BATCH, report.input_channels, h, w)
+
+
+def _batch_dim() -> dict[str, dict[int, Any]]:
+    return {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
+
+
+def to_onnx(module: nn.Module, x: torch.Tensor, path: Path) -> None:
+    program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=_batch_dim(), input_names=["x"],
+                                output_names=["logits"], verbose=False)
+    program.save(str(path), external_data=False)
+
+
+def to_pt2(module: nn.Module, x: torch.Tensor, path: Path) -> None:
+    program = torch.export.export(module, (x,), dynamic_shapes=_batch_dim())
+    torch.export.save(program, str(path))
+
+
+def to_torchscript(module: nn.Module, x: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():  # TorchScript's deprecation notice and its notes on fx's generated code
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.jit.script(module).save(str(path))
+
+
+FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
+    ".onnx": to_onnx,
+    ".pt2": to_pt2,
+    ".ts": to_torchscript,
+}
+
+
+def export(model: nn.Module, path: str | Path) -> None:
+    """Write the model in the format its file name's suffix names, atomically."""
+    target = Path(path)
+    writer = FORMATS.get(target.suffix)
+    if writer is None:
+        raise SpecError(f"cannot tell the format of {target}: the name must end in {', '.join(FORMATS)}",
+                        Loc(str(target), 0, 0), code="io",
+                        hint=".onnx for ONNX, .pt2 for torch.export, .ts for TorchScript")
+    module = inference_module(model)
+    x = example_input(model)
+    with torch.no_grad(), atomic_path(target) as tmp:
+        writer(module, x, tmp)

@@ -1,0 +1,61 @@
+"""Reference implementations of zoo specs, for tests that compare against independent truth.
+
+Maps a spec's file stem (``specs/<stem>.yaml``) to a builder of the reference network with
+random initialisation; tests copy its weights into ours through ``state_dict`` and compare outputs.
+Tests iterate over the specs present in ``specs/`` that have an entry here, so a new zoo spec is
+covered by adding one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _timm(name: str) -> Callable[[], Any]:
+    def build() -> Any:
+        import timm
+
+        return timm.create_model(name, pretrained=False)
+
+    return build
+
+
+def _torchvision(name: str, **kwargs: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, **kwargs)
+
+    return build
+
+
+def _facenet() -> Any:
+    from facenet_pytorch import InceptionResnetV1
+
+    return InceptionResnetV1(classify=True, num_classes=1000)
+
+
+def _bn_inception() -> Any:
+    from pretrainedmodels.models.bninception import BNInception
+
+    return BNInception(num_classes=1000)
+
+
+REFERENCES: dict[str, Callable[[], Any]] = {
+    "inception_v4": _timm("inception_v4"),
+    "inception_resnet_v2": _timm("inception_resnet_v2"),
+    "facenet_inception_resnet_v1": _facenet,
+    "bn_inception": _bn_inception,
+    "googlenet": _torchvision("googlenet", aux_logits=True, init_weights=True),
+    "inception_v3": _torchvision("inception_v3", aux_logits=True, init_weights=True),
+    **{f"resnet{d}": _torchvision(f"resnet{d}") for d in (18, 34, 50, 101, 152)},
+}
+
+
+def zoo_with_references() -> list[str]:
+    """Stems of the zoo specs that have a reference builder, in name order."""
+    return sorted(stem for stem in REFERENCES if (SPECS / f"{stem}.yaml").exists())

@@ -1,0 +1,216 @@
+"""`archspec compile`: the generated .py stands alone, passes ruff, and equals the reference network."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from references import REFERENCES, SPECS, zoo_with_references
+
+import archspec
+from archspec.cli import main
+from archspec.compile import class_name_of
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
+
+# Runs in a fresh interpreter: isolated mode (no PYTHONPATH, no script folder on sys.path) and
+# archspec blocked outright, since the venv may have it installed in editable mode.
+CHILD = r"""
+import importlib.util
+import sys
+
+sys.modules["archspec"] = None
+try:
+    import archspec  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("archspec is importable")
+import torch
+
+path, cls, weights, inputs, outputs = sys.argv[1:]
+spec = importlib.util.spec_from_file_location("generated", path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+leaked = sorted(m for m in sys.modules if m.startswith("archspec") and sys.modules[m] is not None)
+assert not leaked, leaked
+model = getattr(module, cls)()
+model.load_state_dict(torch.load(weights), strict=True)
+model.eval()
+with torch.no_grad():
+    torch.save(model(torch.load(inputs)), outputs)
+"""
+
+
+def ruff(path: Path) -> subprocess.CompletedProcess[str]:
+    """ruff with the project's rules (line length 120, pyflakes, pycodestyle, isort, bugbear, pyupgrade)."""
+    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--config",
+                           str(ROOT / "pyproject.toml"), str(path)], capture_output=True, text=True)
+
+
+def compile_to(spec: Path, out: Path, *extra: str) -> None:
+    assert main(["compile", str(spec), "-o", str(out), *extra]) == 0
+
+
+def run_standalone(tmp_path: Path, source: Path, cls: str, state: dict, x: torch.Tensor) -> torch.Tensor:
+    torch.save(state, tmp_path / "weights.pt")
+    torch.save(x, tmp_path / "x.pt")
+    args = [str(source), cls, str(tmp_path / "weights.pt"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]
+    done = subprocess.run([sys.executable, "-I", "-c", CHILD, *args], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return torch.load(tmp_path / "y.pt")
+
+
+@pytest.mark.parametrize("stem", zoo_with_references())
+def test_standalone_file_equals_reference(stem: str, tmp_path: Path) -> None:
+    spec = SPECS / f"{stem}.yaml"
+    out = tmp_path / f"{stem}.py"
+    compile_to(spec, out)
+    text = out.read_text()
+    assert "archspec" not in "\n".join(line for line in text.splitlines() if line.startswith(("import", "from")))
+    lint = ruff(out)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    torch.manual_seed(0)
+    reference = REFERENCES[stem]().eval()
+    report = archspec.check(spec)
+    h, w = report.input_size
+    x = torch.randn(1, report.input_channels, h, w)
+    with torch.no_grad():
+        expected = reference(x)
+    got = run_standalone(tmp_path, out, class_name_of(report.name), reference.state_dict(), x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def _load(path: Path, cls: str) -> torch.nn.Module:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"generated_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, cls)()
+
+
+def test_aux_heads_come_back_in_training_mode(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.py"
+    compile_to(TINY, out)
+    assert ruff(out).returncode == 0, ruff(out).stdout
+    text = out.read_text()
+    assert text.count("class Res(nn.Module):") == 1 and text.count("Res(),") == 2  # `res * 2`: one class
+    compiled = archspec.build(TINY)
+    generated = _load(out, "TinyAux")
+    assert list(generated.state_dict()) == list(compiled.state_dict())
+    generated.load_state_dict(compiled.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    for training in (True, False):
+        compiled.train(training)
+        generated.train(training)
+        torch.manual_seed(1)  # same dropout masks
+        a = compiled(x)
+        torch.manual_seed(1)
+        b = generated(x)
+        if training:
+            assert isinstance(b, dict) and set(b) == {"logits", "aux1"} == set(a)
+            for k in a:
+                torch.testing.assert_close(b[k], a[k])
+        else:
+            torch.testing.assert_close(b, a)
+
+
+def test_inlined_guard_refuses_small_inputs(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.py"
+    compile_to(TINY, out)
+    model = _load(out, "TinyAux").eval()
+    with pytest.raises(ValueError, match=r"H >= 3 and W >= 3, got \(1, 3, 2, 2\)"):
+        model(torch.randn(1, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        model(torch.randn(1, 4, 32, 32))
+
+
+def test_generated_file_works_under_torch_export(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.py"
+    compile_to(TINY, out)
+    model = _load(out, "TinyAux").eval()
+    x = torch.randn(2, 3, 32, 32)
+    program = torch.export.export(model, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
+    y = torch.randn(5, 3, 32, 32)
+    torch.testing.assert_close(program.module()(y), model(y))
+
+
+def test_compile_checks_weights_strictly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = archspec.build(TINY).state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    del state["fc.bias"]
+    torch.save(state, tmp_path / "w.pt")
+    assert main(["compile", str(TINY), "-o", str(tmp_path / "t.py"), "--weights", str(tmp_path / "w.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "missing 1 key(s): fc.bias" in err and "unexpected 1 key(s): extra.weight" in err and "[weights]" in err
+    assert not (tmp_path / "t.py").exists()
+
+
+def test_compile_prints_to_stdout_without_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", str(TINY)]) == 0
+    text = capsys.readouterr().out
+    compile(text, "tiny.py", "exec")  # valid Python
+    assert "class TinyAux(nn.Module):" in text
+
+
+SPEC_FILES = sorted((Path(__file__).resolve().parent / "specs").glob("*.yaml")) + sorted(SPECS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_generated_file_computes_what_the_compiled_model_does(spec: Path, tmp_path: Path) -> None:
+    """Over every spec (zoo and test specs): same keys, same outputs in both modes, ruff-clean."""
+    from archspec.api import analyse
+    from archspec.codegen import generate
+    from archspec.compile import compile_graph
+
+    graph, report = analyse(spec)
+    out = tmp_path / f"{spec.stem}.py"
+    out.write_text(generate(graph, str(spec)))
+    lint = ruff(out)
+    assert lint.returncode == 0, lint.stdout
+    torch.manual_seed(0)
+    compiled = compile_graph(graph)
+    generated = _load(out, class_name_of(report.name))
+    assert list(generated.state_dict()) == list(compiled.state_dict())
+    generated.load_state_dict(compiled.state_dict(), strict=True)
+    h, w = report.min_input_size
+    x = torch.randn(2, report.input_channels, h + 1, w + 2)
+    for training in (False, True):
+        compiled.train(training)
+        generated.train(training)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            a = compiled(x)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            b = generated(x)
+        if isinstance(a, dict):
+            assert isinstance(b, dict) and list(b) == list(a)
+            for k in a:
+                torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
+        else:
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_a_module_cannot_also_contain_modules(write_spec) -> None:
+    """An unnamed nested list restarts numbering at the root: its conv2d would be named '0', like the
+    container of the first layer's conv and bn; that must be a located error, not a lost layer."""
+    path = write_spec(
+        "archspec: 1\n"
+        "name: clash\n"
+        "input: {channels: 3, size: [16, 16]}\n"
+        "network:\n"
+        "  - conv 4 3x3\n"
+        "  - [conv2d 4 1x1, relu]\n"
+    )
+    with pytest.raises(archspec.SpecError, match=r"module '0' would clash with module '0.conv'") as e:
+        archspec.check(path)
+    assert (e.value.line, e.value.column, e.value.code) == (6, 6, "name")
