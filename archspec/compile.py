@@ -18,7 +18,8 @@ import torch.nn as nn
 
 from archspec import runtime
 from archspec.ops import REGISTRY
-from archspec.shapes import inputs_of, ordered
+from archspec.shapes import inputs_of, ordered, range_of
+from archspec.symbolic import NEVER
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -79,14 +80,17 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
     env: dict[str, fx.Node] = {}
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
     spec_input = graph.graph["input"]
-    min_h, min_w = graph.graph["min_size"]
+    min_h, min_w, max_h, max_w = range_of(graph, outputs.values())  # sizes at which these outputs exist
+    bounds: tuple[int | None, ...] = (min_h, min_w)
+    if min(max_h, max_w) < NEVER:
+        bounds += tuple(v if v < NEVER else None for v in (max_h, max_w))
     for node in ordered(graph):
         if node not in needed:
             continue
         data = graph.nodes[node]
         if data["op"] == "input":
             x = g.placeholder("x")
-            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, min_h, min_w))
+            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))
             continue
         op = REGISTRY[data["op"]]
         args = tuple(env[p] for p in inputs_of(graph, node))

@@ -30,18 +30,49 @@ def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
     return sorted(preds, key=lambda p: preds[p]["slot"])
 
 
+Range = tuple[int, int, int, int]  # (min H, min W, max H, max W) of the input; max is NEVER when unbounded
+UNBOUNDED: Range = (1, 1, NEVER, NEVER)
+
+
+def meet(*ranges: Range) -> Range:
+    """The input sizes every one of ``ranges`` accepts."""
+    return (max(r[0] for r in ranges), max(r[1] for r in ranges),
+            min(r[2] for r in ranges), min(r[3] for r in ranges))
+
+
+def range_of(graph: nx.DiGraph, nodes: Any) -> Range:
+    """Input sizes at which every node in ``nodes`` (and so everything it depends on) is computable."""
+    return meet(UNBOUNDED, *(graph.nodes[n]["range"] for n in nodes))
+
+
 @dataclass
 class ShapeInfo:
     min_size: tuple[int, int]
     input_shape: Shape
     outputs: dict[str, Shape] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)  # per output: input sizes it can be computed at
+
+
+def _own_range(out: Shape) -> Range | None:
+    """The input sizes this one output shape allows, or None when it allows every size."""
+    lo_h = lo_w = 1
+    hi_h = hi_w = NEVER
+    if out.height is not None and out.width is not None:
+        lo_h, lo_w = out.height.min_input(), out.width.min_input()
+    if out.flat is not None:
+        fh, fw = out.flat
+        (a, b), (c, d) = fh.input_range(fh(fh.ref or 0)), fw.input_range(fw(fw.ref or 0))
+        lo_h, hi_h, lo_w, hi_w = max(lo_h, a), b, max(lo_w, c), d
+    return None if (lo_h, lo_w, hi_h, hi_w) == UNBOUNDED else (lo_h, lo_w, hi_h, hi_w)
 
 
 def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
+    """Annotate every node with ``shape`` and ``range`` (input sizes at which it can be computed)."""
     spec_input = graph.graph["input"]
-    x = Shape(spec_input.channels, Dim(0, 1, symbol="H"), Dim(0, 1, symbol="W"))
+    h, w = spec_input.size
+    x = Shape(spec_input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
     graph.nodes["input"]["shape"] = x
-    min_h, min_w = 1, 1
+    graph.nodes["input"]["range"] = UNBOUNDED
     total_params = 0
     for node in ordered(graph):
         data = graph.nodes[node]
@@ -58,25 +89,48 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             raise SpecError(f"{op.name} at {data['path'] or 'the network'}: {e} (input {shapes[0].formula()})",
                             data["loc"], code=e.code, hint=e.hint) from None
         data["shape"] = out
-        if out.height is not None and out.width is not None:
-            mh, mw = out.height.min_input(), out.width.min_input()
-            if mh >= NEVER or mw >= NEVER:
-                raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
-                                data["loc"], code="shape")
-            min_h, min_w = max(min_h, mh), max(min_w, mw)
+        own = _own_range(out)
+        data["range"] = range_of(graph, preds) if own is None else meet(own, range_of(graph, preds))
+        if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
+            raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
+                            data["loc"], code="shape")
+        r = data["range"]
+        if r[0] > r[2] or r[1] > r[3]:
+            raise SpecError(f"{op.name} at {data['path']}: no input size makes every feature map before it non-empty"
+                            " and keeps the flattened sizes it depends on", data["loc"], code="shape")
         total_params += op.param_count(data["params"], shapes, out)
         if total_params > max_params:
             raise SpecError(f"the model would have more than {max_params:,} parameters (at {data['path']})",
                             data["loc"], code="limit", hint="shrink the network, or raise the budget with --max-params")
-    h, w = spec_input.size
-    if h < min_h or w < min_w:
-        loc = graph.nodes["input"]["loc"]
-        raise SpecError(f"input size {h}×{w} is below the minimum {min_h}×{min_w} this network accepts", loc,
-                        code="input-too-small", hint=f"set input.size to at least [{min_h}, {min_w}]")
-    graph.graph["min_size"] = (min_h, min_w)
+    outputs = graph.graph["outputs"]
+    ranges = {name: range_of(graph, [n]) for name, n in outputs.items()}
+    every = range_of(graph, outputs.values())
+    problem = size_problem(every, h, w)
+    if problem:
+        what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
+        raise SpecError(f"{problem} this network accepts{what}: {describe_range(every)}",
+                        graph.nodes["input"]["loc"], code="input-too-small",
+                        hint=f"set input.size within {describe_range(every)}")
+    graph.graph["min_size"] = ranges["logits"][:2]
     graph.graph["params"] = total_params
-    outputs = {name: graph.nodes[n]["shape"] for name, n in graph.graph["outputs"].items()}
-    return ShapeInfo((min_h, min_w), x, outputs)
+    return ShapeInfo(ranges["logits"][:2], x, {name: graph.nodes[n]["shape"] for name, n in outputs.items()}, ranges)
+
+
+def describe_range(r: Range) -> str:
+    """'75×75 and up', or '193×193 to 224×224' for a network whose flatten fixes its size."""
+    lo = f"{r[0]}×{r[1]}"
+    if min(r[2], r[3]) >= NEVER:
+        return f"{lo} and up"
+    return f"{lo} to " + "×".join(str(v) if v < NEVER else "∞" for v in r[2:])
+
+
+def size_problem(r: Range, h: int, w: int) -> str | None:
+    """Why input size h×w is outside ``r``, or None when it is inside."""
+    if h < r[0] or w < r[1]:
+        return f"input size {h}×{w} is below the minimum {r[0]}×{r[1]}"
+    if h > r[2] or w > r[3]:
+        return f"input size {h}×{w} is above the maximum " + "×".join(str(v) if v < NEVER else "∞" for v in r[2:])
+    return None
 
 
 def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
@@ -117,11 +171,10 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
 
 
-def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None) -> None:
-    """Refuse an input size below the minimum (for --set input.size and the compiled guard)."""
-    mh, mw = graph.graph["min_size"]
-    if h < mh or w < mw:
-        raise SpecError(f"input size {h}×{w} is below the minimum {mh}×{mw}", loc or graph.nodes["input"]["loc"],
-                        code="input-too-small")
-
-
+def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None, training: bool = False) -> None:
+    """Refuse an input size the network cannot process (eval: the main output; training: every output)."""
+    outputs = graph.graph["outputs"]
+    r = range_of(graph, outputs.values() if training else [outputs["logits"]])
+    problem = size_problem(r, h, w)
+    if problem:
+        raise SpecError(f"{problem} ({describe_range(r)})", loc or graph.nodes["input"]["loc"], code="input-too-small")
