@@ -14,10 +14,11 @@ import networkx as nx
 from archspec.errors import SpecError
 from archspec.graph import Unit, expand
 from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, meet, ordered
+from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
+from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
 from archspec.spec.resolve import resolve
-from archspec.symbolic import NEVER, Shape
+from archspec.symbolic import Shape
 
 SpecLike = str | Path | Source
 
@@ -55,13 +56,18 @@ class Report:
     params: int = 0
     macs: int = 0
     graph: nx.DiGraph | None = field(default=None, repr=False)
-    max_input_size: tuple[int, int] | None = None  # set when a flatten fixes a growing map's size
-    train_input_range: tuple[int, int, int, int] | None = None  # (min H, min W, max H, max W) with aux heads
+    accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
+    train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
+
+    @property
+    def max_input_size(self) -> tuple[int, int] | None:
+        """Set when a flatten fixes the size of a map that grows with the input (NEVER: unbounded axis)."""
+        return self.accepted.max_size
 
     @property
     def train_min_input_size(self) -> tuple[int, int]:
         """Smallest input training mode accepts: the aux heads may need more than the main output."""
-        return self.train_input_range[:2] if self.train_input_range else self.min_input_size
+        return self.train_accepted.min_size
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -74,6 +80,7 @@ class Report:
             "name": self.name, "file": self.file, "input_size": [self.input_channels, h, w],
             "min_input_size": list(self.min_input_size),
             "max_input_size": list(self.max_input_size) if self.max_input_size else None,
+            "accepted_input_sizes": self.accepted.describe(),
             "train_min_input_size": list(self.train_min_input_size), "output_shape": list(self.output_shape),
             "outputs": {k: list(v.at(h, w)) for k, v in self.outputs.items()},
             "params": self.params, "macs": self.macs, "blocks": [r.as_dict(h, w) for r in self.rows],
@@ -86,15 +93,9 @@ def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_para
     graph = expand(resolved)
     info = infer_shapes(graph, max_params=max_params)
     report = _report(graph, info.min_size, info.outputs)
-    every = meet(*info.ranges.values())
-    main = info.ranges["logits"]
-    report.max_input_size = _bounded(main[2:])
-    report.train_input_range = every if len(info.ranges) > 1 else None
+    report.accepted = info.accepted["logits"]
+    report.train_accepted = accepted(graph, graph.graph["outputs"].values())
     return graph, report
-
-
-def _bounded(size: tuple[int, ...]) -> tuple[int, int] | None:
-    return None if min(size) >= NEVER else (size[0], size[1])
 
 
 def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:

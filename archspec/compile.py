@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from archspec import runtime
 from archspec.ops import REGISTRY
-from archspec.shapes import inputs_of, ordered, range_of
-from archspec.symbolic import NEVER
+from archspec.shapes import inputs_of, ordered
+from archspec.sizes import accepted
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -80,10 +80,8 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
     env: dict[str, fx.Node] = {}
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
     spec_input = graph.graph["input"]
-    min_h, min_w, max_h, max_w = range_of(graph, outputs.values())  # sizes at which these outputs exist
-    bounds: tuple[int | None, ...] = (min_h, min_w)
-    if min(max_h, max_w) < NEVER:
-        bounds += tuple(v if v < NEVER else None for v in (max_h, max_w))
+    sizes = accepted(graph, outputs.values())  # the input sizes at which these outputs can be computed
+    bounds = sizes.min_size + sizes.guard_args()
     for node in ordered(graph):
         if node not in needed:
             continue

@@ -14,6 +14,7 @@ import networkx as nx
 
 from archspec.errors import Loc, SpecError
 from archspec.ops import REGISTRY, OpShapeError
+from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
 
 MAX_PARAMS = 2_000_000_000
@@ -30,27 +31,12 @@ def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
     return sorted(preds, key=lambda p: preds[p]["slot"])
 
 
-Range = tuple[int, int, int, int]  # (min H, min W, max H, max W) of the input; max is NEVER when unbounded
-UNBOUNDED: Range = (1, 1, NEVER, NEVER)
-
-
-def meet(*ranges: Range) -> Range:
-    """The input sizes every one of ``ranges`` accepts."""
-    return (max(r[0] for r in ranges), max(r[1] for r in ranges),
-            min(r[2] for r in ranges), min(r[3] for r in ranges))
-
-
-def range_of(graph: nx.DiGraph, nodes: Any) -> Range:
-    """Input sizes at which every node in ``nodes`` (and so everything it depends on) is computable."""
-    return meet(UNBOUNDED, *(graph.nodes[n]["range"] for n in nodes))
-
-
 @dataclass
 class ShapeInfo:
     min_size: tuple[int, int]
     input_shape: Shape
     outputs: dict[str, Shape] = field(default_factory=dict)
-    ranges: dict[str, Range] = field(default_factory=dict)  # per output: input sizes it can be computed at
+    accepted: dict[str, Accepted] = field(default_factory=dict)  # per output: input sizes it can be computed at
 
 
 def _own_range(out: Shape) -> Range | None:
@@ -90,7 +76,7 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
                             data["loc"], code=e.code, hint=e.hint) from None
         data["shape"] = out
         own = _own_range(out)
-        data["range"] = range_of(graph, preds) if own is None else meet(own, range_of(graph, preds))
+        data["range"] = meet(UNBOUNDED, *(graph.nodes[p]["range"] for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
             raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
                             data["loc"], code="shape")
@@ -103,34 +89,20 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             raise SpecError(f"the model would have more than {max_params:,} parameters (at {data['path']})",
                             data["loc"], code="limit", hint="shrink the network, or raise the budget with --max-params")
     outputs = graph.graph["outputs"]
-    ranges = {name: range_of(graph, [n]) for name, n in outputs.items()}
-    every = range_of(graph, outputs.values())
-    problem = size_problem(every, h, w)
+    per_output = {name: accepted(graph, [n]) for name, n in outputs.items()}
+    every = accepted(graph, outputs.values())
+    if every.empty:
+        raise SpecError("no input size makes every feature map non-empty and keeps the sizes that flatten and "
+                        "merges depend on", graph.nodes["input"]["loc"], code="shape")
+    problem = every.problem(h, w)
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
-        raise SpecError(f"{problem} this network accepts{what}: {describe_range(every)}",
-                        graph.nodes["input"]["loc"], code="input-too-small",
-                        hint=f"set input.size within {describe_range(every)}")
-    graph.graph["min_size"] = ranges["logits"][:2]
+        raise SpecError(f"{problem} this network accepts{what}: {every.describe()}", graph.nodes["input"]["loc"],
+                        code="input-too-small", hint=f"set input.size to one of: {every.describe()}")
+    graph.graph["min_size"] = per_output["logits"].min_size
     graph.graph["params"] = total_params
-    return ShapeInfo(ranges["logits"][:2], x, {name: graph.nodes[n]["shape"] for name, n in outputs.items()}, ranges)
-
-
-def describe_range(r: Range) -> str:
-    """'75×75 and up', or '193×193 to 224×224' for a network whose flatten fixes its size."""
-    lo = f"{r[0]}×{r[1]}"
-    if min(r[2], r[3]) >= NEVER:
-        return f"{lo} and up"
-    return f"{lo} to " + "×".join(str(v) if v < NEVER else "∞" for v in r[2:])
-
-
-def size_problem(r: Range, h: int, w: int) -> str | None:
-    """Why input size h×w is outside ``r``, or None when it is inside."""
-    if h < r[0] or w < r[1]:
-        return f"input size {h}×{w} is below the minimum {r[0]}×{r[1]}"
-    if h > r[2] or w > r[3]:
-        return f"input size {h}×{w} is above the maximum " + "×".join(str(v) if v < NEVER else "∞" for v in r[2:])
-    return None
+    return ShapeInfo(per_output["logits"].min_size, x,
+                     {name: graph.nodes[n]["shape"] for name, n in outputs.items()}, per_output)
 
 
 def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
@@ -156,10 +128,16 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             problem = "channels differ"
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
-            eq_h, _ = first_shape.height.equals(shape.height)
-            eq_w, _ = first_shape.width.equals(shape.width)
-            if not (eq_h and eq_w):
-                problem = "spatial sizes differ"
+            conds = []
+            for axis, (da, db, ref) in enumerate(((first_shape.height, shape.height, h),
+                                                  (first_shape.width, shape.width, w))):
+                if da.equals(db)[0]:
+                    continue
+                if da.is_canonical and db.is_canonical and da(ref) == db(ref) >= 1:
+                    conds.append(condition(axis, da, db))  # they agree at the spec's size: accept such sizes only
+                else:
+                    problem = "spatial sizes differ"
+            data["conditions"] = tuple(data.get("conditions", ())) + tuple(conds)
         if problem:
             where = data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
             a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, data['loc'])})"
@@ -174,7 +152,7 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
 def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None, training: bool = False) -> None:
     """Refuse an input size the network cannot process (eval: the main output; training: every output)."""
     outputs = graph.graph["outputs"]
-    r = range_of(graph, outputs.values() if training else [outputs["logits"]])
-    problem = size_problem(r, h, w)
+    acc = accepted(graph, outputs.values() if training else [outputs["logits"]])
+    problem = acc.problem(h, w)
     if problem:
-        raise SpecError(f"{problem} ({describe_range(r)})", loc or graph.nodes["input"]["loc"], code="input-too-small")
+        raise SpecError(f"{problem} ({acc.describe()})", loc or graph.nodes["input"]["loc"], code="input-too-small")

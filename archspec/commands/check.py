@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"{report.name}: valid. input {report.input_channels}×{h}×{w}, output "
           f"{'×'.join(map(str, report.output_shape))}, {report.params:,} parameters")
-    print(f"minimum input size: {mh}×{mw}" + (
-        f", maximum {report.max_input_size[0]}×{report.max_input_size[1]}" if report.max_input_size else ""))
-    if report.train_min_input_size != report.min_input_size:
-        th, tw = report.train_min_input_size
-        print(f"minimum input size in training mode (aux heads): {th}×{tw}")
+    print(f"minimum input size: {mh}×{mw}")
+    if report.accepted.max_size or report.accepted.conditions:
+        print(f"accepted input sizes: {report.accepted.describe()}")
+    if report.train_accepted != report.accepted:
+        print(f"accepted input sizes in training mode (aux heads): {report.train_accepted.describe()}")
     return 0
