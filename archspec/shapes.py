@@ -8,7 +8,6 @@ at which every feature map is at least 1×1. Failures are SpecErrors at the node
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 
@@ -120,7 +119,7 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
     h, w = graph.graph["input"].size
     first, first_shape = preds[0], shapes[0]
     kind = "concat" if data["op"] == "concat" else "residual add"
-    for other, shape in zip(preds[1:], shapes[1:]):
+    for other, shape in zip(preds[1:], shapes[1:], strict=True):
         problem = None
         if first_shape.is_map != shape.is_map:
             problem = "a feature map meets a vector"

@@ -1,0 +1,39 @@
+"""Every spec in specs/: its minimum input size really runs, and one pixel less is refused.
+
+Eval mode computes the main output only, so its minimum can be smaller than training mode's,
+whose aux heads may need larger maps (Inception-v3: 75×75 vs 299×299). Both are tested.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import SPECS
+
+import archspec
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+
+
+def _run(model: torch.nn.Module, channels: int, h: int, w: int, batch: int) -> object:
+    with torch.no_grad():
+        return model(torch.randn(batch, channels, h, w))
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_min_input_size_runs_and_one_pixel_less_is_refused(path) -> None:
+    report = archspec.check(path)
+    model = archspec.build(path)
+    c = report.input_channels
+    modes = [("eval", report.min_input_size, 1)]
+    if len(report.outputs) > 1:
+        modes.append(("train", report.train_min_input_size, 2))  # BatchNorm needs 2 values per channel
+    for mode, (mh, mw), batch in modes:
+        model.train(mode == "train")
+        out = _run(model, c, mh, mw, batch)
+        logits = out["logits"] if isinstance(out, dict) else out
+        assert logits.shape == (batch, *report.output_shape), mode
+        for h, w in ((mh - 1, mw), (mh, mw - 1)):
+            if h >= 1 and w >= 1:
+                with pytest.raises(ValueError, match="expected input"):
+                    _run(model, c, h, w, batch)
