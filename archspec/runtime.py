@@ -24,10 +24,10 @@ def check_input(x: Any, channels: int, min_h: int, min_w: int, max_h: int | None
             s = int(x.shape[2 + axis])
             bad = (a1 if m1 == 0 else (s + a1) // m1) != (a2 if m2 == 0 else (s + a2) // m2)
     if bad:
-        upper = f", H <= {max_h}, W <= {max_w}" if max_h is not None or max_w is not None else ""
+        upper = f", H <= {max_h} and W <= {max_w}" if max_h is not None or max_w is not None else ""
         some = " (and only sizes at which merged branches agree; see archspec check)" if conditions else ""
         raise ValueError(
-            f"expected input of shape (N, {channels}, H, W) with H >= {min_h}, W >= {min_w}{upper}{some}, "
+            f"expected input of shape (N, {channels}, H, W) with H >= {min_h} and W >= {min_w}{upper}{some}, "
             f"got {tuple(x.shape)}"
         )
     return x

@@ -132,8 +132,8 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
                                                   (first_shape.width, shape.width, w))):
                 if da.equals(db)[0]:
                     continue
-                if da.is_canonical and db.is_canonical and da(ref) == db(ref) >= 1:
-                    conds.append(condition(axis, da, db))  # they agree at the spec's size: accept such sizes only
+                if _agree_sometimes(da, db, ref):
+                    conds.append(condition(axis, da, db))  # accept only the input sizes where they agree
                 else:
                     problem = "spatial sizes differ"
             data["conditions"] = tuple(data.get("conditions", ())) + tuple(conds)
@@ -146,6 +146,20 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
                     if data["op"] == "add" else "every branch must reach the same H×W; check strides and paddings")
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
+
+
+def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
+    """Two sizes that differ for some inputs but not by construction: they agree at the spec's size,
+    or they grow alike (same m) and agree periodically, like a padded stride-2 conv beside a ceil-mode
+    stride-2 pool (equal for even maps). A stride or padding mistake makes them grow apart instead."""
+    if not (a.is_canonical and b.is_canonical):
+        return False
+    if a(ref) == b(ref) >= 1:
+        return True
+    if a.m != b.m or a.m == 0:
+        return False
+    start = max(a.min_input(), b.min_input())
+    return any(a(x) == b(x) for x in range(start, start + a.m))  # a(x) - b(x) has period m
 
 
 def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None, training: bool = False) -> None:

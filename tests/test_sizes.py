@@ -101,9 +101,16 @@ def test_flatten_range_is_reported() -> None:
     assert "fixed at 2×2" in [r for r in report.rows if r.label == "flatten"][0].shape.formula()
 
 
-def test_merge_that_differs_at_the_spec_size_is_still_an_error() -> None:
+def test_spec_size_where_branches_disagree_is_refused() -> None:
     with pytest.raises(archspec.SpecError) as err:
         archspec.check(MERGE.replace("size: [16, 16]", "size: [17, 17]"))
+    assert err.value.code == "input-too-small" and "17×17" in err.value.message
+
+
+def test_branches_that_grow_apart_are_a_mismatch() -> None:
+    stride_mistake = MERGE.replace("pool: maxpool 3x3 s2 ceil", "pool: maxpool 3x3 p1")  # forgot s2
+    with pytest.raises(archspec.SpecError) as err:
+        archspec.check(stride_mistake)
     assert err.value.code == "shape-mismatch" and "spatial sizes differ" in err.value.message
 
 
