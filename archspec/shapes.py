@@ -97,11 +97,17 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
         raise SpecError(f"{problem} this network accepts{what}: {every.describe()}", graph.nodes["input"]["loc"],
-                        code="input-too-small", hint=f"set input.size to one of: {every.describe()}")
+                        code="input-too-small", hint=_size_hint(every))
     graph.graph["min_size"] = per_output["logits"].min_size
     graph.graph["params"] = total_params
     return ShapeInfo(per_output["logits"].min_size, x,
                      {name: graph.nodes[n]["shape"] for name, n in outputs.items()}, per_output)
+
+
+def _size_hint(acc: Accepted) -> str:
+    if acc.max_size is None and not acc.conditions:
+        return "set input.size to at least [{}, {}]".format(*acc.min_size)
+    return f"set input.size to one of: {acc.describe()}"
 
 
 def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
