@@ -43,3 +43,34 @@ def test_min_input_size_runs_and_one_pixel_less_is_refused(path) -> None:
                     with pytest.raises(archspec.SpecError) as err:
                         archspec.check(path, {"input.size": [h, w]})
                     assert err.value.code == "input-too-small"
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_every_op_belongs_to_a_report_row(path) -> None:
+    report = archspec.check(path)
+    rows = {r.path for r in report.rows}
+    units = {d["unit"] for n, d in report.graph.nodes(data=True) if d["op"] != "input"}
+    assert units <= rows
+    assert sum(r.params for r in report.rows) == report.params
+
+
+def test_containers_written_among_rows_are_one_row_each() -> None:
+    report = archspec.check("""
+archspec: 1
+name: groups
+input: {channels: 3, size: [8, 8]}
+network:
+  - [c: conv2d 4 3x3 p1, relu]
+  - concat: [conv2d 2 1x1, conv2d 3 1x1]
+  - named: {concat: [conv2d 2 1x1, conv2d 3 1x1]}
+  - section: [conv2d 5 1x1, relu]
+""")
+    assert [(r.path, r.kind, r.label) for r in report.rows] == [
+        ("0", "group", "conv2d → relu"),
+        ("1", "group", "concat of 2 branches"),
+        ("named", "group", "concat of 2 branches"),
+        ("section.0", "op", "conv2d 5 1x1"),
+        ("section.1", "op", "relu"),
+    ]
+    by_hand = [3 * 4 * 9 + 4, 4 * 2 + 2 + 4 * 3 + 3, 5 * 2 + 2 + 5 * 3 + 3, 5 * 5 + 5, 0]  # weights + biases
+    assert [r.params for r in report.rows] == by_hand
