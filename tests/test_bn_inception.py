@@ -10,6 +10,7 @@ import torch
 from conftest import SPECS
 
 import archspec
+from tests.reference_macs import reference_macs
 
 bninception = pytest.importorskip("pretrainedmodels.models.bninception")
 
@@ -48,6 +49,7 @@ def test_eval_logits(pair) -> None:
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert (ref(x) - ours(x)).abs().max().item() <= 1e-5
+    assert reference_macs(ref, x[:1])[1] == archspec.check(SPEC).macs  # hooks on the reference's convs and linears
 
 
 def test_accepted_sizes_are_where_the_reference_runs(pair) -> None:

@@ -13,6 +13,7 @@ from conftest import SPECS
 
 import archspec
 from archspec.spec.resolve import resolve
+from tests.reference_macs import reference_macs
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -63,6 +64,7 @@ def test_torchvision_googlenet_eval_logits(pair) -> None:
         expected, got = ref(x), ours(x)
     assert isinstance(got, torch.Tensor) and got.shape == (1, 1000)
     assert (expected - got).abs().max().item() <= 1e-5
+    assert reference_macs(ref, x)[1] == archspec.check(TV).macs  # hooks on the reference's convs and linears
 
 
 def test_torchvision_googlenet_training_outputs(pair) -> None:

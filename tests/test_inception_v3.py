@@ -7,6 +7,7 @@ import torch
 from conftest import SPECS
 
 import archspec
+from tests.reference_macs import reference_macs
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -49,6 +50,7 @@ def test_eval_logits(pair) -> None:
         expected, got = ref(x), ours(x)
     assert isinstance(got, torch.Tensor) and got.shape == (1, 1000)
     assert (expected - got).abs().max().item() <= 1e-5
+    assert reference_macs(ref, x)[1] == archspec.check(SPEC).macs  # hooks on the reference's convs and linears
 
 
 def test_training_outputs_with_aux(pair) -> None:
