@@ -16,6 +16,7 @@ from archspec.errors import SpecError
 from archspec.graph import Unit, expand
 from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
+from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
 from archspec.spec.resolve import resolve
 from archspec.symbolic import Shape
@@ -56,6 +57,18 @@ class Report:
     params: int = 0
     macs: int = 0
     graph: nx.DiGraph | None = field(default=None, repr=False)
+    accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
+    train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
+
+    @property
+    def max_input_size(self) -> tuple[int, int] | None:
+        """Set when a flatten fixes the size of a map that grows with the input (NEVER: unbounded axis)."""
+        return self.accepted.max_size
+
+    @property
+    def train_min_input_size(self) -> tuple[int, int]:
+        """Smallest input training mode accepts: the aux heads may need more than the main output."""
+        return self.train_accepted.min_size
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -66,7 +79,10 @@ class Report:
         h, w = self.input_size
         return {
             "name": self.name, "file": self.file, "input_size": [self.input_channels, h, w],
-            "min_input_size": list(self.min_input_size), "output_shape": list(self.output_shape),
+            "min_input_size": list(self.min_input_size),
+            "max_input_size": list(self.max_input_size) if self.max_input_size else None,
+            "accepted_input_sizes": self.accepted.describe(),
+            "train_min_input_size": list(self.train_min_input_size), "output_shape": list(self.output_shape),
             "outputs": {k: list(v.at(h, w)) for k, v in self.outputs.items()},
             "params": self.params, "macs": self.macs, "blocks": [r.as_dict(h, w) for r in self.rows],
         }
@@ -77,7 +93,10 @@ def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_para
     resolved = resolve(spec, overrides)
     graph = expand(resolved)
     info = infer_shapes(graph, max_params=max_params)
-    return graph, _report(graph, info.min_size, info.outputs)
+    report = _report(graph, info.min_size, info.outputs)
+    report.accepted = info.accepted["logits"]
+    report.train_accepted = accepted(graph, graph.graph["outputs"].values())
+    return graph, report
 
 
 def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:

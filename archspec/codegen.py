@@ -222,7 +222,7 @@ class Writer:
         self.kinds: dict[str, str] = {"": "self"}  # module path → seq | dict | helper | layer
         self.filled: dict[fx.Node, str] = {}  # stateless ops written as layers, to fill a numbered container
         self.alias: dict[fx.Node, fx.Node] = {}  # the input guard's result is the input itself
-        self.guard: tuple[Any, ...] = ()  # channels, min H, min W
+        self.guard: tuple[Any, ...] = ()  # channels, min H, min W[, max H, max W[, conditions]]
         self.readers: dict[fx.Node, int] = {}  # how many forward lines read a value
         if not block:
             self._find_blocks()
@@ -581,14 +581,7 @@ class Writer:
             return name not in holder or last.get(holder[name], -1) <= i
 
         lines: list[str] = []
-        channels, min_h, min_w = self.guard
-        lines += [] if self.block_mode else [
-            f"        if x.dim() != 4 or x.shape[1] != {channels} or x.shape[2] < {min_h} or x.shape[3] < {min_w}:",
-            "            raise ValueError(",
-            f'                "expected input of shape (N, {channels}, H, W) with H >= {min_h} and W >= {min_w}, "',
-            '                f"got {tuple(x.shape)}"',
-            "            )",
-        ]
+        lines += [] if self.block_mode else _guard_lines(*self.guard)
         for s in steps:
             for v in s.inputs:
                 self.readers[v] = self.readers.get(v, 0) + 1
@@ -736,3 +729,34 @@ def _identifier(name: str) -> str:
 def generate(graph: nx.DiGraph, spec_file: str = "") -> str:
     """The source text of a standalone module defining the spec's network as one nn.Module class."""
     return Writer(graph, spec_file).source()
+
+
+def _guard_lines(channels: int, min_h: int, min_w: int, max_h: int | None = None, max_w: int | None = None,
+                 conditions: list[tuple[int, int, int, int, int]] | None = None) -> list[str]:
+    """The input check as plain code: sizes, and (rarely) a maximum or sizes where branches agree."""
+    tests = ["x.dim() != 4", f"x.shape[1] != {channels}", f"x.shape[2] < {min_h}", f"x.shape[3] < {min_w}"]
+    want = f"H >= {min_h} and W >= {min_w}"
+    if max_h is not None:
+        tests.append(f"x.shape[2] > {max_h}")
+        want += f", H <= {max_h}"
+    if max_w is not None:
+        tests.append(f"x.shape[3] > {max_w}")
+        want += f", W <= {max_w}"
+    for axis, a1, m1, a2, m2 in conditions or []:
+        dim = f"x.shape[{2 + axis}]"
+        first = str(a1) if m1 == 0 else f"({dim} + {a1}) // {m1}"
+        second = str(a2) if m2 == 0 else f"({dim} + {a2}) // {m2}"
+        tests.append(f"{first} != {second}")
+    if conditions:
+        want += " (and sizes where merged branches agree)"
+    if len(tests) == 4:
+        head = ["        if " + " or ".join(tests) + ":"]
+    else:
+        head = ["        if ("] + [f"            {t}{' or' if i < len(tests) - 1 else ''}" for i, t in enumerate(tests)]
+        head += ["        ):"]
+    return head + [
+        "            raise ValueError(",
+        f'                "expected input of shape (N, {channels}, H, W) with {want}, "',
+        '                f"got {tuple(x.shape)}"',
+        "            )",
+    ]

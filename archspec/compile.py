@@ -19,6 +19,7 @@ import torch.nn as nn
 from archspec import runtime
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
+from archspec.sizes import accepted
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -79,14 +80,15 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
     env: dict[str, fx.Node] = {}
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
     spec_input = graph.graph["input"]
-    min_h, min_w = graph.graph["min_size"]
+    sizes = accepted(graph, outputs.values())  # the input sizes at which these outputs can be computed
+    bounds = sizes.min_size + sizes.guard_args()
     for node in ordered(graph):
         if node not in needed:
             continue
         data = graph.nodes[node]
         if data["op"] == "input":
             x = g.placeholder("x")
-            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, min_h, min_w))
+            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))
             env[node].meta["archspec_node"] = node
             continue
         op = REGISTRY[data["op"]]

@@ -21,7 +21,7 @@ expansion at width 1: walking back from each output through ops without a channe
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -64,7 +64,7 @@ class Unit:
 
     path: str
     label: str
-    kind: str  # "block" or "op"
+    kind: str  # "block", "op", "aux", or "group" (a concat, residual or op list written in place)
     loc: Loc
     output: str = ""
     block: str | None = None
@@ -187,6 +187,8 @@ class Expander:
              index: int | None) -> str:
         """Expand one node applied to x; return the node id of its output."""
         seg = name if name is not None else (str(index) if index is not None else None)
+        if scope.unit is None and _is_group(node, name):
+            return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg))
         if isinstance(node, str):
             ref = self.parse_short(node, yp, scope)
             return self.reference(ref, yp, scope, x, prefix, seg)
@@ -225,6 +227,14 @@ class Expander:
             ((key, value),) = node.items()
             return self.node(value, yp + (key,), scope, x, prefix, key, None)
         raise SpecError(f"unexpected node {node!r}", scope.source.loc(yp), code="schema")  # pragma: no cover
+
+    def group(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
+              index: int | None, unit: str) -> str:
+        """A container written in place among the rows (not in a block): one report row for all its ops."""
+        out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index)
+        self.units.append(Unit(unit, _group_label(node), "group", scope.source.loc(yp), out))
+        self.outputs_by_path.setdefault(unit, out)
+        return out
 
     def members(self, members: Any, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
         """A chain: each member applied to the previous one's output."""
@@ -530,6 +540,25 @@ def _quote_offset(source: Source, loc: Loc) -> int:
         if 0 < loc.column <= len(line) and line[loc.column - 1] in "'\"":
             return 1
     return 0
+
+
+def _is_group(node: Any, name: str | None) -> bool:
+    """Merges are one row wherever they stand; an op list only when unnamed (a named one is a section)."""
+    return isinstance(node, (ConcatNode, ResidualNode)) or (name is None and isinstance(node, (list, ChainNode)))
+
+
+def _group_label(node: Any) -> str:
+    if isinstance(node, ConcatNode):
+        return f"concat of {len(node.concat)} branches"
+    if isinstance(node, ResidualNode):
+        return "residual"
+    members = node.chain if isinstance(node, ChainNode) else node
+    texts = []
+    for m in members.values() if isinstance(members, dict) else members:
+        if isinstance(m, dict) and len(m) == 1:
+            m = next(iter(m.values()))
+        texts.append(m.split()[0] if isinstance(m, str) else "…")
+    return " → ".join(texts)
 
 
 def _join(prefix: str, seg: str | None) -> str:

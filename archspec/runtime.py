@@ -6,16 +6,43 @@ building), so a compiled model can be scripted, exported and traced like hand-wr
 
 from __future__ import annotations
 
+from typing import Optional  # noqa: UP035 - TorchScript reads these names
+
 import torch
 import torch.fx
 
 
 @torch.fx.wrap
-def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int) -> torch.Tensor:
-    """Refuse inputs the network cannot process, with a clear message instead of a deep torch error."""
-    if x.dim() != 4 or x.shape[1] != channels or x.shape[2] < min_h or x.shape[3] < min_w:
+def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: Optional[int] = None,
+                max_w: Optional[int] = None,
+                conditions: Optional[list[tuple[int, int, int, int, int]]] = None) -> torch.Tensor:
+    """Refuse inputs the network cannot process, with a clear message instead of a deep torch error.
+
+    ``max_h``/``max_w`` are given only when a flatten fixes the size of a map that grows with the input;
+    ``conditions`` (axis, a1, m1, a2, m2) only when merged branches agree at some sizes only: there
+    floor((X + a1)/m1) must equal floor((X + a2)/m2) (m == 0: the constant a).
+    """
+    bad = x.dim() != 4 or x.shape[1] != channels or x.shape[2] < min_h or x.shape[3] < min_w
+    if not bad and max_h is not None and x.shape[2] > max_h:
+        bad = True
+    if not bad and max_w is not None and x.shape[3] > max_w:
+        bad = True
+    if not bad and conditions is not None:
+        for c in conditions:
+            s = int(x.shape[2 + c[0]])
+            first = c[1] if c[2] == 0 else (s + c[1]) // c[2]
+            second = c[3] if c[4] == 0 else (s + c[3]) // c[4]
+            if first != second:
+                bad = True
+    if bad:
+        upper = ""
+        if max_h is not None or max_w is not None:
+            upper = ", H <= " + str(max_h) + " and W <= " + str(max_w)
+        some = ""
+        if conditions is not None:
+            some = " (and only sizes at which merged branches agree; see archspec check)"
         raise ValueError(
             "expected input of shape (N, " + str(channels) + ", H, W) with H >= " + str(min_h) + " and W >= "
-            + str(min_w) + ", got " + str(list(x.shape))
+            + str(min_w) + upper + some + ", got " + str(list(x.shape))
         )
     return x

@@ -13,6 +13,7 @@ import networkx as nx
 
 from archspec.errors import Loc, SpecError
 from archspec.ops import REGISTRY, OpShapeError
+from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
 
 MAX_PARAMS = 2_000_000_000
@@ -34,13 +35,29 @@ class ShapeInfo:
     min_size: tuple[int, int]
     input_shape: Shape
     outputs: dict[str, Shape] = field(default_factory=dict)
+    accepted: dict[str, Accepted] = field(default_factory=dict)  # per output: input sizes it can be computed at
+
+
+def _own_range(out: Shape) -> Range | None:
+    """The input sizes this one output shape allows, or None when it allows every size."""
+    lo_h = lo_w = 1
+    hi_h = hi_w = NEVER
+    if out.height is not None and out.width is not None:
+        lo_h, lo_w = out.height.min_input(), out.width.min_input()
+    if out.flat is not None:
+        fh, fw = out.flat
+        (a, b), (c, d) = fh.input_range(fh(fh.ref or 0)), fw.input_range(fw(fw.ref or 0))
+        lo_h, hi_h, lo_w, hi_w = max(lo_h, a), b, max(lo_w, c), d
+    return None if (lo_h, lo_w, hi_h, hi_w) == UNBOUNDED else (lo_h, lo_w, hi_h, hi_w)
 
 
 def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
+    """Annotate every node with ``shape`` and ``range`` (input sizes at which it can be computed)."""
     spec_input = graph.graph["input"]
-    x = Shape(spec_input.channels, Dim(0, 1, symbol="H"), Dim(0, 1, symbol="W"))
+    h, w = spec_input.size
+    x = Shape(spec_input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
     graph.nodes["input"]["shape"] = x
-    min_h, min_w = 1, 1
+    graph.nodes["input"]["range"] = UNBOUNDED
     total_params = 0
     for node in ordered(graph):
         data = graph.nodes[node]
@@ -57,25 +74,40 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             raise SpecError(f"{op.name} at {data['path'] or 'the network'}: {e} (input {shapes[0].formula()})",
                             data["loc"], code=e.code, hint=e.hint) from None
         data["shape"] = out
-        if out.height is not None and out.width is not None:
-            mh, mw = out.height.min_input(), out.width.min_input()
-            if mh >= NEVER or mw >= NEVER:
-                raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
-                                data["loc"], code="shape")
-            min_h, min_w = max(min_h, mh), max(min_w, mw)
+        own = _own_range(out)
+        data["range"] = meet(UNBOUNDED, *(graph.nodes[p]["range"] for p in preds), *([own] if own else []))
+        if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
+            raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
+                            data["loc"], code="shape")
+        r = data["range"]
+        if r[0] > r[2] or r[1] > r[3]:
+            raise SpecError(f"{op.name} at {data['path']}: no input size makes every feature map before it non-empty"
+                            " and keeps the flattened sizes it depends on", data["loc"], code="shape")
         total_params += op.param_count(data["params"], shapes, out)
         if total_params > max_params:
             raise SpecError(f"the model would have more than {max_params:,} parameters (at {data['path']})",
                             data["loc"], code="limit", hint="shrink the network, or raise the budget with --max-params")
-    h, w = spec_input.size
-    if h < min_h or w < min_w:
-        loc = graph.nodes["input"]["loc"]
-        raise SpecError(f"input size {h}×{w} is below the minimum {min_h}×{min_w} this network accepts", loc,
-                        code="input-too-small", hint=f"set input.size to at least [{min_h}, {min_w}]")
-    graph.graph["min_size"] = (min_h, min_w)
+    outputs = graph.graph["outputs"]
+    per_output = {name: accepted(graph, [n]) for name, n in outputs.items()}
+    every = accepted(graph, outputs.values())
+    if every.empty:
+        raise SpecError("no input size makes every feature map non-empty and keeps the sizes that flatten and "
+                        "merges depend on", graph.nodes["input"]["loc"], code="shape")
+    problem = every.problem(h, w)
+    if problem:
+        what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
+        raise SpecError(f"{problem} this network accepts{what}: {every.describe()}", graph.nodes["input"]["loc"],
+                        code="input-too-small", hint=_size_hint(every))
+    graph.graph["min_size"] = per_output["logits"].min_size
     graph.graph["params"] = total_params
-    outputs = {name: graph.nodes[n]["shape"] for name, n in graph.graph["outputs"].items()}
-    return ShapeInfo((min_h, min_w), x, outputs)
+    return ShapeInfo(per_output["logits"].min_size, x,
+                     {name: graph.nodes[n]["shape"] for name, n in outputs.items()}, per_output)
+
+
+def _size_hint(acc: Accepted) -> str:
+    if acc.max_size is None and not acc.conditions:
+        return "set input.size to at least [{}, {}]".format(*acc.min_size)
+    return f"set input.size to one of: {acc.describe()}"
 
 
 def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
@@ -101,10 +133,16 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             problem = "channels differ"
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
-            eq_h, _ = first_shape.height.equals(shape.height)
-            eq_w, _ = first_shape.width.equals(shape.width)
-            if not (eq_h and eq_w):
-                problem = "spatial sizes differ"
+            conds = []
+            for axis, (da, db, ref) in enumerate(((first_shape.height, shape.height, h),
+                                                  (first_shape.width, shape.width, w))):
+                if da.equals(db)[0]:
+                    continue
+                if _agree_sometimes(da, db, ref):
+                    conds.append(condition(axis, da, db))  # accept only the input sizes where they agree
+                else:
+                    problem = "spatial sizes differ"
+            data["conditions"] = tuple(data.get("conditions", ())) + tuple(conds)
         if problem:
             where = data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
             a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, data['loc'])})"
@@ -116,11 +154,24 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
 
 
-def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None) -> None:
-    """Refuse an input size below the minimum (for --set input.size and the compiled guard)."""
-    mh, mw = graph.graph["min_size"]
-    if h < mh or w < mw:
-        raise SpecError(f"input size {h}×{w} is below the minimum {mh}×{mw}", loc or graph.nodes["input"]["loc"],
-                        code="input-too-small")
+def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
+    """Two sizes that differ for some inputs but not by construction: they agree at the spec's size,
+    or they grow alike (same m) and agree periodically, like a padded stride-2 conv beside a ceil-mode
+    stride-2 pool (equal for even maps). A stride or padding mistake makes them grow apart instead."""
+    if not (a.is_canonical and b.is_canonical):
+        return False
+    if a(ref) == b(ref) >= 1:
+        return True
+    if a.m != b.m or a.m == 0:
+        return False
+    start = max(a.min_input(), b.min_input())
+    return any(a(x) == b(x) for x in range(start, start + a.m))  # a(x) - b(x) has period m
 
 
+def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None, training: bool = False) -> None:
+    """Refuse an input size the network cannot process (eval: the main output; training: every output)."""
+    outputs = graph.graph["outputs"]
+    acc = accepted(graph, outputs.values() if training else [outputs["logits"]])
+    problem = acc.problem(h, w)
+    if problem:
+        raise SpecError(f"{problem} ({acc.describe()})", loc or graph.nodes["input"]["loc"], code="input-too-small")

@@ -61,6 +61,7 @@ class Dim:
     base: Dim | None = None  # set for opaque sizes: the canonical size the replay starts from
     steps: tuple[Window, ...] = ()
     symbol: str = "H"
+    ref: int | None = None  # the spec's input size on this axis: where a flatten fixes a varying size
 
     @staticmethod
     def const(value: int) -> Dim:
@@ -87,12 +88,12 @@ class Dim:
 
     def window(self, w: Window) -> Dim:
         if self.base is not None:
-            return Dim(base=self.base, steps=self.steps + (w,), symbol=self.symbol)
+            return Dim(base=self.base, steps=self.steps + (w,), symbol=self.symbol, ref=self.ref)
         if self.m == 0:
             return Dim.const(w.apply(self.a))
         if not w.canonical:
-            return Dim(base=self, steps=(w,), symbol=self.symbol)
-        return Dim(self.a + w.offset * self.m, self.m * w.stride, symbol=self.symbol)
+            return Dim(base=self, steps=(w,), symbol=self.symbol, ref=self.ref)
+        return Dim(self.a + w.offset * self.m, self.m * w.stride, symbol=self.symbol, ref=self.ref)
 
     def min_input(self) -> int:
         """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
@@ -101,6 +102,19 @@ class Dim:
                 return 1 if self.a >= 1 else _NEVER
             return max(1, self.m - self.a)
         return _scan_min(self)
+
+    def input_range(self, value: int) -> tuple[int, int]:
+        """The input sizes [lo, hi] at which this size equals ``value`` (empty when lo > hi).
+
+        Sizes never shrink as the input grows, so the set is an interval: exact for canonical
+        forms (floor((X + a)/m) == v  <=>  v·m - a <= X <= (v + 1)·m - a - 1), scanned for replays.
+        """
+        if self.base is None:
+            if self.m == 0:
+                return (1, NEVER) if self.a == value else (NEVER, 0)
+            return max(1, value * self.m - self.a), (value + 1) * self.m - self.a - 1
+        hits = [x for x in range(1, SCAN_LIMIT + 1) if self(x) == value]
+        return (hits[0], hits[-1]) if hits else (NEVER, 0)
 
     def equals(self, other: Dim, lo: int = 1) -> tuple[bool, bool]:
         """(equal, proven). Canonical forms compare exactly; replays on every size up to SCAN_LIMIT."""
@@ -169,12 +183,15 @@ NEVER = _NEVER
 class Shape:
     """A tensor's shape without the batch: C×H×W for feature maps, (C,) for vectors.
 
-    ``flat`` marks a vector made by flattening a map whose spatial size is not constant.
+    ``flat`` marks a vector made by flattening a map whose spatial size is not constant: it holds
+    that map's (height, width), whose values at the spec's input size fixed ``channels``; the
+    network then accepts only input sizes at which they keep those values.
     """
 
     channels: int
     height: Dim | None = None
     width: Dim | None = None
+    flat: tuple[Dim, Dim] | None = None
 
     @property
     def is_map(self) -> bool:
@@ -190,5 +207,9 @@ class Shape:
 
     def formula(self) -> str:
         if self.height is None or self.width is None:
+            if self.flat is not None:
+                h, w = self.flat
+                fixed = f"{h(h.ref or 0)}×{w(w.ref or 0)}"
+                return f"{self.channels} (a flattened map of {h.formula()}×{w.formula()}, fixed at {fixed})"
             return str(self.channels)
         return f"{self.channels}×{self.height.formula()}×{self.width.formula()}"

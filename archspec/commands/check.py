@@ -41,4 +41,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report.name}: valid. input {report.input_channels}×{h}×{w}, output "
           f"{'×'.join(map(str, report.output_shape))}, {report.params:,} parameters")
     print(f"minimum input size: {mh}×{mw}")
+    if report.accepted.max_size or report.accepted.conditions:
+        print(f"accepted input sizes: {report.accepted.describe()}")
+    if report.train_accepted != report.accepted:
+        print(f"accepted input sizes in training mode (aux heads): {report.train_accepted.describe()}")
     return 0

@@ -92,19 +92,30 @@ class Dropout(Op):
 @register
 class Flatten(Op):
     name = "flatten"
-    doc = "Flatten a C×H×W map of constant size into a vector of C·H·W."
+    doc = (
+        "Flatten a C×H×W map into a vector of C·H·W. When H and W depend on the input size, the length "
+        "is fixed at the spec's input size and the network accepts only input sizes that give the same H×W "
+        "(a range reported by check, e.g. the paper's GoogLeNet head: avgpool 7x7, flatten, linear)."
+    )
     kind = "misc"
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
         if not x.is_map or x.height is None or x.width is None:
             return x
-        if not (x.height.is_const and x.width.is_const):
+        if x.height.is_const and x.width.is_const:
+            return Shape(x.channels * x.height(0) * x.width(0))
+        rh, rw = x.height.ref, x.width.ref
+        if rh is None or rw is None:
             raise OpShapeError(
-                f"flatten of a map whose size depends on the input ({x.formula()})",
+                f"flatten of a map whose size depends on the input ({x.formula()}) with no input size to fix it at",
                 hint="pool to a fixed size first (global_avgpool, or adaptive_avgpool HxW)",
             )
-        return Shape(x.channels * x.height(0) * x.width(0))
+        h, w = x.height(rh), x.width(rw)
+        if h < 1 or w < 1:
+            raise OpShapeError(f"flatten of an empty map ({x.channels}×{h}×{w}) at input size {rh}×{rw}",
+                               code="input-too-small", hint="raise input.size")
+        return Shape(x.channels * h * w, flat=(x.height, x.width))
 
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch

@@ -1,0 +1,161 @@
+"""Which input sizes a network accepts, per output.
+
+Three things limit them; the shapes stage records each on the node where it arises:
+
+* every feature map must be at least 1×1: a lower bound per axis (``Dim.min_input``);
+* a flatten of a map whose size grows with the input fixes that size at the spec's input size
+  (the vector's length sizes the next linear): an interval per axis (``Dim.input_range``);
+* a merge whose branches agree in size at the spec's input size but not at every size (say a
+  ceil-mode pool beside a padded stride-2 conv, equal only for even maps): a condition
+  ``floor((X + a1)/m1) == floor((X + a2)/m2)`` on that axis.
+
+Axes are independent, so the accepted sizes are a product of two sets of integers: an interval
+on each axis, filtered by that axis's conditions. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from math import lcm
+
+import networkx as nx
+
+from archspec.symbolic import NEVER, Dim
+
+Range = tuple[int, int, int, int]  # (min H, min W, max H, max W); max is NEVER when unbounded
+UNBOUNDED: Range = (1, 1, NEVER, NEVER)
+Condition = tuple[int, int, int, int, int]  # (axis 0 = H / 1 = W, a1, m1, a2, m2): two canonical sizes agree
+MAX_PERIOD = 1 << 16
+
+
+def meet(*ranges: Range) -> Range:
+    """The input sizes every one of ``ranges`` accepts."""
+    return (max(r[0] for r in ranges), max(r[1] for r in ranges),
+            min(r[2] for r in ranges), min(r[3] for r in ranges))
+
+
+def condition(axis: int, a: Dim, b: Dim) -> Condition:
+    return (axis, a.a, a.m, b.a, b.m)
+
+
+def _size(x: int, a: int, m: int) -> int:
+    return a if m == 0 else (x + a) // m
+
+
+def holds(c: Condition, x: int) -> bool:
+    return _size(x, c[1], c[2]) == _size(x, c[3], c[4])
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The input sizes at which a set of outputs can be computed."""
+
+    interval: Range = UNBOUNDED
+    conditions: tuple[Condition, ...] = ()
+
+    def ok_axis(self, axis: int, x: int) -> bool:
+        return (self.interval[axis] <= x <= self.interval[axis + 2]
+                and all(holds(c, x) for c in self.conditions if c[0] == axis))
+
+    def ok(self, h: int, w: int) -> bool:
+        return self.ok_axis(0, h) and self.ok_axis(1, w)
+
+    def _period(self, axis: int) -> int:
+        return min(MAX_PERIOD, lcm(1, *(m for c in self.conditions if c[0] == axis for m in (c[2], c[4]) if m)))
+
+    def first(self, axis: int) -> int:
+        """The smallest accepted size on this axis, or NEVER."""
+        lo, hi = self.interval[axis], self.interval[axis + 2]
+        return next((x for x in range(lo, min(hi, lo + self._period(axis) - 1) + 1) if self.ok_axis(axis, x)), NEVER)
+
+    def last(self, axis: int) -> int:
+        """The largest accepted size on this axis, or NEVER when there is no largest."""
+        lo, hi = self.interval[axis], self.interval[axis + 2]
+        if hi >= NEVER:
+            return NEVER
+        return next((x for x in range(hi, max(lo, hi - self._period(axis) + 1) - 1, -1) if self.ok_axis(axis, x)),
+                    NEVER)
+
+    @property
+    def min_size(self) -> tuple[int, int]:
+        return self.first(0), self.first(1)
+
+    @property
+    def max_size(self) -> tuple[int, int] | None:
+        """None when there is no upper bound on either axis (else NEVER marks the unbounded axis)."""
+        top = (self.last(0), self.last(1))
+        return None if min(top) >= NEVER else top
+
+    @property
+    def empty(self) -> bool:
+        return NEVER in self.min_size
+
+    def sizes(self, axis: int, limit: int = 40) -> list[int] | None:
+        """Every accepted size on this axis when they are few (a bounded interval), else None."""
+        lo, hi = self.interval[axis], self.interval[axis + 2]
+        if hi >= NEVER or hi - lo > 4 * limit:
+            return None
+        found = [x for x in range(lo, hi + 1) if self.ok_axis(axis, x)]
+        return found if len(found) <= limit else None
+
+    def describe(self) -> str:
+        """'75×75 and up', '223×223 to 254×254', or per axis when merges leave gaps ('H in {...}')."""
+        texts: list[str] = []
+        intervals: list[tuple[int, int]] = []
+        for axis, name in ((0, "H"), (1, "W")):
+            lo, hi = self.first(axis), self.last(axis)
+            gaps = any(c[0] == axis for c in self.conditions)
+            listed = self.sizes(axis) if gaps else None
+            if listed is not None and listed != list(range(listed[0], listed[-1] + 1)):
+                texts.append(f"{name} in {{{', '.join(map(str, listed))}}}")
+            elif gaps and listed is None:
+                texts.append(f"{name} >= {lo} where merged branches agree" if hi >= NEVER else
+                             f"{lo} <= {name} <= {hi} where merged branches agree")
+            else:
+                intervals.append((lo, hi))
+                texts.append(f"{name} >= {lo}" if hi >= NEVER else f"{lo} <= {name} <= {hi}")
+        if len(intervals) == 2:
+            (lo_h, hi_h), (lo_w, hi_w) = intervals
+            if max(hi_h, hi_w) >= NEVER and min(hi_h, hi_w) >= NEVER:
+                return f"{lo_h}×{lo_w} and up"
+            return f"{lo_h}×{lo_w} to {_inf(hi_h)}×{_inf(hi_w)}"
+        return ", ".join(texts)
+
+    def problem(self, h: int, w: int) -> str | None:
+        """Why input size h×w is refused, or None when it is accepted."""
+        if self.ok(h, w):
+            return None
+        lo_h, lo_w = self.min_size
+        if h < lo_h or w < lo_w:
+            return f"input size {h}×{w} is below the minimum {lo_h}×{lo_w}"
+        top = self.max_size
+        if top is not None and (h > top[0] or w > top[1]):
+            return f"input size {h}×{w} is above the maximum {_inf(top[0])}×{_inf(top[1])}"
+        return f"input size {h}×{w} is not one the network accepts"
+
+    def guard_args(self) -> tuple[object, ...]:
+        """Extra arguments of runtime.check_input after the minimum: maximum and conditions, when any."""
+        top = self.max_size
+        if top is None and not self.conditions:
+            return ()
+        bound = (None, None) if top is None else tuple(v if v < NEVER else None for v in top)
+        return bound + ((list(self.conditions),) if self.conditions else ())
+
+
+def _inf(v: int) -> str:
+    return "∞" if v >= NEVER else str(v)
+
+
+def accepted(graph: nx.DiGraph, nodes: Iterable[str]) -> Accepted:
+    """Input sizes at which every node in ``nodes`` (so everything they depend on) is computable.
+
+    Reads the ``range`` and ``conditions`` the shapes stage wrote onto the nodes.
+    """
+    nodes = list(nodes)
+    interval = meet(UNBOUNDED, *(graph.nodes[n]["range"] for n in nodes))
+    seen: set[str] = set(nodes)
+    for n in nodes:
+        seen |= nx.ancestors(graph, n)
+    conds = sorted({c for n in seen for c in graph.nodes[n].get("conditions", ())})
+    return Accepted(interval, tuple(conds))
