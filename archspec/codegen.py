@@ -747,8 +747,7 @@ def _guard_lines(channels: int, min_h: int, min_w: int, max_h: int | None = None
         first = str(a1) if m1 == 0 else f"({dim} + {a1}) // {m1}"
         second = str(a2) if m2 == 0 else f"({dim} + {a2}) // {m2}"
         tests.append(f"{first} != {second}")
-    if conditions:
-        want += " (and sizes where merged branches agree)"
+    agree = ' " (and sizes where merged branches agree)"' if conditions else ""
     if len(tests) == 4:
         head = ["        if " + " or ".join(tests) + ":"]
     else:
@@ -756,7 +755,8 @@ def _guard_lines(channels: int, min_h: int, min_w: int, max_h: int | None = None
         head += ["        ):"]
     return head + [
         "            raise ValueError(",
-        f'                "expected input of shape (N, {channels}, H, W) with {want}, "',
-        '                f"got {tuple(x.shape)}"',
+        f'                "expected input of shape (N, {channels}, H, W) with {want}"',
+        *([f"               {agree}"] if agree else []),
+        '                f", got {tuple(x.shape)}"',
         "            )",
     ]

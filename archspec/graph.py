@@ -171,7 +171,9 @@ class Expander:
                                 code="name", hint=hint)
             aux_scope = Scope(source=source, env={}, unit=name)
             self.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
+            before = set(self.graph)
             outputs[name] = self.node(aux.head, yp + ("head",), aux_scope, tap, name, None, None)
+            self._schedule_after(tap, [n for n in self.graph if n not in before])
             self.units[-1] = Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp), outputs[name])
         self.graph.graph["outputs"] = outputs
         self.graph.graph["aux_weights"] = {n: a.weight for n, a in spec.aux.items()}
@@ -181,6 +183,14 @@ class Expander:
         self.graph.graph["block_labels"] = {n: e.definition.label or n for n, e in self.resolved.blocks.items()}
         self.graph.graph["file"] = source.file
         return self.graph
+
+    def _schedule_after(self, tap: str, head: list[str]) -> None:
+        """Order an aux head right after the node it taps, as hand-written networks compute it
+        (torchvision's GoogLeNet and Inception-v3): the stable topological order then runs the
+        head before the main path goes on, so dropout draws random numbers in the same order."""
+        base = self.graph.nodes[tap]["order"]
+        for k, node in enumerate(sorted(head, key=lambda n: self.graph.nodes[n]["order"]), start=1):
+            self.graph.nodes[node]["order"] = base + k / (len(head) + 1)
 
     # ---- structure -----------------------------------------------------------------------------
     def node(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,

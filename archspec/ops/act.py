@@ -1,9 +1,9 @@
-"""Element-wise activations, one registry entry each."""
+"""Element-wise activations, one registry entry each (declared in the table at the bottom)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+from typing import Any, Callable
 
 from archspec.ops.registry import Op, OpParams, register
 from archspec.symbolic import Shape
@@ -11,58 +11,27 @@ from archspec.symbolic import Shape
 
 class _Activation(Op):
     kind = "act"
-    torch_name: str = ""
+    torch_function: str = ""  # "module.function", imported only when a model is built
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
 
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch
-
-        return getattr(torch, self.torch_name), {}
+        module, _, name = self.torch_function.rpartition(".")
+        return getattr(importlib.import_module(module), name), {}
 
     def label(self, p: OpParams) -> str:
-        return self.name.capitalize() if self.name != "relu" else "ReLU"
+        return "ReLU" if self.name == "relu" else self.name.capitalize()
 
 
-def _activation(op_name: str, torch_name: str, text: str) -> None:
-    cls = type(op_name.capitalize(), (_Activation,), {"name": op_name, "torch_name": torch_name, "doc": text})
-    register(cls)
+_ACTIVATIONS = {  # op name: (torch function, what it computes)
+    "relu": ("torch.relu", "max(x, 0)"),
+    "relu6": ("torch.nn.functional.relu6", "min(max(x, 0), 6)"),
+    "gelu": ("torch.nn.functional.gelu", "Gaussian error linear unit"),
+    "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)"),
+    "sigmoid": ("torch.sigmoid", "logistic sigmoid"),
+    "tanh": ("torch.tanh", "hyperbolic tangent"),
+}
 
-
-_activation("relu", "relu", "max(x, 0)")
-_activation("sigmoid", "sigmoid", "logistic sigmoid")
-_activation("tanh", "tanh", "hyperbolic tangent")
-
-
-@register
-class Relu6(_Activation):
-    name = "relu6"
-    doc = "min(max(x, 0), 6)"
-
-    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch.nn.functional as F
-
-        return F.relu6, {}
-
-
-@register
-class Gelu(_Activation):
-    name = "gelu"
-    doc = "Gaussian error linear unit"
-
-    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch.nn.functional as F
-
-        return F.gelu, {}
-
-
-@register
-class Silu(_Activation):
-    name = "silu"
-    doc = "x * sigmoid(x) (swish)"
-
-    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch.nn.functional as F
-
-        return F.silu, {}
+for _name, (_function, _doc) in _ACTIVATIONS.items():
+    register(type(_name.capitalize(), (_Activation,), {"name": _name, "torch_function": _function, "doc": _doc}))
