@@ -459,7 +459,7 @@ def _short_form_hint(op: Op) -> str:
 
 
 def _quote_offset(source: Source, loc: Loc) -> int:
-    lines = source.text.splitlines()
+    lines = source.lines
     if 0 < loc.line <= len(lines):
         line = lines[loc.line - 1]
         if 0 < loc.column <= len(line) and line[loc.column - 1] in "'\"":
