@@ -17,6 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec import runtime
+from archspec.initialize import initialize
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
 
@@ -147,7 +148,10 @@ class AuxModel(nn.Module):
 
 
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
-    root, targets = build_modules(graph)
+    with torch.device("meta"):  # no memory and no random numbers yet: initialize() fills them once, fast
+        root, targets = build_modules(graph)
+    root.to_empty(device="cpu")
+    initialize(root)
     outputs = graph.graph["outputs"]
     name = graph.graph["name"]
     class_name = "".join(p.capitalize() for p in name.split("_")) or "Network"
