@@ -90,6 +90,7 @@ class Expander:
     _module_paths: dict[str, Loc] = field(default_factory=dict)
     _ids: set[str] = field(default_factory=set)
     _order: int = 0
+    _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
@@ -313,8 +314,14 @@ class Expander:
         return x
 
     def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
+        key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
+        cached = self._params.get(key)
+        if cached is not None:  # params are frozen models: equal arguments can share one
+            return cached
         try:
-            return op.Params.model_validate(args)
+            params = op.Params.model_validate(args)
+            self._params[key] = params
+            return params
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
             key = str(err["loc"][0]) if err["loc"] else ""
