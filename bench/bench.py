@@ -20,9 +20,11 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -206,7 +208,8 @@ def pair(net: Network, path: Path) -> tuple[Any, Any]:
 def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> list[str]:
     import torch
 
-    rows = ["| network | input | reference | compiled (plain) | ratio | max abs Δ logits |", "|---|---|---|---|---|---|"]
+    rows = ["| network | input | reference | compiled (plain) | ratio | max abs Δ logits |",
+            "|---|---|---|---|---|---|"]
     for net, path in nets:
         try:
             model, ref = pair(net, path)
@@ -216,7 +219,7 @@ def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> lis
         h, w = model.archspec_report.input_size
         x = torch.randn(batch, 3, h, w)
         diff = (model(x) - ref(x)).abs().max().item()
-        t = interleaved({"ours": lambda: model(x), "ref": lambda: ref(x)}, runs)
+        t = interleaved({"ours": partial(model, x), "ref": partial(ref, x)}, runs)
         rows.append(f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
                     f"{ratio(t, 'ours', 'ref'):.3f}× | {diff:.1e} |")
     return rows
@@ -243,15 +246,16 @@ def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compi
         opt16 = archspec.optimize(model, dtype=torch.bfloat16)
         ref_cl = net.make().eval().to(memory_format=torch.channels_last)
         ref_cl.load_state_dict(ref.state_dict())
-        fns = {"ref": lambda: ref(x), "ref_cl": lambda: ref_cl(x), "opt": lambda: opt(x), "opt16": lambda: opt16(x)}
+        fns = {"ref": partial(ref, x), "ref_cl": partial(ref_cl, x), "opt": partial(opt, x), "opt16": partial(opt16, x)}
         compile_s = None
         if compile_ref:
-            ref_c = torch.compile(net.make().eval())
-            ref_c.load_state_dict(ref.state_dict())
+            raw = net.make().eval()
+            raw.load_state_dict(ref.state_dict())
+            ref_c = torch.compile(raw)
             start = time.perf_counter()
             ref_c(x)
             compile_s = time.perf_counter() - start
-            fns["ref_c"] = lambda: ref_c(x)
+            fns["ref_c"] = partial(ref_c, x)
         want = ref(x)
         diff = (opt(x) - want).abs().max().item()
         rel = ((opt16(x) - want).norm() / want.norm()).item()
@@ -283,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    import archspec
+
     if args.threads:
         torch.set_num_threads(args.threads)
     wanted = set(args.networks.split(",")) if args.networks else None
@@ -292,10 +298,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         path = args.specs / net.spec
         (present if path.is_file() else skipped).append((net, path))
+    broken = []
+    for net, path in list(present):
+        try:
+            archspec.check(path)
+        except archspec.SpecError as e:  # a spec written for a newer archspec than this checkout
+            present.remove((net, path))
+            broken.append(f"{net.name} ({e.format().splitlines()[0][:120]})")
 
     out = ["## Machine", "", *machine(), f"- batch {args.batch}, {args.runs} interleaved rounds per figure", ""]
     if skipped:
         out += [f"Skipped (no spec file): {', '.join(n.name for n, _ in skipped)}", ""]
+    if broken:
+        out += ["Skipped (spec does not check):", *[f"- {b}" for b in broken], ""]
     print("\n".join(out), flush=True)
     targets = [(n, p) for n, p in present if n.optimize_target]
     sections = [
