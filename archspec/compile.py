@@ -17,7 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec import runtime
-from archspec.initialize import start_initialize
+from archspec.initialize import initialize
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
 
@@ -151,19 +151,18 @@ def compile_graph(graph: nx.DiGraph) -> nn.Module:
     with torch.device("meta"):  # no memory and no random numbers yet: initialize() fills them once, fast
         root, targets = build_modules(graph)
     root.to_empty(device="cpu")
-    pending = start_initialize(root)  # random draws in background threads while the code is generated
-    try:
-        outputs = graph.graph["outputs"]
-        name = graph.graph["name"]
-        class_name = "".join(p.capitalize() for p in name.split("_")) or "Network"
-        main = {"logits": outputs["logits"]}
-        eval_graph = build_fx_graph(graph, targets, main)
-        if len(outputs) == 1:
-            model: nn.Module = fx.GraphModule(root, eval_graph, class_name=class_name)
-        else:
-            train_graph = build_fx_graph(graph, targets, outputs)
-            model = AuxModel(root, train_graph, eval_graph, class_name, graph.graph["aux_weights"])
-            # modules used only by the aux heads must be owned too
-    finally:
-        pending.wait()
+    # Not overlapped with the code generation below: the drawing threads need the GIL between
+    # tensors, and a busy main thread would hold them up for longer than the overlap saves.
+    initialize(root)
+    outputs = graph.graph["outputs"]
+    name = graph.graph["name"]
+    class_name = "".join(p.capitalize() for p in name.split("_")) or "Network"
+    main = {"logits": outputs["logits"]}
+    eval_graph = build_fx_graph(graph, targets, main)
+    if len(outputs) == 1:
+        model: nn.Module = fx.GraphModule(root, eval_graph, class_name=class_name)
+    else:
+        train_graph = build_fx_graph(graph, targets, outputs)
+        model = AuxModel(root, train_graph, eval_graph, class_name, graph.graph["aux_weights"])
+        # modules used only by the aux heads must be owned too
     return model

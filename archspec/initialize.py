@@ -14,7 +14,7 @@ independently of the number of threads.
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -32,27 +32,6 @@ def _fan_in(module: nn.Module) -> int:
 
 def initialize(root: nn.Module) -> None:
     """Initialise every parameter and buffer of ``root`` (after ``to_empty``), in place."""
-    start_initialize(root).wait()
-
-
-class Pending:
-    """Random draws running in background threads; :meth:`wait` returns when all are done."""
-
-    def __init__(self, pool: ThreadPoolExecutor | None, futures: list[Future[None]]) -> None:
-        self._pool, self._futures = pool, futures
-
-    def wait(self) -> None:
-        try:
-            for future in self._futures:
-                future.result()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-
-
-def start_initialize(root: nn.Module) -> Pending:
-    """Like :func:`initialize`, but the uniform draws (which release the GIL) go on in the background
-    while the caller does other work, e.g. generating the forward code; call ``wait()`` before use."""
     draws: list[tuple[torch.Tensor, float]] = []
     for name, module in root.named_modules():
         if not any(True for _ in module.parameters(recurse=False)) and not any(True for _ in module.buffers(False)):
@@ -64,12 +43,12 @@ def start_initialize(root: nn.Module) -> Pending:
             module.reset_parameters()  # BatchNorm, and anything else with cheap defaults
         else:
             raise TypeError(f"do not know how to initialise {type(module).__name__} at {name or '<root>'}")
-    return _draw_uniform(draws)
+    _draw_uniform(draws)
 
 
-def _draw_uniform(draws: list[tuple[torch.Tensor, float]]) -> Pending:
+def _draw_uniform(draws: list[tuple[torch.Tensor, float]]) -> None:
     if not draws:
-        return Pending(None, [])
+        return
     seeds = torch.randint(0, 2**62, (STREAMS,)).tolist()
     streams: list[list[tuple[torch.Tensor, float]]] = [[] for _ in range(STREAMS)]
     sizes = [0] * STREAMS
@@ -89,5 +68,9 @@ def _draw_uniform(draws: list[tuple[torch.Tensor, float]]) -> Pending:
                     tensor.uniform_(-bound, bound, generator=torch.Generator().manual_seed(int(gen.integers(2**62))))
 
     workers = max(1, min(STREAMS, torch.get_num_threads()))
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="archspec-init")
-    return Pending(pool, [pool.submit(fill, i) for i in range(STREAMS)])
+    if workers == 1:
+        for i in range(STREAMS):
+            fill(i)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="archspec-init") as pool:
+        list(pool.map(fill, range(STREAMS)))

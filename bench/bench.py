@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", help="comma-separated names to run (default: all present)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the references (slow)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
+    parser.add_argument("--figures", default="check,build,forward,optimize",
+                        help="comma-separated subset of: check, build, forward, optimize")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -314,15 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(out), flush=True)
     targets = [(n, p) for n, p in present if n.optimize_target]
     sections = [
-        ("`check`: warm call (target < 50 ms for inception_resnet_v2) and the CLI as a whole process "
+        ("check", "`check`: warm call (target < 50 ms for inception_resnet_v2) and the CLI as a whole process "
          "(target < 1 s, < 200 MB)", lambda: check_rows(present, args.runs)),
-        ("`build` vs the reference constructor (target ≤ 1.0×)", lambda: build_rows(present, args.runs)),
-        ("Forward, plain compiled model vs reference (target ≤ 1.02×)", lambda: forward_rows(present, args.runs,
-                                                                                          args.batch)),
-        ("`optimize` (targets: ≥ 1.3× vs eager, ≥ 1.0× vs channels_last and torch.compile; bf16 ≥ 2.2× with "
-         "rel. L2 ≤ 1e-2)", lambda: optimize_rows(targets, args.runs, args.batch, not args.no_compile)),
+        ("build", "`build` vs the reference constructor (target ≤ 1.0×)", lambda: build_rows(present, args.runs)),
+        ("forward", "Forward, plain compiled model vs reference (target ≤ 1.02×)",
+         lambda: forward_rows(present, args.runs, args.batch)),
+        ("optimize", "`optimize` (targets: ≥ 1.3× vs eager, ≥ 1.0× vs channels_last and torch.compile; "
+         "bf16 ≥ 2.2× with rel. L2 ≤ 1e-2)",
+         lambda: optimize_rows(targets, args.runs, args.batch, not args.no_compile)),
     ]
-    for title, rows in sections:
+    figures = set(args.figures.split(","))
+    for key, title, rows in sections:
+        if key not in figures:
+            continue
         print(f"### {title}\n", flush=True)
         print("\n".join(rows()) + "\n", flush=True)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -22,6 +22,10 @@ def _mkldnn_dtypes() -> frozenset[torch.dtype]:
     """The dtypes oneDNN's fused conv accepts on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
     if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
         return frozenset()
+    try:  # a private op (the one inductor emits): fall back to conv2d + relu_ where a torch lacks it
+        torch.ops.mkldnn._convolution_pointwise.default  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return frozenset()
     dtypes = {torch.float32}
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         dtypes.add(torch.bfloat16)
