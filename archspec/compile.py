@@ -17,7 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec import runtime
-from archspec.initialize import initialize
+from archspec.initialize import SkipInit, initialize
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
 
@@ -148,7 +148,7 @@ class AuxModel(nn.Module):
 
 
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
-    with torch.device("meta"):  # no memory and no random numbers yet: initialize() fills them once, fast
+    with torch.device("meta"), SkipInit():  # no memory, no initialisation: initialize() fills them once, fast
         root, targets = build_modules(graph)
     root.to_empty(device="cpu")
     # Not overlapped with the code generation below: the drawing threads need the GIL between

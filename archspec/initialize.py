@@ -15,12 +15,36 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.overrides import TorchFunctionMode
 
 STREAMS = 8  # fixed, so that the weights do not depend on the number of threads
+
+# What module constructors call to initialise their tensors; skipped while building on ``meta``.
+_INIT_FUNCTIONS = frozenset({
+    nn.init.kaiming_uniform_, nn.init.uniform_, nn.init.normal_, nn.init.ones_, nn.init.zeros_,
+    nn.init.constant_, torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.zero_, torch.Tensor.fill_,
+})
+
+
+class SkipInit(TorchFunctionMode):
+    """Inside ``with torch.device("meta")``: make module constructors' default initialisation a no-op.
+
+    On meta tensors it computes nothing anyway, but its Python and dispatch overhead is about a
+    quarter of building a large module tree; :func:`initialize` sets every value afterwards.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _INIT_FUNCTIONS:
+            tensor = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+            if tensor is not None and tensor.device.type == "meta":
+                return tensor
+        return func(*args, **kwargs)
 
 _UNIFORM_FAN_IN = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
