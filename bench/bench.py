@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -149,11 +149,11 @@ _CLI = (
 )
 
 
-def check_rows(nets: list[tuple[Network, Path]], runs: int) -> list[str]:
+def check_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
     import archspec
 
-    rows = ["| spec | `archspec.check` (warm, median) | `archspec check` whole process | peak RSS |",
-            "|---|---|---|---|"]
+    yield "| spec | `archspec.check` (warm, median) | `archspec check` whole process | peak RSS |"
+    yield "|---|---|---|---|"
     for net, path in nets:
         archspec.check(path)
         t = interleaved({"check": lambda p=path: archspec.check(p)}, max(runs, 5))["check"]
@@ -164,21 +164,22 @@ def check_rows(nets: list[tuple[Network, Path]], runs: int) -> list[str]:
                                   text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             proc.append(time.perf_counter() - start)
             rss.append(int(done.stderr.split("VmHWM:")[1].split()[0]) / 1024)
-        rows.append(f"| {net.name} | {med(t) * 1000:.1f} ms | {med(proc):.2f} s | {max(rss):.0f} MB |")
-    return rows
+        yield (f"| {net.name} | {med(t) * 1000:.1f} ms | {med(proc):.2f} s | {max(rss):.0f} MB |")
 
 
-def build_rows(nets: list[tuple[Network, Path]], runs: int) -> list[str]:
+
+def build_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
     import archspec
 
-    rows = ["| network | `archspec.build` | reference constructor | ratio |", "|---|---|---|---|"]
+    yield "| network | `archspec.build` | reference constructor | ratio |"
+    yield "|---|---|---|---|"
     for net, path in nets:
         archspec.build(path)
         net.make()
         t = interleaved({"ours": lambda p=path: archspec.build(p), "ref": net.make}, runs)
-        rows.append(f"| {net.name} | {ms(med(t['ours']))} | {ms(med(t['ref']))} ({net.reference}) | "
+        yield (f"| {net.name} | {ms(med(t['ours']))} | {ms(med(t['ref']))} ({net.reference}) | "
                     f"{ratio(t, 'ours', 'ref'):.2f}× |")
-    return rows
+
 
 
 def _randomise_bn(model: Any) -> None:
@@ -205,40 +206,40 @@ def pair(net: Network, path: Path) -> tuple[Any, Any]:
     return model, ref
 
 
-def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> list[str]:
+def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
     import torch
 
-    rows = ["| network | input | reference | compiled (plain) | ratio | max abs Δ logits |",
-            "|---|---|---|---|---|---|"]
+    yield "| network | input | reference | compiled (plain) | ratio | max abs Δ logits |"
+    yield "|---|---|---|---|---|---|"
     for net, path in nets:
         try:
             model, ref = pair(net, path)
         except Exception as e:  # noqa: BLE001 — a table row, not a crash
-            rows.append(f"| {net.name} | | | | skipped: {type(e).__name__}: {str(e)[:80]} | |")
+            yield (f"| {net.name} | | | | skipped: {type(e).__name__}: {str(e)[:80]} | |")
             continue
         h, w = model.archspec_report.input_size
         x = torch.randn(batch, 3, h, w)
         diff = (model(x) - ref(x)).abs().max().item()
         t = interleaved({"ours": partial(model, x), "ref": partial(ref, x)}, runs)
-        rows.append(f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
+        yield (f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
                     f"{ratio(t, 'ours', 'ref'):.3f}× | {diff:.1e} |")
-    return rows
 
 
-def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compile_ref: bool) -> list[str]:
+
+def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compile_ref: bool) -> Iterator[str]:
     import torch
 
     import archspec
 
-    rows = ["| network | reference eager | reference channels_last | reference torch.compile (first call) | "
-            "`optimize` | speed-up vs eager / channels_last / compile | max abs Δ logits | "
-            "`optimize(dtype=bf16)` | bf16 speed-up vs fp32 eager | bf16 rel. L2 error |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    yield ("| network | reference eager | reference channels_last | reference torch.compile (first call) | "
+           "`optimize` | speed-up vs eager / channels_last / compile | max abs Δ logits | "
+           "`optimize(dtype=bf16)` | bf16 speed-up vs fp32 eager | bf16 rel. L2 error |")
+    yield "|---|---|---|---|---|---|---|---|---|---|"
     for net, path in nets:
         try:
             model, ref = pair(net, path)
         except Exception as e:  # noqa: BLE001
-            rows.append(f"| {net.name} | skipped: {type(e).__name__}: {str(e)[:80]} |" + " |" * 8)
+            yield (f"| {net.name} | skipped: {type(e).__name__}: {str(e)[:80]} |" + " |" * 8)
             continue
         h, w = model.archspec_report.input_size
         x = torch.randn(batch, 3, h, w)
@@ -267,11 +268,11 @@ def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compi
         if compile_s is not None:
             speedups.append(1 / ratio(t, "opt", "ref_c"))
             comp = f"{ms(med(t['ref_c']))} ({compile_s:.0f} s)"
-        rows.append(
+        yield (
             f"| {net.name} | {ms(med(t['ref']))} | {ms(med(t['ref_cl']))} | {comp} | {ms(med(t['opt']))} | "
             f"{' / '.join(f'{s:.2f}×' for s in speedups)} | {diff:.1e} | {ms(med(t['opt16']))} | "
             f"{1 / ratio(t, 'opt16', 'ref'):.2f}× | {rel:.1e} |")
-    return rows
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         if key not in figures:
             continue
         print(f"### {title}\n", flush=True)
-        print("\n".join(rows()) + "\n", flush=True)
+        for row in rows():  # each row as soon as it is measured
+            print(row, flush=True)
+        print(flush=True)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
