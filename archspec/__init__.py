@@ -1,11 +1,23 @@
 """archspec: convolutional network architectures as data.
 
 ``archspec.check(spec)`` validates a YAML spec and reports exact symbolic shapes without
-importing torch; ``archspec.build(spec)`` compiles it into a ``torch.nn.Module``.
+importing torch; ``archspec.build(spec)`` compiles it into a ``torch.nn.Module``;
+``archspec.optimize(model)`` rewrites a compiled model for fast inference. ``optimize`` is
+loaded on first use, so ``import archspec`` does not import torch.
 """
+
+from typing import Any
 
 from archspec.api import Report, analyse, build, check
 from archspec.errors import SpecError
 
 __version__ = "0.1.0"
-__all__ = ["SpecError", "Report", "analyse", "build", "check", "__version__"]
+__all__ = ["SpecError", "Report", "analyse", "build", "check", "optimize", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "optimize":  # the submodule, which is callable: archspec.optimize(model) == optimize.optimize(model)
+        import archspec.optimize as stage
+
+        return stage
+    raise AttributeError(f"module 'archspec' has no attribute {name!r}")

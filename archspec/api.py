@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,15 +90,29 @@ class Report:
         }
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: a full collection scans every object in the process
+    (hundreds of thousands once torch is loaded) and would otherwise run several times per build."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
             ) -> tuple[nx.DiGraph, Report]:
-    resolved = resolve(spec, overrides)
-    graph = expand(resolved)
-    info = infer_shapes(graph, max_params=max_params)
-    report = _report(graph, info.min_size, info.outputs)
-    report.accepted = info.accepted["logits"]
-    report.train_accepted = accepted(graph, graph.graph["outputs"].values())
-    return graph, report
+    with _gc_paused():
+        resolved = resolve(spec, overrides)
+        graph = expand(resolved)
+        info = infer_shapes(graph, max_params=max_params)
+        report = _report(graph, info.min_size, info.outputs)
+        report.accepted = info.accepted["logits"]
+        report.train_accepted = accepted(graph, graph.graph["outputs"].values())
+        return graph, report
 
 
 def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:
@@ -139,7 +155,8 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
     graph, report = analyse(spec, overrides, max_params)
     from archspec.compile import compile_graph
 
-    model = compile_graph(graph)
+    with _gc_paused():
+        model = compile_graph(graph)
     model.archspec_report = report
     if optimize:
         from archspec.optimize import optimize as _optimize

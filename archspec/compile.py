@@ -17,6 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec import runtime
+from archspec.initialize import SkipInit, initialize
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
 from archspec.sizes import accepted
@@ -160,7 +161,12 @@ def class_name_of(spec_name: str) -> str:
 
 
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
-    root, targets = build_modules(graph)
+    with torch.device("meta"), SkipInit():  # no memory, no initialisation: initialize() fills them once, fast
+        root, targets = build_modules(graph)
+    root.to_empty(device="cpu")
+    # Not overlapped with the code generation below: the drawing threads need the GIL between
+    # tensors, and a busy main thread would hold them up for longer than the overlap saves.
+    initialize(root)
     outputs = graph.graph["outputs"]
     class_name = class_name_of(graph.graph["name"])
     main = {"logits": outputs["logits"]}

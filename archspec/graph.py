@@ -103,6 +103,7 @@ class Expander:
     _containers: set[str] = field(default_factory=set)  # proper prefixes of module paths
     _ids: set[str] = field(default_factory=set)
     _order: int = 0
+    _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
@@ -393,8 +394,14 @@ class Expander:
         return x
 
     def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
+        key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
+        cached = self._params.get(key)
+        if cached is not None:  # params are frozen models: equal arguments can share one
+            return cached
         try:
-            return op.Params.model_validate(args)
+            params = op.Params.model_validate(args)
+            self._params[key] = params
+            return params
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
             key = str(err["loc"][0]) if err["loc"] else ""
@@ -544,7 +551,7 @@ def _short_form_hint(op: Op) -> str:
 
 
 def _quote_offset(source: Source, loc: Loc) -> int:
-    lines = source.text.splitlines()
+    lines = source.lines
     if 0 < loc.line <= len(lines):
         line = lines[loc.line - 1]
         if 0 < loc.column <= len(line) and line[loc.column - 1] in "'\"":

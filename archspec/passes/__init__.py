@@ -1,0 +1,15 @@
+"""Inference rewrites of a compiled model's torch.fx graph, one pass per file.
+
+Each pass takes a ``torch.fx.GraphModule`` in eval mode, rewrites its graph (and the modules
+it calls) in place, lints and recompiles it, and returns how many rewrites it made.
+:func:`archspec.optimize.optimize` runs them in order; they can also be run one by one.
+"""
+
+from archspec.passes.common import PassResult
+from archspec.passes.fold_bn import fold_bn
+from archspec.passes.fuse_act import fuse_conv_act
+from archspec.passes.fuse_parallel import fuse_parallel_convs
+from archspec.passes.layout import to_layout
+from archspec.passes.noops import remove_noops
+
+__all__ = ["PassResult", "fold_bn", "fuse_conv_act", "fuse_parallel_convs", "remove_noops", "to_layout"]

@@ -1,0 +1,58 @@
+"""Helpers shared by the passes: module lookup and replacement in a GraphModule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch.fx as fx
+import torch.nn as nn
+
+
+@dataclass
+class PassResult:
+    """What a pass did: its name and how many rewrites it made (0 means the graph is unchanged)."""
+
+    name: str
+    rewrites: int
+
+
+def called_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    """The module a ``call_module`` node calls, else None."""
+    if node.op != "call_module":
+        return None
+    return gm.get_submodule(str(node.target))
+
+
+def set_module(gm: fx.GraphModule, target: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted path ``target``, replacing what is there."""
+    parent_path, _, leaf = target.rpartition(".")
+    parent = gm.get_submodule(parent_path) if parent_path else gm
+    setattr(parent, leaf, module)
+
+
+def free_target(gm: fx.GraphModule, base: str) -> str:
+    """A dotted module path that is not taken yet: ``base``, else ``base_2``, ``base_3``..."""
+    target, n = base, 1
+    while True:
+        try:
+            gm.get_submodule(target)
+        except AttributeError:
+            return target
+        n += 1
+        target = f"{base}_{n}"
+
+
+def finish(gm: fx.GraphModule, name: str, rewrites: int) -> PassResult:
+    """Lint, drop modules nothing calls any more, and regenerate the code."""
+    if rewrites:
+        gm.graph.eliminate_dead_code()
+        gm.graph.lint()
+        gm.delete_all_unused_submodules()
+        gm.recompile()
+    return PassResult(name, rewrites)
+
+
+def only_user(node: fx.Node) -> fx.Node | None:
+    users: list[Any] = list(node.users)
+    return users[0] if len(users) == 1 else None

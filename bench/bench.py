@@ -1,0 +1,342 @@
+"""archspec's speed figures (issue 7) against the hand-written references, in one run.
+
+    python bench/bench.py [--runs 5] [--batch 4] [--specs specs] [--no-compile] [--networks a,b]
+
+Prints Markdown: the machine, then one table per figure. Every ratio compares two things timed
+side by side in this process, interleaved round by round (A, B, A, B, ...), and is the median of
+the per-round ratios; times are medians of the rounds. Networks whose spec file is missing, or
+whose reference library is not installed, are listed as skipped. CPU, eval mode, float32,
+batch 4 unless a row says otherwise. Run it on a quiet machine: other processes move the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Network:
+    name: str
+    spec: str  # file name under the specs folder
+    reference: str  # what the user would write instead
+    make: Callable[[], Any]
+    optimize_target: bool = False  # one of the networks the optimize figures are required for
+
+
+def _timm(name: str) -> Callable[[], Any]:
+    def make() -> Any:
+        import timm
+
+        return timm.create_model(name)
+    return make
+
+
+def _torchvision(name: str, **kwargs: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, **kwargs)
+    return make
+
+
+def _bn_inception() -> Any:
+    import pretrainedmodels
+
+    return pretrainedmodels.bninception(num_classes=1000, pretrained=None)
+
+
+def _facenet() -> Any:
+    from facenet_pytorch import InceptionResnetV1
+
+    return InceptionResnetV1(classify=True, num_classes=1000)
+
+
+NETWORKS = [
+    Network("inception_v4", "inception_v4.yaml", 'timm.create_model("inception_v4")', _timm("inception_v4"), True),
+    Network("inception_resnet_v2", "inception_resnet_v2.yaml", 'timm.create_model("inception_resnet_v2")',
+            _timm("inception_resnet_v2"), True),
+    Network("googlenet", "googlenet.yaml", "torchvision googlenet(aux_logits=True)",
+            _torchvision("googlenet", aux_logits=True), True),
+    Network("inception_v3", "inception_v3.yaml", "torchvision inception_v3(aux_logits=True)",
+            _torchvision("inception_v3", aux_logits=True)),
+    Network("bn_inception", "bn_inception.yaml", "pretrainedmodels bninception", _bn_inception),
+    Network("facenet_inception_resnet_v1", "facenet_inception_resnet_v1.yaml", "facenet_pytorch InceptionResnetV1",
+            _facenet),
+    *[Network(f"resnet{d}", f"resnet{d}.yaml", f"torchvision resnet{d}", _torchvision(f"resnet{d}"))
+      for d in (18, 34, 50, 101, 152)],
+]
+CHECK_TARGET = "inception_resnet_v2"
+
+
+# ---- timing ---------------------------------------------------------------------------------------
+def interleaved(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, called in turn, ``runs`` rounds."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of time(a) / time(b)."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.0f} ms" if x < 10 else f"{x:.1f} s"
+
+
+# ---- the machine ----------------------------------------------------------------------------------
+def machine() -> list[str]:
+    import torch
+
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = [f"torch {torch.__version__}"]
+    for mod in ("timm", "torchvision"):
+        try:
+            versions.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            pass
+    bf16 = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}, "
+        f"ISA used by torch: {torch.backends.cpu.get_cpu_capability()}, oneDNN bf16: {'yes' if bf16 else 'no'}",
+        f"- {', '.join(versions)}, Python {platform.python_version()}",
+        f"- load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+    ]
+
+
+# ---- figures --------------------------------------------------------------------------------------
+# `archspec check FILE` as a whole process, reporting its own peak RSS (VmHWM; getrusage would also count
+# the memory of this process, which the child shares between fork and exec).
+_CLI = (
+    "import sys\n"
+    "from archspec.cli import main\n"
+    "rc = main(['check', sys.argv[1]])\n"
+    "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0], file=sys.stderr)\n"
+    "sys.exit(rc)"
+)
+
+
+def check_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
+    import archspec
+
+    yield "| spec | `archspec.check` (warm, median) | `archspec check` whole process | peak RSS |"
+    yield "|---|---|---|---|"
+    for net, path in nets:
+        archspec.check(path)
+        t = interleaved({"check": lambda p=path: archspec.check(p)}, max(runs, 5))["check"]
+        proc, rss = [], []
+        for _ in range(max(runs, 5)):
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", _CLI, str(path)], cwd=ROOT, check=True, capture_output=True,
+                                  text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            proc.append(time.perf_counter() - start)
+            rss.append(int(done.stderr.split("VmHWM:")[1].split()[0]) / 1024)
+        yield (f"| {net.name} | {med(t) * 1000:.1f} ms | {med(proc):.2f} s | {max(rss):.0f} MB |")
+
+
+
+def build_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
+    import archspec
+
+    yield "| network | `archspec.build` | reference constructor | ratio |"
+    yield "|---|---|---|---|"
+    for net, path in nets:
+        archspec.build(path)
+        net.make()
+        t = interleaved({"ours": lambda p=path: archspec.build(p), "ref": net.make}, runs)
+        yield (f"| {net.name} | {ms(med(t['ours']))} | {ms(med(t['ref']))} ({net.reference}) | "
+                    f"{ratio(t, 'ours', 'ref'):.2f}× |")
+
+
+
+def _randomise_bn(model: Any) -> None:
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+
+
+def pair(net: Network, path: Path) -> tuple[Any, Any]:
+    """Our model and the reference, with the same weights (and non-trivial BatchNorm statistics)."""
+    import torch
+
+    import archspec
+
+    model = archspec.build(path).eval()
+    _randomise_bn(model)
+    ref = net.make().eval()
+    ref.load_state_dict(model.state_dict(), strict=True)
+    torch.set_grad_enabled(False)
+    return model, ref
+
+
+def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
+    import torch
+
+    yield "| network | input | reference | compiled (plain) | ratio | max abs Δ logits |"
+    yield "|---|---|---|---|---|---|"
+    for net, path in nets:
+        try:
+            model, ref = pair(net, path)
+        except Exception as e:  # noqa: BLE001 — a table row, not a crash
+            yield (f"| {net.name} | | | | skipped: {type(e).__name__}: {str(e)[:80]} | |")
+            continue
+        h, w = model.archspec_report.input_size
+        x = torch.randn(batch, 3, h, w)
+        diff = (model(x) - ref(x)).abs().max().item()
+        t = interleaved({"ours": partial(model, x), "ref": partial(ref, x)}, runs)
+        yield (f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
+                    f"{ratio(t, 'ours', 'ref'):.3f}× | {diff:.1e} |")
+
+
+
+def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compile_ref: bool) -> Iterator[str]:
+    import torch
+
+    import archspec
+
+    yield ("| network | reference eager | reference channels_last | reference torch.compile (first call) | "
+           "`optimize` | speed-up vs eager / channels_last / compile | max abs Δ logits | "
+           "`optimize(dtype=bf16)` | bf16 speed-up vs fp32 eager | bf16 rel. L2 error |")
+    yield "|---|---|---|---|---|---|---|---|---|---|"
+    for net, path in nets:
+        try:
+            model, ref = pair(net, path)
+        except Exception as e:  # noqa: BLE001
+            yield (f"| {net.name} | skipped: {type(e).__name__}: {str(e)[:80]} |" + " |" * 8)
+            continue
+        h, w = model.archspec_report.input_size
+        x = torch.randn(batch, 3, h, w)
+        opt = archspec.optimize(model)
+        opt16 = archspec.optimize(model, dtype=torch.bfloat16)
+        ref_cl = net.make().eval().to(memory_format=torch.channels_last)
+        ref_cl.load_state_dict(ref.state_dict())
+        fns = {"ref": partial(ref, x), "ref_cl": partial(ref_cl, x), "opt": partial(opt, x), "opt16": partial(opt16, x)}
+        compile_s = None
+        if compile_ref:
+            raw = net.make().eval()
+            raw.load_state_dict(ref.state_dict())
+            ref_c = torch.compile(raw)
+            start = time.perf_counter()
+            ref_c(x)
+            compile_s = time.perf_counter() - start
+            fns["ref_c"] = partial(ref_c, x)
+        want = ref(x)
+        diff = (opt(x) - want).abs().max().item()
+        rel = ((opt16(x) - want).norm() / want.norm()).item()
+        for fn in fns.values():
+            fn()
+        t = interleaved(fns, runs)
+        speedups = [1 / ratio(t, "opt", "ref"), 1 / ratio(t, "opt", "ref_cl")]
+        comp = "—"
+        if compile_s is not None:
+            speedups.append(1 / ratio(t, "opt", "ref_c"))
+            comp = f"{ms(med(t['ref_c']))} ({compile_s:.0f} s)"
+        yield (
+            f"| {net.name} | {ms(med(t['ref']))} | {ms(med(t['ref_cl']))} | {comp} | {ms(med(t['opt']))} | "
+            f"{' / '.join(f'{s:.2f}×' for s in speedups)} | {diff:.1e} | {ms(med(t['opt16']))} | "
+            f"{1 / ratio(t, 'opt16', 'ref'):.2f}× | {rel:.1e} |")
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="rounds per figure (medians; at least 5 for the record)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--specs", type=Path, default=ROOT / "specs", help="folder holding the zoo specs")
+    parser.add_argument("--networks", help="comma-separated names to run (default: all present)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the references (slow)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads")
+    parser.add_argument("--figures", default="check,build,forward,optimize",
+                        help="comma-separated subset of: check, build, forward, optimize")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+
+    import torch
+
+    import archspec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    wanted = set(args.networks.split(",")) if args.networks else None
+    present, skipped = [], []
+    for net in NETWORKS:
+        if wanted is not None and net.name not in wanted:
+            continue
+        path = args.specs / net.spec
+        (present if path.is_file() else skipped).append((net, path))
+    broken = []
+    for net, path in list(present):
+        try:
+            archspec.check(path)
+        except archspec.SpecError as e:  # a spec written for a newer archspec than this checkout
+            present.remove((net, path))
+            broken.append(f"{net.name} ({e.format().splitlines()[0][:120]})")
+
+    out = ["## Machine", "", *machine(), f"- batch {args.batch}, {args.runs} interleaved rounds per figure", ""]
+    if skipped:
+        out += [f"Skipped (no spec file): {', '.join(n.name for n, _ in skipped)}", ""]
+    if broken:
+        out += ["Skipped (spec does not check):", *[f"- {b}" for b in broken], ""]
+    print("\n".join(out), flush=True)
+    targets = [(n, p) for n, p in present if n.optimize_target]
+    sections = [
+        ("check", "`check`: warm call (target < 50 ms for inception_resnet_v2) and the CLI as a whole process "
+         "(target < 1 s, < 200 MB)", lambda: check_rows(present, args.runs)),
+        ("build", "`build` vs the reference constructor (target ≤ 1.0×)", lambda: build_rows(present, args.runs)),
+        ("forward", "Forward, plain compiled model vs reference (target ≤ 1.02×)",
+         lambda: forward_rows(present, args.runs, args.batch)),
+        ("optimize", "`optimize` (targets: ≥ 1.3× vs eager, ≥ 1.0× vs channels_last and torch.compile; "
+         "bf16 ≥ 2.2× with rel. L2 ≤ 1e-2)",
+         lambda: optimize_rows(targets, args.runs, args.batch, not args.no_compile)),
+    ]
+    figures = set(args.figures.split(","))
+    for key, title, rows in sections:
+        if key not in figures:
+            continue
+        print(f"### {title}\n", flush=True)
+        for row in rows():  # each row as soon as it is measured
+            print(row, flush=True)
+        print(flush=True)
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

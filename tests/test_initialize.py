@@ -1,0 +1,67 @@
+"""Built models start from PyTorch's default initialisation scheme, reproducibly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import archspec  # noqa: E402
+
+SPEC = """
+archspec: 1
+name: init_check
+input: {channels: 3, size: [32, 32]}
+network:
+  features: [conv 64 3x3 s2, conv 96 1x1, conv2d: conv2d 128 3x3]
+  pool: global_avgpool
+  fc: linear 100
+"""
+
+
+def test_weights_follow_torch_default_scheme(write_spec) -> None:
+    model = archspec.build(write_spec(SPEC))
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 4
+    for layer in layers:
+        fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)  # torch's own rule
+        bound = 1 / math.sqrt(fan_in)
+        for p in (layer.weight, layer.bias):
+            if p is None:
+                continue
+            assert p.abs().max().item() <= bound
+            if p.numel() >= 1000:  # a uniform distribution on [-bound, bound], not a constant or a normal
+                assert p.abs().max().item() > 0.95 * bound
+                assert abs(p.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+                assert abs(p.mean().item()) < 0.05 * bound
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
+        assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+        assert torch.equal(bn.running_var, torch.ones_like(bn.running_var))
+        assert bn.num_batches_tracked.item() == 0
+
+
+def test_weights_are_reproducible_and_independent_of_threads(write_spec) -> None:
+    path = write_spec(SPEC)
+    threads = torch.get_num_threads()
+    try:
+        torch.manual_seed(7)
+        a = archspec.build(path).state_dict()
+        torch.set_num_threads(1)
+        torch.manual_seed(7)
+        b = archspec.build(path).state_dict()
+        c = archspec.build(path).state_dict()
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["features.0.conv.weight"], c["features.0.conv.weight"])
+
+
+def test_no_parameter_is_left_on_meta_or_uninitialised(write_spec) -> None:
+    model = archspec.build(write_spec(SPEC))
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        assert t.device.type == "cpu", name
+        assert torch.isfinite(t.float()).all(), name

@@ -1,0 +1,229 @@
+"""The optimize stage: every pass keeps the logits and changes the graph as it says it does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import archspec  # noqa: E402
+from archspec.optimize import optimize  # noqa: E402
+from archspec.passes import fold_bn, fuse_conv_act, fuse_parallel_convs, remove_noops, to_layout  # noqa: E402
+
+SMALL = """
+archspec: 1
+name: small_inception
+input: {channels: 3, size: [32, 32]}
+defaults:
+  conv: {eps: 0.001}
+blocks:
+  mixed:                                   # three parallel 1x1 convs on the block input
+    concat:
+      branch0: conv 8 1x1
+      branch1: [conv 6 1x1, conv 8 3x3 p1]
+      branch2: [conv 4 1x1, conv 6 3x3 p1, conv 6 3x3 p1]
+      branch3: [avgpool 3x3 p1 exclude_pad, conv 4 1x1]
+  res:                                     # residual block: two parallel 1x1 convs, a linear conv2d
+    residual:
+      body:
+        - concat:
+            branch0: conv 8 1x1
+            branch1: [conv 8 1x1, conv 8 3x3 p1]
+        - conv2d: conv2d 26 1x1
+      scale: 0.2
+      then: relu
+network:
+  features:
+    - conv 16 3x3 s2
+    - conv 16 3x3 p1
+    - mixed
+    - res * 2
+    - maxpool 3x3 s2
+  pool: global_avgpool
+  drop: dropout 0.2
+  fc: linear 10
+"""
+
+
+def _randomise_bn(model: nn.Module) -> None:
+    """Non-trivial running statistics and affine parameters, as a trained network has."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+@pytest.fixture
+def small(write_spec) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model = archspec.build(write_spec(SMALL)).eval()
+    _randomise_bn(model)
+    return model, torch.randn(2, 3, 32, 32)
+
+
+def _fresh(model: nn.Module) -> torch.fx.GraphModule:
+    """A copy of the model to run one pass on (what optimize does before its passes)."""
+    import copy
+
+    gm = copy.deepcopy(model).eval()
+    gm.requires_grad_(False)
+    return gm
+
+
+def _conv_nodes(gm: torch.fx.GraphModule) -> int:
+    return sum(1 for n in gm.graph.nodes if n.op == "call_module" and isinstance(gm.get_submodule(n.target), nn.Conv2d))
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> None:
+    assert a.shape == b.shape
+    assert (a - b).abs().max().item() <= tol
+
+
+def test_fold_bn_removes_every_batchnorm(small) -> None:
+    model, x = small
+    gm = _fresh(model)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in gm.modules())
+    result = fold_bn(gm)
+    assert result.rewrites == 2 + 7 + 2 * 3  # stem, the mixed block, two residual blocks (conv2d has no BN)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in gm.modules())
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_fold_bn_keeps_a_batchnorm_it_cannot_fold(write_spec) -> None:
+    text = SMALL.replace("    - maxpool 3x3 s2\n", "    - maxpool 3x3 s2\n    - bn\n")
+    model = archspec.build(write_spec(text)).eval()
+    _randomise_bn(model)
+    gm = _fresh(model)
+    fold_bn(gm)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in gm.modules()) == 1  # after a pool: nothing to fold into
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_fuse_parallel_convs_merges_the_1x1_convs_reading_one_tensor(small) -> None:
+    model, x = small
+    gm = _fresh(model)
+    fold_bn(gm)
+    before = _conv_nodes(gm)
+    result = fuse_parallel_convs(gm)
+    # mixed: 3 parallel 1x1 convs → 1 (branch3's reads the pool); each res block: 2 → 1
+    assert result.rewrites == 3
+    assert _conv_nodes(gm) == before - 2 - 1 - 1
+    fused = [gm.get_submodule(n.target) for n in gm.graph.nodes if n.op == "call_module" and "fused" in n.target]
+    assert sorted(c.out_channels for c in fused) == [16, 16, 18]
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_fuse_parallel_convs_without_folding_first(small) -> None:
+    """Convs without bias (BN not folded) fuse too; BN stays on each part."""
+    model, x = small
+    gm = _fresh(model)
+    before = _conv_nodes(gm)
+    fuse_parallel_convs(gm)
+    assert _conv_nodes(gm) == before - 4
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_fuse_conv_act_removes_the_separate_relus(small) -> None:
+    model, x = small
+    gm = _fresh(model)
+    fold_bn(gm)
+    relus = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (torch.relu, torch.relu_)]
+    result = fuse_conv_act(gm)
+    after = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (torch.relu, torch.relu_)]
+    assert result.rewrites == len(relus) - 2  # the two post-add ReLUs follow an add, not a conv
+    assert len(after) == 2
+    with torch.no_grad():  # the fused oneDNN kernel, where available
+        _close(gm(x), model(x))
+        want = model(x)
+    _close(gm(x), want)  # with autograd on: conv2d then relu_
+
+
+def test_remove_noops_drops_dropout(small) -> None:
+    model, x = small
+    gm = _fresh(model)
+    assert remove_noops(gm).rewrites == 1
+    assert not any(isinstance(m, nn.Dropout) for m in gm.modules())
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_channels_last_layout(small) -> None:
+    model, x = small
+    gm = _fresh(model)
+    to_layout(gm)
+    convs = [m for m in gm.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_bfloat16_keeps_float32_interface_and_is_close(small) -> None:
+    model, x = small
+    opt = optimize(model, dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in opt.parameters())
+    with torch.no_grad():
+        got, want = opt(x), model(x)
+    assert got.dtype == torch.float32
+    rel = ((got - want).norm() / want.norm()).item()
+    assert rel <= 2e-2
+
+
+def test_optimize_runs_every_pass_and_leaves_the_model_alone(small) -> None:
+    model, x = small
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = optimize(model)
+    names = [r.name for r in opt.archspec_passes if r.rewrites]
+    assert names == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_act", "to_layout"]
+    assert not any(p.requires_grad for p in opt.parameters())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        _close(opt(x), model(x))
+
+
+def test_optimize_drops_aux_heads(write_spec) -> None:
+    text = SMALL + """
+aux:
+  aux1:
+    tap: features.2
+    head: [global_avgpool, fc: linear 10]
+"""
+    model = archspec.build(write_spec(text)).eval()
+    _randomise_bn(model)
+    opt = optimize(model)
+    assert not any("aux" in name for name, _ in opt.named_modules())
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        _close(opt(x), model(x))
+
+
+def test_build_with_optimize(write_spec) -> None:
+    model = archspec.build(write_spec(SMALL), optimize=True)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_optimized_inception_v4_matches_timm() -> None:
+    """The whole stage on a zoo network, against the independent reference with the same weights."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    spec = Path(__file__).resolve().parent.parent / "specs" / "inception_v4.yaml"
+    model = archspec.build(spec).eval()
+    _randomise_bn(model)
+    ref = timm.create_model("inception_v4").eval()
+    ref.load_state_dict(model.state_dict(), strict=True)
+    opt = optimize(model)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        _close(opt(x), ref(x))
