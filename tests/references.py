@@ -56,26 +56,6 @@ REFERENCES: dict[str, Callable[[], Any]] = {
 }
 
 
-def calibrated(model: Any, size: tuple[int, int], batches: int = 2) -> Any:
-    """The model in eval mode with BatchNorm statistics measured on random images.
-
-    A randomly initialised network with fresh statistics (mean 0, variance 1) lets activations grow
-    layer after layer — ResNet-152's logits reach 1e8, Inception-v3's 1e12 — so no absolute
-    tolerance means anything. Measuring the statistics, as training would, keeps logits near 1.
-    """
-    import torch
-
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average over the calibration batches
-    model.train()
-    with torch.no_grad():
-        for _ in range(batches):
-            model(torch.randn(2, 3, *size))
-    return model.eval()
-
-
 def zoo_with_references() -> list[str]:
     """Stems of the zoo specs that have a reference builder, in name order."""
     return sorted(stem for stem in REFERENCES if (SPECS / f"{stem}.yaml").exists())

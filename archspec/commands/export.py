@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
     if optimize is not None:
-        optimized = optimize(model)
+        # the portable rewrites only: the fused conv+ReLU is a oneDNN (CPU) kernel that ONNX and
+        # TorchScript cannot express, and memory layout is the runtime's business
+        optimized = optimize(model, fuse_act=False, channels_last=False)
         optimized.archspec_report = report
         model = optimized
     export(model, args.output)
