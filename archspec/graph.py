@@ -103,6 +103,7 @@ class Expander:
     _containers: set[str] = field(default_factory=set)  # proper prefixes of module paths
     _ids: set[str] = field(default_factory=set)
     _order: int = 0
+    _last_parse: tuple[Any, ...] | None = None
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
 
     # ---- nodes ---------------------------------------------------------------------------------
@@ -421,6 +422,17 @@ class Expander:
 
     # ---- short forms and parameters ------------------------------------------------------------
     def parse_short(self, text: str, yp: YamlPath, scope: Scope) -> _Ref:
+        # a chain parses each member twice (for its repeat count, then to expand it): remember the
+        # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
+        key = (text, yp, id(scope.source), id(scope.env))
+        hit = self._last_parse
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        ref = self._parse_short(text, yp, scope)
+        self._last_parse = (key, ref, scope.env)
+        return ref
+
+    def _parse_short(self, text: str, yp: YamlPath, scope: Scope) -> _Ref:
         base = scope.source.loc(yp)
         quote = _quote_offset(scope.source, base)
         tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
