@@ -104,6 +104,7 @@ class Expander:
     _ids: set[str] = field(default_factory=set)
     _order: int = 0
     _last_parse: tuple[Any, ...] | None = None
+    _shorts: dict[tuple[str, int], tuple[Any, str]] = field(default_factory=dict)
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
 
     # ---- nodes ---------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ class Expander:
                 )
             self._module_paths[path] = loc
             self._containers.update(above)
-        base = re.sub(r"\W", "_", path or op) or op
+        base = (path or op).replace(".", "_")  # path segments are identifiers or indices
         node_id, n = base, 1
         while node_id in self._ids:
             n += 1
@@ -146,12 +147,20 @@ class Expander:
         self.graph.add_node(
             node_id, op=op, params=params, path=path, loc=loc, unit=scope.unit or path,
             blocks=scope.blocks, order=self._order,
-            origin=origin[0] if origin else path, text=origin[1] if origin else entry.short(params),
+            origin=origin[0] if origin else path, text=origin[1] if origin else self._short(entry, params),
             composite=composite,
         )
         for slot, src in enumerate(inputs):
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
+
+    def _short(self, entry: Op, params: BaseModel) -> str:
+        """The op's short form; params objects are shared between equal ops, so this is cached."""
+        key = (entry.name, id(params))
+        hit = self._shorts.get(key)
+        if hit is None or hit[0] is not params:
+            hit = self._shorts[key] = (params, entry.short(params))
+        return hit[1]
 
     # ---- entry -------------------------------------------------------------------------------
     def run(self) -> nx.DiGraph:
