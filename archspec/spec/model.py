@@ -22,7 +22,17 @@ import math
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
@@ -80,6 +90,9 @@ def check_name(name: str) -> str:
     return name
 
 
+Name = Annotated[str, AfterValidator(lambda v: check_name(v))]  # a module name: a key that names a node
+
+
 def _list_or_map(v: Any) -> str | None:
     return "<list>" if isinstance(v, list) else "<map>" if isinstance(v, dict) else None
 
@@ -87,7 +100,7 @@ def _list_or_map(v: Any) -> str | None:
 Members = TypeAliasType(
     "Members",
     Annotated[
-        Union[Annotated[list["Node"], Tag("<list>")], Annotated[dict[str, "Node"], Tag("<map>")]],
+        Union[Annotated[list["Node"], Tag("<list>")], Annotated[dict["Name", "Node"], Tag("<map>")]],
         Discriminator(
             _list_or_map,
             custom_error_type="members_type",

@@ -53,6 +53,9 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
     err = e.errors(include_url=False)[0]
     path = base + _strip(err["loc"])
     kind = err["type"]
+    if path and path[-1] == "[key]":  # a mapping key itself is wrong: point at the key
+        msg = err["msg"].removeprefix("Value error, ")
+        return SpecError(msg, source.loc(path[:-1], key=True), code="name", path=_dotted(path[:-2]) or None)
     if kind == "extra_forbidden":
         key = path[-1]
         fields = sorted(_known_fields(err))
