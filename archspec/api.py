@@ -16,8 +16,7 @@ import networkx as nx
 
 from archspec.errors import SpecError
 from archspec.graph import Unit, expand
-from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
+from archspec.shapes import MAX_PARAMS, infer_shapes, shaped_ops
 from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
 from archspec.spec.resolve import resolve
@@ -121,12 +120,7 @@ def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Sha
     per_unit_params: dict[str, int] = {}
     per_unit_macs: dict[str, int] = {}
     total_params = total_macs = 0
-    for node in ordered(graph):
-        d = graph.nodes[node]
-        if d["op"] == "input":
-            continue
-        op = REGISTRY[d["op"]]
-        shapes = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+    for d, op, shapes in shaped_ops(graph):
         p = op.param_count(d["params"], shapes, d["shape"])
         m = op.macs(d["params"], shapes, d["shape"], h, w)
         d["param_count"], d["mac_count"] = p, m

@@ -7,12 +7,14 @@ at which every feature map is at least 1×1. Failures are SpecErrors at the node
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
 from archspec.errors import Loc, SpecError
-from archspec.ops import REGISTRY, OpShapeError
+from archspec.ops import REGISTRY, Op, OpShapeError
 from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
 
@@ -25,6 +27,14 @@ def ordered(graph: nx.DiGraph) -> list[str]:
     if all(order[u] < order[v] for u, v in graph.edges):  # the usual case: the spec order is topological
         return sorted(graph, key=order.__getitem__)
     return list(nx.lexicographical_topological_sort(graph, key=lambda n: order[n]))
+
+
+def shaped_ops(graph: nx.DiGraph) -> Iterator[tuple[dict[str, Any], Op, list[Shape]]]:
+    """After shape inference: each op node's data, registry entry and input shapes, in order."""
+    for node in ordered(graph):
+        data = graph.nodes[node]
+        if data["op"] != "input":
+            yield data, REGISTRY[data["op"]], [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:

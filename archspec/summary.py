@@ -18,8 +18,7 @@ from typing import Any
 import networkx as nx
 
 from archspec.api import Report, SpecLike, analyse
-from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS, inputs_of, ordered
+from archspec.shapes import MAX_PARAMS, shaped_ops
 from archspec.symbolic import Shape
 
 _TERM = re.compile(r"^(\d+)(?:·(.+))?$")
@@ -135,12 +134,7 @@ def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:
         shape = graph.nodes[unit.output]["shape"]
         rows[unit.path] = BlockRow(unit.path, unit.label, unit.kind, unit.block, shape, 0, 0, "0", unit.path in aux)
     formulas: dict[str, list[str]] = {path: [] for path in rows}
-    for node in ordered(graph):
-        d = graph.nodes[node]
-        if d["op"] == "input":
-            continue
-        op = REGISTRY[d["op"]]
-        shapes = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+    for d, op, shapes in shaped_ops(graph):
         formula = op.macs_formula(d["params"], shapes, d["shape"])
         row = rows[d["unit"]]
         row.ops.append(OpRow(d["path"], d["op"], op.short(d["params"]), d["shape"], d["param_count"], d["mac_count"],
