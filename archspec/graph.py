@@ -338,9 +338,8 @@ class Expander:
         if ref.name in REGISTRY:
             op = REGISTRY[ref.name]
             inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
-            out = self.op(op, ref, inner, x, path)
+            out, params = self.op(op, ref, inner, x, path)
             if new_unit:
-                params = self.validate_params(op, self.op_args(op, ref, path, scope), ref.token_locs, ref.loc)
                 self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
             self.outputs_by_path.setdefault(path, out)
             return out
@@ -391,17 +390,18 @@ class Expander:
             args["groups"] = args[field_name]
         return args
 
-    def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> str:
+    def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> tuple[str, Any]:
+        """Add the op (expanding composites); return its output node and its validated params."""
         args = self.op_args(op, ref, path, scope)
         params = self.validate_params(op, args, ref.token_locs, ref.loc)
         chain = op.expand(params)
         if chain is None:
-            return self.add(op.name, params, path, ref.loc, [x], scope)
+            return self.add(op.name, params, path, ref.loc, [x], scope), params
         origin = (path, op.short(params))
         for child, child_op, child_args in chain:
             child_params = self.validate_params(REGISTRY[child_op], child_args, {}, ref.loc)
             x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope, origin, (op.name, params))
-        return x
+        return x, params
 
     def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
         key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
