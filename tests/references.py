@@ -56,6 +56,17 @@ REFERENCES: dict[str, Callable[[], Any]] = {
 }
 
 
+def no_dropout(*models: Any) -> None:
+    """Dropout off in every model (p = 0), so training-mode outputs are deterministic and comparable;
+    everything else of training mode (batch statistics) stays."""
+    import torch
+
+    for model in models:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+
+
 def zoo_with_references() -> list[str]:
     """Stems of the zoo specs that have a reference builder, in name order."""
     return sorted(stem for stem in REFERENCES if (SPECS / f"{stem}.yaml").exists())

@@ -14,6 +14,7 @@ from conftest import SPECS
 import archspec
 from archspec.spec.resolve import resolve
 from tests.reference_macs import reference_macs
+from tests.references import no_dropout
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -30,13 +31,6 @@ def _perturb_bn(model: torch.nn.Module) -> None:
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-
-
-def _no_dropout(*models: torch.nn.Module) -> None:
-    for model in models:
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +64,7 @@ def test_torchvision_googlenet_eval_logits(pair) -> None:
 def test_torchvision_googlenet_training_outputs(pair) -> None:
     ref, ours = pair
     ref_state = {k: v.clone() for k, v in ref.state_dict().items()}
-    _no_dropout(ref, ours)  # dropout off on both: everything else of training mode (batch statistics) stays
+    no_dropout(ref, ours)  # dropout off on both: everything else of training mode (batch statistics) stays
     ref.train(), ours.train()
     x = torch.randn(2, 3, 160, 160)  # any size >= 15 works; smaller keeps the test quick
     with torch.no_grad():

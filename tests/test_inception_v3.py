@@ -8,6 +8,7 @@ from conftest import SPECS
 
 import archspec
 from tests.reference_macs import reference_macs
+from tests.references import no_dropout
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -55,10 +56,7 @@ def test_eval_logits(pair) -> None:
 
 def test_training_outputs_with_aux(pair) -> None:
     ref, ours = pair
-    for model in (ref, ours):
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0  # dropout off on both; batch statistics stay
+    no_dropout(ref, ours)
     ref.train(), ours.train()
     x = torch.randn(2, 3, 299, 299)  # the aux head needs 299 in training mode
     with torch.no_grad():
