@@ -204,8 +204,7 @@ class Writer:
         self.graph = graph
         self.spec_file = spec_file or graph.graph.get("file", "")
         self.block_mode = block
-        with torch.device("meta"):  # layers are read, never run: no weights to allocate
-            self.root, targets = build_modules(graph)
+        self.root, targets = build_modules(graph, device="meta")  # layers are read, never run
         self.outputs: dict[str, str] = graph.graph["outputs"]
         self.fx = build_fx_graph(graph, targets, self.outputs)
         self.class_name = class_name_of(graph.graph["name"])

@@ -9,6 +9,7 @@ computes and returns the main output alone.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import networkx as nx
@@ -35,11 +36,15 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(leaf, module)
 
 
-def build_modules(graph: nx.DiGraph) -> tuple[nn.Module, dict[str, str]]:
-    """The module tree; returns it and, for each node that calls a module, that module's path."""
+def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
+    """The module tree, its tensors allocated on ``device`` but not initialised (see :func:`initialize`).
+
+    Returns the tree and, for each node that calls a module, that module's path.
+    """
     root = nn.Module()
     targets: dict[str, str] = {}
     taken: set[str] = set()
+    prototypes: dict[tuple[Any, ...], tuple[nn.Module, bool]] = {}
     for node in ordered(graph):
         data = graph.nodes[node]
         if data["op"] == "input":
@@ -47,7 +52,16 @@ def build_modules(graph: nx.DiGraph) -> tuple[nn.Module, dict[str, str]]:
         op = REGISTRY[data["op"]]
         if op.stateful:
             preds = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
-            module = op.module(data["params"], preds, data["shape"])
+            # a layer depends on its shapes' channels and rank only, never on the input size
+            key = (op.name, data["params"], *((s.channels, s.is_map) for s in [*preds, data["shape"]]))
+            if key not in prototypes:
+                with torch.device("meta"), SkipInit():
+                    proto = op.module(data["params"], preds, data["shape"])
+                # a plain layer keeps all its tensors in its registries and has no children
+                plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
+                prototypes[key] = proto, plain
+            proto, plain = prototypes[key]
+            module = _instantiate(proto, device) if plain else copy.deepcopy(proto).to_empty(device=device)
             _set_module(root, data["path"], module)
             targets[node] = data["path"]
             taken.add(data["path"])
@@ -62,6 +76,27 @@ def build_modules(graph: nx.DiGraph) -> tuple[nn.Module, dict[str, str]]:
             targets[node] = path
             taken.add(path)
     return root, targets
+
+
+def _instantiate(proto: nn.Module, device: str) -> nn.Module:
+    """A new layer equal to the plain layer ``proto`` (built on ``meta``), with fresh uninitialised tensors.
+
+    Building a zoo network makes hundreds of layers out of a few dozen distinct ones, and
+    ``nn.Module.__init__`` with its per-attribute bookkeeping costs several times this copy:
+    the object's dict is copied one level deep (so its hooks and registries are its own) and
+    every parameter and buffer is a new tensor on ``device``.
+    """
+    state = {k: v.copy() if isinstance(v, (dict, list, set)) else v for k, v in vars(proto).items()}
+    params, buffers = state["_parameters"], state["_buffers"]
+    for name, p in params.items():
+        if p is not None:
+            params[name] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device=device), p.requires_grad)
+    for name, b in buffers.items():
+        if b is not None:
+            buffers[name] = torch.empty(b.shape, dtype=b.dtype, device=device)
+    module = proto.__class__.__new__(proto.__class__)
+    module.__dict__.update(state)
+    return module
 
 
 def _occupied(root: nn.Module, path: str) -> bool:
@@ -161,9 +196,7 @@ def class_name_of(spec_name: str) -> str:
 
 
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
-    with torch.device("meta"), SkipInit():  # no memory, no initialisation: initialize() fills them once, fast
-        root, targets = build_modules(graph)
-    root.to_empty(device="cpu")
+    root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
     initialize(root)

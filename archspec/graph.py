@@ -104,8 +104,10 @@ class Expander:
     _ids: set[str] = field(default_factory=set)
     _order: int = 0
     _last_parse: tuple[Any, ...] | None = None
+    _parses: dict[tuple[str, YamlPath, int], _Ref] = field(default_factory=dict)  # short forms without $params
     _shorts: dict[tuple[str, int], tuple[Any, str]] = field(default_factory=dict)
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
+    _chains: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)  # composite → (params, chain)
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
@@ -394,14 +396,29 @@ class Expander:
         """Add the op (expanding composites); return its output node and its validated params."""
         args = self.op_args(op, ref, path, scope)
         params = self.validate_params(op, args, ref.token_locs, ref.loc)
-        chain = op.expand(params)
+        chain = self.expand_composite(op, params, ref.loc)
         if chain is None:
             return self.add(op.name, params, path, ref.loc, [x], scope), params
         origin = (path, op.short(params))
-        for child, child_op, child_args in chain:
-            child_params = self.validate_params(REGISTRY[child_op], child_args, {}, ref.loc)
+        for child, child_op, child_params in chain:
             x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope, origin, (op.name, params))
         return x, params
+
+    def expand_composite(self, op: Op, params: Any, loc: Loc) -> list[tuple[str, str, Any]] | None:
+        """A composite op's primitive chain with validated params; None for a primitive op.
+
+        Equal ops share one params object (see validate_params), so the chain is worked out once
+        per distinct op: a zoo network writes a few dozen distinct convs hundreds of times."""
+        key = (op.name, id(params))
+        hit = self._chains.get(key)
+        if hit is not None and hit[0] is params:
+            return hit[1]
+        chain = op.expand(params)
+        if chain is not None:
+            chain = [(child, child_op, self.validate_params(REGISTRY[child_op], child_args, {}, loc))
+                     for child, child_op, child_args in chain]
+        self._chains[key] = (params, chain)
+        return chain
 
     def validate_params(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
         key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
@@ -431,6 +448,13 @@ class Expander:
 
     # ---- short forms and parameters ------------------------------------------------------------
     def parse_short(self, text: str, yp: YamlPath, scope: Scope) -> _Ref:
+        if "$" not in text:
+            # the same text at the same place parses the same way in every instance of its block
+            key0 = (text, yp, id(scope.source))  # sources live as long as the expander
+            ref = self._parses.get(key0)
+            if ref is None:
+                ref = self._parses[key0] = self._parse_short(text, yp, scope)
+            return ref
         # a chain parses each member twice (for its repeat count, then to expand it): remember the
         # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
         key = (text, yp, id(scope.source), id(scope.env))

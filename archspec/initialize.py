@@ -1,12 +1,12 @@
 """Fast, standard weight initialisation for a freshly built module tree.
 
-``compile`` builds the modules on the ``meta`` device (no memory, no random numbers), moves them
-to the CPU with ``to_empty`` and calls :func:`initialize`. The scheme is PyTorch's own default:
+``compile`` builds the modules with uninitialised tensors (each distinct layer once on the ``meta``
+device, then copied; see ``compile.build_modules``) and calls :func:`initialize`. The scheme is PyTorch's own default:
 a conv or linear layer draws its weight and bias from U(−1/√fan_in, 1/√fan_in) (what
 ``kaiming_uniform_(a=√5)`` gives), BatchNorm starts at γ=1, β=0, mean 0, var 1; any other module
 with parameters uses its ``reset_parameters()``. The one difference is speed: the uniform draws,
 which dominate building a large network, are spread over threads, each with its own generator,
-and drawn with NumPy's PCG64 generator, about twice as fast as torch's CPU ``uniform_``. The
+and drawn with NumPy's SFC64 generator, two to three times as fast as torch's CPU ``uniform_``. The
 generators are seeded from torch's global one, so ``torch.manual_seed`` makes builds reproducible,
 independently of the number of threads.
 """
@@ -55,7 +55,7 @@ def _fan_in(module: nn.Module) -> int:
 
 
 def initialize(root: nn.Module) -> None:
-    """Initialise every parameter and buffer of ``root`` (after ``to_empty``), in place."""
+    """Initialise every parameter and buffer of ``root`` (allocated, not yet set), in place."""
     draws: list[tuple[torch.Tensor, float]] = []
     for name, module in root.named_modules():
         if not any(True for _ in module.parameters(recurse=False)) and not any(True for _ in module.buffers(False)):
@@ -82,12 +82,13 @@ def _draw_uniform(draws: list[tuple[torch.Tensor, float]]) -> None:
         sizes[i] += tensor.numel()
 
     def fill(i: int) -> None:
-        gen = np.random.Generator(np.random.PCG64(seeds[i]))
+        gen = np.random.Generator(np.random.SFC64(seeds[i]))
         with torch.no_grad():
             for tensor, bound in streams[i]:
                 if tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.is_contiguous():
-                    gen.random(out=tensor.detach().numpy().reshape(-1), dtype=np.float32)  # U[0, 1), in place
-                    tensor.mul_(2 * bound).sub_(bound)
+                    flat = tensor.detach().view(-1)
+                    gen.random(out=flat.numpy(), dtype=np.float32)  # U[0, 1), in place
+                    torch.add(torch.tensor(-bound), flat, alpha=2 * bound, out=flat)  # U[-bound, bound), one pass
                 else:
                     tensor.uniform_(-bound, bound, generator=torch.Generator().manual_seed(int(gen.integers(2**62))))
 

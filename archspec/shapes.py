@@ -31,14 +31,18 @@ def ordered(graph: nx.DiGraph) -> list[str]:
 
 def shaped_ops(graph: nx.DiGraph) -> Iterator[tuple[dict[str, Any], Op, list[Shape]]]:
     """After shape inference: each op node's data, registry entry and input shapes, in order."""
+    nodes = dict(graph.nodes(data=True))
     for node in ordered(graph):
-        data = graph.nodes[node]
+        data = nodes[node]
         if data["op"] != "input":
-            yield data, REGISTRY[data["op"]], [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+            yield data, REGISTRY[data["op"]], [nodes[p]["shape"] for p in inputs_of(graph, node)]
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
+    """The node's inputs, in argument order."""
     preds = graph.pred[node]
+    if len(preds) == 1:
+        return list(preds)
     return sorted(preds, key=lambda p: preds[p]["slot"])
 
 
@@ -71,13 +75,14 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     graph.nodes["input"]["shape"] = x
     graph.nodes["input"]["range"] = UNBOUNDED
     total_params = 0
+    nodes = dict(graph.nodes(data=True))  # node → its data, without the view's per-lookup cost
     for node in ordered(graph):
-        data = graph.nodes[node]
+        data = nodes[node]
         if data["op"] == "input":
             continue
         op = REGISTRY[data["op"]]
         preds = inputs_of(graph, node)
-        shapes = [graph.nodes[p]["shape"] for p in preds]
+        shapes = [nodes[p]["shape"] for p in preds]
         if op.name in ("concat", "add"):
             _check_merge(graph, node, preds, shapes)
         try:
@@ -87,7 +92,7 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
                             data["loc"], code=e.code, hint=e.hint) from None
         data["shape"] = out
         own = _own_range(out)
-        data["range"] = meet(UNBOUNDED, *(graph.nodes[p]["range"] for p in preds), *([own] if own else []))
+        data["range"] = meet(*(nodes[p]["range"] for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
             raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
                             data["loc"], code="shape")

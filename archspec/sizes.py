@@ -31,8 +31,10 @@ MAX_PERIOD = 1 << 16
 
 def meet(*ranges: Range) -> Range:
     """The input sizes every one of ``ranges`` accepts."""
-    return (max(r[0] for r in ranges), max(r[1] for r in ranges),
-            min(r[2] for r in ranges), min(r[3] for r in ranges))
+    lo_h, lo_w, hi_h, hi_w = ranges[0]
+    for r in ranges[1:]:  # a plain loop: this runs once per op on every check
+        lo_h, lo_w, hi_h, hi_w = max(lo_h, r[0]), max(lo_w, r[1]), min(hi_h, r[2]), min(hi_w, r[3])
+    return lo_h, lo_w, hi_h, hi_w
 
 
 def condition(axis: int, a: Dim, b: Dim) -> Condition:

@@ -65,3 +65,52 @@ def test_no_parameter_is_left_on_meta_or_uninitialised(write_spec) -> None:
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         assert t.device.type == "cpu", name
         assert torch.isfinite(t.float()).all(), name
+
+
+def _layers() -> list[tuple[str, object, list, object]]:
+    """One (op, params, input shapes, output shape) per kind of stateful layer the registry builds."""
+    from archspec.ops import REGISTRY
+    from archspec.symbolic import Dim, Shape
+
+    size = Dim(0, 1)
+    image, vector = Shape(64, size, size), Shape(64)
+    cases = []
+    for op, params, inputs, out in [
+        ("conv2d", {"out": 32, "kernel": 3, "padding": 1}, [image], Shape(32, size, size)),
+        ("conv2d", {"out": 32, "kernel": 1, "bias": False, "groups": 2}, [image], Shape(32, size, size)),
+        ("bn", {"eps": 1e-3, "momentum": 0.2}, [image], image),
+        ("bn", {}, [vector], vector),
+        ("linear", {"out": 10}, [vector], Shape(10)),
+    ]:
+        entry = REGISTRY[op]
+        cases.append((op, entry, entry.Params(**params), inputs, out))
+    return cases
+
+
+@pytest.mark.parametrize("case", _layers(), ids=lambda c: c[0])
+def test_layers_copied_from_a_prototype_equal_freshly_built_ones(case) -> None:
+    """build_modules copies each distinct layer from one prototype instead of running its __init__."""
+    from archspec.compile import _instantiate
+    from archspec.initialize import SkipInit
+
+    _, entry, params, inputs, out = case
+    fresh = entry.module(params, inputs, out)
+    with torch.device("meta"), SkipInit():
+        proto = entry.module(params, inputs, out)
+    a, b = _instantiate(proto, "cpu"), _instantiate(proto, "cpu")
+    assert type(a) is type(fresh) and repr(a) == repr(fresh)
+    assert sorted(vars(a)) == sorted(vars(fresh))
+    assert {k: (v.shape, v.dtype, v.device, v.requires_grad) for k, v in a.state_dict(keep_vars=True).items()} == {
+        k: (v.shape, v.dtype, v.device, v.requires_grad) for k, v in fresh.state_dict(keep_vars=True).items()}
+    assert all(isinstance(p, nn.Parameter) for p in a.parameters())
+    # nothing shared: not the tensors, not the registries that hooks and load_state_dict mutate
+    assert not {t.data_ptr() for t in a.state_dict().values()} & {t.data_ptr() for t in b.state_dict().values()}
+    a.register_forward_hook(lambda *args: None)
+    a.register_parameter("extra", nn.Parameter(torch.zeros(1)))
+    assert not proto._forward_hooks and not b._forward_hooks and "extra" not in b._parameters
+    del a.extra
+    # and it computes what the freshly built layer computes
+    a.load_state_dict(fresh.state_dict())
+    x = torch.randn(2, 64, 5, 5) if inputs[0].is_map else torch.randn(2, 64)
+    fresh.eval(), a.eval()
+    torch.testing.assert_close(a(x), fresh(x), rtol=0, atol=0)

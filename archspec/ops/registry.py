@@ -68,7 +68,11 @@ class Op:
         return "0"
 
     def module(self, p: Any, inputs: list[Shape], out: Shape) -> Any:
-        """The torch module holding this op's state (stateful ops only)."""
+        """The torch module holding this op's state (stateful ops only).
+
+        It may depend on the shapes' channels and rank, never on their sizes: the compiler builds
+        one module per distinct (params, channels, rank) and copies it for every other use.
+        """
         raise NotImplementedError
 
     def function(self, p: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
