@@ -1,7 +1,7 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
     compiled GraphModule ──copy, eval──▶ remove_noops ─▶ fold_bn ─▶ fuse_parallel_convs
-        ─▶ fuse_conv_act ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule
+        ─▶ fuse_conv_add ─▶ fuse_conv_act ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
 the same logits (within float rounding) but cannot be trained: BatchNorm is folded away,
@@ -19,11 +19,11 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.passes import PassResult, fold_bn, fuse_conv_act, fuse_parallel_convs, remove_noops, to_layout
+from archspec.passes import PassResult, fold_bn, fuse_conv_act, fuse_conv_add, fuse_parallel_convs, remove_noops, to_layout
 
 
 def optimize(model: nn.Module, dtype: torch.dtype | None = None, *, channels_last: bool = True,
-             fuse_parallel: bool = True, fuse_act: bool = True) -> fx.GraphModule:
+             fuse_parallel: bool = True, fuse_act: bool = True, fuse_add: bool = True) -> fx.GraphModule:
     """An inference-only copy of ``model`` (an ``archspec.build`` result); ``model`` is left as it is.
 
     ``dtype=torch.bfloat16`` runs in bfloat16 (worth it where the CPU has bf16 instructions); the
@@ -38,6 +38,8 @@ def optimize(model: nn.Module, dtype: torch.dtype | None = None, *, channels_las
     results: list[PassResult] = [remove_noops(gm), fold_bn(gm)]
     if fuse_parallel:
         results.append(fuse_parallel_convs(gm))
+    if fuse_add:
+        results.append(fuse_conv_add(gm))
     if fuse_act:
         results.append(fuse_conv_act(gm))
     results.append(to_layout(gm, torch.channels_last if channels_last else None, dtype))

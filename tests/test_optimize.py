@@ -11,7 +11,14 @@ nn = torch.nn
 
 import archspec  # noqa: E402
 from archspec.optimize import optimize  # noqa: E402
-from archspec.passes import fold_bn, fuse_conv_act, fuse_parallel_convs, remove_noops, to_layout  # noqa: E402
+from archspec.passes import (  # noqa: E402
+    fold_bn,
+    fuse_conv_act,
+    fuse_conv_add,
+    fuse_parallel_convs,
+    remove_noops,
+    to_layout,
+)
 
 SMALL = """
 archspec: 1
@@ -149,6 +156,94 @@ def test_fuse_conv_act_removes_the_separate_relus(small) -> None:
     _close(gm(x), want)  # with autograd on: conv2d then relu_
 
 
+def _calls(gm: torch.fx.GraphModule, *targets: object) -> int:
+    return sum(1 for n in gm.graph.nodes if n.op == "call_function" and n.target in targets)
+
+
+def test_fuse_conv_add_folds_scale_add_and_relu_into_the_last_conv(small) -> None:
+    from archspec.passes.fuse_add import ConvAdd
+
+    model, x = small
+    gm = _fresh(model)
+    fold_bn(gm)
+    relus = _calls(gm, torch.relu, torch.relu_)
+    before = {n.target: gm.get_submodule(n.target).weight.clone() for n in gm.graph.nodes
+              if n.op == "call_module" and n.target.endswith("conv2d")}
+    assert fuse_conv_add(gm).rewrites == 2  # the two residual blocks
+    assert _calls(gm, torch.add) == 0 and _calls(gm, torch.relu, torch.relu_) == relus - 2
+    fused = {n.target: gm.get_submodule(n.target) for n in gm.graph.nodes
+             if n.op == "call_module" and isinstance(gm.get_submodule(n.target), ConvAdd)}
+    assert sorted(fused) == sorted(before)
+    for target, conv in fused.items():
+        assert conv.activation == "relu"
+        torch.testing.assert_close(conv.weight, 0.2 * before[target])  # the residual scale, in the weights
+    with torch.no_grad():  # oneDNN's kernel with a binary post-op, where available
+        _close(gm(x), model(x))
+    with torch.enable_grad():  # conv2d, add, relu_
+        _close(gm(x), model(x))
+
+
+def test_fuse_conv_add_on_a_projection_shortcut(write_spec) -> None:
+    """Both sides of the add are convs (ResNet's downsampling block): the body's conv takes the add,
+    unscaled and without activation when none follows."""
+    text = """
+archspec: 1
+name: proj
+input: {channels: 3, size: [16, 16]}
+network:
+  stem: conv 8 3x3 p1
+  block:
+    residual:
+      body: [conv 16 3x3 s2 p1, conv2d: conv2d 16 3x3 p1]
+      shortcut: {proj: conv2d 16 1x1 s2}
+  pool: global_avgpool
+  fc: linear 4
+"""
+    from archspec.passes.fuse_add import ConvAdd
+
+    model = archspec.build(write_spec(text)).eval()
+    _randomise_bn(model)
+    gm = _fresh(model)
+    fold_bn(gm)
+    assert fuse_conv_add(gm).rewrites == 1
+    (fused,) = [m for m in gm.modules() if isinstance(m, ConvAdd)]
+    assert fused.activation is None and fused.kernel_size == (3, 3)  # the body's conv, not the 1x1 projection
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_fused_conv_keeps_its_packed_weight_fresh(small) -> None:
+    """The oneDNN weight copy is reused between calls, remade when the weight changes, never saved."""
+    import copy
+
+    from archspec.passes.fuse_act import ConvReLU
+
+    model, x = small
+    opt = optimize(model)
+    keys = set(opt.state_dict())
+    with torch.no_grad():
+        first = opt(x)
+        conv = next(m for m in opt.modules() if isinstance(m, ConvReLU))
+        if conv._packed is None:
+            pytest.skip("oneDNN's fused conv is not available here")
+        packed = conv._packed[1]
+        _close(opt(x), first, tol=0)
+        assert conv._packed[1] is packed  # reused
+        conv.weight.mul_(0.5)  # an in-place change: the copy must follow
+        changed = opt(x)
+        assert conv._packed[1] is not packed
+        conv.weight.mul_(2.0)
+        _close(opt(x), first, tol=1e-5)
+        assert not torch.equal(changed, first)
+    assert set(opt.state_dict()) == keys and all(t.layout == torch.strided for t in opt.state_dict().values())
+    clone = copy.deepcopy(opt)  # the opaque copy is left behind and remade
+    with torch.no_grad():
+        _close(clone(x), first, tol=1e-5)
+    opt.to(memory_format=torch.contiguous_format)
+    assert conv._packed is None
+
+
 def test_remove_noops_drops_dropout(small) -> None:
     model, x = small
     gm = _fresh(model)
@@ -184,7 +279,7 @@ def test_optimize_runs_every_pass_and_leaves_the_model_alone(small) -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     opt = optimize(model)
     names = [r.name for r in opt.archspec_passes if r.rewrites]
-    assert names == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_act", "to_layout"]
+    assert names == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_add", "fuse_conv_act", "to_layout"]
     assert not any(p.requires_grad for p in opt.parameters())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

@@ -8,8 +8,9 @@ it calls) in place, lints and recompiles it, and returns how many rewrites it ma
 from archspec.passes.common import PassResult
 from archspec.passes.fold_bn import fold_bn
 from archspec.passes.fuse_act import fuse_conv_act
+from archspec.passes.fuse_add import fuse_conv_add
 from archspec.passes.fuse_parallel import fuse_parallel_convs
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
 
-__all__ = ["PassResult", "fold_bn", "fuse_conv_act", "fuse_parallel_convs", "remove_noops", "to_layout"]
+__all__ = ["PassResult", "fold_bn", "fuse_conv_act", "fuse_conv_add", "fuse_parallel_convs", "remove_noops", "to_layout"]

@@ -1,9 +1,8 @@
 """Conv + ReLU in one kernel: the activation runs as a oneDNN post-op on the conv's output tile.
 
 A separate ``relu_`` reads and writes the whole feature map once more; fused, it is applied while
-the output is still in cache. Uses ``torch.ops.mkldnn._convolution_pointwise`` (the kernel that
-``torch.compile``'s CPU backend emits for the same pattern) when oneDNN is available and the
-tensors are on the CPU; otherwise ``conv2d`` followed by an in-place ReLU, so results are the same.
+the output is still in cache. Uses oneDNN's fused kernel (see :mod:`archspec.passes.onednn`)
+when it takes the tensors; otherwise ``conv2d`` followed by an in-place ReLU, with the same result.
 """
 
 from __future__ import annotations
@@ -14,41 +13,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archspec.passes.common import PassResult, called_module, finish, only_user, set_module
+from archspec.passes.onednn import OneDNNConv
 
 _RELUS = {torch.relu, torch.relu_, F.relu}
 
 
-def _mkldnn_dtypes() -> frozenset[torch.dtype]:
-    """The dtypes oneDNN's fused conv accepts on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
-    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
-        return frozenset()
-    try:  # a private op (the one inductor emits): fall back to conv2d + relu_ where a torch lacks it
-        torch.ops.mkldnn._convolution_pointwise.default  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return frozenset()
-    dtypes = {torch.float32}
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        dtypes.add(torch.bfloat16)
-    return frozenset(dtypes)
-
-
-class ConvReLU(nn.Conv2d):
-    """An ``nn.Conv2d`` (same parameters, same state_dict keys) whose output goes through ReLU."""
+class ConvReLU(OneDNNConv):
+    """``relu(conv(x))``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dtype in _MKLDNN_DTYPES and not torch.is_grad_enabled():
+        if self.onednn(x):
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, "relu", [], "")
+                x, self.packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
+                "relu", [], "")
         return torch.relu_(self._conv_forward(x, self.weight, self.bias))
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> ConvReLU:
-        fused = cls.__new__(cls)
-        fused.__dict__.update(conv.__dict__)
-        return fused
-
-
-_MKLDNN_DTYPES = _mkldnn_dtypes()
 
 
 def fuse_conv_act(gm: fx.GraphModule) -> PassResult:

@@ -1,0 +1,70 @@
+"""oneDNN's fused convolution, shared by the conv fusion passes.
+
+``torch.ops.mkldnn._convolution_pointwise`` (the kernel ``torch.compile``'s CPU backend emits) runs
+a conv with post-ops: an activation, and optionally a tensor added to its output. Given a plain
+weight it reorders it into oneDNN's blocked layout on every call; :class:`OneDNNConv` keeps the
+reordered copy, made on the first call (5–20 % of a 1×1 conv's time on 8×8 maps), at the cost of a
+second copy of the conv's weights in memory. The copy is remade when the weight changes (``_version``,
+storage, dtype) or the input shape does, and is never saved, copied or moved with the module.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+
+@functools.cache
+def mkldnn_dtypes() -> frozenset[torch.dtype]:
+    """The dtypes oneDNN's fused conv accepts on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return frozenset()
+    try:  # a private op (the one inductor emits): the passes fall back to conv2d where a torch lacks it
+        torch.ops.mkldnn._convolution_pointwise.default  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return frozenset()
+    dtypes = {torch.float32}
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        dtypes.add(torch.bfloat16)
+    return frozenset(dtypes)
+
+
+class OneDNNConv(nn.Conv2d):
+    """Base of the fused convs: an ``nn.Conv2d`` (same parameters, same state_dict keys)."""
+
+    _packed: tuple[Any, torch.Tensor] | None = None
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> Any:
+        fused = cls.__new__(cls)
+        fused.__dict__.update(conv.__dict__)
+        fused._parameters = dict(conv._parameters)  # its own registry, so conv's is never changed
+        return fused
+
+    def onednn(self, x: torch.Tensor, *others: torch.Tensor) -> bool:
+        """Whether oneDNN's kernel can run this call (CPU, a dtype it has, no autograd)."""
+        return (x.device.type == "cpu" and x.dtype in mkldnn_dtypes() and self.weight.dtype == x.dtype
+                and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others)
+                and not torch.is_grad_enabled())
+
+    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape))
+        if self._packed is None or self._packed[0] != key:
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                w.detach().to_mkldnn(), list(self.padding), list(self.stride), list(self.dilation), self.groups,
+                list(x.shape))
+            self._packed = (key, packed)
+        return self._packed[1]
+
+    def __getstate__(self) -> dict[str, Any]:  # deepcopy and pickle: the packed copy is opaque, and remade
+        state = super().__getstate__()
+        state.pop("_packed", None)
+        return state
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(), .float(), ...: drop the copy
+        self._packed = None
+        return super()._apply(fn, recurse)
