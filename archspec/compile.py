@@ -140,6 +140,8 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             fn, kwargs = op.function(data["params"])
             if op.name == "relu" and _can_overwrite(graph, node, users):
                 fn = torch.relu_
+            elif op.name == "add" and not kwargs and _can_add_into_body(graph, node, users):
+                fn, args = torch.Tensor.add_, (args[1], args[0])  # body += shortcut, as torchvision's ResNets do
             result = g.call_function(fn, args, kwargs)
         result.name = node  # fx uniquifies if needed; readable names in model.code
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
@@ -156,6 +158,17 @@ def _can_overwrite(graph: nx.DiGraph, node: str, users: dict[str, int]) -> bool:
     """A ReLU may work in place when its input is an intermediate no one else reads."""
     (src,) = graph.pred[node]
     return graph.nodes[src]["op"] not in ("input", "identity") and users.get(src, 0) == 1
+
+
+# Ops whose backward does not read their output, so that it may be overwritten in place.
+_OUTPUT_NOT_SAVED = frozenset({"conv2d", "bn", "linear"})
+
+
+def _can_add_into_body(graph: nx.DiGraph, node: str, users: dict[str, int]) -> bool:
+    """A residual sum may accumulate into its body's output when nothing else reads that output and
+    the op that made it does not need it for its gradient (a conv or BatchNorm; not a ReLU)."""
+    _, body = inputs_of(graph, node)
+    return users.get(body, 0) == 1 and graph.nodes[body]["op"] in _OUTPUT_NOT_SAVED
 
 
 class AuxModel(nn.Module):

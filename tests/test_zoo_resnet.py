@@ -50,3 +50,17 @@ def test_resnet_equals_torchvision(depth: int) -> None:
         assert ours.shape == theirs.shape == (shape[0], 1000)
         assert theirs.std() > 1e-2  # logits far from zero, so the tolerance below means something
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_resnet_trains_like_torchvision(depth: int) -> None:
+    """Training mode: same loss and the same gradients. The plain model adds each residual into its
+    body's output in place, as torchvision does; autograd must accept it."""
+    model, reference = _pair(depth)
+    model.train(), reference.train()
+    x = torch.randn(2, 3, 64, 64)
+    for net in (model, reference):
+        net(x).logsumexp(dim=1).mean().backward()
+    theirs = dict(reference.named_parameters())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, theirs[name].grad, rtol=1e-4, atol=1e-5, msg=name)

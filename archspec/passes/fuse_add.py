@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from archspec.passes.common import PassResult, called_module, finish, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
 
-_ADDS = {torch.add, operator.add}
+_ADDS = {torch.add, operator.add, torch.Tensor.add_}
 _RELUS = {torch.relu, torch.relu_, F.relu}
 
 
@@ -60,6 +60,8 @@ def _body_and_scale(gm: fx.GraphModule, add: fx.Node) -> tuple[fx.Node, fx.Node,
     if add.op != "call_function" or add.target not in _ADDS or len(add.args) != 2:
         return None
     a, b = add.args
+    if add.target is torch.Tensor.add_:  # body.add_(shortcut), in the plain model
+        a, b = b, a
     scale = add.kwargs.get("alpha", 1)
     if set(add.kwargs) - {"alpha"} or not isinstance(scale, (int, float)):
         return None
