@@ -160,7 +160,8 @@ def check_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
     yield "|---|---|---|---|"
     for net, path in nets:
         archspec.check(path)
-        t = interleaved({"check": lambda p=path: archspec.check(p)}, max(runs, 5))["check"]
+        # a call takes tens of milliseconds: many samples, so that the median is not a few noisy ones
+        t = interleaved({"check": lambda p=path: archspec.check(p)}, 5 * max(runs, 5))["check"]
         proc, rss = [], []
         for _ in range(max(runs, 5)):
             start = time.perf_counter()
