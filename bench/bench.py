@@ -282,6 +282,30 @@ def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compi
             f"{1 / ratio(t16, 'opt16', 'ref'):.2f}× | {rel:.1e} |")
 
 
+def ablation_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
+    """Which passes pay: the optimize stage with one pass switched off at a time, against all passes."""
+    import torch
+
+    import archspec
+
+    variants = {"no channels_last": {"channels_last": False}, "no fuse_parallel_convs": {"fuse_parallel": False},
+                "no fuse_conv_add": {"fuse_add": False}, "no fuse_conv_act": {"fuse_act": False}}
+    yield "| network | all passes | " + " | ".join(variants) + " |"
+    yield "|---|---|" + "---|" * len(variants)
+    for net, path in nets:
+        model = archspec.build(path).eval()
+        _randomise_bn(model)
+        torch.set_grad_enabled(False)
+        h, w = model.archspec_report.input_size
+        x = torch.randn(batch, 3, h, w)
+        fns = {"all": partial(archspec.optimize(model), x)}
+        fns |= {name: partial(archspec.optimize(model, **options), x) for name, options in variants.items()}
+        for fn in fns.values():
+            fn()
+        t = interleaved(fns, runs)
+        cells = [f"{ms(med(t[name]))} ({ratio(t, name, 'all'):.2f}×)" for name in variants]
+        yield f"| {net.name} | {ms(med(t['all']))} | " + " | ".join(cells) + " |"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -291,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", help="comma-separated names to run (default: all present)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the references (slow)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
-    parser.add_argument("--figures", default="check,build,forward,optimize",
-                        help="comma-separated subset of: check, build, forward, optimize")
+    parser.add_argument("--figures", default="check,build,forward,optimize,ablation",
+                        help="comma-separated subset of: check, build, forward, optimize, ablation")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -333,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         ("optimize", "`optimize` (targets: ≥ 1.3× vs eager, ≥ 1.0× vs channels_last and torch.compile; "
          "bf16 ≥ 2.2× with rel. L2 ≤ 1e-2)",
          lambda: optimize_rows(targets, args.runs, args.batch, not args.no_compile)),
+        ("ablation", "Which passes pay: `optimize` with one pass off (time, and its ratio to all passes on)",
+         lambda: ablation_rows(targets, args.runs, args.batch)),
     ]
     figures = set(args.figures.split(","))
     for key, title, rows in sections:
