@@ -55,8 +55,8 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, data["params"], *((s.channels, s.is_map) for s in [*preds, data["shape"]]))
             if key not in prototypes:
-                with torch.device("meta"), SkipInit():
-                    proto = op.module(data["params"], preds, data["shape"])
+                with SkipInit():
+                    proto = op.module(data["params"], preds, data["shape"], device="meta")
                 # a plain layer keeps all its tensors in its registries and has no children
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, plain

@@ -32,10 +32,10 @@ _INIT_FUNCTIONS = frozenset({
 
 
 class SkipInit(TorchFunctionMode):
-    """Inside ``with torch.device("meta")``: make module constructors' default initialisation a no-op.
+    """Make module constructors' default initialisation of ``meta`` tensors a no-op.
 
-    On meta tensors it computes nothing anyway, but its Python and dispatch overhead is about a
-    quarter of building a large module tree; :func:`initialize` sets every value afterwards.
+    On meta tensors it computes nothing anyway, but its Python and dispatch overhead is a large
+    part of constructing a layer; :func:`initialize` sets every value of the real tensors later.
     """
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:

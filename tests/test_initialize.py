@@ -95,8 +95,8 @@ def test_layers_copied_from_a_prototype_equal_freshly_built_ones(case) -> None:
 
     _, entry, params, inputs, out = case
     fresh = entry.module(params, inputs, out)
-    with torch.device("meta"), SkipInit():
-        proto = entry.module(params, inputs, out)
+    with SkipInit():
+        proto = entry.module(params, inputs, out, device="meta")
     a, b = _instantiate(proto, "cpu"), _instantiate(proto, "cpu")
     assert type(a) is type(fresh) and repr(a) == repr(fresh)
     assert sorted(vars(a)) == sorted(vars(fresh))

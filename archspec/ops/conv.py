@@ -96,10 +96,11 @@ class Conv2d(Op):
         assert out.height is not None and out.width is not None
         return f"{conv_weights(p, inputs[0].channels)}·{factor(out.height.formula())}·{factor(out.width.formula())}"
 
-    def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> Any:
+    def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
 
-        return nn.Conv2d(inputs[0].channels, p.out, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.bias)
+        return nn.Conv2d(inputs[0].channels, p.out, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.bias,
+                         device=device)
 
     def short(self, p: Conv2dParams) -> str:
         return conv_short("conv2d", p) + ("" if p.bias else " no_bias")

@@ -50,10 +50,10 @@ class Linear(Op):
     def macs_formula(self, p: LinearParams, inputs: list[Shape], out: Shape) -> str:
         return str(inputs[0].channels * p.out)
 
-    def module(self, p: LinearParams, inputs: list[Shape], out: Shape) -> Any:
+    def module(self, p: LinearParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
 
-        return nn.Linear(inputs[0].channels, p.out, bias=p.bias)
+        return nn.Linear(inputs[0].channels, p.out, bias=p.bias, device=device)
 
     def short(self, p: LinearParams) -> str:
         return f"linear {p.out}" + ("" if p.bias else " no_bias")

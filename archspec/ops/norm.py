@@ -33,11 +33,11 @@ class BatchNorm(Op):
     def param_count(self, p: BNParams, inputs: list[Shape], out: Shape) -> int:
         return 2 * out.channels if p.affine else 0
 
-    def module(self, p: BNParams, inputs: list[Shape], out: Shape) -> Any:
+    def module(self, p: BNParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
 
         cls = nn.BatchNorm2d if out.is_map else nn.BatchNorm1d
-        return cls(out.channels, eps=p.eps, momentum=p.momentum, affine=p.affine)
+        return cls(out.channels, eps=p.eps, momentum=p.momentum, affine=p.affine, device=device)
 
     def short(self, p: BNParams) -> str:
         return "bn" + (f" eps={p.eps:g}" if p.eps != 1e-5 else "")

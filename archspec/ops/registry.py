@@ -67,11 +67,12 @@ class Op:
     def macs_formula(self, p: Any, inputs: list[Shape], out: Shape) -> str:
         return "0"
 
-    def module(self, p: Any, inputs: list[Shape], out: Shape) -> Any:
-        """The torch module holding this op's state (stateful ops only).
+    def module(self, p: Any, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        """The torch module holding this op's state (stateful ops only), its tensors on ``device``.
 
         It may depend on the shapes' channels and rank, never on their sizes: the compiler builds
-        one module per distinct (params, channels, rank) and copies it for every other use.
+        one module per distinct (params, channels, rank) on the ``meta`` device and copies it for
+        every use.
         """
         raise NotImplementedError
 
