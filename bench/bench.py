@@ -4,7 +4,8 @@
 
 Prints Markdown: the machine, then one table per figure. Every ratio compares two things timed
 side by side in this process, interleaved round by round (A B, B A, A B, ...), and is the median of
-the per-round ratios; times are medians of the rounds. Networks whose spec file is missing, or
+the per-round ratios; times are medians of the rounds. In the forward figures a round runs each
+model at least 0.5 s (the same number of calls for all, their mean recorded). Networks whose spec file is missing, or
 whose reference library is not installed, are listed as skipped. CPU, eval mode, float32,
 batch 4 unless a row says otherwise. Run it on a quiet machine: other processes move the numbers.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -85,19 +87,34 @@ CHECK_TARGET = "inception_resnet_v2"
 
 
 # ---- timing ---------------------------------------------------------------------------------------
-def interleaved(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
+def interleaved(fns: dict[str, Callable[[], Any]], runs: int, min_time: float = 0.0) -> dict[str, list[float]]:
     """Seconds per call of each function, called in turn, ``runs`` rounds.
 
     Odd rounds go in reverse order (A B C, C B A, ...), so that a machine slowly speeding up or
-    slowing down (other tenants, clocks) favours no function."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    slowing down (other tenants, clocks) favours no function. With ``min_time``, a round calls
+    every function the same number of times in a row, enough for the slowest to run that long,
+    and records the mean: short forwards are otherwise at the mercy of a single hiccup."""
     names = list(fns)
-    for i in range(runs):
-        for name in names if i % 2 == 0 else reversed(names):
+    calls = 1
+    if min_time > 0:
+        slowest = 0.0
+        for name in names:
             t = time.perf_counter()
             fns[name]()
-            times[name].append(time.perf_counter() - t)
+            slowest = max(slowest, time.perf_counter() - t)
+        calls = max(1, math.ceil(min_time / max(slowest, 1e-9)))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(runs):
+        for name in names if i % 2 == 0 else reversed(names):
+            fn = fns[name]
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - t) / calls)
     return times
+
+
+ROUND_S = 0.5  # forward figures: each function runs at least this long per round (several calls if short)
 
 
 def med(xs: list[float]) -> float:
@@ -214,21 +231,25 @@ def pair(net: Network, path: Path) -> tuple[Any, Any]:
 def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
     import torch
 
-    yield "| network | input | reference | compiled (plain) | ratio | max abs Δ logits |"
-    yield "|---|---|---|---|---|---|"
+    yield ("| network | input | reference | compiled (plain) | ratio | noise: a second reference vs the first | "
+           "max abs Δ logits |")
+    yield "|---|---|---|---|---|---|---|"
     for net, path in nets:
         try:
             model, ref = pair(net, path)
         except Exception as e:  # noqa: BLE001 — a table row, not a crash
-            yield (f"| {net.name} | | | | skipped: {type(e).__name__}: {str(e)[:80]} | |")
+            yield (f"| {net.name} | | | | skipped: {type(e).__name__}: {str(e)[:80]} | | |")
             continue
+        # an A/A comparison: the same reference twice, timed like the pair; it shows how far the
+        # ratio moves on this machine when the two sides run identical code
+        twin = net.make().eval()
+        twin.load_state_dict(ref.state_dict())
         h, w = model.archspec_report.input_size
         x = torch.randn(batch, 3, h, w)
         diff = (model(x) - ref(x)).abs().max().item()
-        t = interleaved({"ours": partial(model, x), "ref": partial(ref, x)}, runs)
+        t = interleaved({"ours": partial(model, x), "ref": partial(ref, x), "twin": partial(twin, x)}, runs, ROUND_S)
         yield (f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
-                    f"{ratio(t, 'ours', 'ref'):.3f}× | {diff:.1e} |")
-
+               f"{ratio(t, 'ours', 'ref'):.3f}× | {ratio(t, 'twin', 'ref'):.3f}× | {diff:.1e} |")
 
 
 def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compile_ref: bool) -> Iterator[str]:
@@ -267,7 +288,7 @@ def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compi
         rel = ((opt16(x) - want).norm() / want.norm()).item()
         for fn in fns.values():
             fn()
-        t = interleaved(fns, runs)
+        t = interleaved(fns, runs, ROUND_S)
         # bf16 in rounds of its own: where it is slow, it would leave long gaps between the others
         opt16(x)
         t16 = interleaved({"ref": partial(ref, x), "opt16": partial(opt16, x)}, runs)
@@ -302,7 +323,7 @@ def ablation_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> It
         fns |= {name: partial(archspec.optimize(model, **options), x) for name, options in variants.items()}
         for fn in fns.values():
             fn()
-        t = interleaved(fns, runs)
+        t = interleaved(fns, runs, ROUND_S)
         cells = [f"{ms(med(t[name]))} ({ratio(t, name, 'all'):.2f}×)" for name in variants]
         yield f"| {net.name} | {ms(med(t['all']))} | " + " | ".join(cells) + " |"
 
