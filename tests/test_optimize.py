@@ -66,12 +66,17 @@ def _randomise_bn(model: nn.Module) -> None:
                 m.bias.uniform_(-0.2, 0.2)
 
 
+def _trained_like(path: Path) -> nn.Module:
+    """The spec's model in eval mode, with BatchNorm statistics a trained network could have."""
+    model = archspec.build(path).eval()
+    _randomise_bn(model)
+    return model
+
+
 @pytest.fixture
 def small(write_spec) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
-    model = archspec.build(write_spec(SMALL)).eval()
-    _randomise_bn(model)
-    return model, torch.randn(2, 3, 32, 32)
+    return _trained_like(write_spec(SMALL)), torch.randn(2, 3, 32, 32)
 
 
 def _fresh(model: nn.Module) -> torch.fx.GraphModule:
@@ -81,6 +86,18 @@ def _fresh(model: nn.Module) -> torch.fx.GraphModule:
     gm = copy.deepcopy(model).eval()
     gm.requires_grad_(False)
     return gm
+
+
+def _folded(model: nn.Module) -> torch.fx.GraphModule:
+    """A copy with BatchNorm folded into the convs, the state the later passes usually see."""
+    gm = _fresh(model)
+    fold_bn(gm)
+    return gm
+
+
+def _same_logits(gm: nn.Module, model: nn.Module, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        _close(gm(x), model(x))
 
 
 def _conv_nodes(gm: torch.fx.GraphModule) -> int:
@@ -99,26 +116,21 @@ def test_fold_bn_removes_every_batchnorm(small) -> None:
     result = fold_bn(gm)
     assert result.rewrites == 2 + 7 + 2 * 3  # stem, the mixed block, two residual blocks (conv2d has no BN)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in gm.modules())
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_fold_bn_keeps_a_batchnorm_it_cannot_fold(write_spec) -> None:
     text = SMALL.replace("    - maxpool 3x3 s2\n", "    - maxpool 3x3 s2\n    - bn\n")
-    model = archspec.build(write_spec(text)).eval()
-    _randomise_bn(model)
-    gm = _fresh(model)
-    fold_bn(gm)
+    model = _trained_like(write_spec(text))
+    gm = _folded(model)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in gm.modules()) == 1  # after a pool: nothing to fold into
     x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_fuse_parallel_convs_merges_the_1x1_convs_reading_one_tensor(small) -> None:
     model, x = small
-    gm = _fresh(model)
-    fold_bn(gm)
+    gm = _folded(model)
     before = _conv_nodes(gm)
     result = fuse_parallel_convs(gm)
     # mixed: 3 parallel 1x1 convs → 1 (branch3's reads the pool); each res block: 2 → 1
@@ -126,8 +138,7 @@ def test_fuse_parallel_convs_merges_the_1x1_convs_reading_one_tensor(small) -> N
     assert _conv_nodes(gm) == before - 2 - 1 - 1
     fused = [gm.get_submodule(n.target) for n in gm.graph.nodes if n.op == "call_module" and "fused" in n.target]
     assert sorted(c.out_channels for c in fused) == [16, 16, 18]
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_fuse_parallel_convs_without_folding_first(small) -> None:
@@ -137,14 +148,12 @@ def test_fuse_parallel_convs_without_folding_first(small) -> None:
     before = _conv_nodes(gm)
     fuse_parallel_convs(gm)
     assert _conv_nodes(gm) == before - 4
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_fuse_conv_act_removes_the_separate_relus(small) -> None:
     model, x = small
-    gm = _fresh(model)
-    fold_bn(gm)
+    gm = _folded(model)
     relus = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (torch.relu, torch.relu_)]
     result = fuse_conv_act(gm)
     after = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (torch.relu, torch.relu_)]
@@ -164,8 +173,7 @@ def test_fuse_conv_add_folds_scale_add_and_relu_into_the_last_conv(small) -> Non
     from archspec.passes.fuse_add import ConvAdd
 
     model, x = small
-    gm = _fresh(model)
-    fold_bn(gm)
+    gm = _folded(model)
     relus = _calls(gm, torch.relu, torch.relu_)
     before = {n.target: gm.get_submodule(n.target).weight.clone() for n in gm.graph.nodes
               if n.op == "call_module" and n.target.endswith("conv2d")}
@@ -201,16 +209,13 @@ network:
 """
     from archspec.passes.fuse_add import ConvAdd
 
-    model = archspec.build(write_spec(text)).eval()
-    _randomise_bn(model)
-    gm = _fresh(model)
-    fold_bn(gm)
+    model = _trained_like(write_spec(text))
+    gm = _folded(model)
     assert fuse_conv_add(gm).rewrites == 1
     (fused,) = [m for m in gm.modules() if isinstance(m, ConvAdd)]
     assert fused.activation is None and fused.kernel_size == (3, 3)  # the body's conv, not the 1x1 projection
     x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_fused_conv_keeps_its_packed_weight_fresh(small) -> None:
@@ -249,8 +254,7 @@ def test_remove_noops_drops_dropout(small) -> None:
     gm = _fresh(model)
     assert remove_noops(gm).rewrites == 1
     assert not any(isinstance(m, nn.Dropout) for m in gm.modules())
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_channels_last_layout(small) -> None:
@@ -259,8 +263,7 @@ def test_channels_last_layout(small) -> None:
     to_layout(gm)
     convs = [m for m in gm.modules() if isinstance(m, nn.Conv2d)]
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
-    with torch.no_grad():
-        _close(gm(x), model(x))
+    _same_logits(gm, model, x)
 
 
 def test_bfloat16_keeps_float32_interface_and_is_close(small) -> None:
@@ -294,8 +297,7 @@ aux:
     tap: features.2
     head: [global_avgpool, fc: linear 10]
 """
-    model = archspec.build(write_spec(text)).eval()
-    _randomise_bn(model)
+    model = _trained_like(write_spec(text))
     opt = optimize(model)
     assert not any("aux" in name for name, _ in opt.named_modules())
     x = torch.randn(1, 3, 32, 32)
