@@ -114,3 +114,24 @@ def test_layers_copied_from_a_prototype_equal_freshly_built_ones(case) -> None:
     x = torch.randn(2, 64, 5, 5) if inputs[0].is_map else torch.randn(2, 64)
     fresh.eval(), a.eval()
     torch.testing.assert_close(a(x), fresh(x), rtol=0, atol=0)
+
+
+def test_a_layer_with_children_is_copied_whole(write_spec, monkeypatch) -> None:
+    """A registry entry whose module is not a plain layer (here: one with a child) is deep-copied
+    from its prototype instead; every use still gets its own initialised tensors."""
+    from archspec.ops import REGISTRY
+
+    linear = REGISTRY["linear"]
+    plain = type(linear).module
+
+    def wrapped(self, p, inputs, out, device=None):  # noqa: ANN001, ANN202
+        return nn.Sequential(plain(self, p, inputs, out, device=device))
+
+    monkeypatch.setattr(type(linear), "module", wrapped)
+    text = SPEC.replace("fc: linear 100", "fc: linear 100\n  fc2: linear 100\n  fc3: linear 100")
+    model = archspec.build(write_spec(text))
+    a, b = model.get_submodule("fc2.0"), model.get_submodule("fc3.0")  # one prototype, two copies
+    assert isinstance(a, nn.Linear) and a.weight.device.type == "cpu"
+    assert a.weight.data_ptr() != b.weight.data_ptr() and not torch.equal(a.weight, b.weight)
+    assert a.weight.abs().max().item() <= 1 / math.sqrt(a.in_features)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
