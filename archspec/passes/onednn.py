@@ -10,17 +10,15 @@ storage, dtype) or the input shape does, and is never saved, copied or moved wit
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 
-@functools.cache
-def mkldnn_dtypes() -> frozenset[torch.dtype]:
-    """The dtypes oneDNN's fused conv accepts on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
-    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+def _supported_dtypes() -> frozenset[torch.dtype]:
+    """The dtypes oneDNN's fused conv takes on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
+    if not torch.backends.mkldnn.is_available():
         return frozenset()
     try:  # a private op (the one inductor emits): the passes fall back to conv2d where a torch lacks it
         torch.ops.mkldnn._convolution_pointwise.default  # noqa: B018
@@ -30,6 +28,16 @@ def mkldnn_dtypes() -> frozenset[torch.dtype]:
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         dtypes.add(torch.bfloat16)
     return frozenset(dtypes)
+
+
+# Worked out once, at import: asked for the first time while torch.export or dynamo traces a
+# forward, the answer could be the tracer's rather than the machine's.
+_SUPPORTED = _supported_dtypes()
+
+
+def mkldnn_dtypes() -> frozenset[torch.dtype]:
+    """The dtypes the fused kernel may run now: none while oneDNN is switched off."""
+    return _SUPPORTED if torch.backends.mkldnn.enabled else frozenset()
 
 
 class OneDNNConv(nn.Conv2d):
@@ -46,9 +54,8 @@ class OneDNNConv(nn.Conv2d):
 
     def onednn(self, x: torch.Tensor, *others: torch.Tensor) -> bool:
         """Whether oneDNN's kernel can run this call (CPU, a dtype it has, no autograd)."""
-        return (x.device.type == "cpu" and x.dtype in mkldnn_dtypes() and self.weight.dtype == x.dtype
-                and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others)
-                and not torch.is_grad_enabled())
+        return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype in mkldnn_dtypes()
+                and self.weight.dtype == x.dtype and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others))
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
