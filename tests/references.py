@@ -56,6 +56,22 @@ REFERENCES: dict[str, Callable[[], Any]] = {
 }
 
 
+def perturb_bn(model: Any, seed: int = 1) -> None:
+    """Give every BatchNorm statistics and affine terms a trained network could have (the fresh
+    ones, mean 0 and var 1, γ 1 and β 0, would hide mistakes in eps and in folding them)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
 def no_dropout(*models: Any) -> None:
     """Dropout off in every model (p = 0), so training-mode outputs are deterministic and comparable;
     everything else of training mode (batch statistics) stays."""

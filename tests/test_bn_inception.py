@@ -11,6 +11,7 @@ from conftest import SPECS
 
 import archspec
 from tests.reference_macs import reference_macs
+from tests.references import perturb_bn
 
 bninception = pytest.importorskip("pretrainedmodels.models.bninception")
 
@@ -21,14 +22,7 @@ SPEC = SPECS / "bn_inception.yaml"
 def pair() -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(0)
     ref = bninception.BNInception(num_classes=1000)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode tests eps and the affine terms
-        for m in ref.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    perturb_bn(ref)  # non-trivial BatchNorm statistics, so eval mode tests eps and the affine terms
     ours = archspec.build(SPEC)
     ours.load_state_dict(ref.state_dict(), strict=True)  # flat names: conv1_7x7_s2, conv1_7x7_s2_bn, ...
     return ref.eval(), ours.eval()

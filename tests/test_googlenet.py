@@ -14,7 +14,7 @@ from conftest import SPECS
 import archspec
 from archspec.spec.resolve import resolve
 from tests.reference_macs import reference_macs
-from tests.references import no_dropout
+from tests.references import no_dropout, perturb_bn
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -22,24 +22,12 @@ TV = SPECS / "googlenet.yaml"
 PAPER = SPECS / "googlenet_paper.yaml"
 
 
-def _perturb_bn(model: torch.nn.Module) -> None:
-    """Give every BatchNorm non-trivial statistics, so eval mode tests eps and the affine terms."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-
-
 @pytest.fixture(scope="module")
 def pair() -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(0)
     ref = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
     assert ref.transform_input is False  # weights=None: inputs reach conv1 unchanged, as in the spec
-    with torch.no_grad():
-        _perturb_bn(ref)
+    perturb_bn(ref)
     ours = archspec.build(TV)
     ours.load_state_dict(ref.state_dict(), strict=True)
     return ref, ours

@@ -19,6 +19,7 @@ from archspec.passes import (  # noqa: E402
     remove_noops,
     to_layout,
 )
+from tests.references import perturb_bn  # noqa: E402
 
 SMALL = """
 archspec: 1
@@ -55,21 +56,10 @@ network:
 """
 
 
-def _randomise_bn(model: nn.Module) -> None:
-    """Non-trivial running statistics and affine parameters, as a trained network has."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-
-
 def _trained_like(path: Path) -> nn.Module:
     """The spec's model in eval mode, with BatchNorm statistics a trained network could have."""
     model = archspec.build(path).eval()
-    _randomise_bn(model)
+    perturb_bn(model)
     return model
 
 
@@ -318,7 +308,7 @@ def test_optimized_inception_v4_matches_timm() -> None:
     torch.manual_seed(0)
     spec = Path(__file__).resolve().parent.parent / "specs" / "inception_v4.yaml"
     model = archspec.build(spec).eval()
-    _randomise_bn(model)
+    perturb_bn(model)
     ref = timm.create_model("inception_v4").eval()
     ref.load_state_dict(model.state_dict(), strict=True)
     opt = optimize(model)

@@ -14,22 +14,12 @@ from torch.fx.passes.shape_prop import ShapeProp
 import archspec
 from tests.conftest import SPECS
 from tests.reference_macs import reference_macs
-
-
-def _randomize_bn(module: torch.nn.Module) -> None:
-    """Random BatchNorm statistics and affine parameters, so eval mode exercises them."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+from tests.references import perturb_bn
 
 
 def _same_logits(spec: str, reference: torch.nn.Module, sizes: list[int], seed: int) -> None:
     torch.manual_seed(seed)
-    _randomize_bn(reference)
+    perturb_bn(reference, seed)
     reference.eval()
     model = archspec.build(SPECS / spec).eval()
     model.load_state_dict(reference.state_dict(), strict=True)

@@ -12,6 +12,7 @@ import torch
 import archspec
 from tests.conftest import SPECS
 from tests.reference_macs import reference_macs
+from tests.references import perturb_bn
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -21,13 +22,7 @@ DEPTHS = [18, 34, 50, 101, 152]
 def _pair(depth: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(depth)
     reference = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
-    with torch.no_grad():  # random BN statistics, so eval mode exercises them too
-        for m in reference.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+    perturb_bn(reference, depth)  # random BN statistics, so eval mode exercises them too
     model = archspec.build(SPECS / f"resnet{depth}.yaml").eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     return model, reference
