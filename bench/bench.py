@@ -31,6 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.references import REFERENCES, perturb_bn  # noqa: E402
+
 
 @dataclass
 class Network:
@@ -41,49 +43,20 @@ class Network:
     optimize_target: bool = False  # one of the networks the optimize figures are required for
 
 
-def _timm(name: str) -> Callable[[], Any]:
-    def make() -> Any:
-        import timm
-
-        return timm.create_model(name)
-    return make
-
-
-def _torchvision(name: str, **kwargs: Any) -> Callable[[], Any]:
-    def make() -> Any:
-        import torchvision
-
-        return getattr(torchvision.models, name)(weights=None, **kwargs)
-    return make
-
-
-def _bn_inception() -> Any:
-    import pretrainedmodels
-
-    return pretrainedmodels.bninception(num_classes=1000, pretrained=None)
-
-
-def _facenet() -> Any:
-    from facenet_pytorch import InceptionResnetV1
-
-    return InceptionResnetV1(classify=True, num_classes=1000)
+def _network(name: str, reference: str, optimize_target: bool = False) -> Network:
+    # the references the tests compare against (tests/references.py), so both use the same constructors
+    return Network(name, f"{name}.yaml", reference, REFERENCES[name], optimize_target)
 
 
 NETWORKS = [
-    Network("inception_v4", "inception_v4.yaml", 'timm.create_model("inception_v4")', _timm("inception_v4"), True),
-    Network("inception_resnet_v2", "inception_resnet_v2.yaml", 'timm.create_model("inception_resnet_v2")',
-            _timm("inception_resnet_v2"), True),
-    Network("googlenet", "googlenet.yaml", "torchvision googlenet(aux_logits=True)",
-            _torchvision("googlenet", aux_logits=True), True),
-    Network("inception_v3", "inception_v3.yaml", "torchvision inception_v3(aux_logits=True)",
-            _torchvision("inception_v3", aux_logits=True)),
-    Network("bn_inception", "bn_inception.yaml", "pretrainedmodels bninception", _bn_inception),
-    Network("facenet_inception_resnet_v1", "facenet_inception_resnet_v1.yaml", "facenet_pytorch InceptionResnetV1",
-            _facenet),
-    *[Network(f"resnet{d}", f"resnet{d}.yaml", f"torchvision resnet{d}", _torchvision(f"resnet{d}"))
-      for d in (18, 34, 50, 101, 152)],
+    _network("inception_v4", 'timm.create_model("inception_v4")', True),
+    _network("inception_resnet_v2", 'timm.create_model("inception_resnet_v2")', True),
+    _network("googlenet", "torchvision googlenet(aux_logits=True)", True),
+    _network("inception_v3", "torchvision inception_v3(aux_logits=True)"),
+    _network("bn_inception", "pretrainedmodels BNInception"),
+    _network("facenet_inception_resnet_v1", "facenet_pytorch InceptionResnetV1"),
+    *[_network(f"resnet{d}", f"torchvision resnet{d}") for d in (18, 34, 50, 101, 152)],
 ]
-CHECK_TARGET = "inception_resnet_v2"
 
 
 # ---- timing ---------------------------------------------------------------------------------------
@@ -204,16 +177,6 @@ def build_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
 
 
 
-def _randomise_bn(model: Any) -> None:
-    import torch
-
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-
-
 def pair(net: Network, path: Path) -> tuple[Any, Any]:
     """Our model and the reference, with the same weights (and non-trivial BatchNorm statistics)."""
     import torch
@@ -221,7 +184,7 @@ def pair(net: Network, path: Path) -> tuple[Any, Any]:
     import archspec
 
     model = archspec.build(path).eval()
-    _randomise_bn(model)
+    perturb_bn(model)
     ref = net.make().eval()
     ref.load_state_dict(model.state_dict(), strict=True)
     torch.set_grad_enabled(False)
@@ -315,7 +278,7 @@ def ablation_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> It
     yield "|---|---|" + "---|" * len(variants)
     for net, path in nets:
         model = archspec.build(path).eval()
-        _randomise_bn(model)
+        perturb_bn(model)
         torch.set_grad_enabled(False)
         h, w = model.archspec_report.input_size
         x = torch.randn(batch, 3, h, w)
