@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.fx as fx
 import torch.nn as nn
+import torch.nn.functional as F
+
+RELUS = frozenset({torch.relu, torch.relu_, F.relu})
 
 
 @dataclass
@@ -56,3 +60,9 @@ def finish(gm: fx.GraphModule, name: str, rewrites: int) -> PassResult:
 def only_user(node: fx.Node) -> fx.Node | None:
     users: list[Any] = list(node.users)
     return users[0] if len(users) == 1 else None
+
+
+def is_relu(node: fx.Node | None) -> bool:
+    """A plain ReLU call: one tensor argument, no options."""
+    return (node is not None and node.op == "call_function" and node.target in RELUS and len(node.args) == 1
+            and not node.kwargs)

@@ -10,12 +10,9 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
-from archspec.passes.common import PassResult, called_module, finish, only_user, set_module
+from archspec.passes.common import PassResult, called_module, finish, is_relu, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
-
-_RELUS = {torch.relu, torch.relu_, F.relu}
 
 
 class ConvReLU(OneDNNConv):
@@ -36,7 +33,7 @@ def fuse_conv_act(gm: fx.GraphModule) -> PassResult:
         if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             continue
         act = only_user(node)
-        if act is None or act.op != "call_function" or act.target not in _RELUS or len(act.args) != 1 or act.kwargs:
+        if not is_relu(act):
             continue
         set_module(gm, str(node.target), ConvReLU.from_conv(conv))
         act.replace_all_uses_with(node)

@@ -16,13 +16,11 @@ import operator
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
-from archspec.passes.common import PassResult, called_module, finish, only_user, set_module
+from archspec.passes.common import PassResult, called_module, finish, is_relu, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
 
 _ADDS = {torch.add, operator.add, torch.Tensor.add_}
-_RELUS = {torch.relu, torch.relu_, F.relu}
 
 
 class ConvAdd(OneDNNConv):
@@ -85,8 +83,7 @@ def fuse_conv_add(gm: fx.GraphModule) -> PassResult:
             continue
         body, other, scale = found
         act = only_user(add)
-        fuse_act = (act is not None and act.op == "call_function" and act.target in _RELUS
-                    and len(act.args) == 1 and not act.kwargs)
+        fuse_act = is_relu(act)
         conv = called_module(gm, body)
         assert isinstance(conv, nn.Conv2d)
         set_module(gm, str(body.target), ConvAdd.scaled(conv, scale, "relu" if fuse_act else None))

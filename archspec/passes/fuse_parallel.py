@@ -17,11 +17,8 @@ from collections import defaultdict
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
-from archspec.passes.common import PassResult, called_module, finish, free_target, only_user, set_module
-
-_ACTIVATIONS = {torch.relu, torch.relu_, F.relu}
+from archspec.passes.common import PassResult, called_module, finish, free_target, is_relu, only_user, set_module
 
 
 def _key(conv: nn.Module) -> tuple | None:
@@ -70,8 +67,7 @@ def fuse_parallel_convs(gm: fx.GraphModule) -> PassResult:
         set_module(gm, target, _fused_conv(convs))  # type: ignore[arg-type]
         acts = [only_user(m) for m in members]
         act = acts[0]
-        shared_act = act is not None and act.op == "call_function" and act.target in _ACTIVATIONS and all(
-            a is not None and a.target is act.target and len(a.args) == 1 and not a.kwargs for a in acts)
+        shared_act = is_relu(act) and all(is_relu(a) and a.target is act.target for a in acts)  # type: ignore[union-attr]
         with gm.graph.inserting_before(members[0]):
             fused = gm.graph.call_module(target, (members[0].args[0],))
             source = gm.graph.call_function(torch.relu_, (fused,)) if shared_act else fused
