@@ -1,14 +1,14 @@
 """Fast, standard weight initialisation for a freshly built module tree.
 
-``compile`` builds the modules with uninitialised tensors (each distinct layer once on the ``meta``
-device, then copied; see ``compile.build_modules``) and calls :func:`initialize`. The scheme is PyTorch's own default:
-a conv or linear layer draws its weight and bias from U(−1/√fan_in, 1/√fan_in) (what
-``kaiming_uniform_(a=√5)`` gives), BatchNorm starts at γ=1, β=0, mean 0, var 1; any other module
-with parameters uses its ``reset_parameters()``. The one difference is speed: the uniform draws,
-which dominate building a large network, are spread over threads, each with its own generator,
-and drawn with NumPy's SFC64 generator, two to three times as fast as torch's CPU ``uniform_``. The
-generators are seeded from torch's global one, so ``torch.manual_seed`` makes builds reproducible,
-independently of the number of threads.
+``compile`` builds the modules with uninitialised tensors (each distinct layer once on the
+``meta`` device, then copied; see ``compile.build_modules``) and calls :func:`initialize`. The
+scheme is PyTorch's own default: a conv or linear layer draws its weight and bias from
+U(−1/√fan_in, 1/√fan_in) (what ``kaiming_uniform_(a=√5)`` gives), BatchNorm starts at γ=1, β=0,
+mean 0, var 1; any other module with parameters uses its ``reset_parameters()``. The one
+difference is speed: the uniform draws, which dominate building a large network, are spread over
+threads, each with its own generator, and drawn with NumPy's SFC64 generator, two to three times
+as fast as torch's CPU ``uniform_``. The generators are seeded from torch's global one, so
+``torch.manual_seed`` makes builds reproducible, independently of the number of threads.
 """
 
 from __future__ import annotations
