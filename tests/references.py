@@ -72,6 +72,23 @@ def perturb_bn(model: Any, seed: int = 1) -> None:
                     m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
+def assert_same_eval_logits(ref: Any, ours: Any, spec: Path, size: int) -> None:
+    """Eval mode on one random image: our logits within 1e-5 of the reference's, and the spec's
+    MAC count equal to what hooks on the reference's convs and linears count."""
+    import torch
+
+    import archspec
+    from tests.reference_macs import reference_macs
+
+    ref.eval(), ours.eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+    assert isinstance(got, torch.Tensor) and got.shape == (1, 1000)
+    assert (expected - got).abs().max().item() <= 1e-5
+    assert reference_macs(ref, x)[1] == archspec.check(spec).macs
+
+
 def no_dropout(*models: Any) -> None:
     """Dropout off in every model (p = 0), so training-mode outputs are deterministic and comparable;
     everything else of training mode (batch statistics) stays."""

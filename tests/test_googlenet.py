@@ -13,8 +13,7 @@ from conftest import SPECS
 
 import archspec
 from archspec.spec.resolve import resolve
-from tests.reference_macs import reference_macs
-from tests.references import no_dropout, perturb_bn
+from tests.references import assert_same_eval_logits, no_dropout, perturb_bn
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -39,14 +38,7 @@ def test_torchvision_googlenet_params() -> None:
 
 
 def test_torchvision_googlenet_eval_logits(pair) -> None:
-    ref, ours = pair
-    ref.eval(), ours.eval()
-    x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        expected, got = ref(x), ours(x)
-    assert isinstance(got, torch.Tensor) and got.shape == (1, 1000)
-    assert (expected - got).abs().max().item() <= 1e-5
-    assert reference_macs(ref, x)[1] == archspec.check(TV).macs  # hooks on the reference's convs and linears
+    assert_same_eval_logits(*pair, TV, 224)
 
 
 def test_torchvision_googlenet_training_outputs(pair) -> None:

@@ -7,8 +7,7 @@ import torch
 from conftest import SPECS
 
 import archspec
-from tests.reference_macs import reference_macs
-from tests.references import no_dropout, perturb_bn
+from tests.references import assert_same_eval_logits, no_dropout, perturb_bn
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -32,14 +31,7 @@ def test_params() -> None:
 
 
 def test_eval_logits(pair) -> None:
-    ref, ours = pair
-    ref.eval(), ours.eval()
-    x = torch.randn(1, 3, 299, 299)
-    with torch.no_grad():
-        expected, got = ref(x), ours(x)
-    assert isinstance(got, torch.Tensor) and got.shape == (1, 1000)
-    assert (expected - got).abs().max().item() <= 1e-5
-    assert reference_macs(ref, x)[1] == archspec.check(SPEC).macs  # hooks on the reference's convs and linears
+    assert_same_eval_logits(*pair, SPEC, 299)
 
 
 def test_training_outputs_with_aux(pair) -> None:
