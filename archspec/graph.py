@@ -89,6 +89,7 @@ class _Ref:
     repeat: int
     loc: Loc
     fixed: bool = False  # keeps its channels under the width multiplier
+    repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
 
 
 @dataclass
@@ -207,9 +208,22 @@ class Expander:
 
     # ---- structure -----------------------------------------------------------------------------
     def node(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-             index: int | None) -> str:
-        """Expand one node applied to x; return the node id of its output."""
+             index: int | None, once: bool = False) -> str:
+        """Expand one node applied to x; return the node id of its output.
+
+        A node with a written repeat count (``op * N``, ``repeat: N``) is the list of its N copies
+        standing where the node stands: named (or a numbered branch), its copies are numbered under
+        that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
+        A chain's members pass ``once``: there the copies take consecutive indices of the chain.
+        """
         seg = name if name is not None else (str(index) if index is not None else None)
+        if not once and isinstance(node, (str, BlockRef)):
+            written = self.written_repeat(node, yp, scope)
+            if written is not None:
+                path = _join(prefix, seg)
+                for i in range(written):
+                    x = self.node(node, yp, scope, x, path, None, i, once=True)
+                return x
         if scope.unit is None and _is_group(node, name):
             return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg))
         if isinstance(node, str):
@@ -275,9 +289,16 @@ class Expander:
                 continue
             repeat = self.repeat_of(member, myp, scope)
             for _ in range(repeat):
-                x = self.node(member, myp, scope, x, prefix, None, index)
+                x = self.node(member, myp, scope, x, prefix, None, index, once=True)
                 index += 1
         return x
+
+    def written_repeat(self, node: str | BlockRef, yp: YamlPath, scope: Scope) -> int | None:
+        """The repeat count of a short form or block reference, or None where none was written."""
+        if isinstance(node, str):
+            ref = self.parse_short(node, yp, scope)
+            return ref.repeat if ref.repeated else None
+        return self.repeat_of(node, yp, scope) if "repeat" in node.model_fields_set else None
 
     def repeat_of(self, member: Any, yp: YamlPath, scope: Scope) -> int:
         if isinstance(member, str):
@@ -339,6 +360,11 @@ class Expander:
         new_unit = scope.unit is None
         if ref.name in REGISTRY:
             op = REGISTRY[ref.name]
+            if not op.standalone:
+                raise SpecError(
+                    f"{op.name!r} cannot stand alone: it merges branches", ref.loc, code="bad-op-args",
+                    hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as "
+                         "'concat: [branch, ...]'")
             inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
             out, params = self.op(op, ref, inner, x, path)
             if new_unit:
@@ -484,7 +510,7 @@ class Expander:
         locs: dict[str, Loc] = {}
         positional = list(op.positional) if op else []
         repeat = 1
-        fixed = False
+        repeated = fixed = False
         i = 1
         while i < len(tokens):
             raw, off = tokens[i]
@@ -501,6 +527,7 @@ class Expander:
                     raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",
                                     hint="write e.g. 'inception_a * 4'")
                 repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
+                repeated = True
                 continue
             if tok == "fixed" and op is not None and op.channels is not None:
                 fixed = True
@@ -510,7 +537,7 @@ class Expander:
                 raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
             args[key] = value
             locs[key] = loc
-        return _Ref(name, args, locs, repeat, at(name_off), fixed)
+        return _Ref(name, args, locs, repeat, at(name_off), fixed, repeated)
 
     def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
         if m := _KEYVAL.match(tok):

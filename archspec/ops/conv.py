@@ -81,6 +81,7 @@ class Conv2d(Op):
     grid = "kernel"
     flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
     stateful = True
+    fresh_output = True
 
     def infer(self, p: Conv2dParams, inputs: list[Shape]) -> Shape:
         return conv_shape(p, inputs[0])

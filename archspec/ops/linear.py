@@ -36,6 +36,7 @@ class Linear(Op):
     positional = ("out",)
     flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
     stateful = True
+    fresh_output = True
 
     def infer(self, p: LinearParams, inputs: list[Shape]) -> Shape:
         _features(inputs[0])

@@ -14,6 +14,8 @@ class Concat(Op):
     name = "concat"
     doc = "Concatenate branches along channels; every branch must have the same H and W."
     kind = "merge"
+    fresh_output = True
+    standalone = False
     arity = None
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
@@ -40,6 +42,8 @@ class Add(Op):
     name = "add"
     doc = "shortcut + scale · branch (residual sum); shapes must agree exactly."
     kind = "merge"
+    fresh_output = True
+    standalone = False
     Params = AddParams
     arity = 2
 

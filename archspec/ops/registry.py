@@ -47,6 +47,12 @@ class Op:
     arity: ClassVar[int | None] = 1  # inputs it takes; None for any number >= 1
     stateful: ClassVar[bool] = False  # has parameters or buffers: built as a module at its path
     channels: ClassVar[str | None] = None  # the field setting the output channels; the width multiplier scales it
+    # Its output is a new tensor (never a view or one of its inputs) that its own backward does not
+    # read: the only outputs the compiler may overwrite in place (ReLU in place, a residual sum
+    # accumulated into its body). An op whose backward reads its output (sigmoid, tanh, relu) or that
+    # may return its input or a view (identity, dropout in eval, flatten) must leave this False.
+    fresh_output: ClassVar[bool] = False
+    standalone: ClassVar[bool] = True  # False for merges, which only the concat and residual nodes create
 
     # ---- rules -----------------------------------------------------------------------------
     def expand(self, p: Any) -> list[tuple[str, str, dict[str, Any]]] | None:
