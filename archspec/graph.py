@@ -153,7 +153,13 @@ class Expander:
             origin=origin[0] if origin else path, text=origin[1] if origin else self._short(entry, params),
             composite=composite,
         )
+        seen: set[str] = set()
         for slot, src in enumerate(inputs):
+            if src in seen:
+                # a DiGraph holds one edge per pair: an input read twice (a residual with an empty
+                # body, a concat of two empty branches) is read the second time through an identity
+                src = self.add("identity", REGISTRY["identity"].Params(), path, loc, [src], scope)
+            seen.add(src)
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
 
@@ -341,7 +347,11 @@ class Expander:
             ref = self.parse_short(r.then, ryp + ("then",), scope)
             if ref.name not in REGISTRY:
                 self.unknown(ref.name, ref.loc)
-            out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
+            if ref.repeated:  # 'then: relu * 2': act.0, act.1, as every named repeat
+                for i in range(ref.repeat):
+                    out = self.reference(ref, ryp + ("then",), scope, out, _join(prefix, "act"), str(i))
+            else:
+                out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
         return out
 
     def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:

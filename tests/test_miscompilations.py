@@ -200,3 +200,22 @@ def test_optimize_keeps_the_logits(net: str) -> None:
     fast = archspec.optimize(model)
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+# ---- an input read twice by one merge, and repeats on a residual's then ---------------------------
+def test_a_merge_reading_one_tensor_twice() -> None:
+    def conv(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, sd["c.weight"], sd["c.bias"])
+
+    assert_same("network:\n  - c: conv2d 4 3x3\n  - residual: {body: []}\n", lambda sd, x: 2 * conv(sd, x))
+    assert_same("network:\n  - c: conv2d 4 3x3\n  - concat: [[], []]\n",
+                lambda sd, x: torch.cat([conv(sd, x)] * 2, 1))
+
+
+def test_then_with_a_repeat_applies_every_copy() -> None:
+    def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, sd["c.weight"], sd["c.bias"])
+        return torch.tanh(torch.tanh(y + F.conv2d(y, sd["r.weight"], sd["r.bias"], padding=1)))
+
+    assert_same("network:\n  - c: conv2d 4 3x3\n  - residual: {body: [r: conv2d 4 3x3 p1], then: tanh * 2}\n",
+                reference)

@@ -70,7 +70,9 @@ class DropoutParams(OpParams):
 @register
 class Dropout(Op):
     name = "dropout"
-    doc = "Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`). Short form: dropout P"
+    doc = ("Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`), active in training mode "
+           "only. Always an `nn.Dropout` module, so it follows `train()`/`eval()`; it holds no state, and where "
+           "a layer already has its path it takes a free one (`0_2`). Short form: dropout P")
     kind = "misc"
     Params = DropoutParams
     positional = ("p",)
