@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.expr import ExprError, evaluate
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 from archspec.spec.load import Source, YamlPath
@@ -38,6 +39,7 @@ from archspec.spec.model import (
     BlockRef,
     ChainNode,
     ConcatNode,
+    GateNode,
     IfNode,
     OpLong,
     ResidualNode,
@@ -47,8 +49,9 @@ from archspec.spec.resolve import BlockEntry, Resolved
 
 MAX_NODES = 200_000
 
-_TOKEN = re.compile(r"\S+")
+_TOKEN = re.compile(r"(?:\$\{[^}]*\}|\S)+")  # whitespace separates tokens, except inside ${...}
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_EXPR = re.compile(r"\$\{([^}]*)\}")
 _INT = re.compile(r"^-?\d+$")
 _FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
 _GRID = re.compile(r"^(\d+)x(\d+)$")
@@ -223,7 +226,7 @@ class Expander:
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
         seg = name if name is not None else (str(index) if index is not None else None)
-        if not once and isinstance(node, (str, BlockRef)):
+        if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.written_repeat(node, yp, scope)
             if written is not None:
                 path = _join(prefix, seg)
@@ -231,18 +234,22 @@ class Expander:
                     x = self.node(node, yp, scope, x, path, None, i, once=True)
                 return x
         if scope.unit is None and _is_group(node, name):
-            return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg))
+            return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg), once)
         if isinstance(node, str):
             ref = self.parse_short(node, yp, scope)
             return self.reference(ref, yp, scope, x, prefix, seg)
         if isinstance(node, list):
             return self.members(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, ChainNode):
-            return self.members(node.chain, yp + ("chain",), scope, x, _join(prefix, name))
+            # a copy of a repeated chain is named like a block instance (by its index), so copies never clash
+            copy = once and "repeat" in node.model_fields_set
+            return self.members(node.chain, yp + ("chain",), scope, x, _join(prefix, seg if copy else name))
         if isinstance(node, ConcatNode):
             return self.concat(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, ResidualNode):
             return self.residual(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, GateNode):  # a module of its own in the references: named like an op
+            return self.gate(node, yp, scope, x, _join(prefix, seg))
         if isinstance(node, IfNode):
             return self.conditional(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, OpLong):
@@ -272,9 +279,9 @@ class Expander:
         raise SpecError(f"unexpected node {node!r}", scope.source.loc(yp), code="schema")  # pragma: no cover
 
     def group(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-              index: int | None, unit: str) -> str:
+              index: int | None, unit: str, once: bool) -> str:
         """A container written in place among the rows (not in a block): one report row for all its ops."""
-        out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index)
+        out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
         self.units.append(Unit(unit, _group_label(node), "group", scope.source.loc(yp), out))
         self.outputs_by_path.setdefault(unit, out)
         return out
@@ -299,8 +306,8 @@ class Expander:
                 index += 1
         return x
 
-    def written_repeat(self, node: str | BlockRef, yp: YamlPath, scope: Scope) -> int | None:
-        """The repeat count of a short form or block reference, or None where none was written."""
+    def written_repeat(self, node: str | BlockRef | ChainNode, yp: YamlPath, scope: Scope) -> int | None:
+        """The repeat count of a short form, block reference or chain, or None where none was written."""
         if isinstance(node, str):
             ref = self.parse_short(node, yp, scope)
             return ref.repeat if ref.repeated else None
@@ -309,7 +316,7 @@ class Expander:
     def repeat_of(self, member: Any, yp: YamlPath, scope: Scope) -> int:
         if isinstance(member, str):
             return self.parse_short(member, yp, scope).repeat
-        if isinstance(member, BlockRef):
+        if isinstance(member, (BlockRef, ChainNode)):
             loc = scope.source.loc(yp + ("repeat",))
             count = self.check_repeat(self.subst_value(member.repeat, yp + ("repeat",), scope), loc)
             return self.check_repeat(self.scale.repeats(count), loc) if "repeat" in member.model_fields_set else count
@@ -353,6 +360,12 @@ class Expander:
             else:
                 out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
         return out
+
+    def gate(self, node: GateNode, yp: YamlPath, scope: Scope, x: str, path: str) -> str:
+        """x · gate(x): the gate's ops sit under the gate's own path (timm's ``se.fc1``)."""
+        g = self.node(node.gate, yp + ("gate",), scope, x, path, None, None)
+        return self.add("mul", REGISTRY["mul"].Params(), _join(path, "mul"), scope.source.loc(yp + ("gate",), key=True),
+                        [x, g], scope)
 
     def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
         cond = self.subst_value(node.cond, yp + ("if",), scope)
@@ -588,13 +601,30 @@ class Expander:
         def value(m: re.Match[str]) -> str:
             return str(self.lookup(m.group(1), loc, scope))
 
+        def computed(m: re.Match[str]) -> str:
+            return str(self.evaluate(m.group(1), loc, scope))
+
+        text = _EXPR.sub(computed, text)
+        if "${" in text:
+            raise SpecError(f"unclosed '${{' in {text!r}", loc, code="param", hint="write an expression as ${width * 4}")
         return _PARAM.sub(value, text)
+
+    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float:
+        """The value of a ``${...}`` expression over the block's parameters (see archspec/expr.py)."""
+        try:
+            return evaluate(text, lambda name: self.lookup(name, loc, scope))
+        except ExprError as e:
+            raise SpecError(f"in ${{{text}}}: {e}", loc, code="param",
+                            hint="e.g. ${width * 4}, ${c // 16}, ${make_divisible(c * 0.25, 8)}") from None
 
     def subst_value(self, value: Any, yp: YamlPath, scope: Scope) -> Any:
         if isinstance(value, str):
             m = _PARAM.fullmatch(value.strip())
             if m:
                 return self.lookup(m.group(1), scope.source.loc(yp), scope)
+            m = _EXPR.fullmatch(value.strip())
+            if m:
+                return self.evaluate(m.group(1), scope.source.loc(yp), scope)
             return self.subst_text(value, scope.source.loc(yp), scope)
         if isinstance(value, list):
             return [self.subst_value(v, yp + (i,), scope) for i, v in enumerate(value)]
@@ -643,7 +673,8 @@ def _quote_offset(source: Source, loc: Loc) -> int:
 
 def _is_group(node: Any, name: str | None) -> bool:
     """Merges are one row wherever they stand; an op list only when unnamed (a named one is a section)."""
-    return isinstance(node, (ConcatNode, ResidualNode)) or (name is None and isinstance(node, (list, ChainNode)))
+    return isinstance(node, (ConcatNode, ResidualNode, GateNode)) or (
+        name is None and isinstance(node, (list, ChainNode)))
 
 
 def _group_label(node: Any) -> str:
@@ -651,6 +682,8 @@ def _group_label(node: Any) -> str:
         return f"concat of {len(node.concat)} branches"
     if isinstance(node, ResidualNode):
         return "residual"
+    if isinstance(node, GateNode):
+        return "gate"
     members = node.chain if isinstance(node, ChainNode) else node
     texts = []
     for m in members.values() if isinstance(members, dict) else members:

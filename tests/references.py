@@ -47,6 +47,7 @@ def _bn_inception() -> Any:
 
 REFERENCES: dict[str, Callable[[], Any]] = {
     "inception_v4": _timm("inception_v4"),
+    "seresnet50": _timm("seresnet50"),
     "inception_resnet_v2": _timm("inception_resnet_v2"),
     "facenet_inception_resnet_v1": _facenet,
     "bn_inception": _bn_inception,

@@ -32,6 +32,8 @@ _ACTIVATIONS = {  # op name: (torch function, what it computes)
     "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)"),
     "sigmoid": ("torch.sigmoid", "logistic sigmoid"),
     "tanh": ("torch.tanh", "hyperbolic tangent"),
+    "hardswish": ("torch.nn.functional.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)"),
+    "hardsigmoid": ("torch.nn.functional.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gates)"),
 }
 
 for _name, (_function, _doc) in _ACTIVATIONS.items():
