@@ -37,7 +37,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expand", action="store_true", help="draw every op, block instances as clusters")
     p.add_argument("--depth", type=_depth, metavar="N",
                    help="with --expand: open blocks nested up to N levels, keep deeper ones closed (implies --expand)")
-    p.add_argument("--symbolic", action="store_true", help="label edges with shape formulas in H and W")
+    p.add_argument("--symbolic", action="store_true",
+                   help="label edges with shape formulas in H and W (each grid size spelt out once, then C×…)")
+    p.add_argument("--primitives", action="store_true",
+                   help="draw a composite op as its primitives (conv as conv2d, BatchNorm, ReLU boxes)")
+    p.add_argument("--all-instances", action="store_true",
+                   help="draw every instance of a repeated block instead of one instance marked ×N")
 
 
 def output_format(path: str) -> str | None:
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = output_format(args.output)
     dot = render_spec(args.spec, overrides_of(args), block=args.block, expand=args.expand or args.depth is not None,
-                      depth=args.depth, symbolic=args.symbolic, max_params=args.max_params)
+                      depth=args.depth, symbolic=args.symbolic, primitives=args.primitives,
+                      fold=not args.all_instances, max_params=args.max_params)
     if fmt is None:
         data = dot.source.encode("utf-8")
     else:
