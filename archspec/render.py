@@ -294,7 +294,7 @@ def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False,
         "height": "0.3",
     }, edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#444444", "color": "#555555",
                   "arrowsize": "0.6"})
-    _emit_groups(dot, view, ids or {})
+    _emit_groups(dot, view, ids if ids is not None else {})
     labelled: set[str] = set()
     grids: set[str] = set()
     # shortcuts first: with ordering=out they leave their tail on the left, as in the papers' figures
@@ -306,6 +306,8 @@ def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False,
         attrs = {"label": graphviz.escape(" " + text) if text else "", "class": "shape" if text else "flow"}
         if e.skip:
             attrs.update({"penwidth": "2.2", "color": SHORTCUT, "class": attrs["class"] + " shortcut"})
+        if ids is not None:
+            attrs["id"] = ids["edge:" + e.tail + "\0" + e.head]
         dot.edge(_quote_id(e.tail), _quote_id(e.head), **attrs)
     _legend(dot, sorted({g.kind for g in view.groups.values()}, key=list(KIND_STYLE).index),
             any(e.skip for e in edges))
