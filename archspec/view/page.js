@@ -34,8 +34,8 @@
       rows.push(["params", fmt(d.params) + (d.count > 1 ? " each, " + fmt(d.params_total) + " in all" : "")]);
       rows.push(["MACs", fmt(d.macs) + (d.count > 1 ? " each, " + fmt(d.macs_total) + " in all" : "")]);
     }
-    if (d.shape) rows.push(["output at " + DATA.input[1] + "×" + DATA.input[2], d.shape]);
-    if (d.formula) rows.push(["output in H, W", d.formula]);
+    if (d.shape) rows.push(["output at " + DATA.input[1] + "×" + DATA.input[2], d.shape, "output"]);
+    if (d.formula) rows.push(["output in H, W", d.formula, "formula"]);
     if (d.shortcut) rows.push(["edge", "shortcut (skip connection)"]);
     return rows;
   }
@@ -45,7 +45,7 @@
     facts(d).forEach(function (r) {
       var dt = el("dt", r[0]);
       var dd = el("dd", r[1]);
-      dd.setAttribute("data-term", r[0].split(" ")[0]);
+      dd.setAttribute("data-term", r[2] || r[0]);
       dl.appendChild(dt);
       dl.appendChild(dd);
     });
