@@ -35,10 +35,14 @@ class OpRow:
     params: int
     macs: int
     macs_formula: str
+    origin: str = ""  # path of the op as the spec writes it (a composite conv's conv2d, bn, act share one)
+    written: str = ""  # that op's short form, $parameters filled in: "conv 96 3x3 p1"
+    in_channels: int = 0
 
     def as_dict(self, h: int, w: int) -> dict[str, Any]:
         return {"path": self.path, "op": self.op, "text": self.text, "output_shape": list(self.shape.at(h, w)),
-                "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula}
+                "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula,
+                "origin": self.origin, "written": self.written}
 
 
 @dataclass
@@ -55,6 +59,7 @@ class BlockRow:
     macs_formula: str
     train_only: bool
     ops: list[OpRow] = field(default_factory=list)
+    block_params: dict[str, Any] = field(default_factory=dict)  # a block instance's $parameters, as used
 
     def as_dict(self, h: int, w: int, ops: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -63,6 +68,8 @@ class BlockRow:
             "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula,
             "train_only": self.train_only,
         }
+        if self.block_params:
+            d["block_params"] = self.block_params
         if ops:
             d["ops"] = [o.as_dict(h, w) for o in self.ops]
         return d
@@ -138,7 +145,7 @@ def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:
         formula = op.macs_formula(d["params"], shapes, d["shape"])
         row = rows[d["unit"]]
         row.ops.append(OpRow(d["path"], d["op"], op.short(d["params"]), d["shape"], d["param_count"], d["mac_count"],
-                             formula))
+                             formula, d["origin"] or d["path"], d["text"], shapes[0].channels if shapes else 0))
         row.params += d["param_count"]
         row.macs += d["mac_count"]
         formulas[d["unit"]].append(formula)
@@ -151,7 +158,35 @@ def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:
 def summarize(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> Summary:
     """The summary of a spec (a path or YAML text): counts per block and per op, and totals."""
     graph, report = analyse(spec, overrides, max_params)
-    return summarize_graph(graph, report)
+    summary = summarize_graph(graph, report)
+    params = block_params(spec, overrides)
+    for row in summary.blocks:
+        unit = next((u for u in graph.graph["units"] if u.path == row.path), None)
+        if unit is not None and unit.block is not None:
+            row.block_params = params.get((unit.block, unit.loc), {})
+    return summary
+
+
+def block_params(spec: SpecLike, overrides: Mapping[str, Any] | None = None) -> dict[tuple[str, Any], dict[str, Any]]:
+    """The $parameters of each top-level block instance, keyed by (block, where the instance is written).
+
+    Expansion does not keep them on the graph, so this expands the spec once more and records the
+    environment each top-level instance is expanded in (its declared defaults and the written values).
+    """
+    from archspec.graph import Expander
+    from archspec.spec.resolve import resolve
+
+    found: dict[tuple[str, Any], dict[str, Any]] = {}
+
+    class Recorder(Expander):
+        def block_env(self, entry: Any, ref: Any, scope: Any) -> dict[str, Any]:
+            env = super().block_env(entry, ref, scope)
+            if scope.unit is None:
+                found[(ref.name, ref.loc)] = dict(env)
+            return env
+
+    Recorder(resolve(spec, overrides), scale_width=False).run()
+    return found
 
 
 __all__ = ["Summary", "BlockRow", "OpRow", "summarize", "summarize_graph", "combine"]
