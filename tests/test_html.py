@@ -290,3 +290,62 @@ def test_hostile_spec_text_stays_text(browser: Any, tmp_path: Path, write_spec) 
     p.box(HOSTILE + " ×2").dblclick()
     assert p.page.evaluate("window.pwned === undefined")
     assert p.errors == []
+
+
+# ---- notebook display -----------------------------------------------------------------------------
+def test_report_shows_its_table_and_diagram_in_a_notebook() -> None:
+    import xml.etree.ElementTree as ET
+
+    import archspec
+
+    spec = yaml.safe_load(V4.read_text())
+    report = archspec.check(V4)
+    text = report._repr_html_()
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", text)
+    assert len(rows) == len(report.rows) == 25
+    assert ("Reduction-A", "features.10", "1024×17×17") in rows  # Fig. 9
+    assert f"{report.params:,}" == "42,679,816" and "42,679,816" in text
+    svg = text[text.index("<svg"):text.index("</svg>") + 6]
+    boxes = [g for g in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}g") if "box" in (g.get("class") or "")]
+    assert len(boxes) == 14  # the network view, repeats folded
+    labels = {"".join(t.itertext()).split(" ×")[0] for b in boxes for t in b.iter("{http://www.w3.org/2000/svg}text")}
+    assert {b["label"] for b in spec["blocks"].values()} <= labels
+
+
+def test_notebook_reprs_escape_spec_text(write_spec) -> None:
+    import archspec
+    from archspec.render import render_spec
+
+    spec = write_spec(TINY.replace("LABEL", json.dumps(HOSTILE)))
+    text = archspec.check(spec)._repr_html_()
+    assert "<script" not in text and "<img" not in text and html_escape(HOSTILE) in text
+    bundle = render_spec(spec, block="pair")._repr_mimebundle_()  # a rendered view shows as SVG
+    assert "<script" not in bundle["image/svg+xml"] and bundle["image/svg+xml"].lstrip().startswith("<?xml")
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_compiled_model_carries_a_displayable_report(write_spec) -> None:
+    pytest.importorskip("torch")
+    import archspec
+
+    model = archspec.build(write_spec(TINY.replace("LABEL", "Pair")))
+    text = model.archspec_report._repr_html_()
+    assert "<td>Pair</td><td>body.0</td>" in text and f"{sum(p.numel() for p in model.parameters()):,}" in text
+
+
+def test_page_and_report_html_do_not_import_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, archspec; from archspec.cli import main; "
+            f"assert main(['render', {str(V4)!r}, '-o', {str(tmp_path / 'a.html')!r}]) == 0; "
+            f"archspec.check({str(V4)!r})._repr_html_(); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
