@@ -540,7 +540,7 @@ def test_gallery_covers_every_spec_and_block(tmp_path: Path, write_spec) -> None
     names = {p.name for p in out.iterdir()}
     for spec, blocks in [("tiny_resnet", {"block35": 4, "down": 1}),
                          ("inception_v4", {b: 0 for b in v4_yaml()["blocks"]})]:
-        assert f"{spec}.svg" in names and f"{spec}.png" in names
+        assert f"{spec}.svg" in names and f"{spec}.png" in names and f"{spec}.html" in names
         for b in blocks:
             assert f"{spec}.{b}.svg" in names
             parse_svg((out / f"{spec}.{b}.svg").read_bytes())
@@ -548,6 +548,8 @@ def test_gallery_covers_every_spec_and_block(tmp_path: Path, write_spec) -> None
     assert "stale.svg" not in names
     index = (out / "README.md").read_text()
     assert "![tiny_resnet: Inception-ResNet-A](tiny_resnet.block35.svg)" in index
+    assert "[interactive page](tiny_resnet.html)" in index and (out / "tiny_resnet.html").read_text().startswith(
+        "<!DOCTYPE html>")
 
 
 def test_committed_gallery_has_every_zoo_spec() -> None:
@@ -556,4 +558,5 @@ def test_committed_gallery_has_every_zoo_spec() -> None:
     for spec in sorted(SPECS.glob("*.yaml")):
         name = yaml.safe_load(spec.read_text())["name"]
         assert (gallery / f"{name}.svg").exists(), f"rerun python -m archspec.gallery for {spec.name}"
+        assert (gallery / f"{name}.html").exists(), f"rerun python -m archspec.gallery for {spec.name}"
         assert f"## {name}\n" in index

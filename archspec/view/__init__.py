@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from archspec.api import Report, analyse
 from archspec.render import _View, layout
 from archspec.shapes import MAX_PARAMS, ordered
 
+_COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
 MAX_VIEWS = 400  # a network with more instance chains than this keeps only the shallowest ones
 
 
@@ -106,7 +108,7 @@ class _Page:
         ids = _IdMap(self.ids)
         dot, view = layout(self.graph, open=state, ids=ids)
         svg = dot.pipe(format="svg").decode("utf-8")
-        svg = svg[svg.index("<svg"):]
+        svg = _COMMENT.sub("", svg[svg.index("<svg"):])  # Graphviz's comments repeat every node's name
         for key in view.groups:
             sid = self.ids[key]
             if sid not in self.boxes:
