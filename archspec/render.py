@@ -158,7 +158,7 @@ class _View:
         if cut < len(f):
             closed = f[cut]
             kind = "block" if closed.name is not None else "aux"
-            return Group(closed.path, closed.label, kind, f[self.base:cut], block=closed.name,
+            return Group(closed.path, _instance_label(closed), kind, f[self.base:cut], block=closed.name,
                          count=len(self.repeats.get(closed.path, [closed.path])))
         open_frames = f[self.base:]
         if self.composites and data.get("composite"):  # one box for the primitives of one composite op
@@ -255,6 +255,17 @@ class _View:
 
     def shape(self, node: str) -> Shape:
         return self.graph.nodes[node]["shape"]
+
+
+def _instance_label(frame: Frame) -> str:
+    """A closed instance's box: its block's label, and the instance's own name where the spec gives it one
+    (GoogLeNet's ``inception3a``), not where it is a position in a list (``features.6``)."""
+    seg = frame.path.rsplit(".", 1)[-1]
+    if frame.name is not None and seg.lower().startswith(frame.name.lower()) and len(seg) > len(frame.name):
+        seg = seg[len(frame.name):].lstrip("_")  # inception3a, an instance of inception → 3a
+    if frame.name is None or seg.isdigit() or seg == frame.name or seg.lower() in frame.label.lower():
+        return frame.label
+    return f"{frame.label} ({seg})"
 
 
 def _activated(composite: tuple[str, Any]) -> bool:

@@ -560,3 +560,34 @@ def test_committed_gallery_has_every_zoo_spec() -> None:
         assert (gallery / f"{name}.svg").exists(), f"rerun python -m archspec.gallery for {spec.name}"
         assert (gallery / f"{name}.html").exists(), f"rerun python -m archspec.gallery for {spec.name}"
         assert f"## {name}\n" in index
+
+
+def test_instances_carry_their_names(tmp_path: Path) -> None:
+    googlenet = SPECS / "googlenet.yaml"
+    entries = [next(iter(e)) for e in yaml.safe_load(googlenet.read_text())["network"]]
+    names = [k.removeprefix("inception") for k in entries if k.startswith("inception")]
+    assert names[:3] == ["3a", "3b", "4a"] and len(names) == 9
+    d = svg(tmp_path, googlenet)
+    blocks = [b.text for b in sorted(d.boxes(), key=lambda b: b.y) if "kind-block" in b.classes]
+    assert blocks == [f"Inception ({n})" for n in names]  # as the paper's Table 1 names them
+    assert "Inception-A ×4" in {b.text for b in svg(tmp_path, V4).boxes()}  # list positions add no name
+
+
+@pytest.mark.parametrize("block", ["inception_b", "inception_c", "reduction_a", "reduction_b"])
+def test_branches_are_drawn_in_the_spec_order(tmp_path: Path, block: str) -> None:
+    definition = v4_yaml()["blocks"][block]
+    d = svg(tmp_path, V4, "--block", block)
+    (top,) = [n for n in d.nodes.values() if "io" in n.classes and any(t == n.name for t, *_ in d.edges)]
+    firsts = sorted((d.nodes[h] for t, h, *_ in d.edges if t == top.name), key=lambda n: n.x)
+    params = definition.get("params", {})  # the network uses each block with its declared values
+    branches = definition["concat"]
+    expected = []
+    for branch in branches.values() if isinstance(branches, dict) else branches:
+        while isinstance(branch, (list, dict)):
+            branch = branch[0] if isinstance(branch, list) else next(iter(branch.values()))
+        word, *rest = branch.split()
+        channels = str(params.get(rest[0][1:], rest[0])) if rest else ""
+        expected.append("pool" if "pool" in word else f"({channels}")  # conv N … is labelled "… conv (N…"
+    assert len(firsts) == len(expected)
+    for box, token in zip(firsts, expected, strict=True):
+        assert token in box.text, ([b.text for b in firsts], expected)
