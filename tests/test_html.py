@@ -222,6 +222,9 @@ def test_search_a_module_path(browser: Any, v4_page: Path) -> None:
     assert "found features.8.branch2.2" in p.page.locator("#info").text_content()
     p.page.fill("#search", "last_lin")  # a prefix lists candidates
     assert "last_linear" in p.page.locator("#results").text_content()
+    p.page.fill("#search", "conv 448 3x1")  # an op as the spec writes it (Inception-C, Fig. 6)
+    p.page.press("#search", "Enter")
+    assert p.view() == ["features.19"] and p.facts("#info")["op"] == "conv 448 3x1 p1,0"
     assert p.errors == []
 
 

@@ -1,4 +1,7 @@
-"""Compare two specs block by block: added, removed and changed blocks, params and MACs deltas.
+"""Compare two specs block by block, then op by op: added, removed and changed blocks, the block
+parameters that changed (``reduction_a: k 192 → 200``) and every op that changed
+(``features.6.branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1``, or one whose input grew), each with
+its params and MACs deltas.
 
 B defaults to A, so a variant can be described by overrides alone:
 ``archspec diff specs/inception_v4.yaml --set-b scale.width=1.5``. --set applies to both sides,

@@ -289,6 +289,7 @@
   Object.keys(DATA.boxes).forEach(function (id) {
     var d = DATA.boxes[id];
     if (d.path && d.label) labels.push([d.label.toLowerCase(), d.path]);
+    if (d.path && d.text) labels.push([d.text.toLowerCase(), d.path]); // the op as the spec writes it
   });
 
   function matches(q) {
