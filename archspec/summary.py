@@ -18,6 +18,7 @@ from typing import Any
 import networkx as nx
 
 from archspec.api import Report, SpecLike, analyse
+from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, shaped_ops
 from archspec.symbolic import Shape
 
@@ -231,11 +232,15 @@ def _numel(shape: Shape, h: int, w: int, batch: int) -> int:
     return n
 
 
-def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int]) -> dict[str, str]:
-    """Which tensor each node's output lives in: in-place ReLUs and residual sums, and views, reuse their input's
-    (the rules of compile.py: a ReLU overwrites an input nobody else reads; a sum accumulates into a body output
-    nobody else reads when a conv, linear or BatchNorm made it)."""
+def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int], results: set[str]) -> dict[str, str]:
+    """Which tensor each node's output lives in. Views (flatten, identity, dropout that is off) and what
+    compile.py computes in place (a ReLU over, or a residual sum into, a ``fresh_output`` value that has
+    one reader and is not returned) share their input's; everything else is a new tensor."""
     from archspec.shapes import inputs_of
+
+    def overwritable(src: str) -> bool:
+        op = graph.nodes[src]["op"]
+        return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
 
     storage: dict[str, str] = {}
     for n in nodes:
@@ -244,10 +249,9 @@ def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int]) -> dic
         op = d["op"]
         if op in ("flatten", "identity") or (op == "dropout" and not d["params"].p):
             storage[n] = storage[ins[0]]
-        elif op == "relu" and graph.nodes[ins[0]]["op"] not in ("input", "identity") and users[ins[0]] == 1:
+        elif op == "relu" and overwritable(ins[0]):
             storage[n] = storage[ins[0]]
-        elif (op == "add" and len(ins) == 2 and d["params"].scale == 1.0 and users[ins[1]] == 1
-              and graph.nodes[ins[1]]["op"] in ("conv2d", "bn", "linear")):
+        elif op == "add" and len(ins) == 2 and d["params"].scale == 1.0 and overwritable(ins[1]):
             storage[n] = storage[ins[1]]
         else:
             storage[n] = n
@@ -261,7 +265,7 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
     h, w = graph.graph["input"].size
     order = ordered(graph)
     users = {n: len(graph.succ[n]) for n in order}
-    storage = _storages(graph, order, users)
+    storage = _storages(graph, order, users, set(graph.graph["outputs"].values()))
     size: dict[str, int] = {}
     for n in order:
         size[storage[n]] = max(size.get(storage[n], 0), _numel(graph.nodes[n]["shape"], h, w, batch) * 4)
@@ -297,7 +301,7 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
     needed = nx.ancestors(graph, main) | {main}
     eval_order = [n for n in order if n in needed]
     eval_users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in eval_order}
-    eval_storage = _storages(graph, eval_order, eval_users)
+    eval_storage = _storages(graph, eval_order, eval_users, {main})
     last_read: dict[str, int] = {}
     for i, n in enumerate(eval_order):
         for src in inputs_of(graph, n):
