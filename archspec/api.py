@@ -77,6 +77,11 @@ class Report:
         h, w = self.input_size
         return self.outputs["logits"].at(h, w)
 
+    def _repr_html_(self) -> str:  # Jupyter: the table of blocks and the network diagram
+        from archspec.view.notebook import report_html
+
+        return report_html(self)
+
     def as_dict(self) -> dict[str, Any]:
         h, w = self.input_size
         return {
