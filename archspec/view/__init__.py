@@ -115,7 +115,8 @@ class _Page:
                 self.boxes[sid] = self.describe(view, key)
         for path in view.open or ():
             cid = self.ids["cluster:" + path]
-            if cid not in self.boxes:
+            # an open instance inside a folded run (layer3.2.se while layer3.1 ×5 is drawn) has no box
+            if cid not in self.boxes and self.instance_members(view, path):
                 self.boxes[cid] = self.describe_instance(view, path)
         edges = {}
         for (tail, head), e in view.edges.items():
