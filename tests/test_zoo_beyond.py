@@ -1,6 +1,8 @@
-"""SE-ResNet-50 (specs/seresnet50.yaml) equals timm's `seresnet50`: strict state_dict load, logits at
-two sizes (incl. the minimum), parameters, MACs (conv + linear, counted on the reference by hooks) and
-training-mode gradients. Truth is timm's own module with random weights and perturbed BatchNorm."""
+"""Zoo networks beyond the Inception/ResNet family equal their references: SE-ResNet-50
+(specs/seresnet50.yaml, timm's `seresnet50`) and ResNeXt-50 32×4d (specs/resnext50_32x4d.yaml,
+torchvision's `resnext50_32x4d`): strict state_dict load, logits at three sizes (incl. the minimum),
+parameters, MACs (conv + linear, counted on the reference by hooks) and training-mode gradients.
+Truth is the reference's own module with random weights and perturbed BatchNorm."""
 
 from __future__ import annotations
 
@@ -13,22 +15,24 @@ from tests.reference_macs import reference_macs
 from tests.references import REFERENCES, perturb_bn
 
 pytest.importorskip("timm")
-SPEC = SPECS / "seresnet50.yaml"
+pytest.importorskip("torchvision")
+NETWORKS = ["seresnet50", "resnext50_32x4d"]
 
 
-def _pair() -> tuple[torch.nn.Module, torch.nn.Module]:
+def _pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(50)
-    reference = REFERENCES["seresnet50"]().eval()
+    reference = REFERENCES[name]().eval()
     perturb_bn(reference, 50)
-    model = archspec.build(SPEC).eval()
+    model = archspec.build(SPECS / f"{name}.yaml").eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     return model, reference
 
 
 @pytest.mark.slow
-def test_seresnet50_equals_timm() -> None:
-    model, reference = _pair()
-    report = archspec.check(SPEC)
+@pytest.mark.parametrize("name", NETWORKS)
+def test_equals_reference(name: str) -> None:
+    model, reference = _pair(name)
+    report = archspec.check(SPECS / f"{name}.yaml")
     assert report.params == sum(p.numel() for p in reference.parameters())
     assert report.min_input_size == (1, 1)
     for shape in [(1, 3, 1, 1), (1, 3, 67, 45), (1, 3, 224, 224)]:
@@ -43,8 +47,9 @@ def test_seresnet50_equals_timm() -> None:
 
 
 @pytest.mark.slow
-def test_seresnet50_trains_like_timm() -> None:
-    model, reference = _pair()
+@pytest.mark.parametrize("name", NETWORKS)
+def test_trains_like_reference(name: str) -> None:
+    model, reference = _pair(name)
     model.train(), reference.train()
     x = torch.randn(2, 3, 64, 64)
     for net in (model, reference):
