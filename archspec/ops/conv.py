@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Union
 
 from pydantic import Field
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
 from archspec.ops.registry import Op, OpParams, OpShapeError, fmt_pair, register
-from archspec.symbolic import Shape, Window
+from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "none"]
 
@@ -71,11 +70,6 @@ def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
     elif not same_size_padding and p.padding != (0, 0):
         extra.append(f"pad {fmt_pair(p.padding)}")
     return f"{p.kernel[0]}×{p.kernel[1]} conv ({', '.join(extra)})"
-
-
-def factor(formula: str) -> str:
-    """A size formula as a factor of a product: 'H - 2' needs parentheses, 'floor((H - 1)/2)' does not."""
-    return formula if " " not in formula or re.fullmatch(r"\w+\(.*\)", formula) else f"({formula})"
 
 
 def _same(p: Conv2dParams) -> bool:
