@@ -64,18 +64,19 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
             _set_module(root, data["path"], module)
             targets[node] = data["path"]
             taken.add(data["path"])
-    # Dropouts after every layer is placed: a module so that model.train()/eval() switches it. It
-    # holds no state, so when a layer already has its path (unnamed nested lists restart at 0) it
-    # takes a free name instead of replacing that layer.
+    # Stateless modules (dropout) after every layer is placed: a module so that model.train()/eval()
+    # switches it. It holds no state, so when a layer already has its path (unnamed nested lists
+    # restart at 0) it takes a free name instead of replacing that layer.
     for node in nodes:
         data = graph.nodes[node]
-        if data["op"] == "dropout":
-            path = data["path"] or "dropout"
+        op = REGISTRY[data["op"]]
+        if op.train_module:
+            path = data["path"] or op.name
             base, n = path, 1
             while path in taken or _occupied(root, path):
                 n += 1
                 path = f"{base}_{n}"
-            _set_module(root, path, nn.Dropout(data["params"].p))
+            _set_module(root, path, op.train_module_of(data["params"]))
             targets[node] = path
             taken.add(path)
     return root, targets
@@ -135,17 +136,17 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
         args = tuple(env[p] for p in inputs_of(graph, node))
         if node in targets:
             result = g.call_module(targets[node], args)
-        elif op.name == "identity":
+        elif op.passthrough:
             env[node] = args[0]
             continue
-        elif op.name == "concat":
-            result = g.call_function(torch.cat, (list(args),), {"dim": 1})
         else:
             fn, kwargs = op.function(data["params"])
-            if op.name == "relu" and _overwritable(graph, inputs_of(graph, node)[0], users, results):
-                fn = torch.relu_
-            elif op.name == "add" and not kwargs and _overwritable(graph, inputs_of(graph, node)[1], users, results):
-                fn, args = torch.Tensor.add_, (args[1], args[0])  # body += shortcut, as torchvision's ResNets do
+            in_place = op.in_place(data["params"])
+            if op.variadic:
+                args = (list(args),)
+            elif in_place is not None and _overwritable(graph, inputs_of(graph, node)[in_place[1]], users, results):
+                i = in_place[1]
+                fn, args, kwargs = in_place[0], (args[i], *args[:i], *args[i + 1:]), {}
             result = g.call_function(fn, args, kwargs)
         result.name = node  # fx uniquifies if needed; readable names in model.code
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)

@@ -84,7 +84,7 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
         op = REGISTRY[data["op"]]
         preds = inputs_of(graph, node)
         shapes = [nodes[p]["shape"] for p in preds]
-        if op.name in ("concat", "add"):
+        if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
         try:
             out = op.infer(data["params"], shapes)
@@ -157,7 +157,7 @@ class PartialMerge:
 def _merge_where(graph: nx.DiGraph, node: str) -> tuple[str, str]:
     """('concat' or 'residual add', the path of the block or group the merge closes)."""
     data = graph.nodes[node]
-    kind = "concat" if data["op"] == "concat" else "residual add"
+    kind = "residual add" if _whole(data) else "concat"
     return kind, data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
 
 
@@ -193,16 +193,21 @@ def _partial_merge_mismatch(graph: nx.DiGraph, h: int, w: int, every: Accepted) 
                                  "to one of them or make the branches agree at every size")
 
 
+def _whole(data: dict[str, Any]) -> bool:
+    """A merge whose inputs must agree in C×H×W (a residual sum), not only in H×W (a concat)."""
+    return REGISTRY[data["op"]].agreement == "chw"
+
+
 def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Shape]) -> None:
     data = graph.nodes[node]
     h, w = graph.graph["input"].size
     first, first_shape = preds[0], shapes[0]
-    kind = "concat" if data["op"] == "concat" else "residual add"
+    kind = "residual add" if _whole(data) else "concat"
     for other, shape in zip(preds[1:], shapes[1:], strict=True):
         problem = None
         if first_shape.is_map != shape.is_map:
             problem = "a feature map meets a vector"
-        elif data["op"] == "add" and first_shape.channels != shape.channels:
+        elif _whole(data) and first_shape.channels != shape.channels:
             problem = "channels differ"
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
@@ -221,10 +226,10 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             where = data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
             a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, data['loc'])})"
             b = f"{shape.text(h, w)} = {shape.formula()} ({_describe(graph, other, data['loc'])})"
-            if data["op"] == "add":
+            if _whole(data):
                 a, b = "shortcut " + a, "body " + b
             hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
-                    if data["op"] == "add" else "every branch must reach the same H×W; check strides and paddings")
+                    if _whole(data) else "every branch must reach the same H×W; check strides and paddings")
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
 
 

@@ -24,6 +24,13 @@ class _Activation(Op):
     def label(self, p: OpParams) -> str:
         return "ReLU" if self.name == "relu" else self.name.capitalize()
 
+    def in_place(self, p: OpParams) -> tuple[Callable[..., Any], int] | None:
+        if self.name != "relu":  # the one activation whose in-place form the references use
+            return None
+        import torch
+
+        return torch.relu_, 0
+
 
 _ACTIVATIONS = {  # op name: (torch function, what it computes)
     "relu": ("torch.relu", "max(x, 0)"),

@@ -76,6 +76,7 @@ class Dropout(Op):
     kind = "misc"
     Params = DropoutParams
     positional = ("p",)
+    train_module = True
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -83,7 +84,12 @@ class Dropout(Op):
     def function(self, p: DropoutParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
-        return F.dropout, {"p": p.p}  # the compiler adds training=self.training
+        return F.dropout, {"p": p.p}
+
+    def train_module_of(self, p: DropoutParams) -> Any:
+        import torch.nn as nn
+
+        return nn.Dropout(p.p)
 
     def short(self, p: DropoutParams) -> str:
         return f"dropout {p.p:g}"
@@ -130,6 +136,7 @@ class Flatten(Op):
 class Identity(Op):
     name = "identity"
     doc = "Passes its input through unchanged (a no-op placeholder)."
+    passthrough = True
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

@@ -17,6 +17,8 @@ class Concat(Op):
     fresh_output = True
     standalone = False
     arity = None
+    variadic = True
+    agreement = "hw"
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         first = inputs[0]
@@ -46,6 +48,7 @@ class Add(Op):
     standalone = False
     Params = AddParams
     arity = 2
+    agreement = "chw"
 
     def infer(self, p: AddParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -54,6 +57,13 @@ class Add(Op):
         import torch
 
         return torch.add, ({"alpha": p.scale} if p.scale != 1.0 else {})
+
+    def in_place(self, p: AddParams) -> tuple[Callable[..., Any], int] | None:
+        if p.scale != 1.0:
+            return None
+        import torch
+
+        return torch.Tensor.add_, 1  # body += shortcut, as torchvision's ResNets do
 
     def short(self, p: AddParams) -> str:
         return "add" + (f" scale={p.scale:g}" if p.scale != 1.0 else "")

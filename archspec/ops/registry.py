@@ -53,6 +53,13 @@ class Op:
     # may return its input or a view (identity, dropout in eval, flatten) must leave this False.
     fresh_output: ClassVar[bool] = False
     standalone: ClassVar[bool] = True  # False for merges, which only the concat and residual nodes create
+    # How the compiler calls a stateless op, when not simply ``function(p)(*inputs)``:
+    passthrough: ClassVar[bool] = False  # the output is the input itself (identity): no call at all
+    variadic: ClassVar[bool] = False  # the function takes its inputs as one list (torch.cat)
+    train_module: ClassVar[bool] = False  # no state, but follows train()/eval(): built as a module (dropout)
+    # Inputs that merged branches must agree on, checked (and located) by the shapes stage:
+    # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
+    agreement: ClassVar[str | None] = None
 
     # ---- rules -----------------------------------------------------------------------------
     def expand(self, p: Any) -> list[tuple[str, str, dict[str, Any]]] | None:
@@ -84,6 +91,15 @@ class Op:
 
     def function(self, p: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
         """For stateless ops: the torch function and its keyword arguments."""
+        raise NotImplementedError
+
+    def in_place(self, p: Any) -> tuple[Callable[..., Any], int] | None:
+        """An in-place form of this op, and the input it overwrites (called ``fn(that input, *the others)``);
+        the compiler uses it only when that input may be overwritten (see ``fresh_output``)."""
+        return None
+
+    def train_module_of(self, p: Any) -> Any:
+        """For ``train_module`` ops: the stateless torch module to build."""
         raise NotImplementedError
 
     def short(self, p: Any) -> str:
