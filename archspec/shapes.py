@@ -111,7 +111,9 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     if every.empty:
         raise SpecError("no input size makes every feature map non-empty and keeps the sizes that flatten and "
                         "merges depend on", graph.nodes["input"]["loc"], code="shape")
-    _partial_merge_mismatch(graph, h, w, every)
+    (lo_h, lo_w), r = every.min_size, every.interval
+    if lo_h <= h <= r[2] and lo_w <= w <= r[3]:  # from the minimum up to the bounds, only a partial merge refuses
+        _partial_merge_mismatch(graph, h, w, every)
     axes: dict[PartialMerge, set[int]] = {}  # one warning per pair of inputs, naming both axes when both
     for m in graph.graph["partial_merges"]:
         axes.setdefault(replace(m, axis=0), set()).add(m.axis)
