@@ -58,17 +58,7 @@ def _default(prop: dict[str, Any]) -> str:
 
 def description(name: str) -> str:
     """An op's doc without its short-form clause (which has its own line)."""
-    doc = REGISTRY[name].doc
-    if "Short form: " not in doc:
-        return doc.rstrip(".") + "."
-    before, _, rest = doc.partition("Short form: ")
-    tail = ""
-    for sep in ("; ", ". "):
-        if sep in rest:
-            tail = rest.split(sep, 1)[1]
-            break
-    text = (before.strip() + " " + tail.strip()).strip()
-    return text.rstrip(".") + "."
+    return REGISTRY[name].description
 
 
 def op_section(name: str) -> str:

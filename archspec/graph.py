@@ -488,8 +488,7 @@ class Expander:
                 return_error = SpecError(f"{op.name} has no option {key!r}", where, code="bad-op-args", hint=hint)
             elif err["type"] == "missing":
                 return_error = SpecError(f"{op.name} needs {key!r}", loc, code="bad-op-args",
-                                         hint=f"short form: {op.doc.split('Short form: ')[-1]}" if "Short form" in op.doc
-                                         else None)
+                                         hint=f"short form: {op.short_form}" if op.short_form else None)
             else:
                 msg = err["msg"].removeprefix("Value error, ")
                 return_error = SpecError(f"{op.name} {key}: {msg}", where, code="bad-op-args")
@@ -657,8 +656,8 @@ class Expander:
 
 
 def _short_form_hint(op: Op) -> str:
-    if "Short form: " in op.doc:
-        return "short form: " + op.doc.split("Short form: ")[1].split(";")[0].split(". ")[0]
+    if op.short_form:
+        return "short form: " + op.short_form
     return f"{op.name} takes no arguments" if not op.Params.model_fields else f"options: {', '.join(op.Params.model_fields)}"
 
 

@@ -61,6 +61,22 @@ class Op:
     # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
     agreement: ClassVar[str | None] = None
 
+    # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------
+    @property
+    def short_form(self) -> str | None:
+        """The short-form synopsis from the doc's "Short form:" clause, or None when it has none."""
+        _, found, rest = self.doc.partition("Short form: ")
+        return rest.split("; ")[0].split(". ")[0].rstrip(". ") if found else None
+
+    @property
+    def description(self) -> str:
+        """The doc without its "Short form:" clause, ending in a full stop."""
+        before, found, rest = self.doc.partition("Short form: ")
+        if not found:
+            return self.doc.rstrip(".") + "."
+        tail = next((rest.split(sep, 1)[1] for sep in ("; ", ". ") if sep in rest), "")
+        return (before.strip() + " " + tail.strip()).strip().rstrip(".") + "."
+
     # ---- rules -----------------------------------------------------------------------------
     def expand(self, p: Any) -> list[tuple[str, str, dict[str, Any]]] | None:
         """Composite ops return their primitive chain as (child name, op, params); others None."""
