@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.spec.load import Source, YamlPath, load_file, load_text
-from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec
+from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
 
 MAX_USE_DEPTH = 16
 
@@ -147,6 +147,7 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
         model = Spec.model_validate(source.data)
     except ValidationError as e:
         raise validation_error(e, source) from None
+    _check_top_level_names(model, source)
     root = source.path.parent if source.path else Path.cwd().resolve()
     resolved = Resolved(spec=model, source=source, sources=[source])
     _add_blocks(resolved, model.blocks, source)
@@ -155,8 +156,30 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
     return resolved
 
 
+def _check_top_level_names(model: Spec, source: Source) -> None:
+    """Top-level parts and aux heads name values of the compiled forward: refuse its own names."""
+    named: list[tuple[str, YamlPath]] = [(k, ("aux", k)) for k in model.aux]
+    if isinstance(model.network, dict):
+        named += [(k, ("network", k)) for k in model.network]
+    else:
+        for i, item in enumerate(model.network):
+            if isinstance(item, dict) and len(item) == 1:
+                key = next(iter(item))
+                named.append((key, ("network", i, key)))
+    for name, yp in named:
+        problem = top_level_name_problem(name)
+        if problem:
+            raise SpecError(problem, source.loc(yp, key=True), code="name",
+                            hint=f"rename it, e.g. {name}_1 or a name that says what it is")
+
+
 def _add_blocks(resolved: Resolved, blocks: Mapping[str, BlockDef], source: Source) -> None:
+    from archspec.ops import REGISTRY
+
     for name, definition in blocks.items():
+        if name in REGISTRY:
+            raise SpecError(f"block {name!r} has the name of an op", source.loc(("blocks", name), key=True),
+                            code="name", hint="give the block its own name; op names are listed in docs/language.md")
         if name in resolved.blocks:
             other = resolved.blocks[name]
             first = other.source.loc(other.yaml_path, key=True)
