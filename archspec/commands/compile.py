@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _class_name(name: str) -> str:
-    from archspec.compile import class_name_of
+    from archspec.codegen import standalone_class_name
 
-    return class_name_of(name)
+    return standalone_class_name(name)
