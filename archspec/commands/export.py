@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     from archspec.api import build
     from archspec.export import export, load_weights
+    from archspec.fileio import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(args.output, args.spec, args.weights)
 
     model = build(args.spec, overrides_of(args), max_params=args.max_params)
     report = model.archspec_report

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
     from archspec.render import render_spec
 
+    from archspec.fileio import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(args.output, args.spec)
     fmt = output_format(args.output)
     dot = render_spec(args.spec, overrides_of(args), block=args.block, expand=args.expand or args.depth is not None,
                       depth=args.depth, symbolic=args.symbolic, max_params=args.max_params)

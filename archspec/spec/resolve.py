@@ -148,12 +148,33 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
     except ValidationError as e:
         raise validation_error(e, source) from None
     _check_top_level_names(model, source)
+    _check_defaults(model.defaults, source)
     root = source.path.parent if source.path else Path.cwd().resolve()
     resolved = Resolved(spec=model, source=source, sources=[source])
     _add_blocks(resolved, model.blocks, source)
     seen = {source.path} if source.path else set()
     _use(resolved, model.use, source, root, seen, stack=[source.path] if source.path else [], depth=0)
     return resolved
+
+
+def _check_defaults(defaults: Mapping[str, Mapping[str, Any]], source: Source) -> None:
+    """Every op under ``defaults:`` exists and every option is one of its parameters (a typo there
+    would otherwise be ignored silently, e.g. ``cnov: {eps: 0.001}``)."""
+    from archspec.ops import REGISTRY
+
+    for op_name, options in defaults.items():
+        if op_name not in REGISTRY:
+            raise SpecError(f"defaults for unknown op {op_name!r}", source.loc(("defaults", op_name), key=True),
+                            code="unknown-op",
+                            hint=did_you_mean(op_name, REGISTRY) or "defaults apply to ops (docs/language.md lists them), "
+                            "not to blocks")
+        fields = REGISTRY[op_name].Params.model_fields
+        for option in options:
+            if option not in fields:
+                hint = did_you_mean(option, fields) or (
+                    f"{op_name} has the parameters {', '.join(fields)}" if fields else f"{op_name} has no parameters")
+                raise SpecError(f"{op_name} has no parameter {option!r}",
+                                source.loc(("defaults", op_name, option), key=True), code="bad-op-args", hint=hint)
 
 
 def _check_top_level_names(model: Spec, source: Source) -> None:
@@ -193,6 +214,9 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
     base = source.path.parent if source.path else root
     for i, rel in enumerate(uses):
         loc = source.loc(("use", i))
+        if not rel or "\0" in rel:
+            raise SpecError(f"'use' path {rel!r} is empty or holds a NUL byte", loc, code="use",
+                            hint="write the path of a block library relative to this file")
         if os.path.isabs(rel):
             raise SpecError(f"'use' path {rel!r} is absolute", loc, code="use",
                             hint="write it relative to this file, inside the spec tree")
@@ -222,6 +246,7 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
             raise validation_error(e, lib_source) from None
         seen.add(target)
         resolved.sources.append(lib_source)
+        _check_defaults(lib.defaults, lib_source)
         resolved.library_defaults[lib_source.file] = lib.defaults
         _add_blocks(resolved, lib.blocks, lib_source)
         _use(resolved, lib.use, lib_source, root, seen, stack + [target], depth + 1)
