@@ -8,6 +8,8 @@ loaded strictly, so a mismatch is a located error naming the keys rather than a 
 
 from __future__ import annotations
 
+import os
+import pickle
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +18,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from archspec.errors import Loc, SpecError
-from archspec.fileio import atomic_path
+from archspec.errors import Loc, SpecError, printable
+from archspec.fileio import atomic_path, open_regular
 
 # the spec's input with this batch: torch.export specialises sizes 0 and 1, so the example uses 2
 EXAMPLE_BATCH = 2
@@ -26,14 +28,14 @@ SHOWN = 5  # keys listed in a weights error
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from a file: a bare one, or a checkpoint's under 'model' / 'state_dict'."""
-    where = Loc(str(path), 0, 0)
+    where = Loc(printable(str(path)), 0, 0)
+    fd = open_regular(path, "weights file")  # never a FIFO or device: it would hang or never end
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise SpecError(f"weights file {path} does not exist", where, code="io") from None
+        with os.fdopen(fd, "rb") as f:
+            data = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise SpecError(f"cannot read weights from {path}: {type(e).__name__}: {e}", where, code="weights",
-                        hint="expected a file written by torch.save(model.state_dict(), FILE)") from None
+        raise SpecError(f"cannot read weights from {printable(str(path))}: {_load_problem(e)}", where,
+                        code="weights", hint="expected a file written by torch.save(model.state_dict(), FILE)") from None
     if isinstance(data, dict):
         for key in ("model", "state_dict"):
             if isinstance(data.get(key), dict):
@@ -43,6 +45,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise SpecError(f"{path} holds no state_dict (a mapping of names to tensors)", where, code="weights",
                         hint="save one with torch.save(model.state_dict(), FILE)")
     return data
+
+
+def _load_problem(e: Exception) -> str:
+    """One line on why torch.load refused a file; torch's own advice (to load unsafely) is left out."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) or "weights_only" in text or "Weights only load failed" in text:
+        return ("it holds Python objects other than tensors and plain containers, which archspec never loads "
+                "(a pickle can run code)")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return printable(f"not a PyTorch file ({type(e).__name__}: {first[:200]})" if first else type(e).__name__)
 
 
 def _listing(keys: list[str]) -> str:
