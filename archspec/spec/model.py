@@ -103,7 +103,9 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             + (f"; {guesses[0]}" if guesses else "")
         )
     name = next(iter(v))
-    check_module_name(name)
+    problem = module_name_problem(name)
+    if problem:
+        raise PydanticCustomError("module_name", "{problem}", {"problem": problem, "key": name})
     return v
 
 

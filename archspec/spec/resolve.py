@@ -68,6 +68,11 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
         return SpecError(f"missing required key {path[-1]!r}", source.loc(path[:-1]), code="schema",
                          path=_dotted(path[:-1]))
     msg = err["msg"].removeprefix("Value error, ")
+    if kind == "module_name":
+        ctx = err.get("ctx", {})
+        return SpecError(ctx["problem"], source.loc(path + (ctx["key"],), key=True), code="name",
+                         hint="rename it; docs/language.md lists the names a module cannot take",
+                         path=_dotted(path) or None)
     if kind == "misspelt_keyword":
         ctx = err.get("ctx", {})
         return SpecError(f"unknown key {ctx['key']!r}", source.loc(path + (ctx["key"],), key=True), code="schema",
