@@ -111,7 +111,7 @@ def _check_arguments(spec: Any, overrides: Any, max_params: Any) -> None:
         raise TypeError("overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
                         f"not {type(overrides).__name__}")
     if overrides is not None and not all(isinstance(k, str) for k in overrides):
-        raise TypeError("overrides must have str keys (dotted paths such as 'input.size')")
+        raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
     if isinstance(max_params, bool) or not isinstance(max_params, int):
         raise TypeError(f"max_params must be an int, not {type(max_params).__name__}")
 

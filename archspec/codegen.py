@@ -662,7 +662,7 @@ class Writer:
         first_name = names.get(first) if first is not None else None
         first_dies = first_name is not None and free(first_name, i)
         unit = self._data(s.output)["unit"]
-        fallback = unit if unit in self.outputs and unit != "logits" else "x"
+        fallback = _identifier(unit) if unit in self.outputs and unit != "logits" else "x"
         fallbacks = {fallback, "out"}
         if cand is not None and own and first_dies and first_name in fallbacks and self.readers[first] == 1:
             return first_name  # a single op continuing the main line: x = op(x)

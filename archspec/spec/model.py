@@ -62,7 +62,7 @@ MODULE_ATTRIBUTES = frozenset("""
 """.split())
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
 # and aux heads, whose paths are the names of values in torch.fx's code)
-CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input", "input", "torch", "nn", "F"})
+CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input"})
 TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<if>", "<op>", "<block>", "<named>")
 MAX_REPEAT = 1000
 
