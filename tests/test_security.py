@@ -24,7 +24,7 @@ import torch.nn as nn
 
 import archspec
 from archspec.cli import main
-from archspec.spec.model import CODEGEN_NAMES, MODULE_ATTRIBUTES, PYTHON_KEYWORDS
+from archspec.spec.model import CODEGEN_NAMES, MODULE_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "specs" / "tiny_aux.yaml"
