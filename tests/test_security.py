@@ -422,3 +422,28 @@ def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Pa
         assert len(lines) == 2 and lines[0].endswith("[weights]") and lines[1].startswith("  hint:"), err
         assert "weights_only" not in err and "trust" not in err
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "t.py").exists()
+
+
+def test_labels_cannot_break_tables_or_diagrams(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A label with a newline, a NUL, an escape sequence and a trailing backslash stays one table row,
+    and the DOT text of `render` stays well-formed (a trailing backslash would escape the closing quote)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text('archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\n'
+                    'blocks:\n  b: {label: "A\\nB \\0 \\e[31m \\"\\\\", chain: [conv2d 3 1x1]}\n'
+                    "network: [b, global_avgpool]\n")
+    label_shown = 'A\\nB \\x00 \\x1b[31m "\\'
+    for command in ("check", "summary"):
+        assert main([command, str(spec)]) == 0
+        out = capsys.readouterr().out
+        assert out.splitlines()[2].startswith(label_shown + "  ")
+    assert main(["render", str(spec), "-o", str(tmp_path / "t.dot")]) == 0
+    import graphviz
+
+    dot = (tmp_path / "t.dot").read_text()
+    assert "\x00" not in dot and "\x1b" not in dot
+    line = next(line for line in dot.splitlines() if "[label=" in line and "A\\\\n" in line)
+    assert line.strip().startswith('0 [label="A\\\\nB \\\\x00 \\\\x1b[31m \\"\\\\"')  # the quote closes
+    try:
+        graphviz.Source(dot).pipe(format="svg")
+    except graphviz.ExecutableNotFound:
+        pytest.skip("Graphviz's dot is not installed")
