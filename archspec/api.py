@@ -19,6 +19,7 @@ from archspec.graph import Unit, expand
 from archspec.shapes import MAX_PARAMS, infer_shapes, shaped_ops
 from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
+from archspec.spec.model import top_level_name_problem
 from archspec.spec.resolve import resolve
 from archspec.symbolic import Shape
 
@@ -110,12 +111,36 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _check_arguments(spec: Any, overrides: Any, max_params: Any) -> None:
+    """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
+    if not isinstance(spec, (str, Path, Source)):
+        raise TypeError(f"spec must be a path (str or pathlib.Path) or YAML text (str), not {type(spec).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError("overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
+                        f"not {type(overrides).__name__}")
+    if overrides is not None and not all(isinstance(k, str) for k in overrides):
+        raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
+    if isinstance(max_params, bool) or not isinstance(max_params, int):
+        raise TypeError(f"max_params must be an int, not {type(max_params).__name__}")
+
+
+def _check_value_names(graph: nx.DiGraph) -> None:
+    """A node whose path has one segment names a value of the compiled forward: refuse its own names."""
+    for _, d in graph.nodes(data=True):
+        path = d.get("path") or ""
+        problem = top_level_name_problem(path) if "." not in path else None
+        if problem:
+            raise SpecError(problem, d["loc"], code="name", hint=f"rename it, e.g. {path}_1")
+
+
 def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
             strict: bool = False) -> tuple[nx.DiGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
+    _check_arguments(spec, overrides, max_params)
     with _gc_paused():
         resolved = resolve(spec, overrides)
         graph = expand(resolved)
+        _check_value_names(graph)
         info = infer_shapes(graph, max_params=max_params)
         report = _report(graph, info.min_size, info.outputs)
         report.accepted = info.accepted["logits"]
@@ -154,7 +179,10 @@ def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_par
           strict: bool = False) -> Report:
     """Validate a spec (a path or YAML text) and return its shape report. Allocates no weights.
 
-    Warnings (``report.warnings``) are raised as a SpecError instead when ``strict``."""
+    Warnings (``report.warnings``) are raised as a SpecError instead when ``strict``. A mistake in the
+    spec raises SpecError; arguments of the wrong type (``check(None)``, overrides that are not a
+    mapping, a ``max_params`` that is not an int) raise TypeError naming the argument.
+    """
     return analyse(spec, overrides, max_params, strict)[1]
 
 

@@ -71,6 +71,7 @@ class Expander:
     _module_paths: dict[str, Loc] = field(default_factory=dict)
     _containers: set[str] = field(default_factory=set)  # proper prefixes of module paths
     _ids: set[str] = field(default_factory=set)
+    _next_suffix: dict[str, int] = field(default_factory=dict)  # id base → last suffix tried
     _order: int = 0
     _shorts: dict[tuple[str, int], tuple[Any, str]] = field(default_factory=dict)
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
@@ -109,10 +110,13 @@ class Expander:
             self._module_paths[path] = loc
             self._containers.update(above)
         base = (path or op).replace(".", "_")  # path segments are identifiers or indices
-        node_id, n = base, 1
+        node_id, n = base, self._next_suffix.get(base, 1)  # resume where the last search stopped: linear
+        if n > 1:
+            node_id = f"{base}_{n}"
         while node_id in self._ids:
             n += 1
             node_id = f"{base}_{n}"
+        self._next_suffix[base] = n
         self._ids.add(node_id)
         if len(self._ids) > MAX_NODES:
             raise SpecError(f"the network expands to more than {MAX_NODES} ops", loc, code="limit")

@@ -27,7 +27,7 @@ from typing import Any
 import graphviz
 import networkx as nx
 
-from archspec.errors import SpecError, did_you_mean
+from archspec.errors import SpecError, did_you_mean, printable
 from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
 from archspec.symbolic import Shape
@@ -88,7 +88,14 @@ def frames_of(graph: nx.DiGraph, node: str) -> tuple[Frame, ...]:
     out: tuple[Frame, ...] = ()
     if data["unit"] in aux:
         out = (Frame(data["unit"], None, aux[data["unit"]].label),)
-    return out + tuple(Frame(path, name, labels.get(name, name)) for name, path in data["blocks"])
+    return out + tuple(Frame(path, name, dot_text(labels.get(name, name))) for name, path in data["blocks"])
+
+
+def dot_text(text: str) -> str:
+    """A label from the spec as DOT text: control characters escaped (a NUL ends a DOT string). Every
+    label then goes through ``graphviz.escape``, which doubles backslashes (a trailing one would
+    escape the closing quote), so they are not doubled here."""
+    return printable(text)
 
 
 def block_instances(graph: nx.DiGraph, name: str) -> list[str]:
@@ -290,7 +297,7 @@ def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False,
     name = graph.graph["name"]
     if block is not None:
         labels = graph.graph.get("block_labels", {})
-        title = f"{labels.get(block, block)}: block {block} of {name}, drawn at {view.instance}"
+        title = f"{dot_text(labels.get(block, block))}: block {block} of {name}, drawn at {view.instance}"
     elif open is not None:
         title = f"{name}: " + ("network" if not view.open else f"network, {len(view.open)} block(s) open")
     else:

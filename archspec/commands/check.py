@@ -22,6 +22,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from archspec.api import check
+    from archspec.errors import printable
 
     report = check(args.spec, overrides_of(args), max_params=args.max_params, strict=args.strict)
     for warning in report.warnings:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = report.input_size
     rows = [("block", "path", f"output at {h}×{w}", "output (formula)")]
     for r in report.rows:
-        rows.append((r.label, r.path, r.shape.text(h, w), r.shape.formula()))
+        rows.append((printable(r.label), printable(r.path), r.shape.text(h, w), r.shape.formula()))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row[:3])) + "  " + row[3])

@@ -14,15 +14,15 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from archspec.cli import common
+from archspec.cli import common, spec_path
 
 if TYPE_CHECKING:
     from archspec.diff import Diff
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("a", metavar="A", help="path to the first spec")
-    p.add_argument("b", metavar="B", nargs="?", help="path to the second spec (default: A again)")
+    p.add_argument("a", metavar="A", type=spec_path, help="path to the first spec")
+    p.add_argument("b", metavar="B", nargs="?", type=spec_path, help="path to the second spec (default: A again)")
     common(p, spec=False)
     for side in ("a", "b"):
         p.add_argument(f"--set-{side}", dest=f"overrides_{side}", action="append", default=[], metavar="KEY=VALUE",

@@ -57,8 +57,10 @@ def output_format(path: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import graphviz
 
+    from archspec.fileio import refuse_overwriting_inputs
     from archspec.render import render_spec
 
+    refuse_overwriting_inputs(args.output, args.spec)
     fmt = output_format(args.output)
     if fmt == "html":
         return _page(args)

@@ -53,7 +53,11 @@ def mib(n: int) -> str:
 
 
 def table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
-    """Rows of cells as aligned text; the last column is left ragged."""
+    """Rows of cells as aligned text; the last column is left ragged. Cells from the spec (labels,
+    paths) are printed with control characters and newlines escaped, so a row stays one line."""
+    from archspec.errors import printable
+
+    rows = [tuple(printable(c) for c in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for n, row in enumerate(rows):

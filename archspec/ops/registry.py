@@ -22,7 +22,7 @@ from archspec.symbolic import Shape
 class OpParams(BaseModel):
     """Base of every op's parameter model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no NaN or infinite values
 
 
 class OpShapeError(Exception):

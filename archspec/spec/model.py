@@ -19,6 +19,7 @@ Op parameters are validated per op (``archspec.ops``) once ``$params`` are subst
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from typing import Annotated, Any, Literal, Union
@@ -40,14 +41,36 @@ from typing_extensions import TypeAliasType
 from archspec.errors import did_you_mean
 
 KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# One pattern for every name that becomes a Python identifier, class name or module path segment:
+# ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+NAME_JSON_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"  # the same, for JSON Schema (ECMA regex, no \Z; no newline trap there)
+# Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
+# its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
+# Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
+PYTHON_KEYWORDS = frozenset(keyword.kwlist)
+MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module add_submodule append apply bfloat16 buffers call_super_init children clear code
+    compile cpu cuda delete_all_unused_submodules delete_submodule double dump_patches eval extend extra_repr
+    float forward get_buffer get_extra_state get_parameter get_submodule graph half insert ipu items keys
+    load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters pop
+    print_readable recompile register_backward_hook register_buffer register_forward_hook
+    register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
+    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule
+    share_memory state_dict to to_empty to_folder train training type update values xpu zero_grad
+    meta inference train_code aux_weights archspec_report
+""".split())
+# the names of the compiled forward's own values and of what it calls (refused for top-level parts
+# and aux heads, whose paths are the names of values in torch.fx's code)
+CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input"})
 TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<gate>", "<if>", "<op>", "<block>",
         "<named>")
 MAX_REPEAT = 1000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _node_kind(v: Any) -> str | None:
@@ -82,17 +105,57 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             + (f"; {guesses[0]}" if guesses else "")
         )
     name = next(iter(v))
-    check_name(name)
+    problem = module_name_problem(name)
+    if problem:
+        raise PydanticCustomError("module_name", "{problem}", {"problem": problem, "key": name})
     return v
 
 
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise ValueError(f"{name!r} is not a valid module name (letters, digits and _, not starting with a digit)")
+def check_name(name: str, what: str = "name") -> str:
+    """A name that becomes a Python identifier: ASCII letters, digits and _, not starting with a digit."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid {what} (ASCII letters, digits and _, not starting with a digit)")
     return name
 
 
-Name = Annotated[str, AfterValidator(lambda v: check_name(v))]  # a module name: a key that names a node
+def module_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a module (a node's key, an aux head), or None when it can."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit)"
+    if name.startswith("_"):
+        return f"{name!r} cannot name a module: names starting with '_' are reserved for PyTorch's internals"
+    if name in PYTHON_KEYWORDS:
+        return f"{name!r} cannot name a module: it is a Python keyword"
+    if name in MODULE_ATTRIBUTES:
+        return f"{name!r} cannot name a module: it is an attribute of torch's nn.Module or of the compiled model"
+    return None
+
+
+def top_level_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a top-level part of the network or an aux head (whose names are also
+    the names of values in the compiled forward), or None when it can."""
+    if name in CODEGEN_NAMES:
+        return f"{name!r} cannot name a top-level module or an aux head: the compiled forward uses that name"
+    return None
+
+
+def check_module_name(name: str) -> str:
+    problem = module_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+def check_aux_name(name: str) -> str:
+    check_module_name(name)
+    if name == "logits":
+        raise ValueError("an aux head cannot be named 'logits': that is the name of the main output")
+    return name
+
+
+Name = Annotated[str, AfterValidator(lambda v: check_module_name(v))]  # a module name: a key that names a node
+AuxName = Annotated[str, AfterValidator(lambda v: check_aux_name(v))]
+BlockName = Annotated[str, AfterValidator(lambda v: check_name(v, "block name"))]
 
 
 def _list_or_map(v: Any) -> str | None:
@@ -160,7 +223,7 @@ class GateNode(_Strict):
 
 
 class IfNode(_Strict):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
     then: Node = Field(description="the node used when the condition holds")
     otherwise: Union[Node, None] = Field(None, alias="else", description="used otherwise; identity if absent")
@@ -287,7 +350,7 @@ class BlockDef(_Strict):
                 + (f" (it has {', '.join(bodies)})" if bodies else "")
             )
         for name in self.params:
-            check_name(name)
+            check_name(name, "parameter name")
         return self
 
     @property
@@ -328,15 +391,18 @@ class Spec(_Strict):
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
-    blocks: dict[str, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
+    blocks: dict[BlockName, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
-    aux: dict[str, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
+    aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return check_name(v)
+        check_name(v, "network name")
+        if v.lower() in {"false", "none", "true"}:  # its class name would be a keyword
+            raise ValueError(f"{v!r} cannot name a network: its class {v.capitalize()} would be a Python keyword")
+        return v
 
 
 AuxHead.model_rebuild()
@@ -349,7 +415,8 @@ class BlockLibrary(_Strict):
     archspec: Literal[1]
     use: list[str] = Field(default_factory=list)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    blocks: dict[str, BlockDef]
+    blocks: dict[BlockName, BlockDef]
 
 
-__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]
+__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name", "check_module_name",
+           "module_name_problem", "top_level_name_problem"]
