@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.shortform import Ref, Scope, ShortForms
+from archspec.shortform import Ref, Scope, ShortForms, referenced_params
 from archspec.spec.load import YamlPath
 from archspec.spec.model import (
     BlockRef,
@@ -344,6 +344,11 @@ class Expander:
             raise SpecError(f"'if' needs true or false, got {cond!r}", scope.source.loc(yp + ("if",)), code="param",
                             hint="pass the block parameter as true or false, e.g. projection=true")
         chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
+        skipped = node.otherwise if cond else node.then
+        if scope.used is not None and skipped is not None:
+            # a parameter written in the branch not taken is used: a block's optional parts need their
+            # parameters whether or not this instance has them
+            scope.used |= referenced_params(skipped)
         if chosen is None:
             return x
         return self.node(chosen, yp + (key,), scope, x, prefix, None, None)

@@ -1,6 +1,7 @@
 """Zoo networks beyond the Inception/ResNet family equal their references: SE-ResNet-50
-(specs/seresnet50.yaml, timm's `seresnet50`) and ResNeXt-50 32×4d (specs/resnext50_32x4d.yaml,
-torchvision's `resnext50_32x4d`): strict state_dict load, logits at three sizes (incl. the minimum),
+(specs/seresnet50.yaml, timm's `seresnet50`), ResNeXt-50 32×4d (specs/resnext50_32x4d.yaml,
+torchvision's `resnext50_32x4d`) and MobileNetV3-Large (specs/mobilenet_v3_large.yaml, torchvision's
+`mobilenet_v3_large`): strict state_dict load, logits at three sizes (incl. the minimum),
 parameters, MACs (conv + linear, counted on the reference by hooks) and training-mode gradients.
 Truth is the reference's own module with random weights and perturbed BatchNorm."""
 
@@ -12,17 +13,21 @@ import torch
 import archspec
 from tests.conftest import SPECS
 from tests.reference_macs import reference_macs
-from tests.references import REFERENCES, perturb_bn
+from tests.references import REFERENCES, no_dropout, perturb_bn
 
 pytest.importorskip("timm")
 pytest.importorskip("torchvision")
-NETWORKS = ["seresnet50", "resnext50_32x4d"]
+NETWORKS = ["seresnet50", "resnext50_32x4d", "mobilenet_v3_large"]
 
 
 def _pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(50)
     reference = REFERENCES[name]().eval()
     perturb_bn(reference, 50)
+    with torch.no_grad():  # torchvision draws classifiers with std 0.01: scale up, so logits are far from zero
+        for m in reference.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(10)
     model = archspec.build(SPECS / f"{name}.yaml").eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     return model, reference
@@ -51,6 +56,7 @@ def test_equals_reference(name: str) -> None:
 def test_trains_like_reference(name: str) -> None:
     model, reference = _pair(name)
     model.train(), reference.train()
+    no_dropout(model, reference)
     x = torch.randn(2, 3, 64, 64)
     for net in (model, reference):
         net(x).logsumexp(dim=1).mean().backward()
