@@ -40,6 +40,7 @@ from archspec.spec.model import (
     OpLong,
     ResidualNode,
     ScaleSpec,
+    TensorInit,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
 
@@ -175,8 +176,27 @@ class Expander:
         self.graph.graph["input"] = spec.input
         self.graph.graph["units"] = self.units
         self.graph.graph["block_labels"] = {n: e.definition.label or n for n, e in self.resolved.blocks.items()}
+        self.graph.graph["init"] = self.init_tables()
         self.graph.graph["file"] = source.file
         return self.graph
+
+    def init_tables(self) -> dict[str, dict[str, TensorInit]]:
+        """The ``init:`` tables: the spec's under "", each block's under its name; op names checked."""
+        tables = {"": (self.resolved.spec.init, self.resolved.source, ("init",))}
+        for name, entry in self.resolved.blocks.items():
+            tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
+        out: dict[str, dict[str, TensorInit]] = {}
+        for name, (table, source, yp) in tables.items():
+            for op in table:
+                if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
+                    continue
+                if op not in REGISTRY or not REGISTRY[op].stateful:
+                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful)
+                    raise SpecError(f"init: {op!r} is not an op with weights", source.loc(yp + (op,), key=True),
+                                    code="unknown-op", hint=did_you_mean(op, with_weights) or
+                                    f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)")
+            out[name] = {op: s if isinstance(s, TensorInit) else TensorInit(weight=s) for op, s in table.items()}
+        return out
 
     def _schedule_after(self, tap: str, head: list[str]) -> None:
         """Order an aux head right after the node it taps, as hand-written networks compute it

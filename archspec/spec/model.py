@@ -44,9 +44,9 @@ KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
-NAME_JSON_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+NAME_JSON_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"  # the same, for JSON Schema (ECMA regex, no \Z; no newline trap there)
 NUMBERED_RE = re.compile(r"\A(?:0|[1-9][0-9]{0,5})\Z")  # a numbered child, as nn.Sequential names them
-MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5})$"  # the same, for JSON Schema (ECMA regex, no \Z; no newline trap there)
+MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5})$"  # a module name: either
 # Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
 # its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
@@ -336,6 +336,35 @@ class ScaleSpec(_Strict):
 
 BODIES = ("concat", "residual", "gate", "chain", "op")
 
+InitName = Literal["default", "zeros", "ones", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "xavier_uniform"]
+
+
+class Distribution(_Strict):
+    """A weight drawn from a (truncated) normal distribution with this standard deviation."""
+
+    trunc_normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²) truncated to [-2, 2]")
+    normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Distribution:
+        if (self.trunc_normal is None) == (self.normal is None):
+            raise ValueError("give exactly one of trunc_normal: STD or normal: STD")
+        return self
+
+
+InitValue = Union[InitName, Distribution]
+
+
+class TensorInit(_Strict):
+    """How an op's weight and bias start (BatchNorm: its γ and β)."""
+
+    weight: InitValue = Field("default", description="the weight (BatchNorm: γ)")
+    bias: InitValue = Field("default", description="the bias (BatchNorm: β)")
+
+
+# op name (conv2d, linear, bn) → its scheme; a bare scheme is the weight's
+InitTable = dict[str, Union[InitValue, TensorInit]]
+
 
 class BlockDef(_Strict):
     """A named, reusable block: exactly one body (concat, residual, gate, chain or op) plus parameters."""
@@ -348,6 +377,8 @@ class BlockDef(_Strict):
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
     op: Union[str, None] = Field(None, description="a single op in short form")
+    init: InitTable = Field(default_factory=dict, description="initialisation of the ops in this block's instances, "
+                                                             "per op name (over the spec's init)")
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
@@ -399,6 +430,8 @@ class Spec(_Strict):
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
+    init: InitTable = Field(default_factory=dict, description="initialisation per op name, e.g. "
+                                                             "{conv2d: kaiming_normal_fan_out} (docs/language.md)")
     blocks: dict[BlockName, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
