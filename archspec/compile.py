@@ -73,6 +73,8 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
         op = REGISTRY[data["op"]]
         if op.train_module:
             path = data["path"] or op.name
+            if any(".".join(path.split(".")[:i]) in taken for i in range(1, path.count(".") + 1)):
+                path = path.replace(".", "_")  # under a layer (c.0 beside layer c): never a child of that layer
             base, n = path, 1
             while path in taken or _occupied(root, path):
                 n += 1

@@ -241,8 +241,8 @@ class Expander:
             return self.residual(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, GateNode):  # a module of its own in the references: named like an op
             return self.gate(node, yp, scope, x, _join(prefix, seg))
-        if isinstance(node, IfNode):
-            return self.conditional(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, IfNode):  # transparent: the chosen node stands where the if stands, with its name or index
+            return self.conditional(node, yp, scope, x, prefix, name, index)
         if isinstance(node, OpLong):
             loc = scope.source.loc(yp)
             raw = dict(node.model_extra or {})
@@ -358,7 +358,8 @@ class Expander:
         return self.add("mul", REGISTRY["mul"].Params(), _join(path, "mul"), scope.source.loc(yp + ("gate",), key=True),
                         [x, g], scope)
 
-    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
+                    index: int | None) -> str:
         cond = self.forms.subst_value(node.cond, yp + ("if",), scope)
         if not isinstance(cond, bool):
             raise SpecError(f"'if' needs true or false, got {cond!r}", scope.source.loc(yp + ("if",)), code="param",
@@ -371,7 +372,7 @@ class Expander:
             scope.used |= referenced_params(skipped)
         if chosen is None:
             return x
-        return self.node(chosen, yp + (key,), scope, x, prefix, None, None)
+        return self.node(chosen, yp + (key,), scope, x, prefix, name, index)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
