@@ -2,7 +2,7 @@
 
     python examples/train.py specs/inception_v4.yaml --data synthetic --steps 100
     python examples/train.py specs/googlenet.yaml --data /data/imagenet/train --val /data/imagenet/val \\
-        --epochs 90 --checkpoint runs/googlenet.pt --log runs/googlenet.jsonl --resume
+        --epochs 90 --checkpoint runs/googlenet.pt --log-file runs/googlenet.jsonl --resume
     torchrun --nproc_per_node 4 examples/train.py specs/inception_v4.yaml --data /data/imagenet/train
 
 Under torchrun each process trains a DistributedDataParallel replica (NCCL on GPUs, gloo on CPU)
@@ -77,8 +77,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, help="where to save (and, with --resume, load) the training state")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch only)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint when it exists")
-    p.add_argument("--log", type=Path, help="append JSON lines here: step, loss, lr, images/s; val top-1/top-5 per epoch")
-    p.add_argument("--log-every", type=int, default=10, help="steps between training records in --log")
+    p.add_argument("--log-file", dest="log", type=Path,
+                   help="append JSON lines here: step, loss, lr, images/s; val top-1/top-5 per epoch")
+    p.add_argument("--log-every", type=int, default=10, help="steps between training records in --log-file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", choices=tuple(AMP_DTYPES), help="mixed precision: bf16, or fp16 with a gradient scaler (GPU)")
@@ -462,7 +463,7 @@ def check_options(args: argparse.Namespace, ctx: Context) -> None:
         raise UsageError(f"{args.spec}: no such spec file")
     error = None
     if ctx.main:
-        for path, what in ((args.checkpoint, "the checkpoint"), (args.log, "the log")):
+        for path, what in ((args.checkpoint, "the checkpoint"), (args.log, "the log file")):
             if path is not None and error is None:
                 error = writable_folder(path, what)
     ctx.agree(error)

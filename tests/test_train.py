@@ -72,7 +72,9 @@ def assert_same_training_state(a: dict, b: dict) -> None:
 def test_ddp_two_cpu_processes_agree_and_resume_bit_identically(tmp_path: Path) -> None:
     (tmp_path / "worker.py").write_text(WORKER)
     # 16 images, 2 processes, batch 4: 2 steps per epoch; step 3 is in the middle of the second epoch
-    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "straight.pt"))
+    # every option after the script passes torchrun's own parser (which once took `--log` for its `--log-dir`)
+    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "straight.pt"), "--log-file",
+             str(tmp_path / "straight.jsonl"), "--log-every", "1", "--save-every", "2", "--channels-last")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     assert all(math.isfinite(r["loss"]) for r in ranks)
     first, second = ranks[0]["state"], ranks[1]["state"]
@@ -88,10 +90,12 @@ def test_ddp_two_cpu_processes_agree_and_resume_bit_identically(tmp_path: Path) 
         assert torch.equal(straight["model"][key], first[key])
     # the two processes draw different dropout masks (each its own random state, both saved)
     assert not torch.equal(straight["rng"][0]["torch"], straight["rng"][1]["torch"])
+    assert [json.loads(line)["step"] for line in (tmp_path / "straight.jsonl").read_text().splitlines()] == \
+        [1, 2, 2, 3, 4, 4, 5, 5]  # every step, and each epoch's record (epochs of 2 steps; the last one cut at 5)
 
-    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "split.pt"), "--stop-at", "3")
+    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "split.pt"), "--stop-at", "3", "--channels-last")
     assert torch.load(tmp_path / "split.pt")["step"] == 3
-    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "split.pt"), "--resume")
+    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "split.pt"), "--resume", "--channels-last")
     assert_same_training_state(straight, torch.load(tmp_path / "split.pt"))
 
 
@@ -157,7 +161,7 @@ def test_too_many_classes_for_the_network(tmp_path: Path) -> None:
 # ---- resume at any step, one process -----------------------------------------------------------
 def run(tmp_path: Path, name: str, *args: str) -> dict:
     ckpt = tmp_path / f"{name}.pt"
-    assert train.main([str(TINY), "--checkpoint", str(ckpt), "--log", str(tmp_path / f"{name}.jsonl"),
+    assert train.main([str(TINY), "--checkpoint", str(ckpt), "--log-file", str(tmp_path / f"{name}.jsonl"),
                        "--log-every", "1", *QUICK, *args]) == 0
     return torch.load(ckpt)
 
@@ -241,11 +245,11 @@ def test_resuming_with_different_options_is_refused(tmp_path: Path, capsys: pyte
 
 def test_output_folders_are_created(tmp_path: Path) -> None:
     ckpt, log = tmp_path / "runs" / "a" / "ckpt.pt", tmp_path / "logs" / "b" / "log.jsonl"
-    assert train.main([str(TINY), "--steps", "2", "--checkpoint", str(ckpt), "--log", str(log), *QUICK]) == 0
+    assert train.main([str(TINY), "--steps", "2", "--checkpoint", str(ckpt), "--log-file", str(log), *QUICK]) == 0
     assert torch.load(ckpt)["step"] == 2 and log.read_text()
 
 
-@pytest.mark.parametrize("option", ["--checkpoint", "--log"])
+@pytest.mark.parametrize("option", ["--checkpoint", "--log-file"])
 def test_an_output_folder_that_cannot_be_made_fails_before_the_first_step(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], option: str) -> None:
     (tmp_path / "file").write_text("a file where a folder should be")
@@ -256,7 +260,7 @@ def test_an_output_folder_that_cannot_be_made_fails_before_the_first_step(
     monkeypatch.setattr(train.Run, "step", no_step)
     assert train.main([str(TINY), "--steps", "2", option, str(tmp_path / "file" / "out"), *QUICK]) == 2
     err = capsys.readouterr().err
-    assert f"cannot write the {option[2:]} {tmp_path / 'file' / 'out'}" in err and "Traceback" not in err
+    assert f"cannot write the {option[2:].replace('-', ' ')} {tmp_path / 'file' / 'out'}" in err and "Traceback" not in err
 
 
 def test_stop_at_needs_a_checkpoint_and_fp16_a_gpu(capsys: pytest.CaptureFixture[str]) -> None:
@@ -312,7 +316,7 @@ def test_digits_reach_95_percent_validation_top1(tmp_path: Path) -> None:
     cmd = [sys.executable, str(EXAMPLES / "train.py"), str(TINY), "--set", "input.size=[16,16]",
            "--data", str(tmp_path / "train"), "--val", str(tmp_path / "val"), "--augment", "none",
            "--epochs", "8", "--batch-size", "32", "--lr", "0.1", "--workers", "0", "--no-progress",
-           "--checkpoint", str(ckpt), "--log", str(log)]
+           "--checkpoint", str(ckpt), "--log-file", str(log)]
     done = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
