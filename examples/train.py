@@ -437,9 +437,10 @@ class Log:
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
-        if self.path is not None:
+        if self.path is not None:  # strict JSON: a loss that is not finite is written as null
+            clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
             with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(clean, allow_nan=False) + "\n")
 
 
 # ---- training ----------------------------------------------------------------------------------
@@ -637,6 +638,7 @@ class Run:
         while state["step"] < self.total_steps and (args.steps or state["epoch"] < args.epochs):
             if not self.epoch():
                 return self.model, self.last_loss
+        self.bar.close()
         if self.ctx.main:
             print(f"step {state['step']}: loss {self.last_loss:.4f}", file=sys.stderr)
         self.ctx.sync_buffers(self.model)
