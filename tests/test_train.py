@@ -122,6 +122,11 @@ def test_checkpoint_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temporary files left
     model = archspec.build(TINY)
     model.load_state_dict(data["model"], strict=True)
+    # what `archspec export --weights CKPT` reads from it (README): the weights, random states and all notwithstanding
+    from archspec.export import read_state_dict
+
+    weights = read_state_dict(ckpt)
+    assert list(weights) == list(data["model"]) and all(torch.equal(weights[k], data["model"][k]) for k in weights)
 
 
 def test_aux_losses_are_weighted_as_the_spec_says() -> None:
