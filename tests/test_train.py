@@ -303,9 +303,9 @@ def test_digits_reach_95_percent_validation_top1(tmp_path: Path) -> None:
     """1,797 8×8 handwritten digits (bundled with scikit-learn), every fifth held out, written as
     16×16 PNGs in one folder per class; trained by the command a user types, then evaluated here
     independently of train.py from the saved weights and sklearn's labels."""
-    np = pytest.importorskip("numpy")
-    datasets = pytest.importorskip("sklearn.datasets")
+    import numpy as np
     from PIL import Image
+    from sklearn import datasets  # the [test] extra's scikit-learn: a missing one fails, not skips
 
     digits = datasets.load_digits()
     held_out = []
