@@ -14,7 +14,7 @@ a run depends on: weights, optimizer, scheduler, gradient scaler, step and epoch
 random state (torch CPU and CUDA, Python, NumPy; the sampler's order and each image's augmentation
 are derived from --seed, the epoch and the image). A run stopped at any step (--stop-at, or a crash
 after a checkpoint) and continued with --resume ends bit-identical to a run that never stopped.
-Resuming with another spec, --set, world size, batch size or seed is refused with the difference named.
+Resuming with another spec, --set, world size, batch size, seed or training-set size is refused, the difference named.
 """
 
 from __future__ import annotations
@@ -335,11 +335,11 @@ def val_loader(args: argparse.Namespace, ctx: Context, hw: tuple[int, int], trai
 
 
 # ---- checkpoints -------------------------------------------------------------------------------
-def run_config(args: argparse.Namespace, world: int) -> dict[str, Any]:
+def run_config(args: argparse.Namespace, world: int, images: int) -> dict[str, Any]:
     """What a checkpoint must agree with to be resumed bit-identically."""
     text = Path(args.spec).read_bytes()
     return {"spec": str(args.spec), "spec_sha256": hashlib.sha256(text).hexdigest(), "set": list(args.overrides),
-            "world_size": world, "batch_size": args.batch_size, "seed": args.seed}
+            "world_size": world, "batch_size": args.batch_size, "seed": args.seed, "images": images}
 
 
 def config_difference(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
@@ -351,9 +351,10 @@ def config_difference(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
         def show(s: list[str]) -> str:
             return " ".join(f"--set {a}" for a in s) or "no --set"
         return f"--set differs: the checkpoint has {show(saved['set'])}, this run {show(now['set'])}"
-    words = {"world_size": "the world size (processes)", "batch_size": "--batch-size", "seed": "--seed"}
+    words = {"world_size": "the world size (processes)", "batch_size": "--batch-size", "seed": "--seed",
+             "images": "the number of training images"}
     for key, word in words.items():
-        if saved[key] != now[key]:
+        if saved.get(key) != now[key]:
             return f"{word} differs: the checkpoint has {saved[key]}, this run {now[key]}"
     return None
 
@@ -515,7 +516,7 @@ class Run:
         self.fp16 = args.amp == "fp16"
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.fp16)
         self.amp_dtype = AMP_DTYPES.get(args.amp or "")
-        self.config = run_config(args, ctx.world)
+        self.config = run_config(args, ctx.world, len(data))  # type: ignore[arg-type]
         # batch: batches done in the current epoch; loss_*: the epoch's mean training loss so far
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "loss_sum": 0.0, "loss_count": 0, "lr": args.lr}
         resumed = self.resume() if args.resume and args.checkpoint and args.checkpoint.exists() else None

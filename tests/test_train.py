@@ -230,6 +230,7 @@ def image_folder(root: Path, classes: int, per_class: int, size: tuple[int, int]
     (["--set", "network.fc=linear 12"], "--set differs: the checkpoint has no --set, this run --set network.fc=linear 12"),
     (["--batch-size", "2"], "--batch-size differs: the checkpoint has 4, this run 2"),
     (["--seed", "1"], "--seed differs: the checkpoint has 0, this run 1"),
+    (["--synthetic-size", "20"], "the number of training images differs: the checkpoint has 16, this run 20"),
     (["SPEC"], "the spec differs: the checkpoint was made from"),
 ])
 def test_resuming_with_different_options_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
