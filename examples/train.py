@@ -355,7 +355,7 @@ def config_difference(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
              "images": "the number of training images"}
     for key, word in words.items():
         if saved.get(key) != now[key]:
-            return f"{word} differs: the checkpoint has {saved[key]}, this run {now[key]}"
+            return f"{word} differs: the checkpoint has {saved.get(key, 'none recorded')}, this run {now[key]}"
     return None
 
 
