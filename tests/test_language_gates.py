@@ -123,3 +123,15 @@ def test_a_whole_chain_repeats_with_copies_named_like_block_instances() -> None:
         return F.hardsigmoid(x)
 
     assert_same(net, reference)
+
+
+@pytest.mark.parametrize("net, fragment", [
+    ("network:\n  - f: {a: conv2d 8 3x3, c: relu}\n", "f: {chain: {...}}"),      # a nested mapping of parts
+    ("network:\n  - {a: conv2d 8 3x3, c: relu}\n", "chain: {a: ..., c: ...}"),    # several keys, no keyword
+    ("network:\n  - c: conv2d 8 3x3\n  - residual: {body: [adaptive_avgpool 1x1, conv2d 8 1x1, sigmoid]}\n",
+     "write gate:"),                                                              # a gate written as a residual
+])
+def test_hints_say_how_to_write_it(net: str, fragment: str) -> None:
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + net)
+    assert fragment in str(e.value)

@@ -104,7 +104,8 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             "a mapping here must have one of the keys "
             + ", ".join(KEYWORDS)
             + f", or a single key that names its value (got keys {', '.join(map(repr, keys[:4]))})"
-            + (f"; {guesses[0]}" if guesses else "")
+            + (f"; {guesses[0]}" if guesses else "; to name several parts in order, write chain: {" +
+               ", ".join(f"{k}: ..." for k in keys[:3]) + "}")
         )
     name = next(iter(v))
     problem = module_name_problem(name)

@@ -77,7 +77,8 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
     if kind == "misspelt_keyword":
         ctx = err.get("ctx", {})
         return SpecError(f"unknown key {ctx['key']!r}", source.loc(path + (ctx["key"],), key=True), code="schema",
-                         hint=ctx["guess"], path=_dotted(path))
+                         hint=f"{ctx['guess']} To name several parts in order instead, write "
+                              f"{ctx['key']}: {{chain: {{...}}}}", path=_dotted(path))
     if kind == "node_type" and isinstance(err.get("input"), (int, float)) and path and isinstance(path[-1], int):
         return SpecError(msg, source.loc(path), code="schema", path=_dotted(path),
                          hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
