@@ -41,6 +41,7 @@ from archspec.spec.model import (
     ResidualNode,
     ScaleSpec,
     TensorInit,
+    name_of_copy,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
 
@@ -221,8 +222,9 @@ class Expander:
             written = self.written_repeat(node, yp, scope)
             if written is not None:
                 path = _join(prefix, seg)
+                pattern = None if isinstance(node, str) else node.names
                 for i in range(written):
-                    x = self.node(node, yp, scope, x, path, None, i, once=True)
+                    x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
                 return x
         if scope.unit is None and _is_group(node, name):
             return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg), once)
@@ -292,8 +294,10 @@ class Expander:
                 index += 1
                 continue
             repeat = self.repeat_of(member, myp, scope)
-            for _ in range(repeat):
-                x = self.node(member, myp, scope, x, prefix, None, index, once=True)
+            pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            for k in range(repeat):
+                copy_name = name_of_copy(pattern, k) if pattern else None
+                x = self.node(member, myp, scope, x, prefix, copy_name, index, once=True)
                 index += 1
         return x
 

@@ -56,6 +56,7 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     **{f"resnet{d}": _torchvision(f"resnet{d}") for d in (18, 34, 50, 101, 152)},
     "resnext50_32x4d": _torchvision("resnext50_32x4d"),
     "mobilenet_v3_large": _torchvision("mobilenet_v3_large"),
+    "densenet121": _torchvision("densenet121"),
 }
 
 

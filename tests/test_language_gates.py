@@ -135,3 +135,13 @@ def test_hints_say_how_to_write_it(net: str, fragment: str) -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + net)
     assert fragment in str(e.value)
+
+
+def test_repeats_named_after_a_pattern() -> None:
+    net = ("network:\n  - c: conv2d 4 3x3\n  - block1: {chain: [conv2d 4 3x3 p1, relu], repeat: 3, names: \"layer{n}\"}\n"
+           "  - {chain: [conv2d 4 1x1], repeat: 2, names: \"x{i}\"}\n")
+    keys = {k.rsplit(".", 1)[0] for k in archspec.build(HEADER + net).state_dict()}
+    assert keys == {"c", "block1.layer1.0", "block1.layer2.0", "block1.layer3.0", "x0.0", "x1.0"}
+    for bad in ("bad{k}", "{n}x", "no_field"):
+        with pytest.raises(archspec.SpecError):
+            archspec.check(HEADER + f"network:\n  - {{chain: [conv2d 4 1x1], repeat: 2, names: \"{bad}\"}}\n")

@@ -148,6 +148,28 @@ def top_level_name_problem(name: str) -> str | None:
     return None
 
 
+_PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def check_names_pattern(pattern: str | None) -> str | None:
+    """A repeat's naming pattern: fields {n} and {i} only, and every name it makes a valid module name."""
+    if pattern is None:
+        return None
+    fields = _PATTERN_FIELD.findall(pattern)
+    if not fields or any(f not in ("n", "i") for f in fields):
+        raise ValueError(f"a names pattern uses {{n}} (1, 2, …) or {{i}} (0, 1, …) and nothing else, got {pattern!r}")
+    for k in (0, 1):
+        problem = module_name_problem(name_of_copy(pattern, k))
+        if problem:
+            raise ValueError(problem)
+    return pattern
+
+
+def name_of_copy(pattern: str, k: int) -> str:
+    """The name of copy ``k`` (0-based) of a repeat named by ``pattern``."""
+    return _PATTERN_FIELD.sub(lambda m: str(k + 1 if m.group(1) == "n" else k), pattern)
+
+
 def check_module_name(name: str) -> str:
     problem = module_name_problem(name)
     if problem:
@@ -190,7 +212,14 @@ class ChainNode(_Strict):
     chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
     repeat: Union[int, str] = Field(1, description="the whole chain this many times in a row, each copy with "
                                                    "its own weights (a number or $param)")
+    names: Union[str, None] = Field(None, description="how repeated copies are named: a pattern with {n} (1, 2, …) "
+                                                      "or {i} (0, 1, …), e.g. 'denselayer{n}'")
     _tag = "<chain>"
+
+    @field_validator("names")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        return check_names_pattern(v)
 
 
 class ConcatNode(_Strict):
@@ -253,7 +282,14 @@ class BlockRef(_Strict):
     block: str = Field(description="the block's name (defined under blocks: or in a used library)")
     params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
     repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
+    names: Union[str, None] = Field(None, description="how repeated instances are named: a pattern with {n} "
+                                                      "(1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'")
     _tag = "<block>"
+
+    @field_validator("names")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        return check_names_pattern(v)
 
 
 Node = TypeAliasType(
