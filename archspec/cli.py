@@ -94,7 +94,14 @@ class _Printable:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # an optional positional written after options (diff A --set-b k=v B): argparse stops matching
+    # positionals at the first option, so a command names the ones that may come late
+    for name, convert in getattr(args, "_late_positionals", ()):
+        if extras and getattr(args, name) is None and not extras[0].startswith("-"):
+            setattr(args, name, convert(extras.pop(0)))
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     debug = getattr(args, "debug", False)
     stdout = sys.stdout
     sys.stdout = _Printable(stdout)  # type: ignore[assignment]
