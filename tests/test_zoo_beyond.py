@@ -3,8 +3,9 @@
 torchvision's `resnext50_32x4d`), MobileNetV3-Large (specs/mobilenet_v3_large.yaml, torchvision's
 `mobilenet_v3_large`), DenseNet-121 (specs/densenet121.yaml, torchvision's `densenet121`) and
 ShuffleNetV2 1.0× (specs/shufflenet_v2_x1_0.yaml, torchvision's `shufflenet_v2_x1_0`): strict
-state_dict load, logits at three sizes (incl. the minimum), parameters, MACs (conv + linear, counted on the reference by hooks) and training-mode gradients.
-Truth is the reference's own module with random weights and perturbed BatchNorm."""
+state_dict load, logits at three sizes (incl. the minimum), parameters, MACs (conv + linear,
+counted on the reference by hooks) and training-mode gradients. Truth is the reference's own
+module with random weights and perturbed BatchNorm."""
 
 from __future__ import annotations
 
