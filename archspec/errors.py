@@ -29,6 +29,7 @@ ERROR_CODES: dict[str, str] = {
     "override": "a --set override names a key that does not exist or has a bad value",
     "io": "a file cannot be read or written",
     "weights": "a --weights file does not fit the network (missing or unexpected keys, other shapes)",
+    "partial-merge": "merged branches agree in size at some input sizes only (a warning; an error with --strict)",
 }
 
 
@@ -99,6 +100,24 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+@dataclass(frozen=True)
+class SpecWarning:
+    """Something legal but likely unintended, located like an error; ``strict`` checks raise it."""
+
+    message: str
+    loc: Loc
+    code: str
+    hint: str | None = None
+
+    def format(self) -> str:
+        loc = Loc(printable(self.loc.file), self.loc.line, self.loc.column)
+        text = f"{loc}: warning: {printable(self.message)} [{self.code}]"
+        return text + (f"\n  hint: {printable(self.hint)}" if self.hint else "")
+
+    def error(self) -> SpecError:
+        return SpecError(self.message, self.loc, code=self.code, hint=self.hint)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

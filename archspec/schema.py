@@ -35,10 +35,7 @@ def op_params(name: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def short_form(name: str) -> str:
-    doc = REGISTRY[name].doc
-    if "Short form: " not in doc:
-        return name
-    return doc.split("Short form: ")[1].split("; ")[0].split(". ")[0].rstrip(". ")
+    return REGISTRY[name].short_form or name
 
 
 def op_long_forms() -> list[dict[str, Any]]:

@@ -47,12 +47,14 @@ def _bn_inception() -> Any:
 
 REFERENCES: dict[str, Callable[[], Any]] = {
     "inception_v4": _timm("inception_v4"),
+    "seresnet50": _timm("seresnet50"),
     "inception_resnet_v2": _timm("inception_resnet_v2"),
     "facenet_inception_resnet_v1": _facenet,
     "bn_inception": _bn_inception,
     "googlenet": _torchvision("googlenet", aux_logits=True, init_weights=True),
     "inception_v3": _torchvision("inception_v3", aux_logits=True, init_weights=True),
     **{f"resnet{d}": _torchvision(f"resnet{d}") for d in (18, 34, 50, 101, 152)},
+    "resnext50_32x4d": _torchvision("resnext50_32x4d"),
 }
 
 

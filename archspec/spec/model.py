@@ -7,6 +7,7 @@ A node of the branch graph is one of:
 * ``{chain: [...] | {name: node, ...}}`` — a chain, its elements optionally named;
 * ``{concat: [...] | {name: node, ...}}`` — parallel branches concatenated along channels;
 * ``{residual: {body, shortcut, scale, then}}`` — ``then(shortcut(x) + scale * body(x))``;
+* ``{gate: node}`` — ``x * node(x)``, the node's C×1×1 output broadcast over H and W (SE);
 * ``{if: COND, then: node, else: node}`` — ``then`` when COND (true/false or a ``$param``) holds,
   else ``else`` (the identity when absent): optional parts of parameterised blocks;
 * ``{op: NAME, ...params}`` — an op in long form;
@@ -39,7 +40,7 @@ from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
-KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")
+KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -63,7 +64,8 @@ MODULE_ATTRIBUTES = frozenset("""
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
 # and aux heads, whose paths are the names of values in torch.fx's code)
 CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input"})
-TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<if>", "<op>", "<block>", "<named>")
+TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<gate>", "<if>", "<op>", "<block>",
+        "<named>")
 MAX_REPEAT = 1000
 
 
@@ -174,9 +176,11 @@ Members = TypeAliasType(
 
 
 class ChainNode(_Strict):
-    """{chain: [...]}: nodes applied in order; as a mapping, each element is named by its key."""
+    """{chain: [...], repeat: N}: nodes applied in order; as a mapping, each element is named by its key."""
 
     chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
+    repeat: Union[int, str] = Field(1, description="the whole chain this many times in a row, each copy with "
+                                                   "its own weights (a number or $param)")
     _tag = "<chain>"
 
 
@@ -208,6 +212,14 @@ class ResidualNode(_Strict):
 
     residual: ResidualBody
     _tag = "<residual>"
+
+
+class GateNode(_Strict):
+    """{gate: node}: x · node(x), the node ending in C×1×1 (squeeze-and-excitation)."""
+
+    gate: Node = Field(description="computes the per-channel gate from x: e.g. [adaptive_avgpool 1x1, "
+                                   "fc1: conv2d 16 1x1, relu, fc2: conv2d 64 1x1, sigmoid]")
+    _tag = "<gate>"
 
 
 class IfNode(_Strict):
@@ -244,6 +256,7 @@ Node = TypeAliasType(
         Annotated[ChainNode, Tag("<chain>")],
         Annotated[ConcatNode, Tag("<concat>")],
         Annotated[ResidualNode, Tag("<residual>")],
+        Annotated[GateNode, Tag("<gate>")],
         Annotated[IfNode, Tag("<if>")],
         Annotated[OpLong, Tag("<op>")],
         Annotated[BlockRef, Tag("<block>")],
@@ -257,7 +270,7 @@ Node = TypeAliasType(
     ],
 )
 
-for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, IfNode, OpLong, BlockRef):
+for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, GateNode, IfNode, OpLong, BlockRef):
     _m.model_rebuild()
 
 
@@ -313,23 +326,27 @@ class ScaleSpec(_Strict):
         return n if self.depth == 1 else max(1, math.ceil(round(n * self.depth, 9)))
 
 
+BODIES = ("concat", "residual", "gate", "chain", "op")
+
+
 class BlockDef(_Strict):
-    """A named, reusable block: exactly one body (concat, residual, chain or op) plus parameters."""
+    """A named, reusable block: exactly one body (concat, residual, gate, chain or op) plus parameters."""
 
     params: dict[str, Scalar] = Field(default_factory=dict, description="parameters with their defaults, used as $name")
     label: Union[str, None] = Field(None, description="display name, e.g. 'Inception-A'")
     doc: Union[str, None] = None
     concat: Union[Members, None] = None
     residual: Union[ResidualBody, None] = None
+    gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
     op: Union[str, None] = Field(None, description="a single op in short form")
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
-        bodies = [k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None]
+        bodies = [k for k in BODIES if getattr(self, k) is not None]
         if len(bodies) != 1:
             raise ValueError(
-                "a block needs exactly one of concat, residual, chain or op"
+                "a block needs exactly one of concat, residual, gate, chain or op"
                 + (f" (it has {', '.join(bodies)})" if bodies else "")
             )
         for name in self.params:
@@ -338,7 +355,7 @@ class BlockDef(_Strict):
 
     @property
     def body_key(self) -> str:
-        return next(k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None)
+        return next(k for k in BODIES if getattr(self, k) is not None)
 
     @property
     def body(self) -> Any:
@@ -351,6 +368,8 @@ class BlockDef(_Strict):
             return ResidualNode.model_construct(residual=value)
         if key == "chain":
             return ChainNode.model_construct(chain=value)
+        if key == "gate":
+            return GateNode.model_construct(gate=value)
         return value
 
 
