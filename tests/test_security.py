@@ -447,3 +447,12 @@ def test_labels_cannot_break_tables_or_diagrams(tmp_path: Path, capsys: pytest.C
         graphviz.Source(dot).pipe(format="svg")
     except graphviz.ExecutableNotFound:
         pytest.skip("Graphviz's dot is not installed")
+
+
+def test_a_missing_path_given_to_the_api_is_no_such_file(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    with pytest.raises(archspec.SpecError, match="no such file: nope.txt") as e:
+        archspec.check("nope.txt")
+    assert e.value.code == "io"
+    with pytest.raises(archspec.SpecError, match="mapping at the top level, not a list"):
+        archspec.check("[1, 2]")
