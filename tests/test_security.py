@@ -122,6 +122,10 @@ def test_names_that_python_allows_build_and_compile(name: str, tmp_path: Path) -
     text += f"aux:\n  a_{name}: {{tap: f, head: [global_avgpool, linear 2]}}\n"
     _same_in_both(text, tmp_path, f"n_{name}")
     assert f"f.{name}.0.weight" in archspec.build(text).state_dict()
+    if name not in CODEGEN_NAMES:  # an aux head of that name: its value in the forward must not shadow
+        aux = _spec("  f: conv2d 4 1x1\n  g: global_avgpool\n")
+        aux += f"aux:\n  {name}: {{tap: f, head: [global_avgpool, linear 2]}}\n"
+        _same_in_both(aux, tmp_path, f"a_{name}")
 
 
 @pytest.mark.parametrize("network", ["f", "none", "object"])
