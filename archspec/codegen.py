@@ -19,6 +19,7 @@ torch.fx graph (``build_fx_graph``) — and writes them out as source a person w
 
 from __future__ import annotations
 
+import ast
 import builtins
 import inspect
 import keyword
@@ -129,9 +130,14 @@ def _literal(v: Any) -> str:
         return repr(v) if math.isfinite(v) else f"float({str(v)!r})"
     if isinstance(v, str):
         return _quote(v)
-    if v is None or isinstance(v, (bool, int)):
-        return repr(v)
-    raise TypeError(f"cannot write {type(v).__name__} {v!r} as a literal")
+    text = repr(v)
+    try:  # only values whose repr is a plain literal that reads back equal (None, bools, ints)
+        same = ast.literal_eval(text) == v
+    except (ValueError, SyntaxError):
+        same = False
+    if not same:
+        raise TypeError(f"cannot write {type(v).__name__} {text} as a literal")
+    return text
 
 
 def _compact(name: str, v: Any) -> Any:
@@ -346,7 +352,8 @@ class Writer:
         ids = [m.meta["archspec_node"] for m in members]
         # identities inside the instance have no fx node: keep them, so that what reads them reads
         # their input inside the block rather than the block's input
-        ids += [i for i, d in g.nodes(data=True) if d["op"] == "identity" and d["blocks"][:1] == ((name, path),)]
+        ids += [i for i, d in g.nodes(data=True)
+                if d["op"] in REGISTRY and REGISTRY[d["op"]].passthrough and d["blocks"][:1] == ((name, path),)]
 
         def reroot(p: str) -> str:
             return p[len(path) + 1:] if p.startswith(path + ".") else ("" if p == path else p)
