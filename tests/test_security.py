@@ -140,11 +140,11 @@ def test_class_names_never_shadow_imports_or_keywords(network: str, tmp_path: Pa
     _same_in_both(text, tmp_path, f"c_{network}")
 
 
-def test_a_hostile_aux_name_never_runs(tmp_path: Path) -> None:
+def test_a_hostile_aux_name_never_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The aux key of issue 19 is refused by check, so neither build nor compile ever sees it."""
     key = 'a" + str(getattr(__import__("os"), "system")("touch PWNED")) + "b'
     text = _spec("  f: conv2d 4 1x1\n  g: global_avgpool\n") + f"aux:\n  '{key}': {{tap: f, head: [global_avgpool]}}\n"
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     for call in (archspec.check, archspec.build):
         with pytest.raises(archspec.SpecError) as e:
             call(text)
@@ -374,8 +374,9 @@ def test_stale_temporary_files_are_cleaned(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.py", live.name, other.name])
 
 
-def test_a_cli_argument_is_always_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    os.chdir(tmp_path)
+def test_a_cli_argument_is_always_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert main(["check", "nope.txt"]) == 2
     assert "no such file: nope.txt" in capsys.readouterr().err
     assert main(["check", "archspec: 1"]) == 2
@@ -408,8 +409,8 @@ def test_api_misuse_is_a_type_error_naming_the_argument(call, argument: str) -> 
         call()
 
 
-def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     class Payload:
         def __reduce__(self) -> tuple:
             return (os.system, ("touch PWNED",))
@@ -418,7 +419,7 @@ def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Pa
     torch.save({"fc.weight": Payload()}, bad)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     for path in (bad, junk):
         assert main(["compile", str(TINY), "-o", str(tmp_path / "t.py"), "--weights", str(path)]) == 2
         err = capsys.readouterr().err
@@ -453,8 +454,8 @@ def test_labels_cannot_break_tables_or_diagrams(tmp_path: Path, capsys: pytest.C
         pytest.skip("Graphviz's dot is not installed")
 
 
-def test_a_missing_path_given_to_the_api_is_no_such_file(tmp_path: Path) -> None:
-    os.chdir(tmp_path)
+def test_a_missing_path_given_to_the_api_is_no_such_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(archspec.SpecError, match="no such file: nope.txt") as e:
         archspec.check("nope.txt")
     assert e.value.code == "io"
