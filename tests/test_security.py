@@ -285,6 +285,30 @@ def test_nested_unnamed_lists_expand(tmp_path: Path) -> None:
     assert sum(1 for _, d in report.graph.nodes(data=True) if d["op"] == "relu") == n
 
 
+def test_node_ids_are_found_in_linear_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: n nested lists that all give their op the same path look up a bounded
+    number of candidate ids per op (the search used to restart at suffix 1: n²/2 lookups)."""
+    from archspec import graph
+
+    lookups = [0]
+
+    class Counting(set):
+        def __contains__(self, item: object) -> bool:
+            lookups[0] += 1
+            return super().__contains__(item)
+
+    init = graph.Expander.__init__
+
+    def counting_init(self, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)
+        self._ids = Counting(self._ids)
+
+    monkeypatch.setattr(graph.Expander, "__init__", counting_init)
+    n = 2000
+    archspec.check(_spec("  - [" + ", ".join(["[relu]"] * n) + "]\n  - global_avgpool\n"))
+    assert 0 < lookups[0] <= 4 * n
+
+
 def test_compile_never_runs_the_network_at_the_spec_size(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Writing the file probes layers at the smallest accepted size: a 16384×16384 spec allocates
     nothing of its size (it used to take gigabytes, then fail)."""
