@@ -61,20 +61,27 @@ def _quote(text: str) -> str:
     return '"' + r[1:-1] + '"' if r.startswith("'") and '"' not in text else r
 
 
-def text_literal(text: str) -> str:
+def text_literal(text: str, indent: int = 0) -> str:
     """A Python string literal whose value is ``text``: the only way spec text reaches generated code.
 
     Plain text (printable, UTF-8 encodable, no backslash, no triple quote, no quote at either end)
     is written between triple quotes, as a docstring reads best; anything else by ``ascii()``, which
-    escapes quotes, backslashes, control characters and lone surrogates alike.
+    escapes quotes, backslashes, control characters and lone surrogates alike (text of several
+    lines as one ``ascii()`` literal per line in parentheses, ``indent`` spaces in).
     """
     try:
         text.encode("utf-8")
+        plain = (all(line.isprintable() for line in text.split("\n")) and "\\" not in text
+                 and '"""' not in text and not text.startswith('"') and not text.endswith('"'))
     except UnicodeEncodeError:
+        plain = False
+    if plain:
+        return f'"""{text}"""'
+    lines = text.splitlines(keepends=True)
+    if len(lines) < 2:
         return ascii(text)
-    plain = (all(line.isprintable() for line in text.split("\n")) and "\\" not in text and '"""' not in text
-             and not text.startswith('"') and not text.endswith('"'))
-    return f'"""{text}"""' if plain else ascii(text)
+    pad = " " * (indent + 4)
+    return "(\n" + "".join(f"{pad}{ascii(line)}\n" for line in lines) + " " * indent + ")"
 
 
 # ---- expressions and their layout --------------------------------------------------------------
@@ -218,7 +225,7 @@ class Helper:
     def source(self) -> list[str]:
         args = ", ".join(f"{c}: nn.Module" for c in self.children)
         lines = [f"class {self.name}(nn.Module):",
-                 "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}."), "",
+                 "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}.", 4), "",
                  f"    def __init__(self, {args}) -> None:", "        super().__init__()"]
         lines += [f"        self.{c} = {c}" for c in self.children]
         lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
@@ -692,7 +699,7 @@ class Writer:
 
     # ---- the file ------------------------------------------------------------------------------
     def class_source(self, class_name: str, doc: str) -> str:
-        lines = [f"class {class_name}(nn.Module):", "    " + text_literal(doc), "", *self.init_lines(), "",
+        lines = [f"class {class_name}(nn.Module):", "    " + text_literal(doc, 4), "", *self.init_lines(), "",
                  *self.forward_lines()]
         return "\n".join(lines)
 

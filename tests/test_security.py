@@ -485,3 +485,17 @@ def test_a_missing_path_given_to_the_api_is_no_such_file(tmp_path: Path, monkeyp
     assert e.value.code == "io"
     with pytest.raises(archspec.SpecError, match="mapping at the top level, not a list"):
         archspec.check("[1, 2]")
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """A file name with a byte that is not UTF-8 (a lone surrogate in Python) reaches the page of
+    `render` and the docstring of `compile` escaped, never as a UnicodeEncodeError."""
+    import shutil
+
+    spec = tmp_path / os.fsdecode(b"net\xff.yaml")
+    spec.write_text(TINY.read_text())
+    assert main(["compile", str(spec), "-o", str(tmp_path / "net.py")]) == 0
+    assert "net\\udcff.yaml" in (tmp_path / "net.py").read_text()
+    if shutil.which("dot"):
+        assert main(["render", str(spec), "-o", str(tmp_path / "net.html")]) == 0
+        assert "net\\udcff.yaml" in (tmp_path / "net.html").read_text()
