@@ -86,7 +86,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         h, w = self.input_size
         return {
-            "name": self.name, "file": self.file, "input_size": [self.input_channels, h, w],
+            "name": self.name, "file": self.file, "input_channels": self.input_channels, "input_size": [h, w],
             "min_input_size": list(self.min_input_size),
             "max_input_size": list(self.max_input_size) if self.max_input_size else None,
             "accepted_input_sizes": self.accepted.describe(),

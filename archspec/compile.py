@@ -10,6 +10,7 @@ computes and returns the main output alone.
 from __future__ import annotations
 
 import copy
+import fnmatch
 from typing import Any
 
 import networkx as nx
@@ -72,6 +73,8 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
         op = REGISTRY[data["op"]]
         if op.train_module:
             path = data["path"] or op.name
+            if any(".".join(path.split(".")[:i]) in taken for i in range(1, path.count(".") + 1)):
+                path = path.replace(".", "_")  # under a layer (c.0 beside layer c): never a child of that layer
             base, n = path, 1
             while path in taken or _occupied(root, path):
                 n += 1
@@ -209,11 +212,28 @@ def class_name_of(spec_name: str) -> str:
     return "".join(p.capitalize() for p in spec_name.split("_")) or "Network"
 
 
+def init_schemes(graph: nx.DiGraph) -> dict[str, Any]:
+    """Module path → the ``init:`` scheme of its op: a module-path pattern that matches it (the most
+    specific), else its op name; each looked up in the innermost block's table first, the spec's last."""
+    tables = graph.graph.get("init", {})
+    schemes: dict[str, Any] = {}
+    for _, data in graph.nodes(data=True):
+        if data["op"] == "input" or not REGISTRY[data["op"]].stateful:
+            continue
+        chain = [tables.get(name, {}) for name, _ in reversed(data["blocks"])] + [tables.get("", {})]
+        patterns = (s for t in chain for key, s in t.items()
+                    if ("." in key or "*" in key) and fnmatch.fnmatchcase(data["path"], key))
+        scheme = next(patterns, None) or next((t[data["op"]] for t in chain if data["op"] in t), None)
+        if scheme is not None:
+            schemes[data["path"]] = scheme
+    return schemes
+
+
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
     root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
-    initialize(root)
+    initialize(root, init_schemes(graph))
     outputs = graph.graph["outputs"]
     class_name = class_name_of(graph.graph["name"])
     main = {"logits": outputs["logits"]}

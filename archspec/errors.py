@@ -93,15 +93,6 @@ class SpecError(Exception):
         return text
 
 
-def printable(text: str) -> str:
-    """``text`` safe to print: characters that are not printable (control characters such as ESC,
-    newlines, lone surrogates) are written as Python escapes (``\\x1b``, ``\\n``, ``\\udc80``)."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
 @dataclass(frozen=True)
 class SpecWarning:
     """Something legal but likely unintended, located like an error; ``strict`` checks raise it."""
@@ -118,6 +109,15 @@ class SpecWarning:
 
     def error(self) -> SpecError:
         return SpecError(self.message, self.loc, code=self.code, hint=self.hint)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: characters that are not printable (control characters such as ESC,
+    newlines, lone surrogates) are written as Python escapes (``\\x1b``, ``\\n``, ``\\udc80``)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

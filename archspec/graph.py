@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.shortform import Ref, Scope, ShortForms
+from archspec.shortform import Ref, Scope, ShortForms, referenced_params
 from archspec.spec.load import YamlPath
 from archspec.spec.model import (
     BlockRef,
@@ -40,6 +40,8 @@ from archspec.spec.model import (
     OpLong,
     ResidualNode,
     ScaleSpec,
+    TensorInit,
+    name_of_copy,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
 
@@ -175,8 +177,27 @@ class Expander:
         self.graph.graph["input"] = spec.input
         self.graph.graph["units"] = self.units
         self.graph.graph["block_labels"] = {n: e.definition.label or n for n, e in self.resolved.blocks.items()}
+        self.graph.graph["init"] = self.init_tables()
         self.graph.graph["file"] = source.file
         return self.graph
+
+    def init_tables(self) -> dict[str, dict[str, TensorInit]]:
+        """The ``init:`` tables: the spec's under "", each block's under its name; op names checked."""
+        tables = {"": (self.resolved.spec.init, self.resolved.source, ("init",))}
+        for name, entry in self.resolved.blocks.items():
+            tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
+        out: dict[str, dict[str, TensorInit]] = {}
+        for name, (table, source, yp) in tables.items():
+            for op in table:
+                if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
+                    continue
+                if op not in REGISTRY or not REGISTRY[op].stateful:
+                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful)
+                    raise SpecError(f"init: {op!r} is not an op with weights", source.loc(yp + (op,), key=True),
+                                    code="unknown-op", hint=did_you_mean(op, with_weights) or
+                                    f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)")
+            out[name] = {op: s if isinstance(s, TensorInit) else TensorInit(weight=s) for op, s in table.items()}
+        return out
 
     def _schedule_after(self, tap: str, head: list[str]) -> None:
         """Order an aux head right after the node it taps, as hand-written networks compute it
@@ -201,8 +222,9 @@ class Expander:
             written = self.written_repeat(node, yp, scope)
             if written is not None:
                 path = _join(prefix, seg)
+                pattern = None if isinstance(node, str) else node.names
                 for i in range(written):
-                    x = self.node(node, yp, scope, x, path, None, i, once=True)
+                    x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
                 return x
         if scope.unit is None and _is_group(node, name):
             return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg), once)
@@ -221,8 +243,8 @@ class Expander:
             return self.residual(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, GateNode):  # a module of its own in the references: named like an op
             return self.gate(node, yp, scope, x, _join(prefix, seg))
-        if isinstance(node, IfNode):
-            return self.conditional(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, IfNode):  # transparent: the chosen node stands where the if stands, with its name or index
+            return self.conditional(node, yp, scope, x, prefix, name, index)
         if isinstance(node, OpLong):
             loc = scope.source.loc(yp)
             raw = dict(node.model_extra or {})
@@ -272,8 +294,10 @@ class Expander:
                 index += 1
                 continue
             repeat = self.repeat_of(member, myp, scope)
-            for _ in range(repeat):
-                x = self.node(member, myp, scope, x, prefix, None, index, once=True)
+            pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            for k in range(repeat):
+                copy_name = name_of_copy(pattern, k) if pattern else None
+                x = self.node(member, myp, scope, x, prefix, copy_name, index, once=True)
                 index += 1
         return x
 
@@ -338,15 +362,21 @@ class Expander:
         return self.add("mul", REGISTRY["mul"].Params(), _join(path, "mul"), scope.source.loc(yp + ("gate",), key=True),
                         [x, g], scope)
 
-    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
+                    index: int | None) -> str:
         cond = self.forms.subst_value(node.cond, yp + ("if",), scope)
         if not isinstance(cond, bool):
             raise SpecError(f"'if' needs true or false, got {cond!r}", scope.source.loc(yp + ("if",)), code="param",
                             hint="pass the block parameter as true or false, e.g. projection=true")
         chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
+        skipped = node.otherwise if cond else node.then
+        if scope.used is not None and skipped is not None:
+            # a parameter written in the branch not taken is used: a block's optional parts need their
+            # parameters whether or not this instance has them
+            scope.used |= referenced_params(skipped)
         if chosen is None:
             return x
-        return self.node(chosen, yp + (key,), scope, x, prefix, None, None)
+        return self.node(chosen, yp + (key,), scope, x, prefix, name, index)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:

@@ -92,8 +92,9 @@ def frames_of(graph: nx.DiGraph, node: str) -> tuple[Frame, ...]:
 
 
 def dot_text(text: str) -> str:
-    """A label from the spec with its control characters escaped (a NUL would end a DOT string, a newline
-    would break the page); graphviz.escape then doubles backslashes and the graphviz package quotes."""
+    """A label from the spec as DOT text: control characters escaped (a NUL ends a DOT string). Every
+    label then goes through ``graphviz.escape``, which doubles backslashes (a trailing one would
+    escape the closing quote), so they are not doubled here."""
     return printable(text)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.expr import ExprError, evaluate
@@ -54,6 +55,26 @@ class Ref:
     loc: Loc
     fixed: bool = False  # keeps its channels under the width multiplier
     repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
+
+
+def referenced_params(node: Any) -> set[str]:
+    """Every name a node's text refers to as ``$name`` or inside ``${...}`` (without expanding it)."""
+    found: set[str] = set()
+    todo = [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            found.update(_PARAM.findall(item))
+            for expr in _EXPR.findall(item):
+                found.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, BaseModel):
+            todo.extend(getattr(item, name) for name in type(item).model_fields)
+            todo.extend((item.model_extra or {}).values())
+    return found
 
 
 @dataclass

@@ -123,3 +123,41 @@ def test_a_whole_chain_repeats_with_copies_named_like_block_instances() -> None:
         return F.hardsigmoid(x)
 
     assert_same(net, reference)
+
+
+@pytest.mark.parametrize("net, fragment", [
+    ("network:\n  - f: {a: conv2d 8 3x3, c: relu}\n", "f: {chain: {...}}"),      # a nested mapping of parts
+    ("network:\n  - {a: conv2d 8 3x3, c: relu}\n", "chain: {a: ..., c: ...}"),    # several keys, no keyword
+    ("network:\n  - c: conv2d 8 3x3\n  - residual: {body: [adaptive_avgpool 1x1, conv2d 8 1x1, sigmoid]}\n",
+     "write gate:"),                                                              # a gate written as a residual
+])
+def test_hints_say_how_to_write_it(net: str, fragment: str) -> None:
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + net)
+    assert fragment in str(e.value)
+
+
+def test_repeats_named_after_a_pattern() -> None:
+    net = ("network:\n  - c: conv2d 4 3x3\n  - block1: {chain: [conv2d 4 3x3 p1, relu], repeat: 3, names: \"layer{n}\"}\n"
+           "  - {chain: [conv2d 4 1x1], repeat: 2, names: \"x{i}\"}\n")
+    keys = {k.rsplit(".", 1)[0] for k in archspec.build(HEADER + net).state_dict()}
+    assert keys == {"c", "block1.layer1.0", "block1.layer2.0", "block1.layer3.0", "x0.0", "x1.0"}
+    for bad in ("bad{k}", "{n}x", "no_field"):
+        with pytest.raises(archspec.SpecError):
+            archspec.check(HEADER + f"network:\n  - {{chain: [conv2d 4 1x1], repeat: 2, names: \"{bad}\"}}\n")
+
+
+def test_channel_slice_and_shuffle() -> None:
+    net = ("network:\n  - c: conv2d 8 3x3\n  - concat:\n      - channel_slice 0 4\n"
+           "      - [channel_slice 4 8, b: conv2d 4 1x1]\n  - channel_shuffle 2\n")
+
+    def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, sd["c.weight"], sd["c.bias"])
+        y = torch.cat([y[:, :4], F.conv2d(y[:, 4:], sd["b.weight"], sd["b.bias"])], 1)
+        n, c, h, w = y.shape  # ShuffleNet's shuffle written out: 2 groups of 4 channels, interleaved
+        return y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    assert_same(net, reference)
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + "network:\n  - conv2d 8 3x3\n  - channel_slice 4 9\n")
+    assert e.value.code == "shape" and "4:9" in e.value.message

@@ -219,3 +219,20 @@ def test_then_with_a_repeat_applies_every_copy() -> None:
 
     assert_same("network:\n  - c: conv2d 4 3x3\n  - residual: {body: [r: conv2d 4 3x3 p1], then: tanh * 2}\n",
                 reference)
+
+
+# ---- found by the differential fuzzer ---------------------------------------------------------------
+def test_an_if_item_of_a_list_keeps_its_index() -> None:
+    net = "network:\n  - c: conv2d 4 3x3\n  - {if: true, then: conv2d 4 1x1}\n  - {if: false, then: relu, else: tanh}\n"
+    model = _model(net)
+    assert sorted(model.state_dict()) == ["1.bias", "1.weight", "c.bias", "c.weight"]
+    assert_same(net, lambda sd, x: torch.tanh(F.conv2d(F.conv2d(x, sd["c.weight"], sd["c.bias"]),
+                                                       sd["1.weight"], sd["1.bias"])))
+
+
+def test_a_dropout_under_a_layer_s_path_is_not_made_its_child() -> None:
+    net = "network:\n  - c: conv2d 4 3x3\n  - c: [dropout 0.5]\n" if False else \
+        "network:\n  c: conv2d 4 3x3\n  d: [dropout 0.0, relu]\n"
+    model = _model(net)
+    assert not list(model.get_submodule("c").children())
+    assert_same(net, lambda sd, x: torch.relu(F.conv2d(x, sd["c.weight"], sd["c.bias"])))

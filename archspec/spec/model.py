@@ -45,6 +45,8 @@ KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 NAME_JSON_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"  # the same, for JSON Schema (ECMA regex, no \Z; no newline trap there)
+NUMBERED_RE = re.compile(r"\A(?:0|[1-9][0-9]{0,5})\Z")  # a numbered child, as nn.Sequential names them
+MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5})$"  # a module name: either
 # Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
 # its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
@@ -102,7 +104,8 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             "a mapping here must have one of the keys "
             + ", ".join(KEYWORDS)
             + f", or a single key that names its value (got keys {', '.join(map(repr, keys[:4]))})"
-            + (f"; {guesses[0]}" if guesses else "")
+            + (f"; {guesses[0]}" if guesses else "; to name several parts in order, write chain: {" +
+               ", ".join(f"{k}: ..." for k in keys[:3]) + "}")
         )
     name = next(iter(v))
     problem = module_name_problem(name)
@@ -119,9 +122,15 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def module_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a module (a node's key, an aux head), or None when it can."""
+    """Why ``name`` cannot name a module (a node's key, an aux head), or None when it can.
+
+    Besides identifiers, a module may be numbered as ``nn.Sequential`` numbers its children
+    (``"8"``: torchvision's ``layers.8.0``, ``features.1.block.0.0``)."""
+    if isinstance(name, str) and NUMBERED_RE.match(name):
+        return None
     if not isinstance(name, str) or not NAME_RE.match(name):
-        return f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit)"
+        return (f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit; "
+                "or a number without leading zeros, as nn.Sequential numbers its children)")
     if name.startswith("_"):
         return f"{name!r} cannot name a module: names starting with '_' are reserved for PyTorch's internals"
     if name in PYTHON_KEYWORDS:
@@ -137,6 +146,28 @@ def top_level_name_problem(name: str) -> str | None:
     if name in CODEGEN_NAMES:
         return f"{name!r} cannot name a top-level module or an aux head: the compiled forward uses that name"
     return None
+
+
+_PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def check_names_pattern(pattern: str | None) -> str | None:
+    """A repeat's naming pattern: fields {n} and {i} only, and every name it makes a valid module name."""
+    if pattern is None:
+        return None
+    fields = _PATTERN_FIELD.findall(pattern)
+    if not fields or any(f not in ("n", "i") for f in fields):
+        raise ValueError(f"a names pattern uses {{n}} (1, 2, …) or {{i}} (0, 1, …) and nothing else, got {pattern!r}")
+    for k in (0, 1):
+        problem = module_name_problem(name_of_copy(pattern, k))
+        if problem:
+            raise ValueError(problem)
+    return pattern
+
+
+def name_of_copy(pattern: str, k: int) -> str:
+    """The name of copy ``k`` (0-based) of a repeat named by ``pattern``."""
+    return _PATTERN_FIELD.sub(lambda m: str(k + 1 if m.group(1) == "n" else k), pattern)
 
 
 def check_module_name(name: str) -> str:
@@ -181,7 +212,14 @@ class ChainNode(_Strict):
     chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
     repeat: Union[int, str] = Field(1, description="the whole chain this many times in a row, each copy with "
                                                    "its own weights (a number or $param)")
+    names: Union[str, None] = Field(None, description="how repeated copies are named: a pattern with {n} (1, 2, …) "
+                                                      "or {i} (0, 1, …), e.g. 'denselayer{n}'")
     _tag = "<chain>"
+
+    @field_validator("names")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        return check_names_pattern(v)
 
 
 class ConcatNode(_Strict):
@@ -244,7 +282,14 @@ class BlockRef(_Strict):
     block: str = Field(description="the block's name (defined under blocks: or in a used library)")
     params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
     repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
+    names: Union[str, None] = Field(None, description="how repeated instances are named: a pattern with {n} "
+                                                      "(1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'")
     _tag = "<block>"
+
+    @field_validator("names")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        return check_names_pattern(v)
 
 
 Node = TypeAliasType(
@@ -328,6 +373,35 @@ class ScaleSpec(_Strict):
 
 BODIES = ("concat", "residual", "gate", "chain", "op")
 
+InitName = Literal["default", "zeros", "ones", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "xavier_uniform"]
+
+
+class Distribution(_Strict):
+    """A weight drawn from a (truncated) normal distribution with this standard deviation."""
+
+    trunc_normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²) truncated to [-2, 2]")
+    normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Distribution:
+        if (self.trunc_normal is None) == (self.normal is None):
+            raise ValueError("give exactly one of trunc_normal: STD or normal: STD")
+        return self
+
+
+InitValue = Union[InitName, Distribution]
+
+
+class TensorInit(_Strict):
+    """How an op's weight and bias start (BatchNorm: its γ and β)."""
+
+    weight: InitValue = Field("default", description="the weight (BatchNorm: γ)")
+    bias: InitValue = Field("default", description="the bias (BatchNorm: β)")
+
+
+# op name (conv2d, linear, bn) → its scheme; a bare scheme is the weight's
+InitTable = dict[str, Union[InitValue, TensorInit]]
+
 
 class BlockDef(_Strict):
     """A named, reusable block: exactly one body (concat, residual, gate, chain or op) plus parameters."""
@@ -340,6 +414,8 @@ class BlockDef(_Strict):
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
     op: Union[str, None] = Field(None, description="a single op in short form")
+    init: InitTable = Field(default_factory=dict, description="initialisation of the ops in this block's instances, "
+                                                             "per op name (over the spec's init)")
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
@@ -391,6 +467,8 @@ class Spec(_Strict):
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
+    init: InitTable = Field(default_factory=dict, description="initialisation per op name, e.g. "
+                                                             "{conv2d: kaiming_normal_fan_out} (docs/language.md)")
     blocks: dict[BlockName, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.library import ZOO, is_zoo, zoo_path
 from archspec.spec.load import Source, YamlPath, load_file, load_text
 from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
 
@@ -76,7 +77,8 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
     if kind == "misspelt_keyword":
         ctx = err.get("ctx", {})
         return SpecError(f"unknown key {ctx['key']!r}", source.loc(path + (ctx["key"],), key=True), code="schema",
-                         hint=ctx["guess"], path=_dotted(path))
+                         hint=f"{ctx['guess']} To name several parts in order instead, write "
+                              f"{ctx['key']}: {{chain: {{...}}}}", path=_dotted(path))
     if kind == "node_type" and isinstance(err.get("input"), (int, float)) and path and isinstance(path[-1], int):
         return SpecError(msg, source.loc(path), code="schema", path=_dotted(path),
                          hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
@@ -132,6 +134,8 @@ def _looks_like_path(spec: str) -> bool:
 def read(spec: str | Path | Source) -> Source:
     if isinstance(spec, Source):
         return spec
+    if is_zoo(spec):
+        return load_file(zoo_path(str(spec)), str(spec))
     if isinstance(spec, Path) or _looks_like_path(spec):
         return load_file(spec)
     return load_text(spec, "<string>")
@@ -227,12 +231,16 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
         if not rel or "\0" in rel:
             raise SpecError(f"'use' path {rel!r} is empty or holds a NUL byte", loc, code="use",
                             hint="write the path of a block library relative to this file")
-        if os.path.isabs(rel):
+        lib_root = root
+        if is_zoo(rel):  # the one exception to confinement: archspec's own block libraries
+            target, lib_root = zoo_path(rel, loc, library=True), ZOO
+        elif os.path.isabs(rel):
             raise SpecError(f"'use' path {rel!r} is absolute", loc, code="use",
-                            hint="write it relative to this file, inside the spec tree")
-        target = (base / rel).resolve()
+                            hint="write it relative to this file, inside the spec tree, or zoo:blocks/NAME.yaml")
+        else:
+            target = (base / rel).resolve()
         try:
-            target.relative_to(root)
+            target.relative_to(lib_root)
         except ValueError:
             raise SpecError(f"'use' path {rel!r} leaves the spec tree ({root})", loc, code="use",
                             hint="shared blocks must live under the folder of the spec being compiled") from None
@@ -245,7 +253,7 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
             raise SpecError("'use' imports nest too deeply", loc, code="use")
         if not target.is_file():
             raise SpecError(f"'use' file {rel!r} not found (looked for {target})", loc, code="use")
-        display = os.path.relpath(target) if source.path else str(target)
+        display = rel if is_zoo(rel) else os.path.relpath(target) if source.path else str(target)
         lib_source = load_file(target, display)
         if not isinstance(lib_source.data, dict):
             raise SpecError("a block library must be a mapping with 'archspec: 1' and 'blocks:'",
@@ -259,7 +267,7 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
         _check_defaults(lib.defaults, lib_source)
         resolved.library_defaults[lib_source.file] = lib.defaults
         _add_blocks(resolved, lib.blocks, lib_source)
-        _use(resolved, lib.use, lib_source, root, seen, stack + [target], depth + 1)
+        _use(resolved, lib.use, lib_source, lib_root, seen, stack + [target], depth + 1)
 
 
 __all__ = ["resolve", "Resolved", "BlockEntry", "validation_error", "read", "Loc"]
