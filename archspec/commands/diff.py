@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from archspec.cli import common, spec_path
+from archspec.commands.args import common, spec_path
 
 if TYPE_CHECKING:
     from archspec.diff import Diff

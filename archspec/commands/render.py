@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archspec.cli import common, overrides_of
+from archspec.commands.args import common, overrides_of
 from archspec.errors import Loc, SpecError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".html": "html", ".dot": None, ".gv": None}
