@@ -16,11 +16,11 @@ import networkx as nx
 
 from archspec.errors import SpecError, SpecWarning
 from archspec.graph import Unit, expand
-from archspec.shapes import MAX_PARAMS, infer_shapes, shaped_ops
+from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes, shaped_ops
 from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
 from archspec.spec.model import top_level_name_problem
-from archspec.spec.resolve import resolve
+from archspec.spec.resolve import Resolved, resolve
 from archspec.symbolic import Shape
 
 SpecLike = str | Path | Source
@@ -133,15 +133,22 @@ def _check_value_names(graph: nx.DiGraph) -> None:
             raise SpecError(problem, d["loc"], code="name", hint=f"rename it, e.g. {path}_1")
 
 
+def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
+                 ) -> tuple[Resolved, nx.DiGraph, ShapeInfo]:
+    """The front half of the pipeline, in one place: resolve → expand → shapes (what check, render and
+    summary all start from)."""
+    _check_arguments(spec, overrides, max_params)
+    resolved = resolve(spec, overrides)
+    graph = expand(resolved)
+    _check_value_names(graph)
+    return resolved, graph, infer_shapes(graph, max_params=max_params)
+
+
 def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
             strict: bool = False) -> tuple[nx.DiGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
-    _check_arguments(spec, overrides, max_params)
     with _gc_paused():
-        resolved = resolve(spec, overrides)
-        graph = expand(resolved)
-        _check_value_names(graph)
-        info = infer_shapes(graph, max_params=max_params)
+        _, graph, info = shaped_graph(spec, overrides, max_params)
         report = _report(graph, info.min_size, info.outputs)
         report.accepted = info.accepted["logits"]
         report.train_accepted = accepted(graph, graph.graph["outputs"].values())

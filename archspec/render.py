@@ -29,7 +29,7 @@ import networkx as nx
 
 from archspec.errors import SpecError, did_you_mean, printable
 from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
+from archspec.shapes import MAX_PARAMS, inputs_of, ordered
 from archspec.symbolic import Shape
 
 # Fill colours by Op.kind, plus "block" (a closed block instance) and "io" (inputs and outputs).
@@ -414,12 +414,9 @@ def render_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *,
                 expand: bool = False, depth: int | None = None, symbolic: bool = False, primitives: bool = False,
                 fold: bool = True, max_params: int = MAX_PARAMS) -> graphviz.Digraph:
     """Check a spec (SpecError on any mistake, as ``check`` does) and draw it."""
-    from archspec.graph import expand as expand_spec
-    from archspec.spec.resolve import resolve
+    from archspec.api import shaped_graph
 
-    resolved = resolve(spec, overrides)
-    graph = expand_spec(resolved)
-    infer_shapes(graph, max_params=max_params)
+    resolved, graph, _ = shaped_graph(spec, overrides, max_params)
     if block is not None and not block_instances(graph, block):
         entry = resolved.blocks.get(block)
         if entry is not None:
