@@ -29,6 +29,7 @@ ERROR_CODES: dict[str, str] = {
     "override": "a --set override names a key that does not exist or has a bad value",
     "io": "a file cannot be read or written",
     "weights": "a --weights file does not fit the network (missing or unexpected keys, other shapes)",
+    "import": "archspec import cannot express a PyTorch module as a spec (an op, control flow or connectivity)",
 }
 
 
