@@ -26,6 +26,7 @@ COMMANDS = {
     "schema": "schema",
     "compile": "compile",
     "export": "export",
+    "import": "import_",
 }
 
 

@@ -201,7 +201,7 @@ class Emitter:
             split.append((key, items))
             split += [(None, [t]) for t in tail]
         out = E("list")
-        for key, items in split:
+        for _key, items in split:
             node: Node = items[0] if len(items) == 1 else Chain(items)
             e, idx = self.place(node, prefix, len(out.items))
             if idx is not None:

@@ -90,7 +90,7 @@ class Recover:
         self.seen: dict[int, int] = {}
 
     def refuse(self, prim: Prim, message: str) -> ImportRefused:
-        return ImportRefused(message, node=prim.node, module=prim.path)
+        return ImportRefused(message, node=prim.node, module=prim.path, source=prim.source)
 
     def fork(self, ids: list[int]) -> int:
         """The nearest value dominating all of ``ids``: where the branches split."""
@@ -120,7 +120,10 @@ class Recover:
             p = self.prims[cur]
             if p.op == "input":
                 raise self.refuse(self.prims[end], "a branch reaches the input without passing its fork")
-            self.seen[cur] = self.seen.get(cur, 0) + 1
+            if self.seen.get(cur):
+                raise self.refuse(p, "this value feeds more than one branch or merge (dense connectivity, a "
+                                  "value reused after a merge): a branch graph cannot express it")
+            self.seen[cur] = 1
             if p.op == "concat":
                 fork = self.fork(p.inputs)
                 items.append(Concat([self.chain(i, fork) for i in p.inputs]))

@@ -60,6 +60,7 @@ class Prim:
     inputs: list[int] = field(default_factory=list)
     node: str = ""  # the fx node's name, for messages
     stateful: bool = False  # has weights or buffers: its path must be reproduced
+    source: tuple[str, int] | None = None  # the source line that made it, when torch knows it
 
 
 def _source_of(node: fx.Node) -> tuple[str, int] | None:
@@ -142,7 +143,7 @@ class Converter:
     def add(self, node: fx.Node, op: str, params: dict[str, Any] | None = None, inputs: list[int] | None = None,
             path: str | None = None, stateful: bool = False) -> int:
         prim = Prim(len(self.prims), op, params or {}, path, inputs if inputs is not None else [self.input(node, 0)],
-                    node.name, stateful)
+                    node.name, stateful, _source_of(node))
         self.prims.append(prim)
         self.value[node] = prim.id
         self.fx_node[prim.id] = node
@@ -188,35 +189,10 @@ class Converter:
         if isinstance(m, nn.Identity):
             self.value[node] = self.input(node, 0)
         elif type(m) is nn.Conv2d:
-            if m.padding_mode != "zeros":
-                raise self.refuse(node, f"Conv2d with padding_mode={m.padding_mode!r}; archspec pads with zeros")
-            padding = m.padding
-            if isinstance(padding, str):
-                if padding == "valid":
-                    padding = (0, 0)
-                else:
-                    total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True)]
-                    if any(t % 2 for t in total):
-                        raise self.refuse(node, "Conv2d padding='same' with an even kernel pads unevenly")
-                    padding = tuple(t // 2 for t in total)
-            self.add(node, "conv2d", {"out": m.out_channels, "kernel": _pair(m.kernel_size),
-                                      "stride": _pair(m.stride), "padding": _pair(padding),
-                                      "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None},
-                     path=self._need(node, path), stateful=True)
+            self.conv(node, m, path)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m).__name__ in (
                 "BatchNorm2d", "BatchNorm1d", "BatchNormAct2d"):
-            if not m.track_running_stats or m.momentum is None:
-                raise self.refuse(node, "BatchNorm without running statistics (or with cumulative momentum)")
-            self.add(node, "bn", {"eps": float(m.eps), "momentum": float(m.momentum), "affine": bool(m.affine)},
-                     path=self._need(node, path), stateful=True)
-            drop, act = getattr(m, "drop", None), getattr(m, "act", None)
-            if drop is not None and not isinstance(drop, nn.Identity):
-                raise self.refuse(node, f"{type(m).__name__} with a dropout ({type(drop).__name__}) inside")
-            if act is not None and not isinstance(act, nn.Identity):
-                name = ACTIVATIONS.get(type(act))
-                if name is None or (isinstance(act, nn.GELU) and act.approximate != "none"):
-                    raise self.refuse(node, f"{type(m).__name__} with activation {type(act).__name__}")
-                self.add(node, name, inputs=[self.value[node]])
+            self.batchnorm(node, m, path)
         elif type(m) in ACTIVATIONS:
             if isinstance(m, nn.GELU) and m.approximate != "none":
                 raise self.refuse(node, "GELU with approximate='tanh'; archspec's gelu is exact")
@@ -250,6 +226,37 @@ class Converter:
         else:
             raise self.refuse(node, f"no archspec op for module {type(m).__module__}.{type(m).__name__}",
                               hint="see docs/import.md for the modules archspec import knows")
+
+    def conv(self, node: fx.Node, m: nn.Conv2d, path: str | None) -> None:
+        if m.padding_mode != "zeros":
+            raise self.refuse(node, f"Conv2d with padding_mode={m.padding_mode!r}; archspec pads with zeros")
+        padding = m.padding
+        if isinstance(padding, str):
+            if padding == "valid":
+                padding = (0, 0)
+            else:
+                total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True)]
+                if any(t % 2 for t in total):
+                    raise self.refuse(node, "Conv2d padding='same' with an even kernel pads unevenly")
+                padding = tuple(t // 2 for t in total)
+        self.add(node, "conv2d", {"out": m.out_channels, "kernel": _pair(m.kernel_size),
+                                  "stride": _pair(m.stride), "padding": _pair(padding),
+                                  "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None},
+                 path=self._need(node, path), stateful=True)
+
+    def batchnorm(self, node: fx.Node, m: Any, path: str | None) -> None:
+        if not m.track_running_stats or m.momentum is None:
+            raise self.refuse(node, "BatchNorm without running statistics (or with cumulative momentum)")
+        self.add(node, "bn", {"eps": float(m.eps), "momentum": float(m.momentum), "affine": bool(m.affine)},
+                 path=self._need(node, path), stateful=True)
+        drop, act = getattr(m, "drop", None), getattr(m, "act", None)
+        if drop is not None and not isinstance(drop, nn.Identity):
+            raise self.refuse(node, f"{type(m).__name__} with a dropout ({type(drop).__name__}) inside")
+        if act is not None and not isinstance(act, nn.Identity):
+            name = ACTIVATIONS.get(type(act))
+            if name is None or (isinstance(act, nn.GELU) and act.approximate != "none"):
+                raise self.refuse(node, f"{type(m).__name__} with activation {type(act).__name__}")
+            self.add(node, name, inputs=[self.value[node]])
 
     def _need(self, node: fx.Node, path: str | None) -> str:
         if path is None:
