@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.importer.structure import Chain, Concat, Node, Op, Residual, paths
-from archspec.importer.trace import ImportRefused
+from archspec.importer.trace import ImportRefused, Prim
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
@@ -113,7 +113,10 @@ class Emitter:
             node = node.items[0]
         rel = [_seg(p, prefix) for p in paths(node)]
         firsts = {r.split(".", 1)[0] for r in rel}
+        composites = {_seg(p, prefix) for p in composite_paths(node)}
         if isinstance(node, Op):
+            if rel and rel[0] == "" and node.prim.op == "conv":
+                return _unfused(node), None
             if not rel or rel[0] == "":
                 return E("op", op=node), None
             first, _, rest = rel[0].partition(".")
@@ -123,7 +126,7 @@ class Emitter:
                 return E("op", name=self._name(first, prefix), op=node), None
             inner = self.as_list(Chain([node]), _join(prefix, first))
             return self._owned(inner, node, prefix, first)
-        if len(firsts) == 1 and "" not in firsts and all("." in r for r in rel):
+        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel):
             (first,) = firsts
             at = _join(prefix, first)
             if isinstance(node, Chain):
@@ -214,6 +217,30 @@ class Emitter:
                                       _join(prefix, idx))
             out.items.append(e)
         return out
+
+
+def composite_paths(node: Node) -> list[str]:
+    if isinstance(node, Op):
+        return [node.path] if node.path and node.prim.op == "conv" else []
+    if isinstance(node, Chain):
+        return [p for x in node.items for p in composite_paths(x)]
+    if isinstance(node, Concat):
+        return [p for b in node.branches for p in composite_paths(b)]
+    return composite_paths(node.body) + (composite_paths(node.shortcut) if node.shortcut else [])
+
+
+def _unfused(op: Op) -> E:
+    """A composite conv whose own path is its container's: its Conv2d and BatchNorm named `conv` and
+    `bn` in the container, as the source has them (a composite cannot be named by an empty key)."""
+    p = op.prim.params
+    conv = Prim(op.prim.id, "conv2d", {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups",
+                                                         "bias")}, None, [], op.prim.node, True)
+    bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node,
+              True)
+    items = [E("op", name="conv", op=Op(conv)), E("op", name="bn", op=Op(bn))]
+    if p["act"] != "none":
+        items.append(E("op", op=Op(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
+    return E("list", items=items)
 
 
 # ---- blocks: structure keys and parameters ---------------------------------------------------
