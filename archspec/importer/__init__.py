@@ -118,8 +118,17 @@ def _fold(items: list[Any]) -> list[Any]:
     return [f"{x} * {n}" if n > 1 else x for x, n in zip(out, counts, strict=True)]
 
 
-def _classes(model: Any) -> dict[str, str]:
-    return {path: type(m).__name__ for path, m in model.named_modules()}
+def _classes(model: Any) -> dict[str, tuple[str, str]]:
+    """Module path → (block name, label): the module's class, or for a network archspec built, the
+    block and label its spec gave the instance."""
+    out = {path: (type(m).__name__, type(m).__name__) for path, m in model.named_modules()}
+    report = getattr(model, "archspec_report", None)
+    if report is not None and report.graph is not None:
+        labels = {r.path: r.label for r in report.rows}
+        for _, d in report.graph.nodes(data=True):
+            for block, path in d.get("blocks") or ():
+                out[path] = (block, labels.get(path, block))
+    return out
 
 
 def _unreached(model: Any, prims: list[Any], reached: set[str]) -> None:
@@ -138,12 +147,17 @@ def _unreached(model: Any, prims: list[Any], reached: set[str]) -> None:
 def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
             input_size: tuple[int, int] = (224, 224)) -> Imported:
     """The spec text of a module, unverified: see :func:`import_module`."""
-    was_training = model.training
-    model.eval()
-    try:
-        gm = trace(model)
-    finally:
-        model.train(was_training)
+    import torch.fx as fx
+
+    if isinstance(model, fx.GraphModule):  # built by archspec (or traced already): its graph is the truth
+        gm = model
+    else:
+        was_training = model.training
+        model.eval()
+        try:
+            gm = trace(model)
+        finally:
+            model.train(was_training)
     conv = Converter(gm)
     prims = conv.run()
     if conv.output is None:

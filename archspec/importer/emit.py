@@ -83,8 +83,9 @@ class E:
 @dataclass
 class Instance:
     path: str
-    cls: str
+    cls: str  # the label: the source module's class name
     body: E  # a concat, residual or list emitted at the instance's path
+    base: str = "block"  # the block name it suggests
     block: Block | None = None
     args: dict[str, str] = field(default_factory=dict)
 
@@ -99,8 +100,8 @@ class Block:
 
 
 class Emitter:
-    def __init__(self, classes: dict[str, str]) -> None:
-        self.classes = classes  # module path → class name
+    def __init__(self, classes: dict[str, tuple[str, str]]) -> None:
+        self.classes = classes  # module path → (block name, label): the module's class
         self.instances: list[Instance] = []
 
     def refuse(self, message: str, path: str | None = None) -> ImportRefused:
@@ -146,7 +147,8 @@ class Emitter:
         return E("list", name=self._name(first, prefix), items=inner.items), None
 
     def _instance(self, body: E, at: str, first: str | None = None, prefix: str = "") -> Any:
-        inst = Instance(at, self.classes.get(at, "Block"), body)
+        name, label = self.classes.get(at, ("block", "Block"))
+        inst = Instance(at, label, body, base=name)
         self.instances.append(inst)
         e = E("inst", inst=inst)
         if first is None:
@@ -326,7 +328,7 @@ def make_blocks(instances: list[Instance]) -> list[Block]:
             key = structure_key(inst.body)
             block = by_key.get(key)
             if block is None:
-                base = _snake(inst.cls)
+                base = _snake(inst.base)
                 name, n = base, 2
                 while name in names:
                     name, n = f"{base}_{n}", n + 1

@@ -310,8 +310,12 @@ class Converter:
                 self.value[node] = ids[0]  # type: ignore[assignment]
             else:
                 self.add(node, "concat", inputs=ids)  # type: ignore[arg-type]
-        elif t in (operator.add, operator.iadd, torch.add):
+        elif t in (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_):
             self.binary_add(node)
+        elif getattr(t, "__module__", None) == "archspec.runtime" and getattr(t, "__name__", "") == "check_input":
+            self.value[node] = self.input(node, 0)  # the input guard of a network archspec built
+        elif t is torch.mean:
+            self.mean(node)
         elif t in (operator.mul, operator.imul, torch.mul):
             self.scale(node)
         elif t is operator.getitem or t is getattr:
@@ -337,10 +341,16 @@ class Converter:
         self.add(node, "flatten")
 
     def binary_add(self, node: fx.Node) -> None:
-        if node.kwargs.get("alpha", 1) != 1 or len(node.args) != 2 or not all(isinstance(a, fx.Node)
-                                                                               for a in node.args):
-            raise self.refuse(node, "an addition with a constant or alpha; archspec adds two branches")
-        self.add(node, "add", inputs=[self.input(node, 0), self.input(node, 1)])
+        alpha = node.kwargs.get("alpha", 1)
+        if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) \
+                or not isinstance(alpha, (int, float)):
+            raise self.refuse(node, "an addition with a constant; archspec adds two branches")
+        second = self.input(node, 1)
+        if alpha != 1:  # torch.add(shortcut, body, alpha=s): the residual form archspec compiles to
+            prim = Prim(len(self.prims), "scale", {"scale": float(alpha)}, None, [second], node.name)
+            self.prims.append(prim)
+            second = prim.id
+        self.add(node, "add", inputs=[self.input(node, 0), second])
 
     def scale(self, node: fx.Node) -> None:
         a, b = node.args[0], node.args[1]
@@ -353,6 +363,16 @@ class Converter:
                                     "or attention); the spec language has no such merge")
         self.value[tensor]  # noqa: B018 - a KeyError would be a bug: traced in order
         self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
+
+    def mean(self, node: fx.Node) -> None:
+        dims = _arg(node, 1, "dim", None)
+        keep = _arg(node, 2, "keepdim", False)
+        if not isinstance(dims, (tuple, list)) or sorted(d % 4 for d in dims) != [2, 3]:
+            raise self.refuse(node, f"mean over dims {dims}; archspec averages over H and W only")
+        if keep:
+            self.add(node, "adaptive_avgpool", {"size": (1, 1)})
+        else:
+            self.add(node, "global_avgpool")
 
     def method(self, node: fx.Node) -> None:
         t = node.target
@@ -369,14 +389,7 @@ class Converter:
         elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):
             pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
         elif t == "mean":
-            dims = _arg(node, 1, "dim", None)
-            keep = _arg(node, 2, "keepdim", False)
-            if dims is None or sorted(d % 4 for d in dims) != [2, 3]:
-                raise self.refuse(node, f"mean over dims {dims}; archspec averages over H and W only")
-            if keep:
-                self.add(node, "adaptive_avgpool", {"size": (1, 1)})
-            else:
-                self.add(node, "global_avgpool")
+            self.mean(node)
         elif t in ("add", "add_"):
             self.binary_add(node)
         elif t in ("mul", "mul_"):
