@@ -38,6 +38,39 @@ class Imported:
         return self.text.count("\n")
 
 
+class _Flow(list):  # type: ignore[type-arg]
+    """A list written on one line: [a, b, c]."""
+
+
+class _FlowMap(dict):  # type: ignore[type-arg]
+    """A mapping written on one line: {a: b}."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+_Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
+FLOW_WIDTH = 80
+
+
+def _styled(value: Any) -> Any:
+    """Short lists of ops and short mappings of scalars on one line, the rest as blocks."""
+    if isinstance(value, list):
+        items = [_styled(v) for v in value]
+        if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= FLOW_WIDTH:
+            return _Flow(items)
+        return items
+    if isinstance(value, dict):
+        items = {k: _styled(v) for k, v in value.items()}
+        flat = all(isinstance(v, (str, int, float, bool)) for v in value.values())
+        if flat and len(", ".join(f"{k}: {v}" for k, v in value.items())) + 2 <= FLOW_WIDTH:
+            return _FlowMap(items)
+        return items
+    return value
+
+
 def _comment(text: str) -> str:
     """A user-derived string made safe for a YAML comment line: printable ASCII, one line."""
     return _UNSAFE.sub("?", text)[:200]
@@ -192,8 +225,8 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     header = [f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
               f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
               "state_dict loads with strict=True."]
-    text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, width=110, default_flow_style=None,
-                                                     allow_unicode=False)
+    text = "\n".join(header) + "\n" + yaml.dump(_styled(doc), Dumper=_Dumper, sort_keys=False, width=110,
+                                                default_flow_style=False, allow_unicode=False)
     params = sum(p.numel() for p in model.parameters())
     return Imported(text, spec_name, len(blocks), params)
 
