@@ -84,7 +84,8 @@ def test_repeats_and_parameters_fold_like_the_hand_written_spec() -> None:
     network = {k: v for item in doc["network"] for k, v in item.items()}
     # layer3: one downsampling bottleneck, then five equal ones folded into a repeat
     assert len(network["layer3"]) == 2 and network["layer3"][1].endswith("* 5")
-    assert len(doc["blocks"]) == 2  # with and without a projection shortcut
+    assert list(doc["blocks"]) == ["bottleneck"]  # one block, its projection shortcut optional
+    assert "projection=true" in network["layer3"][0]
     timm_text = import_module(_timm("inception_v4")(), check=False)
     features = yaml.safe_load(timm_text)["network"][0]["features"]
     assert sum(1 for f in features if f.endswith("* 4")) == 1 and any(f.endswith("* 7") for f in features)
@@ -235,3 +236,23 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
     assert main(["import", f"{model}:Nope"]) == 2
     assert "defines no class or function 'Nope'" in capsys.readouterr().err
     assert main(["import", "torchvision:resnet_nope"]) == 2
+
+
+@pytest.mark.parametrize("stem", ["resnet50", "inception_v4", "inception_resnet_v1"])
+def test_importing_a_built_spec_gives_the_same_design(stem: str) -> None:
+    """import(build(spec)): `diff` finds no block added, removed or changed, and the weights fit."""
+    from archspec.diff import diff
+    from archspec.summary import summarize
+
+    spec = SPECS / f"{stem}.yaml"
+    built = archspec.build(spec)
+    text = import_module(built, name=stem, input_size=built.archspec_report.input_size, check=False)
+    d = diff(summarize(spec), summarize(text))
+    assert [(r.status, r.notes) for r in d.rows if r.status != "same"] == []
+    assert d.params_delta == d.macs_delta == 0
+    archspec.build(text).load_state_dict(built.state_dict(), strict=True)
+
+
+def test_a_built_spec_with_aux_heads_is_refused_not_stripped() -> None:
+    with pytest.raises(ImportRefused, match="never calls: aux1"):
+        import_module(archspec.build(SPECS.parent / "tests" / "specs" / "tiny_aux.yaml"))

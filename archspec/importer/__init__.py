@@ -94,7 +94,7 @@ class _Renderer:
     def __init__(self, defaults: dict[str, dict[str, Any]]) -> None:
         self.defaults = defaults
 
-    def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int]) -> Any:
+    def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool = False) -> Any:
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
@@ -114,7 +114,8 @@ class _Renderer:
         else:  # residual
             body: dict[str, Any] = {"body": self.node(e.items[0], refs, counter)}
             if e.has_shortcut:
-                body["shortcut"] = self.node(e.items[1], refs, counter)
+                shortcut = self.node(e.items[1], refs, counter)
+                body["shortcut"] = {"if": "$projection", "then": shortcut} if optional else shortcut
             if e.scale != 1.0:
                 body["scale"] = e.scale
             if e.then is not None:
@@ -123,19 +124,23 @@ class _Renderer:
         return {e.name: value} if e.name else value
 
     def block(self, block: Any) -> dict[str, Any]:
-        body = block.instances[0].body
+        body = block.template.body
         refs: dict[int, dict[str, str]] = {}
         for (i, k), name in block.slots.items():
             refs.setdefault(i, {})[k] = name
         out: dict[str, Any] = {"label": block.label}
         if block.params:
-            out["params"] = {k: _number(v) for k, v in block.params.items()}
-        value = self.node(body, refs, [0])
+            out["params"] = {k: _param_value(v) for k, v in block.params.items()}
+        value = self.node(body, refs, [0], optional=block.optional)
         if body.kind == "list":
             out["chain"] = value
         else:
             out.update(value)
         return out
+
+
+def _param_value(v: str) -> Any:
+    return {"true": True, "false": False}.get(v, _number(v))
 
 
 def _fold(items: list[Any]) -> list[Any]:
@@ -184,6 +189,8 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
 
     if isinstance(model, fx.GraphModule):  # built by archspec (or traced already): its graph is the truth
         gm = model
+    elif getattr(model, "archspec_report", None) is not None and hasattr(model, "inference"):
+        gm = model.inference()  # archspec-built with aux heads: the eval graph (the heads are refused below)
     else:
         was_training = model.training
         model.eval()

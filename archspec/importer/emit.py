@@ -97,6 +97,13 @@ class Block:
     instances: list[Instance]
     params: dict[str, str] = field(default_factory=dict)  # name → default value (text)
     slots: dict[tuple[int, str], str] = field(default_factory=dict)  # (op index in body, field) → param
+    optional: bool = False  # instances with and without the (same) shortcut: `if: $projection`
+
+    @property
+    def template(self) -> Instance:
+        """The instance the block is written from: with the shortcut, when that is optional."""
+        return next((i for i in self.instances if i.body.has_shortcut), self.instances[0]) if self.optional \
+            else self.instances[0]
 
 
 class Emitter:
@@ -317,24 +324,51 @@ def _height(e: E) -> int:
     return max((_height(x) for x in e.items), default=0)
 
 
+def _loose_key(e: E) -> str | None:
+    """The structure key of a residual body without its shortcut (None for other bodies)."""
+    if e.kind != "residual":
+        return None
+    return structure_key(E("residual", scale=e.scale, then=e.then, items=e.items[:1]))
+
+
+def _new_block(inst: Instance, names: set[str], blocks: list[Block]) -> Block:
+    base = _snake(inst.base)
+    name, n = base, 2
+    while name in names:
+        name, n = f"{base}_{n}", n + 1
+    names.add(name)
+    block = Block(name, inst.cls, [])
+    blocks.append(block)
+    return block
+
+
 def make_blocks(instances: list[Instance]) -> list[Block]:
     """Group instances by structure, innermost first (so an outer block's structure includes its inner
-    instances' final arguments); name blocks after their classes."""
+    instances' final arguments); name blocks after their classes. Residual instances that differ only
+    in having one and the same shortcut or none (ResNet's projection) are one block whose shortcut
+    is `if: $projection`."""
     blocks: list[Block] = []
     names: set[str] = set()
     for height in sorted({_height(i.body) for i in instances}):
+        level = [i for i in instances if _height(i.body) == height]
+        full = {id(i): structure_key(i.body) for i in level}
+        loose: dict[str, set[str]] = {}
+        for i in level:
+            lk = _loose_key(i.body)
+            if lk is not None:
+                loose.setdefault(lk, set()).add(full[id(i)])
         by_key: dict[str, Block] = {}
-        for inst in (i for i in instances if _height(i.body) == height):
-            key = structure_key(inst.body)
+        for inst in level:
+            lk = _loose_key(inst.body)
+            key = full[id(inst)]
+            merged = lk is not None and len(loose[lk]) == 2 and any(
+                not json.loads(k)[4] for k in loose[lk])  # one key with a shortcut, one without
+            if merged:
+                key = "optional:" + str(lk)
             block = by_key.get(key)
             if block is None:
-                base = _snake(inst.base)
-                name, n = base, 2
-                while name in names:
-                    name, n = f"{base}_{n}", n + 1
-                names.add(name)
-                block = by_key[key] = Block(name, inst.cls, [])
-                blocks.append(block)
+                block = by_key[key] = _new_block(inst, names, blocks)
+                block.optional = merged
             block.instances.append(inst)
             inst.block = block
         for block in by_key.values():
@@ -343,47 +377,47 @@ def make_blocks(instances: list[Instance]) -> list[Block]:
 
 
 def _parameterise(block: Block) -> None:
-    """The numbers that differ between the block's instances become its parameters."""
-    first = block.instances[0]
-    ops0 = _ops(first.body)
-    columns: dict[tuple[int, str], list[str]] = {}
+    """The numbers that differ between the block's instances become its parameters (and, for an
+    optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
+    not have) matches any value."""
+    template = block.template
+    ops0 = _ops(template.body)
+    all_ops = [_ops(inst.body) for inst in block.instances]
+    columns: dict[tuple[int, str], list[str | None]] = {}
     for i, op in enumerate(ops0):
         if op is None:
             continue
         for k, v in op.prim.params.items():
             if _parameterisable(k, v):
-                columns[(i, k)] = [_value_text(k, (_ops(inst.body)[i]).prim.params[k])  # type: ignore[union-attr]
-                                   for inst in block.instances]
+                columns[(i, k)] = [_value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None
+                                   else None for ops in all_ops]
     block.params.clear()
     block.slots.clear()
-    by_values: dict[tuple[str, ...], str] = {}
+    values_of: dict[str, list[str | None]] = {}
+    if block.optional:
+        values_of["projection"] = ["true" if inst.body.has_shortcut else "false" for inst in block.instances]
+        block.params["projection"] = values_of["projection"][0]  # type: ignore[assignment]
     for (i, k), values in columns.items():
-        if len(set(values)) == 1:
+        known = {v for v in values if v is not None}
+        if len(known) <= 1:
             continue
-        shared = by_values.get(tuple(values))
+        shared = next((n for n, vs in values_of.items() if n != "projection" and all(
+            a is None or b is None or a == b for a, b in zip(vs, values, strict=True))), None)
         if shared is None:
             op = ops0[i]
             assert op is not None
-            name = _slot_name(op, i, first.path, k)
-            while name in block.params:
-                name += "_"
-            by_values[tuple(values)] = name
-            block.params[name] = values[0]
-            shared = name
+            shared = _slot_name(op, i, template.path, k)
+            while shared in block.params:
+                shared += "_"
+            values_of[shared] = list(values)
+        else:
+            values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
+    for name, vs in values_of.items():
+        block.params[name] = "false" if name == "projection" else next((v for v in vs if v is not None), "")
     for j, inst in enumerate(block.instances):
-        inst.args = {}
-        for (_i, _k), name in block.slots.items():
-            value = by_values_lookup(by_values, name, j)
-            if value != block.params[name]:
-                inst.args[name] = value
-
-
-def by_values_lookup(by_values: dict[tuple[str, ...], str], name: str, j: int) -> str:
-    for values, n in by_values.items():
-        if n == name:
-            return values[j]
-    raise KeyError(name)
+        inst.args = {n: vs[j] for n, vs in values_of.items()  # type: ignore[misc]
+                     if vs[j] is not None and vs[j] != block.params[n]}
 
 
 # ---- rendering ops as short forms ------------------------------------------------------------

@@ -278,21 +278,9 @@ class Converter:
                 raise self.refuse(node, "gelu with approximate='tanh'")
             self.add(node, ACT_FUNCTIONS[t])
         elif t is F.max_pool2d:
-            k = _arg(node, 1, "kernel_size", None)
-            s = _arg(node, 2, "stride", None) or k
-            if _pair(_arg(node, 4, "dilation", 1)) != (1, 1) or _arg(node, 6, "return_indices", False):
-                raise self.refuse(node, "max_pool2d with dilation or return_indices")
-            self.add(node, "maxpool", {"kernel": _pair(k), "stride": _pair(s),
-                                       "padding": _pair(_arg(node, 3, "padding", 0)),
-                                       "ceil": bool(_arg(node, 5, "ceil_mode", False))})
+            self.max_pool(node)
         elif t is F.avg_pool2d:
-            k = _arg(node, 1, "kernel_size", None)
-            if _arg(node, 6, "divisor_override", None) is not None:
-                raise self.refuse(node, "avg_pool2d with divisor_override")
-            self.add(node, "avgpool", {"kernel": _pair(k), "stride": _pair(_arg(node, 2, "stride", None) or k),
-                                       "padding": _pair(_arg(node, 3, "padding", 0)),
-                                       "ceil": bool(_arg(node, 4, "ceil_mode", False)),
-                                       "exclude_pad": not _arg(node, 5, "count_include_pad", True)})
+            self.avg_pool(node)
         elif t is F.adaptive_avg_pool2d:
             self.adaptive(node, _arg(node, 1, "output_size", None), None)
         elif t is torch.flatten:
@@ -324,6 +312,24 @@ class Converter:
             name = getattr(t, "__name__", str(t))
             raise self.refuse(node, f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
                               hint="see docs/import.md for the functions archspec import knows")
+
+    def max_pool(self, node: fx.Node) -> None:
+        k = _arg(node, 1, "kernel_size", None)
+        s = _arg(node, 2, "stride", None) or k
+        if _pair(_arg(node, 4, "dilation", 1)) != (1, 1) or _arg(node, 6, "return_indices", False):
+            raise self.refuse(node, "max_pool2d with dilation or return_indices")
+        self.add(node, "maxpool", {"kernel": _pair(k), "stride": _pair(s),
+                                   "padding": _pair(_arg(node, 3, "padding", 0)),
+                                   "ceil": bool(_arg(node, 5, "ceil_mode", False))})
+
+    def avg_pool(self, node: fx.Node) -> None:
+        k = _arg(node, 1, "kernel_size", None)
+        if _arg(node, 6, "divisor_override", None) is not None:
+            raise self.refuse(node, "avg_pool2d with divisor_override")
+        self.add(node, "avgpool", {"kernel": _pair(k), "stride": _pair(_arg(node, 2, "stride", None) or k),
+                                   "padding": _pair(_arg(node, 3, "padding", 0)),
+                                   "ceil": bool(_arg(node, 4, "ceil_mode", False)),
+                                   "exclude_pad": not _arg(node, 5, "count_include_pad", True)})
 
     def flatten(self, node: fx.Node, start: int, end: int) -> None:
         if (start, end) != (1, -1):
