@@ -101,7 +101,10 @@ class _Renderer:
             value: Any = render_op(e.op, self.defaults, refs.get(i))
         elif e.kind == "inst":
             assert e.inst is not None and e.inst.block is not None
-            args = " ".join(f"{k}={v}" for k, v in e.inst.args.items())
+            mine = refs.get(counter[0], {})
+            counter[0] += 1
+            args = " ".join(f"{k}=${mine[k]}" if k in mine else f"{k}={e.inst.args[k]}"
+                            for k in e.inst.block.params if k in mine or k in e.inst.args)
             value = f"{e.inst.block.name} {args}".strip()
         elif e.kind == "list":
             value = _fold([self.node(x, refs, counter) for x in e.items])

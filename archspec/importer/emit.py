@@ -253,13 +253,13 @@ def _unfused(op: Op) -> E:
 
 
 # ---- blocks: structure keys and parameters ---------------------------------------------------
-def _ops(e: E) -> list[Op | None]:
-    """The ops of an emitted tree in order (None for identity padding), instances excluded."""
+def _ops(e: E) -> list[Any]:
+    """The slots of an emitted tree in order: ops (None for identity padding) and block instances."""
     if e.kind == "op":
         return [e.op]
     if e.kind == "inst":
-        return []
-    out: list[Op | None] = []
+        return [e.inst]
+    out: list[Any] = []
     for x in e.items:
         out += _ops(x)
     return out
@@ -294,7 +294,7 @@ def structure_key(e: E) -> str:
             return [x.name, _form(x.op, _parameterisable)]
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
-            return [x.name, "inst", x.inst.block.name, sorted(x.inst.args.items()), x.repeat]
+            return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut,
                 [walk(i) for i in x.items]]
 
@@ -309,10 +309,19 @@ def _value_text(k: str, v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-def _slot_name(op: Op, i: int, inst_path: str, k: str) -> str:
-    base = _seg(op.path, inst_path).replace(".", "_") if op.path else f"{op.prim.op}{i}"
-    if not base or not NAME.match(base):
-        base = f"{op.prim.op}{i}"
+def _arg_of(inst: Instance, k: str) -> str:
+    assert inst.block is not None
+    return inst.args.get(k, inst.block.params[k])
+
+
+def _slot_name(op: Op | Instance, i: int, inst_path: str, k: str) -> str:
+    if isinstance(op, Instance):
+        rel = _seg(op.path, inst_path).replace(".", "_")
+        name = f"{rel}_{k}"
+        return name if NAME.match(name) else f"b{name}"
+    base = _seg(op.path, inst_path).replace(".", "_") if op.path else ""
+    if not base or not NAME.match(base):  # unnamed, or named by its list index: the op's name
+        base = op.prim.op
     return base + (NUMERIC[k] or ("" if op.prim.op in ("conv", "conv2d", "linear") else "_out"))
 
 
@@ -386,6 +395,12 @@ def _parameterise(block: Block) -> None:
     columns: dict[tuple[int, str], list[str | None]] = {}
     for i, op in enumerate(ops0):
         if op is None:
+            continue
+        if isinstance(op, Instance):
+            assert op.block is not None
+            for k in op.block.params:
+                columns[(i, k)] = [_arg_of(ops[i], k) if i < len(ops) and isinstance(ops[i], Instance) else None
+                                   for ops in all_ops]
             continue
         for k, v in op.prim.params.items():
             if _parameterisable(k, v):
