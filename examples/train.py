@@ -56,6 +56,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, help="where to save (and, with --resume, load) the training state")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch only)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint when it exists")
+    p.add_argument("--weights-from", metavar="SOURCE",
+                   help="start from another network's weights (archspec.transfer: blocks paired as diff pairs "
+                        "them): a saved state_dict, or timm:NAME / torchvision:NAME (pretrained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -228,6 +231,12 @@ def _train(args: argparse.Namespace, ctx: Context) -> tuple[nn.Module, float]:
     overrides = dict(parse_assignment(a) for a in args.overrides)
     model = archspec.build(args.spec, overrides)
     report = model.archspec_report
+    if args.weights_from and not (args.resume and args.checkpoint and args.checkpoint.exists()):
+        from archspec.transfer import transfer, weights_source
+
+        carried = transfer(weights_source(args.weights_from), model)  # the same on every process
+        if ctx.main:
+            print(carried.table(), file=sys.stderr)
     aux_weights: dict[str, float] = dict(getattr(model, "aux_weights", {}))
     model.to(ctx.device)
     data = dataset(args, report.input_channels, report.input_size, report.output_shape[-1])

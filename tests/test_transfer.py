@@ -100,3 +100,21 @@ def test_export_weights_from_a_saved_state_dict(tmp_path, capsys) -> None:
     assert "transferred" in err and "new         features.4." in err and out.exists()
     moved = torch.jit.load(str(out)).state_dict()["features.6.branch1.1.conv.weight"]
     assert torch.equal(moved, source.state_dict()["features.5.branch1.1.conv.weight"])
+
+
+def test_train_starts_from_weights_carried_into_a_variant(tmp_path, capsys) -> None:
+    import sys
+
+    sys.path.insert(0, str(SPECS.parent / "examples"))
+    import train
+
+    spec = SPECS.parent / "tests" / "specs" / "tiny_aux.yaml"
+    source = archspec.build(spec)
+    torch.save(source.state_dict(), tmp_path / "w.pt")
+    quick = ["--batch-size", "4", "--synthetic-size", "16", "--workers", "0", "--no-progress", "--lr", "0.0"]
+    model, _ = train.train(train.parse_args([str(spec), "--set", "network.features.2=res * 3", "--weights-from",
+                                             str(tmp_path / "w.pt"), "--steps", "1", *quick]))
+    assert "new         features.4." in capsys.readouterr().err
+    # lr 0: the carried weights are still the source's (features.5 moved to features.6)
+    assert torch.equal(model.state_dict()["features.6.branch0.conv.weight"],
+                       source.state_dict()["features.5.branch0.conv.weight"])
