@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
-from references import SPECS, perturb_bn
+from references import REFERENCES, SPECS, perturb_bn
 
 import archspec
 from archspec.cli import main
@@ -48,6 +48,7 @@ ROUND_TRIPS = {
     "googlenet": (_tv("googlenet", aux_logits=False, init_weights=True), "googlenet", 224),
     "inception_v3": (_tv("inception_v3", aux_logits=False, init_weights=True), "inception_v3", 299),
     "timm_inception_v4": (_timm("inception_v4"), "inception_v4", 299),
+    "facenet": (REFERENCES["facenet_inception_resnet_v1"], "facenet_inception_resnet_v1", 160),  # x.view(x.shape[0], -1)
     # beyond the zoo: grouped and wide bottlenecks, nested blocks with depthwise convs, fire modules
     "resnext50_32x4d": (_tv("resnext50_32x4d"), None, 224),
     "mobilenet_v2": (_tv("mobilenet_v2"), None, 224),

@@ -306,6 +306,9 @@ class Converter:
             self.mean(node)
         elif t in (operator.mul, operator.imul, torch.mul):
             self.scale(node)
+        elif (t is getattr and node.args[1:] == ("shape",)) or (t is operator.getitem and _is_batch_size(node)):
+            if not all(_feeds_flatten(u) for u in node.users):
+                raise self.refuse(node, "the forward computes with a tensor's shape")
         elif t is operator.getitem or t is getattr:
             raise self.refuse(node, "indexing or attribute access on a traced value (a tuple output, a slice)")
         else:
@@ -389,8 +392,7 @@ class Converter:
         elif t == "flatten":
             self.flatten(node, _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
         elif t in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1 \
-                and isinstance(node.args[1], fx.Node) and node.args[1].op == "call_method" \
-                and node.args[1].target == "size" and node.args[1].args[1:] == (0,):
+                and isinstance(node.args[1], fx.Node) and _is_batch_size(node.args[1]):
             self._flatten_or_pool(node)
         elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):
             pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
@@ -403,6 +405,23 @@ class Converter:
         else:
             raise self.refuse(node, f"no archspec op for tensor method .{t}()",
                               hint="see docs/import.md for the methods archspec import knows")
+
+
+def _is_batch_size(node: fx.Node) -> bool:
+    """x.size(0) or x.shape[0]."""
+    if node.op == "call_method" and node.target == "size":
+        return node.args[1:] == (0,)
+    return (node.op == "call_function" and node.target is operator.getitem and node.args[1:] == (0,)
+            and isinstance(node.args[0], fx.Node) and node.args[0].op == "call_function"
+            and node.args[0].target is getattr and node.args[0].args[1:] == ("shape",))
+
+
+def _feeds_flatten(node: fx.Node) -> bool:
+    """A use of x.shape / x.shape[0] that is part of x.view(x.shape[0], -1)."""
+    if node.op == "call_function" and node.target is operator.getitem:
+        return _is_batch_size(node) and all(_feeds_flatten(u) for u in node.users)
+    return node.op == "call_method" and node.target in ("view", "reshape") and len(node.args) == 3 \
+        and node.args[2] == -1
 
 
 def fuse_composites(prims: list[Prim], output: int) -> None:
