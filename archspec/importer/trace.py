@@ -288,16 +288,7 @@ class Converter:
         elif t is F.dropout:
             self.add(node, "dropout", {"p": float(_arg(node, 1, "p", 0.5))})
         elif t is torch.cat:
-            tensors, dim = _arg(node, 0, "tensors", None), _arg(node, 1, "dim", 0)
-            if dim not in (1, -3) or not isinstance(tensors, (list, tuple)):
-                raise self.refuse(node, f"torch.cat along dim {dim}; archspec concatenates channels (dim 1)")
-            ids = [self.value.get(x) if isinstance(x, fx.Node) else None for x in tensors]
-            if any(i is None for i in ids):
-                raise self.refuse(node, "torch.cat of something other than traced tensors")
-            if len(ids) == 1:
-                self.value[node] = ids[0]  # type: ignore[assignment]
-            else:
-                self.add(node, "concat", inputs=ids)  # type: ignore[arg-type]
+            self.concat(node)
         elif t in (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_):
             self.binary_add(node)
         elif getattr(t, "__module__", None) == "archspec.runtime" and getattr(t, "__name__", "") == "check_input":
@@ -315,6 +306,18 @@ class Converter:
             name = getattr(t, "__name__", str(t))
             raise self.refuse(node, f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
                               hint="see docs/import.md for the functions archspec import knows")
+
+    def concat(self, node: fx.Node) -> None:
+        tensors, dim = _arg(node, 0, "tensors", None), _arg(node, 1, "dim", 0)
+        if dim not in (1, -3) or not isinstance(tensors, (list, tuple)):
+            raise self.refuse(node, f"torch.cat along dim {dim}; archspec concatenates channels (dim 1)")
+        ids = [self.value.get(x) if isinstance(x, fx.Node) else None for x in tensors]
+        if any(i is None for i in ids):
+            raise self.refuse(node, "torch.cat of something other than traced tensors")
+        if len(ids) == 1:
+            self.value[node] = ids[0]  # type: ignore[assignment]
+        else:
+            self.add(node, "concat", inputs=ids)  # type: ignore[arg-type]
 
     def max_pool(self, node: fx.Node) -> None:
         k = _arg(node, 1, "kernel_size", None)
