@@ -244,7 +244,7 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
     assert main(["import", "torchvision:resnet_nope"]) == 2
 
 
-@pytest.mark.parametrize("stem", ["resnet50", "inception_v4", "inception_resnet_v1"])
+@pytest.mark.parametrize("stem", ["resnet50", "inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
 def test_importing_a_built_spec_gives_the_same_design(stem: str) -> None:
     """import(build(spec)): `diff` finds no block added, removed or changed, and the weights fit."""
     from archspec.diff import diff

@@ -94,7 +94,8 @@ class _Renderer:
     def __init__(self, defaults: dict[str, dict[str, Any]]) -> None:
         self.defaults = defaults
 
-    def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool = False) -> Any:
+    def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool = False,
+             special: frozenset[str] = frozenset()) -> Any:
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
@@ -119,9 +120,13 @@ class _Renderer:
             if e.has_shortcut:
                 shortcut = self.node(e.items[1], refs, counter)
                 body["shortcut"] = {"if": "$projection", "then": shortcut} if optional else shortcut
-            if e.scale != 1.0:
+            if "scale" in special:
+                body["scale"] = "$scale"
+            elif e.scale != 1.0:
                 body["scale"] = e.scale
-            if e.then is not None:
+            if "act" in special:
+                body["then"] = "$act"
+            elif e.then is not None:
                 body["then"] = render_op(e.then, self.defaults)
             value = {"residual": body}
         return {e.name: value} if e.name else value
@@ -134,7 +139,8 @@ class _Renderer:
         out: dict[str, Any] = {"label": block.label}
         if block.params:
             out["params"] = {k: _param_value(v) for k, v in block.params.items()}
-        value = self.node(body, refs, [0], optional=block.optional)
+        value = self.node(body, refs, [0], optional=block.optional,
+                          special=frozenset(k for k in ("scale", "act") if k in block.params))
         if body.kind == "list":
             out["chain"] = value
         else:

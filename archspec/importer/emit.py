@@ -289,6 +289,8 @@ def _parameterisable(k: str, v: Any) -> bool:
 
 
 def structure_key(e: E) -> str:
+    """What must be equal for two instances to be one block. A residual body's own scale and `then`
+    may differ (they become parameters), as may the numbers in its ops."""
     def walk(x: E) -> Any:
         if x.kind == "op":
             return [x.name, _form(x.op, _parameterisable)]
@@ -298,7 +300,10 @@ def structure_key(e: E) -> str:
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut,
                 [walk(i) for i in x.items]]
 
-    return json.dumps(walk(e))
+    key = walk(e)
+    if e.kind == "residual":
+        key[2] = key[3] = "*"
+    return json.dumps(key)
 
 
 def _value_text(k: str, v: Any) -> str:
@@ -411,18 +416,23 @@ def _parameterise(block: Block) -> None:
     values_of: dict[str, list[str | None]] = {}
     if block.optional:
         values_of["projection"] = ["true" if inst.body.has_shortcut else "false" for inst in block.instances]
-        block.params["projection"] = values_of["projection"][0]  # type: ignore[assignment]
+    if template.body.kind == "residual":  # a residual's own scale and `then`, where instances differ
+        for name, vs in (("scale", [repr(i.body.scale) for i in block.instances]),
+                         ("act", [i.body.then.prim.op if i.body.then else "identity" for i in block.instances])):
+            if len(set(vs)) > 1:
+                values_of[name] = list(vs)
+    special = set(values_of)
     for (i, k), values in columns.items():
         known = {v for v in values if v is not None}
         if len(known) <= 1:
             continue
-        shared = next((n for n, vs in values_of.items() if n != "projection" and all(
+        shared = next((n for n, vs in values_of.items() if n not in special and all(
             a is None or b is None or a == b for a, b in zip(vs, values, strict=True))), None)
         if shared is None:
             op = ops0[i]
             assert op is not None
             shared = _slot_name(op, i, template.path, k)
-            while shared in block.params:
+            while shared in values_of:
                 shared += "_"
             values_of[shared] = list(values)
         else:
