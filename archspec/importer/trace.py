@@ -158,6 +158,8 @@ class Converter:
     def run(self) -> list[Prim]:
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
+                if self.prims and not node.users:
+                    continue  # an optional argument the forward does not use
                 if self.prims:
                     raise self.refuse(node, "the module takes more than one input; a spec has one image input")
                 self.prims.append(Prim(0, "input", node=node.name))
