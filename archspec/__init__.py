@@ -20,10 +20,10 @@ def __getattr__(name: str) -> Any:
         import archspec.optimize as stage
 
         return stage
-    if name == "transfer":  # torch is imported only when it is called
-        from archspec.transfer import transfer
+    if name == "transfer":  # the submodule, callable like optimize: archspec.transfer(source, variant)
+        import archspec.transfer as transfer_stage
 
-        return transfer
+        return transfer_stage
     if name == "import_module":
         from archspec.importer import import_module
 

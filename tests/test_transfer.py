@@ -81,6 +81,14 @@ def test_wider_variant_reports_what_could_not_transfer(reference) -> None:
     assert w.shape[0] == 40 and torch.equal(w[:32], reference.state_dict()["features.0.conv.weight"])
 
 
+def test_archspec_transfer_is_callable_however_it_was_imported() -> None:
+    import archspec.transfer as module
+
+    a, b = torch.nn.Linear(2, 3), torch.nn.Linear(2, 3)
+    assert archspec.transfer is module and archspec.transfer(a, b).complete
+    assert torch.equal(a.weight, b.weight)
+
+
 def test_transfer_refuses_what_is_not_weights() -> None:
     with pytest.raises(TypeError, match="state_dict or a torch.nn.Module"):
         transfer(42, torch.nn.Linear(2, 2))
