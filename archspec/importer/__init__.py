@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
-from archspec.importer.structure import Chain, Op, recover
+from archspec.importer.structure import ACTS, Chain, Op, recover
 from archspec.importer.trace import Converter, ImportRefused, fuse_composites, trace
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
@@ -53,6 +53,7 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 _Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
 FLOW_WIDTH = 80
+LAYER_WIDTH = 100  # a list of named layers on one line: [{conv1: conv2d 64 7x7}, {bn1: bn}, relu]
 
 
 def _styled(value: Any) -> Any:
@@ -61,6 +62,10 @@ def _styled(value: Any) -> Any:
         items = [_styled(v) for v in value]
         if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= FLOW_WIDTH:
             return _Flow(items)
+        if all(isinstance(v, str) or (isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str))
+               for v in value) and any(isinstance(v, dict) for v in value) \
+                and len(", ".join(_flow_text(v) for v in value)) <= LAYER_WIDTH:
+            return _Flow(_FlowMap(v) if isinstance(v, dict) else v for v in value)
         return items
     if isinstance(value, dict):
         items = {k: _styled(v) for k, v in value.items()}
@@ -69,6 +74,12 @@ def _styled(value: Any) -> Any:
             return _FlowMap(items)
         return items
     return value
+
+
+def _flow_text(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    return str(v)
 
 
 def _comment(text: str) -> str:
@@ -91,11 +102,12 @@ def _number(v: str) -> Any:
 
 
 class _Renderer:
-    def __init__(self, defaults: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, defaults: dict[str, dict[str, Any]], flat: bool = False) -> None:
         self.defaults = defaults
+        self.flat = flat
 
     def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool = False,
-             special: frozenset[str] = frozenset()) -> Any:
+             special: frozenset[str] = frozenset(), top: bool = False) -> Any:
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
@@ -109,6 +121,10 @@ class _Renderer:
             value = f"{e.inst.block.name} {args}".strip()
         elif e.kind == "list":
             value = _fold([self.node(x, refs, counter) for x in e.items])
+            # the network's own items are the rows of check, diff and transfer: regrouped only in a
+            # network without blocks (a flat, Caffe-style port)
+            if _named_only(e) and (not top or self.flat):
+                value = _layers(e, value)
         elif e.kind == "concat":
             branches = [self.node(x, refs, counter) for x in e.items]
             if all(x.name for x in e.items) and len({x.name for x in e.items}) == len(e.items):
@@ -146,6 +162,37 @@ class _Renderer:
         else:
             out.update(value)
         return out
+
+
+def _named_only(e: E) -> bool:
+    """No item of the list is named by its index (a stateful op or block without a key): regrouping
+    its items into sub-lists changes no module path."""
+    return all(x.name is not None or (x.kind == "op" and (x.op is None or not x.op.prim.stateful))
+               for x in e.items if x.kind in ("op", "inst")) and all(x.op is not None for x in e.items
+                                                                    if x.kind == "op")
+
+
+def _layers(e: E, values: list[Any]) -> list[Any]:
+    """Named conv2d → named bn (→ activation) runs, one sub-list each (one line), as a Caffe port's
+    flat names are written by hand: [conv1: conv2d 64 7x7 s2 p3, conv1_bn: bn, relu]. The
+    activation module's own name is dropped: it holds no tensors."""
+    if len(values) != len(e.items):  # folded repeats: leave as is
+        return values
+    out: list[Any] = []
+    i = 0
+    while i < len(values):
+        kinds = [x.op.prim.op if x.kind == "op" and x.op is not None else None for x in e.items[i:i + 3]]
+        if len(kinds) >= 2 and kinds[0] == "conv2d" and kinds[1] == "bn" and e.items[i].name and e.items[i + 1].name:
+            layer = list(values[i:i + 2])
+            if len(kinds) == 3 and kinds[2] in ACTS:  # stateless: its name is no state_dict key, so it is dropped
+                act = values[i + 2]
+                layer.append(next(iter(act.values())) if isinstance(act, dict) else act)
+            out.append(layer)
+            i += len(layer)
+        else:
+            out.append(values[i])
+            i += 1
+    return out if len(out) < len(values) else values
 
 
 def _param_value(v: str) -> Any:
@@ -228,7 +275,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     blocks = make_blocks(emitter.instances)
     ops = [o for o in _all_ops(tree)]
     defaults = spec_defaults(ops)
-    r = _Renderer(defaults)
+    r = _Renderer(defaults, flat=not blocks)
     cls = type(model).__name__
     spec_name = _spec_name(name or _snake_name(cls))
     doc: dict[str, Any] = {"archspec": 1, "name": spec_name,
@@ -237,7 +284,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
         doc["defaults"] = defaults
     if blocks:
         doc["blocks"] = {b.name: r.block(b) for b in blocks}
-    doc["network"] = r.node(network, {}, [0])
+    doc["network"] = r.node(network, {}, [0], top=True)
     header = [f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
               f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
               "state_dict loads with strict=True."]
