@@ -14,11 +14,12 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.errors import SpecError
+from archspec.errors import SpecError, SpecWarning
 from archspec.graph import Unit, expand
 from archspec.shapes import MAX_PARAMS, infer_shapes, shaped_ops
 from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
+from archspec.spec.model import top_level_name_problem
 from archspec.spec.resolve import resolve
 from archspec.symbolic import Shape
 
@@ -60,6 +61,7 @@ class Report:
     graph: nx.DiGraph | None = field(default=None, repr=False)
     accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
     train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
+    warnings: list[SpecWarning] = field(default_factory=list)  # legal but likely unintended (partial merges)
 
     @property
     def max_input_size(self) -> tuple[int, int] | None:
@@ -76,16 +78,23 @@ class Report:
         h, w = self.input_size
         return self.outputs["logits"].at(h, w)
 
+    def _repr_html_(self) -> str:  # Jupyter: the table of blocks and the network diagram
+        from archspec.view.notebook import report_html
+
+        return report_html(self)
+
     def as_dict(self) -> dict[str, Any]:
         h, w = self.input_size
         return {
-            "name": self.name, "file": self.file, "input_size": [self.input_channels, h, w],
+            "name": self.name, "file": self.file, "input_channels": self.input_channels, "input_size": [h, w],
             "min_input_size": list(self.min_input_size),
             "max_input_size": list(self.max_input_size) if self.max_input_size else None,
             "accepted_input_sizes": self.accepted.describe(),
             "train_min_input_size": list(self.train_min_input_size), "output_shape": list(self.output_shape),
             "outputs": {k: list(v.at(h, w)) for k, v in self.outputs.items()},
             "params": self.params, "macs": self.macs, "blocks": [r.as_dict(h, w) for r in self.rows],
+            "warnings": [{"message": x.message, "file": x.loc.file, "line": x.loc.line, "column": x.loc.column,
+                          "code": x.code} for x in self.warnings],
         }
 
 
@@ -102,15 +111,43 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
-            ) -> tuple[nx.DiGraph, Report]:
+def _check_arguments(spec: Any, overrides: Any, max_params: Any) -> None:
+    """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
+    if not isinstance(spec, (str, Path, Source)):
+        raise TypeError(f"spec must be a path (str or pathlib.Path) or YAML text (str), not {type(spec).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError("overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
+                        f"not {type(overrides).__name__}")
+    if overrides is not None and not all(isinstance(k, str) for k in overrides):
+        raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
+    if isinstance(max_params, bool) or not isinstance(max_params, int):
+        raise TypeError(f"max_params must be an int, not {type(max_params).__name__}")
+
+
+def _check_value_names(graph: nx.DiGraph) -> None:
+    """A node whose path has one segment names a value of the compiled forward: refuse its own names."""
+    for _, d in graph.nodes(data=True):
+        path = d.get("path") or ""
+        problem = top_level_name_problem(path) if "." not in path else None
+        if problem:
+            raise SpecError(problem, d["loc"], code="name", hint=f"rename it, e.g. {path}_1")
+
+
+def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
+            strict: bool = False) -> tuple[nx.DiGraph, Report]:
+    """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
+    _check_arguments(spec, overrides, max_params)
     with _gc_paused():
         resolved = resolve(spec, overrides)
         graph = expand(resolved)
+        _check_value_names(graph)
         info = infer_shapes(graph, max_params=max_params)
         report = _report(graph, info.min_size, info.outputs)
         report.accepted = info.accepted["logits"]
         report.train_accepted = accepted(graph, graph.graph["outputs"].values())
+        report.warnings = list(graph.graph["warnings"])
+        if strict and report.warnings:
+            raise report.warnings[0].error()
         return graph, report
 
 
@@ -138,15 +175,21 @@ def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Sha
                   total_params, total_macs, graph)
 
 
-def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> Report:
-    """Validate a spec (a path or YAML text) and return its shape report. Allocates no weights."""
-    return analyse(spec, overrides, max_params)[1]
+def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,
+          strict: bool = False) -> Report:
+    """Validate a spec (a path or YAML text) and return its shape report. Allocates no weights.
+
+    Warnings (``report.warnings``) are raised as a SpecError instead when ``strict``. A mistake in the
+    spec raises SpecError; arguments of the wrong type (``check(None)``, overrides that are not a
+    mapping, a ``max_params`` that is not an int) raise TypeError naming the argument.
+    """
+    return analyse(spec, overrides, max_params, strict)[1]
 
 
 def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimize: bool = False,
-          max_params: int = MAX_PARAMS) -> Any:
+          max_params: int = MAX_PARAMS, strict: bool = False) -> Any:
     """Compile a spec (a path or YAML text) into a torch.nn.Module with generated straight-line forward."""
-    graph, report = analyse(spec, overrides, max_params)
+    graph, report = analyse(spec, overrides, max_params, strict)
     from archspec.compile import compile_graph
 
     with _gc_paused():

@@ -12,9 +12,10 @@ import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from archspec.errors import SpecError
+from archspec.errors import SpecError, printable
 from archspec.shapes import MAX_PARAMS
 
 # name → module in archspec.commands; importing lazily keeps `archspec check` free of torch
@@ -26,23 +27,36 @@ COMMANDS = {
     "schema": "schema",
     "compile": "compile",
     "export": "export",
+    "list": "list_zoo",
     "import": "import_",
 }
 
 
 def common(parser: argparse.ArgumentParser, spec: bool = True) -> None:
     if spec:
-        parser.add_argument("spec", help="path to a spec YAML file")
+        parser.add_argument("spec", type=spec_path, help="path to a spec YAML file, or zoo:NAME (archspec list)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec value, e.g. --set input.size=[331,331] (repeatable)")
     parser.add_argument("--max-params", type=int, default=MAX_PARAMS, help="refuse networks with more parameters")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
 
+def spec_path(text: str) -> Path | str:
+    """On the command line a spec argument is always a path, never YAML text (a missing nope.txt is
+    "no such file", not a one-word spec), or ``zoo:NAME``, a network of archspec's zoo."""
+    from archspec.library import is_zoo
+
+    return text if is_zoo(text) else Path(text)
+
+
 def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
     from archspec.overrides import parse_assignment
 
-    return dict(parse_assignment(a) for a in args.overrides)
+    result: dict[str, Any] = {}
+    for a in args.overrides:
+        key, value = parse_assignment(a)
+        result[key] = value
+    return result
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -65,10 +79,26 @@ def _version() -> str:
     return f"archspec {__version__}"
 
 
+class _Printable:
+    """stdout that escapes what a terminal would act on: text printed from a spec (labels, names, file
+    names) cannot carry ANSI escape sequences or other control characters, nor lone surrogates."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write("\n".join(printable(line) for line in text.split("\n")))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
+    stdout = sys.stdout
+    sys.stdout = _Printable(stdout)  # type: ignore[assignment]
     try:
         return int(args._run(args) or 0)
     except SpecError as e:
@@ -82,9 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a bare traceback
         if debug:
             traceback.print_exc()
-        print(f"internal error: {type(e).__name__}: {e} — this is a bug in archspec; rerun with --debug "
-              "for the traceback and report it", file=sys.stderr)
+        print(f"internal error: {type(e).__name__}: {printable(str(e))} — this is a bug in archspec; rerun with "
+              "--debug for the traceback and report it", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

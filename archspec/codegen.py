@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import keyword
+import math
 import os
 import re
 from collections.abc import Callable
@@ -38,15 +39,41 @@ from torch.fx.node import _get_qualified_name
 from archspec import __version__, runtime
 from archspec.compile import build_fx_graph, build_modules, class_name_of
 from archspec.ops import REGISTRY
+from archspec.sizes import accepted
 
 LINE = 120
+PROBE_ELEMENTS = 1 << 20  # the largest tensor a layer is tried on while writing the file
 _PLACEHOLDER = "ArchspecBlockClass"  # a block class's name until it is known
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 # keyword defaults of the torch pooling functions, left out of generated calls
 _FUNCTION_DEFAULTS: dict[str, Any] = {"padding": 0, "ceil_mode": False, "count_include_pad": True}
 # argument names where torch accepts one int for a square pair
 _PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
 _RESERVED = {"self", "torch", "nn", "F"} | set(dir(builtins))
+# class names the file cannot define: its imports, keywords (a block named `none` → None) and builtins
+_RESERVED_CLASSES = {"torch", "nn", "F", *keyword.kwlist, *dir(builtins)}
+
+
+def _quote(text: str) -> str:
+    """``ascii(text)``, in double quotes when that needs no more escapes (the style of the file)."""
+    r = ascii(text)
+    return '"' + r[1:-1] + '"' if r.startswith("'") and '"' not in text else r
+
+
+def text_literal(text: str) -> str:
+    """A Python string literal whose value is ``text``: the only way spec text reaches generated code.
+
+    Plain text (printable, UTF-8 encodable, no backslash, no triple quote, no quote at either end)
+    is written between triple quotes, as a docstring reads best; anything else by ``ascii()``, which
+    escapes quotes, backslashes, control characters and lone surrogates alike.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(text)
+    plain = (all(line.isprintable() for line in text.split("\n")) and "\\" not in text and '"""' not in text
+             and not text.startswith('"') and not text.endswith('"'))
+    return f'"""{text}"""' if plain else ascii(text)
 
 
 # ---- expressions and their layout --------------------------------------------------------------
@@ -69,7 +96,7 @@ def _flat(e: Any) -> str:
     if isinstance(e, Call):
         parts = [f"{a[0]}={_flat(a[1])}" if isinstance(a, tuple) else _flat(a) for a in e.args]
         return f"{e.func}({', '.join(parts)})"
-    return "{" + ", ".join(f'"{k}": {_flat(v)}' for k, v in e.items) + "}"
+    return "{" + ", ".join(f"{_quote(k)}: {_flat(v)}" for k, v in e.items) + "}"
 
 
 def layout(e: Any, indent: int, prefix: str = "", suffix: str = "") -> list[str]:
@@ -88,7 +115,7 @@ def layout(e: Any, indent: int, prefix: str = "", suffix: str = "") -> list[str]
         return lines + [pad + ")" + suffix]
     lines = [pad + prefix + "{"]
     for k, v in e.items:
-        lines += layout(v, indent + 4, f'"{k}": ', ",")
+        lines += layout(v, indent + 4, f"{_quote(k)}: ", ",")
     return lines + [pad + "}" + suffix]
 
 
@@ -99,10 +126,12 @@ def _literal(v: Any) -> str:
         inner = ", ".join(_literal(i) for i in v)
         return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
     if isinstance(v, float):
-        return repr(v)
+        return repr(v) if math.isfinite(v) else f"float({str(v)!r})"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
+        return _quote(v)
+    if v is None or isinstance(v, (bool, int)):
+        return repr(v)
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} as a literal")
 
 
 def _compact(name: str, v: Any) -> Any:
@@ -183,7 +212,7 @@ class Helper:
     def source(self) -> list[str]:
         args = ", ".join(f"{c}: nn.Module" for c in self.children)
         lines = [f"class {self.name}(nn.Module):",
-                 f'    """The spec\'s `{self.spec_op}`: {" → ".join(self.ops)}."""', "",
+                 "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}."), "",
                  f"    def __init__(self, {args}) -> None:", "        super().__init__()"]
         lines += [f"        self.{c} = {c}" for c in self.children]
         lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
@@ -202,19 +231,23 @@ class Writer:
                  helper_classes: dict[tuple[str, ...], Helper] | None = None, taken: set[str] | None = None) -> None:
         """``block``: write one block instance's class (graph re-rooted at it): no guard, no nested classes."""
         self.graph = graph
+        if "probe_size" not in graph.graph:
+            graph.graph["probe_size"] = accepted(graph, graph.graph["outputs"].values()).min_size
         self.spec_file = spec_file or graph.graph.get("file", "")
         self.block_mode = block
         self.root, targets = build_modules(graph, device="meta")  # layers are read, never run
         self.outputs: dict[str, str] = graph.graph["outputs"]
         self.fx = build_fx_graph(graph, targets, self.outputs)
-        self.class_name = class_name_of(graph.graph["name"])
-        logits = next(n for n in self.fx.nodes if n.meta.get("archspec_node") == self.outputs["logits"])
+        self.class_name = standalone_class_name(graph.graph["name"])
+        self.fx_of = {n.meta["archspec_node"]: n for n in self.fx.nodes if "archspec_node" in n.meta}
+        logits = self.fx_node(self.outputs["logits"])
         self.main = self._ancestors(logits)
         self.groups: dict[str, list[fx.Node]] = {}  # origin path → its chain of fx nodes
         self.group_of: dict[fx.Node, str] = {}
         self.helpers: dict[str, Helper] = {}  # origin path → helper
         self.helper_classes: dict[tuple[str, ...], Helper] = {} if helper_classes is None else helper_classes
-        self.taken: set[str] = {self.class_name} if taken is None else taken  # class names in the file
+        # class names in the file, and names a class cannot take
+        self.taken: set[str] = {self.class_name, *_RESERVED_CLASSES} if taken is None else taken
         self.blocks: dict[str, tuple[list[fx.Node], str]] = {}  # instance path → its fx nodes, its class
         self.block_of: dict[fx.Node, str] = {}
         self.block_classes: dict[str, str] = {}  # class name → source
@@ -229,6 +262,16 @@ class Writer:
         self._fill_gaps()
 
     # ---- analysis --------------------------------------------------------------------------
+    def fx_node(self, node: str) -> fx.Node:
+        """The fx node computing an OpGraph node's value; an identity has none: its input's."""
+        seen = 0
+        while node not in self.fx_of:
+            (node,) = self.graph.pred[node]  # an identity: exactly one input
+            seen += 1
+            if seen > len(self.graph):  # pragma: no cover - a cycle cannot pass expansion
+                raise AssertionError("identity cycle")
+        return self.fx_of[node]
+
     @staticmethod
     def _ancestors(node: fx.Node) -> set[fx.Node]:
         seen, todo = set(), [node]
@@ -301,6 +344,9 @@ class Writer:
         ext_id = "input" if ext.op == "placeholder" or ext.target is runtime.check_input else ext.meta["archspec_node"]
         (out,) = [m for m in members if any(u not in inside for u in m.users)]
         ids = [m.meta["archspec_node"] for m in members]
+        # identities inside the instance have no fx node: keep them, so that what reads them reads
+        # their input inside the block rather than the block's input
+        ids += [i for i, d in g.nodes(data=True) if d["op"] == "identity" and d["blocks"][:1] == ((name, path),)]
 
         def reroot(p: str) -> str:
             return p[len(path) + 1:] if p.startswith(path + ".") else ("" if p == path else p)
@@ -316,7 +362,8 @@ class Writer:
             for p in g.pred[i]:
                 sub.add_edge(p if p in sub else "input", i, **g.edges[p, i])
         sub.graph.update(g.graph)
-        sub.graph.update(outputs={"logits": out.meta["archspec_node"]}, name=name, min_size=(1, 1))
+        sub.graph.update(outputs={"logits": out.meta["archspec_node"]}, name=name, min_size=(1, 1),
+                         probe_size=g.graph.get("probe_size"))
         writer = Writer(sub, block=True, helper_classes=self.helper_classes, taken=self.taken)
         label = next((u.label for u in g.graph.get("units", []) if u.path == path), name)
         doc = f"{label}: block `{name}` of the spec." if label != name else f"Block `{name}` of the spec."
@@ -377,8 +424,13 @@ class Writer:
         shape = self.graph.nodes[source].get("shape")
         if shape is None:
             return None
-        h, w = self.graph.graph["input"].size
-        x = torch.randn(2, *shape.at(h, w))
+        # at the smallest input every output accepts, never at the spec's size: writing the file must
+        # not allocate the network's activations (an 8192×8192 spec would take gigabytes)
+        h, w = self.graph.graph.get("probe_size") or self.graph.graph["min_size"]
+        dims = shape.at(h, w)
+        if min(dims) < 1 or math.prod(dims) > PROBE_ELEMENTS:
+            return None
+        x = torch.randn(2, *dims)
         with torch.no_grad():
             return layer if torch.equal(layer(x), fn(x, *n.args[1:], **n.kwargs)) else None  # type: ignore[operator]
 
@@ -446,9 +498,9 @@ class Writer:
             if kind == "seq":
                 text += f"[{seg}]"
             elif kind == "self" and not _IDENT.match(seg):
-                text = f'getattr(self, "{seg}")'
+                text = f"getattr(self, {_quote(seg)})"
             elif kind == "dict" and (not _IDENT.match(seg) or keyword.iskeyword(seg) or hasattr(nn.ModuleDict, seg)):
-                text += f'["{seg}"]'
+                text += f"[{_quote(seg)}]"
             else:
                 text += f".{seg}"
             parent = f"{parent}.{seg}" if parent else seg
@@ -461,7 +513,7 @@ class Writer:
             if _IDENT.match(name):
                 lines += layout(expr, 8, f"self.{name} = ")
             else:
-                lines += layout(expr, 8, f'self.add_module("{name}", ', ")")
+                lines += layout(expr, 8, f"self.add_module({_quote(name)}, ", ")")
         return lines
 
     # ---- forward -----------------------------------------------------------------------------
@@ -567,8 +619,7 @@ class Writer:
         for i, s in enumerate(steps):
             for v in s.inputs:
                 last[v] = i
-        outputs = {name: next(n for n in self.fx.nodes if n.meta.get("archspec_node") == node)
-                   for name, node in self.outputs.items()}
+        outputs = {name: self.fx_node(node) for name, node in self.outputs.items()}
         outputs = {k: self.alias.get(v, v) for k, v in outputs.items()}
         for v in outputs.values():
             last[v] = end
@@ -599,7 +650,7 @@ class Writer:
                 return ["    def forward(self, x: torch.Tensor) -> torch.Tensor:"] + lines
             lines += layout(code, len(pad), f"{name} = ")
         if len(outputs) > 1:
-            items = ", ".join(f'"{k}": {names[v]}' for k, v in outputs.items())
+            items = ", ".join(f"{_quote(k)}: {names[v]}" for k, v in outputs.items())
             lines += ["        if self.training:", f"            return {{{items}}}"]
         lines.append(f"        return {names[outputs['logits']]}")
         ret = "torch.Tensor | dict[str, torch.Tensor]" if len(outputs) > 1 else "torch.Tensor"
@@ -611,7 +662,7 @@ class Writer:
         first_name = names.get(first) if first is not None else None
         first_dies = first_name is not None and free(first_name, i)
         unit = self._data(s.output)["unit"]
-        fallback = unit if unit in self.outputs and unit != "logits" else "x"
+        fallback = _identifier(unit) if unit in self.outputs and unit != "logits" else "x"
         fallbacks = {fallback, "out"}
         if cand is not None and own and first_dies and first_name in fallbacks and self.readers[first] == 1:
             return first_name  # a single op continuing the main line: x = op(x)
@@ -634,7 +685,7 @@ class Writer:
 
     # ---- the file ------------------------------------------------------------------------------
     def class_source(self, class_name: str, doc: str) -> str:
-        lines = [f"class {class_name}(nn.Module):", f'    """{doc}"""', "", *self.init_lines(), "",
+        lines = [f"class {class_name}(nn.Module):", "    " + text_literal(doc), "", *self.init_lines(), "",
                  *self.forward_lines()]
         return "\n".join(lines)
 
@@ -645,7 +696,7 @@ class Writer:
         min_h, min_w = self.graph.graph["min_size"]
         heads = [k for k in self.outputs if k != "logits"]
         doc = [
-            f'"""{self.class_name}: the network of spec `{name}`, as a standalone PyTorch module.',
+            f"{self.class_name}: the network of spec `{name}`, as a standalone PyTorch module.",
             "",
             f"Generated by archspec {__version__} from {self.spec_file or 'a spec'}; it needs only torch.",
             f"Input: (N, {inp.channels}, H, W), {h}×{w} in the spec, at least {min_h}×{min_w}.",
@@ -654,7 +705,6 @@ class Writer:
         ]
         if heads:
             doc.append(f"In training mode forward returns a dict: logits and the auxiliary heads {', '.join(heads)}.")
-        doc.append('"""')
         main = self.class_source(self.class_name, f"The `{name}` network.")
         classes = list(self.block_classes.values()) + [main]
         helpers = ["\n".join(h.source()) for h in self.helper_classes.values()
@@ -664,7 +714,7 @@ class Writer:
         if any("F." in c for c in classes):
             imports.append("import torch.nn.functional as F")
         imports.append("from torch import nn")
-        return "\n".join(doc) + "\n\n" + "\n".join(imports) + "\n\n\n" + "\n\n\n".join(classes) + "\n"
+        return text_literal("\n".join(doc) + "\n") + "\n\n" + "\n".join(imports) + "\n\n\n" + "\n\n\n".join(classes) + "\n"
 
 
 @dataclass
@@ -723,6 +773,13 @@ def _identifier(name: str) -> str:
     if keyword.iskeyword(text) or text in _RESERVED:
         text += "_"
     return text
+
+
+def standalone_class_name(spec_name: str) -> str:
+    """The class name of the standalone file: the compiled model's, unless that would shadow an import,
+    a keyword or a builtin (a network named `f` gives FNet, not F)."""
+    name = class_name_of(spec_name)
+    return name + "Net" if name in _RESERVED_CLASSES else name
 
 
 def generate(graph: nx.DiGraph, spec_file: str = "") -> str:

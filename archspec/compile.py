@@ -10,6 +10,7 @@ computes and returns the main output alone.
 from __future__ import annotations
 
 import copy
+import fnmatch
 from typing import Any
 
 import networkx as nx
@@ -45,10 +46,9 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
     targets: dict[str, str] = {}
     taken: set[str] = set()
     prototypes: dict[tuple[Any, ...], tuple[nn.Module, bool]] = {}
-    for node in ordered(graph):
+    nodes = [n for n in ordered(graph) if graph.nodes[n]["op"] != "input"]
+    for node in nodes:
         data = graph.nodes[node]
-        if data["op"] == "input":
-            continue
         op = REGISTRY[data["op"]]
         if op.stateful:
             preds = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
@@ -65,14 +65,21 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
             _set_module(root, data["path"], module)
             targets[node] = data["path"]
             taken.add(data["path"])
-        elif op.name == "dropout":
-            # a module, so that model.train()/eval() switches it; it holds no state
-            path = data["path"] or "dropout"
+    # Stateless modules (dropout) after every layer is placed: a module so that model.train()/eval()
+    # switches it. It holds no state, so when a layer already has its path (unnamed nested lists
+    # restart at 0) it takes a free name instead of replacing that layer.
+    for node in nodes:
+        data = graph.nodes[node]
+        op = REGISTRY[data["op"]]
+        if op.train_module:
+            path = data["path"] or op.name
+            if any(".".join(path.split(".")[:i]) in taken for i in range(1, path.count(".") + 1)):
+                path = path.replace(".", "_")  # under a layer (c.0 beside layer c): never a child of that layer
             base, n = path, 1
             while path in taken or _occupied(root, path):
                 n += 1
                 path = f"{base}_{n}"
-            _set_module(root, path, nn.Dropout(data["params"].p))
+            _set_module(root, path, op.train_module_of(data["params"]))
             targets[node] = path
             taken.add(path)
     return root, targets
@@ -115,6 +122,7 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
     g = fx.Graph()
     env: dict[str, fx.Node] = {}
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
+    results = set(outputs.values())
     spec_input = graph.graph["input"]
     sizes = accepted(graph, outputs.values())  # the input sizes at which these outputs can be computed
     bounds = sizes.min_size + sizes.guard_args()
@@ -131,17 +139,17 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
         args = tuple(env[p] for p in inputs_of(graph, node))
         if node in targets:
             result = g.call_module(targets[node], args)
-        elif op.name == "identity":
+        elif op.passthrough:
             env[node] = args[0]
             continue
-        elif op.name == "concat":
-            result = g.call_function(torch.cat, (list(args),), {"dim": 1})
         else:
             fn, kwargs = op.function(data["params"])
-            if op.name == "relu" and _can_overwrite(graph, node, users):
-                fn = torch.relu_
-            elif op.name == "add" and not kwargs and _can_add_into_body(graph, node, users):
-                fn, args = torch.Tensor.add_, (args[1], args[0])  # body += shortcut, as torchvision's ResNets do
+            in_place = op.in_place(data["params"])
+            if op.variadic:
+                args = (list(args),)
+            elif in_place is not None and _overwritable(graph, inputs_of(graph, node)[in_place[1]], users, results):
+                i = in_place[1]
+                fn, args, kwargs = in_place[0], (args[i], *args[:i], *args[i + 1:]), {}
             result = g.call_function(fn, args, kwargs)
         result.name = node  # fx uniquifies if needed; readable names in model.code
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
@@ -154,21 +162,17 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
     return g
 
 
-def _can_overwrite(graph: nx.DiGraph, node: str, users: dict[str, int]) -> bool:
-    """A ReLU may work in place when its input is an intermediate no one else reads."""
-    (src,) = graph.pred[node]
-    return graph.nodes[src]["op"] not in ("input", "identity") and users.get(src, 0) == 1
+def _overwritable(graph: nx.DiGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
+    """May the value of ``src`` be overwritten in place by its one reader (ReLU in place, or a residual
+    sum accumulated into its body)?
 
-
-# Ops whose backward does not read their output, so that it may be overwritten in place.
-_OUTPUT_NOT_SAVED = frozenset({"conv2d", "bn", "linear"})
-
-
-def _can_add_into_body(graph: nx.DiGraph, node: str, users: dict[str, int]) -> bool:
-    """A residual sum may accumulate into its body's output when nothing else reads that output and
-    the op that made it does not need it for its gradient (a conv or BatchNorm; not a ReLU)."""
-    _, body = inputs_of(graph, node)
-    return users.get(body, 0) == 1 and graph.nodes[body]["op"] in _OUTPUT_NOT_SAVED
+    Only when the op that made it is marked ``fresh_output`` in the registry (a new tensor, not a
+    view nor an input, and not read by that op's backward), no other op reads it, and it is not
+    returned. The caller's input, identity, dropout (its input in eval), flatten (a view) and
+    sigmoid/tanh/ReLU (their backward reads their output) are never overwritten.
+    """
+    op = graph.nodes[src]["op"]
+    return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
 
 
 class AuxModel(nn.Module):
@@ -208,11 +212,28 @@ def class_name_of(spec_name: str) -> str:
     return "".join(p.capitalize() for p in spec_name.split("_")) or "Network"
 
 
+def init_schemes(graph: nx.DiGraph) -> dict[str, Any]:
+    """Module path → the ``init:`` scheme of its op: a module-path pattern that matches it (the most
+    specific), else its op name; each looked up in the innermost block's table first, the spec's last."""
+    tables = graph.graph.get("init", {})
+    schemes: dict[str, Any] = {}
+    for _, data in graph.nodes(data=True):
+        if data["op"] == "input" or not REGISTRY[data["op"]].stateful:
+            continue
+        chain = [tables.get(name, {}) for name, _ in reversed(data["blocks"])] + [tables.get("", {})]
+        patterns = (s for t in chain for key, s in t.items()
+                    if ("." in key or "*" in key) and fnmatch.fnmatchcase(data["path"], key))
+        scheme = next(patterns, None) or next((t[data["op"]] for t in chain if data["op"] in t), None)
+        if scheme is not None:
+            schemes[data["path"]] = scheme
+    return schemes
+
+
 def compile_graph(graph: nx.DiGraph) -> nn.Module:
     root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
-    initialize(root)
+    initialize(root, init_schemes(graph))
     outputs = graph.graph["outputs"]
     class_name = class_name_of(graph.graph["name"])
     main = {"logits": outputs["logits"]}

@@ -1,9 +1,12 @@
-"""Compare two specs (or one spec under two sets of overrides) block by block.
+"""Compare two specs (or one spec under two sets of overrides) block by block, then op by op.
 
 The top-level rows of both summaries are aligned as sequences (difflib) on what each row *is*
 (the block it instantiates, or the op it writes), so inserting two Inception-A blocks shows as
 two added blocks rather than every later block changing; aligned rows whose output shape,
-parameters, MACs or ops differ are "changed". Deltas are B − A. Torch is never imported.
+parameters, MACs or ops differ are "changed". Inside a changed row, the block's $parameters are
+compared by name (``k 192 → 200``) and its ops as the spec writes them (a composite conv is one
+op) by their path inside the block (``features.6.branch1.1: conv 96 3x3 → conv 128 3x3``), each
+with its params and MACs deltas. Deltas are B − A. Torch is never imported.
 """
 
 from __future__ import annotations
@@ -16,11 +19,44 @@ from archspec.summary import BlockRow, Summary
 
 
 @dataclass
+class OpDiff:
+    """One op as written (a composite conv with its BatchNorm and activation) that differs."""
+
+    status: str  # "added", "removed" or "changed"
+    path_a: str | None
+    path_b: str | None
+    text_a: str | None
+    text_b: str | None
+    params_delta: int
+    macs_delta: int
+    in_channels: tuple[int, int] | None = None  # when only its input's channels changed
+
+    def describe(self) -> str:
+        if self.status == "added":
+            return f"+ {self.path_b}: {self.text_b}"
+        if self.status == "removed":
+            return f"- {self.path_a}: {self.text_a}"
+        path = self.path_b if self.path_a == self.path_b else f"{self.path_a} → {self.path_b}"
+        if self.text_a != self.text_b:
+            return f"{path}: {self.text_a} → {self.text_b}"
+        if self.in_channels is not None:
+            return f"{path}: {self.text_b} (input {self.in_channels[0]} → {self.in_channels[1]} channels)"
+        return f"{path}: {self.text_b}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "path_a": self.path_a, "path_b": self.path_b, "text_a": self.text_a,
+                "text_b": self.text_b, "params_delta": self.params_delta, "macs_delta": self.macs_delta,
+                "in_channels": list(self.in_channels) if self.in_channels else None, "change": self.describe()}
+
+
+@dataclass
 class RowDiff:
     status: str  # "added", "removed", "changed" or "same"
     a: BlockRow | None
     b: BlockRow | None
     notes: list[str] = field(default_factory=list)
+    params: list[tuple[str, Any, Any]] = field(default_factory=list)  # block $parameters that differ: (name, a, b)
+    ops: list[OpDiff] = field(default_factory=list)
 
     @property
     def params_delta(self) -> int:
@@ -66,6 +102,8 @@ class Diff:
                 "params_delta": r.params_delta,
                 "macs_a": r.a.macs if r.a else 0, "macs_b": r.b.macs if r.b else 0, "macs_delta": r.macs_delta,
                 "notes": r.notes,
+                "block_params": [{"name": n, "a": x, "b": y} for n, x, y in r.params],
+                "ops": [o.as_dict() for o in r.ops],
             }
 
         return {
@@ -81,24 +119,60 @@ def _identity(row: BlockRow) -> tuple[str, str]:
     return (row.kind, row.block or row.label)
 
 
+def _written(row: BlockRow) -> dict[str, tuple[str, str, int, int, int]]:
+    """The ops of a row as the spec writes them, by path inside the row: (path, text, params, MACs, input C)."""
+    out: dict[str, list[Any]] = {}
+    for o in row.ops:
+        key = o.origin[len(row.path) + 1:] if o.origin.startswith(row.path + ".") else o.origin
+        if key not in out:
+            out[key] = [o.origin, o.written or o.text, 0, 0, o.in_channels]
+        out[key][2] += o.params
+        out[key][3] += o.macs
+    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in out.items()}
+
+
+def _op_diffs(a: BlockRow, b: BlockRow) -> list[OpDiff]:
+    ops_a, ops_b = _written(a), _written(b)
+    diffs: list[OpDiff] = []
+    keys = list(ops_a) + [k for k in ops_b if k not in ops_a]
+    for key in keys:
+        x, y = ops_a.get(key), ops_b.get(key)
+        if x is None and y is not None:
+            diffs.append(OpDiff("added", None, y[0], None, y[1], y[2], y[3]))
+        elif y is None and x is not None:
+            diffs.append(OpDiff("removed", x[0], None, x[1], None, -x[2], -x[3]))
+        elif x is not None and y is not None and (x[1] != y[1] or x[2] != y[2] or x[3] != y[3]):
+            channels = (x[4], y[4]) if x[4] != y[4] else None
+            diffs.append(OpDiff("changed", x[0], y[0], x[1], y[1], y[2] - x[2], y[3] - x[3], channels))
+    return diffs
+
+
 def _compare(a: BlockRow, b: BlockRow, size_a: tuple[int, int], size_b: tuple[int, int]) -> RowDiff:
     notes: list[str] = []
     if a.label != b.label:
         notes.append(f"{a.label} → {b.label}")
+    params = [(k, a.block_params.get(k), b.block_params.get(k)) for k in {**a.block_params, **b.block_params}
+              if a.block_params.get(k) != b.block_params.get(k)]
+    if params:
+        notes.append(f"{a.block or b.block}: " + ", ".join(f"{k} {x} → {y}" for k, x, y in params))
     sa, sb = a.shape.text(*size_a), b.shape.text(*size_b)
     if sa != sb:
         notes.append(f"output {sa} → {sb}")
     elif a.shape.formula() != b.shape.formula():
         notes.append(f"output {a.shape.formula()} → {b.shape.formula()}")
-    ops_a, ops_b = [o.text for o in a.ops], [o.text for o in b.ops]
-    if ops_a != ops_b:
-        changed = sum(1 for x, y in zip(ops_a, ops_b, strict=False) if x != y) + abs(len(ops_a) - len(ops_b))
-        notes.append(f"{changed} of {max(len(ops_a), len(ops_b))} ops differ")
+    ops = _op_diffs(a, b)
+    written = [o for o in ops if o.status != "changed" or o.text_a != o.text_b]
+    if written:
+        notes.append(f"{len(written)} op{'s' if len(written) > 1 else ''} changed" if len(written) > 2 else
+                     "; ".join(o.describe() for o in written))
+    elif ops:
+        notes.append("input channels changed")
     if a.params != b.params and not notes:
         notes.append("parameters differ")
     if a.macs != b.macs and not notes:
         notes.append("MACs differ")
-    return RowDiff("changed" if notes or a.params != b.params or a.macs != b.macs else "same", a, b, notes)
+    changed = notes or a.params != b.params or a.macs != b.macs
+    return RowDiff("changed" if changed else "same", a, b, notes, params, ops)
 
 
 def diff(a: Summary, b: Summary) -> Diff:
@@ -140,4 +214,4 @@ def _pair_in_order(rows: list[RowDiff], size_a: tuple[int, int], size_b: tuple[i
     return out
 
 
-__all__ = ["Diff", "RowDiff", "diff"]
+__all__ = ["Diff", "RowDiff", "OpDiff", "diff"]

@@ -29,6 +29,7 @@ ERROR_CODES: dict[str, str] = {
     "override": "a --set override names a key that does not exist or has a bad value",
     "io": "a file cannot be read or written",
     "weights": "a --weights file does not fit the network (missing or unexpected keys, other shapes)",
+    "partial-merge": "merged branches agree in size at some input sizes only (a warning; an error with --strict)",
     "import": "archspec import cannot express a PyTorch module as a spec (an op, control flow or connectivity)",
 }
 
@@ -83,11 +84,40 @@ class SpecError(Exception):
         return self.loc.column
 
     def format(self) -> str:
-        where = f" (at {self.path})" if self.path else ""
-        text = f"{self.loc}: error: {self.message}{where} [{self.code}]"
+        """The message as printed: text from the spec (names, file names) has its control characters,
+        escape sequences and lone surrogates escaped, so it cannot drive the terminal or fail to encode."""
+        where = f" (at {printable(self.path)})" if self.path else ""
+        loc = Loc(printable(self.loc.file), self.loc.line, self.loc.column)
+        text = f"{loc}: error: {printable(self.message)}{where} [{self.code}]"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {printable(self.hint)}"
         return text
+
+
+@dataclass(frozen=True)
+class SpecWarning:
+    """Something legal but likely unintended, located like an error; ``strict`` checks raise it."""
+
+    message: str
+    loc: Loc
+    code: str
+    hint: str | None = None
+
+    def format(self) -> str:
+        text = f"{self.loc}: warning: {self.message} [{self.code}]"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+
+    def error(self) -> SpecError:
+        return SpecError(self.message, self.loc, code=self.code, hint=self.hint)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: characters that are not printable (control characters such as ESC,
+    newlines, lone surrogates) are written as Python escapes (``\\x1b``, ``\\n``, ``\\udc80``)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -8,6 +8,9 @@ loaded strictly, so a mismatch is a located error naming the keys rather than a 
 
 from __future__ import annotations
 
+import math
+import os
+import pickle
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,24 +19,28 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from archspec.errors import Loc, SpecError
-from archspec.fileio import atomic_path
+from archspec.errors import Loc, SpecError, printable
+from archspec.fileio import atomic_path, open_regular
 
 # the spec's input with this batch: torch.export specialises sizes 0 and 1, so the example uses 2
 EXAMPLE_BATCH = 2
 SHOWN = 5  # keys listed in a weights error
+# Exporting runs the network once on an example batch at the spec's input size; this bounds the
+# activations of that run (every op's output summed, an upper bound of what is alive at once), as
+# --max-params bounds the weights: 2**30 values are 4 GiB in float32.
+MAX_ACTIVATIONS = 1 << 30
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from a file: a bare one, or a checkpoint's under 'model' / 'state_dict'."""
-    where = Loc(str(path), 0, 0)
+    where = Loc(printable(str(path)), 0, 0)
+    fd = open_regular(path, "weights file")  # never a FIFO or device: it would hang or never end
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise SpecError(f"weights file {path} does not exist", where, code="io") from None
+        with os.fdopen(fd, "rb") as f:
+            data = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise SpecError(f"cannot read weights from {path}: {type(e).__name__}: {e}", where, code="weights",
-                        hint="expected a file written by torch.save(model.state_dict(), FILE)") from None
+        raise SpecError(f"cannot read weights from {printable(str(path))}: {_load_problem(e)}", where,
+                        code="weights", hint="expected a file written by torch.save(model.state_dict(), FILE)") from None
     if isinstance(data, dict):
         for key in ("model", "state_dict"):
             if isinstance(data.get(key), dict):
@@ -43,6 +50,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise SpecError(f"{path} holds no state_dict (a mapping of names to tensors)", where, code="weights",
                         hint="save one with torch.save(model.state_dict(), FILE)")
     return data
+
+
+def _load_problem(e: Exception) -> str:
+    """One line on why torch.load refused a file; torch's own advice (to load unsafely) is left out."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) or "weights_only" in text or "Weights only load failed" in text:
+        return ("it holds Python objects other than tensors and plain containers, which archspec never loads "
+                "(a pickle can run code)")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return printable(f"not a PyTorch file ({type(e).__name__}: {first[:200]})" if first else type(e).__name__)
 
 
 def _listing(keys: list[str]) -> str:
@@ -117,7 +134,32 @@ FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
 }
 
 
-def export(model: nn.Module, path: str | Path) -> None:
+def activation_count(model: nn.Module) -> int:
+    """Values computed by one forward of the example batch: every op's output at the spec's input size."""
+    report = model.archspec_report
+    graph = report.graph
+    h, w = report.input_size
+    total = 0
+    for _, d in graph.nodes(data=True):
+        shape = d.get("shape")
+        if shape is not None:
+            total += math.prod(shape.at(h, w))
+    return total * EXAMPLE_BATCH
+
+
+def check_activations(model: nn.Module, max_activations: int = MAX_ACTIVATIONS) -> None:
+    """Refuse, before any tensor is made, a network whose example run would not fit the budget."""
+    count = activation_count(model)
+    if count > max_activations:
+        report = model.archspec_report
+        h, w = report.input_size
+        raise SpecError(f"exporting at the input size {h}×{w} computes {count:,} activation values "
+                        f"(batch {EXAMPLE_BATCH}), more than the budget of {max_activations:,}",
+                        Loc(printable(report.file), 0, 0), code="limit",
+                        hint="lower input.size (--set input.size=[H,W]) or raise --max-activations")
+
+
+def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> None:
     """Write the model in the format its file name's suffix names, atomically."""
     target = Path(path)
     writer = FORMATS.get(target.suffix)
@@ -125,6 +167,7 @@ def export(model: nn.Module, path: str | Path) -> None:
         raise SpecError(f"cannot tell the format of {target}: the name must end in {', '.join(FORMATS)}",
                         Loc(str(target), 0, 0), code="io",
                         hint=".onnx for ONNX, .pt2 for torch.export, .ts for TorchScript")
+    check_activations(model, max_activations)
     module = inference_module(model)
     x = example_input(model)
     with torch.no_grad(), atomic_path(target) as tmp:

@@ -1,21 +1,138 @@
-"""Writing output files atomically: a failure leaves any existing file untouched and no partial file."""
+"""Reading input files safely and writing output files atomically.
+
+Reading: only regular files, never more than a size limit (``/dev/zero`` or a FIFO given as a
+spec or weights file is refused before a byte is read). Writing: a failure leaves any existing
+file untouched and no partial file; temporary files carry the writer's process id, so one left by
+a writer killed with ``kill -9`` is removed by the next write to the same target.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from archspec.errors import Loc, SpecError
+from archspec.errors import Loc, SpecError, printable
+
+
+def _where(path: str | Path) -> Loc:
+    return Loc(printable(str(path)), 0, 0)
+
+
+def _strerror(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def open_regular(path: str | Path, what: str = "file") -> int:
+    """An open file descriptor of ``path``, refused (SpecError, code io) unless it is a regular file.
+
+    The file is opened without blocking (a FIFO with no writer would hang a plain open) and checked
+    with fstat on the descriptor itself, so it cannot be swapped between the check and the read.
+    """
+    shown = printable(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise SpecError(f"no such file: {shown}", _where(path), code="io") from None
+    except IsADirectoryError:
+        raise SpecError(f"{shown} is a directory, not a {what}", _where(path), code="io") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        message = _strerror(e) if isinstance(e, OSError) else "the path contains a NUL byte"
+        raise SpecError(f"cannot read {shown}: {message}", _where(path), code="io") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        os.close(fd)
+        raise SpecError(f"cannot read {shown}: {_strerror(e)}", _where(path), code="io") from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise SpecError(f"{shown} is {kind}", _where(path), code="io", hint=f"give the path of a {what}")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd
+
+
+def read_limited(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file, refused with a located ``limit`` error when larger than ``limit``."""
+    fd = open_regular(path, what)
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read {printable(str(path))}: {_strerror(e)}", _where(path), code="io") from None
+    if len(data) > limit:
+        raise SpecError(f"the file is larger than {limit} bytes", Loc(printable(str(path)), 1, 1), code="limit",
+                        hint="archspec reads spec files of up to 4 MiB")
+    return data
 
 
 def _folder(target: Path) -> Path:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise SpecError(f"cannot write {target}: folder {directory} does not exist", Loc(str(target), 0, 0), code="io")
+        raise SpecError(f"cannot write {printable(str(target))}: folder {printable(str(directory))} does not exist",
+                        _where(target), code="io")
+    if target.is_dir():
+        raise SpecError(f"cannot write {printable(str(target))}: it is a directory", _where(target), code="io")
     return directory
+
+
+def refuse_overwriting_inputs(output: str | Path, *inputs: str | Path | None) -> None:
+    """An output that is one of the inputs (``compile x.yaml -o x.yaml``) would destroy it: refuse."""
+    out = Path(output)
+    for given in inputs:
+        if given is None:
+            continue
+        p = Path(given)
+        try:
+            same = out.exists() and p.exists() and os.path.samefile(out, p)
+        except (OSError, ValueError):
+            same = False
+        if same or (not out.exists() and out.resolve() == p.resolve()):
+            raise SpecError(f"the output {printable(str(output))} is the input {printable(str(given))}",
+                            _where(output), code="io", hint="write the output to another file")
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def _clean_stale(directory: Path, target: Path) -> None:
+    """Remove temporary files of ``target`` left by writers that no longer run (killed mid-write)."""
+    prefix = _prefix(target)
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix) and ".tmp" in n]
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _alive(pid):
+            continue
+        _remove(str(directory / name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def _mkstemp(target: Path, directory: Path, suffix: str) -> tuple[int, str]:
+    _clean_stale(directory, target)
+    try:
+        return tempfile.mkstemp(prefix=f"{_prefix(target)}{os.getpid()}.", suffix=suffix, dir=directory)
+    except OSError as e:
+        raise SpecError(f"cannot write {printable(str(target))}: {_strerror(e)}", _where(target), code="io") from None
 
 
 @contextmanager
@@ -26,7 +143,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     # same suffix as the target: some writers (torch.export.save) look at it
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=_folder(target))
+    fd, tmp = _mkstemp(target, _folder(target), f".tmp{target.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -34,7 +151,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     except OSError as e:
         _remove(tmp)
-        raise SpecError(f"cannot write {target}: {e.strerror or e}", Loc(str(target), 0, 0), code="io") from None
+        raise SpecError(f"cannot write {printable(str(target))}: {_strerror(e)}", _where(target), code="io") from None
     except BaseException:
         _remove(tmp)
         raise
@@ -57,8 +174,7 @@ def _remove(tmp: str) -> None:
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    directory = _folder(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    fd, tmp = _mkstemp(target, _folder(target), ".tmp")
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -70,14 +186,8 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         _publish(tmp)
         os.replace(tmp, target)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise SpecError(f"cannot write {target}: {e.strerror}", Loc(str(target), 0, 0), code="io") from None
+        _remove(tmp)
+        raise SpecError(f"cannot write {printable(str(target))}: {_strerror(e)}", _where(target), code="io") from None
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _remove(tmp)
         raise

@@ -4,7 +4,8 @@
 
 Iterates over ``SPECS/*.yaml``, so a new zoo spec appears without editing anything. Writes an
 SVG per view, a PNG of each network view and of each block used more than once (the papers'
-main figures: Inception-A, Inception-ResNet-A, ...), and an index ``README.md``. Files of
+main figures: Inception-A, Inception-ResNet-A, ...), the interactive HTML page of each network
+(``archspec render … -o NAME.html``), and an index ``README.md``. Files of
 these kinds that the run did not produce are removed, so the folder always mirrors the zoo.
 """
 
@@ -21,14 +22,14 @@ import graphviz
 from archspec.errors import SpecError
 from archspec.fileio import write_atomic
 
-GENERATED = ("*.svg", "*.png")
+GENERATED = ("*.svg", "*.png", "*.html")
 
 
 @dataclass
 class Entry:
     spec: Path
     name: str
-    network: list[str] = field(default_factory=list)  # files of the network view
+    network: list[str] = field(default_factory=list)  # files of the network view (the .html page last)
     blocks: list[tuple[str, str, int, list[str]]] = field(default_factory=list)  # (block, label, instances, files)
 
 
@@ -40,16 +41,17 @@ def _draw(dot: graphviz.Digraph, out: Path, stem: str, png: bool) -> list[str]:
 
 
 def render_spec_views(spec: Path, out: Path) -> Entry:
-    from archspec.graph import expand
+    from archspec.api import analyse
     from archspec.render import block_instances, render
-    from archspec.shapes import infer_shapes, ordered
-    from archspec.spec.resolve import resolve
+    from archspec.shapes import ordered
+    from archspec.view import page
 
-    graph = expand(resolve(spec))
-    infer_shapes(graph)
+    graph, report = analyse(spec)
     name = graph.graph["name"]
     entry = Entry(spec, name)
     entry.network = _draw(render(graph), out, name, png=True)
+    write_atomic(out / f"{name}.html", page(graph, report).encode("utf-8"))
+    entry.network.append(f"{name}.html")
     used: dict[str, None] = {}
     for node in ordered(graph):
         for block, _ in graph.nodes[node]["blocks"]:
@@ -73,7 +75,8 @@ def index(entries: list[Entry]) -> str:
     ]
     for e in entries:
         spec = e.spec.as_posix()
-        lines += [f"## {e.name}", "", f"`{spec}`: `archspec render {spec} -o {e.name}.svg`", "",
+        lines += [f"## {e.name}", "", f"`{spec}`: `archspec render {spec} -o {e.name}.svg`; "
+                  f"[interactive page]({e.name}.html) (`-o {e.name}.html`: download it and open it in a browser)", "",
                   f"![{e.name}: network]({e.network[0]})", ""]
         for block, label, count, files in e.blocks:
             png = f" ([PNG]({files[1]}))" if len(files) > 1 else ""

@@ -20,42 +20,34 @@ expansion at width 1: walking back from each output through ops without a channe
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.spec.load import Source, YamlPath
+from archspec.shortform import Ref, Scope, ShortForms, referenced_params
+from archspec.spec.load import YamlPath
 from archspec.spec.model import (
-    KEYWORDS,
-    MAX_REPEAT,
     BlockRef,
     ChainNode,
     ConcatNode,
+    GateNode,
     IfNode,
     OpLong,
     ResidualNode,
     ScaleSpec,
+    TensorInit,
+    name_of_copy,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
 
 MAX_NODES = 200_000
 
-_TOKEN = re.compile(r"\S+")
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_INT = re.compile(r"^-?\d+$")
-_FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
-_GRID = re.compile(r"^(\d+)x(\d+)$")
-_LETTER = re.compile(r"^([spdg])(\d+)(?:,(\d+))?$")
-_LETTER_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
-_KEYVAL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 
 
 @dataclass(frozen=True)
@@ -71,27 +63,6 @@ class Unit:
 
 
 @dataclass
-class Scope:
-    source: Source
-    env: dict[str, Any]
-    blocks: tuple[tuple[str, str], ...] = ()  # (block name, instance path), outermost first
-    unit: str | None = None
-    used: set[str] | None = None  # $params referenced, to report unused ones
-
-
-@dataclass
-class _Ref:
-    """A parsed short form: op or block name, its arguments, and where each token sits."""
-
-    name: str
-    args: dict[str, Any]
-    token_locs: dict[str, Loc]
-    repeat: int
-    loc: Loc
-    fixed: bool = False  # keeps its channels under the width multiplier
-
-
-@dataclass
 class Expander:
     resolved: Resolved
     scale_width: bool = True  # False for the first pass that finds the output ops
@@ -102,12 +73,15 @@ class Expander:
     _module_paths: dict[str, Loc] = field(default_factory=dict)
     _containers: set[str] = field(default_factory=set)  # proper prefixes of module paths
     _ids: set[str] = field(default_factory=set)
+    _next_suffix: dict[str, int] = field(default_factory=dict)  # id base → last suffix tried
     _order: int = 0
-    _last_parse: tuple[Any, ...] | None = None
-    _parses: dict[tuple[str, YamlPath, int], _Ref] = field(default_factory=dict)  # short forms without $params
     _shorts: dict[tuple[str, int], tuple[Any, str]] = field(default_factory=dict)
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
     _chains: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)  # composite → (params, chain)
+    forms: ShortForms = field(init=False)  # the short-form parser and $param substitution
+
+    def __post_init__(self) -> None:
+        self.forms = ShortForms(self.resolved)
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
@@ -138,10 +112,13 @@ class Expander:
             self._module_paths[path] = loc
             self._containers.update(above)
         base = (path or op).replace(".", "_")  # path segments are identifiers or indices
-        node_id, n = base, 1
+        node_id, n = base, self._next_suffix.get(base, 1)  # resume where the last search stopped: linear
+        if n > 1:
+            node_id = f"{base}_{n}"
         while node_id in self._ids:
             n += 1
             node_id = f"{base}_{n}"
+        self._next_suffix[base] = n
         self._ids.add(node_id)
         if len(self._ids) > MAX_NODES:
             raise SpecError(f"the network expands to more than {MAX_NODES} ops", loc, code="limit")
@@ -152,7 +129,13 @@ class Expander:
             origin=origin[0] if origin else path, text=origin[1] if origin else self._short(entry, params),
             composite=composite,
         )
+        seen: set[str] = set()
         for slot, src in enumerate(inputs):
+            if src in seen:
+                # a DiGraph holds one edge per pair: an input read twice (a residual with an empty
+                # body, a concat of two empty branches) is read the second time through an identity
+                src = self.add("identity", REGISTRY["identity"].Params(), path, loc, [src], scope)
+            seen.add(src)
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
 
@@ -194,8 +177,27 @@ class Expander:
         self.graph.graph["input"] = spec.input
         self.graph.graph["units"] = self.units
         self.graph.graph["block_labels"] = {n: e.definition.label or n for n, e in self.resolved.blocks.items()}
+        self.graph.graph["init"] = self.init_tables()
         self.graph.graph["file"] = source.file
         return self.graph
+
+    def init_tables(self) -> dict[str, dict[str, TensorInit]]:
+        """The ``init:`` tables: the spec's under "", each block's under its name; op names checked."""
+        tables = {"": (self.resolved.spec.init, self.resolved.source, ("init",))}
+        for name, entry in self.resolved.blocks.items():
+            tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
+        out: dict[str, dict[str, TensorInit]] = {}
+        for name, (table, source, yp) in tables.items():
+            for op in table:
+                if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
+                    continue
+                if op not in REGISTRY or not REGISTRY[op].stateful:
+                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful)
+                    raise SpecError(f"init: {op!r} is not an op with weights", source.loc(yp + (op,), key=True),
+                                    code="unknown-op", hint=did_you_mean(op, with_weights) or
+                                    f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)")
+            out[name] = {op: s if isinstance(s, TensorInit) else TensorInit(weight=s) for op, s in table.items()}
+        return out
 
     def _schedule_after(self, tap: str, head: list[str]) -> None:
         """Order an aux head right after the node it taps, as hand-written networks compute it
@@ -207,24 +209,42 @@ class Expander:
 
     # ---- structure -----------------------------------------------------------------------------
     def node(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-             index: int | None) -> str:
-        """Expand one node applied to x; return the node id of its output."""
+             index: int | None, once: bool = False) -> str:
+        """Expand one node applied to x; return the node id of its output.
+
+        A node with a written repeat count (``op * N``, ``repeat: N``) is the list of its N copies
+        standing where the node stands: named (or a numbered branch), its copies are numbered under
+        that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
+        A chain's members pass ``once``: there the copies take consecutive indices of the chain.
+        """
         seg = name if name is not None else (str(index) if index is not None else None)
+        if not once and isinstance(node, (str, BlockRef, ChainNode)):
+            written = self.written_repeat(node, yp, scope)
+            if written is not None:
+                path = _join(prefix, seg)
+                pattern = None if isinstance(node, str) else node.names
+                for i in range(written):
+                    x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
+                return x
         if scope.unit is None and _is_group(node, name):
-            return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg))
+            return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg), once)
         if isinstance(node, str):
-            ref = self.parse_short(node, yp, scope)
+            ref = self.forms.parse(node, yp, scope)
             return self.reference(ref, yp, scope, x, prefix, seg)
         if isinstance(node, list):
             return self.members(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, ChainNode):
-            return self.members(node.chain, yp + ("chain",), scope, x, _join(prefix, name))
+            # a copy of a repeated chain is named like a block instance (by its index), so copies never clash
+            copy = once and "repeat" in node.model_fields_set
+            return self.members(node.chain, yp + ("chain",), scope, x, _join(prefix, seg if copy else name))
         if isinstance(node, ConcatNode):
             return self.concat(node, yp, scope, x, _join(prefix, name))
         if isinstance(node, ResidualNode):
             return self.residual(node, yp, scope, x, _join(prefix, name))
-        if isinstance(node, IfNode):
-            return self.conditional(node, yp, scope, x, _join(prefix, name))
+        if isinstance(node, GateNode):  # a module of its own in the references: named like an op
+            return self.gate(node, yp, scope, x, _join(prefix, seg))
+        if isinstance(node, IfNode):  # transparent: the chosen node stands where the if stands, with its name or index
+            return self.conditional(node, yp, scope, x, prefix, name, index)
         if isinstance(node, OpLong):
             loc = scope.source.loc(yp)
             raw = dict(node.model_extra or {})
@@ -232,19 +252,19 @@ class Expander:
             if not isinstance(fixed, bool):
                 raise SpecError(f"'fixed' must be true or false, got {fixed!r}", scope.source.loc(yp + ("fixed",)),
                                 code="bad-op-args")
-            args = {k: self.subst_value(v, yp + (k,), scope) for k, v in raw.items()}
+            args = {k: self.forms.subst_value(v, yp + (k,), scope) for k, v in raw.items()}
             locs = {k: scope.source.loc(yp + (k,), key=True) for k in raw}
-            ref = _Ref(node.op, args, locs, 1, loc, fixed)
+            ref = Ref(node.op, args, locs, 1, loc, fixed)
             if node.op not in REGISTRY:
-                self.unknown(node.op, scope.source.loc(yp + ("op",)))
+                self.forms.unknown(node.op, scope.source.loc(yp + ("op",)))
             return self.reference(ref, yp, scope, x, prefix, seg)
         if isinstance(node, BlockRef):
             loc = scope.source.loc(yp + ("block",))
-            params = {k: self.subst_value(v, yp + ("params", k), scope) for k, v in node.params.items()}
-            ref = _Ref(node.block, params, {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
+            params = {k: self.forms.subst_value(v, yp + ("params", k), scope) for k, v in node.params.items()}
+            ref = Ref(node.block, params, {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
                        self.repeat_of(node, yp, scope), loc)
             if node.block not in self.resolved.blocks:
-                self.unknown(node.block, loc)
+                self.forms.unknown(node.block, loc)
             return self.reference(ref, yp, scope, x, prefix, seg)
         if isinstance(node, dict):
             ((key, value),) = node.items()
@@ -252,9 +272,9 @@ class Expander:
         raise SpecError(f"unexpected node {node!r}", scope.source.loc(yp), code="schema")  # pragma: no cover
 
     def group(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-              index: int | None, unit: str) -> str:
+              index: int | None, unit: str, once: bool) -> str:
         """A container written in place among the rows (not in a block): one report row for all its ops."""
-        out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index)
+        out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
         self.units.append(Unit(unit, _group_label(node), "group", scope.source.loc(yp), out))
         self.outputs_by_path.setdefault(unit, out)
         return out
@@ -274,18 +294,27 @@ class Expander:
                 index += 1
                 continue
             repeat = self.repeat_of(member, myp, scope)
-            for _ in range(repeat):
-                x = self.node(member, myp, scope, x, prefix, None, index)
+            pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            for k in range(repeat):
+                copy_name = name_of_copy(pattern, k) if pattern else None
+                x = self.node(member, myp, scope, x, prefix, copy_name, index, once=True)
                 index += 1
         return x
 
+    def written_repeat(self, node: str | BlockRef | ChainNode, yp: YamlPath, scope: Scope) -> int | None:
+        """The repeat count of a short form, block reference or chain, or None where none was written."""
+        if isinstance(node, str):
+            ref = self.forms.parse(node, yp, scope)
+            return ref.repeat if ref.repeated else None
+        return self.repeat_of(node, yp, scope) if "repeat" in node.model_fields_set else None
+
     def repeat_of(self, member: Any, yp: YamlPath, scope: Scope) -> int:
         if isinstance(member, str):
-            return self.parse_short(member, yp, scope).repeat
-        if isinstance(member, BlockRef):
+            return self.forms.parse(member, yp, scope).repeat
+        if isinstance(member, (BlockRef, ChainNode)):
             loc = scope.source.loc(yp + ("repeat",))
-            count = self.check_repeat(self.subst_value(member.repeat, yp + ("repeat",), scope), loc)
-            return self.check_repeat(self.scale.repeats(count), loc) if "repeat" in member.model_fields_set else count
+            count = self.forms.check_repeat(self.forms.subst_value(member.repeat, yp + ("repeat",), scope), loc)
+            return self.forms.check_repeat(self.scale.repeats(count), loc) if "repeat" in member.model_fields_set else count
         return 1
 
     @property
@@ -312,33 +341,54 @@ class Expander:
         ryp = yp + ("residual",)
         body = self.node(r.body, ryp + ("body",), scope, x, prefix, None, None)
         short = x if r.shortcut is None else self.node(r.shortcut, ryp + ("shortcut",), scope, x, prefix, None, None)
-        scale = self.subst_value(r.scale, ryp + ("scale",), scope)
+        scale = self.forms.subst_value(r.scale, ryp + ("scale",), scope)
         params = self.validate_params(REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))},
                                       scope.source.loc(ryp))
         out = self.add("add", params, _join(prefix, "add"), scope.source.loc(ryp, key=True), [short, body], scope)
         if r.then is not None:
-            ref = self.parse_short(r.then, ryp + ("then",), scope)
+            ref = self.forms.parse(r.then, ryp + ("then",), scope)
             if ref.name not in REGISTRY:
-                self.unknown(ref.name, ref.loc)
-            out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
+                self.forms.unknown(ref.name, ref.loc)
+            if ref.repeated:  # 'then: relu * 2': act.0, act.1, as every named repeat
+                for i in range(ref.repeat):
+                    out = self.reference(ref, ryp + ("then",), scope, out, _join(prefix, "act"), str(i))
+            else:
+                out = self.reference(ref, ryp + ("then",), scope, out, prefix, "act")
         return out
 
-    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
-        cond = self.subst_value(node.cond, yp + ("if",), scope)
+    def gate(self, node: GateNode, yp: YamlPath, scope: Scope, x: str, path: str) -> str:
+        """x · gate(x): the gate's ops sit under the gate's own path (timm's ``se.fc1``)."""
+        g = self.node(node.gate, yp + ("gate",), scope, x, path, None, None)
+        return self.add("mul", REGISTRY["mul"].Params(), _join(path, "mul"), scope.source.loc(yp + ("gate",), key=True),
+                        [x, g], scope)
+
+    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
+                    index: int | None) -> str:
+        cond = self.forms.subst_value(node.cond, yp + ("if",), scope)
         if not isinstance(cond, bool):
             raise SpecError(f"'if' needs true or false, got {cond!r}", scope.source.loc(yp + ("if",)), code="param",
                             hint="pass the block parameter as true or false, e.g. projection=true")
         chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
+        skipped = node.otherwise if cond else node.then
+        if scope.used is not None and skipped is not None:
+            # a parameter written in the branch not taken is used: a block's optional parts need their
+            # parameters whether or not this instance has them
+            scope.used |= referenced_params(skipped)
         if chosen is None:
             return x
-        return self.node(chosen, yp + (key,), scope, x, prefix, None, None)
+        return self.node(chosen, yp + (key,), scope, x, prefix, name, index)
 
     # ---- ops and blocks ----------------------------------------------------------------------
-    def reference(self, ref: _Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
+    def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
         path = _join(prefix, seg)
         new_unit = scope.unit is None
         if ref.name in REGISTRY:
             op = REGISTRY[ref.name]
+            if not op.standalone:
+                raise SpecError(
+                    f"{op.name!r} cannot stand alone: it merges branches", ref.loc, code="bad-op-args",
+                    hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as "
+                         "'concat: [branch, ...]'")
             inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
             out, params = self.op(op, ref, inner, x, path)
             if new_unit:
@@ -347,7 +397,7 @@ class Expander:
             return out
         entry = self.resolved.blocks.get(ref.name)
         if entry is None:
-            self.unknown(ref.name, ref.loc)
+            self.forms.unknown(ref.name, ref.loc)
         assert entry is not None
         if any(b == ref.name for b, _ in scope.blocks):
             raise SpecError(f"block {ref.name!r} uses itself", ref.loc, code="name",
@@ -367,7 +417,7 @@ class Expander:
         self.outputs_by_path.setdefault(path, out)
         return out
 
-    def block_env(self, entry: BlockEntry, ref: _Ref, scope: Scope) -> dict[str, Any]:
+    def block_env(self, entry: BlockEntry, ref: Ref, scope: Scope) -> dict[str, Any]:
         declared = entry.definition.params
         env = dict(declared)
         for key, value in ref.args.items():
@@ -379,7 +429,7 @@ class Expander:
             env[key] = value
         return env
 
-    def op_args(self, op: Op, ref: _Ref, path: str, scope: Scope) -> dict[str, Any]:
+    def op_args(self, op: Op, ref: Ref, path: str, scope: Scope) -> dict[str, Any]:
         """The op's arguments: defaults, then the spec's, then the width multiplier."""
         args = {**self.resolved.defaults(op.name, scope.source), **ref.args}
         field_name = op.channels
@@ -392,7 +442,7 @@ class Expander:
             args["groups"] = args[field_name]
         return args
 
-    def op(self, op: Op, ref: _Ref, scope: Scope, x: str, path: str) -> tuple[str, Any]:
+    def op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str) -> tuple[str, Any]:
         """Add the op (expanding composites); return its output node and its validated params."""
         args = self.op_args(op, ref, path, scope)
         params = self.validate_params(op, args, ref.token_locs, ref.loc)
@@ -439,174 +489,18 @@ class Expander:
                 return_error = SpecError(f"{op.name} has no option {key!r}", where, code="bad-op-args", hint=hint)
             elif err["type"] == "missing":
                 return_error = SpecError(f"{op.name} needs {key!r}", loc, code="bad-op-args",
-                                         hint=f"short form: {op.doc.split('Short form: ')[-1]}" if "Short form" in op.doc
-                                         else None)
+                                         hint=f"short form: {op.short_form}" if op.short_form else None)
             else:
                 msg = err["msg"].removeprefix("Value error, ")
                 return_error = SpecError(f"{op.name} {key}: {msg}", where, code="bad-op-args")
             raise return_error from None
 
-    # ---- short forms and parameters ------------------------------------------------------------
-    def parse_short(self, text: str, yp: YamlPath, scope: Scope) -> _Ref:
-        if "$" not in text:
-            # the same text at the same place parses the same way in every instance of its block
-            key0 = (text, yp, id(scope.source))  # sources live as long as the expander
-            ref = self._parses.get(key0)
-            if ref is None:
-                ref = self._parses[key0] = self._parse_short(text, yp, scope)
-            return ref
-        # a chain parses each member twice (for its repeat count, then to expand it): remember the
-        # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
-        key = (text, yp, id(scope.source), id(scope.env))
-        hit = self._last_parse
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        ref = self._parse_short(text, yp, scope)
-        self._last_parse = (key, ref, scope.env)
-        return ref
-
-    def _parse_short(self, text: str, yp: YamlPath, scope: Scope) -> _Ref:
-        base = scope.source.loc(yp)
-        quote = _quote_offset(scope.source, base)
-        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
-        if not tokens:
-            raise SpecError("empty op", base, code="bad-op-args", hint="write an op such as 'conv 64 3x3'")
-
-        def at(offset: int) -> Loc:
-            return Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base
-
-        name, name_off = tokens[0]
-        name = self.subst_text(name, at(name_off), scope)
-        op = REGISTRY.get(name)
-        if op is None and name not in self.resolved.blocks:
-            self.unknown(name, at(name_off))
-        args: dict[str, Any] = {}
-        locs: dict[str, Loc] = {}
-        positional = list(op.positional) if op else []
-        repeat = 1
-        fixed = False
-        i = 1
-        while i < len(tokens):
-            raw, off = tokens[i]
-            loc = at(off)
-            tok = self.subst_text(raw, loc, scope)
-            i += 1
-            if tok == "*" or tok.startswith("*"):
-                count = tok[1:]
-                if not count and i < len(tokens):
-                    loc = at(tokens[i][1])
-                    count = self.subst_text(tokens[i][0], loc, scope)
-                    i += 1
-                if not _INT.match(count or ""):
-                    raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",
-                                    hint="write e.g. 'inception_a * 4'")
-                repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
-                continue
-            if tok == "fixed" and op is not None and op.channels is not None:
-                fixed = True
-                continue
-            key, value = self._token(tok, op, positional, loc, name)
-            if key in args:
-                raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
-            args[key] = value
-            locs[key] = loc
-        return _Ref(name, args, locs, repeat, at(name_off), fixed)
-
-    def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
-        if m := _KEYVAL.match(tok):
-            try:
-                return m.group(1), yaml.safe_load(m.group(2)) if m.group(2) else None
-            except yaml.YAMLError:
-                return m.group(1), m.group(2)
-        if op is None:
-            raise SpecError(f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args",
-                            hint=f"e.g. '{name} k=192'")
-        if _INT.match(tok) or _FLOAT.match(tok):
-            if not positional:
-                raise SpecError(f"{name} takes no {'more ' if op.positional else ''}bare numbers, got {tok!r}", loc,
-                                code="bad-op-args", hint=_short_form_hint(op))
-            value: Any = int(tok) if _INT.match(tok) else float(tok)
-            return positional.pop(0), value
-        if m := _GRID.match(tok):
-            if op.grid is None:
-                raise SpecError(f"{name} takes no kernel size, got {tok!r}", loc, code="bad-op-args",
-                                hint=_short_form_hint(op))
-            return op.grid, (int(m.group(1)), int(m.group(2)))
-        if (m := _LETTER.match(tok)) and _LETTER_FIELD[m.group(1)] in op.Params.model_fields:
-            first = int(m.group(2))
-            value = first if m.group(1) == "g" else (first, int(m.group(3)) if m.group(3) else first)
-            return _LETTER_FIELD[m.group(1)], value
-        if tok in op.flags:
-            return op.flags[tok]
-        if _WORD.match(tok) and tok in op.Params.model_fields and op.Params.model_fields[tok].annotation is bool:
-            return tok, True
-        choices = list(op.flags) + [f for f, i in op.Params.model_fields.items() if i.annotation is bool]
-        hint = did_you_mean(tok, choices) or _short_form_hint(op)
-        raise SpecError(f"{name} does not understand {tok!r}", loc, code="bad-op-args", hint=hint)
-
-    def subst_text(self, text: str, loc: Loc, scope: Scope) -> str:
-        if "$" not in text:
-            return text
-
-        def value(m: re.Match[str]) -> str:
-            return str(self.lookup(m.group(1), loc, scope))
-
-        return _PARAM.sub(value, text)
-
-    def subst_value(self, value: Any, yp: YamlPath, scope: Scope) -> Any:
-        if isinstance(value, str):
-            m = _PARAM.fullmatch(value.strip())
-            if m:
-                return self.lookup(m.group(1), scope.source.loc(yp), scope)
-            return self.subst_text(value, scope.source.loc(yp), scope)
-        if isinstance(value, list):
-            return [self.subst_value(v, yp + (i,), scope) for i, v in enumerate(value)]
-        return value
-
-    def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
-        if name not in scope.env:
-            hint = did_you_mean(name, scope.env) or (
-                f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else
-                "declare it under the block's 'params:'")
-            raise SpecError(f"undefined parameter ${name}", loc, code="param", hint=hint)
-        if scope.used is not None:
-            scope.used.add(name)
-        return scope.env[name]
-
-    def check_repeat(self, value: Any, loc: Loc) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"a repeat count must be a whole number, got {value!r}", loc, code="bad-op-args")
-        if value < 1 or value > MAX_REPEAT:
-            raise SpecError(f"repeat count {value} is out of range", loc, code="limit",
-                            hint=f"repeat between 1 and {MAX_REPEAT} times")
-        return value
-
-    def unknown(self, name: str, loc: Loc) -> None:
-        blocks = list(self.resolved.blocks)
-        hint = did_you_mean(name, list(REGISTRY) + blocks + list(KEYWORDS))
-        if hint is None:
-            hint = "ops: " + ", ".join(sorted(REGISTRY)) + ("; blocks: " + ", ".join(blocks) if blocks else "")
-        raise SpecError(f"unknown op or block {name!r}", loc, code="unknown-op", hint=hint)
-
-
-def _short_form_hint(op: Op) -> str:
-    if "Short form: " in op.doc:
-        return "short form: " + op.doc.split("Short form: ")[1].split(";")[0].split(". ")[0]
-    return f"{op.name} takes no arguments" if not op.Params.model_fields else f"options: {', '.join(op.Params.model_fields)}"
-
-
-def _quote_offset(source: Source, loc: Loc) -> int:
-    lines = source.lines
-    if 0 < loc.line <= len(lines):
-        line = lines[loc.line - 1]
-        if 0 < loc.column <= len(line) and line[loc.column - 1] in "'\"":
-            return 1
-    return 0
 
 
 def _is_group(node: Any, name: str | None) -> bool:
     """Merges are one row wherever they stand; an op list only when unnamed (a named one is a section)."""
-    return isinstance(node, (ConcatNode, ResidualNode)) or (name is None and isinstance(node, (list, ChainNode)))
+    return isinstance(node, (ConcatNode, ResidualNode, GateNode)) or (
+        name is None and isinstance(node, (list, ChainNode)))
 
 
 def _group_label(node: Any) -> str:
@@ -614,6 +508,8 @@ def _group_label(node: Any) -> str:
         return f"concat of {len(node.concat)} branches"
     if isinstance(node, ResidualNode):
         return "residual"
+    if isinstance(node, GateNode):
+        return "gate"
     members = node.chain if isinstance(node, ChainNode) else node
     texts = []
     for m in members.values() if isinstance(members, dict) else members:

@@ -14,6 +14,7 @@ as fast as torch's CPU ``uniform_``. The generators are seeded from torch's glob
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,12 +55,19 @@ def _fan_in(module: nn.Module) -> int:
     return weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
 
 
-def initialize(root: nn.Module) -> None:
-    """Initialise every parameter and buffer of ``root`` (allocated, not yet set), in place."""
+def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> None:
+    """Initialise every parameter and buffer of ``root`` (allocated, not yet set), in place.
+
+    ``schemes`` maps module paths to the spec's ``init:`` scheme (a TensorInit) for their weight and bias;
+    every other tensor starts as PyTorch's default would start it."""
     draws: list[tuple[torch.Tensor, float]] = []
+    schemes = schemes or {}
+    later: list[tuple[nn.Module, Any]] = []
     for name, module in root.named_modules():
         if not any(True for _ in module.parameters(recurse=False)) and not any(True for _ in module.buffers(False)):
             continue
+        if name in schemes:
+            later.append((module, schemes[name]))
         if isinstance(module, _UNIFORM_FAN_IN):
             bound = 1.0 / math.sqrt(_fan_in(module)) if _fan_in(module) else 0.0
             draws += [(p, bound) for p in (module.weight, module.bias) if p is not None]
@@ -68,6 +76,31 @@ def initialize(root: nn.Module) -> None:
         else:
             raise TypeError(f"do not know how to initialise {type(module).__name__} at {name or '<root>'}")
     _draw_uniform(draws)
+    for module, scheme in later:  # after the defaults, in module order, from torch's global generator
+        for tensor_name in ("weight", "bias"):
+            tensor = getattr(module, tensor_name, None)
+            if isinstance(tensor, torch.Tensor):
+                _apply(tensor, getattr(scheme, tensor_name))
+
+
+def _apply(tensor: torch.Tensor, how: Any) -> None:
+    """One tensor of an ``init:`` scheme: a name or a Distribution (see spec/model.py)."""
+    with torch.no_grad():
+        if how == "default":
+            return
+        if how == "zeros":
+            nn.init.zeros_(tensor)
+        elif how == "ones":
+            nn.init.ones_(tensor)
+        elif how in ("kaiming_normal_fan_out", "kaiming_normal_fan_in"):
+            nn.init.kaiming_normal_(tensor, mode="fan_out" if how.endswith("fan_out") else "fan_in",
+                                    nonlinearity="relu")
+        elif how == "xavier_uniform":
+            nn.init.xavier_uniform_(tensor)
+        elif how.trunc_normal is not None:
+            nn.init.trunc_normal_(tensor, std=how.trunc_normal, a=-2.0, b=2.0)
+        else:
+            nn.init.normal_(tensor, std=how.normal)
 
 
 def _draw_uniform(draws: list[tuple[torch.Tensor, float]]) -> None:

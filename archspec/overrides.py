@@ -17,33 +17,74 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from archspec.errors import Loc, SpecError, did_you_mean
-from archspec.spec.load import Source, YamlPath
+from archspec.spec.load import MAX_DEPTH, MAX_NODES, Source, YamlPath, load_text
 from archspec.spec.model import Spec
 
-_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WORD = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """'a.b=VALUE' → ('a.b', parsed VALUE)."""
+    """'a.b=VALUE' → ('a.b', parsed VALUE).
+
+    VALUE is read by the same loader as spec files (no tags, bounded aliases and nesting, located
+    errors), its positions at ``--set KEY:1:COL``.
+    """
     if "=" not in text:
-        raise SpecError(f"--set expects KEY=VALUE, got {text!r}", Loc("--set", 0, 0), code="override",
+        raise SpecError(f"--set expects KEY=VALUE, got {text!r}", Loc(f"--set {text}", 1, 1), code="override",
                         hint="e.g. --set input.size=[331,331]")
     key, _, raw = text.partition("=")
+    key = key.strip()
+    if not raw.strip():
+        return key, ""
+    where = f"--set {key}"
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+        source = load_text(raw, where)
+    except SpecError as e:
+        shift = len(key) + 1 if e.line == 1 else 0  # columns count from the start of KEY=VALUE
+        raise SpecError(e.message, Loc(where, max(e.line, 1), e.column + shift), code=e.code, hint=e.hint) from None
+    return key, source.data
+
+
+def _check_value(key: str, value: Any) -> None:
+    """Values passed from Python (``overrides={...}``) are bounded like files: nesting and size."""
+    where = Loc(f"--set {key}", 1, len(key) + 2)
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    count = 0
+    while todo:
+        item, depth = todo.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise SpecError(f"the value holds more than {MAX_NODES} items", where, code="limit")
+        if depth > MAX_DEPTH:
+            raise SpecError(f"the value nests deeper than {MAX_DEPTH} levels", where, code="yaml-unsafe",
+                            hint="flatten the structure")
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    raise SpecError(f"a mapping key in the value is {type(k).__name__}, not text", where,
+                                    code="override")
+                todo.append((v, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            todo.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SpecError("the value holds a lone surrogate", where, code="override") from None
+        elif not (item is None or isinstance(item, (bool, int, float))):
+            raise SpecError(f"a value of type {type(item).__name__} cannot be part of a spec", where,
+                            code="override", hint="use strings, numbers, booleans, None, lists and dicts")
 
 
 def _split(key: str) -> list[str | int]:
     parts: list[str | int] = []
+    if not key:
+        raise SpecError("empty override key", Loc("--set ", 1, 1), code="override",
+                        hint="e.g. --set input.size=[331,331]")
     for part in key.split("."):
         if not part:
-            raise SpecError(f"empty segment in override key {key!r}", Loc("--set", 0, 0), code="override")
+            raise SpecError(f"empty segment in override key {key!r}", Loc(f"--set {key}", 1, 1), code="override")
         parts.append(int(part) if part.lstrip("-").isdigit() else part)
     return parts
 
@@ -51,6 +92,7 @@ def _split(key: str) -> list[str | int]:
 def apply_overrides(source: Source, overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
         parts = _split(key)
+        _check_value(key, value)
         path, container, last, attr = _locate(source.data, parts, key)
         _remark(source, path + (last,), key)
         if attr is None:
@@ -62,8 +104,20 @@ def apply_overrides(source: Source, overrides: Mapping[str, Any]) -> None:
             container[last] = _set_in_short(container[last], attr, value, key)
 
 
-def _fail(key: str, message: str, hint: str | None = None) -> SpecError:
-    return SpecError(f"--set {key}: {message}", Loc("--set", 0, 0), code="override", hint=hint)
+def _fail(key: str, message: str, hint: str | None = None, at: str | int | None = None) -> SpecError:
+    """An override error at ``--set KEY:1:COL``: COL of the segment ``at`` of KEY, else of the value."""
+    return SpecError(message, Loc(f"--set {key}", 1, _column(key, at)), code="override", hint=hint)
+
+
+def _column(key: str, at: str | int | None) -> int:
+    if at is None:
+        return len(key) + 2
+    offset = 0
+    for segment in key.split("."):
+        if segment == str(at):
+            return offset + 1
+        offset += len(segment) + 1
+    return 1
 
 
 def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any, str | int, str | None]:
@@ -80,7 +134,7 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
                 if not _may_add(path + (part,), node, last):
                     hint = did_you_mean(part, [str(k) for k in node]) or (
                         f"keys of {here}: {', '.join(map(str, list(node)[:12]))}")
-                    raise _fail(key, f"{here} has no key {part!r}", hint)
+                    raise _fail(key, f"{here} has no key {part!r}", hint, at=part)
                 if not last:
                     node[part] = {}
         elif isinstance(node, list):
@@ -89,7 +143,7 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
             # a short form such as 'inception_a * 4': its repeat count or a key=value argument
             return path[:-1], container, path[-1], str(part)
         else:
-            raise _fail(key, f"{here} is a single value, it has no {part!r}")
+            raise _fail(key, f"{here} is a single value, it has no {part!r}", at=part)
         if last:
             return path, node, part, None
         container = node
@@ -116,17 +170,17 @@ def _item_name(item: Any) -> str | None:
 def _index(items: list[Any], part: str | int, here: str, key: str) -> int:
     if isinstance(part, int):
         if not -len(items) <= part < len(items):
-            raise _fail(key, f"{here} is a list of {len(items)}; {part} is not an index in it")
+            raise _fail(key, f"{here} is a list of {len(items)}; {part} is not an index in it", at=part)
         return part % len(items)
     names = [_item_name(item) for item in items]
     hits = [i for i, n in enumerate(names) if n == part]
     if len(hits) == 1:
         return hits[0]
     if hits:
-        raise _fail(key, f"{part!r} names items {', '.join(map(str, hits))} of {here}",
+        raise _fail(key, f"{part!r} names items {', '.join(map(str, hits))} of {here}", at=part,
                     hint=f"use the index, e.g. {here}.{hits[0]}")
     hint = did_you_mean(part, [n for n in names if n]) or f"use an index between 0 and {len(items) - 1}"
-    raise _fail(key, f"{here} has no item {part!r}", hint)
+    raise _fail(key, f"{here} has no item {part!r}", hint, at=part)
 
 
 def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
@@ -146,7 +200,7 @@ def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
                 kept.append(word)
         return " ".join(kept + ["*", str(value)])
     if not _WORD.match(attr):
-        raise _fail(key, f"{attr!r} is not an argument name")
+        raise _fail(key, f"{attr!r} is not an argument name", at=attr)
     shown = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
     if not shown or any(c.isspace() for c in shown):
         raise _fail(key, f"the value of a short-form argument cannot contain spaces, got {value!r}")

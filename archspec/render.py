@@ -19,7 +19,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,22 @@ from typing import Any
 import graphviz
 import networkx as nx
 
-from archspec.errors import SpecError, did_you_mean
+from archspec.errors import SpecError, did_you_mean, printable
 from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, infer_shapes, inputs_of, ordered
 from archspec.symbolic import Shape
 
 # Fill colours by Op.kind, plus "block" (a closed block instance) and "io" (inputs and outputs).
 KIND_STYLE: dict[str, tuple[str, str]] = {  # kind -> (fill colour, legend text)
-    "conv": ("#cfe2f3", "convolution"),
+    "conv": ("#cfe2f3", "convolution (+ BN + activation)"),
+    "conv_linear": ("#ffffff", "convolution without activation (linear)"),
     "pool": ("#fce5cd", "pooling"),
     "norm": ("#d9ead3", "normalisation"),
     "act": ("#fff2cc", "activation"),
     "linear": ("#ead1dc", "fully connected"),
     "merge": ("#d9d9d9", "merge (concat, +)"),
     "misc": ("#f3f3f3", "other"),
-    "block": ("#c9daf8", "block (draw with --block)"),
+    "block": ("#d9c6ec", "block (draw with --block)"),
     "aux": ("#ededed", "auxiliary head (training only)"),
     "io": ("#ffffff", "input / output"),
 }
@@ -87,7 +88,14 @@ def frames_of(graph: nx.DiGraph, node: str) -> tuple[Frame, ...]:
     out: tuple[Frame, ...] = ()
     if data["unit"] in aux:
         out = (Frame(data["unit"], None, aux[data["unit"]].label),)
-    return out + tuple(Frame(path, name, labels.get(name, name)) for name, path in data["blocks"])
+    return out + tuple(Frame(path, name, dot_text(labels.get(name, name))) for name, path in data["blocks"])
+
+
+def dot_text(text: str) -> str:
+    """A label from the spec as DOT text: control characters escaped (a NUL ends a DOT string). Every
+    label then goes through ``graphviz.escape``, which doubles backslashes (a trailing one would
+    escape the closing quote), so they are not doubled here."""
+    return printable(text)
 
 
 def block_instances(graph: nx.DiGraph, name: str) -> list[str]:
@@ -109,11 +117,13 @@ def op_label(data: dict[str, Any]) -> tuple[str, str]:
 
 class _View:
     def __init__(self, graph: nx.DiGraph, *, block: str | None, expand: bool, depth: int | None,
-                 symbolic: bool) -> None:
+                 symbolic: bool, open: Iterable[str] | None = None, primitives: bool = False,
+                 fold: bool = True) -> None:
         self.graph = graph
         self.symbolic = symbolic
-        self.composites = not expand
+        self.composites = not primitives
         self.depth = depth if depth is not None else (1 << 30 if expand else 0)
+        self.open = set(open) if open is not None else None
         self.base = 0
         self.instance: str | None = None
         self._frames = {n: frames_of(graph, n) for n in graph.nodes}
@@ -127,6 +137,11 @@ class _View:
         self.groups: dict[str, Group] = {}
         self.of: dict[str, str] = {}  # primitive node -> group key
         self.edges: dict[tuple[str, str], _Edge] = {}
+        self.alias: dict[str, str] = {}  # node of a folded-away repeat -> the same node of the first instance
+        self.repeats: dict[str, list[str]] = {}  # first instance path -> every instance path it stands for
+        self.first: dict[str, str] = {}  # instance path -> the first instance of its run
+        if fold:
+            self.fold_repeats()
 
     def in_scope(self, node: str) -> bool:
         if self.instance is None:
@@ -134,22 +149,33 @@ class _View:
         f = self._frames[node]
         return len(f) >= self.base and f[self.base - 1].path == self.instance
 
+    def is_open(self, frames: tuple[Frame, ...], i: int) -> bool:
+        if self.open is None:
+            return i < self.base + self.depth
+        return frames[i].path in self.open or (frames[i].name is None and i < self.base + self.depth)
+
     def group_of(self, node: str) -> Group:
         data = self.graph.nodes[node]
         f = self._frames[node]
         if data["op"] == "input":
             return Group("@input", "Input", "io", ())
-        cut = self.base + self.depth
-        if len(f) > cut:
+        cut = self.base
+        while cut < len(f) and self.is_open(f, cut):
+            cut += 1
+        if cut < len(f):
             closed = f[cut]
             kind = "block" if closed.name is not None else "aux"
-            return Group(closed.path, closed.label, kind, f[self.base:cut], block=closed.name)
+            return Group(closed.path, _instance_label(closed), kind, f[self.base:cut], block=closed.name,
+                         count=len(self.repeats.get(closed.path, [closed.path])))
         open_frames = f[self.base:]
         if self.composites and data.get("composite"):  # one box for the primitives of one composite op
             label, kind = op_label(data)
+            if kind == "conv" and not _activated(data["composite"]):
+                kind = "conv_linear"
             return Group("op." + data["origin"], label, kind, open_frames)
         op = REGISTRY[data["op"]]
-        return Group(node, op.label(data["params"]), op.kind, open_frames)
+        kind = "conv_linear" if op.kind == "conv" and not data.get("composite") else op.kind
+        return Group(node, op.label(data["params"]), kind, open_frames)
 
     def external(self, node: str) -> Group:
         """A box for a producer outside the drawn block, labelled like that primitive (``Filter concat``, ``ReLU``)."""
@@ -157,28 +183,75 @@ class _View:
         label = "Input" if data["op"] == "input" else REGISTRY[data["op"]].label(data["params"])
         return Group("@in." + node, label, "io", ())
 
+    def resolve(self, node: str) -> str:
+        while node in self.alias:
+            node = self.alias[node]
+        return node
+
+    def fold_repeats(self) -> None:
+        """Fold each run of identical consecutive instances of one block into its first instance.
+
+        An instance folds into the one before it when both instantiate the same block with the same
+        ops, parameters and shapes, the earlier one feeds only the later one, and the later one reads
+        only the earlier one (so an aux head tapping an instance, or other parameters, end a run).
+        Its nodes become aliases of the first instance's; the first instance is drawn once, ``×N``.
+        """
+        members: dict[str, list[str]] = {}
+        info: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # path -> (block, enclosing paths)
+        for node in ordered(self.graph):
+            if not self.in_scope(node):
+                continue
+            f = self._frames[node]
+            for i in range(self.base, len(f)):
+                members.setdefault(f[i].path, []).append(node)
+                info.setdefault(f[i].path, (f[i].name, tuple(fr.path for fr in f[:i])))
+        siblings: dict[tuple[str, ...], list[str]] = {}
+        for path, (name, parents) in info.items():
+            if name is not None:
+                siblings.setdefault(parents, []).append(path)
+        outputs = set(self.graph.graph["outputs"].values())
+        for paths in siblings.values():
+            for prev, cur in zip(paths, paths[1:], strict=False):
+                a, b = members[prev], members[cur]
+                if info[prev][0] != info[cur][0] or self._signature(a) != self._signature(b):
+                    continue
+                sa, sb = set(a), set(b)
+                ins = {s for n in b for s in self.graph.pred[n] if s not in sb}
+                outs = {t for n in a for t in self.graph.succ[n] if t not in sa}
+                if not ins <= sa or not outs <= sb or sa & outputs:
+                    continue
+                self.alias.update(zip(b, a, strict=True))
+                first = self.first.get(prev, prev)
+                self.first[cur] = first
+                self.repeats.setdefault(first, [first]).append(cur)
+
+    def _signature(self, nodes: list[str]) -> tuple[Any, ...]:
+        g = self.graph
+        return tuple((g.nodes[n]["op"], g.nodes[n]["params"], g.nodes[n]["shape"].formula(),
+                      tuple(g.nodes[s]["shape"].formula() for s in inputs_of(g, n))) for n in nodes)
+
     def build(self) -> None:
         sinks: list[tuple[str, str, Shape]] = []  # (tail node, sink label, shape)
         outputs = {v: k for k, v in self.graph.graph["outputs"].items()}
         for node in ordered(self.graph):
             if not self.in_scope(node):
                 continue
-            tails = [(self._add(self.group_of(s) if self.in_scope(s) else self.external(s), s), s)
-                     for s in inputs_of(self.graph, node)]
-            g = self._add(self.group_of(node), node)
-            for tail, src in tails:
-                if tail.key != g.key:
-                    # a skip connection: straight from outside the merge's block (or the drawn block) into it
-                    skip = g.kind == "merge" and (tail.key.startswith("@in") or not set(g.frames) <= set(tail.frames))
-                    self.edges.setdefault((tail.key, g.key), _Edge(tail.key, g.key, self.shape(src), skip))
+            if node not in self.alias:  # a folded repeat draws nothing of its own; its edges out start at the first
+                tails = [(self._add(self.group_of(self.resolve(s)) if self.in_scope(s) else self.external(s),
+                                    self.resolve(s) if self.in_scope(s) else s), s)
+                         for s in inputs_of(self.graph, node)]
+                g = self._add(self.group_of(node), node)
+                for tail, src in tails:
+                    if tail.key != g.key:
+                        # a skip connection: straight from outside the merge's block (or the drawn block) into it
+                        skip = g.kind == "merge" and (tail.key.startswith("@in") or not set(g.frames) <= set(tail.frames))
+                        self.edges.setdefault((tail.key, g.key), _Edge(tail.key, g.key, self.shape(src), skip))
             leaves = [s for s in self.graph.succ[node] if not self.in_scope(s)]
             if leaves or node in outputs:
-                sinks.append((node, outputs.get(node, "output"), self.shape(node)))
+                sinks.append((self.resolve(node), outputs.get(node, "output"), self.shape(node)))
         for node, label, shape in sinks:
             sink = self._add(Group("@out." + label, label, "io", ()), None)
             self.edges.setdefault((self.of[node], sink.key), _Edge(self.of[node], sink.key, shape, False))
-        if self.composites:
-            self.fold()
 
     def _add(self, group: Group, node: str | None) -> Group:
         g = self.groups.setdefault(group.key, group)
@@ -190,89 +263,115 @@ class _View:
     def shape(self, node: str) -> Shape:
         return self.graph.nodes[node]["shape"]
 
-    def signature(self, g: Group) -> tuple[Any, ...]:
-        return tuple((self.graph.nodes[n]["op"], self.graph.nodes[n]["params"]) for n in g.members)
 
-    def fold(self) -> None:
-        """Fold a chain of identical instances of one block into one box labelled ``×count``."""
-        order = list(self.groups)
-        into: dict[str, str] = {}
-        for prev, cur in zip(order, order[1:], strict=False):
-            a, b = self.groups[into.get(prev, prev)], self.groups[cur]
-            if a.block is None or a.block != b.block or a.frames != b.frames:
-                continue
-            outs = {h for (t, h) in self.edges if t == prev}
-            ins = {t for (t, h) in self.edges if h == cur}
-            if outs != {cur} or ins != {prev} or self.signature(self.groups[prev]) != self.signature(b):
-                continue
-            into[cur] = a.key
-            a.count += 1
-        if not into:
-            return
-        edges: dict[tuple[str, str], _Edge] = {}
-        for e in self.edges.values():
-            t, h = into.get(e.tail, e.tail), into.get(e.head, e.head)
-            if t != h:
-                edges.setdefault((t, h), _Edge(t, h, e.shape, e.skip))
-        self.edges = edges
-        for key in into:
-            del self.groups[key]
+def _instance_label(frame: Frame) -> str:
+    """A closed instance's box: its block's label, and the instance's own name where the spec gives it one
+    (GoogLeNet's ``inception3a``), not where it is a position in a list (``features.6``)."""
+    seg = frame.path.rsplit(".", 1)[-1]
+    if frame.name is not None and seg.lower().startswith(frame.name.lower()) and len(seg) > len(frame.name):
+        seg = seg[len(frame.name):].lstrip("_")  # inception3a, an instance of inception → 3a
+    if frame.name is None or seg.isdigit() or seg == frame.name or seg.lower() in frame.label.lower():
+        return frame.label
+    return f"{frame.label} ({seg})"
 
 
-def render(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
-           symbolic: bool = False) -> graphviz.Digraph:
-    """Draw a shaped OpGraph. Raises KeyError when ``block`` has no instance in the network."""
-    view = _View(graph, block=block, expand=expand, depth=depth, symbolic=symbolic)
+def _activated(composite: tuple[str, Any]) -> bool:
+    """Whether a composite op ends in an activation (a conv with ``act=none`` is a linear projection)."""
+    name, params = composite
+    chain = REGISTRY[name].expand(params) or []
+    return any(REGISTRY[op].kind == "act" for _, op, _ in chain)
+
+
+def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
+           symbolic: bool = False, open: Iterable[str] | None = None, primitives: bool = False, fold: bool = True,
+           ids: Mapping[str, str] | None = None) -> tuple[graphviz.Digraph, _View]:
+    """Draw a shaped OpGraph and return the drawing with the view it drew (its boxes and edges).
+
+    ``open``, when given, names the block instances drawn open (instead of ``depth``); ``ids`` maps
+    box keys (and ``cluster:`` + instance path) to SVG element ids, for the interactive page.
+    """
+    view = _View(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, open=open,
+                 primitives=primitives, fold=fold)
     view.build()
     h, w = graph.graph["input"].size
     name = graph.graph["name"]
     if block is not None:
         labels = graph.graph.get("block_labels", {})
-        title = f"{labels.get(block, block)}: block {block} of {name}, drawn at {view.instance}"
+        title = f"{dot_text(labels.get(block, block))}: block {block} of {name}, drawn at {view.instance}"
+    elif open is not None:
+        title = f"{name}: " + ("network" if not view.open else f"network, {len(view.open)} block(s) open")
     else:
         title = f"{name}: " + ("network" if not expand else "every op" if depth is None else
                                f"every op, blocks opened {depth} level{'s' if depth != 1 else ''} deep")
     title += ", shapes as C×H×W formulas" if symbolic else f", shapes C×H×W at input {h}×{w}"
     dot = graphviz.Digraph(name=name, graph_attr={
-        "label": title, "labelloc": "t", "fontname": FONT, "fontsize": "14", "rankdir": "TB",
+        "label": graphviz.escape(title), "labelloc": "t", "fontname": FONT, "fontsize": "14", "rankdir": "TB",
         "nodesep": "0.25", "ranksep": "0.35", "newrank": "true", "ordering": "out",
     }, node_attr={
         "shape": "box", "style": "filled", "fontname": FONT, "fontsize": "11", "margin": "0.12,0.05",
         "height": "0.3",
     }, edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#444444", "color": "#555555",
                   "arrowsize": "0.6"})
-    _emit_groups(dot, view)
+    _emit_groups(dot, view, ids if ids is not None else {})
     labelled: set[str] = set()
+    grids: set[str] = set()
     # shortcuts first: with ordering=out they leave their tail on the left, as in the papers' figures
     edges = sorted(view.edges.values(), key=lambda e: not e.skip)
     for e in edges:
         # a tensor that fans out is labelled once, on its first edge
-        text = "" if e.tail in labelled else e.shape.formula() if symbolic else e.shape.text(h, w)
+        text = "" if e.tail in labelled else _symbolic_label(e.shape, grids) if symbolic else e.shape.text(h, w)
         labelled.add(e.tail)
-        attrs = {"label": " " + text if text else "", "class": "shape" if text else "flow"}
+        attrs = {"label": graphviz.escape(" " + text) if text else "", "class": "shape" if text else "flow"}
         if e.skip:
             attrs.update({"penwidth": "2.2", "color": SHORTCUT, "class": attrs["class"] + " shortcut"})
-        dot.edge(e.tail, e.head, **attrs)
+        if ids is not None:
+            attrs["id"] = ids["edge:" + e.tail + "\0" + e.head]
+        dot.edge(_quote_id(e.tail), _quote_id(e.head), **attrs)
     _legend(dot, sorted({g.kind for g in view.groups.values()}, key=list(KIND_STYLE).index),
             any(e.skip for e in edges))
-    return dot
+    return dot, view
+
+
+def render(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
+           symbolic: bool = False, primitives: bool = False, fold: bool = True) -> graphviz.Digraph:
+    """Draw a shaped OpGraph. Raises KeyError when ``block`` has no instance in the network."""
+    return layout(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives,
+                  fold=fold)[0]
+
+
+def _symbolic_label(shape: Shape, grids: set[str]) -> str:
+    """``C×f(H)×f(W)`` the first time a grid size appears in the drawing, then ``C×…`` (same H×W as above)."""
+    if shape.height is None or shape.width is None:
+        return shape.formula()
+    grid = f"{shape.height.formula()}×{shape.width.formula()}"
+    if grid in grids:
+        return f"{shape.channels}×…"
+    grids.add(grid)
+    return shape.formula()
+
+
+def _quote_id(key: str) -> str:
+    """A box key as a DOT node name: python-graphviz reads ``a:b`` in an edge as node ``a``, port ``b``."""
+    return key.replace("%", "%25").replace(":", "%3A")
 
 
 def _node_attrs(g: Group) -> dict[str, str]:
     label = g.label + (f" ×{g.count}" if g.count > 1 else "")
-    attrs = {"label": label, "fillcolor": KIND_STYLE[g.kind][0], "class": f"box kind-{g.kind}"}
+    attrs = {"label": graphviz.escape(label), "fillcolor": KIND_STYLE[g.kind][0], "class": f"box kind-{g.kind}"}
     if g.kind == "block":
         attrs.update({"style": "filled,bold", "fontsize": "13", "margin": "0.25,0.08"})
     elif g.kind == "aux":
         attrs.update({"style": "filled,dashed"})
     elif g.kind == "merge":
         attrs.update({"style": "filled,rounded"})
+    elif g.kind == "conv_linear":
+        attrs.update({"color": "#3d85c6", "penwidth": "1.8", "style": "filled,dashed"})
     elif g.kind == "io":
         attrs.update({"style": "rounded", "class": "io"})
     return attrs
 
 
-def _emit_groups(dot: graphviz.Digraph, view: _View) -> None:
+def _emit_groups(dot: graphviz.Digraph, view: _View, ids: Mapping[str, str]) -> None:
     """Nodes in order, each inside the clusters of its open frames (nested as the blocks are)."""
     tree: dict[Any, Any] = {"groups": [], "children": {}}
     for g in view.groups.values():
@@ -283,11 +382,19 @@ def _emit_groups(dot: graphviz.Digraph, view: _View) -> None:
 
     def emit(target: graphviz.Digraph, level: dict[Any, Any]) -> None:
         for g in level["groups"]:
-            target.node(g.key, **_node_attrs(g))
+            attrs = _node_attrs(g)
+            if g.key in ids:
+                attrs["id"] = ids[g.key]
+            target.node(_quote_id(g.key), **attrs)
         for f, child in level["children"].items():
-            with target.subgraph(name="cluster_" + f.path) as c:
-                c.attr(label=f"{f.label} ({f.path})", style="rounded,dashed", color="#7f7f7f", fontname=FONT,
-                       fontsize="11", labeljust="l")
+            with target.subgraph(name=_quote_id("cluster_" + f.path)) as c:
+                paths = view.repeats.get(f.path, [f.path])
+                count = f" ×{len(paths)}" if len(paths) > 1 else ""
+                where = f.path if len(paths) == 1 else f"{paths[0]} … {paths[-1]}"
+                c.attr(label=graphviz.escape(f"{f.label}{count} ({where})"), style="rounded,dashed", color="#7f7f7f",
+                       fontname=FONT, fontsize="11", labeljust="l")
+                if "cluster:" + f.path in ids:
+                    c.attr(id=ids["cluster:" + f.path], **{"class": "cluster-block"})
                 emit(c, child)
 
     emit(dot, tree)
@@ -304,8 +411,8 @@ def _legend(dot: graphviz.Digraph, kinds: list[str], shortcut: bool) -> None:
 
 
 def render_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, block: str | None = None,
-                expand: bool = False, depth: int | None = None, symbolic: bool = False,
-                max_params: int = MAX_PARAMS) -> graphviz.Digraph:
+                expand: bool = False, depth: int | None = None, symbolic: bool = False, primitives: bool = False,
+                fold: bool = True, max_params: int = MAX_PARAMS) -> graphviz.Digraph:
     """Check a spec (SpecError on any mistake, as ``check`` does) and draw it."""
     from archspec.graph import expand as expand_spec
     from archspec.spec.resolve import resolve
@@ -325,4 +432,4 @@ def render_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *,
         where = ("blocks",) if resolved.spec.blocks else ("network",)
         raise SpecError(f"--block {block}: no block of that name in this spec", resolved.source.loc(where, key=True),
                         code="unknown-op", hint=hint)
-    return render(graph, block=block, expand=expand, depth=depth, symbolic=symbolic)
+    return render(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives, fold=fold)

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from archspec.ops import REGISTRY
-from archspec.spec.model import KEYWORDS, NAME_RE, BlockLibrary, Spec
+from archspec.spec.model import KEYWORDS, MODULE_NAME_JSON_PATTERN, BlockLibrary, Spec
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$", "description": "a block parameter, $name"}
@@ -35,10 +35,7 @@ def op_params(name: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def short_form(name: str) -> str:
-    doc = REGISTRY[name].doc
-    if "Short form: " not in doc:
-        return name
-    return doc.split("Short form: ")[1].split("; ")[0].split(". ")[0].rstrip(". ")
+    return REGISTRY[name].short_form or name
 
 
 def op_long_forms() -> list[dict[str, Any]]:
@@ -80,11 +77,11 @@ def _patch(schema: dict[str, Any]) -> dict[str, Any]:
     short.update(description=f"an op or block in short form, e.g. 'conv 96 3x3 s2 p1' or 'inception_a * 4'. "
                              f"Ops: {names}", minLength=1)
     named.update(description="{name: node}: gives its node a module name", minProperties=1, maxProperties=1,
-                 propertyNames={"pattern": NAME_RE.pattern},
+                 propertyNames={"pattern": MODULE_NAME_JSON_PATTERN},
                  **{"not": {"anyOf": [{"required": [k]} for k in KEYWORDS]}})
     node["oneOf"] = variants
     node["description"] = ("a node of the branch graph: an op or block (short or long form), a chain (a list or "
-                           "{chain}), parallel branches ({concat}), a residual ({residual}) or {name: node}")
+                           "{chain}), parallel branches ({concat}), a residual ({residual}), a gate ({gate}) or {name: node}")
     defs["OpLong"] = {"description": "an op in long form: {op: NAME, ...parameters}", "oneOf": op_long_forms()}
     if "defaults" in schema["properties"]:
         schema["properties"]["defaults"] = _defaults()

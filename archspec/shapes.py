@@ -8,12 +8,12 @@ at which every feature map is at least 1×1. Failures are SpecErrors at the node
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
-from archspec.errors import Loc, SpecError
+from archspec.errors import Loc, SpecError, SpecWarning
 from archspec.ops import REGISTRY, Op, OpShapeError
 from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
@@ -75,6 +75,7 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     graph.nodes["input"]["shape"] = x
     graph.nodes["input"]["range"] = UNBOUNDED
     total_params = 0
+    graph.graph["partial_merges"] = []
     nodes = dict(graph.nodes(data=True))  # node → its data, without the view's per-lookup cost
     for node in ordered(graph):
         data = nodes[node]
@@ -83,7 +84,7 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
         op = REGISTRY[data["op"]]
         preds = inputs_of(graph, node)
         shapes = [nodes[p]["shape"] for p in preds]
-        if op.name in ("concat", "add"):
+        if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
         try:
             out = op.infer(data["params"], shapes)
@@ -110,6 +111,14 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     if every.empty:
         raise SpecError("no input size makes every feature map non-empty and keeps the sizes that flatten and "
                         "merges depend on", graph.nodes["input"]["loc"], code="shape")
+    (lo_h, lo_w), r = every.min_size, every.interval
+    if lo_h <= h <= r[2] and lo_w <= w <= r[3]:  # from the minimum up to the bounds, only a partial merge refuses
+        _partial_merge_mismatch(graph, h, w, every)
+    axes: dict[PartialMerge, set[int]] = {}  # one warning per pair of inputs, naming both axes when both
+    for m in graph.graph["partial_merges"]:
+        axes.setdefault(replace(m, axis=0), set()).add(m.axis)
+    graph.graph["warnings"] = [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)])
+                               for m, a in axes.items()]
     problem = every.problem(h, w)
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
@@ -137,16 +146,76 @@ def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
     return f"{d['text']} at {d['origin'] or 'the network'}, {where}"
 
 
+@dataclass(frozen=True)
+class PartialMerge:
+    """Two inputs of a merge whose size on one axis agrees at some input sizes only."""
+
+    node: str
+    axis: int  # 0: H, 1: W
+    first: str
+    other: str
+
+
+def _merge_where(graph: nx.DiGraph, node: str) -> tuple[str, str]:
+    """('concat' or 'residual add', the path of the block or group the merge closes)."""
+    data = graph.nodes[node]
+    kind = "residual add" if _whole(data) else "concat"
+    return kind, data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
+
+
+def _inputs_text(graph: nx.DiGraph, m: PartialMerge, h: int, w: int) -> str:
+    loc = graph.nodes[m.node]["loc"]
+    a, b = (graph.nodes[n]["shape"] for n in (m.first, m.other))
+    return (f"{a.text(h, w)} = {a.formula()} ({_describe(graph, m.first, loc)}) vs "
+            f"{b.text(h, w)} = {b.formula()} ({_describe(graph, m.other, loc)})")
+
+
+def _partial_merge_warning(graph: nx.DiGraph, m: PartialMerge, every: Accepted, axes: str) -> SpecWarning:
+    kind, where = _merge_where(graph, m.node)
+    h, w = graph.graph["input"].size
+    axis = " and ".join(axes)
+    return SpecWarning(
+        f"{kind} in {where}: branches agree in {axis} at some input sizes only: {_inputs_text(graph, m, h, w)}",
+        graph.nodes[m.node]["loc"], "partial-merge",
+        hint=f"the network accepts {every.describe()}; to accept every size make the branches' strides, "
+             "kernels and paddings agree (--strict makes this an error)")
+
+
+def _partial_merge_mismatch(graph: nx.DiGraph, h: int, w: int, every: Accepted) -> None:
+    """At the spec's input size, a merge whose inputs disagree is a shape mismatch naming both."""
+    for m in graph.graph.get("partial_merges", ()):
+        a, b = (graph.nodes[n]["shape"] for n in (m.first, m.other))
+        da, db = (a.height, b.height) if m.axis == 0 else (a.width, b.width)
+        size = (h, w)[m.axis]
+        if da is not None and db is not None and da(size) != db(size):
+            kind, where = _merge_where(graph, m.node)
+            raise SpecError(f"{kind} in {where}: spatial sizes differ at input size {h}×{w}: "
+                            f"{_inputs_text(graph, m, h, w)}", graph.nodes[m.node]["loc"], code="shape-mismatch",
+                            hint=f"these branches agree at some input sizes only: {every.describe()}; set input.size "
+                                 "to one of them or make the branches agree at every size")
+
+
+def _per_channel(s: Shape) -> bool:
+    """C×1×1 whatever the input size: a gate's output."""
+    return s.height is not None and s.width is not None and s.height.is_const and s.width.is_const and \
+        s.height(0) == s.width(0) == 1
+
+
+def _whole(data: dict[str, Any]) -> bool:
+    """A merge whose inputs must agree in C×H×W (a residual sum), not only in H×W (a concat)."""
+    return REGISTRY[data["op"]].agreement == "chw"
+
+
 def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Shape]) -> None:
     data = graph.nodes[node]
     h, w = graph.graph["input"].size
     first, first_shape = preds[0], shapes[0]
-    kind = "concat" if data["op"] == "concat" else "residual add"
+    kind = "residual add" if _whole(data) else "concat"
     for other, shape in zip(preds[1:], shapes[1:], strict=True):
         problem = None
         if first_shape.is_map != shape.is_map:
             problem = "a feature map meets a vector"
-        elif data["op"] == "add" and first_shape.channels != shape.channels:
+        elif _whole(data) and first_shape.channels != shape.channels:
             problem = "channels differ"
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
@@ -157,6 +226,7 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
                     continue
                 if _agree_sometimes(da, db, ref):
                     conds.append(condition(axis, da, db))  # accept only the input sizes where they agree
+                    graph.graph.setdefault("partial_merges", []).append(PartialMerge(node, axis, first, other))
                 else:
                     problem = "spatial sizes differ"
             data["conditions"] = tuple(data.get("conditions", ())) + tuple(conds)
@@ -164,10 +234,12 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
             where = data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
             a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, data['loc'])})"
             b = f"{shape.text(h, w)} = {shape.formula()} ({_describe(graph, other, data['loc'])})"
-            if data["op"] == "add":
+            if _whole(data):
                 a, b = "shortcut " + a, "body " + b
             hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
-                    if data["op"] == "add" else "every branch must reach the same H×W; check strides and paddings")
+                    if _whole(data) else "every branch must reach the same H×W; check strides and paddings")
+            if _whole(data) and _per_channel(shape) and not _per_channel(first_shape):
+                hint = "the body gives one value per channel: to scale x by it, write gate: [...] (squeeze-and-excitation)"
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
 
 

@@ -101,19 +101,47 @@ class Accepted:
         found = [x for x in range(lo, hi + 1) if self.ok_axis(axis, x)]
         return found if len(found) <= limit else None
 
+    def residues(self, axis: int) -> tuple[int, list[int]] | None:
+        """(period p, accepted residues mod p) when this axis's conditions repeat with period p
+        (each compares two sizes that grow alike, floor((X + a1)/m) vs floor((X + a2)/m)); else None."""
+        conds = [c for c in self.conditions if c[0] == axis]
+        if not conds or any(c[2] != c[4] or c[2] == 0 for c in conds):
+            return None
+        period = self._period(axis)
+        lo = self.first(axis)
+        if lo >= NEVER:
+            return None
+        return period, sorted({x % period for x in range(lo, lo + period) if self.ok_axis(axis, x)})
+
+    def _axis_text(self, axis: int, name: str) -> str:
+        """The accepted sizes on one axis whose merges leave gaps: a list when short, else a residue class."""
+        lo, hi = self.first(axis), self.last(axis)
+        listed = self.sizes(axis)
+        if listed is not None:
+            return f"{name} in {{{', '.join(map(str, listed))}}}"
+        classes = self.residues(axis)
+        upto = "" if hi >= NEVER else f" to {hi}"
+        if classes is not None:
+            period, kept = classes
+            if period == 2 and len(kept) == 1:
+                return f"{'odd' if kept[0] else 'even'} {name} from {lo}{upto}"
+            return f"{name} from {lo}{upto} with {name} mod {period} in {{{', '.join(map(str, kept))}}}"
+        # sizes that grow apart agree on a finite set: list it (bounded by where they part for good)
+        found = [x for x in range(lo, min(hi, lo + 4 * MAX_PERIOD) + 1) if self.ok_axis(axis, x)]
+        if len(found) <= 40:
+            return f"{name} in {{{', '.join(map(str, found))}}}"
+        return f"{lo} <= {name} <= {found[-1]} where merged branches agree"  # pragma: no cover - huge strides
+
     def describe(self) -> str:
-        """'75×75 and up', '223×223 to 254×254', or per axis when merges leave gaps ('H in {...}')."""
+        """'75×75 and up', '223×223 to 254×254', or per axis when merges leave gaps ('odd H from 3')."""
         texts: list[str] = []
         intervals: list[tuple[int, int]] = []
         for axis, name in ((0, "H"), (1, "W")):
             lo, hi = self.first(axis), self.last(axis)
             gaps = any(c[0] == axis for c in self.conditions)
             listed = self.sizes(axis) if gaps else None
-            if listed is not None and listed != list(range(listed[0], listed[-1] + 1)):
-                texts.append(f"{name} in {{{', '.join(map(str, listed))}}}")
-            elif gaps and listed is None:
-                texts.append(f"{name} >= {lo} where merged branches agree" if hi >= NEVER else
-                             f"{lo} <= {name} <= {hi} where merged branches agree")
+            if gaps and (listed is None or listed != list(range(listed[0], listed[-1] + 1))):
+                texts.append(self._axis_text(axis, name))
             else:
                 intervals.append((lo, hi))
                 texts.append(f"{name} >= {lo}" if hi >= NEVER else f"{lo} <= {name} <= {hi}")
@@ -134,7 +162,7 @@ class Accepted:
         top = self.max_size
         if top is not None and (h > top[0] or w > top[1]):
             return f"input size {h}×{w} is above the maximum {_inf(top[0])}×{_inf(top[1])}"
-        return f"input size {h}×{w} is not one the network accepts"
+        return f"input size {h}×{w} is not one at which merged branches agree"
 
     def guard_args(self) -> tuple[object, ...]:
         """Extra arguments of runtime.check_input after the minimum: maximum and conditions, when any."""

@@ -18,6 +18,7 @@ from typing import Any
 import networkx as nx
 
 from archspec.api import Report, SpecLike, analyse
+from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, shaped_ops
 from archspec.symbolic import Shape
 
@@ -35,10 +36,14 @@ class OpRow:
     params: int
     macs: int
     macs_formula: str
+    origin: str = ""  # path of the op as the spec writes it (a composite conv's conv2d, bn, act share one)
+    written: str = ""  # that op's short form, $parameters filled in: "conv 96 3x3 p1"
+    in_channels: int = 0
 
     def as_dict(self, h: int, w: int) -> dict[str, Any]:
         return {"path": self.path, "op": self.op, "text": self.text, "output_shape": list(self.shape.at(h, w)),
-                "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula}
+                "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula,
+                "origin": self.origin, "written": self.written}
 
 
 @dataclass
@@ -55,6 +60,7 @@ class BlockRow:
     macs_formula: str
     train_only: bool
     ops: list[OpRow] = field(default_factory=list)
+    block_params: dict[str, Any] = field(default_factory=dict)  # a block instance's $parameters, as used
 
     def as_dict(self, h: int, w: int, ops: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -63,6 +69,8 @@ class BlockRow:
             "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula,
             "train_only": self.train_only,
         }
+        if self.block_params:
+            d["block_params"] = self.block_params
         if ops:
             d["ops"] = [o.as_dict(h, w) for o in self.ops]
         return d
@@ -73,6 +81,7 @@ class Summary:
     report: Report
     blocks: list[BlockRow]
     macs_formula: str
+    memory: Memory | None = None
 
     @property
     def params(self) -> int:
@@ -91,6 +100,7 @@ class Summary:
             "outputs": {k: list(v.at(h, w)) for k, v in r.outputs.items()},
             "params": r.params, "macs": r.macs, "macs_formula": self.macs_formula,
             "blocks": [b.as_dict(h, w, ops) for b in self.blocks],
+            **({"memory": self.memory.as_dict()} if self.memory else {}),
         }
 
 
@@ -138,7 +148,7 @@ def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:
         formula = op.macs_formula(d["params"], shapes, d["shape"])
         row = rows[d["unit"]]
         row.ops.append(OpRow(d["path"], d["op"], op.short(d["params"]), d["shape"], d["param_count"], d["mac_count"],
-                             formula))
+                             formula, d["origin"] or d["path"], d["text"], shapes[0].channels if shapes else 0))
         row.params += d["param_count"]
         row.macs += d["mac_count"]
         formulas[d["unit"]].append(formula)
@@ -148,10 +158,165 @@ def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:
     return Summary(report, list(rows.values()), total)
 
 
-def summarize(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> Summary:
-    """The summary of a spec (a path or YAML text): counts per block and per op, and totals."""
+def summarize(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,
+              batch: int = 1) -> Summary:
+    """The summary of a spec (a path or YAML text): counts per block and per op, totals, activation memory."""
     graph, report = analyse(spec, overrides, max_params)
-    return summarize_graph(graph, report)
+    summary = summarize_graph(graph, report)
+    summary.memory = activation_memory(graph, batch)
+    params = block_params(spec, overrides)
+    for row in summary.blocks:
+        unit = next((u for u in graph.graph["units"] if u.path == row.path), None)
+        if unit is not None and unit.block is not None:
+            row.block_params = params.get((unit.block, unit.loc), {})
+    return summary
 
 
-__all__ = ["Summary", "BlockRow", "OpRow", "summarize", "summarize_graph", "combine"]
+def block_params(spec: SpecLike, overrides: Mapping[str, Any] | None = None) -> dict[tuple[str, Any], dict[str, Any]]:
+    """The $parameters of each top-level block instance, keyed by (block, where the instance is written).
+
+    Expansion does not keep them on the graph, so this expands the spec once more and records the
+    environment each top-level instance is expanded in (its declared defaults and the written values).
+    """
+    from archspec.graph import Expander
+    from archspec.spec.resolve import resolve
+
+    found: dict[tuple[str, Any], dict[str, Any]] = {}
+
+    class Recorder(Expander):
+        def block_env(self, entry: Any, ref: Any, scope: Any) -> dict[str, Any]:
+            env = super().block_env(entry, ref, scope)
+            if scope.unit is None:
+                found[(ref.name, ref.loc)] = dict(env)
+            return env
+
+    Recorder(resolve(spec, overrides), scale_width=False).run()
+    return found
+
+
+# ---- activation memory ------------------------------------------------------------------------------
+# What PyTorch's autograd keeps for the backward pass of each op, as the compiled model calls it
+# (torch.nn.functional / ATen derivative formulas): "in" its input, "out" its output, "w" its weight.
+_SAVES: dict[str, tuple[str, ...]] = {
+    "conv2d": ("in", "w"), "linear": ("in", "w"), "bn": ("in", "w"), "relu": ("out",), "sigmoid": ("out",),
+    "tanh": ("out",), "maxpool": ("in", "indices"), "avgpool": ("in",), "adaptive_avgpool": ("in",),
+    "dropout": ("mask",), "lrn": ("in", "lrn"),
+}
+_NOTHING = frozenset({"concat", "add", "flatten", "identity", "global_avgpool"})  # sizes only
+
+
+@dataclass
+class Memory:
+    """Activation memory of a batch at the spec's input size, in bytes (float32).
+
+    ``train_saved``: the activations autograd keeps for backward in a training step (every output,
+    aux heads included; each tensor once, however many ops keep it); ``train_saved_weights``: the
+    parameters and BatchNorm statistics it keeps beside them (they exist anyway); ``inference_peak``:
+    the most activation bytes alive at once in an inference forward (main output only), the input included.
+    """
+
+    batch: int
+    train_saved: int
+    train_saved_weights: int
+    inference_peak: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"batch": self.batch, "train_saved_bytes": self.train_saved,
+                "train_saved_weight_bytes": self.train_saved_weights, "inference_peak_bytes": self.inference_peak}
+
+
+def _numel(shape: Shape, h: int, w: int, batch: int) -> int:
+    n = batch
+    for v in shape.at(h, w):
+        n *= v
+    return n
+
+
+def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int], results: set[str]) -> dict[str, str]:
+    """Which tensor each node's output lives in. Views (flatten, identity, dropout that is off) and what
+    compile.py computes in place (a ReLU over, or a residual sum into, a ``fresh_output`` value that has
+    one reader and is not returned) share their input's; everything else is a new tensor."""
+    from archspec.shapes import inputs_of
+
+    def overwritable(src: str) -> bool:
+        op = graph.nodes[src]["op"]
+        return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
+
+    storage: dict[str, str] = {}
+    for n in nodes:
+        d = graph.nodes[n]
+        ins = inputs_of(graph, n)
+        op = d["op"]
+        if op in ("flatten", "identity") or (op == "dropout" and not d["params"].p):
+            storage[n] = storage[ins[0]]
+        elif op == "relu" and overwritable(ins[0]):
+            storage[n] = storage[ins[0]]
+        elif op == "add" and len(ins) == 2 and d["params"].scale == 1.0 and overwritable(ins[1]):
+            storage[n] = storage[ins[1]]
+        else:
+            storage[n] = n
+    return storage
+
+
+def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
+    """Estimate activation memory from the shaped OpGraph alone (see :class:`Memory`); torch is not imported."""
+    from archspec.shapes import inputs_of, ordered
+
+    h, w = graph.graph["input"].size
+    order = ordered(graph)
+    users = {n: len(graph.succ[n]) for n in order}
+    storage = _storages(graph, order, users, set(graph.graph["outputs"].values()))
+    size: dict[str, int] = {}
+    for n in order:
+        size[storage[n]] = max(size.get(storage[n], 0), _numel(graph.nodes[n]["shape"], h, w, batch) * 4)
+    saved: set[str] = set()
+    extra = weights = 0
+    for n in order:
+        d = graph.nodes[n]
+        op = d["op"]
+        if op == "input" or op in _NOTHING:
+            continue
+        ins = inputs_of(graph, n)
+        for what in _SAVES.get(op, ("in",)):
+            if what == "in":
+                saved.add(storage[ins[0]])
+            elif what == "out":
+                saved.add(storage[n])
+            elif what == "w":
+                p = d["params"]
+                if op == "bn":  # its scale, running mean and variance, the batch's mean and inverse deviation
+                    weights += 5 * graph.nodes[ins[0]]["shape"].channels * 4
+                else:  # the weight; a bias is not needed for backward
+                    weights += (d.get("param_count", 0) - (p.out if getattr(p, "bias", False) else 0)) * 4
+            elif what == "indices":
+                extra += _numel(d["shape"], h, w, batch) * 8  # int64
+            elif what == "lrn":  # F.local_response_norm: the squares padded across channels, scale and its power
+                c = graph.nodes[ins[0]]["shape"].channels
+                per_channel = _numel(d["shape"], h, w, batch) // c
+                extra += 4 * per_channel * ((c + d["params"].size - 1) + 2 * c)
+            elif what == "mask" and d["params"].p:
+                extra += _numel(d["shape"], h, w, batch) * 4  # CPU dropout multiplies by a float mask
+    train = sum(size[s] for s in saved) + extra
+    main = graph.graph["outputs"]["logits"]
+    needed = nx.ancestors(graph, main) | {main}
+    eval_order = [n for n in order if n in needed]
+    eval_users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in eval_order}
+    eval_storage = _storages(graph, eval_order, eval_users, {main})
+    last_read: dict[str, int] = {}
+    for i, n in enumerate(eval_order):
+        for src in inputs_of(graph, n):
+            last_read[eval_storage[src]] = i
+    live: dict[str, int] = {}
+    peak = 0
+    for i, n in enumerate(eval_order):
+        st = eval_storage[n]
+        if graph.nodes[n]["op"] == "dropout":  # identity in inference
+            st = eval_storage[n] = eval_storage[inputs_of(graph, n)[0]]
+        live[st] = max(live.get(st, 0), _numel(graph.nodes[n]["shape"], h, w, batch) * 4)
+        peak = max(peak, sum(live.values()))
+        for s in [s for s in live if last_read.get(s, -1) <= i and s != eval_storage[main]]:
+            del live[s]
+    return Memory(batch, train, weights, peak)
+
+
+__all__ = ["Summary", "BlockRow", "OpRow", "Memory", "summarize", "summarize_graph", "combine", "activation_memory"]

@@ -11,6 +11,7 @@ size becomes an opaque replay of PyTorch's formula, compared and bounded numeric
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -212,4 +213,9 @@ class Shape:
                 fixed = f"{h(h.ref or 0)}×{w(w.ref or 0)}"
                 return f"{self.channels} (a flattened map of {h.formula()}×{w.formula()}, fixed at {fixed})"
             return str(self.channels)
-        return f"{self.channels}×{self.height.formula()}×{self.width.formula()}"
+        return f"{self.channels}×{factor(self.height.formula())}×{factor(self.width.formula())}"
+
+
+def factor(formula: str) -> str:
+    """A size formula as a factor of a product: 'H - 2' needs parentheses (32×(H - 2)), 'floor((H - 1)/2)' does not."""
+    return formula if " " not in formula or re.fullmatch(r"\w+\(.*\)", formula) else f"({formula})"

@@ -47,12 +47,16 @@ def _bn_inception() -> Any:
 
 REFERENCES: dict[str, Callable[[], Any]] = {
     "inception_v4": _timm("inception_v4"),
+    "seresnet50": _timm("seresnet50"),
     "inception_resnet_v2": _timm("inception_resnet_v2"),
     "facenet_inception_resnet_v1": _facenet,
     "bn_inception": _bn_inception,
     "googlenet": _torchvision("googlenet", aux_logits=True, init_weights=True),
     "inception_v3": _torchvision("inception_v3", aux_logits=True, init_weights=True),
     **{f"resnet{d}": _torchvision(f"resnet{d}") for d in (18, 34, 50, 101, 152)},
+    "resnext50_32x4d": _torchvision("resnext50_32x4d"),
+    "mobilenet_v3_large": _torchvision("mobilenet_v3_large"),
+    "densenet121": _torchvision("densenet121"),
 }
 
 
@@ -87,6 +91,41 @@ def assert_same_eval_logits(ref: Any, ours: Any, spec: Path, size: int) -> None:
     assert isinstance(got, torch.Tensor) and got.shape == (1, 1000)
     assert (expected - got).abs().max().item() <= 1e-5
     assert reference_macs(ref, x)[1] == archspec.check(spec).macs
+
+
+def assert_same_logits(model: Any, reference: Any, spec: Path, shapes: list[tuple[int, ...]]) -> None:
+    """Eval mode at each input shape: logits within 1e-5 of the reference's (which must be far from
+    zero, so the tolerance means something), and at the spec's size the MACs hooks count on the reference."""
+    import torch
+
+    import archspec
+    from tests.reference_macs import reference_macs
+
+    report = archspec.check(spec)
+    model.eval(), reference.eval()
+    for shape in shapes:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            ours = model(x)
+        theirs, macs = reference_macs(reference, x)
+        if tuple(shape[2:]) == report.input_size:
+            assert report.macs == macs
+        assert ours.shape == theirs.shape
+        assert theirs.std() > 1e-2
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def assert_same_gradients(model: Any, reference: Any, x: Any) -> None:
+    """Training mode, dropout off: the gradients of every parameter equal the reference's."""
+    model.train(), reference.train()
+    no_dropout(model, reference)
+    for net in (model, reference):
+        net(x).logsumexp(dim=1).mean().backward()
+    theirs = dict(reference.named_parameters())
+    import torch
+
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, theirs[name].grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def no_dropout(*models: Any) -> None:

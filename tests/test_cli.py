@@ -25,7 +25,8 @@ def test_check_prints_table_formulas_and_minimum(capsys) -> None:
 def test_check_json_and_set(capsys) -> None:
     assert main(["check", str(SPECS / "inception_v4.yaml"), "--json", "--set", "input.size=[331,331]"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["input_size"] == [3, 331, 331] and data["min_input_size"] == [75, 75]
+    # one convention with summary --json: input_channels apart, sizes as [H, W]
+    assert data["input_channels"] == 3 and data["input_size"] == [331, 331] and data["min_input_size"] == [75, 75]
     # floor((331 - 19)/8) = 39
     row = next(b for b in data["blocks"] if b["path"] == "features.6")
     assert row["output_shape"] == [384, 39, 39]

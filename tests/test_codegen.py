@@ -221,3 +221,56 @@ def test_a_module_cannot_also_contain_modules(write_spec) -> None:
     with pytest.raises(archspec.SpecError, match=r"module '0' would clash with module '0.conv'") as e:
         archspec.check(path)
     assert (e.value.line, e.value.column, e.value.code) == (6, 6, "name")
+
+
+def _compiled_and_generated(text: str, tmp_path: Path) -> tuple[torch.nn.Module, torch.nn.Module, str]:
+    from archspec.api import analyse
+    from archspec.codegen import generate
+
+    graph, report = analyse(text)
+    out = tmp_path / "gen.py"
+    out.write_text(generate(graph, "spec.yaml"))
+    assert ruff(out).returncode == 0, ruff(out).stdout
+    compiled = archspec.build(text).eval()
+    generated = _load(out, class_name_of(report.name)).eval()
+    generated.load_state_dict(compiled.state_dict(), strict=True)  # same keys, same shapes
+    return compiled, generated, out.read_text()
+
+
+def test_identity_as_the_last_op_compiles(tmp_path: Path) -> None:
+    """Issue 13, finding 11: `[conv2d 4 1x1, identity]` made code generation raise StopIteration."""
+    text = "archspec: 1\nname: ident\ninput: {channels: 3, size: [8, 8]}\nnetwork: [conv2d 4 1x1, identity]\n"
+    compiled, generated, _ = _compiled_and_generated(text, tmp_path)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(generated(x), compiled(x), rtol=0, atol=0)
+
+
+def test_identity_inside_a_shared_block_class_reads_its_own_input(tmp_path: Path) -> None:
+    """Issue 13, finding 11: in a block used twice, the shared class took an identity's value for the
+    block's input. Here `a` ends in an identity (a's conv output, 4 channels) and `c` is the block
+    input: a concat of 4 + 3 + 2 channels, and the second instance's conv takes 9 channels in."""
+    text = ("archspec: 1\nname: ident_block\ninput: {channels: 3, size: [8, 8]}\n"
+            "blocks:\n  b:\n    concat:\n      a: [conv2d 4 1x1, identity]\n      c: [identity]\n"
+            "      d: [conv2d 2 1x1, identity, relu]\n"
+            "network: [conv2d 3 1x1, b, conv2d 3 1x1, b, global_avgpool]\n")
+    compiled, generated, source = _compiled_and_generated(text, tmp_path)
+    assert source.count("class B(nn.Module):") == 1  # the two instances share one class
+    assert compiled.state_dict()["2.weight"].shape == (3, 9, 1, 1)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(generated(x), compiled(x), rtol=0, atol=0)
+    # and the compiled model computes what the spec says, written out by hand
+    sd = compiled.state_dict()
+
+    def block(t: torch.Tensor, first: str) -> torch.Tensor:
+        a = torch.nn.functional.conv2d(t, sd[f"{first}.a.0.weight"], sd[f"{first}.a.0.bias"])
+        d = torch.relu(torch.nn.functional.conv2d(t, sd[f"{first}.d.0.weight"], sd[f"{first}.d.0.bias"]))
+        return torch.cat([a, t, d], dim=1)
+
+    with torch.no_grad():
+        t = torch.nn.functional.conv2d(x, sd["0.weight"], sd["0.bias"])
+        t = block(t, "1")
+        t = torch.nn.functional.conv2d(t, sd["2.weight"], sd["2.bias"])
+        t = block(t, "3")
+        torch.testing.assert_close(compiled(x), t.mean(dim=(2, 3)), rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from archspec.cli import main
@@ -73,3 +74,53 @@ def test_two_files(write_spec, capsys):
 def test_bad_override_on_one_side(capsys):
     assert main(["diff", V4, "--set-b", "scale.wdith=2"]) == 2
     assert "did you mean 'width'" in capsys.readouterr().err
+
+
+def test_changed_block_parameter_and_ops_by_name(capsys):
+    assert main(["diff", V4, "--set-b", "network.features.reduction_a.k=200", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    (row,) = d["blocks"]
+    assert row["path_a"] == row["path_b"] == "features.10" and row["status"] == "changed"
+    assert row["block_params"] == [{"name": "k", "a": 192, "b": 200}]
+    ops = {o["path_b"]: o for o in row["ops"]}
+    assert set(ops) == {"features.10.branch1.0", "features.10.branch1.1"}  # branch0 and the max-pool read 384 channels
+    first, second = ops["features.10.branch1.0"], ops["features.10.branch1.1"]
+    assert first["change"] == "features.10.branch1.0: conv 192 1x1 → conv 200 1x1"
+    # by hand (Fig. 7 at 35×35): 8 more 1x1 filters over 384 channels, with their BatchNorm scale and shift
+    assert first["params_delta"] == 8 * 384 + 2 * 8 and first["macs_delta"] == 8 * 384 * 35 * 35
+    # the next conv (224 3x3 p1) reads 8 more channels: 9·8·224 weights, at 35×35
+    assert second["text_a"] == second["text_b"] == "conv 224 3x3 p1" and second["in_channels"] == [192, 200]
+    assert second["params_delta"] == 9 * 8 * 224 and second["macs_delta"] == 9 * 8 * 224 * 35 * 35
+    assert row["params_delta"] == first["params_delta"] + second["params_delta"] == d["params_delta"]
+    assert main(["diff", V4, "--set-b", "network.features.reduction_a.k=200"]) == 0
+    out = capsys.readouterr().out
+    assert "reduction_a: k 192 → 200" in out
+    assert re.search(r"~  features\.10\.branch1\.0: conv 192 1x1 → conv 200 1x1 +\+3,088 +\+3,763,200", out)
+
+
+def test_every_changed_op_is_named(capsys):
+    assert main(["diff", V4, "--set-b", "blocks.inception_a.concat.branch1=[conv 64 1x1, conv 128 3x3 p1]",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    rewritten = [o["change"] for b in d["blocks"] for o in b["ops"] if o["text_a"] != o["text_b"]]
+    assert rewritten == [f"features.{i}.branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1" for i in (6, 7, 8, 9)]
+    # each rewritten conv: 32 more 3x3 filters over 64 channels, BatchNorm for them, at 35×35
+    for b in d["blocks"]:
+        for o in b["ops"]:
+            if o["text_a"] != o["text_b"]:
+                assert o["params_delta"] == 9 * 64 * 32 + 2 * 32 and o["macs_delta"] == 9 * 64 * 32 * 35 * 35
+    # ops whose input grew are named too, and the op deltas add up to every block's delta
+    for b in d["blocks"]:
+        assert sum(o["params_delta"] for o in b["ops"]) == b["params_delta"]
+        assert sum(o["macs_delta"] for o in b["ops"]) == b["macs_delta"]
+
+
+def test_added_instance_lists_its_params_and_deltas(capsys):
+    assert main(["diff", V4, "--set-b", "network.features.inception_a.repeat=5"]) == 0
+    out = capsys.readouterr().out
+    per_pixel = 384 * (96 + 64 + 64 + 96) + 9 * (64 * 96 + 64 * 96 + 96 * 96)
+    assert re.search(rf"\+  features\.10: Inception-A +\+{INCEPTION_A:,} +\+{per_pixel * 35 * 35:,}", out)
+    assert main(["diff", V4, "--set-b", "network.features.reduction_a.k=200", "--set-b",
+                 "network.features.inception_c.repeat=2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"-  features\.21: Inception-C +-", out)

@@ -34,12 +34,38 @@ def test_language_reference_mentions_every_op(name):
 
 
 def test_language_reference_covers_every_key():
-    from archspec.spec.model import AuxHead, BlockDef, BlockRef, InputSpec, ResidualBody, ScaleSpec, Spec
+    from archspec.spec.model import (
+        AuxHead,
+        BlockDef,
+        BlockRef,
+        ChainNode,
+        GateNode,
+        InputSpec,
+        ResidualBody,
+        ScaleSpec,
+        Spec,
+    )
 
     text = (DOCS / "language.md").read_text()
-    for model in (Spec, BlockDef, BlockRef, InputSpec, ResidualBody, AuxHead, ScaleSpec):
+    for model in (Spec, BlockDef, BlockRef, InputSpec, ResidualBody, AuxHead, ScaleSpec, ChainNode, GateNode):
         for key, info in model.model_fields.items():
             assert f"`{info.alias or key}`" in text or f"{info.alias or key}:" in text, (model.__name__, key)
+
+
+def test_whole_spec_examples_in_the_language_reference_build():
+    """Every ```yaml example of docs/language.md that is a whole spec checks, builds and runs."""
+    import torch
+
+    import archspec
+
+    examples = [b for b in re.findall(r"^```yaml\n(.*?)^```", (DOCS / "language.md").read_text(), flags=re.S | re.M)
+                if b.startswith("archspec: 1")]
+    assert examples
+    for text in examples:
+        report = archspec.check(text)
+        model = archspec.build(text).eval()
+        out = model(torch.randn(1, report.input_channels, *report.input_size))
+        assert tuple(out.shape[1:]) == report.output_shape
 
 
 def bash_blocks(path: Path) -> list[str]:

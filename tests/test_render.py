@@ -197,13 +197,17 @@ def test_network_view_edges_carry_the_papers_shapes(tmp_path: Path) -> None:
 def test_symbolic_labels_are_formulas_that_give_the_paper_sizes(tmp_path: Path) -> None:
     d = svg(tmp_path, V4, "--symbolic")
     assert d.edge("Input", "3×3 conv (32, stride 2, V)")[1] == "3×H×W"
-    for tail, head, c, h in [("Inception-A ×4", "Reduction-A", 384, 35), ("Reduction-A", "Inception-B ×7", 1024, 17),
+    for tail, head, c, h in [("Stem (5a)", "Inception-A ×4", 384, 35), ("Reduction-A", "Inception-B ×7", 1024, 17),
                              ("Reduction-B", "Inception-C ×3", 1536, 8)]:
         channels, fh, fw = d.edge(tail, head)[1].split("×")
         assert int(channels) == c and fh.replace("H", "W") == fw
         assert eval(fh, {"floor": math.floor, "H": 299}) == h  # the paper's size at 299×299
+    # each grid size is spelt out once (on its first edge, from the top); later edges give the channels
+    assert d.edge("Inception-A ×4", "Reduction-A")[1] == "384×…"
+    grids = [label.split("×", 1)[1] for *_, label in d.edges if label.count("×") == 2]
+    assert len(grids) == len(set(grids)) and "H×W" in grids
     # the formula predicts the numbers drawn at another input size
-    fh = d.edge("Inception-A ×4", "Reduction-A")[1].split("×")[1]
+    fh = d.edge("Stem (5a)", "Inception-A ×4")[1].split("×")[1]
     at = eval(fh, {"floor": math.floor, "H": 331})
     other = svg(tmp_path, V4, "--set", "input.size=[331,331]")
     assert other.edge("Inception-A ×4", "Reduction-A")[1] == f"384×{at}×{at}"
@@ -313,9 +317,11 @@ def test_fold_stops_at_an_aux_tap_and_at_other_parameters(tmp_path: Path, write_
     aux = next(b for b in d.boxes() if "kind-aux" in b.classes)
     d.edge("Inception ×2", aux.text)  # the tap: exactly one edge from the folded pair to the head
     assert d.edge(aux.text, "aux1")[1] == "10"
-    e = svg(tmp_path, write_spec(AUX), "--expand")
+    e = svg(tmp_path, write_spec(AUX), "--expand", "--all-instances")
     assert len(e.clusters) == 5  # four block instances and the aux head
     assert Counter(b.text for b in e.boxes())["FC 10"] == 2
+    folded = svg(tmp_path, write_spec(AUX), "--expand")  # features.0-1 drawn once, as a cluster marked ×2
+    assert sorted(folded.clusters) == ["cluster_aux1", "cluster_features.0", "cluster_features.2", "cluster_features.3"]
 
 
 NESTED = """\
@@ -344,11 +350,19 @@ def test_nested_blocks_by_depth(tmp_path: Path, write_spec) -> None:
     block = svg(tmp_path, spec, "--block", "outer")
     assert Counter(b.text for b in block.boxes()) == Counter({"Inner ×2": 1, "1×1 conv (16)": 1, "+ ×0.2": 1,
                                                              "ReLU": 1})
-    one = svg(tmp_path, spec, "--expand", "--depth", "1")  # Outer opened, Inner closed
+    one = svg(tmp_path, spec, "--expand", "--depth", "1", "--all-instances")  # Outer opened, Inner closed
     assert sorted(one.clusters) == ["cluster_body.0", "cluster_body.1"]
     assert Counter(b.text for b in one.boxes())["Inner"] == 4
-    every = svg(tmp_path, spec, "--expand")
+    every = svg(tmp_path, spec, "--expand", "--all-instances")
     assert len(every.clusters) == 2 + 4 and not [b for b in every.boxes() if "kind-block" in b.classes]
+    # repeats folded (the default): one Outer, inside it one Inner, each marked ×2
+    folded = svg(tmp_path, spec, "--expand")
+    assert sorted(folded.clusters) == ["cluster_body.0", "cluster_body.0.0"]
+    assert Counter(b.text for b in folded.boxes()) == Counter(
+        {"3×3 conv (16)": 1, "1×1 conv (8)": 1, "3×3 conv (8)": 1, "Filter concat": 1, "1×1 conv (16)": 1,
+         "+ ×0.2": 1, "ReLU": 1, "global avg pool": 1})
+    assert "Outer ×2 (body.0 … body.1)" in folded_labels(draw(tmp_path, spec, "--expand"))
+    assert "Inner ×2 (body.0.0 … body.0.1)" in folded_labels(draw(tmp_path, spec, "--expand"))
 
 
 # ---- expanded view ---------------------------------------------------------------------------------
@@ -374,7 +388,7 @@ def v4_primitives() -> tuple[int, int, int]:
 def test_expanded_view_draws_every_op_with_blocks_as_clusters(tmp_path: Path) -> None:
     instances, prims, convs = v4_primitives()
     assert instances == 3 + 4 + 1 + 7 + 1 + 3
-    d = svg(tmp_path, V4, "--expand")
+    d = svg(tmp_path, V4, "--expand", "--primitives", "--all-instances")
     assert len(d.clusters) == instances
     assert "cluster_features.6" in d.clusters
     assert len(d.boxes()) == prims
@@ -383,11 +397,50 @@ def test_expanded_view_draws_every_op_with_blocks_as_clusters(tmp_path: Path) ->
     assert not [b for b in d.boxes() if "kind-block" in b.classes]
 
 
+def folded_labels(data: bytes) -> list[str]:
+    """Texts of the cluster labels of an SVG."""
+    root = ET.fromstring(data)
+    return ["".join(t.itertext()) for g in root.iter(SVG + "g") if "cluster" in (g.get("class") or "")
+            for t in g.findall(SVG + "text")]
+
+
+def test_expanded_view_folds_repeats_and_keeps_composites_whole(tmp_path: Path) -> None:
+    spec = v4_yaml()
+    entries = network_entries(spec)
+    data = draw(tmp_path, V4, "--expand", "--depth", "1")
+    d = parse_svg(data)
+    runs = [name for name, _ in entries if name in spec["blocks"]]
+    assert len(d.clusters) == len(runs) == 8  # one cluster per run of repeats: A ×4 drawn once
+    labels = folded_labels(data)
+    for name, repeat in entries:
+        if repeat > 1:
+            assert any(t.startswith(spec["blocks"][name]["label"] + f" ×{repeat} (") for t in labels), (name, labels)
+    boxes = Counter(b.text for b in d.boxes())
+    assert boxes["BatchNorm"] == boxes["ReLU"] == 0  # a composite conv is one box
+    convs = sum(count_ops(spec["blocks"][name], "conv") for name in runs) + sum(
+        1 for name, _ in entries if name == "conv")
+    assert sum(1 for b in d.boxes() if "kind-conv" in b.classes) == convs
+    height = float(ET.fromstring(data).get("height").removesuffix("pt"))
+    assert height < 6000  # was 21,052 px as a PNG with every instance and every primitive
+
+
+def test_plain_conv_is_drawn_apart_from_conv_bn_relu(tmp_path: Path, residual: Path) -> None:
+    d = svg(tmp_path, residual, "--block", "block35")
+    linear = [b.text for b in d.boxes() if "kind-conv_linear" in b.classes]
+    assert linear == ["1×1 conv (64)"]  # the conv2d 64 1x1 bias before the sum: no BatchNorm, no ReLU
+    assert not [b for b in d.boxes() if "kind-conv" in b.classes and b.text == "1×1 conv (64)"]
+    legend = next(n.text for n in d.nodes.values() if "legend" in n.classes)
+    assert "without activation" in legend
+    down = svg(tmp_path, residual, "--block", "down")  # act=none convs are linear too; conv 64 3x3 s2 p1 is not
+    assert Counter((b.text, "kind-conv_linear" in b.classes) for b in down.boxes() if "conv" in b.text) == Counter(
+        {("3×3 conv (64, stride 2)", False): 1, ("3×3 conv (64)", True): 1, ("1×1 conv (64, stride 2)", True): 1})
+
+
 def test_expanded_depth_zero_keeps_blocks_closed(tmp_path: Path) -> None:
     instances, _, _ = v4_primitives()
-    d = svg(tmp_path, V4, "--depth", "0")
+    d = svg(tmp_path, V4, "--depth", "0", "--all-instances")
     assert not d.clusters
-    assert len([b for b in d.boxes() if "kind-block" in b.classes]) == instances  # no folding when expanded
+    assert len([b for b in d.boxes() if "kind-block" in b.classes]) == instances
 
 
 # ---- formats, determinism, errors -----------------------------------------------------------------
@@ -487,7 +540,7 @@ def test_gallery_covers_every_spec_and_block(tmp_path: Path, write_spec) -> None
     names = {p.name for p in out.iterdir()}
     for spec, blocks in [("tiny_resnet", {"block35": 4, "down": 1}),
                          ("inception_v4", {b: 0 for b in v4_yaml()["blocks"]})]:
-        assert f"{spec}.svg" in names and f"{spec}.png" in names
+        assert f"{spec}.svg" in names and f"{spec}.png" in names and f"{spec}.html" in names
         for b in blocks:
             assert f"{spec}.{b}.svg" in names
             parse_svg((out / f"{spec}.{b}.svg").read_bytes())
@@ -495,6 +548,8 @@ def test_gallery_covers_every_spec_and_block(tmp_path: Path, write_spec) -> None
     assert "stale.svg" not in names
     index = (out / "README.md").read_text()
     assert "![tiny_resnet: Inception-ResNet-A](tiny_resnet.block35.svg)" in index
+    assert "[interactive page](tiny_resnet.html)" in index and (out / "tiny_resnet.html").read_text().startswith(
+        "<!DOCTYPE html>")
 
 
 def test_committed_gallery_has_every_zoo_spec() -> None:
@@ -503,4 +558,36 @@ def test_committed_gallery_has_every_zoo_spec() -> None:
     for spec in sorted(SPECS.glob("*.yaml")):
         name = yaml.safe_load(spec.read_text())["name"]
         assert (gallery / f"{name}.svg").exists(), f"rerun python -m archspec.gallery for {spec.name}"
+        assert (gallery / f"{name}.html").exists(), f"rerun python -m archspec.gallery for {spec.name}"
         assert f"## {name}\n" in index
+
+
+def test_instances_carry_their_names(tmp_path: Path) -> None:
+    googlenet = SPECS / "googlenet.yaml"
+    entries = [next(iter(e)) for e in yaml.safe_load(googlenet.read_text())["network"]]
+    names = [k.removeprefix("inception") for k in entries if k.startswith("inception")]
+    assert names[:3] == ["3a", "3b", "4a"] and len(names) == 9
+    d = svg(tmp_path, googlenet)
+    blocks = [b.text for b in sorted(d.boxes(), key=lambda b: b.y) if "kind-block" in b.classes]
+    assert blocks == [f"Inception ({n})" for n in names]  # as the paper's Table 1 names them
+    assert "Inception-A ×4" in {b.text for b in svg(tmp_path, V4).boxes()}  # list positions add no name
+
+
+@pytest.mark.parametrize("block", ["inception_b", "inception_c", "reduction_a", "reduction_b"])
+def test_branches_are_drawn_in_the_spec_order(tmp_path: Path, block: str) -> None:
+    definition = v4_yaml()["blocks"][block]
+    d = svg(tmp_path, V4, "--block", block)
+    (top,) = [n for n in d.nodes.values() if "io" in n.classes and any(t == n.name for t, *_ in d.edges)]
+    firsts = sorted((d.nodes[h] for t, h, *_ in d.edges if t == top.name), key=lambda n: n.x)
+    params = definition.get("params", {})  # the network uses each block with its declared values
+    branches = definition["concat"]
+    expected = []
+    for branch in branches.values() if isinstance(branches, dict) else branches:
+        while isinstance(branch, (list, dict)):
+            branch = branch[0] if isinstance(branch, list) else next(iter(branch.values()))
+        word, *rest = branch.split()
+        channels = str(params.get(rest[0][1:], rest[0])) if rest else ""
+        expected.append("pool" if "pool" in word else f"({channels}")  # conv N … is labelled "… conv (N…"
+    assert len(firsts) == len(expected)
+    for box, token in zip(firsts, expected, strict=True):
+        assert token in box.text, ([b.text for b in firsts], expected)

@@ -155,3 +155,70 @@ def test_summary_does_not_import_torch():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
+
+
+# ---- width and activation memory -----------------------------------------------------------------
+@pytest.mark.parametrize("ops", [False, True], ids=["blocks", "ops"])
+def test_default_table_fits_100_columns(capsys, ops):
+    for spec in ZOO:
+        assert main(["summary", str(spec)] + (["--ops"] if ops else [])) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert max(len(line) for line in lines) <= 100, (spec.name, max(lines, key=len))
+    assert main(["summary", str(SPECS / "inception_v4.yaml"), "--formulas"]) == 0
+    out = capsys.readouterr().out
+    assert "MACs (formula in H, W)" in out and "floor((H - 19)/8)" in out
+
+
+CHAIN = """
+archspec: 1
+name: chain
+input: {channels: 3, size: [8, 8]}
+network:
+  - conv2d 4 1x1
+  - relu
+  - global_avgpool
+  - fc: linear 2
+"""
+
+
+def test_activation_memory_by_hand(write_spec, capsys):
+    s = summarize(write_spec(CHAIN), batch=2)
+    m = s.memory
+    # training keeps the conv's input (2·3·8·8 floats), the ReLU's output (in place over the conv's, 2·4·8·8),
+    # the linear's input (2·4); the mean keeps nothing. Weights: conv 4·3, linear 2·4 (biases are not kept)
+    assert m.train_saved == 4 * 2 * (3 * 64 + 4 * 64 + 4)
+    assert m.train_saved_weights == 4 * (4 * 3 + 2 * 4)
+    # inference: the input and the conv's output are alive together, then only smaller tensors
+    assert m.inference_peak == 4 * 2 * (3 * 64 + 4 * 64)
+    assert main(["summary", str(write_spec(CHAIN)), "--json", "--batch", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["memory"] == {
+        "batch": 2, "train_saved_bytes": m.train_saved, "train_saved_weight_bytes": m.train_saved_weights,
+        "inference_peak_bytes": m.inference_peak}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "googlenet_paper", "inception_v4", "inception_resnet_v2"])
+def test_saved_for_backward_matches_autograd(name):
+    """What autograd's saved_tensors_hooks see in a training forward of the compiled model, each storage once."""
+    torch = pytest.importorskip("torch")
+    import archspec
+
+    spec = SPECS / f"{name}.yaml"
+    batch = 2
+    expected = summarize(spec, batch=batch).memory
+    model = archspec.build(spec).train()
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, tuple[int, bool]] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = (storage.nbytes(), storage.data_ptr() in weights)
+        return t
+
+    h, w = summarize(spec).report.input_size
+    x = torch.randn(batch, 3, h, w)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    activations = sum(n for n, is_weight in seen.values() if not is_weight)
+    kept_weights = sum(n for n, is_weight in seen.values() if is_weight)
+    assert abs(expected.train_saved - activations) <= 0.1 * activations, (expected.train_saved, activations)
+    assert abs(expected.train_saved_weights - kept_weights) <= 0.1 * kept_weights

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from archspec.cli import common, overrides_of
 
@@ -16,12 +17,16 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the spec is valid")
+    p.add_argument("--strict", action="store_true", help="treat warnings (e.g. partial-merge) as errors")
 
 
 def run(args: argparse.Namespace) -> int:
     from archspec.api import check
+    from archspec.errors import printable
 
-    report = check(args.spec, overrides_of(args), max_params=args.max_params)
+    report = check(args.spec, overrides_of(args), max_params=args.max_params, strict=args.strict)
+    for warning in report.warnings:
+        print(warning.format(), file=sys.stderr)
     if args.quiet:
         return 0
     if args.json:
@@ -30,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = report.input_size
     rows = [("block", "path", f"output at {h}×{w}", "output (formula)")]
     for r in report.rows:
-        rows.append((r.label, r.path, r.shape.text(h, w), r.shape.formula()))
+        rows.append((printable(r.label), printable(r.path), r.shape.text(h, w), r.shape.formula()))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row[:3])) + "  " + row[3])

@@ -23,6 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from archspec.api import analyse
     from archspec.codegen import generate
 
+    if args.output and args.output != "-":
+        from archspec.fileio import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs(args.output, args.spec, args.weights)
     graph, report = analyse(args.spec, overrides_of(args), args.max_params)
     if args.weights:
         from archspec.compile import compile_graph
@@ -41,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _class_name(name: str) -> str:
-    from archspec.compile import class_name_of
+    from archspec.codegen import standalone_class_name
 
-    return class_name_of(name)
+    return standalone_class_name(name)

@@ -1,4 +1,7 @@
-"""Compare two specs block by block: added, removed and changed blocks, params and MACs deltas.
+"""Compare two specs block by block, then op by op: added, removed and changed blocks, the block
+parameters that changed (``reduction_a: k 192 → 200``) and every op that changed
+(``features.6.branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1``, or one whose input grew), each with
+its params and MACs deltas.
 
 B defaults to A, so a variant can be described by overrides alone:
 ``archspec diff specs/inception_v4.yaml --set-b scale.width=1.5``. --set applies to both sides,
@@ -9,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from archspec.cli import common
+from archspec.cli import common, spec_path
+
+if TYPE_CHECKING:
+    from archspec.diff import Diff
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("a", metavar="A", help="path to the first spec")
-    p.add_argument("b", metavar="B", nargs="?", help="path to the second spec (default: A again)")
+    p.add_argument("a", metavar="A", type=spec_path, help="path to the first spec")
+    p.add_argument("b", metavar="B", nargs="?", type=spec_path, help="path to the second spec (default: A again)")
     common(p, spec=False)
     for side in ("a", "b"):
         p.add_argument(f"--set-{side}", dest=f"overrides_{side}", action="append", default=[], metavar="KEY=VALUE",
@@ -30,6 +37,36 @@ def _signed(n: int) -> str:
 
 def _percent(new: int, old: int) -> str:
     return f"{(new - old) / old * 100:+.1f}%" if old else "n/a"
+
+
+def _details(d: Diff, sa: tuple[int, int], sb: tuple[int, int]) -> list[str]:
+    """Per changed, added or removed block: its parameters and every op that differs, with deltas."""
+    rows: list[tuple[str, str, str, str]] = [("", "change", "Δparams", "ΔMACs")]
+    for r in d.rows:
+        if r.status == "same":
+            continue
+        row = r.b or r.a
+        assert row is not None
+        if r.status != "changed":
+            mark = "+" if r.status == "added" else "-"
+            params = ", ".join(f"{k}={v}" for k, v in row.block_params.items())
+            what = f"{row.path}: {row.label}" + (f" ({params})" if params else "")
+            rows.append((mark, what, _signed(r.params_delta), _signed(r.macs_delta)))
+            continue
+        if r.params:
+            rows.append(("~", f"{row.block}: " + ", ".join(f"{k} {x} → {y}" for k, x, y in r.params), "", ""))
+        for o in r.ops:
+            mark = {"added": "+", "removed": "-", "changed": "~"}[o.status]
+            rows.append((mark, o.describe(), _signed(o.params_delta), _signed(o.macs_delta)))
+    if len(rows) == 1:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["what changed, op by op:"]
+    for n, r in enumerate(rows):
+        lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}".rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
                      "; ".join(r.notes)))
     if len(rows) > 1:
         for line in table(rows, right={4, 5}):
+            print(line)
+        print()
+    details = _details(d, sa, sb)
+    if details:
+        for line in details:
             print(line)
         print()
     print(f"{d.count('added')} added, {d.count('removed')} removed, {d.count('changed')} changed, "

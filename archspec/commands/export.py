@@ -19,6 +19,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", required=True,
                    help="the file to write: model.onnx, model.pt2 or model.ts")
     p.add_argument("--weights", metavar="FILE", help="a saved state_dict to load (strictly) before exporting")
+    p.add_argument("--max-activations", type=int, default=None, metavar="N",
+                   help="refuse to export when the example run computes more activation values (default 2**30)")
     p.add_argument("--weights-from", metavar="SOURCE",
                    help="carry weights from another network into this variant (archspec.transfer): a saved "
                         "state_dict, or timm:NAME / torchvision:NAME (that library's pretrained weights)")
@@ -50,8 +52,14 @@ def run(args: argparse.Namespace) -> int:
 
     from archspec.api import build
     from archspec.export import export, load_weights
+    from archspec.fileio import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(args.output, args.spec, args.weights)
 
     model = build(args.spec, overrides_of(args), max_params=args.max_params)
+    from archspec.export import MAX_ACTIVATIONS, check_activations
+
+    check_activations(model, args.max_activations or MAX_ACTIVATIONS)  # before any weights are loaded
     report = model.archspec_report
     if args.weights:
         load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         optimized = optimize(model, fuse_act=False, channels_last=False)
         optimized.archspec_report = report
         model = optimized
-    export(model, args.output)
+    from archspec.export import MAX_ACTIVATIONS
+
+    export(model, args.output, args.max_activations or MAX_ACTIVATIONS)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0

@@ -1,7 +1,8 @@
 """Draw a spec as a diagram: the network, one block like the paper's figure, or every op.
 
-The output format follows FILE's extension: .svg, .png, .pdf (drawn by Graphviz's `dot`) or
-.dot/.gv (the Graphviz source, which needs no `dot`). Edges carry tensor shapes C×H×W at the
+The output format follows FILE's extension: .svg, .png, .pdf (drawn by Graphviz's `dot`),
+.html (one self-contained interactive page: every view, blocks that unfold in place, search,
+pan and zoom, each box's numbers) or .dot/.gv (the Graphviz source, which needs no `dot`). Edges carry tensor shapes C×H×W at the
 spec's input size, or with --symbolic as formulas of the input's H and W.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from archspec.cli import common, overrides_of
 from archspec.errors import Loc, SpecError
 
-FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None}
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".html": "html", ".dot": None, ".gv": None}
 NO_DOT = ("archspec render: Graphviz's `dot` program was not found on PATH; install Graphviz "
           "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), or write a .dot file")
 
@@ -37,7 +38,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expand", action="store_true", help="draw every op, block instances as clusters")
     p.add_argument("--depth", type=_depth, metavar="N",
                    help="with --expand: open blocks nested up to N levels, keep deeper ones closed (implies --expand)")
-    p.add_argument("--symbolic", action="store_true", help="label edges with shape formulas in H and W")
+    p.add_argument("--symbolic", action="store_true",
+                   help="label edges with shape formulas in H and W (each grid size spelt out once, then C×…)")
+    p.add_argument("--primitives", action="store_true",
+                   help="draw a composite op as its primitives (conv as conv2d, BatchNorm, ReLU boxes)")
+    p.add_argument("--all-instances", action="store_true",
+                   help="draw every instance of a repeated block instead of one instance marked ×N")
 
 
 def output_format(path: str) -> str | None:
@@ -51,11 +57,16 @@ def output_format(path: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import graphviz
 
+    from archspec.fileio import refuse_overwriting_inputs
     from archspec.render import render_spec
 
+    refuse_overwriting_inputs(args.output, args.spec)
     fmt = output_format(args.output)
+    if fmt == "html":
+        return _page(args)
     dot = render_spec(args.spec, overrides_of(args), block=args.block, expand=args.expand or args.depth is not None,
-                      depth=args.depth, symbolic=args.symbolic, max_params=args.max_params)
+                      depth=args.depth, symbolic=args.symbolic, primitives=args.primitives,
+                      fold=not args.all_instances, max_params=args.max_params)
     if fmt is None:
         data = dot.source.encode("utf-8")
     else:
@@ -69,3 +80,25 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(args.output, data)
     return 0
 
+
+
+def _page(args: argparse.Namespace) -> int:
+    import graphviz
+
+    from archspec.fileio import write_atomic
+    from archspec.view import page_spec
+
+    chosen = [flag for flag, on in (("--block", args.block), ("--expand", args.expand), ("--depth", args.depth is not None),
+                                    ("--symbolic", args.symbolic), ("--primitives", args.primitives),
+                                    ("--all-instances", args.all_instances)) if on]
+    if chosen:
+        print(f"archspec render: {', '.join(chosen)} choose one static drawing; an .html page holds every view "
+              "(unfold blocks in it, hover for formulas): drop the option or write .svg/.png/.pdf", file=sys.stderr)
+        return 2
+    try:
+        text = page_spec(args.spec, overrides_of(args), max_params=args.max_params)
+    except graphviz.ExecutableNotFound:
+        print(NO_DOT, file=sys.stderr)
+        return 2
+    write_atomic(args.output, text.encode("utf-8"))
+    return 0

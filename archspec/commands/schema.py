@@ -22,7 +22,22 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         from archspec.fileio import write_atomic
 
+        # the schema is often written next to the specs: never over one of them
+        _refuse_spec(args.output)
         write_atomic(args.output, text)
     else:
         print(text, end="")
     return 0
+
+
+def _refuse_spec(output: str) -> None:
+    """A YAML file that exists is a spec or a block library: the JSON schema must not replace it."""
+    from pathlib import Path
+
+    from archspec.errors import Loc, SpecError, printable
+
+    path = Path(output)
+    if path.suffix.lower() in (".yaml", ".yml") and path.exists():
+        raise SpecError(f"{printable(output)} exists and is a YAML file (a spec?); the schema would replace it",
+                        Loc(printable(output), 0, 0), code="io",
+                        hint="write the schema to a .json file, e.g. docs/archspec.schema.json")

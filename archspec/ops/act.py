@@ -24,6 +24,13 @@ class _Activation(Op):
     def label(self, p: OpParams) -> str:
         return "ReLU" if self.name == "relu" else self.name.capitalize()
 
+    def in_place(self, p: OpParams) -> tuple[Callable[..., Any], int] | None:
+        if self.name != "relu":  # the one activation whose in-place form the references use
+            return None
+        import torch
+
+        return torch.relu_, 0
+
 
 _ACTIVATIONS = {  # op name: (torch function, what it computes)
     "relu": ("torch.relu", "max(x, 0)"),
@@ -32,6 +39,8 @@ _ACTIVATIONS = {  # op name: (torch function, what it computes)
     "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)"),
     "sigmoid": ("torch.sigmoid", "logistic sigmoid"),
     "tanh": ("torch.tanh", "hyperbolic tangent"),
+    "hardswish": ("torch.nn.functional.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)"),
+    "hardsigmoid": ("torch.nn.functional.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gates)"),
 }
 
 for _name, (_function, _doc) in _ACTIVATIONS.items():

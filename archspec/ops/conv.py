@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from typing import Any, Literal, Union
+
+from pydantic import Field
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
 from archspec.ops.registry import Op, OpParams, OpShapeError, fmt_pair, register
-from archspec.symbolic import Shape, Window
+from archspec.symbolic import Shape, Window, factor
 
-Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "none"]
+Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "none"]
 
 
 class Conv2dParams(OpParams):
@@ -18,23 +19,31 @@ class Conv2dParams(OpParams):
     stride: PosPair = (1, 1)
     padding: NonNegPair = (0, 0)
     dilation: PosPair = (1, 1)
-    groups: Channels = 1
+    groups: Union[Channels, Literal["in"]] = Field(
+        1, description="channel groups; 'in' (the flag dw) makes one group per input channel: a depthwise conv")
     bias: bool = True
+
+
+def groups_of(p: Conv2dParams, cin: int) -> int:
+    """The number of groups, with 'in' (depthwise) resolved against the input channels."""
+    return cin if p.groups == "in" else p.groups
 
 
 def conv_shape(p: Conv2dParams, x: Shape) -> Shape:
     if not x.is_map or x.height is None or x.width is None:
         raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}",
                            hint="convolutions come before flatten / global_avgpool")
-    if x.channels % p.groups or p.out % p.groups:
-        raise OpShapeError(f"groups={p.groups} must divide both input channels ({x.channels}) and out ({p.out})")
+    groups = groups_of(p, x.channels)
+    if x.channels % groups or p.out % groups:
+        what = "dw (one group per input channel)" if p.groups == "in" else f"groups={groups}"
+        raise OpShapeError(f"{what} must divide both input channels ({x.channels}) and out ({p.out})")
     h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]))
     w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]))
     return Shape(p.out, h, w)
 
 
 def conv_weights(p: Conv2dParams, cin: int) -> int:
-    return p.out * (cin // p.groups) * p.kernel[0] * p.kernel[1]
+    return p.out * (cin // groups_of(p, cin)) * p.kernel[0] * p.kernel[1]
 
 
 def conv_short(name: str, p: Conv2dParams) -> str:
@@ -45,7 +54,9 @@ def conv_short(name: str, p: Conv2dParams) -> str:
         parts.append("p" + fmt_pair(p.padding))
     if p.dilation != (1, 1):
         parts.append("d" + fmt_pair(p.dilation))
-    if p.groups != 1:
+    if p.groups == "in":
+        parts.append("dw")
+    elif p.groups != 1:
         parts.append(f"g{p.groups}")
     return " ".join(parts)
 
@@ -61,11 +72,6 @@ def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
     return f"{p.kernel[0]}×{p.kernel[1]} conv ({', '.join(extra)})"
 
 
-def factor(formula: str) -> str:
-    """A size formula as a factor of a product: 'H - 2' needs parentheses, 'floor((H - 1)/2)' does not."""
-    return formula if " " not in formula or re.fullmatch(r"\w+\(.*\)", formula) else f"({formula})"
-
-
 def _same(p: Conv2dParams) -> bool:
     return all(2 * p.padding[i] == p.dilation[i] * (p.kernel[i] - 1) for i in (0, 1))
 
@@ -74,13 +80,15 @@ def _same(p: Conv2dParams) -> bool:
 class Conv2d(Op):
     name = "conv2d"
     channels = "out"
-    doc = "torch.nn.Conv2d alone; input channels are inferred. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG] [no_bias]"
+    doc = ("torch.nn.Conv2d alone; input channels are inferred. `dw` (or `groups=in`) makes it depthwise: one "
+           "group per input channel. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG|dw] [no_bias]")
     kind = "conv"
     Params = Conv2dParams
     positional = ("out",)
     grid = "kernel"
-    flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
+    flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in")}
     stateful = True
+    fresh_output = True
 
     def infer(self, p: Conv2dParams, inputs: list[Shape]) -> Shape:
         return conv_shape(p, inputs[0])
@@ -99,7 +107,8 @@ class Conv2d(Op):
     def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
 
-        return nn.Conv2d(inputs[0].channels, p.out, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.bias,
+        cin = inputs[0].channels
+        return nn.Conv2d(cin, p.out, p.kernel, p.stride, p.padding, p.dilation, groups_of(p, cin), p.bias,
                          device=device)
 
     def short(self, p: Conv2dParams) -> str:
@@ -123,14 +132,15 @@ class Conv(Op):
     channels = "out"
     doc = (
         "Composite Conv2d → BatchNorm2d → activation, with children `conv` and `bn` (timm's ConvNormAct, "
-        "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W] [dD] [gG] [bias] [no_bn] "
+        "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W] [dD] [gG|dw] [bias] [no_bn] "
         "[eps=E] [act=relu|none|...]"
     )
     kind = "conv"
     Params = ConvParams
     positional = ("out",)
     grid = "kernel"
-    flags = {"bias": ("bias", True), "no_bias": ("bias", False), "no_bn": ("bn", False), "linear": ("act", "none")}
+    flags = {"bias": ("bias", True), "no_bias": ("bias", False), "no_bn": ("bn", False), "linear": ("act", "none"),
+             "dw": ("groups", "in")}
 
     def expand(self, p: ConvParams) -> list[tuple[str, str, dict[str, Any]]]:
         conv = {k: getattr(p, k) for k in Conv2dParams.model_fields}

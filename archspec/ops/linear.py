@@ -36,6 +36,7 @@ class Linear(Op):
     positional = ("out",)
     flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
     stateful = True
+    fresh_output = True
 
     def infer(self, p: LinearParams, inputs: list[Shape]) -> Shape:
         _features(inputs[0])
@@ -69,10 +70,13 @@ class DropoutParams(OpParams):
 @register
 class Dropout(Op):
     name = "dropout"
-    doc = "Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`). Short form: dropout P"
+    doc = ("Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`), active in training mode "
+           "only. Always an `nn.Dropout` module, so it follows `train()`/`eval()`; it holds no state, and where "
+           "a layer already has its path it takes a free one (`0_2`). Short form: dropout P")
     kind = "misc"
     Params = DropoutParams
     positional = ("p",)
+    train_module = True
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -80,7 +84,12 @@ class Dropout(Op):
     def function(self, p: DropoutParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
-        return F.dropout, {"p": p.p}  # the compiler adds training=self.training
+        return F.dropout, {"p": p.p}
+
+    def train_module_of(self, p: DropoutParams) -> Any:
+        import torch.nn as nn
+
+        return nn.Dropout(p.p)
 
     def short(self, p: DropoutParams) -> str:
         return f"dropout {p.p:g}"
@@ -127,6 +136,7 @@ class Flatten(Op):
 class Identity(Op):
     name = "identity"
     doc = "Passes its input through unchanged (a no-op placeholder)."
+    passthrough = True
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

@@ -14,7 +14,11 @@ class Concat(Op):
     name = "concat"
     doc = "Concatenate branches along channels; every branch must have the same H and W."
     kind = "merge"
+    fresh_output = True
+    standalone = False
     arity = None
+    variadic = True
+    agreement = "hw"
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         first = inputs[0]
@@ -40,8 +44,11 @@ class Add(Op):
     name = "add"
     doc = "shortcut + scale · branch (residual sum); shapes must agree exactly."
     kind = "merge"
+    fresh_output = True
+    standalone = False
     Params = AddParams
     arity = 2
+    agreement = "chw"
 
     def infer(self, p: AddParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -51,10 +58,49 @@ class Add(Op):
 
         return torch.add, ({"alpha": p.scale} if p.scale != 1.0 else {})
 
+    def in_place(self, p: AddParams) -> tuple[Callable[..., Any], int] | None:
+        if p.scale != 1.0:
+            return None
+        import torch
+
+        return torch.Tensor.add_, 1  # body += shortcut, as torchvision's ResNets do
+
     def short(self, p: AddParams) -> str:
         return "add" + (f" scale={p.scale:g}" if p.scale != 1.0 else "")
 
     def label(self, p: AddParams) -> str:
         return "+" if p.scale == 1.0 else f"+ ×{p.scale:g}"
+
+@register
+class Mul(Op):
+    name = "mul"
+    doc = ("x · gate(x), the gate broadcast over H and W (squeeze-and-excitation); made by a `gate:` node, "
+           "whose body must end in C×1×1 with the channels of x. Like the residual sum, the product counts no "
+           "MACs (MACs are those of convolutions and linear layers, as fvcore counts them); the gate's own "
+           "convs are counted.")
+    kind = "merge"
+    fresh_output = True
+    standalone = False
+    arity = 2
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        x, gate = inputs
+        ones = gate.is_map and gate.height is not None and gate.width is not None and \
+            gate.height.is_const and gate.width.is_const and gate.height(0) == 1 and gate.width(0) == 1
+        if not ones or gate.channels != x.channels or not x.is_map:
+            raise OpShapeError(
+                f"a gate must give {x.channels}×1×1 for a {x.formula()} input, got {gate.formula()}",
+                hint="end the gate with adaptive_avgpool 1x1, 1×1 convs back to the input's channels and an "
+                     "activation such as sigmoid", code="shape-mismatch")
+        return x
+
+    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return torch.mul, {}
+
+    def label(self, p: OpParams) -> str:
+        return "×"
+
 
 _ = OpShapeError  # shape agreement is checked by the shapes stage, which knows both locations

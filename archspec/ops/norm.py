@@ -26,6 +26,7 @@ class BatchNorm(Op):
     Params = BNParams
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    fresh_output = True
 
     def infer(self, p: BNParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

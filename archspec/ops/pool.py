@@ -60,6 +60,7 @@ def _pool_label(kind: str, p: PoolParams) -> str:
 
 class _Pool(Op):
     kind = "pool"
+    fresh_output = True
     grid = "kernel"
 
     def infer(self, p: PoolParams, inputs: list[Shape]) -> Shape:
@@ -119,6 +120,7 @@ class AdaptiveAvgPool(Op):
     name = "adaptive_avgpool"
     doc = "torch adaptive_avg_pool2d to a fixed size. Short form: adaptive_avgpool HxW"
     kind = "pool"
+    fresh_output = True
     Params = AdaptiveParams
     grid = "size"
 
@@ -145,6 +147,7 @@ class GlobalAvgPool(Op):
     name = "global_avgpool"
     doc = "Average over all of H and W, giving a vector of C (pooling and flatten in one, like timm's head)."
     kind = "pool"
+    fresh_output = True
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

@@ -22,7 +22,7 @@ from archspec.symbolic import Shape
 class OpParams(BaseModel):
     """Base of every op's parameter model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no NaN or infinite values
 
 
 class OpShapeError(Exception):
@@ -47,6 +47,35 @@ class Op:
     arity: ClassVar[int | None] = 1  # inputs it takes; None for any number >= 1
     stateful: ClassVar[bool] = False  # has parameters or buffers: built as a module at its path
     channels: ClassVar[str | None] = None  # the field setting the output channels; the width multiplier scales it
+    # Its output is a new tensor (never a view or one of its inputs) that its own backward does not
+    # read: the only outputs the compiler may overwrite in place (ReLU in place, a residual sum
+    # accumulated into its body). An op whose backward reads its output (sigmoid, tanh, relu) or that
+    # may return its input or a view (identity, dropout in eval, flatten) must leave this False.
+    fresh_output: ClassVar[bool] = False
+    standalone: ClassVar[bool] = True  # False for merges, which only the concat and residual nodes create
+    # How the compiler calls a stateless op, when not simply ``function(p)(*inputs)``:
+    passthrough: ClassVar[bool] = False  # the output is the input itself (identity): no call at all
+    variadic: ClassVar[bool] = False  # the function takes its inputs as one list (torch.cat)
+    train_module: ClassVar[bool] = False  # no state, but follows train()/eval(): built as a module (dropout)
+    # Inputs that merged branches must agree on, checked (and located) by the shapes stage:
+    # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
+    agreement: ClassVar[str | None] = None
+
+    # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------
+    @property
+    def short_form(self) -> str | None:
+        """The short-form synopsis from the doc's "Short form:" clause, or None when it has none."""
+        _, found, rest = self.doc.partition("Short form: ")
+        return rest.split("; ")[0].split(". ")[0].rstrip(". ") if found else None
+
+    @property
+    def description(self) -> str:
+        """The doc without its "Short form:" clause, ending in a full stop."""
+        before, found, rest = self.doc.partition("Short form: ")
+        if not found:
+            return self.doc.rstrip(".") + "."
+        tail = next((rest.split(sep, 1)[1] for sep in ("; ", ". ") if sep in rest), "")
+        return (before.strip() + " " + tail.strip()).strip().rstrip(".") + "."
 
     # ---- rules -----------------------------------------------------------------------------
     def expand(self, p: Any) -> list[tuple[str, str, dict[str, Any]]] | None:
@@ -78,6 +107,15 @@ class Op:
 
     def function(self, p: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
         """For stateless ops: the torch function and its keyword arguments."""
+        raise NotImplementedError
+
+    def in_place(self, p: Any) -> tuple[Callable[..., Any], int] | None:
+        """An in-place form of this op, and the input it overwrites (called ``fn(that input, *the others)``);
+        the compiler uses it only when that input may be overwritten (see ``fresh_output``)."""
+        return None
+
+    def train_module_of(self, p: Any) -> Any:
+        """For ``train_module`` ops: the stateless torch module to build."""
         raise NotImplementedError
 
     def short(self, p: Any) -> str:

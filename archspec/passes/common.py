@@ -58,8 +58,19 @@ def finish(gm: fx.GraphModule, name: str, rewrites: int) -> PassResult:
 
 
 def only_user(node: fx.Node) -> fx.Node | None:
+    """The one node that reads ``node``, reading it once (``add(x, x)`` reads x twice), else None."""
     users: list[Any] = list(node.users)
-    return users[0] if len(users) == 1 else None
+    if len(users) != 1:
+        return None
+    reads = 0
+
+    def count(arg: fx.Node) -> fx.Node:
+        nonlocal reads
+        reads += arg is node
+        return arg
+
+    fx.node.map_arg((users[0].args, users[0].kwargs), count)
+    return users[0] if reads == 1 else None
 
 
 def is_relu(node: fx.Node | None) -> bool:

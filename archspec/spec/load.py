@@ -118,7 +118,11 @@ class _Builder:
             return [self.build(v, path + (i,), depth + 1) for i, v in enumerate(node.value)]
         if node.tag not in _SCALAR_TAGS:
             raise self._bad_tag(node, loc)
-        return self.scalars.construct_object(node, deep=True)
+        value = self.scalars.construct_object(node, deep=True)
+        if isinstance(value, str) and not _encodable(value):
+            raise SpecError("this text holds a lone surrogate (an escape such as \\udc80 that is not a character)",
+                            loc, code="yaml-syntax", hint="write the character itself, or remove the escape")
+        return value
 
     def _bad_tag(self, node: yaml.Node, loc: Loc) -> SpecError:
         tag = node.tag.replace(_STD, "!!")
@@ -129,6 +133,14 @@ class _Builder:
             hint="only plain strings, numbers, booleans, null, lists and mappings are allowed"
             + ("; quote the value to make it a string" if isinstance(node, yaml.ScalarNode) else ""),
         )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -247,14 +259,13 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
 
 
 def load_file(path: str | Path, display: str | None = None) -> Source:
+    """A spec file: a regular file only (never a device or FIFO), read up to the size limit."""
+    from archspec.fileio import read_limited
+
     p = Path(path)
     name = display or str(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(f"no such file: {path}", Loc(name, 0, 0), code="io") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path} is a directory, not a spec file", Loc(name, 0, 0), code="io") from None
-    except OSError as e:
-        raise SpecError(f"cannot read {path}: {e.strerror}", Loc(name, 0, 0), code="io") from None
+        raw = read_limited(p, MAX_BYTES, "spec file")
+    except SpecError as e:
+        raise SpecError(e.message, Loc(name, e.line, e.column), code=e.code, hint=e.hint) from None
     return load_text(raw, name, p.resolve())

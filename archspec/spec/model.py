@@ -7,6 +7,7 @@ A node of the branch graph is one of:
 * ``{chain: [...] | {name: node, ...}}`` — a chain, its elements optionally named;
 * ``{concat: [...] | {name: node, ...}}`` — parallel branches concatenated along channels;
 * ``{residual: {body, shortcut, scale, then}}`` — ``then(shortcut(x) + scale * body(x))``;
+* ``{gate: node}`` — ``x * node(x)``, the node's C×1×1 output broadcast over H and W (SE);
 * ``{if: COND, then: node, else: node}`` — ``then`` when COND (true/false or a ``$param``) holds,
   else ``else`` (the identity when absent): optional parts of parameterised blocks;
 * ``{op: NAME, ...params}`` — an op in long form;
@@ -18,6 +19,7 @@ Op parameters are validated per op (``archspec.ops``) once ``$params`` are subst
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from typing import Annotated, Any, Literal, Union
@@ -38,14 +40,39 @@ from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
-KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<if>", "<op>", "<block>", "<named>")
+KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
+# One pattern for every name that becomes a Python identifier, class name or module path segment:
+# ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+NAME_JSON_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"  # the same, for JSON Schema (ECMA regex, no \Z; no newline trap there)
+NUMBERED_RE = re.compile(r"\A(?:0|[1-9][0-9]{0,5})\Z")  # a numbered child, as nn.Sequential names them
+MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5})$"  # a module name: either
+# Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
+# its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
+# Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
+PYTHON_KEYWORDS = frozenset(keyword.kwlist)
+MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module add_submodule append apply bfloat16 buffers call_super_init children clear code
+    compile cpu cuda delete_all_unused_submodules delete_submodule double dump_patches eval extend extra_repr
+    float forward get_buffer get_extra_state get_parameter get_submodule graph half insert ipu items keys
+    load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters pop
+    print_readable recompile register_backward_hook register_buffer register_forward_hook
+    register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
+    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule
+    share_memory state_dict to to_empty to_folder train training type update values xpu zero_grad
+    meta inference train_code aux_weights archspec_report
+""".split())
+# the names of the compiled forward's own values and of what it calls (refused for top-level parts
+# and aux heads, whose paths are the names of values in torch.fx's code)
+CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input"})
+TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<gate>", "<if>", "<op>", "<block>",
+        "<named>")
 MAX_REPEAT = 1000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _node_kind(v: Any) -> str | None:
@@ -77,20 +104,89 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             "a mapping here must have one of the keys "
             + ", ".join(KEYWORDS)
             + f", or a single key that names its value (got keys {', '.join(map(repr, keys[:4]))})"
-            + (f"; {guesses[0]}" if guesses else "")
+            + (f"; {guesses[0]}" if guesses else "; to name several parts in order, write chain: {" +
+               ", ".join(f"{k}: ..." for k in keys[:3]) + "}")
         )
     name = next(iter(v))
-    check_name(name)
+    problem = module_name_problem(name)
+    if problem:
+        raise PydanticCustomError("module_name", "{problem}", {"problem": problem, "key": name})
     return v
 
 
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise ValueError(f"{name!r} is not a valid module name (letters, digits and _, not starting with a digit)")
+def check_name(name: str, what: str = "name") -> str:
+    """A name that becomes a Python identifier: ASCII letters, digits and _, not starting with a digit."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid {what} (ASCII letters, digits and _, not starting with a digit)")
     return name
 
 
-Name = Annotated[str, AfterValidator(lambda v: check_name(v))]  # a module name: a key that names a node
+def module_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a module (a node's key, an aux head), or None when it can.
+
+    Besides identifiers, a module may be numbered as ``nn.Sequential`` numbers its children
+    (``"8"``: torchvision's ``layers.8.0``, ``features.1.block.0.0``)."""
+    if isinstance(name, str) and NUMBERED_RE.match(name):
+        return None
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return (f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit; "
+                "or a number without leading zeros, as nn.Sequential numbers its children)")
+    if name.startswith("_"):
+        return f"{name!r} cannot name a module: names starting with '_' are reserved for PyTorch's internals"
+    if name in PYTHON_KEYWORDS:
+        return f"{name!r} cannot name a module: it is a Python keyword"
+    if name in MODULE_ATTRIBUTES:
+        return f"{name!r} cannot name a module: it is an attribute of torch's nn.Module or of the compiled model"
+    return None
+
+
+def top_level_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a top-level part of the network or an aux head (whose names are also
+    the names of values in the compiled forward), or None when it can."""
+    if name in CODEGEN_NAMES:
+        return f"{name!r} cannot name a top-level module or an aux head: the compiled forward uses that name"
+    return None
+
+
+_PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def check_names_pattern(pattern: str | None) -> str | None:
+    """A repeat's naming pattern: fields {n} and {i} only, and every name it makes a valid module name."""
+    if pattern is None:
+        return None
+    fields = _PATTERN_FIELD.findall(pattern)
+    if not fields or any(f not in ("n", "i") for f in fields):
+        raise ValueError(f"a names pattern uses {{n}} (1, 2, …) or {{i}} (0, 1, …) and nothing else, got {pattern!r}")
+    for k in (0, 1):
+        problem = module_name_problem(name_of_copy(pattern, k))
+        if problem:
+            raise ValueError(problem)
+    return pattern
+
+
+def name_of_copy(pattern: str, k: int) -> str:
+    """The name of copy ``k`` (0-based) of a repeat named by ``pattern``."""
+    return _PATTERN_FIELD.sub(lambda m: str(k + 1 if m.group(1) == "n" else k), pattern)
+
+
+def check_module_name(name: str) -> str:
+    problem = module_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+def check_aux_name(name: str) -> str:
+    check_module_name(name)
+    if name == "logits":
+        raise ValueError("an aux head cannot be named 'logits': that is the name of the main output")
+    return name
+
+
+Name = Annotated[str, AfterValidator(lambda v: check_module_name(v))]  # a module name: a key that names a node
+AuxName = Annotated[str, AfterValidator(lambda v: check_aux_name(v))]
+BlockName = Annotated[str, AfterValidator(lambda v: check_name(v, "block name"))]
 
 
 def _list_or_map(v: Any) -> str | None:
@@ -111,10 +207,19 @@ Members = TypeAliasType(
 
 
 class ChainNode(_Strict):
-    """{chain: [...]}: nodes applied in order; as a mapping, each element is named by its key."""
+    """{chain: [...], repeat: N}: nodes applied in order; as a mapping, each element is named by its key."""
 
     chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
+    repeat: Union[int, str] = Field(1, description="the whole chain this many times in a row, each copy with "
+                                                   "its own weights (a number or $param)")
+    names: Union[str, None] = Field(None, description="how repeated copies are named: a pattern with {n} (1, 2, …) "
+                                                      "or {i} (0, 1, …), e.g. 'denselayer{n}'")
     _tag = "<chain>"
+
+    @field_validator("names")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        return check_names_pattern(v)
 
 
 class ConcatNode(_Strict):
@@ -147,8 +252,16 @@ class ResidualNode(_Strict):
     _tag = "<residual>"
 
 
+class GateNode(_Strict):
+    """{gate: node}: x · node(x), the node ending in C×1×1 (squeeze-and-excitation)."""
+
+    gate: Node = Field(description="computes the per-channel gate from x: e.g. [adaptive_avgpool 1x1, "
+                                   "fc1: conv2d 16 1x1, relu, fc2: conv2d 64 1x1, sigmoid]")
+    _tag = "<gate>"
+
+
 class IfNode(_Strict):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
     then: Node = Field(description="the node used when the condition holds")
     otherwise: Union[Node, None] = Field(None, alias="else", description="used otherwise; identity if absent")
@@ -169,7 +282,14 @@ class BlockRef(_Strict):
     block: str = Field(description="the block's name (defined under blocks: or in a used library)")
     params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
     repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
+    names: Union[str, None] = Field(None, description="how repeated instances are named: a pattern with {n} "
+                                                      "(1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'")
     _tag = "<block>"
+
+    @field_validator("names")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        return check_names_pattern(v)
 
 
 Node = TypeAliasType(
@@ -181,6 +301,7 @@ Node = TypeAliasType(
         Annotated[ChainNode, Tag("<chain>")],
         Annotated[ConcatNode, Tag("<concat>")],
         Annotated[ResidualNode, Tag("<residual>")],
+        Annotated[GateNode, Tag("<gate>")],
         Annotated[IfNode, Tag("<if>")],
         Annotated[OpLong, Tag("<op>")],
         Annotated[BlockRef, Tag("<block>")],
@@ -194,7 +315,7 @@ Node = TypeAliasType(
     ],
 )
 
-for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, IfNode, OpLong, BlockRef):
+for _m in (ChainNode, ConcatNode, ResidualBody, ResidualNode, GateNode, IfNode, OpLong, BlockRef):
     _m.model_rebuild()
 
 
@@ -250,32 +371,67 @@ class ScaleSpec(_Strict):
         return n if self.depth == 1 else max(1, math.ceil(round(n * self.depth, 9)))
 
 
+BODIES = ("concat", "residual", "gate", "chain", "op")
+
+InitName = Literal["default", "zeros", "ones", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "xavier_uniform"]
+
+
+class Distribution(_Strict):
+    """A weight drawn from a (truncated) normal distribution with this standard deviation."""
+
+    trunc_normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²) truncated to [-2, 2]")
+    normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Distribution:
+        if (self.trunc_normal is None) == (self.normal is None):
+            raise ValueError("give exactly one of trunc_normal: STD or normal: STD")
+        return self
+
+
+InitValue = Union[InitName, Distribution]
+
+
+class TensorInit(_Strict):
+    """How an op's weight and bias start (BatchNorm: its γ and β)."""
+
+    weight: InitValue = Field("default", description="the weight (BatchNorm: γ)")
+    bias: InitValue = Field("default", description="the bias (BatchNorm: β)")
+
+
+# op name (conv2d, linear, bn) → its scheme; a bare scheme is the weight's
+InitTable = dict[str, Union[InitValue, TensorInit]]
+
+
 class BlockDef(_Strict):
-    """A named, reusable block: exactly one body (concat, residual, chain or op) plus parameters."""
+    """A named, reusable block: exactly one body (concat, residual, gate, chain or op) plus parameters."""
 
     params: dict[str, Scalar] = Field(default_factory=dict, description="parameters with their defaults, used as $name")
     label: Union[str, None] = Field(None, description="display name, e.g. 'Inception-A'")
     doc: Union[str, None] = None
     concat: Union[Members, None] = None
     residual: Union[ResidualBody, None] = None
+    gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
     op: Union[str, None] = Field(None, description="a single op in short form")
+    init: InitTable = Field(default_factory=dict, description="initialisation of the ops in this block's instances, "
+                                                             "per op name (over the spec's init)")
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
-        bodies = [k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None]
+        bodies = [k for k in BODIES if getattr(self, k) is not None]
         if len(bodies) != 1:
             raise ValueError(
-                "a block needs exactly one of concat, residual, chain or op"
+                "a block needs exactly one of concat, residual, gate, chain or op"
                 + (f" (it has {', '.join(bodies)})" if bodies else "")
             )
         for name in self.params:
-            check_name(name)
+            check_name(name, "parameter name")
         return self
 
     @property
     def body_key(self) -> str:
-        return next(k for k in ("concat", "residual", "chain", "op") if getattr(self, k) is not None)
+        return next(k for k in BODIES if getattr(self, k) is not None)
 
     @property
     def body(self) -> Any:
@@ -288,6 +444,8 @@ class BlockDef(_Strict):
             return ResidualNode.model_construct(residual=value)
         if key == "chain":
             return ChainNode.model_construct(chain=value)
+        if key == "gate":
+            return GateNode.model_construct(gate=value)
         return value
 
 
@@ -309,15 +467,20 @@ class Spec(_Strict):
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
-    blocks: dict[str, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
+    init: InitTable = Field(default_factory=dict, description="initialisation per op name, e.g. "
+                                                             "{conv2d: kaiming_normal_fan_out} (docs/language.md)")
+    blocks: dict[BlockName, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
-    aux: dict[str, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
+    aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return check_name(v)
+        check_name(v, "network name")
+        if v.lower() in {"false", "none", "true"}:  # its class name would be a keyword
+            raise ValueError(f"{v!r} cannot name a network: its class {v.capitalize()} would be a Python keyword")
+        return v
 
 
 AuxHead.model_rebuild()
@@ -330,7 +493,8 @@ class BlockLibrary(_Strict):
     archspec: Literal[1]
     use: list[str] = Field(default_factory=list)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    blocks: dict[str, BlockDef]
+    blocks: dict[BlockName, BlockDef]
 
 
-__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name"]
+__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name", "check_module_name",
+           "module_name_problem", "top_level_name_problem"]

@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.library import ZOO, is_zoo, zoo_path
 from archspec.spec.load import Source, YamlPath, load_file, load_text
-from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec
+from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
 
 MAX_USE_DEPTH = 16
 
@@ -68,10 +69,16 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
         return SpecError(f"missing required key {path[-1]!r}", source.loc(path[:-1]), code="schema",
                          path=_dotted(path[:-1]))
     msg = err["msg"].removeprefix("Value error, ")
+    if kind == "module_name":
+        ctx = err.get("ctx", {})
+        return SpecError(ctx["problem"], source.loc(path + (ctx["key"],), key=True), code="name",
+                         hint="rename it; docs/language.md lists the names a module cannot take",
+                         path=_dotted(path) or None)
     if kind == "misspelt_keyword":
         ctx = err.get("ctx", {})
         return SpecError(f"unknown key {ctx['key']!r}", source.loc(path + (ctx["key"],), key=True), code="schema",
-                         hint=ctx["guess"], path=_dotted(path))
+                         hint=f"{ctx['guess']} To name several parts in order instead, write "
+                              f"{ctx['key']}: {{chain: {{...}}}}", path=_dotted(path))
     if kind == "node_type" and isinstance(err.get("input"), (int, float)) and path and isinstance(path[-1], int):
         return SpecError(msg, source.loc(path), code="schema", path=_dotted(path),
                          hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
@@ -127,6 +134,8 @@ def _looks_like_path(spec: str) -> bool:
 def read(spec: str | Path | Source) -> Source:
     if isinstance(spec, Source):
         return spec
+    if is_zoo(spec):
+        return load_file(zoo_path(str(spec)), str(spec))
     if isinstance(spec, Path) or _looks_like_path(spec):
         return load_file(spec)
     return load_text(spec, "<string>")
@@ -147,6 +156,8 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
         model = Spec.model_validate(source.data)
     except ValidationError as e:
         raise validation_error(e, source) from None
+    _check_top_level_names(model, source)
+    _check_defaults(model.defaults, source)
     root = source.path.parent if source.path else Path.cwd().resolve()
     resolved = Resolved(spec=model, source=source, sources=[source])
     _add_blocks(resolved, model.blocks, source)
@@ -155,8 +166,50 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
     return resolved
 
 
+def _check_defaults(defaults: Mapping[str, Mapping[str, Any]], source: Source) -> None:
+    """Every op under ``defaults:`` exists and every option is one of its parameters (a typo there
+    would otherwise be ignored silently, e.g. ``cnov: {eps: 0.001}``)."""
+    from archspec.ops import REGISTRY
+
+    for op_name, options in defaults.items():
+        if op_name not in REGISTRY:
+            raise SpecError(f"defaults for unknown op {op_name!r}", source.loc(("defaults", op_name), key=True),
+                            code="unknown-op",
+                            hint=did_you_mean(op_name, REGISTRY) or "defaults apply to ops (docs/language.md lists them), "
+                            "not to blocks")
+        fields = REGISTRY[op_name].Params.model_fields
+        for option in options:
+            if option not in fields:
+                hint = did_you_mean(option, fields) or (
+                    f"{op_name} has the parameters {', '.join(fields)}" if fields else f"{op_name} has no parameters")
+                raise SpecError(f"{op_name} has no parameter {option!r}",
+                                source.loc(("defaults", op_name, option), key=True), code="bad-op-args", hint=hint)
+
+
+def _check_top_level_names(model: Spec, source: Source) -> None:
+    """Top-level parts and aux heads name values of the compiled forward: refuse its own names."""
+    named: list[tuple[str, YamlPath]] = [(k, ("aux", k)) for k in model.aux]
+    if isinstance(model.network, dict):
+        named += [(k, ("network", k)) for k in model.network]
+    else:
+        for i, item in enumerate(model.network):
+            if isinstance(item, dict) and len(item) == 1:
+                key = next(iter(item))
+                named.append((key, ("network", i, key)))
+    for name, yp in named:
+        problem = top_level_name_problem(name)
+        if problem:
+            raise SpecError(problem, source.loc(yp, key=True), code="name",
+                            hint=f"rename it, e.g. {name}_1 or a name that says what it is")
+
+
 def _add_blocks(resolved: Resolved, blocks: Mapping[str, BlockDef], source: Source) -> None:
+    from archspec.ops import REGISTRY
+
     for name, definition in blocks.items():
+        if name in REGISTRY:
+            raise SpecError(f"block {name!r} has the name of an op", source.loc(("blocks", name), key=True),
+                            code="name", hint="give the block its own name; op names are listed in docs/language.md")
         if name in resolved.blocks:
             other = resolved.blocks[name]
             first = other.source.loc(other.yaml_path, key=True)
@@ -170,12 +223,19 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
     base = source.path.parent if source.path else root
     for i, rel in enumerate(uses):
         loc = source.loc(("use", i))
-        if os.path.isabs(rel):
+        if not rel or "\0" in rel:
+            raise SpecError(f"'use' path {rel!r} is empty or holds a NUL byte", loc, code="use",
+                            hint="write the path of a block library relative to this file")
+        lib_root = root
+        if is_zoo(rel):  # the one exception to confinement: archspec's own block libraries
+            target, lib_root = zoo_path(rel, loc, library=True), ZOO
+        elif os.path.isabs(rel):
             raise SpecError(f"'use' path {rel!r} is absolute", loc, code="use",
-                            hint="write it relative to this file, inside the spec tree")
-        target = (base / rel).resolve()
+                            hint="write it relative to this file, inside the spec tree, or zoo:blocks/NAME.yaml")
+        else:
+            target = (base / rel).resolve()
         try:
-            target.relative_to(root)
+            target.relative_to(lib_root)
         except ValueError:
             raise SpecError(f"'use' path {rel!r} leaves the spec tree ({root})", loc, code="use",
                             hint="shared blocks must live under the folder of the spec being compiled") from None
@@ -188,7 +248,7 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
             raise SpecError("'use' imports nest too deeply", loc, code="use")
         if not target.is_file():
             raise SpecError(f"'use' file {rel!r} not found (looked for {target})", loc, code="use")
-        display = os.path.relpath(target) if source.path else str(target)
+        display = rel if is_zoo(rel) else os.path.relpath(target) if source.path else str(target)
         lib_source = load_file(target, display)
         if not isinstance(lib_source.data, dict):
             raise SpecError("a block library must be a mapping with 'archspec: 1' and 'blocks:'",
@@ -199,9 +259,10 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
             raise validation_error(e, lib_source) from None
         seen.add(target)
         resolved.sources.append(lib_source)
+        _check_defaults(lib.defaults, lib_source)
         resolved.library_defaults[lib_source.file] = lib.defaults
         _add_blocks(resolved, lib.blocks, lib_source)
-        _use(resolved, lib.use, lib_source, root, seen, stack + [target], depth + 1)
+        _use(resolved, lib.use, lib_source, lib_root, seen, stack + [target], depth + 1)
 
 
 __all__ = ["resolve", "Resolved", "BlockEntry", "validation_error", "read", "Loc"]

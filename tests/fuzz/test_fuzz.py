@@ -5,6 +5,12 @@ strings, swap op names, splice one block's body into another) or is random text.
 must be either a valid report (and, for small networks, a model that runs at its minimum input
 size) or one `archspec.SpecError`; any other exception, or a case slower than 2 s, fails.
 
+A third test renames keys (branches, network parts, blocks, aux heads) to hostile or reserved names
+and sets labels, docs and the spec's file name to hostile text (quotes, triple quotes, backslashes,
+newlines, NUL, escape sequences, lone surrogates, code): each case is refused with one SpecError or
+compiled by `archspec compile`, and the generated file, imported and run in both modes, computes
+what the compiled model does, runs nothing, and reads the labels back unchanged.
+
 CI runs a few hundred cases. A long run (docs/errors.md records the last one):
 
     ARCHSPEC_FUZZ_EXAMPLES=10000 python -m pytest tests/fuzz -q -p no:cacheprovider
@@ -131,3 +137,95 @@ def test_mutated_specs_build_or_raise_spec_error(tmp_path_factory: pytest.TempPa
 def test_random_text_never_crashes(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     base = tmp_path_factory.mktemp("rand", numbered=True)
     _outcome(text, base)
+
+
+HOSTILE_NAMES = ["x", "self", "output", "check_input", "input", "torch", "nn", "F", "forward", "training", "keys",
+                 "items", "update", "class", "None", "lambda", "logits", "_modules", "__init__", "a\n", "a b", "a.b",
+                 "a-b", "0a", "é", "a\x00", 'a"', "a'", "a\\", "\udc80", 'a"+__import__("os").system("touch PWNED")+"',
+                 "relu", "conv", "add", "branch_1", "X2"]
+HOSTILE_TEXT = ['"""', "'''", '"', "\\", "\n", "\r\n", "\x00", "\x1b[31m", "\u2028", "\udcff", "×", "{x}",
+                '__import__("os").system("touch PWNED")', "; ", "#", "plain"]
+HOSTILE_SEED = ROOT / "tests" / "fuzz" / "seed_small.yaml"
+HOSTILE_EXAMPLES = max(10, EXAMPLES // 6)  # each case compiles and imports a module: keep CI modest
+_NOT_NAMES = {"concat", "residual", "chain", "body", "params", "label", "doc", "tap", "head", "weight", "scale",
+              "then", "shortcut"}
+
+
+def _renamable(data: Any) -> list[tuple[Any, ...]]:
+    """Paths of mapping keys that name something: network parts, branches, blocks, aux heads."""
+    return [path for path in _paths(data)
+            if len(path) > 1 and path[0] in ("network", "blocks", "aux") and isinstance(path[-1], str)
+            and path[-1] not in _NOT_NAMES and isinstance(_get(data, path[:-1]), dict)]
+
+
+@st.composite
+def hostile_specs(draw: Any) -> tuple[dict[str, Any], str, str]:
+    data = yaml.safe_load(HOSTILE_SEED.read_text())
+    for _ in range(draw(st.integers(0, 2))):
+        path = draw(st.sampled_from(_renamable(data)))
+        parent = _get(data, path[:-1])
+        parent[draw(st.sampled_from(HOSTILE_NAMES))] = parent.pop(path[-1])
+    text = "".join(draw(st.lists(st.sampled_from(HOSTILE_TEXT), min_size=1, max_size=4)))
+    for block in data.get("blocks", {}).values():
+        if isinstance(block, dict):
+            block["label"] = text
+            block["doc"] = text
+    data["doc"] = text
+    file_name = "".join(draw(st.lists(st.sampled_from(HOSTILE_TEXT), max_size=3)))
+    return data, text, file_name.replace("/", "_").replace("\x00", "0")
+
+
+@settings(max_examples=HOSTILE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=EXAMPLES <= 150)
+@given(hostile_specs())
+def test_hostile_names_and_text_never_run(tmp_path_factory: pytest.TempPathFactory,
+                                          case: tuple[dict[str, Any], str, str]) -> None:
+    import importlib.util
+    import json
+
+    from archspec.cli import main
+    from archspec.codegen import standalone_class_name
+
+    data, text, file_name = case
+    base = tmp_path_factory.mktemp("hostile", numbered=True)
+    spec = base / f"spec{file_name}.yaml"
+    spec.write_text(json.dumps(data, ensure_ascii=True))  # JSON is YAML; escapes keep NUL and surrogates
+    try:
+        report = archspec.check(spec)
+    except archspec.SpecError as e:
+        assert e.code and "\x1b" not in e.format() and "\x00" not in e.format()
+        return
+    out = base / "generated.py"
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        assert main(["compile", str(spec), "-o", str(out)]) == 0
+        module_spec = importlib.util.spec_from_file_location(f"hostile_{base.name}", out)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        generated = getattr(module, standalone_class_name(report.name))()
+        compiled = archspec.build(spec)
+        generated.load_state_dict(compiled.state_dict(), strict=True)
+        x = torch.randn(2, 3, 32, 32)
+        for training in (True, False):
+            compiled.train(training)
+            generated.train(training)
+            torch.manual_seed(0)
+            with torch.no_grad():
+                a = compiled(x)
+            torch.manual_seed(0)
+            with torch.no_grad():
+                b = generated(x)
+            if isinstance(a, dict):
+                assert list(a) == list(b)
+                for k in a:
+                    torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
+            else:
+                torch.testing.assert_close(b, a, rtol=0, atol=0)
+    finally:
+        os.chdir(cwd)
+    assert sorted(p.name for p in base.iterdir()) == sorted([spec.name, out.name])  # nothing ran
+    assert f"from {spec};" in module.__doc__
+    docs = [c.__doc__ for c in vars(module).values() if isinstance(c, type) and "block `" in (c.__doc__ or "")]
+    assert all(d.startswith(f"{text}: block `") for d in docs)

@@ -1,0 +1,41 @@
+"""The zoo that ships with archspec: the specs and block libraries under ``archspec/zoo/``.
+
+``zoo:NAME`` names a zoo spec anywhere a spec is expected (``archspec check zoo:inception_v4``,
+``archspec.build("zoo:resnet50")``), and ``use: [zoo:blocks/resnet.yaml]`` imports one of its block
+libraries into a spec kept anywhere. The zoo is package data, so a wheel carries it; in a source
+checkout ``specs/`` is a link to the same folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archspec.errors import Loc, SpecError, did_you_mean
+
+ZOO = Path(__file__).resolve().parent / "zoo"
+PREFIX = "zoo:"
+
+
+def is_zoo(name: object) -> bool:
+    return isinstance(name, str) and name.startswith(PREFIX)
+
+
+def names() -> list[str]:
+    """The zoo's networks, by name."""
+    return sorted(p.stem for p in ZOO.glob("*.yaml"))
+
+
+def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:
+    """The file ``zoo:NAME`` stands for (``.yaml`` may be left out); it must lie inside the zoo."""
+    rel = name[len(PREFIX):] if is_zoo(name) else name
+    if not rel.endswith((".yaml", ".yml")):
+        rel += ".yaml"
+    target = (ZOO / rel).resolve()
+    inside = target.is_relative_to(ZOO) and "\0" not in rel
+    if not inside or not target.is_file():
+        choices = [f"blocks/{p.name}" for p in sorted((ZOO / "blocks").glob("*.yaml"))] if library else names()
+        guess = did_you_mean(rel.removesuffix(".yaml"), [c.removesuffix(".yaml") for c in choices])
+        hint = (guess + " " if guess else "") + "(the zoo has: " + ", ".join(choices) + "; archspec list)"
+        raise SpecError(f"{name!r} is not in archspec's zoo", loc or Loc(name, 0, 0), code="use" if library else "io",
+                        hint=hint)
+    return target

@@ -1,0 +1,264 @@
+"""Short forms and parameters: ``conv 96 3x3 s2``, ``inception_a k=192 * 4``, ``$width``, ``${c // 16}``.
+
+The lexer of a short form (a name, then tokens: bare numbers for the positional parameters, ``KxK``,
+``sN``/``pN``/``dN``/``gN``, flags, ``key=value``, ``* N``, ``fixed``) and the substitution of a
+block's ``$params`` and ``${...}`` expressions, each token located exactly in the YAML. The
+expansion stage (graph.py) asks it for parsed references; it knows nothing of graphs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.expr import ExprError, evaluate
+from archspec.ops import REGISTRY
+from archspec.ops.registry import Op
+from archspec.spec.load import Source, YamlPath
+from archspec.spec.model import KEYWORDS, MAX_REPEAT, ScaleSpec
+from archspec.spec.resolve import Resolved
+
+_TOKEN = re.compile(r"(?:\$\{[^}]*\}|\S)+")  # whitespace separates tokens, except inside ${...}
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_EXPR = re.compile(r"\$\{([^}]*)\}")
+_INT = re.compile(r"^-?\d+$")
+_FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
+_GRID = re.compile(r"^(\d+)x(\d+)$")
+_LETTER = re.compile(r"^([spdg])(\d+)(?:,(\d+))?$")
+_LETTER_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
+_KEYVAL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Scope:
+    source: Source
+    env: dict[str, Any]
+    blocks: tuple[tuple[str, str], ...] = ()  # (block name, instance path), outermost first
+    unit: str | None = None
+    used: set[str] | None = None  # $params referenced, to report unused ones
+
+
+@dataclass
+class Ref:
+    """A parsed short form: op or block name, its arguments, and where each token sits."""
+
+    name: str
+    args: dict[str, Any]
+    token_locs: dict[str, Loc]
+    repeat: int
+    loc: Loc
+    fixed: bool = False  # keeps its channels under the width multiplier
+    repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
+
+
+def referenced_params(node: Any) -> set[str]:
+    """Every name a node's text refers to as ``$name`` or inside ``${...}`` (without expanding it)."""
+    found: set[str] = set()
+    todo = [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            found.update(_PARAM.findall(item))
+            for expr in _EXPR.findall(item):
+                found.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, BaseModel):
+            todo.extend(getattr(item, name) for name in type(item).model_fields)
+            todo.extend((item.model_extra or {}).values())
+    return found
+
+
+@dataclass
+class ShortForms:
+    """Parses the short forms of one resolved spec, caching what does not depend on $params."""
+
+    resolved: Resolved
+    _last_parse: tuple[Any, ...] | None = None
+    _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
+
+    @property
+    def scale(self) -> ScaleSpec:
+        return self.resolved.spec.scale
+
+    def parse(self, text: str, yp: YamlPath, scope: Scope) -> Ref:
+        if "$" not in text:
+            # the same text at the same place parses the same way in every instance of its block
+            key0 = (text, yp, id(scope.source))  # sources live as long as the expander
+            ref = self._parses.get(key0)
+            if ref is None:
+                ref = self._parses[key0] = self._parse(text, yp, scope)
+            return ref
+        # a chain parses each member twice (for its repeat count, then to expand it): remember the
+        # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
+        key = (text, yp, id(scope.source), id(scope.env))
+        hit = self._last_parse
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        ref = self._parse(text, yp, scope)
+        self._last_parse = (key, ref, scope.env)
+        return ref
+
+    def _parse(self, text: str, yp: YamlPath, scope: Scope) -> Ref:
+        base = scope.source.loc(yp)
+        quote = _quote_offset(scope.source, base)
+        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
+        if not tokens:
+            raise SpecError("empty op", base, code="bad-op-args", hint="write an op such as 'conv 64 3x3'")
+
+        def at(offset: int) -> Loc:
+            return Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base
+
+        name, name_off = tokens[0]
+        name = self.subst_text(name, at(name_off), scope)
+        op = REGISTRY.get(name)
+        if op is None and name not in self.resolved.blocks:
+            self.unknown(name, at(name_off))
+        args: dict[str, Any] = {}
+        locs: dict[str, Loc] = {}
+        positional = list(op.positional) if op else []
+        repeat = 1
+        repeated = fixed = False
+        i = 1
+        while i < len(tokens):
+            raw, off = tokens[i]
+            loc = at(off)
+            tok = self.subst_text(raw, loc, scope)
+            i += 1
+            if tok == "*" or tok.startswith("*"):
+                count = tok[1:]
+                if not count and i < len(tokens):
+                    loc = at(tokens[i][1])
+                    count = self.subst_text(tokens[i][0], loc, scope)
+                    i += 1
+                if not _INT.match(count or ""):
+                    raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",
+                                    hint="write e.g. 'inception_a * 4'")
+                repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
+                repeated = True
+                continue
+            if tok == "fixed" and op is not None and op.channels is not None:
+                fixed = True
+                continue
+            key, value = self._token(tok, op, positional, loc, name)
+            if key in args:
+                raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
+            args[key] = value
+            locs[key] = loc
+        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated)
+
+    def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
+        if m := _KEYVAL.match(tok):
+            try:
+                return m.group(1), yaml.safe_load(m.group(2)) if m.group(2) else None
+            except yaml.YAMLError:
+                return m.group(1), m.group(2)
+        if op is None:
+            raise SpecError(f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args",
+                            hint=f"e.g. '{name} k=192'")
+        if _INT.match(tok) or _FLOAT.match(tok):
+            if not positional:
+                raise SpecError(f"{name} takes no {'more ' if op.positional else ''}bare numbers, got {tok!r}", loc,
+                                code="bad-op-args", hint=short_form_hint(op))
+            value: Any = int(tok) if _INT.match(tok) else float(tok)
+            return positional.pop(0), value
+        if m := _GRID.match(tok):
+            if op.grid is None:
+                raise SpecError(f"{name} takes no kernel size, got {tok!r}", loc, code="bad-op-args",
+                                hint=short_form_hint(op))
+            return op.grid, (int(m.group(1)), int(m.group(2)))
+        if (m := _LETTER.match(tok)) and _LETTER_FIELD[m.group(1)] in op.Params.model_fields:
+            first = int(m.group(2))
+            value = first if m.group(1) == "g" else (first, int(m.group(3)) if m.group(3) else first)
+            return _LETTER_FIELD[m.group(1)], value
+        if tok in op.flags:
+            return op.flags[tok]
+        if _WORD.match(tok) and tok in op.Params.model_fields and op.Params.model_fields[tok].annotation is bool:
+            return tok, True
+        choices = list(op.flags) + [f for f, i in op.Params.model_fields.items() if i.annotation is bool]
+        hint = did_you_mean(tok, choices) or short_form_hint(op)
+        raise SpecError(f"{name} does not understand {tok!r}", loc, code="bad-op-args", hint=hint)
+
+    def subst_text(self, text: str, loc: Loc, scope: Scope) -> str:
+        if "$" not in text:
+            return text
+
+        def value(m: re.Match[str]) -> str:
+            return str(self.lookup(m.group(1), loc, scope))
+
+        def computed(m: re.Match[str]) -> str:
+            return str(self.evaluate(m.group(1), loc, scope))
+
+        text = _EXPR.sub(computed, text)
+        if "${" in text:
+            raise SpecError(f"unclosed '${{' in {text!r}", loc, code="param", hint="write an expression as ${width * 4}")
+        return _PARAM.sub(value, text)
+
+    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float:
+        """The value of a ``${...}`` expression over the block's parameters (see archspec/expr.py)."""
+        try:
+            return evaluate(text, lambda name: self.lookup(name, loc, scope))
+        except ExprError as e:
+            raise SpecError(f"in ${{{text}}}: {e}", loc, code="param",
+                            hint="e.g. ${width * 4}, ${c // 16}, ${make_divisible(c * 0.25, 8)}") from None
+
+    def subst_value(self, value: Any, yp: YamlPath, scope: Scope) -> Any:
+        if isinstance(value, str):
+            m = _PARAM.fullmatch(value.strip())
+            if m:
+                return self.lookup(m.group(1), scope.source.loc(yp), scope)
+            m = _EXPR.fullmatch(value.strip())
+            if m:
+                return self.evaluate(m.group(1), scope.source.loc(yp), scope)
+            return self.subst_text(value, scope.source.loc(yp), scope)
+        if isinstance(value, list):
+            return [self.subst_value(v, yp + (i,), scope) for i, v in enumerate(value)]
+        return value
+
+    def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
+        if name not in scope.env:
+            hint = did_you_mean(name, scope.env) or (
+                f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else
+                "declare it under the block's 'params:'")
+            raise SpecError(f"undefined parameter ${name}", loc, code="param", hint=hint)
+        if scope.used is not None:
+            scope.used.add(name)
+        return scope.env[name]
+
+    def check_repeat(self, value: Any, loc: Loc) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"a repeat count must be a whole number, got {value!r}", loc, code="bad-op-args")
+        if value < 1 or value > MAX_REPEAT:
+            raise SpecError(f"repeat count {value} is out of range", loc, code="limit",
+                            hint=f"repeat between 1 and {MAX_REPEAT} times")
+        return value
+
+    def unknown(self, name: str, loc: Loc) -> None:
+        blocks = list(self.resolved.blocks)
+        hint = did_you_mean(name, list(REGISTRY) + blocks + list(KEYWORDS))
+        if hint is None:
+            hint = "ops: " + ", ".join(sorted(REGISTRY)) + ("; blocks: " + ", ".join(blocks) if blocks else "")
+        raise SpecError(f"unknown op or block {name!r}", loc, code="unknown-op", hint=hint)
+
+
+def short_form_hint(op: Op) -> str:
+    if op.short_form:
+        return "short form: " + op.short_form
+    return f"{op.name} takes no arguments" if not op.Params.model_fields else f"options: {', '.join(op.Params.model_fields)}"
+
+
+def _quote_offset(source: Source, loc: Loc) -> int:
+    lines = source.lines
+    if 0 < loc.line <= len(lines):
+        line = lines[loc.line - 1]
+        if 0 < loc.column <= len(line) and line[loc.column - 1] in "'\"":
+            return 1
+    return 0

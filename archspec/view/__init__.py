@@ -1,0 +1,325 @@
+"""The interactive page of ``archspec render -o net.html``: one self-contained HTML file.
+
+Graphviz lays out every view the page can show (the same drawings as ``render``'s SVG output);
+Python decides which views exist and what every box means, the small script ``page.js`` (next to
+this file, no library) swaps views, pans, zooms, searches and shows a box's numbers.
+
+Views are keyed by the set of block instances drawn open. The page holds the network view (all
+closed), each chain of instances opened one inside the other (so any block unfolds in place, at
+any depth), every top-level instance open, and everything open. Opening a second block beside an
+open one shows the smallest held view that has both open.
+
+Every string that comes from a spec (labels, names, file names) reaches the page only through
+Graphviz's SVG (which escapes XML) or through JSON whose ``<``, ``>`` and ``&`` are written as
+``\\u003c``, ``\\u003e`` and ``\\u0026``, inside ``<script type="application/json">``: spec text can
+neither end a script nor open a tag. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from archspec.api import Report, analyse
+from archspec.render import _View, layout
+from archspec.shapes import MAX_PARAMS, ordered
+
+_COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
+MAX_VIEWS = 400  # a network with more instance chains than this keeps only the shallowest ones
+
+
+def _asset(name: str) -> str:
+    return resources.files("archspec.view").joinpath(name).read_text(encoding="utf-8")
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">`` whatever strings it holds."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+class _Ids:
+    """Stable SVG ids for box keys (``b0``, ``b1``…), clusters (``c…``) and edges (``e…``)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self.ids:
+            prefix = "c" if key.startswith("cluster:") else "e" if key.startswith("edge:") else "b"
+            self.ids[key] = f"{prefix}{len(self.ids)}"
+        return self.ids[key]
+
+
+class _Page:
+    def __init__(self, graph: nx.DiGraph, report: Report) -> None:
+        self.graph = graph
+        self.report = report
+        self.h, self.w = report.input_size
+        self.ids = _Ids()
+        self.boxes: dict[str, dict[str, Any]] = {}  # svg id -> what the box is
+        self.index: dict[str, dict[str, Any]] = {}  # module path -> where to find it
+        self.unit_locs = {u.path: u.loc for u in graph.graph["units"]}
+        self.views: dict[str, dict[str, Any]] = {}
+
+    # ---- views ---------------------------------------------------------------------------------
+    def states(self) -> list[tuple[str, ...]]:
+        """Open sets to lay out: none, every chain of nested instances, every top-level one, all."""
+        base = _View(self.graph, block=None, expand=False, depth=None, symbolic=False, open=())
+        base.build()
+        every: set[str] = set()
+        top: set[str] = set()
+        for node in self.graph.nodes:
+            frames = base._frames[node]
+            for i, f in enumerate(frames):
+                path = base.first.get(f.path, f.path)
+                every.add(path)
+                if i == 0:
+                    top.add(path)
+        states: list[tuple[str, ...]] = [()]
+        queue: list[tuple[str, ...]] = [()]
+        seen = {()}
+        while queue and len(states) < MAX_VIEWS:
+            state = queue.pop(0)
+            view = _View(self.graph, block=None, expand=False, depth=None, symbolic=False, open=state)
+            view.build()
+            for g in view.groups.values():
+                inside = {f.path for f in g.frames} == set(state)  # chains: open within the innermost open block
+                child = tuple(sorted(state + (g.key,)))
+                if g.kind in ("block", "aux") and inside and child not in seen:
+                    seen.add(child)
+                    states.append(child)
+                    queue.append(child)
+        for extra in (tuple(sorted(top)), tuple(sorted(every))):
+            if extra not in seen:
+                seen.add(extra)
+                states.append(extra)
+        return states
+
+    def add_view(self, state: tuple[str, ...]) -> None:
+        ids = _IdMap(self.ids)
+        dot, view = layout(self.graph, open=state, ids=ids)
+        svg = dot.pipe(format="svg").decode("utf-8")
+        svg = _COMMENT.sub("", svg[svg.index("<svg"):])  # Graphviz's comments repeat every node's name
+        for key in view.groups:
+            sid = self.ids[key]
+            if sid not in self.boxes:
+                self.boxes[sid] = self.describe(view, key)
+        for path in view.open or ():
+            cid = self.ids["cluster:" + path]
+            # an open instance inside a folded run (layer3.2.se while layer3.1 ×5 is drawn) has no box
+            if cid not in self.boxes and self.instance_members(view, path):
+                self.boxes[cid] = self.describe_instance(view, path)
+        edges = {}
+        for (tail, head), e in view.edges.items():
+            eid = ids.edge_ids.get((tail, head))
+            if eid is not None:
+                edges[eid] = {"shape": e.shape.text(self.h, self.w), "formula": e.shape.formula(),
+                              "shortcut": e.skip}
+        self.views["|".join(state)] = {"open": list(state), "svg": svg, "edges": edges}
+        self.index_view(view, state)
+
+    # ---- what boxes are ------------------------------------------------------------------------
+    def _loc(self, node: str) -> str:
+        loc = self.graph.nodes[node]["loc"]
+        return f"{loc.file}:{loc.line}"
+
+    def _output(self, members: list[str]) -> str:
+        inside = set(members)
+        leaving = [n for n in members if any(s not in inside for s in self.graph.succ[n])]
+        return (leaving or members)[-1]
+
+    def _numbers(self, members: list[str], count: int) -> dict[str, Any]:
+        params = sum(self.graph.nodes[n].get("param_count", 0) for n in members)
+        macs = sum(self.graph.nodes[n].get("mac_count", 0) for n in members)
+        out = self.graph.nodes[self._output(members)]["shape"] if members else None
+        return {
+            "params": params, "macs": macs, "count": count,
+            "params_total": params * count, "macs_total": macs * count,
+            "shape": out.text(self.h, self.w) if out is not None else "",
+            "formula": out.formula() if out is not None else "",
+        }
+
+    def describe(self, view: _View, key: str) -> dict[str, Any]:
+        g = view.groups[key]
+        d: dict[str, Any] = {"label": g.label, "kind": g.kind, "key": key}
+        if g.kind == "io":
+            d.update({"path": "", "loc": "", "count": 1})
+            if g.members:
+                d.update(self._numbers(g.members, 1))
+            return d
+        if g.kind in ("block", "aux"):
+            members = self.instance_members(view, key)
+            paths = view.repeats.get(key, [key])
+            d.update(self._numbers(members, len(paths)))
+            d.update({"path": key, "instances": paths, "open": key, "block": g.block,
+                      "loc": self.instance_loc(key, members),
+                      "ops": len({self.graph.nodes[n]["origin"] for n in members})})
+            return d
+        first = g.members[0]
+        data = self.graph.nodes[first]
+        path = data["origin"] if key.startswith("op.") else data["path"]
+        instances = self.repeat_paths(view, first, path)
+        d.update(self._numbers(g.members, len(instances)))
+        d.update({"path": path, "loc": self._loc(first), "text": data["text"], "instances": instances})
+        return d
+
+    def describe_instance(self, view: _View, path: str) -> dict[str, Any]:
+        members = self.instance_members(view, path)
+        paths = view.repeats.get(path, [path])
+        f = next(fr for n in members for fr in view._frames[n] if fr.path == path)
+        d = {"label": f.label, "kind": "cluster", "key": "cluster:" + path, "path": path, "instances": paths,
+             "fold": path, "block": f.name, "loc": self.instance_loc(path, members)}
+        d.update(self._numbers(members, len(paths)))
+        return d
+
+    def instance_members(self, view: _View, path: str) -> list[str]:
+        return [n for n in ordered(self.graph) if n not in view.alias
+                and any(f.path == path for f in view._frames[n])]
+
+    def instance_loc(self, path: str, members: list[str]) -> str:
+        loc = self.unit_locs.get(path)
+        if loc is not None:
+            return f"{loc.file}:{loc.line}"
+        return self._loc(members[0]) if members else ""  # a nested instance: where its first op is written
+
+    def repeat_paths(self, view: _View, node: str, path: str) -> list[str]:
+        """Module paths a box inside a folded run stands for: ``features.6.branch0`` … ``features.9.branch0``."""
+        for f in view._frames[node]:
+            paths = view.repeats.get(f.path)
+            if paths and path.startswith(f.path + "."):
+                return [p + path[len(f.path):] for p in paths]
+        return [path]
+
+    # ---- search --------------------------------------------------------------------------------
+    def index_view(self, view: _View, state: tuple[str, ...]) -> None:
+        """Map every module path to the box that shows it, preferring a box of exactly that path."""
+        for node in ordered(self.graph):
+            data = self.graph.nodes[node]
+            if data["op"] == "input":
+                continue
+            target = view.resolve(node)
+            key = view.of.get(target)
+            if key is None:
+                continue
+            sid = self.ids[key]
+            own = self.boxes[sid].get("path")
+            candidates = [data["path"], data["origin"]] + [f.path for f in view._frames[node]]
+            for path in candidates:
+                if not path:
+                    continue
+                exact = _canonical(view, path) == own
+                if key.startswith("op.") and path == data["path"] and data["path"] != data["origin"]:
+                    exact = False  # features.6.branch0.conv is inside the box of features.6.branch0
+                old = self.index.get(path)
+                rank = (0 if exact else 1, len(state))
+                if old is None or rank < tuple(old["rank"]):
+                    self.index[path] = {"view": "|".join(state), "box": sid, "rank": list(rank)}
+        for path in view.open or ():
+            cid = self.ids["cluster:" + path]
+            for p in view.repeats.get(path, [path]):
+                old = self.index.get(p)
+                rank = (0, len(state))
+                if old is None or rank < tuple(old["rank"]):
+                    self.index[p] = {"view": "|".join(state), "box": cid, "rank": list(rank)}
+
+    def data(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "name": r.name, "file": r.file, "input": [r.input_channels, self.h, self.w],
+            "params": r.params, "macs": r.macs, "min_input_size": list(r.min_input_size),
+            "views": self.views, "boxes": self.boxes,
+            "index": {p: {"view": v["view"], "box": v["box"]} for p, v in sorted(self.index.items())},
+        }
+
+
+def _canonical(view: _View, path: str) -> str:
+    """``path`` as the drawn first instance of its run names it (``features.8.branch0`` → ``features.6.branch0``)."""
+    changed = True
+    while changed:
+        changed = False
+        for inst, first in view.first.items():
+            if path == inst or path.startswith(inst + "."):
+                path, changed = first + path[len(inst):], True
+                break
+    return path
+
+
+class _IdMap(Mapping[str, str]):
+    """The ids ``layout`` asks for: boxes and clusters from the page's table, edges numbered per view."""
+
+    def __init__(self, ids: _Ids) -> None:
+        self._ids = ids
+        self.edge_ids: dict[tuple[str, str], str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        if key.startswith("edge:"):
+            tail, head = key[5:].split("\0")
+            return self.edge_ids.setdefault((tail, head), f"e{len(self.edge_ids)}")
+        return self._ids[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key != "@legend"
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._ids.ids)
+
+    def __len__(self) -> int:
+        return len(self._ids.ids)
+
+
+def page(graph: nx.DiGraph, report: Report) -> str:
+    """The whole HTML page of a checked spec (``analyse``'s graph and report)."""
+    p = _Page(graph, report)
+    for state in p.states():
+        p.add_view(state)
+    title = f"{report.name} — archspec"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(title)}</title>\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<style>\n{_asset('page.css')}</style>\n</head>\n<body>\n{_body(report)}"
+        f"<script type=\"application/json\" id=\"archspec-data\">{script_json(p.data())}</script>\n"
+        f"<script>\n{_asset('page.js')}</script>\n</body>\n</html>\n"
+    )
+
+
+def _body(report: Report) -> str:
+    h, w = report.input_size
+    return (
+        "<header>\n"
+        f"<h1>{html.escape(report.name)}</h1>\n"
+        f"<span class=\"facts\">input {report.input_channels}×{h}×{w} · {report.params:,} parameters · "
+        f"{report.macs / 1e9:.3f} GMACs · from {html.escape(report.file)}</span>\n"
+        "<nav>\n"
+        "<input id=\"search\" type=\"search\" placeholder=\"find an op or module path\" autocomplete=\"off\" "
+        "aria-label=\"find an op or module path\">\n"
+        "<button id=\"fold-all\" type=\"button\">fold all</button>\n"
+        "<button id=\"open-all\" type=\"button\">unfold all</button>\n"
+        "<button id=\"fit\" type=\"button\">fit</button>\n"
+        "<button id=\"zoom-in\" type=\"button\" aria-label=\"zoom in\">+</button>\n"
+        "<button id=\"zoom-out\" type=\"button\" aria-label=\"zoom out\">−</button>\n"
+        "</nav>\n<ul id=\"results\" hidden></ul>\n"
+        "</header>\n"
+        "<main>\n<div id=\"canvas\" tabindex=\"0\"></div>\n"
+        "<aside id=\"info\"><p class=\"hint\">Hover or click a box for its numbers; double-click a block to "
+        "unfold it, its frame's title to fold it. Drag to pan, wheel to zoom.</p></aside>\n"
+        "</main>\n<div id=\"tip\" role=\"tooltip\" hidden></div>\n"
+    )
+
+
+def page_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> str:
+    """Check a spec (SpecError on any mistake) and return its interactive page."""
+    graph, report = analyse(spec, overrides, max_params)
+    return page(graph, report)
+
+
+__all__ = ["page", "page_spec", "script_json"]

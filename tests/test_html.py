@@ -1,0 +1,354 @@
+"""`archspec render -o net.html`: the interactive page, in Python and in a real headless browser.
+
+Independent truth: box labels and counts from the Inception-v4 paper (Fig. 4, 9) and from walking
+the spec's YAML with PyYAML; numbers from `archspec summary --json` (itself checked against the
+compiled model and fvcore in test_summary.py).
+
+The browser tests drive Chromium through Playwright. They use the `chromium` Debian package
+(/usr/bin/chromium, or $ARCHSPEC_CHROMIUM), else Playwright's own Chromium if one is installed;
+with neither (or without the playwright package) they skip and say why. To run them:
+
+    apt-get install -y chromium && pip install playwright && python -m pytest tests/test_html.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from archspec.cli import main
+from archspec.view import script_json
+
+ROOT = Path(__file__).resolve().parent.parent
+V4 = ROOT / "specs" / "inception_v4.yaml"
+FIG4 = Counter({"1×1 conv (96)": 2, "1×1 conv (64)": 2, "3×3 conv (96)": 3, "3×3 avg pool": 1, "Filter concat": 1})
+HOSTILE = '</script><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">"\' & <!-- \\N'
+
+TINY = """\
+archspec: 1
+name: tiny
+input: {channels: 3, size: [32, 32]}
+blocks:
+  pair:
+    label: LABEL
+    concat:
+      a: conv 8 1x1
+      b: [conv 4 1x1, conv 8 3x3 p1]
+network:
+  stem: conv 16 3x3
+  body: [pair * 2]
+  pool: global_avgpool
+  fc: linear 10
+"""
+
+
+def page_data(text: str) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="archspec-data">(.*?)</script>', text, re.S)
+    assert m
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def v4_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("html") / "inception_v4.html"
+    assert main(["render", str(V4), "-o", str(out)]) == 0
+    return out
+
+
+# ---- the file itself ------------------------------------------------------------------------------
+def test_page_is_self_contained(v4_page: Path) -> None:
+    text = v4_page.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text)  # nothing fetched from anywhere
+    assert "<link" not in text and not re.search(r"<script[^>]*\ssrc=", text)
+    assert text.count("<script") == 2 and text.count("</script") == 2  # the data and the code, inlined
+    assert "function" in text and "archspec-data" in text
+
+
+def test_page_numbers_match_summary(v4_page: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = page_data(v4_page.read_text())
+    assert main(["summary", str(V4), "--json"]) == 0
+    rows = {b["path"]: b for b in json.loads(capsys.readouterr().out)["blocks"]}
+    boxes = {d["path"]: d for d in data["boxes"].values() if d["kind"] == "block"}
+    a = boxes["features.6"]  # Inception-A ×4, drawn once
+    assert a["instances"] == ["features.6", "features.7", "features.8", "features.9"]
+    assert a["params"] == rows["features.6"]["params"] and a["macs"] == rows["features.6"]["macs"]
+    assert a["params_total"] == sum(rows[p]["params"] for p in a["instances"])
+    assert a["shape"] == "×".join(map(str, rows["features.6"]["output_shape"]))
+    assert a["formula"] == rows["features.6"]["output_formula"]
+    # every top-level instance of the network is a box or stands for one (repeats)
+    covered = {p for d in boxes.values() for p in d["instances"]}
+    assert covered == {p for p, r in rows.items() if r["kind"] == "block"}
+
+
+def test_every_block_of_the_spec_can_be_unfolded_and_every_module_path_found(v4_page: Path) -> None:
+    spec = yaml.safe_load(V4.read_text())
+    data = page_data(v4_page.read_text())
+    opened = {p for v in data["views"].values() for p in v["open"]}
+    labels = {d["label"] for d in data["boxes"].values() if d["kind"] == "cluster"}
+    assert {b["label"] for b in spec["blocks"].values()} == labels
+    assert {"features.6", "features.11", "features.19"} <= opened
+    for path in ("features.9.branch3.1", "features.6.branch1.1.conv", "features.21", "last_linear"):
+        where = data["index"][path]
+        assert where["view"] in data["views"] and where["box"] in data["boxes"]
+
+
+def test_script_json_cannot_end_a_script() -> None:
+    text = script_json({"a": HOSTILE, "b": ["\u2028"]})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text)["a"] == HOSTILE
+
+
+def test_hostile_label_is_text_in_the_file(tmp_path: Path, write_spec) -> None:
+    spec = write_spec(TINY.replace("LABEL", json.dumps(HOSTILE)))
+    out = tmp_path / "p.html"
+    assert main(["render", str(spec), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("<script") == 2 and text.count("</script") == 2 and "<img" not in text
+    assert HOSTILE in {d["label"] for d in page_data(text)["boxes"].values()}
+    svg = tmp_path / "p.svg"  # the static drawings escape it too
+    assert main(["render", str(spec), "-o", str(svg)]) == 0
+    assert "<script" not in svg.read_text() and "<img" not in svg.read_text()
+
+
+def test_static_options_are_refused_for_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", str(V4), "--block", "inception_a", "-o", str(tmp_path / "x.html")]) == 2
+    assert "an .html page holds every view" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
+# ---- in a browser ---------------------------------------------------------------------------------
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need playwright: pip install playwright (and apt-get install chromium)")
+    executable = os.environ.get("ARCHSPEC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        except Error as e:
+            pytest.skip(f"browser tests need Chromium: apt-get install chromium (launch failed: {str(e)[:200]})")
+        yield b
+        b.close()
+
+
+class Page:
+    """A page in the browser, with the console watched."""
+
+    def __init__(self, browser: Any, path: Path) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type in ("error", "warning") else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.errors.append("request " + r.url) if not r.url.startswith(
+            ("file:", "data:", "about:")) else None)
+        self.page.goto(path.as_uri())
+        self.page.wait_for_selector("#canvas svg")
+
+    def view(self) -> list[str]:
+        return (self.page.locator("#canvas").get_attribute("data-open") or "").split()
+
+    def boxes(self) -> Counter[str]:
+        texts = self.page.eval_on_selector_all("#canvas g.node.box", "gs => gs.map(g => g.textContent.trim())")
+        return Counter(re.sub(r"\s+", " ", t) for t in texts)
+
+    def box(self, text: str) -> Any:
+        boxes = self.page.locator("#canvas g.node.box")
+        texts = [re.sub(r"\s+", " ", t.strip()) for t in boxes.all_text_contents()]
+        assert texts.count(text) == 1, (text, texts)
+        return boxes.nth(texts.index(text))
+
+    def facts(self, where: str) -> dict[str, str]:
+        terms = self.page.eval_on_selector_all(where + " dd", "ds => ds.map(d => [d.dataset.term, d.textContent])")
+        return dict(terms)
+
+
+def number(text: str) -> int:
+    return int(text.split()[0].replace(",", ""))
+
+
+def test_opens_on_the_network_view_without_errors(browser: Any, v4_page: Path) -> None:
+    p = Page(browser, v4_page)
+    assert p.view() == []
+    boxes = p.boxes()
+    assert {"Inception-A ×4", "Reduction-A", "Inception-B ×7", "Reduction-B", "Inception-C ×3"} <= set(boxes)
+    assert sum(boxes.values()) == 14  # as the SVG network view (tests/test_render.py)
+    assert p.page.locator("#canvas svg").count() == 1
+    assert p.errors == []
+
+
+def test_unfold_a_block_in_place_and_fold_it(browser: Any, v4_page: Path) -> None:
+    p = Page(browser, v4_page)
+    before = p.boxes()
+    p.box("Inception-A ×4").dblclick()
+    assert p.view() == ["features.6"]
+    after = p.boxes()
+    assert after - before == FIG4 and before - after == Counter({"Inception-A ×4": 1})  # its ops, Fig. 4
+    title = p.page.locator("#canvas g.cluster-block > text").first.text_content()
+    assert title == "Inception-A ×4 (features.6 … features.9)"
+    p.page.locator("#canvas g.cluster-block > text").first.dblclick()  # its frame's title folds it
+    assert p.view() == [] and p.boxes() == before
+    p.page.click("#open-all")
+    assert len(p.view()) == 8 and not [t for t in p.boxes() if t.startswith("Inception-A")]
+    p.page.click("#fold-all")
+    assert p.boxes() == before
+    assert p.errors == []
+
+
+def test_search_a_module_path(browser: Any, v4_page: Path) -> None:
+    p = Page(browser, v4_page)
+    p.page.fill("#search", "features.8.branch2.2")  # the third Inception-A, drawn once as features.6
+    p.page.press("#search", "Enter")
+    assert p.view() == ["features.6"]
+    found = p.page.locator("#canvas g.node.found")
+    assert found.count() == 1 and found.text_content().strip() == "3×3 conv (96)"
+    facts = p.facts("#info")
+    assert facts["path"] == "features.6.branch2.2" and "features.9.branch2.2" in facts["instances"]
+    assert "found features.8.branch2.2" in p.page.locator("#info").text_content()
+    p.page.fill("#search", "last_lin")  # a prefix lists candidates
+    assert "last_linear" in p.page.locator("#results").text_content()
+    p.page.fill("#search", "conv 448 3x1")  # an op as the spec writes it (Inception-C, Fig. 6)
+    p.page.press("#search", "Enter")
+    assert p.view() == ["features.19"] and p.facts("#info")["op"] == "conv 448 3x1 p1,0"
+    assert p.errors == []
+
+
+def test_tooltip_numbers_match_summary_json(browser: Any, v4_page: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(V4), "--json", "--ops"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = {b["path"]: b for b in summary["blocks"]}
+    p = Page(browser, v4_page)
+    p.box("Reduction-A").hover()
+    tip = p.facts("#tip")
+    row = rows["features.10"]
+    assert number(tip["params"]) == row["params"] and number(tip["MACs"]) == row["macs"]
+    assert tip["output"] == "×".join(map(str, row["output_shape"])) and tip["path"] == "features.10"
+    assert tip["formula"] == row["output_formula"]
+    assert re.search(r"specs/inception_v4\.yaml:\d+", tip["YAML"])
+    line = int(tip["YAML"].rsplit(":", 1)[1])
+    assert V4.read_text().splitlines()[line - 1].strip().startswith("- reduction_a ")
+    p.box("Inception-C ×3").hover()
+    tip = p.facts("#tip")
+    each, total = re.match(r"([\d,]+) each, ([\d,]+) in all", tip["params"]).groups()
+    assert int(each.replace(",", "")) == rows["features.19"]["params"]
+    assert int(total.replace(",", "")) == sum(rows[f"features.{i}"]["params"] for i in (19, 20, 21))
+    # an op inside an unfolded block: its conv and BatchNorm rows of summary --ops
+    p.box("Reduction-A").dblclick()
+    p.box("3×3 conv (384, stride 2, V)").hover()
+    tip = p.facts("#tip")
+    ops = [o for o in rows["features.10"]["ops"] if o["path"].startswith(tip["path"] + ".")]
+    assert [o["op"] for o in ops] == ["conv2d", "bn", "relu"]
+    assert number(tip["params"]) == sum(o["params"] for o in ops)
+    assert number(tip["MACs"]) == sum(o["macs"] for o in ops)
+    assert tip["output"] == "×".join(map(str, ops[-1]["output_shape"])) == "384×17×17"
+    assert p.errors == []
+
+
+def test_pan_and_zoom(browser: Any, v4_page: Path) -> None:
+    p = Page(browser, v4_page)
+
+    def viewbox() -> list[float]:
+        return [float(v) for v in p.page.locator("#canvas svg").get_attribute("viewBox").split()]
+
+    x0, y0, w0, h0 = viewbox()
+    p.page.mouse.move(500, 400)
+    p.page.mouse.wheel(0, -300)  # zoom in around the pointer
+    x1, y1, w1, h1 = viewbox()
+    assert w1 < w0 and h1 < h0 and abs(w1 / h1 - w0 / h0) < 1e-6
+    p.page.mouse.down()
+    p.page.mouse.move(400, 300, steps=5)
+    p.page.mouse.up()
+    x2, y2, w2, _ = viewbox()
+    assert w2 == w1 and x2 > x1 and y2 > y1  # dragging up-left shows what lies down-right
+    p.page.click("#fit")
+    assert viewbox() == [x0, y0, w0, h0]
+    assert p.errors == []
+
+
+def test_hostile_spec_text_stays_text(browser: Any, tmp_path: Path, write_spec) -> None:
+    spec = write_spec(TINY.replace("LABEL", json.dumps(HOSTILE)), "evil'\"<b>.yaml")
+    out = tmp_path / "evil.html"
+    assert main(["render", str(spec), "-o", str(out)]) == 0
+    p = Page(browser, out)
+    assert p.page.evaluate("window.pwned === undefined") and p.page.locator("#canvas img").count() == 0
+    assert p.boxes()[HOSTILE + " ×2"] == 1
+    p.box(HOSTILE + " ×2").hover()
+    assert p.page.locator("#tip strong").text_content() == HOSTILE + " ×2"
+    assert "evil'\"<b>.yaml" in p.facts("#tip")["YAML"]
+    p.box(HOSTILE + " ×2").dblclick()
+    assert p.page.evaluate("window.pwned === undefined")
+    assert p.errors == []
+
+
+# ---- notebook display -----------------------------------------------------------------------------
+def test_report_shows_its_table_and_diagram_in_a_notebook() -> None:
+    import xml.etree.ElementTree as ET
+
+    import archspec
+
+    spec = yaml.safe_load(V4.read_text())
+    report = archspec.check(V4)
+    text = report._repr_html_()
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", text)
+    assert len(rows) == len(report.rows) == 25
+    assert ("Reduction-A", "features.10", "1024×17×17") in rows  # Fig. 9
+    assert f"{report.params:,}" == "42,679,816" and "42,679,816" in text
+    svg = text[text.index("<svg"):text.index("</svg>") + 6]
+    boxes = [g for g in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}g") if "box" in (g.get("class") or "")]
+    assert len(boxes) == 14  # the network view, repeats folded
+    labels = {"".join(t.itertext()).split(" ×")[0] for b in boxes for t in b.iter("{http://www.w3.org/2000/svg}text")}
+    assert {b["label"] for b in spec["blocks"].values()} <= labels
+
+
+def test_notebook_reprs_escape_spec_text(write_spec) -> None:
+    import archspec
+    from archspec.render import render_spec
+
+    spec = write_spec(TINY.replace("LABEL", json.dumps(HOSTILE)))
+    text = archspec.check(spec)._repr_html_()
+    assert "<script" not in text and "<img" not in text and html_escape(HOSTILE) in text
+    bundle = render_spec(spec, block="pair")._repr_mimebundle_()  # a rendered view shows as SVG
+    assert "<script" not in bundle["image/svg+xml"] and bundle["image/svg+xml"].lstrip().startswith("<?xml")
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_compiled_model_carries_a_displayable_report(write_spec) -> None:
+    pytest.importorskip("torch")
+    import archspec
+
+    model = archspec.build(write_spec(TINY.replace("LABEL", "Pair")))
+    text = model.archspec_report._repr_html_()
+    assert "<td>Pair</td><td>body.0</td>" in text and f"{sum(p.numel() for p in model.parameters()):,}" in text
+
+
+def test_page_and_report_html_do_not_import_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, archspec; from archspec.cli import main; "
+            f"assert main(['render', {str(V4)!r}, '-o', {str(tmp_path / 'a.html')!r}]) == 0; "
+            f"archspec.check({str(V4)!r})._repr_html_(); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

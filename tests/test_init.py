@@ -1,0 +1,90 @@
+"""A zoo network built from scratch starts from the same distribution as its reference: for every
+tensor of the state_dict, a two-sample Kolmogorov–Smirnov test between archspec's fresh build and the
+reference's fresh construction (p > 0.01, Bonferroni-corrected over the network's tensors); tensors
+the reference fills with one value must be equal. Also: init: is validated and reproducible."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archspec
+from tests.references import REFERENCES, SPECS, zoo_with_references
+
+stats = pytest.importorskip("scipy.stats")
+SAMPLE = 20_000
+
+
+def _sample(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flat = t.detach().flatten().double()
+    if flat.numel() > SAMPLE:
+        flat = flat[torch.randperm(flat.numel(), generator=gen)[:SAMPLE]]
+    return flat
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", zoo_with_references())
+def test_fresh_weights_follow_the_reference_s_distribution(stem: str) -> None:
+    torch.manual_seed(1)
+    reference = REFERENCES[stem]().state_dict()
+    torch.manual_seed(2)
+    ours = archspec.build(SPECS / f"{stem}.yaml").state_dict()
+    assert set(ours) == set(reference)
+    gen = torch.Generator().manual_seed(0)
+    tensors = [k for k in reference if reference[k].is_floating_point()]
+    alpha = 0.01 / len(tensors)
+    for key in tensors:
+        a, b = _sample(ours[key], gen), _sample(reference[key], gen)
+        if b.min() == b.max() or a.numel() < 2:  # constants (BatchNorm's γ, β, running stats) and scalars
+            torch.testing.assert_close(ours[key], reference[key], msg=key)
+            continue
+        p = stats.ks_2samp(a.numpy(), b.numpy()).pvalue
+        assert p > alpha, f"{stem}: {key} is not drawn like the reference's (KS p = {p:.2e})"
+
+
+HEADER = "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
+
+
+def test_init_schemes_and_precedence() -> None:
+    spec = HEADER + """init:
+  conv2d: {weight: kaiming_normal_fan_out, bias: zeros}
+  linear: {weight: {normal: 0.5}, bias: ones}
+  "b.*": {weight: zeros}
+blocks:
+  blk:
+    init: {conv2d: {trunc_normal: 0.01}}
+    chain: [c: conv2d 64 3x3]
+network:
+  - a: conv2d 64 3x3
+  - b: blk
+  - global_avgpool
+  - fc: linear 512
+"""
+    torch.manual_seed(0)
+    model = archspec.build(spec)
+    sd = model.state_dict()
+    fan_out = 64 * 9
+    assert abs(sd["a.weight"].std().item() - (2 / fan_out) ** 0.5) < 0.01 and (sd["a.bias"] == 0).all()
+    assert (sd["b.c.weight"] == 0).all()  # a path pattern of the spec wins over the block's op table
+    assert abs(sd["fc.weight"].std().item() - 0.5) < 0.02 and (sd["fc.bias"] == 1).all()
+    torch.manual_seed(0)
+    again = archspec.build(spec).state_dict()
+    assert all(torch.equal(sd[k], again[k]) for k in sd)
+
+
+def test_block_table_applies_inside_its_instances() -> None:
+    spec = HEADER + """blocks:
+  blk:
+    init: {conv2d: {trunc_normal: 0.01}}
+    chain: [c: conv2d 64 3x3]
+network: [a: conv2d 64 3x3, b: blk]
+"""
+    sd = archspec.build(spec).state_dict()
+    assert abs(sd["b.c.weight"].std().item() - 0.01) < 0.001
+    assert abs(sd["a.weight"].std().item() - 0.01) > 0.005  # PyTorch's default U(±1/√27) outside the block
+
+
+def test_init_of_an_op_without_weights_is_a_located_error() -> None:
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + "init: {conv: kaiming_normal_fan_out}\nnetwork: [conv 8 3x3]\n")
+    assert (e.value.line, e.value.code) == (4, "unknown-op") and "conv2d" in (e.value.hint or "")
