@@ -167,7 +167,8 @@ class _Renderer:
 def _named_only(e: E) -> bool:
     """No item of the list is named by its index (a stateful op or block without a key): regrouping
     its items into sub-lists changes no module path."""
-    return all(x.name is not None or (x.kind == "op" and (x.op is None or not x.op.prim.stateful))
+    return all(x.name is not None or (x.kind == "op" and x.op is not None and not x.op.prim.stateful
+                                      and x.op.prim.path is None)
                for x in e.items if x.kind in ("op", "inst")) and all(x.op is not None for x in e.items
                                                                     if x.kind == "op")
 
@@ -225,6 +226,19 @@ def _classes(model: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _stateless_paths(model: Any, prims: list[Any]) -> None:
+    """A network archspec built names its stateless ops too (its fx nodes are its graph's nodes):
+    keep those paths, so the import places every op where the spec had it."""
+    report = getattr(model, "archspec_report", None)
+    graph = getattr(report, "graph", None)
+    if graph is None:
+        return
+    for p in prims:
+        if p.path is None and not p.stateful and p.op not in ("input", "pass", "scale", "concat", "add") \
+                and p.node in graph.nodes:
+            p.path = graph.nodes[p.node].get("path") or None
+
+
 def _unreached(model: Any, prims: list[Any], reached: set[str]) -> None:
     """Every module with weights must be in the spec: one the forward never calls (an auxiliary
     head that runs only in training mode) would otherwise vanish from the state_dict."""
@@ -259,6 +273,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     if conv.output is None:
         raise ImportRefused("the traced module has no output")
     fuse_composites(prims, conv.output)
+    _stateless_paths(model, prims)
     tree: Chain = recover(prims, conv.output)
     first_conv = next((p for p in prims if p.op in ("conv", "conv2d")), None)
     channels = 3
