@@ -110,7 +110,8 @@ class Recover:
                 continue
             if self.seen.get(p, 0) != 1:
                 raise self.refuse(self.prims[p], "this value feeds more than one branch or merge (dense "
-                                  "connectivity, a value reused after a merge): a branch graph cannot express it")
+                                  "connectivity, a value reused after a merge): archspec import recovers one fork per "
+                                  "merge only")
         return chain
 
     def chain(self, end: int, base: int) -> Chain:
@@ -122,7 +123,7 @@ class Recover:
                 raise self.refuse(self.prims[end], "a branch reaches the input without passing its fork")
             if self.seen.get(cur):
                 raise self.refuse(p, "this value feeds more than one branch or merge (dense connectivity, a "
-                                  "value reused after a merge): a branch graph cannot express it")
+                                  "value reused after a merge): archspec import recovers one fork per merge only")
             self.seen[cur] = 1
             if p.op == "concat":
                 fork = self.fork(p.inputs)

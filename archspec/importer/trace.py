@@ -23,10 +23,12 @@ import torch.nn.functional as F
 from archspec.errors import Loc, SpecError
 
 ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Sigmoid: "sigmoid",
-                                nn.Tanh: "tanh", nn.GELU: "gelu"}
+                                nn.Tanh: "tanh", nn.GELU: "gelu", nn.Hardswish: "hardswish",
+                                nn.Hardsigmoid: "hardsigmoid"}
 ACT_FUNCTIONS: dict[Any, str] = {F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu_: "relu",
                                  F.relu6: "relu6", F.silu: "silu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-                                 torch.tanh: "tanh", F.tanh: "tanh", F.gelu: "gelu"}
+                                 torch.tanh: "tanh", F.tanh: "tanh", F.gelu: "gelu", F.hardswish: "hardswish",
+                                 F.hardsigmoid: "hardsigmoid"}
 ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
                "tanh_": "tanh"}
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
@@ -374,7 +376,8 @@ class Converter:
             tensor, factor = b, a
         else:
             raise self.refuse(node, "a product of two tensors (a gating multiply, as in squeeze-and-excitation "
-                                    "or attention); the spec language has no such merge")
+                                    "or attention): archspec import does not recover `gate:` nodes yet",
+                              hint="write the gated block by hand with `gate:` (docs/language.md)")
         self.value[tensor]  # noqa: B018 - a KeyError would be a bug: traced in order
         self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
 
