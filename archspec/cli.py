@@ -12,11 +12,10 @@ import importlib
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from archspec.commands.args import common, overrides_of, spec_path  # noqa: F401 - re-exported for callers
 from archspec.errors import SpecError, printable
-from archspec.shapes import MAX_PARAMS
 
 # name → module in archspec.commands; importing lazily keeps `archspec check` free of torch
 COMMANDS = {
@@ -30,33 +29,6 @@ COMMANDS = {
     "list": "list_zoo",
     "import": "import_",
 }
-
-
-def common(parser: argparse.ArgumentParser, spec: bool = True) -> None:
-    if spec:
-        parser.add_argument("spec", type=spec_path, help="path to a spec YAML file, or zoo:NAME (archspec list)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value, e.g. --set input.size=[331,331] (repeatable)")
-    parser.add_argument("--max-params", type=int, default=MAX_PARAMS, help="refuse networks with more parameters")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-
-
-def spec_path(text: str) -> Path | str:
-    """On the command line a spec argument is always a path, never YAML text (a missing nope.txt is
-    "no such file", not a one-word spec), or ``zoo:NAME``, a network of archspec's zoo."""
-    from archspec.library import is_zoo
-
-    return text if is_zoo(text) else Path(text)
-
-
-def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
-    from archspec.overrides import parse_assignment
-
-    result: dict[str, Any] = {}
-    for a in args.overrides:
-        key, value = parse_assignment(a)
-        result[key] = value
-    return result
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -95,7 +67,14 @@ class _Printable:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # an optional positional written after options (diff A --set-b k=v B): argparse stops matching
+    # positionals at the first option, so a command names the ones that may come late
+    for name, convert in getattr(args, "_late_positionals", ()):
+        if extras and getattr(args, name) is None and not extras[0].startswith("-"):
+            setattr(args, name, convert(extras.pop(0)))
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     debug = getattr(args, "debug", False)
     stdout = sys.stdout
     sys.stdout = _Printable(stdout)  # type: ignore[assignment]

@@ -19,6 +19,7 @@ torch.fx graph (``build_fx_graph``) — and writes them out as source a person w
 
 from __future__ import annotations
 
+import ast
 import builtins
 import inspect
 import keyword
@@ -60,20 +61,27 @@ def _quote(text: str) -> str:
     return '"' + r[1:-1] + '"' if r.startswith("'") and '"' not in text else r
 
 
-def text_literal(text: str) -> str:
+def text_literal(text: str, indent: int = 0) -> str:
     """A Python string literal whose value is ``text``: the only way spec text reaches generated code.
 
     Plain text (printable, UTF-8 encodable, no backslash, no triple quote, no quote at either end)
     is written between triple quotes, as a docstring reads best; anything else by ``ascii()``, which
-    escapes quotes, backslashes, control characters and lone surrogates alike.
+    escapes quotes, backslashes, control characters and lone surrogates alike (text of several
+    lines as one ``ascii()`` literal per line in parentheses, ``indent`` spaces in).
     """
     try:
         text.encode("utf-8")
+        plain = (all(line.isprintable() for line in text.split("\n")) and "\\" not in text
+                 and '"""' not in text and not text.startswith('"') and not text.endswith('"'))
     except UnicodeEncodeError:
+        plain = False
+    if plain:
+        return f'"""{text}"""'
+    lines = text.splitlines(keepends=True)
+    if len(lines) < 2:
         return ascii(text)
-    plain = (all(line.isprintable() for line in text.split("\n")) and "\\" not in text and '"""' not in text
-             and not text.startswith('"') and not text.endswith('"'))
-    return f'"""{text}"""' if plain else ascii(text)
+    pad = " " * (indent + 4)
+    return "(\n" + "".join(f"{pad}{ascii(line)}\n" for line in lines) + " " * indent + ")"
 
 
 # ---- expressions and their layout --------------------------------------------------------------
@@ -129,9 +137,14 @@ def _literal(v: Any) -> str:
         return repr(v) if math.isfinite(v) else f"float({str(v)!r})"
     if isinstance(v, str):
         return _quote(v)
-    if v is None or isinstance(v, (bool, int)):
-        return repr(v)
-    raise TypeError(f"cannot write {type(v).__name__} {v!r} as a literal")
+    text = repr(v)
+    try:  # only values whose repr is a plain literal that reads back equal (None, bools, ints)
+        same = ast.literal_eval(text) == v
+    except (ValueError, SyntaxError):
+        same = False
+    if not same:
+        raise TypeError(f"cannot write {type(v).__name__} {text} as a literal")
+    return text
 
 
 def _compact(name: str, v: Any) -> Any:
@@ -212,7 +225,7 @@ class Helper:
     def source(self) -> list[str]:
         args = ", ".join(f"{c}: nn.Module" for c in self.children)
         lines = [f"class {self.name}(nn.Module):",
-                 "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}."), "",
+                 "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}.", 4), "",
                  f"    def __init__(self, {args}) -> None:", "        super().__init__()"]
         lines += [f"        self.{c} = {c}" for c in self.children]
         lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
@@ -346,7 +359,8 @@ class Writer:
         ids = [m.meta["archspec_node"] for m in members]
         # identities inside the instance have no fx node: keep them, so that what reads them reads
         # their input inside the block rather than the block's input
-        ids += [i for i, d in g.nodes(data=True) if d["op"] == "identity" and d["blocks"][:1] == ((name, path),)]
+        ids += [i for i, d in g.nodes(data=True)
+                if d["op"] in REGISTRY and REGISTRY[d["op"]].passthrough and d["blocks"][:1] == ((name, path),)]
 
         def reroot(p: str) -> str:
             return p[len(path) + 1:] if p.startswith(path + ".") else ("" if p == path else p)
@@ -685,7 +699,7 @@ class Writer:
 
     # ---- the file ------------------------------------------------------------------------------
     def class_source(self, class_name: str, doc: str) -> str:
-        lines = [f"class {class_name}(nn.Module):", "    " + text_literal(doc), "", *self.init_lines(), "",
+        lines = [f"class {class_name}(nn.Module):", "    " + text_literal(doc, 4), "", *self.init_lines(), "",
                  *self.forward_lines()]
         return "\n".join(lines)
 

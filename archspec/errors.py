@@ -104,8 +104,9 @@ class SpecWarning:
     hint: str | None = None
 
     def format(self) -> str:
-        text = f"{self.loc}: warning: {self.message} [{self.code}]"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+        loc = Loc(printable(self.loc.file), self.loc.line, self.loc.column)
+        text = f"{loc}: warning: {printable(self.message)} [{self.code}]"
+        return text + (f"\n  hint: {printable(self.hint)}" if self.hint else "")
 
     def error(self) -> SpecError:
         return SpecError(self.message, self.loc, code=self.code, hint=self.hint)

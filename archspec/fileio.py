@@ -173,7 +173,8 @@ def _remove(tmp: str) -> None:
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    # a lone surrogate (a file name with bytes that are not UTF-8) is written escaped, never a crash
+    payload = data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else data
     fd, tmp = _mkstemp(target, _folder(target), ".tmp")
     try:
         umask = os.umask(0)

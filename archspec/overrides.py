@@ -204,6 +204,15 @@ def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
     shown = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
     if not shown or any(c.isspace() for c in shown):
         raise _fail(key, f"the value of a short-form argument cannot contain spaces, got {value!r}")
+    from archspec.ops import REGISTRY
+
+    op = REGISTRY.get(words[0]) if words else None
+    if op is not None and attr in op.positional:  # given by position ('dropout 0.2', 'conv 64 3x3'): replace it there
+        numbers = [i for i, w in enumerate(words[1:], 1) if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", w)]
+        k = op.positional.index(attr)
+        if k < len(numbers):
+            words[numbers[k]] = shown
+            return " ".join(words)
     kept = [w for w in words if not w.startswith(attr + "=")]
     at = next((i for i, w in enumerate(kept) if w.startswith("*")), len(kept))  # before a '* N' repeat
     return " ".join(kept[:at] + [f"{attr}={shown}"] + kept[at:])

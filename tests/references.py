@@ -57,6 +57,7 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     "resnext50_32x4d": _torchvision("resnext50_32x4d"),
     "mobilenet_v3_large": _torchvision("mobilenet_v3_large"),
     "densenet121": _torchvision("densenet121"),
+    "shufflenet_v2_x1_0": _torchvision("shufflenet_v2_x1_0"),
 }
 
 

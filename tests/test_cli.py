@@ -53,3 +53,17 @@ def test_readme_quick_start_commands_are_the_ci_commands() -> None:
     for line in second.splitlines():
         if line.startswith("pip install"):
             assert line.replace("pip install", "python -m pip install -q") in ci or line in ci
+
+
+def test_diff_takes_its_second_spec_after_options(capsys) -> None:
+    """issue 20: `diff A --set-b … B` as argparse users expect, the same as `diff A B --set-b …`."""
+    spec = str(SPECS / "inception_v4.yaml")
+    assert main(["diff", spec, "--set-b", "input.size=[331,331]", spec]) == 0
+    late = capsys.readouterr().out
+    assert main(["diff", spec, spec, "--set-b", "input.size=[331,331]"]) == 0
+    assert capsys.readouterr().out == late and "331×331" in late
+    try:  # anything else left over is still an error
+        main(["check", spec, "stray"])
+        raise AssertionError("a stray argument was accepted")
+    except SystemExit as e:
+        assert e.code == 2

@@ -169,7 +169,7 @@ def test_both_specs_share_one_inception_block() -> None:
     assert not tv.spec.blocks and not paper.spec.blocks  # neither defines its own
     for r in (tv, paper):
         entry = r.blocks["inception"]
-        assert entry.source.path is not None and entry.source.path.resolve() == (SPECS / "blocks" / "googlenet.yaml")
+        assert entry.source.path is not None and entry.source.path.resolve() == (SPECS / "blocks" / "googlenet.yaml").resolve()
     tv_model = archspec.build(TV)
     conv = dict(tv_model.named_modules())["inception3a.branch3.1.conv"]
     assert conv.kernel_size == (3, 3) and conv.bias is None  # torchvision's quirk, from block params

@@ -145,3 +145,19 @@ def test_repeats_named_after_a_pattern() -> None:
     for bad in ("bad{k}", "{n}x", "no_field"):
         with pytest.raises(archspec.SpecError):
             archspec.check(HEADER + f"network:\n  - {{chain: [conv2d 4 1x1], repeat: 2, names: \"{bad}\"}}\n")
+
+
+def test_channel_slice_and_shuffle() -> None:
+    net = ("network:\n  - c: conv2d 8 3x3\n  - concat:\n      - channel_slice 0 4\n"
+           "      - [channel_slice 4 8, b: conv2d 4 1x1]\n  - channel_shuffle 2\n")
+
+    def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, sd["c.weight"], sd["c.bias"])
+        y = torch.cat([y[:, :4], F.conv2d(y[:, 4:], sd["b.weight"], sd["b.bias"])], 1)
+        n, c, h, w = y.shape  # ShuffleNet's shuffle written out: 2 groups of 4 channels, interleaved
+        return y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    assert_same(net, reference)
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + "network:\n  - conv2d 8 3x3\n  - channel_slice 4 9\n")
+    assert e.value.code == "shape" and "4:9" in e.value.message

@@ -122,6 +122,10 @@ def test_names_that_python_allows_build_and_compile(name: str, tmp_path: Path) -
     text += f"aux:\n  a_{name}: {{tap: f, head: [global_avgpool, linear 2]}}\n"
     _same_in_both(text, tmp_path, f"n_{name}")
     assert f"f.{name}.0.weight" in archspec.build(text).state_dict()
+    if name not in CODEGEN_NAMES:  # an aux head of that name: its value in the forward must not shadow
+        aux = _spec("  f: conv2d 4 1x1\n  g: global_avgpool\n")
+        aux += f"aux:\n  {name}: {{tap: f, head: [global_avgpool, linear 2]}}\n"
+        _same_in_both(aux, tmp_path, f"a_{name}")
 
 
 @pytest.mark.parametrize("network", ["f", "none", "object"])
@@ -136,11 +140,11 @@ def test_class_names_never_shadow_imports_or_keywords(network: str, tmp_path: Pa
     _same_in_both(text, tmp_path, f"c_{network}")
 
 
-def test_a_hostile_aux_name_never_runs(tmp_path: Path) -> None:
+def test_a_hostile_aux_name_never_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The aux key of issue 19 is refused by check, so neither build nor compile ever sees it."""
     key = 'a" + str(getattr(__import__("os"), "system")("touch PWNED")) + "b'
     text = _spec("  f: conv2d 4 1x1\n  g: global_avgpool\n") + f"aux:\n  '{key}': {{tap: f, head: [global_avgpool]}}\n"
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     for call in (archspec.check, archspec.build):
         with pytest.raises(archspec.SpecError) as e:
             call(text)
@@ -281,6 +285,30 @@ def test_nested_unnamed_lists_expand(tmp_path: Path) -> None:
     assert sum(1 for _, d in report.graph.nodes(data=True) if d["op"] == "relu") == n
 
 
+def test_node_ids_are_found_in_linear_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: n nested lists that all give their op the same path look up a bounded
+    number of candidate ids per op (the search used to restart at suffix 1: n²/2 lookups)."""
+    from archspec import graph
+
+    lookups = [0]
+
+    class Counting(set):
+        def __contains__(self, item: object) -> bool:
+            lookups[0] += 1
+            return super().__contains__(item)
+
+    init = graph.Expander.__init__
+
+    def counting_init(self, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)
+        self._ids = Counting(self._ids)
+
+    monkeypatch.setattr(graph.Expander, "__init__", counting_init)
+    n = 2000
+    archspec.check(_spec("  - [" + ", ".join(["[relu]"] * n) + "]\n  - global_avgpool\n"))
+    assert 0 < lookups[0] <= 4 * n
+
+
 def test_compile_never_runs_the_network_at_the_spec_size(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Writing the file probes layers at the smallest accepted size: a 16384×16384 spec allocates
     nothing of its size (it used to take gigabytes, then fail)."""
@@ -370,8 +398,9 @@ def test_stale_temporary_files_are_cleaned(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.py", live.name, other.name])
 
 
-def test_a_cli_argument_is_always_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    os.chdir(tmp_path)
+def test_a_cli_argument_is_always_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert main(["check", "nope.txt"]) == 2
     assert "no such file: nope.txt" in capsys.readouterr().err
     assert main(["check", "archspec: 1"]) == 2
@@ -404,8 +433,8 @@ def test_api_misuse_is_a_type_error_naming_the_argument(call, argument: str) -> 
         call()
 
 
-def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     class Payload:
         def __reduce__(self) -> tuple:
             return (os.system, ("touch PWNED",))
@@ -414,7 +443,7 @@ def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Pa
     torch.save({"fc.weight": Payload()}, bad)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     for path in (bad, junk):
         assert main(["compile", str(TINY), "-o", str(tmp_path / "t.py"), "--weights", str(path)]) == 2
         err = capsys.readouterr().err
@@ -447,3 +476,26 @@ def test_labels_cannot_break_tables_or_diagrams(tmp_path: Path, capsys: pytest.C
         graphviz.Source(dot).pipe(format="svg")
     except graphviz.ExecutableNotFound:
         pytest.skip("Graphviz's dot is not installed")
+
+
+def test_a_missing_path_given_to_the_api_is_no_such_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(archspec.SpecError, match="no such file: nope.txt") as e:
+        archspec.check("nope.txt")
+    assert e.value.code == "io"
+    with pytest.raises(archspec.SpecError, match="mapping at the top level, not a list"):
+        archspec.check("[1, 2]")
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """A file name with a byte that is not UTF-8 (a lone surrogate in Python) reaches the page of
+    `render` and the docstring of `compile` escaped, never as a UnicodeEncodeError."""
+    import shutil
+
+    spec = tmp_path / os.fsdecode(b"net\xff.yaml")
+    spec.write_text(TINY.read_text())
+    assert main(["compile", str(spec), "-o", str(tmp_path / "net.py")]) == 0
+    assert "net\\udcff.yaml" in (tmp_path / "net.py").read_text()
+    if shutil.which("dot"):
+        assert main(["render", str(spec), "-o", str(tmp_path / "net.html")]) == 0
+        assert "net\\udcff.yaml" in (tmp_path / "net.html").read_text()

@@ -183,3 +183,12 @@ def test_scale_keys_are_checked():
         archspec.check(V4, {"scale.wdith": 1.5})
     with pytest.raises(SpecError, match="greater than 0"):
         archspec.check(V4, {"scale.width": 0})
+
+
+def test_set_replaces_an_argument_given_by_position() -> None:
+    """--set network.N.out=8 on 'conv 16 3x3' (out given by position) sets it there, never 'out given twice'."""
+    spec = ("archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
+            "network: [conv 16 3x3, global_avgpool, dropout 0.2, linear 10]\n")
+    report = archspec.check(spec, overrides={"network.0.out": 8, "network.2.p": 0.0})
+    assert [r.label for r in report.rows[:3]] == ["conv 8 3x3", "global_avgpool", "dropout 0"]
+    assert report.params == 3 * 8 * 9 + 2 * 8 + 8 * 10 + 10

@@ -1,9 +1,11 @@
 """Zoo networks beyond the Inception/ResNet family equal their references: SE-ResNet-50
 (specs/seresnet50.yaml, timm's `seresnet50`), ResNeXt-50 32×4d (specs/resnext50_32x4d.yaml,
 torchvision's `resnext50_32x4d`), MobileNetV3-Large (specs/mobilenet_v3_large.yaml, torchvision's
-`mobilenet_v3_large`) and DenseNet-121 (specs/densenet121.yaml, torchvision's `densenet121`): strict state_dict load, logits at three sizes (incl. the minimum),
-parameters, MACs (conv + linear, counted on the reference by hooks) and training-mode gradients.
-Truth is the reference's own module with random weights and perturbed BatchNorm."""
+`mobilenet_v3_large`), DenseNet-121 (specs/densenet121.yaml, torchvision's `densenet121`) and
+ShuffleNetV2 1.0× (specs/shufflenet_v2_x1_0.yaml, torchvision's `shufflenet_v2_x1_0`): strict
+state_dict load, logits at three sizes (incl. the minimum), parameters, MACs (conv + linear,
+counted on the reference by hooks) and training-mode gradients. Truth is the reference's own
+module with random weights and perturbed BatchNorm."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from tests.references import REFERENCES, assert_same_gradients, assert_same_logi
 
 pytest.importorskip("timm")
 pytest.importorskip("torchvision")
-NETWORKS = ["seresnet50", "resnext50_32x4d", "mobilenet_v3_large", "densenet121"]
+NETWORKS = ["seresnet50", "resnext50_32x4d", "mobilenet_v3_large", "densenet121", "shufflenet_v2_x1_0"]
 
 
 def _pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from archspec.cli import common, spec_path
+from archspec.commands.args import common, spec_path
 
 if TYPE_CHECKING:
     from archspec.diff import Diff
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", type=spec_path, help="path to the first spec")
     p.add_argument("b", metavar="B", nargs="?", type=spec_path, help="path to the second spec (default: A again)")
+    p.set_defaults(_late_positionals=(("b", spec_path),))
     common(p, spec=False)
     for side in ("a", "b"):
         p.add_argument(f"--set-{side}", dest=f"overrides_{side}", action="append", default=[], metavar="KEY=VALUE",

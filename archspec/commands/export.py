@@ -11,7 +11,7 @@ import argparse
 import importlib.util
 import sys
 
-from archspec.cli import common, overrides_of
+from archspec.commands.args import common, overrides_of
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archspec.cli import common, overrides_of
+from archspec.commands.args import common, overrides_of
 from archspec.errors import Loc, SpecError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".html": "html", ".dot": None, ".gv": None}
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                       depth=args.depth, symbolic=args.symbolic, primitives=args.primitives,
                       fold=not args.all_instances, max_params=args.max_params)
     if fmt is None:
-        data = dot.source.encode("utf-8")
+        data = dot.source.encode("utf-8", errors="backslashreplace")
     else:
         try:
             data = dot.pipe(format=fmt)
@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
     write_atomic(args.output, data)
     return 0
-
 
 
 def _page(args: argparse.Namespace) -> int:
@@ -100,5 +99,5 @@ def _page(args: argparse.Namespace) -> int:
     except graphviz.ExecutableNotFound:
         print(NO_DOT, file=sys.stderr)
         return 2
-    write_atomic(args.output, text.encode("utf-8"))
+    write_atomic(args.output, text)  # str: a lone surrogate (a file name's undecodable byte) is escaped
     return 0

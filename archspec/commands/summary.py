@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from archspec.cli import common, overrides_of
+from archspec.commands.args import common, overrides_of
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:

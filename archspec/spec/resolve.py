@@ -145,6 +145,11 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
     """Read, override, validate and import: everything before expansion."""
     source = read(spec)
     if not isinstance(source.data, dict):
+        if isinstance(spec, str) and source.path is None and "\n" not in spec.strip() and isinstance(source.data, str):
+            # one word of "YAML text" is almost always a path that does not exist (check("nope.txt"))
+            raise SpecError(f"no such file: {spec}", Loc(spec, 0, 0), code="io",
+                            hint="archspec.check and archspec.build take the path of a spec file or the YAML "
+                                 "text of a spec")
         kind = "a list" if isinstance(source.data, list) else "a single value"
         raise SpecError(f"a spec must be a mapping at the top level, not {kind}", source.loc(()), code="schema",
                         hint="start the file with 'archspec: 1' and 'name: ...'")
