@@ -12,7 +12,7 @@ from archspec.api import Report, analyse, build, check
 from archspec.errors import SpecError
 
 __version__ = "0.1.0"
-__all__ = ["SpecError", "Report", "analyse", "build", "check", "optimize", "__version__"]
+__all__ = ["SpecError", "Report", "analyse", "build", "check", "import_module", "optimize", "transfer", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +20,12 @@ def __getattr__(name: str) -> Any:
         import archspec.optimize as stage
 
         return stage
+    if name == "transfer":  # the submodule, callable like optimize: archspec.transfer(source, variant)
+        import archspec.transfer as transfer_stage
+
+        return transfer_stage
+    if name == "import_module":
+        from archspec.importer import import_module
+
+        return import_module
     raise AttributeError(f"module 'archspec' has no attribute {name!r}")

@@ -27,6 +27,7 @@ COMMANDS = {
     "compile": "compile",
     "export": "export",
     "list": "list_zoo",
+    "import": "import_",
 }
 
 

@@ -80,6 +80,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-file", dest="log", type=Path,
                    help="append JSON lines here: step, loss, lr, images/s; val top-1/top-5 per epoch")
     p.add_argument("--log-every", type=int, default=10, help="steps between training records in --log-file")
+    p.add_argument("--weights-from", metavar="SOURCE",
+                   help="start from another network's weights (archspec.transfer: blocks paired as diff pairs "
+                        "them): a saved state_dict, or timm:NAME / torchvision:NAME (pretrained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", choices=tuple(AMP_DTYPES), help="mixed precision: bf16, or fp16 with a gradient scaler (GPU)")
@@ -489,6 +492,12 @@ class Run:
         overrides = dict(parse_assignment(a) for a in args.overrides)
         model = self.model = archspec.build(args.spec, overrides)
         report = model.archspec_report
+        if args.weights_from and not (args.resume and args.checkpoint and args.checkpoint.exists()):
+            from archspec.transfer import transfer, weights_source
+
+            carried = transfer(weights_source(args.weights_from), model)  # the same on every process
+            if ctx.main:
+                print(carried.table(), file=sys.stderr)
         self.aux_weights: dict[str, float] = dict(getattr(model, "aux_weights", {}))
         model.to(ctx.device)
         if args.channels_last:

@@ -21,6 +21,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE", help="a saved state_dict to load (strictly) before exporting")
     p.add_argument("--max-activations", type=int, default=None, metavar="N",
                    help="refuse to export when the example run computes more activation values (default 2**30)")
+    p.add_argument("--weights-from", metavar="SOURCE",
+                   help="carry weights from another network into this variant (archspec.transfer): a saved "
+                        "state_dict, or timm:NAME / torchvision:NAME (that library's pretrained weights)")
     p.add_argument("--optimize", action="store_true",
                    help="export the optimized inference graph (BN folding and other rewrites)")
 
@@ -60,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     report = model.archspec_report
     if args.weights:
         load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
+    if args.weights_from:
+        from archspec.transfer import transfer, weights_source
+
+        print(transfer(weights_source(args.weights_from), model).table(), file=sys.stderr)
     if optimize is not None:
         # the portable rewrites only: the fused conv+ReLU is a oneDNN (CPU) kernel that ONNX and
         # TorchScript cannot express, and memory layout is the runtime's business

@@ -1,0 +1,394 @@
+"""``archspec.import_module(model)``: a PyTorch module written back as an archspec spec.
+
+    nn.Module ──torch.fx──▶ Prims (trace.py) ──▶ branch graph (structure.py)
+              ──▶ named tree, blocks with parameters (emit.py) ──▶ YAML (yaml.safe_dump)
+
+The spec keeps the module's names, so ``model.state_dict()`` loads into ``archspec.build(spec)``
+with ``strict=True``; ``import_module`` checks exactly that, and that both give the same
+output on a random input, before returning — what cannot be expressed is an
+:class:`~archspec.importer.trace.ImportRefused` error, never a silently different network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
+from archspec.importer.structure import ACTS, Chain, Op, recover
+from archspec.importer.trace import Converter, ImportRefused, fuse_composites, trace
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+@dataclass
+class Imported:
+    """The spec text and what it took to get there."""
+
+    text: str
+    name: str
+    blocks: int
+    params: int
+
+    @property
+    def lines(self) -> int:
+        return self.text.count("\n")
+
+
+class _Flow(list):  # type: ignore[type-arg]
+    """A list written on one line: [a, b, c]."""
+
+
+class _FlowMap(dict):  # type: ignore[type-arg]
+    """A mapping written on one line: {a: b}."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+_Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
+FLOW_WIDTH = 80
+LAYER_WIDTH = 100  # a list of named layers on one line: [{conv1: conv2d 64 7x7}, {bn1: bn}, relu]
+
+
+def _styled(value: Any) -> Any:
+    """Short lists of ops and short mappings of scalars on one line, the rest as blocks."""
+    if isinstance(value, list):
+        items = [_styled(v) for v in value]
+        if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= FLOW_WIDTH:
+            return _Flow(items)
+        if all(isinstance(v, str) or (isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str))
+               for v in value) and any(isinstance(v, dict) for v in value) \
+                and len(", ".join(_flow_text(v) for v in value)) <= LAYER_WIDTH:
+            return _Flow(_FlowMap(v) if isinstance(v, dict) else v for v in value)
+        return items
+    if isinstance(value, dict):
+        items = {k: _styled(v) for k, v in value.items()}
+        flat = all(isinstance(v, (str, int, float, bool)) for v in value.values())
+        if flat and len(", ".join(f"{k}: {v}" for k, v in value.items())) + 2 <= FLOW_WIDTH:
+            return _FlowMap(items)
+        return items
+    return value
+
+
+def _flow_text(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def _comment(text: str) -> str:
+    """A user-derived string made safe for a YAML comment line: printable ASCII, one line."""
+    return _UNSAFE.sub("?", text)[:200]
+
+
+def _spec_name(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "imported"
+    return s if re.match(r"^[A-Za-z_]", s) else f"net_{s}"
+
+
+def _number(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+class _Renderer:
+    def __init__(self, defaults: dict[str, dict[str, Any]], flat: bool = False) -> None:
+        self.defaults = defaults
+        self.flat = flat
+
+    def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool = False,
+             special: frozenset[str] = frozenset(), top: bool = False) -> Any:
+        if e.kind == "op":
+            i = counter[0]
+            counter[0] += 1
+            value: Any = render_op(e.op, self.defaults, refs.get(i))
+        elif e.kind == "inst":
+            assert e.inst is not None and e.inst.block is not None
+            mine = refs.get(counter[0], {})
+            counter[0] += 1
+            args = " ".join(f"{k}=${mine[k]}" if k in mine else f"{k}={e.inst.args[k]}"
+                            for k in e.inst.block.params if k in mine or k in e.inst.args)
+            value = f"{e.inst.block.name} {args}".strip()
+        elif e.kind == "list":
+            value = _fold([self.node(x, refs, counter) for x in e.items])
+            # the network's own items are the rows of check, diff and transfer: regrouped only in a
+            # network without blocks (a flat, Caffe-style port)
+            if _named_only(e) and (not top or self.flat):
+                value = _layers(e, value)
+        elif e.kind == "concat":
+            branches = [self.node(x, refs, counter) for x in e.items]
+            if all(x.name for x in e.items) and len({x.name for x in e.items}) == len(e.items):
+                value = {"concat": {k: v for b in branches for k, v in b.items()}}
+            else:
+                value = {"concat": branches}
+        else:  # residual
+            body: dict[str, Any] = {"body": self.node(e.items[0], refs, counter)}
+            if e.has_shortcut:
+                shortcut = self.node(e.items[1], refs, counter)
+                body["shortcut"] = {"if": "$projection", "then": shortcut} if optional else shortcut
+            if "scale" in special:
+                body["scale"] = "$scale"
+            elif e.scale != 1.0:
+                body["scale"] = e.scale
+            if "act" in special:
+                body["then"] = "$act"
+            elif e.then is not None:
+                body["then"] = render_op(e.then, self.defaults)
+            value = {"residual": body}
+        return {e.name: value} if e.name else value
+
+    def block(self, block: Any) -> dict[str, Any]:
+        body = block.template.body
+        refs: dict[int, dict[str, str]] = {}
+        for (i, k), name in block.slots.items():
+            refs.setdefault(i, {})[k] = name
+        out: dict[str, Any] = {"label": block.label}
+        if block.params:
+            out["params"] = {k: _param_value(v) for k, v in block.params.items()}
+        value = self.node(body, refs, [0], optional=block.optional,
+                          special=frozenset(k for k in ("scale", "act") if k in block.params))
+        if body.kind == "list":
+            out["chain"] = value
+        else:
+            out.update(value)
+        return out
+
+
+def _named_only(e: E) -> bool:
+    """No item of the list is named by its index (a stateful op or block without a key): regrouping
+    its items into sub-lists changes no module path."""
+    return all(x.name is not None or (x.kind == "op" and x.op is not None and not x.op.prim.stateful
+                                      and x.op.prim.path is None)
+               for x in e.items if x.kind in ("op", "inst")) and all(x.op is not None for x in e.items
+                                                                    if x.kind == "op")
+
+
+def _layers(e: E, values: list[Any]) -> list[Any]:
+    """Named conv2d → named bn (→ activation) runs, one sub-list each (one line), as a Caffe port's
+    flat names are written by hand: [conv1: conv2d 64 7x7 s2 p3, conv1_bn: bn, relu]. The
+    activation module's own name is dropped: it holds no tensors."""
+    if len(values) != len(e.items):  # folded repeats: leave as is
+        return values
+    out: list[Any] = []
+    i = 0
+    while i < len(values):
+        kinds = [x.op.prim.op if x.kind == "op" and x.op is not None else None for x in e.items[i:i + 3]]
+        if len(kinds) >= 2 and kinds[0] == "conv2d" and kinds[1] == "bn" and e.items[i].name and e.items[i + 1].name:
+            layer = list(values[i:i + 2])
+            if len(kinds) == 3 and kinds[2] in ACTS:  # stateless: its name is no state_dict key, so it is dropped
+                act = values[i + 2]
+                layer.append(next(iter(act.values())) if isinstance(act, dict) else act)
+            out.append(layer)
+            i += len(layer)
+        else:
+            out.append(values[i])
+            i += 1
+    return out if len(out) < len(values) else values
+
+
+def _param_value(v: str) -> Any:
+    return {"true": True, "false": False}.get(v, _number(v))
+
+
+def _fold(items: list[Any]) -> list[Any]:
+    """Consecutive equal unnamed items of a chain become `item * N`."""
+    out: list[Any] = []
+    counts: list[int] = []
+    for x in items:
+        if out and isinstance(x, str) and x == out[-1] and x != "identity":
+            counts[-1] += 1
+        else:
+            out.append(x)
+            counts.append(1)
+    return [f"{x} * {n}" if n > 1 else x for x, n in zip(out, counts, strict=True)]
+
+
+def _classes(model: Any) -> dict[str, tuple[str, str]]:
+    """Module path → (block name, label): the module's class, or for a network archspec built, the
+    block and label its spec gave the instance."""
+    out = {path: (type(m).__name__, type(m).__name__) for path, m in model.named_modules()}
+    report = getattr(model, "archspec_report", None)
+    if report is not None and report.graph is not None:
+        labels = {r.path: r.label for r in report.rows}
+        for _, d in report.graph.nodes(data=True):
+            for block, path in d.get("blocks") or ():
+                out[path] = (block, labels.get(path, block))
+    return out
+
+
+def _stateless_paths(model: Any, prims: list[Any]) -> None:
+    """A network archspec built names its stateless ops too (its fx nodes are its graph's nodes):
+    keep those paths, so the import places every op where the spec had it."""
+    report = getattr(model, "archspec_report", None)
+    graph = getattr(report, "graph", None)
+    if graph is None:
+        return
+    for p in prims:
+        if p.path is None and not p.stateful and p.op not in ("input", "pass", "scale", "concat", "add") \
+                and p.node in graph.nodes:
+            p.path = graph.nodes[p.node].get("path") or None
+
+
+def _unreached(model: Any, prims: list[Any], reached: set[str]) -> None:
+    """Every module with weights must be in the spec: one the forward never calls (an auxiliary
+    head that runs only in training mode) would otherwise vanish from the state_dict."""
+    own = {k.rpartition(".")[0] for k in model.state_dict()}
+    missing = sorted(p for p in own if not any(p == r or p.startswith(r + ".") for r in reached))
+    if missing:
+        top = sorted({m.split(".")[0] for m in missing})
+        raise ImportRefused(f"modules with weights that the eval-mode forward never calls: {', '.join(top[:5])}"
+                            f"{' …' if len(top) > 5 else ''}", module=missing[0],
+                            hint="auxiliary (training-only) heads are not imported: build the model without "
+                                 "them (torchvision: aux_logits=False) or write them under aux: by hand")
+
+
+def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
+            input_size: tuple[int, int] = (224, 224)) -> Imported:
+    """The spec text of a module, unverified: see :func:`import_module`."""
+    import torch.fx as fx
+
+    if isinstance(model, fx.GraphModule):  # built by archspec (or traced already): its graph is the truth
+        gm = model
+    elif getattr(model, "archspec_report", None) is not None and hasattr(model, "inference"):
+        gm = model.inference()  # archspec-built with aux heads: the eval graph (the heads are refused below)
+    else:
+        was_training = model.training
+        model.eval()
+        try:
+            gm = trace(model)
+        finally:
+            model.train(was_training)
+    conv = Converter(gm)
+    prims = conv.run()
+    if conv.output is None:
+        raise ImportRefused("the traced module has no output")
+    fuse_composites(prims, conv.output)
+    _stateless_paths(model, prims)
+    tree: Chain = recover(prims, conv.output)
+    first_conv = next((p for p in prims if p.op in ("conv", "conv2d")), None)
+    channels = 3
+    if first_conv is not None and first_conv.path:
+        weight = dict(model.named_parameters()).get(
+            first_conv.path + (".conv.weight" if first_conv.op == "conv" else ".weight"))
+        if weight is not None:
+            channels = int(weight.shape[1]) * int(first_conv.params["groups"])
+    _unreached(model, prims, {p.path for p in prims if p.path and p.stateful}
+               | {p.path for p in prims if p.op == "conv" and p.path})
+
+    emitter = Emitter(_classes(model))
+    network = emitter.as_list(tree, "")
+    blocks = make_blocks(emitter.instances)
+    ops = [o for o in _all_ops(tree)]
+    defaults = spec_defaults(ops)
+    r = _Renderer(defaults, flat=not blocks)
+    cls = type(model).__name__
+    spec_name = _spec_name(name or _snake_name(cls))
+    doc: dict[str, Any] = {"archspec": 1, "name": spec_name,
+                           "input": {"channels": channels, "size": [int(input_size[0]), int(input_size[1])]}}
+    if defaults:
+        doc["defaults"] = defaults
+    if blocks:
+        doc["blocks"] = {b.name: r.block(b) for b in blocks}
+    doc["network"] = r.node(network, {}, [0], top=True)
+    header = [f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
+              f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
+              "state_dict loads with strict=True."]
+    text = "\n".join(header) + "\n" + yaml.dump(_styled(doc), Dumper=_Dumper, sort_keys=False, width=110,
+                                                default_flow_style=False, allow_unicode=False)
+    params = sum(p.numel() for p in model.parameters())
+    return Imported(text, spec_name, len(blocks), params)
+
+
+def _snake_name(cls: str) -> str:
+    return cls.lower()
+
+
+def _all_ops(node: Any) -> list[Op]:
+    from archspec.importer.structure import Concat, Residual
+
+    if isinstance(node, Op):
+        return [node]
+    if isinstance(node, Chain):
+        return [o for x in node.items for o in _all_ops(x)]
+    if isinstance(node, Concat):
+        return [o for b in node.branches for o in _all_ops(b)]
+    if isinstance(node, Residual):
+        return _all_ops(node.body) + (_all_ops(node.shortcut) if node.shortcut else [])
+    return []
+
+
+def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float = 1e-4) -> Any:
+    """Build the spec, load the model's state_dict strictly, compare outputs; returns the built module."""
+    import torch
+
+    from archspec.api import build
+
+    ours = build(text)
+    theirs, mine = model.state_dict(), ours.state_dict()
+    missing, unexpected = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
+    shapes = sorted(k for k in set(theirs) & set(mine) if theirs[k].shape != mine[k].shape)
+    if missing or unexpected or shapes:
+        what = "; ".join(f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}" for label, keys in
+                         (("not in the spec", missing), ("only in the spec", unexpected), ("other shape", shapes))
+                         if keys)
+        raise ImportRefused(f"the imported spec does not reproduce the module's state_dict ({what})",
+                            hint="this is a limitation of archspec import; please report it")
+    ours.load_state_dict(theirs, strict=True)
+    was_training = model.training
+    model.eval()
+    ours.eval()
+    try:
+        g = torch.Generator().manual_seed(0)
+        channels = ours.archspec_report.input_channels
+        h, w = input_size
+        x = torch.randn(1, channels, h, w, generator=g)
+        with torch.no_grad():
+            expected, got = model(x), ours(x)
+    finally:
+        model.train(was_training)
+    if not isinstance(expected, torch.Tensor) or expected.shape != got.shape:
+        raise ImportRefused(f"the imported spec gives an output of another shape ({tuple(got.shape)})")
+    err = (expected - got).abs().max().item()
+    scale = max(1.0, expected.abs().max().item())
+    if not err <= tolerance * scale:
+        raise ImportRefused(f"the imported spec computes something else: outputs differ by {err:.3g}",
+                            hint="this is a limitation of archspec import; please report it")
+    return ours
+
+
+def import_module(model: Any, *, name: str | None = None, source: str | None = None,
+                  input_size: tuple[int, int] | int | None = None, check: bool = True) -> str:
+    """The spec (YAML text) of a PyTorch module: its branch graph, with blocks, repeats and the
+    module's own names. With ``check`` (the default) the spec is built, the module's state_dict
+    loaded into it strictly and both run on one random input before the text is returned."""
+    size = _size(model, input_size)
+    result = to_spec(model, name=name, source=source, input_size=size)
+    if check:
+        verify(model, result.text, size)
+    return result.text
+
+
+def _size(model: Any, input_size: tuple[int, int] | int | None) -> tuple[int, int]:
+    if isinstance(input_size, int):
+        return (input_size, input_size)
+    if input_size is not None:
+        return (int(input_size[0]), int(input_size[1]))
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    if isinstance(cfg, dict) and isinstance(cfg.get("input_size"), (tuple, list)) and len(cfg["input_size"]) == 3:
+        return (int(cfg["input_size"][1]), int(cfg["input_size"][2]))
+    if type(model).__name__ == "Inception3":
+        return (299, 299)
+    return (224, 224)
+
+
+__all__ = ["import_module", "to_spec", "verify", "Imported", "ImportRefused"]

@@ -1,0 +1,515 @@
+"""Write a recovered branch graph as a spec: names, blocks with parameters, repeats, defaults.
+
+Names. archspec names an op or a block instance by its key, else by its index in the enclosing
+list; containers add a segment only when named. So each part of the tree is placed under the
+module path it has in the source: a part whose ops all sit under one path segment becomes a
+named part (``layer1: [...]``) or, when that segment is a list index (``features.6``), a block
+instance at that index (``identity`` ops pad a list whose indices skip a number).
+
+Blocks. Every concat or residual (and every indexed sub-chain) that owns a path segment is a
+block instance. Instances with the same structure — the same names and ops, differing only in
+numbers (channels, kernels, strides, paddings, dropout rates) — are one block; the numbers that
+differ between its instances become its parameters, named after the op and field they set.
+Consecutive equal instances at consecutive indices fold into ``block * N``.
+
+Every value is data for yaml.safe_dump; names are checked against the language's name rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from archspec.importer.structure import Chain, Concat, Node, Op, Residual, paths
+from archspec.importer.trace import ImportRefused, Prim
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
+NUMERIC = {"out": "", "kernel": "_k", "stride": "_stride", "padding": "_pad", "dilation": "_dil",
+           "groups": "_groups", "p": "_p", "size": "_size"}
+# op defaults, as the registry declares them (a field equal to its default is not written)
+OP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "eps": 1e-5,
+             "momentum": 0.1, "act": "relu"},
+    "conv2d": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
+    "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
+    "maxpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False},
+    "avgpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False, "exclude_pad": False},
+    "linear": {"bias": True},
+    "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
+}
+DEFAULTABLE = {"conv": ("eps", "momentum", "act"), "bn": ("eps", "momentum")}
+
+
+def _seg(path: str, prefix: str) -> str:
+    """The path relative to the prefix."""
+    if not prefix:
+        return path
+    if path == prefix:
+        return ""
+    if not path.startswith(prefix + "."):
+        raise AssertionError(f"{path} is not under {prefix}")
+    return path[len(prefix) + 1:]
+
+
+def _join(prefix: str, seg: str) -> str:
+    return f"{prefix}.{seg}" if prefix else seg
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    s = re.sub(r"[^a-z0-9_]+", "_", s).strip("_")
+    s = re.sub(r"_+", "_", s)
+    return s if s and NAME.match(s) else f"block_{s}" if s else "block"
+
+
+# ---- the emitted tree ------------------------------------------------------------------------
+@dataclass
+class E:
+    kind: str  # op, list, concat, residual, inst
+    name: str | None = None
+    op: Op | None = None
+    items: list[E] = field(default_factory=list)  # list items, concat branches, [body, shortcut?]
+    scale: float = 1.0
+    then: Op | None = None
+    has_shortcut: bool = False
+    inst: Instance | None = None
+    repeat: int = 1
+
+
+@dataclass
+class Instance:
+    path: str
+    cls: str  # the label: the source module's class name
+    body: E  # a concat, residual or list emitted at the instance's path
+    base: str = "block"  # the block name it suggests
+    block: Block | None = None
+    args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Block:
+    name: str
+    label: str
+    instances: list[Instance]
+    params: dict[str, str] = field(default_factory=dict)  # name → default value (text)
+    slots: dict[tuple[int, str], str] = field(default_factory=dict)  # (op index in body, field) → param
+    optional: bool = False  # instances with and without the (same) shortcut: `if: $projection`
+
+    @property
+    def template(self) -> Instance:
+        """The instance the block is written from: with the shortcut, when that is optional."""
+        return next((i for i in self.instances if i.body.has_shortcut), self.instances[0]) if self.optional \
+            else self.instances[0]
+
+
+class Emitter:
+    def __init__(self, classes: dict[str, tuple[str, str]]) -> None:
+        self.classes = classes  # module path → (block name, label): the module's class
+        self.instances: list[Instance] = []
+
+    def refuse(self, message: str, path: str | None = None) -> ImportRefused:
+        return ImportRefused(message, module=path)
+
+    # placement: the node as it must appear at prefix `prefix`, at list position `index`
+    def place(self, node: Node, prefix: str, index: int | None) -> tuple[E, str | None]:
+        """The emitted node and the list index it must sit at (a digit segment), if any."""
+        while isinstance(node, Chain) and len(node.items) == 1:
+            node = node.items[0]
+        rel = [_seg(p, prefix) for p in paths(node)]
+        firsts = {r.split(".", 1)[0] for r in rel}
+        composites = {_seg(p, prefix) for p in composite_paths(node)}
+        if isinstance(node, Op):
+            if rel and rel[0] == "" and node.prim.op == "conv":
+                return _unfused(node), None
+            if not rel or rel[0] == "":
+                return E("op", op=node), None
+            first, _, rest = rel[0].partition(".")
+            if not rest:
+                if first.isdigit():
+                    return E("op", op=node), first
+                return E("op", name=self._name(first, prefix), op=node), None
+            inner = self.as_list(Chain([node]), _join(prefix, first))
+            return self._owned(inner, node, prefix, first)
+        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel):
+            (first,) = firsts
+            at = _join(prefix, first)
+            if isinstance(node, Chain):
+                inner = self.as_list(node, at)
+                if first.isdigit():
+                    return self._instance(inner, at), first
+                return E("list", name=self._name(first, prefix), items=inner.items), None
+            return self._instance(self.container(node, at), at, first, prefix)
+        if isinstance(node, Chain):
+            return self.as_list(node, prefix), None
+        return self.container(node, prefix), None
+
+    def _owned(self, inner: E, node: Node, prefix: str, first: str) -> tuple[E, str | None]:
+        at = _join(prefix, first)
+        if first.isdigit():
+            return self._instance(inner, at), first
+        return E("list", name=self._name(first, prefix), items=inner.items), None
+
+    def _instance(self, body: E, at: str, first: str | None = None, prefix: str = "") -> Any:
+        name, label = self.classes.get(at, ("block", "Block"))
+        inst = Instance(at, label, body, base=name)
+        self.instances.append(inst)
+        e = E("inst", inst=inst)
+        if first is None:
+            return e
+        if first.isdigit():
+            return e, first
+        e.name = self._name(first, prefix)
+        return e, None
+
+    def _name(self, seg: str, prefix: str) -> str:
+        if not NAME.match(seg):
+            raise self.refuse(f"module name {seg!r} is not a valid archspec name (letters, digits, _)",
+                              _join(prefix, seg))
+        return seg
+
+    def container(self, node: Node, prefix: str) -> E:
+        if isinstance(node, Concat):
+            out = E("concat")
+            for j, b in enumerate(node.branches):
+                e, idx = self.place(b, prefix, j)
+                if idx is not None and int(idx) != j:
+                    raise self.refuse(f"branch {j} of a concat is module {_join(prefix, idx)}: its index "
+                                      "does not match its position", prefix)
+                out.items.append(e)
+            return out
+        if isinstance(node, Residual):
+            out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None)
+            out.items.append(self.as_list(node.body, prefix))
+            if node.shortcut is not None:
+                out.items.append(self.as_list(node.shortcut, prefix))
+            return out
+        assert isinstance(node, Chain)
+        return self.as_list(node, prefix)
+
+    def as_list(self, chain: Chain, prefix: str) -> E:
+        """A chain as a list whose items sit at their module paths under `prefix`."""
+        groups: list[tuple[str | None, list[Node]]] = []
+        for item in chain.items:
+            rel = [_seg(p, prefix) for p in paths(item)]
+            firsts = {r.split(".", 1)[0] for r in rel}
+            key = firsts.pop() if len(firsts) == 1 and "" not in firsts else None
+            if key is None and not rel and groups and groups[-1][0] is not None:
+                groups[-1][1].append(item)  # a pathless op joins the group before it, for now
+                continue
+            if key is not None and groups and groups[-1][0] == key:
+                groups[-1][1].append(item)
+                continue
+            groups.append((key, [item]))
+        # a pathless op at the end of a group stays in it only when the group continues after it
+        split: list[tuple[str | None, list[Node]]] = []
+        for key, items in groups:
+            tail: list[Node] = []
+            while key is not None and items and not paths(items[-1]):
+                tail.insert(0, items.pop())
+            split.append((key, items))
+            split += [(None, [t]) for t in tail]
+        out = E("list")
+        for _key, items in split:
+            node: Node = items[0] if len(items) == 1 else Chain(items)
+            e, idx = self.place(node, prefix, len(out.items))
+            if idx is not None:
+                want = int(idx)
+                while len(out.items) < want:
+                    out.items.append(E("op", op=None))  # identity: keeps the indices of the source
+                if len(out.items) > want:
+                    raise self.refuse(f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
+                                      "list: its index cannot be reproduced (the forward reorders a Sequential?)",
+                                      _join(prefix, idx))
+            out.items.append(e)
+        return out
+
+
+def composite_paths(node: Node) -> list[str]:
+    if isinstance(node, Op):
+        return [node.path] if node.path and node.prim.op == "conv" else []
+    if isinstance(node, Chain):
+        return [p for x in node.items for p in composite_paths(x)]
+    if isinstance(node, Concat):
+        return [p for b in node.branches for p in composite_paths(b)]
+    return composite_paths(node.body) + (composite_paths(node.shortcut) if node.shortcut else [])
+
+
+def _unfused(op: Op) -> E:
+    """A composite conv whose own path is its container's: its Conv2d and BatchNorm named `conv` and
+    `bn` in the container, as the source has them (a composite cannot be named by an empty key)."""
+    p = op.prim.params
+    conv = Prim(op.prim.id, "conv2d", {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups",
+                                                         "bias")}, None, [], op.prim.node, True)
+    bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node,
+              True)
+    items = [E("op", name="conv", op=Op(conv)), E("op", name="bn", op=Op(bn))]
+    if p["act"] != "none":
+        items.append(E("op", op=Op(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
+    return E("list", items=items)
+
+
+# ---- blocks: structure keys and parameters ---------------------------------------------------
+def _ops(e: E) -> list[Any]:
+    """The slots of an emitted tree in order: ops (None for identity padding) and block instances."""
+    if e.kind == "op":
+        return [e.op]
+    if e.kind == "inst":
+        return [e.inst]
+    out: list[Any] = []
+    for x in e.items:
+        out += _ops(x)
+    return out
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, int) or (isinstance(v, float)) or (isinstance(v, tuple) and len(v) == 2)
+
+
+def _form(op: Op | None, field_ok: Callable[[str, Any], bool]) -> Any:
+    if op is None:
+        return "identity"
+    fields = {k: ("#" if field_ok(k, v) else _plain(v)) for k, v in sorted(op.prim.params.items())}
+    return [op.prim.op, fields]
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _parameterisable(k: str, v: Any) -> bool:
+    if k not in NUMERIC:
+        return False
+    if isinstance(v, tuple):
+        return k == "kernel" or k == "size" or v[0] == v[1]
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def structure_key(e: E) -> str:
+    """What must be equal for two instances to be one block. A residual body's own scale and `then`
+    may differ (they become parameters), as may the numbers in its ops."""
+    def walk(x: E) -> Any:
+        if x.kind == "op":
+            return [x.name, _form(x.op, _parameterisable)]
+        if x.kind == "inst":
+            assert x.inst is not None and x.inst.block is not None
+            return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
+        return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut,
+                [walk(i) for i in x.items]]
+
+    key = walk(e)
+    if e.kind == "residual":
+        key[2] = key[3] = "*"
+    return json.dumps(key)
+
+
+def _value_text(k: str, v: Any) -> str:
+    if k in ("kernel", "size"):
+        return f"{v[0]}x{v[1]}"
+    if isinstance(v, tuple):
+        return str(v[0])
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _arg_of(inst: Instance, k: str) -> str:
+    assert inst.block is not None
+    return inst.args.get(k, inst.block.params[k])
+
+
+def _slot_name(op: Op | Instance, i: int, inst_path: str, k: str) -> str:
+    if isinstance(op, Instance):
+        rel = _seg(op.path, inst_path).replace(".", "_")
+        name = f"{rel}_{k}"
+        return name if NAME.match(name) else f"b{name}"
+    base = _seg(op.path, inst_path).replace(".", "_") if op.path else ""
+    if not base or not NAME.match(base):  # unnamed, or named by its list index: the op's name
+        base = op.prim.op
+    return base + (NUMERIC[k] or ("" if op.prim.op in ("conv", "conv2d", "linear") else "_out"))
+
+
+def _height(e: E) -> int:
+    """How deeply instances nest inside an emitted tree (0: none)."""
+    if e.kind == "inst":
+        assert e.inst is not None
+        return 1 + _height(e.inst.body)
+    return max((_height(x) for x in e.items), default=0)
+
+
+def _loose_key(e: E) -> str | None:
+    """The structure key of a residual body without its shortcut (None for other bodies)."""
+    if e.kind != "residual":
+        return None
+    return structure_key(E("residual", scale=e.scale, then=e.then, items=e.items[:1]))
+
+
+def _new_block(inst: Instance, names: set[str], blocks: list[Block]) -> Block:
+    base = _snake(inst.base)
+    name, n = base, 2
+    while name in names:
+        name, n = f"{base}_{n}", n + 1
+    names.add(name)
+    block = Block(name, inst.cls, [])
+    blocks.append(block)
+    return block
+
+
+def make_blocks(instances: list[Instance]) -> list[Block]:
+    """Group instances by structure, innermost first (so an outer block's structure includes its inner
+    instances' final arguments); name blocks after their classes. Residual instances that differ only
+    in having one and the same shortcut or none (ResNet's projection) are one block whose shortcut
+    is `if: $projection`."""
+    blocks: list[Block] = []
+    names: set[str] = set()
+    for height in sorted({_height(i.body) for i in instances}):
+        level = [i for i in instances if _height(i.body) == height]
+        full = {id(i): structure_key(i.body) for i in level}
+        loose: dict[str, set[str]] = {}
+        for i in level:
+            lk = _loose_key(i.body)
+            if lk is not None:
+                loose.setdefault(lk, set()).add(full[id(i)])
+        by_key: dict[str, Block] = {}
+        for inst in level:
+            lk = _loose_key(inst.body)
+            key = full[id(inst)]
+            merged = lk is not None and len(loose[lk]) == 2 and any(
+                not json.loads(k)[4] for k in loose[lk])  # one key with a shortcut, one without
+            if merged:
+                key = "optional:" + str(lk)
+            block = by_key.get(key)
+            if block is None:
+                block = by_key[key] = _new_block(inst, names, blocks)
+                block.optional = merged
+            block.instances.append(inst)
+            inst.block = block
+        for block in by_key.values():
+            _parameterise(block)
+    return blocks
+
+
+def _parameterise(block: Block) -> None:
+    """The numbers that differ between the block's instances become its parameters (and, for an
+    optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
+    not have) matches any value."""
+    template = block.template
+    ops0 = _ops(template.body)
+    all_ops = [_ops(inst.body) for inst in block.instances]
+    columns: dict[tuple[int, str], list[str | None]] = {}
+    for i, op in enumerate(ops0):
+        if op is None:
+            continue
+        if isinstance(op, Instance):
+            assert op.block is not None
+            for k in op.block.params:
+                columns[(i, k)] = [_arg_of(ops[i], k) if i < len(ops) and isinstance(ops[i], Instance) else None
+                                   for ops in all_ops]
+            continue
+        for k, v in op.prim.params.items():
+            if _parameterisable(k, v):
+                columns[(i, k)] = [_value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None
+                                   else None for ops in all_ops]
+    block.params.clear()
+    block.slots.clear()
+    values_of: dict[str, list[str | None]] = {}
+    if block.optional:
+        values_of["projection"] = ["true" if inst.body.has_shortcut else "false" for inst in block.instances]
+    if template.body.kind == "residual":  # a residual's own scale and `then`, where instances differ
+        for name, vs in (("scale", [repr(i.body.scale) for i in block.instances]),
+                         ("act", [i.body.then.prim.op if i.body.then else "identity" for i in block.instances])):
+            if len(set(vs)) > 1:
+                values_of[name] = list(vs)
+    special = set(values_of)
+    for (i, k), values in columns.items():
+        known = {v for v in values if v is not None}
+        if len(known) <= 1:
+            continue
+        shared = next((n for n, vs in values_of.items() if n not in special and all(
+            a is None or b is None or a == b for a, b in zip(vs, values, strict=True))), None)
+        if shared is None:
+            op = ops0[i]
+            assert op is not None
+            shared = _slot_name(op, i, template.path, k)
+            while shared in values_of:
+                shared += "_"
+            values_of[shared] = list(values)
+        else:
+            values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
+        block.slots[(i, k)] = shared
+    for name, vs in values_of.items():
+        block.params[name] = "false" if name == "projection" else next((v for v in vs if v is not None), "")
+    for j, inst in enumerate(block.instances):
+        inst.args = {n: vs[j] for n, vs in values_of.items()  # type: ignore[misc]
+                     if vs[j] is not None and vs[j] != block.params[n]}
+
+
+# ---- rendering ops as short forms ------------------------------------------------------------
+def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str, str] | None = None) -> str:
+    if op is None:
+        return "identity"
+    name, p = op.prim.op, op.prim.params
+    refs = refs or {}
+    dflt = {**OP_DEFAULTS.get(name, {}), **defaults.get(name, {})}
+
+    def val(k: str, prefix: str = "") -> str | None:
+        if k in refs:
+            return f"{prefix}${refs[k]}"
+        v = p.get(k)
+        if k in dflt and v == dflt[k]:
+            return None
+        if isinstance(v, tuple):
+            return prefix + (f"{v[0]}x{v[1]}" if k in ("kernel", "size") else
+                             str(v[0]) if v[0] == v[1] else f"{v[0]},{v[1]}")
+        return prefix + str(v)
+
+    parts = [name]
+    if name in ("conv", "conv2d"):
+        parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
+                  val("groups", "g")]
+        if name == "conv":
+            parts += ["bias" if p["bias"] else None]
+            for k in ("eps", "momentum", "act"):
+                v = val(k)
+                parts.append(f"{k}={v}" if v is not None else None)
+        else:
+            parts += [None if p["bias"] else "no_bias"]
+    elif name == "bn":
+        for k in ("eps", "momentum"):
+            v = val(k)
+            parts.append(f"{k}={v}" if v is not None else None)
+        parts.append(None if p["affine"] else "no_affine")
+    elif name in ("maxpool", "avgpool"):
+        parts += [val("kernel"), val("stride", "s"), val("padding", "p"), "ceil" if p["ceil"] else None]
+        if name == "avgpool":
+            parts.append("exclude_pad" if p["exclude_pad"] else None)
+    elif name == "adaptive_avgpool":
+        parts.append(val("size"))
+    elif name == "linear":
+        parts += [val("out"), None if p["bias"] else "no_bias"]
+    elif name == "dropout":
+        parts.append(val("p"))
+    elif name == "lrn":
+        parts.append(val("size"))
+        for k in ("alpha", "beta", "k"):
+            v = val(k)
+            parts.append(f"{k}={v}" if v is not None else None)
+    return " ".join(x for x in parts if x)
+
+
+def spec_defaults(ops: list[Op]) -> dict[str, dict[str, Any]]:
+    """`defaults:` for op fields every op of that kind sets to the same non-default value."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, fields in DEFAULTABLE.items():
+        of = [o for o in ops if o.prim.op == name]
+        for f in fields:
+            values = {o.prim.params[f] for o in of}
+            if len(of) > 1 and len(values) == 1:
+                (v,) = values
+                if v != OP_DEFAULTS[name][f]:
+                    out.setdefault(name, {})[f] = v
+    return out
+
+
+__all__ = ["E", "Emitter", "Instance", "Block", "make_blocks", "render_op", "spec_defaults", "structure_key"]

@@ -1,0 +1,67 @@
+"""Where `archspec import` and `--weights-from` find a model: ``timm:NAME``, ``torchvision:NAME``
+or ``path/to/file.py:ClassName`` (constructed with the keyword arguments of ``--args``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from archspec.errors import Loc, SpecError
+
+
+def parse_args(text: str | None) -> dict[str, Any]:
+    """``--args '{"num_classes": 10}'``: a JSON object of constructor keyword arguments."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"--args is not JSON: {e}", Loc("--args", 1, e.colno), code="import") from None
+    if not isinstance(value, dict):
+        raise SpecError("--args must be a JSON object of keyword arguments, e.g. '{\"num_classes\": 10}'",
+                        Loc("--args", 1, 1), code="import")
+    return value
+
+
+def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool = False) -> Any:
+    """Construct the model a source names (random weights unless ``pretrained``)."""
+    args = dict(args or {})
+    where = Loc(source, 0, 0)
+    kind, sep, name = source.partition(":")
+    if not sep or not name:
+        raise SpecError(f"cannot tell where to find the model {source!r}", where, code="import",
+                        hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName")
+    if kind == "timm":
+        import timm
+
+        if not timm.is_model(name):
+            raise SpecError(f"timm has no model {name!r}", where, code="import")
+        return timm.create_model(name, pretrained=pretrained, **args)
+    if kind == "torchvision":
+        import torchvision
+
+        if name not in torchvision.models.list_models():
+            raise SpecError(f"torchvision has no model {name!r}", where, code="import")
+        return torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **args)
+    path = Path(kind)
+    if path.suffix != ".py":
+        raise SpecError(f"unknown model source {kind!r}", where, code="import",
+                        hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName")
+    if not path.is_file():
+        raise SpecError(f"{path} does not exist", where, code="io")
+    module_name = f"_archspec_import_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)  # the user's own model file: running it is what importing it means
+    cls = getattr(module, name, None)
+    if cls is None or not callable(cls):
+        raise SpecError(f"{path} defines no class or function {name!r}", where, code="import")
+    return cls(**args)
+
+
+__all__ = ["load_model", "parse_args"]

@@ -1,0 +1,187 @@
+"""Recover the branch graph from the traced dataflow: chains, concats and residual sums.
+
+Walking back from the output, a one-input op extends the chain; a concat's branches start at
+the nearest value that dominates all its inputs (the fork) and are recovered recursively; an
+add is a residual whose shortcut is the identity when one input *is* the fork, whose body is
+the input multiplied by a constant (its ``scale``) or else the input with more weighted ops,
+and whose ``then`` is the activation that reads nothing but the sum. A value read by two merges
+(dense connectivity) has no such form: every op must land in the tree exactly once, or the
+import stops with an error naming the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from archspec.importer.trace import ACTIVATIONS, ImportRefused, Prim
+
+ACTS = set(ACTIVATIONS.values())
+
+
+@dataclass
+class Op:
+    prim: Prim
+
+    @property
+    def path(self) -> str | None:
+        return self.prim.path
+
+
+@dataclass
+class Chain:
+    items: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class Concat:
+    branches: list[Chain]
+
+
+@dataclass
+class Residual:
+    body: Chain
+    shortcut: Chain | None
+    scale: float = 1.0
+    then: Op | None = None
+
+
+Node = Op | Chain | Concat | Residual
+
+
+def paths(node: Node) -> list[str]:
+    """Module paths of the ops inside, in order."""
+    if isinstance(node, Op):
+        return [node.path] if node.path else []
+    if isinstance(node, Chain):
+        return [p for x in node.items for p in paths(x)]
+    if isinstance(node, Concat):
+        return [p for b in node.branches for p in paths(b)]
+    out = paths(node.body) + (paths(node.shortcut) if node.shortcut else [])
+    return out + (paths(node.then) if node.then else [])
+
+
+def weighted(node: Node) -> int:
+    if isinstance(node, Op):
+        return int(node.prim.stateful)
+    if isinstance(node, Chain):
+        return sum(weighted(x) for x in node.items)
+    if isinstance(node, Concat):
+        return sum(weighted(b) for b in node.branches)
+    return weighted(node.body) + (weighted(node.shortcut) if node.shortcut else 0)
+
+
+class Recover:
+    def __init__(self, prims: list[Prim], output: int) -> None:
+        self.prims = prims
+        self.output = output
+        g = nx.DiGraph()
+        g.add_nodes_from(p.id for p in prims)
+        for p in prims:
+            for i in p.inputs:
+                g.add_edge(i, p.id)
+        live = nx.ancestors(g, output) | {output}
+        self.graph = g.subgraph(live).copy()
+        self.idom = nx.immediate_dominators(self.graph, 0)
+        self.depth: dict[int, int] = {}
+        for n in nx.topological_sort(self.graph):
+            self.depth[n] = 0 if n == 0 else self.depth[self.idom[n]] + 1
+        self.seen: dict[int, int] = {}
+
+    def refuse(self, prim: Prim, message: str) -> ImportRefused:
+        return ImportRefused(message, node=prim.node, module=prim.path, source=prim.source)
+
+    def fork(self, ids: list[int]) -> int:
+        """The nearest value dominating all of ``ids``: where the branches split."""
+        a = ids[0]
+        for b in ids[1:]:
+            while a != b:
+                if self.depth[a] >= self.depth[b]:
+                    a = self.idom[a]
+                else:
+                    b = self.idom[b]
+        return a
+
+    def run(self) -> Chain:
+        chain = self.chain(self.output, 0)
+        for p in self.graph.nodes:
+            if self.prims[p].op in ("input", "pass", "scale"):
+                continue
+            if self.seen.get(p, 0) != 1:
+                raise self.refuse(self.prims[p], "this value feeds more than one branch or merge (dense "
+                                  "connectivity, a value reused after a merge): archspec import recovers one fork per "
+                                  "merge only")
+        return chain
+
+    def chain(self, end: int, base: int) -> Chain:
+        items: list[Node] = []
+        cur = end
+        while cur != base:
+            p = self.prims[cur]
+            if p.op == "input":
+                raise self.refuse(self.prims[end], "a branch reaches the input without passing its fork")
+            if self.seen.get(cur):
+                raise self.refuse(p, "this value feeds more than one branch or merge (dense connectivity, a "
+                                  "value reused after a merge): archspec import recovers one fork per merge only")
+            self.seen[cur] = 1
+            if p.op == "concat":
+                fork = self.fork(p.inputs)
+                items.append(Concat([self.chain(i, fork) for i in p.inputs]))
+                cur = fork
+            elif p.op == "add":
+                items.append(self.residual(p))
+                cur = self.fork(p.inputs)
+            elif p.op == "scale":
+                raise self.refuse(p, "a tensor multiplied by a constant outside a residual sum")
+            else:
+                if p.op != "pass":
+                    items.append(Op(p))
+                cur = p.inputs[0]
+        items.reverse()
+        return Chain(_fold_then(items))
+
+    def residual(self, add: Prim) -> Residual:
+        fork = self.fork(add.inputs)
+        sides = list(add.inputs)
+        scale = 1.0
+        scaled = [i for i in sides if self.prims[i].op == "scale"]
+        if len(scaled) == 2:
+            raise self.refuse(add, "both inputs of a sum are scaled; a residual scales its body only")
+        if scaled:
+            body_id = scaled[0]
+            self.seen[body_id] = 1
+            scale = self.prims[body_id].params["scale"]
+            other = sides[1] if sides[0] == body_id else sides[0]
+            body = self.chain(self.prims[body_id].inputs[0], fork)
+            shortcut = None if other == fork else self.chain(other, fork)
+            if scale == 0.0:
+                raise self.refuse(add, "a residual body scaled by 0")
+            return Residual(body, shortcut, scale)
+        if fork in sides:
+            other = sides[1] if sides[0] == fork else sides[0]
+            if other == fork:
+                raise self.refuse(add, "x + x: a sum of a value with itself")
+            return Residual(self.chain(other, fork), None)
+        a, b = (self.chain(i, fork) for i in sides)
+        body, shortcut = (a, b) if weighted(a) >= weighted(b) else (b, a)
+        return Residual(body, shortcut)
+
+
+def _fold_then(items: list[Node]) -> list[Node]:
+    """A residual followed by a stateless activation takes it as its `then`."""
+    out: list[Node] = []
+    for x in items:
+        if isinstance(x, Op) and x.prim.op in ACTS and out and isinstance(out[-1], Residual) \
+                and out[-1].then is None:
+            out[-1].then = x
+            continue
+        out.append(x)
+    return out
+
+
+def recover(prims: list[Prim], output: int) -> Chain:
+    return Recover(prims, output).run()
+
+
+__all__ = ["Op", "Chain", "Concat", "Residual", "Node", "recover", "paths", "weighted"]

@@ -1,0 +1,283 @@
+"""archspec import: a PyTorch module written back as a spec.
+
+Truth is the module itself: its state_dict must load into the built spec with strict=True and
+the logits must agree within 1e-5 (BatchNorm statistics perturbed, eval mode). What a spec cannot
+express must be one located error, never a different network.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn as nn
+import yaml
+from references import REFERENCES, SPECS, perturb_bn
+
+import archspec
+from archspec.cli import main
+from archspec.importer import ImportRefused, import_module, to_spec
+
+
+def _tv(name: str, **kw: Any) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, **kw)
+
+    return build
+
+
+def _timm(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False)
+
+    return build
+
+
+# (reference, its zoo spec for the line count, input size)
+ROUND_TRIPS = {
+    "resnet18": (_tv("resnet18"), "resnet18", 224),
+    "resnet50": (_tv("resnet50"), "resnet50", 224),
+    "googlenet": (_tv("googlenet", aux_logits=False, init_weights=True), "googlenet", 224),
+    "inception_v3": (_tv("inception_v3", aux_logits=False, init_weights=True), "inception_v3", 299),
+    "timm_inception_v4": (_timm("inception_v4"), "inception_v4", 299),
+    "facenet": (REFERENCES["facenet_inception_resnet_v1"], "facenet_inception_resnet_v1", 160),  # x.view(x.shape[0], -1)
+    "bn_inception": (REFERENCES["bn_inception"], "bn_inception", 224),  # flat names: no blocks
+    # beyond the zoo: grouped and wide bottlenecks, nested blocks with depthwise convs, fire modules
+    "resnext50_32x4d": (_tv("resnext50_32x4d"), None, 224),
+    "mobilenet_v2": (_tv("mobilenet_v2"), None, 224),
+    "squeezenet1_1": (_tv("squeezenet1_1"), None, 224),
+}
+
+
+def _hand_written_lines(stem: str) -> int:
+    """Lines of a zoo spec and of the block libraries it uses."""
+    path = SPECS / f"{stem}.yaml"
+    text = path.read_text()
+    uses = yaml.safe_load(text).get("use", [])
+    return text.count("\n") + sum((path.parent / u).read_text().count("\n") for u in uses)
+
+
+@pytest.mark.parametrize("key", sorted(ROUND_TRIPS))
+def test_round_trip_strict_load_and_same_logits(key: str) -> None:
+    build, stem, size = ROUND_TRIPS[key]
+    torch.manual_seed(0)
+    ref = build().eval()
+    perturb_bn(ref)
+    result = to_spec(ref, name=key, input_size=(size, size))
+    ours = archspec.build(result.text).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+    assert got.shape == expected.shape == (2, 1000)
+    assert (expected - got).abs().max().item() <= 1e-5
+    # reads like a hand-written spec: no longer than 1.5× the zoo's spec (with its block files)
+    if stem is not None:
+        assert result.lines <= 1.5 * _hand_written_lines(stem), (result.lines, _hand_written_lines(stem))
+    assert result.blocks >= (stem != "bn_inception")
+
+
+def test_repeats_and_parameters_fold_like_the_hand_written_spec() -> None:
+    text = import_module(_tv("resnet50")(), name="resnet50", check=False)
+    doc = yaml.safe_load(text)
+    network = {k: v for item in doc["network"] for k, v in item.items()}
+    # layer3: one downsampling bottleneck, then five equal ones folded into a repeat
+    assert len(network["layer3"]) == 2 and network["layer3"][1].endswith("* 5")
+    assert list(doc["blocks"]) == ["bottleneck"]  # one block, its projection shortcut optional
+    assert "projection=true" in network["layer3"][0]
+    timm_text = import_module(_timm("inception_v4")(), check=False)
+    features = yaml.safe_load(timm_text)["network"][0]["features"]
+    assert sum(1 for f in features if f.endswith("* 4")) == 1 and any(f.endswith("* 7") for f in features)
+    assert yaml.safe_load(timm_text)["defaults"] == {"conv": {"eps": 0.001}}
+
+
+# ---- refusals: one located error each ------------------------------------------------------------
+class _Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.gate = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x * torch.sigmoid(self.gate(x))  # GATE-LINE
+
+
+class _Leaky(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.act = nn.LeakyReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+class _Dense(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(7, 4, 3, padding=1)
+        self.c = nn.Conv2d(11, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a(x)
+        b = self.b(torch.cat([x, a], 1))
+        return self.c(torch.cat([x, a, b], 1))  # a feeds two concats
+
+
+class _Aux(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.aux = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.training:
+            return self.aux(x.mean((2, 3)))
+        return x
+
+
+def _line_of(marker: str) -> int:
+    lines = Path(__file__).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if marker in line and "def " not in line)
+
+
+def test_gating_multiply_is_refused_at_its_source_line() -> None:
+    with pytest.raises(ImportRefused) as e:
+        import_module(_Gated())
+    msg = str(e.value)
+    assert "gating multiply" in msg and "fx node 'mul'" in msg
+    assert e.value.file == __file__ and e.value.line == _line_of("# GATE-LINE")
+
+
+def test_unknown_module_is_refused_naming_it() -> None:
+    with pytest.raises(ImportRefused, match=r"LeakyReLU.*fx node 'act'.*module 'act'"):
+        import_module(_Leaky())
+
+
+def test_dense_connectivity_is_refused() -> None:
+    with pytest.raises(ImportRefused, match="more than one branch or merge"):
+        import_module(_Dense())
+
+
+def test_training_only_heads_are_refused_not_dropped() -> None:
+    with pytest.raises(ImportRefused, match="never calls: aux"):
+        import_module(_Aux())
+
+
+def test_python_control_flow_on_data_is_refused_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = tmp_path / "flow.py"
+    model.write_text(textwrap.dedent("""\
+        import torch
+        import torch.nn as nn
+
+
+        class Flow(nn.Module):
+            def __init__(self, width=8):
+                super().__init__()
+                self.conv = nn.Conv2d(3, width, 3)
+
+            def forward(self, x):
+                x = self.conv(x)
+                if x.mean() > 0:
+                    x = torch.relu(x)
+                return x
+        """))
+    assert main(["import", f"{model}:Flow", "--args", '{"width": 4}']) == 2
+    err = capsys.readouterr().err
+    assert f"{model}:12:" in err and "control flow" in err and "Traceback" not in err
+
+
+def test_foreign_names_must_be_archspec_names() -> None:
+    model = nn.Sequential()
+    model.add_module("conv-1", nn.Conv2d(3, 4, 3))
+    with pytest.raises(ImportRefused, match="'conv-1' is not a valid archspec name"):
+        import_module(model)
+
+
+def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = tmp_path / "mine.py"
+    model.write_text(textwrap.dedent("""\
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+                self.bn = nn.BatchNorm2d(c)
+
+            def forward(self, x):
+                return (x + self.bn(self.conv(x)) * 0.5).relu()
+
+
+        class MyNet(nn.Module):
+            def __init__(self, width=8, classes=10):
+                super().__init__()
+                self.stem = nn.Conv2d(3, width, 3, stride=2)
+                self.blocks = nn.Sequential(*[Block(width) for _ in range(3)])
+                self.pool = nn.AdaptiveAvgPool2d(1)
+                self.head = nn.Linear(width, classes)
+
+            def forward(self, x):
+                x = self.blocks(self.stem(x))
+                return self.head(self.pool(x).flatten(1))
+        """))
+    out = tmp_path / "mine.yaml"
+    assert main(["import", f"{model}:MyNet", "--args", '{"width": 16, "classes": 5}', "-o", str(out),
+                 "--input-size", "32", "32"]) == 0
+    assert "outputs checked" in capsys.readouterr().err
+    doc = yaml.safe_load(out.read_text())
+    assert doc["network"][1] == {"blocks": ["block * 3"]}
+    assert doc["blocks"]["block"]["residual"]["scale"] == 0.5
+    assert main(["import", f"{model}:Nope"]) == 2
+    assert "defines no class or function 'Nope'" in capsys.readouterr().err
+    assert main(["import", "torchvision:resnet_nope"]) == 2
+
+
+@pytest.mark.parametrize("stem", ["resnet50", "inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
+def test_importing_a_built_spec_gives_the_same_design(stem: str) -> None:
+    """import(build(spec)): `diff` finds no block added or removed and no op changed (every op at the
+    same path with the same text), and the weights fit. Block parameters may differ in name: the
+    import names them after the op fields they set (conv2_stride), the spec's author chose `stride`."""
+    from archspec.diff import diff
+    from archspec.summary import summarize
+
+    spec = SPECS / f"{stem}.yaml"
+    built = archspec.build(spec)
+    text = import_module(built, name=stem, input_size=built.archspec_report.input_size, check=False)
+    d = diff(summarize(spec), summarize(text))
+    assert d.count("added") == d.count("removed") == 0
+    assert [(r.b.path, r.notes) for r in d.rows if r.ops] == []
+    assert all(r.a.shape == r.b.shape and r.a.label == r.b.label for r in d.rows)
+    assert d.params_delta == d.macs_delta == 0
+    archspec.build(text).load_state_dict(built.state_dict(), strict=True)
+
+
+def test_a_built_spec_with_aux_heads_is_refused_not_stripped() -> None:
+    with pytest.raises(ImportRefused, match="never calls: aux1"):
+        import_module(archspec.build(SPECS.parent / "tests" / "specs" / "tiny_aux.yaml"))
+
+
+def test_coverage_table_is_generated_by_the_script(tmp_path: Path) -> None:
+    from archspec.importer import coverage
+
+    out = tmp_path / "coverage.md"
+    assert coverage.main(["--only", "squeezenet1_1", "densenet121", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "| torchvision | `squeezenet1_1` | imported |" in text
+    assert "| torchvision | `densenet121` | refused | this value feeds more than one branch" in text
+    doc = (SPECS.parent / "docs" / "import_coverage.md").read_text()
+    assert doc.startswith("<!-- generated by `python -m archspec.importer.coverage")
+    rows = [line for line in doc.splitlines() if line.startswith(("| torchvision |", "| timm |"))]
+    assert f"{len(rows)} models:" in doc and len(rows) >= len(coverage.TIMM_SAMPLE)
