@@ -610,6 +610,9 @@ class Writer:
                     return "[" + ", ".join(arg(i) for i in a) + "]"
                 return _literal(a)
 
+            if n.op == "call_method":  # body.add_(shortcut)
+                first, *rest = [arg(a) for a in n.args]
+                return f"{first}.{n.target}({', '.join(rest)})"
             return function_call(n.target, [arg(a) for a in n.args], dict(n.kwargs))  # type: ignore[arg-type]
 
         return render

@@ -150,7 +150,10 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             elif in_place is not None and _overwritable(graph, inputs_of(graph, node)[in_place[1]], users, results):
                 i = in_place[1]
                 fn, args, kwargs = in_place[0], (args[i], *args[:i], *args[i + 1:]), {}
-            result = g.call_function(fn, args, kwargs)
+            if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
+                result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
+            else:
+                result = g.call_function(fn, args, kwargs)
         result.name = node  # fx uniquifies if needed; readable names in model.code
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
         env[node] = result

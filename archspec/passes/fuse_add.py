@@ -20,7 +20,7 @@ import torch.nn as nn
 from archspec.passes.common import PassResult, called_module, finish, is_relu, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
 
-_ADDS = {torch.add, operator.add, torch.Tensor.add_}
+_ADDS = {torch.add, operator.add}
 
 
 class ConvAdd(OneDNNConv):
@@ -55,10 +55,11 @@ class ConvAdd(OneDNNConv):
 def _body_and_scale(gm: fx.GraphModule, add: fx.Node) -> tuple[fx.Node, fx.Node, float] | None:
     """For ``a + scale·b`` where a conv computes b (or, unscaled, a) for this add alone:
     (the conv's node, the other operand, scale)."""
-    if add.op != "call_function" or add.target not in _ADDS or len(add.args) != 2:
+    in_place = add.op == "call_method" and add.target == "add_"  # body.add_(shortcut), in the plain model
+    if not (in_place or add.op == "call_function" and add.target in _ADDS) or len(add.args) != 2:
         return None
     a, b = add.args
-    if add.target is torch.Tensor.add_:  # body.add_(shortcut), in the plain model
+    if in_place:
         a, b = b, a
     scale = add.kwargs.get("alpha", 1)
     if set(add.kwargs) - {"alpha"} or not isinstance(scale, (int, float)):
