@@ -45,6 +45,8 @@ KNOWN_FAULTS: set[str] = {
     "hostile_names",     # finding 13: names x, self, output, check_input, Python keywords, nn.Module attributes
     "partial_merge",     # finding 6: merges whose branches agree only at some input sizes
     "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
+    "dropout_module_clash",  # new: a dropout whose path holds another module (`then: dropout` after a dropout body)
+    "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
 }
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
@@ -55,6 +57,7 @@ CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multipli
 STATEFUL = ("conv2d", "bn", "linear")
 NAMES = ("a", "b", "c", "stem", "head", "branch0", "branch1", "left", "right", "mix", "proj", "fc", "pool", "drop",
          "conv", "bn", "act", "add", "concat", "body", "layer", "up", "down", "cat", "res")
+KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")  # a one-key mapping with one of these is that node
 HOSTILE = ("x", "self", "output", "check_input", "training", "forward", "class", "def", "lambda", "state_dict",
            "cuda", "to", "type", "float", "_modules", "input", "torch", "F", "nn")
 
@@ -331,8 +334,8 @@ class Realizer:
             self.note("relu_on_view")
         vid = f"v{len(self.prims)}"
         if shape.is_map:
-            okh = tuple(a and b > 0 for a, b in zip(okh, shape.h))
-            okw = tuple(a and b > 0 for a, b in zip(okw, shape.w))
+            okh = tuple(a and b > 0 for a, b in zip(okh, shape.h, strict=True))
+            okw = tuple(a and b > 0 for a, b in zip(okw, shape.w, strict=True))
             h0, w0 = self.spec.size
             if not (okh[h0 - 1] and okw[w0 - 1]):
                 raise Invalid(f"{op} at {path!r}: empty map at the spec's input size")
@@ -389,7 +392,7 @@ class Realizer:
     def chain(self, n: Chain, x: str, prefix: str, env: dict[str, Any]) -> str:
         if n.form == "chain_map":
             assert n.names is not None
-            for key, item in zip(n.names, n.items):
+            for key, item in zip(n.names, n.items, strict=True):
                 x = self.repeated(item, x, prefix, key, env)
             return x
         index = 0
@@ -414,6 +417,8 @@ class Realizer:
                 outs.append(self.node_repeated_unnamed(b, x, prefix, i, env))
         if len(outs) == 1:
             return outs[0]
+        if len(set(outs)) < len(outs):
+            self.note("merge_same_input")
         shapes = [self.shapes[o] for o in outs]
         first = shapes[0]
         if any(s.is_map != first.is_map for s in shapes):
@@ -444,6 +449,10 @@ class Realizer:
             self.note("repeat_in_branch")
         body = self.node_repeated_unnamed(n.body, x, prefix, None, env)  # type: ignore[arg-type]
         short = x if n.shortcut is None else self.node_repeated_unnamed(n.shortcut, x, prefix, None, env)  # type: ignore[arg-type]
+        if body == short:
+            self.note("merge_same_input")
+        if self._passes_through(body, x):
+            self.note("residual_passthrough_body")
         scale = 1.0 if n.scale is None else self.value(n.scale, env)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise Invalid("bad scale")
@@ -458,6 +467,15 @@ class Realizer:
         if n.then is not None:
             out = self.op(n.then, out, _join(prefix, "act"), env)
         return out
+
+    def _passes_through(self, v: str, x: str) -> bool:
+        """v is x itself, or x through identity / dropout / flatten of a vector only."""
+        while v != x and v != "input":
+            p = self.prims[int(v[1:])]
+            if p.op not in ("identity", "dropout") and not (p.op == "flatten" and not self.shapes[p.inputs[0]].is_map):
+                return False
+            v = p.inputs[0]
+        return v == x
 
     def use(self, n: Use, x: str, path: str, env: dict[str, Any]) -> str:
         block = self.blocks[n.block]
@@ -505,66 +523,86 @@ class Realizer:
             args["out"] = width_channels(old, self.width, self.divisor)
             if args.get("groups") == old:
                 args["groups"] = args["out"]
-        xs = self.shapes[x]
-        if n.name == "conv":
-            y = self.conv2d({k: args[k] for k in OP_DEFAULTS["conv2d"]} | {"out": args["out"]}, x, _join(path, "conv"),
-                            path)
-            if args["bn"]:
-                y = self.emit("bn", {"eps": args["eps"], "momentum": args["momentum"], "affine": True},
-                              _join(path, "bn"), [y], self.shapes[y], path)
-            if args["act"] != "none":
-                y = self.emit(args["act"], {}, _join(path, "act"), [y], self.shapes[y], path)
-        elif n.name == "conv2d":
-            y = self.conv2d(args, x, path, path)
-        elif n.name in ("maxpool", "avgpool"):
-            if not xs.is_map:
-                raise Invalid("pool on a vector")
-            k, s, p = _pair(args["kernel"]), _pair(args["stride"]), _pair(args["padding"])
-            if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
-                raise Invalid("pool padding above half the kernel")
-            shape = Shape(xs.c, _window(xs.h, k[0], s[0], p[0], 1, args["ceil"]),
-                          _window(xs.w, k[1], s[1], p[1], 1, args["ceil"]))
-            params = {"kernel": k, "stride": s, "padding": p, "ceil": bool(args["ceil"])}
-            if n.name == "avgpool":
-                params["exclude_pad"] = bool(args["exclude_pad"])
-            y = self.emit(n.name, params, path, [x], shape, path)
-        elif n.name == "adaptive_avgpool":
-            if not xs.is_map:
-                raise Invalid("adaptive pool on a vector")
-            size = _pair(args["size"])
-            y = self.emit(n.name, {"size": size}, path, [x], Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
-        elif n.name == "global_avgpool":
-            if not xs.is_map:
-                raise Invalid("global pool on a vector")
-            y = self.emit(n.name, {}, path, [x], Shape(xs.c), path, *self.nonempty(xs))
-        elif n.name == "flatten":
-            if not xs.is_map:
-                y = self.emit("flatten", {}, path, [x], xs, path)
-            else:
-                h0, w0 = self.spec.size
-                fh, fw = xs.h[h0 - 1], xs.w[w0 - 1]
-                okh = tuple(v == fh for v in xs.h)
-                okw = tuple(v == fw for v in xs.w)
-                y = self.emit("flatten", {}, path, [x], Shape(xs.c * fh * fw), path, okh, okw)
-        elif n.name == "linear":
-            if xs.is_map:
-                raise Invalid("linear on a map")
-            y = self.emit("linear", {"out": args["out"], "bias": args["bias"], "in": xs.c}, path, [x], Shape(args["out"]),
-                          path)
-        elif n.name == "bn":
-            y = self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], xs, path)
-        elif n.name == "lrn":
-            if not xs.is_map:
-                raise Invalid("lrn on a vector")
-            y = self.emit("lrn", {k: args[k] for k in ("size", "alpha", "beta", "k")}, path, [x], xs, path)
-        elif n.name == "dropout":
-            y = self.emit("dropout", {"p": float(args["p"])}, path, [x], xs, path)
-        elif n.name in ACTS or n.name == "identity":
-            y = self.emit(n.name, {}, path, [x], xs, path)
+        handler = getattr(self, "op_" + n.name, None)
+        if handler is None:
+            if n.name not in ACTS and n.name != "identity":
+                raise Invalid(f"unknown op {n.name}")
+            y = self.emit(n.name, {}, path, [x], self.shapes[x], path)
         else:
-            raise Invalid(f"unknown op {n.name}")
+            y = handler(args, x, path)
         self.by_path.setdefault(path, y)
         return y
+
+    def map_of(self, x: str, what: str) -> Shape:
+        xs = self.shapes[x]
+        if not xs.is_map:
+            raise Invalid(f"{what} on a vector")
+        return xs
+
+    def op_conv(self, args: dict[str, Any], x: str, path: str) -> str:
+        y = self.conv2d({k: args[k] for k in OP_DEFAULTS["conv2d"]} | {"out": args["out"]}, x, _join(path, "conv"), path)
+        if args["bn"]:
+            y = self.emit("bn", {"eps": args["eps"], "momentum": args["momentum"], "affine": True},
+                          _join(path, "bn"), [y], self.shapes[y], path)
+        if args["act"] != "none":
+            y = self.emit(args["act"], {}, _join(path, "act"), [y], self.shapes[y], path)
+        return y
+
+    def op_conv2d(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.conv2d(args, x, path, path)
+
+    def op_maxpool(self, args: dict[str, Any], x: str, path: str, name: str = "maxpool") -> str:
+        xs = self.map_of(x, "pool")
+        k, s, p = _pair(args["kernel"]), _pair(args["stride"]), _pair(args["padding"])
+        if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
+            raise Invalid("pool padding above half the kernel")
+        shape = Shape(xs.c, _window(xs.h, k[0], s[0], p[0], 1, args["ceil"]),  # type: ignore[arg-type]
+                      _window(xs.w, k[1], s[1], p[1], 1, args["ceil"]))  # type: ignore[arg-type]
+        params = {"kernel": k, "stride": s, "padding": p, "ceil": bool(args["ceil"])}
+        if name == "avgpool":
+            params["exclude_pad"] = bool(args["exclude_pad"])
+        return self.emit(name, params, path, [x], shape, path)
+
+    def op_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.op_maxpool(args, x, path, "avgpool")
+
+    def op_adaptive_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "adaptive pool")
+        size = _pair(args["size"])
+        return self.emit("adaptive_avgpool", {"size": size}, path, [x],
+                         Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
+
+    def op_global_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "global pool")
+        return self.emit("global_avgpool", {}, path, [x], Shape(xs.c), path, *self.nonempty(xs))
+
+    def op_flatten(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]
+        if not xs.is_map:
+            return self.emit("flatten", {}, path, [x], xs, path)
+        # the length is fixed at the spec's input size: other sizes must give the same H×W
+        h0, w0 = self.spec.size
+        fh, fw = xs.h[h0 - 1], xs.w[w0 - 1]  # type: ignore[index]
+        okh = tuple(v == fh for v in xs.h)  # type: ignore[union-attr]
+        okw = tuple(v == fw for v in xs.w)  # type: ignore[union-attr]
+        return self.emit("flatten", {}, path, [x], Shape(xs.c * fh * fw), path, okh, okw)
+
+    def op_linear(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]
+        if xs.is_map:
+            raise Invalid("linear on a map")
+        return self.emit("linear", {"out": args["out"], "bias": args["bias"], "in": xs.c}, path, [x],
+                         Shape(args["out"]), path)
+
+    def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
+
+    def op_lrn(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "lrn")
+        return self.emit("lrn", {k: args[k] for k in ("size", "alpha", "beta", "k")}, path, [x], xs, path)
+
+    def op_dropout(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.emit("dropout", {"p": float(args["p"])}, path, [x], self.shapes[x], path)
 
     def nonempty(self, s: Shape) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
         return tuple(v > 0 for v in s.h), tuple(v > 0 for v in s.w)  # type: ignore[union-attr]
@@ -618,6 +656,12 @@ class Realizer:
                 self.note("nested_list_clash")
             if p.op == "identity":
                 self.notes.add("identity")
+        # the standalone file makes dropout a module too: its path must not hold or sit under another module
+        dropout = {p.path for p in self.prims if p.op == "dropout"}
+        modules = dropout | self.module_paths
+        for q in dropout:
+            if any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
+                self.notes.add("dropout_module_clash")
 
         def ok(names: list[str]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
             okh, okw = list(ALL), list(ALL)
@@ -629,8 +673,8 @@ class Realizer:
                     continue
                 seen.add(v)
                 p = by_id[v]
-                okh = [a and b for a, b in zip(okh, p.okh)]
-                okw = [a and b for a, b in zip(okw, p.okw)]
+                okh = [a and b for a, b in zip(okh, p.okh, strict=True)]
+                okw = [a and b for a, b in zip(okw, p.okw, strict=True)]
                 todo.extend(p.inputs)
             return tuple(okh), tuple(okw)
 
@@ -717,11 +761,11 @@ def _val(v: Any) -> str:
     return str(v)
 
 
-def _yaml_value(v: Any) -> Any:
+def _yaml_value(v: Any, rng: random.Random | None = None) -> Any:
     if isinstance(v, Param):
         return f"${v.name}"
-    if isinstance(v, tuple):
-        return list(v) if v[0] != v[1] or random.random() < 0.5 else v[0]
+    if isinstance(v, tuple):  # a pair: [h, w], or one number when both are equal
+        return list(v) if v[0] != v[1] or rng is None or rng.random() < 0.5 else v[0]
     return v
 
 
@@ -770,57 +814,71 @@ def short_form(n: Op) -> str:
     return " ".join(tokens)
 
 
+def _op_data(n: Op) -> Any:
+    if not n.long or n.repeat is not None:
+        return short_form(n)
+    rng = random.Random(n.style)
+    d: dict[str, Any] = {"op": n.name}
+    for k, v in n.args.items():
+        d[k] = _yaml_value(v, rng)
+    if n.fixed:
+        d["fixed"] = True
+    return d
+
+
+def _use_data(n: Use) -> Any:
+    if n.long:
+        d: dict[str, Any] = {"block": n.block}
+        if n.args:
+            d["params"] = {k: _yaml_value(v) for k, v in n.args.items()}
+        if n.repeat is not None:
+            d["repeat"] = _yaml_value(n.repeat)
+        return d
+    parts = [n.block] + [f"{k}={_val(v)}" for k, v in n.args.items()]
+    if n.repeat is not None:
+        parts += ["*", _val(n.repeat)]
+    return " ".join(parts)
+
+
+def _chain_data(n: Chain) -> Any:
+    if n.form == "chain_map":
+        assert n.names is not None
+        return {"chain": {k: to_data(v) for k, v in zip(n.names, n.items, strict=True)}}
+    items = [to_data(v) for v in n.items]
+    return {"chain": items} if n.form == "chain_list" else items
+
+
+def _concat_data(n: Concat) -> Any:
+    if n.names is not None:
+        return {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches, strict=True)}}
+    return {"concat": [to_data(v) for v in n.branches]}
+
+
+def _residual_data(n: Residual) -> Any:
+    r: dict[str, Any] = {"body": to_data(n.body)}
+    if n.shortcut is not None:
+        r["shortcut"] = to_data(n.shortcut)
+    if n.scale is not None:
+        r["scale"] = _yaml_value(n.scale)
+    if n.then is not None:
+        r["then"] = short_form(n.then)
+    return {"residual": r}
+
+
+def _if_data(n: If) -> Any:
+    d = {"if": _yaml_value(n.cond), "then": to_data(n.then)}
+    if n.other is not None:
+        d["else"] = to_data(n.other)
+    return d
+
+
+_DATA: dict[type, Any] = {Op: _op_data, Use: _use_data, Chain: _chain_data, Concat: _concat_data,
+                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)}}
+
+
 def to_data(n: Any) -> Any:
     """The tree as plain YAML data."""
-    if isinstance(n, Op):
-        if n.long and n.repeat is None:
-            random.seed(n.style)
-            d: dict[str, Any] = {"op": n.name}
-            for k, v in n.args.items():
-                d[k] = _yaml_value(v)
-            if n.fixed:
-                d["fixed"] = True
-            return d
-        return short_form(n)
-    if isinstance(n, Use):
-        if n.long:
-            d = {"block": n.block}
-            if n.args:
-                d["params"] = {k: _yaml_value(v) for k, v in n.args.items()}
-            if n.repeat is not None:
-                d["repeat"] = _yaml_value(n.repeat)
-            return d
-        parts = [n.block] + [f"{k}={_val(v)}" for k, v in n.args.items()]
-        if n.repeat is not None:
-            parts += ["*", _val(n.repeat)]
-        return " ".join(parts)
-    if isinstance(n, Named):
-        return {n.name: to_data(n.node)}
-    if isinstance(n, Chain):
-        if n.form == "chain_map":
-            assert n.names is not None
-            return {"chain": {k: to_data(v) for k, v in zip(n.names, n.items)}}
-        items = [to_data(v) for v in n.items]
-        return {"chain": items} if n.form == "chain_list" else items
-    if isinstance(n, Concat):
-        if n.names is not None:
-            return {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches)}}
-        return {"concat": [to_data(v) for v in n.branches]}
-    if isinstance(n, Residual):
-        r: dict[str, Any] = {"body": to_data(n.body)}
-        if n.shortcut is not None:
-            r["shortcut"] = to_data(n.shortcut)
-        if n.scale is not None:
-            r["scale"] = _yaml_value(n.scale)
-        if n.then is not None:
-            r["then"] = short_form(n.then)
-        return {"residual": r}
-    if isinstance(n, If):
-        d = {"if": _yaml_value(n.cond), "then": to_data(n.then)}
-        if n.other is not None:
-            d["else"] = to_data(n.other)
-        return d
-    raise TypeError(n)
+    return _DATA[type(n)](n)
 
 
 def render(spec: Spec) -> str:
@@ -851,7 +909,7 @@ def render(spec: Spec) -> str:
             blocks[b.name] = d
         data["blocks"] = blocks
     net = spec.network
-    data["network"] = ({k: to_data(v) for k, v in zip(net.names, net.items)} if net.form == "chain_map" and net.names
+    data["network"] = ({k: to_data(v) for k, v in zip(net.names, net.items, strict=True)} if net.form == "chain_map" and net.names
                        else [to_data(v) for v in net.items])
     if spec.aux:
         data["aux"] = {}
@@ -918,6 +976,7 @@ class Gen:
         self.r = Realizer(spec, check_paths=False, forbid=self.faults)
         self.r.shapes["input"] = Shape(spec.channels, X, X)
         self.param_ctx: dict[str, Any] | None = None
+        self.in_block = 0
         self.budget = [10, 24, 48][self.size] + rng.randint(0, 10)
         v = "input"
         items: list[Any] = []
@@ -1022,7 +1081,15 @@ class Gen:
                 if not ints:
                     continue
                 b, p = self.pick(ints)
-                trial[f"blocks.{b}.params.{p}"] = self.rng.randint(2, 12)
+                for value in (self.rng.randint(2, 12), 4, 8, 2):
+                    trial[f"blocks.{b}.params.{p}"] = value
+                    spec.overrides, old = trial, spec.overrides
+                    try:
+                        realize(spec, forbid=self.faults)
+                        break
+                    except Invalid:
+                        spec.overrides = old
+                continue
             old = spec.overrides
             spec.overrides = trial
             try:
@@ -1039,7 +1106,7 @@ class Gen:
         if depth <= 0 or self.budget <= 0:
             kinds = ["op"]
         else:
-            kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if"]
+            kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty"]
         for _ in range(8):
             kind = self.pick(kinds)
             try:
@@ -1048,7 +1115,7 @@ class Gen:
                     continue
                 out = self.try_node(n, v, env)
                 if kind != "op" and in_list and self.chance(0.15):
-                    name = self.pick(self.names)
+                    name = self.pick([m for m in self.names if m not in KEYWORDS])  # {concat: …} is a concat
                     return Named(name, n), out
                 return n, out
             except Invalid:
@@ -1059,6 +1126,8 @@ class Gen:
     def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
         if kind == "op":
             return self.make_op(v, env, in_list, align)
+        if kind == "empty":  # an empty chain: the identity
+            return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
             items = []
             x = v
@@ -1090,27 +1159,15 @@ class Gen:
                     other, _ = self.gen(v, depth - 1, env, align=align)
             finally:
                 self.param_ctx = saved
-            cond: Any = self.chance(0.5)
-            if self.param_ctx is not None and self.chance(0.5):
-                pname = f"flag{len(self.param_ctx)}"
-                self.param_ctx[pname] = cond
-                env[pname] = cond
-                cond = Param(pname)
-            return If(cond, then, other)
+            return If(self.maybe_param("flag", self.chance(0.5), env, 0.5), then, other)
         raise ValueError(kind)
 
     def channel(self, env: dict[str, Any], value: int) -> Any:
         """A channel count, sometimes as a block parameter."""
-        if self.param_ctx is not None and self.chance(0.35):
-            pname = f"c{len(self.param_ctx)}"
-            self.param_ctx[pname] = value
-            env[pname] = value
-            return Param(pname)
-        return value
+        return self.maybe_param("c", value, env, 0.35)
 
     def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
         s = self.r.shapes[v]
-        rng = self.rng
         if strided:
             name = self.pick(["conv", "conv2d", "maxpool", "avgpool"])
         elif s.is_map:
@@ -1121,92 +1178,96 @@ class Gen:
             name = self.pick(VEC_OPS + ("linear",))
         args: dict[str, Any] = {}
         if name in ("conv", "conv2d", "maxpool", "avgpool"):
-            k = (self.pick([1, 3, 3, 5]), self.pick([1, 3, 3, 5])) if self.chance(0.3) else (self.pick([1, 2, 3, 5]),) * 2
-            if name in ("maxpool", "avgpool") and self.chance(0.7) and not strided:
-                k = (self.pick([2, 3]),) * 2
-            d = (1, 1)
-            if name in ("conv", "conv2d") and self.chance(0.15):
-                d = (2, 2)
-            if align:
-                k = tuple(kk if kk % 2 else kk + 1 for kk in k)  # type: ignore[assignment]
-                p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
-                st = (align, align) if strided else (1, 1)
-                if name in ("maxpool", "avgpool"):
-                    d = (1, 1)
-                    p = ((k[0] - 1) // 2, (k[1] - 1) // 2)
-            else:
-                st = (self.pick([1, 1, 2, 3]),) * 2 if self.chance(0.8) else (self.pick([1, 2]), self.pick([1, 2]))
-                p = (self.pick([0, 0, 1, 2]),) * 2 if self.chance(0.8) else (self.pick([0, 1]), self.pick([0, 1]))
-                if name in ("maxpool", "avgpool"):
-                    p = (min(p[0], k[0] // 2), min(p[1], k[1] // 2))
-            args["kernel"] = k
-            if st != (1, 1) or self.chance(0.2):
-                args["stride"] = st
-            if p != (0, 0) or self.chance(0.1):
-                args["padding"] = p
-            if d != (1, 1):
-                args["dilation"] = d
-            if name in ("conv", "conv2d"):
-                out = rng.randint(2, 12)
-                if self.chance(0.15):
-                    g = self.pick([g for g in (2, 3, 4) if s.c % g == 0] or [1])
-                    if self.chance(0.4):  # depthwise
-                        g = s.c
-                    out = g * rng.randint(1, max(1, 12 // g))
-                    if g != 1:
-                        args["groups"] = g
-                args = {"out": self.channel(env, out), **args}
-                if self.chance(0.3):
-                    args["bias"] = self.chance(0.5)
-                if name == "conv":
-                    if self.chance(0.15):
-                        args["bn"] = False
-                    if self.chance(0.3):
-                        args["act"] = self.pick(ACTS + ("none",))
-                    if self.chance(0.15):
-                        args["eps"] = self.pick([0.001, 0.01])
-                    if self.chance(0.1):
-                        args["momentum"] = self.pick([0.0, 0.3, 1.0])
-            else:
-                if self.chance(0.25) and not align:
-                    args["ceil"] = True
-                if name == "avgpool" and self.chance(0.3):
-                    args["exclude_pad"] = self.chance(0.7)
-        elif name == "linear":
-            args["out"] = self.channel(env, rng.randint(2, 12))
-            if self.chance(0.3):
-                args["bias"] = self.chance(0.5)
-        elif name == "bn":
-            if self.chance(0.2):
-                args["eps"] = 0.001
-            if self.chance(0.2):
-                args["momentum"] = self.pick([0.0, 0.5, 1.0])
-            if self.chance(0.2):
-                args["affine"] = False
-        elif name == "lrn":
-            if self.chance(0.5):
-                args["size"] = self.pick([1, 2, 3, 5])
-            for key, vals in (("alpha", [0.001, 0.1]), ("beta", [0.5, 0.75]), ("k", [1.0, 2.0])):
-                if self.chance(0.3):
-                    args[key] = self.pick(vals)
-        elif name == "adaptive_avgpool":
-            args["size"] = (rng.randint(1, 3), rng.randint(1, 3))
-        elif name == "dropout":
-            if self.chance(0.8):
-                args["p"] = self.pick([0.0, 0.0, 0.0, 0.25])
+            args = self.window_args(name, align, strided)
+        if name in ("conv", "conv2d"):
+            args = self.conv_args(name, s, env, args)
+        elif name in ("maxpool", "avgpool"):
+            if self.chance(0.25) and not align:
+                args["ceil"] = True
+            if name == "avgpool" and self.chance(0.3):
+                args["exclude_pad"] = self.chance(0.7)
+        else:
+            args = self.other_args(name, env)
         n = Op(name, args, long=self.chance(0.2), style=self.style())
         if name in CHANNEL_OPS and self.chance(0.1):
             n.fixed = True
         if self.chance(0.12) and not n.long and not strided:
             count = self.pick([1, 2, 2, 3])
-            if self.param_ctx is not None and self.chance(0.3):
-                pname = f"n{len(self.param_ctx)}"
-                self.param_ctx[pname] = count
-                env[pname] = count
-                n.repeat = Param(pname)
-            else:
-                n.repeat = count
+            n.repeat = self.maybe_param("n", count, env, 0.3)
         return n
+
+    def maybe_param(self, prefix: str, value: Any, env: dict[str, Any], p: float) -> Any:
+        """value, or (inside a block, with probability p) a new block parameter holding it."""
+        if self.param_ctx is None or not self.chance(p):
+            return value
+        pname = f"{prefix}{len(self.param_ctx)}"
+        self.param_ctx[pname] = value
+        env[pname] = value
+        return Param(pname)
+
+    def window_args(self, name: str, align: int | None, strided: bool) -> dict[str, Any]:
+        """kernel, stride, padding, dilation of a conv or pool (aligned: size X → floor((X-1)/align)+1)."""
+        pool = name in ("maxpool", "avgpool")
+        k = (self.pick([1, 3, 3, 5]), self.pick([1, 3, 3, 5])) if self.chance(0.3) else (self.pick([1, 2, 3, 5]),) * 2
+        if pool and self.chance(0.7) and not strided:
+            k = (self.pick([2, 3]),) * 2
+        d = (2, 2) if not pool and self.chance(0.15) else (1, 1)
+        if align:
+            k = (k[0] | 1, k[1] | 1)
+            p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
+            st = (align, align) if strided else (1, 1)
+        else:
+            st = (self.pick([1, 1, 2, 3]),) * 2 if self.chance(0.8) else (self.pick([1, 2]), self.pick([1, 2]))
+            p = (self.pick([0, 0, 1, 2]),) * 2 if self.chance(0.8) else (self.pick([0, 1]), self.pick([0, 1]))
+            if pool:
+                p = (min(p[0], k[0] // 2), min(p[1], k[1] // 2))
+        args: dict[str, Any] = {"kernel": k}
+        if st != (1, 1) or self.chance(0.2):
+            args["stride"] = st
+        if p != (0, 0) or self.chance(0.1):
+            args["padding"] = p
+        if d != (1, 1):
+            args["dilation"] = d
+        return args
+
+    def conv_args(self, name: str, s: Shape, env: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+        out = self.rng.randint(2, 12)
+        args: dict[str, Any] = {}
+        if self.chance(0.15):
+            g = self.pick([g for g in (2, 3, 4) if s.c % g == 0] or [1])
+            if self.chance(0.4):  # depthwise
+                g = s.c
+            out = g * self.rng.randint(1, max(1, 12 // g))
+            if g != 1:
+                window["groups"] = g
+        args = {"out": self.channel(env, out), **window}
+        if self.chance(0.3):
+            args["bias"] = self.chance(0.5)
+        if name == "conv":
+            for key, p, values in (("bn", 0.15, [False]), ("act", 0.3, [*ACTS, "none"]), ("eps", 0.15, [0.001, 0.01]),
+                                   ("momentum", 0.1, [0.0, 0.3, 1.0])):
+                if self.chance(p):
+                    args[key] = self.pick(values)
+        return args
+
+    OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
+        "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
+        "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]),
+                ("k", 0.3, [1.0, 2.0])),
+        "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
+        "linear": (("bias", 0.3, [True, False]),),
+    }
+
+    def other_args(self, name: str, env: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if name == "linear":
+            args["out"] = self.channel(env, self.rng.randint(2, 12))
+        if name == "adaptive_avgpool":
+            args["size"] = (self.rng.randint(1, 3), self.rng.randint(1, 3))
+        for key, p, values in self.OTHER_ARGS.get(name, ()):
+            if self.chance(p):
+                args[key] = self.pick(values)
+        return args
 
     def branch(self, v: str, depth: int, env: dict[str, Any], stride: int) -> Any:
         """One branch of a merge, mapping size X to floor((X-1)/stride)+1."""
@@ -1253,42 +1314,36 @@ class Gen:
                 body.form = "list"
         scale: Any = None
         if self.chance(0.5):
-            scale = self.pick([0.1, 0.5, 1.0, 2.0, -1.0])
-            if self.param_ctx is not None and self.chance(0.3):
-                pname = f"s{len(self.param_ctx)}"
-                self.param_ctx[pname] = scale
-                env[pname] = scale
-                scale = Param(pname)
+            scale = self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3)
         then = None
         if self.chance(0.6):
             then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style())
         return Residual(body, shortcut, scale, then)
 
+    def reuse(self) -> Use:
+        """A use of an existing block, with some of its parameters passed."""
+        b = self.pick(self.spec_.blocks)
+        use = Use(b.name, long=self.chance(0.3), style=self.style())
+        if self.in_block:
+            return use
+        for p, val in b.params.items():
+            if self.chance(0.4) and p.startswith("c"):
+                use.args[p] = self.rng.randint(2, 12)
+            elif self.chance(0.4) and p.startswith("flag"):
+                use.args[p] = not val
+        if self.chance(0.15):
+            use.repeat = self.pick([1, 2, 3])
+        return use
+
     def make_use(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Use | None:
         spec = self.spec_
-        if self.param_ctx is not None:  # inside a block: use an earlier block
-            if not spec.blocks:
-                return None
-            b = self.pick(spec.blocks)
-            return Use(b.name, long=self.chance(0.3), style=self.style())
-        if spec.blocks and self.chance(0.5):
-            b = self.pick(spec.blocks)
-            use = Use(b.name, long=self.chance(0.3), style=self.style())
-            for p, val in b.params.items():
-                if self.chance(0.4):
-                    if p.startswith("c"):
-                        use.args[p] = self.rng.randint(2, 12)
-                    elif p.startswith("flag"):
-                        use.args[p] = not val
-            if self.chance(0.15):
-                use.repeat = self.pick([1, 2, 3])
-            return use
+        if self.in_block or (spec.blocks and self.chance(0.5)):  # an earlier block (inside a block: always)
+            return self.reuse() if spec.blocks else None
         if len(spec.blocks) >= 3:
             return None
-        name = f"blk{len(spec.blocks)}" if self.chance(0.5) else self.pick(["inception_a", "reduction", "stem_block",
-                                                                             "res_unit"]) + str(len(spec.blocks))
         params: dict[str, Any] = {}
         saved, self.param_ctx = self.param_ctx, params
+        self.in_block += 1
         inner: dict[str, Any] = params
         try:
             kind = self.pick(["concat", "residual", "chain", "op"])
@@ -1308,6 +1363,9 @@ class Gen:
                 body = self.make_residual(v, depth, inner, align)
         finally:
             self.param_ctx = saved
+            self.in_block -= 1
+        name = f"blk{len(spec.blocks)}" if self.chance(0.5) else self.pick(["inception_a", "reduction", "stem_block",
+                                                                             "res_unit"]) + str(len(spec.blocks))
         written = _params_in(body)
         for p in list(params):  # drawn for fragments that were thrown away
             if p not in written:
@@ -1350,3 +1408,100 @@ def specs(faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int
     from hypothesis import strategies as st
 
     return st.integers(0, 2**32 - 1).map(lambda seed: (seed, *generate(seed, faults, size)))
+
+
+def _cover_op(n: Op, seen: set[str]) -> None:
+    seen.add(f"op:{n.name}")
+    seen.update(f"opt:{n.name}.{k}" for k in n.args)
+    for flag, key in ((n.long, "op-long"), (n.repeat is not None, "op-repeat"), (n.fixed, "op-fixed"),
+                      (bool(_params_in(n)), "param")):
+        if flag:
+            seen.add(f"node:{key}")
+
+
+def _cover_use(n: Use, seen: set[str]) -> None:
+    seen.add("node:use-long" if n.long else "node:use-short")
+    if n.args:
+        seen.add("node:use-args")
+    if n.repeat is not None:
+        seen.add("node:use-repeat")
+
+
+def _cover_residual(n: Residual, seen: set[str]) -> None:
+    seen.update({"node:residual", "op:add"})
+    if n.shortcut is not None:
+        seen.add("node:residual-shortcut")
+    if n.scale is not None:
+        seen.update({"node:residual-scale", "opt:add.scale"})
+        if isinstance(n.scale, Param):
+            seen.add("node:param")
+    if n.then is not None:
+        seen.add("node:residual-then")
+
+
+def _cover_node(n: Any, seen: set[str]) -> None:
+    if isinstance(n, Op):
+        _cover_op(n, seen)
+    elif isinstance(n, Use):
+        _cover_use(n, seen)
+    elif isinstance(n, Named):
+        seen.add("node:named")
+    elif isinstance(n, Chain):
+        seen.add(f"node:chain-{n.form}")
+        if not n.items:
+            seen.add("node:empty-chain")
+    elif isinstance(n, Concat):
+        seen.add("node:concat-map" if n.names else "node:concat-list")
+        if len(n.branches) > 1:
+            seen.add("op:concat")
+    elif isinstance(n, Residual):
+        _cover_residual(n, seen)
+    elif isinstance(n, If):
+        seen.add("node:if-param" if isinstance(n.cond, Param) else f"node:if-{str(n.cond).lower()}")
+        if n.other is not None:
+            seen.add("node:if-else")
+
+
+def _children(n: Any) -> list[Any]:
+    if isinstance(n, Named):
+        return [n.node]
+    if isinstance(n, Chain):
+        return list(n.items)
+    if isinstance(n, Concat):
+        return list(n.branches)
+    if isinstance(n, Residual):
+        return [c for c in (n.body, n.shortcut, n.then) if c is not None]
+    if isinstance(n, If):
+        return [c for c in (n.then, n.other) if c is not None]
+    return []
+
+
+def _walk(n: Any) -> list[Any]:
+    """n and every node under it (not into blocks)."""
+    out = [n]
+    for c in _children(n):
+        out += _walk(c)
+    return out
+
+
+def coverage(spec: Spec) -> set[str]:
+    """What a spec tree uses: ops, options, node kinds and spellings, overrides (for coverage tests)."""
+    seen: set[str] = set()
+    roots = [spec.network] + [b.body for b in spec.blocks] + [a.head for a in spec.aux]
+    for root in roots:
+        for n in _walk(root):
+            _cover_node(n, seen)
+    seen.add("node:network-map" if spec.network.form == "chain_map" else "node:network-list")
+    for b in spec.blocks:
+        seen.add(f"node:block-{'op' if isinstance(b.body, Op) else type(b.body).__name__.lower()}")
+        if any(isinstance(u, Use) for u in _walk(b.body)):
+            seen.add("node:block-nested")
+    if spec.aux:
+        seen.add("node:aux")
+    if spec.defaults:
+        seen.add("node:defaults")
+        seen.update(f"opt:{op}.{k}" for op, d in spec.defaults.items() for k in d)
+    seen.update(f"node:scale-{k}" for k in ("width", "depth") if k in spec.scale)
+    for k in spec.overrides:
+        seen.add("set:" + (k if k.split(".")[0] in ("input", "scale") else k.split(".")[0]))
+    return seen
