@@ -136,10 +136,8 @@ FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each swit
     "repeat_in_branch": lambda: _spec(Concat([Op("sigmoid", repeat=2), Op("identity")])),
     "nested_list_clash": lambda: _spec(Op("dropout", {"p": 0.2}), Chain([Op("conv2d", {"out": 3})])),
     "identity_codegen": lambda: _spec(Op("conv2d", {"out": 4}), Op("identity")),
-    "optimize_identity": lambda: _spec(Op("conv2d", {"out": 3, "kernel": 3}), Residual(Chain([Op("identity")]))),
-    "hostile_names": lambda: _spec(Named("output", Op("conv2d", {"out": 4})), Op("global_avgpool")),
-    "partial_merge": lambda: _spec(Concat([Op("conv", {"out": 8, "kernel": 3, "stride": 2}),
-                                           Op("conv", {"out": 8, "kernel": 2, "stride": 2})], ["a", "b"]), size=33),
+    "optimize_identity": lambda: _spec(Op("conv2d", {"out": 3, "kernel": 3}), Named("res", Residual(Chain([Op("identity")])))),
+    "hostile_names": lambda: _spec(Op("conv2d", {"out": 4}), Named("output", Op("global_avgpool"))),
     "if_in_list": lambda: _spec(Op("conv2d", {"out": 3}), If(True, Op("conv2d", {"out": 4}))),
     "merge_same_input": lambda: _spec(Op("conv2d", {"out": 4}), Concat([Chain([]), Chain([])]), Op("global_avgpool")),
     "dropout_module_clash": lambda: _spec(

@@ -171,7 +171,7 @@ class Case:
         gen = torch.Generator().manual_seed(self.seed)
         x = torch.randn(3, truth.channels, h, w, generator=gen, dtype=torch.float64)
         self.compare_model(model, oracle, x, "")
-        skip = {"identity_codegen": "identity", "dropout_module_clash": "dropout_module_clash"}
+        skip = {"identity_codegen": "identity"}
         if self.do_codegen and not any(k in self.faults and v in truth.notes for k, v in skip.items()):
             self.check_codegen(state, oracle, x)
         if self.do_optimize and not ("optimize_identity" in self.faults and _optimize_fault(truth)):
@@ -360,6 +360,32 @@ class Case:
                     continue
             self.fail("size-not-refused", f"input {pick[0]}×{pick[1]} is outside the accepted sizes but the model "
                                           f"returns an output")
+        for pick in ([rng.choice(ok)] if ok else []) + ([rng.choice(bad)] if bad else []):
+            self.check_at_size(pick)
+
+    def check_at_size(self, size: tuple[int, int]) -> None:
+        """`check --set input.size=[h,w]`: valid exactly when the truth of that spec is, with its shape."""
+        spec = copy.deepcopy(self.spec)
+        spec.overrides["input.size"] = list(size)
+        try:
+            truth: Truth | None = realize(spec, forbid=set())
+        except Invalid:
+            truth = None
+        try:
+            report = archspec.check(self.text, spec.overrides)
+        except archspec.SpecError as e:
+            if truth is not None:
+                self.fail("size-check-refused", f"check --set input.size={list(size)} refuses a valid size: {e}")
+            return
+        except Exception as e:  # noqa: BLE001
+            self.fail("check-crash", f"at input.size={list(size)}: {type(e).__name__}: {e}")
+            return
+        if truth is None:
+            self.fail("size-check-not-refused", f"check --set input.size={list(size)} accepts a size the network "
+                                                f"cannot take (output {tuple(report.output_shape)})")
+        elif tuple(report.output_shape) != truth.out_shape():
+            self.fail("output-shape", f"at input.size={list(size)}: check says {tuple(report.output_shape)}, "
+                                      f"expected {truth.out_shape()}")
 
 
 def _optimize_fault(truth: Truth) -> bool:

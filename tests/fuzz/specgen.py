@@ -43,9 +43,8 @@ KNOWN_FAULTS: set[str] = {
     "identity_codegen",  # finding 11: identity in the standalone file
     "optimize_identity",  # finding 12: residual whose body is identity-only / bn no_affine on vectors in optimize
     "hostile_names",     # finding 13: names x, self, output, check_input, Python keywords, nn.Module attributes
-    "partial_merge",     # finding 6: merges whose branches agree only at some input sizes
     "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
-    "dropout_module_clash",  # new: a dropout whose path holds another module (`then: dropout` after a dropout body)
+    "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
     "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
 }
 
@@ -656,12 +655,15 @@ class Realizer:
                 self.note("nested_list_clash")
             if p.op == "identity":
                 self.notes.add("identity")
-        # the standalone file makes dropout a module too: its path must not hold or sit under another module
-        dropout = {p.path for p in self.prims if p.op == "dropout"}
-        modules = dropout | self.module_paths
+        if any(seg in HOSTILE for p in self.prims for seg in p.path.split(".")):
+            self.note("hostile_names")
+        # build and the standalone file make dropout a module too: its path must not be another
+        # module's, hold one, or sit under one
+        dropout = [p.path for p in self.prims if p.op == "dropout"]
+        modules = set(dropout) | self.module_paths
         for q in dropout:
-            if any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
-                self.notes.add("dropout_module_clash")
+            if dropout.count(q) > 1 or any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
+                self.note("dropout_module_clash")
 
         def ok(names: list[str]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
             okh, okw = list(ALL), list(ALL)
@@ -996,9 +998,11 @@ class Gen:
             spec.network = Chain(items)
         if self.chance(0.25):
             self.draw_aux(spec)
-        if self.chance(0.3):
+        truth = realize(spec, forbid=self.faults)
+        if self.chance(0.35):
             self.draw_overrides(spec)
-        return spec, realize(spec, forbid=self.faults)
+            truth = realize(spec, forbid=self.faults)
+        return spec, truth
 
     def classifier(self, v: str) -> list[Any]:
         s = self.r.shapes[v]
@@ -1063,7 +1067,10 @@ class Gen:
 
     def draw_overrides(self, spec: Spec) -> None:
         choices = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
-        for key in self.rng.sample(choices, self.rng.randint(1, 2)):
+        keys = self.rng.sample(choices, self.rng.randint(1, 2))
+        if any(b.params for b in spec.blocks) and self.chance(0.5):
+            keys.append("block_param")
+        for key in dict.fromkeys(keys):
             trial = dict(spec.overrides)
             if key == "input.size":
                 s = self.rng.randint(8, 40)
