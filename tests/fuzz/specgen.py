@@ -299,7 +299,9 @@ class Realizer:
         self.shapes: dict[str, Shape] = {}
         self.module_paths: set[str] = set()
         self.containers: set[str] = set()
-        self.by_path: dict[str, str] = {}  # module path of ops and block instances → output (for aux taps)
+        self.by_path: dict[str, str] = {}  # module path of ops, block instances and rows → output (for aux taps)
+        self.path_count: dict[str, int] = {}  # how many things registered each path (a tap must be unambiguous)
+        self.grouped = 0  # inside a row that is a container (or an aux head)
         self.aux: str | None = None
         self.notes: set[str] = set()
         self.forbid: set[str] = set(forbid)  # notes that make the tree Invalid (the switched-off constructs)
@@ -343,8 +345,23 @@ class Realizer:
         return vid
 
     # -- structure
+    def register(self, path: str, out: str) -> None:
+        """A path an aux head can tap: ops, block instances and rows; the first one registered wins."""
+        self.by_path.setdefault(path, out)
+        self.path_count[path] = self.path_count.get(path, 0) + 1
+
     def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
         seg = name if name is not None else (str(index) if index is not None else None)
+        if not self.grouped and not self.stack and (
+                isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
+            # a container written among the rows is one row, at its index or name (registered after its ops)
+            self.grouped += 1
+            try:
+                out = self.node(n, x, prefix, name, index, env)
+            finally:
+                self.grouped -= 1
+            self.register(_join(prefix, seg), out)
+            return out
         if isinstance(n, Op):
             return self.op(n, x, _join(prefix, seg), env)
         if isinstance(n, Use):
@@ -365,7 +382,7 @@ class Realizer:
             if chosen is None:
                 return x
             # the chosen node stands in the if's place: its name, or its index in a list
-            if index is not None and isinstance(chosen, (Op, Use, If)):
+            if index is not None:
                 self.note("if_in_list")
             return self.node(chosen, x, prefix, name, index, env)
         raise TypeError(n)
@@ -499,7 +516,7 @@ class Realizer:
             used = self.used.pop()
         if set(block.params) - used:
             raise Invalid(f"block {n.block}: a parameter is never used")  # docs/language.md: an error
-        self.by_path.setdefault(path, out)
+        self.register(path, out)
         return out
 
     def value(self, v: Any, env: dict[str, Any]) -> Any:
@@ -529,7 +546,7 @@ class Realizer:
             y = self.emit(n.name, {}, path, [x], self.shapes[x], path)
         else:
             y = handler(args, x, path)
-        self.by_path.setdefault(path, y)
+        self.register(path, y)
         return y
 
     def map_of(self, x: str, what: str) -> Shape:
@@ -630,7 +647,9 @@ class Realizer:
             if tap is None:
                 raise Invalid(f"aux tap {a.tap!r} names nothing")
             self.aux = a.name
+            self.grouped += 1
             outputs[a.name] = self.node(a.head, tap, "", a.name, None, {})
+            self.grouped -= 1
             self.aux = None
         return self.finish(outputs)
 
@@ -885,7 +904,7 @@ def to_data(n: Any) -> Any:
 
 def render(spec: Spec) -> str:
     """The spec tree as YAML text (without its overrides, which go to archspec as `overrides=`)."""
-    data: dict[str, Any] = {"archspec": 1, "name": spec.name,
+    data: dict[str, Any] = {"archspec": 1, "name": spec.name, "doc": f"generated case {spec.name}",
                             "input": {"channels": spec.channels,
                                       "size": spec.size[0] if spec.size_as_int and spec.size[0] == spec.size[1]
                                       else list(spec.size)}}
@@ -1044,7 +1063,7 @@ class Gen:
             scratch.run()
         except Invalid:
             return
-        taps = [p for p in scratch.by_path if p and not p.startswith("g")]
+        taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1]
         if not taps:
             return
         for i in range(self.rng.randint(1, 2)):
