@@ -193,6 +193,12 @@ class Case:
                 self.fail("output-shape", f"{name}: check says {report.outputs[name].at(h, w)}, expected {t.out_shape(name)}")
         if set(report.outputs) != set(t.outputs):
             self.fail("output-shape", f"outputs {sorted(report.outputs)}, expected {sorted(t.outputs)}")
+        rows = [(r.path, tuple(r.shape.at(h, w)), r.params) for r in report.rows]
+        want = [(path, t.value_shape(v), n) for path, v, n in t.rows]
+        if rows != want:
+            pairs = zip(rows + [None] * len(want), want + [None] * len(rows), strict=True)
+            got_row, want_row = next((a, b) for a, b in pairs if a != b)
+            self.fail("rows", f"check's rows (path, shape, parameters) differ first at {got_row}, expected {want_row}")
         if tuple(report.min_input_size) != t.min_size:
             self.fail("min-size", f"check says minimum input {tuple(report.min_input_size)}, expected {t.min_size}")
         if tuple(report.train_min_input_size) != t.train_min_size:

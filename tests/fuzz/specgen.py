@@ -186,6 +186,7 @@ class Prim:
     aux: str | None  # the aux head it belongs to
     okh: tuple[bool, ...]  # input heights at which this op is valid
     okw: tuple[bool, ...]
+    unit: str | None = None  # the report row it belongs to
 
 
 @dataclass
@@ -200,10 +201,16 @@ class Truth:
     eval_ok: tuple[tuple[bool, ...], tuple[bool, ...]]  # accepted heights and widths, eval (logits)
     train_ok: tuple[tuple[bool, ...], tuple[bool, ...]]
     notes: set[str] = field(default_factory=set)  # constructs used (for statistics and switches)
+    rows: list[tuple[str, str, int]] = field(default_factory=list)  # check's rows: (path, output value, parameters)
 
     def out_shape(self, name: str = "logits", size: tuple[int, int] | None = None) -> tuple[int, ...]:
         h, w = size or self.size
         s = self.shapes[self.outputs[name]]
+        return (s.c, s.h[h - 1], s.w[w - 1]) if s.is_map and s.h and s.w else (s.c,)
+
+    def value_shape(self, v: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
+        h, w = size or self.size
+        s = self.shapes[v]
         return (s.c, s.h[h - 1], s.w[w - 1]) if s.is_map and s.h and s.w else (s.c,)
 
     @staticmethod
@@ -301,7 +308,8 @@ class Realizer:
         self.containers: set[str] = set()
         self.by_path: dict[str, str] = {}  # module path of ops, block instances and rows → output (for aux taps)
         self.path_count: dict[str, int] = {}  # how many things registered each path (a tap must be unambiguous)
-        self.grouped = 0  # inside a row that is a container (or an aux head)
+        self.unit: str | None = None  # the row being expanded (None: at the top level, between rows)
+        self.rows: list[tuple[str, str]] = []
         self.aux: str | None = None
         self.notes: set[str] = set()
         self.forbid: set[str] = set(forbid)  # notes that make the tree Invalid (the switched-off constructs)
@@ -340,11 +348,22 @@ class Realizer:
             h0, w0 = self.spec.size
             if not (okh[h0 - 1] and okw[w0 - 1]):
                 raise Invalid(f"{op} at {path!r}: empty map at the spec's input size")
-        self.prims.append(Prim(vid, op, params, path, inputs, shape, origin, self.aux, okh, okw))
+        self.prims.append(Prim(vid, op, params, path, inputs, shape, origin, self.aux, okh, okw, self.unit))
         self.shapes[vid] = shape
         return vid
 
     # -- structure
+    def row(self, path: str, expand: Any, register: bool = True) -> str:
+        self.unit = path
+        try:
+            out = expand()
+        finally:
+            self.unit = None
+        if register:
+            self.register(path, out)
+        self.rows.append((path, out))
+        return out
+
     def register(self, path: str, out: str) -> None:
         """A path an aux head can tap: ops, block instances and rows; the first one registered wins."""
         self.by_path.setdefault(path, out)
@@ -352,16 +371,11 @@ class Realizer:
 
     def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
         seg = name if name is not None else (str(index) if index is not None else None)
-        if not self.grouped and not self.stack and (
-                isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
+        if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its index or name (registered after its ops)
-            self.grouped += 1
-            try:
-                out = self.node(n, x, prefix, name, index, env)
-            finally:
-                self.grouped -= 1
-            self.register(_join(prefix, seg), out)
-            return out
+            return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env))
+        if self.unit is None and isinstance(n, (Op, Use)):
+            return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env), register=False)
         if isinstance(n, Op):
             return self.op(n, x, _join(prefix, seg), env)
         if isinstance(n, Use):
@@ -382,7 +396,7 @@ class Realizer:
             if chosen is None:
                 return x
             # the chosen node stands in the if's place: its name, or its index in a list
-            if index is not None:
+            if index is not None or (name is not None and isinstance(chosen, Chain)):
                 self.note("if_in_list")
             return self.node(chosen, x, prefix, name, index, env)
         raise TypeError(n)
@@ -647,27 +661,30 @@ class Realizer:
             if tap is None:
                 raise Invalid(f"aux tap {a.tap!r} names nothing")
             self.aux = a.name
-            self.grouped += 1
-            outputs[a.name] = self.node(a.head, tap, "", a.name, None, {})
-            self.grouped -= 1
+            outputs[a.name] = self.row(a.name, lambda a=a, tap=tap: self.node(a.head, tap, "", a.name, None, {}),
+                                       register=False)
             self.aux = None
         return self.finish(outputs)
 
     def finish(self, outputs: dict[str, str]) -> Truth:
         h0, w0 = self.spec.size
         params = macs = 0
+        per_row: dict[str | None, int] = {}
         for p in self.prims:
+            count = 0
             if p.op == "conv2d":
                 weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
-                params += weights + (p.params["out"] if p.params["bias"] else 0)
+                count = weights + (p.params["out"] if p.params["bias"] else 0)
                 if p.aux is None:
                     macs += weights * p.shape.h[h0 - 1] * p.shape.w[w0 - 1]  # type: ignore[index]
             elif p.op == "linear":
-                params += p.params["in"] * p.params["out"] + (p.params["out"] if p.params["bias"] else 0)
+                count = p.params["in"] * p.params["out"] + (p.params["out"] if p.params["bias"] else 0)
                 if p.aux is None:
                     macs += p.params["in"] * p.params["out"]
             elif p.op == "bn" and p.params["affine"]:
-                params += 2 * p.shape.c
+                count = 2 * p.shape.c
+            params += count
+            per_row[p.unit] = per_row.get(p.unit, 0) + count
         by_id = {p.id: p for p in self.prims}
         for p in self.prims:
             if p.op not in STATEFUL and p.path and (p.path in self.module_paths or p.path in self.containers):
@@ -699,8 +716,9 @@ class Realizer:
                 todo.extend(p.inputs)
             return tuple(okh), tuple(okw)
 
+        rows = [(path, out, per_row.get(path, 0)) for path, out in self.rows]
         return Truth(self.prims, self.shapes, outputs, self.spec.channels, self.spec.size, params, macs,
-                     ok(["logits"]), ok(list(outputs)), self.notes)
+                     ok(["logits"]), ok(list(outputs)), self.notes, rows)
 
 
 def _join(prefix: str, seg: str | None) -> str:
