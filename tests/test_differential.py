@@ -138,6 +138,8 @@ FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each swit
     "identity_codegen": lambda: _spec(Op("conv2d", {"out": 4}), Op("identity")),
     "optimize_identity": lambda: _spec(Op("conv2d", {"out": 3, "kernel": 3}), Named("res", Residual(Chain([Op("identity")])))),
     "hostile_names": lambda: _spec(Op("conv2d", {"out": 4}), Named("output", Op("global_avgpool"))),
+    "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],
+                                                                    ["a", "b"]), size=5),
     "if_in_list": lambda: _spec(Op("conv2d", {"out": 3}), If(True, Op("conv2d", {"out": 4}))),
     "merge_same_input": lambda: _spec(Op("conv2d", {"out": 4}), Concat([Chain([]), Chain([])]), Op("global_avgpool")),
     "dropout_module_clash": lambda: _spec(

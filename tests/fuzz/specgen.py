@@ -45,6 +45,7 @@ KNOWN_FAULTS: set[str] = {
     "hostile_names",     # finding 13: names x, self, output, check_input, Python keywords, nn.Module attributes
     "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
     "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
+    "bounded_merge",     # new (finding 6 family): a merge whose branches agree only on a bounded range of sizes
     "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
 }
 
@@ -472,6 +473,8 @@ class Realizer:
         valid = [i for i in range(MAXX) if all(s[i] > 0 for s in sizes)]
         if any(not ok[i] for i in valid):
             self.note("partial_merge")
+            if not ok[-1]:  # the branches agree only on a bounded range of sizes
+                self.note("bounded_merge")
         return ok
 
     def residual(self, n: Residual, x: str, prefix: str, env: dict[str, Any]) -> str:
@@ -509,6 +512,8 @@ class Realizer:
 
     def use(self, n: Use, x: str, path: str, env: dict[str, Any]) -> str:
         block = self.blocks[n.block]
+        if not isinstance(block.body, (Concat, Residual, Chain, Op)):
+            raise Invalid("a block body is a concat, residual, chain or op")
         if n.block in self.stack:
             raise Invalid("block uses itself")
         inner = dict(block.params)
