@@ -618,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             print(f"--- seed {seed}\n{render(spec)}overrides: {spec.overrides}")
         findings = run_case(spec, truth, seed, faults, args.timeout)
+        if (i + 1) % 500 == 0:
+            print(f"... {i + 1} cases, {failed + bool(findings)} failed, {time.monotonic() - start:.0f} s", file=sys.stderr,
+                  flush=True)
         if not findings:
             continue
         failed += 1
