@@ -48,7 +48,14 @@ from tests.fuzz.specgen import (
 
 EXAMPLES = int(os.environ.get("ARCHSPEC_DIFF_EXAMPLES", "300"))
 
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # small networks: threads cost more than they bring, and CI has 2 cores
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
