@@ -1223,6 +1223,9 @@ class Gen:
             name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2)
             if not align and self.chance(0.06):
                 name = self.pick(TO_VEC)
+                h0, w0 = self.spec_.size
+                if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
+                    name = "global_avgpool"  # keep vectors (and the linears after them) small
         else:
             name = self.pick(VEC_OPS + ("linear",))
         args: dict[str, Any] = {}
