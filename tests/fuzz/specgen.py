@@ -551,12 +551,12 @@ class Realizer:
 
     # -- ops
     def op(self, n: Op, x: str, path: str, env: dict[str, Any]) -> str:
-        args = {**OP_DEFAULTS.get(n.name, {}), **self.spec.defaults.get(n.name, {}),
-                **{k: self.value(v, env) for k, v in n.args.items()}}
+        written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, env) for k, v in n.args.items()}}
+        args = {**OP_DEFAULTS.get(n.name, {}), **written}
         if n.name in CHANNEL_OPS and self.scale_width and not n.fixed and path not in self.fixed and self.width != 1:
             old = args["out"]
             args["out"] = width_channels(old, self.width, self.divisor)
-            if args.get("groups") == old:
+            if written.get("groups") == old:  # a depthwise conv (groups written equal to out) stays depthwise
                 args["groups"] = args["out"]
         handler = getattr(self, "op_" + n.name, None)
         if handler is None:
