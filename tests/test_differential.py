@@ -90,7 +90,7 @@ def test_the_generator_covers_every_op_and_option() -> None:
                                      "use-repeat", "op-long", "op-repeat", "op-fixed", "param", "block-concat",
                                      "block-residual", "block-chain", "block-op", "block-nested", "defaults", "aux",
                                      "scale-width", "scale-depth", "network-map", "network-list", "empty-chain")}
-    wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks")}
+    wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}
     assert not wanted - seen, f"never drawn: {sorted(wanted - seen)}"
 
 
@@ -147,6 +147,8 @@ FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each swit
     "hostile_names": lambda: _spec(Op("conv2d", {"out": 4}), Named("output", Op("global_avgpool"))),
     "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],
                                                                     ["a", "b"]), size=5),
+    "set_positional": lambda: _spec(Op("conv2d", {"out": 8}, style=1), Op("global_avgpool"),
+                                    overrides={"network.0.out": 4}),
     "if_in_list": lambda: _spec(Op("conv2d", {"out": 3}), If(True, Op("conv2d", {"out": 4}))),
     "merge_same_input": lambda: _spec(Op("conv2d", {"out": 4}), Concat([Chain([]), Chain([])]), Op("global_avgpool")),
     "dropout_module_clash": lambda: _spec(
@@ -165,7 +167,7 @@ def test_switched_off_fault_is_still_there(switch: str) -> None:
     faults = KNOWN_FAULTS - {switch}
     spec = FAULT_SPECS[switch]()
     truth = realize(spec, forbid=faults)
-    assert switch in truth.notes or switch in ("identity_codegen", "optimize_identity"), truth.notes
+    assert switch in truth.notes or switch in ("identity_codegen", "optimize_identity", "set_positional"), truth.notes
     findings = run_case(spec, truth, 0, faults)
     assert findings, f"{switch} looks fixed: remove it from KNOWN_FAULTS in tests/fuzz/specgen.py\n{render(spec)}"
 

@@ -46,6 +46,7 @@ KNOWN_FAULTS: set[str] = {
     "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
     "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
     "bounded_merge",     # new (finding 6 family): a merge whose branches agree only on a bounded range of sizes
+    "set_positional",    # new: `--set network.3.out=8` on `conv 16 3x3` (out given by position) → "out given twice"
     "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
 }
 
@@ -745,6 +746,12 @@ def apply_overrides(spec: Spec) -> Spec:
             s.defaults.setdefault(parts[1], {})[parts[2]] = value
         elif parts[0] == "blocks" and parts[2] == "params":
             next(b for b in s.blocks if b.name == parts[1]).params[parts[3]] = value
+        elif parts[0] == "network":  # an item of a list network in short form: `.repeat` is its `* N`, else a key=value
+            item = s.network.items[int(parts[1])]
+            if parts[2] == "repeat":
+                item.repeat = value
+            else:
+                item.args[parts[2]] = value
         else:
             raise ValueError(key)
     return s
@@ -1110,6 +1117,8 @@ class Gen:
     def draw_overrides(self, spec: Spec) -> None:
         choices = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
         keys = self.rng.sample(choices, self.rng.randint(1, 2))
+        if spec.network.form == "list" and self.chance(0.5):
+            keys.append("item")
         if any(b.params for b in spec.blocks) and self.chance(0.5):
             keys.append("block_param")
         for key in dict.fromkeys(keys):
@@ -1124,6 +1133,23 @@ class Gen:
                 trial["scale.depth"] = self.pick([1.5, 2.0, 3.0])
             elif key == "defaults":
                 trial[self.pick(["defaults.conv.eps", "defaults.bn.eps"])] = 0.01
+            elif key == "item":
+                items = [(i, n) for i, n in enumerate(spec.network.items)
+                         if isinstance(n, (Op, Use)) and not n.long and (n.repeat is not None or n.args)]
+                if not items:
+                    continue
+                i, n = self.pick(items)
+                if n.repeat is not None and not isinstance(n.repeat, Param) and self.chance(0.5):
+                    trial[f"network.{i}.repeat"] = self.pick([1, 2, 3])
+                else:
+                    ints = [k for k, v in n.args.items() if k in ("out", "p") or k.startswith("c")]
+                    if not ints:
+                        continue
+                    k = self.pick(ints)
+                    written = isinstance(n, Use) or f" {k}=" in short_form(n)
+                    if not written and "set_positional" in self.faults:
+                        continue
+                    trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
             elif key == "block_param":
                 ints = [(b.name, p) for b in spec.blocks for p, val in b.params.items()
                         if isinstance(val, int) and not isinstance(val, bool) and p.startswith("c")]
