@@ -8,8 +8,9 @@ docs/testing.md explains the design and how to run a long run
 (``python -m tests.fuzz.differential --cases 20000``).
 
 Constructs archspec miscompiles today are switched off in ``KNOWN_FAULTS``; each switch has a
-strict-xfail test below with a minimal spec, which starts failing (XPASS) once the fault is
-fixed: then delete the switch from KNOWN_FAULTS and its entry in FAULT_SPECS.
+minimal spec in FAULT_SPECS, and test_switched_off_fault_is_still_there fails once that fault is
+fixed: then delete the switch from KNOWN_FAULTS and its entry in FAULT_SPECS, so that the
+generator draws the construct again.
 """
 
 from __future__ import annotations
