@@ -64,7 +64,7 @@ class Finding:
         return f"[{self.category}] {self.detail}"
 
 
-class CaseTimeout(Exception):
+class CaseTimeout(BaseException):  # not caught by the `except Exception` around each stage
     pass
 
 
