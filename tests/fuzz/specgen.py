@@ -336,7 +336,7 @@ class Realizer:
             self.module_paths.add(path)
             self.containers |= above
         if op in ("relu", "relu6") and inputs[0] != "input":
-            before = self.prims[int(inputs[0][1:])].op
+            before = self.prims[int(inputs[0][1:])].op  # value ids are v<index in self.prims>
             if before in ("relu", "relu6", "sigmoid", "tanh"):
                 self.note("relu_after_saved")
             if before in ("flatten", "dropout", "identity"):
@@ -1096,10 +1096,16 @@ class Gen:
         taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1]
         if not taps:
             return
+        main, self.r = self.r, scratch  # the head is drawn on the values of the whole network
+        try:
+            self._draw_heads(spec, scratch, taps)
+        finally:
+            self.r = main
+
+    def _draw_heads(self, spec: Spec, scratch: Realizer, taps: list[str]) -> None:
         for i in range(self.rng.randint(1, 2)):
             tap = self.pick(taps)
             v = scratch.by_path[tap]
-            self.r.shapes.update(scratch.shapes)
             head: list[Any] = []
             s = self.r.shapes[v]
             if s.is_map and self.chance(0.5):
