@@ -614,7 +614,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for i in range(args.cases):
         seed = args.seed + i
-        spec, truth = generate(seed, faults, args.size)
+        try:
+            spec, truth = generate(seed, faults, args.size)
+        except Exception as e:  # noqa: BLE001 - a bug of the tester itself: report it, go on
+            failed += 1
+            categories["tester-error"] += 1
+            print(f"seed {seed}: tester-error: the generator raised {type(e).__name__}: {e}", flush=True)
+            continue
         if args.verbose:
             print(f"--- seed {seed}\n{render(spec)}overrides: {spec.overrides}")
         findings = run_case(spec, truth, seed, faults, args.timeout)
