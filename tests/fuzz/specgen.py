@@ -276,6 +276,14 @@ def depth_repeats(n: int, depth: float) -> int:
     return n if depth == 1 else max(1, math.ceil(round(n * depth, 9)))
 
 
+OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/language.md, "Ops")
+    "conv": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "bn", "eps", "momentum", "act"},
+    "conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias"},
+    "bn": {"eps", "momentum", "affine"}, "lrn": {"size", "alpha", "beta", "k"},
+    "maxpool": {"kernel", "stride", "padding", "ceil"}, "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
+    "adaptive_avgpool": {"size"}, "linear": {"out", "bias"}, "dropout": {"p"},
+}
+
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "conv": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": False, "bn": True,
              "eps": 1e-5, "momentum": 0.1, "act": "relu"},
@@ -552,6 +560,8 @@ class Realizer:
 
     # -- ops
     def op(self, n: Op, x: str, path: str, env: dict[str, Any]) -> str:
+        if set(n.args) - OPTIONS.get(n.name, set()):
+            raise Invalid(f"{n.name} has no option {sorted(set(n.args) - OPTIONS.get(n.name, set()))}")
         written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, env) for k, v in n.args.items()}}
         args = {**OP_DEFAULTS.get(n.name, {}), **written}
         if n.name in CHANNEL_OPS and self.scale_width and not n.fixed and path not in self.fixed and self.width != 1:
@@ -1148,7 +1158,8 @@ class Gen:
                 if n.repeat is not None and not isinstance(n.repeat, Param) and self.chance(0.5):
                     trial[f"network.{i}.repeat"] = self.pick([1, 2, 3])
                 else:
-                    ints = [k for k, v in n.args.items() if k in ("out", "p") or k.startswith("c")]
+                    ints = [k for k in n.args if k in ("out", "p")] if isinstance(n, Op) else [
+                        k for k, v in n.args.items() if k[0] == "c" and k[1:].isdigit()]
                     if not ints:
                         continue
                     k = self.pick(ints)
