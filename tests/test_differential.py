@@ -29,6 +29,7 @@ from tests.fuzz.differential import run_case
 from tests.fuzz.oracle import Oracle
 from tests.fuzz.specgen import (
     KNOWN_FAULTS,
+    Aux,
     Block,
     Chain,
     Concat,
@@ -148,6 +149,7 @@ FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each swit
     "hostile_names": lambda: _spec(Op("conv2d", {"out": 4}), Named("output", Op("global_avgpool"))),
     "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],
                                                                     ["a", "b"]), size=5),
+    "relu_on_output": lambda: _spec(Named("res", Op("conv2d", {"out": 5})), aux=[Aux("aux1", "res", Op("relu"))]),
     "set_positional": lambda: _spec(Op("conv2d", {"out": 8}, style=1), Op("global_avgpool"),
                                     overrides={"network.0.out": 4}),
     "if_in_list": lambda: _spec(Op("conv2d", {"out": 3}), If(True, Op("conv2d", {"out": 4}))),

@@ -46,6 +46,7 @@ KNOWN_FAULTS: set[str] = {
     "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
     "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
     "bounded_merge",     # new (finding 6 family): a merge whose branches agree only on a bounded range of sizes
+    "relu_on_output",    # new: an aux head's relu works in place on a tensor the network returns (the logits)
     "set_positional",    # new: `--set network.3.out=8` on `conv 16 3x3` (out given by position) → "out given twice"
     "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
 }
@@ -707,6 +708,9 @@ class Realizer:
                 self.note("nested_list_clash")
             if p.op == "identity":
                 self.notes.add("identity")
+        returned = set(outputs.values())
+        if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
+            self.note("relu_on_output")
         if any(seg in HOSTILE for p in self.prims for seg in p.path.split(".")):
             self.note("hostile_names")
         # build and the standalone file make dropout a module too: its path must not be another
