@@ -1,0 +1,103 @@
+"""The oracle: a slow, plain, eager interpreter of the primitive program of tests/fuzz/specgen.py.
+
+It is written from the op descriptions of docs/language.md alone: no torch.fx, no in-place ops,
+no fusion, nothing from archspec. Every op with state is a plain torch module registered at its
+module path (``features.6.branch1.0.conv``), so the compiled model's ``state_dict`` loads into it;
+every other op is one call of a torch function, on fresh values only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from tests.fuzz.specgen import Prim, Truth
+
+ACTIVATIONS = {
+    "relu": torch.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+}
+
+
+def _module(p: Prim, truth: Truth) -> nn.Module:
+    a = p.params
+    if p.op == "conv2d":
+        return nn.Conv2d(a["in"], a["out"], a["kernel"], a["stride"], a["padding"], a["dilation"], a["groups"], a["bias"])
+    if p.op == "linear":
+        return nn.Linear(a["in"], a["out"], bias=a["bias"])
+    if p.op == "bn":
+        cls = nn.BatchNorm2d if truth.shapes[p.id].is_map else nn.BatchNorm1d
+        return cls(truth.shapes[p.id].c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+    raise ValueError(p.op)
+
+
+class Oracle(nn.Module):
+    """Runs the program: eval mode returns the logits; training mode the logits alone, or a dict
+    of the logits and every aux head's output when the spec has aux heads."""
+
+    def __init__(self, truth: Truth) -> None:
+        super().__init__()
+        self.truth = truth
+        for p in truth.prims:
+            if p.op in ("conv2d", "linear", "bn"):
+                self._put(p.path, _module(p, truth))
+
+    def _put(self, path: str, module: nn.Module) -> None:
+        # written into _modules directly: a spec may name a module like an nn.Module attribute
+        parent: nn.Module = self
+        *parents, leaf = path.split(".")
+        for part in parents:
+            child = parent._modules.get(part)
+            if child is None:
+                child = parent._modules[part] = nn.Module()
+            parent = child
+        parent._modules[leaf] = module
+
+    def layer(self, path: str) -> nn.Module:
+        m: nn.Module = self
+        for part in path.split("."):
+            m = m._modules[part]  # type: ignore[assignment]
+        return m
+
+    def forward(self, x: torch.Tensor) -> Any:
+        values: dict[str, torch.Tensor] = {"input": x}
+        for p in self.truth.prims:
+            if p.aux is not None and not self.training:
+                continue
+            values[p.id] = self.apply(p, [values[i] for i in p.inputs])
+        logits = values[self.truth.outputs["logits"]]
+        if self.training and len(self.truth.outputs) > 1:
+            return {name: values[v] for name, v in self.truth.outputs.items()}
+        return logits
+
+    def apply(self, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:
+        a = p.params
+        x = xs[0]
+        if p.op in ("conv2d", "linear", "bn"):
+            return self.layer(p.path)(x)
+        if p.op in ACTIVATIONS:
+            return ACTIVATIONS[p.op](x)
+        if p.op == "maxpool":
+            return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"])
+        if p.op == "avgpool":
+            return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
+                                count_include_pad=not a["exclude_pad"])
+        if p.op == "adaptive_avgpool":
+            return F.adaptive_avg_pool2d(x, a["size"])
+        if p.op == "global_avgpool":
+            return x.mean(dim=(2, 3))
+        if p.op == "lrn":
+            return F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
+        if p.op == "dropout":
+            return F.dropout(x, a["p"], training=self.training)
+        if p.op == "flatten":
+            return x.reshape(x.shape[0], -1)
+        if p.op == "identity":
+            return x
+        if p.op == "concat":
+            return torch.cat(xs, dim=1)
+        if p.op == "add":
+            return xs[0] + a["scale"] * xs[1]
+        raise ValueError(p.op)

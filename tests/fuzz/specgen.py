@@ -1,0 +1,1606 @@
+"""Random valid archspec specs, with their meaning worked out here, independently of archspec.
+
+A case is a *spec tree* (the dataclasses below: ops, chains, concats, residuals, ifs, blocks
+with ``$params``, repeats, named nodes, ``defaults:``, ``aux:``, ``scale:`` and ``--set``
+overrides), drawn at random by :class:`Gen` from a seed (or from hypothesis, :func:`specs`).
+
+* :func:`render` writes the tree as YAML, choosing at random among the equivalent ways the
+  language offers (short or long form, ``[a, b]`` or ``chain:``, list or mapping of branches,
+  ``3x3`` or ``kernel=3``, ``s2`` or ``stride=2`` ...).
+* :func:`realize` is the truth: a small interpreter of the tree written from docs/language.md
+  alone (it imports nothing from archspec). It applies the overrides, defaults, block
+  parameters, repeats (and ``scale.depth``), the width multiplier, the naming rule, and gives
+  the primitive program (one :class:`Prim` per torch op, each with its module path), every
+  value's shape for every input size 1..MAXX, the parameter count, the MACs and the input
+  sizes the network accepts. :mod:`tests.fuzz.oracle` runs that program eagerly.
+
+Constructs that archspec gets wrong today are switched off in :data:`KNOWN_FAULTS` (the
+generator does not draw them); remove a name from the set once its fault is fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+MAXX = 96  # input sizes 1..MAXX are tracked for every value
+
+# Constructs the generator leaves out because archspec miscompiles them today (issue 13).
+# Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
+# (the CLI's --enable NAME turns one back on).
+KNOWN_FAULTS: set[str] = {
+    "named_repeat",      # finding 1/9: `name: op * 3`, {block, repeat} under a name or a mapping key → one instance
+    "relu_after_saved",  # findings 2, 8: relu (or relu6) right after a sigmoid/tanh/relu output: in-place on a saved tensor
+    "relu_on_view",      # findings 3, 7: relu after flatten / dropout / identity: in-place on a view or the caller's input
+    "standalone_merge",  # finding 4: (not drawn: archspec has no spelling of a standalone merge the generator uses)
+    "repeat_in_branch",  # finding 9: `op * N` as a concat branch / shortcut / residual body computed once
+    "nested_list_clash",  # finding 10: unnamed nested lists whose stateless ops reuse an outer index
+    "identity_codegen",  # finding 11: identity in the standalone file
+    "optimize_identity",  # finding 12: residual whose body is identity-only / bn no_affine on vectors in optimize
+    "hostile_names",     # finding 13: names x, self, output, check_input, Python keywords, nn.Module attributes
+    "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
+    "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
+    "bounded_merge",     # new (finding 6 family): a merge whose branches agree only on a bounded range of sizes
+    "relu_on_output",    # new: an aux head's relu works in place on a tensor the network returns (the logits)
+    "set_positional",    # new: `--set network.3.out=8` on `conv 16 3x3` (out given by position) → "out given twice"
+    "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
+}
+
+ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
+MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity") + ACTS
+VEC_OPS = ("linear", "bn", "dropout", "identity", "flatten") + ACTS
+TO_VEC = ("global_avgpool", "flatten")
+CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multiplier scales
+STATEFUL = ("conv2d", "bn", "linear")
+NAMES = ("a", "b", "c", "stem", "head", "branch0", "branch1", "left", "right", "mix", "proj", "fc", "pool", "drop",
+         "conv", "bn", "act", "add", "concat", "body", "layer", "up", "down", "cat", "res")
+KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")  # a one-key mapping with one of these is that node
+HOSTILE = ("x", "self", "output", "check_input", "training", "forward", "class", "def", "lambda", "state_dict",
+           "cuda", "to", "type", "float", "_modules", "input", "torch", "F", "nn")
+
+
+class Invalid(Exception):
+    """The tree is not a valid spec (the generator draws again)."""
+
+
+# ---- the spec tree ------------------------------------------------------------------------------
+
+@dataclass
+class Param:
+    """``$name`` inside a block."""
+
+    name: str
+
+
+@dataclass
+class Op:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)  # canonical values (pairs as tuples) or Param
+    long: bool = False  # long form {op: ...}
+    repeat: Any = None  # written `* N` (int or Param), None when absent
+    fixed: bool = False
+    style: int = 0  # seeds the choice among equivalent spellings
+
+
+@dataclass
+class Use:
+    """A block instance."""
+
+    block: str
+    args: dict[str, Any] = field(default_factory=dict)
+    long: bool = False
+    repeat: Any = None
+    style: int = 0
+
+
+@dataclass
+class Chain:
+    items: list[Any]
+    form: str = "list"  # list | chain_list | chain_map (then names[i] names item i)
+    names: list[str] | None = None
+
+
+@dataclass
+class Named:
+    """A one-key mapping naming its node (an item of a list)."""
+
+    name: str
+    node: Any
+
+
+@dataclass
+class Concat:
+    branches: list[Any]
+    names: list[str] | None = None  # a mapping of branches when set
+
+
+@dataclass
+class Residual:
+    body: Any
+    shortcut: Any = None
+    scale: Any = None  # None: not written (1.0)
+    then: Op | None = None
+
+
+@dataclass
+class If:
+    cond: Any  # bool or Param
+    then: Any
+    other: Any = None
+
+
+@dataclass
+class Block:
+    name: str
+    params: dict[str, Any]
+    body: Any  # Concat | Residual | Chain | Op
+    label: str | None = None
+
+
+@dataclass
+class Aux:
+    name: str
+    tap: str
+    head: Any
+    weight: float | None = None
+
+
+@dataclass
+class Spec:
+    name: str
+    channels: int
+    size: tuple[int, int]
+    network: Chain  # form list, or chain_map for a mapping of named parts
+    blocks: list[Block] = field(default_factory=list)
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aux: list[Aux] = field(default_factory=list)
+    scale: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    size_as_int: bool = False
+
+
+# ---- truth: an interpreter of the tree --------------------------------------------------------
+
+@dataclass
+class Shape:
+    c: int
+    h: tuple[int, ...] | None = None  # size at input size X = index + 1 (0: empty or invalid)
+    w: tuple[int, ...] | None = None
+
+    @property
+    def is_map(self) -> bool:
+        return self.h is not None
+
+
+@dataclass
+class Prim:
+    id: str
+    op: str  # conv2d bn lrn maxpool avgpool adaptive_avgpool global_avgpool linear dropout flatten identity concat add + ACTS
+    params: dict[str, Any]
+    path: str
+    inputs: list[str]
+    shape: Shape
+    origin: str  # path of the op as written (a conv's conv2d, bn and act share the conv's)
+    aux: str | None  # the aux head it belongs to
+    okh: tuple[bool, ...]  # input heights at which this op is valid
+    okw: tuple[bool, ...]
+    unit: str | None = None  # the report row it belongs to
+
+
+@dataclass
+class Truth:
+    prims: list[Prim]
+    shapes: dict[str, Shape]
+    outputs: dict[str, str]  # logits, aux names → value id
+    channels: int
+    size: tuple[int, int]
+    params: int
+    macs: int
+    eval_ok: tuple[tuple[bool, ...], tuple[bool, ...]]  # accepted heights and widths, eval (logits)
+    train_ok: tuple[tuple[bool, ...], tuple[bool, ...]]
+    notes: set[str] = field(default_factory=set)  # constructs used (for statistics and switches)
+    rows: list[tuple[str, str, int]] = field(default_factory=list)  # check's rows: (path, output value, parameters)
+
+    def out_shape(self, name: str = "logits", size: tuple[int, int] | None = None) -> tuple[int, ...]:
+        h, w = size or self.size
+        s = self.shapes[self.outputs[name]]
+        return (s.c, s.h[h - 1], s.w[w - 1]) if s.is_map and s.h and s.w else (s.c,)
+
+    def value_shape(self, v: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
+        h, w = size or self.size
+        s = self.shapes[v]
+        return (s.c, s.h[h - 1], s.w[w - 1]) if s.is_map and s.h and s.w else (s.c,)
+
+    @staticmethod
+    def _min(ok: tuple[bool, ...]) -> int:
+        return next((i + 1 for i, v in enumerate(ok) if v), 0)
+
+    @property
+    def min_size(self) -> tuple[int, int]:
+        return self._min(self.eval_ok[0]), self._min(self.eval_ok[1])
+
+    @property
+    def train_min_size(self) -> tuple[int, int]:
+        return self._min(self.train_ok[0]), self._min(self.train_ok[1])
+
+    def accepts(self, h: int, w: int, train: bool = False) -> bool:
+        ok = self.train_ok if train else self.eval_ok
+        return 1 <= h <= MAXX and 1 <= w <= MAXX and ok[0][h - 1] and ok[1][w - 1]
+
+
+X = tuple(range(1, MAXX + 1))
+ALL = tuple(True for _ in X)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, bool):
+        raise Invalid("bool where a size is expected")
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return (int(v[0]), int(v[1]))
+    raise Invalid(f"bad pair {v!r}")
+
+
+def _window(sizes: tuple[int, ...], k: int, s: int, p: int, d: int, ceil: bool) -> tuple[int, ...]:
+    out = []
+    for x in sizes:
+        if x < 1:
+            out.append(0)
+            continue
+        span = x + 2 * p - d * (k - 1) - 1
+        if ceil:
+            o = -(-span // s) + 1
+            if (o - 1) * s >= x + p:  # PyTorch: the last window must start inside the input or left padding
+                o -= 1
+        else:
+            o = span // s + 1 if span >= 0 else 0
+        out.append(max(o, 0))
+    return tuple(out)
+
+
+def width_channels(c: int, width: float, divisor: int) -> int:
+    """docs/language.md: c' = max(d, floor(c·w/d + ½)·d), plus d if that is below 0.9·c·w."""
+    if width == 1:
+        return c
+    exact = c * width
+    new = max(divisor, int(exact / divisor + 0.5) * divisor)
+    return new + divisor if new < 0.9 * exact else new
+
+
+def depth_repeats(n: int, depth: float) -> int:
+    return n if depth == 1 else max(1, math.ceil(round(n * depth, 9)))
+
+
+OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/language.md, "Ops")
+    "conv": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "bn", "eps", "momentum", "act"},
+    "conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias"},
+    "bn": {"eps", "momentum", "affine"}, "lrn": {"size", "alpha", "beta", "k"},
+    "maxpool": {"kernel", "stride", "padding", "ceil"}, "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
+    "adaptive_avgpool": {"size"}, "linear": {"out", "bias"}, "dropout": {"p"},
+}
+
+OP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "conv": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": False, "bn": True,
+             "eps": 1e-5, "momentum": 0.1, "act": "relu"},
+    "conv2d": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
+    "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
+    "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
+    "maxpool": {"stride": 1, "padding": 0, "ceil": False},
+    "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
+    "adaptive_avgpool": {},
+    "linear": {"bias": True},
+    "dropout": {"p": 0.5},
+}
+
+
+class Realizer:
+    """Works out what a spec tree means (see the module docstring). ``check_paths`` is off while
+    the generator tries out fragments; the final realisation checks module paths too."""
+
+    def __init__(self, spec: Spec, fixed: frozenset[str] = frozenset(), scale_width: bool = True,
+                 check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset()) -> None:
+        self.spec = spec
+        self.blocks = {b.name: b for b in spec.blocks}
+        self.fixed = fixed
+        self.scale_width = scale_width
+        self.check_paths = check_paths
+        self.width = float(spec.scale.get("width", 1.0))
+        self.depth = float(spec.scale.get("depth", 1.0))
+        self.divisor = int(spec.scale.get("divisor", 8))
+        self.prims: list[Prim] = []
+        self.shapes: dict[str, Shape] = {}
+        self.module_paths: set[str] = set()
+        self.containers: set[str] = set()
+        self.by_path: dict[str, str] = {}  # module path of ops, block instances and rows → output (for aux taps)
+        self.path_count: dict[str, int] = {}  # how many things registered each path (a tap must be unambiguous)
+        self.unit: str | None = None  # the row being expanded (None: at the top level, between rows)
+        self.rows: list[tuple[str, str]] = []
+        self.aux: str | None = None
+        self.notes: set[str] = set()
+        self.forbid: set[str] = set(forbid)  # notes that make the tree Invalid (the switched-off constructs)
+        self.stack: tuple[str, ...] = ()
+        self.used: list[set[str]] = []  # $params looked up, per enclosing block instance
+
+    def note(self, name: str) -> None:
+        self.notes.add(name)
+        if name in self.forbid:
+            raise Invalid(f"switched off: {name}")
+
+    # -- values
+    def emit(self, op: str, params: dict[str, Any], path: str, inputs: list[str], shape: Shape, origin: str,
+             okh: tuple[bool, ...] = ALL, okw: tuple[bool, ...] = ALL) -> str:
+        if op in STATEFUL and self.check_paths:
+            if not path or path in self.module_paths or path in self.containers:
+                raise Invalid(f"module path clash at {path!r}")
+            parts = path.split(".")
+            above = {".".join(parts[:i]) for i in range(1, len(parts))}
+            if above & self.module_paths:
+                raise Invalid(f"module {path!r} under another module")
+            self.module_paths.add(path)
+            self.containers |= above
+        if op in ("relu", "relu6") and inputs[0] != "input":
+            before = self.prims[int(inputs[0][1:])].op  # value ids are v<index in self.prims>
+            if before in ("relu", "relu6", "sigmoid", "tanh"):
+                self.note("relu_after_saved")
+            if before in ("flatten", "dropout", "identity"):
+                self.note("relu_on_view")
+        if op in ("relu", "relu6") and inputs[0] == "input":
+            self.note("relu_on_view")
+        vid = f"v{len(self.prims)}"
+        if shape.is_map:
+            okh = tuple(a and b > 0 for a, b in zip(okh, shape.h, strict=True))
+            okw = tuple(a and b > 0 for a, b in zip(okw, shape.w, strict=True))
+            h0, w0 = self.spec.size
+            if not (okh[h0 - 1] and okw[w0 - 1]):
+                raise Invalid(f"{op} at {path!r}: empty map at the spec's input size")
+        self.prims.append(Prim(vid, op, params, path, inputs, shape, origin, self.aux, okh, okw, self.unit))
+        self.shapes[vid] = shape
+        return vid
+
+    # -- structure
+    def row(self, path: str, expand: Any, register: bool = True) -> str:
+        self.unit = path
+        try:
+            out = expand()
+        finally:
+            self.unit = None
+        if register:
+            self.register(path, out)
+        self.rows.append((path, out))
+        return out
+
+    def register(self, path: str, out: str) -> None:
+        """A path an aux head can tap: ops, block instances and rows; the first one registered wins."""
+        self.by_path.setdefault(path, out)
+        self.path_count[path] = self.path_count.get(path, 0) + 1
+
+    def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
+        seg = name if name is not None else (str(index) if index is not None else None)
+        if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
+            # a container written among the rows is one row, at its index or name (registered after its ops)
+            return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env))
+        if self.unit is None and isinstance(n, (Op, Use)):
+            return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env), register=False)
+        if isinstance(n, Op):
+            return self.op(n, x, _join(prefix, seg), env)
+        if isinstance(n, Use):
+            return self.use(n, x, _join(prefix, seg), env)
+        if isinstance(n, Named):
+            return self.node(n.node, x, prefix, n.name, None, env)
+        if isinstance(n, Chain):
+            return self.chain(n, x, _join(prefix, name), env)
+        if isinstance(n, Concat):
+            return self.concat(n, x, _join(prefix, name), env)
+        if isinstance(n, Residual):
+            return self.residual(n, x, _join(prefix, name), env)
+        if isinstance(n, If):
+            cond = self.value(n.cond, env)
+            if not isinstance(cond, bool):
+                raise Invalid("if needs a bool")
+            chosen = n.then if cond else n.other
+            if chosen is None:
+                return x
+            # the chosen node stands in the if's place: its name, or its index in a list
+            if index is not None or (name is not None and isinstance(chosen, Chain)):
+                self.note("if_in_list")
+            return self.node(chosen, x, prefix, name, index, env)
+        raise TypeError(n)
+
+    def repeat_of(self, n: Any, env: dict[str, Any]) -> int:
+        if isinstance(n, (Op, Use)) and n.repeat is not None:
+            count = self.value(n.repeat, env)
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+                raise Invalid("bad repeat")
+            return depth_repeats(count, self.depth)
+        return 1
+
+    def repeated(self, n: Any, x: str, prefix: str, name: str | None, env: dict[str, Any]) -> str:
+        """A named node (a mapping value, or a one-key mapping): repeats are `name.0` … `name.N-1`."""
+        count = self.repeat_of(n, env)
+        if count == 1 and getattr(n, "repeat", None) is None:
+            return self.node(n, x, prefix, name, None, env)
+        self.note("named_repeat")
+        for i in range(count):
+            x = self.node(n, x, _join(prefix, name), None, i, env)
+        return x
+
+    def chain(self, n: Chain, x: str, prefix: str, env: dict[str, Any]) -> str:
+        if n.form == "chain_map":
+            assert n.names is not None
+            for key, item in zip(n.names, n.items, strict=True):
+                x = self.repeated(item, x, prefix, key, env)
+            return x
+        index = 0
+        for item in n.items:
+            if isinstance(item, Named):
+                x = self.repeated(item.node, x, prefix, item.name, env)
+                index += 1
+                continue
+            for _ in range(self.repeat_of(item, env)):
+                x = self.node(item, x, prefix, None, index, env)
+                index += 1
+        return x
+
+    def concat(self, n: Concat, x: str, prefix: str, env: dict[str, Any]) -> str:
+        outs = []
+        for i, b in enumerate(n.branches):
+            if self.repeat_of(b, env) != 1:
+                self.note("repeat_in_branch")
+            if n.names is not None:
+                outs.append(self.repeated(b, x, prefix, n.names[i], env))
+            else:
+                outs.append(self.node_repeated_unnamed(b, x, prefix, i, env))
+        if len(outs) == 1:
+            return outs[0]
+        if len(set(outs)) < len(outs):
+            self.note("merge_same_input")
+        shapes = [self.shapes[o] for o in outs]
+        first = shapes[0]
+        if any(s.is_map != first.is_map for s in shapes):
+            raise Invalid("concat of maps and vectors")
+        okh, okw = ALL, ALL
+        out = Shape(sum(s.c for s in shapes))
+        if first.is_map:
+            okh, okw = self.agree([s.h for s in shapes]), self.agree([s.w for s in shapes])
+            out = Shape(out.c, first.h, first.w)
+        return self.emit("concat", {}, _join(prefix, "concat"), outs, out, _join(prefix, "concat"), okh, okw)
+
+    def node_repeated_unnamed(self, n: Any, x: str, prefix: str, index: int, env: dict[str, Any]) -> str:
+        """A branch or body that is not in a list: `op * N` is N ops in a row, all with the same path."""
+        count = self.repeat_of(n, env)
+        for _ in range(count):
+            x = self.node(n, x, prefix, None, index, env)
+        return x
+
+    def agree(self, sizes: list[tuple[int, ...]]) -> tuple[bool, ...]:
+        ok = tuple(all(s[i] == sizes[0][i] for s in sizes) for i in range(MAXX))
+        valid = [i for i in range(MAXX) if all(s[i] > 0 for s in sizes)]
+        if any(not ok[i] for i in valid):
+            self.note("partial_merge")
+            if not ok[-1]:  # the branches agree only on a bounded range of sizes
+                self.note("bounded_merge")
+        return ok
+
+    def residual(self, n: Residual, x: str, prefix: str, env: dict[str, Any]) -> str:
+        if self.repeat_of(n.body, env) != 1 or (n.shortcut is not None and self.repeat_of(n.shortcut, env) != 1):
+            self.note("repeat_in_branch")
+        body = self.node_repeated_unnamed(n.body, x, prefix, None, env)  # type: ignore[arg-type]
+        short = x if n.shortcut is None else self.node_repeated_unnamed(n.shortcut, x, prefix, None, env)  # type: ignore[arg-type]
+        if body == short:
+            self.note("merge_same_input")
+        if self._passes_through(body, x):
+            self.note("residual_passthrough_body")
+        scale = 1.0 if n.scale is None else self.value(n.scale, env)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise Invalid("bad scale")
+        sb, ss = self.shapes[body], self.shapes[short]
+        if sb.c != ss.c or sb.is_map != ss.is_map:
+            raise Invalid("residual shapes differ")
+        okh, okw = ALL, ALL
+        if sb.is_map:
+            okh, okw = self.agree([ss.h, sb.h]), self.agree([ss.w, sb.w])
+        out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], ss, _join(prefix, "add"),
+                        okh, okw)
+        if n.then is not None:
+            out = self.op(n.then, out, _join(prefix, "act"), env)
+        return out
+
+    def _passes_through(self, v: str, x: str) -> bool:
+        """v is x itself, or x through identity / dropout / flatten of a vector only."""
+        while v != x and v != "input":
+            p = self.prims[int(v[1:])]
+            if p.op not in ("identity", "dropout") and not (p.op == "flatten" and not self.shapes[p.inputs[0]].is_map):
+                return False
+            v = p.inputs[0]
+        return v == x
+
+    def use(self, n: Use, x: str, path: str, env: dict[str, Any]) -> str:
+        block = self.blocks[n.block]
+        if not isinstance(block.body, (Concat, Residual, Chain, Op)):
+            raise Invalid("a block body is a concat, residual, chain or op")
+        if n.block in self.stack:
+            raise Invalid("block uses itself")
+        inner = dict(block.params)
+        for k, v in n.args.items():
+            if k not in block.params:
+                raise Invalid(f"block {n.block} has no parameter {k}")
+            inner[k] = self.value(v, env)
+        self.stack += (n.block,)
+        self.used.append(set())
+        try:
+            if isinstance(block.body, Op):
+                if self.repeat_of(block.body, inner) != 1:
+                    self.note("repeat_in_branch")
+                out = self.node_repeated_unnamed(block.body, x, path, None, inner)  # type: ignore[arg-type]
+            else:
+                out = self.node(block.body, x, path, None, None, inner)
+        finally:
+            self.stack = self.stack[:-1]
+            used = self.used.pop()
+        if set(block.params) - used:
+            raise Invalid(f"block {n.block}: a parameter is never used")  # docs/language.md: an error
+        self.register(path, out)
+        return out
+
+    def value(self, v: Any, env: dict[str, Any]) -> Any:
+        if isinstance(v, Param):
+            if v.name not in env:
+                raise Invalid(f"undefined ${v.name}")
+            if self.used:
+                self.used[-1].add(v.name)
+            return env[v.name]
+        if isinstance(v, (list, tuple)):
+            return type(v)(self.value(e, env) for e in v)
+        return v
+
+    # -- ops
+    def op(self, n: Op, x: str, path: str, env: dict[str, Any]) -> str:
+        if set(n.args) - OPTIONS.get(n.name, set()):
+            raise Invalid(f"{n.name} has no option {sorted(set(n.args) - OPTIONS.get(n.name, set()))}")
+        written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, env) for k, v in n.args.items()}}
+        args = {**OP_DEFAULTS.get(n.name, {}), **written}
+        if n.name in CHANNEL_OPS and self.scale_width and not n.fixed and path not in self.fixed and self.width != 1:
+            old = args["out"]
+            args["out"] = width_channels(old, self.width, self.divisor)
+            if written.get("groups") == old:  # a depthwise conv (groups written equal to out) stays depthwise
+                args["groups"] = args["out"]
+        handler = getattr(self, "op_" + n.name, None)
+        if handler is None:
+            if n.name not in ACTS and n.name != "identity":
+                raise Invalid(f"unknown op {n.name}")
+            y = self.emit(n.name, {}, path, [x], self.shapes[x], path)
+        else:
+            y = handler(args, x, path)
+        self.register(path, y)
+        return y
+
+    def map_of(self, x: str, what: str) -> Shape:
+        xs = self.shapes[x]
+        if not xs.is_map:
+            raise Invalid(f"{what} on a vector")
+        return xs
+
+    def op_conv(self, args: dict[str, Any], x: str, path: str) -> str:
+        y = self.conv2d({k: args[k] for k in OP_DEFAULTS["conv2d"]} | {"out": args["out"]}, x, _join(path, "conv"), path)
+        if args["bn"]:
+            y = self.emit("bn", {"eps": args["eps"], "momentum": args["momentum"], "affine": True},
+                          _join(path, "bn"), [y], self.shapes[y], path)
+        if args["act"] != "none":
+            y = self.emit(args["act"], {}, _join(path, "act"), [y], self.shapes[y], path)
+        return y
+
+    def op_conv2d(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.conv2d(args, x, path, path)
+
+    def op_maxpool(self, args: dict[str, Any], x: str, path: str, name: str = "maxpool") -> str:
+        xs = self.map_of(x, "pool")
+        k, s, p = _pair(args["kernel"]), _pair(args["stride"]), _pair(args["padding"])
+        if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
+            raise Invalid("pool padding above half the kernel")
+        shape = Shape(xs.c, _window(xs.h, k[0], s[0], p[0], 1, args["ceil"]),  # type: ignore[arg-type]
+                      _window(xs.w, k[1], s[1], p[1], 1, args["ceil"]))  # type: ignore[arg-type]
+        params = {"kernel": k, "stride": s, "padding": p, "ceil": bool(args["ceil"])}
+        if name == "avgpool":
+            params["exclude_pad"] = bool(args["exclude_pad"])
+        return self.emit(name, params, path, [x], shape, path)
+
+    def op_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.op_maxpool(args, x, path, "avgpool")
+
+    def op_adaptive_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "adaptive pool")
+        size = _pair(args["size"])
+        return self.emit("adaptive_avgpool", {"size": size}, path, [x],
+                         Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
+
+    def op_global_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "global pool")
+        return self.emit("global_avgpool", {}, path, [x], Shape(xs.c), path, *self.nonempty(xs))
+
+    def op_flatten(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]
+        if not xs.is_map:
+            return self.emit("flatten", {}, path, [x], xs, path)
+        # the length is fixed at the spec's input size: other sizes must give the same H×W
+        h0, w0 = self.spec.size
+        fh, fw = xs.h[h0 - 1], xs.w[w0 - 1]  # type: ignore[index]
+        okh = tuple(v == fh for v in xs.h)  # type: ignore[union-attr]
+        okw = tuple(v == fw for v in xs.w)  # type: ignore[union-attr]
+        return self.emit("flatten", {}, path, [x], Shape(xs.c * fh * fw), path, okh, okw)
+
+    def op_linear(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]
+        if xs.is_map:
+            raise Invalid("linear on a map")
+        return self.emit("linear", {"out": args["out"], "bias": args["bias"], "in": xs.c}, path, [x],
+                         Shape(args["out"]), path)
+
+    def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
+
+    def op_lrn(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "lrn")
+        return self.emit("lrn", {k: args[k] for k in ("size", "alpha", "beta", "k")}, path, [x], xs, path)
+
+    def op_dropout(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.emit("dropout", {"p": float(args["p"])}, path, [x], self.shapes[x], path)
+
+    def nonempty(self, s: Shape) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+        return tuple(v > 0 for v in s.h), tuple(v > 0 for v in s.w)  # type: ignore[union-attr]
+
+    def conv2d(self, args: dict[str, Any], x: str, path: str, origin: str) -> str:
+        xs = self.shapes[x]
+        if not xs.is_map:
+            raise Invalid("conv on a vector")
+        k, s, p, d = (_pair(args[a]) for a in ("kernel", "stride", "padding", "dilation"))
+        g, out = args["groups"], args["out"]
+        if not isinstance(out, int) or isinstance(out, bool) or out < 1 or xs.c % g or out % g:
+            raise Invalid("groups do not divide the channels")
+        shape = Shape(out, _window(xs.h, k[0], s[0], p[0], d[0], False), _window(xs.w, k[1], s[1], p[1], d[1], False))
+        params = {"in": xs.c, "out": out, "kernel": k, "stride": s, "padding": p, "dilation": d, "groups": g,
+                  "bias": bool(args["bias"])}
+        return self.emit("conv2d", params, path, [x], shape, origin)
+
+    # -- the whole spec
+    def run(self) -> Truth:
+        spec = self.spec
+        self.shapes["input"] = Shape(spec.channels, X, X)
+        out = self.chain(spec.network, "input", "", {})
+        outputs = {"logits": out}
+        for a in spec.aux:
+            tap = self.by_path.get(a.tap)
+            if tap is None:
+                raise Invalid(f"aux tap {a.tap!r} names nothing")
+            self.aux = a.name
+            outputs[a.name] = self.row(a.name, lambda a=a, tap=tap: self.node(a.head, tap, "", a.name, None, {}),
+                                       register=False)
+            self.aux = None
+        return self.finish(outputs)
+
+    def finish(self, outputs: dict[str, str]) -> Truth:
+        h0, w0 = self.spec.size
+        params = macs = 0
+        per_row: dict[str | None, int] = {}
+        for p in self.prims:
+            count = 0
+            if p.op == "conv2d":
+                weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
+                count = weights + (p.params["out"] if p.params["bias"] else 0)
+                if p.aux is None:
+                    macs += weights * p.shape.h[h0 - 1] * p.shape.w[w0 - 1]  # type: ignore[index]
+            elif p.op == "linear":
+                count = p.params["in"] * p.params["out"] + (p.params["out"] if p.params["bias"] else 0)
+                if p.aux is None:
+                    macs += p.params["in"] * p.params["out"]
+            elif p.op == "bn" and p.params["affine"]:
+                count = 2 * p.shape.c
+            params += count
+            per_row[p.unit] = per_row.get(p.unit, 0) + count
+        by_id = {p.id: p for p in self.prims}
+        for p in self.prims:
+            if p.op not in STATEFUL and p.path and (p.path in self.module_paths or p.path in self.containers):
+                self.note("nested_list_clash")
+            if p.op == "identity":
+                self.notes.add("identity")
+        returned = set(outputs.values())
+        if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
+            self.note("relu_on_output")
+        if any(seg in HOSTILE for p in self.prims for seg in p.path.split(".")):
+            self.note("hostile_names")
+        # build and the standalone file make dropout a module too: its path must not be another
+        # module's, hold one, or sit under one
+        dropout = [p.path for p in self.prims if p.op == "dropout"]
+        modules = set(dropout) | self.module_paths
+        for q in dropout:
+            if dropout.count(q) > 1 or any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
+                self.note("dropout_module_clash")
+
+        def ok(names: list[str]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+            okh, okw = list(ALL), list(ALL)
+            seen: set[str] = set()
+            todo = [outputs[n] for n in names]
+            while todo:
+                v = todo.pop()
+                if v in seen or v == "input":
+                    continue
+                seen.add(v)
+                p = by_id[v]
+                okh = [a and b for a, b in zip(okh, p.okh, strict=True)]
+                okw = [a and b for a, b in zip(okw, p.okw, strict=True)]
+                todo.extend(p.inputs)
+            return tuple(okh), tuple(okw)
+
+        rows = [(path, out, per_row.get(path, 0)) for path, out in self.rows]
+        return Truth(self.prims, self.shapes, outputs, self.spec.channels, self.spec.size, params, macs,
+                     ok(["logits"]), ok(list(outputs)), self.notes, rows)
+
+
+def _join(prefix: str, seg: str | None) -> str:
+    if seg is None:
+        return prefix
+    return f"{prefix}.{seg}" if prefix else seg
+
+
+def apply_overrides(spec: Spec) -> Spec:
+    """The spec as the `--set` overrides make it (the overrides the generator draws, by meaning)."""
+    s = copy.deepcopy(spec)
+    for key, value in spec.overrides.items():
+        parts = key.split(".")
+        if parts[0] == "input" and parts[1] == "size":
+            s.size = tuple(value) if isinstance(value, list) else (value, value)  # type: ignore[assignment]
+        elif parts[0] == "scale":
+            s.scale[parts[1]] = value
+        elif parts[0] == "defaults":
+            s.defaults.setdefault(parts[1], {})[parts[2]] = value
+        elif parts[0] == "blocks" and parts[2] == "params":
+            next(b for b in s.blocks if b.name == parts[1]).params[parts[3]] = value
+        elif parts[0] == "network":  # an item of a list network in short form: `.repeat` is its `* N`, else a key=value
+            item = s.network.items[int(parts[1])]
+            if parts[2] == "repeat":
+                item.repeat = value
+            else:
+                item.args[parts[2]] = value
+        else:
+            raise ValueError(key)
+    return s
+
+
+def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset()) -> Truth:
+    """The meaning of a spec tree (after its overrides): raises Invalid when it is not a valid spec."""
+    s = apply_overrides(spec)
+    if s.size[0] > MAXX or s.size[1] > MAXX:
+        raise Invalid("input size beyond the tracked range")
+    fixed: frozenset[str] = frozenset()
+    if float(s.scale.get("width", 1.0)) != 1:
+        first = Realizer(s, scale_width=False, check_paths=False).run()
+        fixed = output_ops(first)
+    truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid).run()
+    if not truth.accepts(*s.size):
+        raise Invalid("the spec's own input size is not accepted")
+    if not truth.accepts(*s.size, train=True):
+        raise Invalid("aux heads refuse the spec's own input size")
+    return truth
+
+
+def output_ops(truth: Truth) -> frozenset[str]:
+    """Origins of the ops deciding an output's channels: walk back through ops without `out`."""
+    by_id = {p.id: p for p in truth.prims}
+    found: set[str] = set()
+    todo = list(truth.outputs.values())
+    seen: set[str] = set()
+    while todo:
+        v = todo.pop()
+        if v in seen or v == "input":
+            continue
+        seen.add(v)
+        p = by_id[v]
+        if p.op in ("conv2d", "linear"):
+            found.add(p.origin)
+        else:
+            todo.extend(p.inputs)
+    return frozenset(found)
+
+
+# ---- rendering ------------------------------------------------------------------------------------
+
+def _num(v: float) -> str:
+    s = repr(float(v))
+    return s if "e" not in s else f"{v:.10f}".rstrip("0")
+
+
+def _val(v: Any) -> str:
+    if isinstance(v, Param):
+        return f"${v.name}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, tuple):
+        return f"[{v[0]},{v[1]}]"
+    return str(v)
+
+
+def _yaml_value(v: Any, rng: random.Random | None = None) -> Any:
+    if isinstance(v, Param):
+        return f"${v.name}"
+    if isinstance(v, tuple):  # a pair: [h, w], or one number when both are equal
+        return list(v) if v[0] != v[1] or rng is None or rng.random() < 0.5 else v[0]
+    return v
+
+
+FLAGS = {  # (op, arg, value) → the bare word that sets it
+    ("conv", "bias", True): "bias", ("conv", "bias", False): "no_bias", ("conv", "bn", False): "no_bn",
+    ("conv", "act", "none"): "linear", ("conv2d", "bias", True): "bias", ("conv2d", "bias", False): "no_bias",
+    ("linear", "bias", True): "bias", ("linear", "bias", False): "no_bias", ("bn", "affine", False): "no_affine",
+    ("maxpool", "ceil", True): "ceil", ("avgpool", "ceil", True): "ceil", ("avgpool", "exclude_pad", True): "exclude_pad",
+}
+LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
+
+
+def short_form(n: Op) -> str:
+    rng = random.Random(n.style)
+    tokens = [n.name]
+    args = dict(n.args)
+    if n.name in ("conv", "conv2d", "linear") and rng.random() < 0.8:
+        tokens.append(_val(args.pop("out")))
+    if n.name == "lrn" and "size" in args and rng.random() < 0.7:
+        tokens.append(_val(args.pop("size")))
+    if n.name == "dropout" and "p" in args and rng.random() < 0.7:
+        tokens.append(_val(args.pop("p")))
+    grid = "size" if n.name == "adaptive_avgpool" else "kernel"
+    if grid in args and not isinstance(args[grid], Param) and rng.random() < 0.8:
+        k = _pair(args.pop(grid))
+        tokens.append(f"{k[0]}x{k[1]}")
+    for key in list(args):
+        v = args[key]
+        word = FLAGS.get((n.name, key, v)) if not isinstance(v, Param) else None
+        if word and rng.random() < 0.7:
+            tokens.append(word)
+        elif key in LETTERS and not isinstance(v, Param) and rng.random() < 0.7:
+            if key == "groups":
+                tokens.append(f"g{v}")
+            else:
+                a, b = _pair(v)
+                tokens.append(f"{LETTERS[key]}{a}" if a == b else f"{LETTERS[key]}{a},{b}")
+        elif isinstance(v, bool) and v and rng.random() < 0.5 and not word:
+            tokens.append(key)  # a boolean parameter's name sets it true
+        else:
+            tokens.append(f"{key}={_val(v)}")
+    if n.fixed:
+        tokens.insert(rng.randint(1, len(tokens)), "fixed")
+    if n.repeat is not None:
+        tokens += ["*", _val(n.repeat)] if rng.random() < 0.7 or isinstance(n.repeat, Param) else [f"*{n.repeat}"]
+    return " ".join(tokens)
+
+
+def _op_data(n: Op) -> Any:
+    if not n.long or n.repeat is not None:
+        return short_form(n)
+    rng = random.Random(n.style)
+    d: dict[str, Any] = {"op": n.name}
+    for k, v in n.args.items():
+        d[k] = _yaml_value(v, rng)
+    if n.fixed:
+        d["fixed"] = True
+    return d
+
+
+def _use_data(n: Use) -> Any:
+    if n.long:
+        d: dict[str, Any] = {"block": n.block}
+        if n.args:
+            d["params"] = {k: _yaml_value(v) for k, v in n.args.items()}
+        if n.repeat is not None:
+            d["repeat"] = _yaml_value(n.repeat)
+        return d
+    parts = [n.block] + [f"{k}={_val(v)}" for k, v in n.args.items()]
+    if n.repeat is not None:
+        parts += ["*", _val(n.repeat)]
+    return " ".join(parts)
+
+
+def _chain_data(n: Chain) -> Any:
+    if n.form == "chain_map":
+        assert n.names is not None
+        return {"chain": {k: to_data(v) for k, v in zip(n.names, n.items, strict=True)}}
+    items = [to_data(v) for v in n.items]
+    return {"chain": items} if n.form == "chain_list" else items
+
+
+def _concat_data(n: Concat) -> Any:
+    if n.names is not None:
+        return {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches, strict=True)}}
+    return {"concat": [to_data(v) for v in n.branches]}
+
+
+def _residual_data(n: Residual) -> Any:
+    r: dict[str, Any] = {"body": to_data(n.body)}
+    if n.shortcut is not None:
+        r["shortcut"] = to_data(n.shortcut)
+    if n.scale is not None:
+        r["scale"] = _yaml_value(n.scale)
+    if n.then is not None:
+        r["then"] = short_form(n.then)
+    return {"residual": r}
+
+
+def _if_data(n: If) -> Any:
+    d = {"if": _yaml_value(n.cond), "then": to_data(n.then)}
+    if n.other is not None:
+        d["else"] = to_data(n.other)
+    return d
+
+
+_DATA: dict[type, Any] = {Op: _op_data, Use: _use_data, Chain: _chain_data, Concat: _concat_data,
+                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)}}
+
+
+def to_data(n: Any) -> Any:
+    """The tree as plain YAML data."""
+    return _DATA[type(n)](n)
+
+
+def render(spec: Spec) -> str:
+    """The spec tree as YAML text (without its overrides, which go to archspec as `overrides=`)."""
+    data: dict[str, Any] = {"archspec": 1, "name": spec.name, "doc": f"generated case {spec.name}",
+                            "input": {"channels": spec.channels,
+                                      "size": spec.size[0] if spec.size_as_int and spec.size[0] == spec.size[1]
+                                      else list(spec.size)}}
+    if spec.defaults:
+        data["defaults"] = spec.defaults
+    if spec.scale:
+        data["scale"] = dict(spec.scale)
+    if spec.blocks:
+        blocks = {}
+        for b in spec.blocks:
+            d: dict[str, Any] = {}
+            if b.label:
+                d["label"] = b.label
+            if b.params:
+                d["params"] = dict(b.params)
+            body = b.body
+            if isinstance(body, Op):
+                d["op"] = short_form(body)
+            elif isinstance(body, Chain):
+                d["chain"] = to_data(body)["chain"] if body.form != "list" else to_data(body)
+            else:
+                d.update(to_data(body))
+            blocks[b.name] = d
+        data["blocks"] = blocks
+    net = spec.network
+    data["network"] = ({k: to_data(v) for k, v in zip(net.names, net.items, strict=True)} if net.form == "chain_map" and net.names
+                       else [to_data(v) for v in net.items])
+    if spec.aux:
+        data["aux"] = {}
+        for a in spec.aux:
+            d = {"tap": a.tap, "head": to_data(a.head)}
+            if a.weight is not None:
+                d["weight"] = a.weight
+            data["aux"][a.name] = d
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+
+
+# ---- the generator ------------------------------------------------------------------------------
+
+class Gen:
+    """Draws one valid spec tree from a seed; every fragment is tried with :class:`Realizer` as it
+    is drawn, so channels and sizes always fit. ``faults``: the switched-off constructs."""
+
+    def __init__(self, seed: int, faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int = 1) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.faults = set(faults)
+        self.size = size  # 0 small … 2 larger networks
+        self.names = NAMES + (() if "hostile_names" in self.faults else HOSTILE)
+
+    # -- helpers
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def pick(self, seq: Any) -> Any:
+        return self.rng.choice(list(seq))
+
+    def style(self) -> int:
+        return self.rng.getrandbits(32)
+
+    def try_node(self, n: Any, v: str, env: dict[str, Any]) -> str:
+        return self.r.node(n, v, "g", None, None, env)
+
+    def fresh_names(self, k: int) -> list[str]:
+        return self.rng.sample(self.names, k)
+
+    # -- the whole spec
+    def spec(self) -> tuple[Spec, Truth]:
+        for _ in range(200):
+            sub = self.rng.getrandbits(32)
+            try:
+                return self._spec(random.Random(sub))
+            except Invalid:
+                continue
+        raise RuntimeError(f"seed {self.seed}: no valid spec in 200 draws")
+
+    def _spec(self, rng: random.Random) -> tuple[Spec, Truth]:
+        self.rng = rng
+        size = rng.randint(8, 40)
+        hw = (size, size) if self.chance(0.7) else (size, rng.randint(8, 40))
+        spec = Spec(name=self.pick(["net", "tiny_net", "Model2", "fuzz_case"]), channels=rng.randint(1, 5), size=hw,
+                    network=Chain([]), size_as_int=self.chance(0.5))
+        if self.chance(0.3):
+            spec.defaults = self.draw_defaults()
+        if self.chance(0.15):
+            spec.scale = {"width": self.pick([0.5, 0.75, 1.5, 2.0]), "divisor": self.pick([1, 2, 4])}
+        if self.chance(0.15):
+            spec.scale["depth"] = self.pick([1.5, 2.0])
+        self.spec_ = spec
+        self.r = Realizer(spec, check_paths=False, forbid=self.faults)
+        self.r.shapes["input"] = Shape(spec.channels, X, X)
+        self.param_ctx: dict[str, Any] | None = None
+        self.in_block = 0
+        self.budget = [10, 24, 48][self.size] + rng.randint(0, 10)
+        v = "input"
+        items: list[Any] = []
+        n_items = rng.randint(1, 3 + self.size)
+        for _ in range(n_items):
+            n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True)
+            items.append(n)
+        if self.chance(0.75):
+            for n in self.classifier(v):
+                v = self.try_node(n, v, {})
+                items.append(n)
+        if self.chance(0.35):  # a mapping of named parts
+            names = self.fresh_names(len(items))
+            items = [i.node if isinstance(i, Named) else i for i in items]
+            spec.network = Chain(items, "chain_map", names)
+        else:
+            spec.network = Chain(items)
+        if self.chance(0.25):
+            self.draw_aux(spec)
+        truth = realize(spec, forbid=self.faults)
+        if self.chance(0.35):
+            self.draw_overrides(spec)
+            truth = realize(spec, forbid=self.faults)
+        return spec, truth
+
+    def classifier(self, v: str) -> list[Any]:
+        s = self.r.shapes[v]
+        out: list[Any] = []
+        if s.is_map:
+            if self.chance(0.2):
+                out.append(Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()))
+                out.append(Op("flatten"))
+            else:
+                out.append(Op("global_avgpool", long=self.chance(0.2)))
+        if self.chance(0.3):
+            out.append(Op("dropout", {"p": self.pick([0.0, 0.0, 0.2])}, style=self.style()))
+        out.append(Named(self.pick(["fc", "classifier", "last_linear", "logits_fc"]),
+                         Op("linear", {"out": self.rng.randint(2, 10)}, style=self.style())))
+        return out
+
+    def draw_defaults(self) -> dict[str, dict[str, Any]]:
+        d: dict[str, dict[str, Any]] = {}
+        if self.chance(0.6):
+            conv: dict[str, Any] = {}
+            for _ in range(self.rng.randint(1, 2)):
+                k = self.pick(["eps", "act", "momentum", "bias"])
+                conv[k] = {"eps": 0.001, "act": self.pick(["relu", "silu", "none", "gelu"]), "momentum": 0.3,
+                           "bias": True}[k]
+            d["conv"] = conv
+        if self.chance(0.3):
+            d["bn"] = {"eps": 0.01} if self.chance(0.5) else {"momentum": 0.05}
+        if self.chance(0.3):
+            d["avgpool"] = {"exclude_pad": True}
+        if self.chance(0.2):
+            d["dropout"] = {"p": 0.0}
+        if self.chance(0.2):
+            d["conv2d"] = {"bias": False}
+        return d or {"conv": {"eps": 0.001}}
+
+    def draw_aux(self, spec: Spec) -> None:
+        scratch = Realizer(apply_overrides(spec), check_paths=False, forbid=self.faults)
+        try:
+            scratch.run()
+        except Invalid:
+            return
+        taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1]
+        if not taps:
+            return
+        main, self.r = self.r, scratch  # the head is drawn on the values of the whole network
+        try:
+            self._draw_heads(spec, scratch, taps)
+        finally:
+            self.r = main
+
+    def _draw_heads(self, spec: Spec, scratch: Realizer, taps: list[str]) -> None:
+        for i in range(self.rng.randint(1, 2)):
+            tap = self.pick(taps)
+            v = scratch.by_path[tap]
+            head: list[Any] = []
+            s = self.r.shapes[v]
+            if s.is_map and self.chance(0.5):
+                n, v2 = self.gen(v, 1, {}, in_list=True)
+                head.append(n)
+            else:
+                v2 = v
+            for n in self.classifier(v2):
+                v2 = self.try_node(n, v2, {})
+                head.append(n)
+            name = f"aux{i + 1}" if self.chance(0.7) else self.pick(["side", "aux_head", "deep_sup"]) + str(i)
+            node: Any = Chain(head, "chain_list") if self.chance(0.2) else Chain(head)
+            spec.aux.append(Aux(name, tap, node, self.pick([None, 0.3, 1.0])))
+
+    def draw_overrides(self, spec: Spec) -> None:
+        choices = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
+        keys = self.rng.sample(choices, self.rng.randint(1, 2))
+        if spec.network.form == "list" and self.chance(0.5):
+            keys.append("item")
+        if any(b.params for b in spec.blocks) and self.chance(0.5):
+            keys.append("block_param")
+        for key in dict.fromkeys(keys):
+            trial = dict(spec.overrides)
+            if key == "input.size":
+                s = self.rng.randint(8, 40)
+                trial["input.size"] = [s, s] if self.chance(0.7) else [s, self.rng.randint(8, 40)]
+            elif key == "scale.width":
+                trial["scale.width"] = self.pick([0.5, 1.5, 2.0])
+                trial["scale.divisor"] = self.pick([1, 2, 4])
+            elif key == "scale.depth":
+                trial["scale.depth"] = self.pick([1.5, 2.0, 3.0])
+            elif key == "defaults":
+                trial[self.pick(["defaults.conv.eps", "defaults.bn.eps"])] = 0.01
+            elif key == "item":
+                items = [(i, n) for i, n in enumerate(spec.network.items)
+                         if isinstance(n, (Op, Use)) and not n.long and (n.repeat is not None or n.args)]
+                if not items:
+                    continue
+                i, n = self.pick(items)
+                if n.repeat is not None and not isinstance(n.repeat, Param) and self.chance(0.5):
+                    trial[f"network.{i}.repeat"] = self.pick([1, 2, 3])
+                else:
+                    ints = [k for k in n.args if k in ("out", "p")] if isinstance(n, Op) else [
+                        k for k, v in n.args.items() if k[0] == "c" and k[1:].isdigit()]
+                    if not ints:
+                        continue
+                    k = self.pick(ints)
+                    written = isinstance(n, Use) or f" {k}=" in short_form(n)
+                    if not written and "set_positional" in self.faults:
+                        continue
+                    trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
+            elif key == "block_param":
+                ints = [(b.name, p) for b in spec.blocks for p, val in b.params.items()
+                        if isinstance(val, int) and not isinstance(val, bool) and p.startswith("c")]
+                if not ints:
+                    continue
+                b, p = self.pick(ints)
+                for value in (self.rng.randint(2, 12), 4, 8, 2):
+                    trial[f"blocks.{b}.params.{p}"] = value
+                    spec.overrides, old = trial, spec.overrides
+                    try:
+                        realize(spec, forbid=self.faults)
+                        break
+                    except Invalid:
+                        spec.overrides = old
+                continue
+            old = spec.overrides
+            spec.overrides = trial
+            try:
+                realize(spec, forbid=self.faults)
+            except Invalid:
+                spec.overrides = old
+
+    # -- nodes
+    def gen(self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None
+            ) -> tuple[Any, str]:
+        """A node applied to value v; ``align``: only ops mapping size X to floor((X-1)/align)+1
+        (so that parallel branches agree at every size)."""
+        self.budget -= 1
+        if depth <= 0 or self.budget <= 0:
+            kinds = ["op"]
+        else:
+            kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty"]
+        for _ in range(8):
+            kind = self.pick(kinds)
+            try:
+                n = self.make(kind, v, depth, env, in_list, align)
+                if n is None:
+                    continue
+                out = self.try_node(n, v, env)
+                if kind != "op" and in_list and self.chance(0.15):
+                    name = self.pick([m for m in self.names if m not in KEYWORDS])  # {concat: …} is a concat
+                    return Named(name, n), out
+                return n, out
+            except Invalid:
+                continue
+        n = Op(self.pick(["identity", "gelu", "bn"]) if align is None or True else "identity")
+        return n, self.try_node(n, v, env)
+
+    def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
+        if kind == "op":
+            return self.make_op(v, env, in_list, align)
+        if kind == "empty":  # an empty chain: the identity
+            return Chain([], self.pick(["list", "chain_list"]))
+        if kind == "chain":
+            items = []
+            x = v
+            for _ in range(self.rng.randint(1, 3)):
+                n, x = self.gen(x, depth - 1, env, in_list=True, align=1 if align else None)
+                items.append(n)
+            if align and align > 1:
+                first = self.make_op(v, env, False, align, strided=True)
+                if first is None:
+                    return None
+                items.insert(0, first)
+            form = self.pick(["list", "list", "chain_list", "chain_map"])
+            if form == "chain_map":
+                items = [i.node if isinstance(i, Named) else i for i in items]
+                return Chain(items, form, self.fresh_names(len(items)))
+            return Chain(items, form)
+        if kind == "concat":
+            return self.make_concat(v, depth, env, align)
+        if kind == "residual":
+            return self.make_residual(v, depth, env, align)
+        if kind == "block":
+            return self.make_use(v, depth, env, align)
+        if kind == "if":
+            saved, self.param_ctx = self.param_ctx, None
+            try:
+                then, _ = self.gen(v, depth - 1, env, align=align)
+                other = None
+                if self.chance(0.5):
+                    other, _ = self.gen(v, depth - 1, env, align=align)
+            finally:
+                self.param_ctx = saved
+            return If(self.maybe_param("flag", self.chance(0.5), env, 0.5), then, other)
+        raise ValueError(kind)
+
+    def channel(self, env: dict[str, Any], value: int) -> Any:
+        """A channel count, sometimes as a block parameter."""
+        return self.maybe_param("c", value, env, 0.35)
+
+    def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
+        s = self.r.shapes[v]
+        if strided:
+            name = self.pick(["conv", "conv2d", "maxpool", "avgpool"])
+        elif s.is_map:
+            name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2)
+            if not align and self.chance(0.06):
+                name = self.pick(TO_VEC)
+                h0, w0 = self.spec_.size
+                if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
+                    name = "global_avgpool"  # keep vectors (and the linears after them) small
+        else:
+            name = self.pick(VEC_OPS + ("linear",))
+        args: dict[str, Any] = {}
+        if name in ("conv", "conv2d", "maxpool", "avgpool"):
+            args = self.window_args(name, align, strided)
+        if name in ("conv", "conv2d"):
+            args = self.conv_args(name, s, env, args)
+        elif name in ("maxpool", "avgpool"):
+            if self.chance(0.25) and not align:
+                args["ceil"] = True
+            if name == "avgpool" and self.chance(0.3):
+                args["exclude_pad"] = self.chance(0.7)
+        else:
+            args = self.other_args(name, env)
+        n = Op(name, args, long=self.chance(0.2), style=self.style())
+        if name in CHANNEL_OPS and self.chance(0.1):
+            n.fixed = True
+        if self.chance(0.12) and not n.long and not strided:
+            count = self.pick([1, 2, 2, 3])
+            n.repeat = self.maybe_param("n", count, env, 0.3)
+        return n
+
+    def maybe_param(self, prefix: str, value: Any, env: dict[str, Any], p: float) -> Any:
+        """value, or (inside a block, with probability p) a new block parameter holding it."""
+        if self.param_ctx is None or not self.chance(p):
+            return value
+        pname = f"{prefix}{len(self.param_ctx)}"
+        self.param_ctx[pname] = value
+        env[pname] = value
+        return Param(pname)
+
+    def window_args(self, name: str, align: int | None, strided: bool) -> dict[str, Any]:
+        """kernel, stride, padding, dilation of a conv or pool (aligned: size X → floor((X-1)/align)+1)."""
+        pool = name in ("maxpool", "avgpool")
+        k = (self.pick([1, 3, 3, 5]), self.pick([1, 3, 3, 5])) if self.chance(0.3) else (self.pick([1, 2, 3, 5]),) * 2
+        if pool and self.chance(0.7) and not strided:
+            k = (self.pick([2, 3]),) * 2
+        d = (2, 2) if not pool and self.chance(0.15) else (1, 1)
+        if align:
+            k = (k[0] | 1, k[1] | 1)
+            p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
+            st = (align, align) if strided else (1, 1)
+        else:
+            st = (self.pick([1, 1, 2, 3]),) * 2 if self.chance(0.8) else (self.pick([1, 2]), self.pick([1, 2]))
+            p = (self.pick([0, 0, 1, 2]),) * 2 if self.chance(0.8) else (self.pick([0, 1]), self.pick([0, 1]))
+            if pool:
+                p = (min(p[0], k[0] // 2), min(p[1], k[1] // 2))
+        args: dict[str, Any] = {"kernel": k}
+        if st != (1, 1) or self.chance(0.2):
+            args["stride"] = st
+        if p != (0, 0) or self.chance(0.1):
+            args["padding"] = p
+        if d != (1, 1):
+            args["dilation"] = d
+        return args
+
+    def conv_args(self, name: str, s: Shape, env: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+        out = self.rng.randint(2, 12)
+        args: dict[str, Any] = {}
+        if self.chance(0.15):
+            g = self.pick([g for g in (2, 3, 4) if s.c % g == 0] or [1])
+            if self.chance(0.4):  # depthwise
+                g = s.c
+            out = g * self.rng.randint(1, max(1, 12 // g))
+            if g != 1:
+                window["groups"] = g
+        args = {"out": self.channel(env, out), **window}
+        if self.chance(0.3):
+            args["bias"] = self.chance(0.5)
+        if name == "conv":
+            for key, p, values in (("bn", 0.15, [False]), ("act", 0.3, [*ACTS, "none"]), ("eps", 0.15, [0.001, 0.01]),
+                                   ("momentum", 0.1, [0.0, 0.3, 1.0])):
+                if self.chance(p):
+                    args[key] = self.pick(values)
+        return args
+
+    OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
+        "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
+        "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]),
+                ("k", 0.3, [1.0, 2.0])),
+        "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
+        "linear": (("bias", 0.3, [True, False]),),
+    }
+
+    def other_args(self, name: str, env: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if name == "linear":
+            args["out"] = self.channel(env, self.rng.randint(2, 12))
+        if name == "adaptive_avgpool":
+            args["size"] = (self.rng.randint(1, 3), self.rng.randint(1, 3))
+        for key, p, values in self.OTHER_ARGS.get(name, ()):
+            if self.chance(p):
+                args[key] = self.pick(values)
+        return args
+
+    def branch(self, v: str, depth: int, env: dict[str, Any], stride: int) -> Any:
+        """One branch of a merge, mapping size X to floor((X-1)/stride)+1."""
+        if stride == 1:
+            n, _ = self.gen(v, depth - 1, env, align=1)
+            return n
+        first = self.make_op(v, env, False, stride, strided=True)
+        if first is None:
+            raise Invalid("no strided op")
+        if self.chance(0.5):
+            return first
+        x = self.try_node(first, v, env)
+        rest, _ = self.gen(x, depth - 1, env, in_list=True, align=1)
+        return Chain([first, rest], self.pick(["list", "chain_list"]))
+
+    def make_concat(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Concat:
+        s = self.r.shapes[v]
+        stride = 1 if (align == 1 or not s.is_map) else (align or self.pick([1, 1, 2]))
+        k = self.rng.randint(1, 3) if self.chance(0.1) else self.rng.randint(2, 3)
+        if not align and s.is_map and self.chance(0.2):  # free branches: must agree at every size anyway
+            branches = [self.gen(v, depth - 1, env)[0] for _ in range(k)]
+        else:
+            branches = [self.branch(v, depth, env, stride) for _ in range(k)]
+        if self.chance(0.5):
+            return Concat([b.node if isinstance(b, Named) else b for b in branches], self.fresh_names(k))
+        return Concat(branches)
+
+    def make_residual(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Residual:
+        s = self.r.shapes[v]
+        stride = 1 if (align == 1 or not s.is_map) else (align or self.pick([1, 1, 2]))
+        body = self.branch(v, depth, env, stride)
+        out = self.try_node(body, v, env)
+        shortcut = None
+        fix_c = s.c
+        if stride != 1 or self.chance(0.3):
+            shortcut = self.branch(v, depth, env, stride)
+            fix_c = self.r.shapes[self.try_node(shortcut, v, env)].c
+        if self.r.shapes[out].c != fix_c:  # end the body with the channels the sum needs
+            fix = Op(self.pick(["conv", "conv2d"]) if s.is_map else "linear", {"out": self.channel(env, fix_c)},
+                     style=self.style())
+            body = Chain([body, fix], "list") if not isinstance(body, Chain) else Chain(body.items + [fix], body.form,
+                                                                                           None)
+            if body.form == "chain_map":
+                body.form = "list"
+        scale: Any = None
+        if self.chance(0.5):
+            scale = self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3)
+        then = None
+        if self.chance(0.6):
+            then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style())
+        return Residual(body, shortcut, scale, then)
+
+    def reuse(self) -> Use:
+        """A use of an existing block, with some of its parameters passed."""
+        b = self.pick(self.spec_.blocks)
+        use = Use(b.name, long=self.chance(0.3), style=self.style())
+        if self.in_block:
+            return use
+        for p, val in b.params.items():
+            if self.chance(0.4) and p.startswith("c"):
+                use.args[p] = self.rng.randint(2, 12)
+            elif self.chance(0.4) and p.startswith("flag"):
+                use.args[p] = not val
+        if self.chance(0.15):
+            use.repeat = self.pick([1, 2, 3])
+        return use
+
+    def make_use(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Use | None:
+        spec = self.spec_
+        if self.in_block or (spec.blocks and self.chance(0.5)):  # an earlier block (inside a block: always)
+            return self.reuse() if spec.blocks else None
+        if len(spec.blocks) >= 3:
+            return None
+        params: dict[str, Any] = {}
+        saved, self.param_ctx = self.param_ctx, params
+        self.in_block += 1
+        inner: dict[str, Any] = params
+        try:
+            kind = self.pick(["concat", "residual", "chain", "op"])
+            if kind == "op":
+                body: Any = self.make_op(v, inner, False, align)
+                if body is None or body.long:
+                    return None
+            elif kind == "chain":
+                items, x = [], v
+                for _ in range(self.rng.randint(1, 3)):
+                    n, x = self.gen(x, depth - 1, inner, in_list=True, align=1 if align else None)
+                    items.append(n)
+                body = Chain(items, self.pick(["list", "chain_list"]))
+            elif kind == "concat":
+                body = self.make_concat(v, depth, inner, align)
+            else:
+                body = self.make_residual(v, depth, inner, align)
+        finally:
+            self.param_ctx = saved
+            self.in_block -= 1
+        name = f"blk{len(spec.blocks)}" if self.chance(0.5) else self.pick(["inception_a", "reduction", "stem_block",
+                                                                             "res_unit"]) + str(len(spec.blocks))
+        written = _params_in(body)
+        for p in list(params):  # drawn for fragments that were thrown away
+            if p not in written:
+                del params[p]
+        block = Block(name, params, body, label=self.pick([None, "Some Block"]))
+        spec.blocks.append(block)
+        self.r.blocks[name] = block
+        use = Use(name, long=self.chance(0.3), style=self.style())
+        if self.chance(0.15):
+            use.repeat = self.pick([1, 2])
+        try:
+            self.try_node(use, v, env)
+        except Invalid:
+            spec.blocks.pop()
+            del self.r.blocks[name]
+            raise
+        return use
+
+
+def _params_in(n: Any) -> set[str]:
+    if isinstance(n, Param):
+        return {n.name}
+    if isinstance(n, (list, tuple)):
+        return set().union(*(_params_in(e) for e in n)) if n else set()
+    if isinstance(n, dict):
+        return _params_in(list(n.values()))
+    if isinstance(n, (Op, Use, Chain, Named, Concat, Residual, If)):
+        return _params_in(list(vars(n).values()))
+    return set()
+
+
+def generate(seed: int, faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int = 1
+             ) -> tuple[Spec, Truth]:
+    """One valid spec tree and its truth, from a seed."""
+    return Gen(seed, faults, size).spec()
+
+
+def specs(faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int = 1) -> Any:
+    """A hypothesis strategy of (seed, spec tree, truth)."""
+    from hypothesis import strategies as st
+
+    return st.integers(0, 2**32 - 1).map(lambda seed: (seed, *generate(seed, faults, size)))
+
+
+def _cover_op(n: Op, seen: set[str]) -> None:
+    seen.add(f"op:{n.name}")
+    seen.update(f"opt:{n.name}.{k}" for k in n.args)
+    for flag, key in ((n.long, "op-long"), (n.repeat is not None, "op-repeat"), (n.fixed, "op-fixed"),
+                      (bool(_params_in(n)), "param")):
+        if flag:
+            seen.add(f"node:{key}")
+
+
+def _cover_use(n: Use, seen: set[str]) -> None:
+    seen.add("node:use-long" if n.long else "node:use-short")
+    if n.args:
+        seen.add("node:use-args")
+    if n.repeat is not None:
+        seen.add("node:use-repeat")
+
+
+def _cover_residual(n: Residual, seen: set[str]) -> None:
+    seen.update({"node:residual", "op:add"})
+    if n.shortcut is not None:
+        seen.add("node:residual-shortcut")
+    if n.scale is not None:
+        seen.update({"node:residual-scale", "opt:add.scale"})
+        if isinstance(n.scale, Param):
+            seen.add("node:param")
+    if n.then is not None:
+        seen.add("node:residual-then")
+
+
+def _cover_node(n: Any, seen: set[str]) -> None:
+    if isinstance(n, Op):
+        _cover_op(n, seen)
+    elif isinstance(n, Use):
+        _cover_use(n, seen)
+    elif isinstance(n, Named):
+        seen.add("node:named")
+    elif isinstance(n, Chain):
+        seen.add(f"node:chain-{n.form}")
+        if not n.items:
+            seen.add("node:empty-chain")
+    elif isinstance(n, Concat):
+        seen.add("node:concat-map" if n.names else "node:concat-list")
+        if len(n.branches) > 1:
+            seen.add("op:concat")
+    elif isinstance(n, Residual):
+        _cover_residual(n, seen)
+    elif isinstance(n, If):
+        seen.add("node:if-param" if isinstance(n.cond, Param) else f"node:if-{str(n.cond).lower()}")
+        if n.other is not None:
+            seen.add("node:if-else")
+
+
+def _children(n: Any) -> list[Any]:
+    if isinstance(n, Named):
+        return [n.node]
+    if isinstance(n, Chain):
+        return list(n.items)
+    if isinstance(n, Concat):
+        return list(n.branches)
+    if isinstance(n, Residual):
+        return [c for c in (n.body, n.shortcut, n.then) if c is not None]
+    if isinstance(n, If):
+        return [c for c in (n.then, n.other) if c is not None]
+    return []
+
+
+def _walk(n: Any) -> list[Any]:
+    """n and every node under it (not into blocks)."""
+    out = [n]
+    for c in _children(n):
+        out += _walk(c)
+    return out
+
+
+def coverage(spec: Spec) -> set[str]:
+    """What a spec tree uses: ops, options, node kinds and spellings, overrides (for coverage tests)."""
+    seen: set[str] = set()
+    roots = [spec.network] + [b.body for b in spec.blocks] + [a.head for a in spec.aux]
+    for root in roots:
+        for n in _walk(root):
+            _cover_node(n, seen)
+    seen.add("node:network-map" if spec.network.form == "chain_map" else "node:network-list")
+    for b in spec.blocks:
+        seen.add(f"node:block-{'op' if isinstance(b.body, Op) else type(b.body).__name__.lower()}")
+        if any(isinstance(u, Use) for u in _walk(b.body)):
+            seen.add("node:block-nested")
+    if spec.aux:
+        seen.add("node:aux")
+    if spec.defaults:
+        seen.add("node:defaults")
+        seen.update(f"opt:{op}.{k}" for op, d in spec.defaults.items() for k in d)
+    seen.update(f"node:scale-{k}" for k in ("width", "depth") if k in spec.scale)
+    for k in spec.overrides:
+        seen.add("set:" + (k if k.split(".")[0] in ("input", "scale") else k.split(".")[0]))
+    return seen
