@@ -8,11 +8,12 @@ loaded on first use, so ``import archspec`` does not import torch.
 
 from typing import Any
 
-from archspec.api import Report, analyse, build, check
+from archspec.api import Report, analyse, build, check, dump
 from archspec.errors import SpecError
 
 __version__ = "0.1.0"
-__all__ = ["SpecError", "Report", "analyse", "build", "check", "import_module", "optimize", "transfer", "__version__"]
+__all__ = ["SpecError", "Report", "analyse", "build", "check", "dump", "import_module", "optimize", "transfer",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ from archspec.spec.model import top_level_name_problem
 from archspec.spec.resolve import Resolved, resolve
 from archspec.symbolic import Shape
 
-SpecLike = str | Path | Source
+SpecLike = str | Path | Source | Mapping[str, Any]
 
 
 @dataclass
@@ -113,8 +113,9 @@ def _gc_paused() -> Iterator[None]:
 
 def _check_arguments(spec: Any, overrides: Any, max_params: Any) -> None:
     """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
-    if not isinstance(spec, (str, Path, Source)):
-        raise TypeError(f"spec must be a path (str or pathlib.Path) or YAML text (str), not {type(spec).__name__}")
+    if not isinstance(spec, (str, Path, Source, Mapping)):
+        raise TypeError("spec must be a path (str or pathlib.Path), YAML text (str) or a mapping (as yaml.safe_load "
+                        f"gives), not {type(spec).__name__}")
     if overrides is not None and not isinstance(overrides, Mapping):
         raise TypeError("overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
                         f"not {type(overrides).__name__}")
@@ -180,6 +181,17 @@ def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Sha
                         per_unit_macs.get(u.path, 0), u.loc.line))
     return Report(graph.graph["name"], graph.graph["file"], inp.channels, tuple(inp.size), min_size, outputs, rows,
                   total_params, total_macs, graph)
+
+
+def dump(spec: Mapping[str, Any]) -> str:
+    """A spec given as data, written as the YAML archspec reads it (keys in their order). Errors in a spec
+    given as a mapping are located at lines of this text, under the file name ``<dict>``."""
+    import yaml
+
+    try:
+        return yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as e:  # a value YAML cannot write (an object, a function)
+        raise TypeError(f"a spec given as a mapping holds plain data only (str, numbers, lists, mappings): {e}") from None
 
 
 def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,

@@ -75,3 +75,20 @@ def test_an_installed_wheel_builds_zoo_networks_by_name(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "archspec.cli", "check", "zoo:seresnet50"], cwd=work, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "28,088,024 parameters" in r.stdout, r.stderr[-2000:]
+
+
+def test_a_spec_given_as_data() -> None:
+    """issue 15 §3: check and build take a mapping (as yaml.safe_load gives); errors are located in
+    archspec.dump's YAML of it, under the name <dict>."""
+    import yaml
+
+    data = yaml.safe_load((SPECS / "resnet18.yaml").read_text())
+    data["use"] = ["zoo:blocks/resnet.yaml"]  # a mapping has no folder of its own: use the zoo's library
+    assert archspec.check(data).params == archspec.check(SPECS / "resnet18.yaml").params
+    data["network"]["fc"] = "linear 1000 nope"
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(data)
+    line = archspec.dump(data).splitlines().index("  fc: linear 1000 nope") + 1
+    assert (e.value.file, e.value.line, e.value.code) == ("<dict>", line, "bad-op-args")
+    with pytest.raises(TypeError):
+        archspec.check({"archspec": 1, "name": "t", "network": [object()]})

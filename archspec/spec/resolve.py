@@ -134,6 +134,10 @@ def _looks_like_path(spec: str) -> bool:
 def read(spec: str | Path | Source) -> Source:
     if isinstance(spec, Source):
         return spec
+    if isinstance(spec, Mapping):  # a spec as data: read as the YAML it dumps to, so errors keep line:col
+        from archspec.api import dump
+
+        return load_text(dump(spec), "<dict>")
     if is_zoo(spec):
         return load_file(zoo_path(str(spec)), str(spec))
     if isinstance(spec, Path) or _looks_like_path(spec):
