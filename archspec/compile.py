@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from archspec import runtime
 from archspec.initialize import SkipInit, initialize
+from archspec.inplace import in_place_target
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
 from archspec.sizes import accepted
@@ -144,11 +145,12 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             continue
         else:
             fn, kwargs = op.function(data["params"])
-            in_place = op.in_place(data["params"])
+            i = in_place_target(graph, node, users, results)
             if op.variadic:
                 args = (list(args),)
-            elif in_place is not None and _overwritable(graph, inputs_of(graph, node)[in_place[1]], users, results):
-                i = in_place[1]
+            elif i is not None:
+                in_place = op.in_place(data["params"])
+                assert in_place is not None and in_place[1] == i
                 fn, args, kwargs = in_place[0], (args[i], *args[:i], *args[i + 1:]), {}
             if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
                 result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
@@ -163,19 +165,6 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
         g.output({name: env[n] for name, n in outputs.items()})
     g.lint()
     return g
-
-
-def _overwritable(graph: nx.DiGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
-    """May the value of ``src`` be overwritten in place by its one reader (ReLU in place, or a residual
-    sum accumulated into its body)?
-
-    Only when the op that made it is marked ``fresh_output`` in the registry (a new tensor, not a
-    view nor an input, and not read by that op's backward), no other op reads it, and it is not
-    returned. The caller's input, identity, dropout (its input in eval), flatten (a view) and
-    sigmoid/tanh/ReLU (their backward reads their output) are never overwritten.
-    """
-    op = graph.nodes[src]["op"]
-    return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
 
 
 class AuxModel(nn.Module):

@@ -195,16 +195,6 @@ def block_params(spec: SpecLike, overrides: Mapping[str, Any] | None = None) -> 
 
 
 # ---- activation memory ------------------------------------------------------------------------------
-# What PyTorch's autograd keeps for the backward pass of each op, as the compiled model calls it
-# (torch.nn.functional / ATen derivative formulas): "in" its input, "out" its output, "w" its weight.
-_SAVES: dict[str, tuple[str, ...]] = {
-    "conv2d": ("in", "w"), "linear": ("in", "w"), "bn": ("in", "w"), "relu": ("out",), "sigmoid": ("out",),
-    "tanh": ("out",), "maxpool": ("in", "indices"), "avgpool": ("in",), "adaptive_avgpool": ("in",),
-    "dropout": ("mask",), "lrn": ("in", "lrn"),
-}
-_NOTHING = frozenset({"concat", "add", "flatten", "identity", "global_avgpool"})  # sizes only
-
-
 @dataclass
 class Memory:
     """Activation memory of a batch at the spec's input size, in bytes (float32).
@@ -236,23 +226,22 @@ def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int], result
     """Which tensor each node's output lives in. Views (flatten, identity, dropout that is off) and what
     compile.py computes in place (a ReLU over, or a residual sum into, a ``fresh_output`` value that has
     one reader and is not returned) share their input's; everything else is a new tensor."""
+    from archspec.inplace import in_place_target
     from archspec.shapes import inputs_of
-
-    def overwritable(src: str) -> bool:
-        op = graph.nodes[src]["op"]
-        return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
 
     storage: dict[str, str] = {}
     for n in nodes:
         d = graph.nodes[n]
+        if d["op"] == "input":
+            storage[n] = n
+            continue
         ins = inputs_of(graph, n)
-        op = d["op"]
-        if op in ("flatten", "identity") or (op == "dropout" and not d["params"].p):
+        op = REGISTRY[d["op"]]
+        i = in_place_target(graph, n, users, results)
+        if op.view or (op.train_module and not getattr(d["params"], "p", 1)):  # views; dropout that is off
             storage[n] = storage[ins[0]]
-        elif op == "relu" and overwritable(ins[0]):
-            storage[n] = storage[ins[0]]
-        elif op == "add" and len(ins) == 2 and d["params"].scale == 1.0 and overwritable(ins[1]):
-            storage[n] = storage[ins[1]]
+        elif i is not None:  # what compile.py computes in place
+            storage[n] = storage[ins[i]]
         else:
             storage[n] = n
     return storage
@@ -274,20 +263,19 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
     for n in order:
         d = graph.nodes[n]
         op = d["op"]
-        if op == "input" or op in _NOTHING:
+        if op == "input":
             continue
         ins = inputs_of(graph, n)
-        for what in _SAVES.get(op, ("in",)):
+        for what in REGISTRY[op].saved_for_backward:
             if what == "in":
                 saved.add(storage[ins[0]])
             elif what == "out":
                 saved.add(storage[n])
-            elif what == "w":
+            elif what == "stats":  # BatchNorm: its scale, running mean and variance, the batch's mean and 1/σ
+                weights += 5 * graph.nodes[ins[0]]["shape"].channels * 4
+            elif what == "w":  # the weight; a bias is not needed for backward
                 p = d["params"]
-                if op == "bn":  # its scale, running mean and variance, the batch's mean and inverse deviation
-                    weights += 5 * graph.nodes[ins[0]]["shape"].channels * 4
-                else:  # the weight; a bias is not needed for backward
-                    weights += (d.get("param_count", 0) - (p.out if getattr(p, "bias", False) else 0)) * 4
+                weights += (d.get("param_count", 0) - (p.out if getattr(p, "bias", False) else 0)) * 4
             elif what == "indices":
                 extra += _numel(d["shape"], h, w, batch) * 8  # int64
             elif what == "lrn":  # F.local_response_norm: the squares padded across channels, scale and its power
@@ -310,7 +298,7 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
     peak = 0
     for i, n in enumerate(eval_order):
         st = eval_storage[n]
-        if graph.nodes[n]["op"] == "dropout":  # identity in inference
+        if n != "input" and REGISTRY[graph.nodes[n]["op"]].train_module:  # dropout: identity in inference
             st = eval_storage[n] = eval_storage[inputs_of(graph, n)[0]]
         live[st] = max(live.get(st, 0), _numel(graph.nodes[n]["shape"], h, w, batch) * 4)
         peak = max(peak, sum(live.values()))

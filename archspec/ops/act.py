@@ -25,11 +25,14 @@ class _Activation(Op):
         return "ReLU" if self.name == "relu" else self.name.capitalize()
 
     def in_place(self, p: OpParams) -> tuple[Callable[..., Any], int] | None:
-        if self.name != "relu":  # the one activation whose in-place form the references use
+        if self.in_place_input(p) is None:
             return None
         import torch
 
         return torch.relu_, 0
+
+    def in_place_input(self, p: OpParams) -> int | None:
+        return 0 if self.name == "relu" else None  # the one activation whose in-place form the references use
 
 
 _ACTIVATIONS = {  # op name: (torch function, what it computes)
@@ -44,4 +47,7 @@ _ACTIVATIONS = {  # op name: (torch function, what it computes)
 }
 
 for _name, (_function, _doc) in _ACTIVATIONS.items():
-    register(type(_name.capitalize(), (_Activation,), {"name": _name, "torch_function": _function, "doc": _doc}))
+    # sigmoid, tanh and ReLU keep their output for backward; the others their input
+    saves = ("out",) if _name in ("relu", "sigmoid", "tanh") else ("in",)
+    register(type(_name.capitalize(), (_Activation,), {"name": _name, "torch_function": _function, "doc": _doc,
+                                                       "saved_for_backward": saves}))

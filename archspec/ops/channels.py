@@ -31,6 +31,8 @@ class ChannelSlice(Op):
     kind = "misc"
     Params = SliceParams
     positional = ("start", "stop")
+    view = True
+    saved_for_backward = ()
 
     def infer(self, p: SliceParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -63,6 +65,7 @@ class ChannelShuffle(Op):
     kind = "misc"
     Params = ShuffleParams
     positional = ("groups",)
+    saved_for_backward = ()
 
     def infer(self, p: ShuffleParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

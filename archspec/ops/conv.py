@@ -89,6 +89,7 @@ class Conv2d(Op):
     flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in")}
     stateful = True
     fresh_output = True
+    saved_for_backward = ("in", "w")
 
     def infer(self, p: Conv2dParams, inputs: list[Shape]) -> Shape:
         return conv_shape(p, inputs[0])

@@ -37,6 +37,7 @@ class Linear(Op):
     flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
     stateful = True
     fresh_output = True
+    saved_for_backward = ("in", "w")
 
     def infer(self, p: LinearParams, inputs: list[Shape]) -> Shape:
         _features(inputs[0])
@@ -77,6 +78,7 @@ class Dropout(Op):
     Params = DropoutParams
     positional = ("p",)
     train_module = True
+    saved_for_backward = ("mask",)
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -107,6 +109,8 @@ class Flatten(Op):
         "(a range reported by check, e.g. the paper's GoogLeNet head: avgpool 7x7, flatten, linear)."
     )
     kind = "misc"
+    view = True
+    saved_for_backward = ()
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -137,6 +141,8 @@ class Identity(Op):
     name = "identity"
     doc = "Passes its input through unchanged (a no-op placeholder)."
     passthrough = True
+    view = True
+    saved_for_backward = ()
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

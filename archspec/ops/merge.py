@@ -19,6 +19,7 @@ class Concat(Op):
     arity = None
     variadic = True
     agreement = "hw"
+    saved_for_backward = ()
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         first = inputs[0]
@@ -49,6 +50,7 @@ class Add(Op):
     Params = AddParams
     arity = 2
     agreement = "chw"
+    saved_for_backward = ()
 
     def infer(self, p: AddParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -59,11 +61,14 @@ class Add(Op):
         return torch.add, ({"alpha": p.scale} if p.scale != 1.0 else {})
 
     def in_place(self, p: AddParams) -> tuple[Callable[..., Any], int] | None:
-        if p.scale != 1.0:
+        if self.in_place_input(p) is None:
             return None
         import torch
 
         return torch.Tensor.add_, 1  # body += shortcut, as torchvision's ResNets do
+
+    def in_place_input(self, p: AddParams) -> int | None:
+        return 1 if p.scale == 1.0 else None
 
     def short(self, p: AddParams) -> str:
         return "add" + (f" scale={p.scale:g}" if p.scale != 1.0 else "")

@@ -27,6 +27,7 @@ class BatchNorm(Op):
     flags = {"no_affine": ("affine", False)}
     stateful = True
     fresh_output = True
+    saved_for_backward = ("in", "stats")
 
     def infer(self, p: BNParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -62,6 +63,7 @@ class LRN(Op):
         "Short form: lrn [SIZE] [alpha=A] [beta=B] [k=K]"
     )
     kind = "norm"
+    saved_for_backward = ("in", "lrn")
     Params = LRNParams
     positional = ("size",)
 

@@ -70,6 +70,7 @@ class _Pool(Op):
 @register
 class MaxPool(_Pool):
     name = "maxpool"
+    saved_for_backward = ("in", "indices")
     doc = "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [ceil]. Stride defaults to 1, as for convs."
     Params = PoolParams
     flags = {"ceil": ("ceil", True)}
@@ -148,6 +149,7 @@ class GlobalAvgPool(Op):
     doc = "Average over all of H and W, giving a vector of C (pooling and flatten in one, like timm's head)."
     kind = "pool"
     fresh_output = True
+    saved_for_backward = ()
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

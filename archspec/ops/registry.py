@@ -60,6 +60,11 @@ class Op:
     # Inputs that merged branches must agree on, checked (and located) by the shapes stage:
     # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
     agreement: ClassVar[str | None] = None
+    # What autograd keeps for this op's backward, for the activation-memory estimate of summary:
+    # "in" its (first) input, "out" its output, "w" its weight, "stats" (BatchNorm's γ and statistics),
+    # "indices" (max pool), "mask" (dropout), "lrn" (local response norm's intermediates); () for sizes only.
+    saved_for_backward: ClassVar[tuple[str, ...]] = ("in",)
+    view: ClassVar[bool] = False  # its output shares its input's memory (flatten, identity, a channel slice)
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------
     @property
@@ -111,7 +116,11 @@ class Op:
 
     def in_place(self, p: Any) -> tuple[Callable[..., Any], int] | None:
         """An in-place form of this op, and the input it overwrites (called ``fn(that input, *the others)``);
-        the compiler uses it only when that input may be overwritten (see ``fresh_output``)."""
+        the compiler uses it only when that input may be overwritten (see ``fresh_output``). Imports torch."""
+        return None
+
+    def in_place_input(self, p: Any) -> int | None:
+        """Which input :meth:`in_place` overwrites, without importing torch (None: no in-place form)."""
         return None
 
     def train_module_of(self, p: Any) -> Any:

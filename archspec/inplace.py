@@ -1,0 +1,28 @@
+"""Which values the compiled forward overwrites in place (torch-free, shared by compile and summary).
+
+A ReLU runs in place and a residual sum with scale 1 accumulates into its body only when the value
+overwritten was made by an op the registry marks ``fresh_output`` (a new tensor, never a view nor an
+input, that its own backward does not read), has no other reader, and is not returned.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from archspec.ops import REGISTRY
+from archspec.shapes import inputs_of
+
+
+def overwritable(graph: nx.DiGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
+    """May the value of ``src`` be overwritten in place by its one reader?"""
+    op = graph.nodes[src]["op"]
+    return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
+
+
+def in_place_target(graph: nx.DiGraph, node: str, users: dict[str, int], results: set[str]) -> int | None:
+    """The index of the input ``node`` overwrites when it runs in place, or None when it may not."""
+    data = graph.nodes[node]
+    i = REGISTRY[data["op"]].in_place_input(data["params"])
+    if i is None:
+        return None
+    return i if overwritable(graph, inputs_of(graph, node)[i], users, results) else None
