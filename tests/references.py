@@ -129,6 +129,28 @@ def assert_same_gradients(model: Any, reference: Any, x: Any) -> None:
         torch.testing.assert_close(p.grad, theirs[name].grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
+def assert_same_outputs(compiled: Any, generated: Any, x: Any) -> None:
+    """The standalone file's module gives exactly the compiled model's outputs, in training mode (same
+    random numbers: seeded alike) and in eval mode; with aux heads, the same dict."""
+    import torch
+
+    for training in (False, True):
+        compiled.train(training)
+        generated.train(training)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            a = compiled(x)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            b = generated(x)
+        if isinstance(a, dict):
+            assert isinstance(b, dict) and list(b) == list(a)
+            for k in a:
+                torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
+        else:
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
 def no_dropout(*models: Any) -> None:
     """Dropout off in every model (p = 0), so training-mode outputs are deterministic and comparable;
     everything else of training mode (batch statistics) stays."""

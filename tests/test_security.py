@@ -25,6 +25,7 @@ import torch.nn as nn
 import archspec
 from archspec.cli import main
 from archspec.spec.model import CODEGEN_NAMES, MODULE_ATTRIBUTES
+from tests.references import assert_same_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "specs" / "tiny_aux.yaml"
@@ -98,18 +99,7 @@ def _same_in_both(text: str, tmp_path: Path, stem: str) -> None:
     generated = _load(out, standalone_class_name(report.name))
     assert list(generated.state_dict()) == list(compiled.state_dict())
     generated.load_state_dict(compiled.state_dict(), strict=True)
-    x = torch.randn(2, 3, 8, 8)
-    for training in (True, False):
-        compiled.train(training)
-        generated.train(training)
-        with torch.no_grad():
-            a, b = compiled(x), generated(x)
-        if isinstance(a, dict):
-            assert list(a) == list(b)
-            for k in a:
-                torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
-        else:
-            torch.testing.assert_close(b, a, rtol=0, atol=0)
+    assert_same_outputs(compiled, generated, torch.randn(2, 3, 8, 8))
 
 
 @pytest.mark.parametrize("name", ["input", "torch", "nn", "F", "len", "super", "x", "output", "self"])
