@@ -109,9 +109,20 @@ def _batch_dim() -> dict[str, dict[int, Any]]:
     return {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
 
 
-def to_onnx(module: nn.Module, x: torch.Tensor, path: Path) -> None:
+def metadata(model: nn.Module) -> dict[str, str]:
+    """What an exported file says about where it came from (ONNX metadata_props, shown by Netron)."""
+    from archspec import __version__
+
+    report = model.archspec_report
+    return {"archspec_version": __version__, "archspec_spec": report.name, "archspec_spec_file": str(report.file),
+            "archspec_input": "{}×{}×{}".format(report.input_channels, *report.input_size),
+            "archspec_accepted_input_sizes": report.accepted.describe(), "archspec_params": str(report.params)}
+
+
+def to_onnx(module: nn.Module, x: torch.Tensor, path: Path, meta: dict[str, str] | None = None) -> None:
     program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=_batch_dim(), input_names=["x"],
                                 output_names=["logits"], verbose=False)
+    program.model.metadata_props.update(meta or {})
     program.save(str(path), external_data=False)
 
 
@@ -171,4 +182,7 @@ def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVA
     module = inference_module(model)
     x = example_input(model)
     with torch.no_grad(), atomic_path(target) as tmp:
-        writer(module, x, tmp)
+        if writer is to_onnx:
+            to_onnx(module, x, tmp, metadata(model))
+        else:
+            writer(module, x, tmp)

@@ -94,6 +94,20 @@ def test_every_format_runs_with_any_batch(suffix: str, tiny_weights: tuple[Path,
         torch.testing.assert_close(_run(out, x), expected, rtol=0, atol=1e-4)
 
 
+def test_onnx_says_where_it_came_from(tmp_path: Path) -> None:
+    """issue 17 §3: the ONNX model carries the spec's name, archspec's version, the input and the
+    accepted input sizes as metadata (what Netron shows under the model's properties)."""
+    import onnx
+
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", str(TINY), "-o", str(out)]) == 0
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    report = archspec.check(TINY)
+    assert props["archspec_spec"] == report.name and props["archspec_version"] == archspec.__version__
+    assert props["archspec_accepted_input_sizes"] == report.accepted.describe()
+    assert props["archspec_params"] == str(report.params)
+
+
 def test_torchscript_keeps_the_input_guard(tiny_weights: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
     weights, _ = tiny_weights
     out = tmp_path / "tiny.ts"
