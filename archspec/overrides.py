@@ -97,10 +97,7 @@ def apply_overrides(source: Source, overrides: Mapping[str, Any]) -> None:
         _remark(source, path + (last,), key)
         if attr is None:
             container[last] = value
-        else:
-            if attr == "repeat" and not isinstance(container, list):
-                raise _fail(key, "only items of a list (a chain) can be repeated",
-                            hint="write the node as a list item, e.g. [inception_a * 2]")
+        else:  # a repeat set on a named part makes it a chain of copies named part.0, part.1 … (language.md)
             container[last] = _set_in_short(container[last], attr, value, key)
 
 

@@ -57,8 +57,11 @@ def test_ambiguous_and_unknown_items():
         archspec.check(V4, {"network.features.inceptoin_b.repeat": 2})
     with pytest.raises(SpecError, match="at least 1"):
         archspec.check(V4, {"network.features.inception_b.repeat": 0})
-    with pytest.raises(SpecError, match="only items of a list"):
-        archspec.check(V4, {"blocks.inception_a.concat.branch0.repeat": 2})
+    # a branch's repeat is addressable too: its copies are branch0.0, branch0.1 (docs/language.md, Repeats)
+    r = archspec.check(V4, {"blocks.inception_a.concat.branch0.repeat": 2})
+    paths = {d["path"] for _, d in r.graph.nodes(data=True)}
+    assert {"features.6.branch0.0.conv", "features.6.branch0.1.conv"} <= paths
+    assert r.params - 42_679_816 == 4 * (96 * 96 + 2 * 96)  # one more 1×1 conv with BN in each Inception-A
 
 
 def test_errors_inside_an_override_point_at_the_override():
@@ -192,3 +195,11 @@ def test_set_replaces_an_argument_given_by_position() -> None:
     report = archspec.check(spec, overrides={"network.0.out": 8, "network.2.p": 0.0})
     assert [r.label for r in report.rows[:3]] == ["conv 8 3x3", "global_avgpool", "dropout 0"]
     assert report.params == 3 * 8 * 9 + 2 * 8 + 8 * 10 + 10
+
+
+def test_set_repeat_on_a_named_part() -> None:
+    """issue 20: every repeat is addressable, also a mapping value's: it becomes a chain of copies."""
+    spec = ("archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
+            "network:\n  stem: conv2d 8 3x3\n  body: conv2d 8 3x3 p1 * 2\n  pool: global_avgpool\n")
+    model = archspec.build(spec, overrides={"network.body.repeat": 3, "network.stem.repeat": 1})
+    assert sorted({k.rsplit(".", 1)[0] for k in model.state_dict()}) == ["body.0", "body.1", "body.2", "stem.0"]
