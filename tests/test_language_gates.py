@@ -161,3 +161,31 @@ def test_channel_slice_and_shuffle() -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + "network:\n  - conv2d 8 3x3\n  - channel_slice 4 9\n")
     assert e.value.code == "shape" and "4:9" in e.value.message
+
+
+def test_hyphenated_and_numbered_names_as_references_write_them(tmp_path) -> None:
+    """issue 20: RegNet's `block1-0` and MNASNet's `layers.8.0` load; the compiled model and the
+    standalone file run them (generated code reaches them through getattr and quoted keys)."""
+    import importlib.util
+
+    from archspec.cli import main
+    from tests.references import assert_same_outputs
+
+    spec = tmp_path / "hy.yaml"
+    spec.write_text(HEADER.replace("name: t", "name: hy") + "network:\n  stem: conv2d 8 3x3\n  trunk:\n    chain:\n"
+                    "      block1-0: [conv2d 8 3x3 p1, relu]\n      block1-1: {residual: {body: [a-b: conv2d 8 3x3 p1]}}\n"
+                    "  layers: [\"8\": [conv2d 8 1x1]]\n  pool: global_avgpool\n  fc-out: linear 10\n")
+    model = archspec.build(spec)
+    assert {k.rsplit(".", 1)[0] for k in model.state_dict()} == {"stem", "trunk.block1-0.0", "trunk.block1-1.a-b",
+                                                                "layers.8.0", "fc-out"}
+    out = tmp_path / "hy.py"
+    assert main(["compile", str(spec), "-o", str(out)]) == 0
+    loader = importlib.util.spec_from_file_location("hy_generated", out)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    generated = module.Hy()
+    generated.load_state_dict(model.state_dict(), strict=True)
+    assert_same_outputs(model, generated, torch.randn(2, 3, 16, 16))
+    for bad in ("-a", "a-", "a--b", "a b"):
+        with pytest.raises(archspec.SpecError):
+            archspec.check(HEADER + f"network:\n  - \"{bad}\": conv2d 8 3x3\n")

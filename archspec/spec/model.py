@@ -46,7 +46,9 @@ KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 NAME_JSON_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"  # the same, for JSON Schema (ECMA regex, no \Z; no newline trap there)
 NUMBERED_RE = re.compile(r"\A(?:0|[1-9][0-9]{0,5})\Z")  # a numbered child, as nn.Sequential names them
-MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5})$"  # a module name: either
+HYPHENATED_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+\Z")  # torchvision's RegNet: block1-0
+# a module name, for JSON Schema: an identifier, a number, or hyphenated words
+MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5}|[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)+)$"
 # Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
 # its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
@@ -125,12 +127,14 @@ def module_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a module (a node's key, an aux head), or None when it can.
 
     Besides identifiers, a module may be numbered as ``nn.Sequential`` numbers its children
-    (``"8"``: torchvision's ``layers.8.0``, ``features.1.block.0.0``)."""
-    if isinstance(name, str) and NUMBERED_RE.match(name):
+    (``"8"``: torchvision's ``layers.8.0``, ``features.1.block.0.0``) or be hyphenated words
+    (torchvision's RegNet: ``block1-0``); generated code reaches both through getattr/quoted keys."""
+    if isinstance(name, str) and (NUMBERED_RE.match(name) or HYPHENATED_RE.match(name)):
         return None
     if not isinstance(name, str) or not NAME_RE.match(name):
         return (f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit; "
-                "or a number without leading zeros, as nn.Sequential numbers its children)")
+                "or a number without leading zeros, as nn.Sequential numbers its children; or words joined by "
+                "hyphens, such as block1-0)")
     if name.startswith("_"):
         return f"{name!r} cannot name a module: names starting with '_' are reserved for PyTorch's internals"
     if name in PYTHON_KEYWORDS:
