@@ -226,7 +226,8 @@ class Expander:
                 for i in range(written):
                     x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
                 return x
-        if scope.unit is None and _is_group(node, name):
+        chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
+        if scope.unit is None and (_is_group(node, name) or chain_copy):  # a chain's copy is a row, named or not
             return self.group(node, yp, scope, x, prefix, name, index, _join(prefix, seg), once)
         if isinstance(node, str):
             ref = self.forms.parse(node, yp, scope)

@@ -205,7 +205,8 @@ def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
 
     op = REGISTRY.get(words[0]) if words else None
     if op is not None and attr in op.positional:  # given by position ('dropout 0.2', 'conv 64 3x3'): replace it there
-        numbers = [i for i, w in enumerate(words[1:], 1) if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", w)]
+        star = next((i for i, w in enumerate(words) if w.startswith("*")), len(words))  # '* N' is the repeat count
+        numbers = [i for i, w in enumerate(words[1:star], 1) if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", w)]
         k = op.positional.index(attr)
         if k < len(numbers):
             words[numbers[k]] = shown
