@@ -34,22 +34,13 @@ MAXX = 96  # input sizes 1..MAXX are tracked for every value
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
 KNOWN_FAULTS: set[str] = {
-    "named_repeat",      # finding 1/9: `name: op * 3`, {block, repeat} under a name or a mapping key → one instance
-    "relu_after_saved",  # findings 2, 8: relu (or relu6) right after a sigmoid/tanh/relu output: in-place on a saved tensor
-    "relu_on_view",      # findings 3, 7: relu after flatten / dropout / identity: in-place on a view or the caller's input
-    "standalone_merge",  # finding 4: (not drawn: archspec has no spelling of a standalone merge the generator uses)
-    "repeat_in_branch",  # finding 9: `op * N` as a concat branch / shortcut / residual body computed once
-    "nested_list_clash",  # finding 10: unnamed nested lists whose stateless ops reuse an outer index
-    "identity_codegen",  # finding 11: identity in the standalone file
-    "optimize_identity",  # finding 12: residual whose body is identity-only / bn no_affine on vectors in optimize
-    "hostile_names",     # finding 13: names x, self, output, check_input, Python keywords, nn.Module attributes
-    "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
-    "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
-    "bounded_merge",     # new (finding 6 family): a merge whose branches agree only on a bounded range of sizes
-    "relu_on_output",    # new: an aux head's relu works in place on a tensor the network returns (the logits)
-    "set_positional",    # new: `--set network.3.out=8` on `conv 16 3x3` (out given by position) → "out given twice"
-    "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
+    "bounded_merge",     # a merge whose branches agree only on a bounded range of sizes: check refuses it
+                         # ("no input size makes every feature map non-empty ...") though the spec's own size works
 }
+# Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
+# MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
+# design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
+# relu_on_output, set_positional, merge_same_input.
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
 MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity") + ACTS
@@ -59,9 +50,14 @@ CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multipli
 STATEFUL = ("conv2d", "bn", "linear")
 NAMES = ("a", "b", "c", "stem", "head", "branch0", "branch1", "left", "right", "mix", "proj", "fc", "pool", "drop",
          "conv", "bn", "act", "add", "concat", "body", "layer", "up", "down", "cat", "res")
-KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")  # a one-key mapping with one of these is that node
-HOSTILE = ("x", "self", "output", "check_input", "training", "forward", "class", "def", "lambda", "state_dict",
-           "cuda", "to", "type", "float", "_modules", "input", "torch", "F", "nn")
+KEYWORDS = ("chain", "concat", "residual", "if", "op", "block", "gate")  # a one-key mapping with one of these is that node
+# odd names the language allows (docs/language.md, "Names"): the generated file renames its locals around them
+ODD_NAMES = ("input", "torch", "F", "nn", "len", "math", "0", "1", "2")
+# names refused with a `name` error: as any module name (keywords, `_`-prefixed, nn.Module attributes), and as a
+# top-level part or aux head (the compiled forward's own values)
+REFUSED_NAMES = frozenset({"class", "def", "lambda", "None", "_modules", "__init__", "_x", "training", "forward",
+                           "state_dict", "cuda", "to", "type", "float", "keys", "items", "pop", "eval", "parameters"})
+TOP_REFUSED = frozenset({"x", "self", "output", "check_input"})
 
 
 class Invalid(Exception):
@@ -96,6 +92,7 @@ class Use:
     long: bool = False
     repeat: Any = None
     style: int = 0
+    pattern: str | None = None  # names: "unit{n}" of the copies (long form only)
 
 
 @dataclass
@@ -103,6 +100,8 @@ class Chain:
     items: list[Any]
     form: str = "list"  # list | chain_list | chain_map (then names[i] names item i)
     names: list[str] | None = None
+    repeat: Any = None  # {chain: ..., repeat: N} (form chain_list or chain_map)
+    pattern: str | None = None  # names: "layer{n}" of the copies
 
 
 @dataclass
@@ -400,62 +399,74 @@ class Realizer:
         if isinstance(n, Residual):
             return self.residual(n, x, _join(prefix, name), env)
         if isinstance(n, If):
-            cond = self.value(n.cond, env)
-            if not isinstance(cond, bool):
-                raise Invalid("if needs a bool")
-            chosen = n.then if cond else n.other
-            if chosen is None:
-                return x
-            # the chosen node stands in the if's place: its name, or its index in a list
-            if index is not None or (name is not None and isinstance(chosen, Chain)):
-                self.note("if_in_list")
-            return self.node(chosen, x, prefix, name, index, env)
+            # transparent: the chosen node stands in the if's place, with its name or list index
+            chosen = self.choose(n, env)
+            return x if chosen is None else self.placed(chosen, x, prefix, name, index, env)
         raise TypeError(n)
 
+    def choose(self, n: If, env: dict[str, Any]) -> Any:
+        cond = self.value(n.cond, env)
+        if not isinstance(cond, bool):
+            raise Invalid("if needs a bool")
+        return n.then if cond else n.other
+
     def repeat_of(self, n: Any, env: dict[str, Any]) -> int:
-        if isinstance(n, (Op, Use)) and n.repeat is not None:
+        if isinstance(n, (Op, Use, Chain)) and n.repeat is not None:
             count = self.value(n.repeat, env)
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
                 raise Invalid("bad repeat")
             return depth_repeats(count, self.depth)
         return 1
 
-    def repeated(self, n: Any, x: str, prefix: str, name: str | None, env: dict[str, Any]) -> str:
-        """A named node (a mapping value, or a one-key mapping): repeats are `name.0` … `name.N-1`."""
+    def placed(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
+        """A node anywhere but among a list's unnamed items (docs/language.md, "Repeats"): a node
+        with a written repeat count is the chain of its copies, standing where the node stands —
+        under its name, else its index (a branch of a branch list), else the enclosing prefix
+        (`body: conv * 2` is `body: [conv, conv]`); an `if:` passes its place to the chosen node."""
+        if isinstance(n, If):
+            chosen = self.choose(n, env)
+            return x if chosen is None else self.placed(chosen, x, prefix, name, index, env)
+        if getattr(n, "repeat", None) is None:
+            return self.node(n, x, prefix, name, index, env)
         count = self.repeat_of(n, env)
-        if count == 1 and getattr(n, "repeat", None) is None:
-            return self.node(n, x, prefix, name, None, env)
-        self.note("named_repeat")
+        base = _join(prefix, name if name is not None else (str(index) if index is not None else None))
         for i in range(count):
-            x = self.node(n, x, _join(prefix, name), None, i, env)
+            x = self.node(n, x, base, self.copy_name(n, i), None, env)
         return x
+
+    @staticmethod
+    def copy_name(n: Any, i: int) -> str:
+        """The name of copy i of a repeated node: its index, or its `names:` pattern ({n} 1-based, {i} 0-based)."""
+        pattern = getattr(n, "pattern", None)
+        return str(i) if pattern is None else pattern.replace("{n}", str(i + 1)).replace("{i}", str(i))
 
     def chain(self, n: Chain, x: str, prefix: str, env: dict[str, Any]) -> str:
         if n.form == "chain_map":
             assert n.names is not None
             for key, item in zip(n.names, n.items, strict=True):
-                x = self.repeated(item, x, prefix, key, env)
+                x = self.placed(item, x, prefix, key, None, env)
             return x
         index = 0
         for item in n.items:
             if isinstance(item, Named):
-                x = self.repeated(item.node, x, prefix, item.name, env)
+                x = self.placed(item.node, x, prefix, item.name, None, env)
                 index += 1
                 continue
-            for _ in range(self.repeat_of(item, env)):
-                x = self.node(item, x, prefix, None, index, env)
+            for i in range(self.repeat_of(item, env)):
+                if isinstance(item, Chain) and item.repeat is not None:  # a copy of a chain: named like a block instance
+                    seg = self.copy_name(item, i) if item.pattern else str(index)
+                    copy = lambda x=x, seg=seg, item=item: self.node(item, x, prefix, seg, None, env)  # noqa: E731
+                    x = copy() if self.unit is not None else self.row(_join(prefix, seg), copy)  # a row, as a block's
+                else:
+                    x = self.node(item, x, prefix, None, index, env)
                 index += 1
         return x
 
     def concat(self, n: Concat, x: str, prefix: str, env: dict[str, Any]) -> str:
         outs = []
         for i, b in enumerate(n.branches):
-            if self.repeat_of(b, env) != 1:
-                self.note("repeat_in_branch")
-            if n.names is not None:
-                outs.append(self.repeated(b, x, prefix, n.names[i], env))
-            else:
-                outs.append(self.node_repeated_unnamed(b, x, prefix, i, env))
+            outs.append(self.placed(b, x, prefix, None if n.names is None else n.names[i],
+                                    i if n.names is None else None, env))
         if len(outs) == 1:
             return outs[0]
         if len(set(outs)) < len(outs):
@@ -471,13 +482,6 @@ class Realizer:
             out = Shape(out.c, first.h, first.w)
         return self.emit("concat", {}, _join(prefix, "concat"), outs, out, _join(prefix, "concat"), okh, okw)
 
-    def node_repeated_unnamed(self, n: Any, x: str, prefix: str, index: int, env: dict[str, Any]) -> str:
-        """A branch or body that is not in a list: `op * N` is N ops in a row, all with the same path."""
-        count = self.repeat_of(n, env)
-        for _ in range(count):
-            x = self.node(n, x, prefix, None, index, env)
-        return x
-
     def agree(self, sizes: list[tuple[int, ...]]) -> tuple[bool, ...]:
         ok = tuple(all(s[i] == sizes[0][i] for s in sizes) for i in range(MAXX))
         valid = [i for i in range(MAXX) if all(s[i] > 0 for s in sizes)]
@@ -488,10 +492,8 @@ class Realizer:
         return ok
 
     def residual(self, n: Residual, x: str, prefix: str, env: dict[str, Any]) -> str:
-        if self.repeat_of(n.body, env) != 1 or (n.shortcut is not None and self.repeat_of(n.shortcut, env) != 1):
-            self.note("repeat_in_branch")
-        body = self.node_repeated_unnamed(n.body, x, prefix, None, env)  # type: ignore[arg-type]
-        short = x if n.shortcut is None else self.node_repeated_unnamed(n.shortcut, x, prefix, None, env)  # type: ignore[arg-type]
+        body = self.placed(n.body, x, prefix, None, None, env)
+        short = x if n.shortcut is None else self.placed(n.shortcut, x, prefix, None, None, env)
         if body == short:
             self.note("merge_same_input")
         if self._passes_through(body, x):
@@ -508,7 +510,7 @@ class Realizer:
         out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], ss, _join(prefix, "add"),
                         okh, okw)
         if n.then is not None:
-            out = self.op(n.then, out, _join(prefix, "act"), env)
+            out = self.placed(n.then, out, prefix, "act", None, env)
         return out
 
     def _passes_through(self, v: str, x: str) -> bool:
@@ -534,12 +536,7 @@ class Realizer:
         self.stack += (n.block,)
         self.used.append(set())
         try:
-            if isinstance(block.body, Op):
-                if self.repeat_of(block.body, inner) != 1:
-                    self.note("repeat_in_branch")
-                out = self.node_repeated_unnamed(block.body, x, path, None, inner)  # type: ignore[arg-type]
-            else:
-                out = self.node(block.body, x, path, None, None, inner)
+            out = self.placed(block.body, x, path, None, None, inner)
         finally:
             self.stack = self.stack[:-1]
             used = self.used.pop()
@@ -711,8 +708,6 @@ class Realizer:
         returned = set(outputs.values())
         if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
             self.note("relu_on_output")
-        if any(seg in HOSTILE for p in self.prims for seg in p.path.split(".")):
-            self.note("hostile_names")
         # build and the standalone file make dropout a module too: its path must not be another
         # module's, hold one, or sit under one
         dropout = [p.path for p in self.prims if p.op == "dropout"]
@@ -774,6 +769,7 @@ def apply_overrides(spec: Spec) -> Spec:
 def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset()) -> Truth:
     """The meaning of a spec tree (after its overrides): raises Invalid when it is not a valid spec."""
     s = apply_overrides(spec)
+    check_names(s)
     if s.size[0] > MAXX or s.size[1] > MAXX:
         raise Invalid("input size beyond the tracked range")
     fixed: frozenset[str] = frozenset()
@@ -781,11 +777,26 @@ def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[s
         first = Realizer(s, scale_width=False, check_paths=False).run()
         fixed = output_ops(first)
     truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid).run()
+    if any(p.path.split(".")[0] in TOP_REFUSED for p in truth.prims):  # a top-level part (through unnamed containers)
+        raise Invalid("a top-level part named like a value of the compiled forward")
     if not truth.accepts(*s.size):
         raise Invalid("the spec's own input size is not accepted")
     if not truth.accepts(*s.size, train=True):
         raise Invalid("aux heads refuse the spec's own input size")
     return truth
+
+
+def check_names(spec: Spec) -> None:
+    """docs/language.md, "Names": refused module names, anywhere, and names refused at the top level."""
+    net = spec.network
+    top = list(net.names or []) if net.form == "chain_map" else [i.name for i in net.items if isinstance(i, Named)]
+    if set(top + [a.name for a in spec.aux]) & TOP_REFUSED:
+        raise Invalid("a top-level part or aux head named like a value of the compiled forward")
+    for root in [net] + [b.body for b in spec.blocks] + [a.head for a in spec.aux]:
+        for n in _walk(root):
+            names = [n.name] if isinstance(n, Named) else list(getattr(n, "names", None) or [])
+            if set(names) & REFUSED_NAMES:
+                raise Invalid(f"refused module name in {names}")
 
 
 def output_ops(truth: Truth) -> frozenset[str]:
@@ -898,6 +909,8 @@ def _use_data(n: Use) -> Any:
             d["params"] = {k: _yaml_value(v) for k, v in n.args.items()}
         if n.repeat is not None:
             d["repeat"] = _yaml_value(n.repeat)
+        if n.pattern is not None:
+            d["names"] = n.pattern
         return d
     parts = [n.block] + [f"{k}={_val(v)}" for k, v in n.args.items()]
     if n.repeat is not None:
@@ -908,9 +921,17 @@ def _use_data(n: Use) -> Any:
 def _chain_data(n: Chain) -> Any:
     if n.form == "chain_map":
         assert n.names is not None
-        return {"chain": {k: to_data(v) for k, v in zip(n.names, n.items, strict=True)}}
-    items = [to_data(v) for v in n.items]
-    return {"chain": items} if n.form == "chain_list" else items
+        d: dict[str, Any] = {"chain": {k: to_data(v) for k, v in zip(n.names, n.items, strict=True)}}
+    else:
+        items = [to_data(v) for v in n.items]
+        if n.form == "list" and n.repeat is None:
+            return items
+        d = {"chain": items}
+    if n.repeat is not None:
+        d["repeat"] = _yaml_value(n.repeat)
+    if n.pattern is not None:
+        d["names"] = n.pattern
+    return d
 
 
 def _concat_data(n: Concat) -> Any:
@@ -997,7 +1018,9 @@ class Gen:
         self.rng = random.Random(seed)
         self.faults = set(faults)
         self.size = size  # 0 small … 2 larger networks
-        self.names = NAMES + (() if "hostile_names" in self.faults else HOSTILE)
+        # x, self, output, check_input are fine nested and refused at the top level (the truth says Invalid there);
+        # REFUSED_NAMES are refused everywhere: tests/test_differential.py's MUST_REFUSE checks the refusal
+        self.names = NAMES + ODD_NAMES + tuple(sorted(TOP_REFUSED))
 
     # -- helpers
     def chance(self, p: float) -> bool:
@@ -1211,7 +1234,8 @@ class Gen:
                     continue
                 out = self.try_node(n, v, env)
                 if kind != "op" and in_list and self.chance(0.15):
-                    name = self.pick([m for m in self.names if m not in KEYWORDS])  # {concat: …} is a concat
+                    # {concat: …} is a concat; a numbered name takes the list's index anyway: only in mappings
+                    name = self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()])
                     return Named(name, n), out
                 return n, out
             except Invalid:
@@ -1416,7 +1440,8 @@ class Gen:
             scale = self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3)
         then = None
         if self.chance(0.6):
-            then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style())
+            then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style(),
+                      repeat=self.pick([None, None, None, 1, 2]))
         return Residual(body, shortcut, scale, then)
 
     def reuse(self) -> Use:
