@@ -88,7 +88,8 @@ def test_the_generator_covers_every_op_and_option() -> None:
                                      "if-true", "if-false", "if-param", "if-else", "use-short", "use-long", "use-args",
                                      "use-repeat", "op-long", "op-repeat", "op-fixed", "param", "block-concat",
                                      "block-residual", "block-chain", "block-op", "block-nested", "defaults", "aux",
-                                     "scale-width", "scale-depth", "network-map", "network-list", "empty-chain")}
+                                     "scale-width", "scale-depth", "network-map", "network-list", "empty-chain",
+                                     "gate", "chain-repeat", "repeat-names", "expr", "numbered-name", "groups-in")}
     wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}
     assert not wanted - seen, f"never drawn: {sorted(wanted - seen)}"
 

@@ -42,9 +42,10 @@ KNOWN_FAULTS: set[str] = {
 # design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
 # relu_on_output, set_positional, merge_same_input.
 
-ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
-MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity") + ACTS
-VEC_OPS = ("linear", "bn", "dropout", "identity", "flatten") + ACTS
+ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
+MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity",
+           "channel_slice", "channel_shuffle") + ACTS
+VEC_OPS = ("linear", "bn", "dropout", "identity", "flatten", "channel_slice") + ACTS
 TO_VEC = ("global_avgpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = ("conv2d", "bn", "linear")
@@ -71,6 +72,25 @@ class Param:
     """``$name`` inside a block."""
 
     name: str
+
+
+@dataclass
+class Expr:
+    """``${param OP k}``: a value computed from a block parameter (docs/language.md, "Blocks and parameters")."""
+
+    name: str
+    op: str  # "*", "//", "+"
+    k: int
+
+    def text(self) -> str:
+        return f"${{{self.name} {self.op} {self.k}}}"
+
+
+@dataclass
+class Gate:
+    """``{gate: node}``: x · node(x), named like an op (by its key, else its list index)."""
+
+    body: Any
 
 
 @dataclass
@@ -282,6 +302,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "bn": {"eps", "momentum", "affine"}, "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "ceil"}, "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
     "adaptive_avgpool": {"size"}, "linear": {"out", "bias"}, "dropout": {"p"},
+    "channel_slice": {"start", "stop"}, "channel_shuffle": {"groups"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -384,25 +405,36 @@ class Realizer:
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its index or name (registered after its ops)
             return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env))
-        if self.unit is None and isinstance(n, (Op, Use)):
+        if self.unit is None and isinstance(n, (Op, Use, Gate)):
             return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env), register=False)
         if isinstance(n, Op):
             return self.op(n, x, _join(prefix, seg), env)
         if isinstance(n, Use):
             return self.use(n, x, _join(prefix, seg), env)
         if isinstance(n, Named):
-            return self.node(n.node, x, prefix, n.name, None, env)
+            return self.placed(n.node, x, prefix, n.name, None, env)
         if isinstance(n, Chain):
             return self.chain(n, x, _join(prefix, name), env)
         if isinstance(n, Concat):
             return self.concat(n, x, _join(prefix, name), env)
         if isinstance(n, Residual):
             return self.residual(n, x, _join(prefix, name), env)
+        if isinstance(n, Gate):
+            return self.gate(n, x, _join(prefix, seg), env)
         if isinstance(n, If):
             # transparent: the chosen node stands in the if's place, with its name or list index
             chosen = self.choose(n, env)
             return x if chosen is None else self.placed(chosen, x, prefix, name, index, env)
         raise TypeError(n)
+
+    def gate(self, n: Gate, x: str, path: str, env: dict[str, Any]) -> str:
+        """docs/language.md, "Gates": the body sits under the gate's path, the product at `<path>.mul`."""
+        xs = self.shapes[x]
+        g = self.placed(n.body, x, path, None, None, env)
+        gs = self.shapes[g]
+        if not xs.is_map or not gs.is_map or gs.c != xs.c or set(gs.h) != {1} or set(gs.w) != {1}:  # type: ignore[arg-type]
+            raise Invalid("a gate must end in C×1×1 with the channels of its input")
+        return self.emit("mul", {}, _join(path, "mul"), [x, g], xs, _join(path, "mul"))
 
     def choose(self, n: If, env: dict[str, Any]) -> Any:
         cond = self.value(n.cond, env)
@@ -552,6 +584,11 @@ class Realizer:
             if self.used:
                 self.used[-1].add(v.name)
             return env[v.name]
+        if isinstance(v, Expr):
+            base = self.value(Param(v.name), env)
+            if isinstance(base, bool) or not isinstance(base, int):
+                raise Invalid("an expression over a non-number")
+            return {"*": base * v.k, "//": base // v.k, "+": base + v.k}[v.op]
         if isinstance(v, (list, tuple)):
             return type(v)(self.value(e, env) for e in v)
         return v
@@ -562,6 +599,8 @@ class Realizer:
             raise Invalid(f"{n.name} has no option {sorted(set(n.args) - OPTIONS.get(n.name, set()))}")
         written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, env) for k, v in n.args.items()}}
         args = {**OP_DEFAULTS.get(n.name, {}), **written}
+        if args.get("groups") == "in":  # one group per input channel (docs/language.md: `dw`, `groups=in`)
+            args["groups"] = self.shapes[x].c
         if n.name in CHANNEL_OPS and self.scale_width and not n.fixed and path not in self.fixed and self.width != 1:
             old = args["out"]
             args["out"] = width_channels(old, self.width, self.divisor)
@@ -637,6 +676,19 @@ class Realizer:
             raise Invalid("linear on a map")
         return self.emit("linear", {"out": args["out"], "bias": args["bias"], "in": xs.c}, path, [x],
                          Shape(args["out"]), path)
+
+    def op_channel_slice(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]
+        start, stop = args["start"], args["stop"]
+        if not 0 <= start < stop <= xs.c:
+            raise Invalid("channel_slice outside the channels")
+        return self.emit("channel_slice", {"start": start, "stop": stop}, path, [x], Shape(stop - start, xs.h, xs.w), path)
+
+    def op_channel_shuffle(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "channel_shuffle")
+        if xs.c % args["groups"]:
+            raise Invalid("channel_shuffle groups do not divide the channels")
+        return self.emit("channel_shuffle", {"groups": args["groups"]}, path, [x], xs, path)
 
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
@@ -828,6 +880,8 @@ def _num(v: float) -> str:
 def _val(v: Any) -> str:
     if isinstance(v, Param):
         return f"${v.name}"
+    if isinstance(v, Expr):
+        return v.text()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -840,6 +894,8 @@ def _val(v: Any) -> str:
 def _yaml_value(v: Any, rng: random.Random | None = None) -> Any:
     if isinstance(v, Param):
         return f"${v.name}"
+    if isinstance(v, Expr):
+        return v.text()
     if isinstance(v, tuple):  # a pair: [h, w], or one number when both are equal
         return list(v) if v[0] != v[1] or rng is None or rng.random() < 0.5 else v[0]
     return v
@@ -850,6 +906,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("conv", "act", "none"): "linear", ("conv2d", "bias", True): "bias", ("conv2d", "bias", False): "no_bias",
     ("linear", "bias", True): "bias", ("linear", "bias", False): "no_bias", ("bn", "affine", False): "no_affine",
     ("maxpool", "ceil", True): "ceil", ("avgpool", "ceil", True): "ceil", ("avgpool", "exclude_pad", True): "exclude_pad",
+    ("conv", "groups", "in"): "dw", ("conv2d", "groups", "in"): "dw",
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -864,16 +921,20 @@ def short_form(n: Op) -> str:
         tokens.append(_val(args.pop("size")))
     if n.name == "dropout" and "p" in args and rng.random() < 0.7:
         tokens.append(_val(args.pop("p")))
+    if n.name == "channel_slice" and rng.random() < 0.7:
+        tokens += [_val(args.pop("start")), _val(args.pop("stop"))]
+    if n.name == "channel_shuffle" and rng.random() < 0.7:
+        tokens.append(_val(args.pop("groups")))
     grid = "size" if n.name == "adaptive_avgpool" else "kernel"
     if grid in args and not isinstance(args[grid], Param) and rng.random() < 0.8:
         k = _pair(args.pop(grid))
         tokens.append(f"{k[0]}x{k[1]}")
     for key in list(args):
         v = args[key]
-        word = FLAGS.get((n.name, key, v)) if not isinstance(v, Param) else None
+        word = FLAGS.get((n.name, key, v)) if not isinstance(v, (Param, Expr)) else None
         if word and rng.random() < 0.7:
             tokens.append(word)
-        elif key in LETTERS and not isinstance(v, Param) and rng.random() < 0.7:
+        elif key in LETTERS and not isinstance(v, (Param, Expr)) and v != "in" and rng.random() < 0.7:
             if key == "groups":
                 tokens.append(f"g{v}")
             else:
@@ -959,7 +1020,8 @@ def _if_data(n: If) -> Any:
 
 
 _DATA: dict[type, Any] = {Op: _op_data, Use: _use_data, Chain: _chain_data, Concat: _concat_data,
-                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)}}
+                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)},
+                          Gate: lambda n: {"gate": to_data(n.body)}}
 
 
 def to_data(n: Any) -> Any:
@@ -1033,7 +1095,7 @@ class Gen:
         return self.rng.getrandbits(32)
 
     def try_node(self, n: Any, v: str, env: dict[str, Any]) -> str:
-        return self.r.node(n, v, "g", None, None, env)
+        return self.r.placed(n, v, "g", None, None, env)
 
     def fresh_names(self, k: int) -> list[str]:
         return self.rng.sample(self.names, k)
@@ -1070,7 +1132,7 @@ class Gen:
         items: list[Any] = []
         n_items = rng.randint(1, 3 + self.size)
         for _ in range(n_items):
-            n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True)
+            n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True, top=True)
             items.append(n)
         if self.chance(0.75):
             for n in self.classifier(v):
@@ -1217,8 +1279,8 @@ class Gen:
                 spec.overrides = old
 
     # -- nodes
-    def gen(self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None
-            ) -> tuple[Any, str]:
+    def gen(self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None,
+            top: bool = False) -> tuple[Any, str]:
         """A node applied to value v; ``align``: only ops mapping size X to floor((X-1)/align)+1
         (so that parallel branches agree at every size)."""
         self.budget -= 1
@@ -1226,12 +1288,22 @@ class Gen:
             kinds = ["op"]
         else:
             kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty"]
+            if in_list and not align and not top:
+                kinds.append("gate")
         for _ in range(8):
             kind = self.pick(kinds)
             try:
                 n = self.make(kind, v, depth, env, in_list, align)
                 if n is None:
                     continue
+                if kind == "chain" and not top and isinstance(n, Chain) and n.form != "list" and self.chance(0.25):
+                    n.repeat = self.pick([1, 2, 2])  # {chain: [...], repeat: N}
+                if kind != "op" and in_list and isinstance(n, (Chain, Use)) and n.repeat is not None and self.chance(0.5):
+                    n.pattern = self.pick(["unit{n}", "layer{i}", "denselayer{n}"])  # names: (long forms, under a name)
+                    if isinstance(n, Use):
+                        n.long = True
+                    out = self.try_node(Named("t", n), v, env)
+                    return Named(self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()]), n), out
                 out = self.try_node(n, v, env)
                 if kind != "op" and in_list and self.chance(0.15):
                     # {concat: …} is a concat; a numbered name takes the list's index anyway: only in mappings
@@ -1246,6 +1318,22 @@ class Gen:
     def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
         if kind == "op":
             return self.make_op(v, env, in_list, align)
+        if kind == "gate":  # squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]
+            s = self.r.shapes[v]
+            if not s.is_map:
+                return None
+            c = self.r.shapes[v].c
+            body = [Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
+                    Op(self.pick(["conv2d", "conv"]), {"out": self.channel(env, self.rng.randint(1, 4))}, style=self.style(),
+                       fixed=True),
+                    Op(self.pick(["relu", "silu"])),
+                    Op("conv2d", {"out": c}, style=self.style(), fixed=True),
+                    Op(self.pick(["sigmoid", "hardsigmoid"]))]
+            if self.chance(0.3):
+                body = body[1:]  # the channel gate of a 1×1 map
+                if set(s.h) != {1}:  # type: ignore[arg-type]
+                    return None
+            return Gate(Chain(body, self.pick(["list", "chain_list"])))
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
@@ -1304,6 +1392,16 @@ class Gen:
             args = self.window_args(name, align, strided)
         if name in ("conv", "conv2d"):
             args = self.conv_args(name, s, env, args)
+        elif name == "channel_slice":
+            if s.c < 2:
+                return None
+            start = self.rng.randint(0, s.c - 2)
+            args = {"start": start, "stop": self.rng.randint(start + 1, s.c)}
+        elif name == "channel_shuffle":
+            groups = [g for g in (2, 3, 4) if s.c % g == 0]
+            if not groups:
+                return None
+            args = {"groups": self.pick(groups)}
         elif name in ("maxpool", "avgpool"):
             if self.chance(0.25) and not align:
                 args["ceil"] = True
@@ -1324,9 +1422,16 @@ class Gen:
         if self.param_ctx is None or not self.chance(p):
             return value
         pname = f"{prefix}{len(self.param_ctx)}"
+        expr: Expr | None = None
+        if prefix == "c" and self.chance(0.3):  # ${c * 2}, ${c // 2}, ${c + 1}: the parameter holds what makes value
+            expr = self.pick([e for e in (Expr(pname, "*", 2), Expr(pname, "//", 2), Expr(pname, "+", 1))
+                              if e.op != "*" or value % 2 == 0])
+            value = {"*": value // 2, "//": value * 2, "+": value - 1}[expr.op]
+            if value < 1:
+                return value + 1 if expr.op == "+" else value
         self.param_ctx[pname] = value
         env[pname] = value
-        return Param(pname)
+        return expr if expr is not None else Param(pname)
 
     def window_args(self, name: str, align: int | None, strided: bool) -> dict[str, Any]:
         """kernel, stride, padding, dilation of a conv or pool (aligned: size X → floor((X-1)/align)+1)."""
@@ -1363,6 +1468,8 @@ class Gen:
             out = g * self.rng.randint(1, max(1, 12 // g))
             if g != 1:
                 window["groups"] = g
+            if g == s.c and self.chance(0.6):  # depthwise as `dw` / `groups=in`
+                window["groups"] = "in"
         args = {"out": self.channel(env, out), **window}
         if self.chance(0.3):
             args["bias"] = self.chance(0.5)
@@ -1510,13 +1617,13 @@ class Gen:
 
 
 def _params_in(n: Any) -> set[str]:
-    if isinstance(n, Param):
+    if isinstance(n, (Param, Expr)):
         return {n.name}
     if isinstance(n, (list, tuple)):
         return set().union(*(_params_in(e) for e in n)) if n else set()
     if isinstance(n, dict):
         return _params_in(list(n.values()))
-    if isinstance(n, (Op, Use, Chain, Named, Concat, Residual, If)):
+    if isinstance(n, (Op, Use, Chain, Named, Concat, Residual, If, Gate)):
         return _params_in(list(vars(n).values()))
     return set()
 
@@ -1537,6 +1644,10 @@ def specs(faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int
 def _cover_op(n: Op, seen: set[str]) -> None:
     seen.add(f"op:{n.name}")
     seen.update(f"opt:{n.name}.{k}" for k in n.args)
+    if n.args.get("groups") == "in":
+        seen.add("node:groups-in")
+    if any(isinstance(v, Expr) for v in n.args.values()):
+        seen.add("node:expr")
     for flag, key in ((n.long, "op-long"), (n.repeat is not None, "op-repeat"), (n.fixed, "op-fixed"),
                       (bool(_params_in(n)), "param")):
         if flag:
@@ -1545,6 +1656,8 @@ def _cover_op(n: Op, seen: set[str]) -> None:
 
 def _cover_use(n: Use, seen: set[str]) -> None:
     seen.add("node:use-long" if n.long else "node:use-short")
+    if n.pattern is not None:
+        seen.add("node:repeat-names")
     if n.args:
         seen.add("node:use-args")
     if n.repeat is not None:
@@ -1570,8 +1683,14 @@ def _cover_node(n: Any, seen: set[str]) -> None:
         _cover_use(n, seen)
     elif isinstance(n, Named):
         seen.add("node:named")
+    elif isinstance(n, Gate):
+        seen.update({"node:gate", "op:mul"})
     elif isinstance(n, Chain):
         seen.add(f"node:chain-{n.form}")
+        if n.repeat is not None:
+            seen.add("node:chain-repeat")
+        if n.pattern is not None:
+            seen.add("node:repeat-names")
         if not n.items:
             seen.add("node:empty-chain")
     elif isinstance(n, Concat):
@@ -1587,8 +1706,8 @@ def _cover_node(n: Any, seen: set[str]) -> None:
 
 
 def _children(n: Any) -> list[Any]:
-    if isinstance(n, Named):
-        return [n.node]
+    if isinstance(n, (Named, Gate)):
+        return [n.node] if isinstance(n, Named) else [n.body]
     if isinstance(n, Chain):
         return list(n.items)
     if isinstance(n, Concat):
@@ -1616,6 +1735,10 @@ def coverage(spec: Spec) -> set[str]:
         for n in _walk(root):
             _cover_node(n, seen)
     seen.add("node:network-map" if spec.network.form == "chain_map" else "node:network-list")
+    for root in roots:
+        for n in _walk(root):
+            if any(k.isdigit() for k in getattr(n, "names", None) or []):
+                seen.add("node:numbered-name")
     for b in spec.blocks:
         seen.add(f"node:block-{'op' if isinstance(b.body, Op) else type(b.body).__name__.lower()}")
         if any(isinstance(u, Use) for u in _walk(b.body)):
