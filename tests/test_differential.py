@@ -137,6 +137,8 @@ def _spec(*items: object, size: int = 9, **kw: object) -> Spec:
 
 
 FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each switched-off construct that fails today
+    "names_pattern_rows": lambda: _spec(Named("stage", Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2,
+                                                             pattern="unit{n}"))),
     "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],
                                                                     ["a", "b"]), size=5),
 }
@@ -189,8 +191,9 @@ PLACED = {  # docs/language.md "Repeats": where the copies of a repeated node st
              ["0", "r.act.0", "r.act.1"]),
     "chain_repeat": (_spec(Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2), Op("conv2d", {"out": 3})),
                      ["0.0", "0.1", "1.0", "1.1", "2"]),
-    "chain_names": (_spec(Named("stage", Chain([Op("conv2d", {"out": 3})], "chain_list", repeat=2, pattern="unit{n}"))),
-                    ["stage.unit1.0", "stage.unit2.0"]),
+    "chain_names": (_spec(Named("stage", Concat([Chain([Op("conv2d", {"out": 3})], "chain_list", repeat=2,
+                                                       pattern="unit{n}")], ["b"]))),
+                    ["stage.b.unit1.0", "stage.b.unit2.0"]),
 }
 
 

@@ -34,6 +34,8 @@ MAXX = 96  # input sizes 1..MAXX are tracked for every value
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
 KNOWN_FAULTS: set[str] = {
+    "names_pattern_rows",  # new: among the rows, copies of {chain, repeat} named by `names:` are not rows (their ops
+                           # are: stage.unit1.0, stage.unit1.1), unlike copies named by index (stage.0, stage.1)
     "bounded_merge",     # a merge whose branches agree only on a bounded range of sizes: check refuses it
                          # ("no input size makes every feature map non-empty ...") though the spec's own size works
 }
@@ -463,7 +465,13 @@ class Realizer:
         count = self.repeat_of(n, env)
         base = _join(prefix, name if name is not None else (str(index) if index is not None else None))
         for i in range(count):
-            x = self.node(n, x, base, self.copy_name(n, i), None, env)
+            seg = self.copy_name(n, i)
+            if self.unit is None and isinstance(n, Chain):  # among the rows, a chain's copy is a row (as a block's)
+                if n.pattern is not None:
+                    self.note("names_pattern_rows")
+                x = self.row(_join(base, seg), lambda x=x, seg=seg: self.node(n, x, base, seg, None, env))
+            else:
+                x = self.node(n, x, base, seg, None, env)
         return x
 
     @staticmethod
@@ -485,10 +493,15 @@ class Realizer:
                 index += 1
                 continue
             for i in range(self.repeat_of(item, env)):
+                pattern = getattr(item, "pattern", None)  # names: the copies' names replace the indices
                 if isinstance(item, Chain) and item.repeat is not None:  # a copy of a chain: named like a block instance
-                    seg = self.copy_name(item, i) if item.pattern else str(index)
+                    seg = self.copy_name(item, i) if pattern else str(index)
                     copy = lambda x=x, seg=seg, item=item: self.node(item, x, prefix, seg, None, env)  # noqa: E731
+                    if self.unit is None and pattern:
+                        self.note("names_pattern_rows")
                     x = copy() if self.unit is not None else self.row(_join(prefix, seg), copy)  # a row, as a block's
+                elif pattern is not None:
+                    x = self.node(item, x, prefix, self.copy_name(item, i), None, env)
                 else:
                     x = self.node(item, x, prefix, None, index, env)
                 index += 1
@@ -1302,6 +1315,8 @@ class Gen:
                     n.pattern = self.pick(["unit{n}", "layer{i}", "denselayer{n}"])  # names: (long forms, under a name)
                     if isinstance(n, Use):
                         n.long = True
+                    if self.chance(0.3):  # an unnamed item of a list: the pattern's names replace the indices
+                        return n, self.try_node(n, v, env)
                     out = self.try_node(Named("t", n), v, env)
                     return Named(self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()]), n), out
                 out = self.try_node(n, v, env)
