@@ -1265,9 +1265,6 @@ class Gen:
                     if not ints:
                         continue
                     k = self.pick(ints)
-                    written = isinstance(n, Use) or f" {k}=" in short_form(n)
-                    if not written and "set_positional" in self.faults:
-                        continue
                     trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
             elif key == "block_param":
                 ints = [(b.name, p) for b in spec.blocks for p, val in b.params.items()
