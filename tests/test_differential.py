@@ -140,6 +140,8 @@ def _spec(*items: object, size: int = 9, **kw: object) -> Spec:
 
 
 FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each switched-off construct that fails today
+    "set_arg_on_repeat": lambda: _spec(Op("conv2d", {"out": 4}), Op("conv2d", {"out": 5}, repeat=2, style=15),
+                                       Op("global_avgpool"), overrides={"network.1.out": 3}),
     "names_pattern_rows": lambda: _spec(Named("stage", Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2,
                                                              pattern="unit{n}"))),
     "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],

@@ -34,6 +34,8 @@ MAXX = 96  # input sizes 1..MAXX are tracked for every value
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
 KNOWN_FAULTS: set[str] = {
+    "set_arg_on_repeat",   # new: `--set network.1.out=3` on the item `conv2d out=5 * 2` (key=value, then ` * N`)
+                           # sets the repeat count to 3 (out stays 5); `out=5 *2` and `conv2d 5 * 2` work
     "names_pattern_rows",  # new: among the rows, copies of {chain, repeat} named by `names:` are not rows (their ops
                            # are: stage.unit1.0, stage.unit1.1), unlike copies named by index (stage.0, stage.1)
     "bounded_merge",     # a merge whose branches agree only on a bounded range of sizes: check refuses it
@@ -842,6 +844,11 @@ def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[s
         first = Realizer(s, scale_width=False, check_paths=False).run()
         fixed = output_ops(first)
     truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid).run()
+    if any(k.split(".")[0] == "network" and not k.endswith(".repeat")
+           and getattr(spec.network.items[int(k.split(".")[1])], "repeat", None) is not None for k in spec.overrides):
+        truth.notes.add("set_arg_on_repeat")  # an argument of a repeated item set by --set
+        if "set_arg_on_repeat" in forbid:
+            raise Invalid("switched off: set_arg_on_repeat")
     if any(p.path.split(".")[0] in TOP_REFUSED for p in truth.prims):  # a top-level part (through unnamed containers)
         raise Invalid("a top-level part named like a value of the compiled forward")
     if not truth.accepts(*s.size):
