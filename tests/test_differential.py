@@ -29,10 +29,10 @@ from tests.fuzz.differential import run_case
 from tests.fuzz.oracle import Oracle
 from tests.fuzz.specgen import (
     KNOWN_FAULTS,
-    Aux,
     Block,
     Chain,
     Concat,
+    Gate,
     Gen,
     If,
     Invalid,
@@ -91,7 +91,8 @@ def test_the_generator_covers_every_op_and_option() -> None:
                                      "if-true", "if-false", "if-param", "if-else", "use-short", "use-long", "use-args",
                                      "use-repeat", "op-long", "op-repeat", "op-fixed", "param", "block-concat",
                                      "block-residual", "block-chain", "block-op", "block-nested", "defaults", "aux",
-                                     "scale-width", "scale-depth", "network-map", "network-list", "empty-chain")}
+                                     "scale-width", "scale-depth", "network-map", "network-list", "empty-chain",
+                                     "gate", "chain-repeat", "repeat-names", "expr", "numbered-name", "groups-in")}
     wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}
     assert not wanted - seen, f"never drawn: {sorted(wanted - seen)}"
 
@@ -120,7 +121,7 @@ def test_the_generator_is_deterministic_and_honours_switches() -> None:
         counts.update(generate(seed, faults=set())[1].notes)
         assert not generate(seed)[1].notes & KNOWN_FAULTS
     # with every switch off, the generator does draw the constructs the switches exclude
-    drawn = {"named_repeat", "relu_after_saved", "relu_on_view", "repeat_in_branch", "merge_same_input", "if_in_list"}
+    drawn = {"relu_after_saved", "relu_on_view", "merge_same_input"}
     assert drawn <= set(counts), sorted(drawn - set(counts))
 
 
@@ -139,28 +140,17 @@ def _spec(*items: object, size: int = 9, **kw: object) -> Spec:
 
 
 FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each switched-off construct that fails today
-    "named_repeat": lambda: _spec(Named("layer", Op("conv2d", {"out": 4, "kernel": 3, "padding": 1}, repeat=3))),
-    "relu_after_saved": lambda: _spec(Op("conv", {"out": 4, "kernel": 3, "act": "sigmoid"}), Op("relu")),
-    "relu_on_view": lambda: _spec(Op("dropout", {"p": 0.1}), Op("relu"), Op("global_avgpool")),
-    "repeat_in_branch": lambda: _spec(Concat([Op("sigmoid", repeat=2), Op("identity")])),
-    "nested_list_clash": lambda: _spec(Op("dropout", {"p": 0.2}), Chain([Op("conv2d", {"out": 3})])),
-    "identity_codegen": lambda: _spec(Op("conv2d", {"out": 4}), Op("identity")),
-    "optimize_identity": lambda: _spec(Op("conv2d", {"out": 3, "kernel": 3}), Named("res", Residual(Chain([Op("identity")])))),
-    "hostile_names": lambda: _spec(Op("conv2d", {"out": 4}), Named("output", Op("global_avgpool"))),
+    "set_arg_on_repeat": lambda: _spec(Op("conv2d", {"out": 4}), Op("conv2d", {"out": 5}, repeat=2, style=15),
+                                       Op("global_avgpool"), overrides={"network.1.out": 3}),
+    "names_pattern_rows": lambda: _spec(Named("stage", Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2,
+                                                             pattern="unit{n}"))),
     "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],
                                                                     ["a", "b"]), size=5),
-    "relu_on_output": lambda: _spec(Named("res", Op("conv2d", {"out": 5})), aux=[Aux("aux1", "res", Op("relu"))]),
-    "set_positional": lambda: _spec(Op("conv2d", {"out": 8}, style=1), Op("global_avgpool"),
-                                    overrides={"network.0.out": 4}),
-    "if_in_list": lambda: _spec(Op("conv2d", {"out": 3}), If(True, Op("conv2d", {"out": 4}))),
-    "merge_same_input": lambda: _spec(Op("conv2d", {"out": 4}), Concat([Chain([]), Chain([])]), Op("global_avgpool")),
-    "dropout_module_clash": lambda: _spec(
-        Use("res"), blocks=[Block("res", {}, Residual(Op("dropout", {"p": 0.0}), then=Op("dropout", {"p": 0.0})))]),
 }
 
 
 def test_every_switch_has_a_fault_spec() -> None:
-    assert set(FAULT_SPECS) == KNOWN_FAULTS - {"standalone_merge"}  # finding 4 is a refusal: see below
+    assert set(FAULT_SPECS) == KNOWN_FAULTS
 
 
 @pytest.mark.parametrize("switch", sorted(FAULT_SPECS))
@@ -170,7 +160,7 @@ def test_switched_off_fault_is_still_there(switch: str) -> None:
     faults = KNOWN_FAULTS - {switch}
     spec = FAULT_SPECS[switch]()
     truth = realize(spec, forbid=faults)
-    assert switch in truth.notes or switch in ("identity_codegen", "optimize_identity", "set_positional"), truth.notes
+    assert switch in truth.notes, truth.notes
     findings = run_case(spec, truth, 0, faults)
     assert findings, f"{switch} looks fixed: remove it from KNOWN_FAULTS in tests/fuzz/specgen.py\n{render(spec)}"
 
@@ -184,7 +174,45 @@ MUST_REFUSE = {
     # finding 5: defaults for an op that does not exist, or an option the op does not have
     "defaults_unknown_op": "defaults: {cnov: {eps: 0.001}}\nnetwork: [conv 4 1x1]",
     "defaults_unknown_option": "defaults: {conv: {epsilon: 0.001}}\nnetwork: [conv 4 1x1]",
+    # docs/language.md "Names": refused module names (the generator's truth refuses them too)
+    "name_keyword": "network: [conv2d 4 1x1, {class: global_avgpool}]",
+    "name_module_attribute": "network: [conv2d 4 1x1, {forward: global_avgpool}]",
+    "name_underscore": "network: [conv2d 4 1x1, {_x: global_avgpool}]",
+    "name_top_level_value": "network: [conv2d 4 1x1, {output: global_avgpool}]",
+    # docs/language.md "Repeats": `shortcut: conv * 1` is a chain of one, its conv at `0`: under body's module `0`
+    "repeat_clash": "network: [{residual: {body: [conv2d 3 1x1], shortcut: conv 3 1x1 * 1}}]",
 }
+
+
+PLACED = {  # docs/language.md "Repeats": where the copies of a repeated node stand (module paths of the truth)
+    "body": (_spec(Named("res", Residual(Op("conv2d", {"out": 3}, repeat=2)))), ["res.0", "res.1"]),
+    "branch_list": (_spec(Concat([Op("conv2d", {"out": 2}), Op("conv2d", {"out": 2}, repeat=2)])), ["0", "1.0", "1.1"]),
+    "branch_map": (_spec(Concat([Op("conv2d", {"out": 2}, repeat=1), Op("conv2d", {"out": 2})], ["a", "b"])),
+                   ["a.0", "b"]),
+    "named": (_spec(Named("layer", Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})),
+              ["layer.0", "layer.1", "1"]),
+    "if_in_list": (_spec(If(True, Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})), ["0.0", "0.1", "1"]),
+    "then": (_spec(Op("conv2d", {"out": 3}), Named("r", Residual(Op("relu"), then=Op("conv2d", {"out": 3}, repeat=2)))),
+             ["0", "r.act.0", "r.act.1"]),
+    "chain_repeat": (_spec(Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2), Op("conv2d", {"out": 3})),
+                     ["0.0", "0.1", "1.0", "1.1", "2"]),
+    "block_op": (_spec(Use("b"), Named("u", Use("b")), blocks=[Block("b", {}, Op("conv2d", {"out": 3}, repeat=2))]),
+                 ["0.0", "0.1", "u.0", "u.1"]),
+    "gate": (_spec(Op("conv2d", {"out": 4}), Gate(Chain([Op("adaptive_avgpool", {"size": (1, 1)}), Op("conv2d", {"out": 2}),
+                                                        Op("relu"), Op("conv2d", {"out": 4}), Op("sigmoid")]))),
+             ["0", "1.1", "1.3"]),
+    "chain_names": (_spec(Named("stage", Concat([Chain([Op("conv2d", {"out": 3})], "chain_list", repeat=2,
+                                                       pattern="unit{n}")], ["b"]))),
+                    ["stage.b.unit1.0", "stage.b.unit2.0"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLACED))
+def test_repeat_copies_stand_where_the_node_stands(name: str) -> None:
+    spec, paths = PLACED[name]
+    truth = realize(spec)
+    assert [p.path for p in truth.prims if p.op in ("conv2d", "bn")] == paths
+    assert not run_case(spec, truth, 0), render(spec)
 
 
 @pytest.mark.parametrize("name", sorted(MUST_REFUSE))

@@ -18,6 +18,7 @@ from tests.fuzz.specgen import Prim, Truth
 
 ACTIVATIONS = {
     "relu": torch.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+    "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
 }
 
 
@@ -100,4 +101,11 @@ class Oracle(nn.Module):
             return torch.cat(xs, dim=1)
         if p.op == "add":
             return xs[0] + a["scale"] * xs[1]
+        if p.op == "mul":  # a gate: x · gate(x), broadcast over H and W
+            return xs[0] * xs[1]
+        if p.op == "channel_slice":
+            return x[:, a["start"]:a["stop"]]
+        if p.op == "channel_shuffle":  # view C as groups × C/groups, transpose, flatten
+            n, c, h, w = x.shape
+            return x.reshape(n, a["groups"], c // a["groups"], h, w).transpose(1, 2).reshape(n, c, h, w)
         raise ValueError(p.op)

@@ -34,34 +34,35 @@ MAXX = 96  # input sizes 1..MAXX are tracked for every value
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
 KNOWN_FAULTS: set[str] = {
-    "named_repeat",      # finding 1/9: `name: op * 3`, {block, repeat} under a name or a mapping key → one instance
-    "relu_after_saved",  # findings 2, 8: relu (or relu6) right after a sigmoid/tanh/relu output: in-place on a saved tensor
-    "relu_on_view",      # findings 3, 7: relu after flatten / dropout / identity: in-place on a view or the caller's input
-    "standalone_merge",  # finding 4: (not drawn: archspec has no spelling of a standalone merge the generator uses)
-    "repeat_in_branch",  # finding 9: `op * N` as a concat branch / shortcut / residual body computed once
-    "nested_list_clash",  # finding 10: unnamed nested lists whose stateless ops reuse an outer index
-    "identity_codegen",  # finding 11: identity in the standalone file
-    "optimize_identity",  # finding 12: residual whose body is identity-only / bn no_affine on vectors in optimize
-    "hostile_names",     # finding 13: names x, self, output, check_input, Python keywords, nn.Module attributes
-    "if_in_list",        # new: an `if:` item of a list loses its index (the chosen op gets the list's own path)
-    "dropout_module_clash",  # finding 10 variant: a dropout whose path holds, or sits under, another module
-    "bounded_merge",     # new (finding 6 family): a merge whose branches agree only on a bounded range of sizes
-    "relu_on_output",    # new: an aux head's relu works in place on a tensor the network returns (the logits)
-    "set_positional",    # new: `--set network.3.out=8` on `conv 16 3x3` (out given by position) → "out given twice"
-    "merge_same_input",  # new: a concat or residual sum whose two inputs are the same tensor (edges collapse)
+    "set_arg_on_repeat",   # new: `--set network.1.out=3` on the item `conv2d out=5 * 2` (key=value, then ` * N`)
+                           # sets the repeat count to 3 (out stays 5); `out=5 *2` and `conv2d 5 * 2` work
+    "names_pattern_rows",  # new: among the rows, copies of {chain, repeat} named by `names:` are not rows (their ops
+                           # are: stage.unit1.0, stage.unit1.1), unlike copies named by index (stage.0, stage.1)
+    "bounded_merge",     # a merge whose branches agree only on a bounded range of sizes: check refuses it
+                         # ("no input size makes every feature map non-empty ...") though the spec's own size works
 }
+# Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
+# MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
+# design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
+# relu_on_output, set_positional, merge_same_input.
 
-ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
-MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity") + ACTS
-VEC_OPS = ("linear", "bn", "dropout", "identity", "flatten") + ACTS
+ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
+MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity",
+           "channel_slice", "channel_shuffle") + ACTS
+VEC_OPS = ("linear", "bn", "dropout", "identity", "flatten", "channel_slice") + ACTS
 TO_VEC = ("global_avgpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = ("conv2d", "bn", "linear")
 NAMES = ("a", "b", "c", "stem", "head", "branch0", "branch1", "left", "right", "mix", "proj", "fc", "pool", "drop",
          "conv", "bn", "act", "add", "concat", "body", "layer", "up", "down", "cat", "res")
-KEYWORDS = ("chain", "concat", "residual", "if", "op", "block")  # a one-key mapping with one of these is that node
-HOSTILE = ("x", "self", "output", "check_input", "training", "forward", "class", "def", "lambda", "state_dict",
-           "cuda", "to", "type", "float", "_modules", "input", "torch", "F", "nn")
+KEYWORDS = ("chain", "concat", "residual", "if", "op", "block", "gate")  # a one-key mapping with one of these is that node
+# odd names the language allows (docs/language.md, "Names"): the generated file renames its locals around them
+ODD_NAMES = ("input", "torch", "F", "nn", "len", "math", "0", "1", "2")
+# names refused with a `name` error: as any module name (keywords, `_`-prefixed, nn.Module attributes), and as a
+# top-level part or aux head (the compiled forward's own values)
+REFUSED_NAMES = frozenset({"class", "def", "lambda", "None", "_modules", "__init__", "_x", "training", "forward",
+                           "state_dict", "cuda", "to", "type", "float", "keys", "items", "pop", "eval", "parameters"})
+TOP_REFUSED = frozenset({"x", "self", "output", "check_input"})
 
 
 class Invalid(Exception):
@@ -75,6 +76,25 @@ class Param:
     """``$name`` inside a block."""
 
     name: str
+
+
+@dataclass
+class Expr:
+    """``${param OP k}``: a value computed from a block parameter (docs/language.md, "Blocks and parameters")."""
+
+    name: str
+    op: str  # "*", "//", "+"
+    k: int
+
+    def text(self) -> str:
+        return f"${{{self.name} {self.op} {self.k}}}"
+
+
+@dataclass
+class Gate:
+    """``{gate: node}``: x · node(x), named like an op (by its key, else its list index)."""
+
+    body: Any
 
 
 @dataclass
@@ -96,6 +116,7 @@ class Use:
     long: bool = False
     repeat: Any = None
     style: int = 0
+    pattern: str | None = None  # names: "unit{n}" of the copies (long form only)
 
 
 @dataclass
@@ -103,6 +124,8 @@ class Chain:
     items: list[Any]
     form: str = "list"  # list | chain_list | chain_map (then names[i] names item i)
     names: list[str] | None = None
+    repeat: Any = None  # {chain: ..., repeat: N} (form chain_list or chain_map)
+    pattern: str | None = None  # names: "layer{n}" of the copies
 
 
 @dataclass
@@ -283,6 +306,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "bn": {"eps", "momentum", "affine"}, "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "ceil"}, "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
     "adaptive_avgpool": {"size"}, "linear": {"out", "bias"}, "dropout": {"p"},
+    "channel_slice": {"start", "stop"}, "channel_shuffle": {"groups"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -385,77 +409,111 @@ class Realizer:
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its index or name (registered after its ops)
             return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env))
-        if self.unit is None and isinstance(n, (Op, Use)):
+        if self.unit is None and isinstance(n, (Op, Use, Gate)):
             return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env), register=False)
         if isinstance(n, Op):
             return self.op(n, x, _join(prefix, seg), env)
         if isinstance(n, Use):
             return self.use(n, x, _join(prefix, seg), env)
         if isinstance(n, Named):
-            return self.node(n.node, x, prefix, n.name, None, env)
+            return self.placed(n.node, x, prefix, n.name, None, env)
         if isinstance(n, Chain):
             return self.chain(n, x, _join(prefix, name), env)
         if isinstance(n, Concat):
             return self.concat(n, x, _join(prefix, name), env)
         if isinstance(n, Residual):
             return self.residual(n, x, _join(prefix, name), env)
+        if isinstance(n, Gate):
+            return self.gate(n, x, _join(prefix, seg), env)
         if isinstance(n, If):
-            cond = self.value(n.cond, env)
-            if not isinstance(cond, bool):
-                raise Invalid("if needs a bool")
-            chosen = n.then if cond else n.other
-            if chosen is None:
-                return x
-            # the chosen node stands in the if's place: its name, or its index in a list
-            if index is not None or (name is not None and isinstance(chosen, Chain)):
-                self.note("if_in_list")
-            return self.node(chosen, x, prefix, name, index, env)
+            # transparent: the chosen node stands in the if's place, with its name or list index
+            chosen = self.choose(n, env)
+            return x if chosen is None else self.placed(chosen, x, prefix, name, index, env)
         raise TypeError(n)
 
+    def gate(self, n: Gate, x: str, path: str, env: dict[str, Any]) -> str:
+        """docs/language.md, "Gates": the body sits under the gate's path, the product at `<path>.mul`."""
+        xs = self.shapes[x]
+        g = self.placed(n.body, x, path, None, None, env)
+        gs = self.shapes[g]
+        if not xs.is_map or not gs.is_map or gs.c != xs.c or set(gs.h) != {1} or set(gs.w) != {1}:  # type: ignore[arg-type]
+            raise Invalid("a gate must end in C×1×1 with the channels of its input")
+        return self.emit("mul", {}, _join(path, "mul"), [x, g], xs, _join(path, "mul"))
+
+    def choose(self, n: If, env: dict[str, Any]) -> Any:
+        cond = self.value(n.cond, env)
+        if not isinstance(cond, bool):
+            raise Invalid("if needs a bool")
+        return n.then if cond else n.other
+
     def repeat_of(self, n: Any, env: dict[str, Any]) -> int:
-        if isinstance(n, (Op, Use)) and n.repeat is not None:
+        if isinstance(n, (Op, Use, Chain)) and n.repeat is not None:
             count = self.value(n.repeat, env)
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
                 raise Invalid("bad repeat")
             return depth_repeats(count, self.depth)
         return 1
 
-    def repeated(self, n: Any, x: str, prefix: str, name: str | None, env: dict[str, Any]) -> str:
-        """A named node (a mapping value, or a one-key mapping): repeats are `name.0` … `name.N-1`."""
+    def placed(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
+        """A node anywhere but among a list's unnamed items (docs/language.md, "Repeats"): a node
+        with a written repeat count is the chain of its copies, standing where the node stands —
+        under its name, else its index (a branch of a branch list), else the enclosing prefix
+        (`body: conv * 2` is `body: [conv, conv]`); an `if:` passes its place to the chosen node."""
+        if isinstance(n, If):
+            chosen = self.choose(n, env)
+            return x if chosen is None else self.placed(chosen, x, prefix, name, index, env)
+        if getattr(n, "repeat", None) is None:
+            return self.node(n, x, prefix, name, index, env)
         count = self.repeat_of(n, env)
-        if count == 1 and getattr(n, "repeat", None) is None:
-            return self.node(n, x, prefix, name, None, env)
-        self.note("named_repeat")
+        base = _join(prefix, name if name is not None else (str(index) if index is not None else None))
         for i in range(count):
-            x = self.node(n, x, _join(prefix, name), None, i, env)
+            seg = self.copy_name(n, i)
+            if self.unit is None and isinstance(n, Chain):  # among the rows, a chain's copy is a row (as a block's)
+                if n.pattern is not None:
+                    self.note("names_pattern_rows")
+                x = self.row(_join(base, seg), lambda x=x, seg=seg: self.node(n, x, base, seg, None, env))
+            else:
+                x = self.node(n, x, base, seg, None, env)
         return x
+
+    @staticmethod
+    def copy_name(n: Any, i: int) -> str:
+        """The name of copy i of a repeated node: its index, or its `names:` pattern ({n} 1-based, {i} 0-based)."""
+        pattern = getattr(n, "pattern", None)
+        return str(i) if pattern is None else pattern.replace("{n}", str(i + 1)).replace("{i}", str(i))
 
     def chain(self, n: Chain, x: str, prefix: str, env: dict[str, Any]) -> str:
         if n.form == "chain_map":
             assert n.names is not None
             for key, item in zip(n.names, n.items, strict=True):
-                x = self.repeated(item, x, prefix, key, env)
+                x = self.placed(item, x, prefix, key, None, env)
             return x
         index = 0
         for item in n.items:
             if isinstance(item, Named):
-                x = self.repeated(item.node, x, prefix, item.name, env)
+                x = self.placed(item.node, x, prefix, item.name, None, env)
                 index += 1
                 continue
-            for _ in range(self.repeat_of(item, env)):
-                x = self.node(item, x, prefix, None, index, env)
+            for i in range(self.repeat_of(item, env)):
+                pattern = getattr(item, "pattern", None)  # names: the copies' names replace the indices
+                if isinstance(item, Chain) and item.repeat is not None:  # a copy of a chain: named like a block instance
+                    seg = self.copy_name(item, i) if pattern else str(index)
+                    copy = lambda x=x, seg=seg, item=item: self.node(item, x, prefix, seg, None, env)  # noqa: E731
+                    if self.unit is None and pattern:
+                        self.note("names_pattern_rows")
+                    x = copy() if self.unit is not None else self.row(_join(prefix, seg), copy)  # a row, as a block's
+                elif pattern is not None:
+                    x = self.node(item, x, prefix, self.copy_name(item, i), None, env)
+                else:
+                    x = self.node(item, x, prefix, None, index, env)
                 index += 1
         return x
 
     def concat(self, n: Concat, x: str, prefix: str, env: dict[str, Any]) -> str:
         outs = []
         for i, b in enumerate(n.branches):
-            if self.repeat_of(b, env) != 1:
-                self.note("repeat_in_branch")
-            if n.names is not None:
-                outs.append(self.repeated(b, x, prefix, n.names[i], env))
-            else:
-                outs.append(self.node_repeated_unnamed(b, x, prefix, i, env))
+            outs.append(self.placed(b, x, prefix, None if n.names is None else n.names[i],
+                                    i if n.names is None else None, env))
         if len(outs) == 1:
             return outs[0]
         if len(set(outs)) < len(outs):
@@ -471,13 +529,6 @@ class Realizer:
             out = Shape(out.c, first.h, first.w)
         return self.emit("concat", {}, _join(prefix, "concat"), outs, out, _join(prefix, "concat"), okh, okw)
 
-    def node_repeated_unnamed(self, n: Any, x: str, prefix: str, index: int, env: dict[str, Any]) -> str:
-        """A branch or body that is not in a list: `op * N` is N ops in a row, all with the same path."""
-        count = self.repeat_of(n, env)
-        for _ in range(count):
-            x = self.node(n, x, prefix, None, index, env)
-        return x
-
     def agree(self, sizes: list[tuple[int, ...]]) -> tuple[bool, ...]:
         ok = tuple(all(s[i] == sizes[0][i] for s in sizes) for i in range(MAXX))
         valid = [i for i in range(MAXX) if all(s[i] > 0 for s in sizes)]
@@ -488,10 +539,8 @@ class Realizer:
         return ok
 
     def residual(self, n: Residual, x: str, prefix: str, env: dict[str, Any]) -> str:
-        if self.repeat_of(n.body, env) != 1 or (n.shortcut is not None and self.repeat_of(n.shortcut, env) != 1):
-            self.note("repeat_in_branch")
-        body = self.node_repeated_unnamed(n.body, x, prefix, None, env)  # type: ignore[arg-type]
-        short = x if n.shortcut is None else self.node_repeated_unnamed(n.shortcut, x, prefix, None, env)  # type: ignore[arg-type]
+        body = self.placed(n.body, x, prefix, None, None, env)
+        short = x if n.shortcut is None else self.placed(n.shortcut, x, prefix, None, None, env)
         if body == short:
             self.note("merge_same_input")
         if self._passes_through(body, x):
@@ -508,7 +557,7 @@ class Realizer:
         out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], ss, _join(prefix, "add"),
                         okh, okw)
         if n.then is not None:
-            out = self.op(n.then, out, _join(prefix, "act"), env)
+            out = self.placed(n.then, out, prefix, "act", None, env)
         return out
 
     def _passes_through(self, v: str, x: str) -> bool:
@@ -534,12 +583,7 @@ class Realizer:
         self.stack += (n.block,)
         self.used.append(set())
         try:
-            if isinstance(block.body, Op):
-                if self.repeat_of(block.body, inner) != 1:
-                    self.note("repeat_in_branch")
-                out = self.node_repeated_unnamed(block.body, x, path, None, inner)  # type: ignore[arg-type]
-            else:
-                out = self.node(block.body, x, path, None, None, inner)
+            out = self.placed(block.body, x, path, None, None, inner)
         finally:
             self.stack = self.stack[:-1]
             used = self.used.pop()
@@ -555,6 +599,11 @@ class Realizer:
             if self.used:
                 self.used[-1].add(v.name)
             return env[v.name]
+        if isinstance(v, Expr):
+            base = self.value(Param(v.name), env)
+            if isinstance(base, bool) or not isinstance(base, int):
+                raise Invalid("an expression over a non-number")
+            return {"*": base * v.k, "//": base // v.k, "+": base + v.k}[v.op]
         if isinstance(v, (list, tuple)):
             return type(v)(self.value(e, env) for e in v)
         return v
@@ -565,6 +614,8 @@ class Realizer:
             raise Invalid(f"{n.name} has no option {sorted(set(n.args) - OPTIONS.get(n.name, set()))}")
         written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, env) for k, v in n.args.items()}}
         args = {**OP_DEFAULTS.get(n.name, {}), **written}
+        if args.get("groups") == "in":  # one group per input channel (docs/language.md: `dw`, `groups=in`)
+            args["groups"] = self.shapes[x].c
         if n.name in CHANNEL_OPS and self.scale_width and not n.fixed and path not in self.fixed and self.width != 1:
             old = args["out"]
             args["out"] = width_channels(old, self.width, self.divisor)
@@ -641,6 +692,19 @@ class Realizer:
         return self.emit("linear", {"out": args["out"], "bias": args["bias"], "in": xs.c}, path, [x],
                          Shape(args["out"]), path)
 
+    def op_channel_slice(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]
+        start, stop = args["start"], args["stop"]
+        if not 0 <= start < stop <= xs.c:
+            raise Invalid("channel_slice outside the channels")
+        return self.emit("channel_slice", {"start": start, "stop": stop}, path, [x], Shape(stop - start, xs.h, xs.w), path)
+
+    def op_channel_shuffle(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "channel_shuffle")
+        if xs.c % args["groups"]:
+            raise Invalid("channel_shuffle groups do not divide the channels")
+        return self.emit("channel_shuffle", {"groups": args["groups"]}, path, [x], xs, path)
+
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
 
@@ -711,8 +775,6 @@ class Realizer:
         returned = set(outputs.values())
         if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
             self.note("relu_on_output")
-        if any(seg in HOSTILE for p in self.prims for seg in p.path.split(".")):
-            self.note("hostile_names")
         # build and the standalone file make dropout a module too: its path must not be another
         # module's, hold one, or sit under one
         dropout = [p.path for p in self.prims if p.op == "dropout"]
@@ -774,6 +836,7 @@ def apply_overrides(spec: Spec) -> Spec:
 def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset()) -> Truth:
     """The meaning of a spec tree (after its overrides): raises Invalid when it is not a valid spec."""
     s = apply_overrides(spec)
+    check_names(s)
     if s.size[0] > MAXX or s.size[1] > MAXX:
         raise Invalid("input size beyond the tracked range")
     fixed: frozenset[str] = frozenset()
@@ -781,11 +844,31 @@ def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[s
         first = Realizer(s, scale_width=False, check_paths=False).run()
         fixed = output_ops(first)
     truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid).run()
+    if any(k.split(".")[0] == "network" and not k.endswith(".repeat")
+           and getattr(spec.network.items[int(k.split(".")[1])], "repeat", None) is not None for k in spec.overrides):
+        truth.notes.add("set_arg_on_repeat")  # an argument of a repeated item set by --set
+        if "set_arg_on_repeat" in forbid:
+            raise Invalid("switched off: set_arg_on_repeat")
+    if any(p.path.split(".")[0] in TOP_REFUSED for p in truth.prims):  # a top-level part (through unnamed containers)
+        raise Invalid("a top-level part named like a value of the compiled forward")
     if not truth.accepts(*s.size):
         raise Invalid("the spec's own input size is not accepted")
     if not truth.accepts(*s.size, train=True):
         raise Invalid("aux heads refuse the spec's own input size")
     return truth
+
+
+def check_names(spec: Spec) -> None:
+    """docs/language.md, "Names": refused module names, anywhere, and names refused at the top level."""
+    net = spec.network
+    top = list(net.names or []) if net.form == "chain_map" else [i.name for i in net.items if isinstance(i, Named)]
+    if set(top + [a.name for a in spec.aux]) & TOP_REFUSED:
+        raise Invalid("a top-level part or aux head named like a value of the compiled forward")
+    for root in [net] + [b.body for b in spec.blocks] + [a.head for a in spec.aux]:
+        for n in _walk(root):
+            names = [n.name] if isinstance(n, Named) else list(getattr(n, "names", None) or [])
+            if set(names) & REFUSED_NAMES:
+                raise Invalid(f"refused module name in {names}")
 
 
 def output_ops(truth: Truth) -> frozenset[str]:
@@ -817,6 +900,8 @@ def _num(v: float) -> str:
 def _val(v: Any) -> str:
     if isinstance(v, Param):
         return f"${v.name}"
+    if isinstance(v, Expr):
+        return v.text()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -829,6 +914,8 @@ def _val(v: Any) -> str:
 def _yaml_value(v: Any, rng: random.Random | None = None) -> Any:
     if isinstance(v, Param):
         return f"${v.name}"
+    if isinstance(v, Expr):
+        return v.text()
     if isinstance(v, tuple):  # a pair: [h, w], or one number when both are equal
         return list(v) if v[0] != v[1] or rng is None or rng.random() < 0.5 else v[0]
     return v
@@ -839,6 +926,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("conv", "act", "none"): "linear", ("conv2d", "bias", True): "bias", ("conv2d", "bias", False): "no_bias",
     ("linear", "bias", True): "bias", ("linear", "bias", False): "no_bias", ("bn", "affine", False): "no_affine",
     ("maxpool", "ceil", True): "ceil", ("avgpool", "ceil", True): "ceil", ("avgpool", "exclude_pad", True): "exclude_pad",
+    ("conv", "groups", "in"): "dw", ("conv2d", "groups", "in"): "dw",
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -853,16 +941,20 @@ def short_form(n: Op) -> str:
         tokens.append(_val(args.pop("size")))
     if n.name == "dropout" and "p" in args and rng.random() < 0.7:
         tokens.append(_val(args.pop("p")))
+    if n.name == "channel_slice" and rng.random() < 0.7:
+        tokens += [_val(args.pop("start")), _val(args.pop("stop"))]
+    if n.name == "channel_shuffle" and rng.random() < 0.7:
+        tokens.append(_val(args.pop("groups")))
     grid = "size" if n.name == "adaptive_avgpool" else "kernel"
     if grid in args and not isinstance(args[grid], Param) and rng.random() < 0.8:
         k = _pair(args.pop(grid))
         tokens.append(f"{k[0]}x{k[1]}")
     for key in list(args):
         v = args[key]
-        word = FLAGS.get((n.name, key, v)) if not isinstance(v, Param) else None
+        word = FLAGS.get((n.name, key, v)) if not isinstance(v, (Param, Expr)) else None
         if word and rng.random() < 0.7:
             tokens.append(word)
-        elif key in LETTERS and not isinstance(v, Param) and rng.random() < 0.7:
+        elif key in LETTERS and not isinstance(v, (Param, Expr)) and v != "in" and rng.random() < 0.7:
             if key == "groups":
                 tokens.append(f"g{v}")
             else:
@@ -898,6 +990,8 @@ def _use_data(n: Use) -> Any:
             d["params"] = {k: _yaml_value(v) for k, v in n.args.items()}
         if n.repeat is not None:
             d["repeat"] = _yaml_value(n.repeat)
+        if n.pattern is not None:
+            d["names"] = n.pattern
         return d
     parts = [n.block] + [f"{k}={_val(v)}" for k, v in n.args.items()]
     if n.repeat is not None:
@@ -908,9 +1002,17 @@ def _use_data(n: Use) -> Any:
 def _chain_data(n: Chain) -> Any:
     if n.form == "chain_map":
         assert n.names is not None
-        return {"chain": {k: to_data(v) for k, v in zip(n.names, n.items, strict=True)}}
-    items = [to_data(v) for v in n.items]
-    return {"chain": items} if n.form == "chain_list" else items
+        d: dict[str, Any] = {"chain": {k: to_data(v) for k, v in zip(n.names, n.items, strict=True)}}
+    else:
+        items = [to_data(v) for v in n.items]
+        if n.form == "list" and n.repeat is None:
+            return items
+        d = {"chain": items}
+    if n.repeat is not None:
+        d["repeat"] = _yaml_value(n.repeat)
+    if n.pattern is not None:
+        d["names"] = n.pattern
+    return d
 
 
 def _concat_data(n: Concat) -> Any:
@@ -938,7 +1040,8 @@ def _if_data(n: If) -> Any:
 
 
 _DATA: dict[type, Any] = {Op: _op_data, Use: _use_data, Chain: _chain_data, Concat: _concat_data,
-                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)}}
+                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)},
+                          Gate: lambda n: {"gate": to_data(n.body)}}
 
 
 def to_data(n: Any) -> Any:
@@ -997,7 +1100,9 @@ class Gen:
         self.rng = random.Random(seed)
         self.faults = set(faults)
         self.size = size  # 0 small … 2 larger networks
-        self.names = NAMES + (() if "hostile_names" in self.faults else HOSTILE)
+        # x, self, output, check_input are fine nested and refused at the top level (the truth says Invalid there);
+        # REFUSED_NAMES are refused everywhere: tests/test_differential.py's MUST_REFUSE checks the refusal
+        self.names = NAMES + ODD_NAMES + tuple(sorted(TOP_REFUSED))
 
     # -- helpers
     def chance(self, p: float) -> bool:
@@ -1010,7 +1115,7 @@ class Gen:
         return self.rng.getrandbits(32)
 
     def try_node(self, n: Any, v: str, env: dict[str, Any]) -> str:
-        return self.r.node(n, v, "g", None, None, env)
+        return self.r.placed(n, v, "g", None, None, env)
 
     def fresh_names(self, k: int) -> list[str]:
         return self.rng.sample(self.names, k)
@@ -1047,7 +1152,7 @@ class Gen:
         items: list[Any] = []
         n_items = rng.randint(1, 3 + self.size)
         for _ in range(n_items):
-            n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True)
+            n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True, top=True)
             items.append(n)
         if self.chance(0.75):
             for n in self.classifier(v):
@@ -1167,9 +1272,6 @@ class Gen:
                     if not ints:
                         continue
                     k = self.pick(ints)
-                    written = isinstance(n, Use) or f" {k}=" in short_form(n)
-                    if not written and "set_positional" in self.faults:
-                        continue
                     trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
             elif key == "block_param":
                 ints = [(b.name, p) for b in spec.blocks for p, val in b.params.items()
@@ -1194,8 +1296,8 @@ class Gen:
                 spec.overrides = old
 
     # -- nodes
-    def gen(self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None
-            ) -> tuple[Any, str]:
+    def gen(self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None,
+            top: bool = False) -> tuple[Any, str]:
         """A node applied to value v; ``align``: only ops mapping size X to floor((X-1)/align)+1
         (so that parallel branches agree at every size)."""
         self.budget -= 1
@@ -1203,15 +1305,28 @@ class Gen:
             kinds = ["op"]
         else:
             kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty"]
+            if in_list and not align and not top:
+                kinds.append("gate")
         for _ in range(8):
             kind = self.pick(kinds)
             try:
                 n = self.make(kind, v, depth, env, in_list, align)
                 if n is None:
                     continue
+                if kind == "chain" and not top and isinstance(n, Chain) and n.form != "list" and self.chance(0.25):
+                    n.repeat = self.pick([1, 2, 2])  # {chain: [...], repeat: N}
+                if kind != "op" and in_list and isinstance(n, (Chain, Use)) and n.repeat is not None and self.chance(0.5):
+                    n.pattern = self.pick(["unit{n}", "layer{i}", "denselayer{n}"])  # names: (long forms, under a name)
+                    if isinstance(n, Use):
+                        n.long = True
+                    if self.chance(0.3):  # an unnamed item of a list: the pattern's names replace the indices
+                        return n, self.try_node(n, v, env)
+                    out = self.try_node(Named("t", n), v, env)
+                    return Named(self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()]), n), out
                 out = self.try_node(n, v, env)
                 if kind != "op" and in_list and self.chance(0.15):
-                    name = self.pick([m for m in self.names if m not in KEYWORDS])  # {concat: …} is a concat
+                    # {concat: …} is a concat; a numbered name takes the list's index anyway: only in mappings
+                    name = self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()])
                     return Named(name, n), out
                 return n, out
             except Invalid:
@@ -1222,6 +1337,22 @@ class Gen:
     def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
         if kind == "op":
             return self.make_op(v, env, in_list, align)
+        if kind == "gate":  # squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]
+            s = self.r.shapes[v]
+            if not s.is_map:
+                return None
+            c = self.r.shapes[v].c
+            body = [Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
+                    Op(self.pick(["conv2d", "conv"]), {"out": self.channel(env, self.rng.randint(1, 4))}, style=self.style(),
+                       fixed=True),
+                    Op(self.pick(["relu", "silu"])),
+                    Op("conv2d", {"out": c}, style=self.style(), fixed=True),
+                    Op(self.pick(["sigmoid", "hardsigmoid"]))]
+            if self.chance(0.3):
+                body = body[1:]  # the channel gate of a 1×1 map
+                if set(s.h) != {1}:  # type: ignore[arg-type]
+                    return None
+            return Gate(Chain(body, self.pick(["list", "chain_list"])))
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
@@ -1280,6 +1411,16 @@ class Gen:
             args = self.window_args(name, align, strided)
         if name in ("conv", "conv2d"):
             args = self.conv_args(name, s, env, args)
+        elif name == "channel_slice":
+            if s.c < 2:
+                return None
+            start = self.rng.randint(0, s.c - 2)
+            args = {"start": start, "stop": self.rng.randint(start + 1, s.c)}
+        elif name == "channel_shuffle":
+            groups = [g for g in (2, 3, 4) if s.c % g == 0]
+            if not groups:
+                return None
+            args = {"groups": self.pick(groups)}
         elif name in ("maxpool", "avgpool"):
             if self.chance(0.25) and not align:
                 args["ceil"] = True
@@ -1300,9 +1441,16 @@ class Gen:
         if self.param_ctx is None or not self.chance(p):
             return value
         pname = f"{prefix}{len(self.param_ctx)}"
+        expr: Expr | None = None
+        if prefix == "c" and self.chance(0.3):  # ${c * 2}, ${c // 2}, ${c + 1}: the parameter holds what makes value
+            expr = self.pick([e for e in (Expr(pname, "*", 2), Expr(pname, "//", 2), Expr(pname, "+", 1))
+                              if e.op != "*" or value % 2 == 0])
+            value = {"*": value // 2, "//": value * 2, "+": value - 1}[expr.op]
+            if value < 1:
+                return value + 1 if expr.op == "+" else value
         self.param_ctx[pname] = value
         env[pname] = value
-        return Param(pname)
+        return expr if expr is not None else Param(pname)
 
     def window_args(self, name: str, align: int | None, strided: bool) -> dict[str, Any]:
         """kernel, stride, padding, dilation of a conv or pool (aligned: size X → floor((X-1)/align)+1)."""
@@ -1339,6 +1487,8 @@ class Gen:
             out = g * self.rng.randint(1, max(1, 12 // g))
             if g != 1:
                 window["groups"] = g
+            if g == s.c and self.chance(0.6):  # depthwise as `dw` / `groups=in`
+                window["groups"] = "in"
         args = {"out": self.channel(env, out), **window}
         if self.chance(0.3):
             args["bias"] = self.chance(0.5)
@@ -1416,7 +1566,8 @@ class Gen:
             scale = self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3)
         then = None
         if self.chance(0.6):
-            then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style())
+            then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style(),
+                      repeat=self.pick([None, None, None, 1, 2]))
         return Residual(body, shortcut, scale, then)
 
     def reuse(self) -> Use:
@@ -1485,13 +1636,13 @@ class Gen:
 
 
 def _params_in(n: Any) -> set[str]:
-    if isinstance(n, Param):
+    if isinstance(n, (Param, Expr)):
         return {n.name}
     if isinstance(n, (list, tuple)):
         return set().union(*(_params_in(e) for e in n)) if n else set()
     if isinstance(n, dict):
         return _params_in(list(n.values()))
-    if isinstance(n, (Op, Use, Chain, Named, Concat, Residual, If)):
+    if isinstance(n, (Op, Use, Chain, Named, Concat, Residual, If, Gate)):
         return _params_in(list(vars(n).values()))
     return set()
 
@@ -1512,6 +1663,10 @@ def specs(faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int
 def _cover_op(n: Op, seen: set[str]) -> None:
     seen.add(f"op:{n.name}")
     seen.update(f"opt:{n.name}.{k}" for k in n.args)
+    if n.args.get("groups") == "in":
+        seen.add("node:groups-in")
+    if any(isinstance(v, Expr) for v in n.args.values()):
+        seen.add("node:expr")
     for flag, key in ((n.long, "op-long"), (n.repeat is not None, "op-repeat"), (n.fixed, "op-fixed"),
                       (bool(_params_in(n)), "param")):
         if flag:
@@ -1520,6 +1675,8 @@ def _cover_op(n: Op, seen: set[str]) -> None:
 
 def _cover_use(n: Use, seen: set[str]) -> None:
     seen.add("node:use-long" if n.long else "node:use-short")
+    if n.pattern is not None:
+        seen.add("node:repeat-names")
     if n.args:
         seen.add("node:use-args")
     if n.repeat is not None:
@@ -1545,8 +1702,14 @@ def _cover_node(n: Any, seen: set[str]) -> None:
         _cover_use(n, seen)
     elif isinstance(n, Named):
         seen.add("node:named")
+    elif isinstance(n, Gate):
+        seen.update({"node:gate", "op:mul"})
     elif isinstance(n, Chain):
         seen.add(f"node:chain-{n.form}")
+        if n.repeat is not None:
+            seen.add("node:chain-repeat")
+        if n.pattern is not None:
+            seen.add("node:repeat-names")
         if not n.items:
             seen.add("node:empty-chain")
     elif isinstance(n, Concat):
@@ -1562,8 +1725,8 @@ def _cover_node(n: Any, seen: set[str]) -> None:
 
 
 def _children(n: Any) -> list[Any]:
-    if isinstance(n, Named):
-        return [n.node]
+    if isinstance(n, (Named, Gate)):
+        return [n.node] if isinstance(n, Named) else [n.body]
     if isinstance(n, Chain):
         return list(n.items)
     if isinstance(n, Concat):
@@ -1591,6 +1754,10 @@ def coverage(spec: Spec) -> set[str]:
         for n in _walk(root):
             _cover_node(n, seen)
     seen.add("node:network-map" if spec.network.form == "chain_map" else "node:network-list")
+    for root in roots:
+        for n in _walk(root):
+            if any(k.isdigit() for k in getattr(n, "names", None) or []):
+                seen.add("node:numbered-name")
     for b in spec.blocks:
         seen.add(f"node:block-{'op' if isinstance(b.body, Op) else type(b.body).__name__.lower()}")
         if any(isinstance(u, Use) for u in _walk(b.body)):
