@@ -56,6 +56,23 @@ class Accepted:
     interval: Range = UNBOUNDED
     conditions: tuple[Condition, ...] = ()
 
+    def _hi(self, axis: int) -> int:
+        """The largest size this axis can accept: the interval's top, or lower where a merge compares
+        sizes that grow apart (a constant beside a growing size, or different strides): those agree on
+        a finite set only, below the bound worked out here."""
+        hi = self.interval[axis + 2]
+        for c in self.conditions:
+            _, a1, m1, a2, m2 = c
+            if c[0] != axis or m1 == m2:
+                continue
+            if m1 == 0 or m2 == 0:  # const == floor((x + a)/m) needs x + a < (const + 1)·m
+                const, a, m = (a1, a2, m2) if m1 == 0 else (a2, a1, m1)
+                hi = min(hi, (const + 1) * m - a)
+            else:  # (x+a1)/m1 − (x+a2)/m2 − 1 > 0 past this x (m1 < m2, or the other way round)
+                lo_m, hi_m = sorted((m1, m2))
+                hi = min(hi, (m1 * m2 + abs(a1) * m2 + abs(a2) * m1) // (hi_m - lo_m) + 1)
+        return max(hi, 0)
+
     def ok_axis(self, axis: int, x: int) -> bool:
         return (self.interval[axis] <= x <= self.interval[axis + 2]
                 and all(holds(c, x) for c in self.conditions if c[0] == axis))
@@ -68,16 +85,17 @@ class Accepted:
 
     def first(self, axis: int) -> int:
         """The smallest accepted size on this axis, or NEVER."""
-        lo, hi = self.interval[axis], self.interval[axis + 2]
-        return next((x for x in range(lo, min(hi, lo + self._period(axis) - 1) + 1) if self.ok_axis(axis, x)), NEVER)
+        lo, hi = self.interval[axis], self._hi(axis)
+        top = hi if hi < self.interval[axis + 2] else min(hi, lo + self._period(axis) - 1)  # a finite set: scan it
+        return next((x for x in range(lo, min(top, lo + 4 * MAX_PERIOD) + 1) if self.ok_axis(axis, x)), NEVER)
 
     def last(self, axis: int) -> int:
         """The largest accepted size on this axis, or NEVER when there is no largest."""
-        lo, hi = self.interval[axis], self.interval[axis + 2]
+        lo, hi = self.interval[axis], self._hi(axis)
         if hi >= NEVER:
             return NEVER
-        return next((x for x in range(hi, max(lo, hi - self._period(axis) + 1) - 1, -1) if self.ok_axis(axis, x)),
-                    NEVER)
+        bottom = max(lo, hi - 4 * MAX_PERIOD) if hi < self.interval[axis + 2] else max(lo, hi - self._period(axis) + 1)
+        return next((x for x in range(hi, bottom - 1, -1) if self.ok_axis(axis, x)), NEVER)
 
     @property
     def min_size(self) -> tuple[int, int]:
@@ -95,7 +113,7 @@ class Accepted:
 
     def sizes(self, axis: int, limit: int = 40) -> list[int] | None:
         """Every accepted size on this axis when they are few (a bounded interval), else None."""
-        lo, hi = self.interval[axis], self.interval[axis + 2]
+        lo, hi = self.interval[axis], self._hi(axis)
         if hi >= NEVER or hi - lo > 4 * limit:
             return None
         found = [x for x in range(lo, hi + 1) if self.ok_axis(axis, x)]

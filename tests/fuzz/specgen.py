@@ -33,18 +33,12 @@ MAXX = 96  # input sizes 1..MAXX are tracked for every value
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
-KNOWN_FAULTS: set[str] = {
-    "set_arg_on_repeat",   # new: `--set network.1.out=3` on the item `conv2d out=5 * 2` (key=value, then ` * N`)
-                           # sets the repeat count to 3 (out stays 5); `out=5 *2` and `conv2d 5 * 2` work
-    "names_pattern_rows",  # new: among the rows, copies of {chain, repeat} named by `names:` are not rows (their ops
-                           # are: stage.unit1.0, stage.unit1.1), unlike copies named by index (stage.0, stage.1)
-    "bounded_merge",     # a merge whose branches agree only on a bounded range of sizes: check refuses it
-                         # ("no input size makes every feature map non-empty ...") though the spec's own size works
-}
+KNOWN_FAULTS: set[str] = set()  # every fault found so far is fixed (see the note below)
 # Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
 # MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
 # design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
-# relu_on_output, set_positional, merge_same_input.
+# relu_on_output, set_positional, merge_same_input, set_arg_on_repeat, names_pattern_rows and bounded_merge (their
+# smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
 MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity",
