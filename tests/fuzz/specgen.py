@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 MAXX = 96  # input sizes 1..MAXX are tracked for every value
+MAX_TENSOR_CHANNELS = 4096  # the generator redraws trees whose activations grow past this (not a language limit)
 
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
@@ -353,6 +354,8 @@ class Realizer:
     # -- values
     def emit(self, op: str, params: dict[str, Any], path: str, inputs: list[str], shape: Shape, origin: str,
              okh: tuple[bool, ...] = ALL, okw: tuple[bool, ...] = ALL) -> str:
+        if shape.c > MAX_TENSOR_CHANNELS:  # weight-free concats repeated under scale.depth double the channels each
+            raise Invalid("too many channels for a quick case")  # time: a valid spec, but minutes per case
         if op in STATEFUL and self.check_paths:
             if not path or path in self.module_paths or path in self.containers:
                 raise Invalid(f"module path clash at {path!r}")
