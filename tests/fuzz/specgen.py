@@ -354,8 +354,9 @@ class Realizer:
     # -- values
     def emit(self, op: str, params: dict[str, Any], path: str, inputs: list[str], shape: Shape, origin: str,
              okh: tuple[bool, ...] = ALL, okw: tuple[bool, ...] = ALL) -> str:
-        if shape.is_map and shape.c > MAX_TENSOR_CHANNELS:  # weight-free concats repeated under scale.depth double the channels each
-            raise Invalid("too many channels for a quick case")  # time: a valid spec, but minutes per case
+        # weight-free concats repeated under scale.depth double the channels each time: valid, but minutes a case
+        if shape.is_map and shape.c > MAX_TENSOR_CHANNELS:
+            raise Invalid("too many channels for a quick case")
         if op in STATEFUL and self.check_paths:
             if not path or path in self.module_paths or path in self.containers:
                 raise Invalid(f"module path clash at {path!r}")
