@@ -148,10 +148,8 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             i = in_place_target(graph, node, users, results)
             if op.variadic:
                 args = (list(args),)
-            elif i is not None:
-                in_place = op.in_place(data["params"])
-                assert in_place is not None and in_place[1] == i
-                fn, args, kwargs = in_place[0], (args[i], *args[:i], *args[i + 1:]), {}
+            elif i is not None:  # in_place_target asked the op which input its in-place form overwrites
+                fn, args, kwargs = op.in_place(data["params"]), (args[i], *args[:i], *args[i + 1:]), {}
             if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
                 result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
             else:

@@ -24,12 +24,12 @@ class _Activation(Op):
     def label(self, p: OpParams) -> str:
         return "ReLU" if self.name == "relu" else self.name.capitalize()
 
-    def in_place(self, p: OpParams) -> tuple[Callable[..., Any], int] | None:
+    def in_place(self, p: OpParams) -> Callable[..., Any] | None:
         if self.in_place_input(p) is None:
             return None
         import torch
 
-        return torch.relu_, 0
+        return torch.relu_
 
     def in_place_input(self, p: OpParams) -> int | None:
         return 0 if self.name == "relu" else None  # the one activation whose in-place form the references use

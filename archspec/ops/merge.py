@@ -60,12 +60,12 @@ class Add(Op):
 
         return torch.add, ({"alpha": p.scale} if p.scale != 1.0 else {})
 
-    def in_place(self, p: AddParams) -> tuple[Callable[..., Any], int] | None:
+    def in_place(self, p: AddParams) -> Callable[..., Any] | None:
         if self.in_place_input(p) is None:
             return None
         import torch
 
-        return torch.Tensor.add_, 1  # body += shortcut, as torchvision's ResNets do
+        return torch.Tensor.add_  # body += shortcut, as torchvision's ResNets do
 
     def in_place_input(self, p: AddParams) -> int | None:
         return 1 if p.scale == 1.0 else None

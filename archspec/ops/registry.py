@@ -114,8 +114,8 @@ class Op:
         """For stateless ops: the torch function and its keyword arguments."""
         raise NotImplementedError
 
-    def in_place(self, p: Any) -> tuple[Callable[..., Any], int] | None:
-        """An in-place form of this op, and the input it overwrites (called ``fn(that input, *the others)``);
+    def in_place(self, p: Any) -> Callable[..., Any] | None:
+        """An in-place form of this op, called ``fn(the input named by in_place_input, *the others)``;
         the compiler uses it only when that input may be overwritten (see ``fresh_output``). Imports torch."""
         return None
 
