@@ -315,3 +315,27 @@ def test_optimized_inception_v4_matches_timm() -> None:
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         _close(opt(x), ref(x))
+
+
+def test_fused_convs_fall_back_to_public_torch(small, monkeypatch) -> None:
+    """Where the private oneDNN ops may not run (an untested torch, oneDNN off), the fused convs
+    compute the same logits with conv2d + add + relu_, and never touch the private API."""
+    from archspec.passes import onednn
+    from archspec.passes.fuse_act import ConvReLU
+
+    monkeypatch.setattr(onednn, "TESTED_TORCH", ())
+    assert onednn._supported_dtypes() == frozenset()  # an untested torch version: no private op
+    monkeypatch.setattr(onednn, "_SUPPORTED", frozenset())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the private oneDNN op was called on the fallback path")
+
+    monkeypatch.setattr(onednn, "conv_pointwise", refuse)
+    monkeypatch.setattr(onednn, "conv_add_pointwise", refuse)
+    model, x = small
+    opt = optimize(model)
+    with torch.no_grad():
+        _close(opt(x), model(x))
+    fused = [m for m in opt.modules() if isinstance(m, onednn.OneDNNConv)]
+    assert fused and all(m._packed is None for m in fused)  # no weight was packed for oneDNN
+    assert any(isinstance(m, ConvReLU) for m in fused)

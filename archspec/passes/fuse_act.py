@@ -11,6 +11,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from archspec.passes import onednn
 from archspec.passes.common import PassResult, called_module, finish, is_relu, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
 
@@ -20,9 +21,7 @@ class ConvReLU(OneDNNConv):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.onednn(x):
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self.packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
-                "relu", [], "")
+            return onednn.conv_pointwise(self, x, "relu")
         return torch.relu_(self._conv_forward(x, self.weight, self.bias))
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from archspec.passes import onednn
 from archspec.passes.common import PassResult, called_module, finish, is_relu, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
 
@@ -30,9 +31,7 @@ class ConvAdd(OneDNNConv):
 
     def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         if self.onednn(x, other):
-            return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, other, self.packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
-                "add", None, self.activation, [], None)
+            return onednn.conv_add_pointwise(self, x, other, self.activation)
         out = torch.add(other, self._conv_forward(x, self.weight, self.bias))
         return torch.relu_(out) if self.activation == "relu" else out
 

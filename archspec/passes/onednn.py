@@ -1,4 +1,11 @@
-"""oneDNN's fused convolution, shared by the conv fusion passes.
+"""oneDNN's fused convolution, shared by the conv fusion passes: the one module that calls torch's private API.
+
+Every private name the passes use (``torch.ops.mkldnn._convolution_pointwise`` and its ``.binary``
+overload, ``torch._C._nn.mkldnn_reorder_conv2d_weight``, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``)
+is called here and nowhere else. They are used only on a torch whose version this project has tested
+(:data:`TESTED_TORCH`) and that answers the probe below; on any other torch, with oneDNN switched off,
+or with autograd on, the fused convs run their public fallback (``conv2d`` + ``add`` + ``relu_``),
+which every CI run exercises (``tests/test_optimize.py``).
 
 ``torch.ops.mkldnn._convolution_pointwise`` (the kernel ``torch.compile``'s CPU backend emits) runs
 a conv with post-ops: an activation, and optionally a tensor added to its output. Given a plain
@@ -15,10 +22,19 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+# The torch versions (major, minor) whose private oneDNN ops these passes were written and tested
+# against; a newer torch gets the public fallback until it is tested and added here.
+TESTED_TORCH = ((2, 14),)
+
+
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
 
 def _supported_dtypes() -> frozenset[torch.dtype]:
     """The dtypes oneDNN's fused conv takes on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
-    if not torch.backends.mkldnn.is_available():
+    if _torch_version() not in TESTED_TORCH or not torch.backends.mkldnn.is_available():
         return frozenset()
     try:  # a private op (the one inductor emits): the passes fall back to conv2d where a torch lacks it
         torch.ops.mkldnn._convolution_pointwise.default  # noqa: B018
@@ -38,6 +54,19 @@ _SUPPORTED = _supported_dtypes()
 def mkldnn_dtypes() -> frozenset[torch.dtype]:
     """The dtypes the fused kernel may run now: none while oneDNN is switched off."""
     return _SUPPORTED if torch.backends.mkldnn.enabled else frozenset()
+
+
+def conv_pointwise(conv: OneDNNConv, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """``activation(conv(x))`` in one oneDNN kernel (``activation`` is a oneDNN post-op name: ``"relu"``)."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, conv.packed_weight(x), conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, activation, [], "")
+
+
+def conv_add_pointwise(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """``activation(conv(x) + other)`` in one oneDNN kernel (a binary post-op, then the unary one)."""
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, other, conv.packed_weight(x), conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups,
+        "add", None, activation, [], None)
 
 
 class OneDNNConv(nn.Conv2d):
