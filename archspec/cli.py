@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     debug = getattr(args, "debug", False)
     stdout = sys.stdout
-    sys.stdout = _Printable(stdout)  # type: ignore[assignment]
+    sys.stdout = _Printable(stdout)
     try:
         return int(args._run(args) or 0)
     except SpecError as e:

@@ -52,6 +52,7 @@ _UNIFORM_FAN_IN = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 def _fan_in(module: nn.Module) -> int:
     weight = module.weight
+    assert isinstance(weight, torch.Tensor)
     return weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
 
 

@@ -22,7 +22,7 @@ _PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$", "descr
 
 def _with_param_refs(prop: dict[str, Any]) -> dict[str, Any]:
     """A parameter's schema that also accepts a $name reference."""
-    keep = {k: prop[k] for k in ("title", "description", "default") if k in prop}
+    keep: dict[str, Any] = {k: prop[k] for k in ("title", "description", "default") if k in prop}
     typed = {k: v for k, v in prop.items() if k not in keep}
     return {**keep, "anyOf": [typed, _PARAM_REF]}
 

@@ -61,10 +61,10 @@ def _details(d: Diff, sa: tuple[int, int], sb: tuple[int, int]) -> list[str]:
             rows.append((mark, o.describe(), _signed(o.params_delta), _signed(o.macs_delta)))
     if len(rows) == 1:
         return []
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    widths = [max(len(cells[i]) for cells in rows) for i in range(4)]
     lines = ["what changed, op by op:"]
-    for n, r in enumerate(rows):
-        lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}".rstrip())
+    for n, (mark, what, params, macs) in enumerate(rows):
+        lines.append(f"{mark:<{widths[0]}}  {what:<{widths[1]}}  {params:>{widths[2]}}  {macs:>{widths[3]}}".rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return lines
@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         if r.status == "same" and not args.all:
             continue
         x, y = r.a, r.b
-        label = (x or y).label if x is None or y is None or x.label == y.label else f"{x.label} → {y.label}"
+        either = x or y
+        assert either is not None  # a row pairs a block of A with one of B, or stands for one of them
+        label = f"{x.label} → {y.label}" if x and y and x.label != y.label else either.label
         if x and y:
             path = x.path if x.path == y.path else f"{x.path} → {y.path}"
             ta, tb = x.shape.text(*sa), y.shape.text(*sb)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -32,12 +33,12 @@ def describe(name: str) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from archspec.library import names
 
-    rows = [describe(n) for n in names()]
+    rows: list[dict[str, Any]] = [describe(n) for n in names()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(str(r["name"])) for r in rows)
     for r in rows:
-        mh, mw = r["min_input_size"]  # type: ignore[misc]
+        mh, mw = r["min_input_size"]
         print(f"{str(r['name']).ljust(width)}  {r['params']:>12,} params  min {mh}×{mw}  {r['network']}")
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 import torch.fx as fx
@@ -73,7 +73,7 @@ def only_user(node: fx.Node) -> fx.Node | None:
     return users[0] if reads == 1 else None
 
 
-def is_relu(node: fx.Node | None) -> bool:
+def is_relu(node: fx.Node | None) -> TypeGuard[fx.Node]:
     """A plain ReLU call: one tensor argument, no options."""
     return (node is not None and node.op == "call_function" and node.target in RELUS and len(node.args) == 1
             and not node.kwargs)

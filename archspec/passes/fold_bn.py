@@ -31,9 +31,9 @@ def fold_bn(gm: fx.GraphModule) -> PassResult:
             continue
         src = node.args[0]
         producer = called_module(gm, src) if isinstance(src, fx.Node) else None
-        folder = _FOLDERS.get((type(producer), type(bn)))
+        folder = _FOLDERS.get((type(producer), type(bn))) if producer is not None else None
         # torch's folding needs the running statistics and the affine γ, β (linear: always)
-        if folder is None or len(src.users) != 1 or bn.running_mean is None or not bn.affine:
+        if folder is None or producer is None or len(src.users) != 1 or bn.running_mean is None or not bn.affine:
             continue
         set_module(gm, str(src.target), folder(producer.eval(), bn.eval()))
         node.replace_all_uses_with(src)

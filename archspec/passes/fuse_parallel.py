@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
@@ -21,7 +22,7 @@ import torch.nn as nn
 from archspec.passes.common import PassResult, called_module, finish, free_target, is_relu, only_user, set_module
 
 
-def _key(conv: nn.Module) -> tuple | None:
+def _key(conv: nn.Module) -> tuple[object, ...] | None:
     if type(conv) is not nn.Conv2d or conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return None
     return conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.weight.dtype
@@ -40,8 +41,11 @@ def _common_prefix(targets: list[str]) -> str:
 def _fused_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:
     first = convs[0]
     out = sum(c.out_channels for c in convs)
-    fused = nn.Conv2d(first.in_channels, out, first.kernel_size, first.stride, first.padding, first.dilation,
-                      bias=True, device=first.weight.device, dtype=first.weight.dtype)
+    # nn.Conv2d stores its geometry as tuple[int, ...] but is annotated to take tuple[int, int]
+    kernel, stride, padding, dilation = cast(Any, (first.kernel_size, first.stride, first.padding, first.dilation))
+    fused = nn.Conv2d(first.in_channels, out, kernel, stride, padding, dilation, bias=True, device=first.weight.device,
+                      dtype=first.weight.dtype)
+    assert fused.bias is not None
     with torch.no_grad():
         fused.weight.copy_(torch.cat([c.weight for c in convs]))
         fused.bias.copy_(torch.cat([c.bias if c.bias is not None else torch.zeros_like(c.weight[:, 0, 0, 0])
@@ -50,7 +54,7 @@ def _fused_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:
 
 
 def fuse_parallel_convs(gm: fx.GraphModule) -> PassResult:
-    groups: dict[tuple, list[fx.Node]] = defaultdict(list)
+    groups: dict[tuple[object, ...], list[fx.Node]] = defaultdict(list)
     for node in gm.graph.nodes:
         conv = called_module(gm, node)
         key = _key(conv) if conv is not None else None
@@ -60,18 +64,18 @@ def fuse_parallel_convs(gm: fx.GraphModule) -> PassResult:
     for members in groups.values():
         if len(members) < 2:
             continue
-        convs = [called_module(gm, m) for m in members]
+        convs = [conv for m in members if isinstance(conv := called_module(gm, m), nn.Conv2d)]  # all are (see _key)
         targets = [str(m.target) for m in members]
         prefix = _common_prefix(targets)
         target = free_target(gm, f"{prefix}.fused" if prefix else "fused")
-        set_module(gm, target, _fused_conv(convs))  # type: ignore[arg-type]
+        set_module(gm, target, _fused_conv(convs))
         acts = [only_user(m) for m in members]
         act = acts[0]
-        shared_act = is_relu(act) and all(is_relu(a) and a.target is act.target for a in acts)  # type: ignore[union-attr]
+        shared_act = is_relu(act) and all(is_relu(a) and a.target is act.target for a in acts)
         with gm.graph.inserting_before(members[0]):
             fused = gm.graph.call_module(target, (members[0].args[0],))
             source = gm.graph.call_function(torch.relu_, (fused,)) if shared_act else fused
-            sizes = [c.out_channels for c in convs]  # type: ignore[union-attr]
+            sizes = [c.out_channels for c in convs]
             split = gm.graph.call_function(torch.split, (source, sizes), {"dim": 1})
             parts = [gm.graph.call_function(operator.getitem, (split, i)) for i in range(len(members))]
         fused.name = target.replace(".", "_")

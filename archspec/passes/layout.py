@@ -28,7 +28,7 @@ def to_layout(gm: fx.GraphModule, memory_format: torch.memory_format | None = to
         gm.to(memory_format=memory_format)
     graph = gm.graph
     (x,) = [n for n in graph.nodes if n.op == "placeholder"]
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, fx.node.Argument] = {}
     if memory_format is not None:
         kwargs["memory_format"] = memory_format
     if dtype is not None:

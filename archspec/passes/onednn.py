@@ -90,7 +90,7 @@ class OneDNNConv(nn.Conv2d):
         w = self.weight
         key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape))
         if self._packed is None or self._packed[0] != key:
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(  # type: ignore[call-arg]  # its stub lacks input_size
                 w.detach().to_mkldnn(), list(self.padding), list(self.stride), list(self.dilation), self.groups,
                 list(x.shape))
             self._packed = (key, packed)

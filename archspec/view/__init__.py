@@ -86,7 +86,7 @@ class _Page:
                     top.add(path)
         states: list[tuple[str, ...]] = [()]
         queue: list[tuple[str, ...]] = [()]
-        seen = {()}
+        seen: set[tuple[str, ...]] = {()}
         while queue and len(states) < MAX_VIEWS:
             state = queue.pop(0)
             view = _View(self.graph, block=None, expand=False, depth=None, symbolic=False, open=state)

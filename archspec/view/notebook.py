@@ -42,7 +42,7 @@ def report_svg(report: Report) -> str | None:
     if report.graph is None:
         return None
     try:
-        svg = render(report.graph).pipe(format="svg").decode("utf-8")
+        svg: str = render(report.graph).pipe(format="svg").decode("utf-8")
     except graphviz.ExecutableNotFound:
         return None
     return svg[svg.index("<svg"):]
