@@ -22,7 +22,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import (
     AfterValidator,
@@ -197,7 +197,12 @@ def _list_or_map(v: Any) -> str | None:
     return "<list>" if isinstance(v, list) else "<map>" if isinstance(v, dict) else None
 
 
-Members = TypeAliasType(
+if TYPE_CHECKING:  # what the two recursive aliases mean to a type checker (pydantic reads the ones below)
+    Members: TypeAlias = Union[list["Node"], dict[str, "Node"]]
+    Node: TypeAlias = Union[str, list["Node"], "ChainNode", "ConcatNode", "ResidualNode", "GateNode", "IfNode",
+                            "OpLong", "BlockRef", dict[str, "Node"]]
+
+Members = TypeAliasType(  # type: ignore[misc]
     "Members",
     Annotated[
         Union[Annotated[list["Node"], Tag("<list>")], Annotated[dict["Name", "Node"], Tag("<map>")]],
@@ -296,7 +301,7 @@ class BlockRef(_Strict):
         return check_names_pattern(v)
 
 
-Node = TypeAliasType(
+Node = TypeAliasType(  # type: ignore[misc]
     "Node",
     Annotated[
     Union[
