@@ -8,11 +8,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from archspec.docgen import BEGIN, END, ops_reference
+from archspec.errors import ERROR_CODES
 from archspec.ops import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,20 +55,149 @@ def test_language_reference_covers_every_key():
             assert f"`{info.alias or key}`" in text or f"{info.alias or key}:" in text, (model.__name__, key)
 
 
-def test_whole_spec_examples_in_the_language_reference_build():
-    """Every ```yaml example of docs/language.md that is a whole spec checks, builds and runs."""
+# ---- every YAML example is checked --------------------------------------------------------------
+#
+# Each ```yaml block of the documents below is one of:
+#
+# - a whole spec (a mapping with `archspec:` and `network:`): checked, built and run;
+# - a fragment, announced by an HTML comment right before the block, invisible once rendered:
+#       <!-- yaml: network -->      the block is a node, the value of `network:`
+#       <!-- yaml: blocks -->       the block is block definitions, the value of `blocks:`
+#       <!-- yaml: keys -->         the block is top-level keys of a spec
+#   Lines after the first line of the comment are top-level keys that complete the spec (an
+#   `input:`, a `network:` using the blocks shown...). `archspec: 1` and a `name:` are added;
+# - `spec`, or any of the fragments, followed by `, error CODE`: it must be refused with that code
+#   (by check, or by build); followed by `, warning CODE`: check passes with that warning;
+# - <!-- yaml: unchecked — REASON -->: not checked, for the reason given (which must be given).
+#
+# Whole specs may `use:` the zoo's libraries as `blocks/NAME.yaml`: they are checked next to a copy of
+# specs/blocks.
+
+YAML_DOCS = [DOCS / "language.md", DOCS / "tutorial.md", DOCS / "import.md", ROOT / "README.md"]
+_FENCE = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
+_MARK = re.compile(r"<!--\s*yaml:\s*(?P<head>[^\n]*?)\s*(?:\n(?P<frame>.*?))?-->\s*\Z", re.S)
+KINDS = ("spec", "network", "blocks", "keys")
+
+
+@dataclass
+class Example:
+    doc: str
+    line: int  # of the opening fence
+    kind: str  # spec, network, blocks, keys or unchecked
+    body: str
+    frame: str = ""
+    error: str | None = None
+    warning: str | None = None
+    reason: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc}:{self.line}"
+
+    def spec(self) -> str:
+        """The whole spec the example stands for."""
+        if self.kind == "spec":
+            return self.body
+        head = "archspec: 1\nname: example\n" + self.frame
+        if self.kind == "network":
+            return head + "network:\n" + textwrap.indent(self.body, "  ")
+        if self.kind == "blocks":
+            return head + "blocks:\n" + textwrap.indent(self.body, "  ")
+        return head + self.body
+
+
+def _is_whole_spec(text: str) -> bool:
+    return bool(re.search(r"^archspec:", text, re.M) and re.search(r"^network:", text, re.M))
+
+
+def yaml_examples(path: Path) -> list[Example]:
+    text = path.read_text()
+    name = str(path.relative_to(ROOT))
+    out = []
+    for m in _FENCE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        body = m.group(1)
+        before = text[:m.start()].rstrip()
+        mark = _MARK.search(before[before.rfind("<!--"):]) if before.endswith("-->") else None
+        if mark is None:
+            if _is_whole_spec(body):
+                out.append(Example(name, line, "spec", body))
+            else:
+                out.append(Example(name, line, "bad", body, reason="a ```yaml block that is not a whole spec needs "
+                                                                       "a <!-- yaml: KIND --> comment before it"))
+            continue
+        head = mark["head"]
+        if head.startswith("unchecked"):
+            reason = head[len("unchecked"):].strip(" —-:")
+            out.append(Example(name, line, "unchecked" if reason else "bad", body, reason=reason or
+                               "say why the example is unchecked: <!-- yaml: unchecked — REASON -->"))
+            continue
+        kind, *options = [p.strip() for p in head.split(",")]
+        ex = Example(name, line, kind, body, textwrap.dedent(mark["frame"] or ""))
+        if kind not in KINDS:
+            ex.kind, ex.reason = "bad", f"unknown example kind {kind!r} (one of {', '.join(KINDS)}, or unchecked)"
+        for option in options:
+            word, _, code = option.partition(" ")
+            if word in ("error", "warning") and code in ERROR_CODES:
+                setattr(ex, word, code)
+            else:
+                ex.kind, ex.reason = "bad", f"{option!r} is not 'error CODE' or 'warning CODE' with a code of errors.md"
+        out.append(ex)
+    return out
+
+
+ALL_EXAMPLES = [e for doc in YAML_DOCS for e in yaml_examples(doc)]
+
+
+def _copy_libraries(folder: Path) -> None:
+    if not (folder / "blocks").exists():
+        shutil.copytree(ROOT / "specs" / "blocks", folder / "blocks")
+
+
+def test_every_yaml_example_says_what_it_is() -> None:
+    bad = [f"{e.where}: {e.reason}" for e in ALL_EXAMPLES if e.kind == "bad"]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("example", [e for e in ALL_EXAMPLES if e.kind in KINDS], ids=lambda e: e.where)
+def test_yaml_example(example: Example, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The example checks, builds and runs, with the output shape check reports; or it is refused
+    with the code it documents."""
     import torch
 
     import archspec
 
-    examples = [b for b in re.findall(r"^```yaml\n(.*?)^```", (DOCS / "language.md").read_text(), flags=re.S | re.M)
-                if b.startswith("archspec: 1")]
-    assert examples
-    for text in examples:
-        report = archspec.check(text)
-        model = archspec.build(text).eval()
+    folder = tmp_path_factory.getbasetemp() / "examples"
+    folder.mkdir(exist_ok=True)
+    _copy_libraries(folder)
+    spec = folder / f"{example.doc.replace('/', '_')}_{example.line}.yaml"
+    spec.write_text(example.spec())
+    if example.error:
+        with pytest.raises(archspec.SpecError) as info:
+            archspec.check(spec)
+            archspec.build(spec)
+        assert info.value.code == example.error, f"{example.where}: {info.value.format()}"
+        return
+    try:
+        report = archspec.check(spec)
+    except archspec.SpecError as e:
+        pytest.fail(f"{example.where}: the example is refused:\n{e.format()}\n--- as checked:\n{example.spec()}")
+    assert [w.code for w in report.warnings] == ([example.warning] if example.warning else []), example.where
+    model = archspec.build(spec).eval()
+    with torch.no_grad():
         out = model(torch.randn(1, report.input_channels, *report.input_size))
-        assert tuple(out.shape[1:]) == report.output_shape
+    assert tuple(out.shape[1:]) == report.output_shape
+
+
+def test_yaml_examples_are_found() -> None:
+    """The convention is applied: the reference has examples of every kind, each in one place."""
+    kinds = {e.kind for e in ALL_EXAMPLES if e.doc == "docs/language.md"}
+    assert kinds >= {"spec", "network", "blocks", "keys"}
+    assert any(e.error for e in ALL_EXAMPLES) and any(e.warning for e in ALL_EXAMPLES)
+    fences = sum(len(re.findall(r"^```yaml", d.read_text(), flags=re.M)) for d in YAML_DOCS)
+    indented = sum(len(re.findall(r"^ +```yaml", d.read_text(), flags=re.M)) for d in YAML_DOCS)
+    assert indented == 0, "write ```yaml fences at the start of a line so that they are checked"
+    assert len(ALL_EXAMPLES) == fences
 
 
 def bash_blocks(path: Path) -> list[str]:
