@@ -67,7 +67,8 @@ def test_language_reference_covers_every_key():
 #   Lines after the first line of the comment are top-level keys that complete the spec (an
 #   `input:`, a `network:` using the blocks shown...). `archspec: 1` and a `name:` are added;
 # - `spec`, or any of the fragments, followed by `, error CODE`: it must be refused with that code
-#   (by check, or by build); followed by `, warning CODE`: check passes with that warning;
+#   (by check, or by build), and with the text of any `# error: TEXT` comment in the block; followed
+#   by `, warning CODE`: check passes with that warning;
 # - <!-- yaml: unchecked — REASON -->: not checked, for the reason given (which must be given).
 #
 # Whole specs may `use:` the zoo's libraries as `blocks/NAME.yaml`: they are checked next to a copy of
@@ -177,6 +178,8 @@ def test_yaml_example(example: Example, tmp_path_factory: pytest.TempPathFactory
             archspec.check(spec)
             archspec.build(spec)
         assert info.value.code == example.error, f"{example.where}: {info.value.format()}"
+        for said in re.findall(r"# error: (.*)$", example.body, flags=re.M):  # what the comment says it says
+            assert said.strip() in info.value.format(), f"{example.where}: {said!r} not in {info.value.format()!r}"
         return
     try:
         report = archspec.check(spec)
