@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from archspec.docgen import BEGIN, END, ops_reference
 from archspec.errors import ERROR_CODES
@@ -227,3 +228,202 @@ def test_tutorial_commands_run(tmp_path):
         assert r.returncode == 0, (f"block {i + 1} failed:\n{block}\n--- stdout\n{r.stdout[-2000:]}\n"
                                    f"--- stderr\n{r.stderr[-2000:]}")
     assert "torch.Size([1, 1000])" in r.stdout  # the last block builds the variant and runs it
+
+
+# ---- the JSON Schema and the error codes are documented ------------------------------------------
+
+SCHEMAS = [DOCS / "archspec.schema.json", DOCS / "archspec-blocks.schema.json"]
+
+# Where docs/language.md explains each definition of the schemas (a heading's anchor). A new
+# definition fails test_schema_definitions_are_documented until it is given its section here.
+DEFINITION_SECTIONS = {
+    "AuxHead": "auxiliary-heads-aux",
+    "BlockDef": "blocks-and-parameters",
+    "BlockRef": "nodes",
+    "ChainNode": "nodes",
+    "ConcatNode": "nodes",
+    "Distribution": "initialisation-init",
+    "GateNode": "gates-squeeze-and-excitation",
+    "IfNode": "conditional-parts-if",
+    "InputSpec": "top-level-keys",
+    "Members": "nodes",
+    "Node": "nodes",
+    "OpLong": "ops",
+    "ResidualBody": "nodes",
+    "ResidualNode": "nodes",
+    "ScaleSpec": "multipliers-scale",
+    "TensorInit": "initialisation-init",
+}
+
+
+def _schema_words() -> tuple[set[str], set[str], set[str]]:
+    """(definition names, property names, enumerated string values) of both schemas."""
+    import json
+
+    defs: set[str] = set()
+    props: set[str] = set()
+    values: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            props.update(node.get("properties", {}))
+            defs.update(node.get("$defs", {}))
+            values.update(v for v in node.get("enum", []) if isinstance(v, str))
+            if isinstance(node.get("const"), str):
+                values.add(node["const"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in SCHEMAS:
+        walk(json.loads(path.read_text()))
+    return defs, props, values
+
+
+def _code_words(text: str) -> set[str]:
+    """The words written as code in a Markdown text: inline code and code blocks."""
+    code = re.findall(r"^```.*?^```", text, flags=re.S | re.M)
+    code += re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+    return {w for chunk in code for w in re.findall(r"\$?[A-Za-z_][A-Za-z0-9_]*", chunk)}
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors of a Markdown text's headings."""
+    headings = re.findall(r"^#+ (.*)$", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_schema_definitions_are_documented() -> None:
+    defs, _, _ = _schema_words()
+    assert set(DEFINITION_SECTIONS) == defs, "give each new schema definition its section in DEFINITION_SECTIONS"
+    anchors = _anchors((DOCS / "language.md").read_text())
+    missing = {d: a for d, a in DEFINITION_SECTIONS.items() if a not in anchors}
+    assert not missing, missing
+
+
+def test_every_schema_key_and_value_is_in_the_language_reference() -> None:
+    """Every property name of either schema (top-level keys, node keywords, block keys, op
+    parameters, init schemes...) and every enumerated value is written as code in language.md."""
+    _, props, values = _schema_words()
+    words = _code_words((DOCS / "language.md").read_text())
+    assert not sorted(props - words), "undocumented schema keys"
+    assert not sorted(values - words), "undocumented schema values"
+
+
+def test_language_reference_links_resolve() -> None:
+    text = (DOCS / "language.md").read_text()
+    anchors = _anchors(text)
+    assert not sorted(set(re.findall(r"\]\(#([^)]+)\)", text)) - anchors)
+    error_anchors = set(re.findall(r'<a id="([\w-]+)"></a>', (DOCS / "errors.md").read_text()))
+    assert not sorted(set(re.findall(r"\]\(errors\.md#([^)]+)\)", text)) - error_anchors)
+
+
+def _checked_data() -> list[object]:
+    """The YAML data of every example that is checked and must pass."""
+    return [yaml.safe_load(e.spec()) for e in ALL_EXAMPLES if e.kind in KINDS and not e.error]
+
+
+def test_every_construct_has_a_runnable_example() -> None:
+    """Every key of the language (the schemas' properties, op parameters aside: the op reference
+    lists those) is used by an example that is checked, built and run, and so is every op, every
+    node form and every kind of block body."""
+    keys: set[str] = set()
+    strings: list[str] = []
+    todo = _checked_data()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            keys.update(str(k) for k in item)
+            todo.extend(item.values())
+            if isinstance(item.get("op"), str):
+                strings.append(item["op"])
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, str):
+            strings.append(item)
+    _, props, _ = _schema_words()
+    op_params = {f for op in REGISTRY.values() for f in op.Params.model_fields}
+    assert not sorted(props - op_params - set(REGISTRY) - keys), "keys without a runnable example in the docs"
+    first_words = {s.split()[0] for s in strings if s.strip()}
+    standalone = {name for name, op in REGISTRY.items() if op.standalone}
+    assert not sorted(standalone - first_words), "ops without a runnable example in the docs"
+    forms = {
+        "a repeat (* N)": r"\s\*\s*\d+$",
+        "a block parameter as key=value": r"^\w+ (\w+=\S+ ?)+",
+        "a $parameter": r"\$[A-Za-z_]",
+        "an expression ${...}": r"\$\{",
+        "a flag word": r"\s(ceil|exclude_pad|no_bias|dw|fixed)\b",
+    }
+    missing = [form for form, pattern in forms.items() if not any(re.search(pattern, s) for s in strings)]
+    assert not missing, missing
+    bodies = {key for data in _checked_data() if isinstance(data, dict)
+              for block in (data.get("blocks") or {}).values() for key in block}
+    assert bodies >= {"concat", "residual", "gate", "chain", "op"}, "a block body without a runnable example"
+
+
+# ---- error codes ---------------------------------------------------------------------------------
+
+
+def _literals(expr: object) -> list[str]:
+    """The strings an expression can be: a literal, or either side of `A if C else B` (else none)."""
+    import ast
+
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return [expr.value]
+    if isinstance(expr, ast.IfExp):
+        body, other = _literals(expr.body), _literals(expr.orelse)
+        return body + other if body and other else []
+    return []
+
+
+def _raised_codes() -> dict[str, list[str]]:
+    """code → where archspec's source raises it: every SpecError(...) and SpecWarning(...) call."""
+    import ast
+
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "archspec").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("SpecError", "SpecWarning")):
+                continue
+            code: ast.expr | None = next((k.value for k in node.keywords if k.arg == "code"), None)
+            if code is None and node.func.id == "SpecWarning" and len(node.args) > 2:
+                code = node.args[2]
+            if isinstance(code, ast.Attribute) and code.attr == "code":
+                continue  # an error passed on with the code it had (e.code)
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            values = ["schema"] if code is None else _literals(code)
+            assert values, f"{where}: the code must be written as a literal (or a choice of literals)"
+            for value in values:
+                found.setdefault(value, []).append(where)
+    return found
+
+
+def test_every_error_code_raised_is_declared_and_explained() -> None:
+    raised = _raised_codes()
+    undeclared = {c: w for c, w in raised.items() if c not in ERROR_CODES}
+    assert not undeclared, undeclared
+    assert set(ERROR_CODES) <= set(raised), f"declared but never raised: {set(ERROR_CODES) - set(raised)}"
+    rows = {m[0]: (m[1].strip(), m[2].strip()) for m in re.findall(
+        r'^\| <a id="([\w-]+)"></a>`[\w-]+` \|([^|]+)\|([^|]+)\|$', (DOCS / "errors.md").read_text(), flags=re.M)}
+    for code in ERROR_CODES:
+        assert code in rows, f"errors.md: no row '| <a id=\"{code}\"></a>`{code}` | meaning | what to do |'"
+        meaning, todo = rows[code]
+        assert len(meaning) > 20 and len(todo) > 10, code
+
+
+def test_language_reference_links_the_error_codes_it_mentions() -> None:
+    """An error code in language.md is a link to its explanation: [`code`](errors.md#code)."""
+    text = (DOCS / "language.md").read_text()
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    unlinked = []
+    for m in re.finditer(r"(\[?)`([\w-]+)`(\]\(errors\.md#([\w-]+)\))?( (?:error|warning))?", prose):
+        code = m[2]
+        if code not in ERROR_CODES or not ("-" in code or m[5] or m[3]):
+            continue  # a key such as `name` or `use`, not an error code
+        if not (m[1] and m[3] and m[4] == code):
+            unlinked.append(prose[max(0, m.start() - 30):m.end() + 10].replace("\n", " "))
+    assert not unlinked, unlinked
+    assert len(re.findall(r"\]\(errors\.md#", prose)) >= 10
