@@ -35,6 +35,8 @@ def test_language_reference_mentions_every_op(name):
     assert f"#### `{name}`" in text
     for field in REGISTRY[name].Params.model_fields:
         assert f"`{field}`" in text
+    for word in REGISTRY[name].flags:  # the bare words of its short form (no_bn, dw, ceil...)
+        assert f"`{word}`" in text, word
 
 
 def test_language_reference_covers_every_key():
