@@ -98,6 +98,11 @@ class Example:
     def where(self) -> str:
         return f"{self.doc}:{self.line}"
 
+    def body_lines(self) -> range:
+        """The lines of spec() that the reader sees (1-based)."""
+        first = 1 if self.kind == "spec" else 3 + self.frame.count("\n") + (self.kind != "keys")
+        return range(first, first + self.body.count("\n"))
+
     def spec(self) -> str:
         """The whole spec the example stands for."""
         if self.kind == "spec":
@@ -181,6 +186,8 @@ def test_yaml_example(example: Example, tmp_path_factory: pytest.TempPathFactory
             archspec.check(spec)
             archspec.build(spec)
         assert info.value.code == example.error, f"{example.where}: {info.value.format()}"
+        # the mistake is in the text shown, not in the hidden completion (a whole-file error has line 0)
+        assert info.value.line == 0 or info.value.line in example.body_lines(), info.value.format()
         for said in re.findall(r"# error: (.*)$", example.body, flags=re.M):  # what the comment says it says
             assert said.strip() in info.value.format(), f"{example.where}: {said!r} not in {info.value.format()!r}"
         return
