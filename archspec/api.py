@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.errors import SpecError, SpecWarning
+from archspec.errors import Loc, SpecError, SpecWarning, printable
 from archspec.graph import Unit, expand
 from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes, shaped_ops
 from archspec.sizes import Accepted, accepted
@@ -24,6 +25,12 @@ from archspec.spec.resolve import Resolved, resolve
 from archspec.symbolic import Shape
 
 SpecLike = str | Path | Source | Mapping[str, Any]
+
+# A network without many parameters can still compute huge tensors (a wide map at a large input
+# size). ``build`` bounds one forward pass at the spec's input size, as ``max_params`` bounds the
+# weights: every op's output summed (an upper bound of what is alive at once), for one image;
+# 2**30 values are 4 GiB in float32. ``archspec export`` applies it to its example batch.
+MAX_ACTIVATIONS = 1 << 30
 
 
 @dataclass
@@ -111,7 +118,32 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_arguments(spec: Any, overrides: Any, max_params: Any) -> None:
+def activation_count(report: Report, batch: int = 1) -> int:
+    """Values a forward pass of ``batch`` images at the spec's input size computes: every op's output."""
+    assert report.graph is not None
+    h, w = report.input_size
+    total = 0
+    for _, d in report.graph.nodes(data=True):
+        shape = d.get("shape")
+        if shape is not None:
+            total += math.prod(shape.at(h, w))
+    return total * batch
+
+
+def check_activations(report: Report, max_activations: int = MAX_ACTIVATIONS, batch: int = 1,
+                      doing: str = "running the network") -> None:
+    """Refuse, before any weight or tensor is made, a network whose forward pass exceeds the budget."""
+    count = activation_count(report, batch)
+    if count > max_activations:
+        h, w = report.input_size
+        images = "one image" if batch == 1 else f"a batch of {batch}"
+        raise SpecError(f"{doing} at the input size {h}×{w} computes {count:,} activation values ({images}), "
+                        f"more than the budget of {max_activations:,}", Loc(printable(report.file), 0, 0),
+                        code="limit", hint="lower input.size (--set input.size=[H,W]) or raise the budget "
+                                           "(--max-activations N; max_activations=N in Python)")
+
+
+def _check_arguments(spec: Any, overrides: Any, max_params: Any, max_activations: Any = MAX_ACTIVATIONS) -> None:
     """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
     if not isinstance(spec, (str, Path, Source, Mapping)):
         raise TypeError("spec must be a path (str or pathlib.Path), YAML text (str) or a mapping (as yaml.safe_load "
@@ -123,6 +155,8 @@ def _check_arguments(spec: Any, overrides: Any, max_params: Any) -> None:
         raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
     if isinstance(max_params, bool) or not isinstance(max_params, int):
         raise TypeError(f"max_params must be an int, not {type(max_params).__name__}")
+    if isinstance(max_activations, bool) or not isinstance(max_activations, int):
+        raise TypeError(f"max_activations must be an int, not {type(max_activations).__name__}")
 
 
 def _check_value_names(graph: nx.DiGraph) -> None:
@@ -206,9 +240,16 @@ def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_par
 
 
 def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimize: bool = False,
-          max_params: int = MAX_PARAMS, strict: bool = False) -> Any:
-    """Compile a spec (a path or YAML text) into a torch.nn.Module with generated straight-line forward."""
+          max_params: int = MAX_PARAMS, max_activations: int = MAX_ACTIVATIONS, strict: bool = False) -> Any:
+    """Compile a spec (a path or YAML text) into a torch.nn.Module with generated straight-line forward.
+
+    Refuses (a ``limit`` SpecError, before any weight is allocated) a network with more than
+    ``max_params`` parameters, or whose forward pass of one image at the spec's input size computes
+    more than ``max_activations`` values (every op's output summed).
+    """
+    _check_arguments(spec, overrides, max_params, max_activations)
     graph, report = analyse(spec, overrides, max_params, strict)
+    check_activations(report, max_activations)
     from archspec.compile import compile_graph
 
     with _gc_paused():
@@ -221,4 +262,4 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
     return model
 
 
-__all__ = ["check", "build", "analyse", "Report", "Row", "SpecError"]
+__all__ = ["check", "build", "analyse", "Report", "Row", "SpecError", "MAX_ACTIVATIONS"]

@@ -8,7 +8,6 @@ loaded strictly, so a mismatch is a located error naming the keys rather than a 
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import warnings
@@ -19,16 +18,17 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from archspec.api import MAX_ACTIVATIONS
+from archspec.api import activation_count as api_activation_count
+from archspec.api import check_activations as api_check_activations
 from archspec.errors import Loc, SpecError, printable
 from archspec.fileio import atomic_path, open_regular
 
 # the spec's input with this batch: torch.export specialises sizes 0 and 1, so the example uses 2
 EXAMPLE_BATCH = 2
 SHOWN = 5  # keys listed in a weights error
-# Exporting runs the network once on an example batch at the spec's input size; this bounds the
-# activations of that run (every op's output summed, an upper bound of what is alive at once), as
-# --max-params bounds the weights: 2**30 values are 4 GiB in float32.
-MAX_ACTIVATIONS = 1 << 30
+# Exporting runs the network once on an example batch at the spec's input size: the activation
+# budget of build (archspec.api.MAX_ACTIVATIONS) bounds that run, for the whole batch.
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -147,27 +147,12 @@ FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
 
 def activation_count(model: nn.Module) -> int:
     """Values computed by one forward of the example batch: every op's output at the spec's input size."""
-    report = model.archspec_report
-    graph = report.graph
-    h, w = report.input_size
-    total = 0
-    for _, d in graph.nodes(data=True):
-        shape = d.get("shape")
-        if shape is not None:
-            total += math.prod(shape.at(h, w))
-    return total * EXAMPLE_BATCH
+    return api_activation_count(model.archspec_report, EXAMPLE_BATCH)
 
 
 def check_activations(model: nn.Module, max_activations: int = MAX_ACTIVATIONS) -> None:
     """Refuse, before any tensor is made, a network whose example run would not fit the budget."""
-    count = activation_count(model)
-    if count > max_activations:
-        report = model.archspec_report
-        h, w = report.input_size
-        raise SpecError(f"exporting at the input size {h}×{w} computes {count:,} activation values "
-                        f"(batch {EXAMPLE_BATCH}), more than the budget of {max_activations:,}",
-                        Loc(printable(report.file), 0, 0), code="limit",
-                        hint="lower input.size (--set input.size=[H,W]) or raise --max-activations")
+    api_check_activations(model.archspec_report, max_activations, EXAMPLE_BATCH, doing="exporting")
 
 
 def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> None:

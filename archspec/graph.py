@@ -371,13 +371,29 @@ class Expander:
                             hint="pass the block parameter as true or false, e.g. projection=true")
         chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
         skipped = node.otherwise if cond else node.then
-        if scope.used is not None and skipped is not None:
-            # a parameter written in the branch not taken is used: a block's optional parts need their
-            # parameters whether or not this instance has them
-            scope.used |= referenced_params(skipped)
+        if skipped is not None:
+            # the branch not taken is still language: the ops and blocks it names must exist
+            self.check_names(skipped, yp + ("else" if cond else "then",), scope)
+            if scope.used is not None:
+                # a parameter written in the branch not taken is used: a block's optional parts need their
+                # parameters whether or not this instance has them
+                scope.used |= referenced_params(skipped)
         if chosen is None:
             return x
         return self.node(chosen, yp + (key,), scope, x, prefix, name, index)
+
+    def check_names(self, node: Any, yp: YamlPath, scope: Scope) -> None:
+        """Every op and block a node names exists, without expanding it (a branch of an 'if' not taken)."""
+        if isinstance(node, str):
+            self.forms.check_name(node, yp, scope)
+        elif isinstance(node, OpLong):
+            if node.op not in REGISTRY and "$" not in node.op:
+                self.forms.unknown(node.op, scope.source.loc(yp + ("op",)))
+        elif isinstance(node, BlockRef):
+            if node.block not in self.resolved.blocks and "$" not in node.block:
+                self.forms.unknown(node.block, scope.source.loc(yp + ("block",)))
+        for part, part_yp in _parts(node, yp):
+            self.check_names(part, part_yp, scope)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
@@ -555,3 +571,26 @@ def expand(resolved: Resolved) -> nx.DiGraph:
         return Expander(resolved).run()
     fixed = output_ops(Expander(resolved, scale_width=False).run())
     return Expander(resolved, fixed_paths=fixed).run()
+
+
+def _parts(node: Any, yp: YamlPath) -> list[tuple[Any, YamlPath]]:
+    """The nodes a node holds, each with its YAML path (none for an op or a block reference)."""
+    if isinstance(node, list):
+        return [(item, yp + (i,)) for i, item in enumerate(node)]
+    if isinstance(node, dict):  # named nodes: a chain's mapping, or one name: node
+        return [(value, yp + (key,)) for key, value in node.items()]
+    if isinstance(node, ChainNode):
+        return [(node.chain, yp + ("chain",))]
+    if isinstance(node, ConcatNode):
+        return [(node.concat, yp + ("concat",))]
+    if isinstance(node, GateNode):
+        return [(node.gate, yp + ("gate",))]
+    if isinstance(node, ResidualNode):
+        r = node.residual
+        parts = (("body", r.body), ("shortcut", r.shortcut), ("then", r.then))
+    elif isinstance(node, IfNode):
+        parts = (("then", node.then), ("else", node.otherwise))
+    else:
+        return []
+    base = yp + ("residual",) if isinstance(node, ResidualNode) else yp
+    return [(part, base + (key,)) for key, part in parts if part is not None]

@@ -195,12 +195,6 @@ def _partial_merge_mismatch(graph: nx.DiGraph, h: int, w: int, every: Accepted) 
                                  "to one of them or make the branches agree at every size")
 
 
-def _per_channel(s: Shape) -> bool:
-    """C×1×1 whatever the input size: a gate's output."""
-    return s.height is not None and s.width is not None and s.height.is_const and s.width.is_const and \
-        s.height(0) == s.width(0) == 1
-
-
 def _whole(data: dict[str, Any]) -> bool:
     """A merge whose inputs must agree in C×H×W (a residual sum), not only in H×W (a concat)."""
     return REGISTRY[data["op"]].agreement == "chw"
@@ -238,7 +232,7 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
                 a, b = "shortcut " + a, "body " + b
             hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
                     if _whole(data) else "every branch must reach the same H×W; check strides and paddings")
-            if _whole(data) and _per_channel(shape) and not _per_channel(first_shape):
+            if _whole(data) and shape.per_channel and not first_shape.per_channel:
                 hint = "the body gives one value per channel: to scale x by it, write gate: [...] (squeeze-and-excitation)"
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
 

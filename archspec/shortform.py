@@ -155,6 +155,19 @@ class ShortForms:
             locs[key] = loc
         return Ref(name, args, locs, repeat, at(name_off), fixed, repeated)
 
+    def check_name(self, text: str, yp: YamlPath, scope: Scope) -> None:
+        """The op or block a short form names exists: how far a branch that is not taken is checked
+        (its arguments may hold only where it is taken). A name given by a $param is left to the instances."""
+        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
+        base = scope.source.loc(yp)
+        if not tokens:
+            raise SpecError("empty op", base, code="bad-op-args", hint="write an op such as 'conv 64 3x3'")
+        name, offset = tokens[0]
+        if "$" in name or name in REGISTRY or name in self.resolved.blocks:
+            return
+        quote = _quote_offset(scope.source, base)
+        self.unknown(name, Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base)
+
     def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
         if m := _KEYVAL.match(tok):
             try:

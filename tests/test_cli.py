@@ -67,3 +67,35 @@ def test_diff_takes_its_second_spec_after_options(capsys) -> None:
         raise AssertionError("a stray argument was accepted")
     except SystemExit as e:
         assert e.code == 2
+
+
+def test_build_refuses_a_network_over_the_activation_budget(tmp_path, capsys) -> None:
+    """Few weights, huge maps: check is instant, but a forward pass at input.size would need 12 GiB."""
+    import pytest
+
+    import archspec
+
+    text = ("archspec: 1\nname: wide\ninput: {channels: 3, size: [16384, 16384]}\n"
+            "network: [conv2d 8 3x3 p1, global_avgpool, linear 10]\n")
+    n = 16384 * 16384
+    values = 3 * n + 8 * n + 8 + 10  # the input, the conv's map, the pooled vector, the logits
+    assert archspec.check(text).params == 8 * 27 + 8 + 10 * 8 + 10  # checking computes nothing
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.build(text)
+    err = info.value
+    assert err.code == "limit" and f"computes {values:,} activation values (one image)" in err.message
+    assert "max_activations" in (err.hint or "") and "input.size" in (err.hint or "")
+    model = archspec.build(text, max_activations=values)  # the budget is inclusive and can be raised
+    assert sum(p.numel() for p in model.parameters()) == 8 * 27 + 8 + 10 * 8 + 10
+    with pytest.raises(archspec.SpecError, match="activation values"):
+        archspec.build(text, overrides={"input.size": [64, 64]}, max_activations=values // n)
+    assert archspec.build(text, overrides={"input.size": [64, 64]}) is not None
+    with pytest.raises(TypeError, match="max_activations must be an int"):
+        archspec.build(text, max_activations="many")
+    # the command that builds, export, refuses it the same way, before writing anything
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(text)
+    assert main(["export", str(spec), "-o", str(tmp_path / "wide.pt2")]) == 2
+    out = capsys.readouterr().err
+    assert f"computes {values:,} activation values" in out and "[limit]" in out and "Traceback" not in out
+    assert not (tmp_path / "wide.pt2").exists()

@@ -56,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_overwriting_inputs(args.output, args.spec, args.weights)
 
-    model = build(args.spec, overrides_of(args), max_params=args.max_params)
     from archspec.export import MAX_ACTIVATIONS, check_activations
 
-    check_activations(model, args.max_activations or MAX_ACTIVATIONS)  # before any weights are loaded
+    budget = args.max_activations or MAX_ACTIVATIONS
+    model = build(args.spec, overrides_of(args), max_params=args.max_params, max_activations=budget)
+    check_activations(model, budget)  # the example batch, before any weights are loaded
     report = model.archspec_report
     if args.weights:
         load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
@@ -73,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
         optimized = optimize(model, fuse_act=False, channels_last=False)
         optimized.archspec_report = report
         model = optimized
-    from archspec.export import MAX_ACTIVATIONS
-
-    export(model, args.output, args.max_activations or MAX_ACTIVATIONS)
+    export(model, args.output, budget)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0

@@ -90,9 +90,7 @@ class Mul(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x, gate = inputs
-        ones = gate.is_map and gate.height is not None and gate.width is not None and \
-            gate.height.is_const and gate.width.is_const and gate.height(0) == 1 and gate.width(0) == 1
-        if not ones or gate.channels != x.channels or not x.is_map:
+        if not gate.per_channel or gate.channels != x.channels or not x.is_map:
             raise OpShapeError(
                 f"a gate must give {x.channels}×1×1 for a {x.formula()} input, got {gate.formula()}",
                 hint="end the gate with adaptive_avgpool 1x1, 1×1 convs back to the input's channels and an "
