@@ -112,7 +112,8 @@ class DropPath(Op):
            "mode. Written as the last op of a residual's body, it drops that sample's whole branch (EfficientNet, "
            "ConvNeXt). It draws its random numbers as torchvision's `StochasticDepth(P, \"row\")` does: one "
            "N×1×1×1 Bernoulli draw per call, none when P is 0 or in eval mode. A module that follows "
-           "`train()`/`eval()`, named by its path like dropout; it holds no state. Zero MACs. "
+           "`train()`/`eval()`, named by its path like dropout (a standalone file defines its small `DropPath` "
+           "class); it holds no state. Zero MACs. "
            "Short form: drop_path P")
     kind = "misc"
     Params = DropPathParams
