@@ -428,10 +428,10 @@ class Expander:
         declared = entry.definition.params
         for name in BUILTIN_NAMES:
             if name in declared:
-                meaning = "index among" if name == "block_index" else "number of"
+                meaning = "this instance's index among" if name == "block_index" else "the number of"
                 raise SpecError(f"block {ref.name!r} declares a parameter ${name}, a name every block defines",
                                 entry.source.loc(entry.yaml_path + ("params", name), key=True), code="param",
-                                hint=f"rename the parameter: ${name} is the instance's {meaning} the block's "
+                                hint=f"rename the parameter: ${name} is {meaning} the block's "
                                      "instances (see docs/language.md)")
         env = dict(declared)
         for key, value in ref.args.items():

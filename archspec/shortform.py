@@ -215,6 +215,8 @@ class ShortForms:
 
     def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float:
         """The value of a ``${...}`` expression over the block's parameters (see archspec/expr.py)."""
+        if scope.used is not None:  # every parameter written counts as used, also where and/or/if skip it
+            scope.used.update(n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if n in scope.env)
         try:
             return evaluate(text, lambda name: self.lookup(name, loc, scope))
         except ExprError as e:
