@@ -213,8 +213,9 @@ class ShortForms:
             raise SpecError(f"unclosed '${{' in {text!r}", loc, code="param", hint="write an expression as ${width * 4}")
         return _PARAM.sub(value, text)
 
-    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float:
-        """The value of a ``${...}`` expression over the block's parameters (see archspec/expr.py)."""
+    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float | bool:
+        """The value of a ``${...}`` expression over the block's parameters: a number or, for a condition,
+        true/false (see archspec/expr.py)."""
         if scope.used is not None:  # every parameter written counts as used, also where and/or/if skip it
             scope.used.update(n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if n in scope.env)
         try:
