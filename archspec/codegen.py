@@ -51,8 +51,12 @@ _FUNCTION_DEFAULTS: dict[str, Any] = {"padding": 0, "ceil_mode": False, "count_i
 # argument names where torch accepts one int for a square pair
 _PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
 _RESERVED = {"self", "torch", "nn", "F"} | set(dir(builtins))
-# class names the file cannot define: its imports, keywords (a block named `none` → None) and builtins
-_RESERVED_CLASSES = {"torch", "nn", "F", *keyword.kwlist, *dir(builtins)}
+# Layers of archspec's own (runtime.py) that the compiled model uses: the file writes each one's class,
+# its source copied from runtime.py, so the file still needs only torch.
+RUNTIME_LAYERS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (runtime.DropPath,)}
+# class names the file cannot define: its imports, its runtime layers, keywords (a block named `none` → None)
+# and builtins
+_RESERVED_CLASSES = {"torch", "nn", "F", *RUNTIME_LAYERS, *keyword.kwlist, *dir(builtins)}
 
 
 def _quote(text: str) -> str:
@@ -173,11 +177,13 @@ def _init_args(module: nn.Module) -> list[tuple[inspect.Parameter, Any]]:
 
 
 def layer_call(module: nn.Module) -> Call:
-    """``nn.Conv2d(3, 32, 3, stride=2, bias=False)`` for a torch layer, checked by rebuilding it."""
+    """``nn.Conv2d(3, 32, 3, stride=2, bias=False)`` for a torch layer (``DropPath(0.1)`` for a layer of
+    :data:`RUNTIME_LAYERS`, whose class the file defines), checked by rebuilding it."""
     cls = type(module)
-    if getattr(nn, cls.__name__, None) is not cls:
+    own = RUNTIME_LAYERS.get(cls.__name__) is cls
+    if getattr(nn, cls.__name__, None) is not cls and not own:
         raise TypeError(f"cannot write {cls.__qualname__} as source: not a torch.nn layer")
-    call = Call(f"nn.{cls.__name__}")
+    call = Call(cls.__name__ if own else f"nn.{cls.__name__}")
     args = _init_args(module)
     for p, value in args:
         if p.default is not p.empty and value == _compact(p.name, p.default):
@@ -185,7 +191,7 @@ def layer_call(module: nn.Module) -> Call:
         positional = p.default is p.empty and p.kind is not p.KEYWORD_ONLY
         call.args.append(_literal(value) if positional else (p.name, _literal(value)))
     with torch.device("meta"):
-        rebuilt = eval(_flat(call), {"nn": nn})  # noqa: S307 - text we just wrote from a torch layer
+        rebuilt = eval(_flat(call), {"nn": nn, **RUNTIME_LAYERS})  # noqa: S307 - text we just wrote from a torch layer
     if [v for _, v in _init_args(rebuilt)] != [v for _, v in args]:
         raise TypeError(f"cannot write {cls.__name__} as source: {_flat(call)} builds {rebuilt!r}, not {module!r}")
     return call
@@ -726,7 +732,9 @@ class Writer:
         classes = list(self.block_classes.values()) + [main]
         helpers = ["\n".join(h.source()) for h in self.helper_classes.values()
                    if any(f"{h.name}(" in c for c in classes)]
-        classes = helpers + classes
+        layers = [inspect.getsource(cls).rstrip("\n") for name, cls in RUNTIME_LAYERS.items()
+                  if any(re.search(rf"\b{name}\(", c) for c in classes)]
+        classes = layers + helpers + classes
         imports = ["import torch"]
         if any("F." in c for c in classes):
             imports.append("import torch.nn.functional as F")

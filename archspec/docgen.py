@@ -78,7 +78,10 @@ def op_section(name: str) -> str:
     if type(op).expand is not Op.expand:
         lines.append("- composite: expands into the primitive ops named in its description")
     else:
-        lines.append(f"- weights: {'yes, a module at its path' if op.stateful else 'none (a function call)'}")
+        weights = ("yes, a module at its path" if op.stateful
+                   else "none (a module without state, so that it follows train() and eval())" if op.train_module
+                   else "none (a function call)")
+        lines.append(f"- weights: {weights}")
     if props:
         lines += ["", "| parameter | type | default |", "|---|---|---|"]
         for key, prop in props.items():

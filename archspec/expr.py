@@ -1,10 +1,12 @@
 """Channel arithmetic in specs: ``${width * 4}``, ``${c // 16}``, ``${make_divisible(c * 0.25, 8)}``.
 
 An expression is parsed with Python's ``ast`` and evaluated by walking the tree over a short
-whitelist: numbers, block parameters, ``+ - * / // %``, unary minus, and the functions in
-:data:`FUNCTIONS`. Nothing is ever passed to ``eval``; anything else (attributes, subscripts,
-strings, ``**``, comprehensions) is refused with a message saying what is allowed. Results are
-bounded so an expression cannot make a huge number.
+whitelist: numbers, block parameters, ``+ - * / // %``, unary minus, the functions in
+:data:`FUNCTIONS`, and conditions — comparisons (``== != < <= > >=``), ``and``, ``or``, ``not``
+and ``A if COND else B`` — which give true or false (``if: ${s == 1 and cin == out}``). Nothing
+is ever passed to ``eval``; anything else (attributes, subscripts, strings, ``**``,
+comprehensions) is refused with a message saying what is allowed. Results are bounded so an
+expression cannot make a huge number, and true/false is never silently used as a number.
 """
 
 from __future__ import annotations
@@ -48,18 +50,41 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
 }
-ALLOWED = "numbers, parameters, + - * / // %, parentheses and " + ", ".join(FUNCTIONS)
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+ALLOWED = ("numbers, parameters, + - * / // %, parentheses, " + ", ".join(FUNCTIONS)
+           + ", comparisons (== != < <= > >=), and, or, not, and A if CONDITION else B")
 
 
-def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float:
-    """The value of ``text``; ``lookup(name)`` gives a parameter's value (and raises for unknown ones)."""
+def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float | bool:
+    """The value of ``text``, a number or (a condition) true/false; ``lookup(name)`` gives a
+    parameter's value (and raises for unknown ones)."""
     if len(text) > MAX_LENGTH:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
         raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
-    return _bounded(_eval(tree.body, lookup))
+    value = _eval(tree.body, lookup)
+    return value if isinstance(value, bool) else _bounded(value)
+
+
+def _number(node: ast.AST, lookup: Callable[[str], Any]) -> int | float:
+    """An operand of arithmetic or of a comparison: a number, never true/false."""
+    value = _eval(node, lookup)
+    if isinstance(value, bool):
+        raise ExprError(f"{ast.unparse(node)!r} is true or false, not a number")
+    return value
+
+
+def _condition(node: ast.AST, lookup: Callable[[str], Any]) -> bool:
+    """An operand of and/or/not and the test of A if TEST else B: true or false, never a number."""
+    value = _eval(node, lookup)
+    if not isinstance(value, bool):
+        raise ExprError(f"{ast.unparse(node)!r} is a number, not true or false; compare it, e.g. {ast.unparse(node)} > 1")
+    return value
 
 
 def _bounded(v: Any) -> int | float:
@@ -76,19 +101,30 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.Name):
-        return _bounded(lookup(node.id))
+        value = lookup(node.id)
+        return value if isinstance(value, bool) else _bounded(value)  # a parameter may hold true/false
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left, lookup), _eval(node.right, lookup)
+        left, right = _number(node.left, lookup), _number(node.right, lookup)
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and right == 0:
             raise ExprError("division by zero")
         return _bounded(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _eval(node.operand, lookup)
+        value = _number(node.operand, lookup)
         return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return not _condition(node.operand, lookup)
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        values = [_number(node.left, lookup)] + [_number(c, lookup) for c in node.comparators]
+        return all(_COMPARE[type(op)](a, b) for op, a, b in zip(node.ops, values, values[1:], strict=False))
+    if isinstance(node, ast.BoolOp):
+        tests = (_condition(v, lookup) for v in node.values)  # short-circuits like Python
+        return all(tests) if isinstance(node.op, ast.And) else any(tests)
+    if isinstance(node, ast.IfExp):
+        return _eval(node.body if _condition(node.test, lookup) else node.orelse, lookup)
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
             and all(k.arg is not None for k in node.keywords)):
-        args = [_eval(a, lookup) for a in node.args]
-        kwargs = {str(k.arg): _eval(k.value, lookup) for k in node.keywords}
+        args = [_number(a, lookup) for a in node.args]
+        kwargs = {str(k.arg): _number(k.value, lookup) for k in node.keywords}
         try:
             return _bounded(FUNCTIONS[node.func.id](*args, **kwargs))
         except (TypeError, ValueError) as e:

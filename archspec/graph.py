@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.shortform import Ref, Scope, ShortForms, referenced_params
+from archspec.shortform import BUILTIN_NAMES, Ref, Scope, ShortForms, referenced_params
 from archspec.spec.load import YamlPath
 from archspec.spec.model import (
     BlockRef,
@@ -67,6 +67,9 @@ class Expander:
     resolved: Resolved
     scale_width: bool = True  # False for the first pass that finds the output ops
     fixed_paths: frozenset[str] = frozenset()  # ops whose channels the width multiplier leaves alone
+    totals: dict[str, int] | None = None  # block name → instances, from an earlier expansion (block_count)
+    instances: dict[str, int] = field(default_factory=dict)  # block name → instances expanded so far
+    first_use: dict[str, Loc] = field(default_factory=dict)  # block name → where its first instance is written
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     units: list[Unit] = field(default_factory=list)
     outputs_by_path: dict[str, str] = field(default_factory=dict)
@@ -81,7 +84,7 @@ class Expander:
     forms: ShortForms = field(init=False)  # the short-form parser and $param substitution
 
     def __post_init__(self) -> None:
-        self.forms = ShortForms(self.resolved)
+        self.forms = ShortForms(self.resolved, self.totals)
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
@@ -406,7 +409,7 @@ class Expander:
                     f"{op.name!r} cannot stand alone: it merges branches", ref.loc, code="bad-op-args",
                     hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as "
                          "'concat: [branch, ...]'")
-            inner = Scope(scope.source, scope.env, scope.blocks, scope.unit or path, scope.used)
+            inner = replace(scope, unit=scope.unit or path)
             out, params = self.op(op, ref, inner, x, path)
             if new_unit:
                 self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
@@ -420,7 +423,10 @@ class Expander:
             raise SpecError(f"block {ref.name!r} uses itself", ref.loc, code="name",
                             hint="a block cannot contain itself, directly or through other blocks")
         env = self.block_env(entry, ref, scope)
-        inner = Scope(entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set())
+        index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
+        self.instances[ref.name] = index + 1
+        self.first_use.setdefault(ref.name, ref.loc)
+        inner = Scope(entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set(), index)
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
         out = self.node(definition.body, body_yp, inner, x, path, None, None)
@@ -436,6 +442,13 @@ class Expander:
 
     def block_env(self, entry: BlockEntry, ref: Ref, scope: Scope) -> dict[str, Any]:
         declared = entry.definition.params
+        for name in BUILTIN_NAMES:
+            if name in declared:
+                meaning = "this instance's index among" if name == "block_index" else "the number of"
+                raise SpecError(f"block {ref.name!r} declares a parameter ${name}, a name every block defines",
+                                entry.source.loc(entry.yaml_path + ("params", name), key=True), code="param",
+                                hint=f"rename the parameter: ${name} is {meaning} the block's "
+                                     "instances (see docs/language.md)")
         env = dict(declared)
         for key, value in ref.args.items():
             if key not in declared:
@@ -566,11 +579,31 @@ def output_ops(graph: nx.DiGraph) -> frozenset[str]:
     return frozenset(found)
 
 
+def _expand_counted(resolved: Resolved, **options: Any) -> nx.DiGraph:
+    """Expand once; again when ``block_count`` was used, now with every block's number of instances.
+
+    The first expansion counts the instances (block_count is provisional there); the second
+    must make as many, else the count would depend on itself: a located error."""
+    first = Expander(resolved, **options)
+    graph = first.run()
+    if not first.forms.counted:
+        return graph
+    second = Expander(resolved, totals=dict(first.instances), **options)
+    graph = second.run()
+    if second.instances != first.instances:
+        name = next(n for n in sorted(set(first.instances) | set(second.instances))
+                    if first.instances.get(n) != second.instances.get(n))
+        raise SpecError(f"the number of instances of block {name!r} depends on $block_count",
+                        second.first_use.get(name) or first.first_use[name], code="param",
+                        hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are")
+    return graph
+
+
 def expand(resolved: Resolved) -> nx.DiGraph:
     if resolved.spec.scale.width == 1:
-        return Expander(resolved).run()
-    fixed = output_ops(Expander(resolved, scale_width=False).run())
-    return Expander(resolved, fixed_paths=fixed).run()
+        return _expand_counted(resolved)
+    fixed = output_ops(_expand_counted(resolved, scale_width=False))
+    return _expand_counted(resolved, fixed_paths=fixed)
 
 
 def _parts(node: Any, yp: YamlPath) -> list[tuple[Any, YamlPath]]:

@@ -100,6 +100,8 @@ def _apply(tensor: torch.Tensor, how: Any) -> None:
             nn.init.xavier_uniform_(tensor)
         elif how.trunc_normal is not None:
             nn.init.trunc_normal_(tensor, std=how.trunc_normal, a=-2.0, b=2.0)
+        elif how.uniform is not None:
+            nn.init.uniform_(tensor, -how.uniform, how.uniform)
         else:
             nn.init.normal_(tensor, std=how.normal)
 

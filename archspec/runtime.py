@@ -1,4 +1,4 @@
-"""Small functions the generated code calls at run time (kept tiny: they run on every forward).
+"""Small functions and layers the generated code calls at run time (kept tiny: they run on every forward).
 
 They are written in the subset of Python that TorchScript compiles (typed tensors, plain string
 building), so a compiled model can be scripted, exported and traced like hand-written code.
@@ -10,6 +10,7 @@ from typing import Optional  # noqa: UP035 - TorchScript reads these names
 
 import torch
 import torch.fx
+from torch import nn
 
 
 @torch.fx.wrap
@@ -46,3 +47,23 @@ def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: O
             + str(min_w) + upper + some + ", got " + str(list(x.shape))
         )
     return x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's
+    input is zeroed with probability p and kept, scaled by 1 / (1 - p), otherwise; in eval mode the
+    input itself. Draws its random numbers as torchvision's StochasticDepth(p, "row") does."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -34,6 +34,12 @@ _LETTER_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
 _KEYVAL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# Names every block instance defines besides its parameters (docs/language.md, "Block index"):
+# its index among all instances of the same block in the network, in order (0, 1, …), and their
+# number — the per-block drop rate of stochastic depth, ``${0.2 * block_index / block_count}``.
+BLOCK_INDEX, BLOCK_COUNT = "block_index", "block_count"
+BUILTIN_NAMES = (BLOCK_INDEX, BLOCK_COUNT)
+
 
 @dataclass
 class Scope:
@@ -42,6 +48,7 @@ class Scope:
     blocks: tuple[tuple[str, str], ...] = ()  # (block name, instance path), outermost first
     unit: str | None = None
     used: set[str] | None = None  # $params referenced, to report unused ones
+    index: int = -1  # the innermost block instance's index among that block's instances (block_index)
 
 
 @dataclass
@@ -82,6 +89,10 @@ class ShortForms:
     """Parses the short forms of one resolved spec, caching what does not depend on $params."""
 
     resolved: Resolved
+    # block name → its number of instances, from an earlier expansion; None on the first, where
+    # block_count is provisional (the expander then runs again, see graph.expand)
+    totals: dict[str, int] | None = None
+    counted: bool = False  # block_count was looked up
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
 
@@ -215,8 +226,11 @@ class ShortForms:
             raise SpecError(f"unclosed '${{' in {text!r}", loc, code="param", hint="write an expression as ${width * 4}")
         return _PARAM.sub(value, text)
 
-    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float:
-        """The value of a ``${...}`` expression over the block's parameters (see archspec/expr.py)."""
+    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float | bool:
+        """The value of a ``${...}`` expression over the block's parameters: a number or, for a condition,
+        true/false (see archspec/expr.py)."""
+        if scope.used is not None:  # every parameter written counts as used, also where and/or/if skip it
+            scope.used.update(n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if n in scope.env)
         try:
             return evaluate(text, lambda name: self.lookup(name, loc, scope))
         except ExprError as e:
@@ -237,6 +251,8 @@ class ShortForms:
         return value
 
     def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
+        if name not in scope.env and name in BUILTIN_NAMES:
+            return self.builtin(name, loc, scope)
         if name not in scope.env:
             hint = did_you_mean(name, scope.env) or (
                 f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else
@@ -245,6 +261,21 @@ class ShortForms:
         if scope.used is not None:
             scope.used.add(name)
         return scope.env[name]
+
+    def builtin(self, name: str, loc: Loc, scope: Scope) -> int:
+        """block_index or block_count of the innermost block instance around ``loc``."""
+        if not scope.blocks:
+            raise SpecError(f"${name} is defined only inside a block", loc, code="param",
+                            hint="block_index and block_count number the instances of the block that uses them; "
+                                 "write the expression in a block (blocks: ...) and use the block in the network")
+        if name == BLOCK_INDEX:
+            return scope.index
+        self.counted = True
+        if self.totals is None:
+            # provisional, on the first expansion only: larger than the index, so that i / N and
+            # i / (N - 1) stay defined and below 1 until the real count is known
+            return scope.index + 2
+        return self.totals[scope.blocks[-1][0]]
 
     def check_repeat(self, value: Any, loc: Loc) -> int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -58,6 +58,7 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     "mobilenet_v3_large": _torchvision("mobilenet_v3_large"),
     "densenet121": _torchvision("densenet121"),
     "shufflenet_v2_x1_0": _torchvision("shufflenet_v2_x1_0"),
+    "efficientnet_b0": _torchvision("efficientnet_b0"),
 }
 
 
@@ -152,13 +153,14 @@ def assert_same_outputs(compiled: Any, generated: Any, x: Any) -> None:
 
 
 def no_dropout(*models: Any) -> None:
-    """Dropout off in every model (p = 0), so training-mode outputs are deterministic and comparable;
-    everything else of training mode (batch statistics) stays."""
+    """Dropout and stochastic depth off in every model (p = 0), so training-mode outputs are
+    deterministic and comparable; everything else of training mode (batch statistics) stays."""
     import torch
 
     for model in models:
         for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
+            # archspec's DropPath and torchvision's StochasticDepth, by name: neither is imported here
+            if isinstance(m, torch.nn.Dropout) or type(m).__name__ in ("DropPath", "StochasticDepth"):
                 m.p = 0.0
 
 

@@ -1,11 +1,14 @@
 """Zoo networks beyond the Inception/ResNet family equal their references: SE-ResNet-50
 (specs/seresnet50.yaml, timm's `seresnet50`), ResNeXt-50 32×4d (specs/resnext50_32x4d.yaml,
 torchvision's `resnext50_32x4d`), MobileNetV3-Large (specs/mobilenet_v3_large.yaml, torchvision's
-`mobilenet_v3_large`), DenseNet-121 (specs/densenet121.yaml, torchvision's `densenet121`) and
-ShuffleNetV2 1.0× (specs/shufflenet_v2_x1_0.yaml, torchvision's `shufflenet_v2_x1_0`): strict
+`mobilenet_v3_large`), DenseNet-121 (specs/densenet121.yaml, torchvision's `densenet121`),
+ShuffleNetV2 1.0× (specs/shufflenet_v2_x1_0.yaml, torchvision's `shufflenet_v2_x1_0`) and
+EfficientNet-B0 (specs/efficientnet_b0.yaml, torchvision's `efficientnet_b0`): strict
 state_dict load, logits at three sizes (incl. the minimum), parameters, MACs (conv + linear,
 counted on the reference by hooks) and training-mode gradients. Truth is the reference's own
-module with random weights and perturbed BatchNorm."""
+module with random weights and perturbed BatchNorm. EfficientNet also trains with the reference's
+random numbers: with dropout and stochastic depth on, the same seed gives the same outputs and
+gradients."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from tests.references import REFERENCES, assert_same_gradients, assert_same_logi
 
 pytest.importorskip("timm")
 pytest.importorskip("torchvision")
-NETWORKS = ["seresnet50", "resnext50_32x4d", "mobilenet_v3_large", "densenet121", "shufflenet_v2_x1_0"]
+NETWORKS = ["seresnet50", "resnext50_32x4d", "mobilenet_v3_large", "densenet121", "shufflenet_v2_x1_0",
+            "efficientnet_b0"]
 
 
 def _pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -49,3 +53,28 @@ def test_equals_reference(name: str) -> None:
 def test_trains_like_reference(name: str) -> None:
     model, reference = _pair(name)
     assert_same_gradients(model, reference, torch.randn(2, 3, 64, 64))
+
+
+@pytest.mark.slow
+def test_efficientnet_draws_the_reference_s_random_numbers() -> None:
+    """Training mode with dropout (0.2) and stochastic depth (0 … 0.1875) on: seeded alike, archspec's
+    EfficientNet-B0 drops the same samples' branches and the same features as torchvision's, so
+    outputs and gradients are equal; seeded differently they are not (the randomness is real)."""
+    model, reference = _pair("efficientnet_b0")
+    model.train(), reference.train()
+    x = torch.randn(4, 3, 64, 64)
+    outputs = []
+    for net, seed in ((model, 7), (reference, 7), (reference, 8)):
+        net.zero_grad()
+        torch.manual_seed(seed)
+        out = net(x)
+        out.logsumexp(dim=1).mean().backward()
+        outputs.append((out.detach(), {k: p.grad.clone() for k, p in net.named_parameters()}))
+    (ours, our_grads), (theirs, their_grads), (other, _) = outputs
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    assert (other - theirs).abs().max() > 1e-2
+    for name, grad in our_grads.items():
+        torch.testing.assert_close(grad, their_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+    # each residual block's rate is the reference's, at the same path (0.2 · block index / 16)
+    rates = {path: m.p for path, m in model.named_modules() if type(m).__name__ == "DropPath"}
+    assert len(rates) == 9 and rates == {path: reference.get_submodule(path).p for path in rates}

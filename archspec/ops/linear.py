@@ -1,4 +1,4 @@
-"""Classifier-head ops: linear, dropout, flatten, identity."""
+"""Classifier-head and regularisation ops: linear, dropout, drop_path, flatten, identity."""
 
 from __future__ import annotations
 
@@ -98,6 +98,44 @@ class Dropout(Op):
 
     def label(self, p: DropoutParams) -> str:
         return f"Dropout ({p.p:g})"
+
+
+class DropPathParams(OpParams):
+    p: Probability = Field(description="probability of dropping a sample's branch (not the survival probability)")
+
+
+@register
+class DropPath(Op):
+    name = "drop_path"
+    doc = ("Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's "
+           "input is zeroed with probability P, and kept, scaled by 1/(1 − P), otherwise; the identity in eval "
+           "mode. Written as the last op of a residual's body, it drops that sample's whole branch (EfficientNet, "
+           "ConvNeXt). It draws its random numbers as torchvision's `StochasticDepth(P, \"row\")` does: one "
+           "N×1×1×1 Bernoulli draw per call, none when P is 0 or in eval mode. A module that follows "
+           "`train()`/`eval()`, named by its path like dropout (a standalone file defines its small `DropPath` "
+           "class); it holds no state. Zero MACs. "
+           "Short form: drop_path P")
+    kind = "misc"
+    Params = DropPathParams
+    positional = ("p",)
+    train_module = True
+    # not fresh_output: in eval mode its output is its input (the residual sum must not overwrite it)
+    saved_for_backward = ()  # autograd keeps the N×1×1×1 mask only
+
+    def infer(self, p: DropPathParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def train_module_of(self, p: DropPathParams) -> Any:
+        from archspec.runtime import DropPath
+
+        return DropPath(p.p)
+
+    def short(self, p: DropPathParams) -> str:
+        text = f"{p.p:g}"
+        return f"drop_path {text if float(text) == p.p else repr(p.p)}"  # exact: drop rates are often i/N
+
+    def label(self, p: DropPathParams) -> str:
+        return f"DropPath ({p.p:g})"
 
 
 @register

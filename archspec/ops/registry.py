@@ -50,7 +50,7 @@ class Op:
     # Its output is a new tensor (never a view or one of its inputs) that its own backward does not
     # read: the only outputs the compiler may overwrite in place (ReLU in place, a residual sum
     # accumulated into its body). An op whose backward reads its output (sigmoid, tanh, relu) or that
-    # may return its input or a view (identity, dropout in eval, flatten) must leave this False.
+    # may return its input or a view (identity, dropout and drop_path in eval, flatten) must leave this False.
     fresh_output: ClassVar[bool] = False
     standalone: ClassVar[bool] = True  # False for merges, which only the concat and residual nodes create
     # How the compiler calls a stateless op, when not simply ``function(p)(*inputs)``:

@@ -1,4 +1,4 @@
-"""Remove ops that do nothing at inference: dropout (eval mode) and identity modules."""
+"""Remove ops that do nothing at inference: dropout and drop-path (eval mode) and identity modules."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archspec.passes.common import PassResult, called_module, finish
+from archspec.runtime import DropPath
 
-_NOOP_MODULES = (nn.Dropout, nn.Identity)
+_NOOP_MODULES = (nn.Dropout, nn.Identity, DropPath)
 
 
 def remove_noops(gm: fx.GraphModule) -> PassResult:

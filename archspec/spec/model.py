@@ -386,15 +386,16 @@ InitName = Literal["default", "zeros", "ones", "kaiming_normal_fan_out", "kaimin
 
 
 class Distribution(_Strict):
-    """A weight drawn from a (truncated) normal distribution with this standard deviation."""
+    """A weight drawn from a (truncated) normal distribution with this standard deviation, or uniformly."""
 
     trunc_normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²) truncated to [-2, 2]")
     normal: Union[float, None] = Field(None, gt=0, le=100, description="std of N(0, std²)")
+    uniform: Union[float, None] = Field(None, gt=0, le=100, description="bound b of U(-b, b)")
 
     @model_validator(mode="after")
     def _one(self) -> Distribution:
-        if (self.trunc_normal is None) == (self.normal is None):
-            raise ValueError("give exactly one of trunc_normal: STD or normal: STD")
+        if sum(v is not None for v in (self.trunc_normal, self.normal, self.uniform)) != 1:
+            raise ValueError("give exactly one of trunc_normal: STD, normal: STD or uniform: BOUND")
         return self
 
 

@@ -113,7 +113,7 @@ def _randomise(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 
 def _has_dropout(truth: Truth) -> bool:
-    return any(p.op == "dropout" and p.params["p"] > 0 for p in truth.prims)
+    return any(p.op in ("dropout", "drop_path") and p.params["p"] > 0 for p in truth.prims)
 
 
 class Case:

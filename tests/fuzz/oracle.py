@@ -93,6 +93,10 @@ class Oracle(nn.Module):
             return F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
         if p.op == "dropout":
             return F.dropout(x, a["p"], training=self.training)
+        if p.op == "drop_path":  # torchvision's per-sample stochastic depth, the reference drop_path matches
+            from torchvision.ops import stochastic_depth
+
+            return stochastic_depth(x, a["p"], "row", training=self.training)
         if p.op == "flatten":
             return x.reshape(x.shape[0], -1)
         if p.op == "identity":

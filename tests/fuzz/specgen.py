@@ -42,9 +42,10 @@ KNOWN_FAULTS: set[str] = set()  # every fault found so far is fixed (see the not
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
-MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "identity",
+MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "drop_path", "identity",
            "channel_slice", "channel_shuffle") + ACTS
-VEC_OPS = ("linear", "bn", "dropout", "identity", "flatten", "channel_slice") + ACTS
+VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice") + ACTS
+TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 TO_VEC = ("global_avgpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = ("conv2d", "bn", "linear")
@@ -300,7 +301,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias"},
     "bn": {"eps", "momentum", "affine"}, "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "ceil"}, "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
-    "adaptive_avgpool": {"size"}, "linear": {"out", "bias"}, "dropout": {"p"},
+    "adaptive_avgpool": {"size"}, "linear": {"out", "bias"}, "dropout": {"p"}, "drop_path": {"p"},
     "channel_slice": {"start", "stop"}, "channel_shuffle": {"groups"},
 }
 
@@ -370,7 +371,7 @@ class Realizer:
             before = self.prims[int(inputs[0][1:])].op  # value ids are v<index in self.prims>
             if before in ("relu", "relu6", "sigmoid", "tanh"):
                 self.note("relu_after_saved")
-            if before in ("flatten", "dropout", "identity"):
+            if before in ("flatten", "identity", *TRAIN_MODULES):
                 self.note("relu_on_view")
         if op in ("relu", "relu6") and inputs[0] == "input":
             self.note("relu_on_view")
@@ -559,10 +560,10 @@ class Realizer:
         return out
 
     def _passes_through(self, v: str, x: str) -> bool:
-        """v is x itself, or x through identity / dropout / flatten of a vector only."""
+        """v is x itself, or x through identity / dropout / drop_path / flatten of a vector only."""
         while v != x and v != "input":
             p = self.prims[int(v[1:])]
-            if p.op not in ("identity", "dropout") and not (p.op == "flatten" and not self.shapes[p.inputs[0]].is_map):
+            if p.op not in ("identity", *TRAIN_MODULES) and not (p.op == "flatten" and not self.shapes[p.inputs[0]].is_map):
                 return False
             v = p.inputs[0]
         return v == x
@@ -713,6 +714,11 @@ class Realizer:
     def op_dropout(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("dropout", {"p": float(args["p"])}, path, [x], self.shapes[x], path)
 
+    def op_drop_path(self, args: dict[str, Any], x: str, path: str) -> str:
+        if "p" not in args:
+            raise Invalid("drop_path needs p")
+        return self.emit("drop_path", {"p": float(args["p"])}, path, [x], self.shapes[x], path)
+
     def nonempty(self, s: Shape) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
         return tuple(v > 0 for v in s.h), tuple(v > 0 for v in s.w)  # type: ignore[union-attr]
 
@@ -773,9 +779,9 @@ class Realizer:
         returned = set(outputs.values())
         if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
             self.note("relu_on_output")
-        # build and the standalone file make dropout a module too: its path must not be another
+        # build and the standalone file make dropout and drop_path modules too: a path must not be another
         # module's, hold one, or sit under one
-        dropout = [p.path for p in self.prims if p.op == "dropout"]
+        dropout = [p.path for p in self.prims if p.op in TRAIN_MODULES]
         modules = set(dropout) | self.module_paths
         for q in dropout:
             if dropout.count(q) > 1 or any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
@@ -937,7 +943,7 @@ def short_form(n: Op) -> str:
         tokens.append(_val(args.pop("out")))
     if n.name == "lrn" and "size" in args and rng.random() < 0.7:
         tokens.append(_val(args.pop("size")))
-    if n.name == "dropout" and "p" in args and rng.random() < 0.7:
+    if n.name in ("dropout", "drop_path") and "p" in args and rng.random() < 0.7:
         tokens.append(_val(args.pop("p")))
     if n.name == "channel_slice" and rng.random() < 0.7:
         tokens += [_val(args.pop("start")), _val(args.pop("stop"))]
@@ -1419,6 +1425,8 @@ class Gen:
             if not groups:
                 return None
             args = {"groups": self.pick(groups)}
+        elif name == "drop_path":  # p has no default
+            args = {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
         elif name in ("maxpool", "avgpool"):
             if self.chance(0.25) and not align:
                 args["ceil"] = True
