@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         model = optimized
     from archspec.export import MAX_ACTIVATIONS
 
-    export(model, args.output, args.max_activations or MAX_ACTIVATIONS)
-    print(f"wrote {args.output}", file=sys.stderr)
+    shapes = export(model, args.output, args.max_activations or MAX_ACTIVATIONS)
+    for note in shapes.notes if shapes is not None else ():
+        print(f"archspec export: note: {note}", file=sys.stderr)
+    takes = "" if shapes is None else f" (input N×{report.input_channels}×H×W with {shapes.describe()})"
+    print(f"wrote {args.output}{takes}", file=sys.stderr)
     return 0
