@@ -198,8 +198,7 @@ def planned_sizes(model: nn.Module) -> Sizes:
         if classes is not None and len(classes[1]) == 1:
             plan.step[axis] = classes[0]  # H = step·k + lo: a derived Dim
             continue
-        which = acc.describe().split(", ")[axis] if ", " in acc.describe() else acc.describe()
-        plan.fix(axis, report.input_size[axis], f"the network accepts {which} (sizes at which merged branches "
+        plan.fix(axis, report.input_size[axis], f"the network accepts {acc.describe_axis(axis)} (sizes at which merged branches "
                  "agree), a set torch.export cannot express")
     return plan
 
@@ -253,64 +252,73 @@ class _Size:
         return [c * h * w, h * w, w, 1]
 
 
-def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.Tensor) -> str | None:
-    """The first guard (a fact the trace relied on) that fails at a size the plan allows, or None.
+def _readable(guard: str) -> str:
+    for index, name in ((0, "N"), (2, "H"), (3, "W")):
+        guard = guard.replace(f"L['x'].size()[{index}]", name)
+    return guard
+
+
+def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.Tensor
+                   ) -> tuple[list[int], str] | None:
+    """The first guard (a fact the trace relied on) that fails at a size the plan allows, as
+    (the axes it reads, why), or None.
 
     An ONNX file keeps no guards, so a dynamic export is only as good as this check: every guard is
     evaluated at every planned size on the axes it reads (the first SCAN per axis when unbounded;
     the guards are floor divisions of the size, which repeat with the product of the strides).
     """
-    import math
-
     try:
         from torch.fx.experimental.symbolic_shapes import SYMPY_INTERP
     except ImportError:  # pragma: no cover - another torch
         SYMPY_INTERP = {}
     namespace = {**SYMPY_INTERP, "math": math, "inf": float("inf"), "torch": torch}
-    batch, channels, h, w = x.shape
+    _, channels, h, w = x.shape
     for guard in getattr(program, "_guards_code", ()):
         reads = [a for a in (0, 1) if f"L['x'].size()[{2 + a}]" in guard]
         code = compile(guard, "<guard>", "eval")
-        grid = [(hh, w) for hh in plan.sizes(0)] if reads == [0] else \
-               [(h, ww) for ww in plan.sizes(1)] if reads == [1] else \
-               [(hh, ww) for hh in plan.sizes(0)[:64] for ww in plan.sizes(1)[:64]] if reads else [(h, w)]
+        if reads == [0]:
+            grid = [(hh, w) for hh in plan.sizes(0)]
+        elif reads == [1]:
+            grid = [(h, ww) for ww in plan.sizes(1)]
+        else:  # both axes (a square grid of the smallest sizes) or neither (the batch)
+            grid = [(hh, ww) for hh in plan.sizes(0)[:64] for ww in plan.sizes(1)[:64]] if reads else [(h, w)]
         for hh, ww in grid:
             for n in (1, MAX_BATCH):
-                if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}}):  # noqa: S307 - torch's own guard text
-                    return f"torch.export relied on {guard!r}, false at {hh}×{ww}"
+                if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}}):  # noqa: S307 - torch's guard
+                    at = " and ".join(f"{AXES[a]} = {(hh, ww)[a]}" for a in reads) or f"N = {n}"
+                    return reads or [0, 1], f"the trace relies on {_readable(guard)}, which is false at {at}"
     return None
 
 
 def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.export.ExportedProgram, Sizes]:
     """torch.export's program of ``module``, dynamic in batch, H and W where the network allows.
 
-    An axis torch.export pins to one size, or narrows, is reported in the plan's notes; so is a
-    fallback to the spec's size when tracing with symbolic sizes fails.
+    An axis torch.export pins to one size, or narrows, is reported in the plan's notes; so is an
+    axis fixed at the spec's size because tracing it symbolically failed or relied on a fact that
+    does not hold at every size (then the export is traced again without it).
     """
     plan = planned_sizes(model)
     spec_size = model.archspec_report.input_size
-    program = None
-    if any(plan.step):
+    while True:
+        dynamic = [a for a in (0, 1) if plan.step[a]]
+        if not dynamic:
+            return torch.export.export(module, (x,), dynamic_shapes=_dims(plan)), plan
         try:
             with _oblivious():
                 program = torch.export.export(module, (x,), dynamic_shapes=_dims(plan))
         except Exception as e:  # noqa: BLE001 - any failure of the symbolic trace: fall back, and say so
             first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-            for axis in (0, 1):
-                if plan.step[axis]:
-                    plan.fix(axis, spec_size[axis], f"torch.export could not trace it symbolically ({first[:200]})")
-            program = None
-    if program is not None:
+            for axis in dynamic:
+                plan.fix(axis, spec_size[axis], f"torch.export could not trace it symbolically ({first[:200]})")
+            continue
         _read_back(program, plan, spec_size)
         problem = _guard_failure(program, plan, x)
-        if problem is not None:
-            for axis in (0, 1):
-                if plan.step[axis]:
-                    plan.fix(axis, spec_size[axis], problem)
-            program = None
-    if program is None:
-        program = torch.export.export(module, (x,), dynamic_shapes=_dims(plan))
-    return program, plan
+        if problem is None:
+            return program, plan
+        axes, why = problem
+        for axis in axes:
+            if plan.step[axis]:
+                plan.fix(axis, spec_size[axis], why)
 
 
 def _read_back(program: torch.export.ExportedProgram, plan: Sizes, spec_size: tuple[int, int]) -> None:
