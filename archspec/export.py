@@ -9,6 +9,7 @@ loaded strictly, so a mismatch is a located error naming the keys rather than a 
 from __future__ import annotations
 
 import ast
+import logging
 import math
 import os
 import pickle
@@ -220,17 +221,25 @@ def _dims(plan: Sizes) -> dict[str, dict[int, Any]]:
 
 @contextmanager
 def _oblivious() -> Iterator[None]:
-    """Trace without torch's 0/1 special case for sizes (see above), where this torch has the switch."""
+    """Trace without torch's 0/1 special case for sizes (see above), where this torch has the switch,
+    and without the warnings torch logs when sympy cannot solve a guard (archspec checks them)."""
+    solver_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = solver_log.level
+    solver_log.setLevel(logging.ERROR)
     try:
         from torch.fx.experimental import _config
+
+        switch = _config.patch(backed_size_oblivious=True) if hasattr(_config, "backed_size_oblivious") else None
     except ImportError:  # pragma: no cover - another torch
-        yield
-        return
-    if not hasattr(_config, "backed_size_oblivious"):  # pragma: no cover - another torch
-        yield
-        return
-    with _config.patch(backed_size_oblivious=True):
-        yield
+        switch = None
+    try:
+        if switch is None:  # pragma: no cover - another torch
+            yield
+        else:
+            with switch:
+                yield
+    finally:
+        solver_log.setLevel(level)
 
 
 def _input_shape(program: torch.export.ExportedProgram) -> list[Any]:

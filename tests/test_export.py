@@ -237,8 +237,9 @@ def test_onnx_nodes_carry_the_spec_s_paths(tmp_path: Path) -> None:
     assert main(["export", str(TINY), "-o", str(out)]) == 0
     _assert_nodes_named_after_modules(out, archspec.build(TINY))
     names = {n.name for n in onnx.load(str(out)).graph.node}
-    # ops that are no module (a scaled residual sum, a concat) are found through the fx graph
-    assert {"features.1.concat/Concat", "features.2.add/Add", "features.2.relu/Relu"} <= names, sorted(names)
+    # ops that are no module (a scaled residual sum, a concat, a ReLU) are found through the fx graph
+    assert {"features.1.concat/Concat", "features.2.add/Mul", "features.2.add/Add", "features.2.act/Relu",
+            "features.4/MaxPool"} <= names, sorted(names)
 
 
 PERIODIC = ("archspec: 1\nname: periodic\ninput: {channels: 3, size: [33, 33]}\nnetwork:\n"
