@@ -1,7 +1,9 @@
 """Compiled model → files other runtimes load: ONNX, torch.export (.pt2), TorchScript (.ts).
 
 Every format is written in inference mode (the main output only; auxiliary heads are a
-training device) with a dynamic batch dimension, and written atomically. Weights come from
+training device) for any batch, and written atomically. ONNX and .pt2 take the input sizes the
+network accepts where torch.export can express them (see "input sizes" below); TorchScript keeps
+the network's own input check. Weights come from
 ``--weights``: a saved ``state_dict`` (or a training checkpoint holding one under ``model``),
 loaded strictly, so a mismatch is a located error naming the keys rather than a silent partial load.
 """
@@ -325,9 +327,8 @@ def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.e
         if problem is None:
             return program, plan
         axes, why = problem
-        for axis in axes:
-            if plan.step[axis]:
-                plan.fix(axis, spec_size[axis], why)
+        for axis in [a for a in axes if plan.step[a]] or dynamic:  # always one axis fewer: this ends
+            plan.fix(axis, spec_size[axis], why)
 
 
 def _read_back(program: torch.export.ExportedProgram, plan: Sizes, spec_size: tuple[int, int]) -> None:
