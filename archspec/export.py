@@ -158,6 +158,7 @@ class Sizes:
     hi: list[int | None]
     step: list[int]  # 0: the axis is fixed at lo
     notes: list[str] = field(default_factory=list)
+    narrowed: dict[int, tuple[str, str]] = field(default_factory=dict)  # axis: (what was planned, its note)
 
     def axis_text(self, axis: int) -> str:
         name, lo, hi, step = AXES[axis], self.lo[axis], self.hi[axis], self.step[axis]
@@ -178,6 +179,16 @@ class Sizes:
             return range(lo, lo + 1)
         top = lo + step * (SCAN - 1) if hi is None else min(hi, lo + step * (SCAN - 1))
         return range(lo, top + 1, step)
+
+    def narrow(self, axis: int, lo: int, why: str) -> None:
+        """Start this axis at ``lo``; one note per axis, naming the guard that asked the most."""
+        wanted, previous = self.narrowed.get(axis, (self.axis_text(axis), None))
+        if previous is not None:
+            self.notes.remove(previous)
+        self.lo[axis] = lo
+        note = f"{wanted} is narrowed to {self.axis_text(axis)} in the export: {why}."
+        self.notes.append(note)
+        self.narrowed[axis] = wanted, note
 
     def fix(self, axis: int, size: int, why: str) -> None:
         self.lo[axis], self.hi[axis], self.step[axis] = size, size, 0
@@ -269,10 +280,26 @@ def _readable(guard: str) -> str:
     return guard
 
 
-def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.Tensor
-                   ) -> tuple[list[int], str] | None:
-    """The first guard (a fact the trace relied on) that fails at a size the plan allows, as
-    (the axes it reads, why), or None.
+@dataclass
+class _Failure:
+    """A guard that fails at sizes the plan allows: the axes it reads, why, and (for a guard on one
+    axis that fails at its smallest sizes only) the size from which it holds."""
+
+    axes: list[int]
+    why: str
+    holds_from: int | None = None
+
+
+def _listing_sizes(values: list[int], sizes: range) -> str:
+    """'1 to 32' for a run of consecutive planned sizes, else the first few: '3, 5, 7 and 2045 more'."""
+    if len(values) > 1 and values == list(sizes[sizes.index(values[0]):sizes.index(values[-1]) + 1]):
+        return f"{values[0]} to {values[-1]}"
+    shown = ", ".join(map(str, values[:3]))
+    return shown + (f" and {len(values) - 3} more" if len(values) > 3 else "")
+
+
+def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.Tensor) -> _Failure | None:
+    """The first guard (a fact the trace relied on) that fails at a size the plan allows, or None.
 
     An ONNX file keeps no guards, so a dynamic export is only as good as this check: every guard is
     evaluated at every planned size on the axes it reads (the first SCAN per axis when unbounded;
@@ -293,11 +320,24 @@ def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.
             grid = [(h, ww) for ww in plan.sizes(1)]
         else:  # both axes (a square grid of the smallest sizes) or neither (the batch)
             grid = [(hh, ww) for hh in plan.sizes(0)[:64] for ww in plan.sizes(1)[:64]] if reads else [(h, w)]
-        for hh, ww in grid:
-            for n in (1, MAX_BATCH):
-                if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}}):  # noqa: S307 - torch's guard
-                    at = " and ".join(f"{AXES[a]} = {(hh, ww)[a]}" for a in reads) or f"N = {n}"
-                    return reads or [0, 1], f"the trace relies on {_readable(guard)}, which is false at {at}"
+        failing = [(hh, ww, n) for hh, ww in grid for n in (1, MAX_BATCH)
+                   if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}})]  # noqa: S307 - torch's guard
+        if not failing:
+            continue
+        hh, ww, n = failing[0]
+        at = " and ".join(f"{AXES[a]} = {(hh, ww)[a]}" for a in reads) or f"N = {n}"
+        if len(reads) == 1:
+            (axis,) = reads
+            sizes = plan.sizes(axis)
+            last = sizes.index(max(f[axis] for f in failing))
+            complete = plan.hi[axis] is not None and sizes[-1] == plan.hi[axis]
+            at = f"{AXES[axis]} = {_listing_sizes(sorted({f[axis] for f in failing}), sizes)}"
+            # failures at the low end only (none in the second half of the scan, or in a range
+            # scanned whole): the guard holds from the next size on
+            if last + 1 < len(sizes) and (complete or last < len(sizes) // 2):
+                return _Failure(reads, f"the trace relies on {_readable(guard)}, which is false at {at}",
+                                sizes[last + 1])
+        return _Failure(reads or [0, 1], f"the trace relies on {_readable(guard)}, which is false at {at}")
     return None
 
 
@@ -323,12 +363,19 @@ def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.e
                 plan.fix(axis, spec_size[axis], f"torch.export could not trace it symbolically ({first[:200]})")
             continue
         _read_back(program, plan, spec_size)
-        problem = _guard_failure(program, plan, x)
-        if problem is None:
+        narrowed = False
+        while (problem := _guard_failure(program, plan, x)) is not None:
+            (axis, *_), start = problem.axes, problem.holds_from
+            if start is not None and plan.step[axis] and start <= spec_size[axis]:
+                plan.narrow(axis, start, problem.why)  # the smallest size grows each time: this ends
+                narrowed = True
+                continue
+            for axis in [a for a in problem.axes if plan.step[a]] or dynamic:  # one dynamic axis fewer: this ends
+                plan.fix(axis, spec_size[axis], problem.why)
+            break
+        if problem is None and not narrowed:
             return program, plan
-        axes, why = problem
-        for axis in [a for a in axes if plan.step[a]] or dynamic:  # always one axis fewer: this ends
-            plan.fix(axis, spec_size[axis], why)
+        # traced again for the sizes left, so that the .pt2's own input check says the same
 
 
 def _read_back(program: torch.export.ExportedProgram, plan: Sizes, spec_size: tuple[int, int]) -> None:

@@ -266,6 +266,9 @@ def test_a_residue_class_exports_as_one(suffix: str, tmp_path: Path, capsys: pyt
         got = onnx_run(out, x) if suffix == ".onnx" else torch.export.load(str(out)).module()(x)
         with torch.no_grad():
             torch.testing.assert_close(got, model(x), rtol=0, atol=1e-5)
+    if suffix == ".pt2":  # the program checks its input: an even size is refused, as the network refuses it
+        with pytest.raises(Exception):  # noqa: B017, PT011 - torch's own error
+            torch.export.load(str(out)).module()(torch.randn(1, 3, 4, 3))
 
 
 # floor((H − 3)/4) + 1 == floor((H − 1)/4) + 1 at H ≡ 0 or 3 (mod 4): two classes, no one Dim
@@ -325,9 +328,22 @@ def test_guards_are_checked_at_every_planned_size() -> None:
     x = torch.zeros(2, 3, 64, 64)
     plan = Sizes([1, 1], [None, 100], [1, 1])
     assert _guard_failure(_Program("L['x'].size()[2] >= 1", "L['x'].size()[3] <= 100"), plan, x) is None
-    axes, why = _guard_failure(_Program("L['x'].size()[2] != 2000"), plan, x)
-    assert axes == [0] and why.endswith("H != 2000, which is false at H = 2000")
+    failure = _guard_failure(_Program("L['x'].size()[2] != 3000"), plan, x)
+    assert failure.axes == [0] and failure.why.endswith("H != 3000, which is false at H = 3000")
+    assert failure.holds_from is None  # false past the first half of the sizes scanned: the axis is fixed
     odd = Sizes([1, 3], [None, None], [1, 2])  # W = 2k + 3
     assert _guard_failure(_Program("L['x'].size()[3] % 2 == 1"), odd, x) is None
-    axes, why = _guard_failure(_Program("L['x'].size()[3] % 4 == 3"), odd, x)
-    assert axes == [1] and why.endswith("false at W = 5")
+    failure = _guard_failure(_Program("L['x'].size()[3] % 4 == 3"), odd, x)
+    assert failure.axes == [1] and failure.why.endswith("false at W = 5, 9, 13 and 2045 more") and failure.holds_from is None
+
+
+def test_a_guard_false_at_the_smallest_sizes_only_narrows_the_axis() -> None:
+    """A feature map that must not be 1×1 (ShuffleNet-v2's trace asks this of its stride-32 map)."""
+    x = torch.zeros(2, 3, 64, 64)
+    failure = _guard_failure(_Program("1 + ((L['x'].size()[2] - 1) // 32) != 1"), Sizes([1, 1], [None, None], [1, 1]), x)
+    assert failure.axes == [0] and failure.holds_from == 33
+    assert failure.why.endswith("false at H = 1 to 32")
+    plan = Sizes([1, 1], [None, None], [1, 1])
+    plan.narrow(0, 17, "a")
+    plan.narrow(0, 33, "b")
+    assert plan.notes == ["H >= 1 is narrowed to H >= 33 in the export: b."] and plan.describe() == "H >= 33, W >= 1"
