@@ -132,7 +132,7 @@ def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
 # ---- input sizes: which the exported program takes ---------------------------------------------
 # torch.export traces the network once, with symbols for the dynamic sizes, and keeps the facts
 # about them the trace relied on ("guards"). Three things in torch 2.14 stood between that and the
-# sizes archspec knows a network accepts:
+# sizes archspec knows a network accepts (docs/performance.md, "Exports"):
 # * a conv output of size 1 is special to torch's contiguity check (tensor metadata), so every
 #   feature map got a guard "size != 1" and the smallest sizes were lost. Under
 #   torch.fx.experimental._config.backed_size_oblivious the trace treats sizes as it treats
@@ -141,8 +141,9 @@ def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
 #   (2·floor(...) < ...) which holds at every size when the rule never applies (archspec's
 #   Window.canonical), but which torch's solver for named dims (Dim("H", min=...)) cannot prove:
 #   it fails with "Expected op to be '==', got <" while explaining the violation. Dim.AUTO with the
-#   accepted bounds takes no such proof; archspec checks the guards itself instead (_check_guards),
-#   since an ONNX file keeps none of them.
+#   accepted bounds takes no such proof; archspec checks the guards itself instead
+#   (_guard_failure), since an ONNX file keeps none of them, and narrows or fixes an axis where one
+#   fails.
 # * archspec's own input check converted a size with int(), which pinned it to the example's.
 SCAN = 4096  # sizes per axis at which the guards of a dynamic export are checked (from the smallest)
 AXES = ("H", "W")
