@@ -1,17 +1,25 @@
 """Compiled model → files other runtimes load: ONNX, torch.export (.pt2), TorchScript (.ts).
 
 Every format is written in inference mode (the main output only; auxiliary heads are a
-training device) with a dynamic batch dimension, and written atomically. Weights come from
+training device) for any batch, and written atomically. ONNX and .pt2 take the input sizes the
+network accepts where torch.export can express them (see "input sizes" below); TorchScript keeps
+the network's own input check. Weights come from
 ``--weights``: a saved ``state_dict`` (or a training checkpoint holding one under ``model``),
 loaded strictly, so a mismatch is a located error naming the keys rather than a silent partial load.
 """
 
 from __future__ import annotations
 
+import ast
+import logging
+import math
 import os
 import pickle
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +31,11 @@ from archspec.api import activation_count as api_activation_count
 from archspec.api import check_activations as api_check_activations
 from archspec.errors import Loc, SpecError, printable
 from archspec.fileio import atomic_path, open_regular
+from archspec.symbolic import NEVER
 
 # the spec's input with this batch: torch.export specialises sizes 0 and 1, so the example uses 2
 EXAMPLE_BATCH = 2
+MAX_BATCH = 4096  # the largest batch an exported program takes
 SHOWN = 5  # keys listed in a weights error
 # Exporting runs the network once on an example batch at the spec's input size: the activation
 # budget of build (archspec.api.MAX_ACTIVATIONS) bounds that run, for the whole batch.
@@ -105,29 +115,386 @@ def example_input(model: nn.Module) -> torch.Tensor:
     return torch.randn(EXAMPLE_BATCH, report.input_channels, h, w)
 
 
-def _batch_dim() -> dict[str, dict[int, Any]]:
-    return {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
-
-
-def metadata(model: nn.Module) -> dict[str, str]:
+def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
     """What an exported file says about where it came from (ONNX metadata_props, shown by Netron)."""
     from archspec import __version__
 
     report = model.archspec_report
-    return {"archspec_version": __version__, "archspec_spec": report.name, "archspec_spec_file": str(report.file),
+    meta = {"archspec_version": __version__, "archspec_spec": report.name, "archspec_spec_file": str(report.file),
             "archspec_input": "{}×{}×{}".format(report.input_channels, *report.input_size),
             "archspec_accepted_input_sizes": report.accepted.describe(), "archspec_params": str(report.params)}
+    if shapes is not None:
+        meta["archspec_export_input_sizes"] = shapes.describe()
+        if shapes.notes:
+            meta["archspec_export_notes"] = " ".join(shapes.notes)
+    return meta
 
 
-def to_onnx(module: nn.Module, x: torch.Tensor, path: Path, meta: dict[str, str] | None = None) -> None:
-    program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=_batch_dim(), input_names=["x"],
-                                output_names=["logits"], verbose=False)
-    program.model.metadata_props.update(meta or {})
-    program.save(str(path), external_data=False)
+# ---- input sizes: which the exported program takes ---------------------------------------------
+# torch.export traces the network once, with symbols for the dynamic sizes, and keeps the facts
+# about them the trace relied on ("guards"). Three things in torch 2.14 stood between that and the
+# sizes archspec knows a network accepts (docs/performance.md, "Exports"):
+# * a conv output of size 1 is special to torch's contiguity check (tensor metadata), so every
+#   feature map got a guard "size != 1" and the smallest sizes were lost. Under
+#   torch.fx.experimental._config.backed_size_oblivious the trace treats sizes as it treats
+#   data-dependent ones (no 0/1 special case), keeping the whole range.
+# * a ceil-mode pool's rule "drop a last window that starts in the padding" gives a guard
+#   (2·floor(...) < ...) which holds at every size when the rule never applies (archspec's
+#   Window.canonical), but which torch's solver for named dims (Dim("H", min=...)) cannot prove:
+#   it fails with "Expected op to be '==', got <" while explaining the violation. Dim.AUTO with the
+#   accepted bounds takes no such proof; archspec checks the guards itself instead
+#   (_guard_failure), since an ONNX file keeps none of them, and narrows or fixes an axis where one
+#   fails.
+# * archspec's own input check converted a size with int(), which pinned it to the example's.
+SCAN = 4096  # sizes per axis at which the guards of a dynamic export are checked (from the smallest)
+AXES = ("H", "W")
 
 
-def to_pt2(module: nn.Module, x: torch.Tensor, path: Path) -> None:
-    program = torch.export.export(module, (x,), dynamic_shapes=_batch_dim())
+@dataclass
+class Sizes:
+    """The input sizes an export takes: per axis a range (hi None: unbounded), a residue class
+    (H = step·k + start), or the spec's size only; with notes on why an axis is narrower than
+    what the network accepts."""
+
+    lo: list[int]
+    hi: list[int | None]
+    step: list[int]  # 0: the axis is fixed at lo
+    notes: list[str] = field(default_factory=list)
+    narrowed: dict[int, tuple[str, str]] = field(default_factory=dict)  # axis: (what was planned, its note)
+
+    def axis_text(self, axis: int) -> str:
+        name, lo, hi, step = AXES[axis], self.lo[axis], self.hi[axis], self.step[axis]
+        if step == 0:
+            return f"{name} = {lo}"
+        top = "" if hi is None else f" to {hi}"
+        if step == 1:
+            return f"{name} >= {lo}" if hi is None else f"{lo} <= {name} <= {hi}"
+        return f"{name} from {lo}{top} in steps of {step}"
+
+    def describe(self) -> str:
+        return ", ".join(self.axis_text(a) for a in (0, 1))
+
+    def sizes(self, axis: int) -> range:
+        """The sizes on this axis the guards are checked at: all of them, or the first SCAN."""
+        lo, hi, step = self.lo[axis], self.hi[axis], self.step[axis]
+        if step == 0:
+            return range(lo, lo + 1)
+        top = lo + step * (SCAN - 1) if hi is None else min(hi, lo + step * (SCAN - 1))
+        return range(lo, top + 1, step)
+
+    def narrow(self, axis: int, lo: int, why: str) -> None:
+        """Start this axis at ``lo``; one note per axis, naming the guard that asked the most."""
+        wanted, previous = self.narrowed.get(axis, (self.axis_text(axis), None))
+        if previous is not None:
+            self.notes.remove(previous)
+        self.lo[axis] = lo
+        note = f"{wanted} is narrowed to {self.axis_text(axis)} in the export: {why}."
+        self.notes.append(note)
+        self.narrowed[axis] = wanted, note
+
+    def fix(self, axis: int, size: int, why: str) -> None:
+        self.lo[axis], self.hi[axis], self.step[axis] = size, size, 0
+        self.notes.append(f"{AXES[axis]} is fixed at {size} in the export: {why}.")
+
+
+def planned_sizes(model: nn.Module) -> Sizes:
+    """The sizes to ask torch.export for: what the network accepts, where a Dim can say it."""
+    report = model.archspec_report
+    acc = report.accepted
+    plan = Sizes([0, 0], [None, None], [1, 1])
+    for axis in (0, 1):
+        lo, hi = acc.first(axis), acc.last(axis)
+        plan.lo[axis], plan.hi[axis] = lo, None if hi >= NEVER else hi
+        if not any(c[0] == axis for c in acc.conditions):
+            continue
+        listed = acc.sizes(axis)
+        if listed is not None and listed == list(range(listed[0], listed[-1] + 1)):
+            continue  # merges that agree on an unbroken run of sizes: a range still
+        classes = acc.residues(axis)
+        if classes is not None and len(classes[1]) == 1:
+            plan.step[axis] = classes[0]  # H = step·k + lo: a derived Dim
+            continue
+        plan.fix(axis, report.input_size[axis], f"the network accepts {acc.describe_axis(axis)} (sizes at which merged branches "
+                 "agree), a set torch.export cannot express")
+    return plan
+
+
+def _dims(plan: Sizes) -> dict[str, dict[int, Any]]:
+    from torch.export import Dim
+
+    dims: dict[int, Any] = {0: Dim("batch", min=1, max=MAX_BATCH)}
+    for axis in (0, 1):
+        lo, hi, step = plan.lo[axis], plan.hi[axis], plan.step[axis]
+        bound = {} if hi is None else {"max": hi}
+        if step == 1:
+            dims[2 + axis] = Dim.AUTO(min=lo, **bound)
+        elif step > 1:  # sizes lo, lo + step, ...: a derived dim over the count of steps
+            count = Dim(f"{AXES[axis]}_steps", min=0, **({} if hi is None else {"max": (hi - lo) // step}))
+            dims[2 + axis] = step * count + lo
+    return {"x": dims}
+
+
+@contextmanager
+def _oblivious() -> Iterator[None]:
+    """Trace without torch's 0/1 special case for sizes (see above), where this torch has the switch,
+    and without the warnings torch logs when sympy cannot solve a guard (archspec checks them)."""
+    solver_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = solver_log.level
+    solver_log.setLevel(logging.ERROR)
+    try:
+        from torch.fx.experimental import _config
+
+        switch = _config.patch(backed_size_oblivious=True) if hasattr(_config, "backed_size_oblivious") else None
+    except ImportError:  # pragma: no cover - another torch
+        switch = None
+    try:
+        if switch is None:  # pragma: no cover - another torch
+            yield
+        else:
+            with switch:
+                yield
+    finally:
+        solver_log.setLevel(level)
+
+
+def _input_shape(program: torch.export.ExportedProgram) -> list[Any]:
+    (x,) = [n for n in program.graph.nodes if n.op == "placeholder" and n.name == "x"]
+    return list(x.meta["val"].shape)
+
+
+class _Size:
+    """What a guard's L['x'].size() reads."""
+
+    def __init__(self, shape: list[int]) -> None:
+        self.shape = shape
+
+    def size(self) -> list[int]:
+        return self.shape
+
+    def stride(self) -> list[int]:  # pragma: no cover - guards on strides of a fresh input hold
+        n, c, h, w = self.shape
+        return [c * h * w, h * w, w, 1]
+
+
+def _readable(guard: str) -> str:
+    for index, name in ((0, "N"), (2, "H"), (3, "W")):
+        guard = guard.replace(f"L['x'].size()[{index}]", name)
+    return guard
+
+
+@dataclass
+class _Failure:
+    """A guard that fails at sizes the plan allows: the axes it reads, why, and (for a guard on one
+    axis that fails at its smallest sizes only) the size from which it holds."""
+
+    axes: list[int]
+    why: str
+    holds_from: int | None = None
+
+
+def _listing_sizes(values: list[int], sizes: range) -> str:
+    """'1 to 32' for a run of consecutive planned sizes, else the first few: '3, 5, 7 and 2045 more'."""
+    if len(values) > 1 and values == list(sizes[sizes.index(values[0]):sizes.index(values[-1]) + 1]):
+        return f"{values[0]} to {values[-1]}"
+    shown = ", ".join(map(str, values[:3]))
+    return shown + (f" and {len(values) - 3} more" if len(values) > 3 else "")
+
+
+def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.Tensor) -> _Failure | None:
+    """The first guard (a fact the trace relied on) that fails at a size the plan allows, or None.
+
+    An ONNX file keeps no guards, so a dynamic export is only as good as this check: every guard is
+    evaluated at every planned size on the axes it reads (the first SCAN per axis when unbounded;
+    the guards are floor divisions of the size, which repeat with the product of the strides).
+    """
+    try:
+        from torch.fx.experimental.symbolic_shapes import SYMPY_INTERP
+    except ImportError:  # pragma: no cover - another torch
+        SYMPY_INTERP = {}
+    namespace = {**SYMPY_INTERP, "math": math, "inf": float("inf"), "torch": torch}
+    _, channels, h, w = x.shape
+    guards = getattr(program, "_guards_code", None)  # private: torch's guards as Python expressions
+    if guards is None:  # a torch without it: nothing can be checked, so nothing beyond the spec's size is claimed
+        return _Failure([0, 1], "this torch does not expose the trace's guards (ExportedProgram._guards_code) "
+                                "for archspec to check")
+    for guard in guards:  # text torch generated from sizes alone: no spec text reaches it
+        reads = [a for a in (0, 1) if f"L['x'].size()[{2 + a}]" in guard]
+        code = compile(guard, "<guard>", "eval")
+        if reads == [0]:
+            grid = [(hh, w) for hh in plan.sizes(0)]
+        elif reads == [1]:
+            grid = [(h, ww) for ww in plan.sizes(1)]
+        else:  # both axes (a square grid of the smallest sizes) or neither (the batch)
+            grid = [(hh, ww) for hh in plan.sizes(0)[:64] for ww in plan.sizes(1)[:64]] if reads else [(h, w)]
+        failing = [(hh, ww, n) for hh, ww in grid for n in (1, MAX_BATCH)
+                   if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}})]  # noqa: S307 - torch's guard
+        if not failing:
+            continue
+        hh, ww, n = failing[0]
+        at = " and ".join(f"{AXES[a]} = {(hh, ww)[a]}" for a in reads) or f"N = {n}"
+        if len(reads) == 1:
+            (axis,) = reads
+            sizes = plan.sizes(axis)
+            last = sizes.index(max(f[axis] for f in failing))
+            complete = plan.hi[axis] is not None and sizes[-1] == plan.hi[axis]
+            at = f"{AXES[axis]} = {_listing_sizes(sorted({f[axis] for f in failing}), sizes)}"
+            # failures at the low end only (none in the second half of the scan, or in a range
+            # scanned whole): the guard holds from the next size on
+            if last + 1 < len(sizes) and (complete or last < len(sizes) // 2):
+                return _Failure(reads, f"the trace relies on {_readable(guard)}, which is false at {at}",
+                                sizes[last + 1])
+        return _Failure(reads or [0, 1], f"the trace relies on {_readable(guard)}, which is false at {at}")
+    return None
+
+
+def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.export.ExportedProgram, Sizes]:
+    """torch.export's program of ``module``, dynamic in batch, H and W where the network allows.
+
+    An axis torch.export pins to one size, or narrows, is reported in the plan's notes; so is an
+    axis fixed at the spec's size because tracing it symbolically failed or relied on a fact that
+    does not hold at every size (then the export is traced again without it).
+    """
+    plan = planned_sizes(model)
+    spec_size = model.archspec_report.input_size
+    while True:
+        dynamic = [a for a in (0, 1) if plan.step[a]]
+        if not dynamic:
+            return torch.export.export(module, (x,), dynamic_shapes=_dims(plan)), plan
+        try:
+            with _oblivious():
+                program = torch.export.export(module, (x,), dynamic_shapes=_dims(plan))
+        except Exception as e:  # noqa: BLE001 - any failure of the symbolic trace: fall back, and say so
+            first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            for axis in dynamic:
+                plan.fix(axis, spec_size[axis], f"torch.export could not trace it symbolically ({first[:200]})")
+            continue
+        _read_back(program, plan, spec_size)
+        narrowed = False
+        while (problem := _guard_failure(program, plan, x)) is not None:
+            (axis, *_), start = problem.axes, problem.holds_from
+            if start is not None and plan.step[axis] and start <= spec_size[axis]:
+                plan.narrow(axis, start, problem.why)  # the smallest size grows each time: this ends
+                narrowed = True
+                continue
+            for axis in [a for a in problem.axes if plan.step[a]] or dynamic:  # one dynamic axis fewer: this ends
+                plan.fix(axis, spec_size[axis], problem.why)
+            break
+        if problem is None and not narrowed:
+            return program, plan
+        # traced again for the sizes left, so that the .pt2's own input check says the same
+
+
+def _read_back(program: torch.export.ExportedProgram, plan: Sizes, spec_size: tuple[int, int]) -> None:
+    """Make the plan what torch.export made of it: an axis pinned to a size, or a narrower range."""
+    shape = _input_shape(program)
+    for axis in (0, 1):
+        if not plan.step[axis]:
+            continue
+        size = shape[2 + axis]
+        if isinstance(size, int):
+            plan.fix(axis, size, "torch.export specialised it")
+            continue
+        if plan.step[axis] != 1:
+            continue
+        vr = program.range_constraints.get(size.node.expr)
+        if vr is None:  # pragma: no cover - a symbol without a range
+            continue
+        lo = int(vr.lower)
+        hi = int(vr.upper) if vr.upper.is_Integer else None  # torch's int_oo is no Integer (unbounded)
+        if (lo, hi) != (plan.lo[axis], plan.hi[axis]):
+            wanted = plan.axis_text(axis)
+            plan.lo[axis], plan.hi[axis] = lo, hi
+            plan.notes.append(f"torch.export narrowed {wanted} to {plan.axis_text(axis)}.")
+
+
+def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module, shapes: Sizes) -> None:
+    """The program (traced from ``model``'s inference module) as ONNX: its nodes named after the
+    spec's paths, its symbolic sizes called batch, H and W, and the spec's metadata."""
+    with _oblivious():
+        onnx_program = torch.onnx.export(program, input_names=["x"], output_names=["logits"], dynamo=True,
+                                         optimize=False, verbose=False)
+    graph = getattr(inference_module(model), "graph", None)
+    onnx_model = onnx_program.model
+    _name_nodes(onnx_model, _origins(getattr(onnx_program, "exported_program", None) or program, graph,
+                                     model.archspec_report.graph))
+    _name_dims(onnx_model, program)
+    import onnxscript.optimizer
+
+    onnxscript.optimizer.fold_constants(onnx_model)
+    onnxscript.optimizer.remove_unused_nodes(onnx_model)
+    onnx_model.metadata_props.update(metadata(model, shapes))
+    onnx_program.save(str(path), external_data=False)
+
+
+def _scopes(node: Any) -> list[str]:
+    text = node.metadata_props.get("pkg.torch.onnx.name_scopes")
+    try:
+        scopes = ast.literal_eval(text) if text else []
+    except (ValueError, SyntaxError):  # pragma: no cover - the exporter's own text
+        return []
+    return [s for s in scopes if isinstance(s, str)]
+
+
+def _origins(program: Any, graph: Any, ops: Any) -> dict[str, str]:
+    """The spec's path of each node of an exported program that came from an op of archspec's fx
+    ``graph`` (``ops``: the spec's graph, whose nodes hold the paths): torch records where each node
+    came from (meta['from_node'], a chain back to that graph)."""
+    paths = {n.name: ops.nodes[n.meta["archspec_node"]]["path"] for n in getattr(graph, "nodes", ())
+             if n.meta.get("archspec_node") in ops and ops.nodes[n.meta["archspec_node"]].get("path")}
+    found: dict[str, str] = {}
+    for node in program.graph.nodes:
+        todo = list(node.meta.get("from_node") or ())
+        while todo:
+            source = todo.pop()
+            if source.graph_id == id(graph) and source.name in paths:
+                found[node.name] = paths[source.name]
+                break
+            todo.extend(source.from_node or ())
+    return found
+
+
+def _name_nodes(model: Any, origins: dict[str, str]) -> None:
+    """Name each ONNX node after the spec's module path it computes ('layer1.0.conv1/Conv'), so
+    Netron shows the spec's structure. The exporter records the module scopes of each node; an op
+    that is no module (a residual sum, a ReLU by function) is found by the fx node it came from."""
+    used: set[str] = set()
+    for node in model.graph:
+        scopes = _scopes(node)
+        path = scopes[-2] if len(scopes) >= 3 and scopes[-2] else origins.get(scopes[-1]) if scopes else None
+        if not path:
+            continue
+        base = f"{path}/{node.op_type}"
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        node.name = name
+
+
+def _name_dims(model: Any, program: torch.export.ExportedProgram) -> None:
+    """Call the input's symbolic sizes batch, H and W (H_steps for a residue class) everywhere."""
+    import onnx_ir as ir
+
+    names: dict[str, str] = {}
+    for index, size in enumerate(_input_shape(program)):
+        if not isinstance(size, int) and index != 1:
+            label = ("batch", None, "H", "W")[index]
+            symbols = sorted(str(s) for s in size.node.expr.free_symbols)
+            if len(symbols) == 1:
+                names[symbols[0]] = label if str(size.node.expr) == symbols[0] else f"{label}_steps"
+    if not names:
+        return
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    values = list(model.graph.inputs) + list(model.graph.outputs) + [v for n in model.graph for v in n.outputs]
+    for value in values:
+        if value.shape is None:
+            continue
+        dims = [ir.SymbolicDim(pattern.sub(lambda m: names[m.group(1)], d.value))
+                if isinstance(d, ir.SymbolicDim) and d.value else d for d in value.shape]
+        value.shape = ir.Shape(dims)
+
+
+def to_pt2(program: torch.export.ExportedProgram, path: Path) -> None:
     torch.export.save(program, str(path))
 
 
@@ -138,11 +505,7 @@ def to_torchscript(module: nn.Module, x: torch.Tensor, path: Path) -> None:
         torch.jit.script(module).save(str(path))
 
 
-FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
-    ".onnx": to_onnx,
-    ".pt2": to_pt2,
-    ".ts": to_torchscript,
-}
+FORMATS = (".onnx", ".pt2", ".ts")
 
 
 def activation_count(model: nn.Module) -> int:
@@ -155,11 +518,14 @@ def check_activations(model: nn.Module, max_activations: int = MAX_ACTIVATIONS) 
     api_check_activations(model.archspec_report, max_activations, EXAMPLE_BATCH, doing="exporting")
 
 
-def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> None:
-    """Write the model in the format its file name's suffix names, atomically."""
+def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> Sizes | None:
+    """Write the model in the format its file name's suffix names, atomically.
+
+    Returns the input sizes the ONNX or .pt2 file takes (with notes where they are fewer than the
+    network accepts), or None for TorchScript, which keeps the network's own input check.
+    """
     target = Path(path)
-    writer = FORMATS.get(target.suffix)
-    if writer is None:
+    if target.suffix not in FORMATS:
         raise SpecError(f"cannot tell the format of {target}: the name must end in {', '.join(FORMATS)}",
                         Loc(str(target), 0, 0), code="io",
                         hint=".onnx for ONNX, .pt2 for torch.export, .ts for TorchScript")
@@ -167,7 +533,12 @@ def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVA
     module = inference_module(model)
     x = example_input(model)
     with torch.no_grad(), atomic_path(target) as tmp:
-        if writer is to_onnx:
-            to_onnx(module, x, tmp, metadata(model))
+        if target.suffix == ".ts":
+            to_torchscript(module, x, tmp)
+            return None
+        program, shapes = trace(module, x, model)
+        if target.suffix == ".onnx":
+            to_onnx(program, tmp, model, shapes)
         else:
-            writer(module, x, tmp)
+            to_pt2(program, tmp)
+    return shapes

@@ -30,7 +30,7 @@ def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: O
         bad = True
     if not bad and conditions is not None:
         for c in conditions:
-            s = int(x.shape[2 + c[0]])
+            s = x.shape[2 + c[0]]
             first = c[1] if c[2] == 0 else (s + c[1]) // c[2]
             second = c[3] if c[4] == 0 else (s + c[3]) // c[4]
             if first != second:

@@ -150,6 +150,16 @@ class Accepted:
             return f"{name} in {{{', '.join(map(str, found))}}}"
         return f"{lo} <= {name} <= {found[-1]} where merged branches agree"  # pragma: no cover - huge strides
 
+    def describe_axis(self, axis: int) -> str:
+        """The accepted sizes on one axis: 'H >= 75', '223 <= H <= 254', 'odd H from 3', ..."""
+        name = ("H", "W")[axis]
+        lo, hi = self.first(axis), self.last(axis)
+        gaps = any(c[0] == axis for c in self.conditions)
+        listed = self.sizes(axis) if gaps else None
+        if gaps and (listed is None or listed != list(range(listed[0], listed[-1] + 1))):
+            return self._axis_text(axis, name)
+        return f"{name} >= {lo}" if hi >= NEVER else f"{lo} <= {name} <= {hi}"
+
     def describe(self) -> str:
         """'75×75 and up', '223×223 to 254×254', or per axis when merges leave gaps ('odd H from 3')."""
         texts: list[str] = []

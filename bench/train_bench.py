@@ -188,6 +188,8 @@ def compile_rows(specs: Path, names: list[str], batch: int, device: Any) -> Iter
         compiled = torch.compile(twin, fullgraph=True)
         start = time.perf_counter()
         training_loss(compiled(x), target).backward()
+        if device.type == "cuda":  # kernels run asynchronously: the step is done when the device is
+            torch.cuda.synchronize()
         took = time.perf_counter() - start
         grads = dict(model.named_parameters())
         diff = max((p.grad - grads[k].grad).abs().max().item() for k, p in twin.named_parameters())

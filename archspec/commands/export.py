@@ -1,8 +1,10 @@
 """Export a spec's network for other runtimes: ONNX (.onnx), torch.export (.pt2), TorchScript (.ts).
 
 The format follows the output file's suffix. The model is exported in inference mode (main
-output only) with a dynamic batch size. --weights loads a saved state_dict (or a training
-checkpoint) strictly first; --optimize exports the graph after archspec's inference rewrites.
+output only) for any batch and, in ONNX and .pt2, for the input sizes the network accepts (an
+axis torch.export cannot keep is fixed at the spec's size, with a printed note). --weights loads a
+saved state_dict (or a training checkpoint) strictly first; --optimize exports the graph after
+archspec's inference rewrites.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from archspec.commands.args import common, overrides_of
 def add_parser(p: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("-o", "--output", metavar="FILE", required=True,
-                   help="the file to write: model.onnx, model.pt2 or model.ts")
+                   help="the file to write: model.onnx, model.pt2 or model.ts. ONNX and .pt2 take any batch and "
+                        "the image sizes the network accepts (see archspec check); where torch.export cannot "
+                        "keep them, an axis is fixed at the spec's size and a note says why")
     p.add_argument("--weights", metavar="FILE", help="a saved state_dict to load (strictly) before exporting")
     p.add_argument("--max-activations", type=int, default=None, metavar="N",
                    help="refuse to export when the example run computes more activation values (default 2**30)")
@@ -74,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         optimized = optimize(model, fuse_act=False, channels_last=False)
         optimized.archspec_report = report
         model = optimized
-    export(model, args.output, budget)
-    print(f"wrote {args.output}", file=sys.stderr)
+    shapes = export(model, args.output, budget)
+    for note in shapes.notes if shapes is not None else ():
+        print(f"archspec export: note: {note}", file=sys.stderr)
+    takes = "" if shapes is None else f" (input N×{report.input_channels}×H×W with {shapes.describe()})"
+    print(f"wrote {args.output}{takes}", file=sys.stderr)
     return 0
