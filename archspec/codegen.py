@@ -27,10 +27,9 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import networkx as nx
 import torch
 import torch.fx as fx
 import torch.nn as nn
@@ -39,6 +38,7 @@ from torch.fx.node import _get_qualified_name
 
 from archspec import __version__, runtime
 from archspec.compile import build_fx_graph, build_modules, class_name_of
+from archspec.ir import INPUT, Node, OpGraph
 from archspec.ops import REGISTRY
 from archspec.sizes import accepted
 
@@ -240,18 +240,18 @@ def _camel(name: str) -> str:
 class Writer:
     """Writes one spec's compiled form as source; ``source()`` returns the module text."""
 
-    def __init__(self, graph: nx.DiGraph, spec_file: str = "", *, block: bool = False,
-                 helper_classes: dict[tuple[str, ...], Helper] | None = None, taken: set[str] | None = None) -> None:
+    def __init__(self, graph: OpGraph, spec_file: str = "", *, block: bool = False,
+                 helper_classes: dict[tuple[str, ...], Helper] | None = None, taken: set[str] | None = None,
+                 probe_size: tuple[int, int] | None = None) -> None:
         """``block``: write one block instance's class (graph re-rooted at it): no guard, no nested classes."""
         self.graph = graph
-        if "probe_size" not in graph.graph:
-            graph.graph["probe_size"] = accepted(graph, graph.graph["outputs"].values()).min_size
-        self.spec_file = spec_file or graph.graph.get("file", "")
+        self.probe_size = probe_size or accepted(graph, graph.net.outputs.values()).min_size
+        self.spec_file = spec_file or graph.net.file
         self.block_mode = block
         self.root, targets = build_modules(graph, device="meta")  # layers are read, never run
-        self.outputs: dict[str, str] = graph.graph["outputs"]
+        self.outputs: dict[str, str] = graph.net.outputs
         self.fx = build_fx_graph(graph, targets, self.outputs)
-        self.class_name = standalone_class_name(graph.graph["name"])
+        self.class_name = standalone_class_name(graph.net.name)
         self.fx_of = {n.meta["archspec_node"]: n for n in self.fx.nodes if "archspec_node" in n.meta}
         logits = self.fx_node(self.outputs["logits"])
         self.main = self._ancestors(logits)
@@ -295,8 +295,8 @@ class Writer:
                 todo.extend(n.all_input_nodes)
         return seen
 
-    def _data(self, n: fx.Node) -> dict[str, Any]:
-        return self.graph.nodes[n.meta["archspec_node"]]
+    def _data(self, n: fx.Node) -> Node:
+        return self.graph.at(n.meta["archspec_node"])
 
     def _ops(self) -> list[fx.Node]:
         return [n for n in self.fx.nodes
@@ -307,7 +307,7 @@ class Writer:
         """Instances of a spec block that come out as the same code share one class (InceptionA × 4)."""
         instances: dict[tuple[str, str], list[fx.Node]] = {}
         for n in self._ops():
-            stack = self._data(n)["blocks"]
+            stack = self._data(n).blocks
             if stack:
                 instances.setdefault(stack[0], []).append(n)
         sources: dict[str, dict[str, list[tuple[str, list[fx.Node]]]]] = {}  # block → class text → instances
@@ -354,32 +354,29 @@ class Writer:
         g = self.graph
         inside = set(members)
         (ext,) = {i for m in members for i in m.all_input_nodes if i not in inside}
-        ext_id = "input" if ext.op == "placeholder" or ext.target is runtime.check_input else ext.meta["archspec_node"]
+        ext_id = INPUT if ext.op == "placeholder" or ext.target is runtime.check_input else ext.meta["archspec_node"]
         (out,) = [m for m in members if any(u not in inside for u in m.users)]
         ids = [m.meta["archspec_node"] for m in members]
         # identities inside the instance have no fx node: keep them, so that what reads them reads
         # their input inside the block rather than the block's input
-        ids += [i for i, d in g.nodes(data=True)
-                if d["op"] in REGISTRY and REGISTRY[d["op"]].passthrough and d["blocks"][:1] == ((name, path),)]
+        ids += [i for i, r in g.records()
+                if r.op in REGISTRY and REGISTRY[r.op].passthrough and r.blocks[:1] == ((name, path),)]
 
         def reroot(p: str) -> str:
             return p[len(path) + 1:] if p.startswith(path + ".") else ("" if p == path else p)
 
-        sub = nx.DiGraph()
-        sub.add_node("input", **{**g.nodes[ext_id], "op": "input", "params": None, "path": "", "unit": "input",
-                                 "order": 0, "blocks": ()})
+        sub = OpGraph()
+        sub.put(INPUT, replace(g.at(ext_id), op=INPUT, params=None, path="", unit=INPUT, order=0, blocks=()))
         for i in ids:
-            d = g.nodes[i]
-            sub.add_node(i, **{**d, "path": reroot(d["path"]), "origin": reroot(d["origin"]), "unit": "",
-                               "blocks": d["blocks"][1:]})
+            r = g.at(i)
+            sub.put(i, replace(r, path=reroot(r.path), origin=reroot(r.origin), unit="", blocks=r.blocks[1:]))
         for i in ids:
             for p in g.pred[i]:
-                sub.add_edge(p if p in sub else "input", i, **g.edges[p, i])
-        sub.graph.update(g.graph)
-        sub.graph.update(outputs={"logits": out.meta["archspec_node"]}, name=name, min_size=(1, 1),
-                         probe_size=g.graph.get("probe_size"))
-        writer = Writer(sub, block=True, helper_classes=self.helper_classes, taken=self.taken)
-        label = next((u.label for u in g.graph.get("units", []) if u.path == path), name)
+                sub.add_edge(p if p in sub else INPUT, i, **g.edges[p, i])
+        sub.net = replace(g.net, outputs={"logits": out.meta["archspec_node"]}, name=name)
+        writer = Writer(sub, block=True, helper_classes=self.helper_classes, taken=self.taken,
+                        probe_size=self.probe_size)
+        label = next((u.label for u in g.net.units if u.path == path), name)
         doc = f"{label}: block `{name}` of the spec." if label != name else f"Block `{name}` of the spec."
         return writer.class_source(_PLACEHOLDER, doc)
 
@@ -388,9 +385,9 @@ class Writer:
         members: dict[str, list[fx.Node]] = {}
         for n in self._ops():
             if n not in self.block_of:
-                d = self._data(n)
-                if d["origin"] != d["path"] and d["origin"]:
-                    members.setdefault(d["origin"], []).append(n)
+                r = self._data(n)
+                if r.origin != r.path and r.origin:
+                    members.setdefault(r.origin, []).append(n)
         for origin, chain in members.items():
             if len(chain) > 1 and self._is_chain(origin, chain):
                 self.groups[origin] = chain
@@ -405,7 +402,7 @@ class Writer:
             if (n.op != "call_function" or n in self.group_of or n in self.block_of or len(n.all_input_nodes) != 1
                     or n.target is runtime.check_input):
                 continue
-            path = self._data(n)["path"]
+            path = self._data(n).path
             parent, _, index = path.rpartition(".")
             if not (parent and index.isdigit()):
                 continue
@@ -434,13 +431,13 @@ class Writer:
         except (TypeError, ValueError):
             return None
         (src,) = n.all_input_nodes
-        source = "input" if src.op == "placeholder" or src.target is runtime.check_input else src.meta["archspec_node"]
-        shape = self.graph.nodes[source].get("shape")
+        source = INPUT if src.op == "placeholder" or src.target is runtime.check_input else src.meta["archspec_node"]
+        shape = self.graph.at(source).shape
         if shape is None:
             return None
         # at the smallest input every output accepts, never at the spec's size: writing the file must
         # not allocate the network's activations (an 8192×8192 spec would take gigabytes)
-        h, w = self.graph.graph.get("probe_size") or self.graph.graph["min_size"]
+        h, w = self.probe_size
         dims = shape.at(h, w)
         if min(dims) < 1 or math.prod(dims) > PROBE_ELEMENTS:
             return None
@@ -469,7 +466,7 @@ class Writer:
     def _helper(self, origin: str, chain: list[fx.Node]) -> Helper:
         children, body, ops = [], [], []
         for n in chain:
-            ops.append(self._data(n)["op"])
+            ops.append(self._data(n).op)
             if n.op == "call_module":
                 child = str(n.target)[len(origin) + 1:]
                 children.append(child)
@@ -480,7 +477,7 @@ class Writer:
         helper = self.helper_classes.get(key)
         if helper is None:
             name = self._class_name(_camel("_".join(ops)))
-            spec_op = str(self._data(chain[0])["text"]).split(" ", 1)[0]
+            spec_op = self._data(chain[0]).text.split(" ", 1)[0]
             helper = Helper(name, spec_op, ops, children, body)
             self.helper_classes[key] = helper
         return helper
@@ -559,11 +556,11 @@ class Writer:
                 steps.append(Step(ins, out, self._render_module(origin, n), self._candidate(origin, n), aux, origin,
                                   True))
                 continue
-            d = self._data(n)
+            path = self._data(n).path
             layer = n.op == "call_module" or n in self.filled
-            target = str(n.target) if n.op == "call_module" else d["path"]
+            target = str(n.target) if n.op == "call_module" else path
             render = self._render_module(target, n) if layer else self._render_function(n, alias)
-            steps.append(Step(ins, n, render, self._candidate(d["path"], n), aux, target, layer))
+            steps.append(Step(ins, n, render, self._candidate(path, n), aux, target, layer))
         return _schedule(self._collapse_sequentials(steps))
 
     def _collapse_sequentials(self, steps: list[Step]) -> list[Step]:
@@ -619,10 +616,10 @@ class Writer:
 
     def _candidate(self, path: str, n: fx.Node, merge: bool = True) -> tuple[str | None, bool]:
         """The branch name a value is called by, and whether it is the op's own name (not a branch's)."""
-        d = self._data(n)
-        if merge and REGISTRY[d["op"]].kind == "merge":
+        record = self._data(n)
+        if merge and REGISTRY[record.op].kind == "merge":
             path = path.rpartition(".")[0] if "." in path else ""
-        unit = d["unit"]
+        unit = record.unit
         rel = path[len(unit) + 1:] if path.startswith(unit + ".") else ("" if path == unit else path)
         segs = [s for s in rel.split(".") if s and not s.isdigit()]
         if not segs:
@@ -678,7 +675,7 @@ class Writer:
         first = s.inputs[0] if s.inputs else None
         first_name = names.get(first) if first is not None else None
         first_dies = first_name is not None and free(first_name, i)
-        unit = self._data(s.output)["unit"]
+        unit = self._data(s.output).unit
         fallback = _identifier(unit) if unit in self.outputs and unit != "logits" else "x"
         fallbacks = {fallback, "out"}
         if cand is not None and own and first_dies and first_name in fallbacks and self.readers[first] == 1:
@@ -707,10 +704,11 @@ class Writer:
         return "\n".join(lines)
 
     def source(self) -> str:
-        name = self.graph.graph["name"]
-        inp = self.graph.graph["input"]
+        name = self.graph.net.name
+        inp = self.graph.net.input
         h, w = inp.size
-        min_h, min_w = self.graph.graph["min_size"]
+        assert self.graph.net.min_size is not None, "codegen writes a graph with shapes"
+        min_h, min_w = self.graph.net.min_size
         heads = [k for k in self.outputs if k != "logits"]
         doc = [
             f"{self.class_name}: the network of spec `{name}`, as a standalone PyTorch module.",
@@ -799,7 +797,7 @@ def standalone_class_name(spec_name: str) -> str:
     return name + "Net" if name in _RESERVED_CLASSES else name
 
 
-def generate(graph: nx.DiGraph, spec_file: str = "") -> str:
+def generate(graph: OpGraph, spec_file: str = "") -> str:
     """The source text of a standalone module defining the spec's network as one nn.Module class."""
     return Writer(graph, spec_file).source()
 

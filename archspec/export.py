@@ -151,8 +151,8 @@ def activation_count(model: nn.Module) -> int:
     graph = report.graph
     h, w = report.input_size
     total = 0
-    for _, d in graph.nodes(data=True):
-        shape = d.get("shape")
+    for _, record in graph.records():
+        shape = record.shape
         if shape is not None:
             total += math.prod(shape.at(h, w))
     return total * EXAMPLE_BATCH
@@ -170,14 +170,21 @@ def check_activations(model: nn.Module, max_activations: int = MAX_ACTIVATIONS) 
                         hint="lower input.size (--set input.size=[H,W]) or raise --max-activations")
 
 
-def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> None:
-    """Write the model in the format its file name's suffix names, atomically."""
+def writer_of(path: str | Path) -> Callable[[nn.Module, torch.Tensor, Path], None]:
+    """The writer of the format the file name's suffix names; a SpecError when it names none."""
     target = Path(path)
     writer = FORMATS.get(target.suffix)
     if writer is None:
-        raise SpecError(f"cannot tell the format of {target}: the name must end in {', '.join(FORMATS)}",
-                        Loc(str(target), 0, 0), code="io",
-                        hint=".onnx for ONNX, .pt2 for torch.export, .ts for TorchScript")
+        raise SpecError(f"cannot tell the format of {printable(str(target))}: the name must end in {', '.join(FORMATS)}",
+                        Loc(printable(str(target)), 0, 0), code="io",
+                        hint="name it *.onnx (ONNX), *.pt2 (torch.export) or *.ts (TorchScript)")
+    return writer
+
+
+def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> None:
+    """Write the model in the format its file name's suffix names, atomically."""
+    target = Path(path)
+    writer = writer_of(target)
     check_activations(model, max_activations)
     module = inference_module(model)
     x = example_input(model)
