@@ -139,19 +139,16 @@ def _top_level_terms(formula: str) -> list[str]:
 
 
 def summarize_graph(graph: OpGraph, report: Report) -> Summary:
-    rows: dict[str, BlockRow] = {}
+    """The report's rows (their counts as the report totals them) with their ops and MACs formulas."""
+    blocks = {u.path: u.block for u in graph.net.units}
     aux = graph.net.aux_weights
-    for unit in graph.net.units:
-        shape = graph.at(unit.output).shape
-        rows[unit.path] = BlockRow(unit.path, unit.label, unit.kind, unit.block, shape, 0, 0, "0", unit.path in aux)
+    rows = {r.path: BlockRow(r.path, r.label, r.kind, blocks[r.path], r.shape, r.params, r.macs, "0", r.path in aux)
+            for r in report.rows}
     formulas: dict[str, list[str]] = {path: [] for path in rows}
     for r, op, shapes in shaped_ops(graph):
         formula = op.macs_formula(r.params, shapes, r.shape)
-        row = rows[r.unit]
-        row.ops.append(OpRow(r.path, r.op, op.short(r.params), r.shape, r.param_count, r.mac_count,
-                             formula, r.origin or r.path, r.text, shapes[0].channels if shapes else 0))
-        row.params += r.param_count
-        row.macs += r.mac_count
+        rows[r.unit].ops.append(OpRow(r.path, r.op, op.short(r.params), r.shape, r.param_count, r.mac_count,
+                                      formula, r.origin or r.path, r.text, shapes[0].channels if shapes else 0))
         formulas[r.unit].append(formula)
     for path, row in rows.items():
         row.macs_formula = combine(formulas[path])
