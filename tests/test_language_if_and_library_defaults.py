@@ -68,7 +68,7 @@ def test_library_defaults_apply_to_its_blocks_only(write_spec) -> None:
     spec = write_spec(_spec("  - unit\n  - conv 8 1x1\n"))
     paths = _paths(archspec.check(spec))
     assert paths["0.0.bn"].params.eps == 0.001   # written in lib.yaml: its defaults
-    assert paths["1.bn"]["params"].eps == 1e-5      # written in the spec: the spec's (none)
+    assert paths["1.bn"].params.eps == 1e-5      # written in the spec: the spec's (none)
 
 
 def test_spec_defaults_fill_what_the_library_leaves(write_spec) -> None:
