@@ -124,7 +124,7 @@ def test_aux_heads_come_back_in_training_mode(tmp_path: Path) -> None:
             torch.testing.assert_close(b, a)
 
 
-def test_inlined_guard_refuses_small_inputs(tmp_path: Path) -> None:
+def test_the_guard_refuses_small_inputs(tmp_path: Path) -> None:
     out = tmp_path / "tiny.py"
     compile_to(TINY, out)
     model = _load(out, "TinyAux").eval()
