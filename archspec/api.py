@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from archspec.errors import Loc, SpecError, SpecWarning, printable
-from archspec.graph import Unit, expand
+from archspec.graph import expand
+from archspec.ir import OpGraph
 from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes, shaped_ops
 from archspec.sizes import Accepted, accepted
 from archspec.spec.load import Source
@@ -65,7 +64,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     params: int = 0
     macs: int = 0
-    graph: nx.DiGraph | None = field(default=None, repr=False)
+    graph: OpGraph | None = field(default=None, repr=False)
     accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
     train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
     warnings: list[SpecWarning] = field(default_factory=list)  # legal but likely unintended (partial merges)
@@ -123,8 +122,8 @@ def activation_count(report: Report, batch: int = 1) -> int:
     assert report.graph is not None
     h, w = report.input_size
     total = 0
-    for _, d in report.graph.nodes(data=True):
-        shape = d.get("shape")
+    for _, record in report.graph.records():
+        shape = record.shape
         if shape is not None:
             total += math.prod(shape.at(h, w))
     return total * batch
@@ -159,17 +158,17 @@ def _check_arguments(spec: Any, overrides: Any, max_params: Any, max_activations
         raise TypeError(f"max_activations must be an int, not {type(max_activations).__name__}")
 
 
-def _check_value_names(graph: nx.DiGraph) -> None:
+def _check_value_names(graph: OpGraph) -> None:
     """A node whose path has one segment names a value of the compiled forward: refuse its own names."""
-    for _, d in graph.nodes(data=True):
-        path = d.get("path") or ""
+    for _, record in graph.records():
+        path = record.path
         problem = top_level_name_problem(path) if "." not in path else None
         if problem:
-            raise SpecError(problem, d["loc"], code="name", hint=f"rename it, e.g. {path}_1")
+            raise SpecError(problem, record.loc, code="name", hint=f"rename it, e.g. {path}_1")
 
 
 def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
-                 ) -> tuple[Resolved, nx.DiGraph, ShapeInfo]:
+                 ) -> tuple[Resolved, OpGraph, ShapeInfo]:
     """The front half of the pipeline, in one place: resolve → expand → shapes (what check, render and
     summary all start from)."""
     _check_arguments(spec, overrides, max_params)
@@ -180,40 +179,39 @@ def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max
 
 
 def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
-            strict: bool = False) -> tuple[nx.DiGraph, Report]:
+            strict: bool = False) -> tuple[OpGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
     with _gc_paused():
         _, graph, info = shaped_graph(spec, overrides, max_params)
         report = _report(graph, info.min_size, info.outputs)
         report.accepted = info.accepted["logits"]
-        report.train_accepted = accepted(graph, graph.graph["outputs"].values())
-        report.warnings = list(graph.graph["warnings"])
+        report.train_accepted = accepted(graph, graph.net.outputs.values())
+        report.warnings = list(graph.net.warnings)
         if strict and report.warnings:
             raise report.warnings[0].error()
         return graph, report
 
 
-def _report(graph: nx.DiGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:
-    inp = graph.graph["input"]
-    h, w = inp.size
+def _report(graph: OpGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:
+    net = graph.net
+    h, w = net.input.size
     per_unit_params: dict[str, int] = {}
     per_unit_macs: dict[str, int] = {}
     total_params = total_macs = 0
-    for d, op, shapes in shaped_ops(graph):
-        p = op.param_count(d["params"], shapes, d["shape"])
-        m = op.macs(d["params"], shapes, d["shape"], h, w)
-        d["param_count"], d["mac_count"] = p, m
-        per_unit_params[d["unit"]] = per_unit_params.get(d["unit"], 0) + p
-        per_unit_macs[d["unit"]] = per_unit_macs.get(d["unit"], 0) + m
+    for record, op, shapes in shaped_ops(graph):
+        p = op.param_count(record.params, shapes, record.shape)
+        m = op.macs(record.params, shapes, record.shape, h, w)
+        record.param_count, record.mac_count = p, m
+        per_unit_params[record.unit] = per_unit_params.get(record.unit, 0) + p
+        per_unit_macs[record.unit] = per_unit_macs.get(record.unit, 0) + m
         total_params += p
-        if not d["unit"] or d["unit"] not in graph.graph["aux_weights"]:
+        if not record.unit or record.unit not in net.aux_weights:
             total_macs += m
     rows = []
-    units: list[Unit] = graph.graph["units"]
-    for u in units:
-        rows.append(Row(u.path, u.label, u.kind, graph.nodes[u.output]["shape"], per_unit_params.get(u.path, 0),
+    for u in net.units:
+        rows.append(Row(u.path, u.label, u.kind, graph.at(u.output).shape, per_unit_params.get(u.path, 0),
                         per_unit_macs.get(u.path, 0), u.loc.line))
-    return Report(graph.graph["name"], graph.graph["file"], inp.channels, tuple(inp.size), min_size, outputs, rows,
+    return Report(net.name, net.file, net.input.channels, tuple(net.input.size), min_size, outputs, rows,
                   total_params, total_macs, graph)
 
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 from archspec import runtime
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
+from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of, ordered
 from archspec.sizes import accepted
@@ -38,7 +39,7 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(leaf, module)
 
 
-def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
+def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
     """The module tree, its tensors allocated on ``device`` but not initialised (see :func:`initialize`).
 
     Returns the tree and, for each node that calls a module, that module's path.
@@ -47,40 +48,40 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
     targets: dict[str, str] = {}
     taken: set[str] = set()
     prototypes: dict[tuple[Any, ...], tuple[nn.Module, bool]] = {}
-    nodes = [n for n in ordered(graph) if graph.nodes[n]["op"] != "input"]
+    nodes = [n for n in ordered(graph) if graph.at(n).op != INPUT]
     for node in nodes:
-        data = graph.nodes[node]
-        op = REGISTRY[data["op"]]
+        record = graph.at(node)
+        op = REGISTRY[record.op]
         if op.stateful:
-            preds = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+            preds = [graph.at(p).shape for p in inputs_of(graph, node)]
             # a layer depends on its shapes' channels and rank only, never on the input size
-            key = (op.name, data["params"], *((s.channels, s.is_map) for s in [*preds, data["shape"]]))
+            key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.shape]))
             if key not in prototypes:
                 with SkipInit():
-                    proto = op.module(data["params"], preds, data["shape"], device="meta")
+                    proto = op.module(record.params, preds, record.shape, device="meta")
                 # a plain layer keeps all its tensors in its registries and has no children
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, plain
             proto, plain = prototypes[key]
             module = _instantiate(proto, device) if plain else copy.deepcopy(proto).to_empty(device=device)
-            _set_module(root, data["path"], module)
-            targets[node] = data["path"]
-            taken.add(data["path"])
+            _set_module(root, record.path, module)
+            targets[node] = record.path
+            taken.add(record.path)
     # Stateless modules (dropout) after every layer is placed: a module so that model.train()/eval()
     # switches it. It holds no state, so when a layer already has its path (unnamed nested lists
     # restart at 0) it takes a free name instead of replacing that layer.
     for node in nodes:
-        data = graph.nodes[node]
-        op = REGISTRY[data["op"]]
+        record = graph.at(node)
+        op = REGISTRY[record.op]
         if op.train_module:
-            path = data["path"] or op.name
+            path = record.path or op.name
             if any(".".join(path.split(".")[:i]) in taken for i in range(1, path.count(".") + 1)):
                 path = path.replace(".", "_")  # under a layer (c.0 beside layer c): never a child of that layer
             base, n = path, 1
             while path in taken or _occupied(root, path):
                 n += 1
                 path = f"{base}_{n}"
-            _set_module(root, path, op.train_module_of(data["params"]))
+            _set_module(root, path, op.train_module_of(record.params))
             targets[node] = path
             taken.add(path)
     return root, targets
@@ -115,7 +116,7 @@ def _occupied(root: nn.Module, path: str) -> bool:
         return False
 
 
-def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
+def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
     """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
     needed: set[str] = set()
     for out in outputs.values():
@@ -124,19 +125,19 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
     env: dict[str, fx.Node] = {}
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
     results = set(outputs.values())
-    spec_input = graph.graph["input"]
+    spec_input = graph.net.input
     sizes = accepted(graph, outputs.values())  # the input sizes at which these outputs can be computed
     bounds = sizes.min_size + sizes.guard_args()
     for node in ordered(graph):
         if node not in needed:
             continue
-        data = graph.nodes[node]
-        if data["op"] == "input":
+        record = graph.at(node)
+        if record.op == INPUT:
             x = g.placeholder("x")
             env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))
             env[node].meta["archspec_node"] = node
             continue
-        op = REGISTRY[data["op"]]
+        op = REGISTRY[record.op]
         args = tuple(env[p] for p in inputs_of(graph, node))
         if node in targets:
             result = g.call_module(targets[node], args)
@@ -144,12 +145,12 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             env[node] = args[0]
             continue
         else:
-            fn, kwargs = op.function(data["params"])
+            fn, kwargs = op.function(record.params)
             i = in_place_target(graph, node, users, results)
             if op.variadic:
                 args = (list(args),)
             elif i is not None:  # in_place_target asked the op which input its in-place form overwrites
-                fn, args, kwargs = op.in_place(data["params"]), (args[i], *args[:i], *args[i + 1:]), {}
+                fn, args, kwargs = op.in_place(record.params), (args[i], *args[:i], *args[i + 1:]), {}
             if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
                 result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
             else:
@@ -202,36 +203,36 @@ def class_name_of(spec_name: str) -> str:
     return "".join(p.capitalize() for p in spec_name.split("_")) or "Network"
 
 
-def init_schemes(graph: nx.DiGraph) -> dict[str, Any]:
+def init_schemes(graph: OpGraph) -> dict[str, Any]:
     """Module path → the ``init:`` scheme of its op: a module-path pattern that matches it (the most
     specific), else its op name; each looked up in the innermost block's table first, the spec's last."""
-    tables = graph.graph.get("init", {})
+    tables = graph.net.init
     schemes: dict[str, Any] = {}
-    for _, data in graph.nodes(data=True):
-        if data["op"] == "input" or not REGISTRY[data["op"]].stateful:
+    for _, record in graph.records():
+        if record.op == INPUT or not REGISTRY[record.op].stateful:
             continue
-        chain = [tables.get(name, {}) for name, _ in reversed(data["blocks"])] + [tables.get("", {})]
+        chain = [tables.get(name, {}) for name, _ in reversed(record.blocks)] + [tables.get("", {})]
         patterns = (s for t in chain for key, s in t.items()
-                    if ("." in key or "*" in key) and fnmatch.fnmatchcase(data["path"], key))
-        scheme = next(patterns, None) or next((t[data["op"]] for t in chain if data["op"] in t), None)
+                    if ("." in key or "*" in key) and fnmatch.fnmatchcase(record.path, key))
+        scheme = next(patterns, None) or next((t[record.op] for t in chain if record.op in t), None)
         if scheme is not None:
-            schemes[data["path"]] = scheme
+            schemes[record.path] = scheme
     return schemes
 
 
-def compile_graph(graph: nx.DiGraph) -> nn.Module:
+def compile_graph(graph: OpGraph) -> nn.Module:
     root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
     initialize(root, init_schemes(graph))
-    outputs = graph.graph["outputs"]
-    class_name = class_name_of(graph.graph["name"])
+    outputs = graph.net.outputs
+    class_name = class_name_of(graph.net.name)
     main = {"logits": outputs["logits"]}
     eval_graph = build_fx_graph(graph, targets, main)
     if len(outputs) == 1:
         model: nn.Module = fx.GraphModule(root, eval_graph, class_name=class_name)
     else:
         train_graph = build_fx_graph(graph, targets, outputs)
-        model = AuxModel(root, train_graph, eval_graph, class_name, graph.graph["aux_weights"])
+        model = AuxModel(root, train_graph, eval_graph, class_name, graph.net.aux_weights)
         # modules used only by the aux heads must be owned too
     return model

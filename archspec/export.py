@@ -439,8 +439,8 @@ def _origins(program: Any, graph: Any, ops: Any) -> dict[str, str]:
     """The spec's path of each node of an exported program that came from an op of archspec's fx
     ``graph`` (``ops``: the spec's graph, whose nodes hold the paths): torch records where each node
     came from (meta['from_node'], a chain back to that graph)."""
-    paths = {n.name: ops.nodes[n.meta["archspec_node"]]["path"] for n in getattr(graph, "nodes", ())
-             if n.meta.get("archspec_node") in ops and ops.nodes[n.meta["archspec_node"]].get("path")}
+    paths = {n.name: ops.at(n.meta["archspec_node"]).path for n in getattr(graph, "nodes", ())
+             if n.meta.get("archspec_node") in ops and ops.at(n.meta["archspec_node"]).path}
     found: dict[str, str] = {}
     for node in program.graph.nodes:
         todo = list(node.meta.get("from_node") or ())
@@ -518,6 +518,16 @@ def check_activations(model: nn.Module, max_activations: int = MAX_ACTIVATIONS) 
     api_check_activations(model.archspec_report, max_activations, EXAMPLE_BATCH, doing="exporting")
 
 
+def format_of(path: str | Path) -> str:
+    """The format the file name's suffix names (one of FORMATS); a SpecError when it names none."""
+    target = Path(path)
+    if target.suffix not in FORMATS:
+        raise SpecError(f"cannot tell the format of {printable(str(target))}: the name must end in {', '.join(FORMATS)}",
+                        Loc(printable(str(target)), 0, 0), code="io",
+                        hint="name it *.onnx (ONNX), *.pt2 (torch.export) or *.ts (TorchScript)")
+    return target.suffix
+
+
 def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> Sizes | None:
     """Write the model in the format its file name's suffix names, atomically.
 
@@ -525,10 +535,7 @@ def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVA
     network accepts), or None for TorchScript, which keeps the network's own input check.
     """
     target = Path(path)
-    if target.suffix not in FORMATS:
-        raise SpecError(f"cannot tell the format of {target}: the name must end in {', '.join(FORMATS)}",
-                        Loc(str(target), 0, 0), code="io",
-                        hint=".onnx for ONNX, .pt2 for torch.export, .ts for TorchScript")
+    format_of(target)
     check_activations(model, max_activations)
     module = inference_module(model)
     x = example_input(model)

@@ -172,23 +172,10 @@ def _remove(tmp: str) -> None:
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
-    target = Path(path)
+    """Write ``data`` to ``path`` in one step (see :func:`atomic_path`), flushed to disk first."""
     # a lone surrogate (a file name with bytes that are not UTF-8) is written escaped, never a crash
     payload = data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else data
-    fd, tmp = _mkstemp(target, _folder(target), ".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        _publish(tmp)
-        os.replace(tmp, target)
-    except OSError as e:
-        _remove(tmp)
-        raise SpecError(f"cannot write {printable(str(target))}: {_strerror(e)}", _where(target), code="io") from None
-    except BaseException:
-        _remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())

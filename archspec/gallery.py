@@ -47,16 +47,16 @@ def render_spec_views(spec: Path, out: Path) -> Entry:
     from archspec.view import page
 
     graph, report = analyse(spec)
-    name = graph.graph["name"]
+    name = graph.net.name
     entry = Entry(spec, name)
     entry.network = _draw(render(graph), out, name, png=True)
     write_atomic(out / f"{name}.html", page(graph, report).encode("utf-8"))
     entry.network.append(f"{name}.html")
     used: dict[str, None] = {}
     for node in ordered(graph):
-        for block, _ in graph.nodes[node]["blocks"]:
+        for block, _ in graph.at(node).blocks:
             used.setdefault(block, None)
-    labels = graph.graph["block_labels"]
+    labels = graph.net.block_labels
     for block in used:
         count = len(block_instances(graph, block))
         files = _draw(render(graph, block=block), out, f"{name}.{block}", png=count > 1)

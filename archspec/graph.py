@@ -1,11 +1,9 @@
-"""Expansion: a resolved Spec → OpGraph, a networkx.DiGraph of primitive ops.
+"""Expansion: a resolved Spec → OpGraph (archspec/ir.py), a networkx.DiGraph of primitive ops.
 
-Every node carries: ``op`` (a registry name, or ``input``), ``params`` (the op's validated
-pydantic model), ``path`` (its module path, e.g. ``features.6.branch1.0.conv``), ``loc`` (the
-YAML location it came from), ``unit`` (the top-level row it belongs to), ``blocks`` (the
-enclosing block instances), ``origin``/``text`` (path and short form of the op as written) and
-``composite`` ((op, params) of the composite op it came from, or None). Edges carry ``slot``: the
-input position at the consumer. ``graph.graph["block_labels"]`` maps block names to their labels.
+Writes each node's :class:`~archspec.ir.Node` record (op, params, module path, YAML location,
+row, enclosing blocks, the op as written) and the graph's :class:`~archspec.ir.Network`
+(outputs, input, rows, block labels, ``init:`` tables). Edges carry ``slot``: the input position
+at the consumer.
 
 Naming rule — how module paths arise: an op or a block instance is named by its key when it
 has one (``name: op`` or a mapping of branches), else by its index in the enclosing list.
@@ -23,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import networkx as nx
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.ir import INPUT, Network, Node, OpGraph, Unit
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 from archspec.shortform import BUILTIN_NAMES, Ref, Scope, ShortForms, referenced_params
@@ -50,18 +48,6 @@ MAX_NODES = 200_000
 
 
 
-@dataclass(frozen=True)
-class Unit:
-    """A row of reports: a top-level op or block instance."""
-
-    path: str
-    label: str
-    kind: str  # "block", "op", "aux", or "group" (a concat, residual or op list written in place)
-    loc: Loc
-    output: str = ""
-    block: str | None = None
-
-
 @dataclass
 class Expander:
     resolved: Resolved
@@ -70,7 +56,7 @@ class Expander:
     totals: dict[str, int] | None = None  # block name → instances, from an earlier expansion (block_count)
     instances: dict[str, int] = field(default_factory=dict)  # block name → instances expanded so far
     first_use: dict[str, Loc] = field(default_factory=dict)  # block name → where its first instance is written
-    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    graph: OpGraph = field(default_factory=OpGraph)
     units: list[Unit] = field(default_factory=list)
     outputs_by_path: dict[str, str] = field(default_factory=dict)
     _module_paths: dict[str, Loc] = field(default_factory=dict)
@@ -126,12 +112,11 @@ class Expander:
         if len(self._ids) > MAX_NODES:
             raise SpecError(f"the network expands to more than {MAX_NODES} ops", loc, code="limit")
         self._order += 1
-        self.graph.add_node(
-            node_id, op=op, params=params, path=path, loc=loc, unit=scope.unit or path,
-            blocks=scope.blocks, order=self._order,
+        self.graph.put(node_id, Node(
+            op=op, params=params, path=path, loc=loc, unit=scope.unit or path, blocks=scope.blocks, order=self._order,
             origin=origin[0] if origin else path, text=origin[1] if origin else self._short(entry, params),
             composite=composite,
-        )
+        ))
         seen: set[str] = set()
         for slot, src in enumerate(inputs):
             if src in seen:
@@ -151,14 +136,14 @@ class Expander:
         return hit[1]
 
     # ---- entry -------------------------------------------------------------------------------
-    def run(self) -> nx.DiGraph:
+    def run(self) -> OpGraph:
         spec = self.resolved.spec
         source = self.resolved.source
         scope = Scope(source=source, env={})
-        x = "input"
+        x = INPUT
         self._ids.add(x)
-        self.graph.add_node(x, op="input", params=None, path="", loc=source.loc(("input", "size")), unit="input",
-                            blocks=(), order=0, origin="", text="input", composite=None)
+        self.graph.put(x, Node(op=INPUT, params=None, path="", loc=source.loc(("input", "size")), unit=INPUT,
+                               blocks=(), order=0, origin="", text="input"))
         out = self.members(spec.network, ("network",), scope, x, "")
         outputs = {"logits": out}
         for name, aux in spec.aux.items():
@@ -174,14 +159,12 @@ class Expander:
             outputs[name] = self.node(aux.head, yp + ("head",), aux_scope, tap, name, None, None)
             self._schedule_after(tap, [n for n in self.graph if n not in before])
             self.units[-1] = Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp), outputs[name])
-        self.graph.graph["outputs"] = outputs
-        self.graph.graph["aux_weights"] = {n: a.weight for n, a in spec.aux.items()}
-        self.graph.graph["name"] = spec.name
-        self.graph.graph["input"] = spec.input
-        self.graph.graph["units"] = self.units
-        self.graph.graph["block_labels"] = {n: e.definition.label or n for n, e in self.resolved.blocks.items()}
-        self.graph.graph["init"] = self.init_tables()
-        self.graph.graph["file"] = source.file
+        self.graph.net = Network(
+            name=spec.name, file=source.file, input=spec.input, outputs=outputs,
+            aux_weights={n: a.weight for n, a in spec.aux.items()}, units=self.units,
+            block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
+            init=self.init_tables(),
+        )
         return self.graph
 
     def init_tables(self) -> dict[str, dict[str, TensorInit]]:
@@ -206,9 +189,10 @@ class Expander:
         """Order an aux head right after the node it taps, as hand-written networks compute it
         (torchvision's GoogLeNet and Inception-v3): the stable topological order then runs the
         head before the main path goes on, so dropout draws random numbers in the same order."""
-        base = self.graph.nodes[tap]["order"]
-        for k, node in enumerate(sorted(head, key=lambda n: self.graph.nodes[n]["order"]), start=1):
-            self.graph.nodes[node]["order"] = base + k / (len(head) + 1)
+        at = self.graph.at
+        base = at(tap).order
+        for k, node in enumerate(sorted(head, key=lambda n: at(n).order), start=1):
+            at(node).order = base + k / (len(head) + 1)
 
     # ---- structure -----------------------------------------------------------------------------
     def node(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
@@ -555,31 +539,31 @@ def _join(prefix: str, seg: str | None) -> str:
     return f"{prefix}.{seg}" if prefix else seg
 
 
-def output_ops(graph: nx.DiGraph) -> frozenset[str]:
+def output_ops(graph: OpGraph) -> frozenset[str]:
     """Module paths of the ops that decide the channels of a network output.
 
     Walking back from each output (logits, aux heads) through ops without a channel field
     (activations, dropout, pools, flatten, merges), the first op with one is such an op.
     """
     found: set[str] = set()
-    todo = list(graph.graph["outputs"].values())
+    todo = list(graph.net.outputs.values())
     seen: set[str] = set()
     while todo:
         node = todo.pop()
         if node in seen:
             continue
         seen.add(node)
-        data = graph.nodes[node]
-        if data["op"] == "input":
+        record = graph.at(node)
+        if record.op == INPUT:
             continue
-        if REGISTRY[data["op"]].channels is not None:
-            found.add(data["origin"])
+        if REGISTRY[record.op].channels is not None:
+            found.add(record.origin)
         else:
             todo.extend(graph.pred[node])
     return frozenset(found)
 
 
-def _expand_counted(resolved: Resolved, **options: Any) -> nx.DiGraph:
+def _expand_counted(resolved: Resolved, **options: Any) -> OpGraph:
     """Expand once; again when ``block_count`` was used, now with every block's number of instances.
 
     The first expansion counts the instances (block_count is provisional there); the second
@@ -599,7 +583,7 @@ def _expand_counted(resolved: Resolved, **options: Any) -> nx.DiGraph:
     return graph
 
 
-def expand(resolved: Resolved) -> nx.DiGraph:
+def expand(resolved: Resolved) -> OpGraph:
     if resolved.spec.scale.width == 1:
         return _expand_counted(resolved)
     fixed = output_ops(_expand_counted(resolved, scale_width=False))

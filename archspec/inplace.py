@@ -7,22 +7,21 @@ input, that its own backward does not read), has no other reader, and is not ret
 
 from __future__ import annotations
 
-import networkx as nx
-
+from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
 from archspec.shapes import inputs_of
 
 
-def overwritable(graph: nx.DiGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
+def overwritable(graph: OpGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
     """May the value of ``src`` be overwritten in place by its one reader?"""
-    op = graph.nodes[src]["op"]
-    return op != "input" and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
+    op = graph.at(src).op
+    return op != INPUT and REGISTRY[op].fresh_output and users.get(src, 0) == 1 and src not in results
 
 
-def in_place_target(graph: nx.DiGraph, node: str, users: dict[str, int], results: set[str]) -> int | None:
+def in_place_target(graph: OpGraph, node: str, users: dict[str, int], results: set[str]) -> int | None:
     """The index of the input ``node`` overwrites when it runs in place, or None when it may not."""
-    data = graph.nodes[node]
-    i = REGISTRY[data["op"]].in_place_input(data["params"])
+    record = graph.at(node)
+    i = REGISTRY[record.op].in_place_input(record.params)
     if i is None:
         return None
     return i if overwritable(graph, inputs_of(graph, node)[i], users, results) else None

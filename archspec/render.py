@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import graphviz
-import networkx as nx
 
 from archspec.errors import SpecError, did_you_mean, printable
+from archspec.ir import INPUT, Node, OpGraph
 from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, inputs_of, ordered
 from archspec.symbolic import Shape
@@ -80,15 +80,15 @@ class _Edge:
     skip: bool
 
 
-def frames_of(graph: nx.DiGraph, node: str) -> tuple[Frame, ...]:
+def frames_of(graph: OpGraph, node: str) -> tuple[Frame, ...]:
     """The block instances (and aux head) a node sits in, outermost first."""
-    data = graph.nodes[node]
-    labels: dict[str, str] = graph.graph.get("block_labels", {})
-    aux = {u.path: u for u in graph.graph["units"] if u.kind == "aux"}
+    record = graph.at(node)
+    labels = graph.net.block_labels
+    aux = {u.path: u for u in graph.net.units if u.kind == "aux"}
     out: tuple[Frame, ...] = ()
-    if data["unit"] in aux:
-        out = (Frame(data["unit"], None, aux[data["unit"]].label),)
-    return out + tuple(Frame(path, name, dot_text(labels.get(name, name))) for name, path in data["blocks"])
+    if record.unit in aux:
+        out = (Frame(record.unit, None, aux[record.unit].label),)
+    return out + tuple(Frame(path, name, dot_text(labels.get(name, name))) for name, path in record.blocks)
 
 
 def dot_text(text: str) -> str:
@@ -98,25 +98,25 @@ def dot_text(text: str) -> str:
     return printable(text)
 
 
-def block_instances(graph: nx.DiGraph, name: str) -> list[str]:
+def block_instances(graph: OpGraph, name: str) -> list[str]:
     """Instance paths of block ``name``, in network order."""
     seen: dict[str, None] = {}
     for node in ordered(graph):
-        for block, path in graph.nodes[node]["blocks"]:
+        for block, path in graph.at(node).blocks:
             if block == name:
                 seen.setdefault(path, None)
     return list(seen)
 
 
-def op_label(data: dict[str, Any]) -> tuple[str, str]:
+def op_label(record: Node) -> tuple[str, str]:
     """(label, kind) of an op as written: the composite it came from, else the primitive."""
-    name, params = data.get("composite") or (data["op"], data["params"])
+    name, params = record.composite or (record.op, record.params)
     op = REGISTRY[name]
     return op.label(params), op.kind
 
 
 class _View:
-    def __init__(self, graph: nx.DiGraph, *, block: str | None, expand: bool, depth: int | None,
+    def __init__(self, graph: OpGraph, *, block: str | None, expand: bool, depth: int | None,
                  symbolic: bool, open: Iterable[str] | None = None, primitives: bool = False,
                  fold: bool = True) -> None:
         self.graph = graph
@@ -155,9 +155,9 @@ class _View:
         return frames[i].path in self.open or (frames[i].name is None and i < self.base + self.depth)
 
     def group_of(self, node: str) -> Group:
-        data = self.graph.nodes[node]
+        record = self.graph.at(node)
         f = self._frames[node]
-        if data["op"] == "input":
+        if record.op == INPUT:
             return Group("@input", "Input", "io", ())
         cut = self.base
         while cut < len(f) and self.is_open(f, cut):
@@ -168,19 +168,19 @@ class _View:
             return Group(closed.path, _instance_label(closed), kind, f[self.base:cut], block=closed.name,
                          count=len(self.repeats.get(closed.path, [closed.path])))
         open_frames = f[self.base:]
-        if self.composites and data.get("composite"):  # one box for the primitives of one composite op
-            label, kind = op_label(data)
-            if kind == "conv" and not _activated(data["composite"]):
+        if self.composites and record.composite:  # one box for the primitives of one composite op
+            label, kind = op_label(record)
+            if kind == "conv" and not _activated(record.composite):
                 kind = "conv_linear"
-            return Group("op." + data["origin"], label, kind, open_frames)
-        op = REGISTRY[data["op"]]
-        kind = "conv_linear" if op.kind == "conv" and not data.get("composite") else op.kind
-        return Group(node, op.label(data["params"]), kind, open_frames)
+            return Group("op." + record.origin, label, kind, open_frames)
+        op = REGISTRY[record.op]
+        kind = "conv_linear" if op.kind == "conv" and not record.composite else op.kind
+        return Group(node, op.label(record.params), kind, open_frames)
 
     def external(self, node: str) -> Group:
         """A box for a producer outside the drawn block, labelled like that primitive (``Filter concat``, ``ReLU``)."""
-        data = self.graph.nodes[node]
-        label = "Input" if data["op"] == "input" else REGISTRY[data["op"]].label(data["params"])
+        record = self.graph.at(node)
+        label = "Input" if record.op == INPUT else REGISTRY[record.op].label(record.params)
         return Group("@in." + node, label, "io", ())
 
     def resolve(self, node: str) -> str:
@@ -209,7 +209,7 @@ class _View:
         for path, (name, parents) in info.items():
             if name is not None:
                 siblings.setdefault(parents, []).append(path)
-        outputs = set(self.graph.graph["outputs"].values())
+        outputs = set(self.graph.net.outputs.values())
         for paths in siblings.values():
             for prev, cur in zip(paths, paths[1:], strict=False):
                 a, b = members[prev], members[cur]
@@ -227,12 +227,12 @@ class _View:
 
     def _signature(self, nodes: list[str]) -> tuple[Any, ...]:
         g = self.graph
-        return tuple((g.nodes[n]["op"], g.nodes[n]["params"], g.nodes[n]["shape"].formula(),
-                      tuple(g.nodes[s]["shape"].formula() for s in inputs_of(g, n))) for n in nodes)
+        return tuple((g.at(n).op, g.at(n).params, self.shape(n).formula(),
+                      tuple(self.shape(s).formula() for s in inputs_of(g, n))) for n in nodes)
 
     def build(self) -> None:
         sinks: list[tuple[str, str, Shape]] = []  # (tail node, sink label, shape)
-        outputs = {v: k for k, v in self.graph.graph["outputs"].items()}
+        outputs = {v: k for k, v in self.graph.net.outputs.items()}
         for node in ordered(self.graph):
             if not self.in_scope(node):
                 continue
@@ -261,7 +261,9 @@ class _View:
         return g
 
     def shape(self, node: str) -> Shape:
-        return self.graph.nodes[node]["shape"]
+        shape = self.graph.at(node).shape
+        assert shape is not None, "render draws a graph with shapes"
+        return shape
 
 
 def _instance_label(frame: Frame) -> str:
@@ -282,7 +284,7 @@ def _activated(composite: tuple[str, Any]) -> bool:
     return any(REGISTRY[op].kind == "act" for _, op, _ in chain)
 
 
-def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
+def layout(graph: OpGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
            symbolic: bool = False, open: Iterable[str] | None = None, primitives: bool = False, fold: bool = True,
            ids: Mapping[str, str] | None = None) -> tuple[graphviz.Digraph, _View]:
     """Draw a shaped OpGraph and return the drawing with the view it drew (its boxes and edges).
@@ -293,10 +295,10 @@ def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False,
     view = _View(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, open=open,
                  primitives=primitives, fold=fold)
     view.build()
-    h, w = graph.graph["input"].size
-    name = graph.graph["name"]
+    h, w = graph.net.input.size
+    name = graph.net.name
     if block is not None:
-        labels = graph.graph.get("block_labels", {})
+        labels = graph.net.block_labels
         title = f"{dot_text(labels.get(block, block))}: block {block} of {name}, drawn at {view.instance}"
     elif open is not None:
         title = f"{name}: " + ("network" if not view.open else f"network, {len(view.open)} block(s) open")
@@ -332,7 +334,7 @@ def layout(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False,
     return dot, view
 
 
-def render(graph: nx.DiGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
+def render(graph: OpGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
            symbolic: bool = False, primitives: bool = False, fold: bool = True) -> graphviz.Digraph:
     """Draw a shaped OpGraph. Raises KeyError when ``block`` has no instance in the network."""
     return layout(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives,
@@ -423,7 +425,7 @@ def render_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *,
             raise SpecError(f"block {block!r} is defined here but the network never uses it: nothing to draw",
                             entry.source.loc(entry.yaml_path, key=True), code="unknown-op",
                             hint="use it in network:, or draw another block")
-        used = sorted({name for n in graph.nodes for name, _ in graph.nodes[n]["blocks"]})
+        used = sorted({name for _, r in graph.records() for name, _ in r.blocks})
         hint = did_you_mean(block, used) or (f"blocks in this network: {', '.join(used)}" if used
                                              else "this network uses no blocks; draw it without --block")
         where = ("blocks",) if resolved.spec.blocks else ("network",)

@@ -2,11 +2,11 @@
 
 They are written in the subset of Python that TorchScript compiles (typed tensors, plain string
 building), so a compiled model can be scripted, exported and traced like hand-written code.
+``check_input`` is the one input guard: the compiled model calls it, and the standalone file
+(archspec/codegen/file.py) carries a copy of its text, so it needs nothing but torch.
 """
 
 from __future__ import annotations
-
-from typing import Optional  # noqa: UP035 - TorchScript reads these names
 
 import torch
 import torch.fx
@@ -14,9 +14,8 @@ from torch import nn
 
 
 @torch.fx.wrap
-def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: Optional[int] = None,
-                max_w: Optional[int] = None,
-                conditions: Optional[list[tuple[int, int, int, int, int]]] = None) -> torch.Tensor:
+def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: int | None = None,
+                max_w: int | None = None, conditions: list[tuple[int, int, int, int, int]] | None = None) -> torch.Tensor:
     """Refuse inputs the network cannot process, with a clear message instead of a deep torch error.
 
     ``max_h``/``max_w`` are given only when a flatten fixes the size of a map that grows with the input;
@@ -37,14 +36,17 @@ def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: O
                 bad = True
     if bad:
         upper = ""
-        if max_h is not None or max_w is not None:
-            upper = ", H <= " + str(max_h) + " and W <= " + str(max_w)
+        if max_h is not None:
+            upper += ", H <= " + str(max_h)
+        if max_w is not None:
+            upper += ", W <= " + str(max_w)
         some = ""
         if conditions is not None:
-            some = " (and only sizes at which merged branches agree; see archspec check)"
+            some = " (and only sizes at which merged branches agree)"
+        got = ", ".join([str(int(d)) for d in x.shape])
         raise ValueError(
             "expected input of shape (N, " + str(channels) + ", H, W) with H >= " + str(min_h) + " and W >= "
-            + str(min_w) + upper + some + ", got " + str(list(x.shape))
+            + str(min_w) + upper + some + ", got (" + got + ")"
         )
     return x
 

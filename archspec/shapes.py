@@ -1,6 +1,7 @@
 """Symbolic shape inference over the OpGraph.
 
-Writes ``shape`` (a :class:`~archspec.symbolic.Shape`) onto every node, checks that concat
+Writes each node's ``shape`` (a :class:`~archspec.symbolic.Shape`), ``range`` and ``conditions``
+(archspec/ir.py), and the network's ``min_size``, ``params``, ``partial_merges`` and ``warnings``; checks that concat
 branches agree in H and W and residual sums in C, H and W, and finds the minimum input size
 at which every feature map is at least 1×1. Failures are SpecErrors at the node's YAML location.
 """
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import networkx as nx
 
 from archspec.errors import Loc, SpecError, SpecWarning
+from archspec.ir import INPUT, Node, OpGraph, PartialMerge
 from archspec.ops import REGISTRY, Op, OpShapeError
 from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
@@ -21,21 +22,21 @@ from archspec.symbolic import NEVER, Dim, Shape
 MAX_PARAMS = 2_000_000_000
 
 
-def ordered(graph: nx.DiGraph) -> list[str]:
+def ordered(graph: OpGraph) -> list[str]:
     """Topological order, stable: ties broken by the order nodes were written in the spec."""
-    order = nx.get_node_attributes(graph, "order")
+    order = {n: r.order for n, r in graph.records()}
     if all(order[u] < order[v] for u, v in graph.edges):  # the usual case: the spec order is topological
         return sorted(graph, key=order.__getitem__)
     return list(nx.lexicographical_topological_sort(graph, key=lambda n: order[n]))
 
 
-def shaped_ops(graph: nx.DiGraph) -> Iterator[tuple[dict[str, Any], Op, list[Shape]]]:
-    """After shape inference: each op node's data, registry entry and input shapes, in order."""
-    nodes = dict(graph.nodes(data=True))
+def shaped_ops(graph: OpGraph) -> Iterator[tuple[Node, Op, list[Shape]]]:
+    """After shape inference: each op node's record, registry entry and input shapes, in order."""
+    nodes = dict(graph.records())
     for node in ordered(graph):
-        data = nodes[node]
-        if data["op"] != "input":
-            yield data, REGISTRY[data["op"]], [nodes[p]["shape"] for p in inputs_of(graph, node)]
+        record = nodes[node]
+        if record.op != INPUT:
+            yield record, REGISTRY[record.op], [nodes[p].shape for p in inputs_of(graph, node)]
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
@@ -67,67 +68,66 @@ def _own_range(out: Shape) -> Range | None:
     return None if (lo_h, lo_w, hi_h, hi_w) == UNBOUNDED else (lo_h, lo_w, hi_h, hi_w)
 
 
-def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
+def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     """Annotate every node with ``shape`` and ``range`` (input sizes at which it can be computed)."""
-    spec_input = graph.graph["input"]
-    h, w = spec_input.size
-    x = Shape(spec_input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
-    graph.nodes["input"]["shape"] = x
-    graph.nodes["input"]["range"] = UNBOUNDED
+    net = graph.net
+    h, w = net.input.size
+    x = Shape(net.input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
+    graph.at(INPUT).shape = x
+    graph.at(INPUT).range = UNBOUNDED
     total_params = 0
-    graph.graph["partial_merges"] = []
-    nodes = dict(graph.nodes(data=True))  # node → its data, without the view's per-lookup cost
+    net.partial_merges = []
+    nodes = dict(graph.records())  # node → its record, without the view's per-lookup cost
     for node in ordered(graph):
-        data = nodes[node]
-        if data["op"] == "input":
+        record = nodes[node]
+        if record.op == INPUT:
             continue
-        op = REGISTRY[data["op"]]
+        op = REGISTRY[record.op]
         preds = inputs_of(graph, node)
-        shapes = [nodes[p]["shape"] for p in preds]
+        shapes: list[Shape] = [nodes[p].shape for p in preds]
         if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
         try:
-            out = op.infer(data["params"], shapes)
+            out = op.infer(record.params, shapes)
         except OpShapeError as e:
-            raise SpecError(f"{op.name} at {data['path'] or 'the network'}: {e} (input {shapes[0].formula()})",
-                            data["loc"], code=e.code, hint=e.hint) from None
-        data["shape"] = out
+            raise SpecError(f"{op.name} at {record.path or 'the network'}: {e} (input {shapes[0].formula()})",
+                            record.loc, code=e.code, hint=e.hint) from None
+        record.shape = out
         own = _own_range(out)
-        data["range"] = meet(*(nodes[p]["range"] for p in preds), *([own] if own else []))
+        r = record.range = meet(*(nodes[p].range for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
-            raise SpecError(f"{op.name} at {data['path']} makes the feature map empty for every input size",
-                            data["loc"], code="shape")
-        r = data["range"]
+            raise SpecError(f"{op.name} at {record.path} makes the feature map empty for every input size",
+                            record.loc, code="shape")
         if r[0] > r[2] or r[1] > r[3]:
-            raise SpecError(f"{op.name} at {data['path']}: no input size makes every feature map before it non-empty"
-                            " and keeps the flattened sizes it depends on", data["loc"], code="shape")
-        total_params += op.param_count(data["params"], shapes, out)
+            raise SpecError(f"{op.name} at {record.path}: no input size makes every feature map before it non-empty"
+                            " and keeps the flattened sizes it depends on", record.loc, code="shape")
+        total_params += op.param_count(record.params, shapes, out)
         if total_params > max_params:
-            raise SpecError(f"the model would have more than {max_params:,} parameters (at {data['path']})",
-                            data["loc"], code="limit", hint="shrink the network, or raise the budget with --max-params")
-    outputs = graph.graph["outputs"]
+            raise SpecError(f"the model would have more than {max_params:,} parameters (at {record.path})",
+                            record.loc, code="limit", hint="shrink the network, or raise the budget with --max-params")
+    outputs = net.outputs
     per_output = {name: accepted(graph, [n]) for name, n in outputs.items()}
     every = accepted(graph, outputs.values())
     if every.empty:
         raise SpecError("no input size makes every feature map non-empty and keeps the sizes that flatten and "
-                        "merges depend on", graph.nodes["input"]["loc"], code="shape")
+                        "merges depend on", graph.input_loc(), code="shape")
     (lo_h, lo_w), r = every.min_size, every.interval
     if lo_h <= h <= r[2] and lo_w <= w <= r[3]:  # from the minimum up to the bounds, only a partial merge refuses
         _partial_merge_mismatch(graph, h, w, every)
     axes: dict[PartialMerge, set[int]] = {}  # one warning per pair of inputs, naming both axes when both
-    for m in graph.graph["partial_merges"]:
+    for m in net.partial_merges:
         axes.setdefault(replace(m, axis=0), set()).add(m.axis)
-    graph.graph["warnings"] = [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)])
+    net.warnings = [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)])
                                for m, a in axes.items()]
     problem = every.problem(h, w)
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
-        raise SpecError(f"{problem} this network accepts{what}: {every.describe()}", graph.nodes["input"]["loc"],
+        raise SpecError(f"{problem} this network accepts{what}: {every.describe()}", graph.input_loc(),
                         code="input-too-small", hint=_size_hint(every))
-    graph.graph["min_size"] = per_output["logits"].min_size
-    graph.graph["params"] = total_params
+    net.min_size = per_output["logits"].min_size
+    net.params = total_params
     return ShapeInfo(per_output["logits"].min_size, x,
-                     {name: graph.nodes[n]["shape"] for name, n in outputs.items()}, per_output)
+                     {name: graph.at(n).shape for name, n in outputs.items()}, per_output)
 
 
 def _size_hint(acc: Accepted) -> str:
@@ -136,80 +136,73 @@ def _size_hint(acc: Accepted) -> str:
     return f"set input.size to one of: {acc.describe()}"
 
 
-def _describe(graph: nx.DiGraph, node: str, here: Loc) -> str:
+def _describe(graph: OpGraph, node: str, here: Loc) -> str:
     """'conv 96 3x3 s2 at features.6.branch0 (35:17)': where a merge's input comes from."""
-    d = graph.nodes[node]
-    if d["op"] == "input":
+    record = graph.at(node)
+    if record.op == INPUT:
         return "the input"
-    loc = d["loc"]
+    loc = record.loc
     where = f"{loc.line}:{loc.column}" if loc.file == here.file else str(loc)
-    return f"{d['text']} at {d['origin'] or 'the network'}, {where}"
+    return f"{record.text} at {record.origin or 'the network'}, {where}"
 
 
-@dataclass(frozen=True)
-class PartialMerge:
-    """Two inputs of a merge whose size on one axis agrees at some input sizes only."""
-
-    node: str
-    axis: int  # 0: H, 1: W
-    first: str
-    other: str
-
-
-def _merge_where(graph: nx.DiGraph, node: str) -> tuple[str, str]:
+def _merge_where(graph: OpGraph, node: str) -> tuple[str, str]:
     """('concat' or 'residual add', the path of the block or group the merge closes)."""
-    data = graph.nodes[node]
-    kind = "residual add" if _whole(data) else "concat"
-    return kind, data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
+    record = graph.at(node)
+    kind = "residual add" if _whole(record) else "concat"
+    return kind, record.path.rsplit(".", 1)[0] if "." in record.path else "the network"
 
 
-def _inputs_text(graph: nx.DiGraph, m: PartialMerge, h: int, w: int) -> str:
-    loc = graph.nodes[m.node]["loc"]
-    a, b = (graph.nodes[n]["shape"] for n in (m.first, m.other))
+def _inputs_text(graph: OpGraph, m: PartialMerge, h: int, w: int) -> str:
+    loc = graph.at(m.node).loc
+    a, b = (graph.at(n).shape for n in (m.first, m.other))
+    assert a is not None and b is not None
     return (f"{a.text(h, w)} = {a.formula()} ({_describe(graph, m.first, loc)}) vs "
             f"{b.text(h, w)} = {b.formula()} ({_describe(graph, m.other, loc)})")
 
 
-def _partial_merge_warning(graph: nx.DiGraph, m: PartialMerge, every: Accepted, axes: str) -> SpecWarning:
+def _partial_merge_warning(graph: OpGraph, m: PartialMerge, every: Accepted, axes: str) -> SpecWarning:
     kind, where = _merge_where(graph, m.node)
-    h, w = graph.graph["input"].size
+    h, w = graph.net.input.size
     axis = " and ".join(axes)
     return SpecWarning(
         f"{kind} in {where}: branches agree in {axis} at some input sizes only: {_inputs_text(graph, m, h, w)}",
-        graph.nodes[m.node]["loc"], "partial-merge",
+        graph.at(m.node).loc, "partial-merge",
         hint=f"the network accepts {every.describe()}; to accept every size make the branches' strides, "
              "kernels and paddings agree (--strict makes this an error)")
 
 
-def _partial_merge_mismatch(graph: nx.DiGraph, h: int, w: int, every: Accepted) -> None:
+def _partial_merge_mismatch(graph: OpGraph, h: int, w: int, every: Accepted) -> None:
     """At the spec's input size, a merge whose inputs disagree is a shape mismatch naming both."""
-    for m in graph.graph.get("partial_merges", ()):
-        a, b = (graph.nodes[n]["shape"] for n in (m.first, m.other))
+    for m in graph.net.partial_merges:
+        a, b = (graph.at(n).shape for n in (m.first, m.other))
+        assert a is not None and b is not None
         da, db = (a.height, b.height) if m.axis == 0 else (a.width, b.width)
         size = (h, w)[m.axis]
         if da is not None and db is not None and da(size) != db(size):
             kind, where = _merge_where(graph, m.node)
             raise SpecError(f"{kind} in {where}: spatial sizes differ at input size {h}×{w}: "
-                            f"{_inputs_text(graph, m, h, w)}", graph.nodes[m.node]["loc"], code="shape-mismatch",
+                            f"{_inputs_text(graph, m, h, w)}", graph.at(m.node).loc, code="shape-mismatch",
                             hint=f"these branches agree at some input sizes only: {every.describe()}; set input.size "
                                  "to one of them or make the branches agree at every size")
 
 
-def _whole(data: dict[str, Any]) -> bool:
+def _whole(record: Node) -> bool:
     """A merge whose inputs must agree in C×H×W (a residual sum), not only in H×W (a concat)."""
-    return REGISTRY[data["op"]].agreement == "chw"
+    return REGISTRY[record.op].agreement == "chw"
 
 
-def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Shape]) -> None:
-    data = graph.nodes[node]
-    h, w = graph.graph["input"].size
+def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape]) -> None:
+    record = graph.at(node)
+    h, w = graph.net.input.size
     first, first_shape = preds[0], shapes[0]
-    kind = "residual add" if _whole(data) else "concat"
+    whole = _whole(record)
+    kind = "residual add" if whole else "concat"
     for other, shape in zip(preds[1:], shapes[1:], strict=True):
         problem = None
         if first_shape.is_map != shape.is_map:
             problem = "a feature map meets a vector"
-        elif _whole(data) and first_shape.channels != shape.channels:
+        elif whole and first_shape.channels != shape.channels:
             problem = "channels differ"
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
@@ -220,21 +213,21 @@ def _check_merge(graph: nx.DiGraph, node: str, preds: list[str], shapes: list[Sh
                     continue
                 if _agree_sometimes(da, db, ref):
                     conds.append(condition(axis, da, db))  # accept only the input sizes where they agree
-                    graph.graph.setdefault("partial_merges", []).append(PartialMerge(node, axis, first, other))
+                    graph.net.partial_merges.append(PartialMerge(node, axis, first, other))
                 else:
                     problem = "spatial sizes differ"
-            data["conditions"] = tuple(data.get("conditions", ())) + tuple(conds)
+            record.conditions += tuple(conds)
         if problem:
-            where = data["path"].rsplit(".", 1)[0] if "." in data["path"] else "the network"
-            a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, data['loc'])})"
-            b = f"{shape.text(h, w)} = {shape.formula()} ({_describe(graph, other, data['loc'])})"
-            if _whole(data):
+            where = record.path.rsplit(".", 1)[0] if "." in record.path else "the network"
+            a = f"{first_shape.text(h, w)} = {first_shape.formula()} ({_describe(graph, first, record.loc)})"
+            b = f"{shape.text(h, w)} = {shape.formula()} ({_describe(graph, other, record.loc)})"
+            if whole:
                 a, b = "shortcut " + a, "body " + b
             hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
-                    if _whole(data) else "every branch must reach the same H×W; check strides and paddings")
-            if _whole(data) and shape.per_channel and not first_shape.per_channel:
+                    if whole else "every branch must reach the same H×W; check strides and paddings")
+            if whole and shape.per_channel and not first_shape.per_channel:
                 hint = "the body gives one value per channel: to scale x by it, write gate: [...] (squeeze-and-excitation)"
-            raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", data["loc"], code="shape-mismatch", hint=hint)
+            raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", record.loc, code="shape-mismatch", hint=hint)
 
 
 def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
@@ -250,11 +243,3 @@ def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
     start = max(a.min_input(), b.min_input())
     return any(a(x) == b(x) for x in range(start, start + a.m))  # a(x) - b(x) has period m
 
-
-def check_input(graph: nx.DiGraph, h: int, w: int, loc: Loc | None = None, training: bool = False) -> None:
-    """Refuse an input size the network cannot process (eval: the main output; training: every output)."""
-    outputs = graph.graph["outputs"]
-    acc = accepted(graph, outputs.values() if training else [outputs["logits"]])
-    problem = acc.problem(h, w)
-    if problem:
-        raise SpecError(f"{problem} ({acc.describe()})", loc or graph.nodes["input"]["loc"], code="input-too-small")

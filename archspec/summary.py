@@ -18,6 +18,7 @@ from typing import Any
 import networkx as nx
 
 from archspec.api import Report, SpecLike, analyse
+from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, shaped_ops
 from archspec.symbolic import Shape
@@ -137,21 +138,18 @@ def _top_level_terms(formula: str) -> list[str]:
     return [t for t in terms if t.strip()]
 
 
-def summarize_graph(graph: nx.DiGraph, report: Report) -> Summary:
-    rows: dict[str, BlockRow] = {}
-    aux = graph.graph["aux_weights"]
-    for unit in graph.graph["units"]:
-        shape = graph.nodes[unit.output]["shape"]
-        rows[unit.path] = BlockRow(unit.path, unit.label, unit.kind, unit.block, shape, 0, 0, "0", unit.path in aux)
+def summarize_graph(graph: OpGraph, report: Report) -> Summary:
+    """The report's rows (their counts as the report totals them) with their ops and MACs formulas."""
+    blocks = {u.path: u.block for u in graph.net.units}
+    aux = graph.net.aux_weights
+    rows = {r.path: BlockRow(r.path, r.label, r.kind, blocks[r.path], r.shape, r.params, r.macs, "0", r.path in aux)
+            for r in report.rows}
     formulas: dict[str, list[str]] = {path: [] for path in rows}
-    for d, op, shapes in shaped_ops(graph):
-        formula = op.macs_formula(d["params"], shapes, d["shape"])
-        row = rows[d["unit"]]
-        row.ops.append(OpRow(d["path"], d["op"], op.short(d["params"]), d["shape"], d["param_count"], d["mac_count"],
-                             formula, d["origin"] or d["path"], d["text"], shapes[0].channels if shapes else 0))
-        row.params += d["param_count"]
-        row.macs += d["mac_count"]
-        formulas[d["unit"]].append(formula)
+    for r, op, shapes in shaped_ops(graph):
+        formula = op.macs_formula(r.params, shapes, r.shape)
+        rows[r.unit].ops.append(OpRow(r.path, r.op, op.short(r.params), r.shape, r.param_count, r.mac_count,
+                                      formula, r.origin or r.path, r.text, shapes[0].channels if shapes else 0))
+        formulas[r.unit].append(formula)
     for path, row in rows.items():
         row.macs_formula = combine(formulas[path])
     total = combine([f for path, fs in formulas.items() if not rows[path].train_only for f in fs])
@@ -166,7 +164,7 @@ def summarize(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max
     summary.memory = activation_memory(graph, batch)
     params = block_params(spec, overrides)
     for row in summary.blocks:
-        unit = next((u for u in graph.graph["units"] if u.path == row.path), None)
+        unit = next((u for u in graph.net.units if u.path == row.path), None)
         if unit is not None and unit.block is not None:
             row.block_params = params.get((unit.block, unit.loc), {})
     return summary
@@ -222,7 +220,7 @@ def _numel(shape: Shape, h: int, w: int, batch: int) -> int:
     return n
 
 
-def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int], results: set[str]) -> dict[str, str]:
+def _storages(graph: OpGraph, nodes: list[str], users: dict[str, int], results: set[str]) -> dict[str, str]:
     """Which tensor each node's output lives in. Views (flatten, identity, dropout that is off) and what
     compile.py computes in place (a ReLU over, or a residual sum into, a ``fresh_output`` value that has
     one reader and is not returned) share their input's; everything else is a new tensor."""
@@ -231,14 +229,14 @@ def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int], result
 
     storage: dict[str, str] = {}
     for n in nodes:
-        d = graph.nodes[n]
-        if d["op"] == "input":
+        record = graph.at(n)
+        if record.op == INPUT:
             storage[n] = n
             continue
         ins = inputs_of(graph, n)
-        op = REGISTRY[d["op"]]
+        op = REGISTRY[record.op]
         i = in_place_target(graph, n, users, results)
-        if op.view or (op.train_module and not getattr(d["params"], "p", 1)):  # views; dropout that is off
+        if op.view or (op.train_module and not getattr(record.params, "p", 1)):  # views; dropout that is off
             storage[n] = storage[ins[0]]
         elif i is not None:  # what compile.py computes in place
             storage[n] = storage[ins[i]]
@@ -247,23 +245,29 @@ def _storages(graph: nx.DiGraph, nodes: list[str], users: dict[str, int], result
     return storage
 
 
-def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
+def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
     """Estimate activation memory from the shaped OpGraph alone (see :class:`Memory`); torch is not imported."""
     from archspec.shapes import inputs_of, ordered
 
-    h, w = graph.graph["input"].size
+    h, w = graph.net.input.size
     order = ordered(graph)
     users = {n: len(graph.succ[n]) for n in order}
-    storage = _storages(graph, order, users, set(graph.graph["outputs"].values()))
+    storage = _storages(graph, order, users, set(graph.net.outputs.values()))
+
+    def numel(n: str) -> int:
+        shape = graph.at(n).shape
+        assert shape is not None, "activation memory needs a graph with shapes"
+        return _numel(shape, h, w, batch)
+
     size: dict[str, int] = {}
     for n in order:
-        size[storage[n]] = max(size.get(storage[n], 0), _numel(graph.nodes[n]["shape"], h, w, batch) * 4)
+        size[storage[n]] = max(size.get(storage[n], 0), numel(n) * 4)
     saved: set[str] = set()
     extra = weights = 0
     for n in order:
-        d = graph.nodes[n]
-        op = d["op"]
-        if op == "input":
+        record = graph.at(n)
+        op = record.op
+        if op == INPUT:
             continue
         ins = inputs_of(graph, n)
         for what in REGISTRY[op].saved_for_backward:
@@ -272,20 +276,20 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
             elif what == "out":
                 saved.add(storage[n])
             elif what == "stats":  # BatchNorm: its scale, running mean and variance, the batch's mean and 1/σ
-                weights += 5 * graph.nodes[ins[0]]["shape"].channels * 4
+                weights += 5 * graph.at(ins[0]).shape.channels * 4
             elif what == "w":  # the weight; a bias is not needed for backward
-                p = d["params"]
-                weights += (d.get("param_count", 0) - (p.out if getattr(p, "bias", False) else 0)) * 4
+                p = record.params
+                weights += (record.param_count - (p.out if getattr(p, "bias", False) else 0)) * 4
             elif what == "indices":
-                extra += _numel(d["shape"], h, w, batch) * 8  # int64
+                extra += numel(n) * 8  # int64
             elif what == "lrn":  # F.local_response_norm: the squares padded across channels, scale and its power
-                c = graph.nodes[ins[0]]["shape"].channels
-                per_channel = _numel(d["shape"], h, w, batch) // c
-                extra += 4 * per_channel * ((c + d["params"].size - 1) + 2 * c)
-            elif what == "mask" and d["params"].p:
-                extra += _numel(d["shape"], h, w, batch) * 4  # CPU dropout multiplies by a float mask
+                c = graph.at(ins[0]).shape.channels
+                per_channel = numel(n) // c
+                extra += 4 * per_channel * ((c + record.params.size - 1) + 2 * c)
+            elif what == "mask" and record.params.p:
+                extra += numel(n) * 4  # CPU dropout multiplies by a float mask
     train = sum(size[s] for s in saved) + extra
-    main = graph.graph["outputs"]["logits"]
+    main = graph.net.outputs["logits"]
     needed = nx.ancestors(graph, main) | {main}
     eval_order = [n for n in order if n in needed]
     eval_users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in eval_order}
@@ -298,9 +302,9 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
     peak = 0
     for i, n in enumerate(eval_order):
         st = eval_storage[n]
-        if n != "input" and REGISTRY[graph.nodes[n]["op"]].train_module:  # dropout: identity in inference
+        if n != INPUT and REGISTRY[graph.at(n).op].train_module:  # dropout: identity in inference
             st = eval_storage[n] = eval_storage[inputs_of(graph, n)[0]]
-        live[st] = max(live.get(st, 0), _numel(graph.nodes[n]["shape"], h, w, batch) * 4)
+        live[st] = max(live.get(st, 0), numel(n) * 4)
         peak = max(peak, sum(live.values()))
         for s in [s for s in live if last_read.get(s, -1) <= i and s != eval_storage[main]]:
             del live[s]

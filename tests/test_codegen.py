@@ -13,6 +13,7 @@ from references import REFERENCES, SPECS, assert_same_outputs, zoo_with_referenc
 import archspec
 from archspec.cli import main
 from archspec.compile import class_name_of
+from archspec.ops import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
@@ -123,7 +124,7 @@ def test_aux_heads_come_back_in_training_mode(tmp_path: Path) -> None:
             torch.testing.assert_close(b, a)
 
 
-def test_inlined_guard_refuses_small_inputs(tmp_path: Path) -> None:
+def test_the_guard_refuses_small_inputs(tmp_path: Path) -> None:
     out = tmp_path / "tiny.py"
     compile_to(TINY, out)
     model = _load(out, "TinyAux").eval()
@@ -131,6 +132,42 @@ def test_inlined_guard_refuses_small_inputs(tmp_path: Path) -> None:
         model(torch.randn(1, 3, 2, 2))
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         model(torch.randn(1, 4, 32, 32))
+
+
+def test_one_guard_for_the_compiled_model_and_the_file(tmp_path: Path) -> None:
+    """The file's guard is the compiled model's own (runtime.check_input): the same inputs refused with the same words."""
+    out = tmp_path / "tiny.py"
+    compile_to(TINY, out)
+    generated, compiled = _load(out, "TinyAux").eval(), archspec.build(TINY).eval()
+    for x in (torch.randn(1, 3, 2, 2), torch.randn(1, 4, 32, 32), torch.randn(3, 32, 32)):
+        messages = []
+        for model in (generated, compiled):
+            with pytest.raises(ValueError) as e:
+                model(x)
+            messages.append(str(e.value))
+        assert messages[0] == messages[1]
+    assert "def check_input(" in out.read_text()
+
+
+def test_the_guard_names_each_bound_it_has() -> None:
+    from archspec.runtime import check_input
+
+    with pytest.raises(ValueError) as e:
+        check_input(torch.zeros(1, 3, 9, 4), 3, 1, 1, 8, None)  # a maximum on H only
+    assert str(e.value) == "expected input of shape (N, 3, H, W) with H >= 1 and W >= 1, H <= 8, got (1, 3, 9, 4)"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in REGISTRY.items() if op.layer is not None))
+def test_the_registry_layer_computes_what_the_function_does(name: str) -> None:
+    """``Op.layer`` (what the file writes for a stateless op at a numbered slot) built from the keyword
+    arguments of ``Op.function`` gives what the function gives, on maps with odd sizes and negative values."""
+    op = REGISTRY[name]
+    required = {"kernel": [3, 2], "groups": 2, "size": [3, 2]}  # a value for each required field of those ops
+    params = op.Params.model_validate({k: required[k] for k, f in op.Params.model_fields.items() if f.is_required()})
+    fn, kwargs = op.function(params)
+    layer = getattr(torch.nn, op.layer)(**kwargs)
+    x = torch.randn(2, 4, 9, 7)
+    torch.testing.assert_close(layer(x), fn(x, **kwargs), rtol=0, atol=0)
 
 
 def test_generated_file_works_under_torch_export(tmp_path: Path) -> None:

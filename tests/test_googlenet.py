@@ -125,11 +125,11 @@ def test_paper_table_1_row(paper_report, row) -> None:
     rows = {r.path: r for r in paper_report.rows}
     assert rows[units[-1]].shape.at(224, 224) == shape
     w = m = 0
-    for _, d in graph.nodes(data=True):
-        if d.get("unit") in units and d["op"] in ("conv2d", "linear"):
-            w += d["param_count"] - (d["params"].out if d["params"].bias else 0)
-        if d.get("unit") in units:
-            m += d["mac_count"]
+    for _, d in graph.records():
+        if d.unit in units and d.op in ("conv2d", "linear"):
+            w += d.param_count - (d.params.out if d.params.bias else 0)
+        if d.unit in units:
+            m += d.mac_count
     if weights is None:
         assert w == m == 0
     else:
@@ -148,8 +148,8 @@ def test_paper_parameter_totals(paper_report) -> None:
 def test_paper_aux_heads_pool_14_to_4(paper_report) -> None:
     graph = paper_report.graph
     for name, channels in (("aux1", 512), ("aux2", 528)):
-        (pool,) = [n for n, d in graph.nodes(data=True) if d.get("unit") == name and d["op"] == "avgpool"]
-        assert graph.nodes[pool]["shape"].at(224, 224) == (channels, 4, 4)
+        (pool,) = [n for n, d in graph.records() if d.unit == name and d.op == "avgpool"]
+        assert graph.at(pool).shape.at(224, 224) == (channels, 4, 4)
         assert paper_report.outputs[name].at(224, 224) == (1000,)
 
 
@@ -190,8 +190,8 @@ def test_paper_accepts_only_sizes_that_keep_the_head_7x7(paper_report) -> None:
                 model(torch.randn(1, 3, h, w))
     # At another spec size the flatten fixes the head there: 256 → an 8×8 map, 2×2 after the pool, fc of 4096.
     moved = archspec.check(PAPER, {"input.size": [256, 256]})
-    fc = [d for _, d in moved.graph.nodes(data=True) if d["path"] == "fc"][0]
-    assert fc["param_count"] == 1024 * 2 * 2 * 1000 + 1000
+    fc = [d for _, d in moved.graph.records() if d.path == "fc"][0]
+    assert fc.param_count == 1024 * 2 * 2 * 1000 + 1000
     # floor((H + 1)/32) = 8 for 255 <= H <= 286; the aux heads' 4×4 needs floor((H + 1)/16) = 16: H <= 270
     assert moved.min_input_size == (255, 255) and moved.max_input_size == (286, 286)
     assert moved.train_accepted.max_size == (270, 270)

@@ -113,7 +113,7 @@ def test_drop_path_has_no_weights_and_no_macs() -> None:
 def test_drop_path_forms_and_errors() -> None:
     for form in ("drop_path 0.1", "drop_path p=0.1", "{op: drop_path, p: 0.1}"):
         _, graph, _ = shaped_graph(HEADER + f"network:\n  - conv2d 4 1x1\n  - {form}\n  - global_avgpool\n")
-        (p,) = [d["params"].p for _, d in graph.nodes(data=True) if d["op"] == "drop_path"]
+        (p,) = [d.params.p for _, d in graph.records() if d.op == "drop_path"]
         assert p == 0.1
     for form, fragment in (("drop_path 1.0", "less than 1"), ("drop_path", "needs 'p'"), ("drop_path -0.1", "greater")):
         with pytest.raises(archspec.SpecError) as e:
@@ -178,7 +178,7 @@ network:
 
 def _rates(text: str) -> list[tuple[str, float]]:
     _, graph, _ = shaped_graph(text)
-    nodes = sorted((d["order"], d["path"], d["params"].p) for _, d in graph.nodes(data=True) if d["op"] == "dropout")
+    nodes = sorted((d.order, d.path, d.params.p) for _, d in graph.records() if d.op == "dropout")
     return [(path, round(p, 9)) for _, path, p in nodes]
 
 
@@ -211,7 +211,7 @@ def test_depth_multiplier_changes_the_count() -> None:
     text = HEADER + "blocks:\n  b: {op: 'dropout ${0.1 * block_index / block_count}'}\nnetwork:\n  - b * 2\n"
     assert [p for _, p in _rates(text)] == [0.0, 0.05]
     _, graph, _ = shaped_graph(text, overrides={"scale.depth": 2})
-    rates = sorted(d["params"].p for _, d in graph.nodes(data=True) if d["op"] == "dropout")
+    rates = sorted(d.params.p for _, d in graph.records() if d.op == "dropout")
     assert rates == pytest.approx([0, 0.025, 0.05, 0.075])
 
 
@@ -255,7 +255,7 @@ network:
 
 def test_a_condition_chooses_the_branch() -> None:
     _, graph, _ = shaped_graph(CONDITIONAL)
-    adds = sorted(d["path"] for _, d in graph.nodes(data=True) if d["op"] == "add")
+    adds = sorted(d.path for _, d in graph.records() if d.op == "add")
     assert adds == ["1.add"]  # only the first unit keeps its shape and stride
 
 

@@ -32,7 +32,7 @@ def _spec(network: str, defaults: str = "") -> str:
 
 def _paths(report: archspec.Report) -> dict[str, object]:
     assert report.graph is not None
-    return {d["path"]: d for _, d in report.graph.nodes(data=True)}
+    return {d.path: d for _, d in report.graph.records()}
 
 
 def test_if_expands_then_or_nothing(write_spec) -> None:
@@ -67,14 +67,14 @@ def test_library_defaults_apply_to_its_blocks_only(write_spec) -> None:
     write_spec(LIBRARY, "lib.yaml")
     spec = write_spec(_spec("  - unit\n  - conv 8 1x1\n"))
     paths = _paths(archspec.check(spec))
-    assert paths["0.0.bn"]["params"].eps == 0.001   # written in lib.yaml: its defaults
-    assert paths["1.bn"]["params"].eps == 1e-5      # written in the spec: the spec's (none)
+    assert paths["0.0.bn"].params.eps == 0.001   # written in lib.yaml: its defaults
+    assert paths["1.bn"].params.eps == 1e-5      # written in the spec: the spec's (none)
 
 
 def test_spec_defaults_fill_what_the_library_leaves(write_spec) -> None:
     write_spec(LIBRARY, "lib.yaml")
     spec = write_spec(_spec("  - unit\n", "defaults:\n  conv: {eps: 0.01, momentum: 0.3}\n"))
-    bn = _paths(archspec.check(spec))["0.0.bn"]["params"]
+    bn = _paths(archspec.check(spec))["0.0.bn"].params
     assert (bn.eps, bn.momentum) == (0.001, 0.3)  # the library's eps wins, the spec's momentum fills in
 
 

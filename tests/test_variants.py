@@ -59,7 +59,7 @@ def test_ambiguous_and_unknown_items():
         archspec.check(V4, {"network.features.inception_b.repeat": 0})
     # a branch's repeat is addressable too: its copies are branch0.0, branch0.1 (docs/language.md, Repeats)
     r = archspec.check(V4, {"blocks.inception_a.concat.branch0.repeat": 2})
-    paths = {d["path"] for _, d in r.graph.nodes(data=True)}
+    paths = {d.path for _, d in r.graph.records()}
     assert {"features.6.branch0.0.conv", "features.6.branch0.1.conv"} <= paths
     assert r.params - 42_679_816 == 4 * (96 * 96 + 2 * 96)  # one more 1×1 conv with BN in each Inception-A
 
@@ -128,7 +128,7 @@ aux:
 
 def test_width_scales_channels_except_outputs_and_fixed(write_spec):
     g, _ = archspec.analyse(write_spec(SMALL), {"scale.width": 1.5})
-    out = {d["path"]: d["params"].out for _, d in g.nodes(data=True) if d["op"] in ("conv2d", "linear")}
+    out = {d.path: d.params.out for _, d in g.records() if d.op in ("conv2d", "linear")}
     assert out == {
         "0.conv": 24, "1.0.conv": 24, "1.1.conv": 24, "2.0.conv": 24, "2.1.conv": 24,  # 16 · 1.5
         "3.conv": 32,   # fixed
@@ -153,7 +153,7 @@ def test_width_scaled_model_equals_its_counts(write_spec):
 def test_width_long_form_fixed(write_spec):
     spec = write_spec(SMALL.replace("conv 32 1x1 fixed", "{op: conv, out: 32, fixed: true}"))
     g, _ = archspec.analyse(spec, {"scale.width": 2})
-    assert g.nodes["3_conv"]["params"].out == 32 and g.nodes["0_conv"]["params"].out == 32
+    assert g.at("3_conv").params.out == 32 and g.at("0_conv").params.out == 32
     with pytest.raises(SpecError, match="'fixed' must be true or false"):
         archspec.check(write_spec(SMALL.replace("conv 32 1x1 fixed", "{op: conv, out: 32, fixed: 2}")))
 

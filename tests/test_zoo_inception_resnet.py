@@ -51,13 +51,13 @@ def test_inception_resnet_v2_residual_scales_and_last_block() -> None:
     """Scales 0.17/0.10/0.20 on the 10/20/9 repeated blocks; the tenth C block has scale 1, no ReLU."""
     graph = archspec.check(SPECS / "inception_resnet_v2.yaml").graph
     assert graph is not None
-    adds = {d["path"]: d["params"].scale for _, d in graph.nodes(data=True) if d["op"] == "add"}
+    adds = {d.path: d.params.scale for _, d in graph.records() if d.op == "add"}
     for stage, scale, count in (("repeat", 0.17, 10), ("repeat_1", 0.10, 20), ("repeat_2", 0.20, 9)):
         got = {p: s for p, s in adds.items() if p.startswith(stage + ".")}
         assert got == {f"{stage}.{i}.add": scale for i in range(count)}
     assert adds["block8.add"] == 1.0
-    (after,) = graph.succ[next(n for n, d in graph.nodes(data=True) if d["path"] == "block8.add")]
-    assert graph.nodes[after]["op"] != "relu"
+    (after,) = graph.succ[next(n for n, d in graph.records() if d.path == "block8.add")]
+    assert graph.at(after).op != "relu"
 
 
 # ---- Inception-ResNet-v1 (facenet-pytorch) ---------------------------------------------------
@@ -123,7 +123,7 @@ def test_paper_v1_shapes_when_run() -> None:
     model = archspec.build(SPECS / "inception_resnet_v1.yaml").eval()
     assert sum(p.numel() for p in model.parameters()) == PAPER_V1_PARAMS
     graph = model.archspec_report.graph
-    units = {u.path: u.output for u in graph.graph["units"]}
+    units = {u.path: u.output for u in graph.net.units}
     ShapeProp(model).propagate(torch.randn(1, 3, 299, 299))
     runtime = {n.name: tuple(n.meta["tensor_meta"].shape) for n in model.graph.nodes if "tensor_meta" in n.meta}
     for path, c, h, w in PAPER_V1:
@@ -137,21 +137,21 @@ def test_paper_v1_blocks_as_the_figures_draw_them() -> None:
     the 1×1 conv closing each residual branch is linear (bias, no BN, no ReLU); dropout 0.2."""
     graph = archspec.check(SPECS / "inception_resnet_v1.yaml").graph
     assert graph is not None
-    nodes = dict(graph.nodes(data=True))
+    nodes = dict(graph.records())
     scales = {"repeat_1": 0.17, "repeat_2": 0.10, "repeat_3": 0.20}
-    adds = [n for n, d in nodes.items() if d["op"] == "add"]
+    adds = [n for n, d in nodes.items() if d.op == "add"]
     assert len(adds) == 20
     for n in adds:
-        assert nodes[n]["params"].scale == scales[nodes[n]["path"].split(".")[0]]
+        assert nodes[n].params.scale == scales[nodes[n].path.split(".")[0]]
         (after,) = graph.succ[n]
-        assert nodes[after]["op"] == "relu"
-        closing = [p for p in graph.pred[n] if nodes[p]["op"] == "conv2d"]
-        assert len(closing) == 1 and nodes[closing[0]]["params"].bias
-        assert nodes[closing[0]]["path"].endswith(".conv2d")
+        assert nodes[after].op == "relu"
+        closing = [p for p in graph.pred[n] if nodes[p].op == "conv2d"]
+        assert len(closing) == 1 and nodes[closing[0]].params.bias
+        assert nodes[closing[0]].path.endswith(".conv2d")
     for n, d in nodes.items():
-        if d["op"] == "bn":
+        if d.op == "bn":
             (src,) = graph.pred[n]
-            assert nodes[src]["op"] == "conv2d" and not nodes[src]["params"].bias
-            assert d["params"].eps == 0.001
-    (drop,) = [d for d in nodes.values() if d["op"] == "dropout"]
-    assert drop["params"].p == pytest.approx(0.2)
+            assert nodes[src].op == "conv2d" and not nodes[src].params.bias
+            assert d.params.eps == 0.001
+    (drop,) = [d for d in nodes.values() if d.op == "dropout"]
+    assert drop.params.p == pytest.approx(0.2)

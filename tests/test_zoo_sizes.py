@@ -49,7 +49,7 @@ def test_min_input_size_runs_and_one_pixel_less_is_refused(path) -> None:
 def test_every_op_belongs_to_a_report_row(path) -> None:
     report = archspec.check(path)
     rows = {r.path for r in report.rows}
-    units = {d["unit"] for n, d in report.graph.nodes(data=True) if d["op"] != "input"}
+    units = {d.unit for n, d in report.graph.records() if d.op != "input"}
     assert units <= rows
     assert sum(r.params for r in report.rows) == report.params
 

@@ -33,26 +33,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.export import FORMATS
+    from archspec.export import format_of
 
-    suffix = "." + args.output.rpartition(".")[2] if "." in args.output else ""
-    if suffix not in FORMATS:
-        print(f"archspec export: cannot tell the format of {args.output}; name it *.onnx (ONNX), *.pt2 "
-              "(torch.export) or *.ts (TorchScript)", file=sys.stderr)
-        return 2
+    suffix = format_of(args.output)  # before anything is built: a name that names no format is a mistake
     missing = [m for m in ("onnx", "onnxscript") if suffix == ".onnx" and importlib.util.find_spec(m) is None]
     if missing:
         print(f"archspec export: ONNX export needs the {' and '.join(missing)} package(s): "
               f"pip install {' '.join(missing)}", file=sys.stderr)
         return 2
-    optimize = None
-    if args.optimize:
-        try:
-            from archspec.optimize import optimize
-        except ImportError:
-            print("archspec export: --optimize needs archspec.optimize, which this version of archspec does not "
-                  "have; export without --optimize", file=sys.stderr)
-            return 2
 
     from archspec.api import build
     from archspec.export import export, load_weights
@@ -72,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         from archspec.transfer import transfer, weights_source
 
         print(transfer(weights_source(args.weights_from), model).table(), file=sys.stderr)
-    if optimize is not None:
+    if args.optimize:
+        from archspec.optimize import optimize
+
         # the portable rewrites only: the fused conv+ReLU is a oneDNN (CPU) kernel that ONNX and
         # TorchScript cannot express, and memory layout is the runtime's business
         optimized = optimize(model, fuse_act=False, channels_last=False)

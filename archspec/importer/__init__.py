@@ -220,8 +220,8 @@ def _classes(model: Any) -> dict[str, tuple[str, str]]:
     report = getattr(model, "archspec_report", None)
     if report is not None and report.graph is not None:
         labels = {r.path: r.label for r in report.rows}
-        for _, d in report.graph.nodes(data=True):
-            for block, path in d.get("blocks") or ():
+        for _, record in report.graph.records():
+            for block, path in record.blocks:
                 out[path] = (block, labels.get(path, block))
     return out
 
@@ -236,7 +236,7 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
     for p in prims:
         if p.path is None and not p.stateful and p.op not in ("input", "pass", "scale", "concat", "add") \
                 and p.node in graph.nodes:
-            p.path = graph.nodes[p.node].get("path") or None
+            p.path = graph.at(p.node).path or None
 
 
 def _unreached(model: Any, prims: list[Any], reached: set[str]) -> None:

@@ -35,19 +35,19 @@ class _Activation(Op):
         return 0 if self.name == "relu" else None  # the one activation whose in-place form the references use
 
 
-_ACTIVATIONS = {  # op name: (torch function, what it computes)
-    "relu": ("torch.relu", "max(x, 0)"),
-    "relu6": ("torch.nn.functional.relu6", "min(max(x, 0), 6)"),
-    "gelu": ("torch.nn.functional.gelu", "Gaussian error linear unit"),
-    "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)"),
-    "sigmoid": ("torch.sigmoid", "logistic sigmoid"),
-    "tanh": ("torch.tanh", "hyperbolic tangent"),
-    "hardswish": ("torch.nn.functional.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)"),
-    "hardsigmoid": ("torch.nn.functional.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gates)"),
+_ACTIVATIONS = {  # op name: (torch function, what it computes, the torch.nn layer the standalone file may write)
+    "relu": ("torch.relu", "max(x, 0)", None),
+    "relu6": ("torch.nn.functional.relu6", "min(max(x, 0), 6)", None),
+    "gelu": ("torch.nn.functional.gelu", "Gaussian error linear unit", None),
+    "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)", None),
+    "sigmoid": ("torch.sigmoid", "logistic sigmoid", "Sigmoid"),
+    "tanh": ("torch.tanh", "hyperbolic tangent", "Tanh"),
+    "hardswish": ("torch.nn.functional.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", "Hardswish"),
+    "hardsigmoid": ("torch.nn.functional.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gates)", "Hardsigmoid"),
 }
 
-for _name, (_function, _doc) in _ACTIVATIONS.items():
+for _name, (_function, _doc, _layer) in _ACTIVATIONS.items():
     # sigmoid, tanh and ReLU keep their output for backward; the others their input
     saves = ("out",) if _name in ("relu", "sigmoid", "tanh") else ("in",)
     register(type(_name.capitalize(), (_Activation,), {"name": _name, "torch_function": _function, "doc": _doc,
-                                                       "saved_for_backward": saves}))
+                                                       "saved_for_backward": saves, "layer": _layer}))

@@ -60,6 +60,7 @@ class ShuffleParams(OpParams):
 @register
 class ChannelShuffle(Op):
     name = "channel_shuffle"
+    layer = "ChannelShuffle"
     doc = ("ShuffleNet's channel shuffle (arXiv 1707.01083, Fig. 1): view the C channels as GROUPS × C/GROUPS, "
            "transpose, flatten. Short form: channel_shuffle GROUPS")
     kind = "misc"

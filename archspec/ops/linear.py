@@ -83,11 +83,6 @@ class Dropout(Op):
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
 
-    def function(self, p: DropoutParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch.nn.functional as F
-
-        return F.dropout, {"p": p.p}
-
     def train_module_of(self, p: DropoutParams) -> Any:
         import torch.nn as nn
 
@@ -141,6 +136,7 @@ class DropPath(Op):
 @register
 class Flatten(Op):
     name = "flatten"
+    layer = "Flatten"
     doc = (
         "Flatten a C×H×W map into a vector of C·H·W. When H and W depend on the input size, the length "
         "is fixed at the spec's input size and the network accepts only input sizes that give the same H×W "

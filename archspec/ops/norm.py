@@ -58,6 +58,7 @@ class LRNParams(OpParams):
 @register
 class LRN(Op):
     name = "lrn"
+    layer = "LocalResponseNorm"
     doc = (
         "Local response normalisation across channels (torch local_response_norm). "
         "Short form: lrn [SIZE] [alpha=A] [beta=B] [k=K]"

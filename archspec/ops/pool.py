@@ -70,6 +70,7 @@ class _Pool(Op):
 @register
 class MaxPool(_Pool):
     name = "maxpool"
+    layer = "MaxPool2d"
     saved_for_backward = ("in", "indices")
     doc = "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [ceil]. Stride defaults to 1, as for convs."
     Params = PoolParams
@@ -90,6 +91,7 @@ class MaxPool(_Pool):
 @register
 class AvgPool(_Pool):
     name = "avgpool"
+    layer = "AvgPool2d"
     doc = (
         "torch avg_pool2d. Short form: avgpool KxK [sS] [pP] [ceil] [exclude_pad]; exclude_pad divides "
         "by the number of real pixels (count_include_pad=False)."
@@ -119,6 +121,7 @@ class AdaptiveParams(OpParams):
 @register
 class AdaptiveAvgPool(Op):
     name = "adaptive_avgpool"
+    layer = "AdaptiveAvgPool2d"
     doc = "torch adaptive_avg_pool2d to a fixed size. Short form: adaptive_avgpool HxW"
     kind = "pool"
     fresh_output = True

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from archspec.errors import did_you_mean
 from archspec.symbolic import Shape
 
 
@@ -65,6 +64,10 @@ class Op:
     # "indices" (max pool), "mask" (dropout), "lrn" (local response norm's intermediates); () for sizes only.
     saved_for_backward: ClassVar[tuple[str, ...]] = ("in",)
     view: ClassVar[bool] = False  # its output shares its input's memory (flatten, identity, a channel slice)
+    # The torch.nn layer computing what ``function`` does, built from the same keyword arguments
+    # (``MaxPool2d`` for ``F.max_pool2d``): the standalone file writes it where a numbered container
+    # (an nn.Sequential) needs a layer. None: the op is always written as a function call.
+    layer: ClassVar[str | None] = None
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------
     @property
@@ -144,18 +147,6 @@ def register(cls: type[Op]) -> type[Op]:
         raise RuntimeError(f"op {cls.name!r} is registered twice")
     REGISTRY[cls.name] = cls()
     return cls
-
-
-def lookup(name: str) -> Op | None:
-    return REGISTRY.get(name)
-
-
-def unknown_op_hint(name: str, extra: list[str]) -> str:
-    return did_you_mean(name, list(REGISTRY) + extra) or "see docs/language.md for the list of ops"
-
-
-def pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def fmt_pair(v: tuple[int, int], sep: str = ",") -> str:

@@ -25,9 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from archspec.api import Report, analyse
+from archspec.ir import INPUT, OpGraph
 from archspec.render import _View, layout
 from archspec.shapes import MAX_PARAMS, ordered
 
@@ -60,14 +59,14 @@ class _Ids:
 
 
 class _Page:
-    def __init__(self, graph: nx.DiGraph, report: Report) -> None:
+    def __init__(self, graph: OpGraph, report: Report) -> None:
         self.graph = graph
         self.report = report
         self.h, self.w = report.input_size
         self.ids = _Ids()
         self.boxes: dict[str, dict[str, Any]] = {}  # svg id -> what the box is
         self.index: dict[str, dict[str, Any]] = {}  # module path -> where to find it
-        self.unit_locs = {u.path: u.loc for u in graph.graph["units"]}
+        self.unit_locs = {u.path: u.loc for u in graph.net.units}
         self.views: dict[str, dict[str, Any]] = {}
 
     # ---- views ---------------------------------------------------------------------------------
@@ -129,7 +128,7 @@ class _Page:
 
     # ---- what boxes are ------------------------------------------------------------------------
     def _loc(self, node: str) -> str:
-        loc = self.graph.nodes[node]["loc"]
+        loc = self.graph.at(node).loc
         return f"{loc.file}:{loc.line}"
 
     def _output(self, members: list[str]) -> str:
@@ -138,9 +137,9 @@ class _Page:
         return (leaving or members)[-1]
 
     def _numbers(self, members: list[str], count: int) -> dict[str, Any]:
-        params = sum(self.graph.nodes[n].get("param_count", 0) for n in members)
-        macs = sum(self.graph.nodes[n].get("mac_count", 0) for n in members)
-        out = self.graph.nodes[self._output(members)]["shape"] if members else None
+        params = sum(self.graph.at(n).param_count for n in members)
+        macs = sum(self.graph.at(n).mac_count for n in members)
+        out = self.graph.at(self._output(members)).shape if members else None
         return {
             "params": params, "macs": macs, "count": count,
             "params_total": params * count, "macs_total": macs * count,
@@ -162,14 +161,14 @@ class _Page:
             d.update(self._numbers(members, len(paths)))
             d.update({"path": key, "instances": paths, "open": key, "block": g.block,
                       "loc": self.instance_loc(key, members),
-                      "ops": len({self.graph.nodes[n]["origin"] for n in members})})
+                      "ops": len({self.graph.at(n).origin for n in members})})
             return d
         first = g.members[0]
-        data = self.graph.nodes[first]
-        path = data["origin"] if key.startswith("op.") else data["path"]
+        record = self.graph.at(first)
+        path = record.origin if key.startswith("op.") else record.path
         instances = self.repeat_paths(view, first, path)
         d.update(self._numbers(g.members, len(instances)))
-        d.update({"path": path, "loc": self._loc(first), "text": data["text"], "instances": instances})
+        d.update({"path": path, "loc": self._loc(first), "text": record.text, "instances": instances})
         return d
 
     def describe_instance(self, view: _View, path: str) -> dict[str, Any]:
@@ -203,8 +202,8 @@ class _Page:
     def index_view(self, view: _View, state: tuple[str, ...]) -> None:
         """Map every module path to the box that shows it, preferring a box of exactly that path."""
         for node in ordered(self.graph):
-            data = self.graph.nodes[node]
-            if data["op"] == "input":
+            record = self.graph.at(node)
+            if record.op == INPUT:
                 continue
             target = view.resolve(node)
             key = view.of.get(target)
@@ -212,12 +211,12 @@ class _Page:
                 continue
             sid = self.ids[key]
             own = self.boxes[sid].get("path")
-            candidates = [data["path"], data["origin"]] + [f.path for f in view._frames[node]]
+            candidates = [record.path, record.origin] + [f.path for f in view._frames[node]]
             for path in candidates:
                 if not path:
                     continue
                 exact = _canonical(view, path) == own
-                if key.startswith("op.") and path == data["path"] and data["path"] != data["origin"]:
+                if key.startswith("op.") and path == record.path and record.path != record.origin:
                     exact = False  # features.6.branch0.conv is inside the box of features.6.branch0
                 old = self.index.get(path)
                 rank = (0 if exact else 1, len(state))
@@ -276,7 +275,7 @@ class _IdMap(Mapping[str, str]):
         return len(self._ids.ids)
 
 
-def page(graph: nx.DiGraph, report: Report) -> str:
+def page(graph: OpGraph, report: Report) -> str:
     """The whole HTML page of a checked spec (``analyse``'s graph and report)."""
     p = _Page(graph, report)
     for state in p.states():

@@ -1,0 +1,70 @@
+"""A class's ``__init__``: the module tree as one nested constructor expression per top-level child.
+
+``nn.Sequential`` where children are numbered 0..n-1, ``nn.ModuleDict`` elsewhere, so every
+``state_dict`` key is the spec's path (``features.6.branch1.0.conv.weight``); a torch layer is its
+constructor call, a composite op its helper class called with its layers, a shared block instance its
+class. :meth:`ModuleTree.access` then spells the attribute access of any path in that tree.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any
+
+import torch.nn as nn
+
+from archspec.codegen.calls import layer_call
+from archspec.codegen.plan import Plan
+from archspec.codegen.text import IDENT, Call, Mapping, layout, quote
+
+
+class ModuleTree:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.kinds: dict[str, str] = {"": "self"}  # module path → seq | dict | helper | layer
+
+    def expr(self, path: str, module: nn.Module) -> Any:
+        """The constructor expression of the module at ``path``."""
+        plan = self.plan
+        if path in plan.blocks:
+            self.kinds[path] = "layer"
+            return Call(plan.blocks[path][1])
+        if path in plan.helpers:
+            self.kinds[path] = "helper"
+            helper = plan.helpers[path]
+            return Call(helper.name, [self.expr(f"{path}.{c}", module._modules[c]) for c in helper.children])
+        if type(module) is not nn.Module:
+            self.kinds[path] = "layer"
+            return layer_call(module)
+        keys = list(module._modules)
+        if keys == [str(i) for i in range(len(keys))]:
+            self.kinds[path] = "seq"
+            return Call("nn.Sequential", [self.expr(f"{path}.{k}", m) for k, m in module._modules.items()])
+        self.kinds[path] = "dict"
+        return Call("nn.ModuleDict", [Mapping([(k, self.expr(f"{path}.{k}", m)) for k, m in module._modules.items()])])
+
+    def access(self, path: str) -> str:
+        """``self.features[6].branch1``: how the forward reaches the module at ``path``."""
+        text, parent = "self", ""
+        for seg in path.split("."):
+            kind = self.kinds[parent]
+            if kind == "seq":
+                text += f"[{seg}]"
+            elif kind == "self" and not IDENT.match(seg):
+                text = f"getattr(self, {quote(seg)})"
+            elif kind == "dict" and (not IDENT.match(seg) or keyword.iskeyword(seg) or hasattr(nn.ModuleDict, seg)):
+                text += f"[{quote(seg)}]"
+            else:
+                text += f".{seg}"
+            parent = f"{parent}.{seg}" if parent else seg
+        return text
+
+    def init_lines(self) -> list[str]:
+        lines = ["    def __init__(self) -> None:", "        super().__init__()"]
+        for name, module in self.plan.root._modules.items():
+            expr = self.expr(name, module)
+            if IDENT.match(name):
+                lines += layout(expr, 8, f"self.{name} = ")
+            else:
+                lines += layout(expr, 8, f"self.add_module({quote(name)}, ", ")")
+        return lines

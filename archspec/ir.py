@@ -1,0 +1,134 @@
+"""The intermediate representation the stages pass to each other: an :class:`OpGraph`.
+
+networkx keeps the topology only: which node reads which (an edge's ``slot`` is the input
+position at the reader). What is known about a node lives in one typed record, a :class:`Node`,
+and what is known about the network in one :class:`Network`; each field says which stage writes
+it. Read them with ``graph.at(node)`` and ``graph.net``, iterate with ``graph.records()``.
+
+    expansion (graph.py) ─ writes every Node field above ``shape``, and the Network's spec fields
+    shapes (shapes.py)   ─ writes ``shape``, ``range``, ``conditions``; the Network's ``min_size``,
+                           ``params``, ``partial_merges``, ``warnings``
+    report (api.py)      ─ writes ``param_count``, ``mac_count``
+
+Later stages (compile, codegen, summary, render, view, diff, export) read only. Nothing here
+imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import networkx as nx
+
+from archspec.errors import Loc, SpecWarning
+from archspec.sizes import Condition, Range
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from archspec.spec.model import InputSpec, TensorInit
+    from archspec.symbolic import Shape
+
+INPUT = "input"  # the id (and op) of the node standing for the network's input
+
+
+@dataclass(slots=True)
+class Node:
+    """One primitive op of the expanded network (or its input)."""
+
+    # ---- written by expansion (graph.py)
+    op: str  # a registry name, or "input"
+    params: BaseModel | None  # the op's validated (frozen) parameter model; None for the input
+    path: str  # module path, e.g. ``features.6.branch1.0.conv``; "" for the input
+    loc: Loc  # where the spec writes the op
+    unit: str  # path of the top-level row (block instance, op, group, aux head) it belongs to
+    blocks: tuple[tuple[str, str], ...]  # the enclosing block instances (block name, instance path), outermost first
+    order: float  # position in the spec: breaks ties of the topological order (an aux head sits after its tap)
+    origin: str  # module path of the op as written (a composite conv's conv2d, bn and act share it)
+    text: str  # the short form of the op as written, $parameters filled in: ``conv 96 3x3 s2``
+    composite: tuple[str, BaseModel] | None = None  # (op, params) of the composite op it was expanded from
+    # ---- written by shapes.py
+    shape: Shape | None = None  # the output shape, C exact, H and W as canonical forms of the input size
+    range: Range | None = None  # input sizes at which this value (and everything before it) is computable
+    conditions: tuple[Condition, ...] = ()  # a merge: input sizes at which its branches agree
+    # ---- written by the report (api.py)
+    param_count: int = 0
+    mac_count: int = 0  # at the spec's input size
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A row of reports: a top-level op or block instance."""
+
+    path: str
+    label: str
+    kind: str  # "block", "op", "aux", or "group" (a concat, residual or op list written in place)
+    loc: Loc
+    output: str = ""  # the node computing the row's output
+    block: str | None = None  # the block it instantiates
+
+
+@dataclass(frozen=True)
+class PartialMerge:
+    """Two inputs of a merge whose size on one axis agrees at some input sizes only."""
+
+    node: str
+    axis: int  # 0: H, 1: W
+    first: str
+    other: str
+
+
+@dataclass(slots=True)
+class Network:
+    """What is known about the network as a whole."""
+
+    # ---- written by expansion (graph.py)
+    name: str  # the spec's name
+    file: str  # the spec's file ("" for text)
+    input: InputSpec  # channels, and the size reports use
+    outputs: dict[str, str]  # output name → node id: "logits", then the aux heads
+    aux_weights: dict[str, float]  # aux head → its loss weight
+    units: list[Unit]  # the report's rows, in spec order
+    block_labels: dict[str, str]  # block name → its label (the name where it has none)
+    init: dict[str, dict[str, TensorInit]]  # ``init:`` tables: the spec's under "", each block's under its name
+    # ---- written by shapes.py
+    min_size: tuple[int, int] | None = None  # the smallest input the main output accepts
+    params: int = 0
+    partial_merges: list[PartialMerge] = field(default_factory=list)
+    warnings: list[SpecWarning] = field(default_factory=list)
+
+
+class OpGraph(nx.DiGraph):
+    """A networkx DiGraph whose nodes each carry a :class:`Node` and whose graph carries a :class:`Network`.
+
+    The records sit under one attribute key each (``"node"``, ``"network"``), so networkx's own
+    algorithms (ancestors, topological sorts) work unchanged and no other key is ever used.
+    """
+
+    def at(self, node: str) -> Node:
+        """The record of ``node``."""
+        return self._node[node]["node"]
+
+    @property
+    def net(self) -> Network:
+        return self.graph["network"]
+
+    @net.setter
+    def net(self, network: Network) -> None:
+        self.graph["network"] = network
+
+    def put(self, node: str, record: Node) -> None:
+        """Add ``node`` with its record (or replace the record)."""
+        self.add_node(node, node=record)
+
+    def records(self) -> Iterator[tuple[str, Node]]:
+        """(id, record) of every node, in insertion order."""
+        for n, d in self._node.items():
+            yield n, d["node"]
+
+    def input_loc(self) -> Loc:
+        """Where the spec writes its input: the place of errors about input sizes."""
+        return self.at(INPUT).loc
+
