@@ -68,6 +68,7 @@ class Report:
     accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
     train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
     warnings: list[SpecWarning] = field(default_factory=list)  # legal but likely unintended (partial merges)
+    digest: str = ""  # SHA-256 of the resolved spec (Resolved.digest): which design this is, whatever its file
 
     @property
     def max_input_size(self) -> tuple[int, int] | None:
@@ -115,6 +116,23 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+REPORT_ATTRIBUTE = "archspec_report"  # where a built model keeps what check found
+
+
+def attach_report(model: Any, report: Report) -> None:
+    """Keep ``report`` on the model ``build`` made (or a model derived from it, e.g. by optimize)."""
+    setattr(model, REPORT_ATTRIBUTE, report)
+
+
+def report_of(model: Any) -> Report:
+    """The report of a model archspec built; a TypeError naming the problem for any other model."""
+    report = getattr(model, REPORT_ATTRIBUTE, None)
+    if not isinstance(report, Report):
+        raise TypeError(f"{type(model).__name__} was not built by archspec (it has no {REPORT_ATTRIBUTE}); "
+                        "build it with archspec.build")
+    return report
 
 
 def activation_count(report: Report, batch: int = 1) -> int:
@@ -182,11 +200,12 @@ def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_para
             strict: bool = False) -> tuple[OpGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
     with _gc_paused():
-        _, graph, info = shaped_graph(spec, overrides, max_params)
+        resolved, graph, info = shaped_graph(spec, overrides, max_params)
         report = _report(graph, info.min_size, info.outputs)
         report.accepted = info.accepted["logits"]
         report.train_accepted = accepted(graph, graph.net.outputs.values())
         report.warnings = list(graph.net.warnings)
+        report.digest = resolved.digest
         if strict and report.warnings:
             raise report.warnings[0].error()
         return graph, report
@@ -199,8 +218,8 @@ def _report(graph: OpGraph, min_size: tuple[int, int], outputs: dict[str, Shape]
     per_unit_macs: dict[str, int] = {}
     total_params = total_macs = 0
     for record, op, shapes in shaped_ops(graph):
-        p = op.param_count(record.params, shapes, record.shape)
-        m = op.macs(record.params, shapes, record.shape, h, w)
+        p = op.param_count(record.params, shapes, record.out)
+        m = op.macs(record.params, shapes, record.out, h, w)
         record.param_count, record.mac_count = p, m
         per_unit_params[record.unit] = per_unit_params.get(record.unit, 0) + p
         per_unit_macs[record.unit] = per_unit_macs.get(record.unit, 0) + m
@@ -209,21 +228,10 @@ def _report(graph: OpGraph, min_size: tuple[int, int], outputs: dict[str, Shape]
             total_macs += m
     rows = []
     for u in net.units:
-        rows.append(Row(u.path, u.label, u.kind, graph.at(u.output).shape, per_unit_params.get(u.path, 0),
+        rows.append(Row(u.path, u.label, u.kind, graph.at(u.output).out, per_unit_params.get(u.path, 0),
                         per_unit_macs.get(u.path, 0), u.loc.line))
-    return Report(net.name, net.file, net.input.channels, tuple(net.input.size), min_size, outputs, rows,
+    return Report(net.name, net.file, net.input.channels, net.input.size, min_size, outputs, rows,
                   total_params, total_macs, graph)
-
-
-def dump(spec: Mapping[str, Any]) -> str:
-    """A spec given as data, written as the YAML archspec reads it (keys in their order). Errors in a spec
-    given as a mapping are located at lines of this text, under the file name ``<dict>``."""
-    import yaml
-
-    try:
-        return yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True)
-    except yaml.YAMLError as e:  # a value YAML cannot write (an object, a function)
-        raise TypeError(f"a spec given as a mapping holds plain data only (str, numbers, lists, mappings): {e}") from None
 
 
 def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,
@@ -252,7 +260,7 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
 
     with _gc_paused():
         model = compile_graph(graph)
-    model.archspec_report = report
+    attach_report(model, report)
     if optimize:
         from archspec.optimize import optimize as _optimize
 

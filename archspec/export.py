@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from archspec.api import MAX_ACTIVATIONS
+from archspec.api import MAX_ACTIVATIONS, report_of
 from archspec.api import activation_count as api_activation_count
 from archspec.api import check_activations as api_check_activations
 from archspec.errors import Loc, SpecError, printable
@@ -110,7 +110,7 @@ def inference_module(model: nn.Module) -> nn.Module:
 
 
 def example_input(model: nn.Module) -> torch.Tensor:
-    report = model.archspec_report
+    report = report_of(model)
     h, w = report.input_size
     return torch.randn(EXAMPLE_BATCH, report.input_channels, h, w)
 
@@ -119,10 +119,11 @@ def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
     """What an exported file says about where it came from (ONNX metadata_props, shown by Netron)."""
     from archspec import __version__
 
-    report = model.archspec_report
+    report = report_of(model)
     meta = {"archspec_version": __version__, "archspec_spec": report.name, "archspec_spec_file": str(report.file),
             "archspec_input": "{}×{}×{}".format(report.input_channels, *report.input_size),
-            "archspec_accepted_input_sizes": report.accepted.describe(), "archspec_params": str(report.params)}
+            "archspec_accepted_input_sizes": report.accepted.describe(), "archspec_params": str(report.params),
+            "archspec_spec_sha256": report.digest}
     if shapes is not None:
         meta["archspec_export_input_sizes"] = shapes.describe()
         if shapes.notes:
@@ -199,7 +200,7 @@ class Sizes:
 
 def planned_sizes(model: nn.Module) -> Sizes:
     """The sizes to ask torch.export for: what the network accepts, where a Dim can say it."""
-    report = model.archspec_report
+    report = report_of(model)
     acc = report.accepted
     plan = Sizes([0, 0], [None, None], [1, 1])
     for axis in (0, 1):
@@ -244,7 +245,7 @@ def _oblivious() -> Iterator[None]:
     try:
         from torch.fx.experimental import _config
 
-        switch = _config.patch(backed_size_oblivious=True) if hasattr(_config, "backed_size_oblivious") else None
+        switch = _config.patch(backed_size_oblivious=True) if hasattr(_config, "backed_size_oblivious") else None  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - another torch
         switch = None
     try:
@@ -355,7 +356,7 @@ def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.e
     does not hold at every size (then the export is traced again without it).
     """
     plan = planned_sizes(model)
-    spec_size = model.archspec_report.input_size
+    spec_size = report_of(model).input_size
     while True:
         dynamic = [a for a in (0, 1) if plan.step[a]]
         if not dynamic:
@@ -413,10 +414,11 @@ def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module,
     with _oblivious():
         onnx_program = torch.onnx.export(program, input_names=["x"], output_names=["logits"], dynamo=True,
                                          optimize=False, verbose=False)
+    assert onnx_program is not None  # dynamo=True always returns the program
     graph = getattr(inference_module(model), "graph", None)
     onnx_model = onnx_program.model
     _name_nodes(onnx_model, _origins(getattr(onnx_program, "exported_program", None) or program, graph,
-                                     model.archspec_report.graph))
+                                     report_of(model).graph))
     _name_dims(onnx_model, program)
     import onnxscript.optimizer
 
@@ -478,7 +480,7 @@ def _name_dims(model: Any, program: torch.export.ExportedProgram) -> None:
     names: dict[str, str] = {}
     for index, size in enumerate(_input_shape(program)):
         if not isinstance(size, int) and index != 1:
-            label = ("batch", None, "H", "W")[index]
+            label = ("batch", "C", "H", "W")[index]  # (index 1, the channels, is never symbolic)
             symbols = sorted(str(s) for s in size.node.expr.free_symbols)
             if len(symbols) == 1:
                 names[symbols[0]] = label if str(size.node.expr) == symbols[0] else f"{label}_steps"
@@ -510,12 +512,12 @@ FORMATS = (".onnx", ".pt2", ".ts")
 
 def activation_count(model: nn.Module) -> int:
     """Values computed by one forward of the example batch: every op's output at the spec's input size."""
-    return api_activation_count(model.archspec_report, EXAMPLE_BATCH)
+    return api_activation_count(report_of(model), EXAMPLE_BATCH)
 
 
 def check_activations(model: nn.Module, max_activations: int = MAX_ACTIVATIONS) -> None:
     """Refuse, before any tensor is made, a network whose example run would not fit the budget."""
-    api_check_activations(model.archspec_report, max_activations, EXAMPLE_BATCH, doing="exporting")
+    api_check_activations(report_of(model), max_activations, EXAMPLE_BATCH, doing="exporting")
 
 
 def format_of(path: str | Path) -> str:

@@ -57,6 +57,18 @@ class Node:
     param_count: int = 0
     mac_count: int = 0  # at the spec's input size
 
+    @property
+    def out(self) -> Shape:
+        """The output shape, for the stages after shapes.py (which gives every node one)."""
+        assert self.shape is not None, f"{self.path or self.op} has no shape: shapes.py has not run"
+        return self.shape
+
+    @property
+    def sizes(self) -> Range:
+        """The input sizes at which this value is computable, for the stages after shapes.py."""
+        assert self.range is not None, f"{self.path or self.op} has no range: shapes.py has not run"
+        return self.range
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -100,7 +112,7 @@ class Network:
     warnings: list[SpecWarning] = field(default_factory=list)
 
 
-class OpGraph(nx.DiGraph):
+class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type information
     """A networkx DiGraph whose nodes each carry a :class:`Node` and whose graph carries a :class:`Network`.
 
     The records sit under one attribute key each (``"node"``, ``"network"``), so networkx's own

@@ -19,6 +19,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from archspec.api import REPORT_ATTRIBUTE, attach_report
 from archspec.passes import PassResult, fold_bn, fuse_conv_act, fuse_conv_add, fuse_parallel_convs, remove_noops, to_layout
 
 
@@ -44,10 +45,10 @@ def optimize(model: nn.Module, dtype: torch.dtype | None = None, *, channels_las
         results.append(fuse_conv_act(gm))
     results.append(to_layout(gm, torch.channels_last if channels_last else None, dtype))
     gm.requires_grad_(False)
-    gm.archspec_passes = results
-    report: Any = getattr(model, "archspec_report", None)
+    setattr(gm, "archspec_passes", results)  # noqa: B010 - an attribute nn.Module does not declare
+    report = getattr(model, REPORT_ATTRIBUTE, None)
     if report is not None:
-        gm.archspec_report = report
+        attach_report(gm, report)
     return gm
 
 

@@ -215,7 +215,7 @@ def accepted(graph: OpGraph, nodes: Iterable[str]) -> Accepted:
     Reads the ``range`` and ``conditions`` the shapes stage wrote onto the nodes.
     """
     nodes = list(nodes)
-    interval = meet(UNBOUNDED, *(graph.at(n).range for n in nodes))
+    interval = meet(UNBOUNDED, *(graph.at(n).sizes for n in nodes))
     if not any(r.conditions for _, r in graph.records()):
         return Accepted(interval, ())  # the common case: no need to find what the outputs depend on
     seen: set[str] = set(nodes)

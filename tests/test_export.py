@@ -109,6 +109,21 @@ def test_onnx_says_where_it_came_from(tmp_path: Path) -> None:
     assert props["archspec_spec"] == report.name and props["archspec_version"] == archspec.__version__
     assert props["archspec_accepted_input_sizes"] == report.accepted.describe()
     assert props["archspec_params"] == str(report.params)
+    assert props["archspec_spec_sha256"] == report.digest
+
+
+def test_the_spec_digest_names_the_design_not_the_text(tmp_path: Path) -> None:
+    """The digest in an export's metadata: the same for the same design written differently (comments,
+    flow or block style, key order of a mapping's options), different for a changed network."""
+    import hashlib
+
+    text = TINY.read_text()
+    reformatted = tmp_path / "other_name.yaml"
+    reformatted.write_text("# the same network, with a comment\n" + text.replace("\n", "\n\n"))
+    digest = archspec.check(TINY).digest
+    assert len(digest) == 64 and digest != hashlib.sha256(text.encode()).hexdigest()  # not the file's bytes
+    assert archspec.check(reformatted).digest == digest
+    assert archspec.check(TINY, {"input.size": [64, 64]}).digest != digest
 
 
 def test_torchscript_keeps_the_input_guard(tiny_weights: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:

@@ -42,18 +42,19 @@ def run(args: argparse.Namespace) -> int:
               f"pip install {' '.join(missing)}", file=sys.stderr)
         return 2
 
-    from archspec.api import build
+    from archspec.api import attach_report, build, report_of
     from archspec.export import export, load_weights
     from archspec.fileio import refuse_overwriting_inputs
 
     refuse_overwriting_inputs(args.output, args.spec, args.weights)
 
-    from archspec.export import MAX_ACTIVATIONS, check_activations
+    from archspec.api import MAX_ACTIVATIONS
+    from archspec.export import check_activations
 
     budget = args.max_activations or MAX_ACTIVATIONS
     model = build(args.spec, overrides_of(args), max_params=args.max_params, max_activations=budget)
     check_activations(model, budget)  # the example batch, before any weights are loaded
-    report = model.archspec_report
+    report = report_of(model)
     if args.weights:
         load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
     if args.weights_from:
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         # the portable rewrites only: the fused conv+ReLU is a oneDNN (CPU) kernel that ONNX and
         # TorchScript cannot express, and memory layout is the runtime's business
         optimized = optimize(model, fuse_act=False, channels_last=False)
-        optimized.archspec_report = report
+        attach_report(optimized, report)
         model = optimized
     shapes = export(model, args.output, budget)
     for note in shapes.notes if shapes is not None else ():

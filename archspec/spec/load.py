@@ -7,6 +7,7 @@ non-standard tags and merge keys, and (3) bound alias expansion and nesting dept
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -269,3 +270,12 @@ def load_file(path: str | Path, display: str | None = None) -> Source:
     except SpecError as e:
         raise SpecError(e.message, Loc(name, e.line, e.column), code=e.code, hint=e.hint) from None
     return load_text(raw, name, p.resolve())
+
+
+def dump(spec: Mapping[str, Any]) -> str:
+    """A spec given as data, written as the YAML archspec reads it (keys in their order). Errors in a spec
+    given as a mapping are located at lines of this text, under the file name ``<dict>``."""
+    try:
+        return yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as e:  # a value YAML cannot write (an object, a function)
+        raise TypeError(f"a spec given as a mapping holds plain data only (str, numbers, lists, mappings): {e}") from None

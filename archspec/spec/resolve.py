@@ -7,6 +7,8 @@ file so any later stage can point at a line and column.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.library import ZOO, is_zoo, zoo_path
-from archspec.spec.load import Source, YamlPath, load_file, load_text
+from archspec.spec.load import Source, YamlPath, dump, load_file, load_text
 from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
 
 MAX_USE_DEPTH = 16
@@ -43,6 +45,15 @@ class Resolved:
         """Default parameters of ``op`` written in ``source``: the spec's, overlaid by those of the
         block library the op is written in (the nearest file's defaults win)."""
         return {**self.spec.defaults.get(op, {}), **self.library_defaults.get(source.file, {}).get(op, {})}
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of what the network is made from — the spec after overrides, every block it may use,
+        the libraries' defaults — as data, so comments and formatting do not change it."""
+        data = {"spec": self.spec.model_dump(mode="json", by_alias=True),
+                "blocks": {name: e.definition.model_dump(mode="json", by_alias=True) for name, e in sorted(self.blocks.items())},
+                "library_defaults": self.library_defaults}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _strip(loc: tuple[Any, ...]) -> YamlPath:
@@ -131,12 +142,10 @@ def _looks_like_path(spec: str) -> bool:
     return "\n" not in spec and (spec.endswith((".yaml", ".yml")) or os.path.exists(spec))
 
 
-def read(spec: str | Path | Source) -> Source:
+def read(spec: str | Path | Source | Mapping[str, Any]) -> Source:
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, Mapping):  # a spec as data: read as the YAML it dumps to, so errors keep line:col
-        from archspec.api import dump
-
         return load_text(dump(spec), "<dict>")
     if is_zoo(spec):
         return load_file(zoo_path(str(spec)), str(spec))
@@ -145,7 +154,7 @@ def read(spec: str | Path | Source) -> Source:
     return load_text(spec, "<string>")
 
 
-def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = None) -> Resolved:
+def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Resolved:
     """Read, override, validate and import: everything before expansion."""
     source = read(spec)
     if not isinstance(source.data, dict):
@@ -170,7 +179,7 @@ def resolve(spec: str | Path | Source, overrides: Mapping[str, Any] | None = Non
     root = source.path.parent if source.path else Path.cwd().resolve()
     resolved = Resolved(spec=model, source=source, sources=[source])
     _add_blocks(resolved, model.blocks, source)
-    seen = {source.path} if source.path else set()
+    seen: set[Path | None] = {source.path} if source.path else set()
     _use(resolved, model.use, source, root, seen, stack=[source.path] if source.path else [], depth=0)
     return resolved
 
