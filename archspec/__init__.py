@@ -8,12 +8,12 @@ loaded on first use, so ``import archspec`` does not import torch.
 
 from typing import Any
 
-from archspec.api import Report, analyse, build, check
+from archspec.api import Report, analyze, build, check
 from archspec.errors import SpecError
 from archspec.spec.load import dump
 
 __version__ = "0.1.0"
-__all__ = ["SpecError", "Report", "analyse", "build", "check", "dump", "import_module", "optimize", "transfer",
+__all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", "import_module", "optimize", "transfer",
            "__version__"]
 
 

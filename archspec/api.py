@@ -196,7 +196,7 @@ def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max
     return resolved, graph, infer_shapes(graph, max_params=max_params)
 
 
-def analyse(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
+def analyze(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
             strict: bool = False) -> tuple[OpGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
     with _gc_paused():
@@ -242,7 +242,7 @@ def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_par
     spec raises SpecError; arguments of the wrong type (``check(None)``, overrides that are not a
     mapping, a ``max_params`` that is not an int) raise TypeError naming the argument.
     """
-    return analyse(spec, overrides, max_params, strict)[1]
+    return analyze(spec, overrides, max_params, strict)[1]
 
 
 def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimize: bool = False,
@@ -254,7 +254,7 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
     more than ``max_activations`` values (every op's output summed).
     """
     _check_arguments(spec, overrides, max_params, max_activations)
-    graph, report = analyse(spec, overrides, max_params, strict)
+    graph, report = analyze(spec, overrides, max_params, strict)
     check_activations(report, max_activations)
     from archspec.compile import compile_graph
 
@@ -268,4 +268,4 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
     return model
 
 
-__all__ = ["check", "build", "analyse", "Report", "Row", "SpecError", "MAX_ACTIVATIONS"]
+__all__ = ["check", "build", "analyze", "Report", "Row", "SpecError", "MAX_ACTIVATIONS"]

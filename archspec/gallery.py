@@ -41,12 +41,12 @@ def _draw(dot: graphviz.Digraph, out: Path, stem: str, png: bool) -> list[str]:
 
 
 def render_spec_views(spec: Path, out: Path) -> Entry:
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.render import block_instances, render
     from archspec.shapes import ordered
     from archspec.view import page
 
-    graph, report = analyse(spec)
+    graph, report = analyze(spec)
     name = graph.net.name
     entry = Entry(spec, name)
     entry.network = _draw(render(graph), out, name, png=True)

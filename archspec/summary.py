@@ -17,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.api import Report, SpecLike, analyse
+from archspec.api import Report, SpecLike, analyze
 from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
 from archspec.shapes import MAX_PARAMS, shaped_ops
@@ -159,7 +159,7 @@ def summarize_graph(graph: OpGraph, report: Report) -> Summary:
 def summarize(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,
               batch: int = 1) -> Summary:
     """The summary of a spec (a path or YAML text): counts per block and per op, totals, activation memory."""
-    graph, report = analyse(spec, overrides, max_params)
+    graph, report = analyze(spec, overrides, max_params)
     summary = summarize_graph(graph, report)
     summary.memory = activation_memory(graph, batch)
     params = block_params(spec, overrides)

@@ -204,11 +204,11 @@ SPEC_FILES = sorted((Path(__file__).resolve().parent / "specs").glob("*.yaml")) 
 @pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
 def test_generated_file_computes_what_the_compiled_model_does(spec: Path, tmp_path: Path) -> None:
     """Over every spec (zoo and test specs): same keys, same outputs in both modes, ruff-clean."""
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.codegen import generate
     from archspec.compile import compile_graph
 
-    graph, report = analyse(spec)
+    graph, report = analyze(spec)
     out = tmp_path / f"{spec.stem}.py"
     out.write_text(generate(graph, str(spec)))
     lint = ruff(out)
@@ -246,10 +246,10 @@ def test_a_module_cannot_also_contain_modules(write_spec) -> None:
 
 
 def _compiled_and_generated(text: str, tmp_path: Path) -> tuple[torch.nn.Module, torch.nn.Module, str]:
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.codegen import generate
 
-    graph, report = analyse(text)
+    graph, report = analyze(text)
     out = tmp_path / "gen.py"
     out.write_text(generate(graph, "spec.yaml"))
     assert ruff(out).returncode == 0, ruff(out).stdout

@@ -68,7 +68,7 @@ def test_archspec_agrees_with_the_oracle(case: tuple) -> None:
     findings = run_case(spec, truth, seed)
     assert not findings, (
         f"seed {seed}: " + "; ".join(map(str, findings)) + f"\n--- spec (overrides {spec.overrides})\n{render(spec)}"
-        + f"\nminimise it: python -m tests.fuzz.differential --seed {seed} --cases 1"
+        + f"\nminimize it: python -m tests.fuzz.differential --seed {seed} --cases 1"
     )
 
 

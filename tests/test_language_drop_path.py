@@ -124,12 +124,12 @@ def test_drop_path_forms_and_errors() -> None:
 def test_drop_path_through_every_backend(tmp_path: Path) -> None:
     """The standalone file (its own DropPath class) draws the same numbers; torch.export and the
     optimised inference module see the identity; torch.compile takes it in one graph."""
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.codegen import generate
     from archspec.optimize import optimize
 
     model = _model()
-    graph, _ = analyse(RESIDUAL)
+    graph, _ = analyze(RESIDUAL)
     source = generate(graph)
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert "class DropPath(nn.Module):" in source and not any("archspec" in line for line in imports)

@@ -89,10 +89,10 @@ def _load(path: Path, cls: str) -> nn.Module:
 
 def _same_in_both(text: str, tmp_path: Path, stem: str) -> None:
     """build and compile agree: same state_dict keys, same outputs in train and eval mode."""
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.codegen import generate, standalone_class_name
 
-    graph, report = analyse(text)
+    graph, report = analyze(text)
     out = tmp_path / f"{stem}.py"
     out.write_text(generate(graph, "spec.yaml"))
     compiled = archspec.build(text)

@@ -20,14 +20,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.codegen import generate
 
     if args.output and args.output != "-":
         from archspec.fileio import refuse_overwriting_inputs
 
         refuse_overwriting_inputs(args.output, args.spec, args.weights)
-    graph, report = analyse(args.spec, overrides_of(args), args.max_params)
+    graph, report = analyze(args.spec, overrides_of(args), args.max_params)
     if args.weights:
         from archspec.compile import compile_graph
         from archspec.export import load_weights

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from archspec.api import Report, analyse
+from archspec.api import Report, analyze
 from archspec.ir import INPUT, OpGraph
 from archspec.render import _View, layout
 from archspec.shapes import MAX_PARAMS, ordered
@@ -276,7 +276,7 @@ class _IdMap(Mapping[str, str]):
 
 
 def page(graph: OpGraph, report: Report) -> str:
-    """The whole HTML page of a checked spec (``analyse``'s graph and report)."""
+    """The whole HTML page of a checked spec (``analyze``'s graph and report)."""
     p = _Page(graph, report)
     for state in p.states():
         p.add_view(state)
@@ -317,7 +317,7 @@ def _body(report: Report) -> str:
 
 def page_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> str:
     """Check a spec (SpecError on any mistake) and return its interactive page."""
-    graph, report = analyse(spec, overrides, max_params)
+    graph, report = analyze(spec, overrides, max_params)
     return page(graph, report)
 
 

@@ -95,7 +95,7 @@ def compare_outputs(got: Any, want: Any, rtol: float) -> str | None:
     return None
 
 
-def _randomise(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+def _randomize(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
     """Trained-like weights and BatchNorm statistics (so that BN is not the identity)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -163,7 +163,7 @@ class Case:
             shapes = sorted(k for k in set(got) & set(want) if got[k] != want[k])[:4]
             self.fail("state-dict", f"missing {missing}, unexpected {extra}, shapes differ {shapes}")
             return
-        state = _randomise(model, self.seed)
+        state = _randomize(model, self.seed)
         oracle.load_state_dict(state)
         model.double()
         oracle.double()
@@ -284,11 +284,11 @@ class Case:
         oracle.zero_grad(set_to_none=True)
 
     def check_codegen(self, state: dict[str, torch.Tensor], oracle: Oracle, x: torch.Tensor) -> None:
-        from archspec.api import analyse
+        from archspec.api import analyze
         from archspec.codegen import generate as codegen
 
         try:
-            graph, report = analyse(self.text, self.overrides)
+            graph, report = analyze(self.text, self.overrides)
             source = codegen(graph, "case.yaml")
             module = types.ModuleType("archspec_fuzz_standalone")
             exec(compile(source, "<standalone>", "exec"), module.__dict__)  # noqa: S102 - the file under test
@@ -559,7 +559,7 @@ def _candidates(spec: Spec) -> list[Spec]:
     return out
 
 
-def minimise(spec: Spec, seed: int, category: str, faults: set[str] | frozenset[str], budget_s: float = 60.0
+def minimize(spec: Spec, seed: int, category: str, faults: set[str] | frozenset[str], budget_s: float = 60.0
              ) -> tuple[Spec, Finding]:
     """Greedy shrinking: keep any simpler valid tree that still shows a fault of the same category."""
     best, finding = spec, None
@@ -594,8 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enable", action="append", default=[], metavar="SWITCH",
                     help=f"draw a KNOWN_FAULTS construct again (any of: {', '.join(sorted(KNOWN_FAULTS))}; 'all')")
     ap.add_argument("--timeout", type=float, default=CASE_SECONDS, help="seconds per case before it is a finding")
-    ap.add_argument("--no-minimise", action="store_true")
-    ap.add_argument("--max-failures", type=int, default=20, help="minimise at most this many (one per category)")
+    ap.add_argument("--no-minimize", action="store_true")
+    ap.add_argument("--max-failures", type=int, default=20, help="minimize at most this many (one per category)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case's YAML")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -629,10 +629,10 @@ def main(argv: list[str] | None = None) -> int:
         if not new or len(shown) >= args.max_failures:
             continue
         cat = new[0]
-        if args.no_minimise or cat == "timeout":
+        if args.no_minimize or cat == "timeout":
             small, small_findings = spec, findings
         else:
-            small, _ = minimise(spec, seed, cat, faults)
+            small, _ = minimize(spec, seed, cat, faults)
             small_findings = run_case(small, realize(small, forbid=faults), seed, faults)
         shown.update(f.category for f in small_findings)
         shown.add(cat)
