@@ -5,10 +5,8 @@
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,19 +103,6 @@ class Report:
         }
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector: a full collection scans every object in the process
-    (hundreds of thousands once torch is loaded) and would otherwise run several times per build."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 REPORT_ATTRIBUTE = "archspec_report"  # where a built model keeps what check found
 
 
@@ -199,16 +184,15 @@ def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max
 def analyze(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
             strict: bool = False) -> tuple[OpGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
-    with _gc_paused():
-        resolved, graph, info = shaped_graph(spec, overrides, max_params)
-        report = _report(graph, info.min_size, info.outputs)
-        report.accepted = info.accepted["logits"]
-        report.train_accepted = accepted(graph, graph.net.outputs.values())
-        report.warnings = list(graph.net.warnings)
-        report.digest = resolved.digest
-        if strict and report.warnings:
-            raise report.warnings[0].error()
-        return graph, report
+    resolved, graph, info = shaped_graph(spec, overrides, max_params)
+    report = _report(graph, info.min_size, info.outputs)
+    report.accepted = info.accepted["logits"]
+    report.train_accepted = accepted(graph, graph.net.outputs.values())
+    report.warnings = list(graph.net.warnings)
+    report.digest = resolved.digest
+    if strict and report.warnings:
+        raise report.warnings[0].error()
+    return graph, report
 
 
 def _report(graph: OpGraph, min_size: tuple[int, int], outputs: dict[str, Shape]) -> Report:
@@ -258,8 +242,7 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
     check_activations(report, max_activations)
     from archspec.compile import compile_graph
 
-    with _gc_paused():
-        model = compile_graph(graph)
+    model = compile_graph(graph)
     attach_report(model, report)
     if optimize:
         from archspec.optimize import optimize as _optimize
