@@ -18,14 +18,14 @@ __all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", "import_m
 
 
 def __getattr__(name: str) -> Any:
-    if name == "optimize":  # the submodule, which is callable: archspec.optimize(model) == optimize.optimize(model)
-        import archspec.optimize as stage
+    if name == "optimize":  # imported on first use: it needs torch, which `check` never imports
+        from archspec.inference import optimize
 
-        return stage
-    if name == "transfer":  # the submodule, callable like optimize: archspec.transfer(source, variant)
-        import archspec.transfer as transfer_stage
+        return optimize
+    if name == "transfer":
+        from archspec.weights import transfer
 
-        return transfer_stage
+        return transfer
     if name == "import_module":
         from archspec.importer import import_module
 

@@ -245,7 +245,7 @@ def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimiz
     model = compile_graph(graph)
     attach_report(model, report)
     if optimize:
-        from archspec.optimize import optimize as _optimize
+        from archspec.inference import optimize as _optimize
 
         model = _optimize(model)
     return model

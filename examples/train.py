@@ -493,7 +493,7 @@ class Run:
         model = self.model = archspec.build(args.spec, overrides)
         report = model.archspec_report
         if args.weights_from and not (args.resume and args.checkpoint and args.checkpoint.exists()):
-            from archspec.transfer import transfer, weights_source
+            from archspec.weights import transfer, weights_source
 
             carried = transfer(weights_source(args.weights_from), model)  # the same on every process
             if ctx.main:

@@ -126,7 +126,7 @@ def test_drop_path_through_every_backend(tmp_path: Path) -> None:
     optimised inference module see the identity; torch.compile takes it in one graph."""
     from archspec.api import analyze
     from archspec.codegen import generate
-    from archspec.optimize import optimize
+    from archspec.inference import optimize
 
     model = _model()
     graph, _ = analyze(RESIDUAL)

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import archspec  # noqa: E402
-from archspec.optimize import optimize  # noqa: E402
+from archspec.inference import optimize  # noqa: E402
 from archspec.passes import (  # noqa: E402
     fold_bn,
     fuse_conv_act,

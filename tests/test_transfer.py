@@ -13,7 +13,7 @@ from references import REFERENCES, SPECS, perturb_bn
 
 import archspec
 from archspec.cli import main
-from archspec.transfer import transfer
+from archspec.weights import Transfer, transfer
 
 V4 = SPECS / "inception_v4.yaml"
 SIX_A = {"network.features.inception_a.repeat": 6}
@@ -29,7 +29,7 @@ def reference() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def six_a(reference: torch.nn.Module) -> tuple[torch.nn.Module, archspec.transfer.Transfer]:
+def six_a(reference: torch.nn.Module) -> tuple[torch.nn.Module, Transfer]:
     variant = archspec.build(V4, overrides=SIX_A)
     return variant, transfer(reference, variant)
 
@@ -81,11 +81,11 @@ def test_wider_variant_reports_what_could_not_transfer(reference) -> None:
     assert w.shape[0] == 40 and torch.equal(w[:32], reference.state_dict()["features.0.conv.weight"])
 
 
-def test_archspec_transfer_is_callable_however_it_was_imported() -> None:
-    import archspec.transfer as module
+def test_archspec_transfer_is_the_function() -> None:
+    import archspec.weights as module
 
     a, b = torch.nn.Linear(2, 3), torch.nn.Linear(2, 3)
-    assert archspec.transfer is module and archspec.transfer(a, b).complete
+    assert archspec.transfer is module.transfer and archspec.transfer(a, b).complete
     assert torch.equal(a.weight, b.weight)
 
 

@@ -58,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
     if args.weights_from:
-        from archspec.transfer import transfer, weights_source
+        from archspec.weights import transfer, weights_source
 
         print(transfer(weights_source(args.weights_from), model).table(), file=sys.stderr)
     if args.optimize:
-        from archspec.optimize import optimize
+        from archspec.inference import optimize
 
         # the portable rewrites only: the fused conv+ReLU is a oneDNN (CPU) kernel that ONNX and
         # TorchScript cannot express, and memory layout is the runtime's business

@@ -2,7 +2,7 @@
 
 Each pass takes a ``torch.fx.GraphModule`` in eval mode, rewrites its graph (and the modules
 it calls) in place, lints and recompiles it, and returns how many rewrites it made.
-:func:`archspec.optimize.optimize` runs them in order; they can also be run one by one.
+:func:`archspec.inference.optimize` runs them in order; they can also be run one by one.
 """
 
 from archspec.passes.common import PassResult

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,17 +269,5 @@ def weights_source(spec: str, pretrained: bool = True) -> Any:
     from archspec.export import read_state_dict
 
     return read_state_dict(spec)
-
-
-class _CallableModule(types.ModuleType):
-    """``import archspec.transfer`` (or ``from archspec.transfer import ...``) sets the package
-    attribute to this module, so ``archspec.transfer(source, variant)`` must still work: the module
-    is callable."""
-
-    def __call__(self, source: Any, variant: Any, **options: Any) -> Transfer:
-        return transfer(source, variant, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["Transfer", "Entry", "transfer", "weights_source", "KINDS"]

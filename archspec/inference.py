@@ -11,9 +11,6 @@ parameters do not require gradients, and auxiliary heads are dropped.
 from __future__ import annotations
 
 import copy
-import sys
-import types
-from typing import Any
 
 import torch
 import torch.fx as fx
@@ -50,14 +47,3 @@ def optimize(model: nn.Module, dtype: torch.dtype | None = None, *, channels_las
     if report is not None:
         attach_report(gm, report)
     return gm
-
-
-class _CallableModule(types.ModuleType):
-    """``archspec.optimize`` is both this module and the function: importing the submodule rebinds
-    the package attribute to the module, so the module itself must be callable."""
-
-    def __call__(self, model: nn.Module, dtype: torch.dtype | None = None, **options: Any) -> fx.GraphModule:
-        return optimize(model, dtype, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
