@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     size = _size(model, tuple(args.input_size) if args.input_size else None)
     result = to_spec(model, name=name, source=args.source, input_size=size)
     if not args.no_check:
-        verify(model, result.text, size)
+        verify(model, result.text, size, aux=result.aux)
     if not args.output or args.output == "-":
         sys.stdout.write(result.text)
     else:

@@ -12,13 +12,13 @@ output on a random input, before returning — what cannot be expressed is an
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
-from archspec.importer.structure import ACTS, Chain, Op, recover
+from archspec.importer.structure import ACTS, Chain, Op, paths, recover
 from archspec.importer.trace import Converter, ImportRefused, fuse_composites, trace
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
@@ -32,6 +32,7 @@ class Imported:
     name: str
     blocks: int
     params: int
+    aux: dict[str, int] = field(default_factory=dict)  # aux head → its place among the training-mode outputs
 
     @property
     def lines(self) -> int:
@@ -239,17 +240,57 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
             p.path = graph.nodes[p.node].get("path") or None
 
 
-def _unreached(model: Any, prims: list[Any], reached: set[str]) -> None:
-    """Every module with weights must be in the spec: one the forward never calls (an auxiliary
-    head that runs only in training mode) would otherwise vanish from the state_dict."""
-    own = {k.rpartition(".")[0] for k in model.state_dict()}
-    missing = sorted(p for p in own if not any(p == r or p.startswith(r + ".") for r in reached))
+def _weighted_paths(model: Any) -> set[str]:
+    return {k.rpartition(".")[0] for k in model.state_dict()}
+
+
+def _missing(model: Any, reached: set[str]) -> list[str]:
+    return sorted(p for p in _weighted_paths(model) if not any(p == r or p.startswith(r + ".") for r in reached))
+
+
+def _reached(prims: list[Any]) -> set[str]:
+    return {p.path for p in prims if p.path and (p.stateful or p.op == "conv")}
+
+
+def _unreached(model: Any, reached: set[str]) -> None:
+    """Every module with weights must be in the spec: one that neither forward calls would
+    otherwise vanish from the state_dict."""
+    missing = _missing(model, reached)
     if missing:
         top = sorted({m.split(".")[0] for m in missing})
-        raise ImportRefused(f"modules with weights that the eval-mode forward never calls: {', '.join(top[:5])}"
+        raise ImportRefused(f"modules with weights that the forward never calls: {', '.join(top[:5])}"
                             f"{' …' if len(top) > 5 else ''}", module=missing[0],
-                            hint="auxiliary (training-only) heads are not imported: build the model without "
-                                 "them (torchvision: aux_logits=False) or write them under aux: by hand")
+                            hint="modules the forward does not use have no place in a spec: build the model "
+                                 "without them")
+
+
+@dataclass
+class _AuxHead:
+    graph: Any  # AuxGraph
+    chain: Chain
+    emitted: Any = None
+
+
+def _aux_heads(model: Any, gm: Any, prims: list[Any]) -> list[_AuxHead]:
+    """Training-only heads: the modules with weights the eval-mode forward never calls, read from a
+    trace in training mode (see aux.py)."""
+    from archspec.importer.aux import aux_graphs
+
+    missing = _missing(model, _reached(prims))
+    if not missing:
+        return []
+    eval_targets = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    out = []
+    for a in aux_graphs(model, eval_targets, {m.split(".")[0] for m in missing}):
+        conv = Converter(a.gm)
+        head = conv.run()
+        if conv.output is None:  # pragma: no cover - an output node always follows
+            raise ImportRefused(f"aux head {a.name!r} has no output")
+        _stateless_paths(model, head)
+        fuse_composites(head, conv.output)
+        out.append(_AuxHead(a, recover(head, conv.output)))
+        prims = prims + head
+    return out
 
 
 def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
@@ -260,7 +301,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     if isinstance(model, fx.GraphModule):  # built by archspec (or traced already): its graph is the truth
         gm = model
     elif getattr(model, "archspec_report", None) is not None and hasattr(model, "inference"):
-        gm = model.inference()  # archspec-built with aux heads: the eval graph (the heads are refused below)
+        gm = model.inference()  # archspec-built with aux heads: the eval graph (the heads: _aux_heads)
     else:
         was_training = model.training
         model.eval()
@@ -272,8 +313,8 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     prims = conv.run()
     if conv.output is None:
         raise ImportRefused("the traced module has no output")
-    fuse_composites(prims, conv.output)
     _stateless_paths(model, prims)
+    fuse_composites(prims, conv.output)
     tree: Chain = recover(prims, conv.output)
     first_conv = next((p for p in prims if p.op in ("conv", "conv2d")), None)
     channels = 3
@@ -282,13 +323,15 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
             first_conv.path + (".conv.weight" if first_conv.op == "conv" else ".weight"))
         if weight is not None:
             channels = int(weight.shape[1]) * int(first_conv.params["groups"])
-    _unreached(model, prims, {p.path for p in prims if p.path and p.stateful}
-               | {p.path for p in prims if p.op == "conv" and p.path})
+    heads = _aux_heads(model, gm, prims)
+    _unreached(model, _reached(prims) | {p for h in heads for p in paths(h.chain)})
 
     emitter = Emitter(_classes(model))
     network = emitter.as_list(tree, "")
+    for h in heads:
+        h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances)
-    ops = [o for o in _all_ops(tree)]
+    ops = [o for o in _all_ops(tree)] + [o for h in heads for o in _all_ops(h.chain)]
     defaults = spec_defaults(ops)
     r = _Renderer(defaults, flat=not blocks)
     cls = type(model).__name__
@@ -300,13 +343,17 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     if blocks:
         doc["blocks"] = {b.name: r.block(b) for b in blocks}
     doc["network"] = r.node(network, {}, [0], top=True)
+    if heads:
+        doc["aux"] = {h.graph.name: {"tap": h.graph.tap, **({"weight": h.graph.weight} if h.graph.weight is not None
+                                                            else {}), "head": r.node(h.emitted, {}, [0])}
+                      for h in heads}
     header = [f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
               f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
               "state_dict loads with strict=True."]
     text = "\n".join(header) + "\n" + yaml.dump(_styled(doc), Dumper=_Dumper, sort_keys=False, width=110,
                                                 default_flow_style=False, allow_unicode=False)
     params = sum(p.numel() for p in model.parameters())
-    return Imported(text, spec_name, len(blocks), params)
+    return Imported(text, spec_name, len(blocks), params, {h.graph.name: h.graph.output for h in heads})
 
 
 def _snake_name(cls: str) -> str:
@@ -327,8 +374,12 @@ def _all_ops(node: Any) -> list[Op]:
     return []
 
 
-def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float = 1e-4) -> Any:
-    """Build the spec, load the model's state_dict strictly, compare outputs; returns the built module."""
+def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float = 1e-4,
+           aux: dict[str, int] | None = None) -> Any:
+    """Build the spec, load the model's state_dict strictly, compare outputs; returns the built module.
+    With ``aux`` (head → its place among the model's training-mode outputs) both also run in training
+    mode, dropout off, on a copy of the model (training mode updates BatchNorm statistics), and every
+    head's output is compared."""
     import torch
 
     from archspec.api import build
@@ -363,7 +414,42 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
     if not err <= tolerance * scale:
         raise ImportRefused(f"the imported spec computes something else: outputs differ by {err:.3g}",
                             hint="this is a limitation of archspec import; please report it")
+    if aux:
+        _verify_aux(model, ours, x, aux, tolerance)
     return ours
+
+
+def _verify_aux(model: Any, ours: Any, x: Any, aux: dict[str, int], tolerance: float) -> None:
+    import copy
+
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    theirs = copy.deepcopy(model)
+    state = copy.deepcopy(ours.state_dict())
+    dropouts = [(m, m.p) for m in ours.modules() if isinstance(m, torch.nn.Dropout)]
+    try:
+        for net in (theirs, ours):
+            net.train()
+            for m in net.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = 0.0
+        batch = torch.cat([x, x.flip(0, 2, 3) * 0.5])  # two images: BatchNorm in training mode needs a batch
+        with torch.no_grad():
+            expected, _ = tree_flatten(theirs(batch))
+            got = ours(batch)
+        for name, i in aux.items():
+            e, g = expected[i], got[name]
+            err = (e - g).abs().max().item() if e.shape == g.shape else float("inf")
+            if not err <= tolerance * max(1.0, e.abs().max().item()):
+                raise ImportRefused(f"the imported aux head {name!r} computes something else in training mode "
+                                    f"(differs by {err:.3g})", module=name,
+                                    hint="this is a limitation of archspec import; please report it")
+    finally:
+        ours.load_state_dict(state)
+        for m, p in dropouts:
+            m.p = p
+        ours.eval()
 
 
 def import_module(model: Any, *, name: str | None = None, source: str | None = None,
@@ -374,7 +460,7 @@ def import_module(model: Any, *, name: str | None = None, source: str | None = N
     size = _size(model, input_size)
     result = to_spec(model, name=name, source=source, input_size=size)
     if check:
-        verify(model, result.text, size)
+        verify(model, result.text, size, aux=result.aux)
     return result.text
 
 

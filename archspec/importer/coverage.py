@@ -60,7 +60,7 @@ def check_one(library: str, name: str, verify_max_params: int) -> tuple[str, str
         return "spec written, not verified", detail
     try:
         model = _construct(library, name, "cpu")
-        verify(model, result.text, size)
+        verify(model, result.text, size, aux=result.aux)
     except SpecError as e:
         return "refused", e.message.splitlines()[0]
     finally:

@@ -32,8 +32,8 @@ NUMERIC = {"out": "", "kernel": "_k", "stride": "_stride", "padding": "_pad", "d
            "groups": "_groups", "p": "_p", "size": "_size"}
 # op defaults, as the registry declares them (a field equal to its default is not written)
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "eps": 1e-5,
-             "momentum": 0.1, "act": "relu"},
+    "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "bn": True,
+             "eps": 1e-5, "momentum": 0.1, "act": "relu"},
     "conv2d": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
     "maxpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False},
@@ -41,7 +41,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear": {"bias": True},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
 }
-DEFAULTABLE = {"conv": ("eps", "momentum", "act"), "bn": ("eps", "momentum")}
+DEFAULTABLE = {"conv": ("bn", "bias", "eps", "momentum", "act"), "bn": ("eps", "momentum")}
 
 
 def _seg(path: str, prefix: str) -> str:
@@ -246,7 +246,7 @@ def _unfused(op: Op) -> E:
                                                          "bias")}, None, [], op.prim.node, True)
     bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node,
               True)
-    items = [E("op", name="conv", op=Op(conv)), E("op", name="bn", op=Op(bn))]
+    items = [E("op", name="conv", op=Op(conv))] + ([E("op", name="bn", op=Op(bn))] if p["bn"] else [])
     if p["act"] != "none":
         items.append(E("op", op=Op(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
     return E("list", items=items)
@@ -469,8 +469,9 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
         parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
                   val("groups", "g")]
         if name == "conv":
-            parts += ["bias" if p["bias"] else None]
-            for k in ("eps", "momentum", "act"):
+            parts += [None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias"]
+            parts += [None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true"]
+            for k in ("eps", "momentum", "act") if p["bn"] else ("act",):
                 v = val(k)
                 parts.append(f"{k}={v}" if v is not None else None)
         else:
@@ -504,7 +505,8 @@ def spec_defaults(ops: list[Op]) -> dict[str, dict[str, Any]]:
     for name, fields in DEFAULTABLE.items():
         of = [o for o in ops if o.prim.op == name]
         for f in fields:
-            values = {o.prim.params[f] for o in of}
+            # a conv without BatchNorm has no eps or momentum
+            values = {o.prim.params[f] for o in of if f not in ("eps", "momentum") or o.prim.params.get("bn", True)}
             if len(of) > 1 and len(values) == 1:
                 (v,) = values
                 if v != OP_DEFAULTS[name][f]:

@@ -291,6 +291,9 @@ class Converter:
             self.flatten(node, _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
         elif t is F.dropout:
             self.add(node, "dropout", {"p": float(_arg(node, 1, "p", 0.5))})
+        elif t is F.local_response_norm:
+            self.add(node, "lrn", {"size": int(_arg(node, 1, "size", None)), "alpha": float(_arg(node, 2, "alpha", 1e-4)),
+                                   "beta": float(_arg(node, 3, "beta", 0.75)), "k": float(_arg(node, 4, "k", 1.0))})
         elif t is torch.cat:
             self.concat(node)
         elif t in (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_):
@@ -448,18 +451,26 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
             continue
         base = conv.path[: -len(".conv")]
         bn = prims[users[conv.id][0]]
-        if bn.op != "bn" or bn.path != base + ".bn" or not bn.params["affine"]:
+        if bn.op == "bn" and bn.path == base + ".bn" and bn.params["affine"]:
+            norm: Prim | None = bn
+        elif bn.op in ACTIVATIONS.values() and bn.path is not None and bn.path.startswith(base + "."):
+            norm = None  # conv → activation, no BatchNorm: archspec's `conv ... no_bn` (a network it built)
+        else:
             continue
-        act, last = "none", bn
-        after = users[bn.id]
-        if len(after) == 1 and bn.id != output and prims[after[0]].op in ACTIVATIONS.values() \
+        act, last = "none", norm
+        after = users[norm.id] if norm is not None else [users[conv.id][0]]
+        end = norm.id if norm is not None else conv.id
+        if len(after) == 1 and end != output and prims[after[0]].op in ACTIVATIONS.values() \
                 and (prims[after[0]].path is None or prims[after[0]].path.startswith(base + ".")):
             last = prims[after[0]]
             act = last.op
         params = dict(conv.params)
-        params.update(eps=bn.params["eps"], momentum=bn.params["momentum"], act=act)
+        if norm is not None:
+            params.update(bn=True, eps=norm.params["eps"], momentum=norm.params["momentum"], act=act)
+        else:
+            params.update(bn=False, eps=1e-5, momentum=0.1, act=act)
         conv.op, conv.params, conv.path = "conv", params, base
-        for p in {bn.id, last.id}:
+        for p in {x.id for x in (norm, last) if x is not None}:
             prims[p].op, prims[p].params, prims[p].path, prims[p].stateful = "pass", {}, None, False
 
 
