@@ -234,10 +234,16 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
     graph = getattr(report, "graph", None)
     if graph is None:
         return
+    counts: dict[str, int] = {}
+    for _, d in graph.nodes(data=True):
+        counts[d.get("path") or ""] = counts.get(d.get("path") or "", 0) + 1
     for p in prims:
         if p.path is None and not p.stateful and p.op not in ("input", "pass", "scale", "concat", "add") \
                 and p.node in graph.nodes:
-            p.path = graph.nodes[p.node].get("path") or None
+            path = graph.nodes[p.node].get("path") or None
+            # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither;
+            # nor does a list index (where the op stands in its list places it)
+            p.path = path if path and counts[path] == 1 and not path.rpartition(".")[2].isdigit() else None
 
 
 def _weighted_paths(model: Any) -> set[str]:
