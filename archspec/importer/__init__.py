@@ -20,6 +20,7 @@ import yaml
 from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
 from archspec.importer.structure import ACTS, Chain, Op, paths, recover
 from archspec.importer.trace import Converter, ImportRefused, fuse_composites, trace
+from archspec.spec.model import KEYWORDS
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 
@@ -132,6 +133,8 @@ class _Renderer:
                 value = {"concat": {k: v for b in branches for k, v in b.items()}}
             else:
                 value = {"concat": branches}
+        elif e.kind == "gate":
+            value = {"gate": self.node(e.items[0], refs, counter)}
         else:  # residual
             body: dict[str, Any] = {"body": self.node(e.items[0], refs, counter)}
             if e.has_shortcut:
@@ -146,6 +149,8 @@ class _Renderer:
             elif e.then is not None:
                 body["then"] = render_op(e.then, self.defaults)
             value = {"residual": body}
+        if e.name in KEYWORDS:  # torchvision's InvertedResidual.block: named inside a chain's mapping
+            return {"chain": {e.name: value}}
         return {e.name: value} if e.name else value
 
     def block(self, block: Any) -> dict[str, Any]:
@@ -167,9 +172,9 @@ class _Renderer:
 
 def _named_only(e: E) -> bool:
     """No item of the list is named by its index (a stateful op or block without a key): regrouping
-    its items into sub-lists changes no module path."""
+    its items into sub-lists changes no module path (a stateless op's index is checked by _layers)."""
     return all(x.name is not None or (x.kind == "op" and x.op is not None and not x.op.prim.stateful
-                                      and x.op.prim.path is None)
+                                      and (x.op.prim.path is None or x.op.prim.index_path is not None))
                for x in e.items if x.kind in ("op", "inst")) and all(x.op is not None for x in e.items
                                                                     if x.kind == "op")
 
@@ -187,6 +192,8 @@ def _layers(e: E, values: list[Any]) -> list[Any]:
         if len(kinds) >= 2 and kinds[0] == "conv2d" and kinds[1] == "bn" and e.items[i].name and e.items[i + 1].name:
             layer = list(values[i:i + 2])
             if len(kinds) == 3 and kinds[2] in ACTS:  # stateless: its name is no state_dict key, so it is dropped
+                if not _at_index(e.items[i + 2], 2):
+                    return values  # a network archspec built, its activations by index: a sub-list would move them
                 act = values[i + 2]
                 layer.append(next(iter(act.values())) if isinstance(act, dict) else act)
             out.append(layer)
@@ -194,7 +201,20 @@ def _layers(e: E, values: list[Any]) -> list[Any]:
         else:
             out.append(values[i])
             i += 1
-    return out if len(out) < len(values) else values
+    if len(out) == len(values):
+        return values
+    j = 0
+    for k, v in enumerate(out):  # a stateless op of a network archspec built keeps its index
+        if not isinstance(v, list) and not _at_index(e.items[j], k):
+            return values
+        j += len(v) if isinstance(v, list) else 1
+    return out
+
+
+def _at_index(x: E, index: int) -> bool:
+    """The item may stand at this index of its list: it has no index of its own, or this one."""
+    prim = x.op.prim if x.kind == "op" and x.op is not None else None
+    return prim is None or prim.index_path is None or prim.index_path.rpartition(".")[2] == str(index)
 
 
 def _param_value(v: str) -> Any:
@@ -227,6 +247,14 @@ def _classes(model: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _instances(model: Any) -> set[str] | None:
+    """A network archspec built: the paths of its block instances (None for any other module)."""
+    report = getattr(model, "archspec_report", None)
+    if report is None or report.graph is None:
+        return None
+    return {path for _, d in report.graph.nodes(data=True) for _, path in d.get("blocks") or ()}
+
+
 def _stateless_paths(model: Any, prims: list[Any]) -> None:
     """A network archspec built names its stateless ops too (its fx nodes are its graph's nodes):
     keep those paths, so the import places every op where the spec had it."""
@@ -241,9 +269,10 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
         if p.path is None and not p.stateful and p.op not in ("input", "pass", "scale", "concat", "add") \
                 and p.node in graph.nodes:
             path = graph.nodes[p.node].get("path") or None
-            # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither;
-            # nor does a list index (where the op stands in its list places it)
-            p.path = path if path and counts[path] == 1 and not path.rpartition(".")[2].isdigit() else None
+            # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither
+            unique = bool(path) and counts[path] == 1
+            p.path = path if unique else None
+            p.index_path = path if unique and path.rpartition(".")[2].isdigit() else None
 
 
 def _weighted_paths(model: Any) -> set[str]:
@@ -332,7 +361,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     heads = _aux_heads(model, gm, prims)
     _unreached(model, _reached(prims) | {p for h in heads for p in paths(h.chain)})
 
-    emitter = Emitter(_classes(model))
+    emitter = Emitter(_classes(model), _instances(model))
     network = emitter.as_list(tree, "")
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
@@ -367,7 +396,7 @@ def _snake_name(cls: str) -> str:
 
 
 def _all_ops(node: Any) -> list[Op]:
-    from archspec.importer.structure import Concat, Residual
+    from archspec.importer.structure import Concat, Gate, Residual
 
     if isinstance(node, Op):
         return [node]
@@ -375,6 +404,8 @@ def _all_ops(node: Any) -> list[Op]:
         return [o for x in node.items for o in _all_ops(x)]
     if isinstance(node, Concat):
         return [o for b in node.branches for o in _all_ops(b)]
+    if isinstance(node, Gate):
+        return _all_ops(node.body)
     if isinstance(node, Residual):
         return _all_ops(node.body) + (_all_ops(node.shortcut) if node.shortcut else [])
     return []

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.importer.structure import Chain, Concat, Node, Op, Residual, paths
+from archspec.importer.structure import Chain, Concat, Gate, Node, Op, Residual, paths
 from archspec.importer.trace import ImportRefused, Prim
+from archspec.spec.model import KEYWORDS
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
@@ -69,7 +70,7 @@ def _snake(name: str) -> str:
 # ---- the emitted tree ------------------------------------------------------------------------
 @dataclass
 class E:
-    kind: str  # op, list, concat, residual, inst
+    kind: str  # op, list, concat, residual, gate, inst
     name: str | None = None
     op: Op | None = None
     items: list[E] = field(default_factory=list)  # list items, concat branches, [body, shortcut?]
@@ -107,8 +108,9 @@ class Block:
 
 
 class Emitter:
-    def __init__(self, classes: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, classes: dict[str, tuple[str, str]], instances: set[str] | None = None) -> None:
         self.classes = classes  # module path → (block name, label): the module's class
+        self.plain = instances  # a network archspec built: the paths of its spec's block instances
         self.instances: list[Instance] = []
 
     def refuse(self, message: str, path: str | None = None) -> ImportRefused:
@@ -131,6 +133,8 @@ class Emitter:
             if not rest:
                 if first.isdigit():
                     return E("op", op=node), first
+                if first in KEYWORDS and not node.prim.stateful:  # timm's SE `gate` (a Sigmoid): no tensors
+                    return E("op", op=node), None
                 return E("op", name=self._name(first, prefix), op=node), None
             inner = self.as_list(Chain([node]), _join(prefix, first))
             return self._owned(inner, node, prefix, first)
@@ -145,6 +149,12 @@ class Emitter:
             return self._instance(self.container(node, at), at, first, prefix)
         if isinstance(node, Chain):
             return self.as_list(node, prefix), None
+        if isinstance(node, Gate):
+            mul = node.mul
+            raise ImportRefused("a gating multiply whose layers are not the children of one module: archspec names a "
+                                "`gate:` like an op, so its layers sit under the gate's name (as in an SE module's "
+                                "se.fc1, se.fc2)", node=mul.node, module=prefix or None, source=mul.source,
+                                hint="put the gate's layers in a module of their own")
         return self.container(node, prefix), None
 
     def _owned(self, inner: E, node: Node, prefix: str, first: str) -> tuple[E, str | None]:
@@ -154,6 +164,13 @@ class Emitter:
         return E("list", name=self._name(first, prefix), items=inner.items), None
 
     def _instance(self, body: E, at: str, first: str | None = None, prefix: str = "") -> Any:
+        if self.plain is not None and at not in self.plain:
+            # a network archspec built: a part its spec wrote in place, not as a block, stays in place
+            seg = at.rpartition(".")[2]
+            body.name = seg if seg.isdigit() else self._name(seg, prefix)
+            if first is None:
+                return body
+            return (body, first) if first.isdigit() else (body, None)
         name, label = self.classes.get(at, ("block", "Block"))
         inst = Instance(at, label, body, base=name)
         self.instances.append(inst)
@@ -181,6 +198,8 @@ class Emitter:
                                       "does not match its position", prefix)
                 out.items.append(e)
             return out
+        if isinstance(node, Gate):
+            return E("gate", items=[self.as_list(node.body, prefix)])
         if isinstance(node, Residual):
             out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None)
             out.items.append(self.as_list(node.body, prefix))
@@ -220,7 +239,9 @@ class Emitter:
                 want = int(idx)
                 while len(out.items) < want:
                     out.items.append(E("op", op=None))  # identity: keeps the indices of the source
-                if len(out.items) > want:
+                if len(out.items) > want and isinstance(node, Op) and not node.prim.stateful:
+                    idx = None  # a stateless op of a network archspec built, its index from a list regrouped later
+                elif len(out.items) > want:
                     raise self.refuse(f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
                                       "list: its index cannot be reproduced (the forward reorders a Sequential?)",
                                       _join(prefix, idx))
@@ -235,6 +256,8 @@ def composite_paths(node: Node) -> list[str]:
         return [p for x in node.items for p in composite_paths(x)]
     if isinstance(node, Concat):
         return [p for b in node.branches for p in composite_paths(b)]
+    if isinstance(node, Gate):
+        return composite_paths(node.body)
     return composite_paths(node.body) + (composite_paths(node.shortcut) if node.shortcut else [])
 
 
@@ -243,7 +266,7 @@ def _unfused(op: Op) -> E:
     `bn` in the container, as the source has them (a composite cannot be named by an empty key)."""
     p = op.prim.params
     conv = Prim(op.prim.id, "conv2d", {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups",
-                                                         "bias")}, None, [], op.prim.node, True)
+                                                         "bias", "dw")}, None, [], op.prim.node, True)
     bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node,
               True)
     items = [E("op", name="conv", op=Op(conv))] + ([E("op", name="bn", op=Op(bn))] if p["bn"] else [])
@@ -288,12 +311,17 @@ def _parameterisable(k: str, v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _field_ok(op: Op | None) -> Callable[[str, Any], bool]:
+    dw = op is not None and bool(op.prim.params.get("dw"))
+    return lambda k, v: (k == "groups" and dw) or _parameterisable(k, v)
+
+
 def structure_key(e: E) -> str:
     """What must be equal for two instances to be one block. A residual body's own scale and `then`
     may differ (they become parameters), as may the numbers in its ops."""
     def walk(x: E) -> Any:
         if x.kind == "op":
-            return [x.name, _form(x.op, _parameterisable)]
+            return [x.name, _form(x.op, _field_ok(x.op))]
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
@@ -408,6 +436,8 @@ def _parameterise(block: Block) -> None:
                                    for ops in all_ops]
             continue
         for k, v in op.prim.params.items():
+            if k == "groups" and op.prim.params.get("dw"):
+                continue  # depthwise: as many groups as input channels, whatever they are
             if _parameterisable(k, v):
                 columns[(i, k)] = [_value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None
                                    else None for ops in all_ops]
@@ -467,7 +497,7 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
     parts = [name]
     if name in ("conv", "conv2d"):
         parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
-                  val("groups", "g")]
+                  "dw" if p.get("dw") else val("groups", "g")]
         if name == "conv":
             parts += [None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias"]
             parts += [None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true"]

@@ -63,6 +63,7 @@ class Prim:
     node: str = ""  # the fx node's name, for messages
     stateful: bool = False  # has weights or buffers: its path must be reproduced
     source: tuple[str, int] | None = None  # the source line that made it, when torch knows it
+    index_path: str | None = None  # a network archspec built: the op's path, where that is a list index
 
 
 def _source_of(node: fx.Node) -> tuple[str, int] | None:
@@ -245,7 +246,8 @@ class Converter:
                 padding = tuple(t // 2 for t in total)
         self.add(node, "conv2d", {"out": m.out_channels, "kernel": _pair(m.kernel_size),
                                   "stride": _pair(m.stride), "padding": _pair(padding),
-                                  "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None},
+                                  "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None,
+                                  "dw": m.groups > 1 and m.groups == m.in_channels},  # depthwise: `dw`
                  path=self._need(node, path), stateful=True)
 
     def batchnorm(self, node: fx.Node, m: Any, path: str | None) -> None:
@@ -377,10 +379,12 @@ class Converter:
             tensor, factor = a, b
         elif isinstance(b, fx.Node) and isinstance(a, (int, float)):
             tensor, factor = b, a
+        elif isinstance(a, fx.Node) and isinstance(b, fx.Node):
+            # x · g(x): a gate (squeeze-and-excitation), recovered in structure.py
+            self.add(node, "mul", inputs=[self.input(node, 0), self.input(node, 1)])
+            return
         else:
-            raise self.refuse(node, "a product of two tensors (a gating multiply, as in squeeze-and-excitation "
-                                    "or attention): archspec import does not recover `gate:` nodes yet",
-                              hint="write the gated block by hand with `gate:` (docs/language.md)")
+            raise self.refuse(node, "a product with something other than a tensor or a number")
         self.value[tensor]  # noqa: B018 - a KeyError would be a bug: traced in order
         self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
 
