@@ -122,10 +122,11 @@ class _Renderer:
                             for k in e.inst.block.params if k in mine or k in e.inst.args)
             value = f"{e.inst.block.name} {args}".strip()
         elif e.kind == "list":
-            value = _fold([self.node(x, refs, counter) for x in e.items])
+            items = [self.node(x, refs, counter) for x in e.items]
+            value = _named_repeat(e, items) or _fold(items)
             # the network's own items are the rows of check, diff and transfer: regrouped only in a
             # network without blocks (a flat, Caffe-style port)
-            if _named_only(e) and (not top or self.flat):
+            if isinstance(value, list) and _named_only(e) and (not top or self.flat):
                 value = _layers(e, value)
         elif e.kind == "concat":
             branches = [self.node(x, refs, counter) for x in e.items]
@@ -170,11 +171,41 @@ class _Renderer:
         return out
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+
+
+def _named_repeat(e: E, values: list[Any]) -> dict[str, Any] | None:
+    """Instances of one block with the same arguments, named stem1 … stemN (or stem0 … stemN-1):
+    `{block: b, repeat: N, names: "stem{n}"}` (DenseNet's denseblock1.denselayer1 …)."""
+    if len(e.items) < 2 or not all(x.kind == "inst" and x.name and x.inst is not None for x in e.items):
+        return None
+    if any("$" in str(v) for v in values):  # arguments that are the enclosing block's parameters
+        return None
+    first = e.items[0].inst
+    assert first is not None and first.block is not None
+    stems = [_NUMBERED.match(x.name or "") for x in e.items]
+    if not all(stems) or len({m.group(1) for m in stems if m}) != 1:
+        return None
+    numbers = [int(m.group(2)) for m in stems if m]
+    start = numbers[0]
+    if start not in (0, 1) or numbers != list(range(start, start + len(numbers))) \
+            or any(str(n) != m.group(2) for n, m in zip(numbers, stems, strict=True) if m):
+        return None
+    if any(x.inst is None or x.inst.block is not first.block or x.inst.args != first.args for x in e.items):
+        return None
+    stem = stems[0].group(1) if stems[0] else ""
+    out: dict[str, Any] = {"block": first.block.name, "repeat": len(e.items),
+                           "names": stem + ("{n}" if start == 1 else "{i}")}
+    if first.args:
+        out["params"] = {k: _param_value(v) for k, v in first.args.items()}
+    return out
+
+
 def _named_only(e: E) -> bool:
     """No item of the list is named by its index (a stateful op or block without a key): regrouping
     its items into sub-lists changes no module path (a stateless op's index is checked by _layers)."""
     return all(x.name is not None or (x.kind == "op" and x.op is not None and not x.op.prim.stateful
-                                      and (x.op.prim.path is None or x.op.prim.index_path is not None))
+                                      and (x.op.prim.path is None or _indexed(x.op.prim.spec_path)))
                for x in e.items if x.kind in ("op", "inst")) and all(x.op is not None for x in e.items
                                                                     if x.kind == "op")
 
@@ -192,7 +223,7 @@ def _layers(e: E, values: list[Any]) -> list[Any]:
         if len(kinds) >= 2 and kinds[0] == "conv2d" and kinds[1] == "bn" and e.items[i].name and e.items[i + 1].name:
             layer = list(values[i:i + 2])
             if len(kinds) == 3 and kinds[2] in ACTS:  # stateless: its name is no state_dict key, so it is dropped
-                if not _at_index(e.items[i + 2], 2):
+                if not _at_index(e.items[i + 2], 2, keep_name=True):
                     return values  # a network archspec built, its activations by index: a sub-list would move them
                 act = values[i + 2]
                 layer.append(next(iter(act.values())) if isinstance(act, dict) else act)
@@ -211,10 +242,19 @@ def _layers(e: E, values: list[Any]) -> list[Any]:
     return out
 
 
-def _at_index(x: E, index: int) -> bool:
-    """The item may stand at this index of its list: it has no index of its own, or this one."""
+def _indexed(path: str | None) -> bool:
+    return path is not None and path.rpartition(".")[2].isdigit()
+
+
+def _at_index(x: E, index: int, keep_name: bool = False) -> bool:
+    """The item may stand at this index of its list: it has no path of its own in the spec archspec
+    built it from, or this index (or, unless ``keep_name``, a name, which it keeps)."""
     prim = x.op.prim if x.kind == "op" and x.op is not None else None
-    return prim is None or prim.index_path is None or prim.index_path.rpartition(".")[2] == str(index)
+    if prim is None or prim.spec_path is None:
+        return True
+    if not _indexed(prim.spec_path):
+        return not keep_name
+    return prim.spec_path.rpartition(".")[2] == str(index)
 
 
 def _param_value(v: str) -> Any:
@@ -272,7 +312,7 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
             # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither
             unique = bool(path) and counts[path] == 1
             p.path = path if unique else None
-            p.index_path = path if unique and path.rpartition(".")[2].isdigit() else None
+            p.spec_path = path if unique else None
 
 
 def _weighted_paths(model: Any) -> set[str]:

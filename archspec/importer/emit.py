@@ -145,6 +145,8 @@ class Emitter:
                 inner = self.as_list(node, at)
                 if first.isdigit():
                     return self._instance(inner, at), first
+                if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
+                    return self._instance(inner, at, first, prefix)
                 return E("list", name=self._name(first, prefix), items=inner.items), None
             return self._instance(self.container(node, at), at, first, prefix)
         if isinstance(node, Chain):
@@ -161,6 +163,8 @@ class Emitter:
         at = _join(prefix, first)
         if first.isdigit():
             return self._instance(inner, at), first
+        if self.plain is not None and at in self.plain:
+            return self._instance(inner, at, first, prefix)
         return E("list", name=self._name(first, prefix), items=inner.items), None
 
     def _instance(self, body: E, at: str, first: str | None = None, prefix: str = "") -> Any:
@@ -172,7 +176,7 @@ class Emitter:
                 return body
             return (body, first) if first.isdigit() else (body, None)
         name, label = self.classes.get(at, ("block", "Block"))
-        inst = Instance(at, label, body, base=name)
+        inst = Instance(at, label.lstrip("_") or label, body, base=name)
         self.instances.append(inst)
         e = E("inst", inst=inst)
         if first is None:
@@ -192,6 +196,9 @@ class Emitter:
         if isinstance(node, Concat):
             out = E("concat")
             for j, b in enumerate(node.branches):
+                if not b.items:  # the fork itself: a dense layer's input, concatenated with what it computes
+                    out.items.append(E("op", op=None))
+                    continue
                 e, idx = self.place(b, prefix, j)
                 if idx is not None and int(idx) != j:
                     raise self.refuse(f"branch {j} of a concat is module {_join(prefix, idx)}: its index "

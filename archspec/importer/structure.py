@@ -200,7 +200,32 @@ def _fold_then(items: list[Node]) -> list[Node]:
     return out
 
 
+def nest_concats(prims: list[Prim]) -> None:
+    """Dense connectivity as nested concatenations, in place: ``cat(x, a, b)`` where an earlier
+    ``q = cat(x, a)`` computes ``b`` becomes ``cat(q, b)`` — the same tensor (concatenation is
+    associative), and the form of a dense layer, ``concat: [identity, layer]`` (DenseNet's
+    ``torch.cat(features, 1)`` over every earlier layer's output)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(p.id for p in prims)
+    for p in prims:
+        for i in p.inputs:
+            g.add_edge(i, p.id)
+    seen: dict[tuple[int, ...], int] = {}
+    for p in prims:
+        if p.op != "concat":
+            continue
+        original = tuple(p.inputs)
+        for k in range(len(original) - 1, 1, -1):
+            q = seen.get(original[:k])
+            if q is not None and all(nx.has_path(g, q, t) for t in original[k:]):
+                p.inputs = [q, *original[k:]]
+                g.add_edge(q, p.id)
+                break
+        seen.setdefault(original, p.id)
+
+
 def recover(prims: list[Prim], output: int) -> Chain:
+    nest_concats(prims)
     return Recover(prims, output).run()
 
 

@@ -63,7 +63,7 @@ class Prim:
     node: str = ""  # the fx node's name, for messages
     stateful: bool = False  # has weights or buffers: its path must be reproduced
     source: tuple[str, int] | None = None  # the source line that made it, when torch knows it
-    index_path: str | None = None  # a network archspec built: the op's path, where that is a list index
+    spec_path: str | None = None  # a network archspec built: the stateless op's path in its spec
 
 
 def _source_of(node: fx.Node) -> tuple[str, int] | None:
