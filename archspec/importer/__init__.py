@@ -287,6 +287,27 @@ def _classes(model: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _number_split_blocks(blocks: list[Any]) -> None:
+    """A network archspec built whose block has instances of several structures (parts under `if:`)
+    is imported as several blocks: number them all (bneck_1, bneck_2, …), so that `archspec diff`
+    pairs them with the spec's instances in order rather than matching the one still named `bneck`."""
+    from archspec.importer.emit import _snake
+
+    by_base: dict[str, list[Any]] = {}
+    for b in blocks:
+        by_base.setdefault(_snake(b.instances[0].base), []).append(b)
+    taken = {b.name for b in blocks}
+    for base, group in by_base.items():
+        if len(group) > 1:
+            for k, b in enumerate(group, 1):
+                name = f"{base}_{k}"
+                while name in taken and name != b.name:
+                    name += "_"
+                taken.discard(b.name)
+                b.name = name
+                taken.add(name)
+
+
 def _instances(model: Any) -> set[str] | None:
     """A network archspec built: the paths of its block instances (None for any other module)."""
     report = getattr(model, "archspec_report", None)
@@ -406,6 +427,8 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances)
+    if emitter.plain is not None:
+        _number_split_blocks(blocks)
     ops = [o for o in _all_ops(tree)] + [o for h in heads for o in _all_ops(h.chain)]
     defaults = spec_defaults(ops)
     r = _Renderer(defaults, flat=not blocks)

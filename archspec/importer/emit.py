@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.importer.structure import Chain, Concat, Gate, Node, Op, Residual, paths
+from archspec.importer.structure import ACTS, Chain, Concat, Gate, Node, Op, Residual, paths
 from archspec.importer.trace import ImportRefused, Prim
 from archspec.spec.model import KEYWORDS
 
@@ -144,7 +144,7 @@ class Emitter:
             if isinstance(node, Chain):
                 inner = self.as_list(node, at)
                 if first.isdigit():
-                    return self._instance(inner, at), first
+                    return self._indexed(inner, at, first), first
                 if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
                     return self._instance(inner, at, first, prefix)
                 return E("list", name=self._name(first, prefix), items=inner.items), None
@@ -162,10 +162,20 @@ class Emitter:
     def _owned(self, inner: E, node: Node, prefix: str, first: str) -> tuple[E, str | None]:
         at = _join(prefix, first)
         if first.isdigit():
-            return self._instance(inner, at), first
+            return self._indexed(inner, at, first), first
         if self.plain is not None and at in self.plain:
             return self._instance(inner, at, first, prefix)
         return E("list", name=self._name(first, prefix), items=inner.items), None
+
+    def _indexed(self, inner: E, at: str, first: str) -> E:
+        """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
+        torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
+        small = self.plain is None and 1 < len(inner.items) <= 3 and all(
+            x.kind == "op" and x.op is not None for x in inner.items)
+        if small:
+            inner.name = first
+            return inner
+        return self._instance(inner, at)
 
     def _instance(self, body: E, at: str, first: str | None = None, prefix: str = "") -> Any:
         if self.plain is not None and at not in self.plain:
@@ -299,9 +309,15 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, int) or (isinstance(v, float)) or (isinstance(v, tuple) and len(v) == 2)
 
 
+def _is_act(op: Op | None) -> bool:
+    return op is not None and op.prim.op in ACTS and not op.prim.params
+
+
 def _form(op: Op | None, field_ok: Callable[[str, Any], bool]) -> Any:
     if op is None:
         return "identity"
+    if _is_act(op):  # which activation may differ between instances: a parameter ($act)
+        return ["act", {}]
     fields = {k: ("#" if field_ok(k, v) else _plain(v)) for k, v in sorted(op.prim.params.items())}
     return [op.prim.op, fields]
 
@@ -360,6 +376,8 @@ def _slot_name(op: Op | Instance, i: int, inst_path: str, k: str) -> str:
         name = f"{rel}_{k}"
         return name if NAME.match(name) else f"b{name}"
     base = _seg(op.path, inst_path).replace(".", "_") if op.path else ""
+    if k == "op":  # which activation
+        return "act" if not base or not NAME.match(base) or base[-1].isdigit() else base
     if not base or not NAME.match(base):  # unnamed, or named by its list index: the op's name
         base = op.prim.op
     return base + (NUMERIC[k] or ("" if op.prim.op in ("conv", "conv2d", "linear") else "_out"))
@@ -425,13 +443,8 @@ def make_blocks(instances: list[Instance]) -> list[Block]:
     return blocks
 
 
-def _parameterise(block: Block) -> None:
-    """The numbers that differ between the block's instances become its parameters (and, for an
-    optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
-    not have) matches any value."""
-    template = block.template
-    ops0 = _ops(template.body)
-    all_ops = [_ops(inst.body) for inst in block.instances]
+def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str], list[str | None]]:
+    """(slot, field) → each instance's value: the candidates for parameters."""
     columns: dict[tuple[int, str], list[str | None]] = {}
     for i, op in enumerate(ops0):
         if op is None:
@@ -442,12 +455,25 @@ def _parameterise(block: Block) -> None:
                 columns[(i, k)] = [_arg_of(ops[i], k) if i < len(ops) and isinstance(ops[i], Instance) else None
                                    for ops in all_ops]
             continue
+        if _is_act(op):
+            columns[(i, "op")] = [ops[i].prim.op if i < len(ops) and ops[i] is not None else None for ops in all_ops]
+            continue
         for k, v in op.prim.params.items():
             if k == "groups" and op.prim.params.get("dw"):
                 continue  # depthwise: as many groups as input channels, whatever they are
             if _parameterisable(k, v):
                 columns[(i, k)] = [_value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None
                                    else None for ops in all_ops]
+    return columns
+
+
+def _parameterise(block: Block) -> None:
+    """The numbers that differ between the block's instances become its parameters (and, for an
+    optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
+    not have) matches any value."""
+    template = block.template
+    ops0 = _ops(template.body)
+    columns = _columns(ops0, [_ops(inst.body) for inst in block.instances])
     block.params.clear()
     block.slots.clear()
     values_of: dict[str, list[str | None]] = {}
@@ -488,6 +514,8 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
         return "identity"
     name, p = op.prim.op, op.prim.params
     refs = refs or {}
+    if "op" in refs:  # an activation that is a block parameter
+        return f"${refs['op']}"
     dflt = {**OP_DEFAULTS.get(name, {}), **defaults.get(name, {})}
 
     def val(k: str, prefix: str = "") -> str | None:
@@ -506,11 +534,7 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
         parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
                   "dw" if p.get("dw") else val("groups", "g")]
         if name == "conv":
-            parts += [None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias"]
-            parts += [None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true"]
-            for k in ("eps", "momentum", "act") if p["bn"] else ("act",):
-                v = val(k)
-                parts.append(f"{k}={v}" if v is not None else None)
+            parts += _composite_flags(p, dflt, val)
         else:
             parts += [None if p["bias"] else "no_bias"]
     elif name == "bn":
@@ -534,6 +558,16 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
             v = val(k)
             parts.append(f"{k}={v}" if v is not None else None)
     return " ".join(x for x in parts if x)
+
+
+def _composite_flags(p: dict[str, Any], dflt: dict[str, Any], val: Callable[[str], str | None]) -> list[str | None]:
+    """A composite conv's bias, BatchNorm and activation, where they differ from the defaults."""
+    parts = [None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias",
+             None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true"]
+    for k in ("eps", "momentum", "act") if p["bn"] else ("act",):
+        v = val(k)
+        parts.append(f"{k}={v}" if v is not None else None)
+    return parts
 
 
 def spec_defaults(ops: list[Op]) -> dict[str, dict[str, Any]]:
