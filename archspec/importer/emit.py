@@ -25,7 +25,7 @@ from typing import Any
 
 from archspec.importer.structure import ACTS, Chain, Concat, Gate, Node, Op, Residual, paths
 from archspec.importer.trace import ImportRefused, Prim
-from archspec.spec.model import KEYWORDS
+from archspec.spec.model import KEYWORDS, module_name_problem
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
@@ -197,9 +197,9 @@ class Emitter:
         return e, None
 
     def _name(self, seg: str, prefix: str) -> str:
-        if not NAME.match(seg):
-            raise self.refuse(f"module name {seg!r} is not a valid archspec name (letters, digits, _)",
-                              _join(prefix, seg))
+        problem = module_name_problem(seg)
+        if problem is not None:
+            raise self.refuse(f"module name {seg!r} cannot be written in a spec: {problem}", _join(prefix, seg))
         return seg
 
     def container(self, node: Node, prefix: str) -> E:
