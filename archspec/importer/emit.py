@@ -376,8 +376,9 @@ def _slot_name(op: Op | Instance, i: int, inst_path: str, k: str) -> str:
         name = f"{rel}_{k}"
         return name if NAME.match(name) else f"b{name}"
     base = _seg(op.path, inst_path).replace(".", "_") if op.path else ""
-    if k == "op":  # which activation
-        return "act" if not base or not NAME.match(base) or base[-1].isdigit() else base
+    if k == "op":  # which activation (not `act`: a residual's own `then`, when it differs, is $act)
+        name = "activation" if not base or not NAME.match(base) or base[-1].isdigit() else base
+        return name + "_op" if name in ("scale", "act", "projection") else name
     if not base or not NAME.match(base):  # unnamed, or named by its list index: the op's name
         base = op.prim.op
     return base + (NUMERIC[k] or ("" if op.prim.op in ("conv", "conv2d", "linear") else "_out"))
@@ -495,6 +496,8 @@ def _parameterise(block: Block) -> None:
             op = ops0[i]
             assert op is not None
             shared = _slot_name(op, i, template.path, k)
+            if shared in ("scale", "act", "projection"):  # a residual's own parameters
+                shared += "_"
             while shared in values_of:
                 shared += "_"
             values_of[shared] = list(values)
