@@ -405,6 +405,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
             gm = trace(model)
         finally:
             model.train(was_training)
+    _propagate_shapes(gm, model, input_size)
     conv = Converter(gm)
     prims = conv.run()
     if conv.output is None:
@@ -452,6 +453,29 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
                                                 default_flow_style=False, allow_unicode=False)
     params = sum(p.numel() for p in model.parameters())
     return Imported(text, spec_name, len(blocks), params, {h.graph.name: h.graph.output for h in heads})
+
+
+def _propagate_shapes(gm: Any, model: Any, input_size: tuple[int, int]) -> None:
+    """A channel split (x.chunk(2, 1)) needs the channel count: run the traced module once on zeros
+    (eval mode) so torch records every value's shape. Only when there is one."""
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    if not any(n.op == "call_method" and n.target == "chunk" for n in gm.graph.nodes):
+        return
+    conv = next((m for m in gm.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    channels = conv.in_channels if conv is not None else 3
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros(1, channels, *input_size))
+    except Exception as e:  # noqa: BLE001 - a model that does not run is one located message
+        raise ImportRefused(f"the module does not run on a {channels}×{input_size[0]}×{input_size[1]} input to "
+                            f"find its channel counts: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                            hint="give the input size with --input-size H W") from None
+    finally:
+        model.train(was_training)
 
 
 def _snake_name(cls: str) -> str:

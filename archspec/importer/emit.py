@@ -30,7 +30,7 @@ from archspec.spec.model import KEYWORDS, module_name_problem
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
 NUMERIC = {"out": "", "kernel": "_k", "stride": "_stride", "padding": "_pad", "dilation": "_dil",
-           "groups": "_groups", "p": "_p", "size": "_size"}
+           "groups": "_groups", "p": "_p", "size": "_size", "start": "_start", "stop": "_stop"}
 # op defaults, as the registry declares them (a field equal to its default is not written)
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "bn": True,
@@ -138,7 +138,10 @@ class Emitter:
                 return E("op", name=self._name(first, prefix), op=node), None
             inner = self.as_list(Chain([node]), _join(prefix, first))
             return self._owned(inner, node, prefix, first)
-        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel):
+        # a pathless op first, or a branch of pathless ops (ShuffleNet's channel_slice): not inside the part
+        leading = (isinstance(node, Chain) and not paths(node.items[0])) or (
+            isinstance(node, Concat) and any(not paths(b) for b in node.branches))
+        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel) and not leading:
             (first,) = firsts
             at = _join(prefix, first)
             if isinstance(node, Chain):
@@ -244,7 +247,7 @@ class Emitter:
         split: list[tuple[str | None, list[Node]]] = []
         for key, items in groups:
             tail: list[Node] = []
-            while key is not None and items and not paths(items[-1]):
+            while key is not None and items and not paths(items[-1]) and not _owned_by(items[-1], _join(prefix, key)):
                 tail.insert(0, items.pop())
             split.append((key, items))
             split += [(None, [t]) for t in tail]
@@ -264,6 +267,13 @@ class Emitter:
                                       _join(prefix, idx))
             out.items.append(e)
         return out
+
+
+def _owned_by(node: Node, path: str) -> bool:
+    """A pathless op computed by the forward of the module at `path` (ShuffleNet's channel_shuffle
+    at the end of its unit): it belongs to that module's part."""
+    owner = node.prim.owner if isinstance(node, Op) else None
+    return owner is not None and (owner == path or owner.startswith(path + "."))
 
 
 def composite_paths(node: Node) -> list[str]:
@@ -512,6 +522,9 @@ def _parameterise(block: Block) -> None:
 
 
 # ---- rendering ops as short forms ------------------------------------------------------------
+_POSITIONAL = {"dropout": ("p",), "channel_slice": ("start", "stop"), "channel_shuffle": ("groups",)}
+
+
 def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str, str] | None = None) -> str:
     if op is None:
         return "identity"
@@ -553,8 +566,8 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
         parts.append(val("size"))
     elif name == "linear":
         parts += [val("out"), None if p["bias"] else "no_bias"]
-    elif name == "dropout":
-        parts.append(val("p"))
+    elif name in _POSITIONAL:
+        parts += [val(k) for k in _POSITIONAL[name]]
     elif name == "lrn":
         parts.append(val("size"))
         for k in ("alpha", "beta", "k"):

@@ -64,6 +64,7 @@ class Prim:
     stateful: bool = False  # has weights or buffers: its path must be reproduced
     source: tuple[str, int] | None = None  # the source line that made it, when torch knows it
     spec_path: str | None = None  # a network archspec built: the stateless op's path in its spec
+    owner: str | None = None  # the module whose forward computes a function call (places a pathless op)
 
 
 def _source_of(node: fx.Node) -> tuple[str, int] | None:
@@ -82,9 +83,18 @@ def _module_of(node: fx.Node) -> str | None:
     return node.target if node.op == "call_module" else None
 
 
+def _leaf_functions() -> tuple[Any, ...]:
+    """Functions traced as one call: torchvision's ShuffleNet channel_shuffle (it computes with x.size())."""
+    try:
+        from torchvision.models.shufflenetv2 import channel_shuffle
+    except ImportError:  # pragma: no cover - torchvision is optional
+        return ()
+    return (channel_shuffle,)
+
+
 class _Tracer(fx.Tracer):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(autowrap_functions=_leaf_functions())
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -139,6 +149,7 @@ class Converter:
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
         self.output: int | None = None
         self.fx_node: dict[int, fx.Node] = {}
+        self.chunks: dict[fx.Node, tuple[fx.Node, int]] = {}  # x.chunk(n, 1): its input and n
 
     def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
         return ImportRefused(message, node=node.name, module=_module_of(node), source=_source_of(node), hint=hint)
@@ -147,6 +158,8 @@ class Converter:
             path: str | None = None, stateful: bool = False) -> int:
         prim = Prim(len(self.prims), op, params or {}, path, inputs if inputs is not None else [self.input(node, 0)],
                     node.name, stateful, _source_of(node))
+        if node.op != "call_module":
+            prim.owner = _module_of(node)
         self.prims.append(prim)
         self.value[node] = prim.id
         self.fx_node[prim.id] = node
@@ -293,6 +306,8 @@ class Converter:
             self.flatten(node, _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
         elif t is F.dropout:
             self.add(node, "dropout", {"p": float(_arg(node, 1, "p", 0.5))})
+        elif self.channel_op(node):
+            pass
         elif t is F.local_response_norm:
             self.add(node, "lrn", {"size": int(_arg(node, 1, "size", None)), "alpha": float(_arg(node, 2, "alpha", 1e-4)),
                                    "beta": float(_arg(node, 3, "beta", 0.75)), "k": float(_arg(node, 4, "k", 1.0))})
@@ -315,6 +330,35 @@ class Converter:
             name = getattr(t, "__name__", str(t))
             raise self.refuse(node, f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
                               hint="see docs/import.md for the functions archspec import knows")
+
+    def channel_op(self, node: fx.Node) -> bool:
+        """ShuffleNet's channel split and shuffle; False for any other function."""
+        t = node.target
+        if t in _leaf_functions() or t in (F.channel_shuffle, torch.channel_shuffle):
+            self.add(node, "channel_shuffle", {"groups": int(_arg(node, 1, "groups", None))})
+        elif t is torch.narrow:
+            dim, start, length = (_arg(node, i, k, None) for i, k in ((1, "dim"), (2, "start"), (3, "length")))
+            if dim not in (1, -3) or not isinstance(start, int) or not isinstance(length, int):
+                raise self.refuse(node, "torch.narrow other than along the channels by numbers")
+            self.add(node, "channel_slice", {"start": start, "stop": start + length})
+        elif t is operator.getitem and isinstance(node.args[0], fx.Node) and node.args[0] in self.chunks:
+            self.chunk_part(node)
+        else:
+            return False
+        return True
+
+    def chunk_part(self, node: fx.Node) -> None:
+        """x.chunk(n, 1)[i]: a channel_slice, from the channel count torch's shape propagation found."""
+        src, n = self.chunks[node.args[0]]
+        meta = src.meta.get("tensor_meta")
+        i = node.args[1]
+        if meta is None or not isinstance(i, int):
+            raise self.refuse(node, "a channel split whose channel count is not known")
+        channels = int(meta.shape[1])
+        size = -(-channels // n)
+        start = i * size
+        self.add(node, "channel_slice", {"start": start, "stop": min(channels, start + size)},
+                 inputs=[self.value[src]])
 
     def concat(self, node: fx.Node) -> None:
         tensors, dim = _arg(node, 0, "tensors", None), _arg(node, 1, "dim", 0)
@@ -413,6 +457,10 @@ class Converter:
             pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
         elif t == "mean":
             self.mean(node)
+        elif t == "chunk" and _arg(node, 2, "dim", 0) in (1, -3) and isinstance(_arg(node, 1, "chunks", None), int) \
+                and all(u.op == "call_function" and u.target is operator.getitem for u in node.users):
+            self.input(node, 0)  # a traced tensor
+            self.chunks[node] = (node.args[0], int(_arg(node, 1, "chunks", None)))
         elif t in ("add", "add_"):
             self.binary_add(node)
         elif t in ("mul", "mul_"):
