@@ -34,7 +34,7 @@ LINE_SOURCES = [("torchvision", f"resnet{d}", f"resnet{d}") for d in (18, 34, 50
     ("facenet-pytorch", "InceptionResnetV1", "facenet_inception_resnet_v1"),
     ("pretrainedmodels", "BNInception", "bn_inception"), ("timm", "seresnet50", "seresnet50"),
     ("torchvision", "resnext50_32x4d", "resnext50_32x4d"), ("torchvision", "mobilenet_v3_large", "mobilenet_v3_large"),
-    ("torchvision", "densenet121", "densenet121")]
+    ("torchvision", "densenet121", "densenet121"), ("torchvision", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0")]
 
 
 def _construct(library: str, name: str, device: str) -> Any:

@@ -140,7 +140,7 @@ class Emitter:
             return self._owned(inner, node, prefix, first)
         # a pathless op first, or a branch of pathless ops (ShuffleNet's channel_slice): not inside the part
         leading = (isinstance(node, Chain) and not paths(node.items[0])) or (
-            isinstance(node, Concat) and any(not paths(b) for b in node.branches))
+            isinstance(node, Concat) and any(b.items and not paths(b) for b in node.branches))
         if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel) and not leading:
             (first,) = firsts
             at = _join(prefix, first)
