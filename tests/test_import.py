@@ -22,7 +22,7 @@ from references import REFERENCES, SPECS, assert_same_logits, no_dropout, pertur
 
 import archspec
 from archspec.cli import main
-from archspec.importer import ImportRefused, import_module, to_spec
+from archspec.importer import ImportRefused, import_module, to_spec, verify
 
 
 def _tv(name: str, **kw: Any) -> Callable[[], nn.Module]:
@@ -366,7 +366,11 @@ def test_importing_a_built_spec_gives_the_same_design(stem: str) -> None:
 
     spec = SPECS / f"{stem}.yaml"
     built = archspec.build(spec)
-    text = import_module(built, name=stem, input_size=built.archspec_report.input_size, check=False)
+    result = to_spec(built, name=stem, input_size=built.archspec_report.input_size)
+    text = result.text
+    # the import built, the weights loaded strictly, the same outputs (aux heads: in training mode), at the
+    # smallest input both modes accept
+    verify(built, text, built.archspec_report.train_min_input_size, aux=result.aux)
     d = diff(summarize(spec), summarize(text))
     assert d.count("added") == d.count("removed") == 0
     assert [(r.b.path, r.notes) for r in d.rows if r.ops] == []
@@ -412,8 +416,6 @@ class _AuxNet(nn.Module):
 
 def test_a_wrong_aux_head_would_be_caught_by_the_training_mode_check() -> None:
     """verify() runs both networks in training mode: an aux head on another tap is an error."""
-    from archspec.importer import verify
-
     torch.manual_seed(0)
     ref = _AuxNet()
     result = to_spec(ref, name="aux_net", input_size=(16, 16))
