@@ -250,6 +250,30 @@ def test_gating_multiply_without_a_module_of_its_own_is_refused_at_its_source_li
     assert e.value.file == __file__ and e.value.line == _line_of("# GATE-LINE")
 
 
+class _Spatial(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.conv(x))  # a full-size gate: not one weight per channel
+
+
+class _SpatialNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3)
+        self.att = _Spatial()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.att(self.stem(x))
+
+
+def test_a_gate_that_is_not_per_channel_is_one_import_error() -> None:
+    with pytest.raises(ImportRefused, match=r"the imported spec does not check: mul at att.mul: a gate must give 8×1×1"):
+        import_module(_SpatialNet(), input_size=8)
+
+
 def test_a_product_that_is_no_gate_is_refused_at_its_source_line() -> None:
     with pytest.raises(ImportRefused, match="product of two computed tensors.*fx node 'mul'") as e:
         import_module(_Product())

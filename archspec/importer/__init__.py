@@ -507,8 +507,15 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
     import torch
 
     from archspec.api import build
+    from archspec.errors import SpecError
 
-    ours = build(text)
+    try:
+        ours = build(text)
+    except ImportRefused:
+        raise
+    except SpecError as e:  # e.g. a product x · g(x) whose g(x) is not C×1×1: no `gate:` takes it
+        raise ImportRefused(f"the imported spec does not check: {e.message.splitlines()[0]}",
+                            hint="archspec cannot express this module; see docs/import.md for what it imports") from None
     theirs, mine = model.state_dict(), ours.state_dict()
     missing, unexpected = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
     shapes = sorted(k for k in set(theirs) & set(mine) if theirs[k].shape != mine[k].shape)
