@@ -465,15 +465,17 @@ def _propagate_shapes(gm: Any, model: Any, input_size: tuple[int, int]) -> None:
         return
     conv = next((m for m in gm.modules() if isinstance(m, torch.nn.Conv2d)), None)
     channels = conv.in_channels if conv is not None else 3
+    device = next((p.device for p in gm.parameters()), torch.device("cpu"))  # `meta`: shapes without compute
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.zeros(1, channels, *input_size))
+            ShapeProp(gm).propagate(torch.zeros(1, channels, *input_size, device=device))
     except Exception as e:  # noqa: BLE001 - a model that does not run is one located message
+        cause = e.__cause__ or e
+        what = str(cause).splitlines()[0][:200] if str(cause) else type(cause).__name__
         raise ImportRefused(f"the module does not run on a {channels}×{input_size[0]}×{input_size[1]} input to "
-                            f"find its channel counts: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                            hint="give the input size with --input-size H W") from None
+                            f"find its channel counts: {what}", hint="give the input size with --input-size H W") from None
     finally:
         model.train(was_training)
 
