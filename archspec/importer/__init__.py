@@ -333,6 +333,7 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
             # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither
             unique = bool(path) and counts[path] == 1
             p.path = path if unique else None
+            p.owner = (path or "").rpartition(".")[0] or None  # the part whose list it stands in
             p.spec_path = path if unique else None
 
 

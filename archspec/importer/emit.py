@@ -138,10 +138,8 @@ class Emitter:
                 return E("op", name=self._name(first, prefix), op=node), None
             inner = self.as_list(Chain([node]), _join(prefix, first))
             return self._owned(inner, node, prefix, first)
-        # a pathless op first, or a branch of pathless ops (ShuffleNet's channel_slice): not inside the part
-        leading = (isinstance(node, Chain) and not paths(node.items[0])) or (
-            isinstance(node, Concat) and any(b.items and not paths(b) for b in node.branches))
-        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel) and not leading:
+        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel) \
+                and not _computed_outside(node, _join(prefix, next(iter(firsts)))):
             (first,) = firsts
             at = _join(prefix, first)
             if isinstance(node, Chain):
@@ -267,6 +265,32 @@ class Emitter:
                                       _join(prefix, idx))
             out.items.append(e)
         return out
+
+
+def _computed_outside(node: Node, path: str) -> bool:
+    """A chain whose first op, or a concat one of whose branches, has no module path and is computed
+    by a module that is not at `path` (Inception-v3's `F.avg_pool2d` before its `branch_pool` conv,
+    ShuffleNet's channel_slice before `branch2`): the part is not that module's."""
+    if isinstance(node, Chain):
+        pathless = node.items[:1] if node.items and not paths(node.items[0]) else []
+    elif isinstance(node, Concat):
+        pathless = [b for b in node.branches if b.items and not paths(b)]
+    else:
+        return False
+    owners = [o.prim.owner for x in pathless for o in _ops_in(x)]
+    return any(o is not None and o != path and not o.startswith(path + ".") for o in owners)
+
+
+def _ops_in(node: Node) -> list[Op]:
+    if isinstance(node, Op):
+        return [node]
+    if isinstance(node, Chain):
+        return [o for x in node.items for o in _ops_in(x)]
+    if isinstance(node, Concat):
+        return [o for b in node.branches for o in _ops_in(b)]
+    if isinstance(node, Gate):
+        return _ops_in(node.body)
+    return _ops_in(node.body) + (_ops_in(node.shortcut) if node.shortcut else [])
 
 
 def _owned_by(node: Node, path: str) -> bool:
