@@ -1,7 +1,9 @@
 """``archspec.import_module(model)``: a PyTorch module written back as an archspec spec.
 
-    nn.Module ──torch.fx──▶ Prims (trace.py) ──▶ branch graph (structure.py)
+    nn.Module ──torch.fx──▶ Prims (trace.py) ──▶ branch graph (structure.py: chains, concats,
+              residuals, gates; dense layers as nested concats)
               ──▶ named tree, blocks with parameters (emit.py) ──▶ YAML (yaml.safe_dump)
+    training-mode trace ──▶ the heads the eval-mode forward never calls, as aux: (aux.py)
 
 The spec keeps the module's names, so ``model.state_dict()`` loads into ``archspec.build(spec)``
 with ``strict=True``; ``import_module`` checks exactly that, and that both give the same
