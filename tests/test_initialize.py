@@ -60,7 +60,7 @@ def test_weights_are_reproducible_and_independent_of_threads(write_spec) -> None
     assert not torch.equal(a["features.0.conv.weight"], c["features.0.conv.weight"])
 
 
-def test_no_parameter_is_left_on_meta_or_uninitialised(write_spec) -> None:
+def test_no_parameter_is_left_on_meta_or_uninitialized(write_spec) -> None:
     model = archspec.build(write_spec(SPEC))
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         assert t.device.type == "cpu", name

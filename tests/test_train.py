@@ -146,8 +146,8 @@ def test_trains_on_an_image_folder(tmp_path: Path) -> None:
     for cls in ("cat", "dog"):
         (tmp_path / "data" / cls).mkdir(parents=True)
         for i in range(4):
-            colour = (40 * i, 200 if cls == "cat" else 20, 90)
-            Image.new("RGB", (48, 40), colour).save(tmp_path / "data" / cls / f"{i}.png")
+            color = (40 * i, 200 if cls == "cat" else 20, 90)
+            Image.new("RGB", (48, 40), color).save(tmp_path / "data" / cls / f"{i}.png")
     model, loss = train.train(train.parse_args([str(TINY), "--data", str(tmp_path / "data"), "--epochs", "1",
                                                 *QUICK]))
     assert math.isfinite(loss)

@@ -1,10 +1,11 @@
 """Import a PyTorch model as a spec: timm:NAME, torchvision:NAME or path/to/model.py:ClassName.
 
-The model is traced with torch.fx; its branch graph (chains, concats, residual sums) is written
-with blocks for repeated structure and the model's own module names, so its state_dict loads
-into the built spec with strict=True. Before writing, the spec is built, loaded with the
-model's weights and checked to give the model's outputs. What a spec cannot express is an
-error naming the fx node, the module and the source line.
+The model is traced with torch.fx; its branch graph (chains, concats, residual sums, gates, dense
+layers, and the training-only aux heads of a second trace in training mode) is written with
+blocks for repeated structure and the model's own module names, so its state_dict loads into the
+built spec with strict=True. Before writing, the spec is built, loaded with the model's weights
+and checked to give the model's outputs (aux heads: in training mode). What a spec cannot express
+is an error naming the fx node, the module and the source line.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ def run(args: argparse.Namespace) -> int:
     size = _size(model, tuple(args.input_size) if args.input_size else None)
     result = to_spec(model, name=name, source=args.source, input_size=size)
     if not args.no_check:
-        verify(model, result.text, size)
+        verify(model, result.text, size, aux=result.aux)
     if not args.output or args.output == "-":
         sys.stdout.write(result.text)
     else:
         from archspec.fileio import write_atomic
 
         write_atomic(args.output, result.text)
+        aux = f", aux heads {', '.join(result.aux)}" if result.aux else ""
         print(f"wrote {args.output}: {result.name}, {result.lines} lines, {result.blocks} blocks, "
-              f"{result.params:,} parameters{'' if args.no_check else ', outputs checked'}", file=sys.stderr)
+              f"{result.params:,} parameters{aux}{'' if args.no_check else ', outputs checked'}", file=sys.stderr)
     return 0

@@ -23,17 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.importer.structure import Chain, Concat, Node, Op, Residual, paths
+from archspec.importer.structure import ACTS, Chain, Concat, Gate, Node, Op, Residual, paths
 from archspec.importer.trace import ImportRefused, Prim
+from archspec.spec.model import KEYWORDS, module_name_problem
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
 NUMERIC = {"out": "", "kernel": "_k", "stride": "_stride", "padding": "_pad", "dilation": "_dil",
-           "groups": "_groups", "p": "_p", "size": "_size"}
+           "groups": "_groups", "p": "_p", "size": "_size", "start": "_start", "stop": "_stop"}
 # op defaults, as the registry declares them (a field equal to its default is not written)
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "eps": 1e-5,
-             "momentum": 0.1, "act": "relu"},
+    "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "bn": True,
+             "eps": 1e-5, "momentum": 0.1, "act": "relu"},
     "conv2d": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
     "maxpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False},
@@ -41,7 +42,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear": {"bias": True},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
 }
-DEFAULTABLE = {"conv": ("eps", "momentum", "act"), "bn": ("eps", "momentum")}
+DEFAULTABLE = {"conv": ("bn", "bias", "eps", "momentum", "act"), "bn": ("eps", "momentum")}
 
 
 def _seg(path: str, prefix: str) -> str:
@@ -69,7 +70,7 @@ def _snake(name: str) -> str:
 # ---- the emitted tree ------------------------------------------------------------------------
 @dataclass
 class E:
-    kind: str  # op, list, concat, residual, inst
+    kind: str  # op, list, concat, residual, gate, inst
     name: str | None = None
     op: Op | None = None
     items: list[E] = field(default_factory=list)  # list items, concat branches, [body, shortcut?]
@@ -107,8 +108,9 @@ class Block:
 
 
 class Emitter:
-    def __init__(self, classes: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, classes: dict[str, tuple[str, str]], instances: set[str] | None = None) -> None:
         self.classes = classes  # module path → (block name, label): the module's class
+        self.plain = instances  # a network archspec built: the paths of its spec's block instances
         self.instances: list[Instance] = []
 
     def refuse(self, message: str, path: str | None = None) -> ImportRefused:
@@ -131,31 +133,61 @@ class Emitter:
             if not rest:
                 if first.isdigit():
                     return E("op", op=node), first
+                if first in KEYWORDS and not node.prim.stateful:  # timm's SE `gate` (a Sigmoid): no tensors
+                    return E("op", op=node), None
                 return E("op", name=self._name(first, prefix), op=node), None
             inner = self.as_list(Chain([node]), _join(prefix, first))
             return self._owned(inner, node, prefix, first)
-        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel):
+        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel) \
+                and not _computed_outside(node, _join(prefix, next(iter(firsts)))):
             (first,) = firsts
             at = _join(prefix, first)
             if isinstance(node, Chain):
                 inner = self.as_list(node, at)
                 if first.isdigit():
-                    return self._instance(inner, at), first
+                    return self._indexed(inner, at, first), first
+                if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
+                    return self._instance(inner, at, first, prefix)
                 return E("list", name=self._name(first, prefix), items=inner.items), None
             return self._instance(self.container(node, at), at, first, prefix)
         if isinstance(node, Chain):
             return self.as_list(node, prefix), None
+        if isinstance(node, Gate):
+            mul = node.mul
+            raise ImportRefused("a gating multiply whose layers are not the children of one module: archspec names a "
+                                "`gate:` like an op, so its layers sit under the gate's name (as in an SE module's "
+                                "se.fc1, se.fc2)", node=mul.node, module=prefix or None, source=mul.source,
+                                hint="put the gate's layers in a module of their own")
         return self.container(node, prefix), None
 
     def _owned(self, inner: E, node: Node, prefix: str, first: str) -> tuple[E, str | None]:
         at = _join(prefix, first)
         if first.isdigit():
-            return self._instance(inner, at), first
+            return self._indexed(inner, at, first), first
+        if self.plain is not None and at in self.plain:
+            return self._instance(inner, at, first, prefix)
         return E("list", name=self._name(first, prefix), items=inner.items), None
 
+    def _indexed(self, inner: E, at: str, first: str) -> E:
+        """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
+        torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
+        small = self.plain is None and 1 < len(inner.items) <= 3 and all(
+            x.kind == "op" and x.op is not None for x in inner.items)
+        if small:
+            inner.name = first
+            return inner
+        return self._instance(inner, at)
+
     def _instance(self, body: E, at: str, first: str | None = None, prefix: str = "") -> Any:
+        if self.plain is not None and at not in self.plain:
+            # a network archspec built: a part its spec wrote in place, not as a block, stays in place
+            seg = at.rpartition(".")[2]
+            body.name = seg if seg.isdigit() else self._name(seg, prefix)
+            if first is None:
+                return body
+            return (body, first) if first.isdigit() else (body, None)
         name, label = self.classes.get(at, ("block", "Block"))
-        inst = Instance(at, label, body, base=name)
+        inst = Instance(at, label.lstrip("_") or label, body, base=name)
         self.instances.append(inst)
         e = E("inst", inst=inst)
         if first is None:
@@ -166,21 +198,26 @@ class Emitter:
         return e, None
 
     def _name(self, seg: str, prefix: str) -> str:
-        if not NAME.match(seg):
-            raise self.refuse(f"module name {seg!r} is not a valid archspec name (letters, digits, _)",
-                              _join(prefix, seg))
+        problem = module_name_problem(seg)
+        if problem is not None:
+            raise self.refuse(f"module name {seg!r} cannot be written in a spec: {problem}", _join(prefix, seg))
         return seg
 
     def container(self, node: Node, prefix: str) -> E:
         if isinstance(node, Concat):
             out = E("concat")
             for j, b in enumerate(node.branches):
+                if not b.items:  # the fork itself: a dense layer's input, concatenated with what it computes
+                    out.items.append(E("op", op=None))
+                    continue
                 e, idx = self.place(b, prefix, j)
                 if idx is not None and int(idx) != j:
                     raise self.refuse(f"branch {j} of a concat is module {_join(prefix, idx)}: its index "
                                       "does not match its position", prefix)
                 out.items.append(e)
             return out
+        if isinstance(node, Gate):
+            return E("gate", items=[self.as_list(node.body, prefix)])
         if isinstance(node, Residual):
             out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None)
             out.items.append(self.as_list(node.body, prefix))
@@ -208,7 +245,7 @@ class Emitter:
         split: list[tuple[str | None, list[Node]]] = []
         for key, items in groups:
             tail: list[Node] = []
-            while key is not None and items and not paths(items[-1]):
+            while key is not None and items and not paths(items[-1]) and not _owned_by(items[-1], _join(prefix, key)):
                 tail.insert(0, items.pop())
             split.append((key, items))
             split += [(None, [t]) for t in tail]
@@ -220,12 +257,47 @@ class Emitter:
                 want = int(idx)
                 while len(out.items) < want:
                     out.items.append(E("op", op=None))  # identity: keeps the indices of the source
-                if len(out.items) > want:
+                if len(out.items) > want and isinstance(node, Op) and not node.prim.stateful:
+                    idx = None  # a stateless op of a network archspec built, its index from a list regrouped later
+                elif len(out.items) > want:
                     raise self.refuse(f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
                                       "list: its index cannot be reproduced (the forward reorders a Sequential?)",
                                       _join(prefix, idx))
             out.items.append(e)
         return out
+
+
+def _computed_outside(node: Node, path: str) -> bool:
+    """A chain whose first op, or a concat one of whose branches, has no module path and is computed
+    by a module that is not at `path` (Inception-v3's `F.avg_pool2d` before its `branch_pool` conv,
+    ShuffleNet's channel_slice before `branch2`): the part is not that module's."""
+    if isinstance(node, Chain):
+        pathless = node.items[:1] if node.items and not paths(node.items[0]) else []
+    elif isinstance(node, Concat):
+        pathless = [b for b in node.branches if b.items and not paths(b)]
+    else:
+        return False
+    owners = [o.prim.owner for x in pathless for o in _ops_in(x)]
+    return any(o is not None and o != path and not o.startswith(path + ".") for o in owners)
+
+
+def _ops_in(node: Node) -> list[Op]:
+    if isinstance(node, Op):
+        return [node]
+    if isinstance(node, Chain):
+        return [o for x in node.items for o in _ops_in(x)]
+    if isinstance(node, Concat):
+        return [o for b in node.branches for o in _ops_in(b)]
+    if isinstance(node, Gate):
+        return _ops_in(node.body)
+    return _ops_in(node.body) + (_ops_in(node.shortcut) if node.shortcut else [])
+
+
+def _owned_by(node: Node, path: str) -> bool:
+    """A pathless op computed by the forward of the module at `path` (ShuffleNet's channel_shuffle
+    at the end of its unit): it belongs to that module's part."""
+    owner = node.prim.owner if isinstance(node, Op) else None
+    return owner is not None and (owner == path or owner.startswith(path + "."))
 
 
 def composite_paths(node: Node) -> list[str]:
@@ -235,6 +307,8 @@ def composite_paths(node: Node) -> list[str]:
         return [p for x in node.items for p in composite_paths(x)]
     if isinstance(node, Concat):
         return [p for b in node.branches for p in composite_paths(b)]
+    if isinstance(node, Gate):
+        return composite_paths(node.body)
     return composite_paths(node.body) + (composite_paths(node.shortcut) if node.shortcut else [])
 
 
@@ -243,10 +317,10 @@ def _unfused(op: Op) -> E:
     `bn` in the container, as the source has them (a composite cannot be named by an empty key)."""
     p = op.prim.params
     conv = Prim(op.prim.id, "conv2d", {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups",
-                                                         "bias")}, None, [], op.prim.node, True)
+                                                         "bias", "dw")}, None, [], op.prim.node, True)
     bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node,
               True)
-    items = [E("op", name="conv", op=Op(conv)), E("op", name="bn", op=Op(bn))]
+    items = [E("op", name="conv", op=Op(conv))] + ([E("op", name="bn", op=Op(bn))] if p["bn"] else [])
     if p["act"] != "none":
         items.append(E("op", op=Op(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
     return E("list", items=items)
@@ -269,9 +343,15 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, int) or (isinstance(v, float)) or (isinstance(v, tuple) and len(v) == 2)
 
 
+def _is_act(op: Op | None) -> bool:
+    return op is not None and op.prim.op in ACTS and not op.prim.params
+
+
 def _form(op: Op | None, field_ok: Callable[[str, Any], bool]) -> Any:
     if op is None:
         return "identity"
+    if _is_act(op):  # which activation may differ between instances: a parameter ($act)
+        return ["act", {}]
     fields = {k: ("#" if field_ok(k, v) else _plain(v)) for k, v in sorted(op.prim.params.items())}
     return [op.prim.op, fields]
 
@@ -280,7 +360,7 @@ def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
-def _parameterisable(k: str, v: Any) -> bool:
+def _parameterizable(k: str, v: Any) -> bool:
     if k not in NUMERIC:
         return False
     if isinstance(v, tuple):
@@ -288,12 +368,17 @@ def _parameterisable(k: str, v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _field_ok(op: Op | None) -> Callable[[str, Any], bool]:
+    dw = op is not None and bool(op.prim.params.get("dw"))
+    return lambda k, v: (k == "groups" and dw) or _parameterizable(k, v)
+
+
 def structure_key(e: E) -> str:
     """What must be equal for two instances to be one block. A residual body's own scale and `then`
     may differ (they become parameters), as may the numbers in its ops."""
     def walk(x: E) -> Any:
         if x.kind == "op":
-            return [x.name, _form(x.op, _parameterisable)]
+            return [x.name, _form(x.op, _field_ok(x.op))]
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
@@ -325,6 +410,9 @@ def _slot_name(op: Op | Instance, i: int, inst_path: str, k: str) -> str:
         name = f"{rel}_{k}"
         return name if NAME.match(name) else f"b{name}"
     base = _seg(op.path, inst_path).replace(".", "_") if op.path else ""
+    if k == "op":  # which activation (not `act`: a residual's own `then`, when it differs, is $act)
+        name = "activation" if not base or not NAME.match(base) or base[-1].isdigit() else base
+        return name + "_op" if name in ("scale", "act", "projection") else name
     if not base or not NAME.match(base):  # unnamed, or named by its list index: the op's name
         base = op.prim.op
     return base + (NUMERIC[k] or ("" if op.prim.op in ("conv", "conv2d", "linear") else "_out"))
@@ -386,17 +474,12 @@ def make_blocks(instances: list[Instance]) -> list[Block]:
             block.instances.append(inst)
             inst.block = block
         for block in by_key.values():
-            _parameterise(block)
+            _parameterize(block)
     return blocks
 
 
-def _parameterise(block: Block) -> None:
-    """The numbers that differ between the block's instances become its parameters (and, for an
-    optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
-    not have) matches any value."""
-    template = block.template
-    ops0 = _ops(template.body)
-    all_ops = [_ops(inst.body) for inst in block.instances]
+def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str], list[str | None]]:
+    """(slot, field) → each instance's value: the candidates for parameters."""
     columns: dict[tuple[int, str], list[str | None]] = {}
     for i, op in enumerate(ops0):
         if op is None:
@@ -407,10 +490,25 @@ def _parameterise(block: Block) -> None:
                 columns[(i, k)] = [_arg_of(ops[i], k) if i < len(ops) and isinstance(ops[i], Instance) else None
                                    for ops in all_ops]
             continue
+        if _is_act(op):
+            columns[(i, "op")] = [ops[i].prim.op if i < len(ops) and ops[i] is not None else None for ops in all_ops]
+            continue
         for k, v in op.prim.params.items():
-            if _parameterisable(k, v):
+            if k == "groups" and op.prim.params.get("dw"):
+                continue  # depthwise: as many groups as input channels, whatever they are
+            if _parameterizable(k, v):
                 columns[(i, k)] = [_value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None
                                    else None for ops in all_ops]
+    return columns
+
+
+def _parameterize(block: Block) -> None:
+    """The numbers that differ between the block's instances become its parameters (and, for an
+    optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
+    not have) matches any value."""
+    template = block.template
+    ops0 = _ops(template.body)
+    columns = _columns(ops0, [_ops(inst.body) for inst in block.instances])
     block.params.clear()
     block.slots.clear()
     values_of: dict[str, list[str | None]] = {}
@@ -432,6 +530,8 @@ def _parameterise(block: Block) -> None:
             op = ops0[i]
             assert op is not None
             shared = _slot_name(op, i, template.path, k)
+            if shared in ("scale", "act", "projection"):  # a residual's own parameters
+                shared += "_"
             while shared in values_of:
                 shared += "_"
             values_of[shared] = list(values)
@@ -446,11 +546,16 @@ def _parameterise(block: Block) -> None:
 
 
 # ---- rendering ops as short forms ------------------------------------------------------------
+_POSITIONAL = {"dropout": ("p",), "drop_path": ("p",), "channel_slice": ("start", "stop"), "channel_shuffle": ("groups",)}
+
+
 def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str, str] | None = None) -> str:
     if op is None:
         return "identity"
     name, p = op.prim.op, op.prim.params
     refs = refs or {}
+    if "op" in refs:  # an activation that is a block parameter
+        return f"${refs['op']}"
     dflt = {**OP_DEFAULTS.get(name, {}), **defaults.get(name, {})}
 
     def val(k: str, prefix: str = "") -> str | None:
@@ -467,12 +572,9 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
     parts = [name]
     if name in ("conv", "conv2d"):
         parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
-                  val("groups", "g")]
+                  "dw" if p.get("dw") else val("groups", "g")]
         if name == "conv":
-            parts += ["bias" if p["bias"] else None]
-            for k in ("eps", "momentum", "act"):
-                v = val(k)
-                parts.append(f"{k}={v}" if v is not None else None)
+            parts += _composite_flags(p, dflt, val)
         else:
             parts += [None if p["bias"] else "no_bias"]
     elif name == "bn":
@@ -488,8 +590,8 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
         parts.append(val("size"))
     elif name == "linear":
         parts += [val("out"), None if p["bias"] else "no_bias"]
-    elif name == "dropout":
-        parts.append(val("p"))
+    elif name in _POSITIONAL:
+        parts += [val(k) for k in _POSITIONAL[name]]
     elif name == "lrn":
         parts.append(val("size"))
         for k in ("alpha", "beta", "k"):
@@ -498,13 +600,24 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
     return " ".join(x for x in parts if x)
 
 
+def _composite_flags(p: dict[str, Any], dflt: dict[str, Any], val: Callable[[str], str | None]) -> list[str | None]:
+    """A composite conv's bias, BatchNorm and activation, where they differ from the defaults."""
+    parts = [None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias",
+             None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true"]
+    for k in ("eps", "momentum", "act") if p["bn"] else ("act",):
+        v = val(k)
+        parts.append(f"{k}={v}" if v is not None else None)
+    return parts
+
+
 def spec_defaults(ops: list[Op]) -> dict[str, dict[str, Any]]:
     """`defaults:` for op fields every op of that kind sets to the same non-default value."""
     out: dict[str, dict[str, Any]] = {}
     for name, fields in DEFAULTABLE.items():
         of = [o for o in ops if o.prim.op == name]
         for f in fields:
-            values = {o.prim.params[f] for o in of}
+            # a conv without BatchNorm has no eps or momentum
+            values = {o.prim.params[f] for o in of if f not in ("eps", "momentum") or o.prim.params.get("bn", True)}
             if len(of) > 1 and len(values) == 1:
                 (v,) = values
                 if v != OP_DEFAULTS[name][f]:

@@ -47,7 +47,15 @@ class Residual:
     then: Op | None = None
 
 
-Node = Op | Chain | Concat | Residual
+@dataclass
+class Gate:
+    """x · body(x): the multiply's other input is the fork itself."""
+
+    body: Chain
+    mul: Prim  # the product, for messages
+
+
+Node = Op | Chain | Concat | Residual | Gate
 
 
 def paths(node: Node) -> list[str]:
@@ -58,6 +66,8 @@ def paths(node: Node) -> list[str]:
         return [p for x in node.items for p in paths(x)]
     if isinstance(node, Concat):
         return [p for b in node.branches for p in paths(b)]
+    if isinstance(node, Gate):
+        return paths(node.body)
     out = paths(node.body) + (paths(node.shortcut) if node.shortcut else [])
     return out + (paths(node.then) if node.then else [])
 
@@ -69,6 +79,8 @@ def weighted(node: Node) -> int:
         return sum(weighted(x) for x in node.items)
     if isinstance(node, Concat):
         return sum(weighted(b) for b in node.branches)
+    if isinstance(node, Gate):
+        return weighted(node.body)
     return weighted(node.body) + (weighted(node.shortcut) if node.shortcut else 0)
 
 
@@ -132,6 +144,14 @@ class Recover:
             elif p.op == "add":
                 items.append(self.residual(p))
                 cur = self.fork(p.inputs)
+            elif p.op == "mul":
+                fork = self.fork(p.inputs)
+                if fork not in p.inputs or p.inputs[0] == p.inputs[1]:
+                    raise self.refuse(p, "a product of two computed tensors: archspec's `gate:` multiplies a value by "
+                                      "a function of it (x · g(x), squeeze-and-excitation), and nothing else")
+                other = p.inputs[1] if p.inputs[0] == fork else p.inputs[0]
+                items.append(Gate(self.chain(other, fork), p))
+                cur = fork
             elif p.op == "scale":
                 raise self.refuse(p, "a tensor multiplied by a constant outside a residual sum")
             else:
@@ -180,8 +200,33 @@ def _fold_then(items: list[Node]) -> list[Node]:
     return out
 
 
+def nest_concats(prims: list[Prim]) -> None:
+    """Dense connectivity as nested concatenations, in place: ``cat(x, a, b)`` where an earlier
+    ``q = cat(x, a)`` computes ``b`` becomes ``cat(q, b)`` — the same tensor (concatenation is
+    associative), and the form of a dense layer, ``concat: [identity, layer]`` (DenseNet's
+    ``torch.cat(features, 1)`` over every earlier layer's output)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(p.id for p in prims)
+    for p in prims:
+        for i in p.inputs:
+            g.add_edge(i, p.id)
+    seen: dict[tuple[int, ...], int] = {}
+    for p in prims:
+        if p.op != "concat":
+            continue
+        original = tuple(p.inputs)
+        for k in range(len(original) - 1, 1, -1):
+            q = seen.get(original[:k])
+            if q is not None and all(nx.has_path(g, q, t) for t in original[k:]):
+                p.inputs = [q, *original[k:]]
+                g.add_edge(q, p.id)
+                break
+        seen.setdefault(original, p.id)
+
+
 def recover(prims: list[Prim], output: int) -> Chain:
+    nest_concats(prims)
     return Recover(prims, output).run()
 
 
-__all__ = ["Op", "Chain", "Concat", "Residual", "Node", "recover", "paths", "weighted"]
+__all__ = ["Op", "Chain", "Concat", "Residual", "Gate", "Node", "recover", "paths", "weighted"]

@@ -34,6 +34,17 @@ ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_"
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
+
+def is_drop_path(m: nn.Module) -> bool:
+    """Per-sample stochastic depth that draws as archspec's drop_path does: its own DropPath, and
+    torchvision's StochasticDepth in "row" mode (one draw per sample); the "batch" mode is not it."""
+    from archspec.runtime import DropPath
+
+    if type(m) is DropPath:
+        return True
+    return (type(m).__name__ == "StochasticDepth" and type(m).__module__.startswith("torchvision.")
+            and getattr(m, "mode", None) == "row")
+
 class ImportRefused(SpecError):
     """A module archspec cannot express as a spec; located at the source line when torch knows it."""
 
@@ -63,6 +74,8 @@ class Prim:
     node: str = ""  # the fx node's name, for messages
     stateful: bool = False  # has weights or buffers: its path must be reproduced
     source: tuple[str, int] | None = None  # the source line that made it, when torch knows it
+    spec_path: str | None = None  # a network archspec built: the stateless op's path in its spec
+    owner: str | None = None  # the module whose forward computes a function call (places a pathless op)
 
 
 def _source_of(node: fx.Node) -> tuple[str, int] | None:
@@ -81,13 +94,23 @@ def _module_of(node: fx.Node) -> str | None:
     return node.target if node.op == "call_module" else None
 
 
+def _leaf_functions() -> tuple[Any, ...]:
+    """Functions traced as one call: torchvision's ShuffleNet channel_shuffle (it computes with x.size())."""
+    try:
+        from torchvision.models.shufflenetv2 import channel_shuffle
+    except ImportError:  # pragma: no cover - torchvision is optional
+        return ()
+    return (channel_shuffle,)
+
+
 class _Tracer(fx.Tracer):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(autowrap_functions=_leaf_functions())
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, nn.modules.batchnorm._BatchNorm) or super().is_leaf_module(m, qualname)
+        return (isinstance(m, nn.modules.batchnorm._BatchNorm) or is_drop_path(m)
+                or super().is_leaf_module(m, qualname))
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -138,6 +161,7 @@ class Converter:
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
         self.output: int | None = None
         self.fx_node: dict[int, fx.Node] = {}
+        self.chunks: dict[fx.Node, tuple[fx.Node, int]] = {}  # x.chunk(n, 1): its input and n
 
     def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
         return ImportRefused(message, node=node.name, module=_module_of(node), source=_source_of(node), hint=hint)
@@ -146,6 +170,8 @@ class Converter:
             path: str | None = None, stateful: bool = False) -> int:
         prim = Prim(len(self.prims), op, params or {}, path, inputs if inputs is not None else [self.input(node, 0)],
                     node.name, stateful, _source_of(node))
+        if node.op != "call_module":
+            prim.owner = _module_of(node)
         self.prims.append(prim)
         self.value[node] = prim.id
         self.fx_node[prim.id] = node
@@ -224,6 +250,8 @@ class Converter:
                      path=self._need(node, path), stateful=True)
         elif type(m) is nn.Dropout:
             self.add(node, "dropout", {"p": float(m.p)}, path=named)
+        elif is_drop_path(m):
+            self.add(node, "drop_path", {"p": float(m.p)}, path=named)
         elif type(m) is nn.LocalResponseNorm:
             self.add(node, "lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta), "k": float(m.k)},
                      path=named)
@@ -245,7 +273,8 @@ class Converter:
                 padding = tuple(t // 2 for t in total)
         self.add(node, "conv2d", {"out": m.out_channels, "kernel": _pair(m.kernel_size),
                                   "stride": _pair(m.stride), "padding": _pair(padding),
-                                  "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None},
+                                  "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None,
+                                  "dw": m.groups > 1 and m.groups == m.in_channels},  # depthwise: `dw`
                  path=self._need(node, path), stateful=True)
 
     def batchnorm(self, node: fx.Node, m: Any, path: str | None) -> None:
@@ -291,6 +320,11 @@ class Converter:
             self.flatten(node, _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
         elif t is F.dropout:
             self.add(node, "dropout", {"p": float(_arg(node, 1, "p", 0.5))})
+        elif self.channel_op(node):
+            pass
+        elif t is F.local_response_norm:
+            self.add(node, "lrn", {"size": int(_arg(node, 1, "size", None)), "alpha": float(_arg(node, 2, "alpha", 1e-4)),
+                                   "beta": float(_arg(node, 3, "beta", 0.75)), "k": float(_arg(node, 4, "k", 1.0))})
         elif t is torch.cat:
             self.concat(node)
         elif t in (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_):
@@ -310,6 +344,35 @@ class Converter:
             name = getattr(t, "__name__", str(t))
             raise self.refuse(node, f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
                               hint="see docs/import.md for the functions archspec import knows")
+
+    def channel_op(self, node: fx.Node) -> bool:
+        """ShuffleNet's channel split and shuffle; False for any other function."""
+        t = node.target
+        if t in _leaf_functions() or t in (F.channel_shuffle, torch.channel_shuffle):
+            self.add(node, "channel_shuffle", {"groups": int(_arg(node, 1, "groups", None))})
+        elif t is torch.narrow:
+            dim, start, length = (_arg(node, i, k, None) for i, k in ((1, "dim"), (2, "start"), (3, "length")))
+            if dim not in (1, -3) or not isinstance(start, int) or not isinstance(length, int):
+                raise self.refuse(node, "torch.narrow other than along the channels by numbers")
+            self.add(node, "channel_slice", {"start": start, "stop": start + length})
+        elif t is operator.getitem and isinstance(node.args[0], fx.Node) and node.args[0] in self.chunks:
+            self.chunk_part(node)
+        else:
+            return False
+        return True
+
+    def chunk_part(self, node: fx.Node) -> None:
+        """x.chunk(n, 1)[i]: a channel_slice, from the channel count torch's shape propagation found."""
+        src, n = self.chunks[node.args[0]]
+        meta = src.meta.get("tensor_meta")
+        i = node.args[1]
+        if meta is None or not isinstance(i, int):
+            raise self.refuse(node, "a channel split whose channel count is not known")
+        channels = int(meta.shape[1])
+        size = -(-channels // n)
+        start = i * size
+        self.add(node, "channel_slice", {"start": start, "stop": min(channels, start + size)},
+                 inputs=[self.value[src]])
 
     def concat(self, node: fx.Node) -> None:
         tensors, dim = _arg(node, 0, "tensors", None), _arg(node, 1, "dim", 0)
@@ -374,10 +437,12 @@ class Converter:
             tensor, factor = a, b
         elif isinstance(b, fx.Node) and isinstance(a, (int, float)):
             tensor, factor = b, a
+        elif isinstance(a, fx.Node) and isinstance(b, fx.Node):
+            # x · g(x): a gate (squeeze-and-excitation), recovered in structure.py
+            self.add(node, "mul", inputs=[self.input(node, 0), self.input(node, 1)])
+            return
         else:
-            raise self.refuse(node, "a product of two tensors (a gating multiply, as in squeeze-and-excitation "
-                                    "or attention): archspec import does not recover `gate:` nodes yet",
-                              hint="write the gated block by hand with `gate:` (docs/language.md)")
+            raise self.refuse(node, "a product with something other than a tensor or a number")
         self.value[tensor]  # noqa: B018 - a KeyError would be a bug: traced in order
         self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
 
@@ -406,6 +471,10 @@ class Converter:
             pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
         elif t == "mean":
             self.mean(node)
+        elif t == "chunk" and _arg(node, 2, "dim", 0) in (1, -3) and isinstance(_arg(node, 1, "chunks", None), int) \
+                and all(u.op == "call_function" and u.target is operator.getitem for u in node.users):
+            self.input(node, 0)  # a traced tensor
+            self.chunks[node] = (node.args[0], int(_arg(node, 1, "chunks", None)))
         elif t in ("add", "add_"):
             self.binary_add(node)
         elif t in ("mul", "mul_"):
@@ -448,18 +517,26 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
             continue
         base = conv.path[: -len(".conv")]
         bn = prims[users[conv.id][0]]
-        if bn.op != "bn" or bn.path != base + ".bn" or not bn.params["affine"]:
+        if bn.op == "bn" and bn.path == base + ".bn" and bn.params["affine"]:
+            norm: Prim | None = bn
+        elif bn.op in ACTIVATIONS.values() and bn.path is not None and bn.path.startswith(base + "."):
+            norm = None  # conv → activation, no BatchNorm: archspec's `conv ... no_bn` (a network it built)
+        else:
             continue
-        act, last = "none", bn
-        after = users[bn.id]
-        if len(after) == 1 and bn.id != output and prims[after[0]].op in ACTIVATIONS.values() \
+        act, last = "none", norm
+        after = users[norm.id] if norm is not None else [users[conv.id][0]]
+        end = norm.id if norm is not None else conv.id
+        if len(after) == 1 and end != output and prims[after[0]].op in ACTIVATIONS.values() \
                 and (prims[after[0]].path is None or prims[after[0]].path.startswith(base + ".")):
             last = prims[after[0]]
             act = last.op
         params = dict(conv.params)
-        params.update(eps=bn.params["eps"], momentum=bn.params["momentum"], act=act)
+        if norm is not None:
+            params.update(bn=True, eps=norm.params["eps"], momentum=norm.params["momentum"], act=act)
+        else:
+            params.update(bn=False, eps=1e-5, momentum=0.1, act=act)
         conv.op, conv.params, conv.path = "conv", params, base
-        for p in {bn.id, last.id}:
+        for p in {x.id for x in (norm, last) if x is not None}:
             prims[p].op, prims[p].params, prims[p].path, prims[p].stateful = "pass", {}, None, False
 
 
