@@ -50,7 +50,7 @@ class _FlowMap(dict):  # type: ignore[type-arg]
     """A mapping written on one line: {a: b}."""
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information
     pass
 
 
@@ -72,11 +72,11 @@ def _styled(value: Any) -> Any:
             return _Flow(_FlowMap(v) if isinstance(v, dict) else v for v in value)
         return items
     if isinstance(value, dict):
-        items = {k: _styled(v) for k, v in value.items()}
+        mapping = {k: _styled(v) for k, v in value.items()}
         flat = all(isinstance(v, (str, int, float, bool)) for v in value.values())
         if flat and len(", ".join(f"{k}: {v}" for k, v in value.items())) + 2 <= FLOW_WIDTH:
-            return _FlowMap(items)
-        return items
+            return _FlowMap(mapping)
+        return mapping
     return value
 
 
@@ -334,7 +334,7 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
                 and p.node in graph.nodes:
             path = graph.at(p.node).path or None
             # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither
-            unique = bool(path) and counts[path] == 1
+            unique = path is not None and counts[path] == 1
             p.path = path if unique else None
             p.owner = (path or "").rpartition(".")[0] or None  # the part whose list it stands in
             p.spec_path = path if unique else None

@@ -538,8 +538,8 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
-    for name, vs in values_of.items():
-        block.params[name] = "false" if name == "projection" else next((v for v in vs if v is not None), "")
+    for name, column in values_of.items():
+        block.params[name] = "false" if name == "projection" else next((v for v in column if v is not None), "")
     for j, inst in enumerate(block.instances):
         inst.args = {n: vs[j] for n, vs in values_of.items()  # type: ignore[misc]
                      if vs[j] is not None and vs[j] != block.params[n]}
@@ -569,7 +569,7 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
                              str(v[0]) if v[0] == v[1] else f"{v[0]},{v[1]}")
         return prefix + str(v)
 
-    parts = [name]
+    parts: list[str | None] = [name]
     if name in ("conv", "conv2d"):
         parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
                   "dw" if p.get("dw") else val("groups", "g")]

@@ -91,7 +91,7 @@ def _module_of(node: fx.Node) -> str | None:
     stack = node.meta.get("nn_module_stack")
     if stack:
         return list(stack.values())[-1][0] or None
-    return node.target if node.op == "call_module" else None
+    return str(node.target) if node.op == "call_module" else None
 
 
 def _leaf_functions() -> tuple[Any, ...]:
@@ -213,8 +213,9 @@ class Converter:
 
     # ---- modules ---------------------------------------------------------------------------
     def module(self, node: fx.Node) -> None:
-        m = self.modules[node.target]
-        path = node.target if self.calls[node.target] == 1 else None
+        target = str(node.target)
+        m = self.modules[target]
+        path = target if self.calls[target] == 1 else None
         named = path
         if isinstance(m, nn.Identity):
             self.value[node] = self.input(node, 0)
@@ -363,7 +364,9 @@ class Converter:
 
     def chunk_part(self, node: fx.Node) -> None:
         """x.chunk(n, 1)[i]: a channel_slice, from the channel count torch's shape propagation found."""
-        src, n = self.chunks[node.args[0]]
+        chunked = node.args[0]
+        assert isinstance(chunked, fx.Node)
+        src, n = self.chunks[chunked]
         meta = src.meta.get("tensor_meta")
         i = node.args[1]
         if meta is None or not isinstance(i, int):
@@ -474,7 +477,7 @@ class Converter:
         elif t == "chunk" and _arg(node, 2, "dim", 0) in (1, -3) and isinstance(_arg(node, 1, "chunks", None), int) \
                 and all(u.op == "call_function" and u.target is operator.getitem for u in node.users):
             self.input(node, 0)  # a traced tensor
-            self.chunks[node] = (node.args[0], int(_arg(node, 1, "chunks", None)))
+            self.chunks[node] = (node.args[0], int(_arg(node, 1, "chunks", None)))  # type: ignore[assignment]
         elif t in ("add", "add_"):
             self.binary_add(node)
         elif t in ("mul", "mul_"):
@@ -496,9 +499,9 @@ def _is_batch_size(node: fx.Node) -> bool:
 def _feeds_flatten(node: fx.Node) -> bool:
     """A use of x.shape / x.shape[0] that is part of x.view(x.shape[0], -1)."""
     if node.op == "call_function" and node.target is operator.getitem:
-        return _is_batch_size(node) and all(_feeds_flatten(u) for u in node.users)
-    return node.op == "call_method" and node.target in ("view", "reshape") and len(node.args) == 3 \
-        and node.args[2] == -1
+        return bool(_is_batch_size(node)) and all(_feeds_flatten(u) for u in node.users)
+    return bool(node.op == "call_method" and node.target in ("view", "reshape") and len(node.args) == 3
+                and node.args[2] == -1)
 
 
 def fuse_composites(prims: list[Prim], output: int) -> None:
@@ -527,7 +530,7 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
         after = users[norm.id] if norm is not None else [users[conv.id][0]]
         end = norm.id if norm is not None else conv.id
         if len(after) == 1 and end != output and prims[after[0]].op in ACTIVATIONS.values() \
-                and (prims[after[0]].path is None or prims[after[0]].path.startswith(base + ".")):
+                and (prims[after[0]].path is None or str(prims[after[0]].path).startswith(base + ".")):
             last = prims[after[0]]
             act = last.op
         params = dict(conv.params)
@@ -536,8 +539,8 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
         else:
             params.update(bn=False, eps=1e-5, momentum=0.1, act=act)
         conv.op, conv.params, conv.path = "conv", params, base
-        for p in {x.id for x in (norm, last) if x is not None}:
-            prims[p].op, prims[p].params, prims[p].path, prims[p].stateful = "pass", {}, None, False
+        for index in {x.id for x in (norm, last) if x is not None}:
+            prims[index].op, prims[index].params, prims[index].path, prims[index].stateful = "pass", {}, None, False
 
 
 __all__ = ["ImportRefused", "Prim", "Converter", "trace", "fuse_composites"]
