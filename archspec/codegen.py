@@ -299,8 +299,10 @@ class Writer:
         return self.graph.nodes[n.meta["archspec_node"]]
 
     def _ops(self) -> list[fx.Node]:
+        """The nodes computing ops: calls, and the parts of one op (a layer's permutes, a tensor it reads)."""
         return [n for n in self.fx.nodes
-                if n.op in ("call_module", "call_function") and n.target is not runtime.check_input]
+                if (n.op in ("call_module", "call_function") or n.meta.get("archspec_part"))
+                and n.target is not runtime.check_input]
 
     # ---- repeated blocks as classes ------------------------------------------------------------
     def _find_blocks(self) -> None:
@@ -520,6 +522,12 @@ class Writer:
             parent = f"{parent}.{seg}" if parent else seg
         return text
 
+    def param_access(self, path: str) -> str:
+        """A tensor held by a module (a layer scale), by attribute: containers index their modules only."""
+        parent, _, leaf = path.rpartition(".")
+        owner = self.access(parent) if parent else "self"
+        return f"{owner}.{leaf}" if _IDENT.match(leaf) and not keyword.iskeyword(leaf) else f"getattr({owner}, {_quote(leaf)})"
+
     def init_lines(self) -> list[str]:
         lines = ["    def __init__(self) -> None:", "        super().__init__()"]
         for name, module in self.root._modules.items():
@@ -528,6 +536,19 @@ class Writer:
                 lines += layout(expr, 8, f"self.{name} = ")
             else:
                 lines += layout(expr, 8, f"self.add_module({_quote(name)}, ", ")")
+        # tensors held by a module rather than a layer (parameter_only ops), at the value the op starts them at
+        for node, data in self.graph.nodes(data=True):
+            if data["op"] not in REGISTRY or not REGISTRY[data["op"]].parameter_only:
+                continue
+            preds = [self.graph.nodes[p]["shape"] for p in self.graph.pred[node]]
+            shape, value = REGISTRY[data["op"]].parameter(data["params"], preds, data["shape"])
+            parent, _, leaf = data["path"].rpartition(".")
+            owner = self.access(parent) if parent else "self"
+            tensor = f"nn.Parameter(torch.full({_literal(tuple(shape))}, {_literal(float(value))}))"
+            if _IDENT.match(leaf) and not keyword.iskeyword(leaf):
+                lines.append(f"        {owner}.{leaf} = {tensor}")
+            else:
+                lines.append(f"        {owner}.register_parameter({_quote(leaf)}, {tensor})")
         return lines
 
     # ---- forward -----------------------------------------------------------------------------
@@ -535,13 +556,14 @@ class Writer:
         steps: list[Step] = []
         alias = self.alias
         for n in self.fx.nodes:
-            if n.op in ("placeholder", "output") or (n in self.group_of and self.groups[self.group_of[n]][0] is not n):
-                continue
+            if n.op in ("placeholder", "output", "get_attr") or (
+                    n in self.group_of and self.groups[self.group_of[n]][0] is not n):
+                continue  # a tensor a layer holds is read where it is used (param_access)
             if n.target is runtime.check_input:
                 alias[n] = n.args[0]  # type: ignore[assignment]
                 self.guard = tuple(n.args[1:])
                 continue
-            ins = [alias.get(i, i) for i in n.all_input_nodes]
+            ins = [alias.get(i, i) for i in n.all_input_nodes if i.op != "get_attr"]
             aux = n not in self.main
             if n in self.block_of:
                 path = self.block_of[n]
@@ -642,6 +664,7 @@ class Writer:
             last[v] = end
         placeholder = next(n for n in self.fx.nodes if n.op == "placeholder")
         names: dict[fx.Node, str] = {placeholder: "x"}
+        names.update((n, self.param_access(str(n.target))) for n in self.fx.nodes if n.op == "get_attr")
         holder: dict[str, fx.Node] = {"x": placeholder}
 
         def free(name: str, i: int) -> bool:

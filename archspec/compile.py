@@ -38,6 +38,20 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(leaf, module)
 
 
+def _set_parameter(root: nn.Module, path: str, tensor: torch.Tensor) -> None:
+    """Register ``tensor`` as an ``nn.Parameter`` of the module above ``path`` (containers made as needed)."""
+    parent_path, _, leaf = path.rpartition(".")
+    if parent_path:
+        try:
+            parent = root.get_submodule(parent_path)
+        except AttributeError:
+            _set_module(root, parent_path, nn.Module())
+            parent = root.get_submodule(parent_path)
+    else:
+        parent = root
+    parent.register_parameter(leaf, nn.Parameter(tensor))
+
+
 def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
     """The module tree, its tensors allocated on ``device`` but not initialised (see :func:`initialize`).
 
@@ -51,7 +65,13 @@ def build_modules(graph: nx.DiGraph, device: str = "cpu") -> tuple[nn.Module, di
     for node in nodes:
         data = graph.nodes[node]
         op = REGISTRY[data["op"]]
-        if op.stateful:
+        if op.parameter_only:  # one tensor, not a module: it starts at the op's value, here
+            preds = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
+            shape, value = op.parameter(data["params"], preds, data["shape"])
+            _set_parameter(root, data["path"], torch.full(shape, value, device=device))
+            targets[node] = data["path"]
+            taken.add(data["path"])
+        elif op.stateful:
             preds = [graph.nodes[p]["shape"] for p in inputs_of(graph, node)]
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, data["params"], *((s.channels, s.is_map) for s in [*preds, data["shape"]]))
@@ -138,7 +158,26 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             continue
         op = REGISTRY[data["op"]]
         args = tuple(env[p] for p in inputs_of(graph, node))
-        if node in targets:
+        if node in targets and op.parameter_only:  # x · the tensor at the op's path
+            tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
+            tensor.meta.update(archspec_node=node, archspec_part=True)
+            fn, kwargs = op.function(data["params"])
+            result = g.call_function(fn, (*args, tensor), kwargs)
+        elif node in targets and op.channels_last_on_maps and graph.nodes[inputs_of(graph, node)[0]]["shape"].is_map:
+            # the layer acts on the last axis: channels last around the call (views, no copies)
+            src = inputs_of(graph, node)[0]
+            if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
+                    and graph.nodes[src]["blocks"] == data["blocks"]):
+                last = args[0].args[0]  # the previous layer's channels-last output: the two permutes cancel
+                g.erase_node(args[0])
+            else:
+                last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
+            layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
+            last.meta.update(archspec_node=node, archspec_part=True)
+            layer.meta.update(archspec_node=node, archspec_part=True)
+            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+            result.meta["archspec_channels_first"] = True
+        elif node in targets:
             result = g.call_module(targets[node], args)
         elif op.passthrough:
             env[node] = args[0]
@@ -208,8 +247,8 @@ def init_schemes(graph: nx.DiGraph) -> dict[str, Any]:
     tables = graph.graph.get("init", {})
     schemes: dict[str, Any] = {}
     for _, data in graph.nodes(data=True):
-        if data["op"] == "input" or not REGISTRY[data["op"]].stateful:
-            continue
+        if data["op"] == "input" or not REGISTRY[data["op"]].stateful or REGISTRY[data["op"]].parameter_only:
+            continue  # a layer scale starts at the value its op gives
         chain = [tables.get(name, {}) for name, _ in reversed(data["blocks"])] + [tables.get("", {})]
         patterns = (s for t in chain for key, s in t.items()
                     if ("." in key or "*" in key) and fnmatch.fnmatchcase(data["path"], key))

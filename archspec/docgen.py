@@ -78,7 +78,12 @@ def op_section(name: str) -> str:
     if type(op).expand is not Op.expand:
         lines.append("- composite: expands into the primitive ops named in its description")
     else:
-        lines.append(f"- weights: {'yes, a module at its path' if op.stateful else 'none (a function call)'}")
+        weights = "none (a function call)"
+        if op.parameter_only:
+            weights = "yes, one tensor (an `nn.Parameter`) at its path, not a module"
+        elif op.stateful:
+            weights = "yes, a module at its path"
+        lines.append(f"- weights: {weights}")
     if props:
         lines += ["", "| parameter | type | default |", "|---|---|---|"]
         for key, prop in props.items():

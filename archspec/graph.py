@@ -191,8 +191,11 @@ class Expander:
             for op in table:
                 if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
                     continue
+                if op in REGISTRY and REGISTRY[op].parameter_only:
+                    raise SpecError(f"init: {op!r} starts at the value it is written with", source.loc(yp + (op,), key=True),
+                                    code="bad-op-args", hint=f"write it in the op, e.g. '{REGISTRY[op].short_form}'")
                 if op not in REGISTRY or not REGISTRY[op].stateful:
-                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful)
+                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful and not o.parameter_only)
                     raise SpecError(f"init: {op!r} is not an op with weights", source.loc(yp + (op,), key=True),
                                     code="unknown-op", hint=did_you_mean(op, with_weights) or
                                     f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)")
