@@ -1,7 +1,8 @@
 """Channel arithmetic in specs: ``${width * 4}``, ``${c // 16}``, ``${make_divisible(c * 0.25, 8)}``.
 
 An expression is parsed with Python's ``ast`` and evaluated by walking the tree over a short
-whitelist: numbers, block parameters, ``+ - * / // %``, unary minus, and the functions in
+whitelist: numbers, block parameters, ``in`` (the input channels of the op or block it is written in:
+``${in * 4}``), ``+ - * / // %``, unary minus, and the functions in
 :data:`FUNCTIONS`. Nothing is ever passed to ``eval``; anything else (attributes, subscripts,
 strings, ``**``, comprehensions) is refused with a message saying what is allowed. Results are
 bounded so an expression cannot make a huge number.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -48,15 +50,26 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
 }
-ALLOWED = "numbers, parameters, + - * / // %, parentheses and " + ", ".join(FUNCTIONS)
+ALLOWED = "numbers, parameters, in (the input channels), + - * / // %, parentheses and " + ", ".join(FUNCTIONS)
+INPUT = "in"  # the input channels; a Python keyword, so the parser sees it under another name
+_INPUT_NAME = "__archspec_in__"
+_INPUT_WORD = re.compile(r"(?<![\w.])in(?!\w)", re.ASCII)
+
+
+def uses_input(text: str) -> bool:
+    """Whether an expression's text refers to ``in``, the input channels."""
+    return _INPUT_WORD.search(text) is not None
 
 
 def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float:
-    """The value of ``text``; ``lookup(name)`` gives a parameter's value (and raises for unknown ones)."""
+    """The value of ``text``; ``lookup(name)`` gives a parameter's value (and raises for unknown ones),
+    ``lookup("in")`` the input channels."""
     if len(text) > MAX_LENGTH:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
+    if _INPUT_NAME in text:
+        raise ExprError(f"{_INPUT_NAME!r} is not allowed in an expression; use {ALLOWED}")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text.strip()), mode="eval")
     except SyntaxError:
         raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
     return _bounded(_eval(tree.body, lookup))
@@ -76,7 +89,7 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.Name):
-        return _bounded(lookup(node.id))
+        return _bounded(lookup(INPUT if node.id == _INPUT_NAME else node.id))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left, lookup), _eval(node.right, lookup)
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and right == 0:
@@ -93,4 +106,5 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
             return _bounded(FUNCTIONS[node.func.id](*args, **kwargs))
         except (TypeError, ValueError) as e:
             raise ExprError(f"{node.func.id}: {e}") from None
-    raise ExprError(f"{ast.unparse(node)!r} is not allowed in an expression; use {ALLOWED}")
+    written = re.sub(rf"\b{_INPUT_NAME}\b", INPUT, ast.unparse(node))
+    raise ExprError(f"{written!r} is not allowed in an expression; use {ALLOWED}")

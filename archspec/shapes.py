@@ -67,11 +67,26 @@ def _own_range(out: Shape) -> Range | None:
     return None if (lo_h, lo_w, hi_h, hi_w) == UNBOUNDED else (lo_h, lo_w, hi_h, hi_w)
 
 
+def input_shape(spec_input: Any) -> Shape:
+    """The network input's shape: C×H×W, H and W symbols valued at the spec's size."""
+    h, w = spec_input.size
+    return Shape(spec_input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
+
+
+def op_shape(op: Op, data: dict[str, Any], shapes: list[Shape]) -> Shape:
+    """The op's output shape from its inputs', or the located SpecError its shape rule gives."""
+    try:
+        return op.infer(data["params"], shapes)
+    except OpShapeError as e:
+        raise SpecError(f"{op.name} at {data['path'] or 'the network'}: {e} (input {shapes[0].formula()})",
+                        data["loc"], code=e.code, hint=e.hint) from None
+
+
 def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     """Annotate every node with ``shape`` and ``range`` (input sizes at which it can be computed)."""
     spec_input = graph.graph["input"]
     h, w = spec_input.size
-    x = Shape(spec_input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
+    x = input_shape(spec_input)
     graph.nodes["input"]["shape"] = x
     graph.nodes["input"]["range"] = UNBOUNDED
     total_params = 0
@@ -86,11 +101,7 @@ def infer_shapes(graph: nx.DiGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
         shapes = [nodes[p]["shape"] for p in preds]
         if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
-        try:
-            out = op.infer(data["params"], shapes)
-        except OpShapeError as e:
-            raise SpecError(f"{op.name} at {data['path'] or 'the network'}: {e} (input {shapes[0].formula()})",
-                            data["loc"], code=e.code, hint=e.hint) from None
+        out = op_shape(op, data, shapes)
         data["shape"] = out
         own = _own_range(out)
         data["range"] = meet(*(nodes[p]["range"] for p in preds), *([own] if own else []))

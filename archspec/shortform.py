@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from archspec.errors import Loc, SpecError, did_you_mean
-from archspec.expr import ExprError, evaluate
+from archspec.expr import INPUT, ExprError, evaluate, uses_input
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 from archspec.spec.load import Source, YamlPath
@@ -42,6 +42,7 @@ class Scope:
     blocks: tuple[tuple[str, str], ...] = ()  # (block name, instance path), outermost first
     unit: str | None = None
     used: set[str] | None = None  # $params referenced, to report unused ones
+    from_input: frozenset[str] = frozenset()  # $params whose value was computed from `in` where the block was used
 
 
 @dataclass
@@ -55,6 +56,12 @@ class Ref:
     loc: Loc
     fixed: bool = False  # keeps its channels under the width multiplier
     repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
+    from_input: frozenset[str] = frozenset()  # arguments computed from `in` (already scaled: not scaled again)
+
+
+def mentions_input(text: str) -> bool:
+    """Whether a short form or value refers to `in`, the input channels (``${in * 4}``, ``$in``)."""
+    return "$" in text and (any(uses_input(e) for e in _EXPR.findall(text)) or re.search(r"\$in(?!\w)", text) is not None)
 
 
 def referenced_params(node: Any) -> set[str]:
@@ -82,6 +89,9 @@ class ShortForms:
     """Parses the short forms of one resolved spec, caching what does not depend on $params."""
 
     resolved: Resolved
+    # `in` in ${...}: the node whose output the op being read is applied to, and its channels (set by the expander)
+    input_node: str | None = None
+    input_channels: Any = None  # Callable[[str, Loc], int]
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
 
@@ -99,7 +109,7 @@ class ShortForms:
             return ref
         # a chain parses each member twice (for its repeat count, then to expand it): remember the
         # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
-        key = (text, yp, id(scope.source), id(scope.env))
+        key = (text, yp, id(scope.source), id(scope.env), self.input_node)  # `in` depends on the input
         hit = self._last_parse
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -127,6 +137,7 @@ class ShortForms:
         positional = list(op.positional) if op else []
         repeat = 1
         repeated = fixed = False
+        from_input: set[str] = set()
         i = 1
         while i < len(tokens):
             raw, off = tokens[i]
@@ -153,7 +164,9 @@ class ShortForms:
                 raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
             args[key] = value
             locs[key] = loc
-        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated)
+            if mentions_input(raw) or (scope.from_input and referenced_params(raw) & scope.from_input):
+                from_input.add(key)
+        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input))
 
     def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
         if m := _KEYVAL.match(tok):
@@ -224,6 +237,11 @@ class ShortForms:
         return value
 
     def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
+        if name == INPUT:  # the input channels of the op or block being read
+            if self.input_node is None or self.input_channels is None:
+                raise SpecError("'in' (the input channels) is not defined here", loc, code="param",
+                                hint="use in inside an op or block of the network, e.g. linear ${in * 4} per_pixel")
+            return self.input_channels(self.input_node, loc)
         if name not in scope.env:
             hint = did_you_mean(name, scope.env) or (
                 f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else
