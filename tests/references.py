@@ -58,6 +58,7 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     "mobilenet_v3_large": _torchvision("mobilenet_v3_large"),
     "densenet121": _torchvision("densenet121"),
     "shufflenet_v2_x1_0": _torchvision("shufflenet_v2_x1_0"),
+    "convnext_tiny": _torchvision("convnext_tiny"),
 }
 
 
@@ -75,6 +76,23 @@ def perturb_bn(model: Any, seed: int = 1) -> None:
                 if m.affine:
                     m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                     m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def perturb_layer_norm(model: Any, seed: int = 1) -> None:
+    """Give every LayerNorm affine terms and every layer scale values a trained network could have: the
+    fresh ones (γ 1, β 0; a layer scale of 1e-6, which makes a ConvNeXt block's branch vanish next to its
+    shortcut) would hide mistakes in the branch."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        for name, p in model.named_parameters():
+            if name.rpartition(".")[2] == "layer_scale":
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
 
 
 def assert_same_eval_logits(ref: Any, ours: Any, spec: Path, size: int) -> None:
@@ -152,13 +170,13 @@ def assert_same_outputs(compiled: Any, generated: Any, x: Any) -> None:
 
 
 def no_dropout(*models: Any) -> None:
-    """Dropout off in every model (p = 0), so training-mode outputs are deterministic and comparable;
-    everything else of training mode (batch statistics) stays."""
+    """Dropout and stochastic depth off in every model (p = 0), so training-mode outputs are deterministic
+    and comparable; everything else of training mode (batch statistics) stays."""
     import torch
 
     for model in models:
         for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
+            if isinstance(m, torch.nn.Dropout) or type(m).__name__ == "StochasticDepth":  # torchvision.ops
                 m.p = 0.0
 
 
