@@ -276,6 +276,10 @@ def activation_memory(graph: nx.DiGraph, batch: int = 1) -> Memory:
             elif what == "w":  # the weight; a bias is not needed for backward
                 p = d["params"]
                 weights += (d.get("param_count", 0) - (p.out if getattr(p, "bias", False) else 0)) * 4
+            elif what == "ln":  # LayerNorm: its weight and bias, and a mean and 1/σ per pixel (or per vector)
+                c = graph.nodes[ins[0]]["shape"].channels
+                weights += (2 * c if getattr(d["params"], "affine", False) else 0) * 4
+                extra += 2 * (_numel(d["shape"], h, w, batch) // c) * 4
             elif what == "indices":
                 extra += _numel(d["shape"], h, w, batch) * 8  # int64
             elif what == "lrn":  # F.local_response_norm: the squares padded across channels, scale and its power

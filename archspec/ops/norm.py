@@ -102,7 +102,7 @@ class LayerNorm(Op):
     stateful = True
     fresh_output = True
     channels_last_on_maps = True
-    saved_for_backward = ("in", "stats")
+    saved_for_backward = ("in", "ln")
 
     def infer(self, p: LayerNormParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

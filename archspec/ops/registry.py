@@ -62,6 +62,7 @@ class Op:
     agreement: ClassVar[str | None] = None
     # What autograd keeps for this op's backward, for the activation-memory estimate of summary:
     # "in" its (first) input, "out" its output, "w" its weight, "stats" (BatchNorm's γ and statistics),
+    # "ln" (LayerNorm's weight and bias, and its mean and 1/σ per normalised group),
     # "indices" (max pool), "mask" (dropout), "lrn" (local response norm's intermediates); () for sizes only.
     saved_for_backward: ClassVar[tuple[str, ...]] = ("in",)
     view: ClassVar[bool] = False  # its output shares its input's memory (flatten, identity, a channel slice)
