@@ -416,8 +416,9 @@ class Writer:
             except AttributeError:
                 continue
             keys = list(owner._modules)
-            if type(owner) is not nn.Module or index in keys or not all(k.isdigit() for k in keys):
-                continue
+            if (type(owner) is not nn.Module or index in keys or index in owner._parameters
+                    or not all(k.isdigit() for k in keys)):
+                continue  # (a tensor already named like the slot: a layer scale)
             layer = self._as_layer(n)
             if layer is not None:
                 owner._modules[index] = layer
@@ -538,8 +539,9 @@ class Writer:
                 lines += layout(expr, 8, f"self.add_module({_quote(name)}, ", ")")
         # tensors held by a module rather than a layer (parameter_only ops), at the value the op starts them at
         for node, data in self.graph.nodes(data=True):
-            if data["op"] not in REGISTRY or not REGISTRY[data["op"]].parameter_only:
-                continue
+            if data["op"] not in REGISTRY or not REGISTRY[data["op"]].parameter_only or any(
+                    data["path"].startswith(b + ".") for b in self.blocks):
+                continue  # (a block's class makes its own)
             preds = [self.graph.nodes[p]["shape"] for p in self.graph.pred[node]]
             shape, value = REGISTRY[data["op"]].parameter(data["params"], preds, data["shape"])
             parent, _, leaf = data["path"].rpartition(".")
@@ -556,9 +558,10 @@ class Writer:
         steps: list[Step] = []
         alias = self.alias
         for n in self.fx.nodes:
-            if n.op in ("placeholder", "output", "get_attr") or (
-                    n in self.group_of and self.groups[self.group_of[n]][0] is not n):
-                continue  # a tensor a layer holds is read where it is used (param_access)
+            if n.op in ("placeholder", "output") or (n in self.group_of and self.groups[self.group_of[n]][0] is not n):
+                continue
+            if n.op == "get_attr" and n not in self.block_of:
+                continue  # a tensor a module holds is read where it is used (param_access)
             if n.target is runtime.check_input:
                 alias[n] = n.args[0]  # type: ignore[assignment]
                 self.guard = tuple(n.args[1:])

@@ -216,6 +216,8 @@ class AuxModel(nn.Module):
         super().__init__()
         for child_name, child in root.named_children():
             self.add_module(child_name, child)
+        for tensor_name, tensor in root._parameters.items():  # a layer scale at the top level
+            self.register_parameter(tensor_name, tensor)
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
         self.aux_weights = dict(aux_weights)

@@ -133,3 +133,44 @@ def test_optimize_keeps_the_layer_scale_and_the_permutes() -> None:
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_layer_scale_at_the_top_level_of_a_network_with_aux_heads() -> None:
+    """The aux model holds the root's own tensors too (found by the fuzzer: 'AuxModel' has no attribute '2')."""
+    spec = HEADER + ("network: [conv2d 4 3x3, relu, layer_scale 0.5, global_avgpool]\n"
+                     "aux:\n  a: {tap: '2', head: global_avgpool}\n")
+    model = archspec.build(spec)
+    assert (model.state_dict()["2"] == 0.5).all()
+    x = torch.randn(1, 3, 16, 16)
+    model.train()
+    out = model(x)
+    assert set(out) == {"logits", "a"}
+    torch.testing.assert_close(out["logits"], out["a"])
+    out["logits"].sum().backward()
+    assert model.get_parameter("2").grad is not None
+
+
+@pytest.mark.parametrize("net", [
+    # a stateless op and a layer scale in the same numbered slot (an unnamed nested list restarts at 0)
+    "blocks:\n  b:\n    chain: [tanh, [layer_scale 0.5]]\nnetwork: [{block: b}]\n",
+    # block instances written as one class: the class makes its tensors, and the first op reads one
+    "blocks:\n  b: {op: layer_scale 2 * 2}\nnetwork:\n  up: {block: b, repeat: 2}\n",
+    BLOCK_NET,
+])
+def test_the_standalone_file_holds_and_reads_the_layer_scales(net: str) -> None:
+    """Found by the fuzzer: codegen crashed on both first specs."""
+    from archspec.api import analyse
+    from archspec.codegen import generate
+
+    graph, _ = analyse(HEADER + net)
+    env: dict[str, object] = {}
+    exec(compile(generate(graph), "<generated>", "exec"), env)  # noqa: S102 - code generated from our own spec
+    model = archspec.build(HEADER + net).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    standalone = env[type(model).__name__]().eval()  # type: ignore[operator]
+    standalone.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(standalone(x), model(x), rtol=0, atol=0)
