@@ -176,7 +176,7 @@ def build_fx_graph(graph: nx.DiGraph, targets: dict[str, str], outputs: dict[str
             last.meta.update(archspec_node=node, archspec_part=True)
             layer.meta.update(archspec_node=node, archspec_part=True)
             result = g.call_method("permute", (layer, [0, 3, 1, 2]))
-            result.meta["archspec_channels_first"] = True
+            result.meta.update(archspec_channels_first=True, archspec_part=True)
         elif node in targets:
             result = g.call_module(targets[node], args)
         elif op.passthrough:

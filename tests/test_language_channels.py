@@ -155,6 +155,8 @@ def test_a_layer_scale_at_the_top_level_of_a_network_with_aux_heads() -> None:
     "blocks:\n  b:\n    chain: [tanh, [layer_scale 0.5]]\nnetwork: [{block: b}]\n",
     # block instances written as one class: the class makes its tensors, and the first op reads one
     "blocks:\n  b: {op: layer_scale 2 * 2}\nnetwork:\n  up: {block: b, repeat: 2}\n",
+    # a block class ending in a per-pixel layer: its channels-first permute is the class's, not the caller's
+    "blocks:\n  b:\n    chain: [layer_norm]\nnetwork: [b * 2]\n",
     BLOCK_NET,
 ])
 def test_the_standalone_file_holds_and_reads_the_layer_scales(net: str) -> None:
