@@ -60,12 +60,12 @@ def test_trains_like_reference(name: str) -> None:
     assert_same_gradients(model, reference, torch.randn(2, 3, 64, 64))
 
 
-@pytest.mark.slow
-def test_efficientnet_draws_the_reference_s_random_numbers() -> None:
-    """Training mode with dropout (0.2) and stochastic depth (0 … 0.1875) on: seeded alike, archspec's
-    EfficientNet-B0 drops the same samples' branches and the same features as torchvision's, so
-    outputs and gradients are equal; seeded differently they are not (the randomness is real)."""
-    model, reference = _pair("efficientnet_b0")
+def _same_random_numbers(name: str) -> dict[str, float]:
+    """Train ``name`` and its reference one step each, seeded alike, with dropout and stochastic depth
+    on: outputs and gradients are equal; the reference seeded differently gives other outputs (the
+    randomness is real). Returns archspec's drop-path rates by module path, checked against the
+    reference's modules at the same paths."""
+    model, reference = _pair(name)
     model.train(), reference.train()
     x = torch.randn(4, 3, 64, 64)
     outputs = []
@@ -78,11 +78,30 @@ def test_efficientnet_draws_the_reference_s_random_numbers() -> None:
     (ours, our_grads), (theirs, their_grads), (other, _) = outputs
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
     assert (other - theirs).abs().max() > 1e-2
-    for name, grad in our_grads.items():
-        torch.testing.assert_close(grad, their_grads[name], rtol=1e-4, atol=1e-5, msg=name)
-    # each residual block's rate is the reference's, at the same path (0.2 · block index / 16)
+    for param, grad in our_grads.items():
+        torch.testing.assert_close(grad, their_grads[param], rtol=1e-4, atol=1e-5, msg=param)
     rates = {path: m.p for path, m in model.named_modules() if type(m).__name__ == "DropPath"}
-    assert len(rates) == 9 and rates == {path: reference.get_submodule(path).p for path in rates}
+    assert rates == {path: reference.get_submodule(path).p for path in rates}
+    return rates
+
+
+@pytest.mark.slow
+def test_efficientnet_draws_the_reference_s_random_numbers() -> None:
+    """Training mode with dropout (0.2) and stochastic depth (0 … 0.1875) on: seeded alike, archspec's
+    EfficientNet-B0 drops the same samples' branches and the same features as torchvision's."""
+    rates = _same_random_numbers("efficientnet_b0")
+    # each residual block's rate is the reference's, at the same path (0.2 · block index / 16)
+    assert len(rates) == 9
+
+
+@pytest.mark.slow
+def test_convnext_draws_the_reference_s_random_numbers() -> None:
+    """Stochastic depth on (0 … 0.1 over the 18 blocks, torchvision's 0.1 · i / (18 − 1)): seeded alike,
+    archspec's ConvNeXt-T drops the same samples' residual branches as torchvision's."""
+    rates = _same_random_numbers("convnext_tiny")
+    stochastic = [m for m in REFERENCES["convnext_tiny"]().modules() if type(m).__name__ == "StochasticDepth"]
+    assert len(rates) == len(stochastic) == 18  # every block has one, at the reference's path
+    assert max(rates.values()) == pytest.approx(0.1) and min(rates.values()) == 0
 
 
 def test_convnext_macs_are_fvcore_s() -> None:
