@@ -75,10 +75,13 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float | bool:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
     if _INPUT_NAME in text:
         raise ExprError(f"{_INPUT_NAME!r} is not allowed in an expression; use {ALLOWED}")
-    try:
-        tree = ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text.strip()), mode="eval")
+    try:  # as written first: there `in` can only be Python's membership test (`e in 1`), refused below
+        tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
-        raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
+        try:
+            tree = ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text.strip()), mode="eval")
+        except SyntaxError:
+            raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
     value = _eval(tree.body, lookup)
     return value if isinstance(value, bool) else _bounded(value)
 

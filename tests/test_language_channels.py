@@ -116,6 +116,32 @@ network:
     assert [r.shape.channels for r in wide.rows] == [48, 96, 48, 48, 49, 50, 50]
 
 
+def test_in_decides_structure_in_conditions() -> None:
+    """`in` joins the conditions of `if:` and `A if COND else B` (a projection only where the channels
+    change, as a block that is not told its input width decides), and block_index."""
+    spec = HEADER + """blocks:
+  unit:
+    params: {c: 8}
+    chain:
+      - if: ${in != c}
+        then: {proj: conv2d $c 1x1}
+      - conv2d ${in * 2 if block_index > 0 else in} 3x3 p1
+network:
+  - conv2d 8 3x3
+  - unit c=8
+  - unit c=12
+"""
+    report = archspec.check(spec)
+    keys = archspec.build(spec).state_dict()
+    assert "2.proj.weight" in keys and "1.proj.weight" not in keys  # 8 → 8 needs none; 8 → 12 does
+    assert keys["2.1.weight"].shape[:2] == (24, 12)  # the conv after the projection reads its 12 channels
+    assert [r.shape.channels for r in report.rows] == [8, 8, 24]
+    for bad in ("${e in 1}", "${e not in 2}"):  # Python's membership test is not `in`
+        with pytest.raises(archspec.SpecError) as e:
+            archspec.check(HEADER + f"network: ['conv2d {bad} 1x1']\n")
+        assert e.value.code == "param" and "is not allowed" in e.value.message
+
+
 def test_in_cannot_name_a_parameter_and_is_no_python() -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + "blocks:\n  b:\n    params: {in: 3}\n    op: conv2d 8 1x1\nnetwork: [b]\n")
