@@ -170,18 +170,24 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             fn, kwargs = op.function(record.params)
             result = g.call_function(fn, (*args, tensor), kwargs)
         elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).shape.is_map:
-            # the layer acts on the last axis: channels last around the call (views, no copies)
+            # the layer acts on the last axis: channels last around the call (views), then the result made
+            # contiguous again: a channels-last layout reaching a conv makes torch.export's trace rely on
+            # N > 1 (its memory-format choice), which would fix H and W in the export
             src = inputs_of(graph, node)[0]
             if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
                     and graph.at(src).blocks == record.blocks):
-                last = args[0].args[0]  # the previous layer's channels-last output: the two permutes cancel
+                back = args[0].args[0]
+                last = back.args[0]  # the previous layer's channels-last output: the two permutes cancel
                 g.erase_node(args[0])
+                g.erase_node(back)
             else:
                 last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
             layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
             last.meta.update(archspec_node=node, archspec_part=True)
             layer.meta.update(archspec_node=node, archspec_part=True)
-            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+            back = g.call_method("permute", (layer, [0, 3, 1, 2]))
+            back.meta.update(archspec_node=node, archspec_part=True)
+            result = g.call_method("contiguous", (back,))
             result.meta.update(archspec_channels_first=True, archspec_part=True)
         elif node in targets:
             result = g.call_module(targets[node], args)

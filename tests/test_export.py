@@ -363,7 +363,8 @@ def test_layer_norm_per_pixel_linear_and_layer_scale_export(suffix: str, tmp_pat
     torch.save(model.state_dict(), tmp_path / "w.pt")
     out = tmp_path / f"tiny{suffix}"
     assert main(["export", str(spec), "-o", str(out), "--weights", str(tmp_path / "w.pt")]) == 0
-    x = torch.randn(3, 3, 32, 28)  # the spec's size (the ONNX file's), another batch than the export's
-    with torch.no_grad():
-        expected = model(x)
-    torch.testing.assert_close(_run(out, x), expected, rtol=0, atol=1e-4)
+    for h, w in ((32, 28), (48, 60)):  # the spec's size and a larger one, another batch than the export's
+        x = torch.randn(3, 3, h, w)
+        with torch.no_grad():
+            expected = model(x)
+        torch.testing.assert_close(_run(out, x), expected, rtol=0, atol=1e-4)

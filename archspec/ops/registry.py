@@ -70,7 +70,8 @@ class Op:
     # (an nn.Sequential) needs a layer. None: the op is always written as a function call.
     layer: ClassVar[str | None] = None
     # Its module acts on the last axis (nn.Linear, nn.LayerNorm): on a C×H×W map the compiler calls it with
-    # the channels moved last (x.permute(0, 2, 3, 1)) and moves them back after, as torchvision's ConvNeXt does.
+    # the channels moved last (x.permute(0, 2, 3, 1)) and moves them back after, as torchvision's ConvNeXt does
+    # (then .contiguous(), see compile.build_fx_graph).
     channels_last_on_maps: ClassVar[bool] = False
     # Its state is one tensor at its path, an ``nn.Parameter`` of the enclosing module (torchvision's
     # ``CNBlock.layer_scale``), not a module: the compiler reads it and calls ``function(p)(*inputs, tensor)``.
