@@ -141,6 +141,24 @@ def _occupied(root: nn.Module, path: str) -> bool:
             return False
 
 
+def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
+    """Whether every reader of a per-pixel layer's value runs channels-last itself (another per-pixel layer,
+    or an activation read only by such layers: ConvNeXt's Linear → GELU → Linear), so its layout is
+    never seen by anything else and needs no copy."""
+    def per_pixel(n: str) -> bool:
+        return REGISTRY[graph.at(n).op].channels_last_on_maps
+
+    if node in results:
+        return False
+    for s in graph.succ[node]:
+        if per_pixel(s):
+            continue
+        if (REGISTRY[graph.at(s).op].kind != "act" or s in results or not graph.succ[s]
+                or not all(per_pixel(t) for t in graph.succ[s])):
+            return False
+    return True
+
+
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
     """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
     needed: set[str] = set()
@@ -170,24 +188,26 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             fn, kwargs = op.function(record.params)
             result = g.call_function(fn, (*args, tensor), kwargs)
         elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).shape.is_map:
-            # the layer acts on the last axis: channels last around the call (views), then the result made
-            # contiguous again: a channels-last layout reaching a conv makes torch.export's trace rely on
-            # N > 1 (its memory-format choice), which would fix H and W in the export
+            # the layer acts on the last axis: channels last around the call (views, no copies)
             src = inputs_of(graph, node)[0]
             if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
                     and graph.at(src).blocks == record.blocks):
-                back = args[0].args[0]
+                back = args[0] if args[0].target == "permute" else args[0].args[0]  # (a .contiguous() after it)
                 last = back.args[0]  # the previous layer's channels-last output: the two permutes cancel
-                g.erase_node(args[0])
+                if back is not args[0]:
+                    g.erase_node(args[0])
                 g.erase_node(back)
             else:
                 last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
             layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
             last.meta.update(archspec_node=node, archspec_part=True)
             layer.meta.update(archspec_node=node, archspec_part=True)
-            back = g.call_method("permute", (layer, [0, 3, 1, 2]))
-            back.meta.update(archspec_node=node, archspec_part=True)
-            result = g.call_method("contiguous", (back,))
+            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+            if not _stays_channels_last(graph, node, results):
+                # made contiguous (one copy): a channels-last layout reaching a conv makes torch.export's
+                # trace rely on N > 1 (the conv's memory-format choice), which would fix H and W in the export
+                result.meta.update(archspec_node=node, archspec_part=True)
+                result = g.call_method("contiguous", (result,))
             result.meta.update(archspec_channels_first=True, archspec_part=True)
         elif node in targets:
             result = g.call_module(targets[node], args)
