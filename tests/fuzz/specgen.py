@@ -1615,6 +1615,9 @@ class Gen:
                 use.args[p] = self.rng.randint(2, 12)
             elif self.chance(0.4) and p.startswith("flag"):
                 use.args[p] = not val
+        if not use.args and b.params and self.chance(0.8):  # a value as its default: the use still fits
+            p = self.pick(sorted(b.params))
+            use.args[p] = b.params[p]
         if self.chance(0.15):
             use.repeat = self.pick([1, 2, 3])
         return use
