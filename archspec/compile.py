@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import torch
@@ -192,8 +192,8 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             src = inputs_of(graph, node)[0]
             if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
                     and graph.at(src).blocks == record.blocks):
-                back = args[0] if args[0].target == "permute" else args[0].args[0]  # (a .contiguous() after it)
-                last = back.args[0]  # the previous layer's channels-last output: the two permutes cancel
+                back = args[0] if args[0].target == "permute" else cast(fx.Node, args[0].args[0])  # (.contiguous())
+                last = cast(fx.Node, back.args[0])  # the previous layer's channels-last output: the permutes cancel
                 if back is not args[0]:
                     g.erase_node(args[0])
                 g.erase_node(back)
