@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import torch
@@ -39,6 +39,20 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(leaf, module)
 
 
+def _set_parameter(root: nn.Module, path: str, tensor: torch.Tensor) -> None:
+    """Register ``tensor`` as an ``nn.Parameter`` of the module above ``path`` (containers made as needed)."""
+    parent_path, _, leaf = path.rpartition(".")
+    if parent_path:
+        try:
+            parent = root.get_submodule(parent_path)
+        except AttributeError:
+            _set_module(root, parent_path, nn.Module())
+            parent = root.get_submodule(parent_path)
+    else:
+        parent = root
+    parent.register_parameter(leaf, nn.Parameter(tensor))
+
+
 def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
     """The module tree, its tensors allocated on ``device`` but not initialised (see :func:`initialize`).
 
@@ -52,7 +66,13 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
     for node in nodes:
         record = graph.at(node)
         op = REGISTRY[record.op]
-        if op.stateful:
+        if op.parameter_only:  # one tensor, not a module: it starts at the op's value, here
+            preds = [graph.at(p).shape for p in inputs_of(graph, node)]
+            shape, value = op.parameter(record.params, preds, record.shape)
+            _set_parameter(root, record.path, torch.full(shape, value, device=device))
+            targets[node] = record.path
+            taken.add(record.path)
+        elif op.stateful:
             preds = [graph.at(p).shape for p in inputs_of(graph, node)]
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.shape]))
@@ -109,11 +129,34 @@ def _instantiate(proto: nn.Module, device: str) -> nn.Module:
 
 
 def _occupied(root: nn.Module, path: str) -> bool:
+    """A module, or a tensor a module holds (a layer scale), has this path."""
     try:
         root.get_submodule(path)
         return True
     except AttributeError:
+        parent, _, leaf = path.rpartition(".")
+        try:
+            return leaf in root.get_submodule(parent)._parameters
+        except AttributeError:
+            return False
+
+
+def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
+    """Whether every reader of a per-pixel layer's value runs channels-last itself (another per-pixel layer,
+    or an activation read only by such layers: ConvNeXt's Linear → GELU → Linear), so its layout is
+    never seen by anything else and needs no copy."""
+    def per_pixel(n: str) -> bool:
+        return REGISTRY[graph.at(n).op].channels_last_on_maps
+
+    if node in results:
         return False
+    for s in graph.succ[node]:
+        if per_pixel(s):
+            continue
+        if (REGISTRY[graph.at(s).op].kind != "act" or s in results or not graph.succ[s]
+                or not all(per_pixel(t) for t in graph.succ[s])):
+            return False
+    return True
 
 
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
@@ -139,7 +182,34 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             continue
         op = REGISTRY[record.op]
         args = tuple(env[p] for p in inputs_of(graph, node))
-        if node in targets:
+        if node in targets and op.parameter_only:  # x · the tensor at the op's path
+            tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
+            tensor.meta.update(archspec_node=node, archspec_part=True)
+            fn, kwargs = op.function(record.params)
+            result = g.call_function(fn, (*args, tensor), kwargs)
+        elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).shape.is_map:
+            # the layer acts on the last axis: channels last around the call (views, no copies)
+            src = inputs_of(graph, node)[0]
+            if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
+                    and graph.at(src).blocks == record.blocks):
+                back = args[0] if args[0].target == "permute" else cast(fx.Node, args[0].args[0])  # (.contiguous())
+                last = cast(fx.Node, back.args[0])  # the previous layer's channels-last output: the permutes cancel
+                if back is not args[0]:
+                    g.erase_node(args[0])
+                g.erase_node(back)
+            else:
+                last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
+            layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
+            last.meta.update(archspec_node=node, archspec_part=True)
+            layer.meta.update(archspec_node=node, archspec_part=True)
+            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+            if not _stays_channels_last(graph, node, results):
+                # made contiguous (one copy): a channels-last layout reaching a conv makes torch.export's
+                # trace rely on N > 1 (the conv's memory-format choice), which would fix H and W in the export
+                result.meta.update(archspec_node=node, archspec_part=True)
+                result = g.call_method("contiguous", (result,))
+            result.meta.update(archspec_channels_first=True, archspec_part=True)
+        elif node in targets:
             result = g.call_module(targets[node], args)
         elif op.passthrough:
             env[node] = args[0]
@@ -178,6 +248,8 @@ class AuxModel(nn.Module):
         super().__init__()
         for child_name, child in root.named_children():
             self.add_module(child_name, child)
+        for tensor_name, tensor in root._parameters.items():  # a layer scale at the top level
+            self.register_parameter(tensor_name, tensor)
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
         self.aux_weights = dict(aux_weights)
@@ -209,8 +281,8 @@ def init_schemes(graph: OpGraph) -> dict[str, Any]:
     tables = graph.net.init
     schemes: dict[str, Any] = {}
     for _, record in graph.records():
-        if record.op == INPUT or not REGISTRY[record.op].stateful:
-            continue
+        if record.op == INPUT or not REGISTRY[record.op].stateful or REGISTRY[record.op].parameter_only:
+            continue  # a layer scale starts at the value its op gives
         chain = [tables.get(name, {}) for name, _ in reversed(record.blocks)] + [tables.get("", {})]
         patterns = (s for t in chain for key, s in t.items()
                     if ("." in key or "*" in key) and fnmatch.fnmatchcase(record.path, key))

@@ -78,7 +78,8 @@ def op_section(name: str) -> str:
     if type(op).expand is not Op.expand:
         lines.append("- composite: expands into the primitive ops named in its description")
     else:
-        weights = ("yes, a module at its path" if op.stateful
+        weights = ("yes, one tensor (an `nn.Parameter`) at its path, not a module" if op.parameter_only
+                   else "yes, a module at its path" if op.stateful
                    else "none (a module without state, so that it follows train() and eval())" if op.train_module
                    else "none (a function call)")
         lines.append(f"- weights: {weights}")

@@ -1,12 +1,13 @@
 """Channel arithmetic in specs: ``${width * 4}``, ``${c // 16}``, ``${make_divisible(c * 0.25, 8)}``.
 
 An expression is parsed with Python's ``ast`` and evaluated by walking the tree over a short
-whitelist: numbers, block parameters, ``+ - * / // %``, unary minus, the functions in
-:data:`FUNCTIONS`, and conditions — comparisons (``== != < <= > >=``), ``and``, ``or``, ``not``
-and ``A if COND else B`` — which give true or false (``if: ${s == 1 and cin == out}``). Nothing
-is ever passed to ``eval``; anything else (attributes, subscripts, strings, ``**``,
-comprehensions) is refused with a message saying what is allowed. Results are bounded so an
-expression cannot make a huge number, and true/false is never silently used as a number.
+whitelist: numbers, block parameters, ``in`` (the input channels of the op or block it is written in:
+``${in * 4}``), ``+ - * / // %``, unary minus, the functions in :data:`FUNCTIONS`, and conditions —
+comparisons (``== != < <= > >=``), ``and``, ``or``, ``not`` and ``A if COND else B`` — which give
+true or false (``if: ${s == 1 and cin == out}``). Nothing is ever passed to ``eval``; anything else
+(attributes, subscripts, strings, ``**``, comprehensions) is refused with a message saying what is
+allowed. Results are bounded so an expression cannot make a huge number, and true/false is never
+silently used as a number.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -54,19 +56,32 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge,
 }
-ALLOWED = ("numbers, parameters, + - * / // %, parentheses, " + ", ".join(FUNCTIONS)
+ALLOWED = ("numbers, parameters, in (the input channels), + - * / // %, parentheses, " + ", ".join(FUNCTIONS)
            + ", comparisons (== != < <= > >=), and, or, not, and A if CONDITION else B")
+INPUT = "in"  # the input channels; a Python keyword, so the parser sees it under another name
+_INPUT_NAME = "__archspec_in__"
+_INPUT_WORD = re.compile(r"(?<![\w.])in(?!\w)", re.ASCII)
+
+
+def uses_input(text: str) -> bool:
+    """Whether an expression's text refers to ``in``, the input channels."""
+    return _INPUT_WORD.search(text) is not None
 
 
 def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float | bool:
     """The value of ``text``, a number or (a condition) true/false; ``lookup(name)`` gives a
-    parameter's value (and raises for unknown ones)."""
+    parameter's value (and raises for unknown ones), ``lookup("in")`` the input channels."""
     if len(text) > MAX_LENGTH:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
-    try:
+    if _INPUT_NAME in text:
+        raise ExprError(f"{_INPUT_NAME!r} is not allowed in an expression; use {ALLOWED}")
+    try:  # as written first: there `in` can only be Python's membership test (`e in 1`), refused below
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
-        raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
+        try:
+            tree = ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text.strip()), mode="eval")
+        except SyntaxError:
+            raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
     value = _eval(tree.body, lookup)
     return value if isinstance(value, bool) else _bounded(value)
 
@@ -75,7 +90,7 @@ def _number(node: ast.AST, lookup: Callable[[str], Any]) -> int | float:
     """An operand of arithmetic or of a comparison: a number, never true/false."""
     value = _eval(node, lookup)
     if isinstance(value, bool):
-        raise ExprError(f"{ast.unparse(node)!r} is true or false, not a number")
+        raise ExprError(f"{_written(node)!r} is true or false, not a number")
     return value
 
 
@@ -83,7 +98,7 @@ def _condition(node: ast.AST, lookup: Callable[[str], Any]) -> bool:
     """An operand of and/or/not and the test of A if TEST else B: true or false, never a number."""
     value = _eval(node, lookup)
     if not isinstance(value, bool):
-        raise ExprError(f"{ast.unparse(node)!r} is a number, not true or false; compare it, e.g. {ast.unparse(node)} > 1")
+        raise ExprError(f"{_written(node)!r} is a number, not true or false; compare it, e.g. {_written(node)} > 1")
     return value
 
 
@@ -101,7 +116,7 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.Name):
-        value = lookup(node.id)
+        value = lookup(INPUT if node.id == _INPUT_NAME else node.id)
         return value if isinstance(value, bool) else _bounded(value)  # a parameter may hold true/false
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _number(node.left, lookup), _number(node.right, lookup)
@@ -129,4 +144,9 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
             return _bounded(FUNCTIONS[node.func.id](*args, **kwargs))
         except (TypeError, ValueError) as e:
             raise ExprError(f"{node.func.id}: {e}") from None
-    raise ExprError(f"{ast.unparse(node)!r} is not allowed in an expression; use {ALLOWED}")
+    raise ExprError(f"{_written(node)!r} is not allowed in an expression; use {ALLOWED}")
+
+
+def _written(node: ast.AST) -> str:
+    """An expression's part as the spec writes it (``in``, not the name the parser saw)."""
+    return re.sub(rf"\b{_INPUT_NAME}\b", INPUT, ast.unparse(node))

@@ -27,7 +27,8 @@ from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.ir import INPUT, Network, Node, OpGraph, Unit
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.shortform import BUILTIN_NAMES, Ref, Scope, ShortForms, referenced_params
+from archspec.shapes import input_shape, inputs_of, op_shape
+from archspec.shortform import BUILTIN_NAMES, Ref, Scope, ShortForms, mentions_input, referenced_params
 from archspec.spec.load import YamlPath
 from archspec.spec.model import (
     BlockRef,
@@ -42,6 +43,7 @@ from archspec.spec.model import (
     name_of_copy,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
+from archspec.symbolic import Shape
 
 MAX_NODES = 200_000
 
@@ -68,9 +70,34 @@ class Expander:
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
     _chains: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)  # composite → (params, chain)
     forms: ShortForms = field(init=False)  # the short-form parser and $param substitution
+    _shapes: dict[str, Shape] = field(default_factory=dict)  # shapes worked out early, for `in` in ${...}
 
     def __post_init__(self) -> None:
         self.forms = ShortForms(self.resolved, self.totals)
+        self.forms.input_channels = self.channels_of
+
+    def channels_of(self, node: str, loc: Loc) -> int:
+        """The channels of a node's output, for `in` in ${...}: the shape rules run over the node and its
+        inputs (a node's inputs are always added before it), remembered for the next `in`."""
+        memo = self._shapes
+        todo = [node]
+        while todo:
+            n = todo[-1]
+            if n in memo:
+                todo.pop()
+                continue
+            preds = inputs_of(self.graph, n) if n != INPUT else []
+            missing = [p for p in preds if p not in memo]
+            if missing:
+                todo.extend(missing)
+                continue
+            todo.pop()
+            record = self.graph.at(n)
+            if record.op == INPUT:
+                memo[n] = input_shape(self.resolved.spec.input)
+            else:
+                memo[n] = op_shape(REGISTRY[record.op], record, [memo[p] for p in preds])
+        return memo[node].channels
 
     # ---- nodes ---------------------------------------------------------------------------------
     def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
@@ -177,8 +204,11 @@ class Expander:
             for op in table:
                 if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
                     continue
+                if op in REGISTRY and REGISTRY[op].parameter_only:
+                    raise SpecError(f"init: {op!r} starts at the value it is written with", source.loc(yp + (op,), key=True),
+                                    code="bad-op-args", hint=f"write it in the op, e.g. '{REGISTRY[op].short_form}'")
                 if op not in REGISTRY or not REGISTRY[op].stateful:
-                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful)
+                    with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful and not o.parameter_only)
                     raise SpecError(f"init: {op!r} is not an op with weights", source.loc(yp + (op,), key=True),
                                     code="unknown-op", hint=did_you_mean(op, with_weights) or
                                     f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)")
@@ -205,6 +235,7 @@ class Expander:
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
         seg = name if name is not None else (str(index) if index is not None else None)
+        self.forms.input_node = x  # what `in` in this node's ${...} refers to
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.written_repeat(node, yp, scope)
             if written is not None:
@@ -242,15 +273,19 @@ class Expander:
                                 code="bad-op-args")
             args = {k: self.forms.subst_value(v, yp + (k,), scope) for k, v in raw.items()}
             locs = {k: scope.source.loc(yp + (k,), key=True) for k in raw}
-            ref = Ref(node.op, args, locs, 1, loc, fixed)
+            from_input = frozenset(k for k, v in raw.items() if isinstance(v, str) and (
+                mentions_input(v) or referenced_params(v) & scope.from_input))
+            ref = Ref(node.op, args, locs, 1, loc, fixed, from_input=from_input)
             if node.op not in REGISTRY:
                 self.forms.unknown(node.op, scope.source.loc(yp + ("op",)))
             return self.reference(ref, yp, scope, x, prefix, seg)
         if isinstance(node, BlockRef):
             loc = scope.source.loc(yp + ("block",))
             params = {k: self.forms.subst_value(v, yp + ("params", k), scope) for k, v in node.params.items()}
+            from_input = frozenset(k for k, v in node.params.items() if isinstance(v, str) and (
+                mentions_input(v) or referenced_params(v) & scope.from_input))
             ref = Ref(node.block, params, {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
-                       self.repeat_of(node, yp, scope), loc)
+                      self.repeat_of(node, yp, scope), loc, from_input=from_input)
             if node.block not in self.resolved.blocks:
                 self.forms.unknown(node.block, loc)
             return self.reference(ref, yp, scope, x, prefix, seg)
@@ -281,6 +316,7 @@ class Expander:
                 x = self.node(value, myp + (name,), scope, x, prefix, name, None)
                 index += 1
                 continue
+            self.forms.input_node = x
             repeat = self.repeat_of(member, myp, scope)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
             for k in range(repeat):
@@ -329,11 +365,13 @@ class Expander:
         ryp = yp + ("residual",)
         body = self.node(r.body, ryp + ("body",), scope, x, prefix, None, None)
         short = x if r.shortcut is None else self.node(r.shortcut, ryp + ("shortcut",), scope, x, prefix, None, None)
+        self.forms.input_node = x
         scale = self.forms.subst_value(r.scale, ryp + ("scale",), scope)
         params = self.validate_params(REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))},
                                       scope.source.loc(ryp))
         out = self.add("add", params, _join(prefix, "add"), scope.source.loc(ryp, key=True), [short, body], scope)
         if r.then is not None:
+            self.forms.input_node = out
             ref = self.forms.parse(r.then, ryp + ("then",), scope)
             if ref.name not in REGISTRY:
                 self.forms.unknown(ref.name, ref.loc)
@@ -410,7 +448,8 @@ class Expander:
         index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
         self.instances[ref.name] = index + 1
         self.first_use.setdefault(ref.name, ref.loc)
-        inner = Scope(entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set(), index)
+        inner = Scope(entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set(), index,
+                      ref.from_input & set(env))  # parameters computed from `in` are not scaled again
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
         out = self.node(definition.body, body_yp, inner, x, path, None, None)
@@ -448,7 +487,8 @@ class Expander:
         args = {**self.resolved.defaults(op.name, scope.source), **ref.args}
         field_name = op.channels
         if (not self.scale_width or field_name is None or ref.fixed or path in self.fixed_paths
-                or self.scale.width == 1 or not isinstance(args.get(field_name), int)):
+                or self.scale.width == 1 or not isinstance(args.get(field_name), int)
+                or field_name in ref.from_input):  # computed from `in`, the already scaled input channels
             return args
         old = args[field_name]
         args[field_name] = self.scale.channels(old)

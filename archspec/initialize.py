@@ -67,6 +67,8 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> Non
     for name, module in root.named_modules():
         if not any(True for _ in module.parameters(recurse=False)) and not any(True for _ in module.buffers(False)):
             continue
+        if type(module) is nn.Module:  # a container's own tensor (a layer scale) starts at its op's value, set
+            continue                   # when it was built
         if name in schemes:
             later.append((module, schemes[name]))
         if isinstance(module, _UNIFORM_FAN_IN):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
@@ -18,6 +19,9 @@ from archspec.ir import INPUT, Node, OpGraph, PartialMerge
 from archspec.ops import REGISTRY, Op, OpShapeError
 from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
+
+if TYPE_CHECKING:
+    from archspec.spec.model import InputSpec
 
 MAX_PARAMS = 2_000_000_000
 
@@ -68,11 +72,26 @@ def _own_range(out: Shape) -> Range | None:
     return None if (lo_h, lo_w, hi_h, hi_w) == UNBOUNDED else (lo_h, lo_w, hi_h, hi_w)
 
 
+def input_shape(spec_input: InputSpec) -> Shape:
+    """The network input's shape: C×H×W, H and W symbols valued at the spec's size."""
+    h, w = spec_input.size
+    return Shape(spec_input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
+
+
+def op_shape(op: Op, record: Node, shapes: list[Shape]) -> Shape:
+    """The op's output shape from its inputs', or the located SpecError its shape rule gives."""
+    try:
+        return op.infer(record.params, shapes)
+    except OpShapeError as e:
+        raise SpecError(f"{op.name} at {record.path or 'the network'}: {e} (input {shapes[0].formula()})",
+                        record.loc, code=e.code, hint=e.hint) from None
+
+
 def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     """Annotate every node with ``shape`` and ``range`` (input sizes at which it can be computed)."""
     net = graph.net
     h, w = net.input.size
-    x = Shape(net.input.channels, Dim(0, 1, symbol="H", ref=h), Dim(0, 1, symbol="W", ref=w))
+    x = input_shape(net.input)
     graph.at(INPUT).shape = x
     graph.at(INPUT).range = UNBOUNDED
     total_params = 0
@@ -87,12 +106,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
         shapes: list[Shape] = [nodes[p].shape for p in preds]
         if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
-        try:
-            out = op.infer(record.params, shapes)
-        except OpShapeError as e:
-            raise SpecError(f"{op.name} at {record.path or 'the network'}: {e} (input {shapes[0].formula()})",
-                            record.loc, code=e.code, hint=e.hint) from None
-        record.shape = out
+        record.shape = out = op_shape(op, record, shapes)
         own = _own_range(out)
         r = record.range = meet(*(nodes[p].range for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from archspec.errors import Loc, SpecError, did_you_mean
-from archspec.expr import ExprError, evaluate
+from archspec.expr import INPUT, ExprError, evaluate, uses_input
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 from archspec.spec.load import Source, YamlPath
@@ -49,6 +49,7 @@ class Scope:
     unit: str | None = None
     used: set[str] | None = None  # $params referenced, to report unused ones
     index: int = -1  # the innermost block instance's index among that block's instances (block_index)
+    from_input: frozenset[str] = frozenset()  # $params whose value was computed from `in` where the block was used
 
 
 @dataclass
@@ -62,6 +63,12 @@ class Ref:
     loc: Loc
     fixed: bool = False  # keeps its channels under the width multiplier
     repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
+    from_input: frozenset[str] = frozenset()  # arguments computed from `in` (already scaled: not scaled again)
+
+
+def mentions_input(text: str) -> bool:
+    """Whether a short form or value refers to `in`, the input channels (``${in * 4}``, ``$in``)."""
+    return "$" in text and (any(uses_input(e) for e in _EXPR.findall(text)) or re.search(r"\$in(?!\w)", text) is not None)
 
 
 def referenced_params(node: Any) -> set[str]:
@@ -93,6 +100,9 @@ class ShortForms:
     # block_count is provisional (the expander then runs again, see graph.expand)
     totals: dict[str, int] | None = None
     counted: bool = False  # block_count was looked up
+    # `in` in ${...}: the node whose output the op being read is applied to, and its channels (set by the expander)
+    input_node: str | None = None
+    input_channels: Any = None  # Callable[[str, Loc], int]
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
 
@@ -110,7 +120,7 @@ class ShortForms:
             return ref
         # a chain parses each member twice (for its repeat count, then to expand it): remember the
         # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
-        key = (text, yp, id(scope.source), id(scope.env))
+        key = (text, yp, id(scope.source), id(scope.env), self.input_node)  # `in` depends on the input
         hit = self._last_parse
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -138,6 +148,7 @@ class ShortForms:
         positional = list(op.positional) if op else []
         repeat = 1
         repeated = fixed = False
+        from_input: set[str] = set()
         i = 1
         while i < len(tokens):
             raw, off = tokens[i]
@@ -164,7 +175,9 @@ class ShortForms:
                 raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
             args[key] = value
             locs[key] = loc
-        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated)
+            if mentions_input(raw) or (scope.from_input and referenced_params(raw) & scope.from_input):
+                from_input.add(key)
+        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input))
 
     def check_name(self, text: str, yp: YamlPath, scope: Scope) -> None:
         """The op or block a short form names exists: how far a branch that is not taken is checked
@@ -253,6 +266,11 @@ class ShortForms:
     def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
         if name not in scope.env and name in BUILTIN_NAMES:
             return self.builtin(name, loc, scope)
+        if name == INPUT:  # the input channels of the op or block being read
+            if self.input_node is None or self.input_channels is None:
+                raise SpecError("'in' (the input channels) is not defined here", loc, code="param",
+                                hint="use in inside an op or block of the network, e.g. linear ${in * 4} per_pixel")
+            return self.input_channels(self.input_node, loc)
         if name not in scope.env:
             hint = did_you_mean(name, scope.env) or (
                 f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else

@@ -245,6 +245,17 @@ def _storages(graph: OpGraph, nodes: list[str], users: dict[str, int], results: 
     return storage
 
 
+def _norm_saved(what: str, p: Any, c: int, count: int) -> tuple[int, int]:
+    """Bytes a normalisation keeps for backward besides its input: (its weights, the rest); ``c`` its
+    channels, ``count`` its output's values."""
+    if what == "stats":  # BatchNorm: its scale, running mean and variance, the batch's mean and 1/σ
+        return 5 * c * 4, 0
+    if what == "ln":  # LayerNorm: its weight and bias, and a mean and 1/σ per pixel (or per vector)
+        return (2 * c if getattr(p, "affine", False) else 0) * 4, 2 * (count // c) * 4
+    # F.local_response_norm: the squares padded across channels, scale and its power
+    return 0, 4 * (count // c) * ((c + p.size - 1) + 2 * c)
+
+
 def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
     """Estimate activation memory from the shaped OpGraph alone (see :class:`Memory`); torch is not imported."""
     from archspec.shapes import inputs_of, ordered
@@ -275,17 +286,15 @@ def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
                 saved.add(storage[ins[0]])
             elif what == "out":
                 saved.add(storage[n])
-            elif what == "stats":  # BatchNorm: its scale, running mean and variance, the batch's mean and 1/σ
-                weights += 5 * graph.at(ins[0]).shape.channels * 4
+            elif what in ("stats", "ln", "lrn"):
+                more_weights, more = _norm_saved(what, record.params, graph.at(ins[0]).shape.channels, numel(n))
+                weights += more_weights
+                extra += more
             elif what == "w":  # the weight; a bias is not needed for backward
                 p = record.params
                 weights += (record.param_count - (p.out if getattr(p, "bias", False) else 0)) * 4
             elif what == "indices":
                 extra += numel(n) * 8  # int64
-            elif what == "lrn":  # F.local_response_norm: the squares padded across channels, scale and its power
-                c = graph.at(ins[0]).shape.channels
-                per_channel = numel(n) // c
-                extra += 4 * per_channel * ((c + record.params.size - 1) + 2 * c)
             elif what == "mask" and record.params.p:
                 extra += numel(n) * 4  # CPU dropout multiplies by a float mask
     train = sum(size[s] for s in saved) + extra

@@ -15,7 +15,7 @@ def reference_macs(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tens
 
     def linear(m: torch.nn.Linear, _: object, out: torch.Tensor) -> None:
         nonlocal total
-        total += m.in_features * m.out_features
+        total += out[0].numel() * m.in_features  # on (N, H, W, C), as ConvNeXt's MLP: once per pixel
 
     hooks = [m.register_forward_hook(conv) for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
     hooks += [m.register_forward_hook(linear) for m in module.modules() if isinstance(m, torch.nn.Linear)]

@@ -59,6 +59,7 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     "densenet121": _torchvision("densenet121"),
     "shufflenet_v2_x1_0": _torchvision("shufflenet_v2_x1_0"),
     "efficientnet_b0": _torchvision("efficientnet_b0"),
+    "convnext_tiny": _torchvision("convnext_tiny"),
 }
 
 
@@ -76,6 +77,23 @@ def perturb_bn(model: Any, seed: int = 1) -> None:
                 if m.affine:
                     m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                     m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def perturb_layer_norm(model: Any, seed: int = 1) -> None:
+    """Give every LayerNorm affine terms and every layer scale values a trained network could have: the
+    fresh ones (γ 1, β 0; a layer scale of 1e-6, which makes a ConvNeXt block's branch vanish next to its
+    shortcut) would hide mistakes in the branch."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        for name, p in model.named_parameters():
+            if name.rpartition(".")[2] == "layer_scale":
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
 
 
 def assert_same_eval_logits(ref: Any, ours: Any, spec: Path, size: int) -> None:

@@ -363,3 +363,23 @@ def test_a_torch_that_hides_its_guards_gets_no_dynamic_sizes() -> None:
     failure = _guard_failure(object(), Sizes([1, 1], [None, None], [1, 1]), torch.zeros(2, 3, 64, 64))
     assert failure is not None and failure.axes == [0, 1] and failure.holds_from is None
     assert "_guards_code" in failure.why
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".ts"])
+def test_layer_norm_per_pixel_linear_and_layer_scale_export(suffix: str, tmp_path: Path) -> None:
+    """ConvNeXt's ops (tests/specs/tiny_layer_norm.yaml): permutes around the per-pixel layers and a
+    tensor read from its module export to every format and compute what the compiled model does."""
+    spec = Path(__file__).resolve().parent / "specs" / "tiny_layer_norm.yaml"
+    torch.manual_seed(0)
+    model = archspec.build(spec).eval()
+    with torch.no_grad():  # layer scales and LayerNorm terms away from their start values
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    out = tmp_path / f"tiny{suffix}"
+    assert main(["export", str(spec), "-o", str(out), "--weights", str(tmp_path / "w.pt")]) == 0
+    for h, w in ((32, 28), (48, 60)):  # the spec's size and a larger one, another batch than the export's
+        x = torch.randn(3, 3, h, w)
+        with torch.no_grad():
+            expected = model(x)
+        torch.testing.assert_close(_run(out, x), expected, rtol=0, atol=1e-4)

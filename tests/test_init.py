@@ -88,3 +88,13 @@ def test_init_of_an_op_without_weights_is_a_located_error() -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + "init: {conv: kaiming_normal_fan_out}\nnetwork: [conv 8 3x3]\n")
     assert (e.value.line, e.value.code) == (4, "unknown-op") and "conv2d" in (e.value.hint or "")
+
+
+def test_a_layer_scale_starts_at_its_written_value_and_has_no_init_entry() -> None:
+    spec = HEADER + "network: [c: conv2d 8 3x3, ls: layer_scale 0.25, global_avgpool, v: layer_scale 2]\n"
+    sd = archspec.build(spec).state_dict()
+    assert sd["ls"].shape == (8, 1, 1) and (sd["ls"] == 0.25).all()  # a tensor, not a module: no ".weight"
+    assert sd["v"].shape == (8,) and (sd["v"] == 2).all()
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + "init: {layer_scale: zeros}\nnetwork: [conv2d 8 3x3, layer_scale 1e-6]\n")
+    assert (e.value.line, e.value.code) == (4, "bad-op-args") and "layer_scale [INIT]" in (e.value.hint or "")

@@ -81,6 +81,8 @@ def _layers() -> list[tuple[str, object, list, object]]:
         ("bn", {"eps": 1e-3, "momentum": 0.2}, [image], image),
         ("bn", {}, [vector], vector),
         ("linear", {"out": 10}, [vector], Shape(10)),
+        ("layer_norm", {"eps": 1e-6}, [vector], vector),  # on maps too: the same layer, called channels last
+        ("layer_norm", {"affine": False}, [vector], vector),
     ]:
         entry = REGISTRY[op]
         cases.append((op, entry, entry.Params(**params), inputs, out))

@@ -198,7 +198,8 @@ def test_activation_memory_by_hand(write_spec, capsys):
         "inference_peak_bytes": m.inference_peak}
 
 
-@pytest.mark.parametrize("name", ["resnet18", "googlenet", "googlenet_paper", "inception_v4", "inception_resnet_v2"])
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "googlenet_paper", "inception_v4", "inception_resnet_v2",
+                                  "convnext_tiny"])
 def test_saved_for_backward_matches_autograd(name):
     """What autograd's saved_tensors_hooks see in a training forward of the compiled model, each storage once."""
     torch = pytest.importorskip("torch")

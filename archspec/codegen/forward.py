@@ -57,11 +57,13 @@ class Forward:
         for n in plan.fx.nodes:
             if n.op in ("placeholder", "output") or (n in plan.group_of and plan.groups[plan.group_of[n]][0] is not n):
                 continue
+            if n.op == "get_attr" and n not in plan.block_of:
+                continue  # a tensor a module holds is read where it is used (ModuleTree.param_access)
             if is_guard(n):
                 alias[n] = n.args[0]  # type: ignore[assignment]
                 self.guard_args = tuple(n.args[1:])
                 continue
-            ins = [alias.get(i, i) for i in n.all_input_nodes]
+            ins = [alias.get(i, i) for i in n.all_input_nodes if i.op != "get_attr"]
             aux = n not in plan.main
             if n in plan.block_of:
                 path = plan.block_of[n]
@@ -194,6 +196,7 @@ class Forward:
             last[v] = end
         placeholder = next(n for n in self.plan.fx.nodes if n.op == "placeholder")
         names: dict[fx.Node, str] = {placeholder: "x"}
+        names.update((n, self.tree.param_access(str(n.target))) for n in self.plan.fx.nodes if n.op == "get_attr")
         holder: dict[str, fx.Node] = {"x": placeholder}
 
         def free(name: str, i: int) -> bool:

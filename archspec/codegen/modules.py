@@ -15,7 +15,9 @@ import torch.nn as nn
 
 from archspec.codegen.calls import layer_call
 from archspec.codegen.plan import Plan
-from archspec.codegen.text import IDENT, Call, Mapping, layout, quote
+from archspec.codegen.text import IDENT, Call, Mapping, layout, literal, quote
+from archspec.ops import REGISTRY
+from archspec.shapes import inputs_of
 
 
 class ModuleTree:
@@ -59,6 +61,12 @@ class ModuleTree:
             parent = f"{parent}.{seg}" if parent else seg
         return text
 
+    def param_access(self, path: str) -> str:
+        """A tensor held by a module (a layer scale), by attribute: containers index their modules only."""
+        parent, _, leaf = path.rpartition(".")
+        owner = self.access(parent) if parent else "self"
+        return f"{owner}.{leaf}" if IDENT.match(leaf) and not keyword.iskeyword(leaf) else f"getattr({owner}, {quote(leaf)})"
+
     def init_lines(self) -> list[str]:
         lines = ["    def __init__(self) -> None:", "        super().__init__()"]
         for name, module in self.plan.root._modules.items():
@@ -67,4 +75,19 @@ class ModuleTree:
                 lines += layout(expr, 8, f"self.{name} = ")
             else:
                 lines += layout(expr, 8, f"self.add_module({quote(name)}, ", ")")
+        # tensors held by a module rather than a layer (parameter_only ops), at the value the op starts them at
+        graph = self.plan.graph
+        for node, record in graph.records():
+            if record.op not in REGISTRY or not REGISTRY[record.op].parameter_only or any(
+                    record.path.startswith(b + ".") for b in self.plan.blocks):
+                continue  # (a block's class makes its own)
+            preds = [graph.at(p).shape for p in inputs_of(graph, node)]
+            shape, value = REGISTRY[record.op].parameter(record.params, preds, record.shape)
+            parent, _, leaf = record.path.rpartition(".")
+            owner = self.access(parent) if parent else "self"
+            tensor = f"nn.Parameter(torch.full({literal(tuple(shape))}, {literal(float(value))}))"
+            if IDENT.match(leaf) and not keyword.iskeyword(leaf):
+                lines.append(f"        {owner}.{leaf} = {tensor}")
+            else:
+                lines.append(f"        {owner}.register_parameter({quote(leaf)}, {tensor})")
         return lines

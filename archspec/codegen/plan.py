@@ -135,7 +135,9 @@ class Plan:
         return self.graph.at(n.meta["archspec_node"])
 
     def ops(self) -> list[fx.Node]:
-        return [n for n in self.fx.nodes if n.op in ("call_module", "call_function") and not is_guard(n)]
+        """The nodes computing ops: calls, and the parts of one op (a layer's permutes, a tensor it reads)."""
+        return [n for n in self.fx.nodes
+                if (n.op in ("call_module", "call_function") or n.meta.get("archspec_part")) and not is_guard(n)]
 
     # ---- repeated blocks as classes ----------------------------------------------------------------
     def find_blocks(self, write_class: Callable[[OpGraph, str], str]) -> None:
@@ -250,8 +252,9 @@ class Plan:
             except AttributeError:
                 continue
             keys = list(owner._modules)
-            if type(owner) is not nn.Module or index in keys or not all(k.isdigit() for k in keys):
-                continue
+            if (type(owner) is not nn.Module or index in keys or index in owner._parameters
+                    or not all(k.isdigit() for k in keys)):
+                continue  # (a tensor already named like the slot: a layer scale)
             layer = registry_layer(record, n.target)
             if layer is not None:
                 owner._modules[index] = layer

@@ -22,7 +22,7 @@ class _Activation(Op):
         return getattr(importlib.import_module(module), name), {}
 
     def label(self, p: OpParams) -> str:
-        return "ReLU" if self.name == "relu" else self.name.capitalize()
+        return {"relu": "ReLU", "gelu": "GELU"}.get(self.name, self.name.capitalize())
 
     def in_place(self, p: OpParams) -> Callable[..., Any] | None:
         if self.in_place_input(p) is None:

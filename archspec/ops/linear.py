@@ -9,19 +9,23 @@ from pydantic import Field
 
 from archspec.ops._types import Channels, Probability
 from archspec.ops.registry import Op, OpParams, OpShapeError, register
-from archspec.symbolic import Shape
+from archspec.symbolic import Shape, factor
 
 
 class LinearParams(OpParams):
     out: Channels
     bias: bool = True
+    per_pixel: bool = Field(
+        False, description="on a C×H×W map, apply the layer to each pixel's channels (ConvNeXt's MLP); "
+                           "without it a map is an error")
 
 
-def _features(x: Shape) -> int:
-    if x.is_map:
+def _features(x: Shape, p: LinearParams) -> int:
+    if x.is_map and not p.per_pixel:
         raise OpShapeError(
             f"needs a vector, got a C×H×W feature map ({x.formula()})",
-            hint="put global_avgpool, or flatten after a fixed-size pool, before it",
+            hint="put global_avgpool, or flatten after a fixed-size pool, before it; or write per_pixel to apply "
+                 "it to each pixel's channels",
         )
     return x.channels
 
@@ -30,7 +34,9 @@ def _features(x: Shape) -> int:
 class Linear(Op):
     name = "linear"
     channels = "out"
-    doc = "torch.nn.Linear on a vector; input features are inferred. Short form: linear OUT [no_bias]"
+    doc = ("torch.nn.Linear on a vector; input features are inferred. With `per_pixel`, on a C×H×W map it "
+           "acts on each pixel's C channels (torchvision's ConvNeXt block: its weight is [OUT, C], not a "
+           "1×1 conv's [OUT, C, 1, 1]), giving OUT×H×W. Short form: linear OUT [no_bias] [per_pixel]")
     kind = "linear"
     Params = LinearParams
     positional = ("out",)
@@ -38,19 +44,27 @@ class Linear(Op):
     stateful = True
     fresh_output = True
     saved_for_backward = ("in", "w")
+    channels_last_on_maps = True
 
     def infer(self, p: LinearParams, inputs: list[Shape]) -> Shape:
-        _features(inputs[0])
-        return Shape(p.out)
+        x = inputs[0]
+        _features(x, p)
+        return Shape(p.out, x.height, x.width) if x.is_map else Shape(p.out)
 
     def param_count(self, p: LinearParams, inputs: list[Shape], out: Shape) -> int:
         return inputs[0].channels * p.out + (p.out if p.bias else 0)
 
     def macs(self, p: LinearParams, inputs: list[Shape], out: Shape, h: int, w: int) -> int:
-        return inputs[0].channels * p.out
+        per_pixel = inputs[0].channels * p.out
+        if out.height is None or out.width is None:
+            return per_pixel
+        return per_pixel * out.height(h) * out.width(w)
 
     def macs_formula(self, p: LinearParams, inputs: list[Shape], out: Shape) -> str:
-        return str(inputs[0].channels * p.out)
+        per_pixel = str(inputs[0].channels * p.out)
+        if out.height is None or out.width is None:
+            return per_pixel
+        return f"{per_pixel}·{factor(out.height.formula())}·{factor(out.width.formula())}"
 
     def module(self, p: LinearParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
@@ -58,10 +72,10 @@ class Linear(Op):
         return nn.Linear(inputs[0].channels, p.out, bias=p.bias, device=device)
 
     def short(self, p: LinearParams) -> str:
-        return f"linear {p.out}" + ("" if p.bias else " no_bias")
+        return f"linear {p.out}" + ("" if p.bias else " no_bias") + (" per_pixel" if p.per_pixel else "")
 
     def label(self, p: LinearParams) -> str:
-        return f"FC {p.out}"
+        return f"FC {p.out}" + (" per pixel" if p.per_pixel else "")
 
 
 class DropoutParams(OpParams):

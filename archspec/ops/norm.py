@@ -1,4 +1,5 @@
-"""Normalisation: BatchNorm (2d over maps, 1d over vectors) and local response normalisation."""
+"""Normalisation: BatchNorm (2d over maps, 1d over vectors), LayerNorm over channels, local response
+normalisation; and the learned per-channel layer scale of ConvNeXt."""
 
 from __future__ import annotations
 
@@ -83,3 +84,81 @@ class LRN(Op):
 
     def label(self, p: LRNParams) -> str:
         return "LocalRespNorm"
+
+
+class LayerNormParams(OpParams):
+    eps: Eps = 1e-5
+    affine: bool = True
+
+
+@register
+class LayerNorm(Op):
+    name = "layer_norm"
+    doc = ("LayerNorm over channels: each pixel of a C×H×W map (ConvNeXt's LayerNorm2d), or a vector, "
+           "normalised over its C values, then scaled and shifted by a learned weight and bias of C "
+           "(`nn.LayerNorm(C)`; `no_affine`: none). Short form: layer_norm [eps=E] [no_affine]")
+    kind = "norm"
+    Params = LayerNormParams
+    flags = {"no_affine": ("affine", False)}
+    stateful = True
+    fresh_output = True
+    channels_last_on_maps = True
+    saved_for_backward = ("in", "ln")
+
+    def infer(self, p: LayerNormParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def param_count(self, p: LayerNormParams, inputs: list[Shape], out: Shape) -> int:
+        return 2 * out.channels if p.affine else 0
+
+    def module(self, p: LayerNormParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        import torch.nn as nn
+
+        return nn.LayerNorm(out.channels, eps=p.eps, elementwise_affine=p.affine, device=device)
+
+    def short(self, p: LayerNormParams) -> str:
+        return "layer_norm" + (f" eps={p.eps:g}" if p.eps != 1e-5 else "") + ("" if p.affine else " no_affine")
+
+    def label(self, p: LayerNormParams) -> str:
+        return "LayerNorm"
+
+
+class LayerScaleParams(OpParams):
+    init: float = Field(1e-6, description="the value every channel's scale starts at (ConvNeXt: 1e-6)")
+
+
+@register
+class LayerScale(Op):
+    name = "layer_scale"
+    doc = ("Learned per-channel scale (ConvNeXt's layer scale, arXiv 2201.03545): x · γ, γ one value per channel "
+           "starting at INIT. γ is one tensor at the op's path, of shape C×1×1 on a map (C on a vector), an "
+           "`nn.Parameter` of the enclosing module and not a module of its own, so `layer_scale: layer_scale 1e-6` "
+           "inside torchvision's CNBlock makes its state_dict key `features.1.0.layer_scale`. Counts no MACs (as "
+           "the residual sum). Short form: layer_scale [INIT]")
+    kind = "misc"
+    Params = LayerScaleParams
+    positional = ("init",)
+    stateful = True
+    parameter_only = True
+    fresh_output = True
+    saved_for_backward = ("in", "w")
+
+    def infer(self, p: LayerScaleParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def param_count(self, p: LayerScaleParams, inputs: list[Shape], out: Shape) -> int:
+        return out.channels
+
+    def parameter(self, p: LayerScaleParams, inputs: list[Shape], out: Shape) -> tuple[tuple[int, ...], float]:
+        return ((out.channels, 1, 1) if out.is_map else (out.channels,)), p.init
+
+    def function(self, p: LayerScaleParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return torch.mul, {}
+
+    def short(self, p: LayerScaleParams) -> str:
+        return f"layer_scale {p.init:g}"
+
+    def label(self, p: LayerScaleParams) -> str:
+        return f"Layer scale ({p.init:g})"

@@ -61,6 +61,7 @@ class Op:
     agreement: ClassVar[str | None] = None
     # What autograd keeps for this op's backward, for the activation-memory estimate of summary:
     # "in" its (first) input, "out" its output, "w" its weight, "stats" (BatchNorm's γ and statistics),
+    # "ln" (LayerNorm's weight and bias, and its mean and 1/σ per normalised group),
     # "indices" (max pool), "mask" (dropout), "lrn" (local response norm's intermediates); () for sizes only.
     saved_for_backward: ClassVar[tuple[str, ...]] = ("in",)
     view: ClassVar[bool] = False  # its output shares its input's memory (flatten, identity, a channel slice)
@@ -68,6 +69,13 @@ class Op:
     # (``MaxPool2d`` for ``F.max_pool2d``): the standalone file writes it where a numbered container
     # (an nn.Sequential) needs a layer. None: the op is always written as a function call.
     layer: ClassVar[str | None] = None
+    # Its module acts on the last axis (nn.Linear, nn.LayerNorm): on a C×H×W map the compiler calls it with
+    # the channels moved last (x.permute(0, 2, 3, 1)) and moves them back after, as torchvision's ConvNeXt does
+    # (then .contiguous(), see compile.build_fx_graph).
+    channels_last_on_maps: ClassVar[bool] = False
+    # Its state is one tensor at its path, an ``nn.Parameter`` of the enclosing module (torchvision's
+    # ``CNBlock.layer_scale``), not a module: the compiler reads it and calls ``function(p)(*inputs, tensor)``.
+    parameter_only: ClassVar[bool] = False
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------
     @property
@@ -114,7 +122,11 @@ class Op:
         raise NotImplementedError
 
     def function(self, p: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
-        """For stateless ops: the torch function and its keyword arguments."""
+        """For stateless ops (and ``parameter_only`` ones): the torch function and its keyword arguments."""
+        raise NotImplementedError
+
+    def parameter(self, p: Any, inputs: list[Shape], out: Shape) -> tuple[tuple[int, ...], float]:
+        """For ``parameter_only`` ops: the tensor's shape and the value it starts at (torch-free)."""
         raise NotImplementedError
 
     def in_place(self, p: Any) -> Callable[..., Any] | None:

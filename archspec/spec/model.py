@@ -437,6 +437,8 @@ class BlockDef(_Strict):
             )
         for name in self.params:
             check_name(name, "parameter name")
+            if name == "in":
+                raise ValueError("'in' cannot name a parameter: in ${...} it is the input channels of the op or block")
         return self
 
     @property

@@ -31,6 +31,8 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
     if p.op == "bn":
         cls = nn.BatchNorm2d if truth.shapes[p.id].is_map else nn.BatchNorm1d
         return cls(truth.shapes[p.id].c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+    if p.op == "layer_norm":
+        return nn.LayerNorm(truth.shapes[p.id].c, eps=a["eps"], elementwise_affine=a["affine"])
     raise ValueError(p.op)
 
 
@@ -42,10 +44,14 @@ class Oracle(nn.Module):
         super().__init__()
         self.truth = truth
         for p in truth.prims:
-            if p.op in ("conv2d", "linear", "bn"):
+            if p.op in ("conv2d", "linear", "bn", "layer_norm"):
                 self._put(p.path, _module(p, truth))
+            elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
+                s = truth.shapes[p.id]
+                shape = (s.c, 1, 1) if s.is_map else (s.c,)
+                self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
 
-    def _put(self, path: str, module: nn.Module) -> None:
+    def _put(self, path: str, module: nn.Module | nn.Parameter) -> None:
         # written into _modules directly: a spec may name a module like an nn.Module attribute
         parent: nn.Module = self
         *parents, leaf = path.split(".")
@@ -54,7 +60,15 @@ class Oracle(nn.Module):
             if child is None:
                 child = parent._modules[part] = nn.Module()
             parent = child
-        parent._modules[leaf] = module
+        if isinstance(module, nn.Parameter):
+            parent._parameters[leaf] = module
+        else:
+            parent._modules[leaf] = module
+
+    def tensor(self, path: str) -> torch.Tensor:
+        parent, _, leaf = path.rpartition(".")
+        owner = self.layer(parent) if parent else self
+        return owner._parameters[leaf]  # type: ignore[return-value]
 
     def layer(self, path: str) -> nn.Module:
         m: nn.Module = self
@@ -76,19 +90,16 @@ class Oracle(nn.Module):
     def apply(self, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:
         a = p.params
         x = xs[0]
-        if p.op in ("conv2d", "linear", "bn"):
+        if p.op in ("linear", "layer_norm") and x.dim() == 4:  # over each pixel's channels
+            return self.layer(p.path)(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if p.op in ("conv2d", "linear", "bn", "layer_norm"):
             return self.layer(p.path)(x)
+        if p.op == "layer_scale":
+            return x * self.tensor(p.path)
         if p.op in ACTIVATIONS:
             return ACTIVATIONS[p.op](x)
-        if p.op == "maxpool":
-            return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"])
-        if p.op == "avgpool":
-            return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
-                                count_include_pad=not a["exclude_pad"])
-        if p.op == "adaptive_avgpool":
-            return F.adaptive_avg_pool2d(x, a["size"])
-        if p.op == "global_avgpool":
-            return x.mean(dim=(2, 3))
+        if p.op in ("maxpool", "avgpool", "adaptive_avgpool", "global_avgpool"):
+            return _pool(p.op, a, x)
         if p.op == "lrn":
             return F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
         if p.op == "dropout":
@@ -113,3 +124,14 @@ class Oracle(nn.Module):
             n, c, h, w = x.shape
             return x.reshape(n, a["groups"], c // a["groups"], h, w).transpose(1, 2).reshape(n, c, h, w)
         raise ValueError(p.op)
+
+
+def _pool(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
+    if op == "maxpool":
+        return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"])
+    if op == "avgpool":
+        return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
+                            count_include_pad=not a["exclude_pad"])
+    if op == "adaptive_avgpool":
+        return F.adaptive_avg_pool2d(x, a["size"])
+    return x.mean(dim=(2, 3))  # global_avgpool
