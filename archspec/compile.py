@@ -67,18 +67,18 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
         record = graph.at(node)
         op = REGISTRY[record.op]
         if op.parameter_only:  # one tensor, not a module: it starts at the op's value, here
-            preds = [graph.at(p).shape for p in inputs_of(graph, node)]
-            shape, value = op.parameter(record.params, preds, record.shape)
+            preds = [graph.at(p).out for p in inputs_of(graph, node)]
+            shape, value = op.parameter(record.params, preds, record.out)
             _set_parameter(root, record.path, torch.full(shape, value, device=device))
             targets[node] = record.path
             taken.add(record.path)
         elif op.stateful:
-            preds = [graph.at(p).shape for p in inputs_of(graph, node)]
+            preds = [graph.at(p).out for p in inputs_of(graph, node)]
             # a layer depends on its shapes' channels and rank only, never on the input size
-            key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.shape]))
+            key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.out]))
             if key not in prototypes:
                 with SkipInit():
-                    proto = op.module(record.params, preds, record.shape, device="meta")
+                    proto = op.module(record.params, preds, record.out, device="meta")
                 # a plain layer keeps all its tensors in its registries and has no children
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, plain
@@ -115,7 +115,7 @@ def _instantiate(proto: nn.Module, device: str) -> nn.Module:
     the object's dict is copied one level deep (so its hooks and registries are its own) and
     every parameter and buffer is a new tensor on ``device``.
     """
-    state = {k: v.copy() if isinstance(v, (dict, list, set)) else v for k, v in vars(proto).items()}
+    state: dict[str, Any] = {k: v.copy() if isinstance(v, (dict, list, set)) else v for k, v in vars(proto).items()}
     params, buffers = state["_parameters"], state["_buffers"]
     for name, p in params.items():
         if p is not None:
@@ -177,7 +177,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
         record = graph.at(node)
         if record.op == INPUT:
             x = g.placeholder("x")
-            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))
+            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))  # type: ignore[arg-type]
             env[node].meta["archspec_node"] = node
             continue
         op = REGISTRY[record.op]
@@ -187,7 +187,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             tensor.meta.update(archspec_node=node, archspec_part=True)
             fn, kwargs = op.function(record.params)
             result = g.call_function(fn, (*args, tensor), kwargs)
-        elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).shape.is_map:
+        elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).out.is_map:
             # the layer acts on the last axis: channels last around the call (views, no copies)
             src = inputs_of(graph, node)[0]
             if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
@@ -218,9 +218,11 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             fn, kwargs = op.function(record.params)
             i = in_place_target(graph, node, users, results)
             if op.variadic:
-                args = (list(args),)
+                args = (list(args),)  # type: ignore[assignment]  # one argument: the list of inputs
             elif i is not None:  # in_place_target asked the op which input its in-place form overwrites
-                fn, args, kwargs = op.in_place(record.params), (args[i], *args[:i], *args[i + 1:]), {}
+                in_place = op.in_place(record.params)
+                assert in_place is not None  # in_place_target found the op's in-place form
+                fn, args, kwargs = in_place, (args[i], *args[:i], *args[i + 1:]), {}
             if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
                 result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
             else:
@@ -250,6 +252,8 @@ class AuxModel(nn.Module):
             self.add_module(child_name, child)
         for tensor_name, tensor in root._parameters.items():  # a layer scale at the top level
             self.register_parameter(tensor_name, tensor)
+        self._train_gm: fx.GraphModule
+        self._eval_gm: fx.GraphModule
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
         self.aux_weights = dict(aux_weights)

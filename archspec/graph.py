@@ -196,7 +196,8 @@ class Expander:
 
     def init_tables(self) -> dict[str, dict[str, TensorInit]]:
         """The ``init:`` tables: the spec's under "", each block's under its name; op names checked."""
-        tables = {"": (self.resolved.spec.init, self.resolved.source, ("init",))}
+        tables: dict[str, tuple[Any, Any, YamlPath]] = {
+            "": (self.resolved.spec.init, self.resolved.source, ("init",))}
         for name, entry in self.resolved.blocks.items():
             tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
         out: dict[str, dict[str, TensorInit]] = {}
@@ -535,18 +536,18 @@ class Expander:
             return params
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
-            key = str(err["loc"][0]) if err["loc"] else ""
-            where = token_locs.get(key, loc)
+            field = str(err["loc"][0]) if err["loc"] else ""
+            where = token_locs.get(field, loc)
             if err["type"] == "extra_forbidden":
                 fields = list(op.Params.model_fields) + list(op.flags)
-                hint = did_you_mean(key, fields) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
-                return_error = SpecError(f"{op.name} has no option {key!r}", where, code="bad-op-args", hint=hint)
+                hint = did_you_mean(field, fields) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
+                return_error = SpecError(f"{op.name} has no option {field!r}", where, code="bad-op-args", hint=hint)
             elif err["type"] == "missing":
-                return_error = SpecError(f"{op.name} needs {key!r}", loc, code="bad-op-args",
+                return_error = SpecError(f"{op.name} needs {field!r}", loc, code="bad-op-args",
                                          hint=f"short form: {op.short_form}" if op.short_form else None)
             else:
                 msg = err["msg"].removeprefix("Value error, ")
-                return_error = SpecError(f"{op.name} {key}: {msg}", where, code="bad-op-args")
+                return_error = SpecError(f"{op.name} {field}: {msg}", where, code="bad-op-args")
             raise return_error from None
 
 
@@ -642,6 +643,7 @@ def _parts(node: Any, yp: YamlPath) -> list[tuple[Any, YamlPath]]:
         return [(node.concat, yp + ("concat",))]
     if isinstance(node, GateNode):
         return [(node.gate, yp + ("gate",))]
+    parts: tuple[tuple[str, Any], ...]
     if isinstance(node, ResidualNode):
         r = node.residual
         parts = (("body", r.body), ("shortcut", r.shortcut), ("then", r.then))

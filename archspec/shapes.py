@@ -40,7 +40,7 @@ def shaped_ops(graph: OpGraph) -> Iterator[tuple[Node, Op, list[Shape]]]:
     for node in ordered(graph):
         record = nodes[node]
         if record.op != INPUT:
-            yield record, REGISTRY[record.op], [nodes[p].shape for p in inputs_of(graph, node)]
+            yield record, REGISTRY[record.op], [nodes[p].out for p in inputs_of(graph, node)]
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
@@ -103,12 +103,12 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             continue
         op = REGISTRY[record.op]
         preds = inputs_of(graph, node)
-        shapes: list[Shape] = [nodes[p].shape for p in preds]
+        shapes: list[Shape] = [nodes[p].out for p in preds]
         if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
         record.shape = out = op_shape(op, record, shapes)
         own = _own_range(out)
-        r = record.range = meet(*(nodes[p].range for p in preds), *([own] if own else []))
+        r = record.range = meet(*(nodes[p].sizes for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
             raise SpecError(f"{op.name} at {record.path} makes the feature map empty for every input size",
                             record.loc, code="shape")
@@ -141,7 +141,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     net.min_size = per_output["logits"].min_size
     net.params = total_params
     return ShapeInfo(per_output["logits"].min_size, x,
-                     {name: graph.at(n).shape for name, n in outputs.items()}, per_output)
+                     {name: graph.at(n).out for name, n in outputs.items()}, per_output)
 
 
 def _size_hint(acc: Accepted) -> str:

@@ -146,8 +146,8 @@ def summarize_graph(graph: OpGraph, report: Report) -> Summary:
             for r in report.rows}
     formulas: dict[str, list[str]] = {path: [] for path in rows}
     for r, op, shapes in shaped_ops(graph):
-        formula = op.macs_formula(r.params, shapes, r.shape)
-        rows[r.unit].ops.append(OpRow(r.path, r.op, op.short(r.params), r.shape, r.param_count, r.mac_count,
+        formula = op.macs_formula(r.params, shapes, r.out)
+        rows[r.unit].ops.append(OpRow(r.path, r.op, op.short(r.params), r.out, r.param_count, r.mac_count,
                                       formula, r.origin or r.path, r.text, shapes[0].channels if shapes else 0))
         formulas[r.unit].append(formula)
     for path, row in rows.items():
@@ -287,15 +287,15 @@ def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
             elif what == "out":
                 saved.add(storage[n])
             elif what in ("stats", "ln", "lrn"):
-                more_weights, more = _norm_saved(what, record.params, graph.at(ins[0]).shape.channels, numel(n))
+                more_weights, more = _norm_saved(what, record.params, graph.at(ins[0]).out.channels, numel(n))
                 weights += more_weights
                 extra += more
             elif what == "w":  # the weight; a bias is not needed for backward
-                p = record.params
-                weights += (record.param_count - (p.out if getattr(p, "bias", False) else 0)) * 4
+                bias = getattr(record.params, "out", 0) if getattr(record.params, "bias", False) else 0
+                weights += (record.param_count - bias) * 4
             elif what == "indices":
                 extra += numel(n) * 8  # int64
-            elif what == "mask" and record.params.p:
+            elif what == "mask" and float(getattr(record.params, "p", 0.0)) > 0:
                 extra += numel(n) * 4  # CPU dropout multiplies by a float mask
     train = sum(size[s] for s in saved) + extra
     main = graph.net.outputs["logits"]

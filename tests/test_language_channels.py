@@ -187,10 +187,10 @@ def test_a_layer_scale_at_the_top_level_of_a_network_with_aux_heads() -> None:
 ])
 def test_the_standalone_file_holds_and_reads_the_layer_scales(net: str) -> None:
     """Found by the fuzzer: codegen crashed on both first specs."""
-    from archspec.api import analyse
+    from archspec.api import analyze
     from archspec.codegen import generate
 
-    graph, _ = analyse(HEADER + net)
+    graph, _ = analyze(HEADER + net)
     env: dict[str, object] = {}
     exec(compile(generate(graph), "<generated>", "exec"), env)  # noqa: S102 - code generated from our own spec
     model = archspec.build(HEADER + net).eval()

@@ -60,7 +60,7 @@ class Forward:
             if n.op == "get_attr" and n not in plan.block_of:
                 continue  # a tensor a module holds is read where it is used (ModuleTree.param_access)
             if is_guard(n):
-                alias[n] = n.args[0]  # type: ignore[assignment]
+                alias[n] = n.args[0]
                 self.guard_args = tuple(n.args[1:])
                 continue
             ins = [alias.get(i, i) for i in n.all_input_nodes if i.op != "get_attr"]
@@ -163,7 +163,8 @@ class Forward:
         unit = self.plan.record(s.output).unit
         fallback = identifier(unit) if unit in self.plan.outputs and unit != "logits" else "x"
         fallbacks = {fallback, "out"}
-        if cand is not None and own and first_dies and first_name in fallbacks and self.readers[first] == 1:
+        if cand is not None and own and first_dies and first_name in fallbacks and first is not None \
+                and self.readers[first] == 1:
             return first_name  # a single op continuing the main line: x = op(x)
         if cand is None:
             if first_dies and first_name in fallbacks:

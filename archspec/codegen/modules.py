@@ -34,16 +34,16 @@ class ModuleTree:
         if path in plan.helpers:
             self.kinds[path] = "helper"
             helper = plan.helpers[path]
-            return Call(helper.name, [self.expr(f"{path}.{c}", module._modules[c]) for c in helper.children])
+            return Call(helper.name, [self.expr(f"{path}.{c}", _child(module, c)) for c in helper.children])
         if type(module) is not nn.Module:
             self.kinds[path] = "layer"
             return layer_call(module)
         keys = list(module._modules)
         if keys == [str(i) for i in range(len(keys))]:
             self.kinds[path] = "seq"
-            return Call("nn.Sequential", [self.expr(f"{path}.{k}", m) for k, m in module._modules.items()])
+            return Call("nn.Sequential", [self.expr(f"{path}.{k}", _child(module, k)) for k in module._modules])
         self.kinds[path] = "dict"
-        return Call("nn.ModuleDict", [Mapping([(k, self.expr(f"{path}.{k}", m)) for k, m in module._modules.items()])])
+        return Call("nn.ModuleDict", [Mapping([(k, self.expr(f"{path}.{k}", _child(module, k))) for k in module._modules])])
 
     def access(self, path: str) -> str:
         """``self.features[6].branch1``: how the forward reaches the module at ``path``."""
@@ -69,7 +69,8 @@ class ModuleTree:
 
     def init_lines(self) -> list[str]:
         lines = ["    def __init__(self) -> None:", "        super().__init__()"]
-        for name, module in self.plan.root._modules.items():
+        for name in self.plan.root._modules:
+            module = _child(self.plan.root, name)
             expr = self.expr(name, module)
             if IDENT.match(name):
                 lines += layout(expr, 8, f"self.{name} = ")
@@ -81,8 +82,8 @@ class ModuleTree:
             if record.op not in REGISTRY or not REGISTRY[record.op].parameter_only or any(
                     record.path.startswith(b + ".") for b in self.plan.blocks):
                 continue  # (a block's class makes its own)
-            preds = [graph.at(p).shape for p in inputs_of(graph, node)]
-            shape, value = REGISTRY[record.op].parameter(record.params, preds, record.shape)
+            preds = [graph.at(p).out for p in inputs_of(graph, node)]
+            shape, value = REGISTRY[record.op].parameter(record.params, preds, record.out)
             parent, _, leaf = record.path.rpartition(".")
             owner = self.access(parent) if parent else "self"
             tensor = f"nn.Parameter(torch.full({literal(tuple(shape))}, {literal(float(value))}))"
@@ -91,3 +92,10 @@ class ModuleTree:
             else:
                 lines.append(f"        {owner}.register_parameter({quote(leaf)}, {tensor})")
         return lines
+
+
+def _child(module: nn.Module, name: str) -> nn.Module:
+    """A child module by name (torch types the registry as holding None too; archspec never stores None)."""
+    child = module._modules[name]
+    assert child is not None
+    return child
