@@ -13,8 +13,7 @@ from archspec.errors import SpecError
 from archspec.spec.load import dump
 
 __version__ = "0.1.0"
-__all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", "import_module", "optimize", "transfer",
-           "__version__"]
+__all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", "import_module", "optimize", "transfer", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

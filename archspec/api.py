@@ -1,6 +1,6 @@
 """The public pipeline: check (no weights, no torch) and build (a torch module).
 
-    spec ──resolve──▶ Resolved ──expand──▶ OpGraph ──infer_shapes──▶ Report / compile ──▶ nn.Module
+spec ──resolve──▶ Resolved ──expand──▶ OpGraph ──infer_shapes──▶ Report / compile ──▶ nn.Module
 """
 
 from __future__ import annotations
@@ -44,8 +44,14 @@ class Row:
 
     def as_dict(self, h: int, w: int) -> dict[str, Any]:
         return {
-            "path": self.path, "block": self.label, "kind": self.kind, "output_shape": list(self.shape.at(h, w)),
-            "output_formula": self.shape.formula(), "params": self.params, "macs": self.macs, "line": self.line,
+            "path": self.path,
+            "block": self.label,
+            "kind": self.kind,
+            "output_shape": list(self.shape.at(h, w)),
+            "output_formula": self.shape.formula(),
+            "params": self.params,
+            "macs": self.macs,
+            "line": self.line,
         }
 
 
@@ -91,15 +97,23 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         h, w = self.input_size
         return {
-            "name": self.name, "file": self.file, "input_channels": self.input_channels, "input_size": [h, w],
+            "name": self.name,
+            "file": self.file,
+            "input_channels": self.input_channels,
+            "input_size": [h, w],
             "min_input_size": list(self.min_input_size),
             "max_input_size": list(self.max_input_size) if self.max_input_size else None,
             "accepted_input_sizes": self.accepted.describe(),
-            "train_min_input_size": list(self.train_min_input_size), "output_shape": list(self.output_shape),
+            "train_min_input_size": list(self.train_min_input_size),
+            "output_shape": list(self.output_shape),
             "outputs": {k: list(v.at(h, w)) for k, v in self.outputs.items()},
-            "params": self.params, "macs": self.macs, "blocks": [r.as_dict(h, w) for r in self.rows],
-            "warnings": [{"message": x.message, "file": x.loc.file, "line": x.loc.line, "column": x.loc.column,
-                          "code": x.code} for x in self.warnings],
+            "params": self.params,
+            "macs": self.macs,
+            "blocks": [r.as_dict(h, w) for r in self.rows],
+            "warnings": [
+                {"message": x.message, "file": x.loc.file, "line": x.loc.line, "column": x.loc.column, "code": x.code}
+                for x in self.warnings
+            ],
         }
 
 
@@ -115,8 +129,9 @@ def report_of(model: Any) -> Report:
     """The report of a model archspec built; a TypeError naming the problem for any other model."""
     report = getattr(model, REPORT_ATTRIBUTE, None)
     if not isinstance(report, Report):
-        raise TypeError(f"{type(model).__name__} was not built by archspec (it has no {REPORT_ATTRIBUTE}); "
-                        "build it with archspec.build")
+        raise TypeError(
+            f"{type(model).__name__} was not built by archspec (it has no {REPORT_ATTRIBUTE}); build it with archspec.build"
+        )
     return report
 
 
@@ -132,27 +147,36 @@ def activation_count(report: Report, batch: int = 1) -> int:
     return total * batch
 
 
-def check_activations(report: Report, max_activations: int = MAX_ACTIVATIONS, batch: int = 1,
-                      doing: str = "running the network") -> None:
+def check_activations(
+    report: Report, max_activations: int = MAX_ACTIVATIONS, batch: int = 1, doing: str = "running the network"
+) -> None:
     """Refuse, before any weight or tensor is made, a network whose forward pass exceeds the budget."""
     count = activation_count(report, batch)
     if count > max_activations:
         h, w = report.input_size
         images = "one image" if batch == 1 else f"a batch of {batch}"
-        raise SpecError(f"{doing} at the input size {h}×{w} computes {count:,} activation values ({images}), "
-                        f"more than the budget of {max_activations:,}", Loc(printable(report.file), 0, 0),
-                        code="limit", hint="lower input.size (--set input.size=[H,W]) or raise the budget "
-                                           "(--max-activations N; max_activations=N in Python)")
+        raise SpecError(
+            f"{doing} at the input size {h}×{w} computes {count:,} activation values ({images}), "
+            f"more than the budget of {max_activations:,}",
+            Loc(printable(report.file), 0, 0),
+            code="limit",
+            hint="lower input.size (--set input.size=[H,W]) or raise the budget "
+            "(--max-activations N; max_activations=N in Python)",
+        )
 
 
 def _check_arguments(spec: Any, overrides: Any, max_params: Any, max_activations: Any = MAX_ACTIVATIONS) -> None:
     """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
     if not isinstance(spec, (str, Path, Source, Mapping)):
-        raise TypeError("spec must be a path (str or pathlib.Path), YAML text (str) or a mapping (as yaml.safe_load "
-                        f"gives), not {type(spec).__name__}")
+        raise TypeError(
+            "spec must be a path (str or pathlib.Path), YAML text (str) or a mapping (as yaml.safe_load "
+            f"gives), not {type(spec).__name__}"
+        )
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise TypeError("overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
-                        f"not {type(overrides).__name__}")
+        raise TypeError(
+            "overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
+            f"not {type(overrides).__name__}"
+        )
     if overrides is not None and not all(isinstance(k, str) for k in overrides):
         raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
     if isinstance(max_params, bool) or not isinstance(max_params, int):
@@ -170,8 +194,9 @@ def _check_value_names(graph: OpGraph) -> None:
             raise SpecError(problem, record.loc, code="name", hint=f"rename it, e.g. {path}_1")
 
 
-def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
-                 ) -> tuple[Resolved, OpGraph, ShapeInfo]:
+def shaped_graph(
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
+) -> tuple[Resolved, OpGraph, ShapeInfo]:
     """The front half of the pipeline, in one place: resolve → expand → shapes (what check, render and
     summary all start from)."""
     _check_arguments(spec, overrides, max_params)
@@ -181,8 +206,9 @@ def shaped_graph(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max
     return resolved, graph, infer_shapes(graph, max_params=max_params)
 
 
-def analyze(spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS,
-            strict: bool = False) -> tuple[OpGraph, Report]:
+def analyze(
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS, strict: bool = False
+) -> tuple[OpGraph, Report]:
     """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
     resolved, graph, info = shaped_graph(spec, overrides, max_params)
     report = _report(graph, info.min_size, info.outputs)
@@ -212,14 +238,25 @@ def _report(graph: OpGraph, min_size: tuple[int, int], outputs: dict[str, Shape]
             total_macs += m
     rows = []
     for u in net.units:
-        rows.append(Row(u.path, u.label, u.kind, graph.at(u.output).out, per_unit_params.get(u.path, 0),
-                        per_unit_macs.get(u.path, 0), u.loc.line))
-    return Report(net.name, net.file, net.input.channels, net.input.size, min_size, outputs, rows,
-                  total_params, total_macs, graph)
+        rows.append(
+            Row(
+                u.path,
+                u.label,
+                u.kind,
+                graph.at(u.output).out,
+                per_unit_params.get(u.path, 0),
+                per_unit_macs.get(u.path, 0),
+                u.loc.line,
+            )
+        )
+    return Report(
+        net.name, net.file, net.input.channels, net.input.size, min_size, outputs, rows, total_params, total_macs, graph
+    )
 
 
-def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,
-          strict: bool = False) -> Report:
+def check(
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, strict: bool = False
+) -> Report:
     """Validate a spec (a path or YAML text) and return its shape report. Allocates no weights.
 
     Warnings (``report.warnings``) are raised as a SpecError instead when ``strict``. A mistake in the
@@ -229,8 +266,15 @@ def check(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_par
     return analyze(spec, overrides, max_params, strict)[1]
 
 
-def build(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, optimize: bool = False,
-          max_params: int = MAX_PARAMS, max_activations: int = MAX_ACTIVATIONS, strict: bool = False) -> Any:
+def build(
+    spec: SpecLike,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    optimize: bool = False,
+    max_params: int = MAX_PARAMS,
+    max_activations: int = MAX_ACTIVATIONS,
+    strict: bool = False,
+) -> Any:
     """Compile a spec (a path or YAML text) into a torch.nn.Module with generated straight-line forward.
 
     Refuses (a ``limit`` SpecError, before any weight is allocated) a network with more than

@@ -38,8 +38,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module in COMMANDS.items():
         mod = importlib.import_module(f"archspec.commands.{module}")
-        p = sub.add_parser(name, help=mod.__doc__.strip().splitlines()[0] if mod.__doc__ else None,
-                           description=mod.__doc__)
+        p = sub.add_parser(name, help=mod.__doc__.strip().splitlines()[0] if mod.__doc__ else None, description=mod.__doc__)
         mod.add_parser(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -91,8 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a bare traceback
         if debug:
             traceback.print_exc()
-        print(f"internal error: {type(e).__name__}: {printable(str(e))} — this is a bug in archspec; rerun with "
-              "--debug for the traceback and report it", file=sys.stderr)
+        print(
+            f"internal error: {type(e).__name__}: {printable(str(e))} — this is a bug in archspec; rerun with "
+            "--debug for the traceback and report it",
+            file=sys.stderr,
+        )
         return 1
     finally:
         sys.stdout = stdout

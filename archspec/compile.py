@@ -145,6 +145,7 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
     """Whether every reader of a per-pixel layer's value runs channels-last itself (another per-pixel layer,
     or an activation read only by such layers: ConvNeXt's Linear → GELU → Linear), so its layout is
     never seen by anything else and needs no copy."""
+
     def per_pixel(n: str) -> bool:
         return REGISTRY[graph.at(n).op].channels_last_on_maps
 
@@ -153,8 +154,12 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
     for s in graph.succ[node]:
         if per_pixel(s):
             continue
-        if (REGISTRY[graph.at(s).op].kind != "act" or s in results or not graph.succ[s]
-                or not all(per_pixel(t) for t in graph.succ[s])):
+        if (
+            REGISTRY[graph.at(s).op].kind != "act"
+            or s in results
+            or not graph.succ[s]
+            or not all(per_pixel(t) for t in graph.succ[s])
+        ):
             return False
     return True
 
@@ -190,8 +195,12 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
         elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).out.is_map:
             # the layer acts on the last axis: channels last around the call (views, no copies)
             src = inputs_of(graph, node)[0]
-            if (args[0].meta.get("archspec_channels_first") and users[src] == 1 and src not in results
-                    and graph.at(src).blocks == record.blocks):
+            if (
+                args[0].meta.get("archspec_channels_first")
+                and users[src] == 1
+                and src not in results
+                and graph.at(src).blocks == record.blocks
+            ):
                 back = args[0] if args[0].target == "permute" else cast(fx.Node, args[0].args[0])  # (.contiguous())
                 last = cast(fx.Node, back.args[0])  # the previous layer's channels-last output: the permutes cancel
                 if back is not args[0]:
@@ -222,7 +231,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             elif i is not None:  # in_place_target asked the op which input its in-place form overwrites
                 in_place = op.in_place(record.params)
                 assert in_place is not None  # in_place_target found the op's in-place form
-                fn, args, kwargs = in_place, (args[i], *args[:i], *args[i + 1:]), {}
+                fn, args, kwargs = in_place, (args[i], *args[:i], *args[i + 1 :]), {}
             if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
                 result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
             else:
@@ -245,8 +254,9 @@ class AuxModel(nn.Module):
     so the state_dict has the spec's paths and nothing else.
     """
 
-    def __init__(self, root: nn.Module, train_graph: fx.Graph, eval_graph: fx.Graph, name: str,
-                 aux_weights: dict[str, float]) -> None:
+    def __init__(
+        self, root: nn.Module, train_graph: fx.Graph, eval_graph: fx.Graph, name: str, aux_weights: dict[str, float]
+    ) -> None:
         super().__init__()
         for child_name, child in root.named_children():
             self.add_module(child_name, child)
@@ -288,8 +298,9 @@ def init_schemes(graph: OpGraph) -> dict[str, Any]:
         if record.op == INPUT or not REGISTRY[record.op].stateful or REGISTRY[record.op].parameter_only:
             continue  # a layer scale starts at the value its op gives
         chain = [tables.get(name, {}) for name, _ in reversed(record.blocks)] + [tables.get("", {})]
-        patterns = (s for t in chain for key, s in t.items()
-                    if ("." in key or "*" in key) and fnmatch.fnmatchcase(record.path, key))
+        patterns = (
+            s for t in chain for key, s in t.items() if ("." in key or "*" in key) and fnmatch.fnmatchcase(record.path, key)
+        )
         scheme = next(patterns, None) or next((t[record.op] for t in chain if record.op in t), None)
         if scheme is not None:
             schemes[record.path] = scheme

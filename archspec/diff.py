@@ -44,9 +44,17 @@ class OpDiff:
         return f"{path}: {self.text_b}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "path_a": self.path_a, "path_b": self.path_b, "text_a": self.text_a,
-                "text_b": self.text_b, "params_delta": self.params_delta, "macs_delta": self.macs_delta,
-                "in_channels": list(self.in_channels) if self.in_channels else None, "change": self.describe()}
+        return {
+            "status": self.status,
+            "path_a": self.path_a,
+            "path_b": self.path_b,
+            "text_a": self.text_a,
+            "text_b": self.text_b,
+            "params_delta": self.params_delta,
+            "macs_delta": self.macs_delta,
+            "in_channels": list(self.in_channels) if self.in_channels else None,
+            "change": self.describe(),
+        }
 
 
 @dataclass
@@ -94,23 +102,32 @@ class Diff:
             hb, wb = self.b.report.input_size
             return {
                 "status": r.status,
-                "path_a": r.a.path if r.a else None, "path_b": r.b.path if r.b else None,
-                "label_a": r.a.label if r.a else None, "label_b": r.b.label if r.b else None,
+                "path_a": r.a.path if r.a else None,
+                "path_b": r.b.path if r.b else None,
+                "label_a": r.a.label if r.a else None,
+                "label_b": r.b.label if r.b else None,
                 "shape_a": list(r.a.shape.at(ha, wa)) if r.a else None,
                 "shape_b": list(r.b.shape.at(hb, wb)) if r.b else None,
-                "params_a": r.a.params if r.a else 0, "params_b": r.b.params if r.b else 0,
+                "params_a": r.a.params if r.a else 0,
+                "params_b": r.b.params if r.b else 0,
                 "params_delta": r.params_delta,
-                "macs_a": r.a.macs if r.a else 0, "macs_b": r.b.macs if r.b else 0, "macs_delta": r.macs_delta,
+                "macs_a": r.a.macs if r.a else 0,
+                "macs_b": r.b.macs if r.b else 0,
+                "macs_delta": r.macs_delta,
                 "notes": r.notes,
                 "block_params": [{"name": n, "a": x, "b": y} for n, x, y in r.params],
                 "ops": [o.as_dict() for o in r.ops],
             }
 
         return {
-            "a": side(self.a), "b": side(self.b),
-            "added": self.count("added"), "removed": self.count("removed"), "changed": self.count("changed"),
+            "a": side(self.a),
+            "b": side(self.b),
+            "added": self.count("added"),
+            "removed": self.count("removed"),
+            "changed": self.count("changed"),
             "unchanged": self.count("same"),
-            "params_delta": self.params_delta, "macs_delta": self.macs_delta,
+            "params_delta": self.params_delta,
+            "macs_delta": self.macs_delta,
             "blocks": [row(r) for r in self.rows if everything or r.status != "same"],
         }
 
@@ -123,7 +140,7 @@ def _written(row: BlockRow) -> dict[str, tuple[str, str, int, int, int]]:
     """The ops of a row as the spec writes them, by path inside the row: (path, text, params, MACs, input C)."""
     out: dict[str, list[Any]] = {}
     for o in row.ops:
-        key = o.origin[len(row.path) + 1:] if o.origin.startswith(row.path + ".") else o.origin
+        key = o.origin[len(row.path) + 1 :] if o.origin.startswith(row.path + ".") else o.origin
         if key not in out:
             out[key] = [o.origin, o.written or o.text, 0, 0, o.in_channels]
         out[key][2] += o.params
@@ -151,8 +168,11 @@ def _compare(a: BlockRow, b: BlockRow, size_a: tuple[int, int], size_b: tuple[in
     notes: list[str] = []
     if a.label != b.label:
         notes.append(f"{a.label} → {b.label}")
-    params = [(k, a.block_params.get(k), b.block_params.get(k)) for k in {**a.block_params, **b.block_params}
-              if a.block_params.get(k) != b.block_params.get(k)]
+    params = [
+        (k, a.block_params.get(k), b.block_params.get(k))
+        for k in {**a.block_params, **b.block_params}
+        if a.block_params.get(k) != b.block_params.get(k)
+    ]
     if params:
         notes.append(f"{a.block or b.block}: " + ", ".join(f"{k} {x} → {y}" for k, x, y in params))
     sa, sb = a.shape.text(*size_a), b.shape.text(*size_b)
@@ -163,8 +183,11 @@ def _compare(a: BlockRow, b: BlockRow, size_a: tuple[int, int], size_b: tuple[in
     ops = _op_diffs(a, b)
     written = [o for o in ops if o.status != "changed" or o.text_a != o.text_b]
     if written:
-        notes.append(f"{len(written)} op{'s' if len(written) > 1 else ''} changed" if len(written) > 2 else
-                     "; ".join(o.describe() for o in written))
+        notes.append(
+            f"{len(written)} op{'s' if len(written) > 1 else ''} changed"
+            if len(written) > 2
+            else "; ".join(o.describe() for o in written)
+        )
     elif ops:
         notes.append("input channels changed")
     if a.params != b.params and not notes:
@@ -178,8 +201,7 @@ def _compare(a: BlockRow, b: BlockRow, size_a: tuple[int, int], size_b: tuple[in
 def diff(a: Summary, b: Summary) -> Diff:
     """Align the top-level rows of two summaries and compare them."""
     size_a, size_b = a.report.input_size, b.report.input_size
-    matcher = difflib.SequenceMatcher(None, [_identity(r) for r in a.blocks], [_identity(r) for r in b.blocks],
-                                      autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [_identity(r) for r in a.blocks], [_identity(r) for r in b.blocks], autojunk=False)
     rows: list[RowDiff] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         left, right = a.blocks[i1:i2], b.blocks[j1:j2]

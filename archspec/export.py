@@ -49,16 +49,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         with os.fdopen(fd, "rb") as f:
             data = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise SpecError(f"cannot read weights from {printable(str(path))}: {_load_problem(e)}", where,
-                        code="weights", hint="expected a file written by torch.save(model.state_dict(), FILE)") from None
+        raise SpecError(
+            f"cannot read weights from {printable(str(path))}: {_load_problem(e)}",
+            where,
+            code="weights",
+            hint="expected a file written by torch.save(model.state_dict(), FILE)",
+        ) from None
     if isinstance(data, dict):
         for key in ("model", "state_dict"):
             if isinstance(data.get(key), dict):
                 data = data[key]
                 break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise SpecError(f"{path} holds no state_dict (a mapping of names to tensors)", where, code="weights",
-                        hint="save one with torch.save(model.state_dict(), FILE)")
+        raise SpecError(
+            f"{path} holds no state_dict (a mapping of names to tensors)",
+            where,
+            code="weights",
+            hint="save one with torch.save(model.state_dict(), FILE)",
+        )
     return data
 
 
@@ -66,8 +74,9 @@ def _load_problem(e: Exception) -> str:
     """One line on why torch.load refused a file; torch's own advice (to load unsafely) is left out."""
     text = str(e)
     if isinstance(e, pickle.UnpicklingError) or "weights_only" in text or "Weights only load failed" in text:
-        return ("it holds Python objects other than tensors and plain containers, which archspec never loads "
-                "(a pickle can run code)")
+        return (
+            "it holds Python objects other than tensors and plain containers, which archspec never loads (a pickle can run code)"
+        )
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return printable(f"not a PyTorch file ({type(e).__name__}: {first[:200]})" if first else type(e).__name__)
 
@@ -90,15 +99,20 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     if unexpected:
         problems.append(f"unexpected {len(unexpected)} key(s): {_listing(unexpected)}")
     if problems:
-        hint = ("the file was saved from a DistributedDataParallel wrapper; save model.module.state_dict()"
-                if unexpected and all(k.startswith("module.") for k in unexpected) else
-                "the weights must come from a network with the same module paths (the spec's names)")
-        raise SpecError(f"weights in {path} do not fit the network: " + "; ".join(problems), where,
-                        code="weights", hint=hint)
+        hint = (
+            "the file was saved from a DistributedDataParallel wrapper; save model.module.state_dict()"
+            if unexpected and all(k.startswith("module.") for k in unexpected)
+            else "the weights must come from a network with the same module paths (the spec's names)"
+        )
+        raise SpecError(f"weights in {path} do not fit the network: " + "; ".join(problems), where, code="weights", hint=hint)
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
     if wrong:
-        raise SpecError(f"weights in {path} have other shapes (file vs network): {_listing(wrong)}", where,
-                        code="weights", hint="check the spec's channel counts and --set overrides")
+        raise SpecError(
+            f"weights in {path} have other shapes (file vs network): {_listing(wrong)}",
+            where,
+            code="weights",
+            hint="check the spec's channel counts and --set overrides",
+        )
     model.load_state_dict(state, strict=True)
 
 
@@ -120,10 +134,15 @@ def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
     from archspec import __version__
 
     report = report_of(model)
-    meta = {"archspec_version": __version__, "archspec_spec": report.name, "archspec_spec_file": str(report.file),
-            "archspec_input": "{}×{}×{}".format(report.input_channels, *report.input_size),
-            "archspec_accepted_input_sizes": report.accepted.describe(), "archspec_params": str(report.params),
-            "archspec_spec_sha256": report.digest}
+    meta = {
+        "archspec_version": __version__,
+        "archspec_spec": report.name,
+        "archspec_spec_file": str(report.file),
+        "archspec_input": "{}×{}×{}".format(report.input_channels, *report.input_size),
+        "archspec_accepted_input_sizes": report.accepted.describe(),
+        "archspec_params": str(report.params),
+        "archspec_spec_sha256": report.digest,
+    }
     if shapes is not None:
         meta["archspec_export_input_sizes"] = shapes.describe()
         if shapes.notes:
@@ -215,8 +234,12 @@ def planned_sizes(model: nn.Module) -> Sizes:
         if classes is not None and len(classes[1]) == 1:
             plan.step[axis] = classes[0]  # H = step·k + lo: a derived Dim
             continue
-        plan.fix(axis, report.input_size[axis], f"the network accepts {acc.describe_axis(axis)} (sizes at which merged branches "
-                 "agree), a set torch.export cannot express")
+        plan.fix(
+            axis,
+            report.input_size[axis],
+            f"the network accepts {acc.describe_axis(axis)} (sizes at which merged branches "
+            "agree), a set torch.export cannot express",
+        )
     return plan
 
 
@@ -295,7 +318,7 @@ class _Failure:
 
 def _listing_sizes(values: list[int], sizes: range) -> str:
     """'1 to 32' for a run of consecutive planned sizes, else the first few: '3, 5, 7 and 2045 more'."""
-    if len(values) > 1 and values == list(sizes[sizes.index(values[0]):sizes.index(values[-1]) + 1]):
+    if len(values) > 1 and values == list(sizes[sizes.index(values[0]) : sizes.index(values[-1]) + 1]):
         return f"{values[0]} to {values[-1]}"
     shown = ", ".join(map(str, values[:3]))
     return shown + (f" and {len(values) - 3} more" if len(values) > 3 else "")
@@ -316,8 +339,9 @@ def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.
     _, channels, h, w = x.shape
     guards = getattr(program, "_guards_code", None)  # private: torch's guards as Python expressions
     if guards is None:  # a torch without it: nothing can be checked, so nothing beyond the spec's size is claimed
-        return _Failure([0, 1], "this torch does not expose the trace's guards (ExportedProgram._guards_code) "
-                                "for archspec to check")
+        return _Failure(
+            [0, 1], "this torch does not expose the trace's guards (ExportedProgram._guards_code) for archspec to check"
+        )
     for guard in guards:  # text torch generated from sizes alone: no spec text reaches it
         reads = [a for a in (0, 1) if f"L['x'].size()[{2 + a}]" in guard]
         code = compile(guard, "<guard>", "eval")
@@ -327,8 +351,12 @@ def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.
             grid = [(h, ww) for ww in plan.sizes(1)]
         else:  # both axes (a square grid of the smallest sizes) or neither (the batch)
             grid = [(hh, ww) for hh in plan.sizes(0)[:64] for ww in plan.sizes(1)[:64]] if reads else [(h, w)]
-        failing = [(hh, ww, n) for hh, ww in grid for n in (1, MAX_BATCH)
-                   if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}})]  # noqa: S307 - torch's guard
+        failing = [
+            (hh, ww, n)
+            for hh, ww in grid
+            for n in (1, MAX_BATCH)
+            if not eval(code, namespace, {"L": {"x": _Size([n, channels, hh, ww])}})
+        ]  # noqa: S307 - torch's guard
         if not failing:
             continue
         hh, ww, n = failing[0]
@@ -342,8 +370,7 @@ def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.
             # failures at the low end only (none in the second half of the scan, or in a range
             # scanned whole): the guard holds from the next size on
             if last + 1 < len(sizes) and (complete or last < len(sizes) // 2):
-                return _Failure(reads, f"the trace relies on {_readable(guard)}, which is false at {at}",
-                                sizes[last + 1])
+                return _Failure(reads, f"the trace relies on {_readable(guard)}, which is false at {at}", sizes[last + 1])
         return _Failure(reads or [0, 1], f"the trace relies on {_readable(guard)}, which is false at {at}")
     return None
 
@@ -412,13 +439,13 @@ def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module,
     """The program (traced from ``model``'s inference module) as ONNX: its nodes named after the
     spec's paths, its symbolic sizes called batch, H and W, and the spec's metadata."""
     with _oblivious():
-        onnx_program = torch.onnx.export(program, input_names=["x"], output_names=["logits"], dynamo=True,
-                                         optimize=False, verbose=False)
+        onnx_program = torch.onnx.export(
+            program, input_names=["x"], output_names=["logits"], dynamo=True, optimize=False, verbose=False
+        )
     assert onnx_program is not None  # dynamo=True always returns the program
     graph = getattr(inference_module(model), "graph", None)
     onnx_model = onnx_program.model
-    _name_nodes(onnx_model, _origins(getattr(onnx_program, "exported_program", None) or program, graph,
-                                     report_of(model).graph))
+    _name_nodes(onnx_model, _origins(getattr(onnx_program, "exported_program", None) or program, graph, report_of(model).graph))
     _name_dims(onnx_model, program)
     import onnxscript.optimizer
 
@@ -441,8 +468,11 @@ def _origins(program: Any, graph: Any, ops: Any) -> dict[str, str]:
     """The spec's path of each node of an exported program that came from an op of archspec's fx
     ``graph`` (``ops``: the spec's graph, whose nodes hold the paths): torch records where each node
     came from (meta['from_node'], a chain back to that graph)."""
-    paths = {n.name: ops.at(n.meta["archspec_node"]).path for n in getattr(graph, "nodes", ())
-             if n.meta.get("archspec_node") in ops and ops.at(n.meta["archspec_node"]).path}
+    paths = {
+        n.name: ops.at(n.meta["archspec_node"]).path
+        for n in getattr(graph, "nodes", ())
+        if n.meta.get("archspec_node") in ops and ops.at(n.meta["archspec_node"]).path
+    }
     found: dict[str, str] = {}
     for node in program.graph.nodes:
         todo = list(node.meta.get("from_node") or ())
@@ -491,8 +521,10 @@ def _name_dims(model: Any, program: torch.export.ExportedProgram) -> None:
     for value in values:
         if value.shape is None:
             continue
-        dims = [ir.SymbolicDim(pattern.sub(lambda m: names[m.group(1)], d.value))
-                if isinstance(d, ir.SymbolicDim) and d.value else d for d in value.shape]
+        dims = [
+            ir.SymbolicDim(pattern.sub(lambda m: names[m.group(1)], d.value)) if isinstance(d, ir.SymbolicDim) and d.value else d
+            for d in value.shape
+        ]
         value.shape = ir.Shape(dims)
 
 
@@ -524,9 +556,12 @@ def format_of(path: str | Path) -> str:
     """The format the file name's suffix names (one of FORMATS); a SpecError when it names none."""
     target = Path(path)
     if target.suffix not in FORMATS:
-        raise SpecError(f"cannot tell the format of {printable(str(target))}: the name must end in {', '.join(FORMATS)}",
-                        Loc(printable(str(target)), 0, 0), code="io",
-                        hint="name it *.onnx (ONNX), *.pt2 (torch.export) or *.ts (TorchScript)")
+        raise SpecError(
+            f"cannot tell the format of {printable(str(target))}: the name must end in {', '.join(FORMATS)}",
+            Loc(printable(str(target)), 0, 0),
+            code="io",
+            hint="name it *.onnx (ONNX), *.pt2 (torch.export) or *.ts (TorchScript)",
+        )
     return target.suffix
 
 

@@ -49,15 +49,26 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
 }
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
-ALLOWED = ("numbers, parameters, in (the input channels), + - * / // %, parentheses, " + ", ".join(FUNCTIONS)
-           + ", comparisons (== != < <= > >=), and, or, not, and A if CONDITION else B")
+ALLOWED = (
+    "numbers, parameters, in (the input channels), + - * / // %, parentheses, "
+    + ", ".join(FUNCTIONS)
+    + ", comparisons (== != < <= > >=), and, or, not, and A if CONDITION else B"
+)
 INPUT = "in"  # the input channels; a Python keyword, so the parser sees it under another name
 _INPUT_NAME = "__archspec_in__"
 _INPUT_WORD = re.compile(r"(?<![\w.])in(?!\w)", re.ASCII)
@@ -136,8 +147,12 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
         return all(tests) if isinstance(node.op, ast.And) else any(tests)
     if isinstance(node, ast.IfExp):
         return _eval(node.body if _condition(node.test, lookup) else node.orelse, lookup)
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
-            and all(k.arg is not None for k in node.keywords)):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in FUNCTIONS
+        and all(k.arg is not None for k in node.keywords)
+    ):
         args = [_number(a, lookup) for a in node.args]
         kwargs = {str(k.arg): _number(k.value, lookup) for k in node.keywords}
         try:

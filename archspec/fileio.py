@@ -65,16 +65,21 @@ def read_limited(path: str | Path, limit: int, what: str = "file") -> bytes:
     except OSError as e:
         raise SpecError(f"cannot read {printable(str(path))}: {_strerror(e)}", _where(path), code="io") from None
     if len(data) > limit:
-        raise SpecError(f"the file is larger than {limit} bytes", Loc(printable(str(path)), 1, 1), code="limit",
-                        hint="archspec reads spec files of up to 4 MiB")
+        raise SpecError(
+            f"the file is larger than {limit} bytes",
+            Loc(printable(str(path)), 1, 1),
+            code="limit",
+            hint="archspec reads spec files of up to 4 MiB",
+        )
     return data
 
 
 def _folder(target: Path) -> Path:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise SpecError(f"cannot write {printable(str(target))}: folder {printable(str(directory))} does not exist",
-                        _where(target), code="io")
+        raise SpecError(
+            f"cannot write {printable(str(target))}: folder {printable(str(directory))} does not exist", _where(target), code="io"
+        )
     if target.is_dir():
         raise SpecError(f"cannot write {printable(str(target))}: it is a directory", _where(target), code="io")
     return directory
@@ -92,8 +97,12 @@ def refuse_overwriting_inputs(output: str | Path, *inputs: str | Path | None) ->
         except (OSError, ValueError):
             same = False
         if same or (not out.exists() and out.resolve() == p.resolve()):
-            raise SpecError(f"the output {printable(str(output))} is the input {printable(str(given))}",
-                            _where(output), code="io", hint="write the output to another file")
+            raise SpecError(
+                f"the output {printable(str(output))} is the input {printable(str(given))}",
+                _where(output),
+                code="io",
+                hint="write the output to another file",
+            )
 
 
 def _prefix(target: Path) -> str:
@@ -108,7 +117,7 @@ def _clean_stale(directory: Path, target: Path) -> None:
     except OSError:
         return
     for name in names:
-        pid_text = name[len(prefix):].split(".", 1)[0]
+        pid_text = name[len(prefix) :].split(".", 1)[0]
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)

@@ -75,14 +75,26 @@ def index(entries: list[Entry]) -> str:
     ]
     for e in entries:
         spec = e.spec.as_posix()
-        lines += [f"## {e.name}", "", f"`{spec}`: `archspec render {spec} -o {e.name}.svg`; "
-                  f"[interactive page]({e.name}.html) (`-o {e.name}.html`: download it and open it in a browser)", "",
-                  f"![{e.name}: network]({e.network[0]})", ""]
+        lines += [
+            f"## {e.name}",
+            "",
+            f"`{spec}`: `archspec render {spec} -o {e.name}.svg`; "
+            f"[interactive page]({e.name}.html) (`-o {e.name}.html`: download it and open it in a browser)",
+            "",
+            f"![{e.name}: network]({e.network[0]})",
+            "",
+        ]
         for block, label, count, files in e.blocks:
             png = f" ([PNG]({files[1]}))" if len(files) > 1 else ""
-            lines += [f"### {label}", "", f"`archspec render {spec} --block {block} -o {block}.svg`, "
-                      f"{count} instance{'s' if count > 1 else ''} in the network{png}", "",
-                      f"![{e.name}: {label}]({files[0]})", ""]
+            lines += [
+                f"### {label}",
+                "",
+                f"`archspec render {spec} --block {block} -o {block}.svg`, "
+                f"{count} instance{'s' if count > 1 else ''} in the network{png}",
+                "",
+                f"![{e.name}: {label}]({files[0]})",
+                "",
+            ]
     return "\n".join(lines)
 
 

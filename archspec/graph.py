@@ -48,8 +48,6 @@ from archspec.symbolic import Shape
 MAX_NODES = 200_000
 
 
-
-
 @dataclass
 class Expander:
     resolved: Resolved
@@ -100,8 +98,17 @@ class Expander:
         return memo[node].channels
 
     # ---- nodes ---------------------------------------------------------------------------------
-    def add(self, op: str, params: BaseModel, path: str, loc: Loc, inputs: list[str], scope: Scope,
-            origin: tuple[str, str] | None = None, composite: tuple[str, BaseModel] | None = None) -> str:
+    def add(
+        self,
+        op: str,
+        params: BaseModel,
+        path: str,
+        loc: Loc,
+        inputs: list[str],
+        scope: Scope,
+        origin: tuple[str, str] | None = None,
+        composite: tuple[str, BaseModel] | None = None,
+    ) -> str:
         """Add a primitive node; ``origin`` is (path, short form) of the op as the spec wrote it and
         ``composite`` (op name, params) of the composite op it was expanded from, if any."""
         entry = REGISTRY[op]
@@ -111,7 +118,9 @@ class Expander:
                 where = f" (also at {first})" if first else ""
                 raise SpecError(
                     f"two modules would be named {path or '<root>'!r}{where}",
-                    loc, code="name", hint="give the ops or branches distinct names (name: op)",
+                    loc,
+                    code="name",
+                    hint="give the ops or branches distinct names (name: op)",
                 )
             # a module cannot also be the container of others (unnamed nested lists restart at 0)
             parts = path.split(".")
@@ -122,7 +131,8 @@ class Expander:
             if clash is not None:
                 raise SpecError(
                     f"module {path!r} would clash with module {clash!r} (at {self._module_paths[clash]})",
-                    loc, code="name",
+                    loc,
+                    code="name",
                     hint="name the nested list or branch (name: [...]) so its ops get their own prefix",
                 )
             self._module_paths[path] = loc
@@ -139,11 +149,21 @@ class Expander:
         if len(self._ids) > MAX_NODES:
             raise SpecError(f"the network expands to more than {MAX_NODES} ops", loc, code="limit")
         self._order += 1
-        self.graph.put(node_id, Node(
-            op=op, params=params, path=path, loc=loc, unit=scope.unit or path, blocks=scope.blocks, order=self._order,
-            origin=origin[0] if origin else path, text=origin[1] if origin else self._short(entry, params),
-            composite=composite,
-        ))
+        self.graph.put(
+            node_id,
+            Node(
+                op=op,
+                params=params,
+                path=path,
+                loc=loc,
+                unit=scope.unit or path,
+                blocks=scope.blocks,
+                order=self._order,
+                origin=origin[0] if origin else path,
+                text=origin[1] if origin else self._short(entry, params),
+                composite=composite,
+            ),
+        )
         seen: set[str] = set()
         for slot, src in enumerate(inputs):
             if src in seen:
@@ -169,8 +189,20 @@ class Expander:
         scope = Scope(source=source, env={})
         x = INPUT
         self._ids.add(x)
-        self.graph.put(x, Node(op=INPUT, params=None, path="", loc=source.loc(("input", "size")), unit=INPUT,
-                               blocks=(), order=0, origin="", text="input"))
+        self.graph.put(
+            x,
+            Node(
+                op=INPUT,
+                params=None,
+                path="",
+                loc=source.loc(("input", "size")),
+                unit=INPUT,
+                blocks=(),
+                order=0,
+                origin="",
+                text="input",
+            ),
+        )
         out = self.members(spec.network, ("network",), scope, x, "")
         outputs = {"logits": out}
         for name, aux in spec.aux.items():
@@ -178,8 +210,9 @@ class Expander:
             tap = self.outputs_by_path.get(aux.tap)
             if tap is None:
                 hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
-                raise SpecError(f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)),
-                                code="name", hint=hint)
+                raise SpecError(
+                    f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)), code="name", hint=hint
+                )
             aux_scope = Scope(source=source, env={}, unit=name)
             self.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
             before = set(self.graph)
@@ -187,8 +220,12 @@ class Expander:
             self._schedule_after(tap, [n for n in self.graph if n not in before])
             self.units[-1] = Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp), outputs[name])
         self.graph.net = Network(
-            name=spec.name, file=source.file, input=spec.input, outputs=outputs,
-            aux_weights={n: a.weight for n, a in spec.aux.items()}, units=self.units,
+            name=spec.name,
+            file=source.file,
+            input=spec.input,
+            outputs=outputs,
+            aux_weights={n: a.weight for n, a in spec.aux.items()},
+            units=self.units,
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
             init=self.init_tables(),
         )
@@ -196,8 +233,7 @@ class Expander:
 
     def init_tables(self) -> dict[str, dict[str, TensorInit]]:
         """The ``init:`` tables: the spec's under "", each block's under its name; op names checked."""
-        tables: dict[str, tuple[Any, Any, YamlPath]] = {
-            "": (self.resolved.spec.init, self.resolved.source, ("init",))}
+        tables: dict[str, tuple[Any, Any, YamlPath]] = {"": (self.resolved.spec.init, self.resolved.source, ("init",))}
         for name, entry in self.resolved.blocks.items():
             tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
         out: dict[str, dict[str, TensorInit]] = {}
@@ -206,13 +242,21 @@ class Expander:
                 if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
                     continue
                 if op in REGISTRY and REGISTRY[op].parameter_only:
-                    raise SpecError(f"init: {op!r} starts at the value it is written with", source.loc(yp + (op,), key=True),
-                                    code="bad-op-args", hint=f"write it in the op, e.g. '{REGISTRY[op].short_form}'")
+                    raise SpecError(
+                        f"init: {op!r} starts at the value it is written with",
+                        source.loc(yp + (op,), key=True),
+                        code="bad-op-args",
+                        hint=f"write it in the op, e.g. '{REGISTRY[op].short_form}'",
+                    )
                 if op not in REGISTRY or not REGISTRY[op].stateful:
                     with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful and not o.parameter_only)
-                    raise SpecError(f"init: {op!r} is not an op with weights", source.loc(yp + (op,), key=True),
-                                    code="unknown-op", hint=did_you_mean(op, with_weights) or
-                                    f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)")
+                    raise SpecError(
+                        f"init: {op!r} is not an op with weights",
+                        source.loc(yp + (op,), key=True),
+                        code="unknown-op",
+                        hint=did_you_mean(op, with_weights)
+                        or f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)",
+                    )
             out[name] = {op: s if isinstance(s, TensorInit) else TensorInit(weight=s) for op, s in table.items()}
         return out
 
@@ -226,8 +270,9 @@ class Expander:
             at(node).order = base + k / (len(head) + 1)
 
     # ---- structure -----------------------------------------------------------------------------
-    def node(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-             index: int | None, once: bool = False) -> str:
+    def node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool = False
+    ) -> str:
         """Expand one node applied to x; return the node id of its output.
 
         A node with a written repeat count (``op * N``, ``repeat: N``) is the list of its N copies
@@ -270,12 +315,14 @@ class Expander:
             raw = dict(node.model_extra or {})
             fixed = raw.pop("fixed", False)
             if not isinstance(fixed, bool):
-                raise SpecError(f"'fixed' must be true or false, got {fixed!r}", scope.source.loc(yp + ("fixed",)),
-                                code="bad-op-args")
+                raise SpecError(
+                    f"'fixed' must be true or false, got {fixed!r}", scope.source.loc(yp + ("fixed",)), code="bad-op-args"
+                )
             args = {k: self.forms.subst_value(v, yp + (k,), scope) for k, v in raw.items()}
             locs = {k: scope.source.loc(yp + (k,), key=True) for k in raw}
-            from_input = frozenset(k for k, v in raw.items() if isinstance(v, str) and (
-                mentions_input(v) or referenced_params(v) & scope.from_input))
+            from_input = frozenset(
+                k for k, v in raw.items() if isinstance(v, str) and (mentions_input(v) or referenced_params(v) & scope.from_input)
+            )
             ref = Ref(node.op, args, locs, 1, loc, fixed, from_input=from_input)
             if node.op not in REGISTRY:
                 self.forms.unknown(node.op, scope.source.loc(yp + ("op",)))
@@ -283,10 +330,19 @@ class Expander:
         if isinstance(node, BlockRef):
             loc = scope.source.loc(yp + ("block",))
             params = {k: self.forms.subst_value(v, yp + ("params", k), scope) for k, v in node.params.items()}
-            from_input = frozenset(k for k, v in node.params.items() if isinstance(v, str) and (
-                mentions_input(v) or referenced_params(v) & scope.from_input))
-            ref = Ref(node.block, params, {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
-                      self.repeat_of(node, yp, scope), loc, from_input=from_input)
+            from_input = frozenset(
+                k
+                for k, v in node.params.items()
+                if isinstance(v, str) and (mentions_input(v) or referenced_params(v) & scope.from_input)
+            )
+            ref = Ref(
+                node.block,
+                params,
+                {k: scope.source.loc(yp + ("params", k), key=True) for k in params},
+                self.repeat_of(node, yp, scope),
+                loc,
+                from_input=from_input,
+            )
             if node.block not in self.resolved.blocks:
                 self.forms.unknown(node.block, loc)
             return self.reference(ref, yp, scope, x, prefix, seg)
@@ -295,8 +351,18 @@ class Expander:
             return self.node(value, yp + (key,), scope, x, prefix, key, None)
         raise SpecError(f"unexpected node {node!r}", scope.source.loc(yp), code="schema")  # pragma: no cover
 
-    def group(self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-              index: int | None, unit: str, once: bool) -> str:
+    def group(
+        self,
+        node: Any,
+        yp: YamlPath,
+        scope: Scope,
+        x: str,
+        prefix: str,
+        name: str | None,
+        index: int | None,
+        unit: str,
+        once: bool,
+    ) -> str:
         """A container written in place among the rows (not in a block): one report row for all its ops."""
         out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
         self.units.append(Unit(unit, _group_label(node), "group", scope.source.loc(yp), out))
@@ -368,8 +434,9 @@ class Expander:
         short = x if r.shortcut is None else self.node(r.shortcut, ryp + ("shortcut",), scope, x, prefix, None, None)
         self.forms.input_node = x
         scale = self.forms.subst_value(r.scale, ryp + ("scale",), scope)
-        params = self.validate_params(REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))},
-                                      scope.source.loc(ryp))
+        params = self.validate_params(
+            REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))}, scope.source.loc(ryp)
+        )
         out = self.add("add", params, _join(prefix, "add"), scope.source.loc(ryp, key=True), [short, body], scope)
         if r.then is not None:
             self.forms.input_node = out
@@ -386,15 +453,21 @@ class Expander:
     def gate(self, node: GateNode, yp: YamlPath, scope: Scope, x: str, path: str) -> str:
         """x · gate(x): the gate's ops sit under the gate's own path (timm's ``se.fc1``)."""
         g = self.node(node.gate, yp + ("gate",), scope, x, path, None, None)
-        return self.add("mul", REGISTRY["mul"].Params(), _join(path, "mul"), scope.source.loc(yp + ("gate",), key=True),
-                        [x, g], scope)
+        return self.add(
+            "mul", REGISTRY["mul"].Params(), _join(path, "mul"), scope.source.loc(yp + ("gate",), key=True), [x, g], scope
+        )
 
-    def conditional(self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None,
-                    index: int | None) -> str:
+    def conditional(
+        self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None
+    ) -> str:
         cond = self.forms.subst_value(node.cond, yp + ("if",), scope)
         if not isinstance(cond, bool):
-            raise SpecError(f"'if' needs true or false, got {cond!r}", scope.source.loc(yp + ("if",)), code="param",
-                            hint="pass the block parameter as true or false, e.g. projection=true")
+            raise SpecError(
+                f"'if' needs true or false, got {cond!r}",
+                scope.source.loc(yp + ("if",)),
+                code="param",
+                hint="pass the block parameter as true or false, e.g. projection=true",
+            )
         chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
         skipped = node.otherwise if cond else node.then
         if skipped is not None:
@@ -429,9 +502,11 @@ class Expander:
             op = REGISTRY[ref.name]
             if not op.standalone:
                 raise SpecError(
-                    f"{op.name!r} cannot stand alone: it merges branches", ref.loc, code="bad-op-args",
-                    hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as "
-                         "'concat: [branch, ...]'")
+                    f"{op.name!r} cannot stand alone: it merges branches",
+                    ref.loc,
+                    code="bad-op-args",
+                    hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
+                )
             inner = replace(scope, unit=scope.unit or path)
             out, params = self.op(op, ref, inner, x, path)
             if new_unit:
@@ -443,22 +518,31 @@ class Expander:
             self.forms.unknown(ref.name, ref.loc)
         assert entry is not None
         if any(b == ref.name for b, _ in scope.blocks):
-            raise SpecError(f"block {ref.name!r} uses itself", ref.loc, code="name",
-                            hint="a block cannot contain itself, directly or through other blocks")
+            raise SpecError(
+                f"block {ref.name!r} uses itself",
+                ref.loc,
+                code="name",
+                hint="a block cannot contain itself, directly or through other blocks",
+            )
         env = self.block_env(entry, ref, scope)
         index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
         self.instances[ref.name] = index + 1
         self.first_use.setdefault(ref.name, ref.loc)
-        inner = Scope(entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set(), index,
-                      ref.from_input & set(env))  # parameters computed from `in` are not scaled again
+        inner = Scope(
+            entry.source, env, scope.blocks + ((ref.name, path),), scope.unit or path, set(), index, ref.from_input & set(env)
+        )  # parameters computed from `in` are not scaled again
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
         out = self.node(definition.body, body_yp, inner, x, path, None, None)
         unused = set(definition.params) - (inner.used or set())
         if unused:
             name = sorted(unused)[0]
-            raise SpecError(f"parameter ${name} of block {ref.name!r} is never used", entry.source.loc(
-                entry.yaml_path + ("params", name), key=True), code="param", hint="remove it, or use it as $" + name)
+            raise SpecError(
+                f"parameter ${name} of block {ref.name!r} is never used",
+                entry.source.loc(entry.yaml_path + ("params", name), key=True),
+                code="param",
+                hint="remove it, or use it as $" + name,
+            )
         if new_unit:
             self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name))
         self.outputs_by_path.setdefault(path, out)
@@ -469,17 +553,21 @@ class Expander:
         for name in BUILTIN_NAMES:
             if name in declared:
                 meaning = "this instance's index among" if name == "block_index" else "the number of"
-                raise SpecError(f"block {ref.name!r} declares a parameter ${name}, a name every block defines",
-                                entry.source.loc(entry.yaml_path + ("params", name), key=True), code="param",
-                                hint=f"rename the parameter: ${name} is {meaning} the block's "
-                                     "instances (see docs/language.md)")
+                raise SpecError(
+                    f"block {ref.name!r} declares a parameter ${name}, a name every block defines",
+                    entry.source.loc(entry.yaml_path + ("params", name), key=True),
+                    code="param",
+                    hint=f"rename the parameter: ${name} is {meaning} the block's instances (see docs/language.md)",
+                )
         env = dict(declared)
         for key, value in ref.args.items():
             if key not in declared:
                 hint = did_you_mean(key, declared) or (
-                    f"its parameters are {', '.join(declared)}" if declared else "it takes no parameters")
-                raise SpecError(f"block {ref.name!r} has no parameter {key!r}", ref.token_locs.get(key, ref.loc),
-                                code="param", hint=hint)
+                    f"its parameters are {', '.join(declared)}" if declared else "it takes no parameters"
+                )
+                raise SpecError(
+                    f"block {ref.name!r} has no parameter {key!r}", ref.token_locs.get(key, ref.loc), code="param", hint=hint
+                )
             env[key] = value
         return env
 
@@ -487,9 +575,15 @@ class Expander:
         """The op's arguments: defaults, then the spec's, then the width multiplier."""
         args = {**self.resolved.defaults(op.name, scope.source), **ref.args}
         field_name = op.channels
-        if (not self.scale_width or field_name is None or ref.fixed or path in self.fixed_paths
-                or self.scale.width == 1 or not isinstance(args.get(field_name), int)
-                or field_name in ref.from_input):  # computed from `in`, the already scaled input channels
+        if (
+            not self.scale_width
+            or field_name is None
+            or ref.fixed
+            or path in self.fixed_paths
+            or self.scale.width == 1
+            or not isinstance(args.get(field_name), int)
+            or field_name in ref.from_input
+        ):  # computed from `in`, the already scaled input channels
             return args
         old = args[field_name]
         args[field_name] = self.scale.channels(old)
@@ -520,8 +614,10 @@ class Expander:
             return hit[1]
         chain = op.expand(params)
         if chain is not None:
-            chain = [(child, child_op, self.validate_params(REGISTRY[child_op], child_args, {}, loc))
-                     for child, child_op, child_args in chain]
+            chain = [
+                (child, child_op, self.validate_params(REGISTRY[child_op], child_args, {}, loc))
+                for child, child_op, child_args in chain
+            ]
         self._chains[key] = (params, chain)
         return chain
 
@@ -543,19 +639,21 @@ class Expander:
                 hint = did_you_mean(field, fields) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
                 return_error = SpecError(f"{op.name} has no option {field!r}", where, code="bad-op-args", hint=hint)
             elif err["type"] == "missing":
-                return_error = SpecError(f"{op.name} needs {field!r}", loc, code="bad-op-args",
-                                         hint=f"short form: {op.short_form}" if op.short_form else None)
+                return_error = SpecError(
+                    f"{op.name} needs {field!r}",
+                    loc,
+                    code="bad-op-args",
+                    hint=f"short form: {op.short_form}" if op.short_form else None,
+                )
             else:
                 msg = err["msg"].removeprefix("Value error, ")
                 return_error = SpecError(f"{op.name} {field}: {msg}", where, code="bad-op-args")
             raise return_error from None
 
 
-
 def _is_group(node: Any, name: str | None) -> bool:
     """Merges are one row wherever they stand; an op list only when unnamed (a named one is a section)."""
-    return isinstance(node, (ConcatNode, ResidualNode, GateNode)) or (
-        name is None and isinstance(node, (list, ChainNode)))
+    return isinstance(node, (ConcatNode, ResidualNode, GateNode)) or (name is None and isinstance(node, (list, ChainNode)))
 
 
 def _group_label(node: Any) -> str:
@@ -616,11 +714,15 @@ def _expand_counted(resolved: Resolved, **options: Any) -> OpGraph:
     second = Expander(resolved, totals=dict(first.instances), **options)
     graph = second.run()
     if second.instances != first.instances:
-        name = next(n for n in sorted(set(first.instances) | set(second.instances))
-                    if first.instances.get(n) != second.instances.get(n))
-        raise SpecError(f"the number of instances of block {name!r} depends on $block_count",
-                        second.first_use.get(name) or first.first_use[name], code="param",
-                        hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are")
+        name = next(
+            n for n in sorted(set(first.instances) | set(second.instances)) if first.instances.get(n) != second.instances.get(n)
+        )
+        raise SpecError(
+            f"the number of instances of block {name!r} depends on $block_count",
+            second.first_use.get(name) or first.first_use[name],
+            code="param",
+            hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are",
+        )
     return graph
 
 

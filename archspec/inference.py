@@ -20,8 +20,15 @@ from archspec.api import REPORT_ATTRIBUTE, attach_report
 from archspec.passes import PassResult, fold_bn, fuse_conv_act, fuse_conv_add, fuse_parallel_convs, remove_noops, to_layout
 
 
-def optimize(model: nn.Module, dtype: torch.dtype | None = None, *, channels_last: bool = True,
-             fuse_parallel: bool = True, fuse_act: bool = True, fuse_add: bool = True) -> fx.GraphModule:
+def optimize(
+    model: nn.Module,
+    dtype: torch.dtype | None = None,
+    *,
+    channels_last: bool = True,
+    fuse_parallel: bool = True,
+    fuse_act: bool = True,
+    fuse_add: bool = True,
+) -> fx.GraphModule:
     """An inference-only copy of ``model`` (an ``archspec.build`` result); ``model`` is left as it is.
 
     ``dtype=torch.bfloat16`` runs in bfloat16 (worth it where the CPU has bf16 instructions); the

@@ -26,10 +26,20 @@ from torch.overrides import TorchFunctionMode
 STREAMS = 8  # fixed, so that the weights do not depend on the number of threads
 
 # What module constructors call to initialise their tensors; skipped while building on ``meta``.
-_INIT_FUNCTIONS = frozenset({
-    nn.init.kaiming_uniform_, nn.init.uniform_, nn.init.normal_, nn.init.ones_, nn.init.zeros_,
-    nn.init.constant_, torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.zero_, torch.Tensor.fill_,
-})
+_INIT_FUNCTIONS = frozenset(
+    {
+        nn.init.kaiming_uniform_,
+        nn.init.uniform_,
+        nn.init.normal_,
+        nn.init.ones_,
+        nn.init.zeros_,
+        nn.init.constant_,
+        torch.Tensor.uniform_,
+        torch.Tensor.normal_,
+        torch.Tensor.zero_,
+        torch.Tensor.fill_,
+    }
+)
 
 
 class SkipInit(TorchFunctionMode):
@@ -46,6 +56,7 @@ class SkipInit(TorchFunctionMode):
             if tensor is not None and tensor.device.type == "meta":
                 return tensor
         return func(*args, **kwargs)
+
 
 _UNIFORM_FAN_IN = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -68,7 +79,7 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> Non
         if not any(True for _ in module.parameters(recurse=False)) and not any(True for _ in module.buffers(False)):
             continue
         if type(module) is nn.Module:  # a container's own tensor (a layer scale) starts at its op's value, set
-            continue                   # when it was built
+            continue  # when it was built
         if name in schemes:
             later.append((module, schemes[name]))
         if isinstance(module, _UNIFORM_FAN_IN):
@@ -96,8 +107,7 @@ def _apply(tensor: torch.Tensor, how: Any) -> None:
         elif how == "ones":
             nn.init.ones_(tensor)
         elif how in ("kaiming_normal_fan_out", "kaiming_normal_fan_in"):
-            nn.init.kaiming_normal_(tensor, mode="fan_out" if how.endswith("fan_out") else "fan_in",
-                                    nonlinearity="relu")
+            nn.init.kaiming_normal_(tensor, mode="fan_out" if how.endswith("fan_out") else "fan_in", nonlinearity="relu")
         elif how == "xavier_uniform":
             nn.init.xavier_uniform_(tensor)
         elif how.trunc_normal is not None:

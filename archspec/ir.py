@@ -143,4 +143,3 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
     def input_loc(self) -> Loc:
         """Where the spec writes its input: the place of errors about input sizes."""
         return self.at(INPUT).loc
-

@@ -27,7 +27,7 @@ def names() -> list[str]:
 
 def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:
     """The file ``zoo:NAME`` stands for (``.yaml`` may be left out); it must lie inside the zoo."""
-    rel = name[len(PREFIX):] if is_zoo(name) else name
+    rel = name[len(PREFIX) :] if is_zoo(name) else name
     if not rel.endswith((".yaml", ".yml")):
         rel += ".yaml"
     target = (ZOO / rel).resolve()
@@ -36,6 +36,5 @@ def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:
         choices = [f"blocks/{p.name}" for p in sorted((ZOO / "blocks").glob("*.yaml"))] if library else names()
         guess = did_you_mean(rel.removesuffix(".yaml"), [c.removesuffix(".yaml") for c in choices])
         hint = (guess + " " if guess else "") + "(the zoo has: " + ", ".join(choices) + "; archspec list)"
-        raise SpecError(f"{name!r} is not in archspec's zoo", loc or Loc(name, 0, 0), code="use" if library else "io",
-                        hint=hint)
+        raise SpecError(f"{name!r} is not in archspec's zoo", loc or Loc(name, 0, 0), code="use" if library else "io", hint=hint)
     return target

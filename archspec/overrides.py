@@ -31,8 +31,12 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     errors), its positions at ``--set KEY:1:COL``.
     """
     if "=" not in text:
-        raise SpecError(f"--set expects KEY=VALUE, got {text!r}", Loc(f"--set {text}", 1, 1), code="override",
-                        hint="e.g. --set input.size=[331,331]")
+        raise SpecError(
+            f"--set expects KEY=VALUE, got {text!r}",
+            Loc(f"--set {text}", 1, 1),
+            code="override",
+            hint="e.g. --set input.size=[331,331]",
+        )
     key, _, raw = text.partition("=")
     key = key.strip()
     if not raw.strip():
@@ -57,13 +61,13 @@ def _check_value(key: str, value: Any) -> None:
         if count > MAX_NODES:
             raise SpecError(f"the value holds more than {MAX_NODES} items", where, code="limit")
         if depth > MAX_DEPTH:
-            raise SpecError(f"the value nests deeper than {MAX_DEPTH} levels", where, code="yaml-unsafe",
-                            hint="flatten the structure")
+            raise SpecError(
+                f"the value nests deeper than {MAX_DEPTH} levels", where, code="yaml-unsafe", hint="flatten the structure"
+            )
         if isinstance(item, dict):
             for k, v in item.items():
                 if not isinstance(k, str):
-                    raise SpecError(f"a mapping key in the value is {type(k).__name__}, not text", where,
-                                    code="override")
+                    raise SpecError(f"a mapping key in the value is {type(k).__name__}, not text", where, code="override")
                 todo.append((v, depth + 1))
         elif isinstance(item, (list, tuple)):
             todo.extend((v, depth + 1) for v in item)
@@ -73,15 +77,18 @@ def _check_value(key: str, value: Any) -> None:
             except UnicodeEncodeError:
                 raise SpecError("the value holds a lone surrogate", where, code="override") from None
         elif not (item is None or isinstance(item, (bool, int, float))):
-            raise SpecError(f"a value of type {type(item).__name__} cannot be part of a spec", where,
-                            code="override", hint="use strings, numbers, booleans, None, lists and dicts")
+            raise SpecError(
+                f"a value of type {type(item).__name__} cannot be part of a spec",
+                where,
+                code="override",
+                hint="use strings, numbers, booleans, None, lists and dicts",
+            )
 
 
 def _split(key: str) -> list[str | int]:
     parts: list[str | int] = []
     if not key:
-        raise SpecError("empty override key", Loc("--set ", 1, 1), code="override",
-                        hint="e.g. --set input.size=[331,331]")
+        raise SpecError("empty override key", Loc("--set ", 1, 1), code="override", hint="e.g. --set input.size=[331,331]")
     for part in key.split("."):
         if not part:
             raise SpecError(f"empty segment in override key {key!r}", Loc(f"--set {key}", 1, 1), code="override")
@@ -130,7 +137,8 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
             if part not in node:
                 if not _may_add(path + (part,), node, last):
                     hint = did_you_mean(part, [str(k) for k in node]) or (
-                        f"keys of {here}: {', '.join(map(str, list(node)[:12]))}")
+                        f"keys of {here}: {', '.join(map(str, list(node)[:12]))}"
+                    )
                     raise _fail(key, f"{here} has no key {part!r}", hint, at=part)
                 if not last:
                     node[part] = {}
@@ -174,8 +182,12 @@ def _index(items: list[Any], part: str | int, here: str, key: str) -> int:
     if len(hits) == 1:
         return hits[0]
     if hits:
-        raise _fail(key, f"{part!r} names items {', '.join(map(str, hits))} of {here}", at=part,
-                    hint=f"use the index, e.g. {here}.{hits[0]}")
+        raise _fail(
+            key,
+            f"{part!r} names items {', '.join(map(str, hits))} of {here}",
+            at=part,
+            hint=f"use the index, e.g. {here}.{hits[0]}",
+        )
     hint = did_you_mean(part, [n for n in names if n]) or f"use an index between 0 and {len(items) - 1}"
     raise _fail(key, f"{here} has no item {part!r}", hint, at=part)
 

@@ -116,9 +116,18 @@ def op_label(record: Node) -> tuple[str, str]:
 
 
 class _View:
-    def __init__(self, graph: OpGraph, *, block: str | None, expand: bool, depth: int | None,
-                 symbolic: bool, open: Iterable[str] | None = None, primitives: bool = False,
-                 fold: bool = True) -> None:
+    def __init__(
+        self,
+        graph: OpGraph,
+        *,
+        block: str | None,
+        expand: bool,
+        depth: int | None,
+        symbolic: bool,
+        open: Iterable[str] | None = None,
+        primitives: bool = False,
+        fold: bool = True,
+    ) -> None:
         self.graph = graph
         self.symbolic = symbolic
         self.composites = not primitives
@@ -132,8 +141,7 @@ class _View:
             if not instances:
                 raise KeyError(block)
             self.instance = instances[0]
-            self.base = next(i + 1 for f in self._frames.values() for i, fr in enumerate(f)
-                             if fr.path == self.instance)
+            self.base = next(i + 1 for f in self._frames.values() for i, fr in enumerate(f) if fr.path == self.instance)
         self.groups: dict[str, Group] = {}
         self.of: dict[str, str] = {}  # primitive node -> group key
         self.edges: dict[tuple[str, str], _Edge] = {}
@@ -165,9 +173,15 @@ class _View:
         if cut < len(f):
             closed = f[cut]
             kind = "block" if closed.name is not None else "aux"
-            return Group(closed.path, _instance_label(closed), kind, f[self.base:cut], block=closed.name,
-                         count=len(self.repeats.get(closed.path, [closed.path])))
-        open_frames = f[self.base:]
+            return Group(
+                closed.path,
+                _instance_label(closed),
+                kind,
+                f[self.base : cut],
+                block=closed.name,
+                count=len(self.repeats.get(closed.path, [closed.path])),
+            )
+        open_frames = f[self.base :]
         if self.composites and record.composite:  # one box for the primitives of one composite op
             label, kind = op_label(record)
             if kind == "conv" and not _activated(record.composite):
@@ -227,8 +241,10 @@ class _View:
 
     def _signature(self, nodes: list[str]) -> tuple[Any, ...]:
         g = self.graph
-        return tuple((g.at(n).op, g.at(n).params, self.shape(n).formula(),
-                      tuple(self.shape(s).formula() for s in inputs_of(g, n))) for n in nodes)
+        return tuple(
+            (g.at(n).op, g.at(n).params, self.shape(n).formula(), tuple(self.shape(s).formula() for s in inputs_of(g, n)))
+            for n in nodes
+        )
 
     def build(self) -> None:
         sinks: list[tuple[str, str, Shape]] = []  # (tail node, sink label, shape)
@@ -237,9 +253,16 @@ class _View:
             if not self.in_scope(node):
                 continue
             if node not in self.alias:  # a folded repeat draws nothing of its own; its edges out start at the first
-                tails = [(self._add(self.group_of(self.resolve(s)) if self.in_scope(s) else self.external(s),
-                                    self.resolve(s) if self.in_scope(s) else s), s)
-                         for s in inputs_of(self.graph, node)]
+                tails = [
+                    (
+                        self._add(
+                            self.group_of(self.resolve(s)) if self.in_scope(s) else self.external(s),
+                            self.resolve(s) if self.in_scope(s) else s,
+                        ),
+                        s,
+                    )
+                    for s in inputs_of(self.graph, node)
+                ]
                 g = self._add(self.group_of(node), node)
                 for tail, src in tails:
                     if tail.key != g.key:
@@ -271,7 +294,7 @@ def _instance_label(frame: Frame) -> str:
     (GoogLeNet's ``inception3a``), not where it is a position in a list (``features.6``)."""
     seg = frame.path.rsplit(".", 1)[-1]
     if frame.name is not None and seg.lower().startswith(frame.name.lower()) and len(seg) > len(frame.name):
-        seg = seg[len(frame.name):].lstrip("_")  # inception3a, an instance of inception → 3a
+        seg = seg[len(frame.name) :].lstrip("_")  # inception3a, an instance of inception → 3a
     if frame.name is None or seg.isdigit() or seg == frame.name or seg.lower() in frame.label.lower():
         return frame.label
     return f"{frame.label} ({seg})"
@@ -284,16 +307,24 @@ def _activated(composite: tuple[str, Any]) -> bool:
     return any(REGISTRY[op].kind == "act" for _, op, _ in chain)
 
 
-def layout(graph: OpGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
-           symbolic: bool = False, open: Iterable[str] | None = None, primitives: bool = False, fold: bool = True,
-           ids: Mapping[str, str] | None = None) -> tuple[graphviz.Digraph, _View]:
+def layout(
+    graph: OpGraph,
+    *,
+    block: str | None = None,
+    expand: bool = False,
+    depth: int | None = None,
+    symbolic: bool = False,
+    open: Iterable[str] | None = None,
+    primitives: bool = False,
+    fold: bool = True,
+    ids: Mapping[str, str] | None = None,
+) -> tuple[graphviz.Digraph, _View]:
     """Draw a shaped OpGraph and return the drawing with the view it drew (its boxes and edges).
 
     ``open``, when given, names the block instances drawn open (instead of ``depth``); ``ids`` maps
     box keys (and ``cluster:`` + instance path) to SVG element ids, for the interactive page.
     """
-    view = _View(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, open=open,
-                 primitives=primitives, fold=fold)
+    view = _View(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, open=open, primitives=primitives, fold=fold)
     view.build()
     h, w = graph.net.input.size
     name = graph.net.name
@@ -303,17 +334,37 @@ def layout(graph: OpGraph, *, block: str | None = None, expand: bool = False, de
     elif open is not None:
         title = f"{name}: " + ("network" if not view.open else f"network, {len(view.open)} block(s) open")
     else:
-        title = f"{name}: " + ("network" if not expand else "every op" if depth is None else
-                               f"every op, blocks opened {depth} level{'s' if depth != 1 else ''} deep")
+        title = f"{name}: " + (
+            "network"
+            if not expand
+            else "every op"
+            if depth is None
+            else f"every op, blocks opened {depth} level{'s' if depth != 1 else ''} deep"
+        )
     title += ", shapes as C×H×W formulas" if symbolic else f", shapes C×H×W at input {h}×{w}"
-    dot = graphviz.Digraph(name=name, graph_attr={
-        "label": graphviz.escape(title), "labelloc": "t", "fontname": FONT, "fontsize": "14", "rankdir": "TB",
-        "nodesep": "0.25", "ranksep": "0.35", "newrank": "true", "ordering": "out",
-    }, node_attr={
-        "shape": "box", "style": "filled", "fontname": FONT, "fontsize": "11", "margin": "0.12,0.05",
-        "height": "0.3",
-    }, edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#444444", "color": "#555555",
-                  "arrowsize": "0.6"})
+    dot = graphviz.Digraph(
+        name=name,
+        graph_attr={
+            "label": graphviz.escape(title),
+            "labelloc": "t",
+            "fontname": FONT,
+            "fontsize": "14",
+            "rankdir": "TB",
+            "nodesep": "0.25",
+            "ranksep": "0.35",
+            "newrank": "true",
+            "ordering": "out",
+        },
+        node_attr={
+            "shape": "box",
+            "style": "filled",
+            "fontname": FONT,
+            "fontsize": "11",
+            "margin": "0.12,0.05",
+            "height": "0.3",
+        },
+        edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#444444", "color": "#555555", "arrowsize": "0.6"},
+    )
     _emit_groups(dot, view, ids if ids is not None else {})
     labelled: set[str] = set()
     grids: set[str] = set()
@@ -329,16 +380,22 @@ def layout(graph: OpGraph, *, block: str | None = None, expand: bool = False, de
         if ids is not None:
             attrs["id"] = ids["edge:" + e.tail + "\0" + e.head]
         dot.edge(_quote_id(e.tail), _quote_id(e.head), **attrs)
-    _legend(dot, sorted({g.kind for g in view.groups.values()}, key=list(KIND_STYLE).index),
-            any(e.skip for e in edges))
+    _legend(dot, sorted({g.kind for g in view.groups.values()}, key=list(KIND_STYLE).index), any(e.skip for e in edges))
     return dot, view
 
 
-def render(graph: OpGraph, *, block: str | None = None, expand: bool = False, depth: int | None = None,
-           symbolic: bool = False, primitives: bool = False, fold: bool = True) -> graphviz.Digraph:
+def render(
+    graph: OpGraph,
+    *,
+    block: str | None = None,
+    expand: bool = False,
+    depth: int | None = None,
+    symbolic: bool = False,
+    primitives: bool = False,
+    fold: bool = True,
+) -> graphviz.Digraph:
     """Draw a shaped OpGraph. Raises KeyError when ``block`` has no instance in the network."""
-    return layout(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives,
-                  fold=fold)[0]
+    return layout(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives, fold=fold)[0]
 
 
 def _symbolic_label(shape: Shape, grids: set[str]) -> str:
@@ -393,8 +450,14 @@ def _emit_groups(dot: graphviz.Digraph, view: _View, ids: Mapping[str, str]) -> 
                 paths = view.repeats.get(f.path, [f.path])
                 count = f" ×{len(paths)}" if len(paths) > 1 else ""
                 where = f.path if len(paths) == 1 else f"{paths[0]} … {paths[-1]}"
-                c.attr(label=graphviz.escape(f"{f.label}{count} ({where})"), style="rounded,dashed", color="#7f7f7f",
-                       fontname=FONT, fontsize="11", labeljust="l")
+                c.attr(
+                    label=graphviz.escape(f"{f.label}{count} ({where})"),
+                    style="rounded,dashed",
+                    color="#7f7f7f",
+                    fontname=FONT,
+                    fontsize="11",
+                    labeljust="l",
+                )
                 if "cluster:" + f.path in ids:
                     c.attr(id=ids["cluster:" + f.path], **{"class": "cluster-block"})
                 emit(c, child)
@@ -404,17 +467,33 @@ def _emit_groups(dot: graphviz.Digraph, view: _View, ids: Mapping[str, str]) -> 
 
 def _legend(dot: graphviz.Digraph, kinds: list[str], shortcut: bool) -> None:
     rows = "".join(
-        f'<tr><td bgcolor="{KIND_STYLE[k][0]}" border="1" width="14"> </td>'
-        f'<td align="left">{KIND_STYLE[k][1]}</td></tr>' for k in kinds)
+        f'<tr><td bgcolor="{KIND_STYLE[k][0]}" border="1" width="14"> </td><td align="left">{KIND_STYLE[k][1]}</td></tr>'
+        for k in kinds
+    )
     if shortcut:
         rows += f'<tr><td><font color="{SHORTCUT}"><b>━━</b></font></td><td align="left">shortcut</td></tr>'
-    dot.node("@legend", label=f'<<table border="0" cellspacing="2" cellpadding="2">{rows}</table>>',
-             shape="plaintext", style="", fontsize="9", **{"class": "legend"})
+    dot.node(
+        "@legend",
+        label=f'<<table border="0" cellspacing="2" cellpadding="2">{rows}</table>>',
+        shape="plaintext",
+        style="",
+        fontsize="9",
+        **{"class": "legend"},
+    )
 
 
-def render_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, block: str | None = None,
-                expand: bool = False, depth: int | None = None, symbolic: bool = False, primitives: bool = False,
-                fold: bool = True, max_params: int = MAX_PARAMS) -> graphviz.Digraph:
+def render_spec(
+    spec: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    expand: bool = False,
+    depth: int | None = None,
+    symbolic: bool = False,
+    primitives: bool = False,
+    fold: bool = True,
+    max_params: int = MAX_PARAMS,
+) -> graphviz.Digraph:
     """Check a spec (SpecError on any mistake, as ``check`` does) and draw it."""
     from archspec.api import shaped_graph
 
@@ -422,13 +501,21 @@ def render_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *,
     if block is not None and not block_instances(graph, block):
         entry = resolved.blocks.get(block)
         if entry is not None:
-            raise SpecError(f"block {block!r} is defined here but the network never uses it: nothing to draw",
-                            entry.source.loc(entry.yaml_path, key=True), code="unknown-op",
-                            hint="use it in network:, or draw another block")
+            raise SpecError(
+                f"block {block!r} is defined here but the network never uses it: nothing to draw",
+                entry.source.loc(entry.yaml_path, key=True),
+                code="unknown-op",
+                hint="use it in network:, or draw another block",
+            )
         used = sorted({name for _, r in graph.records() for name, _ in r.blocks})
-        hint = did_you_mean(block, used) or (f"blocks in this network: {', '.join(used)}" if used
-                                             else "this network uses no blocks; draw it without --block")
+        hint = did_you_mean(block, used) or (
+            f"blocks in this network: {', '.join(used)}" if used else "this network uses no blocks; draw it without --block"
+        )
         where = ("blocks",) if resolved.spec.blocks else ("network",)
-        raise SpecError(f"--block {block}: no block of that name in this spec", resolved.source.loc(where, key=True),
-                        code="unknown-op", hint=hint)
+        raise SpecError(
+            f"--block {block}: no block of that name in this spec",
+            resolved.source.loc(where, key=True),
+            code="unknown-op",
+            hint=hint,
+        )
     return render(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives, fold=fold)

@@ -14,8 +14,15 @@ from torch import nn
 
 
 @torch.fx.wrap
-def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: int | None = None,
-                max_w: int | None = None, conditions: list[tuple[int, int, int, int, int]] | None = None) -> torch.Tensor:
+def check_input(
+    x: torch.Tensor,
+    channels: int,
+    min_h: int,
+    min_w: int,
+    max_h: int | None = None,
+    max_w: int | None = None,
+    conditions: list[tuple[int, int, int, int, int]] | None = None,
+) -> torch.Tensor:
     """Refuse inputs the network cannot process, with a clear message instead of a deep torch error.
 
     ``max_h``/``max_w`` are given only when a flatten fixes the size of a map that grows with the input;
@@ -45,8 +52,17 @@ def check_input(x: torch.Tensor, channels: int, min_h: int, min_w: int, max_h: i
             some = " (and only sizes at which merged branches agree)"
         got = ", ".join([str(int(d)) for d in x.shape])
         raise ValueError(
-            "expected input of shape (N, " + str(channels) + ", H, W) with H >= " + str(min_h) + " and W >= "
-            + str(min_w) + upper + some + ", got (" + got + ")"
+            "expected input of shape (N, "
+            + str(channels)
+            + ", H, W) with H >= "
+            + str(min_h)
+            + " and W >= "
+            + str(min_w)
+            + upper
+            + some
+            + ", got ("
+            + got
+            + ")"
         )
     return x
 

@@ -48,10 +48,21 @@ def op_long_forms() -> list[dict[str, Any]]:
         props, required = op_params(name)
         props = {"op": {"const": name, "description": op.doc}, **props}
         if op.channels is not None:
-            props["fixed"] = {"type": "boolean", "default": False,
-                              "description": "keep the output channels under the width multiplier"}
-        forms.append({"title": f"{name} (long form)", "description": op.doc, "type": "object",
-                      "properties": props, "required": ["op", *required], "additionalProperties": False})
+            props["fixed"] = {
+                "type": "boolean",
+                "default": False,
+                "description": "keep the output channels under the width multiplier",
+            }
+        forms.append(
+            {
+                "title": f"{name} (long form)",
+                "description": op.doc,
+                "type": "object",
+                "properties": props,
+                "required": ["op", *required],
+                "additionalProperties": False,
+            }
+        )
     return forms
 
 
@@ -61,10 +72,18 @@ def _defaults() -> dict[str, Any]:
         if REGISTRY[name].arity != 1 or not REGISTRY[name].Params.model_fields:
             continue
         p, _ = op_params(name)
-        props[name] = {"type": "object", "properties": p, "additionalProperties": False,
-                       "description": f"defaults for every {name}"}
-    return {"type": "object", "properties": props, "additionalProperties": False,
-            "description": "per-op default parameters, applied before the arguments an op is written with"}
+        props[name] = {
+            "type": "object",
+            "properties": p,
+            "additionalProperties": False,
+            "description": f"defaults for every {name}",
+        }
+    return {
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+        "description": "per-op default parameters, applied before the arguments an op is written with",
+    }
 
 
 def _patch(schema: dict[str, Any]) -> dict[str, Any]:
@@ -74,14 +93,21 @@ def _patch(schema: dict[str, Any]) -> dict[str, Any]:
     variants = node.pop("oneOf")
     short = next(v for v in variants if v.get("type") == "string")
     named = next(v for v in variants if v.get("type") == "object" and "properties" not in v)
-    short.update(description=f"an op or block in short form, e.g. 'conv 96 3x3 s2 p1' or 'inception_a * 4'. "
-                             f"Ops: {names}", minLength=1)
-    named.update(description="{name: node}: gives its node a module name", minProperties=1, maxProperties=1,
-                 propertyNames={"pattern": MODULE_NAME_JSON_PATTERN},
-                 **{"not": {"anyOf": [{"required": [k]} for k in KEYWORDS]}})
+    short.update(
+        description=f"an op or block in short form, e.g. 'conv 96 3x3 s2 p1' or 'inception_a * 4'. Ops: {names}", minLength=1
+    )
+    named.update(
+        description="{name: node}: gives its node a module name",
+        minProperties=1,
+        maxProperties=1,
+        propertyNames={"pattern": MODULE_NAME_JSON_PATTERN},
+        **{"not": {"anyOf": [{"required": [k]} for k in KEYWORDS]}},
+    )
     node["oneOf"] = variants
-    node["description"] = ("a node of the branch graph: an op or block (short or long form), a chain (a list or "
-                           "{chain}), parallel branches ({concat}), a residual ({residual}), a gate ({gate}) or {name: node}")
+    node["description"] = (
+        "a node of the branch graph: an op or block (short or long form), a chain (a list or "
+        "{chain}), parallel branches ({concat}), a residual ({residual}), a gate ({gate}) or {name: node}"
+    )
     defs["OpLong"] = {"description": "an op in long form: {op: NAME, ...parameters}", "oneOf": op_long_forms()}
     if "defaults" in schema["properties"]:
         schema["properties"]["defaults"] = _defaults()

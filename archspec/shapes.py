@@ -83,8 +83,12 @@ def op_shape(op: Op, record: Node, shapes: list[Shape]) -> Shape:
     try:
         return op.infer(record.params, shapes)
     except OpShapeError as e:
-        raise SpecError(f"{op.name} at {record.path or 'the network'}: {e} (input {shapes[0].formula()})",
-                        record.loc, code=e.code, hint=e.hint) from None
+        raise SpecError(
+            f"{op.name} at {record.path or 'the network'}: {e} (input {shapes[0].formula()})",
+            record.loc,
+            code=e.code,
+            hint=e.hint,
+        ) from None
 
 
 def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
@@ -110,38 +114,52 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
         own = _own_range(out)
         r = record.range = meet(*(nodes[p].sizes for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
-            raise SpecError(f"{op.name} at {record.path} makes the feature map empty for every input size",
-                            record.loc, code="shape")
+            raise SpecError(
+                f"{op.name} at {record.path} makes the feature map empty for every input size", record.loc, code="shape"
+            )
         if r[0] > r[2] or r[1] > r[3]:
-            raise SpecError(f"{op.name} at {record.path}: no input size makes every feature map before it non-empty"
-                            " and keeps the flattened sizes it depends on", record.loc, code="shape")
+            raise SpecError(
+                f"{op.name} at {record.path}: no input size makes every feature map before it non-empty"
+                " and keeps the flattened sizes it depends on",
+                record.loc,
+                code="shape",
+            )
         total_params += op.param_count(record.params, shapes, out)
         if total_params > max_params:
-            raise SpecError(f"the model would have more than {max_params:,} parameters (at {record.path})",
-                            record.loc, code="limit", hint="shrink the network, or raise the budget with --max-params")
+            raise SpecError(
+                f"the model would have more than {max_params:,} parameters (at {record.path})",
+                record.loc,
+                code="limit",
+                hint="shrink the network, or raise the budget with --max-params",
+            )
     outputs = net.outputs
     per_output = {name: accepted(graph, [n]) for name, n in outputs.items()}
     every = accepted(graph, outputs.values())
     if every.empty:
-        raise SpecError("no input size makes every feature map non-empty and keeps the sizes that flatten and "
-                        "merges depend on", graph.input_loc(), code="shape")
+        raise SpecError(
+            "no input size makes every feature map non-empty and keeps the sizes that flatten and merges depend on",
+            graph.input_loc(),
+            code="shape",
+        )
     (lo_h, lo_w), r = every.min_size, every.interval
     if lo_h <= h <= r[2] and lo_w <= w <= r[3]:  # from the minimum up to the bounds, only a partial merge refuses
         _partial_merge_mismatch(graph, h, w, every)
     axes: dict[PartialMerge, set[int]] = {}  # one warning per pair of inputs, naming both axes when both
     for m in net.partial_merges:
         axes.setdefault(replace(m, axis=0), set()).add(m.axis)
-    net.warnings = [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)])
-                               for m, a in axes.items()]
+    net.warnings = [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)]) for m, a in axes.items()]
     problem = every.problem(h, w)
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
-        raise SpecError(f"{problem} this network accepts{what}: {every.describe()}", graph.input_loc(),
-                        code="input-too-small", hint=_size_hint(every))
+        raise SpecError(
+            f"{problem} this network accepts{what}: {every.describe()}",
+            graph.input_loc(),
+            code="input-too-small",
+            hint=_size_hint(every),
+        )
     net.min_size = per_output["logits"].min_size
     net.params = total_params
-    return ShapeInfo(per_output["logits"].min_size, x,
-                     {name: graph.at(n).out for name, n in outputs.items()}, per_output)
+    return ShapeInfo(per_output["logits"].min_size, x, {name: graph.at(n).out for name, n in outputs.items()}, per_output)
 
 
 def _size_hint(acc: Accepted) -> str:
@@ -171,8 +189,10 @@ def _inputs_text(graph: OpGraph, m: PartialMerge, h: int, w: int) -> str:
     loc = graph.at(m.node).loc
     a, b = (graph.at(n).shape for n in (m.first, m.other))
     assert a is not None and b is not None
-    return (f"{a.text(h, w)} = {a.formula()} ({_describe(graph, m.first, loc)}) vs "
-            f"{b.text(h, w)} = {b.formula()} ({_describe(graph, m.other, loc)})")
+    return (
+        f"{a.text(h, w)} = {a.formula()} ({_describe(graph, m.first, loc)}) vs "
+        f"{b.text(h, w)} = {b.formula()} ({_describe(graph, m.other, loc)})"
+    )
 
 
 def _partial_merge_warning(graph: OpGraph, m: PartialMerge, every: Accepted, axes: str) -> SpecWarning:
@@ -181,9 +201,11 @@ def _partial_merge_warning(graph: OpGraph, m: PartialMerge, every: Accepted, axe
     axis = " and ".join(axes)
     return SpecWarning(
         f"{kind} in {where}: branches agree in {axis} at some input sizes only: {_inputs_text(graph, m, h, w)}",
-        graph.at(m.node).loc, "partial-merge",
+        graph.at(m.node).loc,
+        "partial-merge",
         hint=f"the network accepts {every.describe()}; to accept every size make the branches' strides, "
-             "kernels and paddings agree (--strict makes this an error)")
+        "kernels and paddings agree (--strict makes this an error)",
+    )
 
 
 def _partial_merge_mismatch(graph: OpGraph, h: int, w: int, every: Accepted) -> None:
@@ -195,10 +217,13 @@ def _partial_merge_mismatch(graph: OpGraph, h: int, w: int, every: Accepted) -> 
         size = (h, w)[m.axis]
         if da is not None and db is not None and da(size) != db(size):
             kind, where = _merge_where(graph, m.node)
-            raise SpecError(f"{kind} in {where}: spatial sizes differ at input size {h}×{w}: "
-                            f"{_inputs_text(graph, m, h, w)}", graph.at(m.node).loc, code="shape-mismatch",
-                            hint=f"these branches agree at some input sizes only: {every.describe()}; set input.size "
-                                 "to one of them or make the branches agree at every size")
+            raise SpecError(
+                f"{kind} in {where}: spatial sizes differ at input size {h}×{w}: {_inputs_text(graph, m, h, w)}",
+                graph.at(m.node).loc,
+                code="shape-mismatch",
+                hint=f"these branches agree at some input sizes only: {every.describe()}; set input.size "
+                "to one of them or make the branches agree at every size",
+            )
 
 
 def _whole(record: Node) -> bool:
@@ -221,8 +246,7 @@ def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape
         elif first_shape.is_map:
             assert first_shape.height and shape.height and first_shape.width and shape.width
             conds = []
-            for axis, (da, db, ref) in enumerate(((first_shape.height, shape.height, h),
-                                                  (first_shape.width, shape.width, w))):
+            for axis, (da, db, ref) in enumerate(((first_shape.height, shape.height, h), (first_shape.width, shape.width, w))):
                 if da.equals(db)[0]:
                     continue
                 if _agree_sometimes(da, db, ref):
@@ -237,8 +261,11 @@ def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape
             b = f"{shape.text(h, w)} = {shape.formula()} ({_describe(graph, other, record.loc)})"
             if whole:
                 a, b = "shortcut " + a, "body " + b
-            hint = ("shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
-                    if whole else "every branch must reach the same H×W; check strides and paddings")
+            hint = (
+                "shortcut and body must give the same C×H×W; add a projection shortcut or fix the strides"
+                if whole
+                else "every branch must reach the same H×W; check strides and paddings"
+            )
             if whole and shape.per_channel and not first_shape.per_channel:
                 hint = "the body gives one value per channel: to scale x by it, write gate: [...] (squeeze-and-excitation)"
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", record.loc, code="shape-mismatch", hint=hint)
@@ -256,4 +283,3 @@ def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
         return False
     start = max(a.min_input(), b.min_input())
     return any(a(x) == b(x) for x in range(start, start + a.m))  # a(x) - b(x) has period m
-

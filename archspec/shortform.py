@@ -162,8 +162,12 @@ class ShortForms:
                     count = self.subst_text(tokens[i][0], loc, scope)
                     i += 1
                 if not _INT.match(count or ""):
-                    raise SpecError(f"'*' must be followed by a repeat count, got {count!r}", loc, code="bad-op-args",
-                                    hint="write e.g. 'inception_a * 4'")
+                    raise SpecError(
+                        f"'*' must be followed by a repeat count, got {count!r}",
+                        loc,
+                        code="bad-op-args",
+                        hint="write e.g. 'inception_a * 4'",
+                    )
                 repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
                 repeated = True
                 continue
@@ -199,18 +203,22 @@ class ShortForms:
             except yaml.YAMLError:
                 return m.group(1), m.group(2)
         if op is None:
-            raise SpecError(f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args",
-                            hint=f"e.g. '{name} k=192'")
+            raise SpecError(
+                f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args", hint=f"e.g. '{name} k=192'"
+            )
         if _INT.match(tok) or _FLOAT.match(tok):
             if not positional:
-                raise SpecError(f"{name} takes no {'more ' if op.positional else ''}bare numbers, got {tok!r}", loc,
-                                code="bad-op-args", hint=short_form_hint(op))
+                raise SpecError(
+                    f"{name} takes no {'more ' if op.positional else ''}bare numbers, got {tok!r}",
+                    loc,
+                    code="bad-op-args",
+                    hint=short_form_hint(op),
+                )
             value: Any = int(tok) if _INT.match(tok) else float(tok)
             return positional.pop(0), value
         if m := _GRID.match(tok):
             if op.grid is None:
-                raise SpecError(f"{name} takes no kernel size, got {tok!r}", loc, code="bad-op-args",
-                                hint=short_form_hint(op))
+                raise SpecError(f"{name} takes no kernel size, got {tok!r}", loc, code="bad-op-args", hint=short_form_hint(op))
             return op.grid, (int(m.group(1)), int(m.group(2)))
         if (m := _LETTER.match(tok)) and _LETTER_FIELD[m.group(1)] in op.Params.model_fields:
             first = int(m.group(2))
@@ -247,8 +255,9 @@ class ShortForms:
         try:
             return evaluate(text, lambda name: self.lookup(name, loc, scope))
         except ExprError as e:
-            raise SpecError(f"in ${{{text}}}: {e}", loc, code="param",
-                            hint="e.g. ${width * 4}, ${c // 16}, ${make_divisible(c * 0.25, 8)}") from None
+            raise SpecError(
+                f"in ${{{text}}}: {e}", loc, code="param", hint="e.g. ${width * 4}, ${c // 16}, ${make_divisible(c * 0.25, 8)}"
+            ) from None
 
     def subst_value(self, value: Any, yp: YamlPath, scope: Scope) -> Any:
         if isinstance(value, str):
@@ -268,13 +277,19 @@ class ShortForms:
             return self.builtin(name, loc, scope)
         if name == INPUT:  # the input channels of the op or block being read
             if self.input_node is None or self.input_channels is None:
-                raise SpecError("'in' (the input channels) is not defined here", loc, code="param",
-                                hint="use in inside an op or block of the network, e.g. linear ${in * 4} per_pixel")
+                raise SpecError(
+                    "'in' (the input channels) is not defined here",
+                    loc,
+                    code="param",
+                    hint="use in inside an op or block of the network, e.g. linear ${in * 4} per_pixel",
+                )
             return self.input_channels(self.input_node, loc)
         if name not in scope.env:
             hint = did_you_mean(name, scope.env) or (
-                f"this block's parameters are {', '.join('$' + k for k in scope.env)}" if scope.env else
-                "declare it under the block's 'params:'")
+                f"this block's parameters are {', '.join('$' + k for k in scope.env)}"
+                if scope.env
+                else "declare it under the block's 'params:'"
+            )
             raise SpecError(f"undefined parameter ${name}", loc, code="param", hint=hint)
         if scope.used is not None:
             scope.used.add(name)
@@ -283,9 +298,13 @@ class ShortForms:
     def builtin(self, name: str, loc: Loc, scope: Scope) -> int:
         """block_index or block_count of the innermost block instance around ``loc``."""
         if not scope.blocks:
-            raise SpecError(f"${name} is defined only inside a block", loc, code="param",
-                            hint="block_index and block_count number the instances of the block that uses them; "
-                                 "write the expression in a block (blocks: ...) and use the block in the network")
+            raise SpecError(
+                f"${name} is defined only inside a block",
+                loc,
+                code="param",
+                hint="block_index and block_count number the instances of the block that uses them; "
+                "write the expression in a block (blocks: ...) and use the block in the network",
+            )
         if name == BLOCK_INDEX:
             return scope.index
         self.counted = True
@@ -299,8 +318,9 @@ class ShortForms:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SpecError(f"a repeat count must be a whole number, got {value!r}", loc, code="bad-op-args")
         if value < 1 or value > MAX_REPEAT:
-            raise SpecError(f"repeat count {value} is out of range", loc, code="limit",
-                            hint=f"repeat between 1 and {MAX_REPEAT} times")
+            raise SpecError(
+                f"repeat count {value} is out of range", loc, code="limit", hint=f"repeat between 1 and {MAX_REPEAT} times"
+            )
         return value
 
     def unknown(self, name: str, loc: Loc) -> None:

@@ -78,8 +78,7 @@ class Accepted:
         return max(hi, 0)
 
     def ok_axis(self, axis: int, x: int) -> bool:
-        return (self.interval[axis] <= x <= self.interval[axis + 2]
-                and all(holds(c, x) for c in self.conditions if c[0] == axis))
+        return self.interval[axis] <= x <= self.interval[axis + 2] and all(holds(c, x) for c in self.conditions if c[0] == axis)
 
     def ok(self, h: int, w: int) -> bool:
         return self.ok_axis(0, h) and self.ok_axis(1, w)

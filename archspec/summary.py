@@ -42,9 +42,17 @@ class OpRow:
     in_channels: int = 0
 
     def as_dict(self, h: int, w: int) -> dict[str, Any]:
-        return {"path": self.path, "op": self.op, "text": self.text, "output_shape": list(self.shape.at(h, w)),
-                "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula,
-                "origin": self.origin, "written": self.written}
+        return {
+            "path": self.path,
+            "op": self.op,
+            "text": self.text,
+            "output_shape": list(self.shape.at(h, w)),
+            "params": self.params,
+            "macs": self.macs,
+            "macs_formula": self.macs_formula,
+            "origin": self.origin,
+            "written": self.written,
+        }
 
 
 @dataclass
@@ -65,9 +73,15 @@ class BlockRow:
 
     def as_dict(self, h: int, w: int, ops: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "path": self.path, "label": self.label, "kind": self.kind, "block": self.block,
-            "output_shape": list(self.shape.at(h, w)), "output_formula": self.shape.formula(),
-            "params": self.params, "macs": self.macs, "macs_formula": self.macs_formula,
+            "path": self.path,
+            "label": self.label,
+            "kind": self.kind,
+            "block": self.block,
+            "output_shape": list(self.shape.at(h, w)),
+            "output_formula": self.shape.formula(),
+            "params": self.params,
+            "macs": self.macs,
+            "macs_formula": self.macs_formula,
             "train_only": self.train_only,
         }
         if self.block_params:
@@ -96,10 +110,16 @@ class Summary:
         r = self.report
         h, w = r.input_size
         return {
-            "name": r.name, "file": r.file, "input_channels": r.input_channels, "input_size": [h, w],
-            "min_input_size": list(r.min_input_size), "output_shape": list(r.output_shape),
+            "name": r.name,
+            "file": r.file,
+            "input_channels": r.input_channels,
+            "input_size": [h, w],
+            "min_input_size": list(r.min_input_size),
+            "output_shape": list(r.output_shape),
             "outputs": {k: list(v.at(h, w)) for k, v in r.outputs.items()},
-            "params": r.params, "macs": r.macs, "macs_formula": self.macs_formula,
+            "params": r.params,
+            "macs": r.macs,
+            "macs_formula": self.macs_formula,
             "blocks": [b.as_dict(h, w, ops) for b in self.blocks],
             **({"memory": self.memory.as_dict()} if self.memory else {}),
         }
@@ -142,13 +162,27 @@ def summarize_graph(graph: OpGraph, report: Report) -> Summary:
     """The report's rows (their counts as the report totals them) with their ops and MACs formulas."""
     blocks = {u.path: u.block for u in graph.net.units}
     aux = graph.net.aux_weights
-    rows = {r.path: BlockRow(r.path, r.label, r.kind, blocks[r.path], r.shape, r.params, r.macs, "0", r.path in aux)
-            for r in report.rows}
+    rows = {
+        r.path: BlockRow(r.path, r.label, r.kind, blocks[r.path], r.shape, r.params, r.macs, "0", r.path in aux)
+        for r in report.rows
+    }
     formulas: dict[str, list[str]] = {path: [] for path in rows}
     for r, op, shapes in shaped_ops(graph):
         formula = op.macs_formula(r.params, shapes, r.out)
-        rows[r.unit].ops.append(OpRow(r.path, r.op, op.short(r.params), r.out, r.param_count, r.mac_count,
-                                      formula, r.origin or r.path, r.text, shapes[0].channels if shapes else 0))
+        rows[r.unit].ops.append(
+            OpRow(
+                r.path,
+                r.op,
+                op.short(r.params),
+                r.out,
+                r.param_count,
+                r.mac_count,
+                formula,
+                r.origin or r.path,
+                r.text,
+                shapes[0].channels if shapes else 0,
+            )
+        )
         formulas[r.unit].append(formula)
     for path, row in rows.items():
         row.macs_formula = combine(formulas[path])
@@ -156,8 +190,9 @@ def summarize_graph(graph: OpGraph, report: Report) -> Summary:
     return Summary(report, list(rows.values()), total)
 
 
-def summarize(spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS,
-              batch: int = 1) -> Summary:
+def summarize(
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, batch: int = 1
+) -> Summary:
     """The summary of a spec (a path or YAML text): counts per block and per op, totals, activation memory."""
     graph, report = analyze(spec, overrides, max_params)
     summary = summarize_graph(graph, report)
@@ -209,8 +244,12 @@ class Memory:
     inference_peak: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"batch": self.batch, "train_saved_bytes": self.train_saved,
-                "train_saved_weight_bytes": self.train_saved_weights, "inference_peak_bytes": self.inference_peak}
+        return {
+            "batch": self.batch,
+            "train_saved_bytes": self.train_saved,
+            "train_saved_weight_bytes": self.train_saved_weights,
+            "inference_peak_bytes": self.inference_peak,
+        }
 
 
 def _numel(shape: Shape, h: int, w: int, batch: int) -> int:

@@ -201,8 +201,13 @@ class Shape:
     @property
     def per_channel(self) -> bool:
         """C×1×1 whatever the input size: one value per channel, as a gate gives (squeeze-and-excitation)."""
-        return self.height is not None and self.width is not None and self.height.is_const and \
-            self.width.is_const and self.height(0) == self.width(0) == 1
+        return (
+            self.height is not None
+            and self.width is not None
+            and self.height.is_const
+            and self.width.is_const
+            and self.height(0) == self.width(0) == 1
+        )
 
     def at(self, h: int, w: int) -> tuple[int, ...]:
         if self.height is None or self.width is None:

@@ -74,9 +74,16 @@ class Transfer:
         return {
             "totals": {k: {"tensors": self.count(k), "params": self.params(k)} for k in KINDS},
             "rows": [{"source": a, "variant": b} for a, b in self.pairs],
-            "tensors": [{"kind": e.kind, "key": e.key, "source_key": e.source_key, "shape": list(e.shape),
-                         "source_shape": list(e.source_shape) if e.source_shape is not None else None}
-                        for e in self.entries],
+            "tensors": [
+                {
+                    "kind": e.kind,
+                    "key": e.key,
+                    "source_key": e.source_key,
+                    "shape": list(e.shape),
+                    "source_shape": list(e.source_shape) if e.source_shape is not None else None,
+                }
+                for e in self.entries
+            ],
         }
 
     def table(self, details: int = 8) -> str:
@@ -138,11 +145,10 @@ def _rows(keys: list[str], exact: list[str] | None, patterns: list[re.Pattern[st
 
 
 def _signature(row: str, keys: list[str]) -> tuple[str, ...]:
-    return tuple(sorted(k[len(row) + 1:] if k.startswith(row + ".") else k for k in keys))
+    return tuple(sorted(k[len(row) + 1 :] if k.startswith(row + ".") else k for k in keys))
 
 
-def _align(a: list[tuple[str, tuple[str, ...]]], b: list[tuple[str, tuple[str, ...]]]
-           ) -> list[tuple[str | None, str | None]]:
+def _align(a: list[tuple[str, tuple[str, ...]]], b: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str | None, str | None]]:
     """Pair rows as diff does: sequence alignment on identity, then runs of one identity in order."""
     ids_a, ids_b = [s for _, s in a], [s for _, s in b]
     merged: list[tuple[tuple[str, ...], str | None, str | None]] = []
@@ -170,8 +176,9 @@ def _align(a: list[tuple[str, tuple[str, ...]]], b: list[tuple[str, tuple[str, .
     return _pair_leftovers(out, dict(a), dict(b))
 
 
-def _pair_leftovers(pairs: list[tuple[str | None, str | None]], sig_a: dict[str, tuple[str, ...]],
-                    sig_b: dict[str, tuple[str, ...]]) -> list[tuple[str | None, str | None]]:
+def _pair_leftovers(
+    pairs: list[tuple[str | None, str | None]], sig_a: dict[str, tuple[str, ...]], sig_b: dict[str, tuple[str, ...]]
+) -> list[tuple[str | None, str | None]]:
     out: list[tuple[str | None, str | None]] = []
     i = 0
     while i < len(pairs):
@@ -230,9 +237,9 @@ def transfer(source: Any, variant: Any, *, reshape: str = "skip") -> Transfer:
         for ra, rb in result.pairs:
             if rb is None:
                 continue
-            by_name = {k[len(ra) + 1:] if k.startswith(ra + ".") else k: k for k in rows_a[ra]} if ra else {}
+            by_name = {k[len(ra) + 1 :] if k.startswith(ra + ".") else k: k for k in rows_a[ra]} if ra else {}
             for key in rows_b[rb]:
-                rel = key[len(rb) + 1:] if key.startswith(rb + ".") else key
+                rel = key[len(rb) + 1 :] if key.startswith(rb + ".") else key
                 t = dst[key]
                 skey = by_name.get(rel)
                 param = key in dst_params
@@ -254,8 +261,9 @@ def transfer(source: Any, variant: Any, *, reshape: str = "skip") -> Transfer:
     for key, s in src.items():
         if key not in used:
             shape = tuple(getattr(s, "shape", ()))
-            result.entries.append(Entry("dropped", None, key, shape, shape, int(getattr(s, "numel", lambda: 0)()),
-                                        is_param(key, src_params)))
+            result.entries.append(
+                Entry("dropped", None, key, shape, shape, int(getattr(s, "numel", lambda: 0)()), is_param(key, src_params))
+            )
     return result
 
 
@@ -269,5 +277,6 @@ def weights_source(spec: str, pretrained: bool = True) -> Any:
     from archspec.export import read_state_dict
 
     return read_state_dict(spec)
+
 
 __all__ = ["Transfer", "Entry", "transfer", "weights_source", "KINDS"]

@@ -155,12 +155,17 @@ def check_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
         proc, rss = [], []
         for _ in range(max(runs, 5)):
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", _CLI, str(path)], cwd=ROOT, check=True, capture_output=True,
-                                  text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            done = subprocess.run(
+                [sys.executable, "-c", _CLI, str(path)],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             proc.append(time.perf_counter() - start)
             rss.append(int(done.stderr.split("VmHWM:")[1].split()[0]) / 1024)
         yield (f"| {net.name} | {med(t) * 1000:.1f} ms | {med(proc):.2f} s | {max(rss):.0f} MB |")
-
 
 
 def build_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
@@ -172,9 +177,7 @@ def build_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
         archspec.build(path)
         net.make()
         t = interleaved({"ours": lambda p=path: archspec.build(p), "ref": net.make}, runs)
-        yield (f"| {net.name} | {ms(med(t['ours']))} | {ms(med(t['ref']))} ({net.reference}) | "
-                    f"{ratio(t, 'ours', 'ref'):.2f}× |")
-
+        yield (f"| {net.name} | {ms(med(t['ours']))} | {ms(med(t['ref']))} ({net.reference}) | {ratio(t, 'ours', 'ref'):.2f}× |")
 
 
 def pair(net: Network, path: Path) -> tuple[Any, Any]:
@@ -194,8 +197,9 @@ def pair(net: Network, path: Path) -> tuple[Any, Any]:
 def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
     import torch
 
-    yield ("| network | input | reference | compiled (plain) | ratio | noise: a second reference vs the first | "
-           "max abs Δ logits |")
+    yield (
+        "| network | input | reference | compiled (plain) | ratio | noise: a second reference vs the first | max abs Δ logits |"
+    )
     yield "|---|---|---|---|---|---|---|"
     for net, path in nets:
         try:
@@ -211,8 +215,10 @@ def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Ite
         x = torch.randn(batch, 3, h, w)
         diff = (model(x) - ref(x)).abs().max().item()
         t = interleaved({"ours": partial(model, x), "ref": partial(ref, x), "twin": partial(twin, x)}, runs, ROUND_S)
-        yield (f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
-               f"{ratio(t, 'ours', 'ref'):.3f}× | {ratio(t, 'twin', 'ref'):.3f}× | {diff:.1e} |")
+        yield (
+            f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
+            f"{ratio(t, 'ours', 'ref'):.3f}× | {ratio(t, 'twin', 'ref'):.3f}× | {diff:.1e} |"
+        )
 
 
 def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compile_ref: bool) -> Iterator[str]:
@@ -220,9 +226,11 @@ def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compi
 
     import archspec
 
-    yield ("| network | reference eager | reference channels_last | reference torch.compile (first call) | "
-           "`optimize` | speed-up vs eager / channels_last / compile | max abs Δ logits | "
-           "`optimize(dtype=bf16)` | bf16 speed-up vs fp32 eager | bf16 rel. L2 error |")
+    yield (
+        "| network | reference eager | reference channels_last | reference torch.compile (first call) | "
+        "`optimize` | speed-up vs eager / channels_last / compile | max abs Δ logits | "
+        "`optimize(dtype=bf16)` | bf16 speed-up vs fp32 eager | bf16 rel. L2 error |"
+    )
     yield "|---|---|---|---|---|---|---|---|---|---|"
     for net, path in nets:
         try:
@@ -263,7 +271,8 @@ def optimize_rows(nets: list[tuple[Network, Path]], runs: int, batch: int, compi
         yield (
             f"| {net.name} | {ms(med(t['ref']))} | {ms(med(t['ref_cl']))} | {comp} | {ms(med(t['opt']))} | "
             f"{' / '.join(f'{s:.2f}×' for s in speedups)} | {diff:.1e} | {ms(med(t16['opt16']))} | "
-            f"{1 / ratio(t16, 'opt16', 'ref'):.2f}× | {rel:.1e} |")
+            f"{1 / ratio(t16, 'opt16', 'ref'):.2f}× | {rel:.1e} |"
+        )
 
 
 def ablation_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
@@ -274,9 +283,14 @@ def ablation_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> It
 
     # "all passes (A/A)" is a second copy of the same optimized model: the noise any other column must beat.
     # "no private oneDNN ops" switches off both passes that call torch's private API (passes/onednn.py).
-    variants = {"all passes (A/A)": {}, "no channels_last": {"channels_last": False},
-                "no fuse_parallel_convs": {"fuse_parallel": False}, "no fuse_conv_add": {"fuse_add": False},
-                "no fuse_conv_act": {"fuse_act": False}, "no private oneDNN ops": {"fuse_add": False, "fuse_act": False}}
+    variants = {
+        "all passes (A/A)": {},
+        "no channels_last": {"channels_last": False},
+        "no fuse_parallel_convs": {"fuse_parallel": False},
+        "no fuse_conv_add": {"fuse_add": False},
+        "no fuse_conv_act": {"fuse_act": False},
+        "no private oneDNN ops": {"fuse_add": False, "fuse_act": False},
+    }
     yield "| network | all passes | " + " | ".join(variants) + " |"
     yield "|---|---|" + "---|" * len(variants)
     for net, path in nets:
@@ -302,8 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", help="comma-separated names to run (default: all present)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the references (slow)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
-    parser.add_argument("--figures", default="check,build,forward,optimize,ablation",
-                        help="comma-separated subset of: check, build, forward, optimize, ablation")
+    parser.add_argument(
+        "--figures",
+        default="check,build,forward,optimize,ablation",
+        help="comma-separated subset of: check, build, forward, optimize, ablation",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -336,16 +353,27 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(out), flush=True)
     targets = [(n, p) for n, p in present if n.optimize_target]
     sections = [
-        ("check", "`check`: warm call (target < 50 ms for inception_resnet_v2) and the CLI as a whole process "
-         "(target < 1 s, < 200 MB)", lambda: check_rows(present, args.runs)),
+        (
+            "check",
+            "`check`: warm call (target < 50 ms for inception_resnet_v2) and the CLI as a whole process (target < 1 s, < 200 MB)",
+            lambda: check_rows(present, args.runs),
+        ),
         ("build", "`build` vs the reference constructor (target ≤ 1.0×)", lambda: build_rows(present, args.runs)),
-        ("forward", "Forward, plain compiled model vs reference (target ≤ 1.02×)",
-         lambda: forward_rows(present, args.runs, args.batch)),
-        ("optimize", "`optimize` (targets: ≥ 1.3× vs eager, ≥ 1.0× vs channels_last and torch.compile; "
-         "bf16 ≥ 2.2× with rel. L2 ≤ 1e-2)",
-         lambda: optimize_rows(targets, args.runs, args.batch, not args.no_compile)),
-        ("ablation", "Which passes pay: `optimize` with one pass off (time, and its ratio to all passes on)",
-         lambda: ablation_rows(targets if wanted is None else present, args.runs, args.batch)),
+        (
+            "forward",
+            "Forward, plain compiled model vs reference (target ≤ 1.02×)",
+            lambda: forward_rows(present, args.runs, args.batch),
+        ),
+        (
+            "optimize",
+            "`optimize` (targets: ≥ 1.3× vs eager, ≥ 1.0× vs channels_last and torch.compile; bf16 ≥ 2.2× with rel. L2 ≤ 1e-2)",
+            lambda: optimize_rows(targets, args.runs, args.batch, not args.no_compile),
+        ),
+        (
+            "ablation",
+            "Which passes pay: `optimize` with one pass off (time, and its ratio to all passes on)",
+            lambda: ablation_rows(targets if wanted is None else present, args.runs, args.batch),
+        ),
     ]
     figures = set(args.figures.split(","))
     for key, title, rows in sections:

@@ -130,8 +130,10 @@ def step_rows(specs: Path, names: list[str], runs: int, batch: int, device: Any)
     import torch
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    yield ("| network | batch | reference step | compiled step | ratio | noise: a second reference vs the first | "
-           "max abs Δ loss (first step) |")
+    yield (
+        "| network | batch | reference step | compiled step | ratio | noise: a second reference vs the first | "
+        "max abs Δ loss (first step) |"
+    )
     yield "|---|---|---|---|---|---|---|"
     for name in names:
         model, ref = same_weights(name, specs / f"{name}.yaml", device)
@@ -142,14 +144,19 @@ def step_rows(specs: Path, names: list[str], runs: int, batch: int, device: Any)
         a = training_loss(model(x), target).item()
         torch.manual_seed(1)
         b = training_loss(ref(x), target).item()
-        fns = {"ours": step_fn(model, x, target, sync), "ref": step_fn(ref, x, target, sync),
-               "twin": step_fn(twin, x, target, sync)}
+        fns = {
+            "ours": step_fn(model, x, target, sync),
+            "ref": step_fn(ref, x, target, sync),
+            "twin": step_fn(twin, x, target, sync),
+        }
         for fn in fns.values():  # warm-up: allocator, oneDNN primitives, momentum buffers
             fn()
         t = interleaved(fns, runs)
         h, w = x.shape[-2:]
-        yield (f"| {name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
-               f"{ratio(t, 'ours', 'ref'):.3f}× | {ratio(t, 'twin', 'ref'):.3f}× | {abs(a - b):.1e} |")
+        yield (
+            f"| {name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
+            f"{ratio(t, 'ours', 'ref'):.3f}× | {ratio(t, 'twin', 'ref'):.3f}× | {abs(a - b):.1e} |"
+        )
         del model, ref, twin, fns
 
 
@@ -163,8 +170,10 @@ def saved_rows(specs: Path, names: list[str], batch: int, device: Any) -> Iterat
         theirs, theirs_p = saved_bytes(ref, x)
         params = f"{ours_p / 2**20:.1f} MiB" + ("" if ours_p == theirs_p else f" vs {theirs_p / 2**20:.1f} MiB")
         h, w = x.shape[-2:]
-        yield (f"| {name} | {batch}×3×{h}×{w} | {theirs / 2**20:.1f} MiB | {ours / 2**20:.1f} MiB | "
-               f"{ours / theirs:.3f}× | {params} |")
+        yield (
+            f"| {name} | {batch}×3×{h}×{w} | {theirs / 2**20:.1f} MiB | {ours / 2**20:.1f} MiB | "
+            f"{ours / theirs:.3f}× | {params} |"
+        )
 
 
 def compile_rows(specs: Path, names: list[str], batch: int, device: Any) -> Iterator[str]:
@@ -195,8 +204,7 @@ def compile_rows(specs: Path, names: list[str], batch: int, device: Any) -> Iter
         diff = max((p.grad - grads[k].grad).abs().max().item() for k, p in twin.named_parameters())
         top = max(p.grad.abs().max().item() for p in model.parameters())
         h, w = x.shape[-2:]
-        yield (f"| {name} | {batch}×3×{h}×{w} | {explain.graph_break_count} | {took:.0f} s | {diff:.1e} | "
-               f"{top:.1e} |")
+        yield (f"| {name} | {batch}×3×{h}×{w} | {explain.graph_break_count} | {took:.0f} s | {diff:.1e} | {top:.1e} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4, help="batch of the step and compile figures")
     parser.add_argument("--saved-batch", type=int, default=2, help="batch of the saved-bytes figure")
     parser.add_argument("--specs", type=Path, default=ROOT / "specs")
-    parser.add_argument("--networks", help="comma-separated names (default: the step figure's three; "
-                        "every zoo network with a reference for the saved figure)")
+    parser.add_argument(
+        "--networks",
+        help="comma-separated names (default: the step figure's three; every zoo network with a reference for the saved figure)",
+    )
     parser.add_argument("--compile-networks", default="googlenet", help="networks of the compile figure")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     parser.add_argument("--figures", default="step,saved,compile", help="comma-separated subset of: step, saved, compile")
@@ -221,17 +231,31 @@ def main(argv: list[str] | None = None) -> int:
     present = [n for n in REFERENCES if (args.specs / f"{n}.yaml").is_file()]
     chosen = args.networks.split(",") if args.networks else None
     figures = set(args.figures.split(","))
-    out = ["## Machine", "", *machine(), f"- device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}",
-           f"- step: batch {args.batch}, {args.runs} interleaved rounds; saved: batch {args.saved_batch}", ""]
+    out = [
+        "## Machine",
+        "",
+        *machine(),
+        f"- device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}",
+        f"- step: batch {args.batch}, {args.runs} interleaved rounds; saved: batch {args.saved_batch}",
+        "",
+    ]
     print("\n".join(out), flush=True)
     sections = [
-        ("step", "One training step, compiled vs reference (target ≤ 1.02×)",
-         lambda: step_rows(args.specs, chosen or [n for n in STEP_NETWORKS if n in present], args.runs, args.batch,
-                           device)),
-        ("saved", "Bytes saved for backward, one training forward (target ≤ the reference's)",
-         lambda: saved_rows(args.specs, chosen or present, args.saved_batch, device)),
-        ("compile", "torch.compile(fullgraph=True) of the compiled model, one training step",
-         lambda: compile_rows(args.specs, args.compile_networks.split(","), args.batch, device)),
+        (
+            "step",
+            "One training step, compiled vs reference (target ≤ 1.02×)",
+            lambda: step_rows(args.specs, chosen or [n for n in STEP_NETWORKS if n in present], args.runs, args.batch, device),
+        ),
+        (
+            "saved",
+            "Bytes saved for backward, one training forward (target ≤ the reference's)",
+            lambda: saved_rows(args.specs, chosen or present, args.saved_batch, device),
+        ),
+        (
+            "compile",
+            "torch.compile(fullgraph=True) of the compiled model, one training step",
+            lambda: compile_rows(args.specs, args.compile_networks.split(","), args.batch, device),
+        ),
     ]
     for key, title, rows in sections:
         if key in figures:

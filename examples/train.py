@@ -57,18 +57,37 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("spec", help="a spec YAML file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a spec value, e.g. --set input.size=[64,64] (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set input.size=[64,64] (repeatable)",
+    )
     p.add_argument("--data", default="synthetic", help="'synthetic', or an ImageFolder root (one folder per class)")
     p.add_argument("--val", type=Path, help="an ImageFolder root to report top-1/top-5 on after every epoch")
-    p.add_argument("--augment", choices=("imagenet", "none"), default="imagenet",
-                   help="training images: random resized crop and flip (imagenet), or only resized (none)")
+    p.add_argument(
+        "--augment",
+        choices=("imagenet", "none"),
+        default="imagenet",
+        help="training images: random resized crop and flip (imagenet), or only resized (none)",
+    )
     p.add_argument("--synthetic-size", type=int, default=256, help="images in the synthetic data set")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--steps", type=int, default=0,
-                   help="train for this many optimizer steps in all, however many epochs that takes (0: use --epochs)")
-    p.add_argument("--stop-at", type=int, default=0, metavar="STEP",
-                   help="checkpoint and stop once this many steps are done (a job's time slice; go on with --resume)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="train for this many optimizer steps in all, however many epochs that takes (0: use --epochs)",
+    )
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=0,
+        metavar="STEP",
+        help="checkpoint and stop once this many steps are done (a job's time slice; go on with --resume)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="per process")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
@@ -77,12 +96,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, help="where to save (and, with --resume, load) the training state")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch only)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint when it exists")
-    p.add_argument("--log-file", dest="log", type=Path,
-                   help="append JSON lines here: step, loss, lr, images/s; val top-1/top-5 per epoch")
+    p.add_argument(
+        "--log-file", dest="log", type=Path, help="append JSON lines here: step, loss, lr, images/s; val top-1/top-5 per epoch"
+    )
     p.add_argument("--log-every", type=int, default=10, help="steps between training records in --log-file")
-    p.add_argument("--weights-from", metavar="SOURCE",
-                   help="start from another network's weights (archspec.transfer: blocks paired as diff pairs "
-                        "them): a saved state_dict, or timm:NAME / torchvision:NAME (pretrained)")
+    p.add_argument(
+        "--weights-from",
+        metavar="SOURCE",
+        help="start from another network's weights (archspec.transfer: blocks paired as diff pairs "
+        "them): a saved state_dict, or timm:NAME / torchvision:NAME (pretrained)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", choices=tuple(AMP_DTYPES), help="mixed precision: bf16, or fp16 with a gradient scaler (GPU)")
@@ -167,7 +190,8 @@ def rng_state(device: torch.device) -> dict[str, Any]:
     """This process's random state, in types torch.load(weights_only=True) reads back."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
-        "torch": torch.get_rng_state(), "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
     }
     if device.type == "cuda":
@@ -252,8 +276,10 @@ def dataset(args: argparse.Namespace, channels: int, hw: tuple[int, int], classe
         return Synthetic(args.synthetic_size, channels, hw, classes, args.seed)
     data = image_folder(Path(args.data), hw, True, args.augment)
     if len(data.classes) > classes:
-        raise UsageError(f"{args.data} has {len(data.classes)} classes but the network predicts {classes}; "
-                         f"set the last layer's size, e.g. --set network.fc='linear {len(data.classes)}'")
+        raise UsageError(
+            f"{args.data} has {len(data.classes)} classes but the network predicts {classes}; "
+            f"set the last layer's size, e.g. --set network.fc='linear {len(data.classes)}'"
+        )
     return data
 
 
@@ -274,8 +300,8 @@ class Shard(Sampler[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
-        mine = order[self.rank::self.world][: self.per_process]
-        return iter([(self.epoch, i) for i in mine[self.start:]])
+        mine = order[self.rank :: self.world][: self.per_process]
+        return iter([(self.epoch, i) for i in mine[self.start :]])
 
     def __len__(self) -> int:
         return self.per_process - self.start
@@ -319,8 +345,12 @@ def evaluate(model: nn.Module, loader: DataLoader, ctx: Context, autocast: Any, 
         logits = logits.float()
         classes = logits.shape[1]
         top1, top5 = topk_correct(logits, target, (1, min(5, classes)))
-        sums = [sums[0] + top1, sums[1] + top5, sums[2] + F.cross_entropy(logits, target, reduction="sum").item(),
-                sums[3] + len(target)]
+        sums = [
+            sums[0] + top1,
+            sums[1] + top5,
+            sums[2] + F.cross_entropy(logits, target, reduction="sum").item(),
+            sums[3] + len(target),
+        ]
     model.train(was_training)
     top1, top5, loss, n = ctx.sum(sums)
     return {"val_top1": top1 / n, "val_top5": top5 / n, "val_loss": loss / n, "val_images": int(n)}
@@ -330,19 +360,32 @@ def val_loader(args: argparse.Namespace, ctx: Context, hw: tuple[int, int], trai
     data = image_folder(args.val, hw, False, args.augment)
     train_classes = getattr(train_data, "class_to_idx", None)
     if train_classes is not None and data.class_to_idx != train_classes:
-        raise UsageError(f"{args.val} and {args.data} have different classes: "
-                         f"{sorted(data.class_to_idx)} vs {sorted(train_classes)}")
+        raise UsageError(
+            f"{args.val} and {args.data} have different classes: {sorted(data.class_to_idx)} vs {sorted(train_classes)}"
+        )
     mine = list(range(ctx.rank, len(data), ctx.world))  # every image once, over all processes
-    return DataLoader(torch.utils.data.Subset(data, mine), batch_size=args.batch_size, num_workers=args.workers,
-                      pin_memory=ctx.device.type == "cuda", generator=torch.Generator())
+    return DataLoader(
+        torch.utils.data.Subset(data, mine),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        pin_memory=ctx.device.type == "cuda",
+        generator=torch.Generator(),
+    )
 
 
 # ---- checkpoints -------------------------------------------------------------------------------
 def run_config(args: argparse.Namespace, world: int, images: int) -> dict[str, Any]:
     """What a checkpoint must agree with to be resumed bit-identically."""
     text = Path(args.spec).read_bytes()
-    return {"spec": str(args.spec), "spec_sha256": hashlib.sha256(text).hexdigest(), "set": list(args.overrides),
-            "world_size": world, "batch_size": args.batch_size, "seed": args.seed, "images": images}
+    return {
+        "spec": str(args.spec),
+        "spec_sha256": hashlib.sha256(text).hexdigest(),
+        "set": list(args.overrides),
+        "world_size": world,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "images": images,
+    }
 
 
 def config_difference(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
@@ -351,11 +394,17 @@ def config_difference(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
         same = "same file name, changed since" if saved["spec"] == now["spec"] else f"this run has {now['spec']}"
         return f"the spec differs: the checkpoint was made from {saved['spec']} ({same})"
     if saved["set"] != now["set"]:
+
         def show(s: list[str]) -> str:
             return " ".join(f"--set {a}" for a in s) or "no --set"
+
         return f"--set differs: the checkpoint has {show(saved['set'])}, this run {show(now['set'])}"
-    words = {"world_size": "the world size (processes)", "batch_size": "--batch-size", "seed": "--seed",
-             "images": "the number of training images"}
+    words = {
+        "world_size": "the world size (processes)",
+        "batch_size": "--batch-size",
+        "seed": "--seed",
+        "images": "the number of training images",
+    }
     for key, word in words.items():
         if saved.get(key) != now[key]:
             return f"{word} differs: the checkpoint has {saved.get(key, 'none recorded')}, this run {now[key]}"
@@ -436,8 +485,11 @@ class Log:
         if resumed_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resumed_step]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resumed_step
+            ]
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
@@ -509,19 +561,25 @@ class Run:
         data = dataset(args, report.input_channels, report.input_size, report.output_shape[-1])
         self.sampler = Shard(len(data), ctx.rank, ctx.world, args.seed, args.batch_size)
         # the loader's own generator (it seeds worker processes) keeps it off the global random state
-        self.loader = DataLoader(Seeded(data, args.seed), batch_size=args.batch_size, sampler=self.sampler,
-                                 num_workers=args.workers, drop_last=True, pin_memory=ctx.device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(args.seed))
+        self.loader = DataLoader(
+            Seeded(data, args.seed),
+            batch_size=args.batch_size,
+            sampler=self.sampler,
+            num_workers=args.workers,
+            drop_last=True,
+            pin_memory=ctx.device.type == "cuda",
+            generator=torch.Generator().manual_seed(args.seed),
+        )
         self.per_epoch = self.sampler.per_process // args.batch_size
         if self.per_epoch == 0:
             raise UsageError(f"not one full batch of {args.batch_size}: {self.sampler.per_process} images per process")
         self.validation = val_loader(args, ctx, report.input_size, data) if args.val else None
 
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                                         weight_decay=args.weight_decay)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
         total = self.total_steps = args.steps or args.epochs * self.per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+            self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        )
         self.fp16 = args.amp == "fp16"
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.fp16)
         self.amp_dtype = AMP_DTYPES.get(args.amp or "")
@@ -550,8 +608,10 @@ class Run:
         else:
             difference = "it was written by an older train.py (no run configuration in it)"
         if difference:
-            raise UsageError(f"cannot resume from {args.checkpoint}: {difference}. Resume with the same options, "
-                             f"or train into a new --checkpoint")
+            raise UsageError(
+                f"cannot resume from {args.checkpoint}: {difference}. Resume with the same options, "
+                f"or train into a new --checkpoint"
+            )
         self.model.load_state_dict(saved["model"], strict=True)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -559,8 +619,11 @@ class Run:
         self.state = dict(saved["state"])
         set_rng_state(saved["rng"][ctx.rank], ctx.device)
         if ctx.main:
-            print(f"resumed from {args.checkpoint} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
-                  f"batch {self.state['batch']})", file=sys.stderr)
+            print(
+                f"resumed from {args.checkpoint} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
+                f"batch {self.state['batch']})",
+                file=sys.stderr,
+            )
         return int(self.state["step"])
 
     def checkpoint(self) -> None:
@@ -568,25 +631,41 @@ class Run:
             return
         rng = self.ctx.gather(rng_state(self.ctx.device))  # a collective: every process takes part
         if self.ctx.main:
-            save_checkpoint(self.args.checkpoint, {
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "state": self.state,
-                "rng": rng, "config": self.config,
-                # at the top level too, for readers of older checkpoints
-                "step": self.state["step"], "epoch": self.state["epoch"], "spec": str(self.args.spec),
-                "overrides": list(self.args.overrides)})
+            save_checkpoint(
+                self.args.checkpoint,
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "state": self.state,
+                    "rng": rng,
+                    "config": self.config,
+                    # at the top level too, for readers of older checkpoints
+                    "step": self.state["step"],
+                    "epoch": self.state["epoch"],
+                    "spec": str(self.args.spec),
+                    "overrides": list(self.args.overrides),
+                },
+            )
         self.ctx.barrier()
 
     def end_of_epoch(self, complete: bool) -> None:
         state = self.state
-        record: dict[str, Any] = {"step": state["step"], "epoch": state["epoch"] + 1,
-                                  "loss": state["loss_sum"] / max(state["loss_count"], 1), "lr": state["lr"]}
+        record: dict[str, Any] = {
+            "step": state["step"],
+            "epoch": state["epoch"] + 1,
+            "loss": state["loss_sum"] / max(state["loss_count"], 1),
+            "lr": state["lr"],
+        }
         if self.validation is not None:
             record |= evaluate(self.model, self.validation, self.ctx, self.autocast, self.args.channels_last)
         self.log.write(record)
         if self.ctx.main:
-            self.bar.write("epoch {epoch}: step {step}, loss {loss:.4f}".format(**record) + (
-                " val top-1 {val_top1:.2%} top-5 {val_top5:.2%}".format(**record) if self.validation else ""))
+            self.bar.write(
+                "epoch {epoch}: step {step}, loss {loss:.4f}".format(**record)
+                + (" val top-1 {val_top1:.2%} top-5 {val_top5:.2%}".format(**record) if self.validation else "")
+            )
         if complete:
             state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0)
 
@@ -618,15 +697,26 @@ class Run:
         tick = time.perf_counter()
         for images, target in self.loader:
             self.last_loss = self.step(images, target)
-            state.update(step=state["step"] + 1, batch=state["batch"] + 1, loss_sum=state["loss_sum"] + self.last_loss,
-                         loss_count=state["loss_count"] + 1)
+            state.update(
+                step=state["step"] + 1,
+                batch=state["batch"] + 1,
+                loss_sum=state["loss_sum"] + self.last_loss,
+                loss_count=state["loss_count"] + 1,
+            )
             now = time.perf_counter()
             images_per_s = len(target) * self.ctx.world / (now - tick)
             tick = now
             self.bar.update(state["step"], state["epoch"], self.last_loss, state["lr"], images_per_s)
             if state["step"] % args.log_every == 0:
-                self.log.write({"step": state["step"], "epoch": state["epoch"] + 1, "loss": self.last_loss,
-                                "lr": state["lr"], "images_per_s": round(images_per_s, 2)})
+                self.log.write(
+                    {
+                        "step": state["step"],
+                        "epoch": state["epoch"] + 1,
+                        "loss": self.last_loss,
+                        "lr": state["lr"],
+                        "images_per_s": round(images_per_s, 2),
+                    }
+                )
             if state["step"] >= self.total_steps or state["step"] == args.stop_at:
                 break
             if args.save_every and state["step"] % args.save_every == 0:

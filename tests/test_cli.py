@@ -75,8 +75,10 @@ def test_build_refuses_a_network_over_the_activation_budget(tmp_path, capsys) ->
 
     import archspec
 
-    text = ("archspec: 1\nname: wide\ninput: {channels: 3, size: [16384, 16384]}\n"
-            "network: [conv2d 8 3x3 p1, global_avgpool, linear 10]\n")
+    text = (
+        "archspec: 1\nname: wide\ninput: {channels: 3, size: [16384, 16384]}\n"
+        "network: [conv2d 8 3x3 p1, global_avgpool, linear 10]\n"
+    )
     n = 16384 * 16384
     values = 3 * n + 8 * n + 8 + 10  # the input, the conv's map, the pooled vector, the logits
     assert archspec.check(text).params == 8 * 27 + 8 + 10 * 8 + 10  # checking computes nothing

@@ -49,8 +49,11 @@ with torch.no_grad():
 
 def ruff(path: Path) -> subprocess.CompletedProcess[str]:
     """ruff with the project's rules (line length 120, pyflakes, pycodestyle, isort, bugbear, pyupgrade)."""
-    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--config",
-                           str(ROOT / "pyproject.toml"), str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"), str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def compile_to(spec: Path, out: Path, *extra: str) -> None:
@@ -233,12 +236,7 @@ def test_a_module_cannot_also_contain_modules(write_spec) -> None:
     """An unnamed nested list restarts numbering at the root: its conv2d would be named '0', like the
     container of the first layer's conv and bn; that must be a located error, not a lost layer."""
     path = write_spec(
-        "archspec: 1\n"
-        "name: clash\n"
-        "input: {channels: 3, size: [16, 16]}\n"
-        "network:\n"
-        "  - conv 4 3x3\n"
-        "  - [conv2d 4 1x1, relu]\n"
+        "archspec: 1\nname: clash\ninput: {channels: 3, size: [16, 16]}\nnetwork:\n  - conv 4 3x3\n  - [conv2d 4 1x1, relu]\n"
     )
     with pytest.raises(archspec.SpecError, match=r"module '0' would clash with module '0.conv'") as e:
         archspec.check(path)
@@ -272,10 +270,12 @@ def test_identity_inside_a_shared_block_class_reads_its_own_input(tmp_path: Path
     """Issue 13, finding 11: in a block used twice, the shared class took an identity's value for the
     block's input. Here `a` ends in an identity (a's conv output, 4 channels) and `c` is the block
     input: a concat of 4 + 3 + 2 channels, and the second instance's conv takes 9 channels in."""
-    text = ("archspec: 1\nname: ident_block\ninput: {channels: 3, size: [8, 8]}\n"
-            "blocks:\n  b:\n    concat:\n      a: [conv2d 4 1x1, identity]\n      c: [identity]\n"
-            "      d: [conv2d 2 1x1, identity, relu]\n"
-            "network: [conv2d 3 1x1, b, conv2d 3 1x1, b, global_avgpool]\n")
+    text = (
+        "archspec: 1\nname: ident_block\ninput: {channels: 3, size: [8, 8]}\n"
+        "blocks:\n  b:\n    concat:\n      a: [conv2d 4 1x1, identity]\n      c: [identity]\n"
+        "      d: [conv2d 2 1x1, identity, relu]\n"
+        "network: [conv2d 3 1x1, b, conv2d 3 1x1, b, global_avgpool]\n"
+    )
     compiled, generated, source = _compiled_and_generated(text, tmp_path)
     assert source.count("class B(nn.Module):") == 1  # the two instances share one class
     assert compiled.state_dict()["2.weight"].shape == (3, 9, 1, 1)

@@ -35,7 +35,9 @@ def test_more_repeats_are_added_blocks(capsys):
 def test_fewer_repeats_are_removed_blocks():
     d = diff(summarize(V4), summarize(V4, {"network.features.inception_c.repeat": 1}))
     assert [(r.status, r.a.path) for r in d.rows if r.status != "same"] == [
-        ("removed", "features.20"), ("removed", "features.21")]
+        ("removed", "features.20"),
+        ("removed", "features.21"),
+    ]
 
 
 def test_changed_block_and_shape_change(capsys):
@@ -50,8 +52,7 @@ def test_changed_block_and_shape_change(capsys):
 
 
 def test_set_applies_to_both_sides(capsys):
-    assert main(["diff", V4, "--set", "input.size=[331,331]", "--set-a", "scale.width=1.5",
-                 "--set-b", "scale.width=1.5"]) == 0
+    assert main(["diff", V4, "--set", "input.size=[331,331]", "--set-a", "scale.width=1.5", "--set-b", "scale.width=1.5"]) == 0
     assert "0 added, 0 removed, 0 changed, 25 unchanged" in capsys.readouterr().out
 
 
@@ -63,8 +64,7 @@ def test_input_size_changes_macs_not_params():
 
 def test_two_files(write_spec, capsys):
     text = (SPECS / "inception_v4.yaml").read_text()
-    other = write_spec(text.replace("    - reduction_b\n", "").replace("    - inception_c * 3\n",
-                                                                          "    - inception_c * 2\n"))
+    other = write_spec(text.replace("    - reduction_b\n", "").replace("    - inception_c * 3\n", "    - inception_c * 2\n"))
     assert main(["diff", V4, str(other), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     statuses = {(b["status"], b["label_a"] or b["label_b"]) for b in d["blocks"]}
@@ -99,8 +99,7 @@ def test_changed_block_parameter_and_ops_by_name(capsys):
 
 
 def test_every_changed_op_is_named(capsys):
-    assert main(["diff", V4, "--set-b", "blocks.inception_a.concat.branch1=[conv 64 1x1, conv 128 3x3 p1]",
-                 "--json"]) == 0
+    assert main(["diff", V4, "--set-b", "blocks.inception_a.concat.branch1=[conv 64 1x1, conv 128 3x3 p1]", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     rewritten = [o["change"] for b in d["blocks"] for o in b["ops"] if o["text_a"] != o["text_b"]]
     assert rewritten == [f"features.{i}.branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1" for i in (6, 7, 8, 9)]
@@ -120,7 +119,9 @@ def test_added_instance_lists_its_params_and_deltas(capsys):
     out = capsys.readouterr().out
     per_pixel = 384 * (96 + 64 + 64 + 96) + 9 * (64 * 96 + 64 * 96 + 96 * 96)
     assert re.search(rf"\+  features\.10: Inception-A +\+{INCEPTION_A:,} +\+{per_pixel * 35 * 35:,}", out)
-    assert main(["diff", V4, "--set-b", "network.features.reduction_a.k=200", "--set-b",
-                 "network.features.inception_c.repeat=2"]) == 0
+    assert (
+        main(["diff", V4, "--set-b", "network.features.reduction_a.k=200", "--set-b", "network.features.inception_c.repeat=2"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert re.search(r"-  features\.21: Inception-C +-", out)

@@ -51,7 +51,6 @@ from tests.fuzz.specgen import (
 EXAMPLES = int(os.environ.get("ARCHSPEC_DIFF_EXAMPLES", "300"))
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():  # small networks: threads cost more than they bring, and CI has 2 cores
     before = torch.get_num_threads()
@@ -60,14 +59,22 @@ def _one_thread():  # small networks: threads cost more than they bring, and CI 
     torch.set_num_threads(before)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
-          phases=[Phase.explicit, Phase.generate], database=None)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+    database=None,
+)
 @given(specs())
 def test_archspec_agrees_with_the_oracle(case: tuple) -> None:
     seed, spec, truth = case
     findings = run_case(spec, truth, seed)
     assert not findings, (
-        f"seed {seed}: " + "; ".join(map(str, findings)) + f"\n--- spec (overrides {spec.overrides})\n{render(spec)}"
+        f"seed {seed}: "
+        + "; ".join(map(str, findings))
+        + f"\n--- spec (overrides {spec.overrides})\n{render(spec)}"
         + f"\nminimize it: python -m tests.fuzz.differential --seed {seed} --cases 1"
     )
 
@@ -86,13 +93,51 @@ def test_the_generator_covers_every_op_and_option() -> None:
         wanted.add(f"op:{name}")
         wanted |= {f"opt:{name}.{f}" for f in op.Params.model_fields}
     wanted |= {"opt:add.scale", "op:add", "op:concat"}
-    wanted |= {f"node:{k}" for k in ("chain-list", "chain-chain_list", "chain-chain_map", "named", "concat-list",
-                                     "concat-map", "residual", "residual-shortcut", "residual-scale", "residual-then",
-                                     "if-true", "if-false", "if-param", "if-else", "use-short", "use-long", "use-args",
-                                     "use-repeat", "op-long", "op-repeat", "op-fixed", "param", "block-concat",
-                                     "block-residual", "block-chain", "block-op", "block-nested", "defaults", "aux",
-                                     "scale-width", "scale-depth", "network-map", "network-list", "empty-chain",
-                                     "gate", "chain-repeat", "repeat-names", "expr", "numbered-name", "groups-in")}
+    wanted |= {
+        f"node:{k}"
+        for k in (
+            "chain-list",
+            "chain-chain_list",
+            "chain-chain_map",
+            "named",
+            "concat-list",
+            "concat-map",
+            "residual",
+            "residual-shortcut",
+            "residual-scale",
+            "residual-then",
+            "if-true",
+            "if-false",
+            "if-param",
+            "if-else",
+            "use-short",
+            "use-long",
+            "use-args",
+            "use-repeat",
+            "op-long",
+            "op-repeat",
+            "op-fixed",
+            "param",
+            "block-concat",
+            "block-residual",
+            "block-chain",
+            "block-op",
+            "block-nested",
+            "defaults",
+            "aux",
+            "scale-width",
+            "scale-depth",
+            "network-map",
+            "network-list",
+            "empty-chain",
+            "gate",
+            "chain-repeat",
+            "repeat-names",
+            "expr",
+            "numbered-name",
+            "groups-in",
+        )
+    }
     wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}
     assert not wanted - seen, f"never drawn: {sorted(wanted - seen)}"
 
@@ -135,6 +180,7 @@ def test_invalid_trees_are_refused_by_the_truth() -> None:
 
 # ---- one minimal spec per KNOWN_FAULTS switch: the fault must still be there -------------------------
 
+
 def _spec(*items: object, size: int = 9, **kw: object) -> Spec:
     return Spec(name="t", channels=3, size=(size, size), network=Chain(list(items)), **kw)  # type: ignore[arg-type]
 
@@ -143,12 +189,18 @@ FAULT_SPECS: dict[str, Callable[[], Spec]] = {}  # the smallest spec of each swi
 
 # Faults the fuzzer found after findings 1–13, fixed since: their smallest specs stay, and must agree with the oracle.
 FIXED_SPECS: dict[str, Callable[[], Spec]] = {
-    "set_arg_on_repeat": lambda: _spec(Op("conv2d", {"out": 4}), Op("conv2d", {"out": 5}, repeat=2, style=15),
-                                       Op("global_avgpool"), overrides={"network.1.out": 3}),
-    "names_pattern_rows": lambda: _spec(Named("stage", Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2,
-                                                             pattern="unit{n}"))),
-    "bounded_merge": lambda: _spec(Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")],
-                                                                    ["a", "b"]), size=5),
+    "set_arg_on_repeat": lambda: _spec(
+        Op("conv2d", {"out": 4}),
+        Op("conv2d", {"out": 5}, repeat=2, style=15),
+        Op("global_avgpool"),
+        overrides={"network.1.out": 3},
+    ),
+    "names_pattern_rows": lambda: _spec(
+        Named("stage", Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2, pattern="unit{n}"))
+    ),
+    "bounded_merge": lambda: _spec(
+        Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")], ["a", "b"]), size=5
+    ),
 }
 
 
@@ -199,23 +251,42 @@ MUST_REFUSE = {
 PLACED = {  # docs/language.md "Repeats": where the copies of a repeated node stand (module paths of the truth)
     "body": (_spec(Named("res", Residual(Op("conv2d", {"out": 3}, repeat=2)))), ["res.0", "res.1"]),
     "branch_list": (_spec(Concat([Op("conv2d", {"out": 2}), Op("conv2d", {"out": 2}, repeat=2)])), ["0", "1.0", "1.1"]),
-    "branch_map": (_spec(Concat([Op("conv2d", {"out": 2}, repeat=1), Op("conv2d", {"out": 2})], ["a", "b"])),
-                   ["a.0", "b"]),
-    "named": (_spec(Named("layer", Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})),
-              ["layer.0", "layer.1", "1"]),
+    "branch_map": (_spec(Concat([Op("conv2d", {"out": 2}, repeat=1), Op("conv2d", {"out": 2})], ["a", "b"])), ["a.0", "b"]),
+    "named": (_spec(Named("layer", Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})), ["layer.0", "layer.1", "1"]),
     "if_in_list": (_spec(If(True, Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})), ["0.0", "0.1", "1"]),
-    "then": (_spec(Op("conv2d", {"out": 3}), Named("r", Residual(Op("relu"), then=Op("conv2d", {"out": 3}, repeat=2)))),
-             ["0", "r.act.0", "r.act.1"]),
-    "chain_repeat": (_spec(Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2), Op("conv2d", {"out": 3})),
-                     ["0.0", "0.1", "1.0", "1.1", "2"]),
-    "block_op": (_spec(Use("b"), Named("u", Use("b")), blocks=[Block("b", {}, Op("conv2d", {"out": 3}, repeat=2))]),
-                 ["0.0", "0.1", "u.0", "u.1"]),
-    "gate": (_spec(Op("conv2d", {"out": 4}), Gate(Chain([Op("adaptive_avgpool", {"size": (1, 1)}), Op("conv2d", {"out": 2}),
-                                                        Op("relu"), Op("conv2d", {"out": 4}), Op("sigmoid")]))),
-             ["0", "1.1", "1.3"]),
-    "chain_names": (_spec(Named("stage", Concat([Chain([Op("conv2d", {"out": 3})], "chain_list", repeat=2,
-                                                       pattern="unit{n}")], ["b"]))),
-                    ["stage.b.unit1.0", "stage.b.unit2.0"]),
+    "then": (
+        _spec(Op("conv2d", {"out": 3}), Named("r", Residual(Op("relu"), then=Op("conv2d", {"out": 3}, repeat=2)))),
+        ["0", "r.act.0", "r.act.1"],
+    ),
+    "chain_repeat": (
+        _spec(Chain([Op("conv2d", {"out": 3}), Op("bn")], "chain_list", repeat=2), Op("conv2d", {"out": 3})),
+        ["0.0", "0.1", "1.0", "1.1", "2"],
+    ),
+    "block_op": (
+        _spec(Use("b"), Named("u", Use("b")), blocks=[Block("b", {}, Op("conv2d", {"out": 3}, repeat=2))]),
+        ["0.0", "0.1", "u.0", "u.1"],
+    ),
+    "gate": (
+        _spec(
+            Op("conv2d", {"out": 4}),
+            Gate(
+                Chain(
+                    [
+                        Op("adaptive_avgpool", {"size": (1, 1)}),
+                        Op("conv2d", {"out": 2}),
+                        Op("relu"),
+                        Op("conv2d", {"out": 4}),
+                        Op("sigmoid"),
+                    ]
+                )
+            ),
+        ),
+        ["0", "1.1", "1.3"],
+    ),
+    "chain_names": (
+        _spec(Named("stage", Concat([Chain([Op("conv2d", {"out": 3})], "chain_list", repeat=2, pattern="unit{n}")], ["b"]))),
+        ["stage.b.unit1.0", "stage.b.unit2.0"],
+    ),
 }
 
 

@@ -126,20 +126,34 @@ def yaml_examples(path: Path) -> list[Example]:
     for m in _FENCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
         body = m.group(1)
-        before = text[:m.start()].rstrip()
-        mark = _MARK.search(before[before.rfind("<!--"):]) if before.endswith("-->") else None
+        before = text[: m.start()].rstrip()
+        mark = _MARK.search(before[before.rfind("<!--") :]) if before.endswith("-->") else None
         if mark is None:
             if _is_whole_spec(body):
                 out.append(Example(name, line, "spec", body))
             else:
-                out.append(Example(name, line, "bad", body, reason="a ```yaml block that is not a whole spec needs "
-                                                                       "a <!-- yaml: KIND --> comment before it"))
+                out.append(
+                    Example(
+                        name,
+                        line,
+                        "bad",
+                        body,
+                        reason="a ```yaml block that is not a whole spec needs a <!-- yaml: KIND --> comment before it",
+                    )
+                )
             continue
         head = mark["head"]
         if head.startswith("unchecked"):
-            reason = head[len("unchecked"):].strip(" —-:")
-            out.append(Example(name, line, "unchecked" if reason else "bad", body, reason=reason or
-                               "say why the example is unchecked: <!-- yaml: unchecked — REASON -->"))
+            reason = head[len("unchecked") :].strip(" —-:")
+            out.append(
+                Example(
+                    name,
+                    line,
+                    "unchecked" if reason else "bad",
+                    body,
+                    reason=reason or "say why the example is unchecked: <!-- yaml: unchecked — REASON -->",
+                )
+            )
             continue
         kind, *options = [p.strip() for p in head.split(",")]
         ex = Example(name, line, kind, body, textwrap.dedent(mark["frame"] or ""))
@@ -232,10 +246,12 @@ def test_tutorial_commands_run(tmp_path):
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(ROOT)}
     for i, block in enumerate(blocks):
-        r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True,
-                           text=True, timeout=600)
-        assert r.returncode == 0, (f"block {i + 1} failed:\n{block}\n--- stdout\n{r.stdout[-2000:]}\n"
-                                   f"--- stderr\n{r.stderr[-2000:]}")
+        r = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert r.returncode == 0, (
+            f"block {i + 1} failed:\n{block}\n--- stdout\n{r.stdout[-2000:]}\n--- stderr\n{r.stderr[-2000:]}"
+        )
     assert "torch.Size([1, 1000])" in r.stdout  # the last block builds the variant and runs it
 
 
@@ -367,8 +383,13 @@ def test_every_construct_has_a_runnable_example() -> None:
     }
     missing = [form for form, pattern in forms.items() if not any(re.search(pattern, s) for s in strings)]
     assert not missing, missing
-    bodies = {key for data in _checked_data() if isinstance(data, dict)
-              for block in (data.get("blocks") or {}).values() for key in block}
+    bodies = {
+        key
+        for data in _checked_data()
+        if isinstance(data, dict)
+        for block in (data.get("blocks") or {}).values()
+        for key in block
+    }
     assert bodies >= {"concat", "residual", "gate", "chain", "op"}, "a block body without a runnable example"
 
 
@@ -394,8 +415,9 @@ def _raised_codes() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in sorted((ROOT / "archspec").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("SpecError", "SpecWarning")):
+            if not (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("SpecError", "SpecWarning")
+            ):
                 continue
             code: ast.expr | None = next((k.value for k in node.keywords if k.arg == "code"), None)
             if code is None and node.func.id == "SpecWarning" and len(node.args) > 2:
@@ -415,8 +437,12 @@ def test_every_error_code_raised_is_declared_and_explained() -> None:
     undeclared = {c: w for c, w in raised.items() if c not in ERROR_CODES}
     assert not undeclared, undeclared
     assert set(ERROR_CODES) <= set(raised), f"declared but never raised: {set(ERROR_CODES) - set(raised)}"
-    rows = {m[0]: (m[1].strip(), m[2].strip()) for m in re.findall(
-        r'^\| <a id="([\w-]+)"></a>`[\w-]+` \|([^|]+)\|([^|]+)\|$', (DOCS / "errors.md").read_text(), flags=re.M)}
+    rows = {
+        m[0]: (m[1].strip(), m[2].strip())
+        for m in re.findall(
+            r'^\| <a id="([\w-]+)"></a>`[\w-]+` \|([^|]+)\|([^|]+)\|$', (DOCS / "errors.md").read_text(), flags=re.M
+        )
+    }
     for code in ERROR_CODES:
         assert code in rows, f"errors.md: no row '| <a id=\"{code}\"></a>`{code}` | meaning | what to do |'"
         meaning, todo = rows[code]
@@ -433,6 +459,6 @@ def test_language_reference_links_the_error_codes_it_mentions() -> None:
         if code not in ERROR_CODES or not ("-" in code or m[5] or m[3]):
             continue  # a key such as `name` or `use`, not an error code
         if not (m[1] and m[3] and m[4] == code):
-            unlinked.append(prose[max(0, m.start() - 30):m.end() + 10].replace("\n", " "))
+            unlinked.append(prose[max(0, m.start() - 30) : m.end() + 10].replace("\n", " "))
     assert not unlinked, unlinked
     assert len(re.findall(r"\]\(errors\.md#", prose)) >= 10

@@ -91,8 +91,7 @@ def test_missing_file_is_a_located_error(capsys: pytest.CaptureFixture[str], tmp
     assert "no such file" in capsys.readouterr().err
 
 
-def test_internal_errors_exit_1_without_traceback(monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_internal_errors_exit_1_without_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import archspec.api
 
     def broken(*args: object, **kwargs: object) -> None:

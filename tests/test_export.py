@@ -26,7 +26,7 @@ def onnx_run(path: Path, x: torch.Tensor, dynamic: bool = True) -> torch.Tensor:
 
     onnx.checker.check_model(str(path), full_check=True)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (batch, _, h, w), = [i.shape for i in session.get_inputs()]
+    ((batch, _, h, w),) = [i.shape for i in session.get_inputs()]
     assert isinstance(batch, str), f"batch dimension is fixed ({batch})"
     assert isinstance(h, str) == isinstance(w, str) == dynamic, (h, w)
     return torch.from_numpy(np.asarray(session.run(None, {"x": x.numpy()})[0]))
@@ -35,8 +35,7 @@ def onnx_run(path: Path, x: torch.Tensor, dynamic: bool = True) -> torch.Tensor:
 def _zoo_params() -> list:
     """Every zoo spec with a reference; a full-size ONNX export takes about a minute, so beyond
     Inception-v4 they are marked slow (CI runs them; `-m "not slow"` skips them locally)."""
-    return [pytest.param(stem, marks=() if stem == "inception_v4" else pytest.mark.slow)
-            for stem in zoo_with_references()]
+    return [pytest.param(stem, marks=() if stem == "inception_v4" else pytest.mark.slow) for stem in zoo_with_references()]
 
 
 @pytest.mark.parametrize("stem", _zoo_params())
@@ -83,8 +82,9 @@ def _run(path: Path, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".ts"])
-def test_every_format_runs_with_any_batch_and_size(suffix: str, tiny_weights: tuple[Path, torch.nn.Module],
-                                                   tmp_path: Path) -> None:
+def test_every_format_runs_with_any_batch_and_size(
+    suffix: str, tiny_weights: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
     """issue 17 §3: the network takes any size from 3×3 up, and so does every exported file."""
     weights, model = tiny_weights
     out = tmp_path / f"tiny{suffix}"
@@ -169,8 +169,7 @@ def test_unknown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "*.onnx" in capsys.readouterr().err
 
 
-def test_optimize(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_weights: tuple[Path, torch.nn.Module]
-                  ) -> None:
+def test_optimize(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_weights: tuple[Path, torch.nn.Module]) -> None:
     weights, model = tiny_weights
     out = tmp_path / "opt.onnx"
     assert main(["export", str(TINY), "-o", str(out), "--optimize", "--weights", str(weights)]) == 0
@@ -193,9 +192,11 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
 def _dynamic_params() -> list:
     """resnet18 traced at 64×64 is quick; GoogLeNet (ceil-mode pools) and Inception-v3 (aux head,
     so traced at 299×299) take half a minute each."""
-    return [pytest.param("resnet18", ["--set", "input.size=[64,64]"]),
-            pytest.param("googlenet", [], marks=pytest.mark.slow),
-            pytest.param("inception_v3", [], marks=pytest.mark.slow)]
+    return [
+        pytest.param("resnet18", ["--set", "input.size=[64,64]"]),
+        pytest.param("googlenet", [], marks=pytest.mark.slow),
+        pytest.param("inception_v3", [], marks=pytest.mark.slow),
+    ]
 
 
 @pytest.mark.parametrize(("stem", "options"), _dynamic_params())
@@ -248,12 +249,19 @@ def test_onnx_nodes_carry_the_spec_s_paths(tmp_path: Path) -> None:
     _assert_nodes_named_after_modules(out, archspec.build(TINY))
     names = {n.name for n in onnx.load(str(out)).graph.node}
     # ops that are no module (a scaled residual sum, a concat, a ReLU) are found through the fx graph
-    assert {"features.1.concat/Concat", "features.2.add/Mul", "features.2.add/Add", "features.2.act/Relu",
-            "features.4/MaxPool"} <= names, sorted(names)
+    assert {
+        "features.1.concat/Concat",
+        "features.2.add/Mul",
+        "features.2.add/Add",
+        "features.2.act/Relu",
+        "features.4/MaxPool",
+    } <= names, sorted(names)
 
 
-PERIODIC = ("archspec: 1\nname: periodic\ninput: {channels: 3, size: [33, 33]}\nnetwork:\n"
-            "  - concat: {a: conv2d 8 3x3 s2, b: conv2d 8 2x2 s2}\n  - global_avgpool\n  - flatten\n  - linear 5\n")
+PERIODIC = (
+    "archspec: 1\nname: periodic\ninput: {channels: 3, size: [33, 33]}\nnetwork:\n"
+    "  - concat: {a: conv2d 8 3x3 s2, b: conv2d 8 2x2 s2}\n  - global_avgpool\n  - flatten\n  - linear 5\n"
+)
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
@@ -280,20 +288,28 @@ def test_a_residue_class_exports_as_one(suffix: str, tmp_path: Path, capsys: pyt
 
 
 # floor((H − 3)/4) + 1 == floor((H − 1)/4) + 1 at H ≡ 0 or 3 (mod 4): two classes, no one Dim
-TWO_CLASSES = ("archspec: 1\nname: two\ninput: {channels: 3, size: [32, 28]}\nnetwork:\n"
-               "  - concat: {a: conv2d 8 3x3 s4, b: conv2d 8 1x1 s4}\n  - global_avgpool\n  - flatten\n  - linear 5\n")
+TWO_CLASSES = (
+    "archspec: 1\nname: two\ninput: {channels: 3, size: [32, 28]}\nnetwork:\n"
+    "  - concat: {a: conv2d 8 3x3 s4, b: conv2d 8 1x1 s4}\n  - global_avgpool\n  - flatten\n  - linear 5\n"
+)
 # a ceil-mode pool whose last window can start in the padding: the output size follows the rule at
 # some sizes only, and the trace relies on the example's case
-CEIL = ("archspec: 1\nname: ceil\ninput: {channels: 3, size: [20, 20]}\nnetwork:\n"
-        "  - conv2d 4 3x3\n  - maxpool 2x2 s2 p1 ceil\n  - global_avgpool\n  - flatten\n  - linear 5\n")
+CEIL = (
+    "archspec: 1\nname: ceil\ninput: {channels: 3, size: [20, 20]}\nnetwork:\n"
+    "  - conv2d 4 3x3\n  - maxpool 2x2 s2 p1 ceil\n  - global_avgpool\n  - flatten\n  - linear 5\n"
+)
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    (TWO_CLASSES, "the network accepts H from 3 with H mod 4 in {0, 3}"),
-    (CEIL, "the trace relies on 2*(((-1) + H) // 2) < (-1) + H, which is false at H = 3"),
-])
-def test_sizes_the_export_cannot_keep_are_fixed_and_said(text: str, why: str, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (TWO_CLASSES, "the network accepts H from 3 with H mod 4 in {0, 3}"),
+        (CEIL, "the trace relies on 2*(((-1) + H) // 2) < (-1) + H, which is false at H = 3"),
+    ],
+)
+def test_sizes_the_export_cannot_keep_are_fixed_and_said(
+    text: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import onnx
 
     spec = tmp_path / "net.yaml"

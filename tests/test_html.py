@@ -127,8 +127,14 @@ def test_static_options_are_refused_for_html(tmp_path: Path, capsys: pytest.Capt
 
 
 # ---- in a browser ---------------------------------------------------------------------------------
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +161,10 @@ class Page:
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type in ("error", "warning") else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("request", lambda r: self.errors.append("request " + r.url) if not r.url.startswith(
-            ("file:", "data:", "about:")) else None)
+        self.page.on(
+            "request",
+            lambda r: self.errors.append("request " + r.url) if not r.url.startswith(("file:", "data:", "about:")) else None,
+        )
         self.page.goto(path.as_uri())
         self.page.wait_for_selector("#canvas svg")
 
@@ -308,7 +316,7 @@ def test_report_shows_its_table_and_diagram_in_a_notebook() -> None:
     assert len(rows) == len(report.rows) == 25
     assert ("Reduction-A", "features.10", "1024×17×17") in rows  # Fig. 9
     assert f"{report.params:,}" == "42,679,816" and "42,679,816" in text
-    svg = text[text.index("<svg"):text.index("</svg>") + 6]
+    svg = text[text.index("<svg") : text.index("</svg>") + 6]
     boxes = [g for g in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}g") if "box" in (g.get("class") or "")]
     assert len(boxes) == 14  # the network view, repeats folded
     labels = {"".join(t.itertext()).split(" ×")[0] for b in boxes for t in b.iter("{http://www.w3.org/2000/svg}text")}
@@ -345,10 +353,13 @@ def test_page_and_report_html_do_not_import_torch(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys, archspec; from archspec.cli import main; "
-            f"assert main(['render', {str(V4)!r}, '-o', {str(tmp_path / 'a.html')!r}]) == 0; "
-            f"archspec.check({str(V4)!r})._repr_html_(); print('torch' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, archspec; from archspec.cli import main; "
+        f"assert main(['render', {str(V4)!r}, '-o', {str(tmp_path / 'a.html')!r}]) == 0; "
+        f"archspec.check({str(V4)!r})._repr_html_(); print('torch' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"

@@ -70,8 +70,16 @@ ROUND_TRIPS: dict[str, tuple[Callable[[], nn.Module], str | None, int]] = {
     "squeezenet1_1": (_tv("squeezenet1_1"), None, 96),
     "vgg16_bn": (_tv("vgg16_bn"), None, 64),
 }
-SLOW_ROUND_TRIPS = {"resnet101", "resnet152", "inception_v3", "inception_v4", "inception_resnet_v2", "wide_resnet50_2",
-                    "vgg16_bn", "densenet121"}
+SLOW_ROUND_TRIPS = {
+    "resnet101",
+    "resnet152",
+    "inception_v3",
+    "inception_v4",
+    "inception_resnet_v2",
+    "wide_resnet50_2",
+    "vgg16_bn",
+    "densenet121",
+}
 
 
 def _documented_lines() -> dict[str, int]:
@@ -305,7 +313,8 @@ def test_training_only_heads_are_refused_when_no_output_returns_them_beside_the_
 
 def test_python_control_flow_on_data_is_refused_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = tmp_path / "flow.py"
-    model.write_text(textwrap.dedent("""\
+    model.write_text(
+        textwrap.dedent("""\
         import torch
         import torch.nn as nn
 
@@ -320,7 +329,8 @@ def test_python_control_flow_on_data_is_refused_at_its_line(tmp_path: Path, caps
                 if x.mean() > 0:
                     x = torch.relu(x)
                 return x
-        """))
+        """)
+    )
     assert main(["import", f"{model}:Flow", "--args", '{"width": 4}']) == 2
     err = capsys.readouterr().err
     assert f"{model}:12:" in err and "control flow" in err and "Traceback" not in err
@@ -338,7 +348,8 @@ def test_foreign_names_must_be_archspec_names() -> None:
 
 def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = tmp_path / "mine.py"
-    model.write_text(textwrap.dedent("""\
+    model.write_text(
+        textwrap.dedent("""\
         import torch.nn as nn
 
 
@@ -363,10 +374,13 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
             def forward(self, x):
                 x = self.blocks(self.stem(x))
                 return self.head(self.pool(x).flatten(1))
-        """))
+        """)
+    )
     out = tmp_path / "mine.yaml"
-    assert main(["import", f"{model}:MyNet", "--args", '{"width": 16, "classes": 5}', "-o", str(out),
-                 "--input-size", "32", "32"]) == 0
+    assert (
+        main(["import", f"{model}:MyNet", "--args", '{"width": 16, "classes": 5}', "-o", str(out), "--input-size", "32", "32"])
+        == 0
+    )
     assert "outputs checked" in capsys.readouterr().err
     doc = yaml.safe_load(out.read_text())
     assert doc["network"][1] == {"blocks": ["block * 3"]}

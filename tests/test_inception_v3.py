@@ -60,7 +60,7 @@ def test_eval_skips_the_aux_head() -> None:
 
 def test_min_sizes_match_reference() -> None:
     report = archspec.check(SPEC)
-    assert report.min_input_size == (75, 75)          # torchvision's meta: min_size 75×75
+    assert report.min_input_size == (75, 75)  # torchvision's meta: min_size 75×75
     assert report.train_min_input_size == (299, 299)  # the aux head's 5×5/3 pool and 5×5 conv need 17×17 at 6e
     ref = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
     with torch.no_grad():

@@ -46,7 +46,9 @@ HEADER = "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
 
 
 def test_init_schemes_and_precedence() -> None:
-    spec = HEADER + """init:
+    spec = (
+        HEADER
+        + """init:
   conv2d: {weight: kaiming_normal_fan_out, bias: zeros}
   linear: {weight: {normal: 0.5}, bias: ones}
   "b.*": {weight: zeros}
@@ -60,6 +62,7 @@ network:
   - global_avgpool
   - fc: linear 512
 """
+    )
     torch.manual_seed(0)
     model = archspec.build(spec)
     sd = model.state_dict()
@@ -73,12 +76,15 @@ network:
 
 
 def test_block_table_applies_inside_its_instances() -> None:
-    spec = HEADER + """blocks:
+    spec = (
+        HEADER
+        + """blocks:
   blk:
     init: {conv2d: {trunc_normal: 0.01}}
     chain: [c: conv2d 64 3x3]
 network: [a: conv2d 64 3x3, b: blk]
 """
+    )
     sd = archspec.build(spec).state_dict()
     assert abs(sd["b.c.weight"].std().item() - 0.01) < 0.001
     assert abs(sd["a.weight"].std().item() - 0.01) > 0.005  # PyTorch's default U(±1/√27) outside the block

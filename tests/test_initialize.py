@@ -103,7 +103,8 @@ def test_layers_copied_from_a_prototype_equal_freshly_built_ones(case) -> None:
     assert type(a) is type(fresh) and repr(a) == repr(fresh)
     assert sorted(vars(a)) == sorted(vars(fresh))
     assert {k: (v.shape, v.dtype, v.device, v.requires_grad) for k, v in a.state_dict(keep_vars=True).items()} == {
-        k: (v.shape, v.dtype, v.device, v.requires_grad) for k, v in fresh.state_dict(keep_vars=True).items()}
+        k: (v.shape, v.dtype, v.device, v.requires_grad) for k, v in fresh.state_dict(keep_vars=True).items()
+    }
     assert all(isinstance(p, nn.Parameter) for p in a.parameters())
     # nothing shared: not the tensors, not the registries that hooks and load_state_dict mutate
     assert not {t.data_ptr() for t in a.state_dict().values()} & {t.data_ptr() for t in b.state_dict().values()}

@@ -39,5 +39,10 @@ def test_stages_fill_their_fields() -> None:
     assert set(graph.net.outputs) == {"logits", "aux1"} and graph.net.aux_weights == {"aux1": 0.3}
     conv = graph.at("features_0_conv")
     assert (conv.op, conv.path, conv.origin, conv.unit, conv.text) == (
-        "conv2d", "features.0.conv", "features.0", "features.0", "conv 8 3x3 s2 p1")
+        "conv2d",
+        "features.0.conv",
+        "features.0",
+        "features.0",
+        "conv 8 3x3 s2 p1",
+    )
     assert conv.composite is not None and conv.composite[0] == "conv"

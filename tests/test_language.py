@@ -25,8 +25,17 @@ blocks:
 network:
   features: [conv 4 3x3, mixed * 2]
 """)
-    conv = lambda p: {f"{p}.conv.weight", f"{p}.bn.weight", f"{p}.bn.bias", f"{p}.bn.running_mean",  # noqa: E731
-                      f"{p}.bn.running_var", f"{p}.bn.num_batches_tracked"}
+
+    def conv(p: str) -> set[str]:
+        return {
+            f"{p}.conv.weight",
+            f"{p}.bn.weight",
+            f"{p}.bn.bias",
+            f"{p}.bn.running_mean",
+            f"{p}.bn.running_var",
+            f"{p}.bn.num_batches_tracked",
+        }
+
     expected = conv("features.0")
     for i in (1, 2):
         expected |= conv(f"features.{i}.branch0") | conv(f"features.{i}.branch1.0") | conv(f"features.{i}.branch1.1")
@@ -46,8 +55,14 @@ network:
             - b3_2a: conv2d 4 1x3 p0,1
             - b3_2b: conv2d 4 3x1 p1,0
 """)
-    assert {k.rsplit(".", 1)[0] for k in got} == {"Mixed.b1x1", "Mixed.b5x5_1", "Mixed.b5x5_2", "Mixed.b3_1",
-                                                  "Mixed.b3_2a", "Mixed.b3_2b"}
+    assert {k.rsplit(".", 1)[0] for k in got} == {
+        "Mixed.b1x1",
+        "Mixed.b5x5_1",
+        "Mixed.b5x5_2",
+        "Mixed.b3_1",
+        "Mixed.b3_2a",
+        "Mixed.b3_2b",
+    }
 
 
 def test_repeats_have_independent_weights() -> None:
@@ -103,12 +118,15 @@ network:
 
 def test_long_forms_equal_short_forms() -> None:
     short = archspec.check(HEADER + "network:\n  f: [conv 8 3x3 s2 p1, maxpool 2x2 s2 ceil]\n")
-    long = archspec.check(HEADER + """
+    long = archspec.check(
+        HEADER
+        + """
 network:
   f:
     - {op: conv, out: 8, kernel: 3, stride: 2, padding: 1}
     - {op: maxpool, kernel: [2, 2], stride: 2, ceil: true}
-""")
+"""
+    )
     assert [r.shape.at(16, 16) for r in short.rows] == [r.shape.at(16, 16) for r in long.rows] == [(8, 8, 8), (8, 4, 4)]
     assert short.params == long.params
 
@@ -154,8 +172,15 @@ def test_check_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, archspec; r = archspec.check('specs/inception_v4.yaml'); "
-            "assert r.params == 42679816; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__('tests.conftest', fromlist=['ROOT']).ROOT))
+    code = (
+        "import sys, archspec; r = archspec.check('specs/inception_v4.yaml'); "
+        "assert r.params == 42679816; print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("tests.conftest", fromlist=["ROOT"]).ROOT),
+    )
     assert out.stdout.strip() == "False"

@@ -63,8 +63,9 @@ def test_a_convnext_block_equals_its_functional_form() -> None:
 def test_shapes_params_and_keys() -> None:
     report = archspec.check(HEADER + BLOCK_NET)
     c = 8
-    assert report.params == (3 * 4 * c + c) + 2 * c + (9 * c + c) + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c) \
-        + c + 2 * c + (c * 5 + 5)
+    assert report.params == (3 * 4 * c + c) + 2 * c + (9 * c + c) + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c) + c + 2 * c + (
+        c * 5 + 5
+    )
     keys = set(archspec.build(HEADER + BLOCK_NET).state_dict())
     assert {"b.layer_scale", "b.block.3.weight", "b.block.5.bias", "head.weight"} <= keys
     assert not any(k.startswith("b.layer_scale.") for k in keys)  # a tensor, not a module
@@ -75,6 +76,7 @@ def test_shapes_params_and_keys() -> None:
 
 def test_macs_of_a_per_pixel_linear_are_counted_on_every_pixel() -> None:
     """archspec's count against hooks on an equivalent torch module (nn.Linear on a channels-last map)."""
+
     class Reference(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -98,7 +100,9 @@ def test_a_linear_on_a_map_without_per_pixel_is_a_located_error() -> None:
 
 
 def test_in_is_the_input_channels_of_each_node() -> None:
-    spec = HEADER + """blocks:
+    spec = (
+        HEADER
+        + """blocks:
   mlp:
     params: {c: 8}
     chain: ["linear ${in * 4} per_pixel", gelu, linear $c per_pixel]
@@ -110,6 +114,7 @@ network:
   - mlp c=${in + 1} * 2
   - conv2d $in 1x1
 """
+    )
     report = archspec.check(spec)
     assert [r.shape.channels for r in report.rows] == [24, 48, 24, 24, 25, 26, 26]
     wide = archspec.check(spec, overrides={"scale.width": 2})  # what comes from `in` is not scaled again
@@ -119,7 +124,9 @@ network:
 def test_in_decides_structure_in_conditions() -> None:
     """`in` joins the conditions of `if:` and `A if COND else B` (a projection only where the channels
     change, as a block that is not told its input width decides), and block_index."""
-    spec = HEADER + """blocks:
+    spec = (
+        HEADER
+        + """blocks:
   unit:
     params: {c: 8}
     chain:
@@ -131,6 +138,7 @@ network:
   - unit c=8
   - unit c=12
 """
+    )
     report = archspec.check(spec)
     keys = archspec.build(spec).state_dict()
     assert "2.proj.weight" in keys and "1.proj.weight" not in keys  # 8 → 8 needs none; 8 → 12 does
@@ -163,8 +171,9 @@ def test_optimize_keeps_the_layer_scale_and_the_permutes() -> None:
 
 def test_a_layer_scale_at_the_top_level_of_a_network_with_aux_heads() -> None:
     """The aux model holds the root's own tensors too (found by the fuzzer: 'AuxModel' has no attribute '2')."""
-    spec = HEADER + ("network: [conv2d 4 3x3, relu, layer_scale 0.5, global_avgpool]\n"
-                     "aux:\n  a: {tap: '2', head: global_avgpool}\n")
+    spec = HEADER + (
+        "network: [conv2d 4 3x3, relu, layer_scale 0.5, global_avgpool]\naux:\n  a: {tap: '2', head: global_avgpool}\n"
+    )
     model = archspec.build(spec)
     assert (model.state_dict()["2"] == 0.5).all()
     x = torch.randn(1, 3, 16, 16)
@@ -176,15 +185,18 @@ def test_a_layer_scale_at_the_top_level_of_a_network_with_aux_heads() -> None:
     assert model.get_parameter("2").grad is not None
 
 
-@pytest.mark.parametrize("net", [
-    # a stateless op and a layer scale in the same numbered slot (an unnamed nested list restarts at 0)
-    "blocks:\n  b:\n    chain: [tanh, [layer_scale 0.5]]\nnetwork: [{block: b}]\n",
-    # block instances written as one class: the class makes its tensors, and the first op reads one
-    "blocks:\n  b: {op: layer_scale 2 * 2}\nnetwork:\n  up: {block: b, repeat: 2}\n",
-    # a block class ending in a per-pixel layer: its channels-first permute is the class's, not the caller's
-    "blocks:\n  b:\n    chain: [layer_norm]\nnetwork: [b * 2]\n",
-    BLOCK_NET,
-])
+@pytest.mark.parametrize(
+    "net",
+    [
+        # a stateless op and a layer scale in the same numbered slot (an unnamed nested list restarts at 0)
+        "blocks:\n  b:\n    chain: [tanh, [layer_scale 0.5]]\nnetwork: [{block: b}]\n",
+        # block instances written as one class: the class makes its tensors, and the first op reads one
+        "blocks:\n  b: {op: layer_scale 2 * 2}\nnetwork:\n  up: {block: b, repeat: 2}\n",
+        # a block class ending in a per-pixel layer: its channels-first permute is the class's, not the caller's
+        "blocks:\n  b:\n    chain: [layer_norm]\nnetwork: [b * 2]\n",
+        BLOCK_NET,
+    ],
+)
 def test_the_standalone_file_holds_and_reads_the_layer_scales(net: str) -> None:
     """Found by the fuzzer: codegen crashed on both first specs."""
     from archspec.api import analyze

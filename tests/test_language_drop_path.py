@@ -21,7 +21,9 @@ torchvision_ops = pytest.importorskip("torchvision.ops")
 HEADER = "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
 
 # two residual blocks whose branch ends in drop_path, a ReLU after each sum, then a head
-RESIDUAL = HEADER + """blocks:
+RESIDUAL = (
+    HEADER
+    + """blocks:
   res:
     params: {p: 0.5}
     residual:
@@ -36,6 +38,7 @@ network:
   - b: res p=0.25
   - global_avgpool
 """
+)
 
 
 def _reference(sd: dict[str, torch.Tensor], x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -43,8 +46,14 @@ def _reference(sd: dict[str, torch.Tensor], x: torch.Tensor, training: bool) -> 
     x = F.conv2d(x, sd["stem.weight"], sd["stem.bias"])
     for name, p in (("a", 0.5), ("b", 0.25)):
         y = F.conv2d(x, sd[f"{name}.conv.weight"], sd[f"{name}.conv.bias"], padding=1)
-        y = F.batch_norm(y, sd[f"{name}.bn.running_mean"].clone(), sd[f"{name}.bn.running_var"].clone(),
-                         sd[f"{name}.bn.weight"], sd[f"{name}.bn.bias"], training=training)
+        y = F.batch_norm(
+            y,
+            sd[f"{name}.bn.running_mean"].clone(),
+            sd[f"{name}.bn.running_var"].clone(),
+            sd[f"{name}.bn.weight"],
+            sd[f"{name}.bn.bias"],
+            training=training,
+        )
         y = torchvision_ops.stochastic_depth(y, p, "row", training=training)
         x = torch.relu(y + x)
     return x.mean((2, 3))
@@ -156,7 +165,9 @@ def test_drop_path_through_every_backend(tmp_path: Path) -> None:
 
 
 # ---- block_index and block_count ---------------------------------------------------------------
-COUNTED = HEADER + """blocks:
+COUNTED = (
+    HEADER
+    + """blocks:
   b:
     op: dropout ${0.01 * block_index + 0.001 * block_count}
   pair:
@@ -170,6 +181,7 @@ network:
   - pair
   - global_avgpool
 """
+)
 
 
 def _rates(text: str) -> list[tuple[str, float]]:
@@ -181,14 +193,15 @@ def _rates(text: str) -> list[tuple[str, float]]:
 def test_block_index_counts_every_instance_in_network_order() -> None:
     """Written once, repeated with `* N`, with `names:`, inside a repeated chain and inside another
     block: 1 + 2 + 2 + 2·(1 + 2) + 2 = 13 instances of b, numbered 0 … 12 in the order written."""
-    paths = ["0", "first.0", "first.1", "layer1", "layer2", "4.0", "4.1.0", "4.1.1", "5.0", "5.1.0", "5.1.1",
-             "6.0", "6.1"]
+    paths = ["0", "first.0", "first.1", "layer1", "layer2", "4.0", "4.1.0", "4.1.1", "5.0", "5.1.0", "5.1.1", "6.0", "6.1"]
     assert _rates(COUNTED) == [(path, round(0.01 * i + 0.001 * 13, 9)) for i, path in enumerate(paths)]
 
 
 def test_block_index_is_the_innermost_block_s() -> None:
     """Inside pair, the index is pair's (0 and 1 of 2), not that of the b around it."""
-    text = HEADER + """blocks:
+    text = (
+        HEADER
+        + """blocks:
   b:
     op: conv2d 4 1x1
   pair:
@@ -200,6 +213,7 @@ network:
   - b
   - global_avgpool
 """
+    )
     assert _rates(text) == [("0.1", 0.02), ("1.1", 0.12)]
 
 
@@ -211,18 +225,36 @@ def test_depth_multiplier_changes_the_count() -> None:
     assert rates == pytest.approx([0, 0.025, 0.05, 0.075])
 
 
-@pytest.mark.parametrize(("text", "where", "fragment"), [
-    (HEADER + "network:\n  - conv2d 4 1x1\n  - dropout ${0.1 * block_index}\n", (6, 13),
-     "$block_index is defined only inside a block"),
-    (HEADER + "network:\n  - conv2d 4 1x1\n  - {chain: [dropout $block_count], repeat: 2}\n", (6, 22),
-     "$block_count is defined only inside a block"),
-    (HEADER + "blocks:\n  b:\n    params: {block_index: 1}\n    op: conv2d $block_index 1x1\nnetwork: [b]\n", (6, 14),
-     "declares a parameter $block_index"),
-    (HEADER + "blocks:\n  b: {op: conv2d 4 1x1}\n  c:\n    chain:\n      - b * $block_count\nnetwork: [c]\n", (8, 9),
-     "the number of instances of block 'b' depends on $block_count"),
-    (HEADER + "blocks:\n  b: {op: 'dropout ${block_index / (block_count - 1)}'}\nnetwork: [b]\n", (5, 20),
-     "division by zero"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "fragment"),
+    [
+        (
+            HEADER + "network:\n  - conv2d 4 1x1\n  - dropout ${0.1 * block_index}\n",
+            (6, 13),
+            "$block_index is defined only inside a block",
+        ),
+        (
+            HEADER + "network:\n  - conv2d 4 1x1\n  - {chain: [dropout $block_count], repeat: 2}\n",
+            (6, 22),
+            "$block_count is defined only inside a block",
+        ),
+        (
+            HEADER + "blocks:\n  b:\n    params: {block_index: 1}\n    op: conv2d $block_index 1x1\nnetwork: [b]\n",
+            (6, 14),
+            "declares a parameter $block_index",
+        ),
+        (
+            HEADER + "blocks:\n  b: {op: conv2d 4 1x1}\n  c:\n    chain:\n      - b * $block_count\nnetwork: [c]\n",
+            (8, 9),
+            "the number of instances of block 'b' depends on $block_count",
+        ),
+        (
+            HEADER + "blocks:\n  b: {op: 'dropout ${block_index / (block_count - 1)}'}\nnetwork: [b]\n",
+            (5, 20),
+            "division by zero",
+        ),
+    ],
+)
 def test_block_index_errors_are_located(text: str, where: tuple[int, int], fragment: str) -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(text)
@@ -231,7 +263,9 @@ def test_block_index_errors_are_located(text: str, where: tuple[int, int], fragm
 
 
 # ---- conditions in expressions -------------------------------------------------------------------
-CONDITIONAL = HEADER + """blocks:
+CONDITIONAL = (
+    HEADER
+    + """blocks:
   unit:
     params: {cin: 8, out: 8, s: 1}
     chain:
@@ -247,6 +281,7 @@ network:
   - unit cin=16 out=16 s=2
   - global_avgpool
 """
+)
 
 
 def test_a_condition_chooses_the_branch() -> None:
@@ -255,10 +290,18 @@ def test_a_condition_chooses_the_branch() -> None:
     assert adds == ["1.add"]  # only the first unit keeps its shape and stride
 
 
-@pytest.mark.parametrize(("expr", "value"), [
-    ("e > 1", True), ("e != 6", False), ("0 < s <= 2", True), ("not (e > 1 or s > 1)", False),
-    ("3 if e > 1 else 5", 3), ("3 if e < 1 else 5", 5), ("max(1, e // 4) if s == 1 else 0", 1),
-])
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [
+        ("e > 1", True),
+        ("e != 6", False),
+        ("0 < s <= 2", True),
+        ("not (e > 1 or s > 1)", False),
+        ("3 if e > 1 else 5", 3),
+        ("3 if e < 1 else 5", 5),
+        ("max(1, e // 4) if s == 1 else 0", 1),
+    ],
+)
 def test_conditions_evaluate_like_python(expr: str, value: object) -> None:
     from archspec.expr import evaluate
 
@@ -266,14 +309,17 @@ def test_conditions_evaluate_like_python(expr: str, value: object) -> None:
     assert got == value and type(got) is type(value)
 
 
-@pytest.mark.parametrize(("expr", "fragment"), [
-    ("(e > 1) + 1", "is true or false, not a number"),
-    ("e and s", "is a number, not true or false"),
-    ("1 if e else 2", "is a number, not true or false"),
-    ("max(e > 1, 2)", "is true or false, not a number"),
-    ("e is 1", "is not allowed"),
-    ("e in 1", "is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("(e > 1) + 1", "is true or false, not a number"),
+        ("e and s", "is a number, not true or false"),
+        ("1 if e else 2", "is a number, not true or false"),
+        ("max(e > 1, 2)", "is true or false, not a number"),
+        ("e is 1", "is not allowed"),
+        ("e in 1", "is not allowed"),
+    ],
+)
 def test_conditions_and_numbers_do_not_mix(expr: str, fragment: str) -> None:
     from archspec.expr import ExprError, evaluate
 

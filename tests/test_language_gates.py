@@ -30,8 +30,9 @@ def test_gate_multiplies_by_the_per_channel_gate() -> None:
     def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, sd["c.weight"], sd["c.bias"])
         g = y.mean((2, 3), keepdim=True)
-        g = torch.sigmoid(F.conv2d(torch.relu(F.conv2d(g, sd["se.fc1.weight"], sd["se.fc1.bias"])),
-                                   sd["se.fc2.weight"], sd["se.fc2.bias"]))
+        g = torch.sigmoid(
+            F.conv2d(torch.relu(F.conv2d(g, sd["se.fc1.weight"], sd["se.fc1.bias"])), sd["se.fc2.weight"], sd["se.fc2.bias"])
+        )
         return (y * g).mean((2, 3))
 
     assert_same(SE_NET, reference)
@@ -40,11 +41,14 @@ def test_gate_multiplies_by_the_per_channel_gate() -> None:
     assert [r.path for r in report.rows] == ["c", "se", "2"]
 
 
-@pytest.mark.parametrize("gate, fragment", [
-    ("[global_avgpool, linear 8, sigmoid]", "got 8"),                        # a vector, not 8×1×1
-    ("[adaptive_avgpool 1x1, conv2d 4 1x1, sigmoid]", "got 4×1×1"),          # the wrong channels
-    ("[conv2d 8 1x1, sigmoid]", "must give 8×1×1"),                          # not pooled
-])
+@pytest.mark.parametrize(
+    "gate, fragment",
+    [
+        ("[global_avgpool, linear 8, sigmoid]", "got 8"),  # a vector, not 8×1×1
+        ("[adaptive_avgpool 1x1, conv2d 4 1x1, sigmoid]", "got 4×1×1"),  # the wrong channels
+        ("[conv2d 8 1x1, sigmoid]", "must give 8×1×1"),  # not pooled
+    ],
+)
 def test_a_gate_that_does_not_end_in_c_by_1_by_1_is_refused(gate: str, fragment: str) -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + f"network:\n  - conv2d 8 3x3\n  - se: {{gate: {gate}}}\n")
@@ -75,19 +79,28 @@ network:
 """
     model = archspec.build(HEADER + net)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.endswith("weight")}
-    assert shapes == {"0.expand.weight": (32, 3, 1, 1), "0.dw.weight": (32, 1, 3, 3), "0.project.weight": (8, 32, 1, 1),
-                      "1.expand.weight": (12, 8, 1, 1), "1.dw.weight": (12, 1, 3, 3), "1.project.weight": (4, 12, 1, 1)}
+    assert shapes == {
+        "0.expand.weight": (32, 3, 1, 1),
+        "0.dw.weight": (32, 1, 3, 3),
+        "0.project.weight": (8, 32, 1, 1),
+        "1.expand.weight": (12, 8, 1, 1),
+        "1.dw.weight": (12, 1, 3, 3),
+        "1.project.weight": (4, 12, 1, 1),
+    }
 
 
-@pytest.mark.parametrize("expr, fragment", [
-    ("${__import__('os').system('true')}", "is not allowed"),
-    ("${c.__class__}", "is not allowed"),
-    ("${2 ** 100}", "is not allowed"),
-    ("${c // 0}", "division by zero"),
-    ("${nope + 1}", "undefined parameter $nope"),
-    ("${c * 4", "unclosed"),
-    ("${" + "1 + " * 80 + "1}", "at most 200 characters"),
-])
+@pytest.mark.parametrize(
+    "expr, fragment",
+    [
+        ("${__import__('os').system('true')}", "is not allowed"),
+        ("${c.__class__}", "is not allowed"),
+        ("${2 ** 100}", "is not allowed"),
+        ("${c // 0}", "division by zero"),
+        ("${nope + 1}", "undefined parameter $nope"),
+        ("${c * 4", "unclosed"),
+        ("${" + "1 + " * 80 + "1}", "at most 200 characters"),
+    ],
+)
 def test_expressions_outside_the_whitelist_are_located_errors(expr: str, fragment: str) -> None:
     net = f"blocks:\n  b:\n    params: {{c: 8}}\n    op: conv2d {expr} 1x1\nnetwork:\n  - b\n"
     with pytest.raises(archspec.SpecError) as e:
@@ -105,14 +118,17 @@ def test_depthwise_conv_with_dw_and_groups_in() -> None:
 
         assert_same(net, reference)
     # under the width multiplier a depthwise conv stays depthwise
-    model = archspec.build(HEADER + "network:\n  - c: conv2d 16 3x3\n  - d: conv2d 16 3x3 dw\n  - fc: conv2d 4 1x1\n",
-                           overrides={"scale.width": 2})
+    model = archspec.build(
+        HEADER + "network:\n  - c: conv2d 16 3x3\n  - d: conv2d 16 3x3 dw\n  - fc: conv2d 4 1x1\n", overrides={"scale.width": 2}
+    )
     assert model.get_submodule("d").groups == model.get_submodule("c").out_channels == 32
 
 
 def test_a_whole_chain_repeats_with_copies_named_like_block_instances() -> None:
-    net = ("network:\n  - c: conv2d 4 3x3\n  - {chain: [conv2d 4 3x3 p1, tanh], repeat: 2}\n"
-           "  - s: {chain: [conv2d 4 1x1, hardswish], repeat: 2}\n  - hardsigmoid\n")
+    net = (
+        "network:\n  - c: conv2d 4 3x3\n  - {chain: [conv2d 4 3x3 p1, tanh], repeat: 2}\n"
+        "  - s: {chain: [conv2d 4 1x1, hardswish], repeat: 2}\n  - hardsigmoid\n"
+    )
 
     def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(x, sd["c.weight"], sd["c.bias"])
@@ -125,12 +141,17 @@ def test_a_whole_chain_repeats_with_copies_named_like_block_instances() -> None:
     assert_same(net, reference)
 
 
-@pytest.mark.parametrize("net, fragment", [
-    ("network:\n  - f: {a: conv2d 8 3x3, c: relu}\n", "f: {chain: {...}}"),      # a nested mapping of parts
-    ("network:\n  - {a: conv2d 8 3x3, c: relu}\n", "chain: {a: ..., c: ...}"),    # several keys, no keyword
-    ("network:\n  - c: conv2d 8 3x3\n  - residual: {body: [adaptive_avgpool 1x1, conv2d 8 1x1, sigmoid]}\n",
-     "write gate:"),                                                              # a gate written as a residual
-])
+@pytest.mark.parametrize(
+    "net, fragment",
+    [
+        ("network:\n  - f: {a: conv2d 8 3x3, c: relu}\n", "f: {chain: {...}}"),  # a nested mapping of parts
+        ("network:\n  - {a: conv2d 8 3x3, c: relu}\n", "chain: {a: ..., c: ...}"),  # several keys, no keyword
+        (
+            "network:\n  - c: conv2d 8 3x3\n  - residual: {body: [adaptive_avgpool 1x1, conv2d 8 1x1, sigmoid]}\n",
+            "write gate:",
+        ),  # a gate written as a residual
+    ],
+)
 def test_hints_say_how_to_write_it(net: str, fragment: str) -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + net)
@@ -140,18 +161,22 @@ def test_hints_say_how_to_write_it(net: str, fragment: str) -> None:
 
 
 def test_repeats_named_after_a_pattern() -> None:
-    net = ("network:\n  - c: conv2d 4 3x3\n  - block1: {chain: [conv2d 4 3x3 p1, relu], repeat: 3, names: \"layer{n}\"}\n"
-           "  - {chain: [conv2d 4 1x1], repeat: 2, names: \"x{i}\"}\n")
+    net = (
+        'network:\n  - c: conv2d 4 3x3\n  - block1: {chain: [conv2d 4 3x3 p1, relu], repeat: 3, names: "layer{n}"}\n'
+        '  - {chain: [conv2d 4 1x1], repeat: 2, names: "x{i}"}\n'
+    )
     keys = {k.rsplit(".", 1)[0] for k in archspec.build(HEADER + net).state_dict()}
     assert keys == {"c", "block1.layer1.0", "block1.layer2.0", "block1.layer3.0", "x0.0", "x1.0"}
     for bad in ("bad{k}", "{n}x", "no_field"):
         with pytest.raises(archspec.SpecError):
-            archspec.check(HEADER + f"network:\n  - {{chain: [conv2d 4 1x1], repeat: 2, names: \"{bad}\"}}\n")
+            archspec.check(HEADER + f'network:\n  - {{chain: [conv2d 4 1x1], repeat: 2, names: "{bad}"}}\n')
 
 
 def test_channel_slice_and_shuffle() -> None:
-    net = ("network:\n  - c: conv2d 8 3x3\n  - concat:\n      - channel_slice 0 4\n"
-           "      - [channel_slice 4 8, b: conv2d 4 1x1]\n  - channel_shuffle 2\n")
+    net = (
+        "network:\n  - c: conv2d 8 3x3\n  - concat:\n      - channel_slice 0 4\n"
+        "      - [channel_slice 4 8, b: conv2d 4 1x1]\n  - channel_shuffle 2\n"
+    )
 
     def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, sd["c.weight"], sd["c.bias"])
@@ -174,12 +199,19 @@ def test_hyphenated_and_numbered_names_as_references_write_them(tmp_path) -> Non
     from tests.references import assert_same_outputs
 
     spec = tmp_path / "hy.yaml"
-    spec.write_text(HEADER.replace("name: t", "name: hy") + "network:\n  stem: conv2d 8 3x3\n  trunk:\n    chain:\n"
-                    "      block1-0: [conv2d 8 3x3 p1, relu]\n      block1-1: {residual: {body: [a-b: conv2d 8 3x3 p1]}}\n"
-                    "  layers: [\"8\": [conv2d 8 1x1]]\n  pool: global_avgpool\n  fc-out: linear 10\n")
+    spec.write_text(
+        HEADER.replace("name: t", "name: hy") + "network:\n  stem: conv2d 8 3x3\n  trunk:\n    chain:\n"
+        "      block1-0: [conv2d 8 3x3 p1, relu]\n      block1-1: {residual: {body: [a-b: conv2d 8 3x3 p1]}}\n"
+        '  layers: ["8": [conv2d 8 1x1]]\n  pool: global_avgpool\n  fc-out: linear 10\n'
+    )
     model = archspec.build(spec)
-    assert {k.rsplit(".", 1)[0] for k in model.state_dict()} == {"stem", "trunk.block1-0.0", "trunk.block1-1.a-b",
-                                                                "layers.8.0", "fc-out"}
+    assert {k.rsplit(".", 1)[0] for k in model.state_dict()} == {
+        "stem",
+        "trunk.block1-0.0",
+        "trunk.block1-1.a-b",
+        "layers.8.0",
+        "fc-out",
+    }
     out = tmp_path / "hy.py"
     assert main(["compile", str(spec), "-o", str(out)]) == 0
     loader = importlib.util.spec_from_file_location("hy_generated", out)
@@ -190,4 +222,4 @@ def test_hyphenated_and_numbered_names_as_references_write_them(tmp_path) -> Non
     assert_same_outputs(model, generated, torch.randn(2, 3, 16, 16))
     for bad in ("-a", "a-", "a--b", "a b"):
         with pytest.raises(archspec.SpecError):
-            archspec.check(HEADER + f"network:\n  - \"{bad}\": conv2d 8 3x3\n")
+            archspec.check(HEADER + f'network:\n  - "{bad}": conv2d 8 3x3\n')

@@ -67,8 +67,8 @@ def test_library_defaults_apply_to_its_blocks_only(write_spec) -> None:
     write_spec(LIBRARY, "lib.yaml")
     spec = write_spec(_spec("  - unit\n  - conv 8 1x1\n"))
     paths = _paths(archspec.check(spec))
-    assert paths["0.0.bn"].params.eps == 0.001   # written in lib.yaml: its defaults
-    assert paths["1.bn"].params.eps == 1e-5      # written in the spec: the spec's (none)
+    assert paths["0.0.bn"].params.eps == 0.001  # written in lib.yaml: its defaults
+    assert paths["1.bn"].params.eps == 1e-5  # written in the spec: the spec's (none)
 
 
 def test_spec_defaults_fill_what_the_library_leaves(write_spec) -> None:
@@ -78,17 +78,22 @@ def test_spec_defaults_fill_what_the_library_leaves(write_spec) -> None:
     assert (bn.eps, bn.momentum) == (0.001, 0.3)  # the library's eps wins, the spec's momentum fills in
 
 
-@pytest.mark.parametrize("branch, name, line, col", [
-    ("        then: [conv 8 1x1, sigmod]\n", "sigmod", 8, 28),                     # an op in a short form
-    ("        then: {gate: [adaptive_avgpool 1x1, {op: conv2dd, out: 8}]}\n", "conv2dd", 8, 50),  # long form
-    ("        then: {se: {block: se_blok}}\n", "se_blok", 8, 28),                 # a block reference
-    ("        then:\n          residual: {body: conv2d 8 1x1, then: rleu}\n", "rleu", 9, 48),  # a residual's then
-    ("        then: conv2d 8 1x1\n        else: {chain: {a: [relu, idenity]}}\n", "idenity", 9, 34),  # else
-])
+@pytest.mark.parametrize(
+    "branch, name, line, col",
+    [
+        ("        then: [conv 8 1x1, sigmod]\n", "sigmod", 8, 28),  # an op in a short form
+        ("        then: {gate: [adaptive_avgpool 1x1, {op: conv2dd, out: 8}]}\n", "conv2dd", 8, 50),  # long form
+        ("        then: {se: {block: se_blok}}\n", "se_blok", 8, 28),  # a block reference
+        ("        then:\n          residual: {body: conv2d 8 1x1, then: rleu}\n", "rleu", 9, 48),  # a residual's then
+        ("        then: conv2d 8 1x1\n        else: {chain: {a: [relu, idenity]}}\n", "idenity", 9, 34),  # else
+    ],
+)
 def test_a_branch_not_taken_must_still_name_real_ops_and_blocks(branch: str, name: str, line: int, col: int) -> None:
     cond = "true" if "else:" in branch else "false"
-    text = ("archspec: 1\nname: t\ninput: {channels: 8, size: [8, 8]}\nnetwork:\n  - conv2d 8 3x3 p1\n"
-            f"  - opt:\n        if: {cond}\n{branch}  - global_avgpool\n")
+    text = (
+        "archspec: 1\nname: t\ninput: {channels: 8, size: [8, 8]}\nnetwork:\n  - conv2d 8 3x3 p1\n"
+        f"  - opt:\n        if: {cond}\n{branch}  - global_avgpool\n"
+    )
     with pytest.raises(archspec.SpecError) as err:
         archspec.check(text)
     e = err.value
@@ -97,16 +102,23 @@ def test_a_branch_not_taken_must_still_name_real_ops_and_blocks(branch: str, nam
 
 
 def test_a_branch_not_taken_is_checked_in_every_block_instance(write_spec) -> None:
-    write_spec(LIBRARY.replace("then: {downsample: conv2d $out 1x1 s$stride}",
-                               "then: {downsample: conv2d $out 1x1 s$stride}\n        else: indentity"), "lib.yaml")
+    write_spec(
+        LIBRARY.replace(
+            "then: {downsample: conv2d $out 1x1 s$stride}",
+            "then: {downsample: conv2d $out 1x1 s$stride}\n        else: indentity",
+        ),
+        "lib.yaml",
+    )
     spec = write_spec(_spec("  - unit out=16 stride=2 projection=true\n"))
     with pytest.raises(archspec.SpecError) as err:  # the instance takes `then`; `else` is still wrong
         archspec.check(spec)
     assert err.value.code == "unknown-op" and err.value.file.endswith("lib.yaml")
     assert (err.value.line, err.value.column) == (12, 15) and "'identity'" in (err.value.hint or "")
     # a name given by a parameter is the instance's to choose: not checked where it is not taken
-    write_spec(LIBRARY.replace("params: {out: 8, stride: 1, projection: false}",
-                               "params: {out: 8, stride: 1, projection: false, act: relu}").replace(
-        "then: {downsample: conv2d $out 1x1 s$stride}", "then: [{downsample: conv2d $out 1x1 s$stride}, $act]"),
-        "lib.yaml")
+    write_spec(
+        LIBRARY.replace(
+            "params: {out: 8, stride: 1, projection: false}", "params: {out: 8, stride: 1, projection: false, act: relu}"
+        ).replace("then: {downsample: conv2d $out 1x1 s$stride}", "then: [{downsample: conv2d $out 1x1 s$stride}, $act]"),
+        "lib.yaml",
+    )
     assert archspec.check(write_spec(_spec("  - unit\n  - unit out=16 stride=2 projection=true\n"))).params > 0

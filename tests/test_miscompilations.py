@@ -18,8 +18,7 @@ Fn = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 def _bn(sd: dict[str, torch.Tensor], p: str, x: torch.Tensor, training: bool) -> torch.Tensor:
     w, b = sd.get(f"{p}.weight"), sd.get(f"{p}.bias")
-    return F.batch_norm(x, sd[f"{p}.running_mean"].clone(), sd[f"{p}.running_var"].clone(), w, b, training,
-                        0.0, 1e-5)
+    return F.batch_norm(x, sd[f"{p}.running_mean"].clone(), sd[f"{p}.running_var"].clone(), w, b, training, 0.0, 1e-5)
 
 
 def _model(net: str, **kw: object) -> torch.nn.Module:
@@ -59,11 +58,14 @@ def assert_same(net: str, reference: Fn, modes: tuple[str, ...] = ("eval", "trai
 
 
 # ---- 1 and 9: repeats wherever they are written ---------------------------------------------------
-@pytest.mark.parametrize("net", [
-    "network:\n  - layer: conv2d 8 3x3 p1 * 3\n  - global_avgpool\n",
-    "network:\n  layer: conv2d 8 3x3 p1 * 3\n  pool: global_avgpool\n",
-    "blocks:\n  b: {op: conv2d 8 3x3 p1}\nnetwork:\n  - layer: {block: b, repeat: 3}\n  - global_avgpool\n",
-])
+@pytest.mark.parametrize(
+    "net",
+    [
+        "network:\n  - layer: conv2d 8 3x3 p1 * 3\n  - global_avgpool\n",
+        "network:\n  layer: conv2d 8 3x3 p1 * 3\n  pool: global_avgpool\n",
+        "blocks:\n  b: {op: conv2d 8 3x3 p1}\nnetwork:\n  - layer: {block: b, repeat: 3}\n  - global_avgpool\n",
+    ],
+)
 def test_a_repeat_on_a_named_node_builds_every_copy(net: str) -> None:
     model = _model(net)
     convs = sorted({k.rsplit(".", 1)[0] for k in model.state_dict()})
@@ -78,14 +80,17 @@ def test_a_repeat_on_a_named_node_builds_every_copy(net: str) -> None:
 
 
 def test_depth_multiplier_scales_a_named_repeat() -> None:
-    model = archspec.build(HEADER + "network:\n  - layer: conv2d 8 3x3 p1 * 2\n  - global_avgpool\n",
-                           overrides={"scale.depth": 2})
+    model = archspec.build(
+        HEADER + "network:\n  - layer: conv2d 8 3x3 p1 * 2\n  - global_avgpool\n", overrides={"scale.depth": 2}
+    )
     assert sorted({k.rsplit(".", 1)[0] for k in model.state_dict()}) == [f"layer.{i}" for i in range(4)]
 
 
 def test_repeats_in_a_concat_branch_and_a_shortcut() -> None:
-    net = ("network:\n  - c: conv2d 4 3x3\n  - concat: [sigmoid * 2, identity]\n"
-           "  - residual: {body: [r: conv2d 8 3x3 p1], shortcut: tanh * 2}\n")
+    net = (
+        "network:\n  - c: conv2d 4 3x3\n  - concat: [sigmoid * 2, identity]\n"
+        "  - residual: {body: [r: conv2d 8 3x3 p1], shortcut: tanh * 2}\n"
+    )
 
     def reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(x, sd["c.weight"], sd["c.bias"])
@@ -131,8 +136,7 @@ def test_relu_on_a_flatten_view_leaves_the_other_branch_alone() -> None:
 
 
 def test_the_caller_s_input_is_never_overwritten() -> None:
-    assert_same("network: [dropout 0.1, relu, global_avgpool]\n",
-                lambda sd, x: torch.relu(x).mean((2, 3)), modes=("eval",))
+    assert_same("network: [dropout 0.1, relu, global_avgpool]\n", lambda sd, x: torch.relu(x).mean((2, 3)), modes=("eval",))
     assert_same("network:\n  - residual: {body: [dropout 0.0, relu]}\n", lambda sd, x: x + torch.relu(x))
 
 
@@ -146,8 +150,9 @@ def test_a_standalone_merge_is_a_located_error(op: str) -> None:
 
 
 # ---- 6: merges whose branches agree at some sizes only --------------------------------------------
-PARTIAL = "archspec: 1\nname: t\ninput: {channels: 3, size: [33, 33]}\nnetwork:\n" \
-          "  - concat: {a: conv2d 8 3x3 s2, b: conv2d 8 2x2 s2}\n"
+PARTIAL = (
+    "archspec: 1\nname: t\ninput: {channels: 3, size: [33, 33]}\nnetwork:\n  - concat: {a: conv2d 8 3x3 s2, b: conv2d 8 2x2 s2}\n"
+)
 
 
 def test_partial_merge_accepts_exactly_the_sizes_where_branches_agree() -> None:
@@ -190,11 +195,14 @@ def test_dropout_and_a_nested_layer_at_the_same_path_both_run() -> None:
 
 
 # ---- 12: optimize on graphs the passes did not expect ----------------------------------------------
-@pytest.mark.parametrize("net", [
-    "network:\n  - conv2d 3 3x3\n  - residual: {body: [identity]}\n",
-    "network:\n  - global_avgpool\n  - linear 5\n  - bn no_affine\n",
-    "network:\n  - conv2d 3 3x3\n  - bn no_affine\n  - relu\n",
-])
+@pytest.mark.parametrize(
+    "net",
+    [
+        "network:\n  - conv2d 3 3x3\n  - residual: {body: [identity]}\n",
+        "network:\n  - global_avgpool\n  - linear 5\n  - bn no_affine\n",
+        "network:\n  - conv2d 3 3x3\n  - bn no_affine\n  - relu\n",
+    ],
+)
 def test_optimize_keeps_the_logits(net: str) -> None:
     model = _model(net).float().eval()
     fast = archspec.optimize(model)
@@ -208,8 +216,7 @@ def test_a_merge_reading_one_tensor_twice() -> None:
         return F.conv2d(x, sd["c.weight"], sd["c.bias"])
 
     assert_same("network:\n  - c: conv2d 4 3x3\n  - residual: {body: []}\n", lambda sd, x: 2 * conv(sd, x))
-    assert_same("network:\n  - c: conv2d 4 3x3\n  - concat: [[], []]\n",
-                lambda sd, x: torch.cat([conv(sd, x)] * 2, 1))
+    assert_same("network:\n  - c: conv2d 4 3x3\n  - concat: [[], []]\n", lambda sd, x: torch.cat([conv(sd, x)] * 2, 1))
 
 
 def test_then_with_a_repeat_applies_every_copy() -> None:
@@ -217,8 +224,7 @@ def test_then_with_a_repeat_applies_every_copy() -> None:
         y = F.conv2d(x, sd["c.weight"], sd["c.bias"])
         return torch.tanh(torch.tanh(y + F.conv2d(y, sd["r.weight"], sd["r.bias"], padding=1)))
 
-    assert_same("network:\n  - c: conv2d 4 3x3\n  - residual: {body: [r: conv2d 4 3x3 p1], then: tanh * 2}\n",
-                reference)
+    assert_same("network:\n  - c: conv2d 4 3x3\n  - residual: {body: [r: conv2d 4 3x3 p1], then: tanh * 2}\n", reference)
 
 
 # ---- found by the differential fuzzer ---------------------------------------------------------------
@@ -226,13 +232,15 @@ def test_an_if_item_of_a_list_keeps_its_index() -> None:
     net = "network:\n  - c: conv2d 4 3x3\n  - {if: true, then: conv2d 4 1x1}\n  - {if: false, then: relu, else: tanh}\n"
     model = _model(net)
     assert sorted(model.state_dict()) == ["1.bias", "1.weight", "c.bias", "c.weight"]
-    assert_same(net, lambda sd, x: torch.tanh(F.conv2d(F.conv2d(x, sd["c.weight"], sd["c.bias"]),
-                                                       sd["1.weight"], sd["1.bias"])))
+    assert_same(net, lambda sd, x: torch.tanh(F.conv2d(F.conv2d(x, sd["c.weight"], sd["c.bias"]), sd["1.weight"], sd["1.bias"])))
 
 
 def test_a_dropout_under_a_layer_s_path_is_not_made_its_child() -> None:
-    net = "network:\n  - c: conv2d 4 3x3\n  - c: [dropout 0.5]\n" if False else \
-        "network:\n  c: conv2d 4 3x3\n  d: [dropout 0.0, relu]\n"
+    net = (
+        "network:\n  - c: conv2d 4 3x3\n  - c: [dropout 0.5]\n"
+        if False
+        else "network:\n  c: conv2d 4 3x3\n  d: [dropout 0.0, relu]\n"
+    )
     model = _model(net)
     assert not list(model.get_submodule("c").children())
     assert_same(net, lambda sd, x: torch.relu(F.conv2d(x, sd["c.weight"], sd["c.bias"])))

@@ -165,12 +165,18 @@ def test_fuse_conv_add_folds_scale_add_and_relu_into_the_last_conv(small) -> Non
     model, x = small
     gm = _folded(model)
     relus = _calls(gm, torch.relu, torch.relu_)
-    before = {n.target: gm.get_submodule(n.target).weight.clone() for n in gm.graph.nodes
-              if n.op == "call_module" and n.target.endswith("conv2d")}
+    before = {
+        n.target: gm.get_submodule(n.target).weight.clone()
+        for n in gm.graph.nodes
+        if n.op == "call_module" and n.target.endswith("conv2d")
+    }
     assert fuse_conv_add(gm).rewrites == 2  # the two residual blocks
     assert _calls(gm, torch.add) == 0 and _calls(gm, torch.relu, torch.relu_) == relus - 2
-    fused = {n.target: gm.get_submodule(n.target) for n in gm.graph.nodes
-             if n.op == "call_module" and isinstance(gm.get_submodule(n.target), ConvAdd)}
+    fused = {
+        n.target: gm.get_submodule(n.target)
+        for n in gm.graph.nodes
+        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), ConvAdd)
+    }
     assert sorted(fused) == sorted(before)
     for target, conv in fused.items():
         assert conv.activation == "relu"
@@ -282,12 +288,15 @@ def test_optimize_runs_every_pass_and_leaves_the_model_alone(small) -> None:
 
 
 def test_optimize_drops_aux_heads(write_spec) -> None:
-    text = SMALL + """
+    text = (
+        SMALL
+        + """
 aux:
   aux1:
     tap: features.2
     head: [global_avgpool, fc: linear 10]
 """
+    )
     model = _trained_like(write_spec(text))
     opt = optimize(model)
     assert not any("aux" in name for name, _ in opt.named_modules())

@@ -197,8 +197,11 @@ def test_network_view_edges_carry_the_papers_shapes(tmp_path: Path) -> None:
 def test_symbolic_labels_are_formulas_that_give_the_paper_sizes(tmp_path: Path) -> None:
     d = svg(tmp_path, V4, "--symbolic")
     assert d.edge("Input", "3×3 conv (32, stride 2, V)")[1] == "3×H×W"
-    for tail, head, c, h in [("Stem (5a)", "Inception-A ×4", 384, 35), ("Reduction-A", "Inception-B ×7", 1024, 17),
-                             ("Reduction-B", "Inception-C ×3", 1536, 8)]:
+    for tail, head, c, h in [
+        ("Stem (5a)", "Inception-A ×4", 384, 35),
+        ("Reduction-A", "Inception-B ×7", 1024, 17),
+        ("Reduction-B", "Inception-C ×3", 1536, 8),
+    ]:
         channels, fh, fw = d.edge(tail, head)[1].split("×")
         assert int(channels) == c and fh.replace("H", "W") == fw
         assert eval(fh, {"floor": math.floor, "H": 299}) == h  # the paper's size at 299×299
@@ -237,8 +240,16 @@ def test_block_view_labels_stride_and_valid_padding(tmp_path: Path) -> None:
     d = svg(tmp_path, V4, "--block", "reduction_a")
     labels = Counter(b.text for b in d.boxes())
     # Fig. 7 with Table 1's k=192, l=224, m=256, n=384 for Inception-v4
-    assert labels == Counter({"3×3 conv (384, stride 2, V)": 1, "1×1 conv (192)": 1, "3×3 conv (224)": 1,
-                              "3×3 conv (256, stride 2, V)": 1, "3×3 max pool (stride 2, V)": 1, "Filter concat": 1})
+    assert labels == Counter(
+        {
+            "3×3 conv (384, stride 2, V)": 1,
+            "1×1 conv (192)": 1,
+            "3×3 conv (224)": 1,
+            "3×3 conv (256, stride 2, V)": 1,
+            "3×3 max pool (stride 2, V)": 1,
+            "Filter concat": 1,
+        }
+    )
 
 
 def test_nested_concat_is_drawn(tmp_path: Path) -> None:
@@ -282,8 +293,14 @@ def test_residual_network_folds_only_identical_instances(tmp_path: Path, residua
     d = svg(tmp_path, residual)
     labels = [b.text for b in sorted(d.boxes(), key=lambda b: b.y)]
     # block35 * 3 folds; the last block35 has another scale, so it stands alone
-    assert labels == ["3×3 conv (64, stride 2)", "Inception-ResNet-A ×3", "Projection", "Inception-ResNet-A",
-                      "global avg pool", "FC 10"]
+    assert labels == [
+        "3×3 conv (64, stride 2)",
+        "Inception-ResNet-A ×3",
+        "Projection",
+        "Inception-ResNet-A",
+        "global avg pool",
+        "FC 10",
+    ]
 
 
 AUX = """\
@@ -312,8 +329,7 @@ aux:
 def test_fold_stops_at_an_aux_tap_and_at_other_parameters(tmp_path: Path, write_spec) -> None:
     d = svg(tmp_path, write_spec(AUX))
     # features.0-1 fold; the aux head taps features.1, so features.2 stands alone; features.3 has c=16
-    assert Counter(b.text for b in d.boxes() if "kind-block" in b.classes) == Counter(
-        {"Inception ×2": 1, "Inception": 2})
+    assert Counter(b.text for b in d.boxes() if "kind-block" in b.classes) == Counter({"Inception ×2": 1, "Inception": 2})
     aux = next(b for b in d.boxes() if "kind-aux" in b.classes)
     d.edge("Inception ×2", aux.text)  # the tap: exactly one edge from the folded pair to the head
     assert d.edge(aux.text, "aux1")[1] == "10"
@@ -348,8 +364,7 @@ network:
 def test_nested_blocks_by_depth(tmp_path: Path, write_spec) -> None:
     spec = write_spec(NESTED)
     block = svg(tmp_path, spec, "--block", "outer")
-    assert Counter(b.text for b in block.boxes()) == Counter({"Inner ×2": 1, "1×1 conv (16)": 1, "+ ×0.2": 1,
-                                                             "ReLU": 1})
+    assert Counter(b.text for b in block.boxes()) == Counter({"Inner ×2": 1, "1×1 conv (16)": 1, "+ ×0.2": 1, "ReLU": 1})
     one = svg(tmp_path, spec, "--expand", "--depth", "1", "--all-instances")  # Outer opened, Inner closed
     assert sorted(one.clusters) == ["cluster_body.0", "cluster_body.1"]
     assert Counter(b.text for b in one.boxes())["Inner"] == 4
@@ -359,8 +374,17 @@ def test_nested_blocks_by_depth(tmp_path: Path, write_spec) -> None:
     folded = svg(tmp_path, spec, "--expand")
     assert sorted(folded.clusters) == ["cluster_body.0", "cluster_body.0.0"]
     assert Counter(b.text for b in folded.boxes()) == Counter(
-        {"3×3 conv (16)": 1, "1×1 conv (8)": 1, "3×3 conv (8)": 1, "Filter concat": 1, "1×1 conv (16)": 1,
-         "+ ×0.2": 1, "ReLU": 1, "global avg pool": 1})
+        {
+            "3×3 conv (16)": 1,
+            "1×1 conv (8)": 1,
+            "3×3 conv (8)": 1,
+            "Filter concat": 1,
+            "1×1 conv (16)": 1,
+            "+ ×0.2": 1,
+            "ReLU": 1,
+            "global avg pool": 1,
+        }
+    )
     assert "Outer ×2 (body.0 … body.1)" in folded_labels(draw(tmp_path, spec, "--expand"))
     assert "Inner ×2 (body.0.0 … body.0.1)" in folded_labels(draw(tmp_path, spec, "--expand"))
 
@@ -400,8 +424,12 @@ def test_expanded_view_draws_every_op_with_blocks_as_clusters(tmp_path: Path) ->
 def folded_labels(data: bytes) -> list[str]:
     """Texts of the cluster labels of an SVG."""
     root = ET.fromstring(data)
-    return ["".join(t.itertext()) for g in root.iter(SVG + "g") if "cluster" in (g.get("class") or "")
-            for t in g.findall(SVG + "text")]
+    return [
+        "".join(t.itertext())
+        for g in root.iter(SVG + "g")
+        if "cluster" in (g.get("class") or "")
+        for t in g.findall(SVG + "text")
+    ]
 
 
 def test_expanded_view_folds_repeats_and_keeps_composites_whole(tmp_path: Path) -> None:
@@ -417,8 +445,7 @@ def test_expanded_view_folds_repeats_and_keeps_composites_whole(tmp_path: Path) 
             assert any(t.startswith(spec["blocks"][name]["label"] + f" ×{repeat} (") for t in labels), (name, labels)
     boxes = Counter(b.text for b in d.boxes())
     assert boxes["BatchNorm"] == boxes["ReLU"] == 0  # a composite conv is one box
-    convs = sum(count_ops(spec["blocks"][name], "conv") for name in runs) + sum(
-        1 for name, _ in entries if name == "conv")
+    convs = sum(count_ops(spec["blocks"][name], "conv") for name in runs) + sum(1 for name, _ in entries if name == "conv")
     assert sum(1 for b in d.boxes() if "kind-conv" in b.classes) == convs
     height = float(ET.fromstring(data).get("height").removesuffix("pt"))
     assert height < 6000  # was 21,052 px as a PNG with every instance and every primitive
@@ -433,7 +460,8 @@ def test_plain_conv_is_drawn_apart_from_conv_bn_relu(tmp_path: Path, residual: P
     assert "without activation" in legend
     down = svg(tmp_path, residual, "--block", "down")  # act=none convs are linear too; conv 64 3x3 s2 p1 is not
     assert Counter((b.text, "kind-conv_linear" in b.classes) for b in down.boxes() if "conv" in b.text) == Counter(
-        {("3×3 conv (64, stride 2)", False): 1, ("3×3 conv (64)", True): 1, ("1×1 conv (64, stride 2)", True): 1})
+        {("3×3 conv (64, stride 2)", False): 1, ("3×3 conv (64)", True): 1, ("1×1 conv (64, stride 2)", True): 1}
+    )
 
 
 def test_expanded_depth_zero_keeps_blocks_closed(tmp_path: Path) -> None:
@@ -462,18 +490,22 @@ def test_dot_output_is_byte_identical_across_processes(tmp_path: Path) -> None:
     for seed in ("1", "2"):
         out = tmp_path / f"v{seed}.dot"
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        subprocess.run([sys.executable, "-m", "archspec.cli", "render", str(V4), "--expand", "-o", str(out)],
-                       check=True, env=env, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "archspec.cli", "render", str(V4), "--expand", "-o", str(out)], check=True, env=env, cwd=ROOT
+        )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and len(outs[0]) > 10_000
 
 
 def test_render_does_not_import_torch(tmp_path: Path) -> None:
-    code = ("import sys; from archspec.cli import main; "
-            f"rc = main(['render', {str(V4)!r}, '--block', 'inception_a', '-o', {str(tmp_path / 'a.svg')!r}]); "
-            "assert rc == 0; print('torch' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; from archspec.cli import main; "
+        f"rc = main(['render', {str(V4)!r}, '--block', 'inception_a', '-o', {str(tmp_path / 'a.svg')!r}]); "
+        "assert rc == 0; print('torch' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
 
@@ -502,8 +534,9 @@ def test_unused_block_points_at_its_definition(tmp_path: Path, write_spec, capsy
     spec = write_spec(RESIDUAL.replace("  down:\n", "  unused:\n    concat: [conv 8 1x1, conv 8 1x1]\n  down:\n"))
     assert main(["render", str(spec), "--block", "unused", "-o", str(tmp_path / "x.svg")]) == 2
     line = RESIDUAL.splitlines().index("  down:") + 1
-    assert re.match(rf"^\S+\.yaml:{line}:3: error: block 'unused' is defined here but the network never uses it",
-                    capsys.readouterr().err)
+    assert re.match(
+        rf"^\S+\.yaml:{line}:3: error: block 'unused' is defined here but the network never uses it", capsys.readouterr().err
+    )
 
 
 def test_unknown_extension(tmp_path: Path, capsys) -> None:
@@ -514,14 +547,24 @@ def test_unknown_extension(tmp_path: Path, capsys) -> None:
 def test_missing_dot_says_how_to_install_it(tmp_path: Path) -> None:
     out = tmp_path / "x.png"
     env = {**os.environ, "PATH": str(tmp_path / "empty"), "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "archspec.cli", "render", str(V4), "-o", str(out)],
-                       capture_output=True, text=True, env=env, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "archspec.cli", "render", str(V4), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "apt-get install graphviz" in lines[0] and "Traceback" not in r.stderr
     assert not out.exists()
-    r = subprocess.run([sys.executable, "-m", "archspec.cli", "render", str(V4), "-o", str(tmp_path / "x.dot")],
-                       capture_output=True, text=True, env=env, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "archspec.cli", "render", str(V4), "-o", str(tmp_path / "x.dot")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert r.returncode == 0  # DOT needs no dot
 
 
@@ -538,8 +581,7 @@ def test_gallery_covers_every_spec_and_block(tmp_path: Path, write_spec) -> None
     (out / "stale.svg").write_text("<svg/>")
     assert gallery(["--specs", str(specs), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    for spec, blocks in [("tiny_resnet", {"block35": 4, "down": 1}),
-                         ("inception_v4", {b: 0 for b in v4_yaml()["blocks"]})]:
+    for spec, blocks in [("tiny_resnet", {"block35": 4, "down": 1}), ("inception_v4", {b: 0 for b in v4_yaml()["blocks"]})]:
         assert f"{spec}.svg" in names and f"{spec}.png" in names and f"{spec}.html" in names
         for b in blocks:
             assert f"{spec}.{b}.svg" in names
@@ -549,7 +591,8 @@ def test_gallery_covers_every_spec_and_block(tmp_path: Path, write_spec) -> None
     index = (out / "README.md").read_text()
     assert "![tiny_resnet: Inception-ResNet-A](tiny_resnet.block35.svg)" in index
     assert "[interactive page](tiny_resnet.html)" in index and (out / "tiny_resnet.html").read_text().startswith(
-        "<!DOCTYPE html>")
+        "<!DOCTYPE html>"
+    )
 
 
 def test_committed_gallery_has_every_zoo_spec() -> None:

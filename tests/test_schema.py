@@ -53,8 +53,7 @@ def test_block_libraries_are_valid(library, capsys):
     assert main(["schema", "--blocks"]) == 0
     schema = json.loads(capsys.readouterr().out)
     jsonschema.Draft202012Validator.check_schema(schema)
-    errors = [e.message[:200] for e in jsonschema.Draft202012Validator(schema).iter_errors(
-        yaml.safe_load(library.read_text()))]
+    errors = [e.message[:200] for e in jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(library.read_text()))]
     assert not errors, errors
 
 
@@ -63,24 +62,28 @@ def test_docs_copy_is_up_to_date(kind, name, tmp_path):
     target = tmp_path / name
     assert main(["schema", "-o", str(target)] + (["--blocks"] if kind == "blocks" else [])) == 0
     assert (ROOT / "docs" / name).read_text() == target.read_text(), (
-        f"regenerate it: archspec schema {'--blocks ' if kind == 'blocks' else ''}-o docs/{name}")
+        f"regenerate it: archspec schema {'--blocks ' if kind == 'blocks' else ''}-o docs/{name}"
+    )
 
 
 def _v4() -> dict:
     return yaml.safe_load((SPECS / "inception_v4.yaml").read_text())
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda d: d.update(netwrok=d.pop("network")),                          # misspelt key
-    lambda d: d["input"].update(channels="three"),                         # wrong type
-    lambda d: d["network"]["features"].__setitem__(0, {"op": "conv", "outt": 32}),  # unknown op parameter
-    lambda d: d["network"]["features"].__setitem__(0, {"op": "cnov", "out": 32}),   # unknown op
-    lambda d: d["network"]["features"].__setitem__(0, {"op": "conv"}),     # missing required parameter
-    lambda d: d["blocks"]["inception_a"].update(params=[1]),               # params must be a mapping
-    lambda d: d.update(defaults={"conv": {"epss": 0.1}}),                  # unknown default
-    lambda d: d.update(scale={"width": -1}),                               # out of range
-    lambda d: d["network"]["features"].__setitem__(0, {"a": "conv 8 1x1", "b": "relu"}),  # two names
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.update(netwrok=d.pop("network")),  # misspelt key
+        lambda d: d["input"].update(channels="three"),  # wrong type
+        lambda d: d["network"]["features"].__setitem__(0, {"op": "conv", "outt": 32}),  # unknown op parameter
+        lambda d: d["network"]["features"].__setitem__(0, {"op": "cnov", "out": 32}),  # unknown op
+        lambda d: d["network"]["features"].__setitem__(0, {"op": "conv"}),  # missing required parameter
+        lambda d: d["blocks"]["inception_a"].update(params=[1]),  # params must be a mapping
+        lambda d: d.update(defaults={"conv": {"epss": 0.1}}),  # unknown default
+        lambda d: d.update(scale={"width": -1}),  # out of range
+        lambda d: d["network"]["features"].__setitem__(0, {"a": "conv 8 1x1", "b": "relu"}),  # two names
+    ],
+)
 def test_schema_rejects_mistakes(mutate, validator):
     data = _v4()
     mutate(data)

@@ -50,10 +50,35 @@ def _spec(network: str, extra: str = "") -> str:
     return f"archspec: 1\nname: t\ninput: {{channels: 3, size: [8, 8]}}\n{extra}network:\n{network}"
 
 
-REFUSED_EVERYWHERE = ["forward", "training", "to", "state_dict", "parameters", "cuda", "eval", "type",
-                      "register_buffer", "add_module", "__init__", "__class__", "_modules", "__dict__", "keys",
-                      "items", "values", "update", "pop", "class", "None", "True", "import", "lambda", "code",
-                      "graph", "inference"]
+REFUSED_EVERYWHERE = [
+    "forward",
+    "training",
+    "to",
+    "state_dict",
+    "parameters",
+    "cuda",
+    "eval",
+    "type",
+    "register_buffer",
+    "add_module",
+    "__init__",
+    "__class__",
+    "_modules",
+    "__dict__",
+    "keys",
+    "items",
+    "values",
+    "update",
+    "pop",
+    "class",
+    "None",
+    "True",
+    "import",
+    "lambda",
+    "code",
+    "graph",
+    "inference",
+]
 
 
 @pytest.mark.parametrize("name", REFUSED_EVERYWHERE)
@@ -107,8 +132,10 @@ def test_names_that_python_allows_build_and_compile(name: str, tmp_path: Path) -
     """Names of builtins and imports are fine as module names: keys stay as written, and both the
     compiled model and the standalone file compute the same (x, output, self only nested)."""
     top = name if name not in CODEGEN_NAMES - {"input", "torch", "nn", "F"} else f"{name}_"
-    text = _spec(f"  {top}: conv2d 4 1x1\n  f:\n    concat:\n      {name}: [conv2d 4 1x1, relu]\n      b: relu\n"
-                 f"  g: global_avgpool\n", extra="")
+    text = _spec(
+        f"  {top}: conv2d 4 1x1\n  f:\n    concat:\n      {name}: [conv2d 4 1x1, relu]\n      b: relu\n  g: global_avgpool\n",
+        extra="",
+    )
     text += f"aux:\n  a_{name}: {{tap: f, head: [global_avgpool, linear 2]}}\n"
     _same_in_both(text, tmp_path, f"n_{name}")
     assert f"f.{name}.0.weight" in archspec.build(text).state_dict()
@@ -120,9 +147,11 @@ def test_names_that_python_allows_build_and_compile(name: str, tmp_path: Path) -
 
 @pytest.mark.parametrize("network", ["f", "none", "object"])
 def test_class_names_never_shadow_imports_or_keywords(network: str, tmp_path: Path) -> None:
-    text = (f"archspec: 1\nname: {network}\ninput: {{channels: 3, size: [8, 8]}}\n"
-            "blocks:\n  f: {chain: [avgpool 3x3 p1, conv2d 3 1x1]}\n  none: {chain: [maxpool 3x3 p1, relu]}\n"
-            "network: [f, f, none, none, global_avgpool]\n")
+    text = (
+        f"archspec: 1\nname: {network}\ninput: {{channels: 3, size: [8, 8]}}\n"
+        "blocks:\n  f: {chain: [avgpool 3x3 p1, conv2d 3 1x1]}\n  none: {chain: [maxpool 3x3 p1, relu]}\n"
+        "network: [f, f, none, none, global_avgpool]\n"
+    )
     if network == "none":
         with pytest.raises(archspec.SpecError, match="Python keyword"):
             archspec.check(text)
@@ -149,7 +178,7 @@ HOSTILE = [
     "Y'''; __import__('os').system('touch PWNED'); '''",
     'ends in a quote"',
     '"starts with one',
-    "back\\slash \\\"\"\" and \\",
+    'back\\slash \\""" and \\',
     "new\nline\r\nand tab\t and NUL \x00 and ESC \x1b[31m",
     "\u2028line separator\x85 and ×, é, 漢",
     "{self} %s {0} \\N{BULLET}",
@@ -190,8 +219,9 @@ def test_free_text_reaches_generated_code_only_escaped(index: int, tmp_path: Pat
     out = folder / "generated.py"
     assert main(["compile", str(spec), "-o", str(out)]) == 0
     assert main(["check", str(spec)]) == 0
-    done = subprocess.run([sys.executable, "-I", "-B", "-c", CHILD, str(out), "Hostile"], cwd=folder,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", CHILD, str(out), "Hostile"], cwd=folder, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     docs = json.loads(done.stdout)
     assert sorted(p.name for p in folder.iterdir()) == sorted([spec.name, out.name])  # nothing was created
@@ -200,9 +230,11 @@ def test_free_text_reaches_generated_code_only_escaped(index: int, tmp_path: Pat
 
 
 def test_check_output_escapes_control_characters(capsys: pytest.CaptureFixture[str], write_spec) -> None:
-    path = write_spec('archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\n'
-                      'blocks:\n  b: {label: "\\e[2J\\e]0;owned\\a red", chain: [conv2d 3 1x1]}\n'
-                      "network: [b, global_avgpool]\n")
+    path = write_spec(
+        "archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\n"
+        'blocks:\n  b: {label: "\\e[2J\\e]0;owned\\a red", chain: [conv2d 3 1x1]}\n'
+        "network: [b, global_avgpool]\n"
+    )
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
@@ -236,9 +268,11 @@ def test_spec_files_are_read_up_to_the_limit(tmp_path: Path) -> None:
     assert e.value.code == "limit"
 
 
-BOMB = ("[&a [x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b], "
-        "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e,*e], "
-        "[*f,*f,*f,*f,*f,*f,*f,*f,*f]]")
+BOMB = (
+    "[&a [x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b], "
+    "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e,*e], "
+    "[*f,*f,*f,*f,*f,*f,*f,*f,*f]]"
+)
 
 
 def test_set_values_are_bounded_like_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -317,9 +351,11 @@ def test_compile_never_runs_a_layer(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setattr(torch, "randn", randn)
     monkeypatch.setattr(torch.nn.Module, "__call__", call)
     spec = tmp_path / "big.yaml"
-    spec.write_text("archspec: 1\nname: big\ninput: {channels: 3, size: [16384, 16384]}\n"
-                    "network:\n  - conv2d 8 3x3 p1\n  - concat: {a: [avgpool 3x3 p1, conv2d 8 1x1], b: conv2d 8 1x1}\n"
-                    "  - global_avgpool\n")
+    spec.write_text(
+        "archspec: 1\nname: big\ninput: {channels: 3, size: [16384, 16384]}\n"
+        "network:\n  - conv2d 8 3x3 p1\n  - concat: {a: [avgpool 3x3 p1, conv2d 8 1x1], b: conv2d 8 1x1}\n"
+        "  - global_avgpool\n"
+    )
     assert main(["compile", str(spec), "-o", str(tmp_path / "big.py")]) == 0
     assert "nn.AvgPool2d(3, stride=1, padding=1)" in (tmp_path / "big.py").read_text()  # the registry's layer
     assert calls == []
@@ -327,8 +363,10 @@ def test_compile_never_runs_a_layer(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_export_refuses_a_run_over_the_activation_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "big.yaml"
-    spec.write_text("archspec: 1\nname: big\ninput: {channels: 3, size: [8192, 8192]}\n"
-                    "network: [conv2d 8 3x3 p1, global_avgpool, linear 10]\n")
+    spec.write_text(
+        "archspec: 1\nname: big\ninput: {channels: 3, size: [8192, 8192]}\n"
+        "network: [conv2d 8 3x3 p1, global_avgpool, linear 10]\n"
+    )
     assert main(["export", str(spec), "-o", str(tmp_path / "big.pt2")]) == 2
     err = capsys.readouterr().err
     # the input (3 channels), the conv's output (8), the pooled vector (8) and the logits (10) at
@@ -365,9 +403,12 @@ def test_output_that_is_the_input_is_refused(tmp_path: Path, capsys: pytest.Capt
     spec = tmp_path / "tiny.yaml"
     text = TINY.read_text()
     spec.write_text(text)
-    for argv in (["compile", str(spec), "-o", str(spec)], ["schema", "-o", str(spec)],
-                 ["render", str(spec), "-o", str(spec)], ["export", str(spec), "-o", str(spec) + ".pt2",
-                                                          "--weights", str(spec) + ".pt2"]):
+    for argv in (
+        ["compile", str(spec), "-o", str(spec)],
+        ["schema", "-o", str(spec)],
+        ["render", str(spec), "-o", str(spec)],
+        ["export", str(spec), "-o", str(spec) + ".pt2", "--weights", str(spec) + ".pt2"],
+    ):
         if argv[0] == "export":
             (tmp_path / "tiny.yaml.pt2").write_bytes(b"weights")
         assert main(argv) == 2, argv
@@ -392,8 +433,9 @@ def test_stale_temporary_files_are_cleaned(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.py", live.name, other.name])
 
 
-def test_a_cli_argument_is_always_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cli_argument_is_always_a_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["check", "nope.txt"]) == 2
     assert "no such file: nope.txt" in capsys.readouterr().err
@@ -413,22 +455,26 @@ def test_set_errors_are_located_at_the_argument(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err.startswith("--set nokey:1:1: error: --set expects KEY=VALUE")
 
 
-@pytest.mark.parametrize(("call", "argument"), [
-    (lambda: archspec.check(None), "spec"),
-    (lambda: archspec.check(123), "spec"),
-    (lambda: archspec.check(b"archspec: 1"), "spec"),
-    (lambda: archspec.check(V4, [("input.size", 331)]), "overrides"),
-    (lambda: archspec.check(V4, {1: 2}), "overrides"),
-    (lambda: archspec.check(V4, max_params="x"), "max_params"),
-    (lambda: archspec.build(V4, max_params=1.5), "max_params"),
-])
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: archspec.check(None), "spec"),
+        (lambda: archspec.check(123), "spec"),
+        (lambda: archspec.check(b"archspec: 1"), "spec"),
+        (lambda: archspec.check(V4, [("input.size", 331)]), "overrides"),
+        (lambda: archspec.check(V4, {1: 2}), "overrides"),
+        (lambda: archspec.check(V4, max_params="x"), "max_params"),
+        (lambda: archspec.build(V4, max_params=1.5), "max_params"),
+    ],
+)
 def test_api_misuse_is_a_type_error_naming_the_argument(call, argument: str) -> None:
     with pytest.raises(TypeError, match=rf"^{argument} must be"):
         call()
 
 
-def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weight_errors_are_one_line_and_never_advise_unsafe_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Payload:
         def __reduce__(self) -> tuple:
             return (os.system, ("touch PWNED",))
@@ -451,9 +497,11 @@ def test_labels_cannot_break_tables_or_diagrams(tmp_path: Path, capsys: pytest.C
     """A label with a newline, a NUL, an escape sequence and a trailing backslash stays one table row,
     and the DOT text of `render` stays well-formed (a trailing backslash would escape the closing quote)."""
     spec = tmp_path / "spec.yaml"
-    spec.write_text('archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\n'
-                    'blocks:\n  b: {label: "A\\nB \\0 \\e[31m \\"\\\\", chain: [conv2d 3 1x1]}\n'
-                    "network: [b, global_avgpool]\n")
+    spec.write_text(
+        "archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\n"
+        'blocks:\n  b: {label: "A\\nB \\0 \\e[31m \\"\\\\", chain: [conv2d 3 1x1]}\n'
+        "network: [b, global_avgpool]\n"
+    )
     label_shown = 'A\\nB \\x00 \\x1b[31m "\\'
     for command in ("check", "summary"):
         assert main([command, str(spec)]) == 0

@@ -123,10 +123,16 @@ def test_spec_size_below_training_minimum_is_refused() -> None:
     assert err.value.code == "input-too-small" and "training mode" in err.value.message
 
 
-@pytest.mark.parametrize("windows", [
-    [Window(3, 2)], [Window(3, 2, 1)], [Window(7, 2, 3), Window(3, 2, ceil=True)],
-    [Window(3, 2, ceil=True), Window(3, 2, ceil=True), Window(7)], [Window(3, 2, 1, ceil=True)],
-])
+@pytest.mark.parametrize(
+    "windows",
+    [
+        [Window(3, 2)],
+        [Window(3, 2, 1)],
+        [Window(7, 2, 3), Window(3, 2, ceil=True)],
+        [Window(3, 2, ceil=True), Window(3, 2, ceil=True), Window(7)],
+        [Window(3, 2, 1, ceil=True)],
+    ],
+)
 def test_input_range_by_brute_force(windows: list[Window]) -> None:
     d = Dim(0, 1)
     for win in windows:

@@ -35,8 +35,7 @@ def test_params_and_macs_agree_with_the_model_and_fvcore(spec):
     h, w = s.report.input_size
     x = torch.randn(1, s.report.input_channels, h, w)
     with torch.no_grad():
-        by_op = (fvcore.FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
-                 .uncalled_modules_warnings(False).by_operator())
+        by_op = fvcore.FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False).by_operator()
     # convolutions and linear layers, as archspec counts MACs (fvcore also counts BatchNorm and pools)
     flops = sum(v for k, v in by_op.items() if k in ("conv", "linear", "addmm", "matmul"))
     assert abs(s.macs - flops) <= 0.01 * flops, (s.macs, by_op)
@@ -137,12 +136,15 @@ def test_bad_override_exits_2(capsys):
 
 
 def test_aux_heads_are_listed_but_not_in_the_macs_total(write_spec):
-    spec = write_spec(SMALL + """
+    spec = write_spec(
+        SMALL
+        + """
 aux:
   side:
     tap: "1"
     head: [global_avgpool, linear 5]
-""")
+"""
+    )
     s = summarize(spec)
     side = s.blocks[-1]
     assert side.train_only and side.params == 16 * 5 + 5 and side.macs == 80
@@ -151,11 +153,18 @@ aux:
 
 
 def test_summary_does_not_import_torch():
-    code = ("import sys; from archspec.cli import main; "
-            f"rc = main(['summary', {str(SPECS / 'inception_v4.yaml')!r}, '--json']); "
-            "assert rc == 0; assert 'torch' not in sys.modules, 'torch was imported'")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; from archspec.cli import main; "
+        f"rc = main(['summary', {str(SPECS / 'inception_v4.yaml')!r}, '--json']); "
+        "assert rc == 0; assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -194,12 +203,16 @@ def test_activation_memory_by_hand(write_spec, capsys):
     assert m.inference_peak == 4 * 2 * (3 * 64 + 4 * 64)
     assert main(["summary", str(write_spec(CHAIN)), "--json", "--batch", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["memory"] == {
-        "batch": 2, "train_saved_bytes": m.train_saved, "train_saved_weight_bytes": m.train_saved_weights,
-        "inference_peak_bytes": m.inference_peak}
+        "batch": 2,
+        "train_saved_bytes": m.train_saved,
+        "train_saved_weight_bytes": m.train_saved_weights,
+        "inference_peak_bytes": m.inference_peak,
+    }
 
 
-@pytest.mark.parametrize("name", ["resnet18", "googlenet", "googlenet_paper", "inception_v4", "inception_resnet_v2",
-                                  "convnext_tiny"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "googlenet", "googlenet_paper", "inception_v4", "inception_resnet_v2", "convnext_tiny"]
+)
 def test_saved_for_backward_matches_autograd(name):
     """What autograd's saved_tensors_hooks see in a training forward of the compiled model, each storage once."""
     torch = pytest.importorskip("torch")

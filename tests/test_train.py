@@ -51,8 +51,21 @@ def _single_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def torchrun(tmp_path: Path, *args: str) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(tmp_path / "worker.py"), str(tmp_path), str(TINY), "--device", "cpu", *QUICK, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(tmp_path / "worker.py"),
+        str(tmp_path),
+        str(TINY),
+        "--device",
+        "cpu",
+        *QUICK,
+        *args,
+    ]
     done = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -73,8 +86,20 @@ def test_ddp_two_cpu_processes_agree_and_resume_bit_identically(tmp_path: Path) 
     (tmp_path / "worker.py").write_text(WORKER)
     # 16 images, 2 processes, batch 4: 2 steps per epoch; step 3 is in the middle of the second epoch
     # every option after the script passes torchrun's own parser (which once took `--log` for its `--log-dir`)
-    torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "straight.pt"), "--log-file",
-             str(tmp_path / "straight.jsonl"), "--log-every", "1", "--save-every", "2", "--channels-last")
+    torchrun(
+        tmp_path,
+        "--steps",
+        "5",
+        "--checkpoint",
+        str(tmp_path / "straight.pt"),
+        "--log-file",
+        str(tmp_path / "straight.jsonl"),
+        "--log-every",
+        "1",
+        "--save-every",
+        "2",
+        "--channels-last",
+    )
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     assert all(math.isfinite(r["loss"]) for r in ranks)
     first, second = ranks[0]["state"], ranks[1]["state"]
@@ -90,8 +115,16 @@ def test_ddp_two_cpu_processes_agree_and_resume_bit_identically(tmp_path: Path) 
         assert torch.equal(straight["model"][key], first[key])
     # the two processes draw different dropout masks (each its own random state, both saved)
     assert not torch.equal(straight["rng"][0]["torch"], straight["rng"][1]["torch"])
-    assert [json.loads(line)["step"] for line in (tmp_path / "straight.jsonl").read_text().splitlines()] == \
-        [1, 2, 2, 3, 4, 4, 5, 5]  # every step, and each epoch's record (epochs of 2 steps; the last one cut at 5)
+    assert [json.loads(line)["step"] for line in (tmp_path / "straight.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        2,
+        3,
+        4,
+        4,
+        5,
+        5,
+    ]  # every step, and each epoch's record (epochs of 2 steps; the last one cut at 5)
 
     torchrun(tmp_path, "--steps", "5", "--checkpoint", str(tmp_path / "split.pt"), "--stop-at", "3", "--channels-last")
     assert torch.load(tmp_path / "split.pt")["step"] == 3
@@ -148,8 +181,7 @@ def test_trains_on_an_image_folder(tmp_path: Path) -> None:
         for i in range(4):
             color = (40 * i, 200 if cls == "cat" else 20, 90)
             Image.new("RGB", (48, 40), color).save(tmp_path / "data" / cls / f"{i}.png")
-    model, loss = train.train(train.parse_args([str(TINY), "--data", str(tmp_path / "data"), "--epochs", "1",
-                                                *QUICK]))
+    model, loss = train.train(train.parse_args([str(TINY), "--data", str(tmp_path / "data"), "--epochs", "1", *QUICK]))
     assert math.isfinite(loss)
 
 
@@ -166,8 +198,22 @@ def test_too_many_classes_for_the_network(tmp_path: Path) -> None:
 # ---- resume at any step, one process -----------------------------------------------------------
 def run(tmp_path: Path, name: str, *args: str) -> dict:
     ckpt = tmp_path / f"{name}.pt"
-    assert train.main([str(TINY), "--checkpoint", str(ckpt), "--log-file", str(tmp_path / f"{name}.jsonl"),
-                       "--log-every", "1", *QUICK, *args]) == 0
+    assert (
+        train.main(
+            [
+                str(TINY),
+                "--checkpoint",
+                str(ckpt),
+                "--log-file",
+                str(tmp_path / f"{name}.jsonl"),
+                "--log-every",
+                "1",
+                *QUICK,
+                *args,
+            ]
+        )
+        == 0
+    )
     return torch.load(ckpt)
 
 
@@ -226,15 +272,19 @@ def image_folder(root: Path, classes: int, per_class: int, size: tuple[int, int]
 
 
 # ---- refusals and output folders ---------------------------------------------------------------
-@pytest.mark.parametrize("change, message", [
-    (["--set", "network.fc=linear 12"], "--set differs: the checkpoint has no --set, this run --set network.fc=linear 12"),
-    (["--batch-size", "2"], "--batch-size differs: the checkpoint has 4, this run 2"),
-    (["--seed", "1"], "--seed differs: the checkpoint has 0, this run 1"),
-    (["--synthetic-size", "20"], "the number of training images differs: the checkpoint has 16, this run 20"),
-    (["SPEC"], "the spec differs: the checkpoint was made from"),
-])
-def test_resuming_with_different_options_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    change: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--set", "network.fc=linear 12"], "--set differs: the checkpoint has no --set, this run --set network.fc=linear 12"),
+        (["--batch-size", "2"], "--batch-size differs: the checkpoint has 4, this run 2"),
+        (["--seed", "1"], "--seed differs: the checkpoint has 0, this run 1"),
+        (["--synthetic-size", "20"], "the number of training images differs: the checkpoint has 16, this run 20"),
+        (["SPEC"], "the spec differs: the checkpoint was made from"),
+    ],
+)
+def test_resuming_with_different_options_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: list[str], message: str
+) -> None:
     ckpt = tmp_path / "ckpt.pt"
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY.read_text())
@@ -257,7 +307,8 @@ def test_output_folders_are_created(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("option", ["--checkpoint", "--log-file"])
 def test_an_output_folder_that_cannot_be_made_fails_before_the_first_step(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], option: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
     (tmp_path / "file").write_text("a file where a folder should be")
 
     def no_step(*args: object) -> None:
@@ -311,18 +362,39 @@ def test_digits_reach_95_percent_validation_top1(tmp_path: Path) -> None:
     digits = datasets.load_digits()
     held_out = []
     for i, (pixels, label) in enumerate(zip(digits.images, digits.target, strict=True)):
-        image = Image.fromarray((pixels * 255 / 16).round().astype(np.uint8)).convert("RGB").resize((16, 16),
-                                                                                                      Image.BILINEAR)
+        image = Image.fromarray((pixels * 255 / 16).round().astype(np.uint8)).convert("RGB").resize((16, 16), Image.BILINEAR)
         part = "val" if i % 5 == 0 else "train"
         (tmp_path / part / str(label)).mkdir(parents=True, exist_ok=True)
         image.save(tmp_path / part / str(label) / f"{i:04d}.png")
         if part == "val":
             held_out.append((np.asarray(image), int(label)))
     ckpt, log = tmp_path / "runs" / "digits.pt", tmp_path / "runs" / "digits.jsonl"
-    cmd = [sys.executable, str(EXAMPLES / "train.py"), str(TINY), "--set", "input.size=[16,16]",
-           "--data", str(tmp_path / "train"), "--val", str(tmp_path / "val"), "--augment", "none",
-           "--epochs", "8", "--batch-size", "32", "--lr", "0.1", "--workers", "0", "--no-progress",
-           "--checkpoint", str(ckpt), "--log-file", str(log)]
+    cmd = [
+        sys.executable,
+        str(EXAMPLES / "train.py"),
+        str(TINY),
+        "--set",
+        "input.size=[16,16]",
+        "--data",
+        str(tmp_path / "train"),
+        "--val",
+        str(tmp_path / "val"),
+        "--augment",
+        "none",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.1",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--checkpoint",
+        str(ckpt),
+        "--log-file",
+        str(log),
+    ]
     done = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -56,10 +56,13 @@ def test_saved_for_backward_at_most_the_reference(name: str) -> None:
     assert ours_params == theirs_params
 
 
-@pytest.mark.parametrize("backend", [
-    "aot_eager",  # dynamo's capture and AOTAutograd's forward/backward graphs, run by eager kernels: seconds
-    pytest.param("inductor", marks=pytest.mark.slow),  # generated C++ kernels: minutes to compile on 2 cores
-])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "aot_eager",  # dynamo's capture and AOTAutograd's forward/backward graphs, run by eager kernels: seconds
+        pytest.param("inductor", marks=pytest.mark.slow),  # generated C++ kernels: minutes to compile on 2 cores
+    ],
+)
 def test_torch_compile_fullgraph_trains_with_eager_gradients(backend: str) -> None:
     """Training mode with an auxiliary head, in-place ReLUs and a residual sum: one graph (fullgraph
     raises on a break), and the loss and every gradient as in eager mode (dropout off in both)."""

@@ -70,8 +70,7 @@ def test_wider_variant_reports_what_could_not_transfer(reference) -> None:
     result = transfer(reference.state_dict(), wide)  # a plain state_dict: rows from the variant's paths
     assert result.count("new") == result.count("dropped") == result.count("reshaped") == 0
     # the classifier keeps 1000 outputs: only its bias (and the BN step counters) keep their shape
-    assert {e.key for e in result.of("transferred") if not e.key.endswith("num_batches_tracked")} \
-        == {"last_linear.bias"}
+    assert {e.key for e in result.of("transferred") if not e.key.endswith("num_batches_tracked")} == {"last_linear.bias"}
     assert result.count("mismatched") > 700
     for e in result.of("mismatched"):
         assert torch.equal(wide.state_dict()[e.key], before[e.key])  # left as initialised
@@ -102,8 +101,12 @@ def test_export_weights_from_a_saved_state_dict(tmp_path, capsys) -> None:
     torch.save(source.state_dict(), tmp_path / "w.pt")
     out = tmp_path / "m.ts"
     # a third residual block: the last Inception-like block moves from features.5 to features.6
-    assert main(["export", str(spec), "--set", "network.features.2=res * 3", "--weights-from",
-                 str(tmp_path / "w.pt"), "-o", str(out)]) == 0
+    assert (
+        main(
+            ["export", str(spec), "--set", "network.features.2=res * 3", "--weights-from", str(tmp_path / "w.pt"), "-o", str(out)]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "transferred" in err and "new         features.4." in err and out.exists()
     moved = torch.jit.load(str(out)).state_dict()["features.6.branch1.1.conv.weight"]
@@ -120,9 +123,13 @@ def test_train_starts_from_weights_carried_into_a_variant(tmp_path, capsys) -> N
     source = archspec.build(spec)
     torch.save(source.state_dict(), tmp_path / "w.pt")
     quick = ["--batch-size", "4", "--synthetic-size", "16", "--workers", "0", "--no-progress", "--lr", "0.0"]
-    model, _ = train.train(train.parse_args([str(spec), "--set", "network.features.2=res * 3", "--weights-from",
-                                             str(tmp_path / "w.pt"), "--steps", "1", *quick]))
+    model, _ = train.train(
+        train.parse_args(
+            [str(spec), "--set", "network.features.2=res * 3", "--weights-from", str(tmp_path / "w.pt"), "--steps", "1", *quick]
+        )
+    )
     assert "new         features.4." in capsys.readouterr().err
     # lr 0: the carried weights are still the source's (features.5 moved to features.6)
-    assert torch.equal(model.state_dict()["features.6.branch0.conv.weight"],
-                       source.state_dict()["features.5.branch0.conv.weight"])
+    assert torch.equal(
+        model.state_dict()["features.6.branch0.conv.weight"], source.state_dict()["features.5.branch0.conv.weight"]
+    )

@@ -22,6 +22,7 @@ def rows(report, label):
 
 # ---- overrides ------------------------------------------------------------------------------
 
+
 def test_missing_path_is_a_spec_error_with_did_you_mean():
     with pytest.raises(SpecError) as e:
         archspec.check(V4, {"network.featuers.6": "inception_a"})
@@ -74,30 +75,41 @@ def test_errors_inside_an_override_point_at_the_override():
 
 def test_build_takes_overrides():
     torch = pytest.importorskip("torch")
-    model = archspec.build(V4, overrides={"scale.width": 0.25, "network.features.inception_b.repeat": 1,
-                                          "input.size": [96, 96]})
-    assert sum(p.numel() for p in model.parameters()) == archspec.check(
-        V4, {"scale.width": 0.25, "network.features.inception_b.repeat": 1}).params
+    model = archspec.build(V4, overrides={"scale.width": 0.25, "network.features.inception_b.repeat": 1, "input.size": [96, 96]})
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == archspec.check(V4, {"scale.width": 0.25, "network.features.inception_b.repeat": 1}).params
+    )
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 3, 96, 96)).shape == (1, 1000)
 
 
 # ---- multipliers ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("c, width, expected", [
-    (32, 1.5, 48), (96, 1.5, 144), (384, 1.5, 576), (64, 1.0, 64), (3, 1.0, 3),  # exact multiples
-    (10, 0.5, 8),     # 5 → nearest multiple of 8 is 8 (and never below 8)
-    (100, 0.75, 72),  # 75 → 72 (within 10 %)
-    (20, 1.25, 24),   # 25 → 24
-    (36, 1.0, 36),    # width 1 leaves every count alone
-    (200, 0.27, 56),  # 54 → 56
-])
+
+@pytest.mark.parametrize(
+    "c, width, expected",
+    [
+        (32, 1.5, 48),
+        (96, 1.5, 144),
+        (384, 1.5, 576),
+        (64, 1.0, 64),
+        (3, 1.0, 3),  # exact multiples
+        (10, 0.5, 8),  # 5 → nearest multiple of 8 is 8 (and never below 8)
+        (100, 0.75, 72),  # 75 → 72 (within 10 %)
+        (20, 1.25, 24),  # 25 → 24
+        (36, 1.0, 36),  # width 1 leaves every count alone
+        (200, 0.27, 56),  # 54 → 56
+    ],
+)
 def test_width_rounding_rule(c, width, expected):
     assert ScaleSpec(width=width).channels(c) == expected
 
 
-@pytest.mark.parametrize("n, depth, expected", [(4, 1.5, 6), (7, 1.5, 11), (3, 1.5, 5), (4, 1.2, 5),
-                                                (10, 0.3, 3), (1, 2.0, 2), (4, 0.1, 1), (4, 1.0, 4)])
+@pytest.mark.parametrize(
+    "n, depth, expected",
+    [(4, 1.5, 6), (7, 1.5, 11), (3, 1.5, 5), (4, 1.2, 5), (10, 0.3, 3), (1, 2.0, 2), (4, 0.1, 1), (4, 1.0, 4)],
+)
 def test_depth_rounding_rule(n, depth, expected):
     assert ScaleSpec(depth=depth).repeats(n) == expected
 
@@ -130,11 +142,15 @@ def test_width_scales_channels_except_outputs_and_fixed(write_spec):
     g, _ = archspec.analyze(write_spec(SMALL), {"scale.width": 1.5})
     out = {d.path: d.params.out for _, d in g.records() if d.op in ("conv2d", "linear")}
     assert out == {
-        "0.conv": 24, "1.0.conv": 24, "1.1.conv": 24, "2.0.conv": 24, "2.1.conv": 24,  # 16 · 1.5
-        "3.conv": 32,   # fixed
-        "5": 96,        # hidden linear 64 · 1.5
-        "fc": 10,       # the logits
-        "side.1": 7,    # an aux head's logits
+        "0.conv": 24,
+        "1.0.conv": 24,
+        "1.1.conv": 24,
+        "2.0.conv": 24,
+        "2.1.conv": 24,  # 16 · 1.5
+        "3.conv": 32,  # fixed
+        "5": 96,  # hidden linear 64 · 1.5
+        "fc": 10,  # the logits
+        "side.1": 7,  # an aux head's logits
     }
 
 
@@ -160,10 +176,11 @@ def test_width_long_form_fixed(write_spec):
 
 def test_depth_scales_written_repeats_only():
     r = archspec.check(V4, {"scale.depth": 1.5})
-    counts = {label: len(rows(r, label)) for label in
-              ("Inception-A", "Inception-B", "Inception-C", "Reduction-A", "Reduction-B", "Stem (3a)")}
-    assert counts == {"Inception-A": 6, "Inception-B": 11, "Inception-C": 5,
-                      "Reduction-A": 1, "Reduction-B": 1, "Stem (3a)": 1}
+    counts = {
+        label: len(rows(r, label))
+        for label in ("Inception-A", "Inception-B", "Inception-C", "Reduction-A", "Reduction-B", "Stem (3a)")
+    }
+    assert counts == {"Inception-A": 6, "Inception-B": 11, "Inception-C": 5, "Reduction-A": 1, "Reduction-B": 1, "Stem (3a)": 1}
 
 
 def test_depth_applies_to_long_form_repeat(write_spec):
@@ -190,8 +207,10 @@ def test_scale_keys_are_checked():
 
 def test_set_replaces_an_argument_given_by_position() -> None:
     """--set network.N.out=8 on 'conv 16 3x3' (out given by position) sets it there, never 'out given twice'."""
-    spec = ("archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
-            "network: [conv 16 3x3, global_avgpool, dropout 0.2, linear 10]\n")
+    spec = (
+        "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
+        "network: [conv 16 3x3, global_avgpool, dropout 0.2, linear 10]\n"
+    )
     report = archspec.check(spec, overrides={"network.0.out": 8, "network.2.p": 0.0})
     assert [r.label for r in report.rows[:3]] == ["conv 8 3x3", "global_avgpool", "dropout 0"]
     assert report.params == 3 * 8 * 9 + 2 * 8 + 8 * 10 + 10
@@ -199,7 +218,9 @@ def test_set_replaces_an_argument_given_by_position() -> None:
 
 def test_set_repeat_on_a_named_part() -> None:
     """issue 20: every repeat is addressable, also a mapping value's: it becomes a chain of copies."""
-    spec = ("archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
-            "network:\n  stem: conv2d 8 3x3\n  body: conv2d 8 3x3 p1 * 2\n  pool: global_avgpool\n")
+    spec = (
+        "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
+        "network:\n  stem: conv2d 8 3x3\n  body: conv2d 8 3x3 p1 * 2\n  pool: global_avgpool\n"
+    )
     model = archspec.build(spec, overrides={"network.body.repeat": 3, "network.stem.repeat": 1})
     assert sorted({k.rsplit(".", 1)[0] for k in model.state_dict()}) == ["body.0", "body.1", "body.2", "stem.0"]

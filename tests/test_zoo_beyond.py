@@ -22,8 +22,15 @@ from tests.references import REFERENCES, assert_same_gradients, assert_same_logi
 
 pytest.importorskip("timm")
 pytest.importorskip("torchvision")
-NETWORKS = ["seresnet50", "resnext50_32x4d", "mobilenet_v3_large", "densenet121", "shufflenet_v2_x1_0",
-            "efficientnet_b0", "convnext_tiny"]
+NETWORKS = [
+    "seresnet50",
+    "resnext50_32x4d",
+    "mobilenet_v3_large",
+    "densenet121",
+    "shufflenet_v2_x1_0",
+    "efficientnet_b0",
+    "convnext_tiny",
+]
 LAYER_NORM = {"convnext_tiny"}  # LayerNorm and layer scale instead of BatchNorm
 
 
@@ -110,6 +117,5 @@ def test_convnext_macs_are_fvcore_s() -> None:
     reference = REFERENCES["convnext_tiny"]().eval()
     report = archspec.check(SPECS / "convnext_tiny.yaml")
     x = torch.randn(1, 3, *report.input_size)
-    by_op = (fvcore.FlopCountAnalysis(reference, x).unsupported_ops_warnings(False)
-             .uncalled_modules_warnings(False).by_operator())
+    by_op = fvcore.FlopCountAnalysis(reference, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False).by_operator()
     assert report.macs == by_op["conv"] + by_op["linear"]

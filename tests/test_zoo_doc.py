@@ -14,11 +14,14 @@ import archspec
 DOC = (ROOT / "docs" / "zoo.md").read_text()
 
 
-@pytest.mark.parametrize(("spec", "accepted"), [
-    ("googlenet", "15×15 and up"),
-    ("googlenet_paper", "223×223 to 254×254"),
-    ("bn_inception", "223×223 to 230×230"),
-])
+@pytest.mark.parametrize(
+    ("spec", "accepted"),
+    [
+        ("googlenet", "15×15 and up"),
+        ("googlenet_paper", "223×223 to 254×254"),
+        ("bn_inception", "223×223 to 230×230"),
+    ],
+)
 def test_size_notes_match_check(spec: str, accepted: str) -> None:
     assert archspec.check(ROOT / "specs" / f"{spec}.yaml").accepted.describe() == accepted
     assert accepted in DOC

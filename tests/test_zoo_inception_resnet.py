@@ -39,6 +39,7 @@ def _same_logits(spec: str, reference: torch.nn.Module, sizes: list[int], seed: 
 
 # ---- Inception-ResNet-v2 = timm inception_resnet_v2 -------------------------------------------
 
+
 def test_inception_resnet_v2_equals_timm() -> None:
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
@@ -61,6 +62,7 @@ def test_inception_resnet_v2_residual_scales_and_last_block() -> None:
 
 
 # ---- Inception-ResNet-v1 (facenet-pytorch) ---------------------------------------------------
+
 
 def test_facenet_inception_resnet_v1_equals_facenet_pytorch() -> None:
     facenet = pytest.importorskip("facenet_pytorch")
@@ -87,21 +89,21 @@ def test_v1_specs_share_their_blocks() -> None:
 # the stem's intermediate sizes are worked out by hand from the ops that table lists
 # ("V" = unpadded: (n − 3)/s + 1; padded 3×3 and 1×1 convs keep the size).
 PAPER_V1 = [
-    ("conv2d_1a", 32, 149, 149),    # 3×3 conv 32 /2 V: (299 − 3)/2 + 1
-    ("conv2d_2a", 32, 147, 147),    # 3×3 conv 32 V
-    ("conv2d_2b", 64, 147, 147),    # 3×3 conv 64 (padded)
-    ("maxpool_3a", 64, 73, 73),     # 3×3 max pool /2 V
-    ("conv2d_3b", 80, 73, 73),      # 1×1 conv 80
-    ("conv2d_4a", 192, 71, 71),     # 3×3 conv 192 V
-    ("conv2d_4b", 256, 35, 35),     # 3×3 conv 256 /2 V — the table's stem output 35×35×256
-    *[(f"repeat_1.{i}", 256, 35, 35) for i in range(5)],        # 5 × Inception-ResNet-A
-    ("mixed_6a", 896, 17, 17),                                   # Reduction-A: 17×17×896
-    *[(f"repeat_2.{i}", 896, 17, 17) for i in range(10)],       # 10 × Inception-ResNet-B
-    ("mixed_7a", 1792, 8, 8),                                    # Reduction-B: 8×8×1792
-    *[(f"repeat_3.{i}", 1792, 8, 8) for i in range(5)],         # 5 × Inception-ResNet-C
-    ("avgpool_1a", 1792, None, None),                            # average pooling
-    ("dropout", 1792, None, None),                               # dropout, keep 0.8
-    ("logits", 1000, None, None),                                # linear 1000
+    ("conv2d_1a", 32, 149, 149),  # 3×3 conv 32 /2 V: (299 − 3)/2 + 1
+    ("conv2d_2a", 32, 147, 147),  # 3×3 conv 32 V
+    ("conv2d_2b", 64, 147, 147),  # 3×3 conv 64 (padded)
+    ("maxpool_3a", 64, 73, 73),  # 3×3 max pool /2 V
+    ("conv2d_3b", 80, 73, 73),  # 1×1 conv 80
+    ("conv2d_4a", 192, 71, 71),  # 3×3 conv 192 V
+    ("conv2d_4b", 256, 35, 35),  # 3×3 conv 256 /2 V — the table's stem output 35×35×256
+    *[(f"repeat_1.{i}", 256, 35, 35) for i in range(5)],  # 5 × Inception-ResNet-A
+    ("mixed_6a", 896, 17, 17),  # Reduction-A: 17×17×896
+    *[(f"repeat_2.{i}", 896, 17, 17) for i in range(10)],  # 10 × Inception-ResNet-B
+    ("mixed_7a", 1792, 8, 8),  # Reduction-B: 8×8×1792
+    *[(f"repeat_3.{i}", 1792, 8, 8) for i in range(5)],  # 5 × Inception-ResNet-C
+    ("avgpool_1a", 1792, None, None),  # average pooling
+    ("dropout", 1792, None, None),  # dropout, keep 0.8
+    ("logits", 1000, None, None),  # linear 1000
 ]
 PAPER_V1_PARAMS = 22_756_328  # the reference file, with BN after every non-linear conv
 

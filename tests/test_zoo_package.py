@@ -24,8 +24,10 @@ def test_zoo_names_and_files_are_the_same_specs() -> None:
 def test_a_spec_anywhere_uses_the_zoo_s_block_libraries(tmp_path: Path) -> None:
     spec = tmp_path / "elsewhere" / "mine.yaml"
     spec.parent.mkdir()
-    spec.write_text("archspec: 1\nname: mine\nuse: [zoo:blocks/resnet.yaml]\ninput: {channels: 3, size: [32, 32]}\n"
-                    "network: [stem: conv2d 64 3x3 p1, layer: basic width=64 * 2, global_avgpool, fc: linear 10]\n")
+    spec.write_text(
+        "archspec: 1\nname: mine\nuse: [zoo:blocks/resnet.yaml]\ninput: {channels: 3, size: [32, 32]}\n"
+        "network: [stem: conv2d 64 3x3 p1, layer: basic width=64 * 2, global_avgpool, fc: linear 10]\n"
+    )
     report = archspec.check(spec)
     # 3·64·9 + 64, two basic blocks of two 3×3 convs with BN, and the classifier
     assert report.params == (3 * 64 * 9 + 64) + 2 * 2 * (64 * 64 * 9 + 2 * 64) + (64 * 10 + 10)
@@ -58,22 +60,32 @@ def test_list_names_every_zoo_network(capsys: pytest.CaptureFixture[str]) -> Non
 def test_an_installed_wheel_builds_zoo_networks_by_name(tmp_path: Path) -> None:
     wheels, target, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        cwd=tmp_path,
+    )
     (wheel,) = wheels.glob("archspec-*.whl")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True)
-    code = ("import archspec, torch; from pathlib import Path\n"
-            f"assert Path(archspec.__file__).is_relative_to({str(target)!r}), archspec.__file__\n"
-            "assert archspec.check('zoo:inception_v4').params == 42679816\n"
-            "m = archspec.build('zoo:resnet18').eval()\n"
-            "print(tuple(m(torch.randn(1, 3, 64, 64)).shape))\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True)
+    code = (
+        "import archspec, torch; from pathlib import Path\n"
+        f"assert Path(archspec.__file__).is_relative_to({str(target)!r}), archspec.__file__\n"
+        "assert archspec.check('zoo:inception_v4').params == 42679816\n"
+        "m = archspec.build('zoo:resnet18').eval()\n"
+        "print(tuple(m(torch.randn(1, 3, 64, 64)).shape))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
     r = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "(1, 1000)"
-    r = subprocess.run([sys.executable, "-m", "archspec.cli", "check", "zoo:seresnet50"], cwd=work, env=env,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "archspec.cli", "check", "zoo:seresnet50"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0 and "28,088,024 parameters" in r.stdout, r.stderr[-2000:]
 
 

@@ -23,8 +23,9 @@ class ClassWriter:
     """One generated class over ``graph``; ``block``: a block instance's (re-rooted) graph, whose class
     has no input guard and no shared classes of its own."""
 
-    def __init__(self, graph: OpGraph, helper_classes: dict[tuple[str, ...], Helper], names: ClassNames, *,
-                 block: bool = False) -> None:
+    def __init__(
+        self, graph: OpGraph, helper_classes: dict[tuple[str, ...], Helper], names: ClassNames, *, block: bool = False
+    ) -> None:
         self.plan = Plan(graph, helper_classes, names)
         if not block:
             self.plan.find_blocks(self._block_class)
@@ -38,8 +39,14 @@ class ClassWriter:
         return writer.source(PLACEHOLDER, doc)
 
     def source(self, class_name: str, doc: str) -> str:
-        lines = [f"class {class_name}(nn.Module):", "    " + text_literal(doc, 4), "", *self.tree.init_lines(), "",
-                 *self.forward.lines()]
+        lines = [
+            f"class {class_name}(nn.Module):",
+            "    " + text_literal(doc, 4),
+            "",
+            *self.tree.init_lines(),
+            "",
+            *self.forward.lines(),
+        ]
         return "\n".join(lines)
 
 
@@ -74,8 +81,11 @@ def generate(graph: OpGraph, spec_file: str = "") -> str:
     main = writer.source(class_name, f"The `{net.name}` network.")
     classes = list(writer.plan.block_classes.values()) + [main]
     used = ["\n".join(h.source()) for h in helpers.values() if any(f"{h.name}(" in c for c in classes)]
-    layers = [inspect.getsource(cls).rstrip("\n") for name, cls in RUNTIME_LAYERS.items()
-              if any(re.search(rf"\b{name}\(", c) for c in classes)]
+    layers = [
+        inspect.getsource(cls).rstrip("\n")
+        for name, cls in RUNTIME_LAYERS.items()
+        if any(re.search(rf"\b{name}\(", c) for c in classes)
+    ]
     classes = layers + used + classes
     imports = ["import torch"]
     if any("F." in c for c in classes):

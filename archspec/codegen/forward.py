@@ -72,14 +72,14 @@ class Forward:
                     inside = set(members)
                     (ext,) = {alias.get(i, i) for m in members for i in m.all_input_nodes if i not in inside}
                     (out,) = [m for m in members if any(u not in inside for u in m.users)]
-                    steps.append(Step([ext], out, self._render_call(path, ext), self._candidate(path, out, False), aux,
-                                      path, True))
+                    steps.append(
+                        Step([ext], out, self._render_call(path, ext), self._candidate(path, out, False), aux, path, True)
+                    )
                 continue
             if n in plan.group_of:
                 origin = plan.group_of[n]
                 out = plan.groups[origin][-1]
-                steps.append(Step(ins, out, self._render_module(origin, n), self._candidate(origin, n), aux, origin,
-                                  True))
+                steps.append(Step(ins, out, self._render_module(origin, n), self._candidate(origin, n), aux, origin, True))
                 continue
             path = plan.record(n).path
             layer = n.op == "call_module" or n in plan.filled
@@ -106,8 +106,9 @@ class Forward:
                 continue
             first, last = chain[0], chain[-1]
             assert first is not None and last is not None
-            merged = Step(first.inputs, last.output, self._render_call(path, first.inputs[0]), first.candidate,
-                          first.aux, path, True)
+            merged = Step(
+                first.inputs, last.output, self._render_call(path, first.inputs[0]), first.candidate, first.aux, path, True
+            )
             drop = {id(c) for c in chain}
             steps = [merged if s is first else s for s in steps if s is first or id(s) not in drop]
         return steps
@@ -149,7 +150,7 @@ class Forward:
         if merge and REGISTRY[record.op].kind == "merge":
             path = path.rpartition(".")[0] if "." in path else ""
         unit = record.unit
-        rel = path[len(unit) + 1:] if path.startswith(unit + ".") else ("" if path == unit else path)
+        rel = path[len(unit) + 1 :] if path.startswith(unit + ".") else ("" if path == unit else path)
         segs = [s for s in rel.split(".") if s and not s.isdigit()]
         if not segs:
             return None, False
@@ -163,8 +164,7 @@ class Forward:
         unit = self.plan.record(s.output).unit
         fallback = identifier(unit) if unit in self.plan.outputs and unit != "logits" else "x"
         fallbacks = {fallback, "out"}
-        if cand is not None and own and first_dies and first_name in fallbacks and first is not None \
-                and self.readers[first] == 1:
+        if cand is not None and own and first_dies and first_name in fallbacks and first is not None and self.readers[first] == 1:
             return first_name  # a single op continuing the main line: x = op(x)
         if cand is None:
             if first_dies and first_name in fallbacks:

@@ -79,8 +79,11 @@ class ModuleTree:
         # tensors held by a module rather than a layer (parameter_only ops), at the value the op starts them at
         graph = self.plan.graph
         for node, record in graph.records():
-            if record.op not in REGISTRY or not REGISTRY[record.op].parameter_only or any(
-                    record.path.startswith(b + ".") for b in self.plan.blocks):
+            if (
+                record.op not in REGISTRY
+                or not REGISTRY[record.op].parameter_only
+                or any(record.path.startswith(b + ".") for b in self.plan.blocks)
+            ):
                 continue  # (a block's class makes its own)
             preds = [graph.at(p).out for p in inputs_of(graph, node)]
             shape, value = REGISTRY[record.op].parameter(record.params, preds, record.out)

@@ -43,9 +43,13 @@ class Helper:
 
     def source(self) -> list[str]:
         args = ", ".join(f"{c}: nn.Module" for c in self.children)
-        lines = [f"class {self.name}(nn.Module):",
-                 "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}.", 4), "",
-                 f"    def __init__(self, {args}) -> None:", "        super().__init__()"]
+        lines = [
+            f"class {self.name}(nn.Module):",
+            "    " + text_literal(f"The spec's `{self.spec_op}`: {' → '.join(self.ops)}.", 4),
+            "",
+            f"    def __init__(self, {args}) -> None:",
+            "        super().__init__()",
+        ]
         lines += [f"        self.{c} = {c}" for c in self.children]
         lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
         lines += [f"        x = {b}" for b in self.body[:-1]] + [f"        return {self.body[-1]}"]
@@ -77,11 +81,10 @@ def instance_graph(g: OpGraph, name: str, path: str, members: list[fx.Node]) -> 
     ids = [m.meta["archspec_node"] for m in members]
     # identities inside the instance have no fx node: keep them, so that what reads them reads
     # their input inside the block rather than the block's input
-    ids += [i for i, r in g.records()
-            if r.op in REGISTRY and REGISTRY[r.op].passthrough and r.blocks[:1] == ((name, path),)]
+    ids += [i for i, r in g.records() if r.op in REGISTRY and REGISTRY[r.op].passthrough and r.blocks[:1] == ((name, path),)]
 
     def reroot(p: str) -> str:
-        return p[len(path) + 1:] if p.startswith(path + ".") else ("" if p == path else p)
+        return p[len(path) + 1 :] if p.startswith(path + ".") else ("" if p == path else p)
 
     sub = OpGraph()
     sub.put(INPUT, replace(g.at(ext_id), op=INPUT, params=None, path="", unit=INPUT, order=0, blocks=()))
@@ -136,8 +139,11 @@ class Plan:
 
     def ops(self) -> list[fx.Node]:
         """The nodes computing ops: calls, and the parts of one op (a layer's permutes, a tensor it reads)."""
-        return [n for n in self.fx.nodes
-                if (n.op in ("call_module", "call_function") or n.meta.get("archspec_part")) and not is_guard(n)]
+        return [
+            n
+            for n in self.fx.nodes
+            if (n.op in ("call_module", "call_function") or n.meta.get("archspec_part")) and not is_guard(n)
+        ]
 
     # ---- repeated blocks as classes ----------------------------------------------------------------
     def find_blocks(self, write_class: Callable[[OpGraph, str], str]) -> None:
@@ -206,22 +212,25 @@ class Plan:
                 return False
             if i == 0 and len(n.all_input_nodes) != 1:
                 return False
-        children = [str(n.target)[len(origin) + 1:] for n in chain if n.op == "call_module"]
+        children = [str(n.target)[len(origin) + 1 :] for n in chain if n.op == "call_module"]
         if any(not str(n.target).startswith(origin + ".") for n in chain if n.op == "call_module"):
             return False
         try:
             owner = self.root.get_submodule(origin)
         except AttributeError:
             return False
-        return type(owner) is nn.Module and list(owner._modules) == children and all(
-            IDENT.match(c) and not keyword.iskeyword(c) for c in children)
+        return (
+            type(owner) is nn.Module
+            and list(owner._modules) == children
+            and all(IDENT.match(c) and not keyword.iskeyword(c) for c in children)
+        )
 
     def _helper(self, origin: str, chain: list[fx.Node]) -> Helper:
         children, body, ops = [], [], []
         for n in chain:
             ops.append(self.record(n).op)
             if n.op == "call_module":
-                child = str(n.target)[len(origin) + 1:]
+                child = str(n.target)[len(origin) + 1 :]
                 children.append(child)
                 body.append(f"self.{child}(x)")
             else:
@@ -240,8 +249,7 @@ class Plan:
         """A stateless op at a numbered slot (``branch3.0``, a pool before ``branch3.1``) becomes the layer
         the registry names for it (``nn.AvgPool2d``), so the container is an nn.Sequential."""
         for n in self.fx.nodes:
-            if (n.op != "call_function" or n in self.group_of or n in self.block_of or len(n.all_input_nodes) != 1
-                    or is_guard(n)):
+            if n.op != "call_function" or n in self.group_of or n in self.block_of or len(n.all_input_nodes) != 1 or is_guard(n):
                 continue
             record = self.record(n)
             parent, _, index = record.path.rpartition(".")
@@ -252,8 +260,7 @@ class Plan:
             except AttributeError:
                 continue
             keys = list(owner._modules)
-            if (type(owner) is not nn.Module or index in keys or index in owner._parameters
-                    or not all(k.isdigit() for k in keys)):
+            if type(owner) is not nn.Module or index in keys or index in owner._parameters or not all(k.isdigit() for k in keys):
                 continue  # (a tensor already named like the slot: a layer scale)
             layer = registry_layer(record, n.target)
             if layer is not None:

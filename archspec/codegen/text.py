@@ -49,8 +49,13 @@ def text_literal(text: str, indent: int = 0) -> str:
     """
     try:
         text.encode("utf-8")
-        plain = (all(line.isprintable() for line in text.split("\n")) and "\\" not in text
-                 and '"""' not in text and not text.startswith('"') and not text.endswith('"'))
+        plain = (
+            all(line.isprintable() for line in text.split("\n"))
+            and "\\" not in text
+            and '"""' not in text
+            and not text.startswith('"')
+            and not text.endswith('"')
+        )
     except UnicodeEncodeError:
         plain = False
     if plain:

@@ -13,8 +13,14 @@ from archspec.shapes import MAX_PARAMS
 def common(parser: argparse.ArgumentParser, spec: bool = True) -> None:
     if spec:
         parser.add_argument("spec", type=spec_path, help="path to a spec YAML file, or zoo:NAME (archspec list)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value, e.g. --set input.size=[331,331] (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set input.size=[331,331] (repeatable)",
+    )
     parser.add_argument("--max-params", type=int, default=MAX_PARAMS, help="refuse networks with more parameters")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 

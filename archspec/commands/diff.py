@@ -26,8 +26,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(_late_positionals=(("b", spec_path),))
     common(p, spec=False)
     for side in ("a", "b"):
-        p.add_argument(f"--set-{side}", dest=f"overrides_{side}", action="append", default=[], metavar="KEY=VALUE",
-                       help=f"override a value in {side.upper()} only (repeatable)")
+        p.add_argument(
+            f"--set-{side}",
+            dest=f"overrides_{side}",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"override a value in {side.upper()} only (repeatable)",
+        )
     p.add_argument("--all", action="store_true", help="list unchanged blocks too")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
@@ -103,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
             row = x or y
             assert row is not None
             path, shape = row.path, row.shape.text(*(sa if x else sb))
-        rows.append((marks[r.status], label, path, shape, _signed(r.params_delta), _signed(r.macs_delta),
-                     "; ".join(r.notes)))
+        rows.append((marks[r.status], label, path, shape, _signed(r.params_delta), _signed(r.macs_delta), "; ".join(r.notes)))
     if len(rows) > 1:
         for line in table(rows, right={4, 5}):
             print(line)
@@ -114,15 +119,17 @@ def run(args: argparse.Namespace) -> int:
         for line in details:
             print(line)
         print()
-    print(f"{d.count('added')} added, {d.count('removed')} removed, {d.count('changed')} changed, "
-          f"{d.count('same')} unchanged")
+    print(f"{d.count('added')} added, {d.count('removed')} removed, {d.count('changed')} changed, {d.count('same')} unchanged")
     print(f"params: {a.params:,} → {b.params:,} ({_signed(d.params_delta)}, {_percent(b.params, a.params)})")
-    print(f"MACs:   {a.macs:,} → {b.macs:,} ({_signed(d.macs_delta)}, {_percent(b.macs, a.macs)}) "
-          f"at {sa[0]}×{sa[1]} → {sb[0]}×{sb[1]}")
+    print(
+        f"MACs:   {a.macs:,} → {b.macs:,} ({_signed(d.macs_delta)}, {_percent(b.macs, a.macs)}) "
+        f"at {sa[0]}×{sa[1]} → {sb[0]}×{sb[1]}"
+    )
     ra, rb = a.report, b.report
     if ra.output_shape != rb.output_shape:
         print(f"output: {'×'.join(map(str, ra.output_shape))} → {'×'.join(map(str, rb.output_shape))}")
     if ra.min_input_size != rb.min_input_size:
-        print(f"minimum input size: {ra.min_input_size[0]}×{ra.min_input_size[1]} → "
-              f"{rb.min_input_size[0]}×{rb.min_input_size[1]}")
+        print(
+            f"minimum input size: {ra.min_input_size[0]}×{ra.min_input_size[1]} → {rb.min_input_size[0]}×{rb.min_input_size[1]}"
+        )
     return 0

@@ -18,18 +18,30 @@ from archspec.commands.args import common, overrides_of
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     common(p)
-    p.add_argument("-o", "--output", metavar="FILE", required=True,
-                   help="the file to write: model.onnx, model.pt2 or model.ts. ONNX and .pt2 take any batch and "
-                        "the image sizes the network accepts (see archspec check); where torch.export cannot "
-                        "keep them, an axis is fixed at the spec's size and a note says why")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="the file to write: model.onnx, model.pt2 or model.ts. ONNX and .pt2 take any batch and "
+        "the image sizes the network accepts (see archspec check); where torch.export cannot "
+        "keep them, an axis is fixed at the spec's size and a note says why",
+    )
     p.add_argument("--weights", metavar="FILE", help="a saved state_dict to load (strictly) before exporting")
-    p.add_argument("--max-activations", type=int, default=None, metavar="N",
-                   help="refuse to export when the example run computes more activation values (default 2**30)")
-    p.add_argument("--weights-from", metavar="SOURCE",
-                   help="carry weights from another network into this variant (archspec.transfer): a saved "
-                        "state_dict, or timm:NAME / torchvision:NAME (that library's pretrained weights)")
-    p.add_argument("--optimize", action="store_true",
-                   help="export the optimized inference graph (BN folding and other rewrites)")
+    p.add_argument(
+        "--max-activations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse to export when the example run computes more activation values (default 2**30)",
+    )
+    p.add_argument(
+        "--weights-from",
+        metavar="SOURCE",
+        help="carry weights from another network into this variant (archspec.transfer): a saved "
+        "state_dict, or timm:NAME / torchvision:NAME (that library's pretrained weights)",
+    )
+    p.add_argument("--optimize", action="store_true", help="export the optimized inference graph (BN folding and other rewrites)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     suffix = format_of(args.output)  # before anything is built: a name that names no format is a mistake
     missing = [m for m in ("onnx", "onnxscript") if suffix == ".onnx" and importlib.util.find_spec(m) is None]
     if missing:
-        print(f"archspec export: ONNX export needs the {' and '.join(missing)} package(s): "
-              f"pip install {' '.join(missing)}", file=sys.stderr)
+        print(
+            f"archspec export: ONNX export needs the {' and '.join(missing)} package(s): pip install {' '.join(missing)}",
+            file=sys.stderr,
+        )
         return 2
 
     from archspec.api import attach_report, build, report_of

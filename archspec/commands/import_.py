@@ -19,10 +19,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="the spec to write (default: print it)")
     p.add_argument("--args", metavar="JSON", help="constructor keyword arguments, e.g. '{\"aux_logits\": false}'")
     p.add_argument("--name", help="the spec's name (default: the model's)")
-    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
-                   help="the spec's input size (default: the model's, else 224 224)")
-    p.add_argument("--no-check", action="store_true",
-                   help="skip building the spec and comparing its outputs with the model's")
+    p.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), help="the spec's input size (default: the model's, else 224 224)"
+    )
+    p.add_argument("--no-check", action="store_true", help="skip building the spec and comparing its outputs with the model's")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
 
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
         write_atomic(args.output, result.text)
         aux = f", aux heads {', '.join(result.aux)}" if result.aux else ""
-        print(f"wrote {args.output}: {result.name}, {result.lines} lines, {result.blocks} blocks, "
-              f"{result.params:,} parameters{aux}{'' if args.no_check else ', outputs checked'}", file=sys.stderr)
+        print(
+            f"wrote {args.output}: {result.name}, {result.lines} lines, {result.blocks} blocks, "
+            f"{result.params:,} parameters{aux}{'' if args.no_check else ', outputs checked'}",
+            file=sys.stderr,
+        )
     return 0

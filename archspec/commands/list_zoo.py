@@ -25,9 +25,14 @@ def describe(name: str) -> dict[str, object]:
     header = [ln[1:].strip() for ln in lines if ln.startswith("#") and "yaml-language-server" not in ln]
     reference = next((h for h in header if "follow" in h or "loads with" in h), "")
     report = check(f"zoo:{name}")
-    return {"name": f"zoo:{name}", "network": header[0] if header else name, "params": report.params,
-            "min_input_size": list(report.min_input_size), "input_size": list(report.input_size),
-            "reference": reference}
+    return {
+        "name": f"zoo:{name}",
+        "network": header[0] if header else name,
+        "params": report.params,
+        "min_input_size": list(report.min_input_size),
+        "input_size": list(report.input_size),
+        "reference": reference,
+    }
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,8 +16,10 @@ from archspec.commands.args import common, overrides_of
 from archspec.errors import Loc, SpecError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".html": "html", ".dot": None, ".gv": None}
-NO_DOT = ("archspec render: Graphviz's `dot` program was not found on PATH; install Graphviz "
-          "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), or write a .dot file")
+NO_DOT = (
+    "archspec render: Graphviz's `dot` program was not found on PATH; install Graphviz "
+    "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), or write a .dot file"
+)
 
 
 def _depth(text: str) -> int:
@@ -32,25 +34,43 @@ def _depth(text: str) -> int:
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     common(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="where to write the diagram; format by extension: " + ", ".join(FORMATS))
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="where to write the diagram; format by extension: " + ", ".join(FORMATS),
+    )
     p.add_argument("--block", metavar="NAME", help="draw one block (its first instance) like the paper's figure")
     p.add_argument("--expand", action="store_true", help="draw every op, block instances as clusters")
-    p.add_argument("--depth", type=_depth, metavar="N",
-                   help="with --expand: open blocks nested up to N levels, keep deeper ones closed (implies --expand)")
-    p.add_argument("--symbolic", action="store_true",
-                   help="label edges with shape formulas in H and W (each grid size spelt out once, then C×…)")
-    p.add_argument("--primitives", action="store_true",
-                   help="draw a composite op as its primitives (conv as conv2d, BatchNorm, ReLU boxes)")
-    p.add_argument("--all-instances", action="store_true",
-                   help="draw every instance of a repeated block instead of one instance marked ×N")
+    p.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="with --expand: open blocks nested up to N levels, keep deeper ones closed (implies --expand)",
+    )
+    p.add_argument(
+        "--symbolic",
+        action="store_true",
+        help="label edges with shape formulas in H and W (each grid size spelt out once, then C×…)",
+    )
+    p.add_argument(
+        "--primitives", action="store_true", help="draw a composite op as its primitives (conv as conv2d, BatchNorm, ReLU boxes)"
+    )
+    p.add_argument(
+        "--all-instances", action="store_true", help="draw every instance of a repeated block instead of one instance marked ×N"
+    )
 
 
 def output_format(path: str) -> str | None:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise SpecError(f"cannot tell the diagram format from {path!r}", Loc(path, 0, 0), code="io",
-                        hint="end the file name in " + ", ".join(FORMATS))
+        raise SpecError(
+            f"cannot tell the diagram format from {path!r}",
+            Loc(path, 0, 0),
+            code="io",
+            hint="end the file name in " + ", ".join(FORMATS),
+        )
     return FORMATS[suffix]
 
 
@@ -64,9 +84,17 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.output)
     if fmt == "html":
         return _page(args)
-    dot = render_spec(args.spec, overrides_of(args), block=args.block, expand=args.expand or args.depth is not None,
-                      depth=args.depth, symbolic=args.symbolic, primitives=args.primitives,
-                      fold=not args.all_instances, max_params=args.max_params)
+    dot = render_spec(
+        args.spec,
+        overrides_of(args),
+        block=args.block,
+        expand=args.expand or args.depth is not None,
+        depth=args.depth,
+        symbolic=args.symbolic,
+        primitives=args.primitives,
+        fold=not args.all_instances,
+        max_params=args.max_params,
+    )
     if fmt is None:
         data = dot.source.encode("utf-8", errors="backslashreplace")
     else:
@@ -87,12 +115,24 @@ def _page(args: argparse.Namespace) -> int:
     from archspec.fileio import write_atomic
     from archspec.view import page_spec
 
-    chosen = [flag for flag, on in (("--block", args.block), ("--expand", args.expand), ("--depth", args.depth is not None),
-                                    ("--symbolic", args.symbolic), ("--primitives", args.primitives),
-                                    ("--all-instances", args.all_instances)) if on]
+    chosen = [
+        flag
+        for flag, on in (
+            ("--block", args.block),
+            ("--expand", args.expand),
+            ("--depth", args.depth is not None),
+            ("--symbolic", args.symbolic),
+            ("--primitives", args.primitives),
+            ("--all-instances", args.all_instances),
+        )
+        if on
+    ]
     if chosen:
-        print(f"archspec render: {', '.join(chosen)} choose one static drawing; an .html page holds every view "
-              "(unfold blocks in it, hover for formulas): drop the option or write .svg/.png/.pdf", file=sys.stderr)
+        print(
+            f"archspec render: {', '.join(chosen)} choose one static drawing; an .html page holds every view "
+            "(unfold blocks in it, hover for formulas): drop the option or write .svg/.png/.pdf",
+            file=sys.stderr,
+        )
         return 2
     try:
         text = page_spec(args.spec, overrides_of(args), max_params=args.max_params)

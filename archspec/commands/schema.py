@@ -38,6 +38,9 @@ def _refuse_spec(output: str) -> None:
 
     path = Path(output)
     if path.suffix.lower() in (".yaml", ".yml") and path.exists():
-        raise SpecError(f"{printable(output)} exists and is a YAML file (a spec?); the schema would replace it",
-                        Loc(printable(output), 0, 0), code="io",
-                        hint="write the schema to a .json file, e.g. docs/archspec.schema.json")
+        raise SpecError(
+            f"{printable(output)} exists and is a YAML file (a spec?); the schema would replace it",
+            Loc(printable(output), 0, 0),
+            code="io",
+            hint="write the schema to a .json file, e.g. docs/archspec.schema.json",
+        )

@@ -45,7 +45,7 @@ def _fit(rows: list[tuple[str, ...]], width: int) -> list[tuple[str, ...]]:
     if excess <= 0:
         return rows
     keep = max(10, widths[0] - excess)
-    return [(r[0] if len(r[0]) <= keep else r[0][:keep - 1] + "…",) + r[1:] for r in rows]
+    return [(r[0] if len(r[0]) <= keep else r[0][: keep - 1] + "…",) + r[1:] for r in rows]
 
 
 def mib(n: int) -> str:

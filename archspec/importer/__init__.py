@@ -66,9 +66,14 @@ def _styled(value: Any) -> Any:
         items = [_styled(v) for v in value]
         if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= FLOW_WIDTH:
             return _Flow(items)
-        if all(isinstance(v, str) or (isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str))
-               for v in value) and any(isinstance(v, dict) for v in value) \
-                and len(", ".join(_flow_text(v) for v in value)) <= LAYER_WIDTH:
+        if (
+            all(
+                isinstance(v, str) or (isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str))
+                for v in value
+            )
+            and any(isinstance(v, dict) for v in value)
+            and len(", ".join(_flow_text(v) for v in value)) <= LAYER_WIDTH
+        ):
             return _Flow(_FlowMap(v) if isinstance(v, dict) else v for v in value)
         return items
     if isinstance(value, dict):
@@ -110,8 +115,15 @@ class _Renderer:
         self.defaults = defaults
         self.flat = flat
 
-    def node(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool = False,
-             special: frozenset[str] = frozenset(), top: bool = False) -> Any:
+    def node(
+        self,
+        e: E,
+        refs: dict[int, dict[str, str]],
+        counter: list[int],
+        optional: bool = False,
+        special: frozenset[str] = frozenset(),
+        top: bool = False,
+    ) -> Any:
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
@@ -120,8 +132,11 @@ class _Renderer:
             assert e.inst is not None and e.inst.block is not None
             mine = refs.get(counter[0], {})
             counter[0] += 1
-            args = " ".join(f"{k}=${mine[k]}" if k in mine else f"{k}={e.inst.args[k]}"
-                            for k in e.inst.block.params if k in mine or k in e.inst.args)
+            args = " ".join(
+                f"{k}=${mine[k]}" if k in mine else f"{k}={e.inst.args[k]}"
+                for k in e.inst.block.params
+                if k in mine or k in e.inst.args
+            )
             value = f"{e.inst.block.name} {args}".strip()
         elif e.kind == "list":
             items = [self.node(x, refs, counter) for x in e.items]
@@ -164,8 +179,9 @@ class _Renderer:
         out: dict[str, Any] = {"label": block.label}
         if block.params:
             out["params"] = {k: _param_value(v) for k, v in block.params.items()}
-        value = self.node(body, refs, [0], optional=block.optional,
-                          special=frozenset(k for k in ("scale", "act") if k in block.params))
+        value = self.node(
+            body, refs, [0], optional=block.optional, special=frozenset(k for k in ("scale", "act") if k in block.params)
+        )
         if body.kind == "list":
             out["chain"] = value
         else:
@@ -190,14 +206,16 @@ def _named_repeat(e: E, values: list[Any]) -> dict[str, Any] | None:
         return None
     numbers = [int(m.group(2)) for m in stems if m]
     start = numbers[0]
-    if start not in (0, 1) or numbers != list(range(start, start + len(numbers))) \
-            or any(str(n) != m.group(2) for n, m in zip(numbers, stems, strict=True) if m):
+    if (
+        start not in (0, 1)
+        or numbers != list(range(start, start + len(numbers)))
+        or any(str(n) != m.group(2) for n, m in zip(numbers, stems, strict=True) if m)
+    ):
         return None
     if any(x.inst is None or x.inst.block is not first.block or x.inst.args != first.args for x in e.items):
         return None
     stem = stems[0].group(1) if stems[0] else ""
-    out: dict[str, Any] = {"block": first.block.name, "repeat": len(e.items),
-                           "names": stem + ("{n}" if start == 1 else "{i}")}
+    out: dict[str, Any] = {"block": first.block.name, "repeat": len(e.items), "names": stem + ("{n}" if start == 1 else "{i}")}
     if first.args:
         out["params"] = {k: _param_value(v) for k, v in first.args.items()}
     return out
@@ -206,10 +224,17 @@ def _named_repeat(e: E, values: list[Any]) -> dict[str, Any] | None:
 def _named_only(e: E) -> bool:
     """No item of the list is named by its index (a stateful op or block without a key): regrouping
     its items into sub-lists changes no module path (a stateless op's index is checked by _layers)."""
-    return all(x.name is not None or (x.kind == "op" and x.op is not None and not x.op.prim.stateful
-                                      and (x.op.prim.path is None or _indexed(x.op.prim.spec_path)))
-               for x in e.items if x.kind in ("op", "inst")) and all(x.op is not None for x in e.items
-                                                                    if x.kind == "op")
+    return all(
+        x.name is not None
+        or (
+            x.kind == "op"
+            and x.op is not None
+            and not x.op.prim.stateful
+            and (x.op.prim.path is None or _indexed(x.op.prim.spec_path))
+        )
+        for x in e.items
+        if x.kind in ("op", "inst")
+    ) and all(x.op is not None for x in e.items if x.kind == "op")
 
 
 def _layers(e: E, values: list[Any]) -> list[Any]:
@@ -221,9 +246,9 @@ def _layers(e: E, values: list[Any]) -> list[Any]:
     out: list[Any] = []
     i = 0
     while i < len(values):
-        kinds = [x.op.prim.op if x.kind == "op" and x.op is not None else None for x in e.items[i:i + 3]]
+        kinds = [x.op.prim.op if x.kind == "op" and x.op is not None else None for x in e.items[i : i + 3]]
         if len(kinds) >= 2 and kinds[0] == "conv2d" and kinds[1] == "bn" and e.items[i].name and e.items[i + 1].name:
-            layer = list(values[i:i + 2])
+            layer = list(values[i : i + 2])
             if len(kinds) == 3 and kinds[2] in ACTS:  # stateless: its name is no state_dict key, so it is dropped
                 if not _at_index(e.items[i + 2], 2, keep_name=True):
                     return values  # a network archspec built, its activations by index: a sub-list would move them
@@ -330,8 +355,12 @@ def _stateless_paths(model: Any, prims: list[Any]) -> None:
     for _, record in graph.records():
         counts[record.path] = counts.get(record.path, 0) + 1
     for p in prims:
-        if p.path is None and not p.stateful and p.op not in ("input", "pass", "scale", "concat", "add") \
-                and p.node in graph.nodes:
+        if (
+            p.path is None
+            and not p.stateful
+            and p.op not in ("input", "pass", "scale", "concat", "add")
+            and p.node in graph.nodes
+        ):
             path = graph.at(p.node).path or None
             # a path two ops share (the relus of unnamed lists [conv, bn, relu] are all `2`) places neither
             unique = path is not None and counts[path] == 1
@@ -358,10 +387,11 @@ def _unreached(model: Any, reached: set[str]) -> None:
     missing = _missing(model, reached)
     if missing:
         top = sorted({m.split(".")[0] for m in missing})
-        raise ImportRefused(f"modules with weights that the forward never calls: {', '.join(top[:5])}"
-                            f"{' …' if len(top) > 5 else ''}", module=missing[0],
-                            hint="modules the forward does not use have no place in a spec: build the model "
-                                 "without them")
+        raise ImportRefused(
+            f"modules with weights that the forward never calls: {', '.join(top[:5])}{' …' if len(top) > 5 else ''}",
+            module=missing[0],
+            hint="modules the forward does not use have no place in a spec: build the model without them",
+        )
 
 
 @dataclass
@@ -393,8 +423,9 @@ def _aux_heads(model: Any, gm: Any, prims: list[Any]) -> list[_AuxHead]:
     return out
 
 
-def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
-            input_size: tuple[int, int] = (224, 224)) -> Imported:
+def to_spec(
+    model: Any, *, name: str | None = None, source: str | None = None, input_size: tuple[int, int] = (224, 224)
+) -> Imported:
     """The spec text of a module, unverified: see :func:`import_module`."""
     import torch.fx as fx
 
@@ -420,8 +451,7 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     first_conv = next((p for p in prims if p.op in ("conv", "conv2d")), None)
     channels = 3
     if first_conv is not None and first_conv.path:
-        weight = dict(model.named_parameters()).get(
-            first_conv.path + (".conv.weight" if first_conv.op == "conv" else ".weight"))
+        weight = dict(model.named_parameters()).get(first_conv.path + (".conv.weight" if first_conv.op == "conv" else ".weight"))
         if weight is not None:
             channels = int(weight.shape[1]) * int(first_conv.params["groups"])
     heads = _aux_heads(model, gm, prims)
@@ -439,22 +469,35 @@ def to_spec(model: Any, *, name: str | None = None, source: str | None = None,
     r = _Renderer(defaults, flat=not blocks)
     cls = type(model).__name__
     spec_name = _spec_name(name or _snake_name(cls))
-    doc: dict[str, Any] = {"archspec": 1, "name": spec_name,
-                           "input": {"channels": channels, "size": [int(input_size[0]), int(input_size[1])]}}
+    doc: dict[str, Any] = {
+        "archspec": 1,
+        "name": spec_name,
+        "input": {"channels": channels, "size": [int(input_size[0]), int(input_size[1])]},
+    }
     if defaults:
         doc["defaults"] = defaults
     if blocks:
         doc["blocks"] = {b.name: r.block(b) for b in blocks}
     doc["network"] = r.node(network, {}, [0], top=True)
     if heads:
-        doc["aux"] = {h.graph.name: {"tap": h.graph.tap, **({"weight": h.graph.weight} if h.graph.weight is not None
-                                                            else {}), "head": r.node(h.emitted, {}, [0])}
-                      for h in heads}
-    header = [f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
-              f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
-              "state_dict loads with strict=True."]
-    text = "\n".join(header) + "\n" + yaml.dump(_styled(doc), Dumper=_Dumper, sort_keys=False, width=110,
-                                                default_flow_style=False, allow_unicode=False)
+        doc["aux"] = {
+            h.graph.name: {
+                "tap": h.graph.tap,
+                **({"weight": h.graph.weight} if h.graph.weight is not None else {}),
+                "head": r.node(h.emitted, {}, [0]),
+            }
+            for h in heads
+        }
+    header = [
+        f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
+        f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
+        "state_dict loads with strict=True.",
+    ]
+    text = (
+        "\n".join(header)
+        + "\n"
+        + yaml.dump(_styled(doc), Dumper=_Dumper, sort_keys=False, width=110, default_flow_style=False, allow_unicode=False)
+    )
     params = sum(p.numel() for p in model.parameters())
     return Imported(text, spec_name, len(blocks), params, {h.graph.name: h.graph.output for h in heads})
 
@@ -478,8 +521,10 @@ def _propagate_shapes(gm: Any, model: Any, input_size: tuple[int, int]) -> None:
     except Exception as e:  # noqa: BLE001 - a model that does not run is one located message
         cause = e.__cause__ or e
         what = str(cause).splitlines()[0][:200] if str(cause) else type(cause).__name__
-        raise ImportRefused(f"the module does not run on a {channels}×{input_size[0]}×{input_size[1]} input to "
-                            f"find its channel counts: {what}", hint="give the input size with --input-size H W") from None
+        raise ImportRefused(
+            f"the module does not run on a {channels}×{input_size[0]}×{input_size[1]} input to find its channel counts: {what}",
+            hint="give the input size with --input-size H W",
+        ) from None
     finally:
         model.train(was_training)
 
@@ -504,8 +549,7 @@ def _all_ops(node: Any) -> list[Op]:
     return []
 
 
-def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float = 1e-4,
-           aux: dict[str, int] | None = None) -> Any:
+def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float = 1e-4, aux: dict[str, int] | None = None) -> Any:
     """Build the spec, load the model's state_dict strictly, compare outputs; returns the built module.
     With ``aux`` (head → its place among the model's training-mode outputs) both also run in training
     mode, dropout off, on a copy of the model (training mode updates BatchNorm statistics), and every
@@ -520,17 +564,23 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
     except ImportRefused:
         raise
     except SpecError as e:  # e.g. a product x · g(x) whose g(x) is not C×1×1: no `gate:` takes it
-        raise ImportRefused(f"the imported spec does not check: {e.message.splitlines()[0]}",
-                            hint="archspec cannot express this module; see docs/import.md for what it imports") from None
+        raise ImportRefused(
+            f"the imported spec does not check: {e.message.splitlines()[0]}",
+            hint="archspec cannot express this module; see docs/import.md for what it imports",
+        ) from None
     theirs, mine = model.state_dict(), ours.state_dict()
     missing, unexpected = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
     shapes = sorted(k for k in set(theirs) & set(mine) if theirs[k].shape != mine[k].shape)
     if missing or unexpected or shapes:
-        what = "; ".join(f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}" for label, keys in
-                         (("not in the spec", missing), ("only in the spec", unexpected), ("other shape", shapes))
-                         if keys)
-        raise ImportRefused(f"the imported spec does not reproduce the module's state_dict ({what})",
-                            hint="this is a limitation of archspec import; please report it")
+        what = "; ".join(
+            f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
+            for label, keys in (("not in the spec", missing), ("only in the spec", unexpected), ("other shape", shapes))
+            if keys
+        )
+        raise ImportRefused(
+            f"the imported spec does not reproduce the module's state_dict ({what})",
+            hint="this is a limitation of archspec import; please report it",
+        )
     ours.load_state_dict(theirs, strict=True)
     was_training = model.training
     model.eval()
@@ -549,8 +599,10 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
     err = (expected - got).abs().max().item()
     scale = max(1.0, expected.abs().max().item())
     if not err <= tolerance * scale:
-        raise ImportRefused(f"the imported spec computes something else: outputs differ by {err:.3g}",
-                            hint="this is a limitation of archspec import; please report it")
+        raise ImportRefused(
+            f"the imported spec computes something else: outputs differ by {err:.3g}",
+            hint="this is a limitation of archspec import; please report it",
+        )
     if aux:
         _verify_aux(model, ours, x, aux, tolerance)
     return ours
@@ -564,6 +616,7 @@ def _verify_aux(model: Any, ours: Any, x: Any, aux: dict[str, int], tolerance: f
 
     theirs = copy.deepcopy(model)
     state = copy.deepcopy(ours.state_dict())
+
     def random(m: Any) -> bool:  # a layer that draws random numbers in training mode
         return isinstance(m, torch.nn.Dropout) or is_drop_path(m)
 
@@ -582,9 +635,11 @@ def _verify_aux(model: Any, ours: Any, x: Any, aux: dict[str, int], tolerance: f
             e, g = expected[i], got[name]
             err = (e - g).abs().max().item() if e.shape == g.shape else float("inf")
             if not err <= tolerance * max(1.0, e.abs().max().item()):
-                raise ImportRefused(f"the imported aux head {name!r} computes something else in training mode "
-                                    f"(differs by {err:.3g})", module=name,
-                                    hint="this is a limitation of archspec import; please report it")
+                raise ImportRefused(
+                    f"the imported aux head {name!r} computes something else in training mode (differs by {err:.3g})",
+                    module=name,
+                    hint="this is a limitation of archspec import; please report it",
+                )
     finally:
         ours.load_state_dict(state)
         for m, p in dropouts:
@@ -592,8 +647,14 @@ def _verify_aux(model: Any, ours: Any, x: Any, aux: dict[str, int], tolerance: f
         ours.eval()
 
 
-def import_module(model: Any, *, name: str | None = None, source: str | None = None,
-                  input_size: tuple[int, int] | int | None = None, check: bool = True) -> str:
+def import_module(
+    model: Any,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    input_size: tuple[int, int] | int | None = None,
+    check: bool = True,
+) -> str:
     """The spec (YAML text) of a PyTorch module: its branch graph, with blocks, repeats and the
     module's own names. With ``check`` (the default) the spec is built, the module's state_dict
     loaded into it strictly and both run on one random input before the text is returned."""

@@ -68,24 +68,32 @@ def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxG
     gm = _train_graph(model)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     structure = out_node.args[0]
-    if isinstance(structure, fx.Node) and structure.op == "call_function" and isinstance(structure.target, type) \
-            and issubclass(structure.target, tuple) and not structure.kwargs:
+    if (
+        isinstance(structure, fx.Node)
+        and structure.op == "call_function"
+        and isinstance(structure.target, type)
+        and issubclass(structure.target, tuple)
+        and not structure.kwargs
+    ):
         structure = tuple(structure.args)  # a namedtuple built in the forward (torchvision's GoogLeNetOutputs)
     leaves, _ = tree_flatten(structure)
     keys = list(structure) if isinstance(structure, dict) else None
     outputs = [(i, n) for i, n in enumerate(leaves) if isinstance(n, fx.Node)]
     if len(outputs) < 2:
-        raise ImportRefused(f"modules with weights that the eval-mode forward never calls: {', '.join(sorted(heads))}, "
-                            "and the training-mode forward returns no second output that uses them",
-                            module=sorted(heads)[0])
+        raise ImportRefused(
+            f"modules with weights that the eval-mode forward never calls: {', '.join(sorted(heads))}, "
+            "and the training-mode forward returns no second output that uses them",
+            module=sorted(heads)[0],
+        )
     calls = {i: {a.target for a in _ancestors(n) if a.op == "call_module"} for i, n in outputs}
     if keys is not None and "logits" in keys:
         main_i = keys.index("logits")
     else:  # the output that calls every module the eval-mode forward calls
         main_i = next((i for i, _ in outputs if eval_targets <= calls[i]), -1)
         if main_i < 0:
-            raise ImportRefused("no training-mode output computes what the eval-mode output does",
-                                hint="import the model without auxiliary heads")
+            raise ImportRefused(
+                "no training-mode output computes what the eval-mode output does", hint="import the model without auxiliary heads"
+            )
     main = dict(outputs)[main_i]
     trunk = _ancestors(main)
     found: list[tuple[int, AuxGraph]] = []
@@ -97,24 +105,30 @@ def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxG
         order = [n for n in gm.graph.nodes if n in head]
         taps = {a for n in order for a in n.all_input_nodes if a not in head}
         if len(taps) != 1:
-            raise ImportRefused(f"the training-mode output {i} reads {len(taps)} values of the main network; an "
-                                "aux head taps one", node=out.name, module=_module_of(out), source=_source_of(out))
+            raise ImportRefused(
+                f"the training-mode output {i} reads {len(taps)} values of the main network; an aux head taps one",
+                node=out.name,
+                module=_module_of(out),
+                source=_source_of(out),
+            )
         (tap,) = taps
         modules = {str(n.target) for n in order if n.op == "call_module"}
-        tops = {m.split(".")[0] for m in modules} | {(_module_of(n) or "").split(".")[0] for n in order
-                                                     if n.op != "call_module"}
+        tops = {m.split(".")[0] for m in modules} | {(_module_of(n) or "").split(".")[0] for n in order if n.op != "call_module"}
         tops.discard("")
         name = keys[i] if keys is not None and isinstance(keys[i], str) else next(iter(tops), "")
         if not modules or tops != {name} or name in {t.split(".")[0] for t in eval_targets}:
-            raise ImportRefused(f"the training-mode output {i} is computed by modules under "
-                                f"{', '.join(sorted(tops)) or 'no module'}; an aux head is one module the "
-                                "eval-mode forward never calls", node=out.name, module=_module_of(out),
-                                source=_source_of(out))
+            raise ImportRefused(
+                f"the training-mode output {i} is computed by modules under "
+                f"{', '.join(sorted(tops)) or 'no module'}; an aux head is one module the "
+                "eval-mode forward never calls",
+                node=out.name,
+                module=_module_of(out),
+                source=_source_of(out),
+            )
         tap_path = _built_tap(model, tap) if getattr(model, "archspec_report", None) is not None else None
         tap_path = tap_path or _module_of(tap)
         if not tap_path:
-            raise ImportRefused(f"aux head {name!r} taps a value no module produces", node=tap.name,
-                                source=_source_of(tap))
+            raise ImportRefused(f"aux head {name!r} taps a value no module produces", node=tap.name, source=_source_of(tap))
         graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {tap: graph.placeholder("aux_input")}
         for n in order:

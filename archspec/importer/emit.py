@@ -29,12 +29,31 @@ from archspec.spec.model import KEYWORDS, module_name_problem
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes
-NUMERIC = {"out": "", "kernel": "_k", "stride": "_stride", "padding": "_pad", "dilation": "_dil",
-           "groups": "_groups", "p": "_p", "size": "_size", "start": "_start", "stop": "_stop"}
+NUMERIC = {
+    "out": "",
+    "kernel": "_k",
+    "stride": "_stride",
+    "padding": "_pad",
+    "dilation": "_dil",
+    "groups": "_groups",
+    "p": "_p",
+    "size": "_size",
+    "start": "_start",
+    "stop": "_stop",
+}
 # op defaults, as the registry declares them (a field equal to its default is not written)
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": False, "bn": True,
-             "eps": 1e-5, "momentum": 0.1, "act": "relu"},
+    "conv": {
+        "stride": (1, 1),
+        "padding": (0, 0),
+        "dilation": (1, 1),
+        "groups": 1,
+        "bias": False,
+        "bn": True,
+        "eps": 1e-5,
+        "momentum": 0.1,
+        "act": "relu",
+    },
     "conv2d": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
     "maxpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False},
@@ -53,7 +72,7 @@ def _seg(path: str, prefix: str) -> str:
         return ""
     if not path.startswith(prefix + "."):
         raise AssertionError(f"{path} is not under {prefix}")
-    return path[len(prefix) + 1:]
+    return path[len(prefix) + 1 :]
 
 
 def _join(prefix: str, seg: str) -> str:
@@ -103,8 +122,7 @@ class Block:
     @property
     def template(self) -> Instance:
         """The instance the block is written from: with the shortcut, when that is optional."""
-        return next((i for i in self.instances if i.body.has_shortcut), self.instances[0]) if self.optional \
-            else self.instances[0]
+        return next((i for i in self.instances if i.body.has_shortcut), self.instances[0]) if self.optional else self.instances[0]
 
 
 class Emitter:
@@ -138,8 +156,12 @@ class Emitter:
                 return E("op", name=self._name(first, prefix), op=node), None
             inner = self.as_list(Chain([node]), _join(prefix, first))
             return self._owned(inner, node, prefix, first)
-        if len(firsts) == 1 and "" not in firsts and all("." in r or r in composites for r in rel) \
-                and not _computed_outside(node, _join(prefix, next(iter(firsts)))):
+        if (
+            len(firsts) == 1
+            and "" not in firsts
+            and all("." in r or r in composites for r in rel)
+            and not _computed_outside(node, _join(prefix, next(iter(firsts))))
+        ):
             (first,) = firsts
             at = _join(prefix, first)
             if isinstance(node, Chain):
@@ -154,10 +176,15 @@ class Emitter:
             return self.as_list(node, prefix), None
         if isinstance(node, Gate):
             mul = node.mul
-            raise ImportRefused("a gating multiply whose layers are not the children of one module: archspec names a "
-                                "`gate:` like an op, so its layers sit under the gate's name (as in an SE module's "
-                                "se.fc1, se.fc2)", node=mul.node, module=prefix or None, source=mul.source,
-                                hint="put the gate's layers in a module of their own")
+            raise ImportRefused(
+                "a gating multiply whose layers are not the children of one module: archspec names a "
+                "`gate:` like an op, so its layers sit under the gate's name (as in an SE module's "
+                "se.fc1, se.fc2)",
+                node=mul.node,
+                module=prefix or None,
+                source=mul.source,
+                hint="put the gate's layers in a module of their own",
+            )
         return self.container(node, prefix), None
 
     def _owned(self, inner: E, node: Node, prefix: str, first: str) -> tuple[E, str | None]:
@@ -171,8 +198,7 @@ class Emitter:
     def _indexed(self, inner: E, at: str, first: str) -> E:
         """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
         torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
-        small = self.plain is None and 1 < len(inner.items) <= 3 and all(
-            x.kind == "op" and x.op is not None for x in inner.items)
+        small = self.plain is None and 1 < len(inner.items) <= 3 and all(x.kind == "op" and x.op is not None for x in inner.items)
         if small:
             inner.name = first
             return inner
@@ -212,8 +238,9 @@ class Emitter:
                     continue
                 e, idx = self.place(b, prefix, j)
                 if idx is not None and int(idx) != j:
-                    raise self.refuse(f"branch {j} of a concat is module {_join(prefix, idx)}: its index "
-                                      "does not match its position", prefix)
+                    raise self.refuse(
+                        f"branch {j} of a concat is module {_join(prefix, idx)}: its index does not match its position", prefix
+                    )
                 out.items.append(e)
             return out
         if isinstance(node, Gate):
@@ -260,9 +287,11 @@ class Emitter:
                 if len(out.items) > want and isinstance(node, Op) and not node.prim.stateful:
                     idx = None  # a stateless op of a network archspec built, its index from a list regrouped later
                 elif len(out.items) > want:
-                    raise self.refuse(f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
-                                      "list: its index cannot be reproduced (the forward reorders a Sequential?)",
-                                      _join(prefix, idx))
+                    raise self.refuse(
+                        f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
+                        "list: its index cannot be reproduced (the forward reorders a Sequential?)",
+                        _join(prefix, idx),
+                    )
             out.items.append(e)
         return out
 
@@ -316,10 +345,16 @@ def _unfused(op: Op) -> E:
     """A composite conv whose own path is its container's: its Conv2d and BatchNorm named `conv` and
     `bn` in the container, as the source has them (a composite cannot be named by an empty key)."""
     p = op.prim.params
-    conv = Prim(op.prim.id, "conv2d", {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups",
-                                                         "bias", "dw")}, None, [], op.prim.node, True)
-    bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node,
-              True)
+    conv = Prim(
+        op.prim.id,
+        "conv2d",
+        {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups", "bias", "dw")},
+        None,
+        [],
+        op.prim.node,
+        True,
+    )
+    bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node, True)
     items = [E("op", name="conv", op=Op(conv))] + ([E("op", name="bn", op=Op(bn))] if p["bn"] else [])
     if p["act"] != "none":
         items.append(E("op", op=Op(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
@@ -376,14 +411,14 @@ def _field_ok(op: Op | None) -> Callable[[str, Any], bool]:
 def structure_key(e: E) -> str:
     """What must be equal for two instances to be one block. A residual body's own scale and `then`
     may differ (they become parameters), as may the numbers in its ops."""
+
     def walk(x: E) -> Any:
         if x.kind == "op":
             return [x.name, _form(x.op, _field_ok(x.op))]
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
-        return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut,
-                [walk(i) for i in x.items]]
+        return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut, [walk(i) for i in x.items]]
 
     key = walk(e)
     if e.kind == "residual":
@@ -463,8 +498,9 @@ def make_blocks(instances: list[Instance]) -> list[Block]:
         for inst in level:
             lk = _loose_key(inst.body)
             key = full[id(inst)]
-            merged = lk is not None and len(loose[lk]) == 2 and any(
-                not json.loads(k)[4] for k in loose[lk])  # one key with a shortcut, one without
+            merged = (
+                lk is not None and len(loose[lk]) == 2 and any(not json.loads(k)[4] for k in loose[lk])
+            )  # one key with a shortcut, one without
             if merged:
                 key = "optional:" + str(lk)
             block = by_key.get(key)
@@ -487,8 +523,9 @@ def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str],
         if isinstance(op, Instance):
             assert op.block is not None
             for k in op.block.params:
-                columns[(i, k)] = [_arg_of(ops[i], k) if i < len(ops) and isinstance(ops[i], Instance) else None
-                                   for ops in all_ops]
+                columns[(i, k)] = [
+                    _arg_of(ops[i], k) if i < len(ops) and isinstance(ops[i], Instance) else None for ops in all_ops
+                ]
             continue
         if _is_act(op):
             columns[(i, "op")] = [ops[i].prim.op if i < len(ops) and ops[i] is not None else None for ops in all_ops]
@@ -497,8 +534,9 @@ def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str],
             if k == "groups" and op.prim.params.get("dw"):
                 continue  # depthwise: as many groups as input channels, whatever they are
             if _parameterizable(k, v):
-                columns[(i, k)] = [_value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None
-                                   else None for ops in all_ops]
+                columns[(i, k)] = [
+                    _value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None else None for ops in all_ops
+                ]
     return columns
 
 
@@ -515,8 +553,10 @@ def _parameterize(block: Block) -> None:
     if block.optional:
         values_of["projection"] = ["true" if inst.body.has_shortcut else "false" for inst in block.instances]
     if template.body.kind == "residual":  # a residual's own scale and `then`, where instances differ
-        for name, vs in (("scale", [repr(i.body.scale) for i in block.instances]),
-                         ("act", [i.body.then.prim.op if i.body.then else "identity" for i in block.instances])):
+        for name, vs in (
+            ("scale", [repr(i.body.scale) for i in block.instances]),
+            ("act", [i.body.then.prim.op if i.body.then else "identity" for i in block.instances]),
+        ):
             if len(set(vs)) > 1:
                 values_of[name] = list(vs)
     special = set(values_of)
@@ -524,8 +564,14 @@ def _parameterize(block: Block) -> None:
         known = {v for v in values if v is not None}
         if len(known) <= 1:
             continue
-        shared = next((n for n, vs in values_of.items() if n not in special and all(
-            a is None or b is None or a == b for a, b in zip(vs, values, strict=True))), None)
+        shared = next(
+            (
+                n
+                for n, vs in values_of.items()
+                if n not in special and all(a is None or b is None or a == b for a, b in zip(vs, values, strict=True))
+            ),
+            None,
+        )
         if shared is None:
             op = ops0[i]
             assert op is not None
@@ -541,8 +587,7 @@ def _parameterize(block: Block) -> None:
     for name, column in values_of.items():
         block.params[name] = "false" if name == "projection" else next((v for v in column if v is not None), "")
     for j, inst in enumerate(block.instances):
-        inst.args = {n: vs[j] for n, vs in values_of.items()  # type: ignore[misc]
-                     if vs[j] is not None and vs[j] != block.params[n]}
+        inst.args = {n: v for n, vs in values_of.items() if (v := vs[j]) is not None and v != block.params[n]}
 
 
 # ---- rendering ops as short forms ------------------------------------------------------------
@@ -565,14 +610,19 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
         if k in dflt and v == dflt[k]:
             return None
         if isinstance(v, tuple):
-            return prefix + (f"{v[0]}x{v[1]}" if k in ("kernel", "size") else
-                             str(v[0]) if v[0] == v[1] else f"{v[0]},{v[1]}")
+            return prefix + (f"{v[0]}x{v[1]}" if k in ("kernel", "size") else str(v[0]) if v[0] == v[1] else f"{v[0]},{v[1]}")
         return prefix + str(v)
 
     parts: list[str | None] = [name]
     if name in ("conv", "conv2d"):
-        parts += [val("out"), val("kernel"), val("stride", "s"), val("padding", "p"), val("dilation", "d"),
-                  "dw" if p.get("dw") else val("groups", "g")]
+        parts += [
+            val("out"),
+            val("kernel"),
+            val("stride", "s"),
+            val("padding", "p"),
+            val("dilation", "d"),
+            "dw" if p.get("dw") else val("groups", "g"),
+        ]
         if name == "conv":
             parts += _composite_flags(p, dflt, val)
         else:
@@ -602,8 +652,10 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
 
 def _composite_flags(p: dict[str, Any], dflt: dict[str, Any], val: Callable[[str], str | None]) -> list[str | None]:
     """A composite conv's bias, BatchNorm and activation, where they differ from the defaults."""
-    parts = [None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias",
-             None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true"]
+    parts = [
+        None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias",
+        None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true",
+    ]
     for k in ("eps", "momentum", "act") if p["bn"] else ("act",):
         v = val(k)
         parts.append(f"{k}={v}" if v is not None else None)

@@ -21,8 +21,9 @@ def parse_args(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise SpecError(f"--args is not JSON: {e}", Loc("--args", 1, e.colno), code="import") from None
     if not isinstance(value, dict):
-        raise SpecError("--args must be a JSON object of keyword arguments, e.g. '{\"num_classes\": 10}'",
-                        Loc("--args", 1, 1), code="import")
+        raise SpecError(
+            "--args must be a JSON object of keyword arguments, e.g. '{\"num_classes\": 10}'", Loc("--args", 1, 1), code="import"
+        )
     return value
 
 
@@ -32,8 +33,12 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
     where = Loc(source, 0, 0)
     kind, sep, name = source.partition(":")
     if not sep or not name:
-        raise SpecError(f"cannot tell where to find the model {source!r}", where, code="import",
-                        hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName")
+        raise SpecError(
+            f"cannot tell where to find the model {source!r}",
+            where,
+            code="import",
+            hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName",
+        )
     if kind == "timm":
         import timm
 
@@ -48,8 +53,12 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
         return torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **args)
     path = Path(kind)
     if path.suffix != ".py":
-        raise SpecError(f"unknown model source {kind!r}", where, code="import",
-                        hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName")
+        raise SpecError(
+            f"unknown model source {kind!r}",
+            where,
+            code="import",
+            hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName",
+        )
     if not path.is_file():
         raise SpecError(f"{path} does not exist", where, code="io")
     module_name = f"_archspec_import_{abs(hash(str(path.resolve())))}"

@@ -121,9 +121,12 @@ class Recover:
             if self.prims[p].op in ("input", "pass", "scale"):
                 continue
             if self.seen.get(p, 0) != 1:
-                raise self.refuse(self.prims[p], "this value feeds more than one branch or merge (dense "
-                                  "connectivity, a value reused after a merge): archspec import recovers one fork per "
-                                  "merge only")
+                raise self.refuse(
+                    self.prims[p],
+                    "this value feeds more than one branch or merge (dense "
+                    "connectivity, a value reused after a merge): archspec import recovers one fork per "
+                    "merge only",
+                )
         return chain
 
     def chain(self, end: int, base: int) -> Chain:
@@ -134,8 +137,11 @@ class Recover:
             if p.op == "input":
                 raise self.refuse(self.prims[end], "a branch reaches the input without passing its fork")
             if self.seen.get(cur):
-                raise self.refuse(p, "this value feeds more than one branch or merge (dense connectivity, a "
-                                  "value reused after a merge): archspec import recovers one fork per merge only")
+                raise self.refuse(
+                    p,
+                    "this value feeds more than one branch or merge (dense connectivity, a "
+                    "value reused after a merge): archspec import recovers one fork per merge only",
+                )
             self.seen[cur] = 1
             if p.op == "concat":
                 fork = self.fork(p.inputs)
@@ -147,8 +153,11 @@ class Recover:
             elif p.op == "mul":
                 fork = self.fork(p.inputs)
                 if fork not in p.inputs or p.inputs[0] == p.inputs[1]:
-                    raise self.refuse(p, "a product of two computed tensors: archspec's `gate:` multiplies a value by "
-                                      "a function of it (x · g(x), squeeze-and-excitation), and nothing else")
+                    raise self.refuse(
+                        p,
+                        "a product of two computed tensors: archspec's `gate:` multiplies a value by "
+                        "a function of it (x · g(x), squeeze-and-excitation), and nothing else",
+                    )
                 other = p.inputs[1] if p.inputs[0] == fork else p.inputs[0]
                 items.append(Gate(self.chain(other, fork), p))
                 cur = fork
@@ -192,8 +201,7 @@ def _fold_then(items: list[Node]) -> list[Node]:
     """A residual followed by a stateless activation takes it as its `then`."""
     out: list[Node] = []
     for x in items:
-        if isinstance(x, Op) and x.prim.op in ACTS and out and isinstance(out[-1], Residual) \
-                and out[-1].then is None:
+        if isinstance(x, Op) and x.prim.op in ACTS and out and isinstance(out[-1], Residual) and out[-1].then is None:
             out[-1].then = x
             continue
         out.append(x)

@@ -22,17 +22,33 @@ import torch.nn.functional as F
 
 from archspec.errors import Loc, SpecError
 
-ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Sigmoid: "sigmoid",
-                                nn.Tanh: "tanh", nn.GELU: "gelu", nn.Hardswish: "hardswish",
-                                nn.Hardsigmoid: "hardsigmoid"}
-ACT_FUNCTIONS: dict[Any, str] = {F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu_: "relu",
-                                 F.relu6: "relu6", F.silu: "silu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-                                 torch.tanh: "tanh", F.tanh: "tanh", F.gelu: "gelu", F.hardswish: "hardswish",
-                                 F.hardsigmoid: "hardsigmoid"}
-ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
-               "tanh_": "tanh"}
+ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.SiLU: "silu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.GELU: "gelu",
+    nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid",
+}
+ACT_FUNCTIONS: dict[Any, str] = {
+    F.relu: "relu",
+    torch.relu: "relu",
+    torch.relu_: "relu",
+    F.relu_: "relu",
+    F.relu6: "relu6",
+    F.silu: "silu",
+    torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    F.tanh: "tanh",
+    F.gelu: "gelu",
+    F.hardswish: "hardswish",
+    F.hardsigmoid: "hardsigmoid",
+}
+ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh"}
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
-
 
 
 def is_drop_path(m: nn.Module) -> bool:
@@ -42,14 +58,25 @@ def is_drop_path(m: nn.Module) -> bool:
 
     if type(m) is DropPath:
         return True
-    return (type(m).__name__ == "StochasticDepth" and type(m).__module__.startswith("torchvision.")
-            and getattr(m, "mode", None) == "row")
+    return (
+        type(m).__name__ == "StochasticDepth"
+        and type(m).__module__.startswith("torchvision.")
+        and getattr(m, "mode", None) == "row"
+    )
+
 
 class ImportRefused(SpecError):
     """A module archspec cannot express as a spec; located at the source line when torch knows it."""
 
-    def __init__(self, message: str, *, node: str | None = None, module: str | None = None,
-                 source: tuple[str, int] | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        module: str | None = None,
+        source: tuple[str, int] | None = None,
+        hint: str | None = None,
+    ) -> None:
         where = []
         if node:
             where.append(f"fx node {node!r}")
@@ -109,8 +136,7 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (isinstance(m, nn.modules.batchnorm._BatchNorm) or is_drop_path(m)
-                or super().is_leaf_module(m, qualname))
+        return isinstance(m, nn.modules.batchnorm._BatchNorm) or is_drop_path(m) or super().is_leaf_module(m, qualname)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -118,14 +144,20 @@ def trace(model: nn.Module) -> fx.GraphModule:
     try:
         graph = tracer.trace(model)
     except Exception as e:  # noqa: BLE001 - any tracing failure becomes one located message
-        frames = [(f.filename, f.lineno) for f in _frames(e.__traceback__)
-                  if "/torch/" not in f.filename and "archspec/importer" not in f.filename]
+        frames = [
+            (f.filename, f.lineno)
+            for f in _frames(e.__traceback__)
+            if "/torch/" not in f.filename and "archspec/importer" not in f.filename
+        ]
         module = next(reversed(tracer.module_stack), None) if getattr(tracer, "module_stack", None) else None
         what = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ImportRefused(f"torch.fx cannot trace the module: {what}", module=module or None,
-                            source=frames[-1] if frames else None,
-                            hint="Python control flow on tensor values (if x.sum() > 0, loops over sizes) "
-                                 "has no branch-graph form; make it depend on constructor arguments only") from None
+        raise ImportRefused(
+            f"torch.fx cannot trace the module: {what}",
+            module=module or None,
+            source=frames[-1] if frames else None,
+            hint="Python control flow on tensor values (if x.sum() > 0, loops over sizes) "
+            "has no branch-graph form; make it depend on constructor arguments only",
+        ) from None
     return fx.GraphModule(tracer.root, graph)
 
 
@@ -166,10 +198,25 @@ class Converter:
     def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
         return ImportRefused(message, node=node.name, module=_module_of(node), source=_source_of(node), hint=hint)
 
-    def add(self, node: fx.Node, op: str, params: dict[str, Any] | None = None, inputs: list[int] | None = None,
-            path: str | None = None, stateful: bool = False) -> int:
-        prim = Prim(len(self.prims), op, params or {}, path, inputs if inputs is not None else [self.input(node, 0)],
-                    node.name, stateful, _source_of(node))
+    def add(
+        self,
+        node: fx.Node,
+        op: str,
+        params: dict[str, Any] | None = None,
+        inputs: list[int] | None = None,
+        path: str | None = None,
+        stateful: bool = False,
+    ) -> int:
+        prim = Prim(
+            len(self.prims),
+            op,
+            params or {},
+            path,
+            inputs if inputs is not None else [self.input(node, 0)],
+            node.name,
+            stateful,
+            _source_of(node),
+        )
         if node.op != "call_module":
             prim.owner = _module_of(node)
         self.prims.append(prim)
@@ -201,14 +248,17 @@ class Converter:
             elif node.op == "output":
                 out = node.args[0]
                 if not isinstance(out, fx.Node) or out not in self.value:
-                    raise self.refuse(node, "the module returns something other than one tensor (a tuple, a dict)",
-                                      hint="import the model in the form that returns the logits alone "
-                                           "(e.g. without auxiliary heads)")
+                    raise self.refuse(
+                        node,
+                        "the module returns something other than one tensor (a tuple, a dict)",
+                        hint="import the model in the form that returns the logits alone (e.g. without auxiliary heads)",
+                    )
                 self.output = self.value[out]
             elif node.op == "get_attr":
                 if node.users:
-                    raise self.refuse(node, f"the forward reads the tensor attribute {node.target!r} directly; "
-                                            "archspec ops own their tensors")
+                    raise self.refuse(
+                        node, f"the forward reads the tensor attribute {node.target!r} directly; archspec ops own their tensors"
+                    )
         return self.prims
 
     # ---- modules ---------------------------------------------------------------------------
@@ -222,7 +272,10 @@ class Converter:
         elif type(m) is nn.Conv2d:
             self.conv(node, m, path)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m).__name__ in (
-                "BatchNorm2d", "BatchNorm1d", "BatchNormAct2d"):
+            "BatchNorm2d",
+            "BatchNorm1d",
+            "BatchNormAct2d",
+        ):
             self.batchnorm(node, m, path)
         elif type(m) in ACTIVATIONS:
             if isinstance(m, nn.GELU) and m.approximate != "none":
@@ -231,34 +284,54 @@ class Converter:
         elif type(m) is nn.MaxPool2d:
             if m.return_indices or _pair(m.dilation) != (1, 1):
                 raise self.refuse(node, "MaxPool2d with dilation or return_indices")
-            self.add(node, "maxpool", {"kernel": _pair(m.kernel_size), "stride": _pair(m.stride or m.kernel_size),
-                                       "padding": _pair(m.padding), "ceil": bool(m.ceil_mode)}, path=named)
+            self.add(
+                node,
+                "maxpool",
+                {
+                    "kernel": _pair(m.kernel_size),
+                    "stride": _pair(m.stride or m.kernel_size),
+                    "padding": _pair(m.padding),
+                    "ceil": bool(m.ceil_mode),
+                },
+                path=named,
+            )
         elif type(m) is nn.AvgPool2d:
             if m.divisor_override is not None:
                 raise self.refuse(node, "AvgPool2d with divisor_override")
-            self.add(node, "avgpool", {"kernel": _pair(m.kernel_size), "stride": _pair(m.stride or m.kernel_size),
-                                       "padding": _pair(m.padding), "ceil": bool(m.ceil_mode),
-                                       "exclude_pad": not m.count_include_pad}, path=named)
+            self.add(
+                node,
+                "avgpool",
+                {
+                    "kernel": _pair(m.kernel_size),
+                    "stride": _pair(m.stride or m.kernel_size),
+                    "padding": _pair(m.padding),
+                    "ceil": bool(m.ceil_mode),
+                    "exclude_pad": not m.count_include_pad,
+                },
+                path=named,
+            )
         elif type(m) is nn.AdaptiveAvgPool2d:
             self.adaptive(node, m.output_size, named)
         elif type(m) is nn.Flatten:
             if (m.start_dim, m.end_dim) != (1, -1):
-                raise self.refuse(node, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); archspec "
-                                        "flattens C×H×W")
+                raise self.refuse(node, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); archspec flattens C×H×W")
             self.add(node, "flatten", path=named)
         elif type(m) is nn.Linear:
-            self.add(node, "linear", {"out": m.out_features, "bias": m.bias is not None},
-                     path=self._need(node, path), stateful=True)
+            self.add(
+                node, "linear", {"out": m.out_features, "bias": m.bias is not None}, path=self._need(node, path), stateful=True
+            )
         elif type(m) is nn.Dropout:
             self.add(node, "dropout", {"p": float(m.p)}, path=named)
         elif is_drop_path(m):
             self.add(node, "drop_path", {"p": float(m.p)}, path=named)
         elif type(m) is nn.LocalResponseNorm:
-            self.add(node, "lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta), "k": float(m.k)},
-                     path=named)
+            self.add(node, "lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta), "k": float(m.k)}, path=named)
         else:
-            raise self.refuse(node, f"no archspec op for module {type(m).__module__}.{type(m).__name__}",
-                              hint="see docs/import.md for the modules archspec import knows")
+            raise self.refuse(
+                node,
+                f"no archspec op for module {type(m).__module__}.{type(m).__name__}",
+                hint="see docs/import.md for the modules archspec import knows",
+            )
 
     def conv(self, node: fx.Node, m: nn.Conv2d, path: str | None) -> None:
         if m.padding_mode != "zeros":
@@ -272,17 +345,33 @@ class Converter:
                 if any(t % 2 for t in total):
                     raise self.refuse(node, "Conv2d padding='same' with an even kernel pads unevenly")
                 padding = tuple(t // 2 for t in total)
-        self.add(node, "conv2d", {"out": m.out_channels, "kernel": _pair(m.kernel_size),
-                                  "stride": _pair(m.stride), "padding": _pair(padding),
-                                  "dilation": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None,
-                                  "dw": m.groups > 1 and m.groups == m.in_channels},  # depthwise: `dw`
-                 path=self._need(node, path), stateful=True)
+        self.add(
+            node,
+            "conv2d",
+            {
+                "out": m.out_channels,
+                "kernel": _pair(m.kernel_size),
+                "stride": _pair(m.stride),
+                "padding": _pair(padding),
+                "dilation": _pair(m.dilation),
+                "groups": m.groups,
+                "bias": m.bias is not None,
+                "dw": m.groups > 1 and m.groups == m.in_channels,
+            },  # depthwise: `dw`
+            path=self._need(node, path),
+            stateful=True,
+        )
 
     def batchnorm(self, node: fx.Node, m: Any, path: str | None) -> None:
         if not m.track_running_stats or m.momentum is None:
             raise self.refuse(node, "BatchNorm without running statistics (or with cumulative momentum)")
-        self.add(node, "bn", {"eps": float(m.eps), "momentum": float(m.momentum), "affine": bool(m.affine)},
-                 path=self._need(node, path), stateful=True)
+        self.add(
+            node,
+            "bn",
+            {"eps": float(m.eps), "momentum": float(m.momentum), "affine": bool(m.affine)},
+            path=self._need(node, path),
+            stateful=True,
+        )
         drop, act = getattr(m, "drop", None), getattr(m, "act", None)
         if drop is not None and not isinstance(drop, nn.Identity):
             raise self.refuse(node, f"{type(m).__name__} with a dropout ({type(drop).__name__}) inside")
@@ -294,8 +383,9 @@ class Converter:
 
     def _need(self, node: fx.Node, path: str | None) -> str:
         if path is None:
-            raise self.refuse(node, "a module with weights is called more than once (shared weights); a spec gives "
-                                    "every op its own weights")
+            raise self.refuse(
+                node, "a module with weights is called more than once (shared weights); a spec gives every op its own weights"
+            )
         return path
 
     def adaptive(self, node: fx.Node, size: Any, path: str | None) -> None:
@@ -324,8 +414,16 @@ class Converter:
         elif self.channel_op(node):
             pass
         elif t is F.local_response_norm:
-            self.add(node, "lrn", {"size": int(_arg(node, 1, "size", None)), "alpha": float(_arg(node, 2, "alpha", 1e-4)),
-                                   "beta": float(_arg(node, 3, "beta", 0.75)), "k": float(_arg(node, 4, "k", 1.0))})
+            self.add(
+                node,
+                "lrn",
+                {
+                    "size": int(_arg(node, 1, "size", None)),
+                    "alpha": float(_arg(node, 2, "alpha", 1e-4)),
+                    "beta": float(_arg(node, 3, "beta", 0.75)),
+                    "k": float(_arg(node, 4, "k", 1.0)),
+                },
+            )
         elif t is torch.cat:
             self.concat(node)
         elif t in (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_):
@@ -343,8 +441,11 @@ class Converter:
             raise self.refuse(node, "indexing or attribute access on a traced value (a tuple output, a slice)")
         else:
             name = getattr(t, "__name__", str(t))
-            raise self.refuse(node, f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
-                              hint="see docs/import.md for the functions archspec import knows")
+            raise self.refuse(
+                node,
+                f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
+                hint="see docs/import.md for the functions archspec import knows",
+            )
 
     def channel_op(self, node: fx.Node) -> bool:
         """ShuffleNet's channel split and shuffle; False for any other function."""
@@ -374,8 +475,7 @@ class Converter:
         channels = int(meta.shape[1])
         size = -(-channels // n)
         start = i * size
-        self.add(node, "channel_slice", {"start": start, "stop": min(channels, start + size)},
-                 inputs=[self.value[src]])
+        self.add(node, "channel_slice", {"start": start, "stop": min(channels, start + size)}, inputs=[self.value[src]])
 
     def concat(self, node: fx.Node) -> None:
         tensors, dim = _arg(node, 0, "tensors", None), _arg(node, 1, "dim", 0)
@@ -394,18 +494,32 @@ class Converter:
         s = _arg(node, 2, "stride", None) or k
         if _pair(_arg(node, 4, "dilation", 1)) != (1, 1) or _arg(node, 6, "return_indices", False):
             raise self.refuse(node, "max_pool2d with dilation or return_indices")
-        self.add(node, "maxpool", {"kernel": _pair(k), "stride": _pair(s),
-                                   "padding": _pair(_arg(node, 3, "padding", 0)),
-                                   "ceil": bool(_arg(node, 5, "ceil_mode", False))})
+        self.add(
+            node,
+            "maxpool",
+            {
+                "kernel": _pair(k),
+                "stride": _pair(s),
+                "padding": _pair(_arg(node, 3, "padding", 0)),
+                "ceil": bool(_arg(node, 5, "ceil_mode", False)),
+            },
+        )
 
     def avg_pool(self, node: fx.Node) -> None:
         k = _arg(node, 1, "kernel_size", None)
         if _arg(node, 6, "divisor_override", None) is not None:
             raise self.refuse(node, "avg_pool2d with divisor_override")
-        self.add(node, "avgpool", {"kernel": _pair(k), "stride": _pair(_arg(node, 2, "stride", None) or k),
-                                   "padding": _pair(_arg(node, 3, "padding", 0)),
-                                   "ceil": bool(_arg(node, 4, "ceil_mode", False)),
-                                   "exclude_pad": not _arg(node, 5, "count_include_pad", True)})
+        self.add(
+            node,
+            "avgpool",
+            {
+                "kernel": _pair(k),
+                "stride": _pair(_arg(node, 2, "stride", None) or k),
+                "padding": _pair(_arg(node, 3, "padding", 0)),
+                "ceil": bool(_arg(node, 4, "ceil_mode", False)),
+                "exclude_pad": not _arg(node, 5, "count_include_pad", True),
+            },
+        )
 
     def flatten(self, node: fx.Node, start: int, end: int) -> None:
         if (start, end) != (1, -1):
@@ -424,8 +538,7 @@ class Converter:
 
     def binary_add(self, node: fx.Node) -> None:
         alpha = node.kwargs.get("alpha", 1)
-        if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) \
-                or not isinstance(alpha, (int, float)):
+        if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) or not isinstance(alpha, (int, float)):
             raise self.refuse(node, "an addition with a constant; archspec adds two branches")
         second = self.input(node, 1)
         if alpha != 1:  # torch.add(shortcut, body, alpha=s): the residual form archspec compiles to
@@ -467,15 +580,24 @@ class Converter:
             self.value[node] = self.input(node, 0)
         elif t == "flatten":
             self.flatten(node, _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
-        elif t in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1 \
-                and isinstance(node.args[1], fx.Node) and _is_batch_size(node.args[1]):
+        elif (
+            t in ("view", "reshape")
+            and len(node.args) == 3
+            and node.args[2] == -1
+            and isinstance(node.args[1], fx.Node)
+            and _is_batch_size(node.args[1])
+        ):
             self._flatten_or_pool(node)
         elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):
             pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
         elif t == "mean":
             self.mean(node)
-        elif t == "chunk" and _arg(node, 2, "dim", 0) in (1, -3) and isinstance(_arg(node, 1, "chunks", None), int) \
-                and all(u.op == "call_function" and u.target is operator.getitem for u in node.users):
+        elif (
+            t == "chunk"
+            and _arg(node, 2, "dim", 0) in (1, -3)
+            and isinstance(_arg(node, 1, "chunks", None), int)
+            and all(u.op == "call_function" and u.target is operator.getitem for u in node.users)
+        ):
             self.input(node, 0)  # a traced tensor
             self.chunks[node] = (node.args[0], int(_arg(node, 1, "chunks", None)))  # type: ignore[assignment]
         elif t in ("add", "add_"):
@@ -483,25 +605,31 @@ class Converter:
         elif t in ("mul", "mul_"):
             self.scale(node)
         else:
-            raise self.refuse(node, f"no archspec op for tensor method .{t}()",
-                              hint="see docs/import.md for the methods archspec import knows")
+            raise self.refuse(
+                node, f"no archspec op for tensor method .{t}()", hint="see docs/import.md for the methods archspec import knows"
+            )
 
 
 def _is_batch_size(node: fx.Node) -> bool:
     """x.size(0) or x.shape[0]."""
     if node.op == "call_method" and node.target == "size":
         return node.args[1:] == (0,)
-    return (node.op == "call_function" and node.target is operator.getitem and node.args[1:] == (0,)
-            and isinstance(node.args[0], fx.Node) and node.args[0].op == "call_function"
-            and node.args[0].target is getattr and node.args[0].args[1:] == ("shape",))
+    return (
+        node.op == "call_function"
+        and node.target is operator.getitem
+        and node.args[1:] == (0,)
+        and isinstance(node.args[0], fx.Node)
+        and node.args[0].op == "call_function"
+        and node.args[0].target is getattr
+        and node.args[0].args[1:] == ("shape",)
+    )
 
 
 def _feeds_flatten(node: fx.Node) -> bool:
     """A use of x.shape / x.shape[0] that is part of x.view(x.shape[0], -1)."""
     if node.op == "call_function" and node.target is operator.getitem:
         return bool(_is_batch_size(node)) and all(_feeds_flatten(u) for u in node.users)
-    return bool(node.op == "call_method" and node.target in ("view", "reshape") and len(node.args) == 3
-                and node.args[2] == -1)
+    return bool(node.op == "call_method" and node.target in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1)
 
 
 def fuse_composites(prims: list[Prim], output: int) -> None:
@@ -515,8 +643,13 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
         for i in p.inputs:
             users[i].append(p.id)
     for conv in prims:
-        if conv.op != "conv2d" or not conv.path or not conv.path.endswith(".conv") or len(users[conv.id]) != 1 \
-                or conv.id == output:
+        if (
+            conv.op != "conv2d"
+            or not conv.path
+            or not conv.path.endswith(".conv")
+            or len(users[conv.id]) != 1
+            or conv.id == output
+        ):
             continue
         base = conv.path[: -len(".conv")]
         bn = prims[users[conv.id][0]]
@@ -529,8 +662,12 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
         act, last = "none", norm
         after = users[norm.id] if norm is not None else [users[conv.id][0]]
         end = norm.id if norm is not None else conv.id
-        if len(after) == 1 and end != output and prims[after[0]].op in ACTIVATIONS.values() \
-                and (prims[after[0]].path is None or str(prims[after[0]].path).startswith(base + ".")):
+        if (
+            len(after) == 1
+            and end != output
+            and prims[after[0]].op in ACTIVATIONS.values()
+            and (prims[after[0]].path is None or str(prims[after[0]].path).startswith(base + "."))
+        ):
             last = prims[after[0]]
             act = last.op
         params = dict(conv.params)

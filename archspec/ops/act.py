@@ -49,5 +49,10 @@ _ACTIVATIONS = {  # op name: (torch function, what it computes, the torch.nn lay
 for _name, (_function, _doc, _layer) in _ACTIVATIONS.items():
     # sigmoid, tanh and ReLU keep their output for backward; the others their input
     saves = ("out",) if _name in ("relu", "sigmoid", "tanh") else ("in",)
-    register(type(_name.capitalize(), (_Activation,), {"name": _name, "torch_function": _function, "doc": _doc,
-                                                       "saved_for_backward": saves, "layer": _layer}))
+    register(
+        type(
+            _name.capitalize(),
+            (_Activation,),
+            {"name": _name, "torch_function": _function, "doc": _doc, "saved_for_backward": saves, "layer": _layer},
+        )
+    )

@@ -26,8 +26,10 @@ class SliceParams(OpParams):
 @register
 class ChannelSlice(Op):
     name = "channel_slice"
-    doc = ("Channels START to STOP − 1 of the input (a view, like ShuffleNetV2's channel split x.chunk(2, 1)). "
-           "Short form: channel_slice START STOP")
+    doc = (
+        "Channels START to STOP − 1 of the input (a view, like ShuffleNetV2's channel split x.chunk(2, 1)). "
+        "Short form: channel_slice START STOP"
+    )
     kind = "misc"
     Params = SliceParams
     positional = ("start", "stop")
@@ -37,8 +39,9 @@ class ChannelSlice(Op):
     def infer(self, p: SliceParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
         if p.stop > x.channels:
-            raise OpShapeError(f"channels {p.start}:{p.stop} of an input with {x.channels}",
-                               hint=f"stop may be at most {x.channels}")
+            raise OpShapeError(
+                f"channels {p.start}:{p.stop} of an input with {x.channels}", hint=f"stop may be at most {x.channels}"
+            )
         return Shape(p.stop - p.start, x.height, x.width, x.flat)
 
     def function(self, p: SliceParams) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -61,8 +64,10 @@ class ShuffleParams(OpParams):
 class ChannelShuffle(Op):
     name = "channel_shuffle"
     layer = "ChannelShuffle"
-    doc = ("ShuffleNet's channel shuffle (arXiv 1707.01083, Fig. 1): view the C channels as GROUPS × C/GROUPS, "
-           "transpose, flatten. Short form: channel_shuffle GROUPS")
+    doc = (
+        "ShuffleNet's channel shuffle (arXiv 1707.01083, Fig. 1): view the C channels as GROUPS × C/GROUPS, "
+        "transpose, flatten. Short form: channel_shuffle GROUPS"
+    )
     kind = "misc"
     Params = ShuffleParams
     positional = ("groups",)
@@ -71,8 +76,9 @@ class ChannelShuffle(Op):
     def infer(self, p: ShuffleParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
         if not x.is_map or x.channels % p.groups:
-            raise OpShapeError(f"channel_shuffle {p.groups} needs a C×H×W map whose C is a multiple of {p.groups}, "
-                               f"got {x.formula()}")
+            raise OpShapeError(
+                f"channel_shuffle {p.groups} needs a C×H×W map whose C is a multiple of {p.groups}, got {x.formula()}"
+            )
         return x
 
     def function(self, p: ShuffleParams) -> tuple[Callable[..., Any], dict[str, Any]]:

@@ -20,7 +20,8 @@ class Conv2dParams(OpParams):
     padding: NonNegPair = (0, 0)
     dilation: PosPair = (1, 1)
     groups: Union[Channels, Literal["in"]] = Field(
-        1, description="channel groups; 'in' (the flag dw) makes one group per input channel: a depthwise conv")
+        1, description="channel groups; 'in' (the flag dw) makes one group per input channel: a depthwise conv"
+    )
     bias: bool = True
 
 
@@ -31,8 +32,9 @@ def groups_of(p: Conv2dParams, cin: int) -> int:
 
 def conv_shape(p: Conv2dParams, x: Shape) -> Shape:
     if not x.is_map or x.height is None or x.width is None:
-        raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}",
-                           hint="convolutions come before flatten / global_avgpool")
+        raise OpShapeError(
+            f"needs a C×H×W feature map, got a vector of {x.channels}", hint="convolutions come before flatten / global_avgpool"
+        )
     groups = groups_of(p, x.channels)
     if x.channels % groups or p.out % groups:
         what = "dw (one group per input channel)" if p.groups == "in" else f"groups={groups}"
@@ -80,8 +82,10 @@ def _same(p: Conv2dParams) -> bool:
 class Conv2d(Op):
     name = "conv2d"
     channels = "out"
-    doc = ("torch.nn.Conv2d alone; input channels are inferred. `dw` (or `groups=in`) makes it depthwise: one "
-           "group per input channel. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG|dw] [no_bias]")
+    doc = (
+        "torch.nn.Conv2d alone; input channels are inferred. `dw` (or `groups=in`) makes it depthwise: one "
+        "group per input channel. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG|dw] [no_bias]"
+    )
     kind = "conv"
     Params = Conv2dParams
     positional = ("out",)
@@ -109,8 +113,7 @@ class Conv2d(Op):
         import torch.nn as nn
 
         cin = inputs[0].channels
-        return nn.Conv2d(cin, p.out, p.kernel, p.stride, p.padding, p.dilation, groups_of(p, cin), p.bias,
-                         device=device)
+        return nn.Conv2d(cin, p.out, p.kernel, p.stride, p.padding, p.dilation, groups_of(p, cin), p.bias, device=device)
 
     def short(self, p: Conv2dParams) -> str:
         return conv_short("conv2d", p) + ("" if p.bias else " no_bias")
@@ -140,8 +143,13 @@ class Conv(Op):
     Params = ConvParams
     positional = ("out",)
     grid = "kernel"
-    flags = {"bias": ("bias", True), "no_bias": ("bias", False), "no_bn": ("bn", False), "linear": ("act", "none"),
-             "dw": ("groups", "in")}
+    flags = {
+        "bias": ("bias", True),
+        "no_bias": ("bias", False),
+        "no_bn": ("bn", False),
+        "linear": ("act", "none"),
+        "dw": ("groups", "in"),
+    }
 
     def expand(self, p: ConvParams) -> list[tuple[str, str, dict[str, Any]]]:
         conv = {k: getattr(p, k) for k in Conv2dParams.model_fields}

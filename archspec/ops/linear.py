@@ -16,8 +16,9 @@ class LinearParams(OpParams):
     out: Channels
     bias: bool = True
     per_pixel: bool = Field(
-        False, description="on a C×H×W map, apply the layer to each pixel's channels (ConvNeXt's MLP); "
-                           "without it a map is an error")
+        False,
+        description="on a C×H×W map, apply the layer to each pixel's channels (ConvNeXt's MLP); without it a map is an error",
+    )
 
 
 def _features(x: Shape, p: LinearParams) -> int:
@@ -25,7 +26,7 @@ def _features(x: Shape, p: LinearParams) -> int:
         raise OpShapeError(
             f"needs a vector, got a C×H×W feature map ({x.formula()})",
             hint="put global_avgpool, or flatten after a fixed-size pool, before it; or write per_pixel to apply "
-                 "it to each pixel's channels",
+            "it to each pixel's channels",
         )
     return x.channels
 
@@ -34,9 +35,11 @@ def _features(x: Shape, p: LinearParams) -> int:
 class Linear(Op):
     name = "linear"
     channels = "out"
-    doc = ("torch.nn.Linear on a vector; input features are inferred. With `per_pixel`, on a C×H×W map it "
-           "acts on each pixel's C channels (torchvision's ConvNeXt block: its weight is [OUT, C], not a "
-           "1×1 conv's [OUT, C, 1, 1]), giving OUT×H×W. Short form: linear OUT [no_bias] [per_pixel]")
+    doc = (
+        "torch.nn.Linear on a vector; input features are inferred. With `per_pixel`, on a C×H×W map it "
+        "acts on each pixel's C channels (torchvision's ConvNeXt block: its weight is [OUT, C], not a "
+        "1×1 conv's [OUT, C, 1, 1]), giving OUT×H×W. Short form: linear OUT [no_bias] [per_pixel]"
+    )
     kind = "linear"
     Params = LinearParams
     positional = ("out",)
@@ -85,9 +88,11 @@ class DropoutParams(OpParams):
 @register
 class Dropout(Op):
     name = "dropout"
-    doc = ("Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`), active in training mode "
-           "only. Always an `nn.Dropout` module, so it follows `train()`/`eval()`; it holds no state, and where "
-           "a layer already has its path it takes a free one (`0_2`). Short form: dropout P")
+    doc = (
+        "Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`), active in training mode "
+        "only. Always an `nn.Dropout` module, so it follows `train()`/`eval()`; it holds no state, and where "
+        "a layer already has its path it takes a free one (`0_2`). Short form: dropout P"
+    )
     kind = "misc"
     Params = DropoutParams
     positional = ("p",)
@@ -116,14 +121,16 @@ class DropPathParams(OpParams):
 @register
 class DropPath(Op):
     name = "drop_path"
-    doc = ("Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's "
-           "input is zeroed with probability P, and kept, scaled by 1/(1 − P), otherwise; the identity in eval "
-           "mode. Written as the last op of a residual's body, it drops that sample's whole branch (EfficientNet, "
-           "ConvNeXt). It draws its random numbers as torchvision's `StochasticDepth(P, \"row\")` does: one "
-           "N×1×1×1 Bernoulli draw per call, none when P is 0 or in eval mode. A module that follows "
-           "`train()`/`eval()`, named by its path like dropout (a standalone file defines its small `DropPath` "
-           "class); it holds no state. Zero MACs. "
-           "Short form: drop_path P")
+    doc = (
+        "Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's "
+        "input is zeroed with probability P, and kept, scaled by 1/(1 − P), otherwise; the identity in eval "
+        "mode. Written as the last op of a residual's body, it drops that sample's whole branch (EfficientNet, "
+        'ConvNeXt). It draws its random numbers as torchvision\'s `StochasticDepth(P, "row")` does: one '
+        "N×1×1×1 Bernoulli draw per call, none when P is 0 or in eval mode. A module that follows "
+        "`train()`/`eval()`, named by its path like dropout (a standalone file defines its small `DropPath` "
+        "class); it holds no state. Zero MACs. "
+        "Short form: drop_path P"
+    )
     kind = "misc"
     Params = DropPathParams
     positional = ("p",)
@@ -174,8 +181,11 @@ class Flatten(Op):
             )
         h, w = x.height(rh), x.width(rw)
         if h < 1 or w < 1:
-            raise OpShapeError(f"flatten of an empty map ({x.channels}×{h}×{w}) at input size {rh}×{rw}",
-                               code="input-too-small", hint="raise input.size")
+            raise OpShapeError(
+                f"flatten of an empty map ({x.channels}×{h}×{w}) at input size {rh}×{rw}",
+                code="input-too-small",
+                hint="raise input.size",
+            )
         return Shape(x.channels * h * w, flat=(x.height, x.width))
 
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:

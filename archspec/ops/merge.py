@@ -34,8 +34,10 @@ class Concat(Op):
     def label(self, p: OpParams) -> str:
         return "Filter concat"
 
+
 class AddParams(OpParams):
     scale: float = 1.0
+
 
 @register
 class Add(Op):
@@ -73,13 +75,16 @@ class Add(Op):
     def label(self, p: AddParams) -> str:
         return "+" if p.scale == 1.0 else f"+ ×{p.scale:g}"
 
+
 @register
 class Mul(Op):
     name = "mul"
-    doc = ("x · gate(x), the gate broadcast over H and W (squeeze-and-excitation); made by a `gate:` node, "
-           "whose body must end in C×1×1 with the channels of x. Like the residual sum, the product counts no "
-           "MACs (MACs are those of convolutions and linear layers, as fvcore counts them); the gate's own "
-           "convs are counted.")
+    doc = (
+        "x · gate(x), the gate broadcast over H and W (squeeze-and-excitation); made by a `gate:` node, "
+        "whose body must end in C×1×1 with the channels of x. Like the residual sum, the product counts no "
+        "MACs (MACs are those of convolutions and linear layers, as fvcore counts them); the gate's own "
+        "convs are counted."
+    )
     kind = "merge"
     fresh_output = True
     standalone = False
@@ -91,7 +96,9 @@ class Mul(Op):
             raise OpShapeError(
                 f"a gate must give {x.channels}×1×1 for a {x.formula()} input, got {gate.formula()}",
                 hint="end the gate with adaptive_avgpool 1x1, 1×1 convs back to the input's channels and an "
-                     "activation such as sigmoid", code="shape-mismatch")
+                "activation such as sigmoid",
+                code="shape-mismatch",
+            )
         return x
 
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -101,4 +108,3 @@ class Mul(Op):
 
     def label(self, p: OpParams) -> str:
         return "×"
-

@@ -94,9 +94,11 @@ class LayerNormParams(OpParams):
 @register
 class LayerNorm(Op):
     name = "layer_norm"
-    doc = ("LayerNorm over channels: each pixel of a C×H×W map (ConvNeXt's LayerNorm2d), or a vector, "
-           "normalised over its C values, then scaled and shifted by a learned weight and bias of C "
-           "(`nn.LayerNorm(C)`; `no_affine`: none). Short form: layer_norm [eps=E] [no_affine]")
+    doc = (
+        "LayerNorm over channels: each pixel of a C×H×W map (ConvNeXt's LayerNorm2d), or a vector, "
+        "normalised over its C values, then scaled and shifted by a learned weight and bias of C "
+        "(`nn.LayerNorm(C)`; `no_affine`: none). Short form: layer_norm [eps=E] [no_affine]"
+    )
     kind = "norm"
     Params = LayerNormParams
     flags = {"no_affine": ("affine", False)}
@@ -130,11 +132,13 @@ class LayerScaleParams(OpParams):
 @register
 class LayerScale(Op):
     name = "layer_scale"
-    doc = ("Learned per-channel scale (ConvNeXt's layer scale, arXiv 2201.03545): x · γ, γ one value per channel "
-           "starting at INIT. γ is one tensor at the op's path, of shape C×1×1 on a map (C on a vector), an "
-           "`nn.Parameter` of the enclosing module and not a module of its own, so `layer_scale: layer_scale 1e-6` "
-           "inside torchvision's CNBlock makes its state_dict key `features.1.0.layer_scale`. Counts no MACs (as "
-           "the residual sum). Short form: layer_scale [INIT]")
+    doc = (
+        "Learned per-channel scale (ConvNeXt's layer scale, arXiv 2201.03545): x · γ, γ one value per channel "
+        "starting at INIT. γ is one tensor at the op's path, of shape C×1×1 on a map (C on a vector), an "
+        "`nn.Parameter` of the enclosing module and not a module of its own, so `layer_scale: layer_scale 1e-6` "
+        "inside torchvision's CNBlock makes its state_dict key `features.1.0.layer_scale`. Counts no MACs (as "
+        "the residual sum). Short form: layer_scale [INIT]"
+    )
     kind = "misc"
     Params = LayerScaleParams
     positional = ("init",)

@@ -103,8 +103,11 @@ class AvgPool(_Pool):
         import torch.nn.functional as F
 
         return F.avg_pool2d, {
-            "kernel_size": p.kernel, "stride": p.stride, "padding": p.padding,
-            "ceil_mode": p.ceil, "count_include_pad": not p.exclude_pad,
+            "kernel_size": p.kernel,
+            "stride": p.stride,
+            "padding": p.padding,
+            "ceil_mode": p.ceil,
+            "count_include_pad": not p.exclude_pad,
         }
 
     def short(self, p: AvgPoolParams) -> str:

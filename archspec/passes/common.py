@@ -75,5 +75,4 @@ def only_user(node: fx.Node) -> fx.Node | None:
 
 def is_relu(node: fx.Node | None) -> TypeGuard[fx.Node]:
     """A plain ReLU call: one tensor argument, no options."""
-    return (node is not None and node.op == "call_function" and node.target in RELUS and len(node.args) == 1
-            and not node.kwargs)
+    return node is not None and node.op == "call_function" and node.target in RELUS and len(node.args) == 1 and not node.kwargs

@@ -68,9 +68,14 @@ def _body_and_scale(gm: fx.GraphModule, add: fx.Node) -> tuple[fx.Node, fx.Node,
         if not isinstance(body, fx.Node) or not isinstance(other, fx.Node) or only_user(body) is not add:
             continue
         conv = called_module(gm, body)
-        if (type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-                and len(body.args) == 1 and not body.kwargs
-                and sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == body.target) == 1):
+        if (
+            type(conv) is nn.Conv2d
+            and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str)
+            and len(body.args) == 1
+            and not body.kwargs
+            and sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == body.target) == 1
+        ):
             return body, other, float(scale)
     return None
 

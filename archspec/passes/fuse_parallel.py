@@ -43,13 +43,13 @@ def _fused_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:
     out = sum(c.out_channels for c in convs)
     # nn.Conv2d stores its geometry as tuple[int, ...] but is annotated to take tuple[int, int]
     kernel, stride, padding, dilation = cast(Any, (first.kernel_size, first.stride, first.padding, first.dilation))
-    fused = nn.Conv2d(first.in_channels, out, kernel, stride, padding, dilation, bias=True, device=first.weight.device,
-                      dtype=first.weight.dtype)
+    fused = nn.Conv2d(
+        first.in_channels, out, kernel, stride, padding, dilation, bias=True, device=first.weight.device, dtype=first.weight.dtype
+    )
     assert fused.bias is not None
     with torch.no_grad():
         fused.weight.copy_(torch.cat([c.weight for c in convs]))
-        fused.bias.copy_(torch.cat([c.bias if c.bias is not None else torch.zeros_like(c.weight[:, 0, 0, 0])
-                                    for c in convs]))
+        fused.bias.copy_(torch.cat([c.bias if c.bias is not None else torch.zeros_like(c.weight[:, 0, 0, 0]) for c in convs]))
     return fused
 
 

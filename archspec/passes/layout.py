@@ -18,8 +18,9 @@ def _to_float32(graph: fx.Graph, value: fx.Node) -> fx.Node:
     return graph.call_method("to", (value,), {"dtype": torch.float32})
 
 
-def to_layout(gm: fx.GraphModule, memory_format: torch.memory_format | None = torch.channels_last,
-              dtype: torch.dtype | None = None) -> PassResult:
+def to_layout(
+    gm: fx.GraphModule, memory_format: torch.memory_format | None = torch.channels_last, dtype: torch.dtype | None = None
+) -> PassResult:
     if memory_format is None and dtype is None:
         return PassResult("to_layout", 0)
     if dtype is not None:

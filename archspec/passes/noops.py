@@ -16,7 +16,8 @@ def remove_noops(gm: fx.GraphModule) -> PassResult:
     rewrites = 0
     for node in list(gm.graph.nodes):
         noop = isinstance(called_module(gm, node), _NOOP_MODULES) or (
-            node.op == "call_function" and node.target is F.dropout and not node.kwargs.get("training", False))
+            node.op == "call_function" and node.target is F.dropout and not node.kwargs.get("training", False)
+        )
         if noop:
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)

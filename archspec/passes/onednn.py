@@ -59,14 +59,27 @@ def mkldnn_dtypes() -> frozenset[torch.dtype]:
 def conv_pointwise(conv: OneDNNConv, x: torch.Tensor, activation: str) -> torch.Tensor:
     """``activation(conv(x))`` in one oneDNN kernel (``activation`` is a oneDNN post-op name: ``"relu"``)."""
     return torch.ops.mkldnn._convolution_pointwise(
-        x, conv.packed_weight(x), conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, activation, [], "")
+        x, conv.packed_weight(x), conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, activation, [], ""
+    )
 
 
 def conv_add_pointwise(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
     """``activation(conv(x) + other)`` in one oneDNN kernel (a binary post-op, then the unary one)."""
     return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, other, conv.packed_weight(x), conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups,
-        "add", None, activation, [], None)
+        x,
+        other,
+        conv.packed_weight(x),
+        conv.bias,
+        conv.padding,
+        conv.stride,
+        conv.dilation,
+        conv.groups,
+        "add",
+        None,
+        activation,
+        [],
+        None,
+    )
 
 
 class OneDNNConv(nn.Conv2d):
@@ -83,16 +96,21 @@ class OneDNNConv(nn.Conv2d):
 
     def onednn(self, x: torch.Tensor, *others: torch.Tensor) -> bool:
         """Whether oneDNN's kernel can run this call (CPU, a dtype it has, no autograd)."""
-        return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype in mkldnn_dtypes()
-                and self.weight.dtype == x.dtype and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others))
+        return (
+            not torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and x.dtype in mkldnn_dtypes()
+            and self.weight.dtype == x.dtype
+            and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others)
+        )
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape))
         if self._packed is None or self._packed[0] != key:
             packed = torch._C._nn.mkldnn_reorder_conv2d_weight(  # type: ignore[call-arg]  # its stub lacks input_size
-                w.detach().to_mkldnn(), list(self.padding), list(self.stride), list(self.dilation), self.groups,
-                list(x.shape))
+                w.detach().to_mkldnn(), list(self.padding), list(self.stride), list(self.dilation), self.groups, list(x.shape)
+            )
             self._packed = (key, packed)
         return self._packed[1]
 

@@ -121,8 +121,12 @@ class _Builder:
             raise self._bad_tag(node, loc)
         value = self.scalars.construct_object(node, deep=True)
         if isinstance(value, str) and not _encodable(value):
-            raise SpecError("this text holds a lone surrogate (an escape such as \\udc80 that is not a character)",
-                            loc, code="yaml-syntax", hint="write the character itself, or remove the escape")
+            raise SpecError(
+                "this text holds a lone surrogate (an escape such as \\udc80 that is not a character)",
+                loc,
+                code="yaml-syntax",
+                hint="write the character itself, or remove the escape",
+            )
         return value
 
     def _bad_tag(self, node: yaml.Node, loc: Loc) -> SpecError:
@@ -191,14 +195,14 @@ def load_text(text: str | bytes, file: str = "<string>", path: Path | None = Non
     except yaml.YAMLError as e:  # e.g. reader errors on control characters
         raise SpecError(f"YAML error: {e}", Loc(file, 1, 1), code="yaml-syntax") from None
     except RecursionError:
-        raise SpecError(
-            "nesting too deep to read", Loc(file, 1, 1), code="yaml-unsafe", hint="flatten the structure"
-        ) from None
+        raise SpecError("nesting too deep to read", Loc(file, 1, 1), code="yaml-unsafe", hint="flatten the structure") from None
     if not nodes:
         raise SpecError("the file is empty", Loc(file, 1, 1), code="schema", hint="a spec starts with 'archspec: 1'")
     if len(nodes) > 1:
         raise SpecError(
-            "the file holds several YAML documents", _loc(file, nodes[1].start_mark), code="yaml-syntax",
+            "the file holds several YAML documents",
+            _loc(file, nodes[1].start_mark),
+            code="yaml-syntax",
             hint="keep one spec per file",
         )
     _check_expansion(nodes[0], file)
@@ -218,9 +222,12 @@ def _check_depth(text: str, file: str) -> None:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", _loc(file, event.start_mark),
-                                code="yaml-unsafe",
-                                hint="flatten the structure, or define a block and refer to it by name")
+                raise SpecError(
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    _loc(file, event.start_mark),
+                    code="yaml-unsafe",
+                    hint="flatten the structure, or define a block and refer to it by name",
+                )
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 
@@ -246,15 +253,19 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
         return
     node = root
     while True:  # point at the outermost value that alone is too big and holds an alias
-        children = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else (
-            node.value if isinstance(node, yaml.SequenceNode) else [])
+        children = (
+            [v for _, v in node.value]
+            if isinstance(node, yaml.MappingNode)
+            else (node.value if isinstance(node, yaml.SequenceNode) else [])
+        )
         big = [c for c in children if size(c) > MAX_NODES]
         if not big:
             break
         node = big[0]
     raise SpecError(
         f"this value expands to more than {MAX_NODES} nodes through anchors and aliases",
-        _loc(file, node.start_mark), code="yaml-unsafe",
+        _loc(file, node.start_mark),
+        code="yaml-unsafe",
         hint="aliases that multiply each other are refused; write the spec out, or use blocks",
     )
 

@@ -53,7 +53,8 @@ MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5}|[A-Za-z][
 # its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
 PYTHON_KEYWORDS = frozenset(keyword.kwlist)
-MODULE_ATTRIBUTES = frozenset("""
+MODULE_ATTRIBUTES = frozenset(
+    """
     T_destination add_module add_submodule append apply bfloat16 buffers call_super_init children clear code
     compile cpu cuda delete_all_unused_submodules delete_submodule double dump_patches eval extend extra_repr
     float forward get_buffer get_extra_state get_parameter get_submodule graph half insert ipu items keys
@@ -64,12 +65,12 @@ MODULE_ATTRIBUTES = frozenset("""
     register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule
     share_memory state_dict to to_empty to_folder train training type update values xpu zero_grad
     meta inference train_code aux_weights archspec_report
-""".split())
+""".split()
+)
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
 # and aux heads, whose paths are the names of values in torch.fx's code)
 CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input"})
-TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<gate>", "<if>", "<op>", "<block>",
-        "<named>")
+TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<gate>", "<if>", "<op>", "<block>", "<named>")
 MAX_REPEAT = 1000
 
 
@@ -106,8 +107,11 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             "a mapping here must have one of the keys "
             + ", ".join(KEYWORDS)
             + f", or a single key that names its value (got keys {', '.join(map(repr, keys[:4]))})"
-            + (f"; {guesses[0]}" if guesses else "; to name several parts in order, write chain: {" +
-               ", ".join(f"{k}: ..." for k in keys[:3]) + "}")
+            + (
+                f"; {guesses[0]}"
+                if guesses
+                else "; to name several parts in order, write chain: {" + ", ".join(f"{k}: ..." for k in keys[:3]) + "}"
+            )
         )
     name = next(iter(v))
     problem = module_name_problem(name)
@@ -132,9 +136,11 @@ def module_name_problem(name: str) -> str | None:
     if isinstance(name, str) and (NUMBERED_RE.match(name) or HYPHENATED_RE.match(name)):
         return None
     if not isinstance(name, str) or not NAME_RE.match(name):
-        return (f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit; "
-                "or a number without leading zeros, as nn.Sequential numbers its children; or words joined by "
-                "hyphens, such as block1-0)")
+        return (
+            f"{name!r} is not a valid module name (ASCII letters, digits and _, not starting with a digit; "
+            "or a number without leading zeros, as nn.Sequential numbers its children; or words joined by "
+            "hyphens, such as block1-0)"
+        )
     if name.startswith("_"):
         return f"{name!r} cannot name a module: names starting with '_' are reserved for PyTorch's internals"
     if name in PYTHON_KEYWORDS:
@@ -199,8 +205,18 @@ def _list_or_map(v: Any) -> str | None:
 
 if TYPE_CHECKING:  # what the two recursive aliases mean to a type checker (pydantic reads the ones below)
     Members: TypeAlias = Union[list["Node"], dict[str, "Node"]]
-    Node: TypeAlias = Union[str, list["Node"], "ChainNode", "ConcatNode", "ResidualNode", "GateNode", "IfNode",
-                            "OpLong", "BlockRef", dict[str, "Node"]]
+    Node: TypeAlias = Union[
+        str,
+        list["Node"],
+        "ChainNode",
+        "ConcatNode",
+        "ResidualNode",
+        "GateNode",
+        "IfNode",
+        "OpLong",
+        "BlockRef",
+        dict[str, "Node"],
+    ]
 
 Members = TypeAliasType(  # type: ignore[misc]
     "Members",
@@ -219,10 +235,12 @@ class ChainNode(_Strict):
     """{chain: [...], repeat: N}: nodes applied in order; as a mapping, each element is named by its key."""
 
     chain: Members = Field(description="the nodes, in order (a list, or a mapping from names to nodes)")
-    repeat: Union[int, str] = Field(1, description="the whole chain this many times in a row, each copy with "
-                                                   "its own weights (a number or $param)")
-    names: Union[str, None] = Field(None, description="how repeated copies are named: a pattern with {n} (1, 2, …) "
-                                                      "or {i} (0, 1, …), e.g. 'denselayer{n}'")
+    repeat: Union[int, str] = Field(
+        1, description="the whole chain this many times in a row, each copy with its own weights (a number or $param)"
+    )
+    names: Union[str, None] = Field(
+        None, description="how repeated copies are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'"
+    )
     _tag = "<chain>"
 
     @field_validator("names")
@@ -264,8 +282,10 @@ class ResidualNode(_Strict):
 class GateNode(_Strict):
     """{gate: node}: x · node(x), the node ending in C×1×1 (squeeze-and-excitation)."""
 
-    gate: Node = Field(description="computes the per-channel gate from x: e.g. [adaptive_avgpool 1x1, "
-                                   "fc1: conv2d 16 1x1, relu, fc2: conv2d 64 1x1, sigmoid]")
+    gate: Node = Field(
+        description="computes the per-channel gate from x: e.g. [adaptive_avgpool 1x1, "
+        "fc1: conv2d 16 1x1, relu, fc2: conv2d 64 1x1, sigmoid]"
+    )
     _tag = "<gate>"
 
 
@@ -291,8 +311,9 @@ class BlockRef(_Strict):
     block: str = Field(description="the block's name (defined under blocks: or in a used library)")
     params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
     repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
-    names: Union[str, None] = Field(None, description="how repeated instances are named: a pattern with {n} "
-                                                      "(1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'")
+    names: Union[str, None] = Field(
+        None, description="how repeated instances are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'"
+    )
     _tag = "<block>"
 
     @field_validator("names")
@@ -304,23 +325,23 @@ class BlockRef(_Strict):
 Node = TypeAliasType(  # type: ignore[misc]
     "Node",
     Annotated[
-    Union[
-        Annotated[str, Tag("<short>")],
-        Annotated[list["Node"], Tag("<list>")],
-        Annotated[ChainNode, Tag("<chain>")],
-        Annotated[ConcatNode, Tag("<concat>")],
-        Annotated[ResidualNode, Tag("<residual>")],
-        Annotated[GateNode, Tag("<gate>")],
-        Annotated[IfNode, Tag("<if>")],
-        Annotated[OpLong, Tag("<op>")],
-        Annotated[BlockRef, Tag("<block>")],
-        Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
-    ],
-    Discriminator(
-        _node_kind,
-        custom_error_type="node_type",
-        custom_error_message="expected an op (a string), a list of nodes, or a mapping",
-    ),
+        Union[
+            Annotated[str, Tag("<short>")],
+            Annotated[list["Node"], Tag("<list>")],
+            Annotated[ChainNode, Tag("<chain>")],
+            Annotated[ConcatNode, Tag("<concat>")],
+            Annotated[ResidualNode, Tag("<residual>")],
+            Annotated[GateNode, Tag("<gate>")],
+            Annotated[IfNode, Tag("<if>")],
+            Annotated[OpLong, Tag("<op>")],
+            Annotated[BlockRef, Tag("<block>")],
+            Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
+        ],
+        Discriminator(
+            _node_kind,
+            custom_error_type="node_type",
+            custom_error_message="expected an op (a string), a list of nodes, or a mapping",
+        ),
     ],
 )
 
@@ -424,8 +445,10 @@ class BlockDef(_Strict):
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
     op: Union[str, None] = Field(None, description="a single op in short form")
-    init: InitTable = Field(default_factory=dict, description="initialisation of the ops in this block's instances, "
-                                                             "per op name (over the spec's init)")
+    init: InitTable = Field(
+        default_factory=dict,
+        description="initialisation of the ops in this block's instances, per op name (over the spec's init)",
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
@@ -479,8 +502,9 @@ class Spec(_Strict):
     use: list[str] = Field(default_factory=list, description="YAML files whose blocks this spec uses")
     input: InputSpec = Field(default_factory=InputSpec)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-op default parameters")
-    init: InitTable = Field(default_factory=dict, description="initialisation per op name, e.g. "
-                                                             "{conv2d: kaiming_normal_fan_out} (docs/language.md)")
+    init: InitTable = Field(
+        default_factory=dict, description="initialisation per op name, e.g. {conv2d: kaiming_normal_fan_out} (docs/language.md)"
+    )
     blocks: dict[BlockName, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
@@ -508,5 +532,16 @@ class BlockLibrary(_Strict):
     blocks: dict[BlockName, BlockDef]
 
 
-__all__ = ["Spec", "ScaleSpec", "BlockDef", "BlockLibrary", "Node", "KEYWORDS", "TAGS", "check_name", "check_module_name",
-           "module_name_problem", "top_level_name_problem"]
+__all__ = [
+    "Spec",
+    "ScaleSpec",
+    "BlockDef",
+    "BlockLibrary",
+    "Node",
+    "KEYWORDS",
+    "TAGS",
+    "check_name",
+    "check_module_name",
+    "module_name_problem",
+    "top_level_name_problem",
+]

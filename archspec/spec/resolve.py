@@ -50,9 +50,11 @@ class Resolved:
     def digest(self) -> str:
         """SHA-256 of what the network is made from — the spec after overrides, every block it may use,
         the libraries' defaults — as data, so comments and formatting do not change it."""
-        data = {"spec": self.spec.model_dump(mode="json", by_alias=True),
-                "blocks": {name: e.definition.model_dump(mode="json", by_alias=True) for name, e in sorted(self.blocks.items())},
-                "library_defaults": self.library_defaults}
+        data = {
+            "spec": self.spec.model_dump(mode="json", by_alias=True),
+            "blocks": {name: e.definition.model_dump(mode="json", by_alias=True) for name, e in sorted(self.blocks.items())},
+            "library_defaults": self.library_defaults,
+        }
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -73,27 +75,43 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
         fields = sorted(_known_fields(err))
         hint = did_you_mean(str(key), fields) if fields else None
         msg = f"unknown key {key!r}"
-        return SpecError(msg, source.loc(path, key=True), code="schema",
-                         hint=hint or (f"valid keys: {', '.join(fields)}" if fields else None),
-                         path=_dotted(path[:-1]))
+        return SpecError(
+            msg,
+            source.loc(path, key=True),
+            code="schema",
+            hint=hint or (f"valid keys: {', '.join(fields)}" if fields else None),
+            path=_dotted(path[:-1]),
+        )
     if kind == "missing":
-        return SpecError(f"missing required key {path[-1]!r}", source.loc(path[:-1]), code="schema",
-                         path=_dotted(path[:-1]))
+        return SpecError(f"missing required key {path[-1]!r}", source.loc(path[:-1]), code="schema", path=_dotted(path[:-1]))
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "module_name":
         ctx = err.get("ctx", {})
-        return SpecError(ctx["problem"], source.loc(path + (ctx["key"],), key=True), code="name",
-                         hint="rename it; docs/language.md lists the names a module cannot take",
-                         path=_dotted(path) or None)
+        return SpecError(
+            ctx["problem"],
+            source.loc(path + (ctx["key"],), key=True),
+            code="name",
+            hint="rename it; docs/language.md lists the names a module cannot take",
+            path=_dotted(path) or None,
+        )
     if kind == "misspelt_keyword":
         ctx = err.get("ctx", {})
-        return SpecError(f"unknown key {ctx['key']!r}", source.loc(path + (ctx["key"],), key=True), code="schema",
-                         hint=f"{ctx['guess']} To name several parts in order instead, write "
-                              f"{ctx['key']}: {{chain: {{...}}}}", path=_dotted(path))
+        return SpecError(
+            f"unknown key {ctx['key']!r}",
+            source.loc(path + (ctx["key"],), key=True),
+            code="schema",
+            hint=f"{ctx['guess']} To name several parts in order instead, write {ctx['key']}: {{chain: {{...}}}}",
+            path=_dotted(path),
+        )
     if kind == "node_type" and isinstance(err.get("input"), (int, float)) and path and isinstance(path[-1], int):
-        return SpecError(msg, source.loc(path), code="schema", path=_dotted(path),
-                         hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
-                              "write the list one item per line ('- conv 64 1x7 p0,3') or quote the op")
+        return SpecError(
+            msg,
+            source.loc(path),
+            code="schema",
+            path=_dotted(path),
+            hint="inside [ ... ] a comma separates items, so 'p0,3' splits; "
+            "write the list one item per line ('- conv 64 1x7 p0,3') or quote the op",
+        )
     if kind == "literal_error" and path == ("archspec",):
         msg = "this file is not an archspec spec of a supported version: 'archspec' must be 1"
     return SpecError(msg, source.loc(path), code="schema", path=_dotted(path) or None)
@@ -104,9 +122,14 @@ def _known_fields(err: Any) -> list[str]:
     from archspec.spec import model as m
 
     owners: dict[str, type[Any]] = {
-        "<residual>": m.ResidualNode, "<block>": m.BlockRef, "<concat>": m.ConcatNode, "<chain>": m.ChainNode,
+        "<residual>": m.ResidualNode,
+        "<block>": m.BlockRef,
+        "<concat>": m.ConcatNode,
+        "<chain>": m.ChainNode,
         "<if>": m.IfNode,
-        "input": m.InputSpec, "aux": m.AuxHead, "residual": m.ResidualBody,
+        "input": m.InputSpec,
+        "aux": m.AuxHead,
+        "residual": m.ResidualBody,
         "scale": m.ScaleSpec,
     }
     path = _strip(err["loc"])
@@ -160,12 +183,19 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
     if not isinstance(source.data, dict):
         if isinstance(spec, str) and source.path is None and "\n" not in spec.strip() and isinstance(source.data, str):
             # one word of "YAML text" is almost always a path that does not exist (check("nope.txt"))
-            raise SpecError(f"no such file: {spec}", Loc(spec, 0, 0), code="io",
-                            hint="archspec.check and archspec.build take the path of a spec file or the YAML "
-                                 "text of a spec")
+            raise SpecError(
+                f"no such file: {spec}",
+                Loc(spec, 0, 0),
+                code="io",
+                hint="archspec.check and archspec.build take the path of a spec file or the YAML text of a spec",
+            )
         kind = "a list" if isinstance(source.data, list) else "a single value"
-        raise SpecError(f"a spec must be a mapping at the top level, not {kind}", source.loc(()), code="schema",
-                        hint="start the file with 'archspec: 1' and 'name: ...'")
+        raise SpecError(
+            f"a spec must be a mapping at the top level, not {kind}",
+            source.loc(()),
+            code="schema",
+            hint="start the file with 'archspec: 1' and 'name: ...'",
+        )
     if overrides:
         from archspec.overrides import apply_overrides
 
@@ -191,17 +221,24 @@ def _check_defaults(defaults: Mapping[str, Mapping[str, Any]], source: Source) -
 
     for op_name, options in defaults.items():
         if op_name not in REGISTRY:
-            raise SpecError(f"defaults for unknown op {op_name!r}", source.loc(("defaults", op_name), key=True),
-                            code="unknown-op",
-                            hint=did_you_mean(op_name, REGISTRY) or "defaults apply to ops (docs/language.md lists them), "
-                            "not to blocks")
+            raise SpecError(
+                f"defaults for unknown op {op_name!r}",
+                source.loc(("defaults", op_name), key=True),
+                code="unknown-op",
+                hint=did_you_mean(op_name, REGISTRY) or "defaults apply to ops (docs/language.md lists them), not to blocks",
+            )
         fields = REGISTRY[op_name].Params.model_fields
         for option in options:
             if option not in fields:
                 hint = did_you_mean(option, fields) or (
-                    f"{op_name} has the parameters {', '.join(fields)}" if fields else f"{op_name} has no parameters")
-                raise SpecError(f"{op_name} has no parameter {option!r}",
-                                source.loc(("defaults", op_name, option), key=True), code="bad-op-args", hint=hint)
+                    f"{op_name} has the parameters {', '.join(fields)}" if fields else f"{op_name} has no parameters"
+                )
+                raise SpecError(
+                    f"{op_name} has no parameter {option!r}",
+                    source.loc(("defaults", op_name, option), key=True),
+                    code="bad-op-args",
+                    hint=hint,
+                )
 
 
 def _check_top_level_names(model: Spec, source: Source) -> None:
@@ -217,8 +254,9 @@ def _check_top_level_names(model: Spec, source: Source) -> None:
     for name, yp in named:
         problem = top_level_name_problem(name)
         if problem:
-            raise SpecError(problem, source.loc(yp, key=True), code="name",
-                            hint=f"rename it, e.g. {name}_1 or a name that says what it is")
+            raise SpecError(
+                problem, source.loc(yp, key=True), code="name", hint=f"rename it, e.g. {name}_1 or a name that says what it is"
+            )
 
 
 def _add_blocks(resolved: Resolved, blocks: Mapping[str, BlockDef], source: Source) -> None:
@@ -226,40 +264,65 @@ def _add_blocks(resolved: Resolved, blocks: Mapping[str, BlockDef], source: Sour
 
     for name, definition in blocks.items():
         if name in REGISTRY:
-            raise SpecError(f"block {name!r} has the name of an op", source.loc(("blocks", name), key=True),
-                            code="name", hint="give the block its own name; op names are listed in docs/language.md")
+            raise SpecError(
+                f"block {name!r} has the name of an op",
+                source.loc(("blocks", name), key=True),
+                code="name",
+                hint="give the block its own name; op names are listed in docs/language.md",
+            )
         if name in resolved.blocks:
             other = resolved.blocks[name]
             first = other.source.loc(other.yaml_path, key=True)
-            raise SpecError(f"block {name!r} is defined twice (also at {first})", source.loc(("blocks", name), key=True),
-                            code="name", hint="rename one of them")
+            raise SpecError(
+                f"block {name!r} is defined twice (also at {first})",
+                source.loc(("blocks", name), key=True),
+                code="name",
+                hint="rename one of them",
+            )
         resolved.blocks[name] = BlockEntry(name, definition, source, ("blocks", name))
 
 
-def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: set[Path | None],
-         stack: list[Path | None], depth: int) -> None:
+def _use(
+    resolved: Resolved, uses: list[str], source: Source, root: Path, seen: set[Path | None], stack: list[Path | None], depth: int
+) -> None:
     base = source.path.parent if source.path else root
     for i, rel in enumerate(uses):
         loc = source.loc(("use", i))
         if not rel or "\0" in rel:
-            raise SpecError(f"'use' path {rel!r} is empty or holds a NUL byte", loc, code="use",
-                            hint="write the path of a block library relative to this file")
+            raise SpecError(
+                f"'use' path {rel!r} is empty or holds a NUL byte",
+                loc,
+                code="use",
+                hint="write the path of a block library relative to this file",
+            )
         lib_root = root
         if is_zoo(rel):  # the one exception to confinement: archspec's own block libraries
             target, lib_root = zoo_path(rel, loc, library=True), ZOO
         elif os.path.isabs(rel):
-            raise SpecError(f"'use' path {rel!r} is absolute", loc, code="use",
-                            hint="write it relative to this file, inside the spec tree, or zoo:blocks/NAME.yaml")
+            raise SpecError(
+                f"'use' path {rel!r} is absolute",
+                loc,
+                code="use",
+                hint="write it relative to this file, inside the spec tree, or zoo:blocks/NAME.yaml",
+            )
         else:
             target = (base / rel).resolve()
         try:
             target.relative_to(lib_root)
         except ValueError:
-            raise SpecError(f"'use' path {rel!r} leaves the spec tree ({root})", loc, code="use",
-                            hint="shared blocks must live under the folder of the spec being compiled") from None
+            raise SpecError(
+                f"'use' path {rel!r} leaves the spec tree ({root})",
+                loc,
+                code="use",
+                hint="shared blocks must live under the folder of the spec being compiled",
+            ) from None
         if target in stack:
-            raise SpecError(f"'use' cycle: {rel!r} is already being imported", loc, code="use",
-                            hint="remove one of the imports that form the cycle")
+            raise SpecError(
+                f"'use' cycle: {rel!r} is already being imported",
+                loc,
+                code="use",
+                hint="remove one of the imports that form the cycle",
+            )
         if target in seen:
             continue
         if depth >= MAX_USE_DEPTH:
@@ -269,8 +332,9 @@ def _use(resolved: Resolved, uses: list[str], source: Source, root: Path, seen: 
         display = rel if is_zoo(rel) else os.path.relpath(target) if source.path else str(target)
         lib_source = load_file(target, display)
         if not isinstance(lib_source.data, dict):
-            raise SpecError("a block library must be a mapping with 'archspec: 1' and 'blocks:'",
-                            lib_source.loc(()), code="schema")
+            raise SpecError(
+                "a block library must be a mapping with 'archspec: 1' and 'blocks:'", lib_source.loc(()), code="schema"
+            )
         try:
             lib = BlockLibrary.model_validate(lib_source.data)
         except ValidationError as e:

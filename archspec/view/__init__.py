@@ -41,8 +41,13 @@ def _asset(name: str) -> str:
 def script_json(value: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">`` whatever strings it holds."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 class _Ids:
@@ -107,7 +112,7 @@ class _Page:
         ids = _IdMap(self.ids)
         dot, view = layout(self.graph, open=state, ids=ids)
         svg = dot.pipe(format="svg").decode("utf-8")
-        svg = _COMMENT.sub("", svg[svg.index("<svg"):])  # Graphviz's comments repeat every node's name
+        svg = _COMMENT.sub("", svg[svg.index("<svg") :])  # Graphviz's comments repeat every node's name
         for key in view.groups:
             sid = self.ids[key]
             if sid not in self.boxes:
@@ -121,8 +126,7 @@ class _Page:
         for (tail, head), e in view.edges.items():
             eid = ids.edge_ids.get((tail, head))
             if eid is not None:
-                edges[eid] = {"shape": e.shape.text(self.h, self.w), "formula": e.shape.formula(),
-                              "shortcut": e.skip}
+                edges[eid] = {"shape": e.shape.text(self.h, self.w), "formula": e.shape.formula(), "shortcut": e.skip}
         self.views["|".join(state)] = {"open": list(state), "svg": svg, "edges": edges}
         self.index_view(view, state)
 
@@ -141,8 +145,11 @@ class _Page:
         macs = sum(self.graph.at(n).mac_count for n in members)
         out = self.graph.at(self._output(members)).shape if members else None
         return {
-            "params": params, "macs": macs, "count": count,
-            "params_total": params * count, "macs_total": macs * count,
+            "params": params,
+            "macs": macs,
+            "count": count,
+            "params_total": params * count,
+            "macs_total": macs * count,
             "shape": out.text(self.h, self.w) if out is not None else "",
             "formula": out.formula() if out is not None else "",
         }
@@ -159,9 +166,16 @@ class _Page:
             members = self.instance_members(view, key)
             paths = view.repeats.get(key, [key])
             d.update(self._numbers(members, len(paths)))
-            d.update({"path": key, "instances": paths, "open": key, "block": g.block,
-                      "loc": self.instance_loc(key, members),
-                      "ops": len({self.graph.at(n).origin for n in members})})
+            d.update(
+                {
+                    "path": key,
+                    "instances": paths,
+                    "open": key,
+                    "block": g.block,
+                    "loc": self.instance_loc(key, members),
+                    "ops": len({self.graph.at(n).origin for n in members}),
+                }
+            )
             return d
         first = g.members[0]
         record = self.graph.at(first)
@@ -175,14 +189,21 @@ class _Page:
         members = self.instance_members(view, path)
         paths = view.repeats.get(path, [path])
         f = next(fr for n in members for fr in view._frames[n] if fr.path == path)
-        d = {"label": f.label, "kind": "cluster", "key": "cluster:" + path, "path": path, "instances": paths,
-             "fold": path, "block": f.name, "loc": self.instance_loc(path, members)}
+        d = {
+            "label": f.label,
+            "kind": "cluster",
+            "key": "cluster:" + path,
+            "path": path,
+            "instances": paths,
+            "fold": path,
+            "block": f.name,
+            "loc": self.instance_loc(path, members),
+        }
         d.update(self._numbers(members, len(paths)))
         return d
 
     def instance_members(self, view: _View, path: str) -> list[str]:
-        return [n for n in ordered(self.graph) if n not in view.alias
-                and any(f.path == path for f in view._frames[n])]
+        return [n for n in ordered(self.graph) if n not in view.alias and any(f.path == path for f in view._frames[n])]
 
     def instance_loc(self, path: str, members: list[str]) -> str:
         loc = self.unit_locs.get(path)
@@ -195,7 +216,7 @@ class _Page:
         for f in view._frames[node]:
             paths = view.repeats.get(f.path)
             if paths and path.startswith(f.path + "."):
-                return [p + path[len(f.path):] for p in paths]
+                return [p + path[len(f.path) :] for p in paths]
         return [path]
 
     # ---- search --------------------------------------------------------------------------------
@@ -233,9 +254,14 @@ class _Page:
     def data(self) -> dict[str, Any]:
         r = self.report
         return {
-            "name": r.name, "file": r.file, "input": [r.input_channels, self.h, self.w],
-            "params": r.params, "macs": r.macs, "min_input_size": list(r.min_input_size),
-            "views": self.views, "boxes": self.boxes,
+            "name": r.name,
+            "file": r.file,
+            "input": [r.input_channels, self.h, self.w],
+            "params": r.params,
+            "macs": r.macs,
+            "min_input_size": list(r.min_input_size),
+            "views": self.views,
+            "boxes": self.boxes,
             "index": {p: {"view": v["view"], "box": v["box"]} for p, v in sorted(self.index.items())},
         }
 
@@ -247,7 +273,7 @@ def _canonical(view: _View, path: str) -> str:
         changed = False
         for inst, first in view.first.items():
             if path == inst or path.startswith(inst + "."):
-                path, changed = first + path[len(inst):], True
+                path, changed = first + path[len(inst) :], True
                 break
     return path
 
@@ -282,11 +308,11 @@ def page(graph: OpGraph, report: Report) -> str:
         p.add_view(state)
     title = f"{report.name} — archspec"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<style>\n{_asset('page.css')}</style>\n</head>\n<body>\n{_body(report)}"
-        f"<script type=\"application/json\" id=\"archspec-data\">{script_json(p.data())}</script>\n"
+        f'<script type="application/json" id="archspec-data">{script_json(p.data())}</script>\n'
         f"<script>\n{_asset('page.js')}</script>\n</body>\n</html>\n"
     )
 
@@ -296,22 +322,22 @@ def _body(report: Report) -> str:
     return (
         "<header>\n"
         f"<h1>{html.escape(report.name)}</h1>\n"
-        f"<span class=\"facts\">input {report.input_channels}×{h}×{w} · {report.params:,} parameters · "
+        f'<span class="facts">input {report.input_channels}×{h}×{w} · {report.params:,} parameters · '
         f"{report.macs / 1e9:.3f} GMACs · from {html.escape(report.file)}</span>\n"
         "<nav>\n"
-        "<input id=\"search\" type=\"search\" placeholder=\"find an op or module path\" autocomplete=\"off\" "
-        "aria-label=\"find an op or module path\">\n"
-        "<button id=\"fold-all\" type=\"button\">fold all</button>\n"
-        "<button id=\"open-all\" type=\"button\">unfold all</button>\n"
-        "<button id=\"fit\" type=\"button\">fit</button>\n"
-        "<button id=\"zoom-in\" type=\"button\" aria-label=\"zoom in\">+</button>\n"
-        "<button id=\"zoom-out\" type=\"button\" aria-label=\"zoom out\">−</button>\n"
-        "</nav>\n<ul id=\"results\" hidden></ul>\n"
+        '<input id="search" type="search" placeholder="find an op or module path" autocomplete="off" '
+        'aria-label="find an op or module path">\n'
+        '<button id="fold-all" type="button">fold all</button>\n'
+        '<button id="open-all" type="button">unfold all</button>\n'
+        '<button id="fit" type="button">fit</button>\n'
+        '<button id="zoom-in" type="button" aria-label="zoom in">+</button>\n'
+        '<button id="zoom-out" type="button" aria-label="zoom out">−</button>\n'
+        '</nav>\n<ul id="results" hidden></ul>\n'
         "</header>\n"
-        "<main>\n<div id=\"canvas\" tabindex=\"0\"></div>\n"
-        "<aside id=\"info\"><p class=\"hint\">Hover or click a box for its numbers; double-click a block to "
+        '<main>\n<div id="canvas" tabindex="0"></div>\n'
+        '<aside id="info"><p class="hint">Hover or click a box for its numbers; double-click a block to '
         "unfold it, its frame's title to fold it. Drag to pan, wheel to zoom.</p></aside>\n"
-        "</main>\n<div id=\"tip\" role=\"tooltip\" hidden></div>\n"
+        '</main>\n<div id="tip" role="tooltip" hidden></div>\n'
     )
 
 

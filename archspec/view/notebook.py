@@ -14,22 +14,26 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from archspec.api import Report
 
-STYLE = ("<style>.archspec-report table{border-collapse:collapse;font-size:12px}"
-         ".archspec-report td,.archspec-report th{padding:1px 8px;text-align:left}"
-         ".archspec-report td.n{text-align:right;font-variant-numeric:tabular-nums}</style>")
+STYLE = (
+    "<style>.archspec-report table{border-collapse:collapse;font-size:12px}"
+    ".archspec-report td,.archspec-report th{padding:1px 8px;text-align:left}"
+    ".archspec-report td.n{text-align:right;font-variant-numeric:tabular-nums}</style>"
+)
 
 
 def report_table(report: Report) -> str:
     h, w = report.input_size
-    head = (f"<tr><th>block</th><th>path</th><th>output at {h}×{w}</th><th>output in H, W</th>"
-            "<th>params</th><th>MACs</th></tr>")
+    head = f"<tr><th>block</th><th>path</th><th>output at {h}×{w}</th><th>output in H, W</th><th>params</th><th>MACs</th></tr>"
     rows = "".join(
         f"<tr><td>{html.escape(r.label)}</td><td>{html.escape(r.path)}</td><td>{r.shape.text(h, w)}</td>"
-        f"<td>{html.escape(r.shape.formula())}</td><td class=\"n\">{r.params:,}</td><td class=\"n\">{r.macs:,}</td></tr>"
-        for r in report.rows)
+        f'<td>{html.escape(r.shape.formula())}</td><td class="n">{r.params:,}</td><td class="n">{r.macs:,}</td></tr>'
+        for r in report.rows
+    )
     out = "×".join(map(str, report.output_shape))
-    total = (f"<tr><th>total</th><td></td><td>{out}</td><td></td><td class=\"n\">{report.params:,}</td>"
-             f"<td class=\"n\">{report.macs:,}</td></tr>")
+    total = (
+        f'<tr><th>total</th><td></td><td>{out}</td><td></td><td class="n">{report.params:,}</td>'
+        f'<td class="n">{report.macs:,}</td></tr>'
+    )
     return f"<table>{head}{rows}{total}</table>"
 
 
@@ -45,16 +49,21 @@ def report_svg(report: Report) -> str | None:
         svg: str = render(report.graph).pipe(format="svg").decode("utf-8")
     except graphviz.ExecutableNotFound:
         return None
-    return svg[svg.index("<svg"):]
+    return svg[svg.index("<svg") :]
 
 
 def report_html(report: Report) -> str:
     h, w = report.input_size
     mh, mw = report.min_input_size
-    facts = (f"<p><b>{html.escape(report.name)}</b> ({html.escape(report.file)}): input "
-             f"{report.input_channels}×{h}×{w}, {report.params:,} parameters, {report.macs / 1e9:.3f} GMACs, "
-             f"minimum input size {mh}×{mw}</p>")
+    facts = (
+        f"<p><b>{html.escape(report.name)}</b> ({html.escape(report.file)}): input "
+        f"{report.input_channels}×{h}×{w}, {report.params:,} parameters, {report.macs / 1e9:.3f} GMACs, "
+        f"minimum input size {mh}×{mw}</p>"
+    )
     svg = report_svg(report)
-    drawing = (f"<details open><summary>network</summary>{svg}</details>" if svg is not None else
-               "<p><i>install Graphviz (apt-get install graphviz) to see the diagram here</i></p>")
-    return f"<div class=\"archspec-report\">{STYLE}{facts}{report_table(report)}{drawing}</div>"
+    drawing = (
+        f"<details open><summary>network</summary>{svg}</details>"
+        if svg is not None
+        else "<p><i>install Graphviz (apt-get install graphviz) to see the diagram here</i></p>"
+    )
+    return f'<div class="archspec-report">{STYLE}{facts}{report_table(report)}{drawing}</div>'

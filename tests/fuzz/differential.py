@@ -119,8 +119,16 @@ def _has_dropout(truth: Truth) -> bool:
 class Case:
     """One differential case; ``run`` returns its findings (empty: archspec agrees with the oracle)."""
 
-    def __init__(self, spec: Spec, truth: Truth, seed: int, faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS),
-                 codegen: bool = True, optimize: bool = True, sizes: bool = True) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        truth: Truth,
+        seed: int,
+        faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS),
+        codegen: bool = True,
+        optimize: bool = True,
+        sizes: bool = True,
+    ) -> None:
         self.spec, self.truth, self.seed, self.faults = spec, truth, seed, set(faults)
         self.text = render(spec)
         self.overrides = dict(spec.overrides) or None
@@ -201,8 +209,9 @@ class Case:
         if tuple(report.min_input_size) != t.min_size:
             self.fail("min-size", f"check says minimum input {tuple(report.min_input_size)}, expected {t.min_size}")
         if tuple(report.train_min_input_size) != t.train_min_size:
-            self.fail("min-size", f"check says training minimum {tuple(report.train_min_input_size)}, "
-                                  f"expected {t.train_min_size}")
+            self.fail(
+                "min-size", f"check says training minimum {tuple(report.train_min_input_size)}, expected {t.train_min_size}"
+            )
 
     def compare_model(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, what: str) -> None:
         pre = what + "-" if what else ""
@@ -261,8 +270,10 @@ class Case:
             grads += [(k, mp[k].grad if k in mp else None, p.grad) for k, p in oracle.named_parameters()]
             for name, g, want_g in grads:
                 if (g is None) != (want_g is None):
-                    self.fail(pre + "grad-mismatch", f"gradient of {name}: {'none' if g is None else 'one'}, "
-                                                     f"expected {'none' if want_g is None else 'one'}")
+                    self.fail(
+                        pre + "grad-mismatch",
+                        f"gradient of {name}: {'none' if g is None else 'one'}, expected {'none' if want_g is None else 'one'}",
+                    )
                     break
                 if g is not None and want_g is not None:
                     ok, err = _close(g, want_g, RTOL64)
@@ -343,28 +354,31 @@ class Case:
         sizes = [(h, w) for h in range(1, 49) for w in range(1, 49)]
         ok = [s for s in sizes if t.accepts(*s) and s != t.size]
         bad = [s for s in sizes if not t.accepts(*s)]
-        for pick in ([rng.choice(ok)] if ok else []):
+        for pick in [rng.choice(ok)] if ok else []:
             x = torch.randn(2, t.channels, *pick, dtype=torch.float64)
             with torch.no_grad():
                 want = oracle(x)
                 try:
                     got = model(x.clone())
                 except Exception as e:  # noqa: BLE001
-                    self.fail("size-refused", f"input {pick[0]}×{pick[1]} is accepted but the model raises "
-                                              f"{type(e).__name__}: {str(e)[:200]}")
+                    self.fail(
+                        "size-refused",
+                        f"input {pick[0]}×{pick[1]} is accepted but the model raises {type(e).__name__}: {str(e)[:200]}",
+                    )
                     continue
             problem = compare_outputs(got, want, RTOL64)
             if problem:
                 self.fail("size-mismatch", f"at input {pick[0]}×{pick[1]}: {problem}")
-        for pick in ([rng.choice(bad)] if bad else []):
+        for pick in [rng.choice(bad)] if bad else []:
             x = torch.randn(2, t.channels, *pick, dtype=torch.float64)
             with torch.no_grad():
                 try:
                     model(x)
                 except Exception:  # noqa: BLE001, S110 - a refusal is what we want
                     continue
-            self.fail("size-not-refused", f"input {pick[0]}×{pick[1]} is outside the accepted sizes but the model "
-                                          f"returns an output")
+            self.fail(
+                "size-not-refused", f"input {pick[0]}×{pick[1]} is outside the accepted sizes but the model returns an output"
+            )
         for pick in ([rng.choice(ok)] if ok else []) + ([rng.choice(bad)] if bad else []):
             self.check_at_size(pick)
 
@@ -386,21 +400,33 @@ class Case:
             self.fail("check-crash", f"at input.size={list(size)}: {type(e).__name__}: {e}")
             return
         if truth is None:
-            self.fail("size-check-not-refused", f"check --set input.size={list(size)} accepts a size the network "
-                                                f"cannot take (output {tuple(report.output_shape)})")
+            self.fail(
+                "size-check-not-refused",
+                f"check --set input.size={list(size)} accepts a size the network "
+                f"cannot take (output {tuple(report.output_shape)})",
+            )
         elif tuple(report.output_shape) != truth.out_shape():
-            self.fail("output-shape", f"at input.size={list(size)}: check says {tuple(report.output_shape)}, "
-                                      f"expected {truth.out_shape()}")
+            self.fail(
+                "output-shape",
+                f"at input.size={list(size)}: check says {tuple(report.output_shape)}, expected {truth.out_shape()}",
+            )
 
 
 # ---- running cases ------------------------------------------------------------------------------
+
 
 def _alarm(signum: int, frame: Any) -> None:
     raise CaseTimeout()
 
 
-def run_case(spec: Spec, truth: Truth, seed: int, faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS),
-             seconds: float = CASE_SECONDS, **checks: bool) -> list[Finding]:
+def run_case(
+    spec: Spec,
+    truth: Truth,
+    seed: int,
+    faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS),
+    seconds: float = CASE_SECONDS,
+    **checks: bool,
+) -> list[Finding]:
     """The findings of one case, under a per-case time limit (SIGALRM, main thread only)."""
     use_alarm = hasattr(signal, "SIGALRM") and seconds > 0
     if use_alarm:
@@ -415,6 +441,7 @@ def run_case(spec: Spec, truth: Truth, seed: int, faults: set[str] | frozenset[s
 
 
 # ---- minimising a failing case ------------------------------------------------------------------
+
 
 def _slots(obj: Any) -> list[tuple[Any, Any]]:
     """Every (holder, key) where a node of the tree sits, in a fixed walk order."""
@@ -461,7 +488,7 @@ def _set(holder: Any, key: Any, value: Any) -> None:
 
 
 def _without(seq: list[Any] | None, i: int) -> list[Any] | None:
-    return None if seq is None else seq[:i] + seq[i + 1:]
+    return None if seq is None else seq[:i] + seq[i + 1 :]
 
 
 def _chain_edits(n: Chain) -> list[Any]:
@@ -481,10 +508,19 @@ def _concat_edits(n: Concat) -> list[Any]:
 
 
 def _op_edits(n: Op) -> list[Any]:
-    required = {"conv": ("out",), "conv2d": ("out",), "linear": ("out",), "maxpool": ("kernel",), "avgpool": ("kernel",),
-                "adaptive_avgpool": ("size",)}.get(n.name, ())
-    edits: list[Any] = [lambda m, k=k: Op(m.name, {a: v for a, v in m.args.items() if a != k}, m.long, m.repeat, m.fixed,
-                                          m.style) for k in n.args if k not in required]
+    required = {
+        "conv": ("out",),
+        "conv2d": ("out",),
+        "linear": ("out",),
+        "maxpool": ("kernel",),
+        "avgpool": ("kernel",),
+        "adaptive_avgpool": ("size",),
+    }.get(n.name, ())
+    edits: list[Any] = [
+        lambda m, k=k: Op(m.name, {a: v for a, v in m.args.items() if a != k}, m.long, m.repeat, m.fixed, m.style)
+        for k in n.args
+        if k not in required
+    ]
     if n.repeat is not None:
         edits.append(lambda m: Op(m.name, m.args, m.long, None, m.fixed, m.style))
     if n.long or n.fixed:
@@ -498,13 +534,16 @@ _EDITS: dict[type, Any] = {
     Named: lambda n: [lambda m: m.node],
     Chain: _chain_edits,
     Concat: _concat_edits,
-    Residual: lambda n: [lambda m: m.body, lambda m: m.shortcut, lambda m: Residual(m.body, None, m.scale, m.then),
-                         lambda m: Residual(m.body, m.shortcut, None, m.then),
-                         lambda m: Residual(m.body, m.shortcut, m.scale, None)],
+    Residual: lambda n: [
+        lambda m: m.body,
+        lambda m: m.shortcut,
+        lambda m: Residual(m.body, None, m.scale, m.then),
+        lambda m: Residual(m.body, m.shortcut, None, m.then),
+        lambda m: Residual(m.body, m.shortcut, m.scale, None),
+    ],
     If: lambda n: [lambda m: m.then, lambda m: m.other, lambda m: If(m.cond, m.then, None)],
     Op: _op_edits,
-    Use: lambda n: [lambda m: Use(m.block, {}, m.long, m.repeat, m.style), lambda m: Use(m.block, m.args, m.long, None,
-                                                                                        m.style)],
+    Use: lambda n: [lambda m: Use(m.block, {}, m.long, m.repeat, m.style), lambda m: Use(m.block, m.args, m.long, None, m.style)],
 }
 
 
@@ -522,12 +561,16 @@ def _spec_edits(spec: Spec) -> list[Any]:
     if spec.scale:
         edits.append(lambda s: setattr(s, "scale", {}))
     if len(spec.network.items) > 1:
-        edits += [lambda s, i=i: setattr(s, "network", Chain(_without(s.network.items, i), s.network.form,
-                                                               _without(s.network.names, i)))
-                  for i in range(len(spec.network.items))]
+        edits += [
+            lambda s, i=i: setattr(
+                s, "network", Chain(_without(s.network.items, i), s.network.form, _without(s.network.names, i))
+            )
+            for i in range(len(spec.network.items))
+        ]
     if spec.network.form == "chain_map":
-        edits.append(lambda s: setattr(s, "network", Chain([Named(k, v) for k, v in zip(s.network.names, s.network.items,
-                                                                                           strict=True)])))
+        edits.append(
+            lambda s: setattr(s, "network", Chain([Named(k, v) for k, v in zip(s.network.names, s.network.items, strict=True)]))
+        )
     if spec.channels != 1:
         edits.append(lambda s: setattr(s, "channels", 1))
     return edits
@@ -548,6 +591,7 @@ def _candidates(spec: Spec) -> list[Spec]:
         variant(e)
     for idx, (holder, key) in enumerate(_slots(spec)):
         for e in range(len(_node_edits(_get(holder, key)))):
+
             def edit(s: Spec, idx: int = idx, e: int = e) -> Any:
                 h, k = _slots(s)[idx]
                 new = _node_edits(_get(h, k))[e](_get(h, k))
@@ -555,12 +599,14 @@ def _candidates(spec: Spec) -> list[Spec]:
                     return False
                 _set(h, k, new)
                 return None
+
             variant(edit)
     return out
 
 
-def minimize(spec: Spec, seed: int, category: str, faults: set[str] | frozenset[str], budget_s: float = 60.0
-             ) -> tuple[Spec, Finding]:
+def minimize(
+    spec: Spec, seed: int, category: str, faults: set[str] | frozenset[str], budget_s: float = 60.0
+) -> tuple[Spec, Finding]:
     """Greedy shrinking: keep any simpler valid tree that still shows a fault of the same category."""
     best, finding = spec, None
     deadline = time.monotonic() + budget_s
@@ -591,8 +637,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0, help="first seed; case i uses seed+i")
     ap.add_argument("--size", type=int, default=1, choices=(0, 1, 2), help="network size: 0 small, 2 larger")
-    ap.add_argument("--enable", action="append", default=[], metavar="SWITCH",
-                    help=f"draw a KNOWN_FAULTS construct again (any of: {', '.join(sorted(KNOWN_FAULTS))}; 'all')")
+    ap.add_argument(
+        "--enable",
+        action="append",
+        default=[],
+        metavar="SWITCH",
+        help=f"draw a KNOWN_FAULTS construct again (any of: {', '.join(sorted(KNOWN_FAULTS))}; 'all')",
+    )
     ap.add_argument("--timeout", type=float, default=CASE_SECONDS, help="seconds per case before it is a finding")
     ap.add_argument("--no-minimize", action="store_true")
     ap.add_argument("--max-failures", type=int, default=20, help="minimize at most this many (one per category)")
@@ -617,8 +668,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- seed {seed}\n{render(spec)}overrides: {spec.overrides}")
         findings = run_case(spec, truth, seed, faults, args.timeout)
         if (i + 1) % 500 == 0:
-            print(f"... {i + 1} cases, {failed + bool(findings)} failed, {time.monotonic() - start:.0f} s", file=sys.stderr,
-                  flush=True)
+            print(
+                f"... {i + 1} cases, {failed + bool(findings)} failed, {time.monotonic() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         if not findings:
             continue
         failed += 1
@@ -636,11 +690,19 @@ def main(argv: list[str] | None = None) -> int:
             small_findings = run_case(small, realize(small, forbid=faults), seed, faults)
         shown.update(f.category for f in small_findings)
         shown.add(cat)
-        print(f"\n=== {cat} (seed {seed})\n" + "\n".join(map(str, small_findings)) + "\n--- minimal spec"
-              + (f" with overrides {small.overrides}" if small.overrides else "") + f"\n{render(small)}", flush=True)
+        print(
+            f"\n=== {cat} (seed {seed})\n"
+            + "\n".join(map(str, small_findings))
+            + "\n--- minimal spec"
+            + (f" with overrides {small.overrides}" if small.overrides else "")
+            + f"\n{render(small)}",
+            flush=True,
+        )
     elapsed = time.monotonic() - start
-    print(f"\n{args.cases} cases from seed {args.seed} in {elapsed:.1f} s ({args.cases / elapsed:.2f} cases/s); "
-          f"{failed} failed; switched off: {', '.join(sorted(faults)) or 'none'}")
+    print(
+        f"\n{args.cases} cases from seed {args.seed} in {elapsed:.1f} s ({args.cases / elapsed:.2f} cases/s); "
+        f"{failed} failed; switched off: {', '.join(sorted(faults)) or 'none'}"
+    )
     for cat, n in categories.most_common():
         print(f"  {cat}: {n}")
     return 1 if failed else 0

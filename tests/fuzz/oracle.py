@@ -17,8 +17,14 @@ import torch.nn.functional as F
 from tests.fuzz.specgen import Prim, Truth
 
 ACTIVATIONS = {
-    "relu": torch.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-    "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
+    "relu": torch.relu,
+    "relu6": F.relu6,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "hardswish": F.hardswish,
+    "hardsigmoid": F.hardsigmoid,
 }
 
 
@@ -119,7 +125,7 @@ class Oracle(nn.Module):
         if p.op == "mul":  # a gate: x · gate(x), broadcast over H and W
             return xs[0] * xs[1]
         if p.op == "channel_slice":
-            return x[:, a["start"]:a["stop"]]
+            return x[:, a["start"] : a["stop"]]
         if p.op == "channel_shuffle":  # view C as groups × C/groups, transpose, flatten
             n, c, h, w = x.shape
             return x.reshape(n, a["groups"], c // a["groups"], h, w).transpose(1, 2).reshape(n, c, h, w)
@@ -130,8 +136,9 @@ def _pool(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
     if op == "maxpool":
         return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"])
     if op == "avgpool":
-        return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
-                            count_include_pad=not a["exclude_pad"])
+        return F.avg_pool2d(
+            x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"], count_include_pad=not a["exclude_pad"]
+        )
     if op == "adaptive_avgpool":
         return F.adaptive_avg_pool2d(x, a["size"])
     return x.mean(dim=(2, 3))  # global_avgpool

@@ -47,23 +47,83 @@ KNOWN_FAULTS: set[str] = set()  # every fault found so far is fixed (see the not
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
-MAP_OPS = ("conv", "conv2d", "bn", "lrn", "maxpool", "avgpool", "adaptive_avgpool", "dropout", "drop_path", "identity",
-           "channel_slice", "channel_shuffle", "layer_norm", "layer_scale", "linear") + ACTS  # linear: per_pixel
-VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm",
-           "layer_scale") + ACTS
+MAP_OPS = (
+    "conv",
+    "conv2d",
+    "bn",
+    "lrn",
+    "maxpool",
+    "avgpool",
+    "adaptive_avgpool",
+    "dropout",
+    "drop_path",
+    "identity",
+    "channel_slice",
+    "channel_shuffle",
+    "layer_norm",
+    "layer_scale",
+    "linear",
+) + ACTS  # linear: per_pixel
+VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 TO_VEC = ("global_avgpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = ("conv2d", "bn", "linear", "layer_norm", "layer_scale")  # layer_scale: a tensor at its path
-NAMES = ("a", "b", "c", "stem", "head", "branch0", "branch1", "left", "right", "mix", "proj", "fc", "pool", "drop",
-         "conv", "bn", "act", "add", "concat", "body", "layer", "up", "down", "cat", "res")
+NAMES = (
+    "a",
+    "b",
+    "c",
+    "stem",
+    "head",
+    "branch0",
+    "branch1",
+    "left",
+    "right",
+    "mix",
+    "proj",
+    "fc",
+    "pool",
+    "drop",
+    "conv",
+    "bn",
+    "act",
+    "add",
+    "concat",
+    "body",
+    "layer",
+    "up",
+    "down",
+    "cat",
+    "res",
+)
 KEYWORDS = ("chain", "concat", "residual", "if", "op", "block", "gate")  # a one-key mapping with one of these is that node
 # odd names the language allows (docs/language.md, "Names"): the generated file renames its locals around them
 ODD_NAMES = ("input", "torch", "F", "nn", "len", "math", "0", "1", "2")
 # names refused with a `name` error: as any module name (keywords, `_`-prefixed, nn.Module attributes), and as a
 # top-level part or aux head (the compiled forward's own values)
-REFUSED_NAMES = frozenset({"class", "def", "lambda", "None", "_modules", "__init__", "_x", "training", "forward",
-                           "state_dict", "cuda", "to", "type", "float", "keys", "items", "pop", "eval", "parameters"})
+REFUSED_NAMES = frozenset(
+    {
+        "class",
+        "def",
+        "lambda",
+        "None",
+        "_modules",
+        "__init__",
+        "_x",
+        "training",
+        "forward",
+        "state_dict",
+        "cuda",
+        "to",
+        "type",
+        "float",
+        "keys",
+        "items",
+        "pop",
+        "eval",
+        "parameters",
+    }
+)
 TOP_REFUSED = frozenset({"x", "self", "output", "check_input"})
 
 
@@ -72,6 +132,7 @@ class Invalid(Exception):
 
 
 # ---- the spec tree ------------------------------------------------------------------------------
+
 
 @dataclass
 class Param:
@@ -191,6 +252,7 @@ class Spec:
 
 # ---- truth: an interpreter of the tree --------------------------------------------------------
 
+
 @dataclass
 class Shape:
     c: int
@@ -305,16 +367,33 @@ def depth_repeats(n: int, depth: float) -> int:
 OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/language.md, "Ops")
     "conv": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "bn", "eps", "momentum", "act"},
     "conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias"},
-    "bn": {"eps", "momentum", "affine"}, "lrn": {"size", "alpha", "beta", "k"},
-    "maxpool": {"kernel", "stride", "padding", "ceil"}, "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
-    "adaptive_avgpool": {"size"}, "linear": {"out", "bias", "per_pixel"}, "dropout": {"p"}, "drop_path": {"p"},
-    "layer_norm": {"eps", "affine"}, "layer_scale": {"init"},
-    "channel_slice": {"start", "stop"}, "channel_shuffle": {"groups"},
+    "bn": {"eps", "momentum", "affine"},
+    "lrn": {"size", "alpha", "beta", "k"},
+    "maxpool": {"kernel", "stride", "padding", "ceil"},
+    "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
+    "adaptive_avgpool": {"size"},
+    "linear": {"out", "bias", "per_pixel"},
+    "dropout": {"p"},
+    "drop_path": {"p"},
+    "layer_norm": {"eps", "affine"},
+    "layer_scale": {"init"},
+    "channel_slice": {"start", "stop"},
+    "channel_shuffle": {"groups"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": False, "bn": True,
-             "eps": 1e-5, "momentum": 0.1, "act": "relu"},
+    "conv": {
+        "kernel": 1,
+        "stride": 1,
+        "padding": 0,
+        "dilation": 1,
+        "groups": 1,
+        "bias": False,
+        "bn": True,
+        "eps": 1e-5,
+        "momentum": 0.1,
+        "act": "relu",
+    },
     "conv2d": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
@@ -332,8 +411,14 @@ class Realizer:
     """Works out what a spec tree means (see the module docstring). ``check_paths`` is off while
     the generator tries out fragments; the final realisation checks module paths too."""
 
-    def __init__(self, spec: Spec, fixed: frozenset[str] = frozenset(), scale_width: bool = True,
-                 check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        fixed: frozenset[str] = frozenset(),
+        scale_width: bool = True,
+        check_paths: bool = True,
+        forbid: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         self.spec = spec
         self.blocks = {b.name: b for b in spec.blocks}
         self.fixed = fixed
@@ -362,8 +447,17 @@ class Realizer:
             raise Invalid(f"switched off: {name}")
 
     # -- values
-    def emit(self, op: str, params: dict[str, Any], path: str, inputs: list[str], shape: Shape, origin: str,
-             okh: tuple[bool, ...] = ALL, okw: tuple[bool, ...] = ALL) -> str:
+    def emit(
+        self,
+        op: str,
+        params: dict[str, Any],
+        path: str,
+        inputs: list[str],
+        shape: Shape,
+        origin: str,
+        okh: tuple[bool, ...] = ALL,
+        okw: tuple[bool, ...] = ALL,
+    ) -> str:
         # weight-free concats repeated under scale.depth double the channels each time: valid, but minutes a case
         if shape.is_map and shape.c > MAX_TENSOR_CHANNELS:
             raise Invalid("too many channels for a quick case")
@@ -522,8 +616,7 @@ class Realizer:
     def concat(self, n: Concat, x: str, prefix: str, env: dict[str, Any]) -> str:
         outs = []
         for i, b in enumerate(n.branches):
-            outs.append(self.placed(b, x, prefix, None if n.names is None else n.names[i],
-                                    i if n.names is None else None, env))
+            outs.append(self.placed(b, x, prefix, None if n.names is None else n.names[i], i if n.names is None else None, env))
         if len(outs) == 1:
             return outs[0]
         if len(set(outs)) < len(outs):
@@ -564,8 +657,7 @@ class Realizer:
         okh, okw = ALL, ALL
         if sb.is_map:
             okh, okw = self.agree([ss.h, sb.h]), self.agree([ss.w, sb.w])
-        out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], ss, _join(prefix, "add"),
-                        okh, okw)
+        out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], ss, _join(prefix, "add"), okh, okw)
         if n.then is not None:
             out = self.placed(n.then, out, prefix, "act", None, env)
         return out
@@ -650,8 +742,14 @@ class Realizer:
     def op_conv(self, args: dict[str, Any], x: str, path: str) -> str:
         y = self.conv2d({k: args[k] for k in OP_DEFAULTS["conv2d"]} | {"out": args["out"]}, x, _join(path, "conv"), path)
         if args["bn"]:
-            y = self.emit("bn", {"eps": args["eps"], "momentum": args["momentum"], "affine": True},
-                          _join(path, "bn"), [y], self.shapes[y], path)
+            y = self.emit(
+                "bn",
+                {"eps": args["eps"], "momentum": args["momentum"], "affine": True},
+                _join(path, "bn"),
+                [y],
+                self.shapes[y],
+                path,
+            )
         if args["act"] != "none":
             y = self.emit(args["act"], {}, _join(path, "act"), [y], self.shapes[y], path)
         return y
@@ -664,8 +762,11 @@ class Realizer:
         k, s, p = _pair(args["kernel"]), _pair(args["stride"]), _pair(args["padding"])
         if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
             raise Invalid("pool padding above half the kernel")
-        shape = Shape(xs.c, _window(xs.h, k[0], s[0], p[0], 1, args["ceil"]),  # type: ignore[arg-type]
-                      _window(xs.w, k[1], s[1], p[1], 1, args["ceil"]))  # type: ignore[arg-type]
+        shape = Shape(
+            xs.c,
+            _window(xs.h, k[0], s[0], p[0], 1, args["ceil"]),  # type: ignore[arg-type]
+            _window(xs.w, k[1], s[1], p[1], 1, args["ceil"]),
+        )  # type: ignore[arg-type]
         params = {"kernel": k, "stride": s, "padding": p, "ceil": bool(args["ceil"])}
         if name == "avgpool":
             params["exclude_pad"] = bool(args["exclude_pad"])
@@ -677,8 +778,7 @@ class Realizer:
     def op_adaptive_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "adaptive pool")
         size = _pair(args["size"])
-        return self.emit("adaptive_avgpool", {"size": size}, path, [x],
-                         Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
+        return self.emit("adaptive_avgpool", {"size": size}, path, [x], Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
 
     def op_global_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "global pool")
@@ -749,8 +849,16 @@ class Realizer:
         if not isinstance(out, int) or isinstance(out, bool) or out < 1 or xs.c % g or out % g:
             raise Invalid("groups do not divide the channels")
         shape = Shape(out, _window(xs.h, k[0], s[0], p[0], d[0], False), _window(xs.w, k[1], s[1], p[1], d[1], False))
-        params = {"in": xs.c, "out": out, "kernel": k, "stride": s, "padding": p, "dilation": d, "groups": g,
-                  "bias": bool(args["bias"])}
+        params = {
+            "in": xs.c,
+            "out": out,
+            "kernel": k,
+            "stride": s,
+            "padding": p,
+            "dilation": d,
+            "groups": g,
+            "bias": bool(args["bias"]),
+        }
         return self.emit("conv2d", params, path, [x], shape, origin)
 
     # -- the whole spec
@@ -764,8 +872,7 @@ class Realizer:
             if tap is None:
                 raise Invalid(f"aux tap {a.tap!r} names nothing")
             self.aux = a.name
-            outputs[a.name] = self.row(a.name, lambda a=a, tap=tap: self.node(a.head, tap, "", a.name, None, {}),
-                                       register=False)
+            outputs[a.name] = self.row(a.name, lambda a=a, tap=tap: self.node(a.head, tap, "", a.name, None, {}), register=False)
             self.aux = None
         return self.finish(outputs)
 
@@ -824,8 +931,19 @@ class Realizer:
             return tuple(okh), tuple(okw)
 
         rows = [(path, out, per_row.get(path, 0)) for path, out in self.rows]
-        return Truth(self.prims, self.shapes, outputs, self.spec.channels, self.spec.size, params, macs,
-                     ok(["logits"]), ok(list(outputs)), self.notes, rows)
+        return Truth(
+            self.prims,
+            self.shapes,
+            outputs,
+            self.spec.channels,
+            self.spec.size,
+            params,
+            macs,
+            ok(["logits"]),
+            ok(list(outputs)),
+            self.notes,
+            rows,
+        )
 
 
 def _join(prefix: str, seg: str | None) -> str:
@@ -869,8 +987,12 @@ def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[s
         first = Realizer(s, scale_width=False, check_paths=False).run()
         fixed = output_ops(first)
     truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid).run()
-    if any(k.split(".")[0] == "network" and not k.endswith(".repeat")
-           and getattr(spec.network.items[int(k.split(".")[1])], "repeat", None) is not None for k in spec.overrides):
+    if any(
+        k.split(".")[0] == "network"
+        and not k.endswith(".repeat")
+        and getattr(spec.network.items[int(k.split(".")[1])], "repeat", None) is not None
+        for k in spec.overrides
+    ):
         truth.notes.add("set_arg_on_repeat")  # an argument of a repeated item set by --set
         if "set_arg_on_repeat" in forbid:
             raise Invalid("switched off: set_arg_on_repeat")
@@ -917,6 +1039,7 @@ def output_ops(truth: Truth) -> frozenset[str]:
 
 # ---- rendering ------------------------------------------------------------------------------------
 
+
 def _num(v: float) -> str:
     s = repr(float(v))
     return s if "e" not in s else f"{v:.10f}".rstrip("0")
@@ -947,11 +1070,21 @@ def _yaml_value(v: Any, rng: random.Random | None = None) -> Any:
 
 
 FLAGS = {  # (op, arg, value) → the bare word that sets it
-    ("conv", "bias", True): "bias", ("conv", "bias", False): "no_bias", ("conv", "bn", False): "no_bn",
-    ("conv", "act", "none"): "linear", ("conv2d", "bias", True): "bias", ("conv2d", "bias", False): "no_bias",
-    ("linear", "bias", True): "bias", ("linear", "bias", False): "no_bias", ("bn", "affine", False): "no_affine",
-    ("maxpool", "ceil", True): "ceil", ("avgpool", "ceil", True): "ceil", ("avgpool", "exclude_pad", True): "exclude_pad",
-    ("conv", "groups", "in"): "dw", ("conv2d", "groups", "in"): "dw", ("layer_norm", "affine", False): "no_affine",
+    ("conv", "bias", True): "bias",
+    ("conv", "bias", False): "no_bias",
+    ("conv", "bn", False): "no_bn",
+    ("conv", "act", "none"): "linear",
+    ("conv2d", "bias", True): "bias",
+    ("conv2d", "bias", False): "no_bias",
+    ("linear", "bias", True): "bias",
+    ("linear", "bias", False): "no_bias",
+    ("bn", "affine", False): "no_affine",
+    ("maxpool", "ceil", True): "ceil",
+    ("avgpool", "ceil", True): "ceil",
+    ("avgpool", "exclude_pad", True): "exclude_pad",
+    ("conv", "groups", "in"): "dw",
+    ("conv2d", "groups", "in"): "dw",
+    ("layer_norm", "affine", False): "no_affine",
     ("linear", "per_pixel", True): "per_pixel",
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
@@ -1067,9 +1200,16 @@ def _if_data(n: If) -> Any:
     return d
 
 
-_DATA: dict[type, Any] = {Op: _op_data, Use: _use_data, Chain: _chain_data, Concat: _concat_data,
-                          Residual: _residual_data, If: _if_data, Named: lambda n: {n.name: to_data(n.node)},
-                          Gate: lambda n: {"gate": to_data(n.body)}}
+_DATA: dict[type, Any] = {
+    Op: _op_data,
+    Use: _use_data,
+    Chain: _chain_data,
+    Concat: _concat_data,
+    Residual: _residual_data,
+    If: _if_data,
+    Named: lambda n: {n.name: to_data(n.node)},
+    Gate: lambda n: {"gate": to_data(n.body)},
+}
 
 
 def to_data(n: Any) -> Any:
@@ -1079,10 +1219,15 @@ def to_data(n: Any) -> Any:
 
 def render(spec: Spec) -> str:
     """The spec tree as YAML text (without its overrides, which go to archspec as `overrides=`)."""
-    data: dict[str, Any] = {"archspec": 1, "name": spec.name, "doc": f"generated case {spec.name}",
-                            "input": {"channels": spec.channels,
-                                      "size": spec.size[0] if spec.size_as_int and spec.size[0] == spec.size[1]
-                                      else list(spec.size)}}
+    data: dict[str, Any] = {
+        "archspec": 1,
+        "name": spec.name,
+        "doc": f"generated case {spec.name}",
+        "input": {
+            "channels": spec.channels,
+            "size": spec.size[0] if spec.size_as_int and spec.size[0] == spec.size[1] else list(spec.size),
+        },
+    }
     if spec.defaults:
         data["defaults"] = spec.defaults
     if spec.scale:
@@ -1105,8 +1250,11 @@ def render(spec: Spec) -> str:
             blocks[b.name] = d
         data["blocks"] = blocks
     net = spec.network
-    data["network"] = ({k: to_data(v) for k, v in zip(net.names, net.items, strict=True)} if net.form == "chain_map" and net.names
-                       else [to_data(v) for v in net.items])
+    data["network"] = (
+        {k: to_data(v) for k, v in zip(net.names, net.items, strict=True)}
+        if net.form == "chain_map" and net.names
+        else [to_data(v) for v in net.items]
+    )
     if spec.aux:
         data["aux"] = {}
         for a in spec.aux:
@@ -1118,6 +1266,7 @@ def render(spec: Spec) -> str:
 
 
 # ---- the generator ------------------------------------------------------------------------------
+
 
 class Gen:
     """Draws one valid spec tree from a seed; every fragment is tried with :class:`Realizer` as it
@@ -1162,8 +1311,13 @@ class Gen:
         self.rng = rng
         size = rng.randint(8, 40)
         hw = (size, size) if self.chance(0.7) else (size, rng.randint(8, 40))
-        spec = Spec(name=self.pick(["net", "tiny_net", "Model2", "fuzz_case"]), channels=rng.randint(1, 5), size=hw,
-                    network=Chain([]), size_as_int=self.chance(0.5))
+        spec = Spec(
+            name=self.pick(["net", "tiny_net", "Model2", "fuzz_case"]),
+            channels=rng.randint(1, 5),
+            size=hw,
+            network=Chain([]),
+            size_as_int=self.chance(0.5),
+        )
         if self.chance(0.3):
             spec.defaults = self.draw_defaults()
         if self.chance(0.15):
@@ -1211,8 +1365,12 @@ class Gen:
                 out.append(Op("global_avgpool", long=self.chance(0.2)))
         if self.chance(0.3):
             out.append(Op("dropout", {"p": self.pick([0.0, 0.0, 0.2])}, style=self.style()))
-        out.append(Named(self.pick(["fc", "classifier", "last_linear", "logits_fc"]),
-                         Op("linear", {"out": self.rng.randint(2, 10)}, style=self.style())))
+        out.append(
+            Named(
+                self.pick(["fc", "classifier", "last_linear", "logits_fc"]),
+                Op("linear", {"out": self.rng.randint(2, 10)}, style=self.style()),
+            )
+        )
         return out
 
     def draw_defaults(self) -> dict[str, dict[str, Any]]:
@@ -1221,8 +1379,7 @@ class Gen:
             conv: dict[str, Any] = {}
             for _ in range(self.rng.randint(1, 2)):
                 k = self.pick(["eps", "act", "momentum", "bias"])
-                conv[k] = {"eps": 0.001, "act": self.pick(["relu", "silu", "none", "gelu"]), "momentum": 0.3,
-                           "bias": True}[k]
+                conv[k] = {"eps": 0.001, "act": self.pick(["relu", "silu", "none", "gelu"]), "momentum": 0.3, "bias": True}[k]
             d["conv"] = conv
         if self.chance(0.3):
             d["bn"] = {"eps": 0.01} if self.chance(0.5) else {"momentum": 0.05}
@@ -1287,23 +1444,33 @@ class Gen:
             elif key == "defaults":
                 trial[self.pick(["defaults.conv.eps", "defaults.bn.eps"])] = 0.01
             elif key == "item":
-                items = [(i, n) for i, n in enumerate(spec.network.items)
-                         if isinstance(n, (Op, Use)) and not n.long and (n.repeat is not None or n.args)]
+                items = [
+                    (i, n)
+                    for i, n in enumerate(spec.network.items)
+                    if isinstance(n, (Op, Use)) and not n.long and (n.repeat is not None or n.args)
+                ]
                 if not items:
                     continue
                 i, n = self.pick(items)
                 if n.repeat is not None and not isinstance(n.repeat, Param) and self.chance(0.5):
                     trial[f"network.{i}.repeat"] = self.pick([1, 2, 3])
                 else:
-                    ints = [k for k in n.args if k in ("out", "p")] if isinstance(n, Op) else [
-                        k for k, v in n.args.items() if k[0] == "c" and k[1:].isdigit()]
+                    ints = (
+                        [k for k in n.args if k in ("out", "p")]
+                        if isinstance(n, Op)
+                        else [k for k, v in n.args.items() if k[0] == "c" and k[1:].isdigit()]
+                    )
                     if not ints:
                         continue
                     k = self.pick(ints)
                     trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
             elif key == "block_param":
-                ints = [(b.name, p) for b in spec.blocks for p, val in b.params.items()
-                        if isinstance(val, int) and not isinstance(val, bool) and p.startswith("c")]
+                ints = [
+                    (b.name, p)
+                    for b in spec.blocks
+                    for p, val in b.params.items()
+                    if isinstance(val, int) and not isinstance(val, bool) and p.startswith("c")
+                ]
                 if not ints:
                     continue
                 b, p = self.pick(ints)
@@ -1324,8 +1491,9 @@ class Gen:
                 spec.overrides = old
 
     # -- nodes
-    def gen(self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None,
-            top: bool = False) -> tuple[Any, str]:
+    def gen(
+        self, v: str, depth: int, env: dict[str, Any], in_list: bool = False, align: int | None = None, top: bool = False
+    ) -> tuple[Any, str]:
         """A node applied to value v; ``align``: only ops mapping size X to floor((X-1)/align)+1
         (so that parallel branches agree at every size)."""
         self.budget -= 1
@@ -1370,12 +1538,18 @@ class Gen:
             if not s.is_map:
                 return None
             c = self.r.shapes[v].c
-            body = [Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
-                    Op(self.pick(["conv2d", "conv"]), {"out": self.channel(env, self.rng.randint(1, 4))}, style=self.style(),
-                       fixed=True),
-                    Op(self.pick(["relu", "silu"])),
-                    Op("conv2d", {"out": c}, style=self.style(), fixed=True),
-                    Op(self.pick(["sigmoid", "hardsigmoid"]))]
+            body = [
+                Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
+                Op(
+                    self.pick(["conv2d", "conv"]),
+                    {"out": self.channel(env, self.rng.randint(1, 4))},
+                    style=self.style(),
+                    fixed=True,
+                ),
+                Op(self.pick(["relu", "silu"])),
+                Op("conv2d", {"out": c}, style=self.style(), fixed=True),
+                Op(self.pick(["sigmoid", "hardsigmoid"])),
+            ]
             if self.chance(0.3):
                 body = body[1:]  # the channel gate of a 1×1 map
                 if set(s.h) != {1}:  # type: ignore[arg-type]
@@ -1475,8 +1649,9 @@ class Gen:
         pname = f"{prefix}{len(self.param_ctx)}"
         expr: Expr | None = None
         if prefix == "c" and self.chance(0.3):  # ${c * 2}, ${c // 2}, ${c + 1}: the parameter holds what makes value
-            expr = self.pick([e for e in (Expr(pname, "*", 2), Expr(pname, "//", 2), Expr(pname, "+", 1))
-                              if e.op != "*" or value % 2 == 0])
+            expr = self.pick(
+                [e for e in (Expr(pname, "*", 2), Expr(pname, "//", 2), Expr(pname, "+", 1)) if e.op != "*" or value % 2 == 0]
+            )
             value = {"*": value // 2, "//": value * 2, "+": value - 1}[expr.op]
             if value < 1:
                 return value + 1 if expr.op == "+" else value
@@ -1525,16 +1700,19 @@ class Gen:
         if self.chance(0.3):
             args["bias"] = self.chance(0.5)
         if name == "conv":
-            for key, p, values in (("bn", 0.15, [False]), ("act", 0.3, [*ACTS, "none"]), ("eps", 0.15, [0.001, 0.01]),
-                                   ("momentum", 0.1, [0.0, 0.3, 1.0])):
+            for key, p, values in (
+                ("bn", 0.15, [False]),
+                ("act", 0.3, [*ACTS, "none"]),
+                ("eps", 0.15, [0.001, 0.01]),
+                ("momentum", 0.1, [0.0, 0.3, 1.0]),
+            ):
                 if self.chance(p):
                     args[key] = self.pick(values)
         return args
 
     OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
-        "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]),
-                ("k", 0.3, [1.0, 2.0])),
+        "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
         "layer_norm": (("eps", 0.3, [1e-6, 0.001]), ("affine", 0.2, [False])),
@@ -1589,10 +1767,10 @@ class Gen:
             shortcut = self.branch(v, depth, env, stride)
             fix_c = self.r.shapes[self.try_node(shortcut, v, env)].c
         if self.r.shapes[out].c != fix_c:  # end the body with the channels the sum needs
-            fix = Op(self.pick(["conv", "conv2d"]) if s.is_map else "linear", {"out": self.channel(env, fix_c)},
-                     style=self.style())
-            body = Chain([body, fix], "list") if not isinstance(body, Chain) else Chain(body.items + [fix], body.form,
-                                                                                           None)
+            fix = Op(
+                self.pick(["conv", "conv2d"]) if s.is_map else "linear", {"out": self.channel(env, fix_c)}, style=self.style()
+            )
+            body = Chain([body, fix], "list") if not isinstance(body, Chain) else Chain(body.items + [fix], body.form, None)
             if body.form == "chain_map":
                 body.form = "list"
         scale: Any = None
@@ -1600,8 +1778,11 @@ class Gen:
             scale = self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3)
         then = None
         if self.chance(0.6):
-            then = Op(self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]), style=self.style(),
-                      repeat=self.pick([None, None, None, 1, 2]))
+            then = Op(
+                self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]),
+                style=self.style(),
+                repeat=self.pick([None, None, None, 1, 2]),
+            )
         return Residual(body, shortcut, scale, then)
 
     def reuse(self) -> Use:
@@ -1651,8 +1832,11 @@ class Gen:
         finally:
             self.param_ctx = saved
             self.in_block -= 1
-        name = f"blk{len(spec.blocks)}" if self.chance(0.5) else self.pick(["inception_a", "reduction", "stem_block",
-                                                                             "res_unit"]) + str(len(spec.blocks))
+        name = (
+            f"blk{len(spec.blocks)}"
+            if self.chance(0.5)
+            else self.pick(["inception_a", "reduction", "stem_block", "res_unit"]) + str(len(spec.blocks))
+        )
         written = _params_in(body)
         for p in list(params):  # drawn for fragments that were thrown away
             if p not in written:
@@ -1684,8 +1868,7 @@ def _params_in(n: Any) -> set[str]:
     return set()
 
 
-def generate(seed: int, faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int = 1
-             ) -> tuple[Spec, Truth]:
+def generate(seed: int, faults: set[str] | frozenset[str] = frozenset(KNOWN_FAULTS), size: int = 1) -> tuple[Spec, Truth]:
     """One valid spec tree and its truth, from a seed."""
     return Gen(seed, faults, size).spec()
 
@@ -1704,8 +1887,12 @@ def _cover_op(n: Op, seen: set[str]) -> None:
         seen.add("node:groups-in")
     if any(isinstance(v, Expr) for v in n.args.values()):
         seen.add("node:expr")
-    for flag, key in ((n.long, "op-long"), (n.repeat is not None, "op-repeat"), (n.fixed, "op-fixed"),
-                      (bool(_params_in(n)), "param")):
+    for flag, key in (
+        (n.long, "op-long"),
+        (n.repeat is not None, "op-repeat"),
+        (n.fixed, "op-fixed"),
+        (bool(_params_in(n)), "param"),
+    ):
         if flag:
             seen.add(f"node:{key}")
 

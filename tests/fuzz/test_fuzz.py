@@ -77,7 +77,7 @@ def _mutate(data: Any, draw: Any) -> Any:
         numbers = list(_NUMBER.finditer(value))
         m = draw(st.sampled_from(numbers))
         new = str(draw(st.sampled_from([0, -1, 1, 2, 3, 4, 7, 100, 4096, 10**9])))
-        parent[key] = value[: m.start()] + new + value[m.end():]
+        parent[key] = value[: m.start()] + new + value[m.end() :]
     elif kind == "swap_op" and isinstance(value, str) and value.split():
         names = sorted(REGISTRY) + list(data.get("blocks", {}) if isinstance(data, dict) else []) + ["cnov", "block"]
         parent[key] = " ".join([draw(st.sampled_from(names))] + value.split()[1:])
@@ -133,30 +133,102 @@ def test_mutated_specs_build_or_raise_spec_error(tmp_path_factory: pytest.TempPa
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=EXAMPLES <= 150)
-@given(st.lists(st.sampled_from(list("archspec:1 name\n-[]{},'\"&*!#|>%@`\t$x3") + ["conv ", "network:", "\n  "]),
-                max_size=80).map("".join))
+@given(
+    st.lists(st.sampled_from(list("archspec:1 name\n-[]{},'\"&*!#|>%@`\t$x3") + ["conv ", "network:", "\n  "]), max_size=80).map(
+        "".join
+    )
+)
 def test_random_text_never_crashes(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     base = tmp_path_factory.mktemp("rand", numbered=True)
     _outcome(text, base)
 
 
-HOSTILE_NAMES = ["x", "self", "output", "check_input", "input", "torch", "nn", "F", "forward", "training", "keys",
-                 "items", "update", "class", "None", "lambda", "logits", "_modules", "__init__", "a\n", "a b", "a.b",
-                 "a-b", "0a", "é", "a\x00", 'a"', "a'", "a\\", "\udc80", 'a"+__import__("os").system("touch PWNED")+"',
-                 "relu", "conv", "add", "branch_1", "X2"]
-HOSTILE_TEXT = ['"""', "'''", '"', "\\", "\n", "\r\n", "\x00", "\x1b[31m", "\u2028", "\udcff", "×", "{x}",
-                '__import__("os").system("touch PWNED")', "; ", "#", "plain"]
+HOSTILE_NAMES = [
+    "x",
+    "self",
+    "output",
+    "check_input",
+    "input",
+    "torch",
+    "nn",
+    "F",
+    "forward",
+    "training",
+    "keys",
+    "items",
+    "update",
+    "class",
+    "None",
+    "lambda",
+    "logits",
+    "_modules",
+    "__init__",
+    "a\n",
+    "a b",
+    "a.b",
+    "a-b",
+    "0a",
+    "é",
+    "a\x00",
+    'a"',
+    "a'",
+    "a\\",
+    "\udc80",
+    'a"+__import__("os").system("touch PWNED")+"',
+    "relu",
+    "conv",
+    "add",
+    "branch_1",
+    "X2",
+]
+HOSTILE_TEXT = [
+    '"""',
+    "'''",
+    '"',
+    "\\",
+    "\n",
+    "\r\n",
+    "\x00",
+    "\x1b[31m",
+    "\u2028",
+    "\udcff",
+    "×",
+    "{x}",
+    '__import__("os").system("touch PWNED")',
+    "; ",
+    "#",
+    "plain",
+]
 HOSTILE_SEED = ROOT / "tests" / "fuzz" / "seed_small.yaml"
 HOSTILE_EXAMPLES = max(10, EXAMPLES // 6)  # each case compiles and imports a module: keep CI modest
-_NOT_NAMES = {"concat", "residual", "chain", "body", "params", "label", "doc", "tap", "head", "weight", "scale",
-              "then", "shortcut"}
+_NOT_NAMES = {
+    "concat",
+    "residual",
+    "chain",
+    "body",
+    "params",
+    "label",
+    "doc",
+    "tap",
+    "head",
+    "weight",
+    "scale",
+    "then",
+    "shortcut",
+}
 
 
 def _renamable(data: Any) -> list[tuple[Any, ...]]:
     """Paths of mapping keys that name something: network parts, branches, blocks, aux heads."""
-    return [path for path in _paths(data)
-            if len(path) > 1 and path[0] in ("network", "blocks", "aux") and isinstance(path[-1], str)
-            and path[-1] not in _NOT_NAMES and isinstance(_get(data, path[:-1]), dict)]
+    return [
+        path
+        for path in _paths(data)
+        if len(path) > 1
+        and path[0] in ("network", "blocks", "aux")
+        and isinstance(path[-1], str)
+        and path[-1] not in _NOT_NAMES
+        and isinstance(_get(data, path[:-1]), dict)
+    ]
 
 
 @st.composite
@@ -176,11 +248,11 @@ def hostile_specs(draw: Any) -> tuple[dict[str, Any], str, str]:
     return data, text, file_name.replace("/", "_").replace("\x00", "0")
 
 
-@settings(max_examples=HOSTILE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
-          derandomize=EXAMPLES <= 150)
+@settings(max_examples=HOSTILE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=EXAMPLES <= 150)
 @given(hostile_specs())
-def test_hostile_names_and_text_never_run(tmp_path_factory: pytest.TempPathFactory,
-                                          case: tuple[dict[str, Any], str, str]) -> None:
+def test_hostile_names_and_text_never_run(
+    tmp_path_factory: pytest.TempPathFactory, case: tuple[dict[str, Any], str, str]
+) -> None:
     import importlib.util
     import json
 
