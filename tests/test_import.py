@@ -390,8 +390,18 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
     assert main(["import", "torchvision:resnet_nope"]) == 2
 
 
-BUILT = sorted(p.stem for p in SPECS.glob("*.yaml"))  # every zoo spec
+# every zoo spec but ConvNeXt: its per-pixel layers run between permutes, which the importer does not read yet
+# (docs/import.md, "Not yet"); test_a_built_convnext_is_refused_where_it_permutes pins the refusal
+NOT_IMPORTED = {"convnext_tiny"}
+BUILT = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in NOT_IMPORTED)
 SLOW_BUILT = {"resnet101", "resnet152", "bn_inception", "facenet_inception_resnet_v1", "densenet121", "inception_v3"}
+
+
+def test_a_built_convnext_is_refused_where_it_permutes() -> None:
+    built = archspec.build(SPECS / "convnext_tiny.yaml")
+    with pytest.raises(ImportRefused) as e:
+        to_spec(built, name="convnext_tiny", input_size=built.archspec_report.input_size)
+    assert "permute" in str(e.value) and "fx node 'features_0_1" in str(e.value)  # the first per-pixel layer, named
 
 
 @pytest.mark.parametrize("stem", [_slow(s) if s in SLOW_BUILT else s for s in BUILT])
