@@ -296,3 +296,22 @@ def test_identity_inside_a_shared_block_class_reads_its_own_input(tmp_path: Path
         t = torch.nn.functional.conv2d(t, sd["2.weight"], sd["2.bias"])
         t = block(t, "3")
         torch.testing.assert_close(compiled(x), t.mean(dim=(2, 3)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_stateless_op_at_a_slot_inside_a_block_instance_stays_a_call(tmp_path: Path) -> None:
+    """Found by the differential tester (seed 44058202): a one-branch concat named '0' puts its pool at
+    `c.0.0`, inside the block instance `c.0`, which the file writes as a class; the pool became a layer
+    of that instance's module tree that the class never makes, and the forward called `self.c[0].0(x)`."""
+    spec = tmp_path / "slot.yaml"
+    spec.write_text(
+        "archspec: 1\nname: net\ninput: {channels: 2, size: [21, 9]}\n"
+        "blocks:\n  blk0:\n    chain: [relu, drop_path p=0.1]\n"
+        "network:\n- c:\n  - blk0\n  - concat:\n      '0': [avgpool 5x5]\n- blk0\n"
+    )
+    out = tmp_path / "slot.py"
+    compile_to(spec, out)
+    torch.manual_seed(0)
+    compiled = archspec.build(spec)
+    generated = _load(out, "Net")
+    generated.load_state_dict(compiled.state_dict(), strict=True)
+    assert_same_outputs(compiled, generated, torch.randn(2, 2, 21, 9))

@@ -255,6 +255,8 @@ class Plan:
             parent, _, index = record.path.rpartition(".")
             if not (parent and index.isdigit()):
                 continue
+            if any(parent == b or parent.startswith(b + ".") for b in self.blocks):
+                continue  # inside a block instance the file writes as a class: the class makes its own modules
             try:
                 owner = self.root.get_submodule(parent)
             except AttributeError:
