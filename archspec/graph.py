@@ -28,7 +28,6 @@ from archspec.ir import INPUT, Network, Node, OpGraph, Unit
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 from archspec.shapes import input_shape, inputs_of, op_shape
-from archspec.shortform import BUILTIN_NAMES, Ref, Scope, ShortForms, mentions_input, referenced_params
 from archspec.spec.load import YamlPath
 from archspec.spec.model import (
     BlockRef,
@@ -43,6 +42,7 @@ from archspec.spec.model import (
     name_of_copy,
 )
 from archspec.spec.resolve import BlockEntry, Resolved
+from archspec.spec.shortform import BUILTIN_NAMES, Ref, Scope, ShortForms, mentions_input, referenced_params
 from archspec.symbolic import Shape
 
 MAX_NODES = 200_000
