@@ -27,9 +27,12 @@ def optimize(
     channels_last: bool = True,
     fuse_parallel: bool = True,
     fuse_act: bool = True,
-    fuse_add: bool = True,
+    fuse_add: bool = False,
 ) -> fx.GraphModule:
     """An inference-only copy of ``model`` (an ``archspec.build`` result); ``model`` is left as it is.
+
+    ``fuse_add`` (conv + residual add + ReLU in one oneDNN kernel) is off by default: side by side it
+    showed no gain beyond the A/A noise (docs/performance.md), and it calls torch's private API.
 
     ``dtype=torch.bfloat16`` runs in bfloat16 (worth it where the CPU has bf16 instructions); the
     input and the logits stay float32. The steps taken are in ``result.archspec_passes``.
