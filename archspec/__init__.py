@@ -11,8 +11,8 @@ from typing import Any
 from archspec.api import Report, analyze, build, check
 from archspec.errors import SpecError
 from archspec.spec.load import dump
+from archspec.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", "import_module", "optimize", "transfer", "__version__"]
 
 

@@ -45,7 +45,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from archspec import __version__
+    from archspec.version import __version__
 
     return f"archspec {__version__}"
 

@@ -131,7 +131,7 @@ def example_input(model: nn.Module) -> torch.Tensor:
 
 def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
     """What an exported file says about where it came from (ONNX metadata_props, shown by Netron)."""
-    from archspec import __version__
+    from archspec.version import __version__
 
     report = report_of(model)
     meta = {

@@ -11,12 +11,13 @@ from __future__ import annotations
 import inspect
 import re
 
-from archspec import __version__, runtime
+from archspec import runtime
 from archspec.codegen.forward import Forward
 from archspec.codegen.modules import ModuleTree
 from archspec.codegen.plan import PLACEHOLDER, Helper, Plan
 from archspec.codegen.text import RUNTIME_LAYERS, ClassNames, standalone_class_name, text_literal
 from archspec.ir import OpGraph
+from archspec.version import __version__
 
 
 class ClassWriter:

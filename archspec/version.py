@@ -1,0 +1,3 @@
+"""archspec's version, in a module of its own so that stages can name it without importing the package root."""
+
+__version__ = "0.1.0"
