@@ -17,11 +17,15 @@ class PoolParams(OpParams):
     ceil: bool = False
 
 
+class MaxPoolParams(PoolParams):
+    dilation: PosPair = (1, 1)
+
+
 class AvgPoolParams(PoolParams):
     exclude_pad: bool = False  # torch's count_include_pad=False
 
 
-def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
+def _pool_shape(p: PoolParams, x: Shape) -> Shape:
     if not x.is_map or x.height is None or x.width is None:
         raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
     for i in (0, 1):
@@ -31,8 +35,9 @@ def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
                 hint="PyTorch pools allow padding up to kernel // 2",
                 code="bad-op-args",
             )
-    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], dilation, p.ceil))
-    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], dilation, p.ceil))
+    d = getattr(p, "dilation", (1, 1))
+    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], d[0], p.ceil))
+    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], d[1], p.ceil))
     return Shape(x.channels, h, w)
 
 
@@ -42,6 +47,8 @@ def _pool_short(name: str, p: PoolParams) -> str:
         parts.append("s" + fmt_pair(p.stride))
     if p.padding != (0, 0):
         parts.append("p" + fmt_pair(p.padding))
+    if getattr(p, "dilation", (1, 1)) != (1, 1):
+        parts.append("d" + fmt_pair(p.dilation))  # type: ignore[attr-defined]
     if p.ceil:
         parts.append("ceil")
     if getattr(p, "exclude_pad", False):
@@ -72,19 +79,25 @@ class MaxPool(_Pool):
     name = "maxpool"
     layer = "MaxPool2d"
     saved_for_backward = ("in", "indices")
-    doc = "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [ceil]. Stride defaults to 1, as for convs."
-    Params = PoolParams
+    doc = (
+        "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [dD] [ceil]. Stride defaults to 1, as for convs; "
+        "a dilation spreads the window as a conv's does."
+    )
+    Params = MaxPoolParams
     flags = {"ceil": ("ceil", True)}
 
-    def function(self, p: PoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+    def function(self, p: MaxPoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
-        return F.max_pool2d, {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding, "ceil_mode": p.ceil}
+        kwargs: dict[str, Any] = {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding}
+        if p.dilation != (1, 1):  # left out otherwise, so generated code reads as before
+            kwargs["dilation"] = p.dilation
+        return F.max_pool2d, {**kwargs, "ceil_mode": p.ceil}
 
-    def short(self, p: PoolParams) -> str:
+    def short(self, p: MaxPoolParams) -> str:
         return _pool_short("maxpool", p)
 
-    def label(self, p: PoolParams) -> str:
+    def label(self, p: MaxPoolParams) -> str:
         return _pool_label("max pool", p)
 
 
