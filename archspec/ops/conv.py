@@ -171,7 +171,8 @@ class StdConv2d(_ConvRules):
     doc = (
         "A Conv2d whose weights are standardised before every use (Qiao et al., arXiv 1903.10520; BiT, "
         "arXiv 1912.11370): each output channel's filter, less its mean, over its standard deviation (biased, "
-        "with `eps` added to the variance), as timm's StdConv2d computes it; its parameters and state_dict keys "
+        "with `eps` added to the variance; a filter of one weight becomes 0), as timm's StdConv2d computes it; "
+        "its parameters and state_dict keys "
         "are an nn.Conv2d's, and `same` pads as timm's StdConv2dSame. MACs are the convolution's (fvcore "
         "counts the standardisation as none). Short form: std_conv2d OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] "
         "[bias] [eps=E]"

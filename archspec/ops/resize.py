@@ -13,14 +13,18 @@ from archspec.symbolic import Dim, Shape, Window
 
 
 def _sides(v: Any) -> Any:
+    """One number: every side; a pair [H, W] (as `pH,W` writes it for a conv): top and bottom, left and right."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v, v, v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return (v[1], v[1], v[0], v[0])
     return v
 
 
 class PadParams(OpParams):
     padding: tuple[int, int, int, int] = Field(
-        description="pixels added on the left, right, top and bottom (one number: on every side)"
+        description="pixels added on the left, right, top and bottom (one number: every side; [H, W] or pH,W: "
+        "top and bottom H, left and right W)"
     )
     value: float = Field(0.0, description="the value of the added pixels")
 
@@ -48,7 +52,8 @@ class Pad(Op):
     name = "pad"
     doc = (
         "Pads a map with a constant (torch's F.pad, nn.ConstantPad2d): P pixels of VALUE (default 0) on every "
-        "side, or `padding: [left, right, top, bottom]` in long form; BiT's stem pads by 1 with zeros before "
+        "side (`pH,W`: H at the top and bottom, W left and right), or `padding: [left, right, top, bottom]`; "
+        "BiT's stem pads by 1 with zeros before "
         "its max pool. Short form: pad P [value=V]"
     )
     kind = "pool"
