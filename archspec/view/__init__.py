@@ -54,7 +54,7 @@ def packed(value: Any) -> str:
     """The page's data: JSON, gzip-compressed (the views repeat each other) and base64-encoded, which
     holds no ``<`` or ``&``, so it can neither end its script nor open a tag. The page's script
     unpacks it with the browser's ``DecompressionStream``. Byte-identical for the same data."""
-    raw = json.dumps(value, separators=(",", ":")).encode("ascii")  # a lone surrogate (a file name) as \\\\udcff
+    raw = json.dumps(value, separators=(",", ":")).encode("ascii")  # a lone surrogate (a file name) is written \\udcff
     return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
 
 
