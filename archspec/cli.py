@@ -29,6 +29,7 @@ COMMANDS = {
     "list": "list_zoo",
     "import": "import_",
     "train": "train",
+    "sweep": "sweep",
 }
 
 
