@@ -40,13 +40,15 @@ set:
   network.stage2.0.out: ${{w2}}
   network.stage2.1.out: ${{w2}}
 trials: TRIALS
-latency: {{batch: 8, repeats: REPEATS, warmup: 1}}
 """
+LATENCY = "latency: {batch: 8, repeats: REPEATS, warmup: 1}\n"
+TRAIN = "latency: null\ntrain: {data: digits, epochs: 2, batch_size: 128}\npruner: none\n"
 
 
-def _space(tmp_path: Path, trials: int, repeats: int = 3) -> Path:
+def _space(tmp_path: Path, trials: int, repeats: int = 3, train: bool = False) -> Path:
     path = tmp_path / "space.yaml"
-    path.write_text(SPACE.replace("TRIALS", str(trials)).replace("REPEATS", str(repeats)))
+    measure = TRAIN if train else LATENCY.replace("REPEATS", str(repeats))
+    path.write_text(SPACE.replace("TRIALS", str(trials)) + measure)
     return path
 
 
@@ -63,11 +65,12 @@ def _finish(*workers: subprocess.Popen[str]) -> None:
 
 
 def _trials(storage: str) -> list[Any]:
+    storage = f"sqlite:///{storage}" if storage.endswith(".db") else storage
     s = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage)) if "://" not in storage else storage
     return optuna.load_study(study_name="workers", storage=s).get_trials(deepcopy=False)
 
 
-def _check_complete(storage: str, wanted: int, workers: int) -> list[Any]:
+def _check_complete(storage: str, wanted: int, workers: int, metric: str = "latency_ms") -> list[Any]:
     """The study holds `wanted` measured variants (a worker that saw wanted - 1 finished may add one more),
     each trial finished by one process with its whole record, and no trial left running."""
     from archspec.sweep.study import ATTR
@@ -79,25 +82,28 @@ def _check_complete(storage: str, wanted: int, workers: int) -> list[Any]:
     assert sorted(t.number for t in trials) == list(range(len(trials)))  # numbered once each, none missing
     for t in done:
         record = t.user_attrs[ATTR]
-        assert record["status"] == "accepted" and record["metrics"]["latency_ms"] > 0
-        assert t.values[0] == record["metrics"]["latency_ms"]
+        assert record["status"] == "accepted" and record["metrics"][metric] >= 0
+        assert t.values[0] == pytest.approx(record["metrics"][metric], abs=1e-6)
     return done
 
 
-def test_two_workers_share_a_journal_store(tmp_path: Path) -> None:
+def test_two_workers_train_on_digits_sharing_an_sqlite_store(tmp_path: Path) -> None:
     from archspec.sweep.study import ATTR
 
-    space = _space(tmp_path, trials=8)
-    storage = str(tmp_path / "study.journal")
-    a = _worker(space, storage, tmp_path / "a", "--worker")
-    b = _worker(space, storage, tmp_path / "b", "--worker")
+    space = _space(tmp_path, trials=4, train=True)
+    storage = str(tmp_path / "study.db")
+    url = f"sqlite:///{storage}"
+    a = _worker(space, url, tmp_path / "a", "--worker")
+    b = _worker(space, url, tmp_path / "b", "--worker")
     _finish(a, b)
-    done = _check_complete(storage, 8, 2)
+    done = _check_complete(storage, 4, 2, "error")
+    for t in done:  # two epochs on digits: each variant learnt something (chance is 90 % error)
+        assert t.user_attrs[ATTR]["epochs"] == 2 and t.values[0] < 0.5
     pids = {t.user_attrs[ATTR]["worker"]["pid"] for t in done}
     assert pids == {a.pid, b.pid}  # both took part
     assert not (tmp_path / "a" / "results.csv").exists()  # a worker writes no results
     # the report: one row per trial, read back from the store, one spec per accepted trial
-    report = _worker(space, storage, tmp_path / "r", "--trials", "0")
+    report = _worker(space, url, tmp_path / "r", "--trials", "0")
     _finish(report)
     lines = (tmp_path / "r" / "results.csv").read_text().splitlines()
     assert len(lines) == 1 + len(_trials(storage))

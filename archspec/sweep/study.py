@@ -97,7 +97,7 @@ def _connect(url: str, kwargs: dict[str, Any]) -> Any:
     for attempt in range(10):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError):
             if attempt == 9:
                 raise
             time.sleep(0.2 + 0.3 * attempt)
