@@ -235,7 +235,8 @@ class Objective:
     def _measure(self, trial: optuna.Trial, record: dict[str, Any]) -> dict[str, Any]:
         point = draw(self.space, trial)
         record.update(values=point.values, overrides=point.overrides)
-        trial.set_user_attr(ATTR, record)  # what is being measured, visible to the others while it runs
+        if not self.static:  # what is being measured, visible while it runs (a static trial takes milliseconds)
+            trial.set_user_attr(ATTR, record)
         reason = point.rejected or violated(self.early, point.values)
         if reason:
             raise Rejected(reason)
