@@ -146,16 +146,36 @@ def torchvision_state_dict(name: str) -> dict[str, Any]:
     return dict(model.state_dict())
 
 
+SOURCES = ("state_dict", "file", "url", "hf_hub_id")
+
+
+def _own_cfg(graph: Any, num_classes: int) -> dict[str, Any]:
+    """The config of a network whose weights come from elsewhere (a file, a folder, the Hub)."""
+    first, classifiers = module_names(graph)
+    h, w = graph.net.input.size
+    return {
+        "architecture": "archspec_" + graph.net.name,
+        "first_conv": first,
+        "classifier": classifiers,
+        "num_classes": num_classes,
+        "input_size": (graph.net.input.channels, h, w),
+    }
+
+
 def load(
     model: Any, name: str, graph: Any, num_classes: int, in_chans: int, overlay: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Load zoo network ``name``'s published weights into ``model`` (built as ``graph``), adapted to
+    """Load zoo network ``name``'s published weights into ``model`` (built as ``graph``), or those
+    ``overlay`` points to (``file``, ``state_dict``, timm's ``local-dir`` / Hub source), adapted to
     ``num_classes`` and ``in_chans`` by timm's loader; returns the pretrained config used."""
     timm = _needs("timm", "pretrained weights")
-    cfg = pretrained_cfg(name, graph) | dict(overlay or {})
-    sources = ("state_dict", "file", "url", "hf_hub_id")
-    if reference(name).library == "torchvision" and not any(cfg.get(k) for k in sources[:2]):
-        cfg["state_dict"] = torchvision_state_dict(name)
+    overlay = dict(overlay or {})
+    if any(overlay.get(k) for k in SOURCES) and name not in REFERENCES:
+        cfg = _own_cfg(graph, num_classes) | overlay
+    else:
+        cfg = pretrained_cfg(name, graph) | overlay
+        if reference(name).library == "torchvision" and not any(cfg.get(k) for k in SOURCES[:2]):
+            cfg["state_dict"] = torchvision_state_dict(name)
     try:
         timm.models.load_pretrained(model, pretrained_cfg=cfg, num_classes=num_classes, in_chans=in_chans)
     except (OSError, RuntimeError, ValueError, KeyError) as e:

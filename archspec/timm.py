@@ -39,8 +39,16 @@ def _entrypoint(spec: str | Path, name: str) -> Callable[..., Any]:
     def create(pretrained: bool = False, **kwargs: Any) -> Any:
         from archspec.api import build
 
-        kwargs.pop("pretrained_cfg", None)  # the network's own config is made from its spec
+        given = kwargs.pop("pretrained_cfg", None)  # the network's own config is made from its spec …
         kwargs.pop("cache_dir", None)
+        kwargs.pop("pretrained_model_args", None)
+        source = given.to_dict() if hasattr(given, "to_dict") else given
+        if pretrained and isinstance(source, dict) and source.get("source") in ("local-dir", "hf-hub"):
+            # … except where timm read one beside the weights (local-dir:FOLDER, hf-hub:REPO)
+            keep = ("source", "file", "hf_hub_id", "hf_hub_filename", "num_classes", "first_conv", "classifier")
+            kwargs["pretrained_cfg_overlay"] = {k: source[k] for k in keep if source.get(k) is not None} | dict(
+                kwargs.get("pretrained_cfg_overlay") or {}
+            )
         return build(spec, pretrained=pretrained, **kwargs)
 
     create.__name__ = create.__qualname__ = name
