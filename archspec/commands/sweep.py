@@ -24,6 +24,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="URL", help="a journal file or a database URL (sqlite:///x.db, postgresql://...)")
     p.add_argument("--worker", action="store_true", help="join the study and run trials; write no results")
     p.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: NAME.sweep)")
+    p.add_argument("--jobs", type=_count, default=1, metavar="N", help="worker processes on this machine (default 1)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="plot the EDFs of two results folders")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
@@ -54,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from archspec.sweep import sweep
 
-    counts = sweep(args.space, trials=args.trials, static=args.static, storage=args.storage, out=args.out, report=not args.worker)
+    counts = sweep(
+        args.space,
+        trials=args.trials,
+        static=args.static,
+        storage=args.storage,
+        out=args.out,
+        report=not args.worker,
+        jobs=max(1, args.jobs),
+    )
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0

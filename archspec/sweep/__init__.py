@@ -8,6 +8,8 @@ standalone specs, the EDF and Pareto plots and the HTML page. docs/sweep.md is t
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,12 @@ def sweep(
     storage: str | None = None,
     out: str | Path | None = None,
     report: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run (or join, or resume) the sweep of ``space`` until its study holds ``trials`` measured variants
-    (default: the space's ``trials:``); then, with ``report``, write the results into ``out``. Returns
-    the counts of trials by status."""
+    (default: the space's ``trials:``); then, with ``report``, write the results into ``out``. ``jobs``
+    runs that many worker processes on this machine (this one and ``jobs - 1`` more). Returns the
+    counts of trials by status."""
     from archspec.sweep.study import Options, counts, run
     from archspec.sweep.training import trainer_for
 
@@ -37,10 +41,32 @@ def sweep(
     folder = Path(out) if out is not None else Path(f"{loaded.name}.sweep")
     folder.mkdir(parents=True, exist_ok=True)
     options = Options(trials=loaded.model.trials if trials is None else trials, static=static, storage=storage, out=folder)
-    study = run(loaded, options, None if static else trainer_for(loaded))
+    helpers = _helpers(loaded, options, jobs - 1)
+    try:
+        study = run(loaded, options, None if static else trainer_for(loaded))
+    finally:
+        for p in helpers:
+            p.wait()
+    failed = [p.args for p in helpers if p.returncode]
+    if failed:
+        raise RuntimeError(f"a worker process failed: {failed[0]!r}")
     if report:
         write_results(loaded, study, folder)
     return counts(study)
+
+
+def _helpers(space: LoadedSpace, options: Any, count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` more worker processes on this machine, each ``archspec sweep SPACE --worker`` on the same store."""
+    if count <= 0:
+        return []
+    from archspec.sweep.study import open_study
+
+    if options.storage is None:
+        options.storage = str(options.out / "study.journal")
+    open_study(space, options)  # made once here, so that the workers only join it
+    command = [sys.executable, "-m", "archspec.cli", "sweep", space.source.file, "--worker", "--trials", str(options.trials)]
+    command += ["--storage", options.storage, "--out", str(options.out)] + (["--static"] if options.static else [])
+    return [subprocess.Popen(command) for _ in range(count)]
 
 
 def write_results(space: LoadedSpace, study: Any, out: Path) -> None:

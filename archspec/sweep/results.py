@@ -15,7 +15,7 @@ from archspec.fileio import write_atomic
 from archspec.sweep.analysis import pareto_front, plot_edf, plot_pareto
 from archspec.sweep.space import METRICS, LoadedSpace
 
-COLUMNS = ["trial", "status", "reason", *METRICS, "spec", "worker", "seconds", "values", "overrides"]
+COLUMNS = ["trial", "status", "reason", *METRICS, "epochs", "spec", "worker", "seconds", "values", "overrides"]
 
 
 def rows_of(study: Any) -> list[dict[str, Any]]:
@@ -39,7 +39,8 @@ def rows_of(study: Any) -> list[dict[str, Any]]:
             "status": status,
             "reason": record.get("reason", ""),
             **{m: metrics.get(m) for m in METRICS},
-            "spec": f"specs/trial-{t.number:04d}.yaml" if status == "accepted" else "",
+            "epochs": record.get("epochs"),
+            "spec": f"specs/trial-{t.number:04d}.yaml" if status in ("accepted", "pruned") else "",
             "worker": f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker else "",
             "seconds": record.get("seconds"),
             "values": record.get("values") or {},

@@ -145,6 +145,8 @@ class Train(_Strict):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(0.1, gt=0)
     seed: int = 0
+    device: str = "cpu"
+    augment: Literal["none", "imagenet"] = "none"  # an ImageFolder's training images: resized only, or cropped and flipped
 
 
 class Space(_Strict):

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,16 +77,31 @@ def open_storage(url: str | None, out: Path) -> Any:
         path = Path(url) if url else out / "study.journal"
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    return optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=HEARTBEAT_S,
-        grace_period=GRACE_S,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
-        **kwargs,
-    )
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
+    if retry is not None:
+        kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=3)
+    else:
+        kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=3)
+    return _connect(url, kwargs)
+
+
+def _connect(url: str, kwargs: dict[str, Any]) -> Any:
+    """A database store; workers that start together on an empty database race to make its tables, and
+    the losers see the winner's tables on the next try."""
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(10):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError):
+            if attempt == 9:
+                raise
+            time.sleep(0.2 + 0.3 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _sampler(space: LoadedSpace, multi: bool) -> Any:
@@ -139,6 +155,7 @@ def open_study(space: LoadedSpace, options: Options) -> tuple[optuna.Study, Any]
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
     goals = objectives(space, options.static)
     if space.model.train is not None and not options.static and len(goals) > 1 and space.model.pruner != "none":
         raise SpecError(
@@ -218,6 +235,8 @@ class Objective:
     def _measure(self, trial: optuna.Trial, record: dict[str, Any]) -> dict[str, Any]:
         point = draw(self.space, trial)
         record.update(values=point.values, overrides=point.overrides)
+        if not self.static:  # what is being measured, visible while it runs (a static trial takes milliseconds)
+            trial.set_user_attr(ATTR, record)
         reason = point.rejected or violated(self.early, point.values)
         if reason:
             raise Rejected(reason)
@@ -279,7 +298,7 @@ def recover_stale(study: optuna.Study, storage: Any) -> list[int]:
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except Exception:  # noqa: BLE001 - another worker failed it first
             continue
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=True)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         failed.append(t.number)
     return failed
 
