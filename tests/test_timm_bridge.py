@@ -107,35 +107,37 @@ def test_a_spec_by_path_registers_under_its_name(tmp_path: Path) -> None:
 
 
 # ---- features_only --------------------------------------------------------------------------------
-def _features_agree(name: str, timm_name: str, size: int, out_indices: tuple[int, ...] | None = None) -> None:
+def _features_agree(tmp_path: Path, name: str, timm_name: str, size: int, out_indices: tuple[int, ...] | None = None) -> None:
+    """timm's features_only model and ours, both given the same (random) weights through their
+    pretrained loaders from one file: the same stages, the same feature maps."""
     kwargs = {} if out_indices is None else {"out_indices": out_indices}
-    full = timm.create_model(timm_name)
-    theirs = timm.create_model(timm_name, features_only=True, **kwargs).eval()
-    theirs.load_state_dict({k: v for k, v in full.state_dict().items() if k in theirs.state_dict()})
-    ours = archspec.build(f"zoo:{name}", features_only=True, **kwargs).eval()
-    ours.load_state_dict({k: v for k, v in full.state_dict().items() if k in ours.state_dict()}, strict=True)
+    file = tmp_path / f"{timm_name}.pth"
+    torch.save(timm.create_model(timm_name).state_dict(), file)
+    overlay = {"file": str(file)}
+    theirs = timm.create_model(timm_name, features_only=True, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    ours = archspec.build(f"zoo:{name}", features_only=True, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
     via_timm = timm.create_model(f"archspec_{name}", features_only=True, **kwargs)
     assert via_timm.feature_info.channels() == ours.feature_info.channels() == theirs.feature_info.channels()
     assert ours.feature_info.reduction() == theirs.feature_info.reduction()
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
-        got, want = ours(x), theirs(x)
+        got, want = ours.eval()(x), theirs.eval()(x)
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_features_only_equals_timms_resnet18() -> None:
-    _features_agree("resnet18", "resnet18", 96)
-    _features_agree("resnet18", "resnet18", 64, (1, 2, -1))
+def test_features_only_equals_timms_resnet18(tmp_path: Path) -> None:
+    _features_agree(tmp_path, "resnet18", "resnet18", 96)
+    _features_agree(tmp_path, "resnet18", "resnet18", 64, (1, 2, -1))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, size", [("inception_v4", 299), ("inception_resnet_v2", 299), ("inception_v3", 299), ("seresnet50", 128)]
 )
-def test_features_only_equals_timms(name: str, size: int) -> None:
-    _features_agree(name, name, size)
+def test_features_only_equals_timms(tmp_path: Path, name: str, size: int) -> None:
+    _features_agree(tmp_path, name, name, size)
 
 
 @pytest.mark.slow
