@@ -316,6 +316,7 @@ class Layout:
         self.of: dict[str, str] = {}  # primitive node -> group key
         self.edges: dict[tuple[str, str], Edge] = {}
         self._scope = [n for n in self.scopes.order if self.in_scope(n)]
+        self._groups_of: dict[str, Group] = {}
         folded = Fold()
         if fold:
             if self.instance not in self.scopes.folds:
@@ -339,6 +340,13 @@ class Layout:
         return level < self.depth
 
     def group_of(self, node: str) -> Group:
+        """The box a node is drawn in (made once per node and view)."""
+        group = self._groups_of.get(node)
+        if group is None:
+            group = self._groups_of[node] = self._group_of(node)
+        return group
+
+    def _group_of(self, node: str) -> Group:
         record = self.graph.at(node)
         f = self.frames[node]
         if record.op == INPUT:

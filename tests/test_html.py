@@ -486,3 +486,35 @@ def test_page_and_report_html_do_not_import_torch(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+STAGES = """\
+archspec: 1
+name: staged
+input: {channels: 3, size: [32, 32]}
+blocks:
+  pair:
+    label: Pair
+    concat:
+      a: conv 8 1x1
+      b: [conv 4 1x1, conv 8 3x3 p1]
+network:
+  stem: conv 16 3x3
+  stage1: [pair * 3]
+  stage2: [pair, conv 16 1x1]
+  stage3: [pair * 2]
+  pool: global_avgpool
+"""
+
+
+def test_a_stage_of_one_folded_run_unfolds_into_its_blocks(browser: Any, tmp_path: Path, write_spec) -> None:
+    out = tmp_path / "staged.html"
+    assert main(["render", str(write_spec(STAGES)), "-o", str(out)]) == 0
+    p = Page(browser, out)
+    boxes = p.boxes()
+    # stage1 and stage3 hold only instances of `pair` (3 and 2, as written); stage2 holds an op too: no stage
+    assert boxes["stage1: Pair ×3"] == 1 and boxes["stage3: Pair ×2"] == 1 and boxes["Pair"] == 1
+    p.box("stage1: Pair ×3").dblclick()  # its three instances are one design: the run opens with the stage
+    assert p.view() == ["stage1", "stage1.0"]
+    assert p.boxes()["1×1 conv (8)"] == 1 and outside(p, "#canvas g.cluster-block") == []
+    assert p.errors == []

@@ -83,6 +83,19 @@ def write_specs(space: LoadedSpace, rows: Sequence[Mapping[str, Any]], out: Path
     return written
 
 
+def write_best(rows: Sequence[Mapping[str, Any]], study: Any, out: Path) -> Mapping[str, Any] | None:
+    """best.yaml: the standalone spec of the accepted variant best in the study's first objective."""
+    goals = study.user_attrs.get("objectives") or []
+    accepted = [r for r in rows if r["status"] == "accepted" and goals and r.get(goals[0]) is not None]
+    if not accepted:
+        return None
+    sign = -1 if study.directions[0].name == "MAXIMIZE" else 1
+    best = min(accepted, key=lambda r: (sign * float(r[goals[0]]), r["trial"]))
+    text = (out / best["spec"]).read_text(encoding="utf-8")
+    write_atomic(out / "best.yaml", f"# the best accepted variant by {goals[0]}: {best[goals[0]]}\n{text}")
+    return best
+
+
 def _y_metric(rows: Sequence[Mapping[str, Any]]) -> str | None:
     for name in ("error", "latency_ms"):
         if any(r.get(name) is not None for r in rows):

@@ -55,7 +55,7 @@ def packed(value: Any) -> str:
     holds no ``<`` or ``&``, so it can neither end its script nor open a tag. The page's script
     unpacks it with the browser's ``DecompressionStream``. Byte-identical for the same data."""
     raw = json.dumps(value, separators=(",", ":")).encode("ascii")  # a lone surrogate (a file name) is written \\udcff
-    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
 
 
 def unpacked(text: str) -> Any:
@@ -87,6 +87,7 @@ class _Page:
         self.unit_locs = {u.path: u.loc for u in graph.net.units}
         self.views: dict[str, dict[str, Any]] = {}
         self.scopes = Scopes.of(graph)
+        self.chains: dict[tuple[str, ...], str] = {}  # open set -> the one container its last opened one holds
 
     # ---- views ---------------------------------------------------------------------------------
     def layouts(self) -> dict[tuple[str, ...], Layout]:
@@ -110,8 +111,11 @@ class _Page:
                 inside = {f.path for f in g.frames} == set(state)  # chains: open within the innermost open block
                 child = tuple(sorted(state + (g.key,)))
                 if g.kind in ("block", "aux", "stage") and inside and child not in done and len(done) < MAX_VIEWS:
-                    done[child] = Layout(self.graph, open=child, scopes=self.scopes)
+                    done[child] = opened = Layout(self.graph, open=child, scopes=self.scopes)
                     queue.append(child)
+                    inner = [x for x in opened.groups.values() if x.frames and x.frames[-1].path == g.key]
+                    if len(inner) == 1 and inner[0].kind in ("block", "stage"):
+                        self.chains[child] = inner[0].key  # a stage of one folded run: unfolding it opens the run too
         for extra in (tuple(sorted(top)), tuple(sorted(every))):
             if extra not in done:
                 done[extra] = Layout(self.graph, open=extra, scopes=self.scopes)
@@ -133,6 +137,8 @@ class _Page:
             if eid is not None:
                 edges[eid] = {"shape": e.shape.text(self.h, self.w), "formula": e.shape.formula(), "shortcut": e.skip}
         self.views["|".join(state)] = {"open": list(state), "svg": svg, "edges": edges}
+        if state in self.chains:
+            self.views["|".join(state)]["chain"] = self.chains[state]
         self.index_view(view, state)
 
     # ---- what boxes are ------------------------------------------------------------------------
@@ -242,12 +248,12 @@ class _Page:
             own = self.boxes[sid].get("path")
             candidates = [record.path, record.origin] + [f.path for f in view.frames[node]]
             for path in candidates:
-                if not path:
-                    continue
+                old = self.index.get(path)
+                if not path or (old is not None and old["rank"][0] == 0):
+                    continue  # views come fewest open first: a box of exactly this path is not bettered
                 exact = _canonical(view, path) == own
                 if key.startswith("op.") and path == record.path and record.path != record.origin:
                     exact = False  # features.6.branch0.conv is inside the box of features.6.branch0
-                old = self.index.get(path)
                 rank = (0 if exact else 1, len(state))
                 if old is None or rank < tuple(old["rank"]):
                     self.index[path] = {"view": "|".join(state), "box": sid, "rank": list(rank)}
@@ -276,7 +282,7 @@ class _Page:
 
 def _canonical(view: Layout, path: str) -> str:
     """``path`` as the drawn first instance of its run names it (``features.8.branch0`` → ``features.6.branch0``)."""
-    changed = True
+    changed = bool(view.first)
     while changed:
         changed = False
         for inst, first in view.first.items():
@@ -313,12 +319,15 @@ def page(graph: OpGraph, report: Report) -> str:
     """The whole HTML page of a checked spec (``analyze``'s graph and report)."""
     p = _Page(graph, report)
     views = p.layouts()
-    drawings = {state: (view, _IdMap(p.ids)) for state, view in views.items()}
-    dots = {state: draw(view, ids) for state, (view, ids) in drawings.items()}  # ids in a stable order
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one `dot` process per view, side by side
-        svgs = dict(zip(dots, pool.map(_svg, dots.values()), strict=True))
-    for state, (view, ids) in drawings.items():
-        p.add_view(state, view, svgs[state], ids)
+    ids = {state: _IdMap(p.ids) for state in views}
+    # one `dot` process per view, side by side and beside this one drawing the next: the largest first
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        svgs = {
+            state: pool.submit(_svg, draw(views[state], ids[state]))
+            for state in sorted(views, key=lambda s: -len(views[s].groups))
+        }
+        for state, view in views.items():  # fewest open first: the search index prefers those
+            p.add_view(state, view, svgs[state].result(), ids[state])
     title = f"{report.name} — archspec"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -160,8 +160,14 @@
   function open(path, anchorId) {
     var now = DATA.views[state.key].open.slice();
     if (now.indexOf(path) < 0) now.push(path);
+    var key = bestView(now);
+    var inner = DATA.views[key] && DATA.views[key].chain;
+    if (inner && now.indexOf(inner) < 0) { // a stage that is one folded run: open the run with it
+      now.push(inner);
+      if (DATA.views[bestView(now)]) key = bestView(now);
+    }
     var screen = anchorOf(anchorId);
-    show(bestView(now), screen ? { id: frameOf(path), screen: screen } : null);
+    show(key, screen ? { id: frameOf(path), screen: screen } : null);
   }
 
   function fold(path, anchorId) {
@@ -419,7 +425,6 @@
     }).sort(natural);
     if (opened.length) {
       info.appendChild(el("h2", "Open blocks"));
-      if (all.length > opened.length) info.appendChild(el("p", "and " + (all.length - opened.length) + " inside them", "hint"));
       var ul = el("ul", null, "open-list");
       opened.forEach(function (p) {
         var li = el("li");
@@ -427,6 +432,7 @@
         ul.appendChild(li);
       });
       info.appendChild(ul);
+      if (all.length > opened.length) info.appendChild(el("p", "and " + (all.length - opened.length) + " inside them", "hint"));
     }
   }
 
