@@ -120,6 +120,29 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path, label: str) -> lis
     return paths
 
 
+def write_diagrams(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """diagrams/trial-N.svg, the network diagram of each Pareto-optimal variant (error or latency
+    against MACs), drawn from its standalone spec; none without Graphviz's dot."""
+    import shutil
+
+    y = _y_metric(rows)
+    if y is None or shutil.which("dot") is None:
+        return []
+    from archspec.render import render_spec
+
+    folder = out / "diagrams"
+    folder.mkdir(exist_ok=True)
+    by_trial = {r["trial"]: r for r in rows}
+    written = []
+    for trial in front_trials(rows, "macs", y):
+        path = folder / f"trial-{trial:04d}.svg"
+        if not path.exists():
+            svg = render_spec(out / by_trial[trial]["spec"]).pipe(format="svg")
+            write_atomic(path, svg)
+        written.append(path)
+    return written
+
+
 def front_trials(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> list[int]:
     usable = [r for r in rows if r["status"] == "accepted" and r.get(x) is not None and r.get(y) is not None]
     return [usable[i]["trial"] for i in pareto_front([(float(r[x]), float(r[y])) for r in usable])]
