@@ -144,9 +144,12 @@ class StdConv2d(nn.Conv2d):
             ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
             pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
             x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        flat = self.weight.reshape(self.out_channels, -1)
-        var, mean = torch.var_mean(flat, dim=1, unbiased=False, keepdim=True)  # a filter of one weight: var 0
-        w = ((flat - mean) * torch.rsqrt(var + self.eps)).reshape_as(self.weight)
+        if self.weight[0].numel() > 1:  # batch_norm over each filter, as timm computes it (the same rounding)
+            flat = self.weight.reshape(1, self.out_channels, -1)
+            w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=self.eps)
+            w = w.reshape_as(self.weight)
+        else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value)
+            w = torch.zeros_like(self.weight)
         return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
