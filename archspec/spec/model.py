@@ -400,7 +400,9 @@ class ScaleSpec(_Strict):
     more than 10 % below the exact product. Ops that decide the channels of a network output (the
     classifier's logits, an aux head's logits) and ops marked ``fixed`` keep their width.
     ``depth`` multiplies every repeat count written in the spec (``* N`` or ``repeat: N``),
-    rounding up; members without a repeat count stay single.
+    rounded by ``depth_rounding`` (up by default); members without a repeat count stay single.
+    ``apply`` names the rules archspec applies by itself; a spec that computes its widths and depths
+    from ``width_mult`` and ``depth_mult`` (its reference's rounding) turns them off.
     """
 
     width: float = Field(1.0, gt=0, le=16, description="multiplier of output channels (1.5 = 50% wider)")
