@@ -164,6 +164,14 @@ def test_features_only_has_timms_stages(name: str, timm_name: str, size: int) ->
         assert [t.shape for t in ours(x)] == [t.shape for t in theirs(x)]
 
 
+def test_features_only_of_a_network_with_aux_heads_has_no_head() -> None:
+    model = archspec.build("zoo:googlenet", features_only=True, out_indices=(1, 3))
+    assert model.feature_info.reduction() == [4, 16] and model.feature_info.channels() == [192, 832]
+    assert not any(k.startswith(("aux", "fc")) for k in model.state_dict())
+    maps = model.eval()(torch.randn(1, 3, 224, 224))
+    assert [tuple(m.shape) for m in maps] == [(1, 192, 56, 56), (1, 832, 14, 14)]
+
+
 def test_out_indices_out_of_range_is_a_located_error() -> None:
     with pytest.raises(SpecError, match="not a stage index"):
         archspec.build("zoo:resnet18", features_only=True, out_indices=(0, 7))
