@@ -64,7 +64,7 @@ class Expander:
     _ids: set[str] = field(default_factory=set)
     _next_suffix: dict[str, int] = field(default_factory=dict)  # id base → last suffix tried
     _order: int = 0
-    _shorts: dict[tuple[str, int], tuple[Any, str]] = field(default_factory=dict)
+    _shorts: dict[tuple[str, int, str], tuple[Any, str]] = field(default_factory=dict)
     _params: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # validated op params by (op, arguments)
     _chains: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)  # composite → (params, chain)
     forms: ShortForms = field(init=False)  # the short-form parser and $param substitution
@@ -160,7 +160,7 @@ class Expander:
                 blocks=scope.blocks,
                 order=self._order,
                 origin=origin[0] if origin else path,
-                text=origin[1] if origin else self._short(entry, params),
+                text=origin[1] if origin else self._short(entry, params, scope),
                 composite=composite,
             ),
         )
@@ -174,12 +174,13 @@ class Expander:
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
 
-    def _short(self, entry: Op, params: BaseModel) -> str:
-        """The op's short form; params objects are shared between equal ops, so this is cached."""
-        key = (entry.name, id(params))
+    def _short(self, entry: Op, params: BaseModel, scope: Scope) -> str:
+        """The op's short form, as written under the spec's `defaults:`; params objects are shared
+        between equal ops, so this is cached (per file: a block library has defaults of its own)."""
+        key = (entry.name, id(params), scope.source.file)
         hit = self._shorts.get(key)
         if hit is None or hit[0] is not params:
-            hit = self._shorts[key] = (params, entry.short(params))
+            hit = self._shorts[key] = (params, entry.short(params, self.resolved.defaults(entry.name, scope.source)))
         return hit[1]
 
     # ---- entry -------------------------------------------------------------------------------
@@ -510,7 +511,7 @@ class Expander:
             inner = replace(scope, unit=scope.unit or path)
             out, params = self.op(op, ref, inner, x, path)
             if new_unit:
-                self.units.append(Unit(path, op.short(params), "op", ref.loc, out))
+                self.units.append(Unit(path, self._short(op, params, scope), "op", ref.loc, out))
             self.outputs_by_path.setdefault(path, out)
             return out
         entry = self.resolved.blocks.get(ref.name)
@@ -598,7 +599,7 @@ class Expander:
         chain = self.expand_composite(op, params, ref.loc)
         if chain is None:
             return self.add(op.name, params, path, ref.loc, [x], scope), params
-        origin = (path, op.short(params))
+        origin = (path, self._short(op, params, scope))
         for child, child_op, child_params in chain:
             x = self.add(child_op, child_params, _join(path, child), ref.loc, [x], scope, origin, (op.name, params))
         return x, params
