@@ -94,6 +94,16 @@ class Report:
 
         return report_html(self)
 
+    def __repr__(self) -> str:  # one line: <Report resnet18: 11,689,512 params, 1.82 GMACs, min 1×1>
+        from archspec.view.notebook import report_line
+
+        return report_line(self)
+
+    def __str__(self) -> str:  # the summary table, as `archspec summary` prints it
+        from archspec.view.notebook import report_text
+
+        return report_text(self)
+
     def as_dict(self) -> dict[str, Any]:
         h, w = self.input_size
         return {

@@ -155,8 +155,8 @@ def atomic_path(path: str | Path, keep_name: bool = False) -> Iterator[Path]:
     """
     target = Path(path)
     if keep_name:
-        with _named_tmp(target) as tmp:
-            yield tmp
+        with _named_tmp(target) as named:
+            yield named
         return
     # same suffix as the target: some writers (torch.export.save) look at it
     fd, tmp = _mkstemp(target, _folder(target), f".tmp{target.suffix}")

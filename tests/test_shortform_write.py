@@ -45,7 +45,7 @@ class _Lexer:
         self.forms = ShortForms(self.resolved)
 
     def parse(self, text: str, defaults: dict[str, Any], env: dict[str, Any] | None = None) -> Any:
-        ref = self.forms.parse(text, ("network", 0), Scope(self.resolved.source, env or {}))
+        ref = self.forms.parse(text, ("network", 0), Scope(self.resolved.source, env or {}), None)
         assert ref.repeat == 1 and not ref.fixed
         return REGISTRY[ref.name].Params.model_validate({**defaults, **ref.args})
 

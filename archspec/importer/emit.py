@@ -26,6 +26,7 @@ from typing import Any
 from archspec.importer.structure import ACTS, Chain, Concat, Gate, Node, Op, Residual, paths
 from archspec.importer.trace import ImportRefused, Prim
 from archspec.ops import REGISTRY
+from archspec.ops import Op as Op_
 from archspec.ops.write import LETTERS, write
 from archspec.spec.model import KEYWORDS, module_name_problem
 
@@ -581,14 +582,20 @@ def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str
 
 
 def _defaultable(name: str) -> list[str]:
-    """Fields a spec's `defaults:` may set for every op of a kind: those written as flags or key=value
-    (not the numbers that differ from op to op: positional, grid, stride, padding, ...)."""
+    """Fields the import moves to `defaults:` when every op of a kind sets them alike, as the zoo does
+    (`conv: {eps: 0.001}`): those written key=value (not the numbers that differ from op to op:
+    positional, grid, stride, padding, ...), and a composite's switches (conv's bn and bias). A
+    primitive's flags stay on the op, where the zoo writes them (`no_bias`, `ceil`, `exclude_pad`)."""
     entry = REGISTRY[name]
-    fields = entry.Params.model_fields
+    composite = type(entry).expand is not Op_.expand
     return [
         f
-        for f, info in fields.items()
-        if not info.is_required() and f not in entry.positional and f != entry.grid and f not in LETTERS
+        for f, info in entry.Params.model_fields.items()
+        if not info.is_required()
+        and f not in entry.positional
+        and f != entry.grid
+        and f not in LETTERS
+        and (composite or info.annotation is not bool)
     ]
 
 

@@ -13,6 +13,7 @@ silently used as a number.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -86,15 +87,21 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float | bool:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
     if _INPUT_NAME in text:
         raise ExprError(f"{_INPUT_NAME!r} is not allowed in an expression; use {ALLOWED}")
+    value = _eval(_parse(text.strip()).body, lookup)
+    return value if isinstance(value, bool) else _bounded(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> ast.Expression:
+    """The syntax tree of an expression, once per distinct text (a block's expressions repeat in every
+    instance). The trees are only read."""
     try:  # as written first: there `in` can only be Python's membership test (`e in 1`), refused below
-        tree = ast.parse(text.strip(), mode="eval")
+        return ast.parse(text, mode="eval")
     except SyntaxError:
         try:
-            tree = ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text.strip()), mode="eval")
+            return ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text), mode="eval")
         except SyntaxError:
-            raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
-    value = _eval(tree.body, lookup)
-    return value if isinstance(value, bool) else _bounded(value)
+            raise ExprError(f"not an arithmetic expression: {text!r}") from None
 
 
 def _number(node: ast.AST, lookup: Callable[[str], Any]) -> int | float:
