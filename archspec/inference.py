@@ -16,8 +16,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.api import REPORT_ATTRIBUTE, attach_report
 from archspec.passes import PassResult, fold_bn, fuse_conv_act, fuse_conv_add, fuse_parallel_convs, remove_noops, to_layout
+from archspec.report import REPORT_ATTRIBUTE, attach_report
 
 
 def optimize(

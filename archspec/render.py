@@ -31,7 +31,7 @@ import graphviz
 from archspec.errors import SpecError, did_you_mean, printable
 from archspec.ir import INPUT, Node, OpGraph
 from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS, inputs_of, ordered
+from archspec.shapes import MAX_PARAMS
 from archspec.symbolic import Shape
 
 # Fill colours by Op.kind, plus "block" (a closed block instance) and "io" (inputs and outputs).
@@ -130,7 +130,7 @@ class Scopes:
 
     @classmethod
     def of(cls, graph: OpGraph) -> Scopes:
-        order = ordered(graph)
+        order = graph.ordered()
         instances: dict[str, str] = {}
         parts: dict[str, set[str]] = {}  # instance path -> the named parts it holds (conv1, downsample, se)
         for node in order:
@@ -260,7 +260,7 @@ def label_text(text: str) -> str:
 def block_instances(graph: OpGraph, name: str) -> list[str]:
     """Instance paths of block ``name``, in network order."""
     seen: dict[str, None] = {}
-    for node in ordered(graph):
+    for node in graph.ordered():
         for block, path in graph.at(node).blocks:
             if block == name:
                 seen.setdefault(path, None)
@@ -431,7 +431,7 @@ class Layout:
     def _signature(self, nodes: list[str]) -> tuple[Any, ...]:
         g = self.graph
         return tuple(
-            (g.at(n).op, g.at(n).params, self.shape(n).formula(), tuple(self.shape(s).formula() for s in inputs_of(g, n)))
+            (g.at(n).op, g.at(n).params, self.shape(n).formula(), tuple(self.shape(s).formula() for s in g.inputs_of(n)))
             for n in nodes
         )
 
@@ -448,7 +448,7 @@ class Layout:
                         ),
                         s,
                     )
-                    for s in inputs_of(self.graph, node)
+                    for s in self.graph.inputs_of(node)
                 ]
                 g = self._add(self.group_of(node), node)
                 for tail, src in tails:
