@@ -6,12 +6,11 @@ spec ──resolve──▶ Resolved ──expand──▶ OpGraph ──infer_s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from archspec.errors import SpecError
-from archspec.graph import expand
 from archspec.ir import OpGraph
+from archspec.pipeline import SpecLike, check_arguments, shaped_graph
 from archspec.report import (
     MAX_ACTIVATIONS,
     REPORT_ATTRIBUTE,
@@ -23,53 +22,7 @@ from archspec.report import (
     report_from,
     report_of,
 )
-from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes
-from archspec.spec.load import Source
-from archspec.spec.model import top_level_name_problem
-from archspec.spec.resolve import Resolved, resolve
-
-SpecLike = str | Path | Source | Mapping[str, Any]
-
-
-def _check_arguments(spec: Any, overrides: Any, max_params: Any, max_activations: Any = MAX_ACTIVATIONS) -> None:
-    """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
-    if not isinstance(spec, (str, Path, Source, Mapping)):
-        raise TypeError(
-            "spec must be a path (str or pathlib.Path), YAML text (str) or a mapping (as yaml.safe_load "
-            f"gives), not {type(spec).__name__}"
-        )
-    if overrides is not None and not isinstance(overrides, Mapping):
-        raise TypeError(
-            "overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
-            f"not {type(overrides).__name__}"
-        )
-    if overrides is not None and not all(isinstance(k, str) for k in overrides):
-        raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
-    if isinstance(max_params, bool) or not isinstance(max_params, int):
-        raise TypeError(f"max_params must be an int, not {type(max_params).__name__}")
-    if isinstance(max_activations, bool) or not isinstance(max_activations, int):
-        raise TypeError(f"max_activations must be an int, not {type(max_activations).__name__}")
-
-
-def _check_value_names(graph: OpGraph) -> None:
-    """A node whose path has one segment names a value of the compiled forward: refuse its own names."""
-    for _, record in graph.records():
-        path = record.path
-        problem = top_level_name_problem(path) if "." not in path else None
-        if problem:
-            raise SpecError(problem, record.loc, code="name", hint=f"rename it, e.g. {path}_1")
-
-
-def shaped_graph(
-    spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
-) -> tuple[Resolved, OpGraph, ShapeInfo]:
-    """The front half of the pipeline, in one place: resolve → expand → shapes (what check, render and
-    summary all start from)."""
-    _check_arguments(spec, overrides, max_params)
-    resolved = resolve(spec, overrides)
-    graph = expand(resolved)
-    _check_value_names(graph)
-    return resolved, graph, infer_shapes(graph, max_params=max_params)
+from archspec.shapes import MAX_PARAMS
 
 
 def analyze(
@@ -110,7 +63,7 @@ def build(
     ``max_params`` parameters, or whose forward pass of one image at the spec's input size computes
     more than ``max_activations`` values (every op's output summed).
     """
-    _check_arguments(spec, overrides, max_params, max_activations)
+    check_arguments(spec, overrides, max_params, max_activations)
     graph, report = analyze(spec, overrides, max_params, strict)
     check_activations(report, max_activations)
     from archspec.compile import compile_graph

@@ -710,7 +710,7 @@ def render_spec(
     max_params: int = MAX_PARAMS,
 ) -> graphviz.Digraph:
     """Check a spec (SpecError on any mistake, as ``check`` does) and draw it."""
-    from archspec.api import shaped_graph
+    from archspec.pipeline import shaped_graph
 
     resolved, graph, _ = shaped_graph(spec, overrides, max_params)
     if block is not None and instance_of(graph, block) is None:

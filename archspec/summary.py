@@ -17,9 +17,10 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.api import Report, SpecLike, analyze
+from archspec.api import Report, analyze
 from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
+from archspec.pipeline import SpecLike
 from archspec.shapes import MAX_PARAMS, shaped_ops
 from archspec.symbolic import Shape
 

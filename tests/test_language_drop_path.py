@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import archspec
-from archspec.api import shaped_graph
+from archspec.pipeline import shaped_graph
 from tests.reference_macs import reference_macs
 from tests.references import perturb_bn
 
