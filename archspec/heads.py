@@ -126,10 +126,37 @@ def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: 
             code="override",
             hint="set the last layer with --set (e.g. --set network.fc='linear 10')",
         )
-    for head in found:
-        if head.output != "logits" and not aux:
-            continue
-        merged[head.key] = _linear_text(graph, head.node, num_classes)
+    changes = [
+        (h.key, _linear_text(graph, h.node, num_classes), graph.at(h.node).path) for h in found if h.output == "logits" or aux
+    ]
+    return _apply(spec, merged, changes, report.name)
+
+
+def _paths(spec: Any, overrides: dict[str, Any]) -> set[str]:
+    from archspec.api import analyze
+
+    graph, _ = analyze(spec, overrides)
+    return {record.path for _, record in graph.records()}
+
+
+def _apply(spec: Any, overrides: dict[str, Any], changes: list[tuple[str, Any, str]], name: str) -> dict[str, Any]:
+    """``overrides`` plus each (key, value) of ``changes``, the op keeping its module path. An item of a
+    list named by its module name (``- fc: linear 1000``) keeps its name only when the value names it
+    again: where the path is gone after the plain value, the value is written ``{name: value}``."""
+    merged = dict(overrides)
+    for key, value, _ in changes:
+        merged[key] = value
+    paths = _paths(spec, merged)
+    moved = [(key, value, path) for key, value, path in changes if path not in paths and value != "identity"]
+    for key, value, path in moved:
+        merged[key] = {path.rpartition(".")[2]: value}
+    if moved and any(path not in _paths(spec, merged) for _, _, path in moved):
+        raise SpecError(
+            f"{name}: cannot resize its classifier without renaming it",
+            Loc(name, 0, 0),
+            code="override",
+            hint="set the last layer with --set",
+        )
     return merged
 
 
@@ -138,10 +165,9 @@ def dropout_overrides(spec: Any, overrides: Mapping[str, Any] | None, rate: floa
     network has one (timm applies ``drop_rate`` there; where the spec has none the caller adds it)."""
     from archspec.api import analyze
 
-    graph, _ = analyze(spec, overrides)
-    merged = dict(overrides or {})
+    graph, report = analyze(spec, overrides)
     for head in heads(graph):
-        if head.output == "logits" and head.dropout_key is not None:
-            merged[head.dropout_key] = f"dropout {rate!r}"
-            return merged, True
-    return merged, False
+        if head.output == "logits" and head.dropout_key is not None and head.dropout_node is not None:
+            change = (head.dropout_key, f"dropout {rate!r}", graph.at(head.dropout_node).path)
+            return _apply(spec, dict(overrides or {}), [change], report.name), True
+    return dict(overrides or {}), False

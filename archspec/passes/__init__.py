@@ -12,5 +12,15 @@ from archspec.passes.fuse_add import fuse_conv_add
 from archspec.passes.fuse_parallel import fuse_parallel_convs
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
+from archspec.passes.onednn_faults import avoid_onednn_faults
 
-__all__ = ["PassResult", "fold_bn", "fuse_conv_act", "fuse_conv_add", "fuse_parallel_convs", "remove_noops", "to_layout"]
+__all__ = [
+    "PassResult",
+    "avoid_onednn_faults",
+    "fold_bn",
+    "fuse_conv_act",
+    "fuse_conv_add",
+    "fuse_parallel_convs",
+    "remove_noops",
+    "to_layout",
+]

@@ -83,6 +83,19 @@ def write_specs(space: LoadedSpace, rows: Sequence[Mapping[str, Any]], out: Path
     return written
 
 
+def write_best(rows: Sequence[Mapping[str, Any]], study: Any, out: Path) -> Mapping[str, Any] | None:
+    """best.yaml: the standalone spec of the accepted variant best in the study's first objective."""
+    goals = study.user_attrs.get("objectives") or []
+    accepted = [r for r in rows if r["status"] == "accepted" and goals and r.get(goals[0]) is not None]
+    if not accepted:
+        return None
+    sign = -1 if study.directions[0].name == "MAXIMIZE" else 1
+    best = min(accepted, key=lambda r: (sign * float(r[goals[0]]), r["trial"]))
+    text = (out / best["spec"]).read_text(encoding="utf-8")
+    write_atomic(out / "best.yaml", f"# the best accepted variant by {goals[0]}: {best[goals[0]]}\n{text}")
+    return best
+
+
 def _y_metric(rows: Sequence[Mapping[str, Any]]) -> str | None:
     for name in ("error", "latency_ms"):
         if any(r.get(name) is not None for r in rows):
@@ -105,6 +118,29 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path, label: str) -> lis
             if x != y and any(r.get(x) is not None for r in accepted):
                 paths += plot_pareto(accepted, x, y, out / f"pareto_{y}_{x}")
     return paths
+
+
+def write_diagrams(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """diagrams/trial-N.svg, the network diagram of each Pareto-optimal variant (error or latency
+    against MACs), drawn from its standalone spec; none without Graphviz's dot."""
+    import shutil
+
+    y = _y_metric(rows)
+    if y is None or shutil.which("dot") is None:
+        return []
+    from archspec.render import render_spec
+
+    folder = out / "diagrams"
+    folder.mkdir(exist_ok=True)
+    by_trial = {r["trial"]: r for r in rows}
+    written = []
+    for trial in front_trials(rows, "macs", y):
+        path = folder / f"trial-{trial:04d}.svg"
+        if not path.exists():
+            svg = render_spec(out / by_trial[trial]["spec"]).pipe(format="svg")
+            write_atomic(path, svg)
+        written.append(path)
+    return written
 
 
 def front_trials(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> list[int]:

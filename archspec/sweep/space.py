@@ -366,3 +366,16 @@ def _placeholder(space: LoadedSpace, section: str, key: str) -> Any:
     if isinstance(param, (IntRange, FloatRange)):
         return param.bounds[0]
     return 1
+
+
+def space_schema() -> dict[str, Any]:
+    """The JSON Schema of a space file (docs/archspec-space.schema.json), for editors."""
+    schema = Space.model_json_schema(by_alias=True)
+    params = schema["properties"]["params"]
+    shorthand = {"type": "array", "minItems": 1, "description": "a list of choices"}
+    params["additionalProperties"] = {"anyOf": [params["additionalProperties"], shorthand]}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "archspec design space", **schema}
+
+
+if __name__ == "__main__":  # python -m archspec.sweep.space > docs/archspec-space.schema.json
+    print(json.dumps(space_schema(), indent=2))

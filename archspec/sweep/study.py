@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -104,11 +105,13 @@ def _connect(url: str, kwargs: dict[str, Any]) -> Any:
     raise AssertionError("unreachable")
 
 
-def _sampler(space: LoadedSpace, multi: bool) -> Any:
+def _sampler(space: LoadedSpace, worker: int) -> Any:
+    """The space's sampler, seeded with ``seed + worker``: each worker (and each restart) draws its own
+    stream, and the first worker of a study draws the same variants for the same seed every time."""
     import optuna
 
     model = space.model
-    seed = None if model.seed is None else model.seed + os.getpid()  # each worker its own stream
+    seed = None if model.seed is None else model.seed + worker
     if model.sampler == "grid":
         return optuna.samplers.GridSampler(grid(space), seed=seed)
     if model.sampler == "tpe":
@@ -170,12 +173,23 @@ def open_study(space: LoadedSpace, options: Options) -> tuple[optuna.Study, Any]
         storage=storage,
         study_name=name,
         directions=list(goals.values()),
-        sampler=_sampler(space, len(goals) > 1),
+        sampler=_sampler(space, 0),
         pruner=_pruner(space),
         load_if_exists=True,
     )
     _check_same(study, space, goals, options)
     return study, storage
+
+
+def register_worker(study: optuna.Study, space: LoadedSpace) -> int:
+    """This process's rank among every worker the study has seen (0 for the first), which seeds its
+    sampler: workers that start together see each other's entries and take different ranks."""
+    key = f"worker {socket.gethostname()} {os.getpid()} {uuid.uuid4().hex[:8]}"
+    study.set_user_attr(key, time.time())
+    entries = sorted((v, k) for k, v in study.user_attrs.items() if k.startswith("worker "))
+    rank = [k for _, k in entries].index(key)
+    study.sampler = _sampler(space, rank)
+    return rank
 
 
 def _check_same(study: optuna.Study, space: LoadedSpace, goals: Mapping[str, str], options: Options) -> None:
@@ -318,6 +332,7 @@ def _alive(pid: int) -> bool:
 def run(space: LoadedSpace, options: Options, trainer: Callable[..., Any] | None = None) -> optuna.Study:
     """Join (or create) the study and run trials until it holds ``options.trials`` measured variants."""
     study, storage = open_study(space, options)
+    register_worker(study, space)
     recovered = recover_stale(study, storage)
     log = logging.getLogger("archspec.sweep")
     if recovered:
