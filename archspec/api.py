@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from archspec.errors import SpecError
-from archspec.ir import OpGraph
 from archspec.pipeline import SpecLike, check_arguments, shaped_graph
 from archspec.report import (
     MAX_ACTIVATIONS,
@@ -26,14 +25,15 @@ from archspec.shapes import MAX_PARAMS
 
 
 def analyze(
-    spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS, strict: bool = False
-) -> tuple[OpGraph, Report]:
-    """The graph with shapes and the report; ``strict`` raises the first warning as a SpecError."""
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, strict: bool = False
+) -> Report:
+    """The report, its shaped graph (``report.graph``) for the stages after it; ``strict`` raises the
+    first warning as a SpecError. ``check`` is the same after checking its arguments' types."""
     resolved, graph, _ = shaped_graph(spec, overrides, max_params)
     report = report_from(graph, resolved.digest)
     if strict and report.warnings:
         raise report.warnings[0].error()
-    return graph, report
+    return report
 
 
 def check(
@@ -45,7 +45,7 @@ def check(
     spec raises SpecError; arguments of the wrong type (``check(None)``, overrides that are not a
     mapping, a ``max_params`` that is not an int) raise TypeError naming the argument.
     """
-    return analyze(spec, overrides, max_params, strict)[1]
+    return analyze(spec, overrides, max_params=max_params, strict=strict)
 
 
 def build(
@@ -74,7 +74,8 @@ def build(
         limits: dict[str, Any] = {"max_params": max_params, "max_activations": max_activations, "strict": strict}
         return create(spec, overrides, optimize=optimize, **limits, **timm_args)
     check_arguments(spec, overrides, max_params, max_activations)
-    graph, report = analyze(spec, overrides, max_params, strict)
+    report = analyze(spec, overrides, max_params=max_params, strict=strict)
+    graph = report.graph
     check_activations(report, max_activations)
     from archspec.compile import compile_graph
 

@@ -100,8 +100,8 @@ def create(
 ) -> Any:
     """Build ``spec`` with timm's model arguments (see the module's documentation)."""
     from archspec.api import build
-    from archspec.report import report_of
     from archspec.hub import attach_save_pretrained
+    from archspec.report import report_of
 
     optimize = build_kwargs.pop("optimize", False)
     if optimize and features_only:

@@ -45,7 +45,9 @@ def render_spec_views(spec: Path, out: Path) -> Entry:
     from archspec.render import block_instances, render
     from archspec.view import page
 
-    graph, report = analyze(spec)
+    report = analyze(spec)
+
+    graph = report.graph
     name = graph.net.name
     entry = Entry(spec, name)
     entry.network = _draw(render(graph), out, name, png=True)

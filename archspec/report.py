@@ -61,7 +61,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     params: int = 0
     macs: int = 0
-    graph: OpGraph | None = field(default=None, repr=False)
+    graph: OpGraph = field(default_factory=OpGraph, repr=False)  # the shaped graph it reports on
     accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
     train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
     warnings: list[SpecWarning] = field(default_factory=list)  # legal but likely unintended (partial merges)
@@ -140,7 +140,6 @@ def report_of(model: Any) -> Report:
 
 def activation_count(report: Report, batch: int = 1) -> int:
     """Values a forward pass of ``batch`` images at the spec's input size computes: every op's output."""
-    assert report.graph is not None
     h, w = report.input_size
     total = 0
     for _, record in report.graph.records():

@@ -195,7 +195,8 @@ def summarize(
     spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, batch: int = 1
 ) -> Summary:
     """The summary of a spec (a path or YAML text): counts per block and per op, totals, activation memory."""
-    graph, report = analyze(spec, overrides, max_params)
+    report = analyze(spec, overrides, max_params=max_params)
+    graph = report.graph
     summary = summarize_graph(graph, report)
     summary.memory = activation_memory(graph, batch)
     for row in summary.blocks:

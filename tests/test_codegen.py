@@ -211,7 +211,9 @@ def test_generated_file_computes_what_the_compiled_model_does(spec: Path, tmp_pa
     from archspec.codegen import generate
     from archspec.compile import compile_graph
 
-    graph, report = analyze(spec)
+    report = analyze(spec)
+
+    graph = report.graph
     out = tmp_path / f"{spec.stem}.py"
     out.write_text(generate(graph, str(spec)))
     lint = ruff(out)
@@ -247,7 +249,9 @@ def _compiled_and_generated(text: str, tmp_path: Path) -> tuple[torch.nn.Module,
     from archspec.api import analyze
     from archspec.codegen import generate
 
-    graph, report = analyze(text)
+    report = analyze(text)
+
+    graph = report.graph
     out = tmp_path / "gen.py"
     out.write_text(generate(graph, "spec.yaml"))
     assert ruff(out).returncode == 0, ruff(out).stdout

@@ -117,7 +117,9 @@ def _same_in_both(text: str, tmp_path: Path, stem: str) -> None:
     from archspec.api import analyze
     from archspec.codegen import generate, standalone_class_name
 
-    graph, report = analyze(text)
+    report = analyze(text)
+
+    graph = report.graph
     out = tmp_path / f"{stem}.py"
     out.write_text(generate(graph, "spec.yaml"))
     compiled = archspec.build(text)

@@ -16,6 +16,7 @@ import torchvision
 import archspec
 import archspec.timm  # noqa: F401 - registers the zoo with timm
 from archspec.errors import SpecError
+from archspec.export import read_state_dict
 from archspec.pretrained import NO_WEIGHTS, REFERENCES, Reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -356,7 +357,7 @@ def test_safetensors_export_weights_and_transfer(tmp_path: Path, capsys: pytest.
     again = tmp_path / "again.safetensors"
     assert main(["export", str(TINY), "--weights", str(out), "-o", str(again)]) == 0  # read back too
     assert load_file(str(again)).keys() == saved.keys()
-    result = archspec.transfer(archspec.export.read_state_dict(out), archspec.build(TINY, {"network.fc": "linear 5"}))
+    result = archspec.transfer(read_state_dict(out), archspec.build(TINY, {"network.fc": "linear 5"}))
     carried = {e.key for e in result.of("transferred")}
     assert "features.0.conv.weight" in carried and "fc.weight" not in carried
     (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
