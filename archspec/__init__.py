@@ -13,7 +13,20 @@ from archspec.errors import SpecError
 from archspec.spec.load import dump
 from archspec.version import __version__
 
-__all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", "import_module", "optimize", "transfer", "__version__"]
+__all__ = [
+    "SpecError",
+    "Report",
+    "analyze",
+    "build",
+    "check",
+    "dump",
+    "from_pretrained",
+    "import_module",
+    "optimize",
+    "save_pretrained",
+    "transfer",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +38,10 @@ def __getattr__(name: str) -> Any:
         from archspec.weights import transfer
 
         return transfer
+    if name in ("save_pretrained", "from_pretrained"):
+        from archspec import hub
+
+        return getattr(hub, name)
     if name == "import_module":
         from archspec.importer import import_module
 

@@ -94,6 +94,16 @@ class Report:
 
         return report_html(self)
 
+    def __repr__(self) -> str:  # one line: <Report resnet18: 11,689,512 params, 1.82 GMACs, min 1×1>
+        from archspec.view.notebook import report_line
+
+        return report_line(self)
+
+    def __str__(self) -> str:  # the summary table, as `archspec summary` prints it
+        from archspec.view.notebook import report_text
+
+        return report_text(self)
+
     def as_dict(self) -> dict[str, Any]:
         h, w = self.input_size
         return {
@@ -274,13 +284,23 @@ def build(
     max_params: int = MAX_PARAMS,
     max_activations: int = MAX_ACTIVATIONS,
     strict: bool = False,
+    **timm_args: Any,
 ) -> Any:
     """Compile a spec (a path or YAML text) into a torch.nn.Module with generated straight-line forward.
 
     Refuses (a ``limit`` SpecError, before any weight is allocated) a network with more than
     ``max_params`` parameters, or whose forward pass of one image at the spec's input size computes
     more than ``max_activations`` values (every op's output summed).
+
+    timm's model arguments, with timm's meanings (archspec/create.py): ``pretrained``,
+    ``num_classes``, ``in_chans``, ``drop_rate``, ``drop_path_rate``, ``features_only``,
+    ``out_indices``, ``pretrained_cfg_overlay``.
     """
+    if timm_args:
+        from archspec.create import create
+
+        limits: dict[str, Any] = {"max_params": max_params, "max_activations": max_activations, "strict": strict}
+        return create(spec, overrides, optimize=optimize, **limits, **timm_args)
     _check_arguments(spec, overrides, max_params, max_activations)
     graph, report = analyze(spec, overrides, max_params, strict)
     check_activations(report, max_activations)
@@ -292,6 +312,9 @@ def build(
         from archspec.inference import optimize as _optimize
 
         model = _optimize(model)
+    from archspec.hub import attach_save_pretrained
+
+    attach_save_pretrained(model, spec, overrides)
     return model
 
 

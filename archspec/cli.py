@@ -28,6 +28,8 @@ COMMANDS = {
     "export": "export",
     "list": "list_zoo",
     "import": "import_",
+    "train": "train",
+    "sweep": "sweep",
 }
 
 

@@ -267,6 +267,10 @@ class AuxModel(nn.Module):
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
         self.aux_weights = dict(aux_weights)
+        self.class_name = name
+
+    def _get_name(self) -> str:  # print(model) names the network, as the GraphModule of one without aux heads does
+        return self.class_name
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._train_gm(x) if self.training else self._eval_gm(x)
@@ -307,6 +311,29 @@ def init_schemes(graph: OpGraph) -> dict[str, Any]:
     return schemes
 
 
+def name_containers(model: nn.Module, graph: OpGraph) -> None:
+    """Make each plain container of the built model a :class:`runtime.Container` named for what it is
+    (its block's class name, else ``Sequential``), in place: same children, tensors and state."""
+    blocks = {path: class_name_of(name) for _, r in graph.records() for name, path in r.blocks}
+
+    def visit(parent: nn.Module, prefix: str) -> None:
+        for key, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            path = f"{prefix}.{key}" if prefix else key
+            if type(child) is nn.Module:
+                box = runtime.Container(blocks.get(path, "Sequential"))
+                kind = box.kind
+                box.__dict__.update(child.__dict__)  # its registries, hooks and mode: the same module, renamed
+                box.kind = kind
+                parent._modules[key] = box
+                child = box
+            if isinstance(child, runtime.Container):
+                visit(child, path)
+
+    visit(model, "")
+
+
 def compile_graph(graph: OpGraph) -> nn.Module:
     root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
     # Not overlapped with the code generation below: the drawing threads need the GIL between
@@ -322,4 +349,5 @@ def compile_graph(graph: OpGraph) -> nn.Module:
         train_graph = build_fx_graph(graph, targets, outputs)
         model = AuxModel(root, train_graph, eval_graph, class_name, graph.net.aux_weights)
         # modules used only by the aux heads must be owned too
+    name_containers(model, graph)
     return model

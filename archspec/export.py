@@ -42,8 +42,13 @@ SHOWN = 5  # keys listed in a weights error
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a file: a bare one, or a checkpoint's under 'model' / 'state_dict'."""
+    """A state_dict from a file: a bare one, or a checkpoint's under 'model' / 'state_dict'; or a
+    ``.safetensors`` file (archspec/weightfile.py)."""
     where = Loc(printable(str(path)), 0, 0)
+    from archspec.weightfile import is_safetensors, read_safetensors
+
+    if is_safetensors(path):
+        return read_safetensors(path)
     fd = open_regular(path, "weights file")  # never a FIFO or device: it would hang or never end
     try:
         with os.fdopen(fd, "rb") as f:
@@ -539,7 +544,7 @@ def to_torchscript(module: nn.Module, x: torch.Tensor, path: Path) -> None:
         torch.jit.script(module).save(str(path))
 
 
-FORMATS = (".onnx", ".pt2", ".ts")
+FORMATS = (".onnx", ".pt2", ".ts", ".safetensors")
 
 
 def activation_count(model: nn.Module) -> int:
@@ -560,7 +565,7 @@ def format_of(path: str | Path) -> str:
             f"cannot tell the format of {printable(str(target))}: the name must end in {', '.join(FORMATS)}",
             Loc(printable(str(target)), 0, 0),
             code="io",
-            hint="name it *.onnx (ONNX), *.pt2 (torch.export) or *.ts (TorchScript)",
+            hint="name it *.onnx (ONNX), *.pt2 (torch.export), *.ts (TorchScript) or *.safetensors (the weights)",
         )
     return target.suffix
 
@@ -573,6 +578,11 @@ def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVA
     """
     target = Path(path)
     format_of(target)
+    if target.suffix == ".safetensors":  # the weights alone, with the network's name and digest
+        from archspec.weightfile import metadata_of, write_safetensors
+
+        write_safetensors(target, model.state_dict(), metadata_of(model))
+        return None
     check_activations(model, max_activations)
     module = inference_module(model)
     x = example_input(model)

@@ -1,7 +1,7 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
     compiled GraphModule ──copy, eval──▶ remove_noops ─▶ fold_bn ─▶ fold_preact ─▶ fuse_parallel_convs
-        ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
+        ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
         ─▶ dense_concat ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
@@ -22,6 +22,7 @@ import torch.nn as nn
 from archspec.api import REPORT_ATTRIBUTE, attach_report
 from archspec.passes import (
     PassResult,
+    avoid_onednn_faults,
     dense_concat,
     fold_bn,
     fold_preact,
@@ -115,6 +116,7 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "fold_bn": fold_bn,
     "fold_preact": fold_preact,
     "fuse_parallel_convs": fuse_parallel_convs,
+    "avoid_onednn_faults": avoid_onednn_faults,  # before fusing and the layout: oneDNN's faults (seed 808906)
     "fuse_conv_add": fuse_conv_add,
     "fuse_conv_act": fuse_conv_act,
     "fuse_linear": fuse_linear,

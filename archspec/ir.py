@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
@@ -80,6 +80,7 @@ class Unit:
     loc: Loc
     output: str = ""  # the node computing the row's output
     block: str | None = None  # the block it instantiates
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # the block's $parameters, as used
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,13 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
     def put(self, node: str, record: Node) -> None:
         """Add ``node`` with its record (or replace the record)."""
         self.add_node(node, node=record)
+
+    def inputs_of(self, node: str) -> list[str]:
+        """The node's inputs, in argument order (an edge's ``slot``)."""
+        preds = self._pred[node]
+        if len(preds) == 1:
+            return list(preds)
+        return sorted(preds, key=lambda p: preds[p]["slot"])
 
     def records(self) -> Iterator[tuple[str, Node]]:
         """(id, record) of every node, in insertion order."""

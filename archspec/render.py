@@ -19,6 +19,8 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ KIND_STYLE: dict[str, tuple[str, str]] = {  # kind -> (fill colour, legend text)
     "merge": ("#d9d9d9", "merge (concat, +)"),
     "misc": ("#f3f3f3", "other"),
     "block": ("#d9c6ec", "block (draw with --block)"),
+    "stage": ("#e6dcf2", "stage: a named run of blocks"),
     "aux": ("#ededed", "auxiliary head (training only)"),
     "io": ("#ffffff", "input / output"),
 }
@@ -52,11 +55,13 @@ FONT = "Helvetica"
 
 @dataclass(frozen=True)
 class Frame:
-    """A container a node sits in: a block instance (or an aux head), outermost first."""
+    """A container a node sits in, outermost first: a block instance, an aux head, or a stage (a named
+    chain or group of block instances the spec writes, such as ResNet's ``layer1``)."""
 
     path: str
-    name: str | None  # block name; None for an aux head
+    name: str | None  # block name; None for an aux head or a stage
     label: str
+    kind: str = "block"  # "block", "aux" or "stage"
 
 
 @dataclass
@@ -70,32 +75,186 @@ class Group:
     members: list[str] = field(default_factory=list)
     block: str | None = None  # the block name when the box is a closed block instance
     count: int = 1
+    note: str = ""  # what sets this instance apart from the other instances of its block beside it
+
+    @property
+    def text(self) -> str:
+        """The box's text: its label, ``×N`` for a folded run, and what sets it apart (``with se``)."""
+        return self.label + (f" ×{self.count}" if self.count > 1 else "") + (f" ({self.note})" if self.note else "")
 
 
 @dataclass
-class _Edge:
+class Edge:
+    """One arrow of the diagram: the tensor from box ``tail`` into box ``head``."""
+
     tail: str
     head: str
     shape: Shape
-    skip: bool
+    skip: bool  # a skip connection straight into a merge
+
+
+@dataclass
+class Stage:
+    """A named chain or group of block instances, written as one entry of its container (``layer1``)."""
+
+    path: str
+    instances: list[str]
+    summary: str  # ``Bottleneck ×6 (1 with downsample, 3 with se)``
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.rsplit('.', 1)[-1]}: {self.summary}"
+
+
+@dataclass
+class Fold:
+    """The folded runs of one drawn container (every view of the network shares one)."""
+
+    alias: dict[str, str] = field(default_factory=dict)  # node of a folded-away repeat -> the same node of the first instance
+    repeats: dict[str, list[str]] = field(default_factory=dict)  # first instance path -> every instance path it stands for
+    first: dict[str, str] = field(default_factory=dict)  # instance path -> the first instance of its run
+
+
+@dataclass
+class Scopes:
+    """What a graph's containers are, computed once and shared by every layout of that graph: each
+    node's frames, the stages, and each block instance's note (the parts only some instances of its
+    block have beside it, from ``if:`` choices: ``with se``)."""
+
+    order: list[str]
+    frames: dict[str, tuple[Frame, ...]]
+    stages: dict[str, Stage]
+    notes: dict[str, str]
+    instances: dict[str, str]  # block instance path -> block name, in network order
+    folds: dict[str | None, Fold] = field(default_factory=dict)  # the folded runs, per drawn container
+
+    @classmethod
+    def of(cls, graph: OpGraph) -> Scopes:
+        order = ordered(graph)
+        instances: dict[str, str] = {}
+        parts: dict[str, set[str]] = {}  # instance path -> the named parts it holds (conv1, downsample, se)
+        for node in order:
+            record = graph.at(node)
+            for name, path in record.blocks:
+                instances.setdefault(path, name)
+                seg = record.path[len(path) + 1 :].split(".", 1)[0] if record.path.startswith(path + ".") else ""
+                parts.setdefault(path, set())
+                if seg and not seg.isdigit():
+                    parts[path].add(seg)
+        notes = _notes(instances, parts)
+        stages = find_stages(graph, order)
+        for stage in stages.values():
+            counts = Counter(notes[i] for i in stage.instances if i in notes)
+            if counts:
+                stage.summary += " (" + ", ".join(f"{n} {note}" for note, n in counts.items()) + ")"
+        return cls(order, _frames(graph, order, stages), stages, notes, instances)
+
+
+def _frames(graph: OpGraph, order: list[str], stages: dict[str, Stage]) -> dict[str, tuple[Frame, ...]]:
+    """Each node's frames, outermost first (nodes of one unit in the same instances share one tuple)."""
+    labels = graph.net.block_labels
+    aux = {u.path: u for u in graph.net.units if u.kind == "aux"}
+    frames: dict[str, tuple[Frame, ...]] = {}
+    memo: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Frame, ...]] = {}
+    for node in order:
+        record = graph.at(node)
+        key = (record.unit, record.blocks)
+        if key not in memo:
+            out: list[Frame] = []
+            if record.unit in aux:
+                out.append(Frame(record.unit, None, dot_text(aux[record.unit].label), "aux"))
+            for name, path in record.blocks:
+                parent = path.rpartition(".")[0]
+                if parent in stages and not any(f.path == parent for f in out):
+                    out.append(Frame(parent, None, dot_text(stages[parent].label), "stage"))
+                out.append(Frame(path, name, dot_text(labels.get(name, name))))
+            memo[key] = tuple(out)
+        frames[node] = memo[key]
+    return frames
+
+
+def find_stages(graph: OpGraph, order: list[str]) -> dict[str, Stage]:
+    """The stages of a network: a named container (a path that is no block instance) holding nothing
+    but two or more block instances, where the same level holds two or more such containers (ResNet's
+    ``layer1``…``layer4``, DenseNet's ``denseblock1``…, Inception-ResNet-v2's ``repeat``…). The spec's
+    own grouping decides; a network written as one list of blocks has no stages."""
+    found: dict[str, dict[str, None]] = {}
+    scope: dict[str, str] = {}  # candidate -> the instance it sits in ("" at the top)
+    for node in order:
+        record = graph.at(node)
+        outer = ""
+        for _, path in record.blocks:
+            parent = path.rpartition(".")[0]
+            if parent and parent != outer and (not outer or parent.startswith(outer + ".")):
+                found.setdefault(parent, {})[path] = None
+                scope[parent] = outer
+            outer = path
+    bad: set[str] = set()
+    for node in order:
+        record = graph.at(node)
+        parents = {p.rpartition(".")[0] for _, p in record.blocks}
+        segs = record.path.split(".")
+        for i in range(1, len(segs)):
+            prefix = ".".join(segs[:i])
+            if prefix in found and prefix not in parents:
+                bad.add(prefix)  # an op of its own, or an instance deeper inside something else
+    kept = {p: list(v) for p, v in found.items() if p not in bad and len(v) >= 2 and p not in _instance_paths(graph)}
+    per_scope = Counter(scope[p] for p in kept)
+    labels = graph.net.block_labels
+    blocks = {path: name for _, r in graph.records() for name, path in r.blocks}
+    return {
+        p: Stage(p, v, _summary([labels.get(blocks[i], blocks[i]) for i in v]))
+        for p, v in kept.items()
+        if per_scope[scope[p]] >= 2
+    }
+
+
+def _instance_paths(graph: OpGraph) -> set[str]:
+    return {path for _, r in graph.records() for _, path in r.blocks}
+
+
+def _summary(labels: list[str]) -> str:
+    """``Bottleneck ×6``, or ``Inception-A ×2, Reduction-A`` for instances of several blocks."""
+    counts = Counter(labels)
+    return ", ".join(f"{label} ×{n}" if n > 1 else label for label, n in counts.items())
+
+
+def _notes(instances: dict[str, str], parts: dict[str, set[str]]) -> dict[str, str]:
+    """Each instance's named parts that not every instance of its block beside it has (``with se``)."""
+    siblings: dict[tuple[str, str], list[str]] = {}
+    for path, name in instances.items():
+        siblings.setdefault((path.rpartition(".")[0], name), []).append(path)
+    notes: dict[str, str] = {}
+    for paths in siblings.values():
+        common = set.intersection(*(parts[p] for p in paths))
+        for p in paths:
+            extra = sorted(parts[p] - common, key=natural_key)
+            if extra:
+                notes[p] = "with " + ", ".join(extra)
+    return notes
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders numbers by value: ``features.2`` before ``features.10``."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 
 def frames_of(graph: OpGraph, node: str) -> tuple[Frame, ...]:
-    """The block instances (and aux head) a node sits in, outermost first."""
-    record = graph.at(node)
-    labels = graph.net.block_labels
-    aux = {u.path: u for u in graph.net.units if u.kind == "aux"}
-    out: tuple[Frame, ...] = ()
-    if record.unit in aux:
-        out = (Frame(record.unit, None, aux[record.unit].label),)
-    return out + tuple(Frame(path, name, dot_text(labels.get(name, name))) for name, path in record.blocks)
+    """The stages, block instances and aux head a node sits in, outermost first."""
+    return Scopes.of(graph).frames[node]
 
 
 def dot_text(text: str) -> str:
     """A label from the spec as DOT text: control characters escaped (a NUL ends a DOT string). Every
-    label then goes through ``graphviz.escape``, which doubles backslashes (a trailing one would
-    escape the closing quote), so they are not doubled here."""
+    label then goes through :func:`label_text`."""
     return printable(text)
+
+
+def label_text(text: str) -> str:
+    """Text for a Graphviz label, drawn as written: ``graphviz.escape`` doubles backslashes (a trailing
+    one would escape the closing quote) and ``&`` is written ``&amp;``, since Graphviz decodes entities
+    in labels (``&lt;script&gt;`` would otherwise be drawn as ``<script>``)."""
+    return graphviz.escape(text.replace("&", "&amp;"))
 
 
 def block_instances(graph: OpGraph, name: str) -> list[str]:
@@ -115,56 +274,81 @@ def op_label(record: Node) -> tuple[str, str]:
     return op.label(params), op.kind
 
 
-class _View:
+class Layout:
+    """One view of a graph: its boxes (:class:`Group`), arrows (:class:`Edge`) and folded runs.
+
+    ``block`` draws inside one container: a block name (its first instance), or the path of a block
+    instance or stage (``layer3.0``, ``layer3``). ``open`` names the containers drawn open (else
+    ``depth``: block levels opened below the drawn one; stages open with the level they hold).
+    Built once per view; ``draw`` turns it into Graphviz, and the interactive page reads it.
+    """
+
     def __init__(
         self,
         graph: OpGraph,
         *,
-        block: str | None,
-        expand: bool,
-        depth: int | None,
-        symbolic: bool,
+        block: str | None = None,
+        expand: bool = False,
+        depth: int | None = None,
+        symbolic: bool = False,
         open: Iterable[str] | None = None,
         primitives: bool = False,
         fold: bool = True,
+        scopes: Scopes | None = None,
     ) -> None:
         self.graph = graph
+        self.scopes = scopes if scopes is not None else Scopes.of(graph)
+        self.frames = self.scopes.frames
         self.symbolic = symbolic
+        self.expand = expand
         self.composites = not primitives
         self.depth = depth if depth is not None else (1 << 30 if expand else 0)
         self.open = set(open) if open is not None else None
         self.base = 0
+        self.block = block
         self.instance: str | None = None
-        self._frames = {n: frames_of(graph, n) for n in graph.nodes}
         if block is not None:
-            instances = block_instances(graph, block)
-            if not instances:
+            self.instance = instance_of(graph, block, self.scopes)
+            if self.instance is None:
                 raise KeyError(block)
-            self.instance = instances[0]
-            self.base = next(i + 1 for f in self._frames.values() for i, fr in enumerate(f) if fr.path == self.instance)
+            self.base = next(i + 1 for f in self.frames.values() for i, fr in enumerate(f) if fr.path == self.instance)
         self.groups: dict[str, Group] = {}
         self.of: dict[str, str] = {}  # primitive node -> group key
-        self.edges: dict[tuple[str, str], _Edge] = {}
-        self.alias: dict[str, str] = {}  # node of a folded-away repeat -> the same node of the first instance
-        self.repeats: dict[str, list[str]] = {}  # first instance path -> every instance path it stands for
-        self.first: dict[str, str] = {}  # instance path -> the first instance of its run
+        self.edges: dict[tuple[str, str], Edge] = {}
+        self._scope = [n for n in self.scopes.order if self.in_scope(n)]
+        self._groups_of: dict[str, Group] = {}
+        folded = Fold()
         if fold:
-            self.fold_repeats()
+            if self.instance not in self.scopes.folds:
+                self.scopes.folds[self.instance] = self.fold_repeats()
+            folded = self.scopes.folds[self.instance]
+        self.alias = folded.alias
+        self.repeats = folded.repeats
+        self.first = folded.first
+        self.build()
 
     def in_scope(self, node: str) -> bool:
         if self.instance is None:
             return True
-        f = self._frames[node]
+        f = self.frames[node]
         return len(f) >= self.base and f[self.base - 1].path == self.instance
 
     def is_open(self, frames: tuple[Frame, ...], i: int) -> bool:
-        if self.open is None:
-            return i < self.base + self.depth
-        return frames[i].path in self.open or (frames[i].name is None and i < self.base + self.depth)
+        if self.open is not None:
+            return frames[i].path in self.open or (frames[i].kind == "aux" and i < self.base + self.depth)
+        level = sum(1 for f in frames[self.base : i] if f.kind != "stage")  # stages are no level of their own
+        return level < self.depth
 
     def group_of(self, node: str) -> Group:
+        """The box a node is drawn in (made once per node and view)."""
+        group = self._groups_of.get(node)
+        if group is None:
+            group = self._groups_of[node] = self._group_of(node)
+        return group
+
+    def _group_of(self, node: str) -> Group:
         record = self.graph.at(node)
-        f = self._frames[node]
+        f = self.frames[node]
         if record.op == INPUT:
             return Group("@input", "Input", "io", ())
         cut = self.base
@@ -172,14 +356,14 @@ class _View:
             cut += 1
         if cut < len(f):
             closed = f[cut]
-            kind = "block" if closed.name is not None else "aux"
             return Group(
                 closed.path,
-                _instance_label(closed),
-                kind,
+                closed.label if closed.kind == "stage" else _instance_label(closed),
+                closed.kind,
                 f[self.base : cut],
                 block=closed.name,
                 count=len(self.repeats.get(closed.path, [closed.path])),
+                note=self.scopes.notes.get(closed.path, "") if closed.kind == "block" else "",
             )
         open_frames = f[self.base :]
         if self.composites and record.composite:  # one box for the primitives of one composite op
@@ -202,20 +386,23 @@ class _View:
             node = self.alias[node]
         return node
 
-    def fold_repeats(self) -> None:
+    def members(self, path: str) -> list[str]:
+        """The drawn nodes inside container ``path`` (a folded run: its first instance's), in order."""
+        return [n for n in self._scope if n not in self.alias and any(f.path == path for f in self.frames[n])]
+
+    def fold_repeats(self) -> Fold:
         """Fold each run of identical consecutive instances of one block into its first instance.
 
-        An instance folds into the one before it when both instantiate the same block with the same
-        ops, parameters and shapes, the earlier one feeds only the later one, and the later one reads
-        only the earlier one (so an aux head tapping an instance, or other parameters, end a run).
-        Its nodes become aliases of the first instance's; the first instance is drawn once, ``×N``.
+        An instance folds into the one before it when both are the same design: the same block with
+        the same ops, parameters and shapes (so other parameters or other ``if:`` choices end a run),
+        the earlier one feeds only the later one, and the later one reads only the earlier one (so an
+        aux head tapping an instance ends a run too). Its nodes become aliases of the first
+        instance's; the first instance is drawn once, ``×N``.
         """
         members: dict[str, list[str]] = {}
         info: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # path -> (block, enclosing paths)
-        for node in ordered(self.graph):
-            if not self.in_scope(node):
-                continue
-            f = self._frames[node]
+        for node in self._scope:
+            f = self.frames[node]
             for i in range(self.base, len(f)):
                 members.setdefault(f[i].path, []).append(node)
                 info.setdefault(f[i].path, (f[i].name, tuple(fr.path for fr in f[:i])))
@@ -224,6 +411,7 @@ class _View:
             if name is not None:
                 siblings.setdefault(parents, []).append(path)
         outputs = set(self.graph.net.outputs.values())
+        fold = Fold()
         for paths in siblings.values():
             for prev, cur in zip(paths, paths[1:], strict=False):
                 a, b = members[prev], members[cur]
@@ -234,10 +422,11 @@ class _View:
                 outs = {t for n in a for t in self.graph.succ[n] if t not in sa}
                 if not ins <= sa or not outs <= sb or sa & outputs:
                     continue
-                self.alias.update(zip(b, a, strict=True))
-                first = self.first.get(prev, prev)
-                self.first[cur] = first
-                self.repeats.setdefault(first, [first]).append(cur)
+                fold.alias.update(zip(b, a, strict=True))
+                first = fold.first.get(prev, prev)
+                fold.first[cur] = first
+                fold.repeats.setdefault(first, [first]).append(cur)
+        return fold
 
     def _signature(self, nodes: list[str]) -> tuple[Any, ...]:
         g = self.graph
@@ -249,9 +438,7 @@ class _View:
     def build(self) -> None:
         sinks: list[tuple[str, str, Shape]] = []  # (tail node, sink label, shape)
         outputs = {v: k for k, v in self.graph.net.outputs.items()}
-        for node in ordered(self.graph):
-            if not self.in_scope(node):
-                continue
+        for node in self._scope:
             if node not in self.alias:  # a folded repeat draws nothing of its own; its edges out start at the first
                 tails = [
                     (
@@ -268,13 +455,13 @@ class _View:
                     if tail.key != g.key:
                         # a skip connection: straight from outside the merge's block (or the drawn block) into it
                         skip = g.kind == "merge" and (tail.key.startswith("@in") or not set(g.frames) <= set(tail.frames))
-                        self.edges.setdefault((tail.key, g.key), _Edge(tail.key, g.key, self.shape(src), skip))
+                        self.edges.setdefault((tail.key, g.key), Edge(tail.key, g.key, self.shape(src), skip))
             leaves = [s for s in self.graph.succ[node] if not self.in_scope(s)]
             if leaves or node in outputs:
                 sinks.append((self.resolve(node), outputs.get(node, "output"), self.shape(node)))
         for node, label, shape in sinks:
             sink = self._add(Group("@out." + label, label, "io", ()), None)
-            self.edges.setdefault((self.of[node], sink.key), _Edge(self.of[node], sink.key, shape, False))
+            self.edges.setdefault((self.of[node], sink.key), Edge(self.of[node], sink.key, shape, False))
 
     def _add(self, group: Group, node: str | None) -> Group:
         g = self.groups.setdefault(group.key, group)
@@ -287,6 +474,15 @@ class _View:
         shape = self.graph.at(node).shape
         assert shape is not None, "render draws a graph with shapes"
         return shape
+
+
+def instance_of(graph: OpGraph, block: str, scopes: Scopes | None = None) -> str | None:
+    """The container ``--block`` draws: a block instance or stage of that path, else the first instance
+    of the block of that name; None when neither exists."""
+    scopes = scopes if scopes is not None else Scopes.of(graph)
+    if block in scopes.instances or block in scopes.stages:
+        return block
+    return next((p for p, name in scopes.instances.items() if name == block), None)
 
 
 def _instance_label(frame: Frame) -> str:
@@ -318,34 +514,46 @@ def layout(
     primitives: bool = False,
     fold: bool = True,
     ids: Mapping[str, str] | None = None,
-) -> tuple[graphviz.Digraph, _View]:
-    """Draw a shaped OpGraph and return the drawing with the view it drew (its boxes and edges).
+) -> tuple[graphviz.Digraph, Layout]:
+    """Draw a shaped OpGraph and return the drawing with the :class:`Layout` it drew."""
+    view = Layout(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, open=open, primitives=primitives, fold=fold)
+    return draw(view, ids), view
 
-    ``open``, when given, names the block instances drawn open (instead of ``depth``); ``ids`` maps
-    box keys (and ``cluster:`` + instance path) to SVG element ids, for the interactive page.
-    """
-    view = _View(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, open=open, primitives=primitives, fold=fold)
-    view.build()
-    h, w = graph.net.input.size
+
+def _title(view: Layout) -> str:
+    graph = view.graph
     name = graph.net.name
+    block = view.block
     if block is not None:
         labels = graph.net.block_labels
-        title = f"{dot_text(labels.get(block, block))}: block {block} of {name}, drawn at {view.instance}"
-    elif open is not None:
+        stage = view.scopes.stages.get(view.instance or "")
+        if stage is not None:
+            title = f"{dot_text(stage.label)}: stage of {name}"
+        else:
+            what = view.scopes.instances.get(view.instance or "", block)
+            title = f"{dot_text(labels.get(what, what))}: block {what} of {name}, drawn at {view.instance}"
+    elif view.open is not None:
         title = f"{name}: " + ("network" if not view.open else f"network, {len(view.open)} block(s) open")
     else:
         title = f"{name}: " + (
             "network"
-            if not expand
+            if not view.expand
             else "every op"
-            if depth is None
-            else f"every op, blocks opened {depth} level{'s' if depth != 1 else ''} deep"
+            if view.depth >= 1 << 30
+            else f"every op, blocks opened {view.depth} level{'s' if view.depth != 1 else ''} deep"
         )
-    title += ", shapes as C×H×W formulas" if symbolic else f", shapes C×H×W at input {h}×{w}"
+    h, w = graph.net.input.size
+    return title + (", shapes as C×H×W formulas" if view.symbolic else f", shapes C×H×W at input {h}×{w}")
+
+
+def draw(view: Layout, ids: Mapping[str, str] | None = None) -> graphviz.Digraph:
+    """A layout as a Graphviz drawing. ``ids`` maps box keys (``cluster:`` + a container's path for
+    its frame, ``edge:`` + tail + NUL + head for an arrow) to SVG element ids, for the interactive page."""
+    h, w = view.graph.net.input.size
     dot = graphviz.Digraph(
-        name=name,
+        name=view.graph.net.name,
         graph_attr={
-            "label": graphviz.escape(title),
+            "label": label_text(_title(view)),
             "labelloc": "t",
             "fontname": FONT,
             "fontsize": "14",
@@ -372,16 +580,16 @@ def layout(
     edges = sorted(view.edges.values(), key=lambda e: not e.skip)
     for e in edges:
         # a tensor that fans out is labelled once, on its first edge
-        text = "" if e.tail in labelled else _symbolic_label(e.shape, grids) if symbolic else e.shape.text(h, w)
+        text = "" if e.tail in labelled else _symbolic_label(e.shape, grids) if view.symbolic else e.shape.text(h, w)
         labelled.add(e.tail)
-        attrs = {"label": graphviz.escape(" " + text) if text else "", "class": "shape" if text else "flow"}
+        attrs = {"label": label_text(" " + text) if text else "", "class": "shape" if text else "flow"}
         if e.skip:
             attrs.update({"penwidth": "2.2", "color": SHORTCUT, "class": attrs["class"] + " shortcut"})
         if ids is not None:
             attrs["id"] = ids["edge:" + e.tail + "\0" + e.head]
         dot.edge(_quote_id(e.tail), _quote_id(e.head), **attrs)
     _legend(dot, sorted({g.kind for g in view.groups.values()}, key=list(KIND_STYLE).index), any(e.skip for e in edges))
-    return dot, view
+    return dot
 
 
 def render(
@@ -415,9 +623,8 @@ def _quote_id(key: str) -> str:
 
 
 def _node_attrs(g: Group) -> dict[str, str]:
-    label = g.label + (f" ×{g.count}" if g.count > 1 else "")
-    attrs = {"label": graphviz.escape(label), "fillcolor": KIND_STYLE[g.kind][0], "class": f"box kind-{g.kind}"}
-    if g.kind == "block":
+    attrs = {"label": label_text(g.text), "fillcolor": KIND_STYLE[g.kind][0], "class": f"box kind-{g.kind}"}
+    if g.kind in ("block", "stage"):
         attrs.update({"style": "filled,bold", "fontsize": "13", "margin": "0.25,0.08"})
     elif g.kind == "aux":
         attrs.update({"style": "filled,dashed"})
@@ -430,7 +637,7 @@ def _node_attrs(g: Group) -> dict[str, str]:
     return attrs
 
 
-def _emit_groups(dot: graphviz.Digraph, view: _View, ids: Mapping[str, str]) -> None:
+def _emit_groups(dot: graphviz.Digraph, view: Layout, ids: Mapping[str, str]) -> None:
     """Nodes in order, each inside the clusters of its open frames (nested as the blocks are)."""
     tree: dict[Any, Any] = {"groups": [], "children": {}}
     for g in view.groups.values():
@@ -447,11 +654,8 @@ def _emit_groups(dot: graphviz.Digraph, view: _View, ids: Mapping[str, str]) -> 
             target.node(_quote_id(g.key), **attrs)
         for f, child in level["children"].items():
             with target.subgraph(name=_quote_id("cluster_" + f.path)) as c:
-                paths = view.repeats.get(f.path, [f.path])
-                count = f" ×{len(paths)}" if len(paths) > 1 else ""
-                where = f.path if len(paths) == 1 else f"{paths[0]} … {paths[-1]}"
                 c.attr(
-                    label=graphviz.escape(f"{f.label}{count} ({where})"),
+                    label=label_text(cluster_label(view, f)),
                     style="rounded,dashed",
                     color="#7f7f7f",
                     fontname=FONT,
@@ -463,6 +667,17 @@ def _emit_groups(dot: graphviz.Digraph, view: _View, ids: Mapping[str, str]) -> 
                 emit(c, child)
 
     emit(dot, tree)
+
+
+def cluster_label(view: Layout, f: Frame) -> str:
+    """The title of an open container's frame: ``Inception-A ×4 (features.6 … features.9)``."""
+    if f.kind == "stage":
+        return f.label
+    paths = view.repeats.get(f.path, [f.path])
+    count = f" ×{len(paths)}" if len(paths) > 1 else ""
+    note = view.scopes.notes.get(f.path, "")
+    where = f.path if len(paths) == 1 else f"{paths[0]} … {paths[-1]}"
+    return f"{f.label}{count}{', ' + note if note else ''} ({where})"
 
 
 def _legend(dot: graphviz.Digraph, kinds: list[str], shortcut: bool) -> None:
@@ -498,7 +713,7 @@ def render_spec(
     from archspec.api import shaped_graph
 
     resolved, graph, _ = shaped_graph(spec, overrides, max_params)
-    if block is not None and not block_instances(graph, block):
+    if block is not None and instance_of(graph, block) is None:
         entry = resolved.blocks.get(block)
         if entry is not None:
             raise SpecError(
@@ -507,15 +722,24 @@ def render_spec(
                 code="unknown-op",
                 hint="use it in network:, or draw another block",
             )
-        used = sorted({name for _, r in graph.records() for name, _ in r.blocks})
-        hint = did_you_mean(block, used) or (
-            f"blocks in this network: {', '.join(used)}" if used else "this network uses no blocks; draw it without --block"
-        )
-        where = ("blocks",) if resolved.spec.blocks else ("network",)
         raise SpecError(
-            f"--block {block}: no block of that name in this spec",
-            resolved.source.loc(where, key=True),
+            f"--block {block}: no block or block instance of that name in this spec",
+            resolved.source.loc(("blocks",) if resolved.spec.blocks else ("network",), key=True),
             code="unknown-op",
-            hint=hint,
+            hint=_block_hint(graph, block),
         )
     return render(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives, fold=fold)
+
+
+def _block_hint(graph: OpGraph, block: str) -> str:
+    """``did you mean`` over block names and instance paths, else both kinds listed (a few of each)."""
+    scopes = Scopes.of(graph)
+    names = sorted(set(scopes.instances.values()))
+    paths = sorted([*scopes.instances, *scopes.stages], key=natural_key)
+    guess = did_you_mean(block, names + paths)
+    if guess:
+        return guess
+    if not names:
+        return "this network uses no blocks; draw it without --block"
+    shown = ", ".join(paths[:6]) + (", …" if len(paths) > 6 else "")
+    return f"blocks in this network: {', '.join(names)}; or an instance by its path: {shown}"

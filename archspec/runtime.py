@@ -85,3 +85,17 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Container(nn.Module):
+    """A module that only holds others (a block instance, a stage, a branch): ``print(model)`` shows it
+    by what it is, as torchvision's modules read — the block's class name (``Bottleneck``) for a block
+    instance, ``Sequential`` for any other container. It is never called: the generated forward calls
+    the layers inside it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.kind = name
+
+    def _get_name(self) -> str:
+        return self.kind

@@ -197,34 +197,11 @@ def summarize(
     graph, report = analyze(spec, overrides, max_params)
     summary = summarize_graph(graph, report)
     summary.memory = activation_memory(graph, batch)
-    params = block_params(spec, overrides)
     for row in summary.blocks:
         unit = next((u for u in graph.net.units if u.path == row.path), None)
         if unit is not None and unit.block is not None:
-            row.block_params = params.get((unit.block, unit.loc), {})
+            row.block_params = dict(unit.params)
     return summary
-
-
-def block_params(spec: SpecLike, overrides: Mapping[str, Any] | None = None) -> dict[tuple[str, Any], dict[str, Any]]:
-    """The $parameters of each top-level block instance, keyed by (block, where the instance is written).
-
-    Expansion does not keep them on the graph, so this expands the spec once more and records the
-    environment each top-level instance is expanded in (its declared defaults and the written values).
-    """
-    from archspec.graph import Expander
-    from archspec.spec.resolve import resolve
-
-    found: dict[tuple[str, Any], dict[str, Any]] = {}
-
-    class Recorder(Expander):
-        def block_env(self, entry: Any, ref: Any, scope: Any) -> dict[str, Any]:
-            env = super().block_env(entry, ref, scope)
-            if scope.unit is None:
-                found[(ref.name, ref.loc)] = dict(env)
-            return env
-
-    Recorder(resolve(spec, overrides), scale_width=False).run()
-    return found
 
 
 # ---- activation memory ------------------------------------------------------------------------------

@@ -94,8 +94,8 @@ def test_changed_block_parameter_and_ops_by_name(capsys):
     assert row["params_delta"] == first["params_delta"] + second["params_delta"] == d["params_delta"]
     assert main(["diff", V4, "--set-b", "network.features.reduction_a.k=200"]) == 0
     out = capsys.readouterr().out
-    assert "reduction_a: k 192 → 200" in out
-    assert re.search(r"~  features\.10\.branch1\.0: conv 192 1x1 → conv 200 1x1 +\+3,088 +\+3,763,200", out)
+    assert "reduction_a k 192 → 200" in out
+    assert re.search(r"~ branch1\.0: conv 192 1x1 → conv 200 1x1 +\+3,088 +\+3,763,200", out)
 
 
 def test_every_changed_op_is_named(capsys):
@@ -118,10 +118,98 @@ def test_added_instance_lists_its_params_and_deltas(capsys):
     assert main(["diff", V4, "--set-b", "network.features.inception_a.repeat=5"]) == 0
     out = capsys.readouterr().out
     per_pixel = 384 * (96 + 64 + 64 + 96) + 9 * (64 * 96 + 64 * 96 + 96 * 96)
-    assert re.search(rf"\+  features\.10: Inception-A +\+{INCEPTION_A:,} +\+{per_pixel * 35 * 35:,}", out)
+    assert re.search(rf"\+ added features\.10 \(Inception-A\) 384×35×35 +\+{INCEPTION_A:,} +\+{per_pixel * 35 * 35:,}", out)
     assert (
         main(["diff", V4, "--set-b", "network.features.reduction_a.k=200", "--set-b", "network.features.inception_c.repeat=2"])
         == 0
     )
     out = capsys.readouterr().out
-    assert re.search(r"-  features\.21: Inception-C +-", out)
+    assert re.search(r"- removed features\.21 \(Inception-C\) 1536×8×8 +-", out)
+
+
+# ---- the level users think at: each change once, folded, aligned, in 100 columns --------------------------
+def lines_of(capsys, *args: str) -> list[str]:
+    assert main(["diff", *args]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_width_change_is_said_once_per_change_in_100_columns(capsys):
+    out = lines_of(capsys, V4, "--set-b", "scale.width=1.5")
+    assert max(len(line) for line in out) <= 100
+    # 25 rows change; Inception-A ×4, -B ×7, -C ×3 fold, so a line per row or op that differs and no more:
+    # 3 stem convs + 3 stem blocks (1 + 6 + 1 op lines) + A (1 + 7) + Red-A (1 + 4) + B (1 + 10) + Red-B (1 + 6)
+    # + C (1 + 10) + the classifier, the 4 lines of totals, a header and 3 blank or trailing lines
+    assert len(out) <= 70, "\n".join(out)
+    assert out[0].startswith("params: 42,679,816 → ") and out[1].startswith("MACs:   ")  # totals first
+    text = "\n".join(out)
+    assert text.count("conv 32 3x3 s2 → conv 48 3x3 s2") == 1  # said once, not three times
+    assert text.count("features.6") == 1 and "features.6–9 (Inception-A ×4): output 384×35×35 → 576×35×35" in text
+    # by hand: branch0 of Inception-A, 1x1 conv 384 → 96, becomes 576 → 144 (its input is 1.5× too), + 2·48 BN, ×4
+    (branch0,) = [line for line in out if "branch0: conv 96 1x1 → conv 144 1x1" in line]
+    weights = 144 * 576 - 96 * 384
+    assert branch0.split()[-2] == f"+{4 * (weights + 2 * 48):,}" and branch0.split()[-1] == f"+{4 * weights * 35 * 35:,}"
+
+
+def test_identical_instances_are_folded(capsys):
+    out = lines_of(capsys, V4, "--set-b", "blocks.inception_a.concat.branch1=[conv 80 1x1, conv 96 3x3 p1]")
+    text = "\n".join(out)
+    # inside the block only (its output stays 384 channels): the four instances change alike, said once
+    assert "0 added, 0 removed, 4 changed, 21 unchanged" in text
+    assert "~ features.6–9 (Inception-A ×4):" in text and "features.7" not in text
+    (first,) = [line for line in out if "branch1.0: conv 64 1x1 → conv 80 1x1" in line]
+    (second,) = [line for line in out if "branch1.1: conv 96 3x3 p1 (input 64 → 80 channels)" in line]
+    assert first.split()[-2] == f"+{4 * (16 * 384 + 2 * 16):,}" and second.split()[-2] == f"+{4 * 9 * 16 * 96:,}"
+    # a change that passes a wider output on makes the next instance differ: the run splits there
+    assert main(["diff", V4, "--set-b", "blocks.inception_a.concat.branch1=[conv 64 1x1, conv 128 3x3 p1]", "--json"]) == 0
+    changes = [c["change"] for c in json.loads(capsys.readouterr().out)["changes"]]
+    assert changes[:2] == [
+        "features.6 (Inception-A): output 384×35×35 → 416×35×35; branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1",
+        "features.7–9 (Inception-A ×3): output 384×35×35 → 416×35×35",  # each reads 416 channels now
+    ]
+
+
+def test_replaced_stem_is_removed_and_added_not_paired_by_position(write_spec, capsys):
+    r50 = (SPECS / "resnet50.yaml").read_text().replace("use: [blocks/resnet.yaml]", "use: [zoo:blocks/resnet.yaml]")
+    three = r50.replace(
+        "  conv1: conv2d 64 7x7 s2 p3 no_bias  # conv1: 112×112\n  bn1: bn\n  relu: relu\n",
+        "  conv1: conv 32 3x3 s2 p1\n  conv2: conv 32 3x3 p1\n  conv3: conv 64 3x3 p1\n",
+    )
+    assert three != r50
+    out = lines_of(capsys, str(SPECS / "resnet50.yaml"), str(write_spec(three)))
+    text = "\n".join(out)
+    assert max(len(line) for line in out) <= 100
+    assert "- removed conv2d 64 7x7 s2 p3 no_bias (conv1), bn (bn1), relu" in text
+    assert "+ added conv 32 3x3 s2 p1 (conv1), conv 32 3x3 p1 (conv2), conv 64 3x3 p1" in text
+    assert "bn → conv" not in text and "relu → conv" not in text and "→ conv 32" not in text
+    assert "3 added, 3 removed, 0 changed" in text
+    # by hand: removed 7·7·3·64 + 2·64 = 9,536 parameters; added 27·32 + 64 + 9·32·32 + 64 + 9·32·64 + 128
+    removed = next(line for line in out if line.startswith("- removed"))
+    added = next(line for line in out if line.startswith("+ added"))
+    assert removed.split()[-2] == "-9,536"
+    assert added.split()[-2] == f"+{27 * 32 + 64 + 9 * 32 * 32 + 64 + 9 * 32 * 64 + 128:,}"
+
+
+def test_an_op_inserted_in_a_branch_is_one_op_added(capsys):
+    out = lines_of(capsys, V4, "--set-b", "blocks.inception_a.concat.branch1=[conv 64 1x1, conv 64 3x3 p1, conv 96 3x3 p1]")
+    text = "\n".join(out)
+    # aligned by structure: branch1.1 (conv 64 3x3) is added and branch1.2 is the old branch1.1, unchanged
+    assert "~ features.6–9 (Inception-A ×4): branch1.1: conv 64 3x3 p1" in text
+    assert "→" not in text.split("\n", 3)[3] and "0 added, 0 removed, 4 changed" in text
+    (line,) = [x for x in out if x.startswith("~ features.6")]
+    assert line.split()[-2] == f"+{4 * (9 * 64 * 64 + 2 * 64):,}"
+
+
+def test_json_holds_the_same_changes_as_the_text(capsys):
+    args = [V4, "--set-b", "scale.width=1.5"]
+    text = lines_of(capsys, *args)
+    assert main(["diff", *args, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    heads = [line for line in text if line[:2] in ("~ ", "+ ", "- ")]
+    assert len(d["changes"]) == len(heads)
+    for change, line in zip(d["changes"], heads, strict=True):
+        assert line[2:].startswith(change["change"][:40])
+        assert line.split()[-2] == f"{change['params_delta']:+,}"
+    a = next(c for c in d["changes"] if c["where"] == "features.6–9")
+    assert a["count"] == 4 and a["paths_b"] == [f"features.{i}" for i in range(6, 10)] and len(a["ops"]) == 7
+    assert sum(c["params_delta"] for c in d["changes"]) == d["params_delta"]
+    assert d["reshaped"] == ["global_pool", "head_drop"]

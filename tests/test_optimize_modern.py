@@ -246,6 +246,8 @@ def test_interleave_is_shuffle_of_concat(layout) -> None:
     assert torch.equal(interleave([a, b], 3, 5), want[:, 3:8])  # off the groups: the general path
     c = torch.randn(2, 4, 5, 4)
     assert torch.equal(interleave([a, c], 0, 10), torch.channel_shuffle(torch.cat([a, c], 1), 2))  # unequal parts
+    d = torch.randn(2, 2, 5, 4)
+    assert torch.equal(interleave([a, c, d]), torch.channel_shuffle(torch.cat([a, c, d], 1), 3))
 
 
 def test_shuffle_units_copy_once(write_spec) -> None:

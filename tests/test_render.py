@@ -634,3 +634,63 @@ def test_branches_are_drawn_in_the_spec_order(tmp_path: Path, block: str) -> Non
     assert len(firsts) == len(expected)
     for box, token in zip(firsts, expected, strict=True):
         assert token in box.text, ([b.text for b in firsts], expected)
+
+
+# ---- instances, stages, honest folding ------------------------------------------------------------------
+SE_IN_LAYER3 = """\
+archspec: 1
+name: tiny_se
+use: [zoo:blocks/resnet.yaml]
+input: {channels: 3, size: [32, 32]}
+network:
+  stem: conv 16 3x3 p1
+  layer1:
+    - bottleneck width=8 out=32 projection=true
+    - bottleneck width=8 out=32 * 2
+  layer3:
+    - bottleneck width=16 out=64 stride=2 projection=true
+    - bottleneck width=16 out=64 * 2
+    - bottleneck width=16 out=64 se=true * 3
+  pool: global_avgpool
+  fc: linear 10
+"""
+
+
+def test_stages_come_from_the_specs_grouping_and_say_what_differs(tmp_path: Path, write_spec) -> None:
+    spec = write_spec(SE_IN_LAYER3)
+    top = [b.text for b in sorted(svg(tmp_path, spec).boxes(), key=lambda b: b.y)]
+    # layer1 / layer3 are the YAML's named lists of bottleneck instances: one box each, counted from the YAML
+    assert top[1:3] == ["layer1: Bottleneck ×3 (1 with downsample)", "layer3: Bottleneck ×6 (1 with downsample, 3 with se)"]
+    inside = [b.text for b in sorted(svg(tmp_path, spec, "--block", "layer3").boxes(), key=lambda b: b.y)]
+    # the run of six splits where the design changes: the SE instances fold apart from the plain ones
+    assert inside == ["Bottleneck (with downsample)", "Bottleneck ×2", "Bottleneck ×3 (with se)"]
+
+
+def test_block_path_draws_that_instance(tmp_path: Path, write_spec, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(SE_IN_LAYER3)
+    first = svg(tmp_path, spec, "--block", "bottleneck")  # a block name: its first instance, layer1.0
+    assert "SE gate" not in {b.text for b in first.boxes()}
+    gated = svg(tmp_path, spec, "--block", "layer3.3")  # an instance path: its own parameters, with its gate
+    assert "SE gate" in {b.text for b in gated.boxes()}  # blocks/se.yaml's label
+    assert "1×1 conv (64)" in {b.text for b in svg(tmp_path, spec, "--block", "layer3.0").boxes()}  # its projection
+    capsys.readouterr()
+    assert main(["render", str(spec), "--block", "layer9.0", "-o", str(tmp_path / "x.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "no block or block instance of that name" in err and "did you mean 'layer3.0'?" in err
+    assert main(["render", str(spec), "--block", "zzz", "-o", str(tmp_path / "x.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "blocks in this network: bottleneck" in err and "layer1.0" in err  # both kinds listed
+
+
+def test_label_text_is_drawn_as_written(tmp_path: Path, write_spec) -> None:
+    text = "&lt;script&gt; &amp; a<b & c"
+    spec = write_spec(RESIDUAL.replace("label: Projection", f"label: {text!r}".replace("'", '"')))
+    d = svg(tmp_path, spec)
+    assert text in {b.text for b in d.boxes()}  # Graphviz decodes entities: they must reach it escaped
+
+
+def test_render_says_what_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for ext in ("dot", "svg", "html"):
+        out = tmp_path / f"n.{ext}"
+        assert main(["render", str(V4), "-o", str(out)]) == 0
+        assert capsys.readouterr().err.startswith(f"wrote {out}")

@@ -1,5 +1,6 @@
-"""examples/train.py: compiled models train — one process, resumed bit-identically at any step, on folders,
-under torchrun (DDP/gloo), and to ≥ 95 % validation top-1 on real images (scikit-learn's digits)."""
+"""archspec.train (`archspec train`, examples/train.py): compiled models train — one process, resumed
+bit-identically at any step, on folders, under torchrun (DDP/gloo), and to ≥ 95 % validation top-1 on real
+images (scikit-learn's digits)."""
 
 from __future__ import annotations
 
@@ -16,27 +17,28 @@ import torch
 import torch.nn.functional as F
 
 import archspec
+import archspec.train as train
+from archspec.train.data import IMAGENET_MEAN, IMAGENET_STD
+from archspec.train.loop import Run, loss_of
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
-sys.path.insert(0, str(EXAMPLES))
-import train  # noqa: E402
 
 QUICK = ["--batch-size", "4", "--synthetic-size", "16", "--workers", "0", "--no-progress", "--lr", "0.01"]
 # one torch thread: on a shared 2-core machine two threads spin against each other (30× slower measured)
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 # torchrun starts this once per process; each saves what it holds after training
-WORKER = f"""
+WORKER = """
 import os, sys
 import torch
-sys.path.insert(0, {str(EXAMPLES)!r})
-import train
+import archspec.train as train
 
-model, loss = train.train(train.parse_args(sys.argv[2:]))
+result = train.train(train.parse_args(sys.argv[2:]))
 if "--stop-at" not in sys.argv:
-    torch.save({{"loss": loss, "state": model.state_dict()}}, os.path.join(sys.argv[1], f"rank{{os.environ['RANK']}}.pt"))
+    saved = {"loss": result.loss, "state": result.model.state_dict()}
+    torch.save(saved, os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))
 """
 
 
@@ -167,7 +169,7 @@ def test_aux_losses_are_weighted_as_the_spec_says() -> None:
     assert model.aux_weights == {"aux1": 0.3}
     torch.manual_seed(0)
     logits, aux, target = torch.randn(4, 10), torch.randn(4, 10), torch.tensor([1, 2, 3, 4])
-    loss, main_loss = train.loss_of({"logits": logits, "aux1": aux}, target, model.aux_weights)
+    loss, main_loss = loss_of({"logits": logits, "aux1": aux}, target, model.aux_weights)
     expected = F.cross_entropy(logits, target) + 0.3 * F.cross_entropy(aux, target)
     torch.testing.assert_close(loss, expected)
     assert main_loss == pytest.approx(F.cross_entropy(logits, target).item())
@@ -181,8 +183,8 @@ def test_trains_on_an_image_folder(tmp_path: Path) -> None:
         for i in range(4):
             color = (40 * i, 200 if cls == "cat" else 20, 90)
             Image.new("RGB", (48, 40), color).save(tmp_path / "data" / cls / f"{i}.png")
-    model, loss = train.train(train.parse_args([str(TINY), "--data", str(tmp_path / "data"), "--epochs", "1", *QUICK]))
-    assert math.isfinite(loss)
+    result = train.train(train.parse_args([str(TINY), "--data", str(tmp_path / "data"), "--epochs", "1", *QUICK]))
+    assert math.isfinite(result.loss) and result.model.fc.out_features == 2  # the data's classes: the head follows
 
 
 def test_too_many_classes_for_the_network(tmp_path: Path) -> None:
@@ -192,7 +194,7 @@ def test_too_many_classes_for_the_network(tmp_path: Path) -> None:
         (tmp_path / str(cls)).mkdir()
         Image.new("RGB", (8, 8)).save(tmp_path / str(cls) / "a.png")
     with pytest.raises(train.UsageError, match="has 3 classes but the network predicts 2"):
-        train.train(train.parse_args([str(TINY), "--set", "network.fc=linear 2", "--data", str(tmp_path), *QUICK]))
+        train.train(train.parse_args([str(TINY), "--num-classes", "2", "--data", str(tmp_path), *QUICK]))
 
 
 # ---- resume at any step, one process -----------------------------------------------------------
@@ -314,7 +316,7 @@ def test_an_output_folder_that_cannot_be_made_fails_before_the_first_step(
     def no_step(*args: object) -> None:
         raise AssertionError("trained before reporting the bad output path")
 
-    monkeypatch.setattr(train.Run, "step", no_step)
+    monkeypatch.setattr(Run, "step", no_step)
     assert train.main([str(TINY), "--steps", "2", option, str(tmp_path / "file" / "out"), *QUICK]) == 2
     err = capsys.readouterr().err
     assert f"cannot write the {option[2:].replace('-', ' ')} {tmp_path / 'file' / 'out'}" in err and "Traceback" not in err
@@ -350,11 +352,11 @@ def test_bf16_and_channels_last_train_like_float32(tmp_path: Path) -> None:
     assert 0 < apart < 1e-2  # it ran in bfloat16: same data and start, rounding apart
 
 
-# ---- real data: scikit-learn's digits ----------------------------------------------------------
+# ---- real data: scikit-learn's digits, built in -------------------------------------------------
 def test_digits_reach_95_percent_validation_top1(tmp_path: Path) -> None:
-    """1,797 8×8 handwritten digits (bundled with scikit-learn), every fifth held out, written as
-    16×16 PNGs in one folder per class; trained by the command a user types, then evaluated here
-    independently of train.py from the saved weights and sklearn's labels."""
+    """1,797 8×8 handwritten digits (bundled with scikit-learn), every fifth held out: `--data digits`
+    as a user types it, then the held-out images evaluated here independently of the trainer (from
+    sklearn's arrays, resized by PIL, and the saved weights)."""
     import numpy as np
     from PIL import Image
     from sklearn import datasets  # the [test] extra's scikit-learn: a missing one fails, not skips
@@ -362,55 +364,128 @@ def test_digits_reach_95_percent_validation_top1(tmp_path: Path) -> None:
     digits = datasets.load_digits()
     held_out = []
     for i, (pixels, label) in enumerate(zip(digits.images, digits.target, strict=True)):
-        image = Image.fromarray((pixels * 255 / 16).round().astype(np.uint8)).convert("RGB").resize((16, 16), Image.BILINEAR)
-        part = "val" if i % 5 == 0 else "train"
-        (tmp_path / part / str(label)).mkdir(parents=True, exist_ok=True)
-        image.save(tmp_path / part / str(label) / f"{i:04d}.png")
-        if part == "val":
+        if i % 5 == 0:
+            image = Image.fromarray((pixels * 255 / 16).round().astype(np.uint8)).convert("RGB").resize((16, 16), Image.BILINEAR)
             held_out.append((np.asarray(image), int(label)))
     ckpt, log = tmp_path / "runs" / "digits.pt", tmp_path / "runs" / "digits.jsonl"
-    cmd = [
-        sys.executable,
-        str(EXAMPLES / "train.py"),
-        str(TINY),
-        "--set",
-        "input.size=[16,16]",
-        "--data",
-        str(tmp_path / "train"),
-        "--val",
-        str(tmp_path / "val"),
-        "--augment",
-        "none",
-        "--epochs",
-        "8",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.1",
-        "--workers",
-        "0",
-        "--no-progress",
-        "--checkpoint",
-        str(ckpt),
-        "--log-file",
-        str(log),
-    ]
+    cmd = [sys.executable, "-m", "archspec.cli", "train", str(TINY), "--set", "input.size=[16,16]", "--data", "digits"]
+    cmd += ["--epochs", "8", "--batch-size", "32", "--lr", "0.1", "--workers", "0", "--no-progress"]
+    cmd += ["--checkpoint", str(ckpt), "--log-file", str(log)]
     done = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
     epochs = [r for r in map(json.loads, log.read_text().splitlines()) if "val_top1" in r]
-    assert [r["epoch"] for r in epochs] == list(range(1, 9)) and epochs[-1]["val_images"] == len(held_out)
+    assert [r["epoch"] for r in epochs] == list(range(1, 9)) and epochs[-1]["val_images"] == len(held_out) == 360
     model = archspec.build(TINY, {"input.size": [16, 16]})
     model.load_state_dict(torch.load(ckpt)["model"])
     model.eval()
     images = torch.tensor(np.stack([x for x, _ in held_out]), dtype=torch.float32).permute(0, 3, 1, 2) / 255
-    mean, std = torch.tensor(train.IMAGENET_MEAN)[:, None, None], torch.tensor(train.IMAGENET_STD)[:, None, None]
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
     labels = torch.tensor([y for _, y in held_out])
     with torch.no_grad():
         logits = model((images - mean) / std)
     top1 = (logits.argmax(1) == labels).float().mean().item()
     top5 = (logits.topk(5, 1).indices == labels[:, None]).any(1).float().mean().item()
     assert top1 >= 0.95
-    # train.py's own figures, batch by batch: the same, give or take one image on a rounding tie
+    # the trainer's own figures, batch by batch: the same, give or take one image on a rounding tie
     assert epochs[-1]["val_top1"] == pytest.approx(top1, abs=1.01 / len(held_out))
     assert epochs[-1]["val_top5"] == pytest.approx(top5, abs=1.01 / len(held_out))
+
+
+# ---- from the package: zoo names, the Python API, the example's few lines ------------------------
+def test_archspec_train_takes_zoo_names_and_sizes_the_head_for_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from archspec.cli import main
+
+    ckpt = tmp_path / "r18.pt"
+    argv = ["train", "zoo:resnet18", "--data", "digits", "--set", "input.size=[32,32]", "--steps", "1", "--batch-size", "4"]
+    assert main([*argv, "--workers", "0", "--no-progress", "--checkpoint", str(ckpt)]) == 0
+    err = capsys.readouterr().err
+    assert "the data has 10 classes: the classifier predicts 10, not 1000" in err
+    weights = torch.load(ckpt)["model"]
+    assert weights["fc.weight"].shape == (10, 512)  # torchvision's resnet18(num_classes=10) has the same
+    import torchvision
+
+    reference = torchvision.models.resnet18(num_classes=10)
+    assert {k: v.shape for k, v in reference.state_dict().items()} == {k: v.shape for k, v in weights.items()}
+
+
+def test_fit_trains_a_spec_given_as_a_mapping_and_returns_metrics(tmp_path: Path) -> None:
+    import yaml
+
+    variant = yaml.safe_load(TINY.read_text())
+    variant["network"]["features"][0] = "conv 12 3x3 s2 p1"  # a variant made in Python, as a sweep does
+    result = train.fit(variant, {"input.size": [16, 16]}, data="digits", epochs=1, batch_size=64, lr=0.1)
+    assert result.model.state_dict()["features.0.conv.weight"].shape[0] == 12
+    assert result.metrics["epoch"] == 1 and result.metrics["val_images"] == 360
+    assert 0.0 <= result.metrics["val_top1"] <= 1.0 and math.isfinite(result.metrics["loss"])
+    assert result.history == [result.metrics]
+    with pytest.raises(TypeError, match="unknown options \\['epocs'\\]"):
+        train.fit(TINY, epocs=2)
+
+
+def test_the_example_is_a_few_lines_calling_the_package(tmp_path: Path) -> None:
+    text = (EXAMPLES / "train.py").read_text()
+    assert len(text.splitlines()) < 20 and "from archspec.train import main" in text
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "train.py"), str(TINY), "--steps", "1", *QUICK], env=ENV, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "step 1: loss" in done.stderr, done.stderr
+
+
+# ---- malformed checkpoints (issue 24): one line, exit 2, the file untouched -------------------
+def _malformed(good: dict, kind: str) -> object:
+    if kind == "tensor":
+        return torch.zeros(3)
+    if kind == "no optimizer":
+        return {k: v for k, v in good.items() if k != "optimizer"}
+    if kind == "rng empty":
+        return good | {"rng": []}
+    if kind == "config string":
+        return good | {"config": "x"}
+    if kind == "wrong shapes":
+        return good | {"model": good["model"] | {"fc.weight": torch.zeros(3, 3)}}
+    if kind == "huge step":
+        return good | {"state": good["state"] | {"step": 10**30}}
+    if kind == "state list":
+        return good | {"state": [1, 2]}
+    if kind == "optimizer of another model":
+        return good | {"optimizer": {"state": {}, "param_groups": [{"params": [0]}]}}
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "not a checkpoint torch can read"),
+        ("garbage", "not a checkpoint torch can read"),
+        ("tensor", "it holds a Tensor, not a training checkpoint"),
+        ("no optimizer", "it has no optimizer"),
+        ("rng empty", "random states ('rng') are not a list of 1"),
+        ("config string", "its 'config' is a str, not a mapping"),
+        ("wrong shapes", "its weights ('model') does not fit this run: RuntimeError"),
+        ("huge step", "its step 1000000000000000000000000000000 does not follow from its epoch 0 and batch 2"),
+        ("state list", "its 'state' is not a mapping"),
+        ("optimizer of another model", "its optimizer state does not fit this run: ValueError"),
+    ],
+)
+def test_a_malformed_checkpoint_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, message: str
+) -> None:
+    ckpt = tmp_path / "ckpt.pt"
+    assert train.main([str(TINY), "--steps", "2", "--checkpoint", str(ckpt), *QUICK]) == 0
+    if kind == "empty":
+        ckpt.write_bytes(b"")
+    elif kind == "garbage":
+        ckpt.write_bytes(b"PK\x03\x04 not a zip at all")
+    else:
+        torch.save(_malformed(torch.load(ckpt), kind), ckpt)
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert train.main([str(TINY), "--steps", "4", "--checkpoint", str(ckpt), "--resume", *QUICK]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot resume from {ckpt}: "), err
+    assert message in err and "Traceback" not in err
+    assert ckpt.read_bytes() == before

@@ -1,7 +1,9 @@
-"""Compare two specs block by block, then op by op: added, removed and changed blocks, the block
-parameters that changed (``reduction_a: k 192 → 200``) and every op that changed
-(``features.6.branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1``, or one whose input grew), each with
-its params and MACs deltas.
+"""Compare two specs: the totals first (params and MACs before → after, Δ and %), then each change
+once, in at most 100 columns — a changed block with its output shape and the ops that changed
+inside it (``features.6–9 (Inception-A ×4): branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1``, identical
+instances folded), the block parameters that changed (``reduction_a: k 192 → 200``), added and
+removed blocks and ops (a replaced stem: its old ops removed, its new ones added) — each with its
+params and MACs deltas. ``--json`` holds the same changes, and every row.
 
 B defaults to A, so a variant can be described by overrides alone:
 ``archspec diff specs/inception_v4.yaml --set-b scale.width=1.5``. --set applies to both sides,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from typing import TYPE_CHECKING
 
 from archspec.commands.args import common, spec_path
@@ -46,38 +49,53 @@ def _percent(new: int, old: int) -> str:
     return f"{(new - old) / old * 100:+.1f}%" if old else "n/a"
 
 
-def _details(d: Diff, sa: tuple[int, int], sb: tuple[int, int]) -> list[str]:
-    """Per changed, added or removed block: its parameters and every op that differs, with deltas."""
-    rows: list[tuple[str, str, str, str]] = [("", "change", "Δparams", "ΔMACs")]
-    for r in d.rows:
-        if r.status == "same":
-            continue
-        row = r.b or r.a
-        assert row is not None
-        if r.status != "changed":
-            mark = "+" if r.status == "added" else "-"
-            params = ", ".join(f"{k}={v}" for k, v in row.block_params.items())
-            what = f"{row.path}: {row.label}" + (f" ({params})" if params else "")
-            rows.append((mark, what, _signed(r.params_delta), _signed(r.macs_delta)))
-            continue
-        if r.params:
-            rows.append(("~", f"{row.block}: " + ", ".join(f"{k} {x} → {y}" for k, x, y in r.params), "", ""))
-        for o in r.ops:
-            mark = {"added": "+", "removed": "-", "changed": "~"}[o.status]
-            rows.append((mark, o.describe(), _signed(o.params_delta), _signed(o.macs_delta)))
-    if len(rows) == 1:
+WIDTH = 100  # no line of the text output is wider
+
+
+def _lines(d: Diff) -> list[str]:
+    """Each change once: a headline with its deltas, then the ops that changed inside it, wrapped to WIDTH."""
+    rows: list[tuple[str, str, str, str]] = []  # (mark, text, Δparams, ΔMACs)
+    marks = {"added": "+", "removed": "-", "changed": "~"}
+    for c in d.changes:
+        rows.append((marks[c.status], c.headline(), _signed(c.params_delta), _signed(c.macs_delta)))
+        for o in c.details():
+            rows.append(("  " + marks[o.status], o.describe(prefix=False), _signed(o.params_delta), _signed(o.macs_delta)))
+    if not rows:
         return []
-    widths = [max(len(cells[i]) for cells in rows) for i in range(4)]
-    lines = ["what changed, op by op:"]
-    for n, (mark, what, params, macs) in enumerate(rows):
-        lines.append(f"{mark:<{widths[0]}}  {what:<{widths[1]}}  {params:>{widths[2]}}  {macs:>{widths[3]}}".rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    wp = max(len("Δparams"), *(len(r[2]) for r in rows))
+    wm = max(len("ΔMACs"), *(len(r[3]) for r in rows))
+    text_width = WIDTH - wp - wm - 4
+    lines = [f"{'':<{text_width}}  {'Δparams':>{wp}}  {'ΔMACs':>{wm}}"]
+    for mark, text, params, macs in rows:
+        indent = " " * (len(mark) + 1)
+        wrapped = textwrap.wrap(text, text_width - len(indent), break_on_hyphens=False) or [""]
+        lines.append(f"{mark + ' ' + wrapped[0]:<{text_width}}  {params:>{wp}}  {macs:>{wm}}")
+        lines += [indent + more for more in wrapped[1:]]
+    return [line.rstrip() for line in lines]
+
+
+def _totals(d: Diff) -> list[str]:
+    a, b = d.a, d.b
+    ra, rb = a.report, b.report
+    sa, sb = ra.input_size, rb.input_size
+    at = f"at {sa[0]}×{sa[1]}" if sa == sb else f"at {sa[0]}×{sa[1]} → {sb[0]}×{sb[1]}"
+    lines = [
+        f"params: {a.params:,} → {b.params:,} ({_signed(d.params_delta)}, {_percent(b.params, a.params)})",
+        f"MACs:   {a.macs:,} → {b.macs:,} ({_signed(d.macs_delta)}, {_percent(b.macs, a.macs)}) {at}",
+    ]
+    if ra.output_shape != rb.output_shape:
+        lines.append(f"output: {'×'.join(map(str, ra.output_shape))} → {'×'.join(map(str, rb.output_shape))}")
+    if ra.min_input_size != rb.min_input_size:
+        (ha, wa), (hb, wb) = ra.min_input_size, rb.min_input_size
+        lines.append(f"minimum input size: {ha}×{wa} → {hb}×{wb}")
+    lines.append(
+        f"blocks and ops: {d.count('added')} added, {d.count('removed')} removed, {d.count('changed')} changed, "
+        f"{d.count('same')} unchanged"
+    )
     return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.commands.summary import table
     from archspec.diff import diff
     from archspec.overrides import parse_assignment
     from archspec.summary import summarize
@@ -91,45 +109,24 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(d.as_dict(everything=args.all), indent=2))
         return 0
-    sa, sb = a.report.input_size, b.report.input_size
-    rows: list[tuple[str, ...]] = [("", "block", "path", "output", "Δparams", "ΔMACs", "what changed")]
-    marks = {"added": "+", "removed": "-", "changed": "~", "same": " "}
-    for r in d.rows:
-        if r.status == "same" and not args.all:
-            continue
-        x, y = r.a, r.b
-        either = x or y
-        assert either is not None  # a row pairs a block of A with one of B, or stands for one of them
-        label = f"{x.label} → {y.label}" if x and y and x.label != y.label else either.label
-        if x and y:
-            path = x.path if x.path == y.path else f"{x.path} → {y.path}"
-            ta, tb = x.shape.text(*sa), y.shape.text(*sb)
-            shape = ta if ta == tb else f"{ta} → {tb}"
-        else:
-            row = x or y
-            assert row is not None
-            path, shape = row.path, row.shape.text(*(sa if x else sb))
-        rows.append((marks[r.status], label, path, shape, _signed(r.params_delta), _signed(r.macs_delta), "; ".join(r.notes)))
-    if len(rows) > 1:
-        for line in table(rows, right={4, 5}):
-            print(line)
+    for line in _totals(d):  # totals first
+        print(line)
+    changes = _lines(d)
+    if changes:
         print()
-    details = _details(d, sa, sb)
-    if details:
-        for line in details:
+        for line in changes:
             print(line)
+    reshaped = [r.row.path for r in d.reshaped]
+    if reshaped:
         print()
-    print(f"{d.count('added')} added, {d.count('removed')} removed, {d.count('changed')} changed, {d.count('same')} unchanged")
-    print(f"params: {a.params:,} → {b.params:,} ({_signed(d.params_delta)}, {_percent(b.params, a.params)})")
-    print(
-        f"MACs:   {a.macs:,} → {b.macs:,} ({_signed(d.macs_delta)}, {_percent(b.macs, a.macs)}) "
-        f"at {sa[0]}×{sa[1]} → {sb[0]}×{sb[1]}"
-    )
-    ra, rb = a.report, b.report
-    if ra.output_shape != rb.output_shape:
-        print(f"output: {'×'.join(map(str, ra.output_shape))} → {'×'.join(map(str, rb.output_shape))}")
-    if ra.min_input_size != rb.min_input_size:
-        print(
-            f"minimum input size: {ra.min_input_size[0]}×{ra.min_input_size[1]} → {rb.min_input_size[0]}×{rb.min_input_size[1]}"
-        )
+        for line in textwrap.wrap(
+            "only their output shape changes (what the changes above pass on): " + ", ".join(reshaped), WIDTH
+        ):
+            print(line)
+    if args.all:
+        same = [r.row.path for r in d.rows if r.status == "same"]
+        if same:
+            print()
+            for line in textwrap.wrap("unchanged: " + ", ".join(same), WIDTH):
+                print(line)
     return 0

@@ -1,10 +1,11 @@
-"""Export a spec's network for other runtimes: ONNX (.onnx), torch.export (.pt2), TorchScript (.ts).
+"""Export a spec's network for other runtimes: ONNX, torch.export (.pt2), TorchScript (.ts); or its weights.
 
 The format follows the output file's suffix. The model is exported in inference mode (main
 output only) for any batch and, in ONNX and .pt2, for the input sizes the network accepts (an
 axis torch.export cannot keep is fixed at the spec's size, with a printed note). --weights loads a
 saved state_dict (or a training checkpoint) strictly first; --optimize exports the graph after
-archspec's inference rewrites.
+archspec's inference rewrites. A .safetensors file holds the weights alone (with the network's name
+and spec digest in its header); --weights and --weights-from read .safetensors files too.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         "--output",
         metavar="FILE",
         required=True,
-        help="the file to write: model.onnx, model.pt2 or model.ts. ONNX and .pt2 take any batch and "
+        help="the file to write: model.onnx, model.pt2, model.ts or model.safetensors (the weights). "
+        "ONNX and .pt2 take any batch and "
         "the image sizes the network accepts (see archspec check); where torch.export cannot "
         "keep them, an axis is fixed at the spec's size and a note says why",
     )
-    p.add_argument("--weights", metavar="FILE", help="a saved state_dict to load (strictly) before exporting")
+    p.add_argument(
+        "--weights", metavar="FILE", help="a saved state_dict (.pt or .safetensors) to load (strictly) before exporting"
+    )
     p.add_argument(
         "--max-activations",
         type=int,

@@ -41,7 +41,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="where to write the diagram; format by extension: " + ", ".join(FORMATS),
     )
-    p.add_argument("--block", metavar="NAME", help="draw one block (its first instance) like the paper's figure")
+    p.add_argument(
+        "--block",
+        metavar="NAME",
+        help="draw one block like the paper's figure: a block name (its first instance), "
+        "or an instance's or stage's path (layer3.0, features.8, layer3) with its own parameters",
+    )
     p.add_argument("--expand", action="store_true", help="draw every op, block instances as clusters")
     p.add_argument(
         "--depth",
@@ -106,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from archspec.fileio import write_atomic
 
     write_atomic(args.output, data)
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -140,4 +146,5 @@ def _page(args: argparse.Namespace) -> int:
         print(NO_DOT, file=sys.stderr)
         return 2
     write_atomic(args.output, text)  # str: a lone surrogate (a file name's undecodable byte) is escaped
+    print(f"wrote {args.output}: {Path(args.output).stat().st_size:,} bytes", file=sys.stderr)
     return 0

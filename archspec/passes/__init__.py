@@ -17,9 +17,11 @@ from archspec.passes.fuse_parallel import fuse_parallel_convs
 from archspec.passes.fuse_shuffle import fuse_shuffle
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
+from archspec.passes.onednn_faults import avoid_onednn_faults
 
 __all__ = [
     "PassResult",
+    "avoid_onednn_faults",
     "dense_concat",
     "fold_bn",
     "fold_preact",

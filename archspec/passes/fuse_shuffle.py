@@ -27,7 +27,7 @@ def interleave(parts: Sequence[torch.Tensor], start: int = 0, length: int | None
     """Channels ``start`` to ``start + length`` of ``channel_shuffle(cat(parts, 1), len(parts))``."""
     g = len(parts)
     width = parts[0].shape[1]
-    total = g * width
+    total = sum(p.shape[1] for p in parts)
     length = total - start if length is None else length
     if any(p.shape[1] != width for p in parts) or start % g or length % g:
         return torch.narrow(torch.channel_shuffle(torch.cat(list(parts), 1), g), 1, start, length)

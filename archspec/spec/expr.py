@@ -6,13 +6,16 @@ whitelist: numbers, block parameters, ``in`` (the input channels of the op or bl
 comparisons (``== != < <= > >=``), ``and``, ``or``, ``not`` and ``A if COND else B`` — which give
 true or false (``if: ${s == 1 and cin == out}``). Nothing is ever passed to ``eval``; anything else
 (attributes, subscripts, strings, ``**``, comprehensions) is refused with a message saying what is
-allowed. Results are bounded so an expression cannot make a huge number, and true/false is never
-silently used as a number.
+allowed. Every number is bounded — each one written, each parameter, each intermediate result and
+each function's argument and result, not only the final value (at most :data:`MAX_MAGNITUDE`, finite;
+``round``'s digit count at most :data:`MAX_DIGITS` either way) — so no expression can make a huge
+number or run long, and true/false is never silently used as a number.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -21,6 +24,7 @@ from typing import Any
 
 MAX_LENGTH = 200
 MAX_MAGNITUDE = 1 << 40
+MAX_DIGITS = 12  # round(x, n): |n| beyond the digits of MAX_MAGNITUDE changes nothing but the time taken
 
 
 class ExprError(ValueError):
@@ -38,11 +42,18 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
     return rounded + divisor if rounded < round_limit * value else rounded
 
 
+def _round(value: float, ndigits: int | None = None) -> float:
+    """Python's ``round``, with the digit count bounded (``round(5, -10**9)`` computes 10 to that power)."""
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_DIGITS):
+        raise ExprError(f"the digit count {ndigits} is out of range (a whole number from -{MAX_DIGITS} to {MAX_DIGITS})")
+    return round(value, ndigits)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "make_divisible": make_divisible,
     "min": min,
     "max": max,
-    "round": round,
+    "round": _round,
     "int": int,
     "ceil": math.ceil,
     "floor": math.floor,
@@ -86,15 +97,21 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float | bool:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
     if _INPUT_NAME in text:
         raise ExprError(f"{_INPUT_NAME!r} is not allowed in an expression; use {ALLOWED}")
+    value = _eval(_parse(text.strip()).body, lookup)
+    return value if isinstance(value, bool) else _bounded(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> ast.Expression:
+    """The syntax tree of an expression, once per distinct text (a block's expressions repeat in every
+    instance). The trees are only read."""
     try:  # as written first: there `in` can only be Python's membership test (`e in 1`), refused below
-        tree = ast.parse(text.strip(), mode="eval")
+        return ast.parse(text, mode="eval")
     except SyntaxError:
         try:
-            tree = ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text.strip()), mode="eval")
+            return ast.parse(_INPUT_WORD.sub(_INPUT_NAME, text), mode="eval")
         except SyntaxError:
-            raise ExprError(f"not an arithmetic expression: {text.strip()!r}") from None
-    value = _eval(tree.body, lookup)
-    return value if isinstance(value, bool) else _bounded(value)
+            raise ExprError(f"not an arithmetic expression: {text!r}") from None
 
 
 def _number(node: ast.AST, lookup: Callable[[str], Any]) -> int | float:
@@ -117,15 +134,15 @@ def _bounded(v: Any) -> int | float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ExprError(f"an expression must give a number, got {v!r}")
     if isinstance(v, float) and not math.isfinite(v):
-        raise ExprError("an expression must give a finite number")
+        raise ExprError(f"{v} is not a finite number")
     if abs(v) > MAX_MAGNITUDE:
-        raise ExprError(f"the value {v} is too large")
+        raise ExprError(f"the value {v:g} is too large (at most {MAX_MAGNITUDE} either way)")
     return v
 
 
 def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return node.value
+        return _bounded(node.value)  # 1e999 is infinity; a huge literal must not reach int() or round()
     if isinstance(node, ast.Name):
         value = lookup(INPUT if node.id == _INPUT_NAME else node.id)
         return value if isinstance(value, bool) else _bounded(value)  # a parameter may hold true/false
@@ -136,7 +153,7 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
         return _bounded(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _number(node.operand, lookup)
-        return -value if isinstance(node.op, ast.USub) else value
+        return _bounded(-value if isinstance(node.op, ast.USub) else value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return not _condition(node.operand, lookup)
     if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):

@@ -70,7 +70,22 @@ MODULE_ATTRIBUTES = frozenset(
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
 # and aux heads, whose paths are the names of values in torch.fx's code)
 CODEGEN_NAMES = frozenset({"x", "self", "output", "check_input"})
-TAGS = ("<map>", "<short>", "<list>", "<chain>", "<concat>", "<residual>", "<gate>", "<if>", "<op>", "<block>", "<named>")
+TAGS = (
+    "<map>",
+    "<short>",
+    "<list>",
+    "<chain>",
+    "<concat>",
+    "<residual>",
+    "<gate>",
+    "<if>",
+    "<op>",
+    "<block>",
+    "<named>",
+    "<init-name>",
+    "<init-distribution>",
+    "<init-tensor>",
+)
 MAX_REPEAT = 1000
 
 
@@ -420,7 +435,20 @@ class Distribution(_Strict):
         return self
 
 
-InitValue = Union[InitName, Distribution]
+def _init_kind(v: Any) -> str:
+    """Which form an ``init:`` entry takes, so an error names the bound that failed (``uniform: -1``)
+    rather than listing the scheme names: a name, a distribution, or (in a table) weight/bias."""
+    if isinstance(v, str):
+        return "<init-name>"
+    if isinstance(v, dict) and ("weight" in v or "bias" in v):
+        return "<init-tensor>"
+    return "<init-distribution>"
+
+
+InitValue = Annotated[
+    Union[Annotated[InitName, Tag("<init-name>")], Annotated[Distribution, Tag("<init-distribution>")]],
+    Discriminator(lambda v: "<init-name>" if isinstance(v, str) else "<init-distribution>"),
+]
 
 
 class TensorInit(_Strict):
@@ -431,7 +459,17 @@ class TensorInit(_Strict):
 
 
 # op name (conv2d, linear, bn) → its scheme; a bare scheme is the weight's
-InitTable = dict[str, Union[InitValue, TensorInit]]
+InitTable = dict[
+    str,
+    Annotated[
+        Union[
+            Annotated[InitName, Tag("<init-name>")],
+            Annotated[Distribution, Tag("<init-distribution>")],
+            Annotated[TensorInit, Tag("<init-tensor>")],
+        ],
+        Discriminator(_init_kind),
+    ],
+]
 
 
 class BlockDef(_Strict):

@@ -8,7 +8,10 @@ expansion stage (graph.py) asks it for parsed references; it knows nothing of gr
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +67,7 @@ class Ref:
     fixed: bool = False  # keeps its channels under the width multiplier
     repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
     from_input: frozenset[str] = frozenset()  # arguments computed from `in` (already scaled: not scaled again)
+    from_count: bool = False  # an argument reads block_count
 
 
 def mentions_input(text: str) -> bool:
@@ -93,16 +97,21 @@ def referenced_params(node: Any) -> set[str]:
 
 @dataclass
 class ShortForms:
-    """Parses the short forms of one resolved spec, caching what does not depend on $params."""
+    """Parses the short forms of one resolved spec, caching what does not depend on $params.
+
+    What ``in`` means is given with each call (``x``: the node the op being read is applied to);
+    ``channels_of(x)`` gives its channels. Reads of ``in`` and ``block_count`` are counted, and a
+    read that decides structure (a name, a repeat count, a block's argument) is flagged, so that
+    the expansion knows which of its results depend on them (see archspec/graph/__init__.py)."""
 
     resolved: Resolved
-    # block name → its number of instances, from an earlier expansion; None on the first, where
-    # block_count is provisional (the expander then runs again, see graph.expand)
+    # block name → its number of instances; None on a first expansion, where block_count is
+    # provisional (the expansion then replays the ops that read it, see archspec/graph)
     totals: dict[str, int] | None = None
+    channels_of: Callable[[str], int] | None = None
     counted: bool = False  # block_count was looked up
-    # `in` in ${...}: the node whose output the op being read is applied to, and its channels (set by the expander)
-    input_node: str | None = None
-    input_channels: Any = None  # Callable[[str, Loc], int]
+    reads: list[int] = field(default_factory=lambda: [0, 0])  # lookups of block_count, of `in`
+    structural: list[bool] = field(default_factory=lambda: [False, False])  # ... where they decide structure
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
 
@@ -110,25 +119,35 @@ class ShortForms:
     def scale(self) -> ScaleSpec:
         return self.resolved.spec.scale
 
-    def parse(self, text: str, yp: YamlPath, scope: Scope) -> Ref:
+    def parse(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
         if "$" not in text:
             # the same text at the same place parses the same way in every instance of its block
             key0 = (text, yp, id(scope.source))  # sources live as long as the expander
             ref = self._parses.get(key0)
             if ref is None:
-                ref = self._parses[key0] = self._parse(text, yp, scope)
+                ref = self._parses[key0] = self._parse(text, yp, scope, x)
             return ref
         # a chain parses each member twice (for its repeat count, then to expand it): remember the
         # last parse; the env is kept in the key's value so its id cannot be reused meanwhile
-        key = (text, yp, id(scope.source), id(scope.env), self.input_node)  # `in` depends on the input
+        key = (text, yp, id(scope.source), id(scope.env), x)  # `in` depends on the input
         hit = self._last_parse
         if hit is not None and hit[0] == key:
             return hit[1]
-        ref = self._parse(text, yp, scope)
+        ref = self._parse(text, yp, scope, x)
         self._last_parse = (key, ref, scope.env)
         return ref
 
-    def _parse(self, text: str, yp: YamlPath, scope: Scope) -> Ref:
+    def reparse(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
+        """Parse again, past the caches (block_count is known now)."""
+        return self._parse(text, yp, scope, x)
+
+    def mark_structural(self, before: tuple[int, int]) -> None:
+        """Flag the lookups of block_count and `in` made since ``before`` as deciding structure."""
+        for k in (0, 1):
+            if self.reads[k] != before[k]:
+                self.structural[k] = True
+
+    def _parse(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
         base = scope.source.loc(yp)
         quote = _quote_offset(scope.source, base)
         tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
@@ -138,8 +157,10 @@ class ShortForms:
         def at(offset: int) -> Loc:
             return Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base
 
+        before = (self.reads[0], self.reads[1])
         name, name_off = tokens[0]
-        name = self.subst_text(name, at(name_off), scope)
+        name = self.subst_text(name, at(name_off), scope, x)
+        self.mark_structural(before)  # a name given by a $param
         op = REGISTRY.get(name)
         if op is None and name not in self.resolved.blocks:
             self.unknown(name, at(name_off))
@@ -147,19 +168,20 @@ class ShortForms:
         locs: dict[str, Loc] = {}
         positional = list(op.positional) if op else []
         repeat = 1
-        repeated = fixed = False
+        repeated = fixed = from_count = False
         from_input: set[str] = set()
         i = 1
         while i < len(tokens):
             raw, off = tokens[i]
             loc = at(off)
-            tok = self.subst_text(raw, loc, scope)
+            before = (self.reads[0], self.reads[1])
+            tok = self.subst_text(raw, loc, scope, x)
             i += 1
             if tok == "*" or tok.startswith("*"):
                 count = tok[1:]
                 if not count and i < len(tokens):
                     loc = at(tokens[i][1])
-                    count = self.subst_text(tokens[i][0], loc, scope)
+                    count = self.subst_text(tokens[i][0], loc, scope, x)
                     i += 1
                 if not _INT.match(count or ""):
                     raise SpecError(
@@ -168,6 +190,7 @@ class ShortForms:
                         code="bad-op-args",
                         hint="write e.g. 'inception_a * 4'",
                     )
+                self.mark_structural(before)
                 repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
                 repeated = True
                 continue
@@ -179,9 +202,12 @@ class ShortForms:
                 raise SpecError(f"{name}: {key} given twice", loc, code="bad-op-args")
             args[key] = value
             locs[key] = loc
+            from_count = from_count or self.reads[0] != before[0]
+            if op is None:  # a block's argument: it may decide the block's structure
+                self.mark_structural(before)
             if mentions_input(raw) or (scope.from_input and referenced_params(raw) & scope.from_input):
                 from_input.add(key)
-        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input))
+        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input), from_count)
 
     def check_name(self, text: str, yp: YamlPath, scope: Scope) -> None:
         """The op or block a short form names exists: how far a branch that is not taken is checked
@@ -198,10 +224,7 @@ class ShortForms:
 
     def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
         if m := _KEYVAL.match(tok):
-            try:
-                return m.group(1), yaml.safe_load(m.group(2)) if m.group(2) else None
-            except yaml.YAMLError:
-                return m.group(1), m.group(2)
+            return m.group(1), scalar(m.group(2))
         if op is None:
             raise SpecError(
                 f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args", hint=f"e.g. '{name} k=192'"
@@ -232,58 +255,59 @@ class ShortForms:
         hint = did_you_mean(tok, choices) or short_form_hint(op)
         raise SpecError(f"{name} does not understand {tok!r}", loc, code="bad-op-args", hint=hint)
 
-    def subst_text(self, text: str, loc: Loc, scope: Scope) -> str:
+    def subst_text(self, text: str, loc: Loc, scope: Scope, x: str | None) -> str:
         if "$" not in text:
             return text
 
         def value(m: re.Match[str]) -> str:
-            return str(self.lookup(m.group(1), loc, scope))
+            return str(self.lookup(m.group(1), loc, scope, x))
 
         def computed(m: re.Match[str]) -> str:
-            return str(self.evaluate(m.group(1), loc, scope))
+            return str(self.evaluate(m.group(1), loc, scope, x))
 
         text = _EXPR.sub(computed, text)
         if "${" in text:
             raise SpecError(f"unclosed '${{' in {text!r}", loc, code="param", hint="write an expression as ${width * 4}")
         return _PARAM.sub(value, text)
 
-    def evaluate(self, text: str, loc: Loc, scope: Scope) -> int | float | bool:
+    def evaluate(self, text: str, loc: Loc, scope: Scope, x: str | None) -> int | float | bool:
         """The value of a ``${...}`` expression over the block's parameters: a number or, for a condition,
         true/false (see archspec/spec/expr.py)."""
         if scope.used is not None:  # every parameter written counts as used, also where and/or/if skip it
             scope.used.update(n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if n in scope.env)
         try:
-            return evaluate(text, lambda name: self.lookup(name, loc, scope))
+            return evaluate(text, lambda name: self.lookup(name, loc, scope, x))
         except ExprError as e:
             raise SpecError(
                 f"in ${{{text}}}: {e}", loc, code="param", hint="e.g. ${width * 4}, ${c // 16}, ${make_divisible(c * 0.25, 8)}"
             ) from None
 
-    def subst_value(self, value: Any, yp: YamlPath, scope: Scope) -> Any:
+    def subst_value(self, value: Any, yp: YamlPath, scope: Scope, x: str | None) -> Any:
         if isinstance(value, str):
             m = _PARAM.fullmatch(value.strip())
             if m:
-                return self.lookup(m.group(1), scope.source.loc(yp), scope)
+                return self.lookup(m.group(1), scope.source.loc(yp), scope, x)
             m = _EXPR.fullmatch(value.strip())
             if m:
-                return self.evaluate(m.group(1), scope.source.loc(yp), scope)
-            return self.subst_text(value, scope.source.loc(yp), scope)
+                return self.evaluate(m.group(1), scope.source.loc(yp), scope, x)
+            return self.subst_text(value, scope.source.loc(yp), scope, x)
         if isinstance(value, list):
-            return [self.subst_value(v, yp + (i,), scope) for i, v in enumerate(value)]
+            return [self.subst_value(v, yp + (i,), scope, x) for i, v in enumerate(value)]
         return value
 
-    def lookup(self, name: str, loc: Loc, scope: Scope) -> Any:
+    def lookup(self, name: str, loc: Loc, scope: Scope, x: str | None) -> Any:
         if name not in scope.env and name in BUILTIN_NAMES:
             return self.builtin(name, loc, scope)
         if name == INPUT:  # the input channels of the op or block being read
-            if self.input_node is None or self.input_channels is None:
+            if x is None or self.channels_of is None:
                 raise SpecError(
                     "'in' (the input channels) is not defined here",
                     loc,
                     code="param",
                     hint="use in inside an op or block of the network, e.g. linear ${in * 4} per_pixel",
                 )
-            return self.input_channels(self.input_node, loc)
+            self.reads[1] += 1
+            return self.channels_of(x)
         if name not in scope.env:
             hint = did_you_mean(name, scope.env) or (
                 f"this block's parameters are {', '.join('$' + k for k in scope.env)}"
@@ -308,6 +332,7 @@ class ShortForms:
         if name == BLOCK_INDEX:
             return scope.index
         self.counted = True
+        self.reads[0] += 1
         if self.totals is None:
             # provisional, on the first expansion only: larger than the index, so that i / N and
             # i / (N - 1) stay defined and below 1 until the real count is known
@@ -329,6 +354,32 @@ class ShortForms:
         if hint is None:
             hint = "ops: " + ", ".join(sorted(REGISTRY)) + ("; blocks: " + ", ".join(blocks) if blocks else "")
         raise SpecError(f"unknown op or block {name!r}", loc, code="unknown-op", hint=hint)
+
+
+_YAML_WORDS = re.compile(r"\A(?:yes|no|true|false|on|off|null|y|n)\Z", re.IGNORECASE)
+_DECIMAL = re.compile(r"\A-?(?:0|[1-9][0-9]*)\Z")
+
+
+def scalar(text: str) -> Any:
+    """The value of ``key=value`` in a short form, as YAML reads the text (``k=3``, ``act=silu``,
+    ``size=[2, 2]``). A decimal integer or a plain word is read here; the rest by PyYAML, once per
+    distinct text (tokens repeat across a network's instances)."""
+    if not text:
+        return None
+    if _DECIMAL.match(text):
+        return int(text)
+    if _WORD.match(text) and not _YAML_WORDS.match(text):
+        return text
+    value = _yaml_scalar(text)
+    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _yaml_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def short_form_hint(op: Op) -> str:

@@ -4,33 +4,45 @@ Graphviz lays out every view the page can show (the same drawings as ``render``'
 Python decides which views exist and what every box means, the small script ``page.js`` (next to
 this file, no library) swaps views, pans, zooms, searches and shows a box's numbers.
 
-Views are keyed by the set of block instances drawn open. The page holds the network view (all
-closed), each chain of instances opened one inside the other (so any block unfolds in place, at
-any depth), every top-level instance open, and everything open. Opening a second block beside an
-open one shows the smallest held view that has both open.
+Views are keyed by the set of containers drawn open (stages, block instances, aux heads). The
+page holds the network view (all closed), each chain of containers opened one inside the other (a
+stage, a block in it, a block in that: so any block unfolds in place, at any depth), every
+top-level one open, and everything open; each is laid out once (a :class:`archspec.render.Layout`),
+and Graphviz runs on them side by side. Opening a second block beside an open one shows the
+smallest held view that has both open.
 
 Every string that comes from a spec (labels, names, file names) reaches the page only through
-Graphviz's SVG (which escapes XML) or through JSON whose ``<``, ``>`` and ``&`` are written as
-``\\u003c``, ``\\u003e`` and ``\\u0026``, inside ``<script type="application/json">``: spec text can
-neither end a script nor open a tag. Nothing here imports torch.
+Graphviz's SVG (which escapes XML) or through the page's data, JSON packed as gzip in base64
+(:func:`packed`: no ``<`` or ``&`` can appear), inside a ``<script>`` element the browser does not
+run: spec text can neither end a script nor open a tag, and the script inserts it as text or
+parses it as XML, never as HTML. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import json
+import os
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import graphviz
+
 from archspec.api import Report, analyze
 from archspec.ir import INPUT, OpGraph
-from archspec.render import _View, layout
-from archspec.shapes import MAX_PARAMS, ordered
+from archspec.render import Layout, Scopes, draw
+from archspec.shapes import MAX_PARAMS
 
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
+_TITLE = re.compile(r"<title>[^<]*</title>\n?")
+_GEOMETRY = re.compile(r'( (?:points|d|x|y|width|height|viewBox|transform)=")([^"]*)"')
+_NUMBER = re.compile(r"-?\d+\.\d+")
 MAX_VIEWS = 400  # a network with more instance chains than this keeps only the shallowest ones
 
 
@@ -38,16 +50,17 @@ def _asset(name: str) -> str:
     return resources.files("archspec.view").joinpath(name).read_text(encoding="utf-8")
 
 
-def script_json(value: Any) -> str:
-    """JSON that is safe inside ``<script type="application/json">`` whatever strings it holds."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-    return (
-        text.replace("&", "\\u0026")
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
+def packed(value: Any) -> str:
+    """The page's data: JSON, gzip-compressed (the views repeat each other) and base64-encoded, which
+    holds no ``<`` or ``&``, so it can neither end its script nor open a tag. The page's script
+    unpacks it with the browser's ``DecompressionStream``. Byte-identical for the same data."""
+    raw = json.dumps(value, separators=(",", ":")).encode("ascii")  # a lone surrogate (a file name) is written \\udcff
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+
+
+def unpacked(text: str) -> Any:
+    """The data :func:`packed` wrote (for tests and tools reading a page)."""
+    return json.loads(gzip.decompress(base64.b64decode(text)))
 
 
 class _Ids:
@@ -73,46 +86,42 @@ class _Page:
         self.index: dict[str, dict[str, Any]] = {}  # module path -> where to find it
         self.unit_locs = {u.path: u.loc for u in graph.net.units}
         self.views: dict[str, dict[str, Any]] = {}
+        self.scopes = Scopes.of(graph)
+        self.chains: dict[tuple[str, ...], str] = {}  # open set -> the one container its last opened one holds
 
     # ---- views ---------------------------------------------------------------------------------
-    def states(self) -> list[tuple[str, ...]]:
-        """Open sets to lay out: none, every chain of nested instances, every top-level one, all."""
-        base = _View(self.graph, block=None, expand=False, depth=None, symbolic=False, open=())
-        base.build()
+    def layouts(self) -> dict[tuple[str, ...], Layout]:
+        """Open sets to lay out, each laid out once: none, every chain of nested containers (a stage,
+        a block in it, a block in that…), every top-level one open, everything open."""
+        base = Layout(self.graph, open=(), scopes=self.scopes)
         every: set[str] = set()
         top: set[str] = set()
-        for node in self.graph.nodes:
-            frames = base._frames[node]
+        for frames in set(self.scopes.frames.values()):
             for i, f in enumerate(frames):
                 path = base.first.get(f.path, f.path)
                 every.add(path)
-                if i == 0:
+                if i == 0 or (i == 1 and frames[0].kind == "stage"):
                     top.add(path)
-        states: list[tuple[str, ...]] = [()]
+        done: dict[tuple[str, ...], Layout] = {(): base}
         queue: list[tuple[str, ...]] = [()]
-        seen: set[tuple[str, ...]] = {()}
-        while queue and len(states) < MAX_VIEWS:
+        while queue and len(done) < MAX_VIEWS:
             state = queue.pop(0)
-            view = _View(self.graph, block=None, expand=False, depth=None, symbolic=False, open=state)
-            view.build()
+            view = done[state]
             for g in view.groups.values():
                 inside = {f.path for f in g.frames} == set(state)  # chains: open within the innermost open block
                 child = tuple(sorted(state + (g.key,)))
-                if g.kind in ("block", "aux") and inside and child not in seen:
-                    seen.add(child)
-                    states.append(child)
+                if g.kind in ("block", "aux", "stage") and inside and child not in done and len(done) < MAX_VIEWS:
+                    done[child] = opened = Layout(self.graph, open=child, scopes=self.scopes)
                     queue.append(child)
+                    inner = [x for x in opened.groups.values() if x.frames and x.frames[-1].path == g.key]
+                    if len(inner) == 1 and inner[0].kind in ("block", "stage"):
+                        self.chains[child] = inner[0].key  # a stage of one folded run: unfolding it opens the run too
         for extra in (tuple(sorted(top)), tuple(sorted(every))):
-            if extra not in seen:
-                seen.add(extra)
-                states.append(extra)
-        return states
+            if extra not in done:
+                done[extra] = Layout(self.graph, open=extra, scopes=self.scopes)
+        return done
 
-    def add_view(self, state: tuple[str, ...]) -> None:
-        ids = _IdMap(self.ids)
-        dot, view = layout(self.graph, open=state, ids=ids)
-        svg = dot.pipe(format="svg").decode("utf-8")
-        svg = _COMMENT.sub("", svg[svg.index("<svg") :])  # Graphviz's comments repeat every node's name
+    def add_view(self, state: tuple[str, ...], view: Layout, svg: str, ids: _IdMap) -> None:
         for key in view.groups:
             sid = self.ids[key]
             if sid not in self.boxes:
@@ -120,7 +129,7 @@ class _Page:
         for path in view.open or ():
             cid = self.ids["cluster:" + path]
             # an open instance inside a folded run (layer3.2.se while layer3.1 ×5 is drawn) has no box
-            if cid not in self.boxes and self.instance_members(view, path):
+            if cid not in self.boxes and view.members(path):
                 self.boxes[cid] = self.describe_instance(view, path)
         edges = {}
         for (tail, head), e in view.edges.items():
@@ -128,6 +137,8 @@ class _Page:
             if eid is not None:
                 edges[eid] = {"shape": e.shape.text(self.h, self.w), "formula": e.shape.formula(), "shortcut": e.skip}
         self.views["|".join(state)] = {"open": list(state), "svg": svg, "edges": edges}
+        if state in self.chains:
+            self.views["|".join(state)]["chain"] = self.chains[state]
         self.index_view(view, state)
 
     # ---- what boxes are ------------------------------------------------------------------------
@@ -154,18 +165,21 @@ class _Page:
             "formula": out.formula() if out is not None else "",
         }
 
-    def describe(self, view: _View, key: str) -> dict[str, Any]:
+    def describe(self, view: Layout, key: str) -> dict[str, Any]:
         g = view.groups[key]
         d: dict[str, Any] = {"label": g.label, "kind": g.kind, "key": key}
+        if g.note:
+            d["note"] = g.note
         if g.kind == "io":
             d.update({"path": "", "loc": "", "count": 1})
             if g.members:
                 d.update(self._numbers(g.members, 1))
             return d
-        if g.kind in ("block", "aux"):
-            members = self.instance_members(view, key)
-            paths = view.repeats.get(key, [key])
-            d.update(self._numbers(members, len(paths)))
+        if g.kind in ("block", "aux", "stage"):
+            members = view.members(key)
+            stage = self.scopes.stages.get(key)
+            paths = stage.instances if stage is not None else view.repeats.get(key, [key])
+            d.update(self._numbers(members, 1 if stage is not None else len(paths)))
             d.update(
                 {
                     "path": key,
@@ -185,25 +199,25 @@ class _Page:
         d.update({"path": path, "loc": self._loc(first), "text": record.text, "instances": instances})
         return d
 
-    def describe_instance(self, view: _View, path: str) -> dict[str, Any]:
-        members = self.instance_members(view, path)
+    def describe_instance(self, view: Layout, path: str) -> dict[str, Any]:
+        members = view.members(path)
+        stage = self.scopes.stages.get(path)
         paths = view.repeats.get(path, [path])
-        f = next(fr for n in members for fr in view._frames[n] if fr.path == path)
+        f = next(fr for n in members for fr in view.frames[n] if fr.path == path)
         d = {
             "label": f.label,
             "kind": "cluster",
             "key": "cluster:" + path,
             "path": path,
-            "instances": paths,
+            "instances": stage.instances if stage is not None else paths,
             "fold": path,
             "block": f.name,
             "loc": self.instance_loc(path, members),
         }
+        if f.kind == "block" and path in self.scopes.notes:
+            d["note"] = self.scopes.notes[path]
         d.update(self._numbers(members, len(paths)))
         return d
-
-    def instance_members(self, view: _View, path: str) -> list[str]:
-        return [n for n in ordered(self.graph) if n not in view.alias and any(f.path == path for f in view._frames[n])]
 
     def instance_loc(self, path: str, members: list[str]) -> str:
         loc = self.unit_locs.get(path)
@@ -211,18 +225,18 @@ class _Page:
             return f"{loc.file}:{loc.line}"
         return self._loc(members[0]) if members else ""  # a nested instance: where its first op is written
 
-    def repeat_paths(self, view: _View, node: str, path: str) -> list[str]:
+    def repeat_paths(self, view: Layout, node: str, path: str) -> list[str]:
         """Module paths a box inside a folded run stands for: ``features.6.branch0`` … ``features.9.branch0``."""
-        for f in view._frames[node]:
+        for f in view.frames[node]:
             paths = view.repeats.get(f.path)
             if paths and path.startswith(f.path + "."):
                 return [p + path[len(f.path) :] for p in paths]
         return [path]
 
     # ---- search --------------------------------------------------------------------------------
-    def index_view(self, view: _View, state: tuple[str, ...]) -> None:
+    def index_view(self, view: Layout, state: tuple[str, ...]) -> None:
         """Map every module path to the box that shows it, preferring a box of exactly that path."""
-        for node in ordered(self.graph):
+        for node in self.scopes.order:
             record = self.graph.at(node)
             if record.op == INPUT:
                 continue
@@ -232,14 +246,14 @@ class _Page:
                 continue
             sid = self.ids[key]
             own = self.boxes[sid].get("path")
-            candidates = [record.path, record.origin] + [f.path for f in view._frames[node]]
+            candidates = [record.path, record.origin] + [f.path for f in view.frames[node]]
             for path in candidates:
-                if not path:
-                    continue
+                old = self.index.get(path)
+                if not path or (old is not None and old["rank"][0] == 0):
+                    continue  # views come fewest open first: a box of exactly this path is not bettered
                 exact = _canonical(view, path) == own
                 if key.startswith("op.") and path == record.path and record.path != record.origin:
                     exact = False  # features.6.branch0.conv is inside the box of features.6.branch0
-                old = self.index.get(path)
                 rank = (0 if exact else 1, len(state))
                 if old is None or rank < tuple(old["rank"]):
                     self.index[path] = {"view": "|".join(state), "box": sid, "rank": list(rank)}
@@ -266,9 +280,9 @@ class _Page:
         }
 
 
-def _canonical(view: _View, path: str) -> str:
+def _canonical(view: Layout, path: str) -> str:
     """``path`` as the drawn first instance of its run names it (``features.8.branch0`` → ``features.6.branch0``)."""
-    changed = True
+    changed = bool(view.first)
     while changed:
         changed = False
         for inst, first in view.first.items():
@@ -304,17 +318,41 @@ class _IdMap(Mapping[str, str]):
 def page(graph: OpGraph, report: Report) -> str:
     """The whole HTML page of a checked spec (``analyze``'s graph and report)."""
     p = _Page(graph, report)
-    for state in p.states():
-        p.add_view(state)
+    views = p.layouts()
+    ids = {state: _IdMap(p.ids) for state in views}
+    # one `dot` process per view, side by side and beside this one drawing the next: the largest first
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        svgs = {
+            state: pool.submit(_svg, draw(views[state], ids[state]))
+            for state in sorted(views, key=lambda s: -len(views[s].groups))
+        }
+        for state, view in views.items():  # fewest open first: the search index prefers those
+            p.add_view(state, view, svgs[state].result(), ids[state])
     title = f"{report.name} — archspec"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<style>\n{_asset('page.css')}</style>\n</head>\n<body>\n{_body(report)}"
-        f'<script type="application/json" id="archspec-data">{script_json(p.data())}</script>\n'
+        f'<script type="application/octet-stream" id="archspec-data" data-encoding="gzip+base64">{packed(p.data())}</script>\n'
         f"<script>\n{_asset('page.js')}</script>\n</body>\n</html>\n"
     )
+
+
+def _svg(dot: graphviz.Digraph) -> str:
+    """Graphviz's SVG less what the page does not need: comments and titles (they repeat every node's
+    name; the page shows its own tooltips), the font (the page's style sets it) and coordinates
+    finer than a tenth of a point."""
+    svg = dot.pipe(format="svg").decode("utf-8")
+    svg = _TITLE.sub("", _COMMENT.sub("", svg[svg.index("<svg") :]))
+    svg = svg.replace(' font-family="Helvetica,sans-Serif"', "")
+    return _GEOMETRY.sub(lambda m: m.group(1) + _NUMBER.sub(_round, m.group(2)) + '"', svg)
+
+
+def _round(m: re.Match[str]) -> str:
+    text = f"{float(m.group(0)):.1f}"
+    text = text[:-2] if text.endswith(".0") else text
+    return "0" if text == "-0" else text
 
 
 def _body(report: Report) -> str:
@@ -334,9 +372,11 @@ def _body(report: Report) -> str:
         '<button id="zoom-out" type="button" aria-label="zoom out">−</button>\n'
         '</nav>\n<ul id="results" hidden></ul>\n'
         "</header>\n"
-        '<main>\n<div id="canvas" tabindex="0"></div>\n'
+        '<main>\n<div id="stage"><div id="canvas" tabindex="0"></div>'
+        '<div id="minimap" hidden title="overview: click or drag to move"></div></div>\n'
         '<aside id="info"><p class="hint">Hover or click a box for its numbers; double-click a block to '
-        "unfold it, its frame's title to fold it. Drag to pan, wheel to zoom.</p></aside>\n"
+        "unfold it, its frame's title to fold it. Wheel or arrow keys to scroll, Ctrl+wheel (or pinch) "
+        "or +/− to zoom, 0 to fit, drag to pan.</p></aside>\n"
         '</main>\n<div id="tip" role="tooltip" hidden></div>\n'
     )
 
@@ -347,4 +387,4 @@ def page_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, m
     return page(graph, report)
 
 
-__all__ = ["page", "page_spec", "script_json"]
+__all__ = ["packed", "page", "page_spec", "unpacked"]

@@ -1,24 +1,49 @@
 // archspec interactive page. The drawings are Graphviz SVGs laid out in advance, one per set of
-// open block instances; this script picks the one to show, pans and zooms it, finds module paths
-// and shows what a box is. All spec text is inserted with textContent or parsed as XML, never as HTML.
+// open containers; this script picks the one to show, scrolls and zooms it, finds module paths and
+// shows what a box is. All spec text is inserted with textContent or parsed as XML, never as HTML.
+// Navigation follows maps, netron and PDF viewers: the wheel scrolls (Shift+wheel sideways),
+// Ctrl/Cmd+wheel or a pinch zooms at the pointer, arrows / PageUp / PageDown / Home / End move,
+// + / − / 0 zoom and fit; the page opens with the whole drawing in view.
 (function () {
   "use strict";
-  var DATA = JSON.parse(document.getElementById("archspec-data").textContent);
+  var DATA = null;
   var canvas = document.getElementById("canvas");
   var info = document.getElementById("info");
   var tip = document.getElementById("tip");
   var search = document.getElementById("search");
   var results = document.getElementById("results");
+  var mini = document.getElementById("minimap");
   var state = { key: null, svg: null, box: { x: 0, y: 0, w: 1, h: 1 }, vb: null, selected: null };
+  var MAX_SCALE = 4;
+  var READABLE = 0.8; // a found box is shown at least this large (1 = Graphviz's points)
 
   // ---- numbers and text -------------------------------------------------------------------------
   function fmt(n) { return Number(n).toLocaleString("en-US"); }
+
+  function natural(a, b) {
+    // features.2 before features.10, denselayer2 before denselayer10
+    var x = String(a).split(/(\d+)/);
+    var y = String(b).split(/(\d+)/);
+    for (var i = 0; i < Math.min(x.length, y.length); i++) {
+      if (x[i] === y[i]) continue;
+      var nx = i % 2 ? Number(x[i]) : NaN;
+      var ny = i % 2 ? Number(y[i]) : NaN;
+      if (!isNaN(nx) && !isNaN(ny)) return nx - ny;
+      return x[i] < y[i] ? -1 : 1;
+    }
+    return x.length - y.length;
+  }
 
   function el(tag, text, cls) {
     var e = document.createElement(tag);
     if (text !== undefined && text !== null) e.textContent = String(text);
     if (cls) e.className = cls;
     return e;
+  }
+
+  function title(d) {
+    if (!d.label) return d.shape || "";
+    return d.label + (d.count > 1 ? " ×" + d.count : "") + (d.note ? " (" + d.note + ")" : "");
   }
 
   function facts(d) {
@@ -56,7 +81,7 @@
   function keyOf(open) { return open.slice().sort().join("|"); }
 
   function bestView(open) {
-    // the held view with exactly these blocks open, else the smallest that has them all open
+    // the held view with exactly these containers open, else the smallest that has them all open
     var want = keyOf(open);
     if (DATA.views[want]) return want;
     var best = null;
@@ -68,16 +93,33 @@
     return best === null ? want : best;
   }
 
-  function anchorOf(id) {
-    // screen position of an element of the current drawing, to keep it in place across views
+  function rectOf(id) {
+    // an element's rectangle in drawing coordinates (the SVG's user space)
     var e = id && state.svg ? state.svg.getElementById(id) : null;
-    if (!e) return null;
-    var r = e.getBoundingClientRect();
-    return { x: r.left + r.width / 2, y: r.top + Math.min(r.height / 2, 20) };
+    if (!e || !e.getBBox) return null;
+    var b = e.getBBox();
+    var m = e.getCTM();
+    var root = state.svg.getCTM();
+    if (!m || !root) return { x: b.x, y: b.y, w: b.width, h: b.height };
+    var inv = root.inverse().multiply(m);
+    var p = new DOMPoint(b.x, b.y).matrixTransform(inv);
+    var q = new DOMPoint(b.x + b.width, b.y + b.height).matrixTransform(inv);
+    return { x: Math.min(p.x, q.x), y: Math.min(p.y, q.y), w: Math.abs(q.x - p.x), h: Math.abs(q.y - p.y) };
+  }
+
+  function scaleNow() { return canvas.clientWidth / state.vb.w; }
+
+  function anchorOf(id) {
+    // where an element of the current drawing is on screen (pixels from the canvas's corner)
+    var r = rectOf(id);
+    if (!r || !state.vb) return null;
+    var s = scaleNow();
+    return { x: (r.x + r.w / 2 - state.vb.x) * s, y: (r.y + Math.min(r.h / 2, 20) - state.vb.y) * s, scale: s };
   }
 
   function show(key, anchor) {
-    // anchor: {id, screen: {x, y}} keeps that element where it was; otherwise fit the width, top first
+    // anchor: {id, screen: {x, y, scale}} puts that element where the reader was looking, at the
+    // same scale, then brings it wholly into the viewport; otherwise the whole drawing is fitted
     var view = DATA.views[key];
     tip.hidden = true;
     var doc = new DOMParser().parseFromString(view.svg, "image/svg+xml");
@@ -87,101 +129,136 @@
     svg.removeAttribute("width");
     svg.removeAttribute("height");
     svg.setAttribute("preserveAspectRatio", "xMinYMin meet");
-    canvas.textContent = "";
-    canvas.appendChild(svg);
+    canvas.querySelectorAll("svg").forEach(function (old) { old.remove(); });
+    canvas.insertBefore(svg, canvas.firstChild);
     state.svg = svg;
     state.key = key;
     canvas.setAttribute("data-view", key);
     canvas.setAttribute("data-open", view.open.join(" "));
     wire(svg, view);
-    var placed = false;
-    if (anchor && anchor.screen) {
-      var target = svg.getElementById(anchor.id);
-      if (target && state.vb) {
-        var scale = canvas.clientWidth / state.vb.w;
-        setViewBox({ x: state.box.x, y: state.box.y, w: state.vb.w, h: state.vb.h });
-        var r = target.getBoundingClientRect();
-        var c = canvas.getBoundingClientRect();
-        var px = state.box.x + (r.left + r.width / 2 - c.left) / scale;
-        var py = state.box.y + (r.top + Math.min(r.height / 2, 20) - c.top) / scale;
-        setViewBox({ x: px - (anchor.screen.x - c.left) / scale, y: py - (anchor.screen.y - c.top) / scale,
-          w: state.vb.w, h: state.vb.h });
-        placed = true;
-      }
+    if (anchor && anchor.screen && anchor.id && svg.getElementById(anchor.id)) {
+      var s = anchor.screen.scale;
+      setViewBox({ x: state.box.x, y: state.box.y, w: canvas.clientWidth / s, h: canvas.clientHeight / s });
+      var r = rectOf(anchor.id);
+      var px = r.x + r.w / 2;
+      var py = r.y + Math.min(r.h / 2, 20);
+      setViewBox({ x: px - anchor.screen.x / s, y: py - anchor.screen.y / s, w: state.vb.w, h: state.vb.h });
+      reveal(anchor.id);
+    } else {
+      fit();
     }
-    if (!placed) fit();
     if (state.selected && svg.getElementById(state.selected)) select(state.selected);
+    buildMinimap();
+  }
+
+  function frameOf(path) {
+    var frame = null;
+    Object.keys(DATA.boxes).forEach(function (id) { if (DATA.boxes[id].fold === path) frame = id; });
+    return frame;
   }
 
   function open(path, anchorId) {
     var now = DATA.views[state.key].open.slice();
     if (now.indexOf(path) < 0) now.push(path);
+    var key = bestView(now);
+    var inner = DATA.views[key] && DATA.views[key].chain;
+    if (inner && now.indexOf(inner) < 0) { // a stage that is one folded run: open the run with it
+      now.push(inner);
+      if (DATA.views[bestView(now)]) key = bestView(now);
+    }
     var screen = anchorOf(anchorId);
-    var frame = null;
-    Object.keys(DATA.boxes).forEach(function (id) { if (DATA.boxes[id].fold === path) frame = id; });
-    show(bestView(now), screen ? { id: frame, screen: screen } : null);
+    show(key, screen ? { id: frameOf(path), screen: screen } : null);
   }
 
   function fold(path, anchorId) {
-    // closing a block closes the blocks inside it too
+    // closing a container closes the ones inside it too
     var now = DATA.views[state.key].open.filter(function (p) { return p !== path && p.indexOf(path + ".") !== 0; });
-    var screen = anchorOf(anchorId);
+    var screen = anchorOf(anchorId) || anchorOf(frameOf(path));
     var box = null;
     Object.keys(DATA.boxes).forEach(function (id) { if (DATA.boxes[id].open === path) box = id; });
     show(bestView(now), screen ? { id: box, screen: screen } : null);
   }
 
-  // ---- pan and zoom -------------------------------------------------------------------------------
+  // ---- scroll and zoom ----------------------------------------------------------------------------
   function setViewBox(vb) {
     state.vb = vb;
     state.svg.setAttribute("viewBox", vb.x + " " + vb.y + " " + vb.w + " " + vb.h);
+    drawMinimapFrame();
   }
 
-  function fit() {
-    // the whole width (never enlarged), from the top
+  function fitRect(r, margin, most) {
+    // show rectangle r (drawing coordinates) whole and centred, no larger than scale `most`
     var cw = canvas.clientWidth || 800;
     var ch = canvas.clientHeight || 600;
-    var scale = Math.min(1, cw / state.box.w);
-    if (state.box.h * scale < ch) scale = Math.min(cw / state.box.w, ch / state.box.h, 1.5);
-    setViewBox({ x: state.box.x, y: state.box.y, w: cw / scale, h: ch / scale });
+    var s = Math.min((cw - 2 * margin) / r.w, (ch - 2 * margin) / r.h, most);
+    var w = cw / s;
+    var h = ch / s;
+    setViewBox({ x: r.x + r.w / 2 - w / 2, y: r.y + r.h / 2 - h / 2, w: w, h: h });
   }
 
+  function fit() { fitRect(state.box, 4, 1.5); } // the whole drawing, both dimensions
+
   function zoom(factor, cx, cy) {
-    var c = canvas.getBoundingClientRect();
+    // zoom by factor about a point of the canvas (pixels), by default its centre
     var vb = state.vb;
-    var fx = cx === undefined ? 0.5 : (cx - c.left) / c.width;
-    var fy = cy === undefined ? 0.5 : (cy - c.top) / c.height;
-    var w = vb.w / factor;
-    var h = vb.h / factor;
+    var fx = cx === undefined ? 0.5 : cx / canvas.clientWidth;
+    var fy = cy === undefined ? 0.5 : cy / canvas.clientHeight;
+    var s = Math.min(Math.max(scaleNow() * factor, 0.02), MAX_SCALE);
+    var w = canvas.clientWidth / s;
+    var h = canvas.clientHeight / s;
     setViewBox({ x: vb.x + (vb.w - w) * fx, y: vb.y + (vb.h - h) * fy, w: w, h: h });
   }
 
+  function scroll(dx, dy) {
+    // move by screen pixels, never further than to leave part of the drawing in view
+    var s = scaleNow();
+    var vb = state.vb;
+    var b = state.box;
+    var x = Math.min(Math.max(vb.x + dx / s, b.x - vb.w * 0.9), b.x + b.w - vb.w * 0.1);
+    var y = Math.min(Math.max(vb.y + dy / s, b.y - vb.h * 0.9), b.y + b.h - vb.h * 0.1);
+    setViewBox({ x: x, y: y, w: vb.w, h: vb.h });
+  }
+
+  function reveal(id) {
+    // bring an element wholly into the viewport: zoom out if it is larger, else move the least
+    var r = rectOf(id);
+    if (!r) return;
+    var vb = state.vb;
+    var m = 8 / scaleNow();
+    if (r.w + 2 * m > vb.w || r.h + 2 * m > vb.h) {
+      fitRect(r, 8, scaleNow());
+      return;
+    }
+    var x = Math.min(Math.max(vb.x, r.x + r.w + m - vb.w), r.x - m);
+    var y = Math.min(Math.max(vb.y, r.y + r.h + m - vb.h), r.y - m);
+    setViewBox({ x: x, y: y, w: vb.w, h: vb.h });
+  }
+
   function centre(id) {
-    var e = state.svg.getElementById(id);
-    if (!e) return;
-    var r = e.getBoundingClientRect();
-    var c = canvas.getBoundingClientRect();
-    var scale = c.width / state.vb.w;
-    var dx = (r.left + r.width / 2 - (c.left + c.width / 2)) / scale;
-    var dy = (r.top + r.height / 2 - (c.top + c.height / 2)) / scale;
-    setViewBox({ x: state.vb.x + dx, y: state.vb.y + dy, w: state.vb.w, h: state.vb.h });
+    // the element in the middle of the viewport, large enough to read
+    var r = rectOf(id);
+    if (!r) return;
+    var s = Math.max(scaleNow(), Math.min(READABLE, (canvas.clientWidth - 16) / r.w, (canvas.clientHeight - 16) / r.h));
+    var w = canvas.clientWidth / s;
+    var h = canvas.clientHeight / s;
+    setViewBox({ x: r.x + r.w / 2 - w / 2, y: r.y + r.h / 2 - h / 2, w: w, h: h });
   }
 
   var drag = null;
   canvas.addEventListener("pointerdown", function (ev) {
-    if (ev.button !== 0) return;
+    if (ev.button !== 0 || !state.svg) return;
     drag = { x: ev.clientX, y: ev.clientY, vb: state.vb, moved: false };
   });
   window.addEventListener("pointermove", function (ev) {
     if (!drag) return;
-    var scale = canvas.clientWidth / drag.vb.w;
+    var s = canvas.clientWidth / drag.vb.w;
     var dx = ev.clientX - drag.x;
     var dy = ev.clientY - drag.y;
     if (Math.abs(dx) + Math.abs(dy) > 3) {
       drag.moved = true;
       canvas.classList.add("dragging");
     }
-    if (drag.moved) setViewBox({ x: drag.vb.x - dx / scale, y: drag.vb.y - dy / scale, w: drag.vb.w, h: drag.vb.h });
+    if (drag.moved) setViewBox({ x: drag.vb.x - dx / s, y: drag.vb.y - dy / s, w: drag.vb.w, h: drag.vb.h });
   });
   window.addEventListener("pointerup", function () {
     if (drag && drag.moved) canvas.setAttribute("data-dragged", "1");
@@ -189,9 +266,91 @@
     canvas.classList.remove("dragging");
   });
   canvas.addEventListener("wheel", function (ev) {
+    if (!state.svg) return;
     ev.preventDefault();
-    zoom(ev.deltaY < 0 ? 1.15 : 1 / 1.15, ev.clientX, ev.clientY);
+    var unit = ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? canvas.clientHeight : 1;
+    var c = canvas.getBoundingClientRect();
+    if (ev.ctrlKey || ev.metaKey) { // Ctrl/Cmd+wheel, and a trackpad's pinch, zoom at the pointer
+      zoom(Math.exp(-ev.deltaY * unit * 0.002), ev.clientX - c.left, ev.clientY - c.top);
+    } else if (ev.shiftKey && !ev.deltaX) {
+      scroll(ev.deltaY * unit, 0);
+    } else {
+      scroll(ev.deltaX * unit, ev.deltaY * unit);
+    }
   }, { passive: false });
+
+  document.addEventListener("keydown", function (ev) {
+    if (!state.svg || ev.target === search || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    var page = canvas.clientHeight * 0.9;
+    var step = 60;
+    var keys = {
+      ArrowUp: function () { scroll(0, -step); },
+      ArrowDown: function () { scroll(0, step); },
+      ArrowLeft: function () { scroll(-step, 0); },
+      ArrowRight: function () { scroll(step, 0); },
+      PageUp: function () { scroll(0, -page); },
+      PageDown: function () { scroll(0, page); },
+      Home: function () { setViewBox({ x: state.vb.x, y: state.box.y - 4 / scaleNow(), w: state.vb.w, h: state.vb.h }); },
+      End: function () {
+        setViewBox({ x: state.vb.x, y: state.box.y + state.box.h - state.vb.h + 4 / scaleNow(), w: state.vb.w, h: state.vb.h });
+      },
+      "+": function () { zoom(1.25); },
+      "=": function () { zoom(1.25); },
+      "-": function () { zoom(1 / 1.25); },
+      "0": fit,
+    };
+    var f = keys[ev.key];
+    if (f) {
+      ev.preventDefault();
+      f();
+    }
+  });
+
+  // ---- the overview (minimap) ----------------------------------------------------------------------
+  function buildMinimap() {
+    mini.textContent = "";
+    var copy = state.svg.cloneNode(true);
+    copy.removeAttribute("id");
+    copy.setAttribute("viewBox", state.box.x + " " + state.box.y + " " + state.box.w + " " + state.box.h);
+    copy.setAttribute("preserveAspectRatio", "xMidYMin meet");
+    copy.querySelectorAll("[id]").forEach(function (e) { e.removeAttribute("id"); });
+    copy.querySelectorAll("text").forEach(function (e) { e.remove(); });
+    var frame = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    frame.setAttribute("class", "minimap-frame");
+    copy.appendChild(frame);
+    mini.appendChild(copy);
+    drawMinimapFrame();
+  }
+
+  function drawMinimapFrame() {
+    var frame = mini.querySelector(".minimap-frame");
+    if (!frame || !state.vb) return;
+    var vb = state.vb;
+    var b = state.box;
+    frame.setAttribute("x", vb.x);
+    frame.setAttribute("y", vb.y);
+    frame.setAttribute("width", vb.w);
+    frame.setAttribute("height", vb.h);
+    // the overview is shown while part of the drawing lies outside the viewport
+    var whole = vb.x <= b.x + 1 && vb.y <= b.y + 1 && vb.x + vb.w >= b.x + b.w - 1 && vb.y + vb.h >= b.y + b.h - 1;
+    mini.hidden = whole;
+  }
+
+  function miniMove(ev) {
+    var svg = mini.querySelector("svg");
+    var r = svg.getBoundingClientRect();
+    var b = state.box;
+    var s = Math.min(r.width / b.w, r.height / b.h);
+    var ox = (r.width - b.w * s) / 2; // xMidYMin
+    var x = b.x + (ev.clientX - r.left - ox) / s;
+    var y = b.y + (ev.clientY - r.top) / s;
+    setViewBox({ x: x - state.vb.w / 2, y: y - state.vb.h / 2, w: state.vb.w, h: state.vb.h });
+  }
+  var miniDrag = false;
+  mini.addEventListener("pointerdown", function (ev) { ev.stopPropagation(); miniDrag = true; miniMove(ev); });
+  window.addEventListener("pointermove", function (ev) { if (miniDrag) miniMove(ev); });
+  window.addEventListener("pointerup", function () { miniDrag = false; });
+  mini.addEventListener("wheel", function (ev) { ev.stopPropagation(); }, { passive: true });
 
   // ---- boxes: hover, select, open, fold ----------------------------------------------------------
   function describe(id, view) {
@@ -204,8 +363,6 @@
     svg.querySelectorAll("g.node, g.cluster, g.edge").forEach(function (g) {
       var d = describe(g.id, view);
       if (!d) return;
-      var title = g.querySelector("title");
-      if (title) title.remove(); // the page's tooltip replaces the browser's
       g.addEventListener("mousemove", function (ev) { showTip(d, ev); });
       g.addEventListener("mouseleave", function () { tip.hidden = true; });
       g.addEventListener("click", function (ev) {
@@ -223,8 +380,7 @@
 
   function showTip(d, ev) {
     tip.textContent = "";
-    var head = el("strong", d.label ? d.label + (d.count > 1 ? " ×" + d.count : "") : (d.shape || ""));
-    tip.appendChild(head);
+    tip.appendChild(el("strong", title(d)));
     tip.appendChild(factList(d));
     tip.hidden = false;
     var x = ev.clientX + 14;
@@ -237,6 +393,13 @@
     tip.style.top = y + "px";
   }
 
+  function button(text, cls, action) {
+    var b = el("button", text, cls);
+    b.type = "button";
+    b.addEventListener("click", action);
+    return b;
+  }
+
   function select(id) {
     var d = DATA.boxes[id];
     if (!d) return;
@@ -246,51 +409,36 @@
     state.selected = id;
     info.textContent = "";
     info.setAttribute("data-box", id);
-    info.appendChild(el("h2", d.label + (d.count > 1 ? " ×" + d.count : "")));
+    info.appendChild(el("h2", title(d)));
     var found = canvas.getAttribute("data-found");
     if (found && found !== d.path && DATA.index[found] && DATA.index[found].box === id) {
-      info.appendChild(el("p", "found " + found + (d.instances && d.instances.length > 1 ?
+      info.appendChild(el("p", "found " + found + (d.count > 1 ?
         ": repeats are drawn once, as the first instance" : ", inside this box"), "hint"));
     }
     info.appendChild(factList(d));
-    if (d.open) {
-      var b = el("button", "unfold " + d.path);
-      b.type = "button";
-      b.className = "unfold";
-      b.addEventListener("click", function () { open(d.open, id); });
-      info.appendChild(b);
-    }
-    if (d.fold) {
-      var f = el("button", "fold " + d.path);
-      f.type = "button";
-      f.className = "fold";
-      f.addEventListener("click", function () { fold(d.fold, id); });
-      info.appendChild(f);
-    }
-    var opened = DATA.views[state.key].open;
+    if (d.open) info.appendChild(button("unfold " + d.path, "unfold", function () { open(d.open, id); }));
+    if (d.fold) info.appendChild(button("fold " + d.path, "fold", function () { fold(d.fold, id); }));
+    // the outermost open containers (folding one folds those inside it), in natural order
+    var all = DATA.views[state.key].open;
+    var opened = all.filter(function (p) {
+      return !all.some(function (q) { return q !== p && p.indexOf(q + ".") === 0; });
+    }).sort(natural);
     if (opened.length) {
       info.appendChild(el("h2", "Open blocks"));
       var ul = el("ul", null, "open-list");
       opened.forEach(function (p) {
         var li = el("li");
-        var bt = el("button", "fold " + p);
-        bt.type = "button";
-        bt.addEventListener("click", function () { fold(p, "c-none"); });
-        li.appendChild(bt);
+        li.appendChild(button("fold " + p, null, function () { fold(p, null); }));
         ul.appendChild(li);
       });
       info.appendChild(ul);
+      if (all.length > opened.length) info.appendChild(el("p", "and " + (all.length - opened.length) + " inside them", "hint"));
     }
   }
 
   // ---- search -------------------------------------------------------------------------------------
-  var paths = Object.keys(DATA.index);
+  var paths = [];
   var labels = [];
-  Object.keys(DATA.boxes).forEach(function (id) {
-    var d = DATA.boxes[id];
-    if (d.path && d.label) labels.push([d.label.toLowerCase(), d.path]);
-    if (d.path && d.text) labels.push([d.text.toLowerCase(), d.path]); // the op as the spec writes it
-  });
 
   function matches(q) {
     q = q.trim().toLowerCase();
@@ -360,8 +508,26 @@
   document.getElementById("fit").addEventListener("click", fit);
   document.getElementById("zoom-in").addEventListener("click", function () { zoom(1.25); });
   document.getElementById("zoom-out").addEventListener("click", function () { zoom(1 / 1.25); });
-  window.addEventListener("resize", fit);
+  window.addEventListener("resize", function () { if (state.svg) fit(); });
 
-  show(keyOf([]), null);
-  window.archspecPage = { show: show, open: open, fold: fold, go: go, state: state, data: DATA };
+  function start(data) {
+    DATA = data;
+    paths = Object.keys(DATA.index).sort(natural);
+    Object.keys(DATA.boxes).forEach(function (id) {
+      var d = DATA.boxes[id];
+      if (d.path && d.label) labels.push([d.label.toLowerCase(), d.path]);
+      if (d.path && d.text) labels.push([d.text.toLowerCase(), d.path]); // the op as the spec writes it
+    });
+    labels.sort(function (a, b) { return natural(a[1], b[1]); });
+    show(keyOf([]), null);
+    window.archspecPage = { show: show, open: open, fold: fold, go: go, fit: fit, state: state, data: DATA };
+  }
+
+  // the data is JSON, gzip-compressed and base64-encoded (archspec.view.packed)
+  var packedData = document.getElementById("archspec-data").textContent.trim();
+  var bytes = Uint8Array.from(atob(packedData), function (c) { return c.charCodeAt(0); });
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  new Response(stream).text().then(function (text) { start(JSON.parse(text)); }, function (e) {
+    canvas.textContent = "this page needs a browser with DecompressionStream (2023 or later): " + e;
+  });
 })();

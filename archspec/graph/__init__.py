@@ -1,0 +1,160 @@
+"""Expansion: a resolved Spec → OpGraph (archspec/ir.py), a networkx.DiGraph of primitive ops.
+
+Writes each node's :class:`~archspec.ir.Node` record (op, params, module path, YAML location,
+row, enclosing blocks, the op as written) and the graph's :class:`~archspec.ir.Network`
+(outputs, input, rows, block labels, ``init:`` tables). Edges carry ``slot``: the input position
+at the consumer. The package reads like the language reference:
+
+    tree.py      the node kinds of a network or block body, and what each holds
+    expander.py  the structure walk: one method per node kind
+    naming.py    module paths and node ids (docs/language.md, "Module names")
+    params.py    an op's arguments: defaults, the width multiplier, validation and its errors
+    blocks.py    a block instance's parameters; the ``init:`` tables
+    early.py     shapes worked out while expanding, for ``in``
+
+Multipliers (``scale:`` in the spec) act here. ``depth`` multiplies every written repeat count.
+``width`` multiplies the channel field of every op that has one (``Op.channels``), except ops
+marked ``fixed`` and the ops that decide a network output's channels: walking back from each
+output through ops without a channel field (archspec/graph/__init__.py, ``output_ops``).
+
+The expansion runs once. Two facts are known only at its end: the ops that decide the outputs'
+channels, and each block's number of instances (``block_count``). The ops whose arguments depend
+on them are kept (``Expander.written``) and worked out again at the end, in place. Where one of
+them decides structure instead (a repeat count, a condition, a block's argument), the expansion
+runs again with the fact known, as the language defines it (``_expand_in_passes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from archspec.errors import SpecError
+from archspec.graph.expander import Expander, Written
+from archspec.graph.naming import MAX_NODES
+from archspec.ir import INPUT, OpGraph
+from archspec.ops import REGISTRY
+from archspec.spec.resolve import Resolved
+
+__all__ = ["MAX_NODES", "Expander", "expand", "output_ops"]
+
+
+def output_ops(graph: OpGraph) -> frozenset[str]:
+    """Module paths of the ops that decide the channels of a network output.
+
+    Walking back from each output (logits, aux heads) through ops without a channel field
+    (activations, dropout, pools, flatten, merges), the first op with one is such an op.
+    """
+    found: set[str] = set()
+    todo = list(graph.net.outputs.values())
+    seen: set[str] = set()
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        record = graph.at(node)
+        if record.op == INPUT:
+            continue
+        if REGISTRY[record.op].channels is not None:
+            found.add(record.origin)
+        else:
+            todo.extend(graph.pred[node])
+    return frozenset(found)
+
+
+def expand(resolved: Resolved) -> OpGraph:
+    """The OpGraph of a resolved spec, expanded once (see the module's docstring)."""
+    width = resolved.spec.scale.width != 1
+    ex = Expander(resolved)
+    try:
+        graph = ex.run()
+        replayed = (
+            not (ex.forms.counted and ex.forms.structural[0])
+            and not (width and ex.forms.structural[1])
+            and _replay(ex, graph, width)
+        )
+    except SpecError:
+        if not (width or ex.forms.counted):
+            raise
+        return _expand_in_passes(resolved)  # the passes find the error the language defines (at width 1 first)
+    if replayed:
+        return graph
+    if not width:  # block_count decides structure: the first pass counted the instances
+        return _expand_counted(resolved, first=ex)
+    return _expand_in_passes(resolved)
+
+
+def _replay(ex: Expander, graph: OpGraph, width: bool) -> bool:
+    """Work out again the ops that read block_count or decide an output's channels; False where an
+    op's new parameters would change a shape that some ``in`` read."""
+    fixed = output_ops(graph) if width else frozenset()
+    if ex.forms.counted:
+        ex.forms.totals = dict(ex.instances)
+    for w in ex.written:
+        if w.ref.from_count or (w.scaled and w.path in fixed):
+            if not _rewrite(ex, w, w.path in fixed):
+                return False
+    return True
+
+
+def _rewrite(ex: Expander, w: Written, fixed: bool) -> bool:
+    ref = w.remake() if w.ref.from_count and w.remake is not None else w.ref
+    args, _ = ex.params.args(w.op, ref, w.scope.source, fixed=fixed)
+    params = ex.params.validate(w.op, args, ref.token_locs, ref.loc)
+    chain = ex.params.chain(w.op, params, ref.loc)
+    records = [ex.graph.at(node) for node in w.ids]
+    text = ex.params.short(w.op, params)
+    if chain is None:
+        news: list[tuple[str, Any, Any]] = [(w.op.name, params, None)]
+    else:
+        news = [(child_op, child_params, (w.op.name, params)) for _, child_op, child_params in chain]
+    if [n[0] for n in news] != [r.op for r in records]:
+        return False
+    memo = ex.early.memo
+    for node, record, (_, new, composite) in zip(w.ids, records, news, strict=True):
+        record.params, record.text, record.composite = new, text, composite
+        if node in memo:  # some `in` read this node's shape: it must not change
+            shape = ex.early.shape_of(node, [memo[p] for p in ex.graph.inputs_of(node)])
+            if shape != memo[node]:
+                return False
+    if w.unit is not None:
+        ex.units[w.unit] = replace(ex.units[w.unit], label=text)
+    return True
+
+
+def _expand_counted(resolved: Resolved, first: Expander | None = None, **options: Any) -> OpGraph:
+    """Expand once (or take ``first``, a finished expansion); again when ``block_count`` was used,
+    now with every block's number of instances.
+
+    The first expansion counts the instances (block_count is provisional there); the second
+    must make as many, else the count would depend on itself: a located error."""
+    if first is None:
+        first = Expander(resolved, **options)
+        graph = first.run()
+    else:
+        graph = first.graph
+    if not first.forms.counted:
+        return graph
+    second = Expander(resolved, totals=dict(first.instances), **options)
+    graph = second.run()
+    if second.instances != first.instances:
+        name = next(
+            n for n in sorted(set(first.instances) | set(second.instances)) if first.instances.get(n) != second.instances.get(n)
+        )
+        raise SpecError(
+            f"the number of instances of block {name!r} depends on $block_count",
+            second.first_use.get(name) or first.first_use[name],
+            code="param",
+            hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are",
+        )
+    return graph
+
+
+def _expand_in_passes(resolved: Resolved) -> OpGraph:
+    """The language's definition, pass by pass: at width 1 first to find the output ops, then scaled
+    with them fixed; each pass twice where block_count is read."""
+    if resolved.spec.scale.width == 1:
+        return _expand_counted(resolved)
+    fixed = output_ops(_expand_counted(resolved, scale_width=False))
+    return _expand_counted(resolved, fixed_paths=fixed)

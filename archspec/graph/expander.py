@@ -1,0 +1,342 @@
+"""The structure walk: each node kind of archspec/graph/tree.py expanded into primitive ops.
+
+``node`` first unrolls a written repeat count and opens a report row for a container written
+among the rows, then dispatches on the node's kind to the method of that name (``short``,
+``seq``, ``named``, ``chain``, ``concat``, ``residual``, ``gate``, ``cond``, ``op``, ``block``).
+Every method takes the node, its YAML path, the scope (block environment), ``x`` (the node id it
+is applied to), the name prefix, and its name or index, and returns the node id of its output.
+Naming lives in naming.py, writing nodes in writer.py, an op's parameters in params.py, written
+values (long forms, repeat counts, conditions) in reading.py, block environments in blocks.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import BaseModel
+
+from archspec.errors import SpecError, did_you_mean
+from archspec.graph.blocks import block_env, check_used, init_tables
+from archspec.graph.early import EarlyShapes
+from archspec.graph.naming import group_label, is_group, join
+from archspec.graph.params import OpParams
+from archspec.graph.reading import Reader
+from archspec.graph.tree import check_names, kind_of
+from archspec.graph.writer import Writer
+from archspec.ir import Network, OpGraph, Unit
+from archspec.ops import REGISTRY
+from archspec.ops.registry import Op
+from archspec.spec.load import YamlPath
+from archspec.spec.model import BlockRef, ChainNode, ConcatNode, GateNode, IfNode, OpLong, ResidualNode, name_of_copy
+from archspec.spec.resolve import Resolved
+from archspec.spec.shortform import Ref, Scope, ShortForms, referenced_params
+
+Remake = Callable[[], Ref]  # parses an op again (with the real block_count)
+
+
+@dataclass
+class Written:
+    """An op as added, kept so that its parameters can be worked out again (archspec/graph/__init__.py)."""
+
+    op: Op
+    ref: Ref
+    remake: Remake | None
+    path: str
+    scope: Scope
+    ids: list[str]
+    scaled: bool  # the width multiplier changed its arguments
+    unit: int | None = None  # its report row, when it is one
+
+
+def _seg(name: str | None, index: int | None) -> str | None:
+    return name if name is not None else (str(index) if index is not None else None)
+
+
+@dataclass
+class Expander:
+    """One expansion of a resolved spec (archspec/graph/__init__.py runs it)."""
+
+    resolved: Resolved
+    scale_width: bool = True  # False for a first pass that finds the output ops
+    fixed_paths: frozenset[str] = frozenset()  # ops whose channels the width multiplier leaves alone
+    totals: dict[str, int] | None = None  # block name → instances, when known before (block_count)
+    graph: OpGraph = field(default_factory=OpGraph)
+    units: list[Unit] = field(default_factory=list)
+    outputs_by_path: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, int] = field(default_factory=dict)  # block name → instances expanded so far
+    first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
+    written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
+
+    def __post_init__(self) -> None:
+        self.params = OpParams(self.resolved, self.scale_width)
+        self.out = Writer(self.graph, self.params)
+        self.early = EarlyShapes(self.graph, self.resolved.spec.input)
+        self.forms = ShortForms(self.resolved, self.totals, self.early.channels)
+        self.read = Reader(self.resolved, self.forms)
+
+    # ---- entry -------------------------------------------------------------------------------
+    def run(self) -> OpGraph:
+        spec, source = self.resolved.spec, self.resolved.source
+        x = self.out.input(source.loc(("input", "size")))
+        outputs = {"logits": self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")}
+        for name, aux in spec.aux.items():
+            yp = ("aux", name)
+            tap = self.outputs_by_path.get(aux.tap)
+            if tap is None:
+                hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
+                raise SpecError(
+                    f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)), code="name", hint=hint
+                )
+            self.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
+            before = len(self.graph)
+            outputs[name] = self.node(aux.head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
+            self.out.schedule_after(tap, list(self.graph)[before:])
+            self.units[-1] = replace(self.units[-1], output=outputs[name])
+        self.graph.net = Network(
+            name=spec.name,
+            file=source.file,
+            input=spec.input,
+            outputs=outputs,
+            aux_weights={n: a.weight for n, a in spec.aux.items()},
+            units=self.units,
+            block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
+            init=init_tables(self.resolved),
+        )
+        return self.graph
+
+    # ---- structure -----------------------------------------------------------------------------
+    def node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool = False
+    ) -> str:
+        """Expand one node applied to x; return the node id of its output.
+
+        A node with a written repeat count (``op * N``, ``repeat: N``) is the list of its N copies
+        standing where the node stands: named (or a numbered branch), its copies are numbered under
+        that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
+        A chain's members pass ``once``: there the copies take consecutive indices of the chain.
+        """
+        if not once and isinstance(node, (str, BlockRef, ChainNode)):
+            written = self.read.written_repeat(node, yp, scope, x)
+            if written is not None:
+                path = join(prefix, _seg(name, index))
+                pattern = None if isinstance(node, str) else node.names
+                for i in range(written):
+                    x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
+                return x
+        chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
+        if scope.unit is None and (is_group(node, name) or chain_copy):  # a chain's copy is a row, named or not
+            unit = join(prefix, _seg(name, index))
+            out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
+            self.units.append(Unit(unit, group_label(node), "group", scope.source.loc(yp), out))
+            self.outputs_by_path.setdefault(unit, out)
+            return out
+        method: Callable[..., str] = getattr(self, kind_of(node))
+        return method(node, yp, scope, x, prefix, name, index, once)
+
+    def short(
+        self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        ref = self.forms.parse(node, yp, scope, x)
+        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
+
+    def seq(
+        self, node: list[Any], yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        return self.members(node, yp, scope, x, join(prefix, name))
+
+    def named(
+        self,
+        node: dict[str, Any],
+        yp: YamlPath,
+        scope: Scope,
+        x: str,
+        prefix: str,
+        name: str | None,
+        index: int | None,
+        once: bool,
+    ) -> str:
+        ((key, value),) = node.items()
+        return self.node(value, yp + (key,), scope, x, prefix, key, None)
+
+    def chain(
+        self, node: ChainNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        # a copy of a repeated chain is named like a block instance (by its index), so copies never clash
+        copy = once and "repeat" in node.model_fields_set
+        return self.members(node.chain, yp + ("chain",), scope, x, join(prefix, _seg(name, index) if copy else name))
+
+    def members(self, members: Any, yp: YamlPath, scope: Scope, x: str, prefix: str) -> str:
+        """A chain: each member applied to the previous one's output."""
+        if isinstance(members, dict):
+            for key, member in members.items():
+                x = self.node(member, yp + (key,), scope, x, prefix, str(key), None)
+            return x
+        index = 0
+        for i, member in enumerate(members):
+            myp = yp + (i,)
+            if isinstance(member, dict) and len(member) == 1 and not isinstance(member, BaseModel):
+                ((name, value),) = member.items()
+                x = self.node(value, myp + (name,), scope, x, prefix, name, None)
+                index += 1
+                continue
+            repeat = self.read.repeat_of(member, myp, scope, x)
+            pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            for k in range(repeat):
+                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
+                index += 1
+        return x
+
+    def concat(
+        self, node: ConcatNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        prefix = join(prefix, name)
+        branches, cyp = node.concat, yp + ("concat",)
+        if isinstance(branches, dict):
+            outs = [self.node(branch, cyp + (key,), scope, x, prefix, str(key), None) for key, branch in branches.items()]
+        else:
+            outs = [self.node(branch, cyp + (i,), scope, x, prefix, None, i) for i, branch in enumerate(branches)]
+        if len(outs) == 1:
+            return outs[0]
+        loc = scope.source.loc(yp + ("concat",), key=True)
+        return self.out.add("concat", REGISTRY["concat"].Params(), join(prefix, "concat"), loc, outs, scope)
+
+    def residual(
+        self, node: ResidualNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        prefix = join(prefix, name)
+        r, ryp = node.residual, yp + ("residual",)
+        body = self.node(r.body, ryp + ("body",), scope, x, prefix, None, None)
+        short = x if r.shortcut is None else self.node(r.shortcut, ryp + ("shortcut",), scope, x, prefix, None, None)
+        scale = self.read.structural(r.scale, ryp + ("scale",), scope, x)
+        params = self.params.validate(
+            REGISTRY["add"], {"scale": scale}, {"scale": scope.source.loc(ryp + ("scale",))}, scope.source.loc(ryp)
+        )
+        out = self.out.add("add", params, join(prefix, "add"), scope.source.loc(ryp, key=True), [short, body], scope)
+        if r.then is None:
+            return out
+        then, typ = r.then, ryp + ("then",)
+        ref = self.forms.parse(then, typ, scope, out)
+        if ref.name not in REGISTRY:
+            self.forms.unknown(ref.name, ref.loc)
+        if not ref.repeated:
+            return self.reference(ref, typ, scope, out, prefix, "act", lambda: self.forms.reparse(then, typ, scope, out))
+        add = out
+        for i in range(ref.repeat):  # 'then: relu * 2': act.0, act.1, as every named repeat
+            out = self.reference(
+                ref, typ, scope, out, join(prefix, "act"), str(i), lambda: self.forms.reparse(then, typ, scope, add)
+            )
+        return out
+
+    def gate(
+        self, node: GateNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        """x · gate(x): the gate's ops sit under the gate's own path (timm's ``se.fc1``)."""
+        path = join(prefix, _seg(name, index))  # a module of its own in the references: named like an op
+        g = self.node(node.gate, yp + ("gate",), scope, x, path, None, None)
+        return self.out.add(
+            "mul", REGISTRY["mul"].Params(), join(path, "mul"), scope.source.loc(yp + ("gate",), key=True), [x, g], scope
+        )
+
+    def cond(
+        self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        """Transparent: the chosen node stands where the if stands, with its name or index."""
+        cond = self.read.condition(node, yp, scope, x)
+        chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
+        skipped = node.otherwise if cond else node.then
+        if skipped is not None:
+            # the branch not taken is still language: the ops and blocks it names must exist
+            check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
+            if scope.used is not None:
+                # a parameter written in the branch not taken is used: a block's optional parts need their
+                # parameters whether or not this instance has them
+                scope.used |= referenced_params(skipped)
+        if chosen is None:
+            return x
+        return self.node(chosen, yp + (key,), scope, x, prefix, name, index)
+
+    def op(
+        self, node: OpLong, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        ref = self.read.long_op(node, yp, scope, x)
+        if node.op not in REGISTRY:
+            self.forms.unknown(node.op, scope.source.loc(yp + ("op",)))
+        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.read.long_op(node, yp, scope, x))
+
+    def block(
+        self, node: BlockRef, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        return self.reference(self.read.long_block(node, yp, scope, x), yp, scope, x, prefix, _seg(name, index), None)
+
+    # ---- ops and blocks ----------------------------------------------------------------------
+    def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
+        path = join(prefix, seg)
+        if ref.name in REGISTRY:
+            return self.apply_op(REGISTRY[ref.name], ref, scope, x, path, remake)
+        entry = self.resolved.blocks.get(ref.name)
+        if entry is None:
+            self.forms.unknown(ref.name, ref.loc)
+        assert entry is not None
+        if any(b == ref.name for b, _ in scope.blocks):
+            raise SpecError(
+                f"block {ref.name!r} uses itself",
+                ref.loc,
+                code="name",
+                hint="a block cannot contain itself, directly or through other blocks",
+            )
+        env = block_env(entry, ref)
+        index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
+        self.instances[ref.name] = index + 1
+        self.first_use.setdefault(ref.name, ref.loc)
+        blocks = scope.blocks + ((ref.name, path),)
+        inner = Scope(
+            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env)
+        )  # from `in`: not scaled again
+        definition = entry.definition
+        body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
+        out = self.node(definition.body, body_yp, inner, x, path, None, None)
+        check_used(entry, ref, inner.used)
+        if scope.unit is None:
+            self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name, dict(env)))
+        self.outputs_by_path.setdefault(path, out)
+        return out
+
+    def apply_op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str, remake: Remake | None) -> str:
+        """Add the op (expanding composites); return its output node."""
+        if not op.standalone:
+            raise SpecError(
+                f"{op.name!r} cannot stand alone: it merges branches",
+                ref.loc,
+                code="bad-op-args",
+                hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
+            )
+        inner = replace(scope, unit=scope.unit or path)
+        args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
+        params = self.params.validate(op, args, ref.token_locs, ref.loc)
+        chain = self.params.chain(op, params, ref.loc)
+        if chain is None:
+            ids = [self.out.add(op.name, params, path, ref.loc, [x], inner)]
+        else:
+            text, ids = self.params.short(op, params), []
+            for child, child_op, child_params in chain:
+                ids.append(
+                    self.out.add(
+                        child_op,
+                        child_params,
+                        join(path, child),
+                        ref.loc,
+                        [ids[-1] if ids else x],
+                        inner,
+                        text,
+                        (op.name, params),
+                    )
+                )
+        unit = len(self.units) if scope.unit is None else None
+        if ref.from_count or scaled:
+            self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))
+        if unit is not None:
+            self.units.append(Unit(path, self.params.short(op, params), "op", ref.loc, ids[-1]))
+        self.outputs_by_path.setdefault(path, ids[-1])
+        return ids[-1]

@@ -1,0 +1,105 @@
+"""Naming: module paths and node ids (docs/language.md, "Module names").
+
+An op or a block instance is named by its key when it has one (``name: op`` or a mapping of
+branches), else by its index in the enclosing list. Containers (chains, concats, residuals) add a
+segment only when named, so a block's branches sit directly under the block
+(``features.6.branch1.0``) as in timm and torchvision. A module with state owns its path: two
+modules may not share one, and a module may not also be the container of others.
+
+A node id is the path with ``_`` for ``.`` (the op's name for the root), made unique with a
+suffix ``_2``, ``_3``, …; the search for a free suffix resumes where the last one stopped, so
+n nodes with one path cost O(n) lookups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec.errors import Loc, SpecError
+from archspec.spec.model import ChainNode, ConcatNode, GateNode, ResidualNode
+
+MAX_NODES = 200_000
+
+
+def join(prefix: str, seg: str | None) -> str:
+    """``prefix.seg``; the prefix alone without a segment, the segment alone at the root."""
+    if seg is None:
+        return prefix
+    return f"{prefix}.{seg}" if prefix else seg
+
+
+class Names:
+    """The module paths and node ids given out so far in one expansion."""
+
+    def __init__(self) -> None:
+        self._module_paths: dict[str, Loc] = {}
+        self._containers: set[str] = set()  # proper prefixes of module paths
+        self._ids: set[str] = set()
+        self._next_suffix: dict[str, int] = {}  # id base → last suffix tried
+
+    def claim_module(self, path: str, loc: Loc) -> None:
+        """Give ``path`` to a module with state, or raise the located ``name`` error."""
+        if path in self._module_paths or not path:
+            first = self._module_paths.get(path)
+            where = f" (also at {first})" if first else ""
+            raise SpecError(
+                f"two modules would be named {path or '<root>'!r}{where}",
+                loc,
+                code="name",
+                hint="give the ops or branches distinct names (name: op)",
+            )
+        # a module cannot also be the container of others (unnamed nested lists restart at 0)
+        parts = path.split(".")
+        above = [".".join(parts[:i]) for i in range(1, len(parts))]
+        clash = next((q for q in above if q in self._module_paths), None)
+        if clash is None and path in self._containers:
+            clash = next(q for q in self._module_paths if q.startswith(path + "."))
+        if clash is not None:
+            raise SpecError(
+                f"module {path!r} would clash with module {clash!r} (at {self._module_paths[clash]})",
+                loc,
+                code="name",
+                hint="name the nested list or branch (name: [...]) so its ops get their own prefix",
+            )
+        self._module_paths[path] = loc
+        self._containers.update(above)
+
+    def reserve(self, node_id: str) -> None:
+        self._ids.add(node_id)
+
+    def new_id(self, path: str, op: str, loc: Loc) -> str:
+        """A fresh node id for an op at ``path``."""
+        base = (path or op).replace(".", "_")  # path segments are identifiers or indices
+        node_id, n = base, self._next_suffix.get(base, 1)  # resume where the last search stopped: linear
+        if n > 1:
+            node_id = f"{base}_{n}"
+        while node_id in self._ids:
+            n += 1
+            node_id = f"{base}_{n}"
+        self._next_suffix[base] = n
+        self._ids.add(node_id)
+        if len(self._ids) > MAX_NODES:
+            raise SpecError(f"the network expands to more than {MAX_NODES} ops", loc, code="limit")
+        return node_id
+
+
+def is_group(node: Any, name: str | None) -> bool:
+    """Merges are one row wherever they stand; an op list only when unnamed (a named one is a section)."""
+    return isinstance(node, (ConcatNode, ResidualNode, GateNode)) or (name is None and isinstance(node, (list, ChainNode)))
+
+
+def group_label(node: Any) -> str:
+    """The report's label of a container written in place among the rows."""
+    if isinstance(node, ConcatNode):
+        return f"concat of {len(node.concat)} branches"
+    if isinstance(node, ResidualNode):
+        return "residual"
+    if isinstance(node, GateNode):
+        return "gate"
+    members = node.chain if isinstance(node, ChainNode) else node
+    texts = []
+    for m in members.values() if isinstance(members, dict) else members:
+        if isinstance(m, dict) and len(m) == 1:
+            m = next(iter(m.values()))
+        texts.append(m.split()[0] if isinstance(m, str) else "…")
+    return " → ".join(texts)

@@ -1,0 +1,114 @@
+"""An op's parameters: defaults, the width multiplier, validation (cached) and its error mapping.
+
+``args`` lays the spec's ``defaults:`` under the arguments written, then applies the width
+multiplier (``scale.width``) to the op's channel field (``Op.channels``) unless the op is
+``fixed``, decides a network output's channels (``fixed_paths``), or took the value from ``in``
+(already scaled). ``validate`` turns arguments into the op's frozen pydantic model: equal
+arguments share one model, so a composite's primitive chain and its short form are worked out
+once per distinct op (a zoo network writes a few dozen distinct convs hundreds of times).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.ops import REGISTRY
+from archspec.ops.registry import Op
+from archspec.spec.load import Source
+from archspec.spec.resolve import Resolved
+from archspec.spec.shortform import Ref
+
+Chain = list[tuple[str, str, Any]]  # a composite's primitives: (child name, op, params)
+
+
+class OpParams:
+    """Validated op parameters of one expansion, and the caches that make them cheap."""
+
+    def __init__(self, resolved: Resolved, scale_width: bool = True) -> None:
+        self.resolved = resolved
+        self.scale_width = scale_width and resolved.spec.scale.width != 1
+        self._params: dict[tuple[str, str], BaseModel] = {}  # validated params by (op, repr of the arguments)
+        self._chains: dict[tuple[str, int], tuple[Any, Chain | None]] = {}  # (op, id of params) → (params, chain)
+        self._shorts: dict[tuple[str, int], tuple[Any, str]] = {}  # (op, id of params) → (params, short form)
+
+    def scaled(self, op: Op, ref: Ref, args: dict[str, Any]) -> bool:
+        """Whether the width multiplier changes this op's arguments (before ``fixed_paths``)."""
+        field_name = op.channels
+        return (
+            self.scale_width
+            and field_name is not None
+            and not ref.fixed
+            and isinstance(args.get(field_name), int)
+            and field_name not in ref.from_input  # computed from `in`, the already scaled input channels
+        )
+
+    def args(self, op: Op, ref: Ref, source: Source, fixed: bool = False) -> tuple[dict[str, Any], bool]:
+        """The op's arguments: defaults, then the spec's, then the width multiplier (not when ``fixed``);
+        and whether the multiplier changed them."""
+        args = {**self.resolved.defaults(op.name, source), **ref.args}
+        if fixed or not self.scaled(op, ref, args):
+            return args, False
+        field_name = op.channels
+        assert field_name is not None
+        old = args[field_name]
+        args[field_name] = self.resolved.spec.scale.channels(old)
+        if args.get("groups") == old:  # depthwise stays depthwise
+            args["groups"] = args[field_name]
+        return args, True
+
+    def validate(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
+        key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
+        cached = self._params.get(key)
+        if cached is not None:  # params are frozen models: equal arguments can share one
+            return cached
+        try:
+            params = op.Params.model_validate(args)
+        except ValidationError as e:
+            raise params_error(op, e, token_locs, loc) from None
+        self._params[key] = params
+        return params
+
+    def chain(self, op: Op, params: Any, loc: Loc) -> Chain | None:
+        """A composite op's primitive chain with validated params; None for a primitive op."""
+        key = (op.name, id(params))
+        hit = self._chains.get(key)
+        if hit is not None and hit[0] is params:
+            return hit[1]
+        chain = op.expand(params)
+        if chain is not None:
+            chain = [
+                (child, child_op, self.validate(REGISTRY[child_op], child_args, {}, loc)) for child, child_op, child_args in chain
+            ]
+        self._chains[key] = (params, chain)
+        return chain
+
+    def short(self, op: Op, params: Any) -> str:
+        """The op's short form, as written back (``conv 96 3x3 s2``)."""
+        key = (op.name, id(params))
+        hit = self._shorts.get(key)
+        if hit is None or hit[0] is not params:
+            hit = self._shorts[key] = (params, op.short(params))
+        return hit[1]
+
+
+def params_error(op: Op, e: ValidationError, token_locs: dict[str, Loc], loc: Loc) -> SpecError:
+    """pydantic's first complaint about an op's arguments, as a SpecError at the token it is about."""
+    err = e.errors(include_url=False)[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    where = token_locs.get(field, loc)
+    if err["type"] == "extra_forbidden":
+        fields = list(op.Params.model_fields) + list(op.flags)
+        hint = did_you_mean(field, fields) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
+        return SpecError(f"{op.name} has no option {field!r}", where, code="bad-op-args", hint=hint)
+    if err["type"] == "missing":
+        return SpecError(
+            f"{op.name} needs {field!r}",
+            loc,
+            code="bad-op-args",
+            hint=f"short form: {op.short_form}" if op.short_form else None,
+        )
+    msg = err["msg"].removeprefix("Value error, ")
+    return SpecError(f"{op.name} {field}: {msg}", where, code="bad-op-args")

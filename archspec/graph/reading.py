@@ -1,0 +1,96 @@
+"""Reading what a node writes: the long forms of ops and blocks, repeat counts, conditions.
+
+The short-form reader (archspec/spec/shortform.py) reads ``conv 64 3x3 s2``; this module reads the
+same facts written as mappings (``{op: conv, out: 64}``, ``{block: b, params: {...}, repeat: N}``,
+``if: ...``), each value with its ``$params`` and ``${...}`` filled in at the node's input ``x``. A
+value that decides structure (a repeat count, a condition, a block's argument) is read through
+``structural``, so that the expansion knows whether ``block_count`` or ``in`` decided it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec.errors import SpecError
+from archspec.spec.load import YamlPath
+from archspec.spec.model import BlockRef, ChainNode, IfNode, OpLong
+from archspec.spec.resolve import Resolved
+from archspec.spec.shortform import Ref, Scope, ShortForms, mentions_input, referenced_params
+
+
+def _from_input(values: dict[str, Any], scope: Scope) -> frozenset[str]:
+    """The keys whose values are computed from `in` (directly, or through a $param computed from it)."""
+    return frozenset(
+        k for k, v in values.items() if isinstance(v, str) and (mentions_input(v) or referenced_params(v) & scope.from_input)
+    )
+
+
+class Reader:
+    """Reads the written values of nodes for one expansion."""
+
+    def __init__(self, resolved: Resolved, forms: ShortForms) -> None:
+        self.resolved = resolved
+        self.forms = forms
+
+    def structural(self, value: Any, yp: YamlPath, scope: Scope, x: str) -> Any:
+        """A value that decides structure (a repeat count, a condition, a block's argument)."""
+        before = (self.forms.reads[0], self.forms.reads[1])
+        value = self.forms.subst_value(value, yp, scope, x)
+        self.forms.mark_structural(before)
+        return value
+
+    def written_repeat(self, node: str | BlockRef | ChainNode, yp: YamlPath, scope: Scope, x: str) -> int | None:
+        """The repeat count of a short form, block reference or chain, or None where none was written."""
+        if isinstance(node, str):
+            ref = self.forms.parse(node, yp, scope, x)
+            return ref.repeat if ref.repeated else None
+        return self.repeat_of(node, yp, scope, x) if "repeat" in node.model_fields_set else None
+
+    def repeat_of(self, member: Any, yp: YamlPath, scope: Scope, x: str) -> int:
+        """How many times a member of a list stands in a row (1 for nodes that cannot repeat)."""
+        if isinstance(member, str):
+            return self.forms.parse(member, yp, scope, x).repeat
+        if not isinstance(member, (BlockRef, ChainNode)):
+            return 1
+        loc = scope.source.loc(yp + ("repeat",))
+        count = self.forms.check_repeat(self.structural(member.repeat, yp + ("repeat",), scope, x), loc)
+        if "repeat" not in member.model_fields_set:
+            return count
+        return self.forms.check_repeat(self.resolved.spec.scale.repeats(count), loc)
+
+    def condition(self, node: IfNode, yp: YamlPath, scope: Scope, x: str) -> bool:
+        cond = self.structural(node.cond, yp + ("if",), scope, x)
+        if not isinstance(cond, bool):
+            raise SpecError(
+                f"'if' needs true or false, got {cond!r}",
+                scope.source.loc(yp + ("if",)),
+                code="param",
+                hint="pass the block parameter as true or false, e.g. projection=true",
+            )
+        return cond
+
+    def long_op(self, node: OpLong, yp: YamlPath, scope: Scope, x: str) -> Ref:
+        """``{op: NAME, key: value, ...}`` as a Ref, the arguments located at their keys."""
+        raw = dict(node.model_extra or {})
+        fixed = raw.pop("fixed", False)
+        if not isinstance(fixed, bool):
+            raise SpecError(
+                f"'fixed' must be true or false, got {fixed!r}", scope.source.loc(yp + ("fixed",)), code="bad-op-args"
+            )
+        counts = self.forms.reads[0]
+        args = {k: self.forms.subst_value(v, yp + (k,), scope, x) for k, v in raw.items()}
+        locs = {k: scope.source.loc(yp + (k,), key=True) for k in raw}
+        loc = scope.source.loc(yp)
+        return Ref(
+            node.op, args, locs, 1, loc, fixed, from_input=_from_input(raw, scope), from_count=self.forms.reads[0] != counts
+        )
+
+    def long_block(self, node: BlockRef, yp: YamlPath, scope: Scope, x: str) -> Ref:
+        """``{block: NAME, params: {...}, repeat: N}`` as a Ref."""
+        params = {k: self.structural(v, yp + ("params", k), scope, x) for k, v in node.params.items()}
+        locs = {k: scope.source.loc(yp + ("params", k), key=True) for k in params}
+        loc = scope.source.loc(yp + ("block",))
+        ref = Ref(node.block, params, locs, self.repeat_of(node, yp, scope, x), loc, from_input=_from_input(node.params, scope))
+        if node.block not in self.resolved.blocks:
+            self.forms.unknown(node.block, loc)
+        return ref

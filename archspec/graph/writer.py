@@ -1,0 +1,73 @@
+"""Writing primitive nodes into the OpGraph: the node's record, its id, its input edges.
+
+Each node gets its :class:`~archspec.ir.Node` record, a fresh id (naming.py) and one edge per
+input carrying ``slot``, the input's position. A module with state claims its path first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec.errors import Loc
+from archspec.graph.naming import Names
+from archspec.graph.params import OpParams
+from archspec.ir import INPUT, Node, OpGraph
+from archspec.ops import REGISTRY
+from archspec.spec.shortform import Scope
+
+
+class Writer:
+    """Adds nodes to one expansion's graph, in spec order (``Node.order``)."""
+
+    def __init__(self, graph: OpGraph, params: OpParams) -> None:
+        self.graph = graph
+        self.params = params
+        self.names = Names()
+        self.order = 0
+
+    def input(self, loc: Loc) -> str:
+        """The node standing for the network's input."""
+        self.names.reserve(INPUT)
+        self.graph.put(INPUT, Node(INPUT, None, "", loc, INPUT, (), 0, "", "input"))
+        return INPUT
+
+    def add(
+        self,
+        op: str,
+        params: Any,
+        path: str,
+        loc: Loc,
+        inputs: list[str],
+        scope: Scope,
+        text: str | None = None,
+        composite: tuple[str, Any] | None = None,
+    ) -> str:
+        """Add a primitive node; ``text`` is the op as the spec wrote it (a composite's short form) and
+        ``composite`` (op name, params) the composite op it was expanded from, if any."""
+        entry = REGISTRY[op]
+        if entry.stateful:
+            self.names.claim_module(path, loc)
+        node_id = self.names.new_id(path, op, loc)
+        self.order += 1
+        origin = path.rpartition(".")[0] if composite is not None else path  # a composite's children: path.child
+        text = text or self.params.short(entry, params)
+        record = Node(op, params, path, loc, scope.unit or path, scope.blocks, self.order, origin, text, composite)
+        self.graph.put(node_id, record)
+        seen: set[str] = set()
+        for slot, src in enumerate(inputs):
+            if src in seen:
+                # a DiGraph holds one edge per pair: an input read twice (a residual with an empty
+                # body, a concat of two empty branches) is read the second time through an identity
+                src = self.add("identity", REGISTRY["identity"].Params(), path, loc, [src], scope)
+            seen.add(src)
+            self.graph.add_edge(src, node_id, slot=slot)
+        return node_id
+
+    def schedule_after(self, tap: str, head: list[str]) -> None:
+        """Order an aux head right after the node it taps, as hand-written networks compute it
+        (torchvision's GoogLeNet and Inception-v3): the stable topological order then runs the
+        head before the main path goes on, so dropout draws random numbers in the same order."""
+        at = self.graph.at
+        base = at(tap).order
+        for k, node in enumerate(sorted(head, key=lambda n: at(n).order), start=1):
+            at(node).order = base + k / (len(head) + 1)

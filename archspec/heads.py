@@ -1,0 +1,173 @@
+"""A network's classifier, found in its IR, and the overrides that give it another number of classes.
+
+timm's ``num_classes=`` and ``in_chans=`` mean: the same network with a head of N outputs (0: no
+classifier, the pooled features come out) and an input of N channels. Both are spec overrides here,
+so that the built module, its report and a saved spec all say the same thing:
+
+- ``input.channels`` is an ordinary key; the first conv follows, as every shape does.
+- the classifier of each output (the logits and every aux head) is the last ``linear`` on the path
+  to it, past ops that hold no weights and keep the classes (dropout, flatten, identity). Its
+  override key is its spec path (``network.fc``, ``network.classifier.3``, ``aux.aux1.head.fc2``);
+  the value is the same op written with the new size (``linear 10``, ``no_bias`` kept), or
+  ``identity`` for 0 classes.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from archspec.errors import Loc, SpecError
+from archspec.ir import OpGraph
+
+# ops between the classifier and the output that keep its size and hold no weights
+PASSTHROUGH = frozenset({"dropout", "flatten", "identity", "drop_path"})
+MAX_CLASSES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Head:
+    """The classifier of one output: its node, override key, spec text, and the dropout before it."""
+
+    output: str  # "logits" or an aux head's name
+    node: str
+    key: str  # the override key of the classifier op
+    out: int  # its size now
+    dropout_key: str | None  # the override key of a dropout right before it (after the pool)
+    dropout_node: str | None
+
+
+def _key(graph: OpGraph, output: str, node: str) -> str:
+    origin = graph.at(node).origin
+    if output == "logits":
+        return "network." + origin
+    return f"aux.{output}.head." + origin.removeprefix(output + ".")
+
+
+def _dropout_before(graph: OpGraph, node: str) -> str | None:
+    """A dropout feeding ``node`` directly or through ops that hold no weights (flatten)."""
+    seen = node
+    for _ in range(4):
+        preds = list(graph.predecessors(seen))
+        if len(preds) != 1:
+            return None
+        seen = preds[0]
+        op = graph.at(seen).op
+        if op == "dropout":
+            return seen
+        if op not in PASSTHROUGH:
+            return None
+    return None
+
+
+def heads(graph: OpGraph) -> list[Head]:
+    """The classifier of every output whose last weighted op is a ``linear``, outputs in order."""
+    found = []
+    for output, node in graph.net.outputs.items():
+        seen = node
+        while graph.at(seen).op in PASSTHROUGH and len(list(graph.predecessors(seen))) == 1:
+            seen = next(iter(graph.predecessors(seen)))
+        record = graph.at(seen)
+        if record.op != "linear" or record.composite is not None or record.params is None:
+            continue
+        if getattr(record.params, "per_pixel", False):
+            continue
+        drop = _dropout_before(graph, seen)
+        found.append(
+            Head(
+                output,
+                seen,
+                _key(graph, output, seen),
+                int(cast(Any, record.params).out),
+                None if drop is None else _key(graph, output, drop),
+                drop,
+            )
+        )
+    return found
+
+
+def _linear_text(graph: OpGraph, node: str, classes: int) -> str:
+    from archspec.ops.registry import REGISTRY
+
+    record = graph.at(node)
+    assert record.params is not None
+    if classes == 0:
+        return "identity"
+    return REGISTRY["linear"].short(record.params.model_copy(update={"out": classes}))
+
+
+def check_classes(value: Any, what: str = "num_classes") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CLASSES:
+        raise SpecError(
+            f"{what} must be a whole number from 0 to {MAX_CLASSES}, got {value!r}",
+            Loc(what, 0, 0),
+            code="override",
+            hint="0 removes the classifier (the pooled features come out), as timm's num_classes=0 does",
+        )
+    return value
+
+
+def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: int, *, aux: bool = True) -> dict[str, Any]:
+    """``overrides`` plus what sets every classifier (and, with ``aux``, the aux heads') to
+    ``num_classes`` outputs. A SpecError names the network when it has no ``linear`` classifier."""
+    from archspec.api import analyze
+
+    check_classes(num_classes)
+    graph, report = analyze(spec, overrides)
+    found = heads(graph)
+    merged = dict(overrides or {})
+    if not any(h.output == "logits" for h in found):
+        raise SpecError(
+            f"{report.name}: cannot set the number of classes: its output is not computed by a `linear` classifier",
+            Loc(report.file or report.name, 0, 0),
+            code="override",
+            hint="set the last layer with --set (e.g. --set network.fc='linear 10')",
+        )
+    changes = [
+        (h.key, _linear_text(graph, h.node, num_classes), graph.at(h.node).path) for h in found if h.output == "logits" or aux
+    ]
+    return _apply(spec, merged, changes, report.name)
+
+
+def _paths(spec: Any, overrides: dict[str, Any]) -> set[str]:
+    from archspec.api import analyze
+
+    graph, _ = analyze(spec, overrides)
+    return {record.path for _, record in graph.records()}
+
+
+def _apply(spec: Any, overrides: dict[str, Any], changes: list[tuple[str, Any, str]], name: str) -> dict[str, Any]:
+    """``overrides`` plus each (key, value) of ``changes``, the op keeping its module path. An item of a
+    list named by its module name (``- fc: linear 1000``) keeps its name only when the value names it
+    again: where the path is gone after the plain value, the value is written ``{name: value}``."""
+    merged = dict(overrides)
+    for key, value, _ in changes:
+        merged[key] = value
+    paths = _paths(spec, merged)
+    moved = [(key, value, path) for key, value, path in changes if path not in paths and value != "identity"]
+    for key, value, path in moved:
+        merged[key] = {path.rpartition(".")[2]: value}
+    if moved and any(path not in _paths(spec, merged) for _, _, path in moved):
+        raise SpecError(
+            f"{name}: cannot resize its classifier without renaming it",
+            Loc(name, 0, 0),
+            code="override",
+            hint="set the last layer with --set",
+        )
+    return merged
+
+
+def dropout_overrides(spec: Any, overrides: Mapping[str, Any] | None, rate: float) -> tuple[dict[str, Any], bool]:
+    """``overrides`` plus the rate of the dropout right before the main classifier; and whether the
+    network has one (timm applies ``drop_rate`` there; where the spec has none the caller adds it)."""
+    from archspec.api import analyze
+
+    graph, report = analyze(spec, overrides)
+    for head in heads(graph):
+        if head.output == "logits" and head.dropout_key is not None and head.dropout_node is not None:
+            change = (head.dropout_key, f"dropout {rate!r}", graph.at(head.dropout_node).path)
+            return _apply(spec, dict(overrides or {}), [change], report.name), True
+    return dict(overrides or {}), False
