@@ -424,9 +424,21 @@ def diff(a: Summary, b: Summary) -> Diff:
         if tag == "equal":
             rows += [_compare(x, y, size_a, size_b) for x, y in zip(left, right, strict=True)]
             continue
-        rows += [RowDiff("removed", x, None) for x in left]  # nothing in common: what A had, then what B has
-        rows += [RowDiff("added", None, y) for y in right]
+        # what is left, aligned again on the blocks' labels: a block split in two (an import's bneck_1,
+        # bneck_2 for bneck) pairs with its instances; ops and other blocks are removed and added
+        again = difflib.SequenceMatcher(None, [_kind(r) for r in left], [_kind(r) for r in right], autojunk=False)
+        for tag2, k1, k2, l1, l2 in again.get_opcodes():
+            if tag2 == "equal":
+                rows += [_compare(x, y, size_a, size_b) for x, y in zip(left[k1:k2], right[l1:l2], strict=True)]
+                continue
+            rows += [RowDiff("removed", x, None) for x in left[k1:k2]]  # what A had, then what B has
+            rows += [RowDiff("added", None, y) for y in right[l1:l2]]
     return Diff(a, b, _pair_in_order(rows, size_a, size_b))
+
+
+def _kind(row: BlockRow) -> tuple[str, str]:
+    """What a row is, more loosely: a block instance by its label, an op by its op word."""
+    return ("block", row.label) if row.kind == "block" else _identity(row)
 
 
 def _pair_in_order(rows: list[RowDiff], size_a: tuple[int, int], size_b: tuple[int, int]) -> list[RowDiff]:

@@ -174,7 +174,10 @@ def _item_name(item: Any) -> str | None:
 
 def _index(items: list[Any], part: str | int, here: str, key: str) -> int:
     if isinstance(part, int):
-        if not -len(items) <= part < len(items):
+        if part < 0:  # Python's "from the end" would quietly pick an item; an index past the end is an error
+            hint = f"the last item is {here}.{len(items) - 1}" if items else None
+            raise _fail(key, f"{here}: negative index {part}; indices count from 0", hint, at=part)
+        if not part < len(items):
             raise _fail(key, f"{here} is a list of {len(items)}; {part} is not an index in it", at=part)
         return part % len(items)
     names = [_item_name(item) for item in items]

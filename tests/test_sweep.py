@@ -194,6 +194,11 @@ def _check_page(out: Path, rows: list[dict[str, Any]]) -> None:
             assert f'href="{r["spec"]}"' in page and (out / r["spec"]).exists()
             assert f'href="#trial-{r["trial"]}"' in page  # its point in the inline plots
     assert "<script" not in page and " src=" not in page and "<link" not in page
+    import shutil
+
+    if shutil.which("dot"):  # the Pareto-optimal rows link to their network diagrams
+        diagrams = sorted((out / "diagrams").glob("trial-*.svg"))
+        assert diagrams and all(f'href="diagrams/{d.name}"' in page for d in diagrams)
 
 
 def test_static_sweep_never_imports_torch(tmp_path: Path) -> None:
@@ -253,3 +258,120 @@ def test_compare_two_sweeps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert f"{tmp_path / 'A'}: 4, {low:.4g}" in out
     assert (tmp_path / "C" / "compare_edf.svg").exists()
     assert math.isfinite(low)
+
+
+# ---- pruning: Optuna's median rule on the errors the trainer reports each epoch -------------------------
+
+ERRORS = {8: 0.5, 16: 0.3, 24: 0.2, 32: 0.1, 40: 0.6, 48: 0.9, 56: 0.05, 64: 0.4}  # a variant's error, every epoch
+
+
+def test_median_pruner_stops_poor_variants_after_an_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer is replaced by one that reports a fixed error per variant; the expected prunings come
+    from the median rule worked out here: once 5 variants are complete, a variant stops after epoch k < 3
+    when its error exceeds the median of their epoch-k errors."""
+    import statistics
+    from types import SimpleNamespace
+
+    import archspec.train
+    from archspec.sweep import training
+
+    calls: list[tuple[int, int]] = []
+
+    def fake_fit(spec: Any, overrides: Any, *, stop_at: int, epochs: int, **kwargs: Any) -> Any:
+        width = overrides["network.stage1.0.out"]
+        epoch = (stop_at - 1) // 10 if stop_at else epochs
+        calls.append((width, epoch))
+        return SimpleNamespace(history=[{"epoch": epoch, "val_top1": 1 - ERRORS[width]}])
+
+    monkeypatch.setattr(archspec.train, "fit", fake_fit)
+    monkeypatch.setattr(training, "steps_per_epoch", lambda *a: 10)
+    body = f"""\
+params:
+  w1: {sorted(ERRORS)}
+set:
+  network.stage1.0.out: ${{w1}}
+  network.stage1.1.out: ${{w1}}
+sampler: grid
+trials: 8
+latency: null
+train: {{epochs: 3}}
+pruner: median
+"""
+    sweep(space_file(tmp_path, body), out=tmp_path / "o")
+    rows = json.loads((tmp_path / "o" / "results.json").read_text())
+    completed: list[float] = []
+    expected = {}
+    for r in sorted(rows, key=lambda r: r["trial"]):
+        error = ERRORS[r["values"]["w1"]]
+        stop = None
+        if len(completed) >= 5:
+            stop = next((k for k in (1, 2) if error > statistics.median(completed)), None)
+        expected[r["trial"]] = ("pruned", stop) if stop else ("accepted", 3)
+        if not stop:
+            completed.append(error)
+    assert {r["trial"]: (r["status"], r["epochs"]) for r in rows} == expected
+    assert any(status == "pruned" for status, _ in expected.values())
+    for r in rows:  # a pruned variant trained only up to where it stopped
+        assert [e for w, e in calls if w == r["values"]["w1"]] == list(range(1, r["epochs"] + 1))
+        assert r["error"] == pytest.approx(ERRORS[r["values"]["w1"]])
+
+
+@pytest.mark.parametrize(
+    "body, where, fragment",
+    [
+        ("params:\n  lr: {float: [0.1, 1]}\nsampler: grid\n", (4, 3), "grid sampler takes choice lists"),
+        (
+            "params:\n  w1: [16]\nobjectives: {error: minimize, macs: minimize}\ntrain: {epochs: 1}\npruner: median\n",
+            (7, 9),
+            "prunes single-objective studies only",
+        ),
+    ],
+)
+def test_study_errors_are_located(tmp_path: Path, body: str, where: tuple[int, int], fragment: str) -> None:
+    path = space_file(tmp_path, body)
+    with pytest.raises(archspec.SpecError) as info:
+        sweep(path, out=tmp_path / "o")
+    assert (info.value.file, (info.value.line, info.value.column)) == (str(path), where), info.value.format()
+    assert fragment in info.value.format()
+
+
+def test_compare_needs_two_results_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "--compare", str(tmp_path / "nope"), str(tmp_path), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the results of a sweep" in err and "[io]" in err and "Traceback" not in err
+
+
+def test_a_diverging_training_fails_its_trial_and_the_sweep_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import archspec.train
+    from archspec.sweep import training
+
+    def fake_fit(spec: Any, overrides: Any, **kwargs: Any) -> Any:
+        if overrides["network.stage1.0.out"] == 16:
+            raise archspec.train.UsageError("loss is nan at step 3; lower --lr")
+        return SimpleNamespace(history=[{"epoch": 1, "val_top1": 0.75}])
+
+    monkeypatch.setattr(archspec.train, "fit", fake_fit)
+    monkeypatch.setattr(training, "steps_per_epoch", lambda *a: 10)
+    body = (
+        SMALL.replace("w1: [16, 32]", "w1: [16, 24, 32]")
+        .replace("d1: {int: [2, 3]}", "d1: [2]")
+        .replace("trials: 4", "trials: 3")
+    )
+    body = body.replace("constraints: [macs <= BUDGET]", "").replace(
+        "latency: {batch: 2, repeats: 1, warmup: 0}", "latency: null"
+    )
+    body += "train: {epochs: 1}\n"
+    counts = sweep(space_file(tmp_path, body), out=tmp_path / "o")
+    assert (counts["accepted"], counts["failed"]) == (2, 1)
+    rows = {r["values"]["w1"]: r for r in json.loads((tmp_path / "o" / "results.json").read_text())}
+    assert rows[16]["status"] == "failed" and "loss is nan" in rows[16]["reason"] and rows[16]["macs"] > 0
+    assert rows[24]["error"] == pytest.approx(0.25) and rows[32]["status"] == "accepted"
+
+
+def test_a_missing_data_folder_is_located(tmp_path: Path) -> None:
+    path = space_file(tmp_path, "params:\n  w1: [16]\ntrain: {data: nowhere, epochs: 1}\n")
+    with pytest.raises(archspec.SpecError) as info:
+        sweep(path, out=tmp_path / "o")
+    assert (info.value.line, info.value.code) == (5, "io") and "no such folder: nowhere" in info.value.message

@@ -33,9 +33,11 @@ def block_env(entry: BlockEntry, ref: Ref) -> dict[str, Any]:
     env = dict(declared)
     for key, value in ref.args.items():
         if key not in declared:
-            hint = did_you_mean(key, declared) or (
+            hint = did_you_mean(key, [*declared, "repeat"]) or (
                 f"its parameters are {', '.join(declared)}" if declared else "it takes no parameters"
             )
+            if hint == "did you mean 'repeat'?":  # `repat=6` meant the repeat count, not a parameter
+                hint += f" (the number of copies: {ref.name} * N, or --set PATH.repeat=N)"
             raise SpecError(
                 f"block {ref.name!r} has no parameter {key!r}", ref.token_locs.get(key, ref.loc), code="param", hint=hint
             )

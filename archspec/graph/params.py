@@ -101,7 +101,9 @@ def params_error(op: Op, e: ValidationError, token_locs: dict[str, Loc], loc: Lo
     where = token_locs.get(field, loc)
     if err["type"] == "extra_forbidden":
         fields = list(op.Params.model_fields) + list(op.flags)
-        hint = did_you_mean(field, fields) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
+        hint = did_you_mean(field, [*fields, "repeat"]) or f"{op.name} takes: {', '.join(fields) or 'no arguments'}"
+        if hint == "did you mean 'repeat'?":  # `repat=6` meant the repeat count, not an option
+            hint += f" (the number of copies: {op.name} ... * N, or --set PATH.repeat=N)"
         return SpecError(f"{op.name} has no option {field!r}", where, code="bad-op-args", hint=hint)
     if err["type"] == "missing":
         return SpecError(

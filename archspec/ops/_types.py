@@ -8,6 +8,18 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 MAX_CHANNELS = 1 << 16
 MAX_KERNEL = 1024
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: the dtype a network is built in
+
+
+def _fits_float32(v: float) -> float:
+    if abs(v) > FLOAT32_MAX:
+        raise ValueError(f"{v:g} does not fit the float32 tensor it starts (at most {FLOAT32_MAX:.8g} either way)")
+    return v
+
+
+# A float that becomes a value of a tensor (a layer scale's start): it must fit the dtype the tensor is
+# built in, or building (and export) fails, or the network computes infinities.
+TensorFloat = Annotated[float, AfterValidator(_fits_float32)]
 
 
 def _to_pair(v: Any) -> Any:

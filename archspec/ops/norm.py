@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from archspec.ops._types import Eps
+from archspec.ops._types import Eps, TensorFloat
 from archspec.ops.registry import Op, OpParams, OpShapeError, register
 from archspec.symbolic import Shape
 
@@ -126,7 +126,7 @@ class LayerNorm(Op):
 
 
 class LayerScaleParams(OpParams):
-    init: float = Field(1e-6, description="the value every channel's scale starts at (ConvNeXt: 1e-6)")
+    init: TensorFloat = Field(1e-6, description="the value every channel's scale starts at (ConvNeXt: 1e-6)")
 
 
 @register

@@ -175,6 +175,25 @@ def _compose(text: str) -> list[yaml.Node]:
     return list(yaml.compose_all(text, Loader=yaml.SafeLoader))
 
 
+def _syntax_hint(problem: str) -> str | None:
+    """What is likely wrong, for PyYAML's messages that say what the parser expected rather than why."""
+    if "\\t" in problem or "\t" in problem:
+        return "indent with spaces, not tabs"
+    if problem.startswith("expected <block end>"):
+        return (
+            "check the indentation here: this line starts in a column that fits neither the list or mapping "
+            "above it nor the one around it (items of one list or mapping start in the same column)"
+        )
+    if problem.startswith(("expected ',' or ']'", "expected ',' or '}'")):
+        return (
+            "inside a one-line [ ... ] or { ... }, quote an item holding {, }, [, ] or a comma "
+            "(e.g. 'conv ${in} 1x1'), or write one item per line"
+        )
+    if problem.startswith("mapping values are not allowed"):
+        return "a 'key: value' where a plain value was expected: quote the value, or check the indentation"
+    return None
+
+
 def load_text(text: str | bytes, file: str = "<string>", path: Path | None = None) -> Source:
     """Parse YAML text into a :class:`Source`; every problem is a located SpecError."""
     if isinstance(text, bytes):
@@ -190,8 +209,7 @@ def load_text(text: str | bytes, file: str = "<string>", path: Path | None = Non
         mark = e.problem_mark or e.context_mark
         loc = _loc(file, mark) if mark is not None else Loc(file, 1, 1)
         problem = (e.problem or e.context or "invalid YAML").strip()
-        hint = "indent with spaces, not tabs" if "\\t" in problem or "\t" in problem else None
-        raise SpecError(f"YAML syntax error: {problem}", loc, code="yaml-syntax", hint=hint) from None
+        raise SpecError(f"YAML syntax error: {problem}", loc, code="yaml-syntax", hint=_syntax_hint(problem)) from None
     except yaml.YAMLError as e:  # e.g. reader errors on control characters
         raise SpecError(f"YAML error: {e}", Loc(file, 1, 1), code="yaml-syntax") from None
     except RecursionError:

@@ -70,12 +70,13 @@ def _helpers(space: LoadedSpace, options: Any, count: int) -> list[subprocess.Po
 
 
 def write_results(space: LoadedSpace, study: Any, out: Path) -> None:
-    from archspec.sweep.results import rows_of, write_best, write_html, write_plots, write_specs, write_table
+    from archspec.sweep.results import rows_of, write_best, write_diagrams, write_html, write_plots, write_specs, write_table
     from archspec.sweep.study import counts
 
     rows = rows_of(study)
     write_table(rows, out)
     write_specs(space, rows, out)
     write_best(rows, study, out)
+    write_diagrams(rows, out)
     write_plots(rows, out, space.name)
     write_html(space, rows, counts(study), out)

@@ -29,7 +29,7 @@ def rows_of(study: Any) -> list[dict[str, Any]]:
         record = t.user_attrs.get(ATTR) or {}
         status = record.get("status", "")
         if t.state == TrialState.FAIL:
-            status = "failed"
+            status = "failed"  # its reason, when it has one, is in the record
         elif t.state in (TrialState.RUNNING, TrialState.WAITING):
             status = "running"
         metrics = record.get("metrics") or {}
@@ -37,7 +37,7 @@ def rows_of(study: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "trial": t.number,
             "status": status,
-            "reason": record.get("reason", ""),
+            "reason": record.get("reason") or ("its worker stopped while measuring it" if status == "failed" else ""),
             **{m: metrics.get(m) for m in METRICS},
             "epochs": record.get("epochs"),
             "spec": f"specs/trial-{t.number:04d}.yaml" if status in ("accepted", "pruned") else "",
@@ -118,6 +118,29 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path, label: str) -> lis
             if x != y and any(r.get(x) is not None for r in accepted):
                 paths += plot_pareto(accepted, x, y, out / f"pareto_{y}_{x}")
     return paths
+
+
+def write_diagrams(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """diagrams/trial-N.svg, the network diagram of each Pareto-optimal variant (error or latency
+    against MACs), drawn from its standalone spec; none without Graphviz's dot."""
+    import shutil
+
+    y = _y_metric(rows)
+    if y is None or shutil.which("dot") is None:
+        return []
+    from archspec.render import render_spec
+
+    folder = out / "diagrams"
+    folder.mkdir(exist_ok=True)
+    by_trial = {r["trial"]: r for r in rows}
+    written = []
+    for trial in front_trials(rows, "macs", y):
+        path = folder / f"trial-{trial:04d}.svg"
+        if not path.exists():
+            svg = render_spec(out / by_trial[trial]["spec"]).pipe(format="svg")
+            write_atomic(path, svg)
+        written.append(path)
+    return written
 
 
 def front_trials(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> list[int]:

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -104,11 +105,13 @@ def _connect(url: str, kwargs: dict[str, Any]) -> Any:
     raise AssertionError("unreachable")
 
 
-def _sampler(space: LoadedSpace, multi: bool) -> Any:
+def _sampler(space: LoadedSpace, worker: int) -> Any:
+    """The space's sampler, seeded with ``seed + worker``: each worker (and each restart) draws its own
+    stream, and the first worker of a study draws the same variants for the same seed every time."""
     import optuna
 
     model = space.model
-    seed = None if model.seed is None else model.seed + os.getpid()  # each worker its own stream
+    seed = None if model.seed is None else model.seed + worker
     if model.sampler == "grid":
         return optuna.samplers.GridSampler(grid(space), seed=seed)
     if model.sampler == "tpe":
@@ -170,12 +173,23 @@ def open_study(space: LoadedSpace, options: Options) -> tuple[optuna.Study, Any]
         storage=storage,
         study_name=name,
         directions=list(goals.values()),
-        sampler=_sampler(space, len(goals) > 1),
+        sampler=_sampler(space, 0),
         pruner=_pruner(space),
         load_if_exists=True,
     )
     _check_same(study, space, goals, options)
     return study, storage
+
+
+def register_worker(study: optuna.Study, space: LoadedSpace) -> int:
+    """This process's rank among every worker the study has seen (0 for the first), which seeds its
+    sampler: workers that start together see each other's entries and take different ranks."""
+    key = f"worker {socket.gethostname()} {os.getpid()} {uuid.uuid4().hex[:8]}"
+    study.set_user_attr(key, time.time())
+    entries = sorted((v, k) for k, v in study.user_attrs.items() if k.startswith("worker "))
+    rank = [k for _, k in entries].index(key)
+    study.sampler = _sampler(space, rank)
+    return rank
 
 
 def _check_same(study: optuna.Study, space: LoadedSpace, goals: Mapping[str, str], options: Options) -> None:
@@ -198,6 +212,11 @@ class Rejected(Exception):
     """A point outside the space's constraints (or an invalid variant): counted, never built."""
 
 
+class Failed(Exception):
+    """A variant whose measuring failed for a reason of its own (its training diverged): the trial is
+    marked failed, with the reason, and the sweep goes on."""
+
+
 class Objective:
     """One trial: sample, reject statically, measure; everything it learns goes into the trial."""
 
@@ -210,6 +229,12 @@ class Objective:
         self.late = [c for c in space.model.constraints if c not in self.early]
         self.trainer = trainer
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        latency = space.model.latency
+        if not static and latency is not None and latency.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise SpecError("latency on cuda, but torch sees no GPU", space.loc("latency", "device"), code="schema")
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         import optuna
@@ -225,6 +250,10 @@ class Objective:
             raise optuna.TrialPruned(str(e)) from None
         except optuna.TrialPruned:
             record.update(status="pruned", seconds=round(time.perf_counter() - start, 4))
+            trial.set_user_attr(ATTR, record)
+            raise
+        except Failed as e:
+            record.update(status="failed", reason=str(e), seconds=round(time.perf_counter() - start, 4))
             trial.set_user_attr(ATTR, record)
             raise
         record.update(status="accepted", seconds=round(time.perf_counter() - start, 4))
@@ -252,12 +281,20 @@ class Objective:
         if self.static:
             return metrics
         settings = self.space.model.latency
-        if settings is not None:
-            metrics["latency_ms"] = round(latency_ms(self.space.spec, point.overrides, settings, report), 4)
+        try:
+            if settings is not None:
+                metrics["latency_ms"] = round(latency_ms(self.space.spec, point.overrides, settings, report), 4)
+        except SpecError as e:  # build's own budget (activations at the input size)
+            raise Rejected(f"invalid: {e.message} [{e.code}]") from None
         if self.space.model.train is not None and self.trainer is not None:
             record["metrics"] = metrics  # the costs are kept even when training is pruned
             trial.set_user_attr(ATTR, record)
-            metrics["error"] = self.trainer(self.space, point.overrides, trial, record)
+            from archspec.train import UsageError
+
+            try:
+                metrics["error"] = self.trainer(self.space, point.overrides, trial, record)
+            except UsageError as e:  # e.g. "loss is nan at step 12; lower --lr"
+                raise Failed(f"training: {e}") from None
         return metrics
 
 
@@ -318,6 +355,7 @@ def _alive(pid: int) -> bool:
 def run(space: LoadedSpace, options: Options, trainer: Callable[..., Any] | None = None) -> optuna.Study:
     """Join (or create) the study and run trials until it holds ``options.trials`` measured variants."""
     study, storage = open_study(space, options)
+    register_worker(study, space)
     recovered = recover_stale(study, storage)
     log = logging.getLogger("archspec.sweep")
     if recovered:
@@ -328,10 +366,18 @@ def run(space: LoadedSpace, options: Options, trainer: Callable[..., Any] | None
 
     def stop(study: optuna.Study, _trial: Any) -> None:
         c = counts(study)
-        if measured(c) + c["running"] >= wanted or c["rejected"] >= limit:
+        if measured(c) + c["running"] >= wanted:
+            study.stop()
+        elif c["rejected"] >= limit or c["failed"] >= max(wanted, 3):
+            logging.getLogger("archspec.sweep").warning(
+                "stopping: %d variants rejected and %d failed for %d measured; see the reasons in the results",
+                c["rejected"],
+                c["failed"],
+                measured(c),
+            )
             study.stop()
 
     c = counts(study)
     if measured(c) + c["running"] < wanted:
-        study.optimize(objective, callbacks=[stop], gc_after_trial=False, catch=())
+        study.optimize(objective, callbacks=[stop], gc_after_trial=False, catch=(Failed,))
     return study
