@@ -20,8 +20,8 @@ pytest.importorskip("optuna")
 
 from archspec.sweep import load_space
 from archspec.sweep.space import space_schema
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "sweep.md"
 SPACES = ROOT / "examples" / "spaces"
 
