@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
-from archspec.ops.registry import Op, OpParams, OpShapeError, fmt_pair, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
 from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "none"]
@@ -71,23 +71,6 @@ def conv_weights(p: Conv2dParams, cin: int) -> int:
     return p.out * (cin // groups_of(p, cin)) * p.kernel[0] * p.kernel[1]
 
 
-def conv_short(name: str, p: Conv2dParams) -> str:
-    parts = [name, str(p.out), f"{p.kernel[0]}x{p.kernel[1]}"]
-    if p.stride != (1, 1):
-        parts.append("s" + fmt_pair(p.stride))
-    if p.padding == "same":
-        parts.append("same")
-    elif p.padding != (0, 0):
-        parts.append("p" + fmt_pair(p.padding))
-    if p.dilation != (1, 1):
-        parts.append("d" + fmt_pair(p.dilation))
-    if p.groups == "in":
-        parts.append("dw")
-    elif p.groups != 1:
-        parts.append(f"g{p.groups}")
-    return " ".join(parts)
-
-
 def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
     extra = [str(p.out)]
     if p.stride != (1, 1):
@@ -141,6 +124,30 @@ class Conv2d(_ConvRules):
     Params = Conv2dParams
     flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in"), "same": ("padding", "same")}
     saved_for_backward = ("in", "w")
+    readers = (Reader("torch.nn.Conv2d"),)
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("padding_mode", "zeros") != "zeros":
+            raise Unreadable(f"Conv2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
+        kernel, dilation = pair(call.get("kernel_size")), pair(call.get("dilation", 1))
+        padding = call.get("padding", 0)
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+            if any(t % 2 for t in total):
+                raise Unreadable("Conv2d padding='same' with an even kernel pads unevenly")
+            padding = (total[0] // 2, total[1] // 2)
+        groups = int(call.get("groups", 1))
+        return {
+            "out": int(call.get("out_channels")),
+            "kernel": kernel,
+            "stride": pair(call.get("stride", 1)),
+            "padding": pair(padding),
+            "dilation": dilation,
+            "groups": "in" if 1 < groups == call.get("in_channels") else groups,  # depthwise: `dw`
+            "bias": call.get("bias") is not None,
+        }
 
     def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
@@ -152,9 +159,6 @@ class Conv2d(_ConvRules):
 
             return Conv2dSame(cin, p.out, p.kernel, p.stride, p.dilation, groups_of(p, cin), p.bias, device=device)
         return nn.Conv2d(cin, p.out, p.kernel, p.stride, pad, p.dilation, groups_of(p, cin), p.bias, device=device)
-
-    def short(self, p: Conv2dParams) -> str:
-        return conv_short("conv2d", p) + ("" if p.bias else " no_bias")
 
     def label(self, p: Conv2dParams) -> str:
         return conv_label(p, _same(p))
@@ -179,6 +183,7 @@ class StdConv2d(_ConvRules):
     )
     Params = StdConv2dParams
     flags = Conv2d.flags
+    not_imported = "not read yet: timm's StdConv2d and a same padding computed at run time (docs/import.md, Not yet)"
     saved_for_backward = ("in", "w", "stats")
 
     def module(self, p: StdConv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
@@ -190,9 +195,6 @@ class StdConv2d(_ConvRules):
         return Layer(
             cin, p.out, p.kernel, p.stride, fixed, p.dilation, groups_of(p, cin), p.bias, p.eps, pad is None, device=device
         )
-
-    def short(self, p: StdConv2dParams) -> str:
-        return conv_short("std_conv2d", p) + (" bias" if p.bias else "") + (f" eps={p.eps:g}" if p.eps != 1e-6 else "")
 
     def label(self, p: StdConv2dParams) -> str:
         return "WS " + conv_label(p, _same(p))
@@ -227,6 +229,10 @@ class Conv(Op):
         "dw": ("groups", "in"),
         "same": ("padding", "same"),
     }
+    not_imported = (
+        "made by the importer, not read: a Conv2d at X.conv, a BatchNorm at X.bn and an activation reading "
+        "nothing else become one `conv` at X (archspec/importer/convert.py, fuse_composites)"
+    )
 
     def expand(self, p: ConvParams) -> list[tuple[str, str, dict[str, Any]]]:
         conv = {k: getattr(p, k) for k in Conv2dParams.model_fields}
@@ -239,16 +245,6 @@ class Conv(Op):
 
     def infer(self, p: ConvParams, inputs: list[Shape]) -> Shape:  # used only for documentation
         return conv_shape(p, inputs[0])
-
-    def short(self, p: ConvParams) -> str:
-        s = conv_short("conv", p)
-        if p.bias:
-            s += " bias"
-        if not p.bn:
-            s += " no_bn"
-        if p.act != "relu":
-            s += f" act={p.act}"
-        return s
 
     def label(self, p: ConvParams) -> str:
         return conv_label(p, _same(p))
