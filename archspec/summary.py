@@ -41,6 +41,9 @@ class OpRow:
     origin: str = ""  # path of the op as the spec writes it (a composite conv's conv2d, bn, act share one)
     written: str = ""  # that op's short form, $parameters filled in: "conv 96 3x3 p1"
     in_channels: int = 0
+    # that op with every field off its model's default written out, whatever the file's `defaults:` say
+    # ("conv 96 3x3 p1 eps=0.001"): the same op reads the same in any spec (diff compares these)
+    exact: str = ""
 
     def as_dict(self, h: int, w: int) -> dict[str, Any]:
         return {
@@ -182,6 +185,7 @@ def summarize_graph(graph: OpGraph, report: Report) -> Summary:
                 r.origin or r.path,
                 r.text,
                 shapes[0].channels if shapes else 0,
+                REGISTRY[r.composite[0]].short(r.composite[1]) if r.composite else op.short(r.params),
             )
         )
         formulas[r.unit].append(formula)

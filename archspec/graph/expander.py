@@ -321,7 +321,7 @@ class Expander:
         if chain is None:
             ids = [self.out.add(op.name, params, path, ref.loc, [x], inner)]
         else:
-            text, ids = self.params.short(op, params), []
+            text, ids = self.params.short(op, params, scope.source), []
             for child, child_op, child_params in chain:
                 ids.append(
                     self.out.add(
@@ -339,6 +339,6 @@ class Expander:
         if ref.from_count or scaled:
             self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))
         if unit is not None:
-            self.units.append(Unit(path, self.params.short(op, params), "op", ref.loc, ids[-1]))
+            self.units.append(Unit(path, self.params.short(op, params, scope.source), "op", ref.loc, ids[-1]))
         self.outputs_by_path.setdefault(path, ids[-1])
         return ids[-1]
