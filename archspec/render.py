@@ -19,6 +19,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -126,6 +127,8 @@ class Scopes:
     stages: dict[str, Stage]
     notes: dict[str, str]
     instances: dict[str, str]  # block instance path -> block name, in network order
+    inputs: dict[str, list[str]]  # node -> its inputs, in argument order
+    readers: dict[str, list[str]]  # node -> the nodes that read it
     folds: dict[str | None, Fold] = field(default_factory=dict)  # the folded runs, per drawn container
 
     @classmethod
@@ -147,7 +150,9 @@ class Scopes:
             counts = Counter(notes[i] for i in stage.instances if i in notes)
             if counts:
                 stage.summary += " (" + ", ".join(f"{n} {note}" for note, n in counts.items()) + ")"
-        return cls(order, _frames(graph, order, stages), stages, notes, instances)
+        inputs = {n: inputs_of(graph, n) for n in order}
+        readers = {n: list(graph.succ[n]) for n in order}
+        return cls(order, _frames(graph, order, stages), stages, notes, instances, inputs, readers)
 
 
 def _frames(graph: OpGraph, order: list[str], stages: dict[str, Stage]) -> dict[str, tuple[Frame, ...]]:
@@ -317,6 +322,8 @@ class Layout:
         self.edges: dict[tuple[str, str], Edge] = {}
         self._scope = [n for n in self.scopes.order if self.in_scope(n)]
         self._groups_of: dict[str, Group] = {}
+        self._cuts: dict[tuple[Frame, ...], int] = {}  # frames -> index of the first closed one
+        self._closed: dict[str, Group] = {}  # closed container -> its box
         folded = Fold()
         if fold:
             if self.instance not in self.scopes.folds:
@@ -351,12 +358,18 @@ class Layout:
         f = self.frames[node]
         if record.op == INPUT:
             return Group("@input", "Input", "io", ())
-        cut = self.base
-        while cut < len(f) and self.is_open(f, cut):
-            cut += 1
+        cut = self._cuts.get(f)
+        if cut is None:  # nodes in the same containers share one cut
+            cut = self.base
+            while cut < len(f) and self.is_open(f, cut):
+                cut += 1
+            self._cuts[f] = cut
         if cut < len(f):
             closed = f[cut]
-            return Group(
+            made = self._closed.get(closed.path)
+            if made is not None:
+                return made
+            made = self._closed[closed.path] = Group(
                 closed.path,
                 closed.label if closed.kind == "stage" else _instance_label(closed),
                 closed.kind,
@@ -365,6 +378,7 @@ class Layout:
                 count=len(self.repeats.get(closed.path, [closed.path])),
                 note=self.scopes.notes.get(closed.path, "") if closed.kind == "block" else "",
             )
+            return made
         open_frames = f[self.base :]
         if self.composites and record.composite:  # one box for the primitives of one composite op
             label, kind = op_label(record)
@@ -438,25 +452,24 @@ class Layout:
     def build(self) -> None:
         sinks: list[tuple[str, str, Shape]] = []  # (tail node, sink label, shape)
         outputs = {v: k for k, v in self.graph.net.outputs.items()}
+        inputs, readers = self.scopes.inputs, self.scopes.readers
+        scoped = set(self._scope) if self.instance is not None else None
         for node in self._scope:
             if node not in self.alias:  # a folded repeat draws nothing of its own; its edges out start at the first
-                tails = [
-                    (
-                        self._add(
-                            self.group_of(self.resolve(s)) if self.in_scope(s) else self.external(s),
-                            self.resolve(s) if self.in_scope(s) else s,
-                        ),
-                        s,
-                    )
-                    for s in inputs_of(self.graph, node)
-                ]
+                tails = []
+                for s in inputs[node]:
+                    if scoped is None or s in scoped:
+                        source = self.resolve(s)
+                        tails.append((self._add(self.group_of(source), source), s))
+                    else:
+                        tails.append((self._add(self.external(s), s), s))
                 g = self._add(self.group_of(node), node)
                 for tail, src in tails:
-                    if tail.key != g.key:
+                    if tail.key != g.key and (tail.key, g.key) not in self.edges:
                         # a skip connection: straight from outside the merge's block (or the drawn block) into it
                         skip = g.kind == "merge" and (tail.key.startswith("@in") or not set(g.frames) <= set(tail.frames))
-                        self.edges.setdefault((tail.key, g.key), Edge(tail.key, g.key, self.shape(src), skip))
-            leaves = [s for s in self.graph.succ[node] if not self.in_scope(s)]
+                        self.edges[(tail.key, g.key)] = Edge(tail.key, g.key, self.shape(src), skip)
+            leaves = scoped is not None and any(s not in scoped for s in readers[node])
             if leaves or node in outputs:
                 sinks.append((self.resolve(node), outputs.get(node, "output"), self.shape(node)))
         for node, label, shape in sinks:
@@ -485,6 +498,7 @@ def instance_of(graph: OpGraph, block: str, scopes: Scopes | None = None) -> str
     return next((p for p, name in scopes.instances.items() if name == block), None)
 
 
+@functools.lru_cache(maxsize=4096)
 def _instance_label(frame: Frame) -> str:
     """A closed instance's box: its block's label, and the instance's own name where the spec gives it one
     (GoogLeNet's ``inception3a``), not where it is a position in a list (``features.6``)."""

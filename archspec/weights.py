@@ -24,6 +24,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 KINDS = ("transferred", "reshaped", "mismatched", "new", "dropped")
@@ -199,6 +200,8 @@ def _pair_leftovers(
 
 
 def _state_of(source: Any) -> tuple[Mapping[str, Any], list[str] | None, set[str] | None]:
+    if isinstance(source, (str, PurePath)):  # a file (.pt or .safetensors), or timm:NAME / torchvision:NAME
+        source = weights_source(str(source))
     if isinstance(source, Mapping):
         return source, None, None
     state_dict = getattr(source, "state_dict", None)
@@ -209,7 +212,8 @@ def _state_of(source: Any) -> tuple[Mapping[str, Any], list[str] | None, set[str
 
 def transfer(source: Any, variant: Any, *, reshape: str = "skip") -> Transfer:
     """Copy into ``variant`` (a module, usually built by ``archspec.build``) every tensor of ``source``
-    (a state_dict or a module) whose row and relative name correspond; see the module docstring.
+    (a state_dict, a module, or a saved file: ``.pt`` or ``.safetensors``, or ``timm:NAME`` /
+    ``torchvision:NAME``) whose row and relative name correspond; see the module docstring.
 
     ``reshape="slice"`` also copies the overlapping leading slice of tensors whose shapes differ.
     Returns a :class:`Transfer`; ``print(result)`` shows its table. The variant is changed in place.

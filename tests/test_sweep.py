@@ -339,3 +339,39 @@ def test_compare_needs_two_results_folders(tmp_path: Path, capsys: pytest.Captur
     assert main(["sweep", "--compare", str(tmp_path / "nope"), str(tmp_path), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "cannot read the results of a sweep" in err and "[io]" in err and "Traceback" not in err
+
+
+def test_a_diverging_training_fails_its_trial_and_the_sweep_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import archspec.train
+    from archspec.sweep import training
+
+    def fake_fit(spec: Any, overrides: Any, **kwargs: Any) -> Any:
+        if overrides["network.stage1.0.out"] == 16:
+            raise archspec.train.UsageError("loss is nan at step 3; lower --lr")
+        return SimpleNamespace(history=[{"epoch": 1, "val_top1": 0.75}])
+
+    monkeypatch.setattr(archspec.train, "fit", fake_fit)
+    monkeypatch.setattr(training, "steps_per_epoch", lambda *a: 10)
+    body = (
+        SMALL.replace("w1: [16, 32]", "w1: [16, 24, 32]")
+        .replace("d1: {int: [2, 3]}", "d1: [2]")
+        .replace("trials: 4", "trials: 3")
+    )
+    body = body.replace("constraints: [macs <= BUDGET]", "").replace(
+        "latency: {batch: 2, repeats: 1, warmup: 0}", "latency: null"
+    )
+    body += "train: {epochs: 1}\n"
+    counts = sweep(space_file(tmp_path, body), out=tmp_path / "o")
+    assert (counts["accepted"], counts["failed"]) == (2, 1)
+    rows = {r["values"]["w1"]: r for r in json.loads((tmp_path / "o" / "results.json").read_text())}
+    assert rows[16]["status"] == "failed" and "loss is nan" in rows[16]["reason"] and rows[16]["macs"] > 0
+    assert rows[24]["error"] == pytest.approx(0.25) and rows[32]["status"] == "accepted"
+
+
+def test_a_missing_data_folder_is_located(tmp_path: Path) -> None:
+    path = space_file(tmp_path, "params:\n  w1: [16]\ntrain: {data: nowhere, epochs: 1}\n")
+    with pytest.raises(archspec.SpecError) as info:
+        sweep(path, out=tmp_path / "o")
+    assert (info.value.line, info.value.code) == (5, "io") and "no such folder: nowhere" in info.value.message

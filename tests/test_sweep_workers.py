@@ -87,6 +87,7 @@ def _check_complete(storage: str, wanted: int, workers: int, metric: str = "late
     return done
 
 
+@pytest.mark.slow  # two processes, each training variants on digits
 def test_two_workers_train_on_digits_sharing_an_sqlite_store(tmp_path: Path) -> None:
     from archspec.sweep.study import ATTR
 

@@ -425,6 +425,7 @@ def test_fit_trains_a_spec_given_as_a_mapping_and_returns_metrics(tmp_path: Path
         train.fit(TINY, epocs=2)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_the_example_is_a_few_lines_calling_the_package(tmp_path: Path) -> None:
     text = (EXAMPLES / "train.py").read_text()
     assert len(text.splitlines()) < 20 and "from archspec.train import main" in text

@@ -53,16 +53,20 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("archspec sweep: error: sweeps need Optuna: pip install 'archspec[sweep]'", file=sys.stderr)
         return 2
-    from archspec.sweep import sweep
+    from archspec.sweep import load_space, sweep
 
+    space = load_space(args.space)
+    out = args.out or Path(f"{space.name}.sweep")
     counts = sweep(
-        args.space,
+        space,
         trials=args.trials,
         static=args.static,
         storage=args.storage,
-        out=args.out,
+        out=out,
         report=not args.worker,
         jobs=max(1, args.jobs),
     )
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if not args.worker:
+        print(f"wrote {out / 'results.csv'}, {out / 'index.html'} and the variants' specs in {out / 'specs'}")
     return 0

@@ -29,7 +29,7 @@ def rows_of(study: Any) -> list[dict[str, Any]]:
         record = t.user_attrs.get(ATTR) or {}
         status = record.get("status", "")
         if t.state == TrialState.FAIL:
-            status = "failed"
+            status = "failed"  # its reason, when it has one, is in the record
         elif t.state in (TrialState.RUNNING, TrialState.WAITING):
             status = "running"
         metrics = record.get("metrics") or {}
@@ -37,7 +37,7 @@ def rows_of(study: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "trial": t.number,
             "status": status,
-            "reason": record.get("reason", ""),
+            "reason": record.get("reason") or ("its worker stopped while measuring it" if status == "failed" else ""),
             **{m: metrics.get(m) for m in METRICS},
             "epochs": record.get("epochs"),
             "spec": f"specs/trial-{t.number:04d}.yaml" if status in ("accepted", "pruned") else "",

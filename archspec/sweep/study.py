@@ -212,6 +212,11 @@ class Rejected(Exception):
     """A point outside the space's constraints (or an invalid variant): counted, never built."""
 
 
+class Failed(Exception):
+    """A variant whose measuring failed for a reason of its own (its training diverged): the trial is
+    marked failed, with the reason, and the sweep goes on."""
+
+
 class Objective:
     """One trial: sample, reject statically, measure; everything it learns goes into the trial."""
 
@@ -224,6 +229,12 @@ class Objective:
         self.late = [c for c in space.model.constraints if c not in self.early]
         self.trainer = trainer
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        latency = space.model.latency
+        if not static and latency is not None and latency.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise SpecError("latency on cuda, but torch sees no GPU", space.loc("latency", "device"), code="schema")
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         import optuna
@@ -239,6 +250,10 @@ class Objective:
             raise optuna.TrialPruned(str(e)) from None
         except optuna.TrialPruned:
             record.update(status="pruned", seconds=round(time.perf_counter() - start, 4))
+            trial.set_user_attr(ATTR, record)
+            raise
+        except Failed as e:
+            record.update(status="failed", reason=str(e), seconds=round(time.perf_counter() - start, 4))
             trial.set_user_attr(ATTR, record)
             raise
         record.update(status="accepted", seconds=round(time.perf_counter() - start, 4))
@@ -266,12 +281,20 @@ class Objective:
         if self.static:
             return metrics
         settings = self.space.model.latency
-        if settings is not None:
-            metrics["latency_ms"] = round(latency_ms(self.space.spec, point.overrides, settings, report), 4)
+        try:
+            if settings is not None:
+                metrics["latency_ms"] = round(latency_ms(self.space.spec, point.overrides, settings, report), 4)
+        except SpecError as e:  # build's own budget (activations at the input size)
+            raise Rejected(f"invalid: {e.message} [{e.code}]") from None
         if self.space.model.train is not None and self.trainer is not None:
             record["metrics"] = metrics  # the costs are kept even when training is pruned
             trial.set_user_attr(ATTR, record)
-            metrics["error"] = self.trainer(self.space, point.overrides, trial, record)
+            from archspec.train import UsageError
+
+            try:
+                metrics["error"] = self.trainer(self.space, point.overrides, trial, record)
+            except UsageError as e:  # e.g. "loss is nan at step 12; lower --lr"
+                raise Failed(f"training: {e}") from None
         return metrics
 
 
@@ -343,10 +366,18 @@ def run(space: LoadedSpace, options: Options, trainer: Callable[..., Any] | None
 
     def stop(study: optuna.Study, _trial: Any) -> None:
         c = counts(study)
-        if measured(c) + c["running"] >= wanted or c["rejected"] >= limit:
+        if measured(c) + c["running"] >= wanted:
+            study.stop()
+        elif c["rejected"] >= limit or c["failed"] >= max(wanted, 3):
+            logging.getLogger("archspec.sweep").warning(
+                "stopping: %d variants rejected and %d failed for %d measured; see the reasons in the results",
+                c["rejected"],
+                c["failed"],
+                measured(c),
+            )
             study.stop()
 
     c = counts(study)
     if measured(c) + c["running"] < wanted:
-        study.optimize(objective, callbacks=[stop], gc_after_trial=False, catch=())
+        study.optimize(objective, callbacks=[stop], gc_after_trial=False, catch=(Failed,))
     return study

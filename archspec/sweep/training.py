@@ -30,10 +30,30 @@ def trainer_for(space: LoadedSpace) -> Callable[..., Any] | None:
     except ImportError as e:  # pragma: no cover - torch is a core dependency
         raise SpecError(f"training needs torch: {e}", space.loc("train", key=True), code="schema") from None
 
+    settings = settings.model_copy(
+        update={"data": _folder(space, "data", settings.data), "val": _folder(space, "val", settings.val)}
+    )
+
     def train(space: LoadedSpace, overrides: dict[str, Any], trial: Any, record: dict[str, Any]) -> float:
         return train_variant(space, settings, overrides, trial, record)
 
     return train
+
+
+def _folder(space: LoadedSpace, key: str, value: str | None) -> str | None:
+    """``digits``/``synthetic`` as they are; a folder relative to the space file, which must exist."""
+    if value is None or value in ("digits", "synthetic"):
+        return value
+    base = space.source.path.parent if space.source.path else Path.cwd()
+    folder = (base / value).resolve()
+    if not folder.is_dir():
+        raise SpecError(
+            f"no such folder: {value}",
+            space.loc("train", key),
+            code="io",
+            hint=f"'digits', or an ImageFolder root (one folder per class), relative to {base}",
+        )
+    return str(folder)
 
 
 def steps_per_epoch(space: LoadedSpace, settings: Train, overrides: dict[str, Any]) -> int:

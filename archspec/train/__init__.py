@@ -13,7 +13,7 @@
   command line's): ``data`` ("synthetic", "digits" or an ImageFolder root), ``val``,
   ``num_classes``, ``epochs``, ``steps``, ``stop_at``, ``batch_size``, ``lr``, ``momentum``,
   ``weight_decay``, ``workers``, ``checkpoint``, ``save_every``, ``resume``, ``log`` (the
-  ``--log-file``), ``log_every``, ``weights_from``, ``seed``, ``device``, ``amp``,
+  ``--log-file``), ``log_every``, ``weights_from``, ``pretrained``, ``seed``, ``device``, ``amp``,
   ``channels_last``, ``compile``, ``no_progress``, ``augment``, ``synthetic_size``. An unknown
   keyword is a TypeError.
 - returns a :class:`Fit`: ``model`` (unwrapped from DDP), ``metrics`` (the last epoch's record: step,

@@ -77,7 +77,10 @@ class Run:
         self.args, self.ctx = args, ctx
         seed_everything(args.seed)  # the same initial weights on every process
         overrides, data, report = sized(args, overrides_of(args), ctx)
-        model = self.model = archspec.build(args.spec, overrides)
+        if args.pretrained:
+            model = self.model = archspec.build(args.spec, overrides, pretrained=True)
+        else:
+            model = self.model = archspec.build(args.spec, overrides)
         self.resuming = bool(args.resume and args.checkpoint and args.checkpoint.exists())
         if args.weights_from and not self.resuming:
             from archspec.weights import transfer, weights_source

@@ -79,6 +79,12 @@ def add_arguments(p: argparse.ArgumentParser, spec: bool = True) -> None:
         help="start from another network's weights (archspec.transfer: blocks paired as diff pairs them): a saved "
         "state_dict (.pt or .safetensors), or timm:NAME / torchvision:NAME (pretrained)",
     )
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="start from the weights the network's reference publishes (timm's or torchvision's, by their loaders); "
+        "a classifier resized for the data starts afresh",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision: bf16, or fp16 with a gradient scaler (GPU)")
