@@ -150,3 +150,89 @@ def test_an_identity_inside_a_merge_keeps_the_layouts_apart(case: str, tmp_path:
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(sd, x), rtol=1e-10, atol=1e-10)
+
+
+SE_GATE_SIGMOID = """network:
+  - c: conv2d 8 3x3
+  - se:
+      gate:
+        - adaptive_avgpool 1x1
+        - conv2d 2 1x1
+        - relu
+        - conv2d 8 1x1
+        - gate: sigmoid
+  - global_avgpool
+"""
+
+
+def test_a_gate_whose_body_is_one_activation_is_a_warning(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`- gate: sigmoid` (timm's module name) builds x · sigmoid(x) inside the SE gate: legal, but warned."""
+    report = archspec.check(HEADER + SE_GATE_SIGMOID)
+    assert [(w.code, w.loc.line) for w in report.warnings] == [("gate-activation", 12)]
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(HEADER + SE_GATE_SIGMOID, strict=True)
+    assert e.value.code == "gate-activation"
+    spec = tmp_path / "se.yaml"
+    spec.write_text(HEADER + SE_GATE_SIGMOID)
+    assert main(["check", str(spec)]) == 0
+    assert "warning: this gate's body is one activation" in capsys.readouterr().err
+    assert main(["check", "--strict", str(spec)]) == 2
+    # the SE as meant: no warning
+    assert archspec.check(HEADER + SE_GATE_SIGMOID.replace("- gate: sigmoid", "- sigmoid")).warnings == []
+
+
+# ---- archspec import: the user's model failing is the user's error (exit 2), not archspec's ---------
+USER_MODELS = """
+import torch.nn as nn
+
+
+class Boom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        raise RuntimeError("user bug")
+
+
+class _Named(nn.Module):
+    NAME = ""
+
+    def __init__(self):
+        super().__init__()
+        self.add_module(self.NAME, nn.Conv2d(3, 4, 3))
+
+    def forward(self, x):
+        return getattr(self, self.NAME)(x)
+
+
+class Keyword(_Named):
+    NAME = "class"
+
+
+class Space(_Named):
+    NAME = "stem x"
+
+
+class Newline(_Named):
+    NAME = "stem\\nx"
+"""
+
+
+@pytest.mark.parametrize(
+    "cls, fragments",
+    [
+        ("Boom", ["constructing Boom() failed", "RuntimeError: user bug"]),
+        ("Keyword", ["'class'"]),
+        ("Space", ["'stem x'"]),
+        ("Newline", ["'stem\\nx'"]),
+    ],
+)
+def test_a_failing_user_model_is_a_located_import_error(
+    cls: str, fragments: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    source = tmp_path / "m.py"
+    source.write_text(USER_MODELS)
+    assert main(["import", f"{source}:{cls}", "--no-check"]) == 2
+    err = capsys.readouterr().err
+    assert "[import]" in err and "bug in archspec" not in err and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
