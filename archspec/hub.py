@@ -34,17 +34,26 @@ def _save_pretrained_method(self: Any, folder: str | Path) -> Path:
 
 
 def attach_save_pretrained(model: Any, spec: Any, overrides: Any) -> None:
-    """Remember what ``model`` was built from and give it ``model.save_pretrained(folder)``. torch.fx
-    makes a class per GraphModule, so the method is that class's (an AuxModel's class is archspec's)."""
+    """Remember what ``model`` was built from and give it ``model.save_pretrained(folder)`` and timm's
+    ``get_classifier()`` / ``reset_classifier(n)`` (archspec/create.py). torch.fx makes a class per
+    GraphModule, so the methods are that class's (an AuxModel's class is archspec's)."""
+    from archspec.create import get_classifier, reset_classifier
+
     model.archspec_source = (spec, dict(overrides or {}))
-    if getattr(type(model), "save_pretrained", None) is None:
-        type(model).save_pretrained = _save_pretrained_method
+    cls = type(model)
+    for name, method in (
+        ("save_pretrained", _save_pretrained_method),
+        ("get_classifier", get_classifier),
+        ("reset_classifier", reset_classifier),
+    ):
+        if getattr(cls, name, None) is None:
+            setattr(cls, name, method)
 
 
 def save_pretrained(model: Any, folder: str | Path) -> Path:
     """Write ``model`` (built by archspec.build) into ``folder``: spec.yaml, model.safetensors, config.json."""
-    from archspec.api import report_of
     from archspec.fileio import write_atomic
+    from archspec.report import report_of
     from archspec.sweep.standalone import standalone_yaml
     from archspec.version import __version__
     from archspec.weightfile import metadata_of, write_safetensors

@@ -213,3 +213,26 @@ def test_json_holds_the_same_changes_as_the_text(capsys):
     assert a["count"] == 4 and a["paths_b"] == [f"features.{i}" for i in range(6, 10)] and len(a["ops"]) == 7
     assert sum(c["params_delta"] for c in d["changes"]) == d["params_delta"]
     assert d["reshaped"] == ["global_pool", "head_drop"]
+
+
+SPLIT = """\
+archspec: 1
+name: split
+input: {channels: 3, size: [32, 32]}
+blocks:
+  BLOCK1: {label: Unit, params: {c: 8}, chain: [conv $c 3x3 p1]}
+  BLOCK2: {label: Unit, params: {c: 8}, chain: [conv $c 3x3 p1, conv $c 1x1]}
+network:
+  stem: conv 8 3x3 p1
+  body: [BLOCK1 c=16, BLOCK2 c=16, BLOCK1 c=32]
+  pool: global_avgpool
+"""
+
+
+def test_a_block_split_in_two_pairs_with_its_instances(write_spec):
+    # an import names the structures of one block `unit_1`, `unit_2`: same label, the instances pair in order
+    a = write_spec(SPLIT.replace("BLOCK1", "unit_1").replace("BLOCK2", "unit_2"), "a.yaml")
+    b = write_spec(SPLIT.replace("BLOCK1", "unit").replace("BLOCK2", "unit_b"), "b.yaml")
+    d = diff(summarize(a), summarize(b))
+    assert (d.count("added"), d.count("removed")) == (0, 0)
+    assert [r.b.path for r in d.rows if r.a and r.b and r.a.block != r.b.block] == ["body.0", "body.1", "body.2"]

@@ -17,8 +17,8 @@ import archspec
 import archspec.timm  # noqa: F401 - registers the zoo with timm
 from archspec.errors import SpecError
 from archspec.pretrained import NO_WEIGHTS, REFERENCES, Reference
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
 
 
@@ -162,6 +162,14 @@ def test_features_only_has_timms_stages(name: str, timm_name: str, size: int) ->
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         assert [t.shape for t in ours(x)] == [t.shape for t in theirs(x)]
+
+
+def test_features_only_of_a_network_with_aux_heads_has_no_head() -> None:
+    model = archspec.build("zoo:googlenet", features_only=True, out_indices=(1, 3))
+    assert model.feature_info.reduction() == [4, 16] and model.feature_info.channels() == [192, 832]
+    assert not any(k.startswith(("aux", "fc")) for k in model.state_dict())
+    maps = model.eval()(torch.randn(1, 3, 224, 224))
+    assert [tuple(m.shape) for m in maps] == [(1, 192, 56, 56), (1, 832, 14, 14)]
 
 
 def test_out_indices_out_of_range_is_a_located_error() -> None:
@@ -435,3 +443,26 @@ def test_archspec_train_starts_from_the_published_weights(tmp_path: Path, monkey
     saved = torch.load(ckpt)["model"]
     assert torch.equal(saved["layer4.1.conv2.weight"], reference.state_dict()["layer4.1.conv2.weight"])
     assert saved["fc.weight"].shape == (10, 512)
+
+
+def test_reset_classifier_as_timm_resets_its_own(tmp_path: Path) -> None:
+    ours, theirs = timm.create_model("archspec_resnet18"), timm.create_model("resnet18")
+    ours.load_state_dict(theirs.state_dict())
+    for n in (5, 0):
+        ours.reset_classifier(n)
+        theirs.reset_classifier(n)
+        assert shapes(ours) == shapes(theirs) and ours.num_classes == n
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs.eval()(x), rtol=0, atol=1e-6)  # the pooled features
+    assert isinstance(ours.get_classifier(), torch.nn.Identity)
+
+
+@pytest.mark.slow
+def test_reset_classifier_resets_the_aux_heads_and_what_is_saved(tmp_path: Path) -> None:
+    g = archspec.build("zoo:googlenet")
+    g.reset_classifier(7)
+    assert shapes(g) == shapes(torchvision.models.googlenet(weights=None, num_classes=7, aux_logits=True, init_weights=False))
+    assert g.train()(torch.randn(2, 3, 224, 224))["aux1"].shape == (2, 7)
+    assert g.get_classifier().out_features == 7
+    assert same_weights(archspec.from_pretrained(g.save_pretrained(tmp_path / "g7")), g)

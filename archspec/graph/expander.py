@@ -105,6 +105,8 @@ class Expander:
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
             init=init_tables(self.resolved),
         )
+        for node, shape in self.early.memo.items():  # handed on to shape inference
+            self.graph.at(node).shape = shape
         return self.graph
 
     # ---- structure -----------------------------------------------------------------------------
@@ -324,7 +326,7 @@ class Expander:
         if chain is None:
             ids = [self.out.add(op.name, params, path, ref.loc, [x], inner)]
         else:
-            text, ids = self.params.short(op, params), []
+            text, ids = self.params.short(op, params, scope.source), []
             for child, child_op, child_params in chain:
                 ids.append(
                     self.out.add(
@@ -342,6 +344,6 @@ class Expander:
         if ref.from_count or scaled:
             self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))
         if unit is not None:
-            self.units.append(Unit(path, self.params.short(op, params), "op", ref.loc, ids[-1]))
+            self.units.append(Unit(path, self.params.short(op, params, scope.source), "op", ref.loc, ids[-1]))
         self.outputs_by_path.setdefault(path, ids[-1])
         return ids[-1]
