@@ -138,7 +138,8 @@ def test_an_identity_inside_a_merge_keeps_the_layouts_apart(case: str, tmp_path:
 
     net, reference = PERMUTE_CASES[case]
     assert_same(net, reference)
-    graph, report = analyze(HEADER + net)
+    report = analyze(HEADER + net)
+    graph = report.graph
     out = tmp_path / "m.py"
     out.write_text(generate(graph, "m.yaml"))
     spec = importlib.util.spec_from_file_location("m_standalone", out)
