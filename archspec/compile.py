@@ -279,10 +279,10 @@ class AuxModel(nn.Module):
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
         self.aux_weights = dict(aux_weights)
-        self.class_name = name
+        self._archspec_class = name
 
     def _get_name(self) -> str:  # print(model) names the network, as the GraphModule of one without aux heads does
-        return self.class_name
+        return self._archspec_class
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._train_gm(x) if self.training else self._eval_gm(x)
@@ -335,9 +335,9 @@ def name_containers(model: nn.Module, graph: OpGraph) -> None:
             path = f"{prefix}.{key}" if prefix else key
             if type(child) is nn.Module:
                 box = runtime.Container(blocks.get(path, "Sequential"))
-                kind = box.kind
+                name = box._archspec_class
                 box.__dict__.update(child.__dict__)  # its registries, hooks and mode: the same module, renamed
-                box.kind = kind
+                box._archspec_class = name
                 parent._modules[key] = box
                 child = box
             if isinstance(child, runtime.Container):
