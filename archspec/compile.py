@@ -223,6 +223,8 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             src = graph.inputs_of(node)[0]
             if (
                 args[0].meta.get("archspec_channels_first")
+                # the permute is src's own (not reached through an identity, whose input may have other readers)
+                and args[0].meta.get("archspec_node") == src
                 and users[src] == 1
                 and src not in results
                 and graph.at(src).blocks == record.blocks
