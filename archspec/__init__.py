@@ -6,6 +6,8 @@ importing torch; ``archspec.build(spec)`` compiles it into a ``torch.nn.Module``
 loaded on first use, so ``import archspec`` does not import torch.
 """
 
+import sys
+import types
 from typing import Any
 
 from archspec.api import Report, analyze, build, check
@@ -13,37 +15,47 @@ from archspec.errors import SpecError
 from archspec.spec.load import dump
 from archspec.version import __version__
 
-__all__ = [
-    "SpecError",
-    "Report",
-    "analyze",
-    "build",
-    "check",
-    "dump",
-    "from_pretrained",
-    "import_module",
-    "optimize",
-    "save_pretrained",
-    "transfer",
-    "__version__",
-]
+# Loaded on first use: each needs torch, graphviz or a large module that `check` never imports.
+_LAZY = {
+    "optimize": "archspec.inference",
+    "transfer": "archspec.weights",
+    "save_pretrained": "archspec.hub",
+    "from_pretrained": "archspec.hub",
+    "import_module": "archspec.importer",
+    "render": "archspec.public",
+    "render_page": "archspec.public",
+    "summary": "archspec.public",
+    "diff": "archspec.public",
+    "compile": "archspec.public",
+    "export": "archspec.public",
+}
+
+__all__ = ["SpecError", "Report", "analyze", "build", "check", "dump", *_LAZY, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "optimize":  # imported on first use: it needs torch, which `check` never imports
-        from archspec.inference import optimize
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+    import importlib
 
-        return optimize
-    if name == "transfer":
-        from archspec.weights import transfer
+    return getattr(importlib.import_module(module), name)
 
-        return transfer
-    if name in ("save_pretrained", "from_pretrained"):
-        from archspec import hub
 
-        return getattr(hub, name)
-    if name == "import_module":
-        from archspec.importer import import_module
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
-        return import_module
-    raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+
+class _Package(types.ModuleType):
+    """``archspec.render`` (and summary, diff, compile, export) are functions, and also modules of
+    the package: importing such a module must not replace the function on the package (Python's
+    import sets the parent's attribute). The modules stay importable by name
+    (``from archspec.render import render_spec``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == "archspec.public":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

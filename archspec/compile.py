@@ -23,8 +23,8 @@ from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
-from archspec.shapes import inputs_of, ordered
-from archspec.sizes import accepted
+from archspec.shapes import accepted
+from archspec.sizes import Accepted
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -62,18 +62,18 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
     targets: dict[str, str] = {}
     taken: set[str] = set()
     prototypes: dict[tuple[Any, ...], tuple[nn.Module, bool]] = {}
-    nodes = [n for n in ordered(graph) if graph.at(n).op != INPUT]
+    nodes = [n for n in graph.ordered() if graph.at(n).op != INPUT]
     for node in nodes:
         record = graph.at(node)
         op = REGISTRY[record.op]
         if op.parameter_only:  # one tensor, not a module: it starts at the op's value, here
-            preds = [graph.at(p).out for p in inputs_of(graph, node)]
+            preds = [graph.at(p).out for p in graph.inputs_of(node)]
             shape, value = op.parameter(record.params, preds, record.out)
             _set_parameter(root, record.path, torch.full(shape, value, device=device))
             targets[node] = record.path
             taken.add(record.path)
         elif op.stateful:
-            preds = [graph.at(p).out for p in inputs_of(graph, node)]
+            preds = [graph.at(p).out for p in graph.inputs_of(node)]
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.out]))
             if key not in prototypes:
@@ -164,6 +164,16 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
     return True
 
 
+def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
+    """The sizes shapes.py found for eval (the main output) or training (every output); others worked out."""
+    net = graph.net
+    if outputs == [net.outputs["logits"]]:
+        return net.accepted
+    if set(outputs) == set(net.outputs.values()):
+        return net.train_accepted
+    return accepted(graph, outputs)
+
+
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
     """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
     needed: set[str] = set()
@@ -174,9 +184,9 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
     results = set(outputs.values())
     spec_input = graph.net.input
-    sizes = accepted(graph, outputs.values())  # the input sizes at which these outputs can be computed
+    sizes = _accepted(graph, list(outputs.values()))  # the input sizes at which these outputs can be computed
     bounds = sizes.min_size + sizes.guard_args()
-    for node in ordered(graph):
+    for node in graph.ordered():
         if node not in needed:
             continue
         record = graph.at(node)
@@ -186,15 +196,15 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             env[node].meta["archspec_node"] = node
             continue
         op = REGISTRY[record.op]
-        args = tuple(env[p] for p in inputs_of(graph, node))
+        args = tuple(env[p] for p in graph.inputs_of(node))
         if node in targets and op.parameter_only:  # x · the tensor at the op's path
             tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
             tensor.meta.update(archspec_node=node, archspec_part=True)
             fn, kwargs = op.function(record.params)
             result = g.call_function(fn, (*args, tensor), kwargs)
-        elif node in targets and op.channels_last_on_maps and graph.at(inputs_of(graph, node)[0]).out.is_map:
+        elif node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map:
             # the layer acts on the last axis: channels last around the call (views, no copies)
-            src = inputs_of(graph, node)[0]
+            src = graph.inputs_of(node)[0]
             if (
                 args[0].meta.get("archspec_channels_first")
                 and users[src] == 1

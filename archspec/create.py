@@ -99,8 +99,9 @@ def create(
     **build_kwargs: Any,
 ) -> Any:
     """Build ``spec`` with timm's model arguments (see the module's documentation)."""
-    from archspec.api import build, report_of
+    from archspec.api import build
     from archspec.hub import attach_save_pretrained
+    from archspec.report import report_of
 
     optimize = build_kwargs.pop("optimize", False)
     if optimize and features_only:

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from archspec.api import MAX_ACTIVATIONS, report_of
-from archspec.api import activation_count as api_activation_count
-from archspec.api import check_activations as api_check_activations
 from archspec.errors import Loc, SpecError, printable
 from archspec.fileio import atomic_path, open_regular
+from archspec.report import MAX_ACTIVATIONS, report_of
+from archspec.report import activation_count as api_activation_count
+from archspec.report import check_activations as api_check_activations
 from archspec.symbolic import NEVER
 
 # the spec's input with this batch: torch.export specialises sizes 0 and 1, so the example uses 2

@@ -43,17 +43,18 @@ def _draw(dot: graphviz.Digraph, out: Path, stem: str, png: bool) -> list[str]:
 def render_spec_views(spec: Path, out: Path) -> Entry:
     from archspec.api import analyze
     from archspec.render import block_instances, render
-    from archspec.shapes import ordered
     from archspec.view import page
 
-    graph, report = analyze(spec)
+    report = analyze(spec)
+
+    graph = report.graph
     name = graph.net.name
     entry = Entry(spec, name)
     entry.network = _draw(render(graph), out, name, png=True)
     write_atomic(out / f"{name}.html", page(graph, report).encode("utf-8"))
     entry.network.append(f"{name}.html")
     used: dict[str, None] = {}
-    for node in ordered(graph):
+    for node in graph.ordered():
         for block, _ in graph.at(node).blocks:
             used.setdefault(block, None)
     labels = graph.net.block_labels

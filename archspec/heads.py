@@ -116,7 +116,8 @@ def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: 
     from archspec.api import analyze
 
     check_classes(num_classes)
-    graph, report = analyze(spec, overrides)
+    report = analyze(spec, overrides)
+    graph = report.graph
     found = heads(graph)
     merged = dict(overrides or {})
     if not any(h.output == "logits" for h in found):
@@ -135,7 +136,7 @@ def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: 
 def _paths(spec: Any, overrides: dict[str, Any]) -> set[str]:
     from archspec.api import analyze
 
-    graph, _ = analyze(spec, overrides)
+    graph = analyze(spec, overrides).graph
     return {record.path for _, record in graph.records()}
 
 
@@ -165,7 +166,9 @@ def dropout_overrides(spec: Any, overrides: Mapping[str, Any] | None, rate: floa
     network has one (timm applies ``drop_rate`` there; where the spec has none the caller adds it)."""
     from archspec.api import analyze
 
-    graph, report = analyze(spec, overrides)
+    report = analyze(spec, overrides)
+
+    graph = report.graph
     for head in heads(graph):
         if head.output == "logits" and head.dropout_key is not None and head.dropout_node is not None:
             change = (head.dropout_key, f"dropout {rate!r}", graph.at(head.dropout_node).path)

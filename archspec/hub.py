@@ -52,8 +52,8 @@ def attach_save_pretrained(model: Any, spec: Any, overrides: Any) -> None:
 
 def save_pretrained(model: Any, folder: str | Path) -> Path:
     """Write ``model`` (built by archspec.build) into ``folder``: spec.yaml, model.safetensors, config.json."""
-    from archspec.api import report_of
     from archspec.fileio import write_atomic
+    from archspec.report import report_of
     from archspec.sweep.standalone import standalone_yaml
     from archspec.version import __version__
     from archspec.weightfile import metadata_of, write_safetensors

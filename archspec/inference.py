@@ -16,7 +16,6 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.api import REPORT_ATTRIBUTE, attach_report
 from archspec.passes import (
     PassResult,
     avoid_onednn_faults,
@@ -27,6 +26,7 @@ from archspec.passes import (
     remove_noops,
     to_layout,
 )
+from archspec.report import REPORT_ATTRIBUTE, attach_report
 
 
 def optimize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
-from archspec.shapes import inputs_of
 
 
 def overwritable(graph: OpGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
@@ -24,4 +23,4 @@ def in_place_target(graph: OpGraph, node: str, users: dict[str, int], results: s
     i = REGISTRY[record.op].in_place_input(record.params)
     if i is None:
         return None
-    return i if overwritable(graph, inputs_of(graph, node)[i], users, results) else None
+    return i if overwritable(graph, graph.inputs_of(node)[i], users, results) else None

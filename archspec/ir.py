@@ -5,10 +5,10 @@ position at the reader). What is known about a node lives in one typed record, a
 and what is known about the network in one :class:`Network`; each field says which stage writes
 it. Read them with ``graph.at(node)`` and ``graph.net``, iterate with ``graph.records()``.
 
-    expansion (graph.py) ─ writes every Node field above ``shape``, and the Network's spec fields
-    shapes (shapes.py)   ─ writes ``shape``, ``range``, ``conditions``; the Network's ``min_size``,
-                           ``params``, ``partial_merges``, ``warnings``
-    report (api.py)      ─ writes ``param_count``, ``mac_count``
+    expansion (graph/)   ─ writes every Node field above ``shape``, and the Network's spec fields
+    shapes (shapes.py)   ─ writes ``shape``, ``range``, ``conditions``, ``param_count``, ``mac_count``;
+                           the Network's ``min_size``, ``params``, ``macs``, ``accepted``,
+                           ``train_accepted``, ``partial_merges``, ``warnings``
 
 Later stages (compile, codegen, summary, render, view, diff, export) read only. Nothing here
 imports torch.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from archspec.errors import Loc, SpecWarning
-from archspec.sizes import Condition, Range
+from archspec.sizes import Accepted, Condition, Range
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -38,7 +38,7 @@ INPUT = "input"  # the id (and op) of the node standing for the network's input
 class Node:
     """One primitive op of the expanded network (or its input)."""
 
-    # ---- written by expansion (graph.py)
+    # ---- written by expansion (archspec/graph/)
     op: str  # a registry name, or "input"
     params: BaseModel | None  # the op's validated (frozen) parameter model; None for the input
     path: str  # module path, e.g. ``features.6.branch1.0.conv``; "" for the input
@@ -53,7 +53,6 @@ class Node:
     shape: Shape | None = None  # the output shape, C exact, H and W as canonical forms of the input size
     range: Range | None = None  # input sizes at which this value (and everything before it) is computable
     conditions: tuple[Condition, ...] = ()  # a merge: input sizes at which its branches agree
-    # ---- written by the report (api.py)
     param_count: int = 0
     mac_count: int = 0  # at the spec's input size
 
@@ -97,7 +96,7 @@ class PartialMerge:
 class Network:
     """What is known about the network as a whole."""
 
-    # ---- written by expansion (graph.py)
+    # ---- written by expansion (archspec/graph/)
     name: str  # the spec's name
     file: str  # the spec's file ("" for text)
     input: InputSpec  # channels, and the size reports use
@@ -108,7 +107,10 @@ class Network:
     init: dict[str, dict[str, TensorInit]]  # ``init:`` tables: the spec's under "", each block's under its name
     # ---- written by shapes.py
     min_size: tuple[int, int] | None = None  # the smallest input the main output accepts
-    params: int = 0
+    params: int = 0  # every op's parameters, aux heads included
+    macs: int = 0  # multiply-accumulates of the main output at the spec's input size (aux heads left out)
+    accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
+    train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
     partial_merges: list[PartialMerge] = field(default_factory=list)
     warnings: list[SpecWarning] = field(default_factory=list)
 
@@ -120,9 +122,54 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
     algorithms (ancestors, topological sorts) work unchanged and no other key is ever used.
     """
 
+    _ordered: list[str] | None = None  # the topological order, while the topology is unchanged
+
     def at(self, node: str) -> Node:
         """The record of ``node``."""
         return self._node[node]["node"]
+
+    def add_node(self, node_for_adding: str, **attr: Any) -> None:
+        self._ordered = None
+        super().add_node(node_for_adding, **attr)
+
+    def add_edge(self, u: str, v: str, **attr: Any) -> None:
+        self._ordered = None
+        super().add_edge(u, v, **attr)
+
+    def remove_node(self, node: str) -> None:
+        self._ordered = None
+        super().remove_node(node)
+
+    def remove_edge(self, u: str, v: str) -> None:
+        self._ordered = None
+        super().remove_edge(u, v)
+
+    def add_nodes_from(self, nodes: Any, **attr: Any) -> None:
+        self._ordered = None
+        super().add_nodes_from(nodes, **attr)
+
+    def add_edges_from(self, edges: Any, **attr: Any) -> None:
+        self._ordered = None
+        super().add_edges_from(edges, **attr)
+
+    def remove_nodes_from(self, nodes: Any) -> None:
+        self._ordered = None
+        super().remove_nodes_from(nodes)
+
+    def remove_edges_from(self, edges: Any) -> None:
+        self._ordered = None
+        super().remove_edges_from(edges)
+
+    def ordered(self) -> list[str]:
+        """Topological order, stable: ties broken by the order nodes were written in the spec
+        (``Node.order``, final once expansion ends). Worked out once while the topology stays."""
+        if self._ordered is None:
+            order = {n: r.order for n, r in self.records()}
+            if all(order[u] < order[v] for u, v in self.edges):  # the usual case: the spec order is topological
+                self._ordered = sorted(self, key=order.__getitem__)
+            else:
+                self._ordered = list(nx.lexicographical_topological_sort(self, key=lambda n: order[n]))
+        return list(self._ordered)
 
     @property
     def net(self) -> Network:

@@ -32,7 +32,7 @@ import graphviz
 from archspec.errors import SpecError, did_you_mean, printable
 from archspec.ir import INPUT, Node, OpGraph
 from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS, inputs_of, ordered
+from archspec.shapes import MAX_PARAMS
 from archspec.symbolic import Shape
 
 # Fill colours by Op.kind, plus "block" (a closed block instance) and "io" (inputs and outputs).
@@ -133,7 +133,7 @@ class Scopes:
 
     @classmethod
     def of(cls, graph: OpGraph) -> Scopes:
-        order = ordered(graph)
+        order = graph.ordered()
         instances: dict[str, str] = {}
         parts: dict[str, set[str]] = {}  # instance path -> the named parts it holds (conv1, downsample, se)
         for node in order:
@@ -150,7 +150,7 @@ class Scopes:
             counts = Counter(notes[i] for i in stage.instances if i in notes)
             if counts:
                 stage.summary += " (" + ", ".join(f"{n} {note}" for note, n in counts.items()) + ")"
-        inputs = {n: inputs_of(graph, n) for n in order}
+        inputs = {n: graph.inputs_of(n) for n in order}
         readers = {n: list(graph.succ[n]) for n in order}
         return cls(order, _frames(graph, order, stages), stages, notes, instances, inputs, readers)
 
@@ -265,7 +265,7 @@ def label_text(text: str) -> str:
 def block_instances(graph: OpGraph, name: str) -> list[str]:
     """Instance paths of block ``name``, in network order."""
     seen: dict[str, None] = {}
-    for node in ordered(graph):
+    for node in graph.ordered():
         for block, path in graph.at(node).blocks:
             if block == name:
                 seen.setdefault(path, None)
@@ -445,7 +445,7 @@ class Layout:
     def _signature(self, nodes: list[str]) -> tuple[Any, ...]:
         g = self.graph
         return tuple(
-            (g.at(n).op, g.at(n).params, self.shape(n).formula(), tuple(self.shape(s).formula() for s in inputs_of(g, n)))
+            (g.at(n).op, g.at(n).params, self.shape(n).formula(), tuple(self.shape(s).formula() for s in g.inputs_of(n)))
             for n in nodes
         )
 
@@ -724,7 +724,7 @@ def render_spec(
     max_params: int = MAX_PARAMS,
 ) -> graphviz.Digraph:
     """Check a spec (SpecError on any mistake, as ``check`` does) and draw it."""
-    from archspec.api import shaped_graph
+    from archspec.pipeline import shaped_graph
 
     resolved, graph, _ = shaped_graph(spec, overrides, max_params)
     if block is not None and instance_of(graph, block) is None:

@@ -8,7 +8,7 @@ at which every feature map is at least 1×1. Failures are SpecErrors at the node
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ import networkx as nx
 from archspec.errors import Loc, SpecError, SpecWarning
 from archspec.ir import INPUT, Node, OpGraph, PartialMerge
 from archspec.ops import REGISTRY, Op, OpShapeError
-from archspec.sizes import UNBOUNDED, Accepted, Range, accepted, condition, meet
+from archspec.sizes import UNBOUNDED, Accepted, Range, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
 
 if TYPE_CHECKING:
@@ -26,29 +26,30 @@ if TYPE_CHECKING:
 MAX_PARAMS = 2_000_000_000
 
 
-def ordered(graph: OpGraph) -> list[str]:
-    """Topological order, stable: ties broken by the order nodes were written in the spec."""
-    order = {n: r.order for n, r in graph.records()}
-    if all(order[u] < order[v] for u, v in graph.edges):  # the usual case: the spec order is topological
-        return sorted(graph, key=order.__getitem__)
-    return list(nx.lexicographical_topological_sort(graph, key=lambda n: order[n]))
-
-
 def shaped_ops(graph: OpGraph) -> Iterator[tuple[Node, Op, list[Shape]]]:
     """After shape inference: each op node's record, registry entry and input shapes, in order."""
     nodes = dict(graph.records())
-    for node in ordered(graph):
+    for node in graph.ordered():
         record = nodes[node]
         if record.op != INPUT:
-            yield record, REGISTRY[record.op], [nodes[p].out for p in inputs_of(graph, node)]
+            yield record, REGISTRY[record.op], [nodes[p].out for p in graph.inputs_of(node)]
 
 
-def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
-    """The node's inputs, in argument order."""
-    preds = graph.pred[node]
-    if len(preds) == 1:
-        return list(preds)
-    return sorted(preds, key=lambda p: preds[p]["slot"])
+def accepted(graph: OpGraph, nodes: Iterable[str]) -> Accepted:
+    """Input sizes at which every node in ``nodes`` (so everything they depend on) is computable.
+
+    Reads the ``range`` and ``conditions`` this stage wrote onto the nodes. The network's two sets
+    (eval: the main output; training: every output) are on ``graph.net``; this is for other sets.
+    """
+    nodes = list(nodes)
+    interval = meet(UNBOUNDED, *(graph.at(n).sizes for n in nodes))
+    if not any(r.conditions for _, r in graph.records()):
+        return Accepted(interval, ())  # the common case: no need to find what the outputs depend on
+    seen: set[str] = set(nodes)
+    for n in nodes:
+        seen |= nx.ancestors(graph, n)
+    conds = sorted({c for n in seen for c in graph.at(n).conditions})
+    return Accepted(interval, tuple(conds))
 
 
 @dataclass
@@ -92,25 +93,28 @@ def op_shape(op: Op, record: Node, shapes: list[Shape]) -> Shape:
 
 
 def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
-    """Annotate every node with ``shape`` and ``range`` (input sizes at which it can be computed)."""
+    """Annotate every node with ``shape``, ``range`` (input sizes at which it can be computed) and its
+    counts; the network with its totals and the input sizes it accepts (archspec/ir.py)."""
     net = graph.net
     h, w = net.input.size
     x = input_shape(net.input)
     graph.at(INPUT).shape = x
     graph.at(INPUT).range = UNBOUNDED
-    total_params = 0
+    total_params = total_macs = 0
+    aux = set(net.aux_weights)
     net.partial_merges = []
     nodes = dict(graph.records())  # node → its record, without the view's per-lookup cost
-    for node in ordered(graph):
+    for node in graph.ordered():
         record = nodes[node]
         if record.op == INPUT:
             continue
         op = REGISTRY[record.op]
-        preds = inputs_of(graph, node)
+        preds = graph.inputs_of(node)
         shapes: list[Shape] = [nodes[p].out for p in preds]
         if op.agreement is not None:
             _check_merge(graph, node, preds, shapes)
-        record.shape = out = op_shape(op, record, shapes)
+        # the expansion worked out the shapes some `in` read, by the same rule (archspec/graph/early.py)
+        record.shape = out = record.shape or op_shape(op, record, shapes)
         own = _own_range(out)
         r = record.range = meet(*(nodes[p].sizes for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
@@ -124,7 +128,11 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
                 record.loc,
                 code="shape",
             )
-        total_params += op.param_count(record.params, shapes, out)
+        record.param_count = op.param_count(record.params, shapes, out)
+        record.mac_count = op.macs(record.params, shapes, out, h, w)
+        total_params += record.param_count
+        if record.unit not in aux:
+            total_macs += record.mac_count
         if total_params > max_params:
             raise SpecError(
                 f"the model would have more than {max_params:,} parameters (at {record.path})",
@@ -158,7 +166,8 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             hint=_size_hint(every),
         )
     net.min_size = per_output["logits"].min_size
-    net.params = total_params
+    net.params, net.macs = total_params, total_macs
+    net.accepted, net.train_accepted = per_output["logits"], every
     return ShapeInfo(per_output["logits"].min_size, x, {name: graph.at(n).out for name, n in outputs.items()}, per_output)
 
 

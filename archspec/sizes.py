@@ -15,17 +15,10 @@ on each axis, filtered by that axis's conditions. Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from math import lcm
-from typing import TYPE_CHECKING
-
-import networkx as nx
 
 from archspec.symbolic import NEVER, Dim
-
-if TYPE_CHECKING:
-    from archspec.ir import OpGraph
 
 Range = tuple[int, int, int, int]  # (min H, min W, max H, max W); max is NEVER when unbounded
 UNBOUNDED: Range = (1, 1, NEVER, NEVER)
@@ -206,19 +199,3 @@ class Accepted:
 
 def _inf(v: int) -> str:
     return "∞" if v >= NEVER else str(v)
-
-
-def accepted(graph: OpGraph, nodes: Iterable[str]) -> Accepted:
-    """Input sizes at which every node in ``nodes`` (so everything they depend on) is computable.
-
-    Reads the ``range`` and ``conditions`` the shapes stage wrote onto the nodes.
-    """
-    nodes = list(nodes)
-    interval = meet(UNBOUNDED, *(graph.at(n).sizes for n in nodes))
-    if not any(r.conditions for _, r in graph.records()):
-        return Accepted(interval, ())  # the common case: no need to find what the outputs depend on
-    seen: set[str] = set(nodes)
-    for n in nodes:
-        seen |= nx.ancestors(graph, n)
-    conds = sorted({c for n in seen for c in graph.at(n).conditions})
-    return Accepted(interval, tuple(conds))

@@ -17,9 +17,10 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.api import Report, SpecLike, analyze
+from archspec.api import Report, analyze
 from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
+from archspec.pipeline import SpecLike
 from archspec.shapes import MAX_PARAMS, shaped_ops
 from archspec.symbolic import Shape
 
@@ -194,7 +195,8 @@ def summarize(
     spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, batch: int = 1
 ) -> Summary:
     """The summary of a spec (a path or YAML text): counts per block and per op, totals, activation memory."""
-    graph, report = analyze(spec, overrides, max_params)
+    report = analyze(spec, overrides, max_params=max_params)
+    graph = report.graph
     summary = summarize_graph(graph, report)
     summary.memory = activation_memory(graph, batch)
     for row in summary.blocks:
@@ -241,7 +243,6 @@ def _storages(graph: OpGraph, nodes: list[str], users: dict[str, int], results: 
     compile.py computes in place (a ReLU over, or a residual sum into, a ``fresh_output`` value that has
     one reader and is not returned) share their input's; everything else is a new tensor."""
     from archspec.inplace import in_place_target
-    from archspec.shapes import inputs_of
 
     storage: dict[str, str] = {}
     for n in nodes:
@@ -249,7 +250,7 @@ def _storages(graph: OpGraph, nodes: list[str], users: dict[str, int], results: 
         if record.op == INPUT:
             storage[n] = n
             continue
-        ins = inputs_of(graph, n)
+        ins = graph.inputs_of(n)
         op = REGISTRY[record.op]
         i = in_place_target(graph, n, users, results)
         if op.view or (op.train_module and not getattr(record.params, "p", 1)):  # views; dropout that is off
@@ -274,10 +275,9 @@ def _norm_saved(what: str, p: Any, c: int, count: int) -> tuple[int, int]:
 
 def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
     """Estimate activation memory from the shaped OpGraph alone (see :class:`Memory`); torch is not imported."""
-    from archspec.shapes import inputs_of, ordered
 
     h, w = graph.net.input.size
-    order = ordered(graph)
+    order = graph.ordered()
     users = {n: len(graph.succ[n]) for n in order}
     storage = _storages(graph, order, users, set(graph.net.outputs.values()))
 
@@ -296,7 +296,7 @@ def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
         op = record.op
         if op == INPUT:
             continue
-        ins = inputs_of(graph, n)
+        ins = graph.inputs_of(n)
         for what in REGISTRY[op].saved_for_backward:
             if what == "in":
                 saved.add(storage[ins[0]])
@@ -321,14 +321,14 @@ def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
     eval_storage = _storages(graph, eval_order, eval_users, {main})
     last_read: dict[str, int] = {}
     for i, n in enumerate(eval_order):
-        for src in inputs_of(graph, n):
+        for src in graph.inputs_of(n):
             last_read[eval_storage[src]] = i
     live: dict[str, int] = {}
     peak = 0
     for i, n in enumerate(eval_order):
         st = eval_storage[n]
         if n != INPUT and REGISTRY[graph.at(n).op].train_module:  # dropout: identity in inference
-            st = eval_storage[n] = eval_storage[inputs_of(graph, n)[0]]
+            st = eval_storage[n] = eval_storage[graph.inputs_of(n)[0]]
         live[st] = max(live.get(st, 0), numel(n) * 4)
         peak = max(peak, sum(live.values()))
         for s in [s for s in live if last_read.get(s, -1) <= i and s != eval_storage[main]]:

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
-
 
 @pytest.fixture
 def write_spec(tmp_path: Path):
@@ -25,38 +22,38 @@ def write_spec(tmp_path: Path):
 
 # ---- the fast tier ----------------------------------------------------------------------------
 # `pytest -m "not slow"` is the tier a developer runs on every change (docs/testing.md); CI runs
-# everything. Tests that build full-size networks carry @pytest.mark.slow where they are written;
-# the parametrised ones below are marked here, from a measured run (--durations), keeping a few
-# representatives of each in the fast tier so that every area is still exercised there.
-SLOW_BUT = {  # test function → the parameter ids that stay in the fast tier
-    "tests/test_codegen.py::test_standalone_file_equals_reference": {"resnet18", "googlenet"},
-    "tests/test_codegen.py::test_generated_file_computes_what_the_compiled_model_does": {
-        "tiny_aux",
-        "tiny_layer_norm",
-        "tiny_shapes",
-        "resnet18",
-        "googlenet_paper",
-        "shufflenet_v2_x1_0",
-    },
-    "tests/test_security.py::test_free_text_reaches_generated_code_only_escaped": {"text0", "text1"},
-    "tests/test_summary.py::test_params_and_macs_agree_with_the_model_and_fvcore": {"resnet18", "googlenet"},
-    "tests/test_import.py::test_importing_a_built_spec_gives_the_same_design": {"resnet18", "googlenet"},
-    "tests/test_import.py::test_round_trip_strict_load_and_same_logits": {"resnet18", "squeezenet1_1"},
-    "tests/test_zoo_resnet.py::test_resnet_equals_torchvision": {"18"},
-    # whole tests: each takes 5-25 s on 2 cores, and a faster test covers its area
-    "tests/test_export.py::test_onnx_of_zoo_spec_equals_reference": set(),
-    "tests/test_export.py::test_zoo_exports_take_every_accepted_size": set(),
-    "tests/test_train.py::test_digits_reach_95_percent_validation_top1": set(),
-    "tests/test_train.py::test_ddp_two_cpu_processes_agree_and_resume_bit_identically": set(),
-    "tests/test_train.py::test_resuming_with_another_world_size_is_refused": set(),
-    "tests/test_docs.py::test_tutorial_commands_run": set(),
-    "tests/test_inception_v4.py::test_logits_match_timm": set(),
-}
+# everything. A test that builds full-size networks carries @pytest.mark.slow where it is written;
+# a parametrised one may carry @pytest.mark.fast_params(ids...) instead: the parameter ids that stay
+# in the fast tier (a few representatives, from a measured run with --durations), the rest slow.
+# An id that names no parameter of its test is an error, so a renamed parameter cannot change tiers.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fast_params(*ids): the parameter ids of this test in the fast tier; the others are slow")
+
+
+def _declared(item: pytest.Item) -> int:
+    """How many parameter sets the test's parametrize marks declare (their product)."""
+    count = 1
+    for mark in item.iter_markers("parametrize"):
+        values = mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("argvalues", [])
+        count *= len(list(values))
+    return count
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[str, tuple[set[str], set[str], int]] = {}  # test → (fast ids, collected ids, declared)
     for item in items:
+        mark = item.get_closest_marker("fast_params")
+        if mark is None:
+            continue
         function, _, param = item.nodeid.partition("[")
-        kept = SLOW_BUT.get(function)
-        if kept is not None and param.rstrip("]") not in kept:
+        param = param.rstrip("]")
+        fast, collected, _ = seen.setdefault(function, (set(mark.args), set(), _declared(item)))
+        collected.add(param)
+        if param not in fast:
             item.add_marker(pytest.mark.slow)
+    for function, (fast, collected, declared) in seen.items():
+        unknown = fast - collected
+        if unknown and len(collected) == declared:  # every parameter collected (not a -k or single-id run)
+            raise pytest.UsageError(f"{function}: fast_params {sorted(unknown)} name no parameter of the test")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SPECS
 
 import archspec
+from tests.paths import SPECS
 from tests.reference_macs import reference_macs
 from tests.references import perturb_bn
 

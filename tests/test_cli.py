@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from archspec.cli import main
-from tests.conftest import ROOT, SPECS
+from tests.paths import ROOT, SPECS
 
 
 def test_check_prints_table_formulas_and_minimum(capsys) -> None:

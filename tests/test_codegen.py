@@ -14,8 +14,8 @@ import archspec
 from archspec.cli import main
 from archspec.compile import class_name_of
 from archspec.ops import REGISTRY
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
 
 # Runs in a fresh interpreter: isolated mode (no PYTHONPATH, no script folder on sys.path) and
@@ -69,6 +69,7 @@ def run_standalone(tmp_path: Path, source: Path, cls: str, state: dict, x: torch
     return torch.load(tmp_path / "y.pt")
 
 
+@pytest.mark.fast_params("resnet18", "googlenet")
 @pytest.mark.parametrize("stem", zoo_with_references())
 def test_standalone_file_equals_reference(stem: str, tmp_path: Path) -> None:
     spec = SPECS / f"{stem}.yaml"
@@ -204,6 +205,7 @@ def test_compile_prints_to_stdout_without_output(capsys: pytest.CaptureFixture[s
 SPEC_FILES = sorted((Path(__file__).resolve().parent / "specs").glob("*.yaml")) + sorted(SPECS.glob("*.yaml"))
 
 
+@pytest.mark.fast_params("tiny_aux", "tiny_layer_norm", "tiny_shapes", "resnet18", "googlenet_paper", "shufflenet_v2_x1_0")
 @pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
 def test_generated_file_computes_what_the_compiled_model_does(spec: Path, tmp_path: Path) -> None:
     """Over every spec (zoo and test specs): same keys, same outputs in both modes, ruff-clean."""
@@ -211,7 +213,9 @@ def test_generated_file_computes_what_the_compiled_model_does(spec: Path, tmp_pa
     from archspec.codegen import generate
     from archspec.compile import compile_graph
 
-    graph, report = analyze(spec)
+    report = analyze(spec)
+
+    graph = report.graph
     out = tmp_path / f"{spec.stem}.py"
     out.write_text(generate(graph, str(spec)))
     lint = ruff(out)
@@ -247,7 +251,9 @@ def _compiled_and_generated(text: str, tmp_path: Path) -> tuple[torch.nn.Module,
     from archspec.api import analyze
     from archspec.codegen import generate
 
-    graph, report = analyze(text)
+    report = analyze(text)
+
+    graph = report.graph
     out = tmp_path / "gen.py"
     out.write_text(generate(graph, "spec.yaml"))
     assert ruff(out).returncode == 0, ruff(out).stdout

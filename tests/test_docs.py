@@ -18,8 +18,8 @@ import yaml
 from archspec.docgen import BEGIN, END, ops_reference
 from archspec.errors import ERROR_CODES
 from archspec.ops import REGISTRY
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 
@@ -231,6 +231,7 @@ def bash_blocks(path: Path) -> list[str]:
     return re.findall(r"^```bash\n(.*?)^```", path.read_text(), flags=re.S | re.M)
 
 
+@pytest.mark.slow
 def test_tutorial_commands_run(tmp_path):
     """Paste every ```bash block of docs/tutorial.md, in order, into a shell in a copy of the repository."""
     blocks = bash_blocks(DOCS / "tutorial.md")

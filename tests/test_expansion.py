@@ -6,7 +6,6 @@ block_count by passes, run beside the one-pass expansion on the same specs."""
 from __future__ import annotations
 
 import string
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,8 +16,8 @@ from archspec.graph import Expander, _expand_in_passes, expand
 from archspec.ir import OpGraph
 from archspec.spec.resolve import resolve
 from archspec.spec.shortform import scalar
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "archspec" / "zoo"
 
 WORDS = [

@@ -38,6 +38,7 @@ def _zoo_params() -> list:
     return [pytest.param(stem, marks=() if stem == "inception_v4" else pytest.mark.slow) for stem in zoo_with_references()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stem", _zoo_params())
 def test_onnx_of_zoo_spec_equals_reference(stem: str, tmp_path: Path) -> None:
     spec = SPECS / f"{stem}.yaml"
@@ -199,6 +200,7 @@ def _dynamic_params() -> list:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("stem", "options"), _dynamic_params())
 def test_zoo_exports_take_every_accepted_size(stem: str, options: list[str], tmp_path: Path) -> None:
     """ONNX and .pt2 files of zoo networks run at the smallest size the network accepts and at a

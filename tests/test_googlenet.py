@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SPECS
 
 import archspec
 from archspec.spec.resolve import resolve
+from tests.paths import SPECS
 from tests.references import assert_same_eval_logits, no_dropout, perturb_bn
 
 torchvision = pytest.importorskip("torchvision")

@@ -4,14 +4,12 @@ and docs/language.md, not taken from the code's output. Spec-shaped cases live i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import archspec
 from archspec.cli import main
+from tests.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 V4 = str(ROOT / "specs" / "inception_v4.yaml")
 R18 = str(ROOT / "specs" / "resnet18.yaml")
 HEADER = "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"

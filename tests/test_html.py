@@ -29,8 +29,8 @@ import yaml
 
 from archspec.cli import main
 from archspec.view import packed
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 V4 = ROOT / "specs" / "inception_v4.yaml"
 FIG4 = Counter({"1×1 conv (96)": 2, "1×1 conv (64)": 2, "3×3 conv (96)": 3, "3×3 avg pool": 1, "Filter concat": 1})
 HOSTILE = '</script><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">"\' & <!-- \\N'

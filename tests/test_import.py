@@ -99,6 +99,7 @@ def _train_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         return [t for t in tree_flatten(model(x))[0] if isinstance(t, torch.Tensor)]
 
 
+@pytest.mark.fast_params("resnet18", "squeezenet1_1")
 @pytest.mark.parametrize("key", [_slow(k) if k in SLOW_ROUND_TRIPS else k for k in sorted(ROUND_TRIPS)])
 def test_round_trip_strict_load_and_same_logits(key: str) -> None:
     build, stem, size = ROUND_TRIPS[key]
@@ -404,6 +405,7 @@ def test_a_built_convnext_is_refused_where_it_permutes() -> None:
     assert "permute" in str(e.value) and "fx node 'features_0_1" in str(e.value)  # the first per-pixel layer, named
 
 
+@pytest.mark.fast_params("resnet18", "googlenet")
 @pytest.mark.parametrize("stem", [_slow(s) if s in SLOW_BUILT else s for s in BUILT])
 def test_importing_a_built_spec_gives_the_same_design(stem: str) -> None:
     """import(build(spec)): `diff` finds no block added or removed and no op changed (every op at the

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import archspec
-from tests.conftest import SPECS
+from tests.paths import SPECS
 
 timm = pytest.importorskip("timm")
 
@@ -36,6 +36,7 @@ def test_state_dict_keys_and_shapes_are_timms(pair) -> None:
     assert ours == theirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [299, 331, 75])
 def test_logits_match_timm(pair, size: int) -> None:
     model, reference = pair

@@ -202,7 +202,7 @@ def test_the_standalone_file_holds_and_reads_the_layer_scales(net: str) -> None:
     from archspec.api import analyze
     from archspec.codegen import generate
 
-    graph, _ = analyze(HEADER + net)
+    graph = analyze(HEADER + net).graph
     env: dict[str, object] = {}
     exec(compile(generate(graph), "<generated>", "exec"), env)  # noqa: S102 - code generated from our own spec
     model = archspec.build(HEADER + net).eval()

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import archspec
-from archspec.api import shaped_graph
+from archspec.pipeline import shaped_graph
 from tests.reference_macs import reference_macs
 from tests.references import perturb_bn
 
@@ -134,7 +134,7 @@ def test_drop_path_through_every_backend(tmp_path: Path) -> None:
     from archspec.inference import optimize
 
     model = _model()
-    graph, _ = analyze(RESIDUAL)
+    graph = analyze(RESIDUAL).graph
     source = generate(graph)
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert "class DropPath(nn.Module):" in source and not any("archspec" in line for line in imports)

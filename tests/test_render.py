@@ -21,9 +21,8 @@ import pytest
 import yaml
 
 from archspec.cli import main
+from tests.paths import ROOT, SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 V4 = SPECS / "inception_v4.yaml"
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -4,7 +4,6 @@ the file in docs/ that the zoo's `# yaml-language-server: $schema=` lines point 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -12,9 +11,8 @@ import yaml
 
 from archspec.cli import main
 from archspec.ops import REGISTRY
+from tests.paths import ROOT, SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 ZOO = sorted(SPECS.glob("*.yaml"))
 LIBRARIES = sorted((SPECS / "blocks").glob("*.yaml"))
 LINE = "# yaml-language-server: $schema=../docs/archspec.schema.json"

@@ -25,9 +25,9 @@ import torch.nn as nn
 import archspec
 from archspec.cli import main
 from archspec.spec.model import CODEGEN_NAMES, MODULE_ATTRIBUTES
+from tests.paths import ROOT
 from tests.references import assert_same_outputs
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "specs" / "tiny_aux.yaml"
 V4 = ROOT / "specs" / "inception_v4.yaml"
 
@@ -117,7 +117,9 @@ def _same_in_both(text: str, tmp_path: Path, stem: str) -> None:
     from archspec.api import analyze
     from archspec.codegen import generate, standalone_class_name
 
-    graph, report = analyze(text)
+    report = analyze(text)
+
+    graph = report.graph
     out = tmp_path / f"{stem}.py"
     out.write_text(generate(graph, "spec.yaml"))
     compiled = archspec.build(text)
@@ -200,6 +202,7 @@ print(json.dumps({"module": module.__doc__, "block": block.__doc__}))
 """
 
 
+@pytest.mark.fast_params("text0", "text1")
 @pytest.mark.parametrize("index", range(len(HOSTILE)), ids=lambda i: f"text{i}")
 def test_free_text_reaches_generated_code_only_escaped(index: int, tmp_path: Path) -> None:
     label = HOSTILE[index]

@@ -116,7 +116,7 @@ def test_branches_that_grow_apart_are_a_mismatch() -> None:
 
 
 def test_spec_size_below_training_minimum_is_refused() -> None:
-    from conftest import SPECS
+    from tests.paths import SPECS
 
     with pytest.raises(archspec.SpecError) as err:
         archspec.check(SPECS / "inception_v3.yaml", {"input.size": [75, 75]})

@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import sympy
 
 from archspec.cli import main
 from archspec.summary import combine, summarize
+from tests.paths import ROOT, SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 ZOO = sorted(SPECS.glob("*.yaml"))
 
 
+@pytest.mark.fast_params("resnet18", "googlenet")
 @pytest.mark.parametrize("spec", ZOO, ids=lambda p: p.stem)
 def test_params_and_macs_agree_with_the_model_and_fvcore(spec):
     torch = pytest.importorskip("torch")

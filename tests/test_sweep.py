@@ -17,8 +17,8 @@ import archspec
 from archspec.cli import main
 from archspec.sweep import edf, load_space, pareto_front, regnet_stages, sweep
 from archspec.sweep.sample import draw, substitute
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "spaces" / "digits_resnet.yaml"
 
 

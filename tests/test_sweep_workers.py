@@ -20,7 +20,8 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT  # noqa: E402
+
 DIGITS = ROOT / "examples" / "spaces" / "digits_resnet.yaml"
 
 SPACE = f"""\

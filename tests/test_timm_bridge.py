@@ -17,8 +17,8 @@ import archspec
 import archspec.timm  # noqa: F401 - registers the zoo with timm
 from archspec.errors import SpecError
 from archspec.pretrained import NO_WEIGHTS, REFERENCES, Reference
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
 
 

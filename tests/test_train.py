@@ -20,8 +20,8 @@ import archspec
 import archspec.train as train
 from archspec.train.data import IMAGENET_MEAN, IMAGENET_STD
 from archspec.train.loop import Run, loss_of
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
 
@@ -84,6 +84,7 @@ def assert_same_training_state(a: dict, b: dict) -> None:
         assert torch.equal(moments_a[i]["momentum_buffer"], moments_b[i]["momentum_buffer"])
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_agree_and_resume_bit_identically(tmp_path: Path) -> None:
     (tmp_path / "worker.py").write_text(WORKER)
     # 16 images, 2 processes, batch 4: 2 steps per epoch; step 3 is in the middle of the second epoch
@@ -134,6 +135,7 @@ def test_ddp_two_cpu_processes_agree_and_resume_bit_identically(tmp_path: Path) 
     assert_same_training_state(straight, torch.load(tmp_path / "split.pt"))
 
 
+@pytest.mark.slow
 def test_resuming_with_another_world_size_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "worker.py").write_text(WORKER)
     ckpt = tmp_path / "ckpt.pt"
@@ -353,6 +355,7 @@ def test_bf16_and_channels_last_train_like_float32(tmp_path: Path) -> None:
 
 
 # ---- real data: scikit-learn's digits, built in -------------------------------------------------
+@pytest.mark.slow
 def test_digits_reach_95_percent_validation_top1(tmp_path: Path) -> None:
     """1,797 8×8 handwritten digits (bundled with scikit-learn), every fifth held out: `--data digits`
     as a user types it, then the held-out images evaluated here independently of the trainer (from

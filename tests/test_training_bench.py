@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 
 import archspec
+from tests.paths import ROOT
 from tests.references import SPECS, no_dropout, zoo_with_references
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import train_bench  # noqa: E402
 

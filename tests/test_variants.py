@@ -139,7 +139,7 @@ aux:
 
 
 def test_width_scales_channels_except_outputs_and_fixed(write_spec):
-    g, _ = archspec.analyze(write_spec(SMALL), {"scale.width": 1.5})
+    g = archspec.analyze(write_spec(SMALL), {"scale.width": 1.5}).graph
     out = {d.path: d.params.out for _, d in g.records() if d.op in ("conv2d", "linear")}
     assert out == {
         "0.conv": 24,
@@ -168,7 +168,7 @@ def test_width_scaled_model_equals_its_counts(write_spec):
 
 def test_width_long_form_fixed(write_spec):
     spec = write_spec(SMALL.replace("conv 32 1x1 fixed", "{op: conv, out: 32, fixed: true}"))
-    g, _ = archspec.analyze(spec, {"scale.width": 2})
+    g = archspec.analyze(spec, {"scale.width": 2}).graph
     assert g.at("3_conv").params.out == 32 and g.at("0_conv").params.out == 32
     with pytest.raises(SpecError, match="'fixed' must be true or false"):
         archspec.check(write_spec(SMALL.replace("conv 32 1x1 fixed", "{op: conv, out: 32, fixed: 2}")))

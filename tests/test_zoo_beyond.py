@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import archspec
-from tests.conftest import SPECS
+from tests.paths import SPECS
 from tests.references import REFERENCES, assert_same_gradients, assert_same_logits, perturb_bn, perturb_layer_norm
 
 pytest.importorskip("timm")

@@ -7,9 +7,9 @@ import re
 
 import pytest
 import torch
-from conftest import ROOT
 
 import archspec
+from tests.paths import ROOT
 
 DOC = (ROOT / "docs" / "zoo.md").read_text()
 

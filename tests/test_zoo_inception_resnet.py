@@ -12,7 +12,7 @@ import torch
 from torch.fx.passes.shape_prop import ShapeProp
 
 import archspec
-from tests.conftest import SPECS
+from tests.paths import SPECS
 from tests.reference_macs import reference_macs
 from tests.references import perturb_bn
 

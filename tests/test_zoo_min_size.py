@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import archspec
-from tests.conftest import SPECS
+from tests.paths import SPECS
 
 SPEC_FILES = sorted(p.name for p in SPECS.glob("*.yaml"))
 

@@ -13,7 +13,7 @@ import pytest
 
 import archspec
 from archspec.cli import main
-from tests.conftest import ROOT, SPECS
+from tests.paths import ROOT, SPECS
 
 
 def test_zoo_names_and_files_are_the_same_specs() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import archspec
-from tests.conftest import SPECS
+from tests.paths import SPECS
 from tests.references import assert_same_gradients, assert_same_logits, perturb_bn
 
 torchvision = pytest.importorskip("torchvision")
@@ -27,6 +27,7 @@ def _pair(depth: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     return model, reference
 
 
+@pytest.mark.fast_params("18")
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_resnet_equals_torchvision(depth: int) -> None:
     model, reference = _pair(depth)

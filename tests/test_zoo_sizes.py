@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SPECS
 
 import archspec
+from tests.paths import SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 

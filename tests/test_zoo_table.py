@@ -7,7 +7,7 @@ import re
 import pytest
 
 import archspec
-from tests.conftest import ROOT, SPECS
+from tests.paths import ROOT, SPECS
 
 ZOO = ROOT / "docs" / "zoo.md"
 ROW = re.compile(r"^\|\s*`specs/(?P<spec>[\w/]+\.yaml)`\s*\|(?P<cells>.*)\|\s*$")

@@ -17,7 +17,6 @@ from archspec.codegen.calls import layer_call
 from archspec.codegen.plan import Plan
 from archspec.codegen.text import IDENT, Call, Mapping, layout, literal, quote
 from archspec.ops import REGISTRY
-from archspec.shapes import inputs_of
 
 
 class ModuleTree:
@@ -85,7 +84,7 @@ class ModuleTree:
                 or any(record.path.startswith(b + ".") for b in self.plan.blocks)
             ):
                 continue  # (a block's class makes its own)
-            preds = [graph.at(p).out for p in inputs_of(graph, node)]
+            preds = [graph.at(p).out for p in graph.inputs_of(node)]
             shape, value = REGISTRY[record.op].parameter(record.params, preds, record.out)
             parent, _, leaf = record.path.rpartition(".")
             owner = self.access(parent) if parent else "self"

@@ -27,6 +27,7 @@ from archspec.codegen.text import IDENT, ClassNames, camel, text_literal
 from archspec.compile import build_fx_graph, build_modules
 from archspec.ir import INPUT, Node, OpGraph
 from archspec.ops import REGISTRY
+from archspec.shapes import accepted
 
 PLACEHOLDER = "ArchspecBlockClass"  # a block class's name until it is known
 
@@ -94,7 +95,8 @@ def instance_graph(g: OpGraph, name: str, path: str, members: list[fx.Node]) -> 
     for i in ids:
         for p in g.pred[i]:
             sub.add_edge(p if p in sub else INPUT, i, **g.edges[p, i])
-    sub.net = replace(g.net, outputs={"logits": out.meta["archspec_node"]}, name=name)
+    sizes = accepted(sub, [out.meta["archspec_node"]])  # the sizes the block's output is computable at
+    sub.net = replace(g.net, outputs={"logits": out.meta["archspec_node"]}, name=name, accepted=sizes, train_accepted=sizes)
     return sub
 
 

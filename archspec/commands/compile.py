@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
         from archspec.fileio import refuse_overwriting_inputs
 
         refuse_overwriting_inputs(args.output, args.spec, args.weights)
-    graph, report = analyze(args.spec, overrides_of(args), args.max_params)
+    report = analyze(args.spec, overrides_of(args), max_params=args.max_params)
+    graph = report.graph
     if args.weights:
         from archspec.compile import compile_graph
         from archspec.export import load_weights

@@ -104,6 +104,8 @@ class Expander:
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
             init=init_tables(self.resolved),
         )
+        for node, shape in self.early.memo.items():  # handed on to shape inference
+            self.graph.at(node).shape = shape
         return self.graph
 
     # ---- structure -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from archspec.sweep.space import Latency
 
 def static_metrics(spec: Path | str, overrides: Mapping[str, Any]) -> tuple[Report, dict[str, int]]:
     """What `check` computes, by the names constraints use; a SpecError for an invalid variant."""
-    _, report = analyze(spec, overrides)
+    report = analyze(spec, overrides)
     mh, mw = report.min_input_size
     return report, {
         "params": report.params,

@@ -383,7 +383,8 @@ def _body(report: Report) -> str:
 
 def page_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> str:
     """Check a spec (SpecError on any mistake) and return its interactive page."""
-    graph, report = analyze(spec, overrides, max_params)
+    report = analyze(spec, overrides, max_params=max_params)
+    graph = report.graph
     return page(graph, report)
 
 

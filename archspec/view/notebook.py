@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from archspec.errors import printable
 
 if TYPE_CHECKING:
-    from archspec.api import Report
+    from archspec.report import Report
 
 STYLE = (
     "<style>.archspec-report table{border-collapse:collapse;font-size:12px}"

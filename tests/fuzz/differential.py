@@ -299,7 +299,8 @@ class Case:
         from archspec.codegen import generate as codegen
 
         try:
-            graph, report = analyze(self.text, self.overrides)
+            report = analyze(self.text, self.overrides)
+            graph = report.graph
             source = codegen(graph, "case.yaml")
             module = types.ModuleType("archspec_fuzz_standalone")
             exec(compile(source, "<standalone>", "exec"), module.__dict__)  # noqa: S102 - the file under test

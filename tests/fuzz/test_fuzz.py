@@ -33,9 +33,9 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.ops import REGISTRY
+from tests.paths import ROOT
 from tests.references import assert_same_outputs
 
-ROOT = Path(__file__).resolve().parents[2]
 SEEDS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "tests" / "fuzz").glob("seed_*.yaml"))
 EXAMPLES = int(os.environ.get("ARCHSPEC_FUZZ_EXAMPLES", "150"))
 LIMIT_S = float(os.environ.get("ARCHSPEC_FUZZ_SECONDS", "2.0"))  # a hang guard, not a benchmark

@@ -1,0 +1,63 @@
+"""The front half of the pipeline, in one place: spec ──resolve──▶ Resolved ──expand──▶ OpGraph
+──infer_shapes──▶ a shaped OpGraph (what check, render, summary and build all start from).
+
+Below the public API (archspec/api.py) and the views (render, view): they import this module,
+never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from archspec.errors import SpecError
+from archspec.graph import expand
+from archspec.ir import OpGraph
+from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes
+from archspec.spec.load import Source
+from archspec.spec.model import top_level_name_problem
+from archspec.spec.resolve import Resolved, resolve
+
+SpecLike = str | Path | Source | Mapping[str, Any]
+
+
+def check_arguments(spec: Any, overrides: Any, max_params: Any, max_activations: Any = None) -> None:
+    """Misuse of the API is a TypeError naming the argument, as in Python's own functions."""
+    if not isinstance(spec, (str, Path, Source, Mapping)):
+        raise TypeError(
+            "spec must be a path (str or pathlib.Path), YAML text (str) or a mapping (as yaml.safe_load "
+            f"gives), not {type(spec).__name__}"
+        )
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(
+            "overrides must be a mapping of dotted keys to values, e.g. {'input.size': [331, 331]}, "
+            f"not {type(overrides).__name__}"
+        )
+    if overrides is not None and not all(isinstance(k, str) for k in overrides):
+        raise TypeError("overrides must be a mapping with str keys (dotted paths such as 'input.size')")
+    if isinstance(max_params, bool) or not isinstance(max_params, int):
+        raise TypeError(f"max_params must be an int, not {type(max_params).__name__}")
+    if max_activations is not None and (isinstance(max_activations, bool) or not isinstance(max_activations, int)):
+        raise TypeError(f"max_activations must be an int, not {type(max_activations).__name__}")
+
+
+def check_value_names(graph: OpGraph) -> None:
+    """A node whose path has one segment names a value of the compiled forward: refuse its own names."""
+    for _, record in graph.records():
+        path = record.path
+        problem = top_level_name_problem(path) if "." not in path else None
+        if problem:
+            raise SpecError(problem, record.loc, code="name", hint=f"rename it, e.g. {path}_1")
+
+
+def shaped_graph(
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
+) -> tuple[Resolved, OpGraph, ShapeInfo]:
+    """The front half of the pipeline, in one place: resolve → expand → shapes (what check, render and
+    summary all start from)."""
+    check_arguments(spec, overrides, max_params)
+    resolved = resolve(spec, overrides)
+    graph = expand(resolved)
+    check_value_names(graph)
+    return resolved, graph, infer_shapes(graph, max_params=max_params)
