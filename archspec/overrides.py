@@ -201,7 +201,7 @@ def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
     '* N'; any other name replaces the token that sets it (a positional number in place), else is added
     as 'name=value' before the repeat count."""
     from archspec.ops import REGISTRY
-    from archspec.spec.shortform import token_field, tokens
+    from archspec.spec.tokens import token_field, tokens
 
     words = [t for t, _ in tokens(text)]
     star = next((i for i, w in enumerate(words) if w.startswith("*") and i > 0), len(words))  # '* N' / '*N'
