@@ -1,7 +1,8 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
-    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ fold_bn ─▶ fuse_parallel_convs
-        ─▶ avoid_onednn_faults ─▶ fuse_conv_add ─▶ fuse_conv_act ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule
+    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ fold_bn ─▶ fold_preact ─▶ fuse_parallel_convs
+        ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
+        ─▶ dense_concat ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
 the same logits (within float rounding) but cannot be trained: BatchNorm is folded away,
@@ -11,6 +12,8 @@ parameters do not require gradients, and auxiliary heads are dropped.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Collection
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -19,10 +22,15 @@ import torch.nn as nn
 from archspec.passes import (
     PassResult,
     avoid_onednn_faults,
+    dense_concat,
     fold_bn,
+    fold_preact,
     fuse_conv_act,
     fuse_conv_add,
+    fuse_gate,
+    fuse_linear,
     fuse_parallel_convs,
+    fuse_shuffle,
     remove_noops,
     to_layout,
 )
@@ -37,33 +45,83 @@ def optimize(
     fuse_parallel: bool = True,
     fuse_act: bool = True,
     fuse_add: bool = False,
+    skip: Collection[str] = (),
+    compile: bool = False,  # noqa: A002 - the switch's name in the issue and in torch
 ) -> fx.GraphModule:
     """An inference-only copy of ``model`` (an ``archspec.build`` result); ``model`` is left as it is.
 
     ``fuse_add`` (conv + residual add + ReLU in one oneDNN kernel) is off by default: side by side it
     showed no gain beyond the A/A noise (docs/performance.md), and it calls torch's private API.
+    ``skip`` names passes not to run (``"fuse_shuffle"``, ``"dense_concat"``, ...; see
+    :data:`PASSES`).
 
     ``dtype=torch.bfloat16`` runs in bfloat16 (worth it where the CPU has bf16 instructions); the
     input and the logits stay float32. The steps taken are in ``result.archspec_passes``.
+
+    ``compile=True`` also hands the optimized graph to ``torch.compile`` (inductor: needs a C++
+    compiler) and compiles it at once, on a batch of 2 at the spec's input size; the seconds that took
+    are in ``result.archspec_compile_s``. The result then is a wrapper module whose ``_orig_mod`` is
+    the optimized GraphModule.
     """
+    unknown = set(skip) - set(PASSES)
+    if unknown:
+        raise ValueError(f"skip: no pass named {', '.join(sorted(unknown))} (passes: {', '.join(PASSES)})")
     source = getattr(model, "_eval_gm", model)  # AuxModel: the eval-mode graph, without aux heads
     if not isinstance(source, fx.GraphModule):
         raise TypeError(f"optimize expects a model built by archspec.build, got {type(model).__name__}")
     gm = fx.GraphModule(copy.deepcopy(model), copy.deepcopy(source.graph), class_name=type(source).__name__)
     gm.delete_all_unused_submodules()
     gm.eval()
-    results: list[PassResult] = [remove_noops(gm), fold_bn(gm)]
-    if fuse_parallel:
-        results.append(fuse_parallel_convs(gm))
-    results.append(avoid_onednn_faults(gm))  # before fusing and the layout: oneDNN's faults (seed 808906)
-    if fuse_add:
-        results.append(fuse_conv_add(gm))
-    if fuse_act:
-        results.append(fuse_conv_act(gm))
-    results.append(to_layout(gm, torch.channels_last if channels_last else None, dtype))
+    wanted = {
+        "fuse_parallel_convs": fuse_parallel,
+        "fuse_conv_add": fuse_add,
+        "fuse_conv_act": fuse_act,
+        "fuse_linear": fuse_act,
+        "to_layout": True,
+    }
+    results: list[PassResult] = []
+    for name, run in PASSES.items():
+        if wanted.get(name, True) and name not in skip:
+            results.append(
+                run(gm) if name != "to_layout" else to_layout(gm, torch.channels_last if channels_last else None, dtype)
+            )
     gm.requires_grad_(False)
     setattr(gm, "archspec_passes", results)  # noqa: B010 - an attribute nn.Module does not declare
     report = getattr(model, REPORT_ATTRIBUTE, None)
     if report is not None:
         attach_report(gm, report)
-    return gm
+    return _compiled(gm, report) if compile else gm
+
+
+def _compiled(gm: fx.GraphModule, report: object) -> Any:
+    """``torch.compile(gm)``, compiled now on a batch of 2 at the spec's input size (timed)."""
+    import time
+
+    size = getattr(report, "input_size", None)
+    channels = getattr(report, "input_channels", 3)
+    compiled = torch.compile(gm)
+    if size is not None:
+        x = torch.randn(2, channels, *size, dtype=torch.float32, device=next(iter(gm.parameters())).device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            compiled(x)
+        setattr(compiled, "archspec_compile_s", time.perf_counter() - start)  # noqa: B010
+    setattr(compiled, "archspec_passes", gm.archspec_passes)  # noqa: B010
+    return compiled
+
+
+# Every pass, in the order optimize runs them (``skip`` takes these names).
+PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
+    "remove_noops": remove_noops,
+    "fold_bn": fold_bn,
+    "fold_preact": fold_preact,
+    "fuse_parallel_convs": fuse_parallel_convs,
+    "avoid_onednn_faults": avoid_onednn_faults,  # before fusing and the layout: oneDNN's faults (seed 808906)
+    "fuse_conv_add": fuse_conv_add,
+    "fuse_conv_act": fuse_conv_act,
+    "fuse_linear": fuse_linear,
+    "fuse_gate": fuse_gate,
+    "fuse_shuffle": fuse_shuffle,
+    "dense_concat": dense_concat,
+    "to_layout": to_layout,
+}

@@ -95,7 +95,7 @@ class Container(nn.Module):
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        self.kind = name
+        self._archspec_class = name  # private: a spec may name a child module anything public
 
     def _get_name(self) -> str:
-        return self.kind
+        return self._archspec_class

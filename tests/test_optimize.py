@@ -145,10 +145,12 @@ def test_fuse_conv_act_removes_the_separate_relus(small) -> None:
     model, x = small
     gm = _folded(model)
     relus = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (torch.relu, torch.relu_)]
+    convs = _conv_nodes(gm)
     result = fuse_conv_act(gm)
     after = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (torch.relu, torch.relu_)]
-    assert result.rewrites == len(relus) - 2  # the two post-add ReLUs follow an add, not a conv
-    assert len(after) == 2
+    assert result.rewrites == convs  # every conv runs oneDNN's kernel, with its ReLU as a post-op where one follows
+    assert len(after) == 2  # the two post-add ReLUs follow an add, not a conv
+    assert len(relus) - len(after) == convs - 2  # each residual body's last conv2d has no ReLU
     with torch.no_grad():  # the fused oneDNN kernel, where available
         _close(gm(x), model(x))
         want = model(x)
@@ -218,14 +220,14 @@ def test_fused_conv_keeps_its_packed_weight_fresh(small) -> None:
     """The oneDNN weight copy is reused between calls, remade when the weight changes, never saved."""
     import copy
 
-    from archspec.passes.fuse_act import ConvReLU
+    from archspec.passes.fuse_act import ConvAct
 
     model, x = small
     opt = optimize(model)
     keys = set(opt.state_dict())
     with torch.no_grad():
         first = opt(x)
-        conv = next(m for m in opt.modules() if isinstance(m, ConvReLU))
+        conv = next(m for m in opt.modules() if isinstance(m, ConvAct))
         if not torch.backends.mkldnn.is_available():
             pytest.skip("this torch has no oneDNN")
         assert conv._packed is not None  # the fused kernel ran (earlier exports must not have switched it off)
@@ -332,7 +334,7 @@ def test_fused_convs_fall_back_to_public_torch(small, monkeypatch) -> None:
     """Where the private oneDNN ops may not run (an untested torch, oneDNN off), the fused convs
     compute the same logits with conv2d + add + relu_, and never touch the private API."""
     from archspec.passes import onednn
-    from archspec.passes.fuse_act import ConvReLU
+    from archspec.passes.fuse_act import ConvAct
 
     monkeypatch.setattr(onednn, "TESTED_TORCH", ())
     assert onednn._supported_dtypes() == frozenset()  # an untested torch version: no private op
@@ -349,4 +351,4 @@ def test_fused_convs_fall_back_to_public_torch(small, monkeypatch) -> None:
         _close(opt(x), model(x))
     fused = [m for m in opt.modules() if isinstance(m, onednn.OneDNNConv)]
     assert fused and all(m._packed is None for m in fused)  # no weight was packed for oneDNN
-    assert any(isinstance(m, ConvReLU) for m in fused)
+    assert any(isinstance(m, ConvAct) for m in fused)

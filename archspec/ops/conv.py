@@ -7,7 +7,7 @@ from typing import Any, Literal, Union
 from pydantic import Field
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
-from archspec.ops.registry import Op, OpParams, OpShapeError, fmt_pair, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
 from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "none"]
@@ -48,21 +48,6 @@ def conv_weights(p: Conv2dParams, cin: int) -> int:
     return p.out * (cin // groups_of(p, cin)) * p.kernel[0] * p.kernel[1]
 
 
-def conv_short(name: str, p: Conv2dParams) -> str:
-    parts = [name, str(p.out), f"{p.kernel[0]}x{p.kernel[1]}"]
-    if p.stride != (1, 1):
-        parts.append("s" + fmt_pair(p.stride))
-    if p.padding != (0, 0):
-        parts.append("p" + fmt_pair(p.padding))
-    if p.dilation != (1, 1):
-        parts.append("d" + fmt_pair(p.dilation))
-    if p.groups == "in":
-        parts.append("dw")
-    elif p.groups != 1:
-        parts.append(f"g{p.groups}")
-    return " ".join(parts)
-
-
 def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
     extra = [str(p.out)]
     if p.stride != (1, 1):
@@ -94,6 +79,30 @@ class Conv2d(Op):
     stateful = True
     fresh_output = True
     saved_for_backward = ("in", "w")
+    readers = (Reader("torch.nn.Conv2d"),)
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("padding_mode", "zeros") != "zeros":
+            raise Unreadable(f"Conv2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
+        kernel, dilation = pair(call.get("kernel_size")), pair(call.get("dilation", 1))
+        padding = call.get("padding", 0)
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+            if any(t % 2 for t in total):
+                raise Unreadable("Conv2d padding='same' with an even kernel pads unevenly")
+            padding = (total[0] // 2, total[1] // 2)
+        groups = int(call.get("groups", 1))
+        return {
+            "out": int(call.get("out_channels")),
+            "kernel": kernel,
+            "stride": pair(call.get("stride", 1)),
+            "padding": pair(padding),
+            "dilation": dilation,
+            "groups": "in" if 1 < groups == call.get("in_channels") else groups,  # depthwise: `dw`
+            "bias": call.get("bias") is not None,
+        }
 
     def infer(self, p: Conv2dParams, inputs: list[Shape]) -> Shape:
         return conv_shape(p, inputs[0])
@@ -114,9 +123,6 @@ class Conv2d(Op):
 
         cin = inputs[0].channels
         return nn.Conv2d(cin, p.out, p.kernel, p.stride, p.padding, p.dilation, groups_of(p, cin), p.bias, device=device)
-
-    def short(self, p: Conv2dParams) -> str:
-        return conv_short("conv2d", p) + ("" if p.bias else " no_bias")
 
     def label(self, p: Conv2dParams) -> str:
         return conv_label(p, _same(p))
@@ -150,6 +156,10 @@ class Conv(Op):
         "linear": ("act", "none"),
         "dw": ("groups", "in"),
     }
+    not_imported = (
+        "made by the importer, not read: a Conv2d at X.conv, a BatchNorm at X.bn and an activation reading "
+        "nothing else become one `conv` at X (archspec/importer/convert.py, fuse_composites)"
+    )
 
     def expand(self, p: ConvParams) -> list[tuple[str, str, dict[str, Any]]]:
         conv = {k: getattr(p, k) for k in Conv2dParams.model_fields}
@@ -162,16 +172,6 @@ class Conv(Op):
 
     def infer(self, p: ConvParams, inputs: list[Shape]) -> Shape:  # used only for documentation
         return conv_shape(p, inputs[0])
-
-    def short(self, p: ConvParams) -> str:
-        s = conv_short("conv", p)
-        if p.bias:
-            s += " bias"
-        if not p.bn:
-            s += " no_bn"
-        if p.act != "relu":
-            s += f" act={p.act}"
-        return s
 
     def label(self, p: ConvParams) -> str:
         return conv_label(p, _same(p))

@@ -6,10 +6,15 @@ it calls) in place, lints and recompiles it, and returns how many rewrites it ma
 """
 
 from archspec.passes.common import PassResult
+from archspec.passes.dense_concat import dense_concat
 from archspec.passes.fold_bn import fold_bn
+from archspec.passes.fold_preact import fold_preact
 from archspec.passes.fuse_act import fuse_conv_act
 from archspec.passes.fuse_add import fuse_conv_add
+from archspec.passes.fuse_gate import fuse_gate
+from archspec.passes.fuse_linear import fuse_linear
 from archspec.passes.fuse_parallel import fuse_parallel_convs
+from archspec.passes.fuse_shuffle import fuse_shuffle
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
 from archspec.passes.onednn_faults import avoid_onednn_faults
@@ -17,10 +22,15 @@ from archspec.passes.onednn_faults import avoid_onednn_faults
 __all__ = [
     "PassResult",
     "avoid_onednn_faults",
+    "dense_concat",
     "fold_bn",
+    "fold_preact",
     "fuse_conv_act",
     "fuse_conv_add",
+    "fuse_gate",
+    "fuse_linear",
     "fuse_parallel_convs",
+    "fuse_shuffle",
     "remove_noops",
     "to_layout",
 ]

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 RELUS = frozenset({torch.relu, torch.relu_, F.relu})
+TO_LAST, TO_FIRST = [0, 2, 3, 1], [0, 3, 1, 2]  # NCHW → NHWC and back, as permute dims
 
 
 @dataclass
@@ -76,3 +77,12 @@ def only_user(node: fx.Node) -> fx.Node | None:
 def is_relu(node: fx.Node | None) -> TypeGuard[fx.Node]:
     """A plain ReLU call: one tensor argument, no options."""
     return node is not None and node.op == "call_function" and node.target in RELUS and len(node.args) == 1 and not node.kwargs
+
+
+def permute_of(node: fx.Node | None, dims: list[int]) -> fx.Node | None:
+    """The input of ``node`` when it is ``input.permute(dims)``, else None."""
+    if node is None or node.op != "call_method" or node.target != "permute" or node.kwargs or len(node.args) < 2:
+        return None
+    given = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)) else node.args[1:]
+    source = node.args[0]
+    return source if list(given) == dims and isinstance(source, fx.Node) else None

@@ -1,28 +1,84 @@
-"""Conv + ReLU in one kernel: the activation runs as a oneDNN post-op on the conv's output tile.
+"""Every conv as a oneDNN conv with prepacked weights, and the activation after it as a post-op.
 
-A separate ``relu_`` reads and writes the whole feature map once more; fused, it is applied while
-the output is still in cache. Uses oneDNN's fused kernel (see :mod:`archspec.passes.onednn`)
-when it takes the tensors; otherwise ``conv2d`` followed by an in-place ReLU, with the same result.
+A separate activation (ReLU, hardswish, SiLU, GELU, sigmoid, hard sigmoid, ReLU6) reads and writes
+the whole feature map once more; fused, it is applied while the conv's output tile is still in
+cache. A conv with no activation after it gets the same kernel with no post-op, for its weights
+kept in oneDNN's blocked layout (see :mod:`archspec.passes.onednn`) rather than reordered on every
+call. Where oneDNN cannot run the call, ``conv2d`` followed by the public activation, same result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 import torch.fx as fx
 import torch.nn as nn
+import torch.nn.functional as F
 
 from archspec.passes import onednn
-from archspec.passes.common import PassResult, called_module, finish, is_relu, only_user, set_module
+from archspec.passes.common import RELUS, PassResult, called_module, finish, only_user, set_module
 from archspec.passes.onednn import OneDNNConv
 
 
-class ConvReLU(OneDNNConv):
-    """``relu(conv(x))``."""
+@dataclass(frozen=True)
+class PostOp:
+    """An activation as oneDNN names it, and the public torch function computing the same."""
+
+    name: str
+    public: Callable[[torch.Tensor], torch.Tensor]
+    scalars: tuple[float, ...] = ()
+    algorithm: str = ""
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _gelu_tanh(t: torch.Tensor) -> torch.Tensor:
+    return F.gelu(t, approximate="tanh")
+
+
+# module-level functions, not lambdas: an optimized model pickles
+NO_POST_OP = PostOp("none", _identity)
+_GELU = {"none": PostOp("gelu", F.gelu, (), "none"), "tanh": PostOp("gelu", _gelu_tanh, (), "tanh")}
+_BY_FUNCTION: dict[Any, PostOp] = {
+    **dict.fromkeys(RELUS, PostOp("relu", torch.relu_)),
+    F.hardswish: PostOp("hardswish", F.hardswish),
+    F.silu: PostOp("swish", F.silu),
+    torch.sigmoid: PostOp("sigmoid", torch.sigmoid),
+    F.hardsigmoid: PostOp("hardsigmoid", F.hardsigmoid),
+    F.relu6: PostOp("hardtanh", F.relu6, (0.0, 6.0)),
+}
+
+
+def post_op(node: fx.Node | None) -> PostOp | None:
+    """The post-op computing the activation ``node`` calls on its one tensor argument, else None."""
+    if node is None or node.op != "call_function" or len(node.args) != 1:
+        return None
+    if node.target in (F.gelu, torch._C._nn.gelu):
+        approximate = node.kwargs.get("approximate", "none")
+        return _GELU.get(approximate) if set(node.kwargs) <= {"approximate"} and isinstance(approximate, str) else None
+    if node.kwargs and node.kwargs != {"inplace": False}:
+        return None
+    return _BY_FUNCTION.get(node.target)
+
+
+class ConvAct(OneDNNConv):
+    """``activation(conv(x))`` (``post_op`` ``none``: the conv alone)."""
+
+    post_op: PostOp = NO_POST_OP
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.post_op
         if self.onednn(x):
-            return onednn.conv_pointwise(self, x, "relu")
-        return torch.relu_(self._conv_forward(x, self.weight, self.bias))
+            return onednn.conv_pointwise(self, x, p.name, p.scalars, p.algorithm)
+        return p.public(self._conv_forward(x, self.weight, self.bias))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.post_op.name == "none" else f", then {self.post_op.name}")
 
 
 def fuse_conv_act(gm: fx.GraphModule) -> PassResult:
@@ -32,10 +88,12 @@ def fuse_conv_act(gm: fx.GraphModule) -> PassResult:
         if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             continue
         act = only_user(node)
-        if not is_relu(act):
-            continue
-        set_module(gm, str(node.target), ConvReLU.from_conv(conv))
-        act.replace_all_uses_with(node)
-        gm.graph.erase_node(act)
+        op = post_op(act)
+        fused = ConvAct.from_conv(conv)
+        fused.post_op = op or NO_POST_OP
+        set_module(gm, str(node.target), fused)
+        if op is not None and act is not None:
+            act.replace_all_uses_with(node)
+            gm.graph.erase_node(act)
         rewrites += 1
     return finish(gm, "fuse_conv_act", rewrites)

@@ -1,7 +1,8 @@
 """oneDNN's fused convolution, shared by the conv fusion passes: the one module that calls torch's private API.
 
-Every private name the passes use (``torch.ops.mkldnn._convolution_pointwise`` and its ``.binary``
-overload, ``torch._C._nn.mkldnn_reorder_conv2d_weight``, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``)
+Every private name the passes use (``torch.ops.mkldnn._convolution_pointwise`` and
+``torch.ops.mkldnn._linear_pointwise``, each with its ``.binary`` overload,
+``torch._C._nn.mkldnn_reorder_conv2d_weight``, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``)
 is called here and nowhere else. They are used only on a torch whose version this project has tested
 (:data:`TESTED_TORCH`) and that answers the probe below; on any other torch, with oneDNN switched off,
 or with autograd on, the fused convs run their public fallback (``conv2d`` + ``add`` + ``relu_``),
@@ -17,6 +18,7 @@ storage, dtype) or the input shape does, and is never saved, copied or moved wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -36,8 +38,9 @@ def _supported_dtypes() -> frozenset[torch.dtype]:
     """The dtypes oneDNN's fused conv takes on this CPU (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT)."""
     if _torch_version() not in TESTED_TORCH or not torch.backends.mkldnn.is_available():
         return frozenset()
-    try:  # a private op (the one inductor emits): the passes fall back to conv2d where a torch lacks it
+    try:  # private ops (the ones inductor emits): the passes fall back to public torch where a torch lacks them
         torch.ops.mkldnn._convolution_pointwise.default  # noqa: B018
+        torch.ops.mkldnn._linear_pointwise.binary  # noqa: B018
     except (AttributeError, RuntimeError):
         return frozenset()
     dtypes = {torch.float32}
@@ -56,11 +59,48 @@ def mkldnn_dtypes() -> frozenset[torch.dtype]:
     return _SUPPORTED if torch.backends.mkldnn.enabled else frozenset()
 
 
-def conv_pointwise(conv: OneDNNConv, x: torch.Tensor, activation: str) -> torch.Tensor:
-    """``activation(conv(x))`` in one oneDNN kernel (``activation`` is a oneDNN post-op name: ``"relu"``)."""
-    return torch.ops.mkldnn._convolution_pointwise(
-        x, conv.packed_weight(x), conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, activation, [], ""
+def usable(x: torch.Tensor, weight: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Whether oneDNN's fused kernels can run a call on ``x`` with ``weight``: CPU, a dtype they
+    have, no autograd, and every other tensor the same dtype on the CPU."""
+    return (
+        not torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and x.dtype in mkldnn_dtypes()
+        and weight.dtype == x.dtype
+        and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others)
     )
+
+
+def conv_pointwise(
+    conv: OneDNNConv, x: torch.Tensor, activation: str, scalars: Sequence[float] = (), algorithm: str = ""
+) -> torch.Tensor:
+    """``activation(conv(x))`` in one oneDNN kernel. ``activation`` is a oneDNN post-op name (``"none"``,
+    ``"relu"``, ``"hardswish"``, ``"swish"``, ``"gelu"``, ``"sigmoid"``, ``"hardsigmoid"``, ``"hardtanh"``),
+    ``scalars`` its arguments (hardtanh's bounds), ``algorithm`` GELU's (``"none"`` or ``"tanh"``)."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x,
+        conv.packed_weight(x),
+        conv.bias,
+        conv.padding,
+        conv.stride,
+        conv.dilation,
+        conv.groups,
+        activation,
+        list(scalars),
+        algorithm,
+    )
+
+
+def linear_pointwise(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str, algorithm: str
+) -> torch.Tensor:
+    """``activation(x @ weightᵀ + bias)`` over the last axis in one oneDNN kernel (an eltwise post-op)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], algorithm)
+
+
+def linear_add(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weightᵀ + bias + other`` in one oneDNN kernel (a binary post-op)."""
+    return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, "add")
 
 
 def conv_add_pointwise(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
@@ -96,13 +136,7 @@ class OneDNNConv(nn.Conv2d):
 
     def onednn(self, x: torch.Tensor, *others: torch.Tensor) -> bool:
         """Whether oneDNN's kernel can run this call (CPU, a dtype it has, no autograd)."""
-        return (
-            not torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and x.dtype in mkldnn_dtypes()
-            and self.weight.dtype == x.dtype
-            and all(o.dtype == x.dtype and o.device.type == "cpu" for o in others)
-        )
+        return usable(x, self.weight, *others)
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight

@@ -1,0 +1,358 @@
+"""The optimize passes for the modern networks (issue 28): each changes the graph as it says and keeps
+the logits of the eager model it was made from (small specs, trained-like BatchNorm and LayerNorm);
+the zoo networks against their torchvision/timm references under ``slow``."""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+import archspec  # noqa: E402
+from archspec.inference import PASSES, optimize  # noqa: E402
+from archspec.passes import (  # noqa: E402
+    dense_concat,
+    fold_bn,
+    fold_preact,
+    fuse_conv_act,
+    fuse_gate,
+    fuse_linear,
+    fuse_shuffle,
+    remove_noops,
+)
+from archspec.passes.fold_preact import ChannelClamp  # noqa: E402
+from archspec.passes.fuse_act import ConvAct  # noqa: E402
+from archspec.passes.fuse_linear import LinearAct, LinearAdd  # noqa: E402
+from archspec.passes.fuse_shuffle import interleave  # noqa: E402
+from tests.references import REFERENCES, SPECS, perturb_bn, perturb_layer_norm  # noqa: E402
+
+ACTS = """
+archspec: 1
+name: acts
+input: {channels: 3, size: [16, 16]}
+network:
+  a: [conv2d 8 3x3 p1, bn, hardswish]
+  b: [conv2d 8 3x3 p1 dw, bn, silu]
+  c: [conv2d 8 1x1, gelu]
+  d: [conv2d 8 1x1, relu6]
+  e: [conv2d 8 1x1, hardsigmoid]
+  f: [conv2d 8 1x1, sigmoid]
+  g: [conv2d 8 1x1, bn]
+  pool: global_avgpool
+  head: [linear 12, hardswish, linear 5]
+"""
+
+CONVNEXT = """
+archspec: 1
+name: tiny_convnext
+input: {channels: 3, size: [16, 16]}
+defaults:
+  layer_norm: {eps: 1.0e-6}
+blocks:
+  cn_block:
+    residual:
+      body:
+        chain:
+          block:
+            chain:
+              "0": conv2d ${in} 7x7 p3 dw
+              "2": layer_norm
+              "3": linear ${in * 4} per_pixel
+              "4": gelu
+              "5": linear ${in // 4} per_pixel
+          layer_scale: layer_scale 1e-6
+          stochastic_depth: drop_path 0.1
+network:
+  features:
+    - "0": [conv2d 8 4x4 s4, layer_norm]
+    - "1": cn_block * 2
+    - "2": [layer_norm, conv2d 16 2x2 s2]
+    - "3": cn_block
+  avgpool: adaptive_avgpool 1x1
+  classifier: [layer_norm, flatten, linear 10]
+"""
+
+SE_RESNET = """
+archspec: 1
+name: tiny_se_resnet
+input: {channels: 3, size: [16, 16]}
+blocks:
+  se:
+    gate: [adaptive_avgpool 1x1, fc1: conv2d 4 1x1, relu, fc2: conv2d 16 1x1, sigmoid]
+  se_block:
+    residual:
+      body:
+        - conv1: conv2d 16 3x3 p1 no_bias
+        - bn1: bn
+        - relu
+        - conv2: conv2d 16 1x1 no_bias
+        - bn2: bn
+        - se: se
+      then: relu
+network:
+  stem: [conv2d 16 3x3 p1, bn, relu]
+  blocks: se_block * 2
+  pool: global_avgpool
+  fc: linear 10
+"""
+
+SHUFFLE = """
+archspec: 1
+name: tiny_shufflenet
+input: {channels: 3, size: [16, 16]}
+blocks:
+  down:
+    params: {inp: 8, c: 6}
+    chain:
+      - concat:
+          branch1: [conv2d $inp 3x3 s2 p1 dw no_bias, bn, conv2d $c 1x1 no_bias, bn, relu]
+          branch2: [conv2d $c 1x1 no_bias, bn, relu, conv2d $c 3x3 s2 p1 dw no_bias, bn, conv2d $c 1x1 no_bias, bn, relu]
+      - channel_shuffle 2
+  unit:
+    params: {c: 6}
+    chain:
+      - concat:
+          - channel_slice 0 $c
+          - - channel_slice $c ${2 * c}
+            - branch2: [conv2d $c 1x1 no_bias, bn, relu, conv2d $c 3x3 p1 dw no_bias, bn, conv2d $c 1x1 no_bias, bn, relu]
+      - channel_shuffle 2
+network:
+  stem: [conv2d 8 3x3 p1 no_bias, bn, relu]
+  stage2: [down inp=8 c=6, unit c=6 * 2]
+  stage3: [down inp=12 c=10, unit c=10]
+  pool: global_avgpool
+  fc: linear 10
+"""
+
+DENSE = """
+archspec: 1
+name: tiny_densenet
+input: {channels: 3, size: [16, 16]}
+blocks:
+  dense_layer:
+    concat:
+      - identity
+      - [bn, relu, conv2d 8 1x1 no_bias, bn, relu, conv2d 4 3x3 p1 no_bias]
+network:
+  stem: [conv2d 8 3x3 p1 no_bias, bn, relu]
+  block1: dense_layer * 3
+  transition: [bn, relu, conv2d 10 1x1 no_bias, avgpool 2x2 s2]
+  block2: dense_layer * 2
+  norm: bn
+  relu: relu
+  pool: global_avgpool
+  fc: linear 10
+"""
+
+
+def _model(write_spec, text: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = archspec.build(write_spec(text)).eval()
+    perturb_bn(model)
+    perturb_layer_norm(model)
+    return model
+
+
+def _run(model: nn.Module, *passes) -> torch.fx.GraphModule:
+    """A copy of the model after remove_noops and fold_bn (the state later passes see) and the given passes."""
+    gm = copy.deepcopy(model).eval()
+    gm.requires_grad_(False)
+    remove_noops(gm)
+    fold_bn(gm)
+    for p in passes:
+        p(gm)
+    return gm
+
+
+def _close(gm: nn.Module, model: nn.Module, x: torch.Tensor, rtol: float = 1e-4) -> None:
+    """Logits within ``rtol`` of the eager model's, relative to their largest magnitude."""
+    with torch.no_grad():
+        got, want = gm(x), model(x)
+    assert got.shape == want.shape
+    assert (got - want).abs().max().item() <= rtol * want.abs().max().item()
+
+
+def _targets(gm: torch.fx.GraphModule, op: str) -> list[object]:
+    return [n.target for n in gm.graph.nodes if n.op == op]
+
+
+def test_every_activation_runs_as_a_post_op(write_spec) -> None:
+    model = _model(write_spec, ACTS)
+    gm = _run(model, fuse_conv_act, fuse_linear)
+    convs = [m for m in gm.modules() if isinstance(m, nn.Conv2d)]
+    assert all(isinstance(c, ConvAct) for c in convs)
+    assert [c.post_op.name for c in convs] == ["hardswish", "swish", "gelu", "hardtanh", "hardsigmoid", "sigmoid", "none"]
+    assert [m.post_op.name for m in gm.modules() if isinstance(m, LinearAct)] == ["hardswish"]
+    called = _targets(gm, "call_function")
+    assert not {F.hardswish, F.silu, F.gelu, F.relu6, F.hardsigmoid, torch.sigmoid} & set(called)
+    _close(gm, model, torch.randn(2, 3, 16, 16))
+
+
+def test_post_ops_fall_back_to_public_torch(write_spec, monkeypatch) -> None:
+    """With oneDNN off, every fused layer computes the same with public torch."""
+    from archspec.passes import onednn
+
+    model = _model(write_spec, ACTS)
+    gm = optimize(model)
+    monkeypatch.setattr(onednn, "_SUPPORTED", frozenset())
+    monkeypatch.setattr(onednn, "conv_pointwise", None)
+    monkeypatch.setattr(onednn, "linear_pointwise", None)
+    _close(gm, model, torch.randn(2, 3, 16, 16))
+
+
+def test_convnext_block_is_two_fused_matmuls(write_spec) -> None:
+    model = _model(write_spec, CONVNEXT)
+    gm = _run(model, fuse_conv_act, fuse_linear)
+    # per block: linear+GELU and linear+scale+sum; the classifier's linear stays plain
+    assert sum(isinstance(m, LinearAct) for m in gm.modules()) == 3
+    assert sum(isinstance(m, LinearAdd) for m in gm.modules()) == 3
+    assert F.gelu not in _targets(gm, "call_function")
+    assert not _targets(gm, "get_attr")  # the layer scales went into the weights
+    assert torch.add not in _targets(gm, "call_function")
+    _close(gm, model, torch.randn(2, 3, 16, 16))
+    _close(gm, model, torch.randn(1, 3, 32, 24))
+
+
+def test_channels_last_drops_the_copies_back_to_channels_first(write_spec) -> None:
+    model = _model(write_spec, CONVNEXT)
+    assert "contiguous" in _targets(archspec.optimize(model, channels_last=False), "call_method")
+    opt = optimize(model)
+    assert "contiguous" not in _targets(opt, "call_method")
+    x = torch.randn(2, 3, 16, 16)
+    _close(opt, model, x)
+
+
+def test_se_gate_and_sum_are_one_addcmul(write_spec) -> None:
+    model = _model(write_spec, SE_RESNET)
+    gm = _run(model, fuse_gate)
+    called = _targets(gm, "call_function")
+    assert called.count(torch.addcmul) == 2
+    assert torch.mul not in called and "add_" not in _targets(gm, "call_method")
+    _close(gm, model, torch.randn(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_interleave_is_shuffle_of_concat(layout) -> None:
+    a, b = (torch.randn(2, 6, 5, 4).to(memory_format=layout) for _ in range(2))
+    want = torch.channel_shuffle(torch.cat([a, b], 1), 2)
+    assert torch.equal(interleave([a, b]), want)
+    assert torch.equal(interleave([a, b], 0, 6), want[:, :6])
+    assert torch.equal(interleave([a, b], 6, 6), want[:, 6:])
+    assert torch.equal(interleave([a, b], 3, 5), want[:, 3:8])  # off the groups: the general path
+    c = torch.randn(2, 4, 5, 4)
+    assert torch.equal(interleave([a, c], 0, 10), torch.channel_shuffle(torch.cat([a, c], 1), 2))  # unequal parts
+    d = torch.randn(2, 2, 5, 4)
+    assert torch.equal(interleave([a, c, d]), torch.channel_shuffle(torch.cat([a, c, d], 1), 3))
+
+
+def test_shuffle_units_copy_once(write_spec) -> None:
+    model = _model(write_spec, SHUFFLE)
+    gm = _run(model, fuse_shuffle)
+    called = _targets(gm, "call_function")
+    assert torch.cat not in called and torch.channel_shuffle not in called and torch.narrow not in called
+    assert called.count(interleave) == 2 * 3 + 2  # both halves for each unit that follows; the whole map twice
+    _close(gm, model, torch.randn(2, 3, 16, 16))
+    _close(gm.to(memory_format=torch.channels_last), model, torch.randn(3, 3, 16, 16).to(memory_format=torch.channels_last))
+
+
+def test_dense_block_writes_one_buffer(write_spec) -> None:
+    from archspec.passes.dense_concat import dense_append, dense_start
+
+    model = _model(write_spec, DENSE)
+    gm = _run(model, dense_concat)
+    called = _targets(gm, "call_function")
+    assert torch.cat not in called
+    assert called.count(dense_start) == 2 and called.count(dense_append) == 2 + 1
+    _close(gm, model, torch.randn(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("gammas", ["positive", "mixed"])
+def test_preactivation_batchnorm_goes_into_the_conv(write_spec, gammas) -> None:
+    model = _model(write_spec, DENSE)
+    if gammas == "mixed":  # negative and zero scales take the two-sided clamp and the constant
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.weight[::3] *= -1
+                    m.weight[1::5] = 0
+    gm = _run(model, fold_preact)
+    clamps = [m for m in gm.modules() if isinstance(m, ChannelClamp)]
+    assert len(clamps) == 5 + 1  # every dense layer's norm1 and the transition's norm; not the last norm
+    assert all((c.high is None) == (gammas == "positive") for c in clamps)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in gm.modules()) == 1
+    x = torch.randn(2, 3, 16, 16)
+    _close(gm, model, x)
+    _close(optimize(model), model, x)
+    _close(optimize(model).to(memory_format=torch.contiguous_format), model, x)
+
+
+def test_skip_switches_passes_off_by_name(write_spec) -> None:
+    model = _model(write_spec, DENSE)
+    names = [r.name for r in optimize(model, skip=("dense_concat", "fold_preact")).archspec_passes]
+    assert "dense_concat" not in names and "fold_preact" not in names and names[-1] == "to_layout"
+    assert [r.name for r in optimize(model).archspec_passes] == [n for n in PASSES if n != "fuse_conv_add"]
+    with pytest.raises(ValueError, match="no pass named fuse_everything"):
+        optimize(model, skip=("fuse_everything",))
+
+
+def test_optimized_model_copies(write_spec) -> None:
+    """The fused layers keep their post-ops (module-level functions) through a deep copy."""
+    model = _model(write_spec, ACTS)
+    opt = optimize(model)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        opt(x)
+    _close(copy.deepcopy(opt), model, x)
+
+
+MODERN = [
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "convnext_tiny",
+    "shufflenet_v2_x1_0",
+    "seresnet50",
+    "densenet121",
+    "resnext50_32x4d",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODERN)
+def test_optimized_zoo_network_matches_its_reference(name: str) -> None:
+    """optimize on the zoo spec against torchvision's / timm's network with the same weights: 1e-4 relative."""
+    pytest.importorskip("timm"), pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = archspec.build(SPECS / f"{name}.yaml").eval()
+    perturb_bn(model)
+    perturb_layer_norm(model)
+    ref = REFERENCES[name]().eval()
+    ref.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    _close(optimize(model), ref, x)
+
+
+@pytest.mark.slow
+def test_compile_true_composes_with_inductor(write_spec) -> None:
+    """optimize(compile=True): torch.compile of the optimized graph, compiled at once and timed."""
+    model = _model(write_spec, SE_RESNET)
+    try:
+        fast = optimize(model, compile=True)
+    except Exception as e:  # noqa: BLE001 - inductor needs a C++ toolchain
+        pytest.skip(f"torch.compile unavailable here: {type(e).__name__}: {str(e)[:200]}")
+    assert fast.archspec_compile_s > 0 and [r.name for r in fast.archspec_passes][-1] == "to_layout"
+    _close(fast, model, torch.randn(2, 3, 16, 16))
+
+
+def test_gate_leaves_other_products_alone() -> None:
+    """fuse_gate takes a product read by one sum only: one read twice stays."""
+    g = torch.fx.Graph()
+    x, y = g.placeholder("x"), g.placeholder("y")
+    prod = g.call_function(torch.mul, (x, y))
+    g.output(g.call_function(operator.add, (g.call_function(operator.add, (prod, x)), prod)))
+    gm = torch.fx.GraphModule(nn.Module(), g)
+    assert fuse_gate(gm).rewrites == 0
