@@ -157,7 +157,7 @@ def test_same_padding_in_the_standalone_file() -> None:
 
     spec = _spec("conv 8 3x3 s2 same, std_conv2d 8 4x4 same, conv2d 8 3x3 same, global_avgpool")
     model = archspec.build(spec).eval()
-    source = generate(analyze(spec)[0])
+    source = generate(analyze(spec).graph)
     assert "class Conv2dSame(nn.Conv2d)" in source and "class StdConv2d(nn.Conv2d)" in source
     scope: dict[str, object] = {}
     exec(compile(source, "<generated>", "exec"), scope)  # noqa: S102 - the file archspec just wrote
