@@ -4,9 +4,13 @@ Every conv/pool in floor mode maps ``floor((X + a) / m)`` to the same form, beca
 integers b and m, s >= 1:  floor((floor((X + a)/m) + b)/s) = floor((X + a + b*m)/(m*s)).
 So a feature map's height is two integers (a, m) — a canonical form: two sizes are equal for
 every X exactly when their (a, m) are equal, and the size is >= 1 exactly when X >= m - a.
-Constants (after a global or adaptive pool) have m == 0. Ceil-mode pooling keeps the form
-unless PyTorch's "drop a last window that starts in the padding" rule can apply; then the
-size becomes an opaque replay of PyTorch's formula, compared and bounded numerically.
+Constants (after a global or adaptive pool) have m == 0. Ceil-mode pooling keeps the form too:
+PyTorch's size there is ceil((X + 2p - span)/s) + 1, less one when the last window would start in
+the right padding, which is min(floor((X + 2p - span + 2s - 1)/s), ceil((X + p)/s)) (a window is
+kept when it starts left of X + p; only the last can fail that), and the smaller of two floors
+with one divisor is the floor with the smaller offset. (An opaque replay of PyTorch's formula,
+compared and bounded numerically, remains for windows that a later rule finds non-canonical;
+none is now.)
 """
 
 from __future__ import annotations
@@ -45,12 +49,16 @@ class Window:
         """b in floor((x + b)/s): the whole window op as one floor division."""
         span = self.dilation * (self.kernel - 1) + 1
         b = 2 * self.padding - span + self.stride
-        return b + self.stride - 1 if self.ceil else b
+        if not self.ceil:
+            return b
+        # ceil mode: ceil((x + 2p - span)/s) + 1, or one less when the last window starts at or past x + p
+        return min(b + self.stride - 1, self.padding + self.stride - 1)
 
     @property
     def canonical(self) -> bool:
-        """False when the ceil-mode correction can change the result for some input."""
-        return not self.ceil or self.padding + self.stride < self.dilation * (self.kernel - 1) + 2
+        """Whether ``floor((x + offset)/stride)`` is this window's size for every x: always, ceil mode
+        included (see the module's docstring; tests/test_shapes.py checks it against PyTorch)."""
+        return True
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("archspec.errors", "archspec.version", "archspec.symbolic", "archspec.sizes", "archspec.fileio")),
     ("language", ("archspec.spec", "archspec.ops", "archspec.runtime", "archspec.ir", "archspec.library", "archspec.overrides")),
-    ("front half", ("archspec.graph", "archspec.shapes")),
+    ("front half", ("archspec.graph", "archspec.shapes", "archspec.init_patterns", "archspec.suspicious")),
     ("report", ("archspec.report", "archspec.pipeline")),
     ("stages", ()),
     ("entry points", ("archspec.cli", "archspec.commands", "archspec.public", "archspec.gallery", "archspec.docgen")),

@@ -8,6 +8,7 @@ refused with an :class:`ImportRefused` naming the fx node, the module path and t
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,7 +128,23 @@ def trace(model: nn.Module) -> fx.GraphModule:
             hint="Python control flow on tensor values (if x.sum() > 0, loops over sizes) "
             "has no branch-graph form; make it depend on constructor arguments only",
         ) from None
-    return fx.GraphModule(tracer.root, graph)
+    try:
+        return fx.GraphModule(tracer.root, graph)
+    except SyntaxError:  # fx writes attribute names into Python code: `self.class`, `self.stem x`
+        bad = next(
+            (t for t in _targets(graph) if not all(s.isidentifier() and not keyword.iskeyword(s) for s in t.split("."))), None
+        )
+        raise ImportRefused(
+            f"torch.fx cannot write the module's code: the attribute name {bad!r} is not a Python name",
+            module=bad,
+            hint="rename the attribute to a Python identifier that is not a keyword (e.g. stem_x, class_)",
+        ) from None
+
+
+def _targets(graph: fx.Graph) -> list[str]:
+    """The module and attribute paths a traced graph reads (numbered children, nn.Sequential's, aside)."""
+    paths = [str(n.target) for n in graph.nodes if n.op in ("call_module", "get_attr")]
+    return [".".join(s for s in p.split(".") if not s.isdigit()) for p in paths]
 
 
 def _frames(tb: Any) -> list[Any]:

@@ -131,6 +131,17 @@ class ShortForms:
         """Parse again, past the caches (block_count is known now)."""
         return self._parse(text, yp, scope, x)
 
+    def no_block_count(self, before: tuple[int, int], loc: Loc) -> None:
+        """A repeat count read since ``before`` must not use block_count (docs/language.md): the count
+        of instances would depend on itself."""
+        if self.reads[0] != before[0]:
+            raise SpecError(
+                "a repeat count cannot use $block_count",
+                loc,
+                code="param",
+                hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are",
+            )
+
     def mark_structural(self, before: tuple[int, int]) -> None:
         """Flag the lookups of block_count and `in` made since ``before`` as deciding structure."""
         for k in (0, 1):
@@ -180,6 +191,7 @@ class ShortForms:
                         code="bad-op-args",
                         hint="write e.g. 'inception_a * 4'",
                     )
+                self.no_block_count(before, loc)
                 self.mark_structural(before)
                 repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
                 repeated = True
