@@ -336,6 +336,16 @@ def test_save_pretrained_round_trip_is_exact(tmp_path: Path) -> None:
     assert three.fc.out_features == 3
 
 
+def test_save_pretrained_of_a_spec_made_in_python_and_not_of_an_optimized_network(tmp_path: Path) -> None:
+    import yaml
+
+    torch.manual_seed(7)
+    model = archspec.build(yaml.safe_load(TINY.read_text()), {"network.fc": "linear 4"})
+    assert same_weights(archspec.from_pretrained(model.save_pretrained(tmp_path / "dict")), model)
+    with pytest.raises(TypeError, match="not optimized"):
+        archspec.build(TINY, optimize=True).save_pretrained(tmp_path / "opt")
+
+
 def test_a_zoo_folder_is_what_timms_local_dir_reads(tmp_path: Path) -> None:
     torch.manual_seed(2)
     model = archspec.build("zoo:resnet18")
