@@ -21,6 +21,7 @@ import yaml
 
 from archspec.importer.convert import Converter, fuse_composites
 from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
+from archspec.importer.sources import module_name
 from archspec.importer.structure import ACTS, Chain, Op, paths, recover
 from archspec.importer.trace import ImportRefused, is_drop_path, trace
 from archspec.spec.model import KEYWORDS
@@ -491,7 +492,7 @@ def to_spec(
         }
     header = [
         f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
-        f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
+        f"# ({_comment(module_name(type(model)) + '.' + cls)}). Module names follow the source, so its "
         "state_dict loads with strict=True.",
     ]
     text = (

@@ -519,6 +519,56 @@ def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str],
     return columns
 
 
+# a parameter set by one field of the block's ops is named for what it is, as the zoo's blocks are
+FIELD_NAMES = {"out": "out", "kernel": "k", "stride": "stride", "padding": "pad", "dilation": "dilation", "groups": "groups"}
+
+
+def _most_common(column: list[str | None]) -> str:
+    """A parameter's default: the value most instances have (the first of those tied), so that fewer
+    instances write it."""
+    known = [v for v in column if v is not None]
+    return max(dict.fromkeys(known), key=known.count) if known else ""
+
+
+def _plain_names(
+    block: Block, ops0: list[Any], values_of: dict[str, list[str | None]], special: set[str]
+) -> dict[str, list[str | None]]:
+    """Rename the parameters that set one kind of field of the block's own ops after that field:
+    ``stride``, ``groups``, ``k``; of several output widths the last op's is ``out`` and, when there
+    is one more, that one is ``mid`` (a bottleneck's); the rest keep their op's name (conv1_stride)."""
+    fields: dict[str, list[tuple[int, str]]] = {}
+    for (i, k), name in block.slots.items():
+        fields.setdefault(name, []).append((i, k))
+    by_field: dict[str, list[str]] = {}
+    rename: dict[str, str] = {}
+    for name, slots in fields.items():
+        kinds = {k for _, k in slots}
+        inner = [ops0[i] for i, _ in slots if isinstance(ops0[i], Instance)]
+        if len(slots) == 1 and inner and name not in special:
+            # a nested block's argument: after the instance (`se`), and its parameter when it has several (`se_mid`)
+            seg = _seg(inner[0].path, block.template.path).rpartition(".")[2]
+            alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
+            rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
+            continue
+        if name in special or len(kinds) != 1:
+            continue
+        (k,) = kinds
+        if k in FIELD_NAMES:
+            by_field.setdefault(k, []).append(name)
+    for k, names in by_field.items():
+        last = sorted(names, key=lambda n: max(i for i, _ in fields[n]))
+        if len(names) == 1:
+            rename[names[0]] = FIELD_NAMES[k]
+        elif k == "out" and len(names) == 2:
+            rename[last[1]], rename[last[0]] = "out", "mid"
+    taken = set(values_of) - set(rename)
+    rename = {old: new for old, new in rename.items() if new not in taken and new not in special and NAME.match(new)}
+    if len(set(rename.values())) != len(rename):
+        return values_of
+    block.slots = {slot: rename.get(name, name) for slot, name in block.slots.items()}
+    return {rename.get(name, name): column for name, column in values_of.items()}
+
+
 def _parameterize(block: Block) -> None:
     """The numbers that differ between the block's instances become its parameters (and, for an
     optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
@@ -563,8 +613,9 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
+    values_of = _plain_names(block, ops0, values_of, special)
     for name, column in values_of.items():
-        block.params[name] = "false" if name == "projection" else next((v for v in column if v is not None), "")
+        block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):
         inst.args = {n: v for n, vs in values_of.items() if (v := vs[j]) is not None and v != block.params[n]}
 
