@@ -40,7 +40,7 @@ from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
-KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
+KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block", "from")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -304,6 +304,18 @@ class GateNode(_Strict):
     _tag = "<gate>"
 
 
+class FromNode(_Strict):
+    """{from: NAME}: the value of an earlier named node (a skip connection, a lateral input), in place of
+    the value the node would be applied to; NAME is a module path, looked up inside the enclosing block
+    instance first, then in the whole network."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    source: str = Field(
+        alias="from", min_length=1, max_length=1000, description="the module path of an earlier node, e.g. layer2 or enc.1"
+    )
+    _tag = "<from>"
+
+
 class IfNode(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
@@ -350,6 +362,7 @@ Node = TypeAliasType(  # type: ignore[misc]
             Annotated[IfNode, Tag("<if>")],
             Annotated[OpLong, Tag("<op>")],
             Annotated[BlockRef, Tag("<block>")],
+            Annotated[FromNode, Tag("<from>")],
             Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
         ],
         Discriminator(
