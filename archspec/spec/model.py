@@ -50,7 +50,8 @@ HYPHENATED_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+\Z")  # t
 # a module name, for JSON Schema: an identifier, a number, or hyphenated words
 MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5}|[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)+)$"
 # Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
-# its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
+# its containers, torch.fx's GraphModule, archspec's compiled model (timm's classifier methods and configs,
+# save_pretrained) or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
 PYTHON_KEYWORDS = frozenset(keyword.kwlist)
 MODULE_ATTRIBUTES = frozenset(
@@ -65,6 +66,7 @@ MODULE_ATTRIBUTES = frozenset(
     register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule
     share_memory state_dict to to_empty to_folder train training type update values xpu zero_grad
     meta inference train_code aux_weights archspec_report
+    archspec_source default_cfg feature_info get_classifier pretrained_cfg reset_classifier save_pretrained
 """.split()
 )
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
