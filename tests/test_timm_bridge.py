@@ -59,6 +59,15 @@ def test_num_classes_and_in_chans_mean_what_they_mean_in_timm() -> None:
     torch.testing.assert_close(ours0.eval()(x), theirs0.eval()(x), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnetv2_50x1_bit", "cspresnet50"])
+def test_num_classes_reaches_a_head_written_as_a_chain_mapping(name: str) -> None:
+    # their heads are `head: {chain: {global_pool: ..., fc: ...}}`: the classifier's path is head.fc
+    ours = archspec.build(f"zoo:{name}", num_classes=10)
+    theirs = timm.create_model(name, num_classes=10)
+    assert shapes(ours) == shapes(theirs)
+
+
 def test_num_classes_resizes_the_aux_heads_as_torchvision_does() -> None:
     ours = archspec.build("zoo:googlenet", num_classes=7)
     theirs = torchvision.models.googlenet(weights=None, num_classes=7, aux_logits=True, init_weights=False)
