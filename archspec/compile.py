@@ -22,7 +22,7 @@ from archspec import runtime
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
-from archspec.ops import REGISTRY
+from archspec.ops import REGISTRY, Op
 from archspec.shapes import accepted
 from archspec.sizes import Accepted
 
@@ -174,6 +174,22 @@ def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     return accepted(graph, outputs)
 
 
+def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | None) -> fx.Node:
+    """A stateless op's call: its function over the inputs, or its in-place form overwriting input ``i``
+    (``in_place_target`` asked the op which input that is)."""
+    fn, kwargs = op.function(params)
+    call_args: tuple[Any, ...] = args
+    if op.variadic:
+        call_args = (list(args),)  # one argument: the list of inputs
+    elif i is not None:
+        in_place = op.in_place(params)
+        assert in_place is not None  # in_place_target found the op's in-place form
+        fn, call_args, kwargs = in_place, (args[i], *args[:i], *args[i + 1 :]), {}
+    if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
+        return g.call_method(fn.__name__, call_args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
+    return g.call_function(fn, call_args, kwargs)
+
+
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
     """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
     needed: set[str] = set()
@@ -207,6 +223,8 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             src = graph.inputs_of(node)[0]
             if (
                 args[0].meta.get("archspec_channels_first")
+                # the permute is src's own (not reached through an identity, whose input may have other readers)
+                and args[0].meta.get("archspec_node") == src
                 and users[src] == 1
                 and src not in results
                 and graph.at(src).blocks == record.blocks
@@ -234,18 +252,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             env[node] = args[0]
             continue
         else:
-            fn, kwargs = op.function(record.params)
-            i = in_place_target(graph, node, users, results)
-            if op.variadic:
-                args = (list(args),)  # type: ignore[assignment]  # one argument: the list of inputs
-            elif i is not None:  # in_place_target asked the op which input its in-place form overwrites
-                in_place = op.in_place(record.params)
-                assert in_place is not None  # in_place_target found the op's in-place form
-                fn, args, kwargs = in_place, (args[i], *args[:i], *args[i + 1 :]), {}
-            if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
-                result = g.call_method(fn.__name__, args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
-            else:
-                result = g.call_function(fn, args, kwargs)
+            result = _call(g, op, record.params, args, in_place_target(graph, node, users, results))
         result.name = node  # fx uniquifies if needed; readable names in model.code
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
         env[node] = result
@@ -277,10 +284,10 @@ class AuxModel(nn.Module):
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train_graph, class_name=name + "Train"))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, eval_graph, class_name=name))
         self.aux_weights = dict(aux_weights)
-        self.class_name = name
+        self._archspec_class = name
 
     def _get_name(self) -> str:  # print(model) names the network, as the GraphModule of one without aux heads does
-        return self.class_name
+        return self._archspec_class
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._train_gm(x) if self.training else self._eval_gm(x)
@@ -333,9 +340,9 @@ def name_containers(model: nn.Module, graph: OpGraph) -> None:
             path = f"{prefix}.{key}" if prefix else key
             if type(child) is nn.Module:
                 box = runtime.Container(blocks.get(path, "Sequential"))
-                kind = box.kind
+                name = box._archspec_class
                 box.__dict__.update(child.__dict__)  # its registries, hooks and mode: the same module, renamed
-                box.kind = kind
+                box._archspec_class = name
                 parent._modules[key] = box
                 child = box
             if isinstance(child, runtime.Container):

@@ -281,7 +281,9 @@ class Diff:
         }
 
 
-Written = tuple[str, str, int, int, int]  # an op as written: path, text, params, MACs, input channels
+# an op as written: path, text, params, MACs, input channels, and its exact text (the same op reads the
+# same under any `defaults:`: ops are aligned and compared by it, shown as written)
+Written = tuple[str, str, int, int, int, str]
 
 
 def _written(row: BlockRow) -> str:
@@ -330,10 +332,10 @@ def _written_ops(row: BlockRow) -> dict[str, Written]:
     for o in row.ops:
         key = o.origin[len(row.path) + 1 :] if o.origin.startswith(row.path + ".") else ""
         if key not in out:
-            out[key] = [o.origin, o.written or o.text, 0, 0, o.in_channels]
+            out[key] = [o.origin, o.written or o.text, 0, 0, o.in_channels, o.exact or o.written or o.text]
         out[key][2] += o.params
         out[key][3] += o.macs
-    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in out.items()}
+    return {k: (v[0], v[1], v[2], v[3], v[4], v[5]) for k, v in out.items()}
 
 
 def _signature(inside: str, text: str, exact: bool) -> tuple[str, str, str]:
@@ -366,8 +368,8 @@ def _align(
 ) -> list[tuple[str, list[str], list[str]]]:
     matcher = difflib.SequenceMatcher(
         None,
-        [_signature(k, ops_a[k][1], exact) for k in keys_a],
-        [_signature(k, ops_b[k][1], exact) for k in keys_b],
+        [_signature(k, ops_a[k][5], exact) for k in keys_a],
+        [_signature(k, ops_b[k][5], exact) for k in keys_b],
         autojunk=False,
     )
     return [(tag, keys_a[i1:i2], keys_b[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes()]
@@ -378,7 +380,7 @@ def _pairs(ops_a: dict[str, Written], keys_a: list[str], ops_b: dict[str, Writte
     out: list[OpDiff] = []
     for ka, kb in zip(keys_a, keys_b, strict=True):
         x, y = ops_a[ka], ops_b[kb]
-        if x[1] != y[1] or x[2] != y[2] or x[3] != y[3]:
+        if x[5] != y[5] or x[2] != y[2] or x[3] != y[3]:
             channels = (x[4], y[4]) if x[4] != y[4] else None
             out.append(OpDiff("changed", x[0], y[0], x[1], y[1], y[2] - x[2], y[3] - x[3], channels, kb))
     return out

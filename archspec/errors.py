@@ -30,6 +30,7 @@ ERROR_CODES: dict[str, str] = {
     "io": "a file cannot be read or written",
     "weights": "a --weights file does not fit the network (missing or unexpected keys, other shapes)",
     "partial-merge": "merged branches agree in size at some input sizes only (a warning; an error with --strict)",
+    "gate-activation": "a gate whose body is one activation, x · act(x) (a warning; an error with --strict)",
     "import": "archspec import cannot express a PyTorch module as a spec (an op, control flow or connectivity)",
 }
 

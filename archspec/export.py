@@ -17,7 +17,7 @@ import os
 import pickle
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,13 @@ from archspec.symbolic import NEVER
 EXAMPLE_BATCH = 2
 MAX_BATCH = 4096  # the largest batch an exported program takes
 SHOWN = 5  # keys listed in a weights error
+Progress = Callable[[str], None]  # told each phase as it starts (the CLI prints it on stderr; -q: nothing)
+
+
+def _silent(_: str) -> None:
+    pass
+
+
 # Exporting runs the network once on an example batch at the spec's input size: the activation
 # budget of build (archspec.api.MAX_ACTIVATIONS) bounds that run, for the whole batch.
 
@@ -131,7 +138,8 @@ def inference_module(model: nn.Module) -> nn.Module:
 def example_input(model: nn.Module) -> torch.Tensor:
     report = report_of(model)
     h, w = report.input_size
-    return torch.randn(EXAMPLE_BATCH, report.input_channels, h, w)
+    # seeded: a .pt2 archive keeps its example input, and two exports must be the same bytes
+    return torch.randn(EXAMPLE_BATCH, report.input_channels, h, w, generator=torch.Generator().manual_seed(0))
 
 
 def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
@@ -380,7 +388,9 @@ def _guard_failure(program: torch.export.ExportedProgram, plan: Sizes, x: torch.
     return None
 
 
-def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.export.ExportedProgram, Sizes]:
+def trace(
+    module: nn.Module, x: torch.Tensor, model: nn.Module, progress: Progress = _silent
+) -> tuple[torch.export.ExportedProgram, Sizes]:
     """torch.export's program of ``module``, dynamic in batch, H and W where the network allows.
 
     An axis torch.export pins to one size, or narrows, is reported in the plan's notes; so is an
@@ -391,6 +401,7 @@ def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.e
     spec_size = report_of(model).input_size
     while True:
         dynamic = [a for a in (0, 1) if plan.step[a]]
+        progress(f"tracing with torch.export (batch{''.join(', ' + AXES[a] for a in dynamic)} dynamic)")
         if not dynamic:
             return torch.export.export(module, (x,), dynamic_shapes=_dims(plan)), plan
         try:
@@ -402,6 +413,7 @@ def trace(module: nn.Module, x: torch.Tensor, model: nn.Module) -> tuple[torch.e
                 plan.fix(axis, spec_size[axis], f"torch.export could not trace it symbolically ({first[:200]})")
             continue
         _read_back(program, plan, spec_size)
+        progress(f"checking the trace's {len(getattr(program, '_guards_code', None) or ())} guards at {plan.describe()}")
         narrowed = False
         while (problem := _guard_failure(program, plan, x)) is not None:
             (axis, *_), start = problem.axes, problem.holds_from
@@ -456,6 +468,7 @@ def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module,
 
     onnxscript.optimizer.fold_constants(onnx_model)
     onnxscript.optimizer.remove_unused_nodes(onnx_model)
+    _strip_onnx_traces(onnx_model)
     onnx_model.metadata_props.update(metadata(model, shapes))
     onnx_program.save(str(path), external_data=False)
 
@@ -534,7 +547,79 @@ def _name_dims(model: Any, program: torch.export.ExportedProgram) -> None:
 
 
 def to_pt2(program: torch.export.ExportedProgram, path: Path) -> None:
-    torch.export.save(program, str(path))
+    torch.export.save(program, str(path))  # the archive's root folder is the file's name (see export)
+    stable_serialization_id(path)
+
+
+SERIALIZATION_ID = ".data/serialization_id"
+
+
+def stable_serialization_id(path: Path) -> None:
+    """torch's zip writer stamps every archive with a random ``.data/serialization_id`` (40 digits,
+    read back only as logging metadata by torch.load): replace it, in place and at the same length,
+    by digits of a hash of the archive's other records, so that the same network and weights give
+    the same bytes. The record is stored uncompressed; its CRC-32 is in the central directory and
+    in the local header or the data descriptor after it."""
+    import hashlib
+    import struct
+    import zipfile
+    import zlib
+
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        target = next((i for i in infos if i.filename.endswith(SERIALIZATION_ID)), None)
+        if target is None or target.compress_type != zipfile.ZIP_STORED:
+            return
+        digest = hashlib.sha256(b"".join(struct.pack("<I", i.CRC) + i.filename.encode() for i in infos if i is not target))
+        start_dir = z.start_dir
+    new = str(int.from_bytes(digest.digest(), "big"))[: target.file_size].encode()
+    if len(new) != target.file_size:
+        return
+    crc = struct.pack("<I", zlib.crc32(new))
+    with open(path, "r+b") as f:
+        f.seek(target.header_offset)
+        header = f.read(30)
+        flags, name_len, extra_len = struct.unpack("<H", header[6:8])[0], *struct.unpack("<HH", header[26:30])
+        data_at = target.header_offset + 30 + name_len + extra_len
+        f.seek(data_at)
+        f.write(new)
+        if flags & 0x08:  # a data descriptor follows the data: [signature] CRC-32, sizes
+            sig = f.read(4)
+            f.seek(data_at + len(new) + (4 if sig == b"PK\x07\x08" else 0))
+        else:
+            f.seek(target.header_offset + 14)
+        f.write(crc)
+        f.seek(start_dir)
+        directory = f.read()
+        at = directory.find(b"PK\x01\x02")  # the central directory: entries in order
+        while at != -1:
+            name_len, extra_len, comment_len = struct.unpack("<HHH", directory[at + 28 : at + 34])
+            name = directory[at + 46 : at + 46 + name_len]
+            if name == target.filename.encode():
+                f.seek(start_dir + at + 16)
+                f.write(crc)
+                break
+            at = directory.find(b"PK\x01\x02", at + 46 + name_len + extra_len + comment_len)
+
+
+def strip_traces(program: torch.export.ExportedProgram, provenance: bool = False) -> None:
+    """Drop torch's record of where each node was traced (a stack trace with this machine's file
+    paths, in every node's metadata): an exported file carries no path, user name or trace. With
+    ``provenance`` also the nodes each came from (``from_node``, which holds graphs' memory
+    addresses: two exports would differ), once the ONNX names no longer need them."""
+    for gm in program.graph_module.modules():
+        graph = getattr(gm, "graph", None)
+        for node in getattr(graph, "nodes", ()):
+            node.meta.pop("stack_trace", None)
+            if provenance:
+                node.meta.pop("from_node", None)
+
+
+def _strip_onnx_traces(onnx_model: Any) -> None:
+    """The same in the ONNX model: the exporter copies each node's stack trace into its metadata."""
+    for node in onnx_model.graph.all_nodes() if hasattr(onnx_model.graph, "all_nodes") else onnx_model.graph:
+        for key in [k for k in node.metadata_props if "stack_trace" in k]:
+            del node.metadata_props[key]
 
 
 def to_torchscript(module: nn.Module, x: torch.Tensor, path: Path) -> None:
@@ -542,6 +627,7 @@ def to_torchscript(module: nn.Module, x: torch.Tensor, path: Path) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         torch.jit.script(module).save(str(path))
+    stable_serialization_id(path)
 
 
 FORMATS = (".onnx", ".pt2", ".ts", ".safetensors")
@@ -570,11 +656,16 @@ def format_of(path: str | Path) -> str:
     return target.suffix
 
 
-def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS) -> Sizes | None:
+def export(
+    model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVATIONS, progress: Progress = _silent
+) -> Sizes | None:
     """Write the model in the format its file name's suffix names, atomically.
 
     Returns the input sizes the ONNX or .pt2 file takes (with notes where they are fewer than the
     network accepts), or None for TorchScript, which keeps the network's own input check.
+    ``progress`` is told each phase as it starts. The file holds no path of this machine (torch's
+    stack traces are dropped) and, for the zip archives (.pt2, .ts), its root folder is the file's
+    own name, so that two exports of the same network and weights are the same bytes.
     """
     target = Path(path)
     format_of(target)
@@ -586,13 +677,19 @@ def export(model: nn.Module, path: str | Path, max_activations: int = MAX_ACTIVA
     check_activations(model, max_activations)
     module = inference_module(model)
     x = example_input(model)
-    with torch.no_grad(), atomic_path(target) as tmp:
+    with torch.no_grad(), atomic_path(target, keep_name=True) as tmp:
         if target.suffix == ".ts":
+            progress("compiling with TorchScript")
             to_torchscript(module, x, tmp)
+            progress(f"writing {target.name}")
             return None
-        program, shapes = trace(module, x, model)
+        program, shapes = trace(module, x, model, progress)
+        strip_traces(program)
         if target.suffix == ".onnx":
+            progress(f"converting to ONNX and writing {target.name}")
             to_onnx(program, tmp, model, shapes)
         else:
+            progress(f"writing {target.name}")
+            strip_traces(program, provenance=True)
             to_pt2(program, tmp)
     return shapes

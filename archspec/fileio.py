@@ -145,12 +145,19 @@ def _mkstemp(target: Path, directory: Path, suffix: str) -> tuple[int, str]:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, keep_name: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path`` for a library that writes files itself (torch.save, ONNX).
 
     When the block ends normally the file replaces ``path`` in one step; on any error it is removed.
+    With ``keep_name`` the temporary file has the target's own name, in a private folder beside it:
+    writers that name what they write after the file (the root folder of torch's zip archives) then
+    write the same bytes whatever the temporary name.
     """
     target = Path(path)
+    if keep_name:
+        with _named_tmp(target) as named:
+            yield named
+        return
     # same suffix as the target: some writers (torch.export.save) look at it
     fd, tmp = _mkstemp(target, _folder(target), f".tmp{target.suffix}")
     os.close(fd)
@@ -164,6 +171,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+@contextmanager
+def _named_tmp(target: Path) -> Iterator[Path]:
+    import shutil
+
+    try:
+        folder = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=_folder(target))
+    except OSError as e:
+        raise SpecError(f"cannot write {printable(str(target))}: {_strerror(e)}", _where(target), code="io") from None
+    tmp = os.path.join(folder, target.name)
+    try:
+        yield Path(tmp)
+        _publish(tmp)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise SpecError(f"cannot write {printable(str(target))}: {_strerror(e)}", _where(target), code="io") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _publish(tmp: str) -> None:

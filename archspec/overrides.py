@@ -21,6 +21,7 @@ from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.spec.load import MAX_DEPTH, MAX_NODES, Source, YamlPath, load_text
 from archspec.spec.model import Spec
 
+_KEYVAL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -196,39 +197,37 @@ def _index(items: list[Any], part: str | int, here: str, key: str) -> int:
 
 
 def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
-    """Rewrite a short form: 'repeat' sets '* N'; any other name sets a 'name=value' argument."""
-    words = text.split()
+    """Rewrite a short form with the lexer's own tokens (so ``${a + b}`` stays one token): 'repeat' sets
+    '* N'; any other name replaces the token that sets it (a positional number in place), else is added
+    as 'name=value' before the repeat count."""
+    from archspec.ops import REGISTRY
+    from archspec.spec.tokens import token_field, tokens
+
+    words = [t for t, _ in tokens(text)]
+    star = next((i for i, w in enumerate(words) if w.startswith("*") and i > 0), len(words))  # '* N' / '*N'
+    body, repeat = words[:star], words[star:]
     if attr == "repeat":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _fail(key, f"a repeat count must be a whole number of at least 1, got {value!r}")
-        kept: list[str] = []
-        skip = False
-        for word in words:
-            if skip:
-                skip = False
-            elif word == "*":
-                skip = True
-            elif not word.startswith("*"):
-                kept.append(word)
-        return " ".join(kept + ["*", str(value)])
+        return " ".join(body + ["*", str(value)])
     if not _WORD.match(attr):
         raise _fail(key, f"{attr!r} is not an argument name", at=attr)
     shown = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
     if not shown or any(c.isspace() for c in shown):
         raise _fail(key, f"the value of a short-form argument cannot contain spaces, got {value!r}")
-    from archspec.ops import REGISTRY
-
-    op = REGISTRY.get(words[0]) if words else None
-    if op is not None and attr in op.positional:  # given by position ('dropout 0.2', 'conv 64 3x3'): replace it there
-        star = next((i for i, w in enumerate(words) if w.startswith("*")), len(words))  # '* N' is the repeat count
-        numbers = [i for i, w in enumerate(words[1:star], 1) if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", w)]
-        k = op.positional.index(attr)
-        if k < len(numbers):
-            words[numbers[k]] = shown
-            return " ".join(words)
-    kept = [w for w in words if not w.startswith(attr + "=")]
-    at = next((i for i, w in enumerate(kept) if w.startswith("*")), len(kept))  # before a '* N' repeat
-    return " ".join(kept[:at] + [f"{attr}={shown}"] + kept[at:])
+    op = REGISTRY.get(body[0]) if body else None
+    positional = list(op.positional) if op is not None else []
+    sets = [token_field(w, op, positional) for w in body[1:]]
+    kept: list[str] = body[:1]
+    for word, field in zip(body[1:], sets, strict=True):
+        if field != attr:
+            kept.append(word)
+        elif op is not None and attr in op.positional and not _KEYVAL.match(word):
+            kept.append(shown)  # given by position ('dropout 0.2', 'conv 64 3x3'): replaced there
+            attr = ""  # set
+    if attr:
+        kept.append(f"{attr}={shown}")
+    return " ".join(kept + repeat)
 
 
 def _may_add(path: YamlPath, node: dict[str, Any], last: bool) -> bool:

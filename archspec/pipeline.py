@@ -13,11 +13,13 @@ from typing import Any
 
 from archspec.errors import SpecError
 from archspec.graph import expand
+from archspec.init_patterns import check_init_patterns
 from archspec.ir import OpGraph
 from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes
 from archspec.spec.load import Source
 from archspec.spec.model import top_level_name_problem
 from archspec.spec.resolve import Resolved, resolve
+from archspec.suspicious import gate_warnings
 
 SpecLike = str | Path | Source | Mapping[str, Any]
 
@@ -60,4 +62,7 @@ def shaped_graph(
     resolved = resolve(spec, overrides)
     graph = expand(resolved)
     check_value_names(graph)
-    return resolved, graph, infer_shapes(graph, max_params=max_params)
+    check_init_patterns(resolved, graph)
+    info = infer_shapes(graph, max_params=max_params)
+    graph.net.warnings += gate_warnings(graph)
+    return resolved, graph, info

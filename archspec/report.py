@@ -87,12 +87,12 @@ class Report:
 
         return report_html(self)
 
-    def __repr__(self) -> str:  # one line: <Report resnet18: 11,689,512 params, 1.82 GMACs, min 1×1>
+    def __repr__(self) -> str:  # one line: <Report resnet18: 11,689,512 params, 1.81 GMACs, min 1×1>
         from archspec.view.notebook import report_line
 
         return report_line(self)
 
-    def __str__(self) -> str:  # the summary table, as `archspec summary` prints it
+    def __str__(self) -> str:  # the block table: output at the input size, params, MACs, and the totals
         from archspec.view.notebook import report_text
 
         return report_text(self)

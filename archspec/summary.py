@@ -11,7 +11,7 @@ Auxiliary heads run only in training mode: their rows are listed, their MACs are
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,9 @@ class OpRow:
     origin: str = ""  # path of the op as the spec writes it (a composite conv's conv2d, bn, act share one)
     written: str = ""  # that op's short form, $parameters filled in: "conv 96 3x3 p1"
     in_channels: int = 0
+    # that op with every field off its model's default written out, whatever the file's `defaults:` say
+    # ("conv 96 3x3 p1 eps=0.001"): the same op reads the same in any spec (diff compares these)
+    exact: str = ""
 
     def as_dict(self, h: int, w: int) -> dict[str, Any]:
         return {
@@ -182,6 +185,7 @@ def summarize_graph(graph: OpGraph, report: Report) -> Summary:
                 r.origin or r.path,
                 r.text,
                 shapes[0].channels if shapes else 0,
+                REGISTRY[r.composite[0]].short(r.composite[1]) if r.composite else op.short(r.params),
             )
         )
         formulas[r.unit].append(formula)
@@ -273,22 +277,11 @@ def _norm_saved(what: str, p: Any, c: int, count: int) -> tuple[int, int]:
     return 0, 4 * (count // c) * ((c + p.size - 1) + 2 * c)
 
 
-def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
-    """Estimate activation memory from the shaped OpGraph alone (see :class:`Memory`); torch is not imported."""
-
-    h, w = graph.net.input.size
-    order = graph.ordered()
-    users = {n: len(graph.succ[n]) for n in order}
-    storage = _storages(graph, order, users, set(graph.net.outputs.values()))
-
-    def numel(n: str) -> int:
-        shape = graph.at(n).shape
-        assert shape is not None, "activation memory needs a graph with shapes"
-        return _numel(shape, h, w, batch)
-
-    size: dict[str, int] = {}
-    for n in order:
-        size[storage[n]] = max(size.get(storage[n], 0), numel(n) * 4)
+def _saved_for_backward(
+    graph: OpGraph, order: list[str], storage: dict[str, str], numel: Callable[[str], int]
+) -> tuple[set[str], int, int]:
+    """What a training step keeps for backward: (the tensors kept, bytes of weights and statistics,
+    bytes of the rest: norm statistics, pool indices, dropout masks)."""
     saved: set[str] = set()
     extra = weights = 0
     for n in order:
@@ -313,7 +306,11 @@ def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
                 extra += numel(n) * 8  # int64
             elif what == "mask" and float(getattr(record.params, "p", 0.0)) > 0:
                 extra += numel(n) * 4  # CPU dropout multiplies by a float mask
-    train = sum(size[s] for s in saved) + extra
+    return saved, weights, extra
+
+
+def _inference_peak(graph: OpGraph, order: list[str], numel: Callable[[str], int]) -> int:
+    """The most activation bytes alive at once in an inference forward of the main output."""
     main = graph.net.outputs["logits"]
     needed = nx.ancestors(graph, main) | {main}
     eval_order = [n for n in order if n in needed]
@@ -333,7 +330,28 @@ def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
         peak = max(peak, sum(live.values()))
         for s in [s for s in live if last_read.get(s, -1) <= i and s != eval_storage[main]]:
             del live[s]
-    return Memory(batch, train, weights, peak)
+    return peak
+
+
+def activation_memory(graph: OpGraph, batch: int = 1) -> Memory:
+    """Estimate activation memory from the shaped OpGraph alone (see :class:`Memory`); torch is not imported."""
+
+    h, w = graph.net.input.size
+    order = graph.ordered()
+    users = {n: len(graph.succ[n]) for n in order}
+    storage = _storages(graph, order, users, set(graph.net.outputs.values()))
+
+    def numel(n: str) -> int:
+        shape = graph.at(n).shape
+        assert shape is not None, "activation memory needs a graph with shapes"
+        return _numel(shape, h, w, batch)
+
+    size: dict[str, int] = {}
+    for n in order:
+        size[storage[n]] = max(size.get(storage[n], 0), numel(n) * 4)
+    saved, weights, extra = _saved_for_backward(graph, order, storage, numel)
+    train = sum(size[s] for s in saved) + extra
+    return Memory(batch, train, weights, _inference_peak(graph, order, numel))
 
 
 __all__ = ["Summary", "BlockRow", "OpRow", "Memory", "summarize", "summarize_graph", "combine", "activation_memory"]

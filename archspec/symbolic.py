@@ -4,13 +4,19 @@ Every conv/pool in floor mode maps ``floor((X + a) / m)`` to the same form, beca
 integers b and m, s >= 1:  floor((floor((X + a)/m) + b)/s) = floor((X + a + b*m)/(m*s)).
 So a feature map's height is two integers (a, m) — a canonical form: two sizes are equal for
 every X exactly when their (a, m) are equal, and the size is >= 1 exactly when X >= m - a.
-Constants (after a global or adaptive pool) have m == 0. Ceil-mode pooling keeps the form
-unless PyTorch's "drop a last window that starts in the padding" rule can apply; then the
-size becomes an opaque replay of PyTorch's formula, compared and bounded numerically.
+Constants (after a global or adaptive pool) have m == 0. Ceil-mode pooling keeps the form too:
+PyTorch's size there is ceil((X + 2p - span)/s) + 1, less one when the last window would start in
+the right padding, which is min(floor((X + 2p - span + 2s - 1)/s), ceil((X + p)/s)) (a window is
+kept when it starts left of X + p; only the last can fail that), and the smaller of two floors
+with one divisor is the floor with the smaller offset. (An opaque replay of PyTorch's formula,
+compared and bounded numerically, remains for windows that a later rule finds non-canonical —
+none is now — and for a size after an upsampling by a factor (:class:`Scale`, floor(X · f)), which
+the form cannot hold.)
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,12 +51,31 @@ class Window:
         """b in floor((x + b)/s): the whole window op as one floor division."""
         span = self.dilation * (self.kernel - 1) + 1
         b = 2 * self.padding - span + self.stride
-        return b + self.stride - 1 if self.ceil else b
+        if not self.ceil:
+            return b
+        # ceil mode: ceil((x + 2p - span)/s) + 1, or one less when the last window starts at or past x + p
+        return min(b + self.stride - 1, self.padding + self.stride - 1)
 
     @property
     def canonical(self) -> bool:
-        """False when the ceil-mode correction can change the result for some input."""
-        return not self.ceil or self.padding + self.stride < self.dilation * (self.kernel - 1) + 2
+        """Whether ``floor((x + offset)/stride)`` is this window's size for every x: always, ceil mode
+        included (see the module's docstring; tests/test_shapes.py checks it against PyTorch)."""
+        return True
+
+
+@dataclass(frozen=True)
+class Scale:
+    """An interpolation by a factor along one axis: floor(x · factor), as torch's interpolate sizes its
+    output from ``scale_factor`` (a product in double precision, rounded down)."""
+
+    factor: float
+
+    def apply(self, x: int) -> int:
+        return math.floor(x * self.factor)
+
+    def text(self, inner: str) -> str:
+        f = self.factor
+        return f"{int(f)}·{factor(inner)}" if f == int(f) else f"floor({factor(inner)}·{f:g})"
 
 
 @dataclass(frozen=True)
@@ -60,7 +85,7 @@ class Dim:
     a: int = 0
     m: int = 1
     base: Dim | None = None  # set for opaque sizes: the canonical size the replay starts from
-    steps: tuple[Window, ...] = ()
+    steps: tuple[Window | Scale, ...] = ()
     symbol: str = "H"
     ref: int | None = None  # the spec's input size on this axis: where a flatten fixes a varying size
 
@@ -95,6 +120,16 @@ class Dim:
         if not w.canonical:
             return Dim(base=self, steps=(w,), symbol=self.symbol, ref=self.ref)
         return Dim(self.a + w.offset * self.m, self.m * w.stride, symbol=self.symbol, ref=self.ref)
+
+    def scaled(self, f: float) -> Dim:
+        """The size after an upsampling by ``f`` (floor(size · f)): a replay unless the size is constant."""
+        if f == 1:
+            return self
+        if self.base is None and self.m == 0:
+            return Dim.const(Scale(f).apply(self.a))
+        if self.base is not None:
+            return Dim(base=self.base, steps=self.steps + (Scale(f),), symbol=self.symbol, ref=self.ref)
+        return Dim(base=self, steps=(Scale(f),), symbol=self.symbol, ref=self.ref)
 
     def min_input(self) -> int:
         """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
@@ -131,7 +166,7 @@ class Dim:
         if self.base is not None:
             inner = self.base.formula()
             for w in self.steps:
-                inner = f"{'ceilpool' if w.ceil else 'window'}({inner}; k{w.kernel} s{w.stride} p{w.padding})"
+                inner = w.text(inner) if isinstance(w, Scale) else _window_text(w, inner)
             return inner
         if self.m == 0:
             return str(self.a)
@@ -152,6 +187,9 @@ class Dim:
             return sympy.floor((x + self.a) / sympy.Integer(self.m))
         e = self.base.sympy()
         for w in self.steps:
+            if isinstance(w, Scale):
+                e = sympy.floor(e * sympy.nsimplify(w.factor))
+                continue
             span = w.dilation * (w.kernel - 1) + 1
             num = e + 2 * w.padding - span
             out = sympy.ceiling(num / w.stride) + 1
@@ -160,6 +198,15 @@ class Dim:
 
 
 _NEVER = 1 << 30
+
+
+def _window_text(w: Window, inner: str) -> str:
+    """A window op over a size written as a formula: floor((inner + b)/s), or PyTorch's ceil-mode rule by name."""
+    if w.ceil:
+        return f"ceilpool({inner}; k{w.kernel} s{w.stride} p{w.padding})"
+    b = w.offset
+    num = inner if b == 0 else f"{inner} + {b}" if b > 0 else f"{inner} - {-b}"
+    return num if w.stride == 1 else f"floor(({num})/{w.stride})"
 
 
 @lru_cache(maxsize=1024)

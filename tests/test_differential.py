@@ -166,7 +166,7 @@ def test_the_generator_is_deterministic_and_honours_switches() -> None:
         counts.update(generate(seed, faults=set())[1].notes)
         assert not generate(seed)[1].notes & KNOWN_FAULTS
     # with every switch off, the generator does draw the constructs the switches exclude
-    drawn = {"relu_after_saved", "relu_on_view", "merge_same_input"}
+    drawn = {"relu_after_saved", "relu_on_view", "merge_same_input", "ceil_partial_merge", "identity_pixel_merge"}
     assert drawn <= set(counts), sorted(drawn - set(counts))
 
 
@@ -200,6 +200,20 @@ FIXED_SPECS: dict[str, Callable[[], Spec]] = {
     ),
     "bounded_merge": lambda: _spec(
         Op("conv2d", {"out": 3}), Concat([Op("adaptive_avgpool", {"size": (5, 5)}), Op("identity")], ["a", "b"]), size=5
+    ),
+    # issue 24: a partial merge with a ceil-mode pool was refused as "sizes differ: 3×5×5 vs 3×5×5"
+    "ceil_partial_merge": lambda: _spec(
+        Concat(
+            [
+                Op("avgpool", {"kernel": (1, 1), "stride": (3, 3), "ceil": True}),
+                Op("maxpool", {"kernel": (2, 2), "stride": (3, 3)}),
+            ]
+        ),
+        size=15,
+    ),
+    # issue 24: the permute-cancelling rewrite crossed a merge through an identity (build crashed)
+    "identity_pixel_merge": lambda: _spec(
+        Op("layer_norm"), Residual(Chain([Op("identity"), Op("layer_norm")], "list"), None, None, None)
     ),
 }
 

@@ -401,3 +401,51 @@ def test_layer_norm_per_pixel_linear_and_layer_scale_export(suffix: str, tmp_pat
         with torch.no_grad():
             expected = model(x)
         torch.testing.assert_close(_run(out, x), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".ts"])
+def test_exports_carry_no_machine_paths_and_repeat_byte_for_byte(
+    suffix: str, tiny_weights: tuple[Path, torch.nn.Module], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issue 26: no home directory, venv path or stack trace in any exported file; a zip archive's root
+    folder is the file's own name; the same spec and weights give the same bytes twice; progress on
+    stderr, none with -q."""
+    import os
+    import sys
+    import zipfile
+
+    weights, _ = tiny_weights
+    files = []
+    for i, quiet in enumerate(([], ["-q"])):
+        out = tmp_path / f"run{i}" / f"tiny{suffix}"
+        out.parent.mkdir()
+        assert main(["export", str(TINY), "-o", str(out), "--weights", str(weights), *quiet]) == 0
+        err = capsys.readouterr().err
+        assert (err == "") == bool(quiet), err
+        if not quiet:
+            assert "archspec export: tracing" in err or suffix == ".ts"
+            assert err.rstrip().splitlines()[-1].startswith(f"wrote {out}")
+        files.append(out.read_bytes())
+        if suffix != ".onnx":
+            assert {n.split("/")[0] for n in zipfile.ZipFile(out).namelist()} == {"tiny"}
+    data = files[0]
+    for leak in {os.path.expanduser("~"), sys.prefix, os.path.realpath(sys.prefix), str(Path(torch.__file__).parent)}:
+        assert leak.encode() not in data, leak
+    assert b"stack_trace" not in data and b'File "' not in data
+    if suffix == ".ts":
+        # TorchScript renames a class it compiles a second time in one process (___torch_mangle_N, in file
+        # names and code): two runs of `archspec export` are the same bytes, two exports in one process are not
+        import io
+        import re
+
+        def unmangled(data: bytes) -> list[tuple[str, bytes]]:
+            z = zipfile.ZipFile(io.BytesIO(data))
+            return sorted(
+                (re.sub(r"/___torch_mangle_\d+", "", n), re.sub(rb"[./]___torch_mangle_\d+", b"", z.read(n)))
+                for n in z.namelist()
+                if not n.endswith((".debug_pkl", "serialization_id"))
+            )
+
+        assert unmangled(files[0]) == unmangled(files[1])
+    else:
+        assert files[0] == files[1]

@@ -245,7 +245,13 @@ def test_depth_multiplier_changes_the_count() -> None:
         ),
         (
             HEADER + "blocks:\n  b: {op: conv2d 4 1x1}\n  c:\n    chain:\n      - b * $block_count\nnetwork: [c]\n",
-            (8, 9),
+            (8, 13),
+            "a repeat count cannot use $block_count",
+        ),
+        (  # a condition may read block_count, but not to decide how many instances there are
+            HEADER + "blocks:\n  b: {op: conv2d 4 1x1}\n  c:\n    chain:\n      - {if: '${block_count > 2}', then: b}\n"
+            "network: [c, c]\n",
+            (8, 42),
             "the number of instances of block 'b' depends on $block_count",
         ),
         (

@@ -36,6 +36,7 @@ def test_report_str_is_the_block_table() -> None:
     assert max(map(len, lines)) < 120
 
 
+@pytest.mark.slow  # builds a full-size ResNet-50 twice (archspec's and torchvision's)
 def test_print_model_names_modules_as_torchvision_does() -> None:
     tv = pytest.importorskip("torchvision")
     ours = str(archspec.build(SPECS / "resnet50.yaml"))

@@ -46,6 +46,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         "state_dict, or timm:NAME / torchvision:NAME (that library's pretrained weights)",
     )
     p.add_argument("--optimize", action="store_true", help="export the optimized inference graph (BN folding and other rewrites)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, notes or 'wrote FILE')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from archspec.export import check_activations
 
     budget = args.max_activations or MAX_ACTIVATIONS
+    if not args.quiet:
+        _progress("building the network")
     model = build(args.spec, overrides_of(args), max_params=args.max_params, max_activations=budget)
     check_activations(model, budget)  # the example batch, before any weights are loaded
     report = report_of(model)
@@ -78,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights_from:
         from archspec.weights import transfer, weights_source
 
-        print(transfer(weights_source(args.weights_from), model).table(), file=sys.stderr)
+        table = transfer(weights_source(args.weights_from), model).table()
+        if not args.quiet:
+            print(table, file=sys.stderr)
     if args.optimize:
         from archspec.inference import optimize
 
@@ -87,9 +92,19 @@ def run(args: argparse.Namespace) -> int:
         optimized = optimize(model, fuse_act=False, channels_last=False)
         attach_report(optimized, report)
         model = optimized
-    shapes = export(model, args.output, budget)
+    shapes = export(model, args.output, budget, progress=_progress if not args.quiet else _silent)
+    if args.quiet:
+        return 0
     for note in shapes.notes if shapes is not None else ():
         print(f"archspec export: note: {note}", file=sys.stderr)
     takes = "" if shapes is None else f" (input N×{report.input_channels}×H×W with {shapes.describe()})"
     print(f"wrote {args.output}{takes}", file=sys.stderr)
     return 0
+
+
+def _progress(phase: str) -> None:
+    print(f"archspec export: {phase} …", file=sys.stderr, flush=True)
+
+
+def _silent(phase: str) -> None:
+    pass

@@ -104,7 +104,7 @@ def _rewrite(ex: Expander, w: Written, fixed: bool) -> bool:
     params = ex.params.validate(w.op, args, ref.token_locs, ref.loc)
     chain = ex.params.chain(w.op, params, ref.loc)
     records = [ex.graph.at(node) for node in w.ids]
-    text = ex.params.short(w.op, params)
+    text = ex.params.short(w.op, params, w.scope.source)
     if chain is None:
         news: list[tuple[str, Any, Any]] = [(w.op.name, params, None)]
     else:

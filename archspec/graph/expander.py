@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import block_env, check_used, init_tables
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import group_label, is_group, join
+from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
 from archspec.graph.params import OpParams
 from archspec.graph.reading import Reader
 from archspec.graph.tree import check_names, kind_of
@@ -68,6 +68,7 @@ class Expander:
     instances: dict[str, int] = field(default_factory=dict)  # block name → instances expanded so far
     first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
     written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
+    copies: Copies = field(default_factory=Copies)  # the repeat counts around the node being expanded
 
     def __post_init__(self) -> None:
         self.params = OpParams(self.resolved, self.scale_width)
@@ -124,8 +125,9 @@ class Expander:
             if written is not None:
                 path = join(prefix, _seg(name, index))
                 pattern = None if isinstance(node, str) else node.names
-                for i in range(written):
-                    x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
+                with self.copies.nested(written, scope.source.loc(yp)):
+                    for i in range(written):
+                        x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
                 return x
         chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
         if scope.unit is None and (is_group(node, name) or chain_copy):  # a chain's copy is a row, named or not
@@ -185,9 +187,10 @@ class Expander:
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
-            for k in range(repeat):
-                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
-                index += 1
+            with self.copies.nested(repeat, scope.source.loc(myp)):
+                for k in range(repeat):
+                    x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
+                    index += 1
         return x
 
     def concat(
@@ -288,6 +291,8 @@ class Expander:
                 code="name",
                 hint="a block cannot contain itself, directly or through other blocks",
             )
+        if len(scope.blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
+            raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")
         env = block_env(entry, ref)
         index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
         self.instances[ref.name] = index + 1
@@ -321,7 +326,7 @@ class Expander:
         if chain is None:
             ids = [self.out.add(op.name, params, path, ref.loc, [x], inner)]
         else:
-            text, ids = self.params.short(op, params), []
+            text, ids = self.params.short(op, params, scope.source), []
             for child, child_op, child_params in chain:
                 ids.append(
                     self.out.add(
@@ -339,6 +344,6 @@ class Expander:
         if ref.from_count or scaled:
             self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))
         if unit is not None:
-            self.units.append(Unit(path, self.params.short(op, params), "op", ref.loc, ids[-1]))
+            self.units.append(Unit(path, self.params.short(op, params, scope.source), "op", ref.loc, ids[-1]))
         self.outputs_by_path.setdefault(path, ids[-1])
         return ids[-1]

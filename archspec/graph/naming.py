@@ -13,12 +13,41 @@ n nodes with one path cost O(n) lookups.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from archspec.errors import Loc, SpecError
 from archspec.spec.model import ChainNode, ConcatNode, GateNode, ResidualNode
 
 MAX_NODES = 200_000
+MAX_BLOCK_DEPTH = 64  # blocks using blocks: as deep as YAML may nest (spec/load.py), far beyond any network
+
+
+@dataclass
+class Copies:
+    """The product of the repeat counts around the node being expanded: every copy is expanded, so
+    nested repeats whose counts multiply past :data:`MAX_NODES` are refused before any is (18 levels
+    of ``{chain: [...], repeat: 2}`` took 39 s to reach the op limit)."""
+
+    product: int = 1
+
+    @contextmanager
+    def nested(self, count: int, loc: Loc) -> Iterator[None]:
+        outer = self.product
+        if outer * count > MAX_NODES:
+            raise SpecError(
+                f"nested repeats make {outer * count:,} copies here, more than the limit of {MAX_NODES:,} ops",
+                loc,
+                code="limit",
+                hint="the repeat counts around this node multiply; lower one of them",
+            )
+        self.product = outer * count
+        try:
+            yield
+        finally:
+            self.product = outer
 
 
 def join(prefix: str, seg: str | None) -> str:

@@ -29,10 +29,11 @@ class OpParams:
 
     def __init__(self, resolved: Resolved, scale_width: bool = True) -> None:
         self.resolved = resolved
-        self.scale_width = scale_width and resolved.spec.scale.width != 1
+        scale = resolved.spec.scale
+        self.scale_width = scale_width and scale.width != 1 and "width" in scale.apply
         self._params: dict[tuple[str, str], BaseModel] = {}  # validated params by (op, repr of the arguments)
         self._chains: dict[tuple[str, int], tuple[Any, Chain | None]] = {}  # (op, id of params) → (params, chain)
-        self._shorts: dict[tuple[str, int], tuple[Any, str]] = {}  # (op, id of params) → (params, short form)
+        self._shorts: dict[tuple[str, int, str], tuple[Any, str]] = {}  # (op, id of params, file) → (params, short form)
 
     def scaled(self, op: Op, ref: Ref, args: dict[str, Any]) -> bool:
         """Whether the width multiplier changes this op's arguments (before ``fixed_paths``)."""
@@ -85,12 +86,13 @@ class OpParams:
         self._chains[key] = (params, chain)
         return chain
 
-    def short(self, op: Op, params: Any) -> str:
-        """The op's short form, as written back (``conv 96 3x3 s2``)."""
-        key = (op.name, id(params))
+    def short(self, op: Op, params: Any, source: Source) -> str:
+        """The op's short form, as written back under the `defaults:` of the file it is written in
+        (``conv 96 3x3 s2``, not ``conv 96 3x3 s2 eps=0.001`` under ``defaults: {conv: {eps: 0.001}}``)."""
+        key = (op.name, id(params), source.file)
         hit = self._shorts.get(key)
         if hit is None or hit[0] is not params:
-            hit = self._shorts[key] = (params, op.short(params))
+            hit = self._shorts[key] = (params, op.short(params, self.resolved.defaults(op.name, source)))
         return hit[1]
 
 

@@ -53,7 +53,10 @@ class Reader:
         if not isinstance(member, (BlockRef, ChainNode)):
             return 1
         loc = scope.source.loc(yp + ("repeat",))
-        count = self.forms.check_repeat(self.structural(member.repeat, yp + ("repeat",), scope, x), loc)
+        before = (self.forms.reads[0], self.forms.reads[1])
+        written = self.structural(member.repeat, yp + ("repeat",), scope, x)
+        self.forms.no_block_count(before, loc)
+        count = self.forms.check_repeat(written, loc)
         if "repeat" not in member.model_fields_set:
             return count
         return self.forms.check_repeat(self.resolved.spec.scale.repeats(count), loc)

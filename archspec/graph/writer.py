@@ -50,7 +50,7 @@ class Writer:
         node_id = self.names.new_id(path, op, loc)
         self.order += 1
         origin = path.rpartition(".")[0] if composite is not None else path  # a composite's children: path.child
-        text = text or self.params.short(entry, params)
+        text = text or self.params.short(entry, params, scope.source)
         record = Node(op, params, path, loc, scope.unit or path, scope.blocks, self.order, origin, text, composite)
         self.graph.put(node_id, record)
         seen: set[str] = set()

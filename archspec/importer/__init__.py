@@ -19,9 +19,11 @@ from typing import Any
 
 import yaml
 
+from archspec.importer.convert import Converter, fuse_composites
 from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
+from archspec.importer.sources import module_name
 from archspec.importer.structure import ACTS, Chain, Op, paths, recover
-from archspec.importer.trace import Converter, ImportRefused, fuse_composites, is_drop_path, trace
+from archspec.importer.trace import ImportRefused, is_drop_path, trace
 from archspec.spec.model import KEYWORDS
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
@@ -451,9 +453,9 @@ def to_spec(
     first_conv = next((p for p in prims if p.op in ("conv", "conv2d")), None)
     channels = 3
     if first_conv is not None and first_conv.path:
-        weight = dict(model.named_parameters()).get(first_conv.path + (".conv.weight" if first_conv.op == "conv" else ".weight"))
-        if weight is not None:
-            channels = int(weight.shape[1]) * int(first_conv.params["groups"])
+        module = dict(model.named_modules()).get(first_conv.path + (".conv" if first_conv.op == "conv" else ""))
+        if module is not None and isinstance(getattr(module, "in_channels", None), int):
+            channels = module.in_channels
     heads = _aux_heads(model, gm, prims)
     _unreached(model, _reached(prims) | {p for h in heads for p in paths(h.chain)})
 
@@ -490,7 +492,7 @@ def to_spec(
         }
     header = [
         f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
-        f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
+        f"# ({_comment(module_name(type(model)) + '.' + cls)}). Module names follow the source, so its "
         "state_dict loads with strict=True.",
     ]
     text = (

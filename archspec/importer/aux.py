@@ -16,7 +16,7 @@ from typing import Any
 import torch.fx as fx
 from torch.utils._pytree import tree_flatten
 
-from archspec.importer.trace import ImportRefused, _module_of, _source_of, trace
+from archspec.importer.trace import ImportRefused, module_of, source_of, trace
 
 
 @dataclass
@@ -108,12 +108,12 @@ def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxG
             raise ImportRefused(
                 f"the training-mode output {i} reads {len(taps)} values of the main network; an aux head taps one",
                 node=out.name,
-                module=_module_of(out),
-                source=_source_of(out),
+                module=module_of(out),
+                source=source_of(out),
             )
         (tap,) = taps
         modules = {str(n.target) for n in order if n.op == "call_module"}
-        tops = {m.split(".")[0] for m in modules} | {(_module_of(n) or "").split(".")[0] for n in order if n.op != "call_module"}
+        tops = {m.split(".")[0] for m in modules} | {(module_of(n) or "").split(".")[0] for n in order if n.op != "call_module"}
         tops.discard("")
         name = keys[i] if keys is not None and isinstance(keys[i], str) else next(iter(tops), "")
         if not modules or tops != {name} or name in {t.split(".")[0] for t in eval_targets}:
@@ -122,13 +122,13 @@ def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxG
                 f"{', '.join(sorted(tops)) or 'no module'}; an aux head is one module the "
                 "eval-mode forward never calls",
                 node=out.name,
-                module=_module_of(out),
-                source=_source_of(out),
+                module=module_of(out),
+                source=source_of(out),
             )
         tap_path = _built_tap(model, tap) if getattr(model, "archspec_report", None) is not None else None
-        tap_path = tap_path or _module_of(tap)
+        tap_path = tap_path or module_of(tap)
         if not tap_path:
-            raise ImportRefused(f"aux head {name!r} taps a value no module produces", node=tap.name, source=_source_of(tap))
+            raise ImportRefused(f"aux head {name!r} taps a value no module produces", node=tap.name, source=source_of(tap))
         graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {tap: graph.placeholder("aux_input")}
         for n in order:

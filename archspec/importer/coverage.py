@@ -57,6 +57,13 @@ LINE_SOURCES = [("torchvision", f"resnet{d}", f"resnet{d}") for d in (18, 34, 50
 ]
 
 
+LINES_HEADING = "## How long the imported specs are\n"
+LINES_INTRO = (
+    "\nLines of the imported spec (its two comment lines included) against the zoo's hand-written spec for the "
+    "same network, with the block files it `use`s (`archspec/zoo/`, comments included):\n\n"
+)
+
+
 def _construct(library: str, name: str, device: str) -> Any:
     import torch
 
@@ -170,7 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         "--verify-max-params", type=int, default=150_000_000, help="build and verify imported models up to this many parameters"
     )
     p.add_argument("--only", nargs="*", help="only these model names")
+    p.add_argument("--lines-only", action="store_true", help="rewrite only the section on how long the imports are, in --output")
     args = p.parse_args(argv)
+    if args.lines_only:
+        if not args.output:
+            p.error("--lines-only rewrites a section of --output")
+        from archspec.fileio import write_atomic
+
+        before = Path(args.output).read_text().split(LINES_HEADING)[0]
+        write_atomic(args.output, before + LINES_HEADING + LINES_INTRO + lines_table())
+        return 0
     rows = []
     for library in ("torchvision", "timm"):
         for name in models(library):
@@ -189,11 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     text = header + table(rows)
     if not args.only:
-        text += (
-            "\n## How long the imported specs are\n\nLines of the imported spec (its two comment lines "
-            "included) against the zoo's hand-written spec for the same network, with the block files it "
-            "`use`s (`archspec/zoo/`, comments included):\n\n" + lines_table()
-        )
+        text += "\n" + LINES_HEADING + LINES_INTRO + lines_table()
     if args.output:
         from archspec.fileio import write_atomic
 

@@ -25,6 +25,9 @@ from typing import Any
 
 from archspec.importer.structure import ACTS, Chain, Concat, Gate, Node, Op, Residual, paths
 from archspec.importer.trace import ImportRefused, Prim
+from archspec.ops import REGISTRY
+from archspec.ops import Op as Op_
+from archspec.ops.write import LETTERS, write
 from archspec.spec.model import KEYWORDS, module_name_problem
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,27 +44,6 @@ NUMERIC = {
     "start": "_start",
     "stop": "_stop",
 }
-# op defaults, as the registry declares them (a field equal to its default is not written)
-OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {
-        "stride": (1, 1),
-        "padding": (0, 0),
-        "dilation": (1, 1),
-        "groups": 1,
-        "bias": False,
-        "bn": True,
-        "eps": 1e-5,
-        "momentum": 0.1,
-        "act": "relu",
-    },
-    "conv2d": {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
-    "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
-    "maxpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False},
-    "avgpool": {"stride": (1, 1), "padding": (0, 0), "ceil": False, "exclude_pad": False},
-    "linear": {"bias": True},
-    "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
-}
-DEFAULTABLE = {"conv": ("bn", "bias", "eps", "momentum", "act"), "bn": ("eps", "momentum")}
 
 
 def _seg(path: str, prefix: str) -> str:
@@ -348,7 +330,7 @@ def _unfused(op: Op) -> E:
     conv = Prim(
         op.prim.id,
         "conv2d",
-        {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups", "bias", "dw")},
+        {k: p[k] for k in ("out", "kernel", "stride", "padding", "dilation", "groups", "bias")},
         None,
         [],
         op.prim.node,
@@ -404,8 +386,7 @@ def _parameterizable(k: str, v: Any) -> bool:
 
 
 def _field_ok(op: Op | None) -> Callable[[str, Any], bool]:
-    dw = op is not None and bool(op.prim.params.get("dw"))
-    return lambda k, v: (k == "groups" and dw) or _parameterizable(k, v)
+    return _parameterizable  # a depthwise conv's groups ("in") is text: never a parameter
 
 
 def structure_key(e: E) -> str:
@@ -531,13 +512,61 @@ def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str],
             columns[(i, "op")] = [ops[i].prim.op if i < len(ops) and ops[i] is not None else None for ops in all_ops]
             continue
         for k, v in op.prim.params.items():
-            if k == "groups" and op.prim.params.get("dw"):
-                continue  # depthwise: as many groups as input channels, whatever they are
             if _parameterizable(k, v):
                 columns[(i, k)] = [
                     _value_text(k, ops[i].prim.params[k]) if i < len(ops) and ops[i] is not None else None for ops in all_ops
                 ]
     return columns
+
+
+# a parameter set by one field of the block's ops is named for what it is, as the zoo's blocks are
+FIELD_NAMES = {"out": "out", "kernel": "k", "stride": "stride", "padding": "pad", "dilation": "dilation", "groups": "groups"}
+
+
+def _most_common(column: list[str | None]) -> str:
+    """A parameter's default: the value most instances have (the first of those tied), so that fewer
+    instances write it."""
+    known = [v for v in column if v is not None]
+    return max(dict.fromkeys(known), key=known.count) if known else ""
+
+
+def _plain_names(
+    block: Block, ops0: list[Any], values_of: dict[str, list[str | None]], special: set[str]
+) -> dict[str, list[str | None]]:
+    """Rename the parameters that set one kind of field of the block's own ops after that field:
+    ``stride``, ``groups``, ``k``; of several output widths the last op's is ``out`` and, when there
+    is one more, that one is ``mid`` (a bottleneck's); the rest keep their op's name (conv1_stride)."""
+    fields: dict[str, list[tuple[int, str]]] = {}
+    for (i, k), name in block.slots.items():
+        fields.setdefault(name, []).append((i, k))
+    by_field: dict[str, list[str]] = {}
+    rename: dict[str, str] = {}
+    for name, slots in fields.items():
+        kinds = {k for _, k in slots}
+        inner = [ops0[i] for i, _ in slots if isinstance(ops0[i], Instance)]
+        if len(slots) == 1 and inner and name not in special:
+            # a nested block's argument: after the instance (`se`), and its parameter when it has several (`se_mid`)
+            seg = _seg(inner[0].path, block.template.path).rpartition(".")[2]
+            alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
+            rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
+            continue
+        if name in special or len(kinds) != 1:
+            continue
+        (k,) = kinds
+        if k in FIELD_NAMES:
+            by_field.setdefault(k, []).append(name)
+    for k, names in by_field.items():
+        last = sorted(names, key=lambda n: max(i for i, _ in fields[n]))
+        if len(names) == 1:
+            rename[names[0]] = FIELD_NAMES[k]
+        elif k == "out" and len(names) == 2:
+            rename[last[1]], rename[last[0]] = "out", "mid"
+    taken = set(values_of) - set(rename)
+    rename = {old: new for old, new in rename.items() if new not in taken and new not in special and NAME.match(new)}
+    if len(set(rename.values())) != len(rename):
+        return values_of
+    block.slots = {slot: rename.get(name, name) for slot, name in block.slots.items()}
+    return {rename.get(name, name): column for name, column in values_of.items()}
 
 
 def _parameterize(block: Block) -> None:
@@ -584,95 +613,58 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
+    values_of = _plain_names(block, ops0, values_of, special)
     for name, column in values_of.items():
-        block.params[name] = "false" if name == "projection" else next((v for v in column if v is not None), "")
+        block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):
         inst.args = {n: v for n, vs in values_of.items() if (v := vs[j]) is not None and v != block.params[n]}
 
 
-# ---- rendering ops as short forms ------------------------------------------------------------
-_POSITIONAL = {"dropout": ("p",), "drop_path": ("p",), "channel_slice": ("start", "stop"), "channel_shuffle": ("groups",)}
-
-
+# ---- rendering ops as short forms: the registry's generic writer ---------------------------
 def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str, str] | None = None) -> str:
+    """An op's short form; ``refs`` maps a field (or ``op``: which activation) to a block parameter."""
     if op is None:
         return "identity"
-    name, p = op.prim.op, op.prim.params
     refs = refs or {}
     if "op" in refs:  # an activation that is a block parameter
         return f"${refs['op']}"
-    dflt = {**OP_DEFAULTS.get(name, {}), **defaults.get(name, {})}
-
-    def val(k: str, prefix: str = "") -> str | None:
-        if k in refs:
-            return f"{prefix}${refs[k]}"
-        v = p.get(k)
-        if k in dflt and v == dflt[k]:
-            return None
-        if isinstance(v, tuple):
-            return prefix + (f"{v[0]}x{v[1]}" if k in ("kernel", "size") else str(v[0]) if v[0] == v[1] else f"{v[0]},{v[1]}")
-        return prefix + str(v)
-
-    parts: list[str | None] = [name]
-    if name in ("conv", "conv2d"):
-        parts += [
-            val("out"),
-            val("kernel"),
-            val("stride", "s"),
-            val("padding", "p"),
-            val("dilation", "d"),
-            "dw" if p.get("dw") else val("groups", "g"),
-        ]
-        if name == "conv":
-            parts += _composite_flags(p, dflt, val)
-        else:
-            parts += [None if p["bias"] else "no_bias"]
-    elif name == "bn":
-        for k in ("eps", "momentum"):
-            v = val(k)
-            parts.append(f"{k}={v}" if v is not None else None)
-        parts.append(None if p["affine"] else "no_affine")
-    elif name in ("maxpool", "avgpool"):
-        parts += [val("kernel"), val("stride", "s"), val("padding", "p"), "ceil" if p["ceil"] else None]
-        if name == "avgpool":
-            parts.append("exclude_pad" if p["exclude_pad"] else None)
-    elif name == "adaptive_avgpool":
-        parts.append(val("size"))
-    elif name == "linear":
-        parts += [val("out"), None if p["bias"] else "no_bias"]
-    elif name in _POSITIONAL:
-        parts += [val(k) for k in _POSITIONAL[name]]
-    elif name == "lrn":
-        parts.append(val("size"))
-        for k in ("alpha", "beta", "k"):
-            v = val(k)
-            parts.append(f"{k}={v}" if v is not None else None)
-    return " ".join(x for x in parts if x)
+    entry = REGISTRY[op.prim.op]
+    return write(entry, op.prim.params, defaults=defaults.get(op.prim.op), refs={k: f"${v}" for k, v in refs.items()})
 
 
-def _composite_flags(p: dict[str, Any], dflt: dict[str, Any], val: Callable[[str], str | None]) -> list[str | None]:
-    """A composite conv's bias, BatchNorm and activation, where they differ from the defaults."""
-    parts = [
-        None if p["bias"] == dflt["bias"] else "bias" if p["bias"] else "no_bias",
-        None if p["bn"] == dflt["bn"] else "no_bn" if not p["bn"] else "bn=true",
+def _defaultable(name: str) -> list[str]:
+    """Fields the import moves to `defaults:` when every op of a kind sets them alike, as the zoo does
+    (`conv: {eps: 0.001}`): those written key=value (not the numbers that differ from op to op:
+    positional, grid, stride, padding, ...), and a composite's switches (conv's bn and bias). A
+    primitive's flags stay on the op, where the zoo writes them (`no_bias`, `ceil`, `exclude_pad`)."""
+    entry = REGISTRY[name]
+    composite = type(entry).expand is not Op_.expand
+    return [
+        f
+        for f, info in entry.Params.model_fields.items()
+        if not info.is_required()
+        and f not in entry.positional
+        and f != entry.grid
+        and f not in LETTERS
+        and (composite or info.annotation is not bool)
     ]
-    for k in ("eps", "momentum", "act") if p["bn"] else ("act",):
-        v = val(k)
-        parts.append(f"{k}={v}" if v is not None else None)
-    return parts
 
 
 def spec_defaults(ops: list[Op]) -> dict[str, dict[str, Any]]:
-    """`defaults:` for op fields every op of that kind sets to the same non-default value."""
+    """`defaults:` for op fields every op of that kind (two or more) sets to the same non-default value."""
     out: dict[str, dict[str, Any]] = {}
-    for name, fields in DEFAULTABLE.items():
-        of = [o for o in ops if o.prim.op == name]
-        for f in fields:
-            # a conv without BatchNorm has no eps or momentum
-            values = {o.prim.params[f] for o in of if f not in ("eps", "momentum") or o.prim.params.get("bn", True)}
+    by_name: dict[str, list[Op]] = {}
+    for o in ops:
+        if o.prim.op in REGISTRY:
+            by_name.setdefault(o.prim.op, []).append(o)
+    for name, of in by_name.items():
+        fields = REGISTRY[name].Params.model_fields
+        for f in _defaultable(name):
+            # a field an op leaves out (a conv without BatchNorm has no eps) does not count
+            values = {repr(o.prim.params[f]): o.prim.params[f] for o in of if f in o.prim.params}
             if len(of) > 1 and len(values) == 1:
-                (v,) = values
-                if v != OP_DEFAULTS[name][f]:
+                (v,) = values.values()
+                if v != fields[f].get_default(call_default_factory=True):
                     out.setdefault(name, {})[f] = v
     return out
 

@@ -44,13 +44,19 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
 
         if not timm.is_model(name):
             raise SpecError(f"timm has no model {name!r}", where, code="import")
-        return timm.create_model(name, pretrained=pretrained, **args)
+        try:
+            return timm.create_model(name, pretrained=pretrained, **args)
+        except TypeError as e:  # an argument the model does not take (--args)
+            raise _failed(f"constructing timm:{name} failed", e, where) from None
     if kind == "torchvision":
         import torchvision
 
         if name not in torchvision.models.list_models():
             raise SpecError(f"torchvision has no model {name!r}", where, code="import")
-        return torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **args)
+        try:
+            return torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **args)
+        except (TypeError, ValueError) as e:  # an argument the model does not take (--args)
+            raise _failed(f"constructing torchvision:{name} failed", e, where) from None
     path = Path(kind)
     if path.suffix != ".py":
         raise SpecError(
@@ -61,16 +67,50 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
         )
     if not path.is_file():
         raise SpecError(f"{path} does not exist", where, code="io")
-    module_name = f"_archspec_import_{abs(hash(str(path.resolve())))}"
+    module_name = f"{TEMPORARY_MODULE}{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)  # the user's own model file: running it is what importing it means
+    try:
+        spec.loader.exec_module(module)  # the user's own model file: running it is what importing it means
+    except Exception as e:  # noqa: BLE001 - the user's code failing is the user's error, not archspec's
+        raise _failed(f"running {path} failed", e, where) from None
     cls = getattr(module, name, None)
     if cls is None or not callable(cls):
         raise SpecError(f"{path} defines no class or function {name!r}", where, code="import")
-    return cls(**args)
+    try:
+        return cls(**args)
+    except Exception as e:  # noqa: BLE001 - as above: the model's own constructor raised
+        raise _failed(f"constructing {name}({', '.join(f'{k}={v!r}' for k, v in args.items())}) failed", e, where) from None
 
 
-__all__ = ["load_model", "parse_args"]
+def _failed(what: str, e: BaseException, where: Loc) -> SpecError:
+    """The user's model failing: one located import error naming the model and the exception."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return SpecError(
+        f"{what}: {type(e).__name__}{': ' + text if text else ''}",
+        where,
+        code="import",
+        hint="the error is in the model's own code; run it in Python to see the traceback",
+    )
+
+
+TEMPORARY_MODULE = "_archspec_import_"  # a user's model.py is loaded under this name plus a number
+
+
+def module_name(cls: type) -> str:
+    """The module a class comes from as its user knows it: a model file's own name (``model``), not
+    the temporary name load_model imported it under."""
+    name = cls.__module__
+    if name.startswith(TEMPORARY_MODULE):
+        import inspect
+
+        try:
+            return Path(inspect.getfile(cls)).stem
+        except (TypeError, OSError):
+            return "model"
+    return name
+
+
+__all__ = ["load_model", "module_name", "parse_args"]

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from archspec.importer.trace import ACTIVATIONS, ImportRefused, Prim
+from archspec.importer.convert import ACTIVATIONS
+from archspec.importer.trace import ImportRefused, Prim
 
-ACTS = set(ACTIVATIONS.values())
+ACTS = ACTIVATIONS
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Element-wise activations, one registry entry each (declared in the table at the bottom)."""
+"""Element-wise activations, one registry entry each (those without parameters declared in a table;
+leaky_relu, which takes its slope, after it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from archspec.ops.registry import Op, OpParams, register
+from pydantic import Field
+
+from archspec.ops.registry import Call, Op, OpParams, Reader, Unreadable, register
 from archspec.symbolic import Shape
 
 
@@ -34,25 +37,95 @@ class _Activation(Op):
     def in_place_input(self, p: OpParams) -> int | None:
         return 0 if self.name == "relu" else None  # the one activation whose in-place form the references use
 
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("approximate", "none") != "none":
+            raise Unreadable(f"{self.name} with approximate={call.get('approximate')!r}; archspec's {self.name} is exact")
+        return {}
 
-_ACTIVATIONS = {  # op name: (torch function, what it computes, the torch.nn layer the standalone file may write)
-    "relu": ("torch.relu", "max(x, 0)", None),
-    "relu6": ("torch.nn.functional.relu6", "min(max(x, 0), 6)", None),
-    "gelu": ("torch.nn.functional.gelu", "Gaussian error linear unit", None),
-    "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)", None),
-    "sigmoid": ("torch.sigmoid", "logistic sigmoid", "Sigmoid"),
-    "tanh": ("torch.tanh", "hyperbolic tangent", "Tanh"),
-    "hardswish": ("torch.nn.functional.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", "Hardswish"),
-    "hardsigmoid": ("torch.nn.functional.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gates)", "Hardsigmoid"),
+
+# op name: (torch function, what it computes, the torch.nn layer the standalone file may write,
+#           the torch forms `archspec import` reads it from: modules, functions, Tensor methods)
+_ACTIVATIONS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
+    "relu": (
+        "torch.relu",
+        "max(x, 0)",
+        None,
+        ("torch.nn.ReLU", "torch.relu", "torch.relu_", "torch.nn.functional.relu", "torch.nn.functional.relu_")
+        + ("Tensor.relu", "Tensor.relu_"),
+    ),
+    "relu6": ("torch.nn.functional.relu6", "min(max(x, 0), 6)", None, ("torch.nn.ReLU6", "torch.nn.functional.relu6")),
+    "gelu": ("torch.nn.functional.gelu", "Gaussian error linear unit", None, ("torch.nn.GELU", "torch.nn.functional.gelu")),
+    "silu": ("torch.nn.functional.silu", "x * sigmoid(x) (swish)", None, ("torch.nn.SiLU", "torch.nn.functional.silu")),
+    "sigmoid": (
+        "torch.sigmoid",
+        "logistic sigmoid",
+        "Sigmoid",
+        ("torch.nn.Sigmoid", "torch.sigmoid", "torch.nn.functional.sigmoid", "Tensor.sigmoid", "Tensor.sigmoid_"),
+    ),
+    "tanh": (
+        "torch.tanh",
+        "hyperbolic tangent",
+        "Tanh",
+        ("torch.nn.Tanh", "torch.tanh", "torch.nn.functional.tanh", "Tensor.tanh", "Tensor.tanh_"),
+    ),
+    "hardswish": (
+        "torch.nn.functional.hardswish",
+        "x * relu6(x + 3) / 6 (MobileNetV3)",
+        "Hardswish",
+        ("torch.nn.Hardswish", "torch.nn.functional.hardswish"),
+    ),
+    "hardsigmoid": (
+        "torch.nn.functional.hardsigmoid",
+        "relu6(x + 3) / 6 (MobileNetV3's gates)",
+        "Hardsigmoid",
+        ("torch.nn.Hardsigmoid", "torch.nn.functional.hardsigmoid"),
+    ),
 }
 
-for _name, (_function, _doc, _layer) in _ACTIVATIONS.items():
+for _name, (_function, _doc, _layer, _reads) in _ACTIVATIONS.items():
     # sigmoid, tanh and ReLU keep their output for backward; the others their input
     saves = ("out",) if _name in ("relu", "sigmoid", "tanh") else ("in",)
     register(
         type(
             _name.capitalize(),
             (_Activation,),
-            {"name": _name, "torch_function": _function, "doc": _doc, "saved_for_backward": saves, "layer": _layer},
+            {
+                "name": _name,
+                "torch_function": _function,
+                "doc": _doc,
+                "saved_for_backward": saves,
+                "layer": _layer,
+                # F.gelu(x, approximate=...): the one argument an activation reads
+                "readers": tuple(Reader(t, args=("approximate",) if _name == "gelu" else ()) for t in _reads),
+            },
         )
     )
+
+
+class LeakyReLUParams(OpParams):
+    slope: float = Field(0.01, ge=0.0, le=1.0, description="the slope for negative inputs (torch's negative_slope)")
+
+
+@register
+class LeakyReLU(Op):
+    name = "leaky_relu"
+    kind = "act"
+    layer = "LeakyReLU"
+    doc = (
+        "max(x, 0) + slope · min(x, 0) (torch leaky_relu; CSPNet and Darknet use slope 0.01, YOLO's 0.1). "
+        "Short form: leaky_relu [SLOPE]"
+    )
+    Params = LeakyReLUParams
+    positional = ("slope",)
+    not_imported = "not read yet (docs/import.md, Not yet)"
+
+    def infer(self, p: LeakyReLUParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def function(self, p: LeakyReLUParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.leaky_relu, {"negative_slope": p.slope}
+
+    def label(self, p: LeakyReLUParams) -> str:
+        return f"LeakyReLU ({p.slope:g})"

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from archspec.ops._types import Channels
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
 from archspec.symbolic import Shape
 
 
@@ -35,6 +35,16 @@ class ChannelSlice(Op):
     positional = ("start", "stop")
     view = True
     saved_for_backward = ()
+    readers = (
+        Reader("torch.narrow", args=("dim", "start", "length")),
+        Reader("Tensor.chunk", args=("chunks", "dim"), structural="chunk"),  # x.chunk(2, 1)[i]
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        dim, start, length = call.get("dim"), call.get("start"), call.get("length")
+        if dim not in (1, -3) or not isinstance(start, int) or not isinstance(length, int):
+            raise Unreadable("torch.narrow other than along the channels by numbers")
+        return {"start": start, "stop": start + length}
 
     def infer(self, p: SliceParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -48,9 +58,6 @@ class ChannelSlice(Op):
         import torch
 
         return torch.narrow, {"dim": 1, "start": p.start, "length": p.stop - p.start}
-
-    def short(self, p: SliceParams) -> str:
-        return f"channel_slice {p.start} {p.stop}"
 
     def label(self, p: SliceParams) -> str:
         return f"channels {p.start}:{p.stop}"
@@ -72,6 +79,15 @@ class ChannelShuffle(Op):
     Params = ShuffleParams
     positional = ("groups",)
     saved_for_backward = ()
+    readers = (
+        Reader("torch.nn.ChannelShuffle"),
+        Reader("torch.nn.functional.channel_shuffle", args=("groups",)),
+        Reader("torch.channel_shuffle", args=("groups",)),
+        Reader("torchvision.models.shufflenetv2.channel_shuffle", args=("groups",)),  # traced as one call
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {"groups": int(call.get("groups"))}
 
     def infer(self, p: ShuffleParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -85,9 +101,6 @@ class ChannelShuffle(Op):
         import torch.nn.functional as F
 
         return F.channel_shuffle, {"groups": p.groups}
-
-    def short(self, p: ShuffleParams) -> str:
-        return f"channel_shuffle {p.groups}"
 
     def label(self, p: ShuffleParams) -> str:
         return f"channel shuffle ({p.groups})"

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from archspec.ops._types import Channels, Probability
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
 from archspec.symbolic import Shape, factor
 
 
@@ -48,6 +48,10 @@ class Linear(Op):
     fresh_output = True
     saved_for_backward = ("in", "w")
     channels_last_on_maps = True
+    readers = (Reader("torch.nn.Linear"),)  # per_pixel (between permutes) is not read yet
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {"out": int(call.get("out_features")), "bias": call.get("bias") is not None}
 
     def infer(self, p: LinearParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -74,9 +78,6 @@ class Linear(Op):
 
         return nn.Linear(inputs[0].channels, p.out, bias=p.bias, device=device)
 
-    def short(self, p: LinearParams) -> str:
-        return f"linear {p.out}" + ("" if p.bias else " no_bias") + (" per_pixel" if p.per_pixel else "")
-
     def label(self, p: LinearParams) -> str:
         return f"FC {p.out}" + (" per pixel" if p.per_pixel else "")
 
@@ -98,6 +99,10 @@ class Dropout(Op):
     positional = ("p",)
     train_module = True
     saved_for_backward = ("mask",)
+    readers = (Reader("torch.nn.Dropout"), Reader("torch.nn.functional.dropout", args=("p", "training", "inplace")))
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {"p": float(call.get("p", 0.5))}
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -106,9 +111,6 @@ class Dropout(Op):
         import torch.nn as nn
 
         return nn.Dropout(p.p)
-
-    def short(self, p: DropoutParams) -> str:
-        return f"dropout {p.p:g}"
 
     def label(self, p: DropoutParams) -> str:
         return f"Dropout ({p.p:g})"
@@ -137,6 +139,12 @@ class DropPath(Op):
     train_module = True
     # not fresh_output: in eval mode its output is its input (the residual sum must not overwrite it)
     saved_for_backward = ()  # autograd keeps the N×1×1×1 mask only
+    readers = (Reader("archspec.runtime.DropPath"), Reader("torchvision.ops.StochasticDepth"))
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("mode", "row") != "row":  # torchvision's "batch" mode draws once for the whole batch
+            raise Unreadable(f"stochastic depth in {call.get('mode')!r} mode; archspec's drop_path draws per sample")
+        return {"p": float(call.get("p"))}
 
     def infer(self, p: DropPathParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -145,10 +153,6 @@ class DropPath(Op):
         from archspec.runtime import DropPath
 
         return DropPath(p.p)
-
-    def short(self, p: DropPathParams) -> str:
-        text = f"{p.p:g}"
-        return f"drop_path {text if float(text) == p.p else repr(p.p)}"  # exact: drop rates are often i/N
 
     def label(self, p: DropPathParams) -> str:
         return f"DropPath ({p.p:g})"
@@ -166,6 +170,13 @@ class Flatten(Op):
     kind = "misc"
     view = True
     saved_for_backward = ()
+    readers = (
+        Reader("torch.nn.Flatten", structural="flatten"),
+        Reader("torch.flatten", args=("start_dim", "end_dim"), structural="flatten"),
+        Reader("Tensor.flatten", args=("start_dim", "end_dim"), structural="flatten"),
+        Reader("Tensor.view", structural="view"),  # x.view(x.size(0), -1)
+        Reader("Tensor.reshape", structural="view"),
+    )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -201,6 +212,11 @@ class Identity(Op):
     passthrough = True
     view = True
     saved_for_backward = ()
+    readers = (
+        Reader("torch.nn.Identity", structural="passthrough"),
+        Reader("Tensor.contiguous", structural="passthrough"),
+        Reader("archspec.runtime.check_input", structural="passthrough"),  # the input guard of a network archspec built
+    )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Op, OpParams, OpShapeError, Reader, register
 from archspec.symbolic import Shape
 
 
@@ -20,6 +20,10 @@ class Concat(Op):
     variadic = True
     agreement = "hw"
     saved_for_backward = ()
+    readers = (
+        Reader("torch.cat", args=("dim",), structural="concat"),
+        Reader("torch.concat", args=("dim",), structural="concat"),
+    )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         """The inputs agree in H and W (and are all maps or all vectors): the shapes stage checked them."""
@@ -50,6 +54,18 @@ class Add(Op):
     arity = 2
     agreement = "chw"
     saved_for_backward = ()
+    readers = tuple(
+        Reader(t, structural="add")
+        for t in (
+            "operator.add",
+            "operator.iadd",
+            "torch.add",
+            "torch.Tensor.add",
+            "torch.Tensor.add_",
+            "Tensor.add",
+            "Tensor.add_",
+        )
+    )
 
     def infer(self, p: AddParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -69,9 +85,6 @@ class Add(Op):
     def in_place_input(self, p: AddParams) -> int | None:
         return 1 if p.scale == 1.0 else None
 
-    def short(self, p: AddParams) -> str:
-        return "add" + (f" scale={p.scale:g}" if p.scale != 1.0 else "")
-
     def label(self, p: AddParams) -> str:
         return "+" if p.scale == 1.0 else f"+ ×{p.scale:g}"
 
@@ -89,6 +102,10 @@ class Mul(Op):
     fresh_output = True
     standalone = False
     arity = 2
+    # x * gate(x) (a gate, recovered by the importer's structure stage); x * number is a residual's scale
+    readers = tuple(
+        Reader(t, structural="mul") for t in ("operator.mul", "operator.imul", "torch.mul", "Tensor.mul", "Tensor.mul_")
+    )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x, gate = inputs

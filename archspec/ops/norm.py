@@ -1,4 +1,4 @@
-"""Normalisation: BatchNorm (2d over maps, 1d over vectors), LayerNorm over channels, local response
+"""Normalisation: BatchNorm (2d over maps, 1d over vectors), LayerNorm over channels, GroupNorm, local response
 normalisation; and the learned per-channel layer scale of ConvNeXt."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from archspec.ops._types import Eps, TensorFloat
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
 from archspec.symbolic import Shape
 
 
@@ -29,6 +29,20 @@ class BatchNorm(Op):
     stateful = True
     fresh_output = True
     saved_for_backward = ("in", "stats")
+    readers = (
+        Reader("torch.nn.BatchNorm2d"),
+        Reader("torch.nn.BatchNorm1d"),
+        Reader("timm.layers.norm_act.BatchNormAct2d", structural="norm_act"),  # BatchNorm then its own activation
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if not call.get("track_running_stats", True) or call.get("momentum", 0.1) is None:
+            raise Unreadable("BatchNorm without running statistics (or with cumulative momentum)")
+        return {
+            "eps": float(call.get("eps", 1e-5)),
+            "momentum": float(call.get("momentum", 0.1)),
+            "affine": bool(call.get("affine", True)),
+        }
 
     def infer(self, p: BNParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -41,9 +55,6 @@ class BatchNorm(Op):
 
         cls = nn.BatchNorm2d if out.is_map else nn.BatchNorm1d
         return cls(out.channels, eps=p.eps, momentum=p.momentum, affine=p.affine, device=device)
-
-    def short(self, p: BNParams) -> str:
-        return "bn" + (f" eps={p.eps:g}" if p.eps != 1e-5 else "")
 
     def label(self, p: BNParams) -> str:
         return "BatchNorm"
@@ -68,6 +79,18 @@ class LRN(Op):
     saved_for_backward = ("in", "lrn")
     Params = LRNParams
     positional = ("size",)
+    readers = (
+        Reader("torch.nn.LocalResponseNorm"),
+        Reader("torch.nn.functional.local_response_norm", args=("size", "alpha", "beta", "k")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {
+            "size": int(call.get("size")),
+            "alpha": float(call.get("alpha", 1e-4)),
+            "beta": float(call.get("beta", 0.75)),
+            "k": float(call.get("k", 1.0)),
+        }
 
     def infer(self, p: LRNParams, inputs: list[Shape]) -> Shape:
         if not inputs[0].is_map:
@@ -78,9 +101,6 @@ class LRN(Op):
         import torch.nn.functional as F
 
         return F.local_response_norm, {"size": p.size, "alpha": p.alpha, "beta": p.beta, "k": p.k}
-
-    def short(self, p: LRNParams) -> str:
-        return f"lrn {p.size}"
 
     def label(self, p: LRNParams) -> str:
         return "LocalRespNorm"
@@ -106,6 +126,10 @@ class LayerNorm(Op):
     fresh_output = True
     channels_last_on_maps = True
     saved_for_backward = ("in", "ln")
+    not_imported = (
+        "torch's LayerNorm over a map's channels runs between permutes (ConvNeXt's LayerNorm2d), which the "
+        "importer does not read yet"
+    )
 
     def infer(self, p: LayerNormParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -117,9 +141,6 @@ class LayerNorm(Op):
         import torch.nn as nn
 
         return nn.LayerNorm(out.channels, eps=p.eps, elementwise_affine=p.affine, device=device)
-
-    def short(self, p: LayerNormParams) -> str:
-        return "layer_norm" + (f" eps={p.eps:g}" if p.eps != 1e-5 else "") + ("" if p.affine else " no_affine")
 
     def label(self, p: LayerNormParams) -> str:
         return "LayerNorm"
@@ -146,6 +167,7 @@ class LayerScale(Op):
     parameter_only = True
     fresh_output = True
     saved_for_backward = ("in", "w")
+    not_imported = "a tensor attribute the forward reads (get_attr): the importer refuses those, archspec ops own their tensors"
 
     def infer(self, p: LayerScaleParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -161,8 +183,50 @@ class LayerScale(Op):
 
         return torch.mul, {}
 
-    def short(self, p: LayerScaleParams) -> str:
-        return f"layer_scale {p.init:g}"
-
     def label(self, p: LayerScaleParams) -> str:
         return f"Layer scale ({p.init:g})"
+
+
+class GroupNormParams(OpParams):
+    groups: int = Field(ge=1, le=1 << 16, strict=True, description="channel groups normalised together; must divide C")
+    eps: Eps = 1e-5
+    affine: bool = True
+
+
+@register
+class GroupNorm(Op):
+    name = "group_norm"
+    doc = (
+        "Group normalisation (Wu & He, arXiv 1803.08494): the C channels in GROUPS groups, each group of each "
+        "sample normalised over its channels and pixels, then scaled and shifted per channel by a learned weight "
+        "and bias of C (`nn.GroupNorm(GROUPS, C)`; BiT's ResNetV2 uses 32 groups). Short form: group_norm GROUPS "
+        "[eps=E] [no_affine]"
+    )
+    kind = "norm"
+    Params = GroupNormParams
+    positional = ("groups",)
+    not_imported = "not read yet (docs/import.md, Not yet)"
+    flags = {"no_affine": ("affine", False)}
+    stateful = True
+    fresh_output = True
+    saved_for_backward = ("in", "ln")
+
+    def infer(self, p: GroupNormParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if x.channels % p.groups:
+            raise OpShapeError(
+                f"group_norm {p.groups} needs channels divisible by {p.groups}, got {x.channels}",
+                hint="pick a number of groups that divides the channels",
+            )
+        return x
+
+    def param_count(self, p: GroupNormParams, inputs: list[Shape], out: Shape) -> int:
+        return 2 * out.channels if p.affine else 0
+
+    def module(self, p: GroupNormParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        import torch.nn as nn
+
+        return nn.GroupNorm(p.groups, out.channels, eps=p.eps, affine=p.affine, device=device)
+
+    def label(self, p: GroupNormParams) -> str:
+        return f"GroupNorm ({p.groups})"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archspec.ops._types import NonNegPair, PosPair
-from archspec.ops.registry import Op, OpParams, OpShapeError, fmt_pair, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
 from archspec.symbolic import Dim, Shape, Window
 
 
@@ -17,11 +17,15 @@ class PoolParams(OpParams):
     ceil: bool = False
 
 
+class MaxPoolParams(PoolParams):
+    dilation: PosPair = (1, 1)
+
+
 class AvgPoolParams(PoolParams):
     exclude_pad: bool = False  # torch's count_include_pad=False
 
 
-def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
+def _pool_shape(p: PoolParams, x: Shape) -> Shape:
     if not x.is_map or x.height is None or x.width is None:
         raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
     for i in (0, 1):
@@ -31,22 +35,10 @@ def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
                 hint="PyTorch pools allow padding up to kernel // 2",
                 code="bad-op-args",
             )
-    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], dilation, p.ceil))
-    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], dilation, p.ceil))
+    d = getattr(p, "dilation", (1, 1))
+    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], d[0], p.ceil))
+    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], d[1], p.ceil))
     return Shape(x.channels, h, w)
-
-
-def _pool_short(name: str, p: PoolParams) -> str:
-    parts = [name, f"{p.kernel[0]}x{p.kernel[1]}"]
-    if p.stride != (1, 1):
-        parts.append("s" + fmt_pair(p.stride))
-    if p.padding != (0, 0):
-        parts.append("p" + fmt_pair(p.padding))
-    if p.ceil:
-        parts.append("ceil")
-    if getattr(p, "exclude_pad", False):
-        parts.append("exclude_pad")
-    return " ".join(parts)
 
 
 def _pool_label(kind: str, p: PoolParams) -> str:
@@ -72,19 +64,42 @@ class MaxPool(_Pool):
     name = "maxpool"
     layer = "MaxPool2d"
     saved_for_backward = ("in", "indices")
-    doc = "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [ceil]. Stride defaults to 1, as for convs."
-    Params = PoolParams
+    doc = (
+        "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [dD] [ceil]. Stride defaults to 1, as for convs; "
+        "a dilation spreads the window as a conv's does."
+    )
+    Params = MaxPoolParams
     flags = {"ceil": ("ceil", True)}
+    readers = (
+        Reader("torch.nn.MaxPool2d"),
+        Reader(
+            "torch.nn.functional.max_pool2d",
+            args=("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+        ),
+    )
 
-    def function(self, p: PoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("return_indices", False):
+            raise Unreadable("max pooling with return_indices")
+        kernel = pair(call.get("kernel_size"))
+        stride = call.get("stride")
+        return {
+            "kernel": kernel,
+            "stride": pair(stride) if stride else kernel,  # torch: no stride is the kernel's
+            "padding": pair(call.get("padding", 0)),
+            "dilation": pair(call.get("dilation", 1)),
+            "ceil": bool(call.get("ceil_mode", False)),
+        }
+
+    def function(self, p: MaxPoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
-        return F.max_pool2d, {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding, "ceil_mode": p.ceil}
+        kwargs: dict[str, Any] = {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding}
+        if p.dilation != (1, 1):  # left out otherwise, so generated code reads as before
+            kwargs["dilation"] = p.dilation
+        return F.max_pool2d, {**kwargs, "ceil_mode": p.ceil}
 
-    def short(self, p: PoolParams) -> str:
-        return _pool_short("maxpool", p)
-
-    def label(self, p: PoolParams) -> str:
+    def label(self, p: MaxPoolParams) -> str:
         return _pool_label("max pool", p)
 
 
@@ -98,6 +113,26 @@ class AvgPool(_Pool):
     )
     Params = AvgPoolParams
     flags = {"ceil": ("ceil", True), "exclude_pad": ("exclude_pad", True)}
+    readers = (
+        Reader("torch.nn.AvgPool2d"),
+        Reader(
+            "torch.nn.functional.avg_pool2d",
+            args=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+        ),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("divisor_override") is not None:
+            raise Unreadable("average pooling with divisor_override")
+        kernel = pair(call.get("kernel_size"))
+        stride = call.get("stride")
+        return {
+            "kernel": kernel,
+            "stride": pair(stride) if stride else kernel,
+            "padding": pair(call.get("padding", 0)),
+            "ceil": bool(call.get("ceil_mode", False)),
+            "exclude_pad": not call.get("count_include_pad", True),
+        }
 
     def function(self, p: AvgPoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
@@ -109,9 +144,6 @@ class AvgPool(_Pool):
             "ceil_mode": p.ceil,
             "count_include_pad": not p.exclude_pad,
         }
-
-    def short(self, p: AvgPoolParams) -> str:
-        return _pool_short("avgpool", p)
 
     def label(self, p: AvgPoolParams) -> str:
         return _pool_label("avg pool", p)
@@ -130,6 +162,16 @@ class AdaptiveAvgPool(Op):
     fresh_output = True
     Params = AdaptiveParams
     grid = "size"
+    readers = (
+        Reader("torch.nn.AdaptiveAvgPool2d"),
+        Reader("torch.nn.functional.adaptive_avg_pool2d", args=("output_size",)),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        size = call.get("output_size")
+        if size is None or (isinstance(size, (tuple, list)) and None in size):
+            raise Unreadable("adaptive pooling to a size with None in it")
+        return {"size": pair(size)}
 
     def infer(self, p: AdaptiveParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -142,9 +184,6 @@ class AdaptiveAvgPool(Op):
 
         return F.adaptive_avg_pool2d, {"output_size": p.size}
 
-    def short(self, p: AdaptiveParams) -> str:
-        return f"adaptive_avgpool {p.size[0]}x{p.size[1]}"
-
     def label(self, p: AdaptiveParams) -> str:
         return f"adaptive avg pool ({p.size[0]}×{p.size[1]})"
 
@@ -156,6 +195,11 @@ class GlobalAvgPool(Op):
     kind = "pool"
     fresh_output = True
     saved_for_backward = ()
+    # x.mean((2, 3)); also adaptive_avgpool 1x1 then flatten (the importer's flatten rule)
+    readers = (
+        Reader("torch.mean", args=("dim", "keepdim"), structural="mean"),
+        Reader("Tensor.mean", args=("dim", "keepdim"), structural="mean"),
+    )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

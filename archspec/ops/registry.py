@@ -10,8 +10,9 @@ Nothing here imports torch: checking, summarising and rendering must stay torch-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,6 +32,33 @@ class OpShapeError(Exception):
         super().__init__(message)
         self.hint = hint
         self.code = code
+
+
+class Call(Protocol):
+    """What `archspec import` saw: a module (its attributes) or a call (its arguments after the input)."""
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
+class Unreadable(Exception):
+    """Raised by a reader: the torch form holds something the op cannot express (the importer locates it)."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One torch form an op is read from by `archspec import` (see :attr:`Op.readers`).
+
+    ``target`` is the dotted name of an ``nn.Module`` class or a function (imported only by the
+    importer, and only when the package is installed), or ``Tensor.NAME`` for a tensor method.
+    ``args`` names a function's or method's parameters after the input tensor, in order, so that
+    :meth:`Op.read` asks for them by name as it asks a module for its attributes. ``structural``
+    names the importer's converter method for forms that are not one op with parameters (a merge,
+    a reshape, a pass-through): ``archspec.importer.convert.Converter.read_<structural>``.
+    """
+
+    target: str
+    args: tuple[str, ...] = ()
+    structural: str | None = None
 
 
 class Op:
@@ -76,6 +104,10 @@ class Op:
     # Its state is one tensor at its path, an ``nn.Parameter`` of the enclosing module (torchvision's
     # ``CNBlock.layer_scale``), not a module: the compiler reads it and calls ``function(p)(*inputs, tensor)``.
     parameter_only: ClassVar[bool] = False
+    # How `archspec import` reads it back from torch (the inverse of its builder): the modules, functions and
+    # tensor methods it comes from, each read by :meth:`read`. An op with none says why in ``not_imported``.
+    readers: ClassVar[tuple[Reader, ...]] = ()
+    not_imported: ClassVar[str | None] = None
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------
     @property
@@ -142,9 +174,17 @@ class Op:
         """For ``train_module`` ops: the stateless torch module to build."""
         raise NotImplementedError
 
-    def short(self, p: Any) -> str:
-        """The op written back in short form."""
-        return self.name
+    def read(self, call: Call) -> dict[str, Any]:
+        """Its parameters from a torch form one of its :attr:`readers` names (a module's attributes or a
+        call's arguments, by name); :class:`Unreadable` when the form holds something it cannot express."""
+        return {}
+
+    def short(self, p: Any, defaults: Mapping[str, Any] | None = None) -> str:
+        """The op written back in short form (the generic writer, archspec/ops/write.py), leaving out
+        what equals its defaults (``defaults``: the spec's for this op, else the model's)."""
+        from archspec.ops.write import write
+
+        return write(self, p, defaults=defaults)
 
     def label(self, p: Any) -> str:
         """A label like the papers' figures use."""
@@ -159,6 +199,13 @@ def register(cls: type[Op]) -> type[Op]:
         raise RuntimeError(f"op {cls.name!r} is registered twice")
     REGISTRY[cls.name] = cls()
     return cls
+
+
+def pair(v: Any) -> tuple[int, int]:
+    """An int or a pair of ints (a torch module's kernel_size, stride, ...) as a pair."""
+    if isinstance(v, (tuple, list)):
+        return (int(v[0]), int(v[1]))
+    return (int(v), int(v))
 
 
 def fmt_pair(v: tuple[int, int], sep: str = ",") -> str:

@@ -232,22 +232,35 @@ def load_text(text: str | bytes, file: str = "<string>", path: Path | None = Non
 def _check_depth(text: str, file: str) -> None:
     """Refuse deep nesting from the event stream (iterative) before the recursive composer sees it."""
     depth = 0
-    try:  # libyaml's event stream when present; its errors are reported by the composer below
-        events = list(yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    # libyaml's event stream when present, read lazily: 20,000 nested lists stop at level 65 here
+    # (read whole, libyaml gave up on them and the recursive composer took seconds to fail)
+    events = yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    try:
+        for event in events:
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SpecError(
+                        f"nesting deeper than {MAX_DEPTH} levels",
+                        _loc(file, event.start_mark),
+                        code="yaml-unsafe",
+                        hint="flatten the structure, or define a block and refer to it by name",
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.MarkedYAMLError as e:
+        if "nesting depth" in str(e.problem) and e.problem_mark is not None:
+            # libyaml scans a flow collection's brackets ahead and stops at its own depth limit; the
+            # pure-Python composer would take seconds (quadratic) to fail on the same text
+            raise SpecError(
+                f"nesting deeper than {MAX_DEPTH} levels",
+                _loc(file, e.problem_mark),
+                code="yaml-unsafe",
+                hint="flatten the structure, or define a block and refer to it by name",
+            ) from None
+        return  # anything else is reported by the composer, with its position and PyYAML's message
     except yaml.YAMLError:
         return
-    for event in events:
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise SpecError(
-                    f"nesting deeper than {MAX_DEPTH} levels",
-                    _loc(file, event.start_mark),
-                    code="yaml-unsafe",
-                    hint="flatten the structure, or define a block and refer to it by name",
-                )
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
 
 
 def _check_expansion(root: yaml.Node, file: str) -> None:

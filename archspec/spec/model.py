@@ -388,6 +388,10 @@ class InputSpec(_Strict):
         return v
 
 
+ScaleRule = Literal["width", "depth"]
+SCALE_RULES: tuple[ScaleRule, ...] = ("width", "depth")
+
+
 class ScaleSpec(_Strict):
     """Network-level multipliers, as in compound scaling (EfficientNet, MobileNet).
 
@@ -396,12 +400,22 @@ class ScaleSpec(_Strict):
     more than 10 % below the exact product. Ops that decide the channels of a network output (the
     classifier's logits, an aux head's logits) and ops marked ``fixed`` keep their width.
     ``depth`` multiplies every repeat count written in the spec (``* N`` or ``repeat: N``),
-    rounding up; members without a repeat count stay single.
+    rounded by ``depth_rounding`` (up by default); members without a repeat count stay single.
+    ``apply`` names the rules archspec applies by itself; a spec that computes its widths and depths
+    from ``width_mult`` and ``depth_mult`` (its reference's rounding) turns them off.
     """
 
     width: float = Field(1.0, gt=0, le=16, description="multiplier of output channels (1.5 = 50% wider)")
     depth: float = Field(1.0, gt=0, le=16, description="multiplier of written repeat counts, rounded up")
     divisor: int = Field(8, ge=1, le=256, strict=True, description="scaled channels are multiples of this")
+    depth_rounding: Literal["ceil", "round", "floor"] = Field(
+        "ceil", description="how n·depth becomes a repeat count: up (EfficientNet's ceil), to nearest, down (never below 1)"
+    )
+    apply: list[ScaleRule] = Field(
+        default_factory=lambda: list(SCALE_RULES),
+        description="the rules archspec applies by itself: width to every channel count, depth to every written "
+        "repeat count; a spec that scales itself with width_mult and depth_mult in expressions turns them off ([])",
+    )
 
     def channels(self, c: int) -> int:
         """Output channels under the width multiplier (unchanged when width is 1)."""
@@ -412,8 +426,13 @@ class ScaleSpec(_Strict):
         return new + self.divisor if new < 0.9 * exact else new
 
     def repeats(self, n: int) -> int:
-        """A written repeat count under the depth multiplier: n·depth rounded up."""
-        return n if self.depth == 1 else max(1, math.ceil(round(n * self.depth, 9)))
+        """A written repeat count under the depth multiplier: n·depth rounded as ``depth_rounding`` says
+        (up by default), never below 1; unchanged when the spec does its own depth scaling."""
+        if self.depth == 1 or "depth" not in self.apply:
+            return n
+        exact = round(n * self.depth, 9)  # 2·1.1 is 2.2, not 2.2000000000000002
+        rounded = {"ceil": math.ceil, "floor": math.floor, "round": lambda v: math.floor(v + 0.5)}[self.depth_rounding](exact)
+        return max(1, int(rounded))
 
 
 BODIES = ("concat", "residual", "gate", "chain", "op")
@@ -547,6 +566,12 @@ class Spec(_Strict):
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
+    variants: dict[BlockName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="a family: each member's name and the values it sets, as --set KEY=VALUE would "
+        "(e.g. {b1: {name: efficientnet_b1, scale.depth: 1.1, input.size: 240}})",
+    )
+    variant: Union[str, None] = Field(None, description="the member of variants this spec is (none: the spec as written)")
 
     @field_validator("name")
     @classmethod

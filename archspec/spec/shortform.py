@@ -8,14 +8,11 @@ expansion stage (graph.py) asks it for parsed references; it knows nothing of gr
 
 from __future__ import annotations
 
-import copy
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from archspec.errors import Loc, SpecError, did_you_mean
@@ -25,23 +22,19 @@ from archspec.spec.expr import INPUT, ExprError, evaluate, uses_input
 from archspec.spec.load import Source, YamlPath
 from archspec.spec.model import KEYWORDS, MAX_REPEAT, ScaleSpec
 from archspec.spec.resolve import Resolved
+from archspec.spec.tokens import _INT, _TOKEN, read_token
 
-_TOKEN = re.compile(r"(?:\$\{[^}]*\}|\S)+")  # whitespace separates tokens, except inside ${...}
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _EXPR = re.compile(r"\$\{([^}]*)\}")
-_INT = re.compile(r"^-?\d+$")
-_FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
-_GRID = re.compile(r"^(\d+)x(\d+)$")
-_LETTER = re.compile(r"^([spdg])(\d+)(?:,(\d+))?$")
-_LETTER_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
-_KEYVAL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Names every block instance defines besides its parameters (docs/language.md, "Block index"):
 # its index among all instances of the same block in the network, in order (0, 1, …), and their
 # number — the per-block drop rate of stochastic depth, ``${0.2 * block_index / block_count}``.
 BLOCK_INDEX, BLOCK_COUNT = "block_index", "block_count"
 BUILTIN_NAMES = (BLOCK_INDEX, BLOCK_COUNT)
+# The spec's multipliers (scale.width, scale.depth), readable everywhere (docs/language.md, "Multipliers"),
+# for a spec that scales itself as its reference does: ${make_divisible(24 * width_mult, 8)}, ${ceil(n * depth_mult)}.
+SCALE_NAMES = {"width_mult": "width", "depth_mult": "depth"}
 
 
 @dataclass
@@ -141,6 +134,17 @@ class ShortForms:
         """Parse again, past the caches (block_count is known now)."""
         return self._parse(text, yp, scope, x)
 
+    def no_block_count(self, before: tuple[int, int], loc: Loc) -> None:
+        """A repeat count read since ``before`` must not use block_count (docs/language.md): the count
+        of instances would depend on itself."""
+        if self.reads[0] != before[0]:
+            raise SpecError(
+                "a repeat count cannot use $block_count",
+                loc,
+                code="param",
+                hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are",
+            )
+
     def mark_structural(self, before: tuple[int, int]) -> None:
         """Flag the lookups of block_count and `in` made since ``before`` as deciding structure."""
         for k in (0, 1):
@@ -190,6 +194,7 @@ class ShortForms:
                         code="bad-op-args",
                         hint="write e.g. 'inception_a * 4'",
                     )
+                self.no_block_count(before, loc)
                 self.mark_structural(before)
                 repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
                 repeated = True
@@ -223,37 +228,7 @@ class ShortForms:
         self.unknown(name, Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base)
 
     def _token(self, tok: str, op: Op | None, positional: list[str], loc: Loc, name: str) -> tuple[str, Any]:
-        if m := _KEYVAL.match(tok):
-            return m.group(1), scalar(m.group(2))
-        if op is None:
-            raise SpecError(
-                f"block arguments are written key=value, got {tok!r}", loc, code="bad-op-args", hint=f"e.g. '{name} k=192'"
-            )
-        if _INT.match(tok) or _FLOAT.match(tok):
-            if not positional:
-                raise SpecError(
-                    f"{name} takes no {'more ' if op.positional else ''}bare numbers, got {tok!r}",
-                    loc,
-                    code="bad-op-args",
-                    hint=short_form_hint(op),
-                )
-            value: Any = int(tok) if _INT.match(tok) else float(tok)
-            return positional.pop(0), value
-        if m := _GRID.match(tok):
-            if op.grid is None:
-                raise SpecError(f"{name} takes no kernel size, got {tok!r}", loc, code="bad-op-args", hint=short_form_hint(op))
-            return op.grid, (int(m.group(1)), int(m.group(2)))
-        if (m := _LETTER.match(tok)) and _LETTER_FIELD[m.group(1)] in op.Params.model_fields:
-            first = int(m.group(2))
-            value = first if m.group(1) == "g" else (first, int(m.group(3)) if m.group(3) else first)
-            return _LETTER_FIELD[m.group(1)], value
-        if tok in op.flags:
-            return op.flags[tok]
-        if _WORD.match(tok) and tok in op.Params.model_fields and op.Params.model_fields[tok].annotation is bool:
-            return tok, True
-        choices = list(op.flags) + [f for f, i in op.Params.model_fields.items() if i.annotation is bool]
-        hint = did_you_mean(tok, choices) or short_form_hint(op)
-        raise SpecError(f"{name} does not understand {tok!r}", loc, code="bad-op-args", hint=hint)
+        return read_token(tok, op, positional, loc, name)
 
     def subst_text(self, text: str, loc: Loc, scope: Scope, x: str | None) -> str:
         if "$" not in text:
@@ -298,6 +273,9 @@ class ShortForms:
     def lookup(self, name: str, loc: Loc, scope: Scope, x: str | None) -> Any:
         if name not in scope.env and name in BUILTIN_NAMES:
             return self.builtin(name, loc, scope)
+        if name not in scope.env and name in SCALE_NAMES:
+            value: float = getattr(self.scale, SCALE_NAMES[name])
+            return value
         if name == INPUT:  # the input channels of the op or block being read
             if x is None or self.channels_of is None:
                 raise SpecError(
@@ -354,38 +332,6 @@ class ShortForms:
         if hint is None:
             hint = "ops: " + ", ".join(sorted(REGISTRY)) + ("; blocks: " + ", ".join(blocks) if blocks else "")
         raise SpecError(f"unknown op or block {name!r}", loc, code="unknown-op", hint=hint)
-
-
-_YAML_WORDS = re.compile(r"\A(?:yes|no|true|false|on|off|null|y|n)\Z", re.IGNORECASE)
-_DECIMAL = re.compile(r"\A-?(?:0|[1-9][0-9]*)\Z")
-
-
-def scalar(text: str) -> Any:
-    """The value of ``key=value`` in a short form, as YAML reads the text (``k=3``, ``act=silu``,
-    ``size=[2, 2]``). A decimal integer or a plain word is read here; the rest by PyYAML, once per
-    distinct text (tokens repeat across a network's instances)."""
-    if not text:
-        return None
-    if _DECIMAL.match(text):
-        return int(text)
-    if _WORD.match(text) and not _YAML_WORDS.match(text):
-        return text
-    value = _yaml_scalar(text)
-    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
-
-
-@functools.lru_cache(maxsize=4096)
-def _yaml_scalar(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def short_form_hint(op: Op) -> str:
-    if op.short_form:
-        return "short form: " + op.short_form
-    return f"{op.name} takes no arguments" if not op.Params.model_fields else f"options: {', '.join(op.Params.model_fields)}"
 
 
 def _quote_offset(source: Source, loc: Loc) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ KNOWN_FAULTS: set[str] = set()  # every fault found so far is fixed (see the not
 # relu_on_output, set_positional, merge_same_input, set_arg_on_repeat, names_pattern_rows and bounded_merge (their
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
-ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
+ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu")
 MAP_OPS = (
     "conv",
     "conv2d",
@@ -63,12 +64,24 @@ MAP_OPS = (
     "layer_norm",
     "layer_scale",
     "linear",
+    "std_conv2d",
+    "group_norm",
+    "pad",
+    "upsample",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 TO_VEC = ("global_avgpool", "flatten")
-CHANNEL_OPS = ("conv", "conv2d", "linear")  # ops whose `out` the width multiplier scales
-STATEFUL = ("conv2d", "bn", "linear", "layer_norm", "layer_scale")  # layer_scale: a tensor at its path
+CHANNEL_OPS = ("conv", "conv2d", "std_conv2d", "linear")  # ops whose `out` the width multiplier scales
+STATEFUL = (
+    "conv2d",
+    "std_conv2d",
+    "bn",
+    "linear",
+    "layer_norm",
+    "group_norm",
+    "layer_scale",
+)  # layer_scale: a tensor at its path
 NAMES = (
     "a",
     "b",
@@ -367,9 +380,14 @@ def depth_repeats(n: int, depth: float) -> int:
 OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/language.md, "Ops")
     "conv": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "bn", "eps", "momentum", "act"},
     "conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias"},
+    "std_conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "eps"},
     "bn": {"eps", "momentum", "affine"},
+    "group_norm": {"groups", "eps", "affine"},
+    "leaky_relu": {"slope"},
+    "pad": {"padding", "value"},
+    "upsample": {"scale", "size", "mode", "align_corners"},
     "lrn": {"size", "alpha", "beta", "k"},
-    "maxpool": {"kernel", "stride", "padding", "ceil"},
+    "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
     "adaptive_avgpool": {"size"},
     "linear": {"out", "bias", "per_pixel"},
@@ -395,9 +413,14 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
         "act": "relu",
     },
     "conv2d": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
+    "std_conv2d": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": False, "eps": 1e-6},
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
+    "group_norm": {"eps": 1e-5, "affine": True},
+    "leaky_relu": {"slope": 0.01},
+    "pad": {"value": 0.0},
+    "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
-    "maxpool": {"stride": 1, "padding": 0, "ceil": False},
+    "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
     "adaptive_avgpool": {},
     "linear": {"bias": True, "per_pixel": False},
@@ -437,9 +460,11 @@ class Realizer:
         self.rows: list[tuple[str, str]] = []
         self.aux: str | None = None
         self.notes: set[str] = set()
+        self.partial = False  # whether the merge being realized agrees at some sizes only
         self.forbid: set[str] = set(forbid)  # notes that make the tree Invalid (the switched-off constructs)
         self.stack: tuple[str, ...] = ()
         self.used: list[set[str]] = []  # $params looked up, per enclosing block instance
+        self.scaled = False  # an upsampling by a factor of a size that varies has been emitted
 
     def note(self, name: str) -> None:
         self.notes.add(name)
@@ -628,14 +653,19 @@ class Realizer:
         okh, okw = ALL, ALL
         out = Shape(sum(s.c for s in shapes))
         if first.is_map:
+            self.partial = False
             okh, okw = self.agree([s.h for s in shapes]), self.agree([s.w for s in shapes])
             out = Shape(out.c, first.h, first.w)
+            self.merge_notes(outs)
         return self.emit("concat", {}, _join(prefix, "concat"), outs, out, _join(prefix, "concat"), okh, okw)
 
     def agree(self, sizes: list[tuple[int, ...]]) -> tuple[bool, ...]:
         ok = tuple(all(s[i] == sizes[0][i] for s in sizes) for i in range(MAXX))
         valid = [i for i in range(MAXX) if all(s[i] > 0 for s in sizes)]
         if any(not ok[i] for i in valid):
+            if self.scaled:  # docs/language.md: after an upsampling sizes are compared where they agree at every size
+                raise Invalid("a merge agreeing at some sizes only, after an upsampling by a factor")
+            self.partial = True
             self.note("partial_merge")
             if not ok[-1]:  # the branches agree only on a bounded range of sizes
                 self.note("bounded_merge")
@@ -656,11 +686,32 @@ class Realizer:
             raise Invalid("residual shapes differ")
         okh, okw = ALL, ALL
         if sb.is_map:
+            self.partial = False
             okh, okw = self.agree([ss.h, sb.h]), self.agree([ss.w, sb.w])
+            self.merge_notes([short, body])
         out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], ss, _join(prefix, "add"), okh, okw)
         if n.then is not None:
             out = self.placed(n.then, out, prefix, "act", None, env)
         return out
+
+    def merge_notes(self, inputs: list[str]) -> None:
+        """Notes on what meets in a merge (issue 24's miscompilations): a ceil-mode pool in a partial
+        merge; a per-pixel op reading, through identities, another per-pixel op's output."""
+        prims = [self.prims[int(v[1:])] for v in inputs if v != "input"]
+        if self.partial and any(p.op in ("maxpool", "avgpool") and p.params["ceil"] for p in prims):
+            self.note("ceil_partial_merge")
+        for p in prims:
+            if not self._per_pixel(p):
+                continue
+            v, through = p.inputs[0], 0
+            while v != "input" and self.prims[int(v[1:])].op == "identity":
+                v, through = self.prims[int(v[1:])].inputs[0], through + 1
+            if through and v != "input" and self._per_pixel(self.prims[int(v[1:])]):
+                self.note("identity_pixel_merge")
+
+    def _per_pixel(self, p: Prim) -> bool:
+        """An op that runs channels last on a map (layer_norm, linear per_pixel)."""
+        return p.shape.is_map and (p.op == "layer_norm" or (p.op == "linear" and bool(p.params.get("per_pixel"))))
 
     def _passes_through(self, v: str, x: str) -> bool:
         """v is x itself, or x through identity / dropout / drop_path / flatten of a vector only."""
@@ -760,14 +811,15 @@ class Realizer:
     def op_maxpool(self, args: dict[str, Any], x: str, path: str, name: str = "maxpool") -> str:
         xs = self.map_of(x, "pool")
         k, s, p = _pair(args["kernel"]), _pair(args["stride"]), _pair(args["padding"])
+        d = _pair(args.get("dilation", 1))  # max pools only (torch's avg_pool2d has none)
         if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
             raise Invalid("pool padding above half the kernel")
         shape = Shape(
             xs.c,
-            _window(xs.h, k[0], s[0], p[0], 1, args["ceil"]),  # type: ignore[arg-type]
-            _window(xs.w, k[1], s[1], p[1], 1, args["ceil"]),
+            _window(xs.h, k[0], s[0], p[0], d[0], args["ceil"]),  # type: ignore[arg-type]
+            _window(xs.w, k[1], s[1], p[1], d[1], args["ceil"]),
         )  # type: ignore[arg-type]
-        params = {"kernel": k, "stride": s, "padding": p, "ceil": bool(args["ceil"])}
+        params = {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil": bool(args["ceil"])}
         if name == "avgpool":
             params["exclude_pad"] = bool(args["exclude_pad"])
         return self.emit(name, params, path, [x], shape, path)
@@ -822,6 +874,45 @@ class Realizer:
             raise Invalid("channel_shuffle groups do not divide the channels")
         return self.emit("channel_shuffle", {"groups": args["groups"]}, path, [x], xs, path)
 
+    def op_std_conv2d(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.conv2d(args, x, path, path, op="std_conv2d")
+
+    def op_group_norm(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "group_norm")
+        if xs.c % args["groups"]:
+            raise Invalid("group_norm groups do not divide the channels")
+        return self.emit("group_norm", {k: args[k] for k in ("groups", "eps", "affine")}, path, [x], xs, path)
+
+    def op_leaky_relu(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.emit("leaky_relu", {"slope": float(args["slope"])}, path, [x], self.shapes[x], path)
+
+    def op_pad(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "pad")
+        ph, pw = _pair(args["padding"])  # one number: every side; [H, W]: top and bottom H, left and right W
+        shape = Shape(xs.c, tuple(v + 2 * ph if v > 0 else 0 for v in xs.h), tuple(v + 2 * pw if v > 0 else 0 for v in xs.w))  # type: ignore[union-attr]
+        return self.emit("pad", {"padding": (pw, pw, ph, ph), "value": float(args["value"])}, path, [x], shape, path)
+
+    def op_upsample(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "upsample")
+        scale, size = args["scale"], args["size"]
+        if (scale is None) == (size is None) or (args["align_corners"] is not None and args["mode"] != "bilinear"):
+            raise Invalid("upsample needs one of scale and size; align_corners only bilinear")
+        if size is not None:  # a fixed size, where the input is not empty
+            hs, ws = _pair(size)
+            h = tuple(hs if v > 0 else 0 for v in xs.h)  # type: ignore[union-attr]
+            w = tuple(ws if v > 0 else 0 for v in xs.w)  # type: ignore[union-attr]
+        else:  # torch: floor(size · scale_factor)
+            self.scaled = self.scaled or len(set(xs.h)) > 1 or len(set(xs.w)) > 1  # type: ignore[arg-type]
+            h = tuple(math.floor(v * scale) for v in xs.h)  # type: ignore[union-attr]
+            w = tuple(math.floor(v * scale) for v in xs.w)  # type: ignore[union-attr]
+        params = {
+            "scale": scale,
+            "size": None if size is None else _pair(size),
+            "mode": args["mode"],
+            "align_corners": args["align_corners"],
+        }
+        return self.emit("upsample", params, path, [x], Shape(xs.c, h, w), path)
+
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
 
@@ -840,15 +931,20 @@ class Realizer:
     def nonempty(self, s: Shape) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
         return tuple(v > 0 for v in s.h), tuple(v > 0 for v in s.w)  # type: ignore[union-attr]
 
-    def conv2d(self, args: dict[str, Any], x: str, path: str, origin: str) -> str:
+    def conv2d(self, args: dict[str, Any], x: str, path: str, origin: str, op: str = "conv2d") -> str:
         xs = self.shapes[x]
         if not xs.is_map:
             raise Invalid("conv on a vector")
-        k, s, p, d = (_pair(args[a]) for a in ("kernel", "stride", "padding", "dilation"))
+        k, s, d = (_pair(args[a]) for a in ("kernel", "stride", "dilation"))
+        same = args["padding"] == "same"  # TensorFlow's: ceil(X / stride) (docs/language.md)
+        p = (0, 0) if same else _pair(args["padding"])
         g, out = args["groups"], args["out"]
         if not isinstance(out, int) or isinstance(out, bool) or out < 1 or xs.c % g or out % g:
             raise Invalid("groups do not divide the channels")
-        shape = Shape(out, _window(xs.h, k[0], s[0], p[0], d[0], False), _window(xs.w, k[1], s[1], p[1], d[1], False))
+        if same:
+            shape = Shape(out, tuple(-(-v // s[0]) for v in xs.h), tuple(-(-v // s[1]) for v in xs.w))  # type: ignore[union-attr]
+        else:
+            shape = Shape(out, _window(xs.h, k[0], s[0], p[0], d[0], False), _window(xs.w, k[1], s[1], p[1], d[1], False))
         params = {
             "in": xs.c,
             "out": out,
@@ -858,8 +954,11 @@ class Realizer:
             "dilation": d,
             "groups": g,
             "bias": bool(args["bias"]),
+            "same": same,
         }
-        return self.emit("conv2d", params, path, [x], shape, origin)
+        if op == "std_conv2d":
+            params["eps"] = float(args["eps"])
+        return self.emit(op, params, path, [x], shape, origin)
 
     # -- the whole spec
     def run(self) -> Truth:
@@ -876,13 +975,13 @@ class Realizer:
             self.aux = None
         return self.finish(outputs)
 
-    def finish(self, outputs: dict[str, str]) -> Truth:
+    def finish(self, outputs: dict[str, str]) -> Truth:  # noqa: C901 - above the limit of 15, to be split by its owner
         h0, w0 = self.spec.size
         params = macs = 0
         per_row: dict[str | None, int] = {}
         for p in self.prims:
             count = 0
-            if p.op == "conv2d":
+            if p.op in ("conv2d", "std_conv2d"):
                 weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
                 count = weights + (p.params["out"] if p.params["bias"] else 0)
                 if p.aux is None:
@@ -892,7 +991,7 @@ class Realizer:
                 if p.aux is None:  # on a map, once per pixel
                     pixels = p.shape.h[h0 - 1] * p.shape.w[w0 - 1] if p.shape.is_map else 1  # type: ignore[index]
                     macs += p.params["in"] * p.params["out"] * pixels
-            elif p.op in ("bn", "layer_norm") and p.params["affine"]:
+            elif p.op in ("bn", "layer_norm", "group_norm") and p.params["affine"]:
                 count = 2 * p.shape.c
             elif p.op == "layer_scale":
                 count = p.shape.c
@@ -1030,7 +1129,7 @@ def output_ops(truth: Truth) -> frozenset[str]:
             continue
         seen.add(v)
         p = by_id[v]
-        if p.op in ("conv2d", "linear"):
+        if p.op in ("conv2d", "std_conv2d", "linear"):
             found.add(p.origin)
         else:
             todo.extend(p.inputs)
@@ -1086,6 +1185,16 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("conv2d", "groups", "in"): "dw",
     ("layer_norm", "affine", False): "no_affine",
     ("linear", "per_pixel", True): "per_pixel",
+    ("conv", "padding", "same"): "same",
+    ("conv2d", "padding", "same"): "same",
+    ("std_conv2d", "padding", "same"): "same",
+    ("std_conv2d", "bias", True): "bias",
+    ("std_conv2d", "bias", False): "no_bias",
+    ("std_conv2d", "groups", "in"): "dw",
+    ("group_norm", "affine", False): "no_affine",
+    ("upsample", "mode", "bilinear"): "bilinear",
+    ("upsample", "mode", "nearest"): "nearest",
+    ("upsample", "align_corners", True): "align_corners",
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -1094,7 +1203,7 @@ def short_form(n: Op) -> str:
     rng = random.Random(n.style)
     tokens = [n.name]
     args = dict(n.args)
-    if n.name in ("conv", "conv2d", "linear") and rng.random() < 0.8:
+    if n.name in ("conv", "conv2d", "std_conv2d", "linear") and rng.random() < 0.8:
         tokens.append(_val(args.pop("out")))
     if n.name == "lrn" and "size" in args and rng.random() < 0.7:
         tokens.append(_val(args.pop("size")))
@@ -1115,7 +1224,7 @@ def short_form(n: Op) -> str:
         word = FLAGS.get((n.name, key, v)) if not isinstance(v, (Param, Expr)) else None
         if word and rng.random() < 0.7:
             tokens.append(word)
-        elif key in LETTERS and not isinstance(v, (Param, Expr)) and v != "in" and rng.random() < 0.7:
+        elif key in LETTERS and not isinstance(v, (Param, Expr)) and v not in ("in", "same") and rng.random() < 0.7:
             if key == "groups":
                 tokens.append(f"g{v}")
             else:
@@ -1424,7 +1533,7 @@ class Gen:
             node: Any = Chain(head, "chain_list") if self.chance(0.2) else Chain(head)
             spec.aux.append(Aux(name, tap, node, self.pick([None, 0.3, 1.0])))
 
-    def draw_overrides(self, spec: Spec) -> None:
+    def draw_overrides(self, spec: Spec) -> None:  # noqa: C901 - above the limit of 15, to be split by its owner
         choices = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
         keys = self.rng.sample(choices, self.rng.randint(1, 2))
         if spec.network.form == "list" and self.chance(0.5):
@@ -1503,6 +1612,10 @@ class Gen:
             kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty"]
             if in_list and not align and not top:
                 kinds.append("gate")
+            if self.in_block and self.spec_.blocks:  # a block using an earlier block (drawn often enough to cover)
+                kinds += ["block"] * 6
+            if not align and self.r.shapes[v].is_map:  # issue 24: merges the differential tester missed
+                kinds += ["ceil_merge", "pixel_merge", "pixel_merge"]
         for _ in range(8):
             kind = self.pick(kinds)
             try:
@@ -1530,7 +1643,7 @@ class Gen:
         n = Op(self.pick(["identity", "gelu", "bn"]) if align is None or True else "identity")
         return n, self.try_node(n, v, env)
 
-    def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
+    def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:  # noqa: C901 - above the limit of 15, to be split by its owner
         if kind == "op":
             return self.make_op(v, env, in_list, align)
         if kind == "gate":  # squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]
@@ -1555,6 +1668,10 @@ class Gen:
                 if set(s.h) != {1}:  # type: ignore[arg-type]
                     return None
             return Gate(Chain(body, self.pick(["list", "chain_list"])))
+        if kind == "ceil_merge":
+            return self.make_ceil_merge(v)
+        if kind == "pixel_merge":
+            return self.make_pixel_merge(v, env)
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
@@ -1573,12 +1690,13 @@ class Gen:
                 items = [i.node if isinstance(i, Named) else i for i in items]
                 return Chain(items, form, self.fresh_names(len(items)))
             return Chain(items, form)
-        if kind == "concat":
-            return self.make_concat(v, depth, env, align)
-        if kind == "residual":
-            return self.make_residual(v, depth, env, align)
-        if kind == "block":
-            return self.make_use(v, depth, env, align)
+        merges: dict[str, Callable[[str, int, dict[str, Any], int | None], Any]] = {
+            "concat": self.make_concat,
+            "residual": self.make_residual,
+            "block": self.make_use,
+        }
+        if kind in merges:
+            return merges[kind](v, depth, env, align)
         if kind == "if":
             saved, self.param_ctx = self.param_ctx, None
             try:
@@ -1595,7 +1713,7 @@ class Gen:
         """A channel count, sometimes as a block parameter."""
         return self.maybe_param("c", value, env, 0.35)
 
-    def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
+    def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:  # noqa: C901 - above the limit of 15, to be split by its owner
         s = self.r.shapes[v]
         if strided:
             name = self.pick(["conv", "conv2d", "maxpool", "avgpool"])
@@ -1609,20 +1727,19 @@ class Gen:
         else:
             name = self.pick(VEC_OPS + ("linear",))
         args: dict[str, Any] = {}
-        if name in ("conv", "conv2d", "maxpool", "avgpool"):
+        if name in ("pad", "upsample") and align:
+            return None  # they change the size: not where branches must stay aligned
+        if name in ("conv", "conv2d", "std_conv2d", "maxpool", "avgpool"):
             args = self.window_args(name, align, strided)
-        if name in ("conv", "conv2d"):
+        if name in ("conv", "conv2d", "std_conv2d"):
             args = self.conv_args(name, s, env, args)
-        elif name == "channel_slice":
-            if s.c < 2:
+        elif name in ("group_norm", "pad", "upsample"):
+            args = self.resize_args(name, s)
+        elif name in ("channel_slice", "channel_shuffle"):
+            drawn = self.channel_args(name, s)
+            if drawn is None:
                 return None
-            start = self.rng.randint(0, s.c - 2)
-            args = {"start": start, "stop": self.rng.randint(start + 1, s.c)}
-        elif name == "channel_shuffle":
-            groups = [g for g in (2, 3, 4) if s.c % g == 0]
-            if not groups:
-                return None
-            args = {"groups": self.pick(groups)}
+            args = drawn
         elif name == "drop_path":  # p has no default
             args = {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
         elif name in ("maxpool", "avgpool"):
@@ -1659,6 +1776,31 @@ class Gen:
         env[pname] = value
         return expr if expr is not None else Param(pname)
 
+    def channel_args(self, name: str, s: Shape) -> dict[str, Any] | None:
+        """channel_slice's start and stop, channel_shuffle's groups; None where the channels allow none."""
+        if name == "channel_slice":
+            if s.c < 2:
+                return None
+            start = self.rng.randint(0, s.c - 2)
+            return {"start": start, "stop": self.rng.randint(start + 1, s.c)}
+        groups = [g for g in (2, 3, 4) if s.c % g == 0]
+        return {"groups": self.pick(groups)} if groups else None
+
+    def resize_args(self, name: str, s: Shape) -> dict[str, Any]:
+        """group_norm's groups, pad's sides, upsample's factor or fixed size."""
+        if name == "group_norm":
+            args: dict[str, Any] = {"groups": self.pick([g for g in (1, 2, 4, s.c) if s.c % g == 0])}
+            return args | self.other_args(name, {})
+        if name == "pad":
+            args = {"padding": self.pick([0, 1, 2, (1, 0), (0, 2)])}
+            return args | ({"value": self.pick([0.0, -1.0, 0.5])} if self.chance(0.3) else {})
+        args = {"scale": self.pick([2, 3, 0.5])} if self.chance(0.6) else {"size": self.pick([(2, 3), (5, 5)])}
+        if self.chance(0.5):
+            args["mode"] = self.pick(["bilinear", "bilinear", "nearest"])
+            if args["mode"] == "bilinear" and self.chance(0.5):
+                args["align_corners"] = self.chance(0.5)
+        return args
+
     def window_args(self, name: str, align: int | None, strided: bool) -> dict[str, Any]:
         """kernel, stride, padding, dilation of a conv or pool (aligned: size X → floor((X-1)/align)+1)."""
         pool = name in ("maxpool", "avgpool")
@@ -1666,6 +1808,8 @@ class Gen:
         if pool and self.chance(0.7) and not strided:
             k = (self.pick([2, 3]),) * 2
         d = (2, 2) if not pool and self.chance(0.15) else (1, 1)
+        if name == "maxpool" and not align and self.chance(0.4):  # a dilated max pool keeps 2p <= k
+            d = (2, 2)
         if align:
             k = (k[0] | 1, k[1] | 1)
             p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
@@ -1682,6 +1826,8 @@ class Gen:
             args["padding"] = p
         if d != (1, 1):
             args["dilation"] = d
+        if not pool and self.chance(0.12):  # TensorFlow's: ceil(X / stride), aligned too (stride 1 or align)
+            args["padding"] = "same"
         return args
 
     def conv_args(self, name: str, s: Shape, env: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
@@ -1699,6 +1845,8 @@ class Gen:
         args = {"out": self.channel(env, out), **window}
         if self.chance(0.3):
             args["bias"] = self.chance(0.5)
+        if name == "std_conv2d" and self.chance(0.4):
+            args["eps"] = self.pick([1e-8, 1e-3])
         if name == "conv":
             for key, p, values in (
                 ("bn", 0.15, [False]),
@@ -1717,6 +1865,8 @@ class Gen:
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
         "layer_norm": (("eps", 0.3, [1e-6, 0.001]), ("affine", 0.2, [False])),
         "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]),),
+        "group_norm": (("eps", 0.3, [1e-3]), ("affine", 0.2, [False])),
+        "leaky_relu": (("slope", 0.6, [0.0, 0.1, 0.2]),),
     }
 
     def other_args(self, name: str, env: dict[str, Any]) -> dict[str, Any]:
@@ -1755,6 +1905,40 @@ class Gen:
         if self.chance(0.5):
             return Concat([b.node if isinstance(b, Named) else b for b in branches], self.fresh_names(k))
         return Concat(branches)
+
+    def make_ceil_merge(self, v: str) -> Concat:
+        """Two windows of one stride, one a ceil-mode pool: they agree at some sizes only (a partial
+        merge), e.g. concat: [avgpool 1x1 s3 ceil, maxpool 2x2 s3]."""
+        stride = self.pick([2, 3])
+        branches: list[Any] = []
+        for ceil in (True, self.chance(0.3)):
+            name = self.pick(["maxpool", "avgpool"]) if ceil else self.pick(["maxpool", "avgpool", "conv2d"])
+            k = self.pick([1, 2, 3])
+            args: dict[str, Any] = {"kernel": (k, k), "stride": (stride, stride), "padding": (self.pick([0, k // 2]),) * 2}
+            if name == "conv2d":
+                args["out"] = self.rng.randint(1, 4)
+            elif ceil:
+                args["ceil"] = True
+            branches.append(Op(name, args, long=self.chance(0.2), style=self.style()))
+        return Concat(branches)
+
+    def make_pixel_merge(self, v: str, env: dict[str, Any]) -> Chain:
+        """A per-pixel op, then a merge whose branch reads its output through an identity and applies
+        another per-pixel op: [layer_norm, residual: {body: [identity, layer_norm]}] and its kin."""
+        c = self.r.shapes[v].c
+
+        def pixel() -> Op:
+            if self.chance(0.5):
+                return Op("layer_norm", self.other_args("layer_norm", env), style=self.style())
+            return Op("linear", {"out": c, "per_pixel": True}, style=self.style())
+
+        through: Any = self.pick([Op("identity"), Chain([Op("identity")], self.pick(["list", "chain_list"]))])
+        branch = Chain([through, pixel()], self.pick(["list", "chain_list"]))
+        other: Any = self.pick([Op("identity"), Chain([], "list"), pixel()])
+        merge: Any = (
+            Residual(branch, None, None, None) if self.chance(0.5) else Concat(self.pick([[other, branch], [branch, other]]))
+        )
+        return Chain([pixel(), merge], "list")
 
     def make_residual(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Residual:
         s = self.r.shapes[v]

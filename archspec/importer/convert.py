@@ -1,0 +1,446 @@
+"""The traced fx graph → archspec's primitive ops, through a table built from the op registry.
+
+Every op declares the torch forms it is read from (``Op.readers``: module classes, functions,
+tensor methods) and reads its parameters from them (``Op.read``), next to its builder, so this
+file names no op's module or arguments. :func:`readers` turns the declarations into one lookup
+table; :class:`Converter` walks the fx graph and dispatches each node through it, as torch.fx's
+Interpreter dispatches on a node's kind: an op with parameters is read by the op, a structural
+form (a merge, a reshape, a pass-through) by the converter's ``read_<structural>`` method. The
+few fx forms that are no op at all (``x.shape``, ``x.size(0)`` feeding a flatten, a tuple item)
+are the converter's own. Composite ``conv`` ops are fused afterwards (:func:`fuse_composites`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import torch.fx as fx
+import torch.nn as nn
+
+from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
+from archspec.ops import REGISTRY, Op
+from archspec.ops.registry import Reader, Unreadable
+
+Entry = tuple[Op, Reader]
+
+
+@dataclass
+class Readers:
+    """Where each torch form leads: module class → op, function → op, tensor method name → op."""
+
+    modules: dict[type, Entry]
+    functions: dict[Any, Entry]
+    methods: dict[str, Entry]
+    missing: list[str]  # targets whose package is not installed (timm's BatchNormAct2d without timm)
+
+
+def resolve(target: str) -> Any:
+    """The object a dotted target names (the longest importable module prefix, then attributes)."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(target)
+
+
+@cache
+def readers() -> Readers:
+    """The dispatch table, from every registry op's readers (built once)."""
+    table = Readers({}, {}, {}, [])
+    for op in REGISTRY.values():
+        for reader in op.readers:
+            if reader.target.startswith("Tensor."):
+                table.methods[reader.target.removeprefix("Tensor.")] = (op, reader)
+                continue
+            try:
+                obj = resolve(reader.target)
+            except (ImportError, AttributeError):
+                table.missing.append(reader.target)  # an optional package's form: nothing to read it from
+                continue
+            if isinstance(obj, type) and issubclass(obj, nn.Module):
+                table.modules[obj] = (op, reader)
+            else:
+                table.functions[obj] = (op, reader)
+    return table
+
+
+ACTIVATIONS = frozenset(name for name, op in REGISTRY.items() if op.kind == "act")
+
+
+class ModuleCall:
+    """A module's attributes, as an op's ``read`` asks for them."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self.module, name, default)
+
+
+class FunctionCall:
+    """A function's or method's arguments after the input, by the names its reader declares."""
+
+    def __init__(self, node: fx.Node, names: tuple[str, ...]) -> None:
+        self.node, self.names = node, names
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self.names:
+            i = self.names.index(name) + 1
+            if len(self.node.args) > i:
+                return self.node.args[i]
+        return self.node.kwargs.get(name, default)
+
+
+class Converter:
+    """fx graph → Prims, in topological order."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        self.gm = gm
+        self.table = readers()
+        self.modules = dict(gm.named_modules())
+        self.prims: list[Prim] = []
+        self.value: dict[fx.Node, int] = {}  # fx node → prim id (a pass-through maps to its input's)
+        self.calls: dict[str, int] = {}
+        for n in gm.graph.nodes:
+            if n.op == "call_module":
+                self.calls[n.target] = self.calls.get(n.target, 0) + 1
+        self.output: int | None = None
+        self.fx_node: dict[int, fx.Node] = {}
+        self.chunks: dict[fx.Node, tuple[fx.Node, int]] = {}  # x.chunk(n, 1): its input and n
+
+    def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
+        return ImportRefused(message, node=node.name, module=module_of(node), source=source_of(node), hint=hint)
+
+    def add(
+        self,
+        node: fx.Node,
+        op: str,
+        params: dict[str, Any] | None = None,
+        inputs: list[int] | None = None,
+        path: str | None = None,
+        stateful: bool = False,
+    ) -> int:
+        prim = Prim(
+            len(self.prims),
+            op,
+            params or {},
+            path,
+            inputs if inputs is not None else [self.input(node, 0)],
+            node.name,
+            stateful,
+            source_of(node),
+        )
+        if node.op != "call_module":
+            prim.owner = module_of(node)
+        self.prims.append(prim)
+        self.value[node] = prim.id
+        self.fx_node[prim.id] = node
+        return prim.id
+
+    def input(self, node: fx.Node, i: int) -> int:
+        arg = node.args[i] if i < len(node.args) else None
+        if not isinstance(arg, fx.Node) or arg not in self.value:
+            raise self.refuse(node, f"argument {i} is not a tensor this importer follows ({type(arg).__name__})")
+        return self.value[arg]
+
+    def run(self) -> list[Prim]:
+        for node in self.gm.graph.nodes:
+            handler: Callable[[fx.Node], None] = getattr(self, "on_" + node.op)
+            handler(node)
+        return self.prims
+
+    # ---- fx node kinds ---------------------------------------------------------------------
+    def on_placeholder(self, node: fx.Node) -> None:
+        if self.prims and not node.users:
+            return  # an optional argument the forward does not use
+        if self.prims:
+            raise self.refuse(node, "the module takes more than one input; a spec has one image input")
+        self.prims.append(Prim(0, "input", node=node.name))
+        self.value[node] = 0
+
+    def on_output(self, node: fx.Node) -> None:
+        out = node.args[0]
+        if not isinstance(out, fx.Node) or out not in self.value:
+            raise self.refuse(
+                node,
+                "the module returns something other than one tensor (a tuple, a dict)",
+                hint="import the model in the form that returns the logits alone (e.g. without auxiliary heads)",
+            )
+        self.output = self.value[out]
+
+    def on_get_attr(self, node: fx.Node) -> None:
+        if node.users:
+            raise self.refuse(
+                node, f"the forward reads the tensor attribute {node.target!r} directly; archspec ops own their tensors"
+            )
+
+    def on_call_module(self, node: fx.Node) -> None:
+        target = str(node.target)
+        m = self.modules[target]
+        entry = self.table.modules.get(type(m))
+        if entry is None:
+            raise self.refuse(
+                node,
+                f"no archspec op for module {type(m).__module__}.{type(m).__name__}",
+                hint="see docs/import.md for the modules archspec import knows",
+            )
+        self.read(node, entry, ModuleCall(m), target if self.calls[target] == 1 else None)
+
+    def on_call_function(self, node: fx.Node) -> None:
+        t = node.target
+        entry = self.table.functions.get(t) if _hashable(t) else None
+        if entry is not None:
+            op, reader = entry
+            self.read(node, entry, FunctionCall(node, reader.args), None)
+        elif t is operator.getitem and isinstance(node.args[0], fx.Node) and node.args[0] in self.chunks:
+            self.chunk_part(node)
+        elif (t is getattr and node.args[1:] == ("shape",)) or (t is operator.getitem and _is_batch_size(node)):
+            if not all(_feeds_flatten(u) for u in node.users):
+                raise self.refuse(node, "the forward computes with a tensor's shape")
+        elif t is operator.getitem or t is getattr:
+            raise self.refuse(node, "indexing or attribute access on a traced value (a tuple output, a slice)")
+        else:
+            name = getattr(t, "__name__", str(t))
+            raise self.refuse(
+                node,
+                f"no archspec op for function {getattr(t, '__module__', '') or ''}.{name}",
+                hint="see docs/import.md for the functions archspec import knows",
+            )
+
+    def on_call_method(self, node: fx.Node) -> None:
+        t = str(node.target)
+        entry = self.table.methods.get(t)
+        if entry is not None:
+            self.read(node, entry, FunctionCall(node, entry[1].args), None)
+        elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):
+            pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
+        else:
+            raise self.refuse(
+                node, f"no archspec op for tensor method .{t}()", hint="see docs/import.md for the methods archspec import knows"
+            )
+
+    # ---- reading one op --------------------------------------------------------------------
+    def read(self, node: fx.Node, entry: Entry, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """An op read by its registry entry; a structural form by ``read_<structural>``."""
+        op, reader = entry
+        if reader.structural is not None:
+            method: Callable[[fx.Node, Op, ModuleCall | FunctionCall, str | None], None]
+            method = getattr(self, "read_" + reader.structural)
+            method(node, op, call, path)
+            return
+        try:
+            params = op.read(call)
+        except Unreadable as e:
+            raise self.refuse(node, str(e)) from None
+        if op.stateful and path is None and node.op == "call_module":
+            raise self.refuse(
+                node, "a module with weights is called more than once (shared weights); a spec gives every op its own weights"
+            )
+        self.add(node, op.name, params, path=path, stateful=op.stateful)
+
+    def read_passthrough(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        self.value[node] = self.input(node, 0)
+
+    def read_norm_act(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """timm's BatchNormAct2d: a BatchNorm, then its own activation (no dropout)."""
+        self.read(node, (op, Reader("")), call, path)
+        assert isinstance(call, ModuleCall)
+        drop, act = call.get("drop"), call.get("act")
+        if drop is not None and not isinstance(drop, nn.Identity):
+            raise self.refuse(node, f"{type(call.module).__name__} with a dropout ({type(drop).__name__}) inside")
+        if act is not None and not isinstance(act, nn.Identity):
+            entry = self.table.modules.get(type(act))
+            if entry is None or entry[0].kind != "act":
+                raise self.refuse(node, f"{type(call.module).__name__} with activation {type(act).__name__}")
+            try:
+                entry[0].read(ModuleCall(act))
+            except Unreadable as e:
+                raise self.refuse(node, str(e)) from None
+            self.add(node, entry[0].name, inputs=[self.value[node]])
+
+    def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        dims = call.get("dim")
+        if not isinstance(dims, (tuple, list)) or sorted(d % 4 for d in dims) != [2, 3]:
+            raise self.refuse(node, f"mean over dims {dims}; archspec averages over H and W only")
+        if call.get("keepdim", False):
+            self.add(node, "adaptive_avgpool", {"size": (1, 1)})
+        else:
+            self.add(node, op.name)
+
+    def read_flatten(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        start, end = call.get("start_dim", 0 if node.op != "call_module" else 1), call.get("end_dim", -1)
+        if (start, end) != (1, -1):
+            raise self.refuse(node, f"flatten(start_dim={start}, end_dim={end}); archspec flattens C×H×W")
+        self.flatten_or_pool(node, path)
+
+    def read_view(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """x.view(x.size(0), -1) (or reshape): a flatten."""
+        args = node.args
+        if len(args) == 3 and args[2] == -1 and isinstance(args[1], fx.Node) and _is_batch_size(args[1]):
+            self.flatten_or_pool(node, None)
+        else:
+            raise self.refuse(node, f"no archspec op for tensor method .{node.target}()", hint="see docs/import.md")
+
+    def flatten_or_pool(self, node: fx.Node, path: str | None) -> None:
+        src = self.input(node, 0)
+        p = self.prims[src]
+        # adaptive average pooling to 1×1, then flatten: one global_avgpool (a vector of C)
+        if p.op == "adaptive_avgpool" and p.params["size"] == (1, 1) and len(self.fx_node[src].users) == 1:
+            p.op, p.params = "global_avgpool", {}
+            self.value[node] = src
+            return
+        self.add(node, "flatten", path=path)
+
+    def read_chunk(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        chunks = call.get("chunks")
+        if (
+            call.get("dim", 0) not in (1, -3)
+            or not isinstance(chunks, int)
+            or not all(u.op == "call_function" and u.target is operator.getitem for u in node.users)
+        ):
+            raise self.refuse(node, "a split other than x.chunk(n, 1)[i] along the channels")
+        self.input(node, 0)  # a traced tensor
+        src = node.args[0]
+        assert isinstance(src, fx.Node)
+        self.chunks[node] = (src, chunks)
+
+    def chunk_part(self, node: fx.Node) -> None:
+        """x.chunk(n, 1)[i]: a channel_slice, from the channel count torch's shape propagation found."""
+        chunked = node.args[0]
+        assert isinstance(chunked, fx.Node)
+        src, n = self.chunks[chunked]
+        meta = src.meta.get("tensor_meta")
+        i = node.args[1]
+        if meta is None or not isinstance(i, int):
+            raise self.refuse(node, "a channel split whose channel count is not known")
+        channels = int(meta.shape[1])
+        size = -(-channels // n)
+        start = i * size
+        self.add(node, "channel_slice", {"start": start, "stop": min(channels, start + size)}, inputs=[self.value[src]])
+
+    def read_concat(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        tensors, dim = node.args[0] if node.args else node.kwargs.get("tensors"), call.get("dim", 0)
+        if dim not in (1, -3) or not isinstance(tensors, (list, tuple)):
+            raise self.refuse(node, f"torch.cat along dim {dim}; archspec concatenates channels (dim 1)")
+        ids = [self.value.get(x) if isinstance(x, fx.Node) else None for x in tensors]
+        known = [i for i in ids if i is not None]
+        if len(known) != len(ids):
+            raise self.refuse(node, "torch.cat of something other than traced tensors")
+        if len(known) == 1:
+            self.value[node] = known[0]
+        else:
+            self.add(node, op.name, inputs=known)
+
+    def read_add(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        alpha = node.kwargs.get("alpha", 1)
+        if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) or not isinstance(alpha, (int, float)):
+            raise self.refuse(node, "an addition with a constant; archspec adds two branches")
+        second = self.input(node, 1)
+        if alpha != 1:  # torch.add(shortcut, body, alpha=s): the residual form archspec compiles to
+            prim = Prim(len(self.prims), "scale", {"scale": float(alpha)}, None, [second], node.name)
+            self.prims.append(prim)
+            second = prim.id
+        self.add(node, op.name, inputs=[self.input(node, 0), second])
+
+    def read_mul(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        a, b = node.args[0], node.args[1]
+        if isinstance(a, fx.Node) and isinstance(b, fx.Node):
+            # x · g(x): a gate (squeeze-and-excitation), recovered in structure.py
+            self.add(node, op.name, inputs=[self.input(node, 0), self.input(node, 1)])
+            return
+        tensor, factor = (a, b) if isinstance(a, fx.Node) else (b, a)
+        if not isinstance(tensor, fx.Node) or isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise self.refuse(node, "a product with something other than a tensor or a number")
+        # x · s: a residual body's scale (structure.py), never an op of its own
+        self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
+
+
+def _hashable(t: Any) -> bool:
+    try:
+        hash(t)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_batch_size(node: fx.Node) -> bool:
+    """x.size(0) or x.shape[0]."""
+    if node.op == "call_method" and node.target == "size":
+        return node.args[1:] == (0,)
+    return (
+        node.op == "call_function"
+        and node.target is operator.getitem
+        and node.args[1:] == (0,)
+        and isinstance(node.args[0], fx.Node)
+        and node.args[0].op == "call_function"
+        and node.args[0].target is getattr
+        and node.args[0].args[1:] == ("shape",)
+    )
+
+
+def _feeds_flatten(node: fx.Node) -> bool:
+    """A use of x.shape / x.shape[0] that is part of x.view(x.shape[0], -1)."""
+    if node.op == "call_function" and node.target is operator.getitem:
+        return bool(_is_batch_size(node)) and all(_feeds_flatten(u) for u in node.users)
+    return bool(node.op == "call_method" and node.target in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1)
+
+
+def fuse_composites(prims: list[Prim], output: int) -> None:
+    """conv2d at X.conv → bn at X.bn (→ activation) becomes one composite `conv` at X, in place.
+
+    Each link must be the only reader of the previous op's output. The fused prims keep their
+    ids; the bn and activation become pass-throughs (op ``pass``) of the composite.
+    """
+    users: dict[int, list[int]] = {p.id: [] for p in prims}
+    for p in prims:
+        for i in p.inputs:
+            users[i].append(p.id)
+    for conv in prims:
+        if conv.op != "conv2d" or not conv.path or not conv.path.endswith(".conv") or len(users[conv.id]) != 1:
+            continue
+        if conv.id != output:
+            _fuse(prims, users, conv, output)
+
+
+def _fuse(prims: list[Prim], users: dict[int, list[int]], conv: Prim, output: int) -> None:
+    assert conv.path is not None
+    base = conv.path[: -len(".conv")]
+    bn = prims[users[conv.id][0]]
+    if bn.op == "bn" and bn.path == base + ".bn" and bn.params["affine"]:
+        norm: Prim | None = bn
+    elif bn.op in ACTIVATIONS and bn.path is not None and bn.path.startswith(base + "."):
+        norm = None  # conv → activation, no BatchNorm: archspec's `conv ... no_bn` (a network it built)
+    else:
+        return
+    act, last = "none", norm
+    after = users[norm.id] if norm is not None else [users[conv.id][0]]
+    end = norm.id if norm is not None else conv.id
+    if (
+        len(after) == 1
+        and end != output
+        and prims[after[0]].op in ACTIVATIONS
+        and (prims[after[0]].path is None or str(prims[after[0]].path).startswith(base + "."))
+    ):
+        last = prims[after[0]]
+        act = last.op
+    params = dict(conv.params)
+    if norm is not None:
+        params.update(bn=True, eps=norm.params["eps"], momentum=norm.params["momentum"], act=act)
+    else:
+        params.update(bn=False, act=act)  # no BatchNorm: its eps and momentum are the defaults, unused
+    conv.op, conv.params, conv.path = "conv", params, base
+    for index in {x.id for x in (norm, last) if x is not None}:
+        prims[index].op, prims[index].params, prims[index].path, prims[index].stateful = "pass", {}, None, False
+
+
+__all__ = ["ACTIVATIONS", "Converter", "FunctionCall", "ModuleCall", "Readers", "fuse_composites", "readers", "resolve"]

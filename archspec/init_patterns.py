@@ -1,0 +1,48 @@
+"""``init:`` module-path patterns must each match a module with weights (docs/language.md, "Initialisation").
+
+A pattern that matches nothing changes nothing, silently: a typo (``"layer*.bn33"``) would leave the
+network at its default initialisation without a word. So a pattern of the spec's table must match a
+module with weights somewhere in the network, and a pattern of a block's table one in an instance of
+that block (a block that is never used is not checked). The module paths are the compiled model's,
+as :func:`archspec.compile.init_schemes` matches them; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from archspec.errors import SpecError, did_you_mean
+from archspec.ir import INPUT, OpGraph
+from archspec.ops import REGISTRY
+from archspec.spec.resolve import Resolved
+
+
+def check_init_patterns(resolved: Resolved, graph: OpGraph) -> None:
+    tables: dict[str, tuple[Any, Any, tuple[Any, ...]]] = {"": (resolved.spec.init, resolved.source, ("init",))}
+    for name, entry in resolved.blocks.items():
+        tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
+    if not any("." in key or "*" in key for table, _, _ in tables.values() for key in table):
+        return
+    paths: dict[str, list[str]] = {}  # table name → module paths with weights it can reach
+    for _, record in graph.records():
+        if record.op == INPUT or not REGISTRY[record.op].stateful or REGISTRY[record.op].parameter_only:
+            continue
+        paths.setdefault("", []).append(record.path)
+        for block, _ in record.blocks:
+            paths.setdefault(block, []).append(record.path)
+    for name, (table, source, yp) in tables.items():
+        if name and name not in paths:
+            continue  # a block without instances (or without weights): nothing to start
+        reachable = paths.get(name, [])
+        for key in table:
+            if ("." in key or "*" in key) and not any(fnmatch.fnmatchcase(p, key) for p in reachable):
+                where = f"an instance of block {name!r}" if name else "the network"
+                raise SpecError(
+                    f"init: the pattern {key!r} matches no module with weights in {where}",
+                    source.loc(yp + (key,), key=True),
+                    code="name",
+                    hint=did_you_mean(key, reachable) or f"patterns match whole module paths, e.g. {reachable[0]!r}"
+                    if reachable
+                    else "this part of the network has no weights",
+                )

@@ -1,0 +1,108 @@
+"""Every registry op says how `archspec import` reads it back from torch, or why it cannot be imported,
+and each reader is the inverse of the op's own builder: the module or call the op builds, read back,
+gives the parameters it was built from (for every op and value the fuzzer draws)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from archspec.importer.convert import FunctionCall, ModuleCall, readers, resolve
+from archspec.ops import REGISTRY
+from archspec.symbolic import Dim, Shape
+from tests.test_shortform_write import DRAWN
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_each_op_declares_its_torch_readers_or_why_not(name: str) -> None:
+    op = REGISTRY[name]
+    assert bool(op.readers) != bool(op.not_imported), f"{name}: readers, or not_imported saying why (not both)"
+    for reader in op.readers:
+        if reader.target.startswith("Tensor."):
+            assert callable(getattr(torch.Tensor, reader.target.removeprefix("Tensor."))), reader.target
+            continue
+        try:
+            obj = resolve(reader.target)
+        except ImportError:
+            pytest.importorskip(reader.target.split(".")[0])
+            raise
+        assert callable(obj), reader.target
+        if reader.structural is not None:  # read by the converter's method of that name
+            from archspec.importer.convert import Converter
+
+            assert callable(getattr(Converter, "read_" + reader.structural)), reader.structural
+
+
+def test_the_dispatch_table_is_the_registry_s() -> None:
+    """Every declared form leads to its op, and nothing else is in the table."""
+    table = readers()
+    size = 0
+    for op in REGISTRY.values():
+        for reader in op.readers:
+            if reader.target in table.missing:
+                continue
+            if reader.target.startswith("Tensor."):
+                entry = table.methods[reader.target.removeprefix("Tensor.")]
+            else:
+                obj = resolve(reader.target)
+                entry = table.modules[obj] if isinstance(obj, type) else table.functions[obj]
+            assert entry[0] is op or entry[0].name == op.name, reader.target
+            size += 1
+    assert len(table.modules) + len(table.functions) + len(table.methods) <= size
+    assert table.modules[nn.Conv2d][0].name == "conv2d"
+    assert table.functions[torch.nn.functional.max_pool2d][0].name == "maxpool"
+
+
+def _shapes(name: str, p: Any) -> tuple[list[Shape], Shape]:
+    groups = getattr(p, "groups", 1)
+    cin = getattr(p, "out", 4) if groups == "in" else (groups if isinstance(groups, int) else 1) * 3
+    cin = max(cin, getattr(p, "stop", 0))
+    x = Shape(cin, Dim.const(9), Dim.const(9)) if name != "linear" or getattr(p, "per_pixel", False) else Shape(cin)
+    return [x], REGISTRY[name].infer(p, [x])
+
+
+def _traced_call(fn: Any, kwargs: dict[str, Any]) -> fx.Node:
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    node = graph.call_function(fn, (x,), kwargs)
+    graph.output(node)
+    return node
+
+
+def test_reading_what_an_op_builds_gives_its_parameters() -> None:
+    table = readers()
+    checked: set[str] = set()
+    for name, args, _ in DRAWN:
+        op = REGISTRY[name]
+        if not op.readers or all(r.structural for r in op.readers) or name == "drop_path":
+            continue
+        p = op.Params.model_validate(args)
+        if getattr(p, "groups", None) == "in" and getattr(p, "out", 0) == 1:
+            continue  # one group of one channel: an ordinary conv, read back as groups=1
+        if getattr(p, "padding", None) == "same":
+            continue  # TensorFlow's padding builds the Conv2d of its pixels (or timm's Conv2dSame), read back as those
+        if getattr(p, "per_pixel", False):
+            continue  # a per-pixel linear runs between permutes, which the importer does not read (Linear's readers)
+        expected = p.model_dump()
+        inputs, out = _shapes(name, p)
+        built: list[Any] = []
+        if op.stateful:
+            built.append(ModuleCall(op.module(p, inputs, out)))
+        elif op.train_module:
+            built.append(ModuleCall(op.train_module_of(p)))
+        else:
+            fn, kwargs = op.function(p)
+            if fn in table.functions:
+                built.append(FunctionCall(_traced_call(fn, kwargs), table.functions[fn][1].args))
+            if op.layer is not None:
+                built.append(ModuleCall(getattr(nn, op.layer)(**kwargs)))
+        assert built, name
+        for call in built:
+            got = op.Params.model_validate(op.read(call)).model_dump()
+            assert got == expected, (name, args, got)
+        checked.add(name)
+    assert {"conv2d", "bn", "linear", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout"} <= checked
