@@ -40,7 +40,7 @@ from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
-KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
+KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block", "from")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -50,7 +50,8 @@ HYPHENATED_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+\Z")  # t
 # a module name, for JSON Schema: an identifier, a number, or hyphenated words
 MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5}|[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)+)$"
 # Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
-# its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
+# its containers, torch.fx's GraphModule, archspec's compiled model (timm's classifier methods and configs,
+# save_pretrained) or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
 PYTHON_KEYWORDS = frozenset(keyword.kwlist)
 MODULE_ATTRIBUTES = frozenset(
@@ -65,6 +66,7 @@ MODULE_ATTRIBUTES = frozenset(
     register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule
     share_memory state_dict to to_empty to_folder train training type update values xpu zero_grad
     meta inference train_code aux_weights archspec_report
+    archspec_source default_cfg feature_info get_classifier pretrained_cfg reset_classifier save_pretrained
 """.split()
 )
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
@@ -304,6 +306,18 @@ class GateNode(_Strict):
     _tag = "<gate>"
 
 
+class FromNode(_Strict):
+    """{from: NAME}: the value of an earlier named node (a skip connection, a lateral input), in place of
+    the value the node would be applied to; NAME is a module path, looked up inside the enclosing block
+    instance first, then in the whole network."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    source: str = Field(
+        alias="from", min_length=1, max_length=1000, description="the module path of an earlier node, e.g. layer2 or enc.1"
+    )
+    _tag = "<from>"
+
+
 class IfNode(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
@@ -350,6 +364,7 @@ Node = TypeAliasType(  # type: ignore[misc]
             Annotated[IfNode, Tag("<if>")],
             Annotated[OpLong, Tag("<op>")],
             Annotated[BlockRef, Tag("<block>")],
+            Annotated[FromNode, Tag("<from>")],
             Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
         ],
         Discriminator(

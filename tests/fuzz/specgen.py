@@ -1865,7 +1865,10 @@ class Gen:
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
         "layer_norm": (("eps", 0.3, [1e-6, 0.001]), ("affine", 0.2, [False])),
         "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]),),
-        "group_norm": (("eps", 0.3, [1e-3]), ("affine", 0.2, [False])),
+        # eps always 1e-3 or more: a group of near-equal values (after a layer scale of 1e-6) is normalised by
+        # 1/sqrt(var + eps), which turns rounding differences between layouts (optimize's channels_last) into
+        # errors of 1e-3 at eps 1e-5 (seed 9026): conditioning, not a miscompilation
+        "group_norm": (("eps", 1.0, [1e-3, 1e-2]), ("affine", 0.2, [False])),
         "leaky_relu": (("slope", 0.6, [0.0, 0.1, 0.2]),),
     }
 
