@@ -104,3 +104,14 @@ def test_a_layer_scale_starts_at_its_written_value_and_has_no_init_entry() -> No
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(HEADER + "init: {layer_scale: zeros}\nnetwork: [conv2d 8 3x3, layer_scale 1e-6]\n")
     assert (e.value.line, e.value.code) == (4, "bad-op-args") and "layer_scale [INIT]" in (e.value.hint or "")
+
+
+def test_a_spec_with_weight_and_bias_schemes_checks_without_warnings() -> None:
+    # ConvNeXt's init: table gives weight and bias (a TensorInit); the spec's digest serialises it and
+    # must recognise the model instance as what the table held, not warn that it expected a distribution
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = archspec.check("zoo:convnext_tiny")
+    assert report.params == 28_589_128  # torchvision's convnext_tiny

@@ -474,8 +474,8 @@ def _init_kind(v: Any) -> str:
     rather than listing the scheme names: a name, a distribution, or (in a table) weight/bias."""
     if isinstance(v, str):
         return "<init-name>"
-    if isinstance(v, dict) and ("weight" in v or "bias" in v):
-        return "<init-tensor>"
+    if isinstance(v, TensorInit) or (isinstance(v, dict) and ("weight" in v or "bias" in v)):
+        return "<init-tensor>"  # a model instance too: serialising (the spec's digest) asks again
     return "<init-distribution>"
 
 
