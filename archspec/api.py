@@ -87,7 +87,7 @@ def build(
         model = _optimize(model)
     from archspec.hub import attach_save_pretrained
 
-    attach_save_pretrained(model, spec, overrides)
+    attach_save_pretrained(model, spec, overrides, optimized=optimize)
     return model
 
 

@@ -130,7 +130,7 @@ def create(
         cfg = model.pretrained_cfg
         model = _optimize(model)
         model.pretrained_cfg = model.default_cfg = cfg
-        attach_save_pretrained(model, spec, merged)
+        attach_save_pretrained(model, spec, merged, optimized=True)
     if features_only:
         from archspec.features import cut
 

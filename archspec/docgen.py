@@ -19,7 +19,7 @@ END = "<!-- ops:end -->"
 KIND_ORDER = ("conv", "pool", "norm", "act", "linear", "misc", "merge")
 KIND_TITLE = {
     "conv": "Convolutions",
-    "pool": "Pooling",
+    "pool": "Pooling, padding and resizing",
     "norm": "Normalisation",
     "act": "Activations",
     "linear": "Linear",

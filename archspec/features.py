@@ -24,7 +24,7 @@ from archspec.errors import Loc, SpecError
 # spec name → {reduction: row path} where timm's stage boundary is not the last row at a reduction
 EXCEPTIONS: dict[str, dict[int, str]] = {
     "inception_v4": {4: "features.3"},  # timm's stem ends at Mixed-3a, before Mixed-4a's valid convs
-    "efficientnet_b0": {32: "features.7.0"},  # the last MBConv stage, not the 1×1 head conv after it
+    "efficientnet_b0": {32: "features.7"},  # the last MBConv stage, not the 1×1 head conv after it
 }
 
 
@@ -61,8 +61,10 @@ def stages(graph: Any) -> list[Stage]:
         rows[unit.path] = stage
         last[reduction] = stage
     for reduction, path in EXCEPTIONS.get(net.name, {}).items():
-        if path in rows and rows[path].reduction == reduction:
-            last[reduction] = rows[path]
+        # the row itself, or the last of the rows inside it (a block of several rows)
+        inside = [r for p, r in rows.items() if (p == path or p.startswith(path + ".")) and r.reduction == reduction]
+        if inside:
+            last[reduction] = inside[-1]
     return [last[r] for r in sorted(last) if r > 1]
 
 

@@ -63,6 +63,20 @@ def _dropout_before(graph: OpGraph, node: str) -> str | None:
     return None
 
 
+def _classifier(graph: OpGraph, node: str) -> bool:
+    """A ``linear`` written as itself, or a 1×1 ``conv2d`` on a map of one pixel (timm's BiT head,
+    ``head.fc``: a conv on the pooled map, flattened after)."""
+    record = graph.at(node)
+    if record.composite is not None or record.params is None:
+        return False
+    if record.op == "linear":
+        return True
+    if record.op != "conv2d" or getattr(record.params, "kernel", None) != (1, 1) or record.shape is None:
+        return False
+    h, w = record.shape.height, record.shape.width
+    return h is not None and w is not None and h.is_const and w.is_const and h(0) == w(0) == 1
+
+
 def heads(graph: OpGraph) -> list[Head]:
     """The classifier of every output whose last weighted op is a ``linear``, outputs in order."""
     found = []
@@ -71,7 +85,7 @@ def heads(graph: OpGraph) -> list[Head]:
         while graph.at(seen).op in PASSTHROUGH and len(list(graph.predecessors(seen))) == 1:
             seen = next(iter(graph.predecessors(seen)))
         record = graph.at(seen)
-        if record.op != "linear" or record.composite is not None or record.params is None:
+        if not _classifier(graph, seen):
             continue
         if getattr(record.params, "per_pixel", False):
             continue
@@ -96,7 +110,7 @@ def _linear_text(graph: OpGraph, node: str, classes: int) -> str:
     assert record.params is not None
     if classes == 0:
         return "identity"
-    return REGISTRY["linear"].short(record.params.model_copy(update={"out": classes}))
+    return REGISTRY[record.op].short(record.params.model_copy(update={"out": classes}))
 
 
 def check_classes(value: Any, what: str = "num_classes") -> int:

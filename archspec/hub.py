@@ -20,6 +20,7 @@ need nothing beyond archspec.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,14 @@ def _save_pretrained_method(self: Any, folder: str | Path) -> Path:
     return save_pretrained(self, folder)
 
 
-def attach_save_pretrained(model: Any, spec: Any, overrides: Any) -> None:
+def attach_save_pretrained(model: Any, spec: Any, overrides: Any, optimized: bool = False) -> None:
     """Remember what ``model`` was built from and give it ``model.save_pretrained(folder)`` and timm's
     ``get_classifier()`` / ``reset_classifier(n)`` (archspec/create.py). torch.fx makes a class per
     GraphModule, so the methods are that class's (an AuxModel's class is archspec's)."""
     from archspec.create import get_classifier, reset_classifier
 
-    model.archspec_source = (spec, dict(overrides or {}))
+    # an optimized network's weights are not its spec's (BatchNorm folded into the convs)
+    model.archspec_source = None if optimized else (spec, dict(overrides or {}))
     cls = type(model)
     for name, method in (
         ("save_pretrained", _save_pretrained_method),
@@ -61,8 +63,15 @@ def save_pretrained(model: Any, folder: str | Path) -> Path:
     report = report_of(model)
     source = getattr(model, "archspec_source", None)
     if source is None or getattr(model, "feature_info", None) is not None:
-        raise TypeError("save_pretrained takes a network built by archspec.build (not a features_only one)")
+        raise TypeError(
+            "save_pretrained takes a network as archspec.build makes it: not optimized (its weights are no longer "
+            "the spec's) nor features_only; save it before optimize"
+        )
     spec, overrides = source
+    if isinstance(spec, Mapping):  # a spec made in Python: its YAML text (the same data)
+        from archspec.spec.load import dump
+
+        spec = dump(spec)
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     text = standalone_yaml(spec, overrides, f"{report.name}: written by archspec {__version__} save_pretrained")

@@ -135,6 +135,9 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
         here = ".".join(str(p) for p in path) or "the spec"
         if isinstance(node, dict):
             part = str(part)
+            inner = _named_parts(node, part)
+            if inner is not None:  # a part is addressed by its module path, as rows print it (network.head.fc)
+                node, path = node[inner], path + (inner,)
             if part not in node:
                 if not _may_add(path + (part,), node, last):
                     hint = did_you_mean(part, [str(k) for k in node]) or (
@@ -156,6 +159,18 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
         node = node[part]
         path = path + (part,)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _named_parts(node: dict[Any, Any], part: str) -> str | None:
+    """The key (``chain`` or ``concat``) of a mapping of named parts that holds ``part``, where ``node`` has
+    no key ``part`` itself: the mapping's level is not in the module path, so it need not be in the key."""
+    if part in node:
+        return None
+    for wrapper in ("chain", "concat"):
+        inner = node.get(wrapper)
+        if isinstance(inner, dict) and part in inner:
+            return wrapper
+    return None
 
 
 def _item_name(item: Any) -> str | None:

@@ -44,6 +44,9 @@ REFERENCES: dict[str, Reference] = {
     "inception_v4": Reference("timm", "inception_v4"),
     "inception_resnet_v2": Reference("timm", "inception_resnet_v2"),
     "seresnet50": Reference("timm", "seresnet50"),
+    "tf_efficientnet_b0": Reference("timm", "tf_efficientnet_b0"),
+    "cspresnet50": Reference("timm", "cspresnet50"),
+    "resnetv2_50x1_bit": Reference("timm", "resnetv2_50x1_bit"),
     "googlenet": Reference("torchvision", "googlenet", (("aux_logits", True),), INCEPTION_MEAN),
     "inception_v3": Reference("torchvision", "inception_v3", (("aux_logits", True),), INCEPTION_MEAN),
     **{f"resnet{d}": _tv(f"resnet{d}") for d in (18, 34, 50, 101, 152)},
@@ -92,7 +95,7 @@ def module_names(graph: Any) -> tuple[str | None, tuple[str, ...]]:
     first = None
     for succ in graph.successors(INPUT):
         record = graph.at(succ)
-        if record.op == "conv2d":
+        if record.op in ("conv2d", "std_conv2d"):  # BiT's first conv is weight-standardised
             first = record.path
             break
     return first, tuple(graph.at(h.node).path for h in heads(graph))

@@ -87,6 +87,75 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+class Conv2dSame(nn.Conv2d):
+    """A Conv2d padded as TensorFlow's ``padding="SAME"``, at run time: the output is ceil(X / stride)
+    on each axis, the padding split with the odd pixel on the bottom and right (timm's Conv2dSame).
+    Used where the padding depends on the input size (a stride above 1, or an even span); its
+    parameters and state_dict keys are an ``nn.Conv2d``'s."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2], x.shape[-1]
+        ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
+        pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
+        x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class StdConv2d(nn.Conv2d):
+    """A Conv2d with weight standardisation (Qiao et al., arXiv 1903.10520; BiT): each output channel's
+    weights are normalised to mean 0 and variance 1 (biased, plus ``eps``) before every use, as timm's
+    StdConv2d does; ``same`` pads as :class:`Conv2dSame` does (timm's StdConv2dSame). Its parameters
+    and state_dict keys are an ``nn.Conv2d``'s."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        eps: float = 1e-6,
+        same: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device=device)
+        self.eps = eps
+        self.same = same
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.same:
+            ih, iw = x.shape[-2], x.shape[-1]
+            ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
+            pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
+            x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        if self.weight[0].numel() > 1:  # batch_norm over each filter, as timm computes it (the same rounding)
+            flat = self.weight.reshape(1, self.out_channels, -1)
+            w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=self.eps)
+            w = w.reshape_as(self.weight)
+        else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value)
+            w = torch.zeros_like(self.weight)
+        return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", eps={self.eps}" + (", same=True" if self.same else "")
+
+
 class Container(nn.Module):
     """A module that only holds others (a block instance, a stage, a branch): ``print(model)`` shows it
     by what it is, as torchvision's modules read — the block's class name (``Bottleneck``) for a block

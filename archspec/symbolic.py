@@ -9,12 +9,14 @@ PyTorch's size there is ceil((X + 2p - span)/s) + 1, less one when the last wind
 the right padding, which is min(floor((X + 2p - span + 2s - 1)/s), ceil((X + p)/s)) (a window is
 kept when it starts left of X + p; only the last can fail that), and the smaller of two floors
 with one divisor is the floor with the smaller offset. (An opaque replay of PyTorch's formula,
-compared and bounded numerically, remains for windows that a later rule finds non-canonical;
-none is now.)
+compared and bounded numerically, remains for windows that a later rule finds non-canonical —
+none is now — and for a size after an upsampling by a factor (:class:`Scale`, floor(X · f)), which
+the form cannot hold.)
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,13 +64,28 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """An interpolation by a factor along one axis: floor(x · factor), as torch's interpolate sizes its
+    output from ``scale_factor`` (a product in double precision, rounded down)."""
+
+    factor: float
+
+    def apply(self, x: int) -> int:
+        return math.floor(x * self.factor)
+
+    def text(self, inner: str) -> str:
+        f = self.factor
+        return f"{int(f)}·{factor(inner)}" if f == int(f) else f"floor({factor(inner)}·{f:g})"
+
+
+@dataclass(frozen=True)
 class Dim:
     """A spatial size: floor((X + a)/m) for m >= 1, the constant a for m == 0, or a replay."""
 
     a: int = 0
     m: int = 1
     base: Dim | None = None  # set for opaque sizes: the canonical size the replay starts from
-    steps: tuple[Window, ...] = ()
+    steps: tuple[Window | Scale, ...] = ()
     symbol: str = "H"
     ref: int | None = None  # the spec's input size on this axis: where a flatten fixes a varying size
 
@@ -103,6 +120,16 @@ class Dim:
         if not w.canonical:
             return Dim(base=self, steps=(w,), symbol=self.symbol, ref=self.ref)
         return Dim(self.a + w.offset * self.m, self.m * w.stride, symbol=self.symbol, ref=self.ref)
+
+    def scaled(self, f: float) -> Dim:
+        """The size after an upsampling by ``f`` (floor(size · f)): a replay unless the size is constant."""
+        if f == 1:
+            return self
+        if self.base is None and self.m == 0:
+            return Dim.const(Scale(f).apply(self.a))
+        if self.base is not None:
+            return Dim(base=self.base, steps=self.steps + (Scale(f),), symbol=self.symbol, ref=self.ref)
+        return Dim(base=self, steps=(Scale(f),), symbol=self.symbol, ref=self.ref)
 
     def min_input(self) -> int:
         """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
@@ -139,7 +166,7 @@ class Dim:
         if self.base is not None:
             inner = self.base.formula()
             for w in self.steps:
-                inner = f"{'ceilpool' if w.ceil else 'window'}({inner}; k{w.kernel} s{w.stride} p{w.padding})"
+                inner = w.text(inner) if isinstance(w, Scale) else _window_text(w, inner)
             return inner
         if self.m == 0:
             return str(self.a)
@@ -160,6 +187,9 @@ class Dim:
             return sympy.floor((x + self.a) / sympy.Integer(self.m))
         e = self.base.sympy()
         for w in self.steps:
+            if isinstance(w, Scale):
+                e = sympy.floor(e * sympy.nsimplify(w.factor))
+                continue
             span = w.dilation * (w.kernel - 1) + 1
             num = e + 2 * w.padding - span
             out = sympy.ceiling(num / w.stride) + 1
@@ -168,6 +198,15 @@ class Dim:
 
 
 _NEVER = 1 << 30
+
+
+def _window_text(w: Window, inner: str) -> str:
+    """A window op over a size written as a formula: floor((inner + b)/s), or PyTorch's ceil-mode rule by name."""
+    if w.ceil:
+        return f"ceilpool({inner}; k{w.kernel} s{w.stride} p{w.padding})"
+    b = w.offset
+    num = inner if b == 0 else f"{inner} + {b}" if b > 0 else f"{inner} - {-b}"
+    return num if w.stride == 1 else f"floor(({num})/{w.stride})"
 
 
 @lru_cache(maxsize=1024)

@@ -91,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(script).is_file():
         print(f"error: {script}: no such script", file=sys.stderr)
         return 2
-    sys.argv = args
-    runpy.run_path(script, run_name="__main__")
+    saved, sys.argv = sys.argv, args
+    try:
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        sys.argv = saved
     return 0
 
 

@@ -40,6 +40,16 @@ from bench import interleaved, machine, med, ms, ratio  # noqa: E402
 from tests.references import REFERENCES  # noqa: E402
 
 STEP_NETWORKS = ["resnet50", "inception_v4", "googlenet"]
+# the networks the language grew to (issue 28); their step figure is asked for with --networks
+MODERN_NETWORKS = [
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "convnext_tiny",
+    "densenet121",
+    "shufflenet_v2_x1_0",
+    "seresnet50",
+    "resnext50_32x4d",
+]
 AUX_WEIGHT = 0.3
 
 

@@ -60,6 +60,9 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     "shufflenet_v2_x1_0": _torchvision("shufflenet_v2_x1_0"),
     "efficientnet_b0": _torchvision("efficientnet_b0"),
     "convnext_tiny": _torchvision("convnext_tiny"),
+    "tf_efficientnet_b0": _timm("tf_efficientnet_b0"),
+    "cspresnet50": _timm("cspresnet50"),
+    "resnetv2_50x1_bit": _timm("resnetv2_50x1_bit"),
 }
 
 
@@ -77,6 +80,19 @@ def perturb_bn(model: Any, seed: int = 1) -> None:
                 if m.affine:
                     m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                     m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def perturb_group_norm(model: Any, seed: int = 1) -> None:
+    """Give every GroupNorm affine terms a trained network could have (γ 1, β 0 would hide a mistake in
+    which of them is which, or in the groups)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 
 def perturb_layer_norm(model: Any, seed: int = 1) -> None:

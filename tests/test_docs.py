@@ -270,6 +270,7 @@ DEFINITION_SECTIONS = {
     "ConcatNode": "nodes",
     "Distribution": "initialisation-init",
     "GateNode": "gates-squeeze-and-excitation",
+    "FromNode": "reading-earlier-values-from",
     "IfNode": "conditional-parts-if",
     "InputSpec": "top-level-keys",
     "Members": "nodes",

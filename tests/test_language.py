@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import archspec
+from tests.paths import ROOT
 
 HEADER = "archspec: 1\nname: t\ninput: {channels: 3, size: [16, 16]}\n"
 
@@ -181,6 +182,6 @@ def test_check_does_not_import_torch() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=str(__import__("tests.conftest", fromlist=["ROOT"]).ROOT),
+        cwd=str(ROOT),
     )
     assert out.stdout.strip() == "False"

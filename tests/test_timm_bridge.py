@@ -59,6 +59,15 @@ def test_num_classes_and_in_chans_mean_what_they_mean_in_timm() -> None:
     torch.testing.assert_close(ours0.eval()(x), theirs0.eval()(x), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnetv2_50x1_bit", "cspresnet50"])
+def test_num_classes_reaches_a_head_written_as_a_chain_mapping(name: str) -> None:
+    # their heads are `head: {chain: {global_pool: ..., fc: ...}}`: the classifier's path is head.fc
+    ours = archspec.build(f"zoo:{name}", num_classes=10)
+    theirs = timm.create_model(name, num_classes=10)
+    assert shapes(ours) == shapes(theirs)
+
+
 def test_num_classes_resizes_the_aux_heads_as_torchvision_does() -> None:
     ours = archspec.build("zoo:googlenet", num_classes=7)
     theirs = torchvision.models.googlenet(weights=None, num_classes=7, aux_logits=True, init_weights=False)
@@ -336,6 +345,16 @@ def test_save_pretrained_round_trip_is_exact(tmp_path: Path) -> None:
     assert three.fc.out_features == 3
 
 
+def test_save_pretrained_of_a_spec_made_in_python_and_not_of_an_optimized_network(tmp_path: Path) -> None:
+    import yaml
+
+    torch.manual_seed(7)
+    model = archspec.build(yaml.safe_load(TINY.read_text()), {"network.fc": "linear 4"})
+    assert same_weights(archspec.from_pretrained(model.save_pretrained(tmp_path / "dict")), model)
+    with pytest.raises(TypeError, match="not optimized"):
+        archspec.build(TINY, optimize=True).save_pretrained(tmp_path / "opt")
+
+
 def test_a_zoo_folder_is_what_timms_local_dir_reads(tmp_path: Path) -> None:
     torch.manual_seed(2)
     model = archspec.build("zoo:resnet18")
@@ -409,24 +428,19 @@ def test_from_pretrained_takes_a_hub_repo_id_through_huggingface_hub(tmp_path: P
     assert asked == [("someone/tiny-aux", ["config.json", "model.safetensors", "spec.yaml"])]
 
 
-@pytest.mark.slow  # a fresh interpreter importing timm and torch
-def test_timms_scripts_run_through_archspec_timm(tmp_path: Path) -> None:
-    """A script that imports only timm (as timm's validate.py does) finds archspec's networks when
-    run with python -m archspec.timm."""
-    import subprocess
-    import sys
-
+def test_timms_scripts_run_through_archspec_timm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A script that imports only timm (as timm's validate.py does), run as `python -m archspec.timm
+    SCRIPT ARGS` runs it: with its own argv, as __main__, archspec's networks registered."""
     script = tmp_path / "script.py"
     script.write_text(
         "import sys, timm, torch\n"
-        "m = timm.create_model(sys.argv[1], num_classes=3).eval()\n"
-        "print(tuple(m(torch.randn(1, 3, 64, 64)).shape))\n"
+        "if __name__ == '__main__':\n"
+        "    m = timm.create_model(sys.argv[1], num_classes=3).eval()\n"
+        "    print(tuple(m(torch.randn(1, 3, 64, 64)).shape))\n"
     )
-    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "archspec.timm", str(script), "archspec_resnet18"], capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "(1, 3)", done.stderr[-2000:]
+    assert archspec.timm.main([str(script), "archspec_resnet18"]) == 0
+    assert capsys.readouterr().out.strip() == "(1, 3)"
+    assert archspec.timm.main([str(tmp_path / "missing.py")]) == 2
 
 
 @pytest.mark.slow

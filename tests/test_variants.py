@@ -44,6 +44,19 @@ def test_list_item_by_index_and_by_name_and_repeat():
     assert [r.path for r in rows(by_name, "Reduction-A")] == ["features.12"]
 
 
+def test_a_part_of_a_chain_or_concat_mapping_by_its_module_path():
+    spec = (
+        "archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\nnetwork:\n"
+        "  body:\n    concat: {a: conv2d 4 1x1, b: conv2d 4 1x1}\n"
+        "  head:\n    chain: {pool: adaptive_avgpool 1x1, flatten: flatten, fc: linear 10}\n"
+    )
+    short = archspec.check(spec, {"network.head.fc": "linear 3", "network.body.b": "conv2d 6 1x1"})
+    long = archspec.check(spec, {"network.head.chain.fc": "linear 3", "network.body.concat.b": "conv2d 6 1x1"})
+    # linear (4 + 6) → 3 with bias; the convs 3·4 + 4 and 3·6 + 6 with bias
+    assert short.params == long.params == (10 * 3 + 3) + (3 * 4 + 4) + (3 * 6 + 6)
+    assert short.output_shape == (3,)
+
+
 def test_short_form_argument_by_name():
     # reduction_a's k is the first 1x1 conv of branch1 (Table 1: k = 192): 192 → 200 changes
     # that conv (384·k + 2k) and the next one's input (k·224·9)

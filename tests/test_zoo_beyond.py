@@ -18,7 +18,14 @@ import torch
 
 import archspec
 from tests.paths import SPECS
-from tests.references import REFERENCES, assert_same_gradients, assert_same_logits, perturb_bn, perturb_layer_norm
+from tests.references import (
+    REFERENCES,
+    assert_same_gradients,
+    assert_same_logits,
+    perturb_bn,
+    perturb_group_norm,
+    perturb_layer_norm,
+)
 
 pytest.importorskip("timm")
 pytest.importorskip("torchvision")
@@ -30,8 +37,12 @@ NETWORKS = [
     "shufflenet_v2_x1_0",
     "efficientnet_b0",
     "convnext_tiny",
+    "tf_efficientnet_b0",
+    "cspresnet50",
+    "resnetv2_50x1_bit",
 ]
 LAYER_NORM = {"convnext_tiny"}  # LayerNorm and layer scale instead of BatchNorm
+GROUP_NORM = {"resnetv2_50x1_bit"}  # GroupNorm and weight-standardised convs instead of BatchNorm
 
 
 def _pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -39,12 +50,16 @@ def _pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     reference = REFERENCES[name]().eval()
     if name in LAYER_NORM:  # its classifier is drawn with std 0.02 after a LayerNorm: logits far from zero already
         perturb_layer_norm(reference, 50)
+    elif name in GROUP_NORM:
+        perturb_group_norm(reference, 50)
     else:
         perturb_bn(reference, 50)
         with torch.no_grad():  # torchvision draws classifiers with std 0.01: scale up, so logits are far from zero
             for m in reference.modules():
                 if isinstance(m, torch.nn.Linear):
                     m.weight.mul_(10)
+        if name == "tf_efficientnet_b0":  # timm's TF init leaves the logits ~1e-6: a wider classifier
+            torch.nn.init.normal_(reference.get_submodule("classifier").weight, std=0.5)
     model = archspec.build(SPECS / f"{name}.yaml").eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     return model, reference
@@ -119,3 +134,16 @@ def test_convnext_macs_are_fvcore_s() -> None:
     x = torch.randn(1, 3, *report.input_size)
     by_op = fvcore.FlopCountAnalysis(reference, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False).by_operator()
     assert report.macs == by_op["conv"] + by_op["linear"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit"])
+def test_macs_are_fvcore_s(name: str) -> None:
+    """fvcore's conv and linear counts (its weight standardisation and padding count none), at the spec's size."""
+    fvcore = pytest.importorskip("fvcore.nn")
+    reference = REFERENCES[name]().eval()
+    report = archspec.check(SPECS / f"{name}.yaml")
+    x = torch.randn(1, 3, *report.input_size)
+    analysis = fvcore.FlopCountAnalysis(reference, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    by_op = analysis.by_operator()
+    assert report.macs == by_op["conv"] + by_op.get("linear", 0)

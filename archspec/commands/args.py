@@ -21,6 +21,11 @@ def common(parser: argparse.ArgumentParser, spec: bool = True) -> None:
         metavar="KEY=VALUE",
         help="override a spec value, e.g. --set input.size=[331,331] (repeatable)",
     )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="a member of the spec's family (its variants:), e.g. --variant b1; the same as --set variant=NAME",
+    )
     parser.add_argument("--max-params", type=int, default=MAX_PARAMS, help="refuse networks with more parameters")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
@@ -40,4 +45,6 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
     for a in args.overrides:
         key, value = parse_assignment(a)
         result[key] = value
+    if getattr(args, "variant", None) is not None:
+        result["variant"] = args.variant
     return result

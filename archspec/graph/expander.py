@@ -23,13 +23,24 @@ from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
 from archspec.graph.params import OpParams
 from archspec.graph.reading import Reader
+from archspec.graph.refs import NamedValues, earlier_value
 from archspec.graph.tree import check_names, kind_of
 from archspec.graph.writer import Writer
 from archspec.ir import Network, OpGraph, Unit
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 from archspec.spec.load import YamlPath
-from archspec.spec.model import BlockRef, ChainNode, ConcatNode, GateNode, IfNode, OpLong, ResidualNode, name_of_copy
+from archspec.spec.model import (
+    BlockRef,
+    ChainNode,
+    ConcatNode,
+    FromNode,
+    GateNode,
+    IfNode,
+    OpLong,
+    ResidualNode,
+    name_of_copy,
+)
 from archspec.spec.resolve import Resolved
 from archspec.spec.shortform import Ref, Scope, ShortForms, referenced_params
 
@@ -65,6 +76,7 @@ class Expander:
     graph: OpGraph = field(default_factory=OpGraph)
     units: list[Unit] = field(default_factory=list)
     outputs_by_path: dict[str, str] = field(default_factory=dict)
+    values_by_name: NamedValues = field(default_factory=NamedValues)  # a named node's path → its output (for from:)
     instances: dict[str, int] = field(default_factory=dict)  # block name → instances expanded so far
     first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
     written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
@@ -137,7 +149,8 @@ class Expander:
             self.outputs_by_path.setdefault(unit, out)
             return out
         method: Callable[..., str] = getattr(self, kind_of(node))
-        return method(node, yp, scope, x, prefix, name, index, once)
+        out = method(node, yp, scope, x, prefix, name, index, once)
+        return out if name is None else self.values_by_name.keep(join(prefix, name), out)  # for from:
 
     def short(
         self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -274,6 +287,12 @@ class Expander:
         self, node: BlockRef, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         return self.reference(self.read.long_block(node, yp, scope, x), yp, scope, x, prefix, _seg(name, index), None)
+
+    def take(
+        self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
+        """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
+        return earlier_value(node.source, scope, self.values_by_name, self.outputs_by_path, scope.source.loc(yp + ("from",)))
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:

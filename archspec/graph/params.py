@@ -29,7 +29,8 @@ class OpParams:
 
     def __init__(self, resolved: Resolved, scale_width: bool = True) -> None:
         self.resolved = resolved
-        self.scale_width = scale_width and resolved.spec.scale.width != 1
+        scale = resolved.spec.scale
+        self.scale_width = scale_width and scale.width != 1 and "width" in scale.apply
         self._params: dict[tuple[str, str], BaseModel] = {}  # validated params by (op, repr of the arguments)
         self._chains: dict[tuple[str, int], tuple[Any, Chain | None]] = {}  # (op, id of params) → (params, chain)
         self._shorts: dict[tuple[str, int, str], tuple[Any, str]] = {}  # (op, id of params, file) → (params, short form)

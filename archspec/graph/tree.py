@@ -1,6 +1,6 @@
 """The node tree the expansion walks: the spec model's closed set of node kinds (docs/language.md).
 
-A node of a network or block body is one of ten kinds, told apart by its Python type exactly as
+A node of a network or block body is one of eleven kinds, told apart by its Python type exactly as
 the spec model's tagged union tells them apart (archspec/spec/model.py, ``Node``)::
 
     "conv 64 3x3"          short      an op or block in short form
@@ -13,6 +13,7 @@ the spec model's tagged union tells them apart (archspec/spec/model.py, ``Node``
     if: ...                cond       a node chosen by a condition (the other is checked, not expanded)
     op: NAME, ...          op         an op in long form
     block: NAME, ...       block      a block in long form
+    from: NAME             take       the value of an earlier named node (a skip connection)
 
 ``KIND`` maps each type to the name of the expander's method for it (as torch.fx's
 ``Interpreter.run_node`` dispatches on ``node.op``); ``parts`` gives the nodes a node holds.
@@ -24,7 +25,7 @@ from typing import Any
 
 from archspec.ops import REGISTRY
 from archspec.spec.load import YamlPath
-from archspec.spec.model import BlockRef, ChainNode, ConcatNode, GateNode, IfNode, OpLong, ResidualNode
+from archspec.spec.model import BlockRef, ChainNode, ConcatNode, FromNode, GateNode, IfNode, OpLong, ResidualNode
 from archspec.spec.shortform import Scope, ShortForms
 
 KIND: dict[type, str] = {
@@ -38,6 +39,7 @@ KIND: dict[type, str] = {
     IfNode: "cond",
     OpLong: "op",
     BlockRef: "block",
+    FromNode: "take",
 }
 
 

@@ -21,7 +21,8 @@ import yaml
 
 from archspec.importer.convert import Converter, fuse_composites
 from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defaults
-from archspec.importer.structure import ACTS, Chain, Op, paths, recover
+from archspec.importer.sources import module_name
+from archspec.importer.structure import ACTS, Chain, Step, paths, recover, steps
 from archspec.importer.trace import ImportRefused, is_drop_path, trace
 from archspec.spec.model import KEYWORDS
 
@@ -142,9 +143,10 @@ class _Renderer:
         elif e.kind == "list":
             items = [self.node(x, refs, counter) for x in e.items]
             value = _named_repeat(e, items) or _fold(items)
-            # the network's own items are the rows of check, diff and transfer: regrouped only in a
-            # network without blocks (a flat, Caffe-style port)
-            if isinstance(value, list) and _named_only(e) and (not top or self.flat):
+            # conv2d → bn → act runs regrouped one per line only in a flat, Caffe-style port (no blocks):
+            # the network's items are the rows of check, diff and transfer, and in a block a
+            # regrouped activation would sit at another path than the zoo's flat lists put it (diff)
+            if isinstance(value, list) and _named_only(e) and self.flat:
                 value = _layers(e, value)
         elif e.kind == "concat":
             branches = [self.node(x, refs, counter) for x in e.items]
@@ -491,7 +493,7 @@ def to_spec(
         }
     header = [
         f"# {spec_name}: imported by `archspec import` from {_comment(source or cls)}",
-        f"# ({_comment(type(model).__module__ + '.' + cls)}). Module names follow the source, so its "
+        f"# ({_comment(module_name(type(model)) + '.' + cls)}). Module names follow the source, so its "
         "state_dict loads with strict=True.",
     ]
     text = (
@@ -534,20 +536,8 @@ def _snake_name(cls: str) -> str:
     return cls.lower()
 
 
-def _all_ops(node: Any) -> list[Op]:
-    from archspec.importer.structure import Concat, Gate, Residual
-
-    if isinstance(node, Op):
-        return [node]
-    if isinstance(node, Chain):
-        return [o for x in node.items for o in _all_ops(x)]
-    if isinstance(node, Concat):
-        return [o for b in node.branches for o in _all_ops(b)]
-    if isinstance(node, Gate):
-        return _all_ops(node.body)
-    if isinstance(node, Residual):
-        return _all_ops(node.body) + (_all_ops(node.shortcut) if node.shortcut else [])
-    return []
+def _all_ops(node: Chain) -> list[Step]:
+    return steps(node)
 
 
 def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float = 1e-4, aux: dict[str, int] | None = None) -> Any:

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.importer.structure import ACTS, Chain, Concat, Gate, Node, Op, Residual, paths
+from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Residual, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim
-from archspec.ops import REGISTRY
-from archspec.ops import Op as Op_
+from archspec.ops import REGISTRY, Op
 from archspec.ops.write import LETTERS, write
 from archspec.spec.model import KEYWORDS, module_name_problem
 
@@ -73,10 +72,10 @@ def _snake(name: str) -> str:
 class E:
     kind: str  # op, list, concat, residual, gate, inst
     name: str | None = None
-    op: Op | None = None
+    op: Step | None = None
     items: list[E] = field(default_factory=list)  # list items, concat branches, [body, shortcut?]
     scale: float = 1.0
-    then: Op | None = None
+    then: Step | None = None
     has_shortcut: bool = False
     inst: Instance | None = None
     repeat: int = 1
@@ -117,14 +116,14 @@ class Emitter:
         return ImportRefused(message, module=path)
 
     # placement: the node as it must appear at prefix `prefix`, at list position `index`
-    def place(self, node: Node, prefix: str, index: int | None) -> tuple[E, str | None]:
+    def place(self, node: Part, prefix: str, index: int | None) -> tuple[E, str | None]:
         """The emitted node and the list index it must sit at (a digit segment), if any."""
         while isinstance(node, Chain) and len(node.items) == 1:
             node = node.items[0]
         rel = [_seg(p, prefix) for p in paths(node)]
         firsts = {r.split(".", 1)[0] for r in rel}
         composites = {_seg(p, prefix) for p in composite_paths(node)}
-        if isinstance(node, Op):
+        if isinstance(node, Step):
             if rel and rel[0] == "" and node.prim.op == "conv":
                 return _unfused(node), None
             if not rel or rel[0] == "":
@@ -169,7 +168,7 @@ class Emitter:
             )
         return self.container(node, prefix), None
 
-    def _owned(self, inner: E, node: Node, prefix: str, first: str) -> tuple[E, str | None]:
+    def _owned(self, inner: E, node: Part, prefix: str, first: str) -> tuple[E, str | None]:
         at = _join(prefix, first)
         if first.isdigit():
             return self._indexed(inner, at, first), first
@@ -211,7 +210,7 @@ class Emitter:
             raise self.refuse(f"module name {seg!r} cannot be written in a spec: {problem}", _join(prefix, seg))
         return seg
 
-    def container(self, node: Node, prefix: str) -> E:
+    def container(self, node: Part, prefix: str) -> E:
         if isinstance(node, Concat):
             out = E("concat")
             for j, b in enumerate(node.branches):
@@ -238,7 +237,7 @@ class Emitter:
 
     def as_list(self, chain: Chain, prefix: str) -> E:
         """A chain as a list whose items sit at their module paths under `prefix`."""
-        groups: list[tuple[str | None, list[Node]]] = []
+        groups: list[tuple[str | None, list[Part]]] = []
         for item in chain.items:
             rel = [_seg(p, prefix) for p in paths(item)]
             firsts = {r.split(".", 1)[0] for r in rel}
@@ -251,22 +250,22 @@ class Emitter:
                 continue
             groups.append((key, [item]))
         # a pathless op at the end of a group stays in it only when the group continues after it
-        split: list[tuple[str | None, list[Node]]] = []
+        split: list[tuple[str | None, list[Part]]] = []
         for key, items in groups:
-            tail: list[Node] = []
+            tail: list[Part] = []
             while key is not None and items and not paths(items[-1]) and not _owned_by(items[-1], _join(prefix, key)):
                 tail.insert(0, items.pop())
             split.append((key, items))
             split += [(None, [t]) for t in tail]
         out = E("list")
         for _key, items in split:
-            node: Node = items[0] if len(items) == 1 else Chain(items)
+            node: Part = items[0] if len(items) == 1 else Chain(items)
             e, idx = self.place(node, prefix, len(out.items))
             if idx is not None:
                 want = int(idx)
                 while len(out.items) < want:
                     out.items.append(E("op", op=None))  # identity: keeps the indices of the source
-                if len(out.items) > want and isinstance(node, Op) and not node.prim.stateful:
+                if len(out.items) > want and isinstance(node, Step) and not node.prim.stateful:
                     idx = None  # a stateless op of a network archspec built, its index from a list regrouped later
                 elif len(out.items) > want:
                     raise self.refuse(
@@ -278,7 +277,7 @@ class Emitter:
         return out
 
 
-def _computed_outside(node: Node, path: str) -> bool:
+def _computed_outside(node: Part, path: str) -> bool:
     """A chain whose first op, or a concat one of whose branches, has no module path and is computed
     by a module that is not at `path` (Inception-v3's `F.avg_pool2d` before its `branch_pool` conv,
     ShuffleNet's channel_slice before `branch2`): the part is not that module's."""
@@ -292,38 +291,25 @@ def _computed_outside(node: Node, path: str) -> bool:
     return any(o is not None and o != path and not o.startswith(path + ".") for o in owners)
 
 
-def _ops_in(node: Node) -> list[Op]:
-    if isinstance(node, Op):
-        return [node]
-    if isinstance(node, Chain):
-        return [o for x in node.items for o in _ops_in(x)]
-    if isinstance(node, Concat):
-        return [o for b in node.branches for o in _ops_in(b)]
-    if isinstance(node, Gate):
-        return _ops_in(node.body)
-    return _ops_in(node.body) + (_ops_in(node.shortcut) if node.shortcut else [])
+def _ops_in(node: Part) -> list[Step]:
+    """The ops inside, but a residual's `then` (the activation after the sum is not the part's own)."""
+    if isinstance(node, Residual):
+        return _ops_in(node.body) + (_ops_in(node.shortcut) if node.shortcut else [])
+    return steps(node)
 
 
-def _owned_by(node: Node, path: str) -> bool:
+def _owned_by(node: Part, path: str) -> bool:
     """A pathless op computed by the forward of the module at `path` (ShuffleNet's channel_shuffle
     at the end of its unit): it belongs to that module's part."""
-    owner = node.prim.owner if isinstance(node, Op) else None
+    owner = node.prim.owner if isinstance(node, Step) else None
     return owner is not None and (owner == path or owner.startswith(path + "."))
 
 
-def composite_paths(node: Node) -> list[str]:
-    if isinstance(node, Op):
-        return [node.path] if node.path and node.prim.op == "conv" else []
-    if isinstance(node, Chain):
-        return [p for x in node.items for p in composite_paths(x)]
-    if isinstance(node, Concat):
-        return [p for b in node.branches for p in composite_paths(b)]
-    if isinstance(node, Gate):
-        return composite_paths(node.body)
-    return composite_paths(node.body) + (composite_paths(node.shortcut) if node.shortcut else [])
+def composite_paths(node: Part) -> list[str]:
+    return [s.path for s in steps(node) if s.path and s.prim.op == "conv"]
 
 
-def _unfused(op: Op) -> E:
+def _unfused(op: Step) -> E:
     """A composite conv whose own path is its container's: its Conv2d and BatchNorm named `conv` and
     `bn` in the container, as the source has them (a composite cannot be named by an empty key)."""
     p = op.prim.params
@@ -337,9 +323,9 @@ def _unfused(op: Op) -> E:
         True,
     )
     bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node, True)
-    items = [E("op", name="conv", op=Op(conv))] + ([E("op", name="bn", op=Op(bn))] if p["bn"] else [])
+    items = [E("op", name="conv", op=Step(conv))] + ([E("op", name="bn", op=Step(bn))] if p["bn"] else [])
     if p["act"] != "none":
-        items.append(E("op", op=Op(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
+        items.append(E("op", op=Step(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
     return E("list", items=items)
 
 
@@ -360,11 +346,11 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, int) or (isinstance(v, float)) or (isinstance(v, tuple) and len(v) == 2)
 
 
-def _is_act(op: Op | None) -> bool:
+def _is_act(op: Step | None) -> bool:
     return op is not None and op.prim.op in ACTS and not op.prim.params
 
 
-def _form(op: Op | None, field_ok: Callable[[str, Any], bool]) -> Any:
+def _form(op: Step | None, field_ok: Callable[[str, Any], bool]) -> Any:
     if op is None:
         return "identity"
     if _is_act(op):  # which activation may differ between instances: a parameter ($act)
@@ -385,7 +371,7 @@ def _parameterizable(k: str, v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _field_ok(op: Op | None) -> Callable[[str, Any], bool]:
+def _field_ok(op: Step | None) -> Callable[[str, Any], bool]:
     return _parameterizable  # a depthwise conv's groups ("in") is text: never a parameter
 
 
@@ -420,7 +406,7 @@ def _arg_of(inst: Instance, k: str) -> str:
     return inst.args.get(k, inst.block.params[k])
 
 
-def _slot_name(op: Op | Instance, i: int, inst_path: str, k: str) -> str:
+def _slot_name(op: Step | Instance, i: int, inst_path: str, k: str) -> str:
     if isinstance(op, Instance):
         rel = _seg(op.path, inst_path).replace(".", "_")
         name = f"{rel}_{k}"
@@ -519,6 +505,56 @@ def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str],
     return columns
 
 
+# a parameter set by one field of the block's ops is named for what it is, as the zoo's blocks are
+FIELD_NAMES = {"out": "out", "kernel": "k", "stride": "stride", "padding": "pad", "dilation": "dilation", "groups": "groups"}
+
+
+def _most_common(column: list[str | None]) -> str:
+    """A parameter's default: the value most instances have (the first of those tied), so that fewer
+    instances write it."""
+    known = [v for v in column if v is not None]
+    return max(dict.fromkeys(known), key=known.count) if known else ""
+
+
+def _plain_names(
+    block: Block, ops0: list[Any], values_of: dict[str, list[str | None]], special: set[str]
+) -> dict[str, list[str | None]]:
+    """Rename the parameters that set one kind of field of the block's own ops after that field:
+    ``stride``, ``groups``, ``k``; of several output widths the last op's is ``out`` and, when there
+    is one more, that one is ``mid`` (a bottleneck's); the rest keep their op's name (conv1_stride)."""
+    fields: dict[str, list[tuple[int, str]]] = {}
+    for (i, k), name in block.slots.items():
+        fields.setdefault(name, []).append((i, k))
+    by_field: dict[str, list[str]] = {}
+    rename: dict[str, str] = {}
+    for name, slots in fields.items():
+        kinds = {k for _, k in slots}
+        inner = [ops0[i] for i, _ in slots if isinstance(ops0[i], Instance)]
+        if len(slots) == 1 and inner and name not in special:
+            # a nested block's argument: after the instance (`se`), and its parameter when it has several (`se_mid`)
+            seg = _seg(inner[0].path, block.template.path).rpartition(".")[2]
+            alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
+            rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
+            continue
+        if name in special or len(kinds) != 1:
+            continue
+        (k,) = kinds
+        if k in FIELD_NAMES:
+            by_field.setdefault(k, []).append(name)
+    for k, names in by_field.items():
+        last = sorted(names, key=lambda n: max(i for i, _ in fields[n]))
+        if len(names) == 1:
+            rename[names[0]] = FIELD_NAMES[k]
+        elif k == "out" and len(names) == 2:
+            rename[last[1]], rename[last[0]] = "out", "mid"
+    taken = set(values_of) - set(rename)
+    rename = {old: new for old, new in rename.items() if new not in taken and new not in special and NAME.match(new)}
+    if len(set(rename.values())) != len(rename):
+        return values_of
+    block.slots = {slot: rename.get(name, name) for slot, name in block.slots.items()}
+    return {rename.get(name, name): column for name, column in values_of.items()}
+
+
 def _parameterize(block: Block) -> None:
     """The numbers that differ between the block's instances become its parameters (and, for an
     optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
@@ -563,14 +599,15 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
+    values_of = _plain_names(block, ops0, values_of, special)
     for name, column in values_of.items():
-        block.params[name] = "false" if name == "projection" else next((v for v in column if v is not None), "")
+        block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):
         inst.args = {n: v for n, vs in values_of.items() if (v := vs[j]) is not None and v != block.params[n]}
 
 
 # ---- rendering ops as short forms: the registry's generic writer ---------------------------
-def render_op(op: Op | None, defaults: dict[str, dict[str, Any]], refs: dict[str, str] | None = None) -> str:
+def render_op(op: Step | None, defaults: dict[str, dict[str, Any]], refs: dict[str, str] | None = None) -> str:
     """An op's short form; ``refs`` maps a field (or ``op``: which activation) to a block parameter."""
     if op is None:
         return "identity"
@@ -587,7 +624,7 @@ def _defaultable(name: str) -> list[str]:
     positional, grid, stride, padding, ...), and a composite's switches (conv's bn and bias). A
     primitive's flags stay on the op, where the zoo writes them (`no_bias`, `ceil`, `exclude_pad`)."""
     entry = REGISTRY[name]
-    composite = type(entry).expand is not Op_.expand
+    composite = type(entry).expand is not Op.expand
     return [
         f
         for f, info in entry.Params.model_fields.items()
@@ -599,10 +636,10 @@ def _defaultable(name: str) -> list[str]:
     ]
 
 
-def spec_defaults(ops: list[Op]) -> dict[str, dict[str, Any]]:
+def spec_defaults(ops: list[Step]) -> dict[str, dict[str, Any]]:
     """`defaults:` for op fields every op of that kind (two or more) sets to the same non-default value."""
     out: dict[str, dict[str, Any]] = {}
-    by_name: dict[str, list[Op]] = {}
+    by_name: dict[str, list[Step]] = {}
     for o in ops:
         if o.prim.op in REGISTRY:
             by_name.setdefault(o.prim.op, []).append(o)

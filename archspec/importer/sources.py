@@ -67,7 +67,7 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
         )
     if not path.is_file():
         raise SpecError(f"{path} does not exist", where, code="io")
-    module_name = f"_archspec_import_{abs(hash(str(path.resolve())))}"
+    module_name = f"{TEMPORARY_MODULE}{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -96,4 +96,21 @@ def _failed(what: str, e: BaseException, where: Loc) -> SpecError:
     )
 
 
-__all__ = ["load_model", "parse_args"]
+TEMPORARY_MODULE = "_archspec_import_"  # a user's model.py is loaded under this name plus a number
+
+
+def module_name(cls: type) -> str:
+    """The module a class comes from as its user knows it: a model file's own name (``model``), not
+    the temporary name load_model imported it under."""
+    name = cls.__module__
+    if name.startswith(TEMPORARY_MODULE):
+        import inspect
+
+        try:
+            return Path(inspect.getfile(cls)).stem
+        except (TypeError, OSError):
+            return "model"
+    return name
+
+
+__all__ = ["load_model", "module_name", "parse_args"]

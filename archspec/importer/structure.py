@@ -11,6 +11,7 @@ import stops with an error naming the value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -22,7 +23,7 @@ ACTS = ACTIVATIONS
 
 
 @dataclass
-class Op:
+class Step:
     prim: Prim
 
     @property
@@ -32,7 +33,7 @@ class Op:
 
 @dataclass
 class Chain:
-    items: list[Node] = field(default_factory=list)
+    items: list[Part] = field(default_factory=list)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Residual:
     body: Chain
     shortcut: Chain | None
     scale: float = 1.0
-    then: Op | None = None
+    then: Step | None = None
 
 
 @dataclass
@@ -56,33 +57,40 @@ class Gate:
     mul: Prim  # the product, for messages
 
 
-Node = Op | Chain | Concat | Residual | Gate
+Part = Step | Chain | Concat | Residual | Gate
 
 
-def paths(node: Node) -> list[str]:
+def walk(node: Part) -> Iterator[Part]:
+    """The part and every part inside it, in order: a chain's items, a concat's branches, a gate's
+    body, a residual's body, shortcut and `then` (the one walk over the tree; the rest read it)."""
+    yield node
+    children: list[Part]
+    if isinstance(node, Chain):
+        children = list(node.items)
+    elif isinstance(node, Concat):
+        children = list(node.branches)
+    elif isinstance(node, Gate):
+        children = [node.body]
+    elif isinstance(node, Residual):
+        children = [c for c in (node.body, node.shortcut, node.then) if c is not None]
+    else:
+        children = []
+    for child in children:
+        yield from walk(child)
+
+
+def steps(node: Part) -> list[Step]:
+    """The ops inside, in order."""
+    return [x for x in walk(node) if isinstance(x, Step)]
+
+
+def paths(node: Part) -> list[str]:
     """Module paths of the ops inside, in order."""
-    if isinstance(node, Op):
-        return [node.path] if node.path else []
-    if isinstance(node, Chain):
-        return [p for x in node.items for p in paths(x)]
-    if isinstance(node, Concat):
-        return [p for b in node.branches for p in paths(b)]
-    if isinstance(node, Gate):
-        return paths(node.body)
-    out = paths(node.body) + (paths(node.shortcut) if node.shortcut else [])
-    return out + (paths(node.then) if node.then else [])
+    return [s.path for s in steps(node) if s.path]
 
 
-def weighted(node: Node) -> int:
-    if isinstance(node, Op):
-        return int(node.prim.stateful)
-    if isinstance(node, Chain):
-        return sum(weighted(x) for x in node.items)
-    if isinstance(node, Concat):
-        return sum(weighted(b) for b in node.branches)
-    if isinstance(node, Gate):
-        return weighted(node.body)
-    return weighted(node.body) + (weighted(node.shortcut) if node.shortcut else 0)
+def weighted(node: Part) -> int:
+    return sum(int(s.prim.stateful) for s in steps(node))
 
 
 class Recover:
@@ -131,7 +139,7 @@ class Recover:
         return chain
 
     def chain(self, end: int, base: int) -> Chain:
-        items: list[Node] = []
+        items: list[Part] = []
         cur = end
         while cur != base:
             p = self.prims[cur]
@@ -166,7 +174,7 @@ class Recover:
                 raise self.refuse(p, "a tensor multiplied by a constant outside a residual sum")
             else:
                 if p.op != "pass":
-                    items.append(Op(p))
+                    items.append(Step(p))
                 cur = p.inputs[0]
         items.reverse()
         return Chain(_fold_then(items))
@@ -198,11 +206,11 @@ class Recover:
         return Residual(body, shortcut)
 
 
-def _fold_then(items: list[Node]) -> list[Node]:
+def _fold_then(items: list[Part]) -> list[Part]:
     """A residual followed by a stateless activation takes it as its `then`."""
-    out: list[Node] = []
+    out: list[Part] = []
     for x in items:
-        if isinstance(x, Op) and x.prim.op in ACTS and out and isinstance(out[-1], Residual) and out[-1].then is None:
+        if isinstance(x, Step) and x.prim.op in ACTS and out and isinstance(out[-1], Residual) and out[-1].then is None:
             out[-1].then = x
             continue
         out.append(x)
@@ -238,4 +246,4 @@ def recover(prims: list[Prim], output: int) -> Chain:
     return Recover(prims, output).run()
 
 
-__all__ = ["Op", "Chain", "Concat", "Residual", "Gate", "Node", "recover", "paths", "weighted"]
+__all__ = ["Step", "Chain", "Concat", "Residual", "Gate", "Part", "recover", "paths", "steps", "walk", "weighted"]

@@ -1,10 +1,13 @@
-"""Element-wise activations, one registry entry each (declared in the table at the bottom)."""
+"""Element-wise activations, one registry entry each (those without parameters declared in a table;
+leaky_relu, which takes its slope, after it)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import Field
 
 from archspec.ops.registry import Call, Op, OpParams, Reader, Unreadable, register
 from archspec.symbolic import Shape
@@ -97,3 +100,32 @@ for _name, (_function, _doc, _layer, _reads) in _ACTIVATIONS.items():
             },
         )
     )
+
+
+class LeakyReLUParams(OpParams):
+    slope: float = Field(0.01, ge=0.0, le=1.0, description="the slope for negative inputs (torch's negative_slope)")
+
+
+@register
+class LeakyReLU(Op):
+    name = "leaky_relu"
+    kind = "act"
+    layer = "LeakyReLU"
+    doc = (
+        "max(x, 0) + slope · min(x, 0) (torch leaky_relu; CSPNet and Darknet use slope 0.01, YOLO's 0.1). "
+        "Short form: leaky_relu [SLOPE]"
+    )
+    Params = LeakyReLUParams
+    positional = ("slope",)
+    not_imported = "not read yet (docs/import.md, Not yet)"
+
+    def infer(self, p: LeakyReLUParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def function(self, p: LeakyReLUParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.leaky_relu, {"negative_slope": p.slope}
+
+    def label(self, p: LeakyReLUParams) -> str:
+        return f"LeakyReLU ({p.slope:g})"

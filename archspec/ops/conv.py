@@ -1,8 +1,9 @@
-"""Convolutions: the primitive ``conv2d`` and the composite ``conv`` (Conv2d → BatchNorm → act)."""
+"""Convolutions: the primitive ``conv2d``, the weight-standardised ``std_conv2d`` and the composite
+``conv`` (Conv2d → BatchNorm → act). Each takes a padding in pixels or ``same`` (TensorFlow's)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field
 
@@ -10,14 +11,23 @@ from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
 from archspec.symbolic import Shape, Window, factor
 
-Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "none"]
+Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "none"]
+Padding = Union[
+    Literal["same"],
+    Annotated[NonNegPair, Field(description="pixels added on each side")],
+]
+_PADDING_DOC = (
+    "pixels of zeros on each side, or `same` (the flag same): TensorFlow's padding, output ceil(X / stride), "
+    "the odd pixel at the bottom and right; fixed where it does not depend on the input size (stride 1 and "
+    "an odd span), else computed at run time (timm's Conv2dSame)"
+)
 
 
 class Conv2dParams(OpParams):
     out: Channels
     kernel: PosPair = (1, 1)
     stride: PosPair = (1, 1)
-    padding: NonNegPair = (0, 0)
+    padding: Padding = Field((0, 0), description=_PADDING_DOC)
     dilation: PosPair = (1, 1)
     groups: Union[Channels, Literal["in"]] = Field(
         1, description="channel groups; 'in' (the flag dw) makes one group per input channel: a depthwise conv"
@@ -39,9 +49,22 @@ def conv_shape(p: Conv2dParams, x: Shape) -> Shape:
     if x.channels % groups or p.out % groups:
         what = "dw (one group per input channel)" if p.groups == "in" else f"groups={groups}"
         raise OpShapeError(f"{what} must divide both input channels ({x.channels}) and out ({p.out})")
+    if p.padding == "same":  # ceil(X / s) whatever the kernel: floor((X - 1)/s) + 1, a 1-wide window of stride s
+        return Shape(p.out, x.height.window(Window(1, p.stride[0])), x.width.window(Window(1, p.stride[1])))
     h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]))
     w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]))
     return Shape(p.out, h, w)
+
+
+def static_padding(p: Conv2dParams) -> tuple[int, int] | None:
+    """The pixels a conv pads on each side, when that does not depend on the input size: its own padding,
+    or for `same` at stride 1 with an odd span d·(k − 1) + 1 half of the span less one; None for a `same`
+    padding computed at run time (timm's rule, ``is_static_pad``)."""
+    if p.padding != "same":
+        return p.padding
+    if p.stride != (1, 1) or any(p.dilation[i] * (p.kernel[i] - 1) % 2 for i in (0, 1)):
+        return None
+    return (p.dilation[0] * (p.kernel[0] - 1) // 2, p.dilation[1] * (p.kernel[1] - 1) // 2)
 
 
 def conv_weights(p: Conv2dParams, cin: int) -> int:
@@ -52,7 +75,9 @@ def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
     extra = [str(p.out)]
     if p.stride != (1, 1):
         extra.append(f"stride {fmt_pair(p.stride)}")
-    if p.padding == (0, 0) and p.kernel != (1, 1):
+    if p.padding == "same":
+        extra.append("same")
+    elif p.padding == (0, 0) and p.kernel != (1, 1):
         extra.append("V")
     elif not same_size_padding and p.padding != (0, 0):
         extra.append(f"pad {fmt_pair(p.padding)}")
@@ -60,24 +85,44 @@ def conv_label(p: Conv2dParams, same_size_padding: bool) -> str:
 
 
 def _same(p: Conv2dParams) -> bool:
-    return all(2 * p.padding[i] == p.dilation[i] * (p.kernel[i] - 1) for i in (0, 1))
+    pad = p.padding
+    return pad == "same" or all(2 * pad[i] == p.dilation[i] * (p.kernel[i] - 1) for i in (0, 1))
+
+
+class _ConvRules(Op):
+    """The shape, parameter and MAC rules every convolution shares (a registry entry each below)."""
+
+    channels = "out"
+    kind = "conv"
+    positional = ("out",)
+    grid = "kernel"
+    stateful = True
+    fresh_output = True
+
+    def infer(self, p: Conv2dParams, inputs: list[Shape]) -> Shape:
+        return conv_shape(p, inputs[0])
+
+    def param_count(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> int:
+        return conv_weights(p, inputs[0].channels) + (p.out if p.bias else 0)
+
+    def macs(self, p: Conv2dParams, inputs: list[Shape], out: Shape, h: int, w: int) -> int:
+        assert out.height is not None and out.width is not None
+        return conv_weights(p, inputs[0].channels) * out.height(h) * out.width(w)
+
+    def macs_formula(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> str:
+        assert out.height is not None and out.width is not None
+        return f"{conv_weights(p, inputs[0].channels)}·{factor(out.height.formula())}·{factor(out.width.formula())}"
 
 
 @register
-class Conv2d(Op):
+class Conv2d(_ConvRules):
     name = "conv2d"
-    channels = "out"
     doc = (
         "torch.nn.Conv2d alone; input channels are inferred. `dw` (or `groups=in`) makes it depthwise: one "
-        "group per input channel. Short form: conv2d OUT KxK [sS] [pP|pH,W] [dD] [gG|dw] [no_bias]"
+        "group per input channel. Short form: conv2d OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] [no_bias]"
     )
-    kind = "conv"
     Params = Conv2dParams
-    positional = ("out",)
-    grid = "kernel"
-    flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in")}
-    stateful = True
-    fresh_output = True
+    flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in"), "same": ("padding", "same")}
     saved_for_backward = ("in", "w")
     readers = (Reader("torch.nn.Conv2d"),)
 
@@ -104,28 +149,55 @@ class Conv2d(Op):
             "bias": call.get("bias") is not None,
         }
 
-    def infer(self, p: Conv2dParams, inputs: list[Shape]) -> Shape:
-        return conv_shape(p, inputs[0])
-
-    def param_count(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> int:
-        return conv_weights(p, inputs[0].channels) + (p.out if p.bias else 0)
-
-    def macs(self, p: Conv2dParams, inputs: list[Shape], out: Shape, h: int, w: int) -> int:
-        assert out.height is not None and out.width is not None
-        return conv_weights(p, inputs[0].channels) * out.height(h) * out.width(w)
-
-    def macs_formula(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> str:
-        assert out.height is not None and out.width is not None
-        return f"{conv_weights(p, inputs[0].channels)}·{factor(out.height.formula())}·{factor(out.width.formula())}"
-
     def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
 
         cin = inputs[0].channels
-        return nn.Conv2d(cin, p.out, p.kernel, p.stride, p.padding, p.dilation, groups_of(p, cin), p.bias, device=device)
+        pad = static_padding(p)
+        if pad is None:
+            from archspec.runtime import Conv2dSame
+
+            return Conv2dSame(cin, p.out, p.kernel, p.stride, p.dilation, groups_of(p, cin), p.bias, device=device)
+        return nn.Conv2d(cin, p.out, p.kernel, p.stride, pad, p.dilation, groups_of(p, cin), p.bias, device=device)
 
     def label(self, p: Conv2dParams) -> str:
         return conv_label(p, _same(p))
+
+
+class StdConv2dParams(Conv2dParams):
+    bias: bool = False
+    eps: Eps = Field(1e-6, description="added to each filter's variance (timm's StdConv2d: 1e-6; BiT: 1e-8)")
+
+
+@register
+class StdConv2d(_ConvRules):
+    name = "std_conv2d"
+    doc = (
+        "A Conv2d whose weights are standardised before every use (Qiao et al., arXiv 1903.10520; BiT, "
+        "arXiv 1912.11370): each output channel's filter, less its mean, over its standard deviation (biased, "
+        "with `eps` added to the variance; a filter of one weight becomes 0), as timm's StdConv2d computes it; "
+        "its parameters and state_dict keys "
+        "are an nn.Conv2d's, and `same` pads as timm's StdConv2dSame. MACs are the convolution's (fvcore "
+        "counts the standardisation as none). Short form: std_conv2d OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] "
+        "[bias] [eps=E]"
+    )
+    Params = StdConv2dParams
+    flags = Conv2d.flags
+    not_imported = "not read yet: timm's StdConv2d and a same padding computed at run time (docs/import.md, Not yet)"
+    saved_for_backward = ("in", "w", "stats")
+
+    def module(self, p: StdConv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        from archspec.runtime import StdConv2d as Layer
+
+        cin = inputs[0].channels
+        pad = static_padding(p)
+        fixed = (0, 0) if pad is None else pad
+        return Layer(
+            cin, p.out, p.kernel, p.stride, fixed, p.dilation, groups_of(p, cin), p.bias, p.eps, pad is None, device=device
+        )
+
+    def label(self, p: StdConv2dParams) -> str:
+        return "WS " + conv_label(p, _same(p))
 
 
 class ConvParams(Conv2dParams):
@@ -142,7 +214,7 @@ class Conv(Op):
     channels = "out"
     doc = (
         "Composite Conv2d → BatchNorm2d → activation, with children `conv` and `bn` (timm's ConvNormAct, "
-        "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W] [dD] [gG|dw] [bias] [no_bn] "
+        "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] [bias] [no_bn] "
         "[eps=E] [act=relu|none|...]"
     )
     kind = "conv"
@@ -155,6 +227,7 @@ class Conv(Op):
         "no_bn": ("bn", False),
         "linear": ("act", "none"),
         "dw": ("groups", "in"),
+        "same": ("padding", "same"),
     }
     not_imported = (
         "made by the importer, not read: a Conv2d at X.conv, a BatchNorm at X.bn and an activation reading "

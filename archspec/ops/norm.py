@@ -1,4 +1,4 @@
-"""Normalisation: BatchNorm (2d over maps, 1d over vectors), LayerNorm over channels, local response
+"""Normalisation: BatchNorm (2d over maps, 1d over vectors), LayerNorm over channels, GroupNorm, local response
 normalisation; and the learned per-channel layer scale of ConvNeXt."""
 
 from __future__ import annotations
@@ -185,3 +185,48 @@ class LayerScale(Op):
 
     def label(self, p: LayerScaleParams) -> str:
         return f"Layer scale ({p.init:g})"
+
+
+class GroupNormParams(OpParams):
+    groups: int = Field(ge=1, le=1 << 16, strict=True, description="channel groups normalised together; must divide C")
+    eps: Eps = 1e-5
+    affine: bool = True
+
+
+@register
+class GroupNorm(Op):
+    name = "group_norm"
+    doc = (
+        "Group normalisation (Wu & He, arXiv 1803.08494): the C channels in GROUPS groups, each group of each "
+        "sample normalised over its channels and pixels, then scaled and shifted per channel by a learned weight "
+        "and bias of C (`nn.GroupNorm(GROUPS, C)`; BiT's ResNetV2 uses 32 groups). Short form: group_norm GROUPS "
+        "[eps=E] [no_affine]"
+    )
+    kind = "norm"
+    Params = GroupNormParams
+    positional = ("groups",)
+    not_imported = "not read yet (docs/import.md, Not yet)"
+    flags = {"no_affine": ("affine", False)}
+    stateful = True
+    fresh_output = True
+    saved_for_backward = ("in", "ln")
+
+    def infer(self, p: GroupNormParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if x.channels % p.groups:
+            raise OpShapeError(
+                f"group_norm {p.groups} needs channels divisible by {p.groups}, got {x.channels}",
+                hint="pick a number of groups that divides the channels",
+            )
+        return x
+
+    def param_count(self, p: GroupNormParams, inputs: list[Shape], out: Shape) -> int:
+        return 2 * out.channels if p.affine else 0
+
+    def module(self, p: GroupNormParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        import torch.nn as nn
+
+        return nn.GroupNorm(p.groups, out.channels, eps=p.eps, affine=p.affine, device=device)
+
+    def label(self, p: GroupNormParams) -> str:
+        return f"GroupNorm ({p.groups})"

@@ -17,11 +17,15 @@ class PoolParams(OpParams):
     ceil: bool = False
 
 
+class MaxPoolParams(PoolParams):
+    dilation: PosPair = (1, 1)
+
+
 class AvgPoolParams(PoolParams):
     exclude_pad: bool = False  # torch's count_include_pad=False
 
 
-def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
+def _pool_shape(p: PoolParams, x: Shape) -> Shape:
     if not x.is_map or x.height is None or x.width is None:
         raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
     for i in (0, 1):
@@ -31,8 +35,9 @@ def _pool_shape(p: PoolParams, x: Shape, dilation: int = 1) -> Shape:
                 hint="PyTorch pools allow padding up to kernel // 2",
                 code="bad-op-args",
             )
-    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], dilation, p.ceil))
-    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], dilation, p.ceil))
+    d = getattr(p, "dilation", (1, 1))
+    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], d[0], p.ceil))
+    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], d[1], p.ceil))
     return Shape(x.channels, h, w)
 
 
@@ -59,8 +64,11 @@ class MaxPool(_Pool):
     name = "maxpool"
     layer = "MaxPool2d"
     saved_for_backward = ("in", "indices")
-    doc = "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [ceil]. Stride defaults to 1, as for convs."
-    Params = PoolParams
+    doc = (
+        "torch max_pool2d. Short form: maxpool KxK [sS] [pP] [dD] [ceil]. Stride defaults to 1, as for convs; "
+        "a dilation spreads the window as a conv's does."
+    )
+    Params = MaxPoolParams
     flags = {"ceil": ("ceil", True)}
     readers = (
         Reader("torch.nn.MaxPool2d"),
@@ -71,23 +79,27 @@ class MaxPool(_Pool):
     )
 
     def read(self, call: Call) -> dict[str, Any]:
-        if pair(call.get("dilation", 1)) != (1, 1) or call.get("return_indices", False):
-            raise Unreadable("max pooling with dilation or return_indices")
+        if call.get("return_indices", False):
+            raise Unreadable("max pooling with return_indices")
         kernel = pair(call.get("kernel_size"))
         stride = call.get("stride")
         return {
             "kernel": kernel,
             "stride": pair(stride) if stride else kernel,  # torch: no stride is the kernel's
             "padding": pair(call.get("padding", 0)),
+            "dilation": pair(call.get("dilation", 1)),
             "ceil": bool(call.get("ceil_mode", False)),
         }
 
-    def function(self, p: PoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+    def function(self, p: MaxPoolParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
-        return F.max_pool2d, {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding, "ceil_mode": p.ceil}
+        kwargs: dict[str, Any] = {"kernel_size": p.kernel, "stride": p.stride, "padding": p.padding}
+        if p.dilation != (1, 1):  # left out otherwise, so generated code reads as before
+            kwargs["dilation"] = p.dilation
+        return F.max_pool2d, {**kwargs, "ceil_mode": p.ceil}
 
-    def label(self, p: PoolParams) -> str:
+    def label(self, p: MaxPoolParams) -> str:
         return _pool_label("max pool", p)
 
 

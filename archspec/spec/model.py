@@ -40,7 +40,7 @@ from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
 
-KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block")
+KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block", "from")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -50,7 +50,8 @@ HYPHENATED_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+\Z")  # t
 # a module name, for JSON Schema: an identifier, a number, or hyphenated words
 MODULE_NAME_JSON_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]{0,5}|[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)+)$"
 # Names a module (a node's key, an aux head) cannot take: they would shadow what torch's nn.Module,
-# its containers, torch.fx's GraphModule, archspec's compiled model or the generated forward use.
+# its containers, torch.fx's GraphModule, archspec's compiled model (timm's classifier methods and configs,
+# save_pretrained) or the generated forward use.
 # Kept as text so that checking stays torch-free; tests/test_security.py compares it with torch's.
 PYTHON_KEYWORDS = frozenset(keyword.kwlist)
 MODULE_ATTRIBUTES = frozenset(
@@ -65,6 +66,7 @@ MODULE_ATTRIBUTES = frozenset(
     register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule
     share_memory state_dict to to_empty to_folder train training type update values xpu zero_grad
     meta inference train_code aux_weights archspec_report
+    archspec_source default_cfg feature_info get_classifier pretrained_cfg reset_classifier save_pretrained
 """.split()
 )
 # the names of the compiled forward's own values and of what it calls (refused for top-level parts
@@ -304,6 +306,18 @@ class GateNode(_Strict):
     _tag = "<gate>"
 
 
+class FromNode(_Strict):
+    """{from: NAME}: the value of an earlier named node (a skip connection, a lateral input), in place of
+    the value the node would be applied to; NAME is a module path, looked up inside the enclosing block
+    instance first, then in the whole network."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    source: str = Field(
+        alias="from", min_length=1, max_length=1000, description="the module path of an earlier node, e.g. layer2 or enc.1"
+    )
+    _tag = "<from>"
+
+
 class IfNode(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
@@ -350,6 +364,7 @@ Node = TypeAliasType(  # type: ignore[misc]
             Annotated[IfNode, Tag("<if>")],
             Annotated[OpLong, Tag("<op>")],
             Annotated[BlockRef, Tag("<block>")],
+            Annotated[FromNode, Tag("<from>")],
             Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
         ],
         Discriminator(
@@ -388,6 +403,10 @@ class InputSpec(_Strict):
         return v
 
 
+ScaleRule = Literal["width", "depth"]
+SCALE_RULES: tuple[ScaleRule, ...] = ("width", "depth")
+
+
 class ScaleSpec(_Strict):
     """Network-level multipliers, as in compound scaling (EfficientNet, MobileNet).
 
@@ -396,12 +415,22 @@ class ScaleSpec(_Strict):
     more than 10 % below the exact product. Ops that decide the channels of a network output (the
     classifier's logits, an aux head's logits) and ops marked ``fixed`` keep their width.
     ``depth`` multiplies every repeat count written in the spec (``* N`` or ``repeat: N``),
-    rounding up; members without a repeat count stay single.
+    rounded by ``depth_rounding`` (up by default); members without a repeat count stay single.
+    ``apply`` names the rules archspec applies by itself; a spec that computes its widths and depths
+    from ``width_mult`` and ``depth_mult`` (its reference's rounding) turns them off.
     """
 
     width: float = Field(1.0, gt=0, le=16, description="multiplier of output channels (1.5 = 50% wider)")
     depth: float = Field(1.0, gt=0, le=16, description="multiplier of written repeat counts, rounded up")
     divisor: int = Field(8, ge=1, le=256, strict=True, description="scaled channels are multiples of this")
+    depth_rounding: Literal["ceil", "round", "floor"] = Field(
+        "ceil", description="how n·depth becomes a repeat count: up (EfficientNet's ceil), to nearest, down (never below 1)"
+    )
+    apply: list[ScaleRule] = Field(
+        default_factory=lambda: list(SCALE_RULES),
+        description="the rules archspec applies by itself: width to every channel count, depth to every written "
+        "repeat count; a spec that scales itself with width_mult and depth_mult in expressions turns them off ([])",
+    )
 
     def channels(self, c: int) -> int:
         """Output channels under the width multiplier (unchanged when width is 1)."""
@@ -412,8 +441,13 @@ class ScaleSpec(_Strict):
         return new + self.divisor if new < 0.9 * exact else new
 
     def repeats(self, n: int) -> int:
-        """A written repeat count under the depth multiplier: n·depth rounded up."""
-        return n if self.depth == 1 else max(1, math.ceil(round(n * self.depth, 9)))
+        """A written repeat count under the depth multiplier: n·depth rounded as ``depth_rounding`` says
+        (up by default), never below 1; unchanged when the spec does its own depth scaling."""
+        if self.depth == 1 or "depth" not in self.apply:
+            return n
+        exact = round(n * self.depth, 9)  # 2·1.1 is 2.2, not 2.2000000000000002
+        rounded = {"ceil": math.ceil, "floor": math.floor, "round": lambda v: math.floor(v + 0.5)}[self.depth_rounding](exact)
+        return max(1, int(rounded))
 
 
 BODIES = ("concat", "residual", "gate", "chain", "op")
@@ -547,6 +581,12 @@ class Spec(_Strict):
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
+    variants: dict[BlockName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="a family: each member's name and the values it sets, as --set KEY=VALUE would "
+        "(e.g. {b1: {name: efficientnet_b1, scale.depth: 1.1, input.size: 240}})",
+    )
+    variant: Union[str, None] = Field(None, description="the member of variants this spec is (none: the spec as written)")
 
     @field_validator("name")
     @classmethod

@@ -196,6 +196,7 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
             code="schema",
             hint="start the file with 'archspec: 1' and 'name: ...'",
         )
+    _apply_variant(source, overrides)
     if overrides:
         from archspec.overrides import apply_overrides
 
@@ -212,6 +213,37 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
     seen: set[Path | None] = {source.path} if source.path else set()
     _use(resolved, model.use, source, root, seen, stack=[source.path] if source.path else [], depth=0)
     return resolved
+
+
+def _apply_variant(source: Source, overrides: Mapping[str, Any] | None) -> None:
+    """The member of the spec's family that ``variant`` names (written in the spec, or set by --set
+    variant=NAME / --variant NAME): its values are set first, as --set would, so that the user's own
+    overrides still win over them."""
+    data = source.data
+    chosen = (overrides or {}).get("variant", data.get("variant"))
+    if chosen is None:
+        return
+    family = data.get("variants")
+    where = source.loc(("variant",)) if "variant" in data and "variant" not in (overrides or {}) else Loc("--set variant", 0, 0)
+    if not isinstance(family, dict) or chosen not in family:
+        names = list(family) if isinstance(family, dict) else []
+        raise SpecError(
+            f"no variant {chosen!r} in this spec" + (f": its variants are {', '.join(map(str, names))}" if names else ""),
+            where,
+            code="override",
+            hint=did_you_mean(str(chosen), [str(n) for n in names]) or "declare the family under 'variants:'",
+        )
+    values = family[chosen]
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise SpecError(
+            f"variant {chosen!r} must be a mapping of keys to values, as --set takes them",
+            source.loc(("variants", chosen)),
+            code="schema",
+            hint="e.g. b1: {scale.depth: 1.1, input.size: 240}",
+        )
+    from archspec.overrides import apply_overrides
+
+    apply_overrides(source, {k: v for k, v in values.items() if k != "variant"})
 
 
 def _check_defaults(defaults: Mapping[str, Mapping[str, Any]], source: Source) -> None:

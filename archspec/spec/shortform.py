@@ -32,6 +32,9 @@ _EXPR = re.compile(r"\$\{([^}]*)\}")
 # number — the per-block drop rate of stochastic depth, ``${0.2 * block_index / block_count}``.
 BLOCK_INDEX, BLOCK_COUNT = "block_index", "block_count"
 BUILTIN_NAMES = (BLOCK_INDEX, BLOCK_COUNT)
+# The spec's multipliers (scale.width, scale.depth), readable everywhere (docs/language.md, "Multipliers"),
+# for a spec that scales itself as its reference does: ${make_divisible(24 * width_mult, 8)}, ${ceil(n * depth_mult)}.
+SCALE_NAMES = {"width_mult": "width", "depth_mult": "depth"}
 
 
 @dataclass
@@ -270,6 +273,9 @@ class ShortForms:
     def lookup(self, name: str, loc: Loc, scope: Scope, x: str | None) -> Any:
         if name not in scope.env and name in BUILTIN_NAMES:
             return self.builtin(name, loc, scope)
+        if name not in scope.env and name in SCALE_NAMES:
+            value: float = getattr(self.scale, SCALE_NAMES[name])
+            return value
         if name == INPUT:  # the input channels of the op or block being read
             if x is None or self.channels_of is None:
                 raise SpecError(

@@ -25,13 +25,16 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "hardswish": F.hardswish,
     "hardsigmoid": F.hardsigmoid,
-}
+}  # leaky_relu takes its slope: see Oracle.apply
 
 
 def _module(p: Prim, truth: Truth) -> nn.Module:
     a = p.params
-    if p.op == "conv2d":
-        return nn.Conv2d(a["in"], a["out"], a["kernel"], a["stride"], a["padding"], a["dilation"], a["groups"], a["bias"])
+    if p.op in ("conv2d", "std_conv2d"):  # `same` pads by hand before the conv (apply)
+        pad = (0, 0) if a["same"] else a["padding"]
+        return nn.Conv2d(a["in"], a["out"], a["kernel"], a["stride"], pad, a["dilation"], a["groups"], a["bias"])
+    if p.op == "group_norm":
+        return nn.GroupNorm(a["groups"], truth.shapes[p.id].c, eps=a["eps"], affine=a["affine"])
     if p.op == "linear":
         return nn.Linear(a["in"], a["out"], bias=a["bias"])
     if p.op == "bn":
@@ -50,7 +53,7 @@ class Oracle(nn.Module):
         super().__init__()
         self.truth = truth
         for p in truth.prims:
-            if p.op in ("conv2d", "linear", "bn", "layer_norm"):
+            if p.op in ("conv2d", "std_conv2d", "linear", "bn", "layer_norm", "group_norm"):
                 self._put(p.path, _module(p, truth))
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
                 s = truth.shapes[p.id]
@@ -98,8 +101,12 @@ class Oracle(nn.Module):
         x = xs[0]
         if p.op in ("linear", "layer_norm") and x.dim() == 4:  # over each pixel's channels
             return self.layer(p.path)(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        if p.op in ("conv2d", "linear", "bn", "layer_norm"):
+        if p.op in ("conv2d", "std_conv2d"):
+            return _conv(self.layer(p.path), a, x, p.op == "std_conv2d")
+        if p.op in ("linear", "bn", "layer_norm", "group_norm"):
             return self.layer(p.path)(x)
+        if p.op in ("leaky_relu", "pad", "upsample"):
+            return _resize_or_leaky(p.op, a, x)
         if p.op == "layer_scale":
             return x * self.tensor(p.path)
         if p.op in ACTIVATIONS:
@@ -132,9 +139,36 @@ class Oracle(nn.Module):
         raise ValueError(p.op)
 
 
+def _resize_or_leaky(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
+    if op == "leaky_relu":  # as an op its slope; as a conv's act=leaky_relu torch's default
+        return F.leaky_relu(x, a.get("slope", 0.01))
+    if op == "pad":
+        return F.pad(x, list(a["padding"]), value=a["value"])
+    return F.interpolate(x, size=a["size"], scale_factor=a["scale"], mode=a["mode"], align_corners=a["align_corners"])
+
+
+def _conv(conv: nn.Conv2d, a: dict, x: torch.Tensor, standardise: bool) -> torch.Tensor:
+    """A conv as docs/language.md describes it: `same` pads ceil(X/s)·s − s + span − X pixels (at least 0),
+    half before and the odd one after; a standardised conv's filters are (w − mean) / sqrt(var + eps) first."""
+    if a["same"]:
+        pads = []
+        for axis in (1, 0):  # F.pad lists the last axis first
+            size, k, s, d = x.shape[2 + axis], a["kernel"][axis], a["stride"][axis], a["dilation"][axis]
+            total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        x = F.pad(x, pads)
+    w = conv.weight
+    if standardise:
+        flat = w.reshape(w.shape[0], -1)
+        mean = flat.mean(dim=1, keepdim=True)
+        var = ((flat - mean) ** 2).mean(dim=1, keepdim=True)
+        w = ((flat - mean) / torch.sqrt(var + a["eps"])).reshape(w.shape)
+    return F.conv2d(x, w, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
 def _pool(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
     if op == "maxpool":
-        return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"])
+        return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], a["dilation"], ceil_mode=a["ceil"])
     if op == "avgpool":
         return F.avg_pool2d(
             x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"], count_include_pad=not a["exclude_pad"]

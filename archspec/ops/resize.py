@@ -1,0 +1,137 @@
+"""Spatial resizing without weights: constant padding and upsampling (nearest or bilinear)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from archspec.ops._types import MAX_KERNEL, PosPair
+from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.symbolic import Dim, Shape, Window
+
+
+def _sides(v: Any) -> Any:
+    """One number: every side; a pair [H, W] (as `pH,W` writes it for a conv): top and bottom, left and right."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v, v, v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return (v[1], v[1], v[0], v[0])
+    return v
+
+
+class PadParams(OpParams):
+    padding: tuple[int, int, int, int] = Field(
+        description="pixels added on the left, right, top and bottom (one number: every side; [H, W] or pH,W: "
+        "top and bottom H, left and right W)"
+    )
+    value: float = Field(0.0, description="the value of the added pixels")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_number(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "padding" in data:
+            return {**data, "padding": _sides(data["padding"])}
+        return data
+
+    @model_validator(mode="after")
+    def _range(self) -> PadParams:
+        if min(self.padding) < 0 or max(self.padding) > MAX_KERNEL:
+            raise ValueError(f"padding must be between 0 and {MAX_KERNEL} on each side")
+        return self
+
+
+def _grow(d: Dim, by: int) -> Dim:
+    """``d + by``: a window of kernel by + 1 padded by ``by`` on each side adds exactly ``by`` pixels."""
+    return d if by == 0 else d.window(Window(by + 1, 1, by))
+
+
+@register
+class Pad(Op):
+    name = "pad"
+    doc = (
+        "Pads a map with a constant (torch's F.pad, nn.ConstantPad2d): P pixels of VALUE (default 0) on every "
+        "side (`pH,W`: H at the top and bottom, W left and right), or `padding: [left, right, top, bottom]`; "
+        "BiT's stem pads by 1 with zeros before "
+        "its max pool. Short form: pad P [value=V]"
+    )
+    kind = "pool"
+    Params = PadParams
+    positional = ("padding",)
+    not_imported = "not read yet (docs/import.md, Not yet)"
+    fresh_output = True
+    saved_for_backward = ()
+
+    def infer(self, p: PadParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if x.height is None or x.width is None:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        left, right, top, bottom = p.padding
+        return Shape(x.channels, _grow(x.height, top + bottom), _grow(x.width, left + right))
+
+    def function(self, p: PadParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.pad, {"pad": p.padding, "value": p.value}
+
+    def label(self, p: PadParams) -> str:
+        return f"pad {','.join(map(str, p.padding))}"
+
+
+class UpsampleParams(OpParams):
+    scale: float | None = Field(
+        None, gt=0, le=64, description="the factor on H and W: the output is floor(X · scale) (torch's scale_factor)"
+    )
+    size: PosPair | None = Field(None, description="a fixed output size H×W instead of a factor")
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    align_corners: bool | None = Field(None, description="bilinear only: torch's align_corners (None: torch's default, False)")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> UpsampleParams:
+        if (self.scale is None) == (self.size is None):
+            raise ValueError("give exactly one of scale (a factor) and size (HxW)")
+        if self.align_corners is not None and self.mode != "bilinear":
+            raise ValueError("align_corners applies to bilinear upsampling only")
+        return self
+
+
+@register
+class Upsample(Op):
+    name = "upsample"
+    doc = (
+        "Resizes a map by interpolation (torch's F.interpolate): by a factor SCALE, the output floor(X · SCALE) "
+        "on each axis, or to a fixed size HxW; `nearest` (default) or `bilinear`, with `align_corners` as torch "
+        "has it. Counts no MACs (fvcore counts none for interpolation either). Short form: upsample [SCALE] "
+        "[HxW] [nearest|bilinear] [align_corners]"
+    )
+    kind = "pool"
+    Params = UpsampleParams
+    positional = ("scale",)
+    not_imported = "not read yet (docs/import.md, Not yet)"
+    grid = "size"
+    flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
+    fresh_output = True
+    saved_for_backward = ()
+
+    def infer(self, p: UpsampleParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if x.height is None or x.width is None:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        if p.size is not None:
+            return Shape(x.channels, Dim.const(p.size[0]), Dim.const(p.size[1]))
+        assert p.scale is not None
+        return Shape(x.channels, x.height.scaled(p.scale), x.width.scaled(p.scale))
+
+    def function(self, p: UpsampleParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        kwargs: dict[str, Any] = {"size": p.size} if p.size is not None else {"scale_factor": p.scale}
+        kwargs["mode"] = p.mode
+        if p.align_corners is not None:
+            kwargs["align_corners"] = p.align_corners
+        return F.interpolate, kwargs
+
+    def label(self, p: UpsampleParams) -> str:
+        what = f"×{p.scale:g}" if p.scale is not None else f"to {p.size[0]}×{p.size[1]}"  # type: ignore[index]
+        return f"{p.mode} upsample ({what})"

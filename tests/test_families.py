@@ -1,0 +1,118 @@
+"""Families and multipliers' rounding: `variants:` picked by --variant / overrides, `width_mult` and
+`depth_mult` in expressions, `scale.apply` and `scale.depth_rounding`. Truth: torchvision's
+efficientnet_b0 … b4 (parameters, strict state_dict load, logits, dropout and stochastic-depth rates)
+and repeat counts worked out by hand from the rounding each rule names."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import archspec
+from archspec import SpecError
+from archspec.cli import main
+from tests.references import perturb_bn
+
+torchvision = pytest.importorskip("torchvision")
+
+# torchvision's efficientnet_b1 … b4 (torchvision/models/efficientnet.py): width, depth, dropout, crop size
+FAMILY = {"b1": (1.0, 1.1, 0.2, 240), "b2": (1.1, 1.2, 0.3, 288), "b3": (1.2, 1.4, 0.3, 300), "b4": (1.4, 1.8, 0.4, 380)}
+B0_LAYERS = (1, 2, 2, 3, 3, 4, 1)  # Table 1 of arXiv 1905.11946
+
+
+@pytest.mark.parametrize("member", ["b0", *FAMILY])
+def test_each_member_has_torchvision_s_parameters_and_layers(member: str) -> None:
+    report = archspec.check("zoo:efficientnet_b0", overrides=None if member == "b0" else {"variant": member})
+    reference = getattr(torchvision.models, f"efficientnet_{member}")()
+    assert report.name == f"efficientnet_{member}"
+    assert report.params == sum(p.numel() for p in reference.parameters())
+    depth = FAMILY[member][1] if member != "b0" else 1.0
+    assert [len(reference.features[i]) for i in range(1, 8)] == [math.ceil(n * depth) for n in B0_LAYERS]
+    if member != "b0":
+        assert report.input_size == (FAMILY[member][3],) * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member", list(FAMILY))
+def test_each_member_equals_torchvision_s(member: str) -> None:
+    torch.manual_seed(3)
+    reference = getattr(torchvision.models, f"efficientnet_{member}")().eval()
+    perturb_bn(reference, 3)
+    with torch.no_grad():  # torchvision's classifier is drawn small: logits far from zero
+        reference.classifier[1].weight.mul_(10)
+    model = archspec.build("zoo:efficientnet_b0", overrides={"variant": member}).eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    report = archspec.check("zoo:efficientnet_b0", overrides={"variant": member})
+    for size in (report.min_input_size, (67, 45)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            theirs = reference(x)
+            torch.testing.assert_close(model(x), theirs, rtol=0, atol=1e-5)
+        assert theirs.std() > 1e-2
+    assert model.get_submodule("classifier.0").p == reference.classifier[0].p == FAMILY[member][2]
+    rates = {k: m.p for k, m in model.named_modules() if type(m).__name__ == "DropPath"}
+    theirs_rates = {k: m.p for k, m in reference.named_modules() if type(m).__name__ == "StochasticDepth"}
+    assert rates and all(rates[k] == pytest.approx(theirs_rates[k], abs=1e-12) for k in rates)
+
+
+def test_variant_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "zoo:efficientnet_b0", "--variant", "b1"]) == 0
+    assert "7,794,184 parameters" in capsys.readouterr().out  # torchvision's efficientnet_b1
+    assert main(["check", "zoo:efficientnet_b0", "--set", "variant=b2", "--set", "input.size=[224,224]"]) == 0
+    out = capsys.readouterr().out
+    assert "9,109,994 parameters" in out and "3×224×224" in out  # the user's --set wins over the variant's size
+    assert main(["check", "zoo:efficientnet_b0", "--variant", "b7"]) == 2
+    err = capsys.readouterr().err
+    assert "no variant 'b7' in this spec: its variants are b1, b2, b3, b4" in err and "[override]" in err
+
+
+FAMILY_SPEC = """archspec: 1
+name: fam
+input: {channels: 3, size: [16, 16]}
+variants:
+  big: {scale.width: 2, scale.depth: 1.5}
+network:
+  - conv 8 3x3 p1 * 3
+  - {block: unit, params: {c: '${int(8 * width_mult)}'}, repeat: '${ceil(2 * depth_mult)}'}
+  - global_avgpool
+  - linear 10
+blocks:
+  unit:
+    params: {c: 8}
+    op: conv $c 1x1
+"""
+
+
+def test_width_mult_and_depth_mult_read_the_multipliers() -> None:
+    def convs(overrides: dict[str, object]) -> list[int]:
+        return [r.shape.channels for r in archspec.check(FAMILY_SPEC, overrides=overrides).rows[:-2]]  # not pool, linear
+
+    assert convs({}) == [8] * 3 + [8] * 2
+    # archspec's rules on: 3 written copies → ceil(4.5) = 5 of 16; the unit's 8·2 = 16 channels are scaled
+    # again (32), and its count ceil(2·1.5) = 3 is a written count, multiplied again: ceil(4.5) = 5
+    assert convs({"variant": "big"}) == [16] * 5 + [32] * 5
+    # rules off: only what the spec computes
+    assert convs({"variant": "big", "scale.apply": []}) == [8] * 3 + [16] * 3
+
+
+@pytest.mark.parametrize(("rounding", "copies"), [("ceil", [4, 6]), ("round", [4, 5]), ("floor", [3, 5])])
+def test_depth_rounding_is_selectable(rounding: str, copies: list[int]) -> None:
+    spec = (
+        "archspec: 1\nname: d\ninput: {channels: 3, size: [8, 8]}\n"
+        f"scale: {{depth: 1.75, depth_rounding: {rounding}}}\n"
+        "network: [a: conv 4 3x3 p1 * 2, b: conv 4 3x3 p1 * 3, global_avgpool, linear 2]\n"
+    )
+    paths = [r.path for r in archspec.check(spec).rows]
+    # 2 · 1.75 = 3.5 and 3 · 1.75 = 5.25: ceil 4 and 6, round 4 and 5, floor 3 and 5
+    assert [sum(p.startswith(f"{name}.") for p in paths) for name in "ab"] == copies
+
+
+def test_a_variant_must_be_a_mapping() -> None:
+    spec = FAMILY_SPEC.replace("big: {scale.width: 2, scale.depth: 1.5}", "big: 2")
+    with pytest.raises(SpecError, match="variant 'big' must be a mapping") as e:
+        archspec.check(spec, overrides={"variant": "big"})
+    assert e.value.loc.line == 5
+    with pytest.raises(SpecError, match="did you mean 'big'"):
+        archspec.check(FAMILY_SPEC, overrides={"variant": "bog"})
