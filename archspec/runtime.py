@@ -148,8 +148,8 @@ class StdConv2d(nn.Conv2d):
             flat = self.weight.reshape(1, self.out_channels, -1)
             w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=self.eps)
             w = w.reshape_as(self.weight)
-        else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value)
-            w = torch.zeros_like(self.weight)
+        else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value), with a gradient of 0
+            w = self.weight - self.weight
         return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:

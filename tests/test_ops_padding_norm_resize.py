@@ -167,3 +167,16 @@ def test_same_padding_in_the_standalone_file() -> None:
     x = torch.randn(2, 4, 11, 6)
     with torch.no_grad():
         torch.testing.assert_close(generated(x), model(x), rtol=0, atol=0)
+
+
+def test_std_conv2d_of_one_weight_filters_has_a_zero_gradient() -> None:
+    # a filter of one weight standardises to (w - w) / sqrt(0 + eps) = 0 whatever w: the output is 0 (no bias)
+    # and the weight's gradient is 0 (found by the differential tester, seed 2001596: none, expected one)
+    spec = "archspec: 1\nname: t\ninput: {channels: 1, size: [5, 5]}\nnetwork: {right: std_conv2d out=3}\n"
+    model = archspec.build(spec).train()
+    x = torch.randn(2, 1, 5, 5)
+    y = model(x)
+    assert model.right.bias is None and torch.equal(y, torch.zeros(2, 3, 5, 5))
+    y.sum().backward()
+    assert model.right.weight.grad is not None
+    assert torch.equal(model.right.weight.grad, torch.zeros(3, 1, 1, 1))
