@@ -321,3 +321,21 @@ def test_a_stateless_op_at_a_slot_inside_a_block_instance_stays_a_call(tmp_path:
     generated = _load(out, "Net")
     generated.load_state_dict(compiled.state_dict(), strict=True)
     assert_same_outputs(compiled, generated, torch.randn(2, 2, 21, 9))
+
+
+def test_a_layer_scale_inside_a_block_class_is_the_class_s_own(tmp_path: Path) -> None:
+    """Found by the differential tester (seed 2000071): a layer scale (a tensor, not a layer) inside a
+    block instance that the file writes as a class made the writer look for `b.0.stem` in the top-level
+    module tree, which stops at the instance (KeyError). The class makes and reads its own tensor."""
+    text = (
+        "archspec: 1\nname: tiny_net\ninput: {channels: 2, size: 8}\n"
+        "blocks:\n  blk0:\n    chain:\n    - stem:\n        chain: {math: layer_scale 0.5, body: relu}\n        repeat: 2\n"
+        "network:\n  b:\n    concat:\n    - {block: blk0}\n    - blk0\n"
+    )
+    compiled, generated, source = _compiled_and_generated(text, tmp_path)
+    assert source.count("class Blk0(nn.Module):") == 1
+    x = torch.randn(2, 2, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(generated(x), compiled(x), rtol=0, atol=0)
+        # by hand: each instance is relu(0.5·relu(0.5·x)) = 0.25·relu(x), and the concat stacks two
+        torch.testing.assert_close(compiled(x), torch.cat([0.25 * x.relu()] * 2, dim=1))

@@ -197,7 +197,13 @@ class Forward:
             last[v] = end
         placeholder = next(n for n in self.plan.fx.nodes if n.op == "placeholder")
         names: dict[fx.Node, str] = {placeholder: "x"}
-        names.update((n, self.tree.param_access(str(n.target))) for n in self.plan.fx.nodes if n.op == "get_attr")
+        # a tensor inside a block instance written as a class is that class's own (its forward reads it)
+        in_class = tuple(b + "." for b in self.plan.blocks)
+        names.update(
+            (n, self.tree.param_access(str(n.target)))
+            for n in self.plan.fx.nodes
+            if n.op == "get_attr" and not str(n.target).startswith(in_class)
+        )
         holder: dict[str, fx.Node] = {"x": placeholder}
 
         def free(name: str, i: int) -> bool:
