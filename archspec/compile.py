@@ -184,7 +184,7 @@ def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | 
     elif i is not None:
         in_place = op.in_place(params)
         assert in_place is not None  # in_place_target found the op's in-place form
-        fn, call_args, kwargs = in_place, (args[i], *args[:i], *args[i + 1 :]), {}
+        fn, call_args = in_place, (args[i], *args[:i], *args[i + 1 :])  # with the function's keywords
     if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
         return g.call_method(fn.__name__, call_args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
     return g.call_function(fn, call_args, kwargs)

@@ -1,6 +1,6 @@
 """Which values the compiled forward overwrites in place (torch-free, shared by compile and summary).
 
-A ReLU runs in place and a residual sum with scale 1 accumulates into its body only when the value
+A ReLU or leaky ReLU runs in place and a residual sum with scale 1 accumulates into its body only when the value
 overwritten was made by an op the registry marks ``fresh_output`` (a new tensor, never a view nor an
 input, that its own backward does not read), has no other reader, and is not returned.
 """

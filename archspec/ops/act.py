@@ -127,5 +127,13 @@ class LeakyReLU(Op):
 
         return F.leaky_relu, {"negative_slope": p.slope}
 
+    def in_place(self, p: LeakyReLUParams) -> Callable[..., Any] | None:
+        import torch.nn.functional as F
+
+        return F.leaky_relu_  # called with function()'s slope; timm's BatchNormAct2d runs it in place too
+
+    def in_place_input(self, p: LeakyReLUParams) -> int | None:
+        return 0  # its backward reads only its output (a slope ≥ 0 keeps the sign), as relu's does
+
     def label(self, p: LeakyReLUParams) -> str:
         return f"LeakyReLU ({p.slope:g})"
