@@ -31,6 +31,7 @@ import yaml
 
 MAXX = 96  # input sizes 1..MAXX are tracked for every value
 MAX_TENSOR_CHANNELS = 4096  # the generator redraws trees whose activations grow past this (not a language limit)
+MAX_MAP_SIDE = 512  # pixels on a side, at any input size the truth tracks
 # Stacked LayerNorms with random weights amplify float64 rounding (a kernel's summation order, e.g.
 # a conv on a channels-last map in one model and a contiguous one in the other) by about 1.7 each:
 # 36 of them (seed 9672 with scale.depth 3) reach 1e-8 relative, the gradient tolerance. A case
@@ -486,6 +487,9 @@ class Realizer:
         # weight-free concats repeated under scale.depth double the channels each time: valid, but minutes a case
         if shape.is_map and shape.c > MAX_TENSOR_CHANNELS:
             raise Invalid("too many channels for a quick case")
+        # upsamples repeated under scale.depth multiply the map (seed 787: ×81, 37 → 2997 pixels a side)
+        if shape.is_map and max((*(shape.h or ()), *(shape.w or ()), 0)) > MAX_MAP_SIDE:
+            raise Invalid("maps too large for a quick case")
         if op == "layer_norm" and sum(1 for p in self.prims if p.op == "layer_norm") >= MAX_LAYER_NORMS:
             raise Invalid("too many layer norms: rounding grows past the tolerance")
         if op == "layer_norm" and shape.c == 1:
