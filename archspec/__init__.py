@@ -12,7 +12,7 @@ from typing import Any
 
 from archspec.api import Report, analyze, build, check
 from archspec.errors import SpecError
-from archspec.spec.load import dump
+from archspec.language.load import dump
 from archspec.version import __version__
 
 # Loaded on first use: each needs torch, graphviz or a large module that `check` never imports.

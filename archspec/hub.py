@@ -69,7 +69,7 @@ def save_pretrained(model: Any, folder: str | Path) -> Path:
         )
     spec, overrides = source
     if isinstance(spec, Mapping):  # a spec made in Python: its YAML text (the same data)
-        from archspec.spec.load import dump
+        from archspec.language.load import dump
 
         spec = dump(spec)
     target = Path(folder)

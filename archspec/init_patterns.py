@@ -14,8 +14,8 @@ from typing import Any
 
 from archspec.errors import SpecError, did_you_mean
 from archspec.ir import INPUT, OpGraph
+from archspec.language.resolve import Resolved
 from archspec.ops import REGISTRY
-from archspec.spec.resolve import Resolved
 
 
 def check_init_patterns(resolved: Resolved, graph: OpGraph) -> None:

@@ -98,7 +98,7 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> Non
 
 
 def _apply(tensor: torch.Tensor, how: Any) -> None:
-    """One tensor of an ``init:`` scheme: a name or a Distribution (see spec/model.py)."""
+    """One tensor of an ``init:`` scheme: a name or a Distribution (see language/model.py)."""
     with torch.no_grad():
         if how == "default":
             return

@@ -28,7 +28,7 @@ from archspec.sizes import Accepted, Condition, Range
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from archspec.spec.model import InputSpec, TensorInit
+    from archspec.language.model import InputSpec, TensorInit
     from archspec.symbolic import Shape
 
 INPUT = "input"  # the id (and op) of the node standing for the network's input

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from archspec.errors import Loc, SpecError, did_you_mean
-from archspec.spec.load import MAX_DEPTH, MAX_NODES, Source, YamlPath, load_text
-from archspec.spec.model import Spec
+from archspec.language.load import MAX_DEPTH, MAX_NODES, Source, YamlPath, load_text
+from archspec.language.model import Spec
 
 _KEYVAL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -215,8 +215,8 @@ def _set_in_short(text: str, attr: str, value: Any, key: str) -> str:
     """Rewrite a short form with the lexer's own tokens (so ``${a + b}`` stays one token): 'repeat' sets
     '* N'; any other name replaces the token that sets it (a positional number in place), else is added
     as 'name=value' before the repeat count."""
+    from archspec.language.tokens import token_field, tokens
     from archspec.ops import REGISTRY
-    from archspec.spec.tokens import token_field, tokens
 
     words = [t for t, _ in tokens(text)]
     star = next((i for i, w in enumerate(words) if w.startswith("*") and i > 0), len(words))  # '* N' / '*N'

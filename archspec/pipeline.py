@@ -15,10 +15,10 @@ from archspec.errors import SpecError
 from archspec.graph import expand
 from archspec.init_patterns import check_init_patterns
 from archspec.ir import OpGraph
+from archspec.language.load import Source
+from archspec.language.model import top_level_name_problem
+from archspec.language.resolve import Resolved, resolve
 from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes
-from archspec.spec.load import Source
-from archspec.spec.model import top_level_name_problem
-from archspec.spec.resolve import Resolved, resolve
 from archspec.suspicious import gate_warnings
 
 SpecLike = str | Path | Source | Mapping[str, Any]

@@ -1,6 +1,6 @@
 """The JSON Schema of the spec language, for editors (``# yaml-language-server: $schema=...``).
 
-The pydantic models of ``archspec.spec.model`` give the structure; this module adds what only
+The pydantic models of ``archspec.language.model`` give the structure; this module adds what only
 the op registry knows: every op's long form (``{op: conv, out: 64, kernel: 3}``) as its own
 variant with typed, documented parameters, and per-op ``defaults:``. Parameters may always be
 ``$name`` references to block parameters. The schema is a convenience for editors: archspec's
@@ -13,8 +13,8 @@ import copy
 import json
 from typing import Any
 
+from archspec.language.model import KEYWORDS, MODULE_NAME_JSON_PATTERN, BlockLibrary, Spec
 from archspec.ops import REGISTRY
-from archspec.spec.model import KEYWORDS, MODULE_NAME_JSON_PATTERN, BlockLibrary, Spec
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$", "description": "a block parameter, $name"}

@@ -21,7 +21,7 @@ from archspec.sizes import UNBOUNDED, Accepted, Range, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape
 
 if TYPE_CHECKING:
-    from archspec.spec.model import InputSpec
+    from archspec.language.model import InputSpec
 
 MAX_PARAMS = 2_000_000_000
 

@@ -40,7 +40,7 @@ def test_language_reference_mentions_every_op(name):
 
 
 def test_language_reference_covers_every_key():
-    from archspec.spec.model import (
+    from archspec.language.model import (
         AuxHead,
         BlockDef,
         BlockRef,

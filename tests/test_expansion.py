@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from archspec.graph import Expander, _expand_in_passes, expand
 from archspec.ir import OpGraph
-from archspec.spec.resolve import resolve
-from archspec.spec.tokens import scalar
+from archspec.language.resolve import resolve
+from archspec.language.tokens import scalar
 from tests.paths import ROOT
 
 ZOO = ROOT / "archspec" / "zoo"

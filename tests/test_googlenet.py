@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import archspec
-from archspec.spec.resolve import resolve
+from archspec.language.resolve import resolve
 from tests.paths import SPECS
 from tests.references import assert_same_eval_logits, no_dropout, perturb_bn
 

@@ -309,7 +309,7 @@ def test_a_condition_chooses_the_branch() -> None:
     ],
 )
 def test_conditions_evaluate_like_python(expr: str, value: object) -> None:
-    from archspec.spec.expr import evaluate
+    from archspec.language.expr import evaluate
 
     got = evaluate(expr, {"e": 6, "s": 1}.__getitem__)
     assert got == value and type(got) is type(value)
@@ -327,7 +327,7 @@ def test_conditions_evaluate_like_python(expr: str, value: object) -> None:
     ],
 )
 def test_conditions_and_numbers_do_not_mix(expr: str, fragment: str) -> None:
-    from archspec.spec.expr import ExprError, evaluate
+    from archspec.language.expr import ExprError, evaluate
 
     with pytest.raises(ExprError, match=fragment):
         evaluate(expr, {"e": 6, "s": 1}.__getitem__)

@@ -58,7 +58,7 @@ def test_a_gate_that_does_not_end_in_c_by_1_by_1_is_refused(gate: str, fragment:
 def test_make_divisible_agrees_with_torchvision() -> None:
     from torchvision.models._utils import _make_divisible
 
-    from archspec.spec.expr import make_divisible
+    from archspec.language.expr import make_divisible
 
     for v in [0.5, 3, 7.9, 8, 11.9, 12, 15.99, 16, 20, 23.9, 33.3, 100, 255.5, 1000]:
         for d in (1, 4, 8, 16):

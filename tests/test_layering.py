@@ -17,7 +17,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
 # may import its own layer and those below. Unlisted modules sit in "stages".
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("archspec.errors", "archspec.version", "archspec.symbolic", "archspec.sizes", "archspec.fileio")),
-    ("language", ("archspec.spec", "archspec.ops", "archspec.runtime", "archspec.ir", "archspec.library", "archspec.overrides")),
+    (
+        "language",
+        ("archspec.language", "archspec.ops", "archspec.runtime", "archspec.ir", "archspec.library", "archspec.overrides"),
+    ),
     ("front half", ("archspec.graph", "archspec.shapes", "archspec.init_patterns", "archspec.suspicious")),
     ("report", ("archspec.report", "archspec.pipeline")),
     ("stages", ()),

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 import archspec
 from archspec.cli import main
-from archspec.spec.model import CODEGEN_NAMES, MODULE_ATTRIBUTES
+from archspec.language.model import CODEGEN_NAMES, MODULE_ATTRIBUTES
 from tests.paths import ROOT
 from tests.references import assert_same_outputs
 

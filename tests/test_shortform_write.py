@@ -1,7 +1,7 @@
 """The short-form writer is the lexer's inverse: ``parse(write(p)) == p`` for every op and option the
 fuzzer draws, with and without a spec's ``defaults:``, and with fields given as block parameters.
 
-The truth is the lexer itself (archspec/spec/shortform.py, the parser every spec goes through) and
+The truth is the lexer itself (archspec/language/shortform.py, the parser every spec goes through) and
 the op's pydantic model; the ops and values come from the fuzzer's generator (tests/fuzz/specgen.py),
 not from the writer."""
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from archspec.language.resolve import resolve
+from archspec.language.shortform import Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.ops.write import LETTERS, value_text, write
 from archspec.overrides import _set_in_short
-from archspec.spec.resolve import resolve
-from archspec.spec.shortform import Scope, ShortForms
 from tests.fuzz import specgen
 
 SEEDS = range(300)

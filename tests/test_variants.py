@@ -10,7 +10,7 @@ import pytest
 
 import archspec
 from archspec import SpecError
-from archspec.spec.model import ScaleSpec
+from archspec.language.model import ScaleSpec
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 V4 = SPECS / "inception_v4.yaml"

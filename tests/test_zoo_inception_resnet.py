@@ -73,7 +73,7 @@ def test_facenet_inception_resnet_v1_equals_facenet_pytorch() -> None:
 
 def test_v1_specs_share_their_blocks() -> None:
     """The paper's v1 and facenet's v1 use the blocks of one library file, not copies."""
-    from archspec.spec.resolve import resolve
+    from archspec.language.resolve import resolve
 
     for name in ("inception_resnet_v1.yaml", "facenet_inception_resnet_v1.yaml"):
         resolved = resolve(SPECS / name)

@@ -33,8 +33,8 @@ from archspec.errors import SpecError
 from archspec.graph.expander import Expander, Written
 from archspec.graph.naming import MAX_NODES
 from archspec.ir import INPUT, OpGraph
+from archspec.language.resolve import Resolved
 from archspec.ops import REGISTRY
-from archspec.spec.resolve import Resolved
 
 __all__ = ["MAX_NODES", "Expander", "expand", "output_ops"]
 

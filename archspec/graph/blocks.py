@@ -2,7 +2,7 @@
 
 An instance's environment is the block's declared parameters (with their defaults) overridden by
 the arguments written where it is used; ``block_index`` and ``block_count`` are defined in every
-block (archspec/spec/shortform.py) and so may not be declared. A declared parameter that no
+block (archspec/language/shortform.py) and so may not be declared. A declared parameter that no
 instance reads is an error at its declaration.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.errors import SpecError, did_you_mean
+from archspec.language.load import Source, YamlPath
+from archspec.language.model import TensorInit
+from archspec.language.resolve import BlockEntry, Resolved
+from archspec.language.shortform import BUILTIN_NAMES, Ref
 from archspec.ops import REGISTRY
-from archspec.spec.load import Source, YamlPath
-from archspec.spec.model import TensorInit
-from archspec.spec.resolve import BlockEntry, Resolved
-from archspec.spec.shortform import BUILTIN_NAMES, Ref
 
 
 def block_env(entry: BlockEntry, ref: Ref) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from archspec.shapes import input_shape, op_shape
 from archspec.symbolic import Shape
 
 if TYPE_CHECKING:
-    from archspec.spec.model import InputSpec
+    from archspec.language.model import InputSpec
 
 
 class EarlyShapes:

@@ -27,10 +27,8 @@ from archspec.graph.refs import NamedValues, earlier_value
 from archspec.graph.tree import check_names, kind_of
 from archspec.graph.writer import Writer
 from archspec.ir import Network, OpGraph, Unit
-from archspec.ops import REGISTRY
-from archspec.ops.registry import Op
-from archspec.spec.load import YamlPath
-from archspec.spec.model import (
+from archspec.language.load import YamlPath
+from archspec.language.model import (
     BlockRef,
     ChainNode,
     ConcatNode,
@@ -41,8 +39,10 @@ from archspec.spec.model import (
     ResidualNode,
     name_of_copy,
 )
-from archspec.spec.resolve import Resolved
-from archspec.spec.shortform import Ref, Scope, ShortForms, referenced_params
+from archspec.language.resolve import Resolved
+from archspec.language.shortform import Ref, Scope, ShortForms, referenced_params
+from archspec.ops import REGISTRY
+from archspec.ops.registry import Op
 
 Remake = Callable[[], Ref]  # parses an op again (with the real block_count)
 

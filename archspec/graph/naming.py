@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from archspec.errors import Loc, SpecError
-from archspec.spec.model import ChainNode, ConcatNode, GateNode, ResidualNode
+from archspec.language.model import ChainNode, ConcatNode, GateNode, ResidualNode
 
 MAX_NODES = 200_000
-MAX_BLOCK_DEPTH = 64  # blocks using blocks: as deep as YAML may nest (spec/load.py), far beyond any network
+MAX_BLOCK_DEPTH = 64  # blocks using blocks: as deep as YAML may nest (language/load.py), far beyond any network
 
 
 @dataclass

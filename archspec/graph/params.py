@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.language.load import Source
+from archspec.language.resolve import Resolved
+from archspec.language.shortform import Ref
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.spec.load import Source
-from archspec.spec.resolve import Resolved
-from archspec.spec.shortform import Ref
 
 Chain = list[tuple[str, str, Any]]  # a composite's primitives: (child name, op, params)
 

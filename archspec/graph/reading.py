@@ -1,6 +1,6 @@
 """Reading what a node writes: the long forms of ops and blocks, repeat counts, conditions.
 
-The short-form reader (archspec/spec/shortform.py) reads ``conv 64 3x3 s2``; this module reads the
+The short-form reader (archspec/language/shortform.py) reads ``conv 64 3x3 s2``; this module reads the
 same facts written as mappings (``{op: conv, out: 64}``, ``{block: b, params: {...}, repeat: N}``,
 ``if: ...``), each value with its ``$params`` and ``${...}`` filled in at the node's input ``x``. A
 value that decides structure (a repeat count, a condition, a block's argument) is read through
@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.errors import SpecError
-from archspec.spec.load import YamlPath
-from archspec.spec.model import BlockRef, ChainNode, IfNode, OpLong
-from archspec.spec.resolve import Resolved
-from archspec.spec.shortform import Ref, Scope, ShortForms, mentions_input, referenced_params
+from archspec.language.load import YamlPath
+from archspec.language.model import BlockRef, ChainNode, IfNode, OpLong
+from archspec.language.resolve import Resolved
+from archspec.language.shortform import Ref, Scope, ShortForms, mentions_input, referenced_params
 
 
 def _from_input(values: dict[str, Any], scope: Scope) -> frozenset[str]:

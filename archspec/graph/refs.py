@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.graph.naming import join
-from archspec.spec.shortform import Scope
+from archspec.language.shortform import Scope
 
 
 class NamedValues(dict[str, str]):

@@ -1,7 +1,7 @@
 """The node tree the expansion walks: the spec model's closed set of node kinds (docs/language.md).
 
 A node of a network or block body is one of eleven kinds, told apart by its Python type exactly as
-the spec model's tagged union tells them apart (archspec/spec/model.py, ``Node``)::
+the spec model's tagged union tells them apart (archspec/language/model.py, ``Node``)::
 
     "conv 64 3x3"          short      an op or block in short form
     [a, b, ...]            seq        a chain, members named by their index
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from archspec.language.load import YamlPath
+from archspec.language.model import BlockRef, ChainNode, ConcatNode, FromNode, GateNode, IfNode, OpLong, ResidualNode
+from archspec.language.shortform import Scope, ShortForms
 from archspec.ops import REGISTRY
-from archspec.spec.load import YamlPath
-from archspec.spec.model import BlockRef, ChainNode, ConcatNode, FromNode, GateNode, IfNode, OpLong, ResidualNode
-from archspec.spec.shortform import Scope, ShortForms
 
 KIND: dict[type, str] = {
     str: "short",

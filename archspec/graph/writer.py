@@ -12,8 +12,8 @@ from archspec.errors import Loc
 from archspec.graph.naming import Names
 from archspec.graph.params import OpParams
 from archspec.ir import INPUT, Node, OpGraph
+from archspec.language.shortform import Scope
 from archspec.ops import REGISTRY
-from archspec.spec.shortform import Scope
 
 
 class Writer:

@@ -24,7 +24,7 @@ from archspec.importer.emit import E, Emitter, make_blocks, render_op, spec_defa
 from archspec.importer.sources import module_name
 from archspec.importer.structure import ACTS, Chain, Step, paths, recover, steps
 from archspec.importer.trace import ImportRefused, is_drop_path, trace
-from archspec.spec.model import KEYWORDS
+from archspec.language.model import KEYWORDS
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 

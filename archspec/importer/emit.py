@@ -25,9 +25,9 @@ from typing import Any
 
 from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Residual, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim
+from archspec.language.model import KEYWORDS, module_name_problem
 from archspec.ops import REGISTRY, Op
 from archspec.ops.write import LETTERS, write
-from archspec.spec.model import KEYWORDS, module_name_problem
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fields whose values may become block parameters (ints or symmetric pairs), and their suffixes

@@ -1,6 +1,6 @@
 """The short-form writer: an op's parameters written back as ``conv 64 3x3 s2 p1 no_bias``.
 
-It is the inverse of the lexer (archspec/spec/tokens.py, shortform.py), driven by the same declarations of
+It is the inverse of the lexer (archspec/language/tokens.py, shortform.py), driven by the same declarations of
 the op (:attr:`Op.positional`, :attr:`Op.grid`, :attr:`Op.flags`, its pydantic model's fields and
 defaults), so adding an op adds no writing rule anywhere: bare numbers for the positional fields,
 ``HxW`` for the grid field, ``sN``/``pN``/``dN``/``gN`` for stride, padding, dilation and groups,
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:  # the registry calls the writer (Op.short): the writer names its type only
     from archspec.ops.registry import Op
 
-# the letter tokens of the lexer (archspec/spec/tokens.py, _LETTER_FIELD), field → letter
+# the letter tokens of the lexer (archspec/language/tokens.py, _LETTER_FIELD), field → letter
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 _NUMBER = re.compile(r"^-?(\d+|\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")  # what the lexer reads as a bare number
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

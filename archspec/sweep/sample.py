@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from archspec.spec.expr import ExprError, evaluate
+from archspec.language.expr import ExprError, evaluate
 from archspec.sweep.space import _EXPR, Choice, FloatRange, IntRange, LoadedSpace, RegNet, RegNetRule, names_in
 
 

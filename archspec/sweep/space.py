@@ -27,8 +27,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from archspec.errors import Loc, SpecError, did_you_mean
-from archspec.spec.expr import FUNCTIONS, ExprError
-from archspec.spec.load import Source, YamlPath, load_file, load_text
+from archspec.language.expr import FUNCTIONS, ExprError
+from archspec.language.load import Source, YamlPath, load_file, load_text
 
 # what `check` computes, by the name a constraint or an objective uses
 STATIC_METRICS = {
@@ -343,8 +343,8 @@ def _check_expression(text: str, known: set[str], loc: Loc, what: str) -> None:
 
 def _check_paths(space: LoadedSpace) -> None:
     """Every --set path of the space exists in the spec (checked once, at load, with no shapes)."""
+    from archspec.language.resolve import read
     from archspec.overrides import apply_overrides
-    from archspec.spec.resolve import read
 
     paths = [("params", k) for k in space.model.params if "." in k] + [("set", k) for k in space.model.set]
     for section, key in paths:

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 
 from archspec.errors import SpecError
+from archspec.language.load import Source
+from archspec.language.resolve import resolve
 from archspec.overrides import apply_overrides
-from archspec.spec.load import Source
-from archspec.spec.resolve import resolve
 
 
 @dataclass(frozen=True)

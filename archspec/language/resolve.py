@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.language.load import Source, YamlPath, dump, load_file, load_text
+from archspec.language.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
 from archspec.library import ZOO, is_zoo, zoo_path
-from archspec.spec.load import Source, YamlPath, dump, load_file, load_text
-from archspec.spec.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
 
 MAX_USE_DEPTH = 16
 
@@ -119,7 +119,7 @@ def validation_error(e: ValidationError, source: Source, base: YamlPath = ()) ->
 
 def _known_fields(err: Any) -> list[str]:
     """The keys allowed where an unknown key was found: the model named by the nearest tag."""
-    from archspec.spec import model as m
+    from archspec.language import model as m
 
     owners: dict[str, type[Any]] = {
         "<residual>": m.ResidualNode,

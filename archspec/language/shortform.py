@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.language.expr import INPUT, ExprError, evaluate, uses_input
+from archspec.language.load import Source, YamlPath
+from archspec.language.model import KEYWORDS, MAX_REPEAT, ScaleSpec
+from archspec.language.resolve import Resolved
+from archspec.language.tokens import _INT, _TOKEN, read_token
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
-from archspec.spec.expr import INPUT, ExprError, evaluate, uses_input
-from archspec.spec.load import Source, YamlPath
-from archspec.spec.model import KEYWORDS, MAX_REPEAT, ScaleSpec
-from archspec.spec.resolve import Resolved
-from archspec.spec.tokens import _INT, _TOKEN, read_token
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _EXPR = re.compile(r"\$\{([^}]*)\}")
@@ -247,7 +247,7 @@ class ShortForms:
 
     def evaluate(self, text: str, loc: Loc, scope: Scope, x: str | None) -> int | float | bool:
         """The value of a ``${...}`` expression over the block's parameters: a number or, for a condition,
-        true/false (see archspec/spec/expr.py)."""
+        true/false (see archspec/language/expr.py)."""
         if scope.used is not None:  # every parameter written counts as used, also where and/or/if skip it
             scope.used.update(n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if n in scope.env)
         try:
