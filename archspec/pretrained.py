@@ -62,6 +62,7 @@ NO_WEIGHTS = {
     "facenet_inception_resnet_v1": "its reference (facenet-pytorch) is neither timm's nor torchvision's",
     "googlenet_paper": "the paper's network has no published weights",
     "inception_resnet_v1": "the paper's network has no published weights",
+    "unet": "the paper's network has no published weights",
 }
 
 

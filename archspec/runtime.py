@@ -67,6 +67,17 @@ def check_input(
     return x
 
 
+@torch.fx.wrap
+def center_crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The centre of x at the height and width of ``like`` (U-Net's copy and crop): the rows and columns
+    left out split evenly, the odd one at the bottom and right. A view of x."""
+    h = like.shape[2]
+    w = like.shape[3]
+    top = (x.shape[2] - h) // 2
+    left = (x.shape[3] - w) // 2
+    return x[:, :, top : top + h, left : left + w]
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's
     input is zeroed with probability p and kept, scaled by 1 / (1 - p), otherwise; in eval mode the

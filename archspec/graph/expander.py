@@ -45,6 +45,7 @@ from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 
 Remake = Callable[[], Ref]  # parses an op again (with the real block_count)
+Named = dict[str, Any]  # one name: node
 
 
 @dataclass
@@ -164,15 +165,7 @@ class Expander:
         return self.members(node, yp, scope, x, join(prefix, name))
 
     def named(
-        self,
-        node: dict[str, Any],
-        yp: YamlPath,
-        scope: Scope,
-        x: str,
-        prefix: str,
-        name: str | None,
-        index: int | None,
-        once: bool,
+        self, node: Named, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ((key, value),) = node.items()
         return self.node(value, yp + (key,), scope, x, prefix, key, None)
@@ -292,7 +285,9 @@ class Expander:
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
-        return earlier_value(node.source, scope, self.values_by_name, self.outputs_by_path, scope.source.loc(yp + ("from",)))
+        loc = scope.source.loc(yp + ("from",))
+        wanted = self.forms.subst_text(node.source, loc, scope, x)  # from: $skip in a block
+        return earlier_value(wanted, scope, self.values_by_name, self.outputs_by_path, loc)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
@@ -343,7 +338,12 @@ class Expander:
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
         if chain is None:
-            ids = [self.out.add(op.name, params, path, ref.loc, [x], inner)]
+            found = self.values_by_name, self.outputs_by_path  # values an op's field names (crop to=up)
+            read = [
+                earlier_value(getattr(params, f), scope, *found, ref.token_locs.get(f, ref.loc), f"{op.name} {f}=")
+                for f in op.reads_values
+            ]
+            ids = [self.out.add(op.name, params, path, ref.loc, [x, *read], inner)]
         else:
             text, ids = self.params.short(op, params, scope.source), []
             for child, child_op, child_params in chain:
