@@ -46,6 +46,7 @@ REFERENCES: dict[str, Reference] = {
     "seresnet50": Reference("timm", "seresnet50"),
     "tf_efficientnet_b0": Reference("timm", "tf_efficientnet_b0"),
     "cspresnet50": Reference("timm", "cspresnet50"),
+    "res2net50_26w_4s": Reference("timm", "res2net50_26w_4s"),
     "resnetv2_50x1_bit": Reference("timm", "resnetv2_50x1_bit"),
     "googlenet": Reference("torchvision", "googlenet", (("aux_logits", True),), INCEPTION_MEAN),
     "inception_v3": Reference("torchvision", "inception_v3", (("aux_logits", True),), INCEPTION_MEAN),
