@@ -308,12 +308,13 @@ class Expander:
         if len(scope.blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
             raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")
         env = block_env(entry, ref)
-        index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
-        self.instances[ref.name] = index + 1
-        self.first_use.setdefault(ref.name, ref.loc)
+        counter = entry.definition.counter or ref.name  # a counter shared by the blocks naming it, else the block's own
+        index = self.instances.get(counter, 0)  # block_index: instances counted so far, in order
+        self.instances[counter] = index + 1
+        self.first_use.setdefault(counter, ref.loc)
         blocks = scope.blocks + ((ref.name, path),)
         inner = Scope(
-            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env)
+            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env), counter
         )  # from `in`: not scaled again
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
