@@ -82,14 +82,14 @@ def output_format(path: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import graphviz
 
+    from archspec import public
     from archspec.fileio import refuse_overwriting_inputs
-    from archspec.render import render_spec
 
     refuse_overwriting_inputs(args.output, args.spec)
     fmt = output_format(args.output)
     if fmt == "html":
         return _page(args)
-    dot = render_spec(
+    dot = public.render(
         args.spec,
         overrides_of(args),
         block=args.block,
@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
 def _page(args: argparse.Namespace) -> int:
     import graphviz
 
+    from archspec import public
     from archspec.fileio import write_atomic
-    from archspec.view import page_spec
 
     chosen = [
         flag
@@ -141,7 +141,7 @@ def _page(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        text = page_spec(args.spec, overrides_of(args), max_params=args.max_params)
+        text = public.render_page(args.spec, overrides_of(args), max_params=args.max_params)
     except graphviz.ExecutableNotFound:
         print(NO_DOT, file=sys.stderr)
         return 2

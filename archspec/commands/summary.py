@@ -70,9 +70,9 @@ def table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.summary import summarize
+    from archspec import public
 
-    s = summarize(args.spec, overrides_of(args), max_params=args.max_params, batch=args.batch)
+    s = public.summary(args.spec, overrides_of(args), max_params=args.max_params, batch=args.batch)
     if args.json:
         print(json.dumps(s.as_dict(ops=args.ops), indent=2))
         return 0
