@@ -365,6 +365,15 @@ def _window(sizes: tuple[int, ...], k: int, s: int, p: int, d: int, ceil: bool) 
     return tuple(out)
 
 
+def _every_window_touches(sizes: tuple[int, ...], outs: tuple[int, ...], k: int, s: int, p: int, d: int) -> tuple[int, ...]:
+    """A pool's output sizes, 0 where some window samples only padding (a dilated window can step over
+    a small map: max pool's value there is -inf). Simulates every window's samples."""
+    return tuple(
+        o if all(any(0 <= i * s - p + j * d < x for j in range(k)) for i in range(o)) else 0
+        for x, o in zip(sizes, outs, strict=True)
+    )
+
+
 def width_channels(c: int, width: float, divisor: int) -> int:
     """docs/language.md: c' = max(d, floor(c·w/d + ½)·d), plus d if that is below 0.9·c·w."""
     if width == 1:
@@ -824,8 +833,8 @@ class Realizer:
             raise Invalid("pool padding above half the kernel")
         shape = Shape(
             xs.c,
-            _window(xs.h, k[0], s[0], p[0], d[0], args["ceil"]),  # type: ignore[arg-type]
-            _window(xs.w, k[1], s[1], p[1], d[1], args["ceil"]),
+            _every_window_touches(xs.h, _window(xs.h, k[0], s[0], p[0], d[0], args["ceil"]), k[0], s[0], p[0], d[0]),  # type: ignore[arg-type]
+            _every_window_touches(xs.w, _window(xs.w, k[1], s[1], p[1], d[1], args["ceil"]), k[1], s[1], p[1], d[1]),
         )  # type: ignore[arg-type]
         params = {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil": bool(args["ceil"])}
         if name == "avgpool":
