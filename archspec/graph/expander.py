@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.graph.blocks import block_env, check_used, init_tables
+from archspec.graph.blocks import block_env, check_used
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
+from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, check_top_level, group_label, is_group, join
 from archspec.graph.params import OpParams
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
@@ -96,6 +96,7 @@ class Expander:
         outputs = {"logits": self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")}
         for name, aux in spec.aux.items():
             yp = ("aux", name)
+            check_top_level(name, source.loc(yp, key=True))
             tap = self.outputs_by_path.get(aux.tap)
             if tap is None:
                 hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
@@ -115,7 +116,7 @@ class Expander:
             aux_weights={n: a.weight for n, a in spec.aux.items()},
             units=self.units,
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
-            init=init_tables(self.resolved),
+            init=self.resolved.init,
         )
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
@@ -132,6 +133,8 @@ class Expander:
         that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
+        if not prefix and name is not None:
+            check_top_level(name, scope.source.loc(yp, key=True))
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
