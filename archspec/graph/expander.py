@@ -203,6 +203,10 @@ class Expander:
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
+                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
+                index += 1
+                continue
             with self.copies.nested(repeat, scope.source.loc(myp)):
                 for k in range(repeat):
                     x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
@@ -341,7 +345,7 @@ class Expander:
                 code="bad-op-args",
                 hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
             )
-        inner = replace(scope, unit=scope.unit or path)
+        inner = scope if scope.unit else replace(scope, unit=path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
