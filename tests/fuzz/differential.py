@@ -668,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     # module's first import (a busy machine) leaves it half-imported for every later case
     import sympy  # noqa: F401
     import torchvision.ops  # noqa: F401
+
     faults = set() if "all" in args.enable else set(KNOWN_FAULTS) - set(args.enable)
     start = time.monotonic()
     categories: Counter[str] = Counter()
