@@ -133,8 +133,17 @@ class Expander:
         that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
-        if not prefix and name is not None:
+        if prefix or name is None:
+            return self._node(node, yp, scope, x, prefix, name, index, once)
+        before = len(self.graph)
+        out = self._node(node, yp, scope, x, prefix, name, index, once)
+        if len(self.graph) > before:  # the name now names values of the compiled forward (an empty branch names none)
             check_top_level(name, scope.source.loc(yp, key=True))
+        return out
+
+    def _node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
