@@ -133,8 +133,17 @@ class Expander:
         that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
-        if not prefix and name is not None:
+        if prefix or name is None:
+            return self._node(node, yp, scope, x, prefix, name, index, once)
+        before = len(self.graph)
+        out = self._node(node, yp, scope, x, prefix, name, index, once)
+        if len(self.graph) > before:  # the name now names values of the compiled forward (an empty branch names none)
             check_top_level(name, scope.source.loc(yp, key=True))
+        return out
+
+    def _node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
@@ -203,6 +212,10 @@ class Expander:
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
+                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
+                index += 1
+                continue
             with self.copies.nested(repeat, scope.source.loc(myp)):
                 for k in range(repeat):
                     x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
@@ -341,7 +354,7 @@ class Expander:
                 code="bad-op-args",
                 hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
             )
-        inner = replace(scope, unit=scope.unit or path)
+        inner = scope if scope.unit else replace(scope, unit=path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
