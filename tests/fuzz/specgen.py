@@ -1843,7 +1843,7 @@ class Gen:
     def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
         s = self.r.shapes[v]
         name = self.op_name(s, align, strided)
-        if name in ("pad", "upsample") and align:
+        if name in ("pad", "upsample", "conv_transpose") and align:
             return None  # they change the size: not where branches must stay aligned
         args = self.op_args(name, s, env, align, strided)
         if args is None:
@@ -1880,6 +1880,8 @@ class Gen:
             return self.resize_args(name, s)
         if name in ("channel_slice", "channel_shuffle"):
             return self.channel_args(name, s)
+        if name == "conv_transpose":
+            return self.transpose_args(s, env)
         if name == "drop_path":  # p has no default
             return {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
         if name in ("maxpool", "avgpool"):
