@@ -404,7 +404,7 @@ class _AuxHead:
     emitted: Any = None
 
 
-def _aux_heads(model: Any, gm: Any, prims: list[Any]) -> list[_AuxHead]:
+def _aux_heads(model: Any, gm: Any, prims: list[Any], stack_traces: bool) -> list[_AuxHead]:
     """Training-only heads: the modules with weights the eval-mode forward never calls, read from a
     trace in training mode (see aux.py)."""
     from archspec.importer.aux import aux_graphs
@@ -414,7 +414,7 @@ def _aux_heads(model: Any, gm: Any, prims: list[Any]) -> list[_AuxHead]:
         return []
     eval_targets = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
     out = []
-    for a in aux_graphs(model, eval_targets, {m.split(".")[0] for m in missing}):
+    for a in aux_graphs(model, eval_targets, {m.split(".")[0] for m in missing}, stack_traces):
         conv = Converter(a.gm)
         head = conv.run()
         if conv.output is None:  # pragma: no cover - an output node always follows
@@ -429,7 +429,18 @@ def _aux_heads(model: Any, gm: Any, prims: list[Any]) -> list[_AuxHead]:
 def to_spec(
     model: Any, *, name: str | None = None, source: str | None = None, input_size: tuple[int, int] = (224, 224)
 ) -> Imported:
-    """The spec text of a module, unverified: see :func:`import_module`."""
+    """The spec text of a module, unverified: see :func:`import_module`.
+
+    The module is traced without source lines first; a refusal traces it again with them, so that
+    the error names the model's line (torch records them at a good part of the trace's cost)."""
+    try:
+        return _to_spec(model, name, source, input_size, stack_traces=False)
+    except ImportRefused:
+        pass
+    return _to_spec(model, name, source, input_size, stack_traces=True)
+
+
+def _to_spec(model: Any, name: str | None, source: str | None, input_size: tuple[int, int], stack_traces: bool) -> Imported:
     import torch.fx as fx
 
     if isinstance(model, fx.GraphModule):  # built by archspec (or traced already): its graph is the truth
@@ -440,7 +451,7 @@ def to_spec(
         was_training = model.training
         model.eval()
         try:
-            gm = trace(model)
+            gm = trace(model, stack_traces)
         finally:
             model.train(was_training)
     _propagate_shapes(gm, model, input_size)
@@ -457,7 +468,7 @@ def to_spec(
         module = dict(model.named_modules()).get(first_conv.path + (".conv" if first_conv.op == "conv" else ""))
         if module is not None and isinstance(getattr(module, "in_channels", None), int):
             channels = module.in_channels
-    heads = _aux_heads(model, gm, prims)
+    heads = _aux_heads(model, gm, prims, stack_traces)
     _unreached(model, _reached(prims) | {p for h in heads for p in paths(h.chain)})
 
     emitter = Emitter(_classes(model), _instances(model))
@@ -545,8 +556,6 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
     With ``aux`` (head → its place among the model's training-mode outputs) both also run in training
     mode, dropout off, on a copy of the model (training mode updates BatchNorm statistics), and every
     head's output is compared."""
-    import torch
-
     from archspec.api import build
     from archspec.errors import SpecError
 
@@ -573,14 +582,34 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
             hint="this is a limitation of archspec import; please report it",
         )
     ours.load_state_dict(theirs, strict=True)
+    small = (min(input_size[0], VERIFY_SIZE), min(input_size[1], VERIFY_SIZE))
+    if small != tuple(input_size):
+        try:
+            _compare(model, ours, small, tolerance, aux)
+            return ours
+        except Exception:  # noqa: BLE001 - a network that does not run (or differs) at the small size: its own decides
+            pass
+    _compare(model, ours, input_size, tolerance, aux)
+    return ours
+
+
+# The size the outputs are compared at first, a side at most: a traced module computes the same
+# graph at every size (what depends on a tensor's shape is refused), so a small input checks the
+# same ops as the spec's own at a tenth of the time; where either network does not run or they
+# differ there, the spec's own size decides.
+VERIFY_SIZE = 64
+
+
+def _compare(model: Any, ours: Any, size: tuple[int, int], tolerance: float, aux: dict[str, int] | None) -> None:
+    import torch
+
     was_training = model.training
     model.eval()
     ours.eval()
     try:
         g = torch.Generator().manual_seed(0)
         channels = ours.archspec_report.input_channels
-        h, w = input_size
-        x = torch.randn(1, channels, h, w, generator=g)
+        x = torch.randn(1, channels, *size, generator=g)
         with torch.no_grad():
             expected, got = model(x), ours(x)
     finally:
@@ -596,7 +625,6 @@ def verify(model: Any, text: str, input_size: tuple[int, int], tolerance: float 
         )
     if aux:
         _verify_aux(model, ours, x, aux, tolerance)
-    return ours
 
 
 def _verify_aux(model: Any, ours: Any, x: Any, aux: dict[str, int], tolerance: float) -> None:

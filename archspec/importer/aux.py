@@ -28,14 +28,14 @@ class AuxGraph:
     output: int  # the head's position among the flattened training-mode outputs
 
 
-def _train_graph(model: Any) -> fx.GraphModule:
+def _train_graph(model: Any, stack_traces: bool) -> fx.GraphModule:
     train_gm = getattr(model, "_train_gm", None)
     if isinstance(train_gm, fx.GraphModule):  # a network archspec built with aux heads
         return train_gm
     was_training = model.training
     model.train()
     try:
-        return trace(model)
+        return trace(model, stack_traces)
     finally:
         model.train(was_training)
 
@@ -61,11 +61,11 @@ def _built_tap(model: Any, node: fx.Node) -> str | None:
     return record.blocks[0][1] if record.blocks else record.path or None
 
 
-def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxGraph]:
+def aux_graphs(model: Any, eval_targets: set[str], heads: set[str], stack_traces: bool = True) -> list[AuxGraph]:
     """The training-only heads of a module, one per training-mode output besides the main one.
     ``eval_targets``: the modules the eval-mode forward calls; ``heads``: the top-level modules
     with weights it never calls (what the heads must account for)."""
-    gm = _train_graph(model)
+    gm = _train_graph(model, stack_traces)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     structure = out_node.args[0]
     if (

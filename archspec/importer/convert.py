@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -37,6 +38,7 @@ class Readers:
     functions: dict[Any, Entry]
     methods: dict[str, Entry]
     missing: list[str]  # targets whose package is not installed (timm's BatchNormAct2d without timm)
+    unloaded: list[str]  # targets of a package this process has not imported: no model can hold them
 
 
 def resolve(target: str) -> Any:
@@ -54,13 +56,31 @@ def resolve(target: str) -> Any:
 
 
 @cache
+def _packages() -> frozenset[str]:
+    """The top-level packages the registry's readers name."""
+    return frozenset(r.target.split(".")[0] for op in REGISTRY.values() for r in op.readers if not r.target.startswith("Tensor."))
+
+
 def readers() -> Readers:
-    """The dispatch table, from every registry op's readers (built once)."""
-    table = Readers({}, {}, {}, [])
+    """The dispatch table, from every registry op's readers.
+
+    A reader of a package this process has not imported (timm's classes, for a torchvision model)
+    is left out rather than imported: a model whose class comes from a package has imported it, so
+    the table is built again, once, when another of the readers' packages has been imported since.
+    Importing timm only to learn its class names cost a second of every `archspec import`."""
+    return _readers(frozenset(p for p in _packages() if p in sys.modules))
+
+
+@cache
+def _readers(loaded: frozenset[str]) -> Readers:
+    table = Readers({}, {}, {}, [], [])
     for op in REGISTRY.values():
         for reader in op.readers:
             if reader.target.startswith("Tensor."):
                 table.methods[reader.target.removeprefix("Tensor.")] = (op, reader)
+                continue
+            if reader.target.split(".")[0] not in loaded:
+                table.unloaded.append(reader.target)
                 continue
             try:
                 obj = resolve(reader.target)

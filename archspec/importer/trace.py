@@ -101,16 +101,18 @@ def _leaf_functions() -> tuple[Any, ...]:
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self) -> None:
+    def __init__(self, stack_traces: bool) -> None:
         super().__init__(autowrap_functions=_leaf_functions())
-        self.record_stack_traces = True
+        self.record_stack_traces = stack_traces
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, nn.modules.batchnorm._BatchNorm) or is_drop_path(m) or super().is_leaf_module(m, qualname)
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    tracer = _Tracer()
+def trace(model: nn.Module, stack_traces: bool = True) -> fx.GraphModule:
+    """The module's fx graph. Without ``stack_traces`` its nodes carry no source lines (recording
+    them is a good part of the trace's time): for an import that succeeds, they are never read."""
+    tracer = _Tracer(stack_traces)
     try:
         graph = tracer.trace(model)
     except Exception as e:  # noqa: BLE001 - any tracing failure becomes one located message
