@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.graph.blocks import block_env, check_used, init_tables
+from archspec.graph.blocks import block_env, check_used
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
+from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, check_top_level, group_label, is_group, join
 from archspec.graph.params import OpParams
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
@@ -96,6 +96,7 @@ class Expander:
         outputs = {"logits": self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")}
         for name, aux in spec.aux.items():
             yp = ("aux", name)
+            check_top_level(name, source.loc(yp, key=True))
             tap = self.outputs_by_path.get(aux.tap)
             if tap is None:
                 hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
@@ -115,7 +116,7 @@ class Expander:
             aux_weights={n: a.weight for n, a in spec.aux.items()},
             units=self.units,
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
-            init=init_tables(self.resolved),
+            init=self.resolved.init,
         )
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
@@ -132,6 +133,17 @@ class Expander:
         that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
+        if prefix or name is None:
+            return self._node(node, yp, scope, x, prefix, name, index, once)
+        before = len(self.graph)
+        out = self._node(node, yp, scope, x, prefix, name, index, once)
+        if len(self.graph) > before:  # the name now names values of the compiled forward (an empty branch names none)
+            check_top_level(name, scope.source.loc(yp, key=True))
+        return out
+
+    def _node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
@@ -200,6 +212,10 @@ class Expander:
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
+                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
+                index += 1
+                continue
             with self.copies.nested(repeat, scope.source.loc(myp)):
                 for k in range(repeat):
                     x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
@@ -338,7 +354,7 @@ class Expander:
                 code="bad-op-args",
                 hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
             )
-        inner = replace(scope, unit=scope.unit or path)
+        inner = scope if scope.unit else replace(scope, unit=path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
