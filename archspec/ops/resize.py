@@ -137,8 +137,8 @@ class Upsample(Op):
                 raise Unreadable(f"interpolate with {unread}=True")
         size, scale = call.get("size", None), call.get("scale_factor", None)
         out: dict[str, Any] = {"mode": mode}
-        if call.get("align_corners", None):  # False is torch's default for bilinear, as archspec's None
-            out["align_corners"] = True
+        if call.get("align_corners", None) is not None:
+            out["align_corners"] = bool(call.get("align_corners"))
         if size is not None:
             if not isinstance(size, (int, tuple, list)):
                 raise Unreadable("an upsample to a size computed at run time")
