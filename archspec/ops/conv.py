@@ -124,30 +124,13 @@ class Conv2d(_ConvRules):
     Params = Conv2dParams
     flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in"), "same": ("padding", "same")}
     saved_for_backward = ("in", "w")
-    readers = (Reader("torch.nn.Conv2d"),)
+    readers = (
+        Reader("torch.nn.Conv2d"),
+        Reader("timm.layers.conv2d_same.Conv2dSame", sets=(("padding", "same"),)),  # TensorFlow's padding, at run time
+    )
 
     def read(self, call: Call) -> dict[str, Any]:
-        if call.get("padding_mode", "zeros") != "zeros":
-            raise Unreadable(f"Conv2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
-        kernel, dilation = pair(call.get("kernel_size")), pair(call.get("dilation", 1))
-        padding = call.get("padding", 0)
-        if padding == "valid":
-            padding = 0
-        elif padding == "same":
-            total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
-            if any(t % 2 for t in total):
-                raise Unreadable("Conv2d padding='same' with an even kernel pads unevenly")
-            padding = (total[0] // 2, total[1] // 2)
-        groups = int(call.get("groups", 1))
-        return {
-            "out": int(call.get("out_channels")),
-            "kernel": kernel,
-            "stride": pair(call.get("stride", 1)),
-            "padding": pair(padding),
-            "dilation": dilation,
-            "groups": "in" if 1 < groups == call.get("in_channels") else groups,  # depthwise: `dw`
-            "bias": call.get("bias") is not None,
-        }
+        return read_conv(call)
 
     def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
@@ -162,6 +145,31 @@ class Conv2d(_ConvRules):
 
     def label(self, p: Conv2dParams) -> str:
         return conv_label(p, _same(p))
+
+
+def read_conv(call: Call) -> dict[str, Any]:
+    """An nn.Conv2d's fields (and its subclasses': timm's Conv2dSame, StdConv2d)."""
+    if call.get("padding_mode", "zeros") != "zeros":
+        raise Unreadable(f"Conv2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
+    kernel, dilation = pair(call.get("kernel_size")), pair(call.get("dilation", 1))
+    padding = call.get("padding", 0)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+        if any(t % 2 for t in total):
+            raise Unreadable("Conv2d padding='same' with an even kernel pads unevenly")
+        padding = (total[0] // 2, total[1] // 2)
+    groups = int(call.get("groups", 1))
+    return {
+        "out": int(call.get("out_channels")),
+        "kernel": kernel,
+        "stride": pair(call.get("stride", 1)),
+        "padding": pair(padding),
+        "dilation": dilation,
+        "groups": "in" if 1 < groups == call.get("in_channels") else groups,  # depthwise: `dw`
+        "bias": call.get("bias") is not None,
+    }
 
 
 class StdConv2dParams(Conv2dParams):
@@ -183,8 +191,14 @@ class StdConv2d(_ConvRules):
     )
     Params = StdConv2dParams
     flags = Conv2d.flags
-    not_imported = "not read yet: timm's StdConv2d and a same padding computed at run time (docs/import.md, Not yet)"
+    readers = (Reader("timm.layers.std_conv.StdConv2d"), Reader("timm.layers.std_conv.StdConv2dSame"))
     saved_for_backward = ("in", "w", "stats")
+
+    def read(self, call: Call) -> dict[str, Any]:
+        fields = {**read_conv(call), "eps": float(call.get("eps", 1e-6))}
+        if call.get("same_pad", False):  # StdConv2dSame padding at run time
+            fields["padding"] = "same"
+        return fields
 
     def module(self, p: StdConv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         from archspec.runtime import StdConv2d as Layer

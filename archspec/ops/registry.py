@@ -54,11 +54,14 @@ class Reader:
     :meth:`Op.read` asks for them by name as it asks a module for its attributes. ``structural``
     names the importer's converter method for forms that are not one op with parameters (a merge,
     a reshape, a pass-through): ``archspec.importer.convert.Converter.read_<structural>``.
+    ``sets`` fixes fields whatever the form's attributes say: timm's ``Conv2dSame`` is an
+    ``nn.Conv2d`` whose ``padding`` attribute is 0 and which pads ``same`` at run time.
     """
 
     target: str
     args: tuple[str, ...] = ()
     structural: str | None = None
+    sets: tuple[tuple[str, Any], ...] = ()
 
 
 class Op:

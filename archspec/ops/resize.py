@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from archspec.ops._types import MAX_KERNEL, PosPair
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
 from archspec.symbolic import SCAN_LIMIT, Dim, Shape, Window
 
 
@@ -59,7 +59,22 @@ class Pad(Op):
     kind = "pool"
     Params = PadParams
     positional = ("padding",)
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (
+        Reader("torch.nn.ConstantPad2d"),
+        Reader("torch.nn.ZeroPad2d"),
+        Reader("torch.nn.functional.pad", args=("pad", "mode", "value")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        mode = call.get("mode", "constant")
+        if mode != "constant":
+            raise Unreadable(f"padding with mode={mode!r}; archspec pads with a constant")
+        pad = call.get("padding", None)
+        pad = call.get("pad") if pad is None else pad
+        if not isinstance(pad, (tuple, list)) or len(pad) != 4:
+            raise Unreadable(f"padding {pad!r}; archspec pads a map's four sides (left, right, top, bottom)")
+        return {"padding": tuple(int(v) for v in pad), "value": float(call.get("value", 0.0) or 0.0)}
+
     fresh_output = True
     saved_for_backward = ()
 
@@ -108,7 +123,36 @@ class Upsample(Op):
     kind = "pool"
     Params = UpsampleParams
     positional = ("scale",)
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (
+        Reader("torch.nn.Upsample"),
+        Reader("torch.nn.functional.interpolate", args=("size", "scale_factor", "mode", "align_corners")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        mode = call.get("mode", "nearest")
+        if mode not in ("nearest", "bilinear"):
+            raise Unreadable(f"interpolation mode {mode!r}; archspec upsamples nearest or bilinear")
+        for unread in ("recompute_scale_factor", "antialias"):
+            if call.get(unread, None):
+                raise Unreadable(f"interpolate with {unread}=True")
+        size, scale = call.get("size", None), call.get("scale_factor", None)
+        out: dict[str, Any] = {"mode": mode}
+        if call.get("align_corners", None) is not None:
+            out["align_corners"] = bool(call.get("align_corners"))
+        if size is not None:
+            if not isinstance(size, (int, tuple, list)):
+                raise Unreadable("an upsample to a size computed at run time")
+            out["size"] = (size, size) if isinstance(size, int) else tuple(size)
+            return out
+        if isinstance(scale, (tuple, list)):
+            if len(set(scale)) != 1:
+                raise Unreadable(f"upsampling by {scale}: archspec scales H and W alike")
+            scale = scale[0]
+        if not isinstance(scale, (int, float)):
+            raise Unreadable("an upsample without a size or a factor")
+        out["scale"] = float(scale)
+        return out
+
     grid = "size"
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
     fresh_output = True
