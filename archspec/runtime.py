@@ -107,11 +107,18 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2], x.shape[-1]
-        ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
-        pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
+        ph, pw = self.same_padding(x.shape[-2], 0), self.same_padding(x.shape[-1], 1)
         x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
         return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def same_padding(self, size: int, axis: int) -> int:
+        """The pixels to pad on this axis (both sides) for an output of ceil(size / stride): timm's
+        max((ceil(size / s) − 1)·s + span − size, 0). The max() is left out where the kernel's span
+        is at least the stride (it never applies), so that a traced symbolic size stays a plain
+        floor division: with max() at every strided conv torch.export's trace grows exponentially."""
+        stride, span = self.stride[axis], (self.kernel_size[axis] - 1) * self.dilation[axis] + 1
+        pad = ((size + stride - 1) // stride - 1) * stride + span - size
+        return pad if span >= stride else max(pad, 0)
 
 
 class StdConv2d(nn.Conv2d):
@@ -140,9 +147,7 @@ class StdConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:
-            ih, iw = x.shape[-2], x.shape[-1]
-            ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
-            pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
+            ph, pw = self.same_padding(x.shape[-2], 0), self.same_padding(x.shape[-1], 1)
             x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
         if self.weight[0].numel() > 1:  # batch_norm over each filter, as timm computes it (the same rounding)
             flat = self.weight.reshape(1, self.out_channels, -1)
@@ -151,6 +156,12 @@ class StdConv2d(nn.Conv2d):
         else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value), with a gradient of 0
             w = self.weight - self.weight
         return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def same_padding(self, size: int, axis: int) -> int:
+        """The pixels to pad on this axis for ``same`` (as :meth:`Conv2dSame.same_padding`)."""
+        stride, span = self.stride[axis], (self.kernel_size[axis] - 1) * self.dilation[axis] + 1
+        pad = ((size + stride - 1) // stride - 1) * stride + span - size
+        return pad if span >= stride else max(pad, 0)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", eps={self.eps}" + (", same=True" if self.same else "")
