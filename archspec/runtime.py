@@ -87,6 +87,25 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
+    """``x`` padded as TensorFlow's ``padding="SAME"`` for a window of ``kernel_size``: the output of the
+    window is ceil(X / stride) on each axis, the padding split with the odd pixel on the bottom and
+    right (timm's ``pad_same``). Conv2dSame and StdConv2d call it; the standalone file copies it.
+
+    Per axis the padding is timm's max((ceil(X / s) − 1)·s + span − X, 0), written without the max()
+    where the window's span is at least the stride (the padding is then never negative), and with
+    ceil as a floor division: so a size traced symbolically (torch.export) stays a plain floor
+    division. With max() at every strided conv the trace's expressions nested and grew exponentially
+    with depth (tf_efficientnet_b0's export: minutes)."""
+    pads = []
+    for size, s, k, d in zip(x.shape[-2:], stride, kernel_size, dilation, strict=True):
+        span = (k - 1) * d + 1
+        pad = ((size + s - 1) // s - 1) * s + span - size
+        pads.append(pad if span >= s else max(pad, 0))
+    ph, pw = pads
+    return torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+
+
 class Conv2dSame(nn.Conv2d):
     """A Conv2d padded as TensorFlow's ``padding="SAME"``, at run time: the output is ceil(X / stride)
     on each axis, the padding split with the odd pixel on the bottom and right (timm's Conv2dSame).
@@ -107,18 +126,8 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ph, pw = self.same_padding(x.shape[-2], 0), self.same_padding(x.shape[-1], 1)
-        x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-    def same_padding(self, size: int, axis: int) -> int:
-        """The pixels to pad on this axis (both sides) for an output of ceil(size / stride): timm's
-        max((ceil(size / s) − 1)·s + span − size, 0). The max() is left out where the kernel's span
-        is at least the stride (it never applies), so that a traced symbolic size stays a plain
-        floor division: with max() at every strided conv torch.export's trace grows exponentially."""
-        stride, span = self.stride[axis], (self.kernel_size[axis] - 1) * self.dilation[axis] + 1
-        pad = ((size + stride - 1) // stride - 1) * stride + span - size
-        return pad if span >= stride else max(pad, 0)
 
 
 class StdConv2d(nn.Conv2d):
@@ -147,8 +156,7 @@ class StdConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:
-            ph, pw = self.same_padding(x.shape[-2], 0), self.same_padding(x.shape[-1], 1)
-            x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         if self.weight[0].numel() > 1:  # batch_norm over each filter, as timm computes it (the same rounding)
             flat = self.weight.reshape(1, self.out_channels, -1)
             w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=self.eps)
@@ -156,12 +164,6 @@ class StdConv2d(nn.Conv2d):
         else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value), with a gradient of 0
             w = self.weight - self.weight
         return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def same_padding(self, size: int, axis: int) -> int:
-        """The pixels to pad on this axis for ``same`` (as :meth:`Conv2dSame.same_padding`)."""
-        stride, span = self.stride[axis], (self.kernel_size[axis] - 1) * self.dilation[axis] + 1
-        pad = ((size + stride - 1) // stride - 1) * stride + span - size
-        return pad if span >= stride else max(pad, 0)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", eps={self.eps}" + (", same=True" if self.same else "")

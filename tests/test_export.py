@@ -457,21 +457,21 @@ def test_exports_carry_no_machine_paths_and_repeat_byte_for_byte(
 
 
 def test_same_padding_is_timm_s_at_every_small_size() -> None:
-    """runtime's `same` padding, written without max() where it never applies (so that a traced size
-    stays a floor division: tf_efficientnet_b0's export trace), pads what timm's get_same_padding
-    pads, for every kernel, stride, dilation and size in a grid, in both layers that pad `same`."""
-    from timm.layers.padding import get_same_padding
+    """runtime.pad_same, written without max() where it never applies (so that a traced size stays a
+    floor division: tf_efficientnet_b0's export trace), pads as timm's pad_same, for every kernel,
+    stride, dilation and size in a grid."""
+    from timm.layers.padding import pad_same as timm_pad_same
 
-    from archspec.runtime import Conv2dSame, StdConv2d
+    from archspec.runtime import pad_same
 
     for k in range(1, 8):
         for s in range(1, 5):
             for d in range(1, 4):
-                same = Conv2dSame(1, 1, (k, 1), (s, 1), (d, 1))
-                std = StdConv2d(1, 1, (1, k), (1, s), 0, (1, d), same=True)
-                for size in range(1, 65):
-                    expected = get_same_padding(size, k, s, d)
-                    assert same.same_padding(size, 0) == std.same_padding(size, 1) == expected, (k, s, d, size)
+                for size in range(1, 49):
+                    x = torch.arange(float(size * 2)).reshape(1, 1, size, 2)
+                    ours = pad_same(x, (k, 1), (s, 1), (d, 1))
+                    assert torch.equal(ours, timm_pad_same(x, [k, 1], [s, 1], [d, 1])), (k, s, d, size)
+                    assert torch.equal(pad_same(x.transpose(2, 3), (1, k), (1, s), (1, d)), ours.transpose(2, 3))
 
 
 def test_onnx_file_is_the_message_onnx_ir_writes(tmp_path: Path) -> None:

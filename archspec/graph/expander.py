@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.graph.blocks import block_env, check_used, init_tables
+from archspec.graph.blocks import block_env, check_nesting, check_used
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
-from archspec.graph.params import OpParams
+from archspec.graph.naming import Copies, check_top_level, group_label, is_group, join
+from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
 from archspec.graph.tree import check_names, kind_of
@@ -61,6 +61,21 @@ class Written:
     unit: int | None = None  # its report row, when it is one
 
 
+def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit]) -> Network:
+    """The Network record the expansion writes: the spec's fields, the outputs and the report's rows."""
+    spec = resolved.spec
+    return Network(
+        name=spec.name,
+        file=resolved.source.file,
+        input=spec.input,
+        outputs=outputs,
+        aux_weights={n: a.weight for n, a in spec.aux.items()},
+        units=units,
+        block_labels={n: e.definition.label or n for n, e in resolved.blocks.items()},
+        init=resolved.init,
+    )
+
+
 def _seg(name: str | None, index: int | None) -> str | None:
     return name if name is not None else (str(index) if index is not None else None)
 
@@ -95,31 +110,27 @@ class Expander:
         x = self.out.input(source.loc(("input", "size")))
         outputs = {"logits": self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")}
         for name, aux in spec.aux.items():
-            yp = ("aux", name)
-            tap = self.outputs_by_path.get(aux.tap)
-            if tap is None:
-                hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
-                raise SpecError(
-                    f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)), code="name", hint=hint
-                )
-            self.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
-            before = len(self.graph)
-            outputs[name] = self.node(aux.head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
-            self.out.schedule_after(tap, list(self.graph)[before:])
-            self.units[-1] = replace(self.units[-1], output=outputs[name])
-        self.graph.net = Network(
-            name=spec.name,
-            file=source.file,
-            input=spec.input,
-            outputs=outputs,
-            aux_weights={n: a.weight for n, a in spec.aux.items()},
-            units=self.units,
-            block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
-            init=init_tables(self.resolved),
-        )
+            outputs[name] = self.aux_head(name, aux.tap, aux.head)
+        self.graph.net = network(self.resolved, outputs, self.units)
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
         return self.graph
+
+    def aux_head(self, name: str, tap_path: str, head: Any) -> str:
+        """An aux head: its ops applied to the output of the module at ``tap_path``, after it in order."""
+        source, yp = self.resolved.source, ("aux", name)
+        check_top_level(name, source.loc(yp, key=True))
+        tap = self.outputs_by_path.get(tap_path)
+        if tap is None:
+            hint = did_you_mean(tap_path, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
+            where = source.loc(yp + ("tap",))
+            raise SpecError(f"aux head {name!r} taps {tap_path!r}, which names no node", where, code="name", hint=hint)
+        self.units.append(Unit(name, f"aux head ({tap_path})", "aux", source.loc(yp)))
+        before = len(self.graph)
+        out = self.node(head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
+        self.out.schedule_after(tap, list(self.graph)[before:])
+        self.units[-1] = replace(self.units[-1], output=out)
+        return out
 
     # ---- structure -----------------------------------------------------------------------------
     def node(
@@ -132,6 +143,17 @@ class Expander:
         that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
+        if prefix or name is None:
+            return self._node(node, yp, scope, x, prefix, name, index, once)
+        before = len(self.graph)
+        out = self._node(node, yp, scope, x, prefix, name, index, once)
+        if len(self.graph) > before:  # the name now names values of the compiled forward (an empty branch names none)
+            check_top_level(name, scope.source.loc(yp, key=True))
+        return out
+
+    def _node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
@@ -200,6 +222,10 @@ class Expander:
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
+                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
+                index += 1
+                continue
             with self.copies.nested(repeat, scope.source.loc(myp)):
                 for k in range(repeat):
                     x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
@@ -303,15 +329,7 @@ class Expander:
         if entry is None:
             self.forms.unknown(ref.name, ref.loc)
         assert entry is not None
-        if any(b == ref.name for b, _ in scope.blocks):
-            raise SpecError(
-                f"block {ref.name!r} uses itself",
-                ref.loc,
-                code="name",
-                hint="a block cannot contain itself, directly or through other blocks",
-            )
-        if len(scope.blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
-            raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")
+        check_nesting(ref, scope.blocks)
         env = block_env(entry, ref)
         index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
         self.instances[ref.name] = index + 1
@@ -331,14 +349,8 @@ class Expander:
 
     def apply_op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str, remake: Remake | None) -> str:
         """Add the op (expanding composites); return its output node."""
-        if not op.standalone:
-            raise SpecError(
-                f"{op.name!r} cannot stand alone: it merges branches",
-                ref.loc,
-                code="bad-op-args",
-                hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
-            )
-        inner = replace(scope, unit=scope.unit or path)
+        check_standalone(op, ref)
+        inner = scope if scope.unit else replace(scope, unit=path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
