@@ -46,6 +46,7 @@ REFERENCES: dict[str, Reference] = {
     "seresnet50": Reference("timm", "seresnet50"),
     "tf_efficientnet_b0": Reference("timm", "tf_efficientnet_b0"),
     "cspresnet50": Reference("timm", "cspresnet50"),
+    "res2net50_26w_4s": Reference("timm", "res2net50_26w_4s"),
     "resnetv2_50x1_bit": Reference("timm", "resnetv2_50x1_bit"),
     "googlenet": Reference("torchvision", "googlenet", (("aux_logits", True),), INCEPTION_MEAN),
     "inception_v3": Reference("torchvision", "inception_v3", (("aux_logits", True),), INCEPTION_MEAN),
@@ -62,6 +63,7 @@ NO_WEIGHTS = {
     "facenet_inception_resnet_v1": "its reference (facenet-pytorch) is neither timm's nor torchvision's",
     "googlenet_paper": "the paper's network has no published weights",
     "inception_resnet_v1": "the paper's network has no published weights",
+    "unet": "the paper's network has no published weights",
 }
 
 

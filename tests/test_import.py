@@ -402,8 +402,9 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
 # every zoo spec but ConvNeXt: its per-pixel layers run between permutes, which the importer does not read yet
 # (docs/import.md, "Not yet"); test_a_built_convnext_is_refused_where_it_permutes pins the refusal
 # ... and the networks whose ops the importer does not read yet (leaky_relu, std_conv2d, group_norm, `same`
-# padding computed at run time: docs/import.md, "Not yet")
-NOT_IMPORTED = {"convnext_tiny", "tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit"}
+# padding computed at run time, conv_transpose and crop: docs/import.md, "Not yet"), and Res2Net, whose scales
+# read earlier values (from:): the importer recovers one fork per merge only
+NOT_IMPORTED = {"convnext_tiny", "tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit", "unet", "res2net50_26w_4s"}
 BUILT = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in NOT_IMPORTED)
 SLOW_BUILT = {"resnet101", "resnet152", "bn_inception", "facenet_inception_resnet_v1", "densenet121", "inception_v3"}
 

@@ -25,7 +25,12 @@ class NamedValues(dict[str, str]):
 
 
 def earlier_value(
-    wanted: str, scope: Scope, values_by_name: Mapping[str, str], outputs_by_path: Mapping[str, str], loc: Loc
+    wanted: str,
+    scope: Scope,
+    values_by_name: Mapping[str, str],
+    outputs_by_path: Mapping[str, str],
+    loc: Loc,
+    what: str = "from:",
 ) -> str:
     """The node id of the value ``wanted`` names: a named node's output, else the op or block at that path."""
     instance = scope.blocks[-1][1] if scope.blocks else ""  # the innermost block instance's path
@@ -37,4 +42,4 @@ def earlier_value(
         "name the node first (a key such as enc1: ...) and refer to it after it; a value can be read only "
         "after the node that computes it (a reference forward would make a cycle)"
     )
-    raise SpecError(f"from: {wanted!r} names no node before this one", loc, code="name", hint=hint)
+    raise SpecError(f"{what} {wanted!r} names no node before this one", loc, code="name", hint=hint)

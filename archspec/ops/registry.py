@@ -110,6 +110,9 @@ class Op:
     # How `archspec import` reads it back from torch (the inverse of its builder): the modules, functions and
     # tensor methods it comes from, each read by :meth:`read`. An op with none says why in ``not_imported``.
     readers: ClassVar[tuple[Reader, ...]] = ()
+    # Fields that name an earlier value (a module path, as ``from:`` does): each becomes one more input,
+    # after the op's own, in order (``crop to=up`` reads the value at ``up`` for its size).
+    reads_values: ClassVar[tuple[str, ...]] = ()
     not_imported: ClassVar[str | None] = None
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------

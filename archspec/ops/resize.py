@@ -1,4 +1,4 @@
-"""Spatial resizing without weights: constant padding and upsampling (nearest or bilinear)."""
+"""Spatial resizing without weights: constant padding, upsampling (nearest or bilinear) and a centre crop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from archspec.ops._types import MAX_KERNEL, PosPair
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
-from archspec.symbolic import Dim, Shape, Window
+from archspec.symbolic import SCAN_LIMIT, Dim, Shape, Window
 
 
 def _sides(v: Any) -> Any:
@@ -179,3 +179,57 @@ class Upsample(Op):
     def label(self, p: UpsampleParams) -> str:
         what = f"×{p.scale:g}" if p.scale is not None else f"to {p.size[0]}×{p.size[1]}"  # type: ignore[index]
         return f"{p.mode} upsample ({what})"
+
+
+class CropParams(OpParams):
+    to: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="the module path of an earlier value whose H×W the crop takes (looked up as from: looks a name up)",
+    )
+
+
+def _first_smaller(x: Dim, ref: Dim) -> int | None:
+    """The smallest input size at which ``x`` is smaller than ``ref`` while both are at least 1, or None."""
+    start = max(x.min_input(), ref.min_input())
+    return next((s for s in range(start, SCAN_LIMIT + 1) if x(s) < ref(s)), None)
+
+
+@register
+class Crop(Op):
+    name = "crop"
+    doc = (
+        "The centre of the input at the H×W of an earlier value (U-Net's copy and crop, Ronneberger et al. 2015, "
+        "arXiv 1505.04597, Fig. 1): the rows and columns left out split evenly, the odd one at the bottom and "
+        "right; a view. TO is that value's module path, looked up as `from:` looks one up; the input must be at "
+        "least as large at every input size. Short form: crop to=TO"
+    )
+    kind = "pool"
+    Params = CropParams
+    arity = 2
+    reads_values = ("to",)
+    view = True
+    saved_for_backward = ()
+    not_imported = "not read yet (docs/import.md, Not yet)"
+
+    def infer(self, p: CropParams, inputs: list[Shape]) -> Shape:
+        x, ref = inputs[0], inputs[-1]
+        if x.height is None or x.width is None or ref.height is None or ref.width is None:
+            raise OpShapeError(f"needs two C×H×W feature maps, got {x.formula()} and {ref.formula()}")
+        for axis, (a, b) in enumerate(((x.height, ref.height), (x.width, ref.width))):
+            bad = _first_smaller(a, b)
+            if bad is not None:
+                name = "HW"[axis]
+                raise OpShapeError(
+                    f"the input ({a.formula()}) is smaller than {p.to!r} ({b.formula()}) at {name} = {bad}",
+                    hint="crop a larger map (an earlier one on the contracting path) to a smaller one",
+                )
+        return Shape(x.channels, ref.height, ref.width)
+
+    def function(self, p: CropParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        from archspec.runtime import center_crop
+
+        return center_crop, {}
+
+    def label(self, p: CropParams) -> str:
+        return f"crop to {p.to}"
