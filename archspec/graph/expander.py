@@ -332,7 +332,7 @@ class Expander:
         self.first_use.setdefault(counter, ref.loc)
         blocks = scope.blocks + ((ref.name, path),)
         inner = Scope(
-            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env), counter
+            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env), counter, x
         )  # from `in`: not scaled again
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)

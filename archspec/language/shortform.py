@@ -32,6 +32,7 @@ _EXPR = re.compile(r"\$\{([^}]*)\}")
 # number — the per-block drop rate of stochastic depth, ``${0.2 * block_index / block_count}``.
 BLOCK_INDEX, BLOCK_COUNT = "block_index", "block_count"
 BUILTIN_NAMES = (BLOCK_INDEX, BLOCK_COUNT)
+BLOCK_IN = "block_in"  # the input channels of the innermost block instance (RegNet-Y's SE width: block_in // 4)
 # The spec's multipliers (scale.width, scale.depth), readable everywhere (docs/language.md, "Multipliers"),
 # for a spec that scales itself as its reference does: ${make_divisible(24 * width_mult, 8)}, ${ceil(n * depth_mult)}.
 SCALE_NAMES = {"width_mult": "width", "depth_mult": "depth"}
@@ -47,6 +48,7 @@ class Scope:
     index: int = -1  # the innermost block instance's index among that block's instances (block_index)
     from_input: frozenset[str] = frozenset()  # $params whose value was computed from `in` where the block was used
     counter: str = ""  # what block_index and block_count count: the block's name, or the counter it shares
+    block_input: str | None = None  # the node the innermost block instance is applied to (block_in)
 
 
 @dataclass
@@ -277,6 +279,16 @@ class ShortForms:
         if name not in scope.env and name in SCALE_NAMES:
             value: float = getattr(self.scale, SCALE_NAMES[name])
             return value
+        if name == BLOCK_IN and name not in scope.env:  # the innermost block instance's input channels
+            if scope.block_input is None or self.channels_of is None:
+                raise SpecError(
+                    "'block_in' (the input channels of the enclosing block) is defined only inside a block",
+                    loc,
+                    code="param",
+                    hint="use in for the input channels of the op itself",
+                )
+            self.reads[1] += 1
+            return self.channels_of(scope.block_input)
         if name == INPUT:  # the input channels of the op or block being read
             if x is None or self.channels_of is None:
                 raise SpecError(
