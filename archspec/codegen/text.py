@@ -27,7 +27,8 @@ RESERVED = {"self", "torch", "nn", "F", "check_input"} | set(dir(builtins))
 # Layers of archspec's own (runtime.py) that the compiled model uses: the file writes each one's class,
 # its source copied from runtime.py, so the file still needs only torch.
 RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (runtime.DropPath, runtime.Conv2dSame, runtime.StdConv2d)
+    cls.__name__: cls
+    for cls in (runtime.DropPath, runtime.Conv2dSame, runtime.StdConv2d, runtime.InterpolateLike, runtime.FrozenBatchNorm2d)
 }
 # class names the file cannot define: its imports, its runtime layers, keywords (a block named `none` → None)
 # and builtins

@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from archspec.errors import SpecError, did_you_mean
+from archspec.errors import SpecError
 from archspec.graph.blocks import block_env, check_used, init_tables
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
+from archspec.graph.outputs import add_aux_heads, named_outputs, read_values
 from archspec.graph.params import OpParams
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
@@ -93,20 +94,10 @@ class Expander:
     def run(self) -> OpGraph:
         spec, source = self.resolved.spec, self.resolved.source
         x = self.out.input(source.loc(("input", "size")))
-        outputs = {"logits": self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")}
-        for name, aux in spec.aux.items():
-            yp = ("aux", name)
-            tap = self.outputs_by_path.get(aux.tap)
-            if tap is None:
-                hint = did_you_mean(aux.tap, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
-                raise SpecError(
-                    f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)), code="name", hint=hint
-                )
-            self.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
-            before = len(self.graph)
-            outputs[name] = self.node(aux.head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
-            self.out.schedule_after(tap, list(self.graph)[before:])
-            self.units[-1] = replace(self.units[-1], output=outputs[name])
+        last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
+        outputs = {"logits": last} if spec.outputs is None else named_outputs(self, spec.outputs, source)
+        main = tuple(outputs)
+        outputs |= add_aux_heads(self, spec.aux, source, outputs)
         self.graph.net = Network(
             name=spec.name,
             file=source.file,
@@ -116,6 +107,9 @@ class Expander:
             units=self.units,
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
             init=init_tables(self.resolved),
+            main=main,
+            named_outputs=spec.outputs is not None,
+            output_paths=tuple(spec.outputs.values() if isinstance(spec.outputs, dict) else spec.outputs or ()),
         )
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
@@ -343,7 +337,7 @@ class Expander:
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
         if chain is None:
-            ids = [self.out.add(op.name, params, path, ref.loc, [x], inner)]
+            ids = [self.out.add(op.name, params, path, ref.loc, [x, *read_values(self, op, params, scope, ref)], inner)]
         else:
             text, ids = self.params.short(op, params, scope.source), []
             for child, child_op, child_params in chain:

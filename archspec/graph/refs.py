@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.graph.naming import join
+from archspec.ir import INPUT
 from archspec.language.shortform import Scope
 
 
@@ -25,7 +26,12 @@ class NamedValues(dict[str, str]):
 
 
 def earlier_value(
-    wanted: str, scope: Scope, values_by_name: Mapping[str, str], outputs_by_path: Mapping[str, str], loc: Loc
+    wanted: str,
+    scope: Scope,
+    values_by_name: Mapping[str, str],
+    outputs_by_path: Mapping[str, str],
+    loc: Loc,
+    what: str = "from:",
 ) -> str:
     """The node id of the value ``wanted`` names: a named node's output, else the op or block at that path."""
     instance = scope.blocks[-1][1] if scope.blocks else ""  # the innermost block instance's path
@@ -33,8 +39,11 @@ def earlier_value(
         found = values_by_name.get(path, outputs_by_path.get(path))
         if found is not None:
             return found
+    if wanted == INPUT:  # the network's input, where no node of the network has that name
+        return INPUT
     hint = did_you_mean(wanted, [*values_by_name, *outputs_by_path]) or (
         "name the node first (a key such as enc1: ...) and refer to it after it; a value can be read only "
         "after the node that computes it (a reference forward would make a cycle)"
     )
-    raise SpecError(f"from: {wanted!r} names no node before this one", loc, code="name", hint=hint)
+    said = f"{what} {wanted!r}" if what.endswith(":") else f"{what}{wanted!r}"  # from: 'b', size_of='b'
+    raise SpecError(f"{said} names no node before this one", loc, code="name", hint=hint)

@@ -84,6 +84,12 @@ class Op:
     passthrough: ClassVar[bool] = False  # the output is the input itself (identity): no call at all
     variadic: ClassVar[bool] = False  # the function takes its inputs as one list (torch.cat)
     train_module: ClassVar[bool] = False  # no state, but follows train()/eval(): built as a module (dropout)
+    # no state, but called as a module (``train_module_of`` builds it; a standalone file defines its class):
+    # ``interpolate``, whose call reads the size of a second input
+    stateless_module: ClassVar[bool] = False
+    # Parameters that name an earlier value of the network (a module path, as ``from:`` does): the expander
+    # reads each as one more input of the op, after the one it is applied to (``interpolate size_of=...``).
+    reads: ClassVar[tuple[str, ...]] = ()
     # Inputs that merged branches must agree on, checked (and located) by the shapes stage:
     # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
     agreement: ClassVar[str | None] = None
@@ -171,7 +177,7 @@ class Op:
         return None
 
     def train_module_of(self, p: Any) -> Any:
-        """For ``train_module`` ops: the stateless torch module to build."""
+        """For ``train_module`` and ``stateless_module`` ops: the stateless torch module to build."""
         raise NotImplementedError
 
     def read(self, call: Call) -> dict[str, Any]:

@@ -42,7 +42,18 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
         return cls(truth.shapes[p.id].c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
     if p.op == "layer_norm":
         return nn.LayerNorm(truth.shapes[p.id].c, eps=a["eps"], elementwise_affine=a["affine"])
+    if p.op == "frozen_bn":
+        return _Frozen(truth.shapes[p.id].c)
     raise ValueError(p.op)
+
+
+class _Frozen(nn.Module):
+    """frozen_bn's state as docs/language.md describes it: γ, β, mean and variance as buffers."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((c,), value))
 
 
 class Oracle(nn.Module):
@@ -53,7 +64,7 @@ class Oracle(nn.Module):
         super().__init__()
         self.truth = truth
         for p in truth.prims:
-            if p.op in ("conv2d", "std_conv2d", "linear", "bn", "layer_norm", "group_norm"):
+            if p.op in ("conv2d", "std_conv2d", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
                 self._put(p.path, _module(p, truth))
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
                 s = truth.shapes[p.id]
@@ -107,6 +118,13 @@ class Oracle(nn.Module):
             return self.layer(p.path)(x)
         if p.op in ("leaky_relu", "pad", "upsample"):
             return _resize_or_leaky(p.op, a, x)
+        if p.op == "frozen_bn":  # (x − mean) / √(var + eps) · γ + β, in training mode too
+            f = self.layer(p.path)
+            return (x - f.running_mean[:, None, None]) / torch.sqrt(f.running_var[:, None, None] + a["eps"]) * f.weight[
+                :, None, None
+            ] + f.bias[:, None, None]
+        if p.op == "interpolate":  # to the H×W of its second input
+            return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
         if p.op == "layer_scale":
             return x * self.tensor(p.path)
         if p.op in ACTIVATIONS:

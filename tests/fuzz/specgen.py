@@ -69,6 +69,8 @@ MAP_OPS = (
     "group_norm",
     "pad",
     "upsample",
+    "frozen_bn",
+    "interpolate",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
@@ -82,6 +84,7 @@ STATEFUL = (
     "layer_norm",
     "group_norm",
     "layer_scale",
+    "frozen_bn",
 )  # layer_scale: a tensor at its path
 NAMES = (
     "a",
@@ -387,6 +390,8 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "leaky_relu": {"slope"},
     "pad": {"padding", "value"},
     "upsample": {"scale", "size", "mode", "align_corners"},
+    "frozen_bn": {"eps"},
+    "interpolate": {"size_of", "mode", "align_corners"},
     "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
@@ -420,6 +425,8 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "leaky_relu": {"slope": 0.01},
     "pad": {"value": 0.0},
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
+    "frozen_bn": {"eps": 1e-5},
+    "interpolate": {"mode": "nearest", "align_corners": None},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
@@ -921,6 +928,22 @@ class Realizer:
         }
         return self.emit("upsample", params, path, [x], Shape(xs.c, h, w), path)
 
+    def op_frozen_bn(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "frozen_bn")
+        return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
+
+    def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
+        """x resized to the H×W of the value size_of names: here always the network's input."""
+        xs = self.map_of(x, "interpolate")
+        if args["size_of"] != "input" or any(p == "input" or p.endswith(".input") for p in self.by_path):
+            raise Invalid("interpolate reads the input only where no node is named input")
+        if args["align_corners"] is not None and args["mode"] != "bilinear":
+            raise Invalid("align_corners only bilinear")
+        h = tuple(v if a > 0 else 0 for v, a in zip(X, xs.h, strict=True))  # type: ignore[arg-type]
+        w = tuple(v if a > 0 else 0 for v, a in zip(X, xs.w, strict=True))  # type: ignore[arg-type]
+        params = {"size_of": "input", "mode": args["mode"], "align_corners": args["align_corners"]}
+        return self.emit("interpolate", params, path, [x, "input"], Shape(xs.c, h, w), path)
+
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
 
@@ -1203,6 +1226,9 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("upsample", "mode", "bilinear"): "bilinear",
     ("upsample", "mode", "nearest"): "nearest",
     ("upsample", "align_corners", True): "align_corners",
+    ("interpolate", "mode", "bilinear"): "bilinear",
+    ("interpolate", "mode", "nearest"): "nearest",
+    ("interpolate", "align_corners", True): "align_corners",
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -1735,13 +1761,13 @@ class Gen:
         else:
             name = self.pick(VEC_OPS + ("linear",))
         args: dict[str, Any] = {}
-        if name in ("pad", "upsample") and align:
+        if name in ("pad", "upsample", "interpolate") and align:
             return None  # they change the size: not where branches must stay aligned
         if name in ("conv", "conv2d", "std_conv2d", "maxpool", "avgpool"):
             args = self.window_args(name, align, strided)
         if name in ("conv", "conv2d", "std_conv2d"):
             args = self.conv_args(name, s, env, args)
-        elif name in ("group_norm", "pad", "upsample"):
+        elif name in ("group_norm", "pad", "upsample", "interpolate"):
             args = self.resize_args(name, s)
         elif name in ("channel_slice", "channel_shuffle"):
             drawn = self.channel_args(name, s)
@@ -1799,6 +1825,13 @@ class Gen:
         if name == "group_norm":
             args: dict[str, Any] = {"groups": self.pick([g for g in (1, 2, 4, s.c) if s.c % g == 0])}
             return args | self.other_args(name, {})
+        if name == "interpolate":  # to the input's size (no node is named input: the realizer checks)
+            args = {"size_of": "input"}
+            if self.chance(0.5):
+                args["mode"] = self.pick(["bilinear", "nearest"])
+                if args["mode"] == "bilinear" and self.chance(0.5):
+                    args["align_corners"] = self.chance(0.5)
+            return args
         if name == "pad":
             args = {"padding": self.pick([0, 1, 2, (1, 0), (0, 2)])}
             return args | ({"value": self.pick([0.0, -1.0, 0.5])} if self.chance(0.3) else {})
@@ -1868,6 +1901,7 @@ class Gen:
 
     OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
+        "frozen_bn": (("eps", 0.3, [0.001]),),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),

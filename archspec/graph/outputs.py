@@ -1,0 +1,85 @@
+"""What the network returns, and the values an op reads besides its input.
+
+``outputs:`` (docs/language.md, "Several outputs") names values of the network to return, in order;
+aux heads (``aux:``) are expanded after the network, each run right after the node it taps; an op
+whose parameters name earlier values (``interpolate size_of=NAME``, ``Op.reads``) reads them as
+further inputs, looked up as ``from:`` looks them up (refs.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from archspec.errors import SpecError, did_you_mean
+from archspec.graph.refs import earlier_value
+from archspec.ir import Unit
+from archspec.language.load import Source
+from archspec.language.shortform import Ref, Scope
+from archspec.ops.registry import Op
+
+if TYPE_CHECKING:
+    from archspec.graph.expander import Expander
+    from archspec.language.model import AuxHead
+
+
+def named_outputs(ex: Expander, written: list[str] | dict[str, str], source: Source) -> dict[str, str]:
+    """``outputs:``: output name → the node id of the value it names.
+
+    A list names each value by its path; a mapping by the key written before it. A path names a node
+    of the network (a named node, an op or a block instance), as ``aux: tap`` does; a name written
+    twice is a located error (a mapping's repeated key is refused by the loader)."""
+    pairs = (
+        [(p, p, (i,)) for i, p in enumerate(written)] if isinstance(written, list) else [(k, p, (k,)) for k, p in written.items()]
+    )
+    if not pairs:
+        raise SpecError(
+            "outputs: names no value",
+            source.loc(("outputs",)),
+            code="name",
+            hint="name the values to return, e.g. outputs: [layer3, layer4]",
+        )
+    found: dict[str, str] = {}
+    for name, path, where in pairs:
+        loc = source.loc(("outputs", *where))
+        if name in found:
+            raise SpecError(f"outputs: {name!r} is named twice", loc, code="name", hint="each output needs its own name")
+        node = ex.values_by_name.get(path, ex.outputs_by_path.get(path))
+        if node is None:
+            hint = did_you_mean(path, [*ex.values_by_name, *ex.outputs_by_path]) or (
+                "an output is the module path of a node of the network: a named node, an op or a block instance"
+            )
+            raise SpecError(f"outputs: {path!r} names no node of the network", loc, code="name", hint=hint)
+        found[name] = node
+    return found
+
+
+def add_aux_heads(ex: Expander, heads: dict[str, AuxHead], source: Source, outputs: dict[str, str]) -> dict[str, str]:
+    """Expand each aux head on the node it taps; aux head name → its output node."""
+    found: dict[str, str] = {}
+    for name, aux in heads.items():
+        yp = ("aux", name)
+        if name in outputs:
+            raise SpecError(
+                f"aux head {name!r} has the name of an output", source.loc(yp, key=True), code="name", hint="rename the aux head"
+            )
+        tap = ex.outputs_by_path.get(aux.tap)
+        if tap is None:
+            hint = did_you_mean(aux.tap, ex.outputs_by_path) or "use the module path of a block, e.g. features.9"
+            raise SpecError(
+                f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)), code="name", hint=hint
+            )
+        ex.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
+        before = len(ex.graph)
+        found[name] = ex.node(aux.head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
+        ex.out.schedule_after(tap, list(ex.graph)[before:])
+        ex.units[-1] = replace(ex.units[-1], output=found[name])
+    return found
+
+
+def read_values(ex: Expander, op: Op, params: Any, scope: Scope, ref: Ref) -> list[str]:
+    """The earlier values ``op`` reads besides the one it is applied to (``interpolate size_of=NAME``)."""
+    return [
+        earlier_value(getattr(params, f), scope, ex.values_by_name, ex.outputs_by_path, ref.token_locs.get(f, ref.loc), f + "=")
+        for f in op.reads
+    ]
