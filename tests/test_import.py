@@ -396,6 +396,8 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
 # ... and the networks whose ops the importer does not read yet (leaky_relu, std_conv2d, group_norm, `same`
 # padding computed at run time: docs/import.md, "Not yet")
 NOT_IMPORTED = {"convnext_tiny", "tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit"}
+# several outputs and interpolate size_of=: the importer reads neither yet (docs/import.md, Not yet)
+NOT_IMPORTED |= {"resnet50_fpn", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"}
 BUILT = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in NOT_IMPORTED)
 SLOW_BUILT = {"resnet101", "resnet152", "bn_inception", "facenet_inception_resnet_v1", "densenet121", "inception_v3"}
 
