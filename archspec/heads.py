@@ -113,13 +113,17 @@ def _linear_text(graph: OpGraph, node: str, classes: int) -> str:
     return REGISTRY[record.op].short(record.params.model_copy(update={"out": classes}))
 
 
+def _refusal(message: str, where: str, hint: str) -> SpecError:
+    """A head cannot be changed as asked: the ``override`` error, located at the network (or argument)."""
+    return SpecError(message, Loc(where, 0, 0), code="override", hint=hint)
+
+
 def check_classes(value: Any, what: str = "num_classes") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CLASSES:
-        raise SpecError(
+        raise _refusal(
             f"{what} must be a whole number from 0 to {MAX_CLASSES}, got {value!r}",
-            Loc(what, 0, 0),
-            code="override",
-            hint="0 removes the classifier (the pooled features come out), as timm's num_classes=0 does",
+            what,
+            "0 removes the classifier (the pooled features come out), as timm's num_classes=0 does",
         )
     return value
 
@@ -135,11 +139,10 @@ def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: 
     found = heads(graph)
     merged = dict(overrides or {})
     if not any(h.output == "logits" for h in found):
-        raise SpecError(
+        raise _refusal(
             f"{report.name}: cannot set the number of classes: its output is not computed by a `linear` classifier",
-            Loc(report.file or report.name, 0, 0),
-            code="override",
-            hint="set the last layer with --set (e.g. --set network.fc='linear 10')",
+            report.file or report.name,
+            "set the last layer with --set (e.g. --set network.fc='linear 10')",
         )
     changes = [
         (h.key, _linear_text(graph, h.node, num_classes), graph.at(h.node).path) for h in found if h.output == "logits" or aux
@@ -166,12 +169,7 @@ def _apply(spec: Any, overrides: dict[str, Any], changes: list[tuple[str, Any, s
     for key, value, path in moved:
         merged[key] = {path.rpartition(".")[2]: value}
     if moved and any(path not in _paths(spec, merged) for _, _, path in moved):
-        raise SpecError(
-            f"{name}: cannot resize its classifier without renaming it",
-            Loc(name, 0, 0),
-            code="override",
-            hint="set the last layer with --set",
-        )
+        raise _refusal(f"{name}: cannot resize its classifier without renaming it", name, "set the last layer with --set")
     return merged
 
 

@@ -5,24 +5,27 @@ network at its default initialisation without a word. So a pattern of the spec's
 module with weights somewhere in the network, and a pattern of a block's table one in an instance of
 that block (a block that is never used is not checked). The module paths are the compiled model's,
 as :func:`archspec.compile.init_schemes` matches them; nothing here imports torch.
+
+Why here and not in ``resolve`` (which checks the tables' op names, archspec/language/init.py): a
+pattern is matched against module paths, and those exist only after expansion — repeat counts,
+``if:`` conditions, ``names:`` patterns and ``$parameters`` decide them. It is checked exactly once,
+by :func:`archspec.pipeline.shaped_graph` right after ``expand``, the one path every command takes.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
 
 from archspec.errors import SpecError, did_you_mean
 from archspec.ir import INPUT, OpGraph
+from archspec.language.init import init_sources, is_pattern
 from archspec.language.resolve import Resolved
 from archspec.ops import REGISTRY
 
 
 def check_init_patterns(resolved: Resolved, graph: OpGraph) -> None:
-    tables: dict[str, tuple[Any, Any, tuple[Any, ...]]] = {"": (resolved.spec.init, resolved.source, ("init",))}
-    for name, entry in resolved.blocks.items():
-        tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
-    if not any("." in key or "*" in key for table, _, _ in tables.values() for key in table):
+    tables = init_sources(resolved)
+    if not any(is_pattern(key) for table, _, _ in tables.values() for key in table):
         return
     paths: dict[str, list[str]] = {}  # table name → module paths with weights it can reach
     for _, record in graph.records():
@@ -36,7 +39,7 @@ def check_init_patterns(resolved: Resolved, graph: OpGraph) -> None:
             continue  # a block without instances (or without weights): nothing to start
         reachable = paths.get(name, [])
         for key in table:
-            if ("." in key or "*" in key) and not any(fnmatch.fnmatchcase(p, key) for p in reachable):
+            if is_pattern(key) and not any(fnmatch.fnmatchcase(p, key) for p in reachable):
                 where = f"an instance of block {name!r}" if name else "the network"
                 raise SpecError(
                     f"init: the pattern {key!r} matches no module with weights in {where}",

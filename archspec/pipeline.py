@@ -11,12 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from archspec.errors import SpecError
 from archspec.graph import expand
 from archspec.init_patterns import check_init_patterns
 from archspec.ir import OpGraph
 from archspec.language.load import Source
-from archspec.language.model import top_level_name_problem
 from archspec.language.resolve import Resolved, resolve
 from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes
 from archspec.suspicious import gate_warnings
@@ -44,15 +42,6 @@ def check_arguments(spec: Any, overrides: Any, max_params: Any, max_activations:
         raise TypeError(f"max_activations must be an int, not {type(max_activations).__name__}")
 
 
-def check_value_names(graph: OpGraph) -> None:
-    """A node whose path has one segment names a value of the compiled forward: refuse its own names."""
-    for _, record in graph.records():
-        path = record.path
-        problem = top_level_name_problem(path) if "." not in path else None
-        if problem:
-            raise SpecError(problem, record.loc, code="name", hint=f"rename it, e.g. {path}_1")
-
-
 def shaped_graph(
     spec: SpecLike, overrides: Mapping[str, Any] | None = None, max_params: int = MAX_PARAMS
 ) -> tuple[Resolved, OpGraph, ShapeInfo]:
@@ -61,7 +50,6 @@ def shaped_graph(
     check_arguments(spec, overrides, max_params)
     resolved = resolve(spec, overrides)
     graph = expand(resolved)
-    check_value_names(graph)
     check_init_patterns(resolved, graph)
     info = infer_shapes(graph, max_params=max_params)
     graph.net.warnings += gate_warnings(graph)

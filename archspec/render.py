@@ -24,16 +24,19 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import graphviz
 
 from archspec.errors import SpecError, did_you_mean, printable
 from archspec.ir import INPUT, Node, OpGraph
 from archspec.ops import REGISTRY
-from archspec.shapes import MAX_PARAMS
 from archspec.symbolic import Shape
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from archspec.language.resolve import Resolved
 
 # Fill colours by Op.kind, plus "block" (a closed block instance) and "io" (inputs and outputs).
 KIND_STYLE: dict[str, tuple[str, str]] = {  # kind -> (fill colour, legend text)
@@ -607,18 +610,9 @@ def draw(view: Layout, ids: Mapping[str, str] | None = None) -> graphviz.Digraph
     return dot
 
 
-def render(
-    graph: OpGraph,
-    *,
-    block: str | None = None,
-    expand: bool = False,
-    depth: int | None = None,
-    symbolic: bool = False,
-    primitives: bool = False,
-    fold: bool = True,
-) -> graphviz.Digraph:
+def render(graph: OpGraph, **options: Unpack[RenderOptions]) -> graphviz.Digraph:
     """Draw a shaped OpGraph. Raises KeyError when ``block`` has no instance in the network."""
-    return layout(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives, fold=fold)[0]
+    return layout(graph, **options)[0]
 
 
 def _symbolic_label(shape: Shape, grids: set[str]) -> str:
@@ -712,22 +706,21 @@ def _legend(dot: graphviz.Digraph, kinds: list[str], shortcut: bool) -> None:
     )
 
 
-def render_spec(
-    spec: str | Path,
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    block: str | None = None,
-    expand: bool = False,
-    depth: int | None = None,
-    symbolic: bool = False,
-    primitives: bool = False,
-    fold: bool = True,
-    max_params: int = MAX_PARAMS,
-) -> graphviz.Digraph:
-    """Check a spec (SpecError on any mistake, as ``check`` does) and draw it."""
-    from archspec.pipeline import shaped_graph
+class RenderOptions(TypedDict, total=False):
+    """What a drawing shows (``archspec render``'s options; see :class:`Layout`)."""
 
-    resolved, graph, _ = shaped_graph(spec, overrides, max_params)
+    block: str | None  # one block like the paper's figure: a block name, or an instance's or stage's path
+    expand: bool  # every op, block instances as clusters
+    depth: int | None  # with expand: open blocks nested up to this many levels
+    symbolic: bool  # edges labelled with shape formulas in H and W
+    primitives: bool  # a composite op as its primitives
+    fold: bool  # one instance of a repeated block, marked ×N (default True)
+
+
+def render_spec(graph: OpGraph, resolved: Resolved, **options: Unpack[RenderOptions]) -> graphviz.Digraph:
+    """Draw a shaped graph; a ``block`` the network has no instance of is a located SpecError (at the
+    block's definition when the spec defines it but never uses it, which is why ``resolved`` is given)."""
+    block = options.get("block")
     if block is not None and instance_of(graph, block) is None:
         entry = resolved.blocks.get(block)
         if entry is not None:
@@ -743,7 +736,7 @@ def render_spec(
             code="unknown-op",
             hint=_block_hint(graph, block),
         )
-    return render(graph, block=block, expand=expand, depth=depth, symbolic=symbolic, primitives=primitives, fold=fold)
+    return render(graph, **options)
 
 
 def _block_hint(graph: OpGraph, block: str) -> str:

@@ -98,7 +98,8 @@ class Report:
 
         return report_text(self)
 
-    def as_dict(self) -> dict[str, Any]:
+    def totals_dict(self) -> dict[str, Any]:
+        """The network's own numbers, as JSON (the head of ``check --json`` and ``summary --json``)."""
         h, w = self.input_size
         return {
             "name": self.name,
@@ -106,13 +107,19 @@ class Report:
             "input_channels": self.input_channels,
             "input_size": [h, w],
             "min_input_size": list(self.min_input_size),
-            "max_input_size": list(self.max_input_size) if self.max_input_size else None,
-            "accepted_input_sizes": self.accepted.describe(),
-            "train_min_input_size": list(self.train_min_input_size),
             "output_shape": list(self.output_shape),
             "outputs": {k: list(v.at(h, w)) for k, v in self.outputs.items()},
             "params": self.params,
             "macs": self.macs,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        h, w = self.input_size
+        return {
+            **self.totals_dict(),
+            "max_input_size": list(self.max_input_size) if self.max_input_size else None,
+            "accepted_input_sizes": self.accepted.describe(),
+            "train_min_input_size": list(self.train_min_input_size),
             "blocks": [r.as_dict(h, w) for r in self.rows],
             "warnings": [
                 {"message": x.message, "file": x.loc.file, "line": x.loc.line, "column": x.loc.column, "code": x.code}

@@ -134,6 +134,16 @@ class InterpolateLike(nn.Module):
         return f"mode={self.mode!r}" + (f", align_corners={self.align_corners}" if self.align_corners is not None else "")
 
 
+def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
+    """``x`` padded as TensorFlow's ``padding="SAME"`` for a window of ``kernel_size``: the output of the
+    window is ceil(X / stride) on each axis, the padding split with the odd pixel on the bottom and
+    right (timm's ``pad_same``). Conv2dSame and StdConv2d call it; the standalone file copies it."""
+    ih, iw = x.shape[-2], x.shape[-1]
+    ph = max((-(-ih // stride[0]) - 1) * stride[0] + (kernel_size[0] - 1) * dilation[0] + 1 - ih, 0)
+    pw = max((-(-iw // stride[1]) - 1) * stride[1] + (kernel_size[1] - 1) * dilation[1] + 1 - iw, 0)
+    return torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+
+
 class Conv2dSame(nn.Conv2d):
     """A Conv2d padded as TensorFlow's ``padding="SAME"``, at run time: the output is ceil(X / stride)
     on each axis, the padding split with the odd pixel on the bottom and right (timm's Conv2dSame).
@@ -154,10 +164,7 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2], x.shape[-1]
-        ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
-        pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
-        x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -187,10 +194,7 @@ class StdConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:
-            ih, iw = x.shape[-2], x.shape[-1]
-            ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + (self.kernel_size[0] - 1) * self.dilation[0] + 1 - ih, 0)
-            pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + (self.kernel_size[1] - 1) * self.dilation[1] + 1 - iw, 0)
-            x = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         if self.weight[0].numel() > 1:  # batch_norm over each filter, as timm computes it (the same rounding)
             flat = self.weight.reshape(1, self.out_channels, -1)
             w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=self.eps)

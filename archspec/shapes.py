@@ -18,7 +18,7 @@ from archspec.errors import Loc, SpecError, SpecWarning
 from archspec.ir import INPUT, Node, OpGraph, PartialMerge
 from archspec.ops import REGISTRY, Op, OpShapeError
 from archspec.sizes import UNBOUNDED, Accepted, Range, condition, meet
-from archspec.symbolic import NEVER, Dim, Shape
+from archspec.symbolic import NEVER, Dim, Shape, Window
 
 if TYPE_CHECKING:
     from archspec.language.model import InputSpec
@@ -60,12 +60,17 @@ class ShapeInfo:
     accepted: dict[str, Accepted] = field(default_factory=dict)  # per output: input sizes it can be computed at
 
 
-def _own_range(out: Shape) -> Range | None:
-    """The input sizes this one output shape allows, or None when it allows every size."""
+def _own_range(out: Shape, least: tuple[int, int] = (1, 1), inputs: list[Shape] | None = None) -> Range | None:
+    """The input sizes this one output shape allows, or None when it allows every size (``least``: the
+    op's own least input extent, Op.least_input, as a bound on the network's input)."""
     lo_h = lo_w = 1
     hi_h = hi_w = NEVER
     if out.height is not None and out.width is not None:
         lo_h, lo_w = out.height.min_input(), out.width.min_input()
+    x = inputs[0] if inputs else None
+    if least != (1, 1) and x is not None and x.height is not None and x.width is not None:
+        lo_h = max(lo_h, x.height.window(Window(least[0])).min_input())  # input extent >= least
+        lo_w = max(lo_w, x.width.window(Window(least[1])).min_input())
     if out.flat is not None:
         fh, fw = out.flat
         (a, b), (c, d) = fh.input_range(fh(fh.ref or 0)), fw.input_range(fw(fw.ref or 0))
@@ -115,7 +120,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             _check_merge(graph, node, preds, shapes)
         # the expansion worked out the shapes some `in` read, by the same rule (archspec/graph/early.py)
         record.shape = out = record.shape or op_shape(op, record, shapes)
-        own = _own_range(out)
+        own = _own_range(out, op.least_input(record.params), shapes)
         r = record.range = meet(*(nodes[p].sizes for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
             raise SpecError(

@@ -111,18 +111,9 @@ class Summary:
         return self.report.macs
 
     def as_dict(self, ops: bool = False) -> dict[str, Any]:
-        r = self.report
-        h, w = r.input_size
+        h, w = self.report.input_size
         return {
-            "name": r.name,
-            "file": r.file,
-            "input_channels": r.input_channels,
-            "input_size": [h, w],
-            "min_input_size": list(r.min_input_size),
-            "output_shape": list(r.output_shape),
-            "outputs": {k: list(v.at(h, w)) for k, v in r.outputs.items()},
-            "params": r.params,
-            "macs": r.macs,
+            **self.report.totals_dict(),
             "macs_formula": self.macs_formula,
             "blocks": [b.as_dict(h, w, ops) for b in self.blocks],
             **({"memory": self.memory.as_dict()} if self.memory else {}),

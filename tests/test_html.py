@@ -448,12 +448,11 @@ def test_report_shows_its_table_and_diagram_in_a_notebook() -> None:
 
 def test_notebook_reprs_escape_spec_text(write_spec) -> None:
     import archspec
-    from archspec.render import render_spec
 
     spec = write_spec(TINY.replace("LABEL", json.dumps(HOSTILE)))
     text = archspec.check(spec)._repr_html_()
     assert "<script" not in text and "<img" not in text and html_escape(HOSTILE) in text
-    bundle = render_spec(spec, block="pair")._repr_mimebundle_()  # a rendered view shows as SVG
+    bundle = archspec.render(spec, block="pair")._repr_mimebundle_()  # a rendered view shows as SVG
     assert "<script" not in bundle["image/svg+xml"] and bundle["image/svg+xml"].lstrip().startswith("<?xml")
 
 

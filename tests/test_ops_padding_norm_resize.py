@@ -159,6 +159,7 @@ def test_same_padding_in_the_standalone_file() -> None:
     model = archspec.build(spec).eval()
     source = generate(analyze(spec).graph)
     assert "class Conv2dSame(nn.Conv2d)" in source and "class StdConv2d(nn.Conv2d)" in source
+    assert source.count("def pad_same(") == 1  # their one helper, copied once
     scope: dict[str, object] = {}
     exec(compile(source, "<generated>", "exec"), scope)  # noqa: S102 - the file archspec just wrote
     cls = scope["T"]

@@ -4,6 +4,7 @@ stay functions whatever is imported."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -66,3 +67,28 @@ def test_summary_and_diff_agree_with_the_report() -> None:
     assert summary.report.params == report.params
     d = archspec.diff(TINY, overrides_b={"network.fc": "linear 5"})
     assert any(r.status != "same" for r in d.rows)
+
+
+# The modules each public function calls into: its command calls the function instead.
+WRAPPED = {
+    "render": {"archspec.render", "archspec.view", "archspec.pipeline", "archspec.api"},
+    "summary": {"archspec.summary", "archspec.api"},
+    "diff": {"archspec.diff", "archspec.summary", "archspec.api"},
+    "compile": {"archspec.codegen", "archspec.compile", "archspec.api"},
+    "export": {"archspec.api", "archspec.inference", "archspec.weights"},
+}
+
+
+def test_commands_are_thin_wrappers_over_the_public_functions() -> None:
+    """archspec/commands/X.py reads its arguments and calls archspec.X (public.py); it does not reach
+    past it into the modules the function calls (so the CLI and the API cannot drift apart)."""
+    for command, below in WRAPPED.items():
+        tree = ast.parse((ROOT / "archspec" / "commands" / f"{command}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):  # names used in annotations only: never imported at run time
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        assert not imported & below, (command, imported & below)
+        assert f"public.{command}" in calls, command

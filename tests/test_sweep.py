@@ -246,6 +246,31 @@ def test_standalone_spec_rebuilds_the_variant(tmp_path: Path) -> None:
     assert archspec.check(standalone).macs == row["macs"]
 
 
+def test_standalone_spec_follows_an_edited_spec_and_library(tmp_path: Path) -> None:
+    """The libraries are read once per sweep, but an edit to the spec or a library between two sweeps in
+    one process (a notebook, a resumed sweep) is what the next standalone file holds."""
+    import os
+
+    from archspec.sweep.standalone import standalone
+
+    lib = tmp_path / "lib.yaml"
+    lib.write_text("archspec: 1\nblocks:\n  unit:\n    params: {c: 8}\n    chain: [conv $c 3x3 p1]\n")
+    spec = tmp_path / "net.yaml"
+    body = "archspec: 1\nname: n\nuse: [lib.yaml]\ninput: {channels: 3, size: 8}\nnetwork:\n  a: unit c=WIDTH\n"
+    spec.write_text(body.replace("WIDTH", "8"))
+    assert standalone(spec, {})["network"]["a"] == "unit c=8"
+    spec.write_text(body.replace("WIDTH", "16"))
+    os.utime(spec, ns=(1, 1))  # a different stamp even where the clock's resolution is coarse
+    assert standalone(spec, {})["network"]["a"] == "unit c=16"
+    lib.write_text(lib.read_text().replace("3x3 p1", "5x5 p2"))
+    os.utime(lib, ns=(1, 1))
+    assert standalone(spec, {})["blocks"]["unit"]["chain"] == ["conv $c 5x5 p2"]
+    assert (
+        archspec.check(tmp_path / "net.yaml").params
+        == archspec.check("archspec: 1\nname: n\ninput: {channels: 3, size: 8}\nnetwork: [conv 16 5x5 p2]\n").params
+    )
+
+
 def test_compare_two_sweeps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     a = space_file(tmp_path, SMALL.replace("BUDGET", "1e12").replace("small", "a"), "a.yaml")

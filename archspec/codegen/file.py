@@ -90,6 +90,8 @@ def generate(graph: OpGraph, spec_file: str = "") -> str:
         for name, cls in RUNTIME_LAYERS.items()
         if any(re.search(rf"\b{name}\(", c) for c in classes)
     ]
+    if any("pad_same(" in layer for layer in layers):  # the runtime layers' one helper function
+        layers.insert(0, inspect.getsource(runtime.pad_same).rstrip("\n"))
     classes = layers + used + classes
     imports = ["import torch"]
     if any("F." in c for c in classes):

@@ -23,7 +23,7 @@ IDENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 # argument names where torch accepts one int for a square pair
 PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
 # variable names the forward cannot use
-RESERVED = {"self", "torch", "nn", "F", "check_input"} | set(dir(builtins))
+RESERVED = {"self", "torch", "nn", "F", "check_input", "pad_same"} | set(dir(builtins))
 # Layers of archspec's own (runtime.py) that the compiled model uses: the file writes each one's class,
 # its source copied from runtime.py, so the file still needs only torch.
 RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
@@ -32,7 +32,7 @@ RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
 }
 # class names the file cannot define: its imports, its runtime layers, keywords (a block named `none` → None)
 # and builtins
-RESERVED_CLASSES = {"torch", "nn", "F", *RUNTIME_LAYERS, *keyword.kwlist, *dir(builtins)}
+RESERVED_CLASSES = {"torch", "nn", "F", "pad_same", *RUNTIME_LAYERS, *keyword.kwlist, *dir(builtins)}
 
 
 # ---- literals ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ so that the command modules, which cli.py loads, never import cli.py back."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,21 @@ def common(parser: argparse.ArgumentParser, spec: bool = True) -> None:
     )
     parser.add_argument("--max-params", type=int, default=MAX_PARAMS, help="refuse networks with more parameters")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+
+def whole_number(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least`` (``--depth``, ``--batch``, ``--jobs``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more")
+        return value
+
+    return parse
 
 
 def spec_path(text: str) -> Path | str:

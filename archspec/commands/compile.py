@@ -20,32 +20,18 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.api import analyze
-    from archspec.codegen import generate
+    from archspec import public
 
     if args.output and args.output != "-":
         from archspec.fileio import refuse_overwriting_inputs
 
         refuse_overwriting_inputs(args.output, args.spec, args.weights)
-    report = analyze(args.spec, overrides_of(args), max_params=args.max_params)
-    graph = report.graph
-    if args.weights:
-        from archspec.compile import compile_graph
-        from archspec.export import load_weights
-
-        load_weights(compile_graph(graph), args.weights)
-    source = generate(graph, str(args.spec))
+    source = public.compile(args.spec, overrides_of(args), weights=args.weights, max_params=args.max_params)
     if not args.output or args.output == "-":
         sys.stdout.write(source)
         return 0
     from archspec.fileio import write_atomic
 
     write_atomic(args.output, source)
-    print(f"wrote {args.output}: class {_class_name(report.name)} ({report.params:,} parameters)", file=sys.stderr)
+    print(f"wrote {args.output}: {source.count(chr(10)):,} lines of Python that need only torch", file=sys.stderr)
     return 0
-
-
-def _class_name(name: str) -> str:
-    from archspec.codegen import standalone_class_name
-
-    return standalone_class_name(name)

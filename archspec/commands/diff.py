@@ -96,16 +96,17 @@ def _totals(d: Diff) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.diff import diff
+    from archspec import public
     from archspec.overrides import parse_assignment
-    from archspec.summary import summarize
 
-    both = dict(parse_assignment(x) for x in args.overrides)
-    side_a = {**both, **dict(parse_assignment(x) for x in args.overrides_a)}
-    side_b = {**both, **dict(parse_assignment(x) for x in args.overrides_b)}
-    a = summarize(args.a, side_a, max_params=args.max_params)
-    b = summarize(args.b or args.a, side_b, max_params=args.max_params)
-    d = diff(a, b)
+    d = public.diff(
+        args.a,
+        args.b,
+        overrides=dict(parse_assignment(x) for x in args.overrides),
+        overrides_a=dict(parse_assignment(x) for x in args.overrides_a),
+        overrides_b=dict(parse_assignment(x) for x in args.overrides_b),
+        max_params=args.max_params,
+    )
     if args.json:
         print(json.dumps(d.as_dict(everything=args.all), indent=2))
         return 0

@@ -61,45 +61,34 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
-    from archspec.api import attach_report, build, report_of
-    from archspec.export import export, load_weights
+    from archspec import public
     from archspec.fileio import refuse_overwriting_inputs
+    from archspec.report import MAX_ACTIVATIONS
 
     refuse_overwriting_inputs(args.output, args.spec, args.weights)
-
-    from archspec.api import MAX_ACTIVATIONS
-    from archspec.export import check_activations
-
-    budget = args.max_activations or MAX_ACTIVATIONS
-    if not args.quiet:
-        _progress("building the network")
-    model = build(args.spec, overrides_of(args), max_params=args.max_params, max_activations=budget)
-    check_activations(model, budget)  # the example batch, before any weights are loaded
-    report = report_of(model)
-    if args.weights:
-        load_weights(model, args.weights)  # before any rewrite: the file has the spec's keys
-    if args.weights_from:
-        from archspec.weights import transfer, weights_source
-
-        table = transfer(weights_source(args.weights_from), model).table()
-        if not args.quiet:
-            print(table, file=sys.stderr)
-    if args.optimize:
-        from archspec.inference import optimize
-
-        # the portable rewrites only: the fused conv+ReLU is a oneDNN (CPU) kernel that ONNX and
-        # TorchScript cannot express, and memory layout is the runtime's business
-        optimized = optimize(model, fuse_act=False, channels_last=False)
-        attach_report(optimized, report)
-        model = optimized
-    shapes = export(model, args.output, budget, progress=_progress if not args.quiet else _silent)
+    shapes = public.export(
+        args.spec,
+        args.output,
+        overrides_of(args),
+        weights=args.weights,
+        weights_from=args.weights_from,
+        optimize=args.optimize,
+        max_params=args.max_params,
+        max_activations=args.max_activations or MAX_ACTIVATIONS,
+        progress=_silent if args.quiet else _progress,
+        log=_silent if args.quiet else _log,
+    )
     if args.quiet:
         return 0
     for note in shapes.notes if shapes is not None else ():
         print(f"archspec export: note: {note}", file=sys.stderr)
-    takes = "" if shapes is None else f" (input N×{report.input_channels}×H×W with {shapes.describe()})"
+    takes = "" if shapes is None else f" (input sizes: any batch, {shapes.describe()})"
     print(f"wrote {args.output}{takes}", file=sys.stderr)
     return 0
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _progress(phase: str) -> None:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archspec.commands.args import common, overrides_of
+from archspec.commands.args import common, overrides_of, whole_number
 from archspec.errors import Loc, SpecError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".html": "html", ".dot": None, ".gv": None}
@@ -20,16 +20,6 @@ NO_DOT = (
     "archspec render: Graphviz's `dot` program was not found on PATH; install Graphviz "
     "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), or write a .dot file"
 )
-
-
-def _depth(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -50,7 +40,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expand", action="store_true", help="draw every op, block instances as clusters")
     p.add_argument(
         "--depth",
-        type=_depth,
+        type=whole_number(0),
         metavar="N",
         help="with --expand: open blocks nested up to N levels, keep deeper ones closed (implies --expand)",
     )
@@ -82,14 +72,14 @@ def output_format(path: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import graphviz
 
+    from archspec import public
     from archspec.fileio import refuse_overwriting_inputs
-    from archspec.render import render_spec
 
     refuse_overwriting_inputs(args.output, args.spec)
     fmt = output_format(args.output)
     if fmt == "html":
         return _page(args)
-    dot = render_spec(
+    dot = public.render(
         args.spec,
         overrides_of(args),
         block=args.block,
@@ -118,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
 def _page(args: argparse.Namespace) -> int:
     import graphviz
 
+    from archspec import public
     from archspec.fileio import write_atomic
-    from archspec.view import page_spec
 
     chosen = [
         flag
@@ -141,7 +131,7 @@ def _page(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        text = page_spec(args.spec, overrides_of(args), max_params=args.max_params)
+        text = public.render_page(args.spec, overrides_of(args), max_params=args.max_params)
     except graphviz.ExecutableNotFound:
         print(NO_DOT, file=sys.stderr)
         return 2

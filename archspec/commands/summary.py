@@ -14,25 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from archspec.commands.args import common, overrides_of
+from archspec.commands.args import common, overrides_of, whole_number
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("--ops", action="store_true", help="one row per primitive op, under its block")
     p.add_argument("--formulas", action="store_true", help="add a column: MACs as a formula of H and W")
-    p.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for activation memory (default 1)")
+    p.add_argument("--batch", type=whole_number(1), default=1, metavar="N", help="batch size for activation memory (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 WIDTH = 100  # the terminal the default table fits
@@ -70,9 +60,9 @@ def table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.summary import summarize
+    from archspec import public
 
-    s = summarize(args.spec, overrides_of(args), max_params=args.max_params, batch=args.batch)
+    s = public.summary(args.spec, overrides_of(args), max_params=args.max_params, batch=args.batch)
     if args.json:
         print(json.dumps(s.as_dict(ops=args.ops), indent=2))
         return 0

@@ -16,27 +16,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from archspec.commands.args import whole_number
+
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("space", nargs="?", type=Path, help="a space YAML file (docs/sweep.md)")
-    p.add_argument("--trials", type=_count, metavar="N", help="measured variants wanted (default: the space's trials:)")
+    p.add_argument("--trials", type=whole_number(0), metavar="N", help="measured variants wanted (default: the space's trials:)")
     p.add_argument("--static", action="store_true", help="measure only what check computes (no torch, no building)")
     p.add_argument("--storage", metavar="URL", help="a journal file or a database URL (sqlite:///x.db, postgresql://...)")
     p.add_argument("--worker", action="store_true", help="join the study and run trials; write no results")
     p.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: NAME.sweep)")
-    p.add_argument("--jobs", type=_count, default=1, metavar="N", help="worker processes on this machine (default 1)")
+    p.add_argument("--jobs", type=whole_number(0), default=1, metavar="N", help="worker processes on this machine (default 1)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="plot the EDFs of two results folders")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Blocks: the environment of a block instance, its unused parameters, and the ``init:`` tables.
+"""Blocks: the environment of a block instance and its unused parameters.
 
 An instance's environment is the block's declared parameters (with their defaults) overridden by
 the arguments written where it is used; ``block_index`` and ``block_count`` are defined in every
@@ -11,11 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.language.load import Source, YamlPath
-from archspec.language.model import TensorInit
-from archspec.language.resolve import BlockEntry, Resolved
+from archspec.language.resolve import BlockEntry
 from archspec.language.shortform import BUILTIN_NAMES, Ref
-from archspec.ops import REGISTRY
 
 
 def block_env(entry: BlockEntry, ref: Ref) -> dict[str, Any]:
@@ -56,33 +53,3 @@ def check_used(entry: BlockEntry, ref: Ref, used: set[str] | None) -> None:
             code="param",
             hint="remove it, or use it as $" + name,
         )
-
-
-def init_tables(resolved: Resolved) -> dict[str, dict[str, TensorInit]]:
-    """The ``init:`` tables: the spec's under "", each block's under its name; op names checked."""
-    tables: dict[str, tuple[Any, Source, YamlPath]] = {"": (resolved.spec.init, resolved.source, ("init",))}
-    for name, entry in resolved.blocks.items():
-        tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
-    out: dict[str, dict[str, TensorInit]] = {}
-    for name, (table, source, yp) in tables.items():
-        for op in table:
-            if "." in op or "*" in op:  # a pattern of module paths, e.g. "*.bn3"
-                continue
-            if op in REGISTRY and REGISTRY[op].parameter_only:
-                raise SpecError(
-                    f"init: {op!r} starts at the value it is written with",
-                    source.loc(yp + (op,), key=True),
-                    code="bad-op-args",
-                    hint=f"write it in the op, e.g. '{REGISTRY[op].short_form}'",
-                )
-            if op not in REGISTRY or not REGISTRY[op].stateful:
-                with_weights = sorted(n for n, o in REGISTRY.items() if o.stateful and not o.parameter_only)
-                raise SpecError(
-                    f"init: {op!r} is not an op with weights",
-                    source.loc(yp + (op,), key=True),
-                    code="unknown-op",
-                    hint=did_you_mean(op, with_weights)
-                    or f"initialise one of: {', '.join(with_weights)} (a composite conv is conv2d + bn)",
-                )
-        out[name] = {op: s if isinstance(s, TensorInit) else TensorInit(weight=s) for op, s in table.items()}
-    return out

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from archspec.errors import SpecError
-from archspec.graph.blocks import block_env, check_used, init_tables
+from archspec.graph.blocks import block_env, check_used
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
 from archspec.graph.outputs import add_aux_heads, named_outputs, read_values
@@ -106,7 +106,7 @@ class Expander:
             aux_weights={n: a.weight for n, a in spec.aux.items()},
             units=self.units,
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
-            init=init_tables(self.resolved),
+            init=self.resolved.init,
             main=main,
             named_outputs=spec.outputs is not None,
             output_paths=tuple(spec.outputs.values() if isinstance(spec.outputs, dict) else spec.outputs or ()),
@@ -126,6 +126,17 @@ class Expander:
         that name (``layer.0 … layer.N-1``); unnamed (a residual's body), under the enclosing prefix.
         A chain's members pass ``once``: there the copies take consecutive indices of the chain.
         """
+        if prefix or name is None:
+            return self._node(node, yp, scope, x, prefix, name, index, once)
+        before = len(self.graph)
+        out = self._node(node, yp, scope, x, prefix, name, index, once)
+        if len(self.graph) > before:  # the name now names values of the compiled forward (an empty branch names none)
+            check_top_level(name, scope.source.loc(yp, key=True))
+        return out
+
+    def _node(
+        self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
+    ) -> str:
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archspec.errors import Loc, SpecError
-from archspec.language.model import ChainNode, ConcatNode, GateNode, ResidualNode
+from archspec.language.model import ChainNode, ConcatNode, GateNode, ResidualNode, top_level_name_problem
 
 MAX_NODES = 200_000
 MAX_BLOCK_DEPTH = 64  # blocks using blocks: as deep as YAML may nest (language/load.py), far beyond any network
@@ -55,6 +55,16 @@ def join(prefix: str, seg: str | None) -> str:
     if seg is None:
         return prefix
     return f"{prefix}.{seg}" if prefix else seg
+
+
+def check_top_level(name: str, loc: Loc) -> None:
+    """A name given at the root (a top-level op, block instance or branch, an aux head) is also the
+    name of a value in the compiled forward: refuse the forward's own names. Checked here, once, as
+    names are given out, so a name a container passes up to the root (an unnamed chain's members,
+    a ``names:`` pattern) is caught as well as one written at the top."""
+    problem = top_level_name_problem(name)
+    if problem:
+        raise SpecError(problem, loc, code="name", hint=f"rename it, e.g. {name}_1 or a name that says what it is")
 
 
 class Names:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from archspec.errors import SpecError, did_you_mean
+from archspec.graph.naming import check_top_level
 from archspec.graph.refs import earlier_value
 from archspec.ir import Unit
 from archspec.language.load import Source
@@ -59,6 +60,7 @@ def add_aux_heads(ex: Expander, heads: dict[str, AuxHead], source: Source, outpu
     found: dict[str, str] = {}
     for name, aux in heads.items():
         yp = ("aux", name)
+        check_top_level(name, source.loc(yp, key=True))
         if name in outputs:
             raise SpecError(
                 f"aux head {name!r} has the name of an output", source.loc(yp, key=True), code="name", hint="rename the aux head"

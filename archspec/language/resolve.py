@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.language.init import InitTables, init_tables
 from archspec.language.load import Source, YamlPath, dump, load_file, load_text
-from archspec.language.model import TAGS, BlockDef, BlockLibrary, Spec, top_level_name_problem
+from archspec.language.model import TAGS, BlockDef, BlockLibrary, Spec
 from archspec.library import ZOO, is_zoo, zoo_path
 
 MAX_USE_DEPTH = 16
@@ -40,6 +41,7 @@ class Resolved:
     blocks: dict[str, BlockEntry] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     library_defaults: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # file → op → params
+    init: InitTables = field(default_factory=dict)  # the init: tables, op names checked (language/init.py)
 
     def defaults(self, op: str, source: Source) -> dict[str, Any]:
         """Default parameters of ``op`` written in ``source``: the spec's, overlaid by those of the
@@ -205,13 +207,13 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
         model = Spec.model_validate(source.data)
     except ValidationError as e:
         raise validation_error(e, source) from None
-    _check_top_level_names(model, source)
     _check_defaults(model.defaults, source)
     root = source.path.parent if source.path else Path.cwd().resolve()
     resolved = Resolved(spec=model, source=source, sources=[source])
     _add_blocks(resolved, model.blocks, source)
     seen: set[Path | None] = {source.path} if source.path else set()
     _use(resolved, model.use, source, root, seen, stack=[source.path] if source.path else [], depth=0)
+    resolved.init = init_tables(resolved)
     return resolved
 
 
@@ -271,24 +273,6 @@ def _check_defaults(defaults: Mapping[str, Mapping[str, Any]], source: Source) -
                     code="bad-op-args",
                     hint=hint,
                 )
-
-
-def _check_top_level_names(model: Spec, source: Source) -> None:
-    """Top-level parts and aux heads name values of the compiled forward: refuse its own names."""
-    named: list[tuple[str, YamlPath]] = [(k, ("aux", k)) for k in model.aux]
-    if isinstance(model.network, dict):
-        named += [(k, ("network", k)) for k in model.network]
-    else:
-        for i, item in enumerate(model.network):
-            if isinstance(item, dict) and len(item) == 1:
-                key = next(iter(item))
-                named.append((key, ("network", i, key)))
-    for name, yp in named:
-        problem = top_level_name_problem(name)
-        if problem:
-            raise SpecError(
-                problem, source.loc(yp, key=True), code="name", hint=f"rename it, e.g. {name}_1 or a name that says what it is"
-            )
 
 
 def _add_blocks(resolved: Resolved, blocks: Mapping[str, BlockDef], source: Source) -> None:

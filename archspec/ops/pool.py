@@ -41,6 +41,16 @@ def _pool_shape(p: PoolParams, x: Shape) -> Shape:
     return Shape(x.channels, h, w)
 
 
+def _least_extent(kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """The least input extent at which every dilated window touches the input. A window starting in
+    the left padding at -q samples -q, -q + d, ...: the first sample inside is at (-q) mod d, which the
+    map must reach (with d > 1 the samples can step over a map smaller than d: max pool gives -inf).
+    Windows starting inside the map sample their start. Checked against torch's own output for every
+    kernel ≤ 5, stride and dilation ≤ 3 and legal padding (tests/test_pool_windows.py)."""
+    starts = range(-padding, 0, stride)
+    return 1 + max((q % dilation for q in starts), default=0)
+
+
 def _pool_label(kind: str, p: PoolParams) -> str:
     extra = []
     if p.stride != (1, 1):
@@ -70,6 +80,11 @@ class MaxPool(_Pool):
     )
     Params = MaxPoolParams
     flags = {"ceil": ("ceil", True)}
+
+    def least_input(self, p: MaxPoolParams) -> tuple[int, int]:
+        h, w = (_least_extent(p.kernel[i], p.stride[i], p.padding[i], p.dilation[i]) for i in (0, 1))
+        return h, w
+
     readers = (
         Reader("torch.nn.MaxPool2d"),
         Reader(

@@ -140,6 +140,11 @@ class Op:
         """Output shape from input shapes, or OpShapeError."""
         raise NotImplementedError
 
+    def least_input(self, p: Any) -> tuple[int, int]:
+        """The least input height and width at which every output value is defined, where that is more
+        than a non-empty output needs (a dilated max pool whose first window can straddle a small map)."""
+        return (1, 1)
+
     def param_count(self, p: Any, inputs: list[Shape], out: Shape) -> int:
         return 0
 

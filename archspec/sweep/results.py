@@ -128,7 +128,8 @@ def write_diagrams(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
     y = _y_metric(rows)
     if y is None or shutil.which("dot") is None:
         return []
-    from archspec.render import render_spec
+    from archspec.api import analyze
+    from archspec.render import render
 
     folder = out / "diagrams"
     folder.mkdir(exist_ok=True)
@@ -137,7 +138,7 @@ def write_diagrams(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
     for trial in front_trials(rows, "macs", y):
         path = folder / f"trial-{trial:04d}.svg"
         if not path.exists():
-            svg = render_spec(out / by_trial[trial]["spec"]).pipe(format="svg")
+            svg = render(analyze(out / by_trial[trial]["spec"]).graph).pipe(format="svg")
             write_atomic(path, svg)
         written.append(path)
     return written

@@ -4,9 +4,9 @@ may use written into its own ``blocks:``, so that any row of a sweep is rebuilt 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,36 @@ class _Libraries:
     source: Source
     blocks: dict[str, Any]
     defaults: dict[str, Any]
+    files: tuple[str, ...] = ()  # the spec and the libraries it read: a change to any makes the cache stale
 
 
-@lru_cache(maxsize=8)
+_CACHE: dict[str, tuple[tuple[tuple[int, int] | None, ...], _Libraries]] = {}
+
+
+def _stamps(files: tuple[str, ...]) -> tuple[tuple[int, int] | None, ...]:
+    stamps: list[tuple[int, int] | None] = []
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
 def _libraries(spec: Path | str) -> _Libraries:
-    return _libraries_of(spec, {})
+    """The spec's libraries, read once per sweep and again whenever the spec or a library changes on disk
+    (a sweep resumed after an edit writes what the files say now)."""
+    key = str(spec)
+    hit = _CACHE.get(key)
+    if hit is not None and _stamps(hit[1].files) == hit[0]:
+        return hit[1]
+    libs = _libraries_of(spec, {})
+    if len(_CACHE) >= 8:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = (_stamps(libs.files), libs)
+    return libs
 
 
 def _libraries_of(spec: Path | str, overrides: Mapping[str, Any]) -> _Libraries:
@@ -54,7 +79,12 @@ def _libraries_of(spec: Path | str, overrides: Mapping[str, Any]) -> _Libraries:
                     hint="move the defaults into the spec",
                 )
             defaults[op] = options
-    return _Libraries(resolved.source, blocks, defaults)
+    files = {
+        str(resolved.source.file),
+        *(str(e.source.file) for e in resolved.blocks.values()),
+        *map(str, resolved.library_defaults),
+    }
+    return _Libraries(resolved.source, blocks, defaults, tuple(sorted(files)))
 
 
 def standalone(spec: Path | str, overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,15 +29,13 @@ import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import graphviz
 
-from archspec.api import Report, analyze
 from archspec.ir import INPUT, OpGraph
 from archspec.render import Layout, Scopes, draw
-from archspec.shapes import MAX_PARAMS
+from archspec.report import Report
 
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
 _TITLE = re.compile(r"<title>[^<]*</title>\n?")
@@ -381,11 +379,4 @@ def _body(report: Report) -> str:
     )
 
 
-def page_spec(spec: str | Path, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS) -> str:
-    """Check a spec (SpecError on any mistake) and return its interactive page."""
-    report = analyze(spec, overrides, max_params=max_params)
-    graph = report.graph
-    return page(graph, report)
-
-
-__all__ = ["packed", "page", "page_spec", "unpacked"]
+__all__ = ["packed", "page", "unpacked"]

@@ -213,26 +213,12 @@ class Case:
                 "min-size", f"check says training minimum {tuple(report.train_min_input_size)}, expected {t.train_min_size}"
             )
 
-    def compare_model(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, what: str) -> None:  # noqa: C901 - above the limit of 15, to be split by its owner
+    def compare_model(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, what: str) -> None:
         pre = what + "-" if what else ""
         oracle_state = {k: v.clone() for k, v in oracle.state_dict().items()}
         model_state = {k: v.clone() for k, v in model.state_dict().items()}
-        # eval, no autograd: in-place ops are allowed here, so aliasing shows as wrong values
-        model.eval()
-        oracle.eval()
-        xc = x.clone()
-        with torch.no_grad():
-            want = oracle(x)
-            try:
-                got = model(xc)
-            except Exception as e:  # noqa: BLE001
-                self.fail(pre + "eval-crash", f"{type(e).__name__}: {e}")
-                return
-        if not torch.equal(xc, x):
-            self.fail(pre + "input-modified", "the model wrote into the caller's input tensor (eval)")
-        problem = compare_outputs(got, want, RTOL64)
-        if problem:
-            self.fail(pre + "eval-mismatch", problem)
+        if not self._compare_eval(model, oracle, x, pre):
+            return
         # training mode: outputs, gradients, BatchNorm statistics
         model.train()
         oracle.train()
@@ -265,27 +251,54 @@ class Case:
             self._restore(model, oracle, model_state, oracle_state)
             return
         if exact:
-            grads = [("input", xc.grad, xo.grad)]
-            mp = dict(model.named_parameters())
-            grads += [(k, mp[k].grad if k in mp else None, p.grad) for k, p in oracle.named_parameters()]
-            for name, g, want_g in grads:
-                if (g is None) != (want_g is None):
-                    self.fail(
-                        pre + "grad-mismatch",
-                        f"gradient of {name}: {'none' if g is None else 'one'}, expected {'none' if want_g is None else 'one'}",
-                    )
-                    break
-                if g is not None and want_g is not None:
-                    ok, err = _close(g, want_g, RTOL64)
-                    if not ok:
-                        self.fail(pre + "grad-mismatch", f"gradient of {name}: max abs error {err:.3g}")
-                        break
-            ms = model.state_dict()
-            for k, v in oracle.state_dict().items():
-                if "running" in k and not _close(ms[k], v, RTOL64)[0]:
-                    self.fail(pre + "bn-stats", f"{k} after one training step differs")
-                    break
+            self._compare_gradients(model, oracle, [("input", xc.grad, xo.grad)], pre)
+            self._compare_statistics(model, oracle, pre)
         self._restore(model, oracle, model_state, oracle_state)
+
+    def _compare_eval(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, pre: str) -> bool:
+        """Eval mode without autograd: in-place ops are allowed here, so aliasing shows as wrong values.
+        False where the model crashed (nothing more to compare)."""
+        model.eval()
+        oracle.eval()
+        xc = x.clone()
+        with torch.no_grad():
+            want = oracle(x)
+            try:
+                got = model(xc)
+            except Exception as e:  # noqa: BLE001
+                self.fail(pre + "eval-crash", f"{type(e).__name__}: {e}")
+                return False
+        if not torch.equal(xc, x):
+            self.fail(pre + "input-modified", "the model wrote into the caller's input tensor (eval)")
+        problem = compare_outputs(got, want, RTOL64)
+        if problem:
+            self.fail(pre + "eval-mismatch", problem)
+        return True
+
+    def _compare_gradients(self, model: torch.nn.Module, oracle: Oracle, grads: list[Any], pre: str) -> None:
+        """The input's gradient (given) and each parameter's, against the oracle's; the first difference fails."""
+        mp = dict(model.named_parameters())
+        grads += [(k, mp[k].grad if k in mp else None, p.grad) for k, p in oracle.named_parameters()]
+        for name, g, want_g in grads:
+            if (g is None) != (want_g is None):
+                self.fail(
+                    pre + "grad-mismatch",
+                    f"gradient of {name}: {'none' if g is None else 'one'}, expected {'none' if want_g is None else 'one'}",
+                )
+                return
+            if g is not None and want_g is not None:
+                ok, err = _close(g, want_g, RTOL64)
+                if not ok:
+                    self.fail(pre + "grad-mismatch", f"gradient of {name}: max abs error {err:.3g}")
+                    return
+
+    def _compare_statistics(self, model: torch.nn.Module, oracle: Oracle, pre: str) -> None:
+        """BatchNorm's running statistics after the training step."""
+        ms = model.state_dict()
+        for k, v in oracle.state_dict().items():
+            if "running" in k and not _close(ms[k], v, RTOL64)[0]:
+                self.fail(pre + "bn-stats", f"{k} after one training step differs")
+                return
 
     @staticmethod
     def _restore(model: torch.nn.Module, oracle: Oracle, ms: dict[str, torch.Tensor], os_: dict[str, torch.Tensor]) -> None:
@@ -651,6 +664,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case's YAML")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    # what cases import on first use, imported before any case's time limit is armed: an alarm inside a
+    # module's first import (a busy machine) leaves it half-imported for every later case
+    import sympy  # noqa: F401
+    import torchvision.ops  # noqa: F401
+
     faults = set() if "all" in args.enable else set(KNOWN_FAULTS) - set(args.enable)
     start = time.monotonic()
     categories: Counter[str] = Counter()

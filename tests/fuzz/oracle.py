@@ -107,7 +107,8 @@ class Oracle(nn.Module):
             return {name: values[v] for name, v in self.truth.outputs.items()}
         return logits
 
-    def apply(self, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:  # noqa: C901 - above the limit of 15, to be split by its owner
+    def apply(self, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:
+        """One primitive: the ops with weights (or a train/eval mode) here, the others in :func:`_stateless`."""
         a = p.params
         x = xs[0]
         if p.op in ("linear", "layer_norm") and x.dim() == 4:  # over each pixel's channels
@@ -116,45 +117,50 @@ class Oracle(nn.Module):
             return _conv(self.layer(p.path), a, x, p.op == "std_conv2d")
         if p.op in ("linear", "bn", "layer_norm", "group_norm"):
             return self.layer(p.path)(x)
-        if p.op in ("leaky_relu", "pad", "upsample"):
-            return _resize_or_leaky(p.op, a, x)
         if p.op == "frozen_bn":  # (x − mean) / √(var + eps) · γ + β, in training mode too
             f = self.layer(p.path)
             return (x - f.running_mean[:, None, None]) / torch.sqrt(f.running_var[:, None, None] + a["eps"]) * f.weight[
                 :, None, None
             ] + f.bias[:, None, None]
-        if p.op == "interpolate":  # to the H×W of its second input
-            return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
         if p.op == "layer_scale":
             return x * self.tensor(p.path)
-        if p.op in ACTIVATIONS:
-            return ACTIVATIONS[p.op](x)
-        if p.op in ("maxpool", "avgpool", "adaptive_avgpool", "global_avgpool"):
-            return _pool(p.op, a, x)
-        if p.op == "lrn":
-            return F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
         if p.op == "dropout":
             return F.dropout(x, a["p"], training=self.training)
         if p.op == "drop_path":  # torchvision's per-sample stochastic depth, the reference drop_path matches
             from torchvision.ops import stochastic_depth
 
             return stochastic_depth(x, a["p"], "row", training=self.training)
-        if p.op == "flatten":
-            return x.reshape(x.shape[0], -1)
-        if p.op == "identity":
-            return x
-        if p.op == "concat":
-            return torch.cat(xs, dim=1)
-        if p.op == "add":
-            return xs[0] + a["scale"] * xs[1]
-        if p.op == "mul":  # a gate: x · gate(x), broadcast over H and W
-            return xs[0] * xs[1]
-        if p.op == "channel_slice":
-            return x[:, a["start"] : a["stop"]]
-        if p.op == "channel_shuffle":  # view C as groups × C/groups, transpose, flatten
-            n, c, h, w = x.shape
-            return x.reshape(n, a["groups"], c // a["groups"], h, w).transpose(1, 2).reshape(n, c, h, w)
-        raise ValueError(p.op)
+        return _stateless(p.op, a, xs)
+
+
+def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
+    x = xs[0]
+    if op in ("leaky_relu", "pad", "upsample"):
+        return _resize_or_leaky(op, a, x)
+    if op == "interpolate":  # to the H×W of its second input
+        return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
+    if op in ACTIVATIONS:
+        return ACTIVATIONS[op](x)
+    if op in ("maxpool", "avgpool", "adaptive_avgpool", "global_avgpool"):
+        return _pool(op, a, x)
+    if op == "lrn":
+        return F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
+    if op == "flatten":
+        return x.reshape(x.shape[0], -1)
+    if op == "identity":
+        return x
+    if op == "concat":
+        return torch.cat(xs, dim=1)
+    if op == "add":
+        return xs[0] + a["scale"] * xs[1]
+    if op == "mul":  # a gate: x · gate(x), broadcast over H and W
+        return xs[0] * xs[1]
+    if op == "channel_slice":
+        return x[:, a["start"] : a["stop"]]
+    if op == "channel_shuffle":  # view C as groups × C/groups, transpose, flatten
+        n, c, h, w = x.shape
+        return x.reshape(n, a["groups"], c // a["groups"], h, w).transpose(1, 2).reshape(n, c, h, w)
+    raise ValueError(op)
 
 
 def _resize_or_leaky(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:

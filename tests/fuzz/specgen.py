@@ -368,6 +368,15 @@ def _window(sizes: tuple[int, ...], k: int, s: int, p: int, d: int, ceil: bool) 
     return tuple(out)
 
 
+def _every_window_touches(sizes: tuple[int, ...], outs: tuple[int, ...], k: int, s: int, p: int, d: int) -> tuple[int, ...]:
+    """A pool's output sizes, 0 where some window samples only padding (a dilated window can step over
+    a small map: max pool's value there is -inf). Simulates every window's samples."""
+    return tuple(
+        o if all(any(0 <= i * s - p + j * d < x for j in range(k)) for i in range(o)) else 0
+        for x, o in zip(sizes, outs, strict=True)
+    )
+
+
 def width_channels(c: int, width: float, divisor: int) -> int:
     """docs/language.md: c' = max(d, floor(c·w/d + ½)·d), plus d if that is below 0.9·c·w."""
     if width == 1:
@@ -831,8 +840,8 @@ class Realizer:
             raise Invalid("pool padding above half the kernel")
         shape = Shape(
             xs.c,
-            _window(xs.h, k[0], s[0], p[0], d[0], args["ceil"]),  # type: ignore[arg-type]
-            _window(xs.w, k[1], s[1], p[1], d[1], args["ceil"]),
+            _every_window_touches(xs.h, _window(xs.h, k[0], s[0], p[0], d[0], args["ceil"]), k[0], s[0], p[0], d[0]),  # type: ignore[arg-type]
+            _every_window_touches(xs.w, _window(xs.w, k[1], s[1], p[1], d[1], args["ceil"]), k[1], s[1], p[1], d[1]),
         )  # type: ignore[arg-type]
         params = {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil": bool(args["ceil"])}
         if name == "avgpool":
@@ -1006,29 +1015,27 @@ class Realizer:
             self.aux = None
         return self.finish(outputs)
 
-    def finish(self, outputs: dict[str, str]) -> Truth:  # noqa: C901 - above the limit of 15, to be split by its owner
+    def _count(self, p: Prim) -> tuple[int, int]:
+        """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
         h0, w0 = self.spec.size
-        params = macs = 0
-        per_row: dict[str | None, int] = {}
-        for p in self.prims:
-            count = 0
-            if p.op in ("conv2d", "std_conv2d"):
-                weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
-                count = weights + (p.params["out"] if p.params["bias"] else 0)
-                if p.aux is None:
-                    macs += weights * p.shape.h[h0 - 1] * p.shape.w[w0 - 1]  # type: ignore[index]
-            elif p.op == "linear":
-                count = p.params["in"] * p.params["out"] + (p.params["out"] if p.params["bias"] else 0)
-                if p.aux is None:  # on a map, once per pixel
-                    pixels = p.shape.h[h0 - 1] * p.shape.w[w0 - 1] if p.shape.is_map else 1  # type: ignore[index]
-                    macs += p.params["in"] * p.params["out"] * pixels
-            elif p.op in ("bn", "layer_norm", "group_norm") and p.params["affine"]:
-                count = 2 * p.shape.c
-            elif p.op == "layer_scale":
-                count = p.shape.c
-            params += count
-            per_row[p.unit] = per_row.get(p.unit, 0) + count
-        by_id = {p.id: p for p in self.prims}
+        count = macs = 0
+        if p.op in ("conv2d", "std_conv2d"):
+            weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
+            count = weights + (p.params["out"] if p.params["bias"] else 0)
+            if p.aux is None:
+                macs = weights * p.shape.h[h0 - 1] * p.shape.w[w0 - 1]  # type: ignore[index]
+        elif p.op == "linear":
+            count = p.params["in"] * p.params["out"] + (p.params["out"] if p.params["bias"] else 0)
+            if p.aux is None:  # on a map, once per pixel
+                pixels = p.shape.h[h0 - 1] * p.shape.w[w0 - 1] if p.shape.is_map else 1  # type: ignore[index]
+                macs = p.params["in"] * p.params["out"] * pixels
+        elif p.op in ("bn", "layer_norm", "group_norm") and p.params["affine"]:
+            count = 2 * p.shape.c
+        elif p.op == "layer_scale":
+            count = p.shape.c
+        return count, macs
+
+    def _note_names(self, outputs: dict[str, str]) -> None:
         for p in self.prims:
             if p.op not in STATEFUL and p.path and (p.path in self.module_paths or p.path in self.containers):
                 self.note("nested_list_clash")
@@ -1044,6 +1051,17 @@ class Realizer:
         for q in dropout:
             if dropout.count(q) > 1 or any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
                 self.note("dropout_module_clash")
+
+    def finish(self, outputs: dict[str, str]) -> Truth:
+        params = macs = 0
+        per_row: dict[str | None, int] = {}
+        for p in self.prims:
+            count, m = self._count(p)
+            macs += m
+            params += count
+            per_row[p.unit] = per_row.get(p.unit, 0) + count
+        by_id = {p.id: p for p in self.prims}
+        self._note_names(outputs)
 
         def ok(names: list[str]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
             okh, okw = list(ALL), list(ALL)
@@ -1567,7 +1585,7 @@ class Gen:
             node: Any = Chain(head, "chain_list") if self.chance(0.2) else Chain(head)
             spec.aux.append(Aux(name, tap, node, self.pick([None, 0.3, 1.0])))
 
-    def draw_overrides(self, spec: Spec) -> None:  # noqa: C901 - above the limit of 15, to be split by its owner
+    def draw_overrides(self, spec: Spec) -> None:
         choices = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
         keys = self.rng.sample(choices, self.rng.randint(1, 2))
         if spec.network.form == "list" and self.chance(0.5):
@@ -1575,61 +1593,76 @@ class Gen:
         if any(b.params for b in spec.blocks) and self.chance(0.5):
             keys.append("block_param")
         for key in dict.fromkeys(keys):
-            trial = dict(spec.overrides)
-            if key == "input.size":
-                s = self.rng.randint(8, 40)
-                trial["input.size"] = [s, s] if self.chance(0.7) else [s, self.rng.randint(8, 40)]
-            elif key == "scale.width":
-                trial["scale.width"] = self.pick([0.5, 1.5, 2.0])
-                trial["scale.divisor"] = self.pick([1, 2, 4])
-            elif key == "scale.depth":
-                trial["scale.depth"] = self.pick([1.5, 2.0, 3.0])
-            elif key == "defaults":
-                trial[self.pick(["defaults.conv.eps", "defaults.bn.eps"])] = 0.01
-            elif key == "item":
-                items = [
-                    (i, n)
-                    for i, n in enumerate(spec.network.items)
-                    if isinstance(n, (Op, Use)) and not n.long and (n.repeat is not None or n.args)
-                ]
-                if not items:
-                    continue
-                i, n = self.pick(items)
-                if n.repeat is not None and not isinstance(n.repeat, Param) and self.chance(0.5):
-                    trial[f"network.{i}.repeat"] = self.pick([1, 2, 3])
-                else:
-                    ints = (
-                        [k for k in n.args if k in ("out", "p")]
-                        if isinstance(n, Op)
-                        else [k for k, v in n.args.items() if k[0] == "c" and k[1:].isdigit()]
-                    )
-                    if not ints:
-                        continue
-                    k = self.pick(ints)
-                    trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
-            elif key == "block_param":
-                ints = [
-                    (b.name, p)
-                    for b in spec.blocks
-                    for p, val in b.params.items()
-                    if isinstance(val, int) and not isinstance(val, bool) and p.startswith("c")
-                ]
-                if not ints:
-                    continue
-                b, p = self.pick(ints)
-                for value in (self.rng.randint(2, 12), 4, 8, 2):
-                    trial[f"blocks.{b}.params.{p}"] = value
-                    spec.overrides, old = trial, spec.overrides
-                    try:
-                        realize(spec, forbid=self.faults)
-                        break
-                    except Invalid:
-                        spec.overrides = old
+            if key == "block_param":
+                self._override_block_param(spec)
+                continue
+            trial = self._override(spec, key)
+            if trial is None:
                 continue
             old = spec.overrides
             spec.overrides = trial
             try:
                 realize(spec, forbid=self.faults)
+            except Invalid:
+                spec.overrides = old
+
+    def _override(self, spec: Spec, key: str) -> dict[str, Any] | None:
+        """The spec's overrides with one more drawn for ``key``; None where there is nothing to override."""
+        trial = dict(spec.overrides)
+        if key == "input.size":
+            s = self.rng.randint(8, 40)
+            trial["input.size"] = [s, s] if self.chance(0.7) else [s, self.rng.randint(8, 40)]
+        elif key == "scale.width":
+            trial["scale.width"] = self.pick([0.5, 1.5, 2.0])
+            trial["scale.divisor"] = self.pick([1, 2, 4])
+        elif key == "scale.depth":
+            trial["scale.depth"] = self.pick([1.5, 2.0, 3.0])
+        elif key == "defaults":
+            trial[self.pick(["defaults.conv.eps", "defaults.bn.eps"])] = 0.01
+        elif key == "item":
+            return self._override_item(spec, trial)
+        return trial
+
+    def _override_item(self, spec: Spec, trial: dict[str, Any]) -> dict[str, Any] | None:
+        items = [
+            (i, n)
+            for i, n in enumerate(spec.network.items)
+            if isinstance(n, (Op, Use)) and not n.long and (n.repeat is not None or n.args)
+        ]
+        if not items:
+            return None
+        i, n = self.pick(items)
+        if n.repeat is not None and not isinstance(n.repeat, Param) and self.chance(0.5):
+            trial[f"network.{i}.repeat"] = self.pick([1, 2, 3])
+            return trial
+        ints = (
+            [k for k in n.args if k in ("out", "p")]
+            if isinstance(n, Op)
+            else [k for k, v in n.args.items() if k[0] == "c" and k[1:].isdigit()]
+        )
+        if not ints:
+            return None
+        k = self.pick(ints)
+        trial[f"network.{i}.{k}"] = 0.0 if k == "p" else self.rng.randint(2, 9)
+        return trial
+
+    def _override_block_param(self, spec: Spec) -> None:
+        trial = dict(spec.overrides)
+        ints = [
+            (b.name, p)
+            for b in spec.blocks
+            for p, val in b.params.items()
+            if isinstance(val, int) and not isinstance(val, bool) and p.startswith("c")
+        ]
+        if not ints:
+            return
+        b, p = self.pick(ints)
+        for value in (self.rng.randint(2, 12), 4, 8, 2):
+            trial[f"blocks.{b}.params.{p}"] = value
+            spec.overrides, old = trial, spec.overrides
+            try:
+                realize(spec, forbid=self.faults)
+                break
             except Invalid:
                 spec.overrides = old
 
@@ -1677,31 +1710,11 @@ class Gen:
         n = Op(self.pick(["identity", "gelu", "bn"]) if align is None or True else "identity")
         return n, self.try_node(n, v, env)
 
-    def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:  # noqa: C901 - above the limit of 15, to be split by its owner
+    def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
         if kind == "op":
             return self.make_op(v, env, in_list, align)
-        if kind == "gate":  # squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]
-            s = self.r.shapes[v]
-            if not s.is_map:
-                return None
-            c = self.r.shapes[v].c
-            body = [
-                Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
-                Op(
-                    self.pick(["conv2d", "conv"]),
-                    {"out": self.channel(env, self.rng.randint(1, 4))},
-                    style=self.style(),
-                    fixed=True,
-                ),
-                Op(self.pick(["relu", "silu"])),
-                Op("conv2d", {"out": c}, style=self.style(), fixed=True),
-                Op(self.pick(["sigmoid", "hardsigmoid"])),
-            ]
-            if self.chance(0.3):
-                body = body[1:]  # the channel gate of a 1×1 map
-                if set(s.h) != {1}:  # type: ignore[arg-type]
-                    return None
-            return Gate(Chain(body, self.pick(["list", "chain_list"])))
+        if kind == "gate":
+            return self.make_gate(v, env)
         if kind == "ceil_merge":
             return self.make_ceil_merge(v)
         if kind == "pixel_merge":
@@ -1709,82 +1722,81 @@ class Gen:
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
-            items = []
-            x = v
-            for _ in range(self.rng.randint(1, 3)):
-                n, x = self.gen(x, depth - 1, env, in_list=True, align=1 if align else None)
-                items.append(n)
-            if align and align > 1:
-                first = self.make_op(v, env, False, align, strided=True)
-                if first is None:
-                    return None
-                items.insert(0, first)
-            form = self.pick(["list", "list", "chain_list", "chain_map"])
-            if form == "chain_map":
-                items = [i.node if isinstance(i, Named) else i for i in items]
-                return Chain(items, form, self.fresh_names(len(items)))
-            return Chain(items, form)
+            return self.make_chain(v, depth, env, align)
         merges: dict[str, Callable[[str, int, dict[str, Any], int | None], Any]] = {
             "concat": self.make_concat,
             "residual": self.make_residual,
             "block": self.make_use,
+            "if": self.make_if,
         }
         if kind in merges:
             return merges[kind](v, depth, env, align)
-        if kind == "if":
-            saved, self.param_ctx = self.param_ctx, None
-            try:
-                then, _ = self.gen(v, depth - 1, env, align=align)
-                other = None
-                if self.chance(0.5):
-                    other, _ = self.gen(v, depth - 1, env, align=align)
-            finally:
-                self.param_ctx = saved
-            return If(self.maybe_param("flag", self.chance(0.5), env, 0.5), then, other)
         raise ValueError(kind)
+
+    def make_gate(self, v: str, env: dict[str, Any]) -> Gate | None:
+        """Squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]."""
+        s = self.r.shapes[v]
+        if not s.is_map:
+            return None
+        c = self.r.shapes[v].c
+        body = [
+            Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
+            Op(
+                self.pick(["conv2d", "conv"]),
+                {"out": self.channel(env, self.rng.randint(1, 4))},
+                style=self.style(),
+                fixed=True,
+            ),
+            Op(self.pick(["relu", "silu"])),
+            Op("conv2d", {"out": c}, style=self.style(), fixed=True),
+            Op(self.pick(["sigmoid", "hardsigmoid"])),
+        ]
+        if self.chance(0.3):
+            body = body[1:]  # the channel gate of a 1×1 map
+            if set(s.h) != {1}:  # type: ignore[arg-type]
+                return None
+        return Gate(Chain(body, self.pick(["list", "chain_list"])))
+
+    def make_chain(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Chain | None:
+        items = []
+        x = v
+        for _ in range(self.rng.randint(1, 3)):
+            n, x = self.gen(x, depth - 1, env, in_list=True, align=1 if align else None)
+            items.append(n)
+        if align and align > 1:
+            first = self.make_op(v, env, False, align, strided=True)
+            if first is None:
+                return None
+            items.insert(0, first)
+        form = self.pick(["list", "list", "chain_list", "chain_map"])
+        if form == "chain_map":
+            items = [i.node if isinstance(i, Named) else i for i in items]
+            return Chain(items, form, self.fresh_names(len(items)))
+        return Chain(items, form)
+
+    def make_if(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> If:
+        saved, self.param_ctx = self.param_ctx, None
+        try:
+            then, _ = self.gen(v, depth - 1, env, align=align)
+            other = None
+            if self.chance(0.5):
+                other, _ = self.gen(v, depth - 1, env, align=align)
+        finally:
+            self.param_ctx = saved
+        return If(self.maybe_param("flag", self.chance(0.5), env, 0.5), then, other)
 
     def channel(self, env: dict[str, Any], value: int) -> Any:
         """A channel count, sometimes as a block parameter."""
         return self.maybe_param("c", value, env, 0.35)
 
-    def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:  # noqa: C901 - above the limit of 15, to be split by its owner
+    def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
         s = self.r.shapes[v]
-        if strided:
-            name = self.pick(["conv", "conv2d", "maxpool", "avgpool"])
-        elif s.is_map:
-            name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2)
-            if not align and self.chance(0.06):
-                name = self.pick(TO_VEC)
-                h0, w0 = self.spec_.size
-                if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
-                    name = "global_avgpool"  # keep vectors (and the linears after them) small
-        else:
-            name = self.pick(VEC_OPS + ("linear",))
-        args: dict[str, Any] = {}
+        name = self.op_name(s, align, strided)
         if name in ("pad", "upsample", "interpolate") and align:
             return None  # they change the size: not where branches must stay aligned
-        if name in ("conv", "conv2d", "std_conv2d", "maxpool", "avgpool"):
-            args = self.window_args(name, align, strided)
-        if name in ("conv", "conv2d", "std_conv2d"):
-            args = self.conv_args(name, s, env, args)
-        elif name in ("group_norm", "pad", "upsample", "interpolate"):
-            args = self.resize_args(name, s)
-        elif name in ("channel_slice", "channel_shuffle"):
-            drawn = self.channel_args(name, s)
-            if drawn is None:
-                return None
-            args = drawn
-        elif name == "drop_path":  # p has no default
-            args = {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
-        elif name in ("maxpool", "avgpool"):
-            if self.chance(0.25) and not align:
-                args["ceil"] = True
-            if name == "avgpool" and self.chance(0.3):
-                args["exclude_pad"] = self.chance(0.7)
-        else:
-            args = self.other_args(name, env)
-            if name == "linear" and s.is_map:
-                args["per_pixel"] = True
+        args = self.op_args(name, s, env, align, strided)
+        if args is None:
+            return None
         n = Op(name, args, long=self.chance(0.2), style=self.style())
         if name in CHANNEL_OPS and self.chance(0.1):
             n.fixed = True
@@ -1792,6 +1804,43 @@ class Gen:
             count = self.pick([1, 2, 2, 3])
             n.repeat = self.maybe_param("n", count, env, 0.3)
         return n
+
+    def op_name(self, s: Shape, align: int | None, strided: bool) -> str:
+        if strided:
+            return str(self.pick(["conv", "conv2d", "maxpool", "avgpool"]))
+        if not s.is_map:
+            return str(self.pick(VEC_OPS + ("linear",)))
+        name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2)
+        if not align and self.chance(0.06):
+            name = self.pick(TO_VEC)
+            h0, w0 = self.spec_.size
+            if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
+                name = "global_avgpool"  # keep vectors (and the linears after them) small
+        return str(name)
+
+    def op_args(self, name: str, s: Shape, env: dict[str, Any], align: int | None, strided: bool) -> dict[str, Any] | None:
+        """An op's drawn arguments; None where the input allows none."""
+        args: dict[str, Any] = {}
+        if name in ("conv", "conv2d", "std_conv2d", "maxpool", "avgpool"):
+            args = self.window_args(name, align, strided)
+        if name in ("conv", "conv2d", "std_conv2d"):
+            return self.conv_args(name, s, env, args)
+        if name in ("group_norm", "pad", "upsample", "interpolate"):
+            return self.resize_args(name, s)
+        if name in ("channel_slice", "channel_shuffle"):
+            return self.channel_args(name, s)
+        if name == "drop_path":  # p has no default
+            return {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
+        if name in ("maxpool", "avgpool"):
+            if self.chance(0.25) and not align:
+                args["ceil"] = True
+            if name == "avgpool" and self.chance(0.3):
+                args["exclude_pad"] = self.chance(0.7)
+            return args
+        args = self.other_args(name, env)
+        if name == "linear" and s.is_map:
+            args["per_pixel"] = True
+        return args
 
     def maybe_param(self, prefix: str, value: Any, env: dict[str, Any], p: float) -> Any:
         """value, or (inside a block, with probability p) a new block parameter holding it."""
