@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from archspec.errors import SpecError
 from archspec.graph.blocks import block_env, check_used
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, group_label, is_group, join
+from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, check_top_level, group_label, is_group, join
 from archspec.graph.outputs import add_aux_heads, named_outputs, read_values
 from archspec.graph.params import OpParams
 from archspec.graph.reading import Reader
