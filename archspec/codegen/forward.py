@@ -105,6 +105,8 @@ class Forward:
             chain = [by_path.get(f"{path}.{i}") for i in range(n)]
             if any(c is None for c in chain) or len({c.aux for c in chain if c}) != 1:
                 continue
+            if any(len(c.output.args) > 1 for c in chain if c and c.output.op == "call_module"):  # InterpolateLike reads two
+                continue
             links = zip(chain, chain[1:], strict=False)
             if not all(b.inputs == [a.output] and readers[a.output] == 1 for a, b in links if a and b):
                 continue

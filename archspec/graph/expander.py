@@ -95,8 +95,7 @@ class Expander:
         spec, source = self.resolved.spec, self.resolved.source
         x = self.out.input(source.loc(("input", "size")))
         last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
-        outputs = {"logits": last} if spec.outputs is None else named_outputs(self, spec.outputs, source)
-        main = tuple(outputs)
+        outputs, written = named_outputs(self, spec.outputs, source, last)  # written: main, named_outputs, output_paths
         outputs |= add_aux_heads(self, spec.aux, source, outputs)
         self.graph.net = Network(
             name=spec.name,
@@ -107,9 +106,7 @@ class Expander:
             units=self.units,
             block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
             init=self.resolved.init,
-            main=main,
-            named_outputs=spec.outputs is not None,
-            output_paths=tuple(spec.outputs.values() if isinstance(spec.outputs, dict) else spec.outputs or ()),
+            **written,
         )
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
@@ -296,7 +293,7 @@ class Expander:
     def take(
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
-        """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
+        # the value of an earlier named node, in place of x (archspec/graph/refs.py)
         return earlier_value(node.source, scope, self.values_by_name, self.outputs_by_path, scope.source.loc(yp + ("from",)))
 
     # ---- ops and blocks ----------------------------------------------------------------------
@@ -337,12 +334,8 @@ class Expander:
     def apply_op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str, remake: Remake | None) -> str:
         """Add the op (expanding composites); return its output node."""
         if not op.standalone:
-            raise SpecError(
-                f"{op.name!r} cannot stand alone: it merges branches",
-                ref.loc,
-                code="bad-op-args",
-                hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
-            )
+            hint = "write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'"
+            raise SpecError(f"{op.name!r} cannot stand alone: it merges branches", ref.loc, code="bad-op-args", hint=hint)
         inner = replace(scope, unit=scope.unit or path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)

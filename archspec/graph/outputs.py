@@ -24,12 +24,25 @@ if TYPE_CHECKING:
     from archspec.language.model import AuxHead
 
 
-def named_outputs(ex: Expander, written: list[str] | dict[str, str], source: Source) -> dict[str, str]:
+def named_outputs(
+    ex: Expander, written: list[str] | dict[str, str] | None, source: Source, last: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The main outputs (name → node id: the network's last value as ``logits``, or what ``outputs:``
+    names) and the Network fields that say so (``main``, ``named_outputs``, ``output_paths``)."""
+    if written is None:
+        return {"logits": last}, {}
+    found = _resolve(ex, written, source)
+    paths = tuple(written.values() if isinstance(written, dict) else written)
+    return found, {"main": tuple(found), "named_outputs": True, "output_paths": paths}
+
+
+def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) -> dict[str, str]:
     """``outputs:``: output name → the node id of the value it names.
 
-    A list names each value by its path; a mapping by the key written before it. A path names a node
-    of the network (a named node, an op or a block instance), as ``aux: tap`` does; a name written
-    twice is a located error (a mapping's repeated key is refused by the loader)."""
+    A list names each value by its path; a mapping by the key written before it. A path names a
+    value as ``from:`` does at the top level (a named node's value, else the op or block instance at
+    that path); a name written twice is a located error (a mapping's repeated key is refused by the
+    loader)."""
     pairs = (
         [(p, p, (i,)) for i, p in enumerate(written)] if isinstance(written, list) else [(k, p, (k,)) for k, p in written.items()]
     )

@@ -102,10 +102,11 @@ class Oracle(nn.Module):
             if p.aux is not None and not self.training:
                 continue
             values[p.id] = self.apply(p, [values[i] for i in p.inputs])
-        logits = values[self.truth.outputs["logits"]]
-        if self.training and len(self.truth.outputs) > 1:
+        if self.training and len(self.truth.outputs) > len(self.truth.main):  # aux heads: every output
             return {name: values[v] for name, v in self.truth.outputs.items()}
-        return logits
+        if self.truth.named:  # outputs: a dict, in order, in both modes
+            return {name: values[self.truth.outputs[name]] for name in self.truth.main}
+        return values[self.truth.outputs["logits"]]
 
     def apply(self, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:
         """One primitive: the ops with weights (or a train/eval mode) here, the others in :func:`_stateless`."""

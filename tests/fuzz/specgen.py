@@ -265,6 +265,8 @@ class Spec:
     scale: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     size_as_int: bool = False
+    outputs: list[tuple[str, str]] | None = None  # outputs: (name, module path); None: the logits alone
+    outputs_map: bool = False  # written as a mapping {name: path} (a list names each output by its path)
 
 
 # ---- truth: an interpreter of the tree --------------------------------------------------------
@@ -309,10 +311,12 @@ class Truth:
     train_ok: tuple[tuple[bool, ...], tuple[bool, ...]]
     notes: set[str] = field(default_factory=set)  # constructs used (for statistics and switches)
     rows: list[tuple[str, str, int]] = field(default_factory=list)  # check's rows: (path, output value, parameters)
+    main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns: the logits, or the spec's outputs:
+    named: bool = False  # outputs: written: the network returns a dict even in eval mode
 
-    def out_shape(self, name: str = "logits", size: tuple[int, int] | None = None) -> tuple[int, ...]:
+    def out_shape(self, name: str | None = None, size: tuple[int, int] | None = None) -> tuple[int, ...]:
         h, w = size or self.size
-        s = self.shapes[self.outputs[name]]
+        s = self.shapes[self.outputs[name or self.main[0]]]
         return (s.c, s.h[h - 1], s.w[w - 1]) if s.is_map and s.h and s.w else (s.c,)
 
     def value_shape(self, v: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
@@ -472,6 +476,7 @@ class Realizer:
         self.module_paths: set[str] = set()
         self.containers: set[str] = set()
         self.by_path: dict[str, str] = {}  # module path of ops, block instances and rows → output (for aux taps)
+        self.named: dict[str, str] = {}  # a named node's module path → its value
         self.path_count: dict[str, int] = {}  # how many things registered each path (a tap must be unambiguous)
         self.unit: str | None = None  # the row being expanded (None: at the top level, between rows)
         self.rows: list[tuple[str, str]] = []
@@ -558,6 +563,12 @@ class Realizer:
         self.path_count[path] = self.path_count.get(path, 0) + 1
 
     def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
+        out = self._node(n, x, prefix, name, index, env)
+        if name is not None:  # what outputs: (and from:) read at a named node's path: its value, the last one kept
+            self.named[_join(prefix, name)] = out
+        return out
+
+    def _node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
         seg = name if name is not None else (str(index) if index is not None else None)
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its index or name (registered after its ops)
@@ -1005,8 +1016,10 @@ class Realizer:
         spec = self.spec
         self.shapes["input"] = Shape(spec.channels, X, X)
         out = self.chain(spec.network, "input", "", {})
-        outputs = {"logits": out}
+        outputs = {"logits": out} if spec.outputs is None else self.named_outputs(spec.outputs)
         for a in spec.aux:
+            if a.name in outputs:
+                raise Invalid("an aux head named like an output")
             tap = self.by_path.get(a.tap)
             if tap is None:
                 raise Invalid(f"aux tap {a.tap!r} names nothing")
@@ -1014,6 +1027,34 @@ class Realizer:
             outputs[a.name] = self.row(a.name, lambda a=a, tap=tap: self.node(a.head, tap, "", a.name, None, {}), register=False)
             self.aux = None
         return self.finish(outputs)
+
+    def named_outputs(self, written: list[tuple[str, str]]) -> dict[str, str]:
+        """outputs: each name → the value its path names (only paths that name one value: as aux taps)."""
+        found: dict[str, str] = {}
+        for name, path in written:
+            value = self.named.get(path, self.by_path.get(path) if self.path_count.get(path) == 1 else None)
+            if name in found or value is None:
+                raise Invalid(f"outputs: {name!r} → {path!r} names no single value")
+            found[name] = value
+        return found
+
+    def prune(self, outputs: dict[str, str]) -> None:
+        """docs/language.md, "Several outputs": what no output reads is not part of the network; a report
+        row left without its output ends at its last op still there."""
+        by_id = {p.id: p for p in self.prims}
+        keep: set[str] = set()
+        todo = list(outputs.values())
+        while todo:
+            v = todo.pop()
+            if v in keep or v == "input":
+                continue
+            keep.add(v)
+            todo.extend(by_id[v].inputs)
+        if any(p.path.split(".")[0] in TOP_REFUSED for p in self.prims):  # refused before what is unread goes
+            raise Invalid("a top-level part named like a value of the compiled forward")
+        self.prims = [p for p in self.prims if p.id in keep]
+        last = {p.unit: p.id for p in self.prims}
+        self.rows = [(path, out if out in keep else last[path]) for path, out in self.rows if path in last]
 
     def _count(self, p: Prim) -> tuple[int, int]:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
@@ -1053,6 +1094,9 @@ class Realizer:
                 self.note("dropout_module_clash")
 
     def finish(self, outputs: dict[str, str]) -> Truth:
+        main = tuple(n for n in outputs if self.spec.outputs is None or n in dict(self.spec.outputs))
+        if self.spec.outputs is not None:
+            self.prune(outputs)
         params = macs = 0
         per_row: dict[str | None, int] = {}
         for p in self.prims:
@@ -1087,10 +1131,12 @@ class Realizer:
             self.spec.size,
             params,
             macs,
-            ok(["logits"]),
+            ok(list(main)),
             ok(list(outputs)),
             self.notes,
             rows,
+            main,
+            self.spec.outputs is not None,
         )
 
 
@@ -1416,6 +1462,8 @@ def render(spec: Spec) -> str:
         if net.form == "chain_map" and net.names
         else [to_data(v) for v in net.items]
     )
+    if spec.outputs is not None:
+        data["outputs"] = {n: p for n, p in spec.outputs} if spec.outputs_map else [p for _, p in spec.outputs]
     if spec.aux:
         data["aux"] = {}
         for a in spec.aux:
@@ -1509,6 +1557,8 @@ class Gen:
             spec.network = Chain(items)
         if self.chance(0.25):
             self.draw_aux(spec)
+        if self.chance(0.15):
+            self.draw_outputs(spec)
         truth = realize(spec, forbid=self.faults)
         if self.chance(0.35):
             self.draw_overrides(spec)
@@ -1551,6 +1601,22 @@ class Gen:
         if self.chance(0.2):
             d["conv2d"] = {"bias": False}
         return d or {"conv": {"eps": 0.001}}
+
+    def draw_outputs(self, spec: Spec) -> None:
+        """outputs: one to three values of the network (paths naming one value each), by path or named."""
+        scratch = Realizer(apply_overrides(spec), check_paths=False, forbid=self.faults)
+        try:
+            scratch.run()
+        except Invalid:
+            return
+        taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1] + list(scratch.named)
+        taps = list(dict.fromkeys(taps))
+        if not taps:
+            return
+        paths = self.rng.sample(taps, min(len(taps), self.rng.randint(1, 3)))
+        spec.outputs_map = self.chance(0.5)
+        names = self.rng.sample(["0", "1", "2", "out", "pool", "p2", "feat.a", "c-3"], len(paths))
+        spec.outputs = list(zip(names, paths, strict=True)) if spec.outputs_map else [(p, p) for p in paths]
 
     def draw_aux(self, spec: Spec) -> None:
         scratch = Realizer(apply_overrides(spec), check_paths=False, forbid=self.faults)
@@ -2266,6 +2332,8 @@ def coverage(spec: Spec) -> set[str]:
             seen.add("node:block-nested")
     if spec.aux:
         seen.add("node:aux")
+    if spec.outputs is not None:
+        seen.add("node:outputs-map" if spec.outputs_map else "node:outputs-list")
     if spec.defaults:
         seen.add("node:defaults")
         seen.update(f"opt:{op}.{k}" for op, d in spec.defaults.items() for k in d)
