@@ -20,7 +20,7 @@ _LAZY = {
     "optimize": "archspec.inference",
     "transfer": "archspec.weights",
     "save_pretrained": "archspec.hub",
-    "from_pretrained": "archspec.hub",
+    "from_pretrained": "archspec.hub_load",
     "import_module": "archspec.importer",
     "render": "archspec.public",
     "render_page": "archspec.public",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archspec.errors import SpecError
-from archspec.pipeline import SpecLike, check_arguments, shaped_graph
+from archspec.pipeline import SpecLike, analyze
 from archspec.report import (
     MAX_ACTIVATIONS,
     REPORT_ATTRIBUTE,
@@ -18,22 +18,9 @@ from archspec.report import (
     activation_count,
     attach_report,
     check_activations,
-    report_from,
     report_of,
 )
 from archspec.shapes import MAX_PARAMS
-
-
-def analyze(
-    spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, strict: bool = False
-) -> Report:
-    """The report, its shaped graph (``report.graph``) for the stages after it; ``strict`` raises the
-    first warning as a SpecError. ``check`` is the same after checking its arguments' types."""
-    resolved, graph, _ = shaped_graph(spec, overrides, max_params)
-    report = report_from(graph, resolved.digest)
-    if strict and report.warnings:
-        raise report.warnings[0].error()
-    return report
 
 
 def check(
@@ -73,20 +60,10 @@ def build(
 
         limits: dict[str, Any] = {"max_params": max_params, "max_activations": max_activations, "strict": strict}
         return create(spec, overrides, optimize=optimize, **limits, **timm_args)
-    check_arguments(spec, overrides, max_params, max_activations)
-    report = analyze(spec, overrides, max_params=max_params, strict=strict)
-    graph = report.graph
-    check_activations(report, max_activations)
-    from archspec.compile import compile_graph
-
-    model = compile_graph(graph)
-    attach_report(model, report)
-    if optimize:
-        from archspec.inference import optimize as _optimize
-
-        model = _optimize(model)
+    from archspec.building import build_model
     from archspec.hub import attach_save_pretrained
 
+    model = build_model(spec, overrides, optimize=optimize, max_params=max_params, max_activations=max_activations, strict=strict)
     attach_save_pretrained(model, spec, overrides, optimized=optimize)
     return model
 

@@ -339,13 +339,9 @@ def name_containers(model: nn.Module, graph: OpGraph) -> None:
             if child is None:
                 continue
             path = f"{prefix}.{key}" if prefix else key
-            if type(child) is nn.Module:
-                box = runtime.Container(blocks.get(path, "Sequential"))
-                name = box._archspec_class
-                box.__dict__.update(child.__dict__)  # its registries, hooks and mode: the same module, renamed
-                box._archspec_class = name
-                parent._modules[key] = box
-                child = box
+            if type(child) is nn.Module:  # the same object, its class made Container: no second module built
+                child.__class__ = runtime.Container  # (a Container holds nothing more than its name)
+                object.__setattr__(child, "_archspec_class", blocks.get(path, "Sequential"))  # a plain attribute
             if isinstance(child, runtime.Container):
                 visit(child, path)
 

@@ -99,7 +99,7 @@ def create(
     **build_kwargs: Any,
 ) -> Any:
     """Build ``spec`` with timm's model arguments (see the module's documentation)."""
-    from archspec.api import build
+    from archspec.building import build_model
     from archspec.hub import attach_save_pretrained
     from archspec.report import report_of
 
@@ -107,7 +107,7 @@ def create(
     if optimize and features_only:
         raise TypeError("build(optimize=True) and features_only=True do not go together: optimize the full network")
     merged, add_dropout = model_overrides(spec, overrides, num_classes, in_chans, drop_rate, features_only)
-    model = build(spec, merged, **build_kwargs)
+    model = build_model(spec, merged, **build_kwargs)
     report = report_of(model)
     graph = report.graph
     if add_dropout:
@@ -163,58 +163,3 @@ def default_cfg(report: Any, graph: Any) -> dict[str, Any]:
         "first_conv": first,
         "classifier": classifiers,
     }
-
-
-def get_classifier(model: Any) -> Any:
-    """The main classifier module (timm's ``model.get_classifier()``)."""
-    from archspec.api import report_of
-    from archspec.heads import heads
-
-    graph = report_of(model).graph
-    assert graph is not None
-    for head in heads(graph):
-        if head.output == "logits":
-            return model.get_submodule(graph.at(head.node).path)
-    return _head_slot(model, graph)
-
-
-def _head_slot(model: Any, graph: Any) -> Any:
-    """What sits where the classifier was, once removed (an identity)."""
-    path = graph.at(graph.net.first).path
-    return model.get_submodule(path) if path else None
-
-
-def reset_classifier(model: Any, num_classes: int, global_pool: str | None = None) -> None:
-    """timm's ``model.reset_classifier(num_classes)``: every classifier made anew with ``num_classes``
-    outputs (0: an identity, the pooled features come out), the rest of the weights kept. The spec the
-    model remembers (what save_pretrained writes) and its report follow."""
-    import torch.fx as fx
-    import torch.nn as nn
-
-    from archspec.api import build, report_of
-    from archspec.heads import head_overrides, heads
-
-    if global_pool not in (None, "", "avg"):
-        raise TypeError(f"reset_classifier: global_pool={global_pool!r}: the spec's own pool is kept (only 'avg')")
-    spec, overrides = model.archspec_source
-    merged = head_overrides(spec, overrides, num_classes)
-    fresh = build(spec, merged)
-    graph = report_of(model).graph
-    assert graph is not None
-    owners = [model, *(v for v in vars(model).values() if isinstance(v, fx.GraphModule))]  # an AuxModel's graphs
-    for head in heads(graph):
-        path = graph.at(head.node).path
-        old = model.get_submodule(path)
-        new = fresh.get_submodule(path) if num_classes else nn.Identity()
-        new.to(device=old.weight.device, dtype=old.weight.dtype)
-        parent_path, _, leaf = path.rpartition(".")
-        for owner in owners:
-            try:
-                parent = owner.get_submodule(parent_path) if parent_path else owner
-            except AttributeError:  # an eval-mode graph without the aux heads
-                continue
-            if getattr(parent, leaf, None) is old:
-                setattr(parent, leaf, new)
-    model.archspec_report = report_of(fresh)
-    model.archspec_source = (spec, merged)
-    model.num_classes = num_classes

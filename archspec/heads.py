@@ -131,7 +131,7 @@ def check_classes(value: Any, what: str = "num_classes") -> int:
 def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: int, *, aux: bool = True) -> dict[str, Any]:
     """``overrides`` plus what sets every classifier (and, with ``aux``, the aux heads') to
     ``num_classes`` outputs. A SpecError names the network when it has no ``linear`` classifier."""
-    from archspec.api import analyze
+    from archspec.pipeline import analyze
 
     check_classes(num_classes)
     report = analyze(spec, overrides)
@@ -151,7 +151,7 @@ def head_overrides(spec: Any, overrides: Mapping[str, Any] | None, num_classes: 
 
 
 def _paths(spec: Any, overrides: dict[str, Any]) -> set[str]:
-    from archspec.api import analyze
+    from archspec.pipeline import analyze
 
     graph = analyze(spec, overrides).graph
     return {record.path for _, record in graph.records()}
@@ -176,7 +176,7 @@ def _apply(spec: Any, overrides: dict[str, Any], changes: list[tuple[str, Any, s
 def dropout_overrides(spec: Any, overrides: Mapping[str, Any] | None, rate: float) -> tuple[dict[str, Any], bool]:
     """``overrides`` plus the rate of the dropout right before the main classifier; and whether the
     network has one (timm applies ``drop_rate`` there; where the spec has none the caller adds it)."""
-    from archspec.api import analyze
+    from archspec.pipeline import analyze
 
     report = analyze(spec, overrides)
 
@@ -186,3 +186,57 @@ def dropout_overrides(spec: Any, overrides: Mapping[str, Any] | None, rate: floa
             change = (head.dropout_key, f"dropout {rate!r}", graph.at(head.dropout_node).path)
             return _apply(spec, dict(overrides or {}), [change], report.name), True
     return dict(overrides or {}), False
+
+
+def get_classifier(model: Any) -> Any:
+    """The main classifier module (timm's ``model.get_classifier()``)."""
+    from archspec.report import report_of
+
+    graph = report_of(model).graph
+    assert graph is not None
+    for head in heads(graph):
+        if head.output == "logits":
+            return model.get_submodule(graph.at(head.node).path)
+    return _head_slot(model, graph)
+
+
+def _head_slot(model: Any, graph: Any) -> Any:
+    """What sits where the classifier was, once removed (an identity)."""
+    path = graph.at(graph.net.first).path
+    return model.get_submodule(path) if path else None
+
+
+def reset_classifier(model: Any, num_classes: int, global_pool: str | None = None) -> None:
+    """timm's ``model.reset_classifier(num_classes)``: every classifier made anew with ``num_classes``
+    outputs (0: an identity, the pooled features come out), the rest of the weights kept. The spec the
+    model remembers (what save_pretrained writes) and its report follow."""
+    import torch.fx as fx
+    import torch.nn as nn
+
+    from archspec.building import build_model
+    from archspec.report import report_of
+
+    if global_pool not in (None, "", "avg"):
+        raise TypeError(f"reset_classifier: global_pool={global_pool!r}: the spec's own pool is kept (only 'avg')")
+    spec, overrides = model.archspec_source
+    merged = head_overrides(spec, overrides, num_classes)
+    fresh = build_model(spec, merged)
+    graph = report_of(model).graph
+    assert graph is not None
+    owners = [model, *(v for v in vars(model).values() if isinstance(v, fx.GraphModule))]  # an AuxModel's graphs
+    for head in heads(graph):
+        path = graph.at(head.node).path
+        old = model.get_submodule(path)
+        new = fresh.get_submodule(path) if num_classes else nn.Identity()
+        new.to(device=old.weight.device, dtype=old.weight.dtype)
+        parent_path, _, leaf = path.rpartition(".")
+        for owner in owners:
+            try:
+                parent = owner.get_submodule(parent_path) if parent_path else owner
+            except AttributeError:  # an eval-mode graph without the aux heads
+                continue
+            if getattr(parent, leaf, None) is old:
+                setattr(parent, leaf, new)
+    model.archspec_report = report_of(fresh)
+    model.archspec_source = (spec, merged)
+    model.num_classes = num_classes

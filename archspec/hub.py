@@ -13,7 +13,9 @@ entries: the spec file and its digest). Reading it back builds the spec and load
 strictly: the same module, weights and outputs. A zoo network's folder is also what timm's
 ``create_model("local-dir:FOLDER")`` reads, once ``archspec.timm`` is imported.
 
-``huggingface_hub`` is needed only for repository ids (``pip install 'archspec[hub]'``); folders
+This module writes; archspec/hub_load.py reads (it builds, so it stands above archspec/api.py,
+which gives every model it builds ``save_pretrained`` from here). ``huggingface_hub`` is needed only
+for repository ids (``pip install 'archspec[hub]'``); folders
 need nothing beyond archspec.
 """
 
@@ -23,8 +25,6 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from archspec.errors import Loc, SpecError, printable
 
 CONFIG, WEIGHTS, SPEC = "config.json", "model.safetensors", "spec.yaml"
 
@@ -36,9 +36,9 @@ def _save_pretrained_method(self: Any, folder: str | Path) -> Path:
 
 def attach_save_pretrained(model: Any, spec: Any, overrides: Any, optimized: bool = False) -> None:
     """Remember what ``model`` was built from and give it ``model.save_pretrained(folder)`` and timm's
-    ``get_classifier()`` / ``reset_classifier(n)`` (archspec/create.py). torch.fx makes a class per
+    ``get_classifier()`` / ``reset_classifier(n)`` (archspec/heads.py). torch.fx makes a class per
     GraphModule, so the methods are that class's (an AuxModel's class is archspec's)."""
-    from archspec.create import get_classifier, reset_classifier
+    from archspec.heads import get_classifier, reset_classifier
 
     # an optimized network's weights are not its spec's (BatchNorm folded into the convs)
     model.archspec_source = None if optimized else (spec, dict(overrides or {}))
@@ -89,62 +89,3 @@ def save_pretrained(model: Any, folder: str | Path) -> Path:
     write_safetensors(target / WEIGHTS, model.state_dict(), metadata_of(model))
     write_atomic(target / CONFIG, json.dumps(config, indent=2) + "\n")
     return target
-
-
-def _folder(source: str | Path) -> Path:
-    path = Path(source)
-    if path.is_dir():
-        return path
-    text = str(source)
-    if path.exists() or text.count("/") != 1 or text.startswith((".", "/")):
-        raise SpecError(
-            f"{printable(text)}: no such folder (from_pretrained takes a folder written by save_pretrained or a Hub repo id)",
-            Loc(printable(text), 0, 0),
-            code="io",
-        )
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise SpecError(
-            f"{printable(text)}: a Hub repository needs huggingface_hub (pip install 'archspec[hub]')",
-            Loc(printable(text), 0, 0),
-            code="io",
-        ) from None
-    try:
-        return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG, WEIGHTS, SPEC]))
-    except Exception as e:  # noqa: BLE001 - any failure to fetch is one line for the user
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise SpecError(f"cannot download {printable(text)}: {printable(first)}", Loc(printable(text), 0, 0), code="io") from None
-
-
-def from_pretrained(source: str | Path, **kwargs: Any) -> Any:
-    """The network saved in ``source`` (a folder, or a Hub repository id), its weights loaded strictly.
-
-    timm's arguments (``num_classes``, ``in_chans``, ``features_only``, …) rebuild it adapted, the
-    saved weights loaded as timm loads pretrained ones (a new classifier left at its initial weights).
-    """
-    from archspec.api import build
-    from archspec.export import load_weights
-
-    folder = _folder(source)
-    for name in (CONFIG, SPEC, WEIGHTS):
-        if not (folder / name).is_file():
-            raise SpecError(f"{printable(str(folder))} has no {name}", Loc(printable(str(folder / name)), 0, 0), code="io")
-    try:
-        config = json.loads((folder / CONFIG).read_text())
-        saved_cfg = dict(config.get("pretrained_cfg") or {})
-        classes = int(config["num_classes"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise SpecError(f"{CONFIG} is not archspec's: {e}", Loc(printable(str(folder / CONFIG)), 0, 0), code="io") from None
-    if kwargs:
-        overlay = {
-            "file": str(folder / WEIGHTS),
-            "num_classes": classes,
-            "input_size": tuple(saved_cfg.get("input_size") or (3,)),
-        }
-        overlay |= {k: saved_cfg[k] for k in ("first_conv", "classifier", "mean", "std") if k in saved_cfg}
-        return build(folder / SPEC, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
-    model = build(folder / SPEC)
-    load_weights(model, folder / WEIGHTS)
-    model.pretrained_cfg = model.default_cfg = saved_cfg
-    return model

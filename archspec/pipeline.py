@@ -16,6 +16,7 @@ from archspec.init_patterns import check_init_patterns
 from archspec.ir import OpGraph
 from archspec.language.load import Source
 from archspec.language.resolve import Resolved, resolve
+from archspec.report import Report, report_from
 from archspec.shapes import MAX_PARAMS, ShapeInfo, infer_shapes
 from archspec.suspicious import gate_warnings
 
@@ -54,3 +55,15 @@ def shaped_graph(
     info = infer_shapes(graph, max_params=max_params)
     graph.net.warnings += gate_warnings(graph)
     return resolved, graph, info
+
+
+def analyze(
+    spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, strict: bool = False
+) -> Report:
+    """The report, its shaped graph (``report.graph``) for the stages after it; ``strict`` raises the
+    first warning as a SpecError. ``check`` is the same after checking its arguments' types."""
+    resolved, graph, _ = shaped_graph(spec, overrides, max_params)
+    report = report_from(graph, resolved.digest)
+    if strict and report.warnings:
+        raise report.warnings[0].error()
+    return report

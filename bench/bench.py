@@ -64,6 +64,10 @@ NETWORKS = [
     _network("shufflenet_v2_x1_0", "torchvision shufflenet_v2_x1_0", True),
     _network("seresnet50", 'timm.create_model("seresnet50")', True),
     _network("resnext50_32x4d", "torchvision resnext50_32x4d", True),
+    # timm's, imported by the importer (issue 26) and kept in the zoo
+    _network("tf_efficientnet_b0", 'timm.create_model("tf_efficientnet_b0")'),
+    _network("cspresnet50", 'timm.create_model("cspresnet50")'),
+    _network("resnetv2_50x1_bit", 'timm.create_model("resnetv2_50x1_bit")'),
 ]
 
 

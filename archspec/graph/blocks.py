@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.errors import SpecError, did_you_mean
+from archspec.graph.naming import MAX_BLOCK_DEPTH
 from archspec.language.resolve import BlockEntry
 from archspec.language.shortform import BUILTIN_NAMES, Ref
 
@@ -53,3 +54,16 @@ def check_used(entry: BlockEntry, ref: Ref, used: set[str] | None) -> None:
             code="param",
             hint="remove it, or use it as $" + name,
         )
+
+
+def check_nesting(ref: Ref, blocks: tuple[tuple[str, str], ...]) -> None:
+    """A block instance inside ``blocks`` (the enclosing instances): not one of them, not too deep."""
+    if any(b == ref.name for b, _ in blocks):
+        raise SpecError(
+            f"block {ref.name!r} uses itself",
+            ref.loc,
+            code="name",
+            hint="a block cannot contain itself, directly or through other blocks",
+        )
+    if len(blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
+        raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")

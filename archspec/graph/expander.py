@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from archspec.errors import SpecError
-from archspec.graph.blocks import block_env, check_used
+from archspec.errors import SpecError, did_you_mean
+from archspec.graph.blocks import block_env, check_nesting, check_used
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import MAX_BLOCK_DEPTH, Copies, check_top_level, group_label, is_group, join
-from archspec.graph.outputs import add_aux_heads, named_outputs, read_values
-from archspec.graph.params import OpParams
+from archspec.graph.naming import Copies, check_top_level, group_label, is_group, join
+from archspec.graph.outputs import check_aux_name, named_outputs, read_values
+from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
 from archspec.graph.tree import check_names, kind_of
@@ -62,6 +62,23 @@ class Written:
     unit: int | None = None  # its report row, when it is one
 
 
+def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], written: dict[str, Any]) -> Network:
+    """The Network record the expansion writes: the spec's fields, the outputs and the report's rows;
+    ``written``: what ``outputs:`` says (graph/outputs.py)."""
+    spec = resolved.spec
+    return Network(
+        name=spec.name,
+        file=resolved.source.file,
+        input=spec.input,
+        outputs=outputs,
+        aux_weights={n: a.weight for n, a in spec.aux.items()},
+        units=units,
+        block_labels={n: e.definition.label or n for n, e in resolved.blocks.items()},
+        init=resolved.init,
+        **written,
+    )
+
+
 def _seg(name: str | None, index: int | None) -> str | None:
     return name if name is not None else (str(index) if index is not None else None)
 
@@ -96,21 +113,29 @@ class Expander:
         x = self.out.input(source.loc(("input", "size")))
         last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
         outputs, written = named_outputs(self, spec.outputs, source, last)  # written: main, named_outputs, output_paths
-        outputs |= add_aux_heads(self, spec.aux, source, outputs)
-        self.graph.net = Network(
-            name=spec.name,
-            file=source.file,
-            input=spec.input,
-            outputs=outputs,
-            aux_weights={n: a.weight for n, a in spec.aux.items()},
-            units=self.units,
-            block_labels={n: e.definition.label or n for n, e in self.resolved.blocks.items()},
-            init=self.resolved.init,
-            **written,
-        )
+        for name, aux in spec.aux.items():
+            check_aux_name(name, outputs, source)
+            outputs[name] = self.aux_head(name, aux.tap, aux.head)
+        self.graph.net = network(self.resolved, outputs, self.units, written)
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
         return self.graph
+
+    def aux_head(self, name: str, tap_path: str, head: Any) -> str:
+        """An aux head: its ops applied to the output of the module at ``tap_path``, after it in order."""
+        source, yp = self.resolved.source, ("aux", name)
+        check_top_level(name, source.loc(yp, key=True))
+        tap = self.outputs_by_path.get(tap_path)
+        if tap is None:
+            hint = did_you_mean(tap_path, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
+            where = source.loc(yp + ("tap",))
+            raise SpecError(f"aux head {name!r} taps {tap_path!r}, which names no node", where, code="name", hint=hint)
+        self.units.append(Unit(name, f"aux head ({tap_path})", "aux", source.loc(yp)))
+        before = len(self.graph)
+        out = self.node(head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
+        self.out.schedule_after(tap, list(self.graph)[before:])
+        self.units[-1] = replace(self.units[-1], output=out)
+        return out
 
     # ---- structure -----------------------------------------------------------------------------
     def node(
@@ -202,6 +227,10 @@ class Expander:
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
+                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
+                index += 1
+                continue
             with self.copies.nested(repeat, scope.source.loc(myp)):
                 for k in range(repeat):
                     x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
@@ -293,7 +322,7 @@ class Expander:
     def take(
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
-        # the value of an earlier named node, in place of x (archspec/graph/refs.py)
+        """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
         return earlier_value(node.source, scope, self.values_by_name, self.outputs_by_path, scope.source.loc(yp + ("from",)))
 
     # ---- ops and blocks ----------------------------------------------------------------------
@@ -305,15 +334,7 @@ class Expander:
         if entry is None:
             self.forms.unknown(ref.name, ref.loc)
         assert entry is not None
-        if any(b == ref.name for b, _ in scope.blocks):
-            raise SpecError(
-                f"block {ref.name!r} uses itself",
-                ref.loc,
-                code="name",
-                hint="a block cannot contain itself, directly or through other blocks",
-            )
-        if len(scope.blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
-            raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")
+        check_nesting(ref, scope.blocks)
         env = block_env(entry, ref)
         index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
         self.instances[ref.name] = index + 1
@@ -333,10 +354,8 @@ class Expander:
 
     def apply_op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str, remake: Remake | None) -> str:
         """Add the op (expanding composites); return its output node."""
-        if not op.standalone:
-            hint = "write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'"
-            raise SpecError(f"{op.name!r} cannot stand alone: it merges branches", ref.loc, code="bad-op-args", hint=hint)
-        inner = replace(scope, unit=scope.unit or path)
+        check_standalone(op, ref)
+        inner = scope if scope.unit else replace(scope, unit=path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)

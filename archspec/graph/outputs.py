@@ -1,27 +1,23 @@
 """What the network returns, and the values an op reads besides its input.
 
-``outputs:`` (docs/language.md, "Several outputs") names values of the network to return, in order;
-aux heads (``aux:``) are expanded after the network, each run right after the node it taps; an op
-whose parameters name earlier values (``interpolate size_of=NAME``, ``Op.reads``) reads them as
-further inputs, looked up as ``from:`` looks them up (refs.py).
+``outputs:`` (docs/language.md, "Several outputs") names values of the network to return, in order
+(an aux head may not take one's name); an op whose parameters name earlier values
+(``interpolate size_of=NAME``, ``Op.reads``) reads them as further inputs, looked up as ``from:``
+looks them up (refs.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.graph.naming import check_top_level
 from archspec.graph.refs import earlier_value
-from archspec.ir import Unit
 from archspec.language.load import Source
 from archspec.language.shortform import Ref, Scope
 from archspec.ops.registry import Op
 
 if TYPE_CHECKING:
     from archspec.graph.expander import Expander
-    from archspec.language.model import AuxHead
 
 
 def named_outputs(
@@ -68,28 +64,11 @@ def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) 
     return found
 
 
-def add_aux_heads(ex: Expander, heads: dict[str, AuxHead], source: Source, outputs: dict[str, str]) -> dict[str, str]:
-    """Expand each aux head on the node it taps; aux head name → its output node."""
-    found: dict[str, str] = {}
-    for name, aux in heads.items():
-        yp = ("aux", name)
-        check_top_level(name, source.loc(yp, key=True))
-        if name in outputs:
-            raise SpecError(
-                f"aux head {name!r} has the name of an output", source.loc(yp, key=True), code="name", hint="rename the aux head"
-            )
-        tap = ex.outputs_by_path.get(aux.tap)
-        if tap is None:
-            hint = did_you_mean(aux.tap, ex.outputs_by_path) or "use the module path of a block, e.g. features.9"
-            raise SpecError(
-                f"aux head {name!r} taps {aux.tap!r}, which names no node", source.loc(yp + ("tap",)), code="name", hint=hint
-            )
-        ex.units.append(Unit(name, f"aux head ({aux.tap})", "aux", source.loc(yp)))
-        before = len(ex.graph)
-        found[name] = ex.node(aux.head, yp + ("head",), Scope(source=source, env={}, unit=name), tap, name, None, None)
-        ex.out.schedule_after(tap, list(ex.graph)[before:])
-        ex.units[-1] = replace(ex.units[-1], output=found[name])
-    return found
+def check_aux_name(name: str, outputs: dict[str, str], source: Source) -> None:
+    """An aux head's name is a key of the dict training mode returns: not an output's."""
+    if name in outputs:
+        where = source.loc(("aux", name), key=True)
+        raise SpecError(f"aux head {name!r} has the name of an output", where, code="name", hint="rename the aux head")
 
 
 def read_values(ex: Expander, op: Op, params: Any, scope: Scope, ref: Ref) -> list[str]:

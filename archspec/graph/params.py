@@ -96,6 +96,17 @@ class OpParams:
         return hit[1]
 
 
+def check_standalone(op: Op, ref: Ref) -> None:
+    """A merging op (add, concat, mul) is written through its container, never alone."""
+    if not op.standalone:
+        raise SpecError(
+            f"{op.name!r} cannot stand alone: it merges branches",
+            ref.loc,
+            code="bad-op-args",
+            hint="write a residual sum as 'residual: {body: [...]}' and a concatenation as 'concat: [branch, ...]'",
+        )
+
+
 def params_error(op: Op, e: ValidationError, token_locs: dict[str, Loc], loc: Loc) -> SpecError:
     """pydantic's first complaint about an op's arguments, as a SpecError at the token it is about."""
     err = e.errors(include_url=False)[0]

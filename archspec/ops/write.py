@@ -12,6 +12,7 @@ option the fuzzer draws. Torch-free.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Collection, Mapping
@@ -82,6 +83,16 @@ def values_of(op: Op, p: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     return dict(p)
 
 
+@functools.cache
+def _model_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Each field's default (``_MISSING`` for a required one), once per model: pydantic copies a
+    default on every ``get_default``, and the writer only compares them."""
+    return {
+        name: _MISSING if info.is_required() else info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+    }
+
+
 def write(
     op: Op,
     p: BaseModel | Mapping[str, Any],
@@ -103,11 +114,12 @@ def write(
     refs = refs or {}
     defaults = defaults or {}
 
+    model_defaults = _model_defaults(op.Params)
+
     def baseline(name: str) -> Any:
         if name in defaults:
             return defaults[name]
-        info = fields[name]
-        return _MISSING if info.is_required() else info.get_default(call_default_factory=True)
+        return model_defaults[name]
 
     def needed(name: str) -> bool:
         if name in refs:

@@ -68,6 +68,43 @@ class CaseTimeout(BaseException):  # not caught by the `except Exception` around
     pass
 
 
+class _Noise:
+    """How far the oracle's own gradients move when its input moves by one part in 10^15 (computed on first
+    use): a chain of BatchNorms over a few values a channel (1×1 maps, a batch of 3) can make a float64
+    gradient chaotic (seed 4301773: the oracle against itself differed as much as archspec against the
+    oracle). A difference within ten times that is rounding, not a fault."""
+
+    def __init__(self, oracle: Oracle, x: torch.Tensor, w_out: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> None:
+        self.oracle, self.x, self.w_out, self.state = oracle, x, w_out, state
+        self.moved: dict[str, float] | None = None
+
+    def of(self, name: str) -> float:
+        if self.moved is None:
+            self.moved = self._measure()
+        return self.moved.get(name, 0.0)
+
+    def _gradients(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        oracle = self.oracle
+        oracle.load_state_dict(self.state)
+        oracle.train()
+        for p in oracle.parameters():
+            p.grad = None
+        xi = x.clone().requires_grad_(True)
+        out = _outputs(oracle(xi))
+        sum(((v * self.w_out[k]).sum() for k, v in out.items()), torch.zeros((), dtype=x.dtype)).backward()
+        grads = {k: p.grad.clone() for k, p in oracle.named_parameters() if p.grad is not None}
+        assert xi.grad is not None
+        grads["input"] = xi.grad
+        return grads
+
+    def _measure(self) -> dict[str, float]:
+        kept = {k: p.grad for k, p in self.oracle.named_parameters()}  # the gradients being compared
+        a, b = self._gradients(self.x), self._gradients(self.x * (1 + 1e-15))
+        for k, p in self.oracle.named_parameters():
+            p.grad = kept[k]
+        return {k: (a[k] - b[k]).abs().max().item() for k in a if k in b}
+
+
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> tuple[bool, float]:
     if a.shape != b.shape:
         return False, float("inf")
@@ -251,8 +288,9 @@ class Case:
             self._restore(model, oracle, model_state, oracle_state)
             return
         if exact:
-            self._compare_gradients(model, oracle, [("input", xc.grad, xo.grad)], pre)
             self._compare_statistics(model, oracle, pre)
+            noise = _Noise(oracle, x, w_out, oracle_state)
+            self._compare_gradients(model, oracle, [("input", xc.grad, xo.grad)], pre, noise)
         self._restore(model, oracle, model_state, oracle_state)
 
     def _compare_eval(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, pre: str) -> bool:
@@ -275,8 +313,9 @@ class Case:
             self.fail(pre + "eval-mismatch", problem)
         return True
 
-    def _compare_gradients(self, model: torch.nn.Module, oracle: Oracle, grads: list[Any], pre: str) -> None:
-        """The input's gradient (given) and each parameter's, against the oracle's; the first difference fails."""
+    def _compare_gradients(self, model: torch.nn.Module, oracle: Oracle, grads: list[Any], pre: str, noise: _Noise) -> None:
+        """The input's gradient (given) and each parameter's, against the oracle's; the first difference fails,
+        unless the oracle's own gradient moves as much when the input moves by one part in 10^15."""
         mp = dict(model.named_parameters())
         grads += [(k, mp[k].grad if k in mp else None, p.grad) for k, p in oracle.named_parameters()]
         for name, g, want_g in grads:
@@ -288,7 +327,7 @@ class Case:
                 return
             if g is not None and want_g is not None:
                 ok, err = _close(g, want_g, RTOL64)
-                if not ok:
+                if not ok and err > 10 * noise.of(name):
                     self.fail(pre + "grad-mismatch", f"gradient of {name}: max abs error {err:.3g}")
                     return
 
