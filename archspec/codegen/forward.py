@@ -98,6 +98,10 @@ class Forward:
         for s in steps:
             for v in s.inputs:
                 readers[v] = readers.get(v, 0) + 1
+        for node in self.plan.outputs.values():  # a returned value is read once more (outputs: inside a Sequential)
+            v = self.plan.fx_node(node)
+            v = self.alias.get(v, v)
+            readers[v] = readers.get(v, 0) + 1
         seqs = sorted((p for p, k in self.tree.kinds.items() if k == "seq"), key=lambda p: -p.count("."))
         for path in seqs:
             by_path = {s.path: s for s in steps if s.module}

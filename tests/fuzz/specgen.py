@@ -1094,7 +1094,7 @@ class Realizer:
                 self.note("dropout_module_clash")
 
     def finish(self, outputs: dict[str, str]) -> Truth:
-        main = tuple(n for n in outputs if self.spec.outputs is None or n in dict(self.spec.outputs))
+        main = ("logits",) if self.spec.outputs is None else tuple(name for name, _ in self.spec.outputs)
         if self.spec.outputs is not None:
             self.prune(outputs)
         params = macs = 0
