@@ -30,7 +30,7 @@ from archspec.summary import BlockRow, Summary
 class OpDiff:
     """One op as written (a composite conv with its BatchNorm and activation) that differs."""
 
-    status: str  # "added", "removed" or "changed"
+    status: str  # "added", "removed", "changed" or "renamed" (an op without tensors under another name)
     path_a: str | None
     path_b: str | None
     text_a: str | None
@@ -48,6 +48,8 @@ class OpDiff:
         else:
             path = self.inside
         where = f"{path}: " if path else ""
+        if self.status == "renamed":
+            return f"{self.path_a} → {self.path_b}: {self.text_b} (renamed)"
         if self.status == "added":
             return f"{where}{self.text_b}"
         if self.status == "removed":
@@ -358,9 +360,38 @@ def _op_diffs(a: BlockRow, b: BlockRow) -> list[OpDiff]:
             if tag2 == "equal":
                 diffs += _pairs(ops_a, ka, ops_b, kb)
                 continue
-            diffs += [OpDiff("removed", ops_a[k][0], None, ops_a[k][1], None, -ops_a[k][2], -ops_a[k][3], None, k) for k in ka]
-            diffs += [OpDiff("added", None, ops_b[k][0], None, ops_b[k][1], ops_b[k][2], ops_b[k][3], None, k) for k in kb]
+            renamed = _renamed(ops_a, ka, ops_b, kb)
+            diffs += [
+                OpDiff("renamed", ops_a[x][0], ops_b[y][0], ops_a[x][1], ops_b[y][1], 0, 0, None, y) for x, y in renamed.items()
+            ]
+            diffs += [
+                OpDiff("removed", ops_a[k][0], None, ops_a[k][1], None, -ops_a[k][2], -ops_a[k][3], None, k)
+                for k in ka
+                if k not in renamed
+            ]
+            taken = set(renamed.values())
+            diffs += [
+                OpDiff("added", None, ops_b[k][0], None, ops_b[k][1], ops_b[k][2], ops_b[k][3], None, k)
+                for k in kb
+                if k not in taken
+            ]
     return diffs
+
+
+def _renamed(ops_a: dict[str, Written], keys_a: list[str], ops_b: dict[str, Written], keys_b: list[str]) -> dict[str, str]:
+    """Ops without tensors that one side names and the other numbers (timm's ``act1: relu`` for a
+    zoo block's unnamed relu), paired in order by their exact text: the same op under another
+    module name, which nothing loads or saves."""
+    out: dict[str, str] = {}
+    free = [k for k in keys_b if ops_b[k][2] == 0]
+    for k in keys_a:
+        if ops_a[k][2] != 0:
+            continue
+        match = next((j for j in free if ops_b[j][5] == ops_a[k][5] and ops_b[j][3] == ops_a[k][3]), None)
+        if match is not None:
+            out[k] = match
+            free.remove(match)
+    return out
 
 
 def _align(
@@ -433,9 +464,18 @@ def diff(a: Summary, b: Summary) -> Diff:
             if tag2 == "equal":
                 rows += [_compare(x, y, size_a, size_b) for x, y in zip(left[k1:k2], right[l1:l2], strict=True)]
                 continue
-            rows += [RowDiff("removed", x, None) for x in left[k1:k2]]  # what A had, then what B has
-            rows += [RowDiff("added", None, y) for y in right[l1:l2]]
+            rows += _by_path(left[k1:k2], right[l1:l2], size_a, size_b)
     return Diff(a, b, _pair_in_order(rows, size_a, size_b))
+
+
+def _by_path(left: list[BlockRow], right: list[BlockRow], size_a: tuple[int, int], size_b: tuple[int, int]) -> list[RowDiff]:
+    """Rows left unpaired by what they are, paired by where they are: a block at the same module
+    path under another name or label (an import's basic_block for the zoo's Basic block) is that
+    block renamed, compared op by op; the rest is what A had (removed), then what B has (added)."""
+    paths = {y.path: y for y in right if y.kind == "block"}
+    paired = {x.path: paths[x.path] for x in left if x.kind == "block" and x.path in paths}
+    rows = [_compare(x, paired[x.path], size_a, size_b) if x.path in paired else RowDiff("removed", x, None) for x in left]
+    return rows + [RowDiff("added", None, y) for y in right if y.path not in paired]
 
 
 def _kind(row: BlockRow) -> tuple[str, str]:

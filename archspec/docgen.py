@@ -72,7 +72,7 @@ def op_section(name: str) -> str:
     op = REGISTRY[name]
     props, required = op_params(name)
     lines = [f"#### `{name}`", "", description(name), ""]
-    if op.arity == 1:
+    if op.standalone:  # merges exist only inside concat:, residual: and gate:
         long_keys = ", ".join(f"{k}: …" for k in required)
         lines += [
             f"- short form: `{short_form(name)}`",

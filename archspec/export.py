@@ -150,7 +150,8 @@ def metadata(model: nn.Module, shapes: Sizes | None = None) -> dict[str, str]:
     meta = {
         "archspec_version": __version__,
         "archspec_spec": report.name,
-        "archspec_spec_file": str(report.file),
+        # the file's name, never its folder: an exported file carries no path of this machine
+        "archspec_spec_file": str(report.file) if str(report.file).startswith("zoo:") else Path(report.file).name,
         "archspec_input": "{}×{}×{}".format(report.input_channels, *report.input_size),
         "archspec_accepted_input_sizes": report.accepted.describe(),
         "archspec_params": str(report.params),
@@ -470,7 +471,65 @@ def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module,
     onnxscript.optimizer.remove_unused_nodes(onnx_model)
     _strip_onnx_traces(onnx_model)
     onnx_model.metadata_props.update(metadata(model, shapes))
-    onnx_program.save(str(path), external_data=False)
+    write_onnx(onnx_model, path)
+
+
+ONNX_LIMIT = 2**31 - 1  # protobuf's limit on one message: the most a single-file ONNX model can hold
+
+
+def write_onnx(onnx_model: Any, path: Path) -> None:
+    """Write an onnx_ir model as one ONNX file, its weights one tensor at a time.
+
+    onnx_ir (like onnx.save) builds the whole ModelProto in memory and serialises it: the weights
+    are then held three times over (the tensors' bytes, the message, its serialisation). Protobuf
+    parses a concatenation of serialised messages as their merge, fields repeated in order
+    (https://protobuf.dev/programming-guides/encoding/#last-one-wins): so the file is the model
+    without its initializers, then one ModelProto per initializer holding just that tensor, each
+    serialised by onnx_ir and written before the next is made. A reader gets the message
+    onnx_ir.serde.serialize_model gives (tests/test_export.py), at a peak of a few copies of the
+    largest tensor instead of three of all weights.
+    """
+    import onnx
+    import onnx_ir as ir
+
+    graph = onnx_model.graph
+    weights = dict(graph.initializers)
+    size = sum(v.const_value.nbytes for v in weights.values() if v.const_value is not None)
+    if size >= ONNX_LIMIT:
+        raise SpecError(
+            f"the network's weights ({size / 2**30:.1f} GiB) do not fit in one ONNX file (protobuf's 2 GiB limit)",
+            Loc(printable(str(path)), 0, 0),
+            code="io",
+            hint="export a .pt2 (torch.export) file, or the weights alone as .safetensors",
+        )
+    graph.initializers.clear()
+    try:
+        head = ir.serde.serialize_model(onnx_model)
+    finally:
+        graph.initializers.update(weights)
+    inputs = {v.name for v in graph.inputs}
+    # the initializers' value_info, where onnx_ir writes it: before the nodes' outputs
+    described = [ir.serde.serialize_value(v) for v in weights.values() if _described(v) and v.name not in inputs]
+    if described:
+        rest = list(head.graph.value_info)
+        del head.graph.value_info[:]
+        head.graph.value_info.extend(described + rest)
+    with open(path, "wb") as f:
+        f.write(head.SerializeToString())
+        del head
+        for value in weights.values():
+            if value.const_value is None:
+                continue
+            value.const_value.name = value.name
+            part = onnx.ModelProto()
+            ir.serde.serialize_tensor_into(part.graph.initializer.add(), value.const_value)
+            f.write(part.SerializeToString())
+
+
+def _described(value: Any) -> bool:
+    """Whether onnx_ir writes a value_info for this value (it has a type, shape, doc or metadata)."""
+    has = value.shape is not None or value.type is not None or value.metadata_props or value.doc_string
+    return bool(has and value.name)
 
 
 def _scopes(node: Any) -> list[str]:

@@ -46,6 +46,7 @@ REFERENCES: dict[str, Reference] = {
     "seresnet50": Reference("timm", "seresnet50"),
     "tf_efficientnet_b0": Reference("timm", "tf_efficientnet_b0"),
     "cspresnet50": Reference("timm", "cspresnet50"),
+    "res2net50_26w_4s": Reference("timm", "res2net50_26w_4s"),
     "resnetv2_50x1_bit": Reference("timm", "resnetv2_50x1_bit"),
     "googlenet": Reference("torchvision", "googlenet", (("aux_logits", True),), INCEPTION_MEAN),
     "inception_v3": Reference("torchvision", "inception_v3", (("aux_logits", True),), INCEPTION_MEAN),
@@ -65,6 +66,7 @@ NO_WEIGHTS = {
     "resnet50_fpn": "torchvision publishes the FPN backbone's weights only inside its detectors (fasterrcnn_resnet50_fpn)",
     "deeplabv3_resnet50": "torchvision's published weights carry the aux classifier (aux_loss=True) this spec leaves out",
     "lraspp_mobilenet_v3_large": "loading torchvision's segmentation weights is not wired yet (no download was tested)",
+    "unet": "the paper's network has no published weights",
 }
 
 

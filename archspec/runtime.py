@@ -29,6 +29,8 @@ def check_input(
     ``conditions`` (axis, a1, m1, a2, m2) only when merged branches agree at some sizes only: there
     floor((X + a1)/m1) must equal floor((X + a2)/m2) (m == 0: the constant a).
     """
+    if isinstance(x, torch.fx.Proxy):  # torch.fx tracing the forward again (unpickling a built model): keep the guard
+        return x.tracer.create_proxy("call_function", check_input, (x, channels, min_h, min_w, max_h, max_w, conditions), {})
     bad = x.dim() != 4 or x.shape[1] != channels or x.shape[2] < min_h or x.shape[3] < min_w
     if not bad and max_h is not None and x.shape[2] > max_h:
         bad = True
@@ -65,6 +67,17 @@ def check_input(
             + ")"
         )
     return x
+
+
+@torch.fx.wrap
+def center_crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The centre of x at the height and width of ``like`` (U-Net's copy and crop): the rows and columns
+    left out split evenly, the odd one at the bottom and right. A view of x."""
+    h = like.shape[2]
+    w = like.shape[3]
+    top = (x.shape[2] - h) // 2
+    left = (x.shape[3] - w) // 2
+    return x[:, :, top : top + h, left : left + w]
 
 
 class DropPath(nn.Module):
@@ -137,10 +150,19 @@ class InterpolateLike(nn.Module):
 def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
     """``x`` padded as TensorFlow's ``padding="SAME"`` for a window of ``kernel_size``: the output of the
     window is ceil(X / stride) on each axis, the padding split with the odd pixel on the bottom and
-    right (timm's ``pad_same``). Conv2dSame and StdConv2d call it; the standalone file copies it."""
-    ih, iw = x.shape[-2], x.shape[-1]
-    ph = max((-(-ih // stride[0]) - 1) * stride[0] + (kernel_size[0] - 1) * dilation[0] + 1 - ih, 0)
-    pw = max((-(-iw // stride[1]) - 1) * stride[1] + (kernel_size[1] - 1) * dilation[1] + 1 - iw, 0)
+    right (timm's ``pad_same``). Conv2dSame and StdConv2d call it; the standalone file copies it.
+
+    Per axis the padding is timm's max((ceil(X / s) − 1)·s + span − X, 0), written without the max()
+    where the window's span is at least the stride (the padding is then never negative), and with
+    ceil as a floor division: so a size traced symbolically (torch.export) stays a plain floor
+    division. With max() at every strided conv the trace's expressions nested and grew exponentially
+    with depth (tf_efficientnet_b0's export: minutes)."""
+    pads = []
+    for size, s, k, d in zip(x.shape[-2:], stride, kernel_size, dilation, strict=True):
+        span = (k - 1) * d + 1
+        pad = ((size + s - 1) // s - 1) * s + span - size
+        pads.append(pad if span >= s else max(pad, 0))
+    ph, pw = pads
     return torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
 
 

@@ -10,8 +10,8 @@ the right padding, which is min(floor((X + 2p - span + 2s - 1)/s), ceil((X + p)/
 kept when it starts left of X + p; only the last can fail that), and the smaller of two floors
 with one divisor is the floor with the smaller offset. (An opaque replay of PyTorch's formula,
 compared and bounded numerically, remains for windows that a later rule finds non-canonical —
-none is now — and for a size after an upsampling by a factor (:class:`Scale`, floor(X · f)), which
-the form cannot hold.)
+none is now — for a size after an upsampling by a factor (:class:`Scale`, floor(X · f)) and after a
+transposed convolution of stride s > 1 (:class:`Stretch`, s·X + c), which the form cannot hold.)
 """
 
 from __future__ import annotations
@@ -79,13 +79,33 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class Stretch:
+    """A transposed convolution along one axis: ``stride · x + offset`` (torch's ConvTranspose2d output,
+    (x − 1)·s − 2p + d·(k − 1) + output_padding + 1)."""
+
+    stride: int
+    offset: int
+
+    def apply(self, x: int) -> int:
+        return self.stride * x + self.offset
+
+    def text(self, inner: str) -> str:
+        grown = f"{self.stride}·{factor(inner)}" if self.stride != 1 else inner
+        c = self.offset
+        return grown if c == 0 else f"{grown} + {c}" if c > 0 else f"{grown} - {-c}"
+
+
+Step = Window | Scale | Stretch
+
+
+@dataclass(frozen=True)
 class Dim:
     """A spatial size: floor((X + a)/m) for m >= 1, the constant a for m == 0, or a replay."""
 
     a: int = 0
     m: int = 1
     base: Dim | None = None  # set for opaque sizes: the canonical size the replay starts from
-    steps: tuple[Window | Scale, ...] = ()
+    steps: tuple[Step, ...] = ()
     symbol: str = "H"
     ref: int | None = None  # the spec's input size on this axis: where a flatten fixes a varying size
 
@@ -112,9 +132,22 @@ class Dim:
             return self.a
         return (x + self.a) // self.m
 
+    def _then(self, step: Step) -> Dim:
+        """This replay followed by ``step``, a stride-1 shift or a stretch folded into a last stretch
+        (s·x + c then + b is s·x + c + b; s2·(s1·x + c1) + c2 is s1·s2·x + s2·c1 + c2): the same sizes."""
+        last = self.steps[-1] if self.steps else None
+        if isinstance(last, Stretch):
+            if isinstance(step, Window) and step.stride == 1 and not step.ceil:
+                step = Stretch(last.stride, last.offset + step.offset)
+            elif isinstance(step, Stretch):
+                step = Stretch(last.stride * step.stride, step.stride * last.offset + step.offset)
+            if isinstance(step, Stretch):
+                return Dim(base=self.base, steps=self.steps[:-1] + (step,), symbol=self.symbol, ref=self.ref)
+        return Dim(base=self.base, steps=self.steps + (step,), symbol=self.symbol, ref=self.ref)
+
     def window(self, w: Window) -> Dim:
         if self.base is not None:
-            return Dim(base=self.base, steps=self.steps + (w,), symbol=self.symbol, ref=self.ref)
+            return self._then(w)
         if self.m == 0:
             return Dim.const(w.apply(self.a))
         if not w.canonical:
@@ -130,6 +163,18 @@ class Dim:
         if self.base is not None:
             return Dim(base=self.base, steps=self.steps + (Scale(f),), symbol=self.symbol, ref=self.ref)
         return Dim(base=self, steps=(Scale(f),), symbol=self.symbol, ref=self.ref)
+
+    def stretched(self, stride: int, offset: int) -> Dim:
+        """The size after a transposed convolution, ``stride · size + offset``: canonical at stride 1
+        (floor((X + a)/m) + c = floor((X + a + c·m)/m)) and for a constant, else a replay."""
+        if self.base is None and self.m == 0:
+            return Dim.const(stride * self.a + offset)
+        if self.base is None and stride == 1:
+            return Dim(self.a + offset * self.m, self.m, symbol=self.symbol, ref=self.ref)
+        step = Stretch(stride, offset)
+        if self.base is not None:
+            return self._then(step)
+        return Dim(base=self, steps=(step,), symbol=self.symbol, ref=self.ref)
 
     def min_input(self) -> int:
         """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
@@ -153,7 +198,10 @@ class Dim:
         return (hits[0], hits[-1]) if hits else (NEVER, 0)
 
     def equals(self, other: Dim, lo: int = 1) -> tuple[bool, bool]:
-        """(equal, proven). Canonical forms compare exactly; replays on every size up to SCAN_LIMIT."""
+        """(equal, proven). Canonical forms compare exactly; replays on every size up to SCAN_LIMIT
+        (one replay compared with itself is equal by construction)."""
+        if self == other:
+            return True, True
         if self.base is None and other.base is None:
             return (self.a, self.m) == (other.a, other.m), True
         start = max(lo, self.min_input(), other.min_input())
@@ -166,7 +214,7 @@ class Dim:
         if self.base is not None:
             inner = self.base.formula()
             for w in self.steps:
-                inner = w.text(inner) if isinstance(w, Scale) else _window_text(w, inner)
+                inner = _window_text(w, inner) if isinstance(w, Window) else w.text(inner)
             return inner
         if self.m == 0:
             return str(self.a)
@@ -189,6 +237,9 @@ class Dim:
         for w in self.steps:
             if isinstance(w, Scale):
                 e = sympy.floor(e * sympy.nsimplify(w.factor))
+                continue
+            if isinstance(w, Stretch):
+                e = w.stride * e + w.offset
                 continue
             span = w.dilation * (w.kernel - 1) + 1
             num = e + 2 * w.padding - span

@@ -63,6 +63,7 @@ REFERENCES: dict[str, Callable[[], Any]] = {
     "tf_efficientnet_b0": _timm("tf_efficientnet_b0"),
     "cspresnet50": _timm("cspresnet50"),
     "resnetv2_50x1_bit": _timm("resnetv2_50x1_bit"),
+    "res2net50_26w_4s": _timm("res2net50_26w_4s"),
 }
 
 

@@ -236,3 +236,40 @@ def test_a_block_split_in_two_pairs_with_its_instances(write_spec):
     d = diff(summarize(a), summarize(b))
     assert (d.count("added"), d.count("removed")) == (0, 0)
     assert [r.b.path for r in d.rows if r.a and r.b and r.a.block != r.b.block] == ["body.0", "body.1", "body.2"]
+
+
+TWO_BLOCKS = """
+archspec: 1
+name: t
+input: {{channels: 3, size: [16, 16]}}
+blocks:
+  {block}:
+    label: {label}
+    params: {{{param}: 8}}
+    chain:
+      - conv: conv2d ${param} 3x3 p1
+      - {act}
+network:
+  - stem: conv2d 8 3x3 p1
+  - layer1: {block} {param}=8
+  - layer2: {block} {param}=16
+"""
+
+
+def test_a_block_under_another_name_at_the_same_path_is_renamed_not_replaced() -> None:
+    """issue 26: an import's block (its own name, label and parameter names) against the zoo's is the
+    same network named otherwise; a relu the one side names and the other numbers is renamed."""
+    a = TWO_BLOCKS.format(block="basic_block", label="BasicBlock", param="out", act="relu")
+    b = TWO_BLOCKS.format(block="basic", label="Basic block", param="width", act="act: relu")
+    d = diff(summarize(a), summarize(b))
+    assert (d.count("added"), d.count("removed"), d.count("changed")) == (0, 0, 2)
+    assert d.params_delta == 0 and d.macs_delta == 0
+    for r in d.rows:
+        if r.status == "changed":
+            assert r.a is not None and r.b is not None and r.a.path == r.b.path
+            assert [(o.status, o.path_a, o.path_b) for o in r.ops] == [("renamed", f"{r.a.path}.1", f"{r.a.path}.act")]
+    # a real change at that path is still one: a wider conv
+    wider = b.replace("layer2: basic width=16", "layer2: basic width=24")
+    d = diff(summarize(a), summarize(wider))
+    (layer2,) = [r for r in d.rows if r.row.path == "layer2"]
+    assert any(o.status == "changed" for o in layer2.ops) and d.params_delta > 0

@@ -415,11 +415,14 @@ def test_exports_carry_no_machine_paths_and_repeat_byte_for_byte(
     import zipfile
 
     weights, _ = tiny_weights
+    spec = tmp_path / "specs" / TINY.name  # named by its absolute path, in a folder of its own
+    spec.parent.mkdir()
+    spec.write_text(TINY.read_text())
     files = []
     for i, quiet in enumerate(([], ["-q"])):
         out = tmp_path / f"run{i}" / f"tiny{suffix}"
         out.parent.mkdir()
-        assert main(["export", str(TINY), "-o", str(out), "--weights", str(weights), *quiet]) == 0
+        assert main(["export", str(spec.resolve()), "-o", str(out), "--weights", str(weights), *quiet]) == 0
         err = capsys.readouterr().err
         assert (err == "") == bool(quiet), err
         if not quiet:
@@ -429,7 +432,9 @@ def test_exports_carry_no_machine_paths_and_repeat_byte_for_byte(
         if suffix != ".onnx":
             assert {n.split("/")[0] for n in zipfile.ZipFile(out).namelist()} == {"tiny"}
     data = files[0]
-    for leak in {os.path.expanduser("~"), sys.prefix, os.path.realpath(sys.prefix), str(Path(torch.__file__).parent)}:
+    places = {os.path.expanduser("~"), sys.prefix, os.path.realpath(sys.prefix), str(Path(torch.__file__).parent)}
+    places |= {str(spec.parent.resolve()), str(weights.parent.resolve()), str(Path(archspec.__file__).resolve().parent)}
+    for leak in places:
         assert leak.encode() not in data, leak
     assert b"stack_trace" not in data and b'File "' not in data
     if suffix == ".ts":
@@ -449,3 +454,41 @@ def test_exports_carry_no_machine_paths_and_repeat_byte_for_byte(
         assert unmangled(files[0]) == unmangled(files[1])
     else:
         assert files[0] == files[1]
+
+
+def test_same_padding_is_timm_s_at_every_small_size() -> None:
+    """runtime.pad_same, written without max() where it never applies (so that a traced size stays a
+    floor division: tf_efficientnet_b0's export trace), pads as timm's pad_same, for every kernel,
+    stride, dilation and size in a grid."""
+    from timm.layers.padding import pad_same as timm_pad_same
+
+    from archspec.runtime import pad_same
+
+    for k in range(1, 8):
+        for s in range(1, 5):
+            for d in range(1, 4):
+                for size in range(1, 49):
+                    x = torch.arange(float(size * 2)).reshape(1, 1, size, 2)
+                    ours = pad_same(x, (k, 1), (s, 1), (d, 1))
+                    assert torch.equal(ours, timm_pad_same(x, [k, 1], [s, 1], [d, 1])), (k, s, d, size)
+                    assert torch.equal(pad_same(x.transpose(2, 3), (1, k), (1, s), (1, d)), ours.transpose(2, 3))
+
+
+def test_onnx_file_is_the_message_onnx_ir_writes(tmp_path: Path) -> None:
+    """export.write_onnx writes the weights one tensor at a time (protobuf's merge of concatenated
+    messages); onnx reads back exactly the message onnx_ir serialises from the same model, and the
+    model keeps its initializers."""
+    import onnx
+    import onnx_ir as ir
+
+    from archspec.export import write_onnx
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    program = torch.onnx.export(net, (torch.randn(2, 3, 16, 16),), dynamo=True, optimize=False, verbose=False)
+    assert program is not None
+    names = list(program.model.graph.initializers)
+    write_onnx(program.model, tmp_path / "net.onnx")
+    assert list(program.model.graph.initializers) == names and len(names) >= 4
+    assert onnx.load(str(tmp_path / "net.onnx")) == ir.serde.serialize_model(program.model)
+    onnx.checker.check_model(str(tmp_path / "net.onnx"), full_check=True)

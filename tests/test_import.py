@@ -64,6 +64,12 @@ ROUND_TRIPS: dict[str, tuple[Callable[[], nn.Module], str | None, int]] = {
     "mobilenet_v3_large": (REFERENCES["mobilenet_v3_large"], "mobilenet_v3_large", 64),  # gate:, hard-sigmoid
     "densenet121": (REFERENCES["densenet121"], "densenet121", 64),  # dense connectivity, names:
     "shufflenet_v2_x1_0": (REFERENCES["shufflenet_v2_x1_0"], "shufflenet_v2_x1_0", 64),  # chunk, channel_shuffle
+    "efficientnet_b0": (REFERENCES["efficientnet_b0"], "efficientnet_b0", 64),
+    # the ops of session 5, read back (issue 26): timm's Conv2dSame (a `same` padding at run time, at an odd
+    # size), StdConv2d, GroupNormAct, ConstantPad2d, BatchNormAct2d with leaky ReLU, x.split(s, 1)
+    "tf_efficientnet_b0": (REFERENCES["tf_efficientnet_b0"], "tf_efficientnet_b0", 67),
+    "resnetv2_50x1_bit": (REFERENCES["resnetv2_50x1_bit"], "resnetv2_50x1_bit", 64),
+    "cspresnet50": (REFERENCES["cspresnet50"], "cspresnet50", 64),
     # beyond the zoo: wide bottlenecks, nested blocks with depthwise convs, fire modules, a flat VGG
     "wide_resnet50_2": (_tv("wide_resnet50_2"), None, 64),
     "mobilenet_v2": (_tv("mobilenet_v2"), None, 64),
@@ -161,11 +167,11 @@ class _Gated(nn.Module):
         return x * torch.sigmoid(self.gate(x))  # GATE-LINE
 
 
-class _Leaky(nn.Module):
-    def __init__(self) -> None:
+class _Unknown(nn.Module):
+    def __init__(self, act: nn.Module | None = None) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3)
-        self.act = nn.LeakyReLU()
+        self.act = act or nn.ELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv(x))
@@ -290,8 +296,10 @@ def test_a_product_that_is_no_gate_is_refused_at_its_source_line() -> None:
 
 
 def test_unknown_module_is_refused_naming_it() -> None:
-    with pytest.raises(ImportRefused, match=r"LeakyReLU.*fx node 'act'.*module 'act'"):
-        import_module(_Leaky())
+    with pytest.raises(ImportRefused, match=r"ELU.*fx node 'act'.*module 'act'"):
+        import_module(_Unknown())
+    # a leaky ReLU is read with its slope (import_module checks the logits against the module's)
+    assert "{act: leaky_relu 0.2}" in import_module(_Unknown(nn.LeakyReLU(0.2)))
 
 
 def test_dense_connectivity_becomes_nested_concats() -> None:
@@ -394,8 +402,9 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
 # every zoo spec but ConvNeXt: its per-pixel layers run between permutes, which the importer does not read yet
 # (docs/import.md, "Not yet"); test_a_built_convnext_is_refused_where_it_permutes pins the refusal
 # ... and the networks whose ops the importer does not read yet (leaky_relu, std_conv2d, group_norm, `same`
-# padding computed at run time: docs/import.md, "Not yet")
-NOT_IMPORTED = {"convnext_tiny", "tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit"}
+# padding computed at run time, conv_transpose and crop: docs/import.md, "Not yet"), and Res2Net, whose scales
+# read earlier values (from:): the importer recovers one fork per merge only
+NOT_IMPORTED = {"convnext_tiny", "tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit", "unet", "res2net50_26w_4s"}
 # several outputs and interpolate size_of=: the importer reads neither yet (docs/import.md, Not yet)
 NOT_IMPORTED |= {"resnet50_fpn", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"}
 BUILT = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in NOT_IMPORTED)
@@ -507,3 +516,83 @@ def test_a_model_file_is_named_by_its_own_name_not_the_temporary_module(tmp_path
     model = load_model(f"{source}:MyNet", {})
     text = to_spec(model, source=f"{source.name}:MyNet").text
     assert "(mynet.MyNet)" in text and "_archspec_import_" not in text
+
+
+class _FixedSize(nn.Module):
+    """A flatten into a Linear: runs at 80×80 only, so not at the small size verify() tries first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 80 * 80, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+def test_verify_falls_back_to_the_spec_s_size_and_still_catches_another_network() -> None:
+    """verify() compares at 64×64 first (issue 26's import time); a network that runs at its own size
+    only is verified there, and a spec computing something else is refused at either size."""
+    from archspec.importer import VERIFY_SIZE
+
+    model = _FixedSize()
+    result = to_spec(model, input_size=(80, 80))
+    with pytest.raises(RuntimeError):
+        model(torch.zeros(1, 3, VERIFY_SIZE, VERIFY_SIZE))  # the reference itself does not run there
+    verify(model, result.text, (80, 80))
+    wrong = result.text.replace("relu", "sigmoid")
+    assert wrong != result.text
+    with pytest.raises(ImportRefused, match="computes something else"):
+        verify(model, wrong, (80, 80))
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    text = to_spec(net, input_size=(224, 224)).text
+    verify(net, text, (224, 224))
+    with pytest.raises(ImportRefused, match="computes something else"):
+        verify(net, text.replace("relu", "sigmoid"), (224, 224))
+
+
+class _NewOps(nn.Module):
+    """The ops of session 5 in one small network: each read back, the logits checked by import_module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from timm.layers.conv2d_same import Conv2dSame
+        from timm.layers.std_conv import StdConv2d, StdConv2dSame
+
+        self.stem = Conv2dSame(3, 8, 3, stride=2)  # TensorFlow's `same`, padded at run time
+        self.pad = nn.ConstantPad2d(1, 0.0)
+        self.pool = nn.MaxPool2d(3, stride=1, dilation=2)
+        self.std = StdConv2d(8, 16, 3, padding=1, eps=1e-8)
+        self.norm = nn.GroupNorm(4, 16)
+        self.act = nn.LeakyReLU(0.1)
+        self.std_same = StdConv2dSame(16, 16, 3, stride=2)
+        self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
+        self.head = nn.Conv2d(16, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.pad(self.stem(x)))
+        x = self.act(self.norm(self.std(x)))
+        x = F.interpolate(self.up(self.std_same(x)), scale_factor=0.5, mode="bilinear", align_corners=False)
+        return F.pad(self.head(x), (1, 1, 2, 2))
+
+
+def test_the_ops_of_tf_bit_and_csp_networks_are_read_back() -> None:
+    """issue 26: timm's Conv2dSame and StdConv2d(Same), GroupNorm, a leaky ReLU's slope, padding and
+    upsampling (modules and functions), a dilated max pool — the spec's logits are the module's
+    (import_module builds it, loads the state_dict strictly and compares), at an odd size."""
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    text = import_module(_NewOps().eval(), input_size=(37, 41))
+    for written in (
+        "conv2d 8 3x3 s2 same",
+        "pad 1",
+        "maxpool 3x3 d2",
+        "std_conv2d 16 3x3 p1 eps=1e-08",
+        "group_norm 4",
+        "leaky_relu 0.1",
+        "std_conv2d 16 3x3 s2 same",
+        "{up: upsample 2}",
+        "upsample 0.5 bilinear",
+        "pad padding=[1,1,2,2]",
+    ):
+        assert written in text, (written, text)

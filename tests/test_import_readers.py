@@ -39,7 +39,10 @@ def test_each_op_declares_its_torch_readers_or_why_not(name: str) -> None:
 
 def test_the_dispatch_table_is_the_registry_s() -> None:
     """Every declared form leads to its op, and nothing else is in the table."""
+    pytest.importorskip("timm")  # its readers are in the table once timm is imported
+    pytest.importorskip("torchvision")
     table = readers()
+    assert not table.unloaded
     size = 0
     for op in REGISTRY.values():
         for reader in op.readers:

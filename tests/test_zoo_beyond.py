@@ -40,6 +40,7 @@ NETWORKS = [
     "tf_efficientnet_b0",
     "cspresnet50",
     "resnetv2_50x1_bit",
+    "res2net50_26w_4s",
 ]
 LAYER_NORM = {"convnext_tiny"}  # LayerNorm and layer scale instead of BatchNorm
 GROUP_NORM = {"resnetv2_50x1_bit"}  # GroupNorm and weight-standardised convs instead of BatchNorm
@@ -137,7 +138,7 @@ def test_convnext_macs_are_fvcore_s() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit"])
+@pytest.mark.parametrize("name", ["tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit", "res2net50_26w_4s"])
 def test_macs_are_fvcore_s(name: str) -> None:
     """fvcore's conv and linear counts (its weight standardisation and padding count none), at the spec's size."""
     fvcore = pytest.importorskip("fvcore.nn")

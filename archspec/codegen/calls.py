@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.node import _get_qualified_name
 
-from archspec.codegen.text import RUNTIME_LAYERS, Call, compact, flat, literal
+from archspec.codegen.text import RUNTIME_FUNCTIONS, RUNTIME_LAYERS, Call, compact, flat, literal
 from archspec.ir import Node
 from archspec.ops import REGISTRY
 
@@ -64,6 +64,8 @@ def layer_call(module: nn.Module) -> Call:
 def _function_name(fn: Callable[..., Any]) -> str:
     """The public spelling of a torch function: F.max_pool2d, torch.cat (not torch._C._nn...)."""
     short = getattr(fn, "__name__", "")
+    if short and RUNTIME_FUNCTIONS.get(short) is fn:  # written into the file (codegen/file.py)
+        return short
     if short and getattr(F, short, None) is fn:
         return f"F.{short}"
     if short and getattr(torch, short, None) is fn:

@@ -15,7 +15,7 @@ from archspec import runtime
 from archspec.codegen.forward import Forward
 from archspec.codegen.modules import ModuleTree
 from archspec.codegen.plan import PLACEHOLDER, Helper, Plan
-from archspec.codegen.text import RUNTIME_LAYERS, ClassNames, standalone_class_name, text_literal
+from archspec.codegen.text import RUNTIME_FUNCTIONS, RUNTIME_LAYERS, ClassNames, standalone_class_name, text_literal
 from archspec.ir import OpGraph
 from archspec.version import __version__
 
@@ -92,7 +92,12 @@ def generate(graph: OpGraph, spec_file: str = "") -> str:
     ]
     if any("pad_same(" in layer for layer in layers):  # the runtime layers' one helper function
         layers.insert(0, inspect.getsource(runtime.pad_same).rstrip("\n"))
-    classes = layers + used + classes
+    functions = [
+        "\n".join(line for line in inspect.getsource(fn).rstrip("\n").splitlines() if not line.startswith("@"))
+        for name, fn in RUNTIME_FUNCTIONS.items()
+        if any(re.search(rf"\b{name}\(", c) for c in classes)
+    ]
+    classes = functions + layers + used + classes
     imports = ["import torch"]
     if any("F." in c for c in classes):
         imports.append("import torch.nn.functional as F")

@@ -10,6 +10,7 @@ import builtins
 import keyword
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +22,21 @@ from archspec.compile import class_name_of
 LINE = 120  # the longest line written
 IDENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 # argument names where torch accepts one int for a square pair
-PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
+PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size", "output_padding"}
 # variable names the forward cannot use
-RESERVED = {"self", "torch", "nn", "F", "check_input", "pad_same"} | set(dir(builtins))
+RESERVED = {"self", "torch", "nn", "F", "check_input", "pad_same", "center_crop"} | set(dir(builtins))
 # Layers of archspec's own (runtime.py) that the compiled model uses: the file writes each one's class,
 # its source copied from runtime.py, so the file still needs only torch.
 RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
     cls.__name__: cls
     for cls in (runtime.DropPath, runtime.Conv2dSame, runtime.StdConv2d, runtime.InterpolateLike, runtime.FrozenBatchNorm2d)
 }
+# Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,
+# its source copied from runtime.py, and calls it by its bare name.
+RUNTIME_FUNCTIONS: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in (runtime.center_crop,)}
 # class names the file cannot define: its imports, its runtime layers, keywords (a block named `none` → None)
 # and builtins
-RESERVED_CLASSES = {"torch", "nn", "F", "pad_same", *RUNTIME_LAYERS, *keyword.kwlist, *dir(builtins)}
+RESERVED_CLASSES = {"torch", "nn", "F", "pad_same", *RUNTIME_LAYERS, *RUNTIME_FUNCTIONS, *keyword.kwlist, *dir(builtins)}
 
 
 # ---- literals ------------------------------------------------------------------------------------

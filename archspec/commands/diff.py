@@ -55,7 +55,7 @@ WIDTH = 100  # no line of the text output is wider
 def _lines(d: Diff) -> list[str]:
     """Each change once: a headline with its deltas, then the ops that changed inside it, wrapped to WIDTH."""
     rows: list[tuple[str, str, str, str]] = []  # (mark, text, Δparams, ΔMACs)
-    marks = {"added": "+", "removed": "-", "changed": "~"}
+    marks = {"added": "+", "removed": "-", "changed": "~", "renamed": "="}
     for c in d.changes:
         rows.append((marks[c.status], c.headline(), _signed(c.params_delta), _signed(c.macs_delta)))
         for o in c.details():

@@ -27,12 +27,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.importer import _size, to_spec, verify
+    from archspec.importer import input_size_of, to_spec, verify
     from archspec.importer.sources import load_model, parse_args
 
     model = load_model(args.source, parse_args(args.args))
     name = args.name or args.source.rpartition(":")[2]
-    size = _size(model, tuple(args.input_size) if args.input_size else None)
+    size = input_size_of(model, tuple(args.input_size) if args.input_size else None)
     result = to_spec(model, name=name, source=args.source, input_size=size)
     if not args.no_check:
         verify(model, result.text, size, aux=result.aux)

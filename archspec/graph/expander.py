@@ -21,7 +21,7 @@ from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import block_env, check_nesting, check_used
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import Copies, check_top_level, group_label, is_group, join
-from archspec.graph.outputs import check_aux_name, named_outputs, read_values
+from archspec.graph.outputs import check_aux_name, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
@@ -46,6 +46,7 @@ from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 
 Remake = Callable[[], Ref]  # parses an op again (with the real block_count)
+Named = dict[str, Any]  # one name: node
 
 
 @dataclass
@@ -191,15 +192,7 @@ class Expander:
         return self.members(node, yp, scope, x, join(prefix, name))
 
     def named(
-        self,
-        node: dict[str, Any],
-        yp: YamlPath,
-        scope: Scope,
-        x: str,
-        prefix: str,
-        name: str | None,
-        index: int | None,
-        once: bool,
+        self, node: Named, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ((key, value),) = node.items()
         return self.node(value, yp + (key,), scope, x, prefix, key, None)
@@ -323,7 +316,9 @@ class Expander:
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
-        return earlier_value(node.source, scope, self.values_by_name, self.outputs_by_path, scope.source.loc(yp + ("from",)))
+        loc = scope.source.loc(yp + ("from",))
+        wanted = self.forms.subst_text(node.source, loc, scope, x)  # from: $skip in a block
+        return earlier_value(wanted, scope, self.values_by_name, self.outputs_by_path, loc)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
@@ -336,12 +331,13 @@ class Expander:
         assert entry is not None
         check_nesting(ref, scope.blocks)
         env = block_env(entry, ref)
-        index = self.instances.get(ref.name, 0)  # block_index: instances of this block so far, in order
-        self.instances[ref.name] = index + 1
-        self.first_use.setdefault(ref.name, ref.loc)
+        counter = entry.definition.counter or ref.name  # a counter shared by the blocks naming it, else the block's own
+        index = self.instances.get(counter, 0)  # block_index: instances counted so far, in order
+        self.instances[counter] = index + 1
+        self.first_use.setdefault(counter, ref.loc)
         blocks = scope.blocks + ((ref.name, path),)
         inner = Scope(
-            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env)
+            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env), counter
         )  # from `in`: not scaled again
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
@@ -360,7 +356,12 @@ class Expander:
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
         if chain is None:
-            ids = [self.out.add(op.name, params, path, ref.loc, [x, *read_values(self, op, params, scope, ref)], inner)]
+            found = self.values_by_name, self.outputs_by_path  # values an op's field names (crop to=up)
+            read = [
+                earlier_value(getattr(params, f), scope, *found, ref.token_locs.get(f, ref.loc), f"{op.name} {f}=")
+                for f in op.reads_values
+            ]
+            ids = [self.out.add(op.name, params, path, ref.loc, [x, *read], inner)]
         else:
             text, ids = self.params.short(op, params, scope.source), []
             for child, child_op, child_params in chain:

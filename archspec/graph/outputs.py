@@ -1,9 +1,7 @@
 """What the network returns, and the values an op reads besides its input.
 
 ``outputs:`` (docs/language.md, "Several outputs") names values of the network to return, in order
-(an aux head may not take one's name); an op whose parameters name earlier values
-(``interpolate size_of=NAME``, ``Op.reads``) reads them as further inputs, looked up as ``from:``
-looks them up (refs.py).
+(an aux head may not take one's name); a path names a value as ``from:`` names one (refs.py).
 """
 
 from __future__ import annotations
@@ -11,10 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.graph.refs import earlier_value
 from archspec.language.load import Source
-from archspec.language.shortform import Ref, Scope
-from archspec.ops.registry import Op
 
 if TYPE_CHECKING:
     from archspec.graph.expander import Expander
@@ -69,11 +64,3 @@ def check_aux_name(name: str, outputs: dict[str, str], source: Source) -> None:
     if name in outputs:
         where = source.loc(("aux", name), key=True)
         raise SpecError(f"aux head {name!r} has the name of an output", where, code="name", hint="rename the aux head")
-
-
-def read_values(ex: Expander, op: Op, params: Any, scope: Scope, ref: Ref) -> list[str]:
-    """The earlier values ``op`` reads besides the one it is applied to (``interpolate size_of=NAME``)."""
-    return [
-        earlier_value(getattr(params, f), scope, ex.values_by_name, ex.outputs_by_path, ref.token_locs.get(f, ref.loc), f + "=")
-        for f in op.reads
-    ]

@@ -45,5 +45,4 @@ def earlier_value(
         "name the node first (a key such as enc1: ...) and refer to it after it; a value can be read only "
         "after the node that computes it (a reference forward would make a cycle)"
     )
-    said = f"{what} {wanted!r}" if what.endswith(":") else f"{what}{wanted!r}"  # from: 'b', size_of='b'
-    raise SpecError(f"{said} names no node before this one", loc, code="name", hint=hint)
+    raise SpecError(f"{what} {wanted!r} names no node before this one", loc, code="name", hint=hint)

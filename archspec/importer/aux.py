@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch.fx as fx
+import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
-from archspec.importer.trace import ImportRefused, module_of, source_of, trace
+from archspec.importer.built import stateless_paths
+from archspec.importer.convert import Converter, fuse_composites, readers
+from archspec.importer.structure import Chain, recover
+from archspec.importer.trace import ImportRefused, Prim, module_of, source_of, trace
 
 
 @dataclass
@@ -28,14 +32,14 @@ class AuxGraph:
     output: int  # the head's position among the flattened training-mode outputs
 
 
-def _train_graph(model: Any) -> fx.GraphModule:
+def _train_graph(model: nn.Module, stack_traces: bool) -> fx.GraphModule:
     train_gm = getattr(model, "_train_gm", None)
     if isinstance(train_gm, fx.GraphModule):  # a network archspec built with aux heads
         return train_gm
     was_training = model.training
     model.train()
     try:
-        return trace(model)
+        return trace(model, stack_traces, frozenset(readers().modules))
     finally:
         model.train(was_training)
 
@@ -52,7 +56,7 @@ def _ancestors(node: fx.Node) -> set[fx.Node]:
     return seen
 
 
-def _built_tap(model: Any, node: fx.Node) -> str | None:
+def _built_tap(model: nn.Module, node: fx.Node) -> str | None:
     """A network archspec built: the outermost block instance (else the op) whose output the node is."""
     graph = getattr(getattr(model, "archspec_report", None), "graph", None)
     if graph is None or node.name not in graph.nodes:
@@ -61,11 +65,11 @@ def _built_tap(model: Any, node: fx.Node) -> str | None:
     return record.blocks[0][1] if record.blocks else record.path or None
 
 
-def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxGraph]:
+def aux_graphs(model: nn.Module, eval_targets: set[str], heads: set[str], stack_traces: bool = True) -> list[AuxGraph]:
     """The training-only heads of a module, one per training-mode output besides the main one.
     ``eval_targets``: the modules the eval-mode forward calls; ``heads``: the top-level modules
     with weights it never calls (what the heads must account for)."""
-    gm = _train_graph(model)
+    gm = _train_graph(model, stack_traces)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     structure = out_node.args[0]
     if (
@@ -140,4 +144,58 @@ def aux_graphs(model: Any, eval_targets: set[str], heads: set[str]) -> list[AuxG
     return [a for _, a in sorted(found, key=lambda t: t[0])]  # in the order the forward computes them
 
 
-__all__ = ["AuxGraph", "aux_graphs"]
+def _weighted_paths(model: nn.Module) -> set[str]:
+    return {k.rpartition(".")[0] for k in model.state_dict()}
+
+
+def missing_paths(model: nn.Module, seen: set[str]) -> list[str]:
+    """The modules with weights under none of the paths ``seen``."""
+    return sorted(p for p in _weighted_paths(model) if not any(p == r or p.startswith(r + ".") for r in seen))
+
+
+def reached(prims: list[Prim]) -> set[str]:
+    """The module paths of the layers with weights the prims compute."""
+    return {p.path for p in prims if p.path and (p.stateful or p.op == "conv")}
+
+
+def unreached(model: nn.Module, seen: set[str]) -> None:
+    """Every module with weights must be in the spec: one that neither forward calls would
+    otherwise vanish from the state_dict."""
+    missing = missing_paths(model, seen)
+    if missing:
+        top = sorted({m.split(".")[0] for m in missing})
+        raise ImportRefused(
+            f"modules with weights that the forward never calls: {', '.join(top[:5])}{' …' if len(top) > 5 else ''}",
+            module=missing[0],
+            hint="modules the forward does not use have no place in a spec: build the model without them",
+        )
+
+
+@dataclass
+class AuxHead:
+    graph: Any  # AuxGraph
+    chain: Chain
+    emitted: Any = None
+
+
+def aux_heads(model: nn.Module, gm: fx.GraphModule, prims: list[Prim], stack_traces: bool) -> list[AuxHead]:
+    """Training-only heads: the modules with weights the eval-mode forward never calls, read from a
+    trace in training mode (see aux.py)."""
+    missing = missing_paths(model, reached(prims))
+    if not missing:
+        return []
+    eval_targets = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    out = []
+    for a in aux_graphs(model, eval_targets, {m.split(".")[0] for m in missing}, stack_traces):
+        conv = Converter(a.gm)
+        head = conv.run()
+        if conv.output is None:  # pragma: no cover - an output node always follows
+            raise ImportRefused(f"aux head {a.name!r} has no output")
+        stateless_paths(model, head)
+        fuse_composites(head, conv.output)
+        out.append(AuxHead(a, recover(head, conv.output)))
+        prims = prims + head
+    return out
+
+
+__all__ = ["AuxGraph", "AuxHead", "aux_graphs", "aux_heads", "missing_paths", "reached", "unreached"]

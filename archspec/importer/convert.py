@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -37,6 +38,7 @@ class Readers:
     functions: dict[Any, Entry]
     methods: dict[str, Entry]
     missing: list[str]  # targets whose package is not installed (timm's BatchNormAct2d without timm)
+    unloaded: list[str]  # targets of a package this process has not imported: no model can hold them
 
 
 def resolve(target: str) -> Any:
@@ -54,13 +56,31 @@ def resolve(target: str) -> Any:
 
 
 @cache
+def _packages() -> frozenset[str]:
+    """The top-level packages the registry's readers name."""
+    return frozenset(r.target.split(".")[0] for op in REGISTRY.values() for r in op.readers if not r.target.startswith("Tensor."))
+
+
 def readers() -> Readers:
-    """The dispatch table, from every registry op's readers (built once)."""
-    table = Readers({}, {}, {}, [])
+    """The dispatch table, from every registry op's readers.
+
+    A reader of a package this process has not imported (timm's classes, for a torchvision model)
+    is left out rather than imported: a model whose class comes from a package has imported it, so
+    the table is built again, once, when another of the readers' packages has been imported since.
+    Importing timm only to learn its class names cost a second of every `archspec import`."""
+    return _readers(frozenset(p for p in _packages() if p in sys.modules))
+
+
+@cache
+def _readers(loaded: frozenset[str]) -> Readers:
+    table = Readers({}, {}, {}, [], [])
     for op in REGISTRY.values():
         for reader in op.readers:
             if reader.target.startswith("Tensor."):
                 table.methods[reader.target.removeprefix("Tensor.")] = (op, reader)
+                continue
+            if reader.target.split(".")[0] not in loaded:
+                table.unloaded.append(reader.target)
                 continue
             try:
                 obj = resolve(reader.target)
@@ -116,7 +136,8 @@ class Converter:
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
         self.output: int | None = None
         self.fx_node: dict[int, fx.Node] = {}
-        self.chunks: dict[fx.Node, tuple[fx.Node, int]] = {}  # x.chunk(n, 1): its input and n
+        # x.chunk(n, 1), x.split(s, 1): its input, and the (start, stop) of part i of C channels
+        self.chunks: dict[fx.Node, tuple[fx.Node, Callable[[int, int], tuple[int, int]]]] = {}
 
     def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
         return ImportRefused(message, node=node.name, module=module_of(node), source=source_of(node), hint=hint)
@@ -239,7 +260,7 @@ class Converter:
             method(node, op, call, path)
             return
         try:
-            params = op.read(call)
+            params = {**op.read(call), **dict(reader.sets)}
         except Unreadable as e:
             raise self.refuse(node, str(e)) from None
         if op.stateful and path is None and node.op == "call_module":
@@ -252,7 +273,7 @@ class Converter:
         self.value[node] = self.input(node, 0)
 
     def read_norm_act(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        """timm's BatchNormAct2d: a BatchNorm, then its own activation (no dropout)."""
+        """timm's BatchNormAct2d (GroupNormAct): the norm, then its own activation (no dropout)."""
         self.read(node, (op, Reader("")), call, path)
         assert isinstance(call, ModuleCall)
         drop, act = call.get("drop"), call.get("act")
@@ -263,10 +284,10 @@ class Converter:
             if entry is None or entry[0].kind != "act":
                 raise self.refuse(node, f"{type(call.module).__name__} with activation {type(act).__name__}")
             try:
-                entry[0].read(ModuleCall(act))
+                params = entry[0].read(ModuleCall(act))
             except Unreadable as e:
                 raise self.refuse(node, str(e)) from None
-            self.add(node, entry[0].name, inputs=[self.value[node]])
+            self.add(node, entry[0].name, params, inputs=[self.value[node]])
 
     def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         dims = call.get("dim")
@@ -293,9 +314,13 @@ class Converter:
 
     def flatten_or_pool(self, node: fx.Node, path: str | None) -> None:
         src = self.input(node, 0)
-        p = self.prims[src]
+        pool = src
+        # dropout between the pool and the flatten (torchvision's Inception-v3) drops the same C values
+        while self.prims[pool].op == "dropout" and len(self.fx_node[pool].users) == 1:
+            pool = self.prims[pool].inputs[0]
+        p = self.prims[pool]
         # adaptive average pooling to 1×1, then flatten: one global_avgpool (a vector of C)
-        if p.op == "adaptive_avgpool" and p.params["size"] == (1, 1) and len(self.fx_node[src].users) == 1:
+        if p.op == "adaptive_avgpool" and p.params["size"] == (1, 1) and len(self.fx_node[pool].users) == 1:
             p.op, p.params = "global_avgpool", {}
             self.value[node] = src
             return
@@ -303,30 +328,51 @@ class Converter:
 
     def read_chunk(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         chunks = call.get("chunks")
-        if (
-            call.get("dim", 0) not in (1, -3)
-            or not isinstance(chunks, int)
-            or not all(u.op == "call_function" and u.target is operator.getitem for u in node.users)
-        ):
+        if not isinstance(chunks, int):
             raise self.refuse(node, "a split other than x.chunk(n, 1)[i] along the channels")
+
+        def part(channels: int, i: int) -> tuple[int, int]:
+            size = -(-channels // chunks)
+            return i * size, min(channels, (i + 1) * size)
+
+        self.split_parts(node, call, part)
+
+    def read_split(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """x.split(s, 1)[i] (parts of s channels, the last one shorter) or x.split([a, b], 1)[i]."""
+        size = call.get("split_size")
+        size = call.get("split_size_or_sections") if size is None else size
+
+        def part(channels: int, i: int) -> tuple[int, int]:
+            if isinstance(size, int):
+                return i * size, min(channels, (i + 1) * size)
+            return sum(size[:i]), sum(size[: i + 1])
+
+        if not isinstance(size, int) and not (isinstance(size, (list, tuple)) and all(isinstance(v, int) for v in size)):
+            raise self.refuse(node, "a split into parts whose sizes are computed at run time")
+        self.split_parts(node, call, part)
+
+    def split_parts(self, node: fx.Node, call: ModuleCall | FunctionCall, part: Callable[[int, int], tuple[int, int]]) -> None:
+        if call.get("dim", 0) not in (1, -3) or not all(
+            u.op == "call_function" and u.target is operator.getitem for u in node.users
+        ):
+            raise self.refuse(node, f"a split other than x.{node.target}(..., 1)[i] along the channels")
         self.input(node, 0)  # a traced tensor
         src = node.args[0]
         assert isinstance(src, fx.Node)
-        self.chunks[node] = (src, chunks)
+        self.chunks[node] = (src, part)
 
     def chunk_part(self, node: fx.Node) -> None:
-        """x.chunk(n, 1)[i]: a channel_slice, from the channel count torch's shape propagation found."""
+        """x.chunk(n, 1)[i], x.split(s, 1)[i]: a channel_slice, from the channel count torch's shape
+        propagation found."""
         chunked = node.args[0]
         assert isinstance(chunked, fx.Node)
-        src, n = self.chunks[chunked]
+        src, part = self.chunks[chunked]
         meta = src.meta.get("tensor_meta")
         i = node.args[1]
         if meta is None or not isinstance(i, int):
             raise self.refuse(node, "a channel split whose channel count is not known")
-        channels = int(meta.shape[1])
-        size = -(-channels // n)
-        start = i * size
-        self.add(node, "channel_slice", {"start": start, "stop": min(channels, start + size)}, inputs=[self.value[src]])
+        start, stop = part(int(meta.shape[1]), i)
+        self.add(node, "channel_slice", {"start": start, "stop": stop}, inputs=[self.value[src]])
 
     def read_concat(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         tensors, dim = node.args[0] if node.args else node.kwargs.get("tensors"), call.get("dim", 0)
@@ -418,7 +464,7 @@ def _fuse(prims: list[Prim], users: dict[int, list[int]], conv: Prim, output: in
     bn = prims[users[conv.id][0]]
     if bn.op == "bn" and bn.path == base + ".bn" and bn.params["affine"]:
         norm: Prim | None = bn
-    elif bn.op in ACTIVATIONS and bn.path is not None and bn.path.startswith(base + "."):
+    elif bn.op in ACTIVATIONS and not bn.params and bn.path is not None and bn.path.startswith(base + "."):
         norm = None  # conv → activation, no BatchNorm: archspec's `conv ... no_bn` (a network it built)
     else:
         return
@@ -429,6 +475,7 @@ def _fuse(prims: list[Prim], users: dict[int, list[int]], conv: Prim, output: in
         len(after) == 1
         and end != output
         and prims[after[0]].op in ACTIVATIONS
+        and not prims[after[0]].params  # a composite's activation has its default parameters (leaky_relu 0.01)
         and (prims[after[0]].path is None or str(prims[after[0]].path).startswith(base + "."))
     ):
         last = prims[after[0]]

@@ -636,6 +636,18 @@ def _defaultable(name: str) -> list[str]:
     ]
 
 
+def _valid_for_all(name: str, ops: list[Step], field: str, value: Any) -> bool:
+    """A default every op of the kind takes: a bilinear upsample's align_corners is no field of a
+    nearest one (its model refuses it), so it stays on the op."""
+    model = REGISTRY[name].Params
+    try:
+        for o in ops:
+            model.model_validate({**o.prim.params, field: value})
+    except ValueError:
+        return False
+    return True
+
+
 def spec_defaults(ops: list[Step]) -> dict[str, dict[str, Any]]:
     """`defaults:` for op fields every op of that kind (two or more) sets to the same non-default value."""
     out: dict[str, dict[str, Any]] = {}
@@ -650,7 +662,7 @@ def spec_defaults(ops: list[Step]) -> dict[str, dict[str, Any]]:
             values = {repr(o.prim.params[f]): o.prim.params[f] for o in of if f in o.prim.params}
             if len(of) > 1 and len(values) == 1:
                 (v,) = values.values()
-                if v != fields[f].get_default(call_default_factory=True):
+                if v != fields[f].get_default(call_default_factory=True) and _valid_for_all(name, of, f, v):
                     out.setdefault(name, {})[f] = v
     return out
 

@@ -101,16 +101,26 @@ def _leaf_functions() -> tuple[Any, ...]:
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self) -> None:
+    def __init__(self, stack_traces: bool, leaves: frozenset[type]) -> None:
         super().__init__(autowrap_functions=_leaf_functions())
-        self.record_stack_traces = True
+        self.record_stack_traces = stack_traces
+        self.leaves = leaves
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, nn.modules.batchnorm._BatchNorm) or is_drop_path(m) or super().is_leaf_module(m, qualname)
+        return (
+            type(m) in self.leaves
+            or isinstance(m, nn.modules.batchnorm._BatchNorm)
+            or is_drop_path(m)
+            or super().is_leaf_module(m, qualname)
+        )
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    tracer = _Tracer()
+def trace(model: nn.Module, stack_traces: bool = True, leaves: frozenset[type] = frozenset()) -> fx.GraphModule:
+    """The module's fx graph. Without ``stack_traces`` its nodes carry no source lines (recording
+    them is a good part of the trace's time): for an import that succeeds, they are never read.
+    ``leaves``: module classes traced as one call, not through their forward (the classes an op is
+    read from: timm's Conv2dSame pads at run time by its input's size, which fx cannot trace)."""
+    tracer = _Tracer(stack_traces, leaves)
     try:
         graph = tracer.trace(model)
     except Exception as e:  # noqa: BLE001 - any tracing failure becomes one located message

@@ -512,6 +512,11 @@ class BlockDef(_Strict):
     params: dict[str, Scalar] = Field(default_factory=dict, description="parameters with their defaults, used as $name")
     label: Union[str, None] = Field(None, description="display name, e.g. 'Inception-A'")
     doc: Union[str, None] = None
+    counter: Union[Annotated[str, AfterValidator(lambda v: check_name(v, "counter name"))], None] = Field(
+        None,
+        description="a counter shared with the other blocks naming it: block_index and block_count number the "
+        "instances of all of them together, in network order (a depth schedule over several kinds of block)",
+    )
     concat: Union[Members, None] = None
     residual: Union[ResidualBody, None] = None
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")

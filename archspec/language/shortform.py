@@ -46,6 +46,7 @@ class Scope:
     used: set[str] | None = None  # $params referenced, to report unused ones
     index: int = -1  # the innermost block instance's index among that block's instances (block_index)
     from_input: frozenset[str] = frozenset()  # $params whose value was computed from `in` where the block was used
+    counter: str = ""  # what block_index and block_count count: the block's name, or the counter it shares
 
 
 @dataclass
@@ -315,7 +316,7 @@ class ShortForms:
             # provisional, on the first expansion only: larger than the index, so that i / N and
             # i / (N - 1) stay defined and below 1 until the real count is known
             return scope.index + 2
-        return self.totals[scope.blocks[-1][0]]
+        return self.totals[scope.counter or scope.blocks[-1][0]]
 
     def check_repeat(self, value: Any, loc: Loc) -> int:
         if isinstance(value, bool) or not isinstance(value, int):

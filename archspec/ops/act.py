@@ -117,7 +117,16 @@ class LeakyReLU(Op):
     )
     Params = LeakyReLUParams
     positional = ("slope",)
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (
+        Reader("torch.nn.LeakyReLU"),
+        Reader("torch.nn.functional.leaky_relu", args=("negative_slope", "inplace")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        slope = float(call.get("negative_slope", 0.01))
+        # the default slope is left out, so a leaky ReLU of timm's BatchNormAct2d fuses into a `conv` as
+        # `act=leaky_relu` (whose slope is the default) and stands for `$act` in a block like any other
+        return {} if slope == LeakyReLUParams.model_fields["slope"].default else {"slope": slope}
 
     def infer(self, p: LeakyReLUParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

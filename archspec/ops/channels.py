@@ -38,6 +38,9 @@ class ChannelSlice(Op):
     readers = (
         Reader("torch.narrow", args=("dim", "start", "length")),
         Reader("Tensor.chunk", args=("chunks", "dim"), structural="chunk"),  # x.chunk(2, 1)[i]
+        Reader("torch.chunk", args=("chunks", "dim"), structural="chunk"),
+        Reader("Tensor.split", args=("split_size", "dim"), structural="split"),  # x.split(64, 1)[i] (CSPNet)
+        Reader("torch.split", args=("split_size_or_sections", "dim"), structural="split"),
     )
 
     def read(self, call: Call) -> dict[str, Any]:

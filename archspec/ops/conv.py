@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
@@ -124,30 +124,13 @@ class Conv2d(_ConvRules):
     Params = Conv2dParams
     flags = {"bias": ("bias", True), "no_bias": ("bias", False), "dw": ("groups", "in"), "same": ("padding", "same")}
     saved_for_backward = ("in", "w")
-    readers = (Reader("torch.nn.Conv2d"),)
+    readers = (
+        Reader("torch.nn.Conv2d"),
+        Reader("timm.layers.conv2d_same.Conv2dSame", sets=(("padding", "same"),)),  # TensorFlow's padding, at run time
+    )
 
     def read(self, call: Call) -> dict[str, Any]:
-        if call.get("padding_mode", "zeros") != "zeros":
-            raise Unreadable(f"Conv2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
-        kernel, dilation = pair(call.get("kernel_size")), pair(call.get("dilation", 1))
-        padding = call.get("padding", 0)
-        if padding == "valid":
-            padding = 0
-        elif padding == "same":
-            total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
-            if any(t % 2 for t in total):
-                raise Unreadable("Conv2d padding='same' with an even kernel pads unevenly")
-            padding = (total[0] // 2, total[1] // 2)
-        groups = int(call.get("groups", 1))
-        return {
-            "out": int(call.get("out_channels")),
-            "kernel": kernel,
-            "stride": pair(call.get("stride", 1)),
-            "padding": pair(padding),
-            "dilation": dilation,
-            "groups": "in" if 1 < groups == call.get("in_channels") else groups,  # depthwise: `dw`
-            "bias": call.get("bias") is not None,
-        }
+        return read_conv(call)
 
     def module(self, p: Conv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn
@@ -162,6 +145,31 @@ class Conv2d(_ConvRules):
 
     def label(self, p: Conv2dParams) -> str:
         return conv_label(p, _same(p))
+
+
+def read_conv(call: Call) -> dict[str, Any]:
+    """An nn.Conv2d's fields (and its subclasses': timm's Conv2dSame, StdConv2d)."""
+    if call.get("padding_mode", "zeros") != "zeros":
+        raise Unreadable(f"Conv2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
+    kernel, dilation = pair(call.get("kernel_size")), pair(call.get("dilation", 1))
+    padding = call.get("padding", 0)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+        if any(t % 2 for t in total):
+            raise Unreadable("Conv2d padding='same' with an even kernel pads unevenly")
+        padding = (total[0] // 2, total[1] // 2)
+    groups = int(call.get("groups", 1))
+    return {
+        "out": int(call.get("out_channels")),
+        "kernel": kernel,
+        "stride": pair(call.get("stride", 1)),
+        "padding": pair(padding),
+        "dilation": dilation,
+        "groups": "in" if 1 < groups == call.get("in_channels") else groups,  # depthwise: `dw`
+        "bias": call.get("bias") is not None,
+    }
 
 
 class StdConv2dParams(Conv2dParams):
@@ -183,8 +191,14 @@ class StdConv2d(_ConvRules):
     )
     Params = StdConv2dParams
     flags = Conv2d.flags
-    not_imported = "not read yet: timm's StdConv2d and a same padding computed at run time (docs/import.md, Not yet)"
+    readers = (Reader("timm.layers.std_conv.StdConv2d"), Reader("timm.layers.std_conv.StdConv2dSame"))
     saved_for_backward = ("in", "w", "stats")
+
+    def read(self, call: Call) -> dict[str, Any]:
+        fields = {**read_conv(call), "eps": float(call.get("eps", 1e-6))}
+        if call.get("same_pad", False):  # StdConv2dSame padding at run time
+            fields["padding"] = "same"
+        return fields
 
     def module(self, p: StdConv2dParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         from archspec.runtime import StdConv2d as Layer
@@ -248,3 +262,85 @@ class Conv(Op):
 
     def label(self, p: ConvParams) -> str:
         return conv_label(p, _same(p))
+
+
+class ConvTransposeParams(OpParams):
+    out: Channels
+    kernel: PosPair = (1, 1)
+    stride: PosPair = (1, 1)
+    padding: NonNegPair = Field((0, 0), description="torch's padding: d·(k − 1) − padding zeros added on each side")
+    output_padding: NonNegPair = Field(
+        (0, 0), description="pixels added to one side of the output (torch's output_padding; below stride or dilation)"
+    )
+    dilation: PosPair = (1, 1)
+    groups: Channels = 1
+    bias: bool = True
+
+    @model_validator(mode="after")
+    def _output_padding(self) -> ConvTransposeParams:
+        for i in (0, 1):
+            if self.output_padding[i] >= max(self.stride[i], self.dilation[i]):
+                raise ValueError("output_padding must be smaller than either stride or dilation (as torch requires)")
+        return self
+
+
+def _transposed_weights(p: ConvTransposeParams, cin: int) -> int:
+    return cin * (p.out // p.groups) * p.kernel[0] * p.kernel[1]
+
+
+@register
+class ConvTranspose(Op):
+    name = "conv_transpose"
+    channels = "out"
+    kind = "conv"
+    doc = (
+        "torch.nn.ConvTranspose2d (an up-convolution): output (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 on "
+        "each axis; U-Net's 2×2 up-convolution is `conv_transpose C 2x2 s2` (2·X). Input channels are inferred; "
+        "MACs are fvcore's (input pixels × the weights). Short form: conv_transpose OUT KxK [sS] [pP|pH,W] [dD] "
+        "[gG] [output_padding=P] [no_bias]"
+    )
+    Params = ConvTransposeParams
+    positional = ("out",)
+    grid = "kernel"
+    flags = {"bias": ("bias", True), "no_bias": ("bias", False)}
+    stateful = True
+    fresh_output = True
+    saved_for_backward = ("in", "w")
+    not_imported = "not read yet (docs/import.md, Not yet)"
+
+    def infer(self, p: ConvTransposeParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if not x.is_map or x.height is None or x.width is None:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        if x.channels % p.groups or p.out % p.groups:
+            raise OpShapeError(f"groups={p.groups} must divide both input channels ({x.channels}) and out ({p.out})")
+        dims = []
+        for i, d in enumerate((x.height, x.width)):
+            offset = -p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (p.kernel[i] - 1) + p.output_padding[i] + 1
+            dims.append(d.stretched(p.stride[i], offset))
+        return Shape(p.out, dims[0], dims[1])
+
+    def param_count(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape) -> int:
+        return _transposed_weights(p, inputs[0].channels) + (p.out if p.bias else 0)
+
+    def macs(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape, h: int, w: int) -> int:
+        x = inputs[0]
+        assert x.height is not None and x.width is not None
+        return _transposed_weights(p, x.channels) * x.height(h) * x.width(w)
+
+    def macs_formula(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape) -> str:
+        x = inputs[0]
+        assert x.height is not None and x.width is not None
+        return f"{_transposed_weights(p, x.channels)}·{factor(x.height.formula())}·{factor(x.width.formula())}"
+
+    def module(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        import torch.nn as nn
+
+        cin = inputs[0].channels
+        return nn.ConvTranspose2d(
+            cin, p.out, p.kernel, p.stride, p.padding, p.output_padding, p.groups, p.bias, p.dilation, device=device
+        )
+
+    def label(self, p: ConvTransposeParams) -> str:
+        extra = [str(p.out)] + ([f"stride {fmt_pair(p.stride)}"] if p.stride != (1, 1) else [])
+        return f"{p.kernel[0]}×{p.kernel[1]} up-conv ({', '.join(extra)})"

@@ -241,7 +241,10 @@ class GroupNorm(Op):
     kind = "norm"
     Params = GroupNormParams
     positional = ("groups",)
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (
+        Reader("torch.nn.GroupNorm"),
+        Reader("timm.layers.norm_act.GroupNormAct", structural="norm_act"),  # GroupNorm then its own activation
+    )
     flags = {"no_affine": ("affine", False)}
     stateful = True
     fresh_output = True
@@ -258,6 +261,13 @@ class GroupNorm(Op):
 
     def param_count(self, p: GroupNormParams, inputs: list[Shape], out: Shape) -> int:
         return 2 * out.channels if p.affine else 0
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {
+            "groups": int(call.get("num_groups")),
+            "eps": float(call.get("eps", 1e-5)),
+            "affine": bool(call.get("affine", True)),
+        }
 
     def module(self, p: GroupNormParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
         import torch.nn as nn

@@ -54,11 +54,14 @@ class Reader:
     :meth:`Op.read` asks for them by name as it asks a module for its attributes. ``structural``
     names the importer's converter method for forms that are not one op with parameters (a merge,
     a reshape, a pass-through): ``archspec.importer.convert.Converter.read_<structural>``.
+    ``sets`` fixes fields whatever the form's attributes say: timm's ``Conv2dSame`` is an
+    ``nn.Conv2d`` whose ``padding`` attribute is 0 and which pads ``same`` at run time.
     """
 
     target: str
     args: tuple[str, ...] = ()
     structural: str | None = None
+    sets: tuple[tuple[str, Any], ...] = ()
 
 
 class Op:
@@ -87,9 +90,6 @@ class Op:
     # no state, but called as a module (``train_module_of`` builds it; a standalone file defines its class):
     # ``interpolate``, whose call reads the size of a second input
     stateless_module: ClassVar[bool] = False
-    # Parameters that name an earlier value of the network (a module path, as ``from:`` does): the expander
-    # reads each as one more input of the op, after the one it is applied to (``interpolate size_of=...``).
-    reads: ClassVar[tuple[str, ...]] = ()
     # Inputs that merged branches must agree on, checked (and located) by the shapes stage:
     # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
     agreement: ClassVar[str | None] = None
@@ -113,6 +113,9 @@ class Op:
     # How `archspec import` reads it back from torch (the inverse of its builder): the modules, functions and
     # tensor methods it comes from, each read by :meth:`read`. An op with none says why in ``not_imported``.
     readers: ClassVar[tuple[Reader, ...]] = ()
+    # Fields that name an earlier value (a module path, as ``from:`` does): each becomes one more input,
+    # after the op's own, in order (``crop to=up``, ``interpolate size_of=up`` read the value at ``up`` for its size).
+    reads_values: ClassVar[tuple[str, ...]] = ()
     not_imported: ClassVar[str | None] = None
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------

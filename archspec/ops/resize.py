@@ -1,4 +1,4 @@
-"""Spatial resizing without weights: constant padding and upsampling (nearest or bilinear)."""
+"""Spatial resizing without weights: constant padding, upsampling (nearest or bilinear) and a centre crop."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from archspec.ops._types import MAX_KERNEL, PosPair
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
-from archspec.symbolic import Dim, Shape, Window
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
+from archspec.symbolic import SCAN_LIMIT, Dim, Shape, Window
 
 
 def _sides(v: Any) -> Any:
@@ -59,7 +59,22 @@ class Pad(Op):
     kind = "pool"
     Params = PadParams
     positional = ("padding",)
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (
+        Reader("torch.nn.ConstantPad2d"),
+        Reader("torch.nn.ZeroPad2d"),
+        Reader("torch.nn.functional.pad", args=("pad", "mode", "value")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        mode = call.get("mode", "constant")
+        if mode != "constant":
+            raise Unreadable(f"padding with mode={mode!r}; archspec pads with a constant")
+        pad = call.get("padding", None)
+        pad = call.get("pad") if pad is None else pad
+        if not isinstance(pad, (tuple, list)) or len(pad) != 4:
+            raise Unreadable(f"padding {pad!r}; archspec pads a map's four sides (left, right, top, bottom)")
+        return {"padding": tuple(int(v) for v in pad), "value": float(call.get("value", 0.0) or 0.0)}
+
     fresh_output = True
     saved_for_backward = ()
 
@@ -108,7 +123,36 @@ class Upsample(Op):
     kind = "pool"
     Params = UpsampleParams
     positional = ("scale",)
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (
+        Reader("torch.nn.Upsample"),
+        Reader("torch.nn.functional.interpolate", args=("size", "scale_factor", "mode", "align_corners")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        mode = call.get("mode", "nearest")
+        if mode not in ("nearest", "bilinear"):
+            raise Unreadable(f"interpolation mode {mode!r}; archspec upsamples nearest or bilinear")
+        for unread in ("recompute_scale_factor", "antialias"):
+            if call.get(unread, None):
+                raise Unreadable(f"interpolate with {unread}=True")
+        size, scale = call.get("size", None), call.get("scale_factor", None)
+        out: dict[str, Any] = {"mode": mode}
+        if call.get("align_corners", None) is not None:
+            out["align_corners"] = bool(call.get("align_corners"))
+        if size is not None:
+            if not isinstance(size, (int, tuple, list)):
+                raise Unreadable("an upsample to a size computed at run time")
+            out["size"] = (size, size) if isinstance(size, int) else tuple(size)
+            return out
+        if isinstance(scale, (tuple, list)):
+            if len(set(scale)) != 1:
+                raise Unreadable(f"upsampling by {scale}: archspec scales H and W alike")
+            scale = scale[0]
+        if not isinstance(scale, (int, float)):
+            raise Unreadable("an upsample without a size or a factor")
+        out["scale"] = float(scale)
+        return out
+
     grid = "size"
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
     fresh_output = True
@@ -172,7 +216,7 @@ class Interpolate(Op):
     )
     kind = "pool"
     Params = InterpolateParams
-    reads = ("size_of",)
+    reads_values = ("size_of",)
     stateless_module = True
     not_imported = "not read yet (docs/import.md, Not yet)"
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
@@ -194,3 +238,57 @@ class Interpolate(Op):
 
     def label(self, p: InterpolateParams) -> str:
         return f"{p.mode} resize (to {p.size_of})"
+
+
+class CropParams(OpParams):
+    to: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="the module path of an earlier value whose H×W the crop takes (looked up as from: looks a name up)",
+    )
+
+
+def _first_smaller(x: Dim, ref: Dim) -> int | None:
+    """The smallest input size at which ``x`` is smaller than ``ref`` while both are at least 1, or None."""
+    start = max(x.min_input(), ref.min_input())
+    return next((s for s in range(start, SCAN_LIMIT + 1) if x(s) < ref(s)), None)
+
+
+@register
+class Crop(Op):
+    name = "crop"
+    doc = (
+        "The centre of the input at the H×W of an earlier value (U-Net's copy and crop, Ronneberger et al. 2015, "
+        "arXiv 1505.04597, Fig. 1): the rows and columns left out split evenly, the odd one at the bottom and "
+        "right; a view. TO is that value's module path, looked up as `from:` looks one up; the input must be at "
+        "least as large at every input size. Short form: crop to=TO"
+    )
+    kind = "pool"
+    Params = CropParams
+    arity = 2
+    reads_values = ("to",)
+    view = True
+    saved_for_backward = ()
+    not_imported = "not read yet (docs/import.md, Not yet)"
+
+    def infer(self, p: CropParams, inputs: list[Shape]) -> Shape:
+        x, ref = inputs[0], inputs[-1]
+        if x.height is None or x.width is None or ref.height is None or ref.width is None:
+            raise OpShapeError(f"needs two C×H×W feature maps, got {x.formula()} and {ref.formula()}")
+        for axis, (a, b) in enumerate(((x.height, ref.height), (x.width, ref.width))):
+            bad = _first_smaller(a, b)
+            if bad is not None:
+                name = "HW"[axis]
+                raise OpShapeError(
+                    f"the input ({a.formula()}) is smaller than {p.to!r} ({b.formula()}) at {name} = {bad}",
+                    hint="crop a larger map (an earlier one on the contracting path) to a smaller one",
+                )
+        return Shape(x.channels, ref.height, ref.width)
+
+    def function(self, p: CropParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        from archspec.runtime import center_crop
+
+        return center_crop, {}
+
+    def label(self, p: CropParams) -> str:
+        return f"crop to {p.to}"

@@ -156,10 +156,21 @@ def _positional(
             tokens.append(refs[name])
         else:
             v = values.get(name)
+            if isinstance(v, (tuple, list)) and v and len(set(v)) == 1 and _one_number_reads_as(op, values, name, v):
+                v = v[0]  # `pad 1` for padding (1, 1, 1, 1)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not _NUMBER.match(number_text(v)):
                 return
             tokens.append(number_text(v))
         done.add(name)
+
+
+def _one_number_reads_as(op: Op, values: Mapping[str, Any], name: str, v: Any) -> bool:
+    """The field, given one number, reads back as the same tuple (the op's model widens it)."""
+    try:
+        read = op.Params.model_validate({**values, name: v[0]})
+    except ValueError:
+        return False
+    return _same(getattr(read, name), v)
 
 
 def _token(name: str, v: Any, ref: str | None, flags: dict[tuple[str, Any], str], boolean: bool) -> str:

@@ -35,6 +35,9 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
         return nn.Conv2d(a["in"], a["out"], a["kernel"], a["stride"], pad, a["dilation"], a["groups"], a["bias"])
     if p.op == "group_norm":
         return nn.GroupNorm(a["groups"], truth.shapes[p.id].c, eps=a["eps"], affine=a["affine"])
+    if p.op == "conv_transpose":
+        k, st, pad, op, d = (a[f] for f in ("kernel", "stride", "padding", "output_padding", "dilation"))
+        return nn.ConvTranspose2d(a["in"], a["out"], k, st, pad, op, a["groups"], a["bias"], d)
     if p.op == "linear":
         return nn.Linear(a["in"], a["out"], bias=a["bias"])
     if p.op == "bn":
@@ -64,7 +67,7 @@ class Oracle(nn.Module):
         super().__init__()
         self.truth = truth
         for p in truth.prims:
-            if p.op in ("conv2d", "std_conv2d", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
+            if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
                 self._put(p.path, _module(p, truth))
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
                 s = truth.shapes[p.id]
@@ -116,7 +119,7 @@ class Oracle(nn.Module):
             return self.layer(p.path)(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         if p.op in ("conv2d", "std_conv2d"):
             return _conv(self.layer(p.path), a, x, p.op == "std_conv2d")
-        if p.op in ("linear", "bn", "layer_norm", "group_norm"):
+        if p.op in ("linear", "bn", "layer_norm", "group_norm", "conv_transpose"):
             return self.layer(p.path)(x)
         if p.op == "frozen_bn":  # (x − mean) / √(var + eps) · γ + β, in training mode too
             f = self.layer(p.path)
@@ -136,6 +139,10 @@ class Oracle(nn.Module):
 
 def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     x = xs[0]
+    if op == "crop":  # docs/language.md: the centre, the odd row and column at the bottom and right
+        h, w = xs[1].shape[2], xs[1].shape[3]
+        top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+        return x[:, :, top : top + h, left : left + w]
     if op in ("leaky_relu", "pad", "upsample"):
         return _resize_or_leaky(op, a, x)
     if op == "interpolate":  # to the H×W of its second input

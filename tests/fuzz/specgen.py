@@ -71,13 +71,15 @@ MAP_OPS = (
     "upsample",
     "frozen_bn",
     "interpolate",
+    "conv_transpose",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 TO_VEC = ("global_avgpool", "flatten")
-CHANNEL_OPS = ("conv", "conv2d", "std_conv2d", "linear")  # ops whose `out` the width multiplier scales
+CHANNEL_OPS = ("conv", "conv2d", "std_conv2d", "conv_transpose", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = (
     "conv2d",
+    "conv_transpose",
     "std_conv2d",
     "bn",
     "linear",
@@ -168,6 +170,14 @@ class Expr:
 
     def text(self) -> str:
         return f"${{{self.name} {self.op} {self.k}}}"
+
+
+@dataclass
+class Take:
+    """``{from: NAME}``: the value of an earlier named node, by its module path inside the enclosing block
+    instance, else in the network (docs/language.md, "Reading earlier values")."""
+
+    source: str
 
 
 @dataclass
@@ -405,6 +415,8 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "upsample": {"scale", "size", "mode", "align_corners"},
     "frozen_bn": {"eps"},
     "interpolate": {"size_of", "mode", "align_corners"},
+    "conv_transpose": {"out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"},
+    "crop": {"to"},
     "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
@@ -440,6 +452,8 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
     "frozen_bn": {"eps": 1e-5},
     "interpolate": {"mode": "nearest", "align_corners": None},
+    "conv_transpose": {"kernel": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "bias": True},
+    "crop": {},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
@@ -476,7 +490,6 @@ class Realizer:
         self.module_paths: set[str] = set()
         self.containers: set[str] = set()
         self.by_path: dict[str, str] = {}  # module path of ops, block instances and rows → output (for aux taps)
-        self.named: dict[str, str] = {}  # a named node's module path → its value
         self.path_count: dict[str, int] = {}  # how many things registered each path (a tap must be unambiguous)
         self.unit: str | None = None  # the row being expanded (None: at the top level, between rows)
         self.rows: list[tuple[str, str]] = []
@@ -487,6 +500,8 @@ class Realizer:
         self.stack: tuple[str, ...] = ()
         self.used: list[set[str]] = []  # $params looked up, per enclosing block instance
         self.scaled = False  # an upsampling by a factor of a size that varies has been emitted
+        self.named: dict[str, str] = {}  # a named node's module path → its output (what from: reads)
+        self.instances: list[str] = []  # the paths of the block instances being expanded, innermost last
 
     def note(self, name: str) -> None:
         self.notes.add(name)
@@ -564,11 +579,21 @@ class Realizer:
 
     def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
         out = self._node(n, x, prefix, name, index, env)
-        if name is not None:  # what outputs: (and from:) read at a named node's path: its value, the last one kept
+        if name is not None:  # docs/language.md: from: reads a named node's output by its module path
             self.named[_join(prefix, name)] = out
         return out
 
+    def earlier(self, source: str) -> str:
+        """The value from: or crop to= names: inside the innermost block instance first, then in the network."""
+        inside = self.instances[-1] if self.instances else ""
+        for path in (_join(inside, source), source):
+            if path in self.named:
+                return self.named[path]
+        raise Invalid(f"from: {source!r} names no earlier node")
+
     def _node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
+        if isinstance(n, Take):
+            return self.earlier(n.source)
         seg = name if name is not None else (str(index) if index is not None else None)
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its index or name (registered after its ops)
@@ -770,11 +795,13 @@ class Realizer:
             inner[k] = self.value(v, env)
         self.stack += (n.block,)
         self.used.append(set())
+        self.instances.append(path)
         try:
             out = self.placed(block.body, x, path, None, None, inner)
         finally:
             self.stack = self.stack[:-1]
             used = self.used.pop()
+            self.instances.pop()
         if set(block.params) - used:
             raise Invalid(f"block {n.block}: a parameter is never used")  # docs/language.md: an error
         self.register(path, out)
@@ -963,6 +990,35 @@ class Realizer:
         w = tuple(v if a > 0 else 0 for v, a in zip(X, xs.w, strict=True))  # type: ignore[arg-type]
         params = {"size_of": "input", "mode": args["mode"], "align_corners": args["align_corners"]}
         return self.emit("interpolate", params, path, [x, "input"], Shape(xs.c, h, w), path)
+    def op_conv_transpose(self, args: dict[str, Any], x: str, path: str) -> str:
+        """torch's ConvTranspose2d: (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 (docs/language.md)."""
+        xs = self.map_of(x, "conv_transpose")
+        k, s, p, op, d = (_pair(args[a]) for a in ("kernel", "stride", "padding", "output_padding", "dilation"))
+        g, out = args["groups"], args["out"]
+        if not isinstance(out, int) or isinstance(out, bool) or out < 1 or xs.c % g or out % g:
+            raise Invalid("groups do not divide the channels")
+        if op[0] >= max(s[0], d[0]) or op[1] >= max(s[1], d[1]):
+            raise Invalid("output_padding not below stride or dilation")
+
+        def grown(sizes: Any, i: int) -> tuple[int, ...]:
+            return tuple(max((v - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1, 0) if v > 0 else 0 for v in sizes)
+
+        if s != (1, 1):
+            self.scaled = self.scaled or len(set(xs.h)) > 1 or len(set(xs.w)) > 1  # type: ignore[arg-type]
+        params = {"in": xs.c, "out": out, "kernel": k, "stride": s, "padding": p, "output_padding": op, "dilation": d}
+        params |= {"groups": g, "bias": bool(args["bias"])}
+        return self.emit("conv_transpose", params, path, [x], Shape(out, grown(xs.h, 0), grown(xs.w, 1)), path)
+
+    def op_crop(self, args: dict[str, Any], x: str, path: str) -> str:
+        """The centre of x at the H×W of the value `to` names; x at least as large wherever both are non-empty."""
+        xs, ref = self.map_of(x, "crop"), self.earlier(args["to"])
+        rs = self.map_of(ref, "crop's size")
+        for a, b in ((xs.h, rs.h), (xs.w, rs.w)):
+            if any(u > 0 and v > 0 and u < v for u, v in zip(a, b, strict=True)):  # type: ignore[arg-type]
+                raise Invalid("crop to a larger map")
+        h = tuple(v if u > 0 else 0 for u, v in zip(xs.h, rs.h, strict=True))  # type: ignore[arg-type]
+        w = tuple(v if u > 0 else 0 for u, v in zip(xs.w, rs.w, strict=True))  # type: ignore[arg-type]
+        return self.emit("crop", {}, path, [x, ref], Shape(xs.c, h, w), path)
 
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
@@ -1070,6 +1126,12 @@ class Realizer:
             if p.aux is None:  # on a map, once per pixel
                 pixels = p.shape.h[h0 - 1] * p.shape.w[w0 - 1] if p.shape.is_map else 1  # type: ignore[index]
                 macs = p.params["in"] * p.params["out"] * pixels
+        elif p.op == "conv_transpose":  # fvcore: the weights once per input pixel
+            weights = p.params["in"] * (p.params["out"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
+            count = weights + (p.params["out"] if p.params["bias"] else 0)
+            if p.aux is None:
+                xs = self.shapes[p.inputs[0]]
+                macs = weights * xs.h[h0 - 1] * xs.w[w0 - 1]  # type: ignore[index]
         elif p.op in ("bn", "layer_norm", "group_norm") and p.params["affine"]:
             count = 2 * p.shape.c
         elif p.op == "layer_scale":
@@ -1224,7 +1286,7 @@ def output_ops(truth: Truth) -> frozenset[str]:
             continue
         seen.add(v)
         p = by_id[v]
-        if p.op in ("conv2d", "std_conv2d", "linear"):
+        if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear"):
             found.add(p.origin)
         else:
             todo.extend(p.inputs)
@@ -1293,6 +1355,8 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("interpolate", "mode", "bilinear"): "bilinear",
     ("interpolate", "mode", "nearest"): "nearest",
     ("interpolate", "align_corners", True): "align_corners",
+    ("conv_transpose", "bias", True): "bias",
+    ("conv_transpose", "bias", False): "no_bias",
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -1301,7 +1365,7 @@ def short_form(n: Op) -> str:
     rng = random.Random(n.style)
     tokens = [n.name]
     args = dict(n.args)
-    if n.name in ("conv", "conv2d", "std_conv2d", "linear") and rng.random() < 0.8:
+    if n.name in ("conv", "conv2d", "std_conv2d", "conv_transpose", "linear") and rng.random() < 0.8:
         tokens.append(_val(args.pop("out")))
     if n.name == "lrn" and "size" in args and rng.random() < 0.7:
         tokens.append(_val(args.pop("size")))
@@ -1416,6 +1480,7 @@ _DATA: dict[type, Any] = {
     If: _if_data,
     Named: lambda n: {n.name: to_data(n.node)},
     Gate: lambda n: {"gate": to_data(n.body)},
+    Take: lambda n: {"from": n.source},
 }
 
 
@@ -1749,6 +1814,8 @@ class Gen:
                 kinds += ["block"] * 6
             if not align and self.r.shapes[v].is_map:  # issue 24: merges the differential tester missed
                 kinds += ["ceil_merge", "pixel_merge", "pixel_merge"]
+            if not align and not self.in_block and self.r.shapes[v].is_map and len(self.spec_.blocks) < 3:
+                kinds.append("skip")  # issue 30: from: and crop to= inside a block
         for _ in range(8):
             kind = self.pick(kinds)
             try:
@@ -1785,6 +1852,8 @@ class Gen:
             return self.make_ceil_merge(v)
         if kind == "pixel_merge":
             return self.make_pixel_merge(v, env)
+        if kind == "skip":
+            return self.make_skip(v, env)
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
@@ -1859,6 +1928,7 @@ class Gen:
         s = self.r.shapes[v]
         name = self.op_name(s, align, strided)
         if name in ("pad", "upsample", "interpolate") and align:
+        if name in ("pad", "upsample", "conv_transpose") and align:
             return None  # they change the size: not where branches must stay aligned
         args = self.op_args(name, s, env, align, strided)
         if args is None:
@@ -1895,6 +1965,8 @@ class Gen:
             return self.resize_args(name, s)
         if name in ("channel_slice", "channel_shuffle"):
             return self.channel_args(name, s)
+        if name == "conv_transpose":
+            return self.transpose_args(s, env)
         if name == "drop_path":  # p has no default
             return {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
         if name in ("maxpool", "avgpool"):
@@ -2147,6 +2219,59 @@ class Gen:
             use.repeat = self.pick([1, 2, 3])
         return use
 
+    def transpose_args(self, s: Shape, env: dict[str, Any]) -> dict[str, Any]:
+        """conv_transpose: output (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 on each axis."""
+        groups = self.pick([g for g in (1, 2, 3) if s.c % g == 0])
+        out = groups * self.rng.randint(1, 4)
+        args: dict[str, Any] = {"out": self.channel(env, out) if groups == 1 else out}
+        args["kernel"] = self.pick([(1, 1), (2, 2), (3, 3), (2, 3)])
+        stride = self.pick([(1, 1), (2, 2), (3, 1)])
+        args |= {"stride": stride} if stride != (1, 1) or self.chance(0.3) else {}
+        if groups > 1 or self.chance(0.2):
+            args["groups"] = groups
+        if self.chance(0.4):
+            args["padding"] = self.pick([(0, 0), (1, 1), (0, 1)])
+        if self.chance(0.3):
+            args["output_padding"] = (min(1, stride[0] - 1), 0)
+        if self.chance(0.3):
+            args["dilation"] = (2, 2)
+        if self.chance(0.3):
+            args["bias"] = False
+        return args
+
+    def make_skip(self, v: str, env: dict[str, Any]) -> Use:
+        """A block reading earlier values (docs/language.md, "Reading earlier values"): a U-Net level — a named
+        value, a 2×2 pool, an up-convolution to twice the pooled size, and the named value cropped to it
+        beside it (`crop to=up`) — or a residual whose shortcut is `{from: enc}`."""
+        spec = self.spec_
+        enc = Op(self.pick(["conv2d", "conv"]), {"out": self.rng.randint(1, 6), "kernel": self.pick([(1, 1), (3, 3)])})
+        enc.style = self.style()
+        if self.chance(0.6):
+            ups = [((2, 2), (0, 0), (0, 0)), ((3, 3), (1, 1), (1, 1)), ((4, 4), (1, 1), (0, 0))]  # each gives 2·X
+            kernel, padding, output_padding = self.pick(ups)
+            up = {"out": self.rng.randint(1, 6), "kernel": kernel, "stride": (2, 2), "padding": padding}
+            up |= {"output_padding": output_padding} if output_padding != (0, 0) else {}
+            skip = Chain([Take("enc"), Op("crop", {"to": "up"}, long=self.chance(0.3), style=self.style())])
+            cat = Concat([skip, Op("identity")], self.pick([None, ["skip", "up"]]))
+            pool = Op("maxpool", {"kernel": (2, 2), "stride": (2, 2)}, style=self.style())
+            items = [enc, pool, Op("conv_transpose", up, long=self.chance(0.3), style=self.style()), cat]
+            names = ["enc", "down", "up", "cat"]
+        else:
+            mid = Op("conv", {"out": enc.args["out"], "kernel": (3, 3), "padding": (1, 1)}, style=self.style())
+            items, names = [enc, mid, Residual(Op("identity"), Take("enc"))], ["enc", "mid", "res"]
+        name = f"level{len(spec.blocks)}"
+        block = Block(name, {}, Chain(items, "chain_map", names))
+        spec.blocks.append(block)
+        self.r.blocks[name] = block
+        use = Use(name, style=self.style())
+        try:
+            self.try_node(use, v, env)
+        except Invalid:
+            spec.blocks.pop()
+            del self.r.blocks[name]
+            raise
+        return use
+
     def make_use(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Use | None:
         spec = self.spec_
         if self.in_block or (spec.blocks and self.chance(0.5)):  # an earlier block (inside a block: always)
@@ -2272,6 +2397,8 @@ def _cover_node(n: Any, seen: set[str]) -> None:
         seen.add("node:named")
     elif isinstance(n, Gate):
         seen.update({"node:gate", "op:mul"})
+    elif isinstance(n, Take):
+        seen.add("node:from")
     elif isinstance(n, Chain):
         seen.add(f"node:chain-{n.form}")
         if n.repeat is not None:

@@ -1,0 +1,132 @@
+"""Checking an import before it is written: the spec built, the module's state_dict loaded into it
+with ``strict=True`` and both run on one random input (64×64 at most, else the spec's own size);
+aux heads in training mode on a copy of the module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from archspec.importer.trace import ImportRefused, is_drop_path
+
+
+def verify(
+    model: nn.Module, text: str, input_size: tuple[int, int], tolerance: float = 1e-4, aux: dict[str, int] | None = None
+) -> nn.Module:
+    """Build the spec, load the model's state_dict strictly, compare outputs; returns the built module.
+    With ``aux`` (head → its place among the model's training-mode outputs) both also run in training
+    mode, dropout off, on a copy of the model (training mode updates BatchNorm statistics), and every
+    head's output is compared."""
+    from archspec.api import build
+    from archspec.errors import SpecError
+
+    try:
+        ours = build(text)
+    except ImportRefused:
+        raise
+    except SpecError as e:  # e.g. a product x · g(x) whose g(x) is not C×1×1: no `gate:` takes it
+        raise ImportRefused(
+            f"the imported spec does not check: {e.message.splitlines()[0]}",
+            hint="archspec cannot express this module; see docs/import.md for what it imports",
+        ) from None
+    theirs, mine = model.state_dict(), ours.state_dict()
+    missing, unexpected = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
+    shapes = sorted(k for k in set(theirs) & set(mine) if theirs[k].shape != mine[k].shape)
+    if missing or unexpected or shapes:
+        what = "; ".join(
+            f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
+            for label, keys in (("not in the spec", missing), ("only in the spec", unexpected), ("other shape", shapes))
+            if keys
+        )
+        raise ImportRefused(
+            f"the imported spec does not reproduce the module's state_dict ({what})",
+            hint="this is a limitation of archspec import; please report it",
+        )
+    ours.load_state_dict(theirs, strict=True)
+    small = (min(input_size[0], VERIFY_SIZE), min(input_size[1], VERIFY_SIZE))
+    if small != tuple(input_size):
+        try:
+            _compare(model, ours, small, tolerance, aux)
+            return ours
+        except Exception:  # noqa: BLE001 - a network that does not run (or differs) at the small size: its own decides
+            pass
+    _compare(model, ours, input_size, tolerance, aux)
+    return ours
+
+
+# The size the outputs are compared at first, a side at most: a traced module computes the same
+# graph at every size (what depends on a tensor's shape is refused), so a small input checks the
+# same ops as the spec's own at a tenth of the time; where either network does not run or they
+# differ there, the spec's own size decides.
+VERIFY_SIZE = 64
+
+
+def _compare(model: nn.Module, ours: nn.Module, size: tuple[int, int], tolerance: float, aux: dict[str, int] | None) -> None:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    ours.eval()
+    try:
+        g = torch.Generator().manual_seed(0)
+        channels = int(getattr(ours, "archspec_report").input_channels)  # noqa: B009 - nn.Module types attributes as tensors
+        x = torch.randn(1, channels, *size, generator=g)
+        with torch.no_grad():
+            expected, got = model(x), ours(x)
+    finally:
+        model.train(was_training)
+    if not isinstance(expected, torch.Tensor) or expected.shape != got.shape:
+        raise ImportRefused(f"the imported spec gives an output of another shape ({tuple(got.shape)})")
+    err = (expected - got).abs().max().item()
+    scale = max(1.0, expected.abs().max().item())
+    if not err <= tolerance * scale:
+        raise ImportRefused(
+            f"the imported spec computes something else: outputs differ by {err:.3g}",
+            hint="this is a limitation of archspec import; please report it",
+        )
+    if aux:
+        _verify_aux(model, ours, x, aux, tolerance)
+
+
+def _verify_aux(model: nn.Module, ours: nn.Module, x: torch.Tensor, aux: dict[str, int], tolerance: float) -> None:
+    import copy
+
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    theirs = copy.deepcopy(model)
+    state = copy.deepcopy(ours.state_dict())
+
+    def random(m: Any) -> bool:  # a layer that draws random numbers in training mode
+        return isinstance(m, torch.nn.Dropout) or is_drop_path(m)
+
+    dropouts = [(m, m.p) for m in ours.modules() if random(m)]
+    try:
+        for net in (theirs, ours):
+            net.train()
+            for m in net.modules():
+                if random(m):
+                    setattr(m, "p", 0.0)  # noqa: B010 - nn.Module types attributes as tensors
+        batch = torch.cat([x, x.flip(0, 2, 3) * 0.5])  # two images: BatchNorm in training mode needs a batch
+        with torch.no_grad():
+            expected, _ = tree_flatten(theirs(batch))
+            got = ours(batch)
+        for name, i in aux.items():
+            e, g = expected[i], got[name]
+            err = (e - g).abs().max().item() if e.shape == g.shape else float("inf")
+            if not err <= tolerance * max(1.0, e.abs().max().item()):
+                raise ImportRefused(
+                    f"the imported aux head {name!r} computes something else in training mode (differs by {err:.3g})",
+                    module=name,
+                    hint="this is a limitation of archspec import; please report it",
+                )
+    finally:
+        ours.load_state_dict(state)
+        for m, p in dropouts:
+            m.p = p
+        ours.eval()
+
+
+__all__ = ["VERIFY_SIZE", "verify"]

@@ -1,0 +1,283 @@
+"""The imported spec as YAML a person would write: short lists and mappings on one line, layers
+``[{conv1: conv2d 64 7x7}, {bn1: bn}, relu]`` grouped, repeats folded to ``block * N`` (with
+``names:`` where the source numbers them), block parameters as ``$name`` references; every value
+goes through ``yaml.safe_dump``, and user-derived text in comments is made printable ASCII."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from archspec.importer.emit import E, render_op
+from archspec.importer.structure import ACTS
+from archspec.language.model import KEYWORDS
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+class _Flow(list):  # type: ignore[type-arg]
+    """A list written on one line: [a, b, c]."""
+
+
+class _FlowMap(dict):  # type: ignore[type-arg]
+    """A mapping written on one line: {a: b}."""
+
+
+class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information
+    pass
+
+
+Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
+FLOW_WIDTH = 80
+LAYER_WIDTH = 100  # a list of named layers on one line: [{conv1: conv2d 64 7x7}, {bn1: bn}, relu]
+
+
+def styled(value: Any) -> Any:
+    """Short lists of ops and short mappings of scalars on one line, the rest as blocks."""
+    if isinstance(value, list):
+        items = [styled(v) for v in value]
+        if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= FLOW_WIDTH:
+            return _Flow(items)
+        if (
+            all(
+                isinstance(v, str) or (isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str))
+                for v in value
+            )
+            and any(isinstance(v, dict) for v in value)
+            and len(", ".join(_flow_text(v) for v in value)) <= LAYER_WIDTH
+        ):
+            return _Flow(_FlowMap(v) if isinstance(v, dict) else v for v in value)
+        return items
+    if isinstance(value, dict):
+        mapping = {k: styled(v) for k, v in value.items()}
+        flat = all(isinstance(v, (str, int, float, bool)) for v in value.values())
+        if flat and len(", ".join(f"{k}: {v}" for k, v in value.items())) + 2 <= FLOW_WIDTH:
+            return _FlowMap(mapping)
+        return mapping
+    return value
+
+
+def _flow_text(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def comment(text: str) -> str:
+    """A user-derived string made safe for a YAML comment line: printable ASCII, one line."""
+    return _UNSAFE.sub("?", text)[:200]
+
+
+def spec_name(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "imported"
+    return s if re.match(r"^[A-Za-z_]", s) else f"net_{s}"
+
+
+def _number(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+class Renderer:
+    def __init__(self, defaults: dict[str, dict[str, Any]], flat: bool = False) -> None:
+        self.defaults = defaults
+        self.flat = flat
+
+    def node(
+        self,
+        e: E,
+        refs: dict[int, dict[str, str]],
+        counter: list[int],
+        optional: bool = False,
+        special: frozenset[str] = frozenset(),
+        top: bool = False,
+    ) -> Any:
+        if e.kind == "op":
+            i = counter[0]
+            counter[0] += 1
+            value: Any = render_op(e.op, self.defaults, refs.get(i))
+        elif e.kind == "inst":
+            assert e.inst is not None and e.inst.block is not None
+            mine = refs.get(counter[0], {})
+            counter[0] += 1
+            args = " ".join(
+                f"{k}=${mine[k]}" if k in mine else f"{k}={e.inst.args[k]}"
+                for k in e.inst.block.params
+                if k in mine or k in e.inst.args
+            )
+            value = f"{e.inst.block.name} {args}".strip()
+        elif e.kind == "list":
+            items = [self.node(x, refs, counter) for x in e.items]
+            value = _named_repeat(e, items) or _fold(items)
+            # conv2d → bn → act runs regrouped one per line only in a flat, Caffe-style port (no blocks):
+            # the network's items are the rows of check, diff and transfer, and in a block a
+            # regrouped activation would sit at another path than the zoo's flat lists put it (diff)
+            if isinstance(value, list) and _named_only(e) and self.flat:
+                value = _layers(e, value)
+        elif e.kind == "concat":
+            branches = [self.node(x, refs, counter) for x in e.items]
+            if all(x.name for x in e.items) and len({x.name for x in e.items}) == len(e.items):
+                value = {"concat": {k: v for b in branches for k, v in b.items()}}
+            else:
+                value = {"concat": branches}
+        elif e.kind == "gate":
+            value = {"gate": self.node(e.items[0], refs, counter)}
+        else:  # residual
+            body: dict[str, Any] = {"body": self.node(e.items[0], refs, counter)}
+            if e.has_shortcut:
+                shortcut = self.node(e.items[1], refs, counter)
+                body["shortcut"] = {"if": "$projection", "then": shortcut} if optional else shortcut
+            if "scale" in special:
+                body["scale"] = "$scale"
+            elif e.scale != 1.0:
+                body["scale"] = e.scale
+            if "act" in special:
+                body["then"] = "$act"
+            elif e.then is not None:
+                body["then"] = render_op(e.then, self.defaults)
+            value = {"residual": body}
+        if e.name in KEYWORDS:  # torchvision's InvertedResidual.block: named inside a chain's mapping
+            return {"chain": {e.name: value}}
+        return {e.name: value} if e.name else value
+
+    def block(self, block: Any) -> dict[str, Any]:
+        body = block.template.body
+        refs: dict[int, dict[str, str]] = {}
+        for (i, k), name in block.slots.items():
+            refs.setdefault(i, {})[k] = name
+        out: dict[str, Any] = {"label": block.label}
+        if block.params:
+            out["params"] = {k: _param_value(v) for k, v in block.params.items()}
+        value = self.node(
+            body, refs, [0], optional=block.optional, special=frozenset(k for k in ("scale", "act") if k in block.params)
+        )
+        if body.kind == "list":
+            out["chain"] = value
+        else:
+            out.update(value)
+        return out
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+
+
+def _named_repeat(e: E, values: list[Any]) -> dict[str, Any] | None:
+    """Instances of one block with the same arguments, named stem1 … stemN (or stem0 … stemN-1):
+    `{block: b, repeat: N, names: "stem{n}"}` (DenseNet's denseblock1.denselayer1 …)."""
+    if len(e.items) < 2 or not all(x.kind == "inst" and x.name and x.inst is not None for x in e.items):
+        return None
+    if any("$" in str(v) for v in values):  # arguments that are the enclosing block's parameters
+        return None
+    first = e.items[0].inst
+    assert first is not None and first.block is not None
+    stems = [_NUMBERED.match(x.name or "") for x in e.items]
+    if not all(stems) or len({m.group(1) for m in stems if m}) != 1:
+        return None
+    numbers = [int(m.group(2)) for m in stems if m]
+    start = numbers[0]
+    if (
+        start not in (0, 1)
+        or numbers != list(range(start, start + len(numbers)))
+        or any(str(n) != m.group(2) for n, m in zip(numbers, stems, strict=True) if m)
+    ):
+        return None
+    if any(x.inst is None or x.inst.block is not first.block or x.inst.args != first.args for x in e.items):
+        return None
+    stem = stems[0].group(1) if stems[0] else ""
+    out: dict[str, Any] = {"block": first.block.name, "repeat": len(e.items), "names": stem + ("{n}" if start == 1 else "{i}")}
+    if first.args:
+        out["params"] = {k: _param_value(v) for k, v in first.args.items()}
+    return out
+
+
+def _named_only(e: E) -> bool:
+    """No item of the list is named by its index (a stateful op or block without a key): regrouping
+    its items into sub-lists changes no module path (a stateless op's index is checked by _layers)."""
+    return all(
+        x.name is not None
+        or (
+            x.kind == "op"
+            and x.op is not None
+            and not x.op.prim.stateful
+            and (x.op.prim.path is None or _indexed(x.op.prim.spec_path))
+        )
+        for x in e.items
+        if x.kind in ("op", "inst")
+    ) and all(x.op is not None for x in e.items if x.kind == "op")
+
+
+def _layers(e: E, values: list[Any]) -> list[Any]:
+    """Named conv2d → named bn (→ activation) runs, one sub-list each (one line), as a Caffe port's
+    flat names are written by hand: [conv1: conv2d 64 7x7 s2 p3, conv1_bn: bn, relu]. The
+    activation module's own name is dropped: it holds no tensors."""
+    if len(values) != len(e.items):  # folded repeats: leave as is
+        return values
+    out: list[Any] = []
+    i = 0
+    while i < len(values):
+        kinds = [x.op.prim.op if x.kind == "op" and x.op is not None else None for x in e.items[i : i + 3]]
+        if len(kinds) >= 2 and kinds[0] == "conv2d" and kinds[1] == "bn" and e.items[i].name and e.items[i + 1].name:
+            layer = list(values[i : i + 2])
+            if len(kinds) == 3 and kinds[2] in ACTS:  # stateless: its name is no state_dict key, so it is dropped
+                if not _at_index(e.items[i + 2], 2, keep_name=True):
+                    return values  # a network archspec built, its activations by index: a sub-list would move them
+                act = values[i + 2]
+                layer.append(next(iter(act.values())) if isinstance(act, dict) else act)
+            out.append(layer)
+            i += len(layer)
+        else:
+            out.append(values[i])
+            i += 1
+    if len(out) == len(values):
+        return values
+    j = 0
+    for k, v in enumerate(out):  # a stateless op of a network archspec built keeps its index
+        if not isinstance(v, list) and not _at_index(e.items[j], k):
+            return values
+        j += len(v) if isinstance(v, list) else 1
+    return out
+
+
+def _indexed(path: str | None) -> bool:
+    return path is not None and path.rpartition(".")[2].isdigit()
+
+
+def _at_index(x: E, index: int, keep_name: bool = False) -> bool:
+    """The item may stand at this index of its list: it has no path of its own in the spec archspec
+    built it from, or this index (or, unless ``keep_name``, a name, which it keeps)."""
+    prim = x.op.prim if x.kind == "op" and x.op is not None else None
+    if prim is None or prim.spec_path is None:
+        return True
+    if not _indexed(prim.spec_path):
+        return not keep_name
+    return prim.spec_path.rpartition(".")[2] == str(index)
+
+
+def _param_value(v: str) -> Any:
+    return {"true": True, "false": False}.get(v, _number(v))
+
+
+def _fold(items: list[Any]) -> list[Any]:
+    """Consecutive equal unnamed items of a chain become `item * N`."""
+    out: list[Any] = []
+    counts: list[int] = []
+    for x in items:
+        if out and isinstance(x, str) and x == out[-1] and x != "identity":
+            counts[-1] += 1
+        else:
+            out.append(x)
+            counts.append(1)
+    return [f"{x} * {n}" if n > 1 else x for x, n in zip(out, counts, strict=True)]
+
+
+def dump(doc: dict[str, Any]) -> str:
+    """The spec document as YAML text, styled (see :func:`styled`)."""
+    text: str = yaml.dump(styled(doc), Dumper=Dumper, sort_keys=False, width=110, default_flow_style=False, allow_unicode=False)
+    return text
