@@ -990,6 +990,7 @@ class Realizer:
         w = tuple(v if a > 0 else 0 for v, a in zip(X, xs.w, strict=True))  # type: ignore[arg-type]
         params = {"size_of": "input", "mode": args["mode"], "align_corners": args["align_corners"]}
         return self.emit("interpolate", params, path, [x, "input"], Shape(xs.c, h, w), path)
+
     def op_conv_transpose(self, args: dict[str, Any], x: str, path: str) -> str:
         """torch's ConvTranspose2d: (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 (docs/language.md)."""
         xs = self.map_of(x, "conv_transpose")
@@ -1927,8 +1928,7 @@ class Gen:
     def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
         s = self.r.shapes[v]
         name = self.op_name(s, align, strided)
-        if name in ("pad", "upsample", "interpolate") and align:
-        if name in ("pad", "upsample", "conv_transpose") and align:
+        if name in ("pad", "upsample", "interpolate", "conv_transpose") and align:
             return None  # they change the size: not where branches must stay aligned
         args = self.op_args(name, s, env, align, strided)
         if args is None:
