@@ -126,7 +126,7 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             + f", or a single key that names its value (got keys {', '.join(map(repr, keys[:4]))})"
             + (
                 f"; {guesses[0]}"
-                if guesses
+                if len(guesses) == 1  # one misspelt keyword; several alike (block1 … block4) are names
                 else "; to name several parts in order, write chain: {" + ", ".join(f"{k}: ..." for k in keys[:3]) + "}"
             )
         )
