@@ -19,6 +19,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec import runtime
+from archspec.features import output_info
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
@@ -93,7 +94,7 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
     for node in nodes:
         record = graph.at(node)
         op = REGISTRY[record.op]
-        if op.train_module:
+        if op.train_module or op.stateless_module:
             path = record.path or op.name
             if any(".".join(path.split(".")[:i]) in taken for i in range(1, path.count(".") + 1)):
                 path = path.replace(".", "_")  # under a layer (c.0 beside layer c): never a child of that layer
@@ -167,7 +168,7 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
 def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     """The sizes shapes.py found for eval (the main output) or training (every output); others worked out."""
     net = graph.net
-    if outputs == [net.outputs["logits"]]:
+    if outputs == list(net.main_outputs().values()):
         return net.accepted
     if set(outputs) == set(net.outputs.values()):
         return net.train_accepted
@@ -256,7 +257,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
         result.name = node  # fx uniquifies if needed; readable names in model.code
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
         env[node] = result
-    if len(outputs) == 1:
+    if len(outputs) == 1 and not (graph.net.named_outputs and set(outputs) <= set(graph.net.main)):
         g.output(env[next(iter(outputs.values()))])
     else:
         g.output({name: env[n] for name, n in outputs.items()})
@@ -354,13 +355,15 @@ def compile_graph(graph: OpGraph) -> nn.Module:
     initialize(root, init_schemes(graph))
     outputs = graph.net.outputs
     class_name = class_name_of(graph.net.name)
-    main = {"logits": outputs["logits"]}
+    main = graph.net.main_outputs()
     eval_graph = build_fx_graph(graph, targets, main)
-    if len(outputs) == 1:
+    if len(outputs) == len(main):
         model: nn.Module = fx.GraphModule(root, eval_graph, class_name=class_name)
     else:
         train_graph = build_fx_graph(graph, targets, outputs)
         model = AuxModel(root, train_graph, eval_graph, class_name, graph.net.aux_weights)
         # modules used only by the aux heads must be owned too
     name_containers(model, graph)
+    if graph.net.named_outputs:
+        object.__setattr__(model, "feature_info", output_info(graph))  # not a module or tensor: a plain attribute
     return model

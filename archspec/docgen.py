@@ -94,6 +94,8 @@ def op_section(name: str) -> str:
             if op.stateful
             else "none (a module without state, so that it follows train() and eval())"
             if op.train_module
+            else "none (a module without state, called with its input and the value it reads)"
+            if op.stateless_module
             else "none (a function call)"
         )
         lines.append(f"- weights: {weights}")

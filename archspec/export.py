@@ -458,7 +458,7 @@ def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module,
     spec's paths, its symbolic sizes called batch, H and W, and the spec's metadata."""
     with _oblivious():
         onnx_program = torch.onnx.export(
-            program, input_names=["x"], output_names=["logits"], dynamo=True, optimize=False, verbose=False
+            program, input_names=["x"], output_names=list(report_of(model).main), dynamo=True, optimize=False, verbose=False
         )
     assert onnx_program is not None  # dynamo=True always returns the program
     graph = getattr(inference_module(model), "graph", None)

@@ -127,3 +127,72 @@ def cut(model: Any, graph: Any, out_indices: Any = None) -> Any:
     cut_model.recompile()
     cut_model.feature_info = feature_info(found, indices)
     return cut_model
+
+
+def nominal_reduction(graph: Any, node: str) -> int:
+    """The input size over the value's size at the spec's input size, rounded to a power of two (1 for
+    a value without height and width, or one that does not shrink)."""
+    h, _ = graph.net.input.size
+    shape = graph.at(node).out
+    if not shape.is_map:
+        return 1
+    oh = shape.at(h, h)[1]
+    return int(2 ** round(math.log2(max(h / max(oh, 1), 1))))
+
+
+class OutputInfo:
+    """What a network with ``outputs:`` returns, output by output (``model.feature_info``): each output's
+    name, module path, channels and nominal reduction. Read as timm's FeatureInfo reads
+    (``channels()``, ``reduction()``, ``module_name()``, ``get_dicts()``, indexing, ``len``)."""
+
+    def __init__(self, dicts: Sequence[dict[str, Any]]) -> None:
+        self.info = [dict(d) for d in dicts]
+
+    def names(self) -> list[str]:
+        """The outputs' names: the keys of the dict the network returns, in order."""
+        return [d["name"] for d in self.info]
+
+    def get(self, key: str, idx: int | Sequence[int] | None = None) -> Any:
+        if idx is None:
+            return [d[key] for d in self.info]
+        if isinstance(idx, int):
+            return self.info[idx][key]
+        return [self.info[i][key] for i in idx]
+
+    def get_dicts(self, keys: Sequence[str] | None = None, idx: int | Sequence[int] | None = None) -> Any:
+        pick = self.info if idx is None else [self.info[idx]] if isinstance(idx, int) else [self.info[i] for i in idx]
+        dicts = [d if keys is None else {k: d[k] for k in keys} for d in pick]
+        return dicts[0] if isinstance(idx, int) else dicts
+
+    def channels(self, idx: int | Sequence[int] | None = None) -> Any:
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None) -> Any:
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None) -> Any:
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def __repr__(self) -> str:
+        return f"OutputInfo({self.info!r})"
+
+
+def output_info(graph: Any) -> OutputInfo:
+    """The :class:`OutputInfo` of a network whose spec writes ``outputs:``."""
+    return OutputInfo(
+        [
+            {
+                "name": name,
+                "module": path,
+                "num_chs": graph.at(node).out.channels,
+                "reduction": nominal_reduction(graph, node),
+            }
+            for (name, node), path in zip(graph.net.main_outputs().items(), graph.net.output_paths, strict=True)
+        ]
+    )

@@ -202,7 +202,7 @@ def get_classifier(model: Any) -> Any:
 
 def _head_slot(model: Any, graph: Any) -> Any:
     """What sits where the classifier was, once removed (an identity)."""
-    path = graph.at(graph.net.outputs["logits"]).path
+    path = graph.at(graph.net.first).path
     return model.get_submodule(path) if path else None
 
 

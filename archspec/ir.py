@@ -100,11 +100,14 @@ class Network:
     name: str  # the spec's name
     file: str  # the spec's file ("" for text)
     input: InputSpec  # channels, and the size reports use
-    outputs: dict[str, str]  # output name → node id: "logits", then the aux heads
+    outputs: dict[str, str]  # output name → node id: "logits" (or the spec's ``outputs:``), then the aux heads
     aux_weights: dict[str, float]  # aux head → its loss weight
     units: list[Unit]  # the report's rows, in spec order
     block_labels: dict[str, str]  # block name → its label (the name where it has none)
     init: dict[str, dict[str, TensorInit]]  # ``init:`` tables: the spec's under "", each block's under its name
+    main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns: ``logits`` alone, or the spec's ``outputs:``
+    named_outputs: bool = False  # the spec writes ``outputs:``: the network returns a dict of them, in order
+    output_paths: tuple[str, ...] = ()  # the module path ``outputs:`` writes for each of them
     # ---- written by shapes.py
     min_size: tuple[int, int] | None = None  # the smallest input the main output accepts
     params: int = 0  # every op's parameters, aux heads included
@@ -113,6 +116,15 @@ class Network:
     train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
     partial_merges: list[PartialMerge] = field(default_factory=list)
     warnings: list[SpecWarning] = field(default_factory=list)
+
+    def main_outputs(self) -> dict[str, str]:
+        """The outputs eval mode returns (name → node), in order: ``logits``, or the spec's ``outputs:``."""
+        return {name: self.outputs[name] for name in self.main}
+
+    @property
+    def first(self) -> str:
+        """The node of the first main output (``logits`` where the spec names no outputs)."""
+        return self.outputs[self.main[0]]
 
 
 class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type information

@@ -63,6 +63,9 @@ NO_WEIGHTS = {
     "facenet_inception_resnet_v1": "its reference (facenet-pytorch) is neither timm's nor torchvision's",
     "googlenet_paper": "the paper's network has no published weights",
     "inception_resnet_v1": "the paper's network has no published weights",
+    "resnet50_fpn": "torchvision publishes the FPN backbone's weights only inside its detectors (fasterrcnn_resnet50_fpn)",
+    "deeplabv3_resnet50": "torchvision's published weights carry the aux classifier (aux_loss=True) this spec leaves out",
+    "lraspp_mobilenet_v3_large": "loading torchvision's segmentation weights is not wired yet (no download was tested)",
     "unet": "the paper's network has no published weights",
 }
 

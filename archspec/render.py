@@ -454,7 +454,8 @@ class Layout:
 
     def build(self) -> None:
         sinks: list[tuple[str, str, Shape]] = []  # (tail node, sink label, shape)
-        outputs = {v: k for k, v in self.graph.net.outputs.items()}
+        net = self.graph.net
+        outputs = {v: f"output {k}" if net.named_outputs and k in net.main else k for k, v in reversed(net.outputs.items())}
         inputs, readers = self.scopes.inputs, self.scopes.readers
         scoped = set(self._scope) if self.instance is not None else None
         for node in self._scope:

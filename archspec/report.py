@@ -65,6 +65,7 @@ class Report:
     accepted: Accepted = field(default_factory=Accepted)  # input sizes eval mode accepts (the main output)
     train_accepted: Accepted = field(default_factory=Accepted)  # ... and training mode (every output)
     warnings: list[SpecWarning] = field(default_factory=list)  # legal but likely unintended (partial merges)
+    main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns (the spec's ``outputs:``, else logits)
     digest: str = ""  # SHA-256 of the resolved spec (Resolved.digest): which design this is, whatever its file
 
     @property
@@ -80,7 +81,7 @@ class Report:
     @property
     def output_shape(self) -> tuple[int, ...]:
         h, w = self.input_size
-        return self.outputs["logits"].at(h, w)
+        return self.outputs[self.main[0]].at(h, w)
 
     def _repr_html_(self) -> str:  # Jupyter: the table of blocks and the network diagram
         from archspec.view.notebook import report_html
@@ -210,5 +211,6 @@ def report_from(graph: OpGraph, digest: str = "") -> Report:
         accepted=net.accepted,
         train_accepted=net.train_accepted,
         warnings=list(net.warnings),
+        main=net.main,
         digest=digest,
     )

@@ -100,6 +100,53 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm with fixed statistics and affine (torchvision's FrozenBatchNorm2d, the norm of its detection
+    backbones): ``(x − mean) / √(var + eps) · γ + β`` in training mode too; γ, β, mean and var are buffers
+    (``weight``, ``bias``, ``running_mean``, ``running_var``), so nothing trains and there is no
+    ``num_batches_tracked``."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor
+        self.running_mean: torch.Tensor
+        self.running_var: torch.Tensor
+        for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((num_features,), fill, device=device))
+
+    def reset_parameters(self) -> None:
+        for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            getattr(self, name).fill_(fill)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+class InterpolateLike(nn.Module):
+    """``F.interpolate(x, size=like.shape[-2:])``: ``x`` resized to the height and width of another value,
+    as torchvision's FPN (nearest) and DeepLab/LR-ASPP heads (bilinear) resize a map to a lateral's or the
+    input's size. Holds no state."""
+
+    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
+        super().__init__()
+        self.mode = mode
+        self.align_corners = align_corners
+
+    def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, size=like.shape[-2:], mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}" + (f", align_corners={self.align_corners}" if self.align_corners is not None else "")
+
+
 def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
     """``x`` padded as TensorFlow's ``padding="SAME"`` for a window of ``kernel_size``: the output of the
     window is ceil(X / stride) on each axis, the padding split with the odd pixel on the bottom and

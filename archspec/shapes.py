@@ -147,6 +147,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             )
     outputs = net.outputs
     per_output = {name: accepted(graph, [n]) for name, n in outputs.items()}
+    main = per_output["logits"] if "logits" in net.main else accepted(graph, net.main_outputs().values())
     every = accepted(graph, outputs.values())
     if every.empty:
         raise SpecError(
@@ -170,10 +171,10 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             code="input-too-small",
             hint=_size_hint(every),
         )
-    net.min_size = per_output["logits"].min_size
+    net.min_size = main.min_size
     net.params, net.macs = total_params, total_macs
-    net.accepted, net.train_accepted = per_output["logits"], every
-    return ShapeInfo(per_output["logits"].min_size, x, {name: graph.at(n).out for name, n in outputs.items()}, per_output)
+    net.accepted, net.train_accepted = main, every
+    return ShapeInfo(main.min_size, x, {name: graph.at(n).out for name, n in outputs.items()}, per_output)
 
 
 def _size_hint(acc: Accepted) -> str:

@@ -302,11 +302,12 @@ def _saved_for_backward(
 
 def _inference_peak(graph: OpGraph, order: list[str], numel: Callable[[str], int]) -> int:
     """The most activation bytes alive at once in an inference forward of the main output."""
-    main = graph.net.outputs["logits"]
-    needed = nx.ancestors(graph, main) | {main}
+    mains = set(graph.net.main_outputs().values())
+    needed = set().union(*(nx.ancestors(graph, m) for m in mains)) | mains
     eval_order = [n for n in order if n in needed]
     eval_users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in eval_order}
-    eval_storage = _storages(graph, eval_order, eval_users, {main})
+    eval_storage = _storages(graph, eval_order, eval_users, mains)
+    kept = {eval_storage[m] for m in mains}
     last_read: dict[str, int] = {}
     for i, n in enumerate(eval_order):
         for src in graph.inputs_of(n):
@@ -319,7 +320,7 @@ def _inference_peak(graph: OpGraph, order: list[str], numel: Callable[[str], int
             st = eval_storage[n] = eval_storage[graph.inputs_of(n)[0]]
         live[st] = max(live.get(st, 0), numel(n) * 4)
         peak = max(peak, sum(live.values()))
-        for s in [s for s in live if last_read.get(s, -1) <= i and s != eval_storage[main]]:
+        for s in [s for s in live if last_read.get(s, -1) <= i and s not in kept]:
             del live[s]
     return peak
 

@@ -136,6 +136,8 @@ def test_the_generator_covers_every_op_and_option() -> None:
             "expr",
             "numbered-name",
             "groups-in",
+            "outputs-list",
+            "outputs-map",
         )
     }
     wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}

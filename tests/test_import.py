@@ -405,6 +405,8 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
 # padding computed at run time, conv_transpose and crop: docs/import.md, "Not yet"), and Res2Net, whose scales
 # read earlier values (from:): the importer recovers one fork per merge only
 NOT_IMPORTED = {"convnext_tiny", "tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit", "unet", "res2net50_26w_4s"}
+# several outputs and interpolate size_of=: the importer reads neither yet (docs/import.md, Not yet)
+NOT_IMPORTED |= {"resnet50_fpn", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"}
 BUILT = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in NOT_IMPORTED)
 SLOW_BUILT = {"resnet101", "resnet152", "bn_inception", "facenet_inception_resnet_v1", "densenet121", "inception_v3"}
 

@@ -68,7 +68,7 @@ def generate(graph: OpGraph, spec_file: str = "") -> str:
     h, w = net.input.size
     assert net.min_size is not None, "codegen writes a graph with shapes"
     min_h, min_w = net.min_size
-    heads = [k for k in net.outputs if k != "logits"]
+    heads = [k for k in net.outputs if k not in net.main]
     doc = [
         f"{class_name}: the network of spec `{net.name}`, as a standalone PyTorch module.",
         "",
@@ -77,8 +77,11 @@ def generate(graph: OpGraph, spec_file: str = "") -> str:
         "State-dict keys are the spec's module paths, so weights saved from the archspec model load",
         "with strict=True.",
     ]
+    if net.named_outputs:
+        doc.append(f"forward returns a dict of the outputs {', '.join(net.main)}, in this order.")
     if heads:
-        doc.append(f"In training mode forward returns a dict: logits and the auxiliary heads {', '.join(heads)}.")
+        main = "the outputs" if net.named_outputs else "logits"
+        doc.append(f"In training mode forward returns a dict: {main} and the auxiliary heads {', '.join(heads)}.")
     main = writer.source(class_name, f"The `{net.name}` network.")
     classes = list(writer.plan.block_classes.values()) + [main]
     used = ["\n".join(h.source()) for h in helpers.values() if any(f"{h.name}(" in c for c in classes)]

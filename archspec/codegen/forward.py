@@ -21,6 +21,7 @@ from archspec.codegen.calls import function_call
 from archspec.codegen.modules import ModuleTree
 from archspec.codegen.plan import Plan, is_guard
 from archspec.codegen.text import Call, identifier, layout, literal, quote
+from archspec.ir import Network
 from archspec.ops import REGISTRY
 
 Render = Callable[[Callable[[fx.Node], str]], str]  # the expression of a step, given how values are named
@@ -84,7 +85,10 @@ class Forward:
             path = plan.record(n).path
             layer = n.op == "call_module" or n in plan.filled
             target = str(n.target) if n.op == "call_module" else path
-            render = self._render_module(target, n) if layer else self._render_function(n)
+            if n.op == "call_module" and len(n.args) > 1:  # a layer reading two values (InterpolateLike)
+                render = self._render_call(target, *(alias.get(a, a) for a in n.args if isinstance(a, fx.Node)))
+            else:
+                render = self._render_module(target, n) if layer else self._render_function(n)
             steps.append(Step(ins, n, render, self._candidate(path, n), aux, target, layer))
         return _schedule(self._collapse_sequentials(steps))
 
@@ -94,12 +98,18 @@ class Forward:
         for s in steps:
             for v in s.inputs:
                 readers[v] = readers.get(v, 0) + 1
+        for node in self.plan.outputs.values():  # a returned value is read once more (outputs: inside a Sequential)
+            v = self.plan.fx_node(node)
+            v = self.alias.get(v, v)
+            readers[v] = readers.get(v, 0) + 1
         seqs = sorted((p for p, k in self.tree.kinds.items() if k == "seq"), key=lambda p: -p.count("."))
         for path in seqs:
             by_path = {s.path: s for s in steps if s.module}
             n = len(self.plan.root.get_submodule(path)._modules)
             chain = [by_path.get(f"{path}.{i}") for i in range(n)]
             if any(c is None for c in chain) or len({c.aux for c in chain if c}) != 1:
+                continue
+            if any(len(c.output.args) > 1 for c in chain if c and c.output.op == "call_module"):  # InterpolateLike reads two
                 continue
             links = zip(chain, chain[1:], strict=False)
             if not all(b.inputs == [a.output] and readers[a.output] == 1 for a, b in links if a and b):
@@ -117,11 +127,11 @@ class Forward:
     def _render_module(self, path: str, n: fx.Node) -> Render:
         return self._render_call(path, self.alias.get(n.all_input_nodes[0], n.all_input_nodes[0]))
 
-    def _render_call(self, path: str, arg: fx.Node) -> Render:
+    def _render_call(self, path: str, *args: fx.Node) -> Render:
         access = self.tree.access(path)
 
         def render(var: Callable[[fx.Node], str]) -> str:
-            return f"{access}({var(arg)})"
+            return f"{access}({', '.join(var(a) for a in args)})"
 
         return render
 
@@ -162,7 +172,7 @@ class Forward:
         first_name = names.get(first) if first is not None else None
         first_dies = first_name is not None and free(first_name, i)
         unit = self.plan.record(s.output).unit
-        fallback = identifier(unit) if unit in self.plan.outputs and unit != "logits" else "x"
+        fallback = identifier(unit) if unit in self.plan.outputs and unit not in self.plan.graph.net.main else "x"
         fallbacks = {fallback, "out"}
         if cand is not None and own and first_dies and first_name in fallbacks and first is not None and self.readers[first] == 1:
             return first_name  # a single op continuing the main line: x = op(x)
@@ -191,6 +201,7 @@ class Forward:
         for i, s in enumerate(steps):
             for v in s.inputs:
                 last[v] = i
+        net = self.plan.graph.net
         outputs = {name: self.plan.fx_node(node) for name, node in self.plan.outputs.items()}
         outputs = {k: self.alias.get(v, v) for k, v in outputs.items()}
         for v in outputs.values():
@@ -225,16 +236,38 @@ class Forward:
                 lines.append("        if self.training:")
             in_aux = s.aux
             pad = " " * (12 if s.aux else 8)
-            if i == len(steps) - 1 and len(outputs) == 1 and s.output == outputs["logits"] and not s.aux:
+            if (
+                i == len(steps) - 1
+                and len(outputs) == 1
+                and not net.named_outputs
+                and s.output == outputs["logits"]
+                and not s.aux
+            ):
                 lines += layout(code, 8, "return ")  # the last line computes the result
                 return ["    def forward(self, x: torch.Tensor) -> torch.Tensor:"] + lines
             lines += layout(code, len(pad), f"{name} = ")
-        if len(outputs) > 1:
-            items = ", ".join(f"{quote(k)}: {names[v]}" for k, v in outputs.items())
-            lines += ["        if self.training:", f"            return {{{items}}}"]
-        lines.append(f"        return {names[outputs['logits']]}")
-        ret = "torch.Tensor | dict[str, torch.Tensor]" if len(outputs) > 1 else "torch.Tensor"
-        return [f"    def forward(self, x: torch.Tensor) -> {ret}:"] + lines
+        return (
+            [f"    def forward(self, x: torch.Tensor) -> {_returns(net, outputs)}:"] + lines + _return_lines(net, outputs, names)
+        )
+
+
+def _returns(net: Network, outputs: dict[str, fx.Node]) -> str:
+    """The forward's return annotation: a tensor, a dict of the spec's ``outputs:``, or either (aux heads)."""
+    if net.named_outputs:
+        return "dict[str, torch.Tensor]"
+    return "torch.Tensor | dict[str, torch.Tensor]" if len(outputs) > 1 else "torch.Tensor"
+
+
+def _return_lines(net: Network, outputs: dict[str, fx.Node], names: dict[fx.Node, str]) -> list[str]:
+    """The forward's last lines: every output in training mode where there are aux heads, then the main ones."""
+    lines = []
+    if len(outputs) > len(net.main):
+        items = ", ".join(f"{quote(k)}: {names[v]}" for k, v in outputs.items())
+        lines += ["        if self.training:", f"            return {{{items}}}"]
+    if net.named_outputs:
+        items = ", ".join(f"{quote(k)}: {names[outputs[k]]}" for k in net.main)
+        return [*lines, f"        return {{{items}}}"]
+    return [*lines, f"        return {names[outputs['logits']]}"]
 
 
 def _schedule(steps: list[Step]) -> list[Step]:

@@ -96,7 +96,15 @@ def instance_graph(g: OpGraph, name: str, path: str, members: list[fx.Node]) -> 
         for p in g.pred[i]:
             sub.add_edge(p if p in sub else INPUT, i, **g.edges[p, i])
     sizes = accepted(sub, [out.meta["archspec_node"]])  # the sizes the block's output is computable at
-    sub.net = replace(g.net, outputs={"logits": out.meta["archspec_node"]}, name=name, accepted=sizes, train_accepted=sizes)
+    sub.net = replace(
+        g.net,
+        outputs={"logits": out.meta["archspec_node"]},
+        main=("logits",),
+        named_outputs=False,
+        name=name,
+        accepted=sizes,
+        train_accepted=sizes,
+    )
     return sub
 
 
@@ -113,7 +121,9 @@ class Plan:
         self.outputs: dict[str, str] = graph.net.outputs
         self.fx = build_fx_graph(graph, targets, self.outputs)
         self.fx_of = {n.meta["archspec_node"]: n for n in self.fx.nodes if "archspec_node" in n.meta}
-        self.main = _ancestors(self.fx_node(self.outputs["logits"]))  # what eval mode computes
+        self.main = set().union(
+            *(_ancestors(self.fx_node(n)) for n in graph.net.main_outputs().values())
+        )  # what eval mode computes
         self.names = names
         self.helper_classes = helper_classes  # (children, body) → helper, for the whole file
         self.groups: dict[str, list[fx.Node]] = {}  # origin path → its chain of fx nodes

@@ -43,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
             print("  ".join("-" * wd for wd in widths) + "  " + "-" * 16)
     mh, mw = report.min_input_size
     print()
-    print(
-        f"{report.name}: valid. input {report.input_channels}×{h}×{w}, output "
-        f"{'×'.join(map(str, report.output_shape))}, {report.params:,} parameters"
-    )
+    if report.main == ("logits",):
+        out = "output " + "×".join(map(str, report.output_shape))
+    else:  # outputs: several named values
+        out = "outputs " + ", ".join(f"{printable(k)} {'×'.join(map(str, report.outputs[k].at(h, w)))}" for k in report.main)
+    print(f"{report.name}: valid. input {report.input_channels}×{h}×{w}, {out}, {report.params:,} parameters")
     print(f"minimum input size: {mh}×{mw}")
     if report.accepted.max_size or report.accepted.conditions:
         print(f"accepted input sizes: {report.accepted.describe()}")

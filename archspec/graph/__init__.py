@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import networkx as nx
+
 from archspec.errors import SpecError
 from archspec.graph.expander import Expander, Written
 from archspec.graph.naming import MAX_NODES
@@ -64,6 +66,26 @@ def output_ops(graph: OpGraph) -> frozenset[str]:
 
 
 def expand(resolved: Resolved) -> OpGraph:
+    """The OpGraph of a resolved spec (see the module's docstring); with ``outputs:``, only what they read."""
+    graph = _expand(resolved)
+    if graph.net.named_outputs:
+        prune(graph)
+    return graph
+
+
+def prune(graph: OpGraph) -> None:
+    """Remove what no output reads (docs/language.md, "Several outputs"): a spec naming its outputs is the
+    network computing them, as torchvision's IntermediateLayerGetter drops the layers after the last one
+    it returns; a report row left without its output ends at its last op still there."""
+    keep = {INPUT}
+    for out in graph.net.outputs.values():
+        keep |= nx.ancestors(graph, out) | {out}
+    graph.remove_nodes_from([n for n in graph if n not in keep])
+    last = {graph.at(n).unit: n for n in graph.ordered()}
+    graph.net.units = [u if u.output in graph else replace(u, output=last[u.path]) for u in graph.net.units if u.path in last]
+
+
+def _expand(resolved: Resolved) -> OpGraph:
     """The OpGraph of a resolved spec, expanded once (see the module's docstring)."""
     width = resolved.spec.scale.width != 1
     ex = Expander(resolved)

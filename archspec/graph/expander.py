@@ -21,6 +21,7 @@ from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import block_env, check_nesting, check_used
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import Copies, check_top_level, group_label, is_group, join
+from archspec.graph.outputs import check_aux_name, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import NamedValues, earlier_value
@@ -62,8 +63,9 @@ class Written:
     unit: int | None = None  # its report row, when it is one
 
 
-def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit]) -> Network:
-    """The Network record the expansion writes: the spec's fields, the outputs and the report's rows."""
+def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], written: dict[str, Any]) -> Network:
+    """The Network record the expansion writes: the spec's fields, the outputs and the report's rows;
+    ``written``: what ``outputs:`` says (graph/outputs.py)."""
     spec = resolved.spec
     return Network(
         name=spec.name,
@@ -74,6 +76,7 @@ def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit]) -> N
         units=units,
         block_labels={n: e.definition.label or n for n, e in resolved.blocks.items()},
         init=resolved.init,
+        **written,
     )
 
 
@@ -109,10 +112,12 @@ class Expander:
     def run(self) -> OpGraph:
         spec, source = self.resolved.spec, self.resolved.source
         x = self.out.input(source.loc(("input", "size")))
-        outputs = {"logits": self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")}
+        last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
+        outputs, written = named_outputs(self, spec.outputs, source, last)  # written: main, named_outputs, output_paths
         for name, aux in spec.aux.items():
+            check_aux_name(name, outputs, source)
             outputs[name] = self.aux_head(name, aux.tap, aux.head)
-        self.graph.net = network(self.resolved, outputs, self.units)
+        self.graph.net = network(self.resolved, outputs, self.units, written)
         for node, shape in self.early.memo.items():  # handed on to shape inference
             self.graph.at(node).shape = shape
         return self.graph

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.graph.naming import join
+from archspec.ir import INPUT
 from archspec.language.shortform import Scope
 
 
@@ -38,6 +39,8 @@ def earlier_value(
         found = values_by_name.get(path, outputs_by_path.get(path))
         if found is not None:
             return found
+    if wanted == INPUT:  # the network's input, where no node of the network has that name
+        return INPUT
     hint = did_you_mean(wanted, [*values_by_name, *outputs_by_path]) or (
         "name the node first (a key such as enc1: ...) and refer to it after it; a value can be read only "
         "after the node that computes it (a reference forward would make a cycle)"

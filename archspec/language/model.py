@@ -569,6 +569,29 @@ class AuxHead(_Strict):
     weight: float = Field(0.3, description="suggested weight of this output in the training loss")
 
 
+OUTPUT_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}\Z")  # a key of the dict the network returns
+
+
+def check_output_name(name: str) -> str:
+    """An output's name under ``outputs:`` (a key of the returned dict, timm's/torchvision's '0', 'out', 'pool')."""
+    if not isinstance(name, str) or not OUTPUT_NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid output name (ASCII letters, digits, _, . and -, not starting with . or -)")
+    return name
+
+
+OutputName = Annotated[str, AfterValidator(lambda v: check_output_name(v))]
+# outputs: [layer1, layer2]          — each value under its own path
+# outputs: {'0': layer1, pool: pool} — each value under the name written before it
+Outputs = Annotated[
+    Union[Annotated[list[str], Tag("<list>")], Annotated[dict[OutputName, str], Tag("<map>")]],
+    Discriminator(
+        _list_or_map,
+        custom_error_type="outputs_type",
+        custom_error_message="expected a list of module paths, or a mapping from output names to module paths",
+    ),
+]
+
+
 class Spec(_Strict):
     """An archspec spec: one network as a YAML branch graph (docs/language.md)."""
 
@@ -585,6 +608,11 @@ class Spec(_Strict):
     blocks: dict[BlockName, BlockDef] = Field(default_factory=dict, description="named, reusable blocks")
     network: Members = Field(description="the network: a list (a chain) or a mapping of named parts, in order")
     aux: dict[AuxName, AuxHead] = Field(default_factory=dict, description="auxiliary heads (training-mode outputs)")
+    outputs: Union[Outputs, None] = Field(
+        None,
+        description="several outputs: the named values the network returns, in order, as a dict (a list of "
+        "module paths, or a mapping from output names to paths); absent: the network's last value alone",
+    )
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
     variants: dict[BlockName, dict[str, Any]] = Field(
         default_factory=dict,

@@ -60,6 +60,42 @@ class BatchNorm(Op):
         return "BatchNorm"
 
 
+class FrozenBNParams(OpParams):
+    eps: Eps = 1e-5
+
+
+@register
+class FrozenBatchNorm(Op):
+    name = "frozen_bn"
+    doc = (
+        "BatchNorm with fixed statistics and affine, in training mode too (torchvision's FrozenBatchNorm2d, "
+        "the norm of its detection backbones: `resnet_fpn_backbone`): γ, β, mean and variance are buffers, "
+        "so it has no parameters and no `num_batches_tracked`. Maps only. Short form: frozen_bn [eps=E]"
+    )
+    kind = "norm"
+    Params = FrozenBNParams
+    stateful = True
+    fresh_output = True
+    saved_for_backward = ()  # x · scale + shift with constant buffers: autograd keeps the scale only
+    not_imported = "not read yet (docs/import.md, Not yet)"
+
+    def infer(self, p: FrozenBNParams, inputs: list[Shape]) -> Shape:
+        if not inputs[0].is_map:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {inputs[0].channels}")
+        return inputs[0]
+
+    def param_count(self, p: FrozenBNParams, inputs: list[Shape], out: Shape) -> int:
+        return 0  # four buffers, no parameters
+
+    def module(self, p: FrozenBNParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        from archspec.runtime import FrozenBatchNorm2d
+
+        return FrozenBatchNorm2d(out.channels, eps=p.eps, device=device)
+
+    def label(self, p: FrozenBNParams) -> str:
+        return "FrozenBatchNorm"
+
+
 class LRNParams(OpParams):
     size: int = Field(5, ge=1, le=64)
     alpha: float = 1e-4

@@ -87,6 +87,9 @@ class Op:
     passthrough: ClassVar[bool] = False  # the output is the input itself (identity): no call at all
     variadic: ClassVar[bool] = False  # the function takes its inputs as one list (torch.cat)
     train_module: ClassVar[bool] = False  # no state, but follows train()/eval(): built as a module (dropout)
+    # no state, but called as a module (``train_module_of`` builds it; a standalone file defines its class):
+    # ``interpolate``, whose call reads the size of a second input
+    stateless_module: ClassVar[bool] = False
     # Inputs that merged branches must agree on, checked (and located) by the shapes stage:
     # "hw" (concat: H and W), "chw" (a residual sum: everything); None: the op's own rule checks.
     agreement: ClassVar[str | None] = None
@@ -111,7 +114,7 @@ class Op:
     # tensor methods it comes from, each read by :meth:`read`. An op with none says why in ``not_imported``.
     readers: ClassVar[tuple[Reader, ...]] = ()
     # Fields that name an earlier value (a module path, as ``from:`` does): each becomes one more input,
-    # after the op's own, in order (``crop to=up`` reads the value at ``up`` for its size).
+    # after the op's own, in order (``crop to=up``, ``interpolate size_of=up`` read the value at ``up`` for its size).
     reads_values: ClassVar[tuple[str, ...]] = ()
     not_imported: ClassVar[str | None] = None
 
@@ -182,7 +185,7 @@ class Op:
         return None
 
     def train_module_of(self, p: Any) -> Any:
-        """For ``train_module`` ops: the stateless torch module to build."""
+        """For ``train_module`` and ``stateless_module`` ops: the stateless torch module to build."""
         raise NotImplementedError
 
     def read(self, call: Call) -> dict[str, Any]:

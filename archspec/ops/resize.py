@@ -181,6 +181,65 @@ class Upsample(Op):
         return f"{p.mode} upsample ({what})"
 
 
+class InterpolateParams(OpParams):
+    size_of: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="the module path of an earlier value (as from: names one) whose H×W the output takes",
+    )
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    align_corners: bool | None = Field(None, description="bilinear only: torch's align_corners (None: torch's default, False)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("size_of"), int) and not isinstance(data["size_of"], bool):
+            return {**data, "size_of": str(data["size_of"])}  # a numbered module: size_of=0
+        return data
+
+    @model_validator(mode="after")
+    def _corners(self) -> InterpolateParams:
+        if self.align_corners is not None and self.mode != "bilinear":
+            raise ValueError("align_corners applies to bilinear interpolation only")
+        return self
+
+
+@register
+class Interpolate(Op):
+    name = "interpolate"
+    doc = (
+        "Resizes a map to the height and width of an earlier value of the network (torch's "
+        "`F.interpolate(x, size=other.shape[-2:])`): FPN's top-down path (nearest, to the lateral's size), "
+        "DeepLab's and LR-ASPP's heads (bilinear, to the input's size: `size_of=input`). `size_of` names the "
+        "value as `from:` does; its channels may differ. Counts no MACs. A standalone file defines its small "
+        "`InterpolateLike` class. Short form: interpolate size_of=PATH [nearest|bilinear] [align_corners]"
+    )
+    kind = "pool"
+    Params = InterpolateParams
+    reads_values = ("size_of",)
+    stateless_module = True
+    not_imported = "not read yet (docs/import.md, Not yet)"
+    flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
+    fresh_output = True
+    saved_for_backward = ()
+
+    def infer(self, p: InterpolateParams, inputs: list[Shape]) -> Shape:
+        x, like = inputs
+        for what, shape in (("its input", x), (f"size_of={p.size_of}", like)):
+            if shape.height is None or shape.width is None:
+                raise OpShapeError(f"needs C×H×W feature maps, got a vector of {shape.channels} as {what}")
+        assert like.height is not None and like.width is not None
+        return Shape(x.channels, like.height, like.width)
+
+    def train_module_of(self, p: InterpolateParams) -> Any:
+        from archspec.runtime import InterpolateLike
+
+        return InterpolateLike(p.mode, p.align_corners)
+
+    def label(self, p: InterpolateParams) -> str:
+        return f"{p.mode} resize (to {p.size_of})"
+
+
 class CropParams(OpParams):
     to: str = Field(
         min_length=1,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the registry calls the writer (Op.short): the writer names 
 # the letter tokens of the lexer (archspec/language/tokens.py, _LETTER_FIELD), field → letter
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 _NUMBER = re.compile(r"^-?(\d+|\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")  # what the lexer reads as a bare number
-_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$")  # a word, or a module path (size_of=fpn.inner.2)
 _MISSING = object()
 
 

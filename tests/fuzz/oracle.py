@@ -45,7 +45,18 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
         return cls(truth.shapes[p.id].c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
     if p.op == "layer_norm":
         return nn.LayerNorm(truth.shapes[p.id].c, eps=a["eps"], elementwise_affine=a["affine"])
+    if p.op == "frozen_bn":
+        return _Frozen(truth.shapes[p.id].c)
     raise ValueError(p.op)
+
+
+class _Frozen(nn.Module):
+    """frozen_bn's state as docs/language.md describes it: γ, β, mean and variance as buffers."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((c,), value))
 
 
 class Oracle(nn.Module):
@@ -56,7 +67,7 @@ class Oracle(nn.Module):
         super().__init__()
         self.truth = truth
         for p in truth.prims:
-            if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm"):
+            if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
                 self._put(p.path, _module(p, truth))
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
                 s = truth.shapes[p.id]
@@ -94,10 +105,11 @@ class Oracle(nn.Module):
             if p.aux is not None and not self.training:
                 continue
             values[p.id] = self.apply(p, [values[i] for i in p.inputs])
-        logits = values[self.truth.outputs["logits"]]
-        if self.training and len(self.truth.outputs) > 1:
+        if self.training and len(self.truth.outputs) > len(self.truth.main):  # aux heads: every output
             return {name: values[v] for name, v in self.truth.outputs.items()}
-        return logits
+        if self.truth.named:  # outputs: a dict, in order, in both modes
+            return {name: values[self.truth.outputs[name]] for name in self.truth.main}
+        return values[self.truth.outputs["logits"]]
 
     def apply(self, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:
         """One primitive: the ops with weights (or a train/eval mode) here, the others in :func:`_stateless`."""
@@ -109,6 +121,11 @@ class Oracle(nn.Module):
             return _conv(self.layer(p.path), a, x, p.op == "std_conv2d")
         if p.op in ("linear", "bn", "layer_norm", "group_norm", "conv_transpose"):
             return self.layer(p.path)(x)
+        if p.op == "frozen_bn":  # (x − mean) / √(var + eps) · γ + β, in training mode too
+            f = self.layer(p.path)
+            return (x - f.running_mean[:, None, None]) / torch.sqrt(f.running_var[:, None, None] + a["eps"]) * f.weight[
+                :, None, None
+            ] + f.bias[:, None, None]
         if p.op == "layer_scale":
             return x * self.tensor(p.path)
         if p.op == "dropout":
@@ -128,6 +145,8 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return x[:, :, top : top + h, left : left + w]
     if op in ("leaky_relu", "pad", "upsample"):
         return _resize_or_leaky(op, a, x)
+    if op == "interpolate":  # to the H×W of its second input
+        return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](x)
     if op in ("maxpool", "avgpool", "adaptive_avgpool", "global_avgpool"):

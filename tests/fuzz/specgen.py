@@ -72,6 +72,8 @@ MAP_OPS = (
     "group_norm",
     "pad",
     "upsample",
+    "frozen_bn",
+    "interpolate",
     "conv_transpose",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
@@ -87,6 +89,7 @@ STATEFUL = (
     "layer_norm",
     "group_norm",
     "layer_scale",
+    "frozen_bn",
 )  # layer_scale: a tensor at its path
 NAMES = (
     "a",
@@ -275,6 +278,8 @@ class Spec:
     scale: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     size_as_int: bool = False
+    outputs: list[tuple[str, str]] | None = None  # outputs: (name, module path); None: the logits alone
+    outputs_map: bool = False  # written as a mapping {name: path} (a list names each output by its path)
 
 
 # ---- truth: an interpreter of the tree --------------------------------------------------------
@@ -319,10 +324,12 @@ class Truth:
     train_ok: tuple[tuple[bool, ...], tuple[bool, ...]]
     notes: set[str] = field(default_factory=set)  # constructs used (for statistics and switches)
     rows: list[tuple[str, str, int]] = field(default_factory=list)  # check's rows: (path, output value, parameters)
+    main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns: the logits, or the spec's outputs:
+    named: bool = False  # outputs: written: the network returns a dict even in eval mode
 
-    def out_shape(self, name: str = "logits", size: tuple[int, int] | None = None) -> tuple[int, ...]:
+    def out_shape(self, name: str | None = None, size: tuple[int, int] | None = None) -> tuple[int, ...]:
         h, w = size or self.size
-        s = self.shapes[self.outputs[name]]
+        s = self.shapes[self.outputs[name or self.main[0]]]
         return (s.c, s.h[h - 1], s.w[w - 1]) if s.is_map and s.h and s.w else (s.c,)
 
     def value_shape(self, v: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
@@ -409,6 +416,8 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "leaky_relu": {"slope"},
     "pad": {"padding", "value"},
     "upsample": {"scale", "size", "mode", "align_corners"},
+    "frozen_bn": {"eps"},
+    "interpolate": {"size_of", "mode", "align_corners"},
     "conv_transpose": {"out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"},
     "crop": {"to"},
     "lrn": {"size", "alpha", "beta", "k"},
@@ -444,6 +453,8 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "leaky_relu": {"slope": 0.01},
     "pad": {"value": 0.0},
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
+    "frozen_bn": {"eps": 1e-5},
+    "interpolate": {"mode": "nearest", "align_corners": None},
     "conv_transpose": {"kernel": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "bias": True},
     "crop": {},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
@@ -967,6 +978,22 @@ class Realizer:
         }
         return self.emit("upsample", params, path, [x], Shape(xs.c, h, w), path)
 
+    def op_frozen_bn(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "frozen_bn")
+        return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
+
+    def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
+        """x resized to the H×W of the value size_of names: here always the network's input."""
+        xs = self.map_of(x, "interpolate")
+        if args["size_of"] != "input" or any(p == "input" or p.endswith(".input") for p in self.by_path):
+            raise Invalid("interpolate reads the input only where no node is named input")
+        if args["align_corners"] is not None and args["mode"] != "bilinear":
+            raise Invalid("align_corners only bilinear")
+        h = tuple(v if a > 0 else 0 for v, a in zip(X, xs.h, strict=True))  # type: ignore[arg-type]
+        w = tuple(v if a > 0 else 0 for v, a in zip(X, xs.w, strict=True))  # type: ignore[arg-type]
+        params = {"size_of": "input", "mode": args["mode"], "align_corners": args["align_corners"]}
+        return self.emit("interpolate", params, path, [x, "input"], Shape(xs.c, h, w), path)
+
     def op_conv_transpose(self, args: dict[str, Any], x: str, path: str) -> str:
         """torch's ConvTranspose2d: (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 (docs/language.md)."""
         xs = self.map_of(x, "conv_transpose")
@@ -1049,8 +1076,10 @@ class Realizer:
         spec = self.spec
         self.shapes["input"] = Shape(spec.channels, X, X)
         out = self.chain(spec.network, "input", "", {})
-        outputs = {"logits": out}
+        outputs = {"logits": out} if spec.outputs is None else self.named_outputs(spec.outputs)
         for a in spec.aux:
+            if a.name in outputs:
+                raise Invalid("an aux head named like an output")
             tap = self.by_path.get(a.tap)
             if tap is None:
                 raise Invalid(f"aux tap {a.tap!r} names nothing")
@@ -1058,6 +1087,34 @@ class Realizer:
             outputs[a.name] = self.row(a.name, lambda a=a, tap=tap: self.node(a.head, tap, "", a.name, None, {}), register=False)
             self.aux = None
         return self.finish(outputs)
+
+    def named_outputs(self, written: list[tuple[str, str]]) -> dict[str, str]:
+        """outputs: each name → the value its path names (only paths that name one value: as aux taps)."""
+        found: dict[str, str] = {}
+        for name, path in written:
+            value = self.named.get(path, self.by_path.get(path) if self.path_count.get(path) == 1 else None)
+            if name in found or value is None:
+                raise Invalid(f"outputs: {name!r} → {path!r} names no single value")
+            found[name] = value
+        return found
+
+    def prune(self, outputs: dict[str, str]) -> None:
+        """docs/language.md, "Several outputs": what no output reads is not part of the network; a report
+        row left without its output ends at its last op still there."""
+        by_id = {p.id: p for p in self.prims}
+        keep: set[str] = set()
+        todo = list(outputs.values())
+        while todo:
+            v = todo.pop()
+            if v in keep or v == "input":
+                continue
+            keep.add(v)
+            todo.extend(by_id[v].inputs)
+        if any(p.path.split(".")[0] in TOP_REFUSED for p in self.prims):  # refused before what is unread goes
+            raise Invalid("a top-level part named like a value of the compiled forward")
+        self.prims = [p for p in self.prims if p.id in keep]
+        last = {p.unit: p.id for p in self.prims}
+        self.rows = [(path, out if out in keep else last[path]) for path, out in self.rows if path in last]
 
     def _count(self, p: Prim) -> tuple[int, int]:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
@@ -1103,6 +1160,9 @@ class Realizer:
                 self.note("dropout_module_clash")
 
     def finish(self, outputs: dict[str, str]) -> Truth:
+        main = ("logits",) if self.spec.outputs is None else tuple(name for name, _ in self.spec.outputs)
+        if self.spec.outputs is not None:
+            self.prune(outputs)
         params = macs = 0
         per_row: dict[str | None, int] = {}
         for p in self.prims:
@@ -1137,10 +1197,12 @@ class Realizer:
             self.spec.size,
             params,
             macs,
-            ok(["logits"]),
+            ok(list(main)),
             ok(list(outputs)),
             self.notes,
             rows,
+            main,
+            self.spec.outputs is not None,
         )
 
 
@@ -1294,6 +1356,9 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("upsample", "mode", "bilinear"): "bilinear",
     ("upsample", "mode", "nearest"): "nearest",
     ("upsample", "align_corners", True): "align_corners",
+    ("interpolate", "mode", "bilinear"): "bilinear",
+    ("interpolate", "mode", "nearest"): "nearest",
+    ("interpolate", "align_corners", True): "align_corners",
     ("conv_transpose", "bias", True): "bias",
     ("conv_transpose", "bias", False): "no_bias",
 }
@@ -1466,6 +1531,8 @@ def render(spec: Spec) -> str:
         if net.form == "chain_map" and net.names
         else [to_data(v) for v in net.items]
     )
+    if spec.outputs is not None:
+        data["outputs"] = {n: p for n, p in spec.outputs} if spec.outputs_map else [p for _, p in spec.outputs]
     if spec.aux:
         data["aux"] = {}
         for a in spec.aux:
@@ -1559,6 +1626,8 @@ class Gen:
             spec.network = Chain(items)
         if self.chance(0.25):
             self.draw_aux(spec)
+        if self.chance(0.15):
+            self.draw_outputs(spec)
         truth = realize(spec, forbid=self.faults)
         if self.chance(0.35):
             self.draw_overrides(spec)
@@ -1603,6 +1672,22 @@ class Gen:
         if self.chance(0.2):
             d["conv2d"] = {"bias": False}
         return d or {"conv": {"eps": 0.001}}
+
+    def draw_outputs(self, spec: Spec) -> None:
+        """outputs: one to three values of the network (paths naming one value each), by path or named."""
+        scratch = Realizer(apply_overrides(spec), check_paths=False, forbid=self.faults)
+        try:
+            scratch.run()
+        except Invalid:
+            return
+        taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1] + list(scratch.named)
+        taps = list(dict.fromkeys(taps))
+        if not taps:
+            return
+        paths = self.rng.sample(taps, min(len(taps), self.rng.randint(1, 3)))
+        spec.outputs_map = self.chance(0.5)
+        names = self.rng.sample(["0", "1", "2", "out", "pool", "p2", "feat.a", "c-3"], len(paths))
+        spec.outputs = list(zip(names, paths, strict=True)) if spec.outputs_map else [(p, p) for p in paths]
 
     def draw_aux(self, spec: Spec) -> None:
         scratch = Realizer(apply_overrides(spec), check_paths=False, forbid=self.faults)
@@ -1848,7 +1933,7 @@ class Gen:
     def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
         s = self.r.shapes[v]
         name = self.op_name(s, align, strided)
-        if name in ("pad", "upsample", "conv_transpose") and align:
+        if name in ("pad", "upsample", "interpolate", "conv_transpose") and align:
             return None  # they change the size: not where branches must stay aligned
         args = self.op_args(name, s, env, align, strided)
         if args is None:
@@ -1881,7 +1966,7 @@ class Gen:
             args = self.window_args(name, align, strided)
         if name in ("conv", "conv2d", "std_conv2d"):
             return self.conv_args(name, s, env, args)
-        if name in ("group_norm", "pad", "upsample"):
+        if name in ("group_norm", "pad", "upsample", "interpolate"):
             return self.resize_args(name, s)
         if name in ("channel_slice", "channel_shuffle"):
             return self.channel_args(name, s)
@@ -1932,6 +2017,13 @@ class Gen:
         if name == "group_norm":
             args: dict[str, Any] = {"groups": self.pick([g for g in (1, 2, 4, s.c) if s.c % g == 0])}
             return args | self.other_args(name, {})
+        if name == "interpolate":  # to the input's size (no node is named input: the realizer checks)
+            args = {"size_of": "input"}
+            if self.chance(0.5):
+                args["mode"] = self.pick(["bilinear", "nearest"])
+                if args["mode"] == "bilinear" and self.chance(0.5):
+                    args["align_corners"] = self.chance(0.5)
+            return args
         if name == "pad":
             args = {"padding": self.pick([0, 1, 2, (1, 0), (0, 2)])}
             return args | ({"value": self.pick([0.0, -1.0, 0.5])} if self.chance(0.3) else {})
@@ -2001,6 +2093,7 @@ class Gen:
 
     OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
+        "frozen_bn": (("eps", 0.3, [0.001]),),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
@@ -2371,6 +2464,8 @@ def coverage(spec: Spec) -> set[str]:
             seen.add("node:block-nested")
     if spec.aux:
         seen.add("node:aux")
+    if spec.outputs is not None:
+        seen.add("node:outputs-map" if spec.outputs_map else "node:outputs-list")
     if spec.defaults:
         seen.add("node:defaults")
         seen.update(f"opt:{op}.{k}" for op, d in spec.defaults.items() for k in d)

@@ -1,0 +1,66 @@
+"""What the network returns, and the values an op reads besides its input.
+
+``outputs:`` (docs/language.md, "Several outputs") names values of the network to return, in order
+(an aux head may not take one's name); a path names a value as ``from:`` names one (refs.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from archspec.errors import SpecError, did_you_mean
+from archspec.language.load import Source
+
+if TYPE_CHECKING:
+    from archspec.graph.expander import Expander
+
+
+def named_outputs(
+    ex: Expander, written: list[str] | dict[str, str] | None, source: Source, last: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The main outputs (name → node id: the network's last value as ``logits``, or what ``outputs:``
+    names) and the Network fields that say so (``main``, ``named_outputs``, ``output_paths``)."""
+    if written is None:
+        return {"logits": last}, {}
+    found = _resolve(ex, written, source)
+    paths = tuple(written.values() if isinstance(written, dict) else written)
+    return found, {"main": tuple(found), "named_outputs": True, "output_paths": paths}
+
+
+def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) -> dict[str, str]:
+    """``outputs:``: output name → the node id of the value it names.
+
+    A list names each value by its path; a mapping by the key written before it. A path names a
+    value as ``from:`` does at the top level (a named node's value, else the op or block instance at
+    that path); a name written twice is a located error (a mapping's repeated key is refused by the
+    loader)."""
+    pairs = (
+        [(p, p, (i,)) for i, p in enumerate(written)] if isinstance(written, list) else [(k, p, (k,)) for k, p in written.items()]
+    )
+    if not pairs:
+        raise SpecError(
+            "outputs: names no value",
+            source.loc(("outputs",)),
+            code="name",
+            hint="name the values to return, e.g. outputs: [layer3, layer4]",
+        )
+    found: dict[str, str] = {}
+    for name, path, where in pairs:
+        loc = source.loc(("outputs", *where))
+        if name in found:
+            raise SpecError(f"outputs: {name!r} is named twice", loc, code="name", hint="each output needs its own name")
+        node = ex.values_by_name.get(path, ex.outputs_by_path.get(path))
+        if node is None:
+            hint = did_you_mean(path, [*ex.values_by_name, *ex.outputs_by_path]) or (
+                "an output is the module path of a node of the network: a named node, an op or a block instance"
+            )
+            raise SpecError(f"outputs: {path!r} names no node of the network", loc, code="name", hint=hint)
+        found[name] = node
+    return found
+
+
+def check_aux_name(name: str, outputs: dict[str, str], source: Source) -> None:
+    """An aux head's name is a key of the dict training mode returns: not an output's."""
+    if name in outputs:
+        where = source.loc(("aux", name), key=True)
+        raise SpecError(f"aux head {name!r} has the name of an output", where, code="name", hint="rename the aux head")
