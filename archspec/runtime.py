@@ -29,8 +29,9 @@ def check_input(
     ``conditions`` (axis, a1, m1, a2, m2) only when merged branches agree at some sizes only: there
     floor((X + a1)/m1) must equal floor((X + a2)/m2) (m == 0: the constant a).
     """
-    if isinstance(x, torch.fx.Proxy):  # torch.fx tracing the forward again (unpickling a built model): keep the guard
-        return x.tracer.create_proxy("call_function", check_input, (x, channels, min_h, min_w, max_h, max_w, conditions), {})
+    if not torch.jit.is_scripting():  # TorchScript skips this branch (it compiles no Proxy)
+        if isinstance(x, torch.fx.Proxy):  # torch.fx tracing the forward again (unpickling a built model): keep the guard
+            return x.tracer.create_proxy("call_function", check_input, (x, channels, min_h, min_w, max_h, max_w, conditions), {})
     bad = x.dim() != 4 or x.shape[1] != channels or x.shape[2] < min_h or x.shape[3] < min_w
     if not bad and max_h is not None and x.shape[2] > max_h:
         bad = True
