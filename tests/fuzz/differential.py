@@ -68,6 +68,13 @@ class CaseTimeout(BaseException):  # not caught by the `except Exception` around
     pass
 
 
+def _backward(outputs: Any, w_out: dict[str, torch.Tensor]) -> None:
+    """Back-propagate one fixed random weighting of every output (the same for the model and the oracle)."""
+    values = _outputs(outputs)
+    dtype = next(iter(values.values())).dtype
+    sum(((v * w_out[k]).sum() for k, v in values.items()), torch.zeros((), dtype=dtype)).backward()
+
+
 class _Noise:
     """How far the oracle's own gradients move when its input moves by one part in 10^15 (computed on first
     use): a chain of BatchNorms over a few values a channel (1×1 maps, a batch of 3) can make a float64
@@ -90,8 +97,7 @@ class _Noise:
         for p in oracle.parameters():
             p.grad = None
         xi = x.clone().requires_grad_(True)
-        out = _outputs(oracle(xi))
-        sum(((v * self.w_out[k]).sum() for k, v in out.items()), torch.zeros((), dtype=x.dtype)).backward()
+        _backward(oracle(xi), self.w_out)
         grads = {k: p.grad.clone() for k, p in oracle.named_parameters() if p.grad is not None}
         assert xi.grad is not None
         grads["input"] = xi.grad
@@ -277,10 +283,10 @@ class Case:
                 self.fail(pre + "train-mismatch", problem)
         gen = torch.Generator().manual_seed(self.seed + 1)
         w_out = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in _outputs(want).items()}
-        sum(((v * w_out[k]).sum() for k, v in _outputs(want).items()), torch.zeros((), dtype=x.dtype)).backward()
+        _backward(want, w_out)
         try:
             if set(_outputs(got)) == set(w_out) and all(_outputs(got)[k].shape == w_out[k].shape for k in w_out):
-                sum(((v * w_out[k]).sum() for k, v in _outputs(got).items()), torch.zeros((), dtype=x.dtype)).backward()
+                _backward(got, w_out)
             else:
                 return
         except Exception as e:  # noqa: BLE001
