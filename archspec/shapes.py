@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from math import lcm
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -291,10 +292,25 @@ def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
     or they grow alike (same m) and agree periodically, like a padded stride-2 conv beside a ceil-mode
     stride-2 pool (equal for even maps). A stride or padding mistake makes them grow apart instead."""
     if not (a.is_canonical and b.is_canonical):
-        return False
+        return _affine_agree_sometimes(a, b, ref)
     if a(ref) == b(ref) >= 1:
         return True
     if a.m != b.m or a.m == 0:
         return False
     start = max(a.min_input(), b.min_input())
     return any(a(x) == b(x) for x in range(start, start + a.m))  # a(x) - b(x) has period m
+
+
+def _affine_agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
+    """As :func:`_agree_sometimes` for sizes after an upsampling or a transposed convolution, when both
+    have the form k·floor((X + a)/m) + c (a skip beside a map pooled /2 and upsampled ×2: 2·floor(X/2)
+    vs X, equal for even X); refused where either has no such form."""
+    fa, fb = a.affine(), b.affine()
+    if fa is None or fb is None:
+        return False
+    if a(ref) == b(ref) >= 1:
+        return True
+    if fa[0] * fb[2] != fb[0] * fa[2] or fa[0] == fb[0] == 0:  # they grow apart: only finitely many could agree
+        return False
+    start = max(a.min_input(), b.min_input())
+    return any(a(x) == b(x) for x in range(start, start + lcm(fa[2], fb[2])))  # the difference has that period

@@ -6,8 +6,9 @@ Three things limit them; the shapes stage records each on the node where it aris
 * a flatten of a map whose size grows with the input fixes that size at the spec's input size
   (the vector's length sizes the next linear): an interval per axis (``Dim.input_range``);
 * a merge whose branches agree in size at the spec's input size but not at every size (say a
-  ceil-mode pool beside a padded stride-2 conv, equal only for even maps): a condition
-  ``floor((X + a1)/m1) == floor((X + a2)/m2)`` on that axis.
+  ceil-mode pool beside a padded stride-2 conv, equal only for even maps; a skip beside a map pooled
+  /2 and upsampled ×2, 2·floor(X/2) = X): a condition
+  ``k1·floor((X + a1)/m1) + c1 == k2·floor((X + a2)/m2) + c2`` on that axis (symbolic.Dim.affine).
 
 Axes are independent, so the accepted sizes are a product of two sets of integers: an interval
 on each axis, filtered by that axis's conditions. Nothing here imports torch.
@@ -16,13 +17,15 @@ on each axis, filtered by that axis's conditions. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import lcm
+from fractions import Fraction
+from math import floor, lcm
 
 from archspec.symbolic import NEVER, Dim
 
 Range = tuple[int, int, int, int]  # (min H, min W, max H, max W); max is NEVER when unbounded
 UNBOUNDED: Range = (1, 1, NEVER, NEVER)
-Condition = tuple[int, int, int, int, int]  # (axis 0 = H / 1 = W, a1, m1, a2, m2): two canonical sizes agree
+# (axis 0 = H / 1 = W, k1, a1, m1, c1, k2, a2, m2, c2): k1·floor((X + a1)/m1) + c1 == k2·floor((X + a2)/m2) + c2
+Condition = tuple[int, int, int, int, int, int, int, int, int]
 MAX_PERIOD = 1 << 16
 
 
@@ -35,15 +38,28 @@ def meet(*ranges: Range) -> Range:
 
 
 def condition(axis: int, a: Dim, b: Dim) -> Condition:
-    return (axis, a.a, a.m, b.a, b.m)
-
-
-def _size(x: int, a: int, m: int) -> int:
-    return a if m == 0 else (x + a) // m
+    """The condition that sizes ``a`` and ``b`` agree; both have the form k·floor((X + a)/m) + c."""
+    fa, fb = a.affine(), b.affine()
+    assert fa is not None and fb is not None, "a partial merge compares sizes of the form k·floor((X + a)/m) + c"
+    return (axis, *fa, *fb)
 
 
 def holds(c: Condition, x: int) -> bool:
-    return _size(x, c[1], c[2]) == _size(x, c[3], c[4])
+    return c[1] * ((x + c[2]) // c[3]) + c[4] == c[5] * ((x + c[6]) // c[7]) + c[8]
+
+
+def grows_alike(c: Condition) -> bool:
+    """Both sides grow at one rate (k1/m1 = k2/m2): their difference repeats with period lcm(m1, m2)."""
+    return c[1] * c[7] == c[5] * c[3]
+
+
+def _parting(c: Condition) -> int:
+    """Past this size two sides that grow at different rates differ for good: with r = k/m,
+    k·floor((X + a)/m) + c lies in [r·(X + a − m + 1) + c, r·(X + a) + c], so the faster side exceeds
+    the slower one once (r_fast − r_slow)·X > r_slow·a_slow + c_slow − r_fast·(a_fast − m_fast + 1) − c_fast."""
+    sides = [(Fraction(c[1], c[3]), c[2], c[3], c[4]), (Fraction(c[5], c[7]), c[6], c[7], c[8])]
+    (r_slow, a_slow, _, c_slow), (r_fast, a_fast, m_fast, c_fast) = sorted(sides)
+    return floor((r_slow * a_slow + c_slow - r_fast * (a_fast - m_fast + 1) - c_fast) / (r_fast - r_slow))
 
 
 @dataclass(frozen=True)
@@ -59,15 +75,8 @@ class Accepted:
         a finite set only, below the bound worked out here."""
         hi = self.interval[axis + 2]
         for c in self.conditions:
-            _, a1, m1, a2, m2 = c
-            if c[0] != axis or m1 == m2:
-                continue
-            if m1 == 0 or m2 == 0:  # const == floor((x + a)/m) needs x + a < (const + 1)·m
-                const, a, m = (a1, a2, m2) if m1 == 0 else (a2, a1, m1)
-                hi = min(hi, (const + 1) * m - a)
-            else:  # (x+a1)/m1 − (x+a2)/m2 − 1 > 0 past this x (m1 < m2, or the other way round)
-                lo_m, hi_m = sorted((m1, m2))
-                hi = min(hi, (m1 * m2 + abs(a1) * m2 + abs(a2) * m1) // (hi_m - lo_m) + 1)
+            if c[0] == axis and not grows_alike(c):
+                hi = min(hi, _parting(c))
         return max(hi, 0)
 
     def ok_axis(self, axis: int, x: int) -> bool:
@@ -77,7 +86,7 @@ class Accepted:
         return self.ok_axis(0, h) and self.ok_axis(1, w)
 
     def _period(self, axis: int) -> int:
-        return min(MAX_PERIOD, lcm(1, *(m for c in self.conditions if c[0] == axis for m in (c[2], c[4]) if m)))
+        return min(MAX_PERIOD, lcm(1, *(m for c in self.conditions if c[0] == axis for m in (c[3], c[7]))))
 
     def first(self, axis: int) -> int:
         """The smallest accepted size on this axis, or NEVER."""
@@ -117,9 +126,10 @@ class Accepted:
 
     def residues(self, axis: int) -> tuple[int, list[int]] | None:
         """(period p, accepted residues mod p) when this axis's conditions repeat with period p
-        (each compares two sizes that grow alike, floor((X + a1)/m) vs floor((X + a2)/m)); else None."""
+        (each compares two sizes that grow alike: floor((X + a1)/m) vs floor((X + a2)/m), 2·floor(X/2) vs X);
+        else None."""
         conds = [c for c in self.conditions if c[0] == axis]
-        if not conds or any(c[2] != c[4] or c[2] == 0 for c in conds):
+        if not conds or any(not grows_alike(c) or c[1] == c[5] == 0 for c in conds):
             return None
         period = self._period(axis)
         lo = self.first(axis)

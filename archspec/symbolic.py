@@ -12,6 +12,8 @@ with one divisor is the floor with the smaller offset. (An opaque replay of PyTo
 compared and bounded numerically, remains for windows that a later rule finds non-canonical —
 none is now — for a size after an upsampling by a factor (:class:`Scale`, floor(X · f)) and after a
 transposed convolution of stride s > 1 (:class:`Stretch`, s·X + c), which the form cannot hold.)
+Such a replay with whole factors has the form k·floor((X + a)/m) + c (:meth:`Dim.affine`): an
+upsampling multiplies k and c, a window divides them where its stride and k divide one another.
 """
 
 from __future__ import annotations
@@ -176,6 +178,21 @@ class Dim:
             return self._then(step)
         return Dim(base=self, steps=(step,), symbol=self.symbol, ref=self.ref)
 
+    def affine(self) -> Affine | None:
+        """This size as k·floor((X + a)/m) + c for every X, normalised (0 <= a < m; a constant has k = 0),
+        or None where it has no such form (a non-integer factor; a window whose stride and the factor
+        before it do not divide one another). Sizes of this form compare exactly; two of them grow alike
+        when k1/m1 = k2/m2, and then their difference repeats with period lcm(m1, m2):
+        2·floor(X/2) (a ×2 upsampling of a map pooled /2) agrees with X where X is even."""
+        if self.base is None:
+            return (0, 0, 1, self.a) if self.m == 0 else _normal(1, self.a, self.m, 0)
+        form = self.base.affine()
+        for step in self.steps:
+            if form is None:
+                return None
+            form = _affine_step(form, step)
+        return form
+
     def min_input(self) -> int:
         """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
         if self.base is None:
@@ -204,6 +221,9 @@ class Dim:
             return True, True
         if self.base is None and other.base is None:
             return (self.a, self.m) == (other.a, other.m), True
+        mine, theirs = self.affine(), other.affine()
+        if mine is not None and theirs is not None:  # normalised forms are equal exactly when the sizes are
+            return mine == theirs, True
         start = max(lo, self.min_input(), other.min_input())
         return all(self(x) == other(x) for x in range(start, SCAN_LIMIT + 1)), False
 
@@ -249,6 +269,32 @@ class Dim:
 
 
 _NEVER = 1 << 30
+
+Affine = tuple[int, int, int, int]  # (k, a, m, c): k·floor((X + a)/m) + c
+
+
+def _normal(k: int, a: int, m: int, c: int) -> Affine:
+    """The one way of writing k·floor((X + a)/m) + c with 0 <= a < m (k = 0: the constant c):
+    floor((X + a)/m) = floor((X + a mod m)/m) + a div m."""
+    if k == 0:
+        return (0, 0, 1, c)
+    return (k, a % m, m, c + k * (a // m))
+
+
+def _affine_step(form: Affine, step: Step) -> Affine | None:
+    """k·v + c (v = floor((X + a)/m)) after one more step, or None where the result has no such form."""
+    k, a, m, c = form
+    if isinstance(step, Scale):  # floor((k·v + c)·f) = f·k·v + f·c for a whole factor f
+        f = step.factor
+        return _normal(k * int(f), a, m, c * int(f)) if f == int(f) else None
+    if isinstance(step, Stretch):
+        return _normal(k * step.stride, a, m, step.stride * c + step.offset)
+    s, d = step.stride, c + step.offset  # a window: floor((k·v + d)/s)
+    if k % s == 0:  # s divides k: (k/s)·v + floor(d/s)
+        return _normal(k // s, a, m, d // s)
+    if s % k == 0:  # k divides s: floor((v + floor(d/k))/(s/k)) = floor((X + a + floor(d/k)·m)/(m·s/k))
+        return _normal(1, a + (d // k) * m, m * (s // k), 0)
+    return None
 
 
 def _window_text(w: Window, inner: str) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import block_env, check_nesting, check_used
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import Copies, check_top_level, group_label, is_group, join
+from archspec.graph.naming import Copies, check_top_level, group_label, in_place, is_group, join
 from archspec.graph.outputs import check_aux_name, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
@@ -40,7 +40,7 @@ from archspec.language.model import (
     ResidualNode,
     name_of_copy,
 )
-from archspec.language.resolve import Resolved
+from archspec.language.resolve import BlockEntry, Resolved
 from archspec.language.shortform import Ref, Scope, ShortForms, referenced_params
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
@@ -171,7 +171,7 @@ class Expander:
                 return x
         chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
         if scope.unit is None and (is_group(node, name) or chain_copy):  # a chain's copy is a row, named or not
-            unit = join(prefix, _seg(name, index))
+            unit = join(prefix, _seg(name, index)) if name is not None or chain_copy else in_place(prefix, index)
             out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
             self.units.append(Unit(unit, group_label(node), "group", scope.source.loc(yp), out))
             self.outputs_by_path.setdefault(unit, out)
@@ -184,7 +184,8 @@ class Expander:
         self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ref = self.forms.parse(node, yp, scope, x)
-        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
+        remake = lambda: self.forms.reparse(node, yp, scope, x)  # noqa: E731
+        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), remake, None if name else index)
 
     def seq(
         self, node: list[Any], yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -320,7 +321,8 @@ class Expander:
     def block(
         self, node: BlockRef, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
-        return self.reference(self.read.long_block(node, yp, scope, x), yp, scope, x, prefix, _seg(name, index), None)
+        ref = self.read.long_block(node, yp, scope, x)
+        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), None, None if name else index)
 
     def take(
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -331,7 +333,17 @@ class Expander:
         return earlier_value(wanted, scope, self.values_by_name, self.outputs_by_path, loc)
 
     # ---- ops and blocks ----------------------------------------------------------------------
-    def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
+    def reference(
+        self,
+        ref: Ref,
+        yp: YamlPath,
+        scope: Scope,
+        x: str,
+        prefix: str,
+        seg: str | None,
+        remake: Remake | None,
+        index: int | None = None,  # its index in a list, when it has no name (an inline block's body takes it)
+    ) -> str:
         path = join(prefix, seg)
         if ref.name in REGISTRY:
             return self.apply_op(REGISTRY[ref.name], ref, scope, x, path, remake)
@@ -340,15 +352,10 @@ class Expander:
             self.forms.unknown(ref.name, ref.loc)
         assert entry is not None
         check_nesting(ref, scope.blocks)
-        env = block_env(entry, ref)
-        counter = entry.definition.counter or ref.name  # a counter shared by the blocks naming it, else the block's own
-        index = self.instances.get(counter, 0)  # block_index: instances counted so far, in order
-        self.instances[counter] = index + 1
-        self.first_use.setdefault(counter, ref.loc)
-        blocks = scope.blocks + ((ref.name, path),)
-        inner = Scope(
-            entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env), counter, x
-        )  # from `in`: not scaled again
+        if entry.definition.inline:
+            return self.inline(entry, ref, yp, scope, x, prefix, seg, index)
+        inner = self.instance_scope(entry, ref, scope, x, path, scope.unit or path)
+        env = inner.env
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
         out = self.node(definition.body, body_yp, inner, x, path, None, None)
@@ -356,6 +363,39 @@ class Expander:
         if scope.unit is None:
             self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name, dict(env)))
         self.outputs_by_path.setdefault(path, out)
+        return out
+
+    def instance_scope(self, entry: BlockEntry, ref: Ref, scope: Scope, x: str, path: str, unit: str | None) -> Scope:
+        """The scope of one block instance: its parameters, its index among its counter's instances."""
+        env = block_env(entry, ref)
+        counter = entry.definition.counter or ref.name  # a counter shared by the blocks naming it, else the block's own
+        index = self.instances.get(counter, 0)  # block_index: instances counted so far, in order
+        self.instances[counter] = index + 1
+        self.first_use.setdefault(counter, ref.loc)
+        blocks = scope.blocks + ((ref.name, path),)
+        from_input = ref.from_input & set(env)  # parameters computed from `in`: not scaled again
+        return Scope(entry.source, env, blocks, unit, set(), index, from_input, counter, x)
+
+    def inline(
+        self, entry: BlockEntry, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, index: int | None
+    ) -> str:
+        """An instance of an inline block: its body stands where the instance stands, its parts named there
+        (no segment of its own); among the rows it is one row, as a container written in place."""
+        if seg is not None and index is None:
+            raise SpecError(
+                f"block {ref.name!r} is inline (its parts are named where it is used): an instance of it takes no name",
+                scope.source.loc(yp, key=True) if yp and isinstance(yp[-1], str) else ref.loc,
+                code="name",
+                hint="write it as an item of a list, without a name; or drop inline: true from the block",
+            )
+        inner = self.instance_scope(entry, ref, scope, x, prefix, scope.unit)
+        definition = entry.definition
+        body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
+        rows = len(self.units)
+        out = self.node(definition.body, body_yp, inner, x, prefix, None, index)
+        check_used(entry, ref, inner.used)
+        if scope.unit is None and len(self.units) == rows + 1 and self.units[-1].kind == "group":  # the row it made
+            self.units[-1] = replace(self.units[-1], label=definition.label or ref.name, block=ref.name, params=dict(inner.env))
         return out
 
     def apply_op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str, remake: Remake | None) -> str:

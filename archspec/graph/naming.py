@@ -122,6 +122,14 @@ class Names:
         return node_id
 
 
+def in_place(prefix: str, index: int | None) -> str:
+    """The row path of a container written in place without a name (an unnamed list, concat or residual
+    among the rows): its parts sit at the enclosing prefix, so it has no module path of its own; it is
+    ``PREFIX[INDEX]``, its index in the enclosing list (``[5]``, ``blocks.0[0]``), which names no module
+    and cannot be mistaken for one (docs/language.md, "Naming")."""
+    return f"{prefix}[{'' if index is None else index}]"
+
+
 def is_group(node: Any, name: str | None) -> bool:
     """Merges are one row wherever they stand; an op list only when unnamed (a named one is a section)."""
     return isinstance(node, (ConcatNode, ResidualNode, GateNode)) or (name is None and isinstance(node, (list, ChainNode)))

@@ -540,6 +540,11 @@ class BlockDef(_Strict):
         description="a counter shared with the other blocks naming it: block_index and block_count number the "
         "instances of all of them together, in network order (a depth schedule over several kinds of block)",
     )
+    inline: bool = Field(
+        False,
+        description="its instances add no segment to module paths: the body's parts are named where the block is "
+        "used, as if written there (a deep stem's conv1, bn1, act1 at the top level); an instance takes no name",
+    )
     concat: Union[Members, None] = None
     residual: Union[ResidualBody, None] = None
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")

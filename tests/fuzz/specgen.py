@@ -599,8 +599,10 @@ class Realizer:
             return self.earlier(n.source)
         seg = name if name is not None else (str(index) if index is not None else None)
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
-            # a container written among the rows is one row, at its index or name (registered after its ops)
-            return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env))
+            # a container written among the rows is one row, at its name, or PREFIX[INDEX] without one (its parts
+            # sit at the prefix: it has no module path; registered after its ops)
+            at = _join(prefix, name) if name is not None else f"{prefix}[{'' if index is None else index}]"
+            return self.row(at, lambda: self.node(n, x, prefix, name, index, env))
         if self.unit is None and isinstance(n, (Op, Use, Gate)):
             return self.row(_join(prefix, seg), lambda: self.node(n, x, prefix, name, index, env), register=False)
         if isinstance(n, Op):
@@ -681,7 +683,13 @@ class Realizer:
                 x = self.placed(item, x, prefix, key, None, env)
             return x
         index = 0
-        for item in n.items:
+        for written in n.items:
+            item = written
+            while isinstance(item, If):  # an if in a list stands for the item it chooses (a repeat: consecutive indices)
+                item = self.choose(item, env)
+            if item is None:
+                index += 1
+                continue
             if isinstance(item, Named):
                 x = self.placed(item.node, x, prefix, item.name, None, env)
                 index += 1
