@@ -21,13 +21,14 @@ def check_input(
     min_w: int,
     max_h: int | None = None,
     max_w: int | None = None,
-    conditions: list[tuple[int, int, int, int, int, int, int, int, int]] | None = None,
+    conditions: list[list[int]] | None = None,
 ) -> torch.Tensor:
     """Refuse inputs the network cannot process, with a clear message instead of a deep torch error.
 
     ``max_h``/``max_w`` are given only when a flatten fixes the size of a map that grows with the input;
-    ``conditions`` (axis, k1, a1, m1, c1, k2, a2, m2, c2) only when merged branches agree at some sizes
-    only: there k1·floor((X + a1)/m1) + c1 must equal k2·floor((X + a2)/m2) + c2 (archspec/sizes.py).
+    ``conditions`` only when merged branches agree at some sizes only (archspec/sizes.py): (axis, a1, m1,
+    a2, m2), where floor((X + a1)/m1) must equal floor((X + a2)/m2) (m == 0: the constant a), or (axis,
+    k1, a1, m1, c1, k2, a2, m2, c2), where k1·floor((X + a1)/m1) + c1 must equal k2·floor((X + a2)/m2) + c2.
     """
     if not torch.jit.is_scripting():  # TorchScript skips this branch (it compiles no Proxy)
         if isinstance(x, torch.fx.Proxy):  # torch.fx tracing the forward again (unpickling a built model): keep the guard
@@ -40,8 +41,12 @@ def check_input(
     if not bad and conditions is not None:
         for c in conditions:
             s = x.shape[2 + c[0]]
-            first = c[1] * ((s + c[2]) // c[3]) + c[4]
-            second = c[5] * ((s + c[6]) // c[7]) + c[8]
+            if len(c) == 5:
+                first = c[1] if c[2] == 0 else (s + c[1]) // c[2]
+                second = c[3] if c[4] == 0 else (s + c[3]) // c[4]
+            else:
+                first = c[1] * ((s + c[2]) // c[3]) + c[4]
+                second = c[5] * ((s + c[6]) // c[7]) + c[8]
             if first != second:
                 bad = True
     if bad:

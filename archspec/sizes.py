@@ -24,8 +24,11 @@ from archspec.symbolic import NEVER, Dim
 
 Range = tuple[int, int, int, int]  # (min H, min W, max H, max W); max is NEVER when unbounded
 UNBOUNDED: Range = (1, 1, NEVER, NEVER)
-# (axis 0 = H / 1 = W, k1, a1, m1, c1, k2, a2, m2, c2): k1·floor((X + a1)/m1) + c1 == k2·floor((X + a2)/m2) + c2
-Condition = tuple[int, int, int, int, int, int, int, int, int]
+# Two sizes agree on one axis (0 = H, 1 = W): (axis, a1, m1, a2, m2) for floor((X + a1)/m1) == floor((X + a2)/m2)
+# (m = 0: the constant a), or (axis, k1, a1, m1, c1, k2, a2, m2, c2) for k1·floor((X + a1)/m1) + c1 ==
+# k2·floor((X + a2)/m2) + c2 where a side is not of the first form (after an upsampling, symbolic.Dim.affine)
+Condition = tuple[int, ...]
+Side = tuple[int, int, int, int]  # (k, a, m, c): k·floor((X + a)/m) + c
 MAX_PERIOD = 1 << 16
 
 
@@ -38,27 +41,43 @@ def meet(*ranges: Range) -> Range:
 
 
 def condition(axis: int, a: Dim, b: Dim) -> Condition:
-    """The condition that sizes ``a`` and ``b`` agree; both have the form k·floor((X + a)/m) + c."""
+    """The condition that sizes ``a`` and ``b`` agree: five integers for two canonical sizes, else nine
+    (both then have the form k·floor((X + a)/m) + c)."""
+    if a.is_canonical and b.is_canonical:
+        return (axis, a.a, a.m, b.a, b.m)
     fa, fb = a.affine(), b.affine()
     assert fa is not None and fb is not None, "a partial merge compares sizes of the form k·floor((X + a)/m) + c"
     return (axis, *fa, *fb)
 
 
+def sides(c: Condition) -> tuple[Side, Side]:
+    """The two sizes a condition compares, each as (k, a, m, c)."""
+    if len(c) == 9:
+        return (c[1], c[2], c[3], c[4]), (c[5], c[6], c[7], c[8])
+    return _canonical_side(c[1], c[2]), _canonical_side(c[3], c[4])
+
+
+def _canonical_side(a: int, m: int) -> Side:
+    return (0, 0, 1, a) if m == 0 else (1, a, m, 0)
+
+
 def holds(c: Condition, x: int) -> bool:
-    return c[1] * ((x + c[2]) // c[3]) + c[4] == c[5] * ((x + c[6]) // c[7]) + c[8]
+    (k1, a1, m1, c1), (k2, a2, m2, c2) = sides(c)
+    return k1 * ((x + a1) // m1) + c1 == k2 * ((x + a2) // m2) + c2
 
 
 def grows_alike(c: Condition) -> bool:
     """Both sides grow at one rate (k1/m1 = k2/m2): their difference repeats with period lcm(m1, m2)."""
-    return c[1] * c[7] == c[5] * c[3]
+    (k1, _, m1, _), (k2, _, m2, _) = sides(c)
+    return k1 * m2 == k2 * m1
 
 
 def _parting(c: Condition) -> int:
     """Past this size two sides that grow at different rates differ for good: with r = k/m,
     k·floor((X + a)/m) + c lies in [r·(X + a − m + 1) + c, r·(X + a) + c], so the faster side exceeds
     the slower one once (r_fast − r_slow)·X > r_slow·a_slow + c_slow − r_fast·(a_fast − m_fast + 1) − c_fast."""
-    sides = [(Fraction(c[1], c[3]), c[2], c[3], c[4]), (Fraction(c[5], c[7]), c[6], c[7], c[8])]
-    (r_slow, a_slow, _, c_slow), (r_fast, a_fast, m_fast, c_fast) = sorted(sides)
+    rated = sorted((Fraction(k, m), a, m, const) for k, a, m, const in sides(c))
+    (r_slow, a_slow, _, c_slow), (r_fast, a_fast, m_fast, c_fast) = rated
     return floor((r_slow * a_slow + c_slow - r_fast * (a_fast - m_fast + 1) - c_fast) / (r_fast - r_slow))
 
 
@@ -86,7 +105,7 @@ class Accepted:
         return self.ok_axis(0, h) and self.ok_axis(1, w)
 
     def _period(self, axis: int) -> int:
-        return min(MAX_PERIOD, lcm(1, *(m for c in self.conditions if c[0] == axis for m in (c[3], c[7]))))
+        return min(MAX_PERIOD, lcm(1, *(side[2] for c in self.conditions if c[0] == axis for side in sides(c))))
 
     def first(self, axis: int) -> int:
         """The smallest accepted size on this axis, or NEVER."""
@@ -129,7 +148,7 @@ class Accepted:
         (each compares two sizes that grow alike: floor((X + a1)/m) vs floor((X + a2)/m), 2·floor(X/2) vs X);
         else None."""
         conds = [c for c in self.conditions if c[0] == axis]
-        if not conds or any(not grows_alike(c) or c[1] == c[5] == 0 for c in conds):
+        if not conds or any(not grows_alike(c) or sides(c)[0][0] == sides(c)[1][0] == 0 for c in conds):
             return None
         period = self._period(axis)
         lo = self.first(axis)
@@ -204,7 +223,7 @@ class Accepted:
         if top is None and not self.conditions:
             return ()
         bound = (None, None) if top is None else tuple(v if v < NEVER else None for v in top)
-        return bound + ((list(self.conditions),) if self.conditions else ())
+        return bound + (([list(c) for c in self.conditions],) if self.conditions else ())  # lists: 5 or 9 integers
 
 
 def _inf(v: int) -> str:

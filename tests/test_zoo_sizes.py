@@ -66,8 +66,8 @@ network:
   - section: [conv2d 5 1x1, relu]
 """)
     assert [(r.path, r.kind, r.label) for r in report.rows] == [
-        ("0", "group", "conv2d → relu"),
-        ("1", "group", "concat of 2 branches"),
+        ("[0]", "group", "conv2d → relu"),  # written in place without a name: no module path of its own
+        ("[1]", "group", "concat of 2 branches"),
         ("named", "group", "concat of 2 branches"),
         ("section.0", "op", "conv2d 5 1x1"),
         ("section.1", "op", "relu"),
