@@ -33,26 +33,42 @@ def _torchvision(name: str, **kwargs: Any) -> Callable[[], Any]:
     return build
 
 
-def _timm(name: str) -> Callable[[], Any]:
+def _timm(name: str, **kwargs: Any) -> Callable[[], Any]:
     def build() -> Any:
         timm = pytest.importorskip("timm")
         if name not in timm.list_models(name):
             pytest.skip(f"timm has no {name}")
-        return timm.create_model(name, pretrained=False)
+        return timm.create_model(name, pretrained=False, **kwargs)
 
     return build
 
 
-# spec stem → (reference, input sizes (H, W) that the spec accepts: small, to keep CI short; the
-# default sizes were compared by hand when the specs were written)
-CASES: dict[str, tuple[Callable[[], Any], list[tuple[int, int]]]] = {
-    "squeezenet1_1": (_torchvision("squeezenet1_1"), [(96, 96), (17, 33)]),
-    "mnasnet0_5": (_torchvision("mnasnet0_5"), [(64, 64), (1, 1)]),
-    "dla34": (_timm("dla34"), [(64, 64), (31, 63)]),
-    "dpn68": (_timm("dpn68"), [(64, 64), (45, 38)]),
-    "fcn_resnet50": (_torchvision("fcn_resnet50", weights_backbone=None, aux_loss=True), [(64, 64), (45, 38)]),
-    "regnet_x_400mf": (_torchvision("regnet_x_400mf"), [(64, 64), (1, 1)]),
-    "repvgg_a0": (_timm("repvgg_a0"), [(64, 64), (33, 45)]),
+HRNET_FEATURES = ["act1", "incre_modules.0", "incre_modules.1", "incre_modules.2", "incre_modules.3"]
+
+# case → (spec stem, overrides, reference, input sizes (H, W) that the spec accepts: small, to keep
+# CI short; the default sizes were compared by hand when the specs were written)
+CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, int]]]] = {
+    "squeezenet1_1": ("squeezenet1_1", {}, _torchvision("squeezenet1_1"), [(96, 96), (17, 33)]),
+    "mnasnet0_5": ("mnasnet0_5", {}, _torchvision("mnasnet0_5"), [(64, 64), (1, 1)]),
+    "dla34": ("dla34", {}, _timm("dla34"), [(64, 64), (31, 63)]),
+    "dpn68": ("dpn68", {}, _timm("dpn68"), [(64, 64), (45, 38)]),
+    "fcn_resnet50": (
+        "fcn_resnet50",
+        {},
+        _torchvision("fcn_resnet50", weights_backbone=None, aux_loss=True),
+        [(64, 64), (45, 38)],
+    ),
+    "regnet_x_400mf": ("regnet_x_400mf", {}, _torchvision("regnet_x_400mf"), [(64, 64), (1, 1)]),
+    "repvgg_a0": ("repvgg_a0", {}, _timm("repvgg_a0"), [(64, 64), (33, 45)]),
+    "ghostnet_100": ("ghostnet_100", {}, _timm("ghostnet_100"), [(64, 64), (1, 1)]),
+    "hrnet_w18_small": ("hrnet_w18_small", {}, _timm("hrnet_w18_small"), [(64, 64), (32, 96)]),
+    # several outputs: the stem and the four branches' bottlenecks, as timm's features_only gives them
+    "hrnet_w18_small_features": (
+        "hrnet_w18_small",
+        {"outputs": HRNET_FEATURES},
+        _timm("hrnet_w18_small", features_only=True),
+        [(64, 64), (96, 32)],
+    ),
 }
 
 
@@ -74,16 +90,20 @@ def _redrawn(state: Any) -> Any:
     return out
 
 
-def _as_dict(out: Any) -> dict[str, Any]:
-    return dict(out) if isinstance(out, dict) else {"logits": out}
+def _as_dict(out: Any, names: list[str]) -> dict[str, Any]:
+    if isinstance(out, dict):
+        return dict(out)
+    if isinstance(out, list):  # timm's features_only: the maps in the order of the spec's outputs
+        return dict(zip(names, out, strict=True))
+    return {"logits": out}
 
 
-@pytest.mark.parametrize("stem", sorted(CASES))
-def test_outside_network_equals_reference(stem: str) -> None:
-    make_reference, sizes = CASES[stem]
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_outside_network_equals_reference(case: str) -> None:
+    stem, overrides, make_reference, sizes = CASES[case]
     reference = make_reference().eval()
-    spec = SPECS / f"{stem}.yaml"
-    model = archspec.build(spec).eval()
+    model = archspec.build(SPECS / f"{stem}.yaml", overrides=overrides).eval()
+    names = list(overrides.get("outputs", []))
     state = _redrawn(reference.state_dict())
     reference.load_state_dict(state)
     model.load_state_dict(state, strict=True)
@@ -91,9 +111,9 @@ def test_outside_network_equals_reference(stem: str) -> None:
     for size in sizes:
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
-            want, got = _as_dict(reference(x)), _as_dict(model(x))
-        assert list(got) == list(want), (stem, size)
+            want, got = _as_dict(reference(x), names), _as_dict(model(x), names)
+        assert list(got) == list(want), (case, size)
         for name, value in want.items():
-            assert got[name].shape == value.shape, (stem, size, name)
+            assert got[name].shape == value.shape, (case, size, name)
             scale = value.abs().max().item()
-            assert torch.allclose(got[name], value, rtol=0, atol=1e-5 * max(1.0, scale)), (stem, size, name)
+            assert torch.allclose(got[name], value, rtol=0, atol=1e-5 * max(1.0, scale)), (case, size, name)
