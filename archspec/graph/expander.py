@@ -76,6 +76,7 @@ def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], writ
         units=units,
         block_labels={n: e.definition.label or n for n, e in resolved.blocks.items()},
         init=resolved.init,
+        frozen=tuple(spec.frozen),
         **written,
     )
 
@@ -100,6 +101,7 @@ class Expander:
     first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
     written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
     copies: Copies = field(default_factory=Copies)  # the repeat counts around the node being expanded
+    skipped: dict[int, tuple[Any, set[str]]] = field(default_factory=dict)  # an if's branch not taken, checked
 
     def __post_init__(self) -> None:
         self.params = OpParams(self.resolved, self.scale_width)
@@ -300,12 +302,15 @@ class Expander:
             cond = self.read.condition(node, yp, scope, x)
             skipped = node.otherwise if cond else node.then
             if skipped is not None:
-                # the branch not taken is still language: the ops and blocks it names must exist
-                check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
+                names = self.skipped.get(id(skipped))  # the same branch of a block, again in every instance:
+                if names is None or names[0] is not skipped:  # checked once (it is only read)
+                    # the branch not taken is still language: the ops and blocks it names must exist
+                    check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
+                    names = self.skipped[id(skipped)] = (skipped, referenced_params(skipped))
                 if scope.used is not None:
                     # a parameter written in the branch not taken is used: a block's optional parts need their
                     # parameters whether or not this instance has them
-                    scope.used |= referenced_params(skipped)
+                    scope.used |= names[1]
             node, yp = (node.then, yp + ("then",)) if cond else (node.otherwise, yp + ("else",))
         return node, yp
 
