@@ -670,7 +670,9 @@ def test_instances_with_and_without_optional_parts_are_one_block_with_if() -> No
     each name); import_module checks the spec against the module (strict state_dict, same outputs)."""
     torch.manual_seed(0)
     units = [(8, 8, 1, 1, False), (8, 16, 2, 4, False), (16, 16, 1, 4, False), (16, 24, 2, 4, True), (24, 24, 1, 4, True)]
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), *(_Unit(*u) for u in units), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, 1, 1), *(_Unit(*u) for u in units), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5)
+    )
     text = import_module(net.eval(), input_size=(16, 16))
     spec = yaml.safe_load(text)
     assert list(spec["blocks"]) == ["unit", "se"], text  # one block for the five units, and the gate
