@@ -517,3 +517,35 @@ def test_a_stage_of_one_folded_run_unfolds_into_its_blocks(browser: Any, tmp_pat
     assert p.view() == ["stage1", "stage1.0"]
     assert p.boxes()["1×1 conv (8)"] == 1 and outside(p, "#canvas g.cluster-block") == []
     assert p.errors == []
+
+
+def test_the_panel_follows_a_box_that_is_unfolded_and_folded(browser: Any, tmp_path: Path, write_spec) -> None:
+    out = tmp_path / "staged.html"
+    assert main(["render", str(write_spec(STAGES)), "-o", str(out)]) == 0
+    p = Page(browser, out)
+    p.box("stage1: Pair ×3").click()
+    buttons = p.page.locator("#info button")
+    assert buttons.first.text_content() == "unfold stage1"
+    p.box("stage1: Pair ×3").dblclick()
+    assert p.view() == ["stage1", "stage1.0"]
+    # the panel now describes the frame the box became: it folds, it no longer offers to unfold
+    assert "unfold stage1" not in buttons.all_text_contents()
+    assert buttons.first.text_content() == "fold stage1" and p.facts("#info")["path"] == "stage1"
+    buttons.first.click()
+    assert p.view() == [] and buttons.first.text_content() == "unfold stage1"
+    assert p.errors == []
+
+
+def test_search_inside_a_folded_run_unfolds_to_the_smallest_box(browser: Any, tmp_path: Path, write_spec) -> None:
+    out = tmp_path / "staged.html"
+    assert main(["render", str(write_spec(STAGES)), "-o", str(out)]) == 0
+    p = Page(browser, out)
+    p.page.fill("#search", "stage1.2.b.1.conv")  # the conv module of the third Pair's second branch
+    p.page.press("#search", "Enter")
+    assert "stage1" in p.view()
+    found = p.page.locator("#canvas g.found")
+    assert found.count() == 1 and found.text_content().strip() == "3×3 conv (8)"
+    facts = p.facts("#info")
+    assert facts["path"] == "stage1.0.b.1" and "stage1.2.b.1" in facts["instances"]
+    assert "found stage1.2.b.1.conv: repeats are drawn once" in p.page.locator("#info").text_content()
+    assert p.errors == []

@@ -22,7 +22,7 @@ from references import REFERENCES, SPECS, assert_same_logits, no_dropout, pertur
 
 import archspec
 from archspec.cli import main
-from archspec.importer import ImportRefused, import_module, to_spec, verify
+from archspec.importer import ImportRefused, import_module, input_size_of, to_spec, verify
 
 
 def _tv(name: str, **kw: Any) -> Callable[[], nn.Module]:
@@ -596,3 +596,39 @@ def test_the_ops_of_tf_bit_and_csp_networks_are_read_back() -> None:
         "pad padding=[1,1,2,2]",
     ):
         assert written in text, (written, text)
+
+
+class _Dropouts(nn.Module):
+    """timm's head at drop_rate=0: an nn.Dropout(0.0) between the pool and the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.drop0 = nn.Dropout(0.0)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.drop0(self.conv(x))).flatten(1)
+        return self.fc(F.dropout(self.drop(x), p=0.0, training=self.training))
+
+
+def test_a_dropout_of_nothing_is_left_out_as_the_zoo_leaves_it_out() -> None:
+    """nn.Dropout(0.0) and F.dropout(p=0) compute nothing: no `dropout 0` in the spec (import_module
+    verifies the spec against the module: strict state_dict, same outputs); a real rate stays. timm's
+    cspresnet50 and resnetv2_50x1_bit (head.drop at drop_rate=0) then match their zoo specs, written by
+    hand, row for row (`archspec diff`)."""
+    torch.manual_seed(0)
+    text = import_module(_Dropouts().eval(), input_size=(9, 9))
+    assert "dropout 0.3" in text and "dropout 0\n" not in text and "dropout 0}" not in text, text
+    assert re.findall(r"\bdropout [\d.]+", text) == ["dropout 0.3"], text
+    pytest.importorskip("timm")
+    from archspec.importer.coverage import compare_with_zoo
+
+    for stem in ("cspresnet50", "resnetv2_50x1_bit"):
+        model = REFERENCES[stem]()
+        result = to_spec(model, name=stem, input_size=input_size_of(model, None))  # the zoo spec's size
+        assert not re.findall(r"\bdropout [\d.]+", result.text), stem
+        verdict = compare_with_zoo(result.text, stem)[1]
+        assert verdict.startswith("same network"), (stem, verdict)

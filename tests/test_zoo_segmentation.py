@@ -13,42 +13,17 @@ only their initial weights)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 import torch
 
 import archspec
 from tests.paths import SPECS
-from tests.references import perturb_bn
+from tests.references import DENSE_REFERENCES, perturb_bn
 
 tv = pytest.importorskip("torchvision")
 
 
-def _fpn() -> Any:
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-
-    return resnet_fpn_backbone(backbone_name="resnet50", weights=None)
-
-
-def _deeplab() -> Any:
-    from torchvision.models.segmentation import deeplabv3_resnet50
-
-    return deeplabv3_resnet50(weights=None, weights_backbone=None)
-
-
-def _lraspp() -> Any:
-    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
-
-    return lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
-
-
-REFERENCES: dict[str, Callable[[], Any]] = {
-    "resnet50_fpn": _fpn,
-    "deeplabv3_resnet50": _deeplab,
-    "lraspp_mobilenet_v3_large": _lraspp,
-}
+REFERENCES = DENSE_REFERENCES
 OUTPUTS = {"resnet50_fpn": ["0", "1", "2", "3", "pool"], "deeplabv3_resnet50": ["out"], "lraspp_mobilenet_v3_large": ["out"]}
 
 

@@ -104,6 +104,7 @@ class Expander:
     first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
     written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
     copies: Copies = field(default_factory=Copies)  # the repeat counts around the node being expanded
+    skipped: dict[int, tuple[Any, set[str]]] = field(default_factory=dict)  # an if's branch not taken, checked
 
     def __post_init__(self) -> None:
         self.params = OpParams(self.resolved, self.scale_width)
@@ -169,7 +170,7 @@ class Expander:
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
                 path = join(prefix, _seg(name, index))
-                pattern = None if isinstance(node, str) else node.names
+                pattern = self.read.copy_names(node, yp, scope, x)
                 with self.copies.nested(written, scope.source.loc(yp)):
                     for i in range(written):
                         x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
@@ -218,15 +219,18 @@ class Expander:
                 x = self.node(member, yp + (key,), scope, x, prefix, str(key), None)
             return x
         index = 0
-        for i, member in enumerate(members):
-            myp = yp + (i,)
+        for i, written in enumerate(members):
+            member, myp = self.chosen(written, yp + (i,), scope, x)  # an if stands for the node it chooses
+            if member is None:  # the identity: an if without else, its condition false
+                index += 1
+                continue
             if isinstance(member, dict) and len(member) == 1 and not isinstance(member, BaseModel):
                 ((name, value),) = member.items()
                 x = self.node(value, myp + (name,), scope, x, prefix, name, None)
                 index += 1
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
-            pattern = member.names if isinstance(member, (BlockRef, ChainNode)) else None
+            pattern = self.read.copy_names(member, myp, scope, x)
             if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
                 x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
                 index += 1
@@ -293,19 +297,29 @@ class Expander:
         self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """Transparent: the chosen node stands where the if stands, with its name or index."""
-        cond = self.read.condition(node, yp, scope, x)
-        chosen, key = (node.then, "then") if cond else (node.otherwise, "else")
-        skipped = node.otherwise if cond else node.then
-        if skipped is not None:
-            # the branch not taken is still language: the ops and blocks it names must exist
-            check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
-            if scope.used is not None:
-                # a parameter written in the branch not taken is used: a block's optional parts need their
-                # parameters whether or not this instance has them
-                scope.used |= referenced_params(skipped)
+        chosen, cyp = self.chosen(node, yp, scope, x)
         if chosen is None:
             return x
-        return self.node(chosen, yp + (key,), scope, x, prefix, name, index)
+        return self.node(chosen, cyp, scope, x, prefix, name, index)
+
+    def chosen(self, node: Any, yp: YamlPath, scope: Scope, x: str) -> tuple[Any, YamlPath]:
+        """The node an ``if`` chooses (through nested ifs) and its YAML path; any other node itself.
+        In a list the chosen node is the item: a repeat chosen takes consecutive indices of the list."""
+        while isinstance(node, IfNode):
+            cond = self.read.condition(node, yp, scope, x)
+            skipped = node.otherwise if cond else node.then
+            if skipped is not None:
+                names = self.skipped.get(id(skipped))  # the same branch of a block, again in every instance:
+                if names is None or names[0] is not skipped:  # checked once (it is only read)
+                    # the branch not taken is still language: the ops and blocks it names must exist
+                    check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
+                    names = self.skipped[id(skipped)] = (skipped, referenced_params(skipped))
+                if scope.used is not None:
+                    # a parameter written in the branch not taken is used: a block's optional parts need their
+                    # parameters whether or not this instance has them
+                    scope.used |= names[1]
+            node, yp = (node.then, yp + ("then",)) if cond else (node.otherwise, yp + ("else",))
+        return node, yp
 
     def op(
         self, node: OpLong, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool

@@ -13,7 +13,7 @@ from typing import Any
 
 from archspec.errors import SpecError
 from archspec.language.load import YamlPath
-from archspec.language.model import BlockRef, ChainNode, IfNode, OpLong
+from archspec.language.model import BlockRef, ChainNode, IfNode, OpLong, names_pattern_problem
 from archspec.language.resolve import Resolved
 from archspec.language.shortform import Ref, Scope, ShortForms, mentions_input, referenced_params
 
@@ -38,6 +38,26 @@ class Reader:
         value = self.forms.subst_value(value, yp, scope, x)
         self.forms.mark_structural(before)
         return value
+
+    def copy_names(self, node: Any, yp: YamlPath, scope: Scope, x: str) -> str | None:
+        """The ``names:`` pattern of a long-form repeat with its ``$params`` and ``${...}`` filled in
+        (``block${k}-{i}`` → ``block2-{i}``), or None where the node has none."""
+        pattern: str | None = node.names if isinstance(node, (BlockRef, ChainNode)) else None
+        if pattern is None or "$" not in pattern:
+            return pattern
+        loc = scope.source.loc(yp + ("names",))
+        before = (self.forms.reads[0], self.forms.reads[1])
+        text = self.forms.subst_text(pattern, loc, scope, x)
+        self.forms.mark_structural(before)  # names are structure: block_count there means a second pass
+        problem = names_pattern_problem(text)
+        if problem:
+            raise SpecError(
+                f"names: {pattern!r} gives {text!r} here: {problem}",
+                loc,
+                code="name",
+                hint="a names pattern must make a valid module name for every copy, e.g. block${k}-{i}",
+            )
+        return text
 
     def written_repeat(self, node: str | BlockRef | ChainNode, yp: YamlPath, scope: Scope, x: str) -> int | None:
         """The repeat count of a short form, block reference or chain, or None where none was written."""

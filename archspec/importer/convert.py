@@ -260,9 +260,13 @@ class Converter:
             method(node, op, call, path)
             return
         try:
-            params = {**op.read(call), **dict(reader.sets)}
+            read = op.read(call)
         except Unreadable as e:
             raise self.refuse(node, str(e)) from None
+        if read is None:  # the form computes nothing (nn.Dropout(0.0)): its output is its input
+            self.value[node] = self.input(node, 0)
+            return
+        params = {**read, **dict(reader.sets)}
         if op.stateful and path is None and node.op == "call_module":
             raise self.refuse(
                 node, "a module with weights is called more than once (shared weights); a spec gives every op its own weights"
@@ -287,7 +291,8 @@ class Converter:
                 params = entry[0].read(ModuleCall(act))
             except Unreadable as e:
                 raise self.refuse(node, str(e)) from None
-            self.add(node, entry[0].name, params, inputs=[self.value[node]])
+            if params is not None:
+                self.add(node, entry[0].name, params, inputs=[self.value[node]])
 
     def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         dims = call.get("dim")

@@ -176,19 +176,38 @@ def top_level_name_problem(name: str) -> str | None:
 
 
 _PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
+_PATTERN_PARAMS = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")  # $param and ${expression}: filled in first
 
 
-def check_names_pattern(pattern: str | None) -> str | None:
-    """A repeat's naming pattern: fields {n} and {i} only, and every name it makes a valid module name."""
-    if pattern is None:
-        return None
+def names_pattern_problem(pattern: str) -> str | None:
+    """Why a repeat's naming pattern (its block parameters filled in) cannot name copies, or None:
+    fields {n} and {i} only, and every name it makes a valid module name."""
     fields = _PATTERN_FIELD.findall(pattern)
     if not fields or any(f not in ("n", "i") for f in fields):
-        raise ValueError(f"a names pattern uses {{n}} (1, 2, …) or {{i}} (0, 1, …) and nothing else, got {pattern!r}")
+        return f"a names pattern uses {{n}} (1, 2, …) or {{i}} (0, 1, …) and nothing else, got {pattern!r}"
     for k in (0, 1):
         problem = module_name_problem(name_of_copy(pattern, k))
         if problem:
-            raise ValueError(problem)
+            return problem
+    return None
+
+
+def check_names_pattern(pattern: str | None) -> str | None:
+    """A repeat's naming pattern: fields {n} and {i}, block parameters as ``$name`` or ``${expression}``
+    (``block${k}-{i}``); with parameters, the names it makes are checked where it is expanded."""
+    if pattern is None:
+        return None
+    if "$" in pattern:
+        fields = _PATTERN_FIELD.findall(_PATTERN_PARAMS.sub("", pattern))
+        if not fields or any(f not in ("n", "i") for f in fields):
+            raise ValueError(
+                "a names pattern uses {n} (1, 2, …) or {i} (0, 1, …), and block parameters as $name or "
+                f"${{expression}}, and nothing else, got {pattern!r}"
+            )
+        return pattern
+    problem = names_pattern_problem(pattern)
+    if problem:
+        raise ValueError(problem)
     return pattern
 
 
@@ -256,7 +275,9 @@ class ChainNode(_Strict):
         1, description="the whole chain this many times in a row, each copy with its own weights (a number or $param)"
     )
     names: Union[str, None] = Field(
-        None, description="how repeated copies are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'"
+        None,
+        description="how repeated copies are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …) and block parameters "
+        "($name, ${expression}), e.g. 'denselayer{n}', 'block${k}-{i}'",
     )
     _tag = "<chain>"
 
@@ -341,7 +362,9 @@ class BlockRef(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="values for the block's parameters")
     repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
     names: Union[str, None] = Field(
-        None, description="how repeated instances are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …), e.g. 'denselayer{n}'"
+        None,
+        description="how repeated instances are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …) and block parameters "
+        "($name, ${expression}), e.g. 'denselayer{n}', 'block${k}-{i}'",
     )
     _tag = "<block>"
 

@@ -101,8 +101,11 @@ class Dropout(Op):
     saved_for_backward = ("mask",)
     readers = (Reader("torch.nn.Dropout"), Reader("torch.nn.functional.dropout", args=("p", "training", "inplace")))
 
-    def read(self, call: Call) -> dict[str, Any]:
-        return {"p": float(call.get("p", 0.5))}
+    def read(self, call: Call) -> dict[str, Any] | None:
+        p = float(call.get("p", 0.5))
+        # nn.Dropout(0.0) (timm's head.drop at drop_rate=0) is the identity in training mode too: no op,
+        # as a spec written by hand leaves it out
+        return None if p == 0.0 else {"p": p}
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

@@ -188,9 +188,10 @@ class Op:
         """For ``train_module`` and ``stateless_module`` ops: the stateless torch module to build."""
         raise NotImplementedError
 
-    def read(self, call: Call) -> dict[str, Any]:
+    def read(self, call: Call) -> dict[str, Any] | None:
         """Its parameters from a torch form one of its :attr:`readers` names (a module's attributes or a
-        call's arguments, by name); :class:`Unreadable` when the form holds something it cannot express."""
+        call's arguments, by name); :class:`Unreadable` when the form holds something it cannot express;
+        None when the form computes nothing (an ``nn.Dropout(0.0)``): the importer reads it as no op."""
         return {}
 
     def short(self, p: Any, defaults: Mapping[str, Any] | None = None) -> str:

@@ -72,6 +72,11 @@ def plot_edf(groups: Mapping[str, Sequence[float]], xlabel: str, stem: Path) -> 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    return _save(plt, fig, stem)
+
+
+def _save(plt: Any, fig: Any, stem: Path) -> list[Path]:
+    """The figure as ``stem``.png and .svg, closed."""
     fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     for p in paths:
@@ -103,9 +108,4 @@ def plot_pareto(rows: Sequence[Mapping[str, Any]], x: str, y: str, stem: Path, l
     ax.set_ylabel(y)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p)
-    plt.close(fig)
-    return paths
+    return _save(plt, fig, stem)

@@ -249,17 +249,20 @@ class _Page:
                 old = self.index.get(path)
                 if not path or (old is not None and old["rank"][0] == 0):
                     continue  # views come fewest open first: a box of exactly this path is not bettered
-                exact = _canonical(view, path) == own
+                drawn = _canonical(view, path)
+                exact = drawn == own
                 if key.startswith("op.") and path == record.path and record.path != record.origin:
                     exact = False  # features.6.branch0.conv is inside the box of features.6.branch0
-                rank = (0 if exact else 1, len(state))
+                # else the smallest box holding it (repeat_1.13.branch1.2.conv: its op's box, not the ×20 box)
+                holds = bool(own) and (drawn == own or drawn.startswith(own + "."))
+                rank = (0 if exact else 1, -len(own) if holds else 0, len(state))
                 if old is None or rank < tuple(old["rank"]):
                     self.index[path] = {"view": "|".join(state), "box": sid, "rank": list(rank)}
         for path in view.open or ():
             cid = self.ids["cluster:" + path]
             for p in view.repeats.get(path, [path]):
                 old = self.index.get(p)
-                rank = (0, len(state))
+                rank = (0, -len(path), len(state))
                 if old is None or rank < tuple(old["rank"]):
                     self.index[p] = {"view": "|".join(state), "box": cid, "rank": list(rank)}
 

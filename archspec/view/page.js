@@ -9,6 +9,7 @@
   var DATA = null;
   var canvas = document.getElementById("canvas");
   var info = document.getElementById("info");
+  var infoHint = info.textContent.trim();
   var tip = document.getElementById("tip");
   var search = document.getElementById("search");
   var results = document.getElementById("results");
@@ -147,7 +148,11 @@
     } else {
       fit();
     }
-    if (state.selected && svg.getElementById(state.selected)) select(state.selected);
+    if (state.selected) {
+      var sel = svg.getElementById(state.selected) ? state.selected : counterpart(state.selected);
+      if (sel) select(sel);
+      else unselect();
+    }
     buildMinimap();
   }
 
@@ -155,6 +160,22 @@
     var frame = null;
     Object.keys(DATA.boxes).forEach(function (id) { if (DATA.boxes[id].fold === path) frame = id; });
     return frame;
+  }
+
+  function counterpart(id) {
+    // a selected box unfolded is now its frame, a selected frame folded is now its box
+    var d = DATA.boxes[id];
+    var other = null;
+    if (d && d.open) other = frameOf(d.open);
+    if (d && d.fold) Object.keys(DATA.boxes).forEach(function (k) { if (DATA.boxes[k].open === d.fold) other = k; });
+    return other && state.svg.getElementById(other) ? other : null;
+  }
+
+  function unselect() {
+    state.selected = null;
+    info.textContent = "";
+    info.removeAttribute("data-box");
+    info.appendChild(el("p", infoHint, "hint"));
   }
 
   function open(path, anchorId) {
