@@ -708,6 +708,11 @@ class Realizer:
             return x
         index = 0
         for item in n.items:
+            while isinstance(item, If):  # docs/language.md: in a list the node an if chooses is the list's item
+                item = self.choose(item, env)
+            if item is None:  # an if choosing nothing: the identity, which takes its index
+                index += 1
+                continue
             if isinstance(item, Named):
                 x = self.placed(item.node, x, prefix, item.name, None, env)
                 index += 1
