@@ -76,6 +76,7 @@ def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], writ
         units=units,
         block_labels={n: e.definition.label or n for n, e in resolved.blocks.items()},
         init=resolved.init,
+        frozen=tuple(spec.frozen),
         **written,
     )
 
