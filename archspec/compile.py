@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from archspec import runtime
 from archspec.features import output_info
+from archspec.frozen import is_frozen
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
@@ -413,6 +414,10 @@ def compile_graph(graph: OpGraph) -> nn.Module:
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
     initialize(root, init_schemes(graph))
+    if graph.net.frozen:  # (the spec's frozen:) after initialising: the draws set every tensor alike
+        for name, p in root.named_parameters():
+            if is_frozen(name, graph.net.frozen):
+                p.requires_grad_(False)
     outputs = graph.net.outputs
     class_name = class_name_of(graph.net.name)
     main = graph.net.main_outputs()

@@ -632,3 +632,67 @@ def test_a_dropout_of_nothing_is_left_out_as_the_zoo_leaves_it_out() -> None:
         assert not re.findall(r"\bdropout [\d.]+", result.text), stem
         verdict = compare_with_zoo(result.text, stem)[1]
         assert verdict.startswith("same network"), (stem, verdict)
+
+
+class _SE(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, c // 2, 1), nn.Conv2d(c // 2, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+
+
+class _Unit(nn.Module):
+    """An inverted residual as torchvision writes it: an expansion conv only when it expands, an SE gate
+    only when asked, the residual sum only at stride 1 with the channels kept; numbered layers."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, se: bool) -> None:
+        super().__init__()
+        mid = cin * expand
+        layers: list[nn.Module] = []
+        if expand > 1:
+            layers.append(nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU()))
+        layers.append(nn.Sequential(nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid), nn.ReLU()))
+        if se:
+            layers.append(_SE(mid))
+        layers.append(nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout)))
+        self.block = nn.Sequential(*layers)
+        self.res = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x) if self.res else self.block(x)
+
+
+def test_instances_with_and_without_optional_parts_are_one_block_with_if() -> None:
+    """issue 26: instances of one class that differ in an expansion conv, an SE gate and the residual sum
+    are one block whose parts hang on `if:` flags (names that move with an optional part written under
+    each name); import_module checks the spec against the module (strict state_dict, same outputs)."""
+    torch.manual_seed(0)
+    units = [(8, 8, 1, 1, False), (8, 16, 2, 4, False), (16, 16, 1, 4, False), (16, 24, 2, 4, True), (24, 24, 1, 4, True)]
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, 1, 1), *(_Unit(*u) for u in units), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5)
+    )
+    text = import_module(net.eval(), input_size=(16, 16))
+    spec = yaml.safe_load(text)
+    assert list(spec["blocks"]) == ["unit", "se"], text  # one block for the five units, and the gate
+    unit = spec["blocks"]["unit"]
+    assert {"res", "expand", "se"} <= set(unit["params"]), unit
+    assert unit["chain"][0]["if"] == "$res", unit  # the residual sum, present in some instances only
+    written = yaml.safe_dump(unit)
+    assert "if: $expand" in written and "if: $se" in written, written
+
+
+@pytest.mark.parametrize("key", ["mobilenet_v3_large", "efficientnet_b0"])
+def test_mobilenet_and_efficientnet_import_with_as_few_blocks_as_the_zoo(key: str) -> None:
+    """The bneck/MBConv instances with and without expansion, SE and shortcut are one block: no more
+    blocks than the zoo's hand-written spec, at most 1.2x its lines, and `archspec diff` finds the same
+    network (the logits are checked in test_round_trip_strict_load_and_same_logits)."""
+    from archspec.importer.coverage import compare_with_zoo, hand_written_lines
+
+    model = REFERENCES[key]()
+    result = to_spec(model, name=key, input_size=input_size_of(model, None))
+    zoo_blocks, verdict = compare_with_zoo(result.text, key)
+    assert result.blocks <= zoo_blocks, (result.blocks, zoo_blocks)
+    assert result.lines <= 1.2 * hand_written_lines(key), (result.lines, hand_written_lines(key))
+    assert verdict.startswith("same network"), verdict

@@ -18,6 +18,7 @@ from archspec.importer.aux import aux_heads, reached, unreached
 from archspec.importer.built import classes, instances, number_split_blocks, stateless_paths
 from archspec.importer.convert import Converter, fuse_composites, readers
 from archspec.importer.emit import Emitter, make_blocks, spec_defaults
+from archspec.importer.optional import merge_level
 from archspec.importer.sources import module_name
 from archspec.importer.structure import Chain, Step, paths, recover, steps
 from archspec.importer.trace import ImportRefused, Prim, trace
@@ -82,7 +83,7 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     network = emitter.as_list(tree, "")
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
-    blocks = make_blocks(emitter.instances)
+    blocks = make_blocks(emitter.instances, merge_level)
     if emitter.plain is not None:
         number_split_blocks(blocks)
     ops = [o for o in _all_ops(tree)] + [o for h in heads for o in _all_ops(h.chain)]

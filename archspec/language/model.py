@@ -637,6 +637,11 @@ class Spec(_Strict):
         "module paths, or a mapping from output names to paths); absent: the network's last value alone",
     )
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
+    frozen: list[str] = Field(
+        default_factory=list,
+        description="module paths (or patterns, as init: writes them) whose parameters do not train: "
+        "requires_grad False, e.g. [body.conv1, body.layer1] (docs/language.md, Frozen parameters)",
+    )
     variants: dict[BlockName, dict[str, Any]] = Field(
         default_factory=dict,
         description="a family: each member's name and the values it sets, as --set KEY=VALUE would "
