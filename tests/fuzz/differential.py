@@ -12,6 +12,7 @@ input size other than the spec's. Each fault is reported with a category.
     python -m tests.fuzz.differential --cases 2000 --seed 1      # the long run
     python -m tests.fuzz.differential --seed 17 --cases 1 -v     # one case, its YAML
     python -m tests.fuzz.differential --enable relu_on_view      # turn a KNOWN_FAULTS switch back on
+    python -m tests.fuzz.differential --outputs 1 --cases 500    # every spec names its outputs (if it can)
 
 Each failure prints its category, the seed, and a minimised spec (YAML and overrides) that
 still shows the fault.
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 
 import archspec
+from tests.fuzz import specgen
 from tests.fuzz.oracle import Oracle
 from tests.fuzz.specgen import (
     KNOWN_FAULTS,
@@ -704,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="first seed; case i uses seed+i")
     ap.add_argument("--size", type=int, default=1, choices=(0, 1, 2), help="network size: 0 small, 2 larger")
     ap.add_argument(
+        "--outputs", type=float, default=None, metavar="P", help=f"draw outputs: with chance P (default {specgen.OUTPUTS_CHANCE})"
+    )
+    ap.add_argument(
         "--enable",
         action="append",
         default=[],
@@ -715,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-failures", type=int, default=20, help="minimize at most this many (one per category)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case's YAML")
     args = ap.parse_args(argv)
+    if args.outputs is not None:  # other seeds then: each draw of the generator shifts the ones after it
+        specgen.OUTPUTS_CHANCE = args.outputs
     torch.set_num_threads(1)
     # what cases import on first use, imported before any case's time limit is armed: an alarm inside a
     # module's first import (a busy machine) leaves it half-imported for every later case

@@ -40,6 +40,8 @@ MAX_LAYER_NORMS = 12
 # A case's multiply-accumulates at its input size: the generator redraws past this (seed 147: concats of repeated
 # blocks under an override reached 3487 channels and 180 M MACs, 80 s a case in float64; the median is 11 k)
 MAX_CASE_MACS = 20_000_000
+# How often a spec names its outputs (`outputs:`); the runner's --outputs P draws them more often (a focused run)
+OUTPUTS_CHANCE = 0.15
 
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
@@ -1673,7 +1675,7 @@ class Gen:
             spec.network = Chain(items)
         if self.chance(0.25):
             self.draw_aux(spec)
-        if self.chance(0.15):
+        if self.chance(OUTPUTS_CHANCE):
             self.draw_outputs(spec)
         truth = realize(spec, forbid=self.faults)
         if self.chance(0.35):
