@@ -8,6 +8,7 @@ the zoo's FPN is compared with torchvision's own flags in tests/test_zoo_segment
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,10 @@ def test_the_modules_it_names_and_everything_under_them_do_not_train() -> None:
     model(torch.randn(2, 3, 16, 16)).sum().backward()
     assert {n for n, p in model.named_parameters() if p.grad is None} == FROZEN
     assert all(b.requires_grad is False for b in model.buffers())  # buffers untouched: frozen_bn's stay buffers
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    assert _frozen(torch.load(buffer, weights_only=False)) == FROZEN  # a saved model keeps its flags
 
 
 def test_the_standalone_file_freezes_the_same(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ class BatchNorm(Op):
     Params = BNParams
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    constant_init = True
     fresh_output = True
     saved_for_backward = ("in", "stats")
     readers = (
@@ -162,6 +163,7 @@ class LayerNorm(Op):
     Params = LayerNormParams
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    constant_init = True
     fresh_output = True
     channels_last_on_maps = True
     saved_for_backward = ("in", "ln")
@@ -262,6 +264,7 @@ class GroupNorm(Op):
     )
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    constant_init = True
     fresh_output = True
     saved_for_backward = ("in", "ln")
 
