@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from archspec import runtime
 from archspec.features import output_info
+from archspec.frozen import is_frozen
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
@@ -62,7 +63,7 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
     root = nn.Module()
     targets: dict[str, str] = {}
     taken: set[str] = set()
-    prototypes: dict[tuple[Any, ...], tuple[nn.Module, bool]] = {}
+    prototypes: dict[tuple[Any, ...], tuple[nn.Module, tuple[str, ...] | None]] = {}
     nodes = [n for n in graph.ordered() if graph.at(n).op != INPUT]
     for node in nodes:
         record = graph.at(node)
@@ -78,13 +79,16 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.out]))
             if key not in prototypes:
-                with SkipInit():
-                    proto = op.module(record.params, preds, record.out, device="meta")
+                if op.constant_init:  # its tensors are copied anew below: where the prototype's live is moot
+                    proto = op.module(record.params, preds, record.out)
+                else:
+                    with SkipInit():
+                        proto = op.module(record.params, preds, record.out, device="meta")
                 # a plain layer keeps all its tensors in its registries and has no children
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
-                prototypes[key] = proto, plain
-            proto, plain = prototypes[key]
-            module = _instantiate(proto, device) if plain else copy.deepcopy(proto).to_empty(device=device)
+                prototypes[key] = proto, _owned(proto) if plain else None
+            proto, owned = prototypes[key]
+            module = _instantiate(proto, owned, device) if owned is not None else copy.deepcopy(proto).to_empty(device=device)
             _set_module(root, record.path, module)
             targets[node] = record.path
             taken.add(record.path)
@@ -108,15 +112,23 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
     return root, targets
 
 
-def _instantiate(proto: nn.Module, device: str) -> nn.Module:
+def _owned(proto: nn.Module) -> tuple[str, ...]:
+    """The attributes of ``proto`` that each copy must own: its registries and hook tables (dicts, sets, lists)."""
+    return tuple(k for k, v in vars(proto).items() if isinstance(v, (dict, list, set)))
+
+
+def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str) -> nn.Module:
     """A new layer equal to the plain layer ``proto`` (built on ``meta``), with fresh uninitialised tensors.
 
     Building a zoo network makes hundreds of layers out of a few dozen distinct ones, and
     ``nn.Module.__init__`` with its per-attribute bookkeeping costs several times this copy:
-    the object's dict is copied one level deep (so its hooks and registries are its own) and
-    every parameter and buffer is a new tensor on ``device``.
+    the object's dict is copied one level deep (so the registries and hooks named in ``owned``
+    are its own) and every parameter and buffer is a new tensor on ``device``.
     """
-    state: dict[str, Any] = {k: v.copy() if isinstance(v, (dict, list, set)) else v for k, v in vars(proto).items()}
+    source = vars(proto)
+    state = source.copy()
+    for k in owned:  # (a third of the time of testing every value's type again, per layer)
+        state[k] = source[k].copy()
     params, buffers = state["_parameters"], state["_buffers"]
     for name, p in params.items():
         if p is not None:
@@ -175,9 +187,9 @@ def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     return accepted(graph, outputs)
 
 
-def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | None) -> fx.Node:
-    """A stateless op's call: its function over the inputs, or its in-place form overwriting input ``i``
-    (``in_place_target`` asked the op which input that is)."""
+def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | None, name: str) -> fx.Node:
+    """A stateless op's call, named ``name``: its function over the inputs, or its in-place form overwriting
+    input ``i`` (``in_place_target`` asked the op which input that is)."""
     fn, kwargs = op.function(params)
     call_args: tuple[Any, ...] = args
     if op.variadic:
@@ -187,8 +199,8 @@ def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | 
         assert in_place is not None  # in_place_target found the op's in-place form
         fn, call_args = in_place, (args[i], *args[:i], *args[i + 1 :])  # with the function's keywords
     if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
-        return g.call_method(fn.__name__, call_args, kwargs)  # (TorchScript cannot call torch.Tensor.add_)
-    return g.call_function(fn, call_args, kwargs)
+        return g.create_node("call_method", fn.__name__, call_args, kwargs, name)  # (TorchScript cannot call Tensor.add_)
+    return g.create_node("call_function", fn, call_args, kwargs, name)
 
 
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
@@ -218,7 +230,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
             tensor.meta.update(archspec_node=node, archspec_part=True)
             fn, kwargs = op.function(record.params)
-            result = g.call_function(fn, (*args, tensor), kwargs)
+            result = g.create_node("call_function", fn, (*args, tensor), kwargs, node)
         elif node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map:
             # the layer acts on the last axis: channels last around the call (views, no copies)
             src = graph.inputs_of(node)[0]
@@ -248,13 +260,14 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
                 result = g.call_method("contiguous", (result,))
             result.meta.update(archspec_channels_first=True, archspec_part=True)
         elif node in targets:
-            result = g.call_module(targets[node], args)
+            result = g.create_node("call_module", targets[node], args, name=node)
         elif op.passthrough:
             env[node] = args[0]
             continue
         else:
-            result = _call(g, op, record.params, args, in_place_target(graph, node, users, results))
-        result.name = node  # fx uniquifies if needed; readable names in model.code
+            result = _call(g, op, record.params, args, in_place_target(graph, node, users, results), node)
+        if result.name != node:  # readable names in model.code, fx's code generation uniquifies them if needed
+            result.name = node  # (named at creation where it can be: renaming a node costs more than creating it)
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
         env[node] = result
     if len(outputs) == 1 and not (graph.net.named_outputs and set(outputs) <= set(graph.net.main)):
@@ -348,17 +361,69 @@ def name_containers(model: nn.Module, graph: OpGraph) -> None:
     visit(model, "")
 
 
+def _graph_module(root: nn.Module, graph: fx.Graph, class_name: str) -> fx.GraphModule:
+    """``fx.GraphModule(root, graph)``, the same module, without its second copy of every container.
+
+    torch.fx copies each container on the way to every module the graph calls into new ``nn.Module``
+    objects; here the GraphModule adopts ``root``'s containers themselves, their children put in the
+    order the graph first calls them (the order fx's copy has). Where ``root`` holds something the
+    graph never reads (fx's copy would leave it out), fx makes its copy as before."""
+    if not _order_as_called(root, graph):
+        return fx.GraphModule(root, graph, class_name=class_name)
+    empty = fx.Graph()
+    empty.output(None)
+    gm = fx.GraphModule(nn.Module(), empty, class_name=class_name)
+    for name, child in root._modules.items():
+        gm.add_module(name, child)
+    for name, tensor in root._parameters.items():  # a layer scale at the top level
+        gm.register_parameter(name, tensor)
+    gm.graph = graph  # generates and compiles the forward
+    return gm
+
+
+def _order_as_called(root: nn.Module, graph: fx.Graph) -> bool:
+    """Put every container's children in the order ``graph`` first reads them (the module or tensor at
+    each ``call_module``/``get_attr`` target); False, changing nothing, when ``root`` holds a module
+    or tensor that the graph never reads, or a buffer."""
+    seen: dict[int, tuple[nn.Module, dict[str, None], dict[str, None]]] = {id(root): (root, {}, {})}
+    for node in graph.nodes:
+        if node.op not in ("call_module", "get_attr"):
+            continue
+        parent = root
+        *parts, leaf = node.target.split(".")
+        for part in parts:
+            entry = seen.get(id(parent)) or seen.setdefault(id(parent), (parent, {}, {}))
+            entry[1][part] = None
+            parent = parent._modules[part]  # type: ignore[assignment]
+        entry = seen.get(id(parent)) or seen.setdefault(id(parent), (parent, {}, {}))
+        (entry[1] if leaf in parent._modules else entry[2])[leaf] = None
+    for container, children, tensors in seen.values():
+        if len(children) != len(container._modules) or len(tensors) != len(container._parameters) or container._buffers:
+            return False
+    for container, children, _ in seen.values():  # (container → its children, and tensors, as read)
+        modules = container._modules
+        if list(children) != list(modules):
+            ordered = [(k, modules[k]) for k in children]
+            modules.clear()
+            modules.update(ordered)
+    return True
+
+
 def compile_graph(graph: OpGraph) -> nn.Module:
     root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
     initialize(root, init_schemes(graph))
+    if graph.net.frozen:  # (the spec's frozen:) after initialising: the draws set every tensor alike
+        for name, p in root.named_parameters():
+            if is_frozen(name, graph.net.frozen):
+                p.requires_grad_(False)
     outputs = graph.net.outputs
     class_name = class_name_of(graph.net.name)
     main = graph.net.main_outputs()
     eval_graph = build_fx_graph(graph, targets, main)
     if len(outputs) == len(main):
-        model: nn.Module = fx.GraphModule(root, eval_graph, class_name=class_name)
+        model: nn.Module = _graph_module(root, eval_graph, class_name)
     else:
         train_graph = build_fx_graph(graph, targets, outputs)
         model = AuxModel(root, train_graph, eval_graph, class_name, graph.net.aux_weights)

@@ -478,16 +478,18 @@ ONNX_LIMIT = 2**31 - 1  # protobuf's limit on one message: the most a single-fil
 
 
 def write_onnx(onnx_model: Any, path: Path) -> None:
-    """Write an onnx_ir model as one ONNX file, its weights one tensor at a time.
+    """Write an onnx_ir model as one ONNX file, its weights one tensor at a time, from their memory.
 
     onnx_ir (like onnx.save) builds the whole ModelProto in memory and serialises it: the weights
     are then held three times over (the tensors' bytes, the message, its serialisation). Protobuf
     parses a concatenation of serialised messages as their merge, fields repeated in order
     (https://protobuf.dev/programming-guides/encoding/#last-one-wins): so the file is the model
-    without its initializers, then one ModelProto per initializer holding just that tensor, each
-    serialised by onnx_ir and written before the next is made. A reader gets the message
-    onnx_ir.serde.serialize_model gives (tests/test_export.py), at a peak of a few copies of the
-    largest tensor instead of three of all weights.
+    without its initializers, then one ModelProto per initializer holding just that tensor. Each
+    tensor's fields but its bytes are serialised by onnx_ir; its bytes follow as the tensor's
+    ``raw_data`` field, written by onnx_ir's ``tofile`` straight from the tensor's memory, behind
+    the three length prefixes that frame them (_framed). A reader gets the message
+    onnx_ir.serde.serialize_model gives (tests/test_export.py), and writing adds no copy of any
+    weight (docs/design.md).
     """
     import onnx
     import onnx_ir as ir
@@ -518,12 +520,62 @@ def write_onnx(onnx_model: Any, path: Path) -> None:
         f.write(head.SerializeToString())
         del head
         for value in weights.values():
-            if value.const_value is None:
+            tensor = value.const_value
+            if tensor is None:
                 continue
-            value.const_value.name = value.name
-            part = onnx.ModelProto()
-            ir.serde.serialize_tensor_into(part.graph.initializer.add(), value.const_value)
-            f.write(part.SerializeToString())
+            tensor.name = value.name
+            if not isinstance(tensor, ir.Tensor):  # a string or external tensor, or a TensorProto's: onnx_ir's own way
+                part = onnx.ModelProto()
+                ir.serde.serialize_tensor_into(part.graph.initializer.add(), tensor)
+                f.write(part.SerializeToString())
+                continue
+            fields = onnx.TensorProto()
+            ir.serde.serialize_tensor_into(fields, _NoBytes(tensor))
+            fields.ClearField("raw_data")
+            f.write(_framed(fields.SerializeToString(), tensor.nbytes))
+            start = f.tell()
+            tensor.tofile(f)
+            if f.tell() - start != tensor.nbytes:  # pragma: no cover - onnx_ir wrote other than it declared
+                raise RuntimeError(f"onnx_ir wrote {f.tell() - start} bytes of {value.name}, not its {tensor.nbytes}")
+
+
+class _NoBytes:
+    """A tensor whose bytes are empty: what onnx_ir serialises of it is every field but ``raw_data``."""
+
+    def __init__(self, tensor: Any) -> None:
+        self._tensor = tensor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tensor, name)
+
+    def tobytes(self) -> bytes:
+        return b""
+
+
+def _varint(n: int) -> bytes:
+    """Protobuf's base-128 varint (https://protobuf.dev/programming-guides/encoding/#varints)."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _framed(fields: bytes, nbytes: int) -> bytes:
+    """What comes before a tensor's ``nbytes`` bytes in ``ModelProto{graph{initializer{fields raw_data}}}``:
+    each message's field is its number and wire type 2 (length-delimited), then its length, the field
+    numbers read from onnx's own descriptors."""
+    import onnx
+
+    def key(message: Any, name: str) -> bytes:
+        return _varint(message.DESCRIPTOR.fields_by_name[name].number << 3 | 2)
+
+    raw = key(onnx.TensorProto, "raw_data") + _varint(nbytes)
+    tensor_len = len(fields) + len(raw) + nbytes
+    initializer = key(onnx.GraphProto, "initializer") + _varint(tensor_len)
+    graph_len = len(initializer) + tensor_len
+    return key(onnx.ModelProto, "graph") + _varint(graph_len) + initializer + fields + raw
 
 
 def _described(value: Any) -> bool:

@@ -67,6 +67,67 @@ REFERENCES: dict[str, Callable[[], Any]] = {
 }
 
 
+def _fpn() -> Any:
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    return resnet_fpn_backbone(backbone_name="resnet50", weights=None)  # trainable_layers=3: conv1 and layer1 frozen
+
+
+def _deeplab() -> Any:
+    from torchvision.models.segmentation import deeplabv3_resnet50
+
+    return deeplabv3_resnet50(weights=None, weights_backbone=None)
+
+
+def _lraspp() -> Any:
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    return lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
+
+
+# Zoo specs whose reference returns a dict of maps (several outputs, or a segmentation head's "out"). The
+# references are built with `weights_backbone=None` (no download; it changes only their initial weights).
+DENSE_REFERENCES: dict[str, Callable[[], Any]] = {
+    "resnet50_fpn": _fpn,
+    "deeplabv3_resnet50": _deeplab,
+    "lraspp_mobilenet_v3_large": _lraspp,
+}
+
+
+def assert_same_init(ours: Any, reference: Any, label: str, sample: int = 20_000) -> None:
+    """``ours`` (a fresh build) starts from the distribution ``reference`` (a fresh construction) starts
+    from: the same state_dict keys; for every floating-point tensor a two-sample Kolmogorov–Smirnov test
+    (at most ``sample`` values of each, p > 0.01 Bonferroni-corrected over the network's tensors);
+    a tensor the reference fills with one value (BatchNorm's γ and β, zero-initialised last γ, running
+    statistics, zero biases) must be equal."""
+    import torch
+    from scipy import stats
+
+    theirs, mine = reference.state_dict(), ours.state_dict()
+    assert set(mine) == set(theirs), f"{label}: keys differ: {sorted(set(mine) ^ set(theirs))[:5]}"
+    gen = torch.Generator().manual_seed(0)
+
+    def draw(t: Any) -> Any:  # (a permutation of a large tensor costs more than the test: indices with
+        flat = t.detach().flatten()  # replacement there, where repeats are rare)
+        n = flat.numel()
+        if n > 8 * sample:
+            flat = flat[torch.randint(n, (sample,), generator=gen)]
+        elif n > sample:
+            flat = flat[torch.randperm(n, generator=gen)[:sample]]
+        return flat.double()
+
+    keys = [k for k in theirs if theirs[k].is_floating_point()]
+    alpha = 0.01 / len(keys)
+    for key in keys:
+        a, b = draw(mine[key]), draw(theirs[key])
+        if b.min() == b.max() or a.numel() < 2:  # constants and scalars
+            if not torch.equal(mine[key], theirs[key]):
+                torch.testing.assert_close(mine[key], theirs[key], msg=f"{label}: {key}")
+            continue
+        p = stats.ks_2samp(a.numpy(), b.numpy()).pvalue
+        assert p > alpha, f"{label}: {key} is not drawn like the reference's (KS p = {p:.2e})"
+
+
 def perturb_bn(model: Any, seed: int = 1) -> None:
     """Give every BatchNorm statistics and affine terms a trained network could have (the fresh
     ones, mean 0 and var 1, γ 1 and β 0, would hide mistakes in eps and in folding them)."""

@@ -476,8 +476,9 @@ def test_same_padding_is_timm_s_at_every_small_size() -> None:
 
 def test_onnx_file_is_the_message_onnx_ir_writes(tmp_path: Path) -> None:
     """export.write_onnx writes the weights one tensor at a time (protobuf's merge of concatenated
-    messages); onnx reads back exactly the message onnx_ir serialises from the same model, and the
-    model keeps its initializers."""
+    messages), each tensor's bytes from its own memory behind hand-written length prefixes; onnx
+    reads back exactly the message onnx_ir serialises from the same model, and the model keeps its
+    initializers."""
     import onnx
     import onnx_ir as ir
 
@@ -487,8 +488,21 @@ def test_onnx_file_is_the_message_onnx_ir_writes(tmp_path: Path) -> None:
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
     program = torch.onnx.export(net, (torch.randn(2, 3, 16, 16),), dynamo=True, optimize=False, verbose=False)
     assert program is not None
-    names = list(program.model.graph.initializers)
+    graph = program.model.graph
+    # beyond the exporter's torch tensors: tensors of numpy (one large enough for a three-byte
+    # length), bfloat16, empty, a scalar with metadata, and the kinds onnx_ir serialises its own way
+    extra = [
+        ir.Tensor(np.arange(100_000, dtype=np.float32)),
+        ir.Tensor(np.full((2, 3), 0x3F80, dtype=np.uint16), dtype=ir.DataType.BFLOAT16),  # 1.0
+        ir.Tensor(np.zeros((0, 4), dtype=np.int64)),
+        ir.Tensor(np.array(7, dtype=np.int32), doc_string="seven", metadata_props={"k": "v"}),
+        ir.StringTensor([b"a", b"bc"], shape=ir.Shape([2])),
+        ir.PackedTensor(np.array([0x21, 0x43], dtype=np.uint8), ir.DataType.INT4, shape=[4]),
+    ]
+    for k, tensor in enumerate(extra):
+        graph.register_initializer(ir.Value(name=f"extra_{k}", const_value=tensor))
+    names = list(graph.initializers)
     write_onnx(program.model, tmp_path / "net.onnx")
-    assert list(program.model.graph.initializers) == names and len(names) >= 4
+    assert list(graph.initializers) == names and len(names) >= 4 + len(extra)
     assert onnx.load(str(tmp_path / "net.onnx")) == ir.serde.serialize_model(program.model)
     onnx.checker.check_model(str(tmp_path / "net.onnx"), full_check=True)

@@ -1,6 +1,7 @@
 """Families and multipliers' rounding: `variants:` picked by --variant / overrides, `width_mult` and
 `depth_mult` in expressions, `scale.apply` and `scale.depth_rounding`. Truth: torchvision's
-efficientnet_b0 … b4 (parameters, strict state_dict load, logits, dropout and stochastic-depth rates)
+efficientnet_b0 … b4 (parameters, strict state_dict load, logits at the minimum and an odd size, MACs as
+fvcore counts them, dropout and stochastic-depth rates)
 and repeat counts worked out by hand from the rounding each rule names."""
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def test_each_member_equals_torchvision_s(member: str) -> None:
             torch.testing.assert_close(model(x), theirs, rtol=0, atol=1e-5)
         assert theirs.std() > 1e-2
     assert model.get_submodule("classifier.0").p == reference.classifier[0].p == FAMILY[member][2]
+    # MACs: fvcore's conv and linear counts on the reference (at an odd size: its tracing at the crop size is slow)
+    fvcore = pytest.importorskip("fvcore.nn")
+    at = archspec.check("zoo:efficientnet_b0", overrides={"variant": member, "input.size": [67, 45]})
+    analysis = fvcore.FlopCountAnalysis(reference, torch.randn(1, 3, 67, 45))
+    by_op = analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).by_operator()
+    assert at.macs == by_op["conv"] + by_op["linear"]
     rates = {k: m.p for k, m in model.named_modules() if type(m).__name__ == "DropPath"}
     theirs_rates = {k: m.p for k, m in reference.named_modules() if type(m).__name__ == "StochasticDepth"}
     assert rates and all(rates[k] == pytest.approx(theirs_rates[k], abs=1e-12) for k in rates)

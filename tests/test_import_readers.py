@@ -81,7 +81,8 @@ def test_reading_what_an_op_builds_gives_its_parameters() -> None:
     checked: set[str] = set()
     for name, args, _ in DRAWN:
         op = REGISTRY[name]
-        if not op.readers or all(r.structural for r in op.readers) or name == "drop_path":
+        # a structural reader reads no parameters, but `last_axis` (Linear, LayerNorm) checks the layout, then op.read
+        if not op.readers or all(r.structural not in (None, "last_axis") for r in op.readers) or name == "drop_path":
             continue
         p = op.Params.model_validate(args)
         if getattr(p, "groups", None) == "in" and getattr(p, "out", 0) == 1:
@@ -105,7 +106,31 @@ def test_reading_what_an_op_builds_gives_its_parameters() -> None:
                 built.append(ModuleCall(getattr(nn, op.layer)(**kwargs)))
         assert built, name
         for call in built:
-            got = op.Params.model_validate(op.read(call)).model_dump()
+            read = op.read(call)
+            if read is None:  # read as no op: then what the op builds must compute nothing
+                _assert_identity(call)
+                continue
+            got = op.Params.model_validate(read).model_dump()
             assert got == expected, (name, args, got)
         checked.add(name)
     assert {"conv2d", "bn", "linear", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout"} <= checked
+
+
+def _assert_identity(call: Any) -> None:
+    """A built module that a reader reads as no op gives back its input, in training mode too."""
+    assert isinstance(call, ModuleCall), call
+    x = torch.randn(2, 3, 5, 5)
+    torch.manual_seed(0)
+    assert torch.equal(call.module.train()(x), x)
+
+
+def test_a_dropout_of_nothing_is_read_as_no_op() -> None:
+    """nn.Dropout(0.0) (timm's head.drop at drop_rate=0) is the identity, in training mode too, and the
+    zoo's hand-written specs leave it out: the import reads it as nothing. The module itself says so
+    (it returns its input unchanged); other rates are read as they are."""
+    op = REGISTRY["dropout"]
+    zero = nn.Dropout(0.0)
+    _assert_identity(ModuleCall(zero))
+    assert op.read(ModuleCall(zero)) is None
+    assert op.read(ModuleCall(nn.Dropout(0.25))) == {"p": 0.25}
+    assert op.read(FunctionCall(_traced_call(torch.nn.functional.dropout, {"p": 0.0}), ("p", "training", "inplace"))) is None

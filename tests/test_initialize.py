@@ -83,6 +83,7 @@ def _layers() -> list[tuple[str, object, list, object]]:
         ("linear", {"out": 10}, [vector], Shape(10)),
         ("layer_norm", {"eps": 1e-6}, [vector], vector),  # on maps too: the same layer, called channels last
         ("layer_norm", {"affine": False}, [vector], vector),
+        ("group_norm", {"groups": 8}, [image], image),
     ]:
         entry = REGISTRY[op]
         cases.append((op, entry, entry.Params(**params), inputs, out))
@@ -92,14 +93,17 @@ def _layers() -> list[tuple[str, object, list, object]]:
 @pytest.mark.parametrize("case", _layers(), ids=lambda c: c[0])
 def test_layers_copied_from_a_prototype_equal_freshly_built_ones(case) -> None:
     """build_modules copies each distinct layer from one prototype instead of running its __init__."""
-    from archspec.compile import _instantiate
+    from archspec.compile import _instantiate, _owned
     from archspec.initialize import SkipInit
 
     _, entry, params, inputs, out = case
     fresh = entry.module(params, inputs, out)
-    with SkipInit():
-        proto = entry.module(params, inputs, out, device="meta")
-    a, b = _instantiate(proto, "cpu"), _instantiate(proto, "cpu")
+    if entry.constant_init:  # as build_modules makes it: plainly, on the CPU
+        proto = entry.module(params, inputs, out)
+    else:
+        with SkipInit():
+            proto = entry.module(params, inputs, out, device="meta")
+    a, b = _instantiate(proto, _owned(proto), "cpu"), _instantiate(proto, _owned(proto), "cpu")
     assert type(a) is type(fresh) and repr(a) == repr(fresh)
     assert sorted(vars(a)) == sorted(vars(fresh))
     assert {k: (v.shape, v.dtype, v.device, v.requires_grad) for k, v in a.state_dict(keep_vars=True).items()} == {

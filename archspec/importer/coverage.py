@@ -72,7 +72,8 @@ LINES_INTRO = (
     "defines (the zoo's: those its network uses); and what `archspec diff` finds between the two: the same "
     "network (ops, module paths, shapes, parameter and MAC counts) with rows whose block or parameter names "
     "differ (or the names of ops without tensors: timm's `act1: relu` for a zoo block's unnamed relu), or the "
-    "rows that differ. Targets (issue 26): no more blocks than the zoo's, at most 1.2× its lines, the same "
+    "rows that differ; a row of one `dropout 0` (the identity, which the import reads as no op) on one side only is no "
+    "difference, and is named. Targets (issue 26): no more blocks than the zoo's, at most 1.2× its lines, the same "
     "network.\n\n"
 )
 
@@ -123,12 +124,52 @@ def compare_with_zoo(text: str, stem: str) -> tuple[int, str]:
     zoo, imported = summarize(ZOO / f"{stem}.yaml"), summarize(text)
     used = {block for _, record in zoo.report.graph.records() for block, _ in record.blocks}
     d = diff(imported, zoo)
+    # a row that computes nothing (an inception spec's `head_drop: dropout 0.0`, kept to show where the
+    # paper's dropout goes; the import reads nn.Dropout(0.0) as no op) is no difference in the network
+    nothing = [r for r in d.rows if r.status in ("added", "removed") and _computes_nothing(r.row)]
+    # one row, the same ops at the same paths, written as a block instance on one side and in place on the other
+    moved = _written_otherwise(d.rows)
+    added, removed = (
+        sum(1 for r in d.rows if r.status == s and r not in nothing and r not in moved) for s in ("added", "removed")
+    )
     ops = [r for r in d.rows if any(o.status != "renamed" for o in r.ops)]
-    if d.count("added") or d.count("removed") or ops or d.params_delta or d.macs_delta:
-        what = f"{d.count('added')} rows added, {d.count('removed')} removed, {len(ops)} with other ops"
+    if added or removed or ops or d.params_delta or d.macs_delta:
+        what = f"{added} rows added, {removed} removed, {len(ops)} with other ops"
         return len(used), f"differs: {what}"
-    names = sum(1 for r in d.rows if r.status == "changed")
-    return len(used), "same network" + (f" ({names} rows named otherwise)" if names else "")
+    names = sum(1 for r in d.rows if r.status == "changed") + sum(1 for r in moved if r.status == "added")
+    notes = [f"{names} rows named otherwise"] if names else []
+    notes += [f"`{r.row.ops[0].text}` at {r.row.path} only in the {'zoo' if r.status == 'added' else 'import'}" for r in nothing]
+    return len(used), "same network" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _written_otherwise(rows: list[Any]) -> list[Any]:
+    """Rows written otherwise on the two sides, with the same ops (op and short form of each, in order,
+    and the path of each op with tensors): a block instance on one side and the same ops in place on
+    the other (one row), or a block instance on one side and its parts as rows on the other (a stage
+    written as a list of its layers)."""
+
+    def ops(rs: list[Any]) -> list[tuple[str, str, str]]:  # an op without tensors may be named otherwise
+        return [(o.path if o.params else "", o.op, o.text) for r in rs for o in r.row.ops]
+
+    out: list[Any] = []
+    for status, other in (("removed", "added"), ("added", "removed")):
+        for r in rows:
+            if r.status != status or r in out:
+                continue
+            path = r.row.path
+            parts = [
+                x
+                for x in rows
+                if x.status == other and x not in out and (x.row.path == path or x.row.path.startswith(path + "."))
+            ]
+            if parts and ops(parts) == ops([r]) and parts[-1].row.shape == r.row.shape:
+                out += [r, *parts]
+    return out
+
+
+def _computes_nothing(row: Any) -> bool:
+    """A row of one dropout at rate 0: the identity, in training mode too."""
+    return len(row.ops) == 1 and row.ops[0].op == "dropout" and row.ops[0].text.split()[1:] in (["0"], ["0.0"])
 
 
 def lines_table() -> str:

@@ -97,7 +97,7 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> int | float | bool:
         raise ExprError(f"an expression may be at most {MAX_LENGTH} characters")
     if _INPUT_NAME in text:
         raise ExprError(f"{_INPUT_NAME!r} is not allowed in an expression; use {ALLOWED}")
-    value = _eval(_parse(text.strip()).body, lookup)
+    value = _compiled(text.strip())(lookup)
     return value if isinstance(value, bool) else _bounded(value)
 
 
@@ -114,20 +114,126 @@ def _parse(text: str) -> ast.Expression:
             raise ExprError(f"not an arithmetic expression: {text!r}") from None
 
 
-def _number(node: ast.AST, lookup: Callable[[str], Any]) -> int | float:
+Lookup = Callable[[str], Any]
+Compiled = Callable[[Lookup], Any]
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str) -> Compiled:
+    """An expression's tree turned once into nested closures, each evaluating one node: what walking the
+    tree computes, with the same checks in the same order and the same errors, without dispatching
+    on every node's type at every evaluation (a block's expressions run once per instance)."""
+    return _compile(_parse(text).body)
+
+
+def _compile(node: ast.AST) -> Compiled:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        constant = node.value
+        return lambda lookup: _bounded(constant)  # 1e999 is infinity; a huge literal must not reach int() or round()
+    if isinstance(node, ast.Name):
+        name = INPUT if node.id == _INPUT_NAME else node.id
+        return lambda lookup: _parameter(lookup(name))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _binary(node)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand, negate = _number(node.operand), isinstance(node.op, ast.USub)
+        return lambda lookup: _bounded(-operand(lookup) if negate else operand(lookup))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        test = _condition(node.operand)
+        return lambda lookup: not test(lookup)
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        return _comparison(node)
+    if isinstance(node, ast.BoolOp):
+        tests, conjunction = [_condition(v) for v in node.values], isinstance(node.op, ast.And)
+        if conjunction:  # short-circuits like Python
+            return lambda lookup: all(t(lookup) for t in tests)
+        return lambda lookup: any(t(lookup) for t in tests)
+    if isinstance(node, ast.IfExp):
+        cond, body, orelse = _condition(node.test), _compile(node.body), _compile(node.orelse)
+        return lambda lookup: body(lookup) if cond(lookup) else orelse(lookup)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in FUNCTIONS
+        and all(k.arg is not None for k in node.keywords)
+    ):
+        return _call(node.func.id, node)
+    message = f"{_written(node)!r} is not allowed in an expression; use {ALLOWED}"
+
+    def refuse(lookup: Lookup) -> Any:  # only where evaluation reaches it, as the tree walk refused it
+        raise ExprError(message)
+
+    return refuse
+
+
+def _parameter(value: Any) -> Any:
+    return value if isinstance(value, bool) else _bounded(value)  # a parameter may hold true/false
+
+
+def _binary(node: ast.BinOp) -> Compiled:
+    left, right, fn = _number(node.left), _number(node.right), _BINARY[type(node.op)]
+    divides = isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod))
+
+    def binary(lookup: Lookup) -> Any:
+        a, b = left(lookup), right(lookup)
+        if divides and b == 0:
+            raise ExprError("division by zero")
+        return _bounded(fn(a, b))
+
+    return binary
+
+
+def _comparison(node: ast.Compare) -> Compiled:
+    operands = [_number(node.left)] + [_number(c) for c in node.comparators]
+    tests = [_COMPARE[type(op)] for op in node.ops]
+
+    def compare(lookup: Lookup) -> bool:
+        values = [f(lookup) for f in operands]  # every operand first, as the tree walk did
+        return all(t(a, b) for t, a, b in zip(tests, values, values[1:], strict=False))
+
+    return compare
+
+
+def _call(name: str, node: ast.Call) -> Compiled:
+    fn = FUNCTIONS[name]
+    args = [_number(a) for a in node.args]
+    kwargs = [(str(k.arg), _number(k.value)) for k in node.keywords]
+
+    def call(lookup: Lookup) -> Any:
+        values = [a(lookup) for a in args]
+        named = {k: v(lookup) for k, v in kwargs}
+        try:
+            return _bounded(fn(*values, **named))
+        except (TypeError, ValueError) as e:
+            raise ExprError(f"{name}: {e}") from None
+
+    return call
+
+
+def _number(node: ast.AST) -> Compiled:
     """An operand of arithmetic or of a comparison: a number, never true/false."""
-    value = _eval(node, lookup)
-    if isinstance(value, bool):
-        raise ExprError(f"{_written(node)!r} is true or false, not a number")
-    return value
+    value = _compile(node)
+
+    def number(lookup: Lookup) -> Any:
+        v = value(lookup)
+        if isinstance(v, bool):
+            raise ExprError(f"{_written(node)!r} is true or false, not a number")
+        return v
+
+    return number
 
 
-def _condition(node: ast.AST, lookup: Callable[[str], Any]) -> bool:
+def _condition(node: ast.AST) -> Compiled:
     """An operand of and/or/not and the test of A if TEST else B: true or false, never a number."""
-    value = _eval(node, lookup)
-    if not isinstance(value, bool):
-        raise ExprError(f"{_written(node)!r} is a number, not true or false; compare it, e.g. {_written(node)} > 1")
-    return value
+    value = _compile(node)
+
+    def condition(lookup: Lookup) -> bool:
+        v = value(lookup)
+        if not isinstance(v, bool):
+            raise ExprError(f"{_written(node)!r} is a number, not true or false; compare it, e.g. {_written(node)} > 1")
+        return v
+
+    return condition
 
 
 def _bounded(v: Any) -> int | float:
@@ -138,45 +244,6 @@ def _bounded(v: Any) -> int | float:
     if abs(v) > MAX_MAGNITUDE:
         raise ExprError(f"the value {v:g} is too large (at most {MAX_MAGNITUDE} either way)")
     return v
-
-
-def _eval(node: ast.AST, lookup: Callable[[str], Any]) -> Any:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return _bounded(node.value)  # 1e999 is infinity; a huge literal must not reach int() or round()
-    if isinstance(node, ast.Name):
-        value = lookup(INPUT if node.id == _INPUT_NAME else node.id)
-        return value if isinstance(value, bool) else _bounded(value)  # a parameter may hold true/false
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _number(node.left, lookup), _number(node.right, lookup)
-        if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and right == 0:
-            raise ExprError("division by zero")
-        return _bounded(_BINARY[type(node.op)](left, right))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _number(node.operand, lookup)
-        return _bounded(-value if isinstance(node.op, ast.USub) else value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return not _condition(node.operand, lookup)
-    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
-        values = [_number(node.left, lookup)] + [_number(c, lookup) for c in node.comparators]
-        return all(_COMPARE[type(op)](a, b) for op, a, b in zip(node.ops, values, values[1:], strict=False))
-    if isinstance(node, ast.BoolOp):
-        tests = (_condition(v, lookup) for v in node.values)  # short-circuits like Python
-        return all(tests) if isinstance(node.op, ast.And) else any(tests)
-    if isinstance(node, ast.IfExp):
-        return _eval(node.body if _condition(node.test, lookup) else node.orelse, lookup)
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in FUNCTIONS
-        and all(k.arg is not None for k in node.keywords)
-    ):
-        args = [_number(a, lookup) for a in node.args]
-        kwargs = {str(k.arg): _number(k.value, lookup) for k in node.keywords}
-        try:
-            return _bounded(FUNCTIONS[node.func.id](*args, **kwargs))
-        except (TypeError, ValueError) as e:
-            raise ExprError(f"{node.func.id}: {e}") from None
-    raise ExprError(f"{_written(node)!r} is not allowed in an expression; use {ALLOWED}")
 
 
 def _written(node: ast.AST) -> str:

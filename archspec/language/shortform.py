@@ -8,6 +8,7 @@ expansion stage (graph.py) asks it for parsed references; it knows nothing of gr
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,21 +67,38 @@ class Ref:
     from_count: bool = False  # an argument reads block_count
 
 
+@functools.lru_cache(maxsize=4096)
 def mentions_input(text: str) -> bool:
     """Whether a short form or value refers to `in`, the input channels (``${in * 4}``, ``$in``)."""
     return "$" in text and (any(uses_input(e) for e in _EXPR.findall(text)) or re.search(r"\$in(?!\w)", text) is not None)
 
 
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[tuple[str, int], ...]:
+    """A short form's tokens and their offsets, once per distinct text."""
+    return tuple((m.group(), m.start()) for m in _TOKEN.finditer(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_in(text: str) -> frozenset[str]:
+    """The names one string refers to (a block's texts are read again in every instance)."""
+    found = set(_PARAM.findall(text))
+    for expr in _EXPR.findall(text):
+        found.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+    return frozenset(found)
+
+
 def referenced_params(node: Any) -> set[str]:
     """Every name a node's text refers to as ``$name`` or inside ``${...}`` (without expanding it)."""
+    if isinstance(node, str):
+        return set(_names_in(node)) if "$" in node else set()
     found: set[str] = set()
     todo = [node]
     while todo:
         item = todo.pop()
         if isinstance(item, str):
-            found.update(_PARAM.findall(item))
-            for expr in _EXPR.findall(item):
-                found.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+            if "$" in item:
+                found |= _names_in(item)
         elif isinstance(item, dict):
             todo.extend(item.values())
         elif isinstance(item, (list, tuple)):
@@ -157,7 +175,7 @@ class ShortForms:
     def _parse(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
         base = scope.source.loc(yp)
         quote = _quote_offset(scope.source, base)
-        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
+        tokens = _tokens(text)
         if not tokens:
             raise SpecError("empty op", base, code="bad-op-args", hint="write an op such as 'conv 64 3x3'")
 
@@ -220,7 +238,7 @@ class ShortForms:
     def check_name(self, text: str, yp: YamlPath, scope: Scope) -> None:
         """The op or block a short form names exists: how far a branch that is not taken is checked
         (its arguments may hold only where it is taken). A name given by a $param is left to the instances."""
-        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
+        tokens = _tokens(text)
         base = scope.source.loc(yp)
         if not tokens:
             raise SpecError("empty op", base, code="bad-op-args", hint="write an op such as 'conv 64 3x3'")

@@ -48,7 +48,8 @@ class Linear(Op):
     fresh_output = True
     saved_for_backward = ("in", "w")
     channels_last_on_maps = True
-    readers = (Reader("torch.nn.Linear"),)  # per_pixel (between permutes) is not read yet
+    # on a vector, or on a map's channels between x.permute(0, 2, 3, 1) and back: per_pixel (the converter)
+    readers = (Reader("torch.nn.Linear", structural="last_axis"),)
 
     def read(self, call: Call) -> dict[str, Any]:
         return {"out": int(call.get("out_features")), "bias": call.get("bias") is not None}
@@ -101,8 +102,11 @@ class Dropout(Op):
     saved_for_backward = ("mask",)
     readers = (Reader("torch.nn.Dropout"), Reader("torch.nn.functional.dropout", args=("p", "training", "inplace")))
 
-    def read(self, call: Call) -> dict[str, Any]:
-        return {"p": float(call.get("p", 0.5))}
+    def read(self, call: Call) -> dict[str, Any] | None:
+        p = float(call.get("p", 0.5))
+        # nn.Dropout(0.0) (timm's head.drop at drop_rate=0) is the identity in training mode too: no op,
+        # as a spec written by hand leaves it out
+        return None if p == 0.0 else {"p": p}
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -216,6 +220,11 @@ class Identity(Op):
         Reader("torch.nn.Identity", structural="passthrough"),
         Reader("Tensor.contiguous", structural="passthrough"),
         Reader("archspec.runtime.check_input", structural="passthrough"),  # the input guard of a network archspec built
+        # a map's channels moved last and back (ConvNeXt, around its per-pixel LayerNorm and MLP): the
+        # converter follows the layout, and reads the ops between as acting on the channels
+        Reader("torch.permute", args=("dims",), structural="permute"),
+        Reader("Tensor.permute", args=("dims",), structural="permute"),
+        Reader("torchvision.ops.misc.Permute", structural="permute"),
     )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
