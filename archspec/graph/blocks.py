@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from archspec.errors import SpecError, did_you_mean
+from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.graph.naming import MAX_BLOCK_DEPTH
 from archspec.language.resolve import BlockEntry
-from archspec.language.shortform import BUILTIN_NAMES, Ref
+from archspec.language.shortform import BUILTIN_NAMES, Ref, Scope
 
 
 def block_env(entry: BlockEntry, ref: Ref) -> dict[str, Any]:
@@ -67,3 +67,35 @@ def check_nesting(ref: Ref, blocks: tuple[tuple[str, str], ...]) -> None:
         )
     if len(blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
         raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")
+
+
+def instance_scope(
+    entry: BlockEntry,
+    ref: Ref,
+    scope: Scope,
+    x: str,
+    path: str,
+    unit: str | None,
+    counts: dict[str, int],
+    first_use: dict[str, Any],
+) -> Scope:
+    """The scope of one block instance at ``path``: its parameters, its index among the instances of its
+    counter (``counts`` and ``first_use`` are the expansion's, updated here), the node it is applied to."""
+    env = block_env(entry, ref)
+    counter = entry.definition.counter or ref.name  # a counter shared by the blocks naming it, else the block's own
+    index = counts.get(counter, 0)  # block_index: instances counted so far, in order
+    counts[counter] = index + 1
+    first_use.setdefault(counter, ref.loc)
+    blocks = scope.blocks + ((ref.name, path),)
+    from_input = ref.from_input & set(env)  # parameters computed from `in`: not scaled again
+    return Scope(entry.source, env, blocks, unit, set(), index, from_input, counter, x)
+
+
+def refuse_named_inline(ref: Ref, loc: Loc) -> None:
+    """An instance of an inline block has no path segment, so it cannot take a name (docs/language.md)."""
+    raise SpecError(
+        f"block {ref.name!r} is inline (its parts are named where it is used): an instance of it takes no name",
+        loc,
+        code="name",
+        hint="write it as an item of a list, without a name; or drop inline: true from the block",
+    )

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from archspec.errors import SpecError, did_you_mean
-from archspec.graph.blocks import block_env, check_nesting, check_used
+from archspec.graph.blocks import check_nesting, check_used, instance_scope, refuse_named_inline
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import Copies, check_top_level, group_label, in_place, is_group, join
 from archspec.graph.outputs import check_aux_name, named_outputs
@@ -192,8 +192,7 @@ class Expander:
         self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ref = self.forms.parse(node, yp, scope, x)
-        remake = lambda: self.forms.reparse(node, yp, scope, x)  # noqa: E731
-        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), remake, None if name else index)
+        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
 
     def seq(
         self, node: list[Any], yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -314,8 +313,7 @@ class Expander:
     def block(
         self, node: BlockRef, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
-        ref = self.read.long_block(node, yp, scope, x)
-        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), None, None if name else index)
+        return self.reference(self.read.long_block(node, yp, scope, x), yp, scope, x, prefix, _seg(name, index), None)
 
     def take(
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -326,17 +324,7 @@ class Expander:
         return earlier_value(wanted, _instance(scope), self.values, loc)
 
     # ---- ops and blocks ----------------------------------------------------------------------
-    def reference(
-        self,
-        ref: Ref,
-        yp: YamlPath,
-        scope: Scope,
-        x: str,
-        prefix: str,
-        seg: str | None,
-        remake: Remake | None,
-        index: int | None = None,  # its index in a list, when it has no name (an inline block's body takes it)
-    ) -> str:
+    def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
         path = join(prefix, seg)
         if ref.name in REGISTRY:
             return self.apply_op(REGISTRY[ref.name], ref, scope, x, path, remake)
@@ -346,8 +334,8 @@ class Expander:
         assert entry is not None
         check_nesting(ref, scope.blocks)
         if entry.definition.inline:
-            return self.inline(entry, ref, yp, scope, x, prefix, seg, index)
-        inner = self.instance_scope(entry, ref, scope, x, path, scope.unit or path)
+            return self.inline(entry, ref, yp, scope, x, prefix, seg)
+        inner = instance_scope(entry, ref, scope, x, path, scope.unit or path, self.instances, self.first_use)
         since = self.values.mark()
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
@@ -357,30 +345,13 @@ class Expander:
             self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name, dict(inner.env)))
         return self.values.keep(path, out, ref.loc, since)
 
-    def instance_scope(self, entry: BlockEntry, ref: Ref, scope: Scope, x: str, path: str, unit: str | None) -> Scope:
-        """The scope of one block instance: its parameters, its index among its counter's instances."""
-        env = block_env(entry, ref)
-        counter = entry.definition.counter or ref.name  # a counter shared by the blocks naming it, else the block's own
-        index = self.instances.get(counter, 0)  # block_index: instances counted so far, in order
-        self.instances[counter] = index + 1
-        self.first_use.setdefault(counter, ref.loc)
-        blocks = scope.blocks + ((ref.name, path),)
-        from_input = ref.from_input & set(env)  # parameters computed from `in`: not scaled again
-        return Scope(entry.source, env, blocks, unit, set(), index, from_input, counter, x)
-
-    def inline(
-        self, entry: BlockEntry, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, index: int | None
-    ) -> str:
-        """An instance of an inline block: its body stands where the instance stands, its parts named there
-        (no segment of its own); among the rows it is one row, as a container written in place."""
+    def inline(self, entry: BlockEntry, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None) -> str:
+        """An instance of an inline block: its body stands where the instance stands (at its index in a list:
+        ``seg`` a number), its parts named there; among the rows it is one row, as a container in place."""
+        index = int(seg) if seg is not None and seg.isdigit() else None
         if seg is not None and index is None:
-            raise SpecError(
-                f"block {ref.name!r} is inline (its parts are named where it is used): an instance of it takes no name",
-                scope.source.loc(yp, key=True) if yp and isinstance(yp[-1], str) else ref.loc,
-                code="name",
-                hint="write it as an item of a list, without a name; or drop inline: true from the block",
-            )
-        inner = self.instance_scope(entry, ref, scope, x, prefix, scope.unit)
+            refuse_named_inline(ref, scope.source.loc(yp, key=True) if yp and isinstance(yp[-1], str) else ref.loc)
+        inner = instance_scope(entry, ref, scope, x, prefix, scope.unit, self.instances, self.first_use)
         definition = entry.definition
         body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
         rows = len(self.units)
