@@ -6,6 +6,7 @@ those the compiled model's guard lets through, are exactly those at which torch'
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -155,3 +156,27 @@ def test_a_size_the_merge_refuses_is_a_located_shape_mismatch() -> None:
     with pytest.raises(SpecError, match="spatial sizes differ at input size 23×24") as e:
         archspec.check(_spec("pool_up_add", 23))
     assert e.value.code == "shape-mismatch" and "even H from 2" in (e.value.hint or "")
+
+
+def test_torchscript_keeps_both_kinds_of_condition(tmp_path: Path) -> None:
+    """Odd H for the strided pair (a condition of canonical sizes), then an even map for the upsampled
+    skip (k·floor((X + a)/m) + c): together H = 1 mod 4, also in the TorchScript file's guard."""
+    from archspec.cli import main
+
+    spec = tmp_path / "both.yaml"
+    spec.write_text(
+        "archspec: 1\nname: both\ninput: {channels: 1, size: [25, 25]}\nnetwork:\n"
+        "  - concat: [conv2d 2 3x3 s2, conv2d 2 2x2 s2]\n" + CASES["padded_pool_up_concat"][0].lstrip("\n") + "\n"
+    )
+    assert "H mod 4 in {1}" in archspec.check(spec).accepted.describe()
+    out = tmp_path / "both.ts"
+    assert main(["export", str(spec), "-o", str(out)]) == 0
+    scripted = torch.jit.load(str(out))
+    accepted = []
+    for h in range(20, 34):
+        try:
+            scripted(torch.zeros(1, 1, h, 25))
+        except Exception:  # noqa: BLE001 - TorchScript re-raises the guard's ValueError as its own error
+            continue
+        accepted.append(h)
+    assert accepted == [21, 25, 29, 33]
