@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from archspec import runtime
 from archspec.features import output_info
+from archspec.frozen import is_frozen
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
@@ -78,8 +79,11 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.out]))
             if key not in prototypes:
-                with SkipInit():
-                    proto = op.module(record.params, preds, record.out, device="meta")
+                if op.constant_init:  # its tensors are copied anew below: where the prototype's live is moot
+                    proto = op.module(record.params, preds, record.out)
+                else:
+                    with SkipInit():
+                        proto = op.module(record.params, preds, record.out, device="meta")
                 # a plain layer keeps all its tensors in its registries and has no children
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, _owned(proto) if plain else None
@@ -410,6 +414,10 @@ def compile_graph(graph: OpGraph) -> nn.Module:
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
     initialize(root, init_schemes(graph))
+    if graph.net.frozen:  # (the spec's frozen:) after initialising: the draws set every tensor alike
+        for name, p in root.named_parameters():
+            if is_frozen(name, graph.net.frozen):
+                p.requires_grad_(False)
     outputs = graph.net.outputs
     class_name = class_name_of(graph.net.name)
     main = graph.net.main_outputs()

@@ -108,6 +108,7 @@ class Network:
     main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns: ``logits`` alone, or the spec's ``outputs:``
     named_outputs: bool = False  # the spec writes ``outputs:``: the network returns a dict of them, in order
     output_paths: tuple[str, ...] = ()  # the module path ``outputs:`` writes for each of them
+    frozen: tuple[str, ...] = ()  # ``frozen:``: module-path patterns whose parameters do not train (archspec/frozen.py)
     # ---- written by shapes.py
     min_size: tuple[int, int] | None = None  # the smallest input the main output accepts
     params: int = 0  # every op's parameters, aux heads included

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from archspec.frozen import check_frozen
 from archspec.graph import expand
 from archspec.init_patterns import check_init_patterns
 from archspec.ir import OpGraph
@@ -53,6 +54,7 @@ def shaped_graph(
     graph = expand(resolved)
     check_init_patterns(resolved, graph)
     info = infer_shapes(graph, max_params=max_params)
+    check_frozen(resolved, graph)
     graph.net.warnings += gate_warnings(graph)
     return resolved, graph, info
 

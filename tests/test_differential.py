@@ -269,7 +269,8 @@ PLACED = {  # docs/language.md "Repeats": where the copies of a repeated node st
     "branch_list": (_spec(Concat([Op("conv2d", {"out": 2}), Op("conv2d", {"out": 2}, repeat=2)])), ["0", "1.0", "1.1"]),
     "branch_map": (_spec(Concat([Op("conv2d", {"out": 2}, repeat=1), Op("conv2d", {"out": 2})], ["a", "b"])), ["a.0", "b"]),
     "named": (_spec(Named("layer", Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})), ["layer.0", "layer.1", "1"]),
-    "if_in_list": (_spec(If(True, Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})), ["0.0", "0.1", "1"]),
+    # docs/language.md, "Conditional parts": in a list the chosen node is the item, its copies take the list's indices
+    "if_in_list": (_spec(If(True, Op("conv2d", {"out": 3}, repeat=2)), Op("conv2d", {"out": 3})), ["0", "1", "2"]),
     "then": (
         _spec(Op("conv2d", {"out": 3}), Named("r", Residual(Op("relu"), then=Op("conv2d", {"out": 3}, repeat=2)))),
         ["0", "r.act.0", "r.act.1"],

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "language",
         ("archspec.language", "archspec.ops", "archspec.runtime", "archspec.ir", "archspec.library", "archspec.overrides"),
     ),
-    ("front half", ("archspec.graph", "archspec.shapes", "archspec.init_patterns", "archspec.suspicious")),
+    ("front half", ("archspec.graph", "archspec.shapes", "archspec.init_patterns", "archspec.frozen", "archspec.suspicious")),
     ("report", ("archspec.report", "archspec.pipeline")),
     ("stages", ()),
     ("entry points", ("archspec.cli", "archspec.commands", "archspec.public", "archspec.gallery", "archspec.docgen")),

@@ -107,3 +107,36 @@ def test_fpn_is_what_its_paper_draws() -> None:
     assert info.module_name() == [*(f"fpn.layer_blocks.{i}" for i in range(4)), "fpn.pool"]
     frozen = [m for m in model.modules() if type(m).__name__ == "FrozenBatchNorm2d"]
     assert len(frozen) == 53 and not any(p.requires_grad for m in frozen for p in m.parameters())
+
+
+@pytest.mark.slow
+def test_fpn_trains_what_torchvision_trains(tmp_path) -> None:
+    """`resnet_fpn_backbone`'s trainable_layers=3 leaves conv1 and layer1 untrained (requires_grad False):
+    the spec's `frozen:` gives each parameter the reference's flag, in the built model and in the
+    standalone file; one backward in training mode gives the reference's gradients, None where frozen."""
+    import importlib.util
+
+    from archspec.codegen.text import standalone_class_name
+
+    model, reference = _pair("resnet50_fpn")
+    flags = {k: p.requires_grad for k, p in reference.named_parameters()}
+    assert sum(not f for f in flags.values()) == 11  # conv1 and layer1's ten convs (their BatchNorms have no parameters)
+    assert {k: p.requires_grad for k, p in model.named_parameters()} == flags
+    path = tmp_path / "fpn.py"
+    path.write_text(archspec.compile(SPECS / "resnet50_fpn.yaml"))
+    spec = importlib.util.spec_from_file_location("generated_fpn", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generated = getattr(module, standalone_class_name("resnet50_fpn"))()
+    assert {k: p.requires_grad for k, p in generated.named_parameters()} == flags
+    x = torch.randn(1, 3, 32, 32)  # (frozen BatchNorm: no batch statistics, one image is enough)
+    for net in (model.train(), reference.train()):
+        sum(v.square().mean() for v in net(x).values()).backward()
+    for name, p in reference.named_parameters():
+        mine = model.get_parameter(name).grad
+        if p.grad is None:
+            assert mine is None and not flags[name], name
+        else:
+            assert mine is not None and flags[name], name
+            torch.testing.assert_close(mine, p.grad, rtol=1e-4, atol=1e-5 * p.grad.abs().max().item(), msg=name)

@@ -16,6 +16,7 @@ from archspec.codegen.forward import Forward
 from archspec.codegen.modules import ModuleTree
 from archspec.codegen.plan import PLACEHOLDER, Helper, Plan
 from archspec.codegen.text import RUNTIME_FUNCTIONS, RUNTIME_LAYERS, ClassNames, standalone_class_name, text_literal
+from archspec.frozen import frozen_roots
 from archspec.ir import OpGraph
 from archspec.version import __version__
 
@@ -34,6 +35,7 @@ class ClassWriter:
         self.plan.fill_gaps()
         self.tree = ModuleTree(self.plan)
         self.forward = Forward(self.plan, self.tree, guard=not block)
+        self.block = block
 
     def _block_class(self, graph: OpGraph, doc: str) -> str:
         writer = ClassWriter(graph, self.plan.helper_classes, self.plan.names, block=True)
@@ -45,10 +47,23 @@ class ClassWriter:
             "    " + text_literal(doc, 4),
             "",
             *self.tree.init_lines(),
+            *([] if self.block else self._frozen_lines()),
             "",
             *self.forward.lines(),
         ]
         return "\n".join(lines)
+
+    def _frozen_lines(self) -> list[str]:
+        """The spec's ``frozen:``: the outermost modules (or tensors) it names stop training, with all under them."""
+        patterns = self.plan.graph.net.frozen
+        if not patterns:
+            return []
+        names = [n for n, _ in self.plan.root.named_parameters()]
+        lines = [f"        # the spec's frozen: {list(patterns)!r}: these parameters do not train"]  # (repr: no line breaks)
+        for root in frozen_roots(names, patterns):
+            kind = "get_parameter" if root in names else "get_submodule"
+            lines.append(f"        self.{kind}({root!r}).requires_grad_(False)")
+        return lines
 
 
 def guard_source() -> str:

@@ -81,7 +81,7 @@ def prune(graph: OpGraph) -> None:
     for out in graph.net.outputs.values():
         keep |= nx.ancestors(graph, out) | {out}
     graph.remove_nodes_from([n for n in graph if n not in keep])
-    last = {graph.at(n).unit: n for n in graph.ordered()}
+    last = {graph.at(n).unit: n for n in graph.ordered() if n != INPUT}  # the input is no row's (a row may be named input)
     graph.net.units = [u if u.output in graph else replace(u, output=last[u.path]) for u in graph.net.units if u.path in last]
 
 

@@ -24,8 +24,8 @@ from archspec.graph.naming import Copies, check_top_level, group_label, is_group
 from archspec.graph.outputs import check_aux_name, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
-from archspec.graph.refs import NamedValues, earlier_value
-from archspec.graph.tree import check_names, kind_of
+from archspec.graph.refs import PathValues, earlier_value
+from archspec.graph.tree import kind_of
 from archspec.graph.writer import Writer
 from archspec.ir import Network, OpGraph, Unit
 from archspec.language.load import YamlPath
@@ -41,7 +41,7 @@ from archspec.language.model import (
     name_of_copy,
 )
 from archspec.language.resolve import Resolved
-from archspec.language.shortform import Ref, Scope, ShortForms, referenced_params
+from archspec.language.shortform import Ref, Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 
@@ -76,12 +76,18 @@ def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], writ
         units=units,
         block_labels={n: e.definition.label or n for n, e in resolved.blocks.items()},
         init=resolved.init,
+        frozen=tuple(spec.frozen),
         **written,
     )
 
 
 def _seg(name: str | None, index: int | None) -> str | None:
     return name if name is not None else (str(index) if index is not None else None)
+
+
+def _instance(scope: Scope) -> str:
+    """The path of the innermost block instance being expanded ('' at the network's level)."""
+    return scope.blocks[-1][1] if scope.blocks else ""
 
 
 @dataclass
@@ -94,13 +100,11 @@ class Expander:
     totals: dict[str, int] | None = None  # block name → instances, when known before (block_count)
     graph: OpGraph = field(default_factory=OpGraph)
     units: list[Unit] = field(default_factory=list)
-    outputs_by_path: dict[str, str] = field(default_factory=dict)
-    values_by_name: NamedValues = field(default_factory=NamedValues)  # a named node's path → its output (for from:)
+    values: PathValues = field(default_factory=PathValues)  # module path → the values there (graph/refs.py)
     instances: dict[str, int] = field(default_factory=dict)  # block name → instances expanded so far
     first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
     written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
     copies: Copies = field(default_factory=Copies)  # the repeat counts around the node being expanded
-    skipped: dict[int, tuple[Any, set[str]]] = field(default_factory=dict)  # an if's branch not taken, checked
 
     def __post_init__(self) -> None:
         self.params = OpParams(self.resolved, self.scale_width)
@@ -127,10 +131,10 @@ class Expander:
         """An aux head: its ops applied to the output of the module at ``tap_path``, after it in order."""
         source, yp = self.resolved.source, ("aux", name)
         check_top_level(name, source.loc(yp, key=True))
-        tap = self.outputs_by_path.get(tap_path)
+        where = source.loc(yp + ("tap",))
+        tap = self.values.value(tap_path, where, f"aux head {name!r} taps")
         if tap is None:
-            hint = did_you_mean(tap_path, self.outputs_by_path) or "use the module path of a block, e.g. features.9"
-            where = source.loc(yp + ("tap",))
+            hint = did_you_mean(tap_path, self.values.at) or "use the module path of a block, e.g. features.9"
             raise SpecError(f"aux head {name!r} taps {tap_path!r}, which names no node", where, code="name", hint=hint)
         self.units.append(Unit(name, f"aux head ({tap_path})", "aux", source.loc(yp)))
         before = len(self.graph)
@@ -161,6 +165,7 @@ class Expander:
     def _node(
         self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
+        since = self.values.mark()
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
@@ -169,17 +174,19 @@ class Expander:
                 with self.copies.nested(written, scope.source.loc(yp)):
                     for i in range(written):
                         x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
-                return x
+                # the copies stand where the node stands: a named node is the chain of its copies
+                return x if name is None else self.values.keep(path, x, scope.source.loc(yp), since)
         chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
         if scope.unit is None and (is_group(node, name) or chain_copy):  # a chain's copy is a row, named or not
             unit = join(prefix, _seg(name, index))
             out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
             self.units.append(Unit(unit, group_label(node), "group", scope.source.loc(yp), out))
-            self.outputs_by_path.setdefault(unit, out)
-            return out
+            return self.values.keep(unit, out, scope.source.loc(yp), since)
         method: Callable[..., str] = getattr(self, kind_of(node))
         out = method(node, yp, scope, x, prefix, name, index, once)
-        return out if name is None else self.values_by_name.keep(join(prefix, name), out)  # for from:
+        if chain_copy:  # a copy of a repeated chain is named like a block instance (its index or pattern name)
+            self.values.keep(join(prefix, _seg(name, index)), out, scope.source.loc(yp), since)
+        return out if name is None else self.values.keep(join(prefix, name), out, scope.source.loc(yp), since)
 
     def short(
         self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -213,7 +220,7 @@ class Expander:
             return x
         index = 0
         for i, written in enumerate(members):
-            member, myp = self.chosen(written, yp + (i,), scope, x)  # an if stands for the node it chooses
+            member, myp = self.read.chosen(written, yp + (i,), scope, x)  # an if stands for the node it chooses
             if member is None:  # the identity: an if without else, its condition false
                 index += 1
                 continue
@@ -268,50 +275,32 @@ class Expander:
             self.forms.unknown(ref.name, ref.loc)
         if not ref.repeated:
             return self.reference(ref, typ, scope, out, prefix, "act", lambda: self.forms.reparse(then, typ, scope, out))
-        add = out
+        add, since = out, self.values.mark()
         for i in range(ref.repeat):  # 'then: relu * 2': act.0, act.1, as every named repeat
             out = self.reference(
                 ref, typ, scope, out, join(prefix, "act"), str(i), lambda: self.forms.reparse(then, typ, scope, add)
             )
-        return out
+        return self.values.keep(join(prefix, "act"), out, ref.loc, since)  # `act`: the chain of its copies
 
     def gate(
         self, node: GateNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """x · gate(x): the gate's ops sit under the gate's own path (timm's ``se.fc1``)."""
         path = join(prefix, _seg(name, index))  # a module of its own in the references: named like an op
+        since = self.values.mark()
         g = self.node(node.gate, yp + ("gate",), scope, x, path, None, None)
-        return self.out.add(
-            "mul", REGISTRY["mul"].Params(), join(path, "mul"), scope.source.loc(yp + ("gate",), key=True), [x, g], scope
-        )
+        loc = scope.source.loc(yp + ("gate",), key=True)
+        out = self.out.add("mul", REGISTRY["mul"].Params(), join(path, "mul"), loc, [x, g], scope)
+        return self.values.keep(path, out, loc, since)  # the gate, around its body's ops at its path
 
     def cond(
         self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """Transparent: the chosen node stands where the if stands, with its name or index."""
-        chosen, cyp = self.chosen(node, yp, scope, x)
+        chosen, cyp = self.read.chosen(node, yp, scope, x)
         if chosen is None:
             return x
         return self.node(chosen, cyp, scope, x, prefix, name, index)
-
-    def chosen(self, node: Any, yp: YamlPath, scope: Scope, x: str) -> tuple[Any, YamlPath]:
-        """The node an ``if`` chooses (through nested ifs) and its YAML path; any other node itself.
-        In a list the chosen node is the item: a repeat chosen takes consecutive indices of the list."""
-        while isinstance(node, IfNode):
-            cond = self.read.condition(node, yp, scope, x)
-            skipped = node.otherwise if cond else node.then
-            if skipped is not None:
-                names = self.skipped.get(id(skipped))  # the same branch of a block, again in every instance:
-                if names is None or names[0] is not skipped:  # checked once (it is only read)
-                    # the branch not taken is still language: the ops and blocks it names must exist
-                    check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
-                    names = self.skipped[id(skipped)] = (skipped, referenced_params(skipped))
-                if scope.used is not None:
-                    # a parameter written in the branch not taken is used: a block's optional parts need their
-                    # parameters whether or not this instance has them
-                    scope.used |= names[1]
-            node, yp = (node.then, yp + ("then",)) if cond else (node.otherwise, yp + ("else",))
-        return node, yp
 
     def op(
         self, node: OpLong, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -332,7 +321,7 @@ class Expander:
         """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
         loc = scope.source.loc(yp + ("from",))
         wanted = self.forms.subst_text(node.source, loc, scope, x)  # from: $skip in a block
-        return earlier_value(wanted, scope, self.values_by_name, self.outputs_by_path, loc)
+        return earlier_value(wanted, _instance(scope), self.values, loc)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
@@ -349,6 +338,7 @@ class Expander:
         index = self.instances.get(counter, 0)  # block_index: instances counted so far, in order
         self.instances[counter] = index + 1
         self.first_use.setdefault(counter, ref.loc)
+        since = self.values.mark()
         blocks = scope.blocks + ((ref.name, path),)
         inner = Scope(
             entry.source, env, blocks, scope.unit or path, set(), index, ref.from_input & set(env), counter, x
@@ -359,42 +349,29 @@ class Expander:
         check_used(entry, ref, inner.used)
         if scope.unit is None:
             self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name, dict(env)))
-        self.outputs_by_path.setdefault(path, out)
-        return out
+        return self.values.keep(path, out, ref.loc, since)
 
     def apply_op(self, op: Op, ref: Ref, scope: Scope, x: str, path: str, remake: Remake | None) -> str:
         """Add the op (expanding composites); return its output node."""
         check_standalone(op, ref)
+        since = self.values.mark()
         inner = scope if scope.unit else replace(scope, unit=path)
         args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
         params = self.params.validate(op, args, ref.token_locs, ref.loc)
         chain = self.params.chain(op, params, ref.loc)
         if chain is None:
-            found = self.values_by_name, self.outputs_by_path  # values an op's field names (crop to=up)
-            read = [
-                earlier_value(getattr(params, f), scope, *found, ref.token_locs.get(f, ref.loc), f"{op.name} {f}=")
+            read = [  # values an op's field names (crop to=up)
+                earlier_value(
+                    getattr(params, f), _instance(scope), self.values, ref.token_locs.get(f, ref.loc), f"{op.name} {f}="
+                )
                 for f in op.reads_values
             ]
             ids = [self.out.add(op.name, params, path, ref.loc, [x, *read], inner)]
         else:
-            text, ids = self.params.short(op, params, scope.source), []
-            for child, child_op, child_params in chain:
-                ids.append(
-                    self.out.add(
-                        child_op,
-                        child_params,
-                        join(path, child),
-                        ref.loc,
-                        [ids[-1] if ids else x],
-                        inner,
-                        text,
-                        (op.name, params),
-                    )
-                )
+            ids = self.out.add_chain(op, params, chain, path, ref.loc, x, inner)
         unit = len(self.units) if scope.unit is None else None
         if ref.from_count or scaled:
             self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))
         if unit is not None:
             self.units.append(Unit(path, self.params.short(op, params, scope.source), "op", ref.loc, ids[-1]))
-        self.outputs_by_path.setdefault(path, ids[-1])
-        return ids[-1]
+        return self.values.keep(path, ids[-1], ref.loc, since)

@@ -1,7 +1,8 @@
 """What the network returns, and the values an op reads besides its input.
 
 ``outputs:`` (docs/language.md, "Several outputs") names values of the network to return, in order
-(an aux head may not take one's name); a path names a value as ``from:`` names one (refs.py).
+(an aux head may not take one's name); a path names a value as ``from:`` names one, in the whole
+network (graph/refs.py: the outermost node at that path; nodes side by side there are an error).
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) 
     """``outputs:``: output name → the node id of the value it names.
 
     A list names each value by its path; a mapping by the key written before it. A path names a
-    value as ``from:`` does at the top level (a named node's value, else the op or block instance at
-    that path); a name written twice is a located error (a mapping's repeated key is refused by the
-    loader)."""
+    value as ``from:`` does at the top level (graph/refs.py); a name written twice is a located error
+    (a mapping's repeated key is refused by the loader)."""
     pairs = (
         [(p, p, (i,)) for i, p in enumerate(written)] if isinstance(written, list) else [(k, p, (k,)) for k, p in written.items()]
     )
@@ -49,9 +49,9 @@ def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) 
         loc = source.loc(("outputs", *where))
         if name in found:
             raise SpecError(f"outputs: {name!r} is named twice", loc, code="name", hint="each output needs its own name")
-        node = ex.values_by_name.get(path, ex.outputs_by_path.get(path))
+        node = ex.values.value(path, loc, "outputs:")
         if node is None:
-            hint = did_you_mean(path, [*ex.values_by_name, *ex.outputs_by_path]) or (
+            hint = did_you_mean(path, ex.values.at) or (
                 "an output is the module path of a node of the network: a named node, an op or a block instance"
             )
             raise SpecError(f"outputs: {path!r} names no node of the network", loc, code="name", hint=hint)

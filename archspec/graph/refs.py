@@ -1,47 +1,83 @@
-"""References to earlier values: ``{from: NAME}`` (docs/language.md, "Reading earlier values").
+"""The values module paths name: ``{from: NAME}``, an op's field naming a value (``crop to=``,
+``interpolate size_of=``), ``outputs:`` and ``aux: tap`` (docs/language.md, "Reading earlier values").
 
-A node may read the value of any node expanded before it, by its module path: inside the enclosing
-block instance first (``from: y2`` in a block is that instance's own ``y2``), then in the whole
-network. Only nodes expanded before are known, so the graph stays acyclic: a reference forward, or
-to the node it stands in, is a located error.
+Every node with a path is recorded when it ends: an op, a block instance, a named node, a copy of a
+repeat, a gate, a report row. Unnamed containers add no segment, so several nodes can share a path.
+A node written around others at its own path (a named node and the op in it, a row and its first
+branch, a gate and its body, a block instance and its body) stands for them: when it ends it replaces
+the values recorded at its path since it began. Nodes side by side at one path (two unnamed residuals'
+``then`` ops, both ``act``) stay side by side, and a name reading that path is a located error.
+
+``from:`` and the op fields see the nodes ended before them, inside the enclosing block instance first,
+then in the whole network; ``outputs:`` and ``aux: tap`` see the whole network. Only ended nodes are
+known, so the graph stays acyclic: a reference forward, or to the node it stands in, is a located error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.graph.naming import join
 from archspec.ir import INPUT
-from archspec.language.shortform import Scope
 
 
-class NamedValues(dict[str, str]):
-    """A named node's module path → its output (what ``from:`` reads there; a later node at the same
-    path, as a block's body at the block's path, gives way to the named node that holds it)."""
+@dataclass(frozen=True)
+class Held:
+    """One node's value at a path: the order its node ended in, its node id, where it is written."""
 
-    def keep(self, path: str, out: str) -> str:
-        self[path] = out
+    order: int
+    out: str
+    loc: Loc
+
+
+@dataclass
+class PathValues:
+    """Module path → the values of the nodes at that path, outer nodes standing for the nodes inside them."""
+
+    at: dict[str, list[Held]] = field(default_factory=dict)
+    ended: int = 0
+
+    def mark(self) -> int:
+        """Where a node begins: the nodes ending after this are inside it."""
+        return self.ended
+
+    def keep(self, path: str, out: str, loc: Loc, since: int) -> str:
+        """Record the value of a node at ``path`` that began at ``since``; returns ``out``."""
+        held = self.at.setdefault(path, [])
+        while held and held[-1].order >= since:  # ended inside it (in order, so at the end of the list)
+            held.pop()
+        held.append(Held(self.ended, out, loc))  # the rest are side by side with it
+        self.ended += 1
         return out
 
+    def value(self, path: str, loc: Loc, what: str) -> str | None:
+        """The node id of the value at ``path`` (None: no node there); several side by side are an error."""
+        held = self.at.get(path)
+        if not held:
+            return None
+        outs = dict.fromkeys(h.out for h in held)
+        if len(outs) == 1:
+            return held[-1].out
+        lines = ", ".join(f"line {h.loc.line}" for h in held)
+        raise SpecError(
+            f"{what} {path!r} names {len(outs)} values side by side (nodes at one module path: {lines})",
+            loc,
+            code="name",
+            hint="unnamed containers add no path segment; name the nodes (or the containers around them) to tell them apart",
+        )
 
-def earlier_value(
-    wanted: str,
-    scope: Scope,
-    values_by_name: Mapping[str, str],
-    outputs_by_path: Mapping[str, str],
-    loc: Loc,
-    what: str = "from:",
-) -> str:
-    """The node id of the value ``wanted`` names: a named node's output, else the op or block at that path."""
-    instance = scope.blocks[-1][1] if scope.blocks else ""  # the innermost block instance's path
-    for path in dict.fromkeys((join(instance, wanted), wanted)):
-        found = values_by_name.get(path, outputs_by_path.get(path))
+
+def earlier_value(wanted: str, scope_instance: str, values: PathValues, loc: Loc, what: str = "from:") -> str:
+    """The node id of the value ``wanted`` names: inside the block instance at ``scope_instance`` first
+    (``from: y2`` in a block is that instance's own ``y2``), then in the whole network."""
+    for path in dict.fromkeys((join(scope_instance, wanted), wanted)):
+        found = values.value(path, loc, what)
         if found is not None:
             return found
     if wanted == INPUT:  # the network's input, where no node of the network has that name
         return INPUT
-    hint = did_you_mean(wanted, [*values_by_name, *outputs_by_path]) or (
+    hint = did_you_mean(wanted, values.at) or (
         "name the node first (a key such as enc1: ...) and refer to it after it; a value can be read only "
         "after the node that computes it (a reference forward would make a cycle)"
     )

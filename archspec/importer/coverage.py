@@ -127,15 +127,44 @@ def compare_with_zoo(text: str, stem: str) -> tuple[int, str]:
     # a row that computes nothing (an inception spec's `head_drop: dropout 0.0`, kept to show where the
     # paper's dropout goes; the import reads nn.Dropout(0.0) as no op) is no difference in the network
     nothing = [r for r in d.rows if r.status in ("added", "removed") and _computes_nothing(r.row)]
-    added, removed = (sum(1 for r in d.rows if r.status == s and r not in nothing) for s in ("added", "removed"))
+    # one row, the same ops at the same paths, written as a block instance on one side and in place on the other
+    moved = _written_otherwise(d.rows)
+    added, removed = (
+        sum(1 for r in d.rows if r.status == s and r not in nothing and r not in moved) for s in ("added", "removed")
+    )
     ops = [r for r in d.rows if any(o.status != "renamed" for o in r.ops)]
     if added or removed or ops or d.params_delta or d.macs_delta:
         what = f"{added} rows added, {removed} removed, {len(ops)} with other ops"
         return len(used), f"differs: {what}"
-    names = sum(1 for r in d.rows if r.status == "changed")
+    names = sum(1 for r in d.rows if r.status == "changed") + sum(1 for r in moved if r.status == "added")
     notes = [f"{names} rows named otherwise"] if names else []
     notes += [f"`{r.row.ops[0].text}` at {r.row.path} only in the {'zoo' if r.status == 'added' else 'import'}" for r in nothing]
     return len(used), "same network" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _written_otherwise(rows: list[Any]) -> list[Any]:
+    """Rows written otherwise on the two sides, with the same ops (op and short form of each, in order,
+    and the path of each op with tensors): a block instance on one side and the same ops in place on
+    the other (one row), or a block instance on one side and its parts as rows on the other (a stage
+    written as a list of its layers)."""
+
+    def ops(rs: list[Any]) -> list[tuple[str, str, str]]:  # an op without tensors may be named otherwise
+        return [(o.path if o.params else "", o.op, o.text) for r in rs for o in r.row.ops]
+
+    out: list[Any] = []
+    for status, other in (("removed", "added"), ("added", "removed")):
+        for r in rows:
+            if r.status != status or r in out:
+                continue
+            path = r.row.path
+            parts = [
+                x
+                for x in rows
+                if x.status == other and x not in out and (x.row.path == path or x.row.path.startswith(path + "."))
+            ]
+            if parts and ops(parts) == ops([r]) and parts[-1].row.shape == r.row.shape:
+                out += [r, *parts]
+    return out
 
 
 def _computes_nothing(row: Any) -> bool:

@@ -79,6 +79,13 @@ class E:
     has_shortcut: bool = False
     inst: Instance | None = None
     repeat: int = 1
+    # a merged block's template (optional.py): kind "if" is an optional part (present when $cond holds)
+    # or, with ``wrap``, a residual sum present when $cond holds (else its body alone); an item named
+    # otherwise in different instances takes ``names[values of conds]``
+    cond: str | None = None
+    wrap: bool = False
+    conds: tuple[str, ...] = ()
+    names: dict[tuple[bool, ...], str] | None = None
 
 
 @dataclass
@@ -89,6 +96,7 @@ class Instance:
     base: str = "block"  # the block name it suggests
     block: Block | None = None
     args: dict[str, str] = field(default_factory=dict)
+    aligned: list[Any] | None = None  # in a merged block: its ops in the order of the template's op slots
 
 
 @dataclass
@@ -99,10 +107,15 @@ class Block:
     params: dict[str, str] = field(default_factory=dict)  # name → default value (text)
     slots: dict[tuple[int, str], str] = field(default_factory=dict)  # (op index in body, field) → param
     optional: bool = False  # instances with and without the (same) shortcut: `if: $projection`
+    merged: Instance | None = None  # blocks of one class unified over their optional parts (optional.py)
+    flags: dict[str, list[bool | None]] = field(default_factory=dict)  # the merged block's `if:` flags, per instance
+    reps: list[Instance] = field(default_factory=list)  # a merged block: one instance of each block it unified
 
     @property
     def template(self) -> Instance:
         """The instance the block is written from: with the shortcut, when that is optional."""
+        if self.merged is not None:
+            return self.merged
         return next((i for i in self.instances if i.body.has_shortcut), self.instances[0]) if self.optional else self.instances[0]
 
 
@@ -180,7 +193,10 @@ class Emitter:
         """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
         torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
         small = self.plain is None and 1 < len(inner.items) <= 3 and all(x.kind == "op" and x.op is not None for x in inner.items)
-        if small:
+        # a stage: a numbered list of block instances (EfficientNet's features.2, MnasNet's layers.8), written
+        # in place as the list of its instances; as blocks, stages of 1, 2, 3 and 4 layers are four blocks
+        stage = self.plain is None and bool(inner.items) and all(x.kind == "inst" for x in inner.items)
+        if small or stage:
             inner.name = first
             return inner
         return self._instance(inner, at)
@@ -258,9 +274,14 @@ class Emitter:
             split.append((key, items))
             split += [(None, [t]) for t in tail]
         out = E("list")
+        keyed = False  # the source skips an index: its items are written under their numbers, as the zoo does
         for _key, items in split:
             node: Part = items[0] if len(items) == 1 else Chain(items)
             e, idx = self.place(node, prefix, len(out.items))
+            if idx is not None and (keyed or len(out.items) < int(idx)) and e.name in (None, idx):
+                keyed, e.name = True, idx  # `"2": layer_norm` after `"0": conv2d`, not an `identity` at 1
+                out.items.append(e)
+                continue
             if idx is not None:
                 want = int(idx)
                 while len(out.items) < want:
@@ -406,12 +427,20 @@ def _arg_of(inst: Instance, k: str) -> str:
     return inst.args.get(k, inst.block.params[k])
 
 
+def _rel(path: str, inst_path: str) -> str:
+    """A path inside a block instance, relative to it; in a merged block the op may come from another
+    instance than the template's, at the same depth."""
+    if path == inst_path or path.startswith(inst_path + ".") or not inst_path:
+        return _seg(path, inst_path)
+    return ".".join(path.split(".")[inst_path.count(".") + 1 :])
+
+
 def _slot_name(op: Step | Instance, i: int, inst_path: str, k: str) -> str:
     if isinstance(op, Instance):
-        rel = _seg(op.path, inst_path).replace(".", "_")
+        rel = _rel(op.path, inst_path).replace(".", "_")
         name = f"{rel}_{k}"
         return name if NAME.match(name) else f"b{name}"
-    base = _seg(op.path, inst_path).replace(".", "_") if op.path else ""
+    base = _rel(op.path, inst_path).replace(".", "_") if op.path else ""
     if k == "op":  # which activation (not `act`: a residual's own `then`, when it differs, is $act)
         name = "activation" if not base or not NAME.match(base) or base[-1].isdigit() else base
         return name + "_op" if name in ("scale", "act", "projection") else name
@@ -446,7 +475,9 @@ def _new_block(inst: Instance, names: set[str], blocks: list[Block]) -> Block:
     return block
 
 
-def make_blocks(instances: list[Instance]) -> list[Block]:
+def make_blocks(
+    instances: list[Instance], merge: Callable[[list[Block], list[Block], Any, dict[int, int]], None] | None = None
+) -> list[Block]:
     """Group instances by structure, innermost first (so an outer block's structure includes its inner
     instances' final arguments); name blocks after their classes. Residual instances that differ only
     in having one and the same shortcut or none (ResNet's projection) are one block whose shortcut
@@ -478,6 +509,8 @@ def make_blocks(instances: list[Instance]) -> list[Block]:
             inst.block = block
         for block in by_key.values():
             _parameterize(block)
+        if merge is not None:  # blocks of one class with and without optional parts (optional.merge_level)
+            merge(list(by_key.values()), blocks, _parameterize, {id(i): n for n, i in enumerate(instances)})
     return blocks
 
 
@@ -532,7 +565,7 @@ def _plain_names(
         inner = [ops0[i] for i, _ in slots if isinstance(ops0[i], Instance)]
         if len(slots) == 1 and inner and name not in special:
             # a nested block's argument: after the instance (`se`), and its parameter when it has several (`se_mid`)
-            seg = _seg(inner[0].path, block.template.path).rpartition(".")[2]
+            seg = _rel(inner[0].path, block.template.path).rpartition(".")[2]
             alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
             rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
             continue
@@ -561,13 +594,15 @@ def _parameterize(block: Block) -> None:
     not have) matches any value."""
     template = block.template
     ops0 = _ops(template.body)
-    columns = _columns(ops0, [_ops(inst.body) for inst in block.instances])
+    columns = _columns(ops0, [inst.aligned if inst.aligned is not None else _ops(inst.body) for inst in block.instances])
     block.params.clear()
     block.slots.clear()
     values_of: dict[str, list[str | None]] = {}
     if block.optional:
         values_of["projection"] = ["true" if inst.body.has_shortcut else "false" for inst in block.instances]
-    if template.body.kind == "residual":  # a residual's own scale and `then`, where instances differ
+    for flag, present in block.flags.items():
+        values_of[flag] = [None if v is None else "true" if v else "false" for v in present]
+    if template.body.kind == "residual" and block.merged is None:  # a residual's own scale and `then`, where instances differ
         for name, vs in (
             ("scale", [repr(i.body.scale) for i in block.instances]),
             ("act", [i.body.then.prim.op if i.body.then else "identity" for i in block.instances]),

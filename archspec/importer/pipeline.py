@@ -18,6 +18,7 @@ from archspec.importer.aux import aux_heads, reached, unreached
 from archspec.importer.built import classes, instances, number_split_blocks, stateless_paths
 from archspec.importer.convert import Converter, fuse_composites, readers
 from archspec.importer.emit import Emitter, make_blocks, spec_defaults
+from archspec.importer.optional import merge_level
 from archspec.importer.sources import module_name
 from archspec.importer.structure import Chain, Step, paths, recover, steps
 from archspec.importer.trace import ImportRefused, Prim, trace
@@ -55,11 +56,13 @@ def to_spec(
 
 
 def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size: tuple[int, int], stack_traces: bool) -> Imported:
+    built = True
     if isinstance(model, fx.GraphModule):  # built by archspec (or traced already): its graph is the truth
         gm = model
     elif getattr(model, "archspec_report", None) is not None and hasattr(model, "inference"):
         gm = getattr(model, "inference")()  # noqa: B009 - archspec-built with aux heads: the eval graph (the heads: aux_heads)
     else:
+        built = False
         was_training = model.training
         model.eval()
         try:
@@ -67,7 +70,7 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
         finally:
             model.train(was_training)
     _propagate_shapes(gm, model, input_size)
-    conv = Converter(gm)
+    conv = Converter(gm, built=built)
     prims = conv.run()
     if conv.output is None:
         raise ImportRefused("the traced module has no output")
@@ -82,7 +85,7 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     network = emitter.as_list(tree, "")
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
-    blocks = make_blocks(emitter.instances)
+    blocks = make_blocks(emitter.instances, merge_level)
     if emitter.plain is not None:
         number_split_blocks(blocks)
     ops = [o for o in _all_ops(tree)] + [o for h in heads for o in _all_ops(h.chain)]
@@ -137,10 +140,11 @@ def _propagate_shapes(gm: fx.GraphModule, model: nn.Module, input_size: tuple[in
     from torch.fx.passes.shape_prop import ShapeProp
 
     splits = {"chunk", "split"}
+    modules = dict(gm.named_modules())
     if not any(
         str(getattr(n.target, "__name__", n.target)) in splits for n in gm.graph.nodes if n.op in ("call_method", "call_function")
-    ):
-        return
+    ) and not any(type(modules.get(str(n.target))) is torch.nn.LayerNorm for n in gm.graph.nodes if n.op == "call_module"):
+        return  # a LayerNorm needs the rank of its input: a vector's last axis, or a map's (refused)
     conv = next((m for m in gm.modules() if isinstance(m, torch.nn.Conv2d)), None)
     channels = conv.in_channels if conv is not None else 3
     device = next((p.device for p in gm.parameters()), torch.device("cpu"))  # `meta`: shapes without compute

@@ -6,15 +6,18 @@ goes through ``yaml.safe_dump``, and user-derived text in comments is made print
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import yaml
 
-from archspec.importer.emit import E, render_op
+from archspec.importer.emit import E, _ops, render_op
 from archspec.importer.structure import ACTS
 from archspec.language.model import KEYWORDS
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
+_SKIP = object()  # an optional part whose flag an enclosing `if` decided false: nothing is written
 
 
 class _Flow(list):  # type: ignore[type-arg]
@@ -89,6 +92,7 @@ class Renderer:
     def __init__(self, defaults: dict[str, dict[str, Any]], flat: bool = False) -> None:
         self.defaults = defaults
         self.flat = flat
+        self.known: dict[str, bool] = {}  # flags decided by the `if` branches being written
 
     def node(
         self,
@@ -99,6 +103,10 @@ class Renderer:
         special: frozenset[str] = frozenset(),
         top: bool = False,
     ) -> Any:
+        if e.names is not None:  # an item of a merged block whose name depends on its flags
+            return self._renamed(e, refs, counter, optional, special)
+        if e.kind == "if":
+            return self._if(e, refs, counter, optional, special)
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
@@ -114,7 +122,7 @@ class Renderer:
             )
             value = f"{e.inst.block.name} {args}".strip()
         elif e.kind == "list":
-            items = [self.node(x, refs, counter) for x in e.items]
+            items = self._items(e.items, refs, counter)
             value = _named_repeat(e, items) or _fold(items)
             # conv2d → bn → act runs regrouped one per line only in a flat, Caffe-style port (no blocks):
             # the network's items are the rows of check, diff and transfer, and in a block a
@@ -129,23 +137,28 @@ class Renderer:
                 value = {"concat": branches}
         elif e.kind == "gate":
             value = {"gate": self.node(e.items[0], refs, counter)}
-        else:  # residual
-            body: dict[str, Any] = {"body": self.node(e.items[0], refs, counter)}
-            if e.has_shortcut:
-                shortcut = self.node(e.items[1], refs, counter)
-                body["shortcut"] = {"if": "$projection", "then": shortcut} if optional else shortcut
-            if "scale" in special:
-                body["scale"] = "$scale"
-            elif e.scale != 1.0:
-                body["scale"] = e.scale
-            if "act" in special:
-                body["then"] = "$act"
-            elif e.then is not None:
-                body["then"] = render_op(e.then, self.defaults)
-            value = {"residual": body}
+        else:
+            value = self._residual(e, refs, counter, optional, special)
         if e.name in KEYWORDS:  # torchvision's InvertedResidual.block: named inside a chain's mapping
             return {"chain": {e.name: value}}
         return {e.name: value} if e.name else value
+
+    def _residual(
+        self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool, special: frozenset[str]
+    ) -> Any:
+        body: dict[str, Any] = {"body": self.node(e.items[0], refs, counter)}
+        if e.has_shortcut:
+            shortcut = self.node(e.items[1], refs, counter)
+            body["shortcut"] = {"if": "$projection", "then": shortcut} if optional else shortcut
+        if "scale" in special:
+            body["scale"] = "$scale"
+        elif e.scale != 1.0:
+            body["scale"] = e.scale
+        if "act" in special:
+            body["then"] = "$act"
+        elif e.then is not None:
+            body["then"] = render_op(e.then, self.defaults)
+        return {"residual": body}
 
     def block(self, block: Any) -> dict[str, Any]:
         body = block.template.body
@@ -160,9 +173,110 @@ class Renderer:
         )
         if body.kind == "list":
             out["chain"] = value
+        elif body.kind == "if":  # a residual sum that some instances have: a chain holding the `if`
+            out["chain"] = [value]
         else:
             out.update(value)
         return out
+
+    # ---- a merged block's template (importer/optional.py) ----------------------------------------
+    def _if(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool, special: frozenset[str]) -> Any:
+        """An optional part, `{if: $flag, then: part}` (resolved where an enclosing `if` decided the
+        flag), or a residual sum present with its flag: `{if: $res, then: {residual: ...}, else: body}`."""
+        assert e.cond is not None
+        inner = e.items[0]
+        if e.wrap:
+            start = counter[0]
+            then = self._with(e.cond, True, lambda: self.node(inner, refs, counter, optional, special))
+            end, counter[0] = counter[0], start
+            other = self._with(e.cond, False, lambda: self.node(inner.items[0], refs, counter))
+            counter[0] = end
+            return {"if": f"${e.cond}", "then": then, "else": other}
+        if e.cond in self.known:
+            if self.known[e.cond]:
+                return self.node(inner, refs, counter, optional, special)
+            counter[0] += len(_ops(inner))
+            return _SKIP
+        return {"if": f"${e.cond}", "then": self._with(e.cond, True, lambda: self.node(inner, refs, counter, optional, special))}
+
+    def _renamed(self, e: E, refs: dict[int, dict[str, str]], counter: list[int], optional: bool, special: frozenset[str]) -> Any:
+        """An item under the name its flags give it: `{if: $se, then: {"3": x}, else: {"2": x}}`."""
+        assert e.names is not None
+        start, end = counter[0], counter[0]
+        table = e.names
+
+        def variant(conds: tuple[str, ...], fixed: dict[str, bool]) -> Any:
+            nonlocal end
+            if not conds:
+                key = tuple(fixed[c] for c in e.conds)
+                name = table.get(key) or next(iter(table.values()))
+                counter[0] = start
+                value = self.node(replace(e, names=None, conds=(), name=name), refs, counter, optional, special)
+                end = counter[0]
+                return value
+            c, rest = conds[0], conds[1:]
+            if c in self.known:
+                return variant(rest, {**fixed, c: self.known[c]})
+            then = self._with(c, True, lambda: variant(rest, {**fixed, c: True}))
+            other = self._with(c, False, lambda: variant(rest, {**fixed, c: False}))
+            return then if then == other else {"if": f"${c}", "then": then, "else": other}
+
+        value = variant(e.conds, {})
+        counter[0] = end
+        return value
+
+    def _items(self, items: list[E], refs: dict[int, dict[str, str]], counter: list[int]) -> list[Any]:
+        """A list's items; a run of optional or renamed items of which two or more hang on one flag is
+        written once for each of its values: `{if: $expand, then: [...], else: [...]}`."""
+        out: list[Any] = []
+        k = 0
+        while k < len(items):
+            flag = self._flag_of(items[k])
+            end = k + 1
+            if flag is not None:
+                stretch = k
+                while stretch < len(items) and self._flag_of(items[stretch]) is not None:
+                    stretch += 1
+                on_flag = [j for j in range(k, stretch) if self._flag_of(items[j]) == flag]
+                end = on_flag[-1] + 1 if len(on_flag) >= 2 else k + 1
+            if end - k == 1:
+                value = self.node(items[k], refs, counter)
+                if value is not _SKIP:
+                    out.append(value)
+                k = end
+                continue
+            assert flag is not None
+            start, run = counter[0], items[k:end]
+            then = self._with(flag, True, lambda run=run: self._items(run, refs, counter))  # type: ignore[misc]
+            stop, counter[0] = counter[0], start
+            other = self._with(flag, False, lambda run=run: self._items(run, refs, counter))  # type: ignore[misc]
+            counter[0] = stop
+            group: dict[str, Any] = {"if": f"${flag}", "then": then[0] if len(then) == 1 else then}
+            if other:
+                group["else"] = other[0] if len(other) == 1 else other
+            out.append(group)
+            k = end
+        return out
+
+    def _flag_of(self, e: E) -> str | None:
+        """The first flag not yet decided that an item of a merged block hangs on, if any."""
+        if e.names is not None:
+            return next((c for c in e.conds if c not in self.known), None)
+        if e.kind == "if" and not e.wrap and e.cond is not None and e.cond not in self.known:
+            return e.cond
+        return None
+
+    def _with(self, flag: str, value: bool, render: Callable[[], Any]) -> Any:
+        """Render with a flag known (inside the branch of an `if` on it)."""
+        before = self.known.get(flag)
+        self.known[flag] = value
+        try:
+            return render()
+        finally:
+            if before is None:
+                del self.known[flag]
+            else:
+                self.known[flag] = before
 
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")

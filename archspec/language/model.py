@@ -113,8 +113,10 @@ def _node_kind(v: Any) -> str | None:
 def _check_named(v: dict[str, Any]) -> dict[str, Any]:
     if len(v) == 1:
         ((key, value),) = v.items()
-        guess = did_you_mean(key, KEYWORDS)
-        if guess and isinstance(value, dict) and len(value) != 1 and not any(k in value for k in KEYWORDS):
+        # (the close-match search only where the value could not be a node: it costs more than the rest)
+        shaped = isinstance(value, dict) and len(value) != 1 and not any(k in value for k in KEYWORDS)
+        guess = did_you_mean(key, KEYWORDS) if shaped else None
+        if guess:
             # `concta: {a: ..., b: ...}` would name a node holding an invalid mapping: a typo'd keyword
             raise PydanticCustomError("misspelt_keyword", "unknown key {key!r}; {guess}", {"key": key, "guess": guess})
     if len(v) != 1:
@@ -637,6 +639,11 @@ class Spec(_Strict):
         "module paths, or a mapping from output names to paths); absent: the network's last value alone",
     )
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
+    frozen: list[str] = Field(
+        default_factory=list,
+        description="module paths (or patterns, as init: writes them) whose parameters do not train: "
+        "requires_grad False, e.g. [body.conv1, body.layer1] (docs/language.md, Frozen parameters)",
+    )
     variants: dict[BlockName, dict[str, Any]] = Field(
         default_factory=dict,
         description="a family: each member's name and the values it sets, as --set KEY=VALUE would "

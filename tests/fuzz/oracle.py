@@ -66,6 +66,16 @@ class Oracle(nn.Module):
     def __init__(self, truth: Truth) -> None:
         super().__init__()
         self.truth = truth
+        # docs/language.md: in eval mode the network computes its outputs alone, not an aux head, nor the part of
+        # the network only an aux head reads (with outputs: the tap may lie after every output)
+        by_id = {p.id: p for p in truth.prims}
+        self.eval_reads: set[str] = set()
+        todo = [truth.outputs[name] for name in truth.main]
+        while todo:
+            v = todo.pop()
+            if v != "input" and v not in self.eval_reads:
+                self.eval_reads.add(v)
+                todo.extend(by_id[v].inputs)
         for p in truth.prims:
             if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
                 self._put(p.path, _module(p, truth))
@@ -102,7 +112,7 @@ class Oracle(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         values: dict[str, torch.Tensor] = {"input": x}
         for p in self.truth.prims:
-            if p.aux is not None and not self.training:
+            if not self.training and p.id not in self.eval_reads:
                 continue
             values[p.id] = self.apply(p, [values[i] for i in p.inputs])
         if self.training and len(self.truth.outputs) > len(self.truth.main):  # aux heads: every output

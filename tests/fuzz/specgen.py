@@ -40,6 +40,8 @@ MAX_LAYER_NORMS = 12
 # A case's multiply-accumulates at its input size: the generator redraws past this (seed 147: concats of repeated
 # blocks under an override reached 3487 channels and 180 M MACs, 80 s a case in float64; the median is 11 k)
 MAX_CASE_MACS = 20_000_000
+# How often a spec names its outputs (`outputs:`); the runner's --outputs P draws them more often (a focused run)
+OUTPUTS_CHANCE = 0.15
 
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
@@ -479,8 +481,12 @@ class Realizer:
         scale_width: bool = True,
         check_paths: bool = True,
         forbid: set[str] | frozenset[str] = frozenset(),
+        lenient: bool = False,
     ) -> None:
         self.spec = spec
+        # lenient: an op that cannot be built at the spec's size is kept as a broken value (valid at no size), for a
+        # spec whose outputs: may leave it out (docs/language.md: the network is what its outputs read)
+        self.lenient = lenient
         self.blocks = {b.name: b for b in spec.blocks}
         self.fixed = fixed
         self.scale_width = scale_width
@@ -492,8 +498,9 @@ class Realizer:
         self.shapes: dict[str, Shape] = {}
         self.module_paths: set[str] = set()
         self.containers: set[str] = set()
-        self.by_path: dict[str, str] = {}  # module path of ops, block instances and rows → output (for aux taps)
-        self.path_count: dict[str, int] = {}  # how many things registered each path (a tap must be unambiguous)
+        # every node with a module path, as it ends: (path, value, where it began in this list); see `values_at`
+        self.ends: list[tuple[str, str, int]] = []
+        self.ends_at: dict[str, list[int]] = {}  # path → its entries in self.ends
         self.unit: str | None = None  # the row being expanded (None: at the top level, between rows)
         self.rows: list[tuple[str, str]] = []
         self.aux: str | None = None
@@ -503,7 +510,6 @@ class Realizer:
         self.stack: tuple[str, ...] = ()
         self.used: list[set[str]] = []  # $params looked up, per enclosing block instance
         self.scaled = False  # an upsampling by a factor of a size that varies has been emitted
-        self.named: dict[str, str] = {}  # a named node's module path → its output (what from: reads)
         self.instances: list[str] = []  # the paths of the block instances being expanded, innermost last
 
     def note(self, name: str) -> None:
@@ -557,7 +563,7 @@ class Realizer:
             okh = tuple(a and b > 0 for a, b in zip(okh, shape.h, strict=True))
             okw = tuple(a and b > 0 for a, b in zip(okw, shape.w, strict=True))
             h0, w0 = self.spec.size
-            if not (okh[h0 - 1] and okw[w0 - 1]):
+            if not (okh[h0 - 1] and okw[w0 - 1]) and not self.lenient:
                 raise Invalid(f"{op} at {path!r}: empty map at the spec's input size")
         self.prims.append(Prim(vid, op, params, path, inputs, shape, origin, self.aux, okh, okw, self.unit))
         self.shapes[vid] = shape
@@ -566,32 +572,50 @@ class Realizer:
     # -- structure
     def row(self, path: str, expand: Any, register: bool = True) -> str:
         self.unit = path
+        began = len(self.ends)
         try:
             out = expand()
         finally:
             self.unit = None
         if register:
-            self.register(path, out)
+            self.ended(path, out, began)
         self.rows.append((path, out))
         return out
 
-    def register(self, path: str, out: str) -> None:
-        """A path an aux head can tap: ops, block instances and rows; the first one registered wins."""
-        self.by_path.setdefault(path, out)
-        self.path_count[path] = self.path_count.get(path, 0) + 1
+    def ended(self, path: str, out: str, began: int) -> str:
+        """A node with a module path has ended (an op, a block instance, a named node, a copy, a gate, a row);
+        ``began``: len(self.ends) when it began, so the nodes ended since are inside it."""
+        self.ends_at.setdefault(path, []).append(len(self.ends))
+        self.ends.append((path, out, began))
+        return out
+
+    def values_at(self, path: str) -> list[str]:
+        """docs/language.md, "Reading earlier values": the values of the nodes at a module path, leaving out
+        a node inside another node at the same path (the outer one stands for it); several: ambiguous."""
+        mine = self.ends_at.get(path, [])
+        outer = [i for i in mine if not any(self.ends[j][2] <= i < j for j in mine)]
+        return list(dict.fromkeys(self.ends[i][1] for i in outer))
+
+    def value_at(self, path: str) -> str | None:
+        found = self.values_at(path)
+        if len(found) > 1:
+            raise Invalid(f"{path!r} names several values side by side")  # archspec: a located name error
+        return found[0] if found else None
 
     def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
+        began = len(self.ends)
         out = self._node(n, x, prefix, name, index, env)
-        if name is not None:  # docs/language.md: from: reads a named node's output by its module path
-            self.named[_join(prefix, name)] = out
+        if name is not None:  # docs/language.md: a named node's output, at its module path
+            self.ended(_join(prefix, name), out, began)
         return out
 
     def earlier(self, source: str) -> str:
         """The value from: or crop to= names: inside the innermost block instance first, then in the network."""
         inside = self.instances[-1] if self.instances else ""
         for path in (_join(inside, source), source):
-            if path in self.named:
-                return self.named[path]
+            found = self.value_at(path)
+            if found is not None:
+                return found
         raise Invalid(f"from: {source!r} names no earlier node")
 
     def _node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
@@ -626,11 +650,12 @@ class Realizer:
     def gate(self, n: Gate, x: str, path: str, env: dict[str, Any]) -> str:
         """docs/language.md, "Gates": the body sits under the gate's path, the product at `<path>.mul`."""
         xs = self.shapes[x]
+        began = len(self.ends)
         g = self.placed(n.body, x, path, None, None, env)
         gs = self.shapes[g]
         if not xs.is_map or not gs.is_map or gs.c != xs.c or set(gs.h) != {1} or set(gs.w) != {1}:  # type: ignore[arg-type]
             raise Invalid("a gate must end in C×1×1 with the channels of its input")
-        return self.emit("mul", {}, _join(path, "mul"), [x, g], xs, _join(path, "mul"))
+        return self.ended(path, self.emit("mul", {}, _join(path, "mul"), [x, g], xs, _join(path, "mul")), began)
 
     def choose(self, n: If, env: dict[str, Any]) -> Any:
         cond = self.value(n.cond, env)
@@ -651,9 +676,12 @@ class Realizer:
         with a written repeat count is the chain of its copies, standing where the node stands —
         under its name, else its index (a branch of a branch list), else the enclosing prefix
         (`body: conv * 2` is `body: [conv, conv]`); an `if:` passes its place to the chosen node."""
+        began = len(self.ends)
         if isinstance(n, If):
             chosen = self.choose(n, env)
-            return x if chosen is None else self.placed(chosen, x, prefix, name, index, env)
+            if chosen is None:  # a named if that chooses nothing: its name is its input's value
+                return x if name is None else self.ended(_join(prefix, name), x, began)
+            return self.placed(chosen, x, prefix, name, index, env)
         if getattr(n, "repeat", None) is None:
             return self.node(n, x, prefix, name, index, env)
         count = self.repeat_of(n, env)
@@ -666,7 +694,7 @@ class Realizer:
                 x = self.row(_join(base, seg), lambda x=x, seg=seg: self.node(n, x, base, seg, None, env))
             else:
                 x = self.node(n, x, base, seg, None, env)
-        return x
+        return x if name is None else self.ended(base, x, began)  # a named repeat: the chain of its copies
 
     @staticmethod
     def copy_name(n: Any, i: int) -> str:
@@ -682,6 +710,11 @@ class Realizer:
             return x
         index = 0
         for item in n.items:
+            while isinstance(item, If):  # docs/language.md: in a list the node an if chooses is the list's item
+                item = self.choose(item, env)
+            if item is None:  # an if choosing nothing: the identity, which takes its index
+                index += 1
+                continue
             if isinstance(item, Named):
                 x = self.placed(item.node, x, prefix, item.name, None, env)
                 index += 1
@@ -799,6 +832,7 @@ class Realizer:
         self.stack += (n.block,)
         self.used.append(set())
         self.instances.append(path)
+        began = len(self.ends)
         try:
             out = self.placed(block.body, x, path, None, None, inner)
         finally:
@@ -807,8 +841,7 @@ class Realizer:
             self.instances.pop()
         if set(block.params) - used:
             raise Invalid(f"block {n.block}: a parameter is never used")  # docs/language.md: an error
-        self.register(path, out)
-        return out
+        return self.ended(path, out, began)
 
     def value(self, v: Any, env: dict[str, Any]) -> Any:
         if isinstance(v, Param):
@@ -840,14 +873,24 @@ class Realizer:
             if written.get("groups") == old:  # a depthwise conv (groups written equal to out) stays depthwise
                 args["groups"] = args["out"]
         handler = getattr(self, "op_" + n.name, None)
+        began = len(self.ends)
         if handler is None:
             if n.name not in ACTS and n.name != "identity":
                 raise Invalid(f"unknown op {n.name}")
             y = self.emit(n.name, {}, path, [x], self.shapes[x], path)
         else:
-            y = handler(args, x, path)
-        self.register(path, y)
-        return y
+            try:
+                y = handler(args, x, path)
+            except Invalid:
+                if not self.lenient:
+                    raise
+                y = self.broken(n.name, path, x)
+        return self.ended(path, y, began)
+
+    def broken(self, op: str, path: str, x: str) -> str:
+        """An op that cannot be built at this spec's size (lenient mode): a value valid at no input size."""
+        never = tuple(False for _ in X)
+        return self.emit("broken", {"op": op}, path, [x], self.shapes[x], path, never, never)
 
     def map_of(self, x: str, what: str) -> Shape:
         xs = self.shapes[x]
@@ -985,7 +1028,7 @@ class Realizer:
     def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
         """x resized to the H×W of the value size_of names: here always the network's input."""
         xs = self.map_of(x, "interpolate")
-        if args["size_of"] != "input" or any(p == "input" or p.endswith(".input") for p in self.by_path):
+        if args["size_of"] != "input" or any(p == "input" or p.endswith(".input") for p in self.ends_at):
             raise Invalid("interpolate reads the input only where no node is named input")
         if args["align_corners"] is not None and args["mode"] != "bilinear":
             raise Invalid("align_corners only bilinear")
@@ -1080,7 +1123,7 @@ class Realizer:
         for a in spec.aux:
             if a.name in outputs:
                 raise Invalid("an aux head named like an output")
-            tap = self.by_path.get(a.tap)
+            tap = self.value_at(a.tap)
             if tap is None:
                 raise Invalid(f"aux tap {a.tap!r} names nothing")
             self.aux = a.name
@@ -1092,7 +1135,7 @@ class Realizer:
         """outputs: each name → the value its path names (only paths that name one value: as aux taps)."""
         found: dict[str, str] = {}
         for name, path in written:
-            value = self.named.get(path, self.by_path.get(path) if self.path_count.get(path) == 1 else None)
+            value = self.value_at(path)
             if name in found or value is None:
                 raise Invalid(f"outputs: {name!r} → {path!r} names no single value")
             found[name] = value
@@ -1236,17 +1279,23 @@ def apply_overrides(spec: Spec) -> Spec:
     return s
 
 
-def realize(spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset()) -> Truth:
-    """The meaning of a spec tree (after its overrides): raises Invalid when it is not a valid spec."""
+def realize(
+    spec: Spec, check_paths: bool = True, forbid: set[str] | frozenset[str] = frozenset(), lenient: bool = False
+) -> Truth:
+    """The meaning of a spec tree (after its overrides): raises Invalid when it is not a valid spec.
+
+    ``lenient`` (for a spec with ``outputs:``): an op that cannot be built at the spec's size makes the spec
+    invalid only where an output reads it; the generator draws trees valid in full, but another input size
+    (``check --set input.size=…``) may break a part that no output reads and that is left out."""
     s = apply_overrides(spec)
     check_names(s)
     if s.size[0] > MAXX or s.size[1] > MAXX:
         raise Invalid("input size beyond the tracked range")
     fixed: frozenset[str] = frozenset()
     if float(s.scale.get("width", 1.0)) != 1:
-        first = Realizer(s, scale_width=False, check_paths=False).run()
+        first = Realizer(s, scale_width=False, check_paths=False, lenient=lenient and s.outputs is not None).run()
         fixed = output_ops(first)
-    truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid).run()
+    truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid, lenient=lenient and s.outputs is not None).run()
     if any(
         k.split(".")[0] == "network"
         and not k.endswith(".repeat")
@@ -1626,7 +1675,7 @@ class Gen:
             spec.network = Chain(items)
         if self.chance(0.25):
             self.draw_aux(spec)
-        if self.chance(0.15):
+        if self.chance(OUTPUTS_CHANCE):
             self.draw_outputs(spec)
         truth = realize(spec, forbid=self.faults)
         if self.chance(0.35):
@@ -1680,8 +1729,7 @@ class Gen:
             scratch.run()
         except Invalid:
             return
-        taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1] + list(scratch.named)
-        taps = list(dict.fromkeys(taps))
+        taps = [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
         if not taps:
             return
         paths = self.rng.sample(taps, min(len(taps), self.rng.randint(1, 3)))
@@ -1695,7 +1743,7 @@ class Gen:
             scratch.run()
         except Invalid:
             return
-        taps = [p for p in scratch.by_path if p and scratch.path_count[p] == 1]
+        taps = [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
         if not taps:
             return
         main, self.r = self.r, scratch  # the head is drawn on the values of the whole network
@@ -1707,7 +1755,7 @@ class Gen:
     def _draw_heads(self, spec: Spec, scratch: Realizer, taps: list[str]) -> None:
         for i in range(self.rng.randint(1, 2)):
             tap = self.pick(taps)
-            v = scratch.by_path[tap]
+            v = scratch.values_at(tap)[0]
             head: list[Any] = []
             s = self.r.shapes[v]
             if s.is_map and self.chance(0.5):
