@@ -79,8 +79,11 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
             # a layer depends on its shapes' channels and rank only, never on the input size
             key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.out]))
             if key not in prototypes:
-                with SkipInit():
-                    proto = op.module(record.params, preds, record.out, device="meta")
+                if op.constant_init:  # its tensors are copied anew below: where the prototype's live is moot
+                    proto = op.module(record.params, preds, record.out)
+                else:
+                    with SkipInit():
+                        proto = op.module(record.params, preds, record.out, device="meta")
                 # a plain layer keeps all its tensors in its registries and has no children
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, _owned(proto) if plain else None

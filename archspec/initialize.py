@@ -79,8 +79,8 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> Non
     draws: list[Draw] = []
     schemes = schemes or {}
     for name, module in root.named_modules():
-        if not any(True for _ in module.parameters(recurse=False)) and not any(True for _ in module.buffers(False)):
-            continue
+        if all(t is None for t in module._parameters.values()) and all(t is None for t in module._buffers.values()):
+            continue  # no tensor of its own (what parameters(recurse=False) and buffers(False) would say, faster)
         if type(module) is nn.Module:  # a container's own tensor (a layer scale) starts at its op's value, set
             continue  # when it was built
         scheme = schemes.get(name)

@@ -60,6 +60,7 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
     ),
     "regnet_x_400mf": ("regnet_x_400mf", {}, _torchvision("regnet_x_400mf"), [(64, 64), (1, 1)]),
     "repvgg_a0": ("repvgg_a0", {}, _timm("repvgg_a0"), [(64, 64), (33, 45)]),
+    "ese_vovnet19b_dw": ("ese_vovnet19b_dw", {}, _timm("ese_vovnet19b_dw"), [(64, 64), (29, 33)]),
     "ghostnet_100": ("ghostnet_100", {}, _timm("ghostnet_100"), [(64, 64), (1, 1)]),
     "rexnet_100": ("rexnet_100", {}, _timm("rexnet_100"), [(64, 64), (1, 1)]),
     "selecsls42b": ("selecsls42b", {}, _timm("selecsls42b"), [(64, 64), (33, 45)]),

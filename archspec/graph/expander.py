@@ -25,7 +25,7 @@ from archspec.graph.outputs import check_aux_name, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import PathValues, earlier_value
-from archspec.graph.tree import check_names, kind_of
+from archspec.graph.tree import kind_of
 from archspec.graph.writer import Writer
 from archspec.ir import Network, OpGraph, Unit
 from archspec.language.load import YamlPath
@@ -41,7 +41,7 @@ from archspec.language.model import (
     name_of_copy,
 )
 from archspec.language.resolve import Resolved
-from archspec.language.shortform import Ref, Scope, ShortForms, referenced_params
+from archspec.language.shortform import Ref, Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 
@@ -105,7 +105,6 @@ class Expander:
     first_use: dict[str, Any] = field(default_factory=dict)  # block name → where its first instance is written
     written: list[Written] = field(default_factory=list)  # ops that read block_count or were scaled
     copies: Copies = field(default_factory=Copies)  # the repeat counts around the node being expanded
-    skipped: dict[int, tuple[Any, set[str]]] = field(default_factory=dict)  # an if's branch not taken, checked
 
     def __post_init__(self) -> None:
         self.params = OpParams(self.resolved, self.scale_width)
@@ -221,7 +220,7 @@ class Expander:
             return x
         index = 0
         for i, written in enumerate(members):
-            member, myp = self.chosen(written, yp + (i,), scope, x)  # an if stands for the node it chooses
+            member, myp = self.read.chosen(written, yp + (i,), scope, x)  # an if stands for the node it chooses
             if member is None:  # the identity: an if without else, its condition false
                 index += 1
                 continue
@@ -298,29 +297,10 @@ class Expander:
         self, node: IfNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """Transparent: the chosen node stands where the if stands, with its name or index."""
-        chosen, cyp = self.chosen(node, yp, scope, x)
+        chosen, cyp = self.read.chosen(node, yp, scope, x)
         if chosen is None:
             return x
         return self.node(chosen, cyp, scope, x, prefix, name, index)
-
-    def chosen(self, node: Any, yp: YamlPath, scope: Scope, x: str) -> tuple[Any, YamlPath]:
-        """The node an ``if`` chooses (through nested ifs) and its YAML path; any other node itself.
-        In a list the chosen node is the item: a repeat chosen takes consecutive indices of the list."""
-        while isinstance(node, IfNode):
-            cond = self.read.condition(node, yp, scope, x)
-            skipped = node.otherwise if cond else node.then
-            if skipped is not None:
-                names = self.skipped.get(id(skipped))  # the same branch of a block, again in every instance:
-                if names is None or names[0] is not skipped:  # checked once (it is only read)
-                    # the branch not taken is still language: the ops and blocks it names must exist
-                    check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
-                    names = self.skipped[id(skipped)] = (skipped, referenced_params(skipped))
-                if scope.used is not None:
-                    # a parameter written in the branch not taken is used: a block's optional parts need their
-                    # parameters whether or not this instance has them
-                    scope.used |= names[1]
-            node, yp = (node.then, yp + ("then",)) if cond else (node.otherwise, yp + ("else",))
-        return node, yp
 
     def op(
         self, node: OpLong, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -388,20 +368,7 @@ class Expander:
             ]
             ids = [self.out.add(op.name, params, path, ref.loc, [x, *read], inner)]
         else:
-            text, ids = self.params.short(op, params, scope.source), []
-            for child, child_op, child_params in chain:
-                ids.append(
-                    self.out.add(
-                        child_op,
-                        child_params,
-                        join(path, child),
-                        ref.loc,
-                        [ids[-1] if ids else x],
-                        inner,
-                        text,
-                        (op.name, params),
-                    )
-                )
+            ids = self.out.add_chain(op, params, chain, path, ref.loc, x, inner)
         unit = len(self.units) if scope.unit is None else None
         if ref.from_count or scaled:
             self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.errors import SpecError
+from archspec.graph.tree import check_names
 from archspec.language.load import YamlPath
 from archspec.language.model import BlockRef, ChainNode, IfNode, OpLong, names_pattern_problem
 from archspec.language.resolve import Resolved
@@ -31,6 +32,7 @@ class Reader:
     def __init__(self, resolved: Resolved, forms: ShortForms) -> None:
         self.resolved = resolved
         self.forms = forms
+        self.skipped: dict[int, tuple[Any, set[str]]] = {}  # an if's branch not taken, checked
 
     def structural(self, value: Any, yp: YamlPath, scope: Scope, x: str) -> Any:
         """A value that decides structure (a repeat count, a condition, a block's argument)."""
@@ -117,3 +119,22 @@ class Reader:
         if node.block not in self.resolved.blocks:
             self.forms.unknown(node.block, loc)
         return ref
+
+    def chosen(self, node: Any, yp: YamlPath, scope: Scope, x: str) -> tuple[Any, YamlPath]:
+        """The node an ``if`` chooses (through nested ifs) and its YAML path; any other node itself.
+        In a list the chosen node is the item: a repeat chosen takes consecutive indices of the list."""
+        while isinstance(node, IfNode):
+            cond = self.condition(node, yp, scope, x)
+            skipped = node.otherwise if cond else node.then
+            if skipped is not None:
+                names = self.skipped.get(id(skipped))  # the same branch of a block, again in every instance:
+                if names is None or names[0] is not skipped:  # checked once (it is only read)
+                    # the branch not taken is still language: the ops and blocks it names must exist
+                    check_names(skipped, yp + ("else" if cond else "then",), scope, self.forms)
+                    names = self.skipped[id(skipped)] = (skipped, referenced_params(skipped))
+                if scope.used is not None:
+                    # a parameter written in the branch not taken is used: a block's optional parts need their
+                    # parameters whether or not this instance has them
+                    scope.used |= names[1]
+            node, yp = (node.then, yp + ("then",)) if cond else (node.otherwise, yp + ("else",))
+        return node, yp

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.errors import Loc
-from archspec.graph.naming import Names
-from archspec.graph.params import OpParams
+from archspec.graph.naming import Names, join
+from archspec.graph.params import Chain, OpParams
 from archspec.ir import INPUT, Node, OpGraph
 from archspec.language.shortform import Scope
 from archspec.ops import REGISTRY
+from archspec.ops.registry import Op
 
 
 class Writer:
@@ -62,6 +63,15 @@ class Writer:
             seen.add(src)
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
+
+    def add_chain(self, op: Op, params: Any, chain: Chain, path: str, loc: Loc, x: str, scope: Scope) -> list[str]:
+        """A composite op as the chain of primitives it expands to, each under ``path.child``; their ids."""
+        text, ids = self.params.short(op, params, scope.source), list[str]()
+        for child, child_op, child_params in chain:
+            ids.append(
+                self.add(child_op, child_params, join(path, child), loc, [ids[-1] if ids else x], scope, text, (op.name, params))
+            )
+        return ids
 
     def schedule_after(self, tap: str, head: list[str]) -> None:
         """Order an aux head right after the node it taps, as hand-written networks compute it

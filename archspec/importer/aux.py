@@ -144,13 +144,14 @@ def aux_graphs(model: nn.Module, eval_targets: set[str], heads: set[str], stack_
     return [a for _, a in sorted(found, key=lambda t: t[0])]  # in the order the forward computes them
 
 
-def _weighted_paths(model: nn.Module) -> set[str]:
-    return {k.rpartition(".")[0] for k in model.state_dict()}
+def _weighted_paths(model: nn.Module, seen: set[str]) -> set[str]:
+    """The modules holding tensors, but for a tensor an op stands for itself (a layer_scale's parameter)."""
+    return {k.rpartition(".")[0] for k in model.state_dict() if k not in seen}
 
 
 def missing_paths(model: nn.Module, seen: set[str]) -> list[str]:
     """The modules with weights under none of the paths ``seen``."""
-    return sorted(p for p in _weighted_paths(model) if not any(p == r or p.startswith(r + ".") for r in seen))
+    return sorted(p for p in _weighted_paths(model, seen) if not any(p == r or p.startswith(r + ".") for r in seen))
 
 
 def reached(prims: list[Prim]) -> set[str]:

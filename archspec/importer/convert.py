@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import torch
 import torch.fx as fx
 import torch.nn as nn
 
@@ -124,8 +125,9 @@ class FunctionCall:
 class Converter:
     """fx graph → Prims, in topological order."""
 
-    def __init__(self, gm: fx.GraphModule) -> None:
+    def __init__(self, gm: fx.GraphModule, built: bool = False) -> None:
         self.gm = gm
+        self.built = built  # a network archspec built: it keeps what its spec wrote, `dropout 0.0` included
         self.table = readers()
         self.modules = dict(gm.named_modules())
         self.prims: list[Prim] = []
@@ -135,9 +137,14 @@ class Converter:
             if n.op == "call_module":
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
         self.output: int | None = None
+        # a model returning several maps (a dict, list or tuple: IntermediateLayerGetter): each name, its
+        # value and its fx node; `output` is then the last computed, whose chain holds the others
+        self.outputs: list[tuple[str, int, fx.Node]] = []
         self.fx_node: dict[int, fx.Node] = {}
         # x.chunk(n, 1), x.split(s, 1): its input, and the (start, stop) of part i of C channels
         self.chunks: dict[fx.Node, tuple[fx.Node, Callable[[int, int], tuple[int, int]]]] = {}
+        # values whose channels are the last axis (after x.permute(0, 2, 3, 1), until the permute back)
+        self.channels_last: set[fx.Node] = set()
 
     def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
         return ImportRefused(message, node=node.name, module=module_of(node), source=source_of(node), hint=hint)
@@ -191,6 +198,11 @@ class Converter:
 
     def on_output(self, node: fx.Node) -> None:
         out = node.args[0]
+        items = list(out.items()) if isinstance(out, dict) else list(enumerate(out)) if isinstance(out, (list, tuple)) else []
+        if len(items) > 1 and all(isinstance(v, fx.Node) and v in self.value and isinstance(k, (str, int)) for k, v in items):
+            self.outputs = [(str(k), self.value[v], v) for k, v in items]
+            self.output = max(i for _, i, _ in self.outputs)
+            return
         if not isinstance(out, fx.Node) or out not in self.value:
             raise self.refuse(
                 node,
@@ -200,6 +212,8 @@ class Converter:
         self.output = self.value[out]
 
     def on_get_attr(self, node: fx.Node) -> None:
+        if node.users and all(_is_mul(u) for u in node.users):
+            return  # a tensor times a map: a layer scale, read by read_mul
         if node.users:
             raise self.refuse(
                 node, f"the forward reads the tensor attribute {node.target!r} directly; archspec ops own their tensors"
@@ -263,10 +277,14 @@ class Converter:
             read = op.read(call)
         except Unreadable as e:
             raise self.refuse(node, str(e)) from None
+        if read is None and self.built:
+            read = {f: call.get(f) for f in op.positional}
         if read is None:  # the form computes nothing (nn.Dropout(0.0)): its output is its input
             self.value[node] = self.input(node, 0)
             return
         params = {**read, **dict(reader.sets)}
+        if self._on_channels_last(node, op):
+            params["per_pixel"] = True  # a linear layer on each pixel's channels (ConvNeXt's MLP)
         if op.stateful and path is None and node.op == "call_module":
             raise self.refuse(
                 node, "a module with weights is called more than once (shared weights); a spec gives every op its own weights"
@@ -275,6 +293,47 @@ class Converter:
 
     def read_passthrough(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         self.value[node] = self.input(node, 0)
+        if node.args and node.args[0] in self.channels_last:
+            self.channels_last.add(node)
+
+    def _on_channels_last(self, node: fx.Node, op: Op) -> bool:
+        """Whether the op's input has its channels last (between permutes), which then its output has too:
+        an op acting on the last axis (linear, layer_norm) acts on the channels, an elementwise one (an
+        activation, dropout) on every value; any other op there is refused."""
+        if not node.args or node.args[0] not in self.channels_last:
+            return False
+        if not (op.channels_last_on_maps or op.kind == "act" or op.name in ("dropout", "drop_path")):
+            raise self.refuse(
+                node,
+                f"{op.name} on a map whose channels were permuted last; archspec reads linear, layer_norm "
+                "and elementwise ops there",
+            )
+        self.channels_last.add(node)
+        return op.name == "linear"
+
+    def read_permute(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """x.permute(0, 2, 3, 1) and back: no op, but the ops between act on each pixel's channels."""
+        dims = call.get("dims")
+        if node.op == "call_method" and len(node.args) > 2:
+            dims = node.args[1:]  # x.permute(0, 2, 3, 1)
+        dims = list(dims) if isinstance(dims, (tuple, list)) else None
+        src = node.args[0]
+        last = src in self.channels_last
+        if dims == [0, 2, 3, 1] and not last:
+            self.channels_last.add(node)
+        elif dims != [0, 3, 1, 2] or not last:
+            raise self.refuse(node, f"permute({dims}); archspec reads a map's channels moved last (0, 2, 3, 1) and back")
+        self.value[node] = self.input(node, 0)
+
+    def read_last_axis(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """nn.Linear, nn.LayerNorm: over the last axis, so over a vector or over a map's channels moved last;
+        a LayerNorm over a map's width is refused (a Linear on a map fails the spec's shape check)."""
+        src = node.args[0] if node.args else None
+        meta = src.meta.get("tensor_meta") if isinstance(src, fx.Node) else None
+        rank = len(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+        if op.name == "layer_norm" and src not in self.channels_last and rank != 2:
+            raise self.refuse(node, "a LayerNorm over the last axis of a map (its width); archspec normalises the channels")
+        self.read(node, (op, Reader("")), call, path)
 
     def read_norm_act(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         """timm's BatchNormAct2d (GroupNormAct): the norm, then its own activation (no dropout)."""
@@ -403,8 +462,32 @@ class Converter:
             second = prim.id
         self.add(node, op.name, inputs=[self.input(node, 0), second])
 
+    def layer_scale(self, node: fx.Node, attr: fx.Node, x: Any) -> None:
+        """A parameter of C×1×1 times a map (torchvision's CNBlock: ``self.layer_scale * self.block(x)``):
+        archspec's layer_scale, its tensor at the attribute's path. Its start value is the tensor's when
+        every channel holds the same (a model as constructed), else the op's default (a trained model's
+        values come with its state_dict)."""
+        target = str(attr.target)
+        try:
+            tensor = self.gm.get_parameter(target)
+        except AttributeError:
+            raise self.refuse(node, f"a product with the buffer {target!r}; archspec's layer_scale is a parameter") from None
+        if not isinstance(x, fx.Node) or x not in self.value or x in self.channels_last:
+            raise self.refuse(node, f"the parameter {target!r} times something other than a map")
+        if tensor.dim() != 3 or tuple(tensor.shape[1:]) != (1, 1):
+            raise self.refuse(node, f"a product with a parameter of shape {tuple(tensor.shape)}; archspec's layer_scale is C×1×1")
+        params: dict[str, Any] = {}
+        values = tensor.detach().flatten()
+        if not values.is_meta and bool((values == values[0]).all()):
+            params["init"] = float(f"{float(values[0]):.7g}")  # a float32's value, as written (1e-06)
+        self.add(node, "layer_scale", params, inputs=[self.value[x]], path=target, stateful=True)
+
     def read_mul(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         a, b = node.args[0], node.args[1]
+        attr = next((x for x in (a, b) if isinstance(x, fx.Node) and x.op == "get_attr"), None)
+        if attr is not None:
+            self.layer_scale(node, attr, b if attr is a else a)
+            return
         if isinstance(a, fx.Node) and isinstance(b, fx.Node):
             # x · g(x): a gate (squeeze-and-excitation), recovered in structure.py
             self.add(node, op.name, inputs=[self.input(node, 0), self.input(node, 1)])
@@ -414,6 +497,12 @@ class Converter:
             raise self.refuse(node, "a product with something other than a tensor or a number")
         # x · s: a residual body's scale (structure.py), never an op of its own
         self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
+
+
+def _is_mul(node: fx.Node) -> bool:
+    return (node.op == "call_function" and node.target in (operator.mul, operator.imul, torch.mul)) or (
+        node.op == "call_method" and node.target in ("mul", "mul_")
+    )
 
 
 def _hashable(t: Any) -> bool:

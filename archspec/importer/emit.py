@@ -274,9 +274,14 @@ class Emitter:
             split.append((key, items))
             split += [(None, [t]) for t in tail]
         out = E("list")
+        keyed = False  # the source skips an index: its items are written under their numbers, as the zoo does
         for _key, items in split:
             node: Part = items[0] if len(items) == 1 else Chain(items)
             e, idx = self.place(node, prefix, len(out.items))
+            if idx is not None and (keyed or len(out.items) < int(idx)) and e.name in (None, idx):
+                keyed, e.name = True, idx  # `"2": layer_norm` after `"0": conv2d`, not an `identity` at 1
+                out.items.append(e)
+                continue
             if idx is not None:
                 want = int(idx)
                 while len(out.items) < want:

@@ -113,8 +113,10 @@ def _node_kind(v: Any) -> str | None:
 def _check_named(v: dict[str, Any]) -> dict[str, Any]:
     if len(v) == 1:
         ((key, value),) = v.items()
-        guess = did_you_mean(key, KEYWORDS)
-        if guess and isinstance(value, dict) and len(value) != 1 and not any(k in value for k in KEYWORDS):
+        # (the close-match search only where the value could not be a node: it costs more than the rest)
+        shaped = isinstance(value, dict) and len(value) != 1 and not any(k in value for k in KEYWORDS)
+        guess = did_you_mean(key, KEYWORDS) if shaped else None
+        if guess:
             # `concta: {a: ..., b: ...}` would name a node holding an invalid mapping: a typo'd keyword
             raise PydanticCustomError("misspelt_keyword", "unknown key {key!r}; {guess}", {"key": key, "guess": guess})
     if len(v) != 1:

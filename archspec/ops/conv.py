@@ -284,6 +284,16 @@ class ConvTransposeParams(OpParams):
         return self
 
 
+# the op's pair fields and the nn.ConvTranspose2d attributes they are read from
+_TRANSPOSED = {
+    "kernel": "kernel_size",
+    "stride": "stride",
+    "padding": "padding",
+    "output_padding": "output_padding",
+    "dilation": "dilation",
+}
+
+
 def _transposed_weights(p: ConvTransposeParams, cin: int) -> int:
     return cin * (p.out // p.groups) * p.kernel[0] * p.kernel[1]
 
@@ -306,7 +316,17 @@ class ConvTranspose(Op):
     stateful = True
     fresh_output = True
     saved_for_backward = ("in", "w")
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (Reader("torch.nn.ConvTranspose2d"),)
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("padding_mode", "zeros") != "zeros":
+            raise Unreadable(f"ConvTranspose2d with padding_mode={call.get('padding_mode')!r}; archspec pads with zeros")
+        return {
+            "out": int(call.get("out_channels")),
+            **{k: pair(call.get(attr)) for k, attr in _TRANSPOSED.items()},
+            "groups": int(call.get("groups", 1)),
+            "bias": call.get("bias") is not None,
+        }
 
     def infer(self, p: ConvTransposeParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

@@ -48,7 +48,8 @@ class Linear(Op):
     fresh_output = True
     saved_for_backward = ("in", "w")
     channels_last_on_maps = True
-    readers = (Reader("torch.nn.Linear"),)  # per_pixel (between permutes) is not read yet
+    # on a vector, or on a map's channels between x.permute(0, 2, 3, 1) and back: per_pixel (the converter)
+    readers = (Reader("torch.nn.Linear", structural="last_axis"),)
 
     def read(self, call: Call) -> dict[str, Any]:
         return {"out": int(call.get("out_features")), "bias": call.get("bias") is not None}
@@ -219,6 +220,11 @@ class Identity(Op):
         Reader("torch.nn.Identity", structural="passthrough"),
         Reader("Tensor.contiguous", structural="passthrough"),
         Reader("archspec.runtime.check_input", structural="passthrough"),  # the input guard of a network archspec built
+        # a map's channels moved last and back (ConvNeXt, around its per-pixel LayerNorm and MLP): the
+        # converter follows the layout, and reads the ops between as acting on the channels
+        Reader("torch.permute", args=("dims",), structural="permute"),
+        Reader("Tensor.permute", args=("dims",), structural="permute"),
+        Reader("torchvision.ops.misc.Permute", structural="permute"),
     )
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:

@@ -27,6 +27,7 @@ class BatchNorm(Op):
     Params = BNParams
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    constant_init = True
     fresh_output = True
     saved_for_backward = ("in", "stats")
     readers = (
@@ -77,7 +78,10 @@ class FrozenBatchNorm(Op):
     stateful = True
     fresh_output = True
     saved_for_backward = ()  # x · scale + shift with constant buffers: autograd keeps the scale only
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    readers = (Reader("torchvision.ops.misc.FrozenBatchNorm2d"), Reader("archspec.runtime.FrozenBatchNorm2d"))
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {"eps": float(call.get("eps", 1e-5))}
 
     def infer(self, p: FrozenBNParams, inputs: list[Shape]) -> Shape:
         if not inputs[0].is_map:
@@ -159,13 +163,23 @@ class LayerNorm(Op):
     Params = LayerNormParams
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    constant_init = True
     fresh_output = True
     channels_last_on_maps = True
     saved_for_backward = ("in", "ln")
-    not_imported = (
-        "torch's LayerNorm over a map's channels runs between permutes (ConvNeXt's LayerNorm2d), which the "
-        "importer does not read yet"
+    readers = (
+        # over the last axis: a vector's, or a map's channels between x.permute(0, 2, 3, 1) and back (the
+        # converter follows the permutes; over a map's width it is refused)
+        Reader("torch.nn.LayerNorm", structural="last_axis"),
+        Reader("torchvision.models.convnext.LayerNorm2d"),  # over a map's channels: permute, layer_norm, permute
+        Reader("timm.layers.norm.LayerNorm2d"),
     )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        shape = call.get("normalized_shape")
+        if not isinstance(shape, (tuple, list)) or len(shape) != 1:
+            raise Unreadable(f"LayerNorm over {shape!r}; archspec's normalises one axis, the channels")
+        return {"eps": float(call.get("eps", 1e-5)), "affine": bool(call.get("elementwise_affine", True))}
 
     def infer(self, p: LayerNormParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -203,7 +217,10 @@ class LayerScale(Op):
     parameter_only = True
     fresh_output = True
     saved_for_backward = ("in", "w")
-    not_imported = "a tensor attribute the forward reads (get_attr): the importer refuses those, archspec ops own their tensors"
+    not_imported = (
+        "no torch form of its own: a tensor attribute times a map (torchvision's `self.layer_scale * x`) is read "
+        "by the multiply's reader (merge.py's mul, importer/convert.py's read_mul) as this op at the attribute's path"
+    )
 
     def infer(self, p: LayerScaleParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -247,6 +264,7 @@ class GroupNorm(Op):
     )
     flags = {"no_affine": ("affine", False)}
     stateful = True
+    constant_init = True
     fresh_output = True
     saved_for_backward = ("in", "ln")
 

@@ -243,7 +243,7 @@ class _Page:
             if key is None:
                 continue
             sid = self.ids[key]
-            own = self.boxes[sid].get("path")
+            own: str = self.boxes[sid].get("path") or ""
             candidates = [record.path, record.origin] + [f.path for f in view.frames[node]]
             for path in candidates:
                 old = self.index.get(path)
@@ -254,7 +254,7 @@ class _Page:
                 if key.startswith("op.") and path == record.path and record.path != record.origin:
                     exact = False  # features.6.branch0.conv is inside the box of features.6.branch0
                 # else the smallest box holding it (repeat_1.13.branch1.2.conv: its op's box, not the ×20 box)
-                holds = bool(own) and (drawn == own or drawn.startswith(own + "."))
+                holds = own != "" and (drawn == own or drawn.startswith(own + "."))
                 rank = (0 if exact else 1, -len(own) if holds else 0, len(state))
                 if old is None or rank < tuple(old["rank"]):
                     self.index[path] = {"view": "|".join(state), "box": sid, "rank": list(rank)}
