@@ -716,3 +716,48 @@ def test_an_up_convolution_and_frozen_batchnorm_are_read_back() -> None:
     text = import_module(net.eval(), input_size=(9, 11))
     for written in ("frozen_bn eps=0.001", "conv_transpose 8 3x3 s2 p1 output_padding=1 g2", "conv_transpose 4 2x2 s2 no_bias"):
         assert written in text, (written, text)
+
+
+class _Taps(nn.Module):
+    """A backbone returning a list of its stages' maps, as a feature extractor does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+        self.stage1 = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+        self.stage2 = nn.Conv2d(16, 32, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        a = self.stage1(self.stem(x))
+        return [a, self.stage2(a)]
+
+
+def test_several_outputs_are_written_as_outputs() -> None:
+    """A module returning a dict of maps (torchvision's IntermediateLayerGetter) or a list of them is
+    written with `outputs:`, each name at the module whose output it is; import_module checks every
+    output against the module's (strict state_dict, same values by name or by position)."""
+    import torchvision
+    from torchvision.models._utils import IntermediateLayerGetter
+
+    torch.manual_seed(0)
+    getter = IntermediateLayerGetter(torchvision.models.resnet18(), {"layer1": "0", "layer2": "1", "layer4": "out"})
+    text = import_module(getter.eval(), input_size=(64, 64))
+    assert yaml.safe_load(text)["outputs"] == {"0": "layer1", "1": "layer2", "out": "layer4"}, text
+    assert "layer3" in text and "fc" not in text  # what the outputs read, and nothing after the last
+    text = import_module(_Taps().eval(), input_size=(32, 32))
+    assert yaml.safe_load(text)["outputs"] == {"0": "stage1", "1": "stage2"}, text
+
+
+class _TwoHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.left, self.right = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.body(x)
+        return {"left": self.left(y), "right": self.right(y)}
+
+
+def test_outputs_off_the_chain_are_one_located_refusal() -> None:
+    with pytest.raises(ImportRefused, match="not the output of a module on the chain"):
+        import_module(_TwoHeads().eval(), input_size=(16, 16))

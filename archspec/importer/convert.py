@@ -137,6 +137,9 @@ class Converter:
             if n.op == "call_module":
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
         self.output: int | None = None
+        # a model returning several maps (a dict, list or tuple: IntermediateLayerGetter): each name, its
+        # value and its fx node; `output` is then the last computed, whose chain holds the others
+        self.outputs: list[tuple[str, int, fx.Node]] = []
         self.fx_node: dict[int, fx.Node] = {}
         # x.chunk(n, 1), x.split(s, 1): its input, and the (start, stop) of part i of C channels
         self.chunks: dict[fx.Node, tuple[fx.Node, Callable[[int, int], tuple[int, int]]]] = {}
@@ -195,6 +198,11 @@ class Converter:
 
     def on_output(self, node: fx.Node) -> None:
         out = node.args[0]
+        items = list(out.items()) if isinstance(out, dict) else list(enumerate(out)) if isinstance(out, (list, tuple)) else []
+        if len(items) > 1 and all(isinstance(v, fx.Node) and v in self.value and isinstance(k, (str, int)) for k, v in items):
+            self.outputs = [(str(k), self.value[v], v) for k, v in items]
+            self.output = max(i for _, i, _ in self.outputs)
+            return
         if not isinstance(out, fx.Node) or out not in self.value:
             raise self.refuse(
                 node,

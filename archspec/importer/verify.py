@@ -77,17 +77,34 @@ def _compare(model: nn.Module, ours: nn.Module, size: tuple[int, int], tolerance
             expected, got = model(x), ours(x)
     finally:
         model.train(was_training)
-    if not isinstance(expected, torch.Tensor) or expected.shape != got.shape:
-        raise ImportRefused(f"the imported spec gives an output of another shape ({tuple(got.shape)})")
-    err = (expected - got).abs().max().item()
-    scale = max(1.0, expected.abs().max().item())
-    if not err <= tolerance * scale:
-        raise ImportRefused(
-            f"the imported spec computes something else: outputs differ by {err:.3g}",
-            hint="this is a limitation of archspec import; please report it",
-        )
+    for name, e, g in _pairs(expected, got):
+        if not isinstance(e, torch.Tensor) or not isinstance(g, torch.Tensor) or e.shape != g.shape:
+            raise ImportRefused(f"the imported spec gives an output {name}of another shape ({_shape(g)})")
+        err = (e - g).abs().max().item()
+        if not err <= tolerance * max(1.0, e.abs().max().item()):
+            raise ImportRefused(
+                f"the imported spec computes something else: outputs {name}differ by {err:.3g}",
+                hint="this is a limitation of archspec import; please report it",
+            )
     if aux:
         _verify_aux(model, ours, x, aux, tolerance)
+
+
+def _pairs(expected: Any, got: Any) -> list[tuple[str, Any, Any]]:
+    """The module's outputs and the spec's, paired: one tensor each, or several (the spec's `outputs:`,
+    a dict) by name — the module's dict by its keys, its list or tuple by position."""
+    if not isinstance(got, dict):
+        return [("", expected, got)]
+    names = list(got)
+    if isinstance(expected, dict) and [str(k) for k in expected] == names:
+        return [(f"{k!r} ", expected[k], got[str(k)]) for k in expected]
+    if isinstance(expected, (list, tuple)) and len(expected) == len(names):
+        return [(f"{k!r} ", e, got[k]) for k, e in zip(names, expected, strict=True)]
+    return [(f"{names!r} ", expected, None)]
+
+
+def _shape(t: Any) -> Any:
+    return tuple(t.shape) if hasattr(t, "shape") else type(t).__name__
 
 
 def _verify_aux(model: nn.Module, ours: nn.Module, x: torch.Tensor, aux: dict[str, int], tolerance: float) -> None:

@@ -1,5 +1,5 @@
 """Element-wise activations, one registry entry each (those without parameters declared in a table;
-leaky_relu, which takes its slope, after it)."""
+leaky_relu and elu, which take a parameter, after it)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,12 @@ _ACTIVATIONS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
         "Hardsigmoid",
         ("torch.nn.Hardsigmoid", "torch.nn.functional.hardsigmoid"),
     ),
+    "mish": (
+        "torch.nn.functional.mish",
+        "x * tanh(softplus(x)) (CSPDarknet, YOLOv4)",
+        "Mish",
+        ("torch.nn.Mish", "torch.nn.functional.mish"),
+    ),
 }
 
 for _name, (_function, _doc, _layer, _reads) in _ACTIVATIONS.items():
@@ -146,3 +152,33 @@ class LeakyReLU(Op):
 
     def label(self, p: LeakyReLUParams) -> str:
         return f"LeakyReLU ({p.slope:g})"
+
+
+class EluParams(OpParams):
+    alpha: float = Field(1.0, ge=0.0, le=1e6, description="the value approached for very negative inputs is -alpha")
+
+
+@register
+class Elu(Op):
+    name = "elu"
+    kind = "act"
+    layer = "ELU"
+    doc = "x for x > 0, alpha · (exp(x) - 1) otherwise (torch elu). Short form: elu [ALPHA]"
+    Params = EluParams
+    positional = ("alpha",)
+    readers = (Reader("torch.nn.ELU"), Reader("torch.nn.functional.elu", args=("alpha", "inplace")))
+
+    def read(self, call: Call) -> dict[str, Any]:
+        alpha = float(call.get("alpha", 1.0))
+        return {} if alpha == EluParams.model_fields["alpha"].default else {"alpha": alpha}
+
+    def infer(self, p: EluParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def function(self, p: EluParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.elu, {"alpha": p.alpha}
+
+    def label(self, p: EluParams) -> str:
+        return "ELU" if p.alpha == 1.0 else f"ELU ({p.alpha:g})"

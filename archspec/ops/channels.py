@@ -1,4 +1,5 @@
-"""Channel rearrangements without weights: a slice of the channels and ShuffleNet's channel shuffle."""
+"""Channel rearrangements without weights: a slice of the channels, ShuffleNet's channel shuffle, and the
+mean and maximum over the channels (CBAM's spatial attention)."""
 
 from __future__ import annotations
 
@@ -107,3 +108,44 @@ class ChannelShuffle(Op):
 
     def label(self, p: ShuffleParams) -> str:
         return f"channel shuffle ({p.groups})"
+
+
+class _OverChannels(Op):
+    """One value per pixel from all the channels: 1×H×W (kept as a map, as torch's keepdim=True)."""
+
+    fresh_output = True
+    torch_function: str = ""
+    not_imported = "a reduction over the channels is not read yet"
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if not x.is_map:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        return Shape(1, x.height, x.width)
+
+    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return getattr(torch, self.torch_function), {"dim": 1, "keepdim": True}
+
+
+@register
+class ChannelMean(_OverChannels):
+    name = "channel_mean"
+    torch_function = "mean"
+    doc = "The mean over the channels at each pixel: C×H×W to 1×H×W (x.mean(1, keepdim=True))."
+
+    def label(self, p: OpParams) -> str:
+        return "mean over C"
+
+
+@register
+class ChannelMax(_OverChannels):
+    name = "channel_max"
+    torch_function = "amax"
+    fresh_output = False  # amax's backward reads its output: an activation after it must not run in place
+    saved_for_backward = ("in", "out")
+    doc = "The maximum over the channels at each pixel: C×H×W to 1×H×W (x.amax(1, keepdim=True))."
+
+    def label(self, p: OpParams) -> str:
+        return "max over C"

@@ -11,7 +11,9 @@ from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
 from archspec.symbolic import Shape, Window, factor
 
-Activation = Literal["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "none"]
+Activation = Literal[
+    "relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "mish", "none"
+]
 Padding = Union[
     Literal["same"],
     Annotated[NonNegPair, Field(description="pixels added on each side")],

@@ -93,8 +93,9 @@ class Add(Op):
 class Mul(Op):
     name = "mul"
     doc = (
-        "x · gate(x), the gate broadcast over H and W (squeeze-and-excitation); made by a `gate:` node, "
-        "whose body must end in C×1×1 with the channels of x. Like the residual sum, the product counts no "
+        "x · gate(x), the gate broadcast over H and W (squeeze-and-excitation) or over the channels (a spatial "
+        "gate, CBAM); made by a `gate:` node, whose body must end in C×1×1 with the channels of x, or in 1×H×W "
+        "with the H and W of x. Like the residual sum, the product counts no "
         "MACs (MACs are those of convolutions and linear layers, as fvcore counts them); the gate's own "
         "convs are counted."
     )
@@ -109,11 +110,14 @@ class Mul(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x, gate = inputs
-        if not gate.per_channel or gate.channels != x.channels or not x.is_map:
+        per_channel = gate.per_channel and gate.channels == x.channels
+        per_pixel = gate.channels == 1 and gate.height == x.height and gate.width == x.width
+        if not x.is_map or not (per_channel or per_pixel):
             raise OpShapeError(
-                f"a gate must give {x.channels}×1×1 for a {x.formula()} input, got {gate.formula()}",
-                hint="end the gate with adaptive_avgpool 1x1, 1×1 convs back to the input's channels and an "
-                "activation such as sigmoid",
+                f"a gate must give {x.channels}×1×1 (one value per channel) or 1×H×W with the input's H and W "
+                f"(one value per pixel) for a {x.formula()} input, got {gate.formula()}",
+                hint="end a channel gate with adaptive_avgpool 1x1, 1×1 convs back to the input's channels and an "
+                "activation such as sigmoid; a spatial gate with a size-keeping conv to 1 channel",
                 code="shape-mismatch",
             )
         return x

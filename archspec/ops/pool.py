@@ -1,4 +1,4 @@
-"""Pooling: max and average windows, adaptive and global average pooling."""
+"""Pooling: max and average windows, adaptive and global average and max pooling."""
 
 from __future__ import annotations
 
@@ -229,3 +229,56 @@ class GlobalAvgPool(Op):
 
     def label(self, p: OpParams) -> str:
         return "global avg pool"
+
+
+@register
+class AdaptiveMaxPool(Op):
+    name = "adaptive_maxpool"
+    layer = "AdaptiveMaxPool2d"
+    doc = "torch adaptive_max_pool2d to a fixed size. Short form: adaptive_maxpool HxW"
+    kind = "pool"
+    fresh_output = True
+    Params = AdaptiveParams
+    grid = "size"
+    saved_for_backward = ("indices",)
+    readers = (
+        Reader("torch.nn.AdaptiveMaxPool2d"),
+        Reader("torch.nn.functional.adaptive_max_pool2d", args=("output_size", "return_indices")),
+    )
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("return_indices", False):
+            raise Unreadable("adaptive max pooling that returns its indices")
+        return AdaptiveAvgPool().read(call)
+
+    def infer(self, p: AdaptiveParams, inputs: list[Shape]) -> Shape:
+        return AdaptiveAvgPool().infer(p, inputs)
+
+    def function(self, p: AdaptiveParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return F.adaptive_max_pool2d, {"output_size": p.size}
+
+    def label(self, p: AdaptiveParams) -> str:
+        return f"adaptive max pool ({p.size[0]}×{p.size[1]})"
+
+
+@register
+class GlobalMaxPool(Op):
+    name = "global_maxpool"
+    doc = "The maximum over all of H and W, giving a vector of C (timm's 'max' pool type; CBAM's channel attention)."
+    kind = "pool"
+    # torch's amax backward reads its output (the positions of the maximum): never overwritten in place
+    saved_for_backward = ("in", "out")
+    not_imported = "torch's amax over H and W is not read yet; adaptive_maxpool 1x1 and flatten are"
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        return GlobalAvgPool().infer(p, inputs)
+
+    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return torch.amax, {"dim": (2, 3)}
+
+    def label(self, p: OpParams) -> str:
+        return "global max pool"

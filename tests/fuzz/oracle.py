@@ -129,7 +129,9 @@ class Oracle(nn.Module):
             return self.layer(p.path)(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         if p.op in ("conv2d", "std_conv2d"):
             return _conv(self.layer(p.path), a, x, p.op == "std_conv2d")
-        if p.op in ("linear", "bn", "layer_norm", "group_norm", "conv_transpose"):
+        if p.op == "group_norm":  # on a channels-first copy: torch's channels-last CPU kernel loses float32 precision
+            return self.layer(p.path)(x.contiguous())  # (seed 6202918: 5e-4 off after a layer_norm's permute, at var 2e-4)
+        if p.op in ("linear", "bn", "layer_norm", "conv_transpose"):
             return self.layer(p.path)(x)
         if p.op == "frozen_bn":  # (x − mean) / √(var + eps) · γ + β, in training mode too
             f = self.layer(p.path)
@@ -155,11 +157,13 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return x[:, :, top : top + h, left : left + w]
     if op in ("leaky_relu", "pad", "upsample"):
         return _resize_or_leaky(op, a, x)
+    if op in ("elu", "mish", "channel_mean", "channel_max"):
+        return _by_definition(op, a, x)
     if op == "interpolate":  # to the H×W of its second input
         return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](x)
-    if op in ("maxpool", "avgpool", "adaptive_avgpool", "global_avgpool"):
+    if op in ("maxpool", "avgpool", "adaptive_avgpool", "global_avgpool", "adaptive_maxpool", "global_maxpool"):
         return _pool(op, a, x)
     if op == "lrn":
         return F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
@@ -171,7 +175,7 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=1)
     if op == "add":
         return xs[0] + a["scale"] * xs[1]
-    if op == "mul":  # a gate: x · gate(x), broadcast over H and W
+    if op == "mul":  # a gate: x · gate(x), broadcast over H and W (C×1×1) or over the channels (1×H×W)
         return xs[0] * xs[1]
     if op == "channel_slice":
         return x[:, a["start"] : a["stop"]]
@@ -217,4 +221,19 @@ def _pool(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
         )
     if op == "adaptive_avgpool":
         return F.adaptive_avg_pool2d(x, a["size"])
+    if op == "adaptive_maxpool":
+        return F.adaptive_max_pool2d(x, a["size"])
+    if op == "global_maxpool":
+        return x.amax(dim=(2, 3))
     return x.mean(dim=(2, 3))  # global_avgpool
+
+
+def _by_definition(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
+    """docs/language.md's definitions, written out (not torch's functions of the same names)."""
+    if op == "elu":  # x above 0, alpha · (exp(x) − 1) below; a conv's act=elu: alpha 1
+        return torch.where(x > 0, x, a.get("alpha", 1.0) * torch.expm1(x))
+    if op == "mish":  # x · tanh(softplus(x))
+        return x * torch.tanh(F.softplus(x))
+    if op == "channel_mean":  # over the channels, kept as one channel
+        return x.mean(dim=1, keepdim=True)
+    return x.amax(dim=1, keepdim=True)  # channel_max

@@ -53,7 +53,7 @@ KNOWN_FAULTS: set[str] = set()  # every fault found so far is fixed (see the not
 # relu_on_output, set_positional, merge_same_input, set_arg_on_repeat, names_pattern_rows and bounded_merge (their
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
-ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu")
+ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "mish")
 MAP_OPS = (
     "conv",
     "conv2d",
@@ -77,10 +77,13 @@ MAP_OPS = (
     "frozen_bn",
     "interpolate",
     "conv_transpose",
+    "adaptive_maxpool",
+    "channel_mean",
+    "channel_max",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
-TO_VEC = ("global_avgpool", "flatten")
+TO_VEC = ("global_avgpool", "global_maxpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "std_conv2d", "conv_transpose", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = (
     "conv2d",
@@ -416,6 +419,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "bn": {"eps", "momentum", "affine"},
     "group_norm": {"groups", "eps", "affine"},
     "leaky_relu": {"slope"},
+    "elu": {"alpha"},
     "pad": {"padding", "value"},
     "upsample": {"scale", "size", "mode", "align_corners"},
     "frozen_bn": {"eps"},
@@ -426,6 +430,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
     "adaptive_avgpool": {"size"},
+    "adaptive_maxpool": {"size"},
     "linear": {"out", "bias", "per_pixel"},
     "dropout": {"p"},
     "drop_path": {"p"},
@@ -453,6 +458,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
     "group_norm": {"eps": 1e-5, "affine": True},
     "leaky_relu": {"slope": 0.01},
+    "elu": {"alpha": 1.0},
     "pad": {"value": 0.0},
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
     "frozen_bn": {"eps": 1e-5},
@@ -463,6 +469,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
     "adaptive_avgpool": {},
+    "adaptive_maxpool": {},
     "linear": {"bias": True, "per_pixel": False},
     "dropout": {"p": 0.5},
     "layer_norm": {"eps": 1e-5, "affine": True},
@@ -655,8 +662,10 @@ class Realizer:
         began = len(self.ends)
         g = self.placed(n.body, x, path, None, None, env)
         gs = self.shapes[g]
-        if not xs.is_map or not gs.is_map or gs.c != xs.c or set(gs.h) != {1} or set(gs.w) != {1}:  # type: ignore[arg-type]
-            raise Invalid("a gate must end in C×1×1 with the channels of its input")
+        per_channel = gs.is_map and gs.c == xs.c and set(gs.h) == {1} and set(gs.w) == {1}  # type: ignore[arg-type]
+        per_pixel = gs.is_map and gs.c == 1 and gs.h == xs.h and gs.w == xs.w  # one value per pixel: a spatial gate
+        if not xs.is_map or not (per_channel or per_pixel):
+            raise Invalid("a gate must end in C×1×1 with the channels of its input, or in 1×H×W with its size")
         return self.ended(path, self.emit("mul", {}, _join(path, "mul"), [x, g], xs, _join(path, "mul")), began)
 
     def choose(self, n: If, env: dict[str, Any]) -> Any:
@@ -937,14 +946,27 @@ class Realizer:
     def op_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.op_maxpool(args, x, path, "avgpool")
 
-    def op_adaptive_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+    def op_adaptive_avgpool(self, args: dict[str, Any], x: str, path: str, name: str = "adaptive_avgpool") -> str:
         xs = self.map_of(x, "adaptive pool")
         size = _pair(args["size"])
-        return self.emit("adaptive_avgpool", {"size": size}, path, [x], Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
+        return self.emit(name, {"size": size}, path, [x], Shape(xs.c, (size[0],) * MAXX, (size[1],) * MAXX), path)
 
-    def op_global_avgpool(self, args: dict[str, Any], x: str, path: str) -> str:
+    def op_adaptive_maxpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.op_adaptive_avgpool(args, x, path, "adaptive_maxpool")
+
+    def op_global_avgpool(self, args: dict[str, Any], x: str, path: str, name: str = "global_avgpool") -> str:
         xs = self.map_of(x, "global pool")
-        return self.emit("global_avgpool", {}, path, [x], Shape(xs.c), path, *self.nonempty(xs))
+        return self.emit(name, {}, path, [x], Shape(xs.c), path, *self.nonempty(xs))
+
+    def op_global_maxpool(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.op_global_avgpool(args, x, path, "global_maxpool")
+
+    def op_channel_mean(self, args: dict[str, Any], x: str, path: str, name: str = "channel_mean") -> str:
+        xs = self.map_of(x, name)  # one value per pixel: 1×H×W (docs/language.md, "Gates")
+        return self.emit(name, {}, path, [x], Shape(1, xs.h, xs.w), path)
+
+    def op_channel_max(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.op_channel_mean(args, x, path, "channel_max")
 
     def op_flatten(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.shapes[x]
@@ -995,6 +1017,9 @@ class Realizer:
 
     def op_leaky_relu(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("leaky_relu", {"slope": float(args["slope"])}, path, [x], self.shapes[x], path)
+
+    def op_elu(self, args: dict[str, Any], x: str, path: str) -> str:
+        return self.emit("elu", {"alpha": float(args["alpha"])}, path, [x], self.shapes[x], path)
 
     def op_pad(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "pad")
@@ -1432,7 +1457,7 @@ def short_form(n: Op) -> str:
         tokens += [_val(args.pop("start")), _val(args.pop("stop"))]
     if n.name == "channel_shuffle" and rng.random() < 0.7:
         tokens.append(_val(args.pop("groups")))
-    grid = "size" if n.name == "adaptive_avgpool" else "kernel"
+    grid = "size" if n.name in ("adaptive_avgpool", "adaptive_maxpool") else "kernel"
     if grid in args and not isinstance(args[grid], Param) and rng.random() < 0.8:
         k = _pair(args.pop(grid))
         tokens.append(f"{k[0]}x{k[1]}")
@@ -1925,11 +1950,20 @@ class Gen:
         raise ValueError(kind)
 
     def make_gate(self, v: str, env: dict[str, Any]) -> Gate | None:
-        """Squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]."""
+        """Squeeze-and-excitation: [adaptive_avgpool 1x1, conv2d r 1x1, act, conv2d C 1x1, sigmoid]; or a spatial
+        gate: [channel_mean or channel_max, conv2d 1 KxK keeping the size, sigmoid]."""
         s = self.r.shapes[v]
         if not s.is_map:
             return None
         c = self.r.shapes[v].c
+        if self.chance(0.25):  # a spatial gate (CBAM): one value per pixel, the size kept
+            k = self.pick([1, 3])
+            spatial = [
+                Op(self.pick(["channel_mean", "channel_max"])),
+                Op("conv2d", {"out": 1, "kernel": k, "padding": k // 2}, style=self.style(), fixed=True),
+                Op(self.pick(["sigmoid", "hardsigmoid"])),
+            ]
+            return Gate(Chain(spatial, self.pick(["list", "chain_list"])))
         body = [
             Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
             Op(
@@ -2154,13 +2188,14 @@ class Gen:
         # errors of 1e-3 at eps 1e-5 (seed 9026): conditioning, not a miscompilation
         "group_norm": (("eps", 1.0, [1e-3, 1e-2]), ("affine", 0.2, [False])),
         "leaky_relu": (("slope", 0.6, [0.0, 0.1, 0.2]),),
+        "elu": (("alpha", 0.6, [0.5, 2.0]),),
     }
 
     def other_args(self, name: str, env: dict[str, Any]) -> dict[str, Any]:
         args: dict[str, Any] = {}
         if name == "linear":
             args["out"] = self.channel(env, self.rng.randint(2, 12))
-        if name == "adaptive_avgpool":
+        if name in ("adaptive_avgpool", "adaptive_maxpool"):
             args["size"] = (self.rng.randint(1, 3), self.rng.randint(1, 3))
         for key, p, values in self.OTHER_ARGS.get(name, ()):
             if self.chance(p):
