@@ -61,3 +61,17 @@ def test_a_row_written_in_place_is_a_handle_for_outputs_and_from() -> None:
     model = archspec.build(spec).eval()
     out = model(torch.randn(1, 3, 32, 32))
     assert tuple(out["first"].shape) == (1, 8, 32, 32) and tuple(out["pooled"].shape) == (1, 10)
+
+
+def test_a_gate_written_in_place_keeps_its_index_path() -> None:
+    """A gate is named like an op (its layers sit under it, timm's se.fc1): its row is its module path."""
+    spec = """archspec: 1
+name: gate_row
+input: {channels: 3, size: [8, 8]}
+network:
+  act:
+    - {gate: [adaptive_avgpool 1x1, conv2d 3 1x1, sigmoid]}
+    - [c: conv2d 4 1x1, relu]
+"""
+    assert [r.path for r in archspec.check(spec).rows] == ["act.0", "act[1]"]
+    assert _rows_without_a_module(spec) == []

@@ -178,7 +178,8 @@ class Expander:
                 return x if name is None else self.values.keep(path, x, scope.source.loc(yp), since)
         chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
         if scope.unit is None and (is_group(node, name) or chain_copy):  # a chain's copy is a row, named or not
-            unit = join(prefix, _seg(name, index)) if name is not None or chain_copy else in_place(prefix, index)
+            named = name is not None or chain_copy or isinstance(node, GateNode)  # a gate is named like an op
+            unit = join(prefix, _seg(name, index)) if named else in_place(prefix, index)
             out = self.node(node, yp, replace(scope, unit=unit), x, prefix, name, index, once)
             self.units.append(Unit(unit, group_label(node), "group", scope.source.loc(yp), out))
             return self.values.keep(unit, out, scope.source.loc(yp), since)
