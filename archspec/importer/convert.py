@@ -24,6 +24,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from archspec.importer.forms import ChannelSplits, Merges
 from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
 from archspec.ops import REGISTRY, Op
 from archspec.ops.registry import Reader, Unreadable
@@ -141,8 +142,7 @@ class Converter:
         # value and its fx node; `output` is then the last computed, whose chain holds the others
         self.outputs: list[tuple[str, int, fx.Node]] = []
         self.fx_node: dict[int, fx.Node] = {}
-        # x.chunk(n, 1), x.split(s, 1): its input, and the (start, stop) of part i of C channels
-        self.chunks: dict[fx.Node, tuple[fx.Node, Callable[[int, int], tuple[int, int]]]] = {}
+        self.splits, self.merges = ChannelSplits(self), Merges(self)  # structural forms read apart (forms.py)
         # values whose channels are the last axis (after x.permute(0, 2, 3, 1), until the permute back)
         self.channels_last: set[fx.Node] = set()
 
@@ -237,8 +237,8 @@ class Converter:
         if entry is not None:
             op, reader = entry
             self.read(node, entry, FunctionCall(node, reader.args), None)
-        elif t is operator.getitem and isinstance(node.args[0], fx.Node) and node.args[0] in self.chunks:
-            self.chunk_part(node)
+        elif t is operator.getitem and isinstance(node.args[0], fx.Node) and node.args[0] in self.splits.chunks:
+            self.splits.chunk_part(node)
         elif (t is getattr and node.args[1:] == ("shape",)) or (t is operator.getitem and _is_batch_size(node)):
             if not all(_feeds_flatten(u) for u in node.users):
                 raise self.refuse(node, "the forward computes with a tensor's shape")
@@ -270,7 +270,8 @@ class Converter:
         op, reader = entry
         if reader.structural is not None:
             method: Callable[[fx.Node, Op, ModuleCall | FunctionCall, str | None], None]
-            method = getattr(self, "read_" + reader.structural)
+            name = "read_" + reader.structural
+            method = next(getattr(o, name) for o in (self, self.splits, self.merges) if hasattr(o, name))
             method(node, op, call, path)
             return
         try:
@@ -389,114 +390,6 @@ class Converter:
             self.value[node] = src
             return
         self.add(node, "flatten", path=path)
-
-    def read_chunk(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        chunks = call.get("chunks")
-        if not isinstance(chunks, int):
-            raise self.refuse(node, "a split other than x.chunk(n, 1)[i] along the channels")
-
-        def part(channels: int, i: int) -> tuple[int, int]:
-            size = -(-channels // chunks)
-            return i * size, min(channels, (i + 1) * size)
-
-        self.split_parts(node, call, part)
-
-    def read_split(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        """x.split(s, 1)[i] (parts of s channels, the last one shorter) or x.split([a, b], 1)[i]."""
-        size = call.get("split_size")
-        size = call.get("split_size_or_sections") if size is None else size
-
-        def part(channels: int, i: int) -> tuple[int, int]:
-            if isinstance(size, int):
-                return i * size, min(channels, (i + 1) * size)
-            return sum(size[:i]), sum(size[: i + 1])
-
-        if not isinstance(size, int) and not (isinstance(size, (list, tuple)) and all(isinstance(v, int) for v in size)):
-            raise self.refuse(node, "a split into parts whose sizes are computed at run time")
-        self.split_parts(node, call, part)
-
-    def split_parts(self, node: fx.Node, call: ModuleCall | FunctionCall, part: Callable[[int, int], tuple[int, int]]) -> None:
-        if call.get("dim", 0) not in (1, -3) or not all(
-            u.op == "call_function" and u.target is operator.getitem for u in node.users
-        ):
-            raise self.refuse(node, f"a split other than x.{node.target}(..., 1)[i] along the channels")
-        self.input(node, 0)  # a traced tensor
-        src = node.args[0]
-        assert isinstance(src, fx.Node)
-        self.chunks[node] = (src, part)
-
-    def chunk_part(self, node: fx.Node) -> None:
-        """x.chunk(n, 1)[i], x.split(s, 1)[i]: a channel_slice, from the channel count torch's shape
-        propagation found."""
-        chunked = node.args[0]
-        assert isinstance(chunked, fx.Node)
-        src, part = self.chunks[chunked]
-        meta = src.meta.get("tensor_meta")
-        i = node.args[1]
-        if meta is None or not isinstance(i, int):
-            raise self.refuse(node, "a channel split whose channel count is not known")
-        start, stop = part(int(meta.shape[1]), i)
-        self.add(node, "channel_slice", {"start": start, "stop": stop}, inputs=[self.value[src]])
-
-    def read_concat(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        tensors, dim = node.args[0] if node.args else node.kwargs.get("tensors"), call.get("dim", 0)
-        if dim not in (1, -3) or not isinstance(tensors, (list, tuple)):
-            raise self.refuse(node, f"torch.cat along dim {dim}; archspec concatenates channels (dim 1)")
-        ids = [self.value.get(x) if isinstance(x, fx.Node) else None for x in tensors]
-        known = [i for i in ids if i is not None]
-        if len(known) != len(ids):
-            raise self.refuse(node, "torch.cat of something other than traced tensors")
-        if len(known) == 1:
-            self.value[node] = known[0]
-        else:
-            self.add(node, op.name, inputs=known)
-
-    def read_add(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        alpha = node.kwargs.get("alpha", 1)
-        if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) or not isinstance(alpha, (int, float)):
-            raise self.refuse(node, "an addition with a constant; archspec adds two branches")
-        second = self.input(node, 1)
-        if alpha != 1:  # torch.add(shortcut, body, alpha=s): the residual form archspec compiles to
-            prim = Prim(len(self.prims), "scale", {"scale": float(alpha)}, None, [second], node.name)
-            self.prims.append(prim)
-            second = prim.id
-        self.add(node, op.name, inputs=[self.input(node, 0), second])
-
-    def layer_scale(self, node: fx.Node, attr: fx.Node, x: Any) -> None:
-        """A parameter of C×1×1 times a map (torchvision's CNBlock: ``self.layer_scale * self.block(x)``):
-        archspec's layer_scale, its tensor at the attribute's path. Its start value is the tensor's when
-        every channel holds the same (a model as constructed), else the op's default (a trained model's
-        values come with its state_dict)."""
-        target = str(attr.target)
-        try:
-            tensor = self.gm.get_parameter(target)
-        except AttributeError:
-            raise self.refuse(node, f"a product with the buffer {target!r}; archspec's layer_scale is a parameter") from None
-        if not isinstance(x, fx.Node) or x not in self.value or x in self.channels_last:
-            raise self.refuse(node, f"the parameter {target!r} times something other than a map")
-        if tensor.dim() != 3 or tuple(tensor.shape[1:]) != (1, 1):
-            raise self.refuse(node, f"a product with a parameter of shape {tuple(tensor.shape)}; archspec's layer_scale is C×1×1")
-        params: dict[str, Any] = {}
-        values = tensor.detach().flatten()
-        if not values.is_meta and bool((values == values[0]).all()):
-            params["init"] = float(f"{float(values[0]):.7g}")  # a float32's value, as written (1e-06)
-        self.add(node, "layer_scale", params, inputs=[self.value[x]], path=target, stateful=True)
-
-    def read_mul(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        a, b = node.args[0], node.args[1]
-        attr = next((x for x in (a, b) if isinstance(x, fx.Node) and x.op == "get_attr"), None)
-        if attr is not None:
-            self.layer_scale(node, attr, b if attr is a else a)
-            return
-        if isinstance(a, fx.Node) and isinstance(b, fx.Node):
-            # x · g(x): a gate (squeeze-and-excitation), recovered in structure.py
-            self.add(node, op.name, inputs=[self.input(node, 0), self.input(node, 1)])
-            return
-        tensor, factor = (a, b) if isinstance(a, fx.Node) else (b, a)
-        if not isinstance(tensor, fx.Node) or isinstance(factor, bool) or not isinstance(factor, (int, float)):
-            raise self.refuse(node, "a product with something other than a tensor or a number")
-        # x · s: a residual body's scale (structure.py), never an op of its own
-        self.add(node, "scale", {"scale": float(factor)}, inputs=[self.value[tensor]])
 
 
 def _is_mul(node: fx.Node) -> bool:

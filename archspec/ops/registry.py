@@ -52,8 +52,9 @@ class Reader:
     importer, and only when the package is installed), or ``Tensor.NAME`` for a tensor method.
     ``args`` names a function's or method's parameters after the input tensor, in order, so that
     :meth:`Op.read` asks for them by name as it asks a module for its attributes. ``structural``
-    names the importer's converter method for forms that are not one op with parameters (a merge,
-    a reshape, a pass-through): ``archspec.importer.convert.Converter.read_<structural>``.
+    names the importer's method for forms that are not one op with parameters (a merge, a reshape, a
+    pass-through): ``read_<structural>`` of ``archspec.importer.convert.Converter`` or of its form readers
+    (``archspec.importer.forms``).
     ``sets`` fixes fields whatever the form's attributes say: timm's ``Conv2dSame`` is an
     ``nn.Conv2d`` whose ``padding`` attribute is 0 and which pads ``same`` at run time.
     """
