@@ -44,11 +44,13 @@ FOUND = {
         ),
         {"add.conv.0": (3, 9, 9)},  # relu6 of the input
     ),
-    # seeds 5101704, 5001478: row `0` (an unnamed concat among the rows) and its first branch share the path
-    # `0`; the row stands for its branch. archspec returned the branch (3 channels) instead of the concat (6)
-    "row_over_its_branch": (
-        _spec(Concat([Op("identity"), Op("relu")]), Op("conv2d", {"out": 2}), outputs=[("pool", "0")], as_map=True),
-        {"pool": (6, 9, 9)},  # [x, relu(x)]
+    # seeds 5101704, 5001478: an unnamed concat among the rows and its first branch shared the path `0`, and
+    # archspec returned the branch (3 channels) for the concat (6); the row is `[0]` now (docs/language.md, Naming)
+    "row_and_its_branch": (
+        _spec(
+            Concat([Op("identity"), Op("relu")]), Op("conv2d", {"out": 2}), outputs=[("pool", "[0]"), ("first", "0")], as_map=True
+        ),
+        {"pool": (6, 9, 9), "first": (3, 9, 9)},  # [x, relu(x)], and x
     ),
     # a gate written as an unnamed list item: the gate (x·g) and its single op (g, C×1×1) share `blk.1`
     "gate_over_its_op": (
@@ -110,7 +112,7 @@ def test_the_values_equal_torch_functions() -> None:
         - blk: [conv2d 6 1x1, {gate: adaptive_avgpool 1x1}]
         - layer: conv2d 6 1x1 * 2
         - head: [global_avgpool, linear 2]
-        outputs: {row: '0', gate: blk.1, layer: layer}
+        outputs: {row: '[0]', gate: blk.1, layer: layer}
         """
     )
     model, x, got = _model_and_input(text)
