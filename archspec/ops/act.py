@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -108,14 +108,38 @@ for _name, (_function, _doc, _layer, _reads) in _ACTIVATIONS.items():
     )
 
 
+class _OneNumber(Op):
+    """An activation with one number (leaky_relu's slope, elu's alpha), computed by torch's ``F.<name>``
+    with it as ``torch_arg``. Read back, the default is left out, so the op fuses into a `conv` as
+    ``act=<name>`` (whose number is the default) and stands for ``$act`` in a block like any other."""
+
+    kind = "act"
+    field: ClassVar[str]  # the op's parameter
+    torch_arg: ClassVar[str]  # torch's name for it
+
+    def default(self) -> float:
+        return float(self.Params.model_fields[self.field].default)
+
+    def read(self, call: Call) -> dict[str, Any]:
+        value = float(call.get(self.torch_arg, self.default()))
+        return {} if value == self.default() else {self.field: value}
+
+    def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch.nn.functional as F
+
+        return getattr(F, self.name), {self.torch_arg: getattr(p, self.field)}
+
+
 class LeakyReLUParams(OpParams):
     slope: float = Field(0.01, ge=0.0, le=1.0, description="the slope for negative inputs (torch's negative_slope)")
 
 
 @register
-class LeakyReLU(Op):
+class LeakyReLU(_OneNumber):
     name = "leaky_relu"
-    kind = "act"
     layer = "LeakyReLU"
     doc = (
         "max(x, 0) + slope · min(x, 0) (torch leaky_relu; CSPNet and Darknet use slope 0.01, YOLO's 0.1). "
@@ -123,31 +147,18 @@ class LeakyReLU(Op):
     )
     Params = LeakyReLUParams
     positional = ("slope",)
+    field, torch_arg = "slope", "negative_slope"
     readers = (
         Reader("torch.nn.LeakyReLU"),
         Reader("torch.nn.functional.leaky_relu", args=("negative_slope", "inplace")),
     )
 
-    def read(self, call: Call) -> dict[str, Any]:
-        slope = float(call.get("negative_slope", 0.01))
-        # the default slope is left out, so a leaky ReLU of timm's BatchNormAct2d fuses into a `conv` as
-        # `act=leaky_relu` (whose slope is the default) and stands for `$act` in a block like any other
-        return {} if slope == LeakyReLUParams.model_fields["slope"].default else {"slope": slope}
-
-    def infer(self, p: LeakyReLUParams, inputs: list[Shape]) -> Shape:
-        return inputs[0]
-
-    def function(self, p: LeakyReLUParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch.nn.functional as F
-
-        return F.leaky_relu, {"negative_slope": p.slope}
-
-    def in_place(self, p: LeakyReLUParams) -> Callable[..., Any] | None:
+    def in_place(self, p: OpParams) -> Callable[..., Any] | None:
         import torch.nn.functional as F
 
         return F.leaky_relu_  # called with function()'s slope; timm's BatchNormAct2d runs it in place too
 
-    def in_place_input(self, p: LeakyReLUParams) -> int | None:
+    def in_place_input(self, p: OpParams) -> int | None:
         return 0  # its backward reads only its output (a slope ≥ 0 keeps the sign), as relu's does
 
     def label(self, p: LeakyReLUParams) -> str:
@@ -159,26 +170,14 @@ class EluParams(OpParams):
 
 
 @register
-class Elu(Op):
+class Elu(_OneNumber):
     name = "elu"
-    kind = "act"
     layer = "ELU"
     doc = "x for x > 0, alpha · (exp(x) - 1) otherwise (torch elu). Short form: elu [ALPHA]"
     Params = EluParams
     positional = ("alpha",)
+    field = torch_arg = "alpha"
     readers = (Reader("torch.nn.ELU"), Reader("torch.nn.functional.elu", args=("alpha", "inplace")))
 
-    def read(self, call: Call) -> dict[str, Any]:
-        alpha = float(call.get("alpha", 1.0))
-        return {} if alpha == EluParams.model_fields["alpha"].default else {"alpha": alpha}
-
-    def infer(self, p: EluParams, inputs: list[Shape]) -> Shape:
-        return inputs[0]
-
-    def function(self, p: EluParams) -> tuple[Callable[..., Any], dict[str, Any]]:
-        import torch.nn.functional as F
-
-        return F.elu, {"alpha": p.alpha}
-
     def label(self, p: EluParams) -> str:
-        return "ELU" if p.alpha == 1.0 else f"ELU ({p.alpha:g})"
+        return "ELU" if p.alpha == self.default() else f"ELU ({p.alpha:g})"
