@@ -132,3 +132,18 @@ def test_an_activation_after_a_maximum_does_not_overwrite_what_its_backward_read
     F.leaky_relu(y.amax(dim=dims, keepdim=reduce == "channel_max")).sum().backward()
     assert x.grad is not None and y.grad is not None
     torch.testing.assert_close(x.grad, y.grad)
+
+
+def test_a_spatial_gate_after_an_upsampling_is_accepted_and_equals_torch(tmp_path: Path) -> None:
+    # the gate's size is a longer replay of the input's (3·H after a 1×1 conv): equal as sizes (fuzz seed 8003336)
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        "archspec: 1\nname: g\ninput: {channels: 5, size: [7, 6]}\n"
+        "network:\n  - up: upsample 3\n  - g: {gate: [s: conv2d 1, sigmoid]}\n"
+    )
+    model = archspec.build(path).eval()
+    x = torch.randn(2, 5, 7, 6)
+    up = F.interpolate(x, scale_factor=3)
+    weight, bias = model.state_dict()["g.s.weight"], model.state_dict()["g.s.bias"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), up * torch.sigmoid(F.conv2d(up, weight, bias)))

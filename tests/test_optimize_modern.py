@@ -385,3 +385,18 @@ def test_group_norm_stays_exact_on_maps_with_a_large_mean() -> None:
         model.float()
         got = optimize(model)(x)
     assert (got - want).abs().max() <= 1e-4 * (1 + want.abs().max())
+
+
+def test_a_dense_concat_step_whose_view_no_one_reads_still_writes_its_channels(write_spec) -> None:
+    # fuzz seed 8001125: cat(cat(gelu, conv), x) then cat(that, conv): the middle step's view is unread once the
+    # last step writes into the buffer, and dead-code elimination dropped its write (uninitialised channels)
+    spec = write_spec(
+        "archspec: 1\nname: dense\ninput: {channels: 5, size: [9, 38]}\n"
+        "network:\n  - concat:\n      a:\n        - conv2d 4 3x3 s2 p1\n"
+        "        - concat: [{concat: [gelu, 'conv2d 12 3x5 padding=[1,2]']}, dropout]\n"
+        "      b: conv 9 s2\n"
+    )
+    model = archspec.build(spec).eval()
+    x = torch.randn(2, 5, 9, 38)
+    with torch.no_grad():
+        torch.testing.assert_close(optimize(model)(x), model(x), rtol=1e-4, atol=1e-4)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archspec.ops.registry import Op, OpParams, OpShapeError, Reader, register
-from archspec.symbolic import Shape
+from archspec.symbolic import Dim, Shape
 
 
 @register
@@ -111,7 +111,7 @@ class Mul(Op):
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x, gate = inputs
         per_channel = gate.per_channel and gate.channels == x.channels
-        per_pixel = gate.channels == 1 and gate.height == x.height and gate.width == x.width
+        per_pixel = gate.channels == 1 and _same_size(gate.height, x.height) and _same_size(gate.width, x.width)
         if not x.is_map or not (per_channel or per_pixel):
             raise OpShapeError(
                 f"a gate must give {x.channels}×1×1 (one value per channel) or 1×H×W with the input's H and W "
@@ -129,3 +129,12 @@ class Mul(Op):
 
     def label(self, p: OpParams) -> str:
         return "×"
+
+
+def _same_size(a: Dim | None, b: Dim | None) -> bool:
+    """Equal at every input size: the same record, or the same normal form k·floor((X + a)/m) + c (a size
+    after an upsampling and a size-keeping conv is a longer replay of the same function)."""
+    if a is None or b is None:
+        return False
+    form = a.affine()
+    return a == b or (form is not None and form == b.affine())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.fx.node import has_side_effect
 
 from archspec.passes.common import PassResult, called_module, finish
 
@@ -35,6 +36,7 @@ def dense_view(buffer: torch.Tensor, later: int) -> torch.Tensor:
     return torch.narrow(buffer, 1, 0, buffer.shape[1] - later)
 
 
+@has_side_effect  # it writes into the buffer: kept by dead-code elimination even where its view is unread
 def dense_append(buffer: torch.Tensor, new: torch.Tensor, later: int) -> torch.Tensor:
     """Write ``new`` just before the last ``later`` channels of the buffer; the channels up to it (a view)."""
     end = buffer.shape[1] - later
