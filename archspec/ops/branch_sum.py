@@ -15,7 +15,9 @@ MAX_BRANCHES = 64
 
 
 class BranchSumParams(OpParams):
-    branches: int = Field(ge=1, le=MAX_BRANCHES, strict=True, description="K: the input holds K branches of equal width, one after another")
+    branches: int = Field(
+        ge=1, le=MAX_BRANCHES, strict=True, description="K: the input holds K branches of equal width, one after another"
+    )
 
 
 @register
