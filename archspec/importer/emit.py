@@ -569,6 +569,8 @@ def _plain_names(
             alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
             rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
             continue
+        if name not in special and len(kinds) > 1 and "out" in kinds and kinds <= {"out", "start", "stop"}:
+            kinds = {"out"}  # a width that also bounds a channel slice (ShuffleNet's unit): still the width
         if name in special or len(kinds) != 1:
             continue
         (k,) = kinds
@@ -586,6 +588,28 @@ def _plain_names(
         return values_of
     block.slots = {slot: rename.get(name, name) for slot, name in block.slots.items()}
     return {rename.get(name, name): column for name, column in values_of.items()}
+
+
+def _multiples(block: Block, values_of: dict[str, list[str | None]], special: set[str]) -> dict[str, list[str | None]]:
+    """A parameter that is the same multiple of another in every instance (ShuffleNet's channel
+    slice ``[c, 2c)``) is written as that expression, ``${2 * c}``, not as a parameter of its own (a
+    small multiple, 2 to 4: a larger one is more likely a coincidence than a design)."""
+    ints = {n: [int(v) if v is not None and v.isdigit() else None for v in vs] for n, vs in values_of.items() if n not in special}
+    derived: dict[str, str] = {}
+    bases: set[str] = set()
+    for b, bs in ints.items():
+        for a, as_ in ints.items():
+            if b in bases:
+                break
+            if a == b or a in derived or any(v is None for v in as_) or not all(as_):
+                continue
+            ratios = {y // x for x, y in zip(as_, bs, strict=True) if x and y is not None}
+            if len(ratios) == 1 and 2 <= (m := ratios.pop()) <= 4 and all(y is None or y == m * x for x, y in zip(as_, bs, strict=True)):
+                derived[b] = f"{{{m} * {a}}}"  # `$` + this: ${2 * c}
+                bases.add(a)
+                break
+    block.slots = {slot: derived.get(name, name) for slot, name in block.slots.items()}
+    return {n: vs for n, vs in values_of.items() if n not in derived}
 
 
 def _parameterize(block: Block) -> None:
@@ -634,7 +658,7 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
-    values_of = _plain_names(block, ops0, values_of, special)
+    values_of = _multiples(block, _plain_names(block, ops0, values_of, special), special)
     for name, column in values_of.items():
         block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):
