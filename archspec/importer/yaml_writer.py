@@ -194,6 +194,8 @@ class Renderer:
         for (i, k), name in block.slots.items():
             refs.setdefault(i, {})[k] = name
         out: dict[str, Any] = {"label": block.label}
+        if block.counter is not None:
+            out["counter"] = block.counter
         if block.params:
             out["params"] = {k: _param_value(v) for k, v in block.params.items()}
         value = self.node(
