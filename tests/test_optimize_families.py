@@ -211,3 +211,24 @@ def test_group_norm_runs_on_the_channels_last_map(mean: float) -> None:
     assert not copies
     assert got.is_contiguous(memory_format=torch.channels_last)
     assert (got - want).abs().max() <= 1e-4 * (1 + want.abs().max())
+
+
+def test_group_norm_keeps_the_channels_last_kernel_only_where_it_is_exact() -> None:
+    """Groups with (mean/σ)² ≤ SAFE_RATIO: torch's channels_last kernel, bit for bit; a larger one anywhere:
+    the whole call on a channels-first copy, bit for bit torch's channels-first result."""
+    from archspec.passes.group_norm import SAFE_RATIO, ChannelsLastGroupNorm
+
+    torch.manual_seed(0)
+    norm = nn.GroupNorm(4, 16).eval()
+    perturb_group_norm(norm)
+    fast = ChannelsLastGroupNorm.__new__(ChannelsLastGroupNorm)
+    fast.__dict__.update(norm.__dict__)
+    x = torch.randn(2, 16, 9, 9).contiguous(memory_format=torch.channels_last)
+    bumped = x.clone()
+    bumped[1, 4:8] += 3 * SAFE_RATIO**0.5  # one group of one sample: (mean/σ)² ≈ 9 · SAFE_RATIO
+    with torch.no_grad():
+        assert torch.equal(fast(x), norm(x))  # torch's channels_last kernel
+        got = fast(bumped)
+        assert torch.equal(got, norm(bumped.contiguous()))  # the channels-first kernel
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        assert not torch.equal(norm(bumped.contiguous()), norm(bumped))  # (the two kernels do differ there)
