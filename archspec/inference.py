@@ -2,7 +2,8 @@
 
     compiled GraphModule ──copy, eval──▶ remove_noops ─▶ standardize_convs ─▶ fold_bn ─▶ fold_preact ─▶ fuse_parallel_convs
         ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
-        ─▶ dense_concat ─▶ group_norm_channels_last ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
+        ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
+        ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
 the same logits (within float rounding) but cannot be trained: BatchNorm is folded away,
@@ -22,6 +23,7 @@ import torch.nn as nn
 from archspec.passes import (
     PassResult,
     avoid_onednn_faults,
+    concat_in_place,
     dense_concat,
     fold_bn,
     fold_preact,
@@ -132,6 +134,7 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "fuse_gate": fuse_gate,
     "fuse_shuffle": fuse_shuffle,
     "dense_concat": dense_concat,
+    "concat_in_place": concat_in_place,
     "group_norm_channels_last": group_norm_channels_last,
     "to_layout": to_layout,
 }

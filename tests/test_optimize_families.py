@@ -232,3 +232,98 @@ def test_group_norm_keeps_the_channels_last_kernel_only_where_it_is_exact() -> N
         assert torch.equal(got, norm(bumped.contiguous()))  # the channels-first kernel
         assert got.is_contiguous(memory_format=torch.channels_last)
         assert not torch.equal(norm(bumped.contiguous()), norm(bumped))  # (the two kernels do differ there)
+
+
+RES2 = """
+archspec: 1
+name: res2
+input: {channels: 3, size: [12, 12]}
+blocks:
+  scales:
+    params: {first: false}
+    residual:
+      body:
+        - conv1: conv2d 24 1x1
+        - bn1: bn
+        - act1: relu
+        - concat:
+            - - s1: channel_slice 0 6
+              - k1: conv2d 6 3x3 p1
+              - y1: relu
+            - - if: $first
+                then: {s2: channel_slice 6 12}
+                else: {residual: {shortcut: {from: y1}, body: {s2: channel_slice 6 12}}}
+              - k2: conv2d 6 3x3 p1
+              - y2: relu
+            - - if: $first
+                then: {s3: channel_slice 12 18}
+                else: {residual: {shortcut: {from: y2}, body: {s3: channel_slice 12 18}}}
+              - k3: conv2d 6 3x3 p1
+              - y3: relu
+            - - s4: channel_slice 18 24
+              - if: $first
+                then: {pool: avgpool 3x3 s1 p1}
+        - conv3: conv2d 16 1x1
+        - bn3: bn
+      shortcut:
+        if: $first
+        then: {downsample: {chain: {"0": conv2d 16 1x1, "1": bn}}}
+      then: relu
+network:
+  stem: [conv2d 16 3x3 p1, bn, relu]
+  a: scales first=true
+  b: scales
+  c: scales
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+
+def test_a_concat_of_a_maps_own_channels_is_written_into_that_map(write_spec) -> None:
+    """Res2Net's cat(f₀, f₁, f₂, s[3]): the three results written over s's first groups, no concat left;
+    the first block's concat (its last group pooled) stays."""
+    from archspec.passes.concat_in_place import write_channels
+
+    model = _model(write_spec, RES2)
+    x = torch.randn(2, 3, 12, 12)
+    for layout in (True, False):
+        gm = optimize(model, channels_last=layout)
+        called = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+        assert called.count(write_channels) == 2 and called.count(torch.cat) == 1
+        with torch.no_grad():
+            _close(gm(x), model(x))
+        with torch.no_grad():  # twice: the map written into is a fresh one each call
+            _close(gm(x), model(x))
+
+
+class _Split(nn.Module):
+    """cat(k(s[:4]), s[4:]) with ``s[:4]`` also read by another conv, before the concat or after it."""
+
+    def __init__(self, late: bool) -> None:
+        super().__init__()
+        self.late = late
+        self.conv, self.k, self.other = nn.Conv2d(3, 8, 1), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.conv(x)
+        a, b = torch.narrow(s, 1, 0, 4), torch.narrow(s, 1, 4, 4)
+        if not self.late:
+            z = self.other(a)
+        y = torch.cat([self.k(a), b], dim=1)
+        if self.late:
+            z = self.other(a)
+        return y, z
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_group_read_after_the_concat_is_not_written_over(late: bool) -> None:
+    from archspec.passes.concat_in_place import concat_in_place
+
+    torch.manual_seed(0)
+    model = _Split(late).eval()
+    gm = torch.fx.symbolic_trace(model)
+    assert concat_in_place(gm).rewrites == (0 if late else 1)
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        for got, want in zip(gm(x), model(x), strict=True):
+            assert torch.equal(got, want)

@@ -6,6 +6,7 @@ it calls) in place, lints and recompiles it, and returns how many rewrites it ma
 """
 
 from archspec.passes.common import PassResult
+from archspec.passes.concat_in_place import concat_in_place
 from archspec.passes.dense_concat import dense_concat
 from archspec.passes.fold_bn import fold_bn
 from archspec.passes.fold_preact import fold_preact
@@ -24,6 +25,7 @@ from archspec.passes.std_conv import standardize_convs
 __all__ = [
     "PassResult",
     "avoid_onednn_faults",
+    "concat_in_place",
     "dense_concat",
     "fold_bn",
     "fold_preact",
