@@ -19,7 +19,7 @@ F = torch.nn.functional
 import archspec  # noqa: E402
 from archspec.inference import optimize  # noqa: E402
 from archspec.passes import fold_bn, fuse_conv_act, remove_noops, standardize_convs  # noqa: E402
-from archspec.passes.fuse_act import ConvAct  # noqa: E402
+from archspec.passes.fuse_act import ConvAct, PostOp  # noqa: E402
 from archspec.runtime import FrozenBatchNorm2d, StdConv2d  # noqa: E402
 from tests.references import (  # noqa: E402
     DENSE_REFERENCES,
@@ -327,3 +327,28 @@ def test_a_group_read_after_the_concat_is_not_written_over(late: bool) -> None:
     with torch.no_grad():
         for got, want in zip(gm(x), model(x), strict=True):
             assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_pointwise_conv_on_a_one_pixel_map_is_a_matrix_product(batch: int, monkeypatch) -> None:
+    """An SE gate's 1×1 convs after its pool: ``x @ Wᵀ + b`` and the activation, the conv's values."""
+    from archspec.passes import onednn
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(40, 10, 1).eval()
+    fused = ConvAct.from_conv(conv)
+    fused.post_op = PostOp("swish", F.silu)
+    x = torch.randn(batch, 40, 1, 1).contiguous(memory_format=torch.channels_last)
+    calls = []
+    linear = F.linear
+
+    def spy(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(args[0].shape)
+        return linear(*args)
+
+    monkeypatch.setattr(F, "linear", spy)
+    with torch.no_grad():
+        got, want = fused(x), F.silu(conv(x))
+    assert calls == [(batch, 40)] and onednn.one_pixel(x)
+    assert got.shape == want.shape == (batch, 10, 1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
