@@ -20,7 +20,7 @@ import archspec  # noqa: E402
 from archspec.inference import optimize  # noqa: E402
 from archspec.passes import fold_bn, fuse_conv_act, remove_noops, standardize_convs  # noqa: E402
 from archspec.passes.fuse_act import ConvAct, PostOp  # noqa: E402
-from archspec.runtime import FrozenBatchNorm2d, StdConv2d  # noqa: E402
+from archspec.runtime import Conv2dSame, FrozenBatchNorm2d, StdConv2d, pad_same  # noqa: E402
 from tests.references import (  # noqa: E402
     DENSE_REFERENCES,
     REFERENCES,
@@ -139,17 +139,47 @@ def test_frozen_batchnorm_folds_into_its_conv(write_spec) -> None:
 
 def test_std_convs_become_plain_convs_on_standardised_weights(write_spec) -> None:
     model = _model(write_spec, STD)
-    x = torch.randn(2, 3, 16, 16)
-    gm = _run(model, x, standardize_convs)
+    gm = _run(model, torch.randn(2, 3, 16, 16), standardize_convs)
     kinds = [type(m) for m in gm.modules() if isinstance(m, nn.Conv2d)]
-    assert kinds == [nn.Conv2d, nn.Conv2d, StdConv2d]  # the `same`-padded one stays
+    assert kinds == [nn.Conv2d] * 3 and StdConv2d not in kinds  # the `same`-padded one with its padding before it
+    assert [n.target for n in gm.graph.nodes if n.op == "call_function"].count(pad_same) == 1
     # on its own the rewrite changes no bit: the same weights, computed by the same formula
-    with torch.no_grad():
-        assert torch.equal(gm(x), model(x))
+    for size in (16, 15):
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            assert torch.equal(gm(x), model(x))
     fused = optimize(model)
-    assert sum(isinstance(m, ConvAct) for m in fused.modules()) == 2
+    assert sum(isinstance(m, ConvAct) for m in fused.modules()) == 3
     with torch.no_grad():
         _close(fused(x), model(x))
+
+
+SAME = """
+archspec: 1
+name: same
+input: {channels: 3, size: [16, 16]}
+network:
+  stem: [conv2d 8 3x3 s2 same no_bias, bn, silu]
+  dw: [conv2d 8 5x5 s2 same dw no_bias, bn, silu]
+  even: [conv2d 8 2x2 same, relu]
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+
+def test_same_padded_convs_are_their_padding_then_a_fused_conv(write_spec) -> None:
+    """TensorFlow's `same` at a stride (timm's Conv2dSame): pad_same, then a conv whose BatchNorm is folded
+    and whose activation is a post-op; the same outputs at even and odd sizes (the padding differs)."""
+    model = _model(write_spec, SAME)
+    assert sum(isinstance(m, Conv2dSame) for m in model.modules()) == 3
+    gm = optimize(model)
+    assert not any(isinstance(m, Conv2dSame | nn.BatchNorm2d) for m in gm.modules())
+    assert [m.post_op.name for m in gm.modules() if isinstance(m, ConvAct)] == ["swish", "swish", "relu"]
+    assert [n.target for n in gm.graph.nodes if n.op == "call_function"].count(pad_same) == 3
+    for size in (16, 15, 9):
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            _close(gm(x), model(x))
 
 
 # Zoo networks with a reference that tests/test_optimize_modern.py does not cover: (spec, overrides, reference)

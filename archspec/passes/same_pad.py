@@ -37,6 +37,3 @@ def split_same_padding(gm: fx.GraphModule) -> PassResult:
         set_module(gm, str(node.target), _plain(conv))
         rewrites += 1
     return finish(gm, "split_same_padding", rewrites)
-
-
-
