@@ -56,10 +56,12 @@ def _set_parameter(root: nn.Module, path: str, tensor: torch.Tensor) -> None:
     parent.register_parameter(leaf, nn.Parameter(tensor))
 
 
-def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
+def build_modules(graph: OpGraph, device: str = "cpu", initialized: set[int] | None = None) -> tuple[nn.Module, dict[str, str]]:
     """The module tree, its tensors allocated on ``device`` but not initialised (see :func:`initialize`).
 
-    Returns the tree and, for each node that calls a module, that module's path.
+    Returns the tree and, for each node that calls a module, that module's path. With ``initialized``,
+    a layer whose constructor sets constant values (a norm's γ=1, β=0, statistics; ``Op.constant_init``)
+    is copied with its prototype's values instead, and its id added there (``initialize`` skips it).
     """
     root = nn.Module()
     targets: dict[str, str] = {}
@@ -89,7 +91,13 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, _owned(proto) if plain else None
             proto, owned = prototypes[key]
-            module = _instantiate(proto, owned, device) if owned is not None else copy.deepcopy(proto).to_empty(device=device)
+            with_values = initialized is not None and op.constant_init and device == "cpu" and owned is not None
+            if owned is not None:
+                module = _instantiate(proto, owned, device, with_values)
+            else:
+                module = copy.deepcopy(proto).to_empty(device=device)
+            if with_values:
+                initialized.add(id(module))  # type: ignore[union-attr]
             _set_module(root, record.path, module)
             targets[node] = record.path
             taken.add(record.path)
@@ -118,8 +126,9 @@ def _owned(proto: nn.Module) -> tuple[str, ...]:
     return tuple(k for k, v in vars(proto).items() if isinstance(v, (dict, list, set)))
 
 
-def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str) -> nn.Module:
-    """A new layer equal to the plain layer ``proto`` (built on ``meta``), with fresh uninitialised tensors.
+def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str, values: bool = False) -> nn.Module:
+    """A new layer equal to the plain layer ``proto`` (built on ``meta``), with fresh uninitialised tensors
+    (with ``values``: copies of the prototype's, which is then on the CPU).
 
     Building a zoo network makes hundreds of layers out of a few dozen distinct ones, and
     ``nn.Module.__init__`` with its per-attribute bookkeeping costs several times this copy:
@@ -133,10 +142,11 @@ def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str) -> nn.Mo
     params, buffers = state["_parameters"], state["_buffers"]
     for name, p in params.items():
         if p is not None:
-            params[name] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device=device), p.requires_grad)
+            tensor = p.detach().clone() if values else torch.empty(p.shape, dtype=p.dtype, device=device)
+            params[name] = nn.Parameter(tensor, p.requires_grad)
     for name, b in buffers.items():
         if b is not None:
-            buffers[name] = torch.empty(b.shape, dtype=b.dtype, device=device)
+            buffers[name] = b.clone() if values else torch.empty(b.shape, dtype=b.dtype, device=device)
     module = proto.__class__.__new__(proto.__class__)
     module.__dict__.update(state)
     return module
@@ -227,7 +237,7 @@ def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
         record = graph.at(node)
         if record.op == INPUT:
             x = g.placeholder("x")
-            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))  # type: ignore[arg-type]
+            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))
             env[node].meta["archspec_node"] = node
             continue
         op = REGISTRY[record.op]
@@ -420,10 +430,11 @@ def _order_as_called(root: nn.Module, nodes: list[Value]) -> bool:
 
 
 def compile_graph(graph: OpGraph) -> nn.Module:
-    root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
+    copied: set[int] = set()  # the norm layers, copied with their constant starting values
+    root, targets = build_modules(graph, initialized=copied)  # else uninitialised: initialize() fills each tensor once
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
-    initialize(root, init_schemes(graph))
+    initialize(root, init_schemes(graph), copied)
     if graph.net.frozen:  # (the spec's frozen:) after initialising: the draws set every tensor alike
         for name, p in root.named_parameters():
             if is_frozen(name, graph.net.frozen):

@@ -59,23 +59,19 @@ class Names:
     taken (or shadows a builtin or a keyword), numbered ``base_1``, ``base_2``...; an object (a
     global) keeps the first name it was given."""
 
-    def __init__(self) -> None:
+    def __init__(self, splits: dict[str, tuple[str, str | None, str]] | None = None) -> None:
         self.used: set[str] = set()
         self.count: dict[str, int] = {}
         self.of: dict[int, tuple[object, str]] = {}  # id(obj) → (obj, its name)
-
+        self.splits = {} if splits is None else splits  # candidate → (base, number, cleaned candidate)
 
     def create(self, candidate: str, obj: object | None) -> str:
         if obj is not None and id(obj) in self.of:
             return self.of[id(obj)][1]
-        match = _NAME.match(candidate)
-        if match is None:
-            candidate = _NOT_IN_NAME.sub("_", candidate) or "_unnamed"
-            if candidate[0].isdigit():
-                candidate = "_" + candidate
-            match = _NAME.match(candidate)
-            assert match is not None
-        base, number = match.group(1, 2)
+        split = self.splits.get(candidate)
+        if split is None:
+            split = self.splits[candidate] = _split(candidate)
+        base, number, candidate = split
         if number is None or candidate in self.used:
             n = self.count.get(base, 0)
             if _TAKEN.get(candidate, obj) is not obj:
@@ -91,6 +87,18 @@ class Names:
         if obj is not None:
             self.of[id(obj)] = (obj, candidate)
         return candidate
+
+
+def _split(candidate: str) -> tuple[str, str | None, str]:
+    """A candidate made an identifier, and split into its base and its number (``relu_2``: relu, 2)."""
+    match = _NAME.match(candidate)
+    if match is None:
+        candidate = _NOT_IN_NAME.sub("_", candidate) or "_unnamed"
+        if candidate[0].isdigit():
+            candidate = "_" + candidate
+        match = _NAME.match(candidate)
+        assert match is not None
+    return match.group(1), match.group(2), candidate
 
 
 def _default_name(target: Any) -> str:
@@ -143,7 +151,12 @@ class Recorder:
 
     # the part of fx.Graph's API that compile.build_fx_graph uses
     def create_node(
-        self, op: str, target: Any, args: tuple[Any, ...] | None = None, kwargs: dict[str, Any] | None = None, name: str | None = None
+        self,
+        op: str,
+        target: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> Value:
         candidate = name if name is not None else _default_name(target)
         value = Value(op, target, args or (), kwargs or {}, self.names.create(candidate, None), candidate)
@@ -207,12 +220,20 @@ class Recorder:
     def source(self) -> tuple[str, dict[str, Any], dict[int, int | None]]:
         """The forward's source as fx writes it for :meth:`to_fx`'s graph, its globals and its line map
         (line → node index, as ``GraphModule._lineno_map``). Raises :class:`Unwritable`."""
-        return _Writer(self.nodes, self.result).write()
+        return _Writer(self.nodes, self.result, self.names.splits).write()
 
 
-def _reads(arg: Any) -> dict[Value, None]:
+def _reads(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[Value, None]:
+    """The values a node reads, in fx's order (its arguments, then its keywords' values)."""
     into: dict[Value, None] = {}
-    _inputs(arg, into)
+    for a in args:
+        if type(a) is Value:
+            into[a] = None  # (a value read twice keeps its first place)
+        elif isinstance(a, (tuple, list, dict)):
+            _inputs(a, into)
+    for a in kwargs.values():
+        if type(a) is Value or isinstance(a, (tuple, list, dict)):
+            _inputs(a, into)
     return into
 
 
@@ -231,9 +252,9 @@ class _Writer:
     code first mentions them: the globals fx always defines, then each line's function (a global)
     and the value it assigns; a node's name is the candidate it asks for (``Value.name``)."""
 
-    def __init__(self, nodes: list[Value], result: Any) -> None:
+    def __init__(self, nodes: list[Value], result: Any, splits: dict[str, tuple[str, str | None, str]]) -> None:
         self.nodes, self.result = nodes, result
-        self.names = Names()
+        self.names = Names(splits)
         self.printed: dict[Value, str] = {}
         self.glob: dict[str, Any] = {}
         for name in (*_CODE_GLOBALS, *_RESERVED_TOO):
@@ -243,8 +264,8 @@ class _Writer:
 
     def write(self) -> tuple[str, dict[str, Any], dict[int, int | None]]:
         nodes = self.nodes
-        reads = [_reads((v.args, v.kwargs)) for v in nodes]
-        out_reads = _reads(self.result)
+        reads = [_reads(v.args, v.kwargs) for v in nodes]
+        out_reads = _reads((self.result,), {})
         users: dict[Value, int] = dict.fromkeys(nodes, 0)
         for r in [*reads, out_reads]:
             for v in r:
@@ -331,9 +352,9 @@ class _Writer:
             is_torch = True
         else:
             is_torch = _TORCH_MODULE(module) is not None
-        if module in ("_operator", "operator") or getattr(fn, "_boxed_arg_indices", ()) or isinstance(fn, torch._ops.OpOverload):
+        if module in ("_operator", "operator") or hasattr(fn, "_boxed_arg_indices") or isinstance(fn, torch._ops.OpOverload):
             raise Unwritable("an operator")
-        if getattr(torch.Tensor, name, None) is fn or module.startswith("torch._ops") or (module == "torch" and name == "segment_reduce"):
+        if getattr(torch.Tensor, name, None) is fn or module.startswith("torch._ops") or name == "segment_reduce":
             raise Unwritable("a function fx spells its own way")
         qualified = f"{module}.{name}"
         if is_torch:
@@ -358,7 +379,7 @@ class LazyGraphModule(fx.GraphModule):
 
     __jit_unused_properties__ = ["graph", "_boxed_call", "_graph"]  # TorchScript compiles none of them
 
-    @property  # type: ignore[override]
+    @property
     def _graph(self) -> fx.Graph:
         state = self.__dict__
         graph = state.get("_graph")
@@ -399,7 +420,7 @@ def lazy_graph_module(record: Recorder, class_name: str) -> LazyGraphModule:
     linecache.cache[key] = (len(src), None, src.splitlines(True), key)  # for inspect.getsource (TorchScript)
     namespace = dict(glob)
     exec(compile(src, key, "exec", dont_inherit=True), namespace)  # noqa: S102 (our own code: names and repr()s)
-    type(gm).forward = namespace["forward"]  # type: ignore[method-assign]
+    type(gm).forward = namespace["forward"]
     gm.__dict__.update(_code=src, _lineno_map=line_map, _prologue_start=4, _archspec_record=record)
     gm.__dict__.pop("_graph", None)
     return gm
