@@ -4,17 +4,42 @@ Where TensorFlow's ``same`` padding depends on the input's size (a stride above 
 the conv is a ``Conv2dSame`` that pads and convolves in its own forward, so no pass recognised it:
 its BatchNorm stayed unfolded, its activation unfused, and its weights were reordered for oneDNN on
 every call (tf_efficientnet_b0's stem and its four strided depthwise convs). Here the padding becomes
-its own step in the graph (``pad_same``, the module's own function) and the conv an ``nn.Conv2d``
+its own step in the graph (:class:`SamePad`, the module's own ``pad_same``) and the conv an ``nn.Conv2d``
 without padding, which the later passes fold, fuse and prepack like any other. Public torch only.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.passes.common import PassResult, called_module, finish, set_module
+from archspec.passes.common import PassResult, called_module, finish, free_target, set_module
 from archspec.runtime import Conv2dSame, pad_same
+
+
+class SamePad(nn.Module):
+    """``x`` padded as TensorFlow's ``same`` padding for a conv's window (runtime's ``pad_same``). A module,
+    not a function in the graph: a pickled model's graph is traced again on load, modules as leaves."""
+
+    def __init__(self, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pad_same(x, self.kernel_size, self.stride, self.dilation)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, dilation={self.dilation}"
+
+
+def pad_before(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> None:
+    """A :class:`SamePad` step for ``conv`` (called at ``node``) put before it in the graph."""
+    target = free_target(gm, f"{node.target}_pad")
+    set_module(gm, target, SamePad(conv.kernel_size, conv.stride, conv.dilation))
+    with gm.graph.inserting_before(node):
+        padded = gm.graph.call_module(target, (node.args[0],))
+    node.args = (padded,)
 
 
 def _plain(conv: nn.Conv2d) -> nn.Conv2d:
@@ -31,9 +56,7 @@ def split_same_padding(gm: fx.GraphModule) -> PassResult:
         conv = called_module(gm, node)
         if type(conv) is not Conv2dSame or len(node.args) != 1 or node.kwargs or conv.padding_mode != "zeros":
             continue
-        with gm.graph.inserting_before(node):
-            padded = gm.graph.call_function(pad_same, (node.args[0], conv.kernel_size, conv.stride, conv.dilation))
-        node.args = (padded,)
+        pad_before(gm, node, conv)
         set_module(gm, str(node.target), _plain(conv))
         rewrites += 1
     return finish(gm, "split_same_padding", rewrites)

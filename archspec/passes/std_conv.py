@@ -4,8 +4,8 @@
 weights do not change, so that normalisation is the same every time. Computed once here, with the
 module's own formula (so the same rounding), the conv is an ``nn.Conv2d`` the later passes prepack
 for oneDNN and fuse with what follows, as any other. A ``same``-padded one (padding that depends on
-the input's size) gets its padding as a step of its own before it (``pad_same``, the module's own
-function; see ``same_pad``). Public torch only.
+the input's size) gets its padding as a step of its own before it (``SamePad``, the module's own
+``pad_same``; see ``same_pad``). Public torch only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.passes.common import PassResult, called_module, finish, set_module
-from archspec.runtime import StdConv2d, pad_same
+from archspec.passes.same_pad import pad_before
+from archspec.runtime import StdConv2d
 
 
 def _standardized(conv: StdConv2d) -> torch.Tensor:
@@ -54,9 +55,7 @@ def standardize_convs(gm: fx.GraphModule) -> PassResult:
         if type(conv) is not StdConv2d or conv.padding_mode != "zeros" or len(node.args) != 1 or node.kwargs:
             continue
         if conv.same:
-            with gm.graph.inserting_before(node):
-                padded = gm.graph.call_function(pad_same, (node.args[0], conv.kernel_size, conv.stride, conv.dilation))
-            node.args = (padded,)
+            pad_before(gm, node, conv)
         set_module(gm, str(node.target), _plain(conv))
         rewrites += 1
     return finish(gm, "standardize_convs", rewrites)
