@@ -177,6 +177,13 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
     return True
 
 
+def _channels_first(g: fx.Graph, node: str, x: fx.Node) -> fx.Node:
+    """A channels-first copy of ``x`` for ``node``'s kernel (a part of its op, as the per-pixel permutes are)."""
+    copy = g.call_method("contiguous", (x,))
+    copy.meta.update(archspec_node=node, archspec_part=True)
+    return copy
+
+
 def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     """The sizes shapes.py found for eval (the main output) or training (every output); others worked out."""
     net = graph.net
@@ -192,12 +199,18 @@ def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | 
     input ``i`` (``in_place_target`` asked the op which input that is)."""
     fn, kwargs = op.function(params)
     call_args: tuple[Any, ...] = args
+    first = op.in_place_input(params) if i is None else i
     if op.variadic:
         call_args = (list(args),)  # one argument: the list of inputs
-    elif i is not None:
-        in_place = op.in_place(params)
-        assert in_place is not None  # in_place_target found the op's in-place form
-        fn, call_args = in_place, (args[i], *args[:i], *args[i + 1 :])  # with the function's keywords
+    elif first is not None:
+        # the operand the in-place form overwrites comes first in either form, so the result takes its memory
+        # layout (torch's elementwise ops follow their first operand): a residual sum is body + shortcut, as
+        # torchvision's ``result += input``; the same numbers (a sum of two is exact whichever comes first)
+        call_args = (args[first], *args[:first], *args[first + 1 :])  # with the function's keywords
+        if i is not None:
+            in_place = op.in_place(params)
+            assert in_place is not None  # in_place_target found the op's in-place form
+            fn = in_place
     if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
         return g.create_node("call_method", fn.__name__, call_args, kwargs, name)  # (TorchScript cannot call Tensor.add_)
     return g.create_node("call_function", fn, call_args, kwargs, name)
@@ -215,6 +228,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
     spec_input = graph.net.input
     sizes = _accepted(graph, list(outputs.values()))  # the input sizes at which these outputs can be computed
     bounds = sizes.min_size + sizes.guard_args()
+    channels_last: set[fx.Node] = set()  # values that may be channels-last (see _stays_channels_last)
     for node in graph.ordered():
         if node not in needed:
             continue
@@ -226,12 +240,16 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             continue
         op = REGISTRY[record.op]
         args = tuple(env[p] for p in graph.inputs_of(node))
+        per_pixel = node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map
+        from_channels_last = not per_pixel and any(a in channels_last for a in args)
+        if from_channels_last and op.channels_first_input:
+            args = (_channels_first(g, node, args[0]), *args[1:])
         if node in targets and op.parameter_only:  # x · the tensor at the op's path
             tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
             tensor.meta.update(archspec_node=node, archspec_part=True)
             fn, kwargs = op.function(record.params)
             result = g.create_node("call_function", fn, (*args, tensor), kwargs, node)
-        elif node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map:
+        elif per_pixel:
             # the layer acts on the last axis: channels last around the call (views, no copies)
             src = graph.inputs_of(node)[0]
             if (
@@ -253,11 +271,14 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             last.meta.update(archspec_node=node, archspec_part=True)
             layer.meta.update(archspec_node=node, archspec_part=True)
             result = g.call_method("permute", (layer, [0, 3, 1, 2]))
-            if not _stays_channels_last(graph, node, results):
-                # made contiguous (one copy): a channels-last layout reaching a conv makes torch.export's
-                # trace rely on N > 1 (the conv's memory-format choice), which would fix H and W in the export
+            if node in results:  # handed back channels-first
                 result.meta.update(archspec_node=node, archspec_part=True)
                 result = g.call_method("contiguous", (result,))
+            elif not _stays_channels_last(graph, node, results):
+                # no copy back to channels-first: later convs and sums take this layout and keep it, as in
+                # torchvision's ConvNeXt (its LayerNorm2d and blocks' permutes), whose blocks run channels-last
+                result.meta["archspec_channels_last"] = True  # (export copies it, see export.channels_first)
+                channels_last.add(result)
             result.meta.update(archspec_channels_first=True, archspec_part=True)
         elif node in targets:
             result = g.create_node("call_module", targets[node], args, name=node)
@@ -266,6 +287,8 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             continue
         else:
             result = _call(g, op, record.params, args, in_place_target(graph, node, users, results), node)
+        if from_channels_last:
+            channels_last.add(result)
         if result.name != node:  # readable names in model.code, fx's code generation uniquifies them if needed
             result.name = node  # (named at creation where it can be: renaming a node costs more than creating it)
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
