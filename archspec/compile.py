@@ -216,6 +216,48 @@ def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | 
     return g.create_node("call_function", fn, call_args, kwargs, name)
 
 
+def _per_pixel_call(
+    g: fx.Graph,
+    graph: OpGraph,
+    node: str,
+    args: tuple[fx.Node, ...],
+    target: str,
+    users: dict[str, int],
+    results: set[str],
+    channels_last: set[fx.Node],
+) -> fx.Node:
+    """A layer acting on the last axis (``channels_last_on_maps``) called on a C×H×W map; ``channels_last``
+    gains its result when that stays channels-last for readers other than such layers."""
+    record = graph.at(node)
+    src = graph.inputs_of(node)[0]
+    if (
+        args[0].meta.get("archspec_channels_first")
+        # the permute is src's own (not reached through an identity, whose input may have other readers)
+        and args[0].meta.get("archspec_node") == src
+        and users[src] == 1
+        and src not in results
+        and graph.at(src).blocks == record.blocks
+    ):
+        last = cast(fx.Node, args[0].args[0])  # the previous layer's channels-last output: the permutes cancel
+        g.erase_node(args[0])  # (its permute back, never copied: src is not returned)
+    else:
+        last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
+    layer = g.create_node("call_module", target, (last, *args[1:]), name=f"{node}_layer")
+    last.meta.update(archspec_node=node, archspec_part=True)
+    layer.meta.update(archspec_node=node, archspec_part=True)
+    result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+    if node in results:  # handed back channels-first
+        result.meta.update(archspec_node=node, archspec_part=True)
+        result = g.call_method("contiguous", (result,))
+    elif not _stays_channels_last(graph, node, results):
+        # no copy back to channels-first: later convs and sums take this layout and keep it, as in
+        # torchvision's ConvNeXt (its LayerNorm2d and blocks' permutes), whose blocks run channels-last
+        result.meta["archspec_channels_last"] = True  # (export copies it, see export.channels_first)
+        channels_last.add(result)
+    result.meta.update(archspec_channels_first=True, archspec_part=True)
+    return result
+
+
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
     """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
     needed: set[str] = set()
@@ -250,36 +292,7 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             fn, kwargs = op.function(record.params)
             result = g.create_node("call_function", fn, (*args, tensor), kwargs, node)
         elif per_pixel:
-            # the layer acts on the last axis: channels last around the call (views, no copies)
-            src = graph.inputs_of(node)[0]
-            if (
-                args[0].meta.get("archspec_channels_first")
-                # the permute is src's own (not reached through an identity, whose input may have other readers)
-                and args[0].meta.get("archspec_node") == src
-                and users[src] == 1
-                and src not in results
-                and graph.at(src).blocks == record.blocks
-            ):
-                back = args[0] if args[0].target == "permute" else cast(fx.Node, args[0].args[0])  # (.contiguous())
-                last = cast(fx.Node, back.args[0])  # the previous layer's channels-last output: the permutes cancel
-                if back is not args[0]:
-                    g.erase_node(args[0])
-                g.erase_node(back)
-            else:
-                last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
-            layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
-            last.meta.update(archspec_node=node, archspec_part=True)
-            layer.meta.update(archspec_node=node, archspec_part=True)
-            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
-            if node in results:  # handed back channels-first
-                result.meta.update(archspec_node=node, archspec_part=True)
-                result = g.call_method("contiguous", (result,))
-            elif not _stays_channels_last(graph, node, results):
-                # no copy back to channels-first: later convs and sums take this layout and keep it, as in
-                # torchvision's ConvNeXt (its LayerNorm2d and blocks' permutes), whose blocks run channels-last
-                result.meta["archspec_channels_last"] = True  # (export copies it, see export.channels_first)
-                channels_last.add(result)
-            result.meta.update(archspec_channels_first=True, archspec_part=True)
+            result = _per_pixel_call(g, graph, node, args, targets[node], users, results, channels_last)
         elif node in targets:
             result = g.create_node("call_module", targets[node], args, name=node)
         elif op.passthrough:

@@ -150,10 +150,12 @@ def channels_first(module: nn.Module) -> nn.Module:
     values: dict[torch.fx.Node, torch.fx.Node] = {}
     copied.output(copied.graph_copy(graph, values))
     for node in (values[n] for n in left):
+        readers = list(node.users)
         with copied.inserting_after(node):
             copy = copied.call_method("contiguous", (node,))
         copy.meta.update(archspec_node=node.meta.get("archspec_node"), archspec_part=True)
-        node.replace_all_uses_with(copy, delete_user_cb=lambda user: user is not copy)
+        for reader in readers:
+            reader.replace_input_with(node, copy)
     return torch.fx.GraphModule(module, copied, class_name=type(module).__name__)
 
 
