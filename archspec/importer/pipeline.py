@@ -20,7 +20,9 @@ from archspec.importer.convert import Converter, fuse_composites, readers
 from archspec.importer.emit import Emitter, make_blocks, spec_defaults
 from archspec.importer.optional import merge_level
 from archspec.importer.sources import module_name
-from archspec.importer.structure import Chain, Step, paths, recover, steps
+from archspec.importer.dag import recover
+from archspec.importer.refnames import RefNames
+from archspec.importer.structure import Chain, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim, trace
 from archspec.importer.verify import verify
 from archspec.importer.yaml_writer import Renderer, comment, dump, spec_name
@@ -76,14 +78,14 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
         raise ImportRefused("the traced module has no output")
     stateless_paths(model, prims)
     fuse_composites(prims, conv.output)
-    tree: Chain = recover(prims, conv.output)
-    outputs = _output_paths(gm, prims, conv.outputs, conv.output)
+    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model))
     channels = _input_channels(model, prims)
     heads = aux_heads(model, gm, prims, stack_traces)
     unreached(model, reached(prims) | {p for h in heads for p in paths(h.chain)})
 
     emitter = Emitter(classes(model), instances(model))
     network = emitter.as_list(tree, "")
+    outputs = RefNames(network, prims).run([(k, v) for k, v, _ in conv.outputs])
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances, merge_level)
@@ -104,8 +106,8 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     if blocks:
         doc["blocks"] = {b.name: r.block(b) for b in blocks}
     doc["network"] = r.node(network, {}, [0], top=True)
-    if outputs:
-        doc["outputs"] = outputs
+    if outputs:  # [out] where each output is named by its path
+        doc["outputs"] = list(outputs) if all(k == v for k, v in outputs.items()) else outputs
     if heads:
         doc["aux"] = {
             h.graph.name: {
@@ -152,6 +154,11 @@ def _output_paths(gm: fx.GraphModule, prims: list[Prim], outputs: list[tuple[str
             )
         out[name] = path
     return out
+
+
+def _module_order(model: nn.Module) -> dict[str, int]:
+    """Each module path's place in the model's module tree (the order a DAG's parts are written in)."""
+    return {name: i for i, (name, _) in enumerate(model.named_modules())}
 
 
 def _input_channels(model: nn.Module, prims: list[Prim]) -> int:
