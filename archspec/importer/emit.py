@@ -198,7 +198,11 @@ class Emitter:
     def _indexed(self, inner: E, at: str, first: str) -> E:
         """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
         torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
-        small = self.plain is None and 1 < len(inner.items) <= 3 and all(x.kind == "op" and x.op is not None for x in inner.items)
+        small = (
+            self.plain is None
+            and 1 < len(inner.items) <= 3
+            and all((x.kind == "op" and x.op is not None) or x.kind == "from" for x in inner.items)
+        )  # or an op reading an earlier value: FPN's `"0": [{from: body.layer1}, "0": conv2d 256 1x1]`
         # a stage: a numbered list of block instances (EfficientNet's features.2, MnasNet's layers.8), written
         # in place as the list of its instances; as blocks, stages of 1, 2, 3 and 4 layers are four blocks
         stage = self.plain is None and bool(inner.items) and all(x.kind == "inst" for x in inner.items)
@@ -262,10 +266,14 @@ class Emitter:
         """A chain as a list whose items sit at their module paths under `prefix`."""
         groups: list[tuple[str | None, list[Part]]] = []
         keys = [_group_key(item, prefix) for item in chain.items]
+        if any(isinstance(x, Ref) for x in chain.items):  # a DAG's parts: a pathless one goes with the module computing it
+            keys = [k if k is not None or paths(x) else _owner_key(x, prefix) for k, x in zip(keys, chain.items, strict=True)]
         for n, item in enumerate(chain.items):
             key = keys[n]
             if isinstance(item, Ref):  # a value read by name starts what follows: in its part, when that is a container
-                after = next((k for k, x in zip(keys[n + 1 :], chain.items[n + 1 :], strict=True) if not isinstance(x, Ref)), None)
+                after = next(
+                    (k for k, x in zip(keys[n + 1 :], chain.items[n + 1 :], strict=True) if not isinstance(x, Ref)), None
+                )
                 nested = after is not None and any("." in _seg(p, prefix) for x in chain.items[n + 1 :] for p in paths(x)[:1])
                 if after is not None and nested and groups and groups[-1][0] == after:
                     groups[-1][1].append(item)
@@ -320,6 +328,24 @@ def _group_key(item: Part, prefix: str) -> str | None:
     return firsts.pop() if len(firsts) == 1 and "" not in firsts else None
 
 
+def _owner_key(item: Part, prefix: str) -> str | None:
+    """The path segment under ``prefix`` of the module whose forward computes a pathless part (FPN's sums
+    and interpolations: `fpn`), if any."""
+    prim = (
+        item.prim
+        if isinstance(item, Step)
+        else item.merge
+        if isinstance(item, (Residual, Concat))
+        else item.mul
+        if isinstance(item, Gate)
+        else None
+    )
+    owner = prim.owner if prim is not None else None
+    if not owner or owner == prefix or not (not prefix or owner.startswith(prefix + ".")):
+        return None
+    return _seg(owner, prefix).split(".", 1)[0]
+
+
 def _computed_outside(node: Part, path: str) -> bool:
     """A chain whose first op, or a concat one of whose branches, has no module path and is computed
     by a module that is not at `path` (Inception-v3's `F.avg_pool2d` before its `branch_pool` conv,
@@ -344,7 +370,8 @@ def _ops_in(node: Part) -> list[Step]:
 def _owned_by(node: Part, path: str) -> bool:
     """A pathless op computed by the forward of the module at `path` (ShuffleNet's channel_shuffle
     at the end of its unit): it belongs to that module's part."""
-    owner = node.prim.owner if isinstance(node, Step) else None
+    prim = node.prim if isinstance(node, Step) else node.merge if isinstance(node, (Residual, Concat)) else None
+    owner = prim.owner if prim is not None else None
     return owner is not None and (owner == path or owner.startswith(path + "."))
 
 

@@ -17,11 +17,11 @@ import torch.nn as nn
 from archspec.importer.aux import aux_heads, reached, unreached
 from archspec.importer.built import classes, instances, number_split_blocks, stateless_paths
 from archspec.importer.convert import Converter, fuse_composites, readers
+from archspec.importer.dag import recover
 from archspec.importer.emit import Emitter, make_blocks, spec_defaults
 from archspec.importer.optional import merge_level
+from archspec.importer.refnames import RefNames, module_outputs
 from archspec.importer.sources import module_name
-from archspec.importer.dag import recover
-from archspec.importer.refnames import RefNames
 from archspec.importer.structure import Chain, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim, trace
 from archspec.importer.verify import verify
@@ -85,7 +85,7 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
 
     emitter = Emitter(classes(model), instances(model))
     network = emitter.as_list(tree, "")
-    outputs = RefNames(network, prims).run([(k, v) for k, v, _ in conv.outputs])
+    outputs = RefNames(network, prims, module_outputs(gm, conv.value)).run([(k, v) for k, v, _ in conv.outputs])
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances, merge_level)

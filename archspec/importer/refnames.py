@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import torch.fx as fx
+
 from archspec.importer.emit import E
 from archspec.importer.structure import side_inputs
 from archspec.importer.trace import ImportRefused, Prim
@@ -32,11 +34,18 @@ class _Walk:
     """Every node's path and value, in the order nodes end (inner before outer)."""
 
     canon: dict[int, int]
+    modules: dict[int, str]  # value → the outermost module whose output it is (refnames.module_outputs)
     at: dict[str, int] = field(default_factory=dict)  # path → the value of the outermost node there
     owner: dict[int, tuple[E, E, int, str]] = field(default_factory=dict)  # value → (node, its list, index, prefix)
 
     def value(self, e: E, prefix: str, index: int | None, before: int | None, parent: E | None) -> int | None:
-        path = _join(prefix, e.name) if e.name else _join(prefix, str(index)) if index is not None and e.kind in ("op", "inst", "from") else None
+        path = (
+            _join(prefix, e.name)
+            if e.name
+            else _join(prefix, str(index))
+            if index is not None and e.kind in ("op", "inst", "from")
+            else None
+        )
         inner = path if path is not None and (e.name or e.kind == "inst") else prefix
         v: int | None
         if e.kind == "op":
@@ -57,14 +66,21 @@ class _Walk:
                 self.value(x, inner, branch if e.kind == "concat" else None, before, None)
             v = e.then.prim.id if e.then is not None else e.value.id if e.value is not None else None
             v = self.canon.get(v, v) if v is not None else None
-        if path is not None and v is not None:
+        if path is not None and v is not None and e.kind != "from":
             self.at[path] = v
         if v is not None and parent is not None and index is not None:
             self.owner.setdefault(v, (e, parent, index, prefix))
         return v
 
-    def path_of(self, v: int) -> str | None:
+    def path_of(self, v: int, name: str = "") -> str | None:
+        """The module whose output the value is, where a path names it (`fpn.inner_blocks.2`), else the shortest
+        (an output: the path ending in its own name, `fpn.pool`, first)."""
         found = [p for p, x in self.at.items() if x == v]
+        if name and any(p.rpartition(".")[2] == name for p in found):
+            return next(p for p in found if p.rpartition(".")[2] == name)
+        module = self.modules.get(v)
+        if module in found:
+            return module
         return min(found, key=lambda p: (p.count("."), len(p))) if found else None
 
 
@@ -88,12 +104,13 @@ def _stateful(e: E) -> bool:
 class RefNames:
     """Writes the names: each ``from`` node's target, each size read's field, and the outputs' paths."""
 
-    def __init__(self, network: E, prims: list[Prim]) -> None:
+    def __init__(self, network: E, prims: list[Prim], modules: dict[int, str] | None = None) -> None:
         self.network, self.prims = network, prims
         self.canon = _canon(prims)
+        self.modules = {self.canon[v]: p for v, p in (modules or {}).items()}
 
     def walk(self) -> _Walk:
-        w = _Walk(self.canon)
+        w = _Walk(self.canon, self.modules)
         w.value(self.network, "", None, 0, None)
         return w
 
@@ -128,8 +145,12 @@ class RefNames:
             if e.kind == "op" and e.op is not None and side_inputs(e.op.prim):
                 fields = REGISTRY[e.op.prim.op].reads_values
                 for f, t in zip(fields, side_inputs(e.op.prim), strict=True):
-                    e.op.prim.params[f] = path(t, self.prims[t])
-        return {name: path(v, self.prims[v]) for name, v in outputs}
+                    at = path(t, self.prims[t])
+                    e.op.prim.params[f] = int(at) if at.isdigit() else at  # size_of=0: a numbered module, as written
+        named = {name: w.path_of(self.canon[v], name) for name, v in outputs}
+        return {
+            name: at if at is not None else path(v, self.prims[v]) for (name, v), at in zip(outputs, named.values(), strict=True)
+        }
 
     @staticmethod
     def _unnamed_op(w: _Walk, v: int) -> bool:
@@ -178,6 +199,22 @@ class RefNames:
         return what
 
 
+def module_outputs(gm: fx.GraphModule, value: dict[fx.Node, int]) -> dict[int, str]:
+    """Each value that is a module's output → the outermost such module (`body.layer1`, not `body.layer1.2`)."""
+    last: dict[str, fx.Node] = {}
+    for n in gm.graph.nodes:
+        for path, _ in (n.meta.get("nn_module_stack") or {}).values():
+            if path:
+                last[path] = n
+        if n.op == "call_module":
+            last[str(n.target)] = n
+    out: dict[int, str] = {}
+    for path, n in last.items():
+        if n in value and (value[n] not in out or path.count(".") < out[value[n]].count(".")):
+            out[value[n]] = path
+    return out
+
+
 def _nodes(e: E) -> list[E]:
     out = [e]
     if e.kind == "inst" and e.inst is not None:
@@ -187,4 +224,4 @@ def _nodes(e: E) -> list[E]:
     return out
 
 
-__all__ = ["RefNames"]
+__all__ = ["RefNames", "module_outputs"]

@@ -52,7 +52,7 @@ def sym(x: Any) -> Sym | None:
         return None
     if x.op == "call_function" and x.target in _ARITH and len(x.args) == 2:
         a, b = sym(x.args[0]), sym(x.args[1])
-        return (_ARITH[x.target], a, b) if a is not None and b is not None else None  # type: ignore[index]
+        return (_ARITH[x.target], a, b) if a is not None and b is not None else None
     return None
 
 
@@ -65,11 +65,11 @@ def size_of(x: Any) -> fx.Node | None:
     """The tensor whose height and width ``x`` is: ``v.shape[-2:]``, ``v.size()[2:]`` or ``(v.shape[2], v.shape[3])``."""
     s = sym(x)
     if s is not None and s[0] == "hw":
-        return s[1]  # type: ignore[no-any-return]
+        return s[1]
     if isinstance(x, (tuple, list)) and len(x) == 2:
         a, b = sym(x[0]), sym(x[1])
         if a is not None and b is not None and a[0] == b[0] == "dim" and a[1] is b[1] and (a[2], b[2]) == (2, 3):
-            return a[1]  # type: ignore[no-any-return]
+            return a[1]
     return None
 
 

@@ -252,7 +252,10 @@ class Recover:
         stop (read by name), in place — `residual: {body: identity, shortcut: [{from: x}, ...]}`,
         `concat: [identity, [{from: x}, ...]]`, `gate: [{from: x}, ...]`."""
         main = self.spine[merge.id]
-        sides = [Chain([]) if i == main else self.chain(i, -1) for i in data_inputs(merge)]
+        sides = [
+            Chain([]) if i == main else Chain([Ref(self.prims[i])]) if i in self.stops else self.chain(i, -1)
+            for i in data_inputs(merge)
+        ]
         if merge.op == "concat":
             return Concat(sides, merge)
         other = next(c for i, c in zip(data_inputs(merge), sides, strict=True) if i != main)

@@ -221,9 +221,7 @@ class Interpolate(Op):
     # F.interpolate(x, size=v.shape[-2:]): the call with a size read from another value (importer/forms.py);
     # with a fixed size or a factor it is upsample's
     readers = (
-        Reader(
-            "torch.nn.functional.interpolate", args=("size", "scale_factor", "mode", "align_corners"), structural="resize_to"
-        ),
+        Reader("torch.nn.functional.interpolate", args=("size", "scale_factor", "mode", "align_corners"), structural="resize_to"),
     )
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
     fresh_output = True
