@@ -38,3 +38,24 @@ def test_block_in_outside_a_block_is_a_located_error() -> None:
     with pytest.raises(SpecError, match="defined only inside a block") as e:
         archspec.check(SPEC.replace("  - global_avgpool", "  - conv2d ${block_in} 1x1\n  - global_avgpool"))
     assert e.value.code == "param"
+
+
+def test_block_in_carries_the_width_multiplier_as_in_does() -> None:
+    """block_in is channels already scaled, like `in` (docs/language.md, "Multipliers"): under scale.width 2 a
+    conv of `${block_in // 2}` has half the block's scaled input, not twice that (the differential fuzzer's
+    truth found it scaled again)."""
+    spec = """
+archspec: 1
+name: block_in_width
+input: {channels: 3, size: [8, 8]}
+scale: {width: 2, divisor: 1}
+blocks:
+  unit:
+    chain: [conv2d 8 1x1, 'conv2d ${block_in // 2} 1x1', 'conv2d ${in} 1x1']
+network:
+  - stem: conv2d 12 1x1   # 24 channels
+  - u: unit               # 16, then 24 // 2 = 12, then in = 12
+  - global_avgpool
+"""
+    state = archspec.build(spec).state_dict()
+    assert [tuple(state[f"u.{i}.weight"].shape[:2]) for i in range(3)] == [(16, 24), (12, 16), (12, 12)]

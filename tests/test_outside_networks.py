@@ -49,6 +49,7 @@ HRNET_FEATURES = ["act1", "incre_modules.0", "incre_modules.1", "incre_modules.2
 # CI short; the default sizes were compared by hand when the specs were written)
 CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, int]]]] = {
     "squeezenet1_1": ("squeezenet1_1", {}, _torchvision("squeezenet1_1"), [(96, 96), (17, 33)]),
+    "mobilenet_v2": ("mobilenet_v2", {}, _torchvision("mobilenet_v2"), [(64, 64), (1, 1)]),
     "mnasnet0_5": ("mnasnet0_5", {}, _torchvision("mnasnet0_5"), [(64, 64), (1, 1)]),
     "dla34": ("dla34", {}, _timm("dla34"), [(64, 64), (31, 63)]),
     "dpn68": ("dpn68", {}, _timm("dpn68"), [(64, 64), (45, 38)]),

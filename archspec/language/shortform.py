@@ -69,8 +69,15 @@ class Ref:
 
 @functools.lru_cache(maxsize=4096)
 def mentions_input(text: str) -> bool:
-    """Whether a short form or value refers to `in`, the input channels (``${in * 4}``, ``$in``)."""
-    return "$" in text and (any(uses_input(e) for e in _EXPR.findall(text)) or re.search(r"\$in(?!\w)", text) is not None)
+    """Whether a short form or value refers to `in` or `block_in`, input channels that carry the width
+    multiplier already (``${in * 4}``, ``$in``, ``${block_in // 4}``)."""
+    exprs = _EXPR.findall(text)
+    return "$" in text and (
+        any(uses_input(e) or _BLOCK_IN_WORD.search(e) for e in exprs) or re.search(r"\$(?:block_)?in(?!\w)", text) is not None
+    )
+
+
+_BLOCK_IN_WORD = re.compile(r"(?<![\w.])block_in(?!\w)", re.ASCII)
 
 
 @functools.lru_cache(maxsize=4096)
