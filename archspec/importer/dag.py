@@ -45,7 +45,7 @@ class Segment:
 class Dag:
     """The merges' forms (series-parallel or side merges), the segments' ends, and the segments in order."""
 
-    def __init__(self, prims: list[Prim], outputs: list[int], order: dict[str, int] | None = None) -> None:
+    def __init__(self, prims: list[Prim], outputs: list[int], order: dict[str, int] | None = None, built: bool = False) -> None:
         self.prims, self.outputs = prims, outputs
         self.order = order or {}
         self.rec = Recover(prims, outputs[-1], outputs)
@@ -59,7 +59,8 @@ class Dag:
         self.fork = {m: self.rec.fork(data_inputs(prims[m])) for m in self.merges}
         self.region = {m: (nx.descendants(g, self.fork[m]) & nx.ancestors(g, m)) - {self.fork[m]} for m in self.merges}
         self.side = {m for m in self.merges if not self._local(m)}
-        self._nested()
+        if not built:  # a network archspec built is one flat forward: its merges nest as its spec wrote them
+            self._nested()
         self.stops = self._stops()
 
     # ---- which merges are series-parallel ----------------------------------------------------
@@ -178,10 +179,12 @@ class Dag:
         return items
 
 
-def recover(prims: list[Prim], output: int, outputs: list[int] | None = None, order: dict[str, int] | None = None) -> Chain:
+def recover(
+    prims: list[Prim], output: int, outputs: list[int] | None = None, order: dict[str, int] | None = None, built: bool = False
+) -> Chain:
     """The network's branch graph: series-parallel parts, and chains reading earlier values by name."""
     nest_concats(prims)
-    return Dag(prims, outputs or [output], order).run()
+    return Dag(prims, outputs or [output], order, built).run()
 
 
 __all__ = ["Dag", "recover"]

@@ -79,7 +79,7 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     stateless_paths(model, prims)
     same_padding(prims)
     fuse_composites(prims, conv.output)
-    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model))
+    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model), built)
     channels = _input_channels(model, prims)
     heads = aux_heads(model, gm, prims, stack_traces)
     unreached(model, reached(prims) | {p for h in heads for p in paths(h.chain)})
@@ -148,35 +148,6 @@ def same_padding(prims: list[Prim]) -> None:
             spans = [dilation[i] * (kernel[i] - 1) for i in (0, 1)]
             if all(s % 2 == 0 and padding[i] == s // 2 for i, s in enumerate(spans)):
                 p.params["padding"] = "same"
-
-
-def _output_paths(gm: fx.GraphModule, prims: list[Prim], outputs: list[tuple[str, int, fx.Node]], last: int) -> dict[str, str]:
-    """A model returning several maps (IntermediateLayerGetter's dict): each name and the module path
-    whose output it is — the outermost module on the value's module stack that computes nothing after
-    it, so `layer1`, not `layer1.2.relu`. Each must be on the chain to the last output."""
-    order = {n: i for i, n in enumerate(gm.graph.nodes)}
-    last_in: dict[str, int] = {}  # module path → the last node computed inside it
-    for n in gm.graph.nodes:
-        for path in (n.meta.get("nn_module_stack") or {}).values():
-            last_in[path[0]] = order[n]
-    ancestors, stack = set(), [last]
-    while stack:
-        i = stack.pop()
-        if i not in ancestors:
-            ancestors.add(i)
-            stack += prims[i].inputs
-    out: dict[str, str] = {}
-    for name, value, node in outputs:
-        paths = [p[0] for p in (node.meta.get("nn_module_stack") or {}).values() if p[0]]
-        path = next((p for p in paths if last_in[p] == order[node]), None)
-        if path is None or value not in ancestors:
-            raise ImportRefused(
-                f"the output {name!r} is not the output of a module on the chain to the last one: archspec's "
-                "outputs: name nodes of one network",
-                node=node.name,
-            )
-        out[name] = path
-    return out
 
 
 def _module_order(model: nn.Module) -> dict[str, int]:
