@@ -181,3 +181,21 @@ class _Resize(nn.Module):
 def test_a_resize_to_a_computed_size_is_one_located_refusal() -> None:
     with pytest.raises(ImportRefused, match="no archspec op|computes with a tensor's shape|size computed"):
         to_spec(_Resize().eval(), input_size=(16, 16))
+
+
+class _Reused(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.c = nn.Conv2d(7, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a(x)
+        return torch.cat([a, self.c(torch.cat([x, a], 1))], 1)  # a merged twice, with values it does not dominate
+
+
+def test_a_value_merged_twice_is_read_by_name() -> None:
+    """Once refused ("one fork per merge"): the input and `a` are read by name where they are merged again."""
+    torch.manual_seed(0)
+    text = assert_imports_exactly(_Reused(), [(8, 8), (5, 9)])
+    assert "concat: [{from: input}, identity]" in text and "concat: [{from: a}, identity]" in text, text

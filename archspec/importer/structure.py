@@ -179,9 +179,8 @@ class Recover:
             if self.seen.get(p, 0) != 1:
                 raise self.refuse(
                     self.prims[p],
-                    "this value feeds more than one branch or merge (dense "
-                    "connectivity, a value reused after a merge): archspec import recovers one fork per "
-                    "merge only",
+                    "this value feeds two branches of one module's merges in a form archspec import "
+                    "does not recover (a value merged again inside a series-parallel part)",
                 )
 
     def chain(self, end: int, base: int) -> Chain:
@@ -200,8 +199,8 @@ class Recover:
             if self.seen.get(cur):
                 raise self.refuse(
                     p,
-                    "this value feeds more than one branch or merge (dense connectivity, a "
-                    "value reused after a merge): archspec import recovers one fork per merge only",
+                    "this value feeds two branches of one module's merges in a form archspec import "
+                    "does not recover (a value merged again inside a series-parallel part)",
                 )
             self.seen[cur] = 1
             if cur in self.spine:
@@ -253,7 +252,7 @@ class Recover:
         `concat: [identity, [{from: x}, ...]]`, `gate: [{from: x}, ...]`."""
         main = self.spine[merge.id]
         sides = [
-            Chain([]) if i == main else Chain([Ref(self.prims[i])]) if i in self.stops else self.chain(i, -1)
+            Chain([]) if i == main else Chain([Ref(self.prims[i])]) if i in self.stops or i == 0 else self.chain(i, -1)
             for i in data_inputs(merge)
         ]
         if merge.op == "concat":
