@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Residual, Step, paths, steps
+from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Ref, Residual, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim
 from archspec.language.model import KEYWORDS, module_name_problem
 from archspec.ops import REGISTRY, Op
@@ -86,6 +86,10 @@ class E:
     wrap: bool = False
     conds: tuple[str, ...] = ()
     names: dict[tuple[bool, ...], str] | None = None
+    # an earlier value read by name (kind "from"; refnames.py writes its path into ``target``)
+    ref: Prim | None = None
+    target: str = ""
+    value: Prim | None = None  # a merge's own value: the sum, the concatenation, the product
 
 
 @dataclass
@@ -110,6 +114,8 @@ class Block:
     merged: Instance | None = None  # blocks of one class unified over their optional parts (optional.py)
     flags: dict[str, list[bool | None]] = field(default_factory=dict)  # the merged block's `if:` flags, per instance
     reps: list[Instance] = field(default_factory=list)  # a merged block: one instance of each block it unified
+    rates: dict[str, list[str | None]] = field(default_factory=dict)  # a drop-path parameter's rate per instance
+    counter: str | None = None  # the count its block_index shares with other blocks (`counter:`)
 
     @property
     def template(self) -> Instance:
@@ -133,6 +139,8 @@ class Emitter:
         """The emitted node and the list index it must sit at (a digit segment), if any."""
         while isinstance(node, Chain) and len(node.items) == 1:
             node = node.items[0]
+        if isinstance(node, Ref):
+            return E("from", ref=node.prim), None
         rel = [_seg(p, prefix) for p in paths(node)]
         firsts = {r.split(".", 1)[0] for r in rel}
         composites = {_seg(p, prefix) for p in composite_paths(node)}
@@ -192,7 +200,11 @@ class Emitter:
     def _indexed(self, inner: E, at: str, first: str) -> E:
         """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
         torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
-        small = self.plain is None and 1 < len(inner.items) <= 3 and all(x.kind == "op" and x.op is not None for x in inner.items)
+        small = (
+            self.plain is None
+            and 1 < len(inner.items) <= 3
+            and all((x.kind == "op" and x.op is not None) or x.kind == "from" for x in inner.items)
+        )  # or an op reading an earlier value: FPN's `"0": [{from: body.layer1}, "0": conv2d 256 1x1]`
         # a stage: a numbered list of block instances (EfficientNet's features.2, MnasNet's layers.8), written
         # in place as the list of its instances; as blocks, stages of 1, 2, 3 and 4 layers are four blocks
         stage = self.plain is None and bool(inner.items) and all(x.kind == "inst" for x in inner.items)
@@ -228,7 +240,7 @@ class Emitter:
 
     def container(self, node: Part, prefix: str) -> E:
         if isinstance(node, Concat):
-            out = E("concat")
+            out = E("concat", value=node.merge)
             for j, b in enumerate(node.branches):
                 if not b.items:  # the fork itself: a dense layer's input, concatenated with what it computes
                     out.items.append(E("op", op=None))
@@ -241,10 +253,11 @@ class Emitter:
                 out.items.append(e)
             return out
         if isinstance(node, Gate):
-            return E("gate", items=[self.as_list(node.body, prefix)])
+            return E("gate", items=[self.as_list(node.body, prefix)], value=node.mul)
         if isinstance(node, Residual):
-            out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None)
-            out.items.append(self.as_list(node.body, prefix))
+            out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None, value=node.merge)
+            # a side merge's body is the chain's own value: identity (dag.py)
+            out.items.append(self.as_list(node.body, prefix) if node.body.items else E("op", op=None))
             if node.shortcut is not None:
                 out.items.append(self.as_list(node.shortcut, prefix))
             return out
@@ -254,11 +267,22 @@ class Emitter:
     def as_list(self, chain: Chain, prefix: str) -> E:
         """A chain as a list whose items sit at their module paths under `prefix`."""
         groups: list[tuple[str | None, list[Part]]] = []
-        for item in chain.items:
-            rel = [_seg(p, prefix) for p in paths(item)]
-            firsts = {r.split(".", 1)[0] for r in rel}
-            key = firsts.pop() if len(firsts) == 1 and "" not in firsts else None
-            if key is None and not rel and groups and groups[-1][0] is not None:
+        keys = [_group_key(item, prefix) for item in chain.items]
+        if any(isinstance(x, Ref) for x in chain.items):  # a DAG's parts: a pathless one goes with the module computing it
+            keys = [k if k is not None or paths(x) else _owner_key(x, prefix) for k, x in zip(keys, chain.items, strict=True)]
+        for n, item in enumerate(chain.items):
+            key = keys[n]
+            if isinstance(item, Ref):  # a value read by name starts what follows: in its part, when that is a container
+                after = next(
+                    (k for k, x in zip(keys[n + 1 :], chain.items[n + 1 :], strict=True) if not isinstance(x, Ref)), None
+                )
+                nested = after is not None and any("." in _seg(p, prefix) for x in chain.items[n + 1 :] for p in paths(x)[:1])
+                if after is not None and nested and groups and groups[-1][0] == after:
+                    groups[-1][1].append(item)
+                else:
+                    groups.append((after if after is not None and nested else None, [item]))
+                continue
+            if key is None and not paths(item) and groups and groups[-1][0] is not None:
                 groups[-1][1].append(item)  # a pathless op joins the group before it, for now
                 continue
             if key is not None and groups and groups[-1][0] == key:
@@ -278,6 +302,7 @@ class Emitter:
         for _key, items in split:
             node: Part = items[0] if len(items) == 1 else Chain(items)
             e, idx = self.place(node, prefix, len(out.items))
+            keyed = keyed or any(x.kind == "from" for x in out.items)  # a value read by name takes an index too
             if idx is not None and (keyed or len(out.items) < int(idx)) and e.name in (None, idx):
                 keyed, e.name = True, idx  # `"2": layer_norm` after `"0": conv2d`, not an `identity` at 1
                 out.items.append(e)
@@ -296,6 +321,31 @@ class Emitter:
                     )
             out.items.append(e)
         return out
+
+
+def _group_key(item: Part, prefix: str) -> str | None:
+    """The path segment under ``prefix`` that every op of the item sits under, if one."""
+    rel = [_seg(p, prefix) for p in paths(item)]
+    firsts = {r.split(".", 1)[0] for r in rel}
+    return firsts.pop() if len(firsts) == 1 and "" not in firsts else None
+
+
+def _owner_key(item: Part, prefix: str) -> str | None:
+    """The path segment under ``prefix`` of the module whose forward computes a pathless part (FPN's sums
+    and interpolations: `fpn`), if any."""
+    prim = (
+        item.prim
+        if isinstance(item, Step)
+        else item.merge
+        if isinstance(item, (Residual, Concat))
+        else item.mul
+        if isinstance(item, Gate)
+        else None
+    )
+    owner = prim.owner if prim is not None else None
+    if not owner or owner == prefix or not (not prefix or owner.startswith(prefix + ".")):
+        return None
+    return _seg(owner, prefix).split(".", 1)[0]
 
 
 def _computed_outside(node: Part, path: str) -> bool:
@@ -322,7 +372,8 @@ def _ops_in(node: Part) -> list[Step]:
 def _owned_by(node: Part, path: str) -> bool:
     """A pathless op computed by the forward of the module at `path` (ShuffleNet's channel_shuffle
     at the end of its unit): it belongs to that module's part."""
-    owner = node.prim.owner if isinstance(node, Step) else None
+    prim = node.prim if isinstance(node, Step) else node.merge if isinstance(node, (Residual, Concat)) else None
+    owner = prim.owner if prim is not None else None
     return owner is not None and (owner == path or owner.startswith(path + "."))
 
 
@@ -406,6 +457,8 @@ def structure_key(e: E) -> str:
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
+        if x.kind == "from":
+            return [x.name, "from", x.target]
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut, [walk(i) for i in x.items]]
 
     key = walk(e)
@@ -511,6 +564,7 @@ def make_blocks(
             _parameterize(block)
         if merge is not None:  # blocks of one class with and without optional parts (optional.merge_level)
             merge(list(by_key.values()), blocks, _parameterize, {id(i): n for n, i in enumerate(instances)})
+    depth_schedules(blocks, {id(i): n for n, i in enumerate(instances)})
     return blocks
 
 
@@ -569,6 +623,8 @@ def _plain_names(
             alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
             rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
             continue
+        if name not in special and len(kinds) > 1 and "out" in kinds and kinds <= {"out", "start", "stop"}:
+            kinds = {"out"}  # a width that also bounds a channel slice (ShuffleNet's unit): still the width
         if name in special or len(kinds) != 1:
             continue
         (k,) = kinds
@@ -588,6 +644,97 @@ def _plain_names(
     return {rename.get(name, name): column for name, column in values_of.items()}
 
 
+def _multiples(block: Block, values_of: dict[str, list[str | None]], special: set[str]) -> dict[str, list[str | None]]:
+    """A parameter that is the same multiple of another in every instance (ShuffleNet's channel
+    slice ``[c, 2c)``) is written as that expression, ``${2 * c}``, not as a parameter of its own (a
+    small multiple, 2 to 4: a larger one is more likely a coincidence than a design)."""
+    ints = {n: [int(v) if v is not None and v.isdigit() else None for v in vs] for n, vs in values_of.items() if n not in special}
+    derived: dict[str, str] = {}
+    bases: set[str] = set()
+    for b, bs in ints.items():
+        for a, as_ in ints.items():
+            if b in bases:
+                break
+            base = [x for x in as_ if x]
+            if a == b or a in derived or len(base) != len(as_):
+                continue
+            pairs = list(zip(base, bs, strict=True))
+            ratios = {y // x for x, y in pairs if y is not None}
+            if len(ratios) == 1 and 2 <= (m := ratios.pop()) <= 4 and all(y is None or y == m * x for x, y in pairs):
+                derived[b] = f"{{{m} * {a}}}"  # `$` + this: ${2 * c}
+                bases.add(a)
+                break
+    block.slots = {slot: derived.get(name, name) for slot, name in block.slots.items()}
+    return {n: vs for n, vs in values_of.items() if n not in derived}
+
+
+# stochastic depth's rules (docs/language.md, "Stochastic depth"): the rate of the i-th of N instances
+SCHEDULES = ("block_index / block_count", "block_index / (block_count - 1)")
+
+
+def _depth_schedule(block: Block, ops0: list[Any], values_of: dict[str, list[str | None]]) -> dict[str, list[str | None]]:
+    """Keep each drop-path rate parameter's rates per instance, for :func:`depth_schedules`."""
+    for name, column in list(values_of.items()):
+        slots = [(i, k) for (i, k), v in block.slots.items() if v == name]
+        if not slots or any(k != "p" or getattr(getattr(ops0[i], "prim", None), "op", None) != "drop_path" for i, k in slots):
+            continue
+        block.rates[name] = column  # the rule is found once every block is made: depth_schedules
+    return values_of
+
+
+def schedule(rates: list[str | None]) -> str | None:
+    """The rule the rates of N instances follow (None: no rate there), as a parameter slot: the text
+    after `$` (``{0.2 * block_index / block_count}``), or None."""
+    n = len(rates)
+    known = [(j, float(v)) for j, v in enumerate(rates) if v is not None]
+    fits: list[tuple[str, str]] = []  # (the top rate, the rule) of each rule the rates follow
+    for rule in SCHEDULES:
+        steps = [j / n if rule == SCHEDULES[0] else j / (n - 1) if n > 1 else 0.0 for j in range(n)]
+        top = next((r / steps[j] for j, r in known if steps[j]), None)
+        if top is not None:
+            top = float(f"{top:.10g}")
+            if all(abs(r - top * steps[j]) <= 1e-9 * max(1.0, abs(r)) for j, r in known):
+                fits.append((repr(top), rule))
+    if not fits:
+        return None
+    top_text, rule = min(fits, key=lambda f: len(f[0]))  # both rules are linear in i: 0.1, not 0.10588…
+    return f"{{{top_text} * {rule}}}"
+
+
+COUNTER = "depth"  # the name of the count blocks share (docs/language.md, `counter:`)
+
+
+def depth_schedules(blocks: list[Block], order: dict[int, int]) -> None:
+    """A drop-path rate that grows with the instance's place as one of the rules the zoo writes
+    (torchvision's EfficientNet: ``0.2 · i / N``; ConvNeXt: ``0.1 · i / (N − 1)``) is written as that
+    rule, ``drop_path ${0.2 * block_index / block_count}``, not one rate per instance. Instances are
+    numbered in network order, as archspec counts them; one without the drop path (no residual sum)
+    counts too, as it does when built. Blocks of several kinds whose rates follow one rule over all
+    their instances together (torchvision's EfficientNetV2: Fused-MBConv and MBConv, ``0.2 · i / 40``)
+    share one count, ``counter: depth``, before each is tried alone."""
+    rated = [(b, name) for b in blocks for name in b.rates if name in b.params]
+    ordered = all(id(i) in order for b, _ in rated for i in b.instances)
+    if len(rated) >= 2 and len({id(b) for b, _ in rated}) == len(rated) and ordered:
+        seq = sorted(((order[id(i)], j, b, name) for b, name in rated for j, i in enumerate(b.instances)), key=lambda t: t[0])
+        rule = schedule([b.rates[name][j] for _, j, b, name in seq])
+        if rule is not None:
+            for b, name in rated:
+                _set_rule(b, name, rule)
+                b.counter = COUNTER
+            return
+    for b, name in rated:
+        rule = schedule(b.rates[name])
+        if rule is not None:
+            _set_rule(b, name, rule)
+
+
+def _set_rule(b: Block, name: str, rule: str) -> None:
+    b.slots = {slot: rule if v == name else v for slot, v in b.slots.items()}
+    del b.params[name]
+    for inst in b.instances:
+        inst.args.pop(name, None)
+
+
 def _parameterize(block: Block) -> None:
     """The numbers that differ between the block's instances become its parameters (and, for an
     optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
@@ -596,6 +743,7 @@ def _parameterize(block: Block) -> None:
     ops0 = _ops(template.body)
     columns = _columns(ops0, [inst.aligned if inst.aligned is not None else _ops(inst.body) for inst in block.instances])
     block.params.clear()
+    block.rates.clear()
     block.slots.clear()
     values_of: dict[str, list[str | None]] = {}
     if block.optional:
@@ -634,7 +782,8 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
-    values_of = _plain_names(block, ops0, values_of, special)
+    values_of = _multiples(block, _plain_names(block, ops0, values_of, special), special)
+    values_of = _depth_schedule(block, ops0, values_of)
     for name, column in values_of.items():
         block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):
