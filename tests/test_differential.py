@@ -148,15 +148,18 @@ def test_the_generator_covers_every_op_and_option() -> None:
             "frozen",
             "frozen-pattern",
             "names-param",
+            "names-field",
             "block-gate",
         )
     }
     wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}
     wanted |= {"set:variant", "set:frozen"}
     wanted |= language_constructs()
+    wanted |= {"note:from_outer_instance", "note:from_block_in"}  # what the truth saw a spec read (issue 30)
     seen: set[str] = set()
     for seed in range(1000):
-        seen |= coverage(generate(seed)[0])
+        spec, truth = generate(seed)
+        seen |= coverage(spec) | {f"note:{n}" for n in truth.notes}
         if wanted <= seen:
             break
     assert not wanted - seen, f"never drawn in 1000 specs: {sorted(wanted - seen)}"

@@ -235,7 +235,21 @@ class Pattern:
     parts: list[Any]
 
     def text(self) -> str:
-        return "".join(p if isinstance(p, str) else _val(p) for p in self.parts)
+        return "".join(p if isinstance(p, str) else p.text() if isinstance(p, Field) else _val(p) for p in self.parts)
+
+
+@dataclass
+class Field:
+    """A ``{...}`` field of a names: pattern computed from the copy's number: ``{mul * VAR + add}``, VAR ``n``
+    (1, 2, …) or ``i`` (0, 1, …) (docs/language.md, "Repeats")."""
+
+    var: str
+    mul: int = 1
+    add: int = 0
+
+    def text(self) -> str:
+        term = self.var if self.mul == 1 else f"{self.mul} * {self.var}"
+        return "{" + (term if not self.add else f"{term} + {self.add}") + "}"
 
 
 VALUES = (Param, Expr, Sched, Calc, Pattern)  # values worked out where they are used
@@ -594,6 +608,7 @@ class Realizer:
         self.used: list[set[str]] = []  # $params looked up, per enclosing block instance
         self.scaled = False  # an upsampling by a factor of a size that varies has been emitted
         self.instances: list[str] = []  # the paths of the block instances being expanded, innermost last
+        self.inputs: list[str] = []  # the values they are applied to (block_in as a value)
         # docs/language.md, "Block index": instances numbered per counter (a block's `counter:`, else its name), in
         # network order; block_count is known after a first expansion (``totals``; None: that first one, where
         # it is a provisional count above every index). ``indexing`` off: every index is 0 (the generator's trials)
@@ -699,9 +714,20 @@ class Realizer:
         return out
 
     def earlier(self, source: str) -> str:
-        """The value from: or crop to= names: inside the innermost block instance first, then in the network."""
-        inside = self.instances[-1] if self.instances else ""
-        for path in (_join(inside, source), source):
+        """The value from:, crop to= or interpolate size_of= names: inside the innermost block instance first, then
+        in each enclosing instance, innermost first, then in the network; `block_in` (no node of that name) is the
+        innermost instance's input (docs/language.md, "Reading earlier values")."""
+        if source == "block_in" and not any(p == "block_in" or p.endswith(".block_in") for p in self.ends_at):
+            if not self.inputs:
+                raise Invalid("block_in outside a block")
+            self.notes.add("from_block_in")
+            return self.inputs[-1]
+        for k, path in enumerate([_join(inside, source) for inside in reversed(self.instances)] + [source]):
+            found = self.value_at(path)
+            if found is not None:
+                if 0 < k < len(self.instances):
+                    self.notes.add("from_outer_instance")
+                return found
             found = self.value_at(path)
             if found is not None:
                 return found
@@ -797,8 +823,15 @@ class Realizer:
         pattern = getattr(n, "pattern", None)
         if pattern is None:
             return str(i)
-        text = self.value(pattern, env) if isinstance(pattern, Pattern) else pattern
-        return str(text).replace("{n}", str(i + 1)).replace("{i}", str(i))
+        name = ""
+        for part in pattern.parts if isinstance(pattern, Pattern) else [pattern]:
+            if isinstance(part, str):
+                name += part.replace("{n}", str(i + 1)).replace("{i}", str(i))
+            elif isinstance(part, Field):
+                name += str(part.mul * (i + 1 if part.var == "n" else i) + part.add)
+            else:
+                name += str(self.value(part, env))
+        return name
 
     def chain(self, n: Chain, x: str, prefix: str, env: dict[str, Any]) -> str:
         if n.form == "chain_map":
@@ -954,12 +987,14 @@ class Realizer:
         self.stack += (n.block,)
         self.used.append(set())
         self.instances.append(path)
+        self.inputs.append(x)
         try:
             out = expand(block.body, inner)
         finally:
             self.stack = self.stack[:-1]
             used = self.used.pop()
             self.instances.pop()
+            self.inputs.pop()
         if set(block.params) - used:
             raise Invalid(f"block {n.block}: a parameter is never used")  # docs/language.md: an error
         return out
@@ -1189,16 +1224,22 @@ class Realizer:
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
 
     def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
-        """x resized to the H×W of the value size_of names: here always the network's input."""
+        """x resized to the H×W of the value size_of names: the network's input (no node is named input), or an
+        earlier value (as from: reads it; block_in: the block instance's input)."""
         xs = self.map_of(x, "interpolate")
-        if args["size_of"] != "input" or any(p == "input" or p.endswith(".input") for p in self.ends_at):
-            raise Invalid("interpolate reads the input only where no node is named input")
+        if args["size_of"] == "input":
+            if any(p == "input" or p.endswith(".input") for p in self.ends_at):
+                raise Invalid("interpolate reads the input only where no node is named input")
+            ref = "input"
+        else:
+            ref = self.earlier(args["size_of"])
+        rs = self.map_of(ref, "interpolate's size")
         if args["align_corners"] is not None and args["mode"] != "bilinear":
             raise Invalid("align_corners only bilinear")
-        h = tuple(v if a > 0 else 0 for v, a in zip(X, xs.h, strict=True))  # type: ignore[arg-type]
-        w = tuple(v if a > 0 else 0 for v, a in zip(X, xs.w, strict=True))  # type: ignore[arg-type]
-        params = {"size_of": "input", "mode": args["mode"], "align_corners": args["align_corners"]}
-        return self.emit("interpolate", params, path, [x, "input"], Shape(xs.c, h, w), path)
+        h = tuple(v if a > 0 else 0 for v, a in zip(rs.h, xs.h, strict=True))  # type: ignore[arg-type]
+        w = tuple(v if a > 0 else 0 for v, a in zip(rs.w, xs.w, strict=True))  # type: ignore[arg-type]
+        params = {"size_of": args["size_of"], "mode": args["mode"], "align_corners": args["align_corners"]}
+        return self.emit("interpolate", params, path, [x, ref], Shape(xs.c, h, w), path)
 
     def op_conv_transpose(self, args: dict[str, Any], x: str, path: str) -> str:
         """torch's ConvTranspose2d: (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 (docs/language.md)."""
@@ -1849,10 +1890,13 @@ class Gen:
     def draw_pattern(self, env: dict[str, Any], p: float = 0.6) -> str | Pattern:
         """A names: pattern; inside a block sometimes (p) holding a parameter or block_index (issue 30:
         torchvision's RegNet `block${k}-{i}`), filled in before the copies are named."""
+        field = self.pick([Field("n", 1, 1), Field("i", 2, 1), Field("i", 1, 0), Field("n", 3, 0)])
         if self.param_ctx is None or not self.chance(p):
+            if self.chance(0.3):  # issue 30 (LANG): fields computed from n or i, `conv{n + 1}`, `layer{2 * i + 1}`
+                return Pattern([self.pick(["conv", "layer", "unit"]), field])
             return str(self.pick(["unit{n}", "layer{i}", "denselayer{n}"]))
         if self.chance(0.4):
-            return Pattern(["b", Expr("block_index", "+", 1), self.pick(["-{i}", "_{n}"])])
+            return Pattern(["b", Expr("block_index", "+", 1), self.pick(["-", "_"]), self.pick(["{i}", "{n}", field])])
         pname = f"k{len(self.param_ctx)}"
         self.param_ctx[pname] = self.rng.randint(1, 4)
         env[pname] = self.param_ctx[pname]
@@ -2429,7 +2473,7 @@ class Gen:
             args: dict[str, Any] = {"groups": self.pick([g for g in (1, 2, 4, s.c) if s.c % g == 0])}
             return args | self.other_args(name, {})
         if name == "interpolate":  # to the input's size (no node is named input: the realizer checks)
-            args = {"size_of": "input"}
+            args = {"size_of": "block_in" if self.r.inputs and self.chance(0.5) else "input"}  # or the block's input
             if self.chance(0.5):
                 args["mode"] = self.pick(["bilinear", "nearest"])
                 if args["mode"] == "bilinear" and self.chance(0.5):
@@ -2594,9 +2638,11 @@ class Gen:
         stride = 1 if (align == 1 or not s.is_map) else (align or self.pick([1, 1, 2]))
         body = self.branch(v, depth, env, stride)
         out = self.try_node(body, v, env)
-        shortcut = None
+        shortcut: Any = None
         fix_c = s.c
-        if stride != 1 or self.chance(0.3):
+        if stride == 1 and self.r.inputs and self.r.inputs[-1] == v and self.chance(0.25):
+            shortcut = Take("block_in")  # issue 30: the block's own input by name (the same value here)
+        elif stride != 1 or self.chance(0.3):
             shortcut = self.branch(v, depth, env, stride)
             fix_c = self.r.shapes[self.try_node(shortcut, v, env)].c
         if self.r.shapes[out].c != fix_c:  # end the body with the channels the sum needs
@@ -2666,7 +2712,10 @@ class Gen:
         spec = self.spec_
         enc = Op(self.pick(["conv2d", "conv"]), {"out": self.rng.randint(1, 6), "kernel": self.pick([(1, 1), (3, 3)])})
         enc.style = self.style()
-        if self.chance(0.6):
+        how = self.rng.random()
+        if how < 0.3 and len(spec.blocks) < 2:
+            return self.make_nested_skip(v, env, enc)
+        if how < 0.7:
             ups = [((2, 2), (0, 0), (0, 0)), ((3, 3), (1, 1), (1, 1)), ((4, 4), (1, 1), (0, 0))]  # each gives 2·X
             kernel, padding, output_padding = self.pick(ups)
             up = {"out": self.rng.randint(1, 6), "kernel": kernel, "stride": (2, 2), "padding": padding}
@@ -2679,18 +2728,40 @@ class Gen:
         else:
             mid = Op("conv", {"out": enc.args["out"], "kernel": (3, 3), "padding": (1, 1)}, style=self.style())
             items, names = [enc, mid, Residual(Op("identity"), Take("enc"))], ["enc", "mid", "res"]
-        name = f"level{len(spec.blocks)}"
-        block = Block(name, {}, Chain(items, "chain_map", names))
-        spec.blocks.append(block)
-        self.r.blocks[name] = block
-        use = Use(name, style=self.style())
+        return self.new_blocks(v, env, [Block(f"level{len(spec.blocks)}", {}, Chain(items, "chain_map", names))])
+
+    def new_blocks(self, v: str, env: dict[str, Any], blocks: list[Block]) -> Use:
+        """Add blocks (each using only those before it); a use of the last, tried at v (else none is added)."""
+        spec = self.spec_
+        for block in blocks:
+            spec.blocks.append(block)
+            self.r.blocks[block.name] = block
+        use = Use(blocks[-1].name, style=self.style())
         try:
             self.try_node(use, v, env)
         except Invalid:
-            spec.blocks.pop()
-            del self.r.blocks[name]
+            for block in blocks:
+                spec.blocks.remove(block)
+                del self.r.blocks[block.name]
             raise
         return use
+
+    def make_nested_skip(self, v: str, env: dict[str, Any], enc: Op) -> Use:
+        """A block inside a block reading the outer instance's value (issue 30, LANG: from:, crop to= and
+        interpolate size_of= look in each enclosing instance): `dec: [up: interpolate size_of=enc, concat:
+        [identity, {from: enc}]]` used in `level: {enc: conv, down: pool, dec: dec}`; or the inner block's own
+        input as a value (`{from: block_in}`)."""
+        n = len(self.spec_.blocks)
+        up = Op("interpolate", {"size_of": "enc"} | ({"mode": "bilinear"} if self.chance(0.5) else {}), style=self.style())
+        cat = Concat(self.pick([[Op("identity"), Take("enc")], [Take("enc"), Op("identity")]]))
+        items, names = [up, cat], ["up", "cat"]
+        if self.chance(0.4):  # the inner instance's input (the pooled map), brought to enc's size, beside it
+            items.append(Concat([Op("identity"), Chain([Take("block_in"), Op("interpolate", {"size_of": "enc"})])]))
+            names.append("side")
+        dec = Block(f"dec{n}", {}, Chain(items, "chain_map", names))
+        pool = Op(self.pick(["maxpool", "avgpool"]), {"kernel": (2, 2), "stride": (2, 2)}, style=self.style())
+        level = Block(f"level{n + 1}", {}, Chain([enc, pool, Use(dec.name)], "chain_map", ["enc", "down", "dec"]))
+        return self.new_blocks(v, env, [dec, level])
 
     def block_body(self, v: str, depth: int, inner: dict[str, Any], align: int | None) -> Any:
         """A block's body: a concat, residual, chain, gate or op (None: none fits here)."""
@@ -2731,11 +2802,13 @@ class Gen:
         # what the body's fragments are tried with: the parameters (maybe_param adds to both) and the names every
         # block defines, as at a first instance (the truth works out each instance's own)
         inner: dict[str, Any] = {"block_in": self.r.shapes[v].c, "block_index": 0, "block_count": PROVISIONAL_COUNT}
+        self.r.inputs.append(v)  # block_in as a value, while the body is drawn
         try:
             body = self.block_body(v, depth, inner, align)
         finally:
             self.param_ctx = saved
             self.in_block -= 1
+            self.r.inputs.pop()
         if body is None:
             return None
         name = (
@@ -2902,8 +2975,11 @@ def _cover_issue30(spec: Spec, roots: list[Any], seen: set[str]) -> None:
         for n in _walk(root):
             names = _params_in([v for k, v in vars(n).items() if k not in ("items", "branches", "body", "node", "then")])
             seen.update(f"node:{b}" for b in BUILTIN if b in names)
-            if isinstance(getattr(n, "pattern", None), Pattern):
+            pattern = getattr(n, "pattern", None)
+            if isinstance(pattern, Pattern) and _params_in(pattern):
                 seen.add("node:names-param")
+            if isinstance(pattern, Pattern) and any(isinstance(p, Field) for p in pattern.parts):
+                seen.add("node:names-field")
     counters = [b.counter for b in spec.blocks if b.counter is not None]
     seen.update({"node:inline"} if any(b.inline for b in spec.blocks) else set())
     seen.update({"node:counter"} if counters else set())
