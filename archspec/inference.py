@@ -1,8 +1,8 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
-    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ fold_bn ─▶ fold_preact ─▶ fuse_parallel_convs
+    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ standardize_convs ─▶ fold_bn ─▶ fold_preact ─▶ fuse_parallel_convs
         ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
-        ─▶ dense_concat ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
+        ─▶ dense_concat ─▶ group_norm_channels_last ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
 the same logits (within float rounding) but cannot be trained: BatchNorm is folded away,
@@ -31,7 +31,9 @@ from archspec.passes import (
     fuse_linear,
     fuse_parallel_convs,
     fuse_shuffle,
+    group_norm_channels_last,
     remove_noops,
+    standardize_convs,
     to_layout,
 )
 from archspec.report import REPORT_ATTRIBUTE, attach_report
@@ -119,6 +121,7 @@ def _compiled(gm: fx.GraphModule, report: object) -> Any:
 # Every pass, in the order optimize runs them (``skip`` takes these names).
 PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "remove_noops": remove_noops,
+    "standardize_convs": standardize_convs,
     "fold_bn": fold_bn,
     "fold_preact": fold_preact,
     "fuse_parallel_convs": fuse_parallel_convs,
@@ -129,5 +132,6 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "fuse_gate": fuse_gate,
     "fuse_shuffle": fuse_shuffle,
     "dense_concat": dense_concat,
+    "group_norm_channels_last": group_norm_channels_last,
     "to_layout": to_layout,
 }

@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.references import REFERENCES, perturb_bn  # noqa: E402
+from tests.references import DENSE_REFERENCES, REFERENCES, VARIANT_REFERENCES, perturb_bn  # noqa: E402
 
 
 @dataclass
@@ -41,11 +41,19 @@ class Network:
     reference: str  # what the user would write instead
     make: Callable[[], Any]
     optimize_target: bool = False  # one of the networks the optimize figures are required for
+    overrides: dict[str, Any] | None = None  # a variant of the spec (``--variant``), None for the spec as written
 
 
 def _network(name: str, reference: str, optimize_target: bool = False) -> Network:
     # the references the tests compare against (tests/references.py), so both use the same constructors
-    return Network(name, f"{name}.yaml", reference, REFERENCES[name], optimize_target)
+    make = REFERENCES[name] if name in REFERENCES else DENSE_REFERENCES[name]
+    return Network(name, f"{name}.yaml", reference, make, optimize_target)
+
+
+def _variant(name: str, reference: str) -> Network:
+    """A member of a zoo spec's family (its ``variants:``), against the reference's constructor of that member."""
+    spec, overrides, make = VARIANT_REFERENCES[name]
+    return Network(name, f"{spec}.yaml", reference, make, True, overrides)
 
 
 NETWORKS = [
@@ -68,6 +76,13 @@ NETWORKS = [
     _network("tf_efficientnet_b0", 'timm.create_model("tf_efficientnet_b0")'),
     _network("cspresnet50", 'timm.create_model("cspresnet50")'),
     _network("resnetv2_50x1_bit", 'timm.create_model("resnetv2_50x1_bit")'),
+    _network("res2net50_26w_4s", 'timm.create_model("res2net50_26w_4s")'),
+    # zoo:efficientnet_b0's variants: torchvision's b1 … b4
+    *[_variant(f"efficientnet_b{i}", f"torchvision efficientnet_b{i}") for i in (1, 2, 3, 4)],
+    # several outputs, or a segmentation head's "out": compared map by map
+    _network("resnet50_fpn", 'torchvision resnet_fpn_backbone("resnet50")'),
+    _network("deeplabv3_resnet50", "torchvision deeplabv3_resnet50"),
+    _network("lraspp_mobilenet_v3_large", "torchvision lraspp_mobilenet_v3_large"),
 ]
 
 
@@ -149,7 +164,7 @@ def machine() -> list[str]:
 _CLI = (
     "import sys\n"
     "from archspec.cli import main\n"
-    "rc = main(['check', sys.argv[1]])\n"
+    "rc = main(['check', *sys.argv[1:]])\n"
     "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0], file=sys.stderr)\n"
     "sys.exit(rc)"
 )
@@ -161,14 +176,15 @@ def check_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
     yield "| spec | `archspec.check` (warm, median) | `archspec check` whole process | peak RSS |"
     yield "|---|---|---|---|"
     for net, path in nets:
-        archspec.check(path)
+        archspec.check(path, overrides=net.overrides)
         # a call takes tens of milliseconds: many samples, so that the median is not a few noisy ones
-        t = interleaved({"check": lambda p=path: archspec.check(p)}, 5 * max(runs, 5))["check"]
+        t = interleaved({"check": lambda p=path, o=net.overrides: archspec.check(p, overrides=o)}, 5 * max(runs, 5))["check"]
+        variant = ["--variant", net.overrides["variant"]] if net.overrides else []
         proc, rss = [], []
         for _ in range(max(runs, 5)):
             start = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-c", _CLI, str(path)],
+                [sys.executable, "-c", _CLI, str(path), *variant],
                 cwd=ROOT,
                 check=True,
                 capture_output=True,
@@ -186,9 +202,9 @@ def build_rows(nets: list[tuple[Network, Path]], runs: int) -> Iterator[str]:
     yield "| network | `archspec.build` | reference constructor | ratio |"
     yield "|---|---|---|---|"
     for net, path in nets:
-        archspec.build(path)
+        archspec.build(path, overrides=net.overrides)
         net.make()
-        t = interleaved({"ours": lambda p=path: archspec.build(p), "ref": net.make}, runs)
+        t = interleaved({"ours": lambda p=path, o=net.overrides: archspec.build(p, overrides=o), "ref": net.make}, runs)
         yield (f"| {net.name} | {ms(med(t['ours']))} | {ms(med(t['ref']))} ({net.reference}) | {ratio(t, 'ours', 'ref'):.2f}× |")
 
 
@@ -197,15 +213,32 @@ def pair(net: Network, path: Path) -> tuple[Any, Any]:
     import torch
 
     import archspec
-    from tests.references import perturb_layer_norm
+    from tests.references import perturb_frozen_bn, perturb_group_norm, perturb_layer_norm
 
-    model = archspec.build(path).eval()
+    model = archspec.build(path, overrides=net.overrides).eval()
     perturb_bn(model)
+    perturb_frozen_bn(model)
+    perturb_group_norm(model)
     perturb_layer_norm(model)
     ref = net.make().eval()
     ref.load_state_dict(model.state_dict(), strict=True)
     torch.set_grad_enabled(False)
     return model, ref
+
+
+def maps(y: Any) -> list[Any]:
+    """A forward's output as its list of maps: a dict's (several outputs, or a segmentation head's "out")
+    in the order the dict gives them, or the one tensor."""
+    if isinstance(y, dict):
+        return list(y.values())
+    return [y]
+
+
+def relative_diff(got: Any, want: Any) -> float:
+    """The largest over the maps of max |Δ| / max |reference| (the same maps, in the same order)."""
+    if isinstance(want, dict) and (not isinstance(got, dict) or list(got) != list(want)):
+        raise ValueError(f"the outputs' names differ: {list(got) if isinstance(got, dict) else 'one map'} / {list(want)}")
+    return max(((a - b).abs().max() / b.abs().max()).item() for a, b in zip(maps(got), maps(want), strict=True))
 
 
 def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Iterator[str]:
@@ -227,7 +260,7 @@ def forward_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> Ite
         twin.load_state_dict(ref.state_dict())
         h, w = model.archspec_report.input_size
         x = torch.randn(batch, 3, h, w)
-        diff = (model(x) - ref(x)).abs().max().item()
+        diff = max((a - b).abs().max().item() for a, b in zip(maps(model(x)), maps(ref(x)), strict=True))
         t = interleaved({"ours": partial(model, x), "ref": partial(ref, x), "twin": partial(twin, x)}, runs, ROUND_S)
         yield (
             f"| {net.name} | {batch}×3×{h}×{w} | {ms(med(t['ref']))} | {ms(med(t['ours']))} | "
@@ -282,7 +315,7 @@ def optimize_rows(
             fast(x)  # the batch of this table may differ from the one compiled on
             fns["opt_c"] = partial(fast, x)
         want = ref(x)
-        diff = ((opt(x) - want).abs().max() / want.abs().max()).item()
+        diff = relative_diff(opt(x), want)
         for fn in fns.values():
             fn()
         t = interleaved(fns, runs, ROUND_S)
@@ -296,7 +329,8 @@ def optimize_rows(
         cells16 = ["—", "—", "—"]
         if bf16:  # in rounds of its own: where it is slow, it would leave long gaps between the others
             opt16 = archspec.optimize(model, dtype=torch.bfloat16)
-            rel = ((opt16(x) - want).norm() / want.norm()).item()
+            got16, want32 = torch.cat([m.flatten() for m in maps(opt16(x))]), torch.cat([m.flatten() for m in maps(want)])
+            rel = ((got16 - want32).norm() / want32.norm()).item()
             t16 = interleaved({"ref": partial(ref, x), "opt16": partial(opt16, x)}, runs)
             cells16 = [ms(med(t16["opt16"])), f"{1 / ratio(t16, 'opt16', 'ref'):.2f}×", f"{rel:.1e}"]
         yield (
@@ -325,7 +359,7 @@ def ablation_rows(nets: list[tuple[Network, Path]], runs: int, batch: int) -> It
     yield "| network | all passes | " + " | ".join(variants) + " |"
     yield "|---|---|" + "---|" * len(variants)
     for net, path in nets:
-        model = archspec.build(path).eval()
+        model = archspec.build(path, overrides=net.overrides).eval()
         perturb_bn(model)
         torch.set_grad_enabled(False)
         h, w = model.archspec_report.input_size

@@ -94,6 +94,12 @@ DENSE_REFERENCES: dict[str, Callable[[], Any]] = {
 }
 
 
+# zoo:efficientnet_b0's `variants:` b1 … b4 (built with overrides={"variant": "b1"}, ...)
+VARIANT_REFERENCES: dict[str, tuple[str, dict[str, Any], Callable[[], Any]]] = {
+    f"efficientnet_b{i}": ("efficientnet_b0", {"variant": f"b{i}"}, _torchvision(f"efficientnet_b{i}")) for i in (1, 2, 3, 4)
+}
+
+
 def assert_same_init(ours: Any, reference: Any, label: str, sample: int = 20_000) -> None:
     """``ours`` (a fresh build) starts from the distribution ``reference`` (a fresh construction) starts
     from: the same state_dict keys; for every floating-point tensor a two-sample Kolmogorov–Smirnov test
@@ -142,6 +148,21 @@ def perturb_bn(model: Any, seed: int = 1) -> None:
                 if m.affine:
                     m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                     m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def perturb_frozen_bn(model: Any, seed: int = 1) -> None:
+    """Like :func:`perturb_bn`, for FrozenBatchNorm2d (archspec's or torchvision's: their terms are buffers)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "FrozenBatchNorm2d":
+                n = m.weight.shape[0]
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
 
 
 def perturb_group_norm(model: Any, seed: int = 1) -> None:

@@ -122,12 +122,12 @@ def test_round_trip_strict_load_and_same_logits(key: str) -> None:
     ours = archspec.build(result.text).eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
     assert_same_logits(ours, ref, result.text, [(1, 3, size, size)])
-    # reads like a hand-written spec: no longer than 1.5× the zoo's spec (with its block files), as the
+    # reads like a hand-written spec: no longer than 1.2× the zoo's spec (with its block files), as the
     # generated table in docs/import_coverage.md says
     if stem is not None:
         from archspec.importer.coverage import hand_written_lines
 
-        assert result.lines <= 1.5 * hand_written_lines(stem), (result.lines, hand_written_lines(stem))
+        assert result.lines <= 1.2 * hand_written_lines(stem), (result.lines, hand_written_lines(stem))
         assert _documented_lines()[stem] == result.lines
     assert result.blocks >= (key not in ("bn_inception", "vgg16_bn"))
     # training-only heads are aux heads: in training mode each gives the reference's output
@@ -583,7 +583,7 @@ def test_the_ops_of_tf_bit_and_csp_networks_are_read_back() -> None:
         "conv2d 8 3x3 s2 same",
         "pad 1",
         "maxpool 3x3 d2",
-        "std_conv2d 16 3x3 p1 eps=1e-08",
+        "std_conv2d 16 3x3 same eps=1e-08",  # padded as `same` at stride 1, in a network with Conv2dSame
         "group_norm 4",
         "leaky_relu 0.1",
         "std_conv2d 16 3x3 s2 same",

@@ -38,7 +38,6 @@ from archspec.language.model import (
     IfNode,
     OpLong,
     ResidualNode,
-    name_of_copy,
 )
 from archspec.language.resolve import BlockEntry, Resolved
 from archspec.language.shortform import Ref, Scope, ShortForms
@@ -83,11 +82,6 @@ def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], writ
 
 def _seg(name: str | None, index: int | None) -> str | None:
     return name if name is not None else (str(index) if index is not None else None)
-
-
-def _instance(scope: Scope) -> str:
-    """The path of the innermost block instance being expanded ('' at the network's level)."""
-    return scope.blocks[-1][1] if scope.blocks else ""
 
 
 @dataclass
@@ -173,7 +167,7 @@ class Expander:
                 pattern = self.read.copy_names(node, yp, scope, x)
                 with self.copies.nested(written, scope.source.loc(yp)):
                     for i in range(written):
-                        x = self.node(node, yp, scope, x, path, name_of_copy(pattern, i) if pattern else None, i, once=True)
+                        x = self.node(node, yp, scope, x, path, self.read.copy_name(pattern, i, yp, scope), i, once=True)
                 # the copies stand where the node stands: a named node is the chain of its copies
                 return x if name is None else self.values.keep(path, x, scope.source.loc(yp), since)
         chain_copy = once and isinstance(node, ChainNode) and "repeat" in node.model_fields_set
@@ -233,12 +227,12 @@ class Expander:
             repeat = self.read.repeat_of(member, myp, scope, x)
             pattern = self.read.copy_names(member, myp, scope, x)
             if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
-                x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, 0) if pattern else None, index, once=True)
+                x = self.node(member, myp, scope, x, prefix, self.read.copy_name(pattern, 0, myp, scope), index, once=True)
                 index += 1
                 continue
             with self.copies.nested(repeat, scope.source.loc(myp)):
                 for k in range(repeat):
-                    x = self.node(member, myp, scope, x, prefix, name_of_copy(pattern, k) if pattern else None, index, once=True)
+                    x = self.node(member, myp, scope, x, prefix, self.read.copy_name(pattern, k, myp, scope), index, once=True)
                     index += 1
         return x
 
@@ -322,7 +316,7 @@ class Expander:
         """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
         loc = scope.source.loc(yp + ("from",))
         wanted = self.forms.subst_text(node.source, loc, scope, x)  # from: $skip in a block
-        return earlier_value(wanted, _instance(scope), self.values, loc)
+        return earlier_value(wanted, scope, self.values, loc)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:
@@ -372,9 +366,7 @@ class Expander:
         chain = self.params.chain(op, params, ref.loc)
         if chain is None:
             read = [  # values an op's field names (crop to=up)
-                earlier_value(
-                    getattr(params, f), _instance(scope), self.values, ref.token_locs.get(f, ref.loc), f"{op.name} {f}="
-                )
+                earlier_value(getattr(params, f), scope, self.values, ref.token_locs.get(f, ref.loc), f"{op.name} {f}=")
                 for f in op.reads_values
             ]
             ids = [self.out.add(op.name, params, path, ref.loc, [x, *read], inner)]

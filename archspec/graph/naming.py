@@ -57,6 +57,18 @@ def join(prefix: str, seg: str | None) -> str:
     return f"{prefix}.{seg}" if prefix else seg
 
 
+def _clash_hint(path: str) -> str:
+    """The hint for two modules at one path: a numbered one is most often a list of unnamed lists
+    (``[[conv, bn, relu], [conv, bn, relu]]``), whose lists add no segment and restart at 0."""
+    last = path.rsplit(".", 1)[-1]
+    if not last.isdigit():
+        return "give the ops or branches distinct names (name: op)"
+    return (
+        "unnamed lists inside a list add no path segment, so each restarts at 0: number them as nn.Sequential does, "
+        '- "0": [...], - "1": [...] (or give the ops or branches distinct names, name: op)'
+    )
+
+
 def check_top_level(name: str, loc: Loc) -> None:
     """A name given at the root (a top-level op, block instance or branch, an aux head) is also the
     name of a value in the compiled forward: refuse the forward's own names. Checked here, once, as
@@ -81,12 +93,7 @@ class Names:
         if path in self._module_paths or not path:
             first = self._module_paths.get(path)
             where = f" (also at {first})" if first else ""
-            raise SpecError(
-                f"two modules would be named {path or '<root>'!r}{where}",
-                loc,
-                code="name",
-                hint="give the ops or branches distinct names (name: op)",
-            )
+            raise SpecError(f"two modules would be named {path or '<root>'!r}{where}", loc, code="name", hint=_clash_hint(path))
         # a module cannot also be the container of others (unnamed nested lists restart at 0)
         parts = path.split(".")
         above = [".".join(parts[:i]) for i in range(1, len(parts))]

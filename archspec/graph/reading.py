@@ -14,7 +14,15 @@ from typing import Any
 from archspec.errors import SpecError
 from archspec.graph.tree import check_names
 from archspec.language.load import YamlPath
-from archspec.language.model import BlockRef, ChainNode, IfNode, OpLong, names_pattern_problem
+from archspec.language.model import (
+    BlockRef,
+    ChainNode,
+    IfNode,
+    OpLong,
+    module_name_problem,
+    name_of_copy,
+    names_pattern_problem,
+)
 from archspec.language.resolve import Resolved
 from archspec.language.shortform import Ref, Scope, ShortForms, mentions_input, referenced_params
 
@@ -60,6 +68,22 @@ class Reader:
                 hint="a names pattern must make a valid module name for every copy, e.g. block${k}-{i}",
             )
         return text
+
+    def copy_name(self, pattern: str | None, k: int, yp: YamlPath, scope: Scope) -> str | None:
+        """The name of copy ``k`` by the filled-in ``names:`` pattern (None without one); a located ``name``
+        error where a field's expression makes a name no module may have (``{10 - i}`` past the tenth copy)."""
+        if pattern is None:
+            return None
+        name = name_of_copy(pattern, k)
+        problem = module_name_problem(name)
+        if problem:
+            raise SpecError(
+                f"names: {pattern!r} gives {name!r} for copy {k}: {problem}",
+                scope.source.loc(yp + ("names",)),
+                code="name",
+                hint="a names pattern must make a valid module name for every copy, e.g. layer{n + 1}",
+            )
+        return name
 
     def written_repeat(self, node: str | BlockRef | ChainNode, yp: YamlPath, scope: Scope, x: str) -> int | None:
         """The repeat count of a short form, block reference or chain, or None where none was written."""

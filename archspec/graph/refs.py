@@ -8,9 +8,10 @@ branch, a gate and its body, a block instance and its body) stands for them: whe
 the values recorded at its path since it began. Nodes side by side at one path (two unnamed residuals'
 ``then`` ops, both ``act``) stay side by side, and a name reading that path is a located error.
 
-``from:`` and the op fields see the nodes ended before them, inside the enclosing block instance first,
-then in the whole network; ``outputs:`` and ``aux: tap`` see the whole network. Only ended nodes are
-known, so the graph stays acyclic: a reference forward, or to the node it stands in, is a located error.
+``from:`` and the op fields see the nodes ended before them, inside the enclosing block instances
+(innermost first), then in the whole network, and ``block_in``, the innermost instance's input;
+``outputs:`` and ``aux: tap`` see the whole network. Only ended nodes are known, so the graph stays
+acyclic: a reference forward, or to the node it stands in, is a located error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.graph.naming import join
 from archspec.ir import INPUT
+from archspec.language.shortform import Scope
 
 
 @dataclass(frozen=True)
@@ -68,15 +70,30 @@ class PathValues:
         )
 
 
-def earlier_value(wanted: str, scope_instance: str, values: PathValues, loc: Loc, what: str = "from:") -> str:
-    """The node id of the value ``wanted`` names: inside the block instance at ``scope_instance`` first
-    (``from: y2`` in a block is that instance's own ``y2``), then in the whole network."""
-    for path in dict.fromkeys((join(scope_instance, wanted), wanted)):
+BLOCK_INPUT = "block_in"  # in a block: the value its innermost instance is applied to
+
+
+def earlier_value(wanted: str, scope: Scope, values: PathValues, loc: Loc, what: str = "from:") -> str:
+    """The node id of the value ``wanted`` names, looked up lexically: inside the innermost block instance
+    first (``from: y2`` in a block is that instance's own ``y2``), then inside each enclosing instance,
+    innermost first (a decoder block reads its stage's ``enc2``), then in the whole network. In a block,
+    ``block_in`` is the innermost instance's input."""
+    if wanted == BLOCK_INPUT and scope.block_input is not None:
+        return scope.block_input
+    instances = [path for _, path in reversed(scope.blocks)]
+    for path in dict.fromkeys([*(join(at, wanted) for at in instances), wanted]):
         found = values.value(path, loc, what)
         if found is not None:
             return found
     if wanted == INPUT:  # the network's input, where no node of the network has that name
         return INPUT
+    if wanted == BLOCK_INPUT:
+        raise SpecError(
+            f"{what} 'block_in' names the input of the enclosing block instance, and there is none here",
+            loc,
+            code="name",
+            hint="block_in is defined inside a block; at the network's level the input is `input`",
+        )
     hint = did_you_mean(wanted, values.at) or (
         "name the node first (a key such as enc1: ...) and refer to it after it; a value can be read only "
         "after the node that computes it (a reference forward would make a cycle)"

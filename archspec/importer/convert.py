@@ -381,7 +381,8 @@ class Converter:
         src = self.input(node, 0)
         pool = src
         # dropout between the pool and the flatten (torchvision's Inception-v3) drops the same C values
-        while self.prims[pool].op == "dropout" and len(self.fx_node[pool].users) == 1:
+        # (its batch size read for the view, facenet's x.view(x.shape[0], -1), is no second use)
+        while self.prims[pool].op == "dropout" and len(_uses(self.fx_node[pool])) == 1:
             pool = self.prims[pool].inputs[0]
         p = self.prims[pool]
         # adaptive average pooling to 1×1, then flatten: one global_avgpool (a vector of C)
@@ -390,6 +391,19 @@ class Converter:
             self.value[node] = src
             return
         self.add(node, "flatten", path=path)
+
+
+def _uses(node: fx.Node) -> list[fx.Node]:
+    """The nodes that read a value, but for reads of its batch size (x.shape[0], x.size(0))."""
+    return [u for u in node.users if not _is_batch_size(u) and not _reads_shape(u)]
+
+
+def _reads_shape(node: fx.Node) -> bool:
+    """x.shape or x.size(), whose every use is its batch size."""
+    shape = (node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)) or (
+        node.op == "call_method" and node.target == "size" and len(node.args) == 1
+    )
+    return shape and bool(node.users) and all(_is_batch_size(u) for u in node.users)
 
 
 def _is_mul(node: fx.Node) -> bool:

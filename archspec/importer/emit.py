@@ -110,6 +110,8 @@ class Block:
     merged: Instance | None = None  # blocks of one class unified over their optional parts (optional.py)
     flags: dict[str, list[bool | None]] = field(default_factory=dict)  # the merged block's `if:` flags, per instance
     reps: list[Instance] = field(default_factory=list)  # a merged block: one instance of each block it unified
+    rates: dict[str, list[str | None]] = field(default_factory=dict)  # a drop-path parameter's rate per instance
+    counter: str | None = None  # the count its block_index shares with other blocks (`counter:`)
 
     @property
     def template(self) -> Instance:
@@ -511,6 +513,7 @@ def make_blocks(
             _parameterize(block)
         if merge is not None:  # blocks of one class with and without optional parts (optional.merge_level)
             merge(list(by_key.values()), blocks, _parameterize, {id(i): n for n, i in enumerate(instances)})
+    depth_schedules(blocks, {id(i): n for n, i in enumerate(instances)})
     return blocks
 
 
@@ -569,6 +572,8 @@ def _plain_names(
             alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
             rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
             continue
+        if name not in special and len(kinds) > 1 and "out" in kinds and kinds <= {"out", "start", "stop"}:
+            kinds = {"out"}  # a width that also bounds a channel slice (ShuffleNet's unit): still the width
         if name in special or len(kinds) != 1:
             continue
         (k,) = kinds
@@ -588,6 +593,97 @@ def _plain_names(
     return {rename.get(name, name): column for name, column in values_of.items()}
 
 
+def _multiples(block: Block, values_of: dict[str, list[str | None]], special: set[str]) -> dict[str, list[str | None]]:
+    """A parameter that is the same multiple of another in every instance (ShuffleNet's channel
+    slice ``[c, 2c)``) is written as that expression, ``${2 * c}``, not as a parameter of its own (a
+    small multiple, 2 to 4: a larger one is more likely a coincidence than a design)."""
+    ints = {n: [int(v) if v is not None and v.isdigit() else None for v in vs] for n, vs in values_of.items() if n not in special}
+    derived: dict[str, str] = {}
+    bases: set[str] = set()
+    for b, bs in ints.items():
+        for a, as_ in ints.items():
+            if b in bases:
+                break
+            base = [x for x in as_ if x]
+            if a == b or a in derived or len(base) != len(as_):
+                continue
+            pairs = list(zip(base, bs, strict=True))
+            ratios = {y // x for x, y in pairs if y is not None}
+            if len(ratios) == 1 and 2 <= (m := ratios.pop()) <= 4 and all(y is None or y == m * x for x, y in pairs):
+                derived[b] = f"{{{m} * {a}}}"  # `$` + this: ${2 * c}
+                bases.add(a)
+                break
+    block.slots = {slot: derived.get(name, name) for slot, name in block.slots.items()}
+    return {n: vs for n, vs in values_of.items() if n not in derived}
+
+
+# stochastic depth's rules (docs/language.md, "Stochastic depth"): the rate of the i-th of N instances
+SCHEDULES = ("block_index / block_count", "block_index / (block_count - 1)")
+
+
+def _depth_schedule(block: Block, ops0: list[Any], values_of: dict[str, list[str | None]]) -> dict[str, list[str | None]]:
+    """Keep each drop-path rate parameter's rates per instance, for :func:`depth_schedules`."""
+    for name, column in list(values_of.items()):
+        slots = [(i, k) for (i, k), v in block.slots.items() if v == name]
+        if not slots or any(k != "p" or getattr(getattr(ops0[i], "prim", None), "op", None) != "drop_path" for i, k in slots):
+            continue
+        block.rates[name] = column  # the rule is found once every block is made: depth_schedules
+    return values_of
+
+
+def schedule(rates: list[str | None]) -> str | None:
+    """The rule the rates of N instances follow (None: no rate there), as a parameter slot: the text
+    after `$` (``{0.2 * block_index / block_count}``), or None."""
+    n = len(rates)
+    known = [(j, float(v)) for j, v in enumerate(rates) if v is not None]
+    fits: list[tuple[str, str]] = []  # (the top rate, the rule) of each rule the rates follow
+    for rule in SCHEDULES:
+        steps = [j / n if rule == SCHEDULES[0] else j / (n - 1) if n > 1 else 0.0 for j in range(n)]
+        top = next((r / steps[j] for j, r in known if steps[j]), None)
+        if top is not None:
+            top = float(f"{top:.10g}")
+            if all(abs(r - top * steps[j]) <= 1e-9 * max(1.0, abs(r)) for j, r in known):
+                fits.append((repr(top), rule))
+    if not fits:
+        return None
+    top_text, rule = min(fits, key=lambda f: len(f[0]))  # both rules are linear in i: 0.1, not 0.10588…
+    return f"{{{top_text} * {rule}}}"
+
+
+COUNTER = "depth"  # the name of the count blocks share (docs/language.md, `counter:`)
+
+
+def depth_schedules(blocks: list[Block], order: dict[int, int]) -> None:
+    """A drop-path rate that grows with the instance's place as one of the rules the zoo writes
+    (torchvision's EfficientNet: ``0.2 · i / N``; ConvNeXt: ``0.1 · i / (N − 1)``) is written as that
+    rule, ``drop_path ${0.2 * block_index / block_count}``, not one rate per instance. Instances are
+    numbered in network order, as archspec counts them; one without the drop path (no residual sum)
+    counts too, as it does when built. Blocks of several kinds whose rates follow one rule over all
+    their instances together (torchvision's EfficientNetV2: Fused-MBConv and MBConv, ``0.2 · i / 40``)
+    share one count, ``counter: depth``, before each is tried alone."""
+    rated = [(b, name) for b in blocks for name in b.rates if name in b.params]
+    ordered = all(id(i) in order for b, _ in rated for i in b.instances)
+    if len(rated) >= 2 and len({id(b) for b, _ in rated}) == len(rated) and ordered:
+        seq = sorted(((order[id(i)], j, b, name) for b, name in rated for j, i in enumerate(b.instances)), key=lambda t: t[0])
+        rule = schedule([b.rates[name][j] for _, j, b, name in seq])
+        if rule is not None:
+            for b, name in rated:
+                _set_rule(b, name, rule)
+                b.counter = COUNTER
+            return
+    for b, name in rated:
+        rule = schedule(b.rates[name])
+        if rule is not None:
+            _set_rule(b, name, rule)
+
+
+def _set_rule(b: Block, name: str, rule: str) -> None:
+    b.slots = {slot: rule if v == name else v for slot, v in b.slots.items()}
+    del b.params[name]
+    for inst in b.instances:
+        inst.args.pop(name, None)
+
+
 def _parameterize(block: Block) -> None:
     """The numbers that differ between the block's instances become its parameters (and, for an
     optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
@@ -596,6 +692,7 @@ def _parameterize(block: Block) -> None:
     ops0 = _ops(template.body)
     columns = _columns(ops0, [inst.aligned if inst.aligned is not None else _ops(inst.body) for inst in block.instances])
     block.params.clear()
+    block.rates.clear()
     block.slots.clear()
     values_of: dict[str, list[str | None]] = {}
     if block.optional:
@@ -634,7 +731,8 @@ def _parameterize(block: Block) -> None:
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
-    values_of = _plain_names(block, ops0, values_of, special)
+    values_of = _multiples(block, _plain_names(block, ops0, values_of, special), special)
+    values_of = _depth_schedule(block, ops0, values_of)
     for name, column in values_of.items():
         block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):

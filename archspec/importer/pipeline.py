@@ -75,6 +75,7 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     if conv.output is None:
         raise ImportRefused("the traced module has no output")
     stateless_paths(model, prims)
+    same_padding(prims)
     fuse_composites(prims, conv.output)
     tree: Chain = recover(prims, conv.output)
     outputs = _output_paths(gm, prims, conv.outputs, conv.output)
@@ -123,6 +124,28 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     text = "\n".join(header) + "\n" + dump(doc)
     params = sum(p.numel() for p in model.parameters())
     return Imported(text, title, len(blocks), params, {h.graph.name: h.graph.output for h in heads})
+
+
+SAME_PADDED = ("conv2d", "std_conv2d")  # the ops whose padding may be `same`
+
+
+def same_padding(prims: list[Prim]) -> None:
+    """In a network that pads some conv `same` at run time (timm's Conv2dSame: a TensorFlow port, built
+    with ``padding='same'`` throughout), a conv whose padding is what `same` gives at stride 1 (half its
+    odd span on each side; timm makes such a conv a plain nn.Conv2d) is written `same` too, as it was
+    created and as the zoo's tf_efficientnet_b0 writes it. The same module either way; elsewhere
+    (torchvision's ResNet: `3x3 p1`) padding stays in pixels."""
+    convs = [p for p in prims if p.op in SAME_PADDED]
+    if not any(p.params.get("padding") == "same" for p in convs):
+        return
+    for p in convs:
+        kernel, stride, dilation, padding = (p.params.get(k) for k in ("kernel", "stride", "dilation", "padding"))
+        if stride != (1, 1) or not isinstance(padding, tuple) or padding == (0, 0):
+            continue
+        if isinstance(kernel, tuple) and isinstance(dilation, tuple):
+            spans = [dilation[i] * (kernel[i] - 1) for i in (0, 1)]
+            if all(s % 2 == 0 and padding[i] == s // 2 for i, s in enumerate(spans)):
+                p.params["padding"] = "same"
 
 
 def _output_paths(gm: fx.GraphModule, prims: list[Prim], outputs: list[tuple[str, int, fx.Node]], last: int) -> dict[str, str]:

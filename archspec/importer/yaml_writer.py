@@ -29,20 +29,40 @@ class _FlowMap(dict):  # type: ignore[type-arg]
 
 
 class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information
-    pass
+    def write_plain(self, text: str, split: bool = True) -> None:
+        """A plain value stays on one line (`block out=232 * 3`): a long bracketed list wraps between items."""
+        super().write_plain(text, split=False)
+
+    def generate_anchor(self, node: Any) -> str:
+        self.anchors_made = getattr(self, "anchors_made", 0) + 1
+        return "layers" if self.anchors_made == 1 else f"layers{self.anchors_made}"
 
 
 Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
 FLOW_WIDTH = 80
 LAYER_WIDTH = 100  # a list of named layers on one line: [{conv1: conv2d 64 7x7}, {bn1: bn}, relu]
+# a longer list of ops still in brackets, wrapped at the dump's width onto a few lines as the zoo's
+# specs write a branch ([conv2d $c 1x1 no_bias, bn, relu, conv2d $c 3x3 p1 dw no_bias, bn, ...)
+WRAP_WIDTH = 3 * LAYER_WIDTH
 
 
-def styled(value: Any) -> Any:
-    """Short lists of ops and short mappings of scalars on one line, the rest as blocks."""
+def styled(value: Any, seen: dict[int, Any] | None = None) -> Any:
+    """Short lists of ops and short mappings of scalars on one line, the rest as blocks. A list or
+    mapping that stands in two places (a body with and without its residual sum) stays one object,
+    which the dump writes once, with an anchor, and then as an alias (`&layers` … `*layers`)."""
+    seen = {} if seen is None else seen
+    if isinstance(value, (list, dict)):
+        if id(value) not in seen:
+            seen[id(value)] = _styled(value, seen)
+        return seen[id(value)]
+    return value
+
+
+def _styled(value: Any, seen: dict[int, Any]) -> Any:
     if isinstance(value, list):
-        items = [styled(v) for v in value]
-        if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= FLOW_WIDTH:
+        items = [styled(v, seen) for v in value]
+        if all(isinstance(v, (str, int, float)) for v in value) and len(", ".join(map(str, value))) + 2 <= WRAP_WIDTH:
             return _Flow(items)
         if (
             all(
@@ -55,17 +75,25 @@ def styled(value: Any) -> Any:
             return _Flow(_FlowMap(v) if isinstance(v, dict) else v for v in value)
         return items
     if isinstance(value, dict):
-        mapping = {k: styled(v) for k, v in value.items()}
-        flat = all(isinstance(v, (str, int, float, bool)) for v in value.values())
-        if flat and len(", ".join(f"{k}: {v}" for k, v in value.items())) + 2 <= FLOW_WIDTH:
+        mapping = {k: styled(v, seen) for k, v in value.items()}
+        # (a list among several keys: `input: {channels: 3, size: [224, 224]}`; alone, `stage2: [a, b]` reads better)
+        flat = all(isinstance(v, (str, int, float, bool)) or (len(value) > 1 and _scalars(v)) for v in value.values())
+        if flat and len(", ".join(f"{k}: {_flow_text(v)}" for k, v in value.items())) + 2 <= FLOW_WIDTH:
             return _FlowMap(mapping)
         return mapping
     return value
 
 
+def _scalars(v: Any) -> bool:
+    """A short list of numbers or words (the input's size): one value of a mapping written on one line."""
+    return isinstance(v, list) and len(v) <= 4 and all(isinstance(x, (str, int, float)) for x in v)
+
+
 def _flow_text(v: Any) -> str:
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(map(str, v)) + "]"
     return str(v)
 
 
@@ -166,6 +194,8 @@ class Renderer:
         for (i, k), name in block.slots.items():
             refs.setdefault(i, {})[k] = name
         out: dict[str, Any] = {"label": block.label}
+        if block.counter is not None:
+            out["counter"] = block.counter
         if block.params:
             out["params"] = {k: _param_value(v) for k, v in block.params.items()}
         value = self.node(
@@ -191,6 +221,9 @@ class Renderer:
             end, counter[0] = counter[0], start
             other = self._with(e.cond, False, lambda: self.node(inner.items[0], refs, counter))
             counter[0] = end
+            residual = then.get("residual") if isinstance(then, dict) else None
+            if isinstance(residual, dict) and residual.get("body") == other:
+                residual["body"] = other  # one object: written once, as `&layers`, and then `*layers`
             return {"if": f"${e.cond}", "then": then, "else": other}
         if e.cond in self.known:
             if self.known[e.cond]:

@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from archspec.errors import did_you_mean
+from archspec.language.expr import ExprError, evaluate
 
 KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block", "from")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
@@ -181,41 +182,61 @@ _PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
 _PATTERN_PARAMS = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")  # $param and ${expression}: filled in first
 
 
-def names_pattern_problem(pattern: str) -> str | None:
-    """Why a repeat's naming pattern (its block parameters filled in) cannot name copies, or None:
-    fields {n} and {i} only, and every name it makes a valid module name."""
-    fields = _PATTERN_FIELD.findall(pattern)
-    if not fields or any(f not in ("n", "i") for f in fields):
-        return f"a names pattern uses {{n}} (1, 2, …) or {{i}} (0, 1, …) and nothing else, got {pattern!r}"
-    for k in (0, 1):
-        problem = module_name_problem(name_of_copy(pattern, k))
-        if problem:
-            return problem
+def _copy_field(field: str, k: int) -> int:
+    """One ``{...}`` field of a names pattern for copy ``k`` (0-based): ``n`` (k + 1), ``i`` (k), or an
+    integer expression of them as ``${...}`` takes (``{n + 1}``, ``{2 * i}``)."""
+    if field == "n":
+        return k + 1
+    if field == "i":
+        return k
+
+    def lookup(name: str) -> int:
+        if name in ("n", "i"):
+            return k + 1 if name == "n" else k
+        raise ExprError(f"a names field may use n (1, 2, …) and i (0, 1, …), not {name!r}")
+
+    value = evaluate(field, lookup)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ExprError(f"the names field {{{field}}} gives {value!r}, not a whole number (use // to divide)")
+    return value
+
+
+def _fields_problem(pattern: str) -> str | None:
+    """Why the ``{...}`` fields of a names pattern cannot number copies, or None."""
+    if not _PATTERN_FIELD.findall(pattern):
+        return f"a names pattern uses {{n}} (1, 2, …), {{i}} (0, 1, …) or an expression of them ({{n + 1}}), got {pattern!r}"
+    try:
+        name_of_copy(pattern, 0)
+    except ExprError as e:
+        return f"{e} (in names: {pattern!r})"
     return None
 
 
+def names_pattern_problem(pattern: str) -> str | None:
+    """Why a repeat's naming pattern (its block parameters filled in) cannot name copies, or None:
+    fields {n}, {i} and integer expressions of them ({n + 1}), every name it makes a valid module name."""
+    problem = _fields_problem(pattern)
+    for k in (0, 1):
+        problem = problem or module_name_problem(name_of_copy(pattern, k))
+    return problem
+
+
 def check_names_pattern(pattern: str | None) -> str | None:
-    """A repeat's naming pattern: fields {n} and {i}, block parameters as ``$name`` or ``${expression}``
-    (``block${k}-{i}``); with parameters, the names it makes are checked where it is expanded."""
+    """A repeat's naming pattern: fields {n}, {i} or integer expressions of them ({n + 1}), block
+    parameters as ``$name`` or ``${expression}`` (``block${k}-{i}``); with parameters, the names it makes
+    are checked where it is expanded."""
     if pattern is None:
         return None
-    if "$" in pattern:
-        fields = _PATTERN_FIELD.findall(_PATTERN_PARAMS.sub("", pattern))
-        if not fields or any(f not in ("n", "i") for f in fields):
-            raise ValueError(
-                "a names pattern uses {n} (1, 2, …) or {i} (0, 1, …), and block parameters as $name or "
-                f"${{expression}}, and nothing else, got {pattern!r}"
-            )
-        return pattern
-    problem = names_pattern_problem(pattern)
+    problem = _fields_problem(_PATTERN_PARAMS.sub("0", pattern)) if "$" in pattern else names_pattern_problem(pattern)
     if problem:
         raise ValueError(problem)
     return pattern
 
 
 def name_of_copy(pattern: str, k: int) -> str:
-    """The name of copy ``k`` (0-based) of a repeat named by ``pattern``."""
-    return _PATTERN_FIELD.sub(lambda m: str(k + 1 if m.group(1) == "n" else k), pattern)
+    """The name of copy ``k`` (0-based) of a repeat named by ``pattern``; an ExprError where a field
+    is not an integer expression of n and i."""
+    return _PATTERN_FIELD.sub(lambda m: str(_copy_field(m.group(1).strip(), k)), pattern)
 
 
 def check_module_name(name: str) -> str:
@@ -278,8 +299,9 @@ class ChainNode(_Strict):
     )
     names: Union[str, None] = Field(
         None,
-        description="how repeated copies are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …) and block parameters "
-        "($name, ${expression}), e.g. 'denselayer{n}', 'block${k}-{i}'",
+        description="how repeated copies are named: a pattern with {n} (1, 2, …), {i} (0, 1, …) or an integer "
+        "expression of them ({n + 1}), and block parameters ($name, ${expression}), e.g. 'denselayer{n}', "
+        "'conv{n + 1}', 'block${k}-{i}'",
     )
     _tag = "<chain>"
 
@@ -332,11 +354,15 @@ class GateNode(_Strict):
 class FromNode(_Strict):
     """{from: NAME}: the value of an earlier named node (a skip connection, a lateral input), in place of
     the value the node would be applied to; NAME is a module path, looked up inside the enclosing block
-    instance first, then in the whole network."""
+    instances (innermost first), then in the whole network; in a block, ``block_in`` is its input."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     source: str = Field(
-        alias="from", min_length=1, max_length=1000, description="the module path of an earlier node, e.g. layer2 or enc.1"
+        alias="from",
+        min_length=1,
+        max_length=1000,
+        description="the module path of an earlier node, e.g. layer2 or enc.1, looked up in the enclosing "
+        "block instances first (innermost first), then in the network; in a block, block_in is the block's input",
     )
     _tag = "<from>"
 
@@ -365,8 +391,9 @@ class BlockRef(_Strict):
     repeat: Union[int, str] = Field(1, description="consecutive instances, each with its own weights")
     names: Union[str, None] = Field(
         None,
-        description="how repeated instances are named: a pattern with {n} (1, 2, …) or {i} (0, 1, …) and block parameters "
-        "($name, ${expression}), e.g. 'denselayer{n}', 'block${k}-{i}'",
+        description="how repeated instances are named: a pattern with {n} (1, 2, …), {i} (0, 1, …) or an integer "
+        "expression of them ({n + 1}), and block parameters ($name, ${expression}), e.g. 'denselayer{n}', "
+        "'conv{n + 1}', 'block${k}-{i}'",
     )
     _tag = "<block>"
 

@@ -15,9 +15,11 @@ from archspec.passes.fuse_gate import fuse_gate
 from archspec.passes.fuse_linear import fuse_linear
 from archspec.passes.fuse_parallel import fuse_parallel_convs
 from archspec.passes.fuse_shuffle import fuse_shuffle
+from archspec.passes.group_norm import group_norm_channels_last
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
 from archspec.passes.onednn_faults import avoid_onednn_faults
+from archspec.passes.std_conv import standardize_convs
 
 __all__ = [
     "PassResult",
@@ -31,6 +33,8 @@ __all__ = [
     "fuse_linear",
     "fuse_parallel_convs",
     "fuse_shuffle",
+    "group_norm_channels_last",
     "remove_noops",
+    "standardize_convs",
     "to_layout",
 ]

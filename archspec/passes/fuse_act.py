@@ -1,6 +1,6 @@
 """Every conv as a oneDNN conv with prepacked weights, and the activation after it as a post-op.
 
-A separate activation (ReLU, hardswish, SiLU, GELU, sigmoid, hard sigmoid, ReLU6) reads and writes
+A separate activation (ReLU, leaky ReLU, hardswish, SiLU, GELU, sigmoid, hard sigmoid, ReLU6) reads and writes
 the whole feature map once more; fused, it is applied while the conv's output tile is still in
 cache. A conv with no activation after it gets the same kernel with no post-op, for its weights
 kept in oneDNN's blocked layout (see :mod:`archspec.passes.onednn`) rather than reordered on every
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -54,9 +55,27 @@ _BY_FUNCTION: dict[Any, PostOp] = {
 }
 
 
+_LEAKY = frozenset({F.leaky_relu, F.leaky_relu_})
+
+
+def _leaky_relu(node: fx.Node) -> PostOp | None:
+    """``leaky_relu(x, slope)`` (also in place; the slope by position or by name), else None."""
+    if len(node.args) > 2 or not set(node.kwargs) <= {"negative_slope", "inplace"}:
+        return None
+    slope = node.args[1] if len(node.args) == 2 else node.kwargs.get("negative_slope", 0.01)
+    if not isinstance(slope, int | float) or isinstance(slope, bool):
+        return None
+    # a partial of the function, not a lambda: an optimized model pickles
+    return PostOp("leaky_relu", partial(F.leaky_relu, negative_slope=float(slope)), (float(slope),))
+
+
 def post_op(node: fx.Node | None) -> PostOp | None:
     """The post-op computing the activation ``node`` calls on its one tensor argument, else None."""
-    if node is None or node.op != "call_function" or len(node.args) != 1:
+    if node is None or node.op != "call_function" or not node.args:
+        return None
+    if node.target in _LEAKY:
+        return _leaky_relu(node)
+    if len(node.args) != 1:
         return None
     if node.target in (F.gelu, torch._C._nn.gelu):
         approximate = node.kwargs.get("approximate", "none")

@@ -27,7 +27,7 @@ def _to_float32(graph: fx.Graph, value: fx.Node) -> fx.Node:
 
 def _is_group_norm(gm: fx.GraphModule, node: fx.Node) -> bool:
     if node.op == "call_module":
-        return isinstance(gm.get_submodule(str(node.target)), torch.nn.GroupNorm)
+        return type(gm.get_submodule(str(node.target))) is torch.nn.GroupNorm  # not group_norm.py's own
     return node.op == "call_function" and node.target is torch.nn.functional.group_norm
 
 

@@ -1,0 +1,234 @@
+"""The optimize passes for the zoo's other families (issue 28 §1): leaky ReLU as a conv post-op
+(CSPResNet), FrozenBatchNorm folded into its conv (ResNet-50-FPN), weight-standardised convs turned
+into plain ones on their standardised weights (BiT's ResNetV2). Each changes the graph as it says and
+keeps the outputs of the eager model it was made from (small specs, trained-like norm terms); under
+``slow``, every zoo network these families come from, and the other networks with a reference that
+tests/test_optimize_modern.py does not cover, optimized against torchvision's or timm's network with
+the same weights, every output map compared."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+import archspec  # noqa: E402
+from archspec.inference import optimize  # noqa: E402
+from archspec.passes import fold_bn, fuse_conv_act, remove_noops, standardize_convs  # noqa: E402
+from archspec.passes.fuse_act import ConvAct  # noqa: E402
+from archspec.runtime import FrozenBatchNorm2d, StdConv2d  # noqa: E402
+from tests.references import (  # noqa: E402
+    DENSE_REFERENCES,
+    REFERENCES,
+    SPECS,
+    VARIANT_REFERENCES,
+    perturb_bn,
+    perturb_frozen_bn,
+    perturb_group_norm,
+)
+
+LEAKY = """
+archspec: 1
+name: leaky
+input: {channels: 3, size: [16, 16]}
+network:
+  a: [conv2d 8 3x3 p1, bn, leaky_relu]
+  b: [conv2d 8 3x3 p1 dw, bn, leaky_relu 0.2]
+  c: [conv2d 8 1x1, leaky_relu 0.0]
+  pool: global_avgpool
+  head: [linear 12, leaky_relu, linear 5]
+"""
+
+FROZEN = """
+archspec: 1
+name: frozen
+input: {channels: 3, size: [16, 16]}
+network:
+  a: [conv2d 8 3x3 p1 no_bias, frozen_bn, relu]
+  b: [conv2d 8 1x1, frozen_bn eps=1.0e-3]
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+STD = """
+archspec: 1
+name: std
+input: {channels: 3, size: [16, 16]}
+network:
+  a: [std_conv2d 16 3x3 p1, group_norm 4, relu]
+  b: [std_conv2d 16 1x1 no_bias, group_norm 4, relu]
+  c: [std_conv2d 16 3x3 s2 same, relu]
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+
+def _model(write_spec, text: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = archspec.build(write_spec(text)).eval()
+    perturb_bn(model)
+    perturb_frozen_bn(model)
+    perturb_group_norm(model)
+    return model
+
+
+def _close(got: object, want: object, rtol: float = 1e-4) -> None:
+    """Every output map within ``rtol`` of the eager model's, relative to its largest magnitude."""
+    gots = list(got.values()) if isinstance(got, dict) else [got]
+    wants = list(want.values()) if isinstance(want, dict) else [want]
+    assert (list(got) if isinstance(got, dict) else None) == (list(want) if isinstance(want, dict) else None)
+    assert len(gots) == len(wants)
+    for a, b in zip(gots, wants, strict=True):
+        assert a.shape == b.shape
+        scale = b.abs().max().item()
+        assert scale > 1e-3  # far from zero: the tolerance means something
+        assert (a - b).abs().max().item() <= rtol * scale
+
+
+def _run(model: nn.Module, x: torch.Tensor, *passes) -> torch.fx.GraphModule:
+    gm = copy.deepcopy(model).eval()
+    gm.requires_grad_(False)
+    for p in passes:
+        p(gm)
+    with torch.no_grad():
+        _close(gm(x), model(x))
+    return gm
+
+
+def test_leaky_relu_runs_as_a_conv_post_op(write_spec) -> None:
+    model = _model(write_spec, LEAKY)
+    gm = _run(model, torch.randn(2, 3, 16, 16), remove_noops, fold_bn, fuse_conv_act)
+    convs = [m for m in gm.modules() if isinstance(m, nn.Conv2d)]
+    assert all(isinstance(c, ConvAct) for c in convs)
+    assert [(c.post_op.name, c.post_op.scalars) for c in convs] == [
+        ("leaky_relu", (0.01,)),
+        ("leaky_relu", (0.2,)),
+        ("leaky_relu", (0.0,)),
+    ]
+    # the linear's stays a call: oneDNN's matmul post-ops are not tested here for it
+    leaky = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in (F.leaky_relu, F.leaky_relu_)]
+    assert len(leaky) == 1
+
+
+def test_leaky_relu_post_op_falls_back_to_public_torch(write_spec, monkeypatch) -> None:
+    """With oneDNN off, the fused conv computes the same with public torch; the model still pickles."""
+    import pickle
+
+    from archspec.passes import onednn
+
+    model = _model(write_spec, LEAKY)
+    gm = pickle.loads(pickle.dumps(optimize(model)))
+    monkeypatch.setattr(onednn, "_SUPPORTED", frozenset())
+    monkeypatch.setattr(onednn, "conv_pointwise", None)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        _close(gm(x), model(x))
+
+
+def test_frozen_batchnorm_folds_into_its_conv(write_spec) -> None:
+    model = _model(write_spec, FROZEN)
+    assert sum(isinstance(m, FrozenBatchNorm2d) for m in model.modules()) == 2
+    gm = _run(model, torch.randn(2, 3, 16, 16), fold_bn)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in gm.modules())
+    assert gm.get_submodule("a.0").bias is not None  # the conv without a bias gets the folded shift
+
+
+def test_std_convs_become_plain_convs_on_standardised_weights(write_spec) -> None:
+    model = _model(write_spec, STD)
+    x = torch.randn(2, 3, 16, 16)
+    gm = _run(model, x, standardize_convs)
+    kinds = [type(m) for m in gm.modules() if isinstance(m, nn.Conv2d)]
+    assert kinds == [nn.Conv2d, nn.Conv2d, StdConv2d]  # the `same`-padded one stays
+    # on its own the rewrite changes no bit: the same weights, computed by the same formula
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+    fused = optimize(model)
+    assert sum(isinstance(m, ConvAct) for m in fused.modules()) == 2
+    with torch.no_grad():
+        _close(fused(x), model(x))
+
+
+# Zoo networks with a reference that tests/test_optimize_modern.py does not cover: (spec, overrides, reference)
+ZOO = {
+    **{n: (n, None, REFERENCES[n]) for n in ("cspresnet50", "resnetv2_50x1_bit", "res2net50_26w_4s")},
+    **{n: (n, None, make) for n, make in DENSE_REFERENCES.items()},
+    "efficientnet_b1": VARIANT_REFERENCES["efficientnet_b1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ZOO))
+def test_optimized_zoo_network_matches_its_reference(name: str) -> None:
+    """optimize on the zoo spec against the reference with the same weights: every map within 1e-4 relative."""
+    pytest.importorskip("timm"), pytest.importorskip("torchvision")
+    spec, overrides, make = ZOO[name]
+    torch.manual_seed(0)
+    model = archspec.build(SPECS / f"{spec}.yaml", overrides=overrides).eval()
+    perturb_bn(model)
+    perturb_frozen_bn(model)
+    perturb_group_norm(model)
+    ref = make().eval()
+    ref.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(1, 3, 160, 160)
+    with torch.no_grad():
+        _close(optimize(model)(x), ref(x))
+
+
+GROUP_NORM = """
+archspec: 1
+name: gn
+input: {channels: 4, size: [13, 13]}
+network:
+  a: [conv2d 16 3x3 p1, group_norm 4, relu]
+  b: [channel_slice 2 14, group_norm g3]
+  c: [conv2d 8 1x1, group_norm 1]
+"""
+
+
+@pytest.mark.parametrize("mean", [0.0, 40.0])
+def test_group_norm_runs_on_the_channels_last_map(mean: float) -> None:
+    """No copy to channels-first and back around a GroupNorm whose input is channels_last; exact (against
+    float64) also where a group's mean dwarfs its spread, which torch's channels_last kernel gets wrong."""
+    from archspec.passes.group_norm import ChannelsLastGroupNorm
+
+    torch.manual_seed(0)
+    model = archspec.build(GROUP_NORM).eval()
+    perturb_group_norm(model)
+    with torch.no_grad():
+        for conv in ("a.0", "c.0"):
+            model.get_submodule(conv).bias.fill_(mean)
+        x = torch.randn(2, 4, 13, 13)
+        want = copy.deepcopy(model).double()(x.double()).float()
+        gm = optimize(model)
+        got = gm(x)
+    norms = [m for m in gm.modules() if isinstance(m, nn.GroupNorm)]
+    assert len(norms) == 3 and all(type(m) is ChannelsLastGroupNorm for m in norms)
+    copies = [n for n in gm.graph.nodes if n.op == "call_method" and n.target == "contiguous"]
+    assert not copies
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert (got - want).abs().max() <= 1e-4 * (1 + want.abs().max())
+
+
+def test_group_norm_keeps_the_channels_last_kernel_only_where_it_is_exact() -> None:
+    """Groups with (mean/σ)² ≤ SAFE_RATIO: torch's channels_last kernel, bit for bit; a larger one anywhere:
+    the whole call on a channels-first copy, bit for bit torch's channels-first result."""
+    from archspec.passes.group_norm import SAFE_RATIO, ChannelsLastGroupNorm
+
+    torch.manual_seed(0)
+    norm = nn.GroupNorm(4, 16).eval()
+    perturb_group_norm(norm)
+    fast = ChannelsLastGroupNorm.__new__(ChannelsLastGroupNorm)
+    fast.__dict__.update(norm.__dict__)
+    x = torch.randn(2, 16, 9, 9).contiguous(memory_format=torch.channels_last)
+    bumped = x.clone()
+    bumped[1, 4:8] += 3 * SAFE_RATIO**0.5  # one group of one sample: (mean/σ)² ≈ 9 · SAFE_RATIO
+    with torch.no_grad():
+        assert torch.equal(fast(x), norm(x))  # torch's channels_last kernel
+        got = fast(bumped)
+        assert torch.equal(got, norm(bumped.contiguous()))  # the channels-first kernel
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        assert not torch.equal(norm(bumped.contiguous()), norm(bumped))  # (the two kernels do differ there)
