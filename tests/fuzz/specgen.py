@@ -1878,7 +1878,13 @@ class Gen:
         return self.rng.getrandbits(32)
 
     def try_node(self, n: Any, v: str, env: dict[str, Any]) -> str:
-        return self.r.placed(n, v, "g", None, None, env)
+        """Realize a fragment at the path "g" (raises Invalid); the paths it names are forgotten afterwards, so
+        that one tried again, or another, does not find its own names twice (`{from: enc}` in a block: "g.enc")."""
+        ends, ends_at = list(self.r.ends), {k: list(v) for k, v in self.r.ends_at.items()}
+        try:
+            return self.r.placed(n, v, "g", None, None, env)
+        finally:
+            self.r.ends, self.r.ends_at = ends, ends_at
 
     def fresh_names(self, k: int) -> list[str]:
         return self.rng.sample(self.names, k)
