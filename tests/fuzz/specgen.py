@@ -2382,7 +2382,7 @@ class Gen:
 
     def schedule(self, value: Any, shift: int = 0) -> Any:
         """In a block, sometimes a depth schedule (issue 30: ``${S * block_index / block_count}``) instead of value."""
-        if self.param_ctx is None or not self.chance(0.3):
+        if self.param_ctx is None or not self.chance(0.5):
             return value
         return Sched(self.pick([0.1, 0.2, 0.3]), self.pick([shift, 1]))
 
@@ -2832,6 +2832,12 @@ class Gen:
         shared = [b.counter for b in spec.blocks if b.counter is not None]
         if self.chance(0.7 if shared else 0.4):  # issue 30: block_index/block_count over the blocks naming one counter
             block.counter = self.pick(shared or ["depth", "units"])
+            if isinstance(body, Chain) and body.form != "chain_map" and not _params_in(body) & {"block_index", "block_count"}:
+                # a schedule over the counter: a stochastic-depth rate, or a slope the outputs show
+                rate = Sched(self.pick([0.1, 0.2, 0.3]), self.pick([0, 1]))
+                body.items.append(Op(self.pick(["drop_path", "leaky_relu"]), {"p": rate}, style=self.style()))
+                if body.items[-1].name == "leaky_relu":
+                    body.items[-1].args = {"slope": rate}
         spec.blocks.append(block)
         self.r.blocks[name] = block
         use = Use(name, long=self.chance(0.3), style=self.style())
