@@ -188,6 +188,13 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
     return True
 
 
+def _channels_first(g: Recorder, node: str, x: Value) -> Value:
+    """A channels-first copy of ``x`` for ``node``'s kernel (a part of its op, as the per-pixel permutes are)."""
+    copy = g.call_method("contiguous", (x,))
+    copy.meta.update(archspec_node=node, archspec_part=True)
+    return copy
+
+
 def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     """The sizes shapes.py found for eval (the main output) or training (every output); others worked out."""
     net = graph.net
@@ -203,15 +210,63 @@ def _call(g: Recorder, op: Op, params: Any, args: tuple[Value, ...], i: int | No
     input ``i`` (``in_place_target`` asked the op which input that is)."""
     fn, kwargs = op.function(params)
     call_args: tuple[Any, ...] = args
+    first = op.in_place_input(params) if i is None else i
     if op.variadic:
         call_args = (list(args),)  # one argument: the list of inputs
-    elif i is not None:
-        in_place = op.in_place(params)
-        assert in_place is not None  # in_place_target found the op's in-place form
-        fn, call_args = in_place, (args[i], *args[:i], *args[i + 1 :])  # with the function's keywords
+    elif first is not None:
+        # the operand the in-place form overwrites comes first in either form, so the result takes its memory
+        # layout (torch's elementwise ops follow their first operand): a residual sum is body + shortcut, as
+        # torchvision's ``result += input``; the same numbers (a sum of two is exact whichever comes first)
+        call_args = (args[first], *args[:first], *args[first + 1 :])  # with the function's keywords
+        if i is not None:
+            in_place = op.in_place(params)
+            assert in_place is not None  # in_place_target found the op's in-place form
+            fn = in_place
     if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
         return g.create_node("call_method", fn.__name__, call_args, kwargs, name)  # (TorchScript cannot call Tensor.add_)
     return g.create_node("call_function", fn, call_args, kwargs, name)
+
+
+def _per_pixel_call(
+    g: Recorder,
+    graph: OpGraph,
+    node: str,
+    args: tuple[Value, ...],
+    target: str,
+    users: dict[str, int],
+    results: set[str],
+    channels_last: set[Value],
+) -> Value:
+    """A layer acting on the last axis (``channels_last_on_maps``) called on a C×H×W map; ``channels_last``
+    gains its result when that stays channels-last for readers other than such layers."""
+    record = graph.at(node)
+    src = graph.inputs_of(node)[0]
+    if (
+        args[0].meta.get("archspec_channels_first")
+        # the permute is src's own (not reached through an identity, whose input may have other readers)
+        and args[0].meta.get("archspec_node") == src
+        and users[src] == 1
+        and src not in results
+        and graph.at(src).blocks == record.blocks
+    ):
+        last = cast(Value, args[0].args[0])  # the previous layer's channels-last output: the permutes cancel
+        g.erase_node(args[0])  # (its permute back, never copied: src is not returned)
+    else:
+        last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
+    layer = g.create_node("call_module", target, (last, *args[1:]), name=f"{node}_layer")
+    last.meta.update(archspec_node=node, archspec_part=True)
+    layer.meta.update(archspec_node=node, archspec_part=True)
+    result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+    if node in results:  # handed back channels-first
+        result.meta.update(archspec_node=node, archspec_part=True)
+        result = g.call_method("contiguous", (result,))
+    elif not _stays_channels_last(graph, node, results):
+        # no copy back to channels-first: later convs and sums take this layout and keep it, as in
+        # torchvision's ConvNeXt (its LayerNorm2d and blocks' permutes), whose blocks run channels-last
+        result.meta["archspec_channels_last"] = True  # (export copies it, see export.channels_first)
+        channels_last.add(result)
+    result.meta.update(archspec_channels_first=True, archspec_part=True)
+    return result
 
 
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
@@ -231,6 +286,7 @@ def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
     spec_input = graph.net.input
     sizes = _accepted(graph, list(outputs.values()))  # the input sizes at which these outputs can be computed
     bounds = sizes.min_size + sizes.guard_args()
+    channels_last: set[Value] = set()  # values that may be channels-last (see _stays_channels_last)
     for node in graph.ordered():
         if node not in needed:
             continue
@@ -242,39 +298,17 @@ def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             continue
         op = REGISTRY[record.op]
         args = tuple(env[p] for p in graph.inputs_of(node))
+        per_pixel = node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map
+        from_channels_last = not per_pixel and any(a in channels_last for a in args)
+        if from_channels_last and op.channels_first_input:
+            args = (_channels_first(g, node, args[0]), *args[1:])
         if node in targets and op.parameter_only:  # x · the tensor at the op's path
             tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
             tensor.meta.update(archspec_node=node, archspec_part=True)
             fn, kwargs = op.function(record.params)
             result = g.create_node("call_function", fn, (*args, tensor), kwargs, node)
-        elif node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map:
-            # the layer acts on the last axis: channels last around the call (views, no copies)
-            src = graph.inputs_of(node)[0]
-            if (
-                args[0].meta.get("archspec_channels_first")
-                # the permute is src's own (not reached through an identity, whose input may have other readers)
-                and args[0].meta.get("archspec_node") == src
-                and users[src] == 1
-                and src not in results
-                and graph.at(src).blocks == record.blocks
-            ):
-                back = args[0] if args[0].target == "permute" else cast(Value, args[0].args[0])  # (.contiguous())
-                last = cast(Value, back.args[0])  # the previous layer's channels-last output: the permutes cancel
-                if back is not args[0]:
-                    g.erase_node(args[0])
-                g.erase_node(back)
-            else:
-                last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
-            layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
-            last.meta.update(archspec_node=node, archspec_part=True)
-            layer.meta.update(archspec_node=node, archspec_part=True)
-            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
-            if not _stays_channels_last(graph, node, results):
-                # made contiguous (one copy): a channels-last layout reaching a conv makes torch.export's
-                # trace rely on N > 1 (the conv's memory-format choice), which would fix H and W in the export
-                result.meta.update(archspec_node=node, archspec_part=True)
-                result = g.call_method("contiguous", (result,))
-            result.meta.update(archspec_channels_first=True, archspec_part=True)
+        elif per_pixel:
+            result = _per_pixel_call(g, graph, node, args, targets[node], users, results, channels_last)
         elif node in targets:
             result = g.create_node("call_module", targets[node], args, name=node)
         elif op.passthrough:
@@ -282,6 +316,8 @@ def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             continue
         else:
             result = _call(g, op, record.params, args, in_place_target(graph, node, users, results), node)
+        if from_channels_last:
+            channels_last.add(result)
         if result.name != node:  # readable names in model.code, fx's code generation uniquifies them if needed
             result.name = node  # (named at creation where it can be: renaming a node costs more than creating it)
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
