@@ -24,6 +24,7 @@ from archspec.importer.structure import Chain, Step, paths, recover, steps
 from archspec.importer.trace import ImportRefused, Prim, trace
 from archspec.importer.verify import verify
 from archspec.importer.yaml_writer import Renderer, comment, dump, spec_name
+from archspec.ops import REGISTRY
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Imported:
     blocks: int
     params: int
     aux: dict[str, int] = field(default_factory=dict)  # aux head → its place among the training-mode outputs
+    values_read: bool = False  # a value of the module's tensors is written (a layer scale's start): not from `meta`
 
     @property
     def lines(self) -> int:
@@ -123,7 +125,8 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     ]
     text = "\n".join(header) + "\n" + dump(doc)
     params = sum(p.numel() for p in model.parameters())
-    return Imported(text, title, len(blocks), params, {h.graph.name: h.graph.output for h in heads})
+    values = any(REGISTRY[p.op].parameter_only for p in prims if p.op in REGISTRY)
+    return Imported(text, title, len(blocks), params, {h.graph.name: h.graph.output for h in heads}, values)
 
 
 SAME_PADDED = ("conv2d", "std_conv2d")  # the ops whose padding may be `same`
