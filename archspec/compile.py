@@ -21,6 +21,7 @@ import torch.nn as nn
 from archspec import runtime
 from archspec.features import output_info
 from archspec.frozen import is_frozen
+from archspec.fxsource import Recorder, Unwritable, Value, lazy_graph_module
 from archspec.initialize import SkipInit, initialize
 from archspec.inplace import in_place_target
 from archspec.ir import INPUT, OpGraph
@@ -55,10 +56,12 @@ def _set_parameter(root: nn.Module, path: str, tensor: torch.Tensor) -> None:
     parent.register_parameter(leaf, nn.Parameter(tensor))
 
 
-def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[str, str]]:
+def build_modules(graph: OpGraph, device: str = "cpu", initialized: set[int] | None = None) -> tuple[nn.Module, dict[str, str]]:
     """The module tree, its tensors allocated on ``device`` but not initialised (see :func:`initialize`).
 
-    Returns the tree and, for each node that calls a module, that module's path.
+    Returns the tree and, for each node that calls a module, that module's path. With ``initialized``,
+    a layer whose constructor sets constant values (a norm's γ=1, β=0, statistics; ``Op.constant_init``)
+    is copied with its prototype's values instead, and its id added there (``initialize`` skips it).
     """
     root = nn.Module()
     targets: dict[str, str] = {}
@@ -88,7 +91,13 @@ def build_modules(graph: OpGraph, device: str = "cpu") -> tuple[nn.Module, dict[
                 plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
                 prototypes[key] = proto, _owned(proto) if plain else None
             proto, owned = prototypes[key]
-            module = _instantiate(proto, owned, device) if owned is not None else copy.deepcopy(proto).to_empty(device=device)
+            with_values = initialized is not None and op.constant_init and device == "cpu" and owned is not None
+            if owned is not None:
+                module = _instantiate(proto, owned, device, with_values)
+            else:
+                module = copy.deepcopy(proto).to_empty(device=device)
+            if with_values:
+                initialized.add(id(module))  # type: ignore[union-attr]
             _set_module(root, record.path, module)
             targets[node] = record.path
             taken.add(record.path)
@@ -117,8 +126,9 @@ def _owned(proto: nn.Module) -> tuple[str, ...]:
     return tuple(k for k, v in vars(proto).items() if isinstance(v, (dict, list, set)))
 
 
-def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str) -> nn.Module:
-    """A new layer equal to the plain layer ``proto`` (built on ``meta``), with fresh uninitialised tensors.
+def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str, values: bool = False) -> nn.Module:
+    """A new layer equal to the plain layer ``proto`` (built on ``meta``), with fresh uninitialised tensors
+    (with ``values``: copies of the prototype's, which is then on the CPU).
 
     Building a zoo network makes hundreds of layers out of a few dozen distinct ones, and
     ``nn.Module.__init__`` with its per-attribute bookkeeping costs several times this copy:
@@ -132,10 +142,11 @@ def _instantiate(proto: nn.Module, owned: tuple[str, ...], device: str) -> nn.Mo
     params, buffers = state["_parameters"], state["_buffers"]
     for name, p in params.items():
         if p is not None:
-            params[name] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device=device), p.requires_grad)
+            tensor = p.detach().clone() if values else torch.empty(p.shape, dtype=p.dtype, device=device)
+            params[name] = nn.Parameter(tensor, p.requires_grad)
     for name, b in buffers.items():
         if b is not None:
-            buffers[name] = torch.empty(b.shape, dtype=b.dtype, device=device)
+            buffers[name] = b.clone() if values else torch.empty(b.shape, dtype=b.dtype, device=device)
     module = proto.__class__.__new__(proto.__class__)
     module.__dict__.update(state)
     return module
@@ -177,6 +188,13 @@ def _stays_channels_last(graph: OpGraph, node: str, results: set[str]) -> bool:
     return True
 
 
+def _channels_first(g: Recorder, node: str, x: Value) -> Value:
+    """A channels-first copy of ``x`` for ``node``'s kernel (a part of its op, as the per-pixel permutes are)."""
+    copy = g.call_method("contiguous", (x,))
+    copy.meta.update(archspec_node=node, archspec_part=True)
+    return copy
+
+
 def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     """The sizes shapes.py found for eval (the main output) or training (every output); others worked out."""
     net = graph.net
@@ -187,78 +205,110 @@ def _accepted(graph: OpGraph, outputs: list[str]) -> Accepted:
     return accepted(graph, outputs)
 
 
-def _call(g: fx.Graph, op: Op, params: Any, args: tuple[fx.Node, ...], i: int | None, name: str) -> fx.Node:
+def _call(g: Recorder, op: Op, params: Any, args: tuple[Value, ...], i: int | None, name: str) -> Value:
     """A stateless op's call, named ``name``: its function over the inputs, or its in-place form overwriting
     input ``i`` (``in_place_target`` asked the op which input that is)."""
     fn, kwargs = op.function(params)
     call_args: tuple[Any, ...] = args
+    first = op.in_place_input(params) if i is None else i
     if op.variadic:
         call_args = (list(args),)  # one argument: the list of inputs
-    elif i is not None:
-        in_place = op.in_place(params)
-        assert in_place is not None  # in_place_target found the op's in-place form
-        fn, call_args = in_place, (args[i], *args[:i], *args[i + 1 :])  # with the function's keywords
+    elif first is not None:
+        # the operand the in-place form overwrites comes first in either form, so the result takes its memory
+        # layout (torch's elementwise ops follow their first operand): a residual sum is body + shortcut, as
+        # torchvision's ``result += input``; the same numbers (a sum of two is exact whichever comes first)
+        call_args = (args[first], *args[:first], *args[first + 1 :])  # with the function's keywords
+        if i is not None:
+            in_place = op.in_place(params)
+            assert in_place is not None  # in_place_target found the op's in-place form
+            fn = in_place
     if getattr(torch.Tensor, getattr(fn, "__name__", ""), None) is fn:  # a Tensor method: x.add_(y)
         return g.create_node("call_method", fn.__name__, call_args, kwargs, name)  # (TorchScript cannot call Tensor.add_)
     return g.create_node("call_function", fn, call_args, kwargs, name)
 
 
+def _per_pixel_call(
+    g: Recorder,
+    graph: OpGraph,
+    node: str,
+    args: tuple[Value, ...],
+    target: str,
+    users: dict[str, int],
+    results: set[str],
+    channels_last: set[Value],
+) -> Value:
+    """A layer acting on the last axis (``channels_last_on_maps``) called on a C×H×W map; ``channels_last``
+    gains its result when that stays channels-last for readers other than such layers."""
+    record = graph.at(node)
+    src = graph.inputs_of(node)[0]
+    if (
+        args[0].meta.get("archspec_channels_first")
+        # the permute is src's own (not reached through an identity, whose input may have other readers)
+        and args[0].meta.get("archspec_node") == src
+        and users[src] == 1
+        and src not in results
+        and graph.at(src).blocks == record.blocks
+    ):
+        last = cast(Value, args[0].args[0])  # the previous layer's channels-last output: the permutes cancel
+        g.erase_node(args[0])  # (its permute back, never copied: src is not returned)
+    else:
+        last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
+    layer = g.create_node("call_module", target, (last, *args[1:]), name=f"{node}_layer")
+    last.meta.update(archspec_node=node, archspec_part=True)
+    layer.meta.update(archspec_node=node, archspec_part=True)
+    result = g.call_method("permute", (layer, [0, 3, 1, 2]))
+    if node in results:  # handed back channels-first
+        result.meta.update(archspec_node=node, archspec_part=True)
+        result = g.call_method("contiguous", (result,))
+    elif not _stays_channels_last(graph, node, results):
+        # no copy back to channels-first: later convs and sums take this layout and keep it, as in
+        # torchvision's ConvNeXt (its LayerNorm2d and blocks' permutes), whose blocks run channels-last
+        result.meta["archspec_channels_last"] = True  # (export copies it, see export.channels_first)
+        channels_last.add(result)
+    result.meta.update(archspec_channels_first=True, archspec_part=True)
+    return result
+
+
 def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> fx.Graph:
     """Straight-line code computing ``outputs`` (name → node); a dict when there are several."""
+    return record_forward(graph, targets, outputs).to_fx()
+
+
+def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> Recorder:
+    """:func:`build_fx_graph`'s nodes, recorded (archspec/fxsource.py) to write its code or build it later."""
     needed: set[str] = set()
     for out in outputs.values():
         needed |= nx.ancestors(graph, out) | {out}
-    g = fx.Graph()
-    env: dict[str, fx.Node] = {}
+    g = Recorder()
+    env: dict[str, Value] = {}
     users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
     results = set(outputs.values())
     spec_input = graph.net.input
     sizes = _accepted(graph, list(outputs.values()))  # the input sizes at which these outputs can be computed
     bounds = sizes.min_size + sizes.guard_args()
+    channels_last: set[Value] = set()  # values that may be channels-last (see _stays_channels_last)
     for node in graph.ordered():
         if node not in needed:
             continue
         record = graph.at(node)
         if record.op == INPUT:
             x = g.placeholder("x")
-            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))  # type: ignore[arg-type]
+            env[node] = g.call_function(runtime.check_input, (x, spec_input.channels, *bounds))
             env[node].meta["archspec_node"] = node
             continue
         op = REGISTRY[record.op]
         args = tuple(env[p] for p in graph.inputs_of(node))
+        per_pixel = node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map
+        from_channels_last = not per_pixel and any(a in channels_last for a in args)
+        if from_channels_last and op.channels_first_input:
+            args = (_channels_first(g, node, args[0]), *args[1:])
         if node in targets and op.parameter_only:  # x · the tensor at the op's path
             tensor = g.create_node("get_attr", targets[node], name=f"{node}_tensor")
             tensor.meta.update(archspec_node=node, archspec_part=True)
             fn, kwargs = op.function(record.params)
             result = g.create_node("call_function", fn, (*args, tensor), kwargs, node)
-        elif node in targets and op.channels_last_on_maps and graph.at(graph.inputs_of(node)[0]).out.is_map:
-            # the layer acts on the last axis: channels last around the call (views, no copies)
-            src = graph.inputs_of(node)[0]
-            if (
-                args[0].meta.get("archspec_channels_first")
-                # the permute is src's own (not reached through an identity, whose input may have other readers)
-                and args[0].meta.get("archspec_node") == src
-                and users[src] == 1
-                and src not in results
-                and graph.at(src).blocks == record.blocks
-            ):
-                back = args[0] if args[0].target == "permute" else cast(fx.Node, args[0].args[0])  # (.contiguous())
-                last = cast(fx.Node, back.args[0])  # the previous layer's channels-last output: the permutes cancel
-                if back is not args[0]:
-                    g.erase_node(args[0])
-                g.erase_node(back)
-            else:
-                last = g.create_node("call_method", "permute", (args[0], [0, 2, 3, 1]), name=f"{node}_channels_last")
-            layer = g.create_node("call_module", targets[node], (last, *args[1:]), name=f"{node}_layer")
-            last.meta.update(archspec_node=node, archspec_part=True)
-            layer.meta.update(archspec_node=node, archspec_part=True)
-            result = g.call_method("permute", (layer, [0, 3, 1, 2]))
-            if not _stays_channels_last(graph, node, results):
-                # made contiguous (one copy): a channels-last layout reaching a conv makes torch.export's
-                # trace rely on N > 1 (the conv's memory-format choice), which would fix H and W in the export
-                result.meta.update(archspec_node=node, archspec_part=True)
-                result = g.call_method("contiguous", (result,))
-            result.meta.update(archspec_channels_first=True, archspec_part=True)
+        elif per_pixel:
+            result = _per_pixel_call(g, graph, node, args, targets[node], users, results, channels_last)
         elif node in targets:
             result = g.create_node("call_module", targets[node], args, name=node)
         elif op.passthrough:
@@ -266,6 +316,8 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
             continue
         else:
             result = _call(g, op, record.params, args, in_place_target(graph, node, users, results), node)
+        if from_channels_last:
+            channels_last.add(result)
         if result.name != node:  # readable names in model.code, fx's code generation uniquifies them if needed
             result.name = node  # (named at creation where it can be: renaming a node costs more than creating it)
         result.meta["archspec_node"] = node  # the OpGraph node, for later stages (codegen)
@@ -274,7 +326,6 @@ def build_fx_graph(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
         g.output(env[next(iter(outputs.values()))])
     else:
         g.output({name: env[n] for name, n in outputs.items()})
-    g.lint()
     return g
 
 
@@ -361,32 +412,37 @@ def name_containers(model: nn.Module, graph: OpGraph) -> None:
     visit(model, "")
 
 
-def _graph_module(root: nn.Module, graph: fx.Graph, class_name: str) -> fx.GraphModule:
-    """``fx.GraphModule(root, graph)``, the same module, without its second copy of every container.
+def _graph_module(root: nn.Module, record: Recorder, class_name: str) -> fx.GraphModule:
+    """``fx.GraphModule(root, record.to_fx())``, the same module, made faster in two ways.
 
     torch.fx copies each container on the way to every module the graph calls into new ``nn.Module``
     objects; here the GraphModule adopts ``root``'s containers themselves, their children put in the
     order the graph first calls them (the order fx's copy has). Where ``root`` holds something the
-    graph never reads (fx's copy would leave it out), fx makes its copy as before."""
-    if not _order_as_called(root, graph):
-        return fx.GraphModule(root, graph, class_name=class_name)
-    empty = fx.Graph()
-    empty.output(None)
-    gm = fx.GraphModule(nn.Module(), empty, class_name=class_name)
+    graph never reads (fx's copy would leave it out), fx makes its copy as before. And the forward's
+    code is written from the record, the fx graph built only when something reads it
+    (archspec/fxsource.py), unless the record holds what that writer leaves to fx."""
+    if not _order_as_called(root, record.nodes):
+        return fx.GraphModule(root, record.to_fx(), class_name=class_name)
+    try:
+        gm: fx.GraphModule = lazy_graph_module(record, class_name)
+    except Unwritable:
+        empty = fx.Graph()
+        empty.output(None)
+        gm = fx.GraphModule(nn.Module(), empty, class_name=class_name)
+        gm.graph = record.to_fx()  # generates and compiles the forward
     for name, child in root._modules.items():
         gm.add_module(name, child)
     for name, tensor in root._parameters.items():  # a layer scale at the top level
         gm.register_parameter(name, tensor)
-    gm.graph = graph  # generates and compiles the forward
     return gm
 
 
-def _order_as_called(root: nn.Module, graph: fx.Graph) -> bool:
-    """Put every container's children in the order ``graph`` first reads them (the module or tensor at
+def _order_as_called(root: nn.Module, nodes: list[Value]) -> bool:
+    """Put every container's children in the order ``nodes`` first read them (the module or tensor at
     each ``call_module``/``get_attr`` target); False, changing nothing, when ``root`` holds a module
     or tensor that the graph never reads, or a buffer."""
     seen: dict[int, tuple[nn.Module, dict[str, None], dict[str, None]]] = {id(root): (root, {}, {})}
-    for node in graph.nodes:
+    for node in nodes:
         if node.op not in ("call_module", "get_attr"):
             continue
         parent = root
@@ -410,10 +466,11 @@ def _order_as_called(root: nn.Module, graph: fx.Graph) -> bool:
 
 
 def compile_graph(graph: OpGraph) -> nn.Module:
-    root, targets = build_modules(graph)  # uninitialised: initialize() fills every tensor once, fast
+    copied: set[int] = set()  # the norm layers, copied with their constant starting values
+    root, targets = build_modules(graph, initialized=copied)  # else uninitialised: initialize() fills each tensor once
     # Not overlapped with the code generation below: the drawing threads need the GIL between
     # tensors, and a busy main thread would hold them up for longer than the overlap saves.
-    initialize(root, init_schemes(graph))
+    initialize(root, init_schemes(graph), copied)
     if graph.net.frozen:  # (the spec's frozen:) after initialising: the draws set every tensor alike
         for name, p in root.named_parameters():
             if is_frozen(name, graph.net.frozen):
@@ -421,11 +478,10 @@ def compile_graph(graph: OpGraph) -> nn.Module:
     outputs = graph.net.outputs
     class_name = class_name_of(graph.net.name)
     main = graph.net.main_outputs()
-    eval_graph = build_fx_graph(graph, targets, main)
     if len(outputs) == len(main):
-        model: nn.Module = _graph_module(root, eval_graph, class_name)
+        model: nn.Module = _graph_module(root, record_forward(graph, targets, main), class_name)
     else:
-        train_graph = build_fx_graph(graph, targets, outputs)
+        eval_graph, train_graph = build_fx_graph(graph, targets, main), build_fx_graph(graph, targets, outputs)
         model = AuxModel(root, train_graph, eval_graph, class_name, graph.net.aux_weights)
         # modules used only by the aux heads must be owned too
     name_containers(model, graph)

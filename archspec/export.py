@@ -135,6 +135,30 @@ def inference_module(model: nn.Module) -> nn.Module:
     return inference().eval() if callable(inference) else model
 
 
+def channels_first(module: nn.Module) -> nn.Module:
+    """``module`` for torch.export: every map the compiled forward leaves channels-last (a per-pixel layer's
+    result that a residual sum accumulates into, ConvNeXt's, as torchvision does) copied to channels-first,
+    sharing the module's layers. A channels-last map reaching a conv makes the trace rely on N > 1 (the
+    conv's choice of memory format), which would fix H and W in the export; the copies change no value."""
+    graph = getattr(module, "graph", None)
+    if not isinstance(module, torch.fx.GraphModule) or graph is None:
+        return module
+    left = [n for n in graph.nodes if n.meta.get("archspec_channels_last")]
+    if not left:
+        return module
+    copied = torch.fx.Graph()
+    values: dict[torch.fx.Node, torch.fx.Node] = {}
+    copied.output(copied.graph_copy(graph, values))
+    for node in (values[n] for n in left):
+        readers = list(node.users)
+        with copied.inserting_after(node):
+            copy = copied.call_method("contiguous", (node,))
+        copy.meta.update(archspec_node=node.meta.get("archspec_node"), archspec_part=True)
+        for reader in readers:
+            reader.replace_input_with(node, copy)
+    return torch.fx.GraphModule(module, copied, class_name=type(module).__name__)
+
+
 def example_input(model: nn.Module) -> torch.Tensor:
     report = report_of(model)
     h, w = report.input_size
@@ -474,15 +498,17 @@ def _read_back(program: torch.export.ExportedProgram, plan: Sizes, spec_size: tu
             plan.notes.append(f"torch.export narrowed {wanted} to {plan.axis_text(axis)}.")
 
 
-def to_onnx(program: torch.export.ExportedProgram, path: Path, model: nn.Module, shapes: Sizes) -> None:
-    """The program (traced from ``model``'s inference module) as ONNX: its nodes named after the
-    spec's paths, its symbolic sizes called batch, H and W, and the spec's metadata."""
+def to_onnx(
+    program: torch.export.ExportedProgram, path: Path, model: nn.Module, shapes: Sizes, traced: nn.Module | None = None
+) -> None:
+    """The program (traced from ``traced``, by default ``model``'s inference module) as ONNX: its nodes named
+    after the spec's paths, its symbolic sizes called batch, H and W, and the spec's metadata."""
     with _oblivious():
         onnx_program = torch.onnx.export(
             program, input_names=["x"], output_names=list(report_of(model).main), dynamo=True, optimize=False, verbose=False
         )
     assert onnx_program is not None  # dynamo=True always returns the program
-    graph = getattr(inference_module(model), "graph", None)
+    graph = getattr(inference_module(model) if traced is None else traced, "graph", None)
     onnx_model = onnx_program.model
     _name_nodes(onnx_model, _origins(getattr(onnx_program, "exported_program", None) or program, graph, report_of(model).graph))
     _name_dims(onnx_model, program)
@@ -815,11 +841,12 @@ def export(
             to_torchscript(module, x, tmp)
             progress(f"writing {target.name}")
             return None
-        program, shapes = trace(module, x, model, progress)
+        traced = channels_first(module)
+        program, shapes = trace(traced, x, model, progress)
         strip_traces(program)
         if target.suffix == ".onnx":
             progress(f"converting to ONNX and writing {target.name}")
-            to_onnx(program, tmp, model, shapes)
+            to_onnx(program, tmp, model, shapes, traced)
         else:
             progress(f"writing {target.name}")
             strip_traces(program, provenance=True)

@@ -17,7 +17,7 @@ of the number of threads.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -70,12 +70,14 @@ def _fan_in(module: nn.Module) -> int:
     return weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
 
 
-def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> None:
+def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None, preset: Collection[int] = ()) -> None:
     """Initialise every parameter and buffer of ``root`` (allocated, not yet set), in place.
 
     ``schemes`` maps module paths to the spec's ``init:`` scheme (a TensorInit) for their weight and bias;
     every other tensor starts as PyTorch's default would start it. Each tensor is set once: a tensor
-    the scheme names is drawn from that scheme only (not first from the default)."""
+    the scheme names is drawn from that scheme only (not first from the default). The modules whose
+    ids are in ``preset`` already hold PyTorch's defaults (a norm layer copied with its values): only
+    a scheme of theirs is applied."""
     draws: list[Draw] = []
     schemes = schemes or {}
     for name, module in root.named_modules():
@@ -94,7 +96,8 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None) -> Non
             continue
         if not hasattr(module, "reset_parameters"):
             raise TypeError(f"do not know how to initialise {type(module).__name__} at {name or '<root>'}")
-        module.reset_parameters()  # BatchNorm, and anything else with cheap defaults
+        if id(module) not in preset:
+            module.reset_parameters()  # BatchNorm, and anything else with cheap defaults
         if scheme is not None:
             for tensor_name in ("weight", "bias"):
                 tensor = getattr(module, tensor_name, None)

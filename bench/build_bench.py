@@ -4,13 +4,19 @@ For every zoo spec with a reference (tests/references.py, the constructors the t
 against): rounds interleave build(spec), the reference constructor, and the reference again (the
 A/A column: the noise band any ratio must beat); each figure is the median of the per-round
 ratios. Run from the repository root: ``python bench/build_bench.py --rounds 7``.
+
+``--cold``: the first build in a fresh process instead (imports done, nothing built yet: what a
+script pays once), each round two fresh processes, one building the spec and one calling the
+reference constructor, in alternating order; the ratio is the median of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -27,10 +33,54 @@ def _cpu() -> str:
     return platform.processor()
 
 
+_COLD = """
+import sys, time, warnings
+warnings.filterwarnings("ignore")
+import torch
+torch.set_num_threads(1)
+import importlib
+for lib in ("timm", "torchvision.models", "pretrainedmodels.models.bninception", "facenet_pytorch"):
+    try:  # the references' libraries, imported in both processes (archspec's lazy imports stay in its first build)
+        importlib.import_module(lib)
+    except ImportError:
+        pass
+import archspec
+from tests.references import REFERENCES
+name, side = sys.argv[1], sys.argv[2]
+path = archspec.__file__.rsplit("/", 1)[0] + "/zoo/" + name + ".yaml"
+make = (lambda: archspec.build(path)) if side == "ours" else REFERENCES[name]
+start = time.perf_counter()
+make()
+print(time.perf_counter() - start)
+"""
+
+
+def _cold(name: str, side: str) -> float:
+    """The first build (``ours``) or construction (``ref``) of ``name`` in a fresh process, in seconds."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path[1:], str(ROOT)]))
+    out = subprocess.run([sys.executable, "-c", _COLD, name, side], capture_output=True, text=True, check=True, env=env)
+    return float(out.stdout.split()[-1])
+
+
+def cold(names: list[str], rounds: int) -> None:
+    print("| network | first `archspec.build` in a process | first reference constructor | build / reference |")
+    print("|---|---|---|---|")
+    for name in names:
+        ours: list[float] = []
+        ref: list[float] = []
+        for i in range(rounds):
+            for side in ("ours", "ref") if i % 2 == 0 else ("ref", "ours"):
+                (ours if side == "ours" else ref).append(_cold(name, side))
+        ratio = statistics.median(o / r for o, r in zip(ours, ref, strict=True))
+        first, constructor = statistics.median(ours) * 1e3, statistics.median(ref) * 1e3
+        print(f"| {name} | {first:.0f} ms | {constructor:.0f} ms | {ratio:.2f}× |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--networks", help="comma-separated spec names (default: every zoo spec with a reference)")
+    parser.add_argument("--cold", action="store_true", help="the first build in a fresh process (one process per build)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
@@ -42,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     zoo = Path(archspec.__file__).parent / "zoo"
     names = args.networks.split(",") if args.networks else sorted(n for n in REFERENCES if (zoo / f"{n}.yaml").is_file())
     print(f"# {_cpu()}, {len(names)} networks, {args.rounds} rounds, archspec from {Path(archspec.__file__).parent}")
+    if args.cold:
+        cold(names, args.rounds)
+        return 0
     print("| network | `archspec.build` | reference constructor | build / reference | A/A |")
     print("|---|---|---|---|---|")
     for name in names:

@@ -37,7 +37,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench import interleaved, machine, med, ms, ratio  # noqa: E402
-from tests.references import REFERENCES  # noqa: E402
+from tests.references import DENSE_REFERENCES  # noqa: E402
+from tests.references import REFERENCES as CLASSIFIERS  # noqa: E402
+
+REFERENCES = {**CLASSIFIERS, **DENSE_REFERENCES}  # every zoo network with a reference
 
 STEP_NETWORKS = ["resnet50", "inception_v4", "googlenet"]
 # the networks the language grew to (issue 28); their step figure is asked for with --networks
@@ -56,8 +59,11 @@ AUX_WEIGHT = 0.3
 # ---- helpers shared with tests/test_training_bench.py -------------------------------------------------
 def outputs_of(output: Any) -> list[Any]:
     """Every output tensor of a training-mode forward, main output first: a tensor, archspec's dict
-    (``logits`` first), or torchvision's named tuples (GoogLeNetOutputs, InceptionOutputs)."""
+    (``logits`` first), torchvision's named tuples (GoogLeNetOutputs, InceptionOutputs), or a dict of
+    maps (FPN's levels, a segmentation head's ``out``: in the order both sides give them)."""
     if isinstance(output, dict):
+        if "logits" not in output:
+            return list(output.values())
         return [output["logits"], *(v for k, v in output.items() if k != "logits")]
     if isinstance(output, tuple):
         return [t for t in output if t is not None]
@@ -68,6 +74,8 @@ def training_loss(output: Any, target: Any) -> Any:
     import torch.nn.functional as F
 
     main, *aux = outputs_of(output)
+    if main.dim() > 2:  # maps (FPN, segmentation): the mean of their squares stands in for a dense loss
+        return sum(m.square().mean() for m in (main, *aux))
     loss = F.cross_entropy(main, target)
     for a in aux:
         loss = loss + AUX_WEIGHT * F.cross_entropy(a, target)

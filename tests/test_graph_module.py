@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 fx = torch.fx
 
-from archspec.compile import _graph_module, build_fx_graph, build_modules, name_containers  # noqa: E402
+from archspec.compile import _graph_module, build_fx_graph, build_modules, name_containers, record_forward  # noqa: E402
 from archspec.initialize import initialize  # noqa: E402
 from archspec.pipeline import analyze  # noqa: E402
 
@@ -38,7 +38,7 @@ def test_graph_module_equals_torch_fx_copy(text: str, write_spec) -> None:
     ours_root, targets = build_modules(graph)
     fx_root, fx_targets = build_modules(graph)
     initialize(ours_root), initialize(fx_root)
-    ours = _graph_module(ours_root, build_fx_graph(graph, targets, main), "Adopt")
+    ours = _graph_module(ours_root, record_forward(graph, targets, main), "Adopt")
     theirs = fx.GraphModule(fx_root, build_fx_graph(graph, fx_targets, main), class_name="Adopt")
     assert type(ours).__name__ == type(theirs).__name__ == "Adopt"
     assert isinstance(ours, fx.GraphModule)
@@ -59,6 +59,6 @@ def test_adopted_tree_is_the_built_one(write_spec) -> None:
     """No second container: the model's containers are the built tree's own objects."""
     graph = analyze(write_spec(HEAD + CASES["dropout before a layer"])).graph
     root, targets = build_modules(graph)
-    model = _graph_module(root, build_fx_graph(graph, targets, graph.net.main_outputs()), "Adopt")
+    model = _graph_module(root, record_forward(graph, targets, graph.net.main_outputs()), "Adopt")
     assert model.get_submodule("classifier") is root.get_submodule("classifier")
     assert list(root.get_submodule("classifier")._modules) == ["0", "1"]  # in the order the forward calls them

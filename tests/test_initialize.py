@@ -116,6 +116,12 @@ def test_layers_copied_from_a_prototype_equal_freshly_built_ones(case) -> None:
     a.register_parameter("extra", nn.Parameter(torch.zeros(1)))
     assert not proto._forward_hooks and not b._forward_hooks and "extra" not in b._parameters
     del a.extra
+    if entry.constant_init:  # copied with its values (compile.build_modules, initialize's preset): the constructor's own
+        copied = _instantiate(proto, _owned(proto), "cpu", values=True)
+        assert set(copied.state_dict()) == set(fresh.state_dict())
+        for k, v in copied.state_dict(keep_vars=True).items():
+            assert torch.equal(v, fresh.state_dict()[k]) and v.data_ptr() != proto.state_dict()[k].data_ptr(), k
+            assert isinstance(v, nn.Parameter) == isinstance(fresh.state_dict(keep_vars=True)[k], nn.Parameter), k
     # and it computes what the freshly built layer computes
     a.load_state_dict(fresh.state_dict())
     x = torch.randn(2, 64, 5, 5) if inputs[0].is_map else torch.randn(2, 64)

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 import archspec
 from tests.paths import ROOT
-from tests.references import SPECS, no_dropout, zoo_with_references
+from tests.references import DENSE_REFERENCES, SPECS, no_dropout, zoo_with_references
 
 sys.path.insert(0, str(ROOT / "bench"))
 import train_bench  # noqa: E402
@@ -46,7 +46,7 @@ def test_saved_bytes_counts_what_autograd_keeps() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", zoo_with_references())
+@pytest.mark.parametrize("name", [*zoo_with_references(), *sorted(DENSE_REFERENCES)])
 def test_saved_for_backward_at_most_the_reference(name: str) -> None:
     model, ref = train_bench.same_weights(name, SPECS / f"{name}.yaml", torch.device("cpu"))
     x, _ = train_bench.input_of(model, 2, torch.device("cpu"))

@@ -266,6 +266,7 @@ class GroupNorm(Op):
     stateful = True
     constant_init = True
     fresh_output = True
+    channels_first_input = True
     saved_for_backward = ("in", "ln")
 
     def infer(self, p: GroupNormParams, inputs: list[Shape]) -> Shape:

@@ -106,8 +106,12 @@ class Op:
     layer: ClassVar[str | None] = None
     # Its module acts on the last axis (nn.Linear, nn.LayerNorm): on a C×H×W map the compiler calls it with
     # the channels moved last (x.permute(0, 2, 3, 1)) and moves them back after, as torchvision's ConvNeXt does
-    # (then .contiguous(), see compile.build_fx_graph).
+    # (then .contiguous() where the layout would reach other ops, see compile._stays_channels_last).
     channels_last_on_maps: ClassVar[bool] = False
+    # Its torch kernel must not be given a channels-last map (GroupNorm's sums x and x² in one pass on one, and
+    # its variance cancels): where its input may be channels-last (after a residual sum whose body a per-pixel
+    # layer ends, see compile._stays_channels_last), the compiler hands it a channels-first copy.
+    channels_first_input: ClassVar[bool] = False
     # Its state is one tensor at its path, an ``nn.Parameter`` of the enclosing module (torchvision's
     # ``CNBlock.layer_scale``), not a module: the compiler reads it and calls ``function(p)(*inputs, tensor)``.
     parameter_only: ClassVar[bool] = False
