@@ -1,8 +1,10 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
-    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ standardize_convs ─▶ fold_bn ─▶ fold_preact ─▶ fuse_parallel_convs
+    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
+        ─▶ fold_preact ─▶ fuse_parallel_convs
         ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
-        ─▶ dense_concat ─▶ group_norm_channels_last ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
+        ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
+        ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
 Each step is a pass in :mod:`archspec.passes` rewriting the torch.fx graph. The result computes
 the same logits (within float rounding) but cannot be trained: BatchNorm is folded away,
@@ -22,6 +24,7 @@ import torch.nn as nn
 from archspec.passes import (
     PassResult,
     avoid_onednn_faults,
+    concat_in_place,
     dense_concat,
     fold_bn,
     fold_preact,
@@ -33,6 +36,7 @@ from archspec.passes import (
     fuse_shuffle,
     group_norm_channels_last,
     remove_noops,
+    split_same_padding,
     standardize_convs,
     to_layout,
 )
@@ -121,6 +125,7 @@ def _compiled(gm: fx.GraphModule, report: object) -> Any:
 # Every pass, in the order optimize runs them (``skip`` takes these names).
 PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "remove_noops": remove_noops,
+    "split_same_padding": split_same_padding,
     "standardize_convs": standardize_convs,
     "fold_bn": fold_bn,
     "fold_preact": fold_preact,
@@ -132,6 +137,7 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "fuse_gate": fuse_gate,
     "fuse_shuffle": fuse_shuffle,
     "dense_concat": dense_concat,
+    "concat_in_place": concat_in_place,
     "group_norm_channels_last": group_norm_channels_last,
     "to_layout": to_layout,
 }

@@ -9,6 +9,7 @@ the same weights, every output map compared."""
 from __future__ import annotations
 
 import copy
+import pickle
 
 import pytest
 
@@ -19,8 +20,9 @@ F = torch.nn.functional
 import archspec  # noqa: E402
 from archspec.inference import optimize  # noqa: E402
 from archspec.passes import fold_bn, fuse_conv_act, remove_noops, standardize_convs  # noqa: E402
-from archspec.passes.fuse_act import ConvAct  # noqa: E402
-from archspec.runtime import FrozenBatchNorm2d, StdConv2d  # noqa: E402
+from archspec.passes.fuse_act import ConvAct, PostOp  # noqa: E402
+from archspec.passes.same_pad import SamePad  # noqa: E402
+from archspec.runtime import Conv2dSame, FrozenBatchNorm2d, StdConv2d  # noqa: E402
 from tests.references import (  # noqa: E402
     DENSE_REFERENCES,
     REFERENCES,
@@ -116,8 +118,6 @@ def test_leaky_relu_runs_as_a_conv_post_op(write_spec) -> None:
 
 def test_leaky_relu_post_op_falls_back_to_public_torch(write_spec, monkeypatch) -> None:
     """With oneDNN off, the fused conv computes the same with public torch; the model still pickles."""
-    import pickle
-
     from archspec.passes import onednn
 
     model = _model(write_spec, LEAKY)
@@ -139,17 +139,49 @@ def test_frozen_batchnorm_folds_into_its_conv(write_spec) -> None:
 
 def test_std_convs_become_plain_convs_on_standardised_weights(write_spec) -> None:
     model = _model(write_spec, STD)
-    x = torch.randn(2, 3, 16, 16)
-    gm = _run(model, x, standardize_convs)
+    gm = _run(model, torch.randn(2, 3, 16, 16), standardize_convs)
     kinds = [type(m) for m in gm.modules() if isinstance(m, nn.Conv2d)]
-    assert kinds == [nn.Conv2d, nn.Conv2d, StdConv2d]  # the `same`-padded one stays
+    assert kinds == [nn.Conv2d] * 3 and StdConv2d not in kinds  # the `same`-padded one with its padding before it
+    assert sum(isinstance(m, SamePad) for m in gm.modules()) == 1
     # on its own the rewrite changes no bit: the same weights, computed by the same formula
-    with torch.no_grad():
-        assert torch.equal(gm(x), model(x))
+    for size in (16, 15):
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            assert torch.equal(gm(x), model(x))
     fused = optimize(model)
-    assert sum(isinstance(m, ConvAct) for m in fused.modules()) == 2
+    assert sum(isinstance(m, ConvAct) for m in fused.modules()) == 3
     with torch.no_grad():
         _close(fused(x), model(x))
+
+
+SAME = """
+archspec: 1
+name: same
+input: {channels: 3, size: [16, 16]}
+network:
+  stem: [conv2d 8 3x3 s2 same no_bias, bn, silu]
+  dw: [conv2d 8 5x5 s2 same dw no_bias, bn, silu]
+  even: [conv2d 8 2x2 same, relu]
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+
+def test_same_padded_convs_are_their_padding_then_a_fused_conv(write_spec) -> None:
+    """TensorFlow's `same` at a stride (timm's Conv2dSame): pad_same, then a conv whose BatchNorm is folded
+    and whose activation is a post-op; the same outputs at even and odd sizes (the padding differs)."""
+    model = _model(write_spec, SAME)
+    assert sum(isinstance(m, Conv2dSame) for m in model.modules()) == 3
+    gm = optimize(model)
+    assert not any(isinstance(m, Conv2dSame | nn.BatchNorm2d) for m in gm.modules())
+    assert [m.post_op.name for m in gm.modules() if isinstance(m, ConvAct)] == ["swish", "swish", "relu"]
+    assert sum(isinstance(m, SamePad) for m in gm.modules()) == 3
+    loaded = pickle.loads(pickle.dumps(gm))  # its graph traced again on load
+    for size in (16, 15, 9):
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            _close(gm(x), model(x))
+            _close(loaded(x), model(x))
 
 
 # Zoo networks with a reference that tests/test_optimize_modern.py does not cover: (spec, overrides, reference)
@@ -232,3 +264,124 @@ def test_group_norm_keeps_the_channels_last_kernel_only_where_it_is_exact() -> N
         assert torch.equal(got, norm(bumped.contiguous()))  # the channels-first kernel
         assert got.is_contiguous(memory_format=torch.channels_last)
         assert not torch.equal(norm(bumped.contiguous()), norm(bumped))  # (the two kernels do differ there)
+
+
+RES2 = """
+archspec: 1
+name: res2
+input: {channels: 3, size: [12, 12]}
+blocks:
+  scales:
+    params: {first: false}
+    residual:
+      body:
+        - conv1: conv2d 24 1x1
+        - bn1: bn
+        - act1: relu
+        - concat:
+            - - s1: channel_slice 0 6
+              - k1: conv2d 6 3x3 p1
+              - y1: relu
+            - - if: $first
+                then: {s2: channel_slice 6 12}
+                else: {residual: {shortcut: {from: y1}, body: {s2: channel_slice 6 12}}}
+              - k2: conv2d 6 3x3 p1
+              - y2: relu
+            - - if: $first
+                then: {s3: channel_slice 12 18}
+                else: {residual: {shortcut: {from: y2}, body: {s3: channel_slice 12 18}}}
+              - k3: conv2d 6 3x3 p1
+              - y3: relu
+            - - s4: channel_slice 18 24
+              - if: $first
+                then: {pool: avgpool 3x3 s1 p1}
+        - conv3: conv2d 16 1x1
+        - bn3: bn
+      shortcut:
+        if: $first
+        then: {downsample: {chain: {"0": conv2d 16 1x1, "1": bn}}}
+      then: relu
+network:
+  stem: [conv2d 16 3x3 p1, bn, relu]
+  a: scales first=true
+  b: scales
+  c: scales
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+
+def test_a_concat_of_a_maps_own_channels_is_written_into_that_map(write_spec) -> None:
+    """Res2Net's cat(f₀, f₁, f₂, s[3]): the three results written over s's first groups, no concat left;
+    the first block's concat (its last group pooled) stays."""
+    from archspec.passes.concat_in_place import write_channels
+
+    model = _model(write_spec, RES2)
+    x = torch.randn(2, 3, 12, 12)
+    for layout in (True, False):
+        gm = optimize(model, channels_last=layout)
+        called = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+        assert called.count(write_channels) == 2 and called.count(torch.cat) == 1
+        with torch.no_grad():
+            _close(gm(x), model(x))
+        with torch.no_grad():  # twice: the map written into is a fresh one each call; and after a pickle
+            _close(gm(x), model(x))
+            _close(pickle.loads(pickle.dumps(gm))(x), model(x))
+
+
+class _Split(nn.Module):
+    """cat(k(s[:4]), s[4:]) with ``s[:4]`` also read by another conv, before the concat or after it."""
+
+    def __init__(self, late: bool) -> None:
+        super().__init__()
+        self.late = late
+        self.conv, self.k, self.other = nn.Conv2d(3, 8, 1), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.conv(x)
+        a, b = torch.narrow(s, 1, 0, 4), torch.narrow(s, 1, 4, 4)
+        if not self.late:
+            z = self.other(a)
+        y = torch.cat([self.k(a), b], dim=1)
+        if self.late:
+            z = self.other(a)
+        return y, z
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_group_read_after_the_concat_is_not_written_over(late: bool) -> None:
+    from archspec.passes.concat_in_place import concat_in_place
+
+    torch.manual_seed(0)
+    model = _Split(late).eval()
+    gm = torch.fx.symbolic_trace(model)
+    assert concat_in_place(gm).rewrites == (0 if late else 1)
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        for got, want in zip(gm(x), model(x), strict=True):
+            assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_pointwise_conv_on_a_one_pixel_map_is_a_matrix_product(batch: int, monkeypatch) -> None:
+    """An SE gate's 1×1 convs after its pool: ``x @ Wᵀ + b`` and the activation, the conv's values."""
+    from archspec.passes import onednn
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(40, 10, 1).eval()
+    fused = ConvAct.from_conv(conv)
+    fused.post_op = PostOp("swish", F.silu)
+    x = torch.randn(batch, 40, 1, 1).contiguous(memory_format=torch.channels_last)
+    calls = []
+    linear = F.linear
+
+    def spy(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(args[0].shape)
+        return linear(*args)
+
+    monkeypatch.setattr(F, "linear", spy)
+    with torch.no_grad():
+        got, want = fused(x), F.silu(conv(x))
+    assert calls == [(batch, 40)] and onednn.one_pixel(x)
+    assert got.shape == want.shape == (batch, 10, 1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

@@ -24,7 +24,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.importer.forms import ChannelSplits, Merges
+from archspec.importer.forms import ChannelSplits, Merges, ValueReads
+from archspec.importer.sizes import is_size, size_of, sym
 from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
 from archspec.ops import REGISTRY, Op
 from archspec.ops.registry import Reader, Unreadable
@@ -39,6 +40,9 @@ class Readers:
     modules: dict[type, Entry]
     functions: dict[Any, Entry]
     methods: dict[str, Entry]
+    # functions an op reading another value's size is read from (interpolate size_of=, crop to=): tried
+    # first; a call in another form goes on to ``functions`` (F.interpolate by a factor is an upsample)
+    valued: dict[Any, Entry]
     missing: list[str]  # targets whose package is not installed (timm's BatchNormAct2d without timm)
     unloaded: list[str]  # targets of a package this process has not imported: no model can hold them
 
@@ -75,7 +79,7 @@ def readers() -> Readers:
 
 @cache
 def _readers(loaded: frozenset[str]) -> Readers:
-    table = Readers({}, {}, {}, [], [])
+    table = Readers({}, {}, {}, {}, [], [])
     for op in REGISTRY.values():
         for reader in op.readers:
             if reader.target.startswith("Tensor."):
@@ -91,6 +95,8 @@ def _readers(loaded: frozenset[str]) -> Readers:
                 continue
             if isinstance(obj, type) and issubclass(obj, nn.Module):
                 table.modules[obj] = (op, reader)
+            elif op.reads_values:
+                table.valued[obj] = (op, reader)
             else:
                 table.functions[obj] = (op, reader)
     return table
@@ -143,6 +149,7 @@ class Converter:
         self.outputs: list[tuple[str, int, fx.Node]] = []
         self.fx_node: dict[int, fx.Node] = {}
         self.splits, self.merges = ChannelSplits(self), Merges(self)  # structural forms read apart (forms.py)
+        self.values = ValueReads(self)
         # values whose channels are the last axis (after x.permute(0, 2, 3, 1), until the permute back)
         self.channels_last: set[fx.Node] = set()
 
@@ -170,6 +177,7 @@ class Converter:
         )
         if node.op != "call_module":
             prim.owner = module_of(node)
+        prim.within = module_of(node) or ""
         self.prims.append(prim)
         self.value[node] = prim.id
         self.fx_node[prim.id] = node
@@ -199,7 +207,8 @@ class Converter:
     def on_output(self, node: fx.Node) -> None:
         out = node.args[0]
         items = list(out.items()) if isinstance(out, dict) else list(enumerate(out)) if isinstance(out, (list, tuple)) else []
-        if len(items) > 1 and all(isinstance(v, fx.Node) and v in self.value and isinstance(k, (str, int)) for k, v in items):
+        several = len(items) > 1 or (isinstance(out, dict) and len(items) == 1)  # {'out': x}: torchvision's segmentation
+        if several and all(isinstance(v, fx.Node) and v in self.value and isinstance(k, (str, int)) for k, v in items):
             self.outputs = [(str(k), self.value[v], v) for k, v in items]
             self.output = max(i for _, i, _ in self.outputs)
             return
@@ -233,6 +242,11 @@ class Converter:
 
     def on_call_function(self, node: fx.Node) -> None:
         t = node.target
+        valued = self.table.valued.get(t) if _hashable(t) else None
+        if valued is not None and self.values.read(node, valued, FunctionCall(node, valued[1].args)):
+            return
+        if is_size(node) and _only_sizes(node):
+            return  # x.shape[-2:], (x.shape[2] - h) // 2: read by the op it sizes (sizes.py)
         entry = self.table.functions.get(t) if _hashable(t) else None
         if entry is not None:
             op, reader = entry
@@ -259,6 +273,8 @@ class Converter:
             self.read(node, entry, FunctionCall(node, entry[1].args), None)
         elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):
             pass  # x.size(0) in x.view(x.size(0), -1): part of that flatten
+        elif t == "size" and _only_sizes(node):
+            pass  # x.size()[-2:]: read by the op it sizes (sizes.py)
         else:
             raise self.refuse(
                 node, f"no archspec op for tensor method .{t}()", hint="see docs/import.md for the methods archspec import knows"
@@ -391,6 +407,21 @@ class Converter:
             self.value[node] = src
             return
         self.add(node, "flatten", path=path)
+
+
+def _only_sizes(node: fx.Node) -> bool:
+    """A size expression whose every use is another one, or an op that reads a value's size (an
+    interpolation to its height and width, a crop at its centre): no op of its own."""
+    for u in node.users:
+        if is_size(u) and _only_sizes(u):
+            continue
+        if u.op == "call_function" and u.target is operator.getitem and isinstance(u.args[1], tuple):
+            continue  # a slice's bounds: read as a crop, else refused there
+        if any(size_of(a) is not None or sym(a) is not None for a in (*u.args, *u.kwargs.values())):
+            if u.op == "call_function" and getattr(u.target, "__name__", "") == "interpolate":
+                continue
+        return False
+    return True
 
 
 def _uses(node: fx.Node) -> list[fx.Node]:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Residual, Step, paths, steps
+from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Ref, Residual, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim
 from archspec.language.model import KEYWORDS, module_name_problem
 from archspec.ops import REGISTRY, Op
@@ -86,6 +86,10 @@ class E:
     wrap: bool = False
     conds: tuple[str, ...] = ()
     names: dict[tuple[bool, ...], str] | None = None
+    # an earlier value read by name (kind "from"; refnames.py writes its path into ``target``)
+    ref: Prim | None = None
+    target: str = ""
+    value: Prim | None = None  # a merge's own value: the sum, the concatenation, the product
 
 
 @dataclass
@@ -135,6 +139,8 @@ class Emitter:
         """The emitted node and the list index it must sit at (a digit segment), if any."""
         while isinstance(node, Chain) and len(node.items) == 1:
             node = node.items[0]
+        if isinstance(node, Ref):
+            return E("from", ref=node.prim), None
         rel = [_seg(p, prefix) for p in paths(node)]
         firsts = {r.split(".", 1)[0] for r in rel}
         composites = {_seg(p, prefix) for p in composite_paths(node)}
@@ -194,7 +200,11 @@ class Emitter:
     def _indexed(self, inner: E, at: str, first: str) -> E:
         """A sub-list at a list index: a block instance, or — a layer of two or three ops, such as
         torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
-        small = self.plain is None and 1 < len(inner.items) <= 3 and all(x.kind == "op" and x.op is not None for x in inner.items)
+        small = (
+            self.plain is None
+            and 1 < len(inner.items) <= 3
+            and all((x.kind == "op" and x.op is not None) or x.kind == "from" for x in inner.items)
+        )  # or an op reading an earlier value: FPN's `"0": [{from: body.layer1}, "0": conv2d 256 1x1]`
         # a stage: a numbered list of block instances (EfficientNet's features.2, MnasNet's layers.8), written
         # in place as the list of its instances; as blocks, stages of 1, 2, 3 and 4 layers are four blocks
         stage = self.plain is None and bool(inner.items) and all(x.kind == "inst" for x in inner.items)
@@ -230,7 +240,7 @@ class Emitter:
 
     def container(self, node: Part, prefix: str) -> E:
         if isinstance(node, Concat):
-            out = E("concat")
+            out = E("concat", value=node.merge)
             for j, b in enumerate(node.branches):
                 if not b.items:  # the fork itself: a dense layer's input, concatenated with what it computes
                     out.items.append(E("op", op=None))
@@ -243,10 +253,11 @@ class Emitter:
                 out.items.append(e)
             return out
         if isinstance(node, Gate):
-            return E("gate", items=[self.as_list(node.body, prefix)])
+            return E("gate", items=[self.as_list(node.body, prefix)], value=node.mul)
         if isinstance(node, Residual):
-            out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None)
-            out.items.append(self.as_list(node.body, prefix))
+            out = E("residual", scale=node.scale, then=node.then, has_shortcut=node.shortcut is not None, value=node.merge)
+            # a side merge's body is the chain's own value: identity (dag.py)
+            out.items.append(self.as_list(node.body, prefix) if node.body.items else E("op", op=None))
             if node.shortcut is not None:
                 out.items.append(self.as_list(node.shortcut, prefix))
             return out
@@ -256,11 +267,22 @@ class Emitter:
     def as_list(self, chain: Chain, prefix: str) -> E:
         """A chain as a list whose items sit at their module paths under `prefix`."""
         groups: list[tuple[str | None, list[Part]]] = []
-        for item in chain.items:
-            rel = [_seg(p, prefix) for p in paths(item)]
-            firsts = {r.split(".", 1)[0] for r in rel}
-            key = firsts.pop() if len(firsts) == 1 and "" not in firsts else None
-            if key is None and not rel and groups and groups[-1][0] is not None:
+        keys = [_group_key(item, prefix) for item in chain.items]
+        if any(isinstance(x, Ref) for x in chain.items):  # a DAG's parts: a pathless one goes with the module computing it
+            keys = [k if k is not None or paths(x) else _owner_key(x, prefix) for k, x in zip(keys, chain.items, strict=True)]
+        for n, item in enumerate(chain.items):
+            key = keys[n]
+            if isinstance(item, Ref):  # a value read by name starts what follows: in its part, when that is a container
+                after = next(
+                    (k for k, x in zip(keys[n + 1 :], chain.items[n + 1 :], strict=True) if not isinstance(x, Ref)), None
+                )
+                nested = after is not None and any("." in _seg(p, prefix) for x in chain.items[n + 1 :] for p in paths(x)[:1])
+                if after is not None and nested and groups and groups[-1][0] == after:
+                    groups[-1][1].append(item)
+                else:
+                    groups.append((after if after is not None and nested else None, [item]))
+                continue
+            if key is None and not paths(item) and groups and groups[-1][0] is not None:
                 groups[-1][1].append(item)  # a pathless op joins the group before it, for now
                 continue
             if key is not None and groups and groups[-1][0] == key:
@@ -280,6 +302,7 @@ class Emitter:
         for _key, items in split:
             node: Part = items[0] if len(items) == 1 else Chain(items)
             e, idx = self.place(node, prefix, len(out.items))
+            keyed = keyed or any(x.kind == "from" for x in out.items)  # a value read by name takes an index too
             if idx is not None and (keyed or len(out.items) < int(idx)) and e.name in (None, idx):
                 keyed, e.name = True, idx  # `"2": layer_norm` after `"0": conv2d`, not an `identity` at 1
                 out.items.append(e)
@@ -298,6 +321,31 @@ class Emitter:
                     )
             out.items.append(e)
         return out
+
+
+def _group_key(item: Part, prefix: str) -> str | None:
+    """The path segment under ``prefix`` that every op of the item sits under, if one."""
+    rel = [_seg(p, prefix) for p in paths(item)]
+    firsts = {r.split(".", 1)[0] for r in rel}
+    return firsts.pop() if len(firsts) == 1 and "" not in firsts else None
+
+
+def _owner_key(item: Part, prefix: str) -> str | None:
+    """The path segment under ``prefix`` of the module whose forward computes a pathless part (FPN's sums
+    and interpolations: `fpn`), if any."""
+    prim = (
+        item.prim
+        if isinstance(item, Step)
+        else item.merge
+        if isinstance(item, (Residual, Concat))
+        else item.mul
+        if isinstance(item, Gate)
+        else None
+    )
+    owner = prim.owner if prim is not None else None
+    if not owner or owner == prefix or not (not prefix or owner.startswith(prefix + ".")):
+        return None
+    return _seg(owner, prefix).split(".", 1)[0]
 
 
 def _computed_outside(node: Part, path: str) -> bool:
@@ -324,7 +372,8 @@ def _ops_in(node: Part) -> list[Step]:
 def _owned_by(node: Part, path: str) -> bool:
     """A pathless op computed by the forward of the module at `path` (ShuffleNet's channel_shuffle
     at the end of its unit): it belongs to that module's part."""
-    owner = node.prim.owner if isinstance(node, Step) else None
+    prim = node.prim if isinstance(node, Step) else node.merge if isinstance(node, (Residual, Concat)) else None
+    owner = prim.owner if prim is not None else None
     return owner is not None and (owner == path or owner.startswith(path + "."))
 
 
@@ -408,6 +457,8 @@ def structure_key(e: E) -> str:
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
+        if x.kind == "from":
+            return [x.name, "from", x.target]
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut, [walk(i) for i in x.items]]
 
     key = walk(e)

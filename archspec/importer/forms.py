@@ -1,4 +1,5 @@
-"""The structural forms the converter (convert.py) hands on: channel splits and the merges.
+"""The structural forms the converter (convert.py) hands on: channel splits, the merges, and the ops
+that read an earlier value's size (interpolate size_of=, crop to=).
 
 ``x.chunk(n, 1)[i]`` and ``x.split(s, 1)[i]`` become channel slices once the item is taken;
 ``torch.cat``, ``+`` and ``*`` become concat, add (with a residual's scale) and a gate's product, or a
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.fx as fx
 
+from archspec.importer.sizes import centre_of, size_of
 from archspec.importer.trace import Prim
 from archspec.ops import Op
 
@@ -145,3 +147,48 @@ class Merges:
             raise self.c.refuse(node, "a product with something other than a tensor or a number")
         # x · s: a residual body's scale (structure.py), never an op of its own
         self.c.add(node, "scale", {"scale": float(factor)}, inputs=[self.c.value[tensor]])
+
+
+class ValueReads:
+    """Ops that read an earlier value for its size (``Op.reads_values``): ``F.interpolate(x,
+    size=v.shape[-2:])`` is ``interpolate size_of=v``, ``x[:, :, top : top + h, left : left + w]`` at
+    ``v``'s centre offsets is ``crop to=v``. The value ``v`` becomes the prim's second input (a read of its
+    size, not of its data: structure recovery names it). A call in another form is read as the
+    function's other op (an ``upsample`` to a fixed size or by a factor), or as before (an item of a split)."""
+
+    def __init__(self, converter: Converter) -> None:
+        self.c = converter
+
+    def read(self, node: fx.Node, entry: tuple[Op, Any], call: FunctionCall) -> bool:
+        """Whether the call is this entry's form, read (``read_<structural>``); False leaves it to the others."""
+        op, reader = entry
+        method: Callable[[fx.Node, Op, FunctionCall, str | None], bool] = getattr(self, "read_" + reader.structural)
+        return method(node, op, call, None)
+
+    def read_resize_to(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> bool:
+        like = size_of(call.get("size"))
+        if like is None:
+            return False
+        if like not in self.c.value:
+            raise self.c.refuse(node, "an interpolation to the size of something other than a traced tensor")
+        for unread in ("scale_factor", "recompute_scale_factor", "antialias"):
+            if call.get(unread, None):
+                raise self.c.refuse(node, f"an interpolation to another value's size with {unread}={call.get(unread)!r}")
+        mode = call.get("mode", "nearest")
+        if mode not in ("nearest", "bilinear"):
+            raise self.c.refuse(node, f"interpolation mode {mode!r}; archspec resizes nearest or bilinear")
+        params: dict[str, Any] = {"size_of": "", "mode": mode}
+        if call.get("align_corners", None) and mode == "bilinear":  # False is torch's default, as the op's None
+            params["align_corners"] = True
+        self.c.add(node, op.name, params, inputs=[self.c.input(node, 0), self.c.value[like]])
+        return True
+
+    def read_crop(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> bool:
+        src = node.args[0]
+        if not isinstance(src, fx.Node) or src not in self.c.value:
+            return False
+        like = centre_of(src, node.args[1])
+        if like is None or like not in self.c.value:
+            return False
+        self.c.add(node, op.name, {"to": ""}, inputs=[self.c.value[src], self.c.value[like]])
+        return True

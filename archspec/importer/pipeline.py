@@ -17,10 +17,12 @@ import torch.nn as nn
 from archspec.importer.aux import aux_heads, reached, unreached
 from archspec.importer.built import classes, instances, number_split_blocks, stateless_paths
 from archspec.importer.convert import Converter, fuse_composites, readers
+from archspec.importer.dag import recover
 from archspec.importer.emit import Emitter, make_blocks, spec_defaults
 from archspec.importer.optional import merge_level
+from archspec.importer.refnames import RefNames, module_outputs
 from archspec.importer.sources import module_name
-from archspec.importer.structure import Chain, Step, paths, recover, steps
+from archspec.importer.structure import Chain, Step, paths, steps
 from archspec.importer.trace import ImportRefused, Prim, trace
 from archspec.importer.verify import verify
 from archspec.importer.yaml_writer import Renderer, comment, dump, spec_name
@@ -79,14 +81,14 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     stateless_paths(model, prims)
     same_padding(prims)
     fuse_composites(prims, conv.output)
-    tree: Chain = recover(prims, conv.output)
-    outputs = _output_paths(gm, prims, conv.outputs, conv.output)
+    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model), built)
     channels = _input_channels(model, prims)
     heads = aux_heads(model, gm, prims, stack_traces)
     unreached(model, reached(prims) | {p for h in heads for p in paths(h.chain)})
 
     emitter = Emitter(classes(model), instances(model))
     network = emitter.as_list(tree, "")
+    outputs = RefNames(network, prims, module_outputs(gm, conv.value)).run([(k, v) for k, v, _ in conv.outputs])
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances, merge_level)
@@ -107,8 +109,8 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     if blocks:
         doc["blocks"] = {b.name: r.block(b) for b in blocks}
     doc["network"] = r.node(network, {}, [0], top=True)
-    if outputs:
-        doc["outputs"] = outputs
+    if outputs:  # [out] where each output is named by its path
+        doc["outputs"] = list(outputs) if all(k == v for k, v in outputs.items()) else outputs
     if heads:
         doc["aux"] = {
             h.graph.name: {
@@ -151,33 +153,9 @@ def same_padding(prims: list[Prim]) -> None:
                 p.params["padding"] = "same"
 
 
-def _output_paths(gm: fx.GraphModule, prims: list[Prim], outputs: list[tuple[str, int, fx.Node]], last: int) -> dict[str, str]:
-    """A model returning several maps (IntermediateLayerGetter's dict): each name and the module path
-    whose output it is — the outermost module on the value's module stack that computes nothing after
-    it, so `layer1`, not `layer1.2.relu`. Each must be on the chain to the last output."""
-    order = {n: i for i, n in enumerate(gm.graph.nodes)}
-    last_in: dict[str, int] = {}  # module path → the last node computed inside it
-    for n in gm.graph.nodes:
-        for path in (n.meta.get("nn_module_stack") or {}).values():
-            last_in[path[0]] = order[n]
-    ancestors, stack = set(), [last]
-    while stack:
-        i = stack.pop()
-        if i not in ancestors:
-            ancestors.add(i)
-            stack += prims[i].inputs
-    out: dict[str, str] = {}
-    for name, value, node in outputs:
-        paths = [p[0] for p in (node.meta.get("nn_module_stack") or {}).values() if p[0]]
-        path = next((p for p in paths if last_in[p] == order[node]), None)
-        if path is None or value not in ancestors:
-            raise ImportRefused(
-                f"the output {name!r} is not the output of a module on the chain to the last one: archspec's "
-                "outputs: name nodes of one network",
-                node=node.name,
-            )
-        out[name] = path
-    return out
+def _module_order(model: nn.Module) -> dict[str, int]:
+    """Each module path's place in the model's module tree (the order a DAG's parts are written in)."""
+    return {name: i for i, (name, _) in enumerate(model.named_modules())}
 
 
 def _input_channels(model: nn.Module, prims: list[Prim]) -> int:

@@ -18,6 +18,7 @@ import networkx as nx
 
 from archspec.importer.convert import ACTIVATIONS
 from archspec.importer.trace import ImportRefused, Prim
+from archspec.ops import REGISTRY
 
 ACTS = ACTIVATIONS
 
@@ -39,6 +40,7 @@ class Chain:
 @dataclass
 class Concat:
     branches: list[Chain]
+    merge: Prim | None = None  # the concatenation, whose value the part is
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Residual:
     shortcut: Chain | None
     scale: float = 1.0
     then: Step | None = None
+    merge: Prim | None = None  # the sum (its value, unless `then` follows)
 
 
 @dataclass
@@ -57,7 +60,27 @@ class Gate:
     mul: Prim  # the product, for messages
 
 
-Part = Step | Chain | Concat | Residual | Gate
+@dataclass
+class Ref:
+    """An earlier value read by name (`{from: NAME}`): the chain it starts reads it, not its predecessor
+    (a skip connection, a lateral, a side branch of a merge that is no series-parallel form; dag.py)."""
+
+    prim: Prim  # the value's producer
+
+
+Part = Step | Chain | Concat | Residual | Gate | Ref
+
+
+def data_inputs(p: Prim) -> list[int]:
+    """The values an op computes with; an op that reads another value's size (interpolate size_of=,
+    crop to=) has it as a last input, read by name, not as data (:func:`side_inputs`)."""
+    op = REGISTRY.get(p.op)
+    n = len(op.reads_values) if op is not None else 0
+    return p.inputs[: len(p.inputs) - n] if n else p.inputs
+
+
+def side_inputs(p: Prim) -> list[int]:
+    return p.inputs[len(data_inputs(p)) :]
 
 
 def walk(node: Part) -> Iterator[Part]:
@@ -93,17 +116,36 @@ def weighted(node: Part) -> int:
     return sum(int(s.prim.stateful) for s in steps(node))
 
 
+def data_graph(prims: list[Prim], outputs: list[int]) -> nx.DiGraph:
+    """The dataflow between the values the outputs depend on (a size read is no edge)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(p.id for p in prims)
+    for p in prims:
+        for i in data_inputs(p):
+            g.add_edge(i, p.id)
+    live = set(outputs)
+    for o in outputs:
+        live |= nx.ancestors(g, o)
+    return g.subgraph(live).copy()
+
+
 class Recover:
-    def __init__(self, prims: list[Prim], output: int) -> None:
+    """The branch graph between stops: from ``end`` back to its fork (a merge's branch) or to the
+    nearest stop (a value read by name, dag.py), a merge that is no series-parallel form (``spine``:
+    merge → its main input) reading its other inputs by name."""
+
+    def __init__(
+        self,
+        prims: list[Prim],
+        output: int,
+        outputs: list[int] | None = None,
+        stops: frozenset[int] = frozenset(),
+        spine: dict[int, int] | None = None,
+    ) -> None:
         self.prims = prims
         self.output = output
-        g = nx.DiGraph()
-        g.add_nodes_from(p.id for p in prims)
-        for p in prims:
-            for i in p.inputs:
-                g.add_edge(i, p.id)
-        live = nx.ancestors(g, output) | {output}
-        self.graph = g.subgraph(live).copy()
+        self.stops, self.spine = stops, spine or {}
+        self.graph = data_graph(prims, outputs or [output])
         self.idom = nx.immediate_dominators(self.graph, 0)
         self.depth: dict[int, int] = {}
         for n in nx.topological_sort(self.graph):
@@ -126,41 +168,61 @@ class Recover:
 
     def run(self) -> Chain:
         chain = self.chain(self.output, 0)
+        self.check()
+        return chain
+
+    def check(self) -> None:
+        """Every op landed in the tree exactly once."""
         for p in self.graph.nodes:
             if self.prims[p].op in ("input", "pass", "scale"):
                 continue
             if self.seen.get(p, 0) != 1:
                 raise self.refuse(
                     self.prims[p],
-                    "this value feeds more than one branch or merge (dense "
-                    "connectivity, a value reused after a merge): archspec import recovers one fork per "
-                    "merge only",
+                    "this value feeds two branches of one module's merges in a form archspec import "
+                    "does not recover (a value merged again inside a series-parallel part)",
                 )
-        return chain
 
     def chain(self, end: int, base: int) -> Chain:
+        """The ops from ``base`` (excluded) to ``end``; base -1: from the nearest stop or the input, a
+        stop becoming the chain's first item, a :class:`Ref`."""
         items: list[Part] = []
         cur = end
         while cur != base:
             p = self.prims[cur]
+            if base == -1 and (p.op == "input" or (cur in self.stops and cur != end)):
+                if cur != 0 or items:
+                    items.append(Ref(p))
+                break
             if p.op == "input":
                 raise self.refuse(self.prims[end], "a branch reaches the input without passing its fork")
             if self.seen.get(cur):
                 raise self.refuse(
                     p,
-                    "this value feeds more than one branch or merge (dense connectivity, a "
-                    "value reused after a merge): archspec import recovers one fork per merge only",
+                    "this value feeds two branches of one module's merges in a form archspec import "
+                    "does not recover (a value merged again inside a series-parallel part)",
                 )
             self.seen[cur] = 1
-            if p.op == "concat":
+            if cur in self.spine:
+                items.append(self.side_merge(p))
+                cur = self.spine[cur]
+            elif p.op == "concat":
                 fork = self.fork(p.inputs)
-                items.append(Concat([self.chain(i, fork) for i in p.inputs]))
+                items.append(Concat([self.chain(i, fork) for i in p.inputs], p))
                 cur = fork
             elif p.op == "add":
                 items.append(self.residual(p))
                 cur = self.fork(p.inputs)
             elif p.op == "mul":
                 fork = self.fork(p.inputs)
+                if fork not in p.inputs and p.inputs[0] != p.inputs[1] and self._gate_of(p) is not None:
+                    # x · g(y) where x and y both come from the fork (LR-ASPP's head): the gate reads the fork by name
+                    gate = self._gate_of(p)
+                    assert gate is not None
+                    body = self.chain(gate, fork)
+                    items.append(Gate(Chain([Ref(self.prims[fork]), *body.items]), p))
+                    cur = p.inputs[1] if p.inputs[0] == gate else p.inputs[0]
+                    continue
                 if fork not in p.inputs or p.inputs[0] == p.inputs[1]:
                     raise self.refuse(
                         p,
@@ -179,6 +241,29 @@ class Recover:
         items.reverse()
         return Chain(_fold_then(items))
 
+    def _gate_of(self, mul: Prim) -> int | None:
+        """The factor of a product that is a gate: the one a sigmoid-like activation computes."""
+        gates = [i for i in mul.inputs if self.prims[i].op in ("sigmoid", "hardsigmoid")]
+        return gates[0] if len(gates) == 1 else None
+
+    def side_merge(self, merge: Prim) -> Part:
+        """A merge whose main input is the chain's: its other inputs are side chains from the nearest
+        stop (read by name), in place — `residual: {body: identity, shortcut: [{from: x}, ...]}`,
+        `concat: [identity, [{from: x}, ...]]`, `gate: [{from: x}, ...]`."""
+        main = self.spine[merge.id]
+        sides = [
+            Chain([]) if i == main else Chain([Ref(self.prims[i])]) if i in self.stops or i == 0 else self.chain(i, -1)
+            for i in data_inputs(merge)
+        ]
+        if merge.op == "concat":
+            return Concat(sides, merge)
+        other = next(c for i, c in zip(data_inputs(merge), sides, strict=True) if i != main)
+        if merge.op == "mul":
+            return Gate(other, merge)
+        if any(self.prims[i].op == "scale" for i in merge.inputs):
+            raise self.refuse(merge, "a scaled sum of a value and another read by name; archspec scales a residual's body")
+        return Residual(Chain([]), other, merge=merge)
+
     def residual(self, add: Prim) -> Residual:
         fork = self.fork(add.inputs)
         sides = list(add.inputs)
@@ -195,15 +280,15 @@ class Recover:
             shortcut = None if other == fork else self.chain(other, fork)
             if scale == 0.0:
                 raise self.refuse(add, "a residual body scaled by 0")
-            return Residual(body, shortcut, scale)
+            return Residual(body, shortcut, scale, merge=add)
         if fork in sides:
             other = sides[1] if sides[0] == fork else sides[0]
             if other == fork:
                 raise self.refuse(add, "x + x: a sum of a value with itself")
-            return Residual(self.chain(other, fork), None)
+            return Residual(self.chain(other, fork), None, merge=add)
         a, b = (self.chain(i, fork) for i in sides)
         body, shortcut = (a, b) if weighted(a) >= weighted(b) else (b, a)
-        return Residual(body, shortcut)
+        return Residual(body, shortcut, merge=add)
 
 
 def _fold_then(items: list[Part]) -> list[Part]:
@@ -246,4 +331,21 @@ def recover(prims: list[Prim], output: int) -> Chain:
     return Recover(prims, output).run()
 
 
-__all__ = ["Step", "Chain", "Concat", "Residual", "Gate", "Part", "recover", "paths", "steps", "walk", "weighted"]
+__all__ = [
+    "Chain",
+    "Concat",
+    "Gate",
+    "Part",
+    "Recover",
+    "Ref",
+    "Residual",
+    "Step",
+    "data_graph",
+    "data_inputs",
+    "paths",
+    "recover",
+    "side_inputs",
+    "steps",
+    "walk",
+    "weighted",
+]

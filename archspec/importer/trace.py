@@ -73,6 +73,7 @@ class Prim:
     source: tuple[str, int] | None = None  # the source line that made it, when torch knows it
     spec_path: str | None = None  # a network archspec built: the stateless op's path in its spec
     owner: str | None = None  # the module whose forward computes a function call (places a pathless op)
+    within: str = ""  # the innermost module the fx node runs in (a module called twice: that module), for dag.py
 
 
 def source_of(node: fx.Node) -> tuple[str, int] | None:

@@ -135,6 +135,8 @@ class Renderer:
             return self._renamed(e, refs, counter, optional, special)
         if e.kind == "if":
             return self._if(e, refs, counter, optional, special)
+        if e.kind == "from":
+            return {"from": e.target}
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1

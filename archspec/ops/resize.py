@@ -218,7 +218,11 @@ class Interpolate(Op):
     Params = InterpolateParams
     reads_values = ("size_of",)
     stateless_module = True
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    # F.interpolate(x, size=v.shape[-2:]): the call with a size read from another value (importer/forms.py);
+    # with a fixed size or a factor it is upsample's
+    readers = (
+        Reader("torch.nn.functional.interpolate", args=("size", "scale_factor", "mode", "align_corners"), structural="resize_to"),
+    )
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
     fresh_output = True
     saved_for_backward = ()
@@ -269,7 +273,8 @@ class Crop(Op):
     reads_values = ("to",)
     view = True
     saved_for_backward = ()
-    not_imported = "not read yet (docs/import.md, Not yet)"
+    # x[:, :, top : top + h, left : left + w] with top = (x.shape[2] - h) // 2, h = v.shape[2] (importer/forms.py)
+    readers = (Reader("operator.getitem", structural="crop"),)
 
     def infer(self, p: CropParams, inputs: list[Shape]) -> Shape:
         x, ref = inputs[0], inputs[-1]

@@ -6,6 +6,7 @@ it calls) in place, lints and recompiles it, and returns how many rewrites it ma
 """
 
 from archspec.passes.common import PassResult
+from archspec.passes.concat_in_place import concat_in_place
 from archspec.passes.dense_concat import dense_concat
 from archspec.passes.fold_bn import fold_bn
 from archspec.passes.fold_preact import fold_preact
@@ -19,11 +20,13 @@ from archspec.passes.group_norm import group_norm_channels_last
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
 from archspec.passes.onednn_faults import avoid_onednn_faults
+from archspec.passes.same_pad import split_same_padding
 from archspec.passes.std_conv import standardize_convs
 
 __all__ = [
     "PassResult",
     "avoid_onednn_faults",
+    "concat_in_place",
     "dense_concat",
     "fold_bn",
     "fold_preact",
@@ -35,6 +38,7 @@ __all__ = [
     "fuse_shuffle",
     "group_norm_channels_last",
     "remove_noops",
+    "split_same_padding",
     "standardize_convs",
     "to_layout",
 ]

@@ -94,7 +94,15 @@ class ConvAct(OneDNNConv):
         p = self.post_op
         if self.onednn(x):
             return onednn.conv_pointwise(self, x, p.name, p.scalars, p.algorithm)
+        if self.pointwise and onednn.one_pixel(x):  # an SE gate's conv: a matrix product (no weight reorder)
+            n = x.shape[0]
+            return p.public(F.linear(x.reshape(n, -1), self.weight.reshape(self.out_channels, -1), self.bias)).view(n, -1, 1, 1)
         return p.public(self._conv_forward(x, self.weight, self.bias))
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1×1 conv without padding or groups: on a one-pixel map, ``x @ Wᵀ + b``."""
+        return self.kernel_size == (1, 1) and self.padding == (0, 0) and self.groups == 1
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.post_op.name == "none" else f", then {self.post_op.name}")

@@ -71,7 +71,7 @@ def usable(x: torch.Tensor, weight: torch.Tensor, *others: torch.Tensor) -> bool
     )
 
 
-def _one_pixel(x: torch.Tensor) -> bool:
+def one_pixel(x: torch.Tensor) -> bool:
     """A map of one pixel, by concrete sizes (a symbolic size, under tracing, is taken as larger: no guard)."""
     h, w = x.shape[-2], x.shape[-1]
     return type(h) is int and type(w) is int and h * w == 1
@@ -144,7 +144,7 @@ class OneDNNConv(nn.Conv2d):
         """Whether oneDNN's kernel can run this call (CPU, a dtype it has, no autograd) and is worth it:
         not on a 1×1 map (an SE gate's convs after its pool), where the fused call's fixed cost, about
         50 µs, is several times that of ``conv2d`` and the activation (about 10 µs)."""
-        return usable(x, self.weight, *others) and not _one_pixel(x)
+        return usable(x, self.weight, *others) and not one_pixel(x)
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight

@@ -4,7 +4,8 @@
 weights do not change, so that normalisation is the same every time. Computed once here, with the
 module's own formula (so the same rounding), the conv is an ``nn.Conv2d`` the later passes prepack
 for oneDNN and fuse with what follows, as any other. A ``same``-padded one (padding that depends on
-the input's size) stays as it is. Public torch only.
+the input's size) gets its padding as a step of its own before it (``SamePad``, the module's own
+``pad_same``; see ``same_pad``). Public torch only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.passes.common import PassResult, called_module, finish, set_module
+from archspec.passes.same_pad import pad_before
 from archspec.runtime import StdConv2d
 
 
@@ -48,9 +50,12 @@ def _plain(conv: StdConv2d) -> nn.Conv2d:
 
 def standardize_convs(gm: fx.GraphModule) -> PassResult:
     rewrites = 0
-    for node in gm.graph.nodes:
+    for node in list(gm.graph.nodes):
         conv = called_module(gm, node)
-        if type(conv) is StdConv2d and not conv.same and conv.padding_mode == "zeros":
-            set_module(gm, str(node.target), _plain(conv))
-            rewrites += 1
+        if type(conv) is not StdConv2d or conv.padding_mode != "zeros" or len(node.args) != 1 or node.kwargs:
+            continue
+        if conv.same:
+            pad_before(gm, node, conv)
+        set_module(gm, str(node.target), _plain(conv))
+        rewrites += 1
     return finish(gm, "standardize_convs", rewrites)
