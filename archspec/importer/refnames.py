@@ -73,14 +73,14 @@ class _Walk:
         return v
 
     def path_of(self, v: int, name: str = "") -> str | None:
-        """The module whose output the value is, where a path names it (`fpn.inner_blocks.2`), else (an
-        output) the path ending in its own name (`fpn.pool`), else the shortest."""
+        """An output: the path ending in its own name (`fpn.pool`); else the module whose output the value
+        is, where a path names it (`fpn.inner_blocks.2`), else the shortest."""
         found = [p for p, x in self.at.items() if x == v]
+        if name and not name.isdigit() and any(p.rpartition(".")[2] == name for p in found):
+            return next(p for p in found if p.rpartition(".")[2] == name)
         module = self.modules.get(v)
         if module in found:
             return module
-        if name and any(p.rpartition(".")[2] == name for p in found):
-            return next(p for p in found if p.rpartition(".")[2] == name)
         return min(found, key=lambda p: (p.count("."), len(p))) if found else None
 
 
