@@ -28,7 +28,9 @@ def check_input(
     ``max_h``/``max_w`` are given only when a flatten fixes the size of a map that grows with the input;
     ``conditions`` only when merged branches agree at some sizes only (archspec/sizes.py): (axis, a1, m1,
     a2, m2), where floor((X + a1)/m1) must equal floor((X + a2)/m2) (m == 0: the constant a), or (axis,
-    k1, a1, m1, c1, k2, a2, m2, c2), where k1·floor((X + a1)/m1) + c1 must equal k2·floor((X + a2)/m2) + c2.
+    k1, a1, m1, c1, k2, a2, m2, c2), where k1·floor((X + a1)/m1) + c1 must equal k2·floor((X + a2)/m2) + c2,
+    or (axis, 0, -1, P, r, ...), where X mod P must be one of the r, or (axis, 1, -1, x, ...), where X must
+    be one of the x.
     """
     if not torch.jit.is_scripting():  # TorchScript skips this branch (it compiles no Proxy)
         if isinstance(x, torch.fx.Proxy):  # torch.fx tracing the forward again (unpickling a built model): keep the guard
@@ -41,6 +43,10 @@ def check_input(
     if not bad and conditions is not None:
         for c in conditions:
             s = x.shape[2 + c[0]]
+            if c[2] == -1:  # after a factor p/q: X mod P in {r, ...} (c[1] == 0) or X in {x, ...}
+                if (s % c[3] not in c[4:]) if c[1] == 0 else (s not in c[3:]):
+                    bad = True
+                continue
             if len(c) == 5:
                 first = c[1] if c[2] == 0 else (s + c[1]) // c[2]
                 second = c[3] if c[4] == 0 else (s + c[3]) // c[4]

@@ -268,6 +268,8 @@ def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape
                 if _agree_sometimes(da, db, ref):
                     conds.append(condition(axis, da, db))  # accept only the input sizes where they agree
                     graph.net.partial_merges.append(PartialMerge(node, axis, first, other))
+                elif _unexact(da, db) is not None:
+                    _refuse_unexact(record, kind, _unexact(da, db), (first_shape, shape), (h, w))
                 else:
                     problem = "spatial sizes differ"
             record.conditions += tuple(conds)
@@ -287,6 +289,22 @@ def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", record.loc, code="shape-mismatch", hint=hint)
 
 
+def _refuse_unexact(record: Node, kind: str, size: Dim | None, shapes: tuple[Shape, Shape], hw: tuple[int, int]) -> None:
+    """A merge beside a size archspec cannot compare exactly: a located error saying which and why."""
+    assert size is not None
+    where = record.path.rsplit(".", 1)[0] if "." in record.path else "the network"
+    texts = " vs ".join(f"{s.text(*hw)} = {s.formula()}" for s in shapes)
+    raise SpecError(
+        f"{kind} in {where}: cannot tell at which input sizes the branches agree ({texts}): the size "
+        f"{size.formula()} is torch's floor(X·s) in floating point for a factor s that is not an exact ratio p/q "
+        "with q a power of two (such as 1.5, 0.75, 2.5), or it repeats only over more than 65,536 sizes",
+        record.loc,
+        code="shape-mismatch",
+        hint="upsample by such a ratio, or resize to the other branch's size with interpolate size_of=NAME "
+        "(as torchvision's FPN does), which agrees at every size",
+    )
+
+
 def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
     """Two sizes that differ for some inputs but not by construction: they agree at the spec's size,
     or they grow alike (same m) and agree periodically, like a padded stride-2 conv beside a ceil-mode
@@ -304,13 +322,24 @@ def _agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
 def _affine_agree_sometimes(a: Dim, b: Dim, ref: int) -> bool:
     """As :func:`_agree_sometimes` for sizes after an upsampling or a transposed convolution, when both
     have the form k·floor((X + a)/m) + c (a skip beside a map pooled /2 and upsampled ×2: 2·floor(X/2)
-    vs X, equal for even X); refused where either has no such form."""
+    vs X, equal for even X), or else a periodic form R·(X // P) + t[X mod P] (after a factor p/q such as
+    1.5: floor(1.5·floor(X/3)) vs floor(X/2), equal where X mod 6 is 0, 1 or 3); refused where either has
+    neither (:func:`_unexact`)."""
     fa, fb = a.affine(), b.affine()
     if fa is None or fb is None:
-        return False
+        pa, pb = a.periodic(), b.periodic()
+        if pa is None or pb is None:
+            return False
+        fa, fb = (pa[1], 0, pa[0], 0), (pb[1], 0, pb[0], 0)  # the rates R/P, as k/m, and the periods
     if a(ref) == b(ref) >= 1:
         return True
     if fa[0] * fb[2] != fb[0] * fa[2] or fa[0] == fb[0] == 0:  # they grow apart: only finitely many could agree
         return False
     start = max(a.min_input(), b.min_input())
     return any(a(x) == b(x) for x in range(start, start + lcm(fa[2], fb[2])))  # the difference has that period
+
+
+def _unexact(a: Dim, b: Dim) -> Dim | None:
+    """The size of two that archspec cannot compare exactly (after a factor that is not an exact ratio
+    p/q, symbolic.Scale.ratio, or with a period past symbolic.MAX_PERIOD), or None."""
+    return next((d for d in (a, b) if not d.is_canonical and d.affine() is None and d.periodic() is None), None)

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import floor, lcm
 
-from archspec.symbolic import NEVER, Dim
+from archspec.symbolic import NEVER, Dim, Periodic, at
 
 Range = tuple[int, int, int, int]  # (min H, min W, max H, max W); max is NEVER when unbounded
 UNBOUNDED: Range = (1, 1, NEVER, NEVER)
 # Two sizes agree on one axis (0 = H, 1 = W): (axis, a1, m1, a2, m2) for floor((X + a1)/m1) == floor((X + a2)/m2)
 # (m = 0: the constant a), or (axis, k1, a1, m1, c1, k2, a2, m2, c2) for k1·floor((X + a1)/m1) + c1 ==
 # k2·floor((X + a2)/m2) + c2 where a side is not of the first form (after an upsampling, symbolic.Dim.affine)
+# After a factor p/q that the first two cannot hold (symbolic.Dim.periodic): (axis, RESIDUES, -1, P, r, ...)
+# for X mod P in {r, ...}, or (axis, LISTED, -1, x, ...) for X in {x, ...}
 Condition = tuple[int, ...]
+COMPARED, RESIDUES, LISTED = -1, 0, 1
 Side = tuple[int, int, int, int]  # (k, a, m, c): k·floor((X + a)/m) + c
 MAX_PERIOD = 1 << 16
 
@@ -41,17 +44,42 @@ def meet(*ranges: Range) -> Range:
 
 
 def condition(axis: int, a: Dim, b: Dim) -> Condition:
-    """The condition that sizes ``a`` and ``b`` agree: five integers for two canonical sizes, else nine
-    (both then have the form k·floor((X + a)/m) + c)."""
+    """The condition that sizes ``a`` and ``b`` agree: five integers for two canonical sizes, nine where
+    both have the form k·floor((X + a)/m) + c, else (both periodic, symbolic.Dim.periodic) the residues
+    mod a period where they agree (sizes growing alike) or the sizes themselves (growing apart)."""
     if a.is_canonical and b.is_canonical:
         return (axis, a.a, a.m, b.a, b.m)
     fa, fb = a.affine(), b.affine()
-    assert fa is not None and fb is not None, "a partial merge compares sizes of the form k·floor((X + a)/m) + c"
-    return (axis, *fa, *fb)
+    if fa is not None and fb is not None:
+        return (axis, *fa, *fb)
+    pa, pb = a.periodic(), b.periodic()
+    assert pa is not None and pb is not None, "a partial merge compares sizes with a periodic form"
+    if pa[1] * pb[0] == pb[1] * pa[0]:  # one rate: the difference repeats with the common period
+        span = lcm(pa[0], pb[0])
+        return (axis, RESIDUES, -1, span, *(r for r in range(span) if at(pa, r) == at(pb, r)))
+    top = _apart(pa, pb)
+    return (axis, LISTED, -1, *(x for x in range(1, top + 1) if at(pa, x) == at(pb, x)))
+
+
+def _apart(pa: Periodic, pb: Periodic) -> int:
+    """Past this size two periodic sizes that grow at different rates differ for good: R·(X // P) + t[r]
+    is (R/P)·X + e with e = t[r] − R·r/P, so they agree only where X = (e_b − e_a)/(rate_a − rate_b)."""
+
+    def spread(form: Periodic) -> list[Fraction]:
+        period, rise, table = form
+        return [t - Fraction(rise * r, period) for r, t in enumerate(table)]
+
+    gap = max(abs(eb - ea) for ea in spread(pa) for eb in spread(pb))
+    return min(floor(gap / abs(Fraction(pa[1], pa[0]) - Fraction(pb[1], pb[0]))) + 1, 4 * MAX_PERIOD)
+
+
+def _kind(c: Condition) -> int:
+    """COMPARED (5 or 9 integers: two sizes compared), RESIDUES or LISTED (symbolic.Dim.periodic's)."""
+    return c[1] if len(c) >= 3 and c[2] == -1 else COMPARED  # -1: never an m (5 integers) nor an a (9)
 
 
 def sides(c: Condition) -> tuple[Side, Side]:
-    """The two sizes a condition compares, each as (k, a, m, c)."""
+    """The two sizes a condition of five or nine integers compares, each as (k, a, m, c)."""
     if len(c) == 9:
         return (c[1], c[2], c[3], c[4]), (c[5], c[6], c[7], c[8])
     return _canonical_side(c[1], c[2]), _canonical_side(c[3], c[4])
@@ -62,20 +90,42 @@ def _canonical_side(a: int, m: int) -> Side:
 
 
 def holds(c: Condition, x: int) -> bool:
+    kind = _kind(c)
+    if kind == RESIDUES:
+        return x % c[3] in c[4:]
+    if kind == LISTED:
+        return x in c[3:]
     (k1, a1, m1, c1), (k2, a2, m2, c2) = sides(c)
     return k1 * ((x + a1) // m1) + c1 == k2 * ((x + a2) // m2) + c2
 
 
 def grows_alike(c: Condition) -> bool:
     """Both sides grow at one rate (k1/m1 = k2/m2): their difference repeats with period lcm(m1, m2)."""
+    kind = _kind(c)
+    if kind != COMPARED:
+        return kind == RESIDUES
     (k1, _, m1, _), (k2, _, m2, _) = sides(c)
     return k1 * m2 == k2 * m1
+
+
+def _period_of(c: Condition) -> int:
+    kind = _kind(c)
+    if kind != COMPARED:
+        return c[3] if kind == RESIDUES else 1
+    return lcm(*(side[2] for side in sides(c)))
+
+
+def _constant(c: Condition) -> bool:
+    """Both sides constant: a condition that holds everywhere or nowhere."""
+    return _kind(c) == COMPARED and sides(c)[0][0] == sides(c)[1][0] == 0
 
 
 def _parting(c: Condition) -> int:
     """Past this size two sides that grow at different rates differ for good: with r = k/m,
     k·floor((X + a)/m) + c lies in [r·(X + a − m + 1) + c, r·(X + a) + c], so the faster side exceeds
     the slower one once (r_fast − r_slow)·X > r_slow·a_slow + c_slow − r_fast·(a_fast − m_fast + 1) − c_fast."""
+    if _kind(c) == LISTED:
+        return max(c[3:], default=0)
     rated = sorted((Fraction(k, m), a, m, const) for k, a, m, const in sides(c))
     (r_slow, a_slow, _, c_slow), (r_fast, a_fast, m_fast, c_fast) = rated
     return floor((r_slow * a_slow + c_slow - r_fast * (a_fast - m_fast + 1) - c_fast) / (r_fast - r_slow))
@@ -105,7 +155,7 @@ class Accepted:
         return self.ok_axis(0, h) and self.ok_axis(1, w)
 
     def _period(self, axis: int) -> int:
-        return min(MAX_PERIOD, lcm(1, *(side[2] for c in self.conditions if c[0] == axis for side in sides(c))))
+        return min(MAX_PERIOD, lcm(1, *(_period_of(c) for c in self.conditions if c[0] == axis)))
 
     def first(self, axis: int) -> int:
         """The smallest accepted size on this axis, or NEVER."""
@@ -148,7 +198,7 @@ class Accepted:
         (each compares two sizes that grow alike: floor((X + a1)/m) vs floor((X + a2)/m), 2·floor(X/2) vs X);
         else None."""
         conds = [c for c in self.conditions if c[0] == axis]
-        if not conds or any(not grows_alike(c) or sides(c)[0][0] == sides(c)[1][0] == 0 for c in conds):
+        if not conds or any(not grows_alike(c) or _constant(c) for c in conds):
             return None
         period = self._period(axis)
         lo = self.first(axis)

@@ -12,8 +12,11 @@ with one divisor is the floor with the smaller offset. (An opaque replay of PyTo
 compared and bounded numerically, remains for windows that a later rule finds non-canonical —
 none is now — for a size after an upsampling by a factor (:class:`Scale`, floor(X · f)) and after a
 transposed convolution of stride s > 1 (:class:`Stretch`, s·X + c), which the form cannot hold.)
-Such a replay with whole factors has the form k·floor((X + a)/m) + c (:meth:`Dim.affine`): an
-upsampling multiplies k and c, a window divides them where its stride and k divide one another.
+Such a replay often has the form k·floor((X + a)/m) + c (:meth:`Dim.affine`): an upsampling by a whole
+factor multiplies k and c, a window (or a factor p/q, as floor((k·v + c)·p/q)) divides them where its
+stride (q) and k divide one another. Every replay whose factors are exact binary ratios p/q (1.5, 0.75:
+:attr:`Scale.ratio`) has the wider form R·(X // P) + t[X mod P] (:meth:`Dim.periodic`): each step g
+has g(y + P_g) = g(y) + R_g, so the size rises by R every P inputs (floor(1.5·floor(X/3)): P 6, R 3).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 SCAN_LIMIT = 4096  # sizes checked when a size has no canonical form
+MAX_DENOMINATOR, MAX_NUMERATOR = 1 << 16, 1 << 20  # a factor p/q compared exactly (Scale.ratio)
+MAX_PERIOD = 1 << 16  # the longest period of a size compared exactly (Dim.periodic)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,17 @@ class Scale:
 
     def apply(self, x: int) -> int:
         return math.floor(x * self.factor)
+
+    @property
+    def ratio(self) -> tuple[int, int] | None:
+        """The factor as p/q in lowest terms where torch's floor(x · factor), a product in double precision,
+        is floor(x · p/q) exactly for every size below 2³²: q a power of two up to 2¹⁶ and p below 2²⁰
+        (1.5, 0.75, 2.5, 0.125 and every whole factor); None for the others (1.1, 1/3 are not such ratios
+        in binary, and their products round)."""
+        exact = Fraction(self.factor)  # a double is a ratio with a power-of-two denominator, exactly
+        if exact.denominator > MAX_DENOMINATOR or exact.numerator >= MAX_NUMERATOR:
+            return None
+        return exact.numerator, exact.denominator
 
     def text(self, inner: str) -> str:
         f = self.factor
@@ -193,6 +210,31 @@ class Dim:
             form = _affine_step(form, step)
         return form
 
+    def periodic(self) -> Periodic | None:
+        """This size as R·(X // P) + t[X mod P] for every X (P, R and the table t), or None where the
+        sizes after a factor that is not an exact ratio (:attr:`Scale.ratio`) have no such form, or its
+        period would pass :data:`MAX_PERIOD`. Every size has it otherwise, the forms :meth:`affine` cannot
+        hold too (floor(1.5·floor(X/3)), period 6): each step g has g(y + P_g) = g(y) + R_g (a window:
+        its stride and 1; a factor p/q: q and p; a transposed conv: 1 and its stride), so the sizes
+        advance by R every P inputs."""
+        if self.base is None and self.m == 0:
+            return (1, 0, (self.a,))
+        period, rise = (self.m, 1) if self.base is None else (self.base.m, 1) if self.base.m else (1, 0)
+        for step in self.steps:
+            moves = _moves(step)
+            if moves is None:
+                return None
+            p_step, r_step = moves
+            n = p_step // math.gcd(rise, p_step)  # n·rise: a whole number of the step's periods
+            period, rise = n * period, n * rise // p_step * r_step
+            if period > MAX_PERIOD:
+                return None
+        start = period * max(1, -(-self.min_input() // period))  # a period of valid sizes
+        if start >= _NEVER:
+            return None
+        table = tuple(self(x) - rise * (x // period) for x in sorted(range(start, start + period), key=lambda x: x % period))
+        return period, rise, table
+
     def min_input(self) -> int:
         """Smallest input size for which this size is >= 1 (sizes grow with the input)."""
         if self.base is None:
@@ -224,6 +266,11 @@ class Dim:
         mine, theirs = self.affine(), other.affine()
         if mine is not None and theirs is not None:  # normalised forms are equal exactly when the sizes are
             return mine == theirs, True
+        cycle, other_cycle = self.periodic(), other.periodic()
+        if cycle is not None and other_cycle is not None:  # equal rates and equal over a common period
+            start, span = max(lo, 1), math.lcm(cycle[0], other_cycle[0])
+            same = cycle[1] * other_cycle[0] == other_cycle[1] * cycle[0]
+            return same and all(at(cycle, x) == at(other_cycle, x) for x in range(start, start + span)), True
         start = max(lo, self.min_input(), other.min_input())
         return all(self(x) == other(x) for x in range(start, SCAN_LIMIT + 1)), False
 
@@ -271,6 +318,23 @@ class Dim:
 _NEVER = 1 << 30
 
 Affine = tuple[int, int, int, int]  # (k, a, m, c): k·floor((X + a)/m) + c
+Periodic = tuple[int, int, tuple[int, ...]]  # (P, R, t): R·(X // P) + t[X mod P]
+
+
+def _moves(step: Step) -> tuple[int, int] | None:
+    """(P, R) with step(y + P) = step(y) + R for every y; None for a factor that is not an exact ratio."""
+    if isinstance(step, Window):
+        return step.stride, 1
+    if isinstance(step, Stretch):
+        return 1, step.stride
+    ratio = step.ratio
+    return None if ratio is None else (ratio[1], ratio[0])
+
+
+def at(form: Periodic, x: int) -> int:
+    """The size a periodic form gives at input size ``x``."""
+    period, rise, table = form
+    return rise * (x // period) + table[x % period]
 
 
 def _normal(k: int, a: int, m: int, c: int) -> Affine:
@@ -284,12 +348,19 @@ def _normal(k: int, a: int, m: int, c: int) -> Affine:
 def _affine_step(form: Affine, step: Step) -> Affine | None:
     """k·v + c (v = floor((X + a)/m)) after one more step, or None where the result has no such form."""
     k, a, m, c = form
-    if isinstance(step, Scale):  # floor((k·v + c)·f) = f·k·v + f·c for a whole factor f
-        f = step.factor
-        return _normal(k * int(f), a, m, c * int(f)) if f == int(f) else None
+    if isinstance(step, Scale):  # floor((k·v + c)·p/q) = floor((p·k·v + p·c)/q): a window of stride q
+        ratio = step.ratio
+        if ratio is None:
+            return None
+        p, q = ratio
+        return _divided(k * p, a, m, c * p, q)
     if isinstance(step, Stretch):
         return _normal(k * step.stride, a, m, step.stride * c + step.offset)
-    s, d = step.stride, c + step.offset  # a window: floor((k·v + d)/s)
+    return _divided(k, a, m, c + step.offset, step.stride)
+
+
+def _divided(k: int, a: int, m: int, d: int, s: int) -> Affine | None:
+    """floor((k·v + d)/s) for v = floor((X + a)/m), where it has the form: s and k divide one another."""
     if k % s == 0:  # s divides k: (k/s)·v + floor(d/s)
         return _normal(k // s, a, m, d // s)
     if s % k == 0:  # k divides s: floor((v + floor(d/k))/(s/k)) = floor((X + a + floor(d/k)·m)/(m·s/k))

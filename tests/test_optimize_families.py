@@ -186,7 +186,7 @@ def test_same_padded_convs_are_their_padding_then_a_fused_conv(write_spec) -> No
 
 # Zoo networks with a reference that tests/test_optimize_modern.py does not cover: (spec, overrides, reference)
 ZOO = {
-    **{n: (n, None, REFERENCES[n]) for n in ("cspresnet50", "resnetv2_50x1_bit", "res2net50_26w_4s")},
+    **{n: (n, None, REFERENCES[n]) for n in ("cspresnet50", "resnetv2_50x1_bit", "res2net50_26w_4s", "tf_efficientnet_b0")},
     **{n: (n, None, make) for n, make in DENSE_REFERENCES.items()},
     "efficientnet_b1": VARIANT_REFERENCES["efficientnet_b1"],
 }
@@ -364,7 +364,8 @@ def test_a_group_read_after_the_concat_is_not_written_over(late: bool) -> None:
 
 @pytest.mark.parametrize("batch", [1, 8])
 def test_a_pointwise_conv_on_a_one_pixel_map_is_a_matrix_product(batch: int, monkeypatch) -> None:
-    """An SE gate's 1×1 convs after its pool: ``x @ Wᵀ + b`` and the activation, the conv's values."""
+    """An SE gate's 1×1 convs after its pool, on a batch: ``x @ Wᵀ + b`` and the activation, the conv's values
+    (at batch 1, conv2d: as fast there)."""
     from archspec.passes import onednn
 
     torch.manual_seed(0)
@@ -382,6 +383,6 @@ def test_a_pointwise_conv_on_a_one_pixel_map_is_a_matrix_product(batch: int, mon
     monkeypatch.setattr(F, "linear", spy)
     with torch.no_grad():
         got, want = fused(x), F.silu(conv(x))
-    assert calls == [(batch, 40)] and onednn.one_pixel(x)
+    assert calls == ([(batch, 40)] if batch > 1 else []) and onednn.one_pixel(x)
     assert got.shape == want.shape == (batch, 10, 1, 1)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

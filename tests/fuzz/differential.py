@@ -262,6 +262,7 @@ class Case:
 
     def compare_model(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, what: str) -> None:
         pre = what + "-" if what else ""
+        self.check_frozen_and_rates(model, oracle, pre)
         oracle_state = {k: v.clone() for k, v in oracle.state_dict().items()}
         model_state = {k: v.clone() for k, v in model.state_dict().items()}
         if not self._compare_eval(model, oracle, x, pre):
@@ -303,6 +304,28 @@ class Case:
             noise = _Noise(oracle, x, w_out, oracle_state)
             self._compare_gradients(model, oracle, [("input", xc.grad, xo.grad)], pre, noise)
         self._restore(model, oracle, model_state, oracle_state)
+
+    def check_frozen_and_rates(self, model: torch.nn.Module, oracle: Oracle, pre: str) -> None:
+        """frozen: the parameters that do not train are the oracle's; every dropout and drop_path module has the
+        truth's rate at its path (a depth schedule's values are seen nowhere else: drop_path is the identity in
+        eval mode, and a training step with a rate above 0 is random)."""
+        got = sorted(k for k, p in model.named_parameters() if not p.requires_grad)
+        want = sorted(k for k, p in oracle.named_parameters() if not p.requires_grad)
+        if got != want:
+            self.fail(pre + "frozen", f"parameters without requires_grad {got[:6]}, expected {want[:6]}")
+        modules = [p.path for p in self.truth.prims if p.op in (*specgen.STATEFUL, *specgen.TRAIN_MODULES)]
+        for p in self.truth.prims:
+            if p.op not in specgen.TRAIN_MODULES or not p.path:  # at no path: archspec names the module itself
+                continue
+            if modules.count(p.path) > 1 or any(m.startswith(p.path + ".") or p.path.startswith(m + ".") for m in modules):
+                continue  # its path is another module's too: archspec names it apart (the truth's dropout_module_clash)
+            module: Any = model
+            for part in p.path.split("."):
+                module = module._modules.get(part) if module is not None else None
+            rate = getattr(module, "p", None)
+            if rate is None or abs(float(rate) - p.params["p"]) > 1e-12:
+                self.fail(pre + "rate", f"{p.op} at {p.path!r}: rate {rate}, expected {p.params['p']}")
+                return
 
     def _compare_eval(self, model: torch.nn.Module, oracle: Oracle, x: torch.Tensor, pre: str) -> bool:
         """Eval mode without autograd: in-place ops are allowed here, so aliasing shows as wrong values.
@@ -641,6 +664,20 @@ def _spec_edits(spec: Spec) -> list[Any]:
         )
     if spec.channels != 1:
         edits.append(lambda s: setattr(s, "channels", 1))
+    return edits + _issue30_edits(spec)
+
+
+def _issue30_edits(spec: Spec) -> list[Any]:
+    """Without frozen:, without the family (or the choice of a member), blocks neither inline nor counted together."""
+    edits: list[Any] = []
+    if spec.frozen is not None:
+        edits.append(lambda s: setattr(s, "frozen", None))
+    if spec.variants:
+        edits.append(lambda s: (s.variants.clear(), setattr(s, "variant", None), s.overrides.pop("variant", None)))
+    if spec.variant is not None:
+        edits.append(lambda s: setattr(s, "variant", None))
+    edits += [lambda s, i=i: setattr(s.blocks[i], "inline", False) for i, b in enumerate(spec.blocks) if b.inline]
+    edits += [lambda s, i=i: setattr(s.blocks[i], "counter", None) for i, b in enumerate(spec.blocks) if b.counter]
     return edits
 
 

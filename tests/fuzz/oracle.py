@@ -8,6 +8,7 @@ every other op is one call of a torch function, on fresh values only.
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import torch
@@ -83,6 +84,12 @@ class Oracle(nn.Module):
                 s = truth.shapes[p.id]
                 shape = (s.c, 1, 1) if s.is_map else (s.c,)
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
+        # docs/language.md, "Frozen parameters": a parameter at or under a module path an entry matches does not train
+        for name, param in self.named_parameters():
+            parts = name.split(".")
+            above = [".".join(parts[: i + 1]) for i in range(len(parts))]
+            if any(fnmatch.fnmatchcase(q, pattern) for q in above for pattern in truth.frozen):
+                param.requires_grad_(False)
 
     def _put(self, path: str, module: nn.Module | nn.Parameter) -> None:
         # written into _modules directly: a spec may name a module like an nn.Module attribute

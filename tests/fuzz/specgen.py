@@ -21,6 +21,7 @@ generator does not draw them); remove a name from the set once its fault is fixe
 from __future__ import annotations
 
 import copy
+import fnmatch
 import math
 import random
 from collections.abc import Callable
@@ -154,6 +155,11 @@ REFUSED_NAMES = frozenset(
 TOP_REFUSED = frozenset({"x", "self", "output", "check_input"})
 
 
+PROVISIONAL_COUNT = 1000  # block_count in the first expansion, above every index (docs/language.md, "Block index")
+FROM_INPUT = " from_input"  # in a block's environment: its parameters computed from in / block_in where it is used
+BUILTIN = ("in", "block_in", "block_index", "block_count")  # names every block defines (in: every op too)
+
+
 class Invalid(Exception):
     """The tree is not a valid spec (the generator draws again)."""
 
@@ -170,14 +176,83 @@ class Param:
 
 @dataclass
 class Expr:
-    """``${param OP k}``: a value computed from a block parameter (docs/language.md, "Blocks and parameters")."""
+    """``${name OP k}``: a value computed from a block parameter or a name every block defines (docs/language.md,
+    "Blocks and parameters": ``in``, ``block_in``, ``block_index``); ``k`` a number or another such name."""
 
     name: str
     op: str  # "*", "//", "+"
-    k: int
+    k: int | str
 
     def text(self) -> str:
         return f"${{{self.name} {self.op} {self.k}}}"
+
+
+@dataclass
+class Sched:
+    """``${S * (block_index + shift) / block_count}``: a depth schedule (docs/language.md, "Block index")."""
+
+    scale: float
+    shift: int = 0
+
+    def text(self) -> str:
+        index = "block_index" if not self.shift else f"(block_index + {self.shift})"
+        return f"${{{_num(self.scale)} * {index} / block_count}}"
+
+
+@dataclass
+class Calc:
+    """An expression with a function over the multipliers or the input channels (docs/language.md, "Blocks and
+    parameters" and "Families"): ``${int(A * width_mult)}``, ``${make_divisible(A * width_mult, D)}``,
+    ``${ceil(A * depth_mult)}``, ``${max(in, A)}``; A a number or a parameter."""
+
+    kind: str  # int_w | divisible_w | ceil_d | max_in
+    a: Any
+    d: int = 1
+
+    def text(self) -> str:
+        a = self.a.name if isinstance(self.a, Param) else _val(self.a)
+        if isinstance(self.a, Expr):
+            a = f"({self.a.name} {self.a.op} {self.a.k})"
+        return {
+            "int_w": f"${{int({a} * width_mult)}}",
+            "divisible_w": f"${{make_divisible({a} * width_mult, {self.d})}}",
+            "ceil_d": f"${{ceil({a} * depth_mult)}}",
+            "max_in": f"${{max(in, {a})}}",
+        }[self.kind]
+
+
+def make_divisible(v: float, divisor: int) -> int:
+    """docs/language.md: the nearest multiple of divisor (at least divisor), one more when that lost over 10 %."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+@dataclass
+class Pattern:
+    """A ``names:`` pattern holding block parameters (``"s${k}_{n}"``, ``"b${block_index + 1}-{i}"``): text and
+    values (Param or Expr), filled in before the copies are counted."""
+
+    parts: list[Any]
+
+    def text(self) -> str:
+        return "".join(p if isinstance(p, str) else p.text() if isinstance(p, Field) else _val(p) for p in self.parts)
+
+
+@dataclass
+class Field:
+    """A ``{...}`` field of a names: pattern computed from the copy's number: ``{mul * VAR + add}``, VAR ``n``
+    (1, 2, …) or ``i`` (0, 1, …) (docs/language.md, "Repeats")."""
+
+    var: str
+    mul: int = 1
+    add: int = 0
+
+    def text(self) -> str:
+        term = self.var if self.mul == 1 else f"{self.mul} * {self.var}"
+        return "{" + (term if not self.add else f"{term} + {self.add}") + "}"
+
+
+VALUES = (Param, Expr, Sched, Calc, Pattern)  # values worked out where they are used
 
 
 @dataclass
@@ -214,7 +289,7 @@ class Use:
     long: bool = False
     repeat: Any = None
     style: int = 0
-    pattern: str | None = None  # names: "unit{n}" of the copies (long form only)
+    pattern: str | Pattern | None = None  # names: "unit{n}" of the copies (long form only)
 
 
 @dataclass
@@ -223,7 +298,7 @@ class Chain:
     form: str = "list"  # list | chain_list | chain_map (then names[i] names item i)
     names: list[str] | None = None
     repeat: Any = None  # {chain: ..., repeat: N} (form chain_list or chain_map)
-    pattern: str | None = None  # names: "layer{n}" of the copies
+    pattern: str | Pattern | None = None  # names: "layer{n}" of the copies
 
 
 @dataclass
@@ -261,6 +336,9 @@ class Block:
     params: dict[str, Any]
     body: Any  # Concat | Residual | Chain | Op
     label: str | None = None
+    doc: str | None = None
+    inline: bool = False  # inline: true — an instance adds no path segment
+    counter: str | None = None  # counter: NAME — block_index/block_count shared with the blocks naming it
 
 
 @dataclass
@@ -285,6 +363,9 @@ class Spec:
     size_as_int: bool = False
     outputs: list[tuple[str, str]] | None = None  # outputs: (name, module path); None: the logits alone
     outputs_map: bool = False  # written as a mapping {name: path} (a list names each output by its path)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # the family: member → its --set values
+    variant: str | None = None  # variant: NAME written in the spec (an override `variant` wins)
+    frozen: list[str] | None = None  # frozen: module paths or fnmatch patterns whose parameters do not train
 
 
 # ---- truth: an interpreter of the tree --------------------------------------------------------
@@ -331,6 +412,7 @@ class Truth:
     rows: list[tuple[str, str, int]] = field(default_factory=list)  # check's rows: (path, output value, parameters)
     main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns: the logits, or the spec's outputs:
     named: bool = False  # outputs: written: the network returns a dict even in eval mode
+    frozen: tuple[str, ...] = ()  # frozen: patterns (the oracle freezes the parameters under what they match)
 
     def out_shape(self, name: str | None = None, size: tuple[int, int] | None = None) -> tuple[int, ...]:
         h, w = size or self.size
@@ -408,8 +490,13 @@ def width_channels(c: int, width: float, divisor: int) -> int:
     return new + divisor if new < 0.9 * exact else new
 
 
-def depth_repeats(n: int, depth: float) -> int:
-    return n if depth == 1 else max(1, math.ceil(round(n * depth, 9)))
+def depth_repeats(n: int, depth: float, rounding: str = "ceil") -> int:
+    """docs/language.md, "Multipliers": n · depth rounded up (ceil), down (floor) or to the nearest, halves up
+    (round); never below 1."""
+    if depth == 1:
+        return n
+    exact = round(n * depth, 9)
+    return max(1, {"ceil": math.ceil(exact), "floor": math.floor(exact), "round": math.floor(exact + 0.5)}[rounding])
 
 
 OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/language.md, "Ops")
@@ -498,8 +585,11 @@ class Realizer:
         self.fixed = fixed
         self.scale_width = scale_width
         self.check_paths = check_paths
-        self.width = float(spec.scale.get("width", 1.0))
-        self.depth = float(spec.scale.get("depth", 1.0))
+        # docs/language.md, "Multipliers": the rules `apply:` lists (both by default) scale; depth rounds as told
+        rules = spec.scale.get("apply", ["width", "depth"])
+        self.width = float(spec.scale.get("width", 1.0)) if "width" in rules else 1.0
+        self.depth = float(spec.scale.get("depth", 1.0)) if "depth" in rules else 1.0
+        self.rounding = str(spec.scale.get("depth_rounding", "ceil"))
         self.divisor = int(spec.scale.get("divisor", 8))
         self.prims: list[Prim] = []
         self.shapes: dict[str, Shape] = {}
@@ -518,6 +608,13 @@ class Realizer:
         self.used: list[set[str]] = []  # $params looked up, per enclosing block instance
         self.scaled = False  # an upsampling by a factor of a size that varies has been emitted
         self.instances: list[str] = []  # the paths of the block instances being expanded, innermost last
+        self.inputs: list[str] = []  # the values they are applied to (block_in as a value)
+        # docs/language.md, "Block index": instances numbered per counter (a block's `counter:`, else its name), in
+        # network order; block_count is known after a first expansion (``totals``; None: that first one, where
+        # it is a provisional count above every index). ``indexing`` off: every index is 0 (the generator's trials)
+        self.counts: dict[str, int] = {}
+        self.totals: dict[str, int] | None = None
+        self.indexing = True
 
     def note(self, name: str) -> None:
         self.notes.add(name)
@@ -617,9 +714,20 @@ class Realizer:
         return out
 
     def earlier(self, source: str) -> str:
-        """The value from: or crop to= names: inside the innermost block instance first, then in the network."""
-        inside = self.instances[-1] if self.instances else ""
-        for path in (_join(inside, source), source):
+        """The value from:, crop to= or interpolate size_of= names: inside the innermost block instance first, then
+        in each enclosing instance, innermost first, then in the network; `block_in` (no node of that name) is the
+        innermost instance's input (docs/language.md, "Reading earlier values")."""
+        if source == "block_in" and not any(p == "block_in" or p.endswith(".block_in") for p in self.ends_at):
+            if not self.inputs:
+                raise Invalid("block_in outside a block")
+            self.notes.add("from_block_in")
+            return self.inputs[-1]
+        for k, path in enumerate([_join(inside, source) for inside in reversed(self.instances)] + [source]):
+            found = self.value_at(path)
+            if found is not None:
+                if 0 < k < len(self.instances):
+                    self.notes.add("from_outer_instance")
+                return found
             found = self.value_at(path)
             if found is not None:
                 return found
@@ -629,6 +737,8 @@ class Realizer:
         if isinstance(n, Take):
             return self.earlier(n.source)
         seg = name if name is not None else (str(index) if index is not None else None)
+        if isinstance(n, Use) and n.block in self.blocks and self.blocks[n.block].inline:
+            return self.inline(n, x, prefix, seg, env)
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its name, or PREFIX[INDEX] without one (its parts
             # sit at the prefix: it has no module path; registered after its ops)
@@ -679,7 +789,7 @@ class Realizer:
             count = self.value(n.repeat, env)
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
                 raise Invalid("bad repeat")
-            return depth_repeats(count, self.depth)
+            return depth_repeats(count, self.depth, self.rounding)
         return 1
 
     def placed(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
@@ -698,7 +808,7 @@ class Realizer:
         count = self.repeat_of(n, env)
         base = _join(prefix, name if name is not None else (str(index) if index is not None else None))
         for i in range(count):
-            seg = self.copy_name(n, i)
+            seg = self.copy_name(n, i, env)
             if self.unit is None and isinstance(n, Chain):  # among the rows, a chain's copy is a row (as a block's)
                 if n.pattern is not None:
                     self.note("names_pattern_rows")
@@ -707,11 +817,21 @@ class Realizer:
                 x = self.node(n, x, base, seg, None, env)
         return x if name is None else self.ended(base, x, began)  # a named repeat: the chain of its copies
 
-    @staticmethod
-    def copy_name(n: Any, i: int) -> str:
-        """The name of copy i of a repeated node: its index, or its `names:` pattern ({n} 1-based, {i} 0-based)."""
+    def copy_name(self, n: Any, i: int, env: dict[str, Any]) -> str:
+        """The name of copy i of a repeated node: its index, or its `names:` pattern ({n} 1-based, {i} 0-based),
+        the block parameters in it filled in first."""
         pattern = getattr(n, "pattern", None)
-        return str(i) if pattern is None else pattern.replace("{n}", str(i + 1)).replace("{i}", str(i))
+        if pattern is None:
+            return str(i)
+        name = ""
+        for part in pattern.parts if isinstance(pattern, Pattern) else [pattern]:
+            if isinstance(part, str):
+                name += part.replace("{n}", str(i + 1)).replace("{i}", str(i))
+            elif isinstance(part, Field):
+                name += str(part.mul * (i + 1 if part.var == "n" else i) + part.add)
+            else:
+                name += str(self.value(part, env))
+        return name
 
     def chain(self, n: Chain, x: str, prefix: str, env: dict[str, Any]) -> str:
         if n.form == "chain_map":
@@ -733,13 +853,13 @@ class Realizer:
             for i in range(self.repeat_of(item, env)):
                 pattern = getattr(item, "pattern", None)  # names: the copies' names replace the indices
                 if isinstance(item, Chain) and item.repeat is not None:  # a copy of a chain: named like a block instance
-                    seg = self.copy_name(item, i) if pattern else str(index)
+                    seg = self.copy_name(item, i, env) if pattern else str(index)
                     copy = lambda x=x, seg=seg, item=item: self.node(item, x, prefix, seg, None, env)  # noqa: E731
                     if self.unit is None and pattern:
                         self.note("names_pattern_rows")
                     x = copy() if self.unit is not None else self.row(_join(prefix, seg), copy)  # a row, as a block's
                 elif pattern is not None:
-                    x = self.node(item, x, prefix, self.copy_name(item, i), None, env)
+                    x = self.node(item, x, prefix, self.copy_name(item, i, env), None, env)
                 else:
                     x = self.node(item, x, prefix, None, index, env)
                 index += 1
@@ -830,29 +950,54 @@ class Realizer:
         return v == x
 
     def use(self, n: Use, x: str, path: str, env: dict[str, Any]) -> str:
+        began = len(self.ends)
+        out = self.instance(n, x, path, env, lambda body, inner: self.placed(body, x, path, None, None, inner))
+        return self.ended(path, out, began)
+
+    def inline(self, n: Use, x: str, prefix: str, seg: str | None, env: dict[str, Any]) -> str:
+        """docs/language.md, "Inline blocks": the body stands where the instance stands, at its index in a list,
+        its parts named there; an instance takes no name (nor a names: pattern)."""
+        if n.pattern is not None or (seg is not None and not seg.isdigit()):
+            raise Invalid("an inline block's instance takes no name")
+        index = None if seg is None else int(seg)
+        return self.instance(n, x, prefix, env, lambda body, inner: self.placed(body, x, prefix, None, index, inner))
+
+    def instance(self, n: Use, x: str, path: str, env: dict[str, Any], expand: Callable[[Any, dict[str, Any]], str]) -> str:
+        """One block instance: its environment (parameters, then the names every block defines: block_in,
+        block_index and block_count of its counter), its body expanded by ``expand``, its parameters all used."""
         block = self.blocks[n.block]
-        if not isinstance(block.body, (Concat, Residual, Chain, Op)):
-            raise Invalid("a block body is a concat, residual, chain or op")
+        if not isinstance(block.body, (Concat, Residual, Chain, Op, Gate)):
+            raise Invalid("a block body is a concat, residual, chain, gate or op")
         if n.block in self.stack:
             raise Invalid("block uses itself")
         inner = dict(block.params)
+        outer = {**env, "in": self.shapes[x].c}  # `in` in an argument: the channels the instance is applied to
         for k, v in n.args.items():
             if k not in block.params:
                 raise Invalid(f"block {n.block} has no parameter {k}")
-            inner[k] = self.value(v, env)
+            inner[k] = self.value(v, outer)
+        # arguments computed from in / block_in carry the width multiplier already (docs/language.md, "Multipliers")
+        carried = {"in", "block_in"} | env.get(FROM_INPUT, set())
+        counter = block.counter or block.name
+        index = self.counts.get(counter, 0) if self.indexing else 0
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        count = PROVISIONAL_COUNT if self.totals is None else self.totals[counter]
+        inner |= {"block_in": self.shapes[x].c, "block_index": index, "block_count": count}
+        inner[FROM_INPUT] = {k for k, v in n.args.items() if _params_in(v) & carried}
         self.stack += (n.block,)
         self.used.append(set())
         self.instances.append(path)
-        began = len(self.ends)
+        self.inputs.append(x)
         try:
-            out = self.placed(block.body, x, path, None, None, inner)
+            out = expand(block.body, inner)
         finally:
             self.stack = self.stack[:-1]
             used = self.used.pop()
             self.instances.pop()
+            self.inputs.pop()
         if set(block.params) - used:
             raise Invalid(f"block {n.block}: a parameter is never used")  # docs/language.md: an error
-        return self.ended(path, out, began)
+        return out
 
     def value(self, v: Any, env: dict[str, Any]) -> Any:
         if isinstance(v, Param):
@@ -863,9 +1008,24 @@ class Realizer:
             return env[v.name]
         if isinstance(v, Expr):
             base = self.value(Param(v.name), env)
-            if isinstance(base, bool) or not isinstance(base, int):
+            k = self.value(Param(v.k), env) if isinstance(v.k, str) else v.k
+            if isinstance(base, bool) or not isinstance(base, int) or isinstance(k, bool) or not isinstance(k, int):
                 raise Invalid("an expression over a non-number")
-            return {"*": base * v.k, "//": base // v.k, "+": base + v.k}[v.op]
+            return {"*": base * k, "//": base // k, "+": base + k}[v.op]
+        if isinstance(v, Sched):
+            index, count = self.value(Param("block_index"), env), self.value(Param("block_count"), env)
+            return v.scale * (index + v.shift) / count
+        if isinstance(v, Pattern):
+            return "".join(p if isinstance(p, str) else str(self.value(p, env)) for p in v.parts)
+        if isinstance(v, Calc):  # width_mult, depth_mult: the spec's scale.width and scale.depth, whatever apply: says
+            a = self.value(v.a, env)
+            width, depth = float(self.spec.scale.get("width", 1.0)), float(self.spec.scale.get("depth", 1.0))
+            return {
+                "int_w": lambda: int(a * width),
+                "divisible_w": lambda: make_divisible(a * width, v.d),
+                "ceil_d": lambda: math.ceil(a * depth),
+                "max_in": lambda: max(env["in"], a),
+            }[v.kind]()
         if isinstance(v, (list, tuple)):
             return type(v)(self.value(e, env) for e in v)
         return v
@@ -874,11 +1034,22 @@ class Realizer:
     def op(self, n: Op, x: str, path: str, env: dict[str, Any]) -> str:
         if set(n.args) - OPTIONS.get(n.name, set()):
             raise Invalid(f"{n.name} has no option {sorted(set(n.args) - OPTIONS.get(n.name, set()))}")
-        written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, env) for k, v in n.args.items()}}
+        here = {**env, "in": self.shapes[x].c}  # docs/language.md: `in` is the op's input channels
+        written = {**self.spec.defaults.get(n.name, {}), **{k: self.value(v, here) for k, v in n.args.items()}}
         args = {**OP_DEFAULTS.get(n.name, {}), **written}
         if args.get("groups") == "in":  # one group per input channel (docs/language.md: `dw`, `groups=in`)
             args["groups"] = self.shapes[x].c
-        if n.name in CHANNEL_OPS and self.scale_width and not n.fixed and path not in self.fixed and self.width != 1:
+        carried = _params_in(n.args.get("out")) & ({"in", "block_in"} | env.get(FROM_INPUT, set()))
+        if carried and self.width != 1 and "block_in" in _params_in(n.args.get("out")):
+            self.notes.add("block_in_width")  # issue 30: was scaled again (fixed)
+        if (
+            n.name in CHANNEL_OPS
+            and self.scale_width
+            and not n.fixed
+            and path not in self.fixed
+            and self.width != 1
+            and not carried
+        ):
             old = args["out"]
             args["out"] = width_channels(old, self.width, self.divisor)
             if written.get("groups") == old:  # a depthwise conv (groups written equal to out) stays depthwise
@@ -1053,16 +1224,22 @@ class Realizer:
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
 
     def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
-        """x resized to the H×W of the value size_of names: here always the network's input."""
+        """x resized to the H×W of the value size_of names: the network's input (no node is named input), or an
+        earlier value (as from: reads it; block_in: the block instance's input)."""
         xs = self.map_of(x, "interpolate")
-        if args["size_of"] != "input" or any(p == "input" or p.endswith(".input") for p in self.ends_at):
-            raise Invalid("interpolate reads the input only where no node is named input")
+        if args["size_of"] == "input":
+            if any(p == "input" or p.endswith(".input") for p in self.ends_at):
+                raise Invalid("interpolate reads the input only where no node is named input")
+            ref = "input"
+        else:
+            ref = self.earlier(args["size_of"])
+        rs = self.map_of(ref, "interpolate's size")
         if args["align_corners"] is not None and args["mode"] != "bilinear":
             raise Invalid("align_corners only bilinear")
-        h = tuple(v if a > 0 else 0 for v, a in zip(X, xs.h, strict=True))  # type: ignore[arg-type]
-        w = tuple(v if a > 0 else 0 for v, a in zip(X, xs.w, strict=True))  # type: ignore[arg-type]
-        params = {"size_of": "input", "mode": args["mode"], "align_corners": args["align_corners"]}
-        return self.emit("interpolate", params, path, [x, "input"], Shape(xs.c, h, w), path)
+        h = tuple(v if a > 0 else 0 for v, a in zip(rs.h, xs.h, strict=True))  # type: ignore[arg-type]
+        w = tuple(v if a > 0 else 0 for v, a in zip(rs.w, xs.w, strict=True))  # type: ignore[arg-type]
+        params = {"size_of": args["size_of"], "mode": args["mode"], "align_corners": args["align_corners"]}
+        return self.emit("interpolate", params, path, [x, ref], Shape(xs.c, h, w), path)
 
     def op_conv_transpose(self, args: dict[str, Any], x: str, path: str) -> str:
         """torch's ConvTranspose2d: (X − 1)·s − 2p + d·(k − 1) + output_padding + 1 (docs/language.md)."""
@@ -1283,11 +1460,27 @@ def _join(prefix: str, seg: str | None) -> str:
 
 
 def apply_overrides(spec: Spec) -> Spec:
-    """The spec as the `--set` overrides make it (the overrides the generator draws, by meaning)."""
+    """The spec as the `--set` overrides make it (the overrides the generator draws, by meaning). docs/language.md,
+    "Families": the chosen variant's values (`variant` of the overrides, else the spec's own `variant:`) are set
+    first, as --set sets them; the user's own overrides then win."""
     s = copy.deepcopy(spec)
-    for key, value in spec.overrides.items():
+    chosen = spec.overrides.get("variant", spec.variant)
+    if chosen is not None:
+        if chosen not in spec.variants:
+            raise Invalid(f"no variant {chosen!r}")
+        _set_values(s, spec.variants[chosen])
+    _set_values(s, {k: v for k, v in spec.overrides.items() if k != "variant"})
+    return s
+
+
+def _set_values(s: Spec, values: dict[str, Any]) -> None:
+    for key, value in values.items():
         parts = key.split(".")
-        if parts[0] == "input" and parts[1] == "size":
+        if key == "name":
+            s.name = value
+        elif key == "frozen":
+            s.frozen = list(value)
+        elif parts[0] == "input" and parts[1] == "size":
             s.size = tuple(value) if isinstance(value, list) else (value, value)  # type: ignore[assignment]
         elif parts[0] == "scale":
             s.scale[parts[1]] = value
@@ -1303,7 +1496,6 @@ def apply_overrides(spec: Spec) -> Spec:
                 item.args[parts[2]] = value
         else:
             raise ValueError(key)
-    return s
 
 
 def realize(
@@ -1319,10 +1511,17 @@ def realize(
     if s.size[0] > MAXX or s.size[1] > MAXX:
         raise Invalid("input size beyond the tracked range")
     fixed: frozenset[str] = frozenset()
-    if float(s.scale.get("width", 1.0)) != 1:
-        first = Realizer(s, scale_width=False, check_paths=False, lenient=lenient and s.outputs is not None).run()
-        fixed = output_ops(first)
-    truth = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid, lenient=lenient and s.outputs is not None).run()
+    totals: dict[str, int] | None = None
+    if float(s.scale.get("width", 1.0)) != 1 or s.blocks:  # a first expansion: output ops, block counts
+        counting = Realizer(s, scale_width=False, check_paths=False, lenient=lenient and s.outputs is not None)
+        first = counting.run()
+        fixed = output_ops(first) if float(s.scale.get("width", 1.0)) != 1 else frozenset()
+        totals = dict(counting.counts)
+    final = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid, lenient=lenient and s.outputs is not None)
+    final.totals = totals
+    truth = final.run()
+    if s.frozen:
+        truth.frozen = tuple(frozen_patterns(s.frozen, truth))
     if any(
         k.split(".")[0] == "network"
         and not k.endswith(".repeat")
@@ -1339,6 +1538,31 @@ def realize(
     if not truth.accepts(*s.size, train=True):
         raise Invalid("aux heads refuse the spec's own input size")
     return truth
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def frozen_patterns(patterns: list[str], truth: Truth) -> list[str]:
+    """docs/language.md, "Frozen parameters": each entry (a module path or an fnmatch pattern of one) must name
+    a module holding parameters or one above such a module (a layer scale's tensor by its own path)."""
+    holders = {p.path for p in truth.prims if truth_count(p)}
+    reachable = {q for h in holders for q in _prefixes(h)}
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(q, pattern) for q in reachable):
+            raise Invalid(f"frozen: {pattern!r} matches no module with parameters")
+    return patterns
+
+
+def truth_count(p: Prim) -> int:
+    """Whether a primitive holds parameters (their number, by docs/language.md's counts)."""
+    if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear"):
+        return 1
+    if p.op in ("bn", "layer_norm", "group_norm"):
+        return int(bool(p.params["affine"]))
+    return int(p.op == "layer_scale")
 
 
 def check_names(spec: Spec) -> None:
@@ -1384,7 +1608,7 @@ def _num(v: float) -> str:
 def _val(v: Any) -> str:
     if isinstance(v, Param):
         return f"${v.name}"
-    if isinstance(v, Expr):
+    if isinstance(v, (Expr, Sched, Pattern, Calc)):
         return v.text()
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -1398,7 +1622,7 @@ def _val(v: Any) -> str:
 def _yaml_value(v: Any, rng: random.Random | None = None) -> Any:
     if isinstance(v, Param):
         return f"${v.name}"
-    if isinstance(v, Expr):
+    if isinstance(v, (Expr, Sched, Pattern, Calc)):
         return v.text()
     if isinstance(v, tuple):  # a pair: [h, w], or one number when both are equal
         return list(v) if v[0] != v[1] or rng is None or rng.random() < 0.5 else v[0]
@@ -1463,10 +1687,10 @@ def short_form(n: Op) -> str:
         tokens.append(f"{k[0]}x{k[1]}")
     for key in list(args):
         v = args[key]
-        word = FLAGS.get((n.name, key, v)) if not isinstance(v, (Param, Expr)) else None
+        word = FLAGS.get((n.name, key, v)) if not isinstance(v, VALUES) else None
         if word and rng.random() < 0.7:
             tokens.append(word)
-        elif key in LETTERS and not isinstance(v, (Param, Expr)) and v not in ("in", "same") and rng.random() < 0.7:
+        elif key in LETTERS and not isinstance(v, VALUES) and v not in ("in", "same") and rng.random() < 0.7:
             if key == "groups":
                 tokens.append(f"g{v}")
             else:
@@ -1479,7 +1703,7 @@ def short_form(n: Op) -> str:
     if n.fixed:
         tokens.insert(rng.randint(1, len(tokens)), "fixed")
     if n.repeat is not None:
-        tokens += ["*", _val(n.repeat)] if rng.random() < 0.7 or isinstance(n.repeat, Param) else [f"*{n.repeat}"]
+        tokens += ["*", _val(n.repeat)] if rng.random() < 0.7 or isinstance(n.repeat, VALUES) else [f"*{n.repeat}"]
     return " ".join(tokens)
 
 
@@ -1503,7 +1727,7 @@ def _use_data(n: Use) -> Any:
         if n.repeat is not None:
             d["repeat"] = _yaml_value(n.repeat)
         if n.pattern is not None:
-            d["names"] = n.pattern
+            d["names"] = _yaml_value(n.pattern)
         return d
     parts = [n.block] + [f"{k}={_val(v)}" for k, v in n.args.items()]
     if n.repeat is not None:
@@ -1523,7 +1747,7 @@ def _chain_data(n: Chain) -> Any:
     if n.repeat is not None:
         d["repeat"] = _yaml_value(n.repeat)
     if n.pattern is not None:
-        d["names"] = n.pattern
+        d["names"] = _yaml_value(n.pattern)
     return d
 
 
@@ -1569,6 +1793,23 @@ def to_data(n: Any) -> Any:
     return _DATA[type(n)](n)
 
 
+def _block_data(b: Block) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for key, value in (("label", b.label), ("doc", b.doc), ("inline", b.inline or None), ("counter", b.counter)):
+        if value:
+            d[key] = value
+    if b.params:
+        d["params"] = dict(b.params)
+    body = b.body
+    if isinstance(body, Op):
+        d["op"] = short_form(body)
+    elif isinstance(body, Chain):
+        d["chain"] = to_data(body)["chain"] if body.form != "list" else to_data(body)
+    else:
+        d.update(to_data(body))
+    return d
+
+
 def render(spec: Spec) -> str:
     """The spec tree as YAML text (without its overrides, which go to archspec as `overrides=`)."""
     data: dict[str, Any] = {
@@ -1584,23 +1825,14 @@ def render(spec: Spec) -> str:
         data["defaults"] = spec.defaults
     if spec.scale:
         data["scale"] = dict(spec.scale)
+    if spec.variants:
+        data["variants"] = copy.deepcopy(spec.variants)
+    if spec.variant is not None:
+        data["variant"] = spec.variant
+    if spec.frozen is not None:
+        data["frozen"] = list(spec.frozen)
     if spec.blocks:
-        blocks = {}
-        for b in spec.blocks:
-            d: dict[str, Any] = {}
-            if b.label:
-                d["label"] = b.label
-            if b.params:
-                d["params"] = dict(b.params)
-            body = b.body
-            if isinstance(body, Op):
-                d["op"] = short_form(body)
-            elif isinstance(body, Chain):
-                d["chain"] = to_data(body)["chain"] if body.form != "list" else to_data(body)
-            else:
-                d.update(to_data(body))
-            blocks[b.name] = d
-        data["blocks"] = blocks
+        data["blocks"] = {b.name: _block_data(b) for b in spec.blocks}
     net = spec.network
     data["network"] = (
         {k: to_data(v) for k, v in zip(net.names, net.items, strict=True)}
@@ -1646,10 +1878,37 @@ class Gen:
         return self.rng.getrandbits(32)
 
     def try_node(self, n: Any, v: str, env: dict[str, Any]) -> str:
-        return self.r.placed(n, v, "g", None, None, env)
+        """Realize a fragment at the path "g" (raises Invalid); the paths it names are forgotten afterwards, so
+        that one tried again, or another, does not find its own names twice (`{from: enc}` in a block: "g.enc")."""
+        ends, ends_at = list(self.r.ends), {k: list(v) for k, v in self.r.ends_at.items()}
+        try:
+            return self.r.placed(n, v, "g", None, None, env)
+        finally:
+            self.r.ends, self.r.ends_at = ends, ends_at
 
     def fresh_names(self, k: int) -> list[str]:
         return self.rng.sample(self.names, k)
+
+    def inline(self, n: Any) -> bool:
+        """Whether n is an instance of an inline block (it takes no name, nor a names: pattern)."""
+        return isinstance(n, Use) and any(b.name == n.block and b.inline for b in self.spec_.blocks)
+
+    def draw_pattern(self, env: dict[str, Any], p: float = 0.6) -> str | Pattern:
+        """A names: pattern; inside a block sometimes (p) holding a parameter or block_index (issue 30:
+        torchvision's RegNet `block${k}-{i}`), filled in before the copies are named."""
+        field = self.pick([Field("n", 1, 1), Field("i", 2, 1), Field("i", 1, 0), Field("n", 3, 0)])
+        if self.param_ctx is None or not self.chance(p):
+            if self.chance(0.3):  # issue 30 (LANG): fields computed from n or i, `conv{n + 1}`, `layer{2 * i + 1}`
+                return Pattern([self.pick(["conv", "layer", "unit"]), field])
+            return str(self.pick(["unit{n}", "layer{i}", "denselayer{n}"]))
+        if self.chance(0.4):
+            return Pattern(["b", Expr("block_index", "+", 1), self.pick(["-", "_"]), self.pick(["{i}", "{n}", field])])
+        pname = f"k{len(self.param_ctx)}"
+        self.param_ctx[pname] = self.rng.randint(1, 4)
+        env[pname] = self.param_ctx[pname]
+        value: Any = self.pick([Param(pname), Expr(pname, "+", 1), Expr(pname, "*", 2)])
+        # after $k a name character would lengthen the name: a hyphen (a ${...} may take anything)
+        return Pattern(["s", value, self.pick(["-{i}", "-{n}"]) if isinstance(value, Param) else self.pick(["_{n}", "{i}"])])
 
     # -- the whole spec
     def spec(self) -> tuple[Spec, Truth]:
@@ -1674,12 +1933,10 @@ class Gen:
         )
         if self.chance(0.3):
             spec.defaults = self.draw_defaults()
-        if self.chance(0.15):
-            spec.scale = {"width": self.pick([0.5, 0.75, 1.5, 2.0]), "divisor": self.pick([1, 2, 4])}
-        if self.chance(0.15):
-            spec.scale["depth"] = self.pick([1.5, 2.0])
+        spec.scale = self.draw_scale()
         self.spec_ = spec
         self.r = Realizer(spec, check_paths=False, forbid=self.faults)
+        self.r.indexing = False  # fragments are tried many times: every instance is a first one here
         self.r.shapes["input"] = Shape(spec.channels, X, X)
         self.param_ctx: dict[str, Any] | None = None
         self.in_block = 0
@@ -1694,7 +1951,7 @@ class Gen:
             for n in self.classifier(v):
                 v = self.try_node(n, v, {})
                 items.append(n)
-        if self.chance(0.35):  # a mapping of named parts
+        if self.chance(0.35) and not any(self.inline(i) for i in items):  # a mapping of named parts
             names = self.fresh_names(len(items))
             items = [i.node if isinstance(i, Named) else i for i in items]
             spec.network = Chain(items, "chain_map", names)
@@ -1708,9 +1965,27 @@ class Gen:
         if self.chance(0.35):
             self.draw_overrides(spec)
             truth = realize(spec, forbid=self.faults)
+        if self.chance(0.15):
+            self.draw_variants(spec)
+            truth = realize(spec, forbid=self.faults)
+        if self.chance(0.15):
+            self.draw_frozen(spec, truth)
+            truth = realize(spec, forbid=self.faults)
         if truth.macs > MAX_CASE_MACS:
             raise Invalid("too much work for a quick case")
         return spec, truth
+
+    def draw_scale(self) -> dict[str, Any]:
+        scale: dict[str, Any] = {}
+        if self.chance(0.15):
+            scale = {"width": self.pick([0.5, 0.75, 1.5, 2.0]), "divisor": self.pick([1, 2, 4])}
+        if self.chance(0.15):
+            scale["depth"] = self.pick([1.5, 2.0])
+        if scale and self.chance(0.3):  # issue 30: the depth rule's rounding, which rules apply
+            scale["depth_rounding"] = self.pick(["ceil", "round", "floor"])
+        if scale and self.chance(0.2):
+            scale["apply"] = self.pick([[], ["width"], ["depth"], ["width", "depth"]])
+        return scale
 
     def classifier(self, v: str) -> list[Any]:
         s = self.r.shapes[v]
@@ -1796,6 +2071,74 @@ class Gen:
             name = f"aux{i + 1}" if self.chance(0.7) else self.pick(["side", "aux_head", "deep_sup"]) + str(i)
             node: Any = Chain(head, "chain_list") if self.chance(0.2) else Chain(head)
             spec.aux.append(Aux(name, tap, node, self.pick([None, 0.3, 1.0])))
+
+    def draw_variants(self, spec: Spec) -> None:
+        """issue 30: the spec's family (`variants:`), each member's values drawn as overrides are (with `name`), and
+        one member chosen by the spec's `variant:` or the override `variant`, or none; each member is valid."""
+        base = copy.deepcopy(spec)
+        base.overrides = {}
+        keys = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
+        if spec.network.form == "list":
+            keys.append("item")
+        for member in self.rng.sample(["s", "m", "l", "b1", "wide", "tiny"], self.rng.randint(1, 3)):
+            values: dict[str, Any] = {}
+            for key in self.rng.sample(keys, self.rng.randint(1, 2)):
+                values |= self._member_value(base, key)
+            if self.chance(0.3):
+                values["name"] = f"{spec.name}_{member}"
+            if not values:
+                continue
+            spec.variants[member] = values
+            trial = copy.deepcopy(spec)
+            trial.overrides = {**spec.overrides, "variant": member}
+            try:
+                realize(trial, forbid=self.faults)
+            except Invalid:
+                del spec.variants[member]
+        if not spec.variants:
+            return
+        chosen, how = self.pick(sorted(spec.variants)), self.rng.random()
+        if how < 0.4:
+            spec.variant = chosen
+        elif how < 0.8:
+            spec.overrides["variant"] = chosen
+        if how < 0.2 and len(spec.variants) > 1:  # written in the spec, another chosen on the command line
+            spec.overrides["variant"] = self.pick([m for m in spec.variants if m != chosen])
+
+    def _member_value(self, base: Spec, key: str) -> dict[str, Any]:
+        """One --set value for a family member (empty where the spec has nothing to set)."""
+        if key == "block_param":
+            ints = [(b.name, p) for b in base.blocks for p, v in b.params.items() if type(v) is int and p.startswith("c")]
+            if not ints:
+                return {}
+            b, p = self.pick(ints)
+            return {f"blocks.{b}.params.{p}": self.rng.randint(2, 12)}
+        return self._override(base, key) or {}
+
+    def draw_frozen(self, spec: Spec, truth: Truth) -> None:
+        """issue 30: `frozen:` — module paths holding parameters or above them, as written or as fnmatch patterns
+        (`layer*`, `stag[e]`); sometimes emptied again by `--set frozen=[]`."""
+        holders = [p.path for p in truth.prims if truth_count(p)]
+        if not holders:
+            return
+        entries: list[str] = []
+        for _ in range(self.rng.randint(1, 2)):
+            parts = self.pick(holders).split(".")
+            path = ".".join(parts[: self.rng.randint(1, len(parts))])
+            how = self.rng.random()
+            if how < 0.25 and len(path) > 1:
+                path = path[:-1] + "*"
+            elif how < 0.4:
+                path = f"{path[:-1]}[{path[-1]}{self.pick('0a_')}]"
+            entries.append(path)
+        spec.frozen = list(dict.fromkeys(entries))
+        if self.chance(0.25):
+            spec.overrides["frozen"] = []
+        try:
+            realize(spec, forbid=self.faults)
+        except Invalid:
+            spec.frozen = None
+            spec.overrides.pop("frozen", None)
 
     def draw_overrides(self, spec: Spec) -> None:
         choices = ["input.size", "scale.width", "scale.depth", "defaults", "block_param"]
@@ -1905,8 +2248,15 @@ class Gen:
                     continue
                 if kind == "chain" and not top and isinstance(n, Chain) and n.form != "list" and self.chance(0.25):
                     n.repeat = self.pick([1, 2, 2])  # {chain: [...], repeat: N}
-                if kind != "op" and in_list and isinstance(n, (Chain, Use)) and n.repeat is not None and self.chance(0.5):
-                    n.pattern = self.pick(["unit{n}", "layer{i}", "denselayer{n}"])  # names: (long forms, under a name)
+                if (
+                    kind != "op"
+                    and in_list
+                    and isinstance(n, (Chain, Use))
+                    and n.repeat is not None
+                    and not self.inline(n)
+                    and self.chance(0.5)
+                ):
+                    n.pattern = self.draw_pattern(env)  # names: (long forms, under a name)
                     if isinstance(n, Use):
                         n.long = True
                     if self.chance(0.3):  # an unnamed item of a list: the pattern's names replace the indices
@@ -1914,7 +2264,7 @@ class Gen:
                     out = self.try_node(Named("t", n), v, env)
                     return Named(self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()]), n), out
                 out = self.try_node(n, v, env)
-                if kind != "op" and in_list and self.chance(0.15):
+                if kind != "op" and in_list and not self.inline(n) and self.chance(0.15):
                     # {concat: …} is a concat; a numbered name takes the list's index anyway: only in mappings
                     name = self.pick([m for m in self.names if m not in KEYWORDS and not m.isdigit()])
                     return Named(name, n), out
@@ -1968,7 +2318,7 @@ class Gen:
             Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
             Op(
                 self.pick(["conv2d", "conv"]),
-                {"out": self.channel(env, self.rng.randint(1, 4))},
+                {"out": self.free_channel(env, c, self.rng.randint(1, 4))},
                 style=self.style(),
                 fixed=True,
             ),
@@ -1994,6 +2344,8 @@ class Gen:
                 return None
             items.insert(0, first)
         form = self.pick(["list", "list", "chain_list", "chain_map"])
+        if form == "chain_map" and any(self.inline(i) for i in items):
+            form = "list"  # an inline block's instance takes no name
         if form == "chain_map":
             items = [i.node if isinstance(i, Named) else i for i in items]
             return Chain(items, form, self.fresh_names(len(items)))
@@ -2014,6 +2366,26 @@ class Gen:
         """A channel count, sometimes as a block parameter."""
         return self.maybe_param("c", value, env, 0.35)
 
+    def free_channel(self, env: dict[str, Any], c: int, value: int) -> Any:
+        """A channel count where any will do: sometimes from the input's channels `in` (c here), in a block from
+        its instance's input channels `block_in` or its index `block_index` (issue 30), else as :meth:`channel`."""
+        if self.chance(0.08):
+            return self.pick([Param("in"), Expr("in", "*", 2), Expr("in", "+", 1)] + ([Expr("in", "//", 2)] if c > 1 else []))
+        if self.chance(0.06):  # a spec scaling itself (docs/language.md, "Families"), or at least A channels
+            kind = self.pick(["int_w", "divisible_w", "max_in"])
+            return Calc(kind, self.channel(env, value), self.pick([1, 2, 4]) if kind == "divisible_w" else 1)
+        if self.param_ctx is not None and self.chance(0.25):
+            block_in = env["block_in"]
+            some = [Param("block_in"), Expr("block_in", "+", 1), Expr("block_index", "+", value)]
+            return self.pick(some + ([Expr("block_in", "//", 2)] if block_in > 1 else []))
+        return self.channel(env, value)
+
+    def schedule(self, value: Any, shift: int = 0) -> Any:
+        """In a block, sometimes a depth schedule (issue 30: ``${S * block_index / block_count}``) instead of value."""
+        if self.param_ctx is None or not self.chance(0.5):
+            return value
+        return Sched(self.pick([0.1, 0.2, 0.3]), self.pick([shift, 1]))
+
     def make_op(self, v: str, env: dict[str, Any], in_list: bool, align: int | None, strided: bool = False) -> Op | None:
         s = self.r.shapes[v]
         name = self.op_name(s, align, strided)
@@ -2028,6 +2400,8 @@ class Gen:
         if self.chance(0.12) and not n.long and not strided:
             count = self.pick([1, 2, 2, 3])
             n.repeat = self.maybe_param("n", count, env, 0.3)
+            if self.chance(0.15):  # ceil(n · depth_mult), as torchvision's EfficientNet rounds its stages
+                n.repeat = Calc("ceil_d", n.repeat)
         return n
 
     def op_name(self, s: Shape, align: int | None, strided: bool) -> str:
@@ -2056,15 +2430,18 @@ class Gen:
             return self.channel_args(name, s)
         if name == "conv_transpose":
             return self.transpose_args(s, env)
-        if name == "drop_path":  # p has no default
-            return {"p": self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2)}
+        if name == "drop_path":  # p has no default; in a block sometimes the stochastic-depth schedule
+            return {"p": self.schedule(self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2))}
         if name in ("maxpool", "avgpool"):
             if self.chance(0.25) and not align:
                 args["ceil"] = True
             if name == "avgpool" and self.chance(0.3):
                 args["exclude_pad"] = self.chance(0.7)
             return args
-        args = self.other_args(name, env)
+        args = self.other_args(name, env, s.c)
+        if name == "leaky_relu":  # a slope rising with depth (issue 30's schedules)
+            slope = self.schedule(None)
+            args |= {} if slope is None else {"slope": slope}
         if name == "linear" and s.is_map:
             args["per_pixel"] = True
         return args
@@ -2102,7 +2479,7 @@ class Gen:
             args: dict[str, Any] = {"groups": self.pick([g for g in (1, 2, 4, s.c) if s.c % g == 0])}
             return args | self.other_args(name, {})
         if name == "interpolate":  # to the input's size (no node is named input: the realizer checks)
-            args = {"size_of": "input"}
+            args = {"size_of": "block_in" if self.r.inputs and self.chance(0.5) else "input"}  # or the block's input
             if self.chance(0.5):
                 args["mode"] = self.pick(["bilinear", "nearest"])
                 if args["mode"] == "bilinear" and self.chance(0.5):
@@ -2150,7 +2527,7 @@ class Gen:
     def conv_args(self, name: str, s: Shape, env: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
         out = self.rng.randint(2, 12)
         args: dict[str, Any] = {}
-        if self.chance(0.15):
+        if self.chance(0.3 if name == "std_conv2d" else 0.15):  # (std_conv2d is drawn less often)
             g = self.pick([g for g in (2, 3, 4) if s.c % g == 0] or [1])
             if self.chance(0.4):  # depthwise
                 g = s.c
@@ -2159,7 +2536,7 @@ class Gen:
                 window["groups"] = g
             if g == s.c and self.chance(0.6):  # depthwise as `dw` / `groups=in`
                 window["groups"] = "in"
-        args = {"out": self.channel(env, out), **window}
+        args = {"out": self.channel(env, out) if "groups" in window else self.free_channel(env, s.c, out), **window}
         if self.chance(0.3):
             args["bias"] = self.chance(0.5)
         if name == "std_conv2d" and self.chance(0.4):
@@ -2191,10 +2568,10 @@ class Gen:
         "elu": (("alpha", 0.6, [0.5, 2.0]),),
     }
 
-    def other_args(self, name: str, env: dict[str, Any]) -> dict[str, Any]:
+    def other_args(self, name: str, env: dict[str, Any], c: int = 1) -> dict[str, Any]:
         args: dict[str, Any] = {}
         if name == "linear":
-            args["out"] = self.channel(env, self.rng.randint(2, 12))
+            args["out"] = self.free_channel(env, c, self.rng.randint(2, 12))
         if name in ("adaptive_avgpool", "adaptive_maxpool"):
             args["size"] = (self.rng.randint(1, 3), self.rng.randint(1, 3))
         for key, p, values in self.OTHER_ARGS.get(name, ()):
@@ -2267,9 +2644,11 @@ class Gen:
         stride = 1 if (align == 1 or not s.is_map) else (align or self.pick([1, 1, 2]))
         body = self.branch(v, depth, env, stride)
         out = self.try_node(body, v, env)
-        shortcut = None
+        shortcut: Any = None
         fix_c = s.c
-        if stride != 1 or self.chance(0.3):
+        if stride == 1 and self.r.inputs and self.r.inputs[-1] == v and self.chance(0.25):
+            shortcut = Take("block_in")  # issue 30: the block's own input by name (the same value here)
+        elif stride != 1 or self.chance(0.3):
             shortcut = self.branch(v, depth, env, stride)
             fix_c = self.r.shapes[self.try_node(shortcut, v, env)].c
         if self.r.shapes[out].c != fix_c:  # end the body with the channels the sum needs
@@ -2281,7 +2660,7 @@ class Gen:
                 body.form = "list"
         scale: Any = None
         if self.chance(0.5):
-            scale = self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3)
+            scale = self.schedule(self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3), shift=1)
         then = None
         if self.chance(0.6):
             then = Op(
@@ -2296,15 +2675,18 @@ class Gen:
         b = self.pick(self.spec_.blocks)
         use = Use(b.name, long=self.chance(0.3), style=self.style())
         if self.in_block:
+            use.repeat = self.pick([2, 3]) if self.chance(0.25) else None  # copies a names: pattern may name
             return use
         for p, val in b.params.items():
-            if self.chance(0.4) and p.startswith("c"):
-                use.args[p] = self.rng.randint(2, 12)
+            if self.chance(0.4) and p.startswith("c"):  # sometimes from the channels the instance is applied to
+                use.args[p] = self.pick([Param("in"), Expr("in", "+", 1)]) if self.chance(0.2) else self.rng.randint(2, 12)
             elif self.chance(0.4) and p.startswith("flag"):
                 use.args[p] = not val
         if not use.args and b.params and self.chance(0.8):  # a value as its default: the use still fits
             p = self.pick(sorted(b.params))
             use.args[p] = b.params[p]
+        if use.args and self.chance(0.3):
+            use.long = True  # {block: b, params: {...}}
         if self.chance(0.15):
             use.repeat = self.pick([1, 2, 3])
         return use
@@ -2323,9 +2705,9 @@ class Gen:
             args["padding"] = self.pick([(0, 0), (1, 1), (0, 1)])
         if self.chance(0.3):
             args["output_padding"] = (min(1, stride[0] - 1), 0)
-        if self.chance(0.3):
+        if self.chance(0.45):
             args["dilation"] = (2, 2)
-        if self.chance(0.3):
+        if self.chance(0.45):
             args["bias"] = False
         return args
 
@@ -2336,7 +2718,10 @@ class Gen:
         spec = self.spec_
         enc = Op(self.pick(["conv2d", "conv"]), {"out": self.rng.randint(1, 6), "kernel": self.pick([(1, 1), (3, 3)])})
         enc.style = self.style()
-        if self.chance(0.6):
+        how = self.rng.random()
+        if how < 0.3 and len(spec.blocks) < 2:
+            return self.make_nested_skip(v, env, enc)
+        if how < 0.7:
             ups = [((2, 2), (0, 0), (0, 0)), ((3, 3), (1, 1), (1, 1)), ((4, 4), (1, 1), (0, 0))]  # each gives 2·X
             kernel, padding, output_padding = self.pick(ups)
             up = {"out": self.rng.randint(1, 6), "kernel": kernel, "stride": (2, 2), "padding": padding}
@@ -2349,18 +2734,67 @@ class Gen:
         else:
             mid = Op("conv", {"out": enc.args["out"], "kernel": (3, 3), "padding": (1, 1)}, style=self.style())
             items, names = [enc, mid, Residual(Op("identity"), Take("enc"))], ["enc", "mid", "res"]
-        name = f"level{len(spec.blocks)}"
-        block = Block(name, {}, Chain(items, "chain_map", names))
-        spec.blocks.append(block)
-        self.r.blocks[name] = block
-        use = Use(name, style=self.style())
+        return self.new_blocks(v, env, [Block(f"level{len(spec.blocks)}", {}, Chain(items, "chain_map", names))])
+
+    def new_blocks(self, v: str, env: dict[str, Any], blocks: list[Block]) -> Use:
+        """Add blocks (each using only those before it); a use of the last, tried at v (else none is added)."""
+        spec = self.spec_
+        for block in blocks:
+            spec.blocks.append(block)
+            self.r.blocks[block.name] = block
+        use = Use(blocks[-1].name, style=self.style())
         try:
             self.try_node(use, v, env)
         except Invalid:
-            spec.blocks.pop()
-            del self.r.blocks[name]
+            for block in blocks:
+                spec.blocks.remove(block)
+                del self.r.blocks[block.name]
             raise
         return use
+
+    def make_nested_skip(self, v: str, env: dict[str, Any], enc: Op) -> Use:
+        """A block inside a block reading the outer instance's value (issue 30, LANG: from:, crop to= and
+        interpolate size_of= look in each enclosing instance): `dec: [up: interpolate size_of=enc, concat:
+        [identity, {from: enc}]]` used in `level: {enc: conv, down: pool, dec: dec}`; or the inner block's own
+        input as a value (`{from: block_in}`)."""
+        n = len(self.spec_.blocks)
+        up = Op("interpolate", {"size_of": "enc"} | ({"mode": "bilinear"} if self.chance(0.5) else {}), style=self.style())
+        cat = Concat(self.pick([[Op("identity"), Take("enc")], [Take("enc"), Op("identity")]]))
+        items, names = [up, cat], ["up", "cat"]
+        if self.chance(0.4):  # the inner instance's input (the pooled map), brought to enc's size, beside it
+            items.append(Concat([Op("identity"), Chain([Take("block_in"), Op("interpolate", {"size_of": "enc"})])]))
+            names.append("side")
+        dec = Block(f"dec{n}", {}, Chain(items, "chain_map", names))
+        pool = Op(self.pick(["maxpool", "avgpool"]), {"kernel": (2, 2), "stride": (2, 2)}, style=self.style())
+        level = Block(f"level{n + 1}", {}, Chain([enc, pool, Use(dec.name)], "chain_map", ["enc", "down", "dec"]))
+        return self.new_blocks(v, env, [dec, level])
+
+    def block_body(self, v: str, depth: int, inner: dict[str, Any], align: int | None) -> Any:
+        """A block's body: a concat, residual, chain, gate or op (None: none fits here)."""
+        kind = self.pick(["concat", "residual", "chain", "op", "gate"])
+        if kind == "gate":
+            return self.make_gate(v, inner)
+        if kind == "op":
+            body = self.make_op(v, inner, False, align)
+            return None if body is None or body.long else body
+        if kind == "chain":
+            items, x = [], v
+            for _ in range(self.rng.randint(1, 3)):
+                n, x = self.gen(x, depth - 1, inner, in_list=True, align=1 if align else None)
+                items.append(n)
+            body = Chain(items, self.pick(["list", "chain_list"]))
+            if self.chance(0.3) and not align:  # its last item repeated, the copies named by a pattern with a parameter
+                last = Chain([items[-1]], "chain_list", repeat=2, pattern=self.draw_pattern(inner, p=1.0))
+                named = Chain(items[:-1] + [Named(self.pick(["stage", "layer"]), last) if self.chance(0.5) else last])
+                try:
+                    self.try_node(named, v, inner)
+                    return Chain(named.items, body.form)
+                except Invalid:
+                    pass
+            return body
+        if kind == "concat":
+            return self.make_concat(v, depth, inner, align)
+        return self.make_residual(v, depth, inner, align)
 
     def make_use(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Use | None:
         spec = self.spec_
@@ -2371,26 +2805,18 @@ class Gen:
         params: dict[str, Any] = {}
         saved, self.param_ctx = self.param_ctx, params
         self.in_block += 1
-        inner: dict[str, Any] = params
+        # what the body's fragments are tried with: the parameters (maybe_param adds to both) and the names every
+        # block defines, as at a first instance (the truth works out each instance's own)
+        inner: dict[str, Any] = {"block_in": self.r.shapes[v].c, "block_index": 0, "block_count": PROVISIONAL_COUNT}
+        self.r.inputs.append(v)  # block_in as a value, while the body is drawn
         try:
-            kind = self.pick(["concat", "residual", "chain", "op"])
-            if kind == "op":
-                body: Any = self.make_op(v, inner, False, align)
-                if body is None or body.long:
-                    return None
-            elif kind == "chain":
-                items, x = [], v
-                for _ in range(self.rng.randint(1, 3)):
-                    n, x = self.gen(x, depth - 1, inner, in_list=True, align=1 if align else None)
-                    items.append(n)
-                body = Chain(items, self.pick(["list", "chain_list"]))
-            elif kind == "concat":
-                body = self.make_concat(v, depth, inner, align)
-            else:
-                body = self.make_residual(v, depth, inner, align)
+            body = self.block_body(v, depth, inner, align)
         finally:
             self.param_ctx = saved
             self.in_block -= 1
+            self.r.inputs.pop()
+        if body is None:
+            return None
         name = (
             f"blk{len(spec.blocks)}"
             if self.chance(0.5)
@@ -2400,10 +2826,24 @@ class Gen:
         for p in list(params):  # drawn for fragments that were thrown away
             if p not in written:
                 del params[p]
-        block = Block(name, params, body, label=self.pick([None, "Some Block"]))
+        block = Block(name, params, body, label=self.pick([None, "Some Block"]), doc=self.pick([None, None, "a block"]))
+        if self.chance(0.2):  # issue 30: an instance adds no path segment
+            block.inline = True
+        shared = [b.counter for b in spec.blocks if b.counter is not None]
+        if self.chance(0.7 if shared else 0.4):  # issue 30: block_index/block_count over the blocks naming one counter
+            block.counter = self.pick(shared or ["depth", "units"])
+            if isinstance(body, Chain) and body.form != "chain_map" and not _params_in(body) & {"block_index", "block_count"}:
+                # a schedule over the counter: a stochastic-depth rate, or a slope the outputs show
+                rate = Sched(self.pick([0.1, 0.2, 0.3]), self.pick([0, 1]))
+                body.items.append(Op(self.pick(["drop_path", "leaky_relu"]), {"p": rate}, style=self.style()))
+                if body.items[-1].name == "leaky_relu":
+                    body.items[-1].args = {"slope": rate}
         spec.blocks.append(block)
         self.r.blocks[name] = block
         use = Use(name, long=self.chance(0.3), style=self.style())
+        if params and self.chance(0.3):  # a parameter passed its default value: the use fits as drawn
+            p = self.pick(sorted(params))
+            use.args[p] = params[p]
         if self.chance(0.15):
             use.repeat = self.pick([1, 2])
         try:
@@ -2416,8 +2856,18 @@ class Gen:
 
 
 def _params_in(n: Any) -> set[str]:
-    if isinstance(n, (Param, Expr)):
+    """The parameters and defined names (in, block_in, block_index, block_count) a node or value reads."""
+    if isinstance(n, Param):
         return {n.name}
+    if isinstance(n, Expr):
+        return {n.name} | ({n.k} if isinstance(n.k, str) else set())
+    if isinstance(n, Sched):
+        return {"block_index", "block_count"}
+    if isinstance(n, Pattern):
+        return _params_in(n.parts)
+    if isinstance(n, Calc):
+        names = {"int_w": "width_mult", "divisible_w": "width_mult", "ceil_d": "depth_mult", "max_in": "in"}
+        return _params_in(n.a) | {names[n.kind]}
     if isinstance(n, (list, tuple)):
         return set().union(*(_params_in(e) for e in n)) if n else set()
     if isinstance(n, dict):
@@ -2531,6 +2981,29 @@ def _walk(n: Any) -> list[Any]:
     return out
 
 
+def _cover_issue30(spec: Spec, roots: list[Any], seen: set[str]) -> None:
+    """issue 30's constructs: block_in, block_index …, inline blocks, counters, families, frozen parameters."""
+    for root in roots:  # the names every block defines, depth schedules, names: with parameters
+        for n in _walk(root):
+            names = _params_in([v for k, v in vars(n).items() if k not in ("items", "branches", "body", "node", "then")])
+            seen.update(f"node:{b}" for b in BUILTIN if b in names)
+            pattern = getattr(n, "pattern", None)
+            if isinstance(pattern, Pattern) and _params_in(pattern):
+                seen.add("node:names-param")
+            if isinstance(pattern, Pattern) and any(isinstance(p, Field) for p in pattern.parts):
+                seen.add("node:names-field")
+    counters = [b.counter for b in spec.blocks if b.counter is not None]
+    seen.update({"node:inline"} if any(b.inline for b in spec.blocks) else set())
+    seen.update({"node:counter"} if counters else set())
+    seen.update({"node:counter-shared"} if len(counters) > len(set(counters)) else set())
+    if spec.variants:
+        seen.add("node:variants")
+        seen.update({"node:variant-written"} if spec.variant is not None else set())
+    if spec.frozen:
+        seen.add("node:frozen")
+        seen.update({"node:frozen-pattern"} if any(c in f for f in spec.frozen for c in "*[") else set())
+
+
 def coverage(spec: Spec) -> set[str]:
     """What a spec tree uses: ops, options, node kinds and spellings, overrides (for coverage tests)."""
     seen: set[str] = set()
@@ -2543,6 +3016,7 @@ def coverage(spec: Spec) -> set[str]:
         for n in _walk(root):
             if any(k.isdigit() for k in getattr(n, "names", None) or []):
                 seen.add("node:numbered-name")
+    _cover_issue30(spec, roots, seen)
     for b in spec.blocks:
         seen.add(f"node:block-{'op' if isinstance(b.body, Op) else type(b.body).__name__.lower()}")
         if any(isinstance(u, Use) for u in _walk(b.body)):
@@ -2557,4 +3031,64 @@ def coverage(spec: Spec) -> set[str]:
     seen.update(f"node:scale-{k}" for k in ("width", "depth") if k in spec.scale)
     for k in spec.overrides:
         seen.add("set:" + (k if k.split(".")[0] in ("input", "scale") else k.split(".")[0]))
+    return seen | language_keys(render(spec))
+
+
+# ---- the language's keys and names in the text (tests/test_differential.py checks every one is drawn) ----------
+
+_NODE_KEYS = {  # a mapping holding this key and only keys of its kind (docs/language.md) is that kind of node
+    "residual": ("residual", {"residual"}),
+    "chain": ("chain", {"chain", "repeat", "names"}),
+    "block": ("blockref", {"block", "params", "repeat", "names"}),
+    "if": ("if", {"if", "then", "else"}),
+    "from": ("from", {"from"}),
+    "gate": ("gate", {"gate"}),
+    "concat": ("concat", {"concat"}),
+}
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def _walk_data(d: Any, seen: set[str]) -> None:
+    """The keys of every node of the YAML data of a network, a block body or an aux head."""
+    if isinstance(d, list):
+        for e in d:
+            _walk_data(e, seen)
+        return
+    if not isinstance(d, dict):
+        return
+    kind = next((_NODE_KEYS[k][0] for k in d if k in _NODE_KEYS and set(d) <= _NODE_KEYS[k][1]), None)
+    if kind == "residual" and isinstance(d["residual"], dict):
+        seen.update(f"key:residual.{k}" for k in d["residual"])
+        d = d["residual"]
+    elif kind is not None:
+        seen.update(f"key:{kind}.{k}" for k in d)
+    if kind is None and "op" in d:
+        seen.add("key:op.op")
+        return
+    for k, v in d.items():
+        if kind is None or k in ("chain", "concat", "body", "shortcut", "then", "else", "gate"):
+            _walk_data(v, seen)
+
+
+def language_keys(text: str) -> set[str]:
+    """What a spec's YAML text uses of the language: its keys at the top level, under input:, scale:, each
+    block and aux head and in every node (``key:WHERE.KEY``), and the names every expression may read
+    (``name:block_index`` …: in ``$NAME`` or ``${...}``)."""
+    import re
+
+    data = yaml.safe_load(text)
+    seen = {f"key:spec.{k}" for k in data}
+    seen |= {f"key:input.{k}" for k in data.get("input", {})} | {f"key:scale.{k}" for k in data.get("scale", {})}
+    for b in (data.get("blocks") or {}).values():
+        seen |= {f"key:block.{k}" for k in b}
+        for body in ("chain", "concat", "gate"):
+            _walk_data(b.get(body), seen)
+        if "residual" in b:
+            _walk_data({"residual": b["residual"]}, seen)
+    for a in (data.get("aux") or {}).values():
+        seen |= {f"key:aux.{k}" for k in a}
+        _walk_data(a["head"], seen)
+    _walk_data(data["network"], seen)
+    exprs = re.findall(r"\$\{([^}]*)\}", text) + re.findall(r"\$(" + _NAME + ")", text)
+    seen |= {f"name:{n}" for e in exprs for n in re.findall(r"(?<![\w.])" + _NAME, e)}
     return seen
