@@ -22,7 +22,7 @@ from archspec.importer.emit import Emitter, make_blocks, spec_defaults
 from archspec.importer.optional import merge_level
 from archspec.importer.refnames import RefNames, module_outputs
 from archspec.importer.sources import module_name
-from archspec.importer.structure import Chain, Step, paths, steps
+from archspec.importer.structure import Chain, Ref, Step, paths, steps, walk
 from archspec.importer.trace import ImportRefused, Prim, trace
 from archspec.importer.verify import verify
 from archspec.importer.yaml_writer import Renderer, comment, dump, spec_name
@@ -81,14 +81,16 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     stateless_paths(model, prims)
     same_padding(prims)
     fuse_composites(prims, conv.output)
-    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model), built)
+    modules = module_outputs(gm, conv.value)
+    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model), built, modules)
     channels = _input_channels(model, prims)
     heads = aux_heads(model, gm, prims, stack_traces)
     unreached(model, reached(prims) | {p for h in heads for p in paths(h.chain)})
 
     emitter = Emitter(classes(model), instances(model))
+    emitter.dag = any(isinstance(x, Ref) for x in walk(tree))
     network = emitter.as_list(tree, "")
-    outputs = RefNames(network, prims, module_outputs(gm, conv.value)).run([(k, v) for k, v, _ in conv.outputs])
+    outputs = RefNames(network, prims, modules).run([(k, v) for k, v, _ in conv.outputs])
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances, merge_level)
