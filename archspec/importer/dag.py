@@ -79,6 +79,8 @@ class Dag:
                 return False  # a value inside is read from outside (FPN's inner blocks, an output)
             if any(r not in region and r != m for r in self.side_reads.get(n, [])):
                 return False
+            if self.prims[m].dense:
+                continue  # DenseNet's layer k+1 concatenates layer k's output: a dense layer, wherever it runs
             if self.prims[n].op not in ("pass", "scale") and not _inside(_home(self.prims[n]), scope):
                 return False  # a branch runs through other modules (LR-ASPP's backbone)
         return True

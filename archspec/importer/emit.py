@@ -566,7 +566,32 @@ def make_blocks(
         if merge is not None:  # blocks of one class with and without optional parts (optional.merge_level)
             merge(list(by_key.values()), blocks, _parameterize, {id(i): n for n, i in enumerate(instances)})
     depth_schedules(blocks, {id(i): n for n, i in enumerate(instances)})
+    _drop_stale(blocks)
     return blocks
+
+
+def _drop_stale(blocks: list[Block]) -> None:
+    """A block that passed a rate down to a layer whose rate became its rule (depth_schedules) passes
+    nothing now: the slot goes, and its parameter with it where nothing else reads it. Blocks are
+    made inner first, so a stage sees its layers' blocks already cleaned."""
+    for block in blocks:
+        ops0 = _ops(block.template.body)
+        stale = {
+            slot: v
+            for slot, v in block.slots.items()
+            if slot[0] < len(ops0)
+            and isinstance(op := ops0[slot[0]], Instance)
+            and op.block is not None
+            and slot[1] not in op.block.params
+        }
+        for slot in stale:
+            del block.slots[slot]
+        used = " ".join(block.slots.values())
+        for name in set(stale.values()):
+            if name in block.params and not re.search(rf"\b{re.escape(name)}\b", used):
+                del block.params[name]
+                for inst in block.instances:
+                    inst.args.pop(name, None)
 
 
 def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str], list[str | None]]:

@@ -331,6 +331,7 @@ def nest_concats(prims: list[Prim]) -> None:
         for i in p.inputs:
             g.add_edge(i, p.id)
     seen: dict[tuple[int, ...], int] = {}
+    by_id = {p.id: p for p in prims}
     for p in prims:
         if p.op != "concat":
             continue
@@ -339,6 +340,7 @@ def nest_concats(prims: list[Prim]) -> None:
             q = seen.get(original[:k])
             if q is not None and all(nx.has_path(g, q, t) for t in original[k:]):
                 p.inputs = [q, *original[k:]]
+                p.dense = by_id[q].dense = True  # both are dense layers' concats
                 g.add_edge(q, p.id)
                 break
         seen.setdefault(original, p.id)

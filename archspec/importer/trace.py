@@ -74,6 +74,7 @@ class Prim:
     spec_path: str | None = None  # a network archspec built: the stateless op's path in its spec
     owner: str | None = None  # the module whose forward computes a function call (places a pathless op)
     within: str = ""  # the innermost module the fx node runs in (a module called twice: that module), for dag.py
+    dense: bool = False  # a concat nested by nest_concats (DenseNet's form): series-parallel wherever it runs
 
 
 def source_of(node: fx.Node) -> tuple[str, int] | None:
