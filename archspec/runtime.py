@@ -92,6 +92,25 @@ def center_crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x[:, :, top : top + h, left : left + w]
 
 
+@torch.fx.wrap
+def branch_sum(x: torch.Tensor, branches: int) -> torch.Tensor:
+    """The sum of the ``branches`` equal parts of x's channels (branch i: channels i·C to (i + 1)·C − 1)."""
+    return x.reshape(x.shape[0], branches, x.shape[1] // branches, x.shape[2], x.shape[3]).sum(1)
+
+
+@torch.fx.wrap
+def branch_select(logits: torch.Tensor, x: torch.Tensor, branches: int, groups: int) -> torch.Tensor:
+    """The branches of x (its channels in ``branches`` equal parts) weighed by the softmax over the branches of
+    ``logits`` (N×K·C×1×1, ordered group, branch, channel within the group), summed: N×C×H×W. One branch:
+    weighed by sigmoid(logits)."""
+    if branches == 1:
+        return x * torch.sigmoid(logits)
+    n = x.shape[0]
+    c = x.shape[1] // branches
+    weights = logits.reshape(n, groups, branches, c // groups).transpose(1, 2).softmax(1).reshape(n, branches, c, 1, 1)
+    return (x.reshape(n, branches, c, x.shape[2], x.shape[3]) * weights).sum(1)
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's
     input is zeroed with probability p and kept, scaled by 1 / (1 - p), otherwise; in eval mode the

@@ -94,8 +94,12 @@ def test_resnet_fpn_backbone_returns_its_ordered_dict_of_maps() -> None:
     """torchvision's BackboneWithFPN: lateral 1×1 convs on layer1…layer4 read by name, the top-down sums
     (nearest interpolation to each lateral's size), a 3×3 conv on each, and the extra max-pool level:
     outputs '0'…'3' and 'pool', in the reference's order."""
-    text = assert_imports_exactly(DENSE_REFERENCES["resnet50_fpn"](), [(64, 64), (72, 88)])
+    from archspec.importer.coverage import compare_with_zoo
+
+    text = assert_imports_exactly(DENSE_REFERENCES["resnet50_fpn"](), [(64, 64), (72, 88)], spec_size=(224, 224))
     assert "'0': fpn.layer_blocks.0" in text and "pool: fpn.pool" in text, text
+    assert "- '0': [{from: body.layer1}, {'0': conv2d 256 1x1}]" in text, text  # the zoo's lateral
+    assert compare_with_zoo(text, "resnet50_fpn")[1].startswith("same network")
 
 
 def _double(cin: int, cout: int, pad: int) -> nn.Sequential:

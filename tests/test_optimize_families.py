@@ -186,7 +186,7 @@ def test_same_padded_convs_are_their_padding_then_a_fused_conv(write_spec) -> No
 
 # Zoo networks with a reference that tests/test_optimize_modern.py does not cover: (spec, overrides, reference)
 ZOO = {
-    **{n: (n, None, REFERENCES[n]) for n in ("cspresnet50", "resnetv2_50x1_bit", "res2net50_26w_4s")},
+    **{n: (n, None, REFERENCES[n]) for n in ("cspresnet50", "resnetv2_50x1_bit", "res2net50_26w_4s", "tf_efficientnet_b0")},
     **{n: (n, None, make) for n, make in DENSE_REFERENCES.items()},
     "efficientnet_b1": VARIANT_REFERENCES["efficientnet_b1"],
 }

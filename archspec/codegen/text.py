@@ -33,7 +33,9 @@ RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
 }
 # Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,
 # its source copied from runtime.py, and calls it by its bare name.
-RUNTIME_FUNCTIONS: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in (runtime.center_crop,)}
+RUNTIME_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    fn.__name__: fn for fn in (runtime.center_crop, runtime.branch_sum, runtime.branch_select)
+}
 # class names the file cannot define: its imports, its runtime layers, keywords (a block named `none` → None)
 # and builtins
 RESERVED_CLASSES = {"torch", "nn", "F", "pad_same", *RUNTIME_LAYERS, *RUNTIME_FUNCTIONS, *keyword.kwlist, *dir(builtins)}

@@ -45,8 +45,16 @@ class Segment:
 class Dag:
     """The merges' forms (series-parallel or side merges), the segments' ends, and the segments in order."""
 
-    def __init__(self, prims: list[Prim], outputs: list[int], order: dict[str, int] | None = None, built: bool = False) -> None:
+    def __init__(
+        self,
+        prims: list[Prim],
+        outputs: list[int],
+        order: dict[str, int] | None = None,
+        built: bool = False,
+        modules: dict[int, str] | None = None,
+    ) -> None:
         self.prims, self.outputs = prims, outputs
+        self.module_values = set(modules or {})  # values that are a module's output
         self.order = order or {}
         self.rec = Recover(prims, outputs[-1], outputs)
         g = self.rec.graph
@@ -102,6 +110,8 @@ class Dag:
                     stops.add(v)
             interior = set().union(*(self.region[m] for m in self.merges if m not in self.side))
             stops |= {t for t in self.side_reads if t not in interior}
+            if self.side or len(self.outputs) > 1:  # a DAG: its parts may be written in module order (FPN's lateral on layer4)
+                stops |= {v for v in self.module_values if v in self.users and v not in interior}
             bad = {m for m in self.merges if m not in self.side and stops & self.region[m]}
             if not bad:
                 return frozenset(stops - {0})
@@ -180,11 +190,16 @@ class Dag:
 
 
 def recover(
-    prims: list[Prim], output: int, outputs: list[int] | None = None, order: dict[str, int] | None = None, built: bool = False
+    prims: list[Prim],
+    output: int,
+    outputs: list[int] | None = None,
+    order: dict[str, int] | None = None,
+    built: bool = False,
+    modules: dict[int, str] | None = None,
 ) -> Chain:
     """The network's branch graph: series-parallel parts, and chains reading earlier values by name."""
     nest_concats(prims)
-    return Dag(prims, outputs or [output], order, built).run()
+    return Dag(prims, outputs or [output], order, built, modules).run()
 
 
 __all__ = ["Dag", "recover"]

@@ -130,6 +130,7 @@ class Emitter:
         self.classes = classes  # module path → (block name, label): the module's class
         self.plain = instances  # a network archspec built: the paths of its spec's block instances
         self.instances: list[Instance] = []
+        self.dag = False  # parts read values by name: a layer of one op at a list index is written in place too
 
     def refuse(self, message: str, path: str | None = None) -> ImportRefused:
         return ImportRefused(message, module=path)
@@ -202,7 +203,7 @@ class Emitter:
         torchvision's Conv2dNormActivation — written in place under its index (`"0": [conv2d, bn, relu]`)."""
         small = (
             self.plain is None
-            and 1 < len(inner.items) <= 3
+            and (1 < len(inner.items) <= 3 or (self.dag and len(inner.items) == 1))
             and all((x.kind == "op" and x.op is not None) or x.kind == "from" for x in inner.items)
         )  # or an op reading an earlier value: FPN's `"0": [{from: body.layer1}, "0": conv2d 256 1x1]`
         # a stage: a numbered list of block instances (EfficientNet's features.2, MnasNet's layers.8), written

@@ -22,10 +22,11 @@ from archspec.importer.emit import Emitter, make_blocks, spec_defaults
 from archspec.importer.optional import merge_level
 from archspec.importer.refnames import RefNames, module_outputs
 from archspec.importer.sources import module_name
-from archspec.importer.structure import Chain, Step, paths, steps
+from archspec.importer.structure import Chain, Ref, Step, paths, steps, walk
 from archspec.importer.trace import ImportRefused, Prim, trace
 from archspec.importer.verify import verify
 from archspec.importer.yaml_writer import Renderer, comment, dump, spec_name
+from archspec.ops import REGISTRY
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Imported:
     blocks: int
     params: int
     aux: dict[str, int] = field(default_factory=dict)  # aux head → its place among the training-mode outputs
+    values_read: bool = False  # a value of the module's tensors is written (a layer scale's start): not from `meta`
 
     @property
     def lines(self) -> int:
@@ -79,14 +81,16 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     stateless_paths(model, prims)
     same_padding(prims)
     fuse_composites(prims, conv.output)
-    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model), built)
+    modules = module_outputs(gm, conv.value)
+    tree: Chain = recover(prims, conv.output, [v for _, v, _ in conv.outputs] or None, _module_order(model), built, modules)
     channels = _input_channels(model, prims)
     heads = aux_heads(model, gm, prims, stack_traces)
     unreached(model, reached(prims) | {p for h in heads for p in paths(h.chain)})
 
     emitter = Emitter(classes(model), instances(model))
+    emitter.dag = any(isinstance(x, Ref) for x in walk(tree))
     network = emitter.as_list(tree, "")
-    outputs = RefNames(network, prims, module_outputs(gm, conv.value)).run([(k, v) for k, v, _ in conv.outputs])
+    outputs = RefNames(network, prims, modules).run([(k, v) for k, v, _ in conv.outputs])
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances, merge_level)
@@ -125,7 +129,8 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     ]
     text = "\n".join(header) + "\n" + dump(doc)
     params = sum(p.numel() for p in model.parameters())
-    return Imported(text, title, len(blocks), params, {h.graph.name: h.graph.output for h in heads})
+    values = any(REGISTRY[p.op].parameter_only for p in prims if p.op in REGISTRY)
+    return Imported(text, title, len(blocks), params, {h.graph.name: h.graph.output for h in heads}, values)
 
 
 SAME_PADDED = ("conv2d", "std_conv2d")  # the ops whose padding may be `same`

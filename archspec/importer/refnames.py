@@ -73,14 +73,14 @@ class _Walk:
         return v
 
     def path_of(self, v: int, name: str = "") -> str | None:
-        """The module whose output the value is, where a path names it (`fpn.inner_blocks.2`), else (an
-        output) the path ending in its own name (`fpn.pool`), else the shortest."""
+        """An output: the path ending in its own name (`fpn.pool`); else the module whose output the value
+        is, where a path names it (`fpn.inner_blocks.2`), else the shortest."""
         found = [p for p, x in self.at.items() if x == v]
+        if name and not name.isdigit() and any(p.rpartition(".")[2] == name for p in found):
+            return next(p for p in found if p.rpartition(".")[2] == name)
         module = self.modules.get(v)
         if module in found:
             return module
-        if name and any(p.rpartition(".")[2] == name for p in found):
-            return next(p for p in found if p.rpartition(".")[2] == name)
         return min(found, key=lambda p: (p.count("."), len(p))) if found else None
 
 
@@ -108,6 +108,7 @@ class RefNames:
         self.network, self.prims = network, prims
         self.canon = _canon(prims)
         self.modules = {self.canon[v]: p for v, p in (modules or {}).items()}
+        self.given: set[str] = set()  # the names this gave
 
     def walk(self) -> _Walk:
         w = _Walk(self.canon, self.modules)
@@ -129,6 +130,7 @@ class RefNames:
         for v, hint in wanted.items():
             if v != 0 and (w.path_of(v) is None or (hint and self._unnamed_op(w, v))):
                 self._name(w, v, hint)
+        self._name_alike(w)
         w = self.walk()
 
         def path(v: int, p: Prim) -> str:
@@ -176,6 +178,16 @@ class RefNames:
         while name in taken or module_name_problem(name) is not None:
             name, n = f"{base}_{n}", n + 1
         node.name = name
+        self.given.add(name)
+
+    def _name_alike(self, w: _Walk) -> None:
+        """A merge written beside merges of its kind that were named (FPN's last top-down sum, which only the
+        next op reads) is named alike, so the parts of one kind read alike."""
+        for v, (node, parent, _, _) in list(w.owner.items()):
+            if node.name or node.kind not in ("residual", "concat") or _stateful(node) or node.value is None:
+                continue
+            if any(x is not node and x.kind == node.kind and x.name in self.given for x in parent.items):
+                self._name(w, v, "")
 
     def _suggest(self, v: int) -> str:
         """After the module whose value the op merges or resizes: `inner_blocks_2_sum`."""

@@ -27,9 +27,15 @@ def parse_args(text: str | None) -> dict[str, Any]:
     return value
 
 
-def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool = False) -> Any:
-    """Construct the model a source names (random weights unless ``pretrained``)."""
+def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool = False, device: str | None = None) -> Any:
+    """Construct the model a source names (random weights unless ``pretrained``); a timm or
+    torchvision model on ``device`` when given (``meta``: no memory, no initial weights drawn)."""
     args = dict(args or {})
+    if device is not None and not pretrained and source.partition(":")[0] in ("timm", "torchvision"):
+        import torch
+
+        with torch.device(device):
+            return load_model(source, args)
     where = Loc(source, 0, 0)
     kind, sep, name = source.partition(":")
     if not sep or not name:

@@ -204,8 +204,8 @@ class Recover:
                 )
             self.seen[cur] = 1
             if cur in self.spine:
-                items.append(self.side_merge(p))
-                cur = self.spine[cur]
+                part, cur = self.side_merge(p)
+                items.append(part)
             elif p.op == "concat":
                 fork = self.fork(p.inputs)
                 items.append(Concat([self.chain(i, fork) for i in p.inputs], p))
@@ -246,23 +246,41 @@ class Recover:
         gates = [i for i in mul.inputs if self.prims[i].op in ("sigmoid", "hardsigmoid")]
         return gates[0] if len(gates) == 1 else None
 
-    def side_merge(self, merge: Prim) -> Part:
+    def _pathless_run(self, start: int) -> bool:
+        """Whether the chain back from ``start`` reaches a stop through ops without modules only (FPN's
+        top-down interpolation of the sum before)."""
+        cur, n = start, 0
+        while cur not in self.stops or n == 0:
+            p = self.prims[cur]
+            if p.path or p.stateful or p.op in ("input", "add", "concat", "mul", "pass") or len(data_inputs(p)) != 1:
+                return False
+            cur, n = data_inputs(p)[0], n + 1
+        return True
+
+    def side_merge(self, merge: Prim) -> tuple[Part, int]:
         """A merge whose main input is the chain's: its other inputs are side chains from the nearest
         stop (read by name), in place — `residual: {body: identity, shortcut: [{from: x}, ...]}`,
-        `concat: [identity, [{from: x}, ...]]`, `gate: [{from: x}, ...]`."""
+        `concat: [identity, [{from: x}, ...]]`, `gate: [{from: x}, ...]`; and where the chain ends that is
+        the next one to go. A sum whose main input is ops without modules from a value read by name is
+        two side chains (FPN's `residual: {body: {from: lateral}, shortcut: [{from: top}, interpolate ...]}`)."""
         main = self.spine[merge.id]
         sides = [
             Chain([]) if i == main else Chain([Ref(self.prims[i])]) if i in self.stops or i == 0 else self.chain(i, -1)
             for i in data_inputs(merge)
         ]
         if merge.op == "concat":
-            return Concat(sides, merge)
+            return Concat(sides, merge), main
         other = next(c for i, c in zip(data_inputs(merge), sides, strict=True) if i != main)
         if merge.op == "mul":
-            return Gate(other, merge)
+            return Gate(other, merge), main
         if any(self.prims[i].op == "scale" for i in merge.inputs):
             raise self.refuse(merge, "a scaled sum of a value and another read by name; archspec scales a residual's body")
-        return Residual(Chain([]), other, merge=merge)
+        if len(data_inputs(merge)) == 2 and main not in self.stops and self._pathless_run(main):
+            top = self.chain(main, -1)
+            start = top.items[0]
+            assert isinstance(start, Ref)
+            return Residual(other, top, merge=merge), start.prim.id
+        return Residual(Chain([]), other, merge=merge), main
 
     def residual(self, add: Prim) -> Residual:
         fork = self.fork(add.inputs)

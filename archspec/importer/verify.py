@@ -13,12 +13,20 @@ from archspec.importer.trace import ImportRefused, is_drop_path
 
 
 def verify(
-    model: nn.Module, text: str, input_size: tuple[int, int], tolerance: float = 1e-4, aux: dict[str, int] | None = None
+    model: nn.Module,
+    text: str,
+    input_size: tuple[int, int],
+    tolerance: float = 1e-4,
+    aux: dict[str, int] | None = None,
+    weights_from_spec: bool = False,
 ) -> nn.Module:
     """Build the spec, load the model's state_dict strictly, compare outputs; returns the built module.
     With ``aux`` (head → its place among the model's training-mode outputs) both also run in training
     mode, dropout off, on a copy of the model (training mode updates BatchNorm statistics), and every
-    head's output is compared."""
+    head's output is compared. With ``weights_from_spec`` the weights go the other way: the model,
+    constructed on the ``meta`` device (no initial weights drawn: `archspec import`), takes the built
+    spec's freshly drawn tensors, strictly (``assign``: the two share them) — the same keys and shapes,
+    and then the same outputs, are checked."""
     from archspec.api import build
     from archspec.errors import SpecError
 
@@ -44,7 +52,10 @@ def verify(
             f"the imported spec does not reproduce the module's state_dict ({what})",
             hint="this is a limitation of archspec import; please report it",
         )
-    ours.load_state_dict(theirs, strict=True)
+    if weights_from_spec:  # the spec's tensors themselves, not copies: no memory to allocate and fill
+        model.load_state_dict(mine, strict=True, assign=True)
+    else:
+        ours.load_state_dict(theirs, strict=True)
     small = (min(input_size[0], VERIFY_SIZE), min(input_size[1], VERIFY_SIZE))
     if small != tuple(input_size):
         try:

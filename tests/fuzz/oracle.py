@@ -153,6 +153,8 @@ class Oracle(nn.Module):
             from torchvision.ops import stochastic_depth
 
             return stochastic_depth(x, a["p"], "row", training=self.training)
+        if p.op in ("branch_sum", "branch_select"):
+            return _over_branches(p.op, a, xs)
         return _stateless(p.op, a, xs)
 
 
@@ -198,6 +200,27 @@ def _resize_or_leaky(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
     if op == "pad":
         return F.pad(x, list(a["padding"]), value=a["value"])
     return F.interpolate(x, size=a["size"], scale_factor=a["scale"], mode=a["mode"], align_corners=a["align_corners"])
+
+
+def _over_branches(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
+    """docs/language.md, "Attention over branches", written out: branch i is channels i·C to (i + 1)·C − 1; the
+    logit of branch i for channel j (group j // (C/G), index j mod C/G within it) sits at group·K·C/G + i·C/G + index;
+    the weights are exp(l_i) / Σ exp(l_k) over the branches, or sigmoid(l) for one branch."""
+    k = a["branches"]
+    x = xs[-1]
+    c = x.shape[1] // k
+    branches = [x[:, i * c : (i + 1) * c] for i in range(k)]
+    if op == "branch_sum":
+        return torch.stack(branches).sum(0)
+    logits, per = xs[0], c // a["groups"]
+    if k == 1:
+        return x / (1 + torch.exp(-logits))
+    at = [torch.tensor([(j // per) * k * per + i * per + j % per for j in range(c)]) for i in range(k)]
+    ls = [logits[:, idx] for idx in at]
+    top = torch.stack(ls).amax(0)
+    es = [torch.exp(li - top) for li in ls]
+    total = torch.stack(es).sum(0)
+    return torch.stack([e / total * b for e, b in zip(es, branches, strict=True)]).sum(0)
 
 
 def _conv(conv: nn.Conv2d, a: dict, x: torch.Tensor, standardise: bool) -> torch.Tensor:

@@ -513,6 +513,8 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "interpolate": {"size_of", "mode", "align_corners"},
     "conv_transpose": {"out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"},
     "crop": {"to"},
+    "branch_sum": {"branches"},
+    "branch_select": {"branches", "of", "groups"},
     "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
@@ -552,6 +554,8 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "interpolate": {"mode": "nearest", "align_corners": None},
     "conv_transpose": {"kernel": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "bias": True},
     "crop": {},
+    "branch_sum": {},
+    "branch_select": {"groups": 1},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
@@ -1271,6 +1275,27 @@ class Realizer:
         w = tuple(v if u > 0 else 0 for u, v in zip(xs.w, rs.w, strict=True))  # type: ignore[arg-type]
         return self.emit("crop", {}, path, [x, ref], Shape(xs.c, h, w), path)
 
+    def op_branch_sum(self, args: dict[str, Any], x: str, path: str) -> str:
+        """docs/language.md, "Attention over branches": K·C×H×W, K branches one after another, to their sum."""
+        xs, k = self.map_of(x, "branch_sum"), args["branches"]
+        if xs.c % k:
+            raise Invalid("branch_sum of channels that do not split into K")
+        return self.emit("branch_sum", {"branches": k}, path, [x], Shape(xs.c // k, xs.h, xs.w), path)
+
+    def op_branch_select(self, args: dict[str, Any], x: str, path: str) -> str:
+        """The logits x (K·C×1×1) softmaxed over the K branches of the value `of` names, their weighted sum: C×H×W."""
+        k, g = args["branches"], args["groups"]
+        ls, ref = self.map_of(x, "branch_select"), self.earlier(args["of"])
+        bs = self.map_of(ref, "branch_select's branches")
+        if bs.c % k or (bs.c // k) % g:
+            raise Invalid("branches that do not split into K of G groups")
+        if ls.c != bs.c or set(ls.h) - {0, 1} or set(ls.w) - {0, 1}:  # type: ignore[arg-type]
+            raise Invalid("logits that are not one per channel of every branch")
+        okh = tuple(a > 0 and b > 0 for a, b in zip(ls.h, bs.h, strict=True))  # type: ignore[arg-type]
+        okw = tuple(a > 0 and b > 0 for a, b in zip(ls.w, bs.w, strict=True))  # type: ignore[arg-type]
+        shape = Shape(bs.c // k, bs.h, bs.w)
+        return self.emit("branch_select", {"branches": k, "groups": g}, path, [x, ref], shape, path, okh, okw)
+
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
 
@@ -1662,6 +1687,16 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("conv_transpose", "bias", True): "bias",
     ("conv_transpose", "bias", False): "no_bias",
 }
+POSITIONAL = {
+    "lrn": ("size",),
+    "dropout": ("p",),
+    "drop_path": ("p",),
+    "layer_scale": ("init",),
+    "channel_slice": ("start", "stop"),
+    "channel_shuffle": ("groups",),
+    "branch_sum": ("branches",),
+    "branch_select": ("branches",),
+}
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
 
@@ -1671,16 +1706,9 @@ def short_form(n: Op) -> str:
     args = dict(n.args)
     if n.name in ("conv", "conv2d", "std_conv2d", "conv_transpose", "linear") and rng.random() < 0.8:
         tokens.append(_val(args.pop("out")))
-    if n.name == "lrn" and "size" in args and rng.random() < 0.7:
-        tokens.append(_val(args.pop("size")))
-    if n.name in ("dropout", "drop_path") and "p" in args and rng.random() < 0.7:
-        tokens.append(_val(args.pop("p")))
-    if n.name == "layer_scale" and "init" in args and rng.random() < 0.7:
-        tokens.append(_val(args.pop("init")))
-    if n.name == "channel_slice" and rng.random() < 0.7:
-        tokens += [_val(args.pop("start")), _val(args.pop("stop"))]
-    if n.name == "channel_shuffle" and rng.random() < 0.7:
-        tokens.append(_val(args.pop("groups")))
+    first = POSITIONAL.get(n.name, ())  # the op's positional fields, written bare
+    if first and all(f in args for f in first) and rng.random() < 0.7:
+        tokens += [_val(args.pop(f)) for f in first]
     grid = "size" if n.name in ("adaptive_avgpool", "adaptive_maxpool") else "kernel"
     if grid in args and not isinstance(args[grid], Param) and rng.random() < 0.8:
         k = _pair(args.pop(grid))
@@ -2240,8 +2268,10 @@ class Gen:
                 kinds += ["ceil_merge", "pixel_merge", "pixel_merge"]
             if not align and not self.in_block and self.r.shapes[v].is_map and len(self.spec_.blocks) < 3:
                 kinds.append("skip")  # issue 30: from: and crop to= inside a block
+                kinds.append("select")  # issue 30: softmax over branches (SKNet, ResNeSt)
         for _ in range(8):
             kind = self.pick(kinds)
+            blocks = len(self.spec_.blocks)
             try:
                 n = self.make(kind, v, depth, env, in_list, align)
                 if n is None:
@@ -2270,9 +2300,17 @@ class Gen:
                     return Named(name, n), out
                 return n, out
             except Invalid:
+                self.drop_blocks(kind, blocks)
                 continue
         n = Op(self.pick(["identity", "gelu", "bn"]) if align is None or True else "identity")
         return n, self.try_node(n, v, env)
+
+    def drop_blocks(self, kind: str, since: int) -> None:
+        """After an invalid skip or select node: the blocks drawn for it, unused now."""
+        if kind in ("skip", "select"):
+            for b in self.spec_.blocks[since:]:
+                del self.r.blocks[b.name]
+            del self.spec_.blocks[since:]
 
     def make(self, kind: str, v: str, depth: int, env: dict[str, Any], in_list: bool, align: int | None) -> Any:
         if kind == "op":
@@ -2285,6 +2323,8 @@ class Gen:
             return self.make_pixel_merge(v, env)
         if kind == "skip":
             return self.make_skip(v, env)
+        if kind == "select":
+            return self.make_select(v)
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
@@ -2747,24 +2787,42 @@ class Gen:
         return self.new_blocks(v, env, [Block(f"level{len(spec.blocks)}", {}, Chain(items, "chain_map", names))])
 
     def new_blocks(self, v: str, env: dict[str, Any], blocks: list[Block]) -> Use:
-        """Add blocks (each using only those before it); a use of the last, tried at v (else none is added)."""
+        """Add blocks (each using only those before it); a use of the last. Not tried at v here: gen places the use
+        once (placed twice at one path, the blocks' own names would be ambiguous: no network ever used them) and
+        drops the blocks when that placement is invalid (:meth:`drop_blocks`)."""
         spec = self.spec_
         for block in blocks:
             spec.blocks.append(block)
             self.r.blocks[block.name] = block
-        use = Use(blocks[-1].name, style=self.style())
-        try:
-            out = self.try_node(use, v, env)
-            made = self.r.prims[int(out[1:])] if out != "input" else None
-            h0, w0 = self.spec_.size
-            if made is not None and not (made.okh[h0 - 1] and made.okw[w0 - 1]):  # a merge refusing the spec's size
-                raise Invalid("the block's merge does not take the spec's input size")
-        except Invalid:
-            for block in blocks:
-                spec.blocks.remove(block)
-                del self.r.blocks[block.name]
-            raise
-        return use
+        return Use(blocks[-1].name, style=self.style())
+
+    def make_select(self, v: str) -> Use:
+        """A block weighing K branches by the softmax over them (docs/language.md, "Attention over branches"): the
+        branches (size-keeping convs, concatenated), their sum pooled and squeezed into K·C logits (ordered group,
+        branch, channel when G groups), `branch_select K of=paths`."""
+        spec, k, g = self.spec_, self.pick([1, 2, 2, 3]), self.pick([1, 1, 2])
+        c = g * self.rng.randint(1, 3)
+        paths = []
+        for i in range(k):  # 3×3 dilated i + 1, padded to keep the size, or 1×1
+            d = i + 1 if self.chance(0.7) else 0
+            shape = {"kernel": (3, 3), "padding": (d, d), "dilation": (d, d)} if d else {"kernel": (1, 1)}
+            paths.append(Op(self.pick(["conv2d", "conv"]), {"out": c} | shape, style=self.style(), fixed=True))
+        attn = [
+            Op("branch_sum", {"branches": k}, long=self.chance(0.3), style=self.style()),
+            Op("adaptive_avgpool", {"size": (1, 1)}, style=self.style()),
+            Op("conv2d", {"out": self.rng.randint(1, 4)}, style=self.style(), fixed=True),
+            Op(self.pick(["relu", "silu"])),
+            Op("conv2d", {"out": k * c, "groups": g} if g > 1 else {"out": k * c}, style=self.style(), fixed=True),
+        ]
+        select = {"branches": k, "of": "paths"} | ({"groups": g} if g > 1 or self.chance(0.3) else {})
+        items = [
+            Concat(paths, self.pick([None, [f"p{i}" for i in range(k)]])),
+            Chain(attn, self.pick(["list", "chain_list"])),
+            Op("branch_select", select, long=self.chance(0.3), style=self.style()),
+        ]
+        return self.new_blocks(
+            v, {}, [Block(f"select{len(spec.blocks)}", {}, Chain(items, "chain_map", ["paths", "attn", "select"]))]
+        )
 
     def make_nested_skip(self, v: str, env: dict[str, Any], enc: Op) -> Use:
         """A block inside a block reading the outer instance's value (issue 30, LANG: from:, crop to= and

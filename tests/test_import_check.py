@@ -1,0 +1,48 @@
+"""`archspec import`'s check with the model constructed on the ``meta`` device (issue 26: import speed).
+
+The command reads a timm or torchvision model's structure without drawing its initial weights and
+checks the spec by loading the built spec's weights into the model. Truth: the written spec, built
+and loaded strictly with the weights of the same model constructed for real, gives its logits; and
+the check refuses a spec that computes something else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import archspec
+from archspec.cli import main
+from archspec.importer import ImportRefused, to_spec, verify
+
+
+def test_the_command_imports_from_meta_and_the_spec_gives_the_real_model_s_logits(tmp_path: Path) -> None:
+    out = tmp_path / "resnet18.yaml"
+    assert main(["import", "torchvision:resnet18", "-o", str(out)]) == 0
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18(weights=None).eval()
+    ours = archspec.build(out).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-5)
+
+
+def test_the_check_from_meta_refuses_another_network() -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(weights=None)
+    text = to_spec(model, name="resnet18", input_size=(64, 64)).text
+    assert "then: relu" in text
+    with pytest.raises(ImportRefused, match="computes something else"):
+        verify(model, text.replace("then: relu", "then: silu"), (64, 64), weights_from_spec=True)
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(weights=None)
+    with pytest.raises(ImportRefused, match="state_dict"):
+        verify(model, text.replace("conv2d 64 7x7 s2 p3 no_bias", "conv2d 64 7x7 s2 p3"), (64, 64), weights_from_spec=True)
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(weights=None)
+    verify(model, text, (64, 64), weights_from_spec=True)  # the right spec passes
+    assert not any(p.is_meta for p in model.parameters())
