@@ -894,8 +894,8 @@ class Realizer:
         ok = tuple(all(s[i] == sizes[0][i] for s in sizes) for i in range(MAXX))
         valid = [i for i in range(MAXX) if all(s[i] > 0 for s in sizes)]
         if any(not ok[i] for i in valid):
-            if self.scaled:  # docs/language.md: after an upsampling sizes are compared where they agree at every size
-                raise Invalid("a merge agreeing at some sizes only, after an upsampling by a factor")
+            if self.scaled:  # issue 30: after an upsampling or an up-convolution, merges are compared exactly too
+                self.note("scaled_partial_merge")
             self.partial = True
             self.note("partial_merge")
             if not ok[-1]:  # the branches agree only on a bounded range of sizes
@@ -2761,6 +2761,16 @@ class Gen:
         how = self.rng.random()
         if how < 0.3 and len(spec.blocks) < 2:
             return self.make_nested_skip(v, env, enc)
+        if how < 0.6:  # issue 30 (LANG): a skip merged with an upsampled map, by a whole or a non-whole factor
+            k, scale, other = self.pick([(2, 2, None), (2, 2, None), (3, 3, None), (3, 1.5, 2), (2, 1.5, 3), (4, 2.5, None)])
+            pool = Op(self.pick(["maxpool", "avgpool"]), {"kernel": (k, k), "stride": (k, k)}, style=self.style())
+            up = Op("upsample", {"scale": scale} | ({"mode": "bilinear"} if self.chance(0.5) else {}), style=self.style())
+            skip: Any = Take("enc")
+            if other is not None:  # LANG's example: the skip pooled by another factor
+                skip = Chain([Take("enc"), Op("maxpool", {"kernel": (other, other), "stride": (other, other)})])
+            cat = Concat(self.pick([[skip, Op("identity")], [Op("identity"), skip]]))
+            items, names = [enc, pool, up, cat], ["enc", "down", "up", "cat"]
+            return self.new_blocks(v, env, [Block(f"level{len(spec.blocks)}", {}, Chain(items, "chain_map", names))])
         if how < 0.7:
             ups = [((2, 2), (0, 0), (0, 0)), ((3, 3), (1, 1), (1, 1)), ((4, 4), (1, 1), (0, 0))]  # each gives 2·X
             kernel, padding, output_padding = self.pick(ups)
