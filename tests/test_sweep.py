@@ -400,3 +400,18 @@ def test_a_missing_data_folder_is_located(tmp_path: Path) -> None:
     with pytest.raises(archspec.SpecError) as info:
         sweep(path, out=tmp_path / "o")
     assert (info.value.line, info.value.code) == (5, "io") and "no such folder: nowhere" in info.value.message
+
+
+def test_latency_gives_the_caller_s_thread_count_back(tmp_path: Path) -> None:
+    """A sweep measured in-process sets torch's threads for its timing only: a later forward in the
+    same process (a test comparing against a subprocess, a user's own model) runs as it did before."""
+    torch = pytest.importorskip("torch")
+    from archspec.sweep.measure import latency_ms
+    from archspec.sweep.space import Latency
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("archspec: 1\nname: tiny\ninput: {channels: 3, size: 16}\nnetwork: [conv 8 3x3, global_avgpool, linear 4]\n")
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1
+    ms = latency_ms(spec, {}, Latency(batch=1, repeats=1, warmup=0, threads=wanted), archspec.check(spec))
+    assert ms > 0 and torch.get_num_threads() == before

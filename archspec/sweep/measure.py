@@ -31,9 +31,19 @@ def latency_ms(spec: Path | str, overrides: Mapping[str, Any], settings: Latency
     inference mode), after ``warmup`` passes; torch runs ``threads`` threads."""
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:  # the caller's thread count comes back: a sweep run in-process must not change later numerics
+        return _median_ms(spec, overrides, settings, report)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _median_ms(spec: Path | str, overrides: Mapping[str, Any], settings: Latency, report: Report) -> float:
+    import torch
+
     from archspec.api import build
 
-    torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
     model = build(spec, overrides, optimize=True).to(device)
     h, w = report.input_size
