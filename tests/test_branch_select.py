@@ -16,34 +16,11 @@ from torch import nn
 
 import archspec
 from archspec.errors import SpecError
-from tests.references import perturb_bn
-from tests.test_codegen import compile_to, run_standalone
+from tests.test_ops_attention import same_as_reference as _same
 
 timm = pytest.importorskip("timm")
 
 SPECS = Path(__file__).resolve().parent / "specs_outside"
-
-
-def _same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int]], tmp_path: Path, cls: str) -> nn.Module:
-    """The spec's network loads the reference's state_dict strictly and computes its outputs, optimized and as a file."""
-    torch.manual_seed(0)
-    perturb_bn(reference)
-    reference.eval()
-    model = archspec.build(spec).eval()
-    model.load_state_dict(reference.state_dict(), strict=True)
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
-    fast = archspec.optimize(model)
-    out = tmp_path / f"{cls}.py"
-    compile_to(spec, out)
-    for h, w in sizes:
-        x = torch.randn(2, 3, h, w)
-        with torch.no_grad():
-            want = reference(x)
-            torch.testing.assert_close(model(x), want, rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(fast(x), want, rtol=1e-4, atol=1e-4)
-        standalone = run_standalone(tmp_path, out, cls, reference.state_dict(), x)
-        torch.testing.assert_close(standalone, want, rtol=1e-5, atol=1e-5)
-    return model
 
 
 def _fvcore_macs(reference: nn.Module, size: tuple[int, int]) -> int:

@@ -46,3 +46,20 @@ def test_the_check_from_meta_refuses_another_network() -> None:
         model = torchvision.models.resnet18(weights=None)
     verify(model, text, (64, 64), weights_from_spec=True)  # the right spec passes
     assert not any(p.is_meta for p in model.parameters())
+
+
+def test_a_constructor_that_cannot_download_is_one_located_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """torchvision's segmentation models download their backbone's weights unless told not to: offline,
+    `archspec import` says so in one located line with the --args that avoids it (exit 2, no traceback)."""
+    import urllib.error
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    assert main(["import", "torchvision:deeplabv3_resnet50", "-o", str(tmp_path / "deeplab.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "needed a file or a download that failed: URLError" in err and "weights_backbone" in err, err
+    assert "Traceback" not in err and not (tmp_path / "deeplab.yaml").exists()

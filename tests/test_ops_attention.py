@@ -83,14 +83,21 @@ class Spatial(nn.Module):
 def _same(spec: str, reference: nn.Module, sizes: list[tuple[int, int]], tmp_path: Path, cls: str) -> None:
     path = tmp_path / f"{cls}.yaml"
     path.write_text(spec)
+    same_as_reference(path, reference, sizes, tmp_path, cls)
+
+
+def same_as_reference(spec: Path, reference: nn.Module, sizes: list[tuple[int, int]], tmp_path: Path, cls: str) -> nn.Module:
+    """The spec's network loads the reference's state_dict strictly and computes its outputs (BatchNorm
+    statistics perturbed), optimized and as a standalone file too; the built model, for more checks."""
     torch.manual_seed(0)
     perturb_bn(reference)
     reference.eval()
-    model = archspec.build(path).eval()
+    model = archspec.build(spec).eval()
     model.load_state_dict(reference.state_dict(), strict=True)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
     fast = archspec.optimize(model)  # from the loaded weights (it folds BatchNorm into the convs)
     out = tmp_path / f"{cls}.py"
-    compile_to(path, out)
+    compile_to(spec, out)
     for h, w in sizes:
         x = torch.randn(2, 3, h, w)
         with torch.no_grad():
@@ -99,6 +106,7 @@ def _same(spec: str, reference: nn.Module, sizes: list[tuple[int, int]], tmp_pat
             torch.testing.assert_close(fast(x), want, rtol=1e-4, atol=1e-4)
         standalone = run_standalone(tmp_path, out, cls, reference.state_dict(), x)
         torch.testing.assert_close(standalone, want, rtol=1e-5, atol=1e-5)
+    return model
 
 
 def test_elu_mish_and_adaptive_max_pool_equal_torch(tmp_path: Path) -> None:

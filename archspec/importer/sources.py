@@ -46,23 +46,9 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
             hint="write timm:NAME, torchvision:NAME or path/to/model.py:ClassName",
         )
     if kind == "timm":
-        import timm
-
-        if not timm.is_model(name):
-            raise SpecError(f"timm has no model {name!r}", where, code="import")
-        try:
-            return timm.create_model(name, pretrained=pretrained, **args)
-        except TypeError as e:  # an argument the model does not take (--args)
-            raise _failed(f"constructing timm:{name} failed", e, where) from None
+        return _timm(name, args, pretrained, where)
     if kind == "torchvision":
-        import torchvision
-
-        if name not in torchvision.models.list_models():
-            raise SpecError(f"torchvision has no model {name!r}", where, code="import")
-        try:
-            return torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **args)
-        except (TypeError, ValueError) as e:  # an argument the model does not take (--args)
-            raise _failed(f"constructing torchvision:{name} failed", e, where) from None
+        return _torchvision(name, args, pretrained, where)
     path = Path(kind)
     if path.suffix != ".py":
         raise SpecError(
@@ -89,6 +75,46 @@ def load_model(source: str, args: dict[str, Any] | None = None, pretrained: bool
         return cls(**args)
     except Exception as e:  # noqa: BLE001 - as above: the model's own constructor raised
         raise _failed(f"constructing {name}({', '.join(f'{k}={v!r}' for k, v in args.items())}) failed", e, where) from None
+
+
+def _timm(name: str, args: dict[str, Any], pretrained: bool, where: Loc) -> Any:
+    import timm
+
+    if not timm.is_model(name):
+        raise SpecError(f"timm has no model {name!r}", where, code="import")
+    try:
+        return timm.create_model(name, pretrained=pretrained, **args)
+    except TypeError as e:  # an argument the model does not take (--args)
+        raise _failed(f"constructing timm:{name} failed", e, where) from None
+    except OSError as e:  # a download (pretrained weights) without a network
+        raise _download(f"timm:{name}", e, where, "without a network, construct it without pretrained weights") from None
+
+
+def _torchvision(name: str, args: dict[str, Any], pretrained: bool, where: Loc) -> Any:
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise SpecError(f"torchvision has no model {name!r}", where, code="import")
+    try:
+        return torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **args)
+    except (TypeError, ValueError) as e:  # an argument the model does not take (--args)
+        raise _failed(f"constructing torchvision:{name} failed", e, where) from None
+    except OSError as e:  # a download the constructor asked for (a backbone's weights) without a network
+        raise _download(
+            f"torchvision:{name}", e, where, """import needs no weights: --args '{"weights_backbone": null}'"""
+        ) from None
+
+
+def _download(model: str, e: OSError, where: Loc, hint: str) -> SpecError:
+    """Constructing the model tried to read or download files (weights) and could not: say so, and how to
+    construct it without them."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return SpecError(
+        f"constructing {model} needed a file or a download that failed: {type(e).__name__}{': ' + text if text else ''}",
+        where,
+        code="import",
+        hint=hint,
+    )
 
 
 def _failed(what: str, e: BaseException, where: Loc) -> SpecError:
