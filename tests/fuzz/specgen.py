@@ -1058,6 +1058,8 @@ class Realizer:
             args["out"] = width_channels(old, self.width, self.divisor)
             if written.get("groups") == old:  # a depthwise conv (groups written equal to out) stays depthwise
                 args["groups"] = args["out"]
+        if isinstance(args.get("out"), int) and not isinstance(args["out"], bool) and args["out"] < 1:
+            raise Invalid("out below 1")  # ${in // 2} on one channel (a repeated copy's input: seeds 10000870, 10001213)
         handler = getattr(self, "op_" + n.name, None)
         began = len(self.ends)
         if handler is None:
@@ -2052,6 +2054,16 @@ class Gen:
             d["conv2d"] = {"bias": False}
         return d or {"conv": {"eps": 0.001}}
 
+    @staticmethod
+    def taps(spec: Spec, scratch: Realizer) -> list[str]:
+        """Paths naming one value each. With inline blocks, only top-level named parts: an inline instance's
+        value has no path (its row is PREFIX[INDEX]), and the truth records it at the index its body's first
+        op has (seeds 8808114, 10001152), so a path inside could name either."""
+        taps = [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
+        if any(b.inline for b in spec.blocks):
+            taps = [p for p in taps if "." not in p and not p.isdigit()]
+        return taps
+
     def draw_outputs(self, spec: Spec) -> None:
         """outputs: one to three values of the network (paths naming one value each), by path or named."""
         scratch = Realizer(apply_overrides(spec), check_paths=False, forbid=self.faults)
@@ -2059,7 +2071,7 @@ class Gen:
             scratch.run()
         except Invalid:
             return
-        taps = [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
+        taps = self.taps(spec, scratch)
         if not taps:
             return
         paths = self.rng.sample(taps, min(len(taps), self.rng.randint(1, 3)))
@@ -2073,7 +2085,7 @@ class Gen:
             scratch.run()
         except Invalid:
             return
-        taps = [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
+        taps = self.taps(spec, scratch)
         if not taps:
             return
         main, self.r = self.r, scratch  # the head is drawn on the values of the whole network
