@@ -87,7 +87,7 @@ def _timm(name: str, args: dict[str, Any], pretrained: bool, where: Loc) -> Any:
     except TypeError as e:  # an argument the model does not take (--args)
         raise _failed(f"constructing timm:{name} failed", e, where) from None
     except OSError as e:  # a download (pretrained weights) without a network
-        raise _download(f"timm:{name}", e, where, "without a network, construct it without pretrained weights") from None
+        raise _failed(f"constructing timm:{name} needed a file or a download that failed", e, where, _OFFLINE) from None
 
 
 def _torchvision(name: str, args: dict[str, Any], pretrained: bool, where: Loc) -> Any:
@@ -100,31 +100,24 @@ def _torchvision(name: str, args: dict[str, Any], pretrained: bool, where: Loc) 
     except (TypeError, ValueError) as e:  # an argument the model does not take (--args)
         raise _failed(f"constructing torchvision:{name} failed", e, where) from None
     except OSError as e:  # a download the constructor asked for (a backbone's weights) without a network
-        raise _download(
-            f"torchvision:{name}", e, where, """import needs no weights: --args '{"weights_backbone": null}'"""
+        raise _failed(
+            f"constructing torchvision:{name} needed a file or a download that failed", e, where, _NO_BACKBONE
         ) from None
 
 
-def _download(model: str, e: OSError, where: Loc, hint: str) -> SpecError:
-    """Constructing the model tried to read or download files (weights) and could not: say so, and how to
-    construct it without them."""
-    text = str(e).splitlines()[0] if str(e) else ""
-    return SpecError(
-        f"constructing {model} needed a file or a download that failed: {type(e).__name__}{': ' + text if text else ''}",
-        where,
-        code="import",
-        hint=hint,
-    )
+_OWN_CODE = "the error is in the model's own code; run it in Python to see the traceback"
+_OFFLINE = "without a network, construct it without pretrained weights"
+_NO_BACKBONE = """import needs no weights: --args '{"weights_backbone": null}'"""
 
 
-def _failed(what: str, e: BaseException, where: Loc) -> SpecError:
-    """The user's model failing: one located import error naming the model and the exception."""
+def _failed(what: str, e: BaseException, where: Loc, hint: str = _OWN_CODE) -> SpecError:
+    """The model failing: one located import error naming the model and the exception (the hint: what to do)."""
     text = str(e).splitlines()[0] if str(e) else ""
     return SpecError(
         f"{what}: {type(e).__name__}{': ' + text if text else ''}",
         where,
         code="import",
-        hint="the error is in the model's own code; run it in Python to see the traceback",
+        hint=hint,
     )
 
 
