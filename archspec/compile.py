@@ -71,7 +71,9 @@ def build_modules(graph: OpGraph, device: str = "cpu", initialized: set[int] | N
     for node in nodes:
         record = graph.at(node)
         op = REGISTRY[record.op]
-        if op.parameter_only:  # one tensor, not a module: it starts at the op's value, here
+        if record.shares is not None and (op.parameter_only or op.stateful):  # a `share:`: the original's module
+            targets[node] = record.path
+        elif op.parameter_only:  # one tensor, not a module: it starts at the op's value, here
             preds = [graph.at(p).out for p in graph.inputs_of(node)]
             shape, value = op.parameter(record.params, preds, record.out)
             _set_parameter(root, record.path, torch.full(shape, value, device=device))

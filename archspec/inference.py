@@ -1,6 +1,6 @@
 """The optimize stage: a compiled model → an inference-only model that runs faster.
 
-    compiled GraphModule ──copy, eval──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
+    compiled GraphModule ──copy, eval, unshare──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
         ─▶ fold_preact ─▶ fuse_parallel_convs
         ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
         ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
@@ -40,6 +40,7 @@ from archspec.passes import (
     standardize_convs,
     to_layout,
 )
+from archspec.passes.unshare import unshare
 from archspec.report import REPORT_ATTRIBUTE, attach_report
 
 
@@ -80,6 +81,7 @@ def optimize(
     gm = fx.GraphModule(copy.deepcopy(model), copy.deepcopy(source.graph), class_name=type(source).__name__)
     gm.delete_all_unused_submodules()
     gm.eval()
+    shared = unshare(gm)  # one copy per call of a shared module: no pass below may rewrite one for two calls
     # Under compile=True inductor fuses convs and linears with their activations itself (and cannot
     # lower oneDNN's fused calls on weights that are module parameters): those passes are left out.
     wanted = {
@@ -89,7 +91,7 @@ def optimize(
         "fuse_linear": fuse_act and not compile,
         "to_layout": True,
     }
-    results: list[PassResult] = []
+    results: list[PassResult] = [shared] if shared.rewrites else []
     for name, run in PASSES.items():
         if wanted.get(name, True) and name not in skip:
             results.append(

@@ -49,6 +49,8 @@ class Node:
     origin: str  # module path of the op as written (a composite conv's conv2d, bn and act share it)
     text: str  # the short form of the op as written, $parameters filled in: ``conv 96 3x3 s2``
     composite: tuple[str, BaseModel] | None = None  # (op, params) of the composite op it was expanded from
+    # a `share:` replay: the node whose module (at the same path) it calls again, the weights shared
+    shares: str | None = None
     # ---- written by shapes.py
     shape: Shape | None = None  # the output shape, C exact, H and W as canonical forms of the input size
     range: Range | None = None  # input sizes at which this value (and everything before it) is computable

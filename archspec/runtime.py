@@ -178,6 +178,47 @@ class InterpolateLike(nn.Module):
         return f"mode={self.mode!r}" + (f", align_corners={self.align_corners}" if self.align_corners is not None else "")
 
 
+class ChannelConv(nn.Conv1d):
+    """ECA's convolution along the channels (Wang et al., arXiv 1910.03151): a C×1×1 map (or a vector of C)
+    read as one sequence of C values, convolved by K weights zero-padded (K − 1)/2 each side, no bias, and
+    given back in its shape. Its parameters and state_dict keys are an ``nn.Conv1d(1, 1, K)``'s, as timm's
+    EcaModule holds them (``conv.weight``)."""
+
+    def __init__(self, kernel_size: int, device: torch.device | str | None = None) -> None:
+        super().__init__(1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._conv_forward(x.flatten(1).unsqueeze(1), self.weight, self.bias)
+        return y.reshape(x.shape)
+
+
+class GlobalResponseNorm(nn.Module):
+    """Global response normalisation (ConvNeXt-V2, arXiv 2301.00808) over an N×C×H×W map: each channel's
+    L2 norm over H and W, divided by the mean norm over the channels plus ``eps``, scales x through
+    ``weight``; plus ``bias`` and the input. Its tensors are timm's GlobalResponseNorm's (``weight``,
+    ``bias``: [C], starting at 0)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-6, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(num_features, device=device))
+        self.bias = nn.Parameter(torch.empty(num_features, device=device))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        n = g / (g.mean(dim=1, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1), x * n)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
 def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
     """``x`` padded as TensorFlow's ``padding="SAME"`` for a window of ``kernel_size``: the output of the
     window is ceil(X / stride) on each axis, the padding split with the odd pixel on the bottom and

@@ -134,7 +134,9 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
                 record.loc,
                 code="shape",
             )
-        record.param_count = op.param_count(record.params, shapes, out)
+        if record.shares is not None:  # the module of another node, called again: its weights counted there
+            _check_shared(graph, record, shapes, out)
+        record.param_count = 0 if record.shares is not None else op.param_count(record.params, shapes, out)
         record.mac_count = op.macs(record.params, shapes, out, h, w)
         total_params += record.param_count
         if record.unit not in aux:
@@ -176,6 +178,22 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     net.params, net.macs = total_params, total_macs
     net.accepted, net.train_accepted = main, every
     return ShapeInfo(main.min_size, x, {name: graph.at(n).out for name, n in outputs.items()}, per_output)
+
+
+def _check_shared(graph: OpGraph, record: Node, shapes: list[Shape], out: Shape) -> None:
+    """A ``share:`` replay calls the module built for its original, which depends on the channels and rank of
+    its inputs and output (compile.build_modules): they must be the original's."""
+    first = graph.at(record.shares or "")
+    theirs = [graph.at(p).out for p in graph.inputs_of(record.shares or "")]
+    if [(s.channels, s.is_map) for s in [*shapes, out]] != [(s.channels, s.is_map) for s in [*theirs, first.out]]:
+        raise SpecError(
+            f"share: {record.op} at {record.path} is given {shapes[0].formula()}, but its module (line "
+            f"{first.loc.line}) was made for {theirs[0].formula()}",
+            record.loc,
+            code="shape-mismatch",
+            hint="a shared part takes inputs of the channels it was made for (a map where it had a map); "
+            "pool or project to them first",
+        )
 
 
 def _size_hint(acc: Accepted) -> str:

@@ -166,7 +166,9 @@ class Dim:
 
     def window(self, w: Window) -> Dim:
         if self.base is not None:
-            return self._then(w)
+            # a size-keeping window (stride 1, floor((x + 0)/1)) leaves a replay as it is, so a gate's
+            # body after an upsampling gives the record of its input (the spatial gate compares them)
+            return self if w.stride == 1 and w.offset == 0 else self._then(w)
         if self.m == 0:
             return Dim.const(w.apply(self.a))
         if not w.canonical:

@@ -155,3 +155,46 @@ def test_a_spatial_gate_after_an_upsampling_is_accepted_and_equals_torch(tmp_pat
     weight, bias = model.state_dict()["g.s.weight"], model.state_dict()["g.s.bias"]
     with torch.no_grad():
         torch.testing.assert_close(model(x), up * torch.sigmoid(F.conv2d(up, weight, bias)))
+
+
+class UpsampledSpatial(nn.Module):
+    """A map pooled by 3 and upsampled by a factor that is not whole, then timm's CBAM spatial attention."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        from timm.layers.cbam import SpatialAttn
+
+        self.factor = factor
+        self.enc = nn.Conv2d(3, 8, 3, padding=1)
+        self.spatial = SpatialAttn(7)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(F.max_pool2d(self.enc(x), 3, 3), scale_factor=self.factor)
+        return self.fc(self.spatial(x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("factor", [1.5, 2.2])
+def test_a_spatial_gate_after_a_factor_that_is_not_whole_equals_timm(factor: float, tmp_path: Path) -> None:
+    # floor(floor(H/3)·1.5) has no form k·floor((H + a)/m) + c, and 2.2 no exact form at all: the gate's body
+    # keeps the size (7×7 p3), so its size is its input's at every size (refused before session 9)
+    pytest.importorskip("timm")
+    spec = (
+        f"archspec: 1\nname: up_gate\ninput: {{channels: 3, size: [24, 24]}}\nnetwork:\n  enc: conv2d 8 3x3 p1\n"
+        f"  pool: maxpool 3x3 s3\n  up: upsample {factor}\n"
+        "  spatial: {gate: [concat: [channel_mean, channel_max], conv: conv 1 7x7 p3 act=none, sigmoid]}\n"
+        "  head: global_avgpool\n  fc: linear 4\n"
+    )
+    _same(spec, UpsampledSpatial(factor), [(24, 24), (7, 11), (13, 20)], tmp_path, "UpGate")
+
+
+def test_a_gate_whose_body_changes_the_size_after_a_factor_is_still_refused(tmp_path: Path) -> None:
+    # 2·floor(floor(1.5·floor(H/3))/2) equals the input's size only where that size is even: not a gate
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "archspec: 1\nname: b\ninput: {channels: 3, size: [24, 24]}\nnetwork:\n  - maxpool 3x3 s3\n  - upsample 1.5\n"
+        "  - gate: [conv2d 1 3x3 p1, maxpool 2x2 s2, upsample 2, sigmoid]\n"
+    )
+    with pytest.raises(SpecError) as e:
+        archspec.check(path)
+    assert "one value per pixel" in str(e.value)

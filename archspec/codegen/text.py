@@ -29,7 +29,14 @@ RESERVED = {"self", "torch", "nn", "F", "check_input", "pad_same", "center_crop"
 # its source copied from runtime.py, so the file still needs only torch.
 RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
     cls.__name__: cls
-    for cls in (runtime.DropPath, runtime.Conv2dSame, runtime.StdConv2d, runtime.InterpolateLike, runtime.FrozenBatchNorm2d)
+    for cls in (
+        runtime.DropPath,
+        runtime.Conv2dSame,
+        runtime.StdConv2d,
+        runtime.InterpolateLike,
+        runtime.FrozenBatchNorm2d,
+        runtime.ChannelConv,
+    )
 }
 # Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,
 # its source copied from runtime.py, and calls it by its bare name.
@@ -98,8 +105,9 @@ def literal(v: Any) -> str:
 
 
 def compact(name: str, v: Any) -> Any:
-    """A square pair of a pair argument as one int (``kernel_size=3``, not ``(3, 3)``)."""
-    if name in PAIR_ARGS and isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+    """A square pair of a pair argument as one int (``kernel_size=3``, not ``(3, 3)``), and a Conv1d's
+    one-element tuple too."""
+    if name in PAIR_ARGS and isinstance(v, tuple) and (len(v) == 1 or (len(v) == 2 and v[0] == v[1])):
         return v[0]
     return v
 

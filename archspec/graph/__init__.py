@@ -117,6 +117,21 @@ def _replay(ex: Expander, graph: OpGraph, width: bool) -> bool:
         if w.ref.from_count or (w.scaled and w.path in fixed):
             if not _rewrite(ex, w, w.path in fixed):
                 return False
+    return _share_rewritten(ex)
+
+
+def _share_rewritten(ex: Expander) -> bool:
+    """A ``share:`` copy takes its original's parameters as worked out again; False where that changes a
+    shape some ``in`` read."""
+    memo = ex.early.memo
+    for node, record in ex.graph.records():
+        if record.shares is not None:
+            first = ex.graph.at(record.shares)
+            if (record.params, record.text, record.composite) == (first.params, first.text, first.composite):
+                continue
+            record.params, record.text, record.composite = first.params, first.text, first.composite
+            if node in memo and ex.early.shape_of(node, [memo[p] for p in ex.graph.inputs_of(node)]) != memo[node]:
+                return False
     return True
 
 

@@ -80,13 +80,19 @@ def earlier_value(wanted: str, scope: Scope, values: PathValues, loc: Loc, what:
     ``block_in`` is the innermost instance's input."""
     if wanted == BLOCK_INPUT and scope.block_input is not None:
         return scope.block_input
+    return earlier_part(wanted, scope, values, loc, what)[1]
+
+
+def earlier_part(wanted: str, scope: Scope, values: PathValues, loc: Loc, what: str) -> tuple[str, str]:
+    """The module path ``wanted`` resolves to, looked up as :func:`earlier_value` looks it up, and the
+    node id of its value (``share:`` needs the path: the part is the nodes under it)."""
     instances = [path for _, path in reversed(scope.blocks)]
     for path in dict.fromkeys([*(join(at, wanted) for at in instances), wanted]):
         found = values.value(path, loc, what)
         if found is not None:
-            return found
+            return path, found
     if wanted == INPUT:  # the network's input, where no node of the network has that name
-        return INPUT
+        return "", INPUT
     if wanted == BLOCK_INPUT:
         raise SpecError(
             f"{what} 'block_in' names the input of the enclosing block instance, and there is none here",

@@ -1,6 +1,6 @@
 """The node tree the expansion walks: the spec model's closed set of node kinds (docs/language.md).
 
-A node of a network or block body is one of eleven kinds, told apart by its Python type exactly as
+A node of a network or block body is one of twelve kinds, told apart by its Python type exactly as
 the spec model's tagged union tells them apart (archspec/language/model.py, ``Node``)::
 
     "conv 64 3x3"          short      an op or block in short form
@@ -14,6 +14,7 @@ the spec model's tagged union tells them apart (archspec/language/model.py, ``No
     op: NAME, ...          op         an op in long form
     block: NAME, ...       block      a block in long form
     from: NAME             take       the value of an earlier named node (a skip connection)
+    share: NAME            share      an earlier part applied again with the same modules (shared weights)
 
 ``KIND`` maps each type to the name of the expander's method for it (as torch.fx's
 ``Interpreter.run_node`` dispatches on ``node.op``); ``parts`` gives the nodes a node holds.
@@ -24,7 +25,17 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.language.load import YamlPath
-from archspec.language.model import BlockRef, ChainNode, ConcatNode, FromNode, GateNode, IfNode, OpLong, ResidualNode
+from archspec.language.model import (
+    BlockRef,
+    ChainNode,
+    ConcatNode,
+    FromNode,
+    GateNode,
+    IfNode,
+    OpLong,
+    ResidualNode,
+    ShareNode,
+)
 from archspec.language.shortform import Scope, ShortForms
 from archspec.ops import REGISTRY
 
@@ -40,6 +51,7 @@ KIND: dict[type, str] = {
     OpLong: "op",
     BlockRef: "block",
     FromNode: "take",
+    ShareNode: "share",
 }
 
 

@@ -6,6 +6,7 @@ input carrying ``slot``, the input's position. A module with state claims its pa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from archspec.errors import Loc
@@ -61,6 +62,27 @@ class Writer:
                 # body, a concat of two empty branches) is read the second time through an identity
                 src = self.add("identity", REGISTRY["identity"].Params(), path, loc, [src], scope)
             seen.add(src)
+            self.graph.add_edge(src, node_id, slot=slot)
+        return node_id
+
+    def replay(self, original: str, inputs: list[str], loc: Loc, scope: Scope) -> str:
+        """A copy of node ``original`` applied to ``inputs`` (a ``share:``): the same op, parameters and path,
+        so a module with state is the original's, called again (it claims no path); ``shares`` names the
+        node whose module it is (the original's own, where the original is a replay too)."""
+        first = self.graph.at(original)
+        node_id = self.names.new_id(first.path, first.op, loc)
+        self.order += 1
+        record = replace(
+            first,
+            loc=loc,
+            unit=scope.unit or first.unit,
+            blocks=scope.blocks,
+            order=self.order,
+            shares=first.shares or original,
+            shape=None,  # the shapes stage writes it (an `in` reads it through the early shapes)
+        )
+        self.graph.put(node_id, record)
+        for slot, src in enumerate(inputs):
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
 

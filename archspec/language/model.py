@@ -41,7 +41,7 @@ from typing_extensions import TypeAliasType
 from archspec.errors import did_you_mean
 from archspec.language.expr import ExprError, evaluate
 
-KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block", "from")
+KEYWORDS = ("chain", "concat", "residual", "gate", "if", "op", "block", "from", "share")
 # One pattern for every name that becomes a Python identifier, class name or module path segment:
 # ASCII only, anchored with \A and \Z (``$`` would let a trailing newline through).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -84,6 +84,7 @@ TAGS = (
     "<if>",
     "<op>",
     "<block>",
+    "<share>",
     "<named>",
     "<init-name>",
     "<init-distribution>",
@@ -367,6 +368,21 @@ class FromNode(_Strict):
     _tag = "<from>"
 
 
+class ShareNode(_Strict):
+    """{share: NAME}: the earlier part NAME names (an op with weights, or a named chain, block instance or
+    branch), applied again to the value the node is applied to, with the same modules: its weights are
+    shared, not copied (CBAM's channel MLP on the average- and the max-pooled vector). NAME is looked up as
+    ``from:`` looks names up."""
+
+    share: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="the module path of an earlier part, looked up as from: looks names up; the part is applied "
+        "again to this node's input with the same modules (their weights shared)",
+    )
+    _tag = "<share>"
+
+
 class IfNode(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     cond: Union[bool, str] = Field(alias="if", description="true, false or a $param holding one")
@@ -417,6 +433,7 @@ Node = TypeAliasType(  # type: ignore[misc]
             Annotated[OpLong, Tag("<op>")],
             Annotated[BlockRef, Tag("<block>")],
             Annotated[FromNode, Tag("<from>")],
+            Annotated[ShareNode, Tag("<share>")],
             Annotated[dict[str, "Node"], BeforeValidator(_check_named), Tag("<named>")],
         ],
         Discriminator(

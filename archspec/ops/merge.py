@@ -132,9 +132,10 @@ class Mul(Op):
 
 
 def _same_size(a: Dim | None, b: Dim | None) -> bool:
-    """Equal at every input size: the same record, or the same normal form k·floor((X + a)/m) + c (a size
-    after an upsampling and a size-keeping conv is a longer replay of the same function)."""
+    """Equal at every input size, proven: the same record (a size-keeping conv leaves a size as it is), the
+    same normal form k·floor((X + a)/m) + c, or the same periodic form R·(X // P) + t[X mod P] (after a
+    factor such as 1.5 that the first form cannot hold); :meth:`Dim.equals` decides the last two."""
     if a is None or b is None:
         return False
-    form = a.affine()
-    return a == b or (form is not None and form == b.affine())
+    equal, proven = a.equals(b)
+    return equal and proven

@@ -80,6 +80,10 @@ class Oracle(nn.Module):
         for p in truth.prims:
             if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
                 self._put(p.path, _module(p, truth))
+            elif p.op == "channel_conv":  # docs/language.md: an nn.Conv1d(1, 1, K)'s weight, [1, 1, K], no bias
+                holder = nn.Module()
+                holder.weight = nn.Parameter(torch.empty(1, 1, p.params["kernel"]))
+                self._put(p.path, holder)
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
                 s = truth.shapes[p.id]
                 shape = (s.c, 1, 1) if s.is_map else (s.c,)
@@ -147,6 +151,8 @@ class Oracle(nn.Module):
             ] + f.bias[:, None, None]
         if p.op == "layer_scale":
             return x * self.tensor(p.path)
+        if p.op == "channel_conv":
+            return _across_channels(x, self.tensor(p.path + ".weight")[0, 0])
         if p.op == "dropout":
             return F.dropout(x, a["p"], training=self.training)
         if p.op == "drop_path":  # torchvision's per-sample stochastic depth, the reference drop_path matches
@@ -221,6 +227,15 @@ def _over_branches(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     es = [torch.exp(li - top) for li in ls]
     total = torch.stack(es).sum(0)
     return torch.stack([e / total * b for e, b in zip(es, branches, strict=True)]).sum(0)
+
+
+def _across_channels(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """docs/language.md, `channel_conv`: output channel c is Σ_j w[j] · x[c + j − (K − 1)/2] over the K weights,
+    the channels outside 0 … C − 1 counting as zeros; the shape kept (C×1×1 or C)."""
+    k, c = w.shape[0], x.shape[1]
+    flat = x.reshape(x.shape[0], c)
+    padded = torch.cat([flat.new_zeros(x.shape[0], k // 2), flat, flat.new_zeros(x.shape[0], k // 2)], dim=1)
+    return sum(w[j] * padded[:, j : j + c] for j in range(k)).reshape(x.shape)  # type: ignore[union-attr]
 
 
 def _conv(conv: nn.Conv2d, a: dict, x: torch.Tensor, standardise: bool) -> torch.Tensor:

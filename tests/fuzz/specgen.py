@@ -96,6 +96,7 @@ STATEFUL = (
     "group_norm",
     "layer_scale",
     "frozen_bn",
+    "channel_conv",
 )  # layer_scale: a tensor at its path
 NAMES = (
     "a",
@@ -527,6 +528,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "layer_scale": {"init"},
     "channel_slice": {"start", "stop"},
     "channel_shuffle": {"groups"},
+    "channel_conv": {"kernel", "gamma", "beta"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -565,6 +567,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "dropout": {"p": 0.5},
     "layer_norm": {"eps": 1e-5, "affine": True},
     "layer_scale": {"init": 1e-6},
+    "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
 }
 
 
@@ -1167,6 +1170,16 @@ class Realizer:
     def op_layer_norm(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("layer_norm", {"eps": args["eps"], "affine": args["affine"]}, path, [x], self.shapes[x], path)
 
+    def op_channel_conv(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.shapes[x]  # docs/language.md, `channel_conv`: one value per channel, C×1×1 or a vector of C
+        if xs.is_map and (set(xs.h) != {1} or set(xs.w) != {1}):  # type: ignore[arg-type]
+            raise Invalid("channel_conv of a map")
+        k = args["kernel"]
+        if k is None:  # ECA's rule as the docs state it: the odd number at or above int(|log2 C + b| / γ), at least 3
+            t = int(abs(math.log2(xs.c) + args["beta"]) / args["gamma"])
+            k = max(t + 1 - t % 2, 3)
+        return self.emit("channel_conv", {"kernel": k, "in": xs.c}, path, [x], xs, path)
+
     def op_layer_scale(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("layer_scale", {"init": float(args["init"])}, path, [x], self.shapes[x], path)
 
@@ -1414,6 +1427,9 @@ class Realizer:
             count = 2 * p.shape.c
         elif p.op == "layer_scale":
             count = p.shape.c
+        elif p.op == "channel_conv":  # K weights; C·K MACs, as fvcore counts a Conv1d
+            count = p.params["kernel"]
+            macs = p.params["in"] * p.params["kernel"] if p.aux is None else 0
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
@@ -1589,7 +1605,7 @@ def truth_count(p: Prim) -> int:
         return 1
     if p.op in ("bn", "layer_norm", "group_norm"):
         return int(bool(p.params["affine"]))
-    return int(p.op == "layer_scale")
+    return int(p.op in ("layer_scale", "channel_conv"))
 
 
 def check_names(spec: Spec) -> None:
@@ -1698,6 +1714,7 @@ POSITIONAL = {
     "channel_shuffle": ("groups",),
     "branch_sum": ("branches",),
     "branch_select": ("branches",),
+    "channel_conv": ("kernel",),
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -2378,7 +2395,10 @@ class Gen:
             Op("conv2d", {"out": c}, style=self.style(), fixed=True),
             Op(self.pick(["sigmoid", "hardsigmoid"])),
         ]
-        if self.chance(0.3):
+        if self.chance(0.2):  # ECA (docs/language.md, `channel_conv`): one conv across the pooled channels
+            args = self.pick([{}, {"kernel": self.pick([1, 3, 5])}, {"gamma": 3.0}, {"beta": 3.0}, {"gamma": 1.5, "beta": 0.5}])
+            body = [body[0], Op("channel_conv", args, style=self.style()), body[-1]]
+        elif self.chance(0.3):
             body = body[1:]  # the channel gate of a 1×1 map
             if set(s.h) != {1}:  # type: ignore[arg-type]
                 return None

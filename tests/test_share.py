@@ -1,0 +1,148 @@
+"""`{share: NAME}`: an earlier part applied again with the same modules (shared weights). Truth: timm's
+CBAM (`resnet18` with attn_layer='cbam', whose channel MLP weighs both pooled vectors) written as a spec
+(tests/specs_outside/cbam_resnet18.yaml) loads timm's state_dict with strict=True and gives its logits,
+built, optimized and as a standalone file, its MACs as fvcore counts them; a shared named part with
+BatchNorm against torch written out by hand, in eval and in training (gradients summed over both calls)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archspec
+from archspec.errors import SpecError
+from tests.paths import ROOT
+from tests.test_ops_attention import _same, same_as_reference
+
+CBAM_RESNET18 = ROOT / "tests" / "specs_outside" / "cbam_resnet18.yaml"
+
+
+def test_cbam_resnet18_loads_timm_and_gives_its_logits(tmp_path: Path) -> None:
+    timm = pytest.importorskip("timm")
+    reference = timm.create_model("resnet18", block_args={"attn_layer": "cbam"})
+    model = same_as_reference(CBAM_RESNET18, reference, [(64, 64), (45, 61)], tmp_path, "CbamResnet18")
+    # the MLP's weights once: the parameter count is timm's (same_as_reference), the state_dict has no other key
+    assert set(model.state_dict()) == set(reference.state_dict())
+    fvcore = pytest.importorskip("fvcore.nn")
+    analysis = fvcore.FlopCountAnalysis(reference, torch.randn(1, 3, 40, 56))
+    by_op = analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).by_operator()
+    # a shared conv computes twice: its MACs count twice, as fvcore counts each call
+    assert archspec.check(CBAM_RESNET18, overrides={"input.size": [40, 56]}).macs == int(by_op["conv"] + by_op["linear"])
+
+
+PART = """\
+archspec: 1
+name: shared_part
+input: {channels: 3, size: [12, 10]}
+network:
+  stem: conv2d 8 3x3 p1
+  mlp: [conv2d 6 3x3 p1 no_bias, bn, relu, conv2d 8 1x1]
+  again: {share: mlp}
+  mix: conv 8 1x1
+  twice: {share: mix}
+  head: global_avgpool
+  fc: linear 5
+"""
+
+
+class Part(nn.Module):
+    """PART as torch writes it: one Sequential and one conv-bn-relu, each called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Conv2d(8, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 8, 1))
+        self.mix = nn.ModuleDict({"conv": nn.Conv2d(8, 8, 1, bias=False), "bn": nn.BatchNorm2d(8)})
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.mlp(self.mlp(self.stem(x)))
+        for _ in range(2):
+            x = F.relu(self.mix["bn"](self.mix["conv"](x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_a_shared_part_with_batch_norm_equals_torch(tmp_path: Path) -> None:
+    _same(PART, Part(), [(12, 10), (5, 7)], tmp_path, "SharedPart")
+
+
+def test_a_shared_part_trains_as_torch_does(tmp_path: Path) -> None:
+    # both calls update BatchNorm's statistics, and each weight's gradient is the sum over its calls
+    path = tmp_path / "part.yaml"
+    path.write_text(PART)
+    torch.manual_seed(0)
+    reference = Part().train().double()
+    model = archspec.build(path).train().double()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(4, 3, 12, 10, dtype=torch.float64)
+    model(x).square().sum().backward()
+    reference(x).square().sum().backward()
+    grads = {k: p.grad for k, p in reference.named_parameters()}
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[k])
+    want = reference.state_dict()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, want[k])  # the running statistics, updated by both calls
+
+
+def _check(network: str) -> None:
+    archspec.check(f"archspec: 1\nname: s\ninput: {{channels: 3, size: [8, 8]}}\nnetwork:\n{network}")
+
+
+def test_a_part_given_other_channels_is_refused() -> None:
+    with pytest.raises(SpecError, match="made for 3×H×W") as e:
+        _check("  fc1: conv2d 4 1x1\n  again: {share: fc1}\n")
+    assert e.value.code == "shape-mismatch"
+
+
+def test_a_part_reading_two_values_is_refused_naming_them() -> None:
+    with pytest.raises(SpecError, match="reads 2 values from outside it"):
+        _check(
+            "  a: conv2d 4 1x1\n  b: conv2d 4 1x1\n"
+            "  pair: {concat: [{from: a}, identity]}\n  c: conv2d 8 1x1\n  again: {share: pair}\n"
+        )
+
+
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [
+        ("  again: {share: fc1}\n  fc1: conv2d 3 1x1\n", "names no node before this one"),  # forward: a cycle
+        ("  a: {from: input}\n  again: {share: a}\n", "no ops of its own"),
+        ("  again: {share: input}\n", "no ops of its own"),
+    ],
+)
+def test_what_a_share_cannot_name_is_a_located_name_error(network: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message) as e:
+        _check(network)
+    assert e.value.code == "name" and e.value.loc is not None and e.value.loc.line >= 5
+
+
+class ReluOnce(nn.Module):
+    """One conv called twice, a ReLU after the first call only: a pass fusing the ReLU into the conv for the first
+    call must not change the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.fc = nn.Linear(3, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.c(F.relu(self.c(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_optimize_rewrites_each_call_of_a_shared_module_apart(tmp_path: Path) -> None:
+    spec = (
+        "archspec: 1\nname: relu_once\ninput: {channels: 3, size: [9, 9]}\nnetwork:\n"
+        "  c: conv2d 3 3x3 p1\n  act: relu\n  again: {share: c}\n  bn: bn\n  head: global_avgpool\n  fc: linear 5\n"
+    )
+    _same(spec, ReluOnce(), [(9, 9)], tmp_path, "ReluOnce")
+    path = tmp_path / "relu_once.yaml"
+    path.write_text(spec)
+    fast = archspec.optimize(archspec.build(path).eval())
+    assert fast.archspec_passes[0].name == "unshare" and fast.archspec_passes[0].rewrites == 1
