@@ -1,6 +1,19 @@
 """Op families; importing this package fills the registry."""
 
-from archspec.ops import act, branch_select, branch_sum, channel_conv, channels, conv, linear, merge, norm, pool, resize  # noqa: F401
+from archspec.ops import (  # noqa: F401
+    act,
+    branch_select,
+    branch_sum,
+    channel_conv,
+    channels,
+    conv,
+    grn,
+    linear,
+    merge,
+    norm,
+    pool,
+    resize,
+)
 from archspec.ops.registry import REGISTRY, Op, OpParams, OpShapeError, register
 
 __all__ = ["REGISTRY", "Op", "OpParams", "OpShapeError", "register"]
