@@ -110,9 +110,7 @@ def _as_dict(out: Any, names: list[str]) -> dict[str, Any]:
 SLOW = {"tf_efficientnetv2_s", "cspdarknet53"}
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(CASES)]
-)
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(CASES)])
 def test_outside_network_equals_reference(case: str) -> None:
     stem, overrides, make_reference, sizes = CASES[case]
     reference = make_reference().eval()
