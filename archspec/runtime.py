@@ -192,33 +192,6 @@ class ChannelConv(nn.Conv1d):
         return y.reshape(x.shape)
 
 
-class GlobalResponseNorm(nn.Module):
-    """Global response normalisation (ConvNeXt-V2, arXiv 2301.00808) over an N×C×H×W map: each channel's
-    L2 norm over H and W, divided by the mean norm over the channels plus ``eps``, scales x through
-    ``weight``; plus ``bias`` and the input. Its tensors are timm's GlobalResponseNorm's (``weight``,
-    ``bias``: [C], starting at 0)."""
-
-    def __init__(self, num_features: int, eps: float = 1e-6, device: torch.device | str | None = None) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.weight = nn.Parameter(torch.empty(num_features, device=device))
-        self.bias = nn.Parameter(torch.empty(num_features, device=device))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.zeros_(self.weight)
-        nn.init.zeros_(self.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = x.norm(p=2, dim=(2, 3), keepdim=True)
-        n = g / (g.mean(dim=1, keepdim=True) + self.eps)
-        return x + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1), x * n)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}"
-
-
 def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
     """``x`` padded as TensorFlow's ``padding="SAME"`` for a window of ``kernel_size``: the output of the
     window is ceil(X / stride) on each axis, the padding split with the odd pixel on the bottom and

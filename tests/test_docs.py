@@ -276,6 +276,7 @@ DEFINITION_SECTIONS = {
     "Distribution": "initialisation-init",
     "GateNode": "gates-squeeze-and-excitation",
     "FromNode": "reading-earlier-values-from",
+    "ShareNode": "shared-weights-share",
     "IfNode": "conditional-parts-if",
     "InputSpec": "top-level-keys",
     "Members": "nodes",

@@ -24,8 +24,8 @@ from archspec.graph.naming import Copies, check_top_level, group_label, in_place
 from archspec.graph.outputs import check_aux_name, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
-from archspec.graph.refs import PathValues, earlier_part, earlier_value
-from archspec.graph.share import part, replay
+from archspec.graph.refs import PathValues, earlier_value
+from archspec.graph.share import shared
 from archspec.graph.tree import kind_of
 from archspec.graph.writer import Writer
 from archspec.ir import Network, OpGraph, Unit
@@ -318,25 +318,14 @@ class Expander:
         self, node: FromNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         """The value of an earlier named node, in place of x (archspec/graph/refs.py)."""
-        loc = scope.source.loc(yp + ("from",))
-        wanted = self.forms.subst_text(node.source, loc, scope, x)  # from: $skip in a block
-        return earlier_value(wanted, scope, self.values, loc)
+        loc = scope.source.loc(yp + ("from",))  # from: $skip in a block
+        return earlier_value(self.forms.subst_text(node.source, loc, scope, x), scope, self.values, loc)
 
     def share(
         self, node: ShareNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
-        """An earlier part applied to x again, with its modules (archspec/graph/share.py)."""
-        loc = scope.source.loc(yp + ("share",))
-        wanted = self.forms.subst_text(node.share, loc, scope, x)  # share: $mlp in a block
-        path, out = earlier_part(wanted, scope, self.values, loc, "share:")
-        nodes, reads = part(self.graph, path, out, wanted, loc)
-        inner = scope
-        if scope.unit is None:  # a row of its own among the rows
-            inner = replace(scope, unit=join(prefix, name) if name is not None else in_place(prefix, index))
-        y = replay(self.out, nodes, reads, out, x, loc, inner)
-        if scope.unit is None:
-            self.units.append(Unit(inner.unit or "", f"share: {wanted}", "group", loc, y))
-        return y
+        row = None if scope.unit else join(prefix, name) if name is not None else in_place(prefix, index)
+        return shared(self.out, self.forms, self.values, node.share, x, scope.source.loc(yp + ("share",)), scope, row, self.units)
 
     # ---- ops and blocks ----------------------------------------------------------------------
     def reference(self, ref: Ref, yp: YamlPath, scope: Scope, x: str, prefix: str, seg: str | None, remake: Remake | None) -> str:

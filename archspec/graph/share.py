@@ -10,10 +10,35 @@ path, so the weights are the same tensors and the state_dict holds them once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from archspec.errors import Loc, SpecError
+from archspec.graph.refs import PathValues, earlier_part
 from archspec.graph.writer import Writer
-from archspec.ir import INPUT, OpGraph
-from archspec.language.shortform import Scope
+from archspec.ir import INPUT, OpGraph, Unit
+from archspec.language.shortform import Scope, ShortForms
+
+
+def shared(
+    writer: Writer,
+    forms: ShortForms,
+    values: PathValues,
+    text: str,
+    x: str,
+    loc: Loc,
+    scope: Scope,
+    row: str | None,
+    units: list[Unit],
+) -> str:
+    """``{share: text}`` applied to ``x``: the part it names copied onto it; at the top level (``row``: the
+    share's own row path) a report row of its own. The copy of the part's value."""
+    wanted = forms.subst_text(text, loc, scope, x)  # share: $mlp in a block
+    path, out = earlier_part(wanted, scope, values, loc, "share:")
+    nodes, reads = part(writer.graph, path, out, wanted, loc)
+    y = replay(writer, nodes, reads, out, x, loc, scope if row is None else replace(scope, unit=row))
+    if row is not None:
+        units.append(Unit(row, f"share: {wanted}", "group", loc, y))
+    return y
 
 
 def part(graph: OpGraph, path: str, out: str, wanted: str, loc: Loc) -> tuple[list[str], str]:

@@ -7,7 +7,6 @@ from archspec.ops import (  # noqa: F401
     channel_conv,
     channels,
     conv,
-    grn,
     linear,
     merge,
     norm,
