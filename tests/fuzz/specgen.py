@@ -84,6 +84,8 @@ MAP_OPS = (
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
+# no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
+STATELESS_MODULES = ("interpolate",)
 TO_VEC = ("global_avgpool", "global_maxpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "std_conv2d", "conv_transpose", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = (
@@ -1425,12 +1427,13 @@ class Realizer:
         returned = set(outputs.values())
         if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
             self.note("relu_on_output")
-        # build and the standalone file make dropout and drop_path modules too: a path must not be another
-        # module's, hold one, or sit under one
-        dropout = [p.path for p in self.prims if p.op in TRAIN_MODULES]
-        modules = set(dropout) | self.module_paths
-        for q in dropout:
-            if dropout.count(q) > 1 or any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
+        # build and the standalone file make dropout and drop_path modules too (and interpolate): a dropout whose
+        # path is another module's, holds one or sits under one is named apart
+        weightless = [p.path for p in self.prims if p.op in (*TRAIN_MODULES, *STATELESS_MODULES)]
+        modules = set(weightless) | self.module_paths
+        for q in (p.path for p in self.prims if p.op in TRAIN_MODULES):
+            nested = any(m.startswith(q + ".") or q.startswith(m + ".") for m in modules)
+            if weightless.count(q) > 1 or q in self.module_paths or nested:
                 self.note("dropout_module_clash")
 
     def finish(self, outputs: dict[str, str]) -> Truth:
