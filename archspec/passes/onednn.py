@@ -19,7 +19,7 @@ storage, dtype) or the input shape does, and is never saved, copied or moved wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -89,12 +89,12 @@ def conv_pointwise(
     ``"relu"``, ``"hardswish"``, ``"swish"``, ``"gelu"``, ``"sigmoid"``, ``"hardsigmoid"``, ``"hardtanh"``),
     ``scalars`` its arguments (hardtanh's bounds), ``algorithm`` GELU's (``"none"`` or ``"tanh"``);
     ``padding`` for this call where it depends on the input's size (else the conv's own)."""
-    padding = conv.padding if padding is None else padding
+    pad = cast(Sequence[int], conv.padding) if padding is None else padding
     return torch.ops.mkldnn._convolution_pointwise(
         x,
-        conv.packed_weight(x, padding),
+        conv.packed_weight(x, pad),
         conv.bias,
-        padding,
+        pad,
         conv.stride,
         conv.dilation,
         conv.groups,
@@ -156,11 +156,11 @@ class OneDNNConv(nn.Conv2d):
     def packed_weight(self, x: torch.Tensor, padding: Sequence[int] | None = None) -> torch.Tensor:
         """The weight in oneDNN's layout for a call on ``x`` (with ``padding``, else the conv's own)."""
         w = self.weight
-        padding = self.padding if padding is None else padding
-        key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape), tuple(padding))
+        pad = cast(Sequence[int], self.padding) if padding is None else padding
+        key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape), tuple(pad))
         if self._packed is None or self._packed[0] != key:
             packed = torch._C._nn.mkldnn_reorder_conv2d_weight(  # type: ignore[call-arg]  # its stub lacks input_size
-                w.detach().to_mkldnn(), list(padding), list(self.stride), list(self.dilation), self.groups, list(x.shape)
+                w.detach().to_mkldnn(), list(pad), list(self.stride), list(self.dilation), self.groups, list(x.shape)
             )
             self._packed = (key, packed)
         return self._packed[1]
