@@ -76,6 +76,7 @@ MAP_OPS = (
     "pad",
     "upsample",
     "frozen_bn",
+    "grn",
     "interpolate",
     "conv_transpose",
     "adaptive_maxpool",
@@ -96,6 +97,7 @@ STATEFUL = (
     "group_norm",
     "layer_scale",
     "frozen_bn",
+    "grn",
 )  # layer_scale: a tensor at its path
 NAMES = (
     "a",
@@ -510,6 +512,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "pad": {"padding", "value"},
     "upsample": {"scale", "size", "mode", "align_corners"},
     "frozen_bn": {"eps"},
+    "grn": {"eps"},
     "interpolate": {"size_of", "mode", "align_corners"},
     "conv_transpose": {"out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"},
     "crop": {"to"},
@@ -551,6 +554,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "pad": {"value": 0.0},
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
     "frozen_bn": {"eps": 1e-5},
+    "grn": {"eps": 1e-6},
     "interpolate": {"mode": "nearest", "align_corners": None},
     "conv_transpose": {"kernel": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "bias": True},
     "crop": {},
@@ -1229,6 +1233,10 @@ class Realizer:
         xs = self.map_of(x, "frozen_bn")
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
 
+    def op_grn(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "grn")
+        return self.emit("grn", {"eps": float(args["eps"])}, path, [x], xs, path)
+
     def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
         """x resized to the H×W of the value size_of names: the network's input (no node is named input), or an
         earlier value (as from: reads it; block_in: the block instance's input)."""
@@ -1414,6 +1422,8 @@ class Realizer:
             count = 2 * p.shape.c
         elif p.op == "layer_scale":
             count = p.shape.c
+        elif p.op == "grn":  # γ and β
+            count = 2 * p.shape.c
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
@@ -2607,6 +2617,7 @@ class Gen:
     OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
         "frozen_bn": (("eps", 0.3, [0.001]),),
+        "grn": (("eps", 0.4, [0.001, 0.1]),),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
