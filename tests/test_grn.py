@@ -9,6 +9,7 @@ import torch
 
 import archspec
 from archspec.errors import SpecError
+
 ONE = "archspec: 1\nname: g\ninput: {channels: 6, size: [5, 7]}\nnetwork: {grn: grn eps=0.001}\n"
 
 

@@ -36,6 +36,7 @@ RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
         runtime.InterpolateLike,
         runtime.FrozenBatchNorm2d,
         runtime.ChannelConv,
+        runtime.GlobalResponseNorm,
     )
 }
 # Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,
