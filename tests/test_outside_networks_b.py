@@ -53,6 +53,12 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
     ),
     # the fusions' upsampling equals timm's where the sizes divide by 32
     "hrnet_w18": ("hrnet_w18", {}, _timm("hrnet_w18"), [(64, 64), (96, 32)]),
+    # the trees' maxpool 2x2 beside the strided convs: H and W ≡ 0 or 31 (mod 32), as timm's adds allow
+    "dla60": ("dla60", {}, _timm("dla60"), [(64, 64), (95, 63)]),
+    "regnety_016": ("regnety_016", {}, _timm("regnety_016"), [(64, 64), (45, 38)]),
+    "efficientnet_lite0": ("efficientnet_lite0", {}, _timm("efficientnet_lite0"), [(64, 64), (1, 1)]),
+    # the train-time branches, before timm's reparameterisation
+    "mobileone_s0": ("mobileone_s0", {}, _timm("mobileone_s0"), [(64, 64), (45, 38)]),
 }
 
 
