@@ -754,8 +754,8 @@ class Realizer:
             return self.op(n, x, _join(prefix, seg), env)
         if isinstance(n, Use):
             return self.use(n, x, _join(prefix, seg), env)
-        if isinstance(n, Named):
-            return self.placed(n.node, x, prefix, n.name, None, env)
+        if isinstance(n, Named):  # a name inside a name is a path segment under it (docs/language.md, Nodes)
+            return self.placed(n.node, x, prefix if name is None else _join(prefix, name), n.name, None, env)
         if isinstance(n, Chain):
             return self.chain(n, x, _join(prefix, name), env)
         if isinstance(n, Concat):
