@@ -77,6 +77,10 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
     "mixnet_s": ("mixnet_s", {}, _timm("mixnet_s"), [(64, 64), (33, 45)]),
     "tf_efficientnetv2_s": ("tf_efficientnetv2_s", {}, _timm("tf_efficientnetv2_s"), [(64, 64), (33, 45)]),
     "cspdarknet53": ("cspdarknet53", {}, _timm("cspdarknet53"), [(64, 64), (33, 45)]),
+    "xception41": ("xception41", {}, _timm("xception41"), [(64, 64), (33, 45)]),
+    "lcnet_050": ("lcnet_050", {}, _timm("lcnet_050"), [(64, 64), (33, 45)]),
+    "fbnetc_100": ("fbnetc_100", {}, _timm("fbnetc_100"), [(64, 64), (33, 45)]),
+    "gernet_s": ("gernet_s", {}, _timm("gernet_s"), [(64, 64), (33, 45)]),
 }
 
 
@@ -107,7 +111,7 @@ def _as_dict(out: Any, names: list[str]) -> dict[str, Any]:
 
 
 # cases that build a large network (over 10 M parameters or over 50 blocks): CI's slow tier only
-SLOW = {"tf_efficientnetv2_s", "cspdarknet53"}
+SLOW = {"tf_efficientnetv2_s", "cspdarknet53", "xception41"}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(CASES)])
