@@ -93,6 +93,8 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
     # the train-time branches, before timm's reparameterisation
     "mobileone_s0": ("mobileone_s0", {}, _timm("mobileone_s0"), [(64, 64), (45, 38)]),
     "cs3darknet_s": ("cs3darknet_s", {}, _timm("cs3darknet_s"), [(64, 64), (45, 38)]),
+    # global response normalisation (grn) in every block's MLP
+    "convnextv2_atto": ("convnextv2_atto", {}, _timm("convnextv2_atto"), [(64, 64), (45, 38)]),
     # two outputs: the logits and the bottleneck map; the skips merge where H, W are multiples of 4
     "unet3": ("unet3", {}, _unet3, [(64, 64), (36, 44)]),
 }
@@ -118,8 +120,8 @@ def _compare(stem: str, overrides: dict[str, Any], reference: Any, sizes: list[t
             assert torch.allclose(got[name], value, rtol=0, atol=1e-5 * max(1.0, scale)), (stem, size, name)
 
 
-# the cases whose build and comparison take longest (HRNet: 30+ s of CPU) run in the slow tier
-SLOW = {"hrnet_w18"}
+# the slow tier: the longest (HRNet), and ConvNeXt-V2, which tests/test_ops_grn.py checks in the fast tier
+SLOW = {"hrnet_w18", "convnextv2_atto"}
 
 
 @pytest.mark.parametrize("case", [pytest.param(case, marks=[pytest.mark.slow] if case in SLOW else []) for case in sorted(CASES)])
