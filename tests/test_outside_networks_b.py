@@ -75,6 +75,13 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
         _torchvision("deeplabv3_mobilenet_v3_large", weights_backbone=None, aux_loss=True),
         [(64, 64), (45, 38)],
     ),
+    # a gate whose body reads the map before the head's first conv; two resizes
+    "lraspp_mobilenet_v3_large": (
+        "lraspp_mobilenet_v3_large",
+        {},
+        _torchvision("lraspp_mobilenet_v3_large", weights_backbone=None),
+        [(64, 64), (45, 38)],
+    ),
     # every output map: the FPN's three levels and RetinaNet's P6, P7
     "resnet18_fpn_p6p7": ("resnet18_fpn_p6p7", {}, _resnet18_fpn_p6p7, [(64, 64), (45, 38)]),
     # five maps, as timm's features_only returns them
