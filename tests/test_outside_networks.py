@@ -81,6 +81,7 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
     "lcnet_050": ("lcnet_050", {}, _timm("lcnet_050"), [(64, 64), (33, 45)]),
     "fbnetc_100": ("fbnetc_100", {}, _timm("fbnetc_100"), [(64, 64), (33, 45)]),
     "gernet_s": ("gernet_s", {}, _timm("gernet_s"), [(64, 64), (33, 45)]),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {}, _torchvision("mobilenet_v3_small"), [(64, 64), (33, 45)]),
 }
 
 
