@@ -2,7 +2,8 @@
 
     compiled GraphModule ──copy, eval──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
         ─▶ fold_preact ─▶ fuse_parallel_convs
-        ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ fuse_linear ─▶ fuse_gate ─▶ fuse_shuffle
+        ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ shift_same_padding ─▶ fuse_linear
+        ─▶ fuse_gate ─▶ fuse_shuffle
         ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
         ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
@@ -36,6 +37,7 @@ from archspec.passes import (
     fuse_shuffle,
     group_norm_channels_last,
     remove_noops,
+    shift_same_padding,
     split_same_padding,
     standardize_convs,
     to_layout,
@@ -133,6 +135,7 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "avoid_onednn_faults": avoid_onednn_faults,  # before fusing and the layout: oneDNN's faults (seed 808906)
     "fuse_conv_add": fuse_conv_add,
     "fuse_conv_act": fuse_conv_act,
+    "shift_same_padding": shift_same_padding,  # the same padding back into the fused conv, as a shifted kernel
     "fuse_linear": fuse_linear,
     "fuse_gate": fuse_gate,
     "fuse_shuffle": fuse_shuffle,

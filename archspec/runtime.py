@@ -161,6 +161,32 @@ class FrozenBatchNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}"
 
 
+class GlobalResponseNorm(nn.Module):
+    """Global response normalisation (ConvNeXt V2, Woo et al., arXiv 2301.00808, Eq. 1-3) over a C×H×W map:
+    each channel's L2 norm over H×W, divided by the mean of those norms over the channels (+ eps), scales
+    the map, and ``x + β + γ · (x · that)``; γ and β (``weight``, ``bias``: C each) start at zero, so the
+    layer starts as the identity."""
+
+    def __init__(self, num_features: int, eps: float = 1e-6, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(num_features, device=device))
+        self.bias = nn.Parameter(torch.zeros(num_features, device=device))
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norms = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True)
+        scale = norms / (norms.mean(dim=1, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.reshape(1, -1, 1, 1), self.weight.reshape(1, -1, 1, 1), x * scale)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
 class InterpolateLike(nn.Module):
     """``F.interpolate(x, size=like.shape[-2:])``: ``x`` resized to the height and width of another value,
     as torchvision's FPN (nearest) and DeepLab/LR-ASPP heads (bilinear) resize a map to a lateral's or the

@@ -455,3 +455,31 @@ def test_the_float32_oracle_is_accurate_after_a_permute() -> None:
     err = (got.double() - want).abs().max().item()
     assert err <= 1e-4 * (1 + want.abs().max().item()), err
     assert not run_case(spec, truth, 6202918, sizes=False), render(spec)
+
+
+def test_a_dropout_named_apart_is_skipped_and_a_wrong_rate_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 12000335: an in-place concat's interpolate stands at `2` beside the dropout at `2`. Both are modules
+    without state; the one built second takes a free name (`2_2`, docs/language.md, dropout), so the rate check
+    cannot find the dropout at its path and skips it, as it skips one beside a layer. A dropout at its own path
+    with a wrong rate is still a `rate` finding."""
+    clash = _spec(
+        Op("identity"),
+        Concat([Op("identity"), Chain([]), Op("interpolate", {"size_of": "input"})]),
+        Op("dropout", {"p": 0.3}),
+        size=6,
+    )
+    truth = realize(clash)
+    assert "dropout_module_clash" in truth.notes, truth.notes
+    assert not run_case(clash, truth, 0, codegen=False, optimize=False, sizes=False), render(clash)
+
+    alone = _spec(Op("identity"), Op("dropout", {"p": 0.3}), size=6)
+    build = archspec.build
+
+    def wrong_rate(*args, **kwargs):  # type: ignore[no-untyped-def]
+        model = build(*args, **kwargs)
+        model.get_submodule("1").p = 0.4
+        return model
+
+    monkeypatch.setattr(archspec, "build", wrong_rate)
+    findings = run_case(alone, realize(alone), 0, codegen=False, optimize=False, sizes=False)
+    assert [f.category for f in findings] == ["rate"], findings

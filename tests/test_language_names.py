@@ -132,3 +132,48 @@ def test_a_pattern_that_makes_a_bad_name_is_a_located_error(pattern: str, k: str
 def test_a_pattern_without_a_counter_is_refused_as_written() -> None:
     with pytest.raises(SpecError, match=r"\{n\}"):
         archspec.check(NAMES_SPEC.replace("PATTERN", "b${k}").replace("K", "1"))
+
+
+# A name inside a name (docs/language.md, Nodes): `stem: {conv1: X}` names X `stem.conv1`, as
+# `stem: [conv1: X]` and `stem: {chain: {conv1: X}}` do. Truth: a torch module written out by hand
+# with that layout, whose state_dict must load strictly and give the same output.
+NESTED = """archspec: 1
+name: nested
+input: {channels: 3, size: [16, 16]}
+network:
+  stem: {conv1: conv2d 8 3x3 p1}
+  down: {if: true, then: {proj: conv2d 8 1x1 s2}}
+  head: [global_avgpool, fc: linear 4]
+"""
+
+
+class _Nested(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Module()
+        self.stem.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.down = torch.nn.Module()
+        self.down.proj = torch.nn.Conv2d(8, 8, 1, stride=2)
+        self.head = torch.nn.Module()
+        self.head.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down.proj(self.stem.conv1(x))
+        return self.head.fc(x.mean((2, 3)))
+
+
+def test_a_name_inside_a_name_is_a_path_segment_under_it() -> None:
+    torch.manual_seed(0)
+    reference = _Nested().eval()
+    model = archspec.build(NESTED).eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+
+
+def test_a_whole_named_item_in_quotes_says_to_quote_only_the_value() -> None:
+    spec = "archspec: 1\nname: q\ninput: {channels: 3, size: [8, 8]}\nnetwork: ['proj: conv2d 8 1x1', global_avgpool]\n"
+    with pytest.raises(SpecError, match="unknown op or block 'proj:'") as info:
+        archspec.build(spec)
+    assert info.value.hint is not None and "quote only its value" in info.value.hint
+    assert (info.value.loc.line, info.value.loc.column) == (4, 12)

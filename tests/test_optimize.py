@@ -19,6 +19,7 @@ from archspec.passes import (  # noqa: E402
     remove_noops,
     to_layout,
 )
+from archspec.passes.fuse_act import ConvAct  # noqa: E402
 from tests.references import perturb_bn  # noqa: E402
 
 SMALL = """
@@ -129,6 +130,35 @@ def test_fuse_parallel_convs_merges_the_1x1_convs_reading_one_tensor(small) -> N
     fused = [gm.get_submodule(n.target) for n in gm.graph.nodes if n.op == "call_module" and "fused" in n.target]
     assert sorted(c.out_channels for c in fused) == [16, 16, 18]
     _same_logits(gm, model, x)
+
+
+MIXED_ACTIVATIONS = """
+archspec: 1
+name: mixed_acts
+input: {channels: 3, size: [16, 16]}
+network:
+  stem: conv 8 3x3 p1
+  mixed:
+    concat:
+      a: conv 8 1x1              # conv, BN, ReLU
+      b: [conv2d 12 1x1, bn]     # no activation: a projection, an FPN lateral conv
+  pool: global_avgpool
+  fc: linear 5
+"""
+
+
+def test_fuse_parallel_convs_leaves_apart_convs_with_and_without_an_activation(write_spec) -> None:
+    """Two 1×1 convs on one tensor, one followed by ReLU and one not, stay two convs: fused, the ReLU'd part
+    would lose its post-op; each becomes its own oneDNN conv, the first with ReLU as its post-op."""
+    torch.manual_seed(0)
+    model = _trained_like(write_spec(MIXED_ACTIVATIONS))
+    gm = _folded(model)
+    assert fuse_parallel_convs(gm).rewrites == 0
+    opt = optimize(model)
+    assert not any("fused" in name for name, _ in opt.named_modules())
+    assert sorted(m.post_op.name for m in opt.modules() if isinstance(m, ConvAct)) == ["none", "relu", "relu"]
+    x = torch.randn(2, 3, 16, 16)
+    _same_logits(opt, model, x)
 
 
 def test_fuse_parallel_convs_without_folding_first(small) -> None:

@@ -19,9 +19,9 @@ F = torch.nn.functional
 
 import archspec  # noqa: E402
 from archspec.inference import optimize  # noqa: E402
-from archspec.passes import fold_bn, fuse_conv_act, remove_noops, standardize_convs  # noqa: E402
+from archspec.passes import fold_bn, fuse_conv_act, remove_noops, shift_same_padding, standardize_convs  # noqa: E402
 from archspec.passes.fuse_act import ConvAct, PostOp  # noqa: E402
-from archspec.passes.same_pad import SamePad  # noqa: E402
+from archspec.passes.same_pad import SameConvAct, SamePad  # noqa: E402
 from archspec.runtime import Conv2dSame, FrozenBatchNorm2d, StdConv2d  # noqa: E402
 from tests.references import (  # noqa: E402
     DENSE_REFERENCES,
@@ -168,20 +168,53 @@ network:
 
 
 def test_same_padded_convs_are_their_padding_then_a_fused_conv(write_spec) -> None:
-    """TensorFlow's `same` at a stride (timm's Conv2dSame): pad_same, then a conv whose BatchNorm is folded
-    and whose activation is a post-op; the same outputs at even and odd sizes (the padding differs)."""
+    """TensorFlow's `same` at a stride (timm's Conv2dSame): a conv whose BatchNorm is folded and whose
+    activation is a post-op; at a stride ≥ 2 its padding is inside the conv (a shifted kernel, no padded copy),
+    at stride 1 with an even kernel pad_same stays a step; the same outputs at even, odd and mixed sizes."""
     model = _model(write_spec, SAME)
     assert sum(isinstance(m, Conv2dSame) for m in model.modules()) == 3
     gm = optimize(model)
     assert not any(isinstance(m, Conv2dSame | nn.BatchNorm2d) for m in gm.modules())
     assert [m.post_op.name for m in gm.modules() if isinstance(m, ConvAct)] == ["swish", "swish", "relu"]
-    assert sum(isinstance(m, SamePad) for m in gm.modules()) == 3
+    assert [type(m) for m in gm.modules() if isinstance(m, ConvAct)] == [SameConvAct, SameConvAct, ConvAct]
+    assert sum(isinstance(m, SamePad) for m in gm.modules()) == 1
+    unfused = optimize(model, fuse_act=False)  # the portable graph (exports): pad_same, then a plain conv
+    assert sum(isinstance(m, SamePad) for m in unfused.modules()) == 3
     loaded = pickle.loads(pickle.dumps(gm))  # its graph traced again on load
-    for size in (16, 15, 9):
-        x = torch.randn(2, 3, size, size)
+    for size in ((16, 16), (15, 15), (9, 9), (16, 13), (2, 3)):
+        x = torch.randn(2, 3, *size)
         with torch.no_grad():
             _close(gm(x), model(x))
             _close(loaded(x), model(x))
+            _close(unfused(x), model(x))
+
+
+@pytest.mark.parametrize(("k", "s", "groups"), [(3, 2, 1), (5, 2, 6), (4, 2, 6), (3, 3, 1), (7, 2, 6)])
+def test_shifted_same_conv_is_timms_conv2d_same(k: int, s: int, groups: int) -> None:
+    """The shifted kernel against timm's Conv2dSame (its own pad_same, then conv2d) with the same weights, at
+    every size from 1 to 17 on each axis (even, odd, mixed): oneDNN's kernel and the public fallback (grad on)."""
+    timm_layers = pytest.importorskip("timm.layers")
+    torch.manual_seed(k * 10 + s)
+    ref = timm_layers.Conv2dSame(6, 6, k, stride=s, groups=groups).eval()
+    plain = nn.Conv2d(6, 6, k, stride=s, groups=groups)
+    plain.load_state_dict(ref.state_dict())
+    fused = ConvAct.from_conv(plain)
+    fused.post_op = PostOp("none", lambda t: t)
+    root, graph = nn.Module(), torch.fx.Graph()
+    root.pad, root.conv = SamePad(plain.kernel_size, plain.stride, plain.dilation), fused
+    graph.output(graph.call_module("conv", (graph.call_module("pad", (graph.placeholder("x"),)),)))
+    gm = torch.fx.GraphModule(root, graph)
+    assert shift_same_padding(gm).rewrites == 1
+    (shifted,) = [m for m in gm.modules() if isinstance(m, SameConvAct)]
+    for h in range(1, 18):
+        for w in (h, 17 - h + 1):
+            x = torch.randn(2, 6, h, w).to(memory_format=torch.channels_last)
+            want = ref(x)
+            with torch.no_grad():
+                got = gm(x)
+            assert got.shape == want.shape, (h, w)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(shifted(x), want, rtol=1e-5, atol=1e-5)  # autograd on: public conv2d
 
 
 # Zoo networks with a reference that tests/test_optimize_modern.py does not cover: (spec, overrides, reference)

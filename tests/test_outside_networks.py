@@ -73,6 +73,14 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
         _timm("hrnet_w18_small", features_only=True),
         [(64, 64), (96, 32)],
     ),
+    # session 9, DOC1: list A
+    "mixnet_s": ("mixnet_s", {}, _timm("mixnet_s"), [(64, 64), (33, 45)]),
+    "tf_efficientnetv2_s": ("tf_efficientnetv2_s", {}, _timm("tf_efficientnetv2_s"), [(64, 64), (33, 45)]),
+    "cspdarknet53": ("cspdarknet53", {}, _timm("cspdarknet53"), [(64, 64), (33, 45)]),
+    "xception41": ("xception41", {}, _timm("xception41"), [(64, 64), (33, 45)]),
+    "lcnet_050": ("lcnet_050", {}, _timm("lcnet_050"), [(64, 64), (33, 45)]),
+    "fbnetc_100": ("fbnetc_100", {}, _timm("fbnetc_100"), [(64, 64), (33, 45)]),
+    "gernet_s": ("gernet_s", {}, _timm("gernet_s"), [(64, 64), (33, 45)]),
 }
 
 
@@ -102,7 +110,11 @@ def _as_dict(out: Any, names: list[str]) -> dict[str, Any]:
     return {"logits": out}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# cases that build a large network (over 10 M parameters or over 50 blocks): CI's slow tier only
+SLOW = {"tf_efficientnetv2_s", "cspdarknet53", "xception41"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(CASES)])
 def test_outside_network_equals_reference(case: str) -> None:
     stem, overrides, make_reference, sizes = CASES[case]
     reference = make_reference().eval()

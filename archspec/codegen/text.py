@@ -29,7 +29,14 @@ RESERVED = {"self", "torch", "nn", "F", "check_input", "pad_same", "center_crop"
 # its source copied from runtime.py, so the file still needs only torch.
 RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
     cls.__name__: cls
-    for cls in (runtime.DropPath, runtime.Conv2dSame, runtime.StdConv2d, runtime.InterpolateLike, runtime.FrozenBatchNorm2d)
+    for cls in (
+        runtime.DropPath,
+        runtime.Conv2dSame,
+        runtime.StdConv2d,
+        runtime.InterpolateLike,
+        runtime.FrozenBatchNorm2d,
+        runtime.GlobalResponseNorm,
+    )
 }
 # Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,
 # its source copied from runtime.py, and calls it by its bare name.

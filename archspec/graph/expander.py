@@ -198,6 +198,8 @@ class Expander:
         self, node: Named, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ((key, value),) = node.items()
+        if name is not None:  # `stem: {conv1: ...}`: a name inside a name is one path segment under it
+            prefix = join(prefix, _seg(name, index))
         return self.node(value, yp + (key,), scope, x, prefix, key, None)
 
     def chain(

@@ -93,7 +93,8 @@ class Dropout(Op):
     doc = (
         "Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`), active in training mode "
         "only. Always an `nn.Dropout` module, so it follows `train()`/`eval()`; it holds no state, and where "
-        "a layer already has its path it takes a free one (`0_2`). Short form: dropout P"
+        "another module (a layer, a dropout, an `interpolate`) already has its path it takes a free one (`0_2`). "
+        "Short form: dropout P"
     )
     kind = "misc"
     Params = DropoutParams

@@ -1,5 +1,5 @@
 """Normalisation: BatchNorm (2d over maps, 1d over vectors), LayerNorm over channels, GroupNorm, local response
-normalisation; and the learned per-channel layer scale of ConvNeXt."""
+normalisation, ConvNeXt V2's global response normalisation; and the learned per-channel layer scale of ConvNeXt."""
 
 from __future__ import annotations
 
@@ -98,6 +98,49 @@ class FrozenBatchNorm(Op):
 
     def label(self, p: FrozenBNParams) -> str:
         return "FrozenBatchNorm"
+
+
+class GRNParams(OpParams):
+    eps: Eps = 1e-6
+
+
+@register
+class GlobalResponseNorm(Op):
+    name = "grn"
+    doc = (
+        "Global response normalisation (ConvNeXt V2, arXiv 2301.00808): each channel's L2 norm over H×W, "
+        "divided by the mean of those norms over the channels plus EPS, scales the map, and the result is "
+        "x + β + γ · (x · that), with a learned γ and β of C each (`weight` and `bias` at the op's path, "
+        "as timm's `GlobalResponseNorm` names them) starting at zero. Maps only. Short form: grn [eps=E]"
+    )
+    kind = "norm"
+    Params = GRNParams
+    stateful = True
+    constant_init = True
+    fresh_output = True
+    saved_for_backward = ("in", "w")  # x and γ (autograd also keeps x · the scale: not counted)
+    readers = (Reader("timm.layers.grn.GlobalResponseNorm"), Reader("archspec.runtime.GlobalResponseNorm"))
+
+    def read(self, call: Call) -> dict[str, Any]:
+        if call.get("channel_dim", 1) != 1:
+            raise Unreadable("GlobalResponseNorm over channels-last (N×H×W×C) tensors; archspec's reads N×C×H×W maps")
+        return {"eps": float(call.get("eps", 1e-6))}
+
+    def infer(self, p: GRNParams, inputs: list[Shape]) -> Shape:
+        if not inputs[0].is_map:
+            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {inputs[0].channels}")
+        return inputs[0]
+
+    def param_count(self, p: GRNParams, inputs: list[Shape], out: Shape) -> int:
+        return 2 * out.channels
+
+    def module(self, p: GRNParams, inputs: list[Shape], out: Shape, device: Any = None) -> Any:
+        from archspec.runtime import GlobalResponseNorm as Layer
+
+        return Layer(out.channels, eps=p.eps, device=device)
+
+    def label(self, p: GRNParams) -> str:
+        return "GRN"
 
 
 class LRNParams(OpParams):

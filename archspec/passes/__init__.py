@@ -20,7 +20,7 @@ from archspec.passes.group_norm import group_norm_channels_last
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
 from archspec.passes.onednn_faults import avoid_onednn_faults
-from archspec.passes.same_pad import split_same_padding
+from archspec.passes.same_pad import shift_same_padding, split_same_padding
 from archspec.passes.std_conv import standardize_convs
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "fuse_shuffle",
     "group_norm_channels_last",
     "remove_noops",
+    "shift_same_padding",
     "split_same_padding",
     "standardize_convs",
     "to_layout",

@@ -19,7 +19,7 @@ storage, dtype) or the input shape does, and is never saved, copied or moved wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -78,16 +78,23 @@ def one_pixel(x: torch.Tensor) -> bool:
 
 
 def conv_pointwise(
-    conv: OneDNNConv, x: torch.Tensor, activation: str, scalars: Sequence[float] = (), algorithm: str = ""
+    conv: OneDNNConv,
+    x: torch.Tensor,
+    activation: str,
+    scalars: Sequence[float] = (),
+    algorithm: str = "",
+    padding: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """``activation(conv(x))`` in one oneDNN kernel. ``activation`` is a oneDNN post-op name (``"none"``,
     ``"relu"``, ``"hardswish"``, ``"swish"``, ``"gelu"``, ``"sigmoid"``, ``"hardsigmoid"``, ``"hardtanh"``),
-    ``scalars`` its arguments (hardtanh's bounds), ``algorithm`` GELU's (``"none"`` or ``"tanh"``)."""
+    ``scalars`` its arguments (hardtanh's bounds), ``algorithm`` GELU's (``"none"`` or ``"tanh"``);
+    ``padding`` for this call where it depends on the input's size (else the conv's own)."""
+    pad = cast(Sequence[int], conv.padding) if padding is None else padding
     return torch.ops.mkldnn._convolution_pointwise(
         x,
-        conv.packed_weight(x),
+        conv.packed_weight(x, pad),
         conv.bias,
-        conv.padding,
+        pad,
         conv.stride,
         conv.dilation,
         conv.groups,
@@ -146,12 +153,14 @@ class OneDNNConv(nn.Conv2d):
         50 µs, is several times that of ``conv2d`` and the activation (about 10 µs)."""
         return usable(x, self.weight, *others) and not one_pixel(x)
 
-    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+    def packed_weight(self, x: torch.Tensor, padding: Sequence[int] | None = None) -> torch.Tensor:
+        """The weight in oneDNN's layout for a call on ``x`` (with ``padding``, else the conv's own)."""
         w = self.weight
-        key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape))
+        pad = cast(Sequence[int], self.padding) if padding is None else padding
+        key = (w.data_ptr(), w._version, w.dtype, tuple(x.shape), tuple(pad))
         if self._packed is None or self._packed[0] != key:
             packed = torch._C._nn.mkldnn_reorder_conv2d_weight(  # type: ignore[call-arg]  # its stub lacks input_size
-                w.detach().to_mkldnn(), list(self.padding), list(self.stride), list(self.dilation), self.groups, list(x.shape)
+                w.detach().to_mkldnn(), list(pad), list(self.stride), list(self.dilation), self.groups, list(x.shape)
             )
             self._packed = (key, packed)
         return self._packed[1]

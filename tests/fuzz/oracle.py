@@ -48,7 +48,18 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
         return nn.LayerNorm(truth.shapes[p.id].c, eps=a["eps"], elementwise_affine=a["affine"])
     if p.op == "frozen_bn":
         return _Frozen(truth.shapes[p.id].c)
+    if p.op == "grn":  # docs/language.md: γ and β, C each, as `weight` and `bias` at its path
+        return _Affine(truth.shapes[p.id].c)
     raise ValueError(p.op)
+
+
+class _Affine(nn.Module):
+    """grn's state as docs/language.md describes it: a weight and a bias of C, starting at zero."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(c))
+        self.bias = nn.Parameter(torch.zeros(c))
 
 
 class _Frozen(nn.Module):
@@ -78,7 +89,7 @@ class Oracle(nn.Module):
                 self.eval_reads.add(v)
                 todo.extend(by_id[v].inputs)
         for p in truth.prims:
-            if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn"):
+            if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn", "grn"):
                 self._put(p.path, _module(p, truth))
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
                 s = truth.shapes[p.id]
@@ -145,6 +156,11 @@ class Oracle(nn.Module):
             return (x - f.running_mean[:, None, None]) / torch.sqrt(f.running_var[:, None, None] + a["eps"]) * f.weight[
                 :, None, None
             ] + f.bias[:, None, None]
+        if p.op == "grn":  # ConvNeXt V2 (arXiv 2301.00808, Eq. 1-3): G = ‖x‖ over H×W, N = G / (mean_C G + eps)
+            f = self.layer(p.path)
+            g = x.pow(2).sum((2, 3), keepdim=True).sqrt()
+            n = g / (g.mean(1, keepdim=True) + a["eps"])
+            return f.weight[:, None, None] * (x * n) + f.bias[:, None, None] + x
         if p.op == "layer_scale":
             return x * self.tensor(p.path)
         if p.op == "dropout":

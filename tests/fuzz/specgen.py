@@ -76,6 +76,7 @@ MAP_OPS = (
     "pad",
     "upsample",
     "frozen_bn",
+    "grn",
     "interpolate",
     "conv_transpose",
     "adaptive_maxpool",
@@ -84,6 +85,8 @@ MAP_OPS = (
 ) + ACTS  # linear: per_pixel
 VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
+# no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
+STATELESS_MODULES = ("interpolate",)
 TO_VEC = ("global_avgpool", "global_maxpool", "flatten")
 CHANNEL_OPS = ("conv", "conv2d", "std_conv2d", "conv_transpose", "linear")  # ops whose `out` the width multiplier scales
 STATEFUL = (
@@ -96,6 +99,7 @@ STATEFUL = (
     "group_norm",
     "layer_scale",
     "frozen_bn",
+    "grn",
 )  # layer_scale: a tensor at its path
 NAMES = (
     "a",
@@ -510,6 +514,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "pad": {"padding", "value"},
     "upsample": {"scale", "size", "mode", "align_corners"},
     "frozen_bn": {"eps"},
+    "grn": {"eps"},
     "interpolate": {"size_of", "mode", "align_corners"},
     "conv_transpose": {"out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"},
     "crop": {"to"},
@@ -551,6 +556,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "pad": {"value": 0.0},
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
     "frozen_bn": {"eps": 1e-5},
+    "grn": {"eps": 1e-6},
     "interpolate": {"mode": "nearest", "align_corners": None},
     "conv_transpose": {"kernel": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "bias": True},
     "crop": {},
@@ -754,8 +760,8 @@ class Realizer:
             return self.op(n, x, _join(prefix, seg), env)
         if isinstance(n, Use):
             return self.use(n, x, _join(prefix, seg), env)
-        if isinstance(n, Named):
-            return self.placed(n.node, x, prefix, n.name, None, env)
+        if isinstance(n, Named):  # a name inside a name is a path segment under it (docs/language.md, Nodes)
+            return self.placed(n.node, x, prefix if name is None else _join(prefix, name), n.name, None, env)
         if isinstance(n, Chain):
             return self.chain(n, x, _join(prefix, name), env)
         if isinstance(n, Concat):
@@ -1229,6 +1235,10 @@ class Realizer:
         xs = self.map_of(x, "frozen_bn")
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
 
+    def op_grn(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs = self.map_of(x, "grn")
+        return self.emit("grn", {"eps": float(args["eps"])}, path, [x], xs, path)
+
     def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
         """x resized to the H×W of the value size_of names: the network's input (no node is named input), or an
         earlier value (as from: reads it; block_in: the block instance's input)."""
@@ -1414,6 +1424,8 @@ class Realizer:
             count = 2 * p.shape.c
         elif p.op == "layer_scale":
             count = p.shape.c
+        elif p.op == "grn":  # γ and β
+            count = 2 * p.shape.c
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
@@ -1425,12 +1437,13 @@ class Realizer:
         returned = set(outputs.values())
         if any(p.op == "relu" and p.inputs[0] in returned for p in self.prims):
             self.note("relu_on_output")
-        # build and the standalone file make dropout and drop_path modules too: a path must not be another
-        # module's, hold one, or sit under one
-        dropout = [p.path for p in self.prims if p.op in TRAIN_MODULES]
-        modules = set(dropout) | self.module_paths
-        for q in dropout:
-            if dropout.count(q) > 1 or any(m != q and (m.startswith(q + ".") or q.startswith(m + ".")) for m in modules):
+        # build and the standalone file make dropout and drop_path modules too (and interpolate): a dropout whose
+        # path is another module's, holds one or sits under one is named apart
+        weightless = [p.path for p in self.prims if p.op in (*TRAIN_MODULES, *STATELESS_MODULES)]
+        modules = set(weightless) | self.module_paths
+        for q in (p.path for p in self.prims if p.op in TRAIN_MODULES):
+            nested = any(m.startswith(q + ".") or q.startswith(m + ".") for m in modules)
+            if weightless.count(q) > 1 or q in self.module_paths or nested:
                 self.note("dropout_module_clash")
 
     def finish(self, outputs: dict[str, str]) -> Truth:
@@ -2607,6 +2620,7 @@ class Gen:
     OTHER_ARGS: dict[str, tuple[tuple[str, float, list[Any]], ...]] = {  # op → (option, probability, values)
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
         "frozen_bn": (("eps", 0.3, [0.001]),),
+        "grn": (("eps", 0.4, [0.001, 0.1]),),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),

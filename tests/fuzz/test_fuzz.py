@@ -3,7 +3,8 @@
 Each case mutates a real spec (delete / duplicate / retype keys, perturb numbers inside op
 strings, swap op names, splice one block's body into another) or is random text. The outcome
 must be either a valid report (and, for small networks, a model that runs at its minimum input
-size) or one `archspec.SpecError`; any other exception, or a case slower than 2 s, fails.
+size) or one `archspec.SpecError`; any other exception, or a case that takes more than 2 s of CPU
+(or 60 s of wall time), fails.
 
 A third test renames keys (branches, network parts, blocks, aux heads) to hostile or reserved names
 and sets labels, docs and the spec's file name to hostile text (quotes, triple quotes, backslashes,
@@ -38,7 +39,12 @@ from tests.references import assert_same_outputs
 
 SEEDS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "tests" / "fuzz").glob("seed_*.yaml"))
 EXAMPLES = int(os.environ.get("ARCHSPEC_FUZZ_EXAMPLES", "150"))
-LIMIT_S = float(os.environ.get("ARCHSPEC_FUZZ_SECONDS", "2.0"))  # a hang guard, not a benchmark
+# A guard against blow-ups (a mutant that expands or allocates without end), not a benchmark: the CPU time the
+# case's own work takes, which other processes on a busy machine do not lengthen (a 2 s wall limit failed at
+# load 17), measured with one torch thread so no thread spins waiting for another; plus a wall limit for a
+# case that waits instead of computing
+LIMIT_S = float(os.environ.get("ARCHSPEC_FUZZ_SECONDS", "2.0"))
+HANG_S = 60.0
 SMALL = 3_000_000  # build and run the mutant when it has fewer parameters than this
 _NUMBER = re.compile(r"-?\d+")
 
@@ -100,8 +106,16 @@ def mutants(draw: Any) -> tuple[str, str]:
     return seed.name, text
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _outcome(text: str, base: Path) -> str:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     path = base / "mutant.yaml"
     path.write_text(text)
     try:
@@ -116,9 +130,26 @@ def _outcome(text: str, base: Path) -> str:
             h, w = report.min_input_size
             with torch.no_grad():
                 model(torch.zeros(1, report.input_channels, h, w))
-    elapsed = time.perf_counter() - start
-    assert elapsed < LIMIT_S, f"took {elapsed:.2f}s"
+    used, elapsed = time.process_time() - cpu, time.perf_counter() - start
+    assert used < LIMIT_S, f"took {used:.2f} s of CPU ({elapsed:.2f} s wall)"
+    assert elapsed < HANG_S, f"took {elapsed:.2f} s wall ({used:.2f} s of CPU): waiting, not computing"
     return outcome
+
+
+def test_a_case_that_computes_too_long_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The limit counts the case's CPU time: a check that computes past it fails, however quiet the machine."""
+    check = archspec.check
+
+    def busy_check(path: Path) -> Any:
+        start = time.process_time()
+        while time.process_time() - start < 0.2:
+            pass
+        return check(path)
+
+    monkeypatch.setattr(archspec, "check", busy_check)
+    monkeypatch.setattr(f"{__name__}.LIMIT_S", 0.1)
+    with pytest.raises(AssertionError, match="of CPU"):
+        _outcome("archspec: 1\nname: t\ninput: {channels: 3, size: 8}\nnetwork: [conv2d 4 3x3]\n", tmp_path)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=EXAMPLES <= 150)
