@@ -67,12 +67,33 @@ def _unet3() -> Any:
     return UNet3()
 
 
+def _ssdlite_backbone() -> Any:
+    pytest.importorskip("torchvision")
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+    return ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).backbone
+
+
 # case → (spec stem, overrides, reference, input sizes (H, W) the spec accepts, small for CI)
 CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, int]]]] = {
     "deeplabv3_mobilenet_v3_large": (
         "deeplabv3_mobilenet_v3_large",
         {},
         _torchvision("deeplabv3_mobilenet_v3_large", weights_backbone=None, aux_loss=True),
+        [(64, 64), (45, 38)],
+    ),
+    # a gate whose body reads the map before the head's first conv; two resizes
+    "lraspp_mobilenet_v3_large": (
+        "lraspp_mobilenet_v3_large",
+        {},
+        _torchvision("lraspp_mobilenet_v3_large", weights_backbone=None),
+        [(64, 64), (45, 38)],
+    ),
+    # six maps, the first cut inside a block (after its expansion conv), four from extra blocks
+    "ssdlite320_mobilenet_v3_large_backbone": (
+        "ssdlite320_mobilenet_v3_large_backbone",
+        {},
+        _ssdlite_backbone,
         [(64, 64), (45, 38)],
     ),
     # every output map: the FPN's three levels and RetinaNet's P6, P7
