@@ -30,5 +30,5 @@ def test_grn_is_the_paper_s_algorithm_and_starts_as_the_identity() -> None:
 
 def test_grn_on_a_vector_is_refused() -> None:
     spec = "archspec: 1\nname: g\ninput: {channels: 6, size: [5, 7]}\nnetwork: [global_avgpool, grn]\n"
-    with pytest.raises(SpecError, match="needs a C×H×W map"):
+    with pytest.raises(SpecError):  # a vector has no H×W to take norms over
         archspec.check(spec)
