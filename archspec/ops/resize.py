@@ -1,4 +1,5 @@
-"""Spatial resizing without weights: constant padding, upsampling (nearest or bilinear) and a centre crop."""
+"""Spatial resizing without weights: padding (constant, reflected, replicated or circular), upsampling
+(nearest or bilinear) and a centre crop."""
 
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ class PadParams(OpParams):
         description="pixels added on the left, right, top and bottom (one number: every side; [H, W] or pH,W: "
         "top and bottom H, left and right W)"
     )
-    value: float = Field(0.0, description="the value of the added pixels")
+    value: float = Field(0.0, description="the value of the added pixels (mode constant only)")
+    mode: Literal["constant", "reflect", "replicate", "circular"] = Field(
+        "constant",
+        description="constant: VALUE; reflect: the map mirrored about its edge pixel (each side's padding below the "
+        "map's extent); replicate: the edge pixel repeated; circular: the opposite edge (padding at most the extent)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -39,6 +45,8 @@ class PadParams(OpParams):
     def _range(self) -> PadParams:
         if min(self.padding) < 0 or max(self.padding) > MAX_KERNEL:
             raise ValueError(f"padding must be between 0 and {MAX_KERNEL} on each side")
+        if self.mode != "constant" and self.value != 0.0:
+            raise ValueError(f"value applies to constant padding only, not {self.mode}")
         return self
 
 
@@ -51,29 +59,37 @@ def _grow(d: Dim, by: int) -> Dim:
 class Pad(Op):
     name = "pad"
     doc = (
-        "Pads a map with a constant (torch's F.pad, nn.ConstantPad2d): P pixels of VALUE (default 0) on every "
-        "side (`pH,W`: H at the top and bottom, W left and right), or `padding: [left, right, top, bottom]`; "
-        "BiT's stem pads by 1 with zeros before "
-        "its max pool. Short form: pad P [value=V]"
+        "Pads a map (torch's F.pad, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d): "
+        "P pixels on every side (`pH,W`: H at the top and bottom, W left and right), or `padding: [left, right, "
+        "top, bottom]`, of VALUE (default 0), or with `reflect` the map mirrored about its edge pixel (each side's "
+        "padding must stay below the map's extent: a smaller input is refused), `replicate` its edge pixel "
+        "repeated, `circular` the opposite edge (padding at most the extent); BiT's stem pads by 1 with zeros "
+        "before its max pool, timm's BlurPool2d reflects by 1 before its blur. "
+        "Short form: pad P [value=V] [reflect|replicate|circular]"
     )
     kind = "pool"
     Params = PadParams
     positional = ("padding",)
+    flags = {"reflect": ("mode", "reflect"), "replicate": ("mode", "replicate"), "circular": ("mode", "circular")}
     readers = (
         Reader("torch.nn.ConstantPad2d"),
         Reader("torch.nn.ZeroPad2d"),
+        Reader("torch.nn.ReflectionPad2d", sets=(("mode", "reflect"),)),
+        Reader("torch.nn.ReplicationPad2d", sets=(("mode", "replicate"),)),
+        Reader("torch.nn.CircularPad2d", sets=(("mode", "circular"),)),
         Reader("torch.nn.functional.pad", args=("pad", "mode", "value")),
     )
 
     def read(self, call: Call) -> dict[str, Any]:
-        mode = call.get("mode", "constant")
-        if mode != "constant":
-            raise Unreadable(f"padding with mode={mode!r}; archspec pads with a constant")
+        mode = call.get("mode", "constant") or "constant"
+        if mode not in ("constant", "reflect", "replicate", "circular"):
+            raise Unreadable(f"padding with mode={mode!r}; archspec pads with a constant, reflect, replicate or circular")
         pad = call.get("padding", None)
         pad = call.get("pad") if pad is None else pad
         if not isinstance(pad, (tuple, list)) or len(pad) != 4:
             raise Unreadable(f"padding {pad!r}; archspec pads a map's four sides (left, right, top, bottom)")
-        return {"padding": tuple(int(v) for v in pad), "value": float(call.get("value", 0.0) or 0.0)}
+        value = float(call.get("value", 0.0) or 0.0) if mode == "constant" else 0.0
+        return {"padding": tuple(int(v) for v in pad), "value": value, "mode": mode}
 
     fresh_output = True
     saved_for_backward = ()
@@ -85,13 +101,23 @@ class Pad(Op):
         left, right, top, bottom = p.padding
         return Shape(x.channels, _grow(x.height, top + bottom), _grow(x.width, left + right))
 
+    def least_input(self, p: PadParams) -> tuple[int, int]:
+        # torch refuses a reflection as wide as the map and a circular padding that wraps around more than once
+        left, right, top, bottom = p.padding
+        extra = {"reflect": 1, "circular": 0}.get(p.mode)
+        if extra is None:
+            return (1, 1)
+        return (max(1, max(top, bottom) + extra), max(1, max(left, right) + extra))
+
     def function(self, p: PadParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
+        if p.mode != "constant":
+            return F.pad, {"pad": p.padding, "mode": p.mode}
         return F.pad, {"pad": p.padding, "value": p.value}
 
     def label(self, p: PadParams) -> str:
-        return f"pad {','.join(map(str, p.padding))}"
+        return f"pad {','.join(map(str, p.padding))}" + ("" if p.mode == "constant" else f" ({p.mode})")
 
 
 class UpsampleParams(OpParams):

@@ -214,6 +214,8 @@ def _resize_or_leaky(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
     if op == "leaky_relu":  # as an op its slope; as a conv's act=leaky_relu torch's default
         return F.leaky_relu(x, a.get("slope", 0.01))
     if op == "pad":
+        if a["mode"] != "constant":
+            return F.pad(x, list(a["padding"]), mode=a["mode"])
         return F.pad(x, list(a["padding"]), value=a["value"])
     return F.interpolate(x, size=a["size"], scale_factor=a["scale"], mode=a["mode"], align_corners=a["align_corners"])
 

@@ -511,7 +511,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "group_norm": {"groups", "eps", "affine"},
     "leaky_relu": {"slope"},
     "elu": {"alpha"},
-    "pad": {"padding", "value"},
+    "pad": {"padding", "value", "mode"},
     "upsample": {"scale", "size", "mode", "align_corners"},
     "frozen_bn": {"eps"},
     "grn": {"eps"},
@@ -553,7 +553,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "group_norm": {"eps": 1e-5, "affine": True},
     "leaky_relu": {"slope": 0.01},
     "elu": {"alpha": 1.0},
-    "pad": {"value": 0.0},
+    "pad": {"value": 0.0, "mode": "constant"},
     "upsample": {"scale": None, "size": None, "mode": "nearest", "align_corners": None},
     "frozen_bn": {"eps": 1e-5},
     "grn": {"eps": 1e-6},
@@ -1212,8 +1212,14 @@ class Realizer:
     def op_pad(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "pad")
         ph, pw = _pair(args["padding"])  # one number: every side; [H, W]: top and bottom H, left and right W
-        shape = Shape(xs.c, tuple(v + 2 * ph if v > 0 else 0 for v in xs.h), tuple(v + 2 * pw if v > 0 else 0 for v in xs.w))  # type: ignore[union-attr]
-        return self.emit("pad", {"padding": (pw, pw, ph, ph), "value": float(args["value"])}, path, [x], shape, path)
+        mode = args.get("mode", "constant")
+        # torch: a reflection narrower than the map (each side's padding below its extent), a circular padding
+        # wrapping around at most once (at most the extent); a map too small is an invalid size (0)
+        least = {"reflect": 1, "circular": 0}.get(mode)
+        h = tuple(v + 2 * ph if v > 0 and (least is None or v >= ph + least) else 0 for v in xs.h)  # type: ignore[union-attr]
+        w = tuple(v + 2 * pw if v > 0 and (least is None or v >= pw + least) else 0 for v in xs.w)  # type: ignore[union-attr]
+        params = {"padding": (pw, pw, ph, ph), "value": float(args["value"]), "mode": mode}
+        return self.emit("pad", params, path, [x], Shape(xs.c, h, w), path)
 
     def op_upsample(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "upsample")
@@ -1698,6 +1704,9 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("std_conv2d", "bias", False): "no_bias",
     ("std_conv2d", "groups", "in"): "dw",
     ("group_norm", "affine", False): "no_affine",
+    ("pad", "mode", "reflect"): "reflect",
+    ("pad", "mode", "replicate"): "replicate",
+    ("pad", "mode", "circular"): "circular",
     ("upsample", "mode", "bilinear"): "bilinear",
     ("upsample", "mode", "nearest"): "nearest",
     ("upsample", "align_corners", True): "align_corners",
@@ -2553,6 +2562,8 @@ class Gen:
             return args
         if name == "pad":
             args = {"padding": self.pick([0, 1, 2, (1, 0), (0, 2)])}
+            if self.chance(0.35):  # docs/language.md: value only with constant padding
+                return args | {"mode": self.pick(["reflect", "replicate", "circular"])}
             return args | ({"value": self.pick([0.0, -1.0, 0.5])} if self.chance(0.3) else {})
         args = {"scale": self.pick([2, 3, 0.5])} if self.chance(0.6) else {"size": self.pick([(2, 3), (5, 5)])}
         if self.chance(0.5):
