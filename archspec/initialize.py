@@ -112,10 +112,11 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None, preset
                 if tensor is not None:
                     draws += [(tensor, "uniform", bound)] if how == "default" else _plan(tensor, how)
             continue
-        if not hasattr(module, "reset_parameters"):
+        reset = getattr(module, "reset_parameters", None)
+        if reset is None:
             raise TypeError(f"do not know how to initialise {type(module).__name__} at {name or '<root>'}")
         if id(module) not in preset:
-            module.reset_parameters()  # BatchNorm, and anything else with cheap defaults
+            reset()  # BatchNorm, and anything else with cheap defaults
         if scheme is not None:
             for tensor_name in ("weight", "bias"):
                 tensor = getattr(module, tensor_name, None)

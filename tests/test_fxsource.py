@@ -182,7 +182,7 @@ def test_the_forward_s_source_is_in_linecache_while_its_model_lives(write_spec, 
     del third
     monkeypatch.setattr(fxsource, "MAX_CODE", 2)
     for width in range(3, 9):  # six different forwards, none kept alive
-        archspec.build(spec.replace("linear 10", f"linear {width}").replace("[32, 32]", f"[{24 + width}, 32]"))
+        archspec.build(spec.replace("fc: linear 10", f"fc{width}: linear 10"))  # self.fc3(...) … in the code
     gc.collect()
     assert ours() == before
     assert len(fxsource._CODE) <= 2
