@@ -3,7 +3,7 @@
     compiled GraphModule ──copy, eval──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
         ─▶ fold_preact ─▶ fuse_parallel_convs
         ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ shift_same_padding ─▶ fuse_linear
-        ─▶ fuse_gate ─▶ fuse_shuffle
+        ─▶ fuse_gate ─▶ gate_into_conv ─▶ fuse_shuffle
         ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
         ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
@@ -35,6 +35,7 @@ from archspec.passes import (
     fuse_linear,
     fuse_parallel_convs,
     fuse_shuffle,
+    gate_into_conv,
     group_norm_channels_last,
     remove_noops,
     shift_same_padding,
@@ -138,6 +139,7 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "shift_same_padding": shift_same_padding,  # the same padding back into the fused conv, as a shifted kernel
     "fuse_linear": fuse_linear,
     "fuse_gate": fuse_gate,
+    "gate_into_conv": gate_into_conv,  # after fuse_gate (a gate before a sum) and the conv fusions
     "fuse_shuffle": fuse_shuffle,
     "dense_concat": dense_concat,
     "concat_in_place": concat_in_place,

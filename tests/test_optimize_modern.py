@@ -238,6 +238,43 @@ def test_se_gate_and_sum_are_one_addcmul(write_spec) -> None:
     _close(gm, model, torch.randn(2, 3, 16, 16))
 
 
+MBCONV = """
+archspec: 1
+name: tiny_mbconv
+input: {channels: 3, size: [32, 32]}
+blocks:
+  se:
+    gate: [adaptive_avgpool 1x1, fc1: conv2d 4 1x1, silu, fc2: conv2d 24 1x1, sigmoid]
+  mb:
+    chain:
+      - expand: [conv2d 24 1x1 no_bias, bn, silu]
+      - dw: [conv2d 24 3x3 p1 dw no_bias, bn, silu]
+      - se: se
+      - project: [conv2d 8 1x1 no_bias, bn]
+network:
+  stem: [conv2d 8 3x3 p1, bn, silu]
+  blocks: mb * 2
+  pool: global_avgpool
+  fc: linear 10
+"""
+
+
+def test_se_gate_and_projection_are_one_batched_matmul(write_spec) -> None:
+    """EfficientNet's ``project(x · gate)``: no product left, the projection a GatedConv; the same logits as
+    the eager model where the map is large enough for the matrix product (32×32) and where it is not (3×3,
+    the product and the fused conv), at batch 1 and 3, and channels-first (the fallback)."""
+    from archspec.passes.gate_conv import GatedConv
+
+    model = _model(write_spec, MBCONV)
+    gm = optimize(model)
+    assert sum(isinstance(m, GatedConv) for m in gm.modules()) == 2
+    assert torch.mul not in _targets(gm, "call_function")
+    for shape in ((1, 3, 32, 32), (3, 3, 32, 32), (3, 3, 3, 3)):
+        _close(gm, model, torch.randn(*shape))
+    _close(optimize(model, channels_last=False), model, torch.randn(3, 3, 32, 32))
+    assert not any(isinstance(m, GatedConv) for m in optimize(model, fuse_act=False).modules())
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_interleave_is_shuffle_of_concat(layout) -> None:
     a, b = (torch.randn(2, 6, 5, 4).to(memory_format=layout) for _ in range(2))

@@ -16,6 +16,7 @@ from archspec.passes.fuse_gate import fuse_gate
 from archspec.passes.fuse_linear import fuse_linear
 from archspec.passes.fuse_parallel import fuse_parallel_convs
 from archspec.passes.fuse_shuffle import fuse_shuffle
+from archspec.passes.gate_conv import gate_into_conv
 from archspec.passes.group_norm import group_norm_channels_last
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
@@ -36,6 +37,7 @@ __all__ = [
     "fuse_linear",
     "fuse_parallel_convs",
     "fuse_shuffle",
+    "gate_into_conv",
     "group_norm_channels_last",
     "remove_noops",
     "shift_same_padding",

@@ -19,7 +19,7 @@ _MULS = {torch.mul, operator.mul}
 _ADDS = {torch.add, operator.add}
 
 
-def _product(node: fx.Node) -> tuple[fx.Node, fx.Node] | None:
+def gate_product(node: fx.Node) -> tuple[fx.Node, fx.Node] | None:
     """(x, gate) when ``node`` is ``x · gate`` with two tensor operands, else None."""
     if node.op != "call_function" or node.target not in _MULS or len(node.args) != 2 or node.kwargs:
         return None
@@ -39,7 +39,7 @@ def _summand(add: fx.Node, mul: fx.Node) -> fx.Node | None:
 def fuse_gate(gm: fx.GraphModule) -> PassResult:
     rewrites = 0
     for mul in list(gm.graph.nodes):
-        factors = _product(mul)
+        factors = gate_product(mul)
         add = only_user(mul) if factors is not None else None
         shortcut = _summand(add, mul) if add is not None else None
         if factors is None or add is None or shortcut is None:
