@@ -63,3 +63,23 @@ def test_a_constructor_that_cannot_download_is_one_located_error(
     err = capsys.readouterr().err
     assert "needed a file or a download that failed: URLError" in err and "weights_backbone" in err, err
     assert "Traceback" not in err and not (tmp_path / "deeplab.yaml").exists()
+
+
+def test_the_check_runs_its_forwards_on_one_thread_and_gives_the_thread_count_back() -> None:
+    """The check's small forwards run on one thread (two threads wait on each other on a busy
+    machine); the caller's torch thread count is what it was afterwards, also when the check refuses."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    seen: list[int] = []
+    model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    text = to_spec(model, name="small", input_size=(16, 16)).text
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        verify(model, text, (16, 16))
+        assert seen == [1] and torch.get_num_threads() == 2
+        with pytest.raises(ImportRefused, match="computes something else"):
+            verify(model, text.replace("relu", "silu"), (16, 16))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

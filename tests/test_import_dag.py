@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import yaml
 from references import DENSE_REFERENCES, perturb_bn
 
 import archspec
@@ -86,7 +87,11 @@ def test_deeplabv3_is_the_zoo_s_network() -> None:
     from archspec.importer.coverage import compare_with_zoo
 
     text = assert_imports_exactly(DENSE_REFERENCES["deeplabv3_resnet50"](), [(64, 64), (48, 80)], spec_size=(224, 224))
-    assert compare_with_zoo(text, "deeplabv3_resnet50")[1].startswith("same network")
+    zoo_blocks, verdict = compare_with_zoo(text, "deeplabv3_resnet50")
+    assert verdict.startswith("same network"), verdict
+    # ASPP, its pooling branch and its ModuleList are each held once: written in place, as the zoo does
+    assert list(yaml.safe_load(text)["blocks"]) == ["bottleneck"] and zoo_blocks == 1, text
+    assert "- '0':\n    - convs:\n        concat:" in text, text
 
 
 @pytest.mark.slow

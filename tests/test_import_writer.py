@@ -105,3 +105,89 @@ def test_imports_meet_the_zoo_targets(stem: str) -> None:
     if stem == "tf_efficientnet_b0":
         assert "&layers" in result.text and "*layers" in result.text
         assert " p1 " not in result.text and " p2 " not in result.text  # every padded conv is `same`
+
+
+class _Unit(torch.nn.Module):  # a class the network holds twice: a block
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv, self.bn = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.bn(self.conv(x)))
+
+
+class _Pooling(torch.nn.Module):  # a class held once, inside another held once: both in place
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.pool, self.conv = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(self.conv(self.pool(x)), size=x.shape[-2:], mode="bilinear")
+
+
+class _Head(torch.nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.branches = torch.nn.ModuleList([torch.nn.Conv2d(c, c, 1), _Pooling(c)])
+        self.project = torch.nn.Conv2d(2 * c, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([b(x) for b in self.branches], 1))
+
+
+def test_a_block_used_once_is_written_in_place_under_its_module_name() -> None:
+    """issue 26 §2: a module class the network holds once (DeepLabV3's ASPP and its pooling branch) is
+    written where it runs, as the zoo writes it, not as a block; a class held twice stays a block.
+    import_module checks the spec against the module (strict state_dict, same outputs)."""
+    from archspec.importer import import_module
+
+    torch.manual_seed(0)
+    net = _Net().eval()
+    doc = yaml.safe_load(import_module(net, input_size=(12, 12)))
+    assert list(doc["blocks"]) == ["unit"], doc
+    head = doc["network"][-1]["head"]
+    pooling = [{"pool": "adaptive_avgpool 1x1"}, {"conv": "conv2d 8 1x1"}, "interpolate size_of=units bilinear"]
+    assert head[0]["branches"]["concat"][1] == {"1": pooling}, head
+    assert head[1] == {"project": "conv2d 5 1x1"}, head
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.units = torch.nn.Sequential(_Unit(8), _Unit(8))
+        self.head = _Head(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.units(self.stem(x)))
+
+
+class _PixelMlp(torch.nn.Module):
+    """timm's ConvNeXt block body: channels moved last, timm's LayerNorm (an nn.LayerNorm whose forward
+    calls F.layer_norm with its own tensors), an MLP with a no-op dropout, channels moved back."""
+
+    def __init__(self, c: int) -> None:
+        from timm.layers.norm import LayerNorm
+
+        super().__init__()
+        self.norm = LayerNorm(c)
+        self.fc1, self.drop, self.fc2 = torch.nn.Linear(c, 2 * c), torch.nn.Dropout(0.0), torch.nn.Linear(2 * c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x.permute(0, 2, 3, 1))
+        return self.fc2(self.drop(torch.nn.functional.gelu(self.fc1(x)))).permute(0, 3, 1, 2)
+
+
+def test_timm_s_layer_norm_and_a_no_op_dropout_between_permutes_are_read() -> None:
+    """timm.layers.norm.LayerNorm is read as layer_norm (it is an nn.LayerNorm), and a Dropout(0.0) between
+    the permutes keeps the channels last: import_module checks the spec against the module (strict
+    state_dict, same outputs)."""
+    pytest.importorskip("timm")
+    from archspec.importer import import_module
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), _PixelMlp(8)).eval()
+    with torch.no_grad():
+        net[1].norm.weight.normal_()  # not the identity's γ = 1
+    text = import_module(net, input_size=(9, 9))
+    assert "layer_norm eps=1e-06" in text and "per_pixel" in text, text

@@ -73,3 +73,25 @@ def test_wrong_interpolations_are_located_errors(node: str, message: str, column
     with pytest.raises(SpecError, match=message) as e:
         archspec.check(spec)
     assert (e.value.loc.line, e.value.loc.column) == (10, column), e.value.format()
+
+
+def test_a_numbered_module_as_size_of_builds_and_resizes_to_it() -> None:
+    # IMP's finding: `size_of=1` (an item known only by its index, as the importer writes it) inside a concat
+    # branch was an internal error (the short-form writer could not write '1'); it is the value of item 1
+    spec = """archspec: 1
+name: numbered
+input: {channels: 3, size: [15, 13]}
+network:
+  - conv2d 8 3x3 p1
+  - conv2d 8 3x3 s2 p1
+  - head: {concat: [{a: conv2d 8 1x1}, {b: [adaptive_avgpool 1x1, {c: conv2d 8 1x1}, interpolate size_of=1 bilinear]}]}
+"""
+    model = archspec.build(spec).eval()
+    sd = model.state_dict()
+    x = torch.randn(2, 3, 15, 13)
+    y1 = F.conv2d(F.conv2d(x, sd["0.weight"], sd["0.bias"], padding=1), sd["1.weight"], sd["1.bias"], stride=2, padding=1)
+    a = F.conv2d(y1, sd["head.a.weight"], sd["head.a.bias"])
+    b = F.conv2d(y1.mean((2, 3), keepdim=True), sd["head.b.c.weight"], sd["head.b.c.bias"])
+    want = torch.cat([a, F.interpolate(b, size=y1.shape[-2:], mode="bilinear")], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), want)

@@ -81,6 +81,8 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[], Any], list[tuple[int, i
     "lcnet_050": ("lcnet_050", {}, _timm("lcnet_050"), [(64, 64), (33, 45)]),
     "fbnetc_100": ("fbnetc_100", {}, _timm("fbnetc_100"), [(64, 64), (33, 45)]),
     "gernet_s": ("gernet_s", {}, _timm("gernet_s"), [(64, 64), (33, 45)]),
+    "resnetblur50": ("resnetblur50", {}, _timm("resnetblur50"), [(64, 64), (33, 45)]),
+    "resnet26t": ("resnet26t", {}, _timm("resnet26t"), [(64, 64), (33, 45)]),
     "mobilenet_v3_small": ("mobilenet_v3_small", {}, _torchvision("mobilenet_v3_small"), [(64, 64), (33, 45)]),
 }
 
@@ -112,7 +114,7 @@ def _as_dict(out: Any, names: list[str]) -> dict[str, Any]:
 
 
 # cases that build a large network (over 10 M parameters or over 50 blocks): CI's slow tier only
-SLOW = {"tf_efficientnetv2_s", "cspdarknet53", "xception41"}
+SLOW = {"tf_efficientnetv2_s", "cspdarknet53", "xception41", "resnetblur50", "resnet26t"}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(CASES)])

@@ -297,7 +297,7 @@ class Converter:
         if read is None and self.built:
             read = {f: call.get(f) for f in op.positional}
         if read is None:  # the form computes nothing (nn.Dropout(0.0)): its output is its input
-            self.value[node] = self.input(node, 0)
+            self.read_passthrough(node, op, call, path)  # with its channels last where they are (timm's Mlp)
             return
         params = {**read, **dict(reader.sets)}
         if self._on_channels_last(node, op):

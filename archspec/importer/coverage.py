@@ -62,7 +62,19 @@ LINE_SOURCES = [("torchvision", f"resnet{d}", f"resnet{d}") for d in (18, 34, 50
     ("timm", "tf_efficientnet_b0", "tf_efficientnet_b0"),
     ("timm", "cspresnet50", "cspresnet50"),
     ("timm", "resnetv2_50x1_bit", "resnetv2_50x1_bit"),
+    # the dense (DAG) networks: torchvision's segmentation models and its ResNet-50 FPN backbone
+    ("torchvision", "deeplabv3_resnet50", "deeplabv3_resnet50"),
+    ("torchvision", "lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large"),
+    ("torchvision", "resnet_fpn_backbone", "resnet50_fpn"),
 ]
+
+# constructor arguments of the lines table's references beyond `weights=None`: no backbone weights to
+# download (they change only the initial weights); the FPN backbone on ResNet-50, as the zoo's
+CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
+    "deeplabv3_resnet50": {"weights_backbone": None},
+    "lraspp_mobilenet_v3_large": {"weights_backbone": None},
+    "resnet_fpn_backbone": {"backbone_name": "resnet50"},
+}
 
 
 # the size a reference is imported at where the model does not say (no pretrained_cfg): facenet-pytorch
@@ -100,7 +112,11 @@ def _construct(library: str, name: str, device: str) -> Any:
             return BNInception(num_classes=1000)
         import torchvision
 
-        return torchvision.models.get_model(name, weights=None)
+        if name == "resnet_fpn_backbone":
+            from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+            return resnet_fpn_backbone(weights=None, **CONSTRUCTOR_ARGS[name])
+        return torchvision.models.get_model(name, weights=None, **CONSTRUCTOR_ARGS.get(name, {}))
 
 
 def hand_written_lines(stem: str) -> int:

@@ -19,6 +19,7 @@ from archspec.importer.built import classes, instances, number_split_blocks, sta
 from archspec.importer.convert import Converter, fuse_composites, readers
 from archspec.importer.dag import recover
 from archspec.importer.emit import Emitter, make_blocks, spec_defaults
+from archspec.importer.inline import inline_once
 from archspec.importer.optional import merge_level
 from archspec.importer.refnames import RefNames, module_outputs
 from archspec.importer.sources import module_name
@@ -94,11 +95,14 @@ def _to_spec(model: nn.Module, name: str | None, source: str | None, input_size:
     for h in heads:
         h.emitted = emitter.as_list(h.chain, h.graph.name)
     blocks = make_blocks(emitter.instances, merge_level)
+    flat = not blocks  # a Caffe-style port, its conv → bn → act runs one per line (yaml_writer)
     if emitter.plain is not None:
         number_split_blocks(blocks)
+    else:  # the spec archspec built keeps its own blocks
+        blocks = inline_once([network, *(h.emitted for h in heads)], blocks)
     ops = [o for o in _all_ops(tree)] + [o for h in heads for o in _all_ops(h.chain)]
     defaults = spec_defaults(ops)
-    r = Renderer(defaults, flat=not blocks)
+    r = Renderer(defaults, flat=flat)
     cls = type(model).__name__
     title = spec_name(name or _snake_name(cls))
     doc: dict[str, Any] = {

@@ -4,6 +4,8 @@ aux heads in training mode on a copy of the module."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -84,7 +86,7 @@ def _compare(model: nn.Module, ours: nn.Module, size: tuple[int, int], tolerance
         g = torch.Generator().manual_seed(0)
         channels = int(getattr(ours, "archspec_report").input_channels)  # noqa: B009 - nn.Module types attributes as tensors
         x = torch.randn(1, channels, *size, generator=g)
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             expected, got = model(x), ours(x)
     finally:
         model.train(was_training)
@@ -99,6 +101,21 @@ def _compare(model: nn.Module, ours: nn.Module, size: tuple[int, int], tolerance
             )
     if aux:
         _verify_aux(model, ours, x, aux, tolerance)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """The check's forwards on one thread, the caller's thread count given back after. They run one
+    small image (64×64 at most, batch 1 or 2), where a second thread gains little and, on a machine
+    whose cores are busy, costs much: the threads wait for each other at every op (ResNet-50's two
+    forward at 64×64 took 1.1 s of CPU and 9–15 s of wall on 2 threads at load 12, 0.03 s and 0.1–0.3 s
+    on one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _pairs(expected: Any, got: Any) -> list[tuple[str, Any, Any]]:
@@ -138,7 +155,7 @@ def _verify_aux(model: nn.Module, ours: nn.Module, x: torch.Tensor, aux: dict[st
                 if random(m):
                     setattr(m, "p", 0.0)  # noqa: B010 - nn.Module types attributes as tensors
         batch = torch.cat([x, x.flip(0, 2, 3) * 0.5])  # two images: BatchNorm in training mode needs a batch
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             expected, _ = tree_flatten(theirs(batch))
             got = ours(batch)
         for name, i in aux.items():

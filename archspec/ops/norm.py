@@ -214,6 +214,7 @@ class LayerNorm(Op):
         # over the last axis: a vector's, or a map's channels between x.permute(0, 2, 3, 1) and back (the
         # converter follows the permutes; over a map's width it is refused)
         Reader("torch.nn.LayerNorm", structural="last_axis"),
+        Reader("timm.layers.norm.LayerNorm", structural="last_axis"),  # nn.LayerNorm calling F.layer_norm itself
         Reader("torchvision.models.convnext.LayerNorm2d"),  # over a map's channels: permute, layer_norm, permute
         Reader("timm.layers.norm.LayerNorm2d"),
     )

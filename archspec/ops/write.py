@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the registry calls the writer (Op.short): the writer names 
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 _NUMBER = re.compile(r"^-?(\d+|\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")  # what the lexer reads as a bare number
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$")  # a word, or a module path (size_of=fpn.inner.2)
+_PATH = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*$")  # a module path that may start with a number (size_of=1)
 _MISSING = object()
 
 
@@ -56,6 +57,10 @@ def value_text(v: Any) -> str:
         return "[" + ",".join(value_text(x) for x in v) + "]"
     if isinstance(v, str) and _WORD.match(v):
         return v
+    if isinstance(v, str) and _PATH.match(v):
+        # a numbered module (size_of=1, to=0.conv): bare unless the lexer would read a float (1.5, 1e3), which
+        # YAML's quotes keep a string; a whole number reads back as the path it numbers (the field converts it)
+        return f"'{v}'" if _NUMBER.match(v) and not v.isdigit() else v
     raise ValueError(f"cannot write {v!r} in a short form")
 
 
