@@ -66,7 +66,7 @@ def build_modules(graph: OpGraph, device: str = "cpu", initialized: set[int] | N
     root = nn.Module()
     targets: dict[str, str] = {}
     taken: set[str] = set()
-    prototypes: dict[tuple[Any, ...], tuple[nn.Module, tuple[str, ...] | None]] = {}
+    defaults = (torch.get_default_dtype(), torch.get_default_device())  # what a constructor's tensors take
     nodes = [n for n in graph.ordered() if graph.at(n).op != INPUT]
     for node in nodes:
         record = graph.at(node)
@@ -82,17 +82,8 @@ def build_modules(graph: OpGraph, device: str = "cpu", initialized: set[int] | N
         elif op.stateful:
             preds = [graph.at(p).out for p in graph.inputs_of(node)]
             # a layer depends on its shapes' channels and rank only, never on the input size
-            key = (op.name, record.params, *((s.channels, s.is_map) for s in [*preds, record.out]))
-            if key not in prototypes:
-                if op.constant_init:  # its tensors are copied anew below: where the prototype's live is moot
-                    proto = op.module(record.params, preds, record.out)
-                else:
-                    with SkipInit():
-                        proto = op.module(record.params, preds, record.out, device="meta")
-                # a plain layer keeps all its tensors in its registries and has no children
-                plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
-                prototypes[key] = proto, _owned(proto) if plain else None
-            proto, owned = prototypes[key]
+            key = (op, type(op).module, record.params, defaults, *((s.channels, s.is_map) for s in [*preds, record.out]))
+            proto, owned = _PROTOTYPES.get(key) or _prototype(key, op, record.params, preds, record.out)
             with_values = initialized is not None and op.constant_init and device == "cpu" and owned is not None
             if owned is not None:
                 module = _instantiate(proto, owned, device, with_values)
@@ -121,6 +112,29 @@ def build_modules(graph: OpGraph, device: str = "cpu", initialized: set[int] | N
             targets[node] = path
             taken.add(path)
     return root, targets
+
+
+# Each distinct layer's prototype (op and its constructor, parameters, torch's default dtype and device,
+# channels and rank of its inputs and output) → the layer and, for a plain one, the attributes each copy
+# must own (see _owned). Kept across builds, as a Python module's compiled code is: a prototype is never
+# changed (only copied), and rebuilding a network or building a sweep's variants meets the same layers
+# again. Bounded: the oldest go.
+_PROTOTYPES: dict[tuple[Any, ...], tuple[nn.Module, tuple[str, ...] | None]] = {}
+MAX_PROTOTYPES = 2048
+
+
+def _prototype(key: tuple[Any, ...], op: Op, params: Any, preds: list[Any], out: Any) -> tuple[nn.Module, tuple[str, ...] | None]:
+    if op.constant_init:  # its tensors are copied anew from these: where the prototype's live is moot
+        proto = op.module(params, preds, out)
+    else:
+        with SkipInit():
+            proto = op.module(params, preds, out, device="meta")
+    # a plain layer keeps all its tensors in its registries and has no children
+    plain = not proto._modules and not any(isinstance(v, torch.Tensor) for v in vars(proto).values())
+    entry = _PROTOTYPES[key] = proto, _owned(proto) if plain else None
+    while len(_PROTOTYPES) > MAX_PROTOTYPES:
+        _PROTOTYPES.pop(next(iter(_PROTOTYPES)), None)
+    return entry
 
 
 def _owned(proto: nn.Module) -> tuple[str, ...]:
@@ -283,7 +297,8 @@ def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
         needed |= nx.ancestors(graph, out) | {out}
     g = Recorder()
     env: dict[str, Value] = {}
-    users = {n: sum(1 for s in graph.succ[n] if s in needed) for n in needed}
+    succ = graph._succ  # (networkx's own adjacency dicts: graph.succ[n] makes a view per call)
+    users = {n: sum(1 for s in succ[n] if s in needed) for n in needed}
     results = set(outputs.values())
     spec_input = graph.net.input
     sizes = _accepted(graph, list(outputs.values()))  # the input sizes at which these outputs can be computed

@@ -23,11 +23,13 @@ is compiled through fx as before.
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 import keyword
 import linecache
 import math
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -244,7 +246,13 @@ def _target(base: str, target: str) -> str:
     return base
 
 
-_TORCH_MODULE = re.compile(r"^torch(?:\.(?!_dynamo\.|_inductor\.)[^.]+)*$").fullmatch
+_TORCH_MODULE_PATTERN = re.compile(r"^torch(?:\.(?!_dynamo\.|_inductor\.)[^.]+)*$")
+
+
+@functools.lru_cache(maxsize=256)
+def _is_torch_module(module: str) -> bool:
+    """Whether fx's code names a function of this module by its dotted path (``torch`` is a global)."""
+    return _TORCH_MODULE_PATTERN.fullmatch(module) is not None
 
 
 class _Writer:
@@ -351,7 +359,7 @@ class _Writer:
                 raise Unwritable(f"a function without a module: {name}")
             is_torch = True
         else:
-            is_torch = _TORCH_MODULE(module) is not None
+            is_torch = _is_torch_module(module)
         if module in ("_operator", "operator") or hasattr(fn, "_boxed_arg_indices") or isinstance(fn, torch._ops.OpOverload):
             raise Unwritable("an operator")
         if getattr(torch.Tensor, name, None) is fn or module.startswith("torch._ops") or name == "segment_reduce":
@@ -409,6 +417,43 @@ class LazyGraphModule(fx.GraphModule):
         return super().__deepcopy__(memo)
 
 
+# The compiled code of each forward's source (with its network's class name) → the code and the file name
+# its lines are registered under; kept across builds, as Python keeps a module's compiled code: compiling
+# the source is most of what writing the forward costs, and a network built again has the same source.
+# Bounded: the oldest go (a code object is about the size of its source).
+_CODE: dict[tuple[str, str], Any] = {}
+MAX_CODE = 64
+# File name → how many live forwards have their source in ``linecache`` under it: the entry is removed
+# when the last of them is freed, so building thousands of networks does not grow ``linecache``.
+_LIVE: dict[str, int] = {}
+
+
+def _code(src: str, class_name: str) -> Any:
+    code = _CODE.get((class_name, src))
+    if code is None:
+        key = f"<archspec {class_name}.forward #{next(_serial)}>"
+        code = _CODE[class_name, src] = compile(src, key, "exec", dont_inherit=True)
+        while len(_CODE) > MAX_CODE:
+            _CODE.pop(next(iter(_CODE)), None)
+    return code
+
+
+def _register(src: str, key: str) -> None:
+    """Put ``src`` in ``linecache`` under ``key`` (for inspect.getsource, which TorchScript reads, and tracebacks)."""
+    count = _LIVE.get(key, 0)
+    if not count or key not in linecache.cache:  # (linecache.clearcache() may have dropped it)
+        linecache.cache[key] = (len(src), None, src.splitlines(True), key)
+    _LIVE[key] = count + 1
+
+
+def _release(key: str) -> None:
+    count = _LIVE.pop(key, 1) - 1
+    if count:
+        _LIVE[key] = count
+    else:
+        linecache.cache.pop(key, None)
+
+
 def lazy_graph_module(record: Recorder, class_name: str) -> LazyGraphModule:
     """An empty ``LazyGraphModule`` (no children yet) whose forward is ``record``'s source and whose graph
     is ``record``'s, built when first read. Raises :class:`Unwritable` (before making anything)."""
@@ -416,11 +461,13 @@ def lazy_graph_module(record: Recorder, class_name: str) -> LazyGraphModule:
     empty = fx.Graph()
     empty.output(None)
     gm = LazyGraphModule(nn.Module(), empty, class_name=class_name)  # fx's own set-up, on an empty graph
-    key = f"<archspec {class_name}.forward #{next(_serial)}>"
-    linecache.cache[key] = (len(src), None, src.splitlines(True), key)  # for inspect.getsource (TorchScript)
+    code = _code(src, class_name)
     namespace = dict(glob)
-    exec(compile(src, key, "exec", dont_inherit=True), namespace)  # noqa: S102 (our own code: names and repr()s)
-    type(gm).forward = namespace["forward"]
+    exec(code, namespace)  # noqa: S102 (our own code: names and repr()s)
+    forward = namespace["forward"]
+    _register(src, code.co_filename)
+    weakref.finalize(forward, _release, code.co_filename)  # its source leaves linecache with the last such forward
+    type(gm).forward = forward
     gm.__dict__.update(_code=src, _lineno_map=line_map, _prologue_start=4, _archspec_record=record)
     gm.__dict__.pop("_graph", None)
     return gm

@@ -70,6 +70,23 @@ def _fan_in(module: nn.Module) -> int:
     return weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
 
 
+def _named_modules(root: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``root.named_modules()``, the same (path, module) pairs in the same order (each module once, depth
+    first), walked without nesting a generator per level (a deep tree made that walk half of this stage)."""
+    found: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    todo: list[tuple[str, nn.Module]] = [("", root)]
+    while todo:
+        name, module = todo.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        found.append((name, module))
+        children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items() if m is not None]
+        todo.extend(reversed(children))
+    return found
+
+
 def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None, preset: Collection[int] = ()) -> None:
     """Initialise every parameter and buffer of ``root`` (allocated, not yet set), in place.
 
@@ -80,24 +97,26 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None, preset
     a scheme of theirs is applied."""
     draws: list[Draw] = []
     schemes = schemes or {}
-    for name, module in root.named_modules():
+    for name, module in _named_modules(root):
         if all(t is None for t in module._parameters.values()) and all(t is None for t in module._buffers.values()):
             continue  # no tensor of its own (what parameters(recurse=False) and buffers(False) would say, faster)
         if type(module) is nn.Module:  # a container's own tensor (a layer scale) starts at its op's value, set
             continue  # when it was built
         scheme = schemes.get(name)
         if isinstance(module, _UNIFORM_FAN_IN):
-            bound = 1.0 / math.sqrt(_fan_in(module)) if _fan_in(module) else 0.0
+            fan_in = _fan_in(module)
+            bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
             for tensor_name in ("weight", "bias"):
                 tensor = getattr(module, tensor_name)
                 how = getattr(scheme, tensor_name) if scheme is not None else "default"
                 if tensor is not None:
                     draws += [(tensor, "uniform", bound)] if how == "default" else _plan(tensor, how)
             continue
-        if not hasattr(module, "reset_parameters"):
+        reset = getattr(module, "reset_parameters", None)
+        if reset is None:
             raise TypeError(f"do not know how to initialise {type(module).__name__} at {name or '<root>'}")
         if id(module) not in preset:
-            module.reset_parameters()  # BatchNorm, and anything else with cheap defaults
+            reset()  # BatchNorm, and anything else with cheap defaults
         if scheme is not None:
             for tensor_name in ("weight", "bias"):
                 tensor = getattr(module, tensor_name, None)

@@ -138,42 +138,51 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
     """
 
     _ordered: list[str] | None = None  # the topological order, while the topology is unchanged
+    _inputs: dict[str, list[str]] | None = None  # each node's inputs in argument order, likewise
 
     def at(self, node: str) -> Node:
         """The record of ``node``."""
         return self._node[node]["node"]
 
     def add_node(self, node_for_adding: str, **attr: Any) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().add_node(node_for_adding, **attr)
 
     def add_edge(self, u: str, v: str, **attr: Any) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().add_edge(u, v, **attr)
 
     def remove_node(self, node: str) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().remove_node(node)
 
     def remove_edge(self, u: str, v: str) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().remove_edge(u, v)
 
     def add_nodes_from(self, nodes: Any, **attr: Any) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().add_nodes_from(nodes, **attr)
 
     def add_edges_from(self, edges: Any, **attr: Any) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().add_edges_from(edges, **attr)
 
     def remove_nodes_from(self, nodes: Any) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().remove_nodes_from(nodes)
 
     def remove_edges_from(self, edges: Any) -> None:
-        self._ordered = None
+        self._ordered = self._inputs = None
         super().remove_edges_from(edges)
+
+    def clear(self) -> None:
+        self._ordered = self._inputs = None
+        super().clear()
+
+    def clear_edges(self) -> None:
+        self._ordered = self._inputs = None
+        super().clear_edges()
 
     def ordered(self) -> list[str]:
         """Topological order, stable: ties broken by the order nodes were written in the spec
@@ -199,11 +208,15 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
         self.add_node(node, node=record)
 
     def inputs_of(self, node: str) -> list[str]:
-        """The node's inputs, in argument order (an edge's ``slot``)."""
-        preds = self._pred[node]
-        if len(preds) == 1:
-            return list(preds)
-        return sorted(preds, key=lambda p: preds[p]["slot"])
+        """The node's inputs, in argument order (an edge's ``slot``). Worked out once while the topology stays."""
+        known = self._inputs
+        if known is None:
+            known = self._inputs = {}
+        found = known.get(node)
+        if found is None:
+            preds = self._pred[node]
+            found = known[node] = list(preds) if len(preds) < 2 else sorted(preds, key=lambda p: preds[p]["slot"])
+        return list(found)
 
     def records(self) -> Iterator[tuple[str, Node]]:
         """(id, record) of every node, in insertion order."""

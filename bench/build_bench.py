@@ -1,7 +1,8 @@
 """`archspec.build` against each zoo network's reference constructor, side by side in one process.
 
 For every zoo spec with a reference (tests/references.py, the constructors the tests compare
-against): rounds interleave build(spec), the reference constructor, and the reference again (the
+against: classification networks, the dense ones returning maps, and the efficientnet_b0 spec's
+variants b1–b4, built with ``variant``): rounds interleave build(spec), the reference constructor, and the reference again (the
 A/A column: the noise band any ratio must beat); each figure is the median of the per-round
 ratios. Run from the repository root: ``python bench/build_bench.py --rounds 7``.
 
@@ -20,7 +21,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))  # after PYTHONPATH: the archspec to time may be another checkout's
@@ -45,10 +48,11 @@ for lib in ("timm", "torchvision.models", "pretrainedmodels.models.bninception",
     except ImportError:
         pass
 import archspec
-from tests.references import REFERENCES
+sys.path.append(sys.argv[3])
+from bench.build_bench import networks
 name, side = sys.argv[1], sys.argv[2]
-path = archspec.__file__.rsplit("/", 1)[0] + "/zoo/" + name + ".yaml"
-make = (lambda: archspec.build(path)) if side == "ours" else REFERENCES[name]
+path, overrides, reference = networks()[name]
+make = (lambda: archspec.build(path, overrides)) if side == "ours" else reference
 start = time.perf_counter()
 make()
 print(time.perf_counter() - start)
@@ -58,8 +62,24 @@ print(time.perf_counter() - start)
 def _cold(name: str, side: str) -> float:
     """The first build (``ours``) or construction (``ref``) of ``name`` in a fresh process, in seconds."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path[1:], str(ROOT)]))
-    out = subprocess.run([sys.executable, "-c", _COLD, name, side], capture_output=True, text=True, check=True, env=env)
+    command = [sys.executable, "-c", _COLD, name, side, str(ROOT)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.split()[-1])
+
+
+def networks() -> dict[str, tuple[Path, dict[str, Any] | None, Callable[[], Any]]]:
+    """Every zoo network with a reference: name → (spec path, overrides, the reference's constructor)."""
+    import archspec
+    from tests.references import DENSE_REFERENCES, REFERENCES, VARIANT_REFERENCES
+
+    zoo = Path(archspec.__file__).parent / "zoo"
+    found: dict[str, tuple[Path, dict[str, Any] | None, Callable[[], Any]]] = {}
+    for name, make in sorted({**REFERENCES, **DENSE_REFERENCES}.items()):
+        if (zoo / f"{name}.yaml").is_file():
+            found[name] = (zoo / f"{name}.yaml", None, make)
+    for name, (spec, overrides, make) in sorted(VARIANT_REFERENCES.items()):
+        found[name] = (zoo / f"{spec}.yaml", overrides, make)
+    return found
 
 
 def cold(names: list[str], rounds: int) -> None:
@@ -86,11 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import archspec
-    from tests.references import REFERENCES
 
     torch.set_num_threads(1)
-    zoo = Path(archspec.__file__).parent / "zoo"
-    names = args.networks.split(",") if args.networks else sorted(n for n in REFERENCES if (zoo / f"{n}.yaml").is_file())
+    found = networks()
+    names = args.networks.split(",") if args.networks else list(found)
     print(f"# {_cpu()}, {len(names)} networks, {args.rounds} rounds, archspec from {Path(archspec.__file__).parent}")
     if args.cold:
         cold(names, args.rounds)
@@ -98,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| network | `archspec.build` | reference constructor | build / reference | A/A |")
     print("|---|---|---|---|---|")
     for name in names:
-        path, make = zoo / f"{name}.yaml", REFERENCES[name]
-        archspec.build(path), make()  # warm: imports, caches
+        path, overrides, make = found[name]
+        archspec.build(path, overrides), make()  # warm: imports, caches
         times: dict[str, list[float]] = {"ours": [], "ref": [], "ref2": []}
         for _ in range(args.rounds):
-            for key, fn in (("ours", lambda p=path: archspec.build(p)), ("ref", make), ("ref2", make)):
+            for key, fn in (("ours", lambda p=path, o=overrides: archspec.build(p, o)), ("ref", make), ("ref2", make)):
                 start = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - start)

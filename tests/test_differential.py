@@ -483,3 +483,21 @@ def test_a_dropout_named_apart_is_skipped_and_a_wrong_rate_is_found(monkeypatch:
     monkeypatch.setattr(archspec, "build", wrong_rate)
     findings = run_case(alone, realize(alone), 0, codegen=False, optimize=False, sizes=False)
     assert [f.category for f in findings] == ["rate"], findings
+
+
+def test_an_inline_copy_has_no_path_of_its_own() -> None:
+    """Seeds 8808114, 10001152: `blk * 1` of an inline block `[conv2d, relu]`, a concat's branch 1 at `c`, puts
+    its body's parts at `c.1.0` and `c.1.1` (the copy stands at its index and takes no segment); `c.1.0` names
+    the conv, not the copy's value (docs/language.md, "Inline blocks"). The truth recorded the copy there."""
+    blk = Block("blk", {}, Chain([Op("conv2d", {"out": 4}), Op("relu")]), inline=True)
+    spec = _spec(
+        Named("c", Concat([Op("identity"), Use("blk", repeat=1)])),
+        Op("global_avgpool"),
+        blocks=[blk],
+        outputs=[("out", "c.1.0"), ("last", "c.1.1")],
+        outputs_map=True,
+    )
+    truth = realize(spec)
+    conv = next(p for p in truth.prims if p.op == "conv2d")
+    assert truth.outputs["out"] == conv.id, truth.outputs  # the conv's value, before the relu
+    assert not run_case(spec, truth, 0, codegen=False, optimize=False, sizes=False), render(spec)

@@ -146,3 +146,43 @@ def test_record_and_eager_graph_agree_on_a_spec(write_spec) -> None:
     _, targets = build_modules(graph, device="meta")
     record = record_forward(graph, targets, graph.net.main_outputs())
     assert record.source()[0] == build_fx_graph(graph, targets, graph.net.main_outputs()).python_code("self").src
+
+
+def test_the_forward_s_source_is_in_linecache_while_its_model_lives(write_spec, monkeypatch) -> None:
+    """inspect (TorchScript's source) finds each forward's lines while a model with that forward lives;
+    they leave ``linecache`` with the last such model, so a sweep of many builds does not grow it. The
+    compiled code of a source is kept for the next build of it (bounded), its lines registered again."""
+    import gc
+    import inspect
+    import linecache
+
+    from archspec import fxsource
+
+    def ours() -> set[str]:
+        return {k for k in linecache.cache if isinstance(k, str) and k.startswith("<archspec ")}
+
+    gc.collect()
+    before = ours()
+    spec = SMALL.replace("name: small_net", "name: linecache_net")  # a source no other test's model keeps alive
+    path = write_spec(spec)
+    first, second = archspec.build(path), archspec.build(path)
+    forward = type(first).forward
+    assert forward.__code__ is type(second).forward.__code__  # compiled once
+    assert inspect.getsource(forward).strip() == first.code.strip()
+    (key,) = ours() - before
+    del first, forward
+    gc.collect()
+    assert key in linecache.cache  # the second model still has that forward
+    assert inspect.getsource(type(second).forward).strip() == second.code.strip()
+    del second
+    gc.collect()
+    assert ours() == before
+    third = archspec.build(path)  # compiled code kept, its lines registered again
+    assert inspect.getsource(type(third).forward).strip() == third.code.strip()
+    del third
+    monkeypatch.setattr(fxsource, "MAX_CODE", 2)
+    for width in range(3, 9):  # six different forwards, none kept alive
+        archspec.build(spec.replace("fc: linear 10", f"fc{width}: linear 10"))  # self.fc3(...) … in the code
+    gc.collect()
+    assert ours() == before
+    assert len(fxsource._CODE) <= 2

@@ -148,3 +148,54 @@ def test_a_layer_with_children_is_copied_whole(write_spec, monkeypatch) -> None:
     assert a.weight.data_ptr() != b.weight.data_ptr() and not torch.equal(a.weight, b.weight)
     assert a.weight.abs().max().item() <= 1 / math.sqrt(a.in_features)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_layers_kept_across_builds_change_neither_the_draws_nor_the_layers(write_spec, monkeypatch) -> None:
+    """build_modules keeps each distinct layer's prototype across builds (compile._PROTOTYPES): a build
+    from an empty store and one from a full store give the same weights from one seed (torch's rule:
+    the same seed, the same numbers), and a prototype follows torch's default dtype as the layer's own
+    constructor does. The store is bounded."""
+    import importlib
+
+    compiled = importlib.import_module("archspec.compile")  # (archspec.compile is also a function)
+    path = write_spec(SPEC)
+    compiled._PROTOTYPES.clear()
+    torch.manual_seed(3)
+    first = archspec.build(path)
+    assert compiled._PROTOTYPES  # kept
+    torch.manual_seed(3)
+    again = archspec.build(path)
+    assert repr(first) == repr(again)
+    a, b = first.state_dict(), again.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert not {t.data_ptr() for t in a.values()} & {t.data_ptr() for t in b.values()}  # nothing shared
+    default = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        wide = archspec.build(path)
+        fresh = nn.Conv2d(96, 128, 3)  # the constructor's own choice under this default
+    finally:
+        torch.set_default_dtype(default)
+
+    def last_conv(model: nn.Module) -> nn.Conv2d:
+        return [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]  # conv2d 128 3x3 over 96 channels
+
+    assert last_conv(wide).weight.dtype == fresh.weight.dtype == torch.float64
+    assert last_conv(archspec.build(path)).weight.dtype == torch.float32
+    monkeypatch.setattr(compiled, "MAX_PROTOTYPES", 3)
+    archspec.build(write_spec(SPEC.replace("conv 64 3x3", "conv 48 3x3")))  # layers not seen yet
+    assert len(compiled._PROTOTYPES) <= 3
+
+
+def test_the_walk_over_modules_is_torch_s(write_spec) -> None:
+    """initialize walks the tree without nested generators: the same (path, module) pairs in the same
+    order as torch's ``named_modules`` (a module held twice once, an empty slot skipped)."""
+    from archspec.initialize import _named_modules
+
+    shared = nn.Linear(2, 2)
+    inner = nn.Sequential(shared, nn.Sequential(nn.ReLU(), shared))
+    inner.register_module("empty", None)
+    tree = nn.Sequential(inner, nn.Identity(), nn.Sequential(nn.Sequential(nn.Sequential(nn.Tanh()))), shared)
+    model = archspec.build(write_spec(SPEC))
+    for root in (tree, model):
+        assert [(n, id(m)) for n, m in _named_modules(root)] == [(n, id(m)) for n, m in root.named_modules()]

@@ -21,7 +21,10 @@ The expansion runs once. Two facts are known only at its end: the ops that decid
 channels, and each block's number of instances (``block_count``). The ops whose arguments depend
 on them are kept (``Expander.written``) and worked out again at the end, in place. Where one of
 them decides structure instead (a repeat count, a condition, a block's argument), the expansion
-runs again with the fact known, as the language defines it (``_expand_in_passes``).
+runs again with the fact known, as the language defines it (``_expand_in_passes``). Where only
+``in`` decides structure under a width multiplier, one expansion at width 1 finds the output ops
+and the first expansion's ops are worked out again with them fixed (two expansions, not five);
+tests/test_expansion_replay.py holds this to the pass-by-pass definition.
 """
 
 from __future__ import annotations
@@ -91,11 +94,12 @@ def _expand(resolved: Resolved) -> OpGraph:
     ex = Expander(resolved)
     try:
         graph = ex.run()
-        replayed = (
-            not (ex.forms.counted and ex.forms.structural[0])
-            and not (width and ex.forms.structural[1])
-            and _replay(ex, graph, width)
-        )
+        counts_decide = ex.forms.counted and ex.forms.structural[0]
+        replayed = not counts_decide and not (width and ex.forms.structural[1]) and _replay(ex, graph, width)
+        if not replayed and width and not counts_decide and ex.forms.structural[1]:
+            # `in` decides structure (nothing replayed yet): the output ops from the width-1 pass, as the
+            # passes find them; then this expansion's ops worked out again with those fixed, as above
+            replayed = _replay(ex, graph, True, output_ops(_counted_once(resolved, scale_width=False)))
     except SpecError:
         if not (width or ex.forms.counted):
             raise
@@ -107,10 +111,21 @@ def _expand(resolved: Resolved) -> OpGraph:
     return _expand_in_passes(resolved)
 
 
-def _replay(ex: Expander, graph: OpGraph, width: bool) -> bool:
-    """Work out again the ops that read block_count or decide an output's channels; False where an
-    op's new parameters would change a shape that some ``in`` read."""
-    fixed = output_ops(graph) if width else frozenset()
+def _counted_once(resolved: Resolved, **options: Any) -> OpGraph:
+    """:func:`_expand_counted`'s graph, from one expansion where block_count decides no structure (the ops
+    that read it worked out again in place, as in :func:`_expand`), else from its two."""
+    ex = Expander(resolved, **options)
+    graph = ex.run()
+    if not ex.forms.counted or (not ex.forms.structural[0] and _replay(ex, graph, False)):
+        return graph
+    return _expand_counted(resolved, first=ex)  # (a failed replay's graph is not used: it expands again)
+
+
+def _replay(ex: Expander, graph: OpGraph, width: bool, fixed: frozenset[str] | None = None) -> bool:
+    """Work out again the ops that read block_count or decide an output's channels (``fixed``, by default
+    this graph's output ops); False where an op's new parameters would change a shape that some ``in`` read."""
+    if fixed is None:
+        fixed = output_ops(graph) if width else frozenset()
     if ex.forms.counted:
         ex.forms.totals = dict(ex.instances)
     for w in ex.written:

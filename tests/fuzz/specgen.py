@@ -722,9 +722,14 @@ class Realizer:
     def node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
         began = len(self.ends)
         out = self._node(n, x, prefix, name, index, env)
-        if name is not None:  # docs/language.md: a named node's output, at its module path
+        if name is not None and not self.is_inline(n):  # docs/language.md: a named node's output, at its module path
+            # (an inline instance has none: its "name", a copy's or a number, is its index, where its body's
+            # parts stand; seeds 8808114, 10001152: `blk * 1`'s copy path `c.2.0` names its body's first op)
             self.ended(_join(prefix, name), out, began)
         return out
+
+    def is_inline(self, n: Any) -> bool:
+        return isinstance(n, Use) and n.block in self.blocks and self.blocks[n.block].inline
 
     def earlier(self, source: str) -> str:
         """The value from:, crop to= or interpolate size_of= names: inside the innermost block instance first, then
@@ -750,7 +755,7 @@ class Realizer:
         if isinstance(n, Take):
             return self.earlier(n.source)
         seg = name if name is not None else (str(index) if index is not None else None)
-        if isinstance(n, Use) and n.block in self.blocks and self.blocks[n.block].inline:
+        if self.is_inline(n):
             return self.inline(n, x, prefix, seg, env)
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its name, or PREFIX[INDEX] without one (its parts
@@ -2095,13 +2100,9 @@ class Gen:
 
     @staticmethod
     def taps(spec: Spec, scratch: Realizer) -> list[str]:
-        """Paths naming one value each. With inline blocks, only top-level named parts: an inline instance's
-        value has no path (its row is PREFIX[INDEX]), and the truth records it at the index its body's first
-        op has (seeds 8808114, 10001152), so a path inside could name either."""
-        taps = [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
-        if any(b.inline for b in spec.blocks):
-            taps = [p for p in taps if "." not in p and not p.isdigit()]
-        return taps
+        """Paths naming one value each, inside inline blocks too: an inline instance's value has no path of its
+        own (its row is PREFIX[INDEX]; the truth records no value at a copy's index, `Realizer.node`)."""
+        return [p for p in scratch.ends_at if p and len(scratch.values_at(p)) == 1]
 
     def draw_outputs(self, spec: Spec) -> None:
         """outputs: one to three values of the network (paths naming one value each), by path or named."""
@@ -2318,7 +2319,7 @@ class Gen:
             if not align and self.r.shapes[v].is_map:  # issue 24: merges the differential tester missed
                 kinds += ["ceil_merge", "pixel_merge", "pixel_merge"]
             if not align and not self.in_block and self.r.shapes[v].is_map and len(self.spec_.blocks) < 3:
-                kinds.append("skip")  # issue 30: from: and crop to= inside a block
+                kinds += ["skip", "skip"]  # issue 30: from: and crop to= inside a block
                 kinds.append("select")  # issue 30: softmax over branches (SKNet, ResNeSt)
         for _ in range(8):
             kind = self.pick(kinds)
@@ -2818,8 +2819,8 @@ class Gen:
         how = self.rng.random()
         if how < 0.3 and len(spec.blocks) < 2:
             return self.make_nested_skip(v, env, enc)
-        if how < 0.6:  # issue 30 (LANG): a skip merged with an upsampled map, by a whole or a non-whole factor
-            k, scale, other = self.pick([(2, 2, None), (2, 2, None), (3, 3, None), (3, 1.5, 2), (2, 1.5, 3), (4, 2.5, None)])
+        if how < 0.75:  # issue 30 (LANG): a skip merged with an upsampled map, by a whole or a non-whole factor
+            k, scale, other = self.pick(self.upsampled_skips(v, enc))
             pool = Op(self.pick(["maxpool", "avgpool"]), {"kernel": (k, k), "stride": (k, k)}, style=self.style())
             up = Op("upsample", {"scale": scale} | ({"mode": "bilinear"} if self.chance(0.5) else {}), style=self.style())
             skip: Any = Take("enc")
@@ -2828,7 +2829,7 @@ class Gen:
             cat = Concat(self.pick([[skip, Op("identity")], [Op("identity"), skip]]))
             items, names = [enc, pool, up, cat], ["enc", "down", "up", "cat"]
             return self.new_blocks(v, env, [Block(f"level{len(spec.blocks)}", {}, Chain(items, "chain_map", names))])
-        if how < 0.7:
+        if how < 0.85:
             ups = [((2, 2), (0, 0), (0, 0)), ((3, 3), (1, 1), (1, 1)), ((4, 4), (1, 1), (0, 0))]  # each gives 2·X
             kernel, padding, output_padding = self.pick(ups)
             up = {"out": self.rng.randint(1, 6), "kernel": kernel, "stride": (2, 2), "padding": padding}
@@ -2842,6 +2843,20 @@ class Gen:
             mid = Op("conv", {"out": enc.args["out"], "kernel": (3, 3), "padding": (1, 1)}, style=self.style())
             items, names = [enc, mid, Residual(Op("identity"), Take("enc"))], ["enc", "mid", "res"]
         return self.new_blocks(v, env, [Block(f"level{len(spec.blocks)}", {}, Chain(items, "chain_map", names))])
+
+    def upsampled_skips(self, v: str, enc: Op) -> list[tuple[int, float, int | None]]:
+        """(k, s, m): the level pools by k and upsamples by s; its skip, pooled by m (or not), is beside: they agree
+        where floor(floor(X/k)·s) = floor(X/m), at some sizes only. Those that agree at the spec's own size (else the
+        whole spec is refused, which drew these merges in 1 of 150 specs), or all of them if none does."""
+        options: list[tuple[int, float, int | None]] = [(2, 2, None), (3, 3, None), (3, 1.5, 2), (5, 2.5, 2), (6, 1.5, 4)]
+        xs, (h0, w0) = self.r.shapes[v], self.spec_.size
+        shrink = enc.args["kernel"][0] - 1  # enc is unpadded
+        sides = [xs.h[h0 - 1] - shrink, xs.w[w0 - 1] - shrink]  # type: ignore[index]
+
+        def agree(k: int, s: float, m: int | None) -> bool:
+            return all(x // k > 0 and math.floor(x // k * s) == (x if m is None else x // m) for x in sides)
+
+        return [o for o in options if agree(*o)] or options
 
     def new_blocks(self, v: str, env: dict[str, Any], blocks: list[Block]) -> Use:
         """Add blocks (each using only those before it); a use of the last. Not tried at v here: gen places the use

@@ -1,0 +1,79 @@
+"""The one-pass expansion with its replays (graph._expand) against the language's definition, pass by pass.
+
+Truth: ``_expand_in_passes`` (at width 1 first to find the output ops, then scaled with them fixed; each
+pass expanded twice where block_count is read) and ``_expand_counted`` at width 1 — the definition the
+fast path stands in for. Where ``in`` decides structure under a width multiplier (EfficientNet-B2…B4:
+a block's residual exists where ``in == out``), the fast path takes the output ops from one width-1
+expansion and works the first expansion's ops out again with them fixed, instead of expanding four more
+times. The graphs must be equal: nodes in order, every record (op, parameters, path, location, row,
+text, shape), edges with their slots, and the network's record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import archspec
+import archspec.graph as expansion
+from archspec.language.resolve import resolve
+
+ZOO = Path(archspec.__file__).parent / "zoo"
+
+
+def _snapshot(graph: Any) -> tuple[Any, ...]:
+    edges = sorted((u, v, d["slot"]) for u, v, d in graph.edges(data=True))
+    return list(graph.nodes), [graph.at(n) for n in graph.nodes], edges, graph.net
+
+
+def _definition(spec: Path, overrides: dict[str, Any] | None) -> Any:
+    resolved = resolve(spec, overrides)
+    if resolved.spec.scale.width != 1:
+        return expansion._expand_in_passes(resolved)
+    return expansion._expand_counted(resolved)
+
+
+FAST = [
+    ("efficientnet_b0", {"variant": "b2"}),
+    ("efficientnet_b0", {"variant": "b3"}),
+    ("mobilenet_v3_large", {"scale.width": 0.75}),
+    ("shufflenet_v2_x1_0", None),
+]
+SLOW = [
+    *((p.stem, None) for p in sorted(ZOO.glob("*.yaml")) if p.stem != "shufflenet_v2_x1_0"),
+    ("efficientnet_b0", {"variant": "b1"}),
+    ("efficientnet_b0", {"variant": "b4"}),
+    ("resnet50", {"scale.width": 1.5}),
+    ("densenet121", {"scale.width": 0.5}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [*FAST, *(pytest.param(*case, marks=pytest.mark.slow) for case in SLOW)],
+    ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={x}" for k, x in (v or {}).items()) or "plain",
+)
+def test_the_expansion_equals_the_definition_pass_by_pass(name: str, overrides: dict[str, Any] | None) -> None:
+    spec = ZOO / f"{name}.yaml"
+    assert _snapshot(expansion._expand(resolve(spec, overrides))) == _snapshot(_definition(spec, overrides))
+
+
+def test_where_in_decides_structure_under_width_two_expansions_suffice(monkeypatch) -> None:
+    """EfficientNet-B2: one scaled expansion and one at width 1 (the definition takes five)."""
+    runs = []
+    run = expansion.Expander.run
+
+    def counted(self: Any) -> Any:
+        runs.append((self.scale_width, self.fixed_paths))
+        return run(self)
+
+    monkeypatch.setattr(expansion.Expander, "run", counted)
+    resolved = resolve(ZOO / "efficientnet_b0.yaml", {"variant": "b2"})
+    assert resolved.spec.scale.width != 1
+    expansion._expand(resolved)
+    assert [scaled for scaled, _ in runs] == [True, False]
+    runs.clear()
+    expansion._expand_in_passes(resolve(ZOO / "efficientnet_b0.yaml", {"variant": "b2"}))
+    assert len(runs) == 4  # (with the first expansion _expand tries: five)
