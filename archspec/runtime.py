@@ -93,6 +93,13 @@ def center_crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 @torch.fx.wrap
+def scale_channels(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """x times a per-channel scale stored as a flat vector of C (timm's ConvNeXt ``gamma``), viewed as C×1×1
+    over a map's pixels; on a vector the scale is already C."""
+    return x * gamma.reshape(-1, 1, 1) if x.dim() == 4 else x * gamma
+
+
+@torch.fx.wrap
 def branch_sum(x: torch.Tensor, branches: int) -> torch.Tensor:
     """The sum of the ``branches`` equal parts of x's channels (branch i: channels i·C to (i + 1)·C − 1)."""
     return x.reshape(x.shape[0], branches, x.shape[1] // branches, x.shape[2], x.shape[3]).sum(1)

@@ -242,6 +242,9 @@ class LayerNorm(Op):
 
 class LayerScaleParams(OpParams):
     init: TensorFloat = Field(1e-6, description="the value every channel's scale starts at (ConvNeXt: 1e-6)")
+    flat: bool = Field(
+        False, description="store γ as a vector of C on a map too (timm's ConvNeXt `gamma`), not C×1×1 (torchvision's)"
+    )
 
 
 @register
@@ -251,8 +254,9 @@ class LayerScale(Op):
         "Learned per-channel scale (ConvNeXt's layer scale, arXiv 2201.03545): x · γ, γ one value per channel "
         "starting at INIT. γ is one tensor at the op's path, of shape C×1×1 on a map (C on a vector), an "
         "`nn.Parameter` of the enclosing module and not a module of its own, so `layer_scale: layer_scale 1e-6` "
-        "inside torchvision's CNBlock makes its state_dict key `features.1.0.layer_scale`. Counts no MACs (as "
-        "the residual sum). Short form: layer_scale [INIT]"
+        "inside torchvision's CNBlock makes its state_dict key `features.1.0.layer_scale`; `flat` stores it as a "
+        "vector of C on a map too, as timm's ConvNeXt stores `gamma`. Counts no MACs (as the residual sum). "
+        "Short form: layer_scale [INIT] [flat]"
     )
     kind = "misc"
     Params = LayerScaleParams
@@ -273,9 +277,13 @@ class LayerScale(Op):
         return out.channels
 
     def parameter(self, p: LayerScaleParams, inputs: list[Shape], out: Shape) -> tuple[tuple[int, ...], float]:
-        return ((out.channels, 1, 1) if out.is_map else (out.channels,)), p.init
+        return ((out.channels, 1, 1) if out.is_map and not p.flat else (out.channels,)), p.init
 
     def function(self, p: LayerScaleParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        if p.flat:
+            from archspec.runtime import scale_channels
+
+            return scale_channels, {}
         import torch
 
         return torch.mul, {}

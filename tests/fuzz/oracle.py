@@ -95,9 +95,9 @@ class Oracle(nn.Module):
                 holder = nn.Module()
                 holder.weight = nn.Parameter(torch.empty(1, 1, p.params["kernel"]))
                 self._put(p.path, holder)
-            elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector)
+            elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector, or flat)
                 s = truth.shapes[p.id]
-                shape = (s.c, 1, 1) if s.is_map else (s.c,)
+                shape = (s.c, 1, 1) if s.is_map and not p.params["flat"] else (s.c,)
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
         # docs/language.md, "Frozen parameters": a parameter at or under a module path an entry matches does not train
         for name, param in self.named_parameters():
@@ -165,8 +165,9 @@ class Oracle(nn.Module):
             g = x.pow(2).sum((2, 3), keepdim=True).sqrt()
             n = g / (g.mean(1, keepdim=True) + a["eps"])
             return f.weight[:, None, None] * (x * n) + f.bias[:, None, None] + x
-        if p.op == "layer_scale":
-            return x * self.tensor(p.path)
+        if p.op == "layer_scale":  # flat: γ stored as C, applied to each pixel's channels
+            t = self.tensor(p.path)
+            return x * (t[:, None, None] if x.dim() == 4 and t.dim() == 1 else t)
         if p.op == "channel_conv":
             return _across_channels(x, self.tensor(p.path + ".weight")[0, 0])
         if p.op == "dropout":

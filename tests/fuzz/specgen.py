@@ -530,7 +530,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "dropout": {"p"},
     "drop_path": {"p"},
     "layer_norm": {"eps", "affine"},
-    "layer_scale": {"init"},
+    "layer_scale": {"init", "flat"},
     "channel_slice": {"start", "stop"},
     "channel_shuffle": {"groups"},
     "channel_conv": {"kernel", "gamma", "beta"},
@@ -572,7 +572,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear": {"bias": True, "per_pixel": False},
     "dropout": {"p": 0.5},
     "layer_norm": {"eps": 1e-5, "affine": True},
-    "layer_scale": {"init": 1e-6},
+    "layer_scale": {"init": 1e-6, "flat": False},
     "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
 }
 
@@ -1192,7 +1192,8 @@ class Realizer:
         return self.emit("channel_conv", {"kernel": k, "in": xs.c}, path, [x], xs, path)
 
     def op_layer_scale(self, args: dict[str, Any], x: str, path: str) -> str:
-        return self.emit("layer_scale", {"init": float(args["init"])}, path, [x], self.shapes[x], path)
+        params = {"init": float(args["init"]), "flat": bool(args["flat"])}
+        return self.emit("layer_scale", params, path, [x], self.shapes[x], path)
 
     def op_channel_slice(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.shapes[x]
@@ -1720,6 +1721,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("std_conv2d", "bias", False): "no_bias",
     ("std_conv2d", "groups", "in"): "dw",
     ("group_norm", "affine", False): "no_affine",
+    ("layer_scale", "flat", True): "flat",
     ("pad", "mode", "reflect"): "reflect",
     ("pad", "mode", "replicate"): "replicate",
     ("pad", "mode", "circular"): "circular",
@@ -2657,7 +2659,7 @@ class Gen:
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
         "layer_norm": (("eps", 0.3, [1e-6, 0.001]), ("affine", 0.2, [False])),
-        "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]),),
+        "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]), ("flat", 0.3, [True])),
         # eps always 1e-3 or more: a group of near-equal values (after a layer scale of 1e-6) is normalised by
         # 1/sqrt(var + eps), which turns rounding differences between layouts (optimize's channels_last) into
         # errors of 1e-3 at eps 1e-5 (seed 9026): conditioning, not a miscompilation
