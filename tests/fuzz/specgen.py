@@ -1757,7 +1757,8 @@ def short_form(n: Op) -> str:
     first = POSITIONAL.get(n.name, ())  # the op's positional fields, written bare
     if first and all(f in args for f in first) and rng.random() < 0.7:
         tokens += [_val(args.pop(f)) for f in first]
-    grid = "size" if n.name in ("adaptive_avgpool", "adaptive_maxpool") else "kernel"
+    # channel_conv's kernel is one number (ECA's K), never written as a grid `3x3` (seed 16500058)
+    grid = "size" if n.name in ("adaptive_avgpool", "adaptive_maxpool") else "kernel" if n.name != "channel_conv" else ""
     if grid in args and not isinstance(args[grid], Param) and rng.random() < 0.8:
         k = _pair(args.pop(grid))
         tokens.append(f"{k[0]}x{k[1]}")
