@@ -100,6 +100,20 @@ VARIANT_REFERENCES: dict[str, tuple[str, dict[str, Any], Callable[[], Any]]] = {
 }
 
 
+def timm_redrawn(name: str, scale: float = 0.2) -> tuple[Any, dict[str, Any]]:
+    """timm's ``name`` in eval mode with every tensor of its state_dict drawn afresh, N(0, scale²) from seed 0
+    (no BatchNorm: learned scales that start at zero or one, a GRN's γ and β, a layer scale's γ, stop being
+    the identity), and that state_dict."""
+    import timm
+    import torch
+
+    model = timm.create_model(name).eval()
+    g = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=g) * scale for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    return model, state
+
+
 def assert_same_init(ours: Any, reference: Any, label: str, sample: int = 20_000) -> None:
     """``ours`` (a fresh build) starts from the distribution ``reference`` (a fresh construction) starts
     from: the same state_dict keys; for every floating-point tensor a two-sample Kolmogorov–Smirnov test

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import archspec
+from tests.references import timm_redrawn
 from tests.test_codegen import compile_to, run_standalone
 
 timm = pytest.importorskip("timm")
@@ -18,16 +19,8 @@ timm = pytest.importorskip("timm")
 SPEC = Path(__file__).resolve().parent / "specs" / "convnext_atto.yaml"
 
 
-def _reference() -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    model = timm.create_model("convnext_atto").eval()
-    g = torch.Generator().manual_seed(0)
-    state = {k: torch.randn(v.shape, generator=g) * 0.2 for k, v in model.state_dict().items()}
-    model.load_state_dict(state)
-    return model, state
-
-
 def test_convnext_atto_loads_timm_gamma_and_equals_timm(tmp_path: Path) -> None:
-    reference, state = _reference()
+    reference, state = timm_redrawn("convnext_atto")
     assert state["stages.1.blocks.0.gamma"].shape == (80,)
     model = archspec.build(SPEC).eval()
     model.load_state_dict(state, strict=True)

@@ -13,6 +13,7 @@ import torch
 
 import archspec
 from archspec.errors import SpecError
+from tests.references import timm_redrawn
 from tests.test_codegen import compile_to, run_standalone
 
 timm = pytest.importorskip("timm")
@@ -20,16 +21,8 @@ timm = pytest.importorskip("timm")
 SPEC = Path(__file__).resolve().parent / "specs" / "convnextv2_atto.yaml"
 
 
-def _reference() -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    model = timm.create_model("convnextv2_atto").eval()
-    g = torch.Generator().manual_seed(0)
-    state = {k: torch.randn(v.shape, generator=g) * 0.2 for k, v in model.state_dict().items()}
-    model.load_state_dict(state)
-    return model, state
-
-
 def test_convnextv2_atto_equals_timm_eager_and_optimized() -> None:
-    reference, state = _reference()
+    reference, state = timm_redrawn("convnextv2_atto")
     model = archspec.build(SPEC).eval()
     model.load_state_dict(state, strict=True)
     fast = archspec.optimize(model)
@@ -42,7 +35,7 @@ def test_convnextv2_atto_equals_timm_eager_and_optimized() -> None:
 
 
 def test_convnextv2_atto_standalone_file_equals_timm(tmp_path: Path) -> None:
-    reference, state = _reference()
+    reference, state = timm_redrawn("convnextv2_atto")
     compile_to(SPEC, tmp_path / "net.py")
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
