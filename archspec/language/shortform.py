@@ -366,15 +366,12 @@ class ShortForms:
 
     def unknown(self, name: str, loc: Loc) -> None:
         blocks = list(self.resolved.blocks)
-        if name.endswith(":") and len(name) > 1:
-            # `['proj: conv 8 1x1']`: the quotes made the name and its node one string
-            raise SpecError(
-                f"unknown op or block {name!r}",
-                loc,
-                code="unknown-op",
-                hint=f"to name a node, quote only its value: {name[:-1]}: 'conv ...' (the whole item in quotes is one op)",
+        if name.endswith(":") and len(name) > 1:  # `['proj: conv 8 1x1']`: the quotes made name and node one string
+            hint: str | None = (
+                f"to name a node, quote only its value: {name[:-1]}: 'conv ...' (the whole item in quotes is one op)"
             )
-        hint = did_you_mean(name, list(REGISTRY) + blocks + list(KEYWORDS))
+        else:
+            hint = did_you_mean(name, list(REGISTRY) + blocks + list(KEYWORDS))
         if hint is None:
             hint = "ops: " + ", ".join(sorted(REGISTRY)) + ("; blocks: " + ", ".join(blocks) if blocks else "")
         raise SpecError(f"unknown op or block {name!r}", loc, code="unknown-op", hint=hint)
