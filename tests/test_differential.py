@@ -40,7 +40,9 @@ from tests.fuzz.specgen import (
     Invalid,
     Named,
     Op,
+    Prim,
     Residual,
+    Share,
     Spec,
     Use,
     coverage,
@@ -154,12 +156,14 @@ def test_the_generator_covers_every_op_and_option() -> None:
             "names-param",
             "names-field",
             "block-gate",
+            "share",  # session 10
         )
     }
     wanted |= {f"set:{k}" for k in ("input.size", "scale.width", "scale.depth", "defaults", "blocks", "network")}
     wanted |= {"set:variant", "set:frozen"}
     wanted |= language_constructs()
     wanted |= {"note:from_outer_instance", "note:from_block_in"}  # what the truth saw a spec read (issue 30)
+    wanted |= {"note:share", "note:share_resized"}  # a part applied again, and at other sizes than the first time
     seen: set[str] = set()
     for seed in range(1000):
         spec, truth = generate(seed)
@@ -198,6 +202,7 @@ def language_constructs() -> set[str]:
         "blockref": model.BlockRef,
         "if": model.IfNode,
         "from": model.FromNode,
+        "share": model.ShareNode,
         "gate": model.GateNode,
         "concat": model.ConcatNode,
     }
@@ -257,7 +262,10 @@ def _spec(*items: object, size: int = 9, **kw: object) -> Spec:
     return Spec(name="t", channels=3, size=(size, size), network=Chain(list(items)), **kw)  # type: ignore[arg-type]
 
 
-FAULT_SPECS: dict[str, Callable[[], Spec]] = {}  # the smallest spec of each switched-off construct that fails today
+FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each switched-off construct that fails today
+    # session 10, seed 21100366: a shared residual with an empty body (x + x): KeyError in check and build
+    "share_same_input": lambda: _spec(Named("a", Residual(Chain([]))), Named("b", Share("a"))),
+}
 
 # Faults the fuzzer found after findings 1–13, fixed since: their smallest specs stay, and must agree with the oracle.
 FIXED_SPECS: dict[str, Callable[[], Spec]] = {
@@ -501,3 +509,55 @@ def test_an_inline_copy_has_no_path_of_its_own() -> None:
     conv = next(p for p in truth.prims if p.op == "conv2d")
     assert truth.outputs["out"] == conv.id, truth.outputs  # the conv's value, before the relu
     assert not run_case(spec, truth, 0, codegen=False, optimize=False, sizes=False), render(spec)
+
+
+def _shared_part() -> Spec:
+    """docs/language.md's CBAM channel MLP, in a block used twice: the MLP on the average-pooled map, then again
+    on the max-pooled map (`share: cam.fc1`, `share: cam.fc2`), and a conv with BatchNorm applied again after a pool."""
+    mlp = Chain(
+        [Op("adaptive_avgpool", {"size": (1, 1)}), Op("conv2d", {"out": 2}), Op("relu"), Op("conv2d", {"out": 4})],
+        "chain_map",
+        ["pool", "fc1", "act", "fc2"],
+    )
+    again = Chain([Op("adaptive_maxpool", {"size": (1, 1)}), Share("cam.fc1"), Op("relu"), Share("cam.fc2")])
+    cbam = Chain([Gate(Residual(mlp, again, None, Op("sigmoid")))], "chain_map", ["cam"])
+    return _spec(
+        Op("conv2d", {"out": 4}),
+        Use("cbam", repeat=2),
+        Named("p", Op("conv", {"out": 4, "kernel": (3, 3), "padding": (1, 1)})),
+        Op("maxpool", {"kernel": (2, 2), "stride": (2, 2)}),
+        Share("p"),
+        Op("global_avgpool"),
+        blocks=[Block("cbam", {}, cbam)],
+        size=12,
+    )
+
+
+def test_a_shared_part_calls_its_original_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`share:` (session 10): the truth counts a part's parameters once and its MACs at each use; the oracle calls
+    the original's modules, so archspec agrees with it; an oracle giving each copy a module of its own (the same
+    weights, copied) is found by the gradients and the BatchNorm statistics."""
+    spec = _shared_part()
+    truth = realize(spec)
+    assert {"share", "share_resized"} <= truth.notes
+    copies = [p for p in truth.prims if p.shares is not None]
+    assert [p.path for p in copies if p.op == "conv2d"] == ["1.cam.fc1", "1.cam.fc2", "2.cam.fc1", "2.cam.fc2", "p.conv"]
+    once = realize(_spec(*spec.network.items[:4], Op("global_avgpool"), blocks=spec.blocks, size=12))
+    assert truth.params == once.params and truth.macs > once.macs
+    assert not run_case(spec, truth, 0, sizes=False)
+
+    apply = Oracle.apply
+
+    def own_module(self: Oracle, p: Prim, xs: list[torch.Tensor]) -> torch.Tensor:
+        if p.shares is None or p.op not in ("conv2d", "bn"):
+            return apply(self, p, xs)
+        mine = copy.deepcopy(self.layer(p.path))  # same weights, another module
+        self.layer = lambda path: mine  # type: ignore[method-assign]
+        try:
+            return apply(self, p, xs)
+        finally:
+            del self.layer
+
+    monkeypatch.setattr(Oracle, "apply", own_module)
+    found = {f.category for f in run_case(spec, truth, 0, codegen=False, optimize=False, sizes=False)}
+    assert {"grad-mismatch", "bn-stats"} <= found, found

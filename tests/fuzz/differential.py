@@ -45,6 +45,7 @@ from tests.fuzz.specgen import (
     Named,
     Op,
     Residual,
+    Share,
     Spec,
     Take,
     Truth,
@@ -316,8 +317,10 @@ class Case:
         # every module archspec builds: a layer, a dropout or drop_path, an interpolate (seed 12000335: an
         # in-place concat's interpolate at `2` beside a dropout at `2`, which takes the free name `2_2`)
         kinds = (*specgen.STATEFUL, *specgen.TRAIN_MODULES, *specgen.STATELESS_MODULES)
-        modules = [p.path for p in self.truth.prims if p.op in kinds]
-        for p in self.truth.prims:
+        # a `share:`'s copy calls its original's layer; a dropout's copy is a module of its own, named apart
+        originals = [p for p in self.truth.prims if p.shares is None]
+        modules = [p.path for p in originals if p.op in kinds]
+        for p in originals:
             if p.op not in specgen.TRAIN_MODULES or not p.path:  # at no path: archspec names the module itself
                 continue
             if modules.count(p.path) > 1 or any(m.startswith(p.path + ".") or p.path.startswith(m + ".") for m in modules):
@@ -603,6 +606,8 @@ def _op_edits(n: Op) -> list[Any]:
     required = {
         "conv": ("out",),
         "conv2d": ("out",),
+        "std_conv2d": ("out",),  # the short form writes `out` first (seed 21100366's minimising crashed without it)
+        "conv_transpose": ("out",),
         "linear": ("out",),
         "maxpool": ("kernel",),
         "avgpool": ("kernel",),
@@ -638,6 +643,7 @@ _EDITS: dict[type, Any] = {
     Use: lambda n: [lambda m: Use(m.block, {}, m.long, m.repeat, m.style), lambda m: Use(m.block, m.args, m.long, None, m.style)],
     Gate: lambda n: [lambda m: Op("identity")],  # x · gate(x) → x
     Take: lambda n: [lambda m: Op("identity")],  # an earlier value → the current one
+    Share: lambda n: [lambda m: Op("identity")],  # a part applied again → nothing
 }
 
 

@@ -89,6 +89,8 @@ class Oracle(nn.Module):
                 self.eval_reads.add(v)
                 todo.extend(by_id[v].inputs)
         for p in truth.prims:
+            if p.shares is not None:  # a `share:`'s copy calls its original's module, at the same path (apply)
+                continue
             if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn", "grn"):
                 self._put(p.path, _module(p, truth))
             elif p.op == "channel_conv":  # docs/language.md: an nn.Conv1d(1, 1, K)'s weight, [1, 1, K], no bias

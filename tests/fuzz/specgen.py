@@ -25,7 +25,7 @@ import fnmatch
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -47,7 +47,10 @@ OUTPUTS_CHANCE = 0.15
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
-KNOWN_FAULTS: set[str] = set()  # every fault found so far is fixed (see the note below)
+# share_same_input (session 10, seeds 21100366, 21100320): a shared part with an op reading one value twice (a residual
+# with an empty body, x + x; `interpolate size_of=block_in` on block_in) crashes check and build (KeyError in
+# archspec/graph/share.py); reported to LANG in WALLS.md
+KNOWN_FAULTS: set[str] = {"share_same_input"}
 # Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
 # MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
 # design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
@@ -269,6 +272,14 @@ class Take:
 
 
 @dataclass
+class Share:
+    """``{share: NAME}``: the earlier part NAME names, applied again to the current value with the same modules
+    (docs/language.md, "Shared weights"); NAME is looked up as ``from:`` looks names up."""
+
+    source: str
+
+
+@dataclass
 class Gate:
     """``{gate: node}``: x · node(x), named like an op (by its key, else its list index)."""
 
@@ -400,6 +411,7 @@ class Prim:
     okh: tuple[bool, ...]  # input heights at which this op is valid
     okw: tuple[bool, ...]
     unit: str | None = None  # the report row it belongs to
+    shares: str | None = None  # a `share:`'s copy: the original primitive, whose module it calls (no state of its own)
 
 
 @dataclass
@@ -628,6 +640,7 @@ class Realizer:
         self.counts: dict[str, int] = {}
         self.totals: dict[str, int] | None = None
         self.indexing = True
+        self.sharing: str | None = None  # while a `share:` replays a part: the original primitive of the copy emitted
 
     def note(self, name: str) -> None:
         self.notes.add(name)
@@ -658,7 +671,7 @@ class Realizer:
             # over one value its output is its bias whatever the input: every gradient before it is exactly 0
             # in exact arithmetic and rounding noise in floats (seed 905369: 1.5e-8 from a true 0) — not a fault
             raise Invalid("layer_norm over a single value")
-        if op in STATEFUL and self.check_paths:
+        if op in STATEFUL and self.check_paths and self.sharing is None:  # a share's copy claims no path
             if not path or path in self.module_paths or path in self.containers:
                 raise Invalid(f"module path clash at {path!r}")
             parts = path.split(".")
@@ -682,7 +695,7 @@ class Realizer:
             h0, w0 = self.spec.size
             if not (okh[h0 - 1] and okw[w0 - 1]) and not self.lenient:
                 raise Invalid(f"{op} at {path!r}: empty map at the spec's input size")
-        self.prims.append(Prim(vid, op, params, path, inputs, shape, origin, self.aux, okh, okw, self.unit))
+        self.prims.append(Prim(vid, op, params, path, inputs, shape, origin, self.aux, okh, okw, self.unit, self.sharing))
         self.shapes[vid] = shape
         return vid
 
@@ -740,16 +753,90 @@ class Realizer:
                 raise Invalid("block_in outside a block")
             self.notes.add("from_block_in")
             return self.inputs[-1]
+        return self.lookup(source)[1]
+
+    def lookup(self, source: str) -> tuple[str, str]:
+        """The module path and the value a name names, looked up as `from:` looks (see :meth:`earlier`)."""
         for k, path in enumerate([_join(inside, source) for inside in reversed(self.instances)] + [source]):
             found = self.value_at(path)
             if found is not None:
                 if 0 < k < len(self.instances):
                     self.notes.add("from_outer_instance")
-                return found
-            found = self.value_at(path)
-            if found is not None:
-                return found
+                return path, found
         raise Invalid(f"from: {source!r} names no earlier node")
+
+    def share(self, n: Share, x: str) -> str:
+        """docs/language.md, "Shared weights": the ops at NAME's path or under it that compute its value, applied again
+        in order to x in place of the one value the part reads from outside it, with the same modules (a copy calls
+        its original's and claims no path); each copy is given the channels, and a map or a vector, as its original."""
+        path, out = self.lookup(n.source)
+        by_id = {p.id: p for p in self.prims}
+
+        def inside(v: str) -> bool:
+            return v != "input" and (by_id[v].path == path or by_id[v].path.startswith(path + "."))
+
+        if not path or not inside(out):
+            raise Invalid(f"share: {n.source!r} names a value with no ops of its own")
+        part, reads, todo = {out}, set(), [out]
+        while todo:
+            for v in by_id[todo.pop()].inputs:
+                if not inside(v):
+                    reads.add(v)
+                elif v not in part:
+                    part.add(v)
+                    todo.append(v)
+        if len(reads) != 1:
+            raise Invalid(f"share: the part {path!r} reads {len(reads)} values from outside it")
+        copies = {reads.pop(): x}
+        self.notes.add("share")
+        for p in sorted((by_id[v] for v in part), key=lambda p: int(p.id[1:])):
+            if len(set(p.inputs)) < len(p.inputs):
+                self.note("share_same_input")
+            xs = [copies[v] for v in p.inputs]
+            for was, now in zip(p.inputs, xs, strict=True):
+                a, b = self.shapes[was], self.shapes[now]
+                if a.c != b.c or a.is_map != b.is_map:
+                    raise Invalid(f"share: {p.op} at {p.path!r} given other channels than it was made for")
+                if (a.h, a.w) != (b.h, b.w):
+                    self.notes.add("share_resized")  # a copy at other sizes than its original
+            self.sharing = p.shares or p.id
+            try:
+                copies[p.id] = self.replay(p, xs)
+            finally:
+                self.sharing = None
+        return copies[out]
+
+    def replay(self, p: Prim, xs: list[str]) -> str:
+        """Primitive p again on the values xs, its shape worked out for them (the handlers of the ops, from p's own
+        arguments)."""
+        a, x = p.params, xs[0]
+        if p.op in ("conv2d", "std_conv2d"):
+            return self.conv2d({**a, "padding": "same" if a["same"] else a["padding"]}, x, p.path, p.origin, p.op)
+        if p.op in ("concat", "add", "mul"):
+            return self.merged(p, xs)
+        if p.op in ("interpolate", "crop", "branch_select"):
+            return getattr(self, "_" + p.op)(a, x, xs[1], p.path)
+        args = a
+        if p.op == "linear":
+            args = {**a, "per_pixel": self.shapes[x].is_map}
+        if p.op == "pad":  # kept as F.pad's (left, right, top, bottom)
+            args = {"padding": (a["padding"][2], a["padding"][0]), "value": a["value"], "mode": a["mode"]}
+        handler = getattr(self, "op_" + p.op, None)
+        if handler is None or p.op in ("bn", "layer_scale", "leaky_relu", "elu"):  # the shape of its input
+            return self.emit(p.op, a, p.path, [x], self.shapes[x], p.origin)
+        return handler(args, x, p.path)
+
+    def merged(self, p: Prim, xs: list[str]) -> str:
+        """A merge again (a concat, a residual's sum, a gate's product) on other values: where they agree."""
+        shapes = [self.shapes[v] for v in xs]
+        okh, okw = ALL, ALL
+        if p.op == "concat":
+            out = Shape(sum(s.c for s in shapes), shapes[0].h, shapes[0].w)
+        else:
+            out = shapes[0]
+        if out.is_map and p.op != "mul":
+            okh, okw = self.agree([s.h for s in shapes]), self.agree([s.w for s in shapes])  # type: ignore[misc]
+        return self.emit(p.op, p.params, p.path, xs, out, p.origin, okh, okw)
 
     def _node(self, n: Any, x: str, prefix: str, name: str | None, index: int | None, env: dict[str, Any]) -> str:
         if isinstance(n, Take):
@@ -757,6 +844,11 @@ class Realizer:
         seg = name if name is not None else (str(index) if index is not None else None)
         if self.is_inline(n):
             return self.inline(n, x, prefix, seg, env)
+        if self.unit is None and isinstance(n, Share):  # among the rows, a row of its own: its name, or PREFIX[INDEX]
+            at = _join(prefix, name) if name is not None else f"{prefix}[{'' if index is None else index}]"
+            return self.row(at, lambda: self.share(n, x), register=False)
+        if isinstance(n, Share):
+            return self.share(n, x)
         if self.unit is None and (isinstance(n, (Concat, Residual)) or (name is None and isinstance(n, Chain))):
             # a container written among the rows is one row, at its name, or PREFIX[INDEX] without one (its parts
             # sit at the prefix: it has no module path; registered after its ops)
@@ -1267,14 +1359,17 @@ class Realizer:
     def op_interpolate(self, args: dict[str, Any], x: str, path: str) -> str:
         """x resized to the H×W of the value size_of names: the network's input (no node is named input), or an
         earlier value (as from: reads it; block_in: the block instance's input)."""
-        xs = self.map_of(x, "interpolate")
+        self.map_of(x, "interpolate")
         if args["size_of"] == "input":
             if any(p == "input" or p.endswith(".input") for p in self.ends_at):
                 raise Invalid("interpolate reads the input only where no node is named input")
             ref = "input"
         else:
             ref = self.earlier(args["size_of"])
-        rs = self.map_of(ref, "interpolate's size")
+        return self._interpolate(args, x, ref, path)
+
+    def _interpolate(self, args: dict[str, Any], x: str, ref: str, path: str) -> str:
+        xs, rs = self.map_of(x, "interpolate"), self.map_of(ref, "interpolate's size")
         if args["align_corners"] is not None and args["mode"] != "bilinear":
             raise Invalid("align_corners only bilinear")
         h = tuple(v if a > 0 else 0 for v, a in zip(rs.h, xs.h, strict=True))  # type: ignore[arg-type]
@@ -1303,8 +1398,10 @@ class Realizer:
 
     def op_crop(self, args: dict[str, Any], x: str, path: str) -> str:
         """The centre of x at the H×W of the value `to` names; x at least as large wherever both are non-empty."""
-        xs, ref = self.map_of(x, "crop"), self.earlier(args["to"])
-        rs = self.map_of(ref, "crop's size")
+        return self._crop(args, x, self.earlier(args["to"]), path)
+
+    def _crop(self, args: dict[str, Any], x: str, ref: str, path: str) -> str:
+        xs, rs = self.map_of(x, "crop"), self.map_of(ref, "crop's size")
         for a, b in ((xs.h, rs.h), (xs.w, rs.w)):
             if any(u > 0 and v > 0 and u < v for u, v in zip(a, b, strict=True)):  # type: ignore[arg-type]
                 raise Invalid("crop to a larger map")
@@ -1321,9 +1418,11 @@ class Realizer:
 
     def op_branch_select(self, args: dict[str, Any], x: str, path: str) -> str:
         """The logits x (K·C×1×1) softmaxed over the K branches of the value `of` names, their weighted sum: C×H×W."""
+        return self._branch_select(args, x, self.earlier(args["of"]), path)
+
+    def _branch_select(self, args: dict[str, Any], x: str, ref: str, path: str) -> str:
         k, g = args["branches"], args["groups"]
-        ls, ref = self.map_of(x, "branch_select"), self.earlier(args["of"])
-        bs = self.map_of(ref, "branch_select's branches")
+        ls, bs = self.map_of(x, "branch_select"), self.map_of(ref, "branch_select's branches")
         if bs.c % k or (bs.c // k) % g:
             raise Invalid("branches that do not split into K of G groups")
         if ls.c != bs.c or set(ls.h) - {0, 1} or set(ls.w) - {0, 1}:  # type: ignore[arg-type]
@@ -1429,6 +1528,8 @@ class Realizer:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
         h0, w0 = self.spec.size
         count = macs = 0
+        if p.shares is not None:  # a share's copy: its weights are its original's, its MACs its own (each call counts)
+            return 0, self._count(replace(p, shares=None))[1]
         if p.op in ("conv2d", "std_conv2d"):
             weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
             count = weights + (p.params["out"] if p.params["bias"] else 0)
@@ -1862,6 +1963,7 @@ _DATA: dict[type, Any] = {
     Named: lambda n: {n.name: to_data(n.node)},
     Gate: lambda n: {"gate": to_data(n.body)},
     Take: lambda n: {"from": n.source},
+    Share: lambda n: {"share": n.source},
 }
 
 
@@ -2034,6 +2136,8 @@ class Gen:
             spec.network = Chain(items, "chain_map", names)
         else:
             spec.network = Chain(items)
+        if self.chance(0.2):
+            self.draw_top_share(spec)
         if self.chance(0.25):
             self.draw_aux(spec)
         if self.chance(OUTPUTS_CHANCE):
@@ -2051,6 +2155,29 @@ class Gen:
         if truth.macs > MAX_CASE_MACS:
             raise Invalid("too much work for a quick case")
         return spec, truth
+
+    def draw_top_share(self, spec: Spec) -> None:
+        """`{share: NAME}` among the rows, NAME a named part written before it (docs/language.md, "Shared weights"):
+        a few places tried, the first the truth accepts kept (its input must have the part's channels)."""
+        net = spec.network
+        named = [
+            (i, net.names[i] if net.names else net.items[i].name)
+            for i in range(len(net.items))
+            if (net.names or isinstance(net.items[i], Named)) and _weighted(net.items[i])
+        ]
+        for _ in range(4 if named else 0):
+            i, name = self.pick(named)
+            j = self.rng.randint(i + 1, len(net.items))
+            old = list(net.items), None if net.names is None else list(net.names)
+            named_share = net.names is None and self.chance(0.4)
+            net.items.insert(j, Named(self.pick(["again", "copy"]), Share(name)) if named_share else Share(name))
+            if net.names is not None:
+                net.names.insert(j, self.pick([m for m in ("again", "copy", "shared", "9") if m not in net.names]))
+            try:
+                realize(spec, forbid=self.faults)
+                return
+            except Invalid:
+                net.items, net.names = old
 
     def draw_scale(self) -> dict[str, Any]:
         scale: dict[str, Any] = {}
@@ -2324,6 +2451,8 @@ class Gen:
             if not align and not self.in_block and self.r.shapes[v].is_map and len(self.spec_.blocks) < 3:
                 kinds += ["skip", "skip"]  # issue 30: from: and crop to= inside a block
                 kinds.append("select")  # issue 30: softmax over branches (SKNet, ResNeSt)
+            if not align and not self.in_block and len(self.spec_.blocks) < 3:
+                kinds += ["share", "share"]  # session 10: a part applied again with the same modules
         for _ in range(8):
             kind = self.pick(kinds)
             blocks = len(self.spec_.blocks)
@@ -2362,7 +2491,7 @@ class Gen:
 
     def drop_blocks(self, kind: str, since: int) -> None:
         """After an invalid skip or select node: the blocks drawn for it, unused now."""
-        if kind in ("skip", "select"):
+        if kind in ("skip", "select", "share"):
             for b in self.spec_.blocks[since:]:
                 del self.r.blocks[b.name]
             del self.spec_.blocks[since:]
@@ -2380,6 +2509,8 @@ class Gen:
             return self.make_skip(v, env)
         if kind == "select":
             return self.make_select(v)
+        if kind == "share":
+            return self.make_share(v, depth)
         if kind == "empty":  # an empty chain: the identity
             return Chain([], self.pick(["list", "chain_list"]))
         if kind == "chain":
@@ -2899,6 +3030,63 @@ class Gen:
             v, {}, [Block(f"select{len(spec.blocks)}", {}, Chain(items, "chain_map", ["paths", "attn", "select"]))]
         )
 
+    def make_share(self, v: str, depth: int) -> Use | None:
+        """A block applying one of its parts again with the same modules (docs/language.md, "Shared weights"), named
+        inside the instance: twice in a row (the part ends with the block's input channels, `${block_in}`), after a
+        pool or an upsampling (the copy at other sizes), once more or twice (`{chain: [{share: p}], repeat: 2}`),
+        or beside the part in a merge, another op first (CBAM's MLP on the max-pooled map: `{concat: {a: part, b:
+        [maxpool 3x3 p1, {share: m.a}]}}`, or the part as a residual's body and its copy as the shortcut)."""
+        s, spec = self.r.shapes[v], self.spec_
+        params: dict[str, Any] = {}
+        saved, self.param_ctx = self.param_ctx, params
+        self.in_block += 1
+        inner: dict[str, Any] = {"block_in": s.c, "block_index": 0, "block_count": PROVISIONAL_COUNT}
+        self.r.inputs.append(v)
+        try:
+            part, out = self.gen(v, depth - 1, inner, in_list=True)
+        finally:
+            self.param_ctx = saved
+            self.in_block -= 1
+            self.r.inputs.pop()
+        part = part.node if isinstance(part, Named) else part
+        if self.inline(part) or isinstance(part, Take):
+            return None
+        if not _weighted(part):  # weights to share (a weightless part applied again shows nothing of the modules called twice)
+            conv = Op("conv" if self.chance(0.5) else "conv2d", {"out": self.rng.randint(1, 6)}, style=self.style())
+            if self.r.shapes[out].is_map and self.chance(0.5):
+                conv.args |= {"kernel": (3, 3), "padding": (1, 1)}
+            if not self.r.shapes[out].is_map:
+                conv = Op(self.pick(["linear", "bn", "layer_norm"]), style=self.style())
+                conv.args = {"out": self.rng.randint(1, 6)} if conv.name == "linear" else {}
+            part = Chain([part, conv], self.pick(["list", "chain_list"]))
+            out = self.try_node(conv, out, {})
+        again: Any = Share("p")
+        if self.chance(0.2):
+            again = Chain([again], "chain_list", repeat=self.pick([1, 2]))
+        how = self.rng.random()
+        if how < 0.45 or not s.is_map:  # the part keeps the channels (a 1×1 projection to them last), then again
+            if self.r.shapes[out].c != s.c or self.r.shapes[out].is_map != s.is_map:
+                fix = Op("conv2d" if self.r.shapes[out].is_map else "linear", {"out": Param("block_in")}, style=self.style())
+                part = Chain([part, fix], self.pick(["list", "chain_list"]))
+            items, names = [part, again], ["p", "q"]
+            if how > 0.3 and s.is_map:  # at other sizes
+                scale = self.pick([Op("maxpool", {"kernel": (2, 2), "stride": (2, 2)}), Op("upsample", {"scale": 2})])
+                items, names = [part, scale, again], ["p", "resize", "q"]
+        else:  # beside the part in a merge, after an op keeping the channels and the size
+            pre = self.pick(
+                [Op("maxpool", {"kernel": (3, 3), "padding": (1, 1)}), Op("avgpool", {"kernel": (3, 3), "padding": (1, 1)})]
+                + [Op(self.pick(["bn", "relu", "tanh"])), Op("channel_shuffle", {"groups": 1}), Chain([], "list")]
+            )
+            other = Chain([pre, Share("m.a")], self.pick(["list", "chain_list"]))
+            merge: Any = Concat([part, other], ["a", "b"])
+            if self.chance(0.5):
+                merge = Residual(Chain([part], "chain_map", ["a"]), other, None, self.pick([None, Op("relu")]))
+            items, names = [merge], ["m"]
+        written = _params_in(Chain(items))
+        body = Chain(items, "chain_map", names)
+        block = Block(f"shared{len(spec.blocks)}", {k: v for k, v in params.items() if k in written}, body)
+        return self.new_blocks(v, {}, [block])
+
     def make_nested_skip(self, v: str, env: dict[str, Any], enc: Op) -> Use:
         """A block inside a block reading the outer instance's value (issue 30, LANG: from:, crop to= and
         interpolate size_of= look in each enclosing instance): `dec: [up: interpolate size_of=enc, concat:
@@ -3002,6 +3190,12 @@ class Gen:
         return use
 
 
+def _weighted(n: Any) -> bool:
+    """Whether a node may hold weights: an op with state under it, or a block instance or gate (a part that shares
+    none shows nothing of a module called twice)."""
+    return any(isinstance(m, (Use, Gate)) or (isinstance(m, Op) and m.name in (*STATEFUL, "conv")) for m in _walk(n))
+
+
 def _params_in(n: Any) -> set[str]:
     """The parameters and defined names (in, block_in, block_index, block_count) a node or value reads."""
     if isinstance(n, Param):
@@ -3080,12 +3274,10 @@ def _cover_node(n: Any, seen: set[str]) -> None:
         _cover_op(n, seen)
     elif isinstance(n, Use):
         _cover_use(n, seen)
-    elif isinstance(n, Named):
-        seen.add("node:named")
+    elif isinstance(n, (Named, Take, Share)):
+        seen.add({Named: "node:named", Take: "node:from", Share: "node:share"}[type(n)])
     elif isinstance(n, Gate):
         seen.update({"node:gate", "op:mul"})
-    elif isinstance(n, Take):
-        seen.add("node:from")
     elif isinstance(n, Chain):
         seen.add(f"node:chain-{n.form}")
         if n.repeat is not None:
@@ -3189,6 +3381,7 @@ _NODE_KEYS = {  # a mapping holding this key and only keys of its kind (docs/lan
     "block": ("blockref", {"block", "params", "repeat", "names"}),
     "if": ("if", {"if", "then", "else"}),
     "from": ("from", {"from"}),
+    "share": ("share", {"share"}),
     "gate": ("gate", {"gate"}),
     "concat": ("concat", {"concat"}),
 }
