@@ -101,3 +101,19 @@ def test_build_refuses_a_network_over_the_activation_budget(tmp_path, capsys) ->
     out = capsys.readouterr().err
     assert f"computes {values:,} activation values" in out and "[limit]" in out and "Traceback" not in out
     assert not (tmp_path / "wide.pt2").exists()
+
+
+def test_help_of_the_program_and_every_command(capsys) -> None:
+    # argparse %-formats help text: one stray % in a command's docstring made `archspec --help` a traceback
+    from archspec.cli import COMMANDS
+
+    for argv in [["--help"], *[[name, "--help"] for name in COMMANDS]]:
+        try:
+            main(argv)
+        except SystemExit as stop:
+            assert stop.code == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith("usage: archspec"), argv
+    main_help = subprocess.run([sys.executable, "-m", "archspec.cli", "--help"], capture_output=True, text=True)
+    assert main_help.returncode == 0 and main_help.stderr == ""
+    assert all(name in main_help.stdout for name in COMMANDS)
