@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    names = [str(r["name"]) for r in rows]
+    labels = [str(r["name"]) for r in rows]
     minimums = ["{}×{}".format(*r["min_input_size"]) for r in rows]
-    name_width, min_width = max(map(len, names)), max(map(len, minimums))
+    name_width, min_width = max(map(len, labels)), max(map(len, minimums))
     columns = shutil.get_terminal_size((100, 24)).columns
-    for name, minimum, r in zip(names, minimums, rows, strict=True):
+    for name, minimum, r in zip(labels, minimums, rows, strict=True):
         row = f"{name.ljust(name_width)}  {r['params'] / 1e6:6.1f} M params  min {minimum.ljust(min_width)}  "
         print(row + _fit(_label(str(r["network"])), max(columns - len(row) - 1, 12)))
     return 0
