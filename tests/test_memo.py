@@ -141,3 +141,39 @@ def test_the_store_is_bounded(spec: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for size in (32, 40, 48, 56):
         archspec.build(spec, {"input.size": [size, size]})
     assert len(memo._REPORTS) == 2
+
+
+def test_models_built_from_one_kept_report_change_apart(spec: Path) -> None:
+    """Rebuilds share the report and the forward's record (archspec/compile.py); a model's own fx graph,
+    changed and recompiled, changes neither the other model nor the next build."""
+    a, b = archspec.build(spec), archspec.build(spec)
+    code = b.code
+    graph = a.graph
+    out = next(n for n in graph.nodes if n.op == "output")
+    with graph.inserting_before(out):
+        negated = graph.call_function(torch.neg, (out.args[0],))
+    out.args = (negated,)
+    a.recompile()
+    assert "torch.neg" in a.code
+    assert b.code == code and "neg" not in str(b.graph)
+    c = archspec.build(spec)
+    assert c.code == code and "neg" not in str(c.graph)
+    x = torch.randn(1, 3, 32, 32)
+    c.load_state_dict(a.state_dict())
+    assert torch.equal(a.eval()(x), -c.eval()(x))
+
+
+def test_a_text_read_again_gives_a_tree_of_its_own(spec: Path) -> None:
+    """language/load.py keeps each text's tree: every Source gets a copy, so an override applied to one
+    build's tree is not in the next build's, and changing one loaded tree changes no other."""
+    from archspec.language.load import load_file
+
+    assert report_of(archspec.build(spec, {"input.size": [48, 48]})).input_size == (48, 48)
+    memo.clear()
+    assert report_of(archspec.build(spec)).input_size == (32, 32)
+    first, again = load_file(spec), load_file(spec)
+    assert first.data == again.data and first.marks == again.marks
+    first.data["network"]["fc"] = "linear 3"
+    first.marks.clear()
+    third = load_file(spec)
+    assert third.data["network"]["fc"] == "linear 10" and third.marks == again.marks
