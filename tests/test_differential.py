@@ -30,6 +30,7 @@ from tests.fuzz.differential import _randomize, run_case
 from tests.fuzz.oracle import Oracle
 from tests.fuzz.specgen import (
     KNOWN_FAULTS,
+    Aux,
     Block,
     Chain,
     Concat,
@@ -265,6 +266,8 @@ def _spec(*items: object, size: int = 9, **kw: object) -> Spec:
 FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each switched-off construct that fails today
     # session 10, seed 21100366: a shared residual with an empty body (x + x): KeyError in check and build
     "share_same_input": lambda: _spec(Named("a", Residual(Chain([]))), Named("b", Share("a"))),
+    # session 10, seed 48367: a share in an aux head: "a has no shape: shapes.py has not run" in check and build
+    "share_in_aux": lambda: _spec(Op("identity"), Named("a", Op("identity")), aux=[Aux("h", "0", Share("a"))]),
 }
 
 # Faults the fuzzer found after findings 1–13, fixed since: their smallest specs stay, and must agree with the oracle.
