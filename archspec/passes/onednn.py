@@ -1,7 +1,8 @@
 """oneDNN's fused convolution, shared by the conv fusion passes: the one module that calls torch's private API.
 
 Every private name the passes use (``torch.ops.mkldnn._convolution_pointwise`` and
-``torch.ops.mkldnn._linear_pointwise``, each with its ``.binary`` overload,
+``torch.ops.mkldnn._linear_pointwise``, each with its ``.binary`` overload, the in-place
+``torch.ops.mkldnn._convolution_pointwise_.binary``,
 ``torch._C._nn.mkldnn_reorder_conv2d_weight``, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``)
 is called here and nowhere else. They are used only on a torch whose version this project has tested
 (:data:`TESTED_TORCH`) and that answers the probe below; on any other torch, with oneDNN switched off,
@@ -49,9 +50,21 @@ def _supported_dtypes() -> frozenset[torch.dtype]:
     return frozenset(dtypes)
 
 
+def _has_in_place_sum() -> bool:
+    """Whether this torch has the in-place fused conv (``conv(x) + other`` written into ``other``)."""
+    if not _supported_dtypes():
+        return False
+    try:
+        torch.ops.mkldnn._convolution_pointwise_.binary  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
 # Worked out once, at import: asked for the first time while torch.export or dynamo traces a
 # forward, the answer could be the tracer's rather than the machine's.
 _SUPPORTED = _supported_dtypes()
+IN_PLACE_SUM = _has_in_place_sum()
 
 
 def mkldnn_dtypes() -> frozenset[torch.dtype]:
@@ -121,6 +134,26 @@ def conv_add_pointwise(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, a
     return torch.ops.mkldnn._convolution_pointwise.binary(
         x,
         other,
+        conv.packed_weight(x),
+        conv.bias,
+        conv.padding,
+        conv.stride,
+        conv.dilation,
+        conv.groups,
+        "add",
+        None,
+        activation,
+        [],
+        None,
+    )
+
+
+def conv_add_pointwise_(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """``activation(conv(x) + other)`` in one oneDNN kernel, written into ``other`` and returned (oneDNN's
+    ``sum`` post-op: no new map is allocated, and the sum is made as each output tile is stored)."""
+    return torch.ops.mkldnn._convolution_pointwise_.binary(
+        other,
+        x,
         conv.packed_weight(x),
         conv.bias,
         conv.padding,
