@@ -103,7 +103,17 @@ def conv_pointwise(
     ``scalars`` its arguments (hardtanh's bounds), ``algorithm`` GELU's (``"none"`` or ``"tanh"``);
     ``padding`` for this call where it depends on the input's size (else the conv's own)."""
     pad = cast(Sequence[int], conv.padding) if padding is None else padding
-    args = (conv.packed_weight(x, pad), conv.bias, pad, conv.stride, conv.dilation, conv.groups, activation, list(scalars), algorithm)
+    args = (
+        conv.packed_weight(x, pad),
+        conv.bias,
+        pad,
+        conv.stride,
+        conv.dilation,
+        conv.groups,
+        activation,
+        list(scalars),
+        algorithm,
+    )
     if padding is None:  # the conv's own padding: the same arguments serve the next call on this shape
         conv.remember(x, args)
     return torch.ops.mkldnn._convolution_pointwise(x, *args)
