@@ -383,3 +383,45 @@ def test_fused_convs_fall_back_to_public_torch(small, monkeypatch) -> None:
     fused = [m for m in opt.modules() if isinstance(m, onednn.OneDNNConv)]
     assert fused and all(m._packed is None for m in fused)  # no weight was packed for oneDNN
     assert any(isinstance(m, ConvAct) for m in fused)
+
+
+def test_a_repeated_conv_call_reuses_its_arguments_only_while_they_hold(small) -> None:
+    """A fused conv called on the same input shape runs on its last call's arguments without the general
+    checks; another shape, a new bias, autograd on, or oneDNN switched off take the general path again."""
+    import copy
+
+    from archspec.passes import onednn
+
+    if not onednn.mkldnn_dtypes():
+        pytest.skip("this torch has no oneDNN")
+    model, x = small
+    opt = optimize(model)
+    conv = next(m for m in opt.modules() if type(m) is ConvAct and m.post_op.name == "relu")
+    general: list[int] = []
+    real = conv.onednn
+    conv.onednn = lambda *a: general.append(1) or real(*a)  # counts the general path's calls
+    z = torch.randn(2, conv.in_channels, 8, 8).to(memory_format=torch.channels_last)
+
+    def public(t: torch.Tensor) -> torch.Tensor:
+        return torch.relu(nn.functional.conv2d(t, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
+
+    with torch.no_grad():
+        _close(conv(z), public(z), tol=1e-5)
+        _close(conv(z), public(z), tol=1e-5)
+        assert len(general) == 1 and conv._repeat is not None  # the second call reused the first's arguments
+        conv(torch.randn(1, conv.in_channels, 8, 8))  # another shape
+        assert len(general) == 2
+        conv(z)
+        assert len(general) == 3
+        conv.bias = nn.Parameter(conv.bias + 1.0, requires_grad=False)  # a new bias tensor
+        _close(conv(z), public(z), tol=1e-5)
+        assert len(general) == 4
+        torch.backends.mkldnn.enabled = False
+        try:
+            _close(conv(z), public(z), tol=1e-5)
+        finally:
+            torch.backends.mkldnn.enabled = True
+        assert len(general) == 5
+    _close(conv(z), public(z), tol=1e-5)  # autograd on: the public conv2d
+    assert len(general) == 6
+    assert copy.deepcopy(conv)._repeat is None  # the arguments hold an opaque packed weight: never copied
