@@ -96,6 +96,18 @@ def test_wide_resnet50_2() -> None:
 def test_efficientnet_v2_s() -> None:
     ref = torchvision.models.efficientnet_v2_s(weights=None)
     _assert_same(SPECS / "efficientnet_v2_s.yaml", ref, [(224, 224), (67, 45)])
+    # stochastic depth 0.2·i/40 over all 40 blocks (a counter shared by both kinds of block): the
+    # rate of every block with a residual, and the training-mode outputs for the same seed
+    model = archspec.build(SPECS / "efficientnet_v2_s.yaml")
+    model.load_state_dict(ref.state_dict(), strict=True)
+    want = {n: m.p for n, m in ref.named_modules() if type(m).__name__ == "StochasticDepth"}
+    got = {n: m.p for n, m in model.named_modules() if n.endswith("stochastic_depth")}
+    assert len(got) == 35 and all(abs(p - want[n]) < 1e-12 for n, p in got.items()), got
+    x = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(5)
+    expected = ref.train()(x)
+    torch.manual_seed(5)
+    torch.testing.assert_close(model.train()(x), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_regnet_y_800mf() -> None:
