@@ -19,7 +19,8 @@ storage, dtype) or the input shape does, and is never saved, copied or moved wit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -115,7 +116,11 @@ def conv_pointwise(
         algorithm,
     )
     if padding is None:  # the conv's own padding: the same arguments serve the next call on this shape
-        conv.remember(x, args)
+        conv.remember(x, partial(_pointwise_again, args))
+    return torch.ops.mkldnn._convolution_pointwise(x, *args)
+
+
+def _pointwise_again(args: tuple[Any, ...], x: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._convolution_pointwise(x, *args)
 
 
@@ -190,12 +195,12 @@ class OneDNNConv(nn.Conv2d):
         return usable(x, self.weight, *others) and not one_pixel(x)
 
     def again(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The fused call of :func:`conv_pointwise` on ``x`` with the arguments of the last one, where they
-        still hold: an input of the same shape and dtype on the CPU, the same weight (unchanged) and bias,
-        autograd and oneDNN as they were. Else None, and the caller takes its general path. A handful of
-        attribute reads instead of :func:`usable`, :func:`one_pixel` and the packed weight's key, per
-        call: about a quarter of a small conv's Python time, which at batch 1 on small maps is a
-        sizeable part of the whole call (the kernel's own fixed cost is ~40 µs)."""
+        """The last call's computation (:func:`conv_pointwise` with the same arguments, or an SE conv's
+        matrix product) run on ``x``, where it still holds: an input of the same shape and dtype on the
+        CPU, the same weight (unchanged) and bias, autograd off and oneDNN on. Else None, and the caller
+        takes its general path. A handful of attribute reads instead of :func:`usable`,
+        :func:`one_pixel` and the packed weight's key: at batch 1 on small maps the Python time of a
+        call is a sizeable part of it (the fused kernel's own fixed cost is ~40 µs)."""
         r = self._repeat
         if r is None or torch.is_grad_enabled() or not torch._C._get_mkldnn_enabled():
             return None
@@ -210,14 +215,14 @@ class OneDNNConv(nn.Conv2d):
             and r[5] is self._parameters["bias"]
             and x.dtype in _SUPPORTED
         ):
-            return torch.ops.mkldnn._convolution_pointwise(x, *r[6])
+            return cast(torch.Tensor, r[6](x))
         return None
 
-    def remember(self, x: torch.Tensor, args: tuple[Any, ...]) -> None:
-        """Keep the arguments of a fused call on ``x`` for :meth:`again`."""
+    def remember(self, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Keep what a call on ``x`` computed (``run(x)``, of this weight and bias) for :meth:`again`."""
         w = self._parameters["weight"]
         assert w is not None
-        self._repeat = (x.shape, x.dtype, w, w._version, w.data_ptr(), self._parameters["bias"], args)
+        self._repeat = (x.shape, x.dtype, w, w._version, w.data_ptr(), self._parameters["bias"], run)
 
     def packed_weight(self, x: torch.Tensor, padding: Sequence[int] | None = None) -> torch.Tensor:
         """The weight in oneDNN's layout for a call on ``x`` (with ``padding``, else the conv's own)."""
