@@ -27,6 +27,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     # the family, as timm rounds its widths and depths (tests/specs_outside/tinynet_a.yaml's variants:)
     **{f"tinynet_{v}": ("tinynet_a", {"variant": v}, [(45, 38)]) for v in "bcde"},
     "semnasnet_075": ("semnasnet_075", {}, [(64, 64), (45, 38)]),
+    **{f"semnasnet_{w}": ("semnasnet_075", {"variant": f"w{w}"}, [(45, 38)]) for w in ("050", "100", "140")},
     "legacy_seresnext26_32x4d": ("legacy_seresnext26_32x4d", {}, [(64, 64), (45, 38)]),
     "darknet53": ("darknet53", {}, [(64, 64), (45, 38)]),
     "resnet50_gn": ("resnet50_gn", {}, [(64, 64), (45, 38)]),
