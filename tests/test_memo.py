@@ -177,3 +177,24 @@ def test_a_text_read_again_gives_a_tree_of_its_own(spec: Path) -> None:
     first.marks.clear()
     third = load_file(spec)
     assert third.data["network"]["fc"] == "linear 10" and third.marks == again.marks
+
+
+def test_a_kept_report_s_warnings_are_raised_under_strict(spec: Path) -> None:
+    """A warned spec built, then built again with ``strict``: the kept report still raises its first warning,
+    as a fresh ``check(strict=True)`` does (a gate whose body is one activation: archspec/suspicious.py)."""
+    text = """archspec: 1
+name: warned
+input: {channels: 3, size: [16, 16]}
+network:
+  - c: conv2d 8 3x3
+  - se:
+      gate: [adaptive_avgpool 1x1, conv2d 2 1x1, relu, conv2d 8 1x1, {gate: sigmoid}]
+  - global_avgpool
+"""
+    first = archspec.build(text)
+    assert [w.code for w in report_of(first).warnings] == ["gate-activation"]
+    with pytest.raises(archspec.SpecError) as kept:
+        archspec.build(text, strict=True)
+    with pytest.raises(archspec.SpecError) as fresh:
+        archspec.check(text, strict=True)
+    assert str(kept.value) == str(fresh.value) and kept.value.code == "gate-activation"
