@@ -45,6 +45,7 @@ from tests.fuzz.specgen import (
     Residual,
     Share,
     Spec,
+    Take,
     Use,
     coverage,
     generate,
@@ -268,6 +269,10 @@ FAULT_SPECS: dict[str, Callable[[], Spec]] = {  # the smallest spec of each swit
     "share_same_input": lambda: _spec(Named("a", Residual(Chain([]))), Named("b", Share("a"))),
     # session 10, seed 48367: a share in an aux head: "a has no shape: shapes.py has not run" in check and build
     "share_in_aux": lambda: _spec(Op("identity"), Named("a", Op("identity")), aux=[Aux("h", "0", Share("a"))]),
+    # session 10, seed 23000137: a shared part nothing reads but its copy (a from: skips it): KeyError 'p_conv'
+    "share_unread_part": lambda: _spec(
+        Named("s", Op("conv2d", {"out": 4})), Named("p", Op("conv", {"out": 4})), Named("back", Take("s")), Named("q", Share("p"))
+    ),
 }
 
 # Faults the fuzzer found after findings 1–13, fixed since: their smallest specs stay, and must agree with the oracle.

@@ -254,6 +254,10 @@ class Case:
             pairs = zip(rows + [None] * len(want), want + [None] * len(rows), strict=True)
             got_row, want_row = next((a, b) for a, b in pairs if a != b)
             self.fail("rows", f"check's rows (path, shape, parameters) differ first at {got_row}, expected {want_row}")
+        unread = [w.message for w in report.warnings if w.code == "unread"]
+        if bool(unread) != bool(t.unread and not t.named):  # docs/errors.md, unread: said where no outputs: are written
+            expected = f"ops left out {t.unread[:4]}" if t.unread else "none"
+            self.fail("unread", f"check's unread warnings {unread[:2]}, expected {expected}")
         if tuple(report.min_input_size) != t.min_size:
             self.fail("min-size", f"check says minimum input {tuple(report.min_input_size)}, expected {t.min_size}")
         if tuple(report.train_min_input_size) != t.train_min_size:

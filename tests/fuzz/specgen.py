@@ -52,7 +52,9 @@ OUTPUTS_CHANCE = 0.15
 # archspec/graph/share.py); reported to LANG in WALLS.md
 # share_in_aux (session 10, seed 48367 of the CI test): any `share:` in an aux head crashes check and build
 # ("a has no shape: shapes.py has not run"); reported to LANG in WALLS.md
-KNOWN_FAULTS: set[str] = {"share_same_input", "share_in_aux"}
+# share_unread_part (session 10, seed 23000137): a shared part whose own value nothing reads (a later from: skips
+# it), its copy read: KeyError in check and build since unread values are left out (2578cf4); reported in WALLS.md
+KNOWN_FAULTS: set[str] = {"share_same_input", "share_in_aux", "share_unread_part"}
 # Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
 # MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
 # design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
@@ -432,6 +434,7 @@ class Truth:
     main: tuple[str, ...] = ("logits",)  # the outputs eval mode returns: the logits, or the spec's outputs:
     named: bool = False  # outputs: written: the network returns a dict even in eval mode
     frozen: tuple[str, ...] = ()  # frozen: patterns (the oracle freezes the parameters under what they match)
+    unread: tuple[str, ...] = ()  # the paths of the ops left out because nothing reads them
 
     def out_shape(self, name: str | None = None, size: tuple[int, int] | None = None) -> tuple[int, ...]:
         h, w = size or self.size
@@ -643,6 +646,7 @@ class Realizer:
         self.totals: dict[str, int] | None = None
         self.indexing = True
         self.sharing: str | None = None  # while a `share:` replays a part: the original primitive of the copy emitted
+        self.unread: tuple[str, ...] = ()  # the paths of the ops nothing reads, left out (see prune)
 
     def note(self, name: str) -> None:
         self.notes.add(name)
@@ -1524,6 +1528,15 @@ class Realizer:
             todo.extend(by_id[v].inputs)
         if any(p.path.split(".")[0] in TOP_REFUSED for p in self.prims):  # refused before what is unread goes
             raise Invalid("a top-level part named like a value of the compiled forward")
+        self.unread = tuple(p.path for p in self.prims if p.id not in keep and p.aux is None)
+        owners: dict[str, str] = {}  # a shared part nothing reads, its copy read: the first copy holds the modules
+        for p in self.prims:
+            if p.id in keep and p.shares is not None and p.shares not in keep:
+                self.note("share_unread_part")
+                first = owners.setdefault(p.shares, p.id)
+                p.shares = None if first == p.id else first
+        if len(keep) == len(self.prims):  # nothing left out: an empty chain's row stays (seeds 520, 1585; archspec
+            return  # drops it where something is left out: WALLS.md, FUZZ 09:35)
         self.prims = [p for p in self.prims if p.id in keep]
         last = {p.unit: p.id for p in self.prims}
         self.rows = [(path, out if out in keep else last[path]) for path, out in self.rows if path in last]
@@ -1581,7 +1594,9 @@ class Realizer:
 
     def finish(self, outputs: dict[str, str]) -> Truth:
         main = ("logits",) if self.spec.outputs is None else tuple(name for name, _ in self.spec.outputs)
-        if self.spec.outputs is not None:
+        # what nothing reads is left out, with outputs: or without (docs/errors.md, unread: check warns then); the
+        # generator's scratch realization of a whole network keeps it (aux heads are drawn on it)
+        if self.check_paths or self.spec.outputs is not None:
             self.prune(outputs)
         params = macs = 0
         per_row: dict[str | None, int] = {}
@@ -1623,6 +1638,7 @@ class Realizer:
             rows,
             main,
             self.spec.outputs is not None,
+            unread=self.unread,
         )
 
 
@@ -1676,9 +1692,9 @@ def realize(
 ) -> Truth:
     """The meaning of a spec tree (after its overrides): raises Invalid when it is not a valid spec.
 
-    ``lenient`` (for a spec with ``outputs:``): an op that cannot be built at the spec's size makes the spec
-    invalid only where an output reads it; the generator draws trees valid in full, but another input size
-    (``check --set input.size=…``) may break a part that no output reads and that is left out."""
+    ``lenient``: an op that cannot be built at the spec's size makes the spec invalid only where an output reads
+    it; the generator draws trees valid in full, but another input size (``check --set input.size=…``) may break a
+    part that nothing reads and that is left out (under ``outputs:``, or skipped by a later ``from:``)."""
     s = apply_overrides(spec)
     check_names(s)
     if s.size[0] > MAXX or s.size[1] > MAXX:
@@ -1686,11 +1702,11 @@ def realize(
     fixed: frozenset[str] = frozenset()
     totals: dict[str, int] | None = None
     if float(s.scale.get("width", 1.0)) != 1 or s.blocks:  # a first expansion: output ops, block counts
-        counting = Realizer(s, scale_width=False, check_paths=False, lenient=lenient and s.outputs is not None)
+        counting = Realizer(s, scale_width=False, check_paths=False, lenient=lenient)
         first = counting.run()
         fixed = output_ops(first) if float(s.scale.get("width", 1.0)) != 1 else frozenset()
         totals = dict(counting.counts)
-    final = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid, lenient=lenient and s.outputs is not None)
+    final = Realizer(s, fixed=fixed, check_paths=check_paths, forbid=forbid, lenient=lenient)
     final.totals = totals
     truth = final.run()
     if s.frozen:
@@ -2140,6 +2156,8 @@ class Gen:
             spec.network = Chain(items, "chain_map", names)
         else:
             spec.network = Chain(items)
+        if self.chance(0.12):
+            self.draw_unread(spec)
         if self.chance(0.2):
             self.draw_top_share(spec)
         if self.chance(0.25):
@@ -2159,6 +2177,28 @@ class Gen:
         if truth.macs > MAX_CASE_MACS:
             raise Invalid("too much work for a quick case")
         return spec, truth
+
+    def draw_unread(self, spec: Spec) -> None:
+        """A part nothing reads (docs/errors.md, unread): after a named row, a side part, then `{from: NAME}` back to
+        the row's value; the side part is left out with its weights, and check warns."""
+        net = spec.network
+        named = [i for i in range(len(net.items)) if net.names or isinstance(net.items[i], Named)]
+        if not named:
+            return
+        i = self.pick(named)
+        name = net.names[i] if net.names else net.items[i].name
+        sides = [Op("conv2d", {"out": self.rng.randint(1, 6)}), Op("linear", {"out": 3}), Op("bn")]
+        sides.append(Op("maxpool", {"kernel": (2, 2)}))
+        for side in self.rng.sample(sides, 4):
+            old = list(net.items), None if net.names is None else list(net.names)
+            net.items[i + 1 : i + 1] = [Named("side", side) if net.names is None and self.chance(0.5) else side, Take(name)]
+            if net.names is not None:
+                net.names[i + 1 : i + 1] = [n for n in ("side", "back", "skipped", "again", "3") if n not in net.names][:2]
+            try:
+                realize(spec, forbid=self.faults)
+                return
+            except Invalid:
+                net.items, net.names = old
 
     def draw_top_share(self, spec: Spec) -> None:
         """`{share: NAME}` among the rows, NAME a named part written before it (docs/language.md, "Shared weights"):
@@ -3080,7 +3120,9 @@ class Gen:
                 fix = Op("conv2d" if self.r.shapes[out].is_map else "linear", {"out": Param("block_in")}, style=self.style())
                 part = Chain([part, fix], self.pick(["list", "chain_list"]))
             items, names = [part, again], ["p", "q"]
-            if how > 0.3 and s.is_map:  # at other sizes
+            if how < 0.1:  # the part's own value read by nothing: its copy, on the block's input, holds the weights
+                items, names = [part, Take("block_in"), again], ["p", "back", "q"]
+            elif how > 0.3 and s.is_map:  # at other sizes
                 scale = self.pick([Op("maxpool", {"kernel": (2, 2), "stride": (2, 2)}), Op("upsample", {"scale": 2})])
                 items, names = [part, scale, again], ["p", "resize", "q"]
         else:  # beside the part in a merge, after an op keeping the channels and the size
