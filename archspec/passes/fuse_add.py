@@ -136,15 +136,34 @@ def _alias_root(gm: fx.GraphModule, node: fx.Node, chain: list[fx.Node]) -> fx.N
         node = following
 
 
+def _fresh(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node``'s result is a new tensor: reading an operand, it holds none of its memory."""
+    module = called_module(gm, node)
+    if isinstance(module, ConvAdd):
+        return not module.in_place
+    return isinstance(module, _FRESH_MODULES) or node.op == "call_function" and node.target in _FRESH_FUNCTIONS
+
+
 def _writable(gm: fx.GraphModule, other: fx.Node, add: fx.Node) -> bool:
     """Whether the sum at ``add`` may be written into ``other``: its memory was made by an op of this
-    graph (not the input, a constant or a view), and every reader of that memory runs before ``add``."""
+    graph (not the input, a constant or a view), and every reader of that memory runs before ``add`` —
+    also through a view or an in-place op taken of it earlier (``narrow(other)`` read after the sum
+    would see the sum), so the readers of any node that may share the memory are followed too."""
     chain: list[fx.Node] = []
     if _alias_root(gm, other, chain) is None:
         return False
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
-    aliases = set(chain)
-    return all(user is add or user in aliases or order[user] < order[add] for n in chain for user in n.users)
+    sharing, todo = set(chain), list(chain)
+    while todo:
+        for user in todo.pop().users:
+            if user is add or user in sharing:
+                continue
+            if order[user] > order[add]:
+                return False
+            if not _fresh(gm, user):  # a view, an in-place op, an op not known: its result may be this memory
+                sharing.add(user)
+                todo.append(user)
+    return True
 
 
 def _gated(conv: fx.Node) -> bool:
