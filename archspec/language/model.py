@@ -7,7 +7,7 @@ A node of the branch graph is one of:
 * ``{chain: [...] | {name: node, ...}}`` — a chain, its elements optionally named;
 * ``{concat: [...] | {name: node, ...}}`` — parallel branches concatenated along channels;
 * ``{residual: {body, shortcut, scale, then}}`` — ``then(shortcut(x) + scale * body(x))``;
-* ``{gate: node}`` — ``x * node(x)``, the node's C×1×1 output broadcast over H and W (SE);
+* ``{gate: node}`` — ``x * node(x)``, the node's output broadcast onto x (C×1×1: SE; 1×H×W; C×H×W);
 * ``{if: COND, then: node, else: node}`` — ``then`` when COND (true/false or a ``$param``) holds,
   else ``else`` (the identity when absent): optional parts of parameterised blocks;
 * ``{op: NAME, ...params}`` — an op in long form;
@@ -343,11 +343,13 @@ class ResidualNode(_Strict):
 
 
 class GateNode(_Strict):
-    """{gate: node}: x · node(x), the node ending in C×1×1 (squeeze-and-excitation)."""
+    """{gate: node}: x · node(x), the node's output broadcast onto x: C×1×1 (squeeze-and-excitation),
+    1×H×W (a spatial gate), C×H×W (one value per element); each of its C, H and W x's or 1."""
 
     gate: Node = Field(
-        description="computes the per-channel gate from x: e.g. [adaptive_avgpool 1x1, "
-        "fc1: conv2d 16 1x1, relu, fc2: conv2d 64 1x1, sigmoid]"
+        description="computes the gate from x (or from an earlier value, starting with from:), broadcast onto x "
+        "(each of its C, H and W x's or 1): e.g. [adaptive_avgpool 1x1, fc1: conv2d 16 1x1, relu, fc2: conv2d 64 "
+        "1x1, sigmoid]"
     )
     _tag = "<gate>"
 
@@ -519,7 +521,7 @@ class ScaleSpec(_Strict):
         return max(1, int(rounded))
 
 
-BODIES = ("concat", "residual", "gate", "chain", "op")
+BODIES = ("concat", "residual", "gate", "chain", "op", "if")
 
 InitName = Literal["default", "zeros", "ones", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "xavier_uniform"]
 
@@ -576,7 +578,9 @@ InitTable = dict[
 
 
 class BlockDef(_Strict):
-    """A named, reusable block: exactly one body (concat, residual, gate, chain or op) plus parameters."""
+    """A named, reusable block: exactly one body (concat, residual, gate, chain, op or if) plus parameters."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     params: dict[str, Scalar] = Field(default_factory=dict, description="parameters with their defaults, used as $name")
     label: Union[str, None] = Field(None, description="display name, e.g. 'Inception-A'")
@@ -595,7 +599,18 @@ class BlockDef(_Strict):
     residual: Union[ResidualBody, None] = None
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
-    op: Union[str, None] = Field(None, description="a single op in short form")
+    op: Union[Node, None] = Field(
+        None,
+        description="one node standing at the instance's own path: an op in short or long form, a block, or an "
+        "if: choosing one (op: {if: $hs, then: hardswish, else: relu})",
+    )
+    cond: Union[bool, str, None] = Field(
+        None, alias="if", description="the body is an if: then when this (true, false or a $param) holds, else else"
+    )
+    then: Union[Node, None] = Field(None, description="with if: the body when the condition holds")
+    otherwise: Union[Node, None] = Field(
+        None, alias="else", description="with if: the body when it does not (the identity when absent)"
+    )
     init: InitTable = Field(
         default_factory=dict,
         description="initialisation of the ops in this block's instances, per op name (over the spec's init)",
@@ -603,10 +618,14 @@ class BlockDef(_Strict):
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
-        bodies = [k for k in BODIES if getattr(self, k) is not None]
+        if self.cond is None and (self.then is not None or self.otherwise is not None):
+            raise ValueError("then: and else: are the branches of an if: body; write if: CONDITION beside them")
+        if self.cond is not None and self.then is None:
+            raise ValueError("an if: body needs then: (the body when the condition holds; else: is optional)")
+        bodies = [k for k in BODIES if self._body_value(k) is not None]
         if len(bodies) != 1:
             raise ValueError(
-                "a block needs exactly one of concat, residual, gate, chain or op"
+                "a block needs exactly one of concat, residual, gate, chain, op or if"
                 + (f" (it has {', '.join(bodies)})" if bodies else "")
             )
         for name in self.params:
@@ -615,15 +634,21 @@ class BlockDef(_Strict):
                 raise ValueError("'in' cannot name a parameter: in ${...} it is the input channels of the op or block")
         return self
 
+    def _body_value(self, key: str) -> Any:
+        return self.cond if key == "if" else getattr(self, key)
+
     @property
     def body_key(self) -> str:
-        return next(k for k in BODIES if getattr(self, k) is not None)
+        return next(k for k in BODIES if self._body_value(k) is not None)
 
     @property
     def body(self) -> Any:
         """The body as a node."""
         key = self.body_key
-        value = getattr(self, key)
+        value = self._body_value(key)
+        if key == "if":
+            assert self.cond is not None and self.then is not None  # (_one_body)
+            return IfNode.model_construct(cond=self.cond, then=self.then, otherwise=self.otherwise)
         if key == "concat":
             return ConcatNode.model_construct(concat=value)
         if key == "residual":

@@ -176,7 +176,25 @@ def read_conv(call: Call) -> dict[str, Any]:
 
 class StdConv2dParams(Conv2dParams):
     bias: bool = False
-    eps: Eps = Field(1e-6, description="added to each filter's variance (timm's StdConv2d: 1e-6; BiT: 1e-8)")
+    eps: Eps = Field(1e-6, description="added to each filter's variance (timm's StdConv2d: 1e-6; BiT: 1e-8; NF-ResNets: 1e-5)")
+    gain: bool = Field(
+        False,
+        description="the flag gain: timm's ScaledStdConv2d (NF-Nets): the standardised weights times a learned gain "
+        "per output channel (state_dict key gain, out×1×1×1, starting at 1) and gamma / sqrt(fan_in)",
+    )
+    gamma: float = Field(
+        1.0,
+        gt=0.0,
+        le=1e6,
+        description="with gain: the fixed scale gamma / sqrt(fan_in) of the standardised weights (fan_in = in / groups "
+        "· kh · kw); NF-Nets take the activation's gamma, 1.7139588594436646 for relu",
+    )
+
+    @model_validator(mode="after")
+    def _gamma_needs_gain(self) -> StdConv2dParams:
+        if self.gamma != 1.0 and not self.gain:
+            raise ValueError("gamma scales a conv with a gain (timm's ScaledStdConv2d): write the flag gain too")
+        return self
 
 
 @register
@@ -188,11 +206,13 @@ class StdConv2d(_ConvRules):
         "with `eps` added to the variance; a filter of one weight becomes 0), as timm's StdConv2d computes it; "
         "its parameters and state_dict keys "
         "are an nn.Conv2d's, and `same` pads as timm's StdConv2dSame. MACs are the convolution's (fvcore "
-        "counts the standardisation as none). Short form: std_conv2d OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] "
-        "[bias] [eps=E]"
+        "counts the standardisation as none). With `gain` it is timm's ScaledStdConv2d (NF-ResNets and NFNets, Brock "
+        "et al., arXiv 2101.08692): the standardised weights are multiplied by a learned gain per output channel "
+        "(`gain`, out×1×1×1, starting at 1) and by the fixed `gamma` / √fan_in. Short form: std_conv2d OUT KxK [sS] "
+        "[pP|pH,W|same] [dD] [gG|dw] [bias] [eps=E] [gain [gamma=G]]"
     )
     Params = StdConv2dParams
-    flags = Conv2d.flags
+    flags = {**Conv2d.flags, "gain": ("gain", True)}
     readers = (Reader("timm.layers.std_conv.StdConv2d"), Reader("timm.layers.std_conv.StdConv2dSame"))
     saved_for_backward = ("in", "w", "stats")
 
@@ -208,12 +228,17 @@ class StdConv2d(_ConvRules):
         cin = inputs[0].channels
         pad = static_padding(p)
         fixed = (0, 0) if pad is None else pad
+        groups = groups_of(p, cin)
         return Layer(
-            cin, p.out, p.kernel, p.stride, fixed, p.dilation, groups_of(p, cin), p.bias, p.eps, pad is None, device=device
+            cin, p.out, p.kernel, p.stride, fixed, p.dilation, groups, p.bias, p.eps, pad is None, p.gain, p.gamma, device=device
         )
 
+    def param_count(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> int:
+        gain = p.out if isinstance(p, StdConv2dParams) and p.gain else 0
+        return super().param_count(p, inputs, out) + gain
+
     def label(self, p: StdConv2dParams) -> str:
-        return "WS " + conv_label(p, _same(p))
+        return ("scaled WS " if p.gain else "WS ") + conv_label(p, _same(p))
 
 
 class ConvParams(Conv2dParams):
