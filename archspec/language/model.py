@@ -135,7 +135,7 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             )
         )
     name = next(iter(v))
-    problem = module_name_problem(name)
+    problem = None if computed_name(name) else module_name_problem(name)
     if problem:
         raise PydanticCustomError("module_name", "{problem}", {"problem": problem, "key": name})
     return v
@@ -240,6 +240,16 @@ def name_of_copy(pattern: str, k: int) -> str:
     return _PATTERN_FIELD.sub(lambda m: str(_copy_field(m.group(1).strip(), k)), pattern)
 
 
+def computed_name(name: str) -> bool:
+    """A node's name written with a parameter (``"$i"``, ``"conv${i + 1}"``): checked where it is expanded."""
+    return isinstance(name, str) and "$" in name
+
+
+def check_node_name(name: str) -> str:
+    """A key naming a node: a module name, or one computed from parameters (checked where it is expanded)."""
+    return name if computed_name(name) else check_module_name(name)
+
+
 def check_module_name(name: str) -> str:
     problem = module_name_problem(name)
     if problem:
@@ -254,7 +264,7 @@ def check_aux_name(name: str) -> str:
     return name
 
 
-Name = Annotated[str, AfterValidator(lambda v: check_module_name(v))]  # a module name: a key that names a node
+Name = Annotated[str, AfterValidator(lambda v: check_node_name(v))]  # a module name (or one with $params): names a node
 AuxName = Annotated[str, AfterValidator(lambda v: check_aux_name(v))]
 BlockName = Annotated[str, AfterValidator(lambda v: check_name(v, "block name"))]
 
@@ -313,9 +323,20 @@ class ChainNode(_Strict):
 
 
 class ConcatNode(_Strict):
-    """{concat: ...}: parallel branches on the same input, concatenated along channels."""
+    """{concat: ..., count: N, index: i}: parallel branches on the same input, concatenated along channels;
+    with ``count``, the written branches N times side by side, ``$i`` their copy's index (MixNet's groups)."""
 
     concat: Members = Field(description="branches, concatenated along channels")
+    count: Union[int, str, None] = Field(
+        None,
+        description="the written branches this many times side by side (a number or $param; copy 0's first), "
+        "e.g. one branch per channel group: MixNet's mixed conv, HRNet's fusions",
+    )
+    index: Union[Annotated[str, AfterValidator(lambda v: check_name(v, "index name"))], None] = Field(
+        None,
+        description="with count: a name for the copy's index (0, 1, …), read as $NAME or in ${...} inside the "
+        "branches, their keys included ('${i}': conv ...)",
+    )
     _tag = "<concat>"
 
     @field_validator("concat")
@@ -324,6 +345,12 @@ class ConcatNode(_Strict):
         if len(v) == 0:
             raise ValueError("a concat needs at least one branch")
         return v
+
+    @model_validator(mode="after")
+    def _index_needs_count(self) -> ConcatNode:
+        if self.index is not None and self.count is None:
+            raise ValueError("index: names the copy's index of a count: write count: N beside it")
+        return self
 
 
 class ResidualBody(_Strict):
@@ -596,6 +623,12 @@ class BlockDef(_Strict):
         "used, as if written there (a deep stem's conv1, bn1, act1 at the top level); an instance takes no name",
     )
     concat: Union[Members, None] = None
+    count: Union[int, str, None] = Field(
+        None, description="with concat: the written branches this many times side by side (as a concat node's count:)"
+    )
+    index: Union[Annotated[str, AfterValidator(lambda v: check_name(v, "index name"))], None] = Field(
+        None, description="with concat and count: a name for the copy's index, as a concat node's index:"
+    )
     residual: Union[ResidualBody, None] = None
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
@@ -622,6 +655,10 @@ class BlockDef(_Strict):
             raise ValueError("then: and else: are the branches of an if: body; write if: CONDITION beside them")
         if self.cond is not None and self.then is None:
             raise ValueError("an if: body needs then: (the body when the condition holds; else: is optional)")
+        if (self.count is not None or self.index is not None) and self.concat is None:
+            raise ValueError("count: and index: repeat the branches of a concat: body; write concat: beside them")
+        if self.index is not None and self.count is None:
+            raise ValueError("index: names the copy's index of a count: write count: N beside it")
         bodies = [k for k in BODIES if self._body_value(k) is not None]
         if len(bodies) != 1:
             raise ValueError(
@@ -650,7 +687,7 @@ class BlockDef(_Strict):
             assert self.cond is not None and self.then is not None  # (_one_body)
             return IfNode.model_construct(cond=self.cond, then=self.then, otherwise=self.otherwise)
         if key == "concat":
-            return ConcatNode.model_construct(concat=value)
+            return ConcatNode.model_construct(concat=value, count=self.count, index=self.index)
         if key == "residual":
             return ResidualNode.model_construct(residual=value)
         if key == "chain":

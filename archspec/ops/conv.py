@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
-from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, map_size, pair, register
 from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal[
@@ -43,18 +43,15 @@ def groups_of(p: Conv2dParams, cin: int) -> int:
 
 
 def conv_shape(p: Conv2dParams, x: Shape) -> Shape:
-    if not x.is_map or x.height is None or x.width is None:
-        raise OpShapeError(
-            f"needs a C×H×W feature map, got a vector of {x.channels}", hint="convolutions come before flatten / global_avgpool"
-        )
+    height, width = map_size(x, hint="convolutions come before flatten / global_avgpool")
     groups = groups_of(p, x.channels)
     if x.channels % groups or p.out % groups:
         what = "dw (one group per input channel)" if p.groups == "in" else f"groups={groups}"
         raise OpShapeError(f"{what} must divide both input channels ({x.channels}) and out ({p.out})")
     if p.padding == "same":  # ceil(X / s) whatever the kernel: floor((X - 1)/s) + 1, a 1-wide window of stride s
-        return Shape(p.out, x.height.window(Window(1, p.stride[0])), x.width.window(Window(1, p.stride[1])))
-    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]))
-    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]))
+        return Shape(p.out, height.window(Window(1, p.stride[0])), width.window(Window(1, p.stride[1])))
+    h = height.window(Window(p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]))
+    w = width.window(Window(p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]))
     return Shape(p.out, h, w)
 
 
@@ -218,6 +215,8 @@ class StdConv2d(_ConvRules):
 
     def read(self, call: Call) -> dict[str, Any]:
         fields = {**read_conv(call), "eps": float(call.get("eps", 1e-6))}
+        if call.get("gain") is not None:  # a scaled one (archspec's own layer keeps its gamma)
+            fields |= {"gain": True, "gamma": float(call.get("gamma", 1.0))}
         if call.get("same_pad", False):  # StdConv2dSame padding at run time
             fields["padding"] = "same"
         return fields
@@ -357,12 +356,11 @@ class ConvTranspose(Op):
 
     def infer(self, p: ConvTransposeParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if not x.is_map or x.height is None or x.width is None:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        height, width = map_size(x)
         if x.channels % p.groups or p.out % p.groups:
             raise OpShapeError(f"groups={p.groups} must divide both input channels ({x.channels}) and out ({p.out})")
         dims = []
-        for i, d in enumerate((x.height, x.width)):
+        for i, d in enumerate((height, width)):
             offset = -p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (p.kernel[i] - 1) + p.output_padding[i] + 1
             dims.append(d.stretched(p.stride[i], offset))
         return Shape(p.out, dims[0], dims[1])

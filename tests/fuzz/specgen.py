@@ -330,6 +330,8 @@ class Named:
 class Concat:
     branches: list[Any]
     names: list[str] | None = None  # a mapping of branches when set
+    count: Any = None  # count: N (or a Param): the written branches N times side by side
+    index: str | None = None  # index: NAME, the copy's index as $NAME in the branches
 
 
 @dataclass
@@ -911,8 +913,17 @@ class Realizer:
 
     def concat(self, n: Concat, x: str, prefix: str, env: dict[str, Any]) -> str:
         outs = []
-        for i, b in enumerate(n.branches):
-            outs.append(self.placed(b, x, prefix, None if n.names is None else n.names[i], i if n.names is None else None, env))
+        count = 1 if n.count is None else self.value(n.count, env)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            raise Invalid("a concat's count is a whole number from 1 to 1000")
+        if n.index is not None and n.index in env:
+            raise Invalid("index hides a parameter")
+        m = len(n.branches)
+        for k in range(count):  # copy k of the branches: $index is k, list branches at k·m + i
+            e = env if n.index is None else {**env, n.index: k}
+            for i, b in enumerate(n.branches):
+                name, at = (None, k * m + i) if n.names is None else (n.names[i], None)
+                outs.append(self.placed(b, x, prefix, name, at, e))
         if len(outs) == 1:
             return outs[0]
         if len(set(outs)) < len(outs):
@@ -1863,8 +1874,14 @@ def _chain_data(n: Chain) -> Any:
 
 def _concat_data(n: Concat) -> Any:
     if n.names is not None:
-        return {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches, strict=True)}}
-    return {"concat": [to_data(v) for v in n.branches]}
+        d: dict[str, Any] = {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches, strict=True)}}
+    else:
+        d = {"concat": [to_data(v) for v in n.branches]}
+    if n.count is not None:  # docs/language.md, "Nodes": the branches count times side by side, $index in each copy
+        d["count"] = _yaml_value(n.count)
+    if n.index is not None:
+        d["index"] = n.index
+    return d
 
 
 def _residual_data(n: Residual) -> Any:
@@ -2740,9 +2757,21 @@ class Gen:
             branches = [self.gen(v, depth - 1, env)[0] for _ in range(k)]
         else:
             branches = [self.branch(v, depth, env, stride) for _ in range(k)]
+        if s.is_map and not align and self.chance(0.12):  # count: N, index: grp (MixNet's groups)
+            return self.make_counted_concat(v, env)
         if self.chance(0.5):
             return Concat([b.node if isinstance(b, Named) else b for b in branches], self.fresh_names(k))
         return Concat(branches)
+
+    def make_counted_concat(self, v: str, env: dict[str, Any]) -> Concat:
+        """docs/language.md, "Nodes": one op branch written once, count times side by side, its copy's index
+        read as $grp: [conv2d ${grp + c} 1x1] (conv `k` at the copy's index) or a weightless op."""
+        count = self.maybe_param("n", self.pick([1, 2, 3]), env, 0.4)
+        op = Op("conv2d", {"out": Expr("grp", "+", self.rng.randint(1, 3))}, style=self.style())
+        branch = self.pick([op, op, Op(self.pick(["identity", "relu", "maxpool"]), style=self.style())])
+        if branch.name == "maxpool":
+            branch.args = {"kernel": (3, 3), "padding": (1, 1)}
+        return Concat([branch], count=count, index="grp" if branch is op or self.chance(0.5) else None)
 
     def make_ceil_merge(self, v: str) -> Concat:
         """Two windows of one stride, one a ceil-mode pool: they agree at some sizes only (a partial
@@ -3232,7 +3261,7 @@ _NODE_KEYS = {  # a mapping holding this key and only keys of its kind (docs/lan
     "if": ("if", {"if", "then", "else"}),
     "from": ("from", {"from"}),
     "gate": ("gate", {"gate"}),
-    "concat": ("concat", {"concat"}),
+    "concat": ("concat", {"concat", "count", "index"}),
 }
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
