@@ -6,7 +6,9 @@ each spec under ``tests/specs_outside/`` was written from README.md and docs/*.m
 ``state_dict`` with every float tensor redrawn (BatchNorm statistics too) loads into the compiled
 network with ``strict=True``, and in eval mode the logits equal timm's at two input sizes and at the
 smallest input size ``archspec.check`` reports, which timm's network must accept too (the default
-sizes, 224×224 and 97×131, were compared when the specs were written).
+sizes, 224×224 and 97×131, were compared when the specs were written). Three specs carry their timm
+family as ``variants:`` (TinyNet b–e, MNASNet-A1 at 0.5–1.4, RepGhostNet at 0.58–2.0), their widths
+and depths computed from ``width_mult`` and ``depth_mult`` as timm rounds them; each member is compared.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ torch = pytest.importorskip("torch")
 
 import archspec  # noqa: E402
 from tests.test_outside_networks import SPECS, _redrawn, _timm  # noqa: E402
+
+REPGHOST_WIDTHS = ("058", "080", "100", "111", "130", "150", "200")
 
 # timm name → (spec stem, overrides, input sizes (H, W) besides the minimum: small, to keep CI short)
 CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
@@ -34,13 +38,15 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "convmixer_768_32": ("convmixer_768_32", {}, [(64, 64), (45, 38)]),
     "poolformer_s12": ("poolformer_s12", {}, [(64, 64), (45, 38)]),
     "repghostnet_050": ("repghostnet_050", {}, [(64, 64), (45, 38)]),
+    **{f"repghostnet_{w}": ("repghostnet_050", {"variant": f"w{w}"}, [(45, 38)]) for w in REPGHOST_WIDTHS},
     "efficientnet_es": ("efficientnet_es", {}, [(64, 64), (45, 38)]),
     "mobilenetv4_conv_small": ("mobilenetv4_conv_small", {}, [(64, 64), (45, 38)]),
     "densenetblur121d": ("densenetblur121d", {}, [(64, 64), (45, 38)]),
 }
 
-# over 15 M parameters, or DenseNet's 58 dense layers: CI's slow tier only
+# over 15 M parameters, or DenseNet's 58 dense layers, or the family's other members beside one: the slow tier
 SLOW = {"darknet53", "resnet50_gn", "convmixer_768_32", "legacy_seresnext26_32x4d", "densenetblur121d"}
+SLOW |= {f"repghostnet_{w}" for w in ("080", "130", "150", "200")} | {"semnasnet_140", "tinynet_b", "tinynet_d"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(CASES)])
