@@ -40,7 +40,9 @@ def make_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module in COMMANDS.items():
         mod = importlib.import_module(f"archspec.commands.{module}")
-        p = sub.add_parser(name, help=mod.__doc__.strip().splitlines()[0] if mod.__doc__ else None, description=mod.__doc__)
+        summary = mod.__doc__.strip().splitlines()[0] if mod.__doc__ else None
+        # argparse %-formats help strings (for %(default)s); a literal % in a docstring must be doubled
+        p = sub.add_parser(name, help=summary.replace("%", "%%") if summary else None, description=mod.__doc__)
         mod.add_parser(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -101,3 +101,41 @@ def test_build_refuses_a_network_over_the_activation_budget(tmp_path, capsys) ->
     out = capsys.readouterr().err
     assert f"computes {values:,} activation values" in out and "[limit]" in out and "Traceback" not in out
     assert not (tmp_path / "wide.pt2").exists()
+
+
+def test_help_of_the_program_and_every_command(capsys) -> None:
+    # argparse %-formats help text: one stray % in a command's docstring made `archspec --help` a traceback
+    from archspec.cli import COMMANDS
+
+    for argv in [["--help"], *[[name, "--help"] for name in COMMANDS]]:
+        try:
+            main(argv)
+        except SystemExit as stop:
+            assert stop.code == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith("usage: archspec"), argv
+    main_help = subprocess.run([sys.executable, "-m", "archspec.cli", "--help"], capture_output=True, text=True)
+    assert main_help.returncode == 0 and main_help.stderr == ""
+    assert all(name in main_help.stdout for name in COMMANDS)
+
+
+def test_list_fits_the_terminal_and_cuts_only_at_words(capsys, monkeypatch) -> None:
+    from archspec.library import ZOO
+
+    for columns in (80, 100, 200):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        assert main(["list"]) == 0
+        rows = capsys.readouterr().out.splitlines()
+        assert [r.split()[0] for r in rows] == [f"zoo:{p.stem}" for p in sorted(ZOO.glob("*.yaml"))]
+        assert all(len(r) < columns for r in rows), columns
+        # a cut label ends in an ellipsis after a whole word of the spec's header, never inside a word
+        for r in rows:
+            label = r.split("  ")[-1]
+            if label.endswith("…"):
+                header = (ZOO / f"{r.split()[0][4:]}.yaml").read_text(encoding="utf-8")
+                assert set(re.findall(r"[\w×.()']+", label[:-1])) <= set(re.findall(r"[\w×.()']+", header)), r
+    monkeypatch.setenv("COLUMNS", "200")
+    main(["list"])
+    v4 = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("zoo:inception_v4 "))
+    # 42,679,816 parameters (the paper's Inception-v4 as timm builds it), shown in millions
+    assert "42.7 M params" in v4 and "min 75×75" in v4 and "Inception-v4" in v4

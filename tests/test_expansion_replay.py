@@ -2,11 +2,13 @@
 
 Truth: ``_expand_in_passes`` (at width 1 first to find the output ops, then scaled with them fixed; each
 pass expanded twice where block_count is read) and ``_expand_counted`` at width 1 — the definition the
-fast path stands in for. Where ``in`` decides structure under a width multiplier (EfficientNet-B2…B4:
-a block's residual exists where ``in == out``), the fast path takes the output ops from one width-1
-expansion and works the first expansion's ops out again with them fixed, instead of expanding four more
-times. The graphs must be equal: nodes in order, every record (op, parameters, path, location, row,
-text, shape), edges with their slots, and the network's record.
+fast path stands in for. Where ``in`` decides structure under a width multiplier that archspec applies
+(a block's residual exists where ``in == out``, as in EfficientNet), the fast path takes the output ops
+from one width-1 expansion and works the first expansion's ops out again with them fixed, instead of
+expanding four more times. A spec that scales its own widths (EfficientNet-B2…B4: ``width_mult`` in
+expressions, ``scale.apply`` without ``width``) expands once: its width-1 pass would be the same. The
+graphs must be equal: nodes in order, every record (op, parameters, path, location, row, text, shape),
+edges with their slots, and the network's record.
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ def _definition(spec: Path, overrides: dict[str, Any] | None) -> Any:
     return expansion._expand_counted(resolved)
 
 
+# EfficientNet-B2 with archspec's width rule on as well (on top of its own width_mult): `in` decides
+# structure under an applied width multiplier, the two-expansion path
+APPLIED = {"variant": "b2", "scale.apply": ["width"]}
 FAST = [
     ("efficientnet_b0", {"variant": "b2"}),
     ("efficientnet_b0", {"variant": "b3"}),
+    ("efficientnet_b0", APPLIED),
     ("mobilenet_v3_large", {"scale.width": 0.75}),
     ("shufflenet_v2_x1_0", None),
 ]
@@ -60,20 +66,36 @@ def test_the_expansion_equals_the_definition_pass_by_pass(name: str, overrides: 
     assert _snapshot(expansion._expand(resolve(spec, overrides))) == _snapshot(_definition(spec, overrides))
 
 
-def test_where_in_decides_structure_under_width_two_expansions_suffice(monkeypatch) -> None:
-    """EfficientNet-B2: one scaled expansion and one at width 1 (the definition takes five)."""
-    runs = []
+def _runs(monkeypatch: Any) -> list[bool]:
+    """Whether each Expander.run from now on scales widths."""
+    runs: list[bool] = []
     run = expansion.Expander.run
 
     def counted(self: Any) -> Any:
-        runs.append((self.scale_width, self.fixed_paths))
+        runs.append(self.scale_width)
         return run(self)
 
     monkeypatch.setattr(expansion.Expander, "run", counted)
-    resolved = resolve(ZOO / "efficientnet_b0.yaml", {"variant": "b2"})
-    assert resolved.spec.scale.width != 1
-    expansion._expand(resolved)
-    assert [scaled for scaled, _ in runs] == [True, False]
+    return runs
+
+
+def test_where_in_decides_structure_under_width_two_expansions_suffice(monkeypatch: Any) -> None:
+    """EfficientNet-B2 with archspec's width rule applied: one scaled expansion and one at width 1 (the
+    definition takes five)."""
+    runs = _runs(monkeypatch)
+    expansion._expand(resolve(ZOO / "efficientnet_b0.yaml", APPLIED))
+    assert runs == [True, False]
     runs.clear()
-    expansion._expand_in_passes(resolve(ZOO / "efficientnet_b0.yaml", {"variant": "b2"}))
+    expansion._expand_in_passes(resolve(ZOO / "efficientnet_b0.yaml", APPLIED))
     assert len(runs) == 4  # (with the first expansion _expand tries: five)
+
+
+def test_a_spec_scaling_its_own_widths_expands_once(monkeypatch: Any) -> None:
+    """EfficientNet-B2 as the zoo writes it (width_mult in its expressions, scale.apply: []): the width-1
+    pass would read the same width_mult and scale nothing, so it is this expansion again; the graph is
+    the definition's (test above)."""
+    runs = _runs(monkeypatch)
+    resolved = resolve(ZOO / "efficientnet_b0.yaml", {"variant": "b2"})
+    assert resolved.spec.scale.width != 1 and "width" not in resolved.spec.scale.apply
+    expansion._expand(resolved)
+    assert runs == [True]

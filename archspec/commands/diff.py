@@ -1,6 +1,8 @@
-"""Compare two specs: the totals first (params and MACs before → after, Δ and %), then each change
-once, in at most 100 columns — a changed block with its output shape and the ops that changed
-inside it (``features.6–9 (Inception-A ×4): branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1``, identical
+"""Compare two specs: what changed in the network, with params and MACs before and after.
+
+The totals first (params and MACs before → after, Δ and %), then each change once, in at most
+100 columns — a changed block with its output shape and the ops that changed inside it
+(``features.6–9 (Inception-A ×4): branch1.1: conv 96 3x3 p1 → conv 128 3x3 p1``, identical
 instances folded), the block parameters that changed (``reduction_a: k 192 → 200``), added and
 removed blocks and ops (a replaced stem: its old ops removed, its new ones added) — each with its
 params and MACs deltas. ``--json`` holds the same changes, and every row.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 from typing import Any
 
 
@@ -27,7 +29,7 @@ def describe(name: str) -> dict[str, object]:
     report = check(f"zoo:{name}")
     return {
         "name": f"zoo:{name}",
-        "network": header[0] if header else name,
+        "network": _first_paragraph(header) or name,
         "params": report.params,
         "min_input_size": list(report.min_input_size),
         "input_size": list(report.input_size),
@@ -42,8 +44,40 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max(len(str(r["name"])) for r in rows)
-    for r in rows:
-        mh, mw = r["min_input_size"]
-        print(f"{str(r['name']).ljust(width)}  {r['params']:>12,} params  min {mh}×{mw}  {r['network']}")
+    labels = [str(r["name"]) for r in rows]
+    minimums = ["{}×{}".format(*r["min_input_size"]) for r in rows]
+    name_width, min_width = max(map(len, labels)), max(map(len, minimums))
+    columns = shutil.get_terminal_size((100, 24)).columns
+    for name, minimum, r in zip(labels, minimums, rows, strict=True):
+        row = f"{name.ljust(name_width)}  {r['params'] / 1e6:6.1f} M params  min {minimum.ljust(min_width)}  "
+        print(row + _fit(_label(str(r["network"])), max(columns - len(row) - 1, 12)))
     return 0
+
+
+def _label(network: str) -> str:
+    """A short label for one row: the network's name as its header gives it, then the paper's title."""
+    title = network.split(" — ")[0] if " — " in network else network.split(": ")[0]
+    paper = re.search(r'"([^"]+)"', network)
+    return f"{title} — {paper.group(1)}" if paper and paper.group(1) not in title else title
+
+
+def _first_paragraph(header: list[str]) -> str:
+    """The header's opening paragraph (the network and its paper), joined across its wrapped lines."""
+    paragraph: list[str] = []
+    for line in header:
+        if not line:
+            if paragraph:
+                break
+            continue
+        paragraph.append(line)
+    return " ".join(paragraph)
+
+
+def _fit(text: str, width: int) -> str:
+    """The text cut at a space or hyphen to fit the width, with an ellipsis when cut (never mid-word)."""
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    breaks = [i for i, c in enumerate(head) if c in " -" and text[i + 1 : i + 2] != " "]
+    cut = (head[: breaks[-1]] if breaks else head).rstrip(" ,;:—-")
+    return cut + "…"

@@ -23,8 +23,10 @@ on them are kept (``Expander.written``) and worked out again at the end, in plac
 them decides structure instead (a repeat count, a condition, a block's argument), the expansion
 runs again with the fact known, as the language defines it (``_expand_in_passes``). Where only
 ``in`` decides structure under a width multiplier, one expansion at width 1 finds the output ops
-and the first expansion's ops are worked out again with them fixed (two expansions, not five);
-tests/test_expansion_replay.py holds this to the pass-by-pass definition.
+and the first expansion's ops are worked out again with them fixed (two expansions, not five). A
+spec that scales its own widths (``width_mult`` in expressions, ``scale.apply`` without ``width``:
+EfficientNet-B2…B4) needs no width-1 pass: its ops' channels are the same in both (``scales_widths``).
+tests/test_expansion_replay.py holds all this to the pass-by-pass definition.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def prune(graph: OpGraph) -> None:
 
 def _expand(resolved: Resolved) -> OpGraph:
     """The OpGraph of a resolved spec, expanded once (see the module's docstring)."""
-    width = resolved.spec.scale.width != 1
+    width = scales_widths(resolved)
     ex = Expander(resolved)
     try:
         graph = ex.run()
@@ -201,6 +203,14 @@ def _expand_counted(resolved: Resolved, first: Expander | None = None, **options
             hint="block_count may set values inside the blocks (a drop rate), not how many blocks there are",
         )
     return graph
+
+
+def scales_widths(resolved: Resolved) -> bool:
+    """Whether the width multiplier changes any op's channels: a width other than 1 that archspec applies
+    itself. A spec scaling its own widths (``width_mult`` in expressions, ``apply`` without ``width``)
+    reads the same ``width_mult`` in every pass, so its width-1 pass would be this same expansion again."""
+    scale = resolved.spec.scale
+    return scale.width != 1 and "width" in scale.apply
 
 
 def _expand_in_passes(resolved: Resolved) -> OpGraph:
