@@ -250,3 +250,40 @@ def test_a_class_arranged_two_ways_is_one_block_and_a_stage_s_length_a_parameter
     stage = doc["blocks"]["stage"]
     assert stage["chain"][0]["blocks"][1].endswith(" * $n"), stage  # the run after the projecting block
     assert [s.split()[0] for s in doc["network"][1]["1"]] == ["stage"] * 3 and "n=2" in doc["network"][1]["1"][1], doc
+
+
+def test_timm_s_convnext_gamma_is_a_flat_layer_scale_in_a_block_named_as_one_word() -> None:
+    """timm's ConvNeXt multiplies by ``self.gamma.reshape(1, -1, 1, 1)``, a vector of C: imported as
+    `gamma: layer_scale flat`, so timm's state_dict (γ redrawn, far from its start) loads strictly and
+    gives timm's outputs (import_module checks both). The family's name is one word in the block's
+    name: `ConvNeXtBlock` is `convnext_block`."""
+    pytest.importorskip("timm")
+    from references import timm_redrawn
+
+    from archspec.importer import import_module
+
+    model, _ = timm_redrawn("convnext_atto")
+    doc = yaml.safe_load(import_module(model, input_size=(64, 64)))
+    assert list(doc["blocks"]) == ["convnext_block", "convnext_stage"], list(doc["blocks"])
+    assert {"gamma": "layer_scale flat"} in doc["blocks"]["convnext_block"]["residual"]["body"], doc["blocks"]
+
+
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        ("ConvNeXtBlock", "convnext_block"),  # a family's name, its pun on "Net" included, is one word
+        ("ResNetStage", "resnet_stage"),
+        ("ResNeStBottleneck", "resnest_bottleneck"),
+        ("GhostNet", "ghostnet"),
+        ("SKNet", "sknet"),
+        ("MobileNetV3", "mobilenet_v3"),
+        ("Network", "network"),  # a word that starts with "Net" is no family's name
+        ("InvertedResidual", "inverted_residual"),
+        ("InceptionA", "inception_a"),
+        ("MBConv", "mbconv"),  # an acronym, one word with the word it starts, as the zoo writes it
+    ],
+)
+def test_a_block_is_named_after_its_class_in_the_words_a_person_writes(cls: str, name: str) -> None:
+    from archspec.importer.emit import _snake
+
+    assert _snake(cls) == name

@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.importer.forms import ChannelSplits, Merges, ValueReads
+from archspec.importer.forms import ChannelSplits, Merges, ValueReads, per_channel
 from archspec.importer.sizes import is_size, size_of, sym
 from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
 from archspec.ops import REGISTRY, Op
@@ -221,8 +221,8 @@ class Converter:
         self.output = self.value[out]
 
     def on_get_attr(self, node: fx.Node) -> None:
-        if node.users and all(_is_mul(u) for u in node.users):
-            return  # a tensor times a map: a layer scale, read by read_mul
+        if node.users and all(_is_mul(u) or (per_channel(u) and all(_is_mul(v) for v in u.users)) for u in node.users):
+            return  # a tensor (or a vector viewed per channel) times a map: a layer scale, read by read_mul
         if node.users:
             raise self.refuse(
                 node, f"the forward reads the tensor attribute {node.target!r} directly; archspec ops own their tensors"
@@ -269,6 +269,8 @@ class Converter:
     def on_call_method(self, node: fx.Node) -> None:
         t = str(node.target)
         entry = self.table.methods.get(t)
+        if per_channel(node) and all(_is_mul(u) for u in node.users):
+            return  # gamma.reshape(1, -1, 1, 1) in x.mul(...): read with the product, a layer scale (read_mul)
         if entry is not None:
             self.read(node, entry, FunctionCall(node, entry[1].args), None)
         elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):

@@ -60,8 +60,17 @@ def _join(prefix: str, seg: str) -> str:
     return f"{prefix}.{seg}" if prefix else seg
 
 
+# a network family's name is one word: "Net" and its puns (ResNeXt, ResNeSt) join the word before
+_NET = re.compile(r"Ne(?:t|Xt|St)(?![a-z])")
+
+
 def _snake(name: str) -> str:
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """A class name as a block name: its words in lower case joined by `_` (`InvertedResidual` →
+    `inverted_residual`), a family's name one word (`ConvNeXtBlock` → `convnext_block`, `ResNetStage` →
+    `resnet_stage`, `GhostNet` → `ghostnet`), an acronym one word with the word it starts (`MBConv` →
+    `mbconv`)."""
+    s = _NET.sub(lambda m: m.group(0).lower(), name)
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", s).lower()
     s = re.sub(r"[^a-z0-9_]+", "_", s).strip("_")
     s = re.sub(r"_+", "_", s)
     return s if s and NAME.match(s) else f"block_{s}" if s else "block"
