@@ -132,8 +132,9 @@ class Merges:
         values come with its state_dict)."""
         flat = attr.op == "call_method"  # the vector's per-channel view (per_channel)
         if flat:
-            attr = attr.args[0]
-            assert isinstance(attr, fx.Node)
+            viewed = attr.args[0]
+            assert isinstance(viewed, fx.Node)
+            attr = viewed
         target = str(attr.target)
         try:
             tensor = self.c.gm.get_parameter(target)
