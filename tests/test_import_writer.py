@@ -287,3 +287,34 @@ def test_a_block_is_named_after_its_class_in_the_words_a_person_writes(cls: str,
     from archspec.importer.emit import _snake
 
     assert _snake(cls) == name
+
+
+class _Residual(torch.nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.f = torch.nn.Sequential(torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.f(x))
+
+
+class _AnyStage(torch.nn.Sequential):  # RegNet's stage: its blocks named `block{k}-{i}`
+    def __init__(self, k: int, depth: int, c: int) -> None:
+        super().__init__()
+        for i in range(depth):
+            self.add_module(f"block{k}-{i}", _Residual(c))
+
+
+def test_a_stage_of_one_block_is_written_as_the_list_of_that_block() -> None:
+    """RegNet's first stage holds one block: written like the other stages, the list of its block's
+    instance under the block's own name (`block1: [block1-0: residual ...]`), not the block's body in
+    the stage's place with the block's name on each branch. import_module checks the spec against
+    the module (strict state_dict, same outputs)."""
+    from archspec.importer import import_module
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), _AnyStage(1, 1, 8), _AnyStage(2, 2, 8)).eval()
+    doc = yaml.safe_load(import_module(net, input_size=(12, 12)))
+    assert list(doc["blocks"]) == ["residual"], doc
+    assert doc["network"][1] == {"1": [{"block1-0": "residual"}]}, doc
+    assert doc["network"][2] == {"2": {"block": "residual", "repeat": 2, "names": "block2-{i}"}}, doc

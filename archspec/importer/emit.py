@@ -177,15 +177,7 @@ class Emitter:
             and not _computed_outside(node, _join(prefix, next(iter(firsts))))
         ):
             (first,) = firsts
-            at = _join(prefix, first)
-            if isinstance(node, Chain):
-                inner = self.as_list(node, at)
-                if first.isdigit():
-                    return self._indexed(inner, at, first), first
-                if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
-                    return self._instance(inner, at, first, prefix)
-                return E("list", name=self._name(first, prefix), items=inner.items), None
-            return self._instance(self.container(node, at), at, first, prefix)
+            return self._under(node, prefix, first)
         if isinstance(node, Chain):
             return self.as_list(node, prefix), None
         if isinstance(node, Gate):
@@ -200,6 +192,20 @@ class Emitter:
                 hint="put the gate's layers in a module of their own",
             )
         return self.container(node, prefix), None
+
+    def _under(self, node: Part, prefix: str, first: str) -> tuple[E, str | None]:
+        """A part whose every op sits under the module ``first`` of ``prefix``."""
+        at = _join(prefix, first)
+        if self.plain is None and _one_module(node, at):
+            node = Chain([node])  # a module holding one module (RegNet's stage of one block): a list of it
+        if isinstance(node, Chain):
+            inner = self.as_list(node, at)
+            if first.isdigit():
+                return self._indexed(inner, at, first), first
+            if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
+                return self._instance(inner, at, first, prefix)
+            return E("list", name=self._name(first, prefix), items=inner.items), None
+        return self._instance(self.container(node, at), at, first, prefix)
 
     def _owned(self, inner: E, node: Part, prefix: str, first: str) -> tuple[E, str | None]:
         at = _join(prefix, first)
@@ -358,6 +364,20 @@ def _owner_key(item: Part, prefix: str) -> str | None:
     if not owner or owner == prefix or not (not prefix or owner.startswith(prefix + ".")):
         return None
     return _seg(owner, prefix).split(".", 1)[0]
+
+
+def _one_module(node: Part, path: str) -> bool:
+    """A merge (a residual, a concat, a gate) that one module under ``path`` computes, every op of it
+    inside that module: the module at ``path`` holds that module and nothing else (RegNet's `block1`,
+    a stage of one block `block1-0`)."""
+    merge = node.merge if isinstance(node, (Residual, Concat)) else node.mul if isinstance(node, Gate) else None
+    rel = [_seg(p, path) for p in paths(node)]
+    firsts = {r.split(".", 1)[0] for r in rel}
+    if merge is None or not merge.owner or len(firsts) != 1 or "" in firsts:
+        return False
+    inner = _join(path, next(iter(firsts)))
+    composites = {_seg(p, path) for p in composite_paths(node)}
+    return (merge.owner == inner or merge.owner.startswith(inner + ".")) and all("." in r or r in composites for r in rel)
 
 
 def _computed_outside(node: Part, path: str) -> bool:
