@@ -318,3 +318,40 @@ def test_a_stage_of_one_block_is_written_as_the_list_of_that_block() -> None:
     assert list(doc["blocks"]) == ["residual"], doc
     assert doc["network"][1] == {"1": [{"block1-0": "residual"}]}, doc
     assert doc["network"][2] == {"2": {"block": "residual", "repeat": 2, "names": "block2-{i}"}}, doc
+
+
+class _ChannelAttn(torch.nn.Module):
+    """CBAM's channel attention (timm's ChannelAttn): one MLP over the average- and the max-pooled map."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Conv2d(c, c // 2, 1), torch.nn.Conv2d(c // 2, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.fc2(torch.relu(self.fc1(torch.nn.functional.adaptive_avg_pool2d(x, 1))))
+        top = self.fc2(torch.relu(self.fc1(torch.nn.functional.adaptive_max_pool2d(x, 1))))
+        return x * torch.sigmoid(avg + top)
+
+
+class _Again(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.conv = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.blocks = torch.nn.Sequential(_ChannelAttn(8), _ChannelAttn(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.conv(torch.relu(self.conv(self.stem(x)))))  # conv applied twice
+
+
+def test_a_module_called_twice_is_its_first_call_then_a_share() -> None:
+    """A module with weights called again is `{share: NAME}` of its first call (docs/language.md,
+    "Shared weights"), named inside the block instance that holds both (CBAM's MLP: `share: fc1`):
+    the weights held once, so the module's state_dict loads strictly and the outputs agree
+    (import_module checks both)."""
+    from archspec.importer import import_module
+
+    torch.manual_seed(0)
+    doc = yaml.safe_load(import_module(_Again().eval(), input_size=(12, 12)))
+    assert doc["network"][1:4] == [{"conv": "conv2d 8 3x3 p1"}, "relu", {"share": "conv"}], doc["network"]
+    residual = doc["blocks"]["channel_attn"]["gate"][0]["residual"]
+    assert residual["shortcut"] == ["adaptive_maxpool 1x1", {"share": "fc1"}, "relu", {"share": "fc2"}], residual

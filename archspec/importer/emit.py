@@ -79,7 +79,7 @@ def _snake(name: str) -> str:
 # ---- the emitted tree ------------------------------------------------------------------------
 @dataclass
 class E:
-    kind: str  # op, list, concat, residual, gate, inst
+    kind: str  # op, list, concat, residual, gate, inst, from, share
     name: str | None = None
     op: Step | None = None
     items: list[E] = field(default_factory=list)  # list items, concat branches, [body, shortcut?]
@@ -96,7 +96,8 @@ class E:
     wrap: bool = False
     conds: tuple[str, ...] = ()
     names: dict[tuple[bool, ...], str] | None = None
-    # an earlier value read by name (kind "from"; refnames.py writes its path into ``target``)
+    # an earlier value read by name (kind "from"), or the op whose module a "share" applies again (its
+    # first call); refnames.py writes its path into ``target``
     ref: Prim | None = None
     target: str = ""
     value: Prim | None = None  # a merge's own value: the sum, the concatenation, the product
@@ -157,6 +158,8 @@ class Emitter:
         firsts = {r.split(".", 1)[0] for r in rel}
         composites = {_seg(p, prefix) for p in composite_paths(node)}
         if isinstance(node, Step):
+            if node.prim.of is not None:  # a module called again: `{share: NAME}` (refnames.py writes NAME)
+                return E("share", op=node, ref=node.prim.of), None
             if rel and rel[0] == "" and node.prim.op == "conv":
                 return _unfused(node), None
             if not rel or rel[0] == "":
@@ -490,8 +493,8 @@ def structure_key(e: E) -> str:
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments (and run length) may become parameters
-        if x.kind == "from":
-            return [x.name, "from", x.target]
+        if x.kind in ("from", "share"):
+            return [x.name, x.kind, x.target]
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut, [walk(i) for i in x.items]]
 
     key = walk(e)

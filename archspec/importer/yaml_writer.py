@@ -137,6 +137,8 @@ class Renderer:
             return self._if(e, refs, counter, optional, special)
         if e.kind == "from":
             return {"from": e.target}
+        if e.kind == "share":  # a module called again: its weights shared
+            return {e.name: {"share": e.target}} if e.name else {"share": e.target}
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
