@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from archspec.pipeline import SpecLike, analyze, check_arguments
+from archspec.memo import analyze_kept
+from archspec.pipeline import SpecLike, check_arguments
 from archspec.report import MAX_ACTIVATIONS, attach_report, check_activations
 from archspec.shapes import MAX_PARAMS
 
@@ -23,7 +24,7 @@ def build_model(
 ) -> Any:
     """The compiled module of ``spec`` (the budgets checked before any weight is allocated)."""
     check_arguments(spec, overrides, max_params, max_activations)
-    report = analyze(spec, overrides, max_params=max_params, strict=strict)
+    report = analyze_kept(spec, overrides, max_params=max_params, strict=strict)  # kept from an equal build
     check_activations(report, max_activations)
     from archspec.compile import compile_graph
 

@@ -346,6 +346,26 @@ def record_forward(graph: OpGraph, targets: dict[str, str], outputs: dict[str, s
     return g
 
 
+# The forward recorded for each graph compiled lately: a graph that archspec/memo.py keeps is compiled
+# again by every rebuild, into the same record (its module paths are the graph's). A record is never
+# changed once made (its forwards only read it), so the models built from one graph share it. Keyed by
+# the graph's identity, the graph held with it (its id is not reused meanwhile); bounded: the oldest go.
+_RECORDS: dict[int, tuple[OpGraph, int, dict[str, str], dict[str, str], Recorder]] = {}
+MAX_RECORDS = 32
+
+
+def _recorded(graph: OpGraph, targets: dict[str, str], outputs: dict[str, str]) -> Recorder:
+    """:func:`record_forward`'s record, made once per graph, its module paths and outputs."""
+    hit = _RECORDS.get(id(graph))
+    if hit is not None and hit[0] is graph and hit[1:4] == (len(graph), targets, outputs):
+        return hit[4]
+    record = record_forward(graph, targets, outputs)
+    _RECORDS[id(graph)] = (graph, len(graph), dict(targets), dict(outputs), record)
+    while len(_RECORDS) > MAX_RECORDS:
+        _RECORDS.pop(next(iter(_RECORDS)), None)
+    return record
+
+
 class AuxModel(nn.Module):
     """A network with auxiliary heads: train mode returns every output in a dict, eval mode the main one.
 
@@ -496,7 +516,7 @@ def compile_graph(graph: OpGraph) -> nn.Module:
     class_name = class_name_of(graph.net.name)
     main = graph.net.main_outputs()
     if len(outputs) == len(main):
-        model: nn.Module = _graph_module(root, record_forward(graph, targets, main), class_name)
+        model: nn.Module = _graph_module(root, _recorded(graph, targets, main), class_name)
     else:
         eval_graph, train_graph = build_fx_graph(graph, targets, main), build_fx_graph(graph, targets, outputs)
         model = AuxModel(root, train_graph, eval_graph, class_name, graph.net.aux_weights)

@@ -150,6 +150,7 @@ class Recorder:
         self.names = Names()
         self.result: Any = None
         self.owning_module: nn.Module | None = None
+        self._source: tuple[str, dict[str, Any], dict[int, int | None]] | None = None  # written once recorded
 
     # the part of fx.Graph's API that compile.build_fx_graph uses
     def create_node(
@@ -163,6 +164,7 @@ class Recorder:
         candidate = name if name is not None else _default_name(target)
         value = Value(op, target, args or (), kwargs or {}, self.names.create(candidate, None), candidate)
         self.log.append(value)
+        self._source = None
         return value
 
     def placeholder(self, name: str) -> Value:
@@ -176,10 +178,12 @@ class Recorder:
 
     def erase_node(self, value: Value) -> None:
         value.erased = True
+        self._source = None
 
     def output(self, result: Any) -> None:
         self.names.create("output", None)  # fx's output node takes this name
         self.result = result
+        self._source = None
 
     def lint(self) -> None:
         """(fx.Graph.lint: the record is checked where it is built into a graph.)"""
@@ -221,8 +225,11 @@ class Recorder:
     # ---- the source --------------------------------------------------------------------------------------
     def source(self) -> tuple[str, dict[str, Any], dict[int, int | None]]:
         """The forward's source as fx writes it for :meth:`to_fx`'s graph, its globals and its line map
-        (line → node index, as ``GraphModule._lineno_map``). Raises :class:`Unwritable`."""
-        return _Writer(self.nodes, self.result, self.names.splits).write()
+        (line → node index, as ``GraphModule._lineno_map``). Raises :class:`Unwritable`. Written once for a
+        finished record (the forwards of one kept record share it: none of them changes it)."""
+        if self._source is None:
+            self._source = _Writer(self.nodes, self.result, self.names.splits).write()
+        return self._source
 
 
 def _reads(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[Value, None]:

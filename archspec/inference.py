@@ -2,7 +2,7 @@
 
     compiled GraphModule ──copy, eval, unshare──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
         ─▶ fold_preact ─▶ fuse_parallel_convs
-        ─▶ avoid_onednn_faults ─▶ fuse_conv_add (off by default) ─▶ fuse_conv_act ─▶ shift_same_padding ─▶ fuse_linear
+        ─▶ avoid_onednn_faults ─▶ fuse_conv_add ─▶ fuse_conv_act ─▶ shift_same_padding ─▶ fuse_linear
         ─▶ fuse_gate ─▶ gate_into_conv ─▶ fuse_shuffle
         ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
         ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
@@ -54,14 +54,16 @@ def optimize(
     channels_last: bool = True,
     fuse_parallel: bool = True,
     fuse_act: bool = True,
-    fuse_add: bool = False,
+    fuse_add: bool = True,
     skip: Collection[str] = (),
     compile: bool = False,  # noqa: A002 - the switch's name in the issue and in torch
 ) -> fx.GraphModule:
     """An inference-only copy of ``model`` (an ``archspec.build`` result); ``model`` is left as it is.
 
-    ``fuse_add`` (conv + residual add + ReLU in one oneDNN kernel) is off by default: side by side it
-    showed no gain beyond the A/A noise (docs/performance.md), and it calls torch's private API.
+    ``fuse_add=False`` leaves the residual sums (and the ReLU after them) out of the convs; by default
+    the last conv of a residual body adds the shortcut and applies the ReLU as oneDNN post-ops, writing
+    into the shortcut's memory where nothing reads it later (docs/performance.md: 9-10 % of ResNet-50's
+    and ResNeXt-50's forward at batch 8).
     ``skip`` names passes not to run (``"fuse_shuffle"``, ``"dense_concat"``, ...; see
     :data:`PASSES`).
 

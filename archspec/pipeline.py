@@ -51,12 +51,18 @@ def shaped_graph(
     summary all start from)."""
     check_arguments(spec, overrides, max_params)
     resolved = resolve(spec, overrides)
+    graph, info = shaped_resolved(resolved, max_params)
+    return resolved, graph, info
+
+
+def shaped_resolved(resolved: Resolved, max_params: int = MAX_PARAMS) -> tuple[OpGraph, ShapeInfo]:
+    """:func:`shaped_graph` after ``resolve``: expand → shapes, with the checks between."""
     graph = expand(resolved)
     check_init_patterns(resolved, graph)
     info = infer_shapes(graph, max_params=max_params)
     check_frozen(resolved, graph)
     graph.net.warnings += gate_warnings(graph)
-    return resolved, graph, info
+    return graph, info
 
 
 def analyze(

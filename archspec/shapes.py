@@ -164,7 +164,8 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     axes: dict[PartialMerge, set[int]] = {}  # one warning per pair of inputs, naming both axes when both
     for m in net.partial_merges:
         axes.setdefault(replace(m, axis=0), set()).add(m.axis)
-    net.warnings = [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)]) for m, a in axes.items()]
+    net.warnings = [w for w in net.warnings if w.code != "partial-merge"]  # found again on each run
+    net.warnings += [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)]) for m, a in axes.items()]
     problem = every.problem(h, w)
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""

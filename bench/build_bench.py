@@ -6,6 +6,9 @@ variants b1–b4, built with ``variant``): rounds interleave build(spec), the re
 A/A column: the noise band any ratio must beat); each figure is the median of the per-round
 ratios. Run from the repository root: ``python bench/build_bench.py --rounds 7``.
 
+``--uncached``: every build analyses its spec afresh (archspec/memo.py's report store emptied before
+each): what a rebuild costs without that store, the expansion and shapes included.
+
 ``--cold``: the first build in a fresh process instead (imports done, nothing built yet: what a
 script pays once), each round two fresh processes, one building the spec and one calling the
 reference constructor, in alternating order; the ratio is the median of the per-round ratios.
@@ -82,6 +85,18 @@ def networks() -> dict[str, tuple[Path, dict[str, Any] | None, Callable[[], Any]
     return found
 
 
+def _uncached(path: Path, overrides: dict[str, Any] | None) -> Callable[[], Any]:
+    """``archspec.build(path, overrides)`` with no report kept from an earlier build (archspec/memo.py)."""
+    import archspec
+    from archspec import memo
+
+    def build() -> Any:
+        memo.clear()
+        return archspec.build(path, overrides)
+
+    return build
+
+
 def cold(names: list[str], rounds: int) -> None:
     print("| network | first `archspec.build` in a process | first reference constructor | build / reference |")
     print("|---|---|---|---|")
@@ -101,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--networks", help="comma-separated spec names (default: every zoo spec with a reference)")
     parser.add_argument("--cold", action="store_true", help="the first build in a fresh process (one process per build)")
+    parser.add_argument("--uncached", action="store_true", help="every build analyses its spec afresh (no kept report)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
@@ -110,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     found = networks()
     names = args.networks.split(",") if args.networks else list(found)
-    print(f"# {_cpu()}, {len(names)} networks, {args.rounds} rounds, archspec from {Path(archspec.__file__).parent}")
+    kept = "" if not args.uncached else ", reports not kept"
+    print(f"# {_cpu()}, {len(names)} networks, {args.rounds} rounds{kept}, archspec from {Path(archspec.__file__).parent}")
     if args.cold:
         cold(names, args.rounds)
         return 0
@@ -118,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for name in names:
         path, overrides, make = found[name]
-        archspec.build(path, overrides), make()  # warm: imports, caches
+        ours_build = _uncached(path, overrides) if args.uncached else (lambda p=path, o=overrides: archspec.build(p, o))
+        ours_build(), make()  # warm: imports, caches
         times: dict[str, list[float]] = {"ours": [], "ref": [], "ref2": []}
         for _ in range(args.rounds):
-            for key, fn in (("ours", lambda p=path, o=overrides: archspec.build(p, o)), ("ref", make), ("ref2", make)):
+            for key, fn in (("ours", ours_build), ("ref", make), ("ref2", make)):
                 start = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - start)

@@ -99,3 +99,37 @@ def test_a_spec_scaling_its_own_widths_expands_once(monkeypatch: Any) -> None:
     assert resolved.spec.scale.width != 1 and "width" not in resolved.spec.scale.apply
     expansion._expand(resolved)
     assert runs == [True]
+
+
+def test_a_short_form_read_again_with_the_same_values_is_parsed_once(monkeypatch: Any) -> None:
+    """The block instances of a stage read the same $parameter values: each short form is parsed once per
+    place and values (ShortForms._parse_bound), and every instance still counts its parameters as used
+    (an unused one is an error per instance: a kept parse that forgot them would raise it)."""
+    from archspec.language.shortform import ShortForms
+
+    parses: list[str] = []
+    parse = ShortForms._parse
+
+    def counted(self: Any, text: str, *args: Any) -> Any:
+        parses.append(text)
+        return parse(self, text, *args)
+
+    monkeypatch.setattr(ShortForms, "_parse", counted)
+    text = """archspec: 1
+name: stage
+input: {channels: 3, size: [16, 16]}
+blocks:
+  unit:
+    params: {c: 8, k: 3}
+    chain: ['conv2d $c ${k}x${k} p${k // 2}', relu]
+network:
+  stem: conv2d 8 1x1
+  body: [unit c=8, unit c=8, unit c=8 k=5, unit c=8]
+"""
+    graph = expansion.expand(resolve(text))
+    assert parses.count("conv2d $c ${k}x${k} p${k // 2}") == 2  # k=3 (three instances), k=5 (one)
+    kernels = [graph.at(n).params.kernel for n in graph.ordered() if graph.at(n).op == "conv2d"]
+    assert kernels == [(1, 1), (3, 3), (3, 3), (5, 5), (3, 3)]  # what each instance writes
+    assert [graph.at(n).loc.line for n in graph.ordered() if graph.at(n).op == "conv2d"][1:] == [7, 7, 7, 7]
+    with pytest.raises(archspec.SpecError, match="never used"):
+        expansion.expand(resolve(text.replace("params: {c: 8, k: 3}", "params: {c: 8, k: 3, unused: 1}")))

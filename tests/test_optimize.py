@@ -311,9 +311,9 @@ def test_optimize_runs_every_pass_and_leaves_the_model_alone(small) -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     opt = optimize(model)
     names = [r.name for r in opt.archspec_passes if r.rewrites]
-    assert names == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_act", "to_layout"]
-    with_add = [r.name for r in optimize(model, fuse_add=True).archspec_passes if r.rewrites]
-    assert with_add == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_add", "fuse_conv_act", "to_layout"]
+    assert names == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_add", "fuse_conv_act", "to_layout"]
+    without_add = [r.name for r in optimize(model, fuse_add=False).archspec_passes if r.rewrites]
+    assert without_add == ["remove_noops", "fold_bn", "fuse_parallel_convs", "fuse_conv_act", "to_layout"]
     assert not any(p.requires_grad for p in opt.parameters())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
@@ -375,6 +375,7 @@ def test_fused_convs_fall_back_to_public_torch(small, monkeypatch) -> None:
 
     monkeypatch.setattr(onednn, "conv_pointwise", refuse)
     monkeypatch.setattr(onednn, "conv_add_pointwise", refuse)
+    monkeypatch.setattr(onednn, "conv_add_pointwise_", refuse)
     model, x = small
     opt = optimize(model)
     with torch.no_grad():
@@ -382,3 +383,45 @@ def test_fused_convs_fall_back_to_public_torch(small, monkeypatch) -> None:
     fused = [m for m in opt.modules() if isinstance(m, onednn.OneDNNConv)]
     assert fused and all(m._packed is None for m in fused)  # no weight was packed for oneDNN
     assert any(isinstance(m, ConvAct) for m in fused)
+
+
+def test_a_repeated_conv_call_reuses_its_arguments_only_while_they_hold(small) -> None:
+    """A fused conv called on the same input shape runs on its last call's arguments without the general
+    checks; another shape, a new bias, autograd on, or oneDNN switched off take the general path again."""
+    import copy
+
+    from archspec.passes import onednn
+
+    if not onednn.mkldnn_dtypes():
+        pytest.skip("this torch has no oneDNN")
+    model, x = small
+    opt = optimize(model)
+    conv = next(m for m in opt.modules() if type(m) is ConvAct and m.post_op.name == "relu")
+    general: list[int] = []
+    real = conv.onednn
+    conv.onednn = lambda *a: general.append(1) or real(*a)  # counts the general path's calls
+    z = torch.randn(2, conv.in_channels, 8, 8).to(memory_format=torch.channels_last)
+
+    def public(t: torch.Tensor) -> torch.Tensor:
+        return torch.relu(nn.functional.conv2d(t, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
+
+    with torch.no_grad():
+        _close(conv(z), public(z), tol=1e-5)
+        _close(conv(z), public(z), tol=1e-5)
+        assert len(general) == 1 and conv._repeat is not None  # the second call reused the first's arguments
+        conv(torch.randn(1, conv.in_channels, 8, 8))  # another shape
+        assert len(general) == 2
+        conv(z)
+        assert len(general) == 3
+        conv.bias = nn.Parameter(conv.bias + 1.0, requires_grad=False)  # a new bias tensor
+        _close(conv(z), public(z), tol=1e-5)
+        assert len(general) == 4
+        torch.backends.mkldnn.enabled = False
+        try:
+            _close(conv(z), public(z), tol=1e-5)
+        finally:
+            torch.backends.mkldnn.enabled = True
+        assert len(general) == 5
+    _close(conv(z), public(z), tol=1e-5)  # autograd on: the public conv2d
+    assert len(general) == 6
+    assert copy.deepcopy(conv)._repeat is None  # the arguments hold an opaque packed weight: never copied

@@ -36,10 +36,10 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.errors import SpecError
+from archspec.errors import Loc, SpecError, SpecWarning
 from archspec.graph.expander import Expander, Written
 from archspec.graph.naming import MAX_NODES
-from archspec.ir import INPUT, OpGraph
+from archspec.ir import INPUT, Node, OpGraph
 from archspec.language.resolve import Resolved
 from archspec.ops import REGISTRY
 
@@ -71,23 +71,73 @@ def output_ops(graph: OpGraph) -> frozenset[str]:
 
 
 def expand(resolved: Resolved) -> OpGraph:
-    """The OpGraph of a resolved spec (see the module's docstring); with ``outputs:``, only what they read."""
+    """The OpGraph of a resolved spec (see the module's docstring): only what its outputs read."""
     graph = _expand(resolved)
-    if graph.net.named_outputs:
-        prune(graph)
+    dropped = prune(graph)
+    if not graph.net.named_outputs:  # under `outputs:` leaving parts out is the point; here it is a slip
+        by_place: dict[Loc, list[tuple[str, Node]]] = {}  # a block's part unread in each instance: one warning
+        for path, record in dropped:
+            by_place.setdefault(record.loc, []).append((path, record))
+        graph.net.warnings += [_unread([p for p, _ in parts], parts[0][1]) for parts in by_place.values()]
     return graph
 
 
-def prune(graph: OpGraph) -> None:
-    """Remove what no output reads (docs/language.md, "Several outputs"): a spec naming its outputs is the
-    network computing them, as torchvision's IntermediateLayerGetter drops the layers after the last one
-    it returns; a report row left without its output ends at its last op still there."""
+def prune(graph: OpGraph) -> list[tuple[str, Node]]:
+    """Remove what no output reads (docs/language.md, "Several outputs" and "Reading earlier values"):
+    the network is what its outputs compute, as torchvision's IntermediateLayerGetter drops the layers
+    after the last one it returns, and as `build` never calls a module whose value nothing reads; a
+    report row left without its output ends at its last op still there. Returns each part removed
+    whole that held a value nothing read (its path, its first op), in network order."""
     keep = {INPUT}
     for out in graph.net.outputs.values():
         keep |= nx.ancestors(graph, out) | {out}
+    if len(keep) == len(graph):
+        return []
+    ends = _unread_parts(graph, keep)
     graph.remove_nodes_from([n for n in graph if n not in keep])
     last = {graph.at(n).unit: n for n in graph.ordered() if n != INPUT}  # the input is no row's (a row may be named input)
     graph.net.units = [u if u.output in graph else replace(u, output=last[u.path]) for u in graph.net.units if u.path in last]
+    return ends
+
+
+def _unread_parts(graph: OpGraph, keep: set[str]) -> list[tuple[str, Node]]:
+    """For each value nothing reads (an end of what is removed), the first op of the outermost named part
+    removed whole around it: ``b`` for ``b: [conv, relu]`` rather than its relu; each part once."""
+    removed: dict[str, list[Node]] = {}  # path prefix → removed records under it, in network order
+    kept_prefixes: set[str] = set()
+    for n in graph.ordered():
+        record = graph.at(n)
+        segments = record.origin.split(".") if record.origin else []
+        prefixes = [".".join(segments[: k + 1]) for k in range(len(segments))]
+        if n in keep:
+            kept_prefixes.update(prefixes)
+        else:
+            for prefix in prefixes:
+                removed.setdefault(prefix, []).append(record)
+    parts: dict[str, Node] = {}  # module path (or the op as written, at no path) → its first removed op
+    for n in graph.ordered():
+        if n in keep or graph.succ[n]:
+            continue
+        record = graph.at(n)
+        segments = record.origin.split(".") if record.origin else []
+        whole = [".".join(segments[: k + 1]) for k in range(len(segments))]
+        prefix = next((p for p in whole if p not in kept_prefixes), record.origin)
+        parts.setdefault(prefix, removed[prefix][0] if prefix in removed else record)
+    return list(parts.items())
+
+
+def _unread(paths: list[str], record: Node) -> SpecWarning:
+    where = ", ".join(repr(p) if p else repr(record.text) for p in paths[:3]) + (
+        f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    )
+    return SpecWarning(
+        f"nothing reads the value of {where}: {'it is' if len(paths) == 1 else 'they are'} left out of the "
+        f"network, with {'its' if len(paths) == 1 else 'their'} weights",
+        record.loc,
+        "unread",
+        hint="a later `from:` skips it; read it with {from: NAME}, name it in `outputs:`, or delete it "
+        "(--strict makes this an error)",
+    )
 
 
 def _expand(resolved: Resolved) -> OpGraph:

@@ -37,6 +37,7 @@ BLOCK_IN = "block_in"  # the input channels of the innermost block instance (Reg
 # The spec's multipliers (scale.width, scale.depth), readable everywhere (docs/language.md, "Multipliers"),
 # for a spec that scales itself as its reference does: ${make_divisible(24 * width_mult, 8)}, ${ceil(n * depth_mult)}.
 SCALE_NAMES = {"width_mult": "width", "depth_mult": "depth"}
+_COUNTED = frozenset({BLOCK_COUNT, BLOCK_IN, INPUT})  # names whose reads the expansion counts (ShortForms.reads)
 
 
 @dataclass
@@ -135,6 +136,7 @@ class ShortForms:
     structural: list[bool] = field(default_factory=lambda: [False, False])  # ... where they decide structure
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
+    _bound: dict[tuple[Any, ...], Ref] = field(default_factory=dict)  # ... and with them, by the values they read
 
     @property
     def scale(self) -> ScaleSpec:
@@ -154,8 +156,26 @@ class ShortForms:
         hit = self._last_parse
         if hit is not None and hit[0] == key:
             return hit[1]
-        ref = self._parse(text, yp, scope, x)
+        ref = self._parse_bound(text, yp, scope, x)
         self._last_parse = (key, ref, scope.env)
+        return ref
+
+    def _parse_bound(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
+        """A short form with $params, parsed once per place and values of the names it reads: the block
+        instances of a stage read the same values. Not where it reads `in`, block_in or block_count (they
+        are counted, and decide what the expansion does again); a parse that raises is not kept. A kept
+        parse marks the names it reads as used, as reading them does."""
+        names = _names_in(text)
+        if any(n in _COUNTED and n not in scope.env for n in names):
+            return self._parse(text, yp, scope, x)
+        env = scope.env
+        values = repr([(n, env[n]) if n in env else (n, scope.index) if n == BLOCK_INDEX else n for n in sorted(names)])
+        key = (text, yp, id(scope.source), scope.from_input, values)
+        ref = self._bound.get(key)
+        if ref is None:
+            ref = self._bound[key] = self._parse(text, yp, scope, x)
+        elif scope.used is not None:
+            scope.used.update(n for n in names if n in env)
         return ref
 
     def reparse(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:

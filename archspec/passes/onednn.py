@@ -1,7 +1,8 @@
 """oneDNN's fused convolution, shared by the conv fusion passes: the one module that calls torch's private API.
 
 Every private name the passes use (``torch.ops.mkldnn._convolution_pointwise`` and
-``torch.ops.mkldnn._linear_pointwise``, each with its ``.binary`` overload,
+``torch.ops.mkldnn._linear_pointwise``, each with its ``.binary`` overload, the in-place
+``torch.ops.mkldnn._convolution_pointwise_.binary``,
 ``torch._C._nn.mkldnn_reorder_conv2d_weight``, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``)
 is called here and nowhere else. They are used only on a torch whose version this project has tested
 (:data:`TESTED_TORCH`) and that answers the probe below; on any other torch, with oneDNN switched off,
@@ -18,7 +19,8 @@ storage, dtype) or the input shape does, and is never saved, copied or moved wit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -49,9 +51,21 @@ def _supported_dtypes() -> frozenset[torch.dtype]:
     return frozenset(dtypes)
 
 
+def _has_in_place_sum() -> bool:
+    """Whether this torch has the in-place fused conv (``conv(x) + other`` written into ``other``)."""
+    if not _supported_dtypes():
+        return False
+    try:
+        torch.ops.mkldnn._convolution_pointwise_.binary  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
 # Worked out once, at import: asked for the first time while torch.export or dynamo traces a
 # forward, the answer could be the tracer's rather than the machine's.
 _SUPPORTED = _supported_dtypes()
+IN_PLACE_SUM = _has_in_place_sum()
 
 
 def mkldnn_dtypes() -> frozenset[torch.dtype]:
@@ -90,8 +104,7 @@ def conv_pointwise(
     ``scalars`` its arguments (hardtanh's bounds), ``algorithm`` GELU's (``"none"`` or ``"tanh"``);
     ``padding`` for this call where it depends on the input's size (else the conv's own)."""
     pad = cast(Sequence[int], conv.padding) if padding is None else padding
-    return torch.ops.mkldnn._convolution_pointwise(
-        x,
+    args = (
         conv.packed_weight(x, pad),
         conv.bias,
         pad,
@@ -102,6 +115,13 @@ def conv_pointwise(
         list(scalars),
         algorithm,
     )
+    if padding is None:  # the conv's own padding: the same arguments serve the next call on this shape
+        conv.remember(x, partial(_pointwise_again, args))
+    return torch.ops.mkldnn._convolution_pointwise(x, *args)
+
+
+def _pointwise_again(args: tuple[Any, ...], x: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._convolution_pointwise(x, *args)
 
 
 def linear_pointwise(
@@ -135,10 +155,31 @@ def conv_add_pointwise(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, a
     )
 
 
+def conv_add_pointwise_(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """``activation(conv(x) + other)`` in one oneDNN kernel, written into ``other`` and returned (oneDNN's
+    ``sum`` post-op: no new map is allocated, and the sum is made as each output tile is stored)."""
+    return torch.ops.mkldnn._convolution_pointwise_.binary(
+        other,
+        x,
+        conv.packed_weight(x),
+        conv.bias,
+        conv.padding,
+        conv.stride,
+        conv.dilation,
+        conv.groups,
+        "add",
+        None,
+        activation,
+        [],
+        None,
+    )
+
+
 class OneDNNConv(nn.Conv2d):
     """Base of the fused convs: an ``nn.Conv2d`` (same parameters, same state_dict keys)."""
 
     _packed: tuple[Any, torch.Tensor] | None = None
+    _repeat: tuple[Any, ...] | None = None  # the last fused call's input, weight and arguments (see ``again``)
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> Any:
@@ -152,6 +193,36 @@ class OneDNNConv(nn.Conv2d):
         not on a 1×1 map (an SE gate's convs after its pool), where the fused call's fixed cost, about
         50 µs, is several times that of ``conv2d`` and the activation (about 10 µs)."""
         return usable(x, self.weight, *others) and not one_pixel(x)
+
+    def again(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The last call's computation (:func:`conv_pointwise` with the same arguments, or an SE conv's
+        matrix product) run on ``x``, where it still holds: an input of the same shape and dtype on the
+        CPU, the same weight (unchanged) and bias, autograd off and oneDNN on. Else None, and the caller
+        takes its general path. A handful of attribute reads instead of :func:`usable`,
+        :func:`one_pixel` and the packed weight's key: at batch 1 on small maps the Python time of a
+        call is a sizeable part of it (the fused kernel's own fixed cost is ~40 µs)."""
+        r = self._repeat
+        if r is None or torch.is_grad_enabled() or not torch._C._get_mkldnn_enabled():
+            return None
+        w = self._parameters["weight"]
+        if (
+            r[0] == x.shape
+            and r[1] is x.dtype
+            and x.is_cpu
+            and r[2] is w
+            and r[3] == w._version
+            and r[4] == w.data_ptr()
+            and r[5] is self._parameters["bias"]
+            and x.dtype in _SUPPORTED
+        ):
+            return cast(torch.Tensor, r[6](x))
+        return None
+
+    def remember(self, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Keep what a call on ``x`` computed (``run(x)``, of this weight and bias) for :meth:`again`."""
+        w = self._parameters["weight"]
+        assert w is not None
+        self._repeat = (x.shape, x.dtype, w, w._version, w.data_ptr(), self._parameters["bias"], run)
 
     def packed_weight(self, x: torch.Tensor, padding: Sequence[int] | None = None) -> torch.Tensor:
         """The weight in oneDNN's layout for a call on ``x`` (with ``padding``, else the conv's own)."""
@@ -168,8 +239,10 @@ class OneDNNConv(nn.Conv2d):
     def __getstate__(self) -> dict[str, Any]:  # deepcopy and pickle: the packed copy is opaque, and remade
         state = super().__getstate__()
         state.pop("_packed", None)
+        state.pop("_repeat", None)
         return state
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(), .float(), ...: drop the copy
         self._packed = None
+        self._repeat = None
         return super()._apply(fn, recurse)

@@ -1,0 +1,83 @@
+"""A value nothing reads (a later `from:` skips it) is left out with its weights, by check as by build,
+and check warns where it is written; under `outputs:` leaving parts out is the point and no warning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archspec
+from archspec.cli import main
+
+SKIPPED = """archspec: 1
+name: skipped
+input: {channels: 3, size: [8, 8]}
+blocks:
+  blk:
+    chain:
+      - a: conv2d 4 1x1
+      - side: [conv2d 4 1x1, relu]
+      - {from: a}
+network:
+  - s: blk * 2
+  - y: conv2d 4 1x1
+  - {from: s}
+  - global_avgpool
+  - fc: linear 3
+"""
+
+
+class Reference(torch.nn.Module):
+    """What the spec computes, written apart: two 1×1 convs in a row, the pool, the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a0 = torch.nn.Conv2d(3, 4, 1)
+        self.a1 = torch.nn.Conv2d(4, 4, 1)
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.a1(self.a0(x)).mean((2, 3)))
+
+
+def test_check_counts_what_build_builds_and_warns_at_each_unread_part() -> None:
+    report = archspec.check(SKIPPED)
+    ref = Reference()
+    assert report.params == sum(p.numel() for p in ref.parameters()) == 51
+    # MACs: two 1×1 convs at 8×8 (3·4 and 4·4 per pixel) and the classifier (4·3)
+    assert report.macs == 64 * (12 + 16) + 12
+    model = archspec.build(SKIPPED).eval()
+    assert sorted(model.state_dict()) == ["fc.bias", "fc.weight", "s.0.a.bias", "s.0.a.weight", "s.1.a.bias", "s.1.a.weight"]
+    pairs = {"s.0.a": ref.a0, "s.1.a": ref.a1, "fc": ref.fc}
+    model.load_state_dict({f"{k}.{t}": getattr(m, t) for k, m in pairs.items() for t in ("weight", "bias")}, strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(model(x), ref(x))
+    # one warning per place written: the block's `side` (in both instances) and the top-level `y`
+    found = [(w.code, w.loc.line, w.loc.column) for w in report.warnings]
+    assert found == [("unread", 8, 16), ("unread", 12, 8)]
+    assert "'s.0.side', 's.1.side'" in report.warnings[0].message and "'y'" in report.warnings[1].message
+
+
+def test_strict_makes_it_an_error_and_the_cli_prints_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(archspec.SpecError) as e:
+        archspec.check(SKIPPED, strict=True)
+    assert (e.value.code, e.value.line) == ("unread", 8)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SKIPPED)
+    assert main(["check", str(spec)]) == 0
+    assert f"{spec}:12:8: warning: nothing reads the value of 'y'" in capsys.readouterr().err
+    assert main(["check", "--strict", str(spec)]) == 2
+
+
+def test_named_outputs_leave_parts_out_without_a_warning() -> None:
+    spec = SKIPPED.replace("network:", "outputs: [s]\nnetwork:").replace("  - y: conv2d 4 1x1\n", "")
+    report = archspec.check(spec)
+    assert report.warnings == []
+    # the head after `s` goes and `side` too: the two `a` convs remain
+    assert report.params == (3 * 4 + 4) + (4 * 4 + 4)
+
+
+def test_a_network_reading_everything_has_no_warning() -> None:
+    assert archspec.check(SKIPPED.replace("      - {from: a}\n", "").replace("  - {from: s}\n", "")).warnings == []
