@@ -278,9 +278,15 @@ class _SpatialNet(nn.Module):
         return self.att(self.stem(x))
 
 
-def test_a_gate_that_is_not_per_channel_is_one_import_error() -> None:
-    with pytest.raises(ImportRefused, match=r"the imported spec does not check: mul at att.mul: a gate must give 8×1×1"):
-        import_module(_SpatialNet(), input_size=8)
+def test_a_full_size_gate_imports_as_a_gate() -> None:
+    # docs/language.md, "Gates": a gate giving the whole C×H×W of x is one (LANG, session 10; it was refused)
+    text = import_module(_SpatialNet(), input_size=8)
+    assert "gate: [{conv: conv2d 8 3x3 p1}, sigmoid]" in text
+    model, reference = archspec.build(text).eval(), _SpatialNet().eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 9, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
 
 
 def test_a_product_that_is_no_gate_is_refused_at_its_source_line() -> None:
