@@ -111,6 +111,9 @@ def initialize(root: nn.Module, schemes: Mapping[str, Any] | None = None, preset
                 how = getattr(scheme, tensor_name) if scheme is not None else "default"
                 if tensor is not None:
                     draws += [(tensor, "uniform", bound)] if how == "default" else _plan(tensor, how)
+            reset_gain = getattr(module, "reset_gain", None)  # a scaled weight-standardised conv's gain (runtime.py)
+            if reset_gain is not None:
+                reset_gain()
             continue
         reset = getattr(module, "reset_parameters", None)
         if reset is None:

@@ -272,7 +272,9 @@ class StdConv2d(nn.Conv2d):
     """A Conv2d with weight standardisation (Qiao et al., arXiv 1903.10520; BiT): each output channel's
     weights are normalised to mean 0 and variance 1 (biased, plus ``eps``) before every use, as timm's
     StdConv2d does; ``same`` pads as :class:`Conv2dSame` does (timm's StdConv2dSame). Its parameters
-    and state_dict keys are an ``nn.Conv2d``'s."""
+    and state_dict keys are an ``nn.Conv2d``'s. With ``gain`` it is timm's ScaledStdConv2d (NF-Nets, Brock et
+    al., arXiv 2101.08692): the standardised weights are also multiplied by a learned ``gain`` per output
+    channel (out×1×1×1, starting at 1) and by the fixed ``gamma / sqrt(fan_in)``."""
 
     def __init__(
         self,
@@ -286,25 +288,43 @@ class StdConv2d(nn.Conv2d):
         bias: bool = True,
         eps: float = 1e-6,
         same: bool = False,
+        gain: bool = False,
+        gamma: float = 1.0,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device=device)
         self.eps = eps
         self.same = same
+        self.gamma = gamma
+        self.gain: nn.Parameter | None = None
+        if gain:
+            self.gain = nn.Parameter(torch.ones(out_channels, 1, 1, 1, device=device))
+
+    def reset_gain(self) -> None:
+        """The gain's start, 1 (timm's gain_init); the compiler's initialisation calls it."""
+        if self.gain is not None:
+            with torch.no_grad():
+                self.gain.fill_(1.0)
+
+    def standardized(self) -> torch.Tensor:
+        """The weights the conv uses: batch_norm over each filter, as timm computes them (the same rounding)."""
+        if self.weight[0].numel() == 1:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single
+            return self.weight - self.weight  # value), with a gradient of 0
+        flat = self.weight.reshape(1, self.out_channels, -1)
+        scale = None if self.gain is None else (self.gain * (self.gamma * self.weight[0].numel() ** -0.5)).view(-1)
+        w = torch.nn.functional.batch_norm(flat, None, None, weight=scale, training=True, momentum=0.0, eps=self.eps)
+        return w.reshape_as(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:
             x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        if self.weight[0].numel() > 1:  # batch_norm over each filter, as timm computes it (the same rounding)
-            flat = self.weight.reshape(1, self.out_channels, -1)
-            w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=self.eps)
-            w = w.reshape_as(self.weight)
-        else:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single value), with a gradient of 0
-            w = self.weight - self.weight
-        return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return torch.nn.functional.conv2d(
+            x, self.standardized(), self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", eps={self.eps}" + (", same=True" if self.same else "")
+        scaled = f", gain=True, gamma={self.gamma}" if self.gain is not None else ""
+        return super().extra_repr() + f", eps={self.eps}" + (", same=True" if self.same else "") + scaled
 
 
 class Container(nn.Module):

@@ -64,7 +64,7 @@ def test_interpolate_to_another_values_size_equals_torch() -> None:
     [
         ("interpolate size_of=lateral3", "interpolate size_of= 'lateral3' names no node before this one", 20),
         ("interpolate size_of=p3", "interpolate size_of= 'p3' names no node before this one", 20),  # p3 is written later
-        ("[global_avgpool, interpolate size_of=c2]", "needs C×H×W feature maps", 25),
+        ("[global_avgpool, interpolate size_of=c2]", "needs a C×H×W feature map, got a vector of 4 as its input", 25),
         ("interpolate size_of=c2 nearest align_corners", "align_corners applies to bilinear interpolation only", 8),
     ],
 )

@@ -46,7 +46,7 @@ def test_gate_multiplies_by_the_per_channel_gate() -> None:
     [
         ("[global_avgpool, linear 8, sigmoid]", "got 8"),  # a vector, not 8×1×1
         ("[adaptive_avgpool 1x1, conv2d 4 1x1, sigmoid]", "got 4×1×1"),  # the wrong channels
-        ("[conv2d 8 1x1, sigmoid]", "must give 8×1×1"),  # not pooled
+        ("[conv2d 8 3x3, sigmoid]", "must give 8×1×1"),  # not pooled, and not of x's size (a full gate would be)
     ],
 )
 def test_a_gate_that_does_not_end_in_c_by_1_by_1_is_refused(gate: str, fragment: str) -> None:

@@ -146,3 +146,21 @@ def test_optimize_rewrites_each_call_of_a_shared_module_apart(tmp_path: Path) ->
     path.write_text(spec)
     fast = archspec.optimize(archspec.build(path).eval())
     assert fast.archspec_passes[0].name == "unshare" and fast.archspec_passes[0].rewrites == 1
+
+
+@pytest.mark.parametrize(
+    "network, blocks, times",
+    [
+        ("[a: {residual: {body: []}}, b: {share: a}]", "", 4),  # x + x, then the same part again: 4x
+        # an op reading the part's input twice (its size from block_in, which is its input): the copy reads the share's
+        ("[m: blk]", "blocks:\n  blk:\n    residual: {body: {a: interpolate size_of=block_in}, shortcut: {share: m.a}}\n", 2),
+    ],
+)
+def test_a_shared_part_reading_its_input_twice_is_applied_again(network: str, blocks: str, times: int) -> None:
+    # FUZZ, session 10 (seeds 21100366, 21100320): an internal KeyError; the writer adds the second read as an
+    # identity after the op, which the replay met before its copy existed
+    spec = f"archspec: 1\nname: twice\ninput: {{channels: 5, size: [17, 17]}}\n{blocks}network: {network}\n"
+    model = archspec.build(spec).eval()
+    x = torch.randn(2, 5, 17, 17)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), times * x)

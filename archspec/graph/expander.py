@@ -202,7 +202,7 @@ class Expander:
         ((key, value),) = node.items()
         if name is not None:  # `stem: {conv1: ...}`: a name inside a name is one path segment under it
             prefix = join(prefix, _seg(name, index))
-        return self.node(value, yp + (key,), scope, x, prefix, key, None)
+        return self.node(value, yp + (key,), scope, x, prefix, self.read.key(key, yp + (key,), scope, x), None)
 
     def chain(
         self, node: ChainNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -215,7 +215,7 @@ class Expander:
         """A chain: each member applied to the previous one's output."""
         if isinstance(members, dict):
             for key, member in members.items():
-                x = self.node(member, yp + (key,), scope, x, prefix, str(key), None)
+                x = self.node(member, yp + (key,), scope, x, prefix, self.read.key(str(key), yp + (key,), scope, x), None)
             return x
         index = 0
         for i, written in enumerate(members):
@@ -225,7 +225,7 @@ class Expander:
                 continue
             if isinstance(member, dict) and len(member) == 1 and not isinstance(member, BaseModel):
                 ((name, value),) = member.items()
-                x = self.node(value, myp + (name,), scope, x, prefix, name, None)
+                x = self.node(value, myp + (name,), scope, x, prefix, self.read.key(name, myp + (name,), scope, x), None)
                 index += 1
                 continue
             repeat = self.read.repeat_of(member, myp, scope, x)
@@ -243,12 +243,9 @@ class Expander:
     def concat(
         self, node: ConcatNode, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
-        prefix = join(prefix, name)
-        branches, cyp = node.concat, yp + ("concat",)
-        if isinstance(branches, dict):
-            outs = [self.node(branch, cyp + (key,), scope, x, prefix, str(key), None) for key, branch in branches.items()]
-        else:
-            outs = [self.node(branch, cyp + (i,), scope, x, prefix, None, i) for i, branch in enumerate(branches)]
+        prefix, count = join(prefix, name), self.read.count_of(node, yp, scope, x)  # count: N, side by side
+        with self.copies.nested(count, scope.source.loc(yp + ("count",) if node.count is not None else yp)):
+            outs = [self.node(b, p, s, x, prefix, key, at) for b, p, s, key, at in self.read.branches(node, count, yp, scope, x)]
         if len(outs) == 1:
             return outs[0]
         loc = scope.source.loc(yp + ("concat",), key=True)

@@ -145,7 +145,8 @@ def is_group(node: Any, name: str | None) -> bool:
 def group_label(node: Any) -> str:
     """The report's label of a container written in place among the rows."""
     if isinstance(node, ConcatNode):
-        return f"concat of {len(node.concat)} branches"
+        times = "" if node.count is None else f" × {node.count}"  # count: N, the branches N times (maybe a $param)
+        return f"concat of {len(node.concat)} branches{times}"
     if isinstance(node, ResidualNode):
         return "residual"
     if isinstance(node, GateNode):

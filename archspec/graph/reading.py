@@ -9,6 +9,7 @@ value that decides structure (a repeat count, a condition, a block's argument) i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from archspec.errors import SpecError
@@ -17,6 +18,7 @@ from archspec.language.load import YamlPath
 from archspec.language.model import (
     BlockRef,
     ChainNode,
+    ConcatNode,
     IfNode,
     OpLong,
     module_name_problem,
@@ -34,6 +36,9 @@ def _from_input(values: dict[str, Any], scope: Scope) -> frozenset[str]:
     )
 
 
+Branch = tuple[Any, YamlPath, Scope, "str | None", "int | None"]  # a concat's branch: node, YAML path, scope, name, index
+
+
 class Reader:
     """Reads the written values of nodes for one expansion."""
 
@@ -48,6 +53,56 @@ class Reader:
         value = self.forms.subst_value(value, yp, scope, x)
         self.forms.mark_structural(before)
         return value
+
+    def key(self, key: str, yp: YamlPath, scope: Scope, x: str) -> str:
+        """A node's name with its ``$params`` and ``${...}`` filled in (``"${i}": conv`` in a concat's copy ``i``),
+        a valid module name; a name written without them, itself."""
+        if "$" not in key:
+            return key
+        loc = scope.source.loc(yp, key=True)
+        before = (self.forms.reads[0], self.forms.reads[1])
+        text = self.forms.subst_text(key, loc, scope, x)
+        self.forms.mark_structural(before)  # a name is structure, as a names: pattern is
+        problem = module_name_problem(text)
+        if problem:
+            raise SpecError(f"the name {key!r} gives {text!r} here: {problem}", loc, code="name")
+        return text
+
+    def count_of(self, node: ConcatNode, yp: YamlPath, scope: Scope, x: str) -> int:
+        """How many times a concat's written branches stand side by side (its ``count:``; 1 without)."""
+        if node.count is None:
+            return 1
+        loc = scope.source.loc(yp + ("count",))
+        before = (self.forms.reads[0], self.forms.reads[1])
+        written = self.structural(node.count, yp + ("count",), scope, x)
+        self.forms.no_block_count(before, loc)
+        return self.forms.check_repeat(written, loc)  # (the depth multiplier leaves it alone: it is no depth)
+
+    def branches(self, node: ConcatNode, count: int, yp: YamlPath, scope: Scope, x: str) -> list[Branch]:
+        """A concat's branches as the expansion places them: (node, YAML path, scope, name, index); with
+        ``count: N`` the written ones N times, copy k's at indices k·m + i of a list (m written), its names
+        filled in with its index."""
+        cyp, out = yp + ("concat",), list[Branch]()
+        for k in range(count):
+            s = self.copy_scope(node, k, yp, scope)
+            if isinstance(node.concat, dict):
+                out += [(b, cyp + (key,), s, self.key(str(key), cyp + (key,), s, x), None) for key, b in node.concat.items()]
+            else:
+                out += [(b, cyp + (i,), s, None, k * len(node.concat) + i) for i, b in enumerate(node.concat)]
+        return out
+
+    def copy_scope(self, node: ConcatNode, k: int, yp: YamlPath, scope: Scope) -> Scope:
+        """The scope of a concat's copy ``k``: its ``index:`` name reads ``k``."""
+        if node.index is None:
+            return scope
+        if node.index in scope.env or node.index == "in":
+            raise SpecError(
+                f"index: {node.index!r} hides the parameter ${node.index} of the block around it",
+                scope.source.loc(yp + ("index",)),
+                code="param",
+                hint="give the index another name, e.g. index: g",
+            )
+        return replace(scope, env={**scope.env, node.index: k})
 
     def copy_names(self, node: Any, yp: YamlPath, scope: Scope, x: str) -> str | None:
         """The ``names:`` pattern of a long-form repeat with its ``$params`` and ``${...}`` filled in

@@ -79,6 +79,9 @@ def replay(writer: Writer, nodes: list[str], reads: str, out: str, x: str, loc: 
     """The part's nodes copied onto ``x`` in place of ``reads`` (what the part read from outside it); the
     copy of ``out``, the part's value."""
     graph, copies = writer.graph, {reads: x}
-    for node in nodes:
+    todo = list(nodes)
+    while todo:  # in spec order, each node once its inputs are copied (the writer adds a value read twice, x + x,
+        node = next(n for n in todo if all(p in copies for p in graph.inputs_of(n)))  # as an identity after the op)
+        todo.remove(node)
         copies[node] = writer.replay(node, [copies[p] for p in graph.inputs_of(node)], loc, scope)
     return copies[out]

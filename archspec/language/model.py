@@ -7,7 +7,7 @@ A node of the branch graph is one of:
 * ``{chain: [...] | {name: node, ...}}`` — a chain, its elements optionally named;
 * ``{concat: [...] | {name: node, ...}}`` — parallel branches concatenated along channels;
 * ``{residual: {body, shortcut, scale, then}}`` — ``then(shortcut(x) + scale * body(x))``;
-* ``{gate: node}`` — ``x * node(x)``, the node's C×1×1 output broadcast over H and W (SE);
+* ``{gate: node}`` — ``x * node(x)``, the node's output broadcast onto x (C×1×1: SE; 1×H×W; C×H×W);
 * ``{if: COND, then: node, else: node}`` — ``then`` when COND (true/false or a ``$param``) holds,
   else ``else`` (the identity when absent): optional parts of parameterised blocks;
 * ``{op: NAME, ...params}`` — an op in long form;
@@ -135,7 +135,7 @@ def _check_named(v: dict[str, Any]) -> dict[str, Any]:
             )
         )
     name = next(iter(v))
-    problem = module_name_problem(name)
+    problem = None if computed_name(name) else module_name_problem(name)
     if problem:
         raise PydanticCustomError("module_name", "{problem}", {"problem": problem, "key": name})
     return v
@@ -240,6 +240,16 @@ def name_of_copy(pattern: str, k: int) -> str:
     return _PATTERN_FIELD.sub(lambda m: str(_copy_field(m.group(1).strip(), k)), pattern)
 
 
+def computed_name(name: str) -> bool:
+    """A node's name written with a parameter (``"$i"``, ``"conv${i + 1}"``): checked where it is expanded."""
+    return isinstance(name, str) and "$" in name
+
+
+def check_node_name(name: str) -> str:
+    """A key naming a node: a module name, or one computed from parameters (checked where it is expanded)."""
+    return name if computed_name(name) else check_module_name(name)
+
+
 def check_module_name(name: str) -> str:
     problem = module_name_problem(name)
     if problem:
@@ -254,7 +264,7 @@ def check_aux_name(name: str) -> str:
     return name
 
 
-Name = Annotated[str, AfterValidator(lambda v: check_module_name(v))]  # a module name: a key that names a node
+Name = Annotated[str, AfterValidator(lambda v: check_node_name(v))]  # a module name (or one with $params): names a node
 AuxName = Annotated[str, AfterValidator(lambda v: check_aux_name(v))]
 BlockName = Annotated[str, AfterValidator(lambda v: check_name(v, "block name"))]
 
@@ -313,9 +323,20 @@ class ChainNode(_Strict):
 
 
 class ConcatNode(_Strict):
-    """{concat: ...}: parallel branches on the same input, concatenated along channels."""
+    """{concat: ..., count: N, index: i}: parallel branches on the same input, concatenated along channels;
+    with ``count``, the written branches N times side by side, ``$i`` their copy's index (MixNet's groups)."""
 
     concat: Members = Field(description="branches, concatenated along channels")
+    count: Union[int, str, None] = Field(
+        None,
+        description="the written branches this many times side by side (a number or $param; copy 0's first), "
+        "e.g. one branch per channel group: MixNet's mixed conv, HRNet's fusions",
+    )
+    index: Union[Annotated[str, AfterValidator(lambda v: check_name(v, "index name"))], None] = Field(
+        None,
+        description="with count: a name for the copy's index (0, 1, …), read as $NAME or in ${...} inside the "
+        "branches, their keys included ('${i}': conv ...)",
+    )
     _tag = "<concat>"
 
     @field_validator("concat")
@@ -324,6 +345,12 @@ class ConcatNode(_Strict):
         if len(v) == 0:
             raise ValueError("a concat needs at least one branch")
         return v
+
+    @model_validator(mode="after")
+    def _index_needs_count(self) -> ConcatNode:
+        if self.index is not None and self.count is None:
+            raise ValueError("index: names the copy's index of a count: write count: N beside it")
+        return self
 
 
 class ResidualBody(_Strict):
@@ -343,11 +370,13 @@ class ResidualNode(_Strict):
 
 
 class GateNode(_Strict):
-    """{gate: node}: x · node(x), the node ending in C×1×1 (squeeze-and-excitation)."""
+    """{gate: node}: x · node(x), the node's output broadcast onto x: C×1×1 (squeeze-and-excitation),
+    1×H×W (a spatial gate), C×H×W (one value per element); each of its C, H and W x's or 1."""
 
     gate: Node = Field(
-        description="computes the per-channel gate from x: e.g. [adaptive_avgpool 1x1, "
-        "fc1: conv2d 16 1x1, relu, fc2: conv2d 64 1x1, sigmoid]"
+        description="computes the gate from x (or from an earlier value, starting with from:), broadcast onto x "
+        "(each of its C, H and W x's or 1): e.g. [adaptive_avgpool 1x1, fc1: conv2d 16 1x1, relu, fc2: conv2d 64 "
+        "1x1, sigmoid]"
     )
     _tag = "<gate>"
 
@@ -519,7 +548,7 @@ class ScaleSpec(_Strict):
         return max(1, int(rounded))
 
 
-BODIES = ("concat", "residual", "gate", "chain", "op")
+BODIES = ("concat", "residual", "gate", "chain", "op", "if")
 
 InitName = Literal["default", "zeros", "ones", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "xavier_uniform"]
 
@@ -576,7 +605,9 @@ InitTable = dict[
 
 
 class BlockDef(_Strict):
-    """A named, reusable block: exactly one body (concat, residual, gate, chain or op) plus parameters."""
+    """A named, reusable block: exactly one body (concat, residual, gate, chain, op or if) plus parameters."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     params: dict[str, Scalar] = Field(default_factory=dict, description="parameters with their defaults, used as $name")
     label: Union[str, None] = Field(None, description="display name, e.g. 'Inception-A'")
@@ -592,10 +623,27 @@ class BlockDef(_Strict):
         "used, as if written there (a deep stem's conv1, bn1, act1 at the top level); an instance takes no name",
     )
     concat: Union[Members, None] = None
+    count: Union[int, str, None] = Field(
+        None, description="with concat: the written branches this many times side by side (as a concat node's count:)"
+    )
+    index: Union[Annotated[str, AfterValidator(lambda v: check_name(v, "index name"))], None] = Field(
+        None, description="with concat and count: a name for the copy's index, as a concat node's index:"
+    )
     residual: Union[ResidualBody, None] = None
     gate: Union[Node, None] = Field(None, description="x · gate(x): a squeeze-and-excitation gate")
     chain: Union[Members, None] = None
-    op: Union[str, None] = Field(None, description="a single op in short form")
+    op: Union[Node, None] = Field(
+        None,
+        description="one node standing at the instance's own path: an op in short or long form, a block, or an "
+        "if: choosing one (op: {if: $hs, then: hardswish, else: relu})",
+    )
+    cond: Union[bool, str, None] = Field(
+        None, alias="if", description="the body is an if: then when this (true, false or a $param) holds, else else"
+    )
+    then: Union[Node, None] = Field(None, description="with if: the body when the condition holds")
+    otherwise: Union[Node, None] = Field(
+        None, alias="else", description="with if: the body when it does not (the identity when absent)"
+    )
     init: InitTable = Field(
         default_factory=dict,
         description="initialisation of the ops in this block's instances, per op name (over the spec's init)",
@@ -603,10 +651,18 @@ class BlockDef(_Strict):
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
-        bodies = [k for k in BODIES if getattr(self, k) is not None]
+        if self.cond is None and (self.then is not None or self.otherwise is not None):
+            raise ValueError("then: and else: are the branches of an if: body; write if: CONDITION beside them")
+        if self.cond is not None and self.then is None:
+            raise ValueError("an if: body needs then: (the body when the condition holds; else: is optional)")
+        if (self.count is not None or self.index is not None) and self.concat is None:
+            raise ValueError("count: and index: repeat the branches of a concat: body; write concat: beside them")
+        if self.index is not None and self.count is None:
+            raise ValueError("index: names the copy's index of a count: write count: N beside it")
+        bodies = [k for k in BODIES if self._body_value(k) is not None]
         if len(bodies) != 1:
             raise ValueError(
-                "a block needs exactly one of concat, residual, gate, chain or op"
+                "a block needs exactly one of concat, residual, gate, chain, op or if"
                 + (f" (it has {', '.join(bodies)})" if bodies else "")
             )
         for name in self.params:
@@ -615,17 +671,23 @@ class BlockDef(_Strict):
                 raise ValueError("'in' cannot name a parameter: in ${...} it is the input channels of the op or block")
         return self
 
+    def _body_value(self, key: str) -> Any:
+        return self.cond if key == "if" else getattr(self, key)
+
     @property
     def body_key(self) -> str:
-        return next(k for k in BODIES if getattr(self, k) is not None)
+        return next(k for k in BODIES if self._body_value(k) is not None)
 
     @property
     def body(self) -> Any:
         """The body as a node."""
         key = self.body_key
-        value = getattr(self, key)
+        value = self._body_value(key)
+        if key == "if":
+            assert self.cond is not None and self.then is not None  # (_one_body)
+            return IfNode.model_construct(cond=self.cond, then=self.then, otherwise=self.otherwise)
         if key == "concat":
-            return ConcatNode.model_construct(concat=value)
+            return ConcatNode.model_construct(concat=value, count=self.count, index=self.index)
         if key == "residual":
             return ResidualNode.model_construct(residual=value)
         if key == "chain":

@@ -139,7 +139,7 @@ def _known_fields(err: Any) -> list[str]:
     if len(path) == 2 and path[0] == "input":
         return list(m.InputSpec.model_fields)
     if len(path) == 3 and path[0] == "blocks":
-        return list(m.BlockDef.model_fields)
+        return [f.alias or k for k, f in m.BlockDef.model_fields.items()]
     if len(path) == 4 and path[0] == "blocks" and path[2] == "residual":
         return list(m.ResidualBody.model_fields)
     if len(path) == 3 and path[0] == "aux":

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from archspec.ops._types import Channels
-from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, map_size, register
 from archspec.symbolic import Shape
 
 
@@ -119,9 +119,8 @@ class _OverChannels(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if not x.is_map:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
-        return Shape(1, x.height, x.width)
+        height, width = map_size(x)
+        return Shape(1, height, width)
 
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
-from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, map_size, pair, register
 from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal[
@@ -43,18 +43,15 @@ def groups_of(p: Conv2dParams, cin: int) -> int:
 
 
 def conv_shape(p: Conv2dParams, x: Shape) -> Shape:
-    if not x.is_map or x.height is None or x.width is None:
-        raise OpShapeError(
-            f"needs a C×H×W feature map, got a vector of {x.channels}", hint="convolutions come before flatten / global_avgpool"
-        )
+    height, width = map_size(x, hint="convolutions come before flatten / global_avgpool")
     groups = groups_of(p, x.channels)
     if x.channels % groups or p.out % groups:
         what = "dw (one group per input channel)" if p.groups == "in" else f"groups={groups}"
         raise OpShapeError(f"{what} must divide both input channels ({x.channels}) and out ({p.out})")
     if p.padding == "same":  # ceil(X / s) whatever the kernel: floor((X - 1)/s) + 1, a 1-wide window of stride s
-        return Shape(p.out, x.height.window(Window(1, p.stride[0])), x.width.window(Window(1, p.stride[1])))
-    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]))
-    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]))
+        return Shape(p.out, height.window(Window(1, p.stride[0])), width.window(Window(1, p.stride[1])))
+    h = height.window(Window(p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]))
+    w = width.window(Window(p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]))
     return Shape(p.out, h, w)
 
 
@@ -176,7 +173,25 @@ def read_conv(call: Call) -> dict[str, Any]:
 
 class StdConv2dParams(Conv2dParams):
     bias: bool = False
-    eps: Eps = Field(1e-6, description="added to each filter's variance (timm's StdConv2d: 1e-6; BiT: 1e-8)")
+    eps: Eps = Field(1e-6, description="added to each filter's variance (timm's StdConv2d: 1e-6; BiT: 1e-8; NF-ResNets: 1e-5)")
+    gain: bool = Field(
+        False,
+        description="the flag gain: timm's ScaledStdConv2d (NF-Nets): the standardised weights times a learned gain "
+        "per output channel (state_dict key gain, out×1×1×1, starting at 1) and gamma / sqrt(fan_in)",
+    )
+    gamma: float = Field(
+        1.0,
+        gt=0.0,
+        le=1e6,
+        description="with gain: the fixed scale gamma / sqrt(fan_in) of the standardised weights (fan_in = in / groups "
+        "· kh · kw); NF-Nets take the activation's gamma, 1.7139588594436646 for relu",
+    )
+
+    @model_validator(mode="after")
+    def _gamma_needs_gain(self) -> StdConv2dParams:
+        if self.gamma != 1.0 and not self.gain:
+            raise ValueError("gamma scales a conv with a gain (timm's ScaledStdConv2d): write the flag gain too")
+        return self
 
 
 @register
@@ -188,16 +203,20 @@ class StdConv2d(_ConvRules):
         "with `eps` added to the variance; a filter of one weight becomes 0), as timm's StdConv2d computes it; "
         "its parameters and state_dict keys "
         "are an nn.Conv2d's, and `same` pads as timm's StdConv2dSame. MACs are the convolution's (fvcore "
-        "counts the standardisation as none). Short form: std_conv2d OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] "
-        "[bias] [eps=E]"
+        "counts the standardisation as none). With `gain` it is timm's ScaledStdConv2d (NF-ResNets and NFNets, Brock "
+        "et al., arXiv 2101.08692): the standardised weights are multiplied by a learned gain per output channel "
+        "(`gain`, out×1×1×1, starting at 1) and by the fixed `gamma` / √fan_in. Short form: std_conv2d OUT KxK [sS] "
+        "[pP|pH,W|same] [dD] [gG|dw] [bias] [eps=E] [gain [gamma=G]]"
     )
     Params = StdConv2dParams
-    flags = Conv2d.flags
+    flags = {**Conv2d.flags, "gain": ("gain", True)}
     readers = (Reader("timm.layers.std_conv.StdConv2d"), Reader("timm.layers.std_conv.StdConv2dSame"))
     saved_for_backward = ("in", "w", "stats")
 
     def read(self, call: Call) -> dict[str, Any]:
         fields = {**read_conv(call), "eps": float(call.get("eps", 1e-6))}
+        if call.get("gain") is not None:  # a scaled one (archspec's own layer keeps its gamma)
+            fields |= {"gain": True, "gamma": float(call.get("gamma", 1.0))}
         if call.get("same_pad", False):  # StdConv2dSame padding at run time
             fields["padding"] = "same"
         return fields
@@ -208,12 +227,17 @@ class StdConv2d(_ConvRules):
         cin = inputs[0].channels
         pad = static_padding(p)
         fixed = (0, 0) if pad is None else pad
+        groups = groups_of(p, cin)
         return Layer(
-            cin, p.out, p.kernel, p.stride, fixed, p.dilation, groups_of(p, cin), p.bias, p.eps, pad is None, device=device
+            cin, p.out, p.kernel, p.stride, fixed, p.dilation, groups, p.bias, p.eps, pad is None, p.gain, p.gamma, device=device
         )
 
+    def param_count(self, p: Conv2dParams, inputs: list[Shape], out: Shape) -> int:
+        gain = p.out if isinstance(p, StdConv2dParams) and p.gain else 0
+        return super().param_count(p, inputs, out) + gain
+
     def label(self, p: StdConv2dParams) -> str:
-        return "WS " + conv_label(p, _same(p))
+        return ("scaled WS " if p.gain else "WS ") + conv_label(p, _same(p))
 
 
 class ConvParams(Conv2dParams):
@@ -332,12 +356,11 @@ class ConvTranspose(Op):
 
     def infer(self, p: ConvTransposeParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if not x.is_map or x.height is None or x.width is None:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        height, width = map_size(x)
         if x.channels % p.groups or p.out % p.groups:
             raise OpShapeError(f"groups={p.groups} must divide both input channels ({x.channels}) and out ({p.out})")
         dims = []
-        for i, d in enumerate((x.height, x.width)):
+        for i, d in enumerate((height, width)):
             offset = -p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (p.kernel[i] - 1) + p.output_padding[i] + 1
             dims.append(d.stretched(p.stride[i], offset))
         return Shape(p.out, dims[0], dims[1])

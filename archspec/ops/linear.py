@@ -1,4 +1,4 @@
-"""Classifier-head and regularisation ops: linear, dropout, drop_path, flatten, identity."""
+"""Classifier-head and regularisation ops: linear, dropout, drop_path, flatten, identity, scale."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from archspec.ops._types import Channels, Probability
+from archspec.ops._types import Channels, Probability, TensorFloat
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
 from archspec.symbolic import Shape, factor
 
@@ -230,3 +230,36 @@ class Identity(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
+
+
+class ScaleParams(OpParams):
+    factor: TensorFloat = Field(description="the constant every value is multiplied by")
+
+
+@register
+class Scale(Op):
+    name = "scale"
+    doc = (
+        "Multiplies its input by a constant (`x * C`): NF-ResNets' β before a block and α on its residual branch "
+        "(arXiv 2101.08692), a fixed rescaling. No weights, no MACs (fvcore counts none for a product with a "
+        "number). Short form: scale C"
+    )
+    Params = ScaleParams
+    positional = ("factor",)
+    fresh_output = True
+    saved_for_backward = ()
+    not_imported = (
+        "torch's `x * number` is read by the importer's structural `mul` form (a residual's scale where it is one); "
+        "a product with a number elsewhere is not written as this op yet"
+    )
+
+    def infer(self, p: ScaleParams, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def function(self, p: ScaleParams) -> tuple[Callable[..., Any], dict[str, Any]]:
+        import torch
+
+        return torch.mul, {"other": p.factor}
+
+    def label(self, p: ScaleParams) -> str:
+        return f"× {p.factor:g}"

@@ -93,10 +93,11 @@ class Add(Op):
 class Mul(Op):
     name = "mul"
     doc = (
-        "x · gate(x), the gate broadcast over H and W (squeeze-and-excitation) or over the channels (a spatial "
-        "gate, CBAM); made by a `gate:` node, whose body must end in C×1×1 with the channels of x, or in 1×H×W "
-        "with the H and W of x. Like the residual sum, the product counts no "
-        "MACs (MACs are those of convolutions and linear layers, as fvcore counts them); the gate's own "
+        "x · gate(x), made by a `gate:` node: the gate is broadcast onto x, so each of its channels, height and "
+        "width is x's or 1: C×1×1 with the channels of x (one value per channel, squeeze-and-excitation), "
+        "1×H×W with the H and W of x (one value per pixel, a spatial gate, CBAM), C×H×W (one value per element: "
+        "GhostNetV2's attention). Like the residual sum, the product "
+        "counts no MACs (MACs are those of convolutions and linear layers, as fvcore counts them); the gate's own "
         "convs are counted."
     )
     kind = "merge"
@@ -110,14 +111,21 @@ class Mul(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x, gate = inputs
-        per_channel = gate.per_channel and gate.channels == x.channels
-        per_pixel = gate.channels == 1 and _same_size(gate.height, x.height) and _same_size(gate.width, x.width)
-        if not x.is_map or not (per_channel or per_pixel):
+        fits = (
+            x.is_map
+            and gate.is_map
+            and gate.channels in (1, x.channels)
+            and _onto(gate.height, x.height)
+            and _onto(gate.width, x.width)
+        )
+        if not fits:
             raise OpShapeError(
-                f"a gate must give {x.channels}×1×1 (one value per channel) or 1×H×W with the input's H and W "
-                f"(one value per pixel) for a {x.formula()} input, got {gate.formula()}",
+                f"a gate must give {x.channels}×1×1 (one value per channel), 1×H×W with the input's H and W (one "
+                f"value per pixel) or {x.formula()} (one value per element; each of C, H and W the input's or 1) "
+                f"for a {x.formula()} input, got {gate.formula()}",
                 hint="end a channel gate with adaptive_avgpool 1x1, 1×1 convs back to the input's channels and an "
-                "activation such as sigmoid; a spatial gate with a size-keeping conv to 1 channel",
+                "activation such as sigmoid; a spatial gate with a size-keeping conv to 1 channel; a gate computed "
+                "at another size with interpolate size_of=NAME back to the input's",
                 code="shape-mismatch",
             )
         return x
@@ -129,6 +137,13 @@ class Mul(Op):
 
     def label(self, p: OpParams) -> str:
         return "×"
+
+
+def _onto(g: Dim | None, x: Dim | None) -> bool:
+    """A gate's size ``g`` broadcasts onto the input's ``x``: 1 at every input size, or equal to it (proven)."""
+    if g is not None and g.is_const and g(0) == 1:
+        return True
+    return _same_size(g, x)
 
 
 def _same_size(a: Dim | None, b: Dim | None) -> bool:

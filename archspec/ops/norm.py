@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from archspec.ops._types import Eps, TensorFloat
-from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, map_size, register
 from archspec.symbolic import Shape
 
 
@@ -84,8 +84,7 @@ class FrozenBatchNorm(Op):
         return {"eps": float(call.get("eps", 1e-5))}
 
     def infer(self, p: FrozenBNParams, inputs: list[Shape]) -> Shape:
-        if not inputs[0].is_map:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {inputs[0].channels}")
+        map_size(inputs[0])
         return inputs[0]
 
     def param_count(self, p: FrozenBNParams, inputs: list[Shape], out: Shape) -> int:
@@ -127,8 +126,7 @@ class GlobalResponseNorm(Op):
         return {"eps": float(call.get("eps", 1e-6))}
 
     def infer(self, p: GRNParams, inputs: list[Shape]) -> Shape:
-        if not inputs[0].is_map:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {inputs[0].channels}")
+        map_size(inputs[0])
         return inputs[0]
 
     def param_count(self, p: GRNParams, inputs: list[Shape], out: Shape) -> int:
@@ -176,8 +174,7 @@ class LRN(Op):
         }
 
     def infer(self, p: LRNParams, inputs: list[Shape]) -> Shape:
-        if not inputs[0].is_map:
-            raise OpShapeError("needs a C×H×W feature map")
+        map_size(inputs[0])
         return inputs[0]
 
     def function(self, p: LRNParams) -> tuple[Callable[..., Any], dict[str, Any]]:

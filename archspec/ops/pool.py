@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archspec.ops._types import NonNegPair, PosPair
-from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, pair, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, map_size, pair, register
 from archspec.symbolic import Dim, Shape, Window
 
 
@@ -26,8 +26,7 @@ class AvgPoolParams(PoolParams):
 
 
 def _pool_shape(p: PoolParams, x: Shape) -> Shape:
-    if not x.is_map or x.height is None or x.width is None:
-        raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+    height, width = map_size(x)
     for i in (0, 1):
         if 2 * p.padding[i] > p.kernel[i]:
             raise OpShapeError(
@@ -36,8 +35,8 @@ def _pool_shape(p: PoolParams, x: Shape) -> Shape:
                 code="bad-op-args",
             )
     d = getattr(p, "dilation", (1, 1))
-    h = x.height.window(Window(p.kernel[0], p.stride[0], p.padding[0], d[0], p.ceil))
-    w = x.width.window(Window(p.kernel[1], p.stride[1], p.padding[1], d[1], p.ceil))
+    h = height.window(Window(p.kernel[0], p.stride[0], p.padding[0], d[0], p.ceil))
+    w = width.window(Window(p.kernel[1], p.stride[1], p.padding[1], d[1], p.ceil))
     return Shape(x.channels, h, w)
 
 
@@ -190,8 +189,7 @@ class AdaptiveAvgPool(Op):
 
     def infer(self, p: AdaptiveParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if not x.is_map:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        map_size(x)
         return Shape(x.channels, Dim.const(p.size[0]), Dim.const(p.size[1]))
 
     def function(self, p: AdaptiveParams) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -218,8 +216,7 @@ class GlobalAvgPool(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if not x.is_map:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        map_size(x)
         return Shape(x.channels)
 
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:

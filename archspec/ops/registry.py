@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from archspec.symbolic import Shape
+from archspec.symbolic import Dim, Shape
 
 
 class OpParams(BaseModel):
@@ -222,6 +222,15 @@ def register(cls: type[Op]) -> type[Op]:
         raise RuntimeError(f"op {cls.name!r} is registered twice")
     REGISTRY[cls.name] = cls()
     return cls
+
+
+def map_size(x: Shape, hint: str | None = None, what: str = "") -> tuple[Dim, Dim]:
+    """The height and width of ``x``, which an op needs as a C×H×W feature map; an OpShapeError naming the
+    vector it got otherwise. ``what`` names the input (`` as size_of=c2``) where an op has several, ``hint``
+    is the op's own advice (a conv's: convolutions come before flatten)."""
+    if x.height is None or x.width is None:
+        raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}{what}", hint=hint)
+    return x.height, x.width
 
 
 def pair(v: Any) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from archspec.ops._types import MAX_KERNEL, PosPair
-from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, map_size, register
 from archspec.symbolic import SCAN_LIMIT, Dim, Shape, Window
 
 
@@ -96,10 +96,9 @@ class Pad(Op):
 
     def infer(self, p: PadParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if x.height is None or x.width is None:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        height, width = map_size(x)
         left, right, top, bottom = p.padding
-        return Shape(x.channels, _grow(x.height, top + bottom), _grow(x.width, left + right))
+        return Shape(x.channels, _grow(height, top + bottom), _grow(width, left + right))
 
     def least_input(self, p: PadParams) -> tuple[int, int]:
         # torch refuses a reflection as wide as the map and a circular padding that wraps around more than once
@@ -186,12 +185,11 @@ class Upsample(Op):
 
     def infer(self, p: UpsampleParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
-        if x.height is None or x.width is None:
-            raise OpShapeError(f"needs a C×H×W feature map, got a vector of {x.channels}")
+        height, width = map_size(x)
         if p.size is not None:
             return Shape(x.channels, Dim.const(p.size[0]), Dim.const(p.size[1]))
         assert p.scale is not None
-        return Shape(x.channels, x.height.scaled(p.scale), x.width.scaled(p.scale))
+        return Shape(x.channels, height.scaled(p.scale), width.scaled(p.scale))
 
     def function(self, p: UpsampleParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
@@ -255,11 +253,8 @@ class Interpolate(Op):
 
     def infer(self, p: InterpolateParams, inputs: list[Shape]) -> Shape:
         x, like = inputs
-        for what, shape in (("its input", x), (f"size_of={p.size_of}", like)):
-            if shape.height is None or shape.width is None:
-                raise OpShapeError(f"needs C×H×W feature maps, got a vector of {shape.channels} as {what}")
-        assert like.height is not None and like.width is not None
-        return Shape(x.channels, like.height, like.width)
+        map_size(x, what=" as its input")
+        return Shape(x.channels, *map_size(like, what=f" as size_of={p.size_of}"))
 
     def train_module_of(self, p: InterpolateParams) -> Any:
         from archspec.runtime import InterpolateLike
@@ -304,9 +299,8 @@ class Crop(Op):
 
     def infer(self, p: CropParams, inputs: list[Shape]) -> Shape:
         x, ref = inputs[0], inputs[-1]
-        if x.height is None or x.width is None or ref.height is None or ref.width is None:
-            raise OpShapeError(f"needs two C×H×W feature maps, got {x.formula()} and {ref.formula()}")
-        for axis, (a, b) in enumerate(((x.height, ref.height), (x.width, ref.width))):
+        (h, w), (rh, rw) = map_size(x, what=" as its input"), map_size(ref, what=f" as to={p.to}")
+        for axis, (a, b) in enumerate(((h, rh), (w, rw))):
             bad = _first_smaller(a, b)
             if bad is not None:
                 name = "HW"[axis]

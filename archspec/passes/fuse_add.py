@@ -59,13 +59,18 @@ class ConvAdd(OneDNNConv):
 
     def _fits(self, x: torch.Tensor, other: torch.Tensor) -> bool:
         """Whether ``other`` can hold the result: a whole tensor (not a view) of the output's shape and
-        dtype, laid out as ``x`` (oneDNN writes its output in its input's layout)."""
+        dtype, laid out as ``x`` (oneDNN writes its output in its input's layout), not ``x``'s memory."""
         n, _, h, w = x.shape
         ph, pw = cast(tuple[int, int], self.padding)  # never "same" here: the pass takes numeric padding only
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         shape = (n, self.out_channels, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        return other._base is None and tuple(other.shape) == shape and other.is_contiguous(memory_format=layout)
+        return (
+            other._base is None
+            and tuple(other.shape) == shape
+            and other.is_contiguous(memory_format=layout)
+            and other.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+        )
 
     @classmethod
     def scaled(cls, conv: nn.Conv2d, scale: float, activation: str | None) -> ConvAdd:
@@ -144,11 +149,13 @@ def _fresh(gm: fx.GraphModule, node: fx.Node) -> bool:
     return isinstance(module, _FRESH_MODULES) or node.op == "call_function" and node.target in _FRESH_FUNCTIONS
 
 
-def _writable(gm: fx.GraphModule, other: fx.Node, add: fx.Node) -> bool:
+def _writable(gm: fx.GraphModule, other: fx.Node, add: fx.Node, conv_input: object) -> bool:
     """Whether the sum at ``add`` may be written into ``other``: its memory was made by an op of this
     graph (not the input, a constant or a view), and every reader of that memory runs before ``add`` —
     also through a view or an in-place op taken of it earlier (``narrow(other)`` read after the sum
-    would see the sum), so the readers of any node that may share the memory are followed too."""
+    would see the sum), so the readers of any node that may share the memory are followed too; and
+    the conv's own input is none of them (``conv(x) + x`` written into ``x`` would overwrite pixels the
+    conv still reads)."""
     chain: list[fx.Node] = []
     if _alias_root(gm, other, chain) is None:
         return False
@@ -163,7 +170,7 @@ def _writable(gm: fx.GraphModule, other: fx.Node, add: fx.Node) -> bool:
             if not _fresh(gm, user):  # a view, an in-place op, an op not known: its result may be this memory
                 sharing.add(user)
                 todo.append(user)
-    return True
+    return conv_input not in sharing
 
 
 def _gated(conv: fx.Node) -> bool:
@@ -180,7 +187,7 @@ def fuse_conv_add(gm: fx.GraphModule) -> PassResult:
         if found is None:
             continue
         body, other, scale = found
-        if not _writable(gm, other, add) or _gated(body):
+        if not _writable(gm, other, add, body.args[0]) or _gated(body):
             continue  # out of place, oneDNN's binary post-op is no faster than the conv, add_ and relu_
         act = only_user(add)
         fuse_act = is_relu(act)

@@ -20,12 +20,9 @@ from archspec.runtime import StdConv2d
 
 
 def _standardized(conv: StdConv2d) -> torch.Tensor:
-    """The weights ``StdConv2d.forward`` convolves with (its formula, runtime.py: the same rounding)."""
-    if conv.weight[0].numel() == 1:
-        return torch.zeros_like(conv.weight)
-    flat = conv.weight.reshape(1, conv.out_channels, -1)
-    w = torch.nn.functional.batch_norm(flat, None, None, training=True, momentum=0.0, eps=conv.eps)
-    return w.reshape_as(conv.weight)
+    """The weights ``StdConv2d.forward`` convolves with (its own method, runtime.py: the same rounding; a
+    scaled one's gain and gamma / sqrt(fan_in) included)."""
+    return conv.standardized()
 
 
 def _plain(conv: StdConv2d) -> nn.Conv2d:

@@ -33,7 +33,10 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
     a = p.params
     if p.op in ("conv2d", "std_conv2d"):  # `same` pads by hand before the conv (apply)
         pad = (0, 0) if a["same"] else a["padding"]
-        return nn.Conv2d(a["in"], a["out"], a["kernel"], a["stride"], pad, a["dilation"], a["groups"], a["bias"])
+        conv = nn.Conv2d(a["in"], a["out"], a["kernel"], a["stride"], pad, a["dilation"], a["groups"], a["bias"])
+        if a.get("gain"):  # docs/language.md, `std_conv2d`: the gain, out×1×1×1, key `gain`
+            conv.gain = nn.Parameter(torch.ones(a["out"], 1, 1, 1))
+        return conv
     if p.op == "group_norm":
         return nn.GroupNorm(a["groups"], truth.shapes[p.id].c, eps=a["eps"], affine=a["affine"])
     if p.op == "conv_transpose":
@@ -191,7 +194,7 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return x[:, :, top : top + h, left : left + w]
     if op in ("leaky_relu", "pad", "upsample"):
         return _resize_or_leaky(op, a, x)
-    if op in ("elu", "mish", "channel_mean", "channel_max"):
+    if op in ("elu", "mish", "channel_mean", "channel_max", "l2_norm", "scale"):
         return _by_definition(op, a, x)
     if op == "interpolate":  # to the H×W of its second input
         return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
@@ -209,7 +212,7 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=1)
     if op == "add":
         return xs[0] + a["scale"] * xs[1]
-    if op == "mul":  # a gate: x · gate(x), broadcast over H and W (C×1×1) or over the channels (1×H×W)
+    if op == "mul":  # a gate: x · gate(x), the gate broadcast onto x (C×1×1, 1×H×W, C×H×W)
         return xs[0] * xs[1]
     if op == "channel_slice":
         return x[:, a["start"] : a["stop"]]
@@ -274,7 +277,10 @@ def _conv(conv: nn.Conv2d, a: dict, x: torch.Tensor, standardise: bool) -> torch
         flat = w.reshape(w.shape[0], -1)
         mean = flat.mean(dim=1, keepdim=True)
         var = ((flat - mean) ** 2).mean(dim=1, keepdim=True)
-        w = ((flat - mean) / torch.sqrt(var + a["eps"])).reshape(w.shape)
+        w = (flat - mean) / torch.sqrt(var + a["eps"])
+        if a["gain"]:  # timm's ScaledStdConv2d: times the gain (out×1×1×1) and gamma / sqrt(fan_in)
+            w = w * conv.gain.reshape(-1, 1) * (a["gamma"] / flat.shape[1] ** 0.5)
+        w = w.reshape(conv.weight.shape)
     return F.conv2d(x, w, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
@@ -300,6 +306,11 @@ def _by_definition(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, a.get("alpha", 1.0) * torch.expm1(x))
     if op == "mish":  # x · tanh(softplus(x))
         return x * torch.tanh(F.softplus(x))
+    if op == "l2_norm":  # x / max(‖x‖₂ over the channels of each pixel (the values of a vector), eps)
+        norm = (x * x).sum(dim=1, keepdim=True).sqrt()
+        return x / torch.maximum(norm, torch.full_like(norm, a["eps"]))
     if op == "channel_mean":  # over the channels, kept as one channel
         return x.mean(dim=1, keepdim=True)
+    if op == "scale":  # every value times the constant
+        return x * a["factor"]
     return x.amax(dim=1, keepdim=True)  # channel_max

@@ -89,8 +89,22 @@ MAP_OPS = (
     "adaptive_maxpool",
     "channel_mean",
     "channel_max",
+    "l2_norm",
+    "scale",
 ) + ACTS  # linear: per_pixel
-VEC_OPS = ("linear", "bn", "dropout", "drop_path", "identity", "flatten", "channel_slice", "layer_norm", "layer_scale") + ACTS
+VEC_OPS = (
+    "linear",
+    "bn",
+    "dropout",
+    "drop_path",
+    "identity",
+    "flatten",
+    "channel_slice",
+    "layer_norm",
+    "layer_scale",
+    "l2_norm",
+    "scale",
+) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 # no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
 STATELESS_MODULES = ("interpolate",)
@@ -333,6 +347,8 @@ class Named:
 class Concat:
     branches: list[Any]
     names: list[str] | None = None  # a mapping of branches when set
+    count: Any = None  # count: N (or a Param): the written branches N times side by side
+    index: str | None = None  # index: NAME, the copy's index as $NAME in the branches
 
 
 @dataclass
@@ -348,6 +364,7 @@ class If:
     cond: Any  # bool or Param
     then: Any
     other: Any = None
+    as_op: bool = False  # a block's body written `op: {if: ...}` rather than `if:` with then:/else: beside it
 
 
 @dataclass
@@ -524,7 +541,8 @@ def depth_repeats(n: int, depth: float, rounding: str = "ceil") -> int:
 OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/language.md, "Ops")
     "conv": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "bn", "eps", "momentum", "act"},
     "conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias"},
-    "std_conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "eps"},
+    "std_conv2d": {"out", "kernel", "stride", "padding", "dilation", "groups", "bias", "eps", "gain", "gamma"},
+    "scale": {"factor"},
     "bn": {"eps", "momentum", "affine"},
     "group_norm": {"groups", "eps", "affine"},
     "leaky_relu": {"slope"},
@@ -551,6 +569,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "channel_slice": {"start", "stop"},
     "channel_shuffle": {"groups"},
     "channel_conv": {"kernel", "gamma", "beta"},
+    "l2_norm": {"eps"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -567,7 +586,18 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
         "act": "relu",
     },
     "conv2d": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
-    "std_conv2d": {"kernel": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": False, "eps": 1e-6},
+    "std_conv2d": {
+        "kernel": 1,
+        "stride": 1,
+        "padding": 0,
+        "dilation": 1,
+        "groups": 1,
+        "bias": False,
+        "eps": 1e-6,
+        "gain": False,
+        "gamma": 1.0,
+    },
+    "scale": {},
     "bn": {"eps": 1e-5, "momentum": 0.1, "affine": True},
     "group_norm": {"eps": 1e-5, "affine": True},
     "leaky_relu": {"slope": 0.01},
@@ -591,6 +621,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "layer_norm": {"eps": 1e-5, "affine": True},
     "layer_scale": {"init": 1e-6, "flat": False},
     "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
+    "l2_norm": {"eps": 1e-12},
 }
 
 
@@ -890,10 +921,11 @@ class Realizer:
         began = len(self.ends)
         g = self.placed(n.body, x, path, None, None, env)
         gs = self.shapes[g]
-        per_channel = gs.is_map and gs.c == xs.c and set(gs.h) == {1} and set(gs.w) == {1}  # type: ignore[arg-type]
-        per_pixel = gs.is_map and gs.c == 1 and gs.h == xs.h and gs.w == xs.w  # one value per pixel: a spatial gate
-        if not xs.is_map or not (per_channel or per_pixel):
-            raise Invalid("a gate must end in C×1×1 with the channels of its input, or in 1×H×W with its size")
+        # docs/language.md, "Gates": the gate broadcasts onto x, each of its C, H and W x's or 1 (C×1×1: SE, 1×H×W: a
+        # spatial gate, C×H×W: one value per element)
+        onto = gs.is_map and gs.c in (1, xs.c) and all(set(g) == {1} or g == v for g, v in ((gs.h, xs.h), (gs.w, xs.w)))  # type: ignore[arg-type]
+        if not xs.is_map or not onto:
+            raise Invalid("a gate's C, H and W must each be its input's or 1")
         return self.ended(path, self.emit("mul", {}, _join(path, "mul"), [x, g], xs, _join(path, "mul")), began)
 
     def choose(self, n: If, env: dict[str, Any]) -> Any:
@@ -985,8 +1017,17 @@ class Realizer:
 
     def concat(self, n: Concat, x: str, prefix: str, env: dict[str, Any]) -> str:
         outs = []
-        for i, b in enumerate(n.branches):
-            outs.append(self.placed(b, x, prefix, None if n.names is None else n.names[i], i if n.names is None else None, env))
+        count = 1 if n.count is None else self.value(n.count, env)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            raise Invalid("a concat's count is a whole number from 1 to 1000")
+        if n.index is not None and n.index in env:
+            raise Invalid("index hides a parameter")
+        m = len(n.branches)
+        for k in range(count):  # copy k of the branches: $index is k, list branches at k·m + i
+            e = env if n.index is None else {**env, n.index: k}
+            for i, b in enumerate(n.branches):
+                name, at = (None, k * m + i) if n.names is None else (n.names[i], None)
+                outs.append(self.placed(b, x, prefix, name, at, e))
         if len(outs) == 1:
             return outs[0]
         if len(set(outs)) < len(outs):
@@ -1084,8 +1125,8 @@ class Realizer:
         """One block instance: its environment (parameters, then the names every block defines: block_in,
         block_index and block_count of its counter), its body expanded by ``expand``, its parameters all used."""
         block = self.blocks[n.block]
-        if not isinstance(block.body, (Concat, Residual, Chain, Op, Gate)):
-            raise Invalid("a block body is a concat, residual, chain, gate or op")
+        if not isinstance(block.body, (Concat, Residual, Chain, Op, Gate, If)):
+            raise Invalid("a block body is a concat, residual, chain, gate, op or if")
         if n.block in self.stack:
             raise Invalid("block uses itself")
         inner = dict(block.params)
@@ -1320,6 +1361,9 @@ class Realizer:
     def op_leaky_relu(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("leaky_relu", {"slope": float(args["slope"])}, path, [x], self.shapes[x], path)
 
+    def op_scale(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `scale`: x · C
+        return self.emit("scale", {"factor": float(args["factor"])}, path, [x], self.shapes[x], path)
+
     def op_elu(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("elu", {"alpha": float(args["alpha"])}, path, [x], self.shapes[x], path)
 
@@ -1359,6 +1403,9 @@ class Realizer:
     def op_frozen_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "frozen_bn")
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
+
+    def op_l2_norm(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `l2_norm`: shape kept
+        return self.emit("l2_norm", {"eps": float(args["eps"])}, path, [x], self.shapes[x], path)
 
     def op_grn(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "grn")
@@ -1483,8 +1530,10 @@ class Realizer:
             "bias": bool(args["bias"]),
             "same": same,
         }
-        if op == "std_conv2d":
-            params["eps"] = float(args["eps"])
+        if op == "std_conv2d":  # docs/language.md, `std_conv2d`: with gain, timm's ScaledStdConv2d
+            params |= {"eps": float(args["eps"]), "gain": bool(args["gain"]), "gamma": float(args["gamma"])}
+            if params["gamma"] != 1.0 and not params["gain"]:
+                raise Invalid("gamma without gain")
         return self.emit(op, params, path, [x], shape, origin)
 
     # -- the whole spec
@@ -1549,7 +1598,7 @@ class Realizer:
             return 0, self._count(replace(p, shares=None))[1]
         if p.op in ("conv2d", "std_conv2d"):
             weights = p.params["out"] * (p.params["in"] // p.params["groups"]) * p.params["kernel"][0] * p.params["kernel"][1]
-            count = weights + (p.params["out"] if p.params["bias"] else 0)
+            count = weights + (p.params["out"] if p.params["bias"] else 0) + (p.params["out"] if p.params.get("gain") else 0)
             if p.aux is None:
                 macs = weights * p.shape.h[h0 - 1] * p.shape.w[w0 - 1]  # type: ignore[index]
         elif p.op == "linear":
@@ -1841,6 +1890,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("std_conv2d", "bias", True): "bias",
     ("std_conv2d", "bias", False): "no_bias",
     ("std_conv2d", "groups", "in"): "dw",
+    ("std_conv2d", "gain", True): "gain",
     ("group_norm", "affine", False): "no_affine",
     ("layer_scale", "flat", True): "flat",
     ("pad", "mode", "reflect"): "reflect",
@@ -1865,6 +1915,7 @@ POSITIONAL = {
     "branch_sum": ("branches",),
     "branch_select": ("branches",),
     "channel_conv": ("kernel",),
+    "scale": ("factor",),
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
@@ -1951,8 +2002,14 @@ def _chain_data(n: Chain) -> Any:
 
 def _concat_data(n: Concat) -> Any:
     if n.names is not None:
-        return {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches, strict=True)}}
-    return {"concat": [to_data(v) for v in n.branches]}
+        d: dict[str, Any] = {"concat": {k: to_data(v) for k, v in zip(n.names, n.branches, strict=True)}}
+    else:
+        d = {"concat": [to_data(v) for v in n.branches]}
+    if n.count is not None:  # docs/language.md, "Nodes": the branches count times side by side, $index in each copy
+        d["count"] = _yaml_value(n.count)
+    if n.index is not None:
+        d["index"] = n.index
+    return d
 
 
 def _residual_data(n: Residual) -> Any:
@@ -2002,6 +2059,8 @@ def _block_data(b: Block) -> dict[str, Any]:
     body = b.body
     if isinstance(body, Op):
         d["op"] = short_form(body)
+    elif isinstance(body, If) and body.as_op:  # docs/language.md, "Blocks and parameters": op: takes an if: too
+        d["op"] = to_data(body)
     elif isinstance(body, Chain):
         d["chain"] = to_data(body)["chain"] if body.form != "list" else to_data(body)
     else:
@@ -2607,9 +2666,7 @@ class Gen:
             args = self.pick([{}, {"kernel": self.pick([1, 3, 5])}, {"gamma": 3.0}, {"beta": 3.0}, {"gamma": 1.5, "beta": 0.5}])
             body = [body[0], Op("channel_conv", args, style=self.style()), body[-1]]
         elif self.chance(0.3):
-            body = body[1:]  # the channel gate of a 1×1 map
-            if set(s.h) != {1}:  # type: ignore[arg-type]
-                return None
+            body = body[1:]  # one value per element: C×H×W (on a 1×1 map, a channel gate)
         return Gate(Chain(body, self.pick(["list", "chain_list"])))
 
     def make_chain(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Chain | None:
@@ -2823,6 +2880,10 @@ class Gen:
             args["bias"] = self.chance(0.5)
         if name == "std_conv2d" and self.chance(0.4):
             args["eps"] = self.pick([1e-8, 1e-3])
+        if name == "std_conv2d" and self.chance(0.4):  # timm's ScaledStdConv2d (NF-Nets)
+            args["gain"] = True
+            if self.chance(0.6):
+                args["gamma"] = self.pick([1.7139588594436646, 0.5])
         if name == "conv":
             for key, p, values in (
                 ("bn", 0.15, [False]),
@@ -2838,6 +2899,7 @@ class Gen:
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
+        "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
@@ -2849,6 +2911,7 @@ class Gen:
         "group_norm": (("eps", 1.0, [1e-3, 1e-2]), ("affine", 0.2, [False])),
         "leaky_relu": (("slope", 0.6, [0.0, 0.1, 0.2]),),
         "elu": (("alpha", 0.6, [0.5, 2.0]),),
+        "scale": (("factor", 1.0, [0.5, 2.0, -1.0, 0.9805806756909201]),),
     }
 
     def other_args(self, name: str, env: dict[str, Any], c: int = 1) -> dict[str, Any]:
@@ -2884,9 +2947,21 @@ class Gen:
             branches = [self.gen(v, depth - 1, env)[0] for _ in range(k)]
         else:
             branches = [self.branch(v, depth, env, stride) for _ in range(k)]
+        if s.is_map and not align and self.chance(0.12):  # count: N, index: grp (MixNet's groups)
+            return self.make_counted_concat(v, env)
         if self.chance(0.5):
             return Concat([b.node if isinstance(b, Named) else b for b in branches], self.fresh_names(k))
         return Concat(branches)
+
+    def make_counted_concat(self, v: str, env: dict[str, Any]) -> Concat:
+        """docs/language.md, "Nodes": one op branch written once, count times side by side, its copy's index
+        read as $grp: [conv2d ${grp + c} 1x1] (conv `k` at the copy's index) or a weightless op."""
+        count = self.maybe_param("n", self.pick([1, 2, 3]), env, 0.4)
+        op = Op("conv2d", {"out": Expr("grp", "+", self.rng.randint(1, 3))}, style=self.style())
+        branch = self.pick([op, op, Op(self.pick(["identity", "relu", "maxpool"]), style=self.style())])
+        if branch.name == "maxpool":
+            branch.args = {"kernel": (3, 3), "padding": (1, 1)}
+        return Concat([branch], count=count, index="grp" if branch is op or self.chance(0.5) else None)
 
     def make_ceil_merge(self, v: str) -> Concat:
         """Two windows of one stride, one a ceil-mode pool: they agree at some sizes only (a partial
@@ -3158,10 +3233,14 @@ class Gen:
         return self.new_blocks(v, env, [dec, level])
 
     def block_body(self, v: str, depth: int, inner: dict[str, Any], align: int | None) -> Any:
-        """A block's body: a concat, residual, chain, gate or op (None: none fits here)."""
-        kind = self.pick(["concat", "residual", "chain", "op", "gate"])
+        """A block's body: a concat, residual, chain, gate, op or if (None: none fits here)."""
+        kind = self.pick(["concat", "residual", "chain", "op", "gate", "if"])
         if kind == "gate":
             return self.make_gate(v, inner)
+        if kind == "if":  # docs/language.md, "Blocks and parameters": the body is an if (at the instance's path)
+            body = self.make_if(v, depth, inner, align)
+            body.as_op = self.chance(0.5)
+            return body
         if kind == "op":
             body = self.make_op(v, inner, False, align)
             return None if body is None or body.long else body
@@ -3436,7 +3515,7 @@ _NODE_KEYS = {  # a mapping holding this key and only keys of its kind (docs/lan
     "from": ("from", {"from"}),
     "share": ("share", {"share"}),
     "gate": ("gate", {"gate"}),
-    "concat": ("concat", {"concat"}),
+    "concat": ("concat", {"concat", "count", "index"}),
 }
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -3474,7 +3553,7 @@ def language_keys(text: str) -> set[str]:
     seen |= {f"key:input.{k}" for k in data.get("input", {})} | {f"key:scale.{k}" for k in data.get("scale", {})}
     for b in (data.get("blocks") or {}).values():
         seen |= {f"key:block.{k}" for k in b}
-        for body in ("chain", "concat", "gate"):
+        for body in ("chain", "concat", "gate", "op", "then", "else"):
             _walk_data(b.get(body), seen)
         if "residual" in b:
             _walk_data({"residual": b["residual"]}, seen)
