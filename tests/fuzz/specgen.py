@@ -47,18 +47,16 @@ OUTPUTS_CHANCE = 0.15
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
-# share_same_input (session 10, seeds 21100366, 21100320): a shared part with an op reading one value twice (a residual
-# with an empty body, x + x; `interpolate size_of=block_in` on block_in) crashes check and build (KeyError in
-# archspec/graph/share.py); reported to LANG in WALLS.md
 # share_in_aux (session 10, seed 48367 of the CI test): any `share:` in an aux head crashes check and build
 # ("a has no shape: shapes.py has not run"); reported to LANG in WALLS.md
 # share_unread_part (session 10, seed 23000137): a shared part whose own value nothing reads (a later from: skips
 # it), its copy read: KeyError in check and build since unread values are left out (2578cf4); reported in WALLS.md
-KNOWN_FAULTS: set[str] = {"share_same_input", "share_in_aux", "share_unread_part"}
+KNOWN_FAULTS: set[str] = {"share_in_aux", "share_unread_part"}
 # Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
 # MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
 # design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
-# relu_on_output, set_positional, merge_same_input, set_arg_on_repeat, names_pattern_rows and bounded_merge (their
+# relu_on_output, set_positional, merge_same_input, set_arg_on_repeat, names_pattern_rows, bounded_merge and
+# share_same_input (session 10: a shared part reading one value twice, x + x, crashed check; fixed by LANG) (their
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "mish")
