@@ -309,7 +309,8 @@ class StdConv2d(nn.Conv2d):
     def standardized(self) -> torch.Tensor:
         """The weights the conv uses: batch_norm over each filter, as timm computes them (the same rounding)."""
         if self.weight[0].numel() == 1:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single
-            return self.weight - self.weight  # value), with a gradient of 0
+            zero = self.weight - self.weight  # value), with a gradient of 0 (the gain's too)
+            return zero if self.gain is None else zero * self.gain
         flat = self.weight.reshape(1, self.out_channels, -1)
         scale = None if self.gain is None else (self.gain * (self.gamma * self.weight[0].numel() ** -0.5)).view(-1)
         w = torch.nn.functional.batch_norm(flat, None, None, weight=scale, training=True, momentum=0.0, eps=self.eps)

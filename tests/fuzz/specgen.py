@@ -2988,10 +2988,13 @@ class Gen:
         kind = self.pick(["concat", "residual", "chain", "op", "gate", "if"])
         if kind == "gate":
             return self.make_gate(v, inner)
-        if kind == "if":  # docs/language.md, "Blocks and parameters": the body is an if (at the instance's path)
-            body = self.make_if(v, depth, inner, align)
-            body.as_op = self.chance(0.5)
-            return body
+        if kind == "if":  # docs/language.md, "Blocks and parameters": the body is an if, the chosen op at the instance's
+            # path; both branches ops (an instance choosing nothing keeps its row in archspec, the truth drops rows
+            # without ops: seed 2600168, left to FUZZ)
+            then, other = self.make_op(v, inner, False, align), self.make_op(v, inner, False, align)
+            if then is None or other is None:
+                return None
+            return If(self.maybe_param("flag", self.chance(0.5), inner, 0.5), then, other, as_op=self.chance(0.5))
         if kind == "op":
             body = self.make_op(v, inner, False, align)
             return None if body is None or body.long else body
