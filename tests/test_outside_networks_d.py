@@ -89,6 +89,10 @@ def test_vgg11_bn() -> None:
 def test_alexnet() -> None:
     ref = _fresh(lambda: torchvision.models.alexnet(weights=None))
     _assert_same(SPECS / "alexnet.yaml", ref, [(224, 224, 1), (63, 80, 2)])
+    # check's minimum input size is the reference's: 63×63 runs (above), 62 is refused by torch
+    assert archspec.check(SPECS / "alexnet.yaml").min_input_size == (63, 63)
+    with pytest.raises(RuntimeError), torch.no_grad():
+        ref(torch.zeros(1, 3, 62, 80))
 
 
 @pytest.mark.slow

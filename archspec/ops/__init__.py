@@ -7,6 +7,7 @@ from archspec.ops import (  # noqa: F401
     channel_conv,
     channels,
     conv,
+    l2_norm,
     linear,
     merge,
     norm,

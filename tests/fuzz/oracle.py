@@ -192,7 +192,7 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return x[:, :, top : top + h, left : left + w]
     if op in ("leaky_relu", "pad", "upsample"):
         return _resize_or_leaky(op, a, x)
-    if op in ("elu", "mish", "channel_mean", "channel_max", "scale"):
+    if op in ("elu", "mish", "channel_mean", "channel_max", "l2_norm", "scale"):
         return _by_definition(op, a, x)
     if op == "interpolate":  # to the H×W of its second input
         return F.interpolate(x, size=tuple(xs[1].shape[-2:]), mode=a["mode"], align_corners=a["align_corners"])
@@ -304,6 +304,9 @@ def _by_definition(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, a.get("alpha", 1.0) * torch.expm1(x))
     if op == "mish":  # x · tanh(softplus(x))
         return x * torch.tanh(F.softplus(x))
+    if op == "l2_norm":  # x / max(‖x‖₂ over the channels of each pixel (the values of a vector), eps)
+        norm = (x * x).sum(dim=1, keepdim=True).sqrt()
+        return x / torch.maximum(norm, torch.full_like(norm, a["eps"]))
     if op == "channel_mean":  # over the channels, kept as one channel
         return x.mean(dim=1, keepdim=True)
     if op == "scale":  # every value times the constant

@@ -82,6 +82,7 @@ MAP_OPS = (
     "adaptive_maxpool",
     "channel_mean",
     "channel_max",
+    "l2_norm",
     "scale",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = (
@@ -94,6 +95,7 @@ VEC_OPS = (
     "channel_slice",
     "layer_norm",
     "layer_scale",
+    "l2_norm",
     "scale",
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
@@ -550,6 +552,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "channel_slice": {"start", "stop"},
     "channel_shuffle": {"groups"},
     "channel_conv": {"kernel", "gamma", "beta"},
+    "l2_norm": {"eps"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -601,6 +604,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "layer_norm": {"eps": 1e-5, "affine": True},
     "layer_scale": {"init": 1e-6, "flat": False},
     "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
+    "l2_norm": {"eps": 1e-12},
 }
 
 
@@ -1299,6 +1303,9 @@ class Realizer:
     def op_frozen_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "frozen_bn")
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
+
+    def op_l2_norm(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `l2_norm`: shape kept
+        return self.emit("l2_norm", {"eps": float(args["eps"])}, path, [x], self.shapes[x], path)
 
     def op_grn(self, args: dict[str, Any], x: str, path: str) -> str:
         xs = self.map_of(x, "grn")
@@ -2710,6 +2717,7 @@ class Gen:
         "bn": (("eps", 0.2, [0.001]), ("momentum", 0.2, [0.0, 0.5, 1.0]), ("affine", 0.2, [False])),
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
+        "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
