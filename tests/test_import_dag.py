@@ -77,9 +77,18 @@ def test_fcn_resnet50_interpolates_its_logits_to_the_input_s_size() -> None:
 @pytest.mark.slow
 def test_lraspp_reads_the_low_features_by_name_and_gates_the_high_ones() -> None:
     """LR-ASPP's head: low_classifier(low) + high_classifier(resize(cbr(high) · scale(high)), low's size):
-    the sum's side branch reads backbone.4 by name, the gate reads the backbone's value by name."""
-    text = assert_imports_exactly(_segmentation("lraspp_mobilenet_v3_large")(), [(64, 64), (72, 56)])
+    the sum's side branch reads backbone.4 by name, the gate reads the backbone's value by name. The
+    sum is the head's (its forward computes it): a residual inside `classifier` whose body is the
+    operand computed after the side branch starts (high_classifier), as the zoo writes it."""
+    from archspec.importer.coverage import compare_with_zoo
+
+    text = assert_imports_exactly(_segmentation("lraspp_mobilenet_v3_large")(), [(64, 64), (72, 56)], spec_size=(224, 224))
     assert "size_of=backbone.4" in text and "{from: backbone.4}" in text, text
+    head = yaml.safe_load(text)["network"][1]["classifier"]
+    body, shortcut = [{"high_classifier": "conv2d 21 1x1"}], [{"from": "backbone.4"}, {"low_classifier": "conv2d 21 1x1"}]
+    assert head[-1] == {"residual": {"body": body, "shortcut": shortcut}}, text
+    zoo_blocks, verdict = compare_with_zoo(text, "lraspp_mobilenet_v3_large")
+    assert verdict.startswith("same network"), verdict
 
 
 @pytest.mark.slow

@@ -81,3 +81,34 @@ def test_named_outputs_leave_parts_out_without_a_warning() -> None:
 
 def test_a_network_reading_everything_has_no_warning() -> None:
     assert archspec.check(SKIPPED.replace("      - {from: a}\n", "").replace("  - {from: s}\n", "")).warnings == []
+
+
+def test_a_part_whose_copy_a_share_calls_keeps_its_weights() -> None:
+    """`p` is read by nothing but its `share:` copy: p's modules stay (counted once), p's value is not
+    computed for itself, and nothing is said (its weights are in use)."""
+    spec = """archspec: 1
+name: shared
+input: {channels: 3, size: [8, 8]}
+network:
+  - s: conv2d 4 1x1
+  - p: [conv2d 4 1x1, bn]
+  - back: {from: s}
+  - q: {share: p}
+"""
+    report = archspec.check(spec)
+    assert report.warnings == [] and report.params == (3 * 4 + 4) + (4 * 4 + 4) + 2 * 4
+    model = archspec.build(spec).eval()
+    sd = model.state_dict()
+    x = torch.randn(2, 3, 8, 8)
+    s = torch.nn.functional.conv2d(x, sd["s.weight"], sd["s.bias"])
+    p = torch.nn.functional.conv2d(s, sd["p.0.weight"], sd["p.0.bias"])
+    want = torch.nn.functional.batch_norm(p, sd["p.1.running_mean"], sd["p.1.running_var"], sd["p.1.weight"], sd["p.1.bias"])
+    torch.testing.assert_close(model(x), want)
+
+
+def test_an_empty_row_is_reported_whether_or_not_something_else_is_unread() -> None:
+    base = "archspec: 1\nname: e\ninput: {channels: 3, size: [8, 8]}\n"
+    base += "network: [{chain: []}, conv2d 4 1x1, global_avgpool, fc: linear 3%s]\n"
+    plain, skipping = archspec.check(base % ""), archspec.check(base % ", {side: bn}, {from: fc}")
+    assert [r.path for r in plain.rows] == [r.path for r in skipping.rows] == ["[0]", "1", "2", "fc"]
+    assert [w.code for w in skipping.warnings] == ["unread"] and plain.params == skipping.params

@@ -86,17 +86,25 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
     """Remove what no output reads (docs/language.md, "Several outputs" and "Reading earlier values"):
     the network is what its outputs compute, as torchvision's IntermediateLayerGetter drops the layers
     after the last one it returns, and as `build` never calls a module whose value nothing reads; a
-    report row left without its output ends at its last op still there. Returns each part removed
-    whole that held a value nothing read (its path, its first op), in network order."""
+    report row left without its output ends at its last op still there, and a row that never had an op
+    (an empty chain) stays while the value it passes on does. A part whose copy a kept `share:` calls
+    stays with its weights even where nothing reads its own value. Returns each part removed whole that
+    held a value nothing read (its path, its first op), in network order."""
     keep = {INPUT}
-    for out in graph.net.outputs.values():
-        keep |= nx.ancestors(graph, out) | {out}
+    todo = list(graph.net.outputs.values())
+    while todo:  # what the outputs read, and the originals (and what they read) of the shares among it
+        new = ({*todo} | set().union(*(nx.ancestors(graph, n) for n in todo))) - keep
+        keep |= new
+        todo = [s for n in new if (s := graph.at(n).shares) is not None and s not in keep]
     if len(keep) == len(graph):
         return []
     ends = _unread_parts(graph, keep)
     graph.remove_nodes_from([n for n in graph if n not in keep])
     last = {graph.at(n).unit: n for n in graph.ordered() if n != INPUT}  # the input is no row's (a row may be named input)
-    graph.net.units = [u if u.output in graph else replace(u, output=last[u.path]) for u in graph.net.units if u.path in last]
+    units = graph.net.units
+    graph.net.units = [
+        u if u.output in graph else replace(u, output=last[u.path]) for u in units if u.output in graph or u.path in last
+    ]
     return ends
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.importer.forms import ChannelSplits, Merges, ValueReads
+from archspec.importer.forms import ChannelSplits, Merges, ValueReads, per_channel
 from archspec.importer.sizes import is_size, size_of, sym
 from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
 from archspec.ops import REGISTRY, Op
@@ -140,6 +140,7 @@ class Converter:
         self.prims: list[Prim] = []
         self.value: dict[fx.Node, int] = {}  # fx node → prim id (a pass-through maps to its input's)
         self.calls: dict[str, int] = {}
+        self.first: dict[str, int] = {}  # a module called more than once → the prim of its first call
         for n in gm.graph.nodes:
             if n.op == "call_module":
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
@@ -221,8 +222,8 @@ class Converter:
         self.output = self.value[out]
 
     def on_get_attr(self, node: fx.Node) -> None:
-        if node.users and all(_is_mul(u) for u in node.users):
-            return  # a tensor times a map: a layer scale, read by read_mul
+        if node.users and all(_is_mul(u) or (per_channel(u) and all(_is_mul(v) for v in u.users)) for u in node.users):
+            return  # a tensor (or a vector viewed per channel) times a map: a layer scale, read by read_mul
         if node.users:
             raise self.refuse(
                 node, f"the forward reads the tensor attribute {node.target!r} directly; archspec ops own their tensors"
@@ -238,7 +239,28 @@ class Converter:
                 f"no archspec op for module {type(m).__module__}.{type(m).__name__}",
                 hint="see docs/import.md for the modules archspec import knows",
             )
+        if self.calls[target] > 1 and entry[0].stateful:
+            self.shared(node, entry, m, target)
+            return
         self.read(node, entry, ModuleCall(m), target if self.calls[target] == 1 else None)
+
+    def shared(self, node: fx.Node, entry: Entry, m: nn.Module, target: str) -> None:
+        """A module with weights called more than once: its first call an op at its path, each later
+        call a `share` of it (archspec's `{share: NAME}`: the same weights applied again)."""
+        first = self.first.get(target)
+        if first is not None:
+            prim = self.prims[self.add(node, "share")]
+            prim.of, prim.owner = self.prims[first], _caller(node)
+            return
+        self.read(node, entry, ModuleCall(m), target)
+        made = self.value.get(node)
+        if made is None or self.fx_node.get(made) is not node or not self.prims[made].stateful:
+            raise self.refuse(
+                node,
+                "a module with weights is called more than once, and its first call is no one op with weights: "
+                "archspec shares one op's weights (`share:`)",
+            )
+        self.first[target] = made
 
     def on_call_function(self, node: fx.Node) -> None:
         t = node.target
@@ -269,6 +291,8 @@ class Converter:
     def on_call_method(self, node: fx.Node) -> None:
         t = str(node.target)
         entry = self.table.methods.get(t)
+        if per_channel(node) and all(_is_mul(u) for u in node.users):
+            return  # gamma.reshape(1, -1, 1, 1) in x.mul(...): read with the product, a layer scale (read_mul)
         if entry is not None:
             self.read(node, entry, FunctionCall(node, entry[1].args), None)
         elif t == "size" and all(u.op == "call_method" and u.target in ("view", "reshape") for u in node.users):
@@ -302,10 +326,6 @@ class Converter:
         params = {**read, **dict(reader.sets)}
         if self._on_channels_last(node, op):
             params["per_pixel"] = True  # a linear layer on each pixel's channels (ConvNeXt's MLP)
-        if op.stateful and path is None and node.op == "call_module":
-            raise self.refuse(
-                node, "a module with weights is called more than once (shared weights); a spec gives every op its own weights"
-            )
         self.add(node, op.name, params, path=path, stateful=op.stateful)
 
     def read_passthrough(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
@@ -437,6 +457,14 @@ def _reads_shape(node: fx.Node) -> bool:
     return shape and bool(node.users) and all(_is_batch_size(u) for u in node.users)
 
 
+def _caller(node: fx.Node) -> str | None:
+    """The module whose forward calls a module (the one before it in the call's module stack)."""
+    stack = [path for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
+    if stack and stack[-1] == str(node.target):
+        stack = stack[:-1]
+    return stack[-1] or None if stack else None
+
+
 def _is_mul(node: fx.Node) -> bool:
     return (node.op == "call_function" and node.target in (operator.mul, operator.imul, torch.mul)) or (
         node.op == "call_method" and node.target in ("mul", "mul_")
@@ -483,8 +511,11 @@ def fuse_composites(prims: list[Prim], output: int) -> None:
     for p in prims:
         for i in p.inputs:
             users[i].append(p.id)
+    shared = {p.of.id for p in prims if p.of is not None}  # a module called again stays one op: `share:` names it
     for conv in prims:
         if conv.op != "conv2d" or not conv.path or not conv.path.endswith(".conv") or len(users[conv.id]) != 1:
+            continue
+        if conv.id in shared or users[conv.id][0] in shared:
             continue
         if conv.id != output:
             _fuse(prims, users, conv, output)

@@ -94,6 +94,25 @@ LINES_INTRO = (
 )
 
 
+def measured() -> str:
+    """When and on what code the tables were made: the commit (when a git checkout, with `+` when its
+    files differ from it) and the time, UTC."""
+    import datetime
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent.parent
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", "archspec")
+    except (OSError, subprocess.CalledProcessError):
+        return f"Measured {when}.\n"
+    return f"Measured {when} on commit {commit}{'+' if dirty else ''}.\n"
+
+
 def _construct(library: str, name: str, device: str) -> Any:
     import torch
 
@@ -309,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         from archspec.fileio import write_atomic
 
         before = Path(args.output).read_text().split(LINES_HEADING)[0]
-        write_atomic(args.output, before + LINES_HEADING + LINES_INTRO + lines_table())
+        write_atomic(args.output, before + LINES_HEADING + LINES_INTRO + measured() + "\n" + lines_table())
         return 0
     todo = [(lib, name) for lib in ("torchvision", "timm") for name in models(lib) if not args.only or name in args.only]
     rows = _check_all(todo, args.verify_max_params, args.jobs)
@@ -318,11 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         "do not edit by hand -->\n\n# archspec import: coverage\n\n"
         f"Verified: imported, built, the model's state_dict loaded with strict=True and the outputs "
         f"compared on a random input (models up to {args.verify_max_params / 1e6:.0f} M parameters); "
-        "aux heads (torchvision's googlenet and inception_v3) also in training mode.\n\n"
+        "aux heads (torchvision's googlenet and inception_v3) also in training mode. " + measured() + "\n"
     )
     text = header + table(rows)
     if not args.only:
-        text += "\n" + LINES_HEADING + LINES_INTRO + lines_table()
+        text += "\n" + LINES_HEADING + LINES_INTRO + measured() + "\n" + lines_table()
     if args.output:
         from archspec.fileio import write_atomic
 

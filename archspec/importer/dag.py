@@ -113,11 +113,23 @@ class Dag:
             interior = set().union(*(self.region[m] for m in self.merges if m not in self.side))
             stops |= {t for t in self.side_reads if t not in interior}
             if self.side or len(self.outputs) > 1:  # a DAG: its parts may be written in module order (FPN's lateral on layer4)
-                stops |= {v for v in self.module_values if v in self.users and v not in interior}
+                stops |= {v for v in self.module_values if v in self.users and v not in interior and not self._operand(v)}
             bad = {m for m in self.merges if m not in self.side and stops & self.region[m]}
             if not bad:
                 return frozenset(stops - {0})
             self.side |= bad
+
+    def _operand(self, v: int) -> bool:
+        """A module's output that only a side merge's sum reads, nothing else (LR-ASPP's
+        ``low_classifier(low) + high_classifier(x)``): one operand of the sum, written inside it."""
+        users = self.users[v]
+        return (
+            len(users) == 1
+            and users[0] in self.side
+            and self.prims[users[0]].op == "add"
+            and v not in self.outputs
+            and v not in self.side_reads
+        )
 
     def main_input(self, m: int) -> int:
         """The input a side merge continues: the one with the longest history (the spine)."""

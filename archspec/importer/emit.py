@@ -60,8 +60,17 @@ def _join(prefix: str, seg: str) -> str:
     return f"{prefix}.{seg}" if prefix else seg
 
 
+# a network family's name is one word: "Net" and its puns (ResNeXt, ResNeSt) join the word before
+_NET = re.compile(r"Ne(?:t|Xt|St)(?![a-z])")
+
+
 def _snake(name: str) -> str:
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """A class name as a block name: its words in lower case joined by `_` (`InvertedResidual` →
+    `inverted_residual`), a family's name one word (`ConvNeXtBlock` → `convnext_block`, `ResNetStage` →
+    `resnet_stage`, `GhostNet` → `ghostnet`), an acronym one word with the word it starts (`MBConv` →
+    `mbconv`)."""
+    s = _NET.sub(lambda m: m.group(0).lower(), name)
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", s).lower()
     s = re.sub(r"[^a-z0-9_]+", "_", s).strip("_")
     s = re.sub(r"_+", "_", s)
     return s if s and NAME.match(s) else f"block_{s}" if s else "block"
@@ -70,7 +79,7 @@ def _snake(name: str) -> str:
 # ---- the emitted tree ------------------------------------------------------------------------
 @dataclass
 class E:
-    kind: str  # op, list, concat, residual, gate, inst
+    kind: str  # op, list, concat, residual, gate, inst, from, share
     name: str | None = None
     op: Step | None = None
     items: list[E] = field(default_factory=list)  # list items, concat branches, [body, shortcut?]
@@ -80,13 +89,15 @@ class E:
     inst: Instance | None = None
     repeat: int = 1
     # a merged block's template (optional.py): kind "if" is an optional part (present when $cond holds)
-    # or, with ``wrap``, a residual sum present when $cond holds (else its body alone); an item named
-    # otherwise in different instances takes ``names[values of conds]``
+    # or, with ``wrap``, a residual sum present when $cond holds (else its body alone), or, with two
+    # items, two alternative bodies (the first when $cond holds); an item named otherwise in different
+    # instances takes ``names[values of conds]``
     cond: str | None = None
     wrap: bool = False
     conds: tuple[str, ...] = ()
     names: dict[tuple[bool, ...], str] | None = None
-    # an earlier value read by name (kind "from"; refnames.py writes its path into ``target``)
+    # an earlier value read by name (kind "from"), or the op whose module a "share" applies again (its
+    # first call); refnames.py writes its path into ``target``
     ref: Prim | None = None
     target: str = ""
     value: Prim | None = None  # a merge's own value: the sum, the concatenation, the product
@@ -101,6 +112,7 @@ class Instance:
     block: Block | None = None
     args: dict[str, str] = field(default_factory=dict)
     aligned: list[Any] | None = None  # in a merged block: its ops in the order of the template's op slots
+    counts: list[int | None] = field(default_factory=list)  # and their repeat counts (None: a slot it lacks)
 
 
 @dataclass
@@ -146,6 +158,8 @@ class Emitter:
         firsts = {r.split(".", 1)[0] for r in rel}
         composites = {_seg(p, prefix) for p in composite_paths(node)}
         if isinstance(node, Step):
+            if node.prim.of is not None:  # a module called again: `{share: NAME}` (refnames.py writes NAME)
+                return E("share", op=node, ref=node.prim.of), None
             if rel and rel[0] == "" and node.prim.op == "conv":
                 return _unfused(node), None
             if not rel or rel[0] == "":
@@ -166,15 +180,7 @@ class Emitter:
             and not _computed_outside(node, _join(prefix, next(iter(firsts))))
         ):
             (first,) = firsts
-            at = _join(prefix, first)
-            if isinstance(node, Chain):
-                inner = self.as_list(node, at)
-                if first.isdigit():
-                    return self._indexed(inner, at, first), first
-                if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
-                    return self._instance(inner, at, first, prefix)
-                return E("list", name=self._name(first, prefix), items=inner.items), None
-            return self._instance(self.container(node, at), at, first, prefix)
+            return self._under(node, prefix, first)
         if isinstance(node, Chain):
             return self.as_list(node, prefix), None
         if isinstance(node, Gate):
@@ -189,6 +195,20 @@ class Emitter:
                 hint="put the gate's layers in a module of their own",
             )
         return self.container(node, prefix), None
+
+    def _under(self, node: Part, prefix: str, first: str) -> tuple[E, str | None]:
+        """A part whose every op sits under the module ``first`` of ``prefix``."""
+        at = _join(prefix, first)
+        if self.plain is None and _one_module(node, at):
+            node = Chain([node])  # a module holding one module (RegNet's stage of one block): a list of it
+        if isinstance(node, Chain):
+            inner = self.as_list(node, at)
+            if first.isdigit():
+                return self._indexed(inner, at, first), first
+            if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
+                return self._instance(inner, at, first, prefix)
+            return E("list", name=self._name(first, prefix), items=inner.items), None
+        return self._instance(self.container(node, at), at, first, prefix)
 
     def _owned(self, inner: E, node: Part, prefix: str, first: str) -> tuple[E, str | None]:
         at = _join(prefix, first)
@@ -349,6 +369,20 @@ def _owner_key(item: Part, prefix: str) -> str | None:
     return _seg(owner, prefix).split(".", 1)[0]
 
 
+def _one_module(node: Part, path: str) -> bool:
+    """A merge (a residual, a concat, a gate) that one module under ``path`` computes, every op of it
+    inside that module: the module at ``path`` holds that module and nothing else (RegNet's `block1`,
+    a stage of one block `block1-0`)."""
+    merge = node.merge if isinstance(node, (Residual, Concat)) else node.mul if isinstance(node, Gate) else None
+    rel = [_seg(p, path) for p in paths(node)]
+    firsts = {r.split(".", 1)[0] for r in rel}
+    if merge is None or not merge.owner or len(firsts) != 1 or "" in firsts:
+        return False
+    inner = _join(path, next(iter(firsts)))
+    composites = {_seg(p, path) for p in composite_paths(node)}
+    return (merge.owner == inner or merge.owner.startswith(inner + ".")) and all("." in r or r in composites for r in rel)
+
+
 def _computed_outside(node: Part, path: str) -> bool:
     """A chain whose first op, or a concat one of whose branches, has no module path and is computed
     by a module that is not at `path` (Inception-v3's `F.avg_pool2d` before its `branch_pool` conv,
@@ -450,22 +484,70 @@ def _field_ok(op: Step | None) -> Callable[[str, Any], bool]:
 
 def structure_key(e: E) -> str:
     """What must be equal for two instances to be one block. A residual body's own scale and `then`
-    may differ (they become parameters), as may the numbers in its ops."""
+    may differ (they become parameters), as may the numbers in its ops and the lengths of its runs
+    of equal instances (:func:`fold_runs`)."""
 
     def walk(x: E) -> Any:
         if x.kind == "op":
             return [x.name, _form(x.op, _field_ok(x.op))]
         if x.kind == "inst":
             assert x.inst is not None and x.inst.block is not None
-            return [x.name, "inst", x.inst.block.name]  # its arguments may become the outer block's parameters
-        if x.kind == "from":
-            return [x.name, "from", x.target]
+            return [x.name, "inst", x.inst.block.name]  # its arguments (and run length) may become parameters
+        if x.kind in ("from", "share"):
+            return [x.name, x.kind, x.target]
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut, [walk(i) for i in x.items]]
 
     key = walk(e)
     if e.kind == "residual":
         key[2] = key[3] = "*"
     return json.dumps(key)
+
+
+def _runs(items: list[E]) -> list[list[E]]:
+    """A list's items in runs: consecutive instances of one block with the same arguments, each
+    placed by its list index (no name of its own), are one run; any other item is a run of one."""
+    out: list[list[E]] = []
+    for x in items:
+        last = out[-1][-1] if out else None
+        if (
+            last is not None
+            and _repeatable(x)
+            and _repeatable(last)
+            and x.inst is not None
+            and last.inst is not None
+            and x.inst.block is last.inst.block
+            and x.inst.args == last.inst.args
+        ):
+            out[-1].append(x)
+        else:
+            out.append([x])
+    return out
+
+
+def _repeatable(x: E) -> bool:
+    return x.kind == "inst" and x.name is None and x.repeat == 1
+
+
+def fold_runs(e: E) -> None:
+    """Each run of equal instances in the lists of a body (not inside its instances) as its first
+    item, ``repeat`` its length (written ``item * N``): so stages whose lengths differ are one block
+    (BiT's stages of 3, 4, 6 and 3 bottlenecks), the lengths that differ its parameter (``* $n``)."""
+    if e.kind == "inst":
+        return
+    if e.kind == "list":
+        runs = _runs(e.items)
+        for r in runs:
+            r[0].repeat = len(r)
+        e.items = [r[0] for r in runs]
+    for x in e.items:
+        fold_runs(x)
+
+
+def _counts(e: E) -> list[int | None]:
+    """Each slot's repeat count, in the order of :func:`_ops`."""
+    if e.kind in ("op", "inst"):
+        return [e.repeat]
+    return [c for x in e.items for c in _counts(x)]
 
 
 def _value_text(k: str, v: Any) -> str:
@@ -540,6 +622,8 @@ def make_blocks(
     names: set[str] = set()
     for height in sorted({_height(i.body) for i in instances}):
         level = [i for i in instances if _height(i.body) == height]
+        for i in level:
+            fold_runs(i.body)
         full = {id(i): structure_key(i.body) for i in level}
         loose: dict[str, set[str]] = {}
         for i in level:
@@ -580,6 +664,7 @@ def _drop_stale(blocks: list[Block]) -> None:
             slot: v
             for slot, v in block.slots.items()
             if slot[0] < len(ops0)
+            and slot[1] != REPEAT
             and isinstance(op := ops0[slot[0]], Instance)
             and op.block is not None
             and slot[1] not in op.block.params
@@ -594,12 +679,20 @@ def _drop_stale(blocks: list[Block]) -> None:
                     inst.args.pop(name, None)
 
 
-def _columns(ops0: list[Any], all_ops: list[list[Any]]) -> dict[tuple[int, str], list[str | None]]:
-    """(slot, field) → each instance's value: the candidates for parameters."""
+REPEAT = "*"  # the field of a slot that is a run's length (fold_runs)
+
+
+def _columns(
+    ops0: list[Any], all_ops: list[list[Any]], counts: list[list[int | None]] | None = None
+) -> dict[tuple[int, str], list[str | None]]:
+    """(slot, field) → each instance's value: the candidates for parameters; ``counts``: each
+    instance's repeat counts (:func:`_counts`), a slot's that differ a candidate too."""
     columns: dict[tuple[int, str], list[str | None]] = {}
     for i, op in enumerate(ops0):
         if op is None:
             continue
+        if counts is not None and len({c[i] for c in counts if i < len(c) and c[i] is not None}) > 1:
+            columns[(i, REPEAT)] = [str(c[i]) if i < len(c) and c[i] is not None else None for c in counts]
         if isinstance(op, Instance):
             assert op.block is not None
             for k in op.block.params:
@@ -640,12 +733,16 @@ def _plain_names(
         fields.setdefault(name, []).append((i, k))
     by_field: dict[str, list[str]] = {}
     rename: dict[str, str] = {}
+    nested: dict[str, str] = {}  # an argument of nested instances placed by index: its own name (`mid`), where free
     for name, slots in fields.items():
         kinds = {k for _, k in slots}
         inner = [ops0[i] for i, _ in slots if isinstance(ops0[i], Instance)]
+        seg = _rel(inner[0].path, block.template.path).rpartition(".")[2] if inner else ""
+        if len(inner) == len(slots) and len(kinds) == 1 and (len(slots) > 1 or seg.isdigit()) and name not in special:
+            nested[name] = slots[0][1]
+            continue
         if len(slots) == 1 and inner and name not in special:
             # a nested block's argument: after the instance (`se`), and its parameter when it has several (`se_mid`)
-            seg = _rel(inner[0].path, block.template.path).rpartition(".")[2]
             alone = sum(1 for (j, _) in block.slots if j == slots[0][0]) == 1
             rename[name] = seg if alone else f"{seg}_{slots[0][1]}"
             continue
@@ -662,6 +759,9 @@ def _plain_names(
             rename[names[0]] = FIELD_NAMES[k]
         elif k == "out" and len(names) == 2:
             rename[last[1]], rename[last[0]] = "out", "mid"
+    for old, new in nested.items():
+        if new not in rename.values() and (new not in values_of or new in rename):
+            rename[old] = new
     taken = set(values_of) - set(rename)
     rename = {old: new for old, new in rename.items() if new not in taken and new not in special and NAME.match(new)}
     if len(set(rename.values())) != len(rename):
@@ -761,13 +861,22 @@ def _set_rule(b: Block, name: str, rule: str) -> None:
         inst.args.pop(name, None)
 
 
+def _joins(column: list[str | None], values: list[str | None], same_name: bool) -> bool:
+    """Whether a field's values are those of a parameter already made: equal in every instance that
+    has both; where no instance has both (two alternative bodies of a block), only a field of the
+    same name (the same op and field) is the same parameter."""
+    both = [(a, b) for a, b in zip(column, values, strict=True) if a is not None and b is not None]
+    return all(a == b for a, b in both) and (bool(both) or same_name)
+
+
 def _parameterize(block: Block) -> None:
     """The numbers that differ between the block's instances become its parameters (and, for an
     optional shortcut, whether the instance has it). An op an instance lacks (in the shortcut it does
     not have) matches any value."""
     template = block.template
     ops0 = _ops(template.body)
-    columns = _columns(ops0, [inst.aligned if inst.aligned is not None else _ops(inst.body) for inst in block.instances])
+    counts = [inst.counts if inst.aligned is not None else _counts(inst.body) for inst in block.instances]
+    columns = _columns(ops0, [inst.aligned if inst.aligned is not None else _ops(inst.body) for inst in block.instances], counts)
     block.params.clear()
     block.rates.clear()
     block.slots.clear()
@@ -784,31 +893,35 @@ def _parameterize(block: Block) -> None:
             if len(set(vs)) > 1:
                 values_of[name] = list(vs)
     special = set(values_of)
+    lengths: set[str] = set()  # the parameters that are a run's length: they join no other field
     for (i, k), values in columns.items():
         known = {v for v in values if v is not None}
         if len(known) <= 1:
             continue
+        op = ops0[i]
+        assert op is not None
+        own = "n" if k == REPEAT else _slot_name(op, i, template.path, k)
         shared = next(
             (
                 n
                 for n, vs in values_of.items()
-                if n not in special and all(a is None or b is None or a == b for a, b in zip(vs, values, strict=True))
+                if n not in special and (n in lengths) == (k == REPEAT) and _joins(vs, values, n == own)
             ),
             None,
         )
         if shared is None:
-            op = ops0[i]
-            assert op is not None
-            shared = _slot_name(op, i, template.path, k)
+            shared = own
             if shared in ("scale", "act", "projection"):  # a residual's own parameters
                 shared += "_"
             while shared in values_of:
                 shared += "_"
             values_of[shared] = list(values)
+            if k == REPEAT:
+                lengths.add(shared)
         else:
             values_of[shared] = [a if a is not None else b for a, b in zip(values_of[shared], values, strict=True)]
         block.slots[(i, k)] = shared
-    values_of = _multiples(block, _plain_names(block, ops0, values_of, special), special)
+    values_of = _multiples(block, _plain_names(block, ops0, values_of, special | lengths), special | lengths)
     values_of = _depth_schedule(block, ops0, values_of)
     for name, column in values_of.items():
         block.params[name] = "false" if name == "projection" else _most_common(column)

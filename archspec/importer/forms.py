@@ -23,6 +23,20 @@ if TYPE_CHECKING:
     from archspec.importer.convert import Converter, FunctionCall, ModuleCall
 
 
+def per_channel(node: fx.Node) -> bool:
+    """A tensor attribute viewed one value per channel of a map: timm's ConvNeXt
+    ``self.gamma.reshape(1, -1, 1, 1)``."""
+    args = node.args[1:]
+    shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+    return (
+        node.op == "call_method"
+        and node.target in ("view", "reshape")
+        and isinstance(node.args[0], fx.Node)
+        and node.args[0].op == "get_attr"
+        and shape in ((1, -1, 1, 1), (-1, 1, 1))
+    )
+
+
 class ChannelSplits:
     """x.chunk(n, 1) and x.split(s, 1): remembered until an item is taken, which is then a channel_slice."""
 
@@ -111,10 +125,16 @@ class Merges:
         self.c.add(node, op.name, inputs=[self.c.input(node, 0), second])
 
     def layer_scale(self, node: fx.Node, attr: fx.Node, x: Any) -> None:
-        """A parameter of C×1×1 times a map (torchvision's CNBlock: ``self.layer_scale * self.c.block(x)``):
+        """A parameter of C×1×1 times a map (torchvision's CNBlock: ``self.layer_scale * self.c.block(x)``),
+        or a vector of C viewed so (timm's ConvNeXt: ``x.mul(self.gamma.reshape(1, -1, 1, 1))``, `flat`):
         archspec's layer_scale, its tensor at the attribute's path. Its start value is the tensor's when
         every channel holds the same (a model as constructed), else the op's default (a trained model's
         values come with its state_dict)."""
+        flat = attr.op == "call_method"  # the vector's per-channel view (per_channel)
+        if flat:
+            viewed = attr.args[0]
+            assert isinstance(viewed, fx.Node)
+            attr = viewed
         target = str(attr.target)
         try:
             tensor = self.c.gm.get_parameter(target)
@@ -122,11 +142,13 @@ class Merges:
             raise self.c.refuse(node, f"a product with the buffer {target!r}; archspec's layer_scale is a parameter") from None
         if not isinstance(x, fx.Node) or x not in self.c.value or x in self.c.channels_last:
             raise self.c.refuse(node, f"the parameter {target!r} times something other than a map")
-        if tensor.dim() != 3 or tuple(tensor.shape[1:]) != (1, 1):
+        if (tensor.dim() != 1) if flat else (tensor.dim() != 3 or tuple(tensor.shape[1:]) != (1, 1)):
             raise self.c.refuse(
-                node, f"a product with a parameter of shape {tuple(tensor.shape)}; archspec's layer_scale is C×1×1"
+                node,
+                f"a product with a parameter of shape {tuple(tensor.shape)}; archspec's layer_scale is C×1×1, "
+                "or a vector of C viewed so (`flat`)",
             )
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = {"flat": True} if flat else {}
         values = tensor.detach().flatten()
         if not values.is_meta and bool((values == values[0]).all()):
             params["init"] = float(f"{float(values[0]):.7g}")  # a float32's value, as written (1e-06)
@@ -134,7 +156,7 @@ class Merges:
 
     def read_mul(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         a, b = node.args[0], node.args[1]
-        attr = next((x for x in (a, b) if isinstance(x, fx.Node) and x.op == "get_attr"), None)
+        attr = next((x for x in (a, b) if isinstance(x, fx.Node) and (x.op == "get_attr" or per_channel(x))), None)
         if attr is not None:
             self.layer_scale(node, attr, b if attr is a else a)
             return

@@ -36,6 +36,7 @@ class Alignment:
     present: dict[int, bool] = field(default_factory=dict)  # id(template node) → the instance has it
     names: dict[int, str | None] = field(default_factory=dict)  # id(template list item) → its name there
     ops: list[Any] = field(default_factory=list)
+    counts: list[int | None] = field(default_factory=list)  # each op's repeat count (a folded run's length)
 
 
 def _name(e: E, position: int) -> str | None:
@@ -60,11 +61,14 @@ class Unifier:
         # and the if-nodes wrapping a residual some instances lack
         self.optional: dict[int, E] = {}
         self.wraps: dict[int, E] = {}
+        self.alts: dict[int, E] = {}  # the if-nodes choosing between two whole bodies (:meth:`alternative`)
         self.cost = 0  # items made optional so far: of two ways to unify, the one with fewer is taken
 
     # ---- the template -----------------------------------------------------------------------
     def unify(self, t: E, b: E, top: bool = False) -> E | None:
         """The template covering ``t`` (a template or an instance body) and the instance body ``b``."""
+        if t.kind == "if" and id(t) in self.alts:
+            return self._either(t, b)
         if t.kind == "if" and id(t) in self.wraps:
             res = t.items[0]
             inner = self.unify(res, b) if b.kind == "residual" else self._body(res, b)
@@ -95,6 +99,36 @@ class Unifier:
                 return None
             return self._parts(t, b)
         return None
+
+    def alternative(self, t: E, b: E) -> E | None:
+        """Two bodies of one class that unify part by part in no way, as two alternatives of one
+        block, ``{if: $flag, then: one, else: other}`` (BiT's pre-activation bottleneck: with a
+        projection it pre-activates before the residual, which it reads; without, inside its body).
+        Only when both hold the same modules, a shortcut's apart: one computation arranged in two
+        ways, not two computations (ShuffleNet's two units, one with a branch the other lacks, stay
+        two blocks); the one with a projection shortcut comes first."""
+        if id(t) in self.alts or t.kind == "if" or b.kind == "if" or _modules(t) != _modules(b):
+            return None
+        sides = [t, b] if _projects(t) or not _projects(b) else [b, t]
+        alt = E("if", items=sides)
+        self.alts[id(alt)] = alt
+        return alt
+
+    def _either(self, t: E, b: E) -> E | None:
+        """The alternatives with ``b`` unified into the first side it unifies with."""
+        for k, side in enumerate(t.items):
+            probe = self._probe()
+            got = probe.unify(side, b, top=True)
+            if got is not None:
+                self.optional, self.wraps, self.cost = probe.optional, probe.wraps, probe.cost
+                t.items[k] = got
+                return t
+        return None
+
+    def _probe(self) -> Unifier:
+        probe = Unifier()
+        probe.optional, probe.wraps, probe.alts, probe.cost = dict(self.optional), dict(self.wraps), self.alts, self.cost
+        return probe
 
     def _parts(self, t: E, b: E) -> E | None:
         """A container whose parts unify one by one (a residual's body and shortcut, a concat's branches)."""
@@ -207,13 +241,15 @@ class Unifier:
         inner = t.items[0] if id(t) in self.optional else t
         if not _names_agree(inner.name if inner.name is not None else _name(inner, i), _name(b, j)):
             return None
-        probe = Unifier()
-        probe.optional, probe.wraps = dict(self.optional), dict(self.wraps)
+        probe = self._probe()
+        probe.cost = 0
         return probe.cost if probe.unify(inner, b) is not None else None
 
     # ---- one instance against the template ----------------------------------------------------
     def align(self, t: E, b: E, out: Alignment, top: bool = False) -> bool:
         """Record in ``out`` how the instance body ``b`` fills the template ``t``; False when it cannot."""
+        if t.kind == "if" and id(t) in self.alts:
+            return self._align_either(t, b, out)
         if t.kind == "if" and id(t) in self.wraps:
             res = t.items[0]
             out.present[id(t)] = b.kind == "residual"
@@ -222,6 +258,8 @@ class Unifier:
             return self.align(res.items[0], b, out)  # the body alone
         if t.kind != b.kind:
             return False
+        if t.kind in ("op", "inst"):
+            out.counts.append(b.repeat)
         if t.kind == "op":
             out.ops.append(b.op)
             return (t.op is None) == (b.op is None)
@@ -229,30 +267,69 @@ class Unifier:
             out.ops.append(b.inst)
             return t.inst is not None and b.inst is not None and t.inst.block is b.inst.block
         if t.kind == "list":
-            pairs = self._match(t.items, b.items, insert=False)
-            if pairs is None:
-                return False
-            position = {id(y): j for j, y in enumerate(b.items)}
-            for x, y in pairs:
-                assert x is not None, "no insertion when aligning"
-                inner = x.items[0] if id(x) in self.optional else x
-                if id(x) in self.optional:
-                    out.present[id(x)] = y is not None
-                if y is None:
-                    out.ops += [None] * len(_ops(inner))
-                    continue
-                out.names[id(inner)] = _name(y, position[id(y)])
-                if not self.align(inner, y, out):
-                    return False
-            return True
+            return self._align_list(t, b, out)
         for x, y in zip(t.items, b.items, strict=False):
             if not self.align(x, y, out):
                 return False
         return len(t.items) == len(b.items)
 
+    def _align_list(self, t: E, b: E, out: Alignment) -> bool:
+        pairs = self._match(t.items, b.items, insert=False)
+        if pairs is None:
+            return False
+        position = {id(y): j for j, y in enumerate(b.items)}
+        for x, y in pairs:
+            assert x is not None, "no insertion when aligning"
+            inner = x.items[0] if id(x) in self.optional else x
+            if id(x) in self.optional:
+                out.present[id(x)] = y is not None
+            if y is None:
+                out.ops += [None] * len(_ops(inner))
+                out.counts += [None] * len(_ops(inner))
+                continue
+            out.names[id(inner)] = _name(y, position[id(y)])
+            if not self.align(inner, y, out):
+                return False
+        return True
+
+    def _align_either(self, t: E, b: E, out: Alignment) -> bool:
+        """An instance body against two alternatives: the first it fills (the other's slots absent)."""
+        sizes = [len(_ops(side)) for side in t.items]
+        for k, side in enumerate(t.items):
+            probe = Alignment()
+            if self.align(side, b, probe):
+                out.present.update(probe.present)
+                out.names.update(probe.names)
+                out.present[id(t)] = k == 0
+                before: list[None] = [None] * sum(sizes[:k])
+                after: list[None] = [None] * sum(sizes[k + 1 :])
+                out.ops += [*before, *probe.ops, *after]
+                out.counts += [*before, *probe.counts, *after]
+                return True
+        return False
+
 
 def _then(e: E) -> str | None:
     return e.then.prim.op if e.then is not None else None
+
+
+def _modules(e: E, at: str = "") -> set[str]:
+    """The modules of a body, by their names inside it (a nested instance's with its block), but
+    those of a residual's shortcut."""
+    if e.kind == "op":
+        return {at} if e.op is not None and e.op.prim.stateful else set()
+    if e.kind == "inst":
+        return {f"{at}:{e.inst.block.name if e.inst is not None and e.inst.block is not None else ''}"}
+    out: set[str] = set()
+    for j, x in enumerate(e.items[:1] if e.kind == "residual" else e.items):
+        name = _name(x, j) if e.kind == "list" else x.name
+        out |= _modules(x, f"{at}.{name}" if name else at)
+    return out
+
+
+def _projects(e: E) -> bool:
+    """A body holding a residual sum with a shortcut of its own (a projection)."""
+    return any(x.kind == "residual" and x.has_shortcut for x in _walk(e))
 
 
 def merge(reps: list[Instance], instances: list[Instance]) -> tuple[E, list[Alignment], Unifier] | None:
@@ -262,7 +339,7 @@ def merge(reps: list[Instance], instances: list[Instance]) -> tuple[E, list[Alig
     template: E | None = reps[0].body
     for rep in reps[1:]:
         assert template is not None
-        template = u.unify(template, rep.body, top=True)
+        template = u.unify(template, rep.body, top=True) or u.alternative(template, rep.body)
         if template is None:
             return None
     assert template is not None
@@ -276,7 +353,9 @@ def merge(reps: list[Instance], instances: list[Instance]) -> tuple[E, list[Alig
 
 
 # ---- flags: one per pattern of presence, named for what they switch -----------------------------
-def _flag_base(e: E, wrap: bool) -> str:
+def _flag_base(e: E, wrap: bool, alt: bool = False) -> str:
+    if alt:  # two alternative bodies: the first has a projection, or they are one body's two variants
+        return "projection" if _projects(e.items[0]) else "variant"
     if wrap:
         return "res"
     inner = e.items[0] if e.kind == "if" else e
@@ -293,17 +372,18 @@ def _flag_base(e: E, wrap: bool) -> str:
 def flags(template: E, alignments: list[Alignment], u: Unifier) -> tuple[dict[int, str], dict[str, list[bool | None]]]:
     """A flag for every optional node and residual wrap (equal patterns share one), and its value in
     each instance (None: the node's enclosing part is absent, so it does not matter)."""
-    nodes = [n for n in _walk(template) if id(n) in u.optional or id(n) in u.wraps]
+    nodes = [n for n in _walk(template) if id(n) in u.optional or id(n) in u.wraps or id(n) in u.alts]
     named: dict[int, str] = {}
     values: dict[str, list[bool | None]] = {}
-    for n in sorted(nodes, key=lambda n: id(n) not in u.wraps):  # the residual's flag first: it names a pattern `res`
+    # the alternatives' flag first, then the residual's: they name a pattern `projection`, `res`
+    for n in sorted(nodes, key=lambda n: (id(n) not in u.alts, id(n) not in u.wraps)):
         column = [a.present.get(id(n)) for a in alignments]
         same = next((f for f, vs in values.items() if _agree(vs, column)), None)
         if same is not None:
             values[same] = [x if x is not None else y for x, y in zip(values[same], column, strict=True)]
             named[id(n)] = same
             continue
-        base = _flag_base(n, id(n) in u.wraps)
+        base = _flag_base(n, id(n) in u.wraps, id(n) in u.alts)
         name, k = base, 2
         while name in values:
             name, k = f"{base}{k}", k + 1
@@ -404,7 +484,7 @@ def merge_level(level: list[Block], blocks: list[Block], parameterize: Any, orde
         keep.instances, keep.reps = instances, reps
         keep.merged, keep.flags = Instance(first.path, first.cls, template, base=first.base), values
         for inst, a in zip(instances, alignments, strict=True):
-            inst.block, inst.aligned = keep, a.ops
+            inst.block, inst.aligned, inst.counts = keep, a.ops, a.counts
         for b in group[1:]:
             blocks.remove(b)
         parameterize(keep)

@@ -37,6 +37,9 @@ class _Walk:
     modules: dict[int, str]  # value → the outermost module whose output it is (refnames.module_outputs)
     at: dict[str, int] = field(default_factory=dict)  # path → the value of the outermost node there
     owner: dict[int, tuple[E, E, int, str]] = field(default_factory=dict)  # value → (node, its list, index, prefix)
+    ops: dict[int, str] = field(default_factory=dict)  # an op's prim → its path
+    shares: list[tuple[E, str]] = field(default_factory=list)  # each share, and its block instance's path
+    instance: str = ""  # the innermost block instance being walked
 
     def value(self, e: E, prefix: str, index: int | None, before: int | None, parent: E | None) -> int | None:
         path = (
@@ -48,14 +51,20 @@ class _Walk:
         )
         inner = path if path is not None and (e.name or e.kind == "inst") else prefix
         v: int | None
-        if e.kind == "op":
+        if e.kind == "op" and e.op is not None and path is not None:
+            self.ops[e.op.prim.id] = path
+        if e.kind == "share":
+            self.shares.append((e, self.instance))
+        if e.kind in ("op", "share"):
             v = self.canon.get(e.op.prim.id, e.op.prim.id) if e.op is not None else before
         elif e.kind == "from":
             assert e.ref is not None
             v = self.canon.get(e.ref.id, e.ref.id)
         elif e.kind == "inst":
             assert e.inst is not None
+            outer, self.instance = self.instance, inner
             v = self.value(e.inst.body, inner, None, before, None)
+            self.instance = outer
         elif e.kind == "list":
             v = before
             for i, x in enumerate(e.items):
@@ -149,6 +158,7 @@ class RefNames:
                 for f, t in zip(fields, side_inputs(e.op.prim), strict=True):
                     at = path(t, self.prims[t])
                     e.op.prim.params[f] = int(at) if at.isdigit() else at  # size_of=0: a numbered module, as written
+        _name_shares(w)
         named = {name: w.path_of(self.canon[v], name) for name, v in outputs}
         return {
             name: at if at is not None else path(v, self.prims[v]) for (name, v), at in zip(outputs, named.values(), strict=True)
@@ -211,8 +221,21 @@ class RefNames:
         return what
 
 
+def _name_shares(w: _Walk) -> None:
+    """The name each share reads its module by: the first call's path, inside the block instance that
+    holds both relative to it (a block's body is written once for all its instances)."""
+    for e, instance in w.shares:
+        assert e.ref is not None
+        path = w.ops.get(e.ref.id)
+        if path is None:
+            raise ImportRefused("a module called again whose first call has no path in the written spec", node=e.ref.node)
+        e.target = path[len(instance) + 1 :] if instance and path.startswith(instance + ".") else path
+
+
 def module_outputs(gm: fx.GraphModule, value: dict[fx.Node, int]) -> dict[int, str]:
-    """Each value that is a module's output → the outermost such module (`body.layer1`, not `body.layer1.2`)."""
+    """Each value that is a module's output → the outermost such module (`body.layer1`, not `body.layer1.2`);
+    a module called more than once is no one value's."""
+    calls = [str(n.target) for n in gm.graph.nodes if n.op == "call_module"]
     last: dict[str, fx.Node] = {}
     for n in gm.graph.nodes:
         for path, _ in (n.meta.get("nn_module_stack") or {}).values():
@@ -222,6 +245,8 @@ def module_outputs(gm: fx.GraphModule, value: dict[fx.Node, int]) -> dict[int, s
             last[str(n.target)] = n
     out: dict[int, str] = {}
     for path, n in last.items():
+        if calls.count(path) > 1:
+            continue
         if n in value and (value[n] not in out or path.count(".") < out[value[n]].count(".")):
             out[value[n]] = path
     return out

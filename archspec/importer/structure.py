@@ -280,7 +280,28 @@ class Recover:
             start = top.items[0]
             assert isinstance(start, Ref)
             return Residual(other, top, merge=merge), start.prim.id
-        return Residual(Chain([]), other, merge=merge), main
+        body, rest = self._operand(main, other)
+        return Residual(body, other, merge=merge), rest
+
+    def _operand(self, main: int, other: Chain) -> tuple[Chain, int]:
+        """The main input's ops that the forward computes after the side chain's first op: the sum's
+        own operand, its body (LR-ASPP's ``low_classifier(low) + high_classifier(x)``: body
+        ``high_classifier``, shortcut ``[{from: low}, low_classifier]``), and the value before them.
+        None when the side chain has no op (a value read by name as it is)."""
+        first = min((s.prim.id for s in steps(other)), default=None)
+        items: list[Part] = []
+        cur = main
+        while first is not None and cur not in self.stops and cur > first and not self.seen.get(cur):
+            p = self.prims[cur]
+            if p.op in ("input", "add", "concat", "mul", "pass", "scale") or len(data_inputs(p)) != 1:
+                break
+            if self.graph.out_degree(cur) != 1 and cur != main:
+                break
+            self.seen[cur] = 1
+            items.append(Step(p))
+            cur = data_inputs(p)[0]
+        items.reverse()
+        return Chain(items), cur
 
     def residual(self, add: Prim) -> Residual:
         fork = self.fork(add.inputs)

@@ -75,6 +75,7 @@ class Prim:
     owner: str | None = None  # the module whose forward computes a function call (places a pathless op)
     within: str = ""  # the innermost module the fx node runs in (a module called twice: that module), for dag.py
     dense: bool = False  # a concat nested by nest_concats (DenseNet's form): series-parallel wherever it runs
+    of: Prim | None = None  # op "share": a module with weights called again, the prim of its first call
 
 
 def source_of(node: fx.Node) -> tuple[str, int] | None:

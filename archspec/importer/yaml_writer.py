@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from archspec.importer.emit import E, _ops, render_op
+from archspec.importer.emit import REPEAT, E, _ops, render_op
 from archspec.importer.structure import ACTS
 from archspec.language.model import KEYWORDS
 
@@ -137,6 +137,8 @@ class Renderer:
             return self._if(e, refs, counter, optional, special)
         if e.kind == "from":
             return {"from": e.target}
+        if e.kind == "share":  # a module called again: its weights shared
+            return {e.name: {"share": e.target}} if e.name else {"share": e.target}
         if e.kind == "op":
             i = counter[0]
             counter[0] += 1
@@ -151,6 +153,10 @@ class Renderer:
                 if k in mine or k in e.inst.args
             )
             value = f"{e.inst.block.name} {args}".strip()
+            if REPEAT in mine:  # a run's length that is a parameter of the block holding it
+                value += f" * ${mine[REPEAT]}"
+            elif e.repeat != 1:
+                value += f" * {e.repeat}"
         elif e.kind == "list":
             items = self._items(e.items, refs, counter)
             value = _named_repeat(e, items) or _fold(items)
@@ -217,6 +223,18 @@ class Renderer:
         flag), or a residual sum present with its flag: `{if: $res, then: {residual: ...}, else: body}`."""
         assert e.cond is not None
         inner = e.items[0]
+        if len(e.items) == 2:  # two alternative bodies: `{if: $projection, then: one, else: other}`
+            if e.cond in self.known:
+                skipped = e.items[1 - int(self.known[e.cond])]
+                if not self.known[e.cond]:
+                    counter[0] += len(_ops(inner))
+                value = self.node(e.items[0 if self.known[e.cond] else 1], refs, counter, optional, special)
+                if self.known[e.cond]:
+                    counter[0] += len(_ops(skipped))
+                return value
+            then = self._with(e.cond, True, lambda: self.node(inner, refs, counter, optional, special))
+            other = self._with(e.cond, False, lambda: self.node(e.items[1], refs, counter, optional, special))
+            return {"if": f"${e.cond}", "then": then, "else": other}
         if e.wrap:
             start = counter[0]
             then = self._with(e.cond, True, lambda: self.node(inner, refs, counter, optional, special))
@@ -297,7 +315,7 @@ class Renderer:
         """The first flag not yet decided that an item of a merged block hangs on, if any."""
         if e.names is not None:
             return next((c for c in e.conds if c not in self.known), None)
-        if e.kind == "if" and not e.wrap and e.cond is not None and e.cond not in self.known:
+        if e.kind == "if" and not e.wrap and len(e.items) == 1 and e.cond is not None and e.cond not in self.known:
             return e.cond
         return None
 
