@@ -394,13 +394,12 @@ def test_cli_import_from_a_file_with_args(tmp_path: Path, capsys: pytest.Capture
     assert main(["import", "torchvision:resnet_nope"]) == 2
 
 
-# every zoo spec but ConvNeXt: its per-pixel layers run between permutes, which the importer does not read yet
-# (docs/import.md, "Not yet"); test_a_built_convnext_is_refused_where_it_permutes pins the refusal
-# ... and the networks whose ops the importer does not read yet (leaky_relu, std_conv2d, group_norm, `same`
-# padding computed at run time, conv_transpose and crop: docs/import.md, "Not yet"), and Res2Net, whose scales
-# read earlier values (from:) inside one block (its blocks would read them by parameter)
+# every zoo spec but those whose built modules the importer does not read back: archspec's own runtime
+# modules for std_conv2d (StdConv2d), a `same` padding computed at run time (Conv2dSame), leaky_relu
+# (F.leaky_relu_), interpolate size_of= (InterpolateLike) and crop (center_crop) have no reader yet (their
+# timm and torch forms do: those networks import from timm and torchvision); and Res2Net, whose scales read
+# earlier values (from:) inside one block, comes back with other block parameters
 NOT_IMPORTED = {"tf_efficientnet_b0", "cspresnet50", "resnetv2_50x1_bit", "unet", "res2net50_26w_4s"}
-# several outputs and interpolate size_of=: the importer reads neither yet (docs/import.md, Not yet)
 NOT_IMPORTED |= {"resnet50_fpn", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"}
 BUILT = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in NOT_IMPORTED)
 SLOW_BUILT = {"resnet101", "resnet152", "bn_inception", "facenet_inception_resnet_v1", "densenet121", "inception_v3"}

@@ -6,9 +6,10 @@ each spec under ``tests/specs_outside/`` was written from README.md and docs/*.m
 ``state_dict`` with every float tensor redrawn (BatchNorm statistics too) loads into the compiled
 network with ``strict=True``, and in eval mode the logits equal timm's at two input sizes and at the
 smallest input size ``archspec.check`` reports, which timm's network must accept too (the default
-sizes, 224×224 and 97×131, were compared when the specs were written). Three specs carry their timm
-family as ``variants:`` (TinyNet b–e, MNASNet-A1 at 0.5–1.4, RepGhostNet at 0.58–2.0), their widths
-and depths computed from ``width_mult`` and ``depth_mult`` as timm rounds them; each member is compared.
+sizes, 224×224 and 97×131, were compared when the specs were written). Four specs carry their timm
+family as ``variants:`` (TinyNet b–e, MNASNet-A1 at 0.5–1.4, RepGhostNet at 0.58–2.0: widths and
+depths computed from ``width_mult`` and ``depth_mult`` as timm rounds them; HardCoRe-NAS b–f: each
+member's stages set as ``--set`` would); each member is compared.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ REPGHOST_WIDTHS = ("058", "080", "100", "111", "130", "150", "200")
 # timm name → (spec stem, overrides, input sizes (H, W) besides the minimum: small, to keep CI short)
 CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "hardcorenas_a": ("hardcorenas_a", {}, [(64, 64), (45, 38)]),
+    **{f"hardcorenas_{v}": ("hardcorenas_a", {"variant": v}, [(45, 38)]) for v in "bcdef"},
     "tinynet_a": ("tinynet_a", {}, [(64, 64), (45, 38)]),
     # the family, as timm rounds its widths and depths (tests/specs_outside/tinynet_a.yaml's variants:)
     **{f"tinynet_{v}": ("tinynet_a", {"variant": v}, [(45, 38)]) for v in "bcde"},
@@ -47,6 +49,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
 # over 15 M parameters, or DenseNet's 58 dense layers, or the family's other members beside one: the slow tier
 SLOW = {"darknet53", "resnet50_gn", "convmixer_768_32", "legacy_seresnext26_32x4d", "densenetblur121d"}
 SLOW |= {f"repghostnet_{w}" for w in ("080", "130", "150", "200")} | {"semnasnet_140", "tinynet_b", "tinynet_d"}
+SLOW |= {"hardcorenas_b", "hardcorenas_d", "hardcorenas_e"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(CASES)])
