@@ -26,7 +26,8 @@ def check_input(
     """Refuse inputs the network cannot process, with a clear message instead of a deep torch error.
 
     ``max_h``/``max_w`` are given only when a flatten fixes the size of a map that grows with the input;
-    ``conditions`` only when merged branches agree at some sizes only (archspec/sizes.py): (axis, a1, m1,
+    ``conditions`` only when merged branches agree at some sizes only, or an op is defined at some only
+    (space_to_depth: H and W multiples of its block; archspec/sizes.py): (axis, a1, m1,
     a2, m2), where floor((X + a1)/m1) must equal floor((X + a2)/m2) (m == 0: the constant a), or (axis,
     k1, a1, m1, c1, k2, a2, m2, c2), where k1·floor((X + a1)/m1) + c1 must equal k2·floor((X + a2)/m2) + c2,
     or (axis, 0, -1, P, r, ...), where X mod P must be one of the r, or (axis, 1, -1, x, ...), where X must
@@ -103,6 +104,29 @@ def scale_channels(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
 def branch_sum(x: torch.Tensor, branches: int) -> torch.Tensor:
     """The sum of the ``branches`` equal parts of x's channels (branch i: channels i·C to (i + 1)·C − 1)."""
     return x.reshape(x.shape[0], branches, x.shape[1] // branches, x.shape[2], x.shape[3]).sum(1)
+
+
+@torch.fx.wrap
+def weighted_sum(x: torch.Tensor, w: torch.Tensor, branches: int, weights: str, eps: float) -> torch.Tensor:
+    """The ``branches`` equal parts of x's channels (branch i: channels i·C to (i + 1)·C − 1) summed with the K
+    learned weights w: relu(w) / (eps + Σ relu(w)) (``fast``, BiFPN's fast normalised fusion), softmax(w)
+    (``softmax``) or w itself (``plain``)."""
+    if weights == "fast":
+        w = torch.relu(w)
+        w = w / (w.sum() + eps)
+    elif weights == "softmax":
+        w = w.softmax(0)
+    parts = x.reshape((x.shape[0], branches, x.shape[1] // branches) + tuple(x.shape[2:]))
+    return (parts * w.reshape((1, branches) + (1,) * (x.dim() - 1))).sum(1)
+
+
+@torch.fx.wrap
+def space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
+    """Each block×block block of pixels moved into the channels, block position major: the value at row i, column
+    j of a block of channel c goes to channel (i·block + j)·C + c (timm's SpaceToDepth, TResNet's stem)."""
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // block, block, w // block, block).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, block * block * c, h // block, w // block)
 
 
 @torch.fx.wrap
@@ -309,7 +333,8 @@ class StdConv2d(nn.Conv2d):
     def standardized(self) -> torch.Tensor:
         """The weights the conv uses: batch_norm over each filter, as timm computes them (the same rounding)."""
         if self.weight[0].numel() == 1:  # a filter of one weight is its own mean: 0 (batch_norm refuses a single
-            return self.weight - self.weight  # value), with a gradient of 0
+            zero = self.weight - self.weight  # value), with a gradient of 0 (the gain's too)
+            return zero if self.gain is None else zero * self.gain
         flat = self.weight.reshape(1, self.out_channels, -1)
         scale = None if self.gain is None else (self.gain * (self.gamma * self.weight[0].numel() ** -0.5)).view(-1)
         w = torch.nn.functional.batch_norm(flat, None, None, weight=scale, training=True, momentum=0.0, eps=self.eps)

@@ -121,6 +121,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
             _check_merge(graph, node, preds, shapes)
         # the expansion worked out the shapes some `in` read, by the same rule (archspec/graph/early.py)
         record.shape = out = record.shape or op_shape(op, record, shapes)
+        _agreeing_sizes(op, record, shapes, (h, w))
         own = _own_range(out, op.least_input(record.params), shapes)
         r = record.range = meet(*(nodes[p].sizes for p in preds), *([own] if own else []))
         if own is not None and (own[0] >= NEVER or own[1] >= NEVER):
@@ -179,6 +180,32 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     net.params, net.macs = total_params, total_macs
     net.accepted, net.train_accepted = main, every
     return ShapeInfo(main.min_size, x, {name: graph.at(n).out for name, n in outputs.items()}, per_output)
+
+
+def _agreeing_sizes(op: Op, record: Node, shapes: list[Shape], hw: tuple[int, int]) -> None:
+    """The input sizes an op is defined at (Op.agreeing_sizes: space_to_depth's H = B·floor(H/B)), kept as
+    conditions as a partial merge's are; at the spec's own size a located error where they differ."""
+    for axis, a, b, need in op.agreeing_sizes(record.params, shapes):
+        if a.equals(b)[0]:
+            continue
+        if a(hw[axis]) != b(hw[axis]):
+            raise SpecError(
+                f"{op.name} at {record.path or 'the network'}: its input's {'HW'[axis]} is {a(hw[axis])} at input "
+                f"size {hw[0]}×{hw[1]}, and it needs {need} (input {shapes[0].formula()})",
+                record.loc,
+                code="shape",
+                hint=f"set input.size to a size it accepts (`check` at another size lists them), or pad or crop the "
+                f"map before it to {need}",
+            )
+        if (a.affine() is None or b.affine() is None) and (a.periodic() is None or b.periodic() is None):
+            raise SpecError(
+                f"{op.name} at {record.path or 'the network'}: cannot tell at which input sizes its input's "
+                f"{'HW'[axis]} ({a.formula()}) is one it takes: a size scaled by an inexact factor before it",
+                record.loc,
+                code="shape",
+                hint="resize by a whole factor or a ratio p/q with q a power of two before it",
+            )
+        record.conditions += (condition(axis, a, b),)
 
 
 def _check_shared(graph: OpGraph, record: Node, shapes: list[Shape], out: Shape) -> None:

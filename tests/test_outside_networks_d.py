@@ -303,7 +303,7 @@ class BiFPNNet(nn.Module):
         return {f"p{level}": out[level] for level in self.LEVELS}
 
 
-def test_bifpn_layer_plain_sum() -> None:
-    # the paper's fast normalised fusion cannot be written in archspec (WALLS.md): plain sums here
-    ref = _fresh(lambda: BiFPNNet(weighted=False))
+def test_bifpn_layer() -> None:
+    # fast normalised fusion (`weighted_sum K`); the weights redrawn around 0: some negative, cut by the relu
+    ref = _fresh(lambda: BiFPNNet(weighted=True))
     _assert_same(SPECS / "bifpn_layer.yaml", ref, [(256, 256, 2), (201, 150, 1)])

@@ -87,3 +87,33 @@ def test_nf_resnet50_equals_timm_built_optimized_and_standalone(tmp_path: Path) 
     reference = _nf_resnet50()
     model = same_as_reference(NF_RESNET50, reference, [(64, 64), (33, 45)], tmp_path, "NfResnet50")
     assert archspec.check(NF_RESNET50).params == sum(p.numel() for p in model.parameters())
+
+
+class _Scaled(torch.nn.Module):
+    def __init__(self) -> None:
+        from timm.layers.std_conv import ScaledStdConv2d, ScaledStdConv2dSame
+
+        super().__init__()
+        self.a = ScaledStdConv2d(3, 8, 3, gamma=1.7139588594436646, eps=1e-5)
+        self.b = ScaledStdConv2d(8, 8, 1, bias=False)
+        self.c = ScaledStdConv2dSame(8, 8, 3, stride=2, gamma=0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.relu(self.b(self.a(x))))
+
+
+def test_archspec_import_reads_timm_scaled_std_convs() -> None:
+    pytest.importorskip("timm")
+    from archspec.importer import import_module
+
+    reference = _Scaled().eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.copy_(torch.randn_like(p))  # the gains too
+    text = import_module(reference, input_size=16)
+    assert "a: std_conv2d 8 3x3 same bias eps=1e-05 gain gamma=1.71395885944366" in text
+    model = archspec.build(text).eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 17, 15)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))

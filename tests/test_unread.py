@@ -84,8 +84,8 @@ def test_a_network_reading_everything_has_no_warning() -> None:
 
 
 def test_a_part_whose_copy_a_share_calls_keeps_its_weights() -> None:
-    """`p` is read by nothing but its `share:` copy: p's modules stay (counted once), p's value is not
-    computed for itself, and nothing is said (its weights are in use)."""
+    """`p` is read by nothing but its `share:` copy: p's modules stay (counted once, held by the copy),
+    p's value is not computed for itself, and nothing is said (its weights are in use)."""
     spec = """archspec: 1
 name: shared
 input: {channels: 3, size: [8, 8]}
@@ -104,6 +104,9 @@ network:
     p = torch.nn.functional.conv2d(s, sd["p.0.weight"], sd["p.0.bias"])
     want = torch.nn.functional.batch_norm(p, sd["p.1.running_mean"], sd["p.1.running_var"], sd["p.1.weight"], sd["p.1.bias"])
     torch.testing.assert_close(model(x), want)
+    # p's own value is not computed: in training its BatchNorm sees only the copy's call
+    model.train()(x)
+    assert int(model.state_dict()["p.1.num_batches_tracked"]) == 1
 
 
 def test_an_empty_row_is_reported_whether_or_not_something_else_is_unread() -> None:

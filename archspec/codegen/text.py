@@ -42,7 +42,15 @@ RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
 # Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,
 # its source copied from runtime.py, and calls it by its bare name.
 RUNTIME_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    fn.__name__: fn for fn in (runtime.center_crop, runtime.branch_sum, runtime.branch_select, runtime.scale_channels)
+    fn.__name__: fn
+    for fn in (
+        runtime.center_crop,
+        runtime.branch_sum,
+        runtime.branch_select,
+        runtime.scale_channels,
+        runtime.weighted_sum,
+        runtime.space_to_depth,
+    )
 }
 # class names the file cannot define: its imports, its runtime layers, keywords (a block named `none` → None)
 # and builtins

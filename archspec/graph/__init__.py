@@ -87,18 +87,16 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
     the network is what its outputs compute, as torchvision's IntermediateLayerGetter drops the layers
     after the last one it returns, and as `build` never calls a module whose value nothing reads; a
     report row left without its output ends at its last op still there, and a row that never had an op
-    (an empty chain) stays while the value it passes on does. A part whose copy a kept `share:` calls
-    stays with its weights even where nothing reads its own value. Returns each part removed whole that
+    (an empty chain) stays while the value it passes on does. A part nothing reads whose `share:` copy
+    is read hands its modules to the copy (:func:`_adopt_shared`). Returns each part removed whole that
     held a value nothing read (its path, its first op), in network order."""
     keep = {INPUT}
-    todo = list(graph.net.outputs.values())
-    while todo:  # what the outputs read, and the originals (and what they read) of the shares among it
-        new = ({*todo} | set().union(*(nx.ancestors(graph, n) for n in todo))) - keep
-        keep |= new
-        todo = [s for n in new if (s := graph.at(n).shares) is not None and s not in keep]
+    for out in graph.net.outputs.values():
+        keep |= nx.ancestors(graph, out) | {out}
     if len(keep) == len(graph):
         return []
-    ends = _unread_parts(graph, keep)
+    adopted = [graph.at(n).origin for n in _adopt_shared(graph, keep)]
+    ends = [(p, r) for p, r in _unread_parts(graph, keep) if not any(o == p or o.startswith(f"{p}.") for o in adopted)]
     graph.remove_nodes_from([n for n in graph if n not in keep])
     last = {graph.at(n).unit: n for n in graph.ordered() if n != INPUT}  # the input is no row's (a row may be named input)
     units = graph.net.units
@@ -106,6 +104,20 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
         u if u.output in graph else replace(u, output=last[u.path]) for u in units if u.output in graph or u.path in last
     ]
     return ends
+
+
+def _adopt_shared(graph: OpGraph, keep: set[str]) -> set[str]:
+    """A part nothing reads whose `share:` copy is read: its first kept copy holds the modules instead
+    (counted there; later copies share it), and the part itself is left out without a word — it is not
+    computed, so in training its BatchNorm statistics move only where a copy runs. Returns the ids of
+    the originals so adopted."""
+    owners: dict[str, str] = {}
+    for n in graph.ordered():
+        record = graph.at(n)
+        if n in keep and record.shares is not None and record.shares not in keep:
+            first = owners.setdefault(record.shares, n)
+            record.shares = None if first == n else first
+    return set(owners)
 
 
 def _unread_parts(graph: OpGraph, keep: set[str]) -> list[tuple[str, Node]]:

@@ -13,6 +13,8 @@ from archspec.ops import (  # noqa: F401
     norm,
     pool,
     resize,
+    space_to_depth,
+    weighted_sum,
 )
 from archspec.ops.registry import REGISTRY, Op, OpParams, OpShapeError, register
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
@@ -210,13 +211,22 @@ class StdConv2d(_ConvRules):
     )
     Params = StdConv2dParams
     flags = {**Conv2d.flags, "gain": ("gain", True)}
-    readers = (Reader("timm.layers.std_conv.StdConv2d"), Reader("timm.layers.std_conv.StdConv2dSame"))
+    readers = (
+        Reader("timm.layers.std_conv.StdConv2d"),
+        Reader("timm.layers.std_conv.StdConv2dSame"),
+        Reader("timm.layers.std_conv.ScaledStdConv2d"),
+        Reader("timm.layers.std_conv.ScaledStdConv2dSame"),
+    )
     saved_for_backward = ("in", "w", "stats")
 
     def read(self, call: Call) -> dict[str, Any]:
         fields = {**read_conv(call), "eps": float(call.get("eps", 1e-6))}
-        if call.get("gain") is not None:  # a scaled one (archspec's own layer keeps its gamma)
-            fields |= {"gain": True, "gamma": float(call.get("gamma", 1.0))}
+        if call.get("gain") is not None:  # a scaled one: archspec's own layer keeps its gamma, timm's gamma / sqrt(fan_in)
+            fan_in = int(call.get("in_channels")) // int(call.get("groups", 1)) * math.prod(pair(call.get("kernel_size")))
+            gamma = call.get("gamma")
+            if gamma is None:  # timm's, back from gamma / sqrt(fan_in) to 15 digits (1.7139588594436646: 1.71395885944366)
+                gamma = float(f"{float(call.get('scale')) * math.sqrt(fan_in):.15g}")
+            fields |= {"gain": True, "gamma": float(gamma), "bias": call.get("bias") is not None}
         if call.get("same_pad", False):  # StdConv2dSame padding at run time
             fields["padding"] = "same"
         return fields

@@ -156,6 +156,13 @@ class Op:
         than a non-empty output needs (a dilated max pool whose first window can straddle a small map)."""
         return (1, 1)
 
+    def agreeing_sizes(self, p: Any, inputs: list[Shape]) -> list[tuple[int, Dim, Dim, str]]:
+        """Pairs of sizes (axis 0: H, 1: W) that must be equal for the op to be defined, as a merge's branches
+        must agree (space_to_depth's H = B·floor(H/B)), each with what that asks in words ("a multiple of 4"):
+        the input sizes where they differ are refused, by ``check`` at the spec's size (a located error) and by
+        the built network's input guard at others."""
+        return []
+
     def param_count(self, p: Any, inputs: list[Shape], out: Shape) -> int:
         return 0
 

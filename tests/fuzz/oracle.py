@@ -104,6 +104,8 @@ class Oracle(nn.Module):
                 s = truth.shapes[p.id]
                 shape = (s.c, 1, 1) if s.is_map and not p.params["flat"] else (s.c,)
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
+            elif p.op == "weighted_sum":  # K weights, a tensor of the enclosing module
+                self._put(p.path, nn.Parameter(torch.full((p.params["branches"],), p.params["init"])))
         # docs/language.md, "Frozen parameters": a parameter at or under a module path an entry matches does not train
         for name, param in self.named_parameters():
             parts = name.split(".")
@@ -173,6 +175,8 @@ class Oracle(nn.Module):
         if p.op == "layer_scale":  # flat: γ stored as C, applied to each pixel's channels
             t = self.tensor(p.path)
             return x * (t[:, None, None] if x.dim() == 4 and t.dim() == 1 else t)
+        if p.op == "weighted_sum":
+            return _weighted(a, self.tensor(p.path), x)
         if p.op == "channel_conv":
             return _across_channels(x, self.tensor(p.path + ".weight")[0, 0])
         if p.op == "dropout":
@@ -214,8 +218,24 @@ def _stateless(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
         return xs[0] + a["scale"] * xs[1]
     if op == "mul":  # a gate: x · gate(x), the gate broadcast onto x (C×1×1, 1×H×W, C×H×W)
         return xs[0] * xs[1]
+    if op in ("channel_slice", "channel_shuffle", "space_to_depth"):
+        return _rearranged(op, a, x)
+    raise ValueError(op)
+
+
+def _rearranged(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
+    """Ops that move values: a slice of the channels, a channel shuffle, space to depth."""
     if op == "channel_slice":
         return x[:, a["start"] : a["stop"]]
+    if op == "space_to_depth":  # the value at row i, column j of block (y, x) of channel c, at (y, x) of channel ...
+        b, (n, c, h, w) = a["block"], x.shape
+        out = torch.empty(n, c * b * b, h // b, w // b, dtype=x.dtype)
+        for i in range(b):
+            for j in range(b):
+                for k in range(c):  # ... (i·B + j)·C + k (block order) or k·B² + i·B + j (channel order)
+                    to = (i * b + j) * c + k if a["order"] == "block" else k * b * b + i * b + j
+                    out[:, to] = x[:, k, i::b, j::b][:, : h // b, : w // b]
+        return out
     if op == "channel_shuffle":  # view C as groups × C/groups, transpose, flatten
         n, c, h, w = x.shape
         return x.reshape(n, a["groups"], c // a["groups"], h, w).transpose(1, 2).reshape(n, c, h, w)
@@ -251,6 +271,22 @@ def _over_branches(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     es = [torch.exp(li - top) for li in ls]
     total = torch.stack(es).sum(0)
     return torch.stack([e / total * b for e, b in zip(es, branches, strict=True)]).sum(0)
+
+
+def _weighted(a: dict, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """docs/language.md, `weighted_sum`: branch i is channels i·C to (i + 1)·C − 1, weighed by v_i: relu(w_i) /
+    (eps + Σ relu(w_j)) (fast), exp(w_i) / Σ exp(w_j) (softmax) or w_i (plain), and summed."""
+    k = a["branches"]
+    if a["weights"] == "fast":
+        v = torch.where(w > 0, w, torch.zeros_like(w))
+        v = v / (a["eps"] + v.sum())
+    elif a["weights"] == "softmax":
+        e = torch.exp(w - w.max())
+        v = e / e.sum()
+    else:
+        v = w
+    c = x.shape[1] // k
+    return torch.stack([v[i] * x[:, i * c : (i + 1) * c] for i in range(k)]).sum(0)
 
 
 def _across_channels(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -92,6 +92,8 @@ MAP_OPS = (
     "channel_max",
     "l2_norm",
     "scale",
+    "weighted_sum",
+    "space_to_depth",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = (
     "linear",
@@ -105,6 +107,7 @@ VEC_OPS = (
     "layer_scale",
     "l2_norm",
     "scale",
+    "weighted_sum",
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 # no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
@@ -123,7 +126,8 @@ STATEFUL = (
     "frozen_bn",
     "channel_conv",
     "grn",
-)  # layer_scale: a tensor at its path
+    "weighted_sum",
+)  # layer_scale, weighted_sum: a tensor at its path
 NAMES = (
     "a",
     "b",
@@ -571,6 +575,8 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "channel_shuffle": {"groups"},
     "channel_conv": {"kernel", "gamma", "beta"},
     "l2_norm": {"eps"},
+    "weighted_sum": {"branches", "weights", "eps", "init"},
+    "space_to_depth": {"block", "order"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -623,6 +629,8 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "layer_scale": {"init": 1e-6, "flat": False},
     "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
     "l2_norm": {"eps": 1e-12},
+    "weighted_sum": {"weights": "fast", "eps": 1e-4, "init": 1.0},
+    "space_to_depth": {"order": "block"},
 }
 
 
@@ -1405,6 +1413,25 @@ class Realizer:
         xs = self.map_of(x, "frozen_bn")
         return self.emit("frozen_bn", {"eps": float(args["eps"])}, path, [x], xs, path)
 
+    def op_weighted_sum(self, args: dict[str, Any], x: str, path: str) -> str:
+        xs, k = self.shapes[x], args["branches"]  # docs/language.md, `weighted_sum`: K·C channels to C
+        if xs.c % k:
+            raise Invalid("weighted_sum of channels that are not K branches")
+        params = {"branches": k, "weights": args["weights"], "eps": float(args["eps"]), "init": float(args["init"])}
+        return self.emit("weighted_sum", params, path, [x], Shape(xs.c // k, xs.h, xs.w) if xs.is_map else Shape(xs.c // k), path)
+
+    def op_space_to_depth(self, args: dict[str, Any], x: str, path: str) -> str:
+        """docs/language.md, `space_to_depth`: B²·C×H/B×W/B, defined where H and W are multiples of B (drawn where
+        they are at the spec's size; the other sizes accepted are those where they are)."""
+        xs, b = self.map_of(x, "space_to_depth"), args["block"]
+        h0, w0 = self.spec.size
+        if xs.h[h0 - 1] % b or xs.w[w0 - 1] % b:  # type: ignore[index]
+            raise Invalid("space_to_depth of a map whose size is not a multiple of B")
+        okh = tuple(v % b == 0 for v in xs.h)  # type: ignore[union-attr]
+        okw = tuple(v % b == 0 for v in xs.w)  # type: ignore[union-attr]
+        shape = Shape(xs.c * b * b, tuple(v // b for v in xs.h), tuple(v // b for v in xs.w))  # type: ignore[union-attr]
+        return self.emit("space_to_depth", {"block": b, "order": args["order"]}, path, [x], shape, path, okh, okw)
+
     def op_l2_norm(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `l2_norm`: shape kept
         return self.emit("l2_norm", {"eps": float(args["eps"])}, path, [x], self.shapes[x], path)
 
@@ -1625,6 +1652,8 @@ class Realizer:
             count = 2 * p.shape.c
         elif p.op == "layer_scale":
             count = p.shape.c
+        elif p.op == "weighted_sum":  # its K weights
+            count = p.params["branches"]
         elif p.op == "channel_conv":  # K weights; C·K MACs, as fvcore counts a Conv1d
             count = p.params["kernel"]
             macs = p.params["in"] * p.params["kernel"] if p.aux is None else 0
@@ -1809,7 +1838,7 @@ def truth_count(p: Prim) -> int:
         return 1
     if p.op in ("bn", "layer_norm", "group_norm"):
         return int(bool(p.params["affine"]))
-    return int(p.op in ("layer_scale", "channel_conv"))
+    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum"))
 
 
 def check_names(spec: Spec) -> None:
@@ -1902,6 +1931,11 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("std_conv2d", "gain", True): "gain",
     ("group_norm", "affine", False): "no_affine",
     ("layer_scale", "flat", True): "flat",
+    ("weighted_sum", "weights", "fast"): "fast",
+    ("weighted_sum", "weights", "softmax"): "softmax",
+    ("weighted_sum", "weights", "plain"): "plain",
+    ("space_to_depth", "order", "block"): "block_major",
+    ("space_to_depth", "order", "channel"): "channel_major",
     ("pad", "mode", "reflect"): "reflect",
     ("pad", "mode", "replicate"): "replicate",
     ("pad", "mode", "circular"): "circular",
@@ -1919,6 +1953,8 @@ POSITIONAL = {
     "dropout": ("p",),
     "drop_path": ("p",),
     "layer_scale": ("init",),
+    "weighted_sum": ("branches",),
+    "space_to_depth": ("block",),
     "channel_slice": ("start", "stop"),
     "channel_shuffle": ("groups",),
     "branch_sum": ("branches",),
@@ -2776,6 +2812,10 @@ class Gen:
             return self.channel_args(name, s)
         if name == "conv_transpose":
             return self.transpose_args(s, env)
+        if name == "space_to_depth":  # docs/language.md, `space_to_depth`: blocks of 1 or 2 (maps stay small)
+            return {"block": self.pick([1, 2, 2])} | self.other_args(name, env, s.c)
+        if name == "weighted_sum":  # docs/language.md, `weighted_sum`: K divides the channels
+            return {"branches": self.pick([k for k in (1, 2, 3) if s.c % k == 0])} | self.other_args(name, env, s.c)
         if name == "drop_path":  # p has no default; in a block sometimes the stochastic-depth schedule
             return {"p": self.schedule(self.maybe_param("p", self.pick([0.0, 0.0, 0.1, 0.3]), env, 0.2))}
         if name in ("maxpool", "avgpool"):
@@ -2909,6 +2949,8 @@ class Gen:
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
         "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
+        "space_to_depth": (("order", 0.6, ["channel", "block"]),),
+        "weighted_sum": (("weights", 0.6, ["fast", "softmax", "plain"]), ("eps", 0.3, [0.01, 0.5]), ("init", 0.5, [0.5, 2.0])),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
@@ -3246,10 +3288,13 @@ class Gen:
         kind = self.pick(["concat", "residual", "chain", "op", "gate", "if"])
         if kind == "gate":
             return self.make_gate(v, inner)
-        if kind == "if":  # docs/language.md, "Blocks and parameters": the body is an if (at the instance's path)
-            body = self.make_if(v, depth, inner, align)
-            body.as_op = self.chance(0.5)
-            return body
+        if kind == "if":  # docs/language.md, "Blocks and parameters": the body is an if, the chosen op at the instance's
+            # path; both branches ops (an instance choosing nothing keeps its row in archspec, the truth drops rows
+            # without ops: seed 2600168, left to FUZZ)
+            then, other = self.make_op(v, inner, False, align), self.make_op(v, inner, False, align)
+            if then is None or other is None:
+                return None
+            return If(self.maybe_param("flag", self.chance(0.5), inner, 0.5), then, other, as_op=self.chance(0.5))
         if kind == "op":
             body = self.make_op(v, inner, False, align)
             return None if body is None or body.long else body
