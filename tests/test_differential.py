@@ -457,8 +457,9 @@ def _has_live_conv(spec: object, truth: object) -> bool:
         return False
     report = archspec.check(render(spec))  # type: ignore[arg-type]
     out = model(torch.randn(1, report.input_channels, *report.input_size))
-    values = out.values() if isinstance(out, dict) else [out]
-    torch.autograd.backward([v.sum() for v in values])
+    values = [v for v in (out.values() if isinstance(out, dict) else [out]) if v.requires_grad]
+    if values:
+        torch.autograd.backward([v.sum() for v in values])
     return weight.grad is not None and bool(weight.grad.abs().max() > 0)
 
 
