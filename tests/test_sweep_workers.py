@@ -131,7 +131,9 @@ def test_kill_9_loses_no_finished_trial_and_the_study_resumes(tmp_path: Path) ->
     from archspec.sweep.study import ATTR
 
     state = optuna.trial.TrialState
-    space = _space(tmp_path, trials=5, repeats=40)  # slow enough trials to kill one mid-way
+    # slow enough trials to kill one mid-way: its measurement must outlast the polling below (with builds
+    # kept between trials, 40 repeats took 0.18 s a trial and the worker finished unseen, session 10)
+    space = _space(tmp_path, trials=5, repeats=400)
     storage = str(tmp_path / "study.journal")
     worker = _worker(space, storage, tmp_path / "o", "--worker")
 
