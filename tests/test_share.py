@@ -164,3 +164,33 @@ def test_a_shared_part_reading_its_input_twice_is_applied_again(network: str, bl
     x = torch.randn(2, 5, 17, 17)
     with torch.no_grad():
         torch.testing.assert_close(model(x), times * x)
+
+
+def test_a_share_of_a_repeated_block_with_numbered_parts_compiles_standalone(tmp_path: Path) -> None:
+    """Differential seed 31003235: the standalone file reached a block class's part named `1` as
+    `self.drop[0].1` (a SyntaxError). The copy calls the repeat's modules again; torch written apart."""
+    from tests.test_codegen import compile_to, run_standalone
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "archspec: 1\nname: shared_eca\ninput: {channels: 2, size: [9, 9]}\nblocks:\n"
+        "  blk2:\n    gate: ['adaptive_avgpool size=[1,1]', channel_conv]\n"
+        "network:\n- drop: {block: blk2, repeat: 2}\n- {share: drop}\n"
+    )
+    model = archspec.build(spec).eval()
+    state = model.state_dict()
+    assert sorted(state) == ["drop.0.1.weight", "drop.1.1.weight"]
+
+    def eca(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # x · conv1d over the channels of mean(x)
+        pooled = x.mean((2, 3)).unsqueeze(1)
+        return x * F.conv1d(pooled, weight, padding=weight.shape[-1] // 2).transpose(1, 2).unsqueeze(-1)
+
+    x = torch.randn(2, 2, 9, 9)
+    y = x
+    for _ in range(2):  # the repeat, then its share: the same two modules again
+        y = eca(eca(y, state["drop.0.1.weight"]), state["drop.1.1.weight"])
+    out = tmp_path / "shared_eca.py"
+    compile_to(spec, out)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), y)
+        torch.testing.assert_close(run_standalone(tmp_path, out, "SharedEca", state, x), y)

@@ -51,10 +51,10 @@ class ModuleTree:
             kind = self.kinds[parent]
             if kind == "seq":
                 text += f"[{seg}]"
-            elif kind == "self" and not IDENT.match(seg):
-                text = f"getattr(self, {quote(seg)})"
             elif kind == "dict" and (not IDENT.match(seg) or keyword.iskeyword(seg) or hasattr(nn.ModuleDict, seg)):
                 text += f"[{quote(seg)}]"
+            elif not IDENT.match(seg) or keyword.iskeyword(seg):  # a numbered part of the root or of a block's class
+                text = f"getattr({text}, {quote(seg)})"
             else:
                 text += f".{seg}"
             parent = f"{parent}.{seg}" if parent else seg
