@@ -127,8 +127,7 @@ def _unread_parts(graph: OpGraph, keep: set[str]) -> list[tuple[str, Node]]:
     kept_prefixes: set[str] = set()
     for n in graph.ordered():
         record = graph.at(n)
-        segments = record.origin.split(".") if record.origin else []
-        prefixes = [".".join(segments[: k + 1]) for k in range(len(segments))]
+        prefixes = _prefixes(record.origin)
         if n in keep:
             kept_prefixes.update(prefixes)
         else:
@@ -139,11 +138,15 @@ def _unread_parts(graph: OpGraph, keep: set[str]) -> list[tuple[str, Node]]:
         if n in keep or graph.succ[n]:
             continue
         record = graph.at(n)
-        segments = record.origin.split(".") if record.origin else []
-        whole = [".".join(segments[: k + 1]) for k in range(len(segments))]
-        prefix = next((p for p in whole if p not in kept_prefixes), record.origin)
+        prefix = next((p for p in _prefixes(record.origin) if p not in kept_prefixes), record.origin)
         parts.setdefault(prefix, removed[prefix][0] if prefix in removed else record)
     return list(parts.items())
+
+
+def _prefixes(path: str) -> list[str]:
+    """A module path and the paths around it, outermost first: ``a``, ``a.b``, ``a.b.c``."""
+    segments = path.split(".") if path else []
+    return [".".join(segments[: k + 1]) for k in range(len(segments))]
 
 
 def _unread(paths: list[str], record: Node) -> SpecWarning:
