@@ -138,41 +138,19 @@ def linear_add(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias:
 
 def conv_add_pointwise(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
     """``activation(conv(x) + other)`` in one oneDNN kernel (a binary post-op, then the unary one)."""
-    return torch.ops.mkldnn._convolution_pointwise.binary(
-        x,
-        other,
-        conv.packed_weight(x),
-        conv.bias,
-        conv.padding,
-        conv.stride,
-        conv.dilation,
-        conv.groups,
-        "add",
-        None,
-        activation,
-        [],
-        None,
-    )
+    return torch.ops.mkldnn._convolution_pointwise.binary(x, other, *_add_then(conv, x, activation))
 
 
 def conv_add_pointwise_(conv: OneDNNConv, x: torch.Tensor, other: torch.Tensor, activation: str | None) -> torch.Tensor:
     """``activation(conv(x) + other)`` in one oneDNN kernel, written into ``other`` and returned (oneDNN's
     ``sum`` post-op: no new map is allocated, and the sum is made as each output tile is stored)."""
-    return torch.ops.mkldnn._convolution_pointwise_.binary(
-        other,
-        x,
-        conv.packed_weight(x),
-        conv.bias,
-        conv.padding,
-        conv.stride,
-        conv.dilation,
-        conv.groups,
-        "add",
-        None,
-        activation,
-        [],
-        None,
-    )
+    return torch.ops.mkldnn._convolution_pointwise_.binary(other, x, *_add_then(conv, x, activation))
+
+
+def _add_then(conv: OneDNNConv, x: torch.Tensor, activation: str | None) -> tuple[object, ...]:
+    """The arguments both binary conv kernels take after their two maps: the conv's, an add, the unary op."""
+    weight = conv.packed_weight(x)
+    return (weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, "add", None, activation, [], None)
 
 
 class OneDNNConv(nn.Conv2d):
