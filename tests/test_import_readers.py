@@ -33,11 +33,11 @@ def test_each_op_declares_its_torch_readers_or_why_not(name: str) -> None:
         assert callable(obj), reader.target
         if reader.structural is not None:  # read by the method of that name of the converter or of its form readers
             from archspec.importer.convert import Converter
-            from archspec.importer.forms import ChannelSplits, Merges, ValueReads
+            from archspec.importer.forms import ChannelSplits, Merges, Rows, ValueReads
 
             owners = [
                 c
-                for c in (Converter, ChannelSplits, Merges, ValueReads)
+                for c in (Converter, ChannelSplits, Merges, Rows, ValueReads)
                 if callable(getattr(c, "read_" + reader.structural, None))
             ]
             assert len(owners) == 1, (reader.structural, owners)

@@ -551,7 +551,7 @@ def _counts(e: E) -> list[int | None]:
 
 
 def _value_text(k: str, v: Any) -> str:
-    if k in ("kernel", "size"):
+    if k in ("kernel", "size") and isinstance(v, tuple):  # a grid; channel_conv's kernel is one number
         return f"{v[0]}x{v[1]}"
     if isinstance(v, tuple):
         return str(v[0])
