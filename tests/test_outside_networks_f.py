@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import archspec
@@ -119,3 +120,91 @@ def test_regnet_y_400mf() -> None:
 def test_resnext101_64x4d() -> None:
     ref = _fresh(lambda: torchvision.models.resnext101_64x4d(weights=None))
     _assert_same(SPECS / "resnext101_64x4d.yaml", ref, [(64, 64, 2), (67, 45, 1)])
+
+
+def _as_head(outputs: dict[str, torch.Tensor], prefix: str, k: int) -> torch.Tensor:
+    """The per-level maps (N, A·K, H, W) of levels 3-7 laid out as torchvision's detection heads lay
+    them out: each as (N, H·W·A, K), the levels concatenated."""
+    maps = [outputs[f"{prefix}_p{level}"] for level in (3, 4, 5, 6, 7)]
+    return torch.cat([m.view(m.shape[0], -1, k, *m.shape[-2:]).permute(0, 3, 4, 1, 2).flatten(1, 3) for m in maps], 1)
+
+
+class RetinaNetLevels(nn.Module):
+    """torchvision's retinanet_resnet50_fpn_v2 up to its head's per-level maps: the backbone with FPN
+    (P3-P7), then the classification and regression heads' modules applied to each level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models.detection import retinanet_resnet50_fpn_v2
+
+        detector = retinanet_resnet50_fpn_v2(weights=None, weights_backbone=None)
+        self.backbone, self.head = detector.backbone, detector.head
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        cls, reg = self.head.classification_head, self.head.regression_head
+        out = {}
+        for level, x in zip((3, 4, 5, 6, 7), self.backbone(image).values(), strict=True):
+            out[f"cls_p{level}"] = cls.cls_logits(cls.conv(x))
+            out[f"reg_p{level}"] = reg.bbox_reg(reg.conv(x))
+        return out
+
+
+def test_retinanet_resnet50_fpn_v2_head() -> None:
+    # one set of head weights over five levels (share:), ten outputs; sizes where P7 is 1×1 and 2×1
+    ref = RetinaNetLevels()
+    spec = SPECS / "retinanet_resnet50_fpn_v2.yaml"
+    _assert_same(spec, ref, [(128, 128, 2), (161, 97, 1)])
+    # the per-level maps are what torchvision's RetinaNetHead concatenates: laid out as its forward lays
+    # them out (N, A·K, H, W → N, H·W·A, K, levels concatenated), they are its outputs
+    model = archspec.build(spec).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(1, 3, 97, 130, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        got = model(x)
+        want = ref.head(list(ref.backbone(x).values()))
+
+    torch.testing.assert_close(_as_head(got, "cls", 91), want["cls_logits"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(_as_head(got, "reg", 4), want["bbox_regression"], rtol=1e-4, atol=1e-4)
+    # the head's weights are held once: the state_dict has torchvision's keys and nothing per level
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+class FCOSLevels(nn.Module):
+    """torchvision's fcos_resnet50_fpn up to its head's per-level maps: the backbone with FPN (P3-P7),
+    then the classification tower and logits, and the regression tower with relu(bbox_reg) and
+    bbox_ctrness, applied to each level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models.detection import fcos_resnet50_fpn
+
+        detector = fcos_resnet50_fpn(weights=None, weights_backbone=None)
+        self.backbone, self.head = detector.backbone, detector.head
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        cls, reg = self.head.classification_head, self.head.regression_head
+        out = {}
+        for level, x in zip((3, 4, 5, 6, 7), self.backbone(image).values(), strict=True):
+            out[f"cls_p{level}"] = cls.cls_logits(cls.conv(x))
+            tower = reg.conv(x)
+            out[f"reg_p{level}"] = F.relu(reg.bbox_reg(tower))
+            out[f"ctr_p{level}"] = reg.bbox_ctrness(tower)
+        return out
+
+
+def test_fcos_resnet50_fpn_head() -> None:
+    # the towers and the two regression predictors shared as separate parts; fifteen outputs
+    ref = FCOSLevels()
+    spec = SPECS / "fcos_resnet50_fpn.yaml"
+    _assert_same(spec, ref, [(128, 128, 2), (161, 97, 1)])
+    model = archspec.build(spec).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(1, 3, 97, 130, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        got = model(x)
+        want = ref.head(list(ref.backbone(x).values()))
+
+    torch.testing.assert_close(_as_head(got, "cls", 91), want["cls_logits"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(_as_head(got, "reg", 4), want["bbox_regression"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(_as_head(got, "ctr", 1), want["bbox_ctrness"], rtol=1e-4, atol=1e-4)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
