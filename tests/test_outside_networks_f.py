@@ -456,3 +456,76 @@ class BiSeNetR18(nn.Module):
 
 def test_bisenet_v1_resnet18() -> None:
     _assert_same(SPECS / "bisenet_v1_resnet18.yaml", _fresh(BiSeNetR18), [(128, 256, 2), (97, 130, 1)])
+
+
+def _bn_prelu(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.PReLU(channels))
+
+
+class ENetInitial(nn.Module):
+    """ENet's initial block (arXiv 1606.02147, Fig. 2(a)): a 3x3 stride-2 conv of 13 filters beside a
+    2x2 max pool, concatenated (16 channels), BN, PReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 13, 3, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.prelu = nn.PReLU(16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(self.bn(torch.cat([self.conv(x), F.max_pool2d(x, 2, 2)], 1)))
+
+
+class ENetBottleneck(nn.Module):
+    """ENet's bottleneck (arXiv 1606.02147, Fig. 2(b), section 3): projection to a quarter (2x2 stride 2
+    when downsampling), a 3x3 conv (dilated, or 5x1 then 1x5 when asymmetric), expansion, each
+    conv-BN-PReLU but the expansion's (conv-BN), spatial dropout; added to the main branch (max pooled and
+    zero-padded in the channels when downsampling); PReLU. No biases."""
+
+    def __init__(self, cin: int, cout: int, down: bool = False, dilation: int = 1, asym: bool = False) -> None:
+        super().__init__()
+        mid, self.down = cin // 4, down
+        self.proj = _bn_prelu(nn.Conv2d(cin, mid, 2 if down else 1, 2 if down else 1, bias=False), mid)
+        if asym:
+            conv5x1 = nn.Conv2d(mid, mid, (5, 1), padding=(2, 0), bias=False)
+            conv1x5 = nn.Conv2d(mid, mid, (1, 5), padding=(0, 2), bias=False)
+            self.conv = nn.Sequential(conv5x1, conv1x5, nn.BatchNorm2d(mid), nn.PReLU(mid))
+        else:
+            self.conv = _bn_prelu(nn.Conv2d(mid, mid, 3, padding=dilation, dilation=dilation, bias=False), mid)
+        self.expand = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.dropout = nn.Dropout2d(0.1)
+        self.act = nn.PReLU(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        main = x
+        if self.down:
+            main = F.max_pool2d(x, 2, 2)
+            zeros = main.new_zeros(main.shape[0], self.expand[0].out_channels - main.shape[1], *main.shape[2:])
+            main = torch.cat([main, zeros], 1)
+        return self.act(main + self.dropout(self.expand(self.conv(self.proj(x)))))
+
+
+class ENetEncoder(nn.Module):
+    """ENet's initial block and stages 1 and 2 (arXiv 1606.02147, Table 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.initial = ENetInitial()
+        self.bottleneck1 = nn.Sequential(ENetBottleneck(16, 64, down=True), *[ENetBottleneck(64, 64) for _ in range(4)])
+        kinds = [{}, {"dilation": 2}, {"asym": True}, {"dilation": 4}, {}, {"dilation": 8}, {"asym": True}, {"dilation": 16}]
+        stage2 = [ENetBottleneck(128, 128, **kind) for kind in kinds]  # type: ignore[arg-type]
+        self.bottleneck2 = nn.Sequential(ENetBottleneck(64, 128, down=True), *stage2)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck2(self.bottleneck1(self.initial(image)))
+
+
+def test_enet_encoder() -> None:
+    # PReLU written as relu(x) - a·relu(-x) with a layer_scale named weight: PReLU's slopes redrawn in
+    # [0.5, 1.5] as 1-D weights; the initial block's concat agrees at even sizes only, as the reference's
+    spec = SPECS / "enet_encoder.yaml"
+    ref = _fresh(ENetEncoder)
+    assert archspec.check(spec).min_input_size == (8, 8)
+    _assert_same(spec, ref, [(128, 96, 2), (130, 66, 1)])
+    with pytest.raises(RuntimeError), torch.no_grad():
+        ref(torch.zeros(1, 3, 65, 64))
