@@ -387,3 +387,72 @@ def test_stacked_hourglass2() -> None:
             ref(torch.zeros(1, 3, bad, 64))
         with pytest.raises(ValueError), torch.no_grad():
             model(torch.zeros(1, 3, bad, 64))
+
+
+def _cbr(cin: int, cout: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
+    """conv (no bias), BatchNorm, ReLU, padded to keep the size at stride 1."""
+    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class AttentionRefinement(nn.Module):
+    """BiSeNet's attention refinement module (arXiv 1808.00897, Fig. 2(b)), after a 3x3 conv-BN-ReLU:
+    the map times sigmoid(BN(1x1 conv(global average))); the attention's layers beside the conv."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = _cbr(cin, cout, 3)
+        self.conv_atten = nn.Conv2d(cout, cout, 1, bias=False)
+        self.bn_atten = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x * torch.sigmoid(self.bn_atten(self.conv_atten(x.mean((2, 3), keepdim=True))))
+
+
+class BiSeNetR18(nn.Module):
+    """BiSeNet v1 (arXiv 1808.00897, Fig. 2, section 3) on ResNet-18: spatial path, context path with
+    ARMs on the 1/16 and 1/32 maps and the global context, feature fusion module (concat, 1x1
+    conv-BN-ReLU, x + x·SE(x) with reduction 4), output head and two auxiliary heads, each resized
+    bilinearly to the input."""
+
+    def __init__(self, classes: int = 19) -> None:
+        super().__init__()
+        self.backbone = torchvision.models.resnet18(weights=None)
+        del self.backbone.avgpool, self.backbone.fc
+        self.context = nn.Module()
+        self.context.global_conv = _cbr(512, 128)
+        self.context.arm32 = AttentionRefinement(512, 128)
+        self.context.head32 = _cbr(128, 128, 3)
+        self.context.arm16 = AttentionRefinement(256, 128)
+        self.context.head16 = _cbr(128, 128, 3)
+        self.spatial = nn.Sequential(_cbr(3, 64, 7, 2), _cbr(64, 64, 3, 2), _cbr(64, 64, 3, 2), _cbr(64, 128))
+        self.ffm = nn.Module()
+        self.ffm.convblk = _cbr(256, 256)
+        self.ffm.conv1 = nn.Conv2d(256, 64, 1, bias=False)
+        self.ffm.conv2 = nn.Conv2d(64, 256, 1, bias=False)
+        self.head = nn.Sequential(_cbr(256, 256, 3), nn.Conv2d(256, classes, 1))
+        self.aux16 = nn.Sequential(_cbr(128, 64, 3), nn.Conv2d(64, classes, 1))
+        self.aux32 = nn.Sequential(_cbr(128, 64, 3), nn.Conv2d(64, classes, 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, c = self.backbone, self.context
+        f8 = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(image))))))
+        f16 = b.layer3(f8)
+        f32 = b.layer4(f16)
+        context = F.interpolate(c.global_conv(f32.mean((2, 3), keepdim=True)), size=f32.shape[-2:], mode="nearest")
+        up32 = c.head32(F.interpolate(c.arm32(f32) + context, size=f16.shape[-2:], mode="nearest"))
+        up16 = c.head16(F.interpolate(c.arm16(f16) + up32, size=f8.shape[-2:], mode="nearest"))
+        fused = self.ffm.convblk(torch.cat([self.spatial(image), up16], 1))
+        atten = torch.sigmoid(self.ffm.conv2(F.relu(self.ffm.conv1(fused.mean((2, 3), keepdim=True)))))
+        fused = fused * atten + fused
+        size = image.shape[-2:]
+        return {
+            "out": F.interpolate(self.head(fused), size=size, mode="bilinear"),
+            "aux16": F.interpolate(self.aux16(up16), size=size, mode="bilinear"),
+            "aux32": F.interpolate(self.aux32(up32), size=size, mode="bilinear"),
+        }
+
+
+def test_bisenet_v1_resnet18() -> None:
+    _assert_same(SPECS / "bisenet_v1_resnet18.yaml", _fresh(BiSeNetR18), [(128, 256, 2), (97, 130, 1)])
