@@ -529,3 +529,76 @@ def test_enet_encoder() -> None:
     _assert_same(spec, ref, [(128, 96, 2), (130, 66, 1)])
     with pytest.raises(RuntimeError), torch.no_grad():
         ref(torch.zeros(1, 3, 65, 64))
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    """A strided 3x3 conv (no bias), BatchNorm, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class SeparableConv(nn.Module):
+    """EfficientDet's separable conv (arXiv 1911.09070, section 3.3): depthwise 3x3 (no bias), pointwise 1x1."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.depthwise_conv = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise_conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class EfficientDetHead(nn.Module):
+    """A box or class prediction network of EfficientDet (arXiv 1911.09070, Fig. 3): its separable convs
+    and predictor shared across the levels, a BatchNorm per level and layer, swish."""
+
+    def __init__(self, channels: int, out: int, layers: int = 3, levels: int = 5) -> None:
+        super().__init__()
+        self.conv_list = nn.ModuleList(SeparableConv(channels, channels) for _ in range(layers))
+        bns = (nn.ModuleList(nn.BatchNorm2d(channels, 1e-3, 0.01) for _ in range(layers)) for _ in range(levels))
+        self.bn_list = nn.ModuleList(bns)
+        self.header = SeparableConv(channels, out)
+
+    def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for x, bns in zip(maps, self.bn_list, strict=True):
+            for conv, bn in zip(self.conv_list, bns, strict=True):  # type: ignore[call-overload]
+                x = F.silu(bn(conv(x)))
+            out.append(self.header(x))
+        return out
+
+
+class EfficientDetHeads(nn.Module):
+    """A strided backbone giving P3-P7 (64 channels), then EfficientDet's box (9·4) and class (9·20)
+    prediction networks on every level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.stem = _down(3, 16)
+        self.backbone.c2 = _down(16, 24)
+        cin = 24
+        for level in (3, 4, 5, 6, 7):
+            setattr(self.backbone, f"p{level}", _down(cin, 64))
+            cin = 64
+        self.regressor = EfficientDetHead(64, 9 * 4)
+        self.classifier = EfficientDetHead(64, 9 * 20)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        b = self.backbone
+        x = b.c2(b.stem(image))
+        maps = []
+        for level in (3, 4, 5, 6, 7):
+            x = getattr(b, f"p{level}")(x)
+            maps.append(x)
+        out = {}
+        for level, box, cls in zip((3, 4, 5, 6, 7), self.regressor(maps), self.classifier(maps), strict=True):
+            out[f"box_p{level}"], out[f"cls_p{level}"] = box, cls
+        return out
+
+
+def test_efficientdet_heads() -> None:
+    # shared separable convs with a BatchNorm per level (bn_list.LEVEL.I): the BatchNorms redrawn apart,
+    # so a level reading another's statistics would show
+    ref = _fresh(EfficientDetHeads)
+    _assert_same(SPECS / "efficientdet_heads.yaml", ref, [(128, 128, 2), (161, 97, 1)])
