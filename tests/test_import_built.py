@@ -39,7 +39,6 @@ _READ = "archspec's own runtime form is not read yet: "
 _PLACE = "the importer cannot place the built network's parts at their paths yet: "
 NOT_YET = {
     "bifpn_layer": _READ + "weighted_sum's weights (a tensor attribute passed to the function)",
-    "ssd300_vgg16_backbone": _READ + "l2_norm's scale (a tensor attribute passed to the function)",
     "cbam_resnet18": _READ + "channel_mean and channel_max (torch.mean / amax over dim 1)",
     "ghostnetv2_100": _READ + "a full C×H×W gate whose layers are not the children of one module",
     "poolformer_s12": _READ + "a residual whose body is `scale -1` alone (pool(x) − x written so)",
@@ -57,6 +56,24 @@ NOT_YET = {
 }
 
 
+# The outside specs this sweep was written over (session 11). A spec written since is swept too, as a non-strict
+# expected failure until it joins this list or NOT_YET: a new spec that does not import back must not stop
+# the work of whoever wrote it, and the sweep's report (XPASS / XFAIL) says which to add.
+SWEPT = set(
+    "alexnet bifpn_layer cbam_resnet18 convmixer_768_32 convnextv2_atto cs3darknet_s cspdarknet53 darknet53 "
+    "deeplabv3_mobilenet_v3_large deeplabv3plus_resnet18 densenetblur121d dla34 dla60 dpn68 ecaresnet26t "
+    "efficientnet_b0_features efficientnet_es efficientnet_lite0 efficientnet_v2_s ese_vovnet19b_dw "
+    "fasterrcnn_mobilenet_v3_large_fpn_backbone fbnetc_100 fcn_resnet50 gernet_s ghostnet_100 ghostnetv2_100 "
+    "hardcorenas_a hrnet_w18 hrnet_w18_small inception_next_atto lcnet_050 legacy_seresnext26_32x4d "
+    "lraspp_mobilenet_v3_large mixnet_s mnasnet0_5 mobilenet_v2 mobilenet_v3_small mobilenetv4_conv_small "
+    "mobileone_s0 nf_resnet50 poolformer_s12 pspnet_resnet18 regnet_x_400mf regnet_y_800mf regnety_016 "
+    "repghostnet_050 repvgg_a0 resnest14d resnet18_fpn_p6p7 resnet26t resnet50_gn resnetblur50 rexnet_100 "
+    "selecsls42b semnasnet_075 skresnet18 squeezenet1_1 ssd300_vgg16_backbone "
+    "ssdlite320_mobilenet_v3_large_backbone tf_efficientnetv2_s tinynet_a tresnet_m unet3 vgg11_bn "
+    "wide_resnet50_2 xception41".split()
+)
+
+
 def _id(path: Path) -> str:
     return f"{'zoo' if path.parent.name == 'zoo' else 'outside'}/{path.stem}"
 
@@ -67,11 +84,13 @@ def _param(path: Path) -> object:
         return pytest.param(
             path, id=_id(path), marks=pytest.mark.xfail(strict=True, reason=reason, raises=(ImportRefused, RecursionError))
         )
+    if path.parent.name != "zoo" and path.stem not in SWEPT:
+        return pytest.param(path, id=_id(path), marks=pytest.mark.xfail(strict=False, reason="written after this sweep's list"))
     return pytest.param(path, id=_id(path))
 
 
-def test_the_not_yet_list_names_specs_that_exist() -> None:
-    assert set(NOT_YET) <= {p.stem for p in OUTSIDE}
+def test_the_lists_name_specs_that_exist() -> None:
+    assert set(NOT_YET) <= SWEPT <= {p.stem for p in OUTSIDE}
 
 
 @pytest.mark.fast_params(*sorted(FAST))
@@ -83,3 +102,19 @@ def test_a_built_spec_imports_back_to_the_same_network(spec: Path) -> None:
     result = to_spec(built, name=spec.stem, input_size=report.input_size)
     size = report.train_min_input_size
     verify(built, result.text, size, aux=result.aux)
+
+
+def test_the_zoo_s_u_net_comes_back_with_one_decoder_block_reading_its_skip() -> None:
+    """zoo:unet's `up_step` reads its level's encoder map (`from: $skip`) and crops it to its own `up`: the
+    import writes the decoder levels as one block again, each instance passing its skip."""
+    import yaml
+
+    built = archspec.build(ROOT / "archspec" / "zoo" / "unet.yaml")
+    result = to_spec(built, name="unet", input_size=built.archspec_report.input_size)
+    verify(built, result.text, built.archspec_report.train_min_input_size)
+    doc = yaml.safe_load(result.text)
+    assert list(doc["blocks"]) == ["double_conv", "up_step"]
+    assert doc["blocks"]["up_step"]["params"] == {"out": 512, "skip": "enc4"}
+    skip = doc["blocks"]["up_step"]["chain"][1]["cat"]["concat"][0]["skip"]
+    assert skip[0] == {"from": "$skip"} and list(skip[1].values()) == ["crop to=up"]
+    assert {"dec3": "up_step out=256 skip=enc3"} in doc["network"]
