@@ -602,3 +602,51 @@ def test_efficientdet_heads() -> None:
     # so a level reading another's statistics would show
     ref = _fresh(EfficientDetHeads)
     _assert_same(SPECS / "efficientdet_heads.yaml", ref, [(128, 128, 2), (161, 97, 1)])
+
+
+class VGGBlock(nn.Module):
+    """Two 3x3 conv-BN-ReLU: UNet++'s convolution unit H (arXiv 1807.10165, section 2)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+
+
+class NestedUNet(nn.Module):
+    """UNet++ (arXiv 1807.10165, Fig. 1, eq. 1) of depth 4 with deep supervision: X(i,j) =
+    H([X(i,0) … X(i,j-1), Up(X(i+1,j-1))]), Up bilinear ×2 with aligned corners; four 1x1 heads."""
+
+    def __init__(self, filters: tuple[int, ...] = (8, 16, 32, 64, 128), classes: int = 1) -> None:
+        super().__init__()
+        for i, f in enumerate(filters):
+            setattr(self, f"conv{i}_0", VGGBlock(3 if i == 0 else filters[i - 1], f))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                setattr(self, f"conv{i}_{j}", VGGBlock(filters[i] * j + filters[i + 1], filters[i]))
+        for j in range(1, 5):
+            setattr(self, f"final{j}", nn.Conv2d(filters[0], classes, 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x: dict[tuple[int, int], torch.Tensor] = {(0, 0): self.conv0_0(image)}
+        for i in range(1, 5):
+            x[i, 0] = getattr(self, f"conv{i}_0")(F.max_pool2d(x[i - 1, 0], 2, 2))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                up = F.interpolate(x[i + 1, j - 1], scale_factor=2, mode="bilinear", align_corners=True)
+                x[i, j] = getattr(self, f"conv{i}_{j}")(torch.cat([*(x[i, k] for k in range(j)), up], 1))
+        return {f"final{j}": getattr(self, f"final{j}")(x[0, j]) for j in range(1, 5)}
+
+
+def test_unet_plus_plus() -> None:
+    # the nested skips concatenate every earlier node of a level with the upsampled node below; the
+    # maps meet where the input is a multiple of 16, check's accepted sizes and the reference's
+    spec = SPECS / "unet_plus_plus.yaml"
+    assert archspec.check(spec).min_input_size == (16, 16)
+    model = _assert_same(spec, _fresh(NestedUNet), [(64, 96, 2), (80, 48, 1)])
+    with pytest.raises(ValueError), torch.no_grad():
+        model(torch.zeros(1, 3, 72, 64))
