@@ -38,8 +38,6 @@ FAST = {
 _READ = "archspec's own runtime form is not read yet: "
 _PLACE = "the importer cannot place the built network's parts at their paths yet: "
 NOT_YET = {
-    "bifpn_layer": _READ + "weighted_sum's weights (a tensor attribute passed to the function)",
-    "cbam_resnet18": _READ + "channel_mean and channel_max (torch.mean / amax over dim 1)",
     "ghostnetv2_100": _READ + "a full C×H×W gate whose layers are not the children of one module",
     "poolformer_s12": _READ + "a residual whose body is `scale -1` alone (pool(x) − x written so)",
     "dla34": _PLACE + "a `from:` whose target names three values side by side (DLA's trees)",

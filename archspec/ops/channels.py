@@ -133,6 +133,7 @@ class ChannelMean(_OverChannels):
     name = "channel_mean"
     torch_function = "mean"
     doc = "The mean over the channels at each pixel: C×H×W to 1×H×W (x.mean(1, keepdim=True))."
+    not_imported = "x.mean(1, keepdim=True) is read by global_avgpool's `mean` reader as this op (importer/forms.py)"
 
     def label(self, p: OpParams) -> str:
         return "mean over C"
@@ -145,6 +146,11 @@ class ChannelMax(_OverChannels):
     fresh_output = False  # amax's backward reads its output: an activation after it must not run in place
     saved_for_backward = ("in", "out")
     doc = "The maximum over the channels at each pixel: C×H×W to 1×H×W (x.amax(1, keepdim=True))."
+    not_imported = None
+    readers = (
+        Reader("torch.amax", args=("dim", "keepdim"), structural="amax"),
+        Reader("Tensor.amax", args=("dim", "keepdim"), structural="amax"),
+    )
 
     def label(self, p: OpParams) -> str:
         return "max over C"
