@@ -1626,7 +1626,12 @@ class Realizer:
                 self.note("share_unread_part")
                 first = owners.setdefault(p.shares, p.id)
                 p.shares = None if first == p.id else first
-        replayed = {self.copy_of[v] for v in keep if v in self.copy_of}  # parts a kept copy applies again: not unread
+        # parts a kept copy applies again, or a copy of a copy of them (seed 34502162, LANG): not unread
+        replayed: set[str] = set()
+        for v in keep:
+            while v in self.copy_of and self.copy_of[v] not in replayed:
+                v = self.copy_of[v]
+                replayed.add(v)
         self.unread = tuple(p.path for p in self.prims if p.id not in keep and p.aux is None and p.id not in replayed)
         had = {p.unit for p in self.prims}  # a row of no op (an empty chain) stays while the value it passes on does
         self.prims = [p for p in self.prims if p.id in keep]  # (seeds 520, 1585; archspec a15fedd)
@@ -1636,6 +1641,23 @@ class Realizer:
             for path, out in self.rows
             if path in last or (path not in had and out in (*keep, "input"))
         ]
+
+    def scheduled(self) -> list[Prim]:
+        """docs/language.md, "Auxiliary heads": a head runs right after the value it taps, before the network goes on
+        (as GoogLeNet's forward computes it); heads on one value in the spec's order. The order shows where a head's
+        `share:` copy calls a module the network calls later: BatchNorm's statistics move in that order (seed 48290)."""
+        network = [p for p in self.prims if p.aux is None]
+        at = {p.id: i for i, p in enumerate(network)}
+        after: dict[int, list[Prim]] = {}
+        for a in self.spec.aux:
+            head = [p for p in self.prims if p.aux == a.name]
+            mine = {p.id for p in head}
+            reads = [at.get(v, -1) for p in head for v in p.inputs if v not in mine]  # the tap, and any other value
+            after.setdefault(max(reads, default=-1), []).extend(head)
+        order = after.get(-1, [])
+        for i, p in enumerate(network):
+            order += [p, *after.get(i, [])]
+        return order
 
     def _count(self, p: Prim) -> tuple[int, int]:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
@@ -1696,6 +1718,7 @@ class Realizer:
         # generator's scratch realization of a whole network keeps it (aux heads are drawn on it)
         if self.check_paths or self.spec.outputs is not None:
             self.prune(outputs)
+        self.prims = self.scheduled()
         params = macs = 0
         per_row: dict[str | None, int] = {}
         for p in self.prims:
