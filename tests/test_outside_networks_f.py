@@ -98,7 +98,10 @@ def test_densenet161() -> None:
     assert archspec.check(SPECS / "densenet161.yaml").min_input_size == (29, 29)
 
 
-@pytest.mark.parametrize(("member", "make"), [(None, "shufflenet_v2_x0_5"), ("x2_0", "shufflenet_v2_x2_0")])
+@pytest.mark.parametrize(
+    ("member", "make"),
+    [(None, "shufflenet_v2_x0_5"), *((m, f"shufflenet_v2_{m}") for m in ("x1_0", "x1_5", "x2_0"))],
+)
 def test_shufflenet_v2(member: str | None, make: str) -> None:
     # one spec, two members of its family (`variants:`): the stage widths set as --set sets them
     ref = _fresh(lambda: getattr(torchvision.models, make)(weights=None))
