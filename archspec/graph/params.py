@@ -34,6 +34,9 @@ class OpParams:
         self._params: dict[tuple[str, str], BaseModel] = {}  # validated params by (op, repr of the arguments)
         self._chains: dict[tuple[str, int], tuple[Any, Chain | None]] = {}  # (op, id of params) → (params, chain)
         self._shorts: dict[tuple[str, int, str], tuple[Any, ShortText]] = {}  # (op, id of params, file) → (params, text)
+        # (id of a parsed reference, file, fixed) → (the reference, its params, their chain, scaled): ShortForms
+        # hands out one Ref per short form and set of values read, so a block's instances meet the same ones
+        self._refs: dict[tuple[int, str, bool], tuple[Ref, Any, Chain | None, bool]] = {}
 
     def scaled(self, op: Op, ref: Ref, args: dict[str, Any]) -> bool:
         """Whether the width multiplier changes this op's arguments (before ``fixed_paths``)."""
@@ -59,6 +62,19 @@ class OpParams:
         if args.get("groups") == old:  # depthwise stays depthwise
             args["groups"] = args[field_name]
         return args, True
+
+    def of(self, op: Op, ref: Ref, source: Source, fixed: bool = False) -> tuple[Any, Chain | None, bool]:
+        """The op's validated params (:meth:`args`, :meth:`validate`), their primitive chain (:meth:`chain`) and
+        whether the width multiplier changed them; worked out once per parsed reference, file and ``fixed``."""
+        key = (id(ref), source.file, fixed)
+        hit = self._refs.get(key)
+        if hit is not None and hit[0] is ref:
+            return hit[1:]
+        args, scaled = self.args(op, ref, source, fixed)
+        params = self.validate(op, args, ref.token_locs, ref.loc)
+        chain = self.chain(op, params, ref.loc)
+        self._refs[key] = (ref, params, chain, scaled)
+        return params, chain, scaled
 
     def validate(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
         key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
