@@ -59,9 +59,17 @@ def _outputs(value: object) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in value.items()}
 
 
-def _assert_same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int, int]], seed: int = 0, **build: object) -> None:
+def _assert_same(
+    spec: Path,
+    reference: nn.Module,
+    sizes: list[tuple[int, int, int]],
+    seed: int = 0,
+    channels: int = 3,
+    **build: object,
+) -> nn.Module:
     """Loads reference's redrawn state_dict into the compiled spec strictly and compares every
-    output at each input size (height, width, batch), and at check's minimum input size."""
+    output at each input size (height, width, batch), and at check's minimum input size; returns the
+    compiled model."""
     _redraw(reference, seed)
     reference.eval()
     overrides = build.pop("overrides", None)
@@ -70,7 +78,7 @@ def _assert_same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int, i
     model.load_state_dict(reference.state_dict(), strict=True)
     gen = torch.Generator().manual_seed(seed + 1)
     for h, w, batch in [*sizes, (*smallest, 1)]:
-        x = torch.randn(batch, 3, h, w, generator=gen)
+        x = torch.randn(batch, channels, h, w, generator=gen)
         with torch.no_grad():
             want = _outputs(reference(x))
             got = _outputs(model(x))
@@ -90,7 +98,10 @@ def test_densenet161() -> None:
     assert archspec.check(SPECS / "densenet161.yaml").min_input_size == (29, 29)
 
 
-@pytest.mark.parametrize(("member", "make"), [(None, "shufflenet_v2_x0_5"), ("x2_0", "shufflenet_v2_x2_0")])
+@pytest.mark.parametrize(
+    ("member", "make"),
+    [(None, "shufflenet_v2_x0_5"), *((m, f"shufflenet_v2_{m}") for m in ("x1_0", "x1_5", "x2_0"))],
+)
 def test_shufflenet_v2(member: str | None, make: str) -> None:
     # one spec, two members of its family (`variants:`): the stage widths set as --set sets them
     ref = _fresh(lambda: getattr(torchvision.models, make)(weights=None))
@@ -650,3 +661,37 @@ def test_unet_plus_plus() -> None:
     model = _assert_same(spec, _fresh(NestedUNet), [(64, 96, 2), (80, 48, 1)])
     with pytest.raises(ValueError), torch.no_grad():
         model(torch.zeros(1, 3, 72, 64))
+
+
+class RoIHeads(nn.Module):
+    """Parts of a torchvision detector's roi_heads, run one after the other on RoI features; a predictor
+    giving several tensors gives them as a dict, under the names of its layers."""
+
+    def __init__(self, roi_heads: nn.Module, head: str, predictor: str, names: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        setattr(self, head, getattr(roi_heads, head))
+        setattr(self, predictor, getattr(roi_heads, predictor))
+        self.parts, self.names = (head, predictor), names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        out = getattr(self, self.parts[1])(getattr(self, self.parts[0])(x))
+        return dict(zip(self.names, out, strict=True)) if self.names else out
+
+
+def test_fasterrcnn_v2_box_head() -> None:
+    # two outputs from one vector; the flatten fixes the input at 7×7, as the reference's Linear does
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+
+    detector = _fresh(lambda: fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None))
+    ref = RoIHeads(detector.roi_heads, "box_head", "box_predictor", ("cls_score", "bbox_pred"))
+    spec = SPECS / "fasterrcnn_v2_box_head.yaml"
+    _assert_same(spec, ref, [(7, 7, 3), (7, 7, 1)], channels=256)
+
+
+def test_keypointrcnn_keypoint_head() -> None:
+    from torchvision.models.detection import keypointrcnn_resnet50_fpn
+
+    detector = _fresh(lambda: keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None))
+    ref = RoIHeads(detector.roi_heads, "keypoint_head", "keypoint_predictor")
+    spec = SPECS / "keypointrcnn_keypoint_head.yaml"
+    _assert_same(spec, ref, [(14, 14, 2), (9, 13, 1)], channels=256)
