@@ -76,6 +76,10 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "dm_nfnet_f0": ("dm_nfnet_f0", {}, SIZES),
     "fastvit_t8": ("fastvit_t8", {}, SIZES),
     "mambaout_femto": ("mambaout_femto", {}, SIZES),
+    # gcresnet33ts's family; its global-context member waits on a wall (attention pooling, broadcast add)
+    "resnet33ts": ("gcresnet33ts", {}, SIZES),
+    "seresnet33ts": ("gcresnet33ts", {"variant": "se"}, [(45, 38)]),
+    "eca_resnet33ts": ("gcresnet33ts", {"variant": "eca"}, [(45, 38)]),
 }
 
 # over 15 M parameters or deep, or a family's members beside its first: the slow tier
