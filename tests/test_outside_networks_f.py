@@ -59,9 +59,17 @@ def _outputs(value: object) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in value.items()}
 
 
-def _assert_same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int, int]], seed: int = 0, **build: object) -> None:
+def _assert_same(
+    spec: Path,
+    reference: nn.Module,
+    sizes: list[tuple[int, int, int]],
+    seed: int = 0,
+    channels: int = 3,
+    **build: object,
+) -> nn.Module:
     """Loads reference's redrawn state_dict into the compiled spec strictly and compares every
-    output at each input size (height, width, batch), and at check's minimum input size."""
+    output at each input size (height, width, batch), and at check's minimum input size; returns the
+    compiled model."""
     _redraw(reference, seed)
     reference.eval()
     overrides = build.pop("overrides", None)
@@ -70,7 +78,7 @@ def _assert_same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int, i
     model.load_state_dict(reference.state_dict(), strict=True)
     gen = torch.Generator().manual_seed(seed + 1)
     for h, w, batch in [*sizes, (*smallest, 1)]:
-        x = torch.randn(batch, 3, h, w, generator=gen)
+        x = torch.randn(batch, channels, h, w, generator=gen)
         with torch.no_grad():
             want = _outputs(reference(x))
             got = _outputs(model(x))
@@ -90,7 +98,10 @@ def test_densenet161() -> None:
     assert archspec.check(SPECS / "densenet161.yaml").min_input_size == (29, 29)
 
 
-@pytest.mark.parametrize(("member", "make"), [(None, "shufflenet_v2_x0_5"), ("x2_0", "shufflenet_v2_x2_0")])
+@pytest.mark.parametrize(
+    ("member", "make"),
+    [(None, "shufflenet_v2_x0_5"), *((m, f"shufflenet_v2_{m}") for m in ("x1_0", "x1_5", "x2_0"))],
+)
 def test_shufflenet_v2(member: str | None, make: str) -> None:
     # one spec, two members of its family (`variants:`): the stage widths set as --set sets them
     ref = _fresh(lambda: getattr(torchvision.models, make)(weights=None))
@@ -456,3 +467,231 @@ class BiSeNetR18(nn.Module):
 
 def test_bisenet_v1_resnet18() -> None:
     _assert_same(SPECS / "bisenet_v1_resnet18.yaml", _fresh(BiSeNetR18), [(128, 256, 2), (97, 130, 1)])
+
+
+def _bn_prelu(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.PReLU(channels))
+
+
+class ENetInitial(nn.Module):
+    """ENet's initial block (arXiv 1606.02147, Fig. 2(a)): a 3x3 stride-2 conv of 13 filters beside a
+    2x2 max pool, concatenated (16 channels), BN, PReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 13, 3, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.prelu = nn.PReLU(16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(self.bn(torch.cat([self.conv(x), F.max_pool2d(x, 2, 2)], 1)))
+
+
+class ENetBottleneck(nn.Module):
+    """ENet's bottleneck (arXiv 1606.02147, Fig. 2(b), section 3): projection to a quarter (2x2 stride 2
+    when downsampling), a 3x3 conv (dilated, or 5x1 then 1x5 when asymmetric), expansion, each
+    conv-BN-PReLU but the expansion's (conv-BN), spatial dropout; added to the main branch (max pooled and
+    zero-padded in the channels when downsampling); PReLU. No biases."""
+
+    def __init__(self, cin: int, cout: int, down: bool = False, dilation: int = 1, asym: bool = False) -> None:
+        super().__init__()
+        mid, self.down = cin // 4, down
+        self.proj = _bn_prelu(nn.Conv2d(cin, mid, 2 if down else 1, 2 if down else 1, bias=False), mid)
+        if asym:
+            conv5x1 = nn.Conv2d(mid, mid, (5, 1), padding=(2, 0), bias=False)
+            conv1x5 = nn.Conv2d(mid, mid, (1, 5), padding=(0, 2), bias=False)
+            self.conv = nn.Sequential(conv5x1, conv1x5, nn.BatchNorm2d(mid), nn.PReLU(mid))
+        else:
+            self.conv = _bn_prelu(nn.Conv2d(mid, mid, 3, padding=dilation, dilation=dilation, bias=False), mid)
+        self.expand = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.dropout = nn.Dropout2d(0.1)
+        self.act = nn.PReLU(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        main = x
+        if self.down:
+            main = F.max_pool2d(x, 2, 2)
+            zeros = main.new_zeros(main.shape[0], self.expand[0].out_channels - main.shape[1], *main.shape[2:])
+            main = torch.cat([main, zeros], 1)
+        return self.act(main + self.dropout(self.expand(self.conv(self.proj(x)))))
+
+
+class ENetEncoder(nn.Module):
+    """ENet's initial block and stages 1 and 2 (arXiv 1606.02147, Table 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.initial = ENetInitial()
+        self.bottleneck1 = nn.Sequential(ENetBottleneck(16, 64, down=True), *[ENetBottleneck(64, 64) for _ in range(4)])
+        kinds = [{}, {"dilation": 2}, {"asym": True}, {"dilation": 4}, {}, {"dilation": 8}, {"asym": True}, {"dilation": 16}]
+        stage2 = [ENetBottleneck(128, 128, **kind) for kind in kinds]  # type: ignore[arg-type]
+        self.bottleneck2 = nn.Sequential(ENetBottleneck(64, 128, down=True), *stage2)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck2(self.bottleneck1(self.initial(image)))
+
+
+def test_enet_encoder() -> None:
+    # PReLU written as relu(x) - a·relu(-x) with a layer_scale named weight: PReLU's slopes redrawn in
+    # [0.5, 1.5] as 1-D weights; the initial block's concat agrees at even sizes only, as the reference's
+    spec = SPECS / "enet_encoder.yaml"
+    ref = _fresh(ENetEncoder)
+    assert archspec.check(spec).min_input_size == (8, 8)
+    _assert_same(spec, ref, [(128, 96, 2), (130, 66, 1)])
+    with pytest.raises(RuntimeError), torch.no_grad():
+        ref(torch.zeros(1, 3, 65, 64))
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    """A strided 3x3 conv (no bias), BatchNorm, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class SeparableConv(nn.Module):
+    """EfficientDet's separable conv (arXiv 1911.09070, section 3.3): depthwise 3x3 (no bias), pointwise 1x1."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.depthwise_conv = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise_conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class EfficientDetHead(nn.Module):
+    """A box or class prediction network of EfficientDet (arXiv 1911.09070, Fig. 3): its separable convs
+    and predictor shared across the levels, a BatchNorm per level and layer, swish."""
+
+    def __init__(self, channels: int, out: int, layers: int = 3, levels: int = 5) -> None:
+        super().__init__()
+        self.conv_list = nn.ModuleList(SeparableConv(channels, channels) for _ in range(layers))
+        bns = (nn.ModuleList(nn.BatchNorm2d(channels, 1e-3, 0.01) for _ in range(layers)) for _ in range(levels))
+        self.bn_list = nn.ModuleList(bns)
+        self.header = SeparableConv(channels, out)
+
+    def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for x, bns in zip(maps, self.bn_list, strict=True):
+            for conv, bn in zip(self.conv_list, bns, strict=True):  # type: ignore[call-overload]
+                x = F.silu(bn(conv(x)))
+            out.append(self.header(x))
+        return out
+
+
+class EfficientDetHeads(nn.Module):
+    """A strided backbone giving P3-P7 (64 channels), then EfficientDet's box (9·4) and class (9·20)
+    prediction networks on every level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.stem = _down(3, 16)
+        self.backbone.c2 = _down(16, 24)
+        cin = 24
+        for level in (3, 4, 5, 6, 7):
+            setattr(self.backbone, f"p{level}", _down(cin, 64))
+            cin = 64
+        self.regressor = EfficientDetHead(64, 9 * 4)
+        self.classifier = EfficientDetHead(64, 9 * 20)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        b = self.backbone
+        x = b.c2(b.stem(image))
+        maps = []
+        for level in (3, 4, 5, 6, 7):
+            x = getattr(b, f"p{level}")(x)
+            maps.append(x)
+        out = {}
+        for level, box, cls in zip((3, 4, 5, 6, 7), self.regressor(maps), self.classifier(maps), strict=True):
+            out[f"box_p{level}"], out[f"cls_p{level}"] = box, cls
+        return out
+
+
+def test_efficientdet_heads() -> None:
+    # shared separable convs with a BatchNorm per level (bn_list.LEVEL.I): the BatchNorms redrawn apart,
+    # so a level reading another's statistics would show
+    ref = _fresh(EfficientDetHeads)
+    _assert_same(SPECS / "efficientdet_heads.yaml", ref, [(128, 128, 2), (161, 97, 1)])
+
+
+class VGGBlock(nn.Module):
+    """Two 3x3 conv-BN-ReLU: UNet++'s convolution unit H (arXiv 1807.10165, section 2)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+
+
+class NestedUNet(nn.Module):
+    """UNet++ (arXiv 1807.10165, Fig. 1, eq. 1) of depth 4 with deep supervision: X(i,j) =
+    H([X(i,0) … X(i,j-1), Up(X(i+1,j-1))]), Up bilinear ×2 with aligned corners; four 1x1 heads."""
+
+    def __init__(self, filters: tuple[int, ...] = (8, 16, 32, 64, 128), classes: int = 1) -> None:
+        super().__init__()
+        for i, f in enumerate(filters):
+            setattr(self, f"conv{i}_0", VGGBlock(3 if i == 0 else filters[i - 1], f))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                setattr(self, f"conv{i}_{j}", VGGBlock(filters[i] * j + filters[i + 1], filters[i]))
+        for j in range(1, 5):
+            setattr(self, f"final{j}", nn.Conv2d(filters[0], classes, 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x: dict[tuple[int, int], torch.Tensor] = {(0, 0): self.conv0_0(image)}
+        for i in range(1, 5):
+            x[i, 0] = getattr(self, f"conv{i}_0")(F.max_pool2d(x[i - 1, 0], 2, 2))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                up = F.interpolate(x[i + 1, j - 1], scale_factor=2, mode="bilinear", align_corners=True)
+                x[i, j] = getattr(self, f"conv{i}_{j}")(torch.cat([*(x[i, k] for k in range(j)), up], 1))
+        return {f"final{j}": getattr(self, f"final{j}")(x[0, j]) for j in range(1, 5)}
+
+
+def test_unet_plus_plus() -> None:
+    # the nested skips concatenate every earlier node of a level with the upsampled node below; the
+    # maps meet where the input is a multiple of 16, check's accepted sizes and the reference's
+    spec = SPECS / "unet_plus_plus.yaml"
+    assert archspec.check(spec).min_input_size == (16, 16)
+    model = _assert_same(spec, _fresh(NestedUNet), [(64, 96, 2), (80, 48, 1)])
+    with pytest.raises(ValueError), torch.no_grad():
+        model(torch.zeros(1, 3, 72, 64))
+
+
+class RoIHeads(nn.Module):
+    """Parts of a torchvision detector's roi_heads, run one after the other on RoI features; a predictor
+    giving several tensors gives them as a dict, under the names of its layers."""
+
+    def __init__(self, roi_heads: nn.Module, head: str, predictor: str, names: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        setattr(self, head, getattr(roi_heads, head))
+        setattr(self, predictor, getattr(roi_heads, predictor))
+        self.parts, self.names = (head, predictor), names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        out = getattr(self, self.parts[1])(getattr(self, self.parts[0])(x))
+        return dict(zip(self.names, out, strict=True)) if self.names else out
+
+
+def test_fasterrcnn_v2_box_head() -> None:
+    # two outputs from one vector; the flatten fixes the input at 7×7, as the reference's Linear does
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+
+    detector = _fresh(lambda: fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None))
+    ref = RoIHeads(detector.roi_heads, "box_head", "box_predictor", ("cls_score", "bbox_pred"))
+    spec = SPECS / "fasterrcnn_v2_box_head.yaml"
+    _assert_same(spec, ref, [(7, 7, 3), (7, 7, 1)], channels=256)
+
+
+def test_keypointrcnn_keypoint_head() -> None:
+    from torchvision.models.detection import keypointrcnn_resnet50_fpn
+
+    detector = _fresh(lambda: keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None))
+    ref = RoIHeads(detector.roi_heads, "keypoint_head", "keypoint_predictor")
+    spec = SPECS / "keypointrcnn_keypoint_head.yaml"
+    _assert_same(spec, ref, [(14, 14, 2), (9, 13, 1)], channels=256)
