@@ -78,8 +78,8 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "fastvit_t8": ("fastvit_t8", {}, SIZES),
     "mambaout_femto": ("mambaout_femto", {}, SIZES),
     **{f"mambaout_{v}": ("mambaout_femto", {"variant": v}, [(45, 38)]) for v in ("kobe", "tiny", "small", "base")},
-    # gcresnet33ts's family; its global-context member waits on a wall (attention pooling, broadcast add)
-    "resnet33ts": ("gcresnet33ts", {}, SIZES),
+    "gcresnet33ts": ("gcresnet33ts", {}, SIZES),
+    "resnet33ts": ("gcresnet33ts", {"variant": "plain"}, [(45, 38)]),
     "seresnet33ts": ("gcresnet33ts", {"variant": "se"}, [(45, 38)]),
     "eca_resnet33ts": ("gcresnet33ts", {"variant": "eca"}, [(45, 38)]),
 }
