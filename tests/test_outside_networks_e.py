@@ -76,6 +76,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "xception41": ("xception65", {"variant": "x41"}, [(45, 38)]),
     "dm_nfnet_f0": ("dm_nfnet_f0", {}, SIZES),
     "fastvit_t8": ("fastvit_t8", {}, SIZES),
+    **{f"fastvit_{v}": ("fastvit_t8", {"variant": v}, [(45, 38)]) for v in ("t12", "s12")},
     "mambaout_femto": ("mambaout_femto", {}, SIZES),
     **{f"mambaout_{v}": ("mambaout_femto", {"variant": v}, [(45, 38)]) for v in ("kobe", "tiny", "small", "base")},
     "gcresnet33ts": ("gcresnet33ts", {}, SIZES),
