@@ -29,7 +29,7 @@ FAST = {
     "zoo/resnetv2_50x1_bit",  # StdConv2d
     "zoo/unet",  # center_crop, a skip read by name
     "zoo/lraspp_mobilenet_v3_large",  # InterpolateLike
-    "outside/nf_resnet50",  # StdConv2d with a gain
+    "outside/bifpn_layer",  # weighted_sum, its weights a tensor attribute
 }
 
 
