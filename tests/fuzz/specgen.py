@@ -104,6 +104,7 @@ VEC_OPS = (
     "l2_norm",
     "scale",
     "weighted_sum",
+    "channel_conv",  # docs/language.md, `channel_conv`: a vector of C too (session 11: drawn in gates only before)
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 # no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
@@ -1335,6 +1336,8 @@ class Realizer:
         xs = self.shapes[x]  # docs/language.md, `channel_conv`: one value per channel, C×1×1 or a vector of C
         if xs.is_map and (set(xs.h) != {1} or set(xs.w) != {1}):  # type: ignore[arg-type]
             raise Invalid("channel_conv of a map")
+        if not xs.is_map:
+            self.notes.add("channel_conv_on_vector")  # session 11: in SE gates' C×1×1 only before
         k = args["kernel"]
         if k is None:  # ECA's rule as the docs state it: the odd number at or above int(|log2 C + b| / γ), at least 3
             t = int(abs(math.log2(xs.c) + args["beta"]) / args["gamma"])
@@ -2280,6 +2283,11 @@ class Gen:
         self.budget = [10, 24, 48][self.size] + rng.randint(0, 10)
         v = "input"
         items: list[Any] = []
+        stem = [b for b in (2, 3, 4) if hw[0] % b == 0 and hw[1] % b == 0]
+        if stem and self.chance(0.06):  # TResNet's stem: space_to_depth 4 first (docs/language.md, "Space to depth")
+            first = Op("space_to_depth", {"block": self.pick(stem)} | self.other_args("space_to_depth", {}), style=self.style())
+            v = self.try_node(first, v, {})
+            items.append(first)
         n_items = rng.randint(1, 3 + self.size)
         for _ in range(n_items):
             n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True, top=True)
@@ -2825,10 +2833,12 @@ class Gen:
         if strided:
             return str(self.pick(["conv", "conv2d", "maxpool", "avgpool"]))
         if not s.is_map:
-            return str(self.pick(VEC_OPS + ("linear",)))
+            return str(self.pick(VEC_OPS + ("linear", "channel_conv", "channel_conv")))
         h0, w0 = self.spec_.size
         wide = any(s.h[h0 - 1] % b == 0 and s.w[w0 - 1] % b == 0 for b in (3, 4))  # type: ignore[index]
         name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2 + ("space_to_depth",) * 3 * wide)  # B > 2 fits here too
+        if set(s.h) == {1} and set(s.w) == {1} and self.chance(0.15):  # type: ignore[arg-type]
+            name = "channel_conv"  # a C×1×1 map at every size (after `adaptive_avgpool 1x1`), outside a gate too
         if not align and self.chance(0.06):
             name = self.pick(TO_VEC)
             if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
@@ -2989,6 +2999,7 @@ class Gen:
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
         "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
+        "channel_conv": (("kernel", 0.5, [1, 3, 5]), ("gamma", 0.2, [3.0, 1.5]), ("beta", 0.2, [3.0, 0.5])),
         "space_to_depth": (("order", 0.6, ["channel", "block"]),),
         "weighted_sum": (("weights", 0.6, ["fast", "softmax", "plain"]), ("eps", 0.3, [0.01, 0.5]), ("init", 0.5, [0.5, 2.0])),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
