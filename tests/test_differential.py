@@ -167,7 +167,7 @@ def test_the_generator_covers_every_op_and_option() -> None:
     wanted |= {"note:from_outer_instance", "note:from_block_in"}  # what the truth saw a spec read (issue 30)
     wanted |= {"note:share", "note:share_resized"}  # a part applied again, and at other sizes than the first time
     # session 11: weighted_sum K after K branches, B > 2, channel_conv on a vector
-    wanted |= {"note:fusion_of_branches", "note:space_to_depth_wide", "note:channel_conv_on_vector"}
+    wanted |= {"note:fusion_of_branches", "note:space_to_depth_wide", "note:channel_conv_on_vector", "note:broadcast_residual"}
     seen: set[str] = set()
     for seed in range(1000):
         spec, truth = generate(seed)
