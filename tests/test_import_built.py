@@ -58,6 +58,8 @@ NOT_YET = {
     "fcos_resnet50_fpn": _PLACE + "a `share:` of a module whose first call is written later",
     "retinanet_resnet50_fpn_v2": _PLACE + "a head applied to five levels written after its other calls",
     "unet_plus_plus": _PLACE + "a `from:` whose target names two values side by side (the nested skips)",
+    "dm_nfnet_f0": _PLACE + "a list index placed after ops of its list (β's `scale` before each stage)",
+    "gcresnet33ts": _READ + "attention_pool (a new op, no reader yet)",
 }
 
 
@@ -80,7 +82,7 @@ SWEPT = set(
     "semnasnet_075 seresnext26ts shufflenet_v2_x0_5 skresnet18 spnasnet_100 squeezenet1_0 squeezenet1_1 "
     "ssd300_vgg16_backbone ssdlite320_mobilenet_v3_large_backbone stacked_hourglass2 starnet_s1 "
     "tf_efficientnetv2_s tinynet_a tresnet_m unet3 unet_plus_plus vgg11_bn wide_resnet50_2 xception41 "
-    "xception65 yolov3_neck_head".split()
+    "xception65 yolov3_neck_head dm_nfnet_f0 gcresnet33ts fastvit_t8 mambaout_femto".split()
 )
 
 
