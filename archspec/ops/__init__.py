@@ -2,6 +2,7 @@
 
 from archspec.ops import (  # noqa: F401
     act,
+    affine,
     branch_select,
     branch_sum,
     channel_conv,

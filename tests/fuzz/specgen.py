@@ -88,6 +88,7 @@ MAP_OPS = (
     "channel_max",
     "l2_norm",
     "scale",
+    "affine",
     "weighted_sum",
     "space_to_depth",
 ) + ACTS  # linear: per_pixel
@@ -103,6 +104,7 @@ VEC_OPS = (
     "layer_scale",
     "l2_norm",
     "scale",
+    "affine",
     "weighted_sum",
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
@@ -123,6 +125,7 @@ STATEFUL = (
     "channel_conv",
     "grn",
     "weighted_sum",
+    "affine",
 )  # layer_scale, weighted_sum: a tensor at its path
 NAMES = (
     "a",
@@ -573,6 +576,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "l2_norm": {"eps"},
     "weighted_sum": {"branches", "weights", "eps", "init"},
     "space_to_depth": {"block", "order"},
+    "affine": {"scale", "bias"},
 }
 
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -627,6 +631,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "l2_norm": {"eps": 1e-12},
     "weighted_sum": {"weights": "fast", "eps": 1e-4, "init": 1.0},
     "space_to_depth": {"order": "block"},
+    "affine": {"scale": 1.0, "bias": 0.0},
 }
 
 
@@ -1430,6 +1435,9 @@ class Realizer:
         shape = Shape(xs.c * b * b, tuple(v // b for v in xs.h), tuple(v // b for v in xs.w))  # type: ignore[union-attr]
         return self.emit("space_to_depth", {"block": b, "order": args["order"]}, path, [x], shape, path, okh, okw)
 
+    def op_affine(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `affine`: shape kept
+        return self.emit("affine", {"scale": float(args["scale"]), "bias": float(args["bias"])}, path, [x], self.shapes[x], path)
+
     def op_l2_norm(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `l2_norm`: shape kept
         return self.emit("l2_norm", {"eps": float(args["eps"])}, path, [x], self.shapes[x], path)
 
@@ -1655,6 +1663,8 @@ class Realizer:
             macs = p.params["in"] * p.params["kernel"] if p.aux is None else 0
         elif p.op == "grn":  # γ and β
             count = 2 * p.shape.c
+        elif p.op == "affine":  # one scale, one bias
+            count = 2
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
@@ -1834,7 +1844,7 @@ def truth_count(p: Prim) -> int:
         return 1
     if p.op in ("bn", "layer_norm", "group_norm"):
         return int(bool(p.params["affine"]))
-    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum"))
+    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum", "affine"))
 
 
 def check_names(spec: Spec) -> None:
@@ -2945,6 +2955,7 @@ class Gen:
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
         "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
+        "affine": (("scale", 0.4, [0.5, -2.0]), ("bias", 0.4, [0.25, -1.0])),
         "space_to_depth": (("order", 0.6, ["channel", "block"]),),
         "weighted_sum": (("weights", 0.6, ["fast", "softmax", "plain"]), ("eps", 0.3, [0.01, 0.5]), ("init", 0.5, [0.5, 2.0])),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
