@@ -45,7 +45,8 @@ class Loc:
     column: int = 0
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        # line 0 means the file as a whole (it is missing, too large, not a spec): no made-up 0:0
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
 
 
 class SpecError(Exception):

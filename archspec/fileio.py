@@ -22,6 +22,19 @@ def _where(path: str | Path) -> Loc:
     return Loc(printable(str(path)), 0, 0)
 
 
+def _missing_hint(path: Path) -> str:
+    """What to do about a path that does not exist: the file it probably meant, else where it was looked for."""
+    if not path.suffix:
+        for suffix in (".yaml", ".yml"):
+            if path.with_suffix(suffix).is_file():
+                return f"did you mean {printable(str(path.with_suffix(suffix)))}?"
+    if not path.is_absolute() and not path.parent.is_dir():
+        return f"the folder {printable(str(path.parent))} does not exist either (relative to {printable(os.getcwd())})"
+    if not path.is_absolute():
+        return f"a relative path is read from the working directory, {printable(os.getcwd())}"
+    return "check the path"
+
+
 def _strerror(e: OSError) -> str:
     return e.strerror or str(e)
 
@@ -36,7 +49,7 @@ def open_regular(path: str | Path, what: str = "file") -> int:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise SpecError(f"no such file: {shown}", _where(path), code="io") from None
+        raise SpecError("no such file", _where(path), code="io", hint=_missing_hint(Path(path))) from None
     except IsADirectoryError:
         raise SpecError(f"{shown} is a directory, not a {what}", _where(path), code="io") from None
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path

@@ -172,9 +172,8 @@ def _fill(gen: np.random.Generator, tensor: torch.Tensor, kind: str, scale: floa
         return
     flat = tensor.detach().view(-1)
     out = flat.numpy()
-    if kind == "uniform":  # SFC64's raw 64-bit words as signed 32-bit integers, scaled: U[-bound, bound]
-        words = np.asarray(gen.bit_generator.random_raw((out.size + 1) // 2))
-        flat.copy_(torch.from_numpy(words.view(np.int32)[: out.size])).mul_(scale / 2**31)  # not mul(out=): 2× slower
+    if kind == "uniform":
+        _fill_uniform(gen, out, scale)
         return
     if kind == "trunc_normal" and scale > _TRUNCATION:  # most draws rejected: torch's inverse-CDF method
         _fill_torch_trunc(gen, flat, scale)
@@ -186,6 +185,20 @@ def _fill(gen: np.random.Generator, tensor: torch.Tensor, kind: str, scale: floa
         while out.size and (out.min() < -_TRUNCATION or out.max() > _TRUNCATION):
             bad = torch.from_numpy(np.flatnonzero(np.abs(out) > _TRUNCATION))
             flat[bad] = torch.empty(len(bad)).normal_(0.0, scale, generator=seeded)
+
+
+_CHUNK = 1 << 16  # numbers drawn at a time: their raw words stay in the cache on the way to the tensor
+
+
+def _fill_uniform(gen: np.random.Generator, out: np.ndarray[Any, Any], scale: float) -> None:
+    """U[-scale, scale] into ``out``: SFC64's raw 64-bit words as signed 32-bit integers, each times
+    scale / 2³¹ in float32, a chunk at a time (one pass over the tensor; drawing the whole tensor's
+    words first, then converting and scaling them, was two passes more over memory not yet touched)."""
+    factor = np.float32(scale / 2**31)
+    for start in range(0, out.size, _CHUNK):
+        part = out[start : start + _CHUNK]
+        words = gen.bit_generator.random_raw((part.size + 1) // 2)
+        np.multiply(words.view(np.int32)[: part.size], factor, out=part, dtype=np.float32, casting="unsafe")
 
 
 def _fill_torch_trunc(gen: np.random.Generator, flat: torch.Tensor, scale: float) -> None:

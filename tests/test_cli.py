@@ -114,9 +114,12 @@ def test_help_of_the_program_and_every_command(capsys) -> None:
             assert stop.code == 0, argv
         out = capsys.readouterr().out
         assert out.startswith("usage: archspec"), argv
-    main_help = subprocess.run([sys.executable, "-m", "archspec.cli", "--help"], capture_output=True, text=True)
-    assert main_help.returncode == 0 and main_help.stderr == ""
-    assert all(name in main_help.stdout for name in COMMANDS)
+    for module in ("archspec.cli", "archspec"):  # the installed command's module, and `python -m archspec`
+        main_help = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+        assert main_help.returncode == 0 and main_help.stderr == "", module
+        assert main_help.stdout.startswith("usage: archspec") and all(name in main_help.stdout for name in COMMANDS)
+    bad = subprocess.run([sys.executable, "-m", "archspec", "check", "no-such.yaml"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no-such.yaml" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_list_fits_the_terminal_and_cuts_only_at_words(capsys, monkeypatch) -> None:

@@ -143,7 +143,7 @@ def test_weights_mismatch_names_the_keys(tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "tiny.onnx"
     assert main(["export", str(TINY), "-o", str(out), "--weights", str(tmp_path / "ddp.pt")]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'ddp.pt'}:0:0: error: weights in" in err
+    assert f"{tmp_path / 'ddp.pt'}: error: weights in" in err
     assert "missing" in err and "features.0.conv.weight" in err and "unexpected" in err
     assert "module.features.0.conv.weight" in err and "DistributedDataParallel" in err
     assert not out.exists()

@@ -22,6 +22,7 @@ from archspec.language.init import InitTables, init_tables
 from archspec.language.load import Source, YamlPath, dump, load_file, load_text
 from archspec.language.model import TAGS, BlockDef, BlockLibrary, Spec
 from archspec.library import ZOO, is_zoo, zoo_path
+from archspec.library import names as zoo_names
 
 MAX_USE_DEPTH = 16
 
@@ -175,8 +176,15 @@ def read(spec: str | Path | Source | Mapping[str, Any]) -> Source:
     if is_zoo(spec):
         return load_file(zoo_path(str(spec)), str(spec))
     if isinstance(spec, Path) or _looks_like_path(spec):
+        _refuse_a_zoo_name_as_path(Path(spec))
         return load_file(spec)
     return load_text(spec, "<string>")
+
+
+def _refuse_a_zoo_name_as_path(path: Path) -> None:
+    # `archspec check resnet50`: a missing file named like a zoo network is almost always that network
+    if not path.exists() and not path.suffix and len(path.parts) == 1 and path.name in zoo_names():
+        raise SpecError("no such file", Loc(str(path)), code="io", hint=f"did you mean zoo:{path.name}? (archspec list)")
 
 
 def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Resolved:
@@ -186,8 +194,8 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
         if isinstance(spec, str) and source.path is None and "\n" not in spec.strip() and isinstance(source.data, str):
             # one word of "YAML text" is almost always a path that does not exist (check("nope.txt"))
             raise SpecError(
-                f"no such file: {spec}",
-                Loc(spec, 0, 0),
+                "no such file",
+                Loc(spec),
                 code="io",
                 hint="archspec.check and archspec.build take the path of a spec file or the YAML text of a spec",
             )
