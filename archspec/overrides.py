@@ -148,11 +148,12 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
                 if not last:
                     node[part] = {}
         elif isinstance(node, list):
-            name = part if isinstance(part, str) else None
+            named = part if isinstance(part, str) else None
             part = _index(node, part, here, key)
             item = node[part]
-            if name is not None and not last and isinstance(item, dict) and list(item) == [name]:
-                step = str(parts[i + 1]) != name  # `network.layer1.1`: into the named item's value (layer1.layer1 too)
+            if named is not None and not last and isinstance(item, dict) and list(item) == [named]:
+                # `network.layer1.1`: into the named item's value (its own spelling, layer1.layer1, too)
+                step, name = str(parts[i + 1]) != named, named
         elif isinstance(node, str) and last and i >= 1:
             # a short form such as 'inception_a * 4': its repeat count or a key=value argument
             return path[:-1], container, path[-1], str(part)

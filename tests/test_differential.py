@@ -182,6 +182,7 @@ NOT_DRAWN = {
     "key:spec.use": "block libraries need files beside the spec (tests/test_library*.py)",
     "key:spec.init": "the tester randomises every weight; init is KS-tested against the references",
     "key:block.init": "as the spec's init:",
+    "key:spec.features": "it changes only features_only's cut, not the network (tests/test_feature_taps.py, against timm)",
 }
 
 

@@ -62,8 +62,8 @@ def check_nesting(ref: Ref, blocks: tuple[tuple[str, str], ...]) -> None:
     recursion; one that never ends meets the depth limit here, at the instance that passes it."""
     if len(blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
         names = [b for b, _ in blocks]
-        itself = max(names, key=names.count)  # the block using itself, at most levels
-        itself = itself if names.count(itself) > 1 else None
+        most = max(names, key=names.count)  # the block using itself, at most levels
+        itself = most if names.count(most) > 1 else None
         raise SpecError(
             f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels"
             + (f": block {itself!r} uses itself at every level" if itself else ""),

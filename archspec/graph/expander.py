@@ -21,7 +21,7 @@ from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import check_nesting, check_used, instance_scope, refuse_named_inline
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import Copies, check_top_level, group_label, in_place, is_group, join
-from archspec.graph.outputs import check_aux_name, named_outputs
+from archspec.graph.outputs import check_aux_name, feature_taps, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import PathValues, earlier_value
@@ -115,6 +115,8 @@ class Expander:
         x = self.out.input(source.loc(("input", "size")))
         last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
         outputs, written = named_outputs(self, spec.outputs, source, last)  # written: main, named_outputs, output_paths
+        if spec.features is not None:
+            written["features"] = feature_taps(self, spec.features, source)
         for name, aux in spec.aux.items():
             check_aux_name(name, outputs, source)
             outputs[name] = self.aux_head(name, aux.tap, aux.head)

@@ -749,6 +749,11 @@ class Spec(_Strict):
         description="several outputs: the named values the network returns, in order, as a dict (a list of "
         "module paths, or a mapping from output names to paths); absent: the network's last value alone",
     )
+    features: Union[list[str], None] = Field(
+        None,
+        description="the feature maps features_only=True returns, in order: module paths as outputs: writes them "
+        "(timm's stage outputs where they are not the last row at each reduction); absent: that rule (docs/timm.md)",
+    )
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
     frozen: list[str] = Field(
         default_factory=list,
