@@ -314,6 +314,11 @@ class ChainNode(_Strict):
         "expression of them ({n + 1}), and block parameters ($name, ${expression}), e.g. 'denselayer{n}', "
         "'conv{n + 1}', 'block${k}-{i}'",
     )
+    flat: bool = Field(
+        False,
+        description="the items of every copy numbered on in one list, as nn.Sequential(*[conv, relu] * 8) numbers "
+        "them (keypoint_head.0 … .15), not each copy under its own index; a list chain only",
+    )
     _tag = "<chain>"
 
     @field_validator("names")

@@ -111,6 +111,7 @@ class Oracle(nn.Module):
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector, or flat)
                 s = truth.shapes[p.id]
                 shape = (s.c, 1, 1) if s.is_map and not p.params["flat"] else (s.c,)
+                shape = () if p.params["scalar"] else shape  # one γ, a 0-dimensional tensor
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
             elif p.op == "weighted_sum":  # K weights, a tensor of the enclosing module
                 self._put(p.path, nn.Parameter(torch.full((p.params["branches"],), p.params["init"])))

@@ -47,15 +47,14 @@ OUTPUTS_CHANCE = 0.15
 # Constructs the generator leaves out because archspec miscompiles them today (issue 13).
 # Each name is one switch; tests/test_differential.py and tests/fuzz/differential.py honour the set
 # (the CLI's --enable NAME turns one back on).
-# share_in_aux (session 10, seed 48367 of the CI test): any `share:` in an aux head crashes check and build
-# ("a has no shape: shapes.py has not run"); reported to LANG in WALLS.md
-KNOWN_FAULTS: set[str] = {"share_in_aux"}
+KNOWN_FAULTS: set[str] = set()
 UNREAD_CHANCE = 0.12  # parts nothing reads (a from: skipping a side part), and shared parts only a copy reads
 # Fixed on main and drawn again: named_repeat, relu_after_saved, relu_on_view, standalone_merge (a refusal, see
 # MUST_REFUSE), repeat_in_branch, nested_list_clash, identity_codegen, optimize_identity, hostile_names (refused by
 # design: the generator draws them as invalid names, see REFUSED_NAMES), if_in_list, dropout_module_clash,
 # relu_on_output, set_positional, merge_same_input, set_arg_on_repeat, names_pattern_rows, bounded_merge and
-# share_same_input, share_unread_part (session 10: fixed by LANG and by the lead's c0d3b82) (their
+# share_same_input, share_unread_part (session 10: fixed by LANG and by the lead's c0d3b82), share_in_aux (session 11:
+# fixed by LANG, the oracle running a head right after its tap as archspec does) (their
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "mish")
@@ -569,7 +568,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "dropout": {"p"},
     "drop_path": {"p"},
     "layer_norm": {"eps", "affine"},
-    "layer_scale": {"init", "flat"},
+    "layer_scale": {"init", "flat", "scalar"},
     "channel_slice": {"start", "stop"},
     "channel_shuffle": {"groups"},
     "channel_conv": {"kernel", "gamma", "beta"},
@@ -626,7 +625,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear": {"bias": True, "per_pixel": False},
     "dropout": {"p": 0.5},
     "layer_norm": {"eps": 1e-5, "affine": True},
-    "layer_scale": {"init": 1e-6, "flat": False},
+    "layer_scale": {"init": 1e-6, "flat": False, "scalar": False},
     "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
     "l2_norm": {"eps": 1e-12},
     "weighted_sum": {"weights": "fast", "eps": 1e-4, "init": 1.0},
@@ -1345,7 +1344,9 @@ class Realizer:
         return self.emit("channel_conv", {"kernel": k, "in": xs.c}, path, [x], xs, path)
 
     def op_layer_scale(self, args: dict[str, Any], x: str, path: str) -> str:
-        params = {"init": float(args["init"]), "flat": bool(args["flat"])}
+        params = {"init": float(args["init"]), "flat": bool(args["flat"]), "scalar": bool(args["scalar"])}
+        if params["flat"] and params["scalar"]:  # docs/language.md, `layer_scale`: two shapes of γ
+            raise Invalid("layer_scale flat and scalar together")
         return self.emit("layer_scale", params, path, [x], self.shapes[x], path)
 
     def op_channel_slice(self, args: dict[str, Any], x: str, path: str) -> str:
@@ -1654,8 +1655,8 @@ class Realizer:
                 macs = weights * xs.h[h0 - 1] * xs.w[w0 - 1]  # type: ignore[index]
         elif p.op in ("bn", "layer_norm", "group_norm") and p.params["affine"]:
             count = 2 * p.shape.c
-        elif p.op == "layer_scale":
-            count = p.shape.c
+        elif p.op == "layer_scale":  # scalar: one γ for every channel
+            count = 1 if p.params["scalar"] else p.shape.c
         elif p.op == "weighted_sum":  # its K weights
             count = p.params["branches"]
         elif p.op == "channel_conv":  # K weights; C·K MACs, as fvcore counts a Conv1d
@@ -1937,6 +1938,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("std_conv2d", "gain", True): "gain",
     ("group_norm", "affine", False): "no_affine",
     ("layer_scale", "flat", True): "flat",
+    ("layer_scale", "scalar", True): "scalar",
     ("weighted_sum", "weights", "fast"): "fast",
     ("weighted_sum", "weights", "softmax"): "softmax",
     ("weighted_sum", "weights", "plain"): "plain",
@@ -2962,7 +2964,7 @@ class Gen:
         "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
         "layer_norm": (("eps", 0.3, [1e-6, 0.001]), ("affine", 0.2, [False])),
-        "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]), ("flat", 0.3, [True])),
+        "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]), ("flat", 0.3, [True]), ("scalar", 0.2, [True])),
         # eps always 1e-3 or more: a group of near-equal values (after a layer scale of 1e-6) is normalised by
         # 1/sqrt(var + eps), which turns rounding differences between layouts (optimize's channels_last) into
         # errors of 1e-3 at eps 1e-5 (seed 9026): conditioning, not a miscompilation
