@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 from typing import Any, cast
 
 import networkx as nx
@@ -407,6 +408,7 @@ class AuxModel(nn.Module):
         return self._train_gm.code
 
 
+@functools.lru_cache(maxsize=1024)
 def class_name_of(spec_name: str) -> str:
     """The Python class name of a spec's network: CamelCase of its name (inception_v4 → InceptionV4)."""
     return "".join(p.capitalize() for p in spec_name.split("_")) or "Network"
@@ -433,7 +435,13 @@ def init_schemes(graph: OpGraph) -> dict[str, Any]:
 def name_containers(model: nn.Module, graph: OpGraph) -> None:
     """Make each plain container of the built model a :class:`runtime.Container` named for what it is
     (its block's class name, else ``Sequential``), in place: same children, tensors and state."""
-    blocks = {path: class_name_of(name) for _, r in graph.records() for name, path in r.blocks}
+    blocks: dict[str, str] = {}  # instance path → its block's class name (an inner block at the same path wins)
+    last: tuple[tuple[str, str], ...] | None = None
+    for _, r in graph.records():
+        if r.blocks != last:  # (the ops of one block instance in a row name the same instances again)
+            last = r.blocks
+            for name, path in r.blocks:
+                blocks[path] = class_name_of(name)
 
     def visit(parent: nn.Module, prefix: str) -> None:
         for key, child in list(parent._modules.items()):

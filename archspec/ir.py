@@ -16,7 +16,7 @@ imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,8 @@ class Node:
     blocks: tuple[tuple[str, str], ...]  # the enclosing block instances (block name, instance path), outermost first
     order: float  # position in the spec: breaks ties of the topological order (an aux head sits after its tap)
     origin: str  # module path of the op as written (a composite conv's conv2d, bn and act share it)
-    text: str  # the short form of the op as written, $parameters filled in: ``conv 96 3x3 s2``
+    # the short form of the op as written, $parameters filled in (``conv 96 3x3 s2``): see ``text``
+    _text: str | Callable[[], str]
     composite: tuple[str, BaseModel] | None = None  # (op, params) of the composite op it was expanded from
     # a `share:` replay: the node whose module (at the same path) it calls again, the weights shared
     shares: str | None = None
@@ -57,6 +58,20 @@ class Node:
     conditions: tuple[Condition, ...] = ()  # a merge: input sizes at which its branches agree
     param_count: int = 0
     mac_count: int = 0  # at the spec's input size
+
+    @property
+    def text(self) -> str:
+        """The short form of the op as written, $parameters filled in: ``conv 96 3x3 s2``. Written when
+        first read (a message, a view): building never reads it, and writing every op's text was a
+        tenth of expanding a network."""
+        text = self._text
+        if not isinstance(text, str):
+            text = self._text = text()
+        return text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = value
 
     @property
     def out(self) -> Shape:

@@ -12,11 +12,17 @@ each): what a rebuild costs without that store, the expansion and shapes include
 ``--cold``: the first build in a fresh process instead (imports done, nothing built yet: what a
 script pays once), each round two fresh processes, one building the spec and one calling the
 reference constructor, in alternating order; the ratio is the median of the per-round ratios.
+
+``--process``: a whole first run of a script, seen from outside (interpreter start, imports, the
+build): ``python -c "import archspec; archspec.build(spec)"`` against a process that imports only the
+reference's library and calls its constructor (``import torchvision; torchvision.models.X()``), and
+a second such process for the A/A column; each round runs the three in a rotating order.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -70,6 +76,54 @@ def _cold(name: str, side: str) -> float:
     return float(out.stdout.split()[-1])
 
 
+_PROCESS_OURS = """
+import sys, warnings
+warnings.filterwarnings("ignore")
+import archspec
+archspec.build(sys.argv[1], eval(sys.argv[2]))  # noqa: S307 (the bench's own repr of the overrides)
+"""
+
+_PROCESS_REF = """
+import sys, warnings
+warnings.filterwarnings("ignore")
+sys.path.append(sys.argv[2])
+from tests.references import DENSE_REFERENCES, REFERENCES, VARIANT_REFERENCES
+name = sys.argv[1]
+make = {**REFERENCES, **DENSE_REFERENCES}.get(name) or VARIANT_REFERENCES[name][2]
+make()
+"""
+
+
+def _process(code: str, *args: str) -> float:
+    """Wall time of a fresh interpreter running ``code``, from start to exit, in seconds."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path[1:], str(ROOT)]))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=True, env=env)
+    return time.perf_counter() - start
+
+
+def process(names: list[str], rounds: int) -> None:
+    found = networks()
+    print("| network | `python -c 'import archspec; archspec.build(spec)'` | reference import + constructor | ratio | A/A |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        path, overrides, _ = found[name]
+        sides: dict[str, Callable[[], float]] = {
+            "ours": functools.partial(_process, _PROCESS_OURS, str(path), repr(overrides)),
+            "ref": functools.partial(_process, _PROCESS_REF, name, str(ROOT)),
+            "ref2": functools.partial(_process, _PROCESS_REF, name, str(ROOT)),
+        }
+        times: dict[str, list[float]] = {k: [] for k in sides}
+        order = list(sides)
+        for i in range(rounds):
+            for key in order[i % 3 :] + order[: i % 3]:
+                times[key].append(sides[key]())
+        ratio = statistics.median(o / r for o, r in zip(times["ours"], times["ref"], strict=True))
+        aa = statistics.median(a / b for a, b in zip(times["ref2"], times["ref"], strict=True))
+        ours, ref = statistics.median(times["ours"]), statistics.median(times["ref"])
+        print(f"| {name} | {ours:.2f} s | {ref:.2f} s | {ratio:.2f}× | {aa:.2f}× |", flush=True)
+
+
 def networks() -> dict[str, tuple[Path, dict[str, Any] | None, Callable[[], Any]]]:
     """Every zoo network with a reference: name → (spec path, overrides, the reference's constructor)."""
     import archspec
@@ -117,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", help="comma-separated spec names (default: every zoo spec with a reference)")
     parser.add_argument("--cold", action="store_true", help="the first build in a fresh process (one process per build)")
     parser.add_argument("--uncached", action="store_true", help="every build analyses its spec afresh (no kept report)")
+    parser.add_argument("--process", action="store_true", help="a whole script's first run: interpreter, imports, build")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
@@ -130,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {_cpu()}, {len(names)} networks, {args.rounds} rounds{kept}, archspec from {Path(archspec.__file__).parent}")
     if args.cold:
         cold(names, args.rounds)
+        return 0
+    if args.process:
+        process(names, args.rounds)
         return 0
     print("| network | `archspec.build` | reference constructor | build / reference | A/A |")
     print("|---|---|---|---|---|")

@@ -166,6 +166,7 @@ def test_the_generator_covers_every_op_and_option() -> None:
     wanted |= language_constructs()
     wanted |= {"note:from_outer_instance", "note:from_block_in"}  # what the truth saw a spec read (issue 30)
     wanted |= {"note:share", "note:share_resized"}  # a part applied again, and at other sizes than the first time
+    wanted |= {"note:fusion_of_branches", "note:space_to_depth_wide"}  # session 11: weighted_sum K after K branches, B > 2
     seen: set[str] = set()
     for seed in range(1000):
         spec, truth = generate(seed)
@@ -592,3 +593,46 @@ def test_a_shared_part_calls_its_original_modules(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(Oracle, "apply", own_module)
     found = {f.category for f in run_case(spec, truth, 0, codegen=False, optimize=False, sizes=False)}
     assert {"grad-mismatch", "bn-stats"} <= found, found
+
+
+def test_a_part_whose_copy_of_a_copy_is_read_is_not_unread() -> None:
+    """Seed 34502162 (LANG's rule, docs/language.md "Shared weights"): shared1's `p`, a shared0 instance, is read only
+    by its copy `q`, and inside it shared0's `p` only by shared0's `q`, itself a copy: the conv and bn at `0.p.p` are
+    what the read copy calls, so they are not unread; the side part nothing reads is. The truth followed one step of
+    copies and expected `0.p.p` warned."""
+    shared0 = Block(
+        "shared0",
+        {},
+        Chain([Chain([Op("conv2d", {"out": 3}), Op("bn")]), Take("block_in"), Share("p")], "chain_map", ["p", "back", "q"]),
+    )
+    shared1 = Block(
+        "shared1",
+        {},
+        Chain([Use("shared0"), Op("conv2d", {"out": 4}), Take("block_in"), Share("p")], "chain_map", ["p", "side", "back", "q"]),
+    )
+    spec = _spec(Use("shared1"), blocks=[shared0, shared1], size=8)
+    truth = realize(spec)
+    assert truth.unread == ("0.side",), truth.unread
+    assert sorted(p.path for p in truth.prims) == ["0.p.p.0", "0.p.p.1"]
+    assert not run_case(spec, truth, 0, sizes=False), render(spec)
+
+
+def test_an_aux_head_runs_right_after_its_tap() -> None:
+    """docs/language.md, "Auxiliary heads": a head runs right after the value it taps, heads on one value in the
+    spec's order (LANG, seed 48290: a head's copy of a later BatchNorm moves its statistics before the network's
+    own call). The oracle runs the truth's program in its order."""
+    spec = _spec(
+        Op("conv2d", {"out": 3}),
+        Named("n", Op("bn")),
+        Op("global_avgpool"),
+        aux=[Aux("h1", "0", Chain([Op("relu"), Op("global_avgpool")])), Aux("h2", "0", Op("global_avgpool"))],
+    )
+    order = [(p.aux, p.op) for p in realize(spec).prims]
+    assert order == [
+        (None, "conv2d"),
+        ("h1", "relu"),
+        ("h1", "global_avgpool"),
+        ("h2", "global_avgpool"),
+        (None, "bn"),
+        (None, "global_avgpool"),
+    ], order

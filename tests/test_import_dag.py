@@ -170,6 +170,52 @@ def test_a_padded_u_net_concatenates_its_skips_whole() -> None:
     assert "{from: enc1}" in text and "crop" not in text, text
 
 
+class _Up(nn.Module):
+    """One decoder level of U-Net as a module of its own (the form most U-Net code takes): the up-convolution,
+    the skip cropped to its centre at the up-convolution's size, the concatenation and two valid 3×3 convs."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        self.conv = _double(2 * cout, cout, 0)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        h, w = x.shape[2], x.shape[3]
+        top, left = (skip.shape[2] - h) // 2, (skip.shape[3] - w) // 2
+        return self.conv(torch.cat([skip[:, :, top : top + h, left : left + w], x], dim=1))  # type: ignore[no-any-return]
+
+
+class _UNetLevels(nn.Module):
+    def __init__(self, c: int = 8) -> None:
+        super().__init__()
+        self.enc1, self.enc2, self.enc3 = _double(1, c, 0), _double(c, 2 * c, 0), _double(2 * c, 4 * c, 0)
+        self.pool = nn.MaxPool2d(2)
+        self.bottom = _double(4 * c, 8 * c, 0)
+        self.up3, self.up2, self.up1 = _Up(8 * c, 4 * c), _Up(4 * c, 2 * c), _Up(2 * c, c)
+        self.head = nn.Conv2d(c, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        b = self.bottom(self.pool(e3))
+        return self.head(self.up1(self.up2(self.up3(b, e3), e2), e1))  # type: ignore[no-any-return]
+
+
+def test_u_net_decoder_levels_of_one_class_are_one_block_taking_the_skip_as_a_parameter() -> None:
+    """Each `_Up` reads an encoder map kept in a variable: one block, `from: $skip`, its crop to its own `up`
+    (read inside the instance), each level passing its skip (`skip=enc2`), as the zoo's `up_step` is written."""
+    torch.manual_seed(0)
+    text = assert_imports_exactly(_UNetLevels(), [(188, 188), (204, 196)], channels=1)
+    doc = yaml.safe_load(text)
+    assert list(doc["blocks"]) == ["up"], text
+    assert doc["blocks"]["up"]["params"] == {"out": 32, "skip": "enc3"}
+    assert doc["blocks"]["up"]["chain"][1] == {"concat": [[{"from": "$skip"}, "crop to=up"], "identity"]}
+    levels = [item for item in doc["network"] if isinstance(item, dict) and set(item) & {"up3", "up2", "up1"}]
+    assert levels == [{"up3": "up"}, {"up2": "up out=16 skip=enc2"}, {"up1": "up out=8 skip=enc1"}]
+
+
 class _TwoHeads(nn.Module):
     def __init__(self) -> None:
         super().__init__()

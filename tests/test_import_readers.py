@@ -33,11 +33,11 @@ def test_each_op_declares_its_torch_readers_or_why_not(name: str) -> None:
         assert callable(obj), reader.target
         if reader.structural is not None:  # read by the method of that name of the converter or of its form readers
             from archspec.importer.convert import Converter
-            from archspec.importer.forms import ChannelSplits, Merges, ValueReads
+            from archspec.importer.forms import ChannelSplits, Merges, Rows, ValueReads
 
             owners = [
                 c
-                for c in (Converter, ChannelSplits, Merges, ValueReads)
+                for c in (Converter, ChannelSplits, Merges, Rows, ValueReads)
                 if callable(getattr(c, "read_" + reader.structural, None))
             ]
             assert len(owners) == 1, (reader.structural, owners)
@@ -71,8 +71,10 @@ def test_the_dispatch_table_is_the_registry_s() -> None:
 def _shapes(name: str, p: Any) -> tuple[list[Shape], Shape]:
     groups = getattr(p, "groups", 1)
     cin = getattr(p, "out", 4) if groups == "in" else (groups if isinstance(groups, int) else 1) * 3
-    cin = max(cin, getattr(p, "stop", 0))
+    cin = max(cin, getattr(p, "stop", 0)) * getattr(p, "branches", 1)  # branch_sum: K branches of equal width
     x = Shape(cin, Dim.const(9), Dim.const(9)) if name != "linear" or getattr(p, "per_pixel", False) else Shape(cin)
+    if name == "channel_conv":
+        x = Shape(cin, Dim.const(1), Dim.const(1))  # one value per channel (ECA's pooled map)
     return [x], REGISTRY[name].infer(p, [x])
 
 
@@ -101,6 +103,10 @@ def test_reading_what_an_op_builds_gives_its_parameters() -> None:
             continue  # a per-pixel linear runs between permutes, which the importer does not read (Linear's readers)
         expected = p.model_dump()
         inputs, out = _shapes(name, p)
+        if name == "channel_conv":  # ECA's rule for K gives one kernel at these channels: read back as that kernel
+            from archspec.ops.channel_conv import kernel_of
+
+            expected |= {"kernel": kernel_of(p, inputs[0].channels), "gamma": 2.0, "beta": 1.0}
         built: list[Any] = []
         if op.stateful:
             built.append(ModuleCall(op.module(p, inputs, out)))

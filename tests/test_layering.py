@@ -24,7 +24,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("front half", ("archspec.graph", "archspec.shapes", "archspec.init_patterns", "archspec.frozen", "archspec.suspicious")),
     ("report", ("archspec.report", "archspec.pipeline")),
     ("stages", ()),
-    ("entry points", ("archspec.cli", "archspec.commands", "archspec.public", "archspec.gallery", "archspec.docgen")),
+    (
+        "entry points",
+        ("archspec.__main__", "archspec.cli", "archspec.commands", "archspec.public", "archspec.gallery", "archspec.docgen"),
+    ),
 ]
 # The one import upwards: a Report draws itself in Jupyter (and as repr/str) through the view.
 UPWARDS = {("archspec.report", "archspec.view.notebook")}

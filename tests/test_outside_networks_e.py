@@ -59,12 +59,26 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     **{f"resnet{v}d": ("resnet50d", {"variant": f"r{v}"}, [(45, 38)]) for v in ("26", "101", "152", "200")},
     "seresnext26ts": ("seresnext26ts", {}, SIZES),
     "eca_resnext26ts": ("seresnext26ts", {"variant": "eca"}, [(45, 38)]),
+    "spnasnet_100": ("spnasnet_100", {}, SIZES),
+    "fbnetv3_b": ("fbnetv3_b", {}, SIZES),
+    "ghostnetv3_050": ("ghostnetv3_050", {}, SIZES),
+    **{f"ghostnetv3_{w}": ("ghostnetv3_050", {"variant": f"w{w}"}, [(45, 38)]) for w in ("100", "130", "160")},
+    "mobileone_s1": ("mobileone_s1", {}, SIZES),
+    **{f"mobileone_{v}": ("mobileone_s1", {"variant": v}, [(45, 38)]) for v in ("s0", "s2", "s3")},
+    "rdnet_tiny": ("rdnet_tiny", {}, SIZES),
+    "res2next50": ("res2next50", {}, SIZES),
+    "resnetrs50": ("resnetrs50", {}, SIZES),
+    **{f"resnetrs{v}": ("resnetrs50", {"variant": f"r{v}"}, [(45, 38)]) for v in ("101", "152", "200")},
+    "xception65": ("xception65", {}, SIZES),
+    "xception41": ("xception65", {"variant": "x41"}, [(45, 38)]),
 }
 
 # over 15 M parameters or deep, or a family's members beside its first: the slow tier
 SLOW = {"repvit_m1_1", "repvit_m1_5", "repvit_m2_3", "repvit_m2", "repvit_m3"}
 SLOW |= {"hgnetv2_b2", "hgnetv2_b3", "hgnetv2_b4", "hgnetv2_b5", "hgnetv2_b6", "starnet_s3", "starnet_s4"}
 SLOW |= {"resnet50d", "resnet101d", "resnet152d", "resnet200d", "seresnext26ts", "eca_resnext26ts"}
+SLOW |= {"ghostnetv3_100", "ghostnetv3_130", "ghostnetv3_160", "mobileone_s2", "mobileone_s3"}
+SLOW |= {"rdnet_tiny", "res2next50", "resnetrs50", "resnetrs101", "resnetrs152", "resnetrs200", "xception65", "xception41"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES])

@@ -59,9 +59,17 @@ def _outputs(value: object) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in value.items()}
 
 
-def _assert_same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int, int]], seed: int = 0, **build: object) -> None:
+def _assert_same(
+    spec: Path,
+    reference: nn.Module,
+    sizes: list[tuple[int, int, int]],
+    seed: int = 0,
+    channels: int = 3,
+    **build: object,
+) -> nn.Module:
     """Loads reference's redrawn state_dict into the compiled spec strictly and compares every
-    output at each input size (height, width, batch), and at check's minimum input size."""
+    output at each input size (height, width, batch), and at check's minimum input size; returns the
+    compiled model."""
     _redraw(reference, seed)
     reference.eval()
     overrides = build.pop("overrides", None)
@@ -70,7 +78,7 @@ def _assert_same(spec: Path, reference: nn.Module, sizes: list[tuple[int, int, i
     model.load_state_dict(reference.state_dict(), strict=True)
     gen = torch.Generator().manual_seed(seed + 1)
     for h, w, batch in [*sizes, (*smallest, 1)]:
-        x = torch.randn(batch, 3, h, w, generator=gen)
+        x = torch.randn(batch, channels, h, w, generator=gen)
         with torch.no_grad():
             want = _outputs(reference(x))
             got = _outputs(model(x))
@@ -90,7 +98,10 @@ def test_densenet161() -> None:
     assert archspec.check(SPECS / "densenet161.yaml").min_input_size == (29, 29)
 
 
-@pytest.mark.parametrize(("member", "make"), [(None, "shufflenet_v2_x0_5"), ("x2_0", "shufflenet_v2_x2_0")])
+@pytest.mark.parametrize(
+    ("member", "make"),
+    [(None, "shufflenet_v2_x0_5"), *((m, f"shufflenet_v2_{m}") for m in ("x1_0", "x1_5", "x2_0"))],
+)
 def test_shufflenet_v2(member: str | None, make: str) -> None:
     # one spec, two members of its family (`variants:`): the stage widths set as --set sets them
     ref = _fresh(lambda: getattr(torchvision.models, make)(weights=None))
@@ -602,3 +613,85 @@ def test_efficientdet_heads() -> None:
     # so a level reading another's statistics would show
     ref = _fresh(EfficientDetHeads)
     _assert_same(SPECS / "efficientdet_heads.yaml", ref, [(128, 128, 2), (161, 97, 1)])
+
+
+class VGGBlock(nn.Module):
+    """Two 3x3 conv-BN-ReLU: UNet++'s convolution unit H (arXiv 1807.10165, section 2)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+
+
+class NestedUNet(nn.Module):
+    """UNet++ (arXiv 1807.10165, Fig. 1, eq. 1) of depth 4 with deep supervision: X(i,j) =
+    H([X(i,0) … X(i,j-1), Up(X(i+1,j-1))]), Up bilinear ×2 with aligned corners; four 1x1 heads."""
+
+    def __init__(self, filters: tuple[int, ...] = (8, 16, 32, 64, 128), classes: int = 1) -> None:
+        super().__init__()
+        for i, f in enumerate(filters):
+            setattr(self, f"conv{i}_0", VGGBlock(3 if i == 0 else filters[i - 1], f))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                setattr(self, f"conv{i}_{j}", VGGBlock(filters[i] * j + filters[i + 1], filters[i]))
+        for j in range(1, 5):
+            setattr(self, f"final{j}", nn.Conv2d(filters[0], classes, 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x: dict[tuple[int, int], torch.Tensor] = {(0, 0): self.conv0_0(image)}
+        for i in range(1, 5):
+            x[i, 0] = getattr(self, f"conv{i}_0")(F.max_pool2d(x[i - 1, 0], 2, 2))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                up = F.interpolate(x[i + 1, j - 1], scale_factor=2, mode="bilinear", align_corners=True)
+                x[i, j] = getattr(self, f"conv{i}_{j}")(torch.cat([*(x[i, k] for k in range(j)), up], 1))
+        return {f"final{j}": getattr(self, f"final{j}")(x[0, j]) for j in range(1, 5)}
+
+
+def test_unet_plus_plus() -> None:
+    # the nested skips concatenate every earlier node of a level with the upsampled node below; the
+    # maps meet where the input is a multiple of 16, check's accepted sizes and the reference's
+    spec = SPECS / "unet_plus_plus.yaml"
+    assert archspec.check(spec).min_input_size == (16, 16)
+    model = _assert_same(spec, _fresh(NestedUNet), [(64, 96, 2), (80, 48, 1)])
+    with pytest.raises(ValueError), torch.no_grad():
+        model(torch.zeros(1, 3, 72, 64))
+
+
+class RoIHeads(nn.Module):
+    """Parts of a torchvision detector's roi_heads, run one after the other on RoI features; a predictor
+    giving several tensors gives them as a dict, under the names of its layers."""
+
+    def __init__(self, roi_heads: nn.Module, head: str, predictor: str, names: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        setattr(self, head, getattr(roi_heads, head))
+        setattr(self, predictor, getattr(roi_heads, predictor))
+        self.parts, self.names = (head, predictor), names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        out = getattr(self, self.parts[1])(getattr(self, self.parts[0])(x))
+        return dict(zip(self.names, out, strict=True)) if self.names else out
+
+
+def test_fasterrcnn_v2_box_head() -> None:
+    # two outputs from one vector; the flatten fixes the input at 7×7, as the reference's Linear does
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+
+    detector = _fresh(lambda: fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None))
+    ref = RoIHeads(detector.roi_heads, "box_head", "box_predictor", ("cls_score", "bbox_pred"))
+    spec = SPECS / "fasterrcnn_v2_box_head.yaml"
+    _assert_same(spec, ref, [(7, 7, 3), (7, 7, 1)], channels=256)
+
+
+def test_keypointrcnn_keypoint_head() -> None:
+    from torchvision.models.detection import keypointrcnn_resnet50_fpn
+
+    detector = _fresh(lambda: keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None))
+    ref = RoIHeads(detector.roi_heads, "keypoint_head", "keypoint_predictor")
+    spec = SPECS / "keypointrcnn_keypoint_head.yaml"
+    _assert_same(spec, ref, [(14, 14, 2), (9, 13, 1)], channels=256)

@@ -355,9 +355,7 @@ class Expander:
         check_standalone(op, ref)
         since = self.values.mark()
         inner = scope if scope.unit else replace(scope, unit=path)
-        args, scaled = self.params.args(op, ref, scope.source, fixed=path in self.fixed_paths)
-        params = self.params.validate(op, args, ref.token_locs, ref.loc)
-        chain = self.params.chain(op, params, ref.loc)
+        params, chain, scaled = self.params.of(op, ref, scope.source, fixed=path in self.fixed_paths)
         if chain is None:
             read = [  # values an op's field names (crop to=up)
                 earlier_value(getattr(params, f), scope, self.values, ref.token_locs.get(f, ref.loc), f"{op.name} {f}=")

@@ -33,7 +33,10 @@ class OpParams:
         self.scale_width = scale_width and scale.width != 1 and "width" in scale.apply
         self._params: dict[tuple[str, str], BaseModel] = {}  # validated params by (op, repr of the arguments)
         self._chains: dict[tuple[str, int], tuple[Any, Chain | None]] = {}  # (op, id of params) → (params, chain)
-        self._shorts: dict[tuple[str, int, str], tuple[Any, str]] = {}  # (op, id of params, file) → (params, short form)
+        self._shorts: dict[tuple[str, int, str], tuple[Any, ShortText]] = {}  # (op, id of params, file) → (params, text)
+        # (id of a parsed reference, file, fixed) → (the reference, its params, their chain, scaled): ShortForms
+        # hands out one Ref per short form and set of values read, so a block's instances meet the same ones
+        self._refs: dict[tuple[int, str, bool], tuple[Ref, Any, Chain | None, bool]] = {}
 
     def scaled(self, op: Op, ref: Ref, args: dict[str, Any]) -> bool:
         """Whether the width multiplier changes this op's arguments (before ``fixed_paths``)."""
@@ -59,6 +62,19 @@ class OpParams:
         if args.get("groups") == old:  # depthwise stays depthwise
             args["groups"] = args[field_name]
         return args, True
+
+    def of(self, op: Op, ref: Ref, source: Source, fixed: bool = False) -> tuple[Any, Chain | None, bool]:
+        """The op's validated params (:meth:`args`, :meth:`validate`), their primitive chain (:meth:`chain`) and
+        whether the width multiplier changed them; worked out once per parsed reference, file and ``fixed``."""
+        key = (id(ref), source.file, fixed)
+        hit = self._refs.get(key)
+        if hit is not None and hit[0] is ref:
+            return hit[1:]
+        args, scaled = self.args(op, ref, source, fixed)
+        params = self.validate(op, args, ref.token_locs, ref.loc)
+        chain = self.chain(op, params, ref.loc)
+        self._refs[key] = (ref, params, chain, scaled)
+        return params, chain, scaled
 
     def validate(self, op: Op, args: dict[str, Any], token_locs: dict[str, Loc], loc: Loc) -> Any:
         key = (op.name, repr(args))  # arguments are plain YAML data, so repr tells them apart (1, 1.0, True)
@@ -89,11 +105,40 @@ class OpParams:
     def short(self, op: Op, params: Any, source: Source) -> str:
         """The op's short form, as written back under the `defaults:` of the file it is written in
         (``conv 96 3x3 s2``, not ``conv 96 3x3 s2 eps=0.001`` under ``defaults: {conv: {eps: 0.001}}``)."""
+        return self.text(op, params, source)()
+
+    def text(self, op: Op, params: Any, source: Source) -> ShortText:
+        """:meth:`short`, written when first called (a node's text: ``Node.text``)."""
         key = (op.name, id(params), source.file)
         hit = self._shorts.get(key)
         if hit is None or hit[0] is not params:
-            hit = self._shorts[key] = (params, op.short(params, self.resolved.defaults(op.name, source)))
+            hit = self._shorts[key] = (params, ShortText(op.name, params, self.resolved.defaults(op.name, source)))
         return hit[1]
+
+
+class ShortText:
+    """An op's short form, written when first asked for, then kept (plain data: it pickles with a model's report)."""
+
+    __slots__ = ("op", "params", "defaults", "text")
+
+    def __init__(self, op: str, params: Any, defaults: dict[str, Any]) -> None:
+        self.op, self.params, self.defaults = op, params, defaults
+        self.text: str | None = None
+
+    def __call__(self) -> str:
+        if self.text is None:
+            self.text = REGISTRY[self.op].short(self.params, self.defaults)
+        return self.text
+
+    def __eq__(self, other: object) -> bool:  # equal to the text it stands for (nodes compare by their text)
+        if isinstance(other, ShortText):
+            other = other()
+        return self() == other if isinstance(other, str) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self())
 
 
 def check_standalone(op: Op, ref: Ref) -> None:

@@ -6,6 +6,7 @@ input carrying ``slot``, the input's position. A module with state claims its pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -41,7 +42,7 @@ class Writer:
         loc: Loc,
         inputs: list[str],
         scope: Scope,
-        text: str | None = None,
+        text: str | Callable[[], str] | None = None,
         composite: tuple[str, Any] | None = None,
     ) -> str:
         """Add a primitive node; ``text`` is the op as the spec wrote it (a composite's short form) and
@@ -52,7 +53,7 @@ class Writer:
         node_id = self.names.new_id(path, op, loc)
         self.order += 1
         origin = path.rpartition(".")[0] if composite is not None else path  # a composite's children: path.child
-        text = text or self.params.short(entry, params, scope.source)
+        text = text or self.params.text(entry, params, scope.source)  # written when first read
         record = Node(op, params, path, loc, scope.unit or path, scope.blocks, self.order, origin, text, composite)
         self.graph.put(node_id, record)
         seen: set[str] = set()
@@ -88,7 +89,7 @@ class Writer:
 
     def add_chain(self, op: Op, params: Any, chain: Chain, path: str, loc: Loc, x: str, scope: Scope) -> list[str]:
         """A composite op as the chain of primitives it expands to, each under ``path.child``; their ids."""
-        text, ids = self.params.short(op, params, scope.source), list[str]()
+        text, ids = self.params.text(op, params, scope.source), list[str]()
         for child, child_op, child_params in chain:
             ids.append(
                 self.add(child_op, child_params, join(path, child), loc, [ids[-1] if ids else x], scope, text, (op.name, params))

@@ -66,6 +66,8 @@ def stateless_paths(model: nn.Module, prims: list[Prim]) -> None:
     for _, record in graph.records():
         counts[record.path] = counts.get(record.path, 0) + 1
     for p in prims:
+        if p.op in ("concat", "add") and p.node in graph.nodes:  # a merge belongs to the part its spec wrote it in
+            p.owner = (graph.at(p.node).path or "").rpartition(".")[0] or None
         if (
             p.path is None
             and not p.stateful

@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.importer.forms import ChannelSplits, Merges, ValueReads, per_channel
+from archspec.importer.forms import ChannelSplits, Merges, Rows, ValueReads, per_channel
 from archspec.importer.sizes import is_size, size_of, sym
 from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
 from archspec.ops import REGISTRY, Op
@@ -149,7 +149,7 @@ class Converter:
         # value and its fx node; `output` is then the last computed, whose chain holds the others
         self.outputs: list[tuple[str, int, fx.Node]] = []
         self.fx_node: dict[int, fx.Node] = {}
-        self.splits, self.merges = ChannelSplits(self), Merges(self)  # structural forms read apart (forms.py)
+        self.splits, self.merges, self.rows = ChannelSplits(self), Merges(self), Rows(self)  # structural forms (forms.py)
         self.values = ValueReads(self)
         # values whose channels are the last axis (after x.permute(0, 2, 3, 1), until the permute back)
         self.channels_last: set[fx.Node] = set()
@@ -222,7 +222,7 @@ class Converter:
         self.output = self.value[out]
 
     def on_get_attr(self, node: fx.Node) -> None:
-        if node.users and all(_is_mul(u) or (per_channel(u) and all(_is_mul(v) for v in u.users)) for u in node.users):
+        if node.users and all(_scales(u) or (per_channel(u) and all(_is_mul(v) for v in u.users)) for u in node.users):
             return  # a tensor (or a vector viewed per channel) times a map: a layer scale, read by read_mul
         if node.users:
             raise self.refuse(
@@ -311,7 +311,7 @@ class Converter:
         if reader.structural is not None:
             method: Callable[[fx.Node, Op, ModuleCall | FunctionCall, str | None], None]
             name = "read_" + reader.structural
-            method = next(getattr(o, name) for o in (self, self.splits, self.merges) if hasattr(o, name))
+            method = next(getattr(o, name) for o in (self, self.splits, self.merges, self.rows, self.values) if hasattr(o, name))
             method(node, op, call, path)
             return
         try:
@@ -388,7 +388,9 @@ class Converter:
             except Unreadable as e:
                 raise self.refuse(node, str(e)) from None
             if params is not None:
-                self.add(node, entry[0].name, params, inputs=[self.value[node]])
+                made = self.add(node, entry[0].name, params, inputs=[self.value[node]])
+                # computed by the module holding the norm (timm's ConvBnAct: conv, bn1 and its act): it closes that part
+                self.prims[made].owner = (path or module_of(node) or "").rpartition(".")[0] or None
 
     def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         dims = call.get("dim")
@@ -463,6 +465,13 @@ def _caller(node: fx.Node) -> str | None:
     if stack and stack[-1] == str(node.target):
         stack = stack[:-1]
     return stack[-1] or None if stack else None
+
+
+def _scales(node: fx.Node) -> bool:
+    """A product of a map and a tensor attribute: x * t, or archspec's own scale_channels(x, t) (`layer_scale flat`)."""
+    from archspec.runtime import scale_channels
+
+    return _is_mul(node) or (node.op == "call_function" and node.target is scale_channels)
 
 
 def _is_mul(node: fx.Node) -> bool:

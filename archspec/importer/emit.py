@@ -100,6 +100,7 @@ class E:
     # first call); refnames.py writes its path into ``target``
     ref: Prim | None = None
     target: str = ""
+    outside: bool = False  # a `from` inside a block instance reading a value outside it: may be a parameter
     value: Prim | None = None  # a merge's own value: the sum, the concatenation, the product
 
 
@@ -207,8 +208,19 @@ class Emitter:
                 return self._indexed(inner, at, first), first
             if self.plain is not None and at in self.plain:  # a block instance in the spec archspec built
                 return self._instance(inner, at, first, prefix)
+            if self.plain is None and self._reading_level(inner, at):
+                return self._instance(inner, at, first, prefix)
             return E("list", name=self._name(first, prefix), items=inner.items), None
         return self._instance(self.container(node, at), at, first, prefix)
+
+    def _reading_level(self, inner: E, at: str) -> bool:
+        """A named part that reads a value by name, computed by a module of a class the network uses more than
+        once (U-Net's decoder levels, each an `Up` reading its encoder map): a block instance, so the levels
+        are one block taking what they read as a parameter (`from: $skip`), as the zoo's `up_step`."""
+        cls = self.classes.get(at, ("", ""))[0]
+        if cls in ("", "Sequential", "ModuleList", "ModuleDict") or not any(x.kind == "from" for x in _walk_e(inner)):
+            return False
+        return sum(1 for c, _ in self.classes.values() if c == cls) > 1
 
     def _owned(self, inner: E, node: Part, prefix: str, first: str) -> tuple[E, str | None]:
         at = _join(prefix, first)
@@ -342,6 +354,11 @@ class Emitter:
                     )
             out.items.append(e)
         return out
+
+
+def _walk_e(e: E) -> list[E]:
+    """The emitted node and the nodes inside it, but not inside its block instances."""
+    return [e, *(y for x in e.items for y in _walk_e(x))]
 
 
 def _group_key(item: Part, prefix: str) -> str | None:
@@ -494,7 +511,7 @@ def structure_key(e: E) -> str:
             assert x.inst is not None and x.inst.block is not None
             return [x.name, "inst", x.inst.block.name]  # its arguments (and run length) may become parameters
         if x.kind in ("from", "share"):
-            return [x.name, x.kind, x.target]
+            return [x.name, x.kind, "$" if x.outside else x.target]  # a value outside the instance: a parameter
         return [x.name, x.kind, x.scale, x.then.prim.op if x.then else None, x.has_shortcut, [walk(i) for i in x.items]]
 
     key = walk(e)
@@ -551,7 +568,7 @@ def _counts(e: E) -> list[int | None]:
 
 
 def _value_text(k: str, v: Any) -> str:
-    if k in ("kernel", "size"):
+    if k in ("kernel", "size") and isinstance(v, tuple):  # a grid; channel_conv's kernel is one number
         return f"{v[0]}x{v[1]}"
     if isinstance(v, tuple):
         return str(v[0])
@@ -923,10 +940,37 @@ def _parameterize(block: Block) -> None:
         block.slots[(i, k)] = shared
     values_of = _multiples(block, _plain_names(block, ops0, values_of, special | lengths), special | lengths)
     values_of = _depth_schedule(block, ops0, values_of)
+    values_of |= _read_parameters(block, set(values_of))
     for name, column in values_of.items():
         block.params[name] = "false" if name == "projection" else _most_common(column)
     for j, inst in enumerate(block.instances):
         inst.args = {n: v for n, vs in values_of.items() if (v := vs[j]) is not None and v != block.params[n]}
+
+
+def _froms(e: E) -> list[E]:
+    """The `from` nodes of a block's body reading values outside its instance, in order (not inside nested instances)."""
+    if e.kind == "from":
+        return [e] if e.outside else []
+    return [f for x in e.items for f in _froms(x)]
+
+
+def _read_parameters(block: Block, taken: set[str]) -> dict[str, list[str | None]]:
+    """A value outside the instance that each instance reads another of (U-Net's skip: `from: enc4` in
+    `dec4`, `from: enc3` in `dec3`) is a parameter, `from: $skip`, as the zoo's `up_step` takes it."""
+    froms = [_froms(inst.body) for inst in block.instances]
+    if len({len(f) for f in froms}) != 1 or block.merged is not None:
+        return {}
+    out: dict[str, list[str | None]] = {}
+    for j, column in enumerate(zip(*froms, strict=True)):
+        targets: list[str | None] = [e.target for e in column]
+        if len(set(targets)) == 1:
+            continue
+        name = "skip" if j == 0 else f"skip{j + 1}"
+        while name in taken or name in out:
+            name += "_"
+        out[name] = targets
+        _froms(block.template.body)[j].target = f"${name}"
+    return out
 
 
 # ---- rendering ops as short forms: the registry's generic writer ---------------------------

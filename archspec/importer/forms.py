@@ -17,7 +17,7 @@ import torch.fx as fx
 
 from archspec.importer.sizes import centre_of, size_of
 from archspec.importer.trace import Prim
-from archspec.ops import Op
+from archspec.ops import REGISTRY, Op
 
 if TYPE_CHECKING:
     from archspec.importer.convert import Converter, FunctionCall, ModuleCall
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def per_channel(node: fx.Node) -> bool:
     """A tensor attribute viewed one value per channel of a map: timm's ConvNeXt
-    ``self.gamma.reshape(1, -1, 1, 1)``."""
+    ``self.gamma.reshape(1, -1, 1, 1)``, PoolFormer's ``self.scale.view((C, 1, 1))``."""
     args = node.args[1:]
     shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
     return (
@@ -33,7 +33,11 @@ def per_channel(node: fx.Node) -> bool:
         and node.target in ("view", "reshape")
         and isinstance(node.args[0], fx.Node)
         and node.args[0].op == "get_attr"
-        and shape in ((1, -1, 1, 1), (-1, 1, 1))
+        and shape[-2:] == (1, 1)
+        and shape[:-3] in ((), (1,))
+        and len(shape) >= 3
+        and type(shape[-3]) is int
+        and (shape[-3] == -1 or shape[-3] > 0)
     )
 
 
@@ -113,10 +117,16 @@ class Merges:
         else:
             self.c.add(node, op.name, inputs=known)
 
-    def read_add(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+    def read_sub(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """a − b (PoolFormer's token mixer, pool(x) − x): the residual sum a + (−1)·b, as a spec writes it."""
+        self.read_add(node, op, call, path, sign=-1)
+
+    def read_add(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None, sign: int = 1) -> None:
         alpha = node.kwargs.get("alpha", 1)
         if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) or not isinstance(alpha, (int, float)):
-            raise self.c.refuse(node, "an addition with a constant; archspec adds two branches")
+            what = "an addition" if sign == 1 else "a subtraction"
+            raise self.c.refuse(node, f"{what} with a constant; archspec adds two branches")
+        alpha *= sign
         second = self.c.input(node, 1)
         if alpha != 1:  # torch.add(shortcut, body, alpha=s): the residual form archspec compiles to
             prim = Prim(len(self.c.prims), "scale", {"scale": float(alpha)}, None, [second], node.name)
@@ -124,14 +134,21 @@ class Merges:
             second = prim.id
         self.c.add(node, op.name, inputs=[self.c.input(node, 0), second])
 
-    def layer_scale(self, node: fx.Node, attr: fx.Node, x: Any) -> None:
+    def read_scale_channels(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """archspec's own scale_channels(x, gamma): its `layer_scale ... flat`, gamma a vector of C."""
+        x, attr = node.args[0], node.args[1]
+        if not isinstance(attr, fx.Node) or attr.op != "get_attr":
+            raise self.c.refuse(node, "scale_channels by something other than a tensor attribute")
+        self.layer_scale(node, attr, x, flat=True)
+
+    def layer_scale(self, node: fx.Node, attr: fx.Node, x: Any, flat: bool = False) -> None:
         """A parameter of C×1×1 times a map (torchvision's CNBlock: ``self.layer_scale * self.c.block(x)``),
         or a vector of C viewed so (timm's ConvNeXt: ``x.mul(self.gamma.reshape(1, -1, 1, 1))``, `flat`):
         archspec's layer_scale, its tensor at the attribute's path. Its start value is the tensor's when
         every channel holds the same (a model as constructed), else the op's default (a trained model's
         values come with its state_dict)."""
-        flat = attr.op == "call_method"  # the vector's per-channel view (per_channel)
-        if flat:
+        if attr.op == "call_method":  # the vector's per-channel view (per_channel)
+            flat = True
             viewed = attr.args[0]
             assert isinstance(viewed, fx.Node)
             attr = viewed
@@ -155,7 +172,7 @@ class Merges:
         self.c.add(node, "layer_scale", params, inputs=[self.c.value[x]], path=target, stateful=True)
 
     def read_mul(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        a, b = node.args[0], node.args[1]
+        a, b = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs.get("other")  # torch.mul(x, other=s)
         attr = next((x for x in (a, b) if isinstance(x, fx.Node) and (x.op == "get_attr" or per_channel(x))), None)
         if attr is not None:
             self.layer_scale(node, attr, b if attr is a else a)
@@ -169,6 +186,30 @@ class Merges:
             raise self.c.refuse(node, "a product with something other than a tensor or a number")
         # x · s: a residual body's scale (structure.py), never an op of its own
         self.c.add(node, "scale", {"scale": float(factor)}, inputs=[self.c.value[tensor]])
+
+
+class Rows:
+    """A module read as several ops in a row."""
+
+    def __init__(self, converter: Converter) -> None:
+        self.c = converter
+
+    def read_blur_pool(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """timm's BlurPool2d (anti-aliased downsampling, Zhang 2019): a padding by ``(stride − 1 + K − 1) // 2``
+        (reflected, or zeros for ``blurpc``), then the binomial K×K filter at the stride, a buffer computed from
+        K. The binomial filter of K taps is K − 1 box filters of 2 taps in a row, so it is written as the
+        language writes it: ``[pad 1 reflect, avgpool 2x2, avgpool 2x2 s2]`` for K = 3. The ops sit at
+        ``PATH.0``, ``PATH.1``, ...: a list in place of the module."""
+        k, stride, mode = call.get("filt_size"), call.get("stride"), call.get("pad_mode")
+        if not (isinstance(k, int) and k >= 2 and isinstance(stride, int) and stride >= 1 and mode in ("reflect", "constant")):
+            raise self.c.refuse(node, f"a BlurPool2d of filt_size={k!r}, stride={stride!r}, pad_mode={mode!r}")
+        pad = (stride - 1 + k - 1) // 2
+        rows: list[tuple[str, dict[str, Any]]] = [("pad", {"padding": (pad,) * 4, "mode": mode})] if pad else []
+        rows += [("avgpool", {"kernel_size": 2, "stride": stride if i == k - 2 else 1}) for i in range(k - 1)]
+        value = self.c.input(node, 0)
+        for i, (name, args) in enumerate(rows):
+            params = REGISTRY[name].read(args)  # each op's own reading of torch's arguments
+            value = self.c.add(node, name, params, inputs=[value], path=f"{path}.{i}" if path else None)
 
 
 class ValueReads:
@@ -203,6 +244,24 @@ class ValueReads:
         if call.get("align_corners", None) and mode == "bilinear":  # False is torch's default, as the op's None
             params["align_corners"] = True
         self.c.add(node, op.name, params, inputs=[self.c.input(node, 0), self.c.value[like]])
+        return True
+
+    def read_resize_like(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """archspec's own InterpolateLike module, called on (x, like): ``interpolate size_of=like``."""
+        params: dict[str, Any] = {"size_of": "", "mode": call.get("mode", "nearest")}
+        if call.get("align_corners", None):
+            params["align_corners"] = True
+        self.c.add(node, op.name, params, inputs=[self.c.input(node, 0), self.c.input(node, 1)], path=path)
+
+    def read_branch_select(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> bool:
+        """archspec's own branch_select(logits, x): ``branch_select K of=x``, the branches read by name."""
+        params = {"branches": int(call.get("branches")), "groups": int(call.get("groups", 1)), "of": ""}
+        self.c.add(node, op.name, params, inputs=[self.c.input(node, 0), self.c.input(node, 1)])
+        return True
+
+    def read_center_crop(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> bool:
+        """archspec's own center_crop(x, like): ``crop to=like``."""
+        self.c.add(node, op.name, {"to": ""}, inputs=[self.c.input(node, 0), self.c.input(node, 1)])
         return True
 
     def read_crop(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> bool:

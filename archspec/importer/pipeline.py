@@ -165,13 +165,20 @@ def _module_order(model: nn.Module) -> dict[str, int]:
 
 
 def _input_channels(model: nn.Module, prims: list[Prim]) -> int:
-    """The input's channels: those of the first layer that says (a conv's in_channels), else 3."""
+    """The input's channels: a network archspec built knows them; else those of the first layer that says
+    (a conv's in_channels, over the block² a space_to_depth before it multiplied them by: TResNet's stem), else 3."""
+    report = getattr(model, "archspec_report", None)
+    if report is not None:
+        return int(report.input_channels)
     modules = dict(model.named_modules())
+    moved = 1
     for p in prims:
+        if p.op == "space_to_depth":
+            moved *= int(p.params["block"]) ** 2
         if p.path and p.stateful or p.op == "conv":
             module = modules.get(f"{p.path}.conv" if p.op == "conv" else str(p.path))
             if module is not None and isinstance(getattr(module, "in_channels", None), int):
-                return int(module.in_channels)
+                return int(module.in_channels) // moved if int(module.in_channels) % moved == 0 else int(module.in_channels)
     return 3
 
 

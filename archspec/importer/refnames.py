@@ -39,6 +39,7 @@ class _Walk:
     owner: dict[int, tuple[E, E, int, str]] = field(default_factory=dict)  # value → (node, its list, index, prefix)
     ops: dict[int, str] = field(default_factory=dict)  # an op's prim → its path
     shares: list[tuple[E, str]] = field(default_factory=list)  # each share, and its block instance's path
+    reads: list[tuple[E, str]] = field(default_factory=list)  # each `from` and op reading a value, and its instance's path
     instance: str = ""  # the innermost block instance being walked
 
     def value(self, e: E, prefix: str, index: int | None, before: int | None, parent: E | None) -> int | None:
@@ -55,6 +56,8 @@ class _Walk:
             self.ops[e.op.prim.id] = path
         if e.kind == "share":
             self.shares.append((e, self.instance))
+        if e.kind == "from" or (e.kind == "op" and e.op is not None and side_inputs(e.op.prim)):
+            self.reads.append((e, self.instance))
         if e.kind in ("op", "share"):
             v = self.canon.get(e.op.prim.id, e.op.prim.id) if e.op is not None else before
         elif e.kind == "from":
@@ -150,13 +153,13 @@ class RefNames:
                 raise ImportRefused("a value read by name has no path in the written spec", node=p.node, source=p.source)
             return found
 
-        for e in _nodes(self.network):
+        for e, instance in w.reads:  # a value inside the block instance reading it: by its path there (`crop to=up`)
             if e.kind == "from" and e.ref is not None:
-                e.target = path(e.ref.id, e.ref)
-            if e.kind == "op" and e.op is not None and side_inputs(e.op.prim):
+                e.target, e.outside = _within(path(e.ref.id, e.ref), instance)
+            if e.kind == "op" and e.op is not None:
                 fields = REGISTRY[e.op.prim.op].reads_values
                 for f, t in zip(fields, side_inputs(e.op.prim), strict=True):
-                    at = path(t, self.prims[t])
+                    at = _within(path(t, self.prims[t]), instance)[0]
                     e.op.prim.params[f] = int(at) if at.isdigit() else at  # size_of=0: a numbered module, as written
         _name_shares(w)
         named = {name: w.path_of(self.canon[v], name) for name, v in outputs}
@@ -219,6 +222,14 @@ class RefNames:
                     return name
             stack += q.inputs
         return what
+
+
+def _within(path: str, instance: str) -> tuple[str, bool]:
+    """A value's path as read from inside the block instance at ``instance`` (names are looked up in the
+    innermost instance first: docs/language.md), and whether the value lies outside that instance."""
+    if instance and path.startswith(instance + "."):
+        return path[len(instance) + 1 :], False
+    return path, bool(instance)
 
 
 def _name_shares(w: _Walk) -> None:

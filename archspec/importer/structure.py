@@ -232,8 +232,10 @@ class Recover:
                 other = p.inputs[1] if p.inputs[0] == fork else p.inputs[0]
                 items.append(Gate(self.chain(other, fork), p))
                 cur = fork
-            elif p.op == "scale":
-                raise self.refuse(p, "a tensor multiplied by a constant outside a residual sum")
+            elif p.op == "scale":  # x · s outside a residual sum: the `scale` op (NF-ResNet's β)
+                p.params = {"factor": p.params.get("factor", p.params.get("scale"))}
+                items.append(Step(p))
+                cur = p.inputs[0]
             else:
                 if p.op != "pass":
                     items.append(Step(p))

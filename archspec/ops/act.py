@@ -151,6 +151,7 @@ class LeakyReLU(_OneNumber):
     readers = (
         Reader("torch.nn.LeakyReLU"),
         Reader("torch.nn.functional.leaky_relu", args=("negative_slope", "inplace")),
+        Reader("torch.nn.functional.leaky_relu_", args=("negative_slope",)),  # in place: a network archspec built
     )
 
     def in_place(self, p: OpParams) -> Callable[..., Any] | None:

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from archspec.ops._types import Channels
 from archspec.ops.branch_sum import MAX_BRANCHES
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Op, OpParams, OpShapeError, Reader, register
 from archspec.symbolic import Shape
 
 
@@ -48,10 +48,10 @@ class BranchSelect(Op):
     reads_values = ("of",)
     fresh_output = True
     saved_for_backward = ("in", "out")
-    not_imported = (
-        "timm computes it inside SelectiveKernel and SplitAttn, whose forwards the importer reads as modules it "
-        "does not know (docs/import.md, Not yet)"
-    )
+    # archspec's own function, branch_select(logits, x, branches, groups), in a network it built (importer/forms.py);
+    # timm computes it inside SelectiveKernel and SplitAttn, whose forwards the importer reads as modules it does
+    # not know (docs/import.md, Not yet)
+    readers = (Reader("archspec.runtime.branch_select", args=("x", "branches", "groups"), structural="branch_select"),)
 
     def infer(self, p: BranchSelectParams, inputs: list[Shape]) -> Shape:
         logits, x = inputs

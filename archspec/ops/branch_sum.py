@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, register
 from archspec.symbolic import Shape
 
 MAX_BRANCHES = 64
@@ -33,10 +33,12 @@ class BranchSum(Op):
     positional = ("branches",)
     fresh_output = True
     saved_for_backward = ()
-    not_imported = (
-        "timm computes it inside SelectiveKernelAttn and SplitAttn, whose forwards the importer reads as "
-        "modules it does not know (docs/import.md, Not yet)"
-    )
+    # archspec's own function, in a network it built; timm computes it inside SelectiveKernelAttn and SplitAttn,
+    # whose forwards the importer reads as modules it does not know (docs/import.md, Not yet)
+    readers = (Reader("archspec.runtime.branch_sum", args=("branches",)),)
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {"branches": int(call.get("branches"))}
 
     def infer(self, p: BranchSumParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

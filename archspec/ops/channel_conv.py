@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from archspec.ops._types import MAX_KERNEL
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, register
 from archspec.symbolic import Shape
 
 
@@ -61,10 +61,12 @@ class ChannelConv(Op):
     stateful = True
     fresh_output = True
     saved_for_backward = ("in", "w")
-    not_imported = (
-        "timm computes it inside EcaModule's forward (a mean, a view to N×1×C, the Conv1d, a view back), which "
-        "the importer reads as a module it does not know (docs/import.md, Not yet)"
-    )
+    # archspec's own module, in a network it built; timm computes it inside EcaModule's forward (a mean, a view
+    # to N×1×C, the Conv1d, a view back), which the importer reads as a module it does not know (docs/import.md)
+    readers = (Reader("archspec.runtime.ChannelConv"),)
+
+    def read(self, call: Call) -> dict[str, Any]:
+        return {"kernel": int(call.get("kernel_size")[0])}
 
     def infer(self, p: ChannelConvParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

@@ -127,6 +127,7 @@ class Conv2d(_ConvRules):
     readers = (
         Reader("torch.nn.Conv2d"),
         Reader("timm.layers.conv2d_same.Conv2dSame", sets=(("padding", "same"),)),  # TensorFlow's padding, at run time
+        Reader("archspec.runtime.Conv2dSame", sets=(("padding", "same"),)),  # the same, in a network archspec built
     )
 
     def read(self, call: Call) -> dict[str, Any]:
@@ -216,6 +217,7 @@ class StdConv2d(_ConvRules):
         Reader("timm.layers.std_conv.StdConv2dSame"),
         Reader("timm.layers.std_conv.ScaledStdConv2d"),
         Reader("timm.layers.std_conv.ScaledStdConv2dSame"),
+        Reader("archspec.runtime.StdConv2d"),  # a network archspec built: its `same` and `gamma` are attributes
     )
     saved_for_backward = ("in", "w", "stats")
 
@@ -227,7 +229,7 @@ class StdConv2d(_ConvRules):
             if gamma is None:  # timm's, back from gamma / sqrt(fan_in) to 15 digits (1.7139588594436646: 1.71395885944366)
                 gamma = float(f"{float(call.get('scale')) * math.sqrt(fan_in):.15g}")
             fields |= {"gain": True, "gamma": float(gamma), "bias": call.get("bias") is not None}
-        if call.get("same_pad", False):  # StdConv2dSame padding at run time
+        if call.get("same_pad", False) or call.get("same", False) is True:  # StdConv2dSame's (or archspec's) at run time
             fields["padding"] = "same"
         return fields
 

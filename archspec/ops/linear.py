@@ -49,7 +49,10 @@ class Linear(Op):
     saved_for_backward = ("in", "w")
     channels_last_on_maps = True
     # on a vector, or on a map's channels between x.permute(0, 2, 3, 1) and back: per_pixel (the converter)
-    readers = (Reader("torch.nn.Linear", structural="last_axis"),)
+    readers = (
+        Reader("torch.nn.Linear", structural="last_axis"),
+        Reader("timm.layers.linear.Linear", structural="last_axis"),  # nn.Linear whose forward reads its own weight
+    )
 
     def read(self, call: Call) -> dict[str, Any]:
         return {"out": int(call.get("out_features")), "bias": call.get("bias") is not None}
@@ -249,8 +252,8 @@ class Scale(Op):
     fresh_output = True
     saved_for_backward = ()
     not_imported = (
-        "torch's `x * number` is read by the importer's structural `mul` form (a residual's scale where it is one); "
-        "a product with a number elsewhere is not written as this op yet"
+        "torch's `x * number` is read by the importer's structural `mul` form: a residual's scale where it is one, "
+        "else this op (importer/structure.py)"
     )
 
     def infer(self, p: ScaleParams, inputs: list[Shape]) -> Shape:

@@ -65,7 +65,7 @@ class Add(Op):
             "Tensor.add",
             "Tensor.add_",
         )
-    )
+    ) + tuple(Reader(t, structural="sub") for t in ("operator.sub", "torch.sub", "Tensor.sub"))  # a − b: a + (−1)·b
 
     def infer(self, p: AddParams, inputs: list[Shape]) -> Shape:
         return inputs[0]

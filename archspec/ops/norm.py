@@ -272,10 +272,10 @@ class LayerScale(Op):
     parameter_only = True
     fresh_output = True
     saved_for_backward = ("in", "w")
-    not_imported = (
-        "no torch form of its own: a tensor attribute times a map (torchvision's `self.layer_scale * x`) is read "
-        "by the multiply's reader (merge.py's mul, importer/convert.py's read_mul) as this op at the attribute's path"
-    )
+    # a tensor attribute times a map (torchvision's `self.layer_scale * x`, timm's `x.mul(gamma.reshape(1, -1, 1, 1))`)
+    # is read by the multiply's reader (merge.py's mul, importer/forms.py's read_mul) as this op at the attribute's
+    # path; archspec's own `flat` form, scale_channels(x, gamma), by this reader
+    readers = (Reader("archspec.runtime.scale_channels", structural="scale_channels"),)
 
     def infer(self, p: LayerScaleParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -321,6 +321,10 @@ class GroupNorm(Op):
     positional = ("groups",)
     readers = (
         Reader("torch.nn.GroupNorm"),
+        # timm's nn.GroupNorm subclasses, whose forward reads their own weight and bias: GroupNorm (ResNet-GN),
+        # GroupNorm1 (one group: PoolFormer's norm over channels and pixels)
+        Reader("timm.layers.norm.GroupNorm"),
+        Reader("timm.layers.norm.GroupNorm1"),
         Reader("timm.layers.norm_act.GroupNormAct", structural="norm_act"),  # GroupNorm then its own activation
     )
     flags = {"no_affine": ("affine", False)}

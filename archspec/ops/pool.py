@@ -133,6 +133,8 @@ class AvgPool(_Pool):
             "torch.nn.functional.avg_pool2d",
             args=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
         ),
+        # timm's anti-aliasing blur: a padding, then K − 1 box filters of 2×2, the last at the stride (importer/forms.py)
+        Reader("timm.layers.blur_pool.BlurPool2d", structural="blur_pool"),
     )
 
     def read(self, call: Call) -> dict[str, Any]:

@@ -246,6 +246,7 @@ class Interpolate(Op):
     # with a fixed size or a factor it is upsample's
     readers = (
         Reader("torch.nn.functional.interpolate", args=("size", "scale_factor", "mode", "align_corners"), structural="resize_to"),
+        Reader("archspec.runtime.InterpolateLike", structural="resize_like"),  # a network archspec built: (x, like)
     )
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear"), "align_corners": ("align_corners", True)}
     fresh_output = True
@@ -295,7 +296,10 @@ class Crop(Op):
     view = True
     saved_for_backward = ()
     # x[:, :, top : top + h, left : left + w] with top = (x.shape[2] - h) // 2, h = v.shape[2] (importer/forms.py)
-    readers = (Reader("operator.getitem", structural="crop"),)
+    readers = (
+        Reader("operator.getitem", structural="crop"),
+        Reader("archspec.runtime.center_crop", structural="center_crop"),  # center_crop(x, like): a network archspec built
+    )
 
     def infer(self, p: CropParams, inputs: list[Shape]) -> Shape:
         x, ref = inputs[0], inputs[-1]

@@ -871,6 +871,8 @@ class Realizer:
             args = {**a, "per_pixel": self.shapes[x].is_map}
         if p.op == "pad":  # kept as F.pad's (left, right, top, bottom)
             args = {"padding": (a["padding"][2], a["padding"][0]), "value": a["value"], "mode": a["mode"]}
+        if p.op == "broken":  # an op that cannot be built at this size: its copy cannot either
+            return self.broken(a["op"], p.path, x)
         handler = getattr(self, "op_" + p.op, None)
         if handler is None or p.op in ("bn", "layer_scale", "leaky_relu", "elu"):  # the shape of its input
             return self.emit(p.op, a, p.path, [x], self.shapes[x], p.origin)
@@ -1421,18 +1423,31 @@ class Realizer:
         xs, k = self.shapes[x], args["branches"]  # docs/language.md, `weighted_sum`: K·C channels to C
         if xs.c % k:
             raise Invalid("weighted_sum of channels that are not K branches")
+        self.fusion_note(x, k)
         params = {"branches": k, "weights": args["weights"], "eps": float(args["eps"]), "init": float(args["init"])}
         return self.emit("weighted_sum", params, path, [x], Shape(xs.c // k, xs.h, xs.w) if xs.is_map else Shape(xs.c // k), path)
+
+    def fusion_note(self, x: str, k: int) -> None:
+        """BiFPN's fusion (docs/language.md, "Weighted fusion of same-shape maps"): a sum over K branches that a
+        concat of K branches of one width made, each branch where the op takes it (session 11)."""
+        p = self.prims[int(x[1:])] if x != "input" else None
+        if k > 1 and p is not None and p.op == "concat" and len(p.inputs) == k:
+            if len({self.shapes[v].c for v in p.inputs}) == 1:
+                self.notes.add("fusion_of_branches")
 
     def op_space_to_depth(self, args: dict[str, Any], x: str, path: str) -> str:
         """docs/language.md, `space_to_depth`: B²·C×H/B×W/B, defined where H and W are multiples of B (drawn where
         they are at the spec's size; the other sizes accepted are those where they are)."""
         xs, b = self.map_of(x, "space_to_depth"), args["block"]
         h0, w0 = self.spec.size
-        if xs.h[h0 - 1] % b or xs.w[w0 - 1] % b:  # type: ignore[index]
+        if (xs.h[h0 - 1] % b or xs.w[w0 - 1] % b) and not self.lenient:  # type: ignore[index]
             raise Invalid("space_to_depth of a map whose size is not a multiple of B")
+        # lenient (another input size): its shape as at any size, valid where H and W are multiples of B, so that a
+        # share: of it follows its own input's sizes (seed 31500192: a copy of an unread part at W = 35)
         okh = tuple(v % b == 0 for v in xs.h)  # type: ignore[union-attr]
         okw = tuple(v % b == 0 for v in xs.w)  # type: ignore[union-attr]
+        if b > 2:
+            self.notes.add("space_to_depth_wide")  # session 11: blocks of 3 and 4 (only 1 and 2 before)
         shape = Shape(xs.c * b * b, tuple(v // b for v in xs.h), tuple(v // b for v in xs.w))  # type: ignore[union-attr]
         return self.emit("space_to_depth", {"block": b, "order": args["order"]}, path, [x], shape, path, okh, okw)
 
@@ -1620,7 +1635,12 @@ class Realizer:
                 self.note("share_unread_part")
                 first = owners.setdefault(p.shares, p.id)
                 p.shares = None if first == p.id else first
-        replayed = {self.copy_of[v] for v in keep if v in self.copy_of}  # parts a kept copy applies again: not unread
+        # parts a kept copy applies again, or a copy of a copy of them (seed 34502162, LANG): not unread
+        replayed: set[str] = set()
+        for v in keep:
+            while v in self.copy_of and self.copy_of[v] not in replayed:
+                v = self.copy_of[v]
+                replayed.add(v)
         self.unread = tuple(p.path for p in self.prims if p.id not in keep and p.aux is None and p.id not in replayed)
         had = {p.unit for p in self.prims}  # a row of no op (an empty chain) stays while the value it passes on does
         self.prims = [p for p in self.prims if p.id in keep]  # (seeds 520, 1585; archspec a15fedd)
@@ -1630,6 +1650,23 @@ class Realizer:
             for path, out in self.rows
             if path in last or (path not in had and out in (*keep, "input"))
         ]
+
+    def scheduled(self) -> list[Prim]:
+        """docs/language.md, "Auxiliary heads": a head runs right after the value it taps, before the network goes on
+        (as GoogLeNet's forward computes it); heads on one value in the spec's order. The order shows where a head's
+        `share:` copy calls a module the network calls later: BatchNorm's statistics move in that order (seed 48290)."""
+        network = [p for p in self.prims if p.aux is None]
+        at = {p.id: i for i, p in enumerate(network)}
+        after: dict[int, list[Prim]] = {}
+        for a in self.spec.aux:
+            head = [p for p in self.prims if p.aux == a.name]
+            mine = {p.id for p in head}
+            reads = [at.get(v, -1) for p in head for v in p.inputs if v not in mine]  # the tap, and any other value
+            after.setdefault(max(reads, default=-1), []).extend(head)
+        order = after.get(-1, [])
+        for i, p in enumerate(network):
+            order += [p, *after.get(i, [])]
+        return order
 
     def _count(self, p: Prim) -> tuple[int, int]:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
@@ -1692,6 +1729,7 @@ class Realizer:
         # generator's scratch realization of a whole network keeps it (aux heads are drawn on it)
         if self.check_paths or self.spec.outputs is not None:
             self.prune(outputs)
+        self.prims = self.scheduled()
         params = macs = 0
         per_row: dict[str | None, int] = {}
         for p in self.prims:
@@ -2604,7 +2642,7 @@ class Gen:
         if depth <= 0 or self.budget <= 0:
             kinds = ["op"]
         else:
-            kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty"]
+            kinds = ["op"] * 5 + ["chain"] * 2 + ["concat"] * 2 + ["residual"] * 2 + ["block"] * 2 + ["if", "empty", "fusion"]
             if in_list and not align and not top:
                 kinds.append("gate")
             if self.in_block and self.spec_.blocks:  # a block using an earlier block (drawn often enough to cover)
@@ -2680,6 +2718,7 @@ class Gen:
             return self.make_chain(v, depth, env, align)
         merges: dict[str, Callable[[str, int, dict[str, Any], int | None], Any]] = {
             "concat": self.make_concat,
+            "fusion": self.make_fusion,
             "residual": self.make_residual,
             "block": self.make_use,
             "if": self.make_if,
@@ -2799,10 +2838,11 @@ class Gen:
             return str(self.pick(["conv", "conv2d", "maxpool", "avgpool"]))
         if not s.is_map:
             return str(self.pick(VEC_OPS + ("linear",)))
-        name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2)
+        h0, w0 = self.spec_.size
+        wide = any(s.h[h0 - 1] % b == 0 and s.w[w0 - 1] % b == 0 for b in (3, 4))  # type: ignore[index]
+        name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2 + ("space_to_depth",) * 3 * wide)  # B > 2 fits here too
         if not align and self.chance(0.06):
             name = self.pick(TO_VEC)
-            h0, w0 = self.spec_.size
             if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
                 name = "global_avgpool"  # keep vectors (and the linears after them) small
         return str(name)
@@ -2820,8 +2860,12 @@ class Gen:
             return self.channel_args(name, s)
         if name == "conv_transpose":
             return self.transpose_args(s, env)
-        if name == "space_to_depth":  # docs/language.md, `space_to_depth`: blocks of 1 or 2 (maps stay small)
-            return {"block": self.pick([1, 2, 2])} | self.other_args(name, env, s.c)
+        if name == "space_to_depth":  # docs/language.md, `space_to_depth`: B of 1 to 4, one dividing H and W here
+            h0, w0 = self.spec_.size
+            fits = [b for b in (1, 2, 2, 3, 4) if s.h[h0 - 1] % b == 0 and s.w[w0 - 1] % b == 0]  # type: ignore[index]
+            wide = [b for b in fits if b > 2]
+            block = self.pick(wide) if wide and self.chance(0.7) else self.pick([b for b in fits if b <= 2])
+            return {"block": block} | self.other_args(name, env, s.c)
         if name == "weighted_sum":  # docs/language.md, `weighted_sum`: K divides the channels
             return {"branches": self.pick([k for k in (1, 2, 3) if s.c % k == 0])} | self.other_args(name, env, s.c)
         if name == "drop_path":  # p has no default; in a block sometimes the stochastic-depth schedule
@@ -3012,6 +3056,34 @@ class Gen:
         if self.chance(0.5):
             return Concat([b.node if isinstance(b, Named) else b for b in branches], self.fresh_names(k))
         return Concat(branches)
+
+    def make_fusion(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Chain:
+        """BiFPN's fusion (docs/language.md, "Weighted fusion of same-shape maps"): K branches brought to one width
+        (a 1×1 conv, or a linear on a vector, ending each branch whose width differs), side by side, then
+        `weighted_sum K` over them, or on a map sometimes `branch_sum K` (SKNet's sum): [concat: [...], weighted_sum K]."""
+        s = self.r.shapes[v]
+        stride = 1 if (align == 1 or not s.is_map) else (align or self.pick([1, 1, 2]))
+        k, width = self.pick([2, 2, 3, 4]), self.rng.randint(1, 6)
+        branches: list[Any] = []
+        fixed = False
+        for _ in range(k):
+            b = self.branch(v, depth, env, stride)
+            b = b.node if isinstance(b, Named) else b
+            if self.r.shapes[self.try_node(b, v, env)].c != width:
+                fix = Op(self.pick(["conv2d", "conv"]) if s.is_map else "linear", {"out": width}, style=self.style())
+                b = Chain([*(b.items if isinstance(b, Chain) and b.form == "list" and b.repeat is None else [b]), fix], "list")
+                fixed = True
+            branches.append(b)
+        # branches by name where a 1×1 conv ends them (unnamed, the list branches' items share the concat's prefix:
+        # every fix would stand at one path); the concat and the sum named (by index, a list restarting its indices
+        # among the rows would put the sum at another row's path)
+        concat = Concat(branches, self.fresh_names(k) if fixed or self.chance(0.5) else None)
+        if s.is_map and self.chance(0.25):
+            fuse = Op("branch_sum", {"branches": k}, long=self.chance(0.2), style=self.style())
+        else:
+            fuse = Op("weighted_sum", {"branches": k} | self.other_args("weighted_sum", env), long=self.chance(0.2))
+            fuse.style = self.style()
+        return Chain([concat, fuse], "chain_map", self.pick([["cat", "fuse"], ["inputs", "w"], self.fresh_names(2)]))
 
     def make_counted_concat(self, v: str, env: dict[str, Any]) -> Concat:
         """docs/language.md, "Nodes": one op branch written once, count times side by side, its copy's index
