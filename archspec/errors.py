@@ -31,6 +31,7 @@ ERROR_CODES: dict[str, str] = {
     "weights": "a --weights file does not fit the network (missing or unexpected keys, other shapes)",
     "partial-merge": "merged branches agree in size at some input sizes only (a warning; an error with --strict)",
     "gate-activation": "a gate whose body is one activation, x · act(x) (a warning; an error with --strict)",
+    "residual-gate": "a residual adds a broadcast sigmoid's output, x + gate (a warning; an error with --strict)",
     "unread": "nothing reads a node's value (a later from: skips it): it is left out (a warning; an error with --strict)",
     "import": "archspec import cannot express a PyTorch module as a spec (an op, control flow or connectivity)",
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from archspec.ir import INPUT, OpGraph
 from archspec.ops import REGISTRY
+from archspec.ops.merge import broadcast_onto
 
 
 def overwritable(graph: OpGraph, src: str, users: dict[str, int], results: set[str]) -> bool:
@@ -23,4 +24,8 @@ def in_place_target(graph: OpGraph, node: str, users: dict[str, int], results: s
     i = REGISTRY[record.op].in_place_input(record.params)
     if i is None:
         return None
-    return i if overwritable(graph, graph.inputs_of(node)[i], users, results) else None
+    src = graph.inputs_of(node)[i]
+    shape, out = graph.at(src).shape, record.shape
+    if shape is not None and out is not None and shape.is_map and not broadcast_onto(out, shape):
+        return None  # a residual's body broadcast onto its shortcut (C×1×1 + C×H×W) cannot hold the sum
+    return i if overwritable(graph, src, users, results) else None

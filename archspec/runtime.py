@@ -142,6 +142,17 @@ def branch_select(logits: torch.Tensor, x: torch.Tensor, branches: int, groups: 
     return (x.reshape(n, branches, c, x.shape[2], x.shape[3]) * weights).sum(1)
 
 
+@torch.fx.wrap
+def attention_pool(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The pixels of x (N×C×H×W) weighed by the softmax over H×W of ``logits`` (N×1×H×W: one softmax for every
+    channel, or N×C×H×W: one per channel) and summed: N×C×1×1 (GCNet's context modelling, arXiv 1904.11492)."""
+    n, c, h, w = x.shape
+    weights = logits.reshape(n, logits.shape[1], h * w).softmax(-1)
+    if weights.shape[1] == 1:  # one matrix product per sample, as timm's GlobalContext computes it
+        return torch.bmm(x.reshape(n, c, h * w), weights.transpose(1, 2)).reshape(n, c, 1, 1)
+    return (x.reshape(n, c, h * w) * weights).sum(-1).reshape(n, c, 1, 1)
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al., arXiv 1603.09382), per sample: in training mode each sample's
     input is zeroed with probability p and kept, scaled by 1 / (1 - p), otherwise; in eval mode the

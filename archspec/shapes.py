@@ -18,6 +18,7 @@ import networkx as nx
 from archspec.errors import Loc, SpecError, SpecWarning
 from archspec.ir import INPUT, Node, OpGraph, PartialMerge
 from archspec.ops import REGISTRY, Op, OpShapeError
+from archspec.ops.merge import broadcast_onto
 from archspec.sizes import UNBOUNDED, Accepted, Range, condition, meet
 from archspec.symbolic import NEVER, Dim, Shape, Window
 
@@ -111,6 +112,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     net.partial_merges = []
     nodes = dict(graph.records())  # node → its record, without the view's per-lookup cost
     shared: list[str] = []
+    broadcasts: list[SpecWarning] = []  # residual sums adding a gate's output (residual-gate)
     for node in graph.ordered():
         record = nodes[node]
         if record.op == INPUT:
@@ -119,7 +121,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
         preds = graph.inputs_of(node)
         shapes: list[Shape] = [nodes[p].out for p in preds]
         if op.agreement is not None:
-            _check_merge(graph, node, preds, shapes)
+            broadcasts += _check_merge(graph, node, preds, shapes)
         # the expansion worked out the shapes some `in` read, by the same rule (archspec/graph/early.py)
         record.shape = out = record.shape or op_shape(op, record, shapes)
         _agreeing_sizes(op, record, shapes, (h, w))
@@ -168,8 +170,9 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     axes: dict[PartialMerge, set[int]] = {}  # one warning per pair of inputs, naming both axes when both
     for m in net.partial_merges:
         axes.setdefault(replace(m, axis=0), set()).add(m.axis)
-    net.warnings = [w for w in net.warnings if w.code != "partial-merge"]  # found again on each run
+    net.warnings = [w for w in net.warnings if w.code not in ("partial-merge", "residual-gate")]  # found again on each run
     net.warnings += [_partial_merge_warning(graph, m, every, "HW" if len(a) == 2 else "HW"[min(a)]) for m, a in axes.items()]
+    net.warnings += broadcasts
     problem = every.problem(h, w)
     if problem:
         what = " in training mode (with its aux heads)" if len(outputs) > 1 else ""
@@ -301,7 +304,10 @@ def _whole(record: Node) -> bool:
     return REGISTRY[record.op].agreement == "chw"
 
 
-def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape]) -> None:
+def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape]) -> list[SpecWarning]:
+    """Refuse branches that do not agree; a residual sum's that agree by broadcasting (one side's C, H or W
+    is 1 where the other's is not) are accepted, warned of where the broadcast side ends in a gate's
+    activation (:func:`_residual_gate`)."""
     record = graph.at(node)
     h, w = graph.net.input.size
     first, first_shape = preds[0], shapes[0]
@@ -309,6 +315,9 @@ def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape
     kind = "residual add" if whole else "concat"
     for other, shape in zip(preds[1:], shapes[1:], strict=True):
         problem = None
+        onto, back = broadcast_onto(shape, first_shape), broadcast_onto(first_shape, shape)
+        if whole and onto != back:  # one side broadcasts onto the other (both ways: equal shapes)
+            return _residual_gate(graph, record, other if onto else first)
         if first_shape.is_map != shape.is_map:
             problem = "a feature map meets a vector"
         elif whole and first_shape.channels != shape.channels:
@@ -341,6 +350,25 @@ def _check_merge(graph: OpGraph, node: str, preds: list[str], shapes: list[Shape
             if whole and shape.per_channel and not first_shape.per_channel:
                 hint = "the body gives one value per channel: to scale x by it, write gate: [...] (squeeze-and-excitation)"
             raise SpecError(f"{kind} in {where}: {problem}: {a} vs {b}", record.loc, code="shape-mismatch", hint=hint)
+    return []
+
+
+def _residual_gate(graph: OpGraph, record: Node, small: str) -> list[SpecWarning]:
+    """A residual sum broadcasting a value that a sigmoid or hard sigmoid made: a gate written as a residual
+    (x + σ(·) where x · σ(·) was meant), warned of (``residual-gate``); any other broadcast sum, none."""
+    source = graph.at(small)
+    if source.op not in ("sigmoid", "hardsigmoid"):
+        return []
+    return [
+        SpecWarning(
+            f"this residual adds a {source.op}'s output, one value per channel or pixel broadcast onto the other "
+            "side: x + gate, where a gate multiplies",
+            record.loc,
+            "residual-gate",
+            hint="to scale x by it, write gate: [...] (squeeze-and-excitation); to add it, end the body with "
+            "another op (--strict makes this an error)",
+        )
+    ]
 
 
 def _refuse_unexact(record: Node, kind: str, size: Dim | None, shapes: tuple[Shape, Shape], hw: tuple[int, int]) -> None:

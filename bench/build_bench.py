@@ -62,15 +62,27 @@ from bench.build_bench import networks
 name, side = sys.argv[1], sys.argv[2]
 path, overrides, reference = networks()[name]
 make = (lambda: archspec.build(path, overrides)) if side == "ours" else reference
+import gc
+gc.collect()  # the imports' garbage collected before, in both: else a full collection (0.2 s) lands in either's timing
 start = time.perf_counter()
 make()
 print(time.perf_counter() - start)
 """
 
 
+def _fresh_env() -> dict[str, str]:
+    """The environment of a fresh process: this checkout's archspec, its bytecode written and read as an
+    installed package's is (pip compiles on install, as torch's and torchvision's were): with
+    PYTHONDONTWRITEBYTECODE set, every fresh process compiled archspec's modules from their source
+    (21 ms in ShuffleNetV2's first build alone) while the references' came compiled."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path[1:], str(ROOT)]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _cold(name: str, side: str) -> float:
     """The first build (``ours``) or construction (``ref``) of ``name`` in a fresh process, in seconds."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path[1:], str(ROOT)]))
+    env = _fresh_env()
     command = [sys.executable, "-c", _COLD, name, side, str(ROOT)]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.split()[-1])
@@ -96,7 +108,7 @@ make()
 
 def _process(code: str, *args: str) -> float:
     """Wall time of a fresh interpreter running ``code``, from start to exit, in seconds."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path[1:], str(ROOT)]))
+    env = _fresh_env()
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=True, env=env)
     return time.perf_counter() - start
@@ -114,6 +126,7 @@ def process(names: list[str], rounds: int) -> None:
             "ref2": functools.partial(_process, _PROCESS_REF, name, str(ROOT)),
         }
         times: dict[str, list[float]] = {k: [] for k in sides}
+        sides["ours"](), sides["ref"]()  # untimed: bytecode written, files in the page cache
         order = list(sides)
         for i in range(rounds):
             for key in order[i % 3 :] + order[: i % 3]:
@@ -157,6 +170,7 @@ def cold(names: list[str], rounds: int) -> None:
     for name in names:
         ours: list[float] = []
         ref: list[float] = []
+        _cold(name, "ours"), _cold(name, "ref")  # untimed: bytecode written, files in the page cache
         for i in range(rounds):
             for side in ("ours", "ref") if i % 2 == 0 else ("ref", "ours"):
                 (ours if side == "ours" else ref).append(_cold(name, side))

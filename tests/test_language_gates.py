@@ -156,12 +156,12 @@ def test_a_whole_chain_repeats_with_copies_named_like_block_instances() -> None:
         (
             "network:\n  - c: conv2d 8 3x3\n  - residual: {body: [adaptive_avgpool 1x1, conv2d 8 1x1, sigmoid]}\n",
             "write gate:",
-        ),  # a gate written as a residual
+        ),  # a gate written as a residual (a residual-gate warning: an error with strict)
     ],
 )
 def test_hints_say_how_to_write_it(net: str, fragment: str) -> None:
     with pytest.raises(archspec.SpecError) as e:
-        archspec.check(HEADER + net)
+        archspec.check(HEADER + net, strict=True)
     assert fragment in str(e.value)
     if fragment == "write gate:":  # a body of one value per channel needs no projection: it is a gate
         assert "projection" not in (e.value.hint or "")

@@ -48,6 +48,7 @@ RUNTIME_FUNCTIONS: dict[str, Callable[..., Any]] = {
         runtime.center_crop,
         runtime.branch_sum,
         runtime.branch_select,
+        runtime.attention_pool,
         runtime.scale_channels,
         runtime.weighted_sum,
         runtime.space_to_depth,

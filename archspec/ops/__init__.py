@@ -3,6 +3,7 @@
 from archspec.ops import (  # noqa: F401
     act,
     affine,
+    attention_pool,
     branch_select,
     branch_sum,
     channel_conv,

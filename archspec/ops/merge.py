@@ -46,7 +46,10 @@ class AddParams(OpParams):
 @register
 class Add(Op):
     name = "add"
-    doc = "shortcut + scale · branch (residual sum); shapes must agree exactly."
+    doc = (
+        "shortcut + scale · branch (residual sum): the shapes agree, or one side broadcasts onto the other as torch "
+        "broadcasts (a C×1×1 value added at every pixel: GCNet's x + transform(context)); vectors agree exactly."
+    )
     kind = "merge"
     fresh_output = True
     standalone = False
@@ -68,7 +71,10 @@ class Add(Op):
     ) + tuple(Reader(t, structural="sub") for t in ("operator.sub", "torch.sub", "Tensor.sub"))  # a − b: a + (−1)·b
 
     def infer(self, p: AddParams, inputs: list[Shape]) -> Shape:
-        return inputs[0]
+        """The shortcut's shape, or the body's where the shortcut broadcasts onto it (the shapes stage checked
+        that they agree, exactly or by broadcasting)."""
+        shortcut, body = inputs
+        return body if broadcast_onto(shortcut, body) and not broadcast_onto(body, shortcut) else shortcut
 
     def function(self, p: AddParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch
@@ -111,14 +117,7 @@ class Mul(Op):
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x, gate = inputs
-        fits = (
-            x.is_map
-            and gate.is_map
-            and gate.channels in (1, x.channels)
-            and _onto(gate.height, x.height)
-            and _onto(gate.width, x.width)
-        )
-        if not fits:
+        if not broadcast_onto(gate, x):
             raise OpShapeError(
                 f"a gate must give {x.channels}×1×1 (one value per channel), 1×H×W with the input's H and W (one "
                 f"value per pixel) or {x.formula()} (one value per element; each of C, H and W the input's or 1) "
@@ -137,6 +136,18 @@ class Mul(Op):
 
     def label(self, p: OpParams) -> str:
         return "×"
+
+
+def broadcast_onto(small: Shape, big: Shape) -> bool:
+    """``small`` broadcasts onto the map ``big`` as torch broadcasts, giving ``big``'s shape: each of its C, H
+    and W is ``big``'s or 1 (H and W: equal at every input size, or 1 at every one). Vectors never broadcast."""
+    return (
+        small.is_map
+        and big.is_map
+        and small.channels in (1, big.channels)
+        and _onto(small.height, big.height)
+        and _onto(small.width, big.width)
+    )
 
 
 def _onto(g: Dim | None, x: Dim | None) -> bool:

@@ -50,7 +50,7 @@ class ConvAdd(OneDNNConv):
     in_place: bool = False
 
     def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if self.onednn(x, other):
+        if self.onednn(x, other) and tuple(other.shape) == self._out_shape(x):  # not broadcast (GCNet's C×1×1)
             if self.in_place and onednn.IN_PLACE_SUM and self._fits(x, other):
                 return onednn.conv_add_pointwise_(self, x, other, self.activation)
             return onednn.conv_add_pointwise(self, x, other, self.activation)
@@ -59,18 +59,21 @@ class ConvAdd(OneDNNConv):
 
     def _fits(self, x: torch.Tensor, other: torch.Tensor) -> bool:
         """Whether ``other`` can hold the result: a whole tensor (not a view) of the output's shape and
-        dtype, laid out as ``x`` (oneDNN writes its output in its input's layout), not ``x``'s memory."""
-        n, _, h, w = x.shape
-        ph, pw = cast(tuple[int, int], self.padding)  # never "same" here: the pass takes numeric padding only
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        shape = (n, self.out_channels, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+        dtype, laid out as ``x`` (oneDNN writes its output in its input's layout), not ``x``'s memory (the
+        caller checked its shape)."""
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         return (
             other._base is None
-            and tuple(other.shape) == shape
             and other.is_contiguous(memory_format=layout)
             and other.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
         )
+
+    def _out_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """The conv's output shape for ``x``: the sum's where the other operand is not broadcast onto it."""
+        n, _, h, w = x.shape
+        ph, pw = cast(tuple[int, int], self.padding)  # never "same" here: the pass takes numeric padding only
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        return (n, self.out_channels, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
 
     @classmethod
     def scaled(cls, conv: nn.Conv2d, scale: float, activation: str | None) -> ConvAdd:

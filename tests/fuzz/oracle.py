@@ -199,6 +199,8 @@ class Oracle(nn.Module):
             return stochastic_depth(x, a["p"], "row", training=self.training)
         if p.op in ("branch_sum", "branch_select"):
             return _over_branches(p.op, a, xs)
+        if p.op == "attention_pool":
+            return _attention_pool(xs[0], xs[1])
         return _stateless(p.op, a, xs)
 
 
@@ -283,6 +285,13 @@ def _over_branches(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     es = [torch.exp(li - top) for li in ls]
     total = torch.stack(es).sum(0)
     return torch.stack([e / total * b for e, b in zip(es, branches, strict=True)]).sum(0)
+
+
+def _attention_pool(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """docs/language.md, `attention_pool`: Σ over the pixels p of x[:, :, p] · exp(l[p]) / Σ_q exp(l[q]), each logit
+    map (one, or one per channel) softmaxed over H×W on its own: N×C×1×1."""
+    e = torch.exp(logits - logits.amax(dim=(2, 3), keepdim=True))
+    return (x * (e / e.sum(dim=(2, 3), keepdim=True))).sum(dim=(2, 3), keepdim=True)
 
 
 def _weighted(a: dict, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

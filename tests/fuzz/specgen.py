@@ -559,6 +559,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "crop": {"to"},
     "branch_sum": {"branches"},
     "branch_select": {"branches", "of", "groups"},
+    "attention_pool": {"of"},
     "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
@@ -617,6 +618,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "crop": {},
     "branch_sum": {},
     "branch_select": {"groups": 1},
+    "attention_pool": {},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
@@ -864,7 +866,7 @@ class Realizer:
             return self.conv2d({**a, "padding": "same" if a["same"] else a["padding"]}, x, p.path, p.origin, p.op)
         if p.op in ("concat", "add", "mul"):
             return self.merged(p, xs)
-        if p.op in ("interpolate", "crop", "branch_select"):
+        if p.op in ("interpolate", "crop", "branch_select", "attention_pool"):
             return getattr(self, "_" + p.op)(a, x, xs[1], p.path)
         args = a
         if p.op == "linear":
@@ -1083,6 +1085,8 @@ class Realizer:
         sb, ss = self.shapes[body], self.shapes[short]
         if sb.c != ss.c or sb.is_map != ss.is_map:
             raise Invalid("residual shapes differ")
+        if sb.is_map and _one_by_one(sb) != _one_by_one(ss):  # archspec broadcasts it (docs/language.md, "Global
+            raise Invalid("a residual broadcasting a 1×1 side: not drawn yet")  # context"); the truth does not yet
         okh, okw = ALL, ALL
         if sb.is_map:
             self.partial = False
@@ -1537,6 +1541,18 @@ class Realizer:
         shape = Shape(bs.c // k, bs.h, bs.w)
         return self.emit("branch_select", {"branches": k, "groups": g}, path, [x, ref], shape, path, okh, okw)
 
+    def op_attention_pool(self, args: dict[str, Any], x: str, path: str) -> str:
+        """The logits x (1×H×W or C×H×W) softmaxed over H×W, the map `of` names weighed by them and summed: C×1×1."""
+        return self._attention_pool(args, x, self.earlier(args["of"]), path)
+
+    def _attention_pool(self, args: dict[str, Any], x: str, ref: str, path: str) -> str:
+        ls, ms = self.map_of(x, "attention_pool"), self.map_of(ref, "attention_pool's map")
+        if ls.c not in (1, ms.c) or ls.h != ms.h or ls.w != ms.w:
+            raise Invalid("logits that are not 1×H×W or C×H×W of the pooled map's size")
+        okh = tuple(a > 0 for a in ms.h)  # type: ignore[union-attr]
+        okw = tuple(a > 0 for a in ms.w)  # type: ignore[union-attr]
+        return self.emit("attention_pool", {}, path, [x, ref], Shape(ms.c, (1,) * MAXX, (1,) * MAXX), path, okh, okw)
+
     def op_bn(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("bn", {k: args[k] for k in ("eps", "momentum", "affine")}, path, [x], self.shapes[x], path)
 
@@ -1703,6 +1719,9 @@ class Realizer:
             count = 2 * p.shape.c
         elif p.op == "affine":  # one scale, one bias
             count = 2
+        elif p.op == "attention_pool" and p.aux is None:  # one product per value of the pooled map, as fvcore counts
+            xs = self.shapes[p.inputs[1]]  # timm's matrix product
+            macs = xs.c * xs.h[h0 - 1] * xs.w[w0 - 1]  # type: ignore[index]
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
@@ -2009,6 +2028,11 @@ POSITIONAL = {
     "scale": ("factor",),
 }
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
+
+
+def _one_by_one(s: Shape) -> tuple[bool, bool]:
+    """Whether a map's H and W are 1 at every input size (an adaptive pool's 1×1, a global context)."""
+    return all(v in (0, 1) for v in s.h), all(v in (0, 1) for v in s.w)  # type: ignore[union-attr]
 
 
 def short_form(n: Op) -> str:
@@ -2652,6 +2676,7 @@ class Gen:
             if not align and not self.in_block and self.r.shapes[v].is_map and len(self.spec_.blocks) < 3:
                 kinds += ["skip", "skip"]  # issue 30: from: and crop to= inside a block
                 kinds.append("select")  # issue 30: softmax over branches (SKNet, ResNeSt)
+                kinds.append("attnpool")  # session 11: GCNet's attention pooling
             if not align and not self.in_block and len(self.spec_.blocks) < 3:
                 kinds += ["share", "share"]  # session 10: a part applied again with the same modules
         for _ in range(8):
@@ -2692,7 +2717,7 @@ class Gen:
 
     def drop_blocks(self, kind: str, since: int) -> None:
         """After an invalid skip or select node: the blocks drawn for it, unused now."""
-        if kind in ("skip", "select", "share"):
+        if kind in ("skip", "select", "share", "attnpool"):
             for b in self.spec_.blocks[since:]:
                 del self.r.blocks[b.name]
             del self.spec_.blocks[since:]
@@ -2710,6 +2735,8 @@ class Gen:
             return self.make_skip(v, env)
         if kind == "select":
             return self.make_select(v)
+        if kind == "attnpool":
+            return self.make_attention_pool(v)
         if kind == "share":
             return self.make_share(v, depth)
         if kind == "empty":  # an empty chain: the identity
@@ -3287,6 +3314,19 @@ class Gen:
         return self.new_blocks(
             v, {}, [Block(f"select{len(spec.blocks)}", {}, Chain(items, "chain_map", ["paths", "attn", "select"]))]
         )
+
+    def make_attention_pool(self, v: str) -> Use:
+        """A block pooling a map by attention (docs/language.md, "Global context"): the map (a size-keeping conv), its
+        logits (a 1×1 conv to 1 or C channels), `attention_pool of=m`: C×1×1."""
+        spec, c = self.spec_, self.rng.randint(1, 4)
+        shape = {"kernel": (3, 3), "padding": (1, 1)} if self.chance(0.5) else {"kernel": (1, 1)}
+        items = [
+            Op(self.pick(["conv2d", "conv"]), {"out": c} | shape, style=self.style(), fixed=True),
+            Op("conv2d", {"out": self.pick([1, 1, c])}, style=self.style(), fixed=True),
+            Op("attention_pool", {"of": "m"}, long=self.chance(0.3), style=self.style()),
+        ]
+        body = Chain(items, "chain_map", ["m", "logits", "pool"])
+        return self.new_blocks(v, {}, [Block(f"attnpool{len(spec.blocks)}", {}, body)])
 
     def make_share(self, v: str, depth: int) -> Use | None:
         """A block applying one of its parts again with the same modules (docs/language.md, "Shared weights"), named
