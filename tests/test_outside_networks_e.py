@@ -67,8 +67,9 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "ghostnetv3_050": ("ghostnetv3_050", {}, SIZES),
     **{f"ghostnetv3_{w}": ("ghostnetv3_050", {"variant": f"w{w}"}, [(45, 38)]) for w in ("100", "130", "160")},
     "mobileone_s1": ("mobileone_s1", {}, SIZES),
-    **{f"mobileone_{v}": ("mobileone_s1", {"variant": v}, [(45, 38)]) for v in ("s0", "s2", "s3")},
+    **{f"mobileone_{v}": ("mobileone_s1", {"variant": v}, [(45, 38)]) for v in ("s0", "s2", "s3", "s4")},
     "rdnet_tiny": ("rdnet_tiny", {}, SIZES),
+    **{f"rdnet_{v}": ("rdnet_tiny", {"variant": v}, [(45, 38)]) for v in ("small", "base", "large")},
     "res2next50": ("res2next50", {}, SIZES),
     "resnetrs50": ("resnetrs50", {}, SIZES),
     **{f"resnetrs{v}": ("resnetrs50", {"variant": f"r{v}"}, [(45, 38)]) for v in ("101", "152", "200")},
@@ -86,21 +87,10 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
 }
 
 # over 15 M parameters or deep, or a family's members beside its first: the slow tier
-SLOW = {"repvit_m1_1", "repvit_m1_5", "repvit_m2_3", "repvit_m2", "repvit_m3"}
-SLOW |= {"hgnetv2_b2", "hgnetv2_b3", "hgnetv2_b4", "hgnetv2_b5", "hgnetv2_b6", "starnet_s3", "starnet_s4"}
-SLOW |= {"resnet50d", "resnet101d", "resnet152d", "resnet200d", "seresnext26ts", "eca_resnext26ts"}
-SLOW |= {"ghostnetv3_100", "ghostnetv3_130", "ghostnetv3_160", "mobileone_s2", "mobileone_s3"}
-SLOW |= {
-    "dm_nfnet_f0",
-    "rdnet_tiny",
-    "res2next50",
-    "resnetrs50",
-    "resnetrs101",
-    "resnetrs152",
-    "resnetrs200",
-    "xception65",
-    "xception41",
-}
+FAST = {"repvit_m0_9", "repvit_m1_0", "repvit_m1", "hgnetv2_b0", "hgnetv2_b1", "starnet_s1", "starnet_s2"}
+FAST |= {"starnet_s050", "starnet_s100", "starnet_s150", "resnet26d", "spnasnet_100", "fbnetv3_b", "ghostnetv3_050"}
+FAST |= {"mobileone_s1", "mobileone_s0", "fastvit_t8", "mambaout_femto"}
+SLOW = set(CASES) - FAST
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES])
