@@ -104,6 +104,11 @@ class Oracle(nn.Module):
                 s = truth.shapes[p.id]
                 shape = (s.c, 1, 1) if s.is_map and not p.params["flat"] else (s.c,)
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
+            elif p.op == "prelu":  # docs/language.md, `prelu`: a `weight` of 1 slope (C per_channel) at its path
+                holder = nn.Module()
+                n = truth.shapes[p.id].c if p.params["per_channel"] else 1
+                holder.weight = nn.Parameter(torch.full((n,), p.params["init"]))
+                self._put(p.path, holder)
             elif p.op == "weighted_sum":  # K weights, a tensor of the enclosing module
                 self._put(p.path, nn.Parameter(torch.full((p.params["branches"],), p.params["init"])))
         # docs/language.md, "Frozen parameters": a parameter at or under a module path an entry matches does not train
@@ -172,6 +177,10 @@ class Oracle(nn.Module):
             g = x.pow(2).sum((2, 3), keepdim=True).sqrt()
             n = g / (g.mean(1, keepdim=True) + a["eps"])
             return f.weight[:, None, None] * (x * n) + f.bias[:, None, None] + x
+        if p.op == "prelu":  # x where x ≥ 0, a · x below: one slope a, or one per channel (axis 1)
+            a_ = self.layer(p.path).weight
+            slope = a_.reshape((1, -1) + (1,) * (x.dim() - 2)) if a_.numel() > 1 else a_
+            return torch.where(x >= 0, x, slope * x)
         if p.op == "layer_scale":  # flat: γ stored as C, applied to each pixel's channels
             t = self.tensor(p.path)
             return x * (t[:, None, None] if x.dim() == 4 and t.dim() == 1 else t)

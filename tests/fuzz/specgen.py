@@ -90,6 +90,7 @@ MAP_OPS = (
     "scale",
     "weighted_sum",
     "space_to_depth",
+    "prelu",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = (
     "linear",
@@ -104,6 +105,7 @@ VEC_OPS = (
     "l2_norm",
     "scale",
     "weighted_sum",
+    "prelu",
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 # no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
@@ -123,6 +125,7 @@ STATEFUL = (
     "channel_conv",
     "grn",
     "weighted_sum",
+    "prelu",
 )  # layer_scale, weighted_sum: a tensor at its path
 NAMES = (
     "a",
@@ -558,6 +561,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "branch_sum": {"branches"},
     "branch_select": {"branches", "of", "groups"},
     "attention_pool": {"of"},
+    "prelu": {"per_channel", "init"},
     "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
@@ -616,6 +620,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "branch_sum": {},
     "branch_select": {"groups": 1},
     "attention_pool": {},
+    "prelu": {"per_channel": False, "init": 0.25},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
@@ -1371,6 +1376,10 @@ class Realizer:
             raise Invalid("group_norm groups do not divide the channels")
         return self.emit("group_norm", {k: args[k] for k in ("groups", "eps", "affine")}, path, [x], xs, path)
 
+    def op_prelu(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `prelu`: shape kept
+        params = {"per_channel": bool(args["per_channel"]), "init": float(args["init"])}
+        return self.emit("prelu", params, path, [x], self.shapes[x], path)
+
     def op_leaky_relu(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("leaky_relu", {"slope": float(args["slope"])}, path, [x], self.shapes[x], path)
 
@@ -1708,6 +1717,8 @@ class Realizer:
             macs = p.params["in"] * p.params["kernel"] if p.aux is None else 0
         elif p.op == "grn":  # γ and β
             count = 2 * p.shape.c
+        elif p.op == "prelu":  # one slope, or one per channel
+            count = p.shape.c if p.params["per_channel"] else 1
         elif p.op == "attention_pool" and p.aux is None:  # one product per value of the pooled map, as fvcore counts
             xs = self.shapes[p.inputs[1]]  # timm's matrix product
             macs = xs.c * xs.h[h0 - 1] * xs.w[w0 - 1]  # type: ignore[index]
@@ -1891,7 +1902,7 @@ def truth_count(p: Prim) -> int:
         return 1
     if p.op in ("bn", "layer_norm", "group_norm"):
         return int(bool(p.params["affine"]))
-    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum"))
+    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum", "prelu"))
 
 
 def check_names(spec: Spec) -> None:
@@ -1989,6 +2000,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("weighted_sum", "weights", "plain"): "plain",
     ("space_to_depth", "order", "block"): "block_major",
     ("space_to_depth", "order", "channel"): "channel_major",
+    ("prelu", "per_channel", True): "per_channel",
     ("pad", "mode", "reflect"): "reflect",
     ("pad", "mode", "replicate"): "replicate",
     ("pad", "mode", "circular"): "circular",
@@ -3016,6 +3028,7 @@ class Gen:
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
         "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
+        "prelu": (("per_channel", 0.5, [True]), ("init", 0.3, [0.1, -0.5])),
         "space_to_depth": (("order", 0.6, ["channel", "block"]),),
         "weighted_sum": (("weights", 0.6, ["fast", "softmax", "plain"]), ("eps", 0.3, [0.01, 0.5]), ("init", 0.5, [0.5, 2.0])),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
