@@ -63,6 +63,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "eca_resnext26ts": ("seresnext26ts", {"variant": "eca"}, [(45, 38)]),
     "spnasnet_100": ("spnasnet_100", {}, SIZES),
     "fbnetv3_b": ("fbnetv3_b", {}, SIZES),
+    **{f"fbnetv3_{v}": ("fbnetv3_b", {"variant": v}, [(45, 38)]) for v in ("d", "g")},
     "ghostnetv3_050": ("ghostnetv3_050", {}, SIZES),
     **{f"ghostnetv3_{w}": ("ghostnetv3_050", {"variant": f"w{w}"}, [(45, 38)]) for w in ("100", "130", "160")},
     "mobileone_s1": ("mobileone_s1", {}, SIZES),
@@ -76,8 +77,9 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "dm_nfnet_f0": ("dm_nfnet_f0", {}, SIZES),
     "fastvit_t8": ("fastvit_t8", {}, SIZES),
     "mambaout_femto": ("mambaout_femto", {}, SIZES),
-    # gcresnet33ts's family; its global-context member waits on a wall (attention pooling, broadcast add)
-    "resnet33ts": ("gcresnet33ts", {}, SIZES),
+    **{f"mambaout_{v}": ("mambaout_femto", {"variant": v}, [(45, 38)]) for v in ("kobe", "tiny", "small", "base")},
+    "gcresnet33ts": ("gcresnet33ts", {}, SIZES),
+    "resnet33ts": ("gcresnet33ts", {"variant": "plain"}, [(45, 38)]),
     "seresnet33ts": ("gcresnet33ts", {"variant": "se"}, [(45, 38)]),
     "eca_resnet33ts": ("gcresnet33ts", {"variant": "eca"}, [(45, 38)]),
 }
