@@ -3,7 +3,7 @@
     compiled GraphModule ──copy, eval, unshare──▶ remove_noops ─▶ split_same_padding ─▶ standardize_convs ─▶ fold_bn
         ─▶ fold_preact ─▶ fuse_parallel_convs
         ─▶ avoid_onednn_faults ─▶ fuse_conv_add ─▶ fuse_conv_act ─▶ shift_same_padding ─▶ fuse_linear
-        ─▶ fuse_gate ─▶ gate_into_conv ─▶ fuse_shuffle
+        ─▶ fuse_gate ─▶ gate_into_conv ─▶ gate_before_conv ─▶ fuse_shuffle
         ─▶ dense_concat ─▶ concat_in_place ─▶ group_norm_channels_last
         ─▶ to_layout (channels_last, optional bf16) ─▶ GraphModule [─▶ torch.compile]
 
@@ -38,6 +38,7 @@ from archspec.passes import (
     fuse_linear,
     fuse_parallel_convs,
     fuse_shuffle,
+    gate_before_conv,
     gate_into_conv,
     group_norm_channels_last,
     remove_noops,
@@ -214,6 +215,7 @@ PASSES: dict[str, Callable[[fx.GraphModule], PassResult]] = {
     "fuse_linear": fuse_linear,
     "fuse_gate": fuse_gate,
     "gate_into_conv": gate_into_conv,  # after fuse_gate (a gate before a sum) and the conv fusions
+    "gate_before_conv": gate_before_conv,  # after fuse_gate (its addcmul) and the conv fusions
     "fuse_shuffle": fuse_shuffle,
     "dense_concat": dense_concat,
     "concat_in_place": concat_in_place,

@@ -166,7 +166,8 @@ def test_the_generator_covers_every_op_and_option() -> None:
     wanted |= language_constructs()
     wanted |= {"note:from_outer_instance", "note:from_block_in"}  # what the truth saw a spec read (issue 30)
     wanted |= {"note:share", "note:share_resized"}  # a part applied again, and at other sizes than the first time
-    wanted |= {"note:fusion_of_branches", "note:space_to_depth_wide"}  # session 11: weighted_sum K after K branches, B > 2
+    # session 11: weighted_sum K after K branches, B > 2, channel_conv on a vector
+    wanted |= {"note:fusion_of_branches", "note:space_to_depth_wide", "note:channel_conv_on_vector", "note:broadcast_residual"}
     seen: set[str] = set()
     for seed in range(1000):
         spec, truth = generate(seed)
@@ -425,7 +426,11 @@ def test_refused_with_a_located_error(name: str) -> None:
 def test_a_gradient_off_by_a_thousandth_is_still_found(monkeypatch: pytest.MonkeyPatch) -> None:
     """The allowance for chaotic gradients (the oracle against itself, its input moved by 1e-15) does not
     swallow a real fault: a model whose conv weight gets 1.001 times its gradient is reported."""
-    seed, spec, truth = next((s, *generate(s, KNOWN_FAULTS)) for s in range(100) if _has_live_conv(*generate(s, KNOWN_FAULTS)))
+    seed, spec, truth = next(
+        (s, *generate(s, KNOWN_FAULTS))
+        for s in range(200)
+        if _steady(generate(s, KNOWN_FAULTS)[1]) and _has_live_conv(*generate(s, KNOWN_FAULTS))
+    )
     build = archspec.build
 
     def wrong_gradient(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -438,6 +443,16 @@ def test_a_gradient_off_by_a_thousandth_is_still_found(monkeypatch: pytest.Monke
     monkeypatch.setattr(archspec, "build", wrong_gradient)
     findings = run_case(spec, truth, seed, KNOWN_FAULTS, codegen=False, optimize=False, sizes=False)
     assert [f.category for f in findings] == ["grad-mismatch"], findings
+
+
+def _steady(truth: object) -> bool:
+    """No BatchNorm over a vector or a 1×1 map (2 values a channel in a batch of 2: a chaotic gradient, which the
+    allowance rightly lets through; the session-11 generator's seed 0 has one after a 1×1 fusion)."""
+    h, w = truth.size  # type: ignore[attr-defined]
+    return not any(
+        p.op == "bn" and (not p.shape.is_map or p.shape.h[h - 1] * p.shape.w[w - 1] == 1)
+        for p in truth.prims  # type: ignore[attr-defined]
+    )
 
 
 def _has_conv(truth: object) -> bool:

@@ -764,4 +764,4 @@ def test_coverage_update_rewrites_only_the_rows_measured_again() -> None:
     ]
     assert "4 models: 4 imported." in lines
     assert lines[0].startswith("Verified: imported. Measured 2026-12-07 09:04 UTC on commit aa7615f. Rows measured again")
-    assert "(`mobilenetv3_large_100`, `x`)" in lines[0] and lines[-1] == "## How long"
+    assert "(timm `mobilenetv3_large_100`, timm `x`)" in lines[0] and lines[-1] == "## How long"

@@ -82,3 +82,36 @@ def test_blur_pool_of_any_filter_size_and_padding_and_a_difference_import_exactl
     assert "blurpc: [pad 1, avgpool 2x2, avgpool 2x2 s2]" in result.text
     assert "blur1: [pad 1 reflect, avgpool 2x2 * 2]" in result.text
     assert "scale: -1.0" in result.text  # pool(x) − x: pool(x) + (−1)·x
+
+
+class _SpatialGate(torch.nn.Module):
+    """CBAM's spatial attention (Woo et al., arXiv 1807.06521): the mean and the max over the channels, a 7×7
+    conv to one map, a sigmoid, the input times it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = torch.cat([x.mean(1, keepdim=True), torch.amax(x, 1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(g))
+
+
+class _Cbam(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.sa = _SpatialGate()
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.sa(self.stem(x)).mean((2, 3)))
+
+
+def test_a_mean_and_a_max_over_the_channels_import_as_channel_mean_and_channel_max() -> None:
+    torch.manual_seed(0)
+    model = _Cbam().eval()
+    result = to_spec(model, name="cbam", input_size=(16, 16))
+    verify(model, result.text, (16, 16))
+    verify(model, result.text, (11, 13))
+    assert "channel_mean" in result.text and "channel_max" in result.text, result.text

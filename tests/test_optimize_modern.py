@@ -438,3 +438,74 @@ def test_a_dense_concat_step_whose_view_no_one_reads_still_writes_its_channels(w
     x = torch.randn(2, 5, 9, 38)
     with torch.no_grad():
         torch.testing.assert_close(optimize(model)(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def _gated_sums(gm: nn.Module) -> int:
+    from archspec.passes.gate_first import GatedSumConv
+
+    return sum(isinstance(m, GatedSumConv) for m in gm.modules())
+
+
+def test_se_gate_is_taken_before_the_last_conv(write_spec, monkeypatch) -> None:
+    """SE-ResNet's ``relu(shortcut + gate · conv(z))``: the gate from ``pool(z)``, the gated sum written by
+    the conv per image. The same logits as the eager model where the per-image kernels run (16×16 map, 16
+    channels: the path is counted) and where they do not (3×3) and the
+    channels-first model, at batch 1 and 3."""
+    from archspec.passes.gate_first import GatedSumConv
+
+    model = _model(write_spec, SE_RESNET)
+    gm = optimize(model)
+    assert _gated_sums(gm) == 2
+    called = _targets(gm, "call_function")
+    assert torch.addcmul not in called and F.adaptive_avg_pool2d not in called and torch.relu_ not in called
+    taken: list[bool] = []
+    per_image = GatedSumConv._per_image
+    monkeypatch.setattr(GatedSumConv, "_per_image", lambda self, *a: taken.append(per_image(self, *a)) or taken[-1])
+    for shape in ((1, 3, 16, 16), (3, 3, 16, 16)):
+        _close(gm, model, torch.randn(*shape))
+    assert taken == [True] * 4
+    _close(gm, model, torch.randn(3, 3, 3, 3))
+    assert taken[4:] == [False] * 2
+    _close(optimize(model, channels_last=False), model, torch.randn(3, 3, 16, 16))
+    assert _gated_sums(optimize(model, skip=("gate_before_conv",))) == 0
+
+
+def _edited(model: nn.Module, edit) -> torch.fx.GraphModule:
+    """``model`` optimized without gate_before_conv, its graph changed by ``edit(gm, addcmul)`` at the first block."""
+    from archspec.passes import gate_before_conv
+
+    gm = optimize(model, skip=("gate_before_conv",))
+    edit(gm, next(n for n in gm.graph.nodes if n.target is torch.addcmul))
+    gm.recompile()
+    gate_before_conv(gm)
+    return gm
+
+
+def test_se_gate_stays_after_the_conv_where_the_pattern_differs(write_spec) -> None:
+    """Not rewritten: a gate read elsewhere too, an op between the conv and the pool, a BatchNorm on batch
+    statistics between them (it does not commute with the pool); the other block still is."""
+    model = _model(write_spec, SE_RESNET)
+
+    def gate_read_twice(gm, addcmul) -> None:
+        out = next(n for n in gm.graph.nodes if n.op == "output")
+        with gm.graph.inserting_before(out):
+            extra = gm.graph.call_function(torch.sum, (addcmul.args[2],))
+            out.args = (gm.graph.call_function(operator.add, (out.args[0], extra)),)
+
+    def op_before_pool(gm, addcmul) -> None:
+        y = addcmul.args[1]
+        pool = next(u for u in y.users if u is not addcmul)
+        with gm.graph.inserting_before(pool):
+            pool.replace_input_with(y, gm.graph.call_function(torch.tanh, (y,)))
+
+    for edit in (gate_read_twice, op_before_pool):
+        gm = _edited(model, edit)
+        assert _gated_sums(gm) == 1
+        assert torch.addcmul in _targets(gm, "call_function")
+
+    batch_stats = copy.deepcopy(model)
+    bn = batch_stats.get_submodule("blocks.0.bn2")
+    bn.track_running_stats, bn.running_mean, bn.running_var = False, None, None
+    gm = optimize(batch_stats)
+    assert _gated_sums(gm) == 1
+    _close(gm, batch_stats, torch.randn(3, 3, 16, 16))

@@ -67,7 +67,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "ghostnetv3_050": ("ghostnetv3_050", {}, SIZES),
     **{f"ghostnetv3_{w}": ("ghostnetv3_050", {"variant": f"w{w}"}, [(45, 38)]) for w in ("100", "130", "160")},
     "mobileone_s1": ("mobileone_s1", {}, SIZES),
-    **{f"mobileone_{v}": ("mobileone_s1", {"variant": v}, [(45, 38)]) for v in ("s0", "s2", "s3")},
+    **{f"mobileone_{v}": ("mobileone_s1", {"variant": v}, [(45, 38)]) for v in ("s0", "s2", "s3", "s4")},
     "rdnet_tiny": ("rdnet_tiny", {}, SIZES),
     "res2next50": ("res2next50", {}, SIZES),
     "resnetrs50": ("resnetrs50", {}, SIZES),
@@ -76,6 +76,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "xception41": ("xception65", {"variant": "x41"}, [(45, 38)]),
     "dm_nfnet_f0": ("dm_nfnet_f0", {}, SIZES),
     "fastvit_t8": ("fastvit_t8", {}, SIZES),
+    **{f"fastvit_{v}": ("fastvit_t8", {"variant": v}, [(45, 38)]) for v in ("t12", "s12")},
     "mambaout_femto": ("mambaout_femto", {}, SIZES),
     **{f"mambaout_{v}": ("mambaout_femto", {"variant": v}, [(45, 38)]) for v in ("kobe", "tiny", "small", "base")},
     "gcresnet33ts": ("gcresnet33ts", {}, SIZES),
@@ -88,7 +89,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
 SLOW = {"repvit_m1_1", "repvit_m1_5", "repvit_m2_3", "repvit_m2", "repvit_m3"}
 SLOW |= {"hgnetv2_b2", "hgnetv2_b3", "hgnetv2_b4", "hgnetv2_b5", "hgnetv2_b6", "starnet_s3", "starnet_s4"}
 SLOW |= {"resnet50d", "resnet101d", "resnet152d", "resnet200d", "seresnext26ts", "eca_resnext26ts"}
-SLOW |= {"ghostnetv3_100", "ghostnetv3_130", "ghostnetv3_160", "mobileone_s2", "mobileone_s3"}
+SLOW |= {"ghostnetv3_100", "ghostnetv3_130", "ghostnetv3_160", "mobileone_s2", "mobileone_s3", "mobileone_s4"}
 SLOW |= {
     "dm_nfnet_f0",
     "rdnet_tiny",

@@ -392,15 +392,6 @@ class Converter:
                 # computed by the module holding the norm (timm's ConvBnAct: conv, bn1 and its act): it closes that part
                 self.prims[made].owner = (path or module_of(node) or "").rpartition(".")[0] or None
 
-    def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
-        dims = call.get("dim")
-        if not isinstance(dims, (tuple, list)) or sorted(d % 4 for d in dims) != [2, 3]:
-            raise self.refuse(node, f"mean over dims {dims}; archspec averages over H and W only")
-        if call.get("keepdim", False):
-            self.add(node, "adaptive_avgpool", {"size": (1, 1)})
-        else:
-            self.add(node, op.name)
-
     def read_flatten(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         start, end = call.get("start_dim", 0 if node.op != "call_module" else 1), call.get("end_dim", -1)
         if (start, end) != (1, -1):
@@ -468,10 +459,11 @@ def _caller(node: fx.Node) -> str | None:
 
 
 def _scales(node: fx.Node) -> bool:
-    """A product of a map and a tensor attribute: x * t, or archspec's own scale_channels(x, t) (`layer_scale flat`)."""
-    from archspec.runtime import scale_channels
+    """A product of a map and a tensor attribute: x * t, or archspec's own scale_channels(x, t) (`layer_scale flat`)
+    and weighted_sum(x, w, ...) (`weighted_sum K`), each an op at the tensor's path."""
+    from archspec.runtime import scale_channels, weighted_sum
 
-    return _is_mul(node) or (node.op == "call_function" and node.target is scale_channels)
+    return _is_mul(node) or (node.op == "call_function" and node.target in (scale_channels, weighted_sum))
 
 
 def _is_mul(node: fx.Node) -> bool:

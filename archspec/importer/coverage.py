@@ -340,7 +340,7 @@ def update_rows(text: str, rows: list[tuple[str, str, str, str]]) -> str:
     lines[at] = summary
     at = next(i for i, line in enumerate(lines) if line.startswith("Verified: "))
     when = measured().strip().removeprefix("Measured ")
-    names = ", ".join(f"`{name}`" for _, name, _, _ in rows)
+    names = ", ".join(f"{library} `{name}`" for library, name, _, _ in rows)
     lines[at] = re.sub(r" Rows measured again .*$", "", lines[at]) + f" Rows measured again ({names}): {when}"
     return "\n".join(lines) + "\n"
 

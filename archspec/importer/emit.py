@@ -341,19 +341,26 @@ class Emitter:
                 out.items.append(e)
                 continue
             if idx is not None:
-                want = int(idx)
-                while len(out.items) < want:
-                    out.items.append(E("op", op=None))  # identity: keeps the indices of the source
-                if len(out.items) > want and isinstance(node, Step) and not node.prim.stateful:
-                    idx = None  # a stateless op of a network archspec built, its index from a list regrouped later
-                elif len(out.items) > want:
-                    raise self.refuse(
-                        f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
-                        "list: its index cannot be reproduced (the forward reorders a Sequential?)",
-                        _join(prefix, idx),
-                    )
+                keyed = self._at_index(out, e, node, prefix, idx) or keyed
             out.items.append(e)
         return out
+
+    def _at_index(self, out: E, e: E, node: Part, prefix: str, idx: str) -> bool:
+        """Place ``e``, the module at list index ``idx``, after the items of ``out``: identities pad the
+        indices the source skips; whether the list is now written by index (keyed)."""
+        want = int(idx)
+        while len(out.items) < want:
+            out.items.append(E("op", op=None))  # identity: keeps the indices of the source
+        if len(out.items) <= want or (isinstance(node, Step) and not node.prim.stateful):
+            return False  # (a stateless op of a network archspec built: its index from a list regrouped later)
+        if e.name in (None, idx) and any(x.name and not x.name.isdigit() for x in out.items):
+            e.name = idx  # after a named part (`split: channel_slice ...`, then `"0": conv2d`): by its index
+            return True
+        raise self.refuse(
+            f"module {_join(prefix, idx)} runs after {len(out.items)} ops of its "
+            "list: its index cannot be reproduced (the forward reorders a Sequential?)",
+            _join(prefix, idx),
+        )
 
 
 def _walk_e(e: E) -> list[E]:

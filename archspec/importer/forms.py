@@ -189,10 +189,40 @@ class Merges:
 
 
 class Rows:
-    """A module read as several ops in a row."""
+    """Forms read as other ops than their own: a module as several ops in a row, a reduction by its axes."""
 
     def __init__(self, converter: Converter) -> None:
         self.c = converter
+
+    def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """x.mean((2, 3)): global_avgpool (adaptive_avgpool 1x1 with keepdim); x.mean(1, keepdim=True): channel_mean."""
+        self.reduce(node, call, "adaptive_avgpool", op.name, "channel_mean")
+
+    def read_amax(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """x.amax(1, keepdim=True): channel_max (CBAM's spatial attention, archspec's own form)."""
+        self.reduce(node, call, None, None, op.name)
+
+    def reduce(self, node: fx.Node, call: ModuleCall | FunctionCall, kept: str | None, flat: str | None, channels: str) -> None:
+        dims, keep = call.get("dim"), bool(call.get("keepdim", False))
+        dims = [dims] if isinstance(dims, int) else list(dims) if isinstance(dims, (tuple, list)) else None
+        if dims is not None and [d % 4 for d in dims] == [1] and keep:
+            self.c.add(node, channels)
+        elif dims is not None and sorted(d % 4 for d in dims) == [2, 3] and (kept if keep else flat) is not None:
+            self.c.add(node, str(kept if keep else flat), {"size": (1, 1)} if keep else {})
+        else:
+            what = f"a reduction over dims {dims} (keepdim={keep})"
+            raise self.c.refuse(node, f"{what}; archspec reduces over H and W, or over the channels kept")
+
+    def read_weighted_sum(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
+        """archspec's own weighted_sum(x, w, branches, weights, eps): `weighted_sum K`, its K weights at w's path."""
+        x, attr = node.args[0], node.args[1]
+        if not isinstance(attr, fx.Node) or attr.op != "get_attr" or not isinstance(x, fx.Node):
+            raise self.c.refuse(node, "weighted_sum by something other than a tensor attribute")
+        values = self.c.gm.get_parameter(str(attr.target)).detach().flatten()
+        params = {"branches": int(call.get("branches")), "weights": str(call.get("weights")), "eps": float(call.get("eps"))}
+        if not values.is_meta and bool((values == values[0]).all()):
+            params["init"] = float(f"{float(values[0]):.7g}")
+        self.c.add(node, op.name, params, inputs=[self.c.input(node, 0)], path=str(attr.target), stateful=True)
 
     def read_blur_pool(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
         """timm's BlurPool2d (anti-aliased downsampling, Zhang 2019): a padding by ``(stride − 1 + K − 1) // 2``

@@ -115,7 +115,6 @@ class _OverChannels(Op):
 
     fresh_output = True
     torch_function: str = ""
-    not_imported = "a reduction over the channels is not read yet"
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
@@ -133,6 +132,7 @@ class ChannelMean(_OverChannels):
     name = "channel_mean"
     torch_function = "mean"
     doc = "The mean over the channels at each pixel: C×H×W to 1×H×W (x.mean(1, keepdim=True))."
+    not_imported = "x.mean(1, keepdim=True) is read by global_avgpool's `mean` reader as this op (importer/forms.py)"
 
     def label(self, p: OpParams) -> str:
         return "mean over C"
@@ -145,6 +145,10 @@ class ChannelMax(_OverChannels):
     fresh_output = False  # amax's backward reads its output: an activation after it must not run in place
     saved_for_backward = ("in", "out")
     doc = "The maximum over the channels at each pixel: C×H×W to 1×H×W (x.amax(1, keepdim=True))."
+    readers = (
+        Reader("torch.amax", args=("dim", "keepdim"), structural="amax"),
+        Reader("Tensor.amax", args=("dim", "keepdim"), structural="amax"),
+    )
 
     def label(self, p: OpParams) -> str:
         return "max over C"

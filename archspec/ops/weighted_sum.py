@@ -10,7 +10,7 @@ from pydantic import Field
 
 from archspec.ops._types import Eps, TensorFloat
 from archspec.ops.branch_sum import MAX_BRANCHES
-from archspec.ops.registry import Op, OpParams, OpShapeError, register
+from archspec.ops.registry import Op, OpParams, OpShapeError, Reader, register
 from archspec.symbolic import Shape
 
 
@@ -48,10 +48,10 @@ class WeightedSum(Op):
     parameter_only = True
     fresh_output = True
     saved_for_backward = ("in", "w")
-    not_imported = (
-        "no torch form of its own: EfficientDet implementations compute it inline (relu, a division by the sum, "
-        "products and sums of the inputs), which the importer does not read as one op"
-    )
+    # archspec's own function, weighted_sum(x, w, ...), in a network it built (importer/forms.py); EfficientDet
+    # implementations compute it inline (relu, a division by the sum, products and sums of the inputs), which the
+    # importer does not read as one op
+    readers = (Reader("archspec.runtime.weighted_sum", args=("w", "branches", "weights", "eps"), structural="weighted_sum"),)
 
     def infer(self, p: WeightedSumParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]

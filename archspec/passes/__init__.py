@@ -17,6 +17,7 @@ from archspec.passes.fuse_linear import fuse_linear
 from archspec.passes.fuse_parallel import fuse_parallel_convs
 from archspec.passes.fuse_shuffle import fuse_shuffle
 from archspec.passes.gate_conv import gate_into_conv
+from archspec.passes.gate_first import gate_before_conv
 from archspec.passes.group_norm import group_norm_channels_last
 from archspec.passes.layout import to_layout
 from archspec.passes.noops import remove_noops
@@ -37,6 +38,7 @@ __all__ = [
     "fuse_linear",
     "fuse_parallel_convs",
     "fuse_shuffle",
+    "gate_before_conv",
     "gate_into_conv",
     "group_norm_channels_last",
     "remove_noops",

@@ -106,6 +106,7 @@ VEC_OPS = (
     "scale",
     "weighted_sum",
     "prelu",
+    "channel_conv",  # docs/language.md, `channel_conv`: a vector of C too (session 11: drawn in gates only before)
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
 # no state, but built as a module (docs/language.md: interpolate's "InterpolateLike"): it takes its path as dropout does
@@ -889,6 +890,8 @@ class Realizer:
             out = Shape(sum(s.c for s in shapes), shapes[0].h, shapes[0].w)
         else:
             out = shapes[0]
+        if p.op == "add" and _broadcast(*shapes) is not None:  # a broadcast sum again: onto the larger side
+            return self.emit(p.op, p.params, p.path, xs, _broadcast(*shapes), p.origin)  # type: ignore[arg-type]
         if out.is_map and p.op != "mul":
             okh, okw = self.agree([s.h for s in shapes]), self.agree([s.w for s in shapes])  # type: ignore[misc]
         return self.emit(p.op, p.params, p.path, xs, out, p.origin, okh, okw)
@@ -1084,10 +1087,15 @@ class Realizer:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise Invalid("bad scale")
         sb, ss = self.shapes[body], self.shapes[short]
+        big = _broadcast(ss, sb)
+        if big is not None:  # docs/language.md, "Global context": one side broadcast onto the other, the larger shape
+            self.notes.add("broadcast_residual")
+            out = self.emit("add", {"scale": float(scale)}, _join(prefix, "add"), [short, body], big, _join(prefix, "add"))
+            return out if n.then is None else self.placed(n.then, out, prefix, "act", None, env)
         if sb.c != ss.c or sb.is_map != ss.is_map:
             raise Invalid("residual shapes differ")
-        if sb.is_map and _one_by_one(sb) != _one_by_one(ss):  # archspec broadcasts it (docs/language.md, "Global
-            raise Invalid("a residual broadcasting a 1×1 side: not drawn yet")  # context"); the truth does not yet
+        if sb.is_map and _one_by_one(sb) != _one_by_one(ss):  # a side of 1 where it is valid, not at every size: not
+            raise Invalid("a residual broadcasting a 1×1 side at some sizes only: not drawn")  # drawn
         okh, okw = ALL, ALL
         if sb.is_map:
             self.partial = False
@@ -1344,6 +1352,8 @@ class Realizer:
         xs = self.shapes[x]  # docs/language.md, `channel_conv`: one value per channel, C×1×1 or a vector of C
         if xs.is_map and (set(xs.h) != {1} or set(xs.w) != {1}):  # type: ignore[arg-type]
             raise Invalid("channel_conv of a map")
+        if not xs.is_map:
+            self.notes.add("channel_conv_on_vector")  # session 11: in SE gates' C×1×1 only before
         k = args["kernel"]
         if k is None:  # ECA's rule as the docs state it: the odd number at or above int(|log2 C + b| / γ), at least 3
             t = int(abs(math.log2(xs.c) + args["beta"]) / args["gamma"])
@@ -2030,6 +2040,20 @@ POSITIONAL = {
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 
 
+def _onto(small: Shape, big: Shape) -> bool:
+    """docs/language.md, "Global context" (as a gate's): ``small`` broadcasts onto the map ``big``, each of its C, H
+    and W ``big``'s or 1 (H and W: 1 at every input size, or equal to ``big``'s at every one)."""
+    if not (small.is_map and big.is_map) or small.c not in (1, big.c):
+        return False
+    return all(set(a) == {1} or a == b for a, b in ((small.h, big.h), (small.w, big.w)))  # type: ignore[arg-type]
+
+
+def _broadcast(short: Shape, body: Shape) -> Shape | None:
+    """A residual sum's shape where one side broadcasts onto the other and not back (the larger side), else None."""
+    onto, back = _onto(body, short), _onto(short, body)
+    return None if onto == back else short if onto else body
+
+
 def _one_by_one(s: Shape) -> tuple[bool, bool]:
     """Whether a map's H and W are 1 at every input size (an adaptive pool's 1×1, a global context)."""
     return all(v in (0, 1) for v in s.h), all(v in (0, 1) for v in s.w)  # type: ignore[union-attr]
@@ -2316,6 +2340,11 @@ class Gen:
         self.budget = [10, 24, 48][self.size] + rng.randint(0, 10)
         v = "input"
         items: list[Any] = []
+        stem = [b for b in (2, 3, 4) if hw[0] % b == 0 and hw[1] % b == 0]
+        if stem and self.chance(0.06):  # TResNet's stem: space_to_depth 4 first (docs/language.md, "Space to depth")
+            first = Op("space_to_depth", {"block": self.pick(stem)} | self.other_args("space_to_depth", {}), style=self.style())
+            v = self.try_node(first, v, {})
+            items.append(first)
         n_items = rng.randint(1, 3 + self.size)
         for _ in range(n_items):
             n, v = self.gen(v, depth=rng.randint(1, 4), env={}, in_list=True, top=True)
@@ -2864,10 +2893,12 @@ class Gen:
         if strided:
             return str(self.pick(["conv", "conv2d", "maxpool", "avgpool"]))
         if not s.is_map:
-            return str(self.pick(VEC_OPS + ("linear",)))
+            return str(self.pick(VEC_OPS + ("linear", "channel_conv", "channel_conv")))
         h0, w0 = self.spec_.size
         wide = any(s.h[h0 - 1] % b == 0 and s.w[w0 - 1] % b == 0 for b in (3, 4))  # type: ignore[index]
         name = self.pick(MAP_OPS + ("conv", "conv2d", "conv") * 2 + ("space_to_depth",) * 3 * wide)  # B > 2 fits here too
+        if set(s.h) == {1} and set(s.w) == {1} and self.chance(0.15):  # type: ignore[arg-type]
+            name = "channel_conv"  # a C×1×1 map at every size (after `adaptive_avgpool 1x1`), outside a gate too
         if not align and self.chance(0.06):
             name = self.pick(TO_VEC)
             if name == "flatten" and s.c * s.h[h0 - 1] * s.w[w0 - 1] > 256:  # type: ignore[index]
@@ -3029,6 +3060,7 @@ class Gen:
         "grn": (("eps", 0.4, [0.001, 0.1]),),
         "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
         "prelu": (("per_channel", 0.5, [True]), ("init", 0.3, [0.1, -0.5])),
+        "channel_conv": (("kernel", 0.5, [1, 3, 5]), ("gamma", 0.2, [3.0, 1.5]), ("beta", 0.2, [3.0, 0.5])),
         "space_to_depth": (("order", 0.6, ["channel", "block"]),),
         "weighted_sum": (("weights", 0.6, ["fast", "softmax", "plain"]), ("eps", 0.3, [0.01, 0.5]), ("init", 0.5, [0.5, 2.0])),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
@@ -3159,6 +3191,8 @@ class Gen:
     def make_residual(self, v: str, depth: int, env: dict[str, Any], align: int | None) -> Residual:
         s = self.r.shapes[v]
         stride = 1 if (align == 1 or not s.is_map) else (align or self.pick([1, 1, 2]))
+        if s.is_map and stride == 1 and self.chance(0.15):
+            return self.make_broadcast_residual(s)
         body = self.branch(v, depth, env, stride)
         out = self.try_node(body, v, env)
         shortcut: Any = None
@@ -3186,6 +3220,27 @@ class Gen:
                 repeat=self.pick([None, None, None, 1, 2]),
             )
         return Residual(body, shortcut, scale, then)
+
+    def make_broadcast_residual(self, s: Shape) -> Residual:
+        """A sum broadcasting one side onto the other (docs/language.md, "Global context"): a C×1×1 (or 1×1×1) context,
+        `[adaptive_avgpool 1x1, conv2d C]`, or a 1×H×W map, `[channel_mean, conv2d 1 3x3 p1]`, added at every pixel
+        (or channel) of x; as the body, or as the shortcut beside a body keeping x's shape."""
+        if self.chance(0.6):
+            pool = Op(self.pick(["adaptive_avgpool", "adaptive_maxpool"]), {"size": (1, 1)}, style=self.style())
+            small = [pool, Op("conv2d", {"out": self.pick([s.c, s.c, 1])}, style=self.style(), fixed=True)]
+        else:
+            pad = {"kernel": (3, 3), "padding": (1, 1)} if self.chance(0.5) else {}
+            small = [
+                Op(self.pick(["channel_mean", "channel_max"])),
+                Op("conv2d", {"out": 1} | pad, style=self.style(), fixed=True),
+            ]
+        side = Chain(small, self.pick(["list", "chain_list"]))
+        scale = self.pick([None, None, 0.5, -1.0])
+        then = self.pick([None, Op("relu"), Op("silu")])
+        if self.chance(0.7):
+            return Residual(side, None, scale, then)
+        body = self.pick([Op("identity"), Op("bn"), Op("conv2d", {"out": s.c, "kernel": (3, 3), "padding": (1, 1)}, fixed=True)])
+        return Residual(body, side, scale, then)
 
     def reuse(self) -> Use:
         """A use of an existing block, with some of its parameters passed."""
