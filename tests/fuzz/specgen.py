@@ -3296,7 +3296,12 @@ class Gen:
         if how < 0.75:  # issue 30 (LANG): a skip merged with an upsampled map, by a whole or a non-whole factor
             k, scale, other = self.pick(self.upsampled_skips(v, enc))
             pool = Op(self.pick(["maxpool", "avgpool"]), {"kernel": (k, k), "stride": (k, k)}, style=self.style())
-            up = Op("upsample", {"scale": scale} | ({"mode": "bilinear"} if self.chance(0.5) else {}), style=self.style())
+            mode = (
+                ({"mode": "bilinear"} | ({"align_corners": self.chance(0.5)} if self.chance(0.3) else {}))
+                if self.chance(0.5)
+                else {}
+            )
+            up = Op("upsample", {"scale": scale} | mode, style=self.style())  # align_corners: rare otherwise (session 11)
             skip: Any = Take("enc")
             if other is not None:  # LANG's example: the skip pooled by another factor
                 skip = Chain([Take("enc"), Op("maxpool", {"kernel": (other, other), "stride": (other, other)})])
