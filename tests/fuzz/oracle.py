@@ -186,13 +186,8 @@ class Oracle(nn.Module):
             g = x.pow(2).sum((2, 3), keepdim=True).sqrt()
             n = g / (g.mean(1, keepdim=True) + a["eps"])
             return f.weight[:, None, None] * (x * n) + f.bias[:, None, None] + x
-        if p.op == "prelu":  # x where x ≥ 0, a · x below: one slope a, or one per channel (axis 1)
-            a_ = self.layer(p.path).weight
-            slope = a_.reshape((1, -1) + (1,) * (x.dim() - 2)) if a_.numel() > 1 else a_
-            return torch.where(x >= 0, x, slope * x)
-        if p.op == "affine":  # scale · x + bias, one number each
-            f = self.layer(p.path)
-            return f.scale * x + f.bias
+        if p.op in ("prelu", "affine"):
+            return _pointwise_learned(p.op, self.layer(p.path), x)
         if p.op == "layer_scale":  # flat: γ stored as C, applied to each pixel's channels
             t = self.tensor(p.path)
             return x * (t[:, None, None] if x.dim() == 4 and t.dim() == 1 else t)
@@ -294,6 +289,15 @@ def _over_branches(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     es = [torch.exp(li - top) for li in ls]
     total = torch.stack(es).sum(0)
     return torch.stack([e / total * b for e, b in zip(es, branches, strict=True)]).sum(0)
+
+
+def _pointwise_learned(op: str, f: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """prelu: x where x ≥ 0, a · x below, one slope a or one per channel (axis 1); affine: scale · x + bias."""
+    if op == "affine":  # one number each
+        return f.scale * x + f.bias
+    a = f.weight
+    slope = a.reshape((1, -1) + (1,) * (x.dim() - 2)) if a.numel() > 1 else a
+    return torch.where(x >= 0, x, slope * x)
 
 
 def _attention_pool(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -1703,6 +1703,15 @@ class Realizer:
             order += [p, *after.get(i, [])]
         return order
 
+    def _count_lang2(self, p: Prim) -> tuple[int, int]:
+        """prelu's slopes (one, or one per channel); attention_pool's MACs: one product per value of the pooled map,
+        as fvcore counts timm's matrix product (0 in an aux head)."""
+        if p.op == "prelu":
+            return (p.shape.c if p.params["per_channel"] else 1), 0
+        h0, w0 = self.spec.size
+        xs = self.shapes[p.inputs[1]]
+        return 0, (xs.c * xs.h[h0 - 1] * xs.w[w0 - 1] if p.aux is None else 0)  # type: ignore[index]
+
     def _count(self, p: Prim) -> tuple[int, int]:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
         h0, w0 = self.spec.size
@@ -1736,13 +1745,10 @@ class Realizer:
             macs = p.params["in"] * p.params["kernel"] if p.aux is None else 0
         elif p.op == "grn":  # γ and β
             count = 2 * p.shape.c
-        elif p.op == "prelu":  # one slope, or one per channel
-            count = p.shape.c if p.params["per_channel"] else 1
         elif p.op == "affine":  # one scale, one bias
             count = 2
-        elif p.op == "attention_pool" and p.aux is None:  # one product per value of the pooled map, as fvcore counts
-            xs = self.shapes[p.inputs[1]]  # timm's matrix product
-            macs = xs.c * xs.h[h0 - 1] * xs.w[w0 - 1]  # type: ignore[index]
+        elif p.op in ("prelu", "attention_pool"):
+            count, macs = self._count_lang2(p)
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
