@@ -42,8 +42,11 @@ class Stage:
 
 
 def stages(graph: Any) -> list[Stage]:
-    """Every stage output of the network's main path, in order."""
+    """Every stage output of the network's main path, in order; where the spec writes ``features:``, the maps
+    it names."""
     net = graph.net
+    if net.features:
+        return [_named_stage(graph, path, node, loc) for path, node, loc in net.features]
     h, w = net.input.size
     last: dict[int, Stage] = {}
     rows: dict[str, Stage] = {}
@@ -66,6 +69,18 @@ def stages(graph: Any) -> list[Stage]:
         if inside:
             last[reduction] = inside[-1]
     return [last[r] for r in sorted(last) if r > 1]
+
+
+def _named_stage(graph: Any, path: str, node: str, loc: Loc) -> Stage:
+    shape = graph.at(node).out
+    if not shape.is_map:
+        raise SpecError(
+            f"features: {path!r} is a vector ({shape.formula()}), not a feature map",
+            loc,
+            code="shape",
+            hint="name the maps before the global pool",
+        )
+    return Stage(path, node, nominal_reduction(graph, node), shape.channels)
 
 
 def pick(found: Sequence[Stage], out_indices: Any) -> list[int]:
@@ -120,13 +135,29 @@ def cut(model: Any, graph: Any, out_indices: Any = None) -> Any:
     by_name = {n.name: env[n] for n in gm.graph.nodes if n.op != "output"}
     missing = [found[i].node for i in indices if found[i].node not in by_name]
     assert not missing, f"no fx node for {missing}"
-    new.output([by_name[found[i].node] for i in indices])
+    taps = {found[i].node: _kept(new, by_name[found[i].node]) for i in indices}
+    new.output([taps[found[i].node] for i in indices])
     cut_model = fx.GraphModule(gm, new, class_name=type(gm).__name__ + "Features")
     cut_model.graph.eliminate_dead_code()  # the head, and the aux heads' taps
     cut_model.delete_all_unused_submodules()
     cut_model.recompile()
     cut_model.feature_info = feature_info(found, indices)
     return cut_model
+
+
+def _kept(graph: Any, node: Any) -> Any:
+    """A tapped value as it is made: the full network may overwrite it in place afterwards (a ReLU run in place
+    on a stage's output where nothing else read it: densenet's norm, then relu_), so where a reader of it runs in
+    place (torch's trailing-underscore functions and methods) the cut returns a copy taken before."""
+
+    def in_place(user: Any) -> bool:
+        name = user.target if user.op == "call_method" else getattr(user.target, "__name__", "")
+        return isinstance(name, str) and name.endswith("_") and not name.endswith("__")
+
+    if not any(in_place(u) for u in node.users):
+        return node
+    with graph.inserting_after(node):
+        return graph.call_method("clone", (node,))
 
 
 def nominal_reduction(graph: Any, node: str) -> int:

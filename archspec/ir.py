@@ -126,6 +126,7 @@ class Network:
     named_outputs: bool = False  # the spec writes ``outputs:``: the network returns a dict of them, in order
     output_paths: tuple[str, ...] = ()  # the module path ``outputs:`` writes for each of them
     frozen: tuple[str, ...] = ()  # ``frozen:``: module-path patterns whose parameters do not train (archspec/frozen.py)
+    features: tuple[tuple[str, str, Loc], ...] = ()  # ``features:``: (path, node id, where written), in order
     # ---- written by shapes.py
     min_size: tuple[int, int] | None = None  # the smallest input the main output accepts
     params: int = 0  # every op's parameters, aux heads included

@@ -130,6 +130,7 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
     node: Any = data
     path: YamlPath = ()
     container: Any = None
+    step, name = False, ""
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         here = ".".join(str(p) for p in path) or "the spec"
@@ -147,7 +148,12 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
                 if not last:
                     node[part] = {}
         elif isinstance(node, list):
+            named = part if isinstance(part, str) else None
             part = _index(node, part, here, key)
+            item = node[part]
+            if named is not None and not last and isinstance(item, dict) and list(item) == [named]:
+                # `network.layer1.1`: into the named item's value (its own spelling, layer1.layer1, too)
+                step, name = str(parts[i + 1]) != named, named
         elif isinstance(node, str) and last and i >= 1:
             # a short form such as 'inception_a * 4': its repeat count or a key=value argument
             return path[:-1], container, path[-1], str(part)
@@ -158,6 +164,8 @@ def _locate(data: Any, parts: list[str | int], key: str) -> tuple[YamlPath, Any,
         container = node
         node = node[part]
         path = path + (part,)
+        if step:  # a list item {NAME: value} addressed by NAME: the next segment is inside its value
+            container, node, path, step = node, node[name], path + (name,), False
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -203,6 +203,29 @@ class FrozenBatchNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}"
 
 
+class ScalarAffine(nn.Module):
+    """``scale · x + bias`` with one learned number each (``scale`` and ``bias``, tensors of shape [1]), as
+    timm's ``LearnableAffineBlock`` (PP-HGNetV2's ``use_lab``); they start at ``scale_value`` and
+    ``bias_value``."""
+
+    def __init__(self, scale_value: float = 1.0, bias_value: float = 0.0, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.scale_value = scale_value
+        self.bias_value = bias_value
+        self.scale = nn.Parameter(torch.full((1,), scale_value, device=device))
+        self.bias = nn.Parameter(torch.full((1,), bias_value, device=device))
+
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.scale, self.scale_value)
+        nn.init.constant_(self.bias, self.bias_value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, self.scale, x)
+
+    def extra_repr(self) -> str:
+        return f"scale_value={self.scale_value}, bias_value={self.bias_value}"
+
+
 class GlobalResponseNorm(nn.Module):
     """Global response normalisation (ConvNeXt V2, Woo et al., arXiv 2301.00808, Eq. 1-3) over a C×H×W map:
     each channel's L2 norm over H×W, divided by the mean of those norms over the channels (+ eps), scales

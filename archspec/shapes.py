@@ -111,6 +111,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
     aux = set(net.aux_weights)
     net.partial_merges = []
     nodes = dict(graph.records())  # node → its record, without the view's per-lookup cost
+    shared: list[str] = []
     broadcasts: list[SpecWarning] = []  # residual sums adding a gate's output (residual-gate)
     for node in graph.ordered():
         record = nodes[node]
@@ -138,7 +139,7 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
                 code="shape",
             )
         if record.shares is not None:  # the module of another node, called again: its weights counted there
-            _check_shared(graph, record, shapes, out)
+            shared.append(node)
         record.param_count = 0 if record.shares is not None else op.param_count(record.params, shapes, out)
         record.mac_count = op.macs(record.params, shapes, out, h, w)
         total_params += record.param_count
@@ -151,6 +152,8 @@ def infer_shapes(graph: OpGraph, max_params: int = MAX_PARAMS) -> ShapeInfo:
                 code="limit",
                 hint="shrink the network, or raise the budget with --max-params",
             )
+    for node in shared:  # after the loop: an aux head runs right after its tap, so a copy there may precede its original
+        _check_shared(graph, node)
     outputs = net.outputs
     per_output = {name: accepted(graph, [n]) for name, n in outputs.items()}
     main = per_output["logits"] if "logits" in net.main else accepted(graph, net.main_outputs().values())
@@ -211,12 +214,17 @@ def _agreeing_sizes(op: Op, record: Node, shapes: list[Shape], hw: tuple[int, in
         record.conditions += (condition(axis, a, b),)
 
 
-def _check_shared(graph: OpGraph, record: Node, shapes: list[Shape], out: Shape) -> None:
+def _check_shared(graph: OpGraph, node: str) -> None:
     """A ``share:`` replay calls the module built for its original, which depends on the channels and rank of
     its inputs and output (compile.build_modules): they must be the original's."""
+    record = graph.at(node)
     first = graph.at(record.shares or "")
+    shapes = [graph.at(p).out for p in graph.inputs_of(node)]
     theirs = [graph.at(p).out for p in graph.inputs_of(record.shares or "")]
-    if [(s.channels, s.is_map) for s in [*shapes, out]] != [(s.channels, s.is_map) for s in [*theirs, first.out]]:
+    op = REGISTRY[record.op]
+    if op.stateful or op.parameter_only:  # a module's output too (a flatten's follows its input's size: no module)
+        shapes, theirs = [*shapes, record.out], [*theirs, first.out]
+    if [(s.channels, s.is_map) for s in shapes] != [(s.channels, s.is_map) for s in theirs]:
         raise SpecError(
             f"share: {record.op} at {record.path} is given {shapes[0].formula()}, but its module (line "
             f"{first.loc.line}) was made for {theirs[0].formula()}",

@@ -77,7 +77,7 @@ def test_language_reference_covers_every_key():
 # Whole specs may `use:` the zoo's libraries as `blocks/NAME.yaml`: they are checked next to a copy of
 # specs/blocks.
 
-YAML_DOCS = [DOCS / "language.md", DOCS / "tutorial.md", DOCS / "import.md", ROOT / "README.md"]
+YAML_DOCS = [DOCS / "language.md", DOCS / "tutorial.md", DOCS / "import.md", DOCS / "timm.md", ROOT / "README.md"]
 _FENCE = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
 _MARK = re.compile(r"<!--\s*yaml:\s*(?P<head>[^\n]*?)\s*(?:\n(?P<frame>.*?))?-->\s*\Z", re.S)
 KINDS = ("spec", "network", "blocks", "keys")

@@ -94,7 +94,14 @@ network:
     [
         ("${__import__('os').system('true')}", "is not allowed"),
         ("${c.__class__}", "is not allowed"),
-        ("${2 ** 100}", "is not allowed"),
+        ("${2 ** 100}", "the value of 2 ** 100 is too large"),
+        ("${10 ** 10 ** 9}", "is too large"),  # bounded before it is computed
+        ("${int(sqrt(c - 9))}", "sqrt of a negative number (-1)"),
+        ("${int(log(c - 8))}", "log of a number that is not positive (0)"),
+        ("${int(log(c, 1))}", "log to the base 1"),
+        ("${int((-c) ** 0.5)}", "a negative number to a fractional power"),
+        ("${int((c - 8) ** -1)}", "0 to a negative power"),
+        ("${sqrt}", "undefined parameter $sqrt"),  # a function is called, never a value
         ("${c // 0}", "division by zero"),
         ("${nope + 1}", "undefined parameter $nope"),
         ("${c * 4", "unclosed"),

@@ -18,7 +18,6 @@ Specs with ``variants:`` carry their timm family; every member listed is compare
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,24 +29,6 @@ from tests.test_outside_networks import SPECS, _redrawn, _timm  # noqa: E402
 
 SIZES = [(64, 64), (45, 38)]
 
-
-def _hgnet_without_lab(name: str) -> Callable[[], Any]:
-    """timm's HighPerfGpuNet of `name`'s configuration with use_lab=False: the spec has no
-    LearnableAffineBlock (a wall reported in session 11, docs have no op for a learned scalar bias)."""
-
-    def build() -> Any:
-        hgnet = pytest.importorskip("timm.models.hgnet")
-        return hgnet.HighPerfGpuNet(hgnet.model_cfgs[name], use_lab=False)
-
-    return build
-
-
-# references other than timm.create_model(name)
-REFERENCES: dict[str, Callable[[], Any]] = {
-    **{f"hgnetv2_{v}": _hgnet_without_lab(f"hgnetv2_{v}") for v in ("b0", "b1", "b2", "b3", "b4", "b5", "b6")},
-    # without skipinit_gain, a learned 0-dim scalar no op holds (a wall reported in session 11)
-    "dm_nfnet_f0": _timm("dm_nfnet_f0", skipinit=False),
-}
 
 # timm name → (spec stem, overrides, input sizes (H, W) besides the minimum: small, to keep CI short)
 CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
@@ -76,6 +57,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[tuple[int, int]]]] = {
     "xception65": ("xception65", {}, SIZES),
     "xception41": ("xception65", {"variant": "x41"}, [(45, 38)]),
     "dm_nfnet_f0": ("dm_nfnet_f0", {}, SIZES),
+    "dm_nfnet_f1": ("dm_nfnet_f0", {"variant": "f1"}, [(45, 38)]),
     "fastvit_t8": ("fastvit_t8", {}, SIZES),
     **{f"fastvit_{v}": ("fastvit_t8", {"variant": v}, [(45, 38)]) for v in ("t12", "s12")},
     "mambaout_femto": ("mambaout_femto", {}, SIZES),
@@ -96,7 +78,7 @@ SLOW = set(CASES) - FAST
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES])
 def test_outside_network_e_equals_timm(name: str) -> None:
     stem, overrides, sizes = CASES[name]
-    reference = REFERENCES.get(name, _timm(name))().eval()
+    reference = _timm(name)().eval()
     spec = SPECS / f"{stem}.yaml"
     model = archspec.build(spec, overrides=overrides).eval()
     state = _redrawn(reference.state_dict())

@@ -194,3 +194,80 @@ def test_a_share_of_a_repeated_block_with_numbered_parts_compiles_standalone(tmp
     with torch.no_grad():
         torch.testing.assert_close(model(x), y)
         torch.testing.assert_close(run_standalone(tmp_path, out, "SharedEca", state, x), y)
+
+
+AUX = """\
+archspec: 1
+name: aux_share
+input: {channels: 3, size: [12, 10]}
+network:
+  stem: conv2d 8 3x3 p1
+  mlp: [conv2d 6 3x3 p1 no_bias, bn, relu, conv2d 8 1x1]
+  pool: global_avgpool
+  fc: linear 5
+aux:
+  h:
+    tap: stem
+    head: [share: mlp, global_avgpool, share: fc]
+"""
+
+
+class AuxShare(nn.Module):
+    """AUX as torch writes it: the aux head calls the main path's mlp and fc on the stem's output, before the
+    main path goes on (so in training the head's call moves BatchNorm's statistics first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Conv2d(8, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 8, 1))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        s = self.stem(x)
+        aux = self.fc(self.mlp(s).mean((2, 3))) if self.training else None
+        logits = self.fc(self.mlp(s).mean((2, 3)))
+        return logits if aux is None else {"logits": logits, "h": aux}
+
+
+def test_a_share_in_an_aux_head_calls_the_main_paths_modules(tmp_path: Path) -> None:
+    """FUZZ, session 10 (differential seed 48367): any `share:` in an aux head was an internal error (the head runs
+    right after its tap, so its copy came before its original in the shapes stage). Torch written apart, in eval
+    (logits alone) and in training (both outputs, BatchNorm's statistics moved by both calls, gradients summed)."""
+    _same(AUX, AuxShare(), [(12, 10), (5, 7)], tmp_path, "AuxShare")
+    path = tmp_path / "aux_share.yaml"
+    path.write_text(AUX)
+    assert archspec.check(path).params == sum(p.numel() for p in AuxShare().parameters())
+    torch.manual_seed(0)
+    reference = AuxShare().train().double()
+    model = archspec.build(path).train().double()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(4, 3, 12, 10, dtype=torch.float64)
+    got, want = model(x), reference(x)
+    assert isinstance(got, dict) and isinstance(want, dict) and list(got) == list(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k])
+    sum(v.square().sum() for v in got.values()).backward()
+    sum(v.square().sum() for v in want.values()).backward()
+    grads = {k: p.grad for k, p in reference.named_parameters()}
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[k])
+    for k, v in reference.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+
+
+def test_a_share_of_a_flatten_takes_another_size() -> None:
+    """Differential seed 49025: a flatten holds no module, so its copy on a map of another size flattens that map
+    (its length differs from the original's); check refused it, comparing the output's channels as for a module."""
+    spec = (
+        "archspec: 1\nname: flat\ninput: {channels: 2, size: [6, 6]}\nnetwork:\n"
+        "  stem: conv2d 2 1x1\n  pool: adaptive_avgpool 2x3\n  f: flatten\n  fc: linear 4\n"
+        "aux:\n  h: {tap: stem, head: [share: f, linear 3]}\n"
+    )
+    model = archspec.build(spec).train()
+    sd = model.state_dict()
+    x = torch.randn(2, 2, 6, 6)
+    stem = F.conv2d(x, sd["stem.weight"], sd["stem.bias"])
+    out = model(x)
+    torch.testing.assert_close(out["h"], F.linear(stem.flatten(1), sd["h.1.weight"], sd["h.1.bias"]))
+    pooled = F.adaptive_avg_pool2d(stem, (2, 3)).flatten(1)
+    torch.testing.assert_close(out["logits"], F.linear(pooled, sd["fc.weight"], sd["fc.bias"]))

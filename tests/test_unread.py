@@ -109,6 +109,38 @@ network:
     assert int(model.state_dict()["p.1.num_batches_tracked"]) == 1
 
 
+def test_a_part_whose_copy_of_a_copy_is_read_keeps_its_weights_and_is_not_warned() -> None:
+    """Differential seed 34502162: shared1's `p` (a shared0 instance) is read only by its copy `q`, and inside it
+    shared0's `p` only by shared0's `q`, itself a copy: the bn at `0.p.p` is what the read copy `0.q` calls, so its
+    weights stay (at its path, once) and nothing is said of it; a side part nothing reads still is warned."""
+    spec = """archspec: 1
+name: nested
+input: {channels: 3, size: [8, 8]}
+blocks:
+  shared0: {chain: [p: [conv2d 3 1x1, bn], back: {from: block_in}, q: {share: p}]}
+  shared1: {chain: [p: shared0, side: conv2d 4 1x1, back: {from: block_in}, q: {share: p}]}
+network: [shared1]
+"""
+    report = archspec.check(spec)
+    assert [w.code for w in report.warnings] == ["unread"] and "0.side" in report.warnings[0].message
+    assert "0.p" not in report.warnings[0].message.replace("0.side", "")
+    assert report.params == (3 * 3 + 3) + 2 * 3
+    model = archspec.build(spec).eval()
+    sd = model.state_dict()
+    assert sorted(sd) == sorted(
+        f"0.p.p.{k}"
+        for k in ("0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked")
+    )
+    x = torch.randn(2, 3, 8, 8)
+    y = torch.nn.functional.conv2d(x, sd["0.p.p.0.weight"], sd["0.p.p.0.bias"])
+    want = torch.nn.functional.batch_norm(
+        y, sd["0.p.p.1.running_mean"], sd["0.p.p.1.running_var"], sd["0.p.p.1.weight"], sd["0.p.p.1.bias"]
+    )
+    torch.testing.assert_close(model(x), want)
+    model.train()(x)  # computed once, by the read copy
+    assert int(model.state_dict()["0.p.p.1.num_batches_tracked"]) == 1
+
+
 def test_an_empty_row_is_reported_whether_or_not_something_else_is_unread() -> None:
     base = "archspec: 1\nname: e\ninput: {channels: 3, size: [8, 8]}\n"
     base += "network: [{chain: []}, conv2d 4 1x1, global_avgpool, fc: linear 3%s]\n"

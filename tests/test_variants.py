@@ -57,6 +57,22 @@ def test_a_part_of_a_chain_or_concat_mapping_by_its_module_path():
     assert short.output_shape == (3,)
 
 
+def test_a_named_list_item_by_its_name_stands_for_its_value():
+    """DOC5, session 11: `network.layer1.1.repeat` said 'network.2 has no key 1'; the item `layer1: [...]`
+    addressed by its name now stands for its value (its one-key mapping's spelling still works)."""
+    spec = (
+        "archspec: 1\nname: t\ninput: {channels: 3, size: [8, 8]}\nnetwork:\n"
+        "  - conv2d 4 1x1\n  - layer1: [conv2d 4 1x1, conv2d 5 1x1 * 2]\n  - global_avgpool\n  - fc: linear 3\n"
+    )
+    base = archspec.check(spec)
+    short = archspec.check(spec, {"network.layer1.1.repeat": 3})
+    long = archspec.check(spec, {"network.layer1.layer1.1.repeat": 3})
+    assert short.params == long.params == base.params + (5 * 5 + 5)  # one more conv2d 5 1x1 after a 5-channel map
+    wider = archspec.check(spec, {"network.layer1.0.out": 7})
+    # layer1.0: 4·7 + 7 instead of 4·4 + 4; layer1.1 reads 7 channels: 7·5 + 5 instead of 4·5 + 5
+    assert wider.params == base.params + (35 - 20) + (40 - 25)
+
+
 def test_short_form_argument_by_name():
     # reduction_a's k is the first 1x1 conv of branch1 (Table 1: k = 192): 192 → 200 changes
     # that conv (384·k + 2k) and the next one's input (k·224·9)

@@ -37,6 +37,7 @@ RUNTIME_LAYERS: dict[str, type[nn.Module]] = {
         runtime.FrozenBatchNorm2d,
         runtime.ChannelConv,
         runtime.GlobalResponseNorm,
+        runtime.ScalarAffine,
     )
 }
 # Functions of archspec's own (runtime.py) that the compiled model calls: the file writes each one used,

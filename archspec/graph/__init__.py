@@ -74,6 +74,14 @@ def expand(resolved: Resolved) -> OpGraph:
     """The OpGraph of a resolved spec (see the module's docstring): only what its outputs read."""
     graph = _expand(resolved)
     dropped = prune(graph)
+    for path, node, loc in graph.net.features:
+        if node not in graph:
+            raise SpecError(
+                f"features: {path!r} is a value no output reads: it is not part of the network",
+                loc,
+                code="name",
+                hint="name a map the network computes on its way to its outputs (or name it in outputs:)",
+            )
     if not graph.net.named_outputs:  # under `outputs:` leaving parts out is the point; here it is a slip
         by_place: dict[Loc, list[tuple[str, Node]]] = {}  # a block's part unread in each instance: one warning
         for path, record in dropped:

@@ -57,16 +57,23 @@ def check_used(entry: BlockEntry, ref: Ref, used: set[str] | None) -> None:
 
 
 def check_nesting(ref: Ref, blocks: tuple[tuple[str, str], ...]) -> None:
-    """A block instance inside ``blocks`` (the enclosing instances): not one of them, not too deep."""
-    if any(b == ref.name for b, _ in blocks):
-        raise SpecError(
-            f"block {ref.name!r} uses itself",
-            ref.loc,
-            code="name",
-            hint="a block cannot contain itself, directly or through other blocks",
-        )
+    """A block instance inside ``blocks`` (the enclosing instances): not too deep. A block may use itself
+    (the stacked hourglass's Hourglass(d) holds Hourglass(d − 1)) where an ``if:`` on a parameter ends the
+    recursion; one that never ends meets the depth limit here, at the instance that passes it."""
     if len(blocks) >= MAX_BLOCK_DEPTH:  # expansion recurses once per level
-        raise SpecError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", ref.loc, code="limit")
+        names = [b for b, _ in blocks]
+        most = max(names, key=names.count)  # the block using itself, at most levels
+        itself = most if names.count(most) > 1 else None
+        raise SpecError(
+            f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels"
+            + (f": block {itself!r} uses itself at every level" if itself else ""),
+            ref.loc,
+            code="limit",
+            hint="end a block's use of itself with an if: on a parameter it changes at each level, "
+            "e.g. {if: ${d > 1}, then: 'hg d=${d - 1}', else: conv 8 3x3 p1}"
+            if itself
+            else "nest fewer blocks",
+        )
 
 
 def instance_scope(

@@ -21,7 +21,7 @@ from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import check_nesting, check_used, instance_scope, refuse_named_inline
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import Copies, check_top_level, group_label, in_place, is_group, join
-from archspec.graph.outputs import check_aux_name, named_outputs
+from archspec.graph.outputs import check_aux_name, feature_taps, named_outputs
 from archspec.graph.params import OpParams, check_standalone
 from archspec.graph.reading import Reader
 from archspec.graph.refs import PathValues, earlier_value
@@ -115,6 +115,8 @@ class Expander:
         x = self.out.input(source.loc(("input", "size")))
         last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
         outputs, written = named_outputs(self, spec.outputs, source, last)  # written: main, named_outputs, output_paths
+        if spec.features is not None:
+            written["features"] = feature_taps(self, spec.features, source)
         for name, aux in spec.aux.items():
             check_aux_name(name, outputs, source)
             outputs[name] = self.aux_head(name, aux.tap, aux.head)
@@ -162,6 +164,10 @@ class Expander:
         self, node: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         since = self.values.mark()
+        if isinstance(node, ChainNode) and node.flat and name is not None:  # `head: {chain: [...], repeat: 8, flat: true}`
+            path = join(prefix, _seg(name, index))
+            x = flat_copies(self, node, yp, scope, x, path, 0)[0]
+            return self.values.keep(path, x, scope.source.loc(yp), since)
         if not once and isinstance(node, (str, BlockRef, ChainNode)):
             written = self.read.written_repeat(node, yp, scope, x)
             if written is not None:
@@ -219,25 +225,7 @@ class Expander:
             return x
         index = 0
         for i, written in enumerate(members):
-            member, myp = self.read.chosen(written, yp + (i,), scope, x)  # an if stands for the node it chooses
-            if member is None:  # the identity: an if without else, its condition false
-                index += 1
-                continue
-            if isinstance(member, dict) and len(member) == 1 and not isinstance(member, BaseModel):
-                ((name, value),) = member.items()
-                x = self.node(value, myp + (name,), scope, x, prefix, self.read.key(name, myp + (name,), scope, x), None)
-                index += 1
-                continue
-            repeat = self.read.repeat_of(member, myp, scope, x)
-            pattern = self.read.copy_names(member, myp, scope, x)
-            if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
-                x = self.node(member, myp, scope, x, prefix, self.read.copy_name(pattern, 0, myp, scope), index, once=True)
-                index += 1
-                continue
-            with self.copies.nested(repeat, scope.source.loc(myp)):
-                for k in range(repeat):
-                    x = self.node(member, myp, scope, x, prefix, self.read.copy_name(pattern, k, myp, scope), index, once=True)
-                    index += 1
+            x, index = list_item(self, written, yp + (i,), scope, x, prefix, index)
         return x
 
     def concat(
@@ -382,3 +370,45 @@ class Expander:
         if unit is not None:
             self.units.append(Unit(path, self.params.short(op, params, scope.source), "op", ref.loc, ids[-1]))
         return self.values.keep(path, ids[-1], ref.loc, since)
+
+
+def flat_copies(ex: Expander, node: ChainNode, yp: YamlPath, scope: Scope, x: str, prefix: str, start: int) -> tuple[str, int]:
+    """A ``flat`` chain (docs/language.md, Repeats): each copy's items numbered on from ``start`` under ``prefix``,
+    as one list; the value and the next index."""
+    if not isinstance(node.chain, list) or node.names is not None:
+        raise SpecError(
+            "flat: a chain whose items are numbered on in one list is a list chain without names:",
+            scope.source.loc(yp + ("flat",)),
+            code="name",
+            hint="write the chain as a list ({chain: [conv2d 8 3x3 p1, relu], repeat: 4, flat: true}), without names:",
+        )
+    items = [*node.chain] * ex.read.repeat_of(node, yp, scope, x)
+    ys = [yp + ("chain", j % len(node.chain)) for j in range(len(items))]
+    with ex.copies.nested(len(items) // max(len(node.chain), 1), scope.source.loc(yp)):
+        for item, iyp in zip(items, ys, strict=True):
+            x, start = list_item(ex, item, iyp, scope, x, prefix, start)
+    return x, start
+
+
+def list_item(ex: Expander, written: Any, yp: YamlPath, scope: Scope, x: str, prefix: str, index: int) -> tuple[str, int]:
+    """One item of a list chain at ``index`` (its copies, a repeat's, at the indices after it): its value
+    and the index of the next item."""
+    member, myp = ex.read.chosen(written, yp, scope, x)  # an if stands for the node it chooses
+    if member is None:  # the identity: an if without else, its condition false
+        return x, index + 1
+    if isinstance(member, dict) and len(member) == 1 and not isinstance(member, BaseModel):
+        ((name, value),) = member.items()
+        x = ex.node(value, myp + (name,), scope, x, prefix, ex.read.key(name, myp + (name,), scope, x), None)
+        return x, index + 1
+    if isinstance(member, ChainNode) and member.flat:  # its items take this list's next indices
+        return flat_copies(ex, member, myp, scope, x, prefix, index)
+    repeat = ex.read.repeat_of(member, myp, scope, x)
+    pattern = ex.read.copy_names(member, myp, scope, x)
+    if repeat == 1:  # one copy: the product of the repeat counts around it stays as it is
+        x = ex.node(member, myp, scope, x, prefix, ex.read.copy_name(pattern, 0, myp, scope), index, once=True)
+        return x, index + 1
+    with ex.copies.nested(repeat, scope.source.loc(myp)):
+        for k in range(repeat):
+            x = ex.node(member, myp, scope, x, prefix, ex.read.copy_name(pattern, k, myp, scope), index, once=True)
+            index += 1
+    return x, index

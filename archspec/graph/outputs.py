@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from archspec.errors import SpecError, did_you_mean
+from archspec.errors import Loc, SpecError, did_you_mean
 from archspec.language.load import Source
 
 if TYPE_CHECKING:
@@ -57,6 +57,25 @@ def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) 
             raise SpecError(f"outputs: {path!r} names no node of the network", loc, code="name", hint=hint)
         found[name] = node
     return found
+
+
+def feature_taps(ex: Expander, written: list[str], source: Source) -> tuple[tuple[str, str, Loc], ...]:
+    """``features:`` (docs/timm.md, features_only): each path's node, named as ``outputs:`` names one; a path
+    written twice, or none, is a located error."""
+    if not written:
+        hint = "name the feature maps, e.g. [layer1, layer2]"
+        raise SpecError("features: names no value", source.loc(("features",)), code="name", hint=hint)
+    found: list[tuple[str, str, Loc]] = []
+    for i, path in enumerate(written):
+        loc = source.loc(("features", i))
+        if path in [p for p, _, _ in found]:
+            raise SpecError(f"features: {path!r} is named twice", loc, code="name", hint="name each feature map once")
+        node = ex.values.value(path, loc, "features:")
+        if node is None:
+            hint = did_you_mean(path, ex.values.at) or "a feature map is the path of a node: a named node, an op or a block"
+            raise SpecError(f"features: {path!r} names no node of the network", loc, code="name", hint=hint)
+        found.append((path, node, loc))
+    return tuple(found)
 
 
 def check_aux_name(name: str, outputs: dict[str, str], source: Source) -> None:

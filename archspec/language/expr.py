@@ -2,14 +2,16 @@
 
 An expression is parsed with Python's ``ast`` and evaluated by walking the tree over a short
 whitelist: numbers, block parameters, ``in`` (the input channels of the op or block it is written in:
-``${in * 4}``), ``+ - * / // %``, unary minus, the functions in :data:`FUNCTIONS`, and conditions —
+``${in * 4}``), ``+ - * / // % **``, unary minus, the functions in :data:`FUNCTIONS`, and conditions —
 comparisons (``== != < <= > >=``), ``and``, ``or``, ``not`` and ``A if COND else B`` — which give
 true or false (``if: ${s == 1 and cin == out}``). Nothing is ever passed to ``eval``; anything else
-(attributes, subscripts, strings, ``**``, comprehensions) is refused with a message saying what is
+(attributes, subscripts, strings, comprehensions) is refused with a message saying what is
 allowed. Every number is bounded — each one written, each parameter, each intermediate result and
 each function's argument and result, not only the final value (at most :data:`MAX_MAGNITUDE`, finite;
 ``round``'s digit count at most :data:`MAX_DIGITS` either way) — so no expression can make a huge
-number or run long, and true/false is never silently used as a number.
+number or run long (a power is bounded before it is computed), and true/false is never silently used as a
+number. A function outside its domain (``sqrt`` of a negative number, ``log`` of 0) is an error, never a
+complex number or infinity.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
     ``divisor``), and one multiple up when rounding lost more than ``1 - round_limit`` of it: the rule of
     MobileNetV2/V3 and EfficientNet (torchvision's ``_make_divisible``, timm's ``make_divisible``)."""
     if divisor < 1:
-        raise ExprError("make_divisible needs a divisor of at least 1")
+        raise ExprError("make_divisible: needs a divisor of at least 1")
     floor = divisor if min_value is None else min_value
     rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < round_limit * value else rounded
@@ -45,8 +47,42 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
 def _round(value: float, ndigits: int | None = None) -> float:
     """Python's ``round``, with the digit count bounded (``round(5, -10**9)`` computes 10 to that power)."""
     if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_DIGITS):
-        raise ExprError(f"the digit count {ndigits} is out of range (a whole number from -{MAX_DIGITS} to {MAX_DIGITS})")
+        raise ExprError(f"round: the digit count {ndigits} is out of range (a whole number from -{MAX_DIGITS} to {MAX_DIGITS})")
     return round(value, ndigits)
+
+
+def _sqrt(value: float) -> float:
+    """The square root (NF-ResNet's β = 1/sqrt(expected variance)); of a negative number, an error."""
+    if value < 0:
+        raise ExprError(f"sqrt of a negative number ({value:g})")
+    return math.sqrt(value)
+
+
+def _log(value: float, base: float = math.e) -> float:
+    """The natural logarithm, or to ``base`` (RegNet's quantised widths: round(log(u / w0, wm))); of a number
+    that is not positive, or to a base that is not positive or is 1, an error."""
+    if value <= 0:
+        raise ExprError(f"log of a number that is not positive ({value:g})")
+    if base <= 0 or base == 1:
+        raise ExprError(f"log to the base {base:g} (a base is positive and not 1)")
+    return math.log(value, base)
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """``base ** exponent``, bounded before it is computed (``10 ** 10 ** 9`` must not run); a whole number to a
+    whole power of at least 0 stays whole, as in Python. Errors: 0 to a negative power, a negative number to a
+    fractional one (a complex number in Python)."""
+    if base == 0 and exponent < 0:
+        raise ExprError(f"0 to a negative power ({exponent:g})")
+    if base < 0 and not float(exponent).is_integer():
+        raise ExprError(f"a negative number to a fractional power (({base:g}) ** {exponent:g})")
+    try:
+        magnitude = math.pow(abs(base), exponent)
+    except OverflowError:
+        magnitude = math.inf
+    if magnitude > MAX_MAGNITUDE:
+        raise ExprError(f"the value of {base:g} ** {exponent:g} is too large (at most {MAX_MAGNITUDE} either way)")
+    return base**exponent
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -57,6 +93,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": int,
     "ceil": math.ceil,
     "floor": math.floor,
+    "sqrt": _sqrt,
+    "log": _log,
 }
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -66,6 +104,7 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
+    ast.Pow: _power,
 }
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
@@ -76,7 +115,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.GtE: operator.ge,
 }
 ALLOWED = (
-    "numbers, parameters, in (the input channels), + - * / // %, parentheses, "
+    "numbers, parameters, in (the input channels), + - * / // % **, parentheses, "
     + ", ".join(FUNCTIONS)
     + ", comparisons (== != < <= > >=), and, or, not, and A if CONDITION else B"
 )
@@ -204,6 +243,8 @@ def _call(name: str, node: ast.Call) -> Compiled:
         named = {k: v(lookup) for k, v in kwargs}
         try:
             return _bounded(fn(*values, **named))
+        except ExprError:  # the function's own message names it
+            raise
         except (TypeError, ValueError) as e:
             raise ExprError(f"{name}: {e}") from None
 

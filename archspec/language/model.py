@@ -314,6 +314,11 @@ class ChainNode(_Strict):
         "expression of them ({n + 1}), and block parameters ($name, ${expression}), e.g. 'denselayer{n}', "
         "'conv{n + 1}', 'block${k}-{i}'",
     )
+    flat: bool = Field(
+        False,
+        description="the items of every copy numbered on in one list, as nn.Sequential(*[conv, relu] * 8) numbers "
+        "them (keypoint_head.0 … .15), not each copy under its own index; a list chain only",
+    )
     _tag = "<chain>"
 
     @field_validator("names")
@@ -748,6 +753,11 @@ class Spec(_Strict):
         None,
         description="several outputs: the named values the network returns, in order, as a dict (a list of "
         "module paths, or a mapping from output names to paths); absent: the network's last value alone",
+    )
+    features: Union[list[str], None] = Field(
+        None,
+        description="the feature maps features_only=True returns, in order: module paths as outputs: writes them "
+        "(timm's stage outputs where they are not the last row at each reduction); absent: that rule (docs/timm.md)",
     )
     scale: ScaleSpec = Field(default_factory=ScaleSpec, description="width and depth multipliers")
     frozen: list[str] = Field(

@@ -2,6 +2,7 @@
 
 from archspec.ops import (  # noqa: F401
     act,
+    affine,
     attention_pool,
     branch_select,
     branch_sum,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from archspec.ops._types import Eps, TensorFloat
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, map_size, register
@@ -242,6 +242,15 @@ class LayerScaleParams(OpParams):
     flat: bool = Field(
         False, description="store γ as a vector of C on a map too (timm's ConvNeXt `gamma`), not C×1×1 (torchvision's)"
     )
+    scalar: bool = Field(
+        False, description="one γ for every channel, a 0-dimensional tensor (timm's NF-Net `skipinit_gain`, shape [])"
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> LayerScaleParams:
+        if self.flat and self.scalar:
+            raise ValueError("flat and scalar are two shapes of γ: write one")
+        return self
 
 
 @register
@@ -252,8 +261,9 @@ class LayerScale(Op):
         "starting at INIT. γ is one tensor at the op's path, of shape C×1×1 on a map (C on a vector), an "
         "`nn.Parameter` of the enclosing module and not a module of its own, so `layer_scale: layer_scale 1e-6` "
         "inside torchvision's CNBlock makes its state_dict key `features.1.0.layer_scale`; `flat` stores it as a "
-        "vector of C on a map too, as timm's ConvNeXt stores `gamma`. Counts no MACs (as the residual sum). "
-        "Short form: layer_scale [INIT] [flat]"
+        "vector of C on a map too, as timm's ConvNeXt stores `gamma`; `scalar` makes γ one number for every "
+        "channel, a 0-dimensional tensor (timm's NF-Net `skipinit_gain`: `layer_scale 0 scalar`). Counts no MACs "
+        "(as the residual sum). Short form: layer_scale [INIT] [flat|scalar]"
     )
     kind = "misc"
     Params = LayerScaleParams
@@ -271,9 +281,11 @@ class LayerScale(Op):
         return inputs[0]
 
     def param_count(self, p: LayerScaleParams, inputs: list[Shape], out: Shape) -> int:
-        return out.channels
+        return 1 if p.scalar else out.channels
 
     def parameter(self, p: LayerScaleParams, inputs: list[Shape], out: Shape) -> tuple[tuple[int, ...], float]:
+        if p.scalar:
+            return (), p.init
         return ((out.channels, 1, 1) if out.is_map and not p.flat else (out.channels,)), p.init
 
     def function(self, p: LayerScaleParams) -> tuple[Callable[..., Any], dict[str, Any]]:

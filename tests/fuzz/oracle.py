@@ -53,6 +53,11 @@ def _module(p: Prim, truth: Truth) -> nn.Module:
         return _Frozen(truth.shapes[p.id].c)
     if p.op == "grn":  # docs/language.md: γ and β, C each, as `weight` and `bias` at its path
         return _Affine(truth.shapes[p.id].c)
+    if p.op == "affine":  # docs/language.md: `scale` and `bias`, [1] each, starting at the op's values
+        holder = nn.Module()
+        holder.scale = nn.Parameter(torch.tensor([float(a["scale"])]))
+        holder.bias = nn.Parameter(torch.tensor([float(a["bias"])]))
+        return holder
     raise ValueError(p.op)
 
 
@@ -72,6 +77,9 @@ class _Frozen(nn.Module):
         super().__init__()
         for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
             self.register_buffer(name, torch.full((c,), value))
+
+
+MODULE_OPS = ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn", "grn", "affine")
 
 
 class Oracle(nn.Module):
@@ -94,7 +102,7 @@ class Oracle(nn.Module):
         for p in truth.prims:
             if p.shares is not None:  # a `share:`'s copy calls its original's module, at the same path (apply)
                 continue
-            if p.op in ("conv2d", "std_conv2d", "conv_transpose", "linear", "bn", "layer_norm", "group_norm", "frozen_bn", "grn"):
+            if p.op in MODULE_OPS:
                 self._put(p.path, _module(p, truth))
             elif p.op == "channel_conv":  # docs/language.md: an nn.Conv1d(1, 1, K)'s weight, [1, 1, K], no bias
                 holder = nn.Module()
@@ -103,6 +111,7 @@ class Oracle(nn.Module):
             elif p.op == "layer_scale":  # a tensor of the enclosing module, C×1×1 on a map (C on a vector, or flat)
                 s = truth.shapes[p.id]
                 shape = (s.c, 1, 1) if s.is_map and not p.params["flat"] else (s.c,)
+                shape = () if p.params["scalar"] else shape  # one γ, a 0-dimensional tensor
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
             elif p.op == "weighted_sum":  # K weights, a tensor of the enclosing module
                 self._put(p.path, nn.Parameter(torch.full((p.params["branches"],), p.params["init"])))
@@ -172,6 +181,9 @@ class Oracle(nn.Module):
             g = x.pow(2).sum((2, 3), keepdim=True).sqrt()
             n = g / (g.mean(1, keepdim=True) + a["eps"])
             return f.weight[:, None, None] * (x * n) + f.bias[:, None, None] + x
+        if p.op == "affine":  # scale · x + bias, one number each
+            f = self.layer(p.path)
+            return f.scale * x + f.bias
         if p.op == "layer_scale":  # flat: γ stored as C, applied to each pixel's channels
             t = self.tensor(p.path)
             return x * (t[:, None, None] if x.dim() == 4 and t.dim() == 1 else t)
