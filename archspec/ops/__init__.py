@@ -14,6 +14,7 @@ from archspec.ops import (  # noqa: F401
     merge,
     norm,
     pool,
+    prelu,
     resize,
     space_to_depth,
     weighted_sum,

@@ -13,7 +13,19 @@ from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unre
 from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal[
-    "relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "mish", "none"
+    "relu",
+    "relu6",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "hardswish",
+    "hardsigmoid",
+    "leaky_relu",
+    "elu",
+    "mish",
+    "prelu",
+    "none",
 ]
 Padding = Union[
     Literal["same"],

@@ -113,6 +113,11 @@ class Oracle(nn.Module):
                 shape = (s.c, 1, 1) if s.is_map and not p.params["flat"] else (s.c,)
                 shape = () if p.params["scalar"] else shape  # one γ, a 0-dimensional tensor
                 self._put(p.path, nn.Parameter(torch.full(shape, p.params["init"])))
+            elif p.op == "prelu":  # docs/language.md, `prelu`: a `weight` of 1 slope (C per_channel) at its path
+                holder = nn.Module()
+                n = truth.shapes[p.id].c if p.params["per_channel"] else 1
+                holder.weight = nn.Parameter(torch.full((n,), p.params["init"]))
+                self._put(p.path, holder)
             elif p.op == "weighted_sum":  # K weights, a tensor of the enclosing module
                 self._put(p.path, nn.Parameter(torch.full((p.params["branches"],), p.params["init"])))
         # docs/language.md, "Frozen parameters": a parameter at or under a module path an entry matches does not train
@@ -181,9 +186,8 @@ class Oracle(nn.Module):
             g = x.pow(2).sum((2, 3), keepdim=True).sqrt()
             n = g / (g.mean(1, keepdim=True) + a["eps"])
             return f.weight[:, None, None] * (x * n) + f.bias[:, None, None] + x
-        if p.op == "affine":  # scale · x + bias, one number each
-            f = self.layer(p.path)
-            return f.scale * x + f.bias
+        if p.op in ("prelu", "affine"):
+            return _pointwise_learned(p.op, self.layer(p.path), x)
         if p.op == "layer_scale":  # flat: γ stored as C, applied to each pixel's channels
             t = self.tensor(p.path)
             return x * (t[:, None, None] if x.dim() == 4 and t.dim() == 1 else t)
@@ -285,6 +289,15 @@ def _over_branches(op: str, a: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     es = [torch.exp(li - top) for li in ls]
     total = torch.stack(es).sum(0)
     return torch.stack([e / total * b for e, b in zip(es, branches, strict=True)]).sum(0)
+
+
+def _pointwise_learned(op: str, f: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """prelu: x where x ≥ 0, a · x below, one slope a or one per channel (axis 1); affine: scale · x + bias."""
+    if op == "affine":  # one number each
+        return f.scale * x + f.bias
+    a = f.weight
+    slope = a.reshape((1, -1) + (1,) * (x.dim() - 2)) if a.numel() > 1 else a
+    return torch.where(x >= 0, x, slope * x)
 
 
 def _attention_pool(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

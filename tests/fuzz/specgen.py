@@ -90,6 +90,7 @@ MAP_OPS = (
     "affine",
     "weighted_sum",
     "space_to_depth",
+    "prelu",
 ) + ACTS  # linear: per_pixel
 VEC_OPS = (
     "linear",
@@ -105,6 +106,7 @@ VEC_OPS = (
     "scale",
     "affine",
     "weighted_sum",
+    "prelu",
     "channel_conv",  # docs/language.md, `channel_conv`: a vector of C too (session 11: drawn in gates only before)
 ) + ACTS
 TRAIN_MODULES = ("dropout", "drop_path")  # no state, but modules that follow train()/eval(); random in training
@@ -125,6 +127,7 @@ STATEFUL = (
     "channel_conv",
     "grn",
     "weighted_sum",
+    "prelu",
     "affine",
 )  # layer_scale, weighted_sum: a tensor at its path
 NAMES = (
@@ -561,6 +564,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "branch_sum": {"branches"},
     "branch_select": {"branches", "of", "groups"},
     "attention_pool": {"of"},
+    "prelu": {"per_channel", "init"},
     "lrn": {"size", "alpha", "beta", "k"},
     "maxpool": {"kernel", "stride", "padding", "dilation", "ceil"},
     "avgpool": {"kernel", "stride", "padding", "ceil", "exclude_pad"},
@@ -620,6 +624,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "branch_sum": {},
     "branch_select": {"groups": 1},
     "attention_pool": {},
+    "prelu": {"per_channel": False, "init": 0.25},
     "lrn": {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
     "maxpool": {"stride": 1, "padding": 0, "dilation": 1, "ceil": False},
     "avgpool": {"stride": 1, "padding": 0, "ceil": False, "exclude_pad": False},
@@ -1387,6 +1392,10 @@ class Realizer:
             raise Invalid("group_norm groups do not divide the channels")
         return self.emit("group_norm", {k: args[k] for k in ("groups", "eps", "affine")}, path, [x], xs, path)
 
+    def op_prelu(self, args: dict[str, Any], x: str, path: str) -> str:  # docs/language.md, `prelu`: shape kept
+        params = {"per_channel": bool(args["per_channel"]), "init": float(args["init"])}
+        return self.emit("prelu", params, path, [x], self.shapes[x], path)
+
     def op_leaky_relu(self, args: dict[str, Any], x: str, path: str) -> str:
         return self.emit("leaky_relu", {"slope": float(args["slope"])}, path, [x], self.shapes[x], path)
 
@@ -1694,6 +1703,15 @@ class Realizer:
             order += [p, *after.get(i, [])]
         return order
 
+    def _count_lang2(self, p: Prim) -> tuple[int, int]:
+        """prelu's slopes (one, or one per channel); attention_pool's MACs: one product per value of the pooled map,
+        as fvcore counts timm's matrix product (0 in an aux head)."""
+        if p.op == "prelu":
+            return (p.shape.c if p.params["per_channel"] else 1), 0
+        h0, w0 = self.spec.size
+        xs = self.shapes[p.inputs[1]]
+        return 0, (xs.c * xs.h[h0 - 1] * xs.w[w0 - 1] if p.aux is None else 0)  # type: ignore[index]
+
     def _count(self, p: Prim) -> tuple[int, int]:
         """A primitive's parameters, and its MACs at the spec's size (0 in an aux head)."""
         h0, w0 = self.spec.size
@@ -1729,9 +1747,8 @@ class Realizer:
             count = 2 * p.shape.c
         elif p.op == "affine":  # one scale, one bias
             count = 2
-        elif p.op == "attention_pool" and p.aux is None:  # one product per value of the pooled map, as fvcore counts
-            xs = self.shapes[p.inputs[1]]  # timm's matrix product
-            macs = xs.c * xs.h[h0 - 1] * xs.w[w0 - 1]  # type: ignore[index]
+        elif p.op in ("prelu", "attention_pool"):
+            count, macs = self._count_lang2(p)
         return count, macs
 
     def _note_names(self, outputs: dict[str, str]) -> None:
@@ -1912,7 +1929,7 @@ def truth_count(p: Prim) -> int:
         return 1
     if p.op in ("bn", "layer_norm", "group_norm"):
         return int(bool(p.params["affine"]))
-    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum", "affine"))
+    return int(p.op in ("layer_scale", "channel_conv", "weighted_sum", "prelu", "affine"))
 
 
 def check_names(spec: Spec) -> None:
@@ -2011,6 +2028,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("weighted_sum", "weights", "plain"): "plain",
     ("space_to_depth", "order", "block"): "block_major",
     ("space_to_depth", "order", "channel"): "channel_major",
+    ("prelu", "per_channel", True): "per_channel",
     ("pad", "mode", "reflect"): "reflect",
     ("pad", "mode", "replicate"): "replicate",
     ("pad", "mode", "circular"): "circular",
@@ -3059,6 +3077,7 @@ class Gen:
         "frozen_bn": (("eps", 0.3, [0.001]),),
         "grn": (("eps", 0.4, [0.001, 0.1]),),
         "l2_norm": (("eps", 0.4, [1e-6, 0.5]),),
+        "prelu": (("per_channel", 0.5, [True]), ("init", 0.3, [0.1, -0.5])),
         "affine": (("scale", 0.4, [0.5, -2.0]), ("bias", 0.4, [0.25, -1.0])),
         "channel_conv": (("kernel", 0.5, [1, 3, 5]), ("gamma", 0.2, [3.0, 1.5]), ("beta", 0.2, [3.0, 0.5])),
         "space_to_depth": (("order", 0.6, ["channel", "block"]),),
@@ -3296,7 +3315,12 @@ class Gen:
         if how < 0.75:  # issue 30 (LANG): a skip merged with an upsampled map, by a whole or a non-whole factor
             k, scale, other = self.pick(self.upsampled_skips(v, enc))
             pool = Op(self.pick(["maxpool", "avgpool"]), {"kernel": (k, k), "stride": (k, k)}, style=self.style())
-            up = Op("upsample", {"scale": scale} | ({"mode": "bilinear"} if self.chance(0.5) else {}), style=self.style())
+            mode = (
+                ({"mode": "bilinear"} | ({"align_corners": self.chance(0.5)} if self.chance(0.3) else {}))
+                if self.chance(0.5)
+                else {}
+            )
+            up = Op("upsample", {"scale": scale} | mode, style=self.style())  # align_corners: rare otherwise (session 11)
             skip: Any = Take("enc")
             if other is not None:  # LANG's example: the skip pooled by another factor
                 skip = Chain([Take("enc"), Op("maxpool", {"kernel": (other, other), "stride": (other, other)})])
