@@ -3404,7 +3404,15 @@ class Gen:
             Op("conv2d", {"out": self.pick([1, 1, c])}, style=self.style(), fixed=True),
             Op("attention_pool", {"of": "m"}, long=self.chance(0.3), style=self.style()),
         ]
-        body = Chain(items, "chain_map", ["m", "logits", "pool"])
+        body: Any = Chain(items, "chain_map", ["m", "logits", "pool"])
+        if self.chance(0.5):  # GCNet's block: x + fc(attention_pool of its own input), the context broadcast onto x
+            x = self.r.shapes[v].c
+            ctx = [
+                Op("conv2d", {"out": self.pick([1, 1, x])}, style=self.style(), fixed=True),
+                Op("attention_pool", {"of": "block_in"}, long=self.chance(0.3), style=self.style()),
+                Op("conv2d", {"out": x}, style=self.style(), fixed=True),
+            ]
+            body = Residual(Chain(ctx, "chain_map", ["conv_attn", "pool", "fc"]), None, None, self.pick([None, Op("relu")]))
         return self.new_blocks(v, {}, [Block(f"attnpool{len(spec.blocks)}", {}, body)])
 
     def make_share(self, v: str, depth: int) -> Use | None:
