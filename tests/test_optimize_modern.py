@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import operator
 import shutil
+from functools import partial
 
 import pytest
 
@@ -509,3 +510,49 @@ def test_se_gate_stays_after_the_conv_where_the_pattern_differs(write_spec) -> N
     gm = optimize(batch_stats)
     assert _gated_sums(gm) == 1
     _close(gm, batch_stats, torch.randn(3, 3, 16, 16))
+
+
+def test_global_mean_in_bf16_is_a_pooling_window_with_the_mean_s_value() -> None:
+    """:func:`global_mean` against ``mean`` in float32 of the same bf16 values (the truth), within one bf16
+    rounding of the result; in float32, and for a map that is not 4-d, it is ``mean`` itself."""
+    from archspec.passes.common import global_mean
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 40, 9, 7).to(torch.bfloat16)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl = x.contiguous(memory_format=layout)
+        for dim in ((2, 3), (-2, -1)):
+            for keepdim in (True, False):
+                got = global_mean(xl, dim, keepdim)
+                want = xl.float().mean(dim, keepdim=keepdim)
+                assert got.dtype == torch.bfloat16 and got.shape == want.shape
+                assert (got.float() - want).abs().max().item() <= 2**-8 * want.abs().max().item()
+    x32 = torch.randn(2, 5, 6, 4)
+    assert torch.equal(global_mean(x32, (2, 3), False), x32.mean((2, 3)))
+    x3 = torch.randn(5, 6, 4).to(torch.bfloat16)
+    assert torch.equal(global_mean(x3), x3.mean((-2, -1), keepdim=True))
+
+
+def test_bf16_optimize_pools_by_window_and_runs_se_products_in_float32(write_spec) -> None:
+    """In bf16 no ``mean`` or ``adaptive_avg_pool2d`` is left (the SE pools and the head's), the input is
+    made channels_last and then bf16 in two steps, the SE convs' matrix products run with float32 weights;
+    the logits stay within bf16's error of the float32 eager model's. In float32 the graph keeps its pools."""
+    from archspec.passes.common import global_mean
+
+    model = _model(write_spec, MBCONV)
+    x = torch.randn(3, 3, 32, 32)
+    opt = optimize(model, dtype=torch.bfloat16)
+    called = _targets(opt, "call_function")
+    assert F.adaptive_avg_pool2d not in called and torch.mean not in called
+    assert called.count(global_mean) == 3
+    to = [n for n in opt.graph.nodes if n.op == "call_method" and n.target == "to"][:2]
+    assert [n.kwargs for n in to] == [{"memory_format": torch.channels_last}, {"dtype": torch.bfloat16}]
+    with torch.no_grad():
+        got, want = opt(x), model(x)
+        got_again = opt(x)  # the SE convs' second call replays the first's float32 product
+    assert got.dtype == torch.float32 and torch.equal(got, got_again)
+    runs = [m._repeat[6] for m in opt.modules() if isinstance(m, ConvAct) and m._repeat and isinstance(m._repeat[6], partial)]
+    products = [r for r in runs if r.func.__name__ == "_pixel_linear_float32"]
+    assert len(products) == 4 and all(r.args[0].dtype == torch.float32 for r in products)
+    assert ((got - want).norm() / want.norm()).item() <= 1e-2
+    assert F.adaptive_avg_pool2d in _targets(optimize(model), "call_function")

@@ -12,6 +12,38 @@ import torch.nn.functional as F
 
 RELUS = frozenset({torch.relu, torch.relu_, F.relu})
 TO_LAST, TO_FIRST = [0, 2, 3, 1], [0, 3, 1, 2]  # NCHW → NHWC and back, as permute dims
+REDUCED = frozenset({torch.bfloat16, torch.float16})
+_SPATIAL = ((2, 3), (-2, -1), [2, 3], [-2, -1], (-1, -2), (3, 2))
+
+
+def global_mean(x: torch.Tensor, dim: tuple[int, int] = (-2, -1), keepdim: bool = True) -> torch.Tensor:
+    """``x.mean(dim, keepdim)`` for ``dim`` the last two axes (H and W of an N×C×H×W map).
+
+    In bfloat16 or float16, ``avg_pool2d`` over the whole map: torch's ``mean`` of a reduced-precision
+    map first copies all of it to float32 (17 ms against 0.9 ms for a bf16 8×96×112×112 channels_last
+    map, docs/performance.md), while the pooling kernel accumulates each channel in float32 as it reads."""
+    if x.dtype not in REDUCED or x.dim() != 4:
+        return x.mean(dim, keepdim=keepdim)
+    y = F.avg_pool2d(x, x.shape[2:])
+    return y if keepdim else y.flatten(1)
+
+
+def spatial_mean(node: fx.Node) -> tuple[tuple[int, int], bool] | None:
+    """``(dim, keepdim)`` where ``node`` takes a mean over the last two axes, as ``adaptive_avg_pool2d(·, 1)``
+    or ``mean((2, 3))`` (axes 2 and 3 are the last two of a 4-d map), else None."""
+    if node.op == "call_function" and node.target is F.adaptive_avg_pool2d:
+        size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
+        return ((-2, -1), True) if size in (1, (1, 1), [1, 1]) and len(node.args) + len(node.kwargs) == 2 else None
+    if (node.op == "call_function" and node.target is torch.mean) or (node.op == "call_method" and node.target == "mean"):
+        args = dict(node.kwargs)
+        for key, value in zip(("dim", "keepdim"), node.args[1:], strict=False):
+            args[key] = value
+        if set(args) - {"dim", "keepdim"} or len(node.args) > 3 or args.get("dim") not in _SPATIAL:
+            return None
+        keepdim, dim = args.get("keepdim", False), args["dim"]
+        assert isinstance(dim, (tuple, list))
+        return ((int(dim[0]), int(dim[1])), keepdim) if isinstance(keepdim, bool) else None
+    return None
 
 
 @dataclass

@@ -27,14 +27,14 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from archspec.passes import onednn
-from archspec.passes.common import RELUS, PassResult, called_module, finish, only_user, set_module
+from archspec.passes.common import RELUS, PassResult, called_module, finish, global_mean, only_user, set_module
 from archspec.passes.fuse_act import ConvAct
 from archspec.passes.fuse_add import _writable
 
 
 def pooled_pointwise(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``pool(conv(z))`` for a 1×1 conv, as ``conv(pool(z))``: N×C_out×1×1."""
-    y = F.linear(z.mean((2, 3)), weight.reshape(weight.shape[0], -1), bias)
+    y = F.linear(global_mean(z, (2, 3), keepdim=False), weight.reshape(weight.shape[0], -1), bias)
     return y.reshape(*y.shape, 1, 1)
 
 

@@ -11,6 +11,9 @@ GroupNorm is the exception: torch's CPU kernel for a channels_last map sums x an
 its variance cancels catastrophically when a group's mean is large against its spread (mean 30,
 std 0.5: errors of 1e-2; found by the differential tester, seed 3000286). Its input is made
 channels-first and its output channels-last again.
+
+In bfloat16 (or float16), global average pools become :func:`~archspec.passes.common.global_mean`, a
+pooling window over the whole map: torch's ``mean`` of a reduced-precision map copies it to float32 first.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from archspec.passes.common import TO_FIRST, PassResult, finish, permute_of
+from archspec.passes.common import REDUCED, TO_FIRST, PassResult, finish, global_mean, permute_of, spatial_mean
 
 
 def _to_float32(graph: fx.Graph, value: fx.Node) -> fx.Node:
@@ -57,6 +60,18 @@ def _drop_channels_first_copies(graph: fx.Graph) -> None:
             graph.erase_node(node)
 
 
+def _means_as_windows(graph: fx.Graph) -> None:
+    """Global average pools as :func:`global_mean`: in bf16, a pooling window over the whole map
+    instead of a ``mean`` that first copies the map to float32."""
+    for node in list(graph.nodes):
+        found = spatial_mean(node)
+        if found is not None:
+            with graph.inserting_before(node):
+                pooled = graph.call_function(global_mean, (node.args[0], *found))
+            node.replace_all_uses_with(pooled)
+            graph.erase_node(node)
+
+
 def to_layout(
     gm: fx.GraphModule, memory_format: torch.memory_format | None = torch.channels_last, dtype: torch.dtype | None = None
 ) -> PassResult:
@@ -67,20 +82,23 @@ def to_layout(
     if memory_format is not None:
         gm.to(memory_format=memory_format)
     graph = gm.graph
+    if dtype in REDUCED:
+        _means_as_windows(graph)
     if memory_format == torch.channels_last:
         _drop_channels_first_copies(graph)
         _group_norm_channels_first(gm)
     (x,) = [n for n in graph.nodes if n.op == "placeholder"]
-    kwargs: dict[str, fx.node.Argument] = {}
-    if memory_format is not None:
-        kwargs["memory_format"] = memory_format
+    # one step each: torch's copy that changes the layout and the dtype at once is not vectorised
+    # (2.5 ms for a bf16 8×3×224×224 input, against 0.9 + 0.3 ms in two steps)
+    steps: list[dict[str, fx.node.Argument]] = [{"memory_format": memory_format}] if memory_format is not None else []
     if dtype is not None:
-        kwargs["dtype"] = dtype
-    with graph.inserting_after(x):
-        converted = graph.call_method("to", (x,), kwargs)
-    for user in list(x.users):
-        if user is not converted:
-            user.replace_input_with(x, converted)
+        steps.append({"dtype": dtype})
+    users, converted = list(x.users), x
+    for kwargs in steps:
+        with graph.inserting_after(converted):
+            converted = graph.call_method("to", (converted,), kwargs)
+    for user in users:
+        user.replace_input_with(x, converted)
     if dtype is not None:
         output = next(n for n in graph.nodes if n.op == "output")
         with graph.inserting_before(output):
