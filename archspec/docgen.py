@@ -38,6 +38,8 @@ def type_text(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " / ".join(map(str, prop["enum"]))
     kind = prop.get("type")
+    if kind == "string" and "pattern" in prop and "title" in prop:  # a written form: leaky_relu(SLOPE) / ...
+        return str(prop["title"])
     if kind == "array":
         item = _TYPES.get(prop.get("items", {}).get("type", ""), "any")
         n = prop.get("minItems")

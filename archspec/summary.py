@@ -296,8 +296,16 @@ def _saved_for_backward(
             elif what == "indices":
                 extra += numel(n) * 8  # int64
             elif what == "mask" and float(getattr(record.params, "p", 0.0)) > 0:
-                extra += numel(n) * 4  # CPU dropout multiplies by a float mask
+                # CPU dropout multiplies by a float mask: one value per element, or per channel (channelwise)
+                extra += numel(n) // _pixels(graph, n) * 4 if getattr(record.params, "channelwise", False) else numel(n) * 4
     return saved, weights, extra
+
+
+def _pixels(graph: OpGraph, n: str) -> int:
+    """H·W of a node's map at the spec's input size (a channelwise dropout's mask has one value per channel)."""
+    shape, (h, w) = graph.at(n).shape, graph.net.input.size
+    assert shape is not None and shape.height is not None and shape.width is not None
+    return max(1, shape.height(h) * shape.width(w))
 
 
 def _inference_peak(graph: OpGraph, order: list[str], numel: Callable[[str], int]) -> int:

@@ -107,23 +107,26 @@ def test_reading_what_an_op_builds_gives_its_parameters() -> None:
             from archspec.ops.channel_conv import kernel_of
 
             expected |= {"kernel": kernel_of(p, inputs[0].channels), "gamma": 2.0, "beta": 1.0}
-        built: list[Any] = []
-        if op.stateful:
-            built.append(ModuleCall(op.module(p, inputs, out)))
-        elif op.train_module:
-            built.append(ModuleCall(op.train_module_of(p)))
+        if name == "prelu":  # the slopes it starts at are weights, read with the state_dict (PReLU.read)
+            expected["init"] = type(p).model_fields["init"].default
+        built: list[tuple[Any, Any]] = []  # (the torch form, the reader that reads it)
+        if op.stateful or op.train_module:
+            module = op.module(p, inputs, out) if op.stateful else op.train_module_of(p)
+            built.append((ModuleCall(module), table.modules[type(module)][1]))
         else:
             fn, kwargs = op.function(p)
             if fn in table.functions:
-                built.append(FunctionCall(_traced_call(fn, kwargs), table.functions[fn][1].args))
+                built.append((FunctionCall(_traced_call(fn, kwargs), table.functions[fn][1].args), table.functions[fn][1]))
             if op.layer is not None:
-                built.append(ModuleCall(getattr(nn, op.layer)(**kwargs)))
+                layer = getattr(nn, op.layer)(**kwargs)
+                built.append((ModuleCall(layer), table.modules[type(layer)][1]))
         assert built, name
-        for call in built:
+        for call, reader in built:
             read = op.read(call)
             if read is None:  # read as no op: then what the op builds must compute nothing
                 _assert_identity(call)
                 continue
+            read = {**read, **dict(reader.sets)}  # as the converter reads it (nn.Dropout2d: channelwise)
             got = op.Params.model_validate(read).model_dump()
             assert got == expected, (name, args, got)
         checked.add(name)

@@ -28,6 +28,7 @@ from archspec.importer.forms import ChannelSplits, Merges, Rows, ValueReads, per
 from archspec.importer.sizes import is_size, size_of, sym
 from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
 from archspec.ops import REGISTRY, Op
+from archspec.ops.conv import act_text
 from archspec.ops.registry import Reader, Unreadable
 
 Entry = tuple[Op, Reader]
@@ -528,7 +529,7 @@ def _fuse(prims: list[Prim], users: dict[int, list[int]], conv: Prim, output: in
     bn = prims[users[conv.id][0]]
     if bn.op == "bn" and bn.path == base + ".bn" and bn.params["affine"]:
         norm: Prim | None = bn
-    elif bn.op in ACTIVATIONS and not bn.params and bn.path is not None and bn.path.startswith(base + "."):
+    elif _act_text(bn) is not None and bn.path is not None and bn.path.startswith(base + "."):
         norm = None  # conv → activation, no BatchNorm: archspec's `conv ... no_bn` (a network it built)
     else:
         return
@@ -538,12 +539,11 @@ def _fuse(prims: list[Prim], users: dict[int, list[int]], conv: Prim, output: in
     if (
         len(after) == 1
         and end != output
-        and prims[after[0]].op in ACTIVATIONS
-        and not prims[after[0]].params  # a composite's activation has its default parameters (leaky_relu 0.01)
+        and _act_text(prims[after[0]]) is not None  # leaky_relu 0.1 too: act=leaky_relu(0.1)
         and (prims[after[0]].path is None or str(prims[after[0]].path).startswith(base + "."))
     ):
         last = prims[after[0]]
-        act = last.op
+        act = _act_text(last) or "none"
     params = dict(conv.params)
     if norm is not None:
         params.update(bn=True, eps=norm.params["eps"], momentum=norm.params["momentum"], act=act)
@@ -552,6 +552,12 @@ def _fuse(prims: list[Prim], users: dict[int, list[int]], conv: Prim, output: in
     conv.op, conv.params, conv.path = "conv", params, base
     for index in {x.id for x in (norm, last) if x is not None}:
         prims[index].op, prims[index].params, prims[index].path, prims[index].stateful = "pass", {}, None, False
+
+
+def _act_text(prim: Prim) -> str | None:
+    """A composite conv's `act=` for an activation prim (``leaky_relu(0.1)``); None for another op, or an
+    activation `act=` cannot say (prelu per_channel)."""
+    return act_text(prim.op, prim.params) if prim.op in ACTIVATIONS else None
 
 
 __all__ = ["ACTIVATIONS", "Converter", "FunctionCall", "ModuleCall", "Readers", "fuse_composites", "readers", "resolve"]

@@ -27,6 +27,7 @@ from archspec.importer.structure import ACTS, Chain, Concat, Gate, Part, Ref, Re
 from archspec.importer.trace import ImportRefused, Prim
 from archspec.language.model import KEYWORDS, module_name_problem
 from archspec.ops import REGISTRY, Op
+from archspec.ops.conv import act_op
 from archspec.ops.write import LETTERS, write
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -456,7 +457,8 @@ def _unfused(op: Step) -> E:
     bn = Prim(op.prim.id, "bn", {"eps": p["eps"], "momentum": p["momentum"], "affine": True}, None, [], op.prim.node, True)
     items = [E("op", name="conv", op=Step(conv))] + ([E("op", name="bn", op=Step(bn))] if p["bn"] else [])
     if p["act"] != "none":
-        items.append(E("op", op=Step(Prim(op.prim.id, p["act"], {}, None, [], op.prim.node))))
+        act, fields = act_op(p["act"])  # leaky_relu(0.1): leaky_relu with its slope
+        items.append(E("op", op=Step(Prim(op.prim.id, act, fields, None, [], op.prim.node))))
     return E("list", items=items)
 
 

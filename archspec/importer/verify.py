@@ -145,7 +145,7 @@ def _verify_aux(model: nn.Module, ours: nn.Module, x: torch.Tensor, aux: dict[st
     state = copy.deepcopy(ours.state_dict())
 
     def random(m: Any) -> bool:  # a layer that draws random numbers in training mode
-        return isinstance(m, torch.nn.Dropout) or is_drop_path(m)
+        return isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)) or is_drop_path(m)
 
     dropouts = [(m, m.p) for m in ours.modules() if random(m)]
     try:

@@ -101,6 +101,8 @@ class _Builder:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise SpecError("a mapping key must be a plain name", key_loc, code="schema")
                 key = self.build(key_node, path + ("<key>",), depth + 1)
+                if isinstance(key, bool):  # `off:` unquoted (libyaml marks plain style "", PyYAML None)
+                    raise _boolean_key(key_node.value, key, key_loc)
                 key = "null" if key is None else str(key) if not isinstance(key, str) else key
                 if key in out:
                     first = self.key_marks[path + (key,)]
@@ -138,6 +140,17 @@ class _Builder:
             hint="only plain strings, numbers, booleans, null, lists and mappings are allowed"
             + ("; quote the value to make it a string" if isinstance(node, yaml.ScalarNode) else ""),
         )
+
+
+def _boolean_key(text: str, value: bool, loc: Loc) -> SpecError:
+    """An unquoted key that YAML 1.1 reads as a boolean (``off: 1`` is ``{False: 1}``): no name can be one."""
+    return SpecError(
+        f"the key {text!r} is read by YAML as the boolean {str(value).lower()}, not as a name",
+        loc,
+        code="schema",
+        hint=f"quote it: '{text}': ... (unquoted, yes, no, on, off, true and false are booleans in YAML); "
+        f"a block parameter so quoted is used as ${text}",
+    )
 
 
 def _encodable(text: str) -> bool:

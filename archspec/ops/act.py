@@ -109,20 +109,20 @@ for _name, (_function, _doc, _layer, _reads) in _ACTIVATIONS.items():
 
 
 class _OneNumber(Op):
-    """An activation with one number (leaky_relu's slope, elu's alpha), computed by torch's ``F.<name>``
-    with it as ``torch_arg``. Read back, the default is left out, so the op fuses into a `conv` as
-    ``act=<name>`` (whose number is the default) and stands for ``$act`` in a block like any other."""
+    """An activation with one number (leaky_relu's slope, elu's alpha: :attr:`Op.number`), computed by torch's
+    ``F.<name>`` with it as ``torch_arg``. Read back, the default is left out, so the op stands for ``$act`` in a
+    block like any other; a composite `conv` gives it as ``act=<name>(<number>)``."""
 
     kind = "act"
-    field: ClassVar[str]  # the op's parameter
+    number: ClassVar[str]  # the op's parameter
     torch_arg: ClassVar[str]  # torch's name for it
 
     def default(self) -> float:
-        return float(self.Params.model_fields[self.field].default)
+        return float(self.Params.model_fields[self.number].default)
 
     def read(self, call: Call) -> dict[str, Any]:
         value = float(call.get(self.torch_arg, self.default()))
-        return {} if value == self.default() else {self.field: value}
+        return {} if value == self.default() else {self.number: value}
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -130,7 +130,7 @@ class _OneNumber(Op):
     def function(self, p: OpParams) -> tuple[Callable[..., Any], dict[str, Any]]:
         import torch.nn.functional as F
 
-        return getattr(F, self.name), {self.torch_arg: getattr(p, self.field)}
+        return getattr(F, self.name), {self.torch_arg: getattr(p, self.number)}
 
 
 class LeakyReLUParams(OpParams):
@@ -142,12 +142,12 @@ class LeakyReLU(_OneNumber):
     name = "leaky_relu"
     layer = "LeakyReLU"
     doc = (
-        "max(x, 0) + slope · min(x, 0) (torch leaky_relu; CSPNet and Darknet use slope 0.01, YOLO's 0.1). "
-        "Short form: leaky_relu [SLOPE]"
+        "max(x, 0) + slope · min(x, 0) (torch leaky_relu; CSPNet uses slope 0.01, Darknet and YOLO 0.1; "
+        "`act=leaky_relu(0.1)` on a `conv`). Short form: leaky_relu [SLOPE]"
     )
     Params = LeakyReLUParams
     positional = ("slope",)
-    field, torch_arg = "slope", "negative_slope"
+    number, torch_arg = "slope", "negative_slope"
     readers = (
         Reader("torch.nn.LeakyReLU"),
         Reader("torch.nn.functional.leaky_relu", args=("negative_slope", "inplace")),
@@ -174,10 +174,10 @@ class EluParams(OpParams):
 class Elu(_OneNumber):
     name = "elu"
     layer = "ELU"
-    doc = "x for x > 0, alpha · (exp(x) - 1) otherwise (torch elu). Short form: elu [ALPHA]"
+    doc = "x for x > 0, alpha · (exp(x) - 1) otherwise (torch elu; `act=elu(0.5)` on a `conv`). Short form: elu [ALPHA]"
     Params = EluParams
     positional = ("alpha",)
-    field = torch_arg = "alpha"
+    number = torch_arg = "alpha"
     readers = (Reader("torch.nn.ELU"), Reader("torch.nn.functional.elu", args=("alpha", "inplace")))
 
     def label(self, p: EluParams) -> str:

@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Union
+import re
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
 
+from archspec.errors import did_you_mean
 from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
+from archspec.ops.act import Elu, LeakyReLU
+from archspec.ops.prelu import PReLU
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, map_size, pair, register
+from archspec.ops.write import number_text
 from archspec.symbolic import Shape, Window, factor
 
 Activation = Literal[
@@ -27,6 +32,76 @@ Activation = Literal[
     "prelu",
     "none",
 ]
+# The activations whose one number `act=` gives in parentheses (Op.number): act=leaky_relu(0.1) ends a conv in
+# leaky_relu with slope 0.1, as `leaky_relu 0.1` written after it would.
+NUMBERED: dict[str, str] = {op.name: op.number for op in (LeakyReLU, Elu, PReLU)}
+_NUMBER = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_ACT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?", re.DOTALL)
+_WITH_NUMBER = ", ".join(f"{name}({number.upper()})" for name, number in NUMBERED.items()).replace(", p", " and p")
+
+
+def _activation(value: Any) -> str:
+    """`act=`'s value: an activation's name, or NAME(V) for one that takes a number (``NUMBERED``), its number
+    checked by that op's own model; written canonically (the default number left out: leaky_relu(0.01) is
+    leaky_relu; the number as short as it reads back: leaky_relu(.10) is leaky_relu(0.1))."""
+    names = get_args(Activation)
+    shown = " / ".join(names)
+    if not isinstance(value, str):
+        raise ValueError(f"must be an activation ({shown}), or one with its number: {_WITH_NUMBER}")
+    m = _ACT.fullmatch(value.strip())
+    if m is None:
+        raise ValueError(f"{value!r} is not an activation: write its name ({shown}), or one with its number: {_WITH_NUMBER}")
+    name, arg = m.group(1), m.group(2)
+    if name not in names:
+        hint = did_you_mean(name, names)
+        raise ValueError(f"unknown activation {name!r}" + (f" ({hint})" if hint else f": write one of {shown}"))
+    if arg is None:
+        return name
+    number = NUMBERED.get(name)
+    if number is None:
+        raise ValueError(f"{name} takes no number: write act={name}; only {_WITH_NUMBER} take one in parentheses")
+    if not re.fullmatch(_NUMBER, arg.strip()):
+        raise ValueError(f"{arg!r} in {value!r} is not a number: {name}'s {number} is written act={name}(0.1)")
+    op = _OPS[name]
+    try:
+        model = op.Params.model_validate({number: float(arg)})
+    except ValidationError as e:
+        raise ValueError(f"{name}'s {number} in {value!r}: {e.errors(include_url=False)[0]['msg']}") from None
+    given = float(getattr(model, number))
+    default = op.Params.model_fields[number].default
+    return name if given == default else f"{name}({number_text(given)})"
+
+
+def act_op(act: str) -> tuple[str, dict[str, float]]:
+    """A validated `act=` value as the activation op it ends the conv in: (``leaky_relu``, ``{"slope": 0.1}``)."""
+    name, _, arg = act.partition("(")
+    return (name, {NUMBERED[name]: float(arg[:-1])}) if arg else (name, {})
+
+
+def act_text(name: str, params: dict[str, Any]) -> str | None:
+    """The `act=` value that ends a conv in the activation ``name`` with ``params`` (as its op reads them back),
+    the inverse of :func:`act_op`; None where `act=` cannot say it (prelu per_channel)."""
+    if not params:
+        return name
+    number = NUMBERED.get(name)
+    if number is None or set(params) != {number}:
+        return None
+    return _activation(f"{name}({number_text(float(params[number]))})")
+
+
+_OPS: dict[str, type[Op]] = {op.name: op for op in (LeakyReLU, Elu, PReLU)}
+_ACT_SCHEMA = {
+    "anyOf": [
+        {"enum": list(get_args(Activation))},
+        {
+            "type": "string",
+            "title": " / ".join(f"{name}({number.upper()})" for name, number in NUMBERED.items()),
+            "pattern": rf"^(?:{'|'.join(NUMBERED)})\({_NUMBER}\)$",
+        },
+    ]
+}
+ActivationText = Annotated[str, BeforeValidator(_activation), WithJsonSchema(_ACT_SCHEMA)]
+
 Padding = Union[
     Literal["same"],
     Annotated[NonNegPair, Field(description="pixels added on each side")],
@@ -269,7 +344,11 @@ class ConvParams(Conv2dParams):
     bn: bool = True
     eps: Eps = 1e-5
     momentum: float = 0.1
-    act: Activation = "relu"
+    act: ActivationText = Field(
+        "relu",
+        description="the activation after the BatchNorm; leaky_relu(SLOPE), elu(ALPHA) and prelu(INIT) give it its "
+        "number (act=leaky_relu(0.1): Darknet's and YOLO's slope; without one, each op's default)",
+    )
 
 
 @register
@@ -279,7 +358,7 @@ class Conv(Op):
     doc = (
         "Composite Conv2d → BatchNorm2d → activation, with children `conv` and `bn` (timm's ConvNormAct, "
         "torchvision's BasicConv2d). Short form: conv OUT KxK [sS] [pP|pH,W|same] [dD] [gG|dw] [bias] [no_bn] "
-        "[eps=E] [act=relu|none|...]"
+        "[eps=E] [act=relu|none|leaky_relu(SLOPE)|...]"
     )
     kind = "conv"
     Params = ConvParams
@@ -304,7 +383,7 @@ class Conv(Op):
         if p.bn:
             chain.append(("bn", "bn", {"eps": p.eps, "momentum": p.momentum}))
         if p.act != "none":
-            chain.append(("act", p.act, {}))
+            chain.append(("act", *act_op(p.act)))
         return chain
 
     def infer(self, p: ConvParams, inputs: list[Shape]) -> Shape:  # used only for documentation

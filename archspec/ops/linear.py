@@ -88,6 +88,11 @@ class Linear(Op):
 
 class DropoutParams(OpParams):
     p: Probability = Field(0.5, description="probability of zeroing an element (not the keep probability)")
+    channelwise: bool = Field(
+        False,
+        description="the flag channelwise: zero whole channels of a C×H×W map, each sample's own (torch's nn.Dropout2d, "
+        "Tompson et al.'s SpatialDropout); P is then the probability of zeroing a channel",
+    )
 
 
 @register
@@ -95,16 +100,23 @@ class Dropout(Op):
     name = "dropout"
     doc = (
         "Dropout with drop probability P (keep probability 0.8 is `dropout 0.2`), active in training mode "
-        "only. Always an `nn.Dropout` module, so it follows `train()`/`eval()`; it holds no state, and where "
+        "only: each element zeroed with probability P, the others scaled by 1/(1 − P); with `channelwise`, "
+        "each channel of each sample's C×H×W map zeroed whole instead (torch's `nn.Dropout2d`; a vector is an error). "
+        "Always an `nn.Dropout` (`nn.Dropout2d`) module, so it follows `train()`/`eval()`; it holds no state, and where "
         "another module (a layer, a dropout, an `interpolate`) already has its path it takes a free one (`0_2`). "
-        "Short form: dropout P"
+        "Short form: dropout P [channelwise]"
     )
     kind = "misc"
     Params = DropoutParams
     positional = ("p",)
     train_module = True
     saved_for_backward = ("mask",)
-    readers = (Reader("torch.nn.Dropout"), Reader("torch.nn.functional.dropout", args=("p", "training", "inplace")))
+    readers = (
+        Reader("torch.nn.Dropout"),
+        Reader("torch.nn.functional.dropout", args=("p", "training", "inplace")),
+        Reader("torch.nn.Dropout2d", sets=(("channelwise", True),)),
+        Reader("torch.nn.functional.dropout2d", args=("p", "training", "inplace"), sets=(("channelwise", True),)),
+    )
 
     def read(self, call: Call) -> dict[str, Any] | None:
         p = float(call.get("p", 0.5))
@@ -113,15 +125,20 @@ class Dropout(Op):
         return None if p == 0.0 else {"p": p}
 
     def infer(self, p: DropoutParams, inputs: list[Shape]) -> Shape:
+        if p.channelwise and not inputs[0].is_map:
+            raise OpShapeError(
+                f"channelwise dropout zeroes whole channels of a C×H×W map, got a vector of {inputs[0].channels}",
+                hint="write it before the pooling, or drop single values of a vector with dropout P",
+            )
         return inputs[0]
 
     def train_module_of(self, p: DropoutParams) -> Any:
         import torch.nn as nn
 
-        return nn.Dropout(p.p)
+        return nn.Dropout2d(p.p) if p.channelwise else nn.Dropout(p.p)
 
     def label(self, p: DropoutParams) -> str:
-        return f"Dropout ({p.p:g})"
+        return f"{'Dropout2d' if p.channelwise else 'Dropout'} ({p.p:g})"
 
 
 class DropPathParams(OpParams):

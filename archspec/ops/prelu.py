@@ -36,6 +36,7 @@ class PReLU(Op):
     fresh_output = True
     saved_for_backward = ("in", "w")
     readers = (Reader("torch.nn.PReLU"),)
+    number = "init"  # a composite conv's act=prelu(0.1): one slope, starting at 0.1
 
     def read(self, call: Call) -> dict[str, Any]:
         """nn.PReLU's slopes are weights, read with the state_dict; its one attribute is how many there are."""

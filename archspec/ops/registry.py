@@ -124,6 +124,9 @@ class Op:
     # Fields that name an earlier value (a module path, as ``from:`` does): each becomes one more input,
     # after the op's own, in order (``crop to=up``, ``interpolate size_of=up`` read the value at ``up`` for its size).
     reads_values: ClassVar[tuple[str, ...]] = ()
+    # An activation's one number (leaky_relu's slope): the field a composite conv's ``act=NAME(V)`` sets
+    # (archspec/ops/conv.py); None for an op that takes no number there.
+    number: ClassVar[str | None] = None
     not_imported: ClassVar[str | None] = None
 
     # ---- its documentation: ``doc`` may end its first sentence with "Short form: SYNOPSIS" -------

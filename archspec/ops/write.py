@@ -28,6 +28,8 @@ LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
 _NUMBER = re.compile(r"^-?(\d+|\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")  # what the lexer reads as a bare number
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$")  # a word, or a module path (size_of=fpn.inner.2)
 _PATH = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*$")  # a module path that may start with a number (size_of=1)
+# an activation with its number (a conv's act=leaky_relu(0.1), archspec/ops/conv.py): one token, a YAML string
+_WITH_NUMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\(-?[0-9.]+(?:[eE][-+]?[0-9]+)?\)$")
 _MISSING = object()
 
 
@@ -55,7 +57,7 @@ def value_text(v: Any) -> str:
         if len(v) == 2 and v[0] == v[1]:
             return value_text(v[0])
         return "[" + ",".join(value_text(x) for x in v) + "]"
-    if isinstance(v, str) and _WORD.match(v):
+    if isinstance(v, str) and (_WORD.match(v) or _WITH_NUMBER.match(v)):
         return v
     if isinstance(v, str) and _PATH.match(v):
         # a numbered module (size_of=1, to=0.conv): bare unless the lexer would read a float (1.5, 1e3), which

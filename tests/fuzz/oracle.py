@@ -195,8 +195,8 @@ class Oracle(nn.Module):
             return _weighted(a, self.tensor(p.path), x)
         if p.op == "channel_conv":
             return _across_channels(x, self.tensor(p.path + ".weight")[0, 0])
-        if p.op == "dropout":
-            return F.dropout(x, a["p"], training=self.training)
+        if p.op == "dropout":  # channelwise: whole channels of each sample (torch's dropout2d)
+            return (F.dropout2d if a.get("channelwise") else F.dropout)(x, a["p"], training=self.training)
         if p.op == "drop_path":  # torchvision's per-sample stochastic depth, the reference drop_path matches
             from torchvision.ops import stochastic_depth
 
@@ -261,7 +261,7 @@ def _rearranged(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
 
 
 def _resize_or_leaky(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
-    if op == "leaky_relu":  # as an op its slope; as a conv's act=leaky_relu torch's default
+    if op == "leaky_relu":  # its slope (a conv's act=leaky_relu(S): S; act=leaky_relu: torch's default)
         return F.leaky_relu(x, a.get("slope", 0.01))
     if op == "pad":
         if a["mode"] != "constant":
@@ -372,7 +372,7 @@ def _pool(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
 
 def _by_definition(op: str, a: dict, x: torch.Tensor) -> torch.Tensor:
     """docs/language.md's definitions, written out (not torch's functions of the same names)."""
-    if op == "elu":  # x above 0, alpha · (exp(x) − 1) below; a conv's act=elu: alpha 1
+    if op == "elu":  # x above 0, alpha · (exp(x) − 1) below; a conv's act=elu: alpha 1, act=elu(A): A
         return torch.where(x > 0, x, a.get("alpha", 1.0) * torch.expm1(x))
     if op == "mish":  # x · tanh(softplus(x))
         return x * torch.tanh(F.softplus(x))

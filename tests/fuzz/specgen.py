@@ -58,6 +58,7 @@ UNREAD_CHANCE = 0.12  # parts nothing reads (a from: skipping a side part), and 
 # smallest specs stay as regressions in tests/test_differential.py, FIXED_SPECS).
 
 ACTS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "mish")
+CONV_ACT_NUMBERS = {"leaky_relu": "slope", "elu": "alpha"}  # docs/language.md, `conv`: act=NAME(V) sets this field
 MAP_OPS = (
     "conv",
     "conv2d",
@@ -571,7 +572,7 @@ OPTIONS: dict[str, set[str]] = {  # every option of every op with options (docs/
     "adaptive_avgpool": {"size"},
     "adaptive_maxpool": {"size"},
     "linear": {"out", "bias", "per_pixel"},
-    "dropout": {"p"},
+    "dropout": {"p", "channelwise"},
     "drop_path": {"p"},
     "layer_norm": {"eps", "affine"},
     "layer_scale": {"init", "flat", "scalar"},
@@ -631,7 +632,7 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
     "adaptive_avgpool": {},
     "adaptive_maxpool": {},
     "linear": {"bias": True, "per_pixel": False},
-    "dropout": {"p": 0.5},
+    "dropout": {"p": 0.5, "channelwise": False},
     "layer_norm": {"eps": 1e-5, "affine": True},
     "layer_scale": {"init": 1e-6, "flat": False, "scalar": False},
     "channel_conv": {"kernel": None, "gamma": 2.0, "beta": 1.0},
@@ -1282,8 +1283,10 @@ class Realizer:
                 self.shapes[y],
                 path,
             )
-        if args["act"] != "none":
-            y = self.emit(args["act"], {}, _join(path, "act"), [y], self.shapes[y], path)
+        if args["act"] != "none":  # docs/language.md, `conv`: act=leaky_relu(0.2) is leaky_relu with slope 0.2
+            act, _, number = str(args["act"]).partition("(")
+            fields = {CONV_ACT_NUMBERS[act]: float(number.rstrip(")"))} if number else {}
+            y = self.emit(act, fields, _join(path, "act"), [y], self.shapes[y], path)
         return y
 
     def op_conv2d(self, args: dict[str, Any], x: str, path: str) -> str:
@@ -1580,7 +1583,11 @@ class Realizer:
         return self.emit("lrn", {k: args[k] for k in ("size", "alpha", "beta", "k")}, path, [x], xs, path)
 
     def op_dropout(self, args: dict[str, Any], x: str, path: str) -> str:
-        return self.emit("dropout", {"p": float(args["p"])}, path, [x], self.shapes[x], path)
+        # docs/language.md, `dropout`: channelwise zeroes whole channels of a map (nn.Dropout2d); a vector is an error
+        if args.get("channelwise") and not self.shapes[x].is_map:
+            raise Invalid("channelwise dropout on a vector")
+        params = {"p": float(args["p"]), "channelwise": bool(args.get("channelwise", False))}
+        return self.emit("dropout", params, path, [x], self.shapes[x], path)
 
     def op_drop_path(self, args: dict[str, Any], x: str, path: str) -> str:
         if "p" not in args:
@@ -2029,6 +2036,7 @@ FLAGS = {  # (op, arg, value) → the bare word that sets it
     ("space_to_depth", "order", "block"): "block_major",
     ("space_to_depth", "order", "channel"): "channel_major",
     ("prelu", "per_channel", True): "per_channel",
+    ("dropout", "channelwise", True): "channelwise",
     ("pad", "mode", "reflect"): "reflect",
     ("pad", "mode", "replicate"): "replicate",
     ("pad", "mode", "circular"): "circular",
@@ -3064,7 +3072,7 @@ class Gen:
         if name == "conv":
             for key, p, values in (
                 ("bn", 0.15, [False]),
-                ("act", 0.3, [*ACTS, "none"]),
+                ("act", 0.3, [*ACTS, "none", "leaky_relu(0.2)", "elu(0.5)"]),
                 ("eps", 0.15, [0.001, 0.01]),
                 ("momentum", 0.1, [0.0, 0.3, 1.0]),
             ):
@@ -3083,7 +3091,7 @@ class Gen:
         "space_to_depth": (("order", 0.6, ["channel", "block"]),),
         "weighted_sum": (("weights", 0.6, ["fast", "softmax", "plain"]), ("eps", 0.3, [0.01, 0.5]), ("init", 0.5, [0.5, 2.0])),
         "lrn": (("size", 0.5, [1, 2, 3, 5]), ("alpha", 0.3, [0.001, 0.1]), ("beta", 0.3, [0.5, 0.75]), ("k", 0.3, [1.0, 2.0])),
-        "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]),),
+        "dropout": (("p", 0.8, [0.0, 0.0, 0.0, 0.25]), ("channelwise", 0.2, [True])),
         "linear": (("bias", 0.3, [True, False]), ("per_pixel", 0.05, [True])),
         "layer_norm": (("eps", 0.3, [1e-6, 0.001]), ("affine", 0.2, [False])),
         "layer_scale": (("init", 0.8, [0.5, 2.0, 1e-6]), ("flat", 0.3, [True]), ("scalar", 0.2, [True])),
