@@ -34,10 +34,12 @@ Activation = Literal[
 ]
 # The activations whose one number `act=` gives in parentheses (Op.number): act=leaky_relu(0.1) ends a conv in
 # leaky_relu with slope 0.1, as `leaky_relu 0.1` written after it would.
-NUMBERED: dict[str, str] = {op.name: op.number for op in (LeakyReLU, Elu, PReLU)}
+_NUMBERED_OPS: dict[str, type[Op]] = {op.name: op for op in (LeakyReLU, Elu, PReLU)}
+NUMBERED: dict[str, str] = {name: str(op.number) for name, op in _NUMBERED_OPS.items()}
 _NUMBER = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _ACT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?", re.DOTALL)
-_WITH_NUMBER = ", ".join(f"{name}({number.upper()})" for name, number in NUMBERED.items()).replace(", p", " and p")
+_FORMS = [f"{name}({number.upper()})" for name, number in NUMBERED.items()]  # leaky_relu(SLOPE), ...
+_WITH_NUMBER = ", ".join(_FORMS[:-1]) + " and " + _FORMS[-1]
 
 
 def _activation(value: Any) -> str:
@@ -62,7 +64,7 @@ def _activation(value: Any) -> str:
         raise ValueError(f"{name} takes no number: write act={name}; only {_WITH_NUMBER} take one in parentheses")
     if not re.fullmatch(_NUMBER, arg.strip()):
         raise ValueError(f"{arg!r} in {value!r} is not a number: {name}'s {number} is written act={name}(0.1)")
-    op = _OPS[name]
+    op = _NUMBERED_OPS[name]
     try:
         model = op.Params.model_validate({number: float(arg)})
     except ValidationError as e:
@@ -89,13 +91,12 @@ def act_text(name: str, params: dict[str, Any]) -> str | None:
     return _activation(f"{name}({number_text(float(params[number]))})")
 
 
-_OPS: dict[str, type[Op]] = {op.name: op for op in (LeakyReLU, Elu, PReLU)}
 _ACT_SCHEMA = {
     "anyOf": [
         {"enum": list(get_args(Activation))},
         {
             "type": "string",
-            "title": " / ".join(f"{name}({number.upper()})" for name, number in NUMBERED.items()),
+            "title": " / ".join(_FORMS),
             "pattern": rf"^(?:{'|'.join(NUMBERED)})\({_NUMBER}\)$",
         },
     ]
