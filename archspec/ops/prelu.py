@@ -21,7 +21,6 @@ class PReLUParams(OpParams):
 @register
 class PReLU(Op):
     name = "prelu"
-    layer = "PReLU"
     doc = (
         "Parametric ReLU: x for x ≥ 0, a · x otherwise, with a learned slope a starting at INIT (0.25): one for the "
         "whole tensor, torch's `nn.PReLU()` (its `weight` [1] at the op's path), or with `per_channel` one per "
@@ -39,8 +38,11 @@ class PReLU(Op):
     number = "init"  # a composite conv's act=prelu(0.1): one slope, starting at 0.1
 
     def read(self, call: Call) -> dict[str, Any]:
-        """nn.PReLU's slopes are weights, read with the state_dict; its one attribute is how many there are."""
-        return {"per_channel": True} if int(call.get("num_parameters", 1)) > 1 else {}
+        """nn.PReLU's slopes are weights, read with the state_dict; its attributes say how many there are and
+        the value they started at (``init``, what a spec written from it draws again)."""
+        read: dict[str, Any] = {"per_channel": True} if int(call.get("num_parameters", 1)) > 1 else {}
+        init = float(call.get("init", 0.25))
+        return read if init == 0.25 else read | {"init": init}
 
     def infer(self, p: PReLUParams, inputs: list[Shape]) -> Shape:
         return inputs[0]
