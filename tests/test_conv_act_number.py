@@ -146,17 +146,18 @@ class _Imported(nn.Module):
         self.stem = ConvBNAct(3, 8, 3, nn.LeakyReLU(0.1))
         self.mid = ConvBNAct(8, 8, 3, nn.ELU(0.5))
         self.last = ConvBNAct(8, 8, 3, nn.LeakyReLU())
+        self.slope = ConvBNAct(8, 8, 3, nn.PReLU(init=0.1))
         self.fc = nn.Linear(8, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.last(self.mid(self.stem(x))).mean((2, 3)))
+        return self.fc(self.slope(self.last(self.mid(self.stem(x)))).mean((2, 3)))
 
 
 def test_import_writes_one_conv_with_its_activation_s_number() -> None:
     reference = _Imported().eval()
     text = archspec.import_module(reference)
     assert "stem: conv 8 3x3 p1 act=leaky_relu(0.1)" in text and "mid: conv 8 3x3 p1 act=elu(0.5)" in text
-    assert "last: conv 8 3x3 p1 act=leaky_relu}" in text
+    assert "last: conv 8 3x3 p1 act=leaky_relu}" in text and "slope: conv 8 3x3 p1 act=prelu(0.1)}" in text
     model = archspec.build(text).eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 3, 20, 20) * 2
