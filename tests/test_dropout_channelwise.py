@@ -122,3 +122,18 @@ def test_import_reads_dropout2d_back() -> None:
         got = model(x)
         torch.manual_seed(5)
         torch.testing.assert_close(got, reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_optimize_drops_the_channelwise_dropout_and_keeps_the_logits(tmp_path: Path) -> None:
+    """At inference nn.Dropout2d is the identity: optimize removes it (remove_noops), as it does nn.Dropout."""
+    from archspec.inference import optimize
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SPEC)
+    torch.manual_seed(0)
+    model = archspec.build(spec).eval()
+    opt = optimize(model)
+    assert not any(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in opt.modules())
+    x = torch.randn(2, 3, 10, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(opt(x), model(x), rtol=1e-4, atol=1e-5)

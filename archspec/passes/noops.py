@@ -9,14 +9,14 @@ import torch.nn.functional as F
 from archspec.passes.common import PassResult, called_module, finish
 from archspec.runtime import DropPath
 
-_NOOP_MODULES = (nn.Dropout, nn.Identity, DropPath)
+_NOOP_MODULES = (nn.Dropout, nn.Dropout2d, nn.Identity, DropPath)
 
 
 def remove_noops(gm: fx.GraphModule) -> PassResult:
     rewrites = 0
     for node in list(gm.graph.nodes):
         noop = isinstance(called_module(gm, node), _NOOP_MODULES) or (
-            node.op == "call_function" and node.target is F.dropout and not node.kwargs.get("training", False)
+            node.op == "call_function" and node.target in (F.dropout, F.dropout2d) and not node.kwargs.get("training", False)
         )
         if noop:
             node.replace_all_uses_with(node.args[0])
