@@ -83,11 +83,12 @@ REFUSED_EVERYWHERE = [
 
 @pytest.mark.parametrize("name", REFUSED_EVERYWHERE)
 def test_names_that_shadow_python_or_nn_module_are_refused(name: str) -> None:
-    nested = _spec(f"  f:\n    concat:\n      {name}: conv2d 4 1x1\n      b: conv2d 4 1x1\n")
+    # quoted, so that each reaches the name rule as text (unquoted, YAML reads True as a boolean: a schema error)
+    nested = _spec(f"  f:\n    concat:\n      '{name}': conv2d 4 1x1\n      b: conv2d 4 1x1\n")
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(nested)
     assert (e.value.line, e.value.column, e.value.code) == (7, 7, "name"), e.value.format()
-    top = _spec(f"  - {name}: conv2d 4 1x1\n")
+    top = _spec(f"  - '{name}': conv2d 4 1x1\n")
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(top)
     assert (e.value.line, e.value.column, e.value.code) == (5, 5, "name"), e.value.format()
