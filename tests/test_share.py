@@ -271,3 +271,61 @@ def test_a_share_of_a_flatten_takes_another_size() -> None:
     torch.testing.assert_close(out["h"], F.linear(stem.flatten(1), sd["h.1.weight"], sd["h.1.bias"]))
     pooled = F.adaptive_avg_pool2d(stem, (2, 3)).flatten(1)
     torch.testing.assert_close(out["logits"], F.linear(pooled, sd["fc.weight"], sd["fc.bias"]))
+
+
+UNREAD_OWNER = """\
+archspec: 1
+name: unread_owner
+input: {channels: 3, size: [12, 10]}
+blocks:
+  unit:
+    chain:
+      p: {x: conv2d 3 1x1}
+      back: {from: block_in}
+      q: {share: p}
+network: [unit]
+aux:
+  h: {tap: 0.back, head: {share: '0'}}
+"""
+
+
+class UnreadOwner(nn.Module):
+    """UNREAD_OWNER as torch writes it: the block's `p` is computed only through its copy `q` (on the block's
+    input), and the aux head runs the whole block again on the same value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        logits = self.p(x)
+        return {"logits": logits, "h": self.p(x)} if self.training else logits
+
+
+def test_an_aux_head_sharing_a_block_leaves_its_unread_part_s_modules_to_the_network(tmp_path: Path) -> None:
+    """Differential seed 62001362: a part nothing reads (`p`, read only through its share `q`) handed its
+    modules to the aux head's copy, which runs first (right after its tap): the row of block 0 counted no
+    parameters and the standalone file failed (KeyError 'p'). The network's copy holds them: its row counts
+    them (as torch does: one conv), and the built model and the standalone file equal torch written apart."""
+    from tests.test_codegen import compile_to, run_standalone
+
+    spec = tmp_path / "unread_owner.yaml"
+    spec.write_text(UNREAD_OWNER)
+    rows = {row.path: row.params for row in archspec.check(spec).rows}
+    assert rows == {"0": sum(p.numel() for p in UnreadOwner().parameters()), "h": 0}
+    torch.manual_seed(0)
+    reference = UnreadOwner().eval()
+    model = archspec.build(spec).eval()
+    state = {f"0.p.x.{k.removeprefix('p.')}": v for k, v in reference.state_dict().items()}  # `p: {x: conv}`
+    model.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 12, 10)
+    out = tmp_path / "unread_owner.py"
+    compile_to(spec, out)
+    with torch.no_grad():
+        want = reference(x)
+        torch.testing.assert_close(model(x), want)
+        torch.testing.assert_close(run_standalone(tmp_path, out, "UnreadOwner", state, x), want)
+        got, train_want = model.train()(x), reference.train()(x)
+    assert isinstance(got, dict) and isinstance(train_want, dict) and list(got) == list(train_want)
+    for k in train_want:
+        torch.testing.assert_close(got[k], train_want[k])

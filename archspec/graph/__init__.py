@@ -120,7 +120,11 @@ def _adopt_shared(graph: OpGraph, keep: set[str]) -> set[str]:
     computed, so in training its BatchNorm statistics move only where a copy runs. Returns the ids of
     the originals so adopted."""
     owners: dict[str, str] = {}
-    for n in graph.ordered():
+    # an aux head's copy runs right after its tap, maybe before the network's own copy: the network's
+    # copies come first, so the module stays in the network's part (its row, its path in a standalone file)
+    aux = {u.path for u in graph.net.units if u.kind == "aux"}
+    ordered = graph.ordered()
+    for n in [n for n in ordered if graph.at(n).unit not in aux] + [n for n in ordered if graph.at(n).unit in aux]:
         record = graph.at(n)
         if n in keep and record.shares is not None and record.shares not in keep:
             first = owners.setdefault(record.shares, n)
