@@ -33,7 +33,8 @@ def spatial_mean(node: fx.Node) -> tuple[tuple[int, int], bool] | None:
     or ``mean((2, 3))`` (axes 2 and 3 are the last two of a 4-d map), else None."""
     if node.op == "call_function" and node.target is F.adaptive_avg_pool2d:
         size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
-        return ((-2, -1), True) if size in (1, (1, 1), [1, 1]) and len(node.args) + len(node.kwargs) == 2 else None
+        whole = size in (1, (1, 1), [1, 1]) and len(node.args) + len(node.kwargs) == 2 and len(node.args) >= 1
+        return ((-2, -1), True) if whole else None
     if (node.op == "call_function" and node.target is torch.mean) or (node.op == "call_method" and node.target == "mean"):
         args = dict(node.kwargs)
         for key, value in zip(("dim", "keepdim"), node.args[1:], strict=False):

@@ -27,7 +27,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from archspec.passes import onednn
-from archspec.passes.common import RELUS, PassResult, called_module, finish, global_mean, only_user, set_module
+from archspec.passes.common import RELUS, PassResult, called_module, finish, global_mean, only_user, set_module, spatial_mean
 from archspec.passes.fuse_act import ConvAct
 from archspec.passes.fuse_add import _writable
 
@@ -90,11 +90,8 @@ class GatedSumConv(ConvAct):
 
 
 def _global_pool(node: fx.Node) -> bool:
-    """Whether ``node`` is ``adaptive_avg_pool2d(·, 1)`` (or ``(1, 1)``)."""
-    if node.op != "call_function" or node.target is not F.adaptive_avg_pool2d:
-        return False
-    size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
-    return size in (1, (1, 1), [1, 1])
+    """Whether ``node`` is ``adaptive_avg_pool2d(x, 1)`` (or ``(1, 1)``), its map given by position."""
+    return node.target is F.adaptive_avg_pool2d and spatial_mean(node) is not None
 
 
 def _match(gm: fx.GraphModule, relu: fx.Node) -> tuple[fx.Node, fx.Node, fx.Node, fx.Node] | None:
