@@ -14,6 +14,7 @@ from archspec.ops._types import Channels, Eps, NonNegPair, PosPair
 from archspec.ops.act import Elu, LeakyReLU
 from archspec.ops.prelu import PReLU
 from archspec.ops.registry import Call, Op, OpParams, OpShapeError, Reader, Unreadable, fmt_pair, map_size, pair, register
+from archspec.ops.write import NUMBER as _NUMBER
 from archspec.ops.write import number_text
 from archspec.symbolic import Shape, Window, factor
 
@@ -36,7 +37,6 @@ Activation = Literal[
 # leaky_relu with slope 0.1, as `leaky_relu 0.1` written after it would.
 _NUMBERED_OPS: dict[str, type[Op]] = {op.name: op for op in (LeakyReLU, Elu, PReLU)}
 NUMBERED: dict[str, str] = {name: str(op.number) for name, op in _NUMBERED_OPS.items()}
-_NUMBER = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _ACT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?", re.DOTALL)
 _FORMS = [f"{name}({number.upper()})" for name, number in NUMBERED.items()]  # leaky_relu(SLOPE), ...
 _WITH_NUMBER = ", ".join(_FORMS[:-1]) + " and " + _FORMS[-1]

@@ -29,7 +29,8 @@ _NUMBER = re.compile(r"^-?(\d+|\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")  # what t
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$")  # a word, or a module path (size_of=fpn.inner.2)
 _PATH = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*$")  # a module path that may start with a number (size_of=1)
 # an activation with its number (a conv's act=leaky_relu(0.1), archspec/ops/conv.py): one token, a YAML string
-_WITH_NUMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\(-?[0-9.]+(?:[eE][-+]?[0-9]+)?\)$")
+NUMBER = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"  # a number as a short form writes it
+_WITH_NUMBER = re.compile(rf"^[A-Za-z_][A-Za-z0-9_]*\({NUMBER}\)$")  # act=leaky_relu(0.1)
 _MISSING = object()
 
 
