@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from archspec.errors import SpecError, did_you_mean
 from archspec.graph.blocks import check_nesting, check_used, instance_scope, refuse_named_inline
 from archspec.graph.early import EarlyShapes
+from archspec.graph.instances import InstanceCopies
 from archspec.graph.naming import Copies, check_top_level, group_label, in_place, is_group, join
 from archspec.graph.outputs import check_aux_name, feature_taps, named_outputs
 from archspec.graph.params import OpParams, check_standalone
@@ -108,6 +109,8 @@ class Expander:
         self.early = EarlyShapes(self.graph, self.resolved.spec.input)
         self.forms = ShortForms(self.resolved, self.totals, self.early.channels)
         self.read = Reader(self.resolved, self.forms)
+        parts = (self.graph, self.out, self.values, self.early, self.forms, self.instances, self.units, self.written, self.copies)
+        self.equal = InstanceCopies(*parts, enabled=not self.fixed_paths)  # not where paths decide widths (graph/instances.py)
 
     # ---- entry -------------------------------------------------------------------------------
     def run(self) -> OpGraph:
@@ -327,9 +330,14 @@ class Expander:
         inner = instance_scope(entry, ref, scope, x, path, scope.unit or path, self.instances, self.first_use)
         since = self.values.mark()
         definition = entry.definition
-        body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
-        out = self.node(definition.body, body_yp, inner, x, path, None, None)
-        check_used(entry, ref, inner.used)
+        key = self.equal.key(ref.name, inner)
+        out = self.equal.copy(key, x, path, inner) if key is not None else None
+        if out is None:
+            start = self.equal.start()
+            body_yp = entry.yaml_path if definition.body_key != "op" else entry.yaml_path + ("op",)
+            out = self.node(definition.body, body_yp, inner, x, path, None, None)
+            check_used(entry, ref, inner.used)
+            self.equal.keep(key, start, x, out, path, inner)
         if scope.unit is None:
             self.units.append(Unit(path, definition.label or ref.name, "block", ref.loc, out, ref.name, dict(inner.env)))
         return self.values.keep(path, out, ref.loc, since)

@@ -39,6 +39,8 @@ class PathValues:
 
     at: dict[str, list[Held]] = field(default_factory=dict)
     ended: int = 0
+    kept: list[str] = field(default_factory=list)  # the path of each value recorded, in order (graph/instances.py)
+    read: list[str] = field(default_factory=list)  # the node of each value a name looked up, in order (likewise)
 
     def mark(self) -> int:
         """Where a node begins: the nodes ending after this are inside it."""
@@ -50,6 +52,7 @@ class PathValues:
         while held and held[-1].order >= since:  # ended inside it (in order, so at the end of the list)
             held.pop()
         held.append(Held(self.ended, out, loc))  # the rest are side by side with it
+        self.kept.append(path)
         self.ended += 1
         return out
 
@@ -90,8 +93,10 @@ def earlier_part(wanted: str, scope: Scope, values: PathValues, loc: Loc, what: 
     for path in dict.fromkeys([*(join(at, wanted) for at in instances), wanted]):
         found = values.value(path, loc, what)
         if found is not None:
+            values.read.append(found)
             return path, found
     if wanted == INPUT:  # the network's input, where no node of the network has that name
+        values.read.append(INPUT)
         return "", INPUT
     if wanted == BLOCK_INPUT:
         raise SpecError(

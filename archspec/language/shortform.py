@@ -132,7 +132,7 @@ class ShortForms:
     totals: dict[str, int] | None = None
     channels_of: Callable[[str], int] | None = None
     counted: bool = False  # block_count was looked up
-    reads: list[int] = field(default_factory=lambda: [0, 0])  # lookups of block_count, of `in`
+    reads: list[int] = field(default_factory=lambda: [0, 0, 0])  # lookups of block_count, of `in`, of block_index
     structural: list[bool] = field(default_factory=lambda: [False, False])  # ... where they decide structure
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
@@ -171,6 +171,8 @@ class ShortForms:
         env = scope.env
         values = repr([(n, env[n]) if n in env else (n, scope.index) if n == BLOCK_INDEX else n for n in sorted(names)])
         key = (text, yp, id(scope.source), scope.from_input, values)
+        if BLOCK_INDEX in names:
+            self.reads[2] += 1  # (a kept parse reads it too)
         ref = self._bound.get(key)
         if ref is None:
             ref = self._bound[key] = self._parse(text, yp, scope, x)
@@ -366,6 +368,7 @@ class ShortForms:
                 "write the expression in a block (blocks: ...) and use the block in the network",
             )
         if name == BLOCK_INDEX:
+            self.reads[2] += 1
             return scope.index
         self.counted = True
         self.reads[0] += 1

@@ -1,0 +1,216 @@
+"""Equal block instances expanded once: a later instance copied from the first.
+
+A stage repeats its block (ShuffleNetV2's ``unit c=116 * 7``, Inception-ResNet-v2's 20 Block17s, the
+inner layers of each EfficientNet stage), and expanding each instance anew re-reads the same YAML,
+parses the same short forms and validates the same parameters. An instance's expansion is a function
+of its arguments alone when, inside it, nothing reads ``block_index`` or ``block_count``, nothing is
+scaled by the width multiplier, no name reads a value from outside it (and every edge comes from its
+own nodes or its input), nothing is a ``share:`` copy, no report row is written and every path lies
+under the instance's own path; where it reads ``in`` (or ``block_in``) it is a function of its input's
+shape too. Such an instance is kept as a :class:`Template`, and a later instance of the same block
+with the same arguments, nesting, repeat product and (where read) input shape is written from it:
+the same records at the new instance's paths, new node ids and orders, its module paths claimed
+(a clash is the same located error), its counters advanced and its named values recorded, as
+expanding it would.
+
+``tests/test_instance_copies.py`` holds every zoo network, its variants and the fuzzer's specs to this:
+the graph written with copies equals the graph expanded instance by instance, record for record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from archspec.errors import Loc
+from archspec.graph.early import EarlyShapes
+from archspec.graph.naming import Copies
+from archspec.graph.refs import Held, PathValues
+from archspec.graph.writer import Writer
+from archspec.ir import Node, OpGraph, Unit
+from archspec.language.shortform import Scope, ShortForms
+from archspec.ops import REGISTRY
+from archspec.symbolic import Shape
+
+_STATEFUL = {name: op.stateful for name, op in REGISTRY.items()}
+COPIES = True  # False: every instance expanded anew (the definition the copies are tested against)
+
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Template:
+    """The first instance of a block with given arguments, as it was expanded."""
+
+    path: str  # its module path; every path inside it lies under this one
+    records: list[Node]  # its nodes' records, in the order they were written
+    inputs: list[list[int]]  # each node's inputs in slot order: an index into records, or -1 for the instance's input
+    out: int  # the instance's value: an index into records, or -1 (the input itself: an empty body)
+    values: list[tuple[str, list[tuple[int, int, Loc]]]]  # the named values it recorded, by path: (order from its
+    # start, node as in ``inputs``, where written)
+    ended: int  # how many named values it recorded (graph/refs.py: PathValues.ended)
+    counters: dict[str, int]  # the block instances inside it, per counter
+    reads_input: bool  # it read `in`: its expansion depends on its input's shape
+    shape: Shape | None  # ... which was this
+    shapes: list[tuple[int, Shape]]  # the shapes of its nodes that an `in` inside it worked out (graph/early.py)
+    outer: int  # how many enclosing instances its records' ``blocks`` begin with
+
+
+@dataclass
+class Start:
+    """The expansion's state where an instance's body begins."""
+
+    nodes: int
+    ended: int
+    kept: int
+    read: int
+    reads: tuple[int, ...]
+    counts: dict[str, int]
+    units: int
+    written: int
+
+
+@dataclass
+class InstanceCopies:
+    """The templates of one expansion, and the copying of them (see the module's docstring)."""
+
+    graph: OpGraph
+    out: Writer
+    values: PathValues
+    early: EarlyShapes
+    forms: ShortForms
+    counts: dict[str, int]  # the expansion's instances per counter (block_index)
+    units: list[Unit]
+    written: list[Any]
+    copies: Copies
+    enabled: bool = True
+    templates: dict[Key, Template] = field(default_factory=dict)
+
+    def key(self, name: str, inner: Scope) -> Key | None:
+        """What an instance's expansion may depend on besides its input's shape (None: copy nothing)."""
+        if not (self.enabled and COPIES):
+            return None
+        env = repr(sorted(inner.env.items()))  # the values as written: 1, 1.0 and true stay apart
+        return name, env, inner.from_input, tuple(b for b, _ in inner.blocks), self.copies.product
+
+    def start(self) -> Start:
+        v = self.values
+        return Start(
+            len(self.graph),
+            v.ended,
+            len(v.kept),
+            len(v.read),
+            tuple(self.forms.reads),
+            dict(self.counts),
+            len(self.units),
+            len(self.written),
+        )
+
+    def copy(self, key: Key, x: str, path: str, inner: Scope) -> str | None:
+        """The instance at ``path`` applied to ``x``, written from the template of ``key``; None where there is none
+        (or its input's shape differs)."""
+        t = self.templates.get(key)
+        if t is None or not path:
+            return None
+        if t.reads_input:
+            self.early.channels(x)
+            if self.early.memo[x] != t.shape:
+                return None
+            self.forms.reads[1] += 1  # an instance around this one depends on its input's shape too
+        cut = len(t.path)
+        ids: list[str] = []
+        nodes: list[tuple[str, dict[str, Node]]] = []
+        names, writer, stateful = self.out.names, self.out, _STATEFUL
+        unit = inner.unit or path  # (an instance's scope always has its row: the enclosing one, or itself)
+        for r in t.records:
+            new_path = path + r.path[cut:]
+            if stateful[r.op]:
+                names.claim_module(new_path, r.loc)
+            node = names.new_id(new_path, r.op, r.loc)
+            writer.order += 1
+            blocks = inner.blocks + tuple((b, path + p[cut:]) for b, p in r.blocks[t.outer + 1 :])
+            record = Node(
+                r.op, r.params, new_path, r.loc, unit, blocks, writer.order, path + r.origin[cut:], r._text, r.composite
+            )
+            nodes.append((node, {"node": record}))
+            ids.append(node)
+        # (an identity the writer puts before a value read twice comes after its reader: edges once all are named)
+        edges = [
+            (x if i < 0 else ids[i], node, {"slot": slot})
+            for node, inputs in zip(ids, t.inputs, strict=True)
+            for slot, i in enumerate(inputs)
+        ]
+        self.graph.add_nodes_from(nodes)  # (at once: networkx's per-call work once per instance)
+        self.graph.add_edges_from(edges)
+        self.early.memo.update((ids[i], shape) for i, shape in t.shapes)
+        base = self.values.ended
+        for p, held in t.values:
+            self.values.kept.append(path + p[cut:])
+            self.values.at.setdefault(path + p[cut:], []).extend(
+                Held(base + order, x if i < 0 else ids[i], loc) for order, i, loc in held
+            )
+        self.values.ended += t.ended
+        for counter, n in t.counters.items():
+            self.counts[counter] = self.counts.get(counter, 0) + n
+        return x if t.out < 0 else ids[t.out]
+
+    def keep(self, key: Key | None, start: Start, x: str, out: str, path: str, inner: Scope) -> None:
+        """Keep the instance just expanded as the template of ``key``, where it can be copied."""
+        forms = self.forms
+        if key is None or not path or forms.reads[0] != start.reads[0] or forms.reads[2] != start.reads[2]:
+            return  # block_count or block_index read inside: each instance its own
+        if len(self.units) != start.units or len(self.written) != start.written:
+            return  # a report row, or an op the width multiplier or block_count changes
+        nodes = list(self.graph)[start.nodes :]
+        index = {n: i for i, n in enumerate(nodes)}
+        index[x] = -1
+        if out not in index or any(index.get(n, -1) < 0 for n in self.values.read[start.read :]):
+            return  # a name read a value from outside (its input too, by name: another instance's input is another value)
+        prefix, outer = path + ".", len(inner.blocks) - 1
+        records: list[Node] = []
+        inputs: list[list[int]] = []
+        for n in nodes:
+            r = self.graph.at(n)
+            if r.shares is not None or r.unit != inner.unit or r.blocks[: outer + 1] != inner.blocks:
+                return
+            if not (_under(r.path, path, prefix) and _under(r.origin, path, prefix)):
+                return
+            if any(not _under(p, path, prefix) for _, p in r.blocks[outer + 1 :]):
+                return
+            preds = self.graph.inputs_of(n)
+            if any(p not in index for p in preds):
+                return  # a value from outside the instance
+            records.append(r)
+            inputs.append([index[p] for p in preds])
+        values: list[tuple[str, list[tuple[int, int, Loc]]]] = []
+        for p in dict.fromkeys(self.values.kept[start.kept :]):
+            if not _under(p, path, prefix):
+                return
+            held = [h for h in self.values.at[p] if h.order >= start.ended]
+            if any(h.out not in index for h in held):
+                return
+            values.append((p, [(h.order - start.ended, index[h.out], h.loc) for h in held]))
+        reads_input = forms.reads[1] != start.reads[1]
+        shape = self.early.memo.get(x) if reads_input else None
+        if reads_input and shape is None:
+            return
+        memo = self.early.memo
+        shapes = [(i, memo[n]) for i, n in enumerate(nodes) if n in memo] if reads_input else []
+        counters = {c: n - start.counts.get(c, 0) for c, n in self.counts.items() if n != start.counts.get(c, 0)}
+        self.templates[key] = Template(
+            path,
+            records,
+            inputs,
+            index[out],
+            values,
+            self.values.ended - start.ended,
+            counters,
+            reads_input,
+            shape,
+            shapes,
+            outer,
+        )
+
+
+def _under(p: str, path: str, prefix: str) -> bool:
+    return p == path or p.startswith(prefix)

@@ -1,0 +1,174 @@
+"""Equal block instances written from the first (archspec/graph/instances.py) against each instance
+expanded anew, the language's definition (``instances.COPIES = False``).
+
+Truth: the expansion with copies switched off. The graphs must be equal: node ids in order, every
+record (op, parameters, path, location, row, enclosing instances, order, text, shape), edges with their
+slots and the network's record (rows, outputs, feature taps); and the shaped graphs after shape inference.
+Cases: every zoo spec, the efficientnet_b0 spec's variants, width multipliers archspec applies, the
+differential fuzzer's random specs (blocks with parameters, ``in``, ``block_index``, ``from:``, ``share:``,
+counters, inline blocks), and specs written here for each reason an instance is not copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import archspec
+import archspec.graph as expansion
+from archspec.errors import SpecError
+from archspec.graph import instances
+from archspec.language.resolve import resolve
+from archspec.pipeline import shaped_resolved
+
+ZOO = Path(archspec.__file__).parent / "zoo"
+
+
+def _snapshot(graph: Any) -> tuple[Any, ...]:
+    edges = sorted((u, v, d["slot"]) for u, v, d in graph.edges(data=True))
+    adjacency = [(list(graph.pred[n]), list(graph.succ[n])) for n in graph.nodes]  # in the order they were added
+    return list(graph.nodes), [graph.at(n) for n in graph.nodes], edges, adjacency, graph.net
+
+
+class _Counted:
+    """How many instances were copied, while it is installed."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.copied = 0
+        copy = instances.InstanceCopies.copy
+
+        def counted(this: Any, *args: Any) -> Any:
+            out = copy(this, *args)
+            self.copied += out is not None
+            return out
+
+        monkeypatch.setattr(instances.InstanceCopies, "copy", counted)
+
+
+def _both(monkeypatch: Any, spec: Any, overrides: dict[str, Any] | None, shaped: bool = True) -> tuple[Any, Any]:
+    """The snapshots with copies and without (each its own resolve, so no state is shared)."""
+    stage = (lambda r: shaped_resolved(r)[0]) if shaped else expansion.expand
+    monkeypatch.setattr(instances, "COPIES", True)
+    with_copies = _snapshot(stage(resolve(spec, overrides)))
+    monkeypatch.setattr(instances, "COPIES", False)
+    anew = _snapshot(stage(resolve(spec, overrides)))
+    return with_copies, anew
+
+
+CASES = [
+    *((p.stem, None) for p in sorted(ZOO.glob("*.yaml"))),
+    *(("efficientnet_b0", {"variant": v}) for v in ("b1", "b2", "b3", "b4")),
+    ("resnet50", {"scale.width": 1.5}),
+    ("densenet121", {"scale.width": 0.5}),
+    ("mobilenet_v3_large", {"scale.width": 0.75}),
+]
+FAST = {"shufflenet_v2_x1_0", "resnet50", "efficientnet_b0", "densenet121"}
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [c if c[0] in FAST and c[1] is None else pytest.param(*c, marks=pytest.mark.slow) for c in CASES],
+    ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={x}" for k, x in (v or {}).items()) or "plain",
+)
+def test_zoo_graphs_equal_with_and_without_copies(monkeypatch: Any, name: str, overrides: dict[str, Any] | None) -> None:
+    got, want = _both(monkeypatch, ZOO / f"{name}.yaml", overrides, shaped=False)
+    assert got == want
+    got, want = _both(monkeypatch, ZOO / f"{name}.yaml", overrides)
+    assert got == want
+
+
+def test_repeated_stages_are_copied(monkeypatch: Any) -> None:
+    """The copies are made (ShuffleNetV2: the 2 + 6 + 2 units after each stage's first and second; ResNet-50:
+    the bottlenecks after each stage's second, its first being the one with a projection): the equality
+    above is not that of two expansions anew."""
+    counted = _Counted(monkeypatch)
+    expansion.expand(resolve(ZOO / "shufflenet_v2_x1_0.yaml"))
+    assert counted.copied == 10
+    counted.copied = 0
+    expansion.expand(resolve(ZOO / "resnet50.yaml"))
+    assert counted.copied == 1 + 2 + 4 + 1
+
+
+BLOCKS = """
+archspec: 1
+name: t
+input: {channels: 3, size: [16, 16]}
+blocks:
+  b:
+    params: {c: 8}
+    chain: {p: BODY, q: conv2d $c 1x1}
+network:
+  stem: conv2d 8 3x3 p1
+  s: [b c=8, b c=8, b c=8]
+  head: [global_avgpool, linear 4]
+"""
+
+# (body of block b, whether its second and third instances are copies)
+REASONS = [
+    ("conv2d 8 3x3 p1", True),
+    ("'conv2d ${in} 3x3 p1'", True),  # reads `in`: copied where the input's shape is the same
+    ("'dropout ${0.1 * block_index}'", False),  # block_index differs
+    ("'dropout ${0.1 * block_index / block_count}'", False),  # block_count
+    ("{residual: {body: [conv2d 8 3x3 p1, bn]}}", True),
+    ("{residual: {body: []}}", True),  # x + x: the writer's identity, written after the add that reads it
+    ("{from: stem}", False),  # a value from outside the instance
+    ("{concat: {u: conv2d 4 1x1, v: [{from: stem}, conv2d 4 1x1]}}", False),
+]
+
+
+@pytest.mark.parametrize(("body", "copied"), REASONS, ids=[b for b, _ in REASONS])
+def test_each_reason_an_instance_is_not_copied(monkeypatch: Any, body: str, copied: bool) -> None:
+    text = BLOCKS.replace("BODY", body)
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    counted.copied = 0
+    monkeypatch.setattr(instances, "COPIES", True)
+    expansion.expand(resolve(text))
+    assert counted.copied == (2 if copied else 0)
+
+
+def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
+    """An instance reading `in` applied to another shape (after a stride) is expanded, not copied."""
+    text = BLOCKS.replace("BODY", "'conv2d ${in} 3x3 p1'").replace("[b c=8, b c=8, b c=8]", "[b c=8, maxpool 2x2 s2, b c=8]")
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.copied == 0
+
+
+def test_a_clash_in_a_copy_is_the_same_located_error(monkeypatch: Any) -> None:
+    """A copy claims its module paths as an expansion does: two modules at one path, the same error."""
+    text = BLOCKS.replace("BODY", "conv2d 8 3x3 p1").replace(
+        "s: [b c=8, b c=8, b c=8]", "s: {x: b c=8, y: b c=8, 'y.0': conv2d 8 1x1}"
+    )
+    errors = []
+    for on in (True, False):
+        monkeypatch.setattr(instances, "COPIES", on)
+        with pytest.raises(SpecError) as e:
+            expansion.expand(resolve(text))
+        errors.append((str(e.value), e.value.loc))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.slow
+def test_fuzzer_specs_equal_with_and_without_copies(monkeypatch: Any) -> None:
+    """The differential fuzzer's random specs (tests/fuzz/specgen.py), 120 seeds: the same graphs, and
+    some instances copied among them."""
+    from tests.fuzz.specgen import KNOWN_FAULTS, generate, render
+
+    counted = _Counted(monkeypatch)
+    checked = 0
+    for seed in range(120):
+        spec, _ = generate(seed, set(KNOWN_FAULTS), 1)
+        text, overrides = render(spec), dict(spec.overrides) or None
+        try:
+            got, want = _both(monkeypatch, text, overrides)
+        except SpecError:
+            continue  # (a spec the generator draws beyond a limit: no graph to compare)
+        assert got == want, f"seed {seed}"
+        checked += 1
+    assert checked >= 100
+    assert counted.copied > 0
