@@ -80,15 +80,16 @@ def test_zoo_graphs_equal_with_and_without_copies(monkeypatch: Any, name: str, o
 
 
 def test_repeated_stages_are_copied(monkeypatch: Any) -> None:
-    """The copies are made (ShuffleNetV2: the 2 + 6 + 2 units after each stage's first and second; ResNet-50:
-    the bottlenecks after each stage's second, its first being the one with a projection): the equality
-    above is not that of two expansions anew."""
+    """The copies are made, from the third instance with given arguments on (the second is kept as the
+    template): ShuffleNetV2's 1 + 5 + 1 units after each stage's down unit and two units; ResNet-50's
+    bottlenecks after each stage's first (its projection) and two: the equality above is not that of
+    two expansions anew."""
     counted = _Counted(monkeypatch)
     expansion.expand(resolve(ZOO / "shufflenet_v2_x1_0.yaml"))
-    assert counted.copied == 10
+    assert counted.copied == 1 + 5 + 1
     counted.copied = 0
     expansion.expand(resolve(ZOO / "resnet50.yaml"))
-    assert counted.copied == 1 + 2 + 4 + 1
+    assert counted.copied == 0 + 1 + 3 + 0
 
 
 BLOCKS = """
@@ -101,11 +102,11 @@ blocks:
     chain: {p: BODY, q: conv2d $c 1x1}
 network:
   stem: conv2d 8 3x3 p1
-  s: [b c=8, b c=8, b c=8]
+  s: [b c=8, b c=8, b c=8, b c=8]
   head: [global_avgpool, linear 4]
 """
 
-# (body of block b, whether its second and third instances are copies)
+# (body of block b, whether its third and fourth instances are copies: the second is kept as the template)
 REASONS = [
     ("conv2d 8 3x3 p1", True),
     ("'conv2d ${in} 3x3 p1'", True),  # reads `in`: copied where the input's shape is the same
@@ -131,18 +132,24 @@ def test_each_reason_an_instance_is_not_copied(monkeypatch: Any, body: str, copi
 
 
 def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
-    """An instance reading `in` applied to another shape (after a stride) is expanded, not copied."""
-    text = BLOCKS.replace("BODY", "'conv2d ${in} 3x3 p1'").replace("[b c=8, b c=8, b c=8]", "[b c=8, maxpool 2x2 s2, b c=8]")
+    """An instance reading `in` applied to another shape (after a stride) is expanded, not copied; it is
+    then the template for that shape."""
+    text = BLOCKS.replace("BODY", "'conv2d ${in} 3x3 p1'")
+    text = text.replace("[b c=8, b c=8, b c=8, b c=8]", "[b c=8, b c=8, maxpool 2x2 s2, b c=8]")
     counted = _Counted(monkeypatch)
     got, want = _both(monkeypatch, text, None)
     assert got == want
     assert counted.copied == 0
+    text = text.replace("maxpool 2x2 s2, b c=8]", "maxpool 2x2 s2, b c=8, b c=8]")
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.copied == 1
 
 
 def test_a_clash_in_a_copy_is_the_same_located_error(monkeypatch: Any) -> None:
     """A copy claims its module paths as an expansion does: two modules at one path, the same error."""
     text = BLOCKS.replace("BODY", "conv2d 8 3x3 p1").replace(
-        "s: [b c=8, b c=8, b c=8]", "s: {x: b c=8, y: b c=8, 'y.0': conv2d 8 1x1}"
+        "s: [b c=8, b c=8, b c=8, b c=8]", "s: {w: b c=8, x: b c=8, y: b c=8, 'y.0': conv2d 8 1x1}"
     )
     errors = []
     for on in (True, False):

@@ -7,7 +7,8 @@ of its arguments alone when, inside it, nothing reads ``block_index`` or ``block
 scaled by the width multiplier, no name reads a value from outside it (and every edge comes from its
 own nodes or its input), nothing is a ``share:`` copy, no report row is written and every path lies
 under the instance's own path; where it reads ``in`` (or ``block_in``) it is a function of its input's
-shape too. Such an instance is kept as a :class:`Template`, and a later instance of the same block
+shape too. Such an instance (the second with its arguments: most arguments are met once) is kept as a
+:class:`Template`, and a later instance of the same block
 with the same arguments, nesting, repeat product and (where read) input shape is written from it:
 the same records at the new instance's paths, new node ids and orders, its module paths claimed
 (a clash is the same located error), its counters advanced and its named values recorded, as
@@ -20,6 +21,7 @@ the graph written with copies equals the graph expanded instance by instance, re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from archspec.errors import Loc
@@ -85,6 +87,7 @@ class InstanceCopies:
     copies: Copies
     enabled: bool = True
     templates: dict[Key, Template] = field(default_factory=dict)
+    seen: set[Key] = field(default_factory=set)  # keys met once: kept from their second instance on
 
     def key(self, name: str, inner: Scope) -> Key | None:
         """What an instance's expansion may depend on besides its input's shape (None: copy nothing)."""
@@ -159,9 +162,12 @@ class InstanceCopies:
         forms = self.forms
         if key is None or not path or forms.reads[0] != start.reads[0] or forms.reads[2] != start.reads[2]:
             return  # block_count or block_index read inside: each instance its own
+        if key not in self.seen:  # most arguments are met once: no template until they come again
+            self.seen.add(key)
+            return
         if len(self.units) != start.units or len(self.written) != start.written:
             return  # a report row, or an op the width multiplier or block_count changes
-        nodes = list(self.graph)[start.nodes :]
+        nodes = list(islice(self.graph, start.nodes, None))
         index = {n: i for i, n in enumerate(nodes)}
         index[x] = -1
         if out not in index or any(index.get(n, -1) < 0 for n in self.values.read[start.read :]):
