@@ -1,4 +1,4 @@
-"""Equal block instances expanded once: a later instance copied from the first.
+"""Equal block instances expanded once: later instances copied from an earlier one.
 
 A stage repeats its block (ShuffleNetV2's ``unit c=116 * 7``, Inception-ResNet-v2's 20 Block17s, the
 inner layers of each EfficientNet stage), and expanding each instance anew re-reads the same YAML,
@@ -7,12 +7,12 @@ of its arguments alone when, inside it, nothing reads ``block_index`` or ``block
 scaled by the width multiplier, no name reads a value from outside it (and every edge comes from its
 own nodes or its input), nothing is a ``share:`` copy, no report row is written and every path lies
 under the instance's own path; where it reads ``in`` (or ``block_in``) it is a function of its input's
-shape too. Such an instance (the second with its arguments: most arguments are met once) is kept as a
-:class:`Template`, and a later instance of the same block
-with the same arguments, nesting, repeat product and (where read) input shape is written from it:
-the same records at the new instance's paths, new node ids and orders, its module paths claimed
-(a clash is the same located error), its counters advanced and its named values recorded, as
-expanding it would.
+shape too. The second instance with given arguments (most arguments are met once) is kept as a
+:class:`Template` — what later nodes change taken at once, its records read and checked where it is
+first copied — and each later instance of the same block with the same arguments, nesting, repeat
+product and (where read) input shape is written from it: the same records at the new instance's paths,
+new node ids and orders, its module paths claimed (a clash is the same located error), its counters
+advanced and its named values recorded, as expanding it would.
 
 ``tests/test_instance_copies.py`` holds every zoo network, its variants and the fuzzer's specs to this:
 the graph written with copies equals the graph expanded instance by instance, record for record.
@@ -40,22 +40,27 @@ COPIES = True  # False: every instance expanded anew (the definition the copies 
 Key = tuple[Any, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Template:
-    """The first instance of a block with given arguments, as it was expanded."""
+    """An instance of a block with given arguments, as it was expanded."""
 
     path: str  # its module path; every path inside it lies under this one
-    records: list[Node]  # its nodes' records, in the order they were written
-    inputs: list[list[int]]  # each node's inputs in slot order: an index into records, or -1 for the instance's input
-    out: int  # the instance's value: an index into records, or -1 (the input itself: an empty body)
-    values: list[tuple[str, list[tuple[int, int, Loc]]]]  # the named values it recorded, by path: (order from its
-    # start, node as in ``inputs``, where written)
+    x: str  # the node it was applied to
+    out: str  # its value: one of its nodes, or ``x`` (an empty body)
+    nodes: list[str]  # its nodes, in the order they were written
+    read: list[str]  # the values that names inside it read (graph/refs.py: PathValues.read)
+    values: list[tuple[str, list[Held]]]  # the named values it recorded, by path (orders from its start)
     ended: int  # how many named values it recorded (graph/refs.py: PathValues.ended)
     counters: dict[str, int]  # the block instances inside it, per counter
-    reads_input: bool  # it read `in`: its expansion depends on its input's shape
-    shape: Shape | None  # ... which was this
-    shapes: list[tuple[int, Shape]]  # the shapes of its nodes that an `in` inside it worked out (graph/early.py)
-    outer: int  # how many enclosing instances its records' ``blocks`` begin with
+    shape: Shape | None  # its input's shape, where it read `in` (its expansion depends on it)
+    shapes: list[tuple[str, Shape]]  # the shapes of its nodes that an `in` inside it worked out (graph/early.py)
+    unit: str | None  # its scope's row
+    blocks: tuple[tuple[str, str], ...]  # its scope's enclosing instances, itself last
+    # read where it is first copied (:func:`_read`): its records, their inputs (an index into records, -1 for x),
+    # and ``values`` by index
+    records: list[Node] = field(default_factory=list)
+    inputs: list[list[int]] = field(default_factory=list)
+    held: list[tuple[str, list[tuple[int, int, Loc]]]] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +91,7 @@ class InstanceCopies:
     written: list[Any]
     copies: Copies
     enabled: bool = True
-    templates: dict[Key, Template] = field(default_factory=dict)
+    templates: dict[Key, Template | None] = field(default_factory=dict)  # None: its instances cannot be copied
     seen: set[Key] = field(default_factory=set)  # keys met once: kept from their second instance on
 
     def key(self, name: str, inner: Scope) -> Key | None:
@@ -115,12 +120,15 @@ class InstanceCopies:
         t = self.templates.get(key)
         if t is None or not path:
             return None
-        if t.reads_input:
+        if not t.records and not _read(t, self.graph):
+            self.templates[key] = None
+            return None
+        if t.shape is not None:
             self.early.channels(x)
             if self.early.memo[x] != t.shape:
                 return None
             self.forms.reads[1] += 1  # an instance around this one depends on its input's shape too
-        cut = len(t.path)
+        cut, outer = len(t.path), len(t.blocks)
         ids: list[str] = []
         nodes: list[tuple[str, dict[str, Node]]] = []
         names, writer, stateful = self.out.names, self.out, _STATEFUL
@@ -131,7 +139,7 @@ class InstanceCopies:
                 names.claim_module(new_path, r.loc)
             node = names.new_id(new_path, r.op, r.loc)
             writer.order += 1
-            blocks = inner.blocks + tuple((b, path + p[cut:]) for b, p in r.blocks[t.outer + 1 :])
+            blocks = inner.blocks + tuple((b, path + p[cut:]) for b, p in r.blocks[outer:])
             record = Node(
                 r.op, r.params, new_path, r.loc, unit, blocks, writer.order, path + r.origin[cut:], r._text, r.composite
             )
@@ -145,9 +153,10 @@ class InstanceCopies:
         ]
         self.graph.add_nodes_from(nodes)  # (at once: networkx's per-call work once per instance)
         self.graph.add_edges_from(edges)
-        self.early.memo.update((ids[i], shape) for i, shape in t.shapes)
+        index = {n: i for i, n in enumerate(t.nodes)}
+        self.early.memo.update((ids[index[n]], shape) for n, shape in t.shapes)
         base = self.values.ended
-        for p, held in t.values:
+        for p, held in t.held:
             self.values.kept.append(path + p[cut:])
             self.values.at.setdefault(path + p[cut:], []).extend(
                 Held(base + order, x if i < 0 else ids[i], loc) for order, i, loc in held
@@ -155,67 +164,71 @@ class InstanceCopies:
         self.values.ended += t.ended
         for counter, n in t.counters.items():
             self.counts[counter] = self.counts.get(counter, 0) + n
-        return x if t.out < 0 else ids[t.out]
+        return x if t.out == t.x else ids[index[t.out]]
 
     def keep(self, key: Key | None, start: Start, x: str, out: str, path: str, inner: Scope) -> None:
-        """Keep the instance just expanded as the template of ``key``, where it can be copied."""
+        """Keep the instance just expanded as the template of ``key``: what later nodes change (named values,
+        counters, early shapes), now; its records are read where it is first copied."""
         forms = self.forms
         if key is None or not path or forms.reads[0] != start.reads[0] or forms.reads[2] != start.reads[2]:
             return  # block_count or block_index read inside: each instance its own
         if key not in self.seen:  # most arguments are met once: no template until they come again
             self.seen.add(key)
             return
-        if len(self.units) != start.units or len(self.written) != start.written:
-            return  # a report row, or an op the width multiplier or block_count changes
-        nodes = list(islice(self.graph, start.nodes, None))
-        index = {n: i for i, n in enumerate(nodes)}
-        index[x] = -1
-        if out not in index or any(index.get(n, -1) < 0 for n in self.values.read[start.read :]):
-            return  # a name read a value from outside (its input too, by name: another instance's input is another value)
-        prefix, outer = path + ".", len(inner.blocks) - 1
-        records: list[Node] = []
-        inputs: list[list[int]] = []
-        for n in nodes:
-            r = self.graph.at(n)
-            if r.shares is not None or r.unit != inner.unit or r.blocks[: outer + 1] != inner.blocks:
-                return
-            if not (_under(r.path, path, prefix) and _under(r.origin, path, prefix)):
-                return
-            if any(not _under(p, path, prefix) for _, p in r.blocks[outer + 1 :]):
-                return
-            preds = self.graph.inputs_of(n)
-            if any(p not in index for p in preds):
-                return  # a value from outside the instance
-            records.append(r)
-            inputs.append([index[p] for p in preds])
-        values: list[tuple[str, list[tuple[int, int, Loc]]]] = []
-        for p in dict.fromkeys(self.values.kept[start.kept :]):
-            if not _under(p, path, prefix):
-                return
-            held = [h for h in self.values.at[p] if h.order >= start.ended]
-            if any(h.out not in index for h in held):
-                return
-            values.append((p, [(h.order - start.ended, index[h.out], h.loc) for h in held]))
+        if (
+            len(self.units) != start.units
+            or len(self.written) != start.written
+            or (key in self.templates and not self.templates[key])
+        ):
+            return  # a report row, an op the width multiplier or block_count changes, or known not to be copied
         reads_input = forms.reads[1] != start.reads[1]
         shape = self.early.memo.get(x) if reads_input else None
         if reads_input and shape is None:
             return
-        memo = self.early.memo
-        shapes = [(i, memo[n]) for i, n in enumerate(nodes) if n in memo] if reads_input else []
+        nodes = list(islice(self.graph, start.nodes, None))
+        memo, at, since = self.early.memo, self.values.at, start.ended
+        held = [
+            (p, [Held(h.order - since, h.out, h.loc) for h in at[p] if h.order >= since])
+            for p in dict.fromkeys(self.values.kept[start.kept :])
+        ]
         counters = {c: n - start.counts.get(c, 0) for c, n in self.counts.items() if n != start.counts.get(c, 0)}
+        shapes = [(n, memo[n]) for n in nodes if n in memo] if reads_input else []
+        read = self.values.read[start.read :]
         self.templates[key] = Template(
-            path,
-            records,
-            inputs,
-            index[out],
-            values,
-            self.values.ended - start.ended,
-            counters,
-            reads_input,
-            shape,
-            shapes,
-            outer,
+            path, x, out, nodes, read, held, self.values.ended - since, counters, shape, shapes, inner.unit, inner.blocks
         )
+
+
+def _read(t: Template, graph: OpGraph) -> bool:
+    """Read a template's records into it; False where copying it would not be expanding it: a name read a
+    value from outside, an edge comes from outside, a node shares a module, or a path lies elsewhere."""
+    path, x = t.path, t.x
+    index = {n: i for i, n in enumerate(t.nodes)}
+    index[x] = -1
+    if t.out not in index or any(index.get(n, -1) < 0 for n in t.read):
+        return False  # a name read a value from outside (its input too, by name: another instance's input is another value)
+    prefix, outer = path + ".", len(t.blocks)
+    records, inputs = [], []
+    for n in t.nodes:
+        r = graph.at(n)
+        if r.shares is not None or r.unit != t.unit or r.blocks[:outer] != t.blocks:
+            return False
+        if not (_under(r.path, path, prefix) and _under(r.origin, path, prefix)):
+            return False
+        if any(not _under(p, path, prefix) for _, p in r.blocks[outer:]):
+            return False
+        preds = graph.inputs_of(n)
+        if any(p not in index for p in preds):
+            return False  # a value from outside the instance
+        records.append(r)
+        inputs.append([index[p] for p in preds])
+    held = []
+    for p, kept in t.values:
+        if not _under(p, path, prefix) or any(h.out not in index for h in kept):
+            return False
+        held.append((p, [(h.order, index[h.out], h.loc) for h in kept]))
+    t.records, t.inputs, t.held = records, inputs, held
+    return True
 
 
 def _under(p: str, path: str, prefix: str) -> bool:
