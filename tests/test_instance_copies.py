@@ -100,8 +100,14 @@ blocks:
   b:
     params: {c: 8}
     chain: {p: BODY, q: conv2d $c 1x1}
+  d:
+    chain: ['dropout ${0.1 * block_index}']
+  e:
+    params: {w: 8}
+    chain: [conv2d $w 1x1]
 network:
   stem: conv2d 8 3x3 p1
+  t: conv2d 8 1x1
   s: [b c=8, b c=8, b c=8, b c=8]
   head: [global_avgpool, linear 4]
 """
@@ -115,7 +121,12 @@ REASONS = [
     ("{residual: {body: [conv2d 8 3x3 p1, bn]}}", True),
     ("{residual: {body: []}}", True),  # x + x: the writer's identity, written after the add that reads it
     ("{from: stem}", False),  # a value from outside the instance
+    ("{from: t}", False),  # ... which is the first instance's input, read by name: not the next one's input
     ("{concat: {u: conv2d 4 1x1, v: [{from: stem}, conv2d 4 1x1]}}", False),
+    ("{concat: {u: conv2d 4 1x1, v: {from: block_in}}}", True),  # its own input, as block_in: the copy's own
+    ("d", False),  # a block inside reads block_index
+    ("e w=8", True),  # a block inside: copied with the instance around it
+    ("{share: t}", False),  # a module shared with a node outside
 ]
 
 
