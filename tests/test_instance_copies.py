@@ -142,6 +142,18 @@ def test_each_reason_an_instance_is_not_copied(monkeypatch: Any, body: str, copi
     assert counted.copied == (2 if copied else 0)
 
 
+def test_a_name_reading_the_kept_instance_s_input_is_not_copied(monkeypatch: Any) -> None:
+    """The kept (second) instance's body reads its own input by name (``from: t`` where it is applied to t):
+    a later instance applied elsewhere still reads t, so it is expanded, not copied with its own input."""
+    text = BLOCKS.replace("BODY", "{from: t}").replace(
+        "s: [b c=8, b c=8, b c=8, b c=8]", "u: b c=8\n  v: [{from: t}, b c=8]\n  w: b c=8\n  z: b c=8"
+    )
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.copied == 0
+
+
 def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
     """An instance reading `in` applied to another shape (after a stride) is expanded, not copied; it is
     then the template for that shape."""
