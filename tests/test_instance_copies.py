@@ -103,8 +103,12 @@ blocks:
   d:
     chain: ['dropout ${0.1 * block_index}']
   e:
+    counter: depth
     params: {w: 8}
     chain: [conv2d $w 1x1]
+  g:
+    counter: depth
+    chain: ['dropout ${0.01 * block_index}']
 network:
   stem: conv2d 8 3x3 p1
   t: conv2d 8 1x1
@@ -127,6 +131,7 @@ REASONS = [
     ("d", False),  # a block inside reads block_index
     ("e w=8", True),  # a block inside: copied with the instance around it
     ("{share: t}", False),  # a module shared with a node outside
+    ("{chain: {a: conv2d 8 1x1, z: {share: p.a}}}", False),  # ... or inside: the copy's module would be its own
 ]
 
 
@@ -152,6 +157,18 @@ def test_a_name_reading_the_kept_instance_s_input_is_not_copied(monkeypatch: Any
     got, want = _both(monkeypatch, text, None)
     assert got == want
     assert counted.copied == 0
+
+
+def test_a_copy_advances_the_counters_of_the_blocks_inside(monkeypatch: Any) -> None:
+    """Each copy counts the instances of the blocks inside it (``e``, on the counter it shares with ``g``):
+    the ``g`` after the stage reads block_index 4, as it does when every instance is expanded."""
+    text = BLOCKS.replace("BODY", "e w=8").replace("head: [", "last: g\n  head: [")
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.copied == 2
+    (p,) = [r.params.p for r in got[1] if r.op == "dropout"]
+    assert p == pytest.approx(0.04)
 
 
 def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
