@@ -48,12 +48,23 @@ class _Counted:
 
 
 def _both(monkeypatch: Any, spec: Any, overrides: dict[str, Any] | None, shaped: bool = True) -> tuple[Any, Any]:
-    """The snapshots with copies and without (each its own resolve, so no state is shared)."""
+    """The snapshots with copies and without (each its own resolve, so no state is shared), each with the
+    named values its expansions recorded (graph/refs.py: what `from:`, `outputs:` and taps look up)."""
     stage = (lambda r: shaped_resolved(r)[0]) if shaped else expansion.expand
+    values: list[Any] = []
+    run = expansion.Expander.run
+
+    def recorded(self: Any) -> Any:
+        graph = run(self)
+        values.append((self.values.at, self.values.ended))
+        return graph
+
+    monkeypatch.setattr(expansion.Expander, "run", recorded)
     monkeypatch.setattr(instances, "COPIES", True)
-    with_copies = _snapshot(stage(resolve(spec, overrides)))
+    with_copies = (*_snapshot(stage(resolve(spec, overrides))), values[:])
+    values.clear()
     monkeypatch.setattr(instances, "COPIES", False)
-    anew = _snapshot(stage(resolve(spec, overrides)))
+    anew = (*_snapshot(stage(resolve(spec, overrides))), values[:])
     return with_copies, anew
 
 
@@ -109,6 +120,9 @@ blocks:
   g:
     counter: depth
     chain: ['dropout ${0.01 * block_index}']
+  h:
+    params: {w: 8}
+    chain: ['conv2d ${in} 1x1', conv2d $w 1x1]
 network:
   stem: conv2d 8 3x3 p1
   t: conv2d 8 1x1
@@ -120,6 +134,7 @@ network:
 REASONS = [
     ("conv2d 8 3x3 p1", True),
     ("'conv2d ${in} 3x3 p1'", True),  # reads `in`: copied where the input's shape is the same
+    ("[conv2d 8 3x3 p1, 'conv2d ${in} 1x1']", True),  # ... of a node inside it: that node's early shape too
     ("'dropout ${0.1 * block_index}'", False),  # block_index differs
     ("'dropout ${0.1 * block_index / block_count}'", False),  # block_count
     ("{residual: {body: [conv2d 8 3x3 p1, bn]}}", True),
@@ -139,6 +154,8 @@ REASONS = [
 def test_each_reason_an_instance_is_not_copied(monkeypatch: Any, body: str, copied: bool) -> None:
     text = BLOCKS.replace("BODY", body)
     counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None, shaped=False)  # (the shapes `in` worked out, before shape inference)
+    assert got == want
     got, want = _both(monkeypatch, text, None)
     assert got == want
     counted.copied = 0
@@ -171,6 +188,22 @@ def test_a_copy_advances_the_counters_of_the_blocks_inside(monkeypatch: Any) -> 
     assert p == pytest.approx(0.04)
 
 
+def test_an_instance_holding_a_copy_that_reads_in_depends_on_its_input(monkeypatch: Any) -> None:
+    """``b`` reads `in` only through the copies of ``h`` inside it (its first instance keeps ``h``, its second
+    copies all three): ``b``'s template still depends on its input's channels, so the ``b`` after the widening
+    conv is expanded, its first ``h`` 16 wide."""
+    text = BLOCKS.replace("BODY", "[h w=8, h w=8, h w=8]").replace(
+        "s: [b c=8, b c=8, b c=8, b c=8]", "s: [b c=8, b c=8, b c=8, conv2d 16 1x1, b c=8]"
+    )
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None, shaped=False)
+    assert got == want
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.copied > 0
+    assert [r.params.out for r in got[1] if r.path == "s.4.p.0.0"] == [16]
+
+
 def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
     """An instance reading `in` applied to another shape (after a stride) is expanded, not copied; it is
     then the template for that shape."""
@@ -187,17 +220,21 @@ def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
 
 
 def test_a_clash_in_a_copy_is_the_same_located_error(monkeypatch: Any) -> None:
-    """A copy claims its module paths as an expansion does: two modules at one path, the same error."""
+    """A copy claims its module paths as an expansion does: two modules at one path (unnamed lists restart at
+    0, so the fourth instance, a copy, lands on the first's path), the same error."""
     text = BLOCKS.replace("BODY", "conv2d 8 3x3 p1").replace(
-        "s: [b c=8, b c=8, b c=8, b c=8]", "s: {w: b c=8, x: b c=8, y: b c=8, 'y.0': conv2d 8 1x1}"
+        "s: [b c=8, b c=8, b c=8, b c=8]", "s: [[b c=8, b c=8, b c=8], [b c=8]]"
     )
+    counted = _Counted(monkeypatch)
     errors = []
     for on in (True, False):
         monkeypatch.setattr(instances, "COPIES", on)
         with pytest.raises(SpecError) as e:
             expansion.expand(resolve(text))
         errors.append((str(e.value), e.value.loc))
+    assert "two modules would be named 's.0.p'" in errors[0][0]
     assert errors[0] == errors[1]
+    assert counted.copied == 1  # the third instance; the fourth, copied too, raises it
 
 
 @pytest.mark.slow
