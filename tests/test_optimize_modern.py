@@ -219,6 +219,21 @@ def test_convnext_block_is_two_fused_matmuls(write_spec) -> None:
     _close(gm, model, torch.randn(1, 3, 32, 24))
 
 
+def test_a_per_pixel_linear_added_with_broadcast_is_not_fused_into_one_sum(write_spec) -> None:
+    """A residual whose per-pixel linear gives one channel added to a two-channel shortcut (broadcast over the
+    channels: the fuzzer's seed 63202900, under scale.width 0.5): the sum stays torch's, and the logits
+    equal the eager model's at batch 1 and 2 (before, oneDNN's fused sum read the shortcut as the
+    product's shape and raised)."""
+    spec = write_spec(
+        "archspec: 1\nname: t\ninput: {channels: 2, size: [32, 23]}\n"
+        "network:\n- residual: {body: [linear 1 per_pixel]}\n- global_maxpool\n- linear out=6\n"
+    )
+    model = archspec.build(spec).eval()
+    gm = archspec.optimize(model)
+    _close(gm, model, torch.randn(1, 2, 32, 23))
+    _close(gm, model, torch.randn(2, 2, 32, 23))
+
+
 def test_channels_last_drops_the_copies_back_to_channels_first(write_spec) -> None:
     model = _model(write_spec, CONVNEXT)
     # compile leaves per-pixel layers' results channels-last already (as torchvision's ConvNeXt): no copy to drop

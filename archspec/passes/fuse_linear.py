@@ -59,7 +59,9 @@ class LinearAdd(nn.Linear):
     """``linear(x) + other``."""
 
     def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if onednn.usable(x, self.weight, other) and other.is_contiguous() and other.shape[:-1] == x.shape[:-1]:
+        # the sum as oneDNN's post-op only where ``other`` has the product's own shape (a body of fewer
+        # channels than its shortcut, or more, is broadcast: torch's add)
+        if onednn.usable(x, self.weight, other) and other.is_contiguous() and other.shape == (*x.shape[:-1], self.out_features):
             return onednn.linear_add(x, other, self.weight, self.bias)
         return torch.add(F.linear(x, self.weight, self.bias), other)
 
