@@ -196,6 +196,34 @@ def test_a_share_of_a_repeated_block_with_numbered_parts_compiles_standalone(tmp
         torch.testing.assert_close(run_standalone(tmp_path, out, "SharedEca", state, x), y)
 
 
+def test_a_share_of_a_block_instance_s_part_compiles_standalone(tmp_path: Path) -> None:
+    """Differential seed 63300134: `{share: left}` after the block instance `left` calls `left.a.conv` from the
+    network's own forward, inside the block's class; the standalone file's module tree did not reach into a
+    block class's children (KeyError 'left.a'). Now by path (``get_submodule``); torch written apart."""
+    from tests.test_codegen import compile_to, run_standalone
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "archspec: 1\nname: share_part\ninput: {channels: 2, size: [7, 7]}\nblocks:\n"
+        "  shared0:\n    chain:\n      a: [conv2d 2 3x3 p1]\n"
+        "network:\n- {left: shared0}\n- shared0\n- {share: left}\n"
+    )
+    model = archspec.build(spec).eval()
+    state = model.state_dict()
+    assert sorted(state) == ["1.a.0.bias", "1.a.0.weight", "left.a.0.bias", "left.a.0.weight"]
+
+    def conv(x: torch.Tensor, at: str) -> torch.Tensor:
+        return F.conv2d(x, state[f"{at}.a.0.weight"], state[f"{at}.a.0.bias"], padding=1)
+
+    x = torch.randn(2, 2, 7, 7)
+    y = conv(conv(conv(x, "left"), "1"), "left")  # left, the second instance, left's modules again
+    out = tmp_path / "share_part.py"
+    compile_to(spec, out)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), y)
+        torch.testing.assert_close(run_standalone(tmp_path, out, "SharePart", state, x), y)
+
+
 AUX = """\
 archspec: 1
 name: aux_share

@@ -47,8 +47,11 @@ class ModuleTree:
     def access(self, path: str) -> str:
         """``self.features[6].branch1``: how the forward reaches the module at ``path``."""
         text, parent = "self", ""
-        for seg in path.split("."):
-            kind = self.kinds[parent]
+        segments = path.split(".")
+        for i, seg in enumerate(segments):
+            kind = self.kinds.get(parent)
+            if kind is None:  # inside a block instance's class, which builds its own children: by their path
+                return f"{text}.get_submodule({quote('.'.join(segments[i:]))})"
             if kind == "seq":
                 text += f"[{seg}]"
             elif kind == "dict" and (not IDENT.match(seg) or keyword.iskeyword(seg) or hasattr(nn.ModuleDict, seg)):
