@@ -224,6 +224,34 @@ def test_a_share_of_a_block_instance_s_part_compiles_standalone(tmp_path: Path) 
         torch.testing.assert_close(run_standalone(tmp_path, out, "SharePart", state, x), y)
 
 
+def test_an_aux_head_sharing_a_composite_inside_a_block_instance_runs_standalone(tmp_path: Path) -> None:
+    """Differential seed 63300538: an aux head's `share:` of `right.0.p.0`, a conv + BN + ReLU inside the block
+    instance `right.0`: the standalone file called it as one helper module, but the block's class builds its
+    parts itself (a container with no forward). Now each part by its path; training mode's outputs and the
+    BatchNorm statistics after one step equal the built model's."""
+    from tests.test_codegen import _load, compile_to
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "archspec: 1\nname: aux_part\ninput: {channels: 5, size: [9, 9]}\nblocks:\n  shared0:\n    chain:\n"
+        "      p: [conv out=2, conv2d $block_in]\n      resize: identity\n      q: {share: p}\n"
+        "network:\n- right: [shared0]\n- {block: shared0, repeat: 2, names: 'unit{n}'}\n"
+        "aux:\n  h:\n    tap: unit2.resize\n    head: {share: right.0.p.0}\n    weight: 1.0\n"
+    )
+    model = archspec.build(spec).train()
+    out = tmp_path / "aux_part.py"
+    compile_to(spec, out)
+    standalone = _load(out, "AuxPart").train()
+    standalone.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(3, 5, 9, 9)
+    got, want = standalone(x), model(x)
+    assert set(got) == set(want) == {"logits", "h"}
+    for name in want:
+        torch.testing.assert_close(got[name], want[name])
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(standalone.state_dict()[key], value)
+
+
 AUX = """\
 archspec: 1
 name: aux_share

@@ -210,6 +210,8 @@ class Plan:
                 if r.origin != r.path and r.origin:
                     members.setdefault(r.origin, []).append(n)
         for origin, chain in members.items():
+            if any(origin.startswith(f"{b}.") for b in self.blocks):
+                continue  # (a share: of a block instance's part: its class built the parts, each called by its path)
             if len(chain) > 1 and self._is_chain(origin, chain):
                 self.groups[origin] = chain
                 for n in chain:
