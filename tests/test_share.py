@@ -252,6 +252,34 @@ def test_an_aux_head_sharing_a_composite_inside_a_block_instance_runs_standalone
         torch.testing.assert_close(standalone.state_dict()[key], value)
 
 
+def test_a_shortcut_sharing_its_body_s_part_moves_batch_norm_in_the_built_order(tmp_path: Path) -> None:
+    """Differential seed 63300256: a residual whose shortcut shares a part of its body, the sum read only by an
+    aux head (so in training only): the standalone file ran the shortcut's copy before the body, as soon as its
+    input existed, and the shared BatchNorm's statistics came out in the other order. Now no training-only
+    line runs before a line written before it; after one training step the statistics equal the built model's."""
+    from tests.test_codegen import _load, compile_to
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "archspec: 1\nname: shared_order\ninput: {channels: 3, size: 9}\nblocks:\n  shared0:\n    chain:\n"
+        "      m:\n        residual:\n          body:\n          - a: [mish, conv out=4]\n"
+        "          shortcut:\n          - bn\n          - {share: m.a}\n"
+        "network: {add: shared0, layer: identity}\noutputs: [add.m.a.1, add.m.a]\n"
+        "aux:\n  h: {tap: layer, head: identity, weight: 1.0}\n"
+    )
+    model = archspec.build(spec).train()
+    out = tmp_path / "shared_order.py"
+    compile_to(spec, out)
+    standalone = _load(out, "SharedOrder").train()
+    standalone.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 9, 9)
+    got, want = standalone(x), model(x)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name])
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(standalone.state_dict()[key], value)
+
+
 AUX = """\
 archspec: 1
 name: aux_share

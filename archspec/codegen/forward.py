@@ -271,10 +271,12 @@ def _return_lines(net: Network, outputs: dict[str, fx.Node], names: dict[fx.Node
 
 
 def _schedule(steps: list[Step]) -> list[Step]:
-    """Main-line steps in order; each auxiliary step as soon as its inputs exist (so taps stay short-lived)."""
+    """Main-line steps in order; each auxiliary step as soon as its inputs exist (so taps stay short-lived), but
+    never before a main-line step written before it: the built model runs them in that order, and a module
+    called on both lines (a `share:`) moves its BatchNorm statistics, or dropout draws its numbers, in it."""
     order: list[Step] = []
     defined: set[fx.Node] = set()
-    pending = [s for s in steps if s.aux]
+    pending: list[Step] = []
 
     def flush() -> None:
         progress = True
@@ -287,12 +289,13 @@ def _schedule(steps: list[Step]) -> list[Step]:
                     pending.remove(s)
                     progress = True
 
-    flush()
     for s in steps:
-        if not s.aux:
+        if s.aux:
+            pending.append(s)
+        else:
             order.append(s)
             defined.add(s.output)
-            flush()
+        flush()
     return order + pending
 
 
