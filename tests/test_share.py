@@ -224,32 +224,39 @@ def test_a_share_of_a_block_instance_s_part_compiles_standalone(tmp_path: Path) 
         torch.testing.assert_close(run_standalone(tmp_path, out, "SharePart", state, x), y)
 
 
+def _one_training_step_alike(tmp_path: Path, text: str, cls: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The built model and its standalone file (same weights), one training-mode call each: the same outputs and,
+    after it, the same state (BatchNorm's statistics). Returns the outputs."""
+    from tests.test_codegen import _load, compile_to
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(text)
+    model = archspec.build(spec).train()
+    out = tmp_path / "standalone.py"
+    compile_to(spec, out)
+    standalone = _load(out, cls).train()
+    standalone.load_state_dict(model.state_dict(), strict=True)
+    got, want = standalone(x), model(x)
+    assert set(got) == set(want)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name])
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(standalone.state_dict()[key], value)
+    return want
+
+
 def test_an_aux_head_sharing_a_composite_inside_a_block_instance_runs_standalone(tmp_path: Path) -> None:
     """Differential seed 63300538: an aux head's `share:` of `right.0.p.0`, a conv + BN + ReLU inside the block
     instance `right.0`: the standalone file called it as one helper module, but the block's class builds its
     parts itself (a container with no forward). Now each part by its path; training mode's outputs and the
     BatchNorm statistics after one step equal the built model's."""
-    from tests.test_codegen import _load, compile_to
-
-    spec = tmp_path / "s.yaml"
-    spec.write_text(
+    text = (
         "archspec: 1\nname: aux_part\ninput: {channels: 5, size: [9, 9]}\nblocks:\n  shared0:\n    chain:\n"
         "      p: [conv out=2, conv2d $block_in]\n      resize: identity\n      q: {share: p}\n"
         "network:\n- right: [shared0]\n- {block: shared0, repeat: 2, names: 'unit{n}'}\n"
         "aux:\n  h:\n    tap: unit2.resize\n    head: {share: right.0.p.0}\n    weight: 1.0\n"
     )
-    model = archspec.build(spec).train()
-    out = tmp_path / "aux_part.py"
-    compile_to(spec, out)
-    standalone = _load(out, "AuxPart").train()
-    standalone.load_state_dict(model.state_dict(), strict=True)
-    x = torch.randn(3, 5, 9, 9)
-    got, want = standalone(x), model(x)
-    assert set(got) == set(want) == {"logits", "h"}
-    for name in want:
-        torch.testing.assert_close(got[name], want[name])
-    for key, value in model.state_dict().items():
-        torch.testing.assert_close(standalone.state_dict()[key], value)
+    assert set(_one_training_step_alike(tmp_path, text, "AuxPart", torch.randn(3, 5, 9, 9))) == {"logits", "h"}
 
 
 def test_a_shortcut_sharing_its_body_s_part_moves_batch_norm_in_the_built_order(tmp_path: Path) -> None:
@@ -257,27 +264,14 @@ def test_a_shortcut_sharing_its_body_s_part_moves_batch_norm_in_the_built_order(
     aux head (so in training only): the standalone file ran the shortcut's copy before the body, as soon as its
     input existed, and the shared BatchNorm's statistics came out in the other order. Now no training-only
     line runs before a line written before it; after one training step the statistics equal the built model's."""
-    from tests.test_codegen import _load, compile_to
-
-    spec = tmp_path / "s.yaml"
-    spec.write_text(
+    text = (
         "archspec: 1\nname: shared_order\ninput: {channels: 3, size: 9}\nblocks:\n  shared0:\n    chain:\n"
         "      m:\n        residual:\n          body:\n          - a: [mish, conv out=4]\n"
         "          shortcut:\n          - bn\n          - {share: m.a}\n"
         "network: {add: shared0, layer: identity}\noutputs: [add.m.a.1, add.m.a]\n"
         "aux:\n  h: {tap: layer, head: identity, weight: 1.0}\n"
     )
-    model = archspec.build(spec).train()
-    out = tmp_path / "shared_order.py"
-    compile_to(spec, out)
-    standalone = _load(out, "SharedOrder").train()
-    standalone.load_state_dict(model.state_dict(), strict=True)
-    x = torch.randn(2, 3, 9, 9)
-    got, want = standalone(x), model(x)
-    for name in want:
-        torch.testing.assert_close(got[name], want[name])
-    for key, value in model.state_dict().items():
-        torch.testing.assert_close(standalone.state_dict()[key], value)
+    _one_training_step_alike(tmp_path, text, "SharedOrder", torch.randn(2, 3, 9, 9))
 
 
 AUX = """\
