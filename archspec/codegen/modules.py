@@ -81,11 +81,7 @@ class ModuleTree:
         # tensors held by a module rather than a layer (parameter_only ops), at the value the op starts them at
         graph = self.plan.graph
         for node, record in graph.records():
-            if (
-                record.op not in REGISTRY
-                or not REGISTRY[record.op].parameter_only
-                or any(record.path.startswith(b + ".") for b in self.plan.blocks)
-            ):
+            if record.op not in REGISTRY or not REGISTRY[record.op].parameter_only or self.plan.inside_block(record.path):
                 continue  # (a block's class makes its own)
             preds = [graph.at(p).out for p in graph.inputs_of(node)]
             shape, value = REGISTRY[record.op].parameter(record.params, preds, record.out)

@@ -158,6 +158,10 @@ class Plan:
         ]
 
     # ---- repeated blocks as classes ----------------------------------------------------------------
+    def inside_block(self, path: str) -> bool:
+        """Whether ``path`` lies inside a block instance the file writes as a class (the class makes its own modules)."""
+        return any(path.startswith(f"{b}.") for b in self.blocks)
+
     def find_blocks(self, write_class: Callable[[OpGraph, str], str]) -> None:
         """Instances of a spec block that come out as the same code share one class (InceptionA × 4).
 
@@ -210,7 +214,7 @@ class Plan:
                 if r.origin != r.path and r.origin:
                     members.setdefault(r.origin, []).append(n)
         for origin, chain in members.items():
-            if any(origin.startswith(f"{b}.") for b in self.blocks):
+            if self.inside_block(origin):
                 continue  # (a share: of a block instance's part: its class built the parts, each called by its path)
             if len(chain) > 1 and self._is_chain(origin, chain):
                 self.groups[origin] = chain
@@ -269,7 +273,7 @@ class Plan:
             parent, _, index = record.path.rpartition(".")
             if not (parent and index.isdigit()):
                 continue
-            if any(parent == b or parent.startswith(b + ".") for b in self.blocks):
+            if parent in self.blocks or self.inside_block(parent):
                 continue  # inside a block instance the file writes as a class: the class makes its own modules
             try:
                 owner = self.root.get_submodule(parent)
