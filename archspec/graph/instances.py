@@ -26,7 +26,7 @@ from typing import Any
 
 from archspec.errors import Loc
 from archspec.graph.early import EarlyShapes
-from archspec.graph.naming import Copies
+from archspec.graph.naming import Copies, under
 from archspec.graph.refs import Held, PathValues
 from archspec.graph.writer import Writer
 from archspec.ir import Node, OpGraph, Unit
@@ -34,7 +34,6 @@ from archspec.language.shortform import Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.symbolic import Shape
 
-_STATEFUL = {name: op.stateful for name, op in REGISTRY.items()}
 COPIES = True  # False: every instance expanded anew (the definition the copies are tested against)
 
 Key = tuple[Any, ...]
@@ -61,6 +60,8 @@ class Template:
     records: list[Node] = field(default_factory=list)
     inputs: list[list[int]] = field(default_factory=list)
     held: list[tuple[str, list[tuple[int, int, Loc]]]] = field(default_factory=list)
+    shaped: list[tuple[int, Shape]] = field(default_factory=list)  # ``shapes`` by index
+    value: int = -1  # ``out`` by index (-1: x)
 
 
 @dataclass
@@ -131,11 +132,11 @@ class InstanceCopies:
         cut, outer = len(t.path), len(t.blocks)
         ids: list[str] = []
         nodes: list[tuple[str, dict[str, Node]]] = []
-        names, writer, stateful = self.out.names, self.out, _STATEFUL
+        names, writer = self.out.names, self.out
         unit = inner.unit or path  # (an instance's scope always has its row: the enclosing one, or itself)
         for r in t.records:
             new_path = path + r.path[cut:]
-            if stateful[r.op]:
+            if REGISTRY[r.op].stateful:
                 names.claim_module(new_path, r.loc)
             node = names.new_id(new_path, r.op, r.loc)
             writer.order += 1
@@ -153,8 +154,7 @@ class InstanceCopies:
         ]
         self.graph.add_nodes_from(nodes)  # (at once: networkx's per-call work once per instance)
         self.graph.add_edges_from(edges)
-        index = {n: i for i, n in enumerate(t.nodes)}
-        self.early.memo.update((ids[index[n]], shape) for n, shape in t.shapes)
+        self.early.memo.update((ids[i], shape) for i, shape in t.shaped)
         base = self.values.ended
         for p, held in t.held:
             self.values.kept.append(path + p[cut:])
@@ -164,7 +164,7 @@ class InstanceCopies:
         self.values.ended += t.ended
         for counter, n in t.counters.items():
             self.counts[counter] = self.counts.get(counter, 0) + n
-        return x if t.out == t.x else ids[index[t.out]]
+        return x if t.value < 0 else ids[t.value]
 
     def keep(self, key: Key | None, start: Start, x: str, out: str, path: str, inner: Scope) -> None:
         """Keep the instance just expanded as the template of ``key``: what later nodes change (named values,
@@ -207,15 +207,15 @@ def _read(t: Template, graph: OpGraph) -> bool:
     index[x] = -1
     if t.out not in index or any(index.get(n, -1) < 0 for n in t.read):
         return False  # a name read a value from outside (its input too, by name: another instance's input is another value)
-    prefix, outer = path + ".", len(t.blocks)
+    outer = len(t.blocks)
     records, inputs = [], []
     for n in t.nodes:
         r = graph.at(n)
         if r.shares is not None or r.unit != t.unit or r.blocks[:outer] != t.blocks:
             return False
-        if not (_under(r.path, path, prefix) and _under(r.origin, path, prefix)):
+        if not (under(r.path, path) and under(r.origin, path)):
             return False
-        if any(not _under(p, path, prefix) for _, p in r.blocks[outer:]):
+        if any(not under(p, path) for _, p in r.blocks[outer:]):
             return False
         preds = graph.inputs_of(n)
         if any(p not in index for p in preds):
@@ -224,12 +224,9 @@ def _read(t: Template, graph: OpGraph) -> bool:
         inputs.append([index[p] for p in preds])
     held = []
     for p, kept in t.values:
-        if not _under(p, path, prefix) or any(h.out not in index for h in kept):
+        if not under(p, path) or any(h.out not in index for h in kept):
             return False
         held.append((p, [(h.order, index[h.out], h.loc) for h in kept]))
     t.records, t.inputs, t.held = records, inputs, held
+    t.shaped, t.value = [(index[n], shape) for n, shape in t.shapes], index[t.out]
     return True
-
-
-def _under(p: str, path: str, prefix: str) -> bool:
-    return p == path or p.startswith(prefix)

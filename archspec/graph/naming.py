@@ -57,6 +57,11 @@ def join(prefix: str, seg: str | None) -> str:
     return f"{prefix}.{seg}" if prefix else seg
 
 
+def under(p: str, path: str) -> bool:
+    """Whether the module path ``p`` is ``path`` or lies inside it (``a.b.c`` in ``a.b``; not ``a.bc``)."""
+    return p == path or p.startswith(f"{path}.")
+
+
 def _clash_hint(path: str) -> str:
     """The hint for two modules at one path: a numbered one is most often a list of unnamed lists
     (``[[conv, bn, relu], [conv, bn, relu]]``), whose lists add no segment and restart at 0."""

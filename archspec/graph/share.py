@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from archspec.errors import Loc, SpecError
+from archspec.graph.naming import under
 from archspec.graph.refs import PathValues, earlier_part
 from archspec.graph.writer import Writer
 from archspec.ir import INPUT, OpGraph, Unit
@@ -45,8 +46,7 @@ def part(graph: OpGraph, path: str, out: str, wanted: str, loc: Loc) -> tuple[li
     """The nodes of the part at ``path`` whose value is ``out``, in spec order, and the one value it reads."""
 
     def inside(node: str) -> bool:
-        p = graph.at(node).path
-        return node != INPUT and (p == path or p.startswith(path + "."))
+        return node != INPUT and under(graph.at(node).path, path)
 
     if not path or not inside(out):
         raise SpecError(
