@@ -91,16 +91,16 @@ def test_zoo_graphs_equal_with_and_without_copies(monkeypatch: Any, name: str, o
 
 
 def test_repeated_stages_are_copied(monkeypatch: Any) -> None:
-    """The copies are made, from the third instance with given arguments on (the second is kept as the
-    template): ShuffleNetV2's 1 + 5 + 1 units after each stage's down unit and two units; ResNet-50's
-    bottlenecks after each stage's first (its projection) and two: the equality above is not that of
+    """The copies are made, from the second instance with given arguments on (the first is kept as the
+    template): ShuffleNetV2's 2 + 6 + 2 units after each stage's down unit and first unit; ResNet-50's
+    bottlenecks after each stage's first (its projection) and second: the equality above is not that of
     two expansions anew."""
     counted = _Counted(monkeypatch)
     expansion.expand(resolve(ZOO / "shufflenet_v2_x1_0.yaml"))
-    assert counted.copied == 1 + 5 + 1
+    assert counted.copied == 2 + 6 + 2
     counted.copied = 0
     expansion.expand(resolve(ZOO / "resnet50.yaml"))
-    assert counted.copied == 0 + 1 + 3 + 0
+    assert counted.copied == 1 + 2 + 4 + 1
 
 
 BLOCKS = """
@@ -130,7 +130,7 @@ network:
   head: [global_avgpool, linear 4]
 """
 
-# (body of block b, whether its third and fourth instances are copies: the second is kept as the template)
+# (body of block b, whether its second, third and fourth instances are copies: the first is kept as the template)
 REASONS = [
     ("conv2d 8 3x3 p1", True),
     ("'conv2d ${in} 3x3 p1'", True),  # reads `in`: copied where the input's shape is the same
@@ -161,11 +161,11 @@ def test_each_reason_an_instance_is_not_copied(monkeypatch: Any, body: str, copi
     counted.copied = 0
     monkeypatch.setattr(instances, "COPIES", True)
     expansion.expand(resolve(text))
-    assert counted.copied == (2 if copied else 0)
+    assert counted.copied == (3 if copied else 0)
 
 
 def test_a_name_reading_the_kept_instance_s_input_is_not_copied(monkeypatch: Any) -> None:
-    """The kept (second) instance's body reads its own input by name (``from: t`` where it is applied to t):
+    """The kept (first) instance's body reads its own input by name (``from: t`` where it is applied to t):
     a later instance applied elsewhere still reads t, so it is expanded, not copied with its own input."""
     text = BLOCKS.replace("BODY", "{from: t}").replace(
         "s: [b c=8, b c=8, b c=8, b c=8]", "u: b c=8\n  v: [{from: t}, b c=8]\n  w: b c=8\n  z: b c=8"
@@ -183,14 +183,14 @@ def test_a_copy_advances_the_counters_of_the_blocks_inside(monkeypatch: Any) -> 
     counted = _Counted(monkeypatch)
     got, want = _both(monkeypatch, text, None)
     assert got == want
-    assert counted.copied == 2
+    assert counted.copied == 3
     (p,) = [r.params.p for r in got[1] if r.op == "dropout"]
     assert p == pytest.approx(0.04)
 
 
 def test_an_instance_holding_a_copy_that_reads_in_depends_on_its_input(monkeypatch: Any) -> None:
-    """``b`` reads `in` only through the copies of ``h`` inside it (its first instance keeps ``h``, its second
-    copies all three): ``b``'s template still depends on its input's channels, so the ``b`` after the widening
+    """``b`` reads `in` only through the copies of ``h`` inside it (its first instance keeps its first ``h`` and
+    copies the other two): ``b``'s template still depends on its input's channels, so the ``b`` after the widening
     conv is expanded, its first ``h`` 16 wide."""
     text = BLOCKS.replace("BODY", "[h w=8, h w=8, h w=8]").replace(
         "s: [b c=8, b c=8, b c=8, b c=8]", "s: [b c=8, b c=8, b c=8, conv2d 16 1x1, b c=8]"
@@ -212,11 +212,12 @@ def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
     counted = _Counted(monkeypatch)
     got, want = _both(monkeypatch, text, None)
     assert got == want
-    assert counted.copied == 0
+    assert counted.copied == 1  # the second instance, not the third
     text = text.replace("maxpool 2x2 s2, b c=8]", "maxpool 2x2 s2, b c=8, b c=8]")
+    counted.copied = 0
     got, want = _both(monkeypatch, text, None)
     assert got == want
-    assert counted.copied == 1
+    assert counted.copied == 2  # the second, and the fifth from the fourth
 
 
 def test_a_clash_in_a_copy_is_the_same_located_error(monkeypatch: Any) -> None:
@@ -234,7 +235,7 @@ def test_a_clash_in_a_copy_is_the_same_located_error(monkeypatch: Any) -> None:
         errors.append((str(e.value), e.value.loc))
     assert "two modules would be named 's.0.p'" in errors[0][0]
     assert errors[0] == errors[1]
-    assert counted.copied == 1  # the third instance; the fourth, copied too, raises it
+    assert counted.copied == 2  # the second and third instances; the fourth, copied too, raises it
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ of its arguments alone when, inside it, nothing reads ``block_index`` or ``block
 scaled by the width multiplier, no name reads a value from outside it (and every edge comes from its
 own nodes or its input), nothing is a ``share:`` copy, no report row is written and every path lies
 under the instance's own path; where it reads ``in`` (or ``block_in``) it is a function of its input's
-shape too. The second instance with given arguments (most arguments are met once) is kept as a
-:class:`Template` — what later nodes change taken at once, its records read and checked where it is
-first copied — and each later instance of the same block with the same arguments, nesting, repeat
+shape too. The first instance with given arguments is kept as a :class:`Template` — what later nodes
+change taken at once (cheap: its node ids, named values and counters), its records read and checked
+only where it is first copied — and each later instance of the same block with the same arguments, nesting, repeat
 product and (where read) input shape is written from it: the same records at the new instance's paths,
 new node ids and orders, its module paths claimed (a clash is the same located error), its counters
 advanced and its named values recorded, as expanding it would.
@@ -93,7 +93,6 @@ class InstanceCopies:
     copies: Copies
     enabled: bool = True
     templates: dict[Key, Template | None] = field(default_factory=dict)  # None: its instances cannot be copied
-    seen: set[Key] = field(default_factory=set)  # keys met once: kept from their second instance on
 
     def key(self, name: str, inner: Scope) -> Key | None:
         """What an instance's expansion may depend on besides its input's shape (None: copy nothing)."""
@@ -172,9 +171,6 @@ class InstanceCopies:
         forms = self.forms
         if key is None or not path or forms.reads[0] != start.reads[0] or forms.reads[2] != start.reads[2]:
             return  # block_count or block_index read inside: each instance its own
-        if key not in self.seen:  # most arguments are met once: no template until they come again
-            self.seen.add(key)
-            return
         if (
             len(self.units) != start.units
             or len(self.written) != start.written
