@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from archspec.collector import paused
 from archspec.memo import analyze_kept
 from archspec.pipeline import SpecLike, check_arguments
 from archspec.report import MAX_ACTIVATIONS, attach_report, check_activations
 from archspec.shapes import MAX_PARAMS
 
 
+@paused
 def build_model(
     spec: SpecLike,
     overrides: Mapping[str, Any] | None = None,

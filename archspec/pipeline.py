@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from archspec.collector import paused
 from archspec.frozen import check_frozen
 from archspec.graph import expand
 from archspec.init_patterns import check_init_patterns
@@ -65,6 +66,7 @@ def shaped_resolved(resolved: Resolved, max_params: int = MAX_PARAMS) -> tuple[O
     return graph, info
 
 
+@paused
 def analyze(
     spec: SpecLike, overrides: Mapping[str, Any] | None = None, *, max_params: int = MAX_PARAMS, strict: bool = False
 ) -> Report:

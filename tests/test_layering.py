@@ -16,7 +16,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
 # Lowest first. A module sits in the first layer one of whose prefixes it starts with; a module
 # may import its own layer and those below. Unlisted modules sit in "stages".
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("data", ("archspec.errors", "archspec.version", "archspec.symbolic", "archspec.sizes", "archspec.fileio")),
+    (
+        "data",
+        ("archspec.errors", "archspec.version", "archspec.symbolic", "archspec.sizes", "archspec.fileio", "archspec.collector"),
+    ),
     (
         "language",
         ("archspec.language", "archspec.ops", "archspec.runtime", "archspec.ir", "archspec.library", "archspec.overrides"),
