@@ -37,8 +37,9 @@ from typing import Any
 import networkx as nx
 
 from archspec.errors import Loc, SpecError, SpecWarning
-from archspec.graph.expander import Expander, Written
+from archspec.graph.expander import Expander
 from archspec.graph.naming import MAX_NODES
+from archspec.graph.writer import Written
 from archspec.ir import INPUT, Node, OpGraph
 from archspec.language.resolve import Resolved
 from archspec.ops import REGISTRY

@@ -28,7 +28,7 @@ from archspec.graph.reading import Reader
 from archspec.graph.refs import PathValues, earlier_value
 from archspec.graph.share import shared
 from archspec.graph.tree import kind_of
-from archspec.graph.writer import Writer
+from archspec.graph.writer import Remake, Writer, Written
 from archspec.ir import Network, OpGraph, Unit
 from archspec.language.load import YamlPath
 from archspec.language.model import (
@@ -47,22 +47,7 @@ from archspec.language.shortform import Ref, Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
 
-Remake = Callable[[], Ref]  # parses an op again (with the real block_count)
 Named = dict[str, Any]  # one name: node
-
-
-@dataclass
-class Written:
-    """An op as added, kept so that its parameters can be worked out again (archspec/graph/__init__.py)."""
-
-    op: Op
-    ref: Ref
-    remake: Remake | None
-    path: str
-    scope: Scope
-    ids: list[str]
-    scaled: bool  # the width multiplier changed its arguments
-    unit: int | None = None  # its report row, when it is one
 
 
 def network(resolved: Resolved, outputs: dict[str, str], units: list[Unit], written: dict[str, Any]) -> Network:
@@ -198,7 +183,10 @@ class Expander:
         self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ref = self.forms.parse(node, yp, scope, x)
-        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
+        out = self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
+        if ref.indexed and ref.rereadable:  # its arguments read again in each copy of the instance around it
+            self.equal.rereads.append((out, node, yp, scope))
+        return out
 
     def seq(
         self, node: list[Any], yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool

@@ -20,6 +20,7 @@ the graph written with copies equals the graph expanded instance by instance, re
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -28,9 +29,10 @@ from archspec.errors import Loc
 from archspec.graph.early import EarlyShapes
 from archspec.graph.naming import Copies, under
 from archspec.graph.refs import Held, PathValues
-from archspec.graph.writer import Writer
+from archspec.graph.writer import Writer, Written
 from archspec.ir import Node, OpGraph, Unit
-from archspec.language.shortform import Scope, ShortForms
+from archspec.language.load import YamlPath
+from archspec.language.shortform import Ref, Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.symbolic import Shape
 
@@ -55,6 +57,7 @@ class Template:
     shapes: list[tuple[str, Shape]]  # the shapes of its nodes that an `in` inside it worked out (graph/early.py)
     unit: str | None  # its scope's row
     blocks: tuple[tuple[str, str], ...]  # its scope's enclosing instances, itself last
+    rereads: list[tuple[str, str, YamlPath]]  # its ops whose arguments read block_index or block_count: node, text, place
     # read where it is first copied (:func:`_read`): its records, their inputs (an index into records, -1 for x),
     # and ``values`` by index
     records: list[Node] = field(default_factory=list)
@@ -62,6 +65,7 @@ class Template:
     held: list[tuple[str, list[tuple[int, int, Loc]]]] = field(default_factory=list)
     shaped: list[tuple[int, Shape]] = field(default_factory=list)  # ``shapes`` by index
     value: int = -1  # ``out`` by index (-1: x)
+    reread: list[tuple[int, str, YamlPath]] = field(default_factory=list)  # ``rereads`` by index
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Start:
     counts: dict[str, int]
     units: int
     written: int
+    rereads: int
+    reread: tuple[int, ...]
 
 
 @dataclass
@@ -93,6 +99,9 @@ class InstanceCopies:
     copies: Copies
     enabled: bool = True
     templates: dict[Key, Template | None] = field(default_factory=dict)  # None: its instances cannot be copied
+    # the ops whose arguments read block_index or block_count (Ref.indexed) and may be read again in a copy
+    # (Ref.rereadable), as written: node, short form, its place, its scope
+    rereads: list[tuple[str, str, YamlPath, Scope]] = field(default_factory=list)
 
     def key(self, name: str, inner: Scope) -> Key | None:
         """What an instance's expansion may depend on besides its input's shape (None: copy nothing)."""
@@ -112,6 +121,8 @@ class InstanceCopies:
             dict(self.counts),
             len(self.units),
             len(self.written),
+            len(self.rereads),
+            tuple(self.forms.reread),
         )
 
     def copy(self, key: Key, x: str, path: str, inner: Scope) -> str | None:
@@ -127,22 +138,28 @@ class InstanceCopies:
             self.early.channels(x)
             if self.early.memo[x] != t.shape:
                 return None
+        fresh = self._reread(t, inner) if t.reread else {}
+        if fresh is None:
+            return None
+        if t.shape is not None:
             self.forms.reads[1] += 1  # an instance around this one depends on its input's shape too
         cut, outer = len(t.path), len(t.blocks)
         ids: list[str] = []
         nodes: list[tuple[str, dict[str, Node]]] = []
         names, writer = self.out.names, self.out
         unit = inner.unit or path  # (an instance's scope always has its row: the enclosing one, or itself)
-        for r in t.records:
+        for k, r in enumerate(t.records):
             new_path = path + r.path[cut:]
             if REGISTRY[r.op].stateful:
                 names.claim_module(new_path, r.loc)
             node = names.new_id(new_path, r.op, r.loc)
             writer.order += 1
             blocks = inner.blocks + tuple((b, path + p[cut:]) for b, p in r.blocks[outer:])
-            record = Node(
-                r.op, r.params, new_path, r.loc, unit, blocks, writer.order, path + r.origin[cut:], r._text, r.composite
-            )
+            params, text = r.params, r._text
+            if k in fresh:  # its arguments as this instance reads them
+                params = fresh[k][0]
+                text = writer.params.text(REGISTRY[r.op], params, inner.source)
+            record = Node(r.op, params, new_path, r.loc, unit, blocks, writer.order, path + r.origin[cut:], text, r.composite)
             nodes.append((node, {"node": record}))
             ids.append(node)
         # (an identity the writer puts before a value read twice comes after its reader: edges once all are named)
@@ -163,20 +180,51 @@ class InstanceCopies:
         self.values.ended += t.ended
         for counter, n in t.counters.items():
             self.counts[counter] = self.counts.get(counter, 0) + n
+        for k, text, yp in t.reread:
+            self.rereads.append((ids[k], text, yp, inner))
+            ref = fresh[k][1]
+            if ref.from_count:  # worked out again once block_count is known, as an expanded op is (graph/__init__.py)
+                remake = functools.partial(self.forms.reparse, text, yp, inner, None)
+                op = REGISTRY[t.records[k].op]
+                self.written.append(Written(op, ref, remake, path + t.records[k].path[cut:], inner, [ids[k]], False))
         return x if t.value < 0 else ids[t.value]
+
+    def _reread(self, t: Template, inner: Scope) -> dict[int, tuple[Any, Ref]] | None:
+        """The parameters and parse of each of ``t``'s ops read again in the instance of ``inner``; None, the counts
+        of what was read put back, where one is not the same op read the same way (its name or `in` read)."""
+        forms = self.forms
+        saved = list(forms.reads), list(forms.reread), forms.counted
+        found: dict[int, tuple[Any, Ref]] = {}
+        for k, text, yp in t.reread:
+            name = t.records[k].op
+            ref = forms.parse(text, yp, inner, None)
+            same = ref.name == name and ref.rereadable and forms.reads[1] == saved[0][1]
+            params, chain, scaled = self.out.params.of(REGISTRY[name], ref, inner.source) if same else (None, None, True)
+            if chain is not None or scaled:
+                forms.reads[:], forms.reread[:], forms.counted = saved
+                return None
+            found[k] = params, ref
+        return found
 
     def keep(self, key: Key | None, start: Start, x: str, out: str, path: str, inner: Scope) -> None:
         """Keep the instance just expanded as the template of ``key``: what later nodes change (named values,
         counters, early shapes), now; its records are read where it is first copied."""
         forms = self.forms
-        if key is None or not path or forms.reads[0] != start.reads[0] or forms.reads[2] != start.reads[2]:
-            return  # block_count or block_index read inside: each instance its own
+        if key is None or not path:
+            return
+        counted, indexed = forms.reads[0] - start.reads[0], forms.reads[2] - start.reads[2]
+        if (counted, indexed) != (forms.reread[0] - start.reread[0], forms.reread[1] - start.reread[1]):
+            return  # block_count or block_index read inside other than by an op read again in each copy
+        rereads = self.rereads[start.rereads :]
+        if any(scope is not inner for *_, scope in rereads):
+            return  # ... read by an op of a block instance inside it: that instance's index, not this one's
+        again = {node for node, *_ in rereads}
         if (
             len(self.units) != start.units
-            or len(self.written) != start.written
+            or any(w.scaled or w.ids[0] not in again for w in self.written[start.written :])
             or (key in self.templates and not self.templates[key])
         ):
-            return  # a report row, an op the width multiplier or block_count changes, or known not to be copied
+            return  # a report row, an op the width multiplier changes, or known not to be copied
         reads_input = forms.reads[1] != start.reads[1]
         shape = self.early.memo.get(x) if reads_input else None
         if reads_input and shape is None:
@@ -191,7 +239,19 @@ class InstanceCopies:
         shapes = [(n, memo[n]) for n in nodes if n in memo] if reads_input else []
         read = self.values.read[start.read :]
         self.templates[key] = Template(
-            path, x, out, nodes, read, held, self.values.ended - since, counters, shape, shapes, inner.unit, inner.blocks
+            path,
+            x,
+            out,
+            nodes,
+            read,
+            held,
+            self.values.ended - since,
+            counters,
+            shape,
+            shapes,
+            inner.unit,
+            inner.blocks,
+            [(node, text, yp) for node, text, yp, _ in rereads],
         )
 
 
@@ -225,4 +285,9 @@ def _read(t: Template, graph: OpGraph) -> bool:
         held.append((p, [(h.order, index[h.out], h.loc) for h in kept]))
     t.records, t.inputs, t.held = records, inputs, held
     t.shaped, t.value = [(index[n], shape) for n, shape in t.shapes], index[t.out]
-    return True
+    if any(index.get(n, -1) < 0 for n, _, _ in t.rereads):
+        return False
+    t.reread = [(index[n], text, yp) for n, text, yp in t.rereads]
+    # an op read again whose shape an `in` inside read: shape inference takes that shape as worked out, so a copy's
+    # parameters it does not accept would go unseen (its shape is its input's wherever it accepts it: Op.keeps_shape)
+    return not {i for i, _, _ in t.reread} & {i for i, _ in t.shaped}

@@ -7,16 +7,32 @@ input carrying ``slot``, the input's position. A module with state claims its pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from archspec.errors import Loc
 from archspec.graph.naming import Names, join
 from archspec.graph.params import Chain, OpParams
 from archspec.ir import INPUT, Node, OpGraph
-from archspec.language.shortform import Scope
+from archspec.language.shortform import Ref, Scope
 from archspec.ops import REGISTRY
 from archspec.ops.registry import Op
+
+Remake = Callable[[], Ref]  # parses an op again (with the real block_count)
+
+
+@dataclass
+class Written:
+    """An op as added, kept so that its parameters can be worked out again (archspec/graph/__init__.py)."""
+
+    op: Op
+    ref: Ref
+    remake: Remake | None
+    path: str
+    scope: Scope
+    ids: list[str]
+    scaled: bool  # the width multiplier changed its arguments
+    unit: int | None = None  # its report row, when it is one
 
 
 class Writer:

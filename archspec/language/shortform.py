@@ -66,6 +66,11 @@ class Ref:
     repeated: bool = False  # a repeat count was written ('* N'), even '* 1'
     from_input: frozenset[str] = frozenset()  # arguments computed from `in` (already scaled: not scaled again)
     from_count: bool = False  # an argument reads block_count
+    # an op keeping its input's shape whatever its arguments (Op.keeps_shape), read without `in` and with no
+    # block_index or block_count in its name or repeat count: its arguments may be read again in another
+    # instance of its block (graph/instances.py)
+    rereadable: bool = False
+    indexed: bool = False  # an argument reads block_index or block_count
 
 
 @functools.lru_cache(maxsize=4096)
@@ -117,6 +122,12 @@ def referenced_params(node: Any) -> set[str]:
     return found
 
 
+def _rereadable(op: Op | None, decided: bool) -> bool:
+    """Ref.rereadable: an op keeping its input's shape, nothing but its arguments read from block_index, block_count
+    or `in` (``decided``: its name or repeat count read them, or `in` was read), reading no earlier value by name."""
+    return op is not None and op.keeps_shape and not decided and not op.reads_values
+
+
 @dataclass
 class ShortForms:
     """Parses the short forms of one resolved spec, caching what does not depend on $params.
@@ -133,6 +144,7 @@ class ShortForms:
     channels_of: Callable[[str], int] | None = None
     counted: bool = False  # block_count was looked up
     reads: list[int] = field(default_factory=lambda: [0, 0, 0])  # lookups of block_count, of `in`, of block_index
+    reread: list[int] = field(default_factory=lambda: [0, 0])  # ... of block_count and block_index by rereadable Refs
     structural: list[bool] = field(default_factory=lambda: [False, False])  # ... where they decide structure
     _last_parse: tuple[Any, ...] | None = None
     _parses: dict[tuple[str, YamlPath, int], Ref] = field(default_factory=dict)  # short forms without $params
@@ -143,6 +155,15 @@ class ShortForms:
         return self.resolved.spec.scale
 
     def parse(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
+        reads = self.reads
+        count, index = reads[0], reads[2]
+        ref = self._parse_kept(text, yp, scope, x)
+        if ref.rereadable:
+            self.reread[0] += reads[0] - count
+            self.reread[1] += reads[2] - index
+        return ref
+
+    def _parse_kept(self, text: str, yp: YamlPath, scope: Scope, x: str | None) -> Ref:
         if "$" not in text:
             # the same text at the same place parses the same way in every instance of its block
             key0 = (text, yp, id(scope.source))  # sources live as long as the expander
@@ -211,10 +232,12 @@ class ShortForms:
         def at(offset: int) -> Loc:
             return Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base
 
+        start = tuple(self.reads)
         before = (self.reads[0], self.reads[1])
         name, name_off = tokens[0]
         name = self.subst_text(name, at(name_off), scope, x)
         self.mark_structural(before)  # a name given by a $param
+        decided = tuple(self.reads) != start  # the name read block_index, block_count or `in`
         op = REGISTRY.get(name)
         if op is None and name not in self.resolved.blocks:
             self.unknown(name, at(name_off))
@@ -222,13 +245,14 @@ class ShortForms:
         locs: dict[str, Loc] = {}
         positional = list(op.positional) if op else []
         repeat = 1
-        repeated = fixed = from_count = False
+        repeated = fixed = from_count = indexed = False
         from_input: set[str] = set()
         i = 1
         while i < len(tokens):
             raw, off = tokens[i]
             loc = at(off)
             before = (self.reads[0], self.reads[1])
+            token_start = tuple(self.reads)
             tok = self.subst_text(raw, loc, scope, x)
             i += 1
             if tok == "*" or tok.startswith("*"):
@@ -248,9 +272,11 @@ class ShortForms:
                 self.mark_structural(before)
                 repeat = self.check_repeat(self.scale.repeats(self.check_repeat(int(count), loc)), loc)
                 repeated = True
+                decided = decided or tuple(self.reads) != token_start
                 continue
             if tok == "fixed" and op is not None and op.channels is not None:
                 fixed = True
+                decided = decided or tuple(self.reads) != token_start
                 continue
             key, value = self._token(tok, op, positional, loc, name)
             if key in args:
@@ -258,11 +284,13 @@ class ShortForms:
             args[key] = value
             locs[key] = loc
             from_count = from_count or self.reads[0] != before[0]
+            indexed = indexed or self.reads[0] != token_start[0] or self.reads[2] != token_start[2]
             if op is None:  # a block's argument: it may decide the block's structure
                 self.mark_structural(before)
             if mentions_input(raw) or (scope.from_input and referenced_params(raw) & scope.from_input):
                 from_input.add(key)
-        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input), from_count)
+        again = _rereadable(op, decided or repeated or bool(from_input) or self.reads[1] != start[1])
+        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input), from_count, again, indexed)
 
     def check_name(self, text: str, yp: YamlPath, scope: Scope) -> None:
         """The op or block a short form names exists: how far a branch that is not taken is checked

@@ -15,6 +15,7 @@ from archspec.symbolic import Shape
 
 class _Activation(Op):
     kind = "act"
+    keeps_shape = True
     torch_function: str = ""  # "module.function", imported only when a model is built
 
     def infer(self, p: OpParams, inputs: list[Shape]) -> Shape:
@@ -114,6 +115,7 @@ class _OneNumber(Op):
     block like any other; a composite `conv` gives it as ``act=<name>(<number>)``."""
 
     kind = "act"
+    keeps_shape = True
     number: ClassVar[str]  # the op's parameter
     torch_arg: ClassVar[str]  # torch's name for it
 

@@ -108,6 +108,7 @@ class Dropout(Op):
     )
     kind = "misc"
     Params = DropoutParams
+    keeps_shape = True
     positional = ("p",)
     train_module = True
     saved_for_backward = ("mask",)
@@ -160,6 +161,7 @@ class DropPath(Op):
     )
     kind = "misc"
     Params = DropPathParams
+    keeps_shape = True
     positional = ("p",)
     train_module = True
     # not fresh_output: in eval mode its output is its input (the residual sum must not overwrite it)

@@ -85,6 +85,9 @@ class Op:
     fresh_output: ClassVar[bool] = False
     standalone: ClassVar[bool] = True  # False for merges, which only the concat and residual nodes create
     # How the compiler calls a stateless op, when not simply ``function(p)(*inputs)``:
+    # its output has its input's shape whatever its parameters, where it accepts its input (an activation,
+    # dropout): parameters read from block_index may differ between copies of one block instance (graph/instances.py)
+    keeps_shape: ClassVar[bool] = False
     passthrough: ClassVar[bool] = False  # the output is the input itself (identity): no call at all
     variadic: ClassVar[bool] = False  # the function takes its inputs as one list (torch.cat)
     train_module: ClassVar[bool] = False  # no state, but follows train()/eval(): built as a module (dropout)
