@@ -142,7 +142,7 @@ REASONS = [
     ("'dropout ${0.1 * block_index / block_count}'", True),  # ... and block_count (worked out again when known)
     ("[conv2d 8 3x3 p1, 'leaky_relu ${0.01 * (block_index + 1)}', 'dropout ${0.1 * block_index} channelwise']", True),
     ("'conv2d ${8 + block_index} 3x3 p1'", False),  # an op whose shape its arguments decide
-    ("['dropout ${0.1 * block_index}', 'conv2d ${in} 1x1']", False),  # a shape `in` read: not worked out again
+    ("['dropout ${0.1 * block_index}', 'conv2d ${in} 1x1']", True),  # `in` read after it: the same in every copy
     ("['conv2d 8 1x1 * ${1 + block_index % 2}']", False),  # a repeat count read from block_index
     ("{chain: ['dropout ${0.1 * block_index}'], repeat: 2}", True),  # a repeated chain's copies: still b's index
     ("{residual: {body: [conv2d 8 3x3 p1, bn]}}", True),
@@ -226,6 +226,67 @@ def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
     got, want = _both(monkeypatch, text, None)
     assert got == want
     assert counted.copied == 2  # the second, and the fifth from the fourth
+
+
+def test_an_argument_that_may_read_in_is_not_read_again(monkeypatch: Any) -> None:
+    """The drop rate reads `in` from the third instance on (``A if C else B`` evaluates one side): an argument
+    that names `in` is never read again in a copy, so every instance is expanded, as the expansion anew is."""
+    text = BLOCKS.replace("BODY", "'dropout ${0.1 if block_index < 2 else in / 100}'")
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.blocks.count("b") == 0
+    assert [r.params.p for r in got[1] if r.op == "dropout"] == pytest.approx([0.1, 0.1, 0.08, 0.08])
+
+
+def test_arguments_read_again_take_each_copy_s_index_and_the_real_block_count(monkeypatch: Any) -> None:
+    """EfficientNet's stochastic depth, ``sd · block_index / block_count``: every instance of ``b`` after the
+    first is a copy, each with its own rate over the real count (4), as the expansion anew has it."""
+    text = BLOCKS.replace("BODY", "'drop_path ${0.2 * block_index / block_count}'")
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.blocks.count("b") == 3
+    assert [r.params.p for r in got[1] if r.op == "drop_path"] == pytest.approx([0.0, 0.05, 0.1, 0.15])
+
+
+def test_an_index_read_by_a_block_inside_is_that_block_s(monkeypatch: Any) -> None:
+    """Each ``b`` holds a ``d`` whose drop rate reads d's block_index, one ahead of b's (a ``d`` stands before the
+    stage): the d instances in b after the first are copies, each reading its own index again; the b instances
+    are expanded."""
+    text = BLOCKS.replace("BODY", "d").replace("t: conv2d 8 1x1", "t: [conv2d 8 1x1, d]")
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert (counted.blocks.count("b"), counted.blocks.count("d")) == (0, 3)
+    assert [r.params.p for r in got[1] if r.op == "dropout"] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_under_a_width_multiplier_scaled_instances_are_expanded(monkeypatch: Any) -> None:
+    """At width 0.5 every ``b`` holds convs the multiplier scales, and the last one's ``q`` decides the
+    network's output channels, which stay as written (worked out again after the expansion): no ``b`` is a
+    copy, and the graphs equal the expansion anew."""
+    text = BLOCKS.replace("BODY", "'dropout ${0.1 * block_index}'").replace("name: t\n", "name: t\nscale: {width: 0.5}\n")
+    text = text.replace("c=8", "c=32").replace("conv2d 8", "conv2d 32").replace("[global_avgpool, linear 4]", "global_avgpool")
+    counted = _Counted(monkeypatch)
+    got, want = _both(monkeypatch, text, None)
+    assert got == want
+    assert counted.blocks.count("b") == 0
+    assert [r.params.out for r in got[1] if r.op == "conv2d"] == [16, 16, 16, 16, 16, 32]
+
+
+def test_ops_said_to_keep_their_input_s_shape_do() -> None:
+    """Op.keeps_shape, which lets a copy read such an op's arguments again, against each op's own shape rule."""
+    from archspec.ops import REGISTRY
+    from archspec.symbolic import Dim, Shape
+
+    keeping = [op for op in REGISTRY.values() if op.keeps_shape]
+    assert {"relu", "silu", "leaky_relu", "dropout", "drop_path"} <= {op.name for op in keeping}
+    for op in keeping:
+        params = op.Params.model_validate({name: 0.25 for name in op.positional})
+        h, w = Dim(0, 1, symbol="H", ref=7), Dim(0, 1, symbol="W", ref=5)
+        for shape in (Shape(16, h, w), Shape(10)):
+            assert op.infer(params, [shape]) == shape, op.name
 
 
 def test_a_clash_in_a_copy_is_the_same_located_error(monkeypatch: Any) -> None:

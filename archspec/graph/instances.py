@@ -139,8 +139,6 @@ class InstanceCopies:
             if self.early.memo[x] != t.shape:
                 return None
         fresh = self._reread(t, inner) if t.reread else {}
-        if fresh is None:
-            return None
         if t.shape is not None:
             self.forms.reads[1] += 1  # an instance around this one depends on its input's shape too
         cut, outer = len(t.path), len(t.blocks)
@@ -189,21 +187,13 @@ class InstanceCopies:
                 self.written.append(Written(op, ref, remake, path + t.records[k].path[cut:], inner, [ids[k]], False))
         return x if t.value < 0 else ids[t.value]
 
-    def _reread(self, t: Template, inner: Scope) -> dict[int, tuple[Any, Ref]] | None:
-        """The parameters and parse of each of ``t``'s ops read again in the instance of ``inner``; None, the counts
-        of what was read put back, where one is not the same op read the same way (its name or `in` read)."""
-        forms = self.forms
-        saved = list(forms.reads), list(forms.reread), forms.counted
+    def _reread(self, t: Template, inner: Scope) -> dict[int, tuple[Any, Ref]]:
+        """The parameters and parse of each of ``t``'s ops read again in the instance of ``inner``: the same op (its
+        name, repeat count and `in` read no index, count or input: Ref.rereadable), its arguments this instance's."""
         found: dict[int, tuple[Any, Ref]] = {}
         for k, text, yp in t.reread:
-            name = t.records[k].op
-            ref = forms.parse(text, yp, inner, None)
-            same = ref.name == name and ref.rereadable and forms.reads[1] == saved[0][1]
-            params, chain, scaled = self.out.params.of(REGISTRY[name], ref, inner.source) if same else (None, None, True)
-            if chain is not None or scaled:
-                forms.reads[:], forms.reread[:], forms.counted = saved
-                return None
-            found[k] = params, ref
+            ref = self.forms.parse(text, yp, inner, None)
+            found[k] = self.out.params.of(REGISTRY[t.records[k].op], ref, inner.source)[0], ref
         return found
 
     def keep(self, key: Key | None, start: Start, x: str, out: str, path: str, inner: Scope) -> None:
@@ -218,10 +208,9 @@ class InstanceCopies:
         rereads = self.rereads[start.rereads :]
         if any(scope is not inner for *_, scope in rereads):
             return  # ... read by an op of a block instance inside it: that instance's index, not this one's
-        again = {node for node, *_ in rereads}
         if (
             len(self.units) != start.units
-            or any(w.scaled or w.ids[0] not in again for w in self.written[start.written :])
+            or any(w.scaled for w in self.written[start.written :])  # (the others: ops read again, which read block_count)
             or (key in self.templates and not self.templates[key])
         ):
             return  # a report row, an op the width multiplier changes, or known not to be copied
@@ -285,9 +274,5 @@ def _read(t: Template, graph: OpGraph) -> bool:
         held.append((p, [(h.order, index[h.out], h.loc) for h in kept]))
     t.records, t.inputs, t.held = records, inputs, held
     t.shaped, t.value = [(index[n], shape) for n, shape in t.shapes], index[t.out]
-    if any(index.get(n, -1) < 0 for n, _, _ in t.rereads):
-        return False
-    t.reread = [(index[n], text, yp) for n, text, yp in t.rereads]
-    # an op read again whose shape an `in` inside read: shape inference takes that shape as worked out, so a copy's
-    # parameters it does not accept would go unseen (its shape is its input's wherever it accepts it: Op.keeps_shape)
-    return not {i for i, _, _ in t.reread} & {i for i, _ in t.shaped}
+    t.reread = [(index[n], text, yp) for n, text, yp in t.rereads]  # (each one of its nodes: written inside it)
+    return True

@@ -85,8 +85,9 @@ class Op:
     fresh_output: ClassVar[bool] = False
     standalone: ClassVar[bool] = True  # False for merges, which only the concat and residual nodes create
     # How the compiler calls a stateless op, when not simply ``function(p)(*inputs)``:
-    # its output has its input's shape whatever its parameters, where it accepts its input (an activation,
-    # dropout): parameters read from block_index may differ between copies of one block instance (graph/instances.py)
+    # its output has its input's shape whatever its parameters, and what it accepts does not depend on a number
+    # (an activation, dropout): parameters read from block_index may differ between copies of one block instance
+    # (graph/instances.py), a shape worked out in one holds in all
     keeps_shape: ClassVar[bool] = False
     passthrough: ClassVar[bool] = False  # the output is the input itself (identity): no call at all
     variadic: ClassVar[bool] = False  # the function takes its inputs as one list (torch.cat)
