@@ -3,7 +3,8 @@
 A stage repeats its block (ShuffleNetV2's ``unit c=116 * 7``, Inception-ResNet-v2's 20 Block17s, the
 inner layers of each EfficientNet stage), and expanding each instance anew re-reads the same YAML,
 parses the same short forms and validates the same parameters. An instance's expansion is a function
-of its arguments alone when, inside it, nothing reads ``block_index`` or ``block_count``, nothing is
+of its arguments alone when, inside it, nothing reads ``block_index`` or ``block_count`` (but the arguments
+of ops read again in each copy: :attr:`~archspec.language.shortform.Ref.rereadable`), nothing is
 scaled by the width multiplier, no name reads a value from outside it (and every edge comes from its
 own nodes or its input), nothing is a ``share:`` copy, no report row is written and every path lies
 under the instance's own path; where it reads ``in`` (or ``block_in``) it is a function of its input's
