@@ -407,3 +407,32 @@ def test_an_aux_head_sharing_a_block_leaves_its_unread_part_s_modules_to_the_net
     assert isinstance(got, dict) and isinstance(train_want, dict) and list(got) == list(train_want)
     for k in train_want:
         torch.testing.assert_close(got[k], train_want[k])
+
+
+ADOPTED = """archspec: 1
+name: t
+input: {channels: 5, size: [20, 20]}
+blocks:
+  shared0:
+    chain:
+      p: bn
+      back: {from: block_in}
+      q: {share: p}
+network:
+- {up: shared0}
+COPY
+- {from: up}
+"""
+
+
+def test_a_copy_nothing_reads_of_a_part_whose_module_was_adopted_is_unread() -> None:
+    """Inside ``up`` nothing reads ``p``, but its copy ``q`` is read: ``p``'s module is ``q``'s, and no warning says
+    ``p`` is left out (docs/errors.md, unread). A copy of the whole of ``up`` that ``{from: up}`` skips is unread,
+    though its ops carry ``up.p``'s path: one warning, at that copy (fuzzer seed 63800652)."""
+    quiet = archspec.check(ADOPTED.replace("COPY\n", ""))
+    assert [w.code for w in quiet.warnings] == []
+    report = archspec.check(ADOPTED.replace("COPY", "- {share: up}"))
+    (warning,) = report.warnings
+    assert warning.code == "unread"
+    assert "'up.p'" in warning.message
+    assert (warning.loc.line, warning.loc.column) == (12, 11)  # the {share: up} row

@@ -104,8 +104,8 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
         keep |= nx.ancestors(graph, out) | {out}
     if len(keep) == len(graph):
         return []
-    adopted = [graph.at(n).origin for n in _adopt_shared(graph, keep)]
-    ends = [(p, r) for p, r in _unread_parts(graph, keep) if not any(o == p or o.startswith(f"{p}.") for o in adopted)]
+    # an adopted original is computed where its copy is: not unread (a copy of it nothing reads, at its path, is)
+    ends = _unread_parts(graph, keep | _adopt_shared(graph, keep))
     graph.remove_nodes_from([n for n in graph if n not in keep])
     last = {graph.at(n).unit: n for n in graph.ordered() if n != INPUT}  # the input is no row's (a row may be named input)
     units = graph.net.units
