@@ -142,6 +142,7 @@ REASONS = [
     ("'dropout ${0.1 * block_index / block_count}'", True),  # ... and block_count (worked out again when known)
     ("[conv2d 8 3x3 p1, 'leaky_relu ${0.01 * (block_index + 1)}', 'dropout ${0.1 * block_index} channelwise']", True),
     ("'conv2d ${8 + block_index} 3x3 p1'", False),  # an op whose shape its arguments decide
+    ("{residual: {body: [conv2d 8 3x3 p1], then: 'leaky_relu ${0.01 * (block_index + 1)}'}}", True),  # a then: too
     ("['dropout ${0.1 * block_index}', 'conv2d ${in} 1x1']", True),  # `in` read after it: the same in every copy
     ("['conv2d 8 1x1 * ${1 + block_index % 2}']", False),  # a repeat count read from block_index
     ("{chain: ['dropout ${0.1 * block_index}'], repeat: 2}", True),  # a repeated chain's copies: still b's index

@@ -183,10 +183,7 @@ class Expander:
         self, node: str, yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
     ) -> str:
         ref = self.forms.parse(node, yp, scope, x)
-        out = self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
-        if ref.indexed and ref.rereadable:  # its arguments read again in each copy of the instance around it
-            self.equal.rereads.append((out, node, yp, scope))
-        return out
+        return self.reference(ref, yp, scope, x, prefix, _seg(name, index), lambda: self.forms.reparse(node, yp, scope, x))
 
     def seq(
         self, node: list[Any], yp: YamlPath, scope: Scope, x: str, prefix: str, name: str | None, index: int | None, once: bool
@@ -361,6 +358,8 @@ class Expander:
         else:
             ids = self.out.add_chain(op, params, chain, path, ref.loc, x, inner)
         unit = len(self.units) if scope.unit is None else None
+        if ref.indexed and ref.rereadable:  # its arguments read again in each copy of the instance around it
+            self.equal.rereads.append((ids[-1], ref.text, ref.yp, scope))
         if ref.from_count or scaled:
             self.written.append(Written(op, ref, remake, path, inner, ids, scaled, unit))
         if unit is not None:

@@ -71,6 +71,8 @@ class Ref:
     # instance of its block (graph/instances.py)
     rereadable: bool = False
     indexed: bool = False  # an argument reads block_index or block_count
+    text: str = ""  # the short form as written, and its place (to read it again)
+    yp: YamlPath = ()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -290,7 +292,9 @@ class ShortForms:
             if mentions_input(raw) or (scope.from_input and referenced_params(raw) & scope.from_input):
                 from_input.add(key)
         again = _rereadable(op, decided or repeated or bool(from_input) or self.reads[1] != start[1])
-        return Ref(name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input), from_count, again, indexed)
+        return Ref(
+            name, args, locs, repeat, at(name_off), fixed, repeated, frozenset(from_input), from_count, again, indexed, text, yp
+        )
 
     def check_name(self, text: str, yp: YamlPath, scope: Scope) -> None:
         """The op or block a short form names exists: how far a branch that is not taken is checked
