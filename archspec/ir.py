@@ -156,6 +156,10 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
     _ordered: list[str] | None = None  # the topological order, while the topology is unchanged
     _inputs: dict[str, list[str]] | None = None  # each node's inputs in argument order, likewise
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.replays: dict[str, str] = {}  # a `share:` copy → the node it applies again (graph/writer.py)
+
     def at(self, node: str) -> Node:
         """The record of ``node``."""
         return self._node[node]["node"]

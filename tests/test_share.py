@@ -436,3 +436,25 @@ def test_a_copy_nothing_reads_of_a_part_whose_module_was_adopted_is_unread() -> 
     assert warning.code == "unread"
     assert "'up.p'" in warning.message
     assert (warning.loc.line, warning.loc.column) == (12, 11)  # the {share: up} row
+
+
+def test_a_part_a_read_copy_applies_again_through_a_copy_of_a_copy_is_not_unread() -> None:
+    """``shared1``'s ``q`` copies its part ``p`` (an instance of ``shared0``, whose own ``q`` copies its ``p``), and
+    only ``q`` is read: ``0.p.q``, a copy that nothing reads, lives on in ``0.q``'s copy of it, and ``0.p.p``'s
+    module in both; no part is unread (docs/errors.md; fuzzer seed 64400107)."""
+    spec = """archspec: 1
+name: t
+input: {channels: 1, size: [14, 33]}
+blocks:
+  shared0:
+    chain:
+      p: identity
+      q: {share: p}
+  shared1:
+    chain:
+      p: shared0
+      back: {from: block_in}
+      q: {share: p}
+network: [shared1]
+"""
+    assert [w.code for w in archspec.check(spec).warnings] == []

@@ -104,8 +104,15 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
         keep |= nx.ancestors(graph, out) | {out}
     if len(keep) == len(graph):
         return []
-    # an adopted original is computed where its copy is: not unread (a copy of it nothing reads, at its path, is)
-    ends = _unread_parts(graph, keep | _adopt_shared(graph, keep))
+    _adopt_shared(graph, keep)
+    # what a kept copy applies again, or a copy of a copy of it, lives on in that copy: not unread (docs/errors.md;
+    # a copy nothing reads is, though its ops carry its original's path)
+    replayed: set[str] = set()
+    for v in keep:
+        while v in graph.replays and graph.replays[v] not in replayed:
+            v = graph.replays[v]
+            replayed.add(v)
+    ends = _unread_parts(graph, keep | replayed)
     graph.remove_nodes_from([n for n in graph if n not in keep])
     last = {graph.at(n).unit: n for n in graph.ordered() if n != INPUT}  # the input is no row's (a row may be named input)
     units = graph.net.units

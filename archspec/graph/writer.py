@@ -99,6 +99,7 @@ class Writer:
             shape=None,  # the shapes stage writes it (an `in` reads it through the early shapes)
         )
         self.graph.put(node_id, record)
+        self.graph.replays[node_id] = original
         for slot, src in enumerate(inputs):
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id

@@ -3241,8 +3241,11 @@ class Gen:
             scale = self.schedule(self.maybe_param("s", self.pick([0.1, 0.5, 1.0, 2.0, -1.0]), env, 0.3), shift=1)
         then = None
         if self.chance(0.6):
+            name = self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout", "leaky_relu"])
+            slope = self.schedule(None) if name == "leaky_relu" else None  # in a block, a slope rising with depth
             then = Op(
-                self.pick(["relu", "relu", "relu6", "silu", "tanh", "identity", "bn", "dropout"]),
+                name,
+                {} if slope is None else {"slope": slope},
                 style=self.style(),
                 repeat=self.pick([None, None, None, 1, 2]),
             )
