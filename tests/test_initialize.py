@@ -199,3 +199,24 @@ def test_the_walk_over_modules_is_torch_s(write_spec) -> None:
     model = archspec.build(write_spec(SPEC))
     for root in (tree, model):
         assert [(n, id(m)) for n, m in _named_modules(root)] == [(n, id(m)) for n, m in root.named_modules()]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, (1 << 16) + 3, 400_001])
+def test_normal_draws_are_normal(size: int) -> None:
+    """The Box-Muller draws (initialize._fill_normal) against scipy's N(0, σ²): a Kolmogorov-Smirnov test on the
+    whole draw, the share beyond 3σ, every value finite, odd sizes and sizes across a chunk's end filled whole."""
+    import numpy as np
+    from scipy import stats
+
+    from archspec import initialize
+
+    out = np.full(size, np.nan, np.float32)
+    initialize._fill_normal(np.random.Generator(np.random.SFC64(7)), out, 0.3)
+    assert np.isfinite(out).all()
+    if size < 1000:
+        return
+    assert stats.kstest(out.astype(np.float64), stats.norm(0.0, 0.3).cdf).pvalue > 1e-3
+    tail = float(np.mean(np.abs(out) > 0.9))
+    assert abs(tail - 2 * stats.norm.sf(3.0)) < 5 * math.sqrt(2 * stats.norm.sf(3.0) / size)
+    half = 1 << 15  # a chunk's two halves, r·cos θ and r·sin θ of the same pairs: uncorrelated
+    assert abs(np.corrcoef(out[:half], out[half : 2 * half])[0, 1]) < 0.03
