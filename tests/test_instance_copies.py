@@ -229,26 +229,24 @@ def test_a_different_input_shape_is_expanded_anew(monkeypatch: Any) -> None:
     assert counted.copied == 2  # the second, and the fifth from the fourth
 
 
-def test_an_argument_that_may_read_in_is_not_read_again(monkeypatch: Any) -> None:
-    """The drop rate reads `in` from the third instance on (``A if C else B`` evaluates one side): an argument
-    that names `in` is never read again in a copy, so every instance is expanded, as the expansion anew is."""
-    text = BLOCKS.replace("BODY", "'dropout ${0.1 if block_index < 2 else in / 100}'")
-    counted = _Counted(monkeypatch)
-    got, want = _both(monkeypatch, text, None)
-    assert got == want
-    assert counted.blocks.count("b") == 0
-    assert [r.params.p for r in got[1] if r.op == "dropout"] == pytest.approx([0.1, 0.1, 0.08, 0.08])
+# (b's body, the op, its rate in each of the four instances, how many instances are copies)
+RATES = [
+    # EfficientNet's stochastic depth, sd · block_index / block_count: each copy's own rate, over the real count (4)
+    ("'drop_path ${0.2 * block_index / block_count}'", "drop_path", [0.0, 0.05, 0.1, 0.15], 3),
+    # the rate reads `in` from the third instance on (A if C else B evaluates one side): an argument naming `in`
+    # is never read again in a copy, so every instance is expanded
+    ("'dropout ${0.1 if block_index < 2 else in / 100}'", "dropout", [0.1, 0.1, 0.08, 0.08], 0),
+]
 
 
-def test_arguments_read_again_take_each_copy_s_index_and_the_real_block_count(monkeypatch: Any) -> None:
-    """EfficientNet's stochastic depth, ``sd · block_index / block_count``: every instance of ``b`` after the
-    first is a copy, each with its own rate over the real count (4), as the expansion anew has it."""
-    text = BLOCKS.replace("BODY", "'drop_path ${0.2 * block_index / block_count}'")
+@pytest.mark.parametrize(("body", "op", "rates", "copies"), RATES, ids=[r[1] for r in RATES])
+def test_arguments_read_again_are_each_instance_s(monkeypatch: Any, body: str, op: str, rates: list[float], copies: int) -> None:
+    """The rates the copies read again equal the expansion anew's, instance by instance."""
     counted = _Counted(monkeypatch)
-    got, want = _both(monkeypatch, text, None)
+    got, want = _both(monkeypatch, BLOCKS.replace("BODY", body), None)
     assert got == want
-    assert counted.blocks.count("b") == 3
-    assert [r.params.p for r in got[1] if r.op == "drop_path"] == pytest.approx([0.0, 0.05, 0.1, 0.15])
+    assert counted.blocks.count("b") == copies
+    assert [r.params.p for r in got[1] if r.op == op] == pytest.approx(rates)
 
 
 def test_an_index_read_by_a_block_inside_is_that_block_s(monkeypatch: Any) -> None:

@@ -147,3 +147,46 @@ def test_an_empty_row_is_reported_whether_or_not_something_else_is_unread() -> N
     plain, skipping = archspec.check(base % ""), archspec.check(base % ", {side: bn}, {from: fc}")
     assert [r.path for r in plain.rows] == [r.path for r in skipping.rows] == ["[0]", "1", "2", "fc"]
     assert [w.code for w in skipping.warnings] == ["unread"] and plain.params == skipping.params
+
+
+SHARED_BLOCKS = """archspec: 1
+name: t
+input: {channels: 5, size: [20, 20]}
+blocks:
+  shared0:
+    chain:
+      p: bn
+      back: {from: block_in}
+      q: {share: p}
+  shared1:
+    chain:
+      p: shared0
+      back: {from: block_in}
+      q: {share: p}
+network: NETWORK
+"""
+
+# (the network, the paths warned of, where the warning stands)
+COPIES = [
+    # inside `up` nothing reads p, but its copy q is read: p's module is q's, and nothing is said
+    ("[{up: shared0}, {from: up}]", [], None),
+    # a copy of the whole of `up` that `{from: up}` skips is unread, though its ops carry up.p's path (seed 63800652)
+    ("[{up: shared0}, {share: up}, {from: up}]", ["'up.p'"], (15, 34)),  # at the share: its name
+    # shared1's q copies its part p (a shared0, whose own q copies its p) and only q is read: 0.p.q, a copy nothing
+    # reads, lives on in 0.q's copy of it, and 0.p.p's module in both (seed 64400107)
+    ("[shared1]", [], None),
+]
+
+
+@pytest.mark.parametrize(("network", "warned", "where"), COPIES, ids=["adopted", "unread copy", "copy of a copy"])
+def test_share_copies_nothing_reads_are_unread_unless_a_read_copy_applies_them_again(
+    network: str, warned: list[str], where: tuple[int, int] | None
+) -> None:
+    """docs/errors.md, unread: a part whose modules a read `share:` copy calls, directly or through a copy of a
+    copy, is not warned; a copy nothing reads is."""
+    report = archspec.check(SHARED_BLOCKS.replace("NETWORK", network))
+    found = [w for w in report.warnings if w.code == "unread"]
+    assert [path for w in found for path in warned if path in w.message] == warned
+    assert len(found) == len(warned)
+    if where is not None:
+        assert (found[0].loc.line, found[0].loc.column) == where
