@@ -339,3 +339,27 @@ def test_a_layer_scale_inside_a_block_class_is_the_class_s_own(tmp_path: Path) -
         torch.testing.assert_close(generated(x), compiled(x), rtol=0, atol=0)
         # by hand: each instance is relu(0.5·relu(0.5·x)) = 0.25·relu(x), and the concat stacks two
         torch.testing.assert_close(compiled(x), torch.cat([0.25 * x.relu()] * 2, dim=1))
+
+
+def test_a_tensor_beside_a_block_instance_at_its_path_keeps_the_instance_inline(tmp_path: Path) -> None:
+    """Found by the differential tester (seed 64602045): a residual's shortcut layer scale, unnamed in a list at
+    ``mix``, is the tensor ``mix.0`` in the module of the block instance its body is (``mix``). The instance's
+    class would not make that tensor, and the network's forward read it under the class (KeyError): an
+    instance whose module holds tensors its own ops do not read is written inline."""
+    text = (
+        "archspec: 1\nname: fuzz_case\ninput: {channels: 1, size: 40}\n"
+        "blocks:\n  stem_block0:\n    params: {s0: 0.1}\n    residual: {body: layer_scale, scale: $s0}\n"
+        "  shared1:\n    chain:\n      p: {block: stem_block0}\n"
+        "network:\n- - shared1\n  - mix:\n    - residual:\n        body: shared1\n        shortcut: [layer_scale]\n"
+    )
+    compiled, generated, source = _compiled_and_generated(text, tmp_path)
+    assert "class Shared1(nn.Module):" not in source
+    with torch.no_grad():
+        for p, v in zip(compiled.parameters(), (0.5, -2.0, 3.0), strict=True):
+            p.fill_(v)
+        generated.load_state_dict(compiled.state_dict(), strict=True)
+        x = torch.randn(2, 1, 40, 40)
+        torch.testing.assert_close(generated(x), compiled(x), rtol=0, atol=0)
+        # by hand: y = x + 0.1·0.5·x, then y + 0.1·(-2)·y + 3·y
+        y = 1.05 * x
+        torch.testing.assert_close(compiled(x), y + 0.1 * -2.0 * y + 3.0 * y)

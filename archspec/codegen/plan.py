@@ -203,7 +203,10 @@ class Plan:
             return False
         layers = {f"{path}.{k}" for k, m in owner.named_modules() if k and type(m) is not nn.Module}
         called = {str(m.target) for m in members if m.op == "call_module"}
-        return type(owner) is nn.Module and layers == called
+        # and the tensors its containers hold (layer scales) are its own: a shortcut's beside it is not (seed 64602045)
+        held = {f"{path}.{k}" for k, _ in owner.named_parameters() if not any(f"{path}.{k}".startswith(f"{q}.") for q in layers)}
+        read = {str(m.target) for m in members if m.op == "get_attr"}
+        return type(owner) is nn.Module and layers == called and held <= read
 
     # ---- composite ops as helpers ------------------------------------------------------------------
     def find_groups(self) -> None:
