@@ -52,6 +52,7 @@ class Node:
     composite: tuple[str, BaseModel] | None = None  # (op, params) of the composite op it was expanded from
     # a `share:` replay: the node whose module (at the same path) it calls again, the weights shared
     shares: str | None = None
+    replays: str | None = None  # ... and the node it applies again (a copy itself, in a copy of a copy)
     # ---- written by shapes.py
     shape: Shape | None = None  # the output shape, C exact, H and W as canonical forms of the input size
     range: Range | None = None  # input sizes at which this value (and everything before it) is computable
@@ -155,10 +156,6 @@ class OpGraph(nx.DiGraph):  # type: ignore[misc]  # networkx has no type informa
 
     _ordered: list[str] | None = None  # the topological order, while the topology is unchanged
     _inputs: dict[str, list[str]] | None = None  # each node's inputs in argument order, likewise
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.replays: dict[str, str] = {}  # a `share:` copy → the node it applies again (graph/writer.py)
 
     def at(self, node: str) -> Node:
         """The record of ``node``."""

@@ -105,12 +105,12 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
     if len(keep) == len(graph):
         return []
     _adopt_shared(graph, keep)
-    # what a kept copy applies again, or a copy of a copy of it, lives on in that copy: not unread (docs/errors.md;
-    # a copy nothing reads is, though its ops carry its original's path)
+    # what a kept copy applies again (Node.replays), or a copy of a copy of it, lives on in that copy: not unread
+    # (docs/errors.md; a copy nothing reads is, though its ops carry its original's path)
     replayed: set[str] = set()
     for v in keep:
-        while v in graph.replays and graph.replays[v] not in replayed:
-            v = graph.replays[v]
+        while (r := graph.at(v).replays) is not None and r not in replayed:
+            v = r
             replayed.add(v)
     ends = _unread_parts(graph, keep | replayed)
     graph.remove_nodes_from([n for n in graph if n not in keep])

@@ -96,10 +96,10 @@ class Writer:
             blocks=scope.blocks,
             order=self.order,
             shares=first.shares or original,
+            replays=original,
             shape=None,  # the shapes stage writes it (an `in` reads it through the early shapes)
         )
         self.graph.put(node_id, record)
-        self.graph.replays[node_id] = original
         for slot, src in enumerate(inputs):
             self.graph.add_edge(src, node_id, slot=slot)
         return node_id
