@@ -122,11 +122,10 @@ def prune(graph: OpGraph) -> list[tuple[str, Node]]:
     return ends
 
 
-def _adopt_shared(graph: OpGraph, keep: set[str]) -> set[str]:
+def _adopt_shared(graph: OpGraph, keep: set[str]) -> None:
     """A part nothing reads whose `share:` copy is read: its first kept copy holds the modules instead
     (counted there; later copies share it), and the part itself is left out without a word — it is not
-    computed, so in training its BatchNorm statistics move only where a copy runs. Returns the ids of
-    the originals so adopted."""
+    computed, so in training its BatchNorm statistics move only where a copy runs."""
     owners: dict[str, str] = {}
     # an aux head's copy runs right after its tap, maybe before the network's own copy: the network's
     # copies come first, so the module stays in the network's part (its row, its path in a standalone file)
@@ -137,7 +136,6 @@ def _adopt_shared(graph: OpGraph, keep: set[str]) -> set[str]:
         if n in keep and record.shares is not None and record.shares not in keep:
             first = owners.setdefault(record.shares, n)
             record.shares = None if first == n else first
-    return set(owners)
 
 
 def _unread_parts(graph: OpGraph, keep: set[str]) -> list[tuple[str, Node]]:

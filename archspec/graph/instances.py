@@ -156,8 +156,12 @@ class InstanceCopies:
             blocks = inner.blocks + tuple((b, path + p[cut:]) for b, p in r.blocks[outer:])
             params, text = r.params, r._text
             if k in fresh:  # its arguments as this instance reads them
-                params = fresh[k][0]
+                params, ref = fresh[k]
                 text = writer.params.text(REGISTRY[r.op], params, inner.source)
+                self.rereads.append((node, ref.text, ref.yp, inner))
+                if ref.from_count:  # worked out again once block_count is known, as an expanded op is (graph/__init__.py)
+                    remake = functools.partial(self.forms.reparse, ref.text, ref.yp, inner, None)
+                    self.written.append(Written(REGISTRY[r.op], ref, remake, new_path, inner, [node], False))
             record = Node(r.op, params, new_path, r.loc, unit, blocks, writer.order, path + r.origin[cut:], text, r.composite)
             nodes.append((node, {"node": record}))
             ids.append(node)
@@ -179,13 +183,6 @@ class InstanceCopies:
         self.values.ended += t.ended
         for counter, n in t.counters.items():
             self.counts[counter] = self.counts.get(counter, 0) + n
-        for k, text, yp in t.reread:
-            self.rereads.append((ids[k], text, yp, inner))
-            ref = fresh[k][1]
-            if ref.from_count:  # worked out again once block_count is known, as an expanded op is (graph/__init__.py)
-                remake = functools.partial(self.forms.reparse, text, yp, inner, None)
-                op = REGISTRY[t.records[k].op]
-                self.written.append(Written(op, ref, remake, path + t.records[k].path[cut:], inner, [ids[k]], False))
         return x if t.value < 0 else ids[t.value]
 
     def _reread(self, t: Template, inner: Scope) -> dict[int, tuple[Any, Ref]]:

@@ -234,8 +234,8 @@ class ShortForms:
         def at(offset: int) -> Loc:
             return Loc(base.file, base.line, base.column + quote + offset) if "\n" not in text else base
 
-        start = tuple(self.reads)
-        before = (self.reads[0], self.reads[1])
+        start = (self.reads[0], self.reads[1], self.reads[2])
+        before = start[:2]
         name, name_off = tokens[0]
         name = self.subst_text(name, at(name_off), scope, x)
         self.mark_structural(before)  # a name given by a $param
@@ -253,8 +253,8 @@ class ShortForms:
         while i < len(tokens):
             raw, off = tokens[i]
             loc = at(off)
-            before = (self.reads[0], self.reads[1])
-            token_start = tuple(self.reads)
+            token_start = (self.reads[0], self.reads[1], self.reads[2])
+            before = token_start[:2]
             tok = self.subst_text(raw, loc, scope, x)
             i += 1
             if tok == "*" or tok.startswith("*"):
