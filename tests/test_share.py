@@ -7,6 +7,7 @@ BatchNorm against torch written out by hand, in eval and in training (gradients 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -166,18 +167,26 @@ def test_a_shared_part_reading_its_input_twice_is_applied_again(network: str, bl
         torch.testing.assert_close(model(x), times * x)
 
 
+def _built_and_standalone(tmp_path: Path, text: str, cls: str) -> tuple[nn.Module, Any]:
+    """The built model of ``text`` (eval mode) and a function running its standalone file, with the same weights."""
+    from tests.test_codegen import compile_to, run_standalone
+
+    spec, out = tmp_path / "s.yaml", tmp_path / "standalone.py"
+    spec.write_text(text)
+    model = archspec.build(spec).eval()
+    compile_to(spec, out)
+    return model, lambda x: run_standalone(tmp_path, out, cls, model.state_dict(), x)
+
+
 def test_a_share_of_a_repeated_block_with_numbered_parts_compiles_standalone(tmp_path: Path) -> None:
     """Differential seed 31003235: the standalone file reached a block class's part named `1` as
     `self.drop[0].1` (a SyntaxError). The copy calls the repeat's modules again; torch written apart."""
-    from tests.test_codegen import compile_to, run_standalone
-
-    spec = tmp_path / "s.yaml"
-    spec.write_text(
+    text = (
         "archspec: 1\nname: shared_eca\ninput: {channels: 2, size: [9, 9]}\nblocks:\n"
         "  blk2:\n    gate: ['adaptive_avgpool size=[1,1]', channel_conv]\n"
         "network:\n- drop: {block: blk2, repeat: 2}\n- {share: drop}\n"
     )
-    model = archspec.build(spec).eval()
+    model, standalone = _built_and_standalone(tmp_path, text, "SharedEca")
     state = model.state_dict()
     assert sorted(state) == ["drop.0.1.weight", "drop.1.1.weight"]
 
@@ -189,26 +198,21 @@ def test_a_share_of_a_repeated_block_with_numbered_parts_compiles_standalone(tmp
     y = x
     for _ in range(2):  # the repeat, then its share: the same two modules again
         y = eca(eca(y, state["drop.0.1.weight"]), state["drop.1.1.weight"])
-    out = tmp_path / "shared_eca.py"
-    compile_to(spec, out)
     with torch.no_grad():
         torch.testing.assert_close(model(x), y)
-        torch.testing.assert_close(run_standalone(tmp_path, out, "SharedEca", state, x), y)
+        torch.testing.assert_close(standalone(x), y)
 
 
 def test_a_share_of_a_block_instance_s_part_compiles_standalone(tmp_path: Path) -> None:
     """Differential seed 63300134: `{share: left}` after the block instance `left` calls `left.a.conv` from the
     network's own forward, inside the block's class; the standalone file's module tree did not reach into a
     block class's children (KeyError 'left.a'). Now by path (``get_submodule``); torch written apart."""
-    from tests.test_codegen import compile_to, run_standalone
-
-    spec = tmp_path / "s.yaml"
-    spec.write_text(
+    text = (
         "archspec: 1\nname: share_part\ninput: {channels: 2, size: [7, 7]}\nblocks:\n"
         "  shared0:\n    chain:\n      a: [conv2d 2 3x3 p1]\n"
         "network:\n- {left: shared0}\n- shared0\n- {share: left}\n"
     )
-    model = archspec.build(spec).eval()
+    model, standalone = _built_and_standalone(tmp_path, text, "SharePart")
     state = model.state_dict()
     assert sorted(state) == ["1.a.0.bias", "1.a.0.weight", "left.a.0.bias", "left.a.0.weight"]
 
@@ -217,11 +221,9 @@ def test_a_share_of_a_block_instance_s_part_compiles_standalone(tmp_path: Path) 
 
     x = torch.randn(2, 2, 7, 7)
     y = conv(conv(conv(x, "left"), "1"), "left")  # left, the second instance, left's modules again
-    out = tmp_path / "share_part.py"
-    compile_to(spec, out)
     with torch.no_grad():
         torch.testing.assert_close(model(x), y)
-        torch.testing.assert_close(run_standalone(tmp_path, out, "SharePart", state, x), y)
+        torch.testing.assert_close(standalone(x), y)
 
 
 def _one_training_step_alike(tmp_path: Path, text: str, cls: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
