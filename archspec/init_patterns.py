@@ -18,13 +18,13 @@ import fnmatch
 
 from archspec.errors import SpecError, did_you_mean
 from archspec.ir import INPUT, OpGraph
-from archspec.language.init import init_sources, is_pattern
+from archspec.language.init import is_pattern
 from archspec.language.resolve import Resolved
 from archspec.ops import REGISTRY
 
 
 def check_init_patterns(resolved: Resolved, graph: OpGraph) -> None:
-    tables = init_sources(resolved)
+    tables = resolved.init_sources()
     if not any(is_pattern(key) for table, _, _ in tables.values() for key in table):
         return
     paths: dict[str, list[str]] = {}  # table name → module paths with weights it can reach

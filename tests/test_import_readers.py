@@ -11,7 +11,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from archspec.importer.convert import FunctionCall, ModuleCall, readers, resolve
+from archspec.importer.convert import readers, resolve
+from archspec.importer.prims import FunctionCall, ModuleCall
 from archspec.ops import REGISTRY
 from archspec.symbolic import Dim, Shape
 from tests.test_shortform_write import DRAWN

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from archspec.language.overrides import _set_in_short
 from archspec.language.resolve import resolve
 from archspec.language.shortform import Scope, ShortForms
 from archspec.ops import REGISTRY
 from archspec.ops.write import LETTERS, value_text, write
-from archspec.overrides import _set_in_short
 from tests.fuzz import specgen
 
 SEEDS = range(800)  # twice the generator's coverage test (tests/test_differential.py): fields drawn as plain values

@@ -55,7 +55,7 @@ def spec_path(text: str) -> Path | str:
 
 
 def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
-    from archspec.overrides import parse_assignment
+    from archspec.language.overrides import parse_assignment
 
     result: dict[str, Any] = {}
     for a in args.overrides:

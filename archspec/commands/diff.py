@@ -99,7 +99,7 @@ def _totals(d: Diff) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from archspec import public
-    from archspec.overrides import parse_assignment
+    from archspec.language.overrides import parse_assignment
 
     d = public.diff(
         args.a,

@@ -102,9 +102,9 @@ class Expander:
         spec, source = self.resolved.spec, self.resolved.source
         x = self.out.input(source.loc(("input", "size")))
         last = self.members(spec.network, ("network",), Scope(source=source, env={}), x, "")
-        outputs, written = named_outputs(self, spec.outputs, source, last)  # written: main, named_outputs, output_paths
+        outputs, written = named_outputs(self.values, spec.outputs, source, last)  # written: main, named_outputs, output_paths
         if spec.features is not None:
-            written["features"] = feature_taps(self, spec.features, source)
+            written["features"] = feature_taps(self.values, spec.features, source)
         for name, aux in spec.aux.items():
             check_aux_name(name, outputs, source)
             outputs[name] = self.aux_head(name, aux.tap, aux.head)

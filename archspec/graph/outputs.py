@@ -7,28 +7,26 @@ network (graph/refs.py: the outermost node at that path; nodes side by side ther
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from archspec.errors import Loc, SpecError, did_you_mean
+from archspec.graph.refs import PathValues
 from archspec.language.load import Source
-
-if TYPE_CHECKING:
-    from archspec.graph.expander import Expander
 
 
 def named_outputs(
-    ex: Expander, written: list[str] | dict[str, str] | None, source: Source, last: str
+    values: PathValues, written: list[str] | dict[str, str] | None, source: Source, last: str
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The main outputs (name → node id: the network's last value as ``logits``, or what ``outputs:``
     names) and the Network fields that say so (``main``, ``named_outputs``, ``output_paths``)."""
     if written is None:
         return {"logits": last}, {}
-    found = _resolve(ex, written, source)
+    found = _resolve(values, written, source)
     paths = tuple(written.values() if isinstance(written, dict) else written)
     return found, {"main": tuple(found), "named_outputs": True, "output_paths": paths}
 
 
-def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) -> dict[str, str]:
+def _resolve(values: PathValues, written: list[str] | dict[str, str], source: Source) -> dict[str, str]:
     """``outputs:``: output name → the node id of the value it names.
 
     A list names each value by its path; a mapping by the key written before it. A path names a
@@ -49,9 +47,9 @@ def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) 
         loc = source.loc(("outputs", *where))
         if name in found:
             raise SpecError(f"outputs: {name!r} is named twice", loc, code="name", hint="each output needs its own name")
-        node = ex.values.value(path, loc, "outputs:")
+        node = values.value(path, loc, "outputs:")
         if node is None:
-            hint = did_you_mean(path, ex.values.at) or (
+            hint = did_you_mean(path, values.at) or (
                 "an output is the module path of a node of the network: a named node, an op or a block instance"
             )
             raise SpecError(f"outputs: {path!r} names no node of the network", loc, code="name", hint=hint)
@@ -59,7 +57,7 @@ def _resolve(ex: Expander, written: list[str] | dict[str, str], source: Source) 
     return found
 
 
-def feature_taps(ex: Expander, written: list[str], source: Source) -> tuple[tuple[str, str, Loc], ...]:
+def feature_taps(values: PathValues, written: list[str], source: Source) -> tuple[tuple[str, str, Loc], ...]:
     """``features:`` (docs/timm.md, features_only): each path's node, named as ``outputs:`` names one; a path
     written twice, or none, is a located error."""
     if not written:
@@ -70,9 +68,9 @@ def feature_taps(ex: Expander, written: list[str], source: Source) -> tuple[tupl
         loc = source.loc(("features", i))
         if path in [p for p, _, _ in found]:
             raise SpecError(f"features: {path!r} is named twice", loc, code="name", hint="name each feature map once")
-        node = ex.values.value(path, loc, "features:")
+        node = values.value(path, loc, "features:")
         if node is None:
-            hint = did_you_mean(path, ex.values.at) or "a feature map is the path of a node: a named node, an op or a block"
+            hint = did_you_mean(path, values.at) or "a feature map is the path of a node: a named node, an op or a block"
             raise SpecError(f"features: {path!r} names no node of the network", loc, code="name", hint=hint)
         found.append((path, node, loc))
     return tuple(found)

@@ -25,8 +25,9 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.importer.forms import ChannelSplits, Merges, Rows, ValueReads, per_channel
+from archspec.importer.prims import FunctionCall, ModuleCall, PrimWriter
 from archspec.importer.sizes import is_size, size_of, sym
-from archspec.importer.trace import ImportRefused, Prim, module_of, source_of
+from archspec.importer.trace import Prim, module_of
 from archspec.ops import REGISTRY, Op
 from archspec.ops.conv import act_text
 from archspec.ops.registry import Reader, Unreadable
@@ -106,40 +107,14 @@ def _readers(loaded: frozenset[str]) -> Readers:
 ACTIVATIONS = frozenset(name for name, op in REGISTRY.items() if op.kind == "act")
 
 
-class ModuleCall:
-    """A module's attributes, as an op's ``read`` asks for them."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return getattr(self.module, name, default)
-
-
-class FunctionCall:
-    """A function's or method's arguments after the input, by the names its reader declares."""
-
-    def __init__(self, node: fx.Node, names: tuple[str, ...]) -> None:
-        self.node, self.names = node, names
-
-    def get(self, name: str, default: Any = None) -> Any:
-        if name in self.names:
-            i = self.names.index(name) + 1
-            if len(self.node.args) > i:
-                return self.node.args[i]
-        return self.node.kwargs.get(name, default)
-
-
-class Converter:
+class Converter(PrimWriter):
     """fx graph → Prims, in topological order."""
 
     def __init__(self, gm: fx.GraphModule, built: bool = False) -> None:
-        self.gm = gm
+        super().__init__(gm)
         self.built = built  # a network archspec built: it keeps what its spec wrote, `dropout 0.0` included
         self.table = readers()
         self.modules = dict(gm.named_modules())
-        self.prims: list[Prim] = []
-        self.value: dict[fx.Node, int] = {}  # fx node → prim id (a pass-through maps to its input's)
         self.calls: dict[str, int] = {}
         self.first: dict[str, int] = {}  # a module called more than once → the prim of its first call
         for n in gm.graph.nodes:
@@ -149,47 +124,8 @@ class Converter:
         # a model returning several maps (a dict, list or tuple: IntermediateLayerGetter): each name, its
         # value and its fx node; `output` is then the last computed, whose chain holds the others
         self.outputs: list[tuple[str, int, fx.Node]] = []
-        self.fx_node: dict[int, fx.Node] = {}
         self.splits, self.merges, self.rows = ChannelSplits(self), Merges(self), Rows(self)  # structural forms (forms.py)
         self.values = ValueReads(self)
-        # values whose channels are the last axis (after x.permute(0, 2, 3, 1), until the permute back)
-        self.channels_last: set[fx.Node] = set()
-
-    def refuse(self, node: fx.Node, message: str, hint: str | None = None) -> ImportRefused:
-        return ImportRefused(message, node=node.name, module=module_of(node), source=source_of(node), hint=hint)
-
-    def add(
-        self,
-        node: fx.Node,
-        op: str,
-        params: dict[str, Any] | None = None,
-        inputs: list[int] | None = None,
-        path: str | None = None,
-        stateful: bool = False,
-    ) -> int:
-        prim = Prim(
-            len(self.prims),
-            op,
-            params or {},
-            path,
-            inputs if inputs is not None else [self.input(node, 0)],
-            node.name,
-            stateful,
-            source_of(node),
-        )
-        if node.op != "call_module":
-            prim.owner = module_of(node)
-        prim.within = module_of(node) or ""
-        self.prims.append(prim)
-        self.value[node] = prim.id
-        self.fx_node[prim.id] = node
-        return prim.id
-
-    def input(self, node: fx.Node, i: int) -> int:
-        arg = node.args[i] if i < len(node.args) else None
-        if not isinstance(arg, fx.Node) or arg not in self.value:
-            raise self.refuse(node, f"argument {i} is not a tensor this importer follows ({type(arg).__name__})")
-        return self.value[arg]
 
     def run(self) -> list[Prim]:
         for node in self.gm.graph.nodes:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch.fx as fx
 
+from archspec.importer.prims import FunctionCall, ModuleCall, PrimWriter
 from archspec.importer.sizes import centre_of, size_of
 from archspec.importer.trace import Prim
 from archspec.ops import REGISTRY, Op
-
-if TYPE_CHECKING:
-    from archspec.importer.convert import Converter, FunctionCall, ModuleCall
 
 
 def per_channel(node: fx.Node) -> bool:
@@ -44,7 +42,7 @@ def per_channel(node: fx.Node) -> bool:
 class ChannelSplits:
     """x.chunk(n, 1) and x.split(s, 1): remembered until an item is taken, which is then a channel_slice."""
 
-    def __init__(self, converter: Converter) -> None:
+    def __init__(self, converter: PrimWriter) -> None:
         self.c = converter
         # the split's input, and the (start, stop) of part i of C channels
         self.chunks: dict[fx.Node, tuple[fx.Node, Callable[[int, int], tuple[int, int]]]] = {}
@@ -101,7 +99,7 @@ class ChannelSplits:
 class Merges:
     """torch.cat, +, * between traced values: concat, add, a gate's product, a residual's scale, a layer scale."""
 
-    def __init__(self, converter: Converter) -> None:
+    def __init__(self, converter: PrimWriter) -> None:
         self.c = converter
 
     def read_concat(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
@@ -191,7 +189,7 @@ class Merges:
 class Rows:
     """Forms read as other ops than their own: a module as several ops in a row, a reduction by its axes."""
 
-    def __init__(self, converter: Converter) -> None:
+    def __init__(self, converter: PrimWriter) -> None:
         self.c = converter
 
     def read_mean(self, node: fx.Node, op: Op, call: ModuleCall | FunctionCall, path: str | None) -> None:
@@ -249,7 +247,7 @@ class ValueReads:
     size, not of its data: structure recovery names it). A call in another form is read as the
     function's other op (an ``upsample`` to a fixed size or by a factor), or as before (an item of a split)."""
 
-    def __init__(self, converter: Converter) -> None:
+    def __init__(self, converter: PrimWriter) -> None:
         self.c = converter
 
     def read(self, node: fx.Node, entry: tuple[Op, Any], call: FunctionCall) -> bool:

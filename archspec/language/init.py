@@ -9,24 +9,15 @@ then: repeat counts, conditions, ``names:`` patterns and ``$parameters`` decide 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from archspec.errors import SpecError, did_you_mean
 from archspec.language.load import Source, YamlPath
 from archspec.language.model import TensorInit
 
-if TYPE_CHECKING:
-    from archspec.language.resolve import Resolved
-
 InitTables = dict[str, dict[str, TensorInit]]  # "" (the spec's) or a block name → key → scheme
-
-
-def init_sources(resolved: Resolved) -> dict[str, tuple[Any, Source, YamlPath]]:
-    """Each table as written: the spec's under "", each block's under its name, with where it is written."""
-    tables: dict[str, tuple[Any, Source, YamlPath]] = {"": (resolved.spec.init, resolved.source, ("init",))}
-    for name, entry in resolved.blocks.items():
-        tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
-    return tables
+# each table as written (Resolved.init_sources): the spec's under "", each block's under its name, with where it is written
+InitSources = dict[str, tuple[Any, Source, YamlPath]]
 
 
 def is_pattern(key: str) -> bool:
@@ -34,13 +25,13 @@ def is_pattern(key: str) -> bool:
     return "." in key or "*" in key
 
 
-def init_tables(resolved: Resolved) -> InitTables:
+def init_tables(sources: InitSources) -> InitTables:
     """The tables with every scheme a :class:`TensorInit`; an op name that is not an op with weights
     is a located error."""
     from archspec.ops import REGISTRY
 
     out: InitTables = {}
-    for name, (table, source, yp) in init_sources(resolved).items():
+    for name, (table, source, yp) in sources.items():
         for op in table:
             if is_pattern(op):
                 continue

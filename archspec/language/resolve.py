@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Loc, SpecError, did_you_mean
-from archspec.language.init import InitTables, init_tables
+from archspec.language.init import InitSources, InitTables, init_tables
 from archspec.language.load import Source, YamlPath, dump, load_file, load_text
 from archspec.language.model import TAGS, BlockDef, BlockLibrary, Spec
+from archspec.language.overrides import apply_overrides
 from archspec.library import ZOO, is_zoo, zoo_path
 from archspec.library import names as zoo_names
 
@@ -48,6 +49,13 @@ class Resolved:
         """Default parameters of ``op`` written in ``source``: the spec's, overlaid by those of the
         block library the op is written in (the nearest file's defaults win)."""
         return {**self.spec.defaults.get(op, {}), **self.library_defaults.get(source.file, {}).get(op, {})}
+
+    def init_sources(self) -> InitSources:
+        """Each ``init:`` table as written: the spec's under "", each block's under its name, with where it is written."""
+        tables: InitSources = {"": (self.spec.init, self.source, ("init",))}
+        for name, entry in self.blocks.items():
+            tables[name] = (entry.definition.init, entry.source, entry.yaml_path + ("init",))
+        return tables
 
     @property
     def digest(self) -> str:
@@ -208,8 +216,6 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
         )
     _apply_variant(source, overrides)
     if overrides:
-        from archspec.overrides import apply_overrides
-
         apply_overrides(source, overrides)
     try:
         model = Spec.model_validate(source.data)
@@ -221,7 +227,7 @@ def resolve(spec: str | Path | Source | Mapping[str, Any], overrides: Mapping[st
     _add_blocks(resolved, model.blocks, source)
     seen: set[Path | None] = {source.path} if source.path else set()
     _use(resolved, model.use, source, root, seen, stack=[source.path] if source.path else [], depth=0)
-    resolved.init = init_tables(resolved)
+    resolved.init = init_tables(resolved.init_sources())
     return resolved
 
 
@@ -251,8 +257,6 @@ def _apply_variant(source: Source, overrides: Mapping[str, Any] | None) -> None:
             code="schema",
             hint="e.g. b1: {scale.depth: 1.1, input.size: 240}",
         )
-    from archspec.overrides import apply_overrides
-
     apply_overrides(source, {k: v for k, v in values.items() if k != "variant"})
 
 

@@ -16,12 +16,26 @@ import functools
 import math
 import re
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-if TYPE_CHECKING:  # the registry calls the writer (Op.short): the writer names its type only
-    from archspec.ops.registry import Op
+
+class WrittenOp(Protocol):
+    """What the writer reads of an op (archspec/ops/registry.py's ``Op``, which calls the writer from
+    ``Op.short``): its name, its parameters' model and how its short form spells them."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def Params(self) -> type[BaseModel]: ...  # noqa: N802 - the registry's own attribute name
+    @property
+    def positional(self) -> tuple[str, ...]: ...
+    @property
+    def grid(self) -> str | None: ...
+    @property
+    def flags(self) -> Mapping[str, tuple[str, Any]]: ...
+
 
 # the letter tokens of the lexer (archspec/language/tokens.py, _LETTER_FIELD), field → letter
 LETTERS = {"stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
@@ -84,7 +98,7 @@ def _grid_text(v: Any) -> str | None:
     return None
 
 
-def values_of(op: Op, p: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+def values_of(op: WrittenOp, p: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     """The op's field values from its params model or a mapping (missing fields: their defaults)."""
     if isinstance(p, BaseModel):
         return {k: getattr(p, k) for k in type(p).model_fields}
@@ -102,7 +116,7 @@ def _model_defaults(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def write(
-    op: Op,
+    op: WrittenOp,
     p: BaseModel | Mapping[str, Any],
     *,
     defaults: Mapping[str, Any] | None = None,
@@ -154,7 +168,7 @@ def write(
 
 
 def _positional(
-    op: Op, values: Mapping[str, Any], refs: Mapping[str, str], needed: Any, tokens: list[str], done: set[str]
+    op: WrittenOp, values: Mapping[str, Any], refs: Mapping[str, str], needed: Any, tokens: list[str], done: set[str]
 ) -> None:
     """The positional fields up to the last one that must be written, as bare numbers; from the first
     one that is not a number, the rest are left to ``key=value`` (a bare number after it would fill it)."""
@@ -172,7 +186,7 @@ def _positional(
         done.add(name)
 
 
-def _one_number_reads_as(op: Op, values: Mapping[str, Any], name: str, v: Any) -> bool:
+def _one_number_reads_as(op: WrittenOp, values: Mapping[str, Any], name: str, v: Any) -> bool:
     """The field, given one number, reads back as the same tuple (the op's model widens it)."""
     try:
         read = op.Params.model_validate({**values, name: v[0]})

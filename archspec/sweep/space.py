@@ -343,8 +343,8 @@ def _check_expression(text: str, known: set[str], loc: Loc, what: str) -> None:
 
 def _check_paths(space: LoadedSpace) -> None:
     """Every --set path of the space exists in the spec (checked once, at load, with no shapes)."""
+    from archspec.language.overrides import apply_overrides
     from archspec.language.resolve import read
-    from archspec.overrides import apply_overrides
 
     paths = [("params", k) for k in space.model.params if "." in k] + [("set", k) for k in space.model.set]
     for section, key in paths:

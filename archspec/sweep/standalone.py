@@ -14,8 +14,8 @@ import yaml
 
 from archspec.errors import SpecError
 from archspec.language.load import Source
+from archspec.language.overrides import apply_overrides
 from archspec.language.resolve import resolve
-from archspec.overrides import apply_overrides
 
 
 @dataclass(frozen=True)

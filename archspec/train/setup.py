@@ -46,7 +46,7 @@ def spec_name(spec: Any, report: Any) -> str:
 
 
 def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
-    from archspec.overrides import parse_assignment
+    from archspec.language.overrides import parse_assignment
 
     return dict(parse_assignment(a) for a in args.overrides)
 
