@@ -1,4 +1,5 @@
-"""torch.hub entry points: every network of archspec's zoo, by its name.
+"""torch.hub entry points: every network of archspec's zoo, by its name (the members of a zoo spec's
+family too: ``efficientnet_b1`` is ``zoo:efficientnet_b0`` built as its variant ``b1``).
 
     model = torch.hub.load("OWNER/archspec", "inception_v4", pretrained=False)
     model = torch.hub.load("/path/to/archspec", "resnet18", source="local", pretrained=True, num_classes=10)
@@ -13,24 +14,27 @@ from typing import Any
 dependencies = ["torch", "yaml", "pydantic", "networkx", "sympy"]
 
 
-def _entry(name: str) -> Callable[..., Any]:
+def _entry(name: str, spec: str, variant: str | None) -> Callable[..., Any]:
+    overrides = {"variant": variant} if variant is not None else None
+
     def load(pretrained: bool = False, **kwargs: Any) -> Any:
         import archspec
 
         if pretrained or kwargs:
-            return archspec.build("zoo:" + name, pretrained=pretrained, **kwargs)
-        return archspec.build("zoo:" + name)
+            return archspec.build("zoo:" + spec, overrides, pretrained=pretrained, **kwargs)
+        return archspec.build("zoo:" + spec, overrides)
 
+    member = f" as its variant {variant}" if variant is not None else ""
     load.__name__ = load.__qualname__ = name
-    load.__doc__ = f"archspec's zoo:{name} (archspec list); pretrained=True loads its reference's published weights."
+    load.__doc__ = f"archspec's zoo:{spec}{member} (archspec list); pretrained=True loads its reference's published weights."
     return load
 
 
-def _zoo() -> list[str]:
-    from archspec.library import names
+def _zoo() -> dict[str, tuple[str, str | None]]:
+    from archspec.library import members
 
-    return names()
+    return members()
 
 
-for _name in _zoo():
-    globals()[_name] = _entry(_name)
+for _name, (_spec, _variant) in _zoo().items():
+    globals()[_name] = _entry(_name, _spec, _variant)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from archspec.errors import Loc, SpecError, did_you_mean
 
 ZOO = Path(__file__).resolve().parent / "zoo"
@@ -23,6 +25,26 @@ def is_zoo(name: object) -> bool:
 def names() -> list[str]:
     """The zoo's networks, by name."""
     return sorted(p.stem for p in ZOO.glob("*.yaml"))
+
+
+def members() -> dict[str, tuple[str, str | None]]:
+    """Every network the zoo carries, by name: each zoo spec's own (→ its name, None) and each member of
+    its family (its ``variants:``, docs/language.md "Families": the member's ``name`` where it sets
+    one, else the spec's name and the member's, ``efficientnet_b0`` → ``efficientnet_b1``) → (the zoo
+    spec, the member)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for spec in names():
+        found[spec] = (spec, None)
+        text = (ZOO / f"{spec}.yaml").read_text(encoding="utf-8")
+        if "variants:" not in text:
+            continue  # (no family: not parsed)
+        data = yaml.load(text, Loader=loader)
+        variants = data.get("variants") if isinstance(data, dict) else None
+        for member, values in (variants or {}).items():
+            named = values.get("name") if isinstance(values, dict) else None
+            found.setdefault(named if isinstance(named, str) else f"{spec}_{member}", (spec, str(member)))
+    return found
 
 
 def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:

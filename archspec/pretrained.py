@@ -57,6 +57,9 @@ REFERENCES: dict[str, Reference] = {
     "shufflenet_v2_x1_0": _tv("shufflenet_v2_x1_0"),
     "efficientnet_b0": _tv("efficientnet_b0"),
     "convnext_tiny": _tv("convnext_tiny"),
+    # the members of zoo specs' families (their variants: archspec.library.members)
+    **{f"efficientnet_b{i}": _tv(f"efficientnet_b{i}") for i in (1, 2, 3, 4)},
+    **{f"densenet{d}": _tv(f"densenet{d}") for d in (161, 169, 201)},
 }
 NO_WEIGHTS = {
     "bn_inception": "its reference (pretrainedmodels' BNInception) is neither timm's nor torchvision's",

@@ -5,8 +5,10 @@
                               drop_rate=0.2, features_only=False)
     name = archspec.timm.register("my_net.yaml")        # any spec by path: "archspec_my_net"
 
-Names: ``archspec_`` + the zoo network's name (``archspec list``), or + the spec's ``name:`` for a
-spec registered by path (``register(path, name=...)`` chooses another). Each takes timm's model
+Names: ``archspec_`` + the zoo network's name (``archspec list``; the members of a zoo spec's family
+too: ``archspec_efficientnet_b1`` is ``zoo:efficientnet_b0`` built as its variant ``b1``), or + the
+spec's ``name:`` for a spec registered by path (``register(path, name=...)`` chooses another;
+``register(path, variant=...)`` registers one member of its family). Each takes timm's model
 arguments with timm's meanings (archspec/create.py): ``pretrained``, ``num_classes``, ``in_chans``,
 ``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``, ``pretrained_cfg_overlay``
 (``dict(file=...)``: weights from a local file). The model carries ``pretrained_cfg`` (input size,
@@ -30,12 +32,14 @@ from typing import Any
 import timm
 from timm.models import register_model
 
-from archspec.library import names
+from archspec.library import members
 
 PREFIX = "archspec_"
 
 
-def _entrypoint(spec: str | Path, name: str) -> Callable[..., Any]:
+def _entrypoint(spec: str | Path, name: str, variant: str | None = None) -> Callable[..., Any]:
+    overrides = {"variant": variant} if variant is not None else None
+
     def create(pretrained: bool = False, **kwargs: Any) -> Any:
         from archspec.api import build
 
@@ -49,31 +53,33 @@ def _entrypoint(spec: str | Path, name: str) -> Callable[..., Any]:
             kwargs["pretrained_cfg_overlay"] = {k: source[k] for k in keep if source.get(k) is not None} | dict(
                 kwargs.get("pretrained_cfg_overlay") or {}
             )
-        return build(spec, pretrained=pretrained, **kwargs)
+        return build(spec, overrides, pretrained=pretrained, **kwargs)
 
     create.__name__ = create.__qualname__ = name
     create.__module__ = __name__
-    create.__doc__ = f"archspec's {spec} as a timm model (archspec/create.py: timm's arguments)."
+    member = f" (its variant {variant})" if variant is not None else ""
+    create.__doc__ = f"archspec's {spec}{member} as a timm model (archspec/create.py: timm's arguments)."
     return create
 
 
-def register(spec: str | Path, name: str | None = None) -> str:
-    """Register ``spec`` (a path or ``zoo:NAME``) with timm as ``name`` (default ``archspec_`` + the
-    spec's name); returns the name to give timm.create_model."""
+def register(spec: str | Path, name: str | None = None, variant: str | None = None) -> str:
+    """Register ``spec`` (a path or ``zoo:NAME``), or the member ``variant`` of its family, with timm as
+    ``name`` (default ``archspec_`` + the network's name); returns the name to give timm.create_model."""
     from archspec.api import check
 
     if name is None:
-        name = PREFIX + check(spec).name
-    register_model(_entrypoint(spec, name))
+        name = PREFIX + check(spec, overrides={"variant": variant} if variant is not None else None).name
+    register_model(_entrypoint(spec, name, variant))
     return name
 
 
 def _register_zoo() -> list[str]:
     registered = []
-    for zoo_name in names():
-        name = PREFIX + zoo_name
-        if name not in timm.list_models(PREFIX + "*"):
-            register_model(_entrypoint("zoo:" + zoo_name, name))
+    known = set(timm.list_models(PREFIX + "*"))
+    for network, (spec, variant) in members().items():
+        name = PREFIX + network
+        if name not in known:
+            register_model(_entrypoint("zoo:" + spec, name, variant))
         registered.append(name)
     return registered
 

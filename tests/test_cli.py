@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import yaml
+
 from archspec.cli import main
 from tests.paths import ROOT, SPECS
 
@@ -129,13 +131,19 @@ def test_list_fits_the_terminal_and_cuts_only_at_words(capsys, monkeypatch) -> N
         monkeypatch.setenv("COLUMNS", str(columns))
         assert main(["list"]) == 0
         rows = capsys.readouterr().out.splitlines()
-        assert [r.split()[0] for r in rows] == [f"zoo:{p.stem}" for p in sorted(ZOO.glob("*.yaml"))]
+        # each zoo spec, then a row for each member of its family (its variants:, read here with PyYAML)
+        family = {p.stem: list(yaml.safe_load(p.read_text(encoding="utf-8")).get("variants") or {}) for p in ZOO.glob("*.yaml")}
+        want = [f"--variant {m}" if m else f"zoo:{stem}" for stem in sorted(family) for m in [None, *family[stem]]]
+        assert [r.strip().split("  ")[0] for r in rows] == want
         assert all(len(r) < columns for r in rows), columns
-        # a cut label ends in an ellipsis after a whole word of the spec's header, never inside a word
+        # a cut label ends in an ellipsis after a whole word of the spec's header (a member's: of its
+        # spec's header and its network's name), never inside a word
+        stem = ""
         for r in rows:
             label = r.split("  ")[-1]
+            stem = r.split()[0][4:] if r.startswith("zoo:") else stem
             if label.endswith("…"):
-                header = (ZOO / f"{r.split()[0][4:]}.yaml").read_text(encoding="utf-8")
+                header = (ZOO / f"{stem}.yaml").read_text(encoding="utf-8")
                 assert set(re.findall(r"[\w×.()']+", label[:-1])) <= set(re.findall(r"[\w×.()']+", header)), r
     monkeypatch.setenv("COLUMNS", "200")
     main(["list"])

@@ -123,3 +123,36 @@ def test_a_variant_must_be_a_mapping() -> None:
     assert e.value.loc.line == 5
     with pytest.raises(SpecError, match="did you mean 'big'"):
         archspec.check(FAMILY_SPEC, overrides={"variant": "bog"})
+
+
+# torchvision's DenseNets (torchvision/models/densenet.py; arXiv 1608.06993, Table 1): growth rate, stem
+# channels, layers per dense block
+DENSENETS = {
+    "densenet121": (32, 64, (6, 12, 24, 16)),
+    "densenet161": (48, 96, (6, 12, 36, 24)),
+    "densenet169": (32, 64, (6, 12, 32, 32)),
+    "densenet201": (32, 64, (6, 12, 48, 32)),
+}
+
+
+@pytest.mark.parametrize("member", sorted(DENSENETS))
+def test_each_densenet_equals_torchvision_s(member: str) -> None:
+    """zoo:densenet121's family: each member is torchvision's network of its name (strict load, the same logits
+    at two sizes), with its growth rate, stem and block lengths."""
+    torch.manual_seed(4)
+    reference = getattr(torchvision.models, member)().eval()
+    perturb_bn(reference, 4)
+    overrides = None if member == "densenet121" else {"variant": member}
+    model = archspec.build("zoo:densenet121", overrides=overrides).eval()
+    assert model.archspec_report.name == member
+    model.load_state_dict(reference.state_dict(), strict=True)
+    for size in ((29, 29), (67, 45)):  # the smallest input DenseNet takes, and an odd one
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            theirs = reference(x)
+            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=1e-5)
+        assert theirs.std() > 1e-2
+    growth, stem, blocks = DENSENETS[member]
+    assert model.get_submodule("features.conv0").out_channels == stem
+    assert [len(list(model.get_submodule(f"features.denseblock{i}").children())) for i in (1, 2, 3, 4)] == list(blocks)
+    assert model.get_submodule("features.denseblock1.denselayer1.conv2").out_channels == growth

@@ -65,6 +65,17 @@ def test_efficientnet_variants_start_like_torchvision_s(member: str) -> None:
     assert_same_init(archspec.build("zoo:efficientnet_b0", {"variant": member}), reference, member)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("member", ["densenet161", "densenet169", "densenet201"])
+def test_densenet_variants_start_like_torchvision_s(member: str) -> None:
+    """The DenseNet-121 spec's table (convs Kaiming-normal fan_in, the classifier's bias 0; BatchNorm at
+    its defaults) holds for every member of its family."""
+    torch.manual_seed(1)
+    reference = getattr(torchvision.models, member)()
+    torch.manual_seed(2)
+    assert_same_init(archspec.build("zoo:densenet121", {"variant": member}), reference, member)
+
+
 def _incoming(name: str, weight: torch.Tensor) -> int:
     """The paper's N: how many inputs one output neuron of this layer sums. A conv's: its input channels
     times its kernel's area; a 2×2 up-convolution of stride 2 (weight: in, out, 2, 2) places each input

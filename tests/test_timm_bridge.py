@@ -18,6 +18,7 @@ import archspec.timm  # noqa: F401 - registers the zoo with timm
 from archspec.errors import SpecError
 from archspec.pretrained import NO_WEIGHTS, REFERENCES, Reference
 from tests.paths import ROOT
+from tests.references import perturb_bn
 
 TINY = Path(__file__).resolve().parent / "specs" / "tiny_aux.yaml"
 
@@ -44,6 +45,28 @@ def test_every_zoo_network_is_registered_with_timm() -> None:
     from archspec.library import names
 
     assert set(timm.list_models("archspec_*")) >= {f"archspec_{n}" for n in names()}
+
+
+@pytest.mark.parametrize(("name", "size"), [("efficientnet_b2", 64), ("densenet169", 64)])
+def test_the_members_of_a_zoo_family_are_timm_models_too(name: str, size: int) -> None:
+    """zoo:efficientnet_b0's variants b1–b4 and zoo:densenet121's densenet161/169/201 are registered by
+    their networks' names, each torchvision's network of that name (strict load, the same logits)."""
+    assert {"archspec_efficientnet_b1", "archspec_efficientnet_b4", "archspec_densenet161", "archspec_densenet201"} <= set(
+        timm.list_models("archspec_*")
+    )
+    torch.manual_seed(2)
+    reference = torchvision.models.get_model(name, weights=None).eval()
+    perturb_bn(reference, 2)
+    ours = timm.create_model(f"archspec_{name}").eval()
+    assert ours.archspec_report.name == name
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        theirs = reference(x)
+        torch.testing.assert_close(ours(x), theirs, rtol=1e-4, atol=1e-5)
+    assert theirs.std() > 1e-3
+    ten = timm.create_model(f"archspec_{name}", num_classes=10)
+    assert ten(x).shape == (2, 10)
 
 
 def test_num_classes_and_in_chans_mean_what_they_mean_in_timm() -> None:
@@ -218,6 +241,15 @@ def test_pretrained_loads_torchvisions_weights_through_torchvision(tmp_path: Pat
     assert not torch.equal(mine["fc.weight"][:10], theirs.fc.weight[:10, :])
 
 
+def test_pretrained_of_a_family_member_loads_its_references_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """archspec_densenet169 (zoo:densenet121's variant) takes torchvision's densenet169 weights, through torchvision."""
+    _torchvision_cache(tmp_path, monkeypatch, "densenet169")
+    theirs = torchvision.models.densenet169(weights="DEFAULT").eval()
+    ours = timm.create_model("archspec_densenet169", pretrained=True).eval()
+    assert same_weights(ours, theirs)
+    assert ours.pretrained_cfg["architecture"] == "archspec_densenet169" and ours.pretrained_cfg["num_classes"] == 1000
+
+
 @pytest.mark.slow
 def test_pretrained_timm_weights_from_a_local_file(tmp_path: Path) -> None:
     """timm's route with pretrained_cfg_overlay=dict(file=...) (a safetensors file), as for timm's own."""
@@ -247,13 +279,17 @@ def _reference_model(ref: Reference) -> torch.nn.Module:
 def test_every_zoo_network_maps_to_its_references_weight_names(name: str) -> None:
     """The names and shapes of the weights each reference publishes are the built network's; and
     the pretrained config names the first conv and classifier that the reference's cfg names."""
+    from archspec.library import members
+
     ref = REFERENCES[name]
-    assert shapes(archspec.build(f"zoo:{name}")) == shapes(_reference_model(ref))
+    spec, variant = members()[name]
+    overrides = {"variant": variant} if variant is not None else None
+    assert shapes(archspec.build(f"zoo:{spec}", overrides)) == shapes(_reference_model(ref))
     if ref.library == "timm":
         from archspec.api import check
         from archspec.pretrained import pretrained_cfg
 
-        cfg = pretrained_cfg(name, check(f"zoo:{name}").graph)
+        cfg = pretrained_cfg(name, check(f"zoo:{spec}", overrides).graph)
         theirs = timm.models.get_pretrained_cfg(ref.model)
         assert cfg["first_conv"] == theirs.first_conv and cfg["classifier"][0] == theirs.classifier
 
@@ -265,9 +301,9 @@ def test_networks_without_published_weights_say_so(name: str) -> None:
 
 
 def test_the_references_cover_every_zoo_network() -> None:
-    from archspec.library import names
+    from archspec.library import members
 
-    assert set(REFERENCES) | set(NO_WEIGHTS) == set(names())
+    assert set(REFERENCES) | set(NO_WEIGHTS) == set(members())
 
 
 # ---- timm's data, validate and train code paths ----------------------------------------------------
@@ -396,6 +432,9 @@ def test_safetensors_export_weights_and_transfer(tmp_path: Path, capsys: pytest.
 
 
 def test_torch_hub_load_from_the_checkout() -> None:
+    member = torch.hub.load(str(ROOT), "efficientnet_b1", source="local")  # a member of zoo:efficientnet_b0's family
+    assert member.archspec_report.name == "efficientnet_b1"
+    assert sum(p.numel() for p in member.parameters()) == 7_794_184  # torchvision's efficientnet_b1
     model = torch.hub.load(str(ROOT), "resnet18", source="local", num_classes=10)
     assert shapes(model) == shapes(torchvision.models.resnet18(num_classes=10))
     assert torch.hub.load(str(ROOT), "resnet18", source="local").fc.out_features == 1000

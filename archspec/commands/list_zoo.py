@@ -2,6 +2,8 @@
 
 Each can be used anywhere a spec is expected as ``zoo:NAME`` (``archspec check zoo:resnet50``,
 ``archspec.build("zoo:resnet50")``), and its block libraries as ``use: [zoo:blocks/resnet.yaml]``.
+The members of a spec's family follow it, one row each (``--variant b1`` under
+``zoo:efficientnet_b0``: the network ``efficientnet_b1``).
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
-def describe(name: str) -> dict[str, object]:
+def describe(name: str, variant: str | None = None) -> dict[str, object]:
     """What a spec says of itself: the first line of its header comment (the network and its paper),
-    the reference its module names follow, and what check reports."""
+    the reference its module names follow, and what check reports; for a member of its family
+    (``variant``), what check reports of that member, and the member's network name."""
     from archspec.api import check
     from archspec.library import ZOO
 
     lines = (ZOO / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
     header = [ln[1:].strip() for ln in lines if ln.startswith("#") and "yaml-language-server" not in ln]
     reference = next((h for h in header if "follow" in h or "loads with" in h), "")
-    report = check(f"zoo:{name}")
-    return {
-        "name": f"zoo:{name}",
-        "network": _first_paragraph(header) or name,
+    report = check(f"zoo:{name}", overrides={"variant": variant} if variant is not None else None)
+    row: dict[str, object] = {"name": f"zoo:{name}"}
+    if variant is not None:
+        row["variant"] = variant
+    return row | {
+        "network": _first_paragraph(header) or name if variant is None else f"{report.name}: a member of zoo:{name}'s family",
         "params": report.params,
         "min_input_size": list(report.min_input_size),
         "input_size": list(report.input_size),
@@ -38,13 +43,13 @@ def describe(name: str) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archspec.library import names
+    from archspec.library import members
 
-    rows: list[dict[str, Any]] = [describe(n) for n in names()]
+    rows: list[dict[str, Any]] = [describe(spec, variant) for spec, variant in _in_order(members())]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    labels = [str(r["name"]) for r in rows]
+    labels = [f"  --variant {r['variant']}" if "variant" in r else str(r["name"]) for r in rows]  # a member: under its spec
     minimums = ["{}×{}".format(*r["min_input_size"]) for r in rows]
     name_width, min_width = max(map(len, labels)), max(map(len, minimums))
     columns = shutil.get_terminal_size((100, 24)).columns
@@ -52,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
         row = f"{name.ljust(name_width)}  {r['params'] / 1e6:6.1f} M params  min {minimum.ljust(min_width)}  "
         print(row + _fit(_label(str(r["network"])), max(columns - len(row) - 1, 12)))
     return 0
+
+
+def _in_order(found: dict[str, tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The zoo's specs by name, each followed by the members of its family as its ``variants:`` lists them."""
+    family: dict[str, list[tuple[str, str | None]]] = {}
+    for spec, variant in found.values():
+        family.setdefault(spec, []).append((spec, variant))
+    return [entry for spec in sorted(family) for entry in sorted(family[spec], key=lambda e: e[1] is not None)]
 
 
 def _label(network: str) -> str:
