@@ -94,9 +94,10 @@ DENSE_REFERENCES: dict[str, Callable[[], Any]] = {
 }
 
 
-# zoo:efficientnet_b0's `variants:` b1 … b4 (built with overrides={"variant": "b1"}, ...)
+# zoo:efficientnet_b0's `variants:` b1 … b4 (built with overrides={"variant": "b1"}, ...), and zoo:densenet121's
 VARIANT_REFERENCES: dict[str, tuple[str, dict[str, Any], Callable[[], Any]]] = {
-    f"efficientnet_b{i}": ("efficientnet_b0", {"variant": f"b{i}"}, _torchvision(f"efficientnet_b{i}")) for i in (1, 2, 3, 4)
+    **{f"efficientnet_b{i}": ("efficientnet_b0", {"variant": f"b{i}"}, _torchvision(f"efficientnet_b{i}")) for i in (1, 2, 3, 4)},
+    **{f"densenet{d}": ("densenet121", {"variant": f"densenet{d}"}, _torchvision(f"densenet{d}")) for d in (161, 169, 201)},
 }
 
 

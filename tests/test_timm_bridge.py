@@ -136,6 +136,16 @@ def test_a_spec_by_path_registers_under_its_name(tmp_path: Path) -> None:
     assert name == "archspec_tiny_aux"
     model = timm.create_model(name, num_classes=3)
     assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    # one member of a spec's family, under the name the member gives the network
+    family = tmp_path / "family.yaml"
+    family.write_text(
+        "archspec: 1\nname: small\ninput: {channels: 3, size: [32, 32]}\n"
+        "variants:\n  wide: {name: wide, scale.width: 2}\nnetwork: [conv2d 8 3x3 p1, global_avgpool, linear 10]\n"
+    )
+    wide = archspec.timm.register(family, variant="wide")
+    assert wide == "archspec_wide"
+    conv = timm.create_model(wide).get_submodule("0")  # scale.width 2: the conv's 8 channels doubled
+    assert conv.out_channels == 16 and timm.create_model(archspec.timm.register(family)).get_submodule("0").out_channels == 8
 
 
 # ---- features_only --------------------------------------------------------------------------------
