@@ -1,8 +1,9 @@
 """The zoo that ships with archspec: the specs and block libraries under ``archspec/zoo/``.
 
 ``zoo:NAME`` names a zoo spec anywhere a spec is expected (``archspec check zoo:inception_v4``,
-``archspec.build("zoo:resnet50")``), and ``use: [zoo:blocks/resnet.yaml]`` imports one of its block
-libraries into a spec kept anywhere. The zoo is package data, so a wheel carries it; in a source
+``archspec.build("zoo:resnet50")``), or a member of a zoo spec's family (``zoo:efficientnet_b1``: the
+``efficientnet_b0`` spec read as if it said ``variant: b1``), and ``use: [zoo:blocks/resnet.yaml]``
+imports one of its block libraries into a spec kept anywhere. The zoo is package data, so a wheel carries it; in a source
 checkout ``specs/`` is a link to the same folder.
 """
 
@@ -47,6 +48,16 @@ def members() -> dict[str, tuple[str, str | None]]:
     return found
 
 
+def family_of(name: str) -> tuple[str, str] | None:
+    """``zoo:NAME`` where NAME is a member of a zoo spec's family and no zoo spec of its own
+    (``zoo:efficientnet_b1``): the zoo spec and the member; else None."""
+    rel = (name[len(PREFIX) :] if is_zoo(name) else name).removesuffix(".yaml")
+    if "/" in rel or (ZOO / f"{rel}.yaml").is_file():
+        return None
+    spec, variant = members().get(rel, (rel, None))
+    return (spec, variant) if variant is not None else None
+
+
 def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:
     """The file ``zoo:NAME`` stands for (``.yaml`` may be left out); it must lie inside the zoo."""
     rel = name[len(PREFIX) :] if is_zoo(name) else name
@@ -55,7 +66,7 @@ def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:
     target = (ZOO / rel).resolve()
     inside = target.is_relative_to(ZOO) and "\0" not in rel
     if not inside or not target.is_file():
-        choices = [f"blocks/{p.name}" for p in sorted((ZOO / "blocks").glob("*.yaml"))] if library else names()
+        choices = [f"blocks/{p.name}" for p in sorted((ZOO / "blocks").glob("*.yaml"))] if library else sorted(members())
         guess = did_you_mean(rel.removesuffix(".yaml"), [c.removesuffix(".yaml") for c in choices])
         hint = (guess + " " if guess else "") + "(the zoo has: " + ", ".join(choices) + "; archspec list)"
         raise SpecError(f"{name!r} is not in archspec's zoo", loc or Loc(name, 0, 0), code="use" if library else "io", hint=hint)

@@ -156,3 +156,22 @@ def test_each_densenet_equals_torchvision_s(member: str) -> None:
     assert model.get_submodule("features.conv0").out_channels == stem
     assert [len(list(model.get_submodule(f"features.denseblock{i}").children())) for i in (1, 2, 3, 4)] == list(blocks)
     assert model.get_submodule("features.denseblock1.denselayer1.conv2").out_channels == growth
+
+
+def test_a_member_is_a_zoo_name_of_its_own() -> None:
+    """zoo:efficientnet_b1 is zoo:efficientnet_b0 read as the file of its member b1 (`variant: b1`); a --set
+    variant still wins; a report kept for one member is not another's (archspec/memo.py keys by name)."""
+    for name, spec, member in (("efficientnet_b1", "efficientnet_b0", "b1"), ("densenet169", "densenet121", "densenet169")):
+        by_name, by_variant = archspec.check(f"zoo:{name}"), archspec.check(f"zoo:{spec}", overrides={"variant": member})
+        assert (by_name.name, by_name.params, by_name.input_size) == (by_variant.name, by_variant.params, by_variant.input_size)
+    assert archspec.check("zoo:efficientnet_b1", overrides={"variant": "b2"}).name == "efficientnet_b2"
+    assert archspec.build("zoo:densenet121").archspec_report.name == "densenet121"
+    assert sum(p.numel() for p in archspec.build("zoo:densenet169").parameters()) == 14_149_480  # torchvision's
+    with pytest.raises(SpecError, match="not in archspec's zoo") as e:
+        archspec.check("zoo:densenet196")
+    assert "did you mean 'densenet169'" in (e.value.hint or "")
+
+
+def test_a_member_named_without_zoo_is_pointed_to_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "efficientnet_b2"]) == 2
+    assert "did you mean zoo:efficientnet_b2?" in capsys.readouterr().err

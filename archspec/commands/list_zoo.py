@@ -3,7 +3,7 @@
 Each can be used anywhere a spec is expected as ``zoo:NAME`` (``archspec check zoo:resnet50``,
 ``archspec.build("zoo:resnet50")``), and its block libraries as ``use: [zoo:blocks/resnet.yaml]``.
 The members of a spec's family follow it, one row each (``--variant b1`` under
-``zoo:efficientnet_b0``: the network ``efficientnet_b1``).
+``zoo:efficientnet_b0``: the network ``efficientnet_b1``, also named ``zoo:efficientnet_b1``).
 """
 
 from __future__ import annotations

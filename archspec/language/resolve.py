@@ -22,7 +22,7 @@ from archspec.language.init import InitSources, InitTables, init_tables
 from archspec.language.load import Source, YamlPath, dump, load_file, load_text
 from archspec.language.model import TAGS, BlockDef, BlockLibrary, Spec
 from archspec.language.overrides import apply_overrides
-from archspec.library import ZOO, is_zoo, zoo_path
+from archspec.library import PREFIX, ZOO, family_of, is_zoo, zoo_path
 from archspec.library import names as zoo_names
 
 MAX_USE_DEPTH = 16
@@ -182,6 +182,12 @@ def read(spec: str | Path | Source | Mapping[str, Any]) -> Source:
     if isinstance(spec, Mapping):  # a spec as data: read as the YAML it dumps to, so errors keep line:col
         return load_text(dump(spec), "<dict>")
     if is_zoo(spec):
+        member = family_of(str(spec))
+        if member is not None:  # zoo:efficientnet_b1: the family's spec, read as the file of that member
+            source = load_file(zoo_path(PREFIX + member[0]), str(spec))  # (docs/language.md, "Families")
+            if isinstance(source.data, dict):
+                source.data.setdefault("variant", member[1])
+            return source
         return load_file(zoo_path(str(spec)), str(spec))
     if isinstance(spec, Path) or _looks_like_path(spec):
         _refuse_a_zoo_name_as_path(Path(spec))
@@ -191,7 +197,7 @@ def read(spec: str | Path | Source | Mapping[str, Any]) -> Source:
 
 def _refuse_a_zoo_name_as_path(path: Path) -> None:
     # `archspec check resnet50`: a missing file named like a zoo network is almost always that network
-    if not path.exists() and not path.suffix and len(path.parts) == 1 and path.name in zoo_names():
+    if not path.exists() and not path.suffix and len(path.parts) == 1 and (path.name in zoo_names() or family_of(path.name)):
         raise SpecError("no such file", Loc(str(path)), code="io", hint=f"did you mean zoo:{path.name}? (archspec list)")
 
 
