@@ -131,18 +131,23 @@ def test_list_fits_the_terminal_and_cuts_only_at_words(capsys, monkeypatch) -> N
         monkeypatch.setenv("COLUMNS", str(columns))
         assert main(["list"]) == 0
         rows = capsys.readouterr().out.splitlines()
-        # each zoo spec, then a row for each member of its family (its variants:, read here with PyYAML)
-        family = {p.stem: list(yaml.safe_load(p.read_text(encoding="utf-8")).get("variants") or {}) for p in ZOO.glob("*.yaml")}
-        want = [f"--variant {m}" if m else f"zoo:{stem}" for stem in sorted(family) for m in [None, *family[stem]]]
-        assert [r.strip().split("  ")[0] for r in rows] == want
+        # each zoo spec, then a row for each member of its family (its variants:, read here with PyYAML), by
+        # the member's own zoo name (the name it gives the network), its label the variant it is
+        specs = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in ZOO.glob("*.yaml")}
+        family = {s: [(m, v.get("name", f"{s}_{m}")) for m, v in (d.get("variants") or {}).items()] for s, d in specs.items()}
+        want = [n for stem in sorted(family) for n in [f"zoo:{stem}", *(f"zoo:{name}" for _, name in family[stem])]]
+        assert [r.split()[0] for r in rows] == want
         assert all(len(r) < columns for r in rows), columns
-        # a cut label ends in an ellipsis after a whole word of the spec's header (a member's: of its
-        # spec's header and its network's name), never inside a word
+        # a cut label ends in an ellipsis after a whole word of the spec's header (a member's: of
+        # "--variant NAME of zoo:SPEC"), never inside a word
         stem = ""
         for r in rows:
             label = r.split("  ")[-1]
             stem = r.split()[0][4:] if r.startswith("zoo:") else stem
-            if label.endswith("…"):
+            member = next((f"--variant {m} of zoo:{stem}" for m, name in family[stem] if r.split()[0] == f"zoo:{name}"), None)
+            if member is not None:
+                assert member.startswith(label.removesuffix("…")) and (label == member or member[len(label) - 1] == " "), r
+            elif label.endswith("…"):
                 header = (ZOO / f"{stem}.yaml").read_text(encoding="utf-8")
                 assert set(re.findall(r"[\w×.()']+", label[:-1])) <= set(re.findall(r"[\w×.()']+", header)), r
     monkeypatch.setenv("COLUMNS", "200")

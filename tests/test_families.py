@@ -175,3 +175,35 @@ def test_a_member_is_a_zoo_name_of_its_own() -> None:
 def test_a_member_named_without_zoo_is_pointed_to_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "efficientnet_b2"]) == 2
     assert "did you mean zoo:efficientnet_b2?" in capsys.readouterr().err
+
+
+# torchvision's ShuffleNetV2 widths (torchvision/models/shufflenetv2.py; arXiv 1807.11164, Table 5): the
+# channels of stages 2-4 and of conv5
+SHUFFLENETS = {
+    "x0_5": (48, 96, 192, 1024),
+    "x1_0": (116, 232, 464, 1024),
+    "x1_5": (176, 352, 704, 1024),
+    "x2_0": (244, 488, 976, 2048),
+}
+
+
+@pytest.mark.parametrize("member", sorted(SHUFFLENETS))
+def test_each_shufflenet_v2_equals_torchvision_s(member: str) -> None:
+    """zoo:shufflenet_v2_x1_0's family: each width is torchvision's network of its name (strict load, the same
+    logits at two sizes), with its stages' channels."""
+    torch.manual_seed(5)
+    reference = getattr(torchvision.models, f"shufflenet_v2_{member}")().eval()
+    perturb_bn(reference, 5)
+    with torch.no_grad():  # torchvision's classifier is drawn small: logits far from zero
+        reference.fc.weight.mul_(10)
+    model = archspec.build(f"zoo:shufflenet_v2_{member}").eval()  # zoo:shufflenet_v2_x1_0 and its members by name
+    assert model.archspec_report.name == f"shufflenet_v2_{member}"
+    model.load_state_dict(reference.state_dict(), strict=True)
+    for size in ((32, 32), (67, 45)):
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            theirs = reference(x)
+            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=1e-5)
+        assert theirs.std() > 1e-2
+    channels = [model.get_submodule(f"stage{i}.0.branch2.5").out_channels * 2 for i in (2, 3, 4)]  # the last 1×1 conv: c
+    assert [*channels, model.get_submodule("conv5.0").out_channels] == list(SHUFFLENETS[member])

@@ -2,8 +2,8 @@
 
 Each can be used anywhere a spec is expected as ``zoo:NAME`` (``archspec check zoo:resnet50``,
 ``archspec.build("zoo:resnet50")``), and its block libraries as ``use: [zoo:blocks/resnet.yaml]``.
-The members of a spec's family follow it, one row each (``--variant b1`` under
-``zoo:efficientnet_b0``: the network ``efficientnet_b1``, also named ``zoo:efficientnet_b1``).
+The members of a spec's family follow it, one row each, by their own zoo names (``zoo:efficientnet_b1``
+under ``zoo:efficientnet_b0``: its ``--variant b1``).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def describe(name: str, variant: str | None = None) -> dict[str, object]:
     reference = next((h for h in header if "follow" in h or "loads with" in h), "")
     report = check(f"zoo:{name}", overrides={"variant": variant} if variant is not None else None)
     row: dict[str, object] = {"name": f"zoo:{name}"}
-    if variant is not None:
-        row["variant"] = variant
+    if variant is not None:  # a member: a zoo name of its own (archspec/library.py, family_of)
+        row = {"name": f"zoo:{report.name}", "family": f"zoo:{name}", "variant": variant}
     return row | {
-        "network": _first_paragraph(header) or name if variant is None else f"{report.name}: a member of zoo:{name}'s family",
+        "network": _first_paragraph(header) or name if variant is None else f"--variant {variant} of zoo:{name}",
         "params": report.params,
         "min_input_size": list(report.min_input_size),
         "input_size": list(report.input_size),
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    labels = [f"  --variant {r['variant']}" if "variant" in r else str(r["name"]) for r in rows]  # a member: under its spec
+    labels = [("  " if "variant" in r else "") + str(r["name"]) for r in rows]  # a member: under its family's spec
     minimums = ["{}×{}".format(*r["min_input_size"]) for r in rows]
     name_width, min_width = max(map(len, labels)), max(map(len, minimums))
     columns = shutil.get_terminal_size((100, 24)).columns
