@@ -61,6 +61,7 @@ REFERENCES: dict[str, Reference] = {
     **{f"efficientnet_b{i}": _tv(f"efficientnet_b{i}") for i in (1, 2, 3, 4)},
     **{f"densenet{d}": _tv(f"densenet{d}") for d in (161, 169, 201)},
     **{f"shufflenet_v2_{w}": _tv(f"shufflenet_v2_{w}") for w in ("x0_5", "x1_5", "x2_0")},
+    **{f"convnext_{size}": _tv(f"convnext_{size}") for size in ("small", "base", "large")},
 }
 NO_WEIGHTS = {
     "bn_inception": "its reference (pretrainedmodels' BNInception) is neither timm's nor torchvision's",

@@ -77,10 +77,11 @@ NETWORKS = [
     _network("cspresnet50", 'timm.create_model("cspresnet50")'),
     _network("resnetv2_50x1_bit", 'timm.create_model("resnetv2_50x1_bit")'),
     _network("res2net50_26w_4s", 'timm.create_model("res2net50_26w_4s")'),
-    # zoo:efficientnet_b0's variants: torchvision's b1 … b4; zoo:densenet121's: densenet161, 169, 201; ShuffleNetV2's widths
+    # the members of zoo families: EfficientNet's b1 … b4, DenseNet's 161, 169, 201, ShuffleNetV2's widths, ConvNeXt's sizes
     *[_variant(f"efficientnet_b{i}", f"torchvision efficientnet_b{i}") for i in (1, 2, 3, 4)],
     *[_variant(f"densenet{d}", f"torchvision densenet{d}") for d in (161, 169, 201)],
     *[_variant(f"shufflenet_v2_{w}", f"torchvision shufflenet_v2_{w}") for w in ("x0_5", "x1_5", "x2_0")],
+    *[_variant(f"convnext_{size}", f"torchvision convnext_{size}") for size in ("small", "base", "large")],
     # several outputs, or a segmentation head's "out": compared map by map
     _network("resnet50_fpn", 'torchvision resnet_fpn_backbone("resnet50")'),
     _network("deeplabv3_resnet50", "torchvision deeplabv3_resnet50"),

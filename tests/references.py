@@ -95,12 +95,14 @@ DENSE_REFERENCES: dict[str, Callable[[], Any]] = {
 
 
 _WIDTHS = ("x0_5", "x1_5", "x2_0")  # ShuffleNetV2's other widths (torchvision's)
+_SIZES = ("small", "base", "large")  # ConvNeXt's other sizes
 # the members of zoo families: zoo:efficientnet_b0's `variants:` b1 … b4 (built with overrides={"variant": "b1"},
-# ...), zoo:densenet121's and zoo:shufflenet_v2_x1_0's
+# ...), zoo:densenet121's, zoo:shufflenet_v2_x1_0's and zoo:convnext_tiny's
 VARIANT_REFERENCES: dict[str, tuple[str, dict[str, Any], Callable[[], Any]]] = {
     **{f"efficientnet_b{i}": ("efficientnet_b0", {"variant": f"b{i}"}, _torchvision(f"efficientnet_b{i}")) for i in (1, 2, 3, 4)},
     **{f"densenet{d}": ("densenet121", {"variant": f"densenet{d}"}, _torchvision(f"densenet{d}")) for d in (161, 169, 201)},
     **{f"shufflenet_v2_{w}": ("shufflenet_v2_x1_0", {"variant": w}, _torchvision(f"shufflenet_v2_{w}")) for w in _WIDTHS},
+    **{f"convnext_{size}": ("convnext_tiny", {"variant": size}, _torchvision(f"convnext_{size}")) for size in _SIZES},
 }
 
 

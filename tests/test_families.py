@@ -14,7 +14,7 @@ import torch
 import archspec
 from archspec import SpecError
 from archspec.cli import main
-from tests.references import perturb_bn
+from tests.references import perturb_bn, perturb_layer_norm
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -207,3 +207,37 @@ def test_each_shufflenet_v2_equals_torchvision_s(member: str) -> None:
         assert theirs.std() > 1e-2
     channels = [model.get_submodule(f"stage{i}.0.branch2.5").out_channels * 2 for i in (2, 3, 4)]  # the last 1×1 conv: c
     assert [*channels, model.get_submodule("conv5.0").out_channels] == list(SHUFFLENETS[member])
+
+
+# torchvision's ConvNeXts (torchvision/models/convnext.py; arXiv 2201.03545, section 2 and Table 9): the
+# stage widths, the blocks per stage and the last block's stochastic depth rate
+CONVNEXTS = {
+    "tiny": ((96, 192, 384, 768), (3, 3, 9, 3), 0.1),
+    "small": ((96, 192, 384, 768), (3, 3, 27, 3), 0.4),
+    "base": ((128, 256, 512, 1024), (3, 3, 27, 3), 0.5),
+    "large": ((192, 384, 768, 1536), (3, 3, 27, 3), 0.5),
+}
+
+
+@pytest.mark.parametrize("member", [pytest.param(m, marks=pytest.mark.slow) if m == "large" else m for m in CONVNEXTS])
+def test_each_convnext_equals_torchvision_s(member: str) -> None:
+    """zoo:convnext_tiny's family: each size is torchvision's network of its name (strict load, the same logits
+    at two sizes), with its stages' widths and lengths and its stochastic depth rates."""
+    torch.manual_seed(6)
+    reference = getattr(torchvision.models, f"convnext_{member}")().eval()
+    perturb_layer_norm(reference)
+    model = archspec.build(f"zoo:convnext_{member}").eval()
+    assert model.archspec_report.name == f"convnext_{member}"
+    model.load_state_dict(reference.state_dict(), strict=True)
+    for size in ((32, 32), (67, 45)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            theirs = reference(x)
+            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=1e-4 * float(theirs.abs().max()))
+        assert theirs.std() > 1e-2
+    widths, blocks, rate = CONVNEXTS[member]
+    assert [model.get_submodule(f"features.{i}.0.block.0").out_channels for i in (1, 3, 5, 7)] == list(widths)
+    assert [len(list(model.get_submodule(f"features.{i}").children())) for i in (1, 3, 5, 7)] == list(blocks)
+    rates = [m.p for m in model.modules() if type(m).__name__ == "DropPath"]
+    theirs_rates = [m.p for m in reference.modules() if type(m).__name__ == "StochasticDepth"]
+    assert rates == pytest.approx(theirs_rates, abs=1e-12) and rates[-1] == pytest.approx(rate)

@@ -66,10 +66,13 @@ def test_efficientnet_variants_start_like_torchvision_s(member: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("member", ["densenet161", "densenet169", "densenet201", "shufflenet_v2_x0_5", "shufflenet_v2_x2_0"])
+@pytest.mark.parametrize(
+    "member", ["densenet161", "densenet169", "densenet201", "shufflenet_v2_x0_5", "shufflenet_v2_x2_0", "convnext_small"]
+)
 def test_the_other_families_start_like_torchvision_s(member: str) -> None:
     """The DenseNet-121 spec's table (convs Kaiming-normal fan_in, the classifier's bias 0; BatchNorm at
-    its defaults) and ShuffleNetV2's (PyTorch's defaults) hold for the members of their families."""
+    its defaults), ShuffleNetV2's (PyTorch's defaults) and ConvNeXt's (truncated normal, std 0.02) hold
+    for the members of their families."""
     torch.manual_seed(1)
     reference = getattr(torchvision.models, member)()
     torch.manual_seed(2)
