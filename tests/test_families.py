@@ -7,6 +7,7 @@ and repeat counts worked out by hand from the rounding each rule names."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -125,6 +126,26 @@ def test_a_variant_must_be_a_mapping() -> None:
         archspec.check(FAMILY_SPEC, overrides={"variant": "bog"})
 
 
+Sizes = tuple[tuple[int, int], ...]
+
+
+def _equals_reference(name: str, reference: torch.nn.Module, sizes: Sizes, batch: int, scaled: bool = False) -> Any:
+    """``zoo:NAME`` built and given ``reference``'s state_dict (strict): the network of that name, computing the
+    reference's logits at each of ``sizes`` within 1e-4 relative and 1e-5 absolute (``scaled``: 1e-4 of the
+    largest logit); the model."""
+    model = archspec.build(f"zoo:{name}").eval()
+    assert model.archspec_report.name == name
+    model.load_state_dict(reference.state_dict(), strict=True)
+    for size in sizes:
+        x = torch.randn(batch, 3, *size)
+        with torch.no_grad():
+            theirs = reference(x)
+            atol = 1e-4 * float(theirs.abs().max()) if scaled else 1e-5
+            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=atol)
+        assert theirs.std() > 1e-2
+    return model
+
+
 # torchvision's DenseNets (torchvision/models/densenet.py; arXiv 1608.06993, Table 1): growth rate, stem
 # channels, layers per dense block
 DENSENETS = {
@@ -142,16 +163,7 @@ def test_each_densenet_equals_torchvision_s(member: str) -> None:
     torch.manual_seed(4)
     reference = getattr(torchvision.models, member)().eval()
     perturb_bn(reference, 4)
-    overrides = None if member == "densenet121" else {"variant": member}
-    model = archspec.build("zoo:densenet121", overrides=overrides).eval()
-    assert model.archspec_report.name == member
-    model.load_state_dict(reference.state_dict(), strict=True)
-    for size in ((29, 29), (67, 45)):  # the smallest input DenseNet takes, and an odd one
-        x = torch.randn(2, 3, *size)
-        with torch.no_grad():
-            theirs = reference(x)
-            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=1e-5)
-        assert theirs.std() > 1e-2
+    model = _equals_reference(member, reference, ((29, 29), (67, 45)), 2)  # DenseNet's smallest input, an odd one
     growth, stem, blocks = DENSENETS[member]
     assert model.get_submodule("features.conv0").out_channels == stem
     assert [len(list(model.get_submodule(f"features.denseblock{i}").children())) for i in (1, 2, 3, 4)] == list(blocks)
@@ -196,15 +208,7 @@ def test_each_shufflenet_v2_equals_torchvision_s(member: str) -> None:
     perturb_bn(reference, 5)
     with torch.no_grad():  # torchvision's classifier is drawn small: logits far from zero
         reference.fc.weight.mul_(10)
-    model = archspec.build(f"zoo:shufflenet_v2_{member}").eval()  # zoo:shufflenet_v2_x1_0 and its members by name
-    assert model.archspec_report.name == f"shufflenet_v2_{member}"
-    model.load_state_dict(reference.state_dict(), strict=True)
-    for size in ((32, 32), (67, 45)):
-        x = torch.randn(2, 3, *size)
-        with torch.no_grad():
-            theirs = reference(x)
-            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=1e-5)
-        assert theirs.std() > 1e-2
+    model = _equals_reference(f"shufflenet_v2_{member}", reference, ((32, 32), (67, 45)), 2)  # members by their names
     channels = [model.get_submodule(f"stage{i}.0.branch2.5").out_channels * 2 for i in (2, 3, 4)]  # the last 1×1 conv: c
     assert [*channels, model.get_submodule("conv5.0").out_channels] == list(SHUFFLENETS[member])
 
@@ -226,15 +230,7 @@ def test_each_convnext_equals_torchvision_s(member: str) -> None:
     torch.manual_seed(6)
     reference = getattr(torchvision.models, f"convnext_{member}")().eval()
     perturb_layer_norm(reference)
-    model = archspec.build(f"zoo:convnext_{member}").eval()
-    assert model.archspec_report.name == f"convnext_{member}"
-    model.load_state_dict(reference.state_dict(), strict=True)
-    for size in ((32, 32), (67, 45)):
-        x = torch.randn(1, 3, *size)
-        with torch.no_grad():
-            theirs = reference(x)
-            torch.testing.assert_close(model(x), theirs, rtol=1e-4, atol=1e-4 * float(theirs.abs().max()))
-        assert theirs.std() > 1e-2
+    model = _equals_reference(f"convnext_{member}", reference, ((32, 32), (67, 45)), 1, scaled=True)
     widths, blocks, rate = CONVNEXTS[member]
     assert [model.get_submodule(f"features.{i}.0.block.0").out_channels for i in (1, 3, 5, 7)] == list(widths)
     assert [len(list(model.get_submodule(f"features.{i}").children())) for i in (1, 3, 5, 7)] == list(blocks)
