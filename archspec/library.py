@@ -52,9 +52,7 @@ def family_of(name: str) -> tuple[str, str] | None:
     """``zoo:NAME`` where NAME is a member of a zoo spec's family and no zoo spec of its own
     (``zoo:efficientnet_b1``): the zoo spec and the member; else None."""
     rel = (name[len(PREFIX) :] if is_zoo(name) else name).removesuffix(".yaml")
-    if "/" in rel or (ZOO / f"{rel}.yaml").is_file():
-        return None
-    spec, variant = members().get(rel, (rel, None))
+    spec, variant = members().get(rel, (rel, None))  # (a member's name is never a path: no file is asked for)
     return (spec, variant) if variant is not None else None
 
 
@@ -63,9 +61,12 @@ def zoo_path(name: str, loc: Loc | None = None, library: bool = False) -> Path:
     rel = name[len(PREFIX) :] if is_zoo(name) else name
     if not rel.endswith((".yaml", ".yml")):
         rel += ".yaml"
-    target = (ZOO / rel).resolve()
-    inside = target.is_relative_to(ZOO) and "\0" not in rel
-    if not inside or not target.is_file():
+    try:  # (a NUL or an over-long name is no file of the zoo either: the same error, not the OS's)
+        target = (ZOO / rel).resolve()
+        inside = "\0" not in rel and target.is_relative_to(ZOO) and target.is_file()
+    except (OSError, ValueError):
+        target, inside = ZOO, False
+    if not inside:
         choices = [f"blocks/{p.name}" for p in sorted((ZOO / "blocks").glob("*.yaml"))] if library else sorted(members())
         guess = did_you_mean(rel.removesuffix(".yaml"), [c.removesuffix(".yaml") for c in choices])
         hint = (guess + " " if guess else "") + "(the zoo has: " + ", ".join(choices) + "; archspec list)"

@@ -33,7 +33,7 @@ def test_a_spec_anywhere_uses_the_zoo_s_block_libraries(tmp_path: Path) -> None:
     assert report.params == (3 * 64 * 9 + 64) + 2 * 2 * (64 * 64 * 9 + 2 * 64) + (64 * 10 + 10)
 
 
-@pytest.mark.parametrize("name", ["zoo:nope", "zoo:../pyproject", "zoo:blocks/../../cli"])
+@pytest.mark.parametrize("name", ["zoo:nope", "zoo:../pyproject", "zoo:blocks/../../cli", "zoo:res\0net18", "zoo:" + "x" * 5000])
 def test_names_outside_the_zoo_are_refused(name: str) -> None:
     with pytest.raises(archspec.SpecError) as e:
         archspec.check(name)
