@@ -146,8 +146,8 @@ def _equals_reference(name: str, reference: torch.nn.Module, sizes: Sizes, batch
     return model
 
 
-# torchvision's DenseNets (torchvision/models/densenet.py; arXiv 1608.06993, Table 1): growth rate, stem
-# channels, layers per dense block
+# torchvision's DenseNets (torchvision/models/densenet.py; arXiv 1608.06993, Table 1; DenseNet-161 as torchvision builds it):
+# growth rate, stem channels, layers per dense block
 DENSENETS = {
     "densenet121": (32, 64, (6, 12, 24, 16)),
     "densenet161": (48, 96, (6, 12, 36, 24)),
@@ -213,7 +213,7 @@ def test_each_shufflenet_v2_equals_torchvision_s(member: str) -> None:
     assert [*channels, model.get_submodule("conv5.0").out_channels] == list(SHUFFLENETS[member])
 
 
-# torchvision's ConvNeXts (torchvision/models/convnext.py; arXiv 2201.03545, section 2 and Table 9): the
+# torchvision's ConvNeXts (torchvision/models/convnext.py; the paper's ConvNeXt-T/S/B/L, arXiv 2201.03545): the
 # stage widths, the blocks per stage and the last block's stochastic depth rate
 CONVNEXTS = {
     "tiny": ((96, 192, 384, 768), (3, 3, 9, 3), 0.1),
