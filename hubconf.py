@@ -8,7 +8,7 @@ Each takes archspec.build's timm arguments (pretrained, num_classes, in_chans, d
 drop_path_rate, features_only, out_indices) and returns the compiled network.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 dependencies = ["torch", "yaml", "pydantic", "networkx", "sympy"]
@@ -30,7 +30,7 @@ def _entry(name: str, spec: str, variant: str | None) -> Callable[..., Any]:
     return load
 
 
-def _zoo() -> dict[str, tuple[str, str | None]]:
+def _zoo() -> Mapping[str, tuple[str, str | None]]:
     from archspec.library import members
 
     return members()

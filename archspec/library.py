@@ -9,7 +9,10 @@ checkout ``specs/`` is a link to the same folder.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import yaml
 
@@ -28,11 +31,12 @@ def names() -> list[str]:
     return sorted(p.stem for p in ZOO.glob("*.yaml"))
 
 
-def members() -> dict[str, tuple[str, str | None]]:
+@functools.cache
+def members() -> Mapping[str, tuple[str, str | None]]:
     """Every network the zoo carries, by name: each zoo spec's own (→ its name, None) and each member of
     its family (its ``variants:``, docs/language.md "Families": the member's ``name`` where it sets
     one, else the spec's name and the member's, ``efficientnet_b0`` → ``efficientnet_b1``) → (the zoo
-    spec, the member)."""
+    spec, the member). Read once per process (the zoo is package data; every ``zoo:`` name asks)."""
     found: dict[str, tuple[str, str | None]] = {}
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for spec in names():
@@ -45,7 +49,7 @@ def members() -> dict[str, tuple[str, str | None]]:
         for member, values in (variants or {}).items():
             named = values.get("name") if isinstance(values, dict) else None
             found.setdefault(named if isinstance(named, str) else f"{spec}_{member}", (spec, str(member)))
-    return found
+    return MappingProxyType(found)
 
 
 def family_of(name: str) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 import shutil
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_order(found: dict[str, tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+def _in_order(found: Mapping[str, tuple[str, str | None]]) -> list[tuple[str, str | None]]:
     """The zoo's specs by name, each followed by the members of its family as its ``variants:`` lists them."""
     family: dict[str, list[tuple[str, str | None]]] = {}
     for spec, variant in found.values():
